@@ -1,0 +1,95 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace AiOs.Planner.Descriptions;
+
+/// <summary>The one JSON convention of every description file: snake_case keys, enums as snake_case strings, comments allowed.</summary>
+public static class DescriptionJson
+{
+    /// <summary>Options for reading and writing models, profiles and settings.</summary>
+    public static JsonSerializerOptions Options { get; } = Create();
+
+    private static JsonSerializerOptions Create()
+    {
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            ReadCommentHandling = JsonCommentHandling.Skip,
+            AllowTrailingCommas = true,
+            WriteIndented = true,
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+            RespectNullableAnnotations = true,
+            RespectRequiredConstructorParameters = true,
+        };
+        options.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false));
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
+
+    /// <summary>Reads <paramref name="path"/> as <typeparamref name="T"/>, turning any JSON error into a message that names the file, line and field.</summary>
+    public static T ReadFile<T>(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DescriptionException($"Cannot read {path}: {e.Message}", e) { File = path };
+        }
+        return Parse<T>(text, path);
+    }
+
+    /// <summary>Parses <paramref name="json"/>; <paramref name="source"/> names it in errors.</summary>
+    public static T Parse<T>(string json, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(json, Options)
+                ?? throw new DescriptionException($"{source}: the file holds JSON null; expected an object.") { File = source };
+        }
+        catch (JsonException e)
+        {
+            string line = e.LineNumber is { } l ? $", line {l + 1}" : "";
+            string field = string.IsNullOrEmpty(e.Path) ? "" : $", field {e.Path}";
+            string detail = e.Message.Split(" Path:")[0];
+            throw new DescriptionException($"{source}{line}{field}: {detail}") { File = source, Field = e.Path };
+        }
+    }
+
+    /// <summary>Writes <paramref name="value"/> to <paramref name="path"/> atomically: a temporary file in the same folder, flushed, then renamed over the target.</summary>
+    public static void WriteFileAtomic<T>(string path, T value)
+    {
+        string json = JsonSerializer.Serialize(value, Options) + "\n";
+        AtomicFile.WriteAllText(path, json);
+    }
+}
+
+/// <summary>Writes files so that a reader sees either the old content or the whole new content, never half.</summary>
+public static class AtomicFile
+{
+    public static void WriteAllText(string path, string text)
+    {
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{System.Environment.ProcessId}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using (var writer = new StreamWriter(stream))
+            {
+                writer.Write(text);
+                writer.Flush();
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+}

@@ -1,0 +1,174 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Hardware;
+
+/// <summary>
+/// A machine or cluster: <see cref="Nodes"/> identical nodes, each with <see cref="GpusPerNode"/> GPUs,
+/// a CPU with RAM, and NVMe drives. Every figure carries its provenance (<see cref="Figure"/>).
+/// </summary>
+public sealed record HardwareProfile
+{
+    public required string Name { get; init; }
+    public string? Description { get; init; }
+    /// <summary>Provenance of every bare number in the file.</summary>
+    public FigureSource Source { get; init; } = FigureSource.Datasheet;
+    /// <summary>When the profile was written or last calibrated (ISO 8601).</summary>
+    public string? Date { get; init; }
+    public int Nodes { get; init; } = 1;
+    /// <summary>GPUs in each node; 0 for a CPU-only machine.</summary>
+    public int GpusPerNode { get; init; }
+    public GpuSpec? Gpu { get; init; }
+    public HostLinkSpec? HostLink { get; init; }
+    /// <summary>GPU-to-GPU link inside a node (NVLink or PCIe peer-to-peer), per GPU and direction.</summary>
+    public LinkSpec? GpuLink { get; init; }
+    /// <summary>Node-to-node network, per node and direction.</summary>
+    public LinkSpec? Network { get; init; }
+    public required CpuSpec Cpu { get; init; }
+    public IReadOnlyList<DriveSpec> Drives { get; init; } = [];
+    /// <summary>Facts recorded by calibration (CPU model, kernel, filesystem…), free-form.</summary>
+    public IReadOnlyDictionary<string, string>? Machine { get; init; }
+
+    public int TotalGpus => Nodes * GpusPerNode;
+    public bool HasGpu => GpusPerNode > 0 && Gpu is not null;
+
+    /// <summary>Provenance of <paramref name="figure"/>, inheriting the profile's source for bare numbers.</summary>
+    public Provenance ProvenanceOf(Figure figure) => figure.Provenance ?? new Provenance(Source, Date);
+
+    /// <summary>Checks every field; throws one error naming each bad field and the source.</summary>
+    public HardwareProfile Validated(string source)
+    {
+        var p = new ValidationProblems(source);
+        if (string.IsNullOrWhiteSpace(Name)) p.Add("$.name", "must not be empty");
+        p.Positive("$.nodes", Nodes);
+        p.NonNegative("$.gpus_per_node", GpusPerNode);
+        if (GpusPerNode > 0)
+        {
+            if (Gpu is null) p.Add("$.gpu", "is required when gpus_per_node > 0");
+            if (HostLink is null) p.Add("$.host_link", "is required when gpus_per_node > 0");
+        }
+        if (Nodes > 1 && Network is null) p.Add("$.network", "is required when nodes > 1");
+        Gpu?.Validate(p, "$.gpu");
+        HostLink?.Validate(p, "$.host_link");
+        GpuLink?.Validate(p, "$.gpu_link");
+        Network?.Validate(p, "$.network");
+        Cpu.Validate(p, "$.cpu");
+        for (int i = 0; i < Drives.Count; i++) Drives[i].Validate(p, $"$.drives[{i}]");
+        p.ThrowIfAny();
+        return this;
+    }
+}
+
+/// <summary>Figures per training precision (dense, no sparsity).</summary>
+public sealed record PerPrecision
+{
+    public Figure? Fp32 { get; init; }
+    public Figure? Tf32 { get; init; }
+    public Figure? Bf16 { get; init; }
+    public Figure? Fp16 { get; init; }
+
+    /// <summary>The figure for <paramref name="precision"/>; fp32 training uses TF32 tensor cores when listed, as PyTorch can.</summary>
+    public Figure? For(Precision precision) => precision switch
+    {
+        Precision.Bf16 => Bf16 ?? Fp16,
+        Precision.Fp16 => Fp16 ?? Bf16,
+        _ => Fp32,
+    };
+}
+
+/// <summary>One GPU model.</summary>
+public sealed record GpuSpec
+{
+    public required string Model { get; init; }
+    /// <summary>Memory the driver reports, GiB (nvidia-smi's MiB ÷ 1024).</summary>
+    public required Figure MemoryGib { get; init; }
+    /// <summary>Datasheet dense peak, TFLOP/s.</summary>
+    public required PerPrecision PeakTflops { get; init; }
+    /// <summary>Achieved large-matmul rate, TFLOP/s (measured where possible); defaults to 75% of peak.</summary>
+    public PerPrecision? MatmulTflops { get; init; }
+    /// <summary>Device memory bandwidth, GB/s.</summary>
+    public required Figure MemoryBandwidthGbps { get; init; }
+
+    public Bytes Memory => Bytes.FromGiB(MemoryGib.Value);
+
+    /// <summary>Achieved dense matmul rate for <paramref name="precision"/>.</summary>
+    public FlopRate MatmulRate(Precision precision) =>
+        MatmulTflops?.For(precision) is { } m
+            ? FlopRate.FromTflops(m.Value)
+            : FlopRate.FromTflops((PeakTflops.For(precision)?.Value ?? PeakTflops.Fp32?.Value ?? 1) * 0.75);
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.Positive(at + ".memory_gib", MemoryGib.Value);
+        p.Positive(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value);
+        if (PeakTflops.Fp32 is null && PeakTflops.Bf16 is null && PeakTflops.Fp16 is null)
+            p.Add(at + ".peak_tflops", "needs at least one of fp32, bf16, fp16");
+        foreach (var (name, f) in new[] { ("fp32", PeakTflops.Fp32), ("tf32", PeakTflops.Tf32), ("bf16", PeakTflops.Bf16), ("fp16", PeakTflops.Fp16) })
+            if (f is not null) p.Positive($"{at}.peak_tflops.{name}", f.Value);
+    }
+}
+
+/// <summary>The link between the host and each GPU (PCIe), with the rates copies actually reach.</summary>
+public sealed record HostLinkSpec
+{
+    public int PcieGen { get; init; }
+    public int Lanes { get; init; } = 16;
+    /// <summary>Host→device from pinned memory, GB/s.</summary>
+    public required Figure H2dPinnedGbps { get; init; }
+    /// <summary>Device→host into pinned memory, GB/s.</summary>
+    public required Figure D2hPinnedGbps { get; init; }
+    /// <summary>Host→device from pageable memory, GB/s.</summary>
+    public required Figure H2dPageableGbps { get; init; }
+    /// <summary>Device→host into pageable memory, GB/s.</summary>
+    public required Figure D2hPageableGbps { get; init; }
+    /// <summary>GPUs that share one upstream link (a PCIe switch or root port); their copies share its bandwidth.</summary>
+    public int GpusPerRoot { get; init; } = 1;
+
+    public Bandwidth H2d(bool pinned) => Bandwidth.FromGBps(pinned ? H2dPinnedGbps.Value : H2dPageableGbps.Value);
+    public Bandwidth D2h(bool pinned) => Bandwidth.FromGBps(pinned ? D2hPinnedGbps.Value : D2hPageableGbps.Value);
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.Positive(at + ".h2d_pinned_gbps", H2dPinnedGbps.Value);
+        p.Positive(at + ".d2h_pinned_gbps", D2hPinnedGbps.Value);
+        p.Positive(at + ".h2d_pageable_gbps", H2dPageableGbps.Value);
+        p.Positive(at + ".d2h_pageable_gbps", D2hPageableGbps.Value);
+        p.Positive(at + ".gpus_per_root", GpusPerRoot);
+    }
+}
+
+/// <summary>A point-to-point or network link: achieved bandwidth per direction and a latency.</summary>
+public sealed record LinkSpec
+{
+    /// <summary>nvlink, pcie, infiniband, ethernet…</summary>
+    public string Kind { get; init; } = "";
+    public required Figure Gbps { get; init; }
+    public Figure? LatencyUs { get; init; }
+
+    public Bandwidth Rate => Bandwidth.FromGBps(Gbps.Value);
+
+    internal void Validate(ValidationProblems p, string at) => p.Positive(at + ".gbps", Gbps.Value);
+}
+
+/// <summary>The host CPU and its memory.</summary>
+public sealed record CpuSpec
+{
+    public string Model { get; init; } = "";
+    public required int Cores { get; init; }
+    public required Figure RamGib { get; init; }
+    /// <summary>Achievable memory-copy bandwidth, GB/s.</summary>
+    public required Figure MemoryBandwidthGbps { get; init; }
+    /// <summary>Parameters per second that CPU Adam updates with fp32 master weights, all cores.</summary>
+    public required Figure AdamParamsPerS { get; init; }
+
+    public Bytes Ram => Bytes.FromGiB(RamGib.Value);
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.Positive(at + ".cores", Cores);
+        p.Positive(at + ".ram_gib", RamGib.Value);
+        p.Positive(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value);
+        p.Positive(at + ".adam_params_per_s", AdamParamsPerS.Value);
+    }
+}

@@ -1,0 +1,65 @@
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Memory;
+
+/// <summary>
+/// Bytes that autograd keeps for backward, per token, counted tensor by tensor for the reference
+/// implementations (Hugging Face GPT-2 and Llama layers, scaled-dot-product attention so no attention
+/// matrix is stored). With ZeRO stage <c>none</c> and bf16/fp16 this is PyTorch autocast: the residual
+/// stream stays fp32 and autocast runs <c>pow</c>/<c>tanh</c> and norms in fp32. Under DeepSpeed (any ZeRO
+/// stage) the model itself is bf16/fp16, so every saved tensor is half precision.
+/// </summary>
+public static class ActivationModel
+{
+    /// <summary>Saved bytes per token for one transformer layer without checkpointing.</summary>
+    public static double LayerBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        var (a, r, u) = ElementSizes(s);
+        double h = m.HiddenSize, f = m.FfnSize, kv = m.KvDim;
+
+        double attention =
+            Norm(m, r, u) +        // input of the first norm
+            a * h +                // input of the Q/K/V projection (autocast keeps its own bf16 copy)
+            a * (h + 2 * kv) +     // Q, K, V, kept by attention
+            a * h +                // attention output, kept by SDPA
+            a * h;                 // heads merged (a contiguous copy), kept by the output projection
+        double ffn = Norm(m, r, u) + a * h + m.FfnKind switch
+        {
+            // fc output (GELU input); tanh(...) and 1 + tanh(...) in the upcast type; 0.5·x; fc2 input.
+            FfnKind.GeluMlp => a * f + 2 * u * f + a * f + a * f,
+            // gate (SiLU input), SiLU output, up projection, their product (down-projection input).
+            FfnKind.Swiglu => 4 * a * f,
+            _ => throw new InvalidOperationException($"Unknown FFN kind {m.FfnKind}."),
+        };
+        double dropoutMasks = m.Dropout > 0 ? 2 * h : 0; // one byte per element after attention and after the MLP
+        return attention + ffn + dropoutMasks;
+    }
+
+    /// <summary>Bytes per token kept at each layer boundary when checkpointing: the layer's input.</summary>
+    public static double CheckpointBytesPerToken(ModelSpec m, TrainingSettings s) => ElementSizes(s).Residual * m.HiddenSize;
+
+    /// <summary>
+    /// Bytes per token for the embedding output, the final norm, the output projection and the loss.
+    /// The loss keeps low-precision logits, an fp32 upcast, the shifted copy and log-softmax (Hugging Face's loss).
+    /// </summary>
+    public static double HeadBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        var (a, r, u) = ElementSizes(s);
+        double v = m.VocabSize, h = m.HiddenSize;
+        double logits = s.IsMixedPrecision ? (2 + 4 + 4 + 4) * v : (4 + 4 + 4) * v;
+        double embeddingDropout = m.Dropout > 0 ? h : 0;
+        return r * h + embeddingDropout + Norm(m, r, u) + a * h + logits;
+    }
+
+    private static double Norm(ModelSpec m, double r, double u) =>
+        // RMSNorm (Hugging Face) upcasts its input and keeps the fp32 normalised value as well.
+        m.Norm == NormKind.Rmsnorm ? r * m.HiddenSize + 2 * u * m.HiddenSize : r * m.HiddenSize;
+
+    /// <summary>Bytes per element of: saved activations, the residual stream, and ops autocast runs in fp32.</summary>
+    private static (double Activation, double Residual, double Upcast) ElementSizes(TrainingSettings s)
+    {
+        if (!s.IsMixedPrecision) return (4, 4, 4);
+        return s.ZeroStage == ZeroStage.None ? (2, 4, 4) : (2, 2, 2);
+    }
+}

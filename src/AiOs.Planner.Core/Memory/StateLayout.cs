@@ -1,0 +1,145 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Memory;
+
+/// <summary>
+/// Where each model state (parameters, gradients, optimizer states) and each swap buffer lives, per GPU
+/// (device items) and per node (host and NVMe items). Bytes per parameter follow DeepSpeed: mixed precision
+/// keeps 2-byte working parameters, a 4-byte fp32 gradient partition for the optimizer and 12 bytes of
+/// optimizer state (fp32 master, Adam m and v); fp32 keeps 4 + 4 + 8.
+/// </summary>
+internal sealed class StateLayout
+{
+    public List<MemoryItem> Gpu { get; } = [];
+    public List<MemoryItem> CpuPinned { get; } = [];
+    public List<MemoryItem> CpuPageable { get; } = [];
+    public List<MemoryItem> Nvme { get; } = [];
+    /// <summary>PyTorch without ZeRO frees gradients between steps (<c>zero_grad(set_to_none=True)</c>).</summary>
+    public bool GradientsFreedBetweenSteps { get; private set; }
+    /// <summary>Autocast's low-precision copies of matmul weights, alive through forward (no-ZeRO mixed precision only).</summary>
+    public Bytes AutocastCache { get; private set; }
+    public Bytes ModelStatesGpu { get; private set; }
+    public Bytes ModelStatesCpu { get; private set; }
+
+    public static StateLayout For(ModelSpec m, HardwareProfile hw, TrainingSettings s)
+    {
+        var layout = new StateLayout();
+        int gpusPerNode = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
+        int nodes = Math.Max(1, s.Nodes ?? hw.Nodes);
+        long gpus = (long)gpusPerNode * nodes;
+        long p = m.TotalParameters;
+        int pb = s.ParamBytes;
+        int optimizerBytes = s.IsMixedPrecision ? 12 : 8;
+        const int gradPartitionBytes = 4;
+
+        if (s.ZeroStage == ZeroStage.None)
+            layout.PlainDataParallel(m, s, p);
+        else
+            layout.Zero(m, s, p, gpus, gpusPerNode, nodes, pb, optimizerBytes, gradPartitionBytes);
+
+        layout.CpuPageable.Add(new MemoryItem("process baseline", MemoryPlanner.ProcessBaseline * gpusPerNode,
+            "runtime, CUDA host state and data loading, per training process (estimate)"));
+        return layout;
+    }
+
+    /// <summary>No ZeRO: PyTorch keeps fp32 parameters, fp32 gradients and Adam's two fp32 moments on each GPU.</summary>
+    private void PlainDataParallel(ModelSpec m, TrainingSettings s, long p)
+    {
+        Gpu.Add(new MemoryItem("parameters", Bytes.OfElements(p, 4), "fp32"));
+        Gpu.Add(new MemoryItem("gradients", Bytes.OfElements(p, 4), "fp32, freed between steps"));
+        Gpu.Add(new MemoryItem("optimizer states", Bytes.OfElements(p, 8), "Adam m and v, fp32"));
+        GradientsFreedBetweenSteps = true;
+        if (s.IsMixedPrecision)
+        {
+            long matmulWeights = m.NumLayers * m.LayerMatmulParameters + (long)m.VocabSize * m.HiddenSize;
+            AutocastCache = Bytes.OfElements(matmulWeights, 2);
+        }
+        ModelStatesGpu = Bytes.OfElements(p, 16);
+    }
+
+    private void Zero(ModelSpec m, TrainingSettings s, long p, long gpus, int gpusPerNode, int nodes, int pb, int optimizerBytes, int gradPartitionBytes)
+    {
+        long partition = CeilDiv(p, gpus);          // elements each GPU owns
+        long nodeShare = partition * gpusPerNode;   // elements a node owns
+        Bytes statesGpu = Bytes.Zero, statesCpu = Bytes.Zero;
+
+        // Parameters: whole on every GPU below stage 3; partitioned (and offloadable) from stage 3 on.
+        if (s.PartitionsParameters)
+        {
+            Place(s.ParamOffload, "parameters", Bytes.OfElements(partition, pb), Bytes.OfElements(nodeShare, pb), s.PinMemory,
+                $"{pb}-byte partition, 1/{gpus} of the model per GPU", ref statesGpu, ref statesCpu);
+            long largest = m.LargestLayerParameters;
+            Bytes gathered = Bytes.OfElements(largest, pb) * 2;
+            Gpu.Add(new MemoryItem("gathered layer", gathered, "the largest layer's full parameters and gradients while it runs"));
+            statesGpu += gathered;
+            if (s.PrefetchDepth > 0)
+                Gpu.Add(new MemoryItem("prefetched layers", Bytes.OfElements(m.LayerParameters, pb) * s.PrefetchDepth,
+                    $"{s.PrefetchDepth} layer(s) fetched ahead"));
+        }
+        else
+        {
+            Gpu.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy, whole model"));
+            statesGpu += Bytes.OfElements(p, pb);
+        }
+
+        // Gradients: below stage 3 a whole low-precision gradient buffer is on the GPU unless the optimizer is offloaded.
+        if (!s.PartitionsParameters && s.OptimizerOffload == OffloadTier.None)
+        {
+            Gpu.Add(new MemoryItem("gradients", Bytes.OfElements(p, pb), "whole-model gradient buffer"));
+            statesGpu += Bytes.OfElements(p, pb);
+        }
+        else
+        {
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(ReduceBucketElements(m, p), pb) * 2,
+                "reduce-scatter buckets, double-buffered (reduce_bucket_size = hidden²)"));
+        }
+        Place(s.EffectiveGradientOffload, "gradient partition", Bytes.OfElements(partition, gradPartitionBytes),
+            Bytes.OfElements(nodeShare, gradPartitionBytes), s.PinMemory, "fp32, read by the optimizer", ref statesGpu, ref statesCpu);
+
+        Place(s.OptimizerOffload, "optimizer states", Bytes.OfElements(partition, optimizerBytes), Bytes.OfElements(nodeShare, optimizerBytes),
+            s.PinMemory, s.IsMixedPrecision ? "fp32 master weights, Adam m and v" : "Adam m and v, fp32", ref statesGpu, ref statesCpu);
+
+        // Swap buffers: DeepSpeed's aio reads and writes only pinned buffers.
+        if (s.ParamOffload == OffloadTier.Nvme)
+        {
+            CpuPinned.Add(new MemoryItem("parameter swap buffers", Bytes.OfElements(s.BufferSize, pb) * ((long)s.BufferCount * gpusPerNode),
+                $"buffer_count {s.BufferCount} × buffer_size {s.BufferSize:N0} elements × {pb} B, per process"));
+        }
+        if (s.OptimizerOffload == OffloadTier.Nvme)
+        {
+            long subGroup = Math.Min(s.SubGroupSize, partition);
+            CpuPinned.Add(new MemoryItem("optimizer swap buffers", Bytes.OfElements(subGroup, 4) * ((long)s.OptimizerBufferCount * gpusPerNode),
+                $"buffer_count {s.OptimizerBufferCount} × sub-group {subGroup:N0} elements × 4 B, per process"));
+        }
+        ModelStatesGpu = statesGpu;
+        ModelStatesCpu = statesCpu;
+        _ = nodes;
+    }
+
+    /// <summary>Puts one partitioned state in its tier: the GPU share per GPU, the node share on host or NVMe.</summary>
+    private void Place(OffloadTier tier, string name, Bytes perGpu, Bytes perNode, bool pin, string note, ref Bytes statesGpu, ref Bytes statesCpu)
+    {
+        switch (tier)
+        {
+            case OffloadTier.None:
+                Gpu.Add(new MemoryItem(name, perGpu, note));
+                statesGpu += perGpu;
+                break;
+            case OffloadTier.Cpu:
+                (pin ? CpuPinned : CpuPageable).Add(new MemoryItem(name, perNode, note));
+                statesCpu += perNode;
+                break;
+            case OffloadTier.Nvme:
+                Nvme.Add(new MemoryItem(name, perNode, note));
+                break;
+        }
+    }
+
+    /// <summary>Elements per reduce bucket: hidden², the value Hugging Face's "auto" picks and we emit.</summary>
+    public static long ReduceBucketElements(ModelSpec m, long parameters) => Math.Min(parameters, (long)m.HiddenSize * m.HiddenSize);
+
+    private static long CeilDiv(long a, long b) => (a + b - 1) / b;
+}

@@ -1,0 +1,149 @@
+using AiOs.Planner.Descriptions;
+
+namespace AiOs.Planner.Models;
+
+/// <summary>The feed-forward block of a layer.</summary>
+public enum FfnKind
+{
+    /// <summary>Two matrices with a GELU between them (GPT-2, GPT-3).</summary>
+    GeluMlp,
+    /// <summary>Gate, up and down matrices with SiLU gating (Llama).</summary>
+    Swiglu,
+}
+
+/// <summary>Normalisation layers; LayerNorm has a weight and a bias, RMSNorm a weight only.</summary>
+public enum NormKind
+{
+    Layernorm,
+    Rmsnorm,
+}
+
+/// <summary>How positions are encoded: a learned table (parameters) or rotary (none).</summary>
+public enum PositionKind
+{
+    Learned,
+    Rotary,
+}
+
+/// <summary>
+/// A decoder-only transformer, as in <c>models/*.json</c>. Parameter counts follow the reference
+/// implementations (Hugging Face GPT-2 and Llama) exactly.
+/// </summary>
+public sealed record ModelSpec
+{
+    public required string Name { get; init; }
+    public required int VocabSize { get; init; }
+    public required int HiddenSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required int NumHeads { get; init; }
+    /// <summary>Key/value heads (grouped-query attention); equal to <see cref="NumHeads"/> for multi-head attention.</summary>
+    public int? NumKvHeads { get; init; }
+    /// <summary>Inner size of the feed-forward block.</summary>
+    public required int FfnSize { get; init; }
+    public required FfnKind FfnKind { get; init; }
+    public required NormKind Norm { get; init; }
+    public required bool TiedEmbeddings { get; init; }
+    public required PositionKind Positions { get; init; }
+    public required int MaxSeqLen { get; init; }
+    /// <summary>Whether linear layers carry biases (GPT-2 yes, Llama no).</summary>
+    public bool Bias { get; init; }
+    /// <summary>Dropout probability used in training (GPT-2 configs: 0.1); dropout keeps a one-byte mask per element.</summary>
+    public double Dropout { get; init; }
+    /// <summary>Free text: where the shape comes from.</summary>
+    public string? Description { get; init; }
+
+    public int KvHeads => NumKvHeads ?? NumHeads;
+    public int HeadDim => HiddenSize / NumHeads;
+    public long KvDim => (long)KvHeads * HeadDim;
+
+    /// <summary>Parameters of one norm layer.</summary>
+    public long NormParameters => Norm == NormKind.Layernorm ? 2L * HiddenSize : HiddenSize;
+
+    /// <summary>Parameters of the attention block: Q, K, V and output projections (and biases).</summary>
+    public long AttentionParameters
+    {
+        get
+        {
+            long h = HiddenSize;
+            long weights = h * h + 2 * h * KvDim + h * h;
+            long biases = Bias ? h + 2 * KvDim + h : 0;
+            return weights + biases;
+        }
+    }
+
+    /// <summary>Parameters of the feed-forward block.</summary>
+    public long FfnParameters
+    {
+        get
+        {
+            long h = HiddenSize, f = FfnSize;
+            return FfnKind switch
+            {
+                FfnKind.GeluMlp => 2 * h * f + (Bias ? f + h : 0),
+                FfnKind.Swiglu => 3 * h * f + (Bias ? 2 * f + h : 0),
+                _ => throw new InvalidOperationException($"Unknown FFN kind {FfnKind}."),
+            };
+        }
+    }
+
+    /// <summary>Parameters of one transformer layer (two norms, attention, feed-forward).</summary>
+    public long LayerParameters => 2 * NormParameters + AttentionParameters + FfnParameters;
+
+    /// <summary>Token embedding plus learned position embedding, when present.</summary>
+    public long EmbeddingParameters =>
+        (long)VocabSize * HiddenSize + (Positions == PositionKind.Learned ? (long)MaxSeqLen * HiddenSize : 0);
+
+    /// <summary>The final norm and, when untied, the output projection.</summary>
+    public long HeadParameters => NormParameters + (TiedEmbeddings ? 0 : (long)VocabSize * HiddenSize);
+
+    /// <summary>Every trainable parameter.</summary>
+    public long TotalParameters => EmbeddingParameters + NumLayers * LayerParameters + HeadParameters;
+
+    /// <summary>The largest single module that must be whole on a GPU at once (ZeRO-3 gathers one at a time).</summary>
+    public long LargestLayerParameters =>
+        Math.Max(LayerParameters, Math.Max((long)VocabSize * HiddenSize, EmbeddingParameters));
+
+    /// <summary>Weights of the matrix multiplications in one layer (biases and norms excluded): the FLOP-bearing parameters.</summary>
+    public long LayerMatmulParameters
+    {
+        get
+        {
+            long h = HiddenSize, f = FfnSize;
+            long attn = 2 * h * h + 2 * h * KvDim;
+            long ffn = FfnKind == FfnKind.Swiglu ? 3 * h * f : 2 * h * f;
+            return attn + ffn;
+        }
+    }
+
+    /// <summary>Checks every field; throws one error naming each bad field and the source.</summary>
+    public ModelSpec Validated(string source)
+    {
+        var p = new ValidationProblems(source);
+        if (string.IsNullOrWhiteSpace(Name)) p.Add("$.name", "must not be empty");
+        p.Positive("$.vocab_size", VocabSize);
+        p.Positive("$.hidden_size", HiddenSize);
+        p.Positive("$.num_layers", NumLayers);
+        p.Positive("$.num_heads", NumHeads);
+        p.Positive("$.ffn_size", FfnSize);
+        p.Positive("$.max_seq_len", MaxSeqLen);
+        if (Dropout is < 0 or >= 1) p.Add("$.dropout", $"must be in [0, 1) (found {Dropout})");
+        if (NumKvHeads is { } kv)
+        {
+            p.Positive("$.num_kv_heads", kv);
+            if (kv > 0 && NumHeads > 0 && NumHeads % kv != 0)
+                p.Add("$.num_kv_heads", $"must divide num_heads ({NumHeads}); found {kv}");
+        }
+        if (NumHeads > 0 && HiddenSize > 0 && HiddenSize % NumHeads != 0)
+            p.Add("$.hidden_size", $"must be a multiple of num_heads ({NumHeads}); found {HiddenSize}");
+        p.ThrowIfAny();
+        return this;
+    }
+}
+
+/// <summary>Tensor-level facts used by offload rules.</summary>
+public static class ModelSpecTensors
+{
+    /// <summary>Elements of the largest single tensor (the embedding or output matrix, or an FFN matrix).</summary>
+    public static long LargestTensorElements(this ModelSpec m) =>
+        Math.Max((long)m.VocabSize * m.HiddenSize, (long)m.HiddenSize * Math.Max(m.FfnSize, m.HiddenSize));
+}

@@ -1,0 +1,121 @@
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Settings;
+
+/// <summary>How model states are partitioned across GPUs (DeepSpeed ZeRO stages).</summary>
+public enum ZeroStage
+{
+    /// <summary>No ZeRO: plain PyTorch data parallelism; with bf16/fp16, automatic mixed precision (fp32 weights, autocast).</summary>
+    None,
+    /// <summary>Optimizer states partitioned.</summary>
+    Zero1,
+    /// <summary>Optimizer states and gradients partitioned.</summary>
+    Zero2,
+    /// <summary>Parameters, gradients and optimizer states partitioned.</summary>
+    Zero3,
+    /// <summary>ZeRO-3 with offload to CPU RAM and NVMe (ZeRO-Infinity). DeepSpeed's config says stage 3.</summary>
+    Infinity,
+}
+
+/// <summary>Where an offloaded item lives.</summary>
+public enum OffloadTier
+{
+    /// <summary>On the GPU (not offloaded).</summary>
+    None,
+    Cpu,
+    Nvme,
+}
+
+/// <summary>Training precision: fp32, or mixed precision with bf16/fp16 compute and fp32 master weights.</summary>
+public enum Precision
+{
+    Fp32,
+    Bf16,
+    Fp16,
+}
+
+/// <summary>Order of backward and optimizer work.</summary>
+public enum StepSchedule
+{
+    /// <summary>DeepSpeed's: the optimizer runs after the whole backward pass.</summary>
+    DeepSpeed,
+    /// <summary>Each layer's parameters are updated while backward continues on earlier layers (LoHan/Fuyou-style).</summary>
+    Overlapped,
+}
+
+/// <summary>
+/// Asynchronous-I/O settings with DeepSpeed's meanings (the top-level <c>aio</c> section):
+/// <see cref="BlockSize"/> bytes per request, <see cref="QueueDepth"/> requests in flight per thread,
+/// <see cref="IntraOpParallelism"/> threads that each take a slice of one read or write.
+/// </summary>
+public sealed record AioSettings
+{
+    public Bytes BlockSize { get; init; } = Bytes.FromMiB(1);
+    public int QueueDepth { get; init; } = 8;
+    public int IntraOpParallelism { get; init; } = 1;
+    public bool SingleSubmit { get; init; }
+    public bool OverlapEvents { get; init; } = true;
+
+    /// <summary>Bytes in flight on the drive at once: block size × queue depth × threads.</summary>
+    public Bytes InFlight => BlockSize * ((long)QueueDepth * IntraOpParallelism);
+}
+
+/// <summary>
+/// Every setting of a training run that changes memory or time. Defaults are DeepSpeed's documented
+/// defaults where DeepSpeed has the setting. Sizes named <c>…Size</c> that DeepSpeed counts in elements
+/// (<c>buffer_size</c>, <c>max_in_cpu</c>, <c>sub_group_size</c>) are elements here too.
+/// </summary>
+public sealed record TrainingSettings
+{
+    public ZeroStage ZeroStage { get; init; } = ZeroStage.None;
+    public OffloadTier ParamOffload { get; init; } = OffloadTier.None;
+    public OffloadTier OptimizerOffload { get; init; } = OffloadTier.None;
+    /// <summary>Where fp32 gradient partitions live; null follows the optimizer (DeepSpeed's behaviour).</summary>
+    public OffloadTier? GradientOffload { get; init; }
+    /// <summary>Folder for NVMe swap files (DeepSpeed <c>nvme_path</c>).</summary>
+    public string? NvmePath { get; init; }
+    /// <summary>Page-lock offloaded CPU tensors (DeepSpeed <c>pin_memory</c>); swap buffers for NVMe are always pinned.</summary>
+    public bool PinMemory { get; init; } = true;
+
+    /// <summary><c>offload_param.buffer_count</c>: parameter swap buffers per GPU process.</summary>
+    public int BufferCount { get; init; } = 5;
+    /// <summary><c>offload_param.buffer_size</c>, elements per parameter swap buffer.</summary>
+    public long BufferSize { get; init; } = 100_000_000;
+    /// <summary><c>offload_param.max_in_cpu</c>, parameter elements kept in CPU RAM when parameters go to NVMe.</summary>
+    public long MaxInCpu { get; init; } = 1_000_000_000;
+    /// <summary><c>offload_optimizer.buffer_count</c>: optimizer swap buffers per GPU process.</summary>
+    public int OptimizerBufferCount { get; init; } = 4;
+    /// <summary><c>offload_optimizer.pipeline_read</c>: read the next sub-group while updating this one.</summary>
+    public bool PipelineRead { get; init; }
+    /// <summary><c>offload_optimizer.pipeline_write</c>: write a sub-group back while updating the next.</summary>
+    public bool PipelineWrite { get; init; }
+    /// <summary><c>sub_group_size</c>, elements of optimizer state updated (and swapped) at a time.</summary>
+    public long SubGroupSize { get; init; } = 1_000_000_000;
+    /// <summary>Layers whose parameters are fetched ahead of the one computing.</summary>
+    public int PrefetchDepth { get; init; } = 1;
+    public AioSettings Aio { get; init; } = new();
+
+    public int MicroBatch { get; init; } = 1;
+    public int SeqLen { get; init; } = 1024;
+    public int GradAccumulation { get; init; } = 1;
+    public Precision Precision { get; init; } = Precision.Bf16;
+    public bool ActivationCheckpointing { get; init; }
+    /// <summary>GPUs used per node; null uses every GPU of the profile.</summary>
+    public int? GpusPerNode { get; init; }
+    /// <summary>Nodes used; null uses the profile's count.</summary>
+    public int? Nodes { get; init; }
+    public StepSchedule Schedule { get; init; } = StepSchedule.DeepSpeed;
+
+    /// <summary>Bytes per parameter in the training precision (the working copy on the GPU).</summary>
+    public int ParamBytes => Precision == Precision.Fp32 ? 4 : 2;
+
+    public bool IsMixedPrecision => Precision != Precision.Fp32;
+
+    /// <summary>True for stages that partition parameters (ZeRO-3 and ZeRO-Infinity).</summary>
+    public bool PartitionsParameters => ZeroStage is ZeroStage.Zero3 or ZeroStage.Infinity;
+
+    /// <summary>The tier gradients actually use.</summary>
+    public OffloadTier EffectiveGradientOffload => GradientOffload ?? OptimizerOffload;
+
+    public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;
+}
