@@ -1,0 +1,29 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Memory;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Planning;
+
+/// <summary>What a plan says: whether the settings fit, why not, and the memory per tier.</summary>
+public sealed record PlanResult
+{
+    public required ModelSpec Model { get; init; }
+    public required HardwareProfile Hardware { get; init; }
+    /// <summary>The settings after defaults that depend on other settings were resolved.</summary>
+    public required TrainingSettings Settings { get; init; }
+    public required MemoryPlan Memory { get; init; }
+    /// <summary>Settings that cannot work at all (fix the flag named).</summary>
+    public required IReadOnlyList<SettingsProblem> SettingsProblems { get; init; }
+    /// <summary>Capacity problems: a tier that would overflow, with what to change.</summary>
+    public required IReadOnlyList<string> CapacityProblems { get; init; }
+
+    public int GpusPerNode => Settings.GpusPerNode ?? Hardware.GpusPerNode;
+    public int Nodes => Settings.Nodes ?? Hardware.Nodes;
+
+    /// <summary>True when the settings are valid and every tier fits.</summary>
+    public bool Feasible => SettingsProblems.Count == 0 && CapacityProblems.Count == 0;
+
+    /// <summary>Every problem as one line each.</summary>
+    public IEnumerable<string> Problems => SettingsProblems.Select(p => p.ToString()).Concat(CapacityProblems);
+}

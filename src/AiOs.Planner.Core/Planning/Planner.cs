@@ -1,0 +1,74 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Memory;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Planning;
+
+/// <summary>Checks settings and memory for a model on a machine, and says what to change when they do not fit.</summary>
+public static class Planner
+{
+    /// <summary>Host RAM that page-locked memory may take before the OS starves (pinning all RAM hangs machines).</summary>
+    public const double PinnedRamLimit = 0.8;
+
+    public static PlanResult Plan(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    {
+        var settingsProblems = SettingsRules.Check(settings, model, hardware);
+        var memory = MemoryPlanner.Plan(model, hardware, settings);
+        return new PlanResult
+        {
+            Model = model,
+            Hardware = hardware,
+            Settings = settings,
+            Memory = memory,
+            SettingsProblems = settingsProblems,
+            CapacityProblems = CapacityProblems(memory, settings, hardware),
+        };
+    }
+
+    private static List<string> CapacityProblems(MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
+    {
+        var problems = new List<string>();
+        if (hw.HasGpu && !memory.Gpu.Fits)
+        {
+            problems.Add($"GPU memory: needs {memory.Gpu.Peak} per GPU at the {memory.GpuPeakPhase}, the GPU has {memory.Gpu.Capacity}. " +
+                         GpuAdvice(memory, s));
+        }
+        Bytes ram = hw.Cpu.Ram;
+        if (memory.CpuPinned.Peak > ram * PinnedRamLimit)
+        {
+            problems.Add($"Pinned host memory: needs {memory.CpuPinned.Peak} per node, more than {PinnedRamLimit:P0} of {ram} RAM. " +
+                         "Use --no-pin-memory, fewer or smaller swap buffers (--buffer-count, --buffer-size, --sub-group-size), or offload to NVMe.");
+        }
+        if (memory.CpuPeak > ram)
+        {
+            problems.Add($"Host RAM: needs {memory.CpuPeak} per node, the node has {ram}. " +
+                         (s.OptimizerOffload == OffloadTier.Cpu || s.ParamOffload == OffloadTier.Cpu
+                             ? "Offload to NVMe instead of CPU (--nvme-offload-optimizer, --nvme-offload-params), or add nodes."
+                             : "Reduce swap buffers or add nodes."));
+        }
+        if (memory.Nvme.Peak.Value > 0 && !memory.Nvme.Fits)
+        {
+            problems.Add(hw.Drives.Count == 0
+                ? $"NVMe: needs {memory.Nvme.Peak} per node but {hw.Name} lists no drive. Add a drive to the profile or offload to CPU."
+                : $"NVMe: needs {memory.Nvme.Peak} per node, the drives hold {memory.Nvme.Capacity}. Add drives or nodes.");
+        }
+        return problems;
+    }
+
+    /// <summary>The next thing to try, in the order that costs least throughput.</summary>
+    private static string GpuAdvice(MemoryPlan memory, TrainingSettings s)
+    {
+        var tips = new List<string>();
+        bool activationsDominate = memory.Gpu.Of("activations") + memory.Gpu.Of("logits and loss") > memory.Gpu.Peak / 3;
+        if (activationsDominate && !s.ActivationCheckpointing) tips.Add("--grad-checkpointing");
+        if (activationsDominate && s.MicroBatch > 1) tips.Add($"--micro-batch {Math.Max(1, s.MicroBatch / 2)} with --grad-accumulation {s.GradAccumulation * 2}");
+        if (s.ZeroStage is ZeroStage.None or ZeroStage.Zero1 or ZeroStage.Zero2 && s.OptimizerOffload == OffloadTier.None)
+            tips.Add("--zero-stage zero3 (with several GPUs) or --offload-optimizer cpu");
+        if (s.ParamOffload == OffloadTier.None)
+            tips.Add("--offload-params cpu or --nvme-offload-params");
+        if (s.PrefetchDepth > 1) tips.Add($"--prefetch-depth {s.PrefetchDepth - 1}");
+        return tips.Count == 0 ? "Nothing left to offload: use a GPU with more memory or more GPUs." : "Try " + string.Join(", or ", tips) + ".";
+    }
+}
