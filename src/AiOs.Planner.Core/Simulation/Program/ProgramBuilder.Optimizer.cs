@@ -13,7 +13,7 @@ internal sealed partial class ProgramBuilder
     /// <summary>Updates one layer's partition on the CPU as soon as its gradients arrive (LoHan/Fuyou-style overlap).</summary>
     private int EmitLayerUpdate(int unit, int gradDone)
     {
-        long n = Share(StepScheduler.UnitParameters(_m, unit));
+        long n = Share(_unitParameters[unit + 1]);
         int mb = _s.GradAccumulation - 1;
         int last = gradDone;
         if (_s.OptimizerOffload == OffloadTier.Nvme)
