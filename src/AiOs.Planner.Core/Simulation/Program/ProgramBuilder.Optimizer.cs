@@ -8,20 +8,23 @@ internal sealed partial class ProgramBuilder
 {
     private int OptimizerStateBytes => _s.IsMixedPrecision ? 12 : 8;
 
-    private int OptimizerReadBytes => OptimizerStateBytes + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
+    /// <summary>Bytes per parameter read from NVMe before an update: optimizer states when they live there, fp32 gradients when they do.</summary>
+    private int OptimizerReadBytes =>
+        (_s.OptimizerOffload == OffloadTier.Nvme ? OptimizerStateBytes : 0) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
 
     /// <summary>Updates one layer's partition on the CPU as soon as its gradients arrive (LoHan/Fuyou-style overlap).</summary>
     private int EmitLayerUpdate(int unit, int gradDone)
     {
-        long n = Share(_unitParameters[unit + 1]);
+        long n = Share(_unitGradients[unit + 1]);
         int mb = _s.GradAccumulation - 1;
         int last = gradDone;
-        if (_s.OptimizerOffload == OffloadTier.Nvme)
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(n, OptimizerReadBytes));
+        if (OptimizerReadBytes > 0)
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
         int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, unit, mb, [last], parameters: n);
         last = step;
         if (_s.OptimizerOffload == OffloadTier.Nvme)
-            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes), write: true);
+            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+                parameters: n, write: true);
         int writeBack = EmitWriteBack(StepPhase.Backward, unit, mb, step, n);
         return writeBack >= 0 ? writeBack : last;
     }
@@ -54,12 +57,12 @@ internal sealed partial class ProgramBuilder
         {
             long n = Math.Min(subGroup, total - g * subGroup);
             int read = -1;
-            if (nvme)
+            if (OptimizerReadBytes > 0)
             {
                 // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
                 int buffer = _s.PipelineRead ? (g >= 2 ? steps[g - 2] : -1) : previousTail;
                 read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, after.Append(buffer).Where(i => i >= 0).ToArray(),
-                    Bytes.OfElements(n, OptimizerReadBytes));
+                    Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
             }
             int waitForWrite = nvme && !_s.PipelineWrite ? previousTail : -1;
             int[] stepDeps = (read >= 0 ? [read] : after).Append(waitForWrite).Where(i => i >= 0).Distinct().ToArray();
@@ -67,7 +70,8 @@ internal sealed partial class ProgramBuilder
             steps.Add(step);
             int tail = step;
             if (nvme)
-                tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, [step], Bytes.OfElements(n, OptimizerStateBytes), write: true);
+                tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, [step], Bytes.OfElements(n, OptimizerStateBytes),
+                    parameters: n, write: true);
             int writeBack = EmitWriteBack(StepPhase.Optimizer, g, 0, step, n);
             tails.Add(writeBack >= 0 ? writeBack : tail);
             previousTail = tail;

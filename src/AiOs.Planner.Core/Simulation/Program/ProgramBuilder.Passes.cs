@@ -61,7 +61,7 @@ internal sealed partial class ProgramBuilder
         return op;
     }
 
-    private int EmitBackward(int p, int unit, int mb, int[] ready, long stored)
+    private int EmitBackward(int p, int unit, int mb, int[] ready, long stored, int bucket)
     {
         bool layer = unit >= 0 && unit < _m.NumLayers;
         long full = _layerActivations;
@@ -77,6 +77,7 @@ internal sealed partial class ProgramBuilder
         if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -_unitParameters[unit + 1] * _pb, AtEnd: true));
         long grads = GradientBytesOnDevice(unit, mb);
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
+        if (bucket >= 0) ready = [.. ready, bucket];
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
             flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray());
         _consumerOf[p] = op;
@@ -84,9 +85,9 @@ internal sealed partial class ProgramBuilder
     }
 
     /// <summary>Reduce-scatter, device→host and NVMe write of one unit's gradients; returns the last op.</summary>
-    private int EmitGradients(int unit, int mb, int backward)
+    private int EmitGradients(int p, int unit, int mb, int backward)
     {
-        long elements = _unitParameters[unit + 1];
+        long elements = _unitGradients[unit + 1];
         long full = elements * _pb;
         long moving = MovingGradients() ? full : 0;
         int last = backward;
@@ -97,14 +98,18 @@ internal sealed partial class ProgramBuilder
             long bytes = _s.ZeroStage == ZeroStage.None ? 2 * full : full;
             last = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, unit, mb, [last], new Bytes(bytes),
                 effects: moving > 0 && !download ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+            if (moving > 0) _gradOut[p] = last;
         }
         if (download)
         {
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), _pb),
                 effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+            if (moving > 0) _gradOut[p] = last;
         }
-        if (_s.EffectiveGradientOffload == OffloadTier.Nvme)
-            last = Add(OpKind.GradWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), 4), write: true);
+        // Gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
+        if (_s.EffectiveGradientOffload == OffloadTier.Nvme && mb == _s.GradAccumulation - 1)
+            last = Add(OpKind.GradWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), 4),
+                parameters: Share(elements), write: true);
         return last;
     }
 
@@ -114,7 +119,7 @@ internal sealed partial class ProgramBuilder
 
     private long GradientBytesOnDevice(int unit, int mb)
     {
-        long elements = _unitParameters[unit + 1];
+        long elements = _unitGradients[unit + 1];
         if (MovingGradients()) return elements * _pb;
         // Without ZeRO, PyTorch allocates each gradient at its first backward and keeps it until the next step.
         if (_s.ZeroStage == ZeroStage.None && mb == 0) return elements * 4;

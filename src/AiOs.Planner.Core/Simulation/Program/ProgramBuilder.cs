@@ -25,10 +25,11 @@ internal sealed partial class ProgramBuilder
     private int[] _uploadOf = [];    // its ParamUpload op (frees a pinned staging buffer)
     private int[] _consumerOf = [];  // the compute op that releases its parameters
     private long[] _stored = [];     // activation bytes its forward keeps (forward positions)
+    private int[] _gradOut = [];     // the op that takes its gradients off the device (backward positions)
 
     // Per-unit figures, computed once: index 0 the embedding, 1..L the layers, L+1 the head.
     private readonly double[] _forwardFlops, _forwardElementwise;
-    private readonly long[] _unitParameters;
+    private readonly long[] _unitParameters, _unitGradients;
     private readonly long _layerActivations, _checkpointActivations, _headActivations;
 
     public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep)
@@ -50,11 +51,14 @@ internal sealed partial class ProgramBuilder
         _forwardFlops = new double[units];
         _forwardElementwise = new double[units];
         _unitParameters = new long[units];
+        _unitGradients = new long[units];
         for (int u = -1; u <= m.NumLayers; u++)
         {
             _forwardFlops[u + 1] = ComputeForwardFlops(u);
             _forwardElementwise[u + 1] = ComputeForwardElementwise(u);
             _unitParameters[u + 1] = StepScheduler.UnitParameters(m, u);
+            // A tied output matrix is the embedding's: its gradient leaves once, with the embedding.
+            _unitGradients[u + 1] = u >= m.NumLayers ? m.HeadParameters : _unitParameters[u + 1];
         }
         _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
@@ -83,6 +87,7 @@ internal sealed partial class ProgramBuilder
         _uploadOf = Filled(_uses.Count);
         _consumerOf = Filled(_uses.Count);
         _stored = new long[_uses.Count];
+        _gradOut = Filled(_uses.Count);
         for (int p = 0; p < Math.Min(_window, _uses.Count); p++) EmitFetch(p);
 
         int previousCompute = -1;
@@ -101,12 +106,14 @@ internal sealed partial class ProgramBuilder
             {
                 // The forward position of the same unit and micro-batch mirrors this one within the micro-batch.
                 int forwardPosition = p - 2 * (p % (2 * units)) + (2 * units - 1);
-                previousCompute = EmitBackward(p, unit, mb, ready, _stored[forwardPosition]);
+                // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the oldest.
+                int bucket = p >= 2 ? _gradOut[p - 2] : -1;
+                previousCompute = EmitBackward(p, unit, mb, ready, _stored[forwardPosition], bucket);
             }
             if (p + _window < _uses.Count) EmitFetch(p + _window);
             if (phase == StepPhase.Backward)
             {
-                int gradDone = EmitGradients(unit, mb, previousCompute);
+                int gradDone = EmitGradients(p, unit, mb, previousCompute);
                 if (_s.Schedule == StepSchedule.Overlapped && lastMicroBatch && _s.OptimizerOffload != OffloadTier.None)
                     gradDone = EmitLayerUpdate(unit, gradDone);
                 lastGradOps.Add(gradDone);
