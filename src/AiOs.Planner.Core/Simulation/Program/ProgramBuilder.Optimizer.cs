@@ -56,16 +56,18 @@ internal sealed partial class ProgramBuilder
         for (int g = 0; g < groups; g++)
         {
             long n = Math.Min(subGroup, total - g * subGroup);
+            // Only the first sub-group waits for every gradient; later ones follow it in their resource's order.
+            int[] start = g == 0 ? after : [];
             int read = -1;
             if (OptimizerReadBytes > 0)
             {
                 // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
                 int buffer = _s.PipelineRead ? (g >= 2 ? steps[g - 2] : -1) : previousTail;
-                read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, after.Append(buffer).Where(i => i >= 0).ToArray(),
+                read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, buffer >= 0 ? [.. start, buffer] : start,
                     Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
             }
             int waitForWrite = nvme && !_s.PipelineWrite ? previousTail : -1;
-            int[] stepDeps = (read >= 0 ? [read] : after).Append(waitForWrite).Where(i => i >= 0).Distinct().ToArray();
+            int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
             int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Optimizer, g, 0, stepDeps, parameters: n);
             steps.Add(step);
             int tail = step;
