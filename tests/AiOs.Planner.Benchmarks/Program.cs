@@ -20,6 +20,8 @@ if (args.Length > 0 && args[0] == "quick")
     watch.Restart();
     foreach (var s in sweep) Simulator.Predict(model, node, s);
     Console.WriteLine($"gpt3-175b, 10,000 settings: {watch.Elapsed.TotalSeconds:0.00} s");
+    var tune = AiOs.Planner.Tuning.Tuner.Tune(new AiOs.Planner.Tuning.TuneRequest { Model = model, Hardware = node, Budget = 10_000 });
+    Console.WriteLine($"tuner, gpt3-175b on 8 GPUs: {tune.Evaluated:N0} candidates ({tune.Simulated:N0} simulated) in {tune.Elapsed.TotalSeconds:0.00} s");
     if (args.Length > 1)
     {
         watch.Restart();

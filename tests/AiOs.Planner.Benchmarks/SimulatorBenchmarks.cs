@@ -28,6 +28,10 @@ public class SimulatorBenchmarks
     [Benchmark]
     public StepResult Gpt3OneStep() => Simulator.Predict(_model, _node, _infinity);
 
+    /// <summary>The tuner on gpt3-175b with a budget of 10,000 candidates (issue 6: at most 10 s).</summary>
+    [Benchmark]
+    public int Gpt3Tune() => AiOs.Planner.Tuning.Tuner.Tune(new AiOs.Planner.Tuning.TuneRequest { Model = _model, Hardware = _node, Budget = 10_000 }).Evaluated;
+
     /// <summary>10,000 different settings of gpt3-175b on the node, one after the other on one core.</summary>
     [Benchmark]
     public double Gpt3TenThousandSettings()

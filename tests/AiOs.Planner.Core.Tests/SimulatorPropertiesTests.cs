@@ -81,6 +81,14 @@ public class SimulatorPropertiesTests
     });
 
     [Fact]
+    public void Given_any_step_When_timed_without_the_kernel_Then_time_and_bottleneck_equal_the_kernels() => ForAll(c =>
+    {
+        var kernel = Predict(c);
+        var fast = Simulator.PredictTime(c.Model, c.Hardware, c.Settings);
+        return fast.Time == kernel.Time && fast.Bottleneck == kernel.Bottleneck && Math.Abs(fast.TokensPerSecond - kernel.TokensPerSecond) < 1e-9 * kernel.TokensPerSecond + 1e-12;
+    });
+
+    [Fact]
     public void Given_any_step_When_simulated_twice_Then_every_span_is_the_same() => ForAll(c =>
         Predict(c, timeline: true).Spans!.SequenceEqual(Predict(c, timeline: true).Spans!));
 

@@ -16,7 +16,7 @@ internal sealed partial class ProgramBuilder
         Bytes share = Bytes.OfElements(Share(elements), _pb);
         long full = elements * _pb;
         int release = p - _window >= 0 ? _consumerOf[p - _window] : -1;
-        var allocate = new[] { new MemoryEffect(_deviceTier, full, AtEnd: false) };
+        MemoryEffect[] Allocate() => [new MemoryEffect(_deviceTier, full, AtEnd: false)];
         bool allocated = false;
         int last = -1;
         if (_s.ParamOffload == OffloadTier.Nvme)
@@ -24,19 +24,19 @@ internal sealed partial class ProgramBuilder
             // A pinned staging buffer frees when its upload ends; on a CPU-only machine the read lands in the working buffer itself.
             int staging = _hw.HasGpu ? (p - _staging >= 0 ? _uploadOf[p - _staging] : -1) : release;
             last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, unit, mb, Deps(staging), share,
-                effects: _hw.HasGpu ? null : allocate);
+                effects: _hw.HasGpu ? null : Allocate());
             allocated = !_hw.HasGpu;
         }
         if (_hw.HasGpu && _s.ParamOffload != OffloadTier.None)
         {
-            last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, unit, mb, Deps(last, release), share, effects: allocate);
+            last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, unit, mb, Deps(last, release), share, effects: Allocate());
             _uploadOf[p] = last;
             allocated = true;
         }
         if (_gpus > 1)
         {
             last = Add(OpKind.AllGather, ResourceKind.Collective, phase, unit, mb, Deps(last, release), new Bytes(full),
-                effects: allocated ? null : allocate);
+                effects: allocated ? null : Allocate());
             allocated = true;
         }
         _fetchEnd[p] = last;
