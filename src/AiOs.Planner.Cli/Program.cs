@@ -22,6 +22,7 @@ public static class Program
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
             TuneCommand.Create(io),
+            WhatIfCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
