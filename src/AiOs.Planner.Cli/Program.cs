@@ -23,6 +23,7 @@ public static class Program
             ProfilesCommand.Create(io),
             TuneCommand.Create(io),
             WhatIfCommand.Create(io),
+            ReportCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
