@@ -7,7 +7,7 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Planning;
 
 /// <summary>Checks settings and memory for a model on a machine, and says what to change when they do not fit.</summary>
-public static class Planner
+public static class TrainingPlanner
 {
     /// <summary>Host RAM that page-locked memory may take before the OS starves (pinning all RAM hangs machines).</summary>
     public const double PinnedRamLimit = 0.8;
