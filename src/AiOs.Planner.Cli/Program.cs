@@ -21,6 +21,8 @@ public static class Program
             DsConfigCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
+            CalibrateCommand.Create(io),
+            BenchDriveCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -13,13 +13,12 @@ public static class FioRunner
     public static bool IsAvailable() =>
         (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => d.Length > 0 && File.Exists(Path.Combine(d, "fio")));
 
-    /// <summary>The fio arguments for a time-based sequential run over the first <paramref name="size"/> bytes of <paramref name="file"/>.</summary>
-    public static IReadOnlyList<string> Arguments(string file, Bytes size, Bytes block, int queueDepth, IoDirection direction, TimeSpan duration) =>
+    /// <summary>The fio arguments for one sequential pass over <paramref name="length"/> bytes of <paramref name="file"/> from <paramref name="offset"/>.</summary>
+    public static IReadOnlyList<string> Arguments(string file, Bytes offset, Bytes length, Bytes block, int queueDepth, IoDirection direction) =>
     [
-        "--name=aios-compare", $"--filename={file}", $"--size={size.Value}", $"--bs={block.Value}",
+        "--name=aios-compare", $"--filename={file}", $"--offset={offset.Value}", $"--size={length.Value}", $"--bs={block.Value}",
         $"--iodepth={queueDepth}", "--ioengine=libaio", "--direct=1",
-        $"--rw={(direction == IoDirection.Read ? "read" : "write")}", "--time_based",
-        $"--runtime={Math.Max(1, (int)Math.Round(duration.TotalSeconds))}", "--numjobs=1", "--output-format=json",
+        $"--rw={(direction == IoDirection.Read ? "read" : "write")}", "--numjobs=1", "--output-format=json",
     ];
 
     /// <summary>The command line as a user would type it.</summary>

@@ -1,44 +1,54 @@
 using AiOs.Planner.Calibration.Drive;
-using AiOs.Planner.IO;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration.Benchmarks;
 
-/// <summary>What to compare: a test file in <see cref="Directory"/>, one block size and queue depth, runs of <see cref="Duration"/>.</summary>
+/// <summary>What to compare: one block size and queue depth; each run moves <see cref="RunSize"/> once.</summary>
 public sealed record SequentialBenchmarkOptions
 {
     public required string Directory { get; init; }
-    public Bytes FileSize { get; init; } = Bytes.FromGiB(4);
+    /// <summary>Bytes each run moves; every run has its own region of the file.</summary>
+    public Bytes RunSize { get; init; } = Bytes.FromGiB(1);
     public Bytes BlockSize { get; init; } = Bytes.FromMiB(1);
     public int QueueDepth { get; init; } = 8;
-    public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>Alternating runs of each tool per direction, to see the run-to-run spread.</summary>
     public int Repeats { get; init; } = 3;
     /// <summary>Also run fio on the same file (skipped when fio is missing).</summary>
     public bool WithFio { get; init; } = true;
 }
 
-/// <summary>One run of one tool.</summary>
-public sealed record BenchmarkRun(string Tool, IoDirection Direction, int Repeat, Bandwidth Rate);
+/// <summary>One run of one tool over one region.</summary>
+public sealed record BenchmarkRun(string Tool, IoDirection Direction, int Repeat, Bytes Offset, Bandwidth Rate);
 
 /// <summary>All runs plus the exact fio command lines used.</summary>
-public sealed record SequentialBenchmarkReport(SequentialBenchmarkOptions Options, IReadOnlyList<BenchmarkRun> Runs, IReadOnlyList<string> FioCommands, string FioVersion)
+public sealed record SequentialBenchmarkReport(SequentialBenchmarkOptions Options, Bytes FileSize, IReadOnlyList<BenchmarkRun> Runs, IReadOnlyList<string> FioCommands, string FioVersion)
 {
     /// <summary>Median rate of a tool in a direction, or null when it did not run.</summary>
     public Bandwidth? Median(string tool, IoDirection direction)
     {
-        var rates = Runs.Where(r => r.Tool == tool && r.Direction == direction).Select(r => r.Rate.BytesPerSecond).Order().ToArray();
+        var rates = Rates(tool, direction);
         if (rates.Length == 0) return null;
         double mid = rates.Length % 2 == 1 ? rates[rates.Length / 2] : (rates[rates.Length / 2 - 1] + rates[rates.Length / 2]) / 2;
         return new Bandwidth(mid);
     }
+
+    /// <summary>(max − min) / median of a tool's runs in a direction: the run-to-run spread.</summary>
+    public double Spread(string tool, IoDirection direction)
+    {
+        var rates = Rates(tool, direction);
+        return rates.Length < 2 ? 0 : (rates[^1] - rates[0]) / Median(tool, direction)!.Value.BytesPerSecond;
+    }
+
+    private double[] Rates(string tool, IoDirection direction) =>
+        Runs.Where(r => r.Tool == tool && r.Direction == direction).Select(r => r.Rate.BytesPerSecond).Order().ToArray();
 }
 
 /// <summary>
 /// Sequential read and write throughput of this library's engine against fio on the same file, block size
-/// and queue depth, alternating the tools so drift of a shared disk hits both alike. Both start every run
-/// at offset 0.
+/// and queue depth. The tools alternate so drift of a shared disk hits both alike, and every run moves its
+/// own region of the file once, so no run reads data that another run has just pulled into a host cache.
+/// Writes go first (all regions), then reads in the same order, oldest data first.
 /// </summary>
 public static class SequentialBenchmark
 {
@@ -51,30 +61,42 @@ public static class SequentialBenchmark
         ArgumentNullException.ThrowIfNull(o);
         bool fio = o.WithFio && FioRunner.IsAvailable();
         var settings = new AioSettings { BlockSize = o.BlockSize, QueueDepth = o.QueueDepth, IntraOpParallelism = 1 };
+        int regions = o.Repeats * (fio ? 2 : 1);
+        var size = o.RunSize * regions;
         var runs = new List<BenchmarkRun>();
         var commands = new List<string>();
-        using var testFile = TestFile.Create(o.Directory, o.FileSize, o.FileSize);
+        using var testFile = TestFile.Create(o.Directory, size, size);
         using (var probe = new DriveProbe(testFile.File, testFile.Size))
         {
             progress?.Report($"laying out {testFile.Size} at {testFile.Path}");
             await probe.LayOutAsync(settings, 1, null, ct).ConfigureAwait(false);
             foreach (var direction in new[] { IoDirection.Write, IoDirection.Read })
             {
-                var args = FioRunner.Arguments(testFile.Path, testFile.Size, o.BlockSize, o.QueueDepth, direction, o.Duration);
-                if (fio) commands.Add(FioRunner.CommandLine(args));
+                int region = 0;
                 for (int r = 1; r <= o.Repeats; r++)
                 {
-                    probe.Rewind();
-                    var mine = await probe.MeasureAsync(settings, direction, o.Duration, Bytes.Zero, ct).ConfigureAwait(false);
-                    runs.Add(new BenchmarkRun(AiosTool, direction, r, mine.Rate));
-                    progress?.Report($"{direction} run {r}: aios {mine.Rate}");
-                    if (!fio) continue;
-                    var theirs = await FioRunner.RunAsync(args, direction, ct).ConfigureAwait(false);
-                    runs.Add(new BenchmarkRun(FioTool, direction, r, theirs));
-                    progress?.Report($"{direction} run {r}: fio {theirs}");
+                    foreach (string tool in fio ? new[] { AiosTool, FioTool } : [AiosTool])
+                    {
+                        // Alternate which tool goes first, so neither always follows the other.
+                        string actual = fio && r % 2 == 0 ? (tool == AiosTool ? FioTool : AiosTool) : tool;
+                        var offset = o.RunSize * region++;
+                        Bandwidth rate;
+                        if (actual == AiosTool)
+                        {
+                            rate = (await probe.MeasureRegionAsync(settings, direction, offset, o.RunSize, ct).ConfigureAwait(false)).Rate;
+                        }
+                        else
+                        {
+                            var args = FioRunner.Arguments(testFile.Path, offset, o.RunSize, o.BlockSize, o.QueueDepth, direction);
+                            commands.Add(FioRunner.CommandLine(args));
+                            rate = await FioRunner.RunAsync(args, direction, ct).ConfigureAwait(false);
+                        }
+                        runs.Add(new BenchmarkRun(actual, direction, r, offset, rate));
+                        progress?.Report($"{direction} run {r}: {actual} {rate}");
+                    }
                 }
             }
         }
-        return new SequentialBenchmarkReport(o, runs, commands, fio ? FioRunner.Version() : "not run");
+        return new SequentialBenchmarkReport(o, size, runs, commands, fio ? FioRunner.Version() : "not run");
     }
 }

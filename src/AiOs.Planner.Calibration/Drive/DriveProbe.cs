@@ -15,13 +15,13 @@ public sealed record ProbeResult(AioSettings Settings, IoDirection Direction, By
 /// <summary>
 /// Measures sequential throughput of a test file with given aio settings. Each measurement continues where
 /// the previous one stopped (wrapping at the end), so consecutive reads do not hit data the drive or a
-/// host cache has just served. Requests of at least 8 MiB are kept three deep so every I/O thread always
+/// host cache has just served. Requests of at least 16 MiB are kept four deep so every I/O thread always
 /// has its next blocks queued and the device queue never drains between requests.
 /// </summary>
 public sealed class DriveProbe : IDisposable
 {
-    private const int Outstanding = 3;
-    private static readonly Bytes MinChunk = Bytes.FromMiB(8);
+    private const int Outstanding = 4;
+    private static readonly Bytes MinChunk = Bytes.FromMiB(16);
     private readonly DirectFile _file;
     private readonly Bytes _fileSize;
     private readonly Func<TimeSpan> _now;
@@ -114,8 +114,33 @@ public sealed class DriveProbe : IDisposable
         return results;
     }
 
-    /// <summary>Starts the next measurement at the beginning of the file (for comparisons with a tool that always starts there).</summary>
-    public void Rewind() => _cursor = 0;
+    /// <summary>Moves exactly the bytes <paramref name="offset"/>..+<paramref name="length"/> once, sequentially (for comparisons with fio on the same region).</summary>
+    public async Task<ProbeResult> MeasureRegionAsync(AioSettings settings, IoDirection direction, Bytes offset, Bytes length, CancellationToken ct)
+    {
+        var chunk = ChunkFor(settings);
+        var buffer = BufferOf(chunk);
+        using var engine = new AsyncIoEngine(settings);
+        var inFlight = new Queue<Task<long>>();
+        long moved = 0;
+        var start = _now();
+        try
+        {
+            for (long o = 0; o < length.Value; o += chunk.Value)
+            {
+                long n = Math.Min(chunk.Value, length.Value - o);
+                inFlight.Enqueue(direction == IoDirection.Read
+                    ? engine.ReadAsync(_file, buffer, 0, n, offset.Value + o, ct)
+                    : engine.WriteAsync(_file, buffer, 0, n, offset.Value + o, ct));
+                if (inFlight.Count >= Outstanding) moved += await inFlight.Dequeue().ConfigureAwait(false);
+            }
+            while (inFlight.Count > 0) moved += await inFlight.Dequeue().ConfigureAwait(false);
+        }
+        finally
+        {
+            await DrainAsync(inFlight).ConfigureAwait(false);
+        }
+        return new ProbeResult(settings, direction, new Bytes(moved), _now() - start);
+    }
 
     /// <summary>Waits for every request, ignoring their failures (already reported), so no request outlives its buffer.</summary>
     private static async Task DrainAsync(IEnumerable<Task<long>> tasks)

@@ -1,0 +1,77 @@
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration;
+
+/// <summary>How thorough a calibration is: <see cref="Quick"/> ≤ 30 s, <see cref="Default"/> ≤ 2 min on the CI VM, <see cref="Full"/> longer and larger.</summary>
+public enum CalibrationMode
+{
+    Quick,
+    Default,
+    Full,
+}
+
+/// <summary>What to calibrate and where to start from.</summary>
+public sealed record CalibrationOptions
+{
+    /// <summary>Folder on the drive to measure (the test file goes here).</summary>
+    public required string NvmePath { get; init; }
+    public CalibrationMode Mode { get; init; } = CalibrationMode.Default;
+    /// <summary>Profile to update; its GPU, links and other sections are kept. Null starts a CPU-only profile.</summary>
+    public HardwareProfile? Base { get; init; }
+    /// <summary>Name of the written profile; null keeps the base's name or uses "calibrated".</summary>
+    public string? Name { get; init; }
+    /// <summary>Date stamped on the profile and its figures (ISO 8601); passed in so tests and reruns are reproducible.</summary>
+    public required string Date { get; init; }
+    /// <summary>Test-file size; null takes the mode's.</summary>
+    public Bytes? TestFileSize { get; init; }
+}
+
+/// <summary>The sizes and durations of one mode.</summary>
+public sealed record ModeSettings
+{
+    public required Bytes TestFileSize { get; init; }
+    /// <summary>Below this the test file is too small to mean anything, and calibration stops.</summary>
+    public required Bytes MinTestFileSize { get; init; }
+    /// <summary>Segments of the layout pass, whose rates reveal a write cache.</summary>
+    public int LayoutSegments { get; init; } = 16;
+    public required SweepPlan Sweep { get; init; }
+    public required Bytes MemcpySize { get; init; }
+    public required long AdamParameters { get; init; }
+    public required TimeSpan HostProbeDuration { get; init; }
+
+    /// <summary>The settings of <paramref name="mode"/>.</summary>
+    public static ModeSettings For(CalibrationMode mode) => mode switch
+    {
+        CalibrationMode.Quick => new()
+        {
+            TestFileSize = Bytes.FromGiB(1),
+            MinTestFileSize = Bytes.FromMiB(256),
+            LayoutSegments = 8,
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromMilliseconds(120), SampleMinBytes = Bytes.FromMiB(32), Threads = [1, 2, 4] },
+            MemcpySize = Bytes.FromMiB(128),
+            AdamParameters = 4 << 20,
+            HostProbeDuration = TimeSpan.FromMilliseconds(300),
+        },
+        CalibrationMode.Full => new()
+        {
+            TestFileSize = Bytes.FromGiB(16),
+            MinTestFileSize = Bytes.FromGiB(4),
+            LayoutSegments = 32,
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromSeconds(1), SampleMinBytes = Bytes.FromMiB(256), Patience = 3 },
+            MemcpySize = Bytes.FromMiB(512),
+            AdamParameters = 32 << 20,
+            HostProbeDuration = TimeSpan.FromSeconds(2),
+        },
+        _ => new()
+        {
+            TestFileSize = Bytes.FromGiB(4),
+            MinTestFileSize = Bytes.FromGiB(1),
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromMilliseconds(400), SampleMinBytes = Bytes.FromMiB(64) },
+            MemcpySize = Bytes.FromMiB(256),
+            AdamParameters = 16 << 20,
+            HostProbeDuration = TimeSpan.FromSeconds(1),
+        },
+    };
+}
