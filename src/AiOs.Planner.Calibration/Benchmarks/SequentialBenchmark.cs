@@ -40,6 +40,22 @@ public sealed record SequentialBenchmarkReport(SequentialBenchmarkOptions Option
         return rates.Length < 2 ? 0 : (rates[^1] - rates[0]) / Median(tool, direction)!.Value.BytesPerSecond;
     }
 
+    /// <summary>
+    /// Median over repeats of aios ÷ fio within the same repeat (the two ran back to back), or null without
+    /// fio. Pairing cancels most of a shared disk's drift, which unpaired medians do not.
+    /// </summary>
+    public double? PairedRatio(IoDirection direction)
+    {
+        var ratios = Runs.Where(r => r.Tool == AiosTool && r.Direction == direction)
+            .Join(Runs.Where(r => r.Tool == FioTool && r.Direction == direction), a => a.Repeat, f => f.Repeat, (a, f) => a.Rate.BytesPerSecond / f.Rate.BytesPerSecond)
+            .Order().ToArray();
+        if (ratios.Length == 0) return null;
+        return ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2;
+    }
+
+    private const string AiosTool = SequentialBenchmark.AiosTool;
+    private const string FioTool = SequentialBenchmark.FioTool;
+
     private double[] Rates(string tool, IoDirection direction) =>
         Runs.Where(r => r.Tool == tool && r.Direction == direction).Select(r => r.Rate.BytesPerSecond).Order().ToArray();
 }

@@ -66,6 +66,8 @@ public static class BenchDriveCommand
         ["run_size"] = report.Options.RunSize.Value,
         ["file_size"] = report.FileSize.Value,
         ["fio_version"] = report.FioVersion,
+        ["paired_ratio_read"] = report.PairedRatio(IoDirection.Read),
+        ["paired_ratio_write"] = report.PairedRatio(IoDirection.Write),
         ["fio_commands"] = new JsonArray(report.FioCommands.Select(c => (JsonNode)JsonValue.Create(c)!).ToArray()),
         ["runs"] = new JsonArray(report.Runs.Select(x => (JsonNode)new JsonObject
         {
@@ -75,16 +77,15 @@ public static class BenchDriveCommand
 
     private static void Render(IAnsiConsole console, SequentialBenchmarkReport report)
     {
-        var table = new Table().AddColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio");
+        var table = new Table().AddColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio (paired median)");
         foreach (var direction in new[] { IoDirection.Write, IoDirection.Read })
         {
-            var fio = report.Median(SequentialBenchmark.FioTool, direction);
             foreach (string tool in new[] { SequentialBenchmark.AiosTool, SequentialBenchmark.FioTool })
             {
                 var runs = report.Runs.Where(x => x.Tool == tool && x.Direction == direction).Select(x => x.Rate.GBps.ToString("0.000", CultureInfo.InvariantCulture)).ToList();
                 if (runs.Count == 0) continue;
                 var median = report.Median(tool, direction)!.Value;
-                string ratio = tool == SequentialBenchmark.AiosTool && fio is { } f ? (median.BytesPerSecond / f.BytesPerSecond).ToString("0.000", CultureInfo.InvariantCulture) : "";
+                string ratio = tool == SequentialBenchmark.AiosTool && report.PairedRatio(direction) is { } q ? q.ToString("0.000", CultureInfo.InvariantCulture) : "";
                 table.AddRow(direction.ToString().ToLowerInvariant(), tool, string.Join("  ", runs), median.GBps.ToString("0.000", CultureInfo.InvariantCulture),
                     report.Spread(tool, direction).ToString("P0", CultureInfo.InvariantCulture), ratio);
             }

@@ -20,7 +20,7 @@ public static class CalibrateCommand
         var baseProfile = new Option<string?>("--base") { Description = "Profile (bundled name or path) to start from; its GPU and link sections are kept" };
         var quick = new Option<bool>("--quick") { Description = "Smaller test file and shorter samples (about 30 s)" };
         var full = new Option<bool>("--full") { Description = "Larger test file and longer samples (several minutes)" };
-        var testSize = SizeOption.Create("--test-size", "Test-file size (default: 1G quick, 4G default, 16G full)", default);
+        var testSize = SizeOption.Create("--test-size", "Test-file size (default: 1G quick, 8G default, 16G full)", default);
         var json = new Option<bool>("--json") { Description = "Print one JSON document (profile, warnings) on stdout" };
         var command = new Command("calibrate", "Measure the drive (read/write sweep over block size, queue depth, threads), memory copy and CPU Adam; write a hardware profile.")
         {
