@@ -4,6 +4,7 @@ using AiOs.Planner.Calibration.Host;
 using AiOs.Planner.Calibration.Machine;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Storage;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration;
@@ -29,6 +30,8 @@ public static class Calibrator
             throw new CalibrationException($"--nvme-path {options.NvmePath} does not exist; create it or pass a folder on the drive to test.");
         var machine = MachineFacts.Read(options.NvmePath);
         var warnings = new List<string>();
+        if (StorageInspector.IsMemory(machine.Storage.FileSystem))
+            warnings.Add($"{options.NvmePath} is on {machine.Storage.FileSystem}, which is RAM, not a drive: the figures measure memory, and swap files there take RAM from training.");
 
         DriveCalibration drive;
         using (var file = TestFile.Create(options.NvmePath, options.TestFileSize ?? mode.TestFileSize, mode.MinTestFileSize))
