@@ -4,24 +4,49 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.IO;
 
 /// <summary>
-/// Native memory aligned to <see cref="Alignment"/> bytes, as O_DIRECT needs. Not zeroed. Free it with
-/// <see cref="Dispose"/>; the memory must not be freed while an asynchronous read or write uses it, so
-/// await those first.
+/// Native memory aligned to <see cref="Alignment"/> bytes, as O_DIRECT needs: allocated here (not zeroed)
+/// or a <see cref="Wrap"/>ped view of memory owned elsewhere. Free it with <see cref="Dispose"/>; the
+/// memory must not be freed while an asynchronous read or write uses it, so await those first.
 /// </summary>
 public sealed unsafe class AlignedBuffer : IDisposable
 {
     /// <summary>Alignment of address, length and file offset for direct I/O: 4096 bytes suits every Linux block device in use.</summary>
     public const int Alignment = 4096;
 
+    private readonly bool _owned;
     private void* _pointer;
 
     /// <summary>Allocates <paramref name="size"/> bytes, which must be a multiple of <see cref="Alignment"/>.</summary>
     public AlignedBuffer(Bytes size)
     {
-        if (size.Value <= 0 || size.Value % Alignment != 0)
-            throw new MisalignedIoException($"An aligned buffer's size must be a positive multiple of {Alignment} bytes; got {size.Value}.");
+        CheckSize(size);
         Length = size.Value;
         _pointer = NativeMemory.AlignedAlloc((nuint)size.Value, Alignment);
+        _owned = true;
+    }
+
+    private AlignedBuffer(void* pointer, long length)
+    {
+        _pointer = pointer;
+        Length = length;
+    }
+
+    /// <summary>
+    /// A view of memory someone else owns (e.g. pinned tensor storage narrowed to a 4096-byte boundary);
+    /// disposing the view does not free it. Address and size must be aligned.
+    /// </summary>
+    public static AlignedBuffer Wrap(nint address, Bytes size)
+    {
+        CheckSize(size);
+        if (address == 0 || address % Alignment != 0)
+            throw new MisalignedIoException($"Memory for direct I/O must start on a {Alignment}-byte boundary; address 0x{address:x} does not.");
+        return new AlignedBuffer((void*)address, size.Value);
+    }
+
+    private static void CheckSize(Bytes size)
+    {
+        if (size.Value <= 0 || size.Value % Alignment != 0)
+            throw new MisalignedIoException($"An aligned buffer's size must be a positive multiple of {Alignment} bytes; got {size.Value}.");
     }
 
     /// <summary>Size in bytes.</summary>
@@ -55,7 +80,7 @@ public sealed unsafe class AlignedBuffer : IDisposable
     public void Dispose()
     {
         if (_pointer is null) return;
-        NativeMemory.AlignedFree(_pointer);
+        if (_owned) NativeMemory.AlignedFree(_pointer);
         _pointer = null;
     }
 }
