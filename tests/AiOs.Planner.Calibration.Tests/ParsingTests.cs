@@ -40,3 +40,21 @@ public class FioRunnerTests
         Assert.Contains("--rw=write", args);
     }
 }
+
+public class SequentialBenchmarkReportTests
+{
+    private static BenchmarkRun Run(string tool, int repeat, double gbps) => new(tool, IoDirection.Read, repeat, Bytes.Zero, Bandwidth.FromGBps(gbps));
+
+    [Fact]
+    public void Given_runs_of_both_tools_When_paired_Then_each_repeat_is_compared_with_its_own_partner()
+    {
+        var report = new SequentialBenchmarkReport(new SequentialBenchmarkOptions { Directory = "/d" }, Bytes.Zero,
+            [Run("aios", 1, 1.0), Run("fio", 1, 2.0), Run("aios", 2, 3.0), Run("fio", 2, 3.0), Run("aios", 3, 0.9), Run("fio", 3, 1.0)], [], "fio-3");
+
+        Assert.Equal([0.5, 0.9, 1.0], report.PairedRatios(IoDirection.Read));
+        Assert.Equal(0.9, report.PairedRatio(IoDirection.Read)!.Value, 1e-12);
+        Assert.Equal((0.7, 0.95), report.PairedRatioQuartiles(IoDirection.Read));
+        Assert.Equal(1.0, report.Median("aios", IoDirection.Read)!.Value.GBps, 1e-12);
+        Assert.Null(report.PairedRatio(IoDirection.Write));
+    }
+}

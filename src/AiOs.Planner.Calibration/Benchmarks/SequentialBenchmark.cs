@@ -44,13 +44,28 @@ public sealed record SequentialBenchmarkReport(SequentialBenchmarkOptions Option
     /// Median over repeats of aios ÷ fio within the same repeat (the two ran back to back), or null without
     /// fio. Pairing cancels most of a shared disk's drift, which unpaired medians do not.
     /// </summary>
-    public double? PairedRatio(IoDirection direction)
+    public double? PairedRatio(IoDirection direction) => Quantile(PairedRatios(direction), 0.5);
+
+    /// <summary>The 25th and 75th percentiles of the paired ratios: how far one repeat's answer can be trusted.</summary>
+    public (double Low, double High)? PairedRatioQuartiles(IoDirection direction)
     {
-        var ratios = Runs.Where(r => r.Tool == AiosTool && r.Direction == direction)
+        var r = PairedRatios(direction);
+        return r.Length == 0 ? null : (Quantile(r, 0.25)!.Value, Quantile(r, 0.75)!.Value);
+    }
+
+    /// <summary>aios ÷ fio per repeat, sorted.</summary>
+    public double[] PairedRatios(IoDirection direction) =>
+        Runs.Where(r => r.Tool == AiosTool && r.Direction == direction)
             .Join(Runs.Where(r => r.Tool == FioTool && r.Direction == direction), a => a.Repeat, f => f.Repeat, (a, f) => a.Rate.BytesPerSecond / f.Rate.BytesPerSecond)
             .Order().ToArray();
-        if (ratios.Length == 0) return null;
-        return ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[ratios.Length / 2 - 1] + ratios[ratios.Length / 2]) / 2;
+
+    /// <summary>Linear-interpolated quantile of sorted values; null when empty.</summary>
+    internal static double? Quantile(double[] sorted, double q)
+    {
+        if (sorted.Length == 0) return null;
+        double pos = q * (sorted.Length - 1);
+        int i = (int)Math.Floor(pos);
+        return i + 1 < sorted.Length ? sorted[i] + (pos - i) * (sorted[i + 1] - sorted[i]) : sorted[i];
     }
 
     private const string AiosTool = SequentialBenchmark.AiosTool;

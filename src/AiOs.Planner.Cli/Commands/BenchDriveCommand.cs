@@ -68,6 +68,8 @@ public static class BenchDriveCommand
         ["fio_version"] = report.FioVersion,
         ["paired_ratio_read"] = report.PairedRatio(IoDirection.Read),
         ["paired_ratio_write"] = report.PairedRatio(IoDirection.Write),
+        ["paired_ratios_read"] = new JsonArray(report.PairedRatios(IoDirection.Read).Select(x => (JsonNode)Math.Round(x, 4)).ToArray()),
+        ["paired_ratios_write"] = new JsonArray(report.PairedRatios(IoDirection.Write).Select(x => (JsonNode)Math.Round(x, 4)).ToArray()),
         ["fio_commands"] = new JsonArray(report.FioCommands.Select(c => (JsonNode)JsonValue.Create(c)!).ToArray()),
         ["runs"] = new JsonArray(report.Runs.Select(x => (JsonNode)new JsonObject
         {
@@ -77,7 +79,7 @@ public static class BenchDriveCommand
 
     private static void Render(IAnsiConsole console, SequentialBenchmarkReport report)
     {
-        var table = new Table().AddColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio (paired median)");
+        var table = new Table().AddColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio: paired median [quartiles]");
         foreach (var direction in new[] { IoDirection.Write, IoDirection.Read })
         {
             foreach (string tool in new[] { SequentialBenchmark.AiosTool, SequentialBenchmark.FioTool })
@@ -85,7 +87,9 @@ public static class BenchDriveCommand
                 var runs = report.Runs.Where(x => x.Tool == tool && x.Direction == direction).Select(x => x.Rate.GBps.ToString("0.000", CultureInfo.InvariantCulture)).ToList();
                 if (runs.Count == 0) continue;
                 var median = report.Median(tool, direction)!.Value;
-                string ratio = tool == SequentialBenchmark.AiosTool && report.PairedRatio(direction) is { } q ? q.ToString("0.000", CultureInfo.InvariantCulture) : "";
+                string ratio = tool == SequentialBenchmark.AiosTool && report.PairedRatio(direction) is { } q && report.PairedRatioQuartiles(direction) is { } iq
+                    ? string.Create(CultureInfo.InvariantCulture, $"{q:0.000} [{iq.Low:0.00}–{iq.High:0.00}]")
+                    : "";
                 table.AddRow(direction.ToString().ToLowerInvariant(), tool, string.Join("  ", runs), median.GBps.ToString("0.000", CultureInfo.InvariantCulture),
                     report.Spread(tool, direction).ToString("P0", CultureInfo.InvariantCulture), ratio);
             }
