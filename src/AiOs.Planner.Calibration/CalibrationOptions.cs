@@ -24,6 +24,8 @@ public sealed record CalibrationOptions
     public string? Name { get; init; }
     /// <summary>Date stamped on the profile and its figures (ISO 8601); passed in so tests and reruns are reproducible.</summary>
     public required string Date { get; init; }
+    /// <summary>Version of the tool that calibrates, recorded in the profile (the CLI passes its own).</summary>
+    public string ToolVersion { get; init; } = "unknown";
     /// <summary>Test-file size; null takes the mode's.</summary>
     public Bytes? TestFileSize { get; init; }
 }

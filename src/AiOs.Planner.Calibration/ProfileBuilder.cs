@@ -43,7 +43,7 @@ public static class ProfileBuilder
             write = write with { PeakGbps = Measured(sustained.GBps, I($"sustained write rate after a write cache filled (layout of the {drive.TestFileSize} test file); fitted peak was {drive.WriteCurve.PeakGbps:0.00} GB/s")) };
         var driveSpec = new DriveSpec
         {
-            Model = I($"{storage.DeviceModel ?? storage.BlockDevice ?? "unknown drive"} ({storage.FileSystem ?? "unknown filesystem"})"),
+            Model = I($"{DriveName(storage)} ({storage.FileSystem ?? "unknown filesystem"})"),
             Count = 1,
             CapacityGb = Measured(storage.Total.GB, "size of the filesystem holding --nvme-path (statvfs)"),
             PcieGen = baseDrive?.PcieGen ?? 0,
@@ -54,7 +54,7 @@ public static class ProfileBuilder
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in options.Base?.Machine ?? new Dictionary<string, string>()) facts[k] = v;
         foreach (var (k, v) in machine.ToMap()) facts[k] = v;
-        facts["calibrated_by"] = I($"aios calibrate {MachineFacts.ToolVersion()} ({options.Mode.ToString().ToLowerInvariant()})");
+        facts["calibrated_by"] = I($"aios calibrate {options.ToolVersion} ({options.Mode.ToString().ToLowerInvariant()})");
         facts["calibration_date"] = date;
 
         if (options.Base is { } b)
@@ -72,6 +72,12 @@ public static class ProfileBuilder
             Machine = facts,
         };
     }
+
+    /// <summary>The drive's model from /sys, else a name from the device: virtio disks (vd*) report no model.</summary>
+    internal static string DriveName(Storage.StorageFacts storage) =>
+        storage.DeviceModel is { Length: > 0 } model ? model
+        : storage.BlockDevice is { } dev ? (dev.StartsWith("vd", StringComparison.Ordinal) ? $"virtio disk {dev}" : dev)
+        : "unknown drive";
 
     private static DriveDirection Direction(DriveCurve curve, IReadOnlyList<DriveSample> samples, string date, string method) => new()
     {

@@ -56,6 +56,7 @@ public class ProfileBuilderTests
         Assert.Equal(6.5, profile.Drives[0].Read.PeakGbps.Value, 0.05);
         Assert.Equal("Test CPU", profile.Machine!["cpu_model"]);
         Assert.Equal("xfs", profile.Machine["drive_filesystem"]);
+        Assert.Equal("Fast SSD (xfs)", profile.Drives[0].Model);
     }
 
     [Fact]
@@ -73,6 +74,16 @@ public class ProfileBuilderTests
         var aio = new AioSettings();
         Assert.Equal(profile.Drives[0].ReadRate(aio).GBps, loaded.Drives[0].ReadRate(aio).GBps, 1e-3);
         Assert.DoesNotContain("\"capacity\"", ProfileWriter.ToJson(profile), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, "vda", "virtio disk vda")]
+    [InlineData("", "nvme0n1", "nvme0n1")]
+    [InlineData("Samsung 990", "nvme0n1", "Samsung 990")]
+    [InlineData(null, null, "unknown drive")]
+    public void Given_what_sys_block_says_When_the_drive_is_named_Then_the_model_or_a_device_name_is_used(string? model, string? device, string expected)
+    {
+        Assert.Equal(expected, ProfileBuilder.DriveName(new StorageFacts { Path = "/", DeviceModel = model, BlockDevice = device }));
     }
 
     [Fact]

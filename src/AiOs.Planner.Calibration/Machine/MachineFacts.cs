@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using AiOs.Planner.Storage;
 using AiOs.Planner.Units;
 
@@ -37,10 +36,6 @@ public sealed record MachineFacts
         string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib) ? Bytes.FromKiB(kib) : null;
     }
-
-    /// <summary>This tool's version, from the calibration assembly.</summary>
-    public static string ToolVersion() =>
-        typeof(MachineFacts).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
 
     /// <summary>The facts as the profile's free-form <c>machine</c> map.</summary>
     public IReadOnlyDictionary<string, string> ToMap() => new SortedDictionary<string, string>(StringComparer.Ordinal)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Reflection;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Calibration;
 using AiOs.Planner.Cli.Rendering;
@@ -42,6 +43,7 @@ public static class CalibrateCommand
                 Base = baseName is null ? null : ProfileCatalog.Default.Load(baseName),
                 Name = outPath is null ? null : Path.GetFileNameWithoutExtension(outPath),
                 Date = DateTime.UtcNow.ToString("yyyy-MM-dd"),
+                ToolVersion = typeof(CalibrateCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown",
                 TestFileSize = r.GetValue(testSize) is { Value: > 0 } size ? size : null,
             };
             try
