@@ -58,7 +58,7 @@ public static class ProfileBuilder
         facts["calibration_date"] = date;
 
         if (options.Base is { } b)
-            return b with { Name = options.Name ?? b.Name, Date = date, Cpu = cpu, Drives = [driveSpec], Machine = facts };
+            return b with { Name = options.Name ?? b.Name, Description = Stamped(b.Description, date), Date = date, Cpu = cpu, Drives = [driveSpec], Machine = facts };
         return new HardwareProfile
         {
             Name = options.Name ?? "calibrated",
@@ -71,6 +71,17 @@ public static class ProfileBuilder
             Drives = [driveSpec],
             Machine = facts,
         };
+    }
+
+    private const string StampPrefix = " [CPU, memory and drive calibrated ";
+
+    /// <summary>The base's description with one calibration stamp (replacing an earlier one), so it never claims figures are estimates once they are measured.</summary>
+    internal static string Stamped(string? description, string date)
+    {
+        string text = description ?? "";
+        int at = text.IndexOf(StampPrefix, StringComparison.Ordinal);
+        if (at >= 0) text = text[..at];
+        return $"{text}{StampPrefix}{date} by aios calibrate; those figures carry their method.]".TrimStart();
     }
 
     /// <summary>The drive's model from /sys, else a name from the device: virtio disks (vd*) report no model.</summary>

@@ -76,6 +76,16 @@ public class ProfileBuilderTests
         Assert.DoesNotContain("\"capacity\"", ProfileWriter.ToJson(profile), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Given_a_description_calibrated_before_When_stamped_again_Then_it_carries_one_stamp_with_the_new_date()
+    {
+        string once = ProfileBuilder.Stamped("A VM.", "2026-01-01");
+        string twice = ProfileBuilder.Stamped(once, "2026-11-27");
+
+        Assert.StartsWith("A VM. [CPU, memory and drive calibrated 2026-11-27", twice, StringComparison.Ordinal);
+        Assert.DoesNotContain("2026-01-01", twice, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(null, "vda", "virtio disk vda")]
     [InlineData("", "nvme0n1", "nvme0n1")]
