@@ -17,6 +17,7 @@ public sealed record CalibrationOptions
 {
     /// <summary>Folder on the drive to measure (the test file goes here).</summary>
     public required string NvmePath { get; init; }
+    /// <summary>Quick, default or full: file size and sample lengths.</summary>
     public CalibrationMode Mode { get; init; } = CalibrationMode.Default;
     /// <summary>Profile to update; its GPU, links and other sections are kept. Null starts a CPU-only profile.</summary>
     public HardwareProfile? Base { get; init; }
@@ -33,14 +34,19 @@ public sealed record CalibrationOptions
 /// <summary>The sizes and durations of one mode.</summary>
 public sealed record ModeSettings
 {
+    /// <summary>Size of the test file when the drive has room.</summary>
     public required Bytes TestFileSize { get; init; }
     /// <summary>Below this the test file is too small to mean anything, and calibration stops.</summary>
     public required Bytes MinTestFileSize { get; init; }
     /// <summary>Segments of the layout pass, whose rates reveal a write cache.</summary>
     public int LayoutSegments { get; init; } = 16;
+    /// <summary>What the drive sweep may try and how long each sample runs.</summary>
     public required SweepPlan Sweep { get; init; }
+    /// <summary>Size of each memory-copy buffer (far above any CPU cache).</summary>
     public required Bytes MemcpySize { get; init; }
+    /// <summary>Parameters per CPU Adam step in the Adam probe.</summary>
     public required long AdamParameters { get; init; }
+    /// <summary>How long each memory-copy and Adam measurement runs.</summary>
     public required TimeSpan HostProbeDuration { get; init; }
 
     /// <summary>The settings of <paramref name="mode"/>.</summary>

@@ -7,10 +7,13 @@ namespace AiOs.Planner.Calibration.Benchmarks;
 /// <summary>What to compare: one block size and queue depth; each run moves <see cref="RunSize"/> once.</summary>
 public sealed record SequentialBenchmarkOptions
 {
+    /// <summary>Folder on the drive under test; the test file goes here and is deleted.</summary>
     public required string Directory { get; init; }
     /// <summary>Bytes each run moves; every run has its own region of the file.</summary>
     public Bytes RunSize { get; init; } = Bytes.FromGiB(1);
+    /// <summary>Bytes per request, for both tools.</summary>
     public Bytes BlockSize { get; init; } = Bytes.FromMiB(1);
+    /// <summary>Requests in flight, for both tools (fio iodepth).</summary>
     public int QueueDepth { get; init; } = 8;
     /// <summary>Alternating runs of each tool per direction, to see the run-to-run spread.</summary>
     public int Repeats { get; init; } = 3;
@@ -83,7 +86,9 @@ public sealed record SequentialBenchmarkReport(SequentialBenchmarkOptions Option
 /// </summary>
 public static class SequentialBenchmark
 {
+    /// <summary>The tool name of this project's engine in runs.</summary>
     public const string AiosTool = "aios";
+    /// <summary>The tool name of fio in runs.</summary>
     public const string FioTool = "fio";
 
     /// <summary>Lays out the test file, runs the comparison, and deletes the file (also on cancel).</summary>

@@ -7,11 +7,15 @@ namespace AiOs.Planner.Calibration.Drive;
 /// <summary>Which settings a drive sweep may try, how long each sample runs, and when it stops.</summary>
 public sealed record SweepPlan
 {
+    /// <summary>How long each sample moves data (at least).</summary>
     public required TimeSpan SampleDuration { get; init; }
     /// <summary>Bytes each sample moves at least, whatever the time.</summary>
     public required Bytes SampleMinBytes { get; init; }
+    /// <summary>Block sizes in walk order: 128 KiB to 8 MiB.</summary>
     public IReadOnlyList<Bytes> BlockSizes { get; init; } = [.. Enumerable.Range(0, 7).Select(i => Bytes.FromKiB(128 << i))];
+    /// <summary>Queue depths in walk order.</summary>
     public IReadOnlyList<int> QueueDepths { get; init; } = [1, 2, 4, 8, 16, 32, 64];
+    /// <summary>Thread counts (intra_op_parallelism) in walk order.</summary>
     public IReadOnlyList<int> Threads { get; init; } = [1, 2, 4, 8];
     /// <summary>Settings with more bytes in flight are skipped (they would need that much buffer memory).</summary>
     public Bytes MaxInFlight { get; init; } = Bytes.FromMiB(256);

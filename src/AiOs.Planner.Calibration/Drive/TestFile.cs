@@ -21,8 +21,11 @@ public sealed class TestFile : IDisposable
         ShrinkNote = shrinkNote;
     }
 
+    /// <summary>The test file's path (hidden name, in the folder under test).</summary>
     public string Path { get; }
+    /// <summary>The open file (O_DIRECT where supported).</summary>
     public DirectFile File { get; }
+    /// <summary>Bytes reserved for the test.</summary>
     public Bytes Size { get; }
     /// <summary>Says how the file was shrunk for lack of space, or null.</summary>
     public string? ShrinkNote { get; }

@@ -7,10 +7,15 @@ namespace AiOs.Planner.Calibration.Machine;
 /// <summary>Facts about the machine and the drive under test, read from /proc and /sys, for the profile's <c>machine</c> section.</summary>
 public sealed record MachineFacts
 {
+    /// <summary>The first "model name" of /proc/cpuinfo.</summary>
     public required string CpuModel { get; init; }
+    /// <summary>Logical CPUs this process may use.</summary>
     public required int Cores { get; init; }
+    /// <summary>MemTotal of /proc/meminfo.</summary>
     public required Bytes Ram { get; init; }
+    /// <summary>The running kernel release.</summary>
     public string? Kernel { get; init; }
+    /// <summary>Mount, device, filesystem and space of the folder under test.</summary>
     public required StorageFacts Storage { get; init; }
 
     /// <summary>Reads the facts; <paramref name="folder"/> is the folder on the drive under test.</summary>

@@ -13,6 +13,7 @@ namespace AiOs.Planner.Cli.Commands;
 /// <summary><c>aios bench-drive</c>: sequential read and write of this tool's direct-I/O engine against fio on the same file.</summary>
 public static class BenchDriveCommand
 {
+    /// <summary>The command, writing through <paramref name="io"/>.</summary>
     public static Command Create(CliIo io)
     {
         var path = new Option<string>("--path") { Description = "Folder on the drive to test (a temporary file is created and deleted)", Required = true };

@@ -14,6 +14,7 @@ namespace AiOs.Planner.Cli.Commands;
 /// <summary><c>aios calibrate</c>: measure this machine's drive, memory copy and CPU Adam, and write a profile.</summary>
 public static class CalibrateCommand
 {
+    /// <summary>The command, writing through <paramref name="io"/>.</summary>
     public static Command Create(CliIo io)
     {
         var nvmePath = new Option<string>("--nvme-path") { Description = "Folder on the drive to measure (a temporary test file goes here and is deleted)", Required = true };

@@ -7,6 +7,7 @@ namespace AiOs.Planner.Cli.Commands;
 /// <summary>A size flag ("4G", "1MiB", "1048576") for the calibration commands.</summary>
 internal static class SizeOption
 {
+    /// <summary>A size option with a default.</summary>
     public static Option<Bytes> Create(string name, string description, Bytes defaultValue) => new(name)
     {
         Description = description,

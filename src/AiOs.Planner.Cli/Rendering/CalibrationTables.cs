@@ -43,6 +43,7 @@ internal static class CalibrationProgressBar
 /// <summary>The calibration summary: figures, fit quality, cache note, warnings.</summary>
 internal static class CalibrationTables
 {
+    /// <summary>Writes the summary table, cache note, warnings and where the profile went.</summary>
     public static void Render(IAnsiConsole console, CalibrationResult result, string? outPath)
     {
         var p = result.Profile;
