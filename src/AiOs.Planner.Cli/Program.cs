@@ -21,6 +21,7 @@ public static class Program
             DsConfigCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
+            TuneCommand.Create(io),
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
         };

@@ -67,3 +67,21 @@ public class OtherCommandsTests
         Assert.Equal(ExitCodes.Usage, CliRunner.Run("check-nvme", "/tmp", "--model", "gpt2").ExitCode);
     }
 }
+
+public class TuneCommandTests
+{
+    [Fact]
+    public void Given_a_model_and_machine_When_tuned_with_out_Then_settings_and_ds_config_are_written_and_reusable()
+    {
+        string folder = Directory.CreateTempSubdirectory().FullName;
+        var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/nvme", "--budget", "400", "--out", folder, "--json");
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var doc = JsonNode.Parse(r.Stdout)!;
+        double tokens = doc["best"]!["tokens_per_s"]!.GetValue<double>();
+        Assert.True(tokens > 0);
+        Assert.True(File.Exists(Path.Combine(folder, "ds_config.json")));
+        var plan = CliRunner.Run("plan", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--settings", Path.Combine(folder, "aios-settings.json"), "--json");
+        Assert.Equal(ExitCodes.Ok, plan.ExitCode);
+        Assert.Equal(tokens, JsonNode.Parse(plan.Stdout)!["step"]!["tokens_per_s"]!.GetValue<double>(), 6);
+    }
+}

@@ -4,6 +4,8 @@ using System.Text.Json.Serialization;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Planning;
 
@@ -13,7 +15,7 @@ public static class PlanDocument
     private static readonly JsonSerializerOptions SettingsJson = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower), new BytesAsNumber() },
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
     public static JsonObject Build(PlanResult plan)
@@ -64,7 +66,52 @@ public static class PlanDocument
             },
             ["deepspeed_estimate"] = DeepSpeedEstimate(plan),
         };
+        if (plan.Step is { } step)
+        {
+            bool gpu = plan.Hardware.HasGpu;
+            doc["step"] = new JsonObject
+            {
+                ["time_s"] = step.Time.Seconds,
+                ["first_step_time_s"] = plan.FirstStep?.Time.Seconds,
+                ["tokens_per_s"] = step.TokensPerSecond,
+                ["model_tflops"] = step.ModelTflopsPerGpu,
+                ["bottleneck"] = ResourceNames.Of(step.Bottleneck, gpu),
+                ["phases"] = new JsonObject
+                {
+                    ["forward_s"] = step.Phases.Forward.Seconds,
+                    ["backward_s"] = step.Phases.Backward.Seconds,
+                    ["optimizer_s"] = step.Phases.Optimizer.Seconds,
+                },
+                ["critical_path_s"] = PerResource(step.CriticalPath.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds), gpu),
+                ["operations"] = step.Operations,
+            };
+            doc["traffic"] = new JsonObject
+            {
+                ["nvme_read_bytes"] = step.Traffic.NvmeRead.Value,
+                ["nvme_write_bytes"] = step.Traffic.NvmeWrite.Value,
+                ["h2d_bytes"] = step.Traffic.H2d.Value,
+                ["d2h_bytes"] = step.Traffic.D2h.Value,
+                ["network_bytes"] = step.Traffic.Network.Value,
+            };
+            doc["utilization"] = PerResource(step.Busy.Keys.ToDictionary(k => k, step.Utilization), gpu);
+            memory(doc)["simulated_peaks"] = new JsonObject
+            {
+                ["gpu_bytes"] = step.MemoryPeaks[MemoryTier.Gpu].Value,
+                ["cpu_pinned_bytes"] = step.MemoryPeaks[MemoryTier.CpuPinned].Value,
+                ["cpu_pageable_bytes"] = step.MemoryPeaks[MemoryTier.CpuPageable].Value,
+                ["nvme_bytes"] = step.MemoryPeaks[MemoryTier.Nvme].Value,
+            };
+        }
         return doc;
+
+        static JsonObject memory(JsonObject d) => d["memory"]!.AsObject();
+    }
+
+    private static JsonObject PerResource(Dictionary<ResourceKind, double> values, bool gpu)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in values.OrderBy(kv => kv.Key)) o[ResourceNames.Of(k, gpu)] = v;
+        return o;
     }
 
     private static JsonArray Items(TierUse tier) =>
@@ -89,12 +136,5 @@ public static class PlanDocument
             return new JsonObject { ["estimator"] = "estimate_zero2_model_states_mem_needs", ["gpu_bytes"] = e.GpuBytes, ["cpu_bytes"] = e.CpuBytes };
         }
         return null;
-    }
-
-    private sealed class BytesAsNumber : JsonConverter<Units.Bytes>
-    {
-        public override Units.Bytes Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => new(reader.GetInt64());
-
-        public override void Write(Utf8JsonWriter writer, Units.Bytes value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
     }
 }
