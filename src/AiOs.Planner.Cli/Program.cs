@@ -24,6 +24,8 @@ public static class Program
             TuneCommand.Create(io),
             WhatIfCommand.Create(io),
             ReportCommand.Create(io),
+            CalibrateCommand.Create(io),
+            BenchDriveCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
