@@ -80,3 +80,10 @@ public sealed class ByteDataset
         return new TokenBatch(tensor(inputs, [batch, seqLen]), tensor(targets, [batch, seqLen]));
     }
 }
+
+/// <summary>The small public-domain text bundled beside the tool, so a default run needs no download.</summary>
+public static class BundledText
+{
+    /// <summary>Path of <c>data/harbour.txt</c> next to the running program.</summary>
+    public static string DefaultPath => Path.Combine(AppContext.BaseDirectory, "data", "harbour.txt");
+}

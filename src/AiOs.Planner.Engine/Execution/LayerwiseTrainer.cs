@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Trains a model one unit at a time with ZeRO-Infinity-style offload. Forward keeps only each layer's
+/// input; backward walks the layers in reverse, fetches a layer again, recomputes it with autograd on
+/// and back-propagates the incoming gradient, so a layer's parameters are on the device only while it
+/// runs. Gradients leave for fp32 CPU accumulators as each unit finishes. The optimizer (fp32 master
+/// weights and moments in CPU RAM or NVMe) runs after backward (DeepSpeed schedule) or updates each
+/// unit on a worker thread as soon as its last gradient is in (overlapped schedule).
+/// </summary>
+/// <remarks>
+/// Gradient clipping: the DeepSpeed schedule supports global-norm and per-unit clipping; the
+/// overlapped schedule supports per-unit clipping or none (a global norm is not known until backward ends).
+/// The outer block (embeddings, final norm, head) is used at both ends of a micro-batch and stays on the
+/// device for the whole micro-batch.
+/// </remarks>
+public sealed class LayerwiseTrainer : IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly TrainingSettings _settings;
+    private readonly EngineOptions _options;
+    private readonly Device _device;
+    private readonly SwapDirectory? _swapDirectory;
+    private readonly FileSwapStore? _store;
+    private readonly ParameterSwapper _params;
+    private readonly OptimizerStates _optim;
+    private readonly float[][] _grads;
+    private readonly float[] _unitScale;
+    private int _step;
+
+    /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
+    public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null)
+    {
+        Native.TorchRuntime.EnsureReady();
+        EngineSettings.Check(spec, settings, options);
+        _spec = spec;
+        _settings = settings;
+        _options = options;
+        _device = new Device(options.Device);
+        Trace = new SpanTrace(clock ?? TimeProvider.System);
+        int units = spec.NumLayers + 1;
+        if (settings.UsesNvme)
+        {
+            _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
+            _store = new FileSwapStore(_swapDirectory);
+        }
+        try
+        {
+            _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
+                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace);
+            long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
+                settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
+            _grads = elements.Select(n => new float[n]).ToArray();
+            _unitScale = new float[units];
+            float[][] initial = InitialWeights.Create(spec, options.Seed);
+            for (int u = 0; u < units; u++)
+            {
+                _optim.Initialise(u, initial[u]);
+                _params.WriteBack(u, 0, initial[u]);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Spans of everything the engine did, per resource.</summary>
+    public SpanTrace Trace { get; }
+
+    /// <summary>Bytes moved per tier.</summary>
+    public IoCounters Io { get; } = new();
+
+    /// <summary>Where the swap files are, when NVMe is used.</summary>
+    public string? SwapPath => _swapDirectory?.Path;
+
+    /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block).</summary>
+    public float[] MasterOf(int unit) => _optim.ReadMaster(unit);
+
+    /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
+    public StepResult Step(Func<int, TokenBatch> batchOf)
+    {
+        int step = ++_step;
+        Trace.CurrentStep = step;
+        long startTicks = Stopwatch.GetTimestamp();
+        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero, stallBefore = _params.Stalled;
+        foreach (float[] g in _grads) Array.Clear(g);
+        double loss = 0;
+        long tokens = 0;
+        int accumulation = _settings.GradAccumulation;
+        Task optimizerTail = Task.CompletedTask;
+        for (int micro = 0; micro < accumulation; micro++)
+        {
+            bool last = micro == accumulation - 1;
+            using TokenBatch batch = batchOf(micro);
+            tokens += batch.Tokens;
+            using var scope = NewDisposeScope();
+            Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
+            _params.BeginPass(PassOrder());
+
+            long t0 = Stopwatch.GetTimestamp();
+            var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
+            Tensor embedded;
+            using (Trace.Begin("compute", "forward", _spec.NumLayers)) embedded = outer.forward(inputs);
+            var layerInputs = new Tensor[_spec.NumLayers];
+            Tensor x = embedded;
+            using (no_grad())
+            {
+                for (int i = 0; i < _spec.NumLayers; i++)
+                {
+                    nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+                    layerInputs[i] = x;
+                    using (Trace.Begin("compute", "forward", i)) x = layer.forward(x);
+                    _params.Release(i);
+                }
+            }
+            Tensor hidden = x.detach().requires_grad_(true);
+            Tensor microLoss;
+            using (Trace.Begin("compute", "loss", _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
+            loss += microLoss.item<float>();
+            long t1 = Stopwatch.GetTimestamp();
+            forward += Stopwatch.GetElapsedTime(t0, t1);
+
+            using (Trace.Begin("compute", "backward", _spec.NumLayers)) microLoss.backward();
+            Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+            for (int i = _spec.NumLayers - 1; i >= 0; i--)
+            {
+                nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+                Tensor input = layerInputs[i].detach().requires_grad_(true);
+                using (Trace.Begin("compute", "backward", i))
+                {
+                    Tensor output = layer.forward(input);
+                    output.backward([gradient]);
+                }
+                gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+                using (Trace.Begin("copy", "offload-grad", i)) ParameterSwapper.ParametersOf(layer).DrainGradientsInto(_grads[i]);
+                _params.Release(i);
+                if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
+            }
+            using (Trace.Begin("compute", "backward", _spec.NumLayers)) embedded.backward([gradient]);
+            using (Trace.Begin("copy", "offload-grad", _spec.NumLayers)) outer.Parameters.DrainGradientsInto(_grads[_spec.NumLayers]);
+            _params.Release(_spec.NumLayers);
+            if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
+            backward += Stopwatch.GetElapsedTime(t1);
+        }
+
+        long optimizerStart = Stopwatch.GetTimestamp();
+        if (_settings.Schedule == StepSchedule.Overlapped)
+        {
+            optimizerTail.GetAwaiter().GetResult();
+        }
+        else
+        {
+            ComputeScales(Enumerable.Range(0, _grads.Length));
+            var groups = Enumerable.Range(0, _grads.Length).SelectMany(_optim.SubGroupsOf).ToArray();
+            _optim.Update(groups, u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
+        }
+        long end = Stopwatch.GetTimestamp();
+        return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), Duration(_params.Stalled - stallBefore));
+    }
+
+    private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
+
+    /// <summary>Forward visits the outer block then layers 0 … L−1; backward visits L−1 … 0.</summary>
+    private int[] PassOrder() =>
+        [_spec.NumLayers, .. Enumerable.Range(0, _spec.NumLayers), .. Enumerable.Range(0, _spec.NumLayers).Reverse()];
+
+    private Task Enqueue(Task tail, int unit, int step) => tail.ContinueWith(previous =>
+    {
+        previous.GetAwaiter().GetResult();
+        ComputeScales([unit]);
+        _optim.Update(_optim.SubGroupsOf(unit), u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
+    }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+
+    /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>
+    private void ComputeScales(IEnumerable<int> units)
+    {
+        GradientClipping? clip = _options.Clipping;
+        if (clip is null)
+        {
+            foreach (int u in units) _unitScale[u] = 1f;
+            return;
+        }
+        if (clip.Mode == ClipMode.GlobalNorm)
+        {
+            float scale = ClipScale(Math.Sqrt(_grads.Sum(g => SpanMath.SumOfSquares(g))), clip.MaxNorm);
+            foreach (int u in units) _unitScale[u] = scale;
+        }
+        else
+        {
+            foreach (int u in units) _unitScale[u] = ClipScale(Math.Sqrt(SpanMath.SumOfSquares(_grads[u])), clip.MaxNorm);
+        }
+    }
+
+    /// <summary>torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)).</summary>
+    internal static float ClipScale(double norm, double maxNorm) => (float)Math.Min(1.0, maxNorm / (norm + 1e-6));
+
+    /// <summary>Releases device slots, buffers and (unless kept) the swap folder.</summary>
+    public void Dispose()
+    {
+        _params?.Dispose();
+        _optim?.Dispose();
+        _store?.Dispose();
+        _swapDirectory?.Dispose();
+    }
+}
