@@ -96,7 +96,7 @@ public sealed class LayerwiseTrainer : IDisposable
         int step = ++_step;
         Trace.CurrentStep = step;
         long startTicks = Stopwatch.GetTimestamp();
-        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero, stallBefore = _params.Stalled;
+        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
         foreach (float[] g in _grads) Array.Clear(g);
         double loss = 0;
         long tokens = 0;
@@ -169,8 +169,9 @@ public sealed class LayerwiseTrainer : IDisposable
             _optim.Update(groups, u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
         }
         long end = Stopwatch.GetTimestamp();
+        var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == "stall").Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
-            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), Duration(_params.Stalled - stallBefore));
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled);
     }
 
     private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 
@@ -10,7 +9,7 @@ internal sealed partial class ParameterSwapper
     /// <summary>
     /// Reads NVMe-resident units into host staging buffers ahead of use. At most <c>buffer_count</c>
     /// buffers exist, and reads run at most <c>prefetch_depth</c> units past the one being acquired, in the
-    /// order the pass declared. Time the compute thread waits for a read is recorded as a stall.
+    /// order the pass declared. Time the compute thread waits for a read is recorded as a <c>stall</c> span.
     /// </summary>
     private sealed class PrefetchWindow : IDisposable
     {
@@ -28,9 +27,6 @@ internal sealed partial class ParameterSwapper
             for (int i = 0; i < bufferCount; i++) _free.Add(new byte[bufferBytes]);
         }
 
-        /// <summary>Total time the compute thread waited on reads.</summary>
-        public TimeSpan Stalled { get; private set; }
-
         public void Begin(IReadOnlyList<int> order)
         {
             if (_reads.Count > 0) throw new InvalidOperationException("A pass began while reads of the previous one were outstanding.");
@@ -47,11 +43,7 @@ internal sealed partial class ParameterSwapper
             if (_issued == _cursor) Issue(blocking: true);
             Task<byte[]> read = _reads[_cursor];
             if (!read.IsCompleted)
-            {
-                long start = Stopwatch.GetTimestamp();
                 using (_owner._trace.Begin("stall", "wait-read", unit)) read.Wait();
-                Stalled += Stopwatch.GetElapsedTime(start);
-            }
             byte[] buffer = read.Result;
             _reads.Remove(_cursor);
             using (_owner._trace.Begin("copy", "fetch", unit))
@@ -96,7 +88,4 @@ internal sealed partial class ParameterSwapper
             _reads.Clear();
         }
     }
-
-    /// <summary>Time the compute thread has waited for parameter reads.</summary>
-    public TimeSpan Stalled => _window?.Stalled ?? TimeSpan.Zero;
 }

@@ -46,6 +46,14 @@ public sealed class SpanTrace
     /// <summary>Every span so far, ordered by start.</summary>
     public IReadOnlyList<TraceSpan> Spans() => _spans.OrderBy(s => s.Start).ThenBy(s => s.Resource, StringComparer.Ordinal).ToArray();
 
+    /// <summary>Removes and returns every span recorded so far, ordered by start (keeps long runs from growing the trace without bound).</summary>
+    public IReadOnlyList<TraceSpan> Drain()
+    {
+        var taken = new List<TraceSpan>();
+        while (_spans.TryDequeue(out TraceSpan? s)) taken.Add(s);
+        return taken.OrderBy(s => s.Start).ToArray();
+    }
+
     /// <summary>Spans of one step.</summary>
     public IReadOnlyList<TraceSpan> SpansOf(int step) => _spans.Where(s => s.Step == step).OrderBy(s => s.Start).ToArray();
 

@@ -1,0 +1,151 @@
+using System.Text.Json;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine;
+
+/// <summary>What to train and where to write the run.</summary>
+public sealed record EngineRunRequest
+{
+    public required ModelSpec Model { get; init; }
+    public required TrainingSettings Settings { get; init; }
+    public required int Steps { get; init; }
+    /// <summary>A text file read as bytes; the bundled text by default.</summary>
+    public string DatasetPath { get; init; } = BundledText.DefaultPath;
+    public EngineOptions Options { get; init; } = new();
+    /// <summary>Folder that receives <c>&lt;run id&gt;/</c>.</summary>
+    public string RunsRoot { get; init; } = "runs";
+}
+
+/// <summary>
+/// Library entry point for a measured training run: checks the request, trains with
+/// <see cref="LayerwiseTrainer"/>, and writes <c>runs/&lt;id&gt;/</c>: <c>settings.json</c> (first),
+/// <c>metrics.jsonl</c> (a line per step, as it finishes), <c>trace.jsonl</c> (spans, per step) and
+/// <c>summary.json</c> (last, also after cancellation or failure). Whole files are replaced atomically.
+/// </summary>
+public static class EngineRun
+{
+    private static readonly JsonSerializerOptions LineOptions = new(DescriptionJson.Options) { WriteIndented = false };
+
+    /// <summary>Runs the request; <paramref name="progress"/> sees each step's metrics. Returns the summary it wrote.</summary>
+    public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Steps < 1) throw new ArgumentOutOfRangeException(nameof(request), "steps must be at least 1.");
+        ByteDataset data = ByteDataset.Load(request.DatasetPath);
+        if (request.Model.VocabSize < ByteDataset.VocabSize)
+            throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; byte-level data needs at least {ByteDataset.VocabSize}.", nameof(request));
+        string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
+        Directory.CreateDirectory(dir);
+        RunFiles.WriteAtomic(Path.Combine(dir, "settings.json"), JsonSerializer.Serialize(new
+        {
+            run_id = request.Options.RunId,
+            model = request.Model,
+            settings = request.Settings,
+            engine = request.Options,
+            dataset = Path.GetFullPath(request.DatasetPath),
+            steps = request.Steps,
+        }, DescriptionJson.Options));
+        string metricsPath = Path.Combine(dir, "metrics.jsonl"), tracePath = Path.Combine(dir, "trace.jsonl");
+        File.Delete(metricsPath);
+        File.Delete(tracePath);
+
+        var steps = new List<StepMetrics>();
+        string? error = null;
+        try
+        {
+            using var trainer = new LayerwiseTrainer(request.Model, request.Settings, request.Options);
+            trainer.Trace.Drain();
+            IoTotals before = trainer.Io.Snapshot();
+            for (int s = 0; s < request.Steps && !cancel.IsCancellationRequested; s++)
+            {
+                int step = s;
+                StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
+                IoTotals now = trainer.Io.Snapshot();
+                IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
+                StepMetrics m = Measure(r, now.Minus(before), spans);
+                before = now;
+                steps.Add(m);
+                RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
+                foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, TraceLine(span));
+                progress?.Report(m);
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException)
+        {
+            error = e.Message;
+            WriteSummary(dir, request, steps, error);
+            throw;
+        }
+        return WriteSummary(dir, request, steps, error);
+    }
+
+    /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
+    private static string TraceLine(TraceSpan s) => JsonSerializer.Serialize(new
+    {
+        step = s.Step,
+        resource = s.Resource,
+        operation = s.Operation,
+        layer = s.Layer,
+        start_ns = s.Start.Nanoseconds,
+        end_ns = s.End.Nanoseconds,
+    }, LineOptions);
+
+    private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans) => new()
+    {
+        Step = r.Step,
+        Loss = r.Loss,
+        Tokens = r.Tokens,
+        WallMs = StepMetrics.Ms(r.Wall),
+        ForwardMs = StepMetrics.Ms(r.Forward),
+        BackwardMs = StepMetrics.Ms(r.Backward),
+        OptimizerMs = StepMetrics.Ms(r.Optimizer),
+        IoStallMs = StepMetrics.Ms(r.IoStall),
+        TokensPerSecond = r.Wall.Nanoseconds > 0 ? r.Tokens / r.Wall.Seconds : 0,
+        CpuReadBytes = io.CpuRead.Value,
+        CpuWrittenBytes = io.CpuWritten.Value,
+        NvmeReadBytes = io.NvmeRead.Value,
+        NvmeWrittenBytes = io.NvmeWritten.Value,
+        NvmeReadGBps = TraceStats.GBps(io.NvmeRead, TraceStats.Busy(spans, "nvme-read")),
+        NvmeWriteGBps = TraceStats.GBps(io.NvmeWritten, TraceStats.Busy(spans, "nvme-write")),
+        ResidentBytes = ProcessMemory.Resident().Value,
+        PeakResidentBytes = ProcessMemory.PeakResident().Value,
+    };
+
+    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error)
+    {
+        List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
+        double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
+        double[] walls = warm.Select(m => m.WallMs).Order().ToArray();
+        var summary = new RunSummary
+        {
+            RunId = request.Options.RunId,
+            Model = request.Model.Name,
+            Dataset = Path.GetFullPath(request.DatasetPath),
+            StepsRequested = request.Steps,
+            StepsCompleted = steps.Count,
+            Completed = steps.Count == request.Steps && error is null,
+            FirstLoss = steps.Count > 0 ? steps[0].Loss : null,
+            FinalLoss = steps.Count > 0 ? steps[^1].Loss : null,
+            MedianStepMs = walls.Length == 0 ? 0 : walls[walls.Length / 2],
+            MeanForwardMs = Mean(m => m.ForwardMs),
+            MeanBackwardMs = Mean(m => m.BackwardMs),
+            MeanOptimizerMs = Mean(m => m.OptimizerMs),
+            MeanIoStallMs = Mean(m => m.IoStallMs),
+            TokensPerSecond = warm.Sum(m => m.WallMs) > 0 ? warm.Sum(m => (double)m.Tokens) / (warm.Sum(m => m.WallMs) / 1e3) : 0,
+            NvmeReadBytes = steps.Sum(m => m.NvmeReadBytes),
+            NvmeWrittenBytes = steps.Sum(m => m.NvmeWrittenBytes),
+            CpuReadBytes = steps.Sum(m => m.CpuReadBytes),
+            CpuWrittenBytes = steps.Sum(m => m.CpuWrittenBytes),
+            PeakResidentBytes = ProcessMemory.PeakResident().Value,
+            Error = error,
+        };
+        RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
+        return summary;
+    }
+}

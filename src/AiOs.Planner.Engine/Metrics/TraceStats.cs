@@ -1,0 +1,23 @@
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Metrics;
+
+/// <summary>Summaries of a step's spans.</summary>
+public static class TraceStats
+{
+    /// <summary>Total time covered by spans of <paramref name="resource"/> with overlapping spans merged (busy time, not summed time).</summary>
+    public static SimDuration Busy(IEnumerable<TraceSpan> spans, string resource)
+    {
+        long busy = 0, end = long.MinValue;
+        foreach (TraceSpan s in spans.Where(s => s.Resource == resource).OrderBy(s => s.Start))
+        {
+            long a = Math.Max(s.Start.Nanoseconds, end), b = s.End.Nanoseconds;
+            if (b > a) busy += b - a;
+            end = Math.Max(end, b);
+        }
+        return new SimDuration(busy);
+    }
+
+    /// <summary>Gigabytes (10⁹) per second of <paramref name="bytes"/> over <paramref name="time"/>; 0 when either is 0.</summary>
+    public static double GBps(Bytes bytes, SimDuration time) => time.Nanoseconds == 0 || bytes.Value == 0 ? 0 : bytes.Value / (double)time.Nanoseconds;
+}

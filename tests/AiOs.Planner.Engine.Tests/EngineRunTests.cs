@@ -1,0 +1,95 @@
+using System.Text.Json;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public sealed class EngineRunTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("aios-runs-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private EngineRunRequest Request(TrainingSettings settings, int steps = 3) => new()
+    {
+        Model = ModelCatalog.Default.Load("tiny-gpt"),
+        Settings = settings,
+        Steps = steps,
+        RunsRoot = Path.Combine(_root, "runs"),
+        Options = LayerwiseTrainerTests.Options() with { RunId = "test-run" },
+    };
+
+    [Fact]
+    public void Given_ParametersAndOptimizerOnNvme_When_Run_Then_TheRunFolderHoldsSettingsOneMetricsLinePerStepTraceAndSummary()
+    {
+        string nvme = Path.Combine(_root, "nvme");
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with
+        {
+            ParamOffload = OffloadTier.Nvme,
+            OptimizerOffload = OffloadTier.Nvme,
+            NvmePath = nvme,
+            GradAccumulation = 1,
+        };
+        var seen = new List<StepMetrics>();
+
+        RunSummary summary = EngineRun.Execute(Request(settings), new SyncProgress(seen.Add));
+
+        string dir = Path.Combine(_root, "runs", "test-run");
+        Assert.True(File.Exists(Path.Combine(dir, "settings.json")));
+        string[] lines = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"));
+        Assert.Equal(3, lines.Length);
+        Assert.Equal(3, seen.Count);
+        using (JsonDocument first = JsonDocument.Parse(lines[0]))
+            Assert.Equal(1, first.RootElement.GetProperty("step").GetInt32());
+
+        // Per step, NVMe parameter reads are exact: the outer block once, every layer twice (forward and recompute).
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        long paramBytes = 4 * ((spec.EmbeddingParameters + spec.HeadParameters) + 2L * spec.NumLayers * spec.LayerParameters);
+        long optimizerBytes = 12 * spec.TotalParameters;
+        Assert.All(seen, m => Assert.Equal(paramBytes + optimizerBytes, m.NvmeReadBytes));
+        Assert.All(seen, m => Assert.Equal(4 * spec.TotalParameters + optimizerBytes, m.NvmeWrittenBytes));
+        Assert.All(seen, m => Assert.Equal(2L * 32, m.Tokens));
+        Assert.All(seen, m => Assert.True(m.PeakResidentBytes > 0));
+
+        string[] trace = File.ReadAllLines(Path.Combine(dir, "trace.jsonl"));
+        Assert.Contains(trace, l => l.Contains("\"resource\":\"nvme-read\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"param-read\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"backward\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu-adam\"", StringComparison.Ordinal));
+
+        Assert.True(summary.Completed);
+        Assert.Equal(3, summary.StepsCompleted);
+        Assert.Equal(seen[^1].Loss, summary.FinalLoss);
+        Assert.True(File.Exists(Path.Combine(dir, "summary.json")));
+        Assert.False(Directory.Exists(Path.Combine(nvme, "aios-test-run")));
+    }
+
+    [Fact]
+    public void Given_AMissingDatasetFile_When_Run_Then_ItFailsBeforeWritingAnything()
+    {
+        var request = Request(LayerwiseTrainerTests.Small()) with { DatasetPath = Path.Combine(_root, "missing.txt") };
+
+        var e = Assert.Throws<FileNotFoundException>(() => EngineRun.Execute(request));
+
+        Assert.Contains("missing.txt", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+    }
+
+    [Fact]
+    public void Given_ACancelledToken_When_Run_Then_TheSummarySaysIncomplete()
+    {
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+
+        RunSummary summary = EngineRun.Execute(Request(LayerwiseTrainerTests.Small()), null, cancel.Token);
+
+        Assert.False(summary.Completed);
+        Assert.Equal(0, summary.StepsCompleted);
+    }
+
+    private sealed class SyncProgress(Action<StepMetrics> onStep) : IProgress<StepMetrics>
+    {
+        public void Report(StepMetrics value) => onStep(value);
+    }
+}
