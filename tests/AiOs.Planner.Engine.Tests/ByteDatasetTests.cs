@@ -1,0 +1,36 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Native;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public sealed class ByteDatasetTests
+{
+    public ByteDatasetTests() => TorchRuntime.EnsureReady();
+
+    [Fact]
+    public void Given_TheBundledText_When_SampledTwiceWithTheSameCounters_Then_TheBatchesAreEqualAndTargetsAreShiftedInputs()
+    {
+        ByteDataset data = ByteDataset.Load(BundledText.DefaultPath);
+
+        using TokenBatch a = data.Sample(seed: 1, step: 3, micro: 1, batch: 2, seqLen: 16);
+        using TokenBatch b = data.Sample(seed: 1, step: 3, micro: 1, batch: 2, seqLen: 16);
+        using TokenBatch c = data.Sample(seed: 1, step: 4, micro: 1, batch: 2, seqLen: 16);
+
+        long[] ai = a.Inputs.data<long>().ToArray(), at = a.Targets.data<long>().ToArray();
+        Assert.Equal(ai, b.Inputs.data<long>().ToArray());
+        Assert.NotEqual(ai, c.Inputs.data<long>().ToArray());
+        Assert.Equal(ai.Skip(1).Take(15), at.Take(15));
+        Assert.All(ai, t => Assert.InRange(t, 0, 255));
+        Assert.True(data.Length > 4000);
+    }
+
+    [Fact]
+    public void Given_AFileShorterThanTheSequence_When_Sampled_Then_TheErrorSaysHowManyBytesAreNeeded()
+    {
+        var data = new ByteDataset([1, 2, 3], "tiny");
+
+        var e = Assert.Throws<InvalidOperationException>(() => data.Sample(1, 0, 0, 1, 8));
+
+        Assert.Contains("at least 9 bytes", e.Message);
+    }
+}
