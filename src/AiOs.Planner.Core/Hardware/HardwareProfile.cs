@@ -161,6 +161,13 @@ public sealed record CpuSpec
     public required Figure MemoryBandwidthGbps { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with fp32 master weights, all cores.</summary>
     public required Figure AdamParamsPerS { get; init; }
+    /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
+    public Figure? MatmulGflops { get; init; }
+
+    /// <summary>The CPU's matmul rate; without a figure, 16 fp32 FLOP per cycle per core at 2.5 GHz, half achieved (an estimate).</summary>
+    public FlopRate MatmulRate => MatmulGflops is { } f ? new FlopRate(f.Value * 1e9) : new FlopRate(Cores * 20e9);
+
+    public Bandwidth MemoryBandwidth => Bandwidth.FromGBps(MemoryBandwidthGbps.Value);
 
     public Bytes Ram => Bytes.FromGiB(RamGib.Value);
 

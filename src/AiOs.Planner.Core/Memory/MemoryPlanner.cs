@@ -55,7 +55,8 @@ public static class MemoryPlanner
     /// <summary>
     /// The device peak is the larger of two moments: the end of the forward pass (all activations and the loss
     /// buffers alive; with no ZeRO, PyTorch's gradients are freed between steps) and the end of the backward
-    /// pass (every gradient written, one layer's recomputed activations alive under checkpointing).
+    /// pass (every gradient written, and the first layer's activations alive while its gradients are computed:
+    /// recomputed under checkpointing, stored otherwise).
     /// </summary>
     private static List<MemoryItem> DevicePeak(ModelSpec m, TrainingSettings s, StateLayout layout, out string phase)
     {
@@ -65,11 +66,10 @@ public static class MemoryPlanner
             ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) * m.NumLayers
             : layerActivations * m.NumLayers;
         Bytes head = PerTokens(ActivationModel.HeadBytesPerToken(m, s), tokens);
-        Bytes recompute = s.ActivationCheckpointing ? layerActivations : Bytes.Zero;
 
         var forwardStates = layout.Gpu.Where(i => !(i.Name == "gradients" && layout.GradientsFreedBetweenSteps)).ToList();
         Bytes forwardEnd = Sum(forwardStates) + layout.AutocastCache + stored + head;
-        Bytes backwardEnd = Sum(layout.Gpu) + recompute;
+        Bytes backwardEnd = Sum(layout.Gpu) + layerActivations;
 
         var items = new List<MemoryItem>();
         if (forwardEnd >= backwardEnd)
@@ -85,7 +85,8 @@ public static class MemoryPlanner
         {
             phase = "end of backward";
             items.AddRange(layout.Gpu);
-            if (recompute.Value > 0) items.Add(new MemoryItem("recomputed layer activations", recompute, "one layer re-run under checkpointing"));
+            items.Add(new MemoryItem("activations", layerActivations,
+                s.ActivationCheckpointing ? "the first layer, recomputed under checkpointing" : "the first layer's, freed last"));
         }
         return items;
     }

@@ -2,6 +2,7 @@ using AiOs.Planner.Hardware;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
 
 namespace AiOs.Planner.Planning;
 
@@ -17,6 +18,10 @@ public sealed record PlanResult
     public required IReadOnlyList<SettingsProblem> SettingsProblems { get; init; }
     /// <summary>Capacity problems: a tier that would overflow, with what to change.</summary>
     public required IReadOnlyList<string> CapacityProblems { get; init; }
+    /// <summary>The simulated steady-state step; null when the settings are invalid or cannot be simulated.</summary>
+    public StepResult? Step { get; init; }
+    /// <summary>The simulated first step (no prefetch trace yet), when asked for.</summary>
+    public StepResult? FirstStep { get; init; }
 
     public int GpusPerNode => Settings.GpusPerNode ?? Hardware.GpusPerNode;
     public int Nodes => Settings.Nodes ?? Hardware.Nodes;

@@ -53,6 +53,8 @@ public static class SettingsRules
             Add("--zero-stage", $"parameter offload needs ZeRO-3 or Infinity (found {Name(s.ZeroStage)})");
         if (s.OptimizerOffload != OffloadTier.None && s.ZeroStage == ZeroStage.None)
             Add("--zero-stage", "optimizer offload needs a ZeRO stage (zero1, zero2, zero3 or infinity)");
+        if (s.OptimizerOffload == OffloadTier.Nvme && !s.PartitionsParameters && s.ZeroStage != ZeroStage.None)
+            Add("--zero-stage", $"optimizer offload to NVMe needs ZeRO-3 or Infinity in DeepSpeed (found {Name(s.ZeroStage)})");
         if (s.EffectiveGradientOffload != OffloadTier.None && s.OptimizerOffload == OffloadTier.None)
             Add("--nvme-offload-gradients", "gradients can leave the GPU only when the optimizer is offloaded (the CPU optimizer consumes them)");
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath))

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Settings;
@@ -38,6 +39,7 @@ public enum Precision
 public enum StepSchedule
 {
     /// <summary>DeepSpeed's: the optimizer runs after the whole backward pass.</summary>
+    [JsonStringEnumMemberName("deepspeed")]
     DeepSpeed,
     /// <summary>Each layer's parameters are updated while backward continues on earlier layers (LoHan/Fuyou-style).</summary>
     Overlapped,
@@ -57,6 +59,7 @@ public sealed record AioSettings
     public bool OverlapEvents { get; init; } = true;
 
     /// <summary>Bytes in flight on the drive at once: block size × queue depth × threads.</summary>
+    [JsonIgnore]
     public Bytes InFlight => BlockSize * ((long)QueueDepth * IntraOpParallelism);
 }
 
@@ -107,15 +110,20 @@ public sealed record TrainingSettings
     public StepSchedule Schedule { get; init; } = StepSchedule.DeepSpeed;
 
     /// <summary>Bytes per parameter in the training precision (the working copy on the GPU).</summary>
+    [JsonIgnore]
     public int ParamBytes => Precision == Precision.Fp32 ? 4 : 2;
 
+    [JsonIgnore]
     public bool IsMixedPrecision => Precision != Precision.Fp32;
 
     /// <summary>True for stages that partition parameters (ZeRO-3 and ZeRO-Infinity).</summary>
+    [JsonIgnore]
     public bool PartitionsParameters => ZeroStage is ZeroStage.Zero3 or ZeroStage.Infinity;
 
     /// <summary>The tier gradients actually use.</summary>
+    [JsonIgnore]
     public OffloadTier EffectiveGradientOffload => GradientOffload ?? OptimizerOffload;
 
+    [JsonIgnore]
     public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;
 }

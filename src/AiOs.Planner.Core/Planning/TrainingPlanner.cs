@@ -2,20 +2,44 @@ using AiOs.Planner.Hardware;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Planning;
 
+/// <summary>What a plan computes beyond memory.</summary>
+public sealed record PlanOptions
+{
+    /// <summary>Simulate a step (time, bottleneck, traffic); off for memory-only planning.</summary>
+    public bool Simulate { get; init; } = true;
+    /// <summary>Keep every span and memory level for a timeline.</summary>
+    public bool KeepTimeline { get; init; }
+    /// <summary>Also simulate the first step (no prefetch trace yet).</summary>
+    public bool FirstStep { get; init; }
+    public ComputeModel? ComputeModel { get; init; }
+
+    public static PlanOptions Default { get; } = new();
+}
+
 /// <summary>Checks settings and memory for a model on a machine, and says what to change when they do not fit.</summary>
-public static class Planner
+public static class TrainingPlanner
 {
     /// <summary>Host RAM that page-locked memory may take before the OS starves (pinning all RAM hangs machines).</summary>
     public const double PinnedRamLimit = 0.8;
 
-    public static PlanResult Plan(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    /// <summary>Checks the settings, plans memory and, when the settings are valid, simulates a step.</summary>
+    public static PlanResult Plan(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, PlanOptions? options = null)
     {
+        options ??= PlanOptions.Default;
         var settingsProblems = SettingsRules.Check(settings, model, hardware);
         var memory = MemoryPlanner.Plan(model, hardware, settings);
+        var capacity = CapacityProblems(memory, settings, hardware);
+        StepResult? step = null, first = null;
+        if (options.Simulate && settingsProblems.Count == 0 && !(settings.UsesNvme && hardware.Drives.Count == 0))
+        {
+            step = Simulator.Predict(model, hardware, settings, options.KeepTimeline, firstStep: false, options.ComputeModel);
+            if (options.FirstStep) first = Simulator.Predict(model, hardware, settings, keepTimeline: false, firstStep: true, options.ComputeModel);
+        }
         return new PlanResult
         {
             Model = model,
@@ -23,7 +47,9 @@ public static class Planner
             Settings = settings,
             Memory = memory,
             SettingsProblems = settingsProblems,
-            CapacityProblems = CapacityProblems(memory, settings, hardware),
+            CapacityProblems = capacity,
+            Step = step,
+            FirstStep = first,
         };
     }
 

@@ -1,0 +1,42 @@
+using System.CommandLine;
+using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Planning;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios ds-config</c>: the DeepSpeed config for the chosen settings.</summary>
+public static class DsConfigCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var options = new SettingsOptions();
+        var output = new Option<string?>("--out", "-o") { Description = "Write ds_config.json here (atomically); default: stdout" };
+        var command = new Command("ds-config", "Emit a DeepSpeed ds_config.json for the settings.");
+        options.AddTo(command);
+        command.Options.Add(output);
+        command.SetAction(r =>
+        {
+            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), options.Build(r));
+            if (plan.SettingsProblems.Count > 0)
+            {
+                foreach (var p in plan.SettingsProblems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");
+                return ExitCodes.Usage;
+            }
+            string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes));
+            if (r.GetValue(output) is { } path)
+            {
+                AtomicFile.WriteAllText(path, json);
+                io.Console.MarkupLineInterpolated($"Wrote {path}.");
+            }
+            else
+            {
+                io.Stdout.Write(json);
+            }
+            foreach (string p in plan.CapacityProblems) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
+            return plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,128 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary>
+/// The flags every planning command shares (model, hardware and all training settings), and their
+/// translation into <see cref="TrainingSettings"/>. Flag names are the original plan's where it had one.
+/// </summary>
+public sealed class SettingsOptions
+{
+    private static readonly TrainingSettings Defaults = new();
+
+    /// <param name="required">Whether --model and --hardware must be given.</param>
+    public SettingsOptions(bool required = true)
+    {
+        Model = new("--model", "-m") { Description = "Bundled model name, or a path to a models/*.json or Hugging Face config.json", Required = required };
+        Hardware = new("--hardware", "-H") { Description = "Bundled profile name or a path to a profile JSON", Required = required };
+    }
+
+    public Option<string> Model { get; }
+    public Option<string> Hardware { get; }
+    public Option<ZeroStage?> ZeroStage { get; } = new("--zero-stage") { Description = "none|zero1|zero2|zero3|infinity (default: what the offload flags need, else none)" };
+    public Option<OffloadTier?> OffloadParams { get; } = new("--offload-params") { Description = "Where parameters live: none|cpu|nvme" };
+    public Option<OffloadTier?> OffloadOptimizer { get; } = new("--offload-optimizer") { Description = "Where optimizer states live: none|cpu|nvme" };
+    public Option<OffloadTier?> OffloadGradients { get; } = new("--offload-gradients") { Description = "Where fp32 gradients live: none|cpu|nvme (default: with the optimizer)" };
+    public Option<string?> NvmePath { get; } = new("--nvme-offload-path") { Description = "Folder for NVMe swap files; giving it offloads parameters and optimizer to NVMe unless --no-nvme-offload-… says otherwise" };
+    public Option<bool> NvmeParams { get; } = new("--nvme-offload-params") { Description = "Offload parameters to NVMe" };
+    public Option<bool> NoNvmeParams { get; } = new("--no-nvme-offload-params") { Description = "Keep parameters off NVMe" };
+    public Option<bool> NvmeOptimizer { get; } = new("--nvme-offload-optimizer") { Description = "Offload optimizer states to NVMe" };
+    public Option<bool> NoNvmeOptimizer { get; } = new("--no-nvme-offload-optimizer") { Description = "Keep optimizer states off NVMe" };
+    public Option<bool> NvmeGradients { get; } = new("--nvme-offload-gradients") { Description = "Put fp32 gradient partitions on NVMe" };
+    public Option<Bytes?> AioBlockSize { get; } = new("--aio-block-size") { Description = "AIO block_size: bytes per I/O request (e.g. 1M, 262144)", CustomParser = ParseBytes };
+    public Option<int?> AioQueueDepth { get; } = new("--aio-queue-depth") { Description = "AIO queue_depth: requests in flight per thread" };
+    public Option<int?> AioThreads { get; } = new("--aio-threads") { Description = "AIO intra_op_parallelism: threads per read or write" };
+    public Option<bool> PinMemory { get; } = new("--pin-memory") { Description = "Page-lock offloaded CPU tensors (default)" };
+    public Option<bool> NoPinMemory { get; } = new("--no-pin-memory") { Description = "Use pageable memory for offloaded CPU tensors" };
+    public Option<int?> BufferCount { get; } = new("--buffer-count") { Description = $"offload_param.buffer_count (default {Defaults.BufferCount})" };
+    public Option<long?> BufferSize { get; } = new("--buffer-size") { Description = $"offload_param.buffer_size in elements (default {Defaults.BufferSize:G})" };
+    public Option<long?> MaxInCpu { get; } = new("--max-in-cpu") { Description = $"offload_param.max_in_cpu in elements (default {Defaults.MaxInCpu:G})" };
+    public Option<int?> OptimizerBufferCount { get; } = new("--optimizer-buffer-count") { Description = $"offload_optimizer.buffer_count (default {Defaults.OptimizerBufferCount})" };
+    public Option<long?> SubGroupSize { get; } = new("--sub-group-size") { Description = $"sub_group_size in elements (default {Defaults.SubGroupSize:G})" };
+    public Option<bool> PipelineRead { get; } = new("--pipeline-read") { Description = "offload_optimizer.pipeline_read" };
+    public Option<bool> PipelineWrite { get; } = new("--pipeline-write") { Description = "offload_optimizer.pipeline_write" };
+    public Option<int?> PrefetchDepth { get; } = new("--prefetch-depth") { Description = $"Layers fetched ahead of the one computing (default {Defaults.PrefetchDepth})" };
+    public Option<int> MicroBatch { get; } = new("--micro-batch") { Description = "Sequences per GPU per micro-step", DefaultValueFactory = _ => Defaults.MicroBatch };
+    public Option<int> SeqLen { get; } = new("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => Defaults.SeqLen };
+    public Option<int> GradAccumulation { get; } = new("--grad-accumulation") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => Defaults.GradAccumulation };
+    public Option<Precision> Precision { get; } = new("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Defaults.Precision };
+    public Option<bool> GradCheckpointing { get; } = new("--grad-checkpointing") { Description = "Activation checkpointing: keep layer inputs, recompute in backward" };
+    public Option<int?> Gpus { get; } = new("--gpus") { Description = "GPUs per node (default: all of the profile's)" };
+    public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
+    public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule };
+
+    /// <summary>Adds every option to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in All()) command.Options.Add(option);
+    }
+
+    private IEnumerable<Option> All() =>
+    [
+        Model, Hardware, ZeroStage, OffloadParams, OffloadOptimizer, OffloadGradients, NvmePath, NvmeParams, NoNvmeParams,
+        NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
+        BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
+        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule,
+    ];
+
+    public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
+
+    public HardwareProfile LoadHardware(ParseResult r) => ProfileCatalog.Default.Load(r.GetValue(Hardware)!);
+
+    /// <summary>Builds the settings the flags describe, with stage defaults resolved by <see cref="SettingsRules.Resolve"/>.</summary>
+    public TrainingSettings Build(ParseResult r)
+    {
+        string? nvmePath = r.GetValue(NvmePath);
+        bool pathGiven = !string.IsNullOrWhiteSpace(nvmePath);
+        var aio = Defaults.Aio with
+        {
+            BlockSize = r.GetValue(AioBlockSize) ?? Defaults.Aio.BlockSize,
+            QueueDepth = r.GetValue(AioQueueDepth) ?? Defaults.Aio.QueueDepth,
+            IntraOpParallelism = r.GetValue(AioThreads) ?? Defaults.Aio.IntraOpParallelism,
+        };
+        var settings = new TrainingSettings
+        {
+            ZeroStage = r.GetValue(ZeroStage) ?? Settings.ZeroStage.None,
+            ParamOffload = Tier(r.GetValue(OffloadParams), r.GetValue(NvmeParams), r.GetValue(NoNvmeParams), pathGiven),
+            OptimizerOffload = Tier(r.GetValue(OffloadOptimizer), r.GetValue(NvmeOptimizer), r.GetValue(NoNvmeOptimizer), pathGiven),
+            GradientOffload = r.GetValue(NvmeGradients) ? OffloadTier.Nvme : r.GetValue(OffloadGradients),
+            NvmePath = nvmePath,
+            PinMemory = !r.GetValue(NoPinMemory),
+            BufferCount = r.GetValue(BufferCount) ?? Defaults.BufferCount,
+            BufferSize = r.GetValue(BufferSize) ?? Defaults.BufferSize,
+            MaxInCpu = r.GetValue(MaxInCpu) ?? Defaults.MaxInCpu,
+            OptimizerBufferCount = r.GetValue(OptimizerBufferCount) ?? Defaults.OptimizerBufferCount,
+            SubGroupSize = r.GetValue(SubGroupSize) ?? Defaults.SubGroupSize,
+            PipelineRead = r.GetValue(PipelineRead),
+            PipelineWrite = r.GetValue(PipelineWrite),
+            PrefetchDepth = r.GetValue(PrefetchDepth) ?? Defaults.PrefetchDepth,
+            Aio = aio,
+            MicroBatch = r.GetValue(MicroBatch),
+            SeqLen = r.GetValue(SeqLen),
+            GradAccumulation = r.GetValue(GradAccumulation),
+            Precision = r.GetValue(Precision),
+            ActivationCheckpointing = r.GetValue(GradCheckpointing),
+            GpusPerNode = r.GetValue(Gpus),
+            Nodes = r.GetValue(Nodes),
+            Schedule = r.GetValue(Schedule),
+        };
+        return SettingsRules.Resolve(settings, stageGiven: r.GetValue(ZeroStage) is not null);
+    }
+
+    /// <summary>An explicit tier wins; then --nvme-… / --no-nvme-…; then a given NVMe path means NVMe.</summary>
+    private static OffloadTier Tier(OffloadTier? explicitTier, bool nvme, bool noNvme, bool pathGiven) =>
+        explicitTier ?? (noNvme ? OffloadTier.None : nvme || pathGiven ? OffloadTier.Nvme : OffloadTier.None);
+
+    private static Bytes? ParseBytes(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (Bytes.TryParse(text, out var bytes)) return bytes;
+        result.AddError($"'{text}' is not a size; write bytes (1048576) or with a unit (1M, 512K, 1MiB).");
+        return null;
+    }
+}

@@ -1,0 +1,52 @@
+using AiOs.Planner.Memory;
+using AiOs.Planner.Planning;
+using AiOs.Planner.Settings;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Rendering;
+
+/// <summary>Renders a plan as readable tables.</summary>
+public static class PlanTables
+{
+    public static void Render(IAnsiConsole console, PlanResult plan)
+    {
+        var s = plan.Settings;
+        console.MarkupLineInterpolated($"[bold]{plan.Model.Name}[/] ({plan.Model.TotalParameters:N0} parameters) on [bold]{plan.Hardware.Name}[/]: {plan.Nodes} node(s) × {plan.GpusPerNode} GPU(s)");
+        console.MarkupLineInterpolated($"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters → {Tier(s.ParamOffload)}, optimizer → {Tier(s.OptimizerOffload)}, gradients → {Tier(s.EffectiveGradientOffload)}; {s.Precision.ToString().ToLowerInvariant()}, micro-batch {s.MicroBatch} × {s.SeqLen} tokens{(s.ActivationCheckpointing ? ", checkpointing" : "")}");
+
+        var tiers = new Table().Title("Peak memory per tier").AddColumns("tier", "peak", "capacity", "use");
+        foreach (var tier in plan.Memory.Tiers)
+        {
+            if (tier.Items.Count == 0) continue;
+            double use = tier.Capacity.Value > 0 ? tier.Peak / tier.Capacity : double.PositiveInfinity;
+            string colour = use <= 0.9 ? "green" : use <= 1 ? "yellow" : "red";
+            tiers.AddRow(new Markup(Name(tier.Tier)), new Markup(tier.Peak.ToString()), new Markup(tier.Capacity.ToString()),
+                new Markup($"[{colour}]{(double.IsInfinity(use) ? "n/a" : use.ToString("P0"))}[/]"));
+        }
+        console.Write(tiers);
+
+        var breakdown = new Table().Title($"Breakdown (GPU peak at the {plan.Memory.GpuPeakPhase})").AddColumns("tier", "item", "bytes", "note");
+        foreach (var tier in plan.Memory.Tiers)
+            foreach (var item in tier.Items)
+                breakdown.AddRow(Markup.Escape(Name(tier.Tier)), Markup.Escape(item.Name), Markup.Escape(item.Bytes.ToString()), Markup.Escape(item.Note ?? ""));
+        console.Write(breakdown);
+
+        if (plan.Feasible)
+        {
+            console.MarkupLine("[green]Feasible:[/] every tier fits.");
+            return;
+        }
+        console.MarkupLine("[red]Not feasible:[/]");
+        foreach (string problem in plan.Problems) console.MarkupLineInterpolated($"  - {problem}");
+    }
+
+    private static string Tier(OffloadTier tier) => tier switch { OffloadTier.None => "GPU", OffloadTier.Cpu => "CPU", _ => "NVMe" };
+
+    private static string Name(MemoryTier tier) => tier switch
+    {
+        MemoryTier.Gpu => "GPU (per GPU)",
+        MemoryTier.CpuPinned => "pinned RAM (per node)",
+        MemoryTier.CpuPageable => "pageable RAM (per node)",
+        _ => "NVMe (per node)",
+    };
+}

@@ -1,0 +1,141 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.DeepSpeed;
+
+/// <summary>
+/// Writes a <c>ds_config.json</c> for the chosen settings with today's keys: <c>aio</c> at top level with
+/// <c>intra_op_parallelism</c> (the old <c>thread_count</c> is ignored by DeepSpeed), <c>offload_param</c>
+/// and <c>offload_optimizer</c> inside <c>zero_optimization</c>, batch sizes that multiply out.
+/// </summary>
+public static class DeepSpeedConfig
+{
+    /// <summary>The config as a JSON object, ready to write.</summary>
+    public static JsonObject Build(ModelSpec model, TrainingSettings s, int gpusPerNode, int nodes, DeepSpeedOptimizer? optimizer = null)
+    {
+        optimizer ??= new DeepSpeedOptimizer();
+        int world = Math.Max(1, gpusPerNode) * Math.Max(1, nodes);
+        var config = new JsonObject
+        {
+            ["train_batch_size"] = (long)s.MicroBatch * s.GradAccumulation * world,
+            ["train_micro_batch_size_per_gpu"] = s.MicroBatch,
+            ["gradient_accumulation_steps"] = s.GradAccumulation,
+            ["gradient_clipping"] = optimizer.GradientClipping,
+            ["steps_per_print"] = 10,
+            ["wall_clock_breakdown"] = false,
+            ["optimizer"] = new JsonObject
+            {
+                ["type"] = "AdamW",
+                ["params"] = new JsonObject
+                {
+                    ["lr"] = optimizer.LearningRate,
+                    ["betas"] = new JsonArray(optimizer.Beta1, optimizer.Beta2),
+                    ["eps"] = optimizer.Epsilon,
+                    ["weight_decay"] = optimizer.WeightDecay,
+                },
+            },
+        };
+        switch (s.Precision)
+        {
+            case Precision.Bf16:
+                config["bf16"] = new JsonObject { ["enabled"] = true };
+                break;
+            case Precision.Fp16:
+                config["fp16"] = new JsonObject
+                {
+                    ["enabled"] = true,
+                    ["loss_scale"] = 0,
+                    ["initial_scale_power"] = 16,
+                    ["loss_scale_window"] = 1000,
+                    ["hysteresis"] = 2,
+                    ["min_loss_scale"] = 1,
+                };
+                break;
+        }
+        config["zero_optimization"] = Zero(model, s);
+        if (s.UsesNvme) config["aio"] = Aio(s.Aio);
+        return config;
+    }
+
+    /// <summary>The config as indented JSON text.</summary>
+    public static string ToJson(JsonObject config) => config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+
+    /// <summary>DeepSpeed's stage number for a stage: Infinity is stage 3 with NVMe offload.</summary>
+    public static int StageNumber(ZeroStage stage) => stage switch
+    {
+        ZeroStage.None => 0,
+        ZeroStage.Zero1 => 1,
+        ZeroStage.Zero2 => 2,
+        _ => 3,
+    };
+
+    private static JsonObject Zero(ModelSpec model, TrainingSettings s)
+    {
+        long hidden = model.HiddenSize;
+        var zero = new JsonObject { ["stage"] = StageNumber(s.ZeroStage) };
+        if (s.ZeroStage == ZeroStage.None) return zero;
+        zero["overlap_comm"] = true;
+        zero["contiguous_gradients"] = true;
+        zero["reduce_bucket_size"] = hidden * hidden;
+        if (s.PartitionsParameters)
+        {
+            zero["sub_group_size"] = s.SubGroupSize;
+            zero["stage3_prefetch_bucket_size"] = (long)s.PrefetchDepth * model.LayerParameters;
+            zero["stage3_param_persistence_threshold"] = 10 * hidden;
+            zero["stage3_max_live_parameters"] = 1_000_000_000L;
+            zero["stage3_max_reuse_distance"] = 1_000_000_000L;
+            zero["stage3_gather_16bit_weights_on_model_save"] = true;
+            if (s.ParamOffload != OffloadTier.None)
+            {
+                var param = new JsonObject { ["device"] = Device(s.ParamOffload), ["pin_memory"] = s.PinMemory };
+                if (s.ParamOffload == OffloadTier.Nvme)
+                {
+                    param["nvme_path"] = s.NvmePath;
+                    param["buffer_count"] = s.BufferCount;
+                    param["buffer_size"] = s.BufferSize;
+                    param["max_in_cpu"] = s.MaxInCpu;
+                }
+                zero["offload_param"] = param;
+            }
+        }
+        if (s.OptimizerOffload != OffloadTier.None)
+        {
+            var opt = new JsonObject { ["device"] = Device(s.OptimizerOffload), ["pin_memory"] = s.PinMemory };
+            if (s.OptimizerOffload == OffloadTier.Nvme)
+            {
+                opt["nvme_path"] = s.NvmePath;
+                opt["buffer_count"] = s.OptimizerBufferCount;
+                opt["pipeline_read"] = s.PipelineRead;
+                opt["pipeline_write"] = s.PipelineWrite;
+                opt["fast_init"] = false;
+            }
+            zero["offload_optimizer"] = opt;
+        }
+        return zero;
+    }
+
+    private static JsonObject Aio(AioSettings aio) => new()
+    {
+        ["block_size"] = aio.BlockSize.Value,
+        ["queue_depth"] = aio.QueueDepth,
+        ["intra_op_parallelism"] = aio.IntraOpParallelism,
+        ["single_submit"] = aio.SingleSubmit,
+        ["overlap_events"] = aio.OverlapEvents,
+        ["use_gds"] = false,
+    };
+
+    private static string Device(OffloadTier tier) => tier == OffloadTier.Nvme ? "nvme" : "cpu";
+}
+
+/// <summary>Optimizer hyper-parameters written into the DeepSpeed config.</summary>
+public sealed record DeepSpeedOptimizer
+{
+    public double LearningRate { get; init; } = 1e-4;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.999;
+    public double Epsilon { get; init; } = 1e-8;
+    public double WeightDecay { get; init; } = 0.01;
+    public double GradientClipping { get; init; } = 1.0;
+}

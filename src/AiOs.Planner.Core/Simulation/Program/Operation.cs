@@ -1,0 +1,95 @@
+using AiOs.Planner.Memory;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Simulation.Program;
+
+/// <summary>
+/// The resources one GPU's training process uses. GPUs of a data-parallel group do the same work in
+/// lock-step, so one representative GPU is simulated and shared devices (drives, CPU, a PCIe switch, the
+/// network) give it its share.
+/// </summary>
+public enum ResourceKind
+{
+    /// <summary>The compute device: a GPU, or the CPU on a CPU-only machine.</summary>
+    Compute,
+    /// <summary>Host→device copy engine.</summary>
+    H2d,
+    /// <summary>Device→host copy engine.</summary>
+    D2h,
+    /// <summary>The node's NVMe drives; reads and writes share them.</summary>
+    Nvme,
+    /// <summary>CPU cores doing optimizer work.</summary>
+    Cpu,
+    /// <summary>GPU-to-GPU and node-to-node links for all-gather and reduce-scatter.</summary>
+    Collective,
+}
+
+/// <summary>What an operation does.</summary>
+public enum OpKind
+{
+    /// <summary>Parameters of a layer from NVMe into a pinned buffer.</summary>
+    ParamRead,
+    /// <summary>Parameters (this GPU's share) host→device.</summary>
+    ParamUpload,
+    /// <summary>All-gather of a layer's parameters across GPUs.</summary>
+    AllGather,
+    Forward,
+    /// <summary>Re-running a layer's forward under activation checkpointing.</summary>
+    Recompute,
+    Backward,
+    /// <summary>Reduce-scatter of a layer's gradients across GPUs.</summary>
+    ReduceScatter,
+    /// <summary>Gradients (this GPU's share) device→host.</summary>
+    GradDownload,
+    /// <summary>Gradients written to NVMe.</summary>
+    GradWrite,
+    /// <summary>Optimizer states (and gradients on NVMe) of a sub-group read from NVMe.</summary>
+    OptimizerRead,
+    /// <summary>Adam on one sub-group, on the CPU (offloaded) or the GPU.</summary>
+    OptimizerStep,
+    /// <summary>Optimizer states of a sub-group written to NVMe.</summary>
+    OptimizerWrite,
+    /// <summary>Updated low-precision parameters written back to their tier (NVMe write or host→device copy).</summary>
+    ParamWriteBack,
+}
+
+/// <summary>The phase of a step an operation belongs to.</summary>
+public enum StepPhase
+{
+    Forward,
+    Backward,
+    Optimizer,
+}
+
+/// <summary>A change of a memory tier's level when an operation starts or ends.</summary>
+public readonly record struct MemoryEffect(MemoryTier Tier, long Bytes, bool AtEnd);
+
+/// <summary>
+/// One operation of a step program. The scheduler decides what it moves and after what; the simulator
+/// gives it a duration; the engine executes it and records a span with the same id.
+/// </summary>
+public sealed class Operation
+{
+    public required int Id { get; init; }
+    public required OpKind Kind { get; init; }
+    public required ResourceKind Resource { get; init; }
+    public required StepPhase Phase { get; init; }
+    /// <summary>Layer index; -1 the embedding, NumLayers the head (final norm, output, loss); the sub-group for optimizer work after backward.</summary>
+    public required int Layer { get; init; }
+    public int MicroBatch { get; init; }
+    /// <summary>Bytes moved (transfers) or touched by the optimizer.</summary>
+    public Bytes Bytes { get; init; }
+    /// <summary>Matmul FLOPs (compute operations).</summary>
+    public double Flops { get; init; }
+    /// <summary>Bytes of memory traffic of element-wise work (compute operations).</summary>
+    public double ElementwiseBytes { get; init; }
+    /// <summary>Parameters updated (optimizer steps).</summary>
+    public long Parameters { get; init; }
+    /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
+    public bool IsWrite { get; init; }
+    /// <summary>Operations that must end before this one starts.</summary>
+    public required int[] Deps { get; init; }
+    public MemoryEffect[] Effects { get; init; } = [];
+
+    public override string ToString() => $"#{Id} {Kind} L{Layer} mb{MicroBatch} on {Resource}";
+}

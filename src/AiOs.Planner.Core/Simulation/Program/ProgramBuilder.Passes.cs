@@ -1,0 +1,147 @@
+using AiOs.Planner.Memory;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Simulation.Program;
+
+/// <summary>Forward, backward and gradient operations of one unit.</summary>
+internal sealed partial class ProgramBuilder
+{
+    /// <summary>Brings the parameters used at position <paramref name="p"/> to the device: NVMe → pinned → device → all-gather.</summary>
+    private void EmitFetch(int p)
+    {
+        if (!_fetches) return;
+        var (unit, mb, phase) = _uses[p];
+        long elements = StepScheduler.UnitParameters(_m, unit);
+        Bytes share = Bytes.OfElements(Share(elements), _pb);
+        long full = elements * _pb;
+        int release = p - _window >= 0 ? _consumerOf[p - _window] : -1;
+        var allocate = new[] { new MemoryEffect(_deviceTier, full, AtEnd: false) };
+        bool allocated = false;
+        int last = -1;
+        if (_s.ParamOffload == OffloadTier.Nvme)
+        {
+            // A pinned staging buffer frees when its upload ends; on a CPU-only machine the read lands in the working buffer itself.
+            int staging = _hw.HasGpu ? (p - _staging >= 0 ? _uploadOf.GetValueOrDefault(p - _staging, -1) : -1) : release;
+            last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, unit, mb, Deps(staging), share,
+                effects: _hw.HasGpu ? null : allocate);
+            allocated = !_hw.HasGpu;
+        }
+        if (_hw.HasGpu && _s.ParamOffload != OffloadTier.None)
+        {
+            last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, unit, mb, Deps(last, release), share, effects: allocate);
+            _uploadOf[p] = last;
+            allocated = true;
+        }
+        if (_gpus > 1)
+        {
+            last = Add(OpKind.AllGather, ResourceKind.Collective, phase, unit, mb, Deps(last, release), new Bytes(full),
+                effects: allocated ? null : allocate);
+            allocated = true;
+        }
+        _fetchEnd[p] = last;
+    }
+
+    private int EmitForward(int p, int unit, int mb, int[] ready, Dictionary<(int Unit, int Mb), long> stored, ref int autocastStart)
+    {
+        var effects = new List<MemoryEffect>();
+        if (_fetchEnd.ContainsKey(p)) effects.Add(new MemoryEffect(_deviceTier, -StepScheduler.UnitParameters(_m, unit) * _pb, AtEnd: true));
+        long keep = unit < 0 ? 0
+            : unit >= _m.NumLayers ? Activations(ActivationModel.HeadBytesPerToken(_m, _s))
+            : _s.ActivationCheckpointing ? Activations(ActivationModel.CheckpointBytesPerToken(_m, _s))
+            : Activations(ActivationModel.LayerBytesPerToken(_m, _s));
+        if (keep > 0) effects.Add(new MemoryEffect(_deviceTier, keep, AtEnd: true));
+        stored[(unit, mb)] = keep;
+        long cache = AutocastCacheBytes();
+        if (cache > 0 && unit < 0) effects.Add(new MemoryEffect(_deviceTier, cache, AtEnd: false));
+        if (cache > 0 && unit >= _m.NumLayers) effects.Add(new MemoryEffect(_deviceTier, -cache, AtEnd: true));
+        int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, unit, mb, ready,
+            flops: ForwardFlops(unit), elementwise: ForwardElementwise(unit), effects: effects.ToArray());
+        _consumerOf[p] = op;
+        return op;
+    }
+
+    private int EmitBackward(int p, int unit, int mb, int[] ready, Dictionary<(int Unit, int Mb), long> stored)
+    {
+        bool layer = unit >= 0 && unit < _m.NumLayers;
+        long full = Activations(ActivationModel.LayerBytesPerToken(_m, _s));
+        var effects = new List<MemoryEffect> { new(_deviceTier, -stored[(unit, mb)], AtEnd: true) };
+        if (layer && _s.ActivationCheckpointing)
+        {
+            int recompute = Add(OpKind.Recompute, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
+                flops: ForwardFlops(unit), elementwise: ForwardElementwise(unit),
+                effects: [new MemoryEffect(_deviceTier, full, AtEnd: true)]);
+            ready = [recompute];
+            effects.Add(new MemoryEffect(_deviceTier, -full, AtEnd: true));
+        }
+        if (_fetchEnd.ContainsKey(p)) effects.Add(new MemoryEffect(_deviceTier, -StepScheduler.UnitParameters(_m, unit) * _pb, AtEnd: true));
+        long grads = GradientBytesOnDevice(unit, mb);
+        if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
+        int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
+            flops: 2 * ForwardFlops(unit), elementwise: 2 * ForwardElementwise(unit), effects: effects.ToArray());
+        _consumerOf[p] = op;
+        return op;
+    }
+
+    /// <summary>Reduce-scatter, device→host and NVMe write of one unit's gradients; returns the last op.</summary>
+    private int EmitGradients(int unit, int mb, int backward)
+    {
+        long elements = StepScheduler.UnitParameters(_m, unit);
+        long full = elements * _pb;
+        long moving = MovingGradients() ? full : 0;
+        int last = backward;
+        bool download = _hw.HasGpu && _s.OptimizerOffload != OffloadTier.None;
+        if (_gpus > 1)
+        {
+            // Without ZeRO, data parallelism all-reduces: twice the bytes of a reduce-scatter.
+            long bytes = _s.ZeroStage == ZeroStage.None ? 2 * full : full;
+            last = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, unit, mb, [last], new Bytes(bytes),
+                effects: moving > 0 && !download ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+        }
+        if (download)
+        {
+            last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), _pb),
+                effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+        }
+        if (_s.EffectiveGradientOffload == OffloadTier.Nvme)
+            last = Add(OpKind.GradWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), 4), write: true);
+        return last;
+    }
+
+    /// <summary>Gradients that appear on the device at a unit's backward and leave with its reduce-scatter or download.</summary>
+    private bool MovingGradients() =>
+        _hw.HasGpu && (_s.OptimizerOffload != OffloadTier.None || (_s.PartitionsParameters && _gpus > 1));
+
+    private long GradientBytesOnDevice(int unit, int mb)
+    {
+        long elements = StepScheduler.UnitParameters(_m, unit);
+        if (MovingGradients()) return elements * _pb;
+        // Without ZeRO, PyTorch allocates each gradient at its first backward and keeps it until the next step.
+        if (_s.ZeroStage == ZeroStage.None && mb == 0) return elements * 4;
+        return 0;
+    }
+
+    private long AutocastCacheBytes()
+    {
+        if (_s.ZeroStage != ZeroStage.None || !_s.IsMixedPrecision || !_hw.HasGpu) return 0;
+        return 2 * (_m.NumLayers * _m.LayerMatmulParameters + (long)_m.VocabSize * _m.HiddenSize);
+    }
+
+    private long Activations(double bytesPerToken) => (long)Math.Ceiling(bytesPerToken * _tokens);
+
+    /// <summary>Matmul FLOPs of a unit's forward for one micro-batch (causal attention computes half the score matrix).</summary>
+    private double ForwardFlops(int unit)
+    {
+        if (unit < 0) return 0;
+        if (unit >= _m.NumLayers) return 2.0 * _tokens * _m.HiddenSize * _m.VocabSize;
+        return 2.0 * _tokens * _m.LayerMatmulParameters + 2.0 * _tokens * _s.SeqLen * _m.HiddenSize;
+    }
+
+    /// <summary>Bytes saved for backward by a unit's forward: the proxy for its element-wise memory traffic.</summary>
+    private double ForwardElementwise(int unit)
+    {
+        if (unit < 0) return 2.0 * _tokens * _m.HiddenSize * 4;
+        if (unit >= _m.NumLayers) return ActivationModel.HeadBytesPerToken(_m, _s) * _tokens;
+        return ActivationModel.LayerBytesPerToken(_m, _s) * _tokens;
+    }
+}

@@ -1,0 +1,19 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+
+namespace AiOs.Planner.Simulation;
+
+/// <summary>Predicts one training step: schedule the program, cost it on the machine, simulate it.</summary>
+public static class Simulator
+{
+    /// <summary>Simulates one steady-state step (or the first step, which prefetches nothing).</summary>
+    public static StepResult Predict(ModelSpec model, HardwareProfile hardware, TrainingSettings settings,
+        bool keepTimeline = false, bool firstStep = false, ComputeModel? computeModel = null)
+    {
+        var program = StepScheduler.Build(model, hardware, settings, firstStep);
+        var costs = new StepCosts(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel);
+        return StepSimulator.Simulate(program, costs, keepTimeline);
+    }
+}

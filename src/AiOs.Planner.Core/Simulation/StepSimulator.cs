@@ -1,0 +1,148 @@
+using AiOs.Planner.Memory;
+using AiOs.Planner.Simulation.Kernel;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Simulation;
+
+/// <summary>
+/// Runs a step program on the event kernel: one process per resource serves that resource's operations in
+/// program order, each waiting for its dependencies and then holding the resource for the operation's
+/// duration. Memory effects change the tiers' levels as operations start and end.
+/// </summary>
+public static class StepSimulator
+{
+    public static StepResult Simulate(StepProgram program, StepCosts costs, bool keepTimeline = false)
+    {
+        var ops = program.Ops;
+        int n = ops.Count;
+        if (!costs.HasDrives && ops.Any(o => o.Resource == ResourceKind.Nvme))
+            throw new InvalidOperationException("The settings offload to NVMe but the hardware profile lists no drive.");
+
+        var durations = new long[n];
+        for (int i = 0; i < n; i++) durations[i] = costs.Duration(ops[i], program.Model.HiddenSize).Nanoseconds;
+        var start = new long[n];
+        var end = new long[n];
+        var signals = new Signal[n];
+        for (int i = 0; i < n; i++) signals[i] = new Signal();
+        var tiers = Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => new LevelTracker(program.StaticLevels.GetValueOrDefault(t), keepTimeline));
+
+        var kernel = new SimKernel();
+        var queues = new Dictionary<ResourceKind, List<int>>();
+        foreach (var op in ops)
+        {
+            if (!queues.TryGetValue(op.Resource, out var q)) queues[op.Resource] = q = [];
+            q.Add(op.Id);
+        }
+        foreach (var (_, queue) in queues.OrderBy(q => q.Key)) kernel.Start(Serve(queue));
+        kernel.Run();
+        if (kernel.Unfinished > 0)
+            throw new InvalidOperationException($"The step program deadlocked with {kernel.Unfinished} resource(s) waiting; the scheduler emitted an operation before one it depends on.");
+
+        return Summarize(program, ops, start, end, durations, tiers, keepTimeline);
+
+        IEnumerable<Wait> Serve(List<int> queue)
+        {
+            foreach (int id in queue)
+            {
+                foreach (int dep in ops[id].Deps)
+                    if (!signals[dep].Fired) yield return Wait.Until(signals[dep]);
+                start[id] = kernel.Now;
+                Apply(ops[id], atEnd: false);
+                yield return Wait.For(new SimDuration(durations[id]));
+                end[id] = kernel.Now;
+                Apply(ops[id], atEnd: true);
+                kernel.Fire(signals[id]);
+            }
+        }
+
+        void Apply(Operation op, bool atEnd)
+        {
+            foreach (var e in op.Effects)
+                if (e.AtEnd == atEnd) tiers[e.Tier].Change(kernel.Now, e.Bytes);
+        }
+    }
+
+    private static StepResult Summarize(StepProgram program, IReadOnlyList<Operation> ops, long[] start, long[] end, long[] durations,
+        Dictionary<MemoryTier, LevelTracker> tiers, bool keepTimeline)
+    {
+        int n = ops.Count;
+        long stepEnd = n == 0 ? 0 : end.Max();
+        var busy = new Dictionary<ResourceKind, SimDuration>();
+        long nvmeRead = 0, nvmeWrite = 0, h2d = 0, d2h = 0, network = 0;
+        double modelFlops = 0;
+        long firstBackward = stepEnd, lastBackward = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var op = ops[i];
+            busy[op.Resource] = busy.GetValueOrDefault(op.Resource) + new SimDuration(durations[i]);
+            switch (op.Resource)
+            {
+                case ResourceKind.Nvme when op.IsWrite: nvmeWrite += op.Bytes.Value; break;
+                case ResourceKind.Nvme: nvmeRead += op.Bytes.Value; break;
+                case ResourceKind.H2d: h2d += op.Bytes.Value; break;
+                case ResourceKind.D2h: d2h += op.Bytes.Value; break;
+                case ResourceKind.Collective: network += op.Bytes.Value; break;
+            }
+            if (op.Kind is OpKind.Forward or OpKind.Backward) modelFlops += op.Flops;
+            if (op.Phase == StepPhase.Backward && op.Resource == ResourceKind.Compute) firstBackward = Math.Min(firstBackward, start[i]);
+            if (op.Phase == StepPhase.Backward) lastBackward = Math.Max(lastBackward, end[i]);
+        }
+        if (firstBackward == stepEnd) firstBackward = 0;
+        var critical = CriticalPath(ops, start, end, durations);
+        var bottleneck = critical.OrderByDescending(kv => kv.Value.Nanoseconds).ThenBy(kv => kv.Key).Select(kv => kv.Key).FirstOrDefault();
+        double seconds = stepEnd / 1e9;
+        long tokens = program.TokensPerGpu * program.Gpus;
+        int nodesShare = program.GpusPerNode;
+        return new StepResult
+        {
+            Time = new SimDuration(stepEnd),
+            Phases = new PhaseTimes(new SimDuration(firstBackward), new SimDuration(Math.Max(0, lastBackward - firstBackward)), new SimDuration(Math.Max(0, stepEnd - lastBackward))),
+            TokensPerSecond = seconds > 0 ? tokens / seconds : 0,
+            ModelTflopsPerGpu = seconds > 0 ? modelFlops / seconds / 1e12 : 0,
+            Bottleneck = bottleneck,
+            CriticalPath = critical,
+            Busy = busy,
+            // NVMe traffic is the node's: every GPU process of the node moves the same.
+            Traffic = new Traffic(new Bytes(nvmeRead * nodesShare), new Bytes(nvmeWrite * nodesShare), new Bytes(h2d), new Bytes(d2h), new Bytes(network)),
+            MemoryPeaks = tiers.ToDictionary(t => t.Key, t => new Bytes(t.Value.Peak)),
+            MemoryTimeline = keepTimeline ? tiers.ToDictionary(t => t.Key, t => t.Value.History) : null,
+            Spans = keepTimeline ? Enumerable.Range(0, n).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].Layer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList() : null,
+            Operations = n,
+        };
+    }
+
+    /// <summary>
+    /// Walks back from the operation that ends last through whichever predecessor (a dependency or the
+    /// previous operation on the same resource) ended exactly when it started, charging each operation's
+    /// duration to its resource.
+    /// </summary>
+    private static Dictionary<ResourceKind, SimDuration> CriticalPath(IReadOnlyList<Operation> ops, long[] start, long[] end, long[] durations)
+    {
+        var result = new Dictionary<ResourceKind, SimDuration>();
+        int n = ops.Count;
+        if (n == 0) return result;
+        var previousOnResource = new int[n];
+        var lastOn = new Dictionary<ResourceKind, int>();
+        for (int i = 0; i < n; i++)
+        {
+            previousOnResource[i] = lastOn.GetValueOrDefault(ops[i].Resource, -1);
+            lastOn[ops[i].Resource] = i;
+        }
+        int current = 0;
+        for (int i = 1; i < n; i++) if (end[i] > end[current]) current = i;
+        while (current >= 0)
+        {
+            var op = ops[current];
+            result[op.Resource] = result.GetValueOrDefault(op.Resource) + new SimDuration(durations[current]);
+            int next = -1;
+            long best = -1;
+            foreach (int dep in op.Deps)
+                if (end[dep] > best) (best, next) = (end[dep], dep);
+            int prev = previousOnResource[current];
+            if (prev >= 0 && end[prev] > best) (best, next) = (end[prev], prev);
+            current = best >= 0 && best <= start[current] ? next : -1;
+        }
+        return result;
+    }
+}
