@@ -21,6 +21,7 @@ public static class Program
             DsConfigCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
+            TrainCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
