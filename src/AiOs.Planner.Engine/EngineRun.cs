@@ -89,6 +89,7 @@ public static class EngineRun
     private static string TraceLine(TraceSpan s) => JsonSerializer.Serialize(new
     {
         step = s.Step,
+        micro_batch = s.MicroBatch,
         resource = s.Resource,
         operation = s.Operation,
         layer = s.Layer,
@@ -111,8 +112,8 @@ public static class EngineRun
         CpuWrittenBytes = io.CpuWritten.Value,
         NvmeReadBytes = io.NvmeRead.Value,
         NvmeWrittenBytes = io.NvmeWritten.Value,
-        NvmeReadGBps = TraceStats.GBps(io.NvmeRead, TraceStats.Busy(spans, "nvme-read")),
-        NvmeWriteGBps = TraceStats.GBps(io.NvmeWritten, TraceStats.Busy(spans, "nvme-write")),
+        NvmeReadGBps = TraceStats.GBps(io.NvmeRead, TraceStats.Busy(spans, "nvme", s => !TraceStats.IsWrite(s))),
+        NvmeWriteGBps = TraceStats.GBps(io.NvmeWritten, TraceStats.Busy(spans, "nvme", TraceStats.IsWrite)),
         ResidentBytes = ProcessMemory.Resident().Value,
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
     };

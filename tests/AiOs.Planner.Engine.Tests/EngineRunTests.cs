@@ -54,9 +54,10 @@ public sealed class EngineRunTests : IDisposable
         Assert.All(seen, m => Assert.True(m.PeakResidentBytes > 0));
 
         string[] trace = File.ReadAllLines(Path.Combine(dir, "trace.jsonl"));
-        Assert.Contains(trace, l => l.Contains("\"resource\":\"nvme-read\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"param-read\"", StringComparison.Ordinal));
-        Assert.Contains(trace, l => l.Contains("\"operation\":\"backward\"", StringComparison.Ordinal));
-        Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu-adam\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"resource\":\"nvme\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"param_read\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu_compute\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"recompute\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu_optimizer\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"optimizer_step\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"param_write_back\"", StringComparison.Ordinal) && l.Contains("\"layer\":-1", StringComparison.Ordinal));
 
         Assert.True(summary.Completed);
         Assert.Equal(3, summary.StepsCompleted);

@@ -6,6 +6,7 @@ using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Engine.Storage;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 using static TorchSharp.torch;
 
@@ -48,7 +49,7 @@ public sealed class LayerwiseTrainer : IDisposable
         _settings = settings;
         _options = options;
         _device = new Device(options.Device);
-        Trace = new SpanTrace(clock ?? TimeProvider.System);
+        Trace = new SpanTrace(clock ?? TimeProvider.System, hasGpu: _device.type == TorchSharp.DeviceType.CUDA);
         int units = spec.NumLayers + 1;
         if (settings.UsesNvme)
         {
@@ -105,6 +106,7 @@ public sealed class LayerwiseTrainer : IDisposable
         for (int micro = 0; micro < accumulation; micro++)
         {
             bool last = micro == accumulation - 1;
+            Trace.CurrentMicroBatch = micro;
             using TokenBatch batch = batchOf(micro);
             tokens += batch.Tokens;
             using var scope = NewDisposeScope();
@@ -114,7 +116,7 @@ public sealed class LayerwiseTrainer : IDisposable
             long t0 = Stopwatch.GetTimestamp();
             var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
             Tensor embedded;
-            using (Trace.Begin("compute", "forward", _spec.NumLayers)) embedded = outer.forward(inputs);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
             var layerInputs = new Tensor[_spec.NumLayers];
             Tensor x = embedded;
             using (no_grad())
@@ -123,35 +125,33 @@ public sealed class LayerwiseTrainer : IDisposable
                 {
                     nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
                     layerInputs[i] = x;
-                    using (Trace.Begin("compute", "forward", i)) x = layer.forward(x);
+                    using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
                     _params.Release(i);
                 }
             }
             Tensor hidden = x.detach().requires_grad_(true);
             Tensor microLoss;
-            using (Trace.Begin("compute", "loss", _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
             loss += microLoss.item<float>();
             long t1 = Stopwatch.GetTimestamp();
             forward += Stopwatch.GetElapsedTime(t0, t1);
 
-            using (Trace.Begin("compute", "backward", _spec.NumLayers)) microLoss.backward();
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
             Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
             for (int i = _spec.NumLayers - 1; i >= 0; i--)
             {
                 nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
                 Tensor input = layerInputs[i].detach().requires_grad_(true);
-                using (Trace.Begin("compute", "backward", i))
-                {
-                    Tensor output = layer.forward(input);
-                    output.backward([gradient]);
-                }
+                Tensor output;
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
                 gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-                using (Trace.Begin("copy", "offload-grad", i)) ParameterSwapper.ParametersOf(layer).DrainGradientsInto(_grads[i]);
+                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) ParameterSwapper.ParametersOf(layer).DrainGradientsInto(_grads[i]);
                 _params.Release(i);
                 if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
             }
-            using (Trace.Begin("compute", "backward", _spec.NumLayers)) embedded.backward([gradient]);
-            using (Trace.Begin("copy", "offload-grad", _spec.NumLayers)) outer.Parameters.DrainGradientsInto(_grads[_spec.NumLayers]);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
+            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) outer.Parameters.DrainGradientsInto(_grads[_spec.NumLayers]);
             _params.Release(_spec.NumLayers);
             if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
             backward += Stopwatch.GetElapsedTime(t1);
@@ -169,7 +169,7 @@ public sealed class LayerwiseTrainer : IDisposable
             _optim.Update(groups, u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
         }
         long end = Stopwatch.GetTimestamp();
-        var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == "stall").Sum(s => s.Duration.Nanoseconds));
+        var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
             Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled);
     }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Engine.Execution;
 
@@ -71,6 +72,9 @@ internal sealed class OptimizerStates : IDisposable
         return list.ToArray();
     }
 
+    /// <summary>The unit as the step program numbers layers: the outer block's state is reported as −1 (embedding side).</summary>
+    private int ProgramLayer(int unit) => unit == _groups.Length - 1 ? -1 : unit;
+
     private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
 
     /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
@@ -118,7 +122,7 @@ internal sealed class OptimizerStates : IDisposable
             foreach (SubGroup g in groups)
             {
                 var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
-                using (_trace.Begin("cpu-adam", "adam", g.Unit))
+                using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
                     _step.Update(_master![g.Unit].AsSpan(range), gradientOf(g.Unit).AsSpan(range), _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
                 _io.Read(StorageTier.Cpu, 12L * g.Elements);
                 _io.Written(StorageTier.Cpu, 12L * g.Elements);
@@ -135,7 +139,7 @@ internal sealed class OptimizerStates : IDisposable
             next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1]) : null;
             Span<float> state = buffer.AsSpan(0, 3 * g.Elements);
             var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
-            using (_trace.Begin("cpu-adam", "adam", g.Unit))
+            using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
                 _step.Update(state[..g.Elements], gradientOf(g.Unit).AsSpan(range), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
             writeBack(g.Unit, g.Offset, state[..g.Elements]);
             if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
@@ -147,7 +151,7 @@ internal sealed class OptimizerStates : IDisposable
     private float[] Wait(Task<float[]> read, SubGroup g)
     {
         if (!read.IsCompleted)
-            using (_trace.Begin("stall", "wait-optim-read", g.Unit)) read.Wait();
+            using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.Wait();
         return read.Result;
     }
 
@@ -156,7 +160,7 @@ internal sealed class OptimizerStates : IDisposable
     private float[] ReadNow(SubGroup g)
     {
         float[] buffer = _buffers!.Take();
-        using (_trace.Begin("nvme-read", "optim-read", g.Unit))
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit)))
             _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
         _io.Read(StorageTier.Nvme, 12L * g.Elements);
         return buffer;
@@ -164,7 +168,7 @@ internal sealed class OptimizerStates : IDisposable
 
     private void WriteNow(SubGroup g, float[] buffer)
     {
-        using (_trace.Begin("nvme-write", "optim-write", g.Unit))
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit)))
             _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
         _io.Written(StorageTier.Nvme, 12L * g.Elements);
         _buffers!.Add(buffer);

@@ -4,6 +4,7 @@ using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Engine.Storage;
 using AiOs.Planner.Models;
+using AiOs.Planner.Simulation.Program;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -69,6 +70,9 @@ internal sealed partial class ParameterSwapper : IDisposable
 
     internal static string Key(int unit) => $"param-u{unit}";
 
+    /// <summary>The unit as the step program numbers layers: the outer block is −1 (it is fetched for the embedding first).</summary>
+    internal int ProgramLayer(int unit) => unit == _spec.NumLayers ? -1 : unit;
+
     /// <summary>
     /// Stores fp32 values <paramref name="master"/> for elements starting at <paramref name="elementOffset"/>
     /// of <paramref name="unit"/>, converted to the training precision, in the unit's tier.
@@ -101,7 +105,7 @@ internal sealed partial class ParameterSwapper : IDisposable
                 try
                 {
                     PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _elementBytes);
-                    using (_trace.Begin("nvme-write", "param-write", unit))
+                    using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit)))
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     _io.Written(StorageTier.Nvme, byteCount);
                 }
@@ -127,7 +131,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         FlatParameters target = isOuter ? _outerSlot!.Parameters : ((DecoderLayer)slot).Parameters;
         if (_tier == StorageTier.Cpu)
         {
-            using (_trace.Begin("copy", "fetch", unit)) target.LoadBytes(_cpuCopies![unit]);
+            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit))) target.LoadBytes(_cpuCopies![unit]);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
         }
         else

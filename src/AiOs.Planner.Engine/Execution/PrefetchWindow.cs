@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Engine.Execution;
 
@@ -43,10 +44,10 @@ internal sealed partial class ParameterSwapper
             if (_issued == _cursor) Issue(blocking: true);
             Task<byte[]> read = _reads[_cursor];
             if (!read.IsCompleted)
-                using (_owner._trace.Begin("stall", "wait-read", unit)) read.Wait();
+                using (_owner._trace.Stall(OpKind.ParamRead, _owner.ProgramLayer(unit))) read.Wait();
             byte[] buffer = read.Result;
             _reads.Remove(_cursor);
-            using (_owner._trace.Begin("copy", "fetch", unit))
+            using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
             _free.Add(buffer);
             _cursor++;
@@ -71,7 +72,7 @@ internal sealed partial class ParameterSwapper
             _reads[position] = Task.Run(() =>
             {
                 int bytes = checked((int)owner.UnitBytes(unit));
-                using (owner._trace.Begin("nvme-read", "param-read", unit))
+                using (owner._trace.Begin(ResourceKind.Nvme, OpKind.ParamRead, owner.ProgramLayer(unit)))
                     owner._store!.Read(Key(unit), 0, buffer.AsSpan(0, bytes));
                 owner._io.Read(StorageTier.Nvme, bytes);
                 return buffer;

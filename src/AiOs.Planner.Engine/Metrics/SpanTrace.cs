@@ -1,14 +1,20 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine.Metrics;
 
 /// <summary>
-/// One timed piece of work: which resource did it (<c>compute</c>, <c>nvme-read</c>, <c>nvme-write</c>,
-/// <c>copy</c>, <c>cpu-adam</c>, <c>stall</c>), what it was, for which unit (layer index; the outer block is
-/// the layer count; −1 for none), and when, relative to the start of the run.
+/// One timed piece of work, named as the simulator's timeline names it: the resource
+/// (<see cref="ResourceNames"/>: <c>cpu_compute</c> or <c>gpu</c>, <c>memcpy_in</c>/<c>pcie_h2d</c>,
+/// <c>memcpy_out</c>/<c>pcie_d2h</c>, <c>nvme</c>, <c>cpu_optimizer</c>; plus <c>stall</c> for waits), the
+/// operation (an <see cref="OpKind"/> in snake_case, or <c>wait_…</c> for a stall), the layer as the step
+/// program numbers it (−1 the embedding side, L the head; optimizer work on the outer block is −1), the
+/// micro-batch, and when, relative to the start of the run.
 /// </summary>
-public sealed record TraceSpan(int Step, string Resource, string Operation, int Layer, SimDuration Start, SimDuration End)
+public sealed record TraceSpan(int Step, int MicroBatch, string Resource, string Operation, int Layer, SimDuration Start, SimDuration End)
 {
     /// <summary>End − start.</summary>
     public SimDuration Duration => End - Start;
@@ -24,15 +30,34 @@ public sealed class SpanTrace
     private readonly long _origin;
     private readonly ConcurrentQueue<TraceSpan> _spans = new();
 
-    /// <summary>Starts the trace's time origin now.</summary>
-    public SpanTrace(TimeProvider clock)
+    /// <summary>Starts the trace's time origin now; <paramref name="hasGpu"/> picks the resource names.</summary>
+    public SpanTrace(TimeProvider clock, bool hasGpu = false)
     {
         _clock = clock;
         _origin = clock.GetTimestamp();
+        HasGpu = hasGpu;
     }
+
+    /// <summary>Whether compute runs on a GPU (names resources <c>gpu</c>, <c>pcie_h2d</c> … instead of <c>cpu_compute</c>, <c>memcpy_in</c> …).</summary>
+    public bool HasGpu { get; }
 
     /// <summary>The step spans are attributed to (set by the compute thread between steps).</summary>
     public int CurrentStep { get; set; }
+
+    /// <summary>The micro-batch spans are attributed to (set by the compute thread).</summary>
+    public int CurrentMicroBatch { get; set; }
+
+    /// <summary>Starts a span of <paramref name="op"/> on <paramref name="resource"/>, named as the simulator names them.</summary>
+    public SpanScope Begin(ResourceKind resource, OpKind op, int layer) => Begin(ResourceNames.Of(resource, HasGpu), Name(op), layer);
+
+    /// <summary>Starts a span of time spent waiting for <paramref name="awaited"/> (resource <c>stall</c>).</summary>
+    public SpanScope Stall(OpKind awaited, int layer) => Begin(StallResource, "wait_" + Name(awaited), layer);
+
+    /// <summary>The resource name of waits.</summary>
+    public const string StallResource = "stall";
+
+    /// <summary>An operation's name in traces: its <see cref="OpKind"/> in snake_case.</summary>
+    public static string Name(OpKind op) => JsonNamingPolicy.SnakeCaseLower.ConvertName(op.ToString());
 
     /// <summary>Time since the origin.</summary>
     public SimDuration Now => FromTicks(_clock.GetTimestamp() - _origin);
@@ -64,7 +89,7 @@ public sealed class SpanTrace
     {
         private readonly SpanTrace _trace;
         private readonly string _resource, _operation;
-        private readonly int _layer, _step;
+        private readonly int _layer, _step, _micro;
         private readonly SimDuration _start;
 
         internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start)
@@ -75,9 +100,10 @@ public sealed class SpanTrace
             _layer = layer;
             _start = start;
             _step = trace.CurrentStep;
+            _micro = trace.CurrentMicroBatch;
         }
 
         /// <summary>Records the span ending now.</summary>
-        public void Dispose() => _trace?.Add(new TraceSpan(_step, _resource, _operation, _layer, _start, _trace.Now));
+        public void Dispose() => _trace?.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now));
     }
 }

@@ -5,11 +5,11 @@ namespace AiOs.Planner.Engine.Metrics;
 /// <summary>Summaries of a step's spans.</summary>
 public static class TraceStats
 {
-    /// <summary>Total time covered by spans of <paramref name="resource"/> with overlapping spans merged (busy time, not summed time).</summary>
-    public static SimDuration Busy(IEnumerable<TraceSpan> spans, string resource)
+    /// <summary>Total time covered by spans of <paramref name="resource"/> (optionally only those <paramref name="where"/> accepts), overlapping spans merged: busy time, not summed time.</summary>
+    public static SimDuration Busy(IEnumerable<TraceSpan> spans, string resource, Func<TraceSpan, bool>? where = null)
     {
         long busy = 0, end = long.MinValue;
-        foreach (TraceSpan s in spans.Where(s => s.Resource == resource).OrderBy(s => s.Start))
+        foreach (TraceSpan s in spans.Where(s => s.Resource == resource && (where is null || where(s))).OrderBy(s => s.Start))
         {
             long a = Math.Max(s.Start.Nanoseconds, end), b = s.End.Nanoseconds;
             if (b > a) busy += b - a;
@@ -17,6 +17,9 @@ public static class TraceStats
         }
         return new SimDuration(busy);
     }
+
+    /// <summary>Whether a span is an NVMe write (its operation is a write kind).</summary>
+    public static bool IsWrite(TraceSpan s) => s.Operation is "optimizer_write" or "param_write_back" or "grad_write";
 
     /// <summary>Gigabytes (10⁹) per second of <paramref name="bytes"/> over <paramref name="time"/>; 0 when either is 0.</summary>
     public static double GBps(Bytes bytes, SimDuration time) => time.Nanoseconds == 0 || bytes.Value == 0 ? 0 : bytes.Value / (double)time.Nanoseconds;
