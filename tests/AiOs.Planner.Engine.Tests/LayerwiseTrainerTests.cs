@@ -109,6 +109,19 @@ public sealed class LayerwiseTrainerTests : IDisposable
     }
 
     [Fact]
+    public void Given_Dropout_When_TrainedLayerByLayerWithRecomputation_Then_MasksReplayAndLossesEqualTheReference()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt") with { Dropout = 0.1 };
+        TrainingSettings settings = Small() with { ParamOffload = OffloadTier.Nvme, NvmePath = _nvme, Schedule = StepSchedule.Overlapped };
+
+        var (losses, _) = Run(spec, settings, Options(), reference: false);
+        var (refLosses, _) = Run(spec, settings, Options(), reference: true);
+
+        for (int s = 0; s < Steps; s++) Assert.Equal(refLosses[s], losses[s], 5);
+        Assert.NotEqual(GptReference.Value.Losses[0], losses[0], 4);
+    }
+
+    [Fact]
     public void Given_GlobalNormClipping_When_DeepSpeedScheduleOnNvme_Then_LossesEqualTheReferenceAndDifferFromUnclipped()
     {
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");

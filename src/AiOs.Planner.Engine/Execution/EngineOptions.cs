@@ -56,7 +56,6 @@ internal static class EngineSettings
     {
         var problems = new List<string>();
         if (s.Precision == Precision.Fp16) problems.Add("precision fp16 is not supported yet (use bf16 or fp32)");
-        if (spec.Dropout > 0) problems.Add($"model dropout {spec.Dropout} is not supported (recomputation would need replayed dropout masks); use a model with dropout 0");
         if (s.SeqLen > spec.MaxSeqLen) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
         if (s.MicroBatch < 1) problems.Add("micro_batch must be at least 1");
         if (s.GradAccumulation < 1) problems.Add("gradient accumulation must be at least 1");

@@ -112,10 +112,12 @@ public sealed class LayerwiseTrainer : IDisposable
             using var scope = NewDisposeScope();
             Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
             _params.BeginPass(PassOrder());
+            var replay = new DropoutReplay(_options.Seed, step, micro);
 
             long t0 = Stopwatch.GetTimestamp();
             var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
             Tensor embedded;
+            replay.Before(-1, _device);
             using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
             var layerInputs = new Tensor[_spec.NumLayers];
             Tensor x = embedded;
@@ -125,6 +127,7 @@ public sealed class LayerwiseTrainer : IDisposable
                 {
                     nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
                     layerInputs[i] = x;
+                    replay.Before(i, _device);
                     using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
                     _params.Release(i);
                 }
@@ -143,6 +146,7 @@ public sealed class LayerwiseTrainer : IDisposable
                 nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
                 Tensor input = layerInputs[i].detach().requires_grad_(true);
                 Tensor output;
+                replay.Before(i, _device);
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
                 gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");

@@ -58,7 +58,8 @@ public sealed class ReferenceTrainer : IDisposable
             using TokenBatch batch = batchOf(micro);
             tokens += batch.Tokens;
             using var scope = NewDisposeScope();
-            Tensor l = _model.Loss(batch.Inputs.to(_model.Outer.Parameters.Flat.device), batch.Targets.to(_model.Outer.Parameters.Flat.device), _settings.GradAccumulation);
+            Tensor l = _model.Loss(batch.Inputs.to(_model.Outer.Parameters.Flat.device), batch.Targets.to(_model.Outer.Parameters.Flat.device), _settings.GradAccumulation,
+                new DropoutReplay(_options.Seed, step, micro));
             loss += l.item<float>();
             l.backward();
             for (int u = 0; u < _model.UnitCount; u++) _model.Unit(u).DrainGradientsInto(_grads[u]);

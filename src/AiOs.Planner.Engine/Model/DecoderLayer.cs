@@ -30,8 +30,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        Tensor attended = x + Attention(TransformerOps.Norm(x, _spec.Norm, Parameters, "ln1"));
-        Tensor result = attended + FeedForward(TransformerOps.Norm(attended, _spec.Norm, Parameters, "ln2"));
+        Tensor attended = x + Dropout(Attention(TransformerOps.Norm(x, _spec.Norm, Parameters, "ln1")));
+        Tensor result = attended + Dropout(FeedForward(TransformerOps.Norm(attended, _spec.Norm, Parameters, "ln2")));
         return result.MoveToOuterDisposeScope();
     }
 
@@ -52,9 +52,14 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
             k = k.repeat_interleave(heads / kvHeads, 1);
             v = v.repeat_interleave(heads / kvHeads, 1);
         }
-        Tensor a = F.scaled_dot_product_attention(q, k, v, is_casual: true);
+        Tensor a = F.scaled_dot_product_attention(q, k, v, p: DropoutProbability, is_casual: true);
         return TransformerOps.Linear(a.transpose(1, 2).reshape(b, t, _spec.HiddenSize), Parameters, "attn.o");
     }
+
+    /// <summary>Dropout on the residual branches and attention weights while training (GPT-2's placement); 0 in eval mode.</summary>
+    private double DropoutProbability => training ? _spec.Dropout : 0;
+
+    private Tensor Dropout(Tensor x) => DropoutProbability > 0 ? F.dropout(x, DropoutProbability, training: true) : x;
 
     private Tensor FeedForward(Tensor h) => _spec.FfnKind switch
     {

@@ -43,19 +43,27 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     public int UnitCount => Spec.NumLayers + 1;
 
     /// <summary>Token ids [batch, seq] to final hidden states [batch, seq, hidden].</summary>
-    public override Tensor forward(Tensor tokens)
+    public override Tensor forward(Tensor tokens) => Hidden(tokens, null);
+
+    /// <summary>As <see cref="forward"/>, re-seeding dropout before each unit when <paramref name="replay"/> is given.</summary>
+    public Tensor Hidden(Tensor tokens, DropoutReplay? replay)
     {
         using var scope = NewDisposeScope();
+        replay?.Before(-1, tokens.device);
         Tensor x = Outer.forward(tokens);
-        foreach (DecoderLayer layer in _layers) x = layer.forward(x);
+        for (int i = 0; i < _layers.Count; i++)
+        {
+            replay?.Before(i, tokens.device);
+            x = _layers[i].forward(x);
+        }
         return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>Loss of one micro-batch divided by <paramref name="divisor"/>.</summary>
-    public Tensor Loss(Tensor tokens, Tensor targets, double divisor)
+    public Tensor Loss(Tensor tokens, Tensor targets, double divisor, DropoutReplay? replay = null)
     {
         using var scope = NewDisposeScope();
-        return Outer.Loss(forward(tokens), targets, divisor).MoveToOuterDisposeScope();
+        return Outer.Loss(Hidden(tokens, replay), targets, divisor).MoveToOuterDisposeScope();
     }
 
     /// <summary>Releases every unit's buffers.</summary>

@@ -32,6 +32,7 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
         Tensor x = Parameters["tok.weight"].index_select(0, tokens.reshape(-1)).view(b, t, _spec.HiddenSize);
         if (_spec.Positions == PositionKind.Learned)
             x = x + Parameters["pos.weight"].narrow(0, 0, t).unsqueeze(0);
+        if (training && _spec.Dropout > 0) x = F.dropout(x, _spec.Dropout, training: true);
         return x.MoveToOuterDisposeScope();
     }
 
