@@ -18,3 +18,25 @@ public sealed class TorchRuntimeTests
             Assert.Contains(report.Patched, p => p.Outcome is WeakPatchOutcome.Patched or WeakPatchOutcome.AlreadyWeak);
     }
 }
+
+public sealed class TorchRuntimeDeviceTests
+{
+    [Theory]
+    [InlineData("cpu", TorchSharp.DeviceType.CPU)]
+    [InlineData("cuda", TorchSharp.DeviceType.CUDA)]
+    [InlineData("cuda:1", TorchSharp.DeviceType.CUDA)]
+    public void Given_ADeviceFlag_When_Parsed_Then_ItNamesTheBackend(string flag, TorchSharp.DeviceType expected)
+    {
+        Assert.Equal(expected, TorchRuntime.DeviceTypeOf(flag));
+    }
+
+    [Fact]
+    public void Given_TheCpuOnlyLibtorch_When_CudaIsRequested_Then_ItFailsNamingCuda()
+    {
+        if (TorchSharp.torch.cuda.is_available()) return; // a CUDA machine has nothing to refuse
+
+        Exception e = Assert.ThrowsAny<Exception>(() => TorchRuntime.EnsureReady(TorchSharp.DeviceType.CUDA));
+
+        Assert.Contains("CUDA", e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+}

@@ -81,7 +81,7 @@ public static class TrainCommand
             {
                 summary = EngineRun.Execute(request, progress, cancel.Token);
             }
-            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException)
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException)
             {
                 io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;

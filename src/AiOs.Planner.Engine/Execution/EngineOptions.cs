@@ -1,7 +1,6 @@
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Settings;
-using AiOs.Planner.Units;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -65,9 +64,7 @@ internal static class EngineSettings
         long largest = Math.Max(spec.LayerParameters, spec.EmbeddingParameters + spec.HeadParameters);
         if (s.ParamOffload != OffloadTier.None && largest > s.BufferSize)
             problems.Add($"buffer_size {s.BufferSize} elements is smaller than the largest unit ({largest} elements); raise buffer_size");
-        if (o.Device != "cpu" && o.Device != "cuda") problems.Add($"device '{o.Device}' is unknown (cpu or cuda)");
+        if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
         if (problems.Count > 0) throw new ArgumentException("The engine cannot run these settings: " + string.Join("; ", problems) + ".");
     }
-
-    public static Bytes Of(long bytes) => new(bytes);
 }

@@ -43,8 +43,8 @@ public sealed class LayerwiseTrainer : IDisposable
     /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
     public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null)
     {
-        Native.TorchRuntime.EnsureReady();
         EngineSettings.Check(spec, settings, options);
+        Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
         _spec = spec;
         _settings = settings;
         _options = options;

@@ -27,7 +27,7 @@ public sealed class ReferenceTrainer : IDisposable
     /// <summary>Builds the model in the training precision from the seeded initial weights.</summary>
     public ReferenceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, IOptimizerStep? optimizer = null)
     {
-        Native.TorchRuntime.EnsureReady();
+        Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
         _spec = spec;
         _settings = settings;
         _options = options;

@@ -52,12 +52,25 @@ public sealed class FlatParameters : IDisposable
         Flat.copy_(source);
     }
 
-    /// <summary>Copies raw bytes in the buffer's element type into it (CPU buffers only).</summary>
+    /// <summary>
+    /// Copies raw bytes in the buffer's element type into it: directly for a CPU buffer, through a pinned
+    /// host staging tensor (allocated on first use) for a device buffer.
+    /// </summary>
     public void LoadBytes(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length != ByteLength) throw new ArgumentException($"Expected {ByteLength} bytes, got {bytes.Length}.", nameof(bytes));
-        bytes.CopyTo(Flat.bytes);
+        if (Flat.device_type == DeviceType.CPU)
+        {
+            bytes.CopyTo(Flat.bytes);
+            return;
+        }
+        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
+        bytes.CopyTo(_hostStaging.bytes);
+        using var _ = no_grad();
+        Flat.copy_(_hostStaging);
     }
+
+    private Tensor? _hostStaging;
 
     /// <summary>
     /// Adds each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
@@ -91,6 +104,7 @@ public sealed class FlatParameters : IDisposable
     {
         foreach (Parameter p in _views.Values) p.Dispose();
         _views.Clear();
+        _hostStaging?.Dispose();
         Flat.Dispose();
     }
 }

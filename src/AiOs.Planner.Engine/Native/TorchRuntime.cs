@@ -3,7 +3,7 @@ using TorchSharp;
 
 namespace AiOs.Planner.Engine.Native;
 
-/// <summary>What <see cref="TorchRuntime.EnsureReady"/> decided, for logs and tests.</summary>
+/// <summary>What <see cref="TorchRuntime.EnsureReady()"/> decided, for logs and tests.</summary>
 /// <param name="SystemLibStdCxx">The libstdc++ the process loads, when found.</param>
 /// <param name="NeedsPatch">True when that libstdc++ lacks the version TorchSharp's native library asks for.</param>
 /// <param name="Patched">Each native library looked at and what was done to it.</param>
@@ -27,6 +27,21 @@ public static class TorchRuntime
 
     /// <summary>Patches the native library that will load, if needed, then loads TorchSharp's CPU backend. Safe to call often.</summary>
     public static TorchRuntimeReport EnsureReady() => Ready.Value;
+
+    /// <summary>
+    /// As <see cref="EnsureReady()"/>, then initialises <paramref name="deviceType"/>'s backend; for CUDA this
+    /// fails with TorchSharp's explanation when no usable CUDA libtorch is loaded.
+    /// </summary>
+    public static TorchRuntimeReport EnsureReady(DeviceType deviceType)
+    {
+        TorchRuntimeReport report = Ready.Value;
+        if (deviceType != DeviceType.CPU) torch.InitializeDeviceType(deviceType);
+        return report;
+    }
+
+    /// <summary>The device type a <c>--device</c> value names (<c>cpu</c> or <c>cuda</c>, optionally <c>cuda:N</c>).</summary>
+    public static DeviceType DeviceTypeOf(string device) =>
+        device.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) ? DeviceType.CUDA : DeviceType.CPU;
 
     private static TorchRuntimeReport Prepare()
     {
