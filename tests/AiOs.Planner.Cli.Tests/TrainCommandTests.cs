@@ -19,8 +19,21 @@ public sealed class TrainCommandTests : IDisposable
         using JsonDocument doc = JsonDocument.Parse(result.Stdout);
         Assert.True(doc.RootElement.GetProperty("completed").GetBoolean());
         Assert.True(doc.RootElement.GetProperty("nvme_read_bytes").GetInt64() > 0);
-        Assert.Contains("step 2/2", result.Console);
+        Assert.DoesNotContain("step 2/2", result.Console);
         Assert.Equal(2, File.ReadAllLines(Path.Combine(_root, "runs", "cli", "metrics.jsonl")).Length);
+    }
+
+    [Fact]
+    public void Given_NoJsonFlag_When_Trained_Then_EachStepPrintsALineAndTheSummaryTableFollows()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "table");
+
+        Assert.Equal(ExitCodes.Ok, result.ExitCode);
+        Assert.Contains("step 1/2", result.Console);
+        Assert.Contains("step 2/2", result.Console);
+        Assert.Contains("median step", result.Console);
+        Assert.Equal("", result.Stdout);
     }
 
     [Fact]

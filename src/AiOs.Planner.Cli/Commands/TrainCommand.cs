@@ -70,7 +70,8 @@ public static class TrainCommand
         try
         {
             var started = DateTime.UtcNow;
-            var progress = new LineProgress(m =>
+            // With --json, stdout carries only the summary document, so step lines are not printed.
+            IProgress<StepMetrics>? progress = json ? null : new LineProgress(m =>
             {
                 double elapsed = (DateTime.UtcNow - started).TotalSeconds;
                 double eta = elapsed / m.Step * (request.Steps - m.Step);

@@ -59,7 +59,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
         if (tier == StorageTier.Nvme)
-            _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, _layouts.Max(l => l.Elements) * _elementBytes);
+            _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, layer.Elements * _elementBytes, outer.Elements * _elementBytes);
     }
 
     /// <summary>The tier holding the working parameters.</summary>

@@ -19,14 +19,25 @@ internal sealed partial class ParameterSwapper
         private readonly ConcurrentBag<byte[]> _free = [];
         private readonly Dictionary<int, Task<byte[]>> _reads = [];
         private IReadOnlyList<int> _order = [];
+        private readonly byte[] _outerBuffer;
+        private bool _outerFree = true;
         private int _cursor, _issued;
 
-        public PrefetchWindow(ParameterSwapper owner, int bufferCount, int depth, long bufferBytes)
+        /// <summary>
+        /// <paramref name="bufferCount"/> staging buffers of <paramref name="layerBytes"/> for layers, and one
+        /// of <paramref name="outerBytes"/> for the outer block (read once per micro-batch; with a large
+        /// vocabulary it is several layers' size, so sizing every buffer to it would waste memory).
+        /// </summary>
+        public PrefetchWindow(ParameterSwapper owner, int bufferCount, int depth, long layerBytes, long outerBytes)
         {
             _owner = owner;
             _depth = depth;
-            for (int i = 0; i < bufferCount; i++) _free.Add(new byte[bufferBytes]);
+            for (int i = 0; i < bufferCount; i++) _free.Add(new byte[layerBytes]);
+            _outerBuffer = new byte[outerBytes];
         }
+
+        /// <summary>Reads issued and not yet taken (each holds a staging buffer).</summary>
+        public int InFlight => _reads.Count;
 
         public void Begin(IReadOnlyList<int> order)
         {
@@ -49,7 +60,8 @@ internal sealed partial class ParameterSwapper
             _reads.Remove(_cursor);
             using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
-            _free.Add(buffer);
+            if (ReferenceEquals(buffer, _outerBuffer)) _outerFree = true;
+            else _free.Add(buffer);
             _cursor++;
             IssueAhead();
         }
@@ -61,13 +73,23 @@ internal sealed partial class ParameterSwapper
 
         private bool Issue(bool blocking)
         {
-            if (!_free.TryTake(out byte[]? buffer))
+            int unit = _order[_issued];
+            byte[]? buffer;
+            if (unit == _owner._spec.NumLayers)
+            {
+                buffer = _outerFree ? _outerBuffer : null;
+                _outerFree = false;
+            }
+            else if (!_free.TryTake(out buffer))
+            {
+                buffer = null;
+            }
+            if (buffer is null)
             {
                 if (!blocking) return false;
                 throw new InvalidOperationException("No staging buffer is free; buffer_count must be at least 1.");
             }
             int position = _issued++;
-            int unit = _order[position];
             ParameterSwapper owner = _owner;
             _reads[position] = Task.Run(() =>
             {
@@ -89,4 +111,7 @@ internal sealed partial class ParameterSwapper
             _reads.Clear();
         }
     }
+
+    /// <summary>NVMe reads issued ahead and not yet consumed (0 for other tiers).</summary>
+    internal int ReadsInFlight => _window?.InFlight ?? 0;
 }
