@@ -44,12 +44,14 @@ public sealed class EngineRunTests : IDisposable
         using (JsonDocument first = JsonDocument.Parse(lines[0]))
             Assert.Equal(1, first.RootElement.GetProperty("step").GetInt32());
 
-        // Per step, NVMe parameter reads are exact: the outer block once, every layer twice (forward and recompute).
+        // Per step, NVMe traffic is exact: parameters read for the outer block once and every layer twice
+        // (forward and recompute) and written back once; optimizer state [master, m, v] read and written once;
+        // fp32 gradients (which follow the optimizer to NVMe) written at backward and read by the optimizer.
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
         long paramBytes = 4 * ((spec.EmbeddingParameters + spec.HeadParameters) + 2L * spec.NumLayers * spec.LayerParameters);
-        long optimizerBytes = 12 * spec.TotalParameters;
-        Assert.All(seen, m => Assert.Equal(paramBytes + optimizerBytes, m.NvmeReadBytes));
-        Assert.All(seen, m => Assert.Equal(4 * spec.TotalParameters + optimizerBytes, m.NvmeWrittenBytes));
+        long optimizerBytes = 12 * spec.TotalParameters, gradientBytes = 4 * spec.TotalParameters;
+        Assert.All(seen, m => Assert.Equal(paramBytes + optimizerBytes + gradientBytes, m.NvmeReadBytes));
+        Assert.All(seen, m => Assert.Equal(4 * spec.TotalParameters + optimizerBytes + gradientBytes, m.NvmeWrittenBytes));
         Assert.All(seen, m => Assert.Equal(2L * 32, m.Tokens));
         Assert.All(seen, m => Assert.True(m.PeakResidentBytes > 0));
 
@@ -58,6 +60,7 @@ public sealed class EngineRunTests : IDisposable
         Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu_compute\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"recompute\"", StringComparison.Ordinal));
         Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu_optimizer\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"optimizer_step\"", StringComparison.Ordinal));
         Assert.Contains(trace, l => l.Contains("\"operation\":\"param_write_back\"", StringComparison.Ordinal) && l.Contains("\"layer\":-1", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"grad_write\"", StringComparison.Ordinal));
 
         Assert.True(summary.Completed);
         Assert.Equal(3, summary.StepsCompleted);

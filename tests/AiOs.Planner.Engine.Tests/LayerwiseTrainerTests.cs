@@ -85,6 +85,27 @@ public sealed class LayerwiseTrainerTests : IDisposable
         Assert.Empty(Directory.GetDirectories(_nvme));
     }
 
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed)]
+    [InlineData(StepSchedule.Overlapped)]
+    public void Given_GradientsOnNvmeWithTheOptimizerOnCpu_When_Trained_Then_LossesEqualTheReference(StepSchedule schedule)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings settings = Small() with
+        {
+            ParamOffload = OffloadTier.Cpu,
+            OptimizerOffload = OffloadTier.Cpu,
+            GradientOffload = OffloadTier.Nvme,
+            Schedule = schedule,
+            NvmePath = _nvme,
+        };
+
+        var (losses, master) = Run(spec, settings, Options(), reference: false);
+
+        for (int s = 0; s < Steps; s++) Assert.Equal(GptReference.Value.Losses[s], losses[s], 5);
+        for (int u = 0; u < master.Length; u++) AssertClose(GptReference.Value.Master[u], master[u], 1e-5f);
+    }
+
     [Fact]
     public void Given_TinyLlamaInBf16_When_ParametersAndOptimizerOnNvmeOverlapped_Then_LossesEqualTheReference()
     {

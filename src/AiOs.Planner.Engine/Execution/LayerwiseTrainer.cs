@@ -36,7 +36,7 @@ public sealed class LayerwiseTrainer : IDisposable
     private readonly FileSwapStore? _store;
     private readonly ParameterSwapper _params;
     private readonly OptimizerStates _optim;
-    private readonly float[][] _grads;
+    private readonly GradientStore _grads;
     private readonly float[] _unitScale;
     private int _step;
 
@@ -63,7 +63,9 @@ public sealed class LayerwiseTrainer : IDisposable
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
-            _grads = elements.Select(n => new float[n]).ToArray();
+            _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
+                ? new NvmeGradientStore(elements, _store!, Io, Trace)
+                : new CpuGradientStore(elements);
             _unitScale = new float[units];
             float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)
@@ -98,7 +100,6 @@ public sealed class LayerwiseTrainer : IDisposable
         Trace.CurrentStep = step;
         long startTicks = Stopwatch.GetTimestamp();
         TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
-        foreach (float[] g in _grads) Array.Clear(g);
         double loss = 0;
         long tokens = 0;
         int accumulation = _settings.GradAccumulation;
@@ -150,12 +151,12 @@ public sealed class LayerwiseTrainer : IDisposable
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
                 gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) ParameterSwapper.ParametersOf(layer).DrainGradientsInto(_grads[i]);
+                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, ParameterSwapper.ParametersOf(layer), micro == 0, last);
                 _params.Release(i);
                 if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
             }
             using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) outer.Parameters.DrainGradientsInto(_grads[_spec.NumLayers]);
+            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
             _params.Release(_spec.NumLayers);
             if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
             backward += Stopwatch.GetElapsedTime(t1);
@@ -168,9 +169,9 @@ public sealed class LayerwiseTrainer : IDisposable
         }
         else
         {
-            ComputeScales(Enumerable.Range(0, _grads.Length));
-            var groups = Enumerable.Range(0, _grads.Length).SelectMany(_optim.SubGroupsOf).ToArray();
-            _optim.Update(groups, u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
+            ComputeScales(Enumerable.Range(0, _unitScale.Length));
+            var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
+            _optim.Update(groups, _grads, u => _unitScale[u], step, _params.WriteBack);
         }
         long end = Stopwatch.GetTimestamp();
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
@@ -188,7 +189,7 @@ public sealed class LayerwiseTrainer : IDisposable
     {
         previous.GetAwaiter().GetResult();
         ComputeScales([unit]);
-        _optim.Update(_optim.SubGroupsOf(unit), u => _grads[u], u => _unitScale[u], step, _params.WriteBack);
+        _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack);
     }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
     /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>
@@ -202,12 +203,12 @@ public sealed class LayerwiseTrainer : IDisposable
         }
         if (clip.Mode == ClipMode.GlobalNorm)
         {
-            float scale = ClipScale(Math.Sqrt(_grads.Sum(g => SpanMath.SumOfSquares(g))), clip.MaxNorm);
+            float scale = ClipScale(Math.Sqrt(_grads.SumOfSquares.Sum()), clip.MaxNorm);
             foreach (int u in units) _unitScale[u] = scale;
         }
         else
         {
-            foreach (int u in units) _unitScale[u] = ClipScale(Math.Sqrt(SpanMath.SumOfSquares(_grads[u])), clip.MaxNorm);
+            foreach (int u in units) _unitScale[u] = ClipScale(Math.Sqrt(_grads.SumOfSquares[u]), clip.MaxNorm);
         }
     }
 

@@ -33,6 +33,7 @@ internal sealed class OptimizerStates : IDisposable
     private readonly SubGroup[][] _groups;
     private readonly float[][]? _master, _m, _v;
     private readonly BlockingCollection<float[]>? _buffers;
+    private float[]? _gradientScratch;
 
     public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, int bufferCount, bool pipelineRead, bool pipelineWrite,
         IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
@@ -57,7 +58,8 @@ internal sealed class OptimizerStates : IDisposable
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
             int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
             _buffers = new BlockingCollection<float[]>();
-            for (int i = 0; i < Math.Max(1, bufferCount); i++) _buffers.Add(new float[3L * largest]);
+            // [master | m | v | gradient] per sub-group; the gradient quarter is filled by the gradient store.
+            for (int i = 0; i < Math.Max(1, bufferCount); i++) _buffers.Add(new float[4L * largest]);
         }
     }
 
@@ -111,10 +113,10 @@ internal sealed class OptimizerStates : IDisposable
     }
 
     /// <summary>
-    /// Updates <paramref name="groups"/> in order: gradient of a unit from <paramref name="gradientOf"/>,
-    /// scaled by <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>.
+    /// Updates <paramref name="groups"/> in order: gradients from <paramref name="gradients"/>, scaled by
+    /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>.
     /// </summary>
-    public void Update(IReadOnlyList<SubGroup> groups, Func<int, float[]> gradientOf, Func<int, float> scaleOf, int step,
+    public void Update(IReadOnlyList<SubGroup> groups, GradientStore gradients, Func<int, float> scaleOf, int step,
         Action<int, long, ReadOnlySpan<float>> writeBack)
     {
         if (_tier == StorageTier.Cpu)
@@ -122,8 +124,10 @@ internal sealed class OptimizerStates : IDisposable
             foreach (SubGroup g in groups)
             {
                 var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+                _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+                ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
                 using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
-                    _step.Update(_master![g.Unit].AsSpan(range), gradientOf(g.Unit).AsSpan(range), _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
+                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
                 _io.Read(StorageTier.Cpu, 12L * g.Elements);
                 _io.Written(StorageTier.Cpu, 12L * g.Elements);
                 writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
@@ -131,16 +135,15 @@ internal sealed class OptimizerStates : IDisposable
             return;
         }
         var writes = new List<Task>();
-        Task<float[]>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0]) : null;
+        Task<float[]>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0], gradients) : null;
         for (int i = 0; i < groups.Count; i++)
         {
             SubGroup g = groups[i];
-            float[] buffer = next is not null ? Wait(next, g) : ReadNow(g);
-            next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1]) : null;
-            Span<float> state = buffer.AsSpan(0, 3 * g.Elements);
-            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+            float[] buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
+            next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1], gradients) : null;
+            Span<float> state = buffer.AsSpan(0, 4 * g.Elements);
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
-                _step.Update(state[..g.Elements], gradientOf(g.Unit).AsSpan(range), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
+                _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
             writeBack(g.Unit, g.Offset, state[..g.Elements]);
             if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
             else WriteNow(g, buffer);
@@ -155,13 +158,19 @@ internal sealed class OptimizerStates : IDisposable
         return read.Result;
     }
 
-    private Task<float[]> StartRead(SubGroup g) => Task.Run(() => ReadNow(g));
+    private Task<float[]> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));
 
-    private float[] ReadNow(SubGroup g)
+    /// <summary>Reads a sub-group's state and its gradient (from wherever gradients live) into one buffer.</summary>
+    private float[] ReadNow(SubGroup g, GradientStore gradients)
     {
         float[] buffer = _buffers!.Take();
+        Span<float> gradientPart = buffer.AsSpan(3 * g.Elements, g.Elements);
         using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit)))
+        {
             _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
+            ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
+            if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
+        }
         _io.Read(StorageTier.Nvme, 12L * g.Elements);
         return buffer;
     }

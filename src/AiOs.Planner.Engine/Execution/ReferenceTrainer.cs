@@ -21,7 +21,7 @@ public sealed class ReferenceTrainer : IDisposable
     private readonly EngineOptions _options;
     private readonly GptModel _model;
     private readonly OptimizerStates _optim;
-    private readonly float[][] _grads;
+    private readonly CpuGradientStore _grads;
     private int _step;
 
     /// <summary>Builds the model in the training precision from the seeded initial weights.</summary>
@@ -35,7 +35,7 @@ public sealed class ReferenceTrainer : IDisposable
         float[][] initial = InitialWeights.Create(spec, options.Seed);
         _optim = new OptimizerStates(initial.Select(w => (long)w.Length).ToArray(), StorageTier.Cpu, long.MaxValue, 1, false, false,
             optimizer ?? new SpanAdamW(options.Adam), null, new IoCounters(), new SpanTrace(TimeProvider.System));
-        _grads = initial.Select(w => new float[w.Length]).ToArray();
+        _grads = new CpuGradientStore(initial.Select(w => (long)w.Length).ToArray());
         for (int u = 0; u < initial.Length; u++)
         {
             _optim.Initialise(u, initial[u]);
@@ -50,7 +50,6 @@ public sealed class ReferenceTrainer : IDisposable
     public StepResult Step(Func<int, TokenBatch> batchOf)
     {
         int step = ++_step;
-        foreach (float[] g in _grads) Array.Clear(g);
         double loss = 0;
         long tokens = 0;
         for (int micro = 0; micro < _settings.GradAccumulation; micro++)
@@ -62,22 +61,23 @@ public sealed class ReferenceTrainer : IDisposable
                 new DropoutReplay(_options.Seed, step, micro));
             loss += l.item<float>();
             l.backward();
-            for (int u = 0; u < _model.UnitCount; u++) _model.Unit(u).DrainGradientsInto(_grads[u]);
+            for (int u = 0; u < _model.UnitCount; u++) _grads.Accumulate(u, _model.Unit(u), micro == 0, micro == _settings.GradAccumulation - 1);
         }
         float[] scales = Scales();
-        var groups = Enumerable.Range(0, _grads.Length).SelectMany(_optim.SubGroupsOf).ToArray();
-        _optim.Update(groups, u => _grads[u], u => scales[u], step, WriteBack);
+        var groups = Enumerable.Range(0, _model.UnitCount).SelectMany(_optim.SubGroupsOf).ToArray();
+        _optim.Update(groups, _grads, u => scales[u], step, WriteBack);
         return new StepResult(step, loss, tokens, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero);
     }
 
     private float[] Scales()
     {
-        var scales = Enumerable.Repeat(1f, _grads.Length).ToArray();
+        double[] squares = _grads.SumOfSquares;
+        var scales = Enumerable.Repeat(1f, squares.Length).ToArray();
         if (_options.Clipping is not { } clip) return scales;
         if (clip.Mode == ClipMode.GlobalNorm)
-            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(_grads.Sum(g => SpanMath.SumOfSquares(g))), clip.MaxNorm));
+            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()), clip.MaxNorm));
         else
-            for (int u = 0; u < _grads.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(SpanMath.SumOfSquares(_grads[u])), clip.MaxNorm);
+            for (int u = 0; u < squares.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]), clip.MaxNorm);
         return scales;
     }
 
