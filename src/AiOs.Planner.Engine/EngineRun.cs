@@ -37,6 +37,7 @@ public static class EngineRun
     {
         ArgumentNullException.ThrowIfNull(request);
         if (request.Steps < 1) throw new ArgumentOutOfRangeException(nameof(request), "steps must be at least 1.");
+        EngineSettings.Check(request.Model, request.Settings, request.Options);
         ByteDataset data = ByteDataset.Load(request.DatasetPath);
         if (request.Model.VocabSize < ByteDataset.VocabSize)
             throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; byte-level data needs at least {ByteDataset.VocabSize}.", nameof(request));

@@ -81,6 +81,17 @@ public sealed class EngineRunTests : IDisposable
     }
 
     [Fact]
+    public void Given_SettingsTheEngineRefuses_When_Run_Then_ItFailsBeforeCreatingTheRunFolder()
+    {
+        var request = Request(LayerwiseTrainerTests.Small() with { Precision = Precision.Fp16 });
+
+        var e = Assert.Throws<ArgumentException>(() => EngineRun.Execute(request));
+
+        Assert.Contains("fp16", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+    }
+
+    [Fact]
     public void Given_ACancelledToken_When_Run_Then_TheSummarySaysIncomplete()
     {
         using var cancel = new CancellationTokenSource();

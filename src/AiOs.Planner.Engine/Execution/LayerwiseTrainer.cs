@@ -104,62 +104,71 @@ public sealed class LayerwiseTrainer : IDisposable
         long tokens = 0;
         int accumulation = _settings.GradAccumulation;
         Task optimizerTail = Task.CompletedTask;
-        for (int micro = 0; micro < accumulation; micro++)
+        try
         {
-            bool last = micro == accumulation - 1;
-            Trace.CurrentMicroBatch = micro;
-            using TokenBatch batch = batchOf(micro);
-            tokens += batch.Tokens;
-            using var scope = NewDisposeScope();
-            Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
-            _params.BeginPass(PassOrder());
-            var replay = new DropoutReplay(_options.Seed, step, micro);
-
-            long t0 = Stopwatch.GetTimestamp();
-            var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
-            Tensor embedded;
-            replay.Before(-1, _device);
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
-            var layerInputs = new Tensor[_spec.NumLayers];
-            Tensor x = embedded;
-            using (no_grad())
+            for (int micro = 0; micro < accumulation; micro++)
             {
-                for (int i = 0; i < _spec.NumLayers; i++)
+                bool last = micro == accumulation - 1;
+                Trace.CurrentMicroBatch = micro;
+                using TokenBatch batch = batchOf(micro);
+                tokens += batch.Tokens;
+                using var scope = NewDisposeScope();
+                Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
+                _params.BeginPass(PassOrder());
+                var replay = new DropoutReplay(_options.Seed, step, micro);
+
+                long t0 = Stopwatch.GetTimestamp();
+                var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
+                Tensor embedded;
+                replay.Before(-1, _device);
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
+                var layerInputs = new Tensor[_spec.NumLayers];
+                Tensor x = embedded;
+                using (no_grad())
+                {
+                    for (int i = 0; i < _spec.NumLayers; i++)
+                    {
+                        nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+                        layerInputs[i] = x;
+                        replay.Before(i, _device);
+                        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
+                        _params.Release(i);
+                    }
+                }
+                Tensor hidden = x.detach().requires_grad_(true);
+                Tensor microLoss;
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
+                loss += microLoss.item<float>();
+                long t1 = Stopwatch.GetTimestamp();
+                forward += Stopwatch.GetElapsedTime(t0, t1);
+
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
+                Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+                for (int i = _spec.NumLayers - 1; i >= 0; i--)
                 {
                     nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-                    layerInputs[i] = x;
+                    Tensor input = layerInputs[i].detach().requires_grad_(true);
+                    Tensor output;
                     replay.Before(i, _device);
-                    using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
+                    using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
+                    using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
+                    gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+                    using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, ParameterSwapper.ParametersOf(layer), micro == 0, last);
                     _params.Release(i);
+                    if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
                 }
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
+                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+                _params.Release(_spec.NumLayers);
+                if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
+                backward += Stopwatch.GetElapsedTime(t1);
             }
-            Tensor hidden = x.detach().requires_grad_(true);
-            Tensor microLoss;
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
-            loss += microLoss.item<float>();
-            long t1 = Stopwatch.GetTimestamp();
-            forward += Stopwatch.GetElapsedTime(t0, t1);
-
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
-            Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
-            for (int i = _spec.NumLayers - 1; i >= 0; i--)
-            {
-                nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-                Tensor input = layerInputs[i].detach().requires_grad_(true);
-                Tensor output;
-                replay.Before(i, _device);
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
-                gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, ParameterSwapper.ParametersOf(layer), micro == 0, last);
-                _params.Release(i);
-                if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
-            }
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
-            _params.Release(_spec.NumLayers);
-            if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
-            backward += Stopwatch.GetElapsedTime(t1);
+        }
+        catch
+        {
+            // Let an overlapped update in flight finish before the caller disposes the stores it writes to.
+            try { optimizerTail.Wait(); } catch (AggregateException) { }
+            throw;
         }
 
         long optimizerStart = Stopwatch.GetTimestamp();
