@@ -115,6 +115,9 @@ public static class EngineRun
         NvmeWrittenBytes = io.NvmeWritten.Value,
         NvmeReadGBps = TraceStats.GBps(io.NvmeRead, TraceStats.Busy(spans, "nvme", s => !TraceStats.IsWrite(s))),
         NvmeWriteGBps = TraceStats.GBps(io.NvmeWritten, TraceStats.Busy(spans, "nvme", TraceStats.IsWrite)),
+        UploadBytes = io.Uploaded.Value,
+        DownloadBytes = io.Downloaded.Value,
+        UploadGBps = TraceStats.GBps(io.Uploaded, TraceStats.Busy(spans, s => s.Operation == "param_upload")),
         ResidentBytes = ProcessMemory.Resident().Value,
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
     };

@@ -52,6 +52,8 @@ public sealed class EngineRunTests : IDisposable
         long optimizerBytes = 12 * spec.TotalParameters, gradientBytes = 4 * spec.TotalParameters;
         Assert.All(seen, m => Assert.Equal(paramBytes + optimizerBytes + gradientBytes, m.NvmeReadBytes));
         Assert.All(seen, m => Assert.Equal(4 * spec.TotalParameters + optimizerBytes + gradientBytes, m.NvmeWrittenBytes));
+        Assert.All(seen, m => Assert.Equal(paramBytes, m.UploadBytes));
+        Assert.All(seen, m => Assert.Equal(4 * spec.TotalParameters, m.DownloadBytes));
         Assert.All(seen, m => Assert.Equal(2L * 32, m.Tokens));
         Assert.All(seen, m => Assert.True(m.PeakResidentBytes > 0));
 

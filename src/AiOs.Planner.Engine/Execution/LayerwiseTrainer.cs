@@ -154,11 +154,13 @@ public sealed class LayerwiseTrainer : IDisposable
                     using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
                     gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
                     using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, ParameterSwapper.ParametersOf(layer), micro == 0, last);
+                    Io.Download(ParameterSwapper.ParametersOf(layer).ByteLength);
                     _params.Release(i);
                     if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
                 }
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
                 using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+                Io.Download(outer.Parameters.ByteLength);
                 _params.Release(_spec.NumLayers);
                 if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
                 backward += Stopwatch.GetElapsedTime(t1);

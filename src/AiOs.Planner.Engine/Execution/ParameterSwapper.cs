@@ -133,6 +133,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         {
             using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit))) target.LoadBytes(_cpuCopies![unit]);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
+            _io.Upload(UnitBytes(unit));
         }
         else
         {

@@ -60,6 +60,7 @@ internal sealed partial class ParameterSwapper
             _reads.Remove(_cursor);
             using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
+            _owner._io.Upload(_owner.UnitBytes(unit));
             if (ReferenceEquals(buffer, _outerBuffer)) _outerFree = true;
             else _free.Add(buffer);
             _cursor++;

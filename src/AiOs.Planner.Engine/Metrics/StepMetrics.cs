@@ -24,6 +24,12 @@ public sealed record StepMetrics
     public required double NvmeReadGBps { get; init; }
     /// <summary>As <see cref="NvmeReadGBps"/>, for writes.</summary>
     public required double NvmeWriteGBps { get; init; }
+    /// <summary>Parameter bytes copied to the device (host→device, or into the compute buffers on a CPU).</summary>
+    public required long UploadBytes { get; init; }
+    /// <summary>Gradient bytes copied from the device.</summary>
+    public required long DownloadBytes { get; init; }
+    /// <summary>Upload bytes ÷ busy time of the upload spans, in GB/s.</summary>
+    public required double UploadGBps { get; init; }
     public required long ResidentBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
 

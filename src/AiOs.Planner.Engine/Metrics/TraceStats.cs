@@ -18,6 +18,10 @@ public static class TraceStats
         return new SimDuration(busy);
     }
 
+    /// <summary>Busy time of the spans <paramref name="where"/> accepts, whatever their resource.</summary>
+    public static SimDuration Busy(IEnumerable<TraceSpan> spans, Func<TraceSpan, bool> where) =>
+        Busy(spans.Where(where).Select(s => s with { Resource = "" }), "");
+
     /// <summary>Whether a span is an NVMe write (its operation is a write kind).</summary>
     public static bool IsWrite(TraceSpan s) => s.Operation is "optimizer_write" or "param_write_back" or "grad_write";
 
