@@ -17,6 +17,8 @@ public sealed record EngineRunRequest
     public required int Steps { get; init; }
     /// <summary>A text file read as bytes; the bundled text by default.</summary>
     public string DatasetPath { get; init; } = BundledText.DefaultPath;
+    /// <summary>How the text becomes tokens: bytes (any model) or GPT-2 BPE (models with vocab_size ≥ 50,257).</summary>
+    public Tokenization Tokenization { get; init; } = Tokenization.Bytes;
     public EngineOptions Options { get; init; } = new();
     /// <summary>Folder that receives <c>&lt;run id&gt;/</c>.</summary>
     public string RunsRoot { get; init; } = "runs";
@@ -38,9 +40,9 @@ public static class EngineRun
         ArgumentNullException.ThrowIfNull(request);
         if (request.Steps < 1) throw new ArgumentOutOfRangeException(nameof(request), "steps must be at least 1.");
         EngineSettings.Check(request.Model, request.Settings, request.Options);
-        ByteDataset data = ByteDataset.Load(request.DatasetPath);
-        if (request.Model.VocabSize < ByteDataset.VocabSize)
-            throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; byte-level data needs at least {ByteDataset.VocabSize}.", nameof(request));
+        TokenDataset data = TokenDataset.Load(request.DatasetPath, request.Tokenization);
+        if (request.Model.VocabSize < data.VocabSize)
+            throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; {request.Tokenization} tokens need at least {data.VocabSize}.", nameof(request));
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
         Directory.CreateDirectory(dir);
         RunFiles.WriteAtomic(Path.Combine(dir, "settings.json"), JsonSerializer.Serialize(new
@@ -50,6 +52,7 @@ public static class EngineRun
             settings = request.Settings,
             engine = request.Options,
             dataset = Path.GetFullPath(request.DatasetPath),
+            tokenization = request.Tokenization,
             steps = request.Steps,
         }, DescriptionJson.Options));
         string metricsPath = Path.Combine(dir, "metrics.jsonl"), tracePath = Path.Combine(dir, "trace.jsonl");

@@ -39,11 +39,21 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Given_AMissingDatasetFile_When_Trained_Then_ItIsAUsageErrorNamingTheFile()
     {
-        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--dataset-file", Path.Combine(_root, "nope.txt"),
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--dataset-file", Path.Combine(_root, "nope.txt"),
             "--runs-dir", Path.Combine(_root, "runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("nope.txt", result.Console);
+    }
+
+    [Fact]
+    public void Given_Gpt2TokensAndAByteLevelModel_When_Trained_Then_TheErrorNamesTheVocabulary()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--tokenizer", "gpt2", "--seq-len", "16",
+            "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("vocab_size", result.Console);
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class LayerwiseTrainerTests : IDisposable
 
     internal static (double[] Losses, float[][] Master) Run(ModelSpec spec, TrainingSettings settings, EngineOptions options, bool reference)
     {
-        var data = ByteDataset.Load(BundledText.DefaultPath);
+        var data = TokenDataset.Load(BundledText.DefaultPath);
         var losses = new double[Steps];
         TokenBatch Batch(int step, int micro) => data.Sample(options.Seed, step, micro, settings.MicroBatch, settings.SeqLen);
         if (reference)

@@ -17,6 +17,7 @@ public static class TrainCommand
         var options = new SettingsOptions(required: false);
         var steps = new Option<int>("--steps") { Description = "Optimizer steps to run", Required = true };
         var dataset = new Option<string?>("--dataset-file") { Description = "Text file to train on, read as bytes (default: the bundled text)" };
+        var tokenizer = new Option<Tokenization>("--tokenizer") { Description = "bytes (any model) | gpt2 (BPE; models with vocab_size ≥ 50257)", DefaultValueFactory = _ => Tokenization.Bytes };
         var device = new Option<string>("--device") { Description = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
         var runsDir = new Option<string>("--runs-dir") { Description = "Folder that receives runs/<id>/", DefaultValueFactory = _ => "runs" };
         var runId = new Option<string?>("--run-id") { Description = "Name of the run folder (default: time and a random suffix)" };
@@ -27,7 +28,7 @@ public static class TrainCommand
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, device, runsDir, runId, seed, lr, clip, keep, json }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, keep, json }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -50,6 +51,7 @@ public static class TrainCommand
                 Settings = settings,
                 Steps = r.GetValue(steps),
                 DatasetPath = r.GetValue(dataset) ?? BundledText.DefaultPath,
+                Tokenization = r.GetValue(tokenizer),
                 Options = engine,
                 RunsRoot = r.GetValue(runsDir)!,
             };

@@ -3,14 +3,14 @@ using AiOs.Planner.Engine.Native;
 
 namespace AiOs.Planner.Engine.Tests;
 
-public sealed class ByteDatasetTests
+public sealed class TokenDatasetTests
 {
-    public ByteDatasetTests() => TorchRuntime.EnsureReady();
+    public TokenDatasetTests() => TorchRuntime.EnsureReady();
 
     [Fact]
     public void Given_TheBundledText_When_SampledTwiceWithTheSameCounters_Then_TheBatchesAreEqualAndTargetsAreShiftedInputs()
     {
-        ByteDataset data = ByteDataset.Load(BundledText.DefaultPath);
+        TokenDataset data = TokenDataset.Load(BundledText.DefaultPath);
 
         using TokenBatch a = data.Sample(seed: 1, step: 3, micro: 1, batch: 2, seqLen: 16);
         using TokenBatch b = data.Sample(seed: 1, step: 3, micro: 1, batch: 2, seqLen: 16);
@@ -27,10 +27,24 @@ public sealed class ByteDatasetTests
     [Fact]
     public void Given_AFileShorterThanTheSequence_When_Sampled_Then_TheErrorSaysHowManyBytesAreNeeded()
     {
-        var data = new ByteDataset([1, 2, 3], "tiny");
+        var data = new TokenDataset([1, 2, 3], 256, "tiny");
 
         var e = Assert.Throws<InvalidOperationException>(() => data.Sample(1, 0, 0, 1, 8));
 
-        Assert.Contains("at least 9 bytes", e.Message);
+        Assert.Contains("at least 9 tokens", e.Message);
+    }
+
+    [Fact]
+    public void Given_TheBundledText_When_TokenisedAsGpt2_Then_IdsFitTheGpt2VocabularyAndAreFewerThanBytes()
+    {
+        TokenDataset bytes = TokenDataset.Load(BundledText.DefaultPath);
+        TokenDataset bpe = TokenDataset.Load(BundledText.DefaultPath, Tokenization.Gpt2);
+
+        using TokenBatch batch = bpe.Sample(seed: 1, step: 0, micro: 0, batch: 4, seqLen: 64);
+
+        Assert.Equal(50257, bpe.VocabSize);
+        Assert.InRange(bpe.Length, bytes.Length / 6, bytes.Length / 2);
+        Assert.All(batch.Inputs.data<long>().ToArray(), t => Assert.InRange(t, 0, 50256));
+        Assert.Contains(batch.Inputs.data<long>().ToArray(), t => t >= 256);
     }
 }
