@@ -33,6 +33,7 @@ public sealed class TorchRuntimeDeviceTests
     [Fact]
     public void Given_TheCpuOnlyLibtorch_When_CudaIsRequested_Then_ItFailsNamingCuda()
     {
+        TorchRuntime.EnsureReady();
         if (TorchSharp.torch.cuda.is_available()) return; // a CUDA machine has nothing to refuse
 
         Exception e = Assert.ThrowsAny<Exception>(() => TorchRuntime.EnsureReady(TorchSharp.DeviceType.CUDA));
