@@ -93,6 +93,30 @@ public sealed class LayerwiseTrainer : IDisposable
     /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block).</summary>
     public float[] MasterOf(int unit) => _optim.ReadMaster(unit);
 
+    /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
+    public int CompletedSteps => _step;
+
+    /// <summary>Writes a checkpoint of the current state under <paramref name="root"/>; returns its folder.</summary>
+    public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+    {
+        var (master, m, v) = _optim.ReadState(u);
+        return new Checkpoints.UnitState(master, m, v);
+    });
+
+    /// <summary>Restores master weights, moments, working parameters and the step count from a checkpoint folder.</summary>
+    public void RestoreCheckpoint(string folder)
+    {
+        var (manifest, units) = Checkpoints.Checkpoint.Load(folder, _spec);
+        if (manifest.Seed != _options.Seed)
+            throw new InvalidDataException($"Checkpoint '{folder}' was made with seed {manifest.Seed}; this run uses {_options.Seed}, so the data order would differ.");
+        for (int u = 0; u < units.Length; u++)
+        {
+            _optim.SetState(u, units[u].Master, units[u].ExpAvg, units[u].ExpAvgSq);
+            _params.WriteBack(u, 0, units[u].Master);
+        }
+        _step = manifest.Step;
+    }
+
     /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
     public StepResult Step(Func<int, TokenBatch> batchOf)
     {

@@ -112,6 +112,43 @@ internal sealed class OptimizerStates : IDisposable
         return result;
     }
 
+    /// <summary>Master weights and both moments of <paramref name="unit"/> (copies), for checkpoints.</summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(int unit)
+    {
+        if (_tier == StorageTier.Cpu) return ((float[])_master![unit].Clone(), (float[])_m![unit].Clone(), (float[])_v![unit].Clone());
+        long n = _groups[unit].Sum(g => (long)g.Elements);
+        float[] master = new float[n], m = new float[n], v = new float[n];
+        foreach (SubGroup g in _groups[unit])
+        {
+            var state = new float[3 * g.Elements];
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            state.AsSpan(0, g.Elements).CopyTo(master.AsSpan((int)g.Offset));
+            state.AsSpan(g.Elements, g.Elements).CopyTo(m.AsSpan((int)g.Offset));
+            state.AsSpan(2 * g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
+        }
+        return (master, m, v);
+    }
+
+    /// <summary>Replaces the master weights and moments of <paramref name="unit"/> (restoring a checkpoint).</summary>
+    public void SetState(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
+    {
+        if (_tier == StorageTier.Cpu)
+        {
+            master.CopyTo(_master![unit]);
+            expAvg.CopyTo(_m![unit]);
+            expAvgSq.CopyTo(_v![unit]);
+            return;
+        }
+        foreach (SubGroup g in _groups[unit])
+        {
+            var state = new float[3 * g.Elements];
+            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
+            expAvg.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(g.Elements));
+            expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(2 * g.Elements));
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+        }
+    }
+
     /// <summary>
     /// Updates <paramref name="groups"/> in order: gradients from <paramref name="gradients"/>, scaled by
     /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>.
