@@ -22,6 +22,10 @@ public sealed record EngineRunRequest
     public EngineOptions Options { get; init; } = new();
     /// <summary>Folder that receives <c>&lt;run id&gt;/</c>.</summary>
     public string RunsRoot { get; init; } = "runs";
+    /// <summary>Write a checkpoint every this many steps (and when cancelled); null: never.</summary>
+    public int? SaveEvery { get; init; }
+    /// <summary>A checkpoint folder, or a run folder whose newest checkpoint is used, to continue from; <see cref="Steps"/> counts from the start of the original run.</summary>
+    public string? ResumeFrom { get; init; }
 }
 
 /// <summary>
@@ -60,14 +64,21 @@ public static class EngineRun
         File.Delete(tracePath);
 
         var steps = new List<StepMetrics>();
-        string? error = null;
+        string? error = null, lastCheckpoint = null;
         try
         {
             using var trainer = new LayerwiseTrainer(request.Model, request.Settings, request.Options);
+            if (request.ResumeFrom is { } resume) trainer.RestoreCheckpoint(ResolveCheckpoint(resume));
             trainer.Trace.Drain();
             IoTotals before = trainer.Io.Snapshot();
-            for (int s = 0; s < request.Steps && !cancel.IsCancellationRequested; s++)
+            string checkpoints = Path.Combine(dir, "checkpoints");
+            for (int s = trainer.CompletedSteps; s < request.Steps; s++)
             {
+                if (cancel.IsCancellationRequested)
+                {
+                    if (request.SaveEvery is not null && steps.Count > 0) lastCheckpoint = trainer.SaveCheckpoint(checkpoints);
+                    break;
+                }
                 int step = s;
                 StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
                 IoTotals now = trainer.Io.Snapshot();
@@ -78,15 +89,16 @@ public static class EngineRun
                 RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
                 foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, TraceLine(span));
                 progress?.Report(m);
+                if (request.SaveEvery is { } every && every > 0 && (s + 1) % every == 0) lastCheckpoint = trainer.SaveCheckpoint(checkpoints);
             }
         }
-        catch (Exception e) when (e is IOException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
         {
             error = e.Message;
-            WriteSummary(dir, request, steps, error);
+            WriteSummary(dir, request, steps, error, lastCheckpoint);
             throw;
         }
-        return WriteSummary(dir, request, steps, error);
+        return WriteSummary(dir, request, steps, error, lastCheckpoint);
     }
 
     /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
@@ -125,7 +137,15 @@ public static class EngineRun
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
     };
 
-    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error)
+    /// <summary>A checkpoint folder as given, or the newest checkpoint of a run folder.</summary>
+    private static string ResolveCheckpoint(string path)
+    {
+        if (File.Exists(Path.Combine(path, Checkpoints.Checkpoint.ManifestFile))) return path;
+        return Checkpoints.Checkpoint.Latest(Path.Combine(path, "checkpoints"))
+            ?? throw new InvalidDataException($"'{path}' is neither a checkpoint nor a run folder with checkpoints.");
+    }
+
+    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint)
     {
         List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
         double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
@@ -136,8 +156,9 @@ public static class EngineRun
             Model = request.Model.Name,
             Dataset = Path.GetFullPath(request.DatasetPath),
             StepsRequested = request.Steps,
-            StepsCompleted = steps.Count,
-            Completed = steps.Count == request.Steps && error is null,
+            StepsCompleted = steps.Count == 0 ? 0 : steps[^1].Step,
+            Completed = steps.Count > 0 && steps[^1].Step == request.Steps && error is null,
+            LastCheckpoint = lastCheckpoint,
             FirstLoss = steps.Count > 0 ? steps[0].Loss : null,
             FinalLoss = steps.Count > 0 ? steps[^1].Loss : null,
             MedianStepMs = walls.Length == 0 ? 0 : walls[walls.Length / 2],

@@ -37,6 +37,23 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
+    public void Given_ARunWithCheckpoints_When_ResumedWithMoreSteps_Then_OnlyTheRemainingStepsRun()
+    {
+        string runs = Path.Combine(_root, "runs");
+        var first = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "one", "--save-every", "2");
+
+        var second = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "two", "--resume", Path.Combine(runs, "one"));
+
+        Assert.Equal(ExitCodes.Ok, first.ExitCode);
+        Assert.Contains("last checkpoint", first.Console);
+        Assert.Equal(ExitCodes.Ok, second.ExitCode);
+        Assert.Contains("step 3/3", second.Console);
+        Assert.DoesNotContain("step 1/3", second.Console);
+    }
+
+    [Fact]
     public void Given_AMissingDatasetFile_When_Trained_Then_ItIsAUsageErrorNamingTheFile()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--dataset-file", Path.Combine(_root, "nope.txt"),

@@ -72,6 +72,27 @@ public sealed class EngineRunTests : IDisposable
     }
 
     [Fact]
+    public void Given_SaveEveryTwo_When_ARunIsResumedFromItsFolder_Then_ItContinuesFromTheNewestCheckpointWithTheSameLosses()
+    {
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with { GradAccumulation = 1 };
+        RunSummary whole = EngineRun.Execute(Request(settings, steps: 4) with { Options = LayerwiseTrainerTests.Options() with { RunId = "whole" } });
+        RunSummary first = EngineRun.Execute(Request(settings, steps: 3) with { SaveEvery = 2, Options = LayerwiseTrainerTests.Options() with { RunId = "first" } });
+
+        RunSummary second = EngineRun.Execute(Request(settings, steps: 4) with
+        {
+            ResumeFrom = Path.Combine(_root, "runs", "first"),
+            Options = LayerwiseTrainerTests.Options() with { RunId = "second" },
+        });
+
+        Assert.EndsWith("step-2", first.LastCheckpoint);
+        string[] lines = File.ReadAllLines(Path.Combine(_root, "runs", "second", "metrics.jsonl"));
+        Assert.Equal(2, lines.Length);
+        Assert.True(second.Completed);
+        Assert.Equal(4, second.StepsCompleted);
+        Assert.Equal(whole.FinalLoss, second.FinalLoss);
+    }
+
+    [Fact]
     public void Given_AMissingDatasetFile_When_Run_Then_ItFailsBeforeWritingAnything()
     {
         var request = Request(LayerwiseTrainerTests.Small()) with { DatasetPath = Path.Combine(_root, "missing.txt") };

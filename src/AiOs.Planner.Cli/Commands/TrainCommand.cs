@@ -24,11 +24,13 @@ public static class TrainCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and the data order", DefaultValueFactory = _ => 1234 };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-3 };
         var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
+        var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, or from the newest checkpoint of a run folder" };
         var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, keep, json }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, keep, json }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -54,6 +56,8 @@ public static class TrainCommand
                 Tokenization = r.GetValue(tokenizer),
                 Options = engine,
                 RunsRoot = r.GetValue(runsDir)!,
+                SaveEvery = r.GetValue(saveEvery),
+                ResumeFrom = r.GetValue(resume),
             };
             return Execute(io, request, r.GetValue(json));
         });
@@ -84,7 +88,7 @@ public static class TrainCommand
             {
                 summary = EngineRun.Execute(request, progress, cancel.Token);
             }
-            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException)
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
             {
                 io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
@@ -110,6 +114,7 @@ public static class TrainCommand
         table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");
         table.AddRow("NVMe read / written", $"{new Units.Bytes(s.NvmeReadBytes)} / {new Units.Bytes(s.NvmeWrittenBytes)}");
         table.AddRow("peak RSS", $"{new Units.Bytes(s.PeakResidentBytes)}");
+        if (s.LastCheckpoint is { } checkpoint) table.AddRow("last checkpoint", checkpoint);
         console.Write(table);
         console.MarkupLineInterpolated($"Run folder: {dir}");
     }

@@ -63,4 +63,6 @@ public sealed record RunSummary
     public required long CpuWrittenBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
     public string? Error { get; init; }
+    /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
+    public string? LastCheckpoint { get; init; }
 }
