@@ -50,8 +50,11 @@ internal static class EngineSettings
         _ => StorageTier.Nvme,
     };
 
-    /// <summary>Throws one message naming each setting the engine cannot honour.</summary>
-    public static void Check(Models.ModelSpec spec, TrainingSettings s, EngineOptions o)
+    /// <summary>
+    /// Throws one message naming each setting the engine cannot honour, including host memory the
+    /// model states and buffers would need beyond <paramref name="hostAvailable"/> (default: MemAvailable).
+    /// </summary>
+    public static void Check(Models.ModelSpec spec, TrainingSettings s, EngineOptions o, Units.Bytes? hostAvailable = null)
     {
         var problems = new List<string>();
         if (s.Precision == Precision.Fp16) problems.Add("precision fp16 is not supported yet (use bf16 or fp32)");
@@ -65,6 +68,15 @@ internal static class EngineSettings
         if (s.ParamOffload != OffloadTier.None && largest > s.BufferSize)
             problems.Add($"buffer_size {s.BufferSize} elements is smaller than the largest unit ({largest} elements); raise buffer_size");
         if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
+        if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
+        {
+            Units.Bytes need = HostMemoryEstimate.Total(spec, s);
+            if (need > available)
+            {
+                HostMemoryItem biggest = HostMemoryEstimate.Items(spec, s)[0];
+                problems.Add($"model states and buffers need {need} of host RAM but {available} is available; the largest part is {biggest.What} ({biggest.Size}): change {biggest.Remedy}");
+            }
+        }
         if (problems.Count > 0) throw new ArgumentException("The engine cannot run these settings: " + string.Join("; ", problems) + ".");
     }
 }
