@@ -21,6 +21,8 @@ public static class Program
             DsConfigCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
+            TuneCommand.Create(io),
+            WhatIfCommand.Create(io),
             TrainCommand.Create(io),
         };
         var parse = root.Parse(args);

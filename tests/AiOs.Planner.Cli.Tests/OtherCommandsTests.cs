@@ -67,3 +67,40 @@ public class OtherCommandsTests
         Assert.Equal(ExitCodes.Usage, CliRunner.Run("check-nvme", "/tmp", "--model", "gpt2").ExitCode);
     }
 }
+
+public class TuneCommandTests
+{
+    [Fact]
+    public void Given_a_model_and_machine_When_tuned_with_out_Then_settings_and_ds_config_are_written_and_reusable()
+    {
+        string folder = Directory.CreateTempSubdirectory().FullName;
+        var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/nvme", "--budget", "400", "--out", folder, "--json");
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var doc = JsonNode.Parse(r.Stdout)!;
+        double tokens = doc["best"]!["tokens_per_s"]!.GetValue<double>();
+        Assert.True(tokens > 0);
+        Assert.True(File.Exists(Path.Combine(folder, "ds_config.json")));
+        var plan = CliRunner.Run("plan", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--settings", Path.Combine(folder, "aios-settings.json"), "--json");
+        Assert.Equal(ExitCodes.Ok, plan.ExitCode);
+        Assert.Equal(tokens, JsonNode.Parse(plan.Stdout)!["step"]!["tokens_per_s"]!.GetValue<double>(), 6);
+    }
+}
+
+public class WhatIfCommandTests
+{
+    [Fact]
+    public void Given_models_and_machines_When_asked_what_if_Then_every_pair_and_upgrade_has_a_row()
+    {
+        var r = CliRunner.Run("whatif", "--model", "gpt2,llama-2-7b", "--hardware", "rtx4090-64gb-pcie4,ci-2core-24gb", "--min-tokens-per-s", "100", "--json");
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var cells = JsonNode.Parse(r.Stdout)!["cells"]!.AsArray();
+        // rtx4090: as is, +1 drive, 2× RAM, +1 GPU; ci: as is, +1 drive, 2× RAM (no GPU to add) — two models each.
+        Assert.Equal((4 + 3) * 2, cells.Count);
+        var asIs = cells.Where(c => c!["variant"]!.GetValue<string>() == "as is" && c["hardware"]!.GetValue<string>() == "rtx4090-64gb-pcie4").ToList();
+        Assert.All(asIs, c => Assert.True(c!["fits"]!.GetValue<bool>()));
+        var drive = cells.Single(c => c!["variant"]!.GetValue<string>() == "+1 drive" && c["hardware"]!.GetValue<string>() == "rtx4090-64gb-pcie4" && c["model"]!.GetValue<string>() == "llama-2-7b");
+        var plain = asIs.Single(c => c!["model"]!.GetValue<string>() == "llama-2-7b");
+        Assert.True(drive!["tokens_per_s"]!.GetValue<double>() >= plain!["tokens_per_s"]!.GetValue<double>());
+        Assert.Equal("llama-2-7b", JsonNode.Parse(r.Stdout)!["largest_at_rate"]!["rtx4090-64gb-pcie4"]!.GetValue<string>());
+    }
+}

@@ -2,6 +2,7 @@ using System.CommandLine;
 using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Planning;
+using AiOs.Planner.Simulation;
 
 namespace AiOs.Planner.Cli.Commands;
 
@@ -12,14 +13,21 @@ public static class PlanCommand
     {
         var options = new SettingsOptions();
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout instead of tables" };
+        var timeline = new Option<string?>("--timeline") { Description = "Write every simulated span and memory level of one step as JSON lines to this file" };
+        var noSimulate = new Option<bool>("--memory-only") { Description = "Plan memory only; skip the step simulation" };
         var command = new Command("plan", "Plan memory per tier (GPU, pinned and pageable RAM, NVMe) for a model on a machine.");
         options.AddTo(command);
         command.Options.Add(json);
+        command.Options.Add(timeline);
+        command.Options.Add(noSimulate);
         command.SetAction(r =>
         {
             var model = options.LoadModel(r);
             var hardware = options.LoadHardware(r);
-            var plan = TrainingPlanner.Plan(model, hardware, options.Build(r));
+            string? timelinePath = r.GetValue(timeline);
+            var planOptions = new PlanOptions { Simulate = !r.GetValue(noSimulate), KeepTimeline = timelinePath is not null, FirstStep = true };
+            var plan = TrainingPlanner.Plan(model, hardware, options.Build(r), planOptions);
+            if (timelinePath is not null && plan.Step is { } step) Timeline.Write(timelinePath, step, hardware.HasGpu);
             if (r.GetValue(json))
                 io.Stdout.Write(DeepSpeedConfig.ToJson(PlanDocument.Build(plan)));
             else

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -55,6 +56,7 @@ public sealed class SettingsOptions
     public Option<int?> Gpus { get; } = new("--gpus") { Description = "GPUs per node (default: all of the profile's)" };
     public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
     public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule };
+    public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
@@ -67,51 +69,64 @@ public sealed class SettingsOptions
         Model, Hardware, ZeroStage, OffloadParams, OffloadOptimizer, OffloadGradients, NvmePath, NvmeParams, NoNvmeParams,
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
-        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule,
+        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, SettingsFile,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
 
     public HardwareProfile LoadHardware(ParseResult r) => ProfileCatalog.Default.Load(r.GetValue(Hardware)!);
 
-    /// <summary>Builds the settings the flags describe, with stage defaults resolved by <see cref="SettingsRules.Resolve"/>.</summary>
+    /// <summary>
+    /// Builds the settings the flags describe, on top of <c>--settings FILE</c> when given (a flag the user
+    /// typed wins over the file), with stage defaults resolved by <see cref="SettingsRules.Resolve"/>.
+    /// </summary>
     public TrainingSettings Build(ParseResult r)
     {
-        string? nvmePath = r.GetValue(NvmePath);
-        bool pathGiven = !string.IsNullOrWhiteSpace(nvmePath);
-        var aio = Defaults.Aio with
+        string? file = r.GetValue(SettingsFile);
+        var start = file is null ? Defaults : DescriptionJson.ReadFile<TrainingSettings>(file);
+        bool Given(Option option) => r.GetResult(option) is { Implicit: false };
+        T Pick<T>(Option<T> option, T fallback) => Given(option) ? r.GetValue(option)! : fallback;
+        T PickNullable<T>(Option<T?> option, T fallback) where T : struct => Given(option) && r.GetValue(option) is { } v ? v : fallback;
+
+        string? nvmePath = Pick(NvmePath, start.NvmePath);
+        bool pathGiven = Given(NvmePath);
+        var aio = start.Aio with
         {
-            BlockSize = r.GetValue(AioBlockSize) ?? Defaults.Aio.BlockSize,
-            QueueDepth = r.GetValue(AioQueueDepth) ?? Defaults.Aio.QueueDepth,
-            IntraOpParallelism = r.GetValue(AioThreads) ?? Defaults.Aio.IntraOpParallelism,
+            BlockSize = PickNullable(AioBlockSize, start.Aio.BlockSize),
+            QueueDepth = PickNullable(AioQueueDepth, start.Aio.QueueDepth),
+            IntraOpParallelism = PickNullable(AioThreads, start.Aio.IntraOpParallelism),
         };
-        var settings = new TrainingSettings
+        bool tierFlags(Option<OffloadTier?> tier, Option<bool> nvme, Option<bool> noNvme) =>
+            Given(tier) || Given(nvme) || Given(noNvme) || pathGiven;
+        var settings = start with
         {
-            ZeroStage = r.GetValue(ZeroStage) ?? Settings.ZeroStage.None,
-            ParamOffload = Tier(r.GetValue(OffloadParams), r.GetValue(NvmeParams), r.GetValue(NoNvmeParams), pathGiven),
-            OptimizerOffload = Tier(r.GetValue(OffloadOptimizer), r.GetValue(NvmeOptimizer), r.GetValue(NoNvmeOptimizer), pathGiven),
-            GradientOffload = r.GetValue(NvmeGradients) ? OffloadTier.Nvme : r.GetValue(OffloadGradients),
+            ZeroStage = PickNullable(ZeroStage, start.ZeroStage),
+            ParamOffload = tierFlags(OffloadParams, NvmeParams, NoNvmeParams)
+                ? Tier(r.GetValue(OffloadParams), r.GetValue(NvmeParams), r.GetValue(NoNvmeParams), pathGiven) : start.ParamOffload,
+            OptimizerOffload = tierFlags(OffloadOptimizer, NvmeOptimizer, NoNvmeOptimizer)
+                ? Tier(r.GetValue(OffloadOptimizer), r.GetValue(NvmeOptimizer), r.GetValue(NoNvmeOptimizer), pathGiven) : start.OptimizerOffload,
+            GradientOffload = r.GetValue(NvmeGradients) ? OffloadTier.Nvme : Given(OffloadGradients) ? r.GetValue(OffloadGradients) : start.GradientOffload,
             NvmePath = nvmePath,
-            PinMemory = !r.GetValue(NoPinMemory),
-            BufferCount = r.GetValue(BufferCount) ?? Defaults.BufferCount,
-            BufferSize = r.GetValue(BufferSize) ?? Defaults.BufferSize,
-            MaxInCpu = r.GetValue(MaxInCpu) ?? Defaults.MaxInCpu,
-            OptimizerBufferCount = r.GetValue(OptimizerBufferCount) ?? Defaults.OptimizerBufferCount,
-            SubGroupSize = r.GetValue(SubGroupSize) ?? Defaults.SubGroupSize,
-            PipelineRead = r.GetValue(PipelineRead),
-            PipelineWrite = r.GetValue(PipelineWrite),
-            PrefetchDepth = r.GetValue(PrefetchDepth) ?? Defaults.PrefetchDepth,
+            PinMemory = Given(NoPinMemory) ? false : Given(PinMemory) || start.PinMemory,
+            BufferCount = PickNullable(BufferCount, start.BufferCount),
+            BufferSize = PickNullable(BufferSize, start.BufferSize),
+            MaxInCpu = PickNullable(MaxInCpu, start.MaxInCpu),
+            OptimizerBufferCount = PickNullable(OptimizerBufferCount, start.OptimizerBufferCount),
+            SubGroupSize = PickNullable(SubGroupSize, start.SubGroupSize),
+            PipelineRead = Given(PipelineRead) || start.PipelineRead,
+            PipelineWrite = Given(PipelineWrite) || start.PipelineWrite,
+            PrefetchDepth = PickNullable(PrefetchDepth, start.PrefetchDepth),
             Aio = aio,
-            MicroBatch = r.GetValue(MicroBatch),
-            SeqLen = r.GetValue(SeqLen),
-            GradAccumulation = r.GetValue(GradAccumulation),
-            Precision = r.GetValue(Precision),
-            ActivationCheckpointing = r.GetValue(GradCheckpointing),
-            GpusPerNode = r.GetValue(Gpus),
-            Nodes = r.GetValue(Nodes),
-            Schedule = r.GetValue(Schedule),
+            MicroBatch = Pick(MicroBatch, start.MicroBatch),
+            SeqLen = Pick(SeqLen, start.SeqLen),
+            GradAccumulation = Pick(GradAccumulation, start.GradAccumulation),
+            Precision = Pick(Precision, start.Precision),
+            ActivationCheckpointing = Given(GradCheckpointing) || start.ActivationCheckpointing,
+            GpusPerNode = Given(Gpus) ? r.GetValue(Gpus) : start.GpusPerNode,
+            Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
+            Schedule = Pick(Schedule, start.Schedule),
         };
-        return SettingsRules.Resolve(settings, stageGiven: r.GetValue(ZeroStage) is not null);
+        return SettingsRules.Resolve(settings, stageGiven: Given(ZeroStage) || file is not null);
     }
 
     /// <summary>An explicit tier wins; then --nvme-… / --no-nvme-…; then a given NVMe path means NVMe.</summary>

@@ -1,6 +1,7 @@
 using AiOs.Planner.Memory;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
 using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Rendering;
@@ -31,6 +32,8 @@ public static class PlanTables
                 breakdown.AddRow(Markup.Escape(Name(tier.Tier)), Markup.Escape(item.Name), Markup.Escape(item.Bytes.ToString()), Markup.Escape(item.Note ?? ""));
         console.Write(breakdown);
 
+        if (plan.Step is { } step) RenderStep(console, plan, step);
+
         if (plan.Feasible)
         {
             console.MarkupLine("[green]Feasible:[/] every tier fits.");
@@ -38,6 +41,20 @@ public static class PlanTables
         }
         console.MarkupLine("[red]Not feasible:[/]");
         foreach (string problem in plan.Problems) console.MarkupLineInterpolated($"  - {problem}");
+    }
+
+    private static void RenderStep(IAnsiConsole console, PlanResult plan, StepResult step)
+    {
+        bool gpu = plan.Hardware.HasGpu;
+        string first = plan.FirstStep is { } f ? $" (first step {f.Time})" : "";
+        console.MarkupLineInterpolated($"Step: [bold]{step.Time}[/]{first}, {step.TokensPerSecond:N0} tokens/s, {step.ModelTflopsPerGpu:0.#} model TFLOP/s per GPU; bottleneck: [bold]{ResourceNames.Of(step.Bottleneck, gpu)}[/]");
+        console.MarkupLineInterpolated($"Phases: forward {step.Phases.Forward}, backward {step.Phases.Backward}, optimizer {step.Phases.Optimizer}");
+        var table = new Table().Title("Resources in one step").AddColumns("resource", "busy", "utilization", "on critical path");
+        foreach (var (kind, busy) in step.Busy.OrderBy(kv => kv.Key))
+            table.AddRow(ResourceNames.Of(kind, gpu), busy.ToString(), step.Utilization(kind).ToString("P0"), step.CriticalPath.GetValueOrDefault(kind).ToString());
+        console.Write(table);
+        var t = step.Traffic;
+        console.MarkupLineInterpolated($"Traffic: NVMe read {t.NvmeRead}, write {t.NvmeWrite} (per node); host→GPU {t.H2d}, GPU→host {t.D2h}, collectives {t.Network} (per GPU)");
     }
 
     private static string Tier(OffloadTier tier) => tier switch { OffloadTier.None => "GPU", OffloadTier.Cpu => "CPU", _ => "NVMe" };

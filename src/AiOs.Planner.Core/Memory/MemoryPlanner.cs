@@ -53,10 +53,11 @@ public static class MemoryPlanner
     }
 
     /// <summary>
-    /// The device peak is the larger of two moments: the end of the forward pass (all activations and the loss
-    /// buffers alive; with no ZeRO, PyTorch's gradients are freed between steps) and the end of the backward
-    /// pass (every gradient written, and the first layer's activations alive while its gradients are computed:
-    /// recomputed under checkpointing, stored otherwise).
+    /// The device peak is the largest of three moments: the end of the forward pass (all activations and the
+    /// loss buffers alive; with no ZeRO, PyTorch's gradients are freed between steps), the start of backward
+    /// under checkpointing (every layer input plus the last layer's recomputed activations), and the end of
+    /// backward (every gradient written, and the first layer's activations alive while its gradients are
+    /// computed: recomputed under checkpointing, stored otherwise).
     /// </summary>
     private static List<MemoryItem> DevicePeak(ModelSpec m, TrainingSettings s, StateLayout layout, out string phase)
     {
@@ -66,29 +67,70 @@ public static class MemoryPlanner
             ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) * m.NumLayers
             : layerActivations * m.NumLayers;
         Bytes head = PerTokens(ActivationModel.HeadBytesPerToken(m, s), tokens);
+        // Gradients freed between steps are absent from the forward pass of the first micro-batch only.
+        bool noGradientsInForward = layout.GradientsFreedBetweenSteps && s.GradAccumulation == 1;
+        var forwardStates = layout.Gpu.Where(i => !(i.Name == "gradients" && noGradientsInForward)).ToList();
+        string storedNote = s.ActivationCheckpointing ? "layer inputs only (checkpointing)" : "every layer, no checkpointing";
 
-        var forwardStates = layout.Gpu.Where(i => !(i.Name == "gradients" && layout.GradientsFreedBetweenSteps)).ToList();
-        Bytes forwardEnd = Sum(forwardStates) + layout.AutocastCache + stored + head;
-        Bytes backwardEnd = Sum(layout.Gpu) + layerActivations;
+        var forwardEnd = new List<MemoryItem>(forwardStates);
+        if (layout.AutocastCache.Value > 0)
+            forwardEnd.Add(new MemoryItem("autocast weight cache", layout.AutocastCache, "low-precision copies of matmul weights, kept through forward"));
+        forwardEnd.Add(new MemoryItem("activations", stored, storedNote));
+        forwardEnd.Add(new MemoryItem("logits and loss", head, "embedding output, final norm, logits, fp32 upcast, log-softmax"));
 
-        var items = new List<MemoryItem>();
-        if (forwardEnd >= backwardEnd)
+        var candidates = new List<(string Phase, List<MemoryItem> Items)> { ("end of forward", forwardEnd) };
+        if (s.ActivationCheckpointing)
         {
-            phase = "end of forward";
-            items.AddRange(forwardStates);
-            if (layout.AutocastCache.Value > 0)
-                items.Add(new MemoryItem("autocast weight cache", layout.AutocastCache, "low-precision copies of matmul weights, kept through forward"));
-            items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs only (checkpointing)" : "every layer, no checkpointing"));
-            items.Add(new MemoryItem("logits and loss", head, "embedding output, final norm, logits, fp32 upcast, log-softmax"));
+            var backwardStart = new List<MemoryItem>(forwardStates)
+            {
+                new("activations", stored, storedNote),
+                new("recomputed layer activations", layerActivations, "the last layer, recomputed"),
+            };
+            candidates.Add(("start of backward", backwardStart));
         }
-        else
+        if (layout.GradientsFreedBetweenSteps) candidates.Add(WorstBackwardMoment(m, s, forwardStates, layerActivations, noGradientsInForward));
+        var backwardEnd = new List<MemoryItem>(layout.Gpu)
         {
-            phase = "end of backward";
-            items.AddRange(layout.Gpu);
-            items.Add(new MemoryItem("activations", layerActivations,
-                s.ActivationCheckpointing ? "the first layer, recomputed under checkpointing" : "the first layer's, freed last"));
+            new("activations", layerActivations, s.ActivationCheckpointing ? "the first layer, recomputed under checkpointing" : "the first layer's, freed last"),
+        };
+        candidates.Add(("end of backward", backwardEnd));
+
+        var peak = candidates[0];
+        foreach (var c in candidates.Skip(1))
+            if (Sum(c.Items) > Sum(peak.Items)) peak = c;
+        phase = peak.Phase;
+        return peak.Items;
+    }
+
+    /// <summary>
+    /// Without ZeRO, gradients appear layer by layer during backward while layer inputs are freed: the worst
+    /// moment is found by walking backward layer by layer (the head's gradients first, then each layer's).
+    /// </summary>
+    private static (string Phase, List<MemoryItem> Items) WorstBackwardMoment(ModelSpec m, TrainingSettings s, List<MemoryItem> forwardStates,
+        Bytes layerActivations, bool noGradientsInForward)
+    {
+        long tokens = (long)s.MicroBatch * s.SeqLen;
+        Bytes perLayer = s.ActivationCheckpointing ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) : layerActivations;
+        Bytes layerGradients = Bytes.OfElements(m.LayerParameters, 4);
+        Bytes total = Bytes.OfElements(m.TotalParameters, 4);
+        Bytes written = noGradientsInForward ? Bytes.OfElements(m.HeadParameters, 4) : total;
+        Bytes recompute = s.ActivationCheckpointing ? layerActivations : Bytes.Zero;
+        (Bytes Level, Bytes Gradients, int Remaining, bool Recomputing) worst = (Bytes.Zero, written, m.NumLayers, false);
+        for (int k = m.NumLayers - 1; k >= 0; k--)
+        {
+            Bytes whileRecomputing = written + perLayer * (k + 1) + recompute;
+            if (whileRecomputing > worst.Level) worst = (whileRecomputing, written, k + 1, true);
+            if (noGradientsInForward) written += layerGradients;
+            Bytes afterLayer = written + perLayer * k;
+            if (afterLayer > worst.Level) worst = (afterLayer, written, k, false);
         }
-        return items;
+        var items = new List<MemoryItem>(forwardStates)
+        {
+            new("gradients", worst.Gradients, "fp32, written so far in backward"),
+            new("activations", perLayer * worst.Remaining, $"inputs of the {worst.Remaining} layers still to go"),
+        };
+        if (worst.Recomputing) items.Add(new MemoryItem("recomputed layer activations", recompute, "the layer being recomputed"));
+        return ("during backward", items);
     }
 
     private static Bytes PerTokens(double bytesPerToken, long tokens) => new((long)Math.Ceiling(bytesPerToken * tokens));

@@ -93,8 +93,8 @@ internal sealed class StateLayout
         }
         else
         {
-            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(ReduceBucketElements(m, p), pb) * 2,
-                "reduce-scatter buckets, double-buffered (reduce_bucket_size = hidden²)"));
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 2,
+                "gradients of two layers waiting to leave the GPU"));
         }
         Place(s.EffectiveGradientOffload, "gradient partition", Bytes.OfElements(partition, gradPartitionBytes),
             Bytes.OfElements(nodeShare, gradPartitionBytes), s.PinMemory, "fp32, read by the optimizer", ref statesGpu, ref statesCpu);
@@ -138,8 +138,8 @@ internal sealed class StateLayout
         }
     }
 
-    /// <summary>Elements per reduce bucket: hidden², the value Hugging Face's "auto" picks and we emit.</summary>
-    public static long ReduceBucketElements(ModelSpec m, long parameters) => Math.Min(parameters, (long)m.HiddenSize * m.HiddenSize);
+    /// <summary>The most gradient elements one unit (embedding, layer or head) produces at once.</summary>
+    public static long LargestUnitGradients(ModelSpec m) => Math.Max(m.LayerParameters, Math.Max(m.EmbeddingParameters, m.HeadParameters));
 
     private static long CeilDiv(long a, long b) => (a + b - 1) / b;
 }

@@ -15,7 +15,7 @@ public static class PlanDocument
     private static readonly JsonSerializerOptions SettingsJson = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower), new BytesAsNumber() },
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
     public static JsonObject Build(PlanResult plan)
@@ -136,12 +136,5 @@ public static class PlanDocument
             return new JsonObject { ["estimator"] = "estimate_zero2_model_states_mem_needs", ["gpu_bytes"] = e.GpuBytes, ["cpu_bytes"] = e.CpuBytes };
         }
         return null;
-    }
-
-    private sealed class BytesAsNumber : JsonConverter<Units.Bytes>
-    {
-        public override Units.Bytes Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => new(reader.GetInt64());
-
-        public override void Write(Utf8JsonWriter writer, Units.Bytes value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
     }
 }

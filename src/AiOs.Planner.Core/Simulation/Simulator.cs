@@ -16,4 +16,12 @@ public static class Simulator
         var costs = new StepCosts(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel);
         return StepSimulator.Simulate(program, costs, keepTimeline);
     }
+
+    /// <summary>The step's time and bottleneck only (no memory trace, no event kernel): for search.</summary>
+    public static StepTiming PredictTime(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null)
+    {
+        var program = StepScheduler.Build(model, hardware, settings);
+        var costs = new StepCosts(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel);
+        return StepTimes.Compute(program, costs);
+    }
 }

@@ -12,29 +12,33 @@ namespace AiOs.Planner.Simulation;
 /// </summary>
 public static class StepSimulator
 {
+    /// <summary>Simulates <paramref name="program"/> with durations from the machine's <paramref name="costs"/>.</summary>
     public static StepResult Simulate(StepProgram program, StepCosts costs, bool keepTimeline = false)
+    {
+        if (!costs.HasDrives && program.Ops.Any(o => o.Resource == ResourceKind.Nvme))
+            throw new InvalidOperationException("The settings offload to NVMe but the hardware profile lists no drive.");
+        int hidden = program.Model.HiddenSize;
+        return Simulate(program, op => costs.Duration(op, hidden), keepTimeline);
+    }
+
+    /// <summary>Simulates <paramref name="program"/> with the given duration of each operation.</summary>
+    public static StepResult Simulate(StepProgram program, Func<Operation, SimDuration> duration, bool keepTimeline = false)
     {
         var ops = program.Ops;
         int n = ops.Count;
-        if (!costs.HasDrives && ops.Any(o => o.Resource == ResourceKind.Nvme))
-            throw new InvalidOperationException("The settings offload to NVMe but the hardware profile lists no drive.");
-
         var durations = new long[n];
-        for (int i = 0; i < n; i++) durations[i] = costs.Duration(ops[i], program.Model.HiddenSize).Nanoseconds;
+        for (int i = 0; i < n; i++) durations[i] = duration(ops[i]).Nanoseconds;
         var start = new long[n];
         var end = new long[n];
-        var signals = new Signal[n];
-        for (int i = 0; i < n; i++) signals[i] = new Signal();
-        var tiers = Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => new LevelTracker(program.StaticLevels.GetValueOrDefault(t), keepTimeline));
+        var tiers = new LevelTracker[TierCount];
+        foreach (var t in Enum.GetValues<MemoryTier>()) tiers[(int)t] = new LevelTracker(program.StaticLevels.GetValueOrDefault(t), keepTimeline);
 
-        var kernel = new SimKernel();
-        var queues = new Dictionary<ResourceKind, List<int>>();
-        foreach (var op in ops)
-        {
-            if (!queues.TryGetValue(op.Resource, out var q)) queues[op.Resource] = q = [];
-            q.Add(op.Id);
-        }
-        foreach (var (_, queue) in queues.OrderBy(q => q.Key)) kernel.Start(Serve(queue));
+        // Signal i fires when operation i ends.
+        var kernel = new SimKernel(signals: n);
+        var queues = new List<int>?[ResourceCount];
+        foreach (var op in ops) (queues[(int)op.Resource] ??= []).Add(op.Id);
+        foreach (var queue in queues)
+            if (queue is not null) kernel.Start(Serve(queue));
         kernel.Run();
         if (kernel.Unfinished > 0)
             throw new InvalidOperationException($"The step program deadlocked with {kernel.Unfinished} resource(s) waiting; the scheduler emitted an operation before one it depends on.");
@@ -46,36 +50,41 @@ public static class StepSimulator
             foreach (int id in queue)
             {
                 foreach (int dep in ops[id].Deps)
-                    if (!signals[dep].Fired) yield return Wait.Until(signals[dep]);
+                    if (!kernel.Fired(dep)) yield return Wait.Until(dep);
                 start[id] = kernel.Now;
                 Apply(ops[id], atEnd: false);
                 yield return Wait.For(new SimDuration(durations[id]));
                 end[id] = kernel.Now;
                 Apply(ops[id], atEnd: true);
-                kernel.Fire(signals[id]);
+                kernel.Fire(id);
             }
         }
 
         void Apply(Operation op, bool atEnd)
         {
             foreach (var e in op.Effects)
-                if (e.AtEnd == atEnd) tiers[e.Tier].Change(kernel.Now, e.Bytes);
+                if (e.AtEnd == atEnd) tiers[(int)e.Tier].Change(kernel.Now, e.Bytes);
         }
     }
 
+    private static readonly int TierCount = Enum.GetValues<MemoryTier>().Length;
+    private static readonly int ResourceCount = Enum.GetValues<ResourceKind>().Length;
+
     private static StepResult Summarize(StepProgram program, IReadOnlyList<Operation> ops, long[] start, long[] end, long[] durations,
-        Dictionary<MemoryTier, LevelTracker> tiers, bool keepTimeline)
+        LevelTracker[] tiers, bool keepTimeline)
     {
         int n = ops.Count;
         long stepEnd = n == 0 ? 0 : end.Max();
-        var busy = new Dictionary<ResourceKind, SimDuration>();
+        var busyNs = new long[ResourceCount];
+        var used = new bool[ResourceCount];
         long nvmeRead = 0, nvmeWrite = 0, h2d = 0, d2h = 0, network = 0;
         double modelFlops = 0;
         long firstBackward = stepEnd, lastBackward = 0;
         for (int i = 0; i < n; i++)
         {
             var op = ops[i];
-            busy[op.Resource] = busy.GetValueOrDefault(op.Resource) + new SimDuration(durations[i]);
+            busyNs[(int)op.Resource] += durations[i];
+            used[(int)op.Resource] = true;
             switch (op.Resource)
             {
                 case ResourceKind.Nvme when op.IsWrite: nvmeWrite += op.Bytes.Value; break;
@@ -89,6 +98,9 @@ public static class StepSimulator
             if (op.Phase == StepPhase.Backward) lastBackward = Math.Max(lastBackward, end[i]);
         }
         if (firstBackward == stepEnd) firstBackward = 0;
+        var busy = new Dictionary<ResourceKind, SimDuration>();
+        for (int r = 0; r < ResourceCount; r++)
+            if (used[r]) busy[(ResourceKind)r] = new SimDuration(busyNs[r]);
         var critical = CriticalPath(ops, start, end, durations);
         var bottleneck = critical.OrderByDescending(kv => kv.Value.Nanoseconds).ThenBy(kv => kv.Key).Select(kv => kv.Key).FirstOrDefault();
         double seconds = stepEnd / 1e9;
@@ -105,8 +117,8 @@ public static class StepSimulator
             Busy = busy,
             // NVMe traffic is the node's: every GPU process of the node moves the same.
             Traffic = new Traffic(new Bytes(nvmeRead * nodesShare), new Bytes(nvmeWrite * nodesShare), new Bytes(h2d), new Bytes(d2h), new Bytes(network)),
-            MemoryPeaks = tiers.ToDictionary(t => t.Key, t => new Bytes(t.Value.Peak)),
-            MemoryTimeline = keepTimeline ? tiers.ToDictionary(t => t.Key, t => t.Value.History) : null,
+            MemoryPeaks = Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => new Bytes(tiers[(int)t].Peak)),
+            MemoryTimeline = keepTimeline ? Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => tiers[(int)t].History) : null,
             Spans = keepTimeline ? Enumerable.Range(0, n).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].Layer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList() : null,
             Operations = n,
         };
@@ -123,11 +135,12 @@ public static class StepSimulator
         int n = ops.Count;
         if (n == 0) return result;
         var previousOnResource = new int[n];
-        var lastOn = new Dictionary<ResourceKind, int>();
+        var lastOn = new int[ResourceCount];
+        Array.Fill(lastOn, -1);
         for (int i = 0; i < n; i++)
         {
-            previousOnResource[i] = lastOn.GetValueOrDefault(ops[i].Resource, -1);
-            lastOn[ops[i].Resource] = i;
+            previousOnResource[i] = lastOn[(int)ops[i].Resource];
+            lastOn[(int)ops[i].Resource] = i;
         }
         int current = 0;
         for (int i = 1; i < n; i++) if (end[i] > end[current]) current = i;

@@ -1,8 +1,11 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace AiOs.Planner.Units;
 
 /// <summary>An exact count of bytes. Binary prefixes (KiB, MiB, GiB) and decimal ones (KB, MB, GB) are named apart.</summary>
+[JsonConverter(typeof(BytesJsonConverter))]
 public readonly record struct Bytes(long Value) : IComparable<Bytes>
 {
     public const long KiBValue = 1024;
@@ -87,4 +90,17 @@ public readonly record struct Bytes(long Value) : IComparable<Bytes>
         bytes = new Bytes((long)Math.Round(value));
         return true;
     }
+}
+
+/// <summary>JSON: a byte count is a number; on reading, a string with a unit ("1MiB", "512K") works too.</summary>
+public sealed class BytesJsonConverter : JsonConverter<Bytes>
+{
+    public override Bytes Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Number) return new Bytes(reader.GetInt64());
+        string? text = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+        return Bytes.TryParse(text, out var bytes) ? bytes : throw new JsonException($"'{text}' is not a size; write bytes (1048576) or with a unit (\"1MiB\").");
+    }
+
+    public override void Write(Utf8JsonWriter writer, Bytes value, JsonSerializerOptions options) => writer.WriteNumberValue(value.Value);
 }

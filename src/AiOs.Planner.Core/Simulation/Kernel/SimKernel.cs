@@ -5,31 +5,23 @@ namespace AiOs.Planner.Simulation.Kernel;
 /// <summary>What a process waits for next: a span of simulated time, or a signal.</summary>
 public readonly struct Wait
 {
-    private Wait(SimDuration delay, Signal? signal)
+    private Wait(long delay, int signal)
     {
-        Delay = delay;
+        DelayNs = delay;
         Signal = signal;
     }
 
-    public SimDuration Delay { get; }
-    public Signal? Signal { get; }
+    /// <summary>Nanoseconds to wait, when <see cref="Signal"/> is negative.</summary>
+    public long DelayNs { get; }
+
+    /// <summary>The signal to wait for, or -1.</summary>
+    public int Signal { get; }
 
     /// <summary>Resume after <paramref name="delay"/> of simulated time.</summary>
-    public static Wait For(SimDuration delay) => new(delay, null);
+    public static Wait For(SimDuration delay) => new(delay.Nanoseconds, -1);
 
-    /// <summary>Resume when <paramref name="signal"/> has fired (at once if it already has).</summary>
-    public static Wait Until(Signal signal) => new(SimDuration.Zero, signal);
-}
-
-/// <summary>A one-shot event that processes wait on; it fires once and stays fired.</summary>
-public sealed class Signal
-{
-    internal List<int>? Waiters { get; set; }
-
-    public bool Fired { get; internal set; }
-
-    /// <summary>When it fired, in nanoseconds since the start of the simulation.</summary>
-    public long FiredAt { get; internal set; }
+    /// <summary>Resume when signal <paramref name="signal"/> has fired (at once if it already has).</summary>
+    public static Wait Until(int signal) => new(0, signal);
 }
 
 /// <summary>
@@ -40,8 +32,28 @@ public sealed class Signal
 public sealed class SimKernel
 {
     private readonly List<IEnumerator<Wait>> _processes = [];
+    private readonly List<int> _nextWaiter = [];
     private readonly PriorityQueue<int, (long Time, long Sequence)> _agenda = new();
+    private readonly bool[] _fired;
+    private readonly long[] _firedAt;
+    private readonly int[] _firstWaiter, _lastWaiter;
     private long _sequence;
+
+    /// <param name="signals">One-shot signals, numbered 0..signals-1, that processes can wait on and fire.</param>
+    public SimKernel(int signals = 0)
+    {
+        _fired = new bool[signals];
+        _firedAt = new long[signals];
+        _firstWaiter = new int[signals];
+        _lastWaiter = new int[signals];
+        Array.Fill(_firstWaiter, -1);
+        Array.Fill(_lastWaiter, -1);
+    }
+
+    public bool Fired(int signal) => _fired[signal];
+
+    /// <summary>When <paramref name="signal"/> fired, nanoseconds since start.</summary>
+    public long FiredAt(int signal) => _firedAt[signal];
 
     /// <summary>Current simulated time, nanoseconds since start.</summary>
     public long Now { get; private set; }
@@ -53,19 +65,25 @@ public sealed class SimKernel
     public void Start(IEnumerable<Wait> process)
     {
         _processes.Add(process.GetEnumerator());
+        _nextWaiter.Add(-1);
         Unfinished++;
         Schedule(_processes.Count - 1, Now);
     }
 
     /// <summary>Fires <paramref name="signal"/> now and wakes its waiters in the order they began waiting.</summary>
-    public void Fire(Signal signal)
+    public void Fire(int signal)
     {
-        if (signal.Fired) return;
-        signal.Fired = true;
-        signal.FiredAt = Now;
-        if (signal.Waiters is null) return;
-        foreach (int waiter in signal.Waiters) Schedule(waiter, Now);
-        signal.Waiters = null;
+        if (_fired[signal]) return;
+        _fired[signal] = true;
+        _firedAt[signal] = Now;
+        for (int waiter = _firstWaiter[signal]; waiter >= 0;)
+        {
+            int next = _nextWaiter[waiter];
+            _nextWaiter[waiter] = -1;
+            Schedule(waiter, Now);
+            waiter = next;
+        }
+        _firstWaiter[signal] = _lastWaiter[signal] = -1;
     }
 
     /// <summary>Runs until no process can advance.</summary>
@@ -90,14 +108,18 @@ public sealed class SimKernel
                 return;
             }
             var wait = process.Current;
-            if (wait.Signal is { } signal)
+            int signal = wait.Signal;
+            if (signal >= 0)
             {
-                if (signal.Fired) continue;
-                (signal.Waiters ??= []).Add(id);
+                if (_fired[signal]) continue;
+                // Waiters wake in the order they began waiting: append to the signal's chain.
+                if (_lastWaiter[signal] < 0) _firstWaiter[signal] = id;
+                else _nextWaiter[_lastWaiter[signal]] = id;
+                _lastWaiter[signal] = id;
                 return;
             }
-            if (wait.Delay.Nanoseconds <= 0) continue;
-            Schedule(id, Now + wait.Delay.Nanoseconds);
+            if (wait.DelayNs <= 0) continue;
+            Schedule(id, Now + wait.DelayNs);
             return;
         }
     }

@@ -8,20 +8,23 @@ internal sealed partial class ProgramBuilder
 {
     private int OptimizerStateBytes => _s.IsMixedPrecision ? 12 : 8;
 
-    private int OptimizerReadBytes => OptimizerStateBytes + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
+    /// <summary>Bytes per parameter read from NVMe before an update: optimizer states when they live there, fp32 gradients when they do.</summary>
+    private int OptimizerReadBytes =>
+        (_s.OptimizerOffload == OffloadTier.Nvme ? OptimizerStateBytes : 0) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
 
     /// <summary>Updates one layer's partition on the CPU as soon as its gradients arrive (LoHan/Fuyou-style overlap).</summary>
     private int EmitLayerUpdate(int unit, int gradDone)
     {
-        long n = Share(StepScheduler.UnitParameters(_m, unit));
+        long n = Share(_unitGradients[unit + 1]);
         int mb = _s.GradAccumulation - 1;
         int last = gradDone;
-        if (_s.OptimizerOffload == OffloadTier.Nvme)
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(n, OptimizerReadBytes));
+        if (OptimizerReadBytes > 0)
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
         int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, unit, mb, [last], parameters: n);
         last = step;
         if (_s.OptimizerOffload == OffloadTier.Nvme)
-            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes), write: true);
+            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+                parameters: n, write: true);
         int writeBack = EmitWriteBack(StepPhase.Backward, unit, mb, step, n);
         return writeBack >= 0 ? writeBack : last;
     }
@@ -53,21 +56,24 @@ internal sealed partial class ProgramBuilder
         for (int g = 0; g < groups; g++)
         {
             long n = Math.Min(subGroup, total - g * subGroup);
+            // Only the first sub-group waits for every gradient; later ones follow it in their resource's order.
+            int[] start = g == 0 ? after : [];
             int read = -1;
-            if (nvme)
+            if (OptimizerReadBytes > 0)
             {
                 // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
                 int buffer = _s.PipelineRead ? (g >= 2 ? steps[g - 2] : -1) : previousTail;
-                read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, after.Append(buffer).Where(i => i >= 0).ToArray(),
-                    Bytes.OfElements(n, OptimizerReadBytes));
+                read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, buffer >= 0 ? [.. start, buffer] : start,
+                    Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
             }
             int waitForWrite = nvme && !_s.PipelineWrite ? previousTail : -1;
-            int[] stepDeps = (read >= 0 ? [read] : after).Append(waitForWrite).Where(i => i >= 0).Distinct().ToArray();
+            int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
             int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Optimizer, g, 0, stepDeps, parameters: n);
             steps.Add(step);
             int tail = step;
             if (nvme)
-                tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, [step], Bytes.OfElements(n, OptimizerStateBytes), write: true);
+                tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, [step], Bytes.OfElements(n, OptimizerStateBytes),
+                    parameters: n, write: true);
             int writeBack = EmitWriteBack(StepPhase.Optimizer, g, 0, step, n);
             tails.Add(writeBack >= 0 ? writeBack : tail);
             previousTail = tail;

@@ -19,12 +19,18 @@ internal sealed partial class ProgramBuilder
     private readonly MemoryTier _deviceTier;
     private readonly bool _fetches;
 
-    // Per position in the use sequence (forward and backward units of every micro-batch):
+    // Per position in the use sequence (forward and backward units of every micro-batch); -1 where none.
     private readonly List<(int Unit, int MicroBatch, StepPhase Phase)> _uses = [];
-    private readonly Dictionary<int, int> _fetchEnd = [];      // position → last op of its fetch chain
-    private readonly Dictionary<int, int> _uploadOf = [];      // position → its ParamUpload op (staging slots)
-    private readonly Dictionary<int, int> _consumerOf = [];    // position → the compute op that releases its parameters
-    private readonly Dictionary<int, int> _fetchStartOp = [];  // position → the first device-side op of the chain
+    private int[] _fetchEnd = [];    // the last op of the position's fetch chain
+    private int[] _uploadOf = [];    // its ParamUpload op (frees a pinned staging buffer)
+    private int[] _consumerOf = [];  // the compute op that releases its parameters
+    private long[] _stored = [];     // activation bytes its forward keeps (forward positions)
+    private int[] _gradOut = [];     // the op that takes its gradients off the device (backward positions)
+
+    // Per-unit figures, computed once: index 0 the embedding, 1..L the layers, L+1 the head.
+    private readonly double[] _forwardFlops, _forwardElementwise;
+    private readonly long[] _unitParameters, _unitGradients;
+    private readonly long _layerActivations, _checkpointActivations, _headActivations;
 
     public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep)
     {
@@ -41,6 +47,22 @@ internal sealed partial class ProgramBuilder
         _fetches = s.PartitionsParameters && (s.ParamOffload != OffloadTier.None || _gpus > 1);
         _window = 1 + (firstStep ? 0 : s.PrefetchDepth);
         _staging = Math.Max(1, s.BufferCount / StepScheduler.MatricesPerLayer(m));
+        int units = m.NumLayers + 2;
+        _forwardFlops = new double[units];
+        _forwardElementwise = new double[units];
+        _unitParameters = new long[units];
+        _unitGradients = new long[units];
+        for (int u = -1; u <= m.NumLayers; u++)
+        {
+            _forwardFlops[u + 1] = ComputeForwardFlops(u);
+            _forwardElementwise[u + 1] = ComputeForwardElementwise(u);
+            _unitParameters[u + 1] = StepScheduler.UnitParameters(m, u);
+            // A tied output matrix is the embedding's: its gradient leaves once, with the embedding.
+            _unitGradients[u + 1] = u >= m.NumLayers ? m.HeadParameters : _unitParameters[u + 1];
+        }
+        _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
+        _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
+        _headActivations = Activations(ActivationModel.HeadBytesPerToken(m, s));
     }
 
     public StepProgram ToProgram() => new()
@@ -61,29 +83,37 @@ internal sealed partial class ProgramBuilder
             foreach (int u in StepScheduler.ForwardUnits(_m)) _uses.Add((u, mb, StepPhase.Forward));
             foreach (int u in StepScheduler.ForwardUnits(_m).Reverse()) _uses.Add((u, mb, StepPhase.Backward));
         }
+        _fetchEnd = Filled(_uses.Count);
+        _uploadOf = Filled(_uses.Count);
+        _consumerOf = Filled(_uses.Count);
+        _stored = new long[_uses.Count];
+        _gradOut = Filled(_uses.Count);
         for (int p = 0; p < Math.Min(_window, _uses.Count); p++) EmitFetch(p);
 
         int previousCompute = -1;
-        int autocastStart = -1;
         var lastGradOps = new List<int>();
-        var stored = new Dictionary<(int Unit, int Mb), long>();
+        int units = _m.NumLayers + 2;
         for (int p = 0; p < _uses.Count; p++)
         {
             var (unit, mb, phase) = _uses[p];
             bool lastMicroBatch = mb == _s.GradAccumulation - 1;
-            int[] ready = Deps(previousCompute, _fetchEnd.GetValueOrDefault(p, -1));
+            int[] ready = Deps(previousCompute, _fetchEnd[p]);
             if (phase == StepPhase.Forward)
             {
-                previousCompute = EmitForward(p, unit, mb, ready, stored, ref autocastStart);
+                previousCompute = EmitForward(p, unit, mb, ready);
             }
             else
             {
-                previousCompute = EmitBackward(p, unit, mb, ready, stored);
+                // The forward position of the same unit and micro-batch mirrors this one within the micro-batch.
+                int forwardPosition = p - 2 * (p % (2 * units)) + (2 * units - 1);
+                // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the oldest.
+                int bucket = p >= 2 ? _gradOut[p - 2] : -1;
+                previousCompute = EmitBackward(p, unit, mb, ready, _stored[forwardPosition], bucket);
             }
             if (p + _window < _uses.Count) EmitFetch(p + _window);
             if (phase == StepPhase.Backward)
             {
-                int gradDone = EmitGradients(unit, mb, previousCompute);
+                int gradDone = EmitGradients(p, unit, mb, previousCompute);
                 if (_s.Schedule == StepSchedule.Overlapped && lastMicroBatch && _s.OptimizerOffload != OffloadTier.None)
                     gradDone = EmitLayerUpdate(unit, gradDone);
                 lastGradOps.Add(gradDone);
@@ -105,7 +135,17 @@ internal sealed partial class ProgramBuilder
         return id;
     }
 
-    private static int[] Deps(params int[] ids) => ids.Where(i => i >= 0).Distinct().ToArray();
+    private static int[] Filled(int length)
+    {
+        var array = new int[length];
+        Array.Fill(array, -1);
+        return array;
+    }
+
+    /// <summary>The dependencies that exist (ids ≥ 0), without repeats.</summary>
+    private static int[] Deps(int a) => a >= 0 ? [a] : [];
+
+    private static int[] Deps(int a, int b) => a < 0 ? Deps(b) : b < 0 || b == a ? [a] : [a, b];
 
     private long Share(long elements) => (elements + _gpus - 1) / _gpus;
 }

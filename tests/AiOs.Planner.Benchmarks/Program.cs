@@ -1,0 +1,34 @@
+using System.Diagnostics;
+using AiOs.Planner.Benchmarks;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Simulation;
+using BenchmarkDotNet.Running;
+
+// `dotnet run -c Release -- quick` times the targets directly (seconds, no statistics);
+// anything else goes to BenchmarkDotNet (e.g. `-- --filter '*'`).
+if (args.Length > 0 && args[0] == "quick")
+{
+    var model = ModelCatalog.Default.Load("gpt3-175b");
+    var node = ProfileCatalog.Default.Load("h100-node");
+    for (int i = 0; i < 20; i++) Simulator.Predict(model, node, Settings.Infinity);
+    var watch = Stopwatch.StartNew();
+    const int steps = 200;
+    for (int i = 0; i < steps; i++) Simulator.Predict(model, node, Settings.Infinity);
+    Console.WriteLine($"gpt3-175b, 8 GPUs, one step: {watch.Elapsed.TotalMilliseconds / steps:0.00} ms");
+    var sweep = Settings.Sweep(10_000).ToArray();
+    watch.Restart();
+    foreach (var s in sweep) Simulator.Predict(model, node, s);
+    Console.WriteLine($"gpt3-175b, 10,000 settings: {watch.Elapsed.TotalSeconds:0.00} s");
+    var tune = AiOs.Planner.Tuning.Tuner.Tune(new AiOs.Planner.Tuning.TuneRequest { Model = model, Hardware = node, Budget = 10_000 });
+    Console.WriteLine($"tuner, gpt3-175b on 8 GPUs: {tune.Evaluated:N0} candidates ({tune.Simulated:N0} simulated) in {tune.Elapsed.TotalSeconds:0.00} s");
+    if (args.Length > 1)
+    {
+        watch.Restart();
+        long ops = 0;
+        foreach (var s in sweep) ops += AiOs.Planner.Simulation.Program.StepScheduler.Build(model, node, s).Ops.Count;
+        Console.WriteLine($"build only: {watch.Elapsed.TotalSeconds:0.00} s, {ops / sweep.Length} ops per program");
+    }
+    return;
+}
+BenchmarkSwitcher.FromAssembly(typeof(SimulatorBenchmarks).Assembly).Run(args);
