@@ -56,7 +56,19 @@ public static class TorchRuntime
         if (needsPatch)
         {
             foreach (string candidate in NativeCandidates())
-                patched.Add((candidate, ElfVersionPatcher.MarkWeak(candidate, LibStdCxx, MissingVersion)));
+            {
+                try
+                {
+                    patched.Add((candidate, ElfVersionPatcher.MarkWeak(candidate, LibStdCxx, MissingVersion)));
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new InvalidOperationException(
+                        $"TorchSharp's native library {candidate} requires {MissingVersion}, which this system's {stdcxx} lacks, " +
+                        $"and marking that requirement weak failed ({e.Message}). Make the file and its folder writable for one run, " +
+                        "or use a system with GCC 13's libstdc++ (Debian 13, Ubuntu 24.04).", e);
+                }
+            }
         }
         torch.InitializeDeviceType(DeviceType.CPU);
         return new TorchRuntimeReport(stdcxx, needsPatch, patched);
