@@ -132,62 +132,10 @@ public sealed class LayerwiseTrainer : IDisposable
         {
             for (int micro = 0; micro < accumulation; micro++)
             {
-                bool last = micro == accumulation - 1;
                 Trace.CurrentMicroBatch = micro;
                 using TokenBatch batch = batchOf(micro);
                 tokens += batch.Tokens;
-                using var scope = NewDisposeScope();
-                Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
-                _params.BeginPass(PassOrder());
-                var replay = new DropoutReplay(_options.Seed, step, micro);
-
-                long t0 = Stopwatch.GetTimestamp();
-                var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
-                Tensor embedded;
-                replay.Before(-1, _device);
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
-                var layerInputs = new Tensor[_spec.NumLayers];
-                Tensor x = embedded;
-                using (no_grad())
-                {
-                    for (int i = 0; i < _spec.NumLayers; i++)
-                    {
-                        nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-                        layerInputs[i] = x;
-                        replay.Before(i, _device);
-                        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
-                        _params.Release(i);
-                    }
-                }
-                Tensor hidden = x.detach().requires_grad_(true);
-                Tensor microLoss;
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, accumulation);
-                loss += microLoss.item<float>();
-                long t1 = Stopwatch.GetTimestamp();
-                forward += Stopwatch.GetElapsedTime(t0, t1);
-
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
-                Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
-                for (int i = _spec.NumLayers - 1; i >= 0; i--)
-                {
-                    nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-                    Tensor input = layerInputs[i].detach().requires_grad_(true);
-                    Tensor output;
-                    replay.Before(i, _device);
-                    using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
-                    using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
-                    gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-                    using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, ParameterSwapper.ParametersOf(layer), micro == 0, last);
-                    Io.Download(ParameterSwapper.ParametersOf(layer).ByteLength);
-                    _params.Release(i);
-                    if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
-                }
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-                using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
-                Io.Download(outer.Parameters.ByteLength);
-                _params.Release(_spec.NumLayers);
-                if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
-                backward += Stopwatch.GetElapsedTime(t1);
+                loss += MicroBatch(step, micro, batch, ref optimizerTail, ref forward, ref backward);
             }
         }
         catch
@@ -212,6 +160,85 @@ public sealed class LayerwiseTrainer : IDisposable
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
             Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled);
+    }
+
+    /// <summary>Forward, loss and backward of one micro-batch; returns its (scaled) loss.</summary>
+    private double MicroBatch(int step, int micro, TokenBatch batch, ref Task optimizerTail, ref TimeSpan forward, ref TimeSpan backward)
+    {
+        bool last = micro == _settings.GradAccumulation - 1;
+        using var scope = NewDisposeScope();
+        Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
+        _params.BeginPass(PassOrder());
+        var replay = new DropoutReplay(_options.Seed, step, micro);
+
+        long t0 = Stopwatch.GetTimestamp();
+        var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
+        Tensor embedded;
+        replay.Before(-1, _device);
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
+        Tensor[] layerInputs = ForwardLayers(embedded, replay, out Tensor x);
+        Tensor hidden = x.detach().requires_grad_(true);
+        Tensor microLoss;
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, _settings.GradAccumulation);
+        double value = microLoss.item<float>();
+        long t1 = Stopwatch.GetTimestamp();
+        forward += Stopwatch.GetElapsedTime(t0, t1);
+
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
+        Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+        gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
+        using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+        Io.Download(outer.Parameters.ByteLength);
+        _params.Release(_spec.NumLayers);
+        if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
+        backward += Stopwatch.GetElapsedTime(t1);
+        return value;
+    }
+
+    /// <summary>Runs the layers without autograd, keeping only each layer's input; <paramref name="output"/> is the last layer's output.</summary>
+    private Tensor[] ForwardLayers(Tensor x, DropoutReplay replay, out Tensor output)
+    {
+        var inputs = new Tensor[_spec.NumLayers];
+        using (no_grad())
+        {
+            for (int i = 0; i < _spec.NumLayers; i++)
+            {
+                nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+                inputs[i] = x;
+                replay.Before(i, _device);
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
+                _params.Release(i);
+            }
+        }
+        output = x;
+        return inputs;
+    }
+
+    /// <summary>
+    /// Walks the layers in reverse: fetch, recompute from the saved input with autograd, back-propagate
+    /// <paramref name="gradient"/>, offload the parameter gradients, release; returns the gradient of the
+    /// first layer's input. On the last micro-batch of the overlapped schedule each layer's update is queued.
+    /// </summary>
+    private Tensor BackwardLayers(Tensor[] inputs, Tensor gradient, DropoutReplay replay, int micro, int step, ref Task optimizerTail)
+    {
+        bool last = micro == _settings.GradAccumulation - 1;
+        for (int i = _spec.NumLayers - 1; i >= 0; i--)
+        {
+            nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+            Tensor input = inputs[i].detach().requires_grad_(true);
+            Tensor output;
+            replay.Before(i, _device);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
+            gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+            FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
+            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, parameters, micro == 0, last);
+            Io.Download(parameters.ByteLength);
+            _params.Release(i);
+            if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
+        }
+        return gradient;
     }
 
     private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
