@@ -24,6 +24,8 @@ public sealed record EngineRunRequest
     public string RunsRoot { get; init; } = "runs";
     /// <summary>Write a checkpoint every this many steps (and when cancelled); null: never.</summary>
     public int? SaveEvery { get; init; }
+    /// <summary>Makes the swap store for the run's swap folder; null uses <see cref="Storage.FileSwapStore"/>.</summary>
+    public Func<Storage.SwapDirectory, Storage.ISwapStore>? SwapStore { get; init; }
     /// <summary>A checkpoint folder, or a run folder whose newest checkpoint is used, to continue from; <see cref="Steps"/> counts from the start of the original run.</summary>
     public string? ResumeFrom { get; init; }
 }
@@ -67,7 +69,7 @@ public static class EngineRun
         string? error = null, lastCheckpoint = null;
         try
         {
-            using var trainer = new LayerwiseTrainer(request.Model, request.Settings, request.Options);
+            using var trainer = new LayerwiseTrainer(request.Model, request.Settings, request.Options, swapStore: request.SwapStore);
             if (request.ResumeFrom is { } resume) trainer.RestoreCheckpoint(ResolveCheckpoint(resume));
             trainer.Trace.Drain();
             IoTotals before = trainer.Io.Snapshot();

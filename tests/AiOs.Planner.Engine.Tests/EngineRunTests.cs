@@ -1,5 +1,7 @@
 using System.Text.Json;
+using AiOs.Planner.Engine.Checkpoints;
 using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Storage;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -124,6 +126,64 @@ public sealed class EngineRunTests : IDisposable
 
         Assert.False(summary.Completed);
         Assert.Equal(0, summary.StepsCompleted);
+    }
+
+    [Fact]
+    public void Given_TheSwapDiskFillsDuringStepThree_When_Run_Then_ItStopsWithAClearErrorAndTheStepTwoCheckpointIntact()
+    {
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with
+        {
+            ParamOffload = OffloadTier.Nvme,
+            OptimizerOffload = OffloadTier.Nvme,
+            NvmePath = Path.Combine(_root, "nvme"),
+            GradAccumulation = 1,
+        };
+        FillingStore? store = null;
+        var request = Request(settings, steps: 4) with
+        {
+            SaveEvery = 2,
+            SwapStore = dir => store = new FillingStore(new FileSwapStore(dir)),
+        };
+
+        var e = Assert.Throws<IOException>(() => EngineRun.Execute(request, new SyncProgress(m => store!.Full = m.Step == 2)));
+
+        Assert.Contains("No space", e.Message);
+        string dir = Path.Combine(_root, "runs", "test-run");
+        string summary = File.ReadAllText(Path.Combine(dir, "summary.json"));
+        Assert.Contains("\"completed\": false", summary);
+        Assert.Contains("No space", summary);
+        var (manifest, _) = Checkpoint.Load(Path.Combine(dir, "checkpoints", "step-2"), request.Model);
+        Assert.Equal(2, manifest.Step);
+        Assert.False(Directory.Exists(Path.Combine(_root, "nvme", "aios-test-run")));
+    }
+
+    [Fact]
+    public void Given_SaveEvery_When_TheRunIsCancelledAfterStepOne_Then_ACheckpointOfStepOneIsWritten()
+    {
+        using var cancel = new CancellationTokenSource();
+        var request = Request(LayerwiseTrainerTests.Small(), steps: 5) with { SaveEvery = 10 };
+
+        RunSummary summary = EngineRun.Execute(request, new SyncProgress(_ => cancel.Cancel()), cancel.Token);
+
+        Assert.False(summary.Completed);
+        Assert.Equal(1, summary.StepsCompleted);
+        Assert.EndsWith("step-1", summary.LastCheckpoint);
+    }
+
+    /// <summary>A swap store whose writes fail as a full disk's do once <see cref="Full"/> is set.</summary>
+    private sealed class FillingStore(ISwapStore inner) : ISwapStore
+    {
+        public volatile bool Full;
+
+        public void Write(string key, long offset, ReadOnlySpan<byte> data)
+        {
+            if (Full) throw new IOException("No space left on device");
+            inner.Write(key, offset, data);
+        }
+
+        public void Read(string key, long offset, Span<byte> destination) => inner.Read(key, offset, destination);
+
+        public void Dispose() => inner.Dispose();
     }
 
     private sealed class SyncProgress(Action<StepMetrics> onStep) : IProgress<StepMetrics>

@@ -76,11 +76,14 @@ public static class TrainCommand
         try
         {
             var started = DateTime.UtcNow;
+            int? firstStep = null;
             // With --json, stdout carries only the summary document, so step lines are not printed.
             IProgress<StepMetrics>? progress = json ? null : new LineProgress(m =>
             {
+                // A resumed run starts past step 1: the rate counts only the steps this process ran.
+                firstStep ??= m.Step;
                 double elapsed = (DateTime.UtcNow - started).TotalSeconds;
-                double eta = elapsed / m.Step * (request.Steps - m.Step);
+                double eta = elapsed / (m.Step - firstStep.Value + 1) * (request.Steps - m.Step);
                 io.Console.MarkupLineInterpolated($"step {m.Step}/{request.Steps}  loss {m.Loss:0.0000}  {m.TokensPerSecond:0} tok/s  {m.WallMs:0} ms  ETA {eta:0}s");
             });
             RunSummary summary;

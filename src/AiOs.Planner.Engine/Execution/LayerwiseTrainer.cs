@@ -33,7 +33,7 @@ public sealed class LayerwiseTrainer : IDisposable
     private readonly EngineOptions _options;
     private readonly Device _device;
     private readonly SwapDirectory? _swapDirectory;
-    private readonly FileSwapStore? _store;
+    private readonly ISwapStore? _store;
     private readonly ParameterSwapper _params;
     private readonly OptimizerStates _optim;
     private readonly GradientStore _grads;
@@ -41,7 +41,14 @@ public sealed class LayerwiseTrainer : IDisposable
     private int _step;
 
     /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
-    public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null)
+    /// <param name="spec">The model.</param>
+    /// <param name="settings">Placement, buffers, batch and schedule.</param>
+    /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
+    /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
+    /// <param name="optimizer">The sub-group update (default: <see cref="SpanAdamW"/>); where a faster CPU Adam plugs in.</param>
+    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="FileSwapStore"/>); where a direct-I/O store plugs in.</param>
+    public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
+        Func<SwapDirectory, ISwapStore>? swapStore = null)
     {
         EngineSettings.Check(spec, settings, options);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
@@ -54,7 +61,7 @@ public sealed class LayerwiseTrainer : IDisposable
         if (settings.UsesNvme)
         {
             _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
-            _store = new FileSwapStore(_swapDirectory);
+            _store = swapStore is null ? new FileSwapStore(_swapDirectory) : swapStore(_swapDirectory);
         }
         try
         {
