@@ -26,6 +26,7 @@ public static class Program
             ReportCommand.Create(io),
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
+            TrainCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
