@@ -17,6 +17,8 @@ public sealed record SequentialBenchmarkOptions
     public int QueueDepth { get; init; } = 8;
     /// <summary>Alternating runs of each tool per direction, to see the run-to-run spread.</summary>
     public int Repeats { get; init; } = 3;
+    /// <summary>This engine submits one request per io_submit call, as fio does by default (iodepth_batch_submit=1).</summary>
+    public bool SingleSubmit { get; init; }
     /// <summary>Also run fio on the same file (skipped when fio is missing).</summary>
     public bool WithFio { get; init; } = true;
 }
@@ -96,7 +98,7 @@ public static class SequentialBenchmark
     {
         ArgumentNullException.ThrowIfNull(o);
         bool fio = o.WithFio && FioRunner.IsAvailable();
-        var settings = new AioSettings { BlockSize = o.BlockSize, QueueDepth = o.QueueDepth, IntraOpParallelism = 1 };
+        var settings = new AioSettings { BlockSize = o.BlockSize, QueueDepth = o.QueueDepth, IntraOpParallelism = 1, SingleSubmit = o.SingleSubmit };
         int regionsPerDirection = o.Repeats * (fio ? 2 : 1);
         var size = o.RunSize * (2L * regionsPerDirection);
         var runs = new List<BenchmarkRun>();
