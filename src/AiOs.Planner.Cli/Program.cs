@@ -22,8 +22,11 @@ public static class Program
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
             TuneCommand.Create(io),
+            WhatIfCommand.Create(io),
+            ReportCommand.Create(io),
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
+            TrainCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -85,3 +85,22 @@ public class TuneCommandTests
         Assert.Equal(tokens, JsonNode.Parse(plan.Stdout)!["step"]!["tokens_per_s"]!.GetValue<double>(), 6);
     }
 }
+
+public class WhatIfCommandTests
+{
+    [Fact]
+    public void Given_models_and_machines_When_asked_what_if_Then_every_pair_and_upgrade_has_a_row()
+    {
+        var r = CliRunner.Run("whatif", "--model", "gpt2,llama-2-7b", "--hardware", "rtx4090-64gb-pcie4,ci-2core-24gb", "--min-tokens-per-s", "100", "--json");
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var cells = JsonNode.Parse(r.Stdout)!["cells"]!.AsArray();
+        // rtx4090: as is, +1 drive, 2× RAM, +1 GPU; ci: as is, +1 drive, 2× RAM (no GPU to add) — two models each.
+        Assert.Equal((4 + 3) * 2, cells.Count);
+        var asIs = cells.Where(c => c!["variant"]!.GetValue<string>() == "as is" && c["hardware"]!.GetValue<string>() == "rtx4090-64gb-pcie4").ToList();
+        Assert.All(asIs, c => Assert.True(c!["fits"]!.GetValue<bool>()));
+        var drive = cells.Single(c => c!["variant"]!.GetValue<string>() == "+1 drive" && c["hardware"]!.GetValue<string>() == "rtx4090-64gb-pcie4" && c["model"]!.GetValue<string>() == "llama-2-7b");
+        var plain = asIs.Single(c => c!["model"]!.GetValue<string>() == "llama-2-7b");
+        Assert.True(drive!["tokens_per_s"]!.GetValue<double>() >= plain!["tokens_per_s"]!.GetValue<double>());
+        Assert.Equal("llama-2-7b", JsonNode.Parse(r.Stdout)!["largest_at_rate"]!["rtx4090-64gb-pcie4"]!.GetValue<string>());
+    }
+}

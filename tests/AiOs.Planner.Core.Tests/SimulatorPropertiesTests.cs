@@ -69,7 +69,10 @@ public class SimulatorPropertiesTests
         select new Case(model, hardware, settings);
 
     private static void ForAll(Func<Case, bool> property) =>
-        Prop.ForAll(Cases.ToArbitrary(), property).Check(Config.QuickThrowOnFailure.WithMaxTest(60));
+        Prop.ForAll(Cases.ToArbitrary(), property).Check(Config.QuickThrowOnFailure.WithMaxTest(Runs));
+
+    /// <summary>Cases per property: 60 in CI; set AIOS_PROPERTY_RUNS for a longer hunt.</summary>
+    private static readonly int Runs = int.TryParse(System.Environment.GetEnvironmentVariable("AIOS_PROPERTY_RUNS"), out int n) ? n : 60;
 
     private static StepResult Predict(Case c, bool timeline = false) => Simulator.Predict(c.Model, c.Hardware, c.Settings, keepTimeline: timeline);
 

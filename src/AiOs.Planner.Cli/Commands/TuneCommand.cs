@@ -15,12 +15,16 @@ public static class TuneCommand
         var options = new SettingsOptions();
         var objective = new Option<TuneObjective>("--objective") { Description = "throughput (most tokens/s) or memory (least GPU memory)", DefaultValueFactory = _ => TuneObjective.Throughput };
         var budget = new Option<int>("--budget") { Description = "Candidates to evaluate at most", DefaultValueFactory = _ => 10_000 };
+        var maxAccumulation = new Option<int>("--max-grad-accumulation") { Description = "Largest gradient accumulation to try (1 keeps the global batch at micro-batch × GPUs)", DefaultValueFactory = _ => 8 };
+        var maxMicro = new Option<int>("--max-micro-batch") { Description = "Largest micro-batch to try", DefaultValueFactory = _ => 128 };
         var output = new Option<string?>("--out", "-o") { Description = "Folder to write aios-settings.json (for aios plan/train --settings) and ds_config.json" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var command = new Command("tune", "Search placement, micro-batch, checkpointing, AIO, buffers, prefetch, sub-groups and schedule with the simulator.");
         options.AddTo(command);
         command.Options.Add(objective);
         command.Options.Add(budget);
+        command.Options.Add(maxAccumulation);
+        command.Options.Add(maxMicro);
         command.Options.Add(output);
         command.Options.Add(json);
         command.SetAction(r =>
@@ -34,6 +38,8 @@ public static class TuneCommand
                 Objective = r.GetValue(objective),
                 Base = options.Build(r),
                 Budget = Math.Max(1, r.GetValue(budget)),
+                MaxGradAccumulation = r.GetValue(maxAccumulation),
+                MaxMicroBatch = r.GetValue(maxMicro),
             };
             var result = Tuner.Tune(request);
             if (result.Best is not null && r.GetValue(output) is { } folder)
@@ -69,6 +75,7 @@ public static class TuneCommand
             ["best"] = result.Best is null ? null : Candidate(result.Best),
             ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
             ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
+            ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
             ["evaluated"] = result.Evaluated,
             ["simulated"] = result.Simulated,
             ["feasible"] = result.FeasibleCount,

@@ -88,6 +88,7 @@ public static class MemoryPlanner
             };
             candidates.Add(("start of backward", backwardStart));
         }
+        if (layout.GradientsFreedBetweenSteps) candidates.Add(WorstBackwardMoment(m, s, forwardStates, layerActivations, noGradientsInForward));
         var backwardEnd = new List<MemoryItem>(layout.Gpu)
         {
             new("activations", layerActivations, s.ActivationCheckpointing ? "the first layer, recomputed under checkpointing" : "the first layer's, freed last"),
@@ -99,6 +100,37 @@ public static class MemoryPlanner
             if (Sum(c.Items) > Sum(peak.Items)) peak = c;
         phase = peak.Phase;
         return peak.Items;
+    }
+
+    /// <summary>
+    /// Without ZeRO, gradients appear layer by layer during backward while layer inputs are freed: the worst
+    /// moment is found by walking backward layer by layer (the head's gradients first, then each layer's).
+    /// </summary>
+    private static (string Phase, List<MemoryItem> Items) WorstBackwardMoment(ModelSpec m, TrainingSettings s, List<MemoryItem> forwardStates,
+        Bytes layerActivations, bool noGradientsInForward)
+    {
+        long tokens = (long)s.MicroBatch * s.SeqLen;
+        Bytes perLayer = s.ActivationCheckpointing ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) : layerActivations;
+        Bytes layerGradients = Bytes.OfElements(m.LayerParameters, 4);
+        Bytes total = Bytes.OfElements(m.TotalParameters, 4);
+        Bytes written = noGradientsInForward ? Bytes.OfElements(m.HeadParameters, 4) : total;
+        Bytes recompute = s.ActivationCheckpointing ? layerActivations : Bytes.Zero;
+        (Bytes Level, Bytes Gradients, int Remaining, bool Recomputing) worst = (Bytes.Zero, written, m.NumLayers, false);
+        for (int k = m.NumLayers - 1; k >= 0; k--)
+        {
+            Bytes whileRecomputing = written + perLayer * (k + 1) + recompute;
+            if (whileRecomputing > worst.Level) worst = (whileRecomputing, written, k + 1, true);
+            if (noGradientsInForward) written += layerGradients;
+            Bytes afterLayer = written + perLayer * k;
+            if (afterLayer > worst.Level) worst = (afterLayer, written, k, false);
+        }
+        var items = new List<MemoryItem>(forwardStates)
+        {
+            new("gradients", worst.Gradients, "fp32, written so far in backward"),
+            new("activations", perLayer * worst.Remaining, $"inputs of the {worst.Remaining} layers still to go"),
+        };
+        if (worst.Recomputing) items.Add(new MemoryItem("recomputed layer activations", recompute, "the layer being recomputed"));
+        return ("during backward", items);
     }
 
     private static Bytes PerTokens(double bytesPerToken, long tokens) => new((long)Math.Ceiling(bytesPerToken * tokens));

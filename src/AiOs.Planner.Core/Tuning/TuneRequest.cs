@@ -23,6 +23,10 @@ public sealed record TuneRequest
     public TuneObjective Objective { get; init; } = TuneObjective.Throughput;
     /// <summary>Fixed parts of every candidate (sequence length, precision, GPUs, nodes, NVMe folder).</summary>
     public TrainingSettings Base { get; init; } = new();
+    /// <summary>Largest gradient accumulation tried: it sets the global batch, which is a training choice as much as a speed one.</summary>
+    public int MaxGradAccumulation { get; init; } = 8;
+    /// <summary>Largest micro-batch tried.</summary>
+    public int MaxMicroBatch { get; init; } = 128;
     /// <summary>Candidates to evaluate at most (closed-form memory checks and simulations together).</summary>
     public int Budget { get; init; } = 10_000;
     /// <summary>Seed of the local search, so the same request gives the same answer.</summary>
@@ -58,6 +62,12 @@ public sealed record TuneResult
     public required int Simulated { get; init; }
     public required int FeasibleCount { get; init; }
     public required TimeSpan Elapsed { get; init; }
+    /// <summary>
+    /// The best structure with other knobs, for comparison: <c>deepspeed_defaults</c> (DeepSpeed's default
+    /// knobs) and <c>nvme_tool_rule</c> (defaults, with the AIO settings DeepSpeed's NVMe tuning tool picks:
+    /// the best read plus write throughput of the drive).
+    /// </summary>
+    public IReadOnlyDictionary<string, Candidate> Baselines { get; init; } = new Dictionary<string, Candidate>();
     /// <summary>Plain sentences: why this choice, what limits it, how much headroom each tier has.</summary>
     public required IReadOnlyList<string> Explanation { get; init; }
 }

@@ -41,8 +41,8 @@ public static partial class Tuner
         foreach (var (stage, param, optimizer) in placements)
             foreach (bool checkpointing in new[] { false, true })
                 foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
-                    foreach (int accumulation in Accumulations)
-                        foreach (int micro in MicroBatches)
+                    foreach (int accumulation in Accumulations.Where(a => a <= Math.Max(1, r.MaxGradAccumulation)))
+                        foreach (int micro in MicroBatches.Where(m => m <= Math.Max(1, r.MaxMicroBatch)))
                         {
                             yield return b with
                             {
@@ -76,14 +76,17 @@ public static partial class Tuner
         public KnobSpace(TuneRequest r)
         {
             var samples = r.Hardware.Drives.SelectMany(d => (d.Read.Samples ?? []).Concat(d.Write.Samples ?? [])).ToList();
-            long[] blocks = BlockSizes;
-            int[] depths = QueueDepths, threads = Threads;
+            long[] blocks = Tuner.BlockSizes;
+            int[] depths = Tuner.QueueDepths, threads = Tuner.Threads;
             if (samples.Count > 0)
             {
                 blocks = [.. blocks.Where(v => v >= samples.Min(s => s.BlockSize) && v <= samples.Max(s => s.BlockSize)).DefaultIfEmpty(1 << 20)];
                 depths = [.. depths.Where(v => v >= samples.Min(s => s.QueueDepth) && v <= samples.Max(s => s.QueueDepth)).DefaultIfEmpty(8)];
                 threads = [.. threads.Where(v => v >= samples.Min(s => s.Threads) && v <= samples.Max(s => s.Threads)).DefaultIfEmpty(1)];
             }
+            BlockSizes = blocks;
+            QueueDepths = depths;
+            Threads = threads;
             long buffer = RoundUp(Math.Max(r.Model.LargestTensorElements(), 100_000_000), 10_000_000);
             Knobs =
             [
@@ -101,6 +104,9 @@ public static partial class Tuner
         }
 
         public IReadOnlyList<Knob> Knobs { get; }
+        public long[] BlockSizes { get; }
+        public int[] QueueDepths { get; }
+        public int[] Threads { get; }
     }
 
     /// <summary>One setting the tuner varies: its values as functions that set it, and when it matters.</summary>

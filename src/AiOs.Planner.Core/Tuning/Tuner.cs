@@ -49,6 +49,11 @@ public static partial class Tuner
         var bestOverall = feasible.FirstOrDefault();
         var alternatives = bestOverall is null ? [] : feasible.DistinctBy(StructureKey).Where(c => StructureKey(c) != StructureKey(bestOverall)).Take(4).ToList();
         var defaults = bestOverall is null ? null : evaluator.Evaluate(WithDefaultKnobs(bestOverall.Settings));
+        var nvmeRule = bestOverall is null || !bestOverall.Settings.UsesNvme ? null
+            : evaluator.Evaluate(WithDefaultKnobs(bestOverall.Settings) with { Aio = NvmeToolRule(request, knobs) });
+        var baselines = new Dictionary<string, Candidate>();
+        if (defaults is not null) baselines["deepspeed_defaults"] = defaults;
+        if (nvmeRule is not null) baselines["nvme_tool_rule"] = nvmeRule;
         watch.Stop();
         return new TuneResult
         {
@@ -59,6 +64,7 @@ public static partial class Tuner
             Simulated = evaluator.Simulated,
             FeasibleCount = feasible.Count,
             Elapsed = watch.Elapsed,
+            Baselines = baselines,
             Explanation = Explain(request, bestOverall, alternatives, defaults, all.Count, evaluator.Simulated, feasible.Count, watch.Elapsed),
         };
     }
@@ -93,6 +99,29 @@ public static partial class Tuner
         }
         front.Reverse();
         return front;
+    }
+
+    /// <summary>
+    /// DeepSpeed's NVMe tuning tool (<c>ds_nvme_tune</c>) sweeps block size, queue depth and threads and keeps
+    /// the setting with the best read plus write throughput; this applies the same rule to the drive curves.
+    /// </summary>
+    private static AioSettings NvmeToolRule(TuneRequest r, KnobSpace space)
+    {
+        var best = new AioSettings();
+        double bestRate = -1;
+        foreach (long block in space.BlockSizes)
+            foreach (int depth in space.QueueDepths)
+                foreach (int threads in space.Threads)
+                {
+                    var aio = new AioSettings { BlockSize = new Units.Bytes(block), QueueDepth = depth, IntraOpParallelism = threads };
+                    double rate = r.Hardware.Drives.Sum(d => d.ReadRate(aio).BytesPerSecond + d.WriteRate(aio).BytesPerSecond);
+                    if (rate > bestRate * (1 + 1e-9))
+                    {
+                        bestRate = rate;
+                        best = aio;
+                    }
+                }
+        return best;
     }
 
     private static TrainingSettings WithDefaultKnobs(TrainingSettings s)

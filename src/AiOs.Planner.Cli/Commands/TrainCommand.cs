@@ -1,0 +1,170 @@
+using System.CommandLine;
+using System.Text.Json;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Engine;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Planning;
+using AiOs.Planner.Reports;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios train</c>: run real training with the offload settings and record what it took.</summary>
+public static class TrainCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var options = new SettingsOptions(required: false);
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps to run", Required = true };
+        var dataset = new Option<string?>("--dataset-file") { Description = "Text file to train on, read as bytes (default: the bundled text)" };
+        var tokenizer = new Option<Tokenization>("--tokenizer") { Description = "bytes (any model) | gpt2 (BPE; models with vocab_size ≥ 50257)", DefaultValueFactory = _ => Tokenization.Bytes };
+        var device = new Option<string>("--device") { Description = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
+        var runsDir = new Option<string>("--runs-dir") { Description = "Folder that receives runs/<id>/", DefaultValueFactory = _ => "runs" };
+        var runId = new Option<string?>("--run-id") { Description = "Name of the run folder (default: time and a random suffix)" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and the data order", DefaultValueFactory = _ => 1234 };
+        var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-3 };
+        var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
+        var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, or from the newest checkpoint of a run folder" };
+        var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
+        var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
+        var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
+        options.AddTo(command);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, keep, json }) command.Options.Add(o);
+        command.SetAction(r =>
+        {
+            if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
+                throw new DescriptionException("aios train needs --model (a bundled name such as tiny-gpt, or a path).");
+            var settings = options.Build(r);
+            var engine = new EngineOptions
+            {
+                Seed = r.GetValue(seed),
+                Device = r.GetValue(device)!,
+                Adam = new() { LearningRate = r.GetValue(lr) },
+                KeepSwapFiles = r.GetValue(keep),
+                Clipping = r.GetValue(clip) is { } max
+                    ? new GradientClipping(max, settings.Schedule == Settings.StepSchedule.Overlapped ? ClipMode.PerUnit : ClipMode.GlobalNorm)
+                    : null,
+            };
+            if (r.GetValue(runId) is { Length: > 0 } id) engine = engine with { RunId = id };
+            var hardware = r.GetValue(options.Hardware) is { Length: > 0 } h ? Hardware.ProfileCatalog.Default.Load(h)
+                : engine.Device == "cpu" ? DefaultCpuProfile() : null;
+            var request = new EngineRunRequest
+            {
+                Model = options.LoadModel(r),
+                Settings = settings,
+                Steps = r.GetValue(steps),
+                DatasetPath = r.GetValue(dataset) ?? BundledText.DefaultPath,
+                Tokenization = r.GetValue(tokenizer),
+                Options = engine,
+                RunsRoot = r.GetValue(runsDir)!,
+                SaveEvery = r.GetValue(saveEvery),
+                ResumeFrom = r.GetValue(resume),
+            };
+            return Execute(io, request, hardware, r.GetValue(json));
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// Without --hardware on a CPU, the prediction uses a profile of this project's 2-core VM: calibrated when
+    /// present. Say which; another machine should pass its own (`aios calibrate`).
+    /// </summary>
+    private static Hardware.HardwareProfile? DefaultCpuProfile()
+    {
+        var names = Hardware.ProfileCatalog.Default.Names();
+        string? name = names.Contains("ci-2core-24gb-calibrated") ? "ci-2core-24gb-calibrated" : names.Contains("ci-2core-24gb") ? "ci-2core-24gb" : null;
+        return name is null ? null : Hardware.ProfileCatalog.Default.Load(name);
+    }
+
+    private static int Execute(CliIo io, EngineRunRequest request, Hardware.HardwareProfile? hardware, bool json)
+    {
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var started = DateTime.UtcNow;
+            int? firstStep = null;
+            // With --json, stdout carries only the summary document, so step lines are not printed.
+            IProgress<StepMetrics>? progress = json ? null : new LineProgress(m =>
+            {
+                // A resumed run starts past step 1: the rate counts only the steps this process ran.
+                firstStep ??= m.Step;
+                double elapsed = (DateTime.UtcNow - started).TotalSeconds;
+                double eta = elapsed / (m.Step - firstStep.Value + 1) * (request.Steps - m.Step);
+                io.Console.MarkupLineInterpolated($"step {m.Step}/{request.Steps}  loss {m.Loss:0.0000}  {m.TokensPerSecond:0} tok/s  {m.WallMs:0} ms  ETA {eta:0}s");
+            });
+            RunSummary summary;
+            try
+            {
+                summary = EngineRun.Execute(request, progress, cancel.Token);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
+            {
+                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                return ExitCodes.Usage;
+            }
+            string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
+            if (hardware is not null && Directory.Exists(dir))
+                RunPrediction.Write(dir, request.Model, hardware, request.Settings);
+            if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
+            else
+            {
+                Render(io.Console, summary, dir);
+                RenderComparison(io.Console, dir, hardware);
+            }
+            return summary.Completed ? ExitCodes.Ok : ExitCodes.Interrupted;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static void Render(IAnsiConsole console, RunSummary s, string dir)
+    {
+        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        table.AddRow("steps", $"{s.StepsCompleted}/{s.StepsRequested}");
+        table.AddRow("loss", $"{s.FirstLoss:0.0000} → {s.FinalLoss:0.0000}");
+        table.AddRow("median step", $"{s.MedianStepMs:0.0} ms");
+        table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
+        table.AddRow("waiting for I/O", $"{s.MeanIoStallMs:0.0} ms");
+        table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");
+        table.AddRow("NVMe read / written", $"{new Units.Bytes(s.NvmeReadBytes)} / {new Units.Bytes(s.NvmeWrittenBytes)}");
+        table.AddRow("peak RSS", $"{new Units.Bytes(s.PeakResidentBytes)}");
+        if (s.LastCheckpoint is { } checkpoint) table.AddRow("last checkpoint", checkpoint);
+        console.Write(table);
+        console.MarkupLineInterpolated($"Run folder: {dir}");
+    }
+
+    /// <summary>Predicted against measured, per phase, from the files now in the run folder.</summary>
+    private static void RenderComparison(IAnsiConsole console, string dir, Hardware.HardwareProfile? hardware)
+    {
+        if (hardware is null)
+        {
+            console.MarkupLine("No prediction: pass --hardware PROFILE (or calibrate this machine) to compare with the simulator.");
+            return;
+        }
+        var rows = HtmlReport.Errors(RunData.Load(dir));
+        if (rows.Count == 0) return;
+        var table = new Table().Title($"Predicted ({hardware.Name}) vs measured, mean of the steps after the first")
+            .AddColumn("phase").AddColumn(new TableColumn("predicted").RightAligned()).AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
+        foreach (var row in rows)
+            table.AddRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
+        console.Write(table);
+        console.MarkupLineInterpolated($"Report: aios report {dir}");
+    }
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
+    private sealed class LineProgress(Action<StepMetrics> onStep) : IProgress<StepMetrics>
+    {
+        public void Report(StepMetrics value) => onStep(value);
+    }
+}

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Tuning;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios whatif</c>: models × machines (and upgrades), each at its best settings.</summary>
+public static class WhatIfCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var models = new Option<string>("--model", "-m") { Description = "Models, comma-separated (names or paths), or 'all'", Required = true };
+        var hardware = new Option<string>("--hardware", "-H") { Description = "Profiles, comma-separated (names or paths), or 'all'", Required = true };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => 1024 };
+        var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16 };
+        var minRate = new Option<double>("--min-tokens-per-s") { Description = "Report the largest model each machine trains at this rate or better", DefaultValueFactory = _ => 0 };
+        var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
+        var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes.")
+            { models, hardware, seqLen, precision, minRate, noUpgrades, json };
+        command.SetAction(r =>
+        {
+            var request = new WhatIfRequest
+            {
+                Models = Split(r.GetValue(models)!, ModelCatalog.Default.Names()).Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
+                Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load).ToList(),
+                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision) },
+                Upgrades = !r.GetValue(noUpgrades),
+                MinTokensPerSecond = r.GetValue(minRate),
+            };
+            var result = WhatIf.Run(request);
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result)));
+            else Render(io.Console, result, request.MinTokensPerSecond);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static IEnumerable<string> Split(string list, IReadOnlyList<string> all) =>
+        list.Trim() == "all" ? all : list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    private static JsonObject Json(WhatIfResult result) => new()
+    {
+        ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
+        {
+            ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
+            ["tokens_per_s"] = c.TokensPerSecond, ["bottleneck"] = c.Bottleneck, ["settings"] = c.Settings,
+            ["gpu_peak_bytes"] = c.GpuPeak.Value, ["host_peak_bytes"] = c.HostPeak.Value,
+        }).ToArray()),
+        ["largest_at_rate"] = new JsonObject(result.LargestAtRate.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+    };
+
+    private static void Render(IAnsiConsole console, WhatIfResult result, double minRate)
+    {
+        var models = result.Cells.Select(c => c.Model).Distinct().ToList();
+        var table = new Table().Title("Predicted tokens/s at the best settings (bottleneck)").AddColumn("machine");
+        foreach (string m in models) table.AddColumn(m);
+        foreach (var row in result.Cells.GroupBy(c => (c.Hardware, c.Variant)))
+        {
+            var cells = new List<string> { Markup.Escape(row.Key.Variant == WhatIf.AsIs ? row.Key.Hardware : $"  {row.Key.Variant}") };
+            cells.AddRange(models.Select(m => row.FirstOrDefault(c => c.Model == m) is { Fits: true } c
+                ? $"{c.TokensPerSecond:N0} ({Markup.Escape(c.Bottleneck)})" : "[red]no fit[/]"));
+            table.AddRow(cells.ToArray());
+        }
+        console.Write(table);
+        foreach (var (machine, model) in result.LargestAtRate)
+            console.MarkupLineInterpolated($"{machine}: largest model at ≥ {minRate:N0} tokens/s: {model ?? "none"}");
+    }
+}

@@ -1,0 +1,82 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace AiOs.Planner.Engine.Checkpoints;
+
+/// <summary>
+/// Reads and writes fp32 tensors in the safetensors format (an 8-byte little-endian header length, a JSON
+/// header mapping each name to dtype, shape and byte range, then the raw little-endian data), so PyTorch
+/// users can load checkpoints with <c>safetensors.torch.load_file</c>.
+/// </summary>
+public static class SafeTensors
+{
+    /// <summary>Writes <paramref name="tensors"/> (name → shape and fp32 values) to <paramref name="path"/>.</summary>
+    public static void Write(string path, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        foreach (var (name, shape, data) in tensors)
+        {
+            long elements = shape.Aggregate(1L, (a, b) => a * b);
+            if (elements != data.Length) throw new ArgumentException($"Tensor {name}: shape holds {elements} elements, data {data.Length}.", nameof(tensors));
+            header[name] = new JsonObject
+            {
+                ["dtype"] = "F32",
+                ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + 4L * data.Length),
+            };
+            offset += 4L * data.Length;
+        }
+        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(length, padded);
+        stream.Write(length);
+        stream.Write(json);
+        for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
+        foreach (var (_, _, data) in tensors) stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Reads every fp32 tensor of <paramref name="path"/> by name; anything malformed is an <see cref="InvalidDataException"/>.</summary>
+    public static IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Read(string path)
+    {
+        byte[] file = File.ReadAllBytes(path);
+        if (file.Length < 8) throw new InvalidDataException($"{path} is not a safetensors file (too short).");
+        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(file);
+        if (headerLength <= 0 || 8 + headerLength > file.Length) throw new InvalidDataException($"{path}: header length {headerLength} is impossible.");
+        JsonObject header;
+        try
+        {
+            header = JsonNode.Parse(Encoding.UTF8.GetString(file, 8, (int)headerLength))?.AsObject()
+                ?? throw new InvalidDataException($"{path}: empty header.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: the header is not valid JSON.", e);
+        }
+        long dataStart = 8 + headerLength;
+        var result = new Dictionary<string, (long[], float[])>(StringComparer.Ordinal);
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__" || node is null) continue;
+            if ((string?)node["dtype"] != "F32") throw new InvalidDataException($"{path}: tensor {name} is not F32.");
+            long[] shape = node["shape"]!.AsArray().Select(d => (long)d!).ToArray();
+            long begin = (long)node["data_offsets"]![0]!, end = (long)node["data_offsets"]![1]!;
+            if (begin < 0 || end < begin || dataStart + end > file.Length || (end - begin) != 4 * shape.Aggregate(1L, (a, b) => a * b))
+                throw new InvalidDataException($"{path}: tensor {name} has an impossible byte range.");
+            result[name] = (shape, MemoryMarshal.Cast<byte, float>(file.AsSpan((int)(dataStart + begin), (int)(end - begin))).ToArray());
+        }
+        return result;
+    }
+}

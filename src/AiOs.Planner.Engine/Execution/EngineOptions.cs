@@ -1,0 +1,82 @@
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Settings;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>Which gradient norm clipping limits.</summary>
+public enum ClipMode
+{
+    /// <summary>torch.nn.utils.clip_grad_norm_ over every gradient: needs all of them first, so only the DeepSpeed schedule supports it.</summary>
+    GlobalNorm,
+    /// <summary>Each unit (layer, or the outer block) clipped by its own norm: what the overlapped schedule can do, since a layer is updated as soon as its gradient is complete.</summary>
+    PerUnit,
+}
+
+/// <summary>Gradient clipping: scale gradients by min(1, max_norm / (norm + 1e-6)).</summary>
+public sealed record GradientClipping(double MaxNorm, ClipMode Mode);
+
+/// <summary>Engine choices that <see cref="TrainingSettings"/> does not describe.</summary>
+public sealed record EngineOptions
+{
+    public AdamWOptions Adam { get; init; } = new();
+    /// <summary>Null: no clipping.</summary>
+    public GradientClipping? Clipping { get; init; }
+    /// <summary>Seed of the initial weights and of the data order.</summary>
+    public long Seed { get; init; } = 1234;
+    /// <summary>Names the run (and its swap folder <c>aios-&lt;id&gt;</c>).</summary>
+    public string RunId { get; init; } = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6];
+    /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>
+    public bool KeepSwapFiles { get; init; }
+    /// <summary>The compute device: <c>cpu</c> (tested) or <c>cuda</c> (prepared, not yet exercised).</summary>
+    public string Device { get; init; } = "cpu";
+}
+
+/// <summary>Settings translated into engine terms, with unsupported combinations refused up front.</summary>
+internal static class EngineSettings
+{
+    public static ScalarType DType(Precision precision) => precision switch
+    {
+        Precision.Fp32 => ScalarType.Float32,
+        Precision.Bf16 => ScalarType.BFloat16,
+        _ => throw new NotSupportedException("fp16 training needs dynamic loss scaling, which the engine does not have yet; use --precision bf16 or fp32."),
+    };
+
+    public static StorageTier Tier(OffloadTier tier) => tier switch
+    {
+        OffloadTier.None => StorageTier.Device,
+        OffloadTier.Cpu => StorageTier.Cpu,
+        _ => StorageTier.Nvme,
+    };
+
+    /// <summary>
+    /// Throws one message naming each setting the engine cannot honour, including host memory the
+    /// model states and buffers would need beyond <paramref name="hostAvailable"/> (default: MemAvailable).
+    /// </summary>
+    public static void Check(Models.ModelSpec spec, TrainingSettings s, EngineOptions o, Units.Bytes? hostAvailable = null)
+    {
+        var problems = new List<string>();
+        if (s.Precision == Precision.Fp16) problems.Add("precision fp16 is not supported yet (use bf16 or fp32)");
+        if (s.SeqLen > spec.MaxSeqLen) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
+        if (s.MicroBatch < 1) problems.Add("micro_batch must be at least 1");
+        if (s.GradAccumulation < 1) problems.Add("gradient accumulation must be at least 1");
+        if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath)) problems.Add("NVMe offload needs nvme_path");
+        if (s.Schedule == StepSchedule.Overlapped && o.Clipping?.Mode == ClipMode.GlobalNorm)
+            problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
+        long largest = Math.Max(spec.LayerParameters, spec.EmbeddingParameters + spec.HeadParameters);
+        if (s.ParamOffload != OffloadTier.None && largest > s.BufferSize)
+            problems.Add($"buffer_size {s.BufferSize} elements is smaller than the largest unit ({largest} elements); raise buffer_size");
+        if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
+        if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
+        {
+            Units.Bytes need = HostMemoryEstimate.Total(spec, s);
+            if (need > available)
+            {
+                HostMemoryItem biggest = HostMemoryEstimate.Items(spec, s)[0];
+                problems.Add($"model states and buffers need {need} of host RAM but {available} is available; the largest part is {biggest.What} ({biggest.Size}): change {biggest.Remedy}");
+            }
+        }
+        if (problems.Count > 0) throw new ArgumentException("The engine cannot run these settings: " + string.Join("; ", problems) + ".");
+    }
+}

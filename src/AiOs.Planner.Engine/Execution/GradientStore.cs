@@ -1,0 +1,100 @@
+using System.Runtime.InteropServices;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Where each unit's fp32 gradient accumulates over the micro-batches of a step, and where the optimizer
+/// reads it from: CPU RAM, or a swap file per unit (<c>grad-u&lt;i&gt;</c>) when gradients are offloaded to
+/// NVMe. The compute thread accumulates; the optimizer (possibly on another thread) reads units whose
+/// last micro-batch is done.
+/// </summary>
+internal abstract class GradientStore
+{
+    protected GradientStore(int units) => SumOfSquares = new double[units];
+
+    /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated.</summary>
+    public double[] SumOfSquares { get; }
+
+    /// <summary>Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch) and drops them.</summary>
+    public abstract void Accumulate(int unit, FlatParameters parameters, bool first, bool last);
+
+    /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
+    public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
+}
+
+/// <summary>Gradients in CPU RAM: one fp32 accumulator per unit.</summary>
+internal sealed class CpuGradientStore : GradientStore
+{
+    private readonly float[][] _sums;
+
+    public CpuGradientStore(IReadOnlyList<long> unitElements) : base(unitElements.Count) =>
+        _sums = unitElements.Select(n => new float[n]).ToArray();
+
+    public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
+    {
+        if (first) Array.Clear(_sums[unit]);
+        parameters.DrainGradientsInto(_sums[unit]);
+        if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(_sums[unit]);
+    }
+
+    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch) => _sums[g.Unit].AsSpan((int)g.Offset, g.Elements);
+}
+
+/// <summary>
+/// Gradients in NVMe swap files. The first micro-batch writes a unit's gradient; later ones read it,
+/// add and write it back; the optimizer reads it by sub-group. Only one unit's gradient is in RAM at a time.
+/// </summary>
+internal sealed class NvmeGradientStore : GradientStore
+{
+    private readonly ISwapStore _store;
+    private readonly IoCounters _io;
+    private readonly SpanTrace _trace;
+    private readonly float[] _unitBuffer;
+    private readonly string _nvme;
+
+    public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace) : base(unitElements.Count)
+    {
+        _store = store;
+        _io = io;
+        _trace = trace;
+        _unitBuffer = new float[unitElements.Max()];
+        _nvme = ResourceNames.Of(ResourceKind.Nvme, trace.HasGpu);
+    }
+
+    private static string Key(int unit) => $"grad-u{unit}";
+
+    private int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
+
+    public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
+    {
+        Span<float> sum = _unitBuffer.AsSpan(0, checked((int)parameters.Layout.Elements));
+        Span<byte> bytes = MemoryMarshal.AsBytes(sum);
+        if (first)
+        {
+            sum.Clear();
+        }
+        else
+        {
+            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit))) _store.Read(Key(unit), 0, bytes);
+            _io.Read(StorageTier.Nvme, bytes.Length);
+        }
+        parameters.DrainGradientsInto(sum);
+        if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit))) _store.Write(Key(unit), 0, bytes);
+        _io.Written(StorageTier.Nvme, bytes.Length);
+    }
+
+    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch)
+    {
+        Span<float> part = scratch[..g.Elements];
+        _store.Read(Key(g.Unit), 4 * g.Offset, MemoryMarshal.AsBytes(part));
+        _io.Read(StorageTier.Nvme, 4L * g.Elements);
+        return part;
+    }
+}

@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Trains a model one unit at a time with ZeRO-Infinity-style offload. Forward keeps only each layer's
+/// input; backward walks the layers in reverse, fetches a layer again, recomputes it with autograd on
+/// and back-propagates the incoming gradient, so a layer's parameters are on the device only while it
+/// runs. Gradients leave for fp32 CPU accumulators as each unit finishes. The optimizer (fp32 master
+/// weights and moments in CPU RAM or NVMe) runs after backward (DeepSpeed schedule) or updates each
+/// unit on a worker thread as soon as its last gradient is in (overlapped schedule).
+/// </summary>
+/// <remarks>
+/// Gradient clipping: the DeepSpeed schedule supports global-norm and per-unit clipping; the
+/// overlapped schedule supports per-unit clipping or none (a global norm is not known until backward ends).
+/// The outer block (embeddings, final norm, head) is used at both ends of a micro-batch and stays on the
+/// device for the whole micro-batch.
+/// </remarks>
+public sealed class LayerwiseTrainer : IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly TrainingSettings _settings;
+    private readonly EngineOptions _options;
+    private readonly Device _device;
+    private readonly SwapDirectory? _swapDirectory;
+    private readonly ISwapStore? _store;
+    private readonly ParameterSwapper _params;
+    private readonly OptimizerStates _optim;
+    private readonly GradientStore _grads;
+    private readonly float[] _unitScale;
+    private int _step;
+
+    /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
+    /// <param name="spec">The model.</param>
+    /// <param name="settings">Placement, buffers, batch and schedule.</param>
+    /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
+    /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
+    /// <param name="optimizer">The sub-group update (default: <see cref="SpanAdamW"/>); where a faster CPU Adam plugs in.</param>
+    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="FileSwapStore"/>); where a direct-I/O store plugs in.</param>
+    public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
+        Func<SwapDirectory, ISwapStore>? swapStore = null)
+    {
+        EngineSettings.Check(spec, settings, options);
+        Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
+        _spec = spec;
+        _settings = settings;
+        _options = options;
+        _device = new Device(options.Device);
+        Trace = new SpanTrace(clock ?? TimeProvider.System, hasGpu: _device.type == TorchSharp.DeviceType.CUDA);
+        int units = spec.NumLayers + 1;
+        if (settings.UsesNvme)
+        {
+            _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
+            _store = swapStore is null ? new FileSwapStore(_swapDirectory) : swapStore(_swapDirectory);
+        }
+        try
+        {
+            _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
+                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace);
+            long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
+                settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
+            _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
+                ? new NvmeGradientStore(elements, _store!, Io, Trace)
+                : new CpuGradientStore(elements);
+            _unitScale = new float[units];
+            float[][] initial = InitialWeights.Create(spec, options.Seed);
+            for (int u = 0; u < units; u++)
+            {
+                _optim.Initialise(u, initial[u]);
+                _params.WriteBack(u, 0, initial[u]);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Spans of everything the engine did, per resource.</summary>
+    public SpanTrace Trace { get; }
+
+    /// <summary>Bytes moved per tier.</summary>
+    public IoCounters Io { get; } = new();
+
+    /// <summary>Where the swap files are, when NVMe is used.</summary>
+    public string? SwapPath => _swapDirectory?.Path;
+
+    /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block).</summary>
+    public float[] MasterOf(int unit) => _optim.ReadMaster(unit);
+
+    /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
+    public int CompletedSteps => _step;
+
+    /// <summary>Writes a checkpoint of the current state under <paramref name="root"/>; returns its folder.</summary>
+    public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+    {
+        var (master, m, v) = _optim.ReadState(u);
+        return new Checkpoints.UnitState(master, m, v);
+    });
+
+    /// <summary>Restores master weights, moments, working parameters and the step count from a checkpoint folder.</summary>
+    public void RestoreCheckpoint(string folder)
+    {
+        var (manifest, units) = Checkpoints.Checkpoint.Load(folder, _spec);
+        if (manifest.Seed != _options.Seed)
+            throw new InvalidDataException($"Checkpoint '{folder}' was made with seed {manifest.Seed}; this run uses {_options.Seed}, so the data order would differ.");
+        for (int u = 0; u < units.Length; u++)
+        {
+            _optim.SetState(u, units[u].Master, units[u].ExpAvg, units[u].ExpAvgSq);
+            _params.WriteBack(u, 0, units[u].Master);
+        }
+        _step = manifest.Step;
+    }
+
+    /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
+    public StepResult Step(Func<int, TokenBatch> batchOf)
+    {
+        int step = ++_step;
+        Trace.CurrentStep = step;
+        long startTicks = Stopwatch.GetTimestamp();
+        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
+        double loss = 0;
+        long tokens = 0;
+        int accumulation = _settings.GradAccumulation;
+        Task optimizerTail = Task.CompletedTask;
+        try
+        {
+            for (int micro = 0; micro < accumulation; micro++)
+            {
+                Trace.CurrentMicroBatch = micro;
+                using TokenBatch batch = batchOf(micro);
+                tokens += batch.Tokens;
+                loss += MicroBatch(step, micro, batch, ref optimizerTail, ref forward, ref backward);
+            }
+        }
+        catch
+        {
+            // Let an overlapped update in flight finish before the caller disposes the stores it writes to.
+            try { optimizerTail.Wait(); } catch (AggregateException) { }
+            throw;
+        }
+
+        long optimizerStart = Stopwatch.GetTimestamp();
+        if (_settings.Schedule == StepSchedule.Overlapped)
+        {
+            optimizerTail.GetAwaiter().GetResult();
+        }
+        else
+        {
+            ComputeScales(Enumerable.Range(0, _unitScale.Length));
+            var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
+            _optim.Update(groups, _grads, u => _unitScale[u], step, _params.WriteBack);
+        }
+        long end = Stopwatch.GetTimestamp();
+        var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
+        return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled);
+    }
+
+    /// <summary>Forward, loss and backward of one micro-batch; returns its (scaled) loss.</summary>
+    private double MicroBatch(int step, int micro, TokenBatch batch, ref Task optimizerTail, ref TimeSpan forward, ref TimeSpan backward)
+    {
+        bool last = micro == _settings.GradAccumulation - 1;
+        using var scope = NewDisposeScope();
+        Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
+        _params.BeginPass(PassOrder());
+        var replay = new DropoutReplay(_options.Seed, step, micro);
+
+        long t0 = Stopwatch.GetTimestamp();
+        var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
+        Tensor embedded;
+        replay.Before(-1, _device);
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
+        Tensor[] layerInputs = ForwardLayers(embedded, replay, out Tensor x);
+        Tensor hidden = x.detach().requires_grad_(true);
+        Tensor microLoss;
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, _settings.GradAccumulation);
+        double value = microLoss.item<float>();
+        long t1 = Stopwatch.GetTimestamp();
+        forward += Stopwatch.GetElapsedTime(t0, t1);
+
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
+        Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+        gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
+        using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+        Io.Download(outer.Parameters.ByteLength);
+        _params.Release(_spec.NumLayers);
+        if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
+        backward += Stopwatch.GetElapsedTime(t1);
+        return value;
+    }
+
+    /// <summary>Runs the layers without autograd, keeping only each layer's input; <paramref name="output"/> is the last layer's output.</summary>
+    private Tensor[] ForwardLayers(Tensor x, DropoutReplay replay, out Tensor output)
+    {
+        var inputs = new Tensor[_spec.NumLayers];
+        using (no_grad())
+        {
+            for (int i = 0; i < _spec.NumLayers; i++)
+            {
+                nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+                inputs[i] = x;
+                replay.Before(i, _device);
+                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
+                _params.Release(i);
+            }
+        }
+        output = x;
+        return inputs;
+    }
+
+    /// <summary>
+    /// Walks the layers in reverse: fetch, recompute from the saved input with autograd, back-propagate
+    /// <paramref name="gradient"/>, offload the parameter gradients, release; returns the gradient of the
+    /// first layer's input. On the last micro-batch of the overlapped schedule each layer's update is queued.
+    /// </summary>
+    private Tensor BackwardLayers(Tensor[] inputs, Tensor gradient, DropoutReplay replay, int micro, int step, ref Task optimizerTail)
+    {
+        bool last = micro == _settings.GradAccumulation - 1;
+        for (int i = _spec.NumLayers - 1; i >= 0; i--)
+        {
+            nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
+            Tensor input = inputs[i].detach().requires_grad_(true);
+            Tensor output;
+            replay.Before(i, _device);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
+            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
+            gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+            FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
+            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, parameters, micro == 0, last);
+            Io.Download(parameters.ByteLength);
+            _params.Release(i);
+            if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
+        }
+        return gradient;
+    }
+
+    private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
+
+    /// <summary>Forward visits the outer block then layers 0 … L−1; backward visits L−1 … 0.</summary>
+    private int[] PassOrder() =>
+        [_spec.NumLayers, .. Enumerable.Range(0, _spec.NumLayers), .. Enumerable.Range(0, _spec.NumLayers).Reverse()];
+
+    private Task Enqueue(Task tail, int unit, int step) => tail.ContinueWith(previous =>
+    {
+        previous.GetAwaiter().GetResult();
+        ComputeScales([unit]);
+        _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack);
+    }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+
+    /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>
+    private void ComputeScales(IEnumerable<int> units)
+    {
+        GradientClipping? clip = _options.Clipping;
+        if (clip is null)
+        {
+            foreach (int u in units) _unitScale[u] = 1f;
+            return;
+        }
+        if (clip.Mode == ClipMode.GlobalNorm)
+        {
+            float scale = ClipScale(Math.Sqrt(_grads.SumOfSquares.Sum()), clip.MaxNorm);
+            foreach (int u in units) _unitScale[u] = scale;
+        }
+        else
+        {
+            foreach (int u in units) _unitScale[u] = ClipScale(Math.Sqrt(_grads.SumOfSquares[u]), clip.MaxNorm);
+        }
+    }
+
+    /// <summary>torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)).</summary>
+    internal static float ClipScale(double norm, double maxNorm) => (float)Math.Min(1.0, maxNorm / (norm + 1e-6));
+
+    /// <summary>Releases device slots, buffers and (unless kept) the swap folder.</summary>
+    public void Dispose()
+    {
+        _params?.Dispose();
+        _optim?.Dispose();
+        _store?.Dispose();
+        _swapDirectory?.Dispose();
+    }
+}

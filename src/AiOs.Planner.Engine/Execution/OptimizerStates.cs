@@ -1,0 +1,224 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Simulation.Program;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>A contiguous run of one unit's elements that the optimizer updates (and swaps) as a whole.</summary>
+/// <param name="Unit">The unit (layer index, or the layer count for the outer block).</param>
+/// <param name="Index">Position among the unit's sub-groups.</param>
+/// <param name="Offset">First element within the unit.</param>
+/// <param name="Elements">Element count, at most sub_group_size.</param>
+internal sealed record SubGroup(int Unit, int Index, long Offset, int Elements);
+
+/// <summary>
+/// fp32 master weights and Adam moments of every unit, in CPU RAM or in NVMe swap files, updated
+/// sub-group by sub-group. Sub-groups split each unit into runs of at most sub_group_size elements
+/// (a sub-group never spans two units, so one layer can be updated on its own in the overlapped
+/// schedule). On NVMe a sub-group's state is one object [master | m | v]; with pipeline_read the next
+/// sub-group is read while this one is updated, with pipeline_write this one is written while the next
+/// is updated; at most optimizer buffer_count sub-group buffers exist.
+/// </summary>
+internal sealed class OptimizerStates : IDisposable
+{
+    private readonly StorageTier _tier;
+    private readonly IOptimizerStep _step;
+    private readonly ISwapStore? _store;
+    private readonly IoCounters _io;
+    private readonly SpanTrace _trace;
+    private readonly bool _pipelineRead, _pipelineWrite;
+    private readonly SubGroup[][] _groups;
+    private readonly float[][]? _master, _m, _v;
+    private readonly BlockingCollection<float[]>? _buffers;
+    private float[]? _gradientScratch;
+
+    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, int bufferCount, bool pipelineRead, bool pipelineWrite,
+        IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
+    {
+        if (subGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(subGroupSize), "sub_group_size must be at least 1.");
+        _tier = tier == StorageTier.Nvme ? StorageTier.Nvme : StorageTier.Cpu;
+        _step = step;
+        _store = store;
+        _io = io;
+        _trace = trace;
+        _pipelineRead = pipelineRead;
+        _pipelineWrite = pipelineWrite;
+        _groups = unitElements.Select((n, u) => Split(u, n, subGroupSize)).ToArray();
+        if (_tier == StorageTier.Cpu)
+        {
+            _master = unitElements.Select(n => new float[n]).ToArray();
+            _m = unitElements.Select(n => new float[n]).ToArray();
+            _v = unitElements.Select(n => new float[n]).ToArray();
+        }
+        else
+        {
+            if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
+            int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
+            _buffers = new BlockingCollection<float[]>();
+            // [master | m | v | gradient] per sub-group; the gradient quarter is filled by the gradient store.
+            for (int i = 0; i < Math.Max(1, bufferCount); i++) _buffers.Add(new float[4L * largest]);
+        }
+    }
+
+    /// <summary>The sub-groups of <paramref name="unit"/>, in element order.</summary>
+    public IReadOnlyList<SubGroup> SubGroupsOf(int unit) => _groups[unit];
+
+    private static SubGroup[] Split(int unit, long elements, long size)
+    {
+        var list = new List<SubGroup>();
+        for (long offset = 0, i = 0; offset < elements; offset += size, i++)
+            list.Add(new SubGroup(unit, (int)i, offset, (int)Math.Min(size, elements - offset)));
+        return list.ToArray();
+    }
+
+    /// <summary>The unit as the step program numbers layers: the outer block's state is reported as −1 (embedding side).</summary>
+    private int ProgramLayer(int unit) => unit == _groups.Length - 1 ? -1 : unit;
+
+    private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
+
+    /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
+    public void Initialise(int unit, ReadOnlySpan<float> master)
+    {
+        if (_tier == StorageTier.Cpu)
+        {
+            master.CopyTo(_master![unit]);
+            return;
+        }
+        foreach (SubGroup g in _groups[unit])
+        {
+            float[] buffer = _buffers!.Take();
+            Span<float> state = buffer.AsSpan(0, 3 * g.Elements);
+            state.Clear();
+            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state));
+            _buffers.Add(buffer);
+        }
+    }
+
+    /// <summary>The current fp32 master weights of <paramref name="unit"/> (a copy).</summary>
+    public float[] ReadMaster(int unit)
+    {
+        if (_tier == StorageTier.Cpu) return (float[])_master![unit].Clone();
+        var result = new float[_groups[unit].Sum(g => (long)g.Elements)];
+        foreach (SubGroup g in _groups[unit])
+        {
+            var state = new float[3 * g.Elements];
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            state.AsSpan(0, g.Elements).CopyTo(result.AsSpan((int)g.Offset));
+        }
+        return result;
+    }
+
+    /// <summary>Master weights and both moments of <paramref name="unit"/> (copies), for checkpoints.</summary>
+    public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(int unit)
+    {
+        if (_tier == StorageTier.Cpu) return ((float[])_master![unit].Clone(), (float[])_m![unit].Clone(), (float[])_v![unit].Clone());
+        long n = _groups[unit].Sum(g => (long)g.Elements);
+        float[] master = new float[n], m = new float[n], v = new float[n];
+        foreach (SubGroup g in _groups[unit])
+        {
+            var state = new float[3 * g.Elements];
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            state.AsSpan(0, g.Elements).CopyTo(master.AsSpan((int)g.Offset));
+            state.AsSpan(g.Elements, g.Elements).CopyTo(m.AsSpan((int)g.Offset));
+            state.AsSpan(2 * g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
+        }
+        return (master, m, v);
+    }
+
+    /// <summary>Replaces the master weights and moments of <paramref name="unit"/> (restoring a checkpoint).</summary>
+    public void SetState(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
+    {
+        if (_tier == StorageTier.Cpu)
+        {
+            master.CopyTo(_master![unit]);
+            expAvg.CopyTo(_m![unit]);
+            expAvgSq.CopyTo(_v![unit]);
+            return;
+        }
+        foreach (SubGroup g in _groups[unit])
+        {
+            var state = new float[3 * g.Elements];
+            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
+            expAvg.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(g.Elements));
+            expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(2 * g.Elements));
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+        }
+    }
+
+    /// <summary>
+    /// Updates <paramref name="groups"/> in order: gradients from <paramref name="gradients"/>, scaled by
+    /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>.
+    /// </summary>
+    public void Update(IReadOnlyList<SubGroup> groups, GradientStore gradients, Func<int, float> scaleOf, int step,
+        Action<int, long, ReadOnlySpan<float>> writeBack)
+    {
+        if (_tier == StorageTier.Cpu)
+        {
+            foreach (SubGroup g in groups)
+            {
+                var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+                _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+                ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
+                using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
+                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
+                _io.Read(StorageTier.Cpu, 12L * g.Elements);
+                _io.Written(StorageTier.Cpu, 12L * g.Elements);
+                writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
+            }
+            return;
+        }
+        var writes = new List<Task>();
+        Task<float[]>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0], gradients) : null;
+        for (int i = 0; i < groups.Count; i++)
+        {
+            SubGroup g = groups[i];
+            float[] buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
+            next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1], gradients) : null;
+            Span<float> state = buffer.AsSpan(0, 4 * g.Elements);
+            using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
+                _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
+            writeBack(g.Unit, g.Offset, state[..g.Elements]);
+            if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
+            else WriteNow(g, buffer);
+        }
+        Task.WaitAll(writes);
+    }
+
+    private float[] Wait(Task<float[]> read, SubGroup g)
+    {
+        if (!read.IsCompleted)
+            using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.Wait();
+        return read.Result;
+    }
+
+    private Task<float[]> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));
+
+    /// <summary>Reads a sub-group's state and its gradient (from wherever gradients live) into one buffer.</summary>
+    private float[] ReadNow(SubGroup g, GradientStore gradients)
+    {
+        float[] buffer = _buffers!.Take();
+        Span<float> gradientPart = buffer.AsSpan(3 * g.Elements, g.Elements);
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit)))
+        {
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
+            ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
+            if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
+        }
+        _io.Read(StorageTier.Nvme, 12L * g.Elements);
+        return buffer;
+    }
+
+    private void WriteNow(SubGroup g, float[] buffer)
+    {
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit)))
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
+        _io.Written(StorageTier.Nvme, 12L * g.Elements);
+        _buffers!.Add(buffer);
+    }
+
+    public void Dispose() => _buffers?.Dispose();
+}

@@ -1,0 +1,170 @@
+using System.Buffers;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Models;
+using AiOs.Planner.Simulation.Program;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Holds every unit's working parameters (training precision) in one tier and brings a unit to the
+/// device just before it runs. Device tier: each unit has its own resident module. CPU or NVMe tier:
+/// a few device slots are reused; NVMe reads run ahead on I/O threads through a
+/// <see cref="PrefetchWindow"/> bounded by buffer_count and the prefetch depth, and the copy into a
+/// slot happens when the unit is acquired. Write-backs from the optimizer may come from another thread.
+/// </summary>
+internal sealed partial class ParameterSwapper : IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly StorageTier _tier;
+    private readonly int _elementBytes;
+    private readonly ISwapStore? _store;
+    private readonly IoCounters _io;
+    private readonly SpanTrace _trace;
+    private readonly ParameterLayout[] _layouts;
+    private readonly FlatParameters[]? _resident;
+    private readonly nn.Module<Tensor, Tensor>[]? _residentModules;
+    private readonly byte[][]? _cpuCopies;
+    private readonly Stack<DecoderLayer> _freeLayerSlots = new();
+    private readonly OuterBlock? _outerSlot;
+    private readonly Dictionary<int, nn.Module<Tensor, Tensor>> _inUse = [];
+    private readonly PrefetchWindow? _window;
+
+    public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, int bufferCount, int prefetchDepth,
+        ISwapStore? store, IoCounters io, SpanTrace trace)
+    {
+        _spec = spec;
+        _tier = tier;
+        _elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
+        _store = store;
+        _io = io;
+        _trace = trace;
+        var layer = ParameterLayout.ForLayer(spec);
+        var outer = ParameterLayout.ForOuter(spec);
+        _layouts = Enumerable.Range(0, spec.NumLayers + 1).Select(u => u == spec.NumLayers ? outer : layer).ToArray();
+        if (tier == StorageTier.Nvme && store is null) throw new ArgumentException("NVMe parameters need a swap store.", nameof(store));
+
+        if (tier == StorageTier.Device)
+        {
+            _resident = _layouts.Select(l => new FlatParameters(l, dtype, device)).ToArray();
+            _residentModules = _resident.Select((p, u) => u == spec.NumLayers ? (nn.Module<Tensor, Tensor>)new OuterBlock(spec, p) : new DecoderLayer(spec, p)).ToArray();
+            return;
+        }
+        if (tier == StorageTier.Cpu) _cpuCopies = _layouts.Select(l => new byte[l.Elements * _elementBytes]).ToArray();
+        int depth = Math.Max(0, prefetchDepth);
+        int slots = Math.Clamp(1 + depth, 1, Math.Max(1, spec.NumLayers));
+        for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
+        _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
+        if (tier == StorageTier.Nvme)
+            _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, layer.Elements * _elementBytes, outer.Elements * _elementBytes);
+    }
+
+    /// <summary>The tier holding the working parameters.</summary>
+    public StorageTier Tier => _tier;
+
+    /// <summary>Bytes of unit <paramref name="unit"/> in the training precision.</summary>
+    public long UnitBytes(int unit) => _layouts[unit].Elements * _elementBytes;
+
+    internal static string Key(int unit) => $"param-u{unit}";
+
+    /// <summary>The unit as the step program numbers layers: the outer block is −1 (it is fetched for the embedding first).</summary>
+    internal int ProgramLayer(int unit) => unit == _spec.NumLayers ? -1 : unit;
+
+    /// <summary>
+    /// Stores fp32 values <paramref name="master"/> for elements starting at <paramref name="elementOffset"/>
+    /// of <paramref name="unit"/>, converted to the training precision, in the unit's tier.
+    /// </summary>
+    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master)
+    {
+        int byteCount = master.Length * _elementBytes;
+        long byteOffset = elementOffset * _elementBytes;
+        switch (_tier)
+        {
+            case StorageTier.Device:
+                FlatParameters flat = _resident![unit];
+                if (flat.Flat.device_type == TorchSharp.DeviceType.CPU)
+                {
+                    PrecisionCast.ToWorking(master, flat.Flat.bytes.Slice(checked((int)byteOffset), byteCount), _elementBytes);
+                }
+                else
+                {
+                    using var scope = NewDisposeScope();
+                    using var _ = no_grad();
+                    flat.Flat.narrow(0, elementOffset, master.Length).copy_(tensor(master.ToArray()));
+                }
+                break;
+            case StorageTier.Cpu:
+                PrecisionCast.ToWorking(master, _cpuCopies![unit].AsSpan(checked((int)byteOffset), byteCount), _elementBytes);
+                _io.Written(StorageTier.Cpu, byteCount);
+                break;
+            default:
+                byte[] buffer = ArrayPool<byte>.Shared.Rent(byteCount);
+                try
+                {
+                    PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _elementBytes);
+                    using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit)))
+                        _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
+                    _io.Written(StorageTier.Nvme, byteCount);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+                break;
+        }
+    }
+
+    /// <summary>Declares the order units will be acquired in this pass so reads can run ahead.</summary>
+    public void BeginPass(IReadOnlyList<int> order) => _window?.Begin(order);
+
+    /// <summary>The unit's module on the device, with its current values; blocks on I/O if it is not there yet.</summary>
+    public nn.Module<Tensor, Tensor> Acquire(int unit)
+    {
+        if (_residentModules is not null) return _residentModules[unit];
+        if (_inUse.ContainsKey(unit)) throw new InvalidOperationException($"Unit {unit} is already on the device.");
+        bool isOuter = unit == _spec.NumLayers;
+        nn.Module<Tensor, Tensor> slot = isOuter ? _outerSlot! : _freeLayerSlots.Count > 0 ? _freeLayerSlots.Pop()
+            : throw new InvalidOperationException("No free device slot: release a unit before acquiring another.");
+        FlatParameters target = isOuter ? _outerSlot!.Parameters : ((DecoderLayer)slot).Parameters;
+        if (_tier == StorageTier.Cpu)
+        {
+            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit))) target.LoadBytes(_cpuCopies![unit]);
+            _io.Read(StorageTier.Cpu, UnitBytes(unit));
+            _io.Upload(UnitBytes(unit));
+        }
+        else
+        {
+            _window!.TakeInto(unit, target);
+        }
+        _inUse[unit] = slot;
+        return slot;
+    }
+
+    /// <summary>Gives the unit's slot back; its gradients must have been drained.</summary>
+    public void Release(int unit)
+    {
+        if (_residentModules is not null) return;
+        if (!_inUse.Remove(unit, out var slot)) throw new InvalidOperationException($"Unit {unit} is not on the device.");
+        if (slot is DecoderLayer layer) _freeLayerSlots.Push(layer);
+    }
+
+    /// <summary>The unit's parameters while acquired (for draining gradients).</summary>
+    public static FlatParameters ParametersOf(nn.Module<Tensor, Tensor> module) => module switch
+    {
+        DecoderLayer l => l.Parameters,
+        OuterBlock o => o.Parameters,
+        _ => throw new ArgumentException("Not an engine module.", nameof(module)),
+    };
+
+    public void Dispose()
+    {
+        _window?.Dispose();
+        if (_resident is not null) foreach (FlatParameters p in _resident) p.Dispose();
+        foreach (DecoderLayer l in _freeLayerSlots) l.Parameters.Dispose();
+        foreach (var m in _inUse.Values) ParametersOf(m).Dispose();
+        _outerSlot?.Parameters.Dispose();
+    }
+}

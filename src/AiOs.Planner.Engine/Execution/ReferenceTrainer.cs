@@ -1,0 +1,96 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// The all-in-memory reference: the whole model resident, one autograd pass over it per micro-batch,
+/// gradients accumulated in fp32, then the same AdamW on fp32 master weights and the same clipping
+/// rule. Offloaded runs are checked against its losses and weights.
+/// </summary>
+public sealed class ReferenceTrainer : IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly TrainingSettings _settings;
+    private readonly EngineOptions _options;
+    private readonly GptModel _model;
+    private readonly OptimizerStates _optim;
+    private readonly CpuGradientStore _grads;
+    private int _step;
+
+    /// <summary>Builds the model in the training precision from the seeded initial weights.</summary>
+    public ReferenceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, IOptimizerStep? optimizer = null)
+    {
+        Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
+        _spec = spec;
+        _settings = settings;
+        _options = options;
+        _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
+        float[][] initial = InitialWeights.Create(spec, options.Seed);
+        _optim = new OptimizerStates(initial.Select(w => (long)w.Length).ToArray(), StorageTier.Cpu, long.MaxValue, 1, false, false,
+            optimizer ?? new SpanAdamW(options.Adam), null, new IoCounters(), new SpanTrace(TimeProvider.System));
+        _grads = new CpuGradientStore(initial.Select(w => (long)w.Length).ToArray());
+        for (int u = 0; u < initial.Length; u++)
+        {
+            _optim.Initialise(u, initial[u]);
+            WriteBack(u, 0, initial[u]);
+        }
+    }
+
+    /// <summary>The fp32 master weights of <paramref name="unit"/>.</summary>
+    public float[] MasterOf(int unit) => _optim.ReadMaster(unit);
+
+    /// <summary>One optimizer step over <c>GradAccumulation</c> micro-batches.</summary>
+    public StepResult Step(Func<int, TokenBatch> batchOf)
+    {
+        int step = ++_step;
+        double loss = 0;
+        long tokens = 0;
+        for (int micro = 0; micro < _settings.GradAccumulation; micro++)
+        {
+            using TokenBatch batch = batchOf(micro);
+            tokens += batch.Tokens;
+            using var scope = NewDisposeScope();
+            Tensor l = _model.Loss(batch.Inputs.to(_model.Outer.Parameters.Flat.device), batch.Targets.to(_model.Outer.Parameters.Flat.device), _settings.GradAccumulation,
+                new DropoutReplay(_options.Seed, step, micro));
+            loss += l.item<float>();
+            l.backward();
+            for (int u = 0; u < _model.UnitCount; u++) _grads.Accumulate(u, _model.Unit(u), micro == 0, micro == _settings.GradAccumulation - 1);
+        }
+        float[] scales = Scales();
+        var groups = Enumerable.Range(0, _model.UnitCount).SelectMany(_optim.SubGroupsOf).ToArray();
+        _optim.Update(groups, _grads, u => scales[u], step, WriteBack);
+        return new StepResult(step, loss, tokens, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero);
+    }
+
+    private float[] Scales()
+    {
+        double[] squares = _grads.SumOfSquares;
+        var scales = Enumerable.Repeat(1f, squares.Length).ToArray();
+        if (_options.Clipping is not { } clip) return scales;
+        if (clip.Mode == ClipMode.GlobalNorm)
+            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()), clip.MaxNorm));
+        else
+            for (int u = 0; u < squares.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]), clip.MaxNorm);
+        return scales;
+    }
+
+    private void WriteBack(int unit, long offset, ReadOnlySpan<float> master)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        _model.Unit(unit).Flat.narrow(0, offset, master.Length).copy_(tensor(master.ToArray()));
+    }
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        _optim.Dispose();
+    }
+}

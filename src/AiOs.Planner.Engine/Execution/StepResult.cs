@@ -1,0 +1,11 @@
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// What one optimizer step took. Phase times are wall time on the compute thread: forward (all
+/// micro-batches), backward (including recomputation and gradient offload), optimizer (the part not
+/// hidden behind backward: all of it for the DeepSpeed schedule, the tail after backward for the
+/// overlapped one), and the time spent waiting for parameter or optimizer-state reads (summed over threads).
+/// </summary>
+public sealed record StepResult(int Step, double Loss, long Tokens, SimDuration Wall, SimDuration Forward, SimDuration Backward, SimDuration Optimizer, SimDuration IoStall);

@@ -1,0 +1,109 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Metrics;
+
+/// <summary>
+/// One timed piece of work, named as the simulator's timeline names it: the resource
+/// (<see cref="ResourceNames"/>: <c>cpu_compute</c> or <c>gpu</c>, <c>memcpy_in</c>/<c>pcie_h2d</c>,
+/// <c>memcpy_out</c>/<c>pcie_d2h</c>, <c>nvme</c>, <c>cpu_optimizer</c>; plus <c>stall</c> for waits), the
+/// operation (an <see cref="OpKind"/> in snake_case, or <c>wait_…</c> for a stall), the layer as the step
+/// program numbers it (−1 the embedding side, L the head; optimizer work on the outer block is −1), the
+/// micro-batch, and when, relative to the start of the run.
+/// </summary>
+public sealed record TraceSpan(int Step, int MicroBatch, string Resource, string Operation, int Layer, SimDuration Start, SimDuration End)
+{
+    /// <summary>End − start.</summary>
+    public SimDuration Duration => End - Start;
+}
+
+/// <summary>
+/// Collects <see cref="TraceSpan"/>s from any thread against one clock. The clock is a
+/// <see cref="TimeProvider"/> so tests can drive it.
+/// </summary>
+public sealed class SpanTrace
+{
+    private readonly TimeProvider _clock;
+    private readonly long _origin;
+    private readonly ConcurrentQueue<TraceSpan> _spans = new();
+
+    /// <summary>Starts the trace's time origin now; <paramref name="hasGpu"/> picks the resource names.</summary>
+    public SpanTrace(TimeProvider clock, bool hasGpu = false)
+    {
+        _clock = clock;
+        _origin = clock.GetTimestamp();
+        HasGpu = hasGpu;
+    }
+
+    /// <summary>Whether compute runs on a GPU (names resources <c>gpu</c>, <c>pcie_h2d</c> … instead of <c>cpu_compute</c>, <c>memcpy_in</c> …).</summary>
+    public bool HasGpu { get; }
+
+    /// <summary>The step spans are attributed to (set by the compute thread between steps).</summary>
+    public int CurrentStep { get; set; }
+
+    /// <summary>The micro-batch spans are attributed to (set by the compute thread).</summary>
+    public int CurrentMicroBatch { get; set; }
+
+    /// <summary>Starts a span of <paramref name="op"/> on <paramref name="resource"/>, named as the simulator names them.</summary>
+    public SpanScope Begin(ResourceKind resource, OpKind op, int layer) => Begin(ResourceNames.Of(resource, HasGpu), Name(op), layer);
+
+    /// <summary>Starts a span of time spent waiting for <paramref name="awaited"/> (resource <c>stall</c>).</summary>
+    public SpanScope Stall(OpKind awaited, int layer) => Begin(StallResource, "wait_" + Name(awaited), layer);
+
+    /// <summary>The resource name of waits.</summary>
+    public const string StallResource = "stall";
+
+    /// <summary>An operation's name in traces: its <see cref="OpKind"/> in snake_case.</summary>
+    public static string Name(OpKind op) => JsonNamingPolicy.SnakeCaseLower.ConvertName(op.ToString());
+
+    /// <summary>Time since the origin.</summary>
+    public SimDuration Now => FromTicks(_clock.GetTimestamp() - _origin);
+
+    /// <summary>Starts a span that is recorded when the returned scope is disposed.</summary>
+    public SpanScope Begin(string resource, string operation, int layer) => new(this, resource, operation, layer, Now);
+
+    /// <summary>Records a finished span.</summary>
+    public void Add(TraceSpan span) => _spans.Enqueue(span);
+
+    /// <summary>Every span so far, ordered by start.</summary>
+    public IReadOnlyList<TraceSpan> Spans() => _spans.OrderBy(s => s.Start).ThenBy(s => s.Resource, StringComparer.Ordinal).ToArray();
+
+    /// <summary>Removes and returns every span recorded so far, ordered by start (keeps long runs from growing the trace without bound).</summary>
+    public IReadOnlyList<TraceSpan> Drain()
+    {
+        var taken = new List<TraceSpan>();
+        while (_spans.TryDequeue(out TraceSpan? s)) taken.Add(s);
+        return taken.OrderBy(s => s.Start).ToArray();
+    }
+
+    /// <summary>Spans of one step.</summary>
+    public IReadOnlyList<TraceSpan> SpansOf(int step) => _spans.Where(s => s.Step == step).OrderBy(s => s.Start).ToArray();
+
+    private SimDuration FromTicks(long ticks) => new((long)(ticks * (1e9 / _clock.TimestampFrequency)));
+
+    /// <summary>An open span; disposing records it.</summary>
+    public readonly struct SpanScope : IDisposable
+    {
+        private readonly SpanTrace _trace;
+        private readonly string _resource, _operation;
+        private readonly int _layer, _step, _micro;
+        private readonly SimDuration _start;
+
+        internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start)
+        {
+            _trace = trace;
+            _resource = resource;
+            _operation = operation;
+            _layer = layer;
+            _start = start;
+            _step = trace.CurrentStep;
+            _micro = trace.CurrentMicroBatch;
+        }
+
+        /// <summary>Records the span ending now.</summary>
+        public void Dispose() => _trace?.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now));
+    }
+}

@@ -1,0 +1,68 @@
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Metrics;
+
+/// <summary>One line of <c>metrics.jsonl</c>: what one optimizer step took and moved. Times in milliseconds, sizes in bytes.</summary>
+public sealed record StepMetrics
+{
+    public required int Step { get; init; }
+    public required double Loss { get; init; }
+    public required long Tokens { get; init; }
+    public required double WallMs { get; init; }
+    public required double ForwardMs { get; init; }
+    public required double BackwardMs { get; init; }
+    /// <summary>Optimizer time not hidden behind backward.</summary>
+    public required double OptimizerMs { get; init; }
+    /// <summary>Time spent waiting for parameter or optimizer-state reads (both threads).</summary>
+    public required double IoStallMs { get; init; }
+    public required double TokensPerSecond { get; init; }
+    public required long CpuReadBytes { get; init; }
+    public required long CpuWrittenBytes { get; init; }
+    public required long NvmeReadBytes { get; init; }
+    public required long NvmeWrittenBytes { get; init; }
+    /// <summary>NVMe bytes read ÷ time the read spans were busy (overlapping reads merged), in GB/s; 0 without NVMe reads.</summary>
+    public required double NvmeReadGBps { get; init; }
+    /// <summary>As <see cref="NvmeReadGBps"/>, for writes.</summary>
+    public required double NvmeWriteGBps { get; init; }
+    /// <summary>Parameter bytes copied to the device (host→device, or into the compute buffers on a CPU).</summary>
+    public required long UploadBytes { get; init; }
+    /// <summary>Gradient bytes copied from the device.</summary>
+    public required long DownloadBytes { get; init; }
+    /// <summary>Upload bytes ÷ busy time of the upload spans, in GB/s.</summary>
+    public required double UploadGBps { get; init; }
+    public required long ResidentBytes { get; init; }
+    public required long PeakResidentBytes { get; init; }
+
+    /// <summary>Milliseconds of a duration.</summary>
+    internal static double Ms(SimDuration d) => d.Nanoseconds / 1e6;
+}
+
+/// <summary>The whole run, written to <c>summary.json</c>.</summary>
+public sealed record RunSummary
+{
+    public required string RunId { get; init; }
+    public required string Model { get; init; }
+    public required string Dataset { get; init; }
+    public required int StepsRequested { get; init; }
+    public required int StepsCompleted { get; init; }
+    /// <summary>False when the run was cancelled or failed before the last step.</summary>
+    public required bool Completed { get; init; }
+    /// <summary>Null when no step finished.</summary>
+    public required double? FirstLoss { get; init; }
+    public required double? FinalLoss { get; init; }
+    /// <summary>Median wall time of steps after the first (the first includes warm-up).</summary>
+    public required double MedianStepMs { get; init; }
+    public required double MeanForwardMs { get; init; }
+    public required double MeanBackwardMs { get; init; }
+    public required double MeanOptimizerMs { get; init; }
+    public required double MeanIoStallMs { get; init; }
+    public required double TokensPerSecond { get; init; }
+    public required long NvmeReadBytes { get; init; }
+    public required long NvmeWrittenBytes { get; init; }
+    public required long CpuReadBytes { get; init; }
+    public required long CpuWrittenBytes { get; init; }
+    public required long PeakResidentBytes { get; init; }
+    public string? Error { get; init; }
+    /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
+    public string? LastCheckpoint { get; init; }
+}

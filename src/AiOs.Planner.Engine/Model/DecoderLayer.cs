@@ -1,0 +1,72 @@
+using AiOs.Planner.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>
+/// One pre-norm decoder layer: x + Attn(Norm(x)), then + FFN(Norm(x)). Causal scaled-dot-product
+/// attention with optional grouped-query heads and rotary positions; GELU MLP or SwiGLU. Its
+/// parameters are views into a <see cref="FlatParameters"/> it is given, so one module can run any
+/// layer whose values were copied in (a device slot).
+/// </summary>
+public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
+{
+    private readonly ModelSpec _spec;
+
+    /// <summary>Wraps <paramref name="parameters"/> (a <see cref="ParameterLayout.ForLayer"/> buffer) as a layer.</summary>
+    public DecoderLayer(ModelSpec spec, FlatParameters parameters) : base("decoder_layer")
+    {
+        _spec = spec;
+        Parameters = parameters;
+        foreach (var (name, p) in parameters.Named()) register_parameter(name.Replace('.', '_'), p);
+    }
+
+    /// <summary>The flat buffer the layer's parameters view.</summary>
+    public FlatParameters Parameters { get; }
+
+    /// <summary>Runs the layer on hidden states [batch, seq, hidden].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        Tensor attended = x + Dropout(Attention(TransformerOps.Norm(x, _spec.Norm, Parameters, "ln1")));
+        Tensor result = attended + Dropout(FeedForward(TransformerOps.Norm(attended, _spec.Norm, Parameters, "ln2")));
+        return result.MoveToOuterDisposeScope();
+    }
+
+    private Tensor Attention(Tensor h)
+    {
+        long b = h.shape[0], t = h.shape[1];
+        int heads = _spec.NumHeads, kvHeads = _spec.KvHeads, d = _spec.HeadDim;
+        Tensor q = TransformerOps.Linear(h, Parameters, "attn.q").view(b, t, heads, d).transpose(1, 2);
+        Tensor k = TransformerOps.Linear(h, Parameters, "attn.k").view(b, t, kvHeads, d).transpose(1, 2);
+        Tensor v = TransformerOps.Linear(h, Parameters, "attn.v").view(b, t, kvHeads, d).transpose(1, 2);
+        if (_spec.Positions == PositionKind.Rotary)
+        {
+            q = TransformerOps.Rotary(q);
+            k = TransformerOps.Rotary(k);
+        }
+        if (kvHeads != heads)
+        {
+            k = k.repeat_interleave(heads / kvHeads, 1);
+            v = v.repeat_interleave(heads / kvHeads, 1);
+        }
+        Tensor a = F.scaled_dot_product_attention(q, k, v, p: DropoutProbability, is_casual: true);
+        return TransformerOps.Linear(a.transpose(1, 2).reshape(b, t, _spec.HiddenSize), Parameters, "attn.o");
+    }
+
+    /// <summary>Dropout on the residual branches and attention weights while training (GPT-2's placement); 0 in eval mode.</summary>
+    private double DropoutProbability => training ? _spec.Dropout : 0;
+
+    private Tensor Dropout(Tensor x) => DropoutProbability > 0 ? F.dropout(x, DropoutProbability, training: true) : x;
+
+    private Tensor FeedForward(Tensor h) => _spec.FfnKind switch
+    {
+        FfnKind.GeluMlp => TransformerOps.Linear(F.gelu(TransformerOps.Linear(h, Parameters, "mlp.fc")), Parameters, "mlp.proj"),
+        FfnKind.Swiglu => TransformerOps.Linear(
+            F.silu(TransformerOps.Linear(h, Parameters, "mlp.gate")) * TransformerOps.Linear(h, Parameters, "mlp.up"),
+            Parameters, "mlp.down"),
+        _ => throw new NotSupportedException($"FFN kind {_spec.FfnKind} is not supported by the engine."),
+    };
+}

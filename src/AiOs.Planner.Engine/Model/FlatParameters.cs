@@ -1,0 +1,110 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>
+/// One unit's parameters as a single contiguous tensor, with a leaf <see cref="Parameter"/> per slice
+/// that is a view into it. Loading a unit is then one copy into <see cref="Flat"/>, whatever its shape,
+/// and the flat buffer is exactly what a swap file or a staging buffer holds.
+/// </summary>
+public sealed class FlatParameters : IDisposable
+{
+    private readonly Dictionary<string, Parameter> _views = new(StringComparer.Ordinal);
+
+    /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
+    public FlatParameters(ParameterLayout layout, ScalarType dtype, Device device)
+    {
+        Layout = layout;
+        Flat = zeros([layout.Elements], dtype, device).DetachFromDisposeScope();
+        foreach (ParameterSlice s in layout.Slices)
+        {
+            Tensor view = Flat.narrow(0, s.Offset, s.Elements).view(s.Shape);
+            _views[s.Name] = new Parameter(view, requires_grad: true).DetachFromDisposeScope() as Parameter
+                ?? throw new InvalidOperationException("Parameter view lost its type.");
+        }
+    }
+
+    /// <summary>The layout the buffer follows.</summary>
+    public ParameterLayout Layout { get; }
+
+    /// <summary>The flat buffer (no autograd history; write it under <c>no_grad</c>).</summary>
+    public Tensor Flat { get; }
+
+    /// <summary>Bytes of the flat buffer in its element type.</summary>
+    public long ByteLength => Layout.Elements * Flat.element_size();
+
+    /// <summary>The parameter named <paramref name="name"/>.</summary>
+    public Parameter this[string name] => _views[name];
+
+    /// <summary>The parameter named <paramref name="name"/>, or null when the layout has none (an absent bias).</summary>
+    public Parameter? Optional(string name) => _views.GetValueOrDefault(name);
+
+    /// <summary>Every parameter, in layout order.</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> Named() => Layout.Slices.Select(s => (s.Name, _views[s.Name]));
+
+    /// <summary>Copies <paramref name="source"/> (same element count, any dtype or device) into the buffer.</summary>
+    public void CopyFrom(Tensor source)
+    {
+        using var _ = no_grad();
+        Flat.copy_(source);
+    }
+
+    /// <summary>
+    /// Copies raw bytes in the buffer's element type into it: directly for a CPU buffer, through a pinned
+    /// host staging tensor (allocated on first use) for a device buffer.
+    /// </summary>
+    public void LoadBytes(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != ByteLength) throw new ArgumentException($"Expected {ByteLength} bytes, got {bytes.Length}.", nameof(bytes));
+        if (Flat.device_type == DeviceType.CPU)
+        {
+            bytes.CopyTo(Flat.bytes);
+            return;
+        }
+        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
+        bytes.CopyTo(_hostStaging.bytes);
+        using var _ = no_grad();
+        Flat.copy_(_hostStaging);
+    }
+
+    private Tensor? _hostStaging;
+
+    /// <summary>
+    /// Adds each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
+    /// drops the gradients. A parameter with no gradient adds nothing.
+    /// </summary>
+    public void DrainGradientsInto(Span<float> accumulator)
+    {
+        if (accumulator.Length != Layout.Elements) throw new ArgumentException("Accumulator length differs from the layout.", nameof(accumulator));
+        using var scope = NewDisposeScope();
+        foreach (ParameterSlice s in Layout.Slices)
+        {
+            Parameter p = _views[s.Name];
+            Tensor? g = p.grad;
+            if (g is null) continue;
+            Tensor g32 = g.to(ScalarType.Float32, CPU).contiguous();
+            ReadOnlySpan<float> src = MemoryMarshal.Cast<byte, float>(g32.bytes);
+            Span<float> dst = accumulator.Slice(checked((int)s.Offset), src.Length);
+            Optim.SpanMath.AddInPlace(dst, src);
+            p.grad = null;
+        }
+    }
+
+    /// <summary>Drops every gradient without reading it.</summary>
+    public void ClearGradients()
+    {
+        foreach (Parameter p in _views.Values) p.grad = null;
+    }
+
+    /// <summary>Releases the views and the buffer.</summary>
+    public void Dispose()
+    {
+        foreach (Parameter p in _views.Values) p.Dispose();
+        _views.Clear();
+        _hostStaging?.Dispose();
+        Flat.Dispose();
+    }
+}

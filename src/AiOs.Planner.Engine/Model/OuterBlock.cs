@@ -1,0 +1,56 @@
+using AiOs.Planner.Models;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>
+/// The parameters outside the layers: token and learned position embeddings, the final norm and the
+/// output projection (the token embedding itself when tied). Used at both ends of a step: embedding
+/// at the start of forward, logits and loss at its end.
+/// </summary>
+public sealed class OuterBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly ModelSpec _spec;
+
+    /// <summary>Wraps <paramref name="parameters"/> (a <see cref="ParameterLayout.ForOuter"/> buffer).</summary>
+    public OuterBlock(ModelSpec spec, FlatParameters parameters) : base("outer_block")
+    {
+        _spec = spec;
+        Parameters = parameters;
+        foreach (var (name, p) in parameters.Named()) register_parameter(name.Replace('.', '_'), p);
+    }
+
+    /// <summary>The flat buffer the block's parameters view.</summary>
+    public FlatParameters Parameters { get; }
+
+    /// <summary>Token ids [batch, seq] (int64) to hidden states [batch, seq, hidden].</summary>
+    public override Tensor forward(Tensor tokens)
+    {
+        using var scope = NewDisposeScope();
+        long b = tokens.shape[0], t = tokens.shape[1];
+        Tensor x = Parameters["tok.weight"].index_select(0, tokens.reshape(-1)).view(b, t, _spec.HiddenSize);
+        if (_spec.Positions == PositionKind.Learned)
+            x = x + Parameters["pos.weight"].narrow(0, 0, t).unsqueeze(0);
+        if (training && _spec.Dropout > 0) x = F.dropout(x, _spec.Dropout, training: true);
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Hidden states to logits [batch, seq, vocab] through the final norm and the head.</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        Tensor normed = TransformerOps.Norm(hidden, _spec.Norm, Parameters, "lnf");
+        Tensor head = _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
+        return F.linear(normed, head).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count).</summary>
+    public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
+    {
+        using var scope = NewDisposeScope();
+        Tensor logits = Logits(hidden).to(ScalarType.Float32);
+        Tensor loss = F.cross_entropy(logits.view(-1, _spec.VocabSize), targets.reshape(-1));
+        return (loss / divisor).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,130 @@
+using AiOs.Planner.Models;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>How a parameter starts: GPT-2's initialisation (normal weights, zero biases, unit norm weights).</summary>
+public enum ParameterInit
+{
+    /// <summary>Normal with standard deviation 0.02.</summary>
+    Normal,
+    /// <summary>Normal with 0.02 / sqrt(2 × layers): projections that write into the residual stream.</summary>
+    ResidualNormal,
+    Zeros,
+    Ones,
+}
+
+/// <summary>One parameter tensor inside a unit's flat buffer.</summary>
+/// <param name="Name">Dotted name, for example <c>attn.q.weight</c>.</param>
+/// <param name="Shape">Tensor shape (PyTorch convention: linear weights are [out, in]).</param>
+/// <param name="Offset">First element in the flat buffer.</param>
+/// <param name="Init">How the slice is initialised.</param>
+public sealed record ParameterSlice(string Name, long[] Shape, long Offset, ParameterInit Init)
+{
+    /// <summary>Elements in the tensor.</summary>
+    public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>
+/// The parameters of one unit of execution (a transformer layer, or the outer block: embeddings,
+/// final norm and untied head) laid out back to back in one flat buffer. A unit is what the engine
+/// fetches, computes, offloads and updates as a whole; its flat buffer is what a swap file holds.
+/// </summary>
+public sealed class ParameterLayout
+{
+    private readonly List<ParameterSlice> _slices = [];
+
+    private ParameterLayout(string unit) => Unit = unit;
+
+    /// <summary>Name of the unit (<c>layer</c> or <c>outer</c>).</summary>
+    public string Unit { get; }
+
+    /// <summary>The slices in buffer order.</summary>
+    public IReadOnlyList<ParameterSlice> Slices => _slices;
+
+    /// <summary>Total elements of the unit.</summary>
+    public long Elements { get; private set; }
+
+    /// <summary>The slice named <paramref name="name"/>, or null.</summary>
+    public ParameterSlice? Find(string name) => _slices.FirstOrDefault(s => s.Name == name);
+
+    /// <summary>The layout of one decoder layer of <paramref name="spec"/>.</summary>
+    public static ParameterLayout ForLayer(ModelSpec spec)
+    {
+        long h = spec.HiddenSize, kv = spec.KvDim, f = spec.FfnSize;
+        var l = new ParameterLayout("layer");
+        l.AddNorm(spec, "ln1");
+        l.AddLinear(spec, "attn.q", h, h, ParameterInit.Normal);
+        l.AddLinear(spec, "attn.k", kv, h, ParameterInit.Normal);
+        l.AddLinear(spec, "attn.v", kv, h, ParameterInit.Normal);
+        l.AddLinear(spec, "attn.o", h, h, ParameterInit.ResidualNormal);
+        l.AddNorm(spec, "ln2");
+        if (spec.FfnKind == FfnKind.GeluMlp)
+        {
+            l.AddLinear(spec, "mlp.fc", f, h, ParameterInit.Normal);
+            l.AddLinear(spec, "mlp.proj", h, f, ParameterInit.ResidualNormal);
+        }
+        else
+        {
+            l.AddLinear(spec, "mlp.gate", f, h, ParameterInit.Normal);
+            l.AddLinear(spec, "mlp.up", f, h, ParameterInit.Normal);
+            l.AddLinear(spec, "mlp.down", h, f, ParameterInit.ResidualNormal);
+        }
+        return l;
+    }
+
+    /// <summary>The layout of the outer block: token (and position) embeddings, final norm, untied head.</summary>
+    public static ParameterLayout ForOuter(ModelSpec spec)
+    {
+        var l = new ParameterLayout("outer");
+        l.Add("tok.weight", [spec.VocabSize, spec.HiddenSize], ParameterInit.Normal);
+        if (spec.Positions == PositionKind.Learned)
+            l.Add("pos.weight", [spec.MaxSeqLen, spec.HiddenSize], ParameterInit.Normal);
+        l.AddNorm(spec, "lnf");
+        if (!spec.TiedEmbeddings)
+            l.Add("head.weight", [spec.VocabSize, spec.HiddenSize], ParameterInit.Normal);
+        return l;
+    }
+
+    private void AddNorm(ModelSpec spec, string name)
+    {
+        Add(name + ".weight", [spec.HiddenSize], ParameterInit.Ones);
+        if (spec.Norm == NormKind.Layernorm) Add(name + ".bias", [spec.HiddenSize], ParameterInit.Zeros);
+    }
+
+    private void AddLinear(ModelSpec spec, string name, long outFeatures, long inFeatures, ParameterInit init)
+    {
+        Add(name + ".weight", [outFeatures, inFeatures], init);
+        if (spec.Bias) Add(name + ".bias", [outFeatures], ParameterInit.Zeros);
+    }
+
+    private void Add(string name, long[] shape, ParameterInit init)
+    {
+        var slice = new ParameterSlice(name, shape, Elements, init);
+        _slices.Add(slice);
+        Elements += slice.Elements;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="flat"/> (fp32, <see cref="Elements"/> long) with the unit's seeded initial
+    /// values. The stream depends only on (seed, unit index), so every executor starts from the same weights.
+    /// </summary>
+    public void Initialise(Span<float> flat, ModelSpec spec, long seed, int unitIndex)
+    {
+        if (flat.Length != Elements) throw new ArgumentException($"Expected {Elements} elements, got {flat.Length}.", nameof(flat));
+        var rng = new SplitMix64(unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)unitIndex + 1));
+        double residualStd = 0.02 / Math.Sqrt(2.0 * spec.NumLayers);
+        foreach (ParameterSlice s in _slices)
+        {
+            Span<float> part = flat.Slice(checked((int)s.Offset), checked((int)s.Elements));
+            switch (s.Init)
+            {
+                case ParameterInit.Zeros: part.Clear(); break;
+                case ParameterInit.Ones: part.Fill(1f); break;
+                default:
+                    double std = s.Init == ParameterInit.ResidualNormal ? residualStd : 0.02;
+                    for (int i = 0; i < part.Length; i++) part[i] = (float)(std * rng.NextGaussian());
+                    break;
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using System.Runtime.InteropServices;
+
+namespace AiOs.Planner.Engine.Optim;
+
+/// <summary>fp32 → training-precision bytes, rounding as PyTorch does (bf16: round to nearest even).</summary>
+public static class PrecisionCast
+{
+    /// <summary>Writes <paramref name="source"/> as bf16 into <paramref name="destination"/> (two bytes per element).</summary>
+    public static void ToBf16(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        Span<ushort> dst = MemoryMarshal.Cast<byte, ushort>(destination);
+        if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
+        ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(source);
+        for (int i = 0; i < bits.Length; i++)
+        {
+            uint b = bits[i];
+            dst[i] = float.IsNaN(source[i]) ? (ushort)0x7FC0 : (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+        }
+    }
+
+    /// <summary>Writes <paramref name="source"/> into <paramref name="destination"/> as fp32 (four bytes per element) or bf16.</summary>
+    public static void ToWorking(ReadOnlySpan<float> source, Span<byte> destination, int bytesPerElement)
+    {
+        if (bytesPerElement == 4) MemoryMarshal.AsBytes(source).CopyTo(destination);
+        else if (bytesPerElement == 2) ToBf16(source, destination);
+        else throw new ArgumentOutOfRangeException(nameof(bytesPerElement), "Only fp32 and bf16 working copies are supported.");
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text.Json;
+
+namespace AiOs.Planner.Cli.Tests;
+
+public sealed class TrainCommandTests : IDisposable
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    [Fact]
+    public void Given_TinyGptOnNvme_When_TrainedTwoStepsWithJson_Then_ItExitsOkAndPrintsACompletedSummary()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--offload-params", "nvme", "--offload-optimizer", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"),
+            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "cli", "--json");
+
+        Assert.Equal(ExitCodes.Ok, result.ExitCode);
+        using JsonDocument doc = JsonDocument.Parse(result.Stdout);
+        Assert.True(doc.RootElement.GetProperty("completed").GetBoolean());
+        Assert.True(doc.RootElement.GetProperty("nvme_read_bytes").GetInt64() > 0);
+        Assert.DoesNotContain("step 2/2", result.Console);
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(_root, "runs", "cli", "metrics.jsonl")).Length);
+    }
+
+    [Fact]
+    public void Given_NoJsonFlag_When_Trained_Then_EachStepPrintsALineAndTheSummaryTableFollows()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "table");
+
+        Assert.Equal(ExitCodes.Ok, result.ExitCode);
+        Assert.Contains("step 1/2", result.Console);
+        Assert.Contains("step 2/2", result.Console);
+        Assert.Contains("median step", result.Console);
+        Assert.Equal("", result.Stdout);
+    }
+
+    [Fact]
+    public void Given_ARunWithCheckpoints_When_ResumedWithMoreSteps_Then_OnlyTheRemainingStepsRun()
+    {
+        string runs = Path.Combine(_root, "runs");
+        var first = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "one", "--save-every", "2");
+
+        var second = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "two", "--resume", Path.Combine(runs, "one"));
+
+        Assert.Equal(ExitCodes.Ok, first.ExitCode);
+        Assert.Contains("last checkpoint", first.Console);
+        Assert.Equal(ExitCodes.Ok, second.ExitCode);
+        Assert.Contains("step 3/3", second.Console);
+        Assert.DoesNotContain("step 1/3", second.Console);
+    }
+
+    [Fact]
+    public void Given_AMissingDatasetFile_When_Trained_Then_ItIsAUsageErrorNamingTheFile()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--dataset-file", Path.Combine(_root, "nope.txt"),
+            "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("nope.txt", result.Console);
+    }
+
+    [Fact]
+    public void Given_Gpt2TokensAndAByteLevelModel_When_Trained_Then_TheErrorNamesTheVocabulary()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--tokenizer", "gpt2", "--seq-len", "16",
+            "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("vocab_size", result.Console);
+    }
+
+    [Fact]
+    public void Given_Fp16_When_Trained_Then_TheErrorSaysWhichSettingToChange()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--precision", "fp16", "--seq-len", "16",
+            "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("bf16", result.Console);
+    }
+}

@@ -1,0 +1,44 @@
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public sealed class EngineSettingsTests
+{
+    private static readonly ModelSpec Tiny = ModelCatalog.Default.Load("tiny-gpt");
+
+    [Fact]
+    public void Given_SeveralUnsupportedSettings_When_Checked_Then_OneErrorNamesEachOfThem()
+    {
+        TrainingSettings s = LayerwiseTrainerTests.Small() with
+        {
+            Precision = Precision.Fp16,
+            ParamOffload = OffloadTier.Nvme,
+            NvmePath = null,
+            BufferSize = 10,
+            SeqLen = 4096,
+        };
+
+        var e = Assert.Throws<ArgumentException>(() => EngineSettings.Check(Tiny, s, new EngineOptions()));
+
+        Assert.Contains("fp16", e.Message);
+        Assert.Contains("nvme_path", e.Message);
+        Assert.Contains("buffer_size", e.Message);
+        Assert.Contains("max_seq_len", e.Message);
+    }
+
+    [Fact]
+    public void Given_SupportedSettings_When_Checked_Then_NothingIsThrown()
+    {
+        EngineSettings.Check(Tiny, LayerwiseTrainerTests.Small() with { Schedule = StepSchedule.Overlapped }, new EngineOptions { Clipping = new(1, ClipMode.PerUnit) });
+    }
+
+    [Theory]
+    [InlineData(0.5, 1.0, 1.0)]
+    [InlineData(4.0, 1.0, 0.25)]
+    public void Given_ANorm_When_TheClipScaleIsComputed_Then_ItFollowsClipGradNorm(double norm, double max, double expected)
+    {
+        Assert.Equal(expected, LayerwiseTrainer.ClipScale(norm, max), 5);
+    }
+}
