@@ -21,8 +21,9 @@ public static class WhatIfCommand
         var minRate = new Option<double>("--min-tokens-per-s") { Description = "Report the largest model each machine trains at this rate or better", DefaultValueFactory = _ => 0 };
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
+        var plots = new Option<string?>("--plots") { Description = "Folder for the figures (PNG and SVG): throughput per machine and model, speed-up per upgrade" };
         var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes.")
-            { models, hardware, seqLen, precision, minRate, noUpgrades, json };
+            { models, hardware, seqLen, precision, minRate, noUpgrades, json, plots };
         command.SetAction(r =>
         {
             var request = new WhatIfRequest
@@ -34,6 +35,9 @@ public static class WhatIfCommand
                 MinTokensPerSecond = r.GetValue(minRate),
             };
             var result = WhatIf.Run(request);
+            if (r.GetValue(plots) is { } folder)
+                foreach (string png in Reports.WhatIfFigures.Write(result, folder))
+                    if (!r.GetValue(json)) io.Console.MarkupLineInterpolated($"Wrote {png}");
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result)));
             else Render(io.Console, result, request.MinTokensPerSecond);
             return ExitCodes.Ok;
