@@ -113,6 +113,7 @@ public static class EngineRun
         layer = s.Layer,
         start_ns = s.Start.Nanoseconds,
         end_ns = s.End.Nanoseconds,
+        bytes = s.Bytes,
     }, LineOptions);
 
     private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans) => new()

@@ -81,12 +81,12 @@ internal sealed class NvmeGradientStore : GradientStore
         }
         else
         {
-            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit))) _store.Read(Key(unit), 0, bytes);
+            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit), bytes.Length)) _store.Read(Key(unit), 0, bytes);
             _io.Read(StorageTier.Nvme, bytes.Length);
         }
         parameters.DrainGradientsInto(sum);
         if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit))) _store.Write(Key(unit), 0, bytes);
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
         _io.Written(StorageTier.Nvme, bytes.Length);
     }
 
