@@ -37,6 +37,36 @@ public sealed class SpanAdamWTests
     }
 
     [Fact]
+    public void Given_ALongOddLengthSpan_When_Updated_Then_TheVectorisedParallelPathEqualsAScalarLoopExactly()
+    {
+        const int n = 200_003; // several parallel chunks and a scalar tail
+        var rng = new SplitMix64(11);
+        float[] p = Enumerable.Range(0, n).Select(_ => (float)rng.NextGaussian()).ToArray();
+        float[] g = Enumerable.Range(0, n).Select(_ => (float)(rng.NextGaussian() * 0.01)).ToArray();
+        float[] m = Enumerable.Range(0, n).Select(_ => (float)(rng.NextGaussian() * 0.001)).ToArray();
+        float[] v = Enumerable.Range(0, n).Select(_ => (float)Math.Abs(rng.NextGaussian() * 1e-5)).ToArray();
+        float[] sp = (float[])p.Clone(), sm = (float[])m.Clone(), sv = (float[])v.Clone();
+        var o = new AdamWOptions { LearningRate = 3e-4, WeightDecay = 0.1 };
+
+        new SpanAdamW(o).Update(p, g, m, v, 7, 0.5f);
+
+        float decay = 1f - (float)(o.LearningRate * o.WeightDecay), b2 = (float)o.Beta2, eps = (float)o.Epsilon;
+        float stepSize = (float)(o.LearningRate / (1 - Math.Pow(o.Beta1, 7))), bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(o.Beta2, 7));
+        for (int i = 0; i < n; i++)
+        {
+            float gi = g[i] * 0.5f;
+            float mi = sm[i] + (gi - sm[i]) * (1f - (float)o.Beta1);
+            float vi = sv[i] * b2 + (1f - b2) * gi * gi;
+            sp[i] = sp[i] * decay - stepSize * (mi / (MathF.Sqrt(vi) / bc2Sqrt + eps));
+            sm[i] = mi;
+            sv[i] = vi;
+        }
+        Assert.Equal(sp, p);
+        Assert.Equal(sm, m);
+        Assert.Equal(sv, v);
+    }
+
+    [Fact]
     public void Given_AGradScale_When_Updated_Then_ItEqualsAnUpdateWithPrescaledGradients()
     {
         var adam = new SpanAdamW(new AdamWOptions());
