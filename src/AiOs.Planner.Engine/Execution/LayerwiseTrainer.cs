@@ -72,7 +72,7 @@ public sealed class LayerwiseTrainer : IDisposable
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace)
-                : new CpuGradientStore(elements);
+                : new CpuGradientStore(elements, Trace);
             _unitScale = new float[units];
             float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)
@@ -195,7 +195,7 @@ public sealed class LayerwiseTrainer : IDisposable
         Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
         gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
         using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-        using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1, outer.Parameters.ByteLength)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+        _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
         Io.Download(outer.Parameters.ByteLength);
         _params.Release(_spec.NumLayers);
         if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
@@ -240,7 +240,7 @@ public sealed class LayerwiseTrainer : IDisposable
             using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
             gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
             FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
-            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i, parameters.ByteLength)) _grads.Accumulate(i, parameters, micro == 0, last);
+            _grads.Accumulate(i, parameters, micro == 0, last);
             Io.Download(parameters.ByteLength);
             _params.Release(i);
             if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
