@@ -23,6 +23,9 @@ public static class Program
             ProfilesCommand.Create(io),
             TuneCommand.Create(io),
             WhatIfCommand.Create(io),
+            ReportCommand.Create(io),
+            CalibrateCommand.Create(io),
+            BenchDriveCommand.Create(io),
             TrainCommand.Create(io),
         };
         var parse = root.Parse(args);

@@ -5,6 +5,8 @@ using AiOs.Planner.Engine;
 using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Planning;
+using AiOs.Planner.Reports;
 using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Commands;
@@ -47,6 +49,8 @@ public static class TrainCommand
                     : null,
             };
             if (r.GetValue(runId) is { Length: > 0 } id) engine = engine with { RunId = id };
+            var hardware = r.GetValue(options.Hardware) is { Length: > 0 } h ? Hardware.ProfileCatalog.Default.Load(h)
+                : engine.Device == "cpu" ? DefaultCpuProfile() : null;
             var request = new EngineRunRequest
             {
                 Model = options.LoadModel(r),
@@ -59,12 +63,23 @@ public static class TrainCommand
                 SaveEvery = r.GetValue(saveEvery),
                 ResumeFrom = r.GetValue(resume),
             };
-            return Execute(io, request, r.GetValue(json));
+            return Execute(io, request, hardware, r.GetValue(json));
         });
         return command;
     }
 
-    private static int Execute(CliIo io, EngineRunRequest request, bool json)
+    /// <summary>
+    /// Without --hardware on a CPU, the prediction uses a profile of this project's 2-core VM: calibrated when
+    /// present. Say which; another machine should pass its own (`aios calibrate`).
+    /// </summary>
+    private static Hardware.HardwareProfile? DefaultCpuProfile()
+    {
+        var names = Hardware.ProfileCatalog.Default.Names();
+        string? name = names.Contains("ci-2core-24gb-calibrated") ? "ci-2core-24gb-calibrated" : names.Contains("ci-2core-24gb") ? "ci-2core-24gb" : null;
+        return name is null ? null : Hardware.ProfileCatalog.Default.Load(name);
+    }
+
+    private static int Execute(CliIo io, EngineRunRequest request, Hardware.HardwareProfile? hardware, bool json)
     {
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
@@ -96,8 +111,15 @@ public static class TrainCommand
                 io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
+            string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
+            if (hardware is not null && Directory.Exists(dir))
+                RunPrediction.Write(dir, request.Model, hardware, request.Settings);
             if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
-            else Render(io.Console, summary, Path.Combine(request.RunsRoot, request.Options.RunId));
+            else
+            {
+                Render(io.Console, summary, dir);
+                RenderComparison(io.Console, dir, hardware);
+            }
             return summary.Completed ? ExitCodes.Ok : ExitCodes.Interrupted;
         }
         finally
@@ -120,6 +142,24 @@ public static class TrainCommand
         if (s.LastCheckpoint is { } checkpoint) table.AddRow("last checkpoint", checkpoint);
         console.Write(table);
         console.MarkupLineInterpolated($"Run folder: {dir}");
+    }
+
+    /// <summary>Predicted against measured, per phase, from the files now in the run folder.</summary>
+    private static void RenderComparison(IAnsiConsole console, string dir, Hardware.HardwareProfile? hardware)
+    {
+        if (hardware is null)
+        {
+            console.MarkupLine("No prediction: pass --hardware PROFILE (or calibrate this machine) to compare with the simulator.");
+            return;
+        }
+        var rows = HtmlReport.Errors(RunData.Load(dir));
+        if (rows.Count == 0) return;
+        var table = new Table().Title($"Predicted ({hardware.Name}) vs measured, mean of the steps after the first")
+            .AddColumn("phase").AddColumn(new TableColumn("predicted").RightAligned()).AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
+        foreach (var row in rows)
+            table.AddRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
+        console.Write(table);
+        console.MarkupLineInterpolated($"Report: aios report {dir}");
     }
 
     /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>

@@ -38,14 +38,20 @@ public sealed record DriveSpec
     }
 }
 
-/// <summary>One sample of a drive sweep.</summary>
-public sealed record DriveSample(long BlockSize, int QueueDepth, int Threads, double Gbps);
+/// <summary>One sample of a drive sweep: settings and the measured rate, GB/s (decimal).</summary>
+public sealed record DriveSample(long BlockSize, int QueueDepth, int Threads, double Gbps)
+{
+    /// <summary>These settings as <see cref="AioSettings"/>.</summary>
+    public AioSettings Settings => new() { BlockSize = new Bytes(BlockSize), QueueDepth = QueueDepth, IntraOpParallelism = Threads };
+}
 
 /// <summary>
-/// Throughput of one direction of a drive as a function of the bytes in flight
-/// (block_size × queue_depth × intra_op_parallelism): <c>peak · x / (x + half_inflight)</c>, a saturating
-/// curve that calibration fits to its samples. A datasheet drive gives the sequential peak and a typical
-/// half-saturation point.
+/// Throughput of one direction of a drive as a function of the aio settings:
+/// <c>peak · x / (x + half_inflight) · b / (b + half_block)</c>, where x = block_size × queue_depth ×
+/// intra_op_parallelism is the bytes in flight and b the block size. The first factor is Little's law
+/// (half_inflight = peak × latency); the second is the cost per request (half_block = peak ÷ the drive's
+/// request rate), 1 when <see cref="HalfBlockKib"/> is absent. Calibration fits both to its samples; a
+/// datasheet drive gives the sequential peak and a typical half-saturation point.
 /// </summary>
 public sealed record DriveDirection
 {
@@ -53,8 +59,12 @@ public sealed record DriveDirection
     public required Figure PeakGbps { get; init; }
     /// <summary>Bytes in flight at which throughput reaches half the peak, KiB.</summary>
     public Figure HalfInflightKib { get; init; } = new(256);
-    /// <summary>Goodness of fit (R²) of the curve to <see cref="Samples"/>, when fitted.</summary>
+    /// <summary>Block size at which the per-request cost halves throughput, KiB (peak ÷ requests per second); absent means no such cost.</summary>
+    public Figure? HalfBlockKib { get; init; }
+    /// <summary>Goodness of fit (R²) of the curve to <see cref="Samples"/>, when fitted. Near 0 also when the drive is flat (nothing to explain).</summary>
     public double? RSquared { get; init; }
+    /// <summary>Root-mean-square error of the fit, GB/s, when fitted.</summary>
+    public double? RmseGbps { get; init; }
     /// <summary>Measured points the curve was fitted to.</summary>
     public IReadOnlyList<DriveSample>? Samples { get; init; }
 
@@ -63,12 +73,15 @@ public sealed record DriveDirection
     {
         double inflight = (double)aio.BlockSize.Value * aio.QueueDepth * aio.IntraOpParallelism;
         double half = HalfInflightKib.Value * Bytes.KiBValue;
-        return Bandwidth.FromGBps(PeakGbps.Value * inflight / (inflight + half));
+        double block = aio.BlockSize.Value;
+        double halfBlock = (HalfBlockKib?.Value ?? 0) * Bytes.KiBValue;
+        return Bandwidth.FromGBps(PeakGbps.Value * inflight / (inflight + half) * block / (block + halfBlock));
     }
 
     internal void Validate(ValidationProblems p, string at)
     {
         p.Positive(at + ".peak_gbps", PeakGbps.Value);
         p.NonNegative(at + ".half_inflight_kib", HalfInflightKib.Value);
+        if (HalfBlockKib is not null) p.NonNegative(at + ".half_block_kib", HalfBlockKib.Value);
     }
 }

@@ -7,8 +7,9 @@ namespace AiOs.Planner.Simulation;
 
 /// <summary>
 /// Writes a step's timeline as JSON lines: one <c>{"type":"span", …}</c> line per operation (resource,
-/// operation, layer, micro-batch, phase, start and end in seconds, bytes) and one <c>{"type":"memory", …}</c>
-/// line per change of a tier's level. The engine writes measured spans in the same shape.
+/// operation, layer, micro-batch, phase, <c>start_ns</c> and <c>end_ns</c> from the step's start, bytes) and
+/// one <c>{"type":"memory", …}</c> line per change of a tier's level (<c>time_ns</c>, bytes). The engine's
+/// <c>trace.jsonl</c> uses the same names for its measured spans.
 /// </summary>
 public static class Timeline
 {
@@ -19,11 +20,11 @@ public static class Timeline
         foreach (var s in step.Spans.OrderBy(s => s.StartNs).ThenBy(s => s.OpId))
         {
             text.Append(JsonSerializer.Serialize(new SpanLine("span", ResourceNames.Of(s.Resource, hasGpu), Name(s.Kind), s.Layer, s.MicroBatch,
-                s.Phase.ToString().ToLowerInvariant(), s.StartNs / 1e9, s.EndNs / 1e9, s.Bytes, s.OpId), LineOptions)).Append('\n');
+                s.Phase.ToString().ToLowerInvariant(), s.StartNs, s.EndNs, s.Bytes, s.OpId), LineOptions)).Append('\n');
         }
         foreach (var (tier, levels) in step.MemoryTimeline ?? new Dictionary<MemoryTier, IReadOnlyList<(long, long)>>())
             foreach (var (time, bytes) in levels)
-                text.Append(JsonSerializer.Serialize(new MemoryLine("memory", TierName(tier), time / 1e9, bytes), LineOptions)).Append('\n');
+                text.Append(JsonSerializer.Serialize(new MemoryLine("memory", TierName(tier), time, bytes), LineOptions)).Append('\n');
         AtomicFile.WriteAllText(path, text.ToString());
     }
 
@@ -34,7 +35,7 @@ public static class Timeline
 
     private static readonly JsonSerializerOptions LineOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    private sealed record SpanLine(string Type, string Resource, string Operation, int Layer, int MicroBatch, string Phase, double Start, double End, long Bytes, int Id);
+    private sealed record SpanLine(string Type, string Resource, string Operation, int Layer, int MicroBatch, string Phase, long StartNs, long EndNs, long Bytes, int Id);
 
-    private sealed record MemoryLine(string Type, string Tier, double Time, long Bytes);
+    private sealed record MemoryLine(string Type, string Tier, long TimeNs, long Bytes);
 }

@@ -1,0 +1,85 @@
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration;
+
+/// <summary>How thorough a calibration is: <see cref="Quick"/> ≤ 30 s, <see cref="Default"/> ≤ 2 min on the CI VM, <see cref="Full"/> longer and larger.</summary>
+public enum CalibrationMode
+{
+    Quick,
+    Default,
+    Full,
+}
+
+/// <summary>What to calibrate and where to start from.</summary>
+public sealed record CalibrationOptions
+{
+    /// <summary>Folder on the drive to measure (the test file goes here).</summary>
+    public required string NvmePath { get; init; }
+    /// <summary>Quick, default or full: file size and sample lengths.</summary>
+    public CalibrationMode Mode { get; init; } = CalibrationMode.Default;
+    /// <summary>Profile to update; its GPU, links and other sections are kept. Null starts a CPU-only profile.</summary>
+    public HardwareProfile? Base { get; init; }
+    /// <summary>Name of the written profile; null keeps the base's name or uses "calibrated".</summary>
+    public string? Name { get; init; }
+    /// <summary>Date stamped on the profile and its figures (ISO 8601); passed in so tests and reruns are reproducible.</summary>
+    public required string Date { get; init; }
+    /// <summary>Version of the tool that calibrates, recorded in the profile (the CLI passes its own).</summary>
+    public string ToolVersion { get; init; } = "unknown";
+    /// <summary>Test-file size; null takes the mode's.</summary>
+    public Bytes? TestFileSize { get; init; }
+}
+
+/// <summary>The sizes and durations of one mode.</summary>
+public sealed record ModeSettings
+{
+    /// <summary>Size of the test file when the drive has room.</summary>
+    public required Bytes TestFileSize { get; init; }
+    /// <summary>Below this the test file is too small to mean anything, and calibration stops.</summary>
+    public required Bytes MinTestFileSize { get; init; }
+    /// <summary>Segments of the layout pass, whose rates reveal a write cache.</summary>
+    public int LayoutSegments { get; init; } = 16;
+    /// <summary>What the drive sweep may try and how long each sample runs.</summary>
+    public required SweepPlan Sweep { get; init; }
+    /// <summary>Size of each memory-copy buffer (far above any CPU cache).</summary>
+    public required Bytes MemcpySize { get; init; }
+    /// <summary>Parameters per CPU Adam step in the Adam probe.</summary>
+    public required long AdamParameters { get; init; }
+    /// <summary>How long each memory-copy and Adam measurement runs.</summary>
+    public required TimeSpan HostProbeDuration { get; init; }
+
+    /// <summary>The settings of <paramref name="mode"/>.</summary>
+    public static ModeSettings For(CalibrationMode mode) => mode switch
+    {
+        CalibrationMode.Quick => new()
+        {
+            TestFileSize = Bytes.FromGiB(1),
+            MinTestFileSize = Bytes.FromMiB(256),
+            LayoutSegments = 8,
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromMilliseconds(120), SampleMinBytes = Bytes.FromMiB(32), Threads = [1, 2, 4] },
+            MemcpySize = Bytes.FromMiB(128),
+            AdamParameters = 4 << 20,
+            HostProbeDuration = TimeSpan.FromMilliseconds(300),
+        },
+        CalibrationMode.Full => new()
+        {
+            TestFileSize = Bytes.FromGiB(16),
+            MinTestFileSize = Bytes.FromGiB(4),
+            LayoutSegments = 32,
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromSeconds(2), SampleMinBytes = Bytes.FromMiB(512), Patience = 3 },
+            MemcpySize = Bytes.FromMiB(512),
+            AdamParameters = 32 << 20,
+            HostProbeDuration = TimeSpan.FromSeconds(2),
+        },
+        _ => new()
+        {
+            TestFileSize = Bytes.FromGiB(8),
+            MinTestFileSize = Bytes.FromGiB(2),
+            Sweep = new SweepPlan { SampleDuration = TimeSpan.FromMilliseconds(600), SampleMinBytes = Bytes.FromMiB(128) },
+            MemcpySize = Bytes.FromMiB(256),
+            AdamParameters = 16 << 20,
+            HostProbeDuration = TimeSpan.FromSeconds(1),
+        },
+    };
+}

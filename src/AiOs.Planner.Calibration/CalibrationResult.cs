@@ -1,0 +1,62 @@
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration;
+
+/// <summary>Where a calibration is: a phase name and progress in estimated seconds of work.</summary>
+public sealed record CalibrationProgress(string Phase, double Done, double Total);
+
+/// <summary>What the drive measurements found.</summary>
+public sealed record DriveCalibration
+{
+    /// <summary>Size of the test file actually used (after any shrinking).</summary>
+    public required Bytes TestFileSize { get; init; }
+    /// <summary>Whether O_DIRECT was in effect (false after a buffered fallback).</summary>
+    public required bool DirectIo { get; init; }
+    /// <summary>Write rate of each layout segment, in file order (cache detection).</summary>
+    public required IReadOnlyList<ProbeResult> Layout { get; init; }
+    /// <summary>Read sweep samples.</summary>
+    public required IReadOnlyList<DriveSample> ReadSamples { get; init; }
+    /// <summary>The curve fitted to the read samples.</summary>
+    public required DriveCurve ReadCurve { get; init; }
+    /// <summary>Write sweep samples.</summary>
+    public required IReadOnlyList<DriveSample> WriteSamples { get; init; }
+    /// <summary>The curve fitted to the write samples.</summary>
+    public required DriveCurve WriteCurve { get; init; }
+    /// <summary>What cache detection concluded.</summary>
+    public required CacheFinding Cache { get; init; }
+}
+
+/// <summary>What the host measurements found.</summary>
+public sealed record HostCalibration
+{
+    /// <summary>Threads used for the all-threads measurements (logical CPUs).</summary>
+    public required int Threads { get; init; }
+    /// <summary>Memory-copy rate on one thread.</summary>
+    public required Bandwidth MemcpyOneThread { get; init; }
+    /// <summary>Memory-copy rate on all threads.</summary>
+    public required Bandwidth MemcpyAllThreads { get; init; }
+    /// <summary>CPU Adam parameters per second, one thread.</summary>
+    public required double AdamOneThread { get; init; }
+    /// <summary>CPU Adam parameters per second, all threads.</summary>
+    public required double AdamAllThreads { get; init; }
+}
+
+/// <summary>Everything a calibration measured, the profile it produced, and warnings for the user.</summary>
+public sealed record CalibrationResult
+{
+    /// <summary>CPU, RAM, kernel and drive facts.</summary>
+    public required MachineFacts Machine { get; init; }
+    /// <summary>Drive measurements and fits.</summary>
+    public required DriveCalibration Drive { get; init; }
+    /// <summary>Memory-copy and CPU Adam measurements.</summary>
+    public required HostCalibration Host { get; init; }
+    /// <summary>The calibrated profile (not yet written anywhere).</summary>
+    public required HardwareProfile Profile { get; init; }
+    /// <summary>Things the user should know: shrunk file, fallback, tmpfs, slow drive.</summary>
+    public required IReadOnlyList<string> Warnings { get; init; }
+    /// <summary>Wall time of the whole calibration.</summary>
+    public required TimeSpan Elapsed { get; init; }
+}

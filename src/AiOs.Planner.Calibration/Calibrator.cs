@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Calibration.Host;
+using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Storage;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration;
+
+/// <summary>
+/// Runs a calibration: machine facts; the drive (lay out a test file while watching for a write cache,
+/// sweep reads, sweep writes, fit a curve per direction); memory copy and CPU Adam on one and all threads;
+/// then builds the profile. The test file is deleted however the run ends.
+/// </summary>
+public static class Calibrator
+{
+    /// <summary>Settings for the layout pass: DeepSpeed's usual 1 MiB blocks, 8 deep.</summary>
+    private static readonly AioSettings LayoutSettings = new() { BlockSize = Bytes.FromMiB(1), QueueDepth = 8, IntraOpParallelism = 1 };
+
+    /// <summary>Calibrates and returns the result; nothing is written to disk except the (deleted) test file.</summary>
+    public static async Task<CalibrationResult> RunAsync(CalibrationOptions options, IProgress<CalibrationProgress>? progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var clock = Stopwatch.StartNew();
+        var mode = ModeSettings.For(options.Mode);
+        var tracker = new ProgressTracker(mode, progress);
+        if (!Directory.Exists(options.NvmePath))
+            throw new CalibrationException($"--nvme-path {options.NvmePath} does not exist; create it or pass a folder on the drive to test.");
+        var machine = MachineFacts.Read(options.NvmePath);
+        var warnings = new List<string>();
+        if (StorageInspector.IsMemory(machine.Storage.FileSystem))
+            warnings.Add($"{options.NvmePath} is on {machine.Storage.FileSystem}, which is RAM, not a drive: the figures measure memory, and swap files there take RAM from training.");
+
+        DriveCalibration drive;
+        using (var file = TestFile.Create(options.NvmePath, options.TestFileSize ?? mode.TestFileSize, mode.MinTestFileSize))
+        {
+            if (file.ShrinkNote is { } shrink) warnings.Add(shrink);
+            if (file.File.FallbackWarning is { } fallback) warnings.Add(fallback);
+            tracker.SetLayout(file.Size);
+            drive = await MeasureDriveAsync(file, mode, tracker, ct).ConfigureAwait(false);
+        }
+
+        var host = MeasureHost(mode, tracker, ct);
+        var profile = ProfileBuilder.Build(options, machine, drive, host);
+        warnings.AddRange(StorageAdvice.Check(profile, machine));
+        tracker.Finish();
+        return new CalibrationResult { Machine = machine, Drive = drive, Host = host, Profile = profile, Warnings = warnings, Elapsed = clock.Elapsed };
+    }
+
+    private static async Task<DriveCalibration> MeasureDriveAsync(TestFile file, ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
+    {
+        using var probe = new DriveProbe(file.File, file.Size);
+        var layout = await probe.LayOutAsync(LayoutSettings, mode.LayoutSegments, new Progress<Bytes>(tracker.LayoutDone), ct).ConfigureAwait(false);
+        tracker.LayoutFinished();
+
+        // Reads first, while the data written by the layout has not been read back (cold).
+        var reads = await SweepAsync(probe, IoDirection.Read, mode, tracker, ct).ConfigureAwait(false);
+        var writes = await SweepAsync(probe, IoDirection.Write, mode, tracker, ct).ConfigureAwait(false);
+        var readCurve = DriveCurveFit.Fit(reads);
+        var writeCurve = DriveCurveFit.Fit(writes);
+        var cache = CacheDetector.Detect(layout, Bandwidth.FromGBps(readCurve.PeakGbps), Bandwidth.FromGBps(writeCurve.PeakGbps), file.Size);
+        return new DriveCalibration
+        {
+            TestFileSize = file.Size,
+            DirectIo = file.File.IsDirect,
+            Layout = layout,
+            ReadSamples = reads,
+            ReadCurve = readCurve,
+            WriteSamples = writes,
+            WriteCurve = writeCurve,
+            Cache = cache,
+        };
+    }
+
+    private static async Task<IReadOnlyList<DriveSample>> SweepAsync(DriveProbe probe, IoDirection direction, ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
+    {
+        string phase = direction == IoDirection.Read ? "drive reads" : "drive writes";
+        tracker.StartSweep(phase);
+        var samples = await DriveSweep.RunAsync(
+            async (settings, token) => (await probe.MeasureAsync(settings, direction, mode.Sweep.SampleDuration, mode.Sweep.SampleMinBytes, token).ConfigureAwait(false)).Rate,
+            mode.Sweep, _ => tracker.SampleDone(phase), ct).ConfigureAwait(false);
+        tracker.SweepFinished();
+        return samples;
+    }
+
+    private static HostCalibration MeasureHost(ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
+    {
+        int threads = System.Environment.ProcessorCount;
+        tracker.HostStep("memory copy");
+        var copyOne = MemoryProbe.Measure(mode.MemcpySize, 1, mode.HostProbeDuration, ct);
+        tracker.HostStep("memory copy");
+        var copyAll = threads == 1 ? copyOne : MemoryProbe.Measure(mode.MemcpySize, threads, mode.HostProbeDuration, ct);
+        tracker.HostStep("CPU Adam");
+        double adamOne = AdamProbe.Measure(mode.AdamParameters, 1, mode.HostProbeDuration, ct);
+        tracker.HostStep("CPU Adam");
+        double adamAll = threads == 1 ? adamOne : AdamProbe.Measure(mode.AdamParameters, threads, mode.HostProbeDuration, ct);
+        tracker.HostStep("done");
+        return new HostCalibration { Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll };
+    }
+}

@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Numerics;
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Hardware;
+
+namespace AiOs.Planner.Calibration;
+
+/// <summary>
+/// Turns measurements into a profile. With a base profile, only the CPU, the drives and the machine facts
+/// change: the GPU, host link, GPU link and network sections are kept as they were. Every calibrated figure
+/// carries source "measured", the date and its method.
+/// </summary>
+public static class ProfileBuilder
+{
+    /// <summary>The calibrated profile.</summary>
+    public static HardwareProfile Build(CalibrationOptions options, MachineFacts machine, DriveCalibration drive, HostCalibration host)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(drive);
+        ArgumentNullException.ThrowIfNull(host);
+        string date = options.Date;
+        Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
+        string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+        var cpu = new CpuSpec
+        {
+            Model = machine.CpuModel,
+            Cores = machine.Cores,
+            RamGib = Measured(machine.Ram.GiB, "/proc/meminfo MemTotal"),
+            // The better of one thread and all threads: on a shared machine all threads can lose to one.
+            MemoryBandwidthGbps = Measured(Math.Max(host.MemcpyAllThreads.GBps, host.MemcpyOneThread.GBps),
+                I($"memory copy (Buffer.MemoryCopy) of large buffers, bytes copied per second, best of 1 thread ({host.MemcpyOneThread.GBps:0.00} GB/s) and {host.Threads} threads ({host.MemcpyAllThreads.GBps:0.00} GB/s)")),
+            AdamParamsPerS = Measured(Math.Round(Math.Max(host.AdamAllThreads, host.AdamOneThread)),
+                I($"aios CpuAdam (AdamW, fp32 master weights, {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)")),
+        };
+        var baseDrive = options.Base?.Drives.Count > 0 ? options.Base.Drives[0] : null;
+        var storage = machine.Storage;
+        string how = I($"aios calibrate: sweep of block size, queue depth and threads over a {drive.TestFileSize} test file{(drive.DirectIo ? " with O_DIRECT" : " (buffered: O_DIRECT unsupported)")}, kernel AIO; fitted peak");
+        var write = Direction(drive.WriteCurve, drive.WriteSamples, date, how);
+        if (drive.Cache.SustainedWrite is { } sustained && sustained.GBps < write.PeakGbps.Value)
+            write = write with { PeakGbps = Measured(sustained.GBps, I($"sustained write rate after a write cache filled (layout of the {drive.TestFileSize} test file); fitted peak was {drive.WriteCurve.PeakGbps:0.00} GB/s")) };
+        var driveSpec = new DriveSpec
+        {
+            Model = I($"{DriveName(storage)} ({storage.FileSystem ?? "unknown filesystem"})"),
+            Count = 1,
+            CapacityGb = Measured(storage.Total.GB, "size of the filesystem holding --nvme-path (statvfs)"),
+            PcieGen = baseDrive?.PcieGen ?? 0,
+            Read = Direction(drive.ReadCurve, drive.ReadSamples, date, how),
+            Write = write,
+            CacheNote = drive.Cache.Note,
+        };
+        var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in options.Base?.Machine ?? new Dictionary<string, string>()) facts[k] = v;
+        foreach (var (k, v) in machine.ToMap()) facts[k] = v;
+        facts["calibrated_by"] = I($"aios calibrate {options.ToolVersion} ({options.Mode.ToString().ToLowerInvariant()})");
+        facts["calibration_date"] = date;
+
+        if (options.Base is { } b)
+            return b with { Name = options.Name ?? b.Name, Description = Stamped(b.Description, date), Date = date, Cpu = cpu, Drives = [driveSpec], Machine = facts };
+        return new HardwareProfile
+        {
+            Name = options.Name ?? "calibrated",
+            Description = I($"Measured by aios calibrate on {date}: {machine.CpuModel}, {machine.Cores} cores, {machine.Ram} RAM, drive {driveSpec.Model}. No GPU section: calibrate with --base PROFILE to keep one."),
+            Source = FigureSource.Measured,
+            Date = date,
+            Nodes = 1,
+            GpusPerNode = 0,
+            Cpu = cpu,
+            Drives = [driveSpec],
+            Machine = facts,
+        };
+    }
+
+    private const string StampPrefix = " [CPU, memory and drive calibrated ";
+
+    /// <summary>The base's description with one calibration stamp (replacing an earlier one), so it never claims figures are estimates once they are measured.</summary>
+    internal static string Stamped(string? description, string date)
+    {
+        string text = description ?? "";
+        int at = text.IndexOf(StampPrefix, StringComparison.Ordinal);
+        if (at >= 0) text = text[..at];
+        return $"{text}{StampPrefix}{date} by aios calibrate; those figures carry their method.]".TrimStart();
+    }
+
+    /// <summary>The drive's model from /sys, else a name from the device: virtio disks (vd*) report no model.</summary>
+    internal static string DriveName(Storage.StorageFacts storage) =>
+        storage.DeviceModel is { Length: > 0 } model ? model
+        : storage.BlockDevice is { } dev ? (dev.StartsWith("vd", StringComparison.Ordinal) ? $"virtio disk {dev}" : dev)
+        : "unknown drive";
+
+    private static DriveDirection Direction(DriveCurve curve, IReadOnlyList<DriveSample> samples, string date, string method) => new()
+    {
+        PeakGbps = Figure.Measured(Math.Round(curve.PeakGbps, 4), date, method),
+        HalfInflightKib = Figure.Measured(Math.Round(curve.HalfInflightKib, 1), date, "fitted"),
+        HalfBlockKib = curve.HalfBlockKib is { } c ? Figure.Measured(Math.Round(c, 1), date, "fitted") : null,
+        RSquared = Math.Round(curve.RSquared, 4),
+        RmseGbps = Math.Round(curve.RmseGbps, 4),
+        Samples = samples,
+    };
+}

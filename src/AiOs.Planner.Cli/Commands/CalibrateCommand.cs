@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Reflection;
+using System.Text.Json.Nodes;
+using AiOs.Planner.Calibration;
+using AiOs.Planner.Cli.Rendering;
+using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.IO;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios calibrate</c>: measure this machine's drive, memory copy and CPU Adam, and write a profile.</summary>
+public static class CalibrateCommand
+{
+    /// <summary>The command, writing through <paramref name="io"/>.</summary>
+    public static Command Create(CliIo io)
+    {
+        var nvmePath = new Option<string>("--nvme-path") { Description = "Folder on the drive to measure (a temporary test file goes here and is deleted)", Required = true };
+        var output = new Option<string?>("--out") { Description = "Profile file to write (e.g. profiles/my-machine.json); an existing file is updated, keeping its GPU section" };
+        var baseProfile = new Option<string?>("--base") { Description = "Profile (bundled name or path) to start from; its GPU and link sections are kept" };
+        var quick = new Option<bool>("--quick") { Description = "Smaller test file and shorter samples (about 30 s)" };
+        var full = new Option<bool>("--full") { Description = "Larger test file and longer samples (several minutes)" };
+        var testSize = SizeOption.Create("--test-size", "Test-file size (default: 1G quick, 8G default, 16G full)", default);
+        var json = new Option<bool>("--json") { Description = "Print one JSON document (profile, warnings) on stdout" };
+        var command = new Command("calibrate", "Measure the drive (read/write sweep over block size, queue depth, threads), memory copy and CPU Adam; write a hardware profile.")
+        {
+            nvmePath, output, baseProfile, quick, full, testSize, json,
+        };
+        command.SetAction(async (r, ct) =>
+        {
+            if (r.GetValue(quick) && r.GetValue(full))
+            {
+                io.Console.MarkupLine("[red]error:[/] choose --quick or --full, not both.");
+                return ExitCodes.Usage;
+            }
+            string? outPath = r.GetValue(output);
+            string? baseName = r.GetValue(baseProfile) ?? (outPath is not null && File.Exists(outPath) ? outPath : null);
+            var options = new CalibrationOptions
+            {
+                NvmePath = r.GetValue(nvmePath)!,
+                Mode = r.GetValue(quick) ? CalibrationMode.Quick : r.GetValue(full) ? CalibrationMode.Full : CalibrationMode.Default,
+                Base = baseName is null ? null : ProfileCatalog.Default.Load(baseName),
+                Name = outPath is null ? null : Path.GetFileNameWithoutExtension(outPath),
+                Date = DateTime.UtcNow.ToString("yyyy-MM-dd"),
+                ToolVersion = typeof(CalibrateCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown",
+                TestFileSize = r.GetValue(testSize) is { Value: > 0 } size ? size : null,
+            };
+            try
+            {
+                var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), ct).ConfigureAwait(false);
+                if (outPath is not null) ProfileWriter.WriteFile(outPath, result.Profile);
+                if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, outPath)));
+                else CalibrationTables.Render(io.Console, result, outPath);
+                return ExitCodes.Ok;
+            }
+            catch (CalibrationException e)
+            {
+                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                return ExitCodes.Usage;
+            }
+            catch (DirectIoException e)
+            {
+                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message} No profile was written; the test file was removed.");
+                return ExitCodes.Infeasible;
+            }
+            catch (OperationCanceledException)
+            {
+                io.Console.MarkupLine("[yellow]interrupted[/]: the test file was removed and no profile was written.");
+                return ExitCodes.Interrupted;
+            }
+        });
+        return command;
+    }
+
+    private static JsonObject Json(CalibrationResult result, string? outPath) => new()
+    {
+        ["written"] = outPath,
+        ["elapsed_s"] = Math.Round(result.Elapsed.TotalSeconds, 1),
+        ["test_file_bytes"] = result.Drive.TestFileSize.Value,
+        ["warnings"] = new JsonArray(result.Warnings.Select(w => (JsonNode)JsonValue.Create(w)!).ToArray()),
+        ["profile"] = JsonNode.Parse(ProfileWriter.ToJson(result.Profile)),
+    };
+}

@@ -1,0 +1,27 @@
+using System.CommandLine;
+using AiOs.Planner.Reports;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios report RUN_DIR</c>: a self-contained HTML report of a run, predicted beside measured.</summary>
+public static class ReportCommand
+{
+    public static Command Create(CliIo io)
+    {
+        var runDir = new Argument<string>("run-dir") { Description = "A run folder written by `aios train` (runs/<id>)" };
+        var output = new Option<string?>("--out", "-o") { Description = "Folder for index.html and the PNG and SVG figures (default: RUN_DIR/report)" };
+        var command = new Command("report", "Write an HTML report of a run: step times, phases, timelines, memory, NVMe throughput, errors.") { runDir, output };
+        command.SetAction(r =>
+        {
+            var run = RunData.Load(r.GetValue(runDir)!);
+            string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
+            string index = HtmlReport.Write(run, outDir);
+            foreach (var row in HtmlReport.Errors(run))
+                io.Console.MarkupLineInterpolated($"{row.Quantity}: predicted {row.Predicted:0.###} {row.Unit}, measured {row.Measured:0.###} {row.Unit}, error {(row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–")}");
+            io.Console.MarkupLineInterpolated($"Wrote {index}.");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

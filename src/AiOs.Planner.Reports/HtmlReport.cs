@@ -1,0 +1,88 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using AiOs.Planner.Descriptions;
+
+namespace AiOs.Planner.Reports;
+
+/// <summary>One row of the error table: a quantity predicted and measured.</summary>
+public sealed record ErrorRow(string Quantity, double Predicted, double Measured, string Unit)
+{
+    /// <summary>(measured − predicted) ÷ measured, or null when nothing was measured.</summary>
+    public double? Error => Measured == 0 ? null : (Predicted - Measured) / Measured;
+}
+
+/// <summary>Writes a self-contained HTML report (figures inline as SVG) and every figure as PNG and SVG.</summary>
+public static class HtmlReport
+{
+    /// <summary>Writes the report into <paramref name="outDir"/>; returns the path of index.html.</summary>
+    public static string Write(RunData run, string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        var figures = ReportFigures.All(run);
+        var html = new StringBuilder();
+        string title = $"AiOs.Planner run {Path.GetFileName(run.Directory)}";
+        html.Append("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>").Append(E(title)).Append("</title><style>")
+            .Append("body{font-family:'DejaVu Sans',sans-serif;max-width:1200px;margin:2em auto;color:#222}")
+            .Append("table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f3f3f3}")
+            .Append("td:first-child,th:first-child{text-align:left}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}")
+            .Append("pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}</style></head><body>");
+        html.Append("<h1>").Append(E(title)).Append("</h1>");
+        html.Append("<p>").Append(E(Headline(run))).Append("</p>");
+        html.Append("<h2>Predicted vs measured</h2>").Append(ErrorTable(Errors(run)));
+        foreach (var f in figures)
+        {
+            string svg = f.Plot.GetSvgXml(f.Width, f.Height);
+            File.WriteAllText(Path.Combine(outDir, f.Name + ".svg"), svg);
+            f.Plot.SavePng(Path.Combine(outDir, f.Name + ".png"), f.Width, f.Height);
+            html.Append("<figure>").Append(svg).Append("<figcaption>").Append(E(f.Caption)).Append("</figcaption></figure>");
+        }
+        html.Append("<h2>Settings</h2><pre>").Append(E(Pretty(run.Settings))).Append("</pre>");
+        if (run.Profile is { } p)
+            html.Append("<h2>Hardware profile</h2><pre>").Append(E(JsonSerializer.Serialize(p, DescriptionJson.Options))).Append("</pre>");
+        html.Append("</body></html>\n");
+        string index = Path.Combine(outDir, "index.html");
+        AtomicFile.WriteAllText(index, html.ToString());
+        return index;
+    }
+
+    /// <summary>Step time and phases, predicted against measured (mean of the steps after the first).</summary>
+    public static IReadOnlyList<ErrorRow> Errors(RunData run)
+    {
+        var steady = run.Steps.Count > 1 ? run.Steps.Skip(1).ToList() : run.Steps.ToList();
+        if (steady.Count == 0 || run.Predicted is not { } p) return [];
+        return
+        [
+            new ErrorRow("step time", p.TimeSeconds, steady.Average(s => s.WallMs) / 1e3, "s"),
+            new ErrorRow("forward", p.ForwardSeconds, steady.Average(s => s.ForwardMs) / 1e3, "s"),
+            new ErrorRow("backward", p.BackwardSeconds, steady.Average(s => s.BackwardMs) / 1e3, "s"),
+            new ErrorRow("optimizer", p.OptimizerSeconds, steady.Average(s => s.OptimizerMs) / 1e3, "s"),
+        ];
+    }
+
+    private static string Headline(RunData run)
+    {
+        var steady = run.Steps.Count > 1 ? run.Steps.Skip(1).ToList() : run.Steps.ToList();
+        string measured = steady.Count == 0 ? "no step finished" : string.Create(CultureInfo.InvariantCulture,
+            $"{run.Steps.Count} steps, {steady.Average(s => s.WallMs) / 1e3:0.###} s per step measured ({steady.Average(s => s.TokensPerSecond):N0} tokens/s), loss {run.Steps[0].Loss:0.###} → {run.Steps[^1].Loss:0.###}");
+        string predicted = run.Predicted is { } p
+            ? string.Create(CultureInfo.InvariantCulture, $"; predicted {p.TimeSeconds:0.###} s, bottleneck {p.Bottleneck}")
+            : "; no prediction stored with this run";
+        return measured + predicted + ".";
+    }
+
+    private static string ErrorTable(IReadOnlyList<ErrorRow> rows)
+    {
+        if (rows.Count == 0) return "<p>No prediction or no finished step: nothing to compare.</p>";
+        var t = new StringBuilder("<table><tr><th>quantity</th><th>predicted</th><th>measured</th><th>error</th></tr>");
+        foreach (var r in rows)
+            t.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(r.Quantity)}</td><td>{r.Predicted:0.####} {r.Unit}</td><td>{r.Measured:0.####} {r.Unit}</td><td>{(r.Error is { } e ? e.ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture) : "–")}</td></tr>");
+        return t.Append("</table>").ToString();
+    }
+
+    private static string Pretty(System.Text.Json.Nodes.JsonNode? node) =>
+        node is null ? "(no settings.json)" : node.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+
+    private static string E(string text) => WebUtility.HtmlEncode(text);
+}

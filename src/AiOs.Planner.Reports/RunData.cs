@@ -1,0 +1,139 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Hardware;
+
+namespace AiOs.Planner.Reports;
+
+/// <summary>One span of a timeline, predicted or measured (the shape both <c>trace.jsonl</c> and <c>--timeline</c> write).</summary>
+public sealed record TimelineSpan(string Resource, string Operation, int Layer, int MicroBatch, int Step, long StartNs, long EndNs);
+
+/// <summary>A memory tier's level from a predicted timeline.</summary>
+public sealed record MemoryLevel(string Tier, long TimeNs, long Bytes);
+
+/// <summary>One measured step, from <c>metrics.jsonl</c>.</summary>
+public sealed record StepRecord(int Step, double Loss, double WallMs, double ForwardMs, double BackwardMs, double OptimizerMs, double IoStallMs,
+    double TokensPerSecond, double NvmeReadGBps, double NvmeWriteGBps, long PeakResidentBytes);
+
+/// <summary>Predicted seconds of a step and its phases, from <c>prediction.json</c> (an <c>aios plan --json</c> document).</summary>
+public sealed record PredictedStep(double TimeSeconds, double ForwardSeconds, double BackwardSeconds, double OptimizerSeconds, string Bottleneck);
+
+/// <summary>
+/// Everything a report draws from one run folder: <c>settings.json</c>, <c>metrics.jsonl</c>, <c>trace.jsonl</c>,
+/// <c>summary.json</c>, and beside them the prediction the run was started with (<c>prediction.json</c>,
+/// <c>predicted-timeline.jsonl</c>) and the profile (<c>profile.json</c>). Missing optional files leave their
+/// parts of the report out; a folder without <c>metrics.jsonl</c> is not a run.
+/// </summary>
+public sealed record RunData
+{
+    public required string Directory { get; init; }
+    public required IReadOnlyList<StepRecord> Steps { get; init; }
+    public IReadOnlyList<TimelineSpan> MeasuredSpans { get; init; } = [];
+    public IReadOnlyList<TimelineSpan> PredictedSpans { get; init; } = [];
+    public IReadOnlyList<MemoryLevel> PredictedMemory { get; init; } = [];
+    public PredictedStep? Predicted { get; init; }
+    public JsonObject? Settings { get; init; }
+    public JsonObject? Summary { get; init; }
+    public HardwareProfile? Profile { get; init; }
+
+    /// <summary>Loads a run folder; a clear error when it is not one.</summary>
+    public static RunData Load(string directory)
+    {
+        string dir = Path.GetFullPath(directory);
+        if (!System.IO.Directory.Exists(dir))
+            throw new DescriptionException($"Run folder {dir} does not exist. Give the folder `aios train` wrote (runs/<id>).") { File = dir };
+        string metrics = Path.Combine(dir, "metrics.jsonl");
+        if (!File.Exists(metrics))
+            throw new DescriptionException($"{dir} has no metrics.jsonl, so it is not a run folder (or no step finished). Give the folder `aios train` wrote.") { File = dir };
+        var timeline = ReadTimeline(Path.Combine(dir, "predicted-timeline.jsonl"));
+        string profile = Path.Combine(dir, "profile.json");
+        return new RunData
+        {
+            Directory = dir,
+            Steps = ReadLines(metrics).Select(ToStep).ToList(),
+            MeasuredSpans = ReadTimeline(Path.Combine(dir, "trace.jsonl")).Spans,
+            PredictedSpans = timeline.Spans,
+            PredictedMemory = timeline.Memory,
+            Predicted = ReadPrediction(Path.Combine(dir, "prediction.json")),
+            Settings = ReadObject(Path.Combine(dir, "settings.json")),
+            Summary = ReadObject(Path.Combine(dir, "summary.json")),
+            Profile = File.Exists(profile) ? ProfileCatalog.LoadFile(profile) : null,
+        };
+    }
+
+    private static StepRecord ToStep(JsonObject o) => new(
+        Int(o, "step"), Num(o, "loss"), Num(o, "wall_ms"), Num(o, "forward_ms"), Num(o, "backward_ms"), Num(o, "optimizer_ms"),
+        Num(o, "io_stall_ms"), Num(o, "tokens_per_second"), Num(o, "nvme_read_g_bps", "nvme_read_gbps"), Num(o, "nvme_write_g_bps", "nvme_write_gbps"),
+        (long)Num(o, "peak_resident_bytes"));
+
+    /// <summary>Spans and memory levels of a timeline file; none when the file is absent.</summary>
+    internal static (List<TimelineSpan> Spans, List<MemoryLevel> Memory) ReadTimeline(string path)
+    {
+        var spans = new List<TimelineSpan>();
+        var memory = new List<MemoryLevel>();
+        if (!File.Exists(path)) return (spans, memory);
+        foreach (var o in ReadLines(path))
+        {
+            string type = o["type"]?.GetValue<string>() ?? "span";
+            if (type == "memory")
+            {
+                memory.Add(new MemoryLevel(o["tier"]!.GetValue<string>(), (long)Num(o, "time_ns"), (long)Num(o, "bytes")));
+                continue;
+            }
+            spans.Add(new TimelineSpan(o["resource"]!.GetValue<string>(), o["operation"]!.GetValue<string>(), Int(o, "layer"), Int(o, "micro_batch"),
+                Int(o, "step"), (long)Num(o, "start_ns"), (long)Num(o, "end_ns")));
+        }
+        return (spans, memory);
+    }
+
+    private static PredictedStep? ReadPrediction(string path)
+    {
+        if (ReadObject(path)?["step"] is not JsonObject step) return null;
+        var phases = step["phases"]!.AsObject();
+        return new PredictedStep(Num(step, "time_s"), Num(phases, "forward_s"), Num(phases, "backward_s"), Num(phases, "optimizer_s"),
+            step["bottleneck"]?.GetValue<string>() ?? "");
+    }
+
+    private static JsonObject? ReadObject(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try
+        {
+            return JsonNode.Parse(File.ReadAllText(path)) as JsonObject;
+        }
+        catch (JsonException e)
+        {
+            throw new DescriptionException($"{path}, line {(e.LineNumber ?? 0) + 1}: not valid JSON ({e.Message.Split(" LineNumber:")[0]})", e) { File = path };
+        }
+    }
+
+    private static IEnumerable<JsonObject> ReadLines(string path)
+    {
+        int number = 0;
+        foreach (string line in File.ReadLines(path))
+        {
+            number++;
+            if (string.IsNullOrWhiteSpace(line)) continue;
+            JsonObject? o;
+            try
+            {
+                o = JsonNode.Parse(line) as JsonObject;
+            }
+            catch (JsonException e)
+            {
+                // A run cut off mid-write can leave a partial last line; say which line and skip nothing silently.
+                throw new DescriptionException($"{path}, line {number}: not a JSON object ({e.Message.Split(" LineNumber:")[0]}).", e) { File = path };
+            }
+            if (o is not null) yield return o;
+        }
+    }
+
+    private static double Num(JsonObject o, params string[] names)
+    {
+        foreach (string name in names)
+            if (o[name] is JsonValue v && v.TryGetValue(out double d)) return d;
+        return 0;
+    }
+
+    private static int Int(JsonObject o, string name) => o[name] is JsonValue v && v.TryGetValue(out int i) ? i : 0;
+}
