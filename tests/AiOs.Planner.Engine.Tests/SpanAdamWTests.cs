@@ -10,8 +10,10 @@ public sealed class SpanAdamWTests
 {
     public SpanAdamWTests() => TorchRuntime.EnsureReady();
 
-    [Fact]
-    public void Given_RandomGradients_When_SpanAdamWRunsFiveSteps_Then_ItMatchesTorchOptimAdamW()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Given_RandomGradients_When_EitherCpuAdamRunsFiveSteps_Then_ItMatchesTorchOptimAdamW(bool cpuAdam)
     {
         const int n = 1000;
         var rng = new SplitMix64(5);
@@ -20,7 +22,7 @@ public sealed class SpanAdamWTests
         var options = new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0.1, Beta1 = 0.9, Beta2 = 0.95, Epsilon = 1e-8 };
 
         float[] master = (float[])start.Clone(), m = new float[n], v = new float[n];
-        var adam = new SpanAdamW(options);
+        IOptimizerStep adam = cpuAdam ? new CpuAdamStep(options, threads: 2) : new SpanAdamW(options);
         for (int s = 0; s < grads.Length; s++) adam.Update(master, grads[s], m, v, s + 1, 1f);
 
         using var p = new TorchSharp.Modules.Parameter(tensor(start), requires_grad: true);
@@ -66,10 +68,12 @@ public sealed class SpanAdamWTests
         Assert.Equal(sv, v);
     }
 
-    [Fact]
-    public void Given_AGradScale_When_Updated_Then_ItEqualsAnUpdateWithPrescaledGradients()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Given_AGradScale_When_Updated_Then_ItEqualsAnUpdateWithPrescaledGradients(bool cpuAdam)
     {
-        var adam = new SpanAdamW(new AdamWOptions());
+        IOptimizerStep adam = cpuAdam ? new CpuAdamStep(new AdamWOptions()) : new SpanAdamW(new AdamWOptions());
         float[] g = [0.5f, -2f, 3f];
         float[] a = [1f, 2f, 3f], am = new float[3], av = new float[3];
         float[] b = [1f, 2f, 3f], bm = new float[3], bv = new float[3];

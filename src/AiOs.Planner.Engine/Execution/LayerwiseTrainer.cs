@@ -45,7 +45,7 @@ public sealed class LayerwiseTrainer : IDisposable
     /// <param name="settings">Placement, buffers, batch and schedule.</param>
     /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
     /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
-    /// <param name="optimizer">The sub-group update (default: <see cref="SpanAdamW"/>); where a faster CPU Adam plugs in.</param>
+    /// <param name="optimizer">The sub-group update (default: the one <see cref="EngineOptions.Optimizer"/> names).</param>
     /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="FileSwapStore"/>); where a direct-I/O store plugs in.</param>
     public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
         Func<SwapDirectory, ISwapStore>? swapStore = null)
@@ -69,7 +69,7 @@ public sealed class LayerwiseTrainer : IDisposable
                 settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
-                settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
+                settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace)
                 : new CpuGradientStore(elements, Trace);
