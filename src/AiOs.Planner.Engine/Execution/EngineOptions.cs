@@ -38,6 +38,8 @@ public sealed record EngineOptions
     public long Seed { get; init; } = 1234;
     /// <summary>Names the run (and its swap folder <c>aios-&lt;id&gt;</c>).</summary>
     public string RunId { get; init; } = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6];
+    /// <summary>Swap files use O_DIRECT through the direct-I/O library (the drive, not the page cache); false: buffered files.</summary>
+    public bool DirectIo { get; init; } = true;
     /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>
     public bool KeepSwapFiles { get; init; }
     /// <summary>The compute device: <c>cpu</c> (tested) or <c>cuda</c> (prepared, not yet exercised).</summary>

@@ -46,7 +46,7 @@ public sealed class LayerwiseTrainer : IDisposable
     /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
     /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
     /// <param name="optimizer">The sub-group update (default: the one <see cref="EngineOptions.Optimizer"/> names).</param>
-    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="FileSwapStore"/>); where a direct-I/O store plugs in.</param>
+    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="DirectSwapStore"/>, or <see cref="FileSwapStore"/> without <see cref="EngineOptions.DirectIo"/>).</param>
     public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
         Func<SwapDirectory, ISwapStore>? swapStore = null)
     {
@@ -61,7 +61,9 @@ public sealed class LayerwiseTrainer : IDisposable
         if (settings.UsesNvme)
         {
             _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
-            _store = swapStore is null ? new FileSwapStore(_swapDirectory) : swapStore(_swapDirectory);
+            _store = swapStore is not null ? swapStore(_swapDirectory)
+                : options.DirectIo ? new DirectSwapStore(_swapDirectory)
+                : new FileSwapStore(_swapDirectory);
         }
         try
         {
