@@ -32,6 +32,22 @@ public sealed class DirectSwapStoreTests : IDisposable
     }
 
     [Fact]
+    public void Given_RequestsLargerThanTheAioBlock_When_SplitAcrossParallelPieces_Then_TheBytesRoundTrip()
+    {
+        using SwapDirectory dir = SwapDirectory.Acquire(_root, "p", keep: false);
+        var aio = new Settings.AioSettings { BlockSize = Units.Bytes.FromKiB(8), QueueDepth = 4 };
+        using var store = new DirectSwapStore(dir, aio);
+        byte[] data = Pattern(100_001, 5);
+
+        store.Write("k", 3, data);
+        var back = new byte[100_001];
+        store.Read("k", 3, back);
+
+        Assert.Equal(data, back);
+        Assert.Throws<EndOfStreamException>(() => store.Read("k", 3, new byte[200_000]));
+    }
+
+    [Fact]
     public void Given_AShortObject_When_ReadPastItsEnd_Then_ItFailsClearly()
     {
         using SwapDirectory dir = SwapDirectory.Acquire(_root, "e", keep: false);

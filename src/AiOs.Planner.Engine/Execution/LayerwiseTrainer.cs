@@ -62,7 +62,7 @@ public sealed class LayerwiseTrainer : IDisposable
         {
             _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
             _store = swapStore is not null ? swapStore(_swapDirectory)
-                : options.DirectIo ? new DirectSwapStore(_swapDirectory)
+                : options.DirectIo ? new DirectSwapStore(_swapDirectory, settings.Aio)
                 : new FileSwapStore(_swapDirectory);
         }
         try

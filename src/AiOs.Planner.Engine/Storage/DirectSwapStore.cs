@@ -10,7 +10,9 @@ namespace AiOs.Planner.Engine.Storage;
 /// length are widened to 4 KiB blocks through an aligned bounce buffer; a write that covers a block only
 /// partly reads that block first (read-modify-write), which is safe because the engine never writes one
 /// key from two threads at once. Where O_DIRECT is refused (tmpfs), files fall back to buffered I/O and
-/// <see cref="Warning"/> says so.
+/// <see cref="Warning"/> says so. A request larger than the aio block size is split into blocks issued
+/// in parallel, up to the aio settings' bytes in flight (queue depth × threads), so one large read keeps
+/// several requests on the drive.
 /// </summary>
 public sealed class DirectSwapStore : ISwapStore
 {
@@ -18,9 +20,17 @@ public sealed class DirectSwapStore : ISwapStore
     private readonly SwapDirectory _directory;
     private readonly ConcurrentDictionary<string, DirectFile> _files = new(StringComparer.Ordinal);
     private readonly ConcurrentBag<AlignedBuffer> _buffers = [];
+    private readonly long _blockBytes;
+    private readonly int _inFlight;
 
-    /// <summary>Stores files in <paramref name="directory"/> (the store does not own it).</summary>
-    public DirectSwapStore(SwapDirectory directory) => _directory = directory;
+    /// <summary>Stores files in <paramref name="directory"/> (the store does not own it), splitting requests as <paramref name="aio"/> says.</summary>
+    public DirectSwapStore(SwapDirectory directory, Settings.AioSettings? aio = null)
+    {
+        _directory = directory;
+        aio ??= new Settings.AioSettings();
+        _blockBytes = Math.Max(Block, aio.BlockSize.Value / Block * Block);
+        _inFlight = Math.Max(1, aio.QueueDepth * Math.Max(1, aio.IntraOpParallelism));
+    }
 
     /// <summary>The first fallback warning, or null while every file uses O_DIRECT.</summary>
     public string? Warning => _files.Values.Select(f => f.FallbackWarning).FirstOrDefault(w => w is not null);
@@ -37,13 +47,13 @@ public sealed class DirectSwapStore : ISwapStore
             Span<byte> span = buffer.AsSpan(0, checked((int)(end - start)));
             if (start != offset || end != offset + data.Length)
             {
-                long got = file.Read(buffer, 0, end - start, start);
+                long got = Transfer(file, buffer, end - start, start, write: false);
                 span[(int)got..].Clear();
             }
             data.CopyTo(span[(int)(offset - start)..]);
             try
             {
-                file.Write(buffer, 0, end - start, start);
+                Transfer(file, buffer, end - start, start, write: true);
             }
             catch (DirectIoException e) when (e.Message.Contains("space", StringComparison.OrdinalIgnoreCase))
             {
@@ -65,7 +75,7 @@ public sealed class DirectSwapStore : ISwapStore
         AlignedBuffer buffer = Rent(end - start);
         try
         {
-            long got = file.Read(buffer, 0, end - start, start);
+            long got = Transfer(file, buffer, end - start, start, write: false);
             if (got < offset + destination.Length - start)
                 throw new EndOfStreamException($"Swap file '{key}' ends at {start + got} bytes; {offset + destination.Length} were expected.");
             buffer.AsSpan(offset - start, destination.Length).CopyTo(destination);
@@ -74,6 +84,27 @@ public sealed class DirectSwapStore : ISwapStore
         {
             _buffers.Add(buffer);
         }
+    }
+
+    /// <summary>
+    /// Moves <paramref name="length"/> bytes between the buffer and the file at <paramref name="fileOffset"/>
+    /// in aio-block pieces, several in flight; returns the bytes before the end of file (reads) or the length.
+    /// </summary>
+    private long Transfer(DirectFile file, AlignedBuffer buffer, long length, long fileOffset, bool write)
+    {
+        if (length <= _blockBytes)
+            return write ? file.Write(buffer, 0, length, fileOffset) : file.Read(buffer, 0, length, fileOffset);
+        long pieces = (length + _blockBytes - 1) / _blockBytes;
+        long end = length;
+        object gate = new();
+        Parallel.For(0L, pieces, new ParallelOptions { MaxDegreeOfParallelism = _inFlight }, i =>
+        {
+            long at = i * _blockBytes, n = Math.Min(_blockBytes, length - at);
+            long done = write ? file.Write(buffer, at, n, fileOffset + at) : file.Read(buffer, at, n, fileOffset + at);
+            if (done < n)
+                lock (gate) end = Math.Min(end, at + done);
+        });
+        return end;
     }
 
     private static long AlignUp(long value) => (value + Block - 1) / Block * Block;
