@@ -40,9 +40,12 @@ public sealed class DirectSwapStoreTests : IDisposable
         byte[] data = Pattern(100_001, 5);
 
         store.Write("k", 3, data);
+        byte[] patch = Pattern(9_000, 9);
+        store.Write("k", 20_001, patch);   // spans pieces, both ends mid-block
         var back = new byte[100_001];
         store.Read("k", 3, back);
 
+        patch.CopyTo(data, 20_001 - 3);
         Assert.Equal(data, back);
         Assert.Throws<EndOfStreamException>(() => store.Read("k", 3, new byte[200_000]));
     }

@@ -1,34 +1,34 @@
 using System.Collections.Concurrent;
 using AiOs.Planner.IO;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine.Storage;
 
 /// <summary>
 /// An <see cref="ISwapStore"/> over the direct-I/O library: one O_DIRECT file per key, so swap traffic goes
-/// to the drive and not the page cache, as the calibrated profile assumes. Requests at any offset and
-/// length are widened to 4 KiB blocks through an aligned bounce buffer; a write that covers a block only
-/// partly reads that block first (read-modify-write), which is safe because the engine never writes one
-/// key from two threads at once. Where O_DIRECT is refused (tmpfs), files fall back to buffered I/O and
-/// <see cref="Warning"/> says so. A request larger than the aio block size is split into blocks issued
-/// in parallel, up to the aio settings' bytes in flight (queue depth × threads), so one large read keeps
-/// several requests on the drive.
+/// to the drive and not the page cache, as the calibrated profile assumes. A request is cut into aio-block
+/// pieces (widened to 4 KiB boundaries at its two ends) that run in parallel, up to the aio settings' queue
+/// depth × threads in flight, each through its own aligned bounce buffer of one block, so the extra memory
+/// is bounded by the bytes in flight whatever the request size. A piece that a write covers only partly is
+/// read first (read-modify-write), which is safe because the engine never writes one key from two threads
+/// at once. Where O_DIRECT is refused (tmpfs), files fall back to buffered I/O and <see cref="Warning"/> says so.
 /// </summary>
-public sealed class DirectSwapStore : ISwapStore
+public sealed unsafe class DirectSwapStore : ISwapStore
 {
     private const long Block = AlignedBuffer.Alignment;
     private readonly SwapDirectory _directory;
     private readonly ConcurrentDictionary<string, DirectFile> _files = new(StringComparer.Ordinal);
     private readonly ConcurrentBag<AlignedBuffer> _buffers = [];
-    private readonly long _blockBytes;
+    private readonly long _pieceBytes;
     private readonly int _inFlight;
 
-    /// <summary>Stores files in <paramref name="directory"/> (the store does not own it), splitting requests as <paramref name="aio"/> says.</summary>
-    public DirectSwapStore(SwapDirectory directory, Settings.AioSettings? aio = null)
+    /// <summary>Stores files in <paramref name="directory"/> (the store does not own it), cutting requests as <paramref name="aio"/> says.</summary>
+    public DirectSwapStore(SwapDirectory directory, AioSettings? aio = null)
     {
         _directory = directory;
-        aio ??= new Settings.AioSettings();
-        _blockBytes = Math.Max(Block, aio.BlockSize.Value / Block * Block);
+        aio ??= new AioSettings();
+        _pieceBytes = Math.Max(Block, aio.BlockSize.Value / Block * Block);
         _inFlight = Math.Max(1, aio.QueueDepth * Math.Max(1, aio.IntraOpParallelism));
     }
 
@@ -40,29 +40,31 @@ public sealed class DirectSwapStore : ISwapStore
     {
         if (data.IsEmpty) return;
         DirectFile file = File(key);
-        long start = offset / Block * Block, end = AlignUp(offset + data.Length);
-        AlignedBuffer buffer = Rent(end - start);
+        long first = offset, last = offset + data.Length;
         try
         {
-            Span<byte> span = buffer.AsSpan(0, checked((int)(end - start)));
-            if (start != offset || end != offset + data.Length)
+            fixed (byte* source = data)
             {
-                long got = Transfer(file, buffer, end - start, start, write: false);
-                span[(int)got..].Clear();
-            }
-            data.CopyTo(span[(int)(offset - start)..]);
-            try
-            {
-                Transfer(file, buffer, end - start, start, write: true);
-            }
-            catch (DirectIoException e) when (e.Message.Contains("space", StringComparison.OrdinalIgnoreCase))
-            {
-                throw new IOException($"The NVMe swap folder '{_directory.Path}' is full: writing {data.Length} bytes of '{key}' failed ({e.Message}).", e);
+                nint src = (nint)source;
+                ForEachPiece(first, last, (buffer, at, n) =>
+                {
+                    // The bytes of [at, at + n) that the request covers.
+                    long from = Math.Max(at, first), to = Math.Min(at + n, last);
+                    Span<byte> span = buffer.AsSpan(0, (int)n);
+                    if (from != at || to != at + n)
+                    {
+                        long got = file.Read(buffer, 0, n, at);
+                        span[(int)got..].Clear();
+                    }
+                    new ReadOnlySpan<byte>((byte*)src + (from - first), (int)(to - from)).CopyTo(span[(int)(from - at)..]);
+                    file.Write(buffer, 0, n, at);
+                    return n;
+                });
             }
         }
-        finally
+        catch (DirectIoException e) when (e.Message.Contains("space", StringComparison.OrdinalIgnoreCase))
         {
-            _buffers.Add(buffer);
+            throw new IOException($"The NVMe swap folder '{_directory.Path}' is full: writing {data.Length} bytes of '{key}' failed ({e.Message}).", e);
         }
     }
 
@@ -71,56 +73,56 @@ public sealed class DirectSwapStore : ISwapStore
     {
         if (destination.IsEmpty) return;
         DirectFile file = File(key);
-        long start = offset / Block * Block, end = AlignUp(offset + destination.Length);
-        AlignedBuffer buffer = Rent(end - start);
-        try
+        long first = offset, last = offset + destination.Length;
+        long end;
+        fixed (byte* target = destination)
         {
-            long got = Transfer(file, buffer, end - start, start, write: false);
-            if (got < offset + destination.Length - start)
-                throw new EndOfStreamException($"Swap file '{key}' ends at {start + got} bytes; {offset + destination.Length} were expected.");
-            buffer.AsSpan(offset - start, destination.Length).CopyTo(destination);
+            nint dst = (nint)target;
+            end = ForEachPiece(first, last, (buffer, at, n) =>
+            {
+                long got = file.Read(buffer, 0, n, at);
+                long from = Math.Max(at, first), to = Math.Min(Math.Min(at + n, last), at + got);
+                if (to > from) buffer.AsSpan(from - at, (int)(to - from)).CopyTo(new Span<byte>((byte*)dst + (from - first), (int)(to - from)));
+                return got;
+            });
         }
-        finally
-        {
-            _buffers.Add(buffer);
-        }
+        if (end < last)
+            throw new EndOfStreamException($"Swap file '{key}' ends at {end} bytes; {last} were expected.");
     }
 
     /// <summary>
-    /// Moves <paramref name="length"/> bytes between the buffer and the file at <paramref name="fileOffset"/>
-    /// in aio-block pieces, several in flight; returns the bytes before the end of file (reads) or the length.
+    /// Runs <paramref name="piece"/> (buffer, file offset, length → bytes done) over the block-aligned cover of
+    /// [<paramref name="first"/>, <paramref name="last"/>) in pieces, several at once; returns the file
+    /// offset where the first short piece ended, or the aligned end when none was short.
     /// </summary>
-    private long Transfer(DirectFile file, AlignedBuffer buffer, long length, long fileOffset, bool write)
+    private long ForEachPiece(long first, long last, Func<AlignedBuffer, long, long, long> piece)
     {
-        if (length <= _blockBytes)
-            return write ? file.Write(buffer, 0, length, fileOffset) : file.Read(buffer, 0, length, fileOffset);
-        long pieces = (length + _blockBytes - 1) / _blockBytes;
-        long end = length;
+        long start = first / Block * Block, stop = (last + Block - 1) / Block * Block;
+        long count = (stop - start + _pieceBytes - 1) / _pieceBytes;
+        long end = stop;
         object gate = new();
-        Parallel.For(0L, pieces, new ParallelOptions { MaxDegreeOfParallelism = _inFlight }, i =>
+        void Run(long i)
         {
-            long at = i * _blockBytes, n = Math.Min(_blockBytes, length - at);
-            long done = write ? file.Write(buffer, at, n, fileOffset + at) : file.Read(buffer, at, n, fileOffset + at);
-            if (done < n)
-                lock (gate) end = Math.Min(end, at + done);
-        });
+            long at = start + i * _pieceBytes, n = Math.Min(_pieceBytes, stop - at);
+            AlignedBuffer buffer = Rent();
+            try
+            {
+                long done = piece(buffer, at, n);
+                if (done < n) lock (gate) end = Math.Min(end, at + done);
+            }
+            finally
+            {
+                _buffers.Add(buffer);
+            }
+        }
+        if (count == 1) Run(0);
+        else Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = _inFlight }, Run);
         return end;
     }
 
-    private static long AlignUp(long value) => (value + Block - 1) / Block * Block;
-
     private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.ReadWrite));
 
-    /// <summary>A pooled aligned buffer of at least <paramref name="bytes"/> (a too-small pooled one is freed and replaced).</summary>
-    private AlignedBuffer Rent(long bytes)
-    {
-        if (_buffers.TryTake(out AlignedBuffer? buffer))
-        {
-            if (buffer.Length >= bytes) return buffer;
-            buffer.Dispose();
-        }
-        return new AlignedBuffer(new Bytes(bytes));
-    }
+    private AlignedBuffer Rent() => _buffers.TryTake(out AlignedBuffer? buffer) ? buffer : new AlignedBuffer(new Bytes(_pieceBytes));
 
     /// <summary>Closes every file and frees the bounce buffers.</summary>
     public void Dispose()
