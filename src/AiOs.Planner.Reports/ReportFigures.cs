@@ -88,7 +88,8 @@ public static class ReportFigures
         long origin = spans.Min(s => s.StartNs);
         string[] resources = spans.Select(s => s.Resource).Distinct().OrderBy(r => r, StringComparer.Ordinal).ToArray();
         string[] operations = spans.Select(s => s.Operation).Distinct().OrderBy(o => o, StringComparer.Ordinal).ToArray();
-        var palette = new ScottPlot.Palettes.Category10();
+        // Twenty distinct colours: a step has up to fourteen kinds of operation.
+        var palette = new ScottPlot.Palettes.Category20();
         var colors = operations.Select((o, i) => (o, palette.GetColor(i))).ToDictionary(x => x.o, x => x.Item2);
         foreach (var s in spans)
         {

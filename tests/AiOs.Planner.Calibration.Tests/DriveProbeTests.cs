@@ -46,4 +46,26 @@ public class DriveProbeTests
             Directory.Delete(dir, true);
         }
     }
+
+    [Fact]
+    public async Task Given_a_laid_out_file_When_read_back_Then_every_page_carries_its_own_offset_so_no_two_pages_are_alike()
+    {
+        string dir = Directory.CreateTempSubdirectory("aios-stamp-").FullName;
+        try
+        {
+            using var file = TestFile.Create(dir, Bytes.FromMiB(64), Bytes.FromMiB(64));
+            using (var probe = new DriveProbe(file.File, file.Size))
+                await probe.LayOutAsync(new AioSettings { BlockSize = Bytes.FromKiB(256), QueueDepth = 4 }, 2, null, CancellationToken.None);
+            using var back = new IO.AlignedBuffer(file.Size);
+            file.File.Read(back, 0, back.Length, 0);
+
+            var bytes = back.AsSpan(0, (int)back.Length);
+            for (int page = 0; page < bytes.Length; page += IO.AlignedBuffer.Alignment)
+                Assert.Equal(page, System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(bytes[page..]));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }

@@ -22,3 +22,30 @@ public class TrainReportTests
         Assert.True(File.Exists(Path.Combine(run, "report", "timeline-predicted.png")));
     }
 }
+
+public class AutoTuneTrainTests
+{
+    [Fact]
+    public void Given_auto_tune_When_trained_Then_the_run_uses_and_records_the_tuners_choice()
+    {
+        string root = Directory.CreateTempSubdirectory("aios-autotune-").FullName;
+        var r = CliRunner.Run("train", "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--auto-tune", "--tune-max-micro-batch", "4",
+            "--steps", "2", "--seq-len", "32", "--runs-dir", root, "--run-id", "a1");
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        Assert.Contains("Auto-tuned for ci-2core-24gb", r.Console);
+        var tune = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(root, "a1", "tune.json")))!;
+        int micro = tune["chosen"]!["micro_batch"]!.GetValue<int>();
+        Assert.InRange(micro, 1, 4);
+        var settings = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(root, "a1", "settings.json")))!;
+        Assert.Equal(micro, settings["settings"]!["micro_batch"]!.GetValue<int>());
+        Assert.NotEmpty(tune["explanation"]!.AsArray());
+    }
+
+    [Fact]
+    public void Given_auto_tune_on_cuda_without_a_profile_When_trained_Then_it_asks_for_one()
+    {
+        var r = CliRunner.Run("train", "--model", "tiny-gpt", "--device", "cuda", "--auto-tune", "--steps", "1");
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Contains("--auto-tune needs --hardware", r.Console);
+    }
+}

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using AiOs.Planner.IO;
 using AiOs.Planner.Settings;
@@ -15,18 +16,23 @@ public sealed record ProbeResult(AioSettings Settings, IoDirection Direction, By
 /// <summary>
 /// Measures sequential throughput of a test file with given aio settings. Each measurement continues where
 /// the previous one stopped (wrapping at the end), so consecutive reads do not hit data the drive or a
-/// host cache has just served. Requests of at least 16 MiB are kept four deep so every I/O thread always
-/// has its next blocks queued and the device queue never drains between requests.
+/// host cache has just served. Requests of at least 16 MiB are kept two to four deep, each in its own slot
+/// of the buffer, so every I/O thread always has its next blocks queued and the device queue never drains
+/// between requests. Every 4 KiB page written carries its file offset and a fresh sequence number, so a
+/// deduplicating or compressing store (a host under a virtual disk, some SSDs) cannot shortcut the writes
+/// or serve later reads from one cached copy — the same reason fio scrambles its buffers.
 /// </summary>
 public sealed class DriveProbe : IDisposable
 {
-    private const int Outstanding = 4;
     private static readonly Bytes MinChunk = Bytes.FromMiB(16);
+    /// <summary>Buffer memory for all slots together: four slots of small requests, at least two of large ones.</summary>
+    private static readonly Bytes SlotBudget = Bytes.FromMiB(512);
     private readonly DirectFile _file;
     private readonly Bytes _fileSize;
     private readonly Func<TimeSpan> _now;
     private AlignedBuffer? _buffer;
     private long _cursor;
+    private long _sequence;
 
     /// <summary>Probes the first <paramref name="fileSize"/> bytes of <paramref name="file"/>; <paramref name="clock"/> gives elapsed time (a Stopwatch by default).</summary>
     public DriveProbe(DirectFile file, Bytes fileSize, Func<TimeSpan>? clock = null)
@@ -37,7 +43,7 @@ public sealed class DriveProbe : IDisposable
         _now = clock ?? (() => sw.Elapsed);
     }
 
-    /// <summary>Bytes of one request: a full queue on every thread, at least 8 MiB, a whole number of blocks per thread.</summary>
+    /// <summary>Bytes of one request: a full queue on every thread, at least 16 MiB, a whole number of blocks per thread.</summary>
     public static Bytes ChunkFor(AioSettings s)
     {
         long perThread = s.BlockSize.Value * s.QueueDepth;
@@ -46,38 +52,40 @@ public sealed class DriveProbe : IDisposable
         return new Bytes(perThread * s.IntraOpParallelism);
     }
 
+    /// <summary>Requests kept in flight at once, each in its own buffer slot: 4, or fewer (at least 2) for very large requests.</summary>
+    public static int SlotsFor(Bytes chunk) => (int)Math.Clamp(SlotBudget.Value / Math.Max(1, chunk.Value), 2, 4);
+
     /// <summary>Moves data sequentially for about <paramref name="duration"/> (at least <paramref name="minBytes"/>) and returns the rate.</summary>
     public async Task<ProbeResult> MeasureAsync(AioSettings settings, IoDirection direction, TimeSpan duration, Bytes minBytes, CancellationToken ct)
     {
         var chunk = ChunkFor(settings);
         if (chunk > _fileSize) throw new ArgumentException($"A request of {chunk} does not fit the {_fileSize} test file.");
-        var buffer = BufferOf(chunk);
+        PrepareBuffer(chunk);
         using var engine = new AsyncIoEngine(settings);
-        var inFlight = new Queue<Task<long>>();
-        long moved = 0, submitted = 0;
         var start = _now();
-        try
+        IEnumerable<(long Offset, long Length)> Requests()
         {
-            while (true)
+            long submitted = 0;
+            while (_now() - start < duration || submitted < minBytes.Value)
             {
-                bool more = _now() - start < duration || submitted < minBytes.Value;
-                while (more && inFlight.Count < Outstanding)
-                {
-                    if (_cursor + chunk.Value > _fileSize.Value) _cursor = 0;
-                    inFlight.Enqueue(direction == IoDirection.Read
-                        ? engine.ReadAsync(_file, buffer, 0, chunk.Value, _cursor, ct)
-                        : engine.WriteAsync(_file, buffer, 0, chunk.Value, _cursor, ct));
-                    _cursor += chunk.Value;
-                    submitted += chunk.Value;
-                }
-                if (inFlight.Count == 0) break;
-                moved += await inFlight.Dequeue().ConfigureAwait(false);
+                if (_cursor + chunk.Value > _fileSize.Value) _cursor = 0;
+                yield return (_cursor, chunk.Value);
+                _cursor += chunk.Value;
+                submitted += chunk.Value;
             }
         }
-        finally
-        {
-            await DrainAsync(inFlight).ConfigureAwait(false);
-        }
+        long moved = await StreamAsync(engine, direction, chunk, Requests(), ct).ConfigureAwait(false);
+        return new ProbeResult(settings, direction, new Bytes(moved), _now() - start);
+    }
+
+    /// <summary>Moves exactly the bytes <paramref name="offset"/>..+<paramref name="length"/> once, sequentially (for comparisons with fio on the same region).</summary>
+    public async Task<ProbeResult> MeasureRegionAsync(AioSettings settings, IoDirection direction, Bytes offset, Bytes length, CancellationToken ct)
+    {
+        var chunk = ChunkFor(settings);
+        PrepareBuffer(chunk);
+        using var engine = new AsyncIoEngine(settings);
+        var start = _now();
+        long moved = await StreamAsync(engine, direction, chunk, Split(offset.Value, length.Value, chunk.Value), ct).ConfigureAwait(false);
         return new ProbeResult(settings, direction, new Bytes(moved), _now() - start);
     }
 
@@ -86,52 +94,48 @@ public sealed class DriveProbe : IDisposable
     {
         var results = new List<ProbeResult>();
         var chunk = ChunkFor(settings);
-        var buffer = BufferOf(chunk);
+        PrepareBuffer(chunk);
         using var engine = new AsyncIoEngine(settings);
+        long usable = _fileSize.Value / chunk.Value * chunk.Value;
         long segment = Math.Max(chunk.Value, _fileSize.Value / segments / chunk.Value * chunk.Value);
-        for (long offset = 0; offset + chunk.Value <= _fileSize.Value; offset += segment)
+        for (long offset = 0; offset < usable; offset += segment)
         {
-            long end = Math.Min(offset + segment, _fileSize.Value / chunk.Value * chunk.Value);
+            long end = Math.Min(offset + segment, usable);
             var start = _now();
-            var tasks = new List<Task<long>>();
-            long moved;
-            try
-            {
-                for (long o = offset; o < end; o += chunk.Value)
-                {
-                    tasks.Add(engine.WriteAsync(_file, buffer, 0, chunk.Value, o, ct));
-                    if (tasks.Count >= Outstanding) await tasks[^Outstanding].ConfigureAwait(false);
-                }
-                moved = (await Task.WhenAll(tasks).ConfigureAwait(false)).Sum();
-            }
-            finally
-            {
-                await DrainAsync(tasks).ConfigureAwait(false);
-            }
+            long moved = await StreamAsync(engine, IoDirection.Write, chunk, Split(offset, end - offset, chunk.Value), ct).ConfigureAwait(false);
             results.Add(new ProbeResult(settings, IoDirection.Write, new Bytes(moved), _now() - start));
             progress?.Report(new Bytes(end));
         }
         return results;
     }
 
-    /// <summary>Moves exactly the bytes <paramref name="offset"/>..+<paramref name="length"/> once, sequentially (for comparisons with fio on the same region).</summary>
-    public async Task<ProbeResult> MeasureRegionAsync(AioSettings settings, IoDirection direction, Bytes offset, Bytes length, CancellationToken ct)
+    private static IEnumerable<(long Offset, long Length)> Split(long offset, long length, long chunk)
     {
-        var chunk = ChunkFor(settings);
-        var buffer = BufferOf(chunk);
-        using var engine = new AsyncIoEngine(settings);
+        for (long o = 0; o < length; o += chunk) yield return (offset + o, Math.Min(chunk, length - o));
+    }
+
+    /// <summary>
+    /// Submits the requests, each into the next buffer slot, keeping as many in flight as there are slots.
+    /// A slot is reused only after the request that last used it has completed (FIFO), so stamping it
+    /// for the next write never touches memory the kernel is still writing from.
+    /// </summary>
+    private async Task<long> StreamAsync(AsyncIoEngine engine, IoDirection direction, Bytes chunk, IEnumerable<(long Offset, long Length)> requests, CancellationToken ct)
+    {
+        int slots = SlotsFor(chunk);
+        var buffer = _buffer!;
         var inFlight = new Queue<Task<long>>();
         long moved = 0;
-        var start = _now();
+        int k = 0;
         try
         {
-            for (long o = 0; o < length.Value; o += chunk.Value)
+            foreach (var (offset, length) in requests)
             {
-                long n = Math.Min(chunk.Value, length.Value - o);
+                if (inFlight.Count == slots) moved += await inFlight.Dequeue().ConfigureAwait(false);
+                long at = k++ % slots * chunk.Value;
+                if (direction == IoDirection.Write) Stamp(buffer, at, length, offset);
                 inFlight.Enqueue(direction == IoDirection.Read
-                    ? engine.ReadAsync(_file, buffer, 0, n, offset.Value + o, ct)
-                    : engine.WriteAsync(_file, buffer, 0, n, offset.Value + o, ct));
-                if (inFlight.Count >= Outstanding) moved += await inFlight.Dequeue().ConfigureAwait(false);
+                    ? engine.ReadAsync(_file, buffer, at, length, offset, ct)
+                    : engine.WriteAsync(_file, buffer, at, length, offset, ct));
             }
             while (inFlight.Count > 0) moved += await inFlight.Dequeue().ConfigureAwait(false);
         }
@@ -139,7 +143,19 @@ public sealed class DriveProbe : IDisposable
         {
             await DrainAsync(inFlight).ConfigureAwait(false);
         }
-        return new ProbeResult(settings, direction, new Bytes(moved), _now() - start);
+        return moved;
+    }
+
+    /// <summary>Writes the file offset and a new sequence number into the first 16 bytes of every 4 KiB page of the slot.</summary>
+    private void Stamp(AlignedBuffer buffer, long at, long length, long fileOffset)
+    {
+        long sequence = ++_sequence;
+        var span = buffer.AsSpan(at, checked((int)length));
+        for (int page = 0; page < span.Length; page += AlignedBuffer.Alignment)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(span[page..], fileOffset + page);
+            BinaryPrimitives.WriteInt64LittleEndian(span[(page + sizeof(long))..], sequence);
+        }
     }
 
     /// <summary>Waits for every request, ignoring their failures (already reported), so no request outlives its buffer.</summary>
@@ -152,14 +168,17 @@ public sealed class DriveProbe : IDisposable
         }
     }
 
-    private AlignedBuffer BufferOf(Bytes size)
+    /// <summary>Makes sure the buffer holds every slot for requests of <paramref name="chunk"/> bytes.</summary>
+    private void PrepareBuffer(Bytes chunk)
     {
-        if (_buffer is not null && _buffer.Length >= size.Value) return _buffer;
+        long size = chunk.Value * SlotsFor(chunk);
+        if (_buffer is not null && _buffer.Length >= size) return;
         _buffer?.Dispose();
-        _buffer = new AlignedBuffer(size);
-        // Random bytes, so a drive or host that compresses or deduplicates cannot shortcut writes.
-        new Random(12345).NextBytes(_buffer.AsSpan(0, (int)Math.Min(size.Value, int.MaxValue)));
-        return _buffer;
+        _buffer = new AlignedBuffer(new Bytes(size));
+        // Random bytes under the stamps, so compression gains nothing either.
+        var rng = new Random(12345);
+        for (long o = 0; o < size; o += int.MaxValue / 2)
+            rng.NextBytes(_buffer.AsSpan(o, (int)Math.Min(int.MaxValue / 2, size - o)));
     }
 
     public void Dispose() => _buffer?.Dispose();

@@ -21,11 +21,12 @@ public static class BenchDriveCommand
         var size = SizeOption.Create("--run-size", "Bytes each run moves, in its own region of the test file (default 1G)", Bytes.FromGiB(1));
         var depth = new Option<int>("--queue-depth") { Description = "Requests in flight (default 8)", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "Runs per tool and direction, alternating tools (default 3)", DefaultValueFactory = _ => 3 };
+        var singleSubmit = new Option<bool>("--single-submit") { Description = "This engine calls io_submit once per request (fio's default); otherwise ready requests go in one call" };
         var noFio = new Option<bool>("--no-fio") { Description = "Measure only this tool" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var command = new Command("bench-drive", "Compare this tool's direct-I/O throughput with fio (libaio, direct=1) on one file: sequential read and write.")
         {
-            path, block, size, depth, repeats, noFio, json,
+            path, block, size, depth, repeats, singleSubmit, noFio, json,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -37,6 +38,7 @@ public static class BenchDriveCommand
                 QueueDepth = r.GetValue(depth),
                 Repeats = r.GetValue(repeats),
                 WithFio = !r.GetValue(noFio),
+                SingleSubmit = r.GetValue(singleSubmit),
             };
             try
             {
@@ -64,6 +66,7 @@ public static class BenchDriveCommand
     {
         ["block_size"] = report.Options.BlockSize.Value,
         ["queue_depth"] = report.Options.QueueDepth,
+        ["single_submit"] = report.Options.SingleSubmit,
         ["run_size"] = report.Options.RunSize.Value,
         ["file_size"] = report.FileSize.Value,
         ["fio_version"] = report.FioVersion,

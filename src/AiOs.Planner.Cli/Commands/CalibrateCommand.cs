@@ -50,7 +50,7 @@ public static class CalibrateCommand
             try
             {
                 var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), ct).ConfigureAwait(false);
-                if (outPath is not null) ProfileWriter.WriteFile(outPath, result.Profile);
+                if (outPath is not null && !TryWrite(io, outPath, result)) return ExitCodes.Usage;
                 if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, outPath)));
                 else CalibrationTables.Render(io.Console, result, outPath);
                 return ExitCodes.Ok;
@@ -72,6 +72,22 @@ public static class CalibrateCommand
             }
         });
         return command;
+    }
+
+    /// <summary>Writes the profile; on failure says why and prints the profile so the measurements are not lost.</summary>
+    private static bool TryWrite(CliIo io, string path, CalibrationResult result)
+    {
+        try
+        {
+            ProfileWriter.WriteFile(path, result.Profile);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            io.Console.MarkupLineInterpolated($"[red]error:[/] cannot write {path}: {e.Message} The profile follows on stdout.");
+            io.Stdout.Write(ProfileWriter.ToJson(result.Profile));
+            return false;
+        }
     }
 
     private static JsonObject Json(CalibrationResult result, string? outPath) => new()

@@ -7,6 +7,7 @@ using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Reports;
+using AiOs.Planner.Tuning;
 using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Commands;
@@ -31,9 +32,11 @@ public static class TrainCommand
         var buffered = new Option<bool>("--buffered-swap") { Description = "Swap through the page cache instead of O_DIRECT (faster on small runs, but not what the drive does)" };
         var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
+        var autoTune = new Option<bool>("--auto-tune") { Description = "Choose the settings with the tuner for --hardware first (flags given stay fixed where the tuner does not search them); the run folder records the choice and its reasons in tune.json" };
+        var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json, autoTune, tuneMaxMicroBatch }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -53,6 +56,15 @@ public static class TrainCommand
             if (r.GetValue(runId) is { Length: > 0 } id) engine = engine with { RunId = id };
             var hardware = r.GetValue(options.Hardware) is { Length: > 0 } h ? Hardware.ProfileCatalog.Default.Load(h)
                 : engine.Device == "cpu" ? DefaultCpuProfile() : null;
+            TuneResult? tuned = null;
+            if (r.GetValue(autoTune))
+            {
+                if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
+                string nvme = settings.NvmePath ?? Path.Combine(Path.GetFullPath(r.GetValue(runsDir)!), "nvme");
+                (settings, tuned) = AutoTune(options.LoadModel(r), hardware, settings with { NvmePath = nvme }, engine, r.GetValue(tuneMaxMicroBatch));
+                io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings)}.");
+                foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
+            }
             var request = new EngineRunRequest
             {
                 Model = options.LoadModel(r),
@@ -65,9 +77,57 @@ public static class TrainCommand
                 SaveEvery = r.GetValue(saveEvery),
                 ResumeFrom = r.GetValue(resume),
             };
-            return Execute(io, request, hardware, r.GetValue(json));
+            int code = Execute(io, request, hardware, r.GetValue(json));
+            if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
+            return code;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Tunes with the simulator and takes the best candidate the engine can run (it refuses, for example,
+    /// fp16); the accumulation the user set is the most the tuner may pick, so the global batch stays theirs.
+    /// </summary>
+    private static (Settings.TrainingSettings, TuneResult) AutoTune(Models.ModelSpec model, Hardware.HardwareProfile hardware,
+        Settings.TrainingSettings fixedSettings, EngineOptions engine, int maxMicroBatch)
+    {
+        var result = Tuner.Tune(new TuneRequest
+        {
+            Model = model, Hardware = hardware, Base = fixedSettings, Budget = 2_000,
+            MaxGradAccumulation = fixedSettings.GradAccumulation, MaxMicroBatch = maxMicroBatch,
+        });
+        foreach (var candidate in new[] { result.Best }.Concat(result.Alternatives).Concat(result.ParetoFront))
+        {
+            if (candidate is null) continue;
+            try
+            {
+                EngineSettings.Check(model, candidate.Settings, engine);
+                return (candidate.Settings, result);
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
+            {
+                // The engine cannot run this one; try the next.
+            }
+        }
+        throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run. " + string.Join(" ", result.Explanation));
+    }
+
+    /// <summary>Records the tuner's choice and reasons in the run folder (tune.json).</summary>
+    private static void WriteTuneRecord(string dir, TuneResult result, Settings.TrainingSettings chosen)
+    {
+        if (!Directory.Exists(dir)) return;
+        var record = new System.Text.Json.Nodes.JsonObject
+        {
+            ["chosen"] = JsonSerializer.SerializeToNode(chosen, DescriptionJson.Options),
+            ["description"] = Tuner.Describe(chosen),
+            ["explanation"] = new System.Text.Json.Nodes.JsonArray(result.Explanation.Select(l => (System.Text.Json.Nodes.JsonNode)System.Text.Json.Nodes.JsonValue.Create(l)!).ToArray()),
+            ["alternatives"] = new System.Text.Json.Nodes.JsonArray(result.Alternatives.Select(a => (System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+            {
+                ["description"] = Tuner.Describe(a.Settings), ["tokens_per_s"] = a.TokensPerSecond, ["bottleneck"] = a.Bottleneck,
+            }).ToArray()),
+            ["evaluated"] = result.Evaluated,
+        };
+        AtomicFile.WriteAllText(Path.Combine(dir, "tune.json"), DeepSpeed.DeepSpeedConfig.ToJson(record));
     }
 
     /// <summary>

@@ -47,7 +47,7 @@ public sealed record EngineOptions
 }
 
 /// <summary>Settings translated into engine terms, with unsupported combinations refused up front.</summary>
-internal static class EngineSettings
+public static class EngineSettings
 {
     public static ScalarType DType(Precision precision) => precision switch
     {
