@@ -27,6 +27,7 @@ public static class Program
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
             TrainCommand.Create(io),
+            CalibrateGpuCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

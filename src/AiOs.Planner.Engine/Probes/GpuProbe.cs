@@ -1,0 +1,153 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Probes;
+
+/// <summary>What the GPU probe measured.</summary>
+public sealed record GpuMeasurement(
+    string Name, Bytes TotalMemory,
+    Bandwidth H2dPinned, Bandwidth D2hPinned, Bandwidth H2dPageable, Bandwidth D2hPageable,
+    IReadOnlyDictionary<string, double> MatmulTflops, IReadOnlyList<string> Samples);
+
+/// <summary>
+/// Measures a CUDA GPU through TorchSharp: host↔device copies (pinned and pageable, at several sizes, best of
+/// several repeats) and dense matmul rates for transformer-layer shapes (bf16 and fp32, several hidden sizes),
+/// and reads the device's memory from the CUDA driver.
+/// </summary>
+public static partial class GpuProbe
+{
+    private static readonly long[] CopySizes = [16L << 20, 256L << 20, 1L << 30];
+    private static readonly int[] Hidden = [2048, 4096, 8192];
+
+    public static GpuMeasurement Measure(int device = 0, int repeats = 5)
+    {
+        const string need = "No CUDA device: run the GPU probe on a machine with an NVIDIA GPU and PyTorch's CUDA libtorch (see the device notes).";
+        try
+        {
+            TorchRuntime.EnsureReady(DeviceType.CUDA);
+        }
+        catch (Exception e) when (e is InvalidOperationException or TypeInitializationException or DllNotFoundException)
+        {
+            throw new InvalidOperationException($"{need} ({e.Message})", e);
+        }
+        if (!cuda.is_available()) throw new InvalidOperationException(need);
+        var gpu = new Device(DeviceType.CUDA, device);
+        using var scope = NewDisposeScope();
+        var samples = new List<string>();
+        double best(Func<double> once) { double b = 0; for (int i = 0; i < repeats; i++) b = Math.Max(b, once()); return b; }
+
+        double h2dPinned = 0, d2hPinned = 0, h2dPageable = 0, d2hPageable = 0;
+        foreach (long size in CopySizes)
+        {
+            long n = size / 4;
+            var pageable = empty(n, ScalarType.Float32);
+            var pinned = empty(n, ScalarType.Float32).pin_memory();
+            var onGpu = empty(n, ScalarType.Float32, gpu);
+            double Rate(Tensor dst, Tensor src)
+            {
+                cuda.synchronize();
+                var watch = Stopwatch.StartNew();
+                dst.copy_(src);
+                cuda.synchronize();
+                return size / watch.Elapsed.TotalSeconds / 1e9;
+            }
+            double hp = best(() => Rate(onGpu, pinned)), dp = best(() => Rate(pinned, onGpu));
+            double hg = best(() => Rate(onGpu, pageable)), dg = best(() => Rate(pageable, onGpu));
+            samples.Add($"copy {new Bytes(size)}: H2D pinned {hp:0.0}, D2H pinned {dp:0.0}, H2D pageable {hg:0.0}, D2H pageable {dg:0.0} GB/s");
+            h2dPinned = Math.Max(h2dPinned, hp); d2hPinned = Math.Max(d2hPinned, dp);
+            h2dPageable = Math.Max(h2dPageable, hg); d2hPageable = Math.Max(d2hPageable, dg);
+        }
+
+        var rates = new Dictionary<string, double>();
+        foreach (var (name, type) in new[] { ("bf16", ScalarType.BFloat16), ("fp32", ScalarType.Float32) })
+        {
+            foreach (int h in Hidden)
+            {
+                // A layer-shaped product: (tokens × h) · (h × 4h), tokens = 8192.
+                const int tokens = 8192;
+                var a = randn(tokens, h, type, gpu);
+                var b = randn(h, 4 * h, type, gpu);
+                double flops = 2.0 * tokens * h * 4 * h;
+                double tflops = best(() =>
+                {
+                    cuda.synchronize();
+                    var watch = Stopwatch.StartNew();
+                    for (int i = 0; i < 10; i++) matmul(a, b).Dispose();
+                    cuda.synchronize();
+                    return 10 * flops / watch.Elapsed.TotalSeconds / 1e12;
+                });
+                samples.Add($"matmul {name} {tokens}×{h}·{h}×{4 * h}: {tflops:0.0} TFLOP/s");
+                rates[name] = Math.Max(rates.GetValueOrDefault(name), tflops);
+            }
+        }
+        return new GpuMeasurement(DeviceName(device), TotalMemory(), Bandwidth.FromGBps(h2dPinned), Bandwidth.FromGBps(d2hPinned),
+            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples);
+    }
+
+    /// <summary>Writes the measurement into a profile's GPU and host-link sections, keeping everything else.</summary>
+    public static HardwareProfile Apply(HardwareProfile profile, GpuMeasurement m, string date)
+    {
+        Figure F(double v, string method) => Figure.Measured(Math.Round(v, 3), date, method);
+        var gpu = profile.Gpu ?? new GpuSpec { Model = m.Name, MemoryGib = 0, PeakTflops = new PerPrecision(), MemoryBandwidthGbps = 1000 };
+        var link = profile.HostLink ?? new HostLinkSpec { H2dPinnedGbps = 1, D2hPinnedGbps = 1, H2dPageableGbps = 1, D2hPageableGbps = 1 };
+        const string copy = "TorchSharp copy_ of 16 MiB–1 GiB tensors, best of 5, synchronised";
+        const string mm = "TorchSharp matmul (8192 × h)·(h × 4h), h = 2048/4096/8192, best rate";
+        return profile with
+        {
+            GpusPerNode = Math.Max(1, profile.GpusPerNode),
+            Gpu = gpu with
+            {
+                Model = m.Name,
+                MemoryGib = m.TotalMemory.Value > 0 ? F(m.TotalMemory.GiB, "CUDA driver cuMemGetInfo total") : gpu.MemoryGib,
+                MatmulTflops = new PerPrecision
+                {
+                    Bf16 = m.MatmulTflops.TryGetValue("bf16", out double b) ? F(b, mm) : gpu.MatmulTflops?.Bf16,
+                    Fp16 = m.MatmulTflops.TryGetValue("bf16", out double f) ? Figure.Measured(Math.Round(f, 3), date, mm + " (bf16 figure)") : gpu.MatmulTflops?.Fp16,
+                    Fp32 = m.MatmulTflops.TryGetValue("fp32", out double s) ? F(s, mm) : gpu.MatmulTflops?.Fp32,
+                },
+            },
+            HostLink = link with
+            {
+                H2dPinnedGbps = F(m.H2dPinned.GBps, copy), D2hPinnedGbps = F(m.D2hPinned.GBps, copy),
+                H2dPageableGbps = F(m.H2dPageable.GBps, copy), D2hPageableGbps = F(m.D2hPageable.GBps, copy),
+            },
+        };
+    }
+
+    private static string DeviceName(int device)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("nvidia-smi", $"--query-gpu=name --format=csv,noheader -i {device}") { RedirectStandardOutput = true };
+            using var p = Process.Start(psi)!;
+            string name = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return name.Length > 0 ? name : "CUDA GPU";
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "CUDA GPU";
+        }
+    }
+
+    /// <summary>Total device memory from the CUDA driver (the primary context is current after TorchSharp's first CUDA tensor).</summary>
+    private static Bytes TotalMemory()
+    {
+        try
+        {
+            return MemGetInfo(out _, out nuint total) == 0 ? new Bytes((long)total) : Bytes.Zero;
+        }
+        catch (DllNotFoundException)
+        {
+            return Bytes.Zero;
+        }
+    }
+
+    [LibraryImport("libcuda.so.1", EntryPoint = "cuMemGetInfo_v2")]
+    private static partial int MemGetInfo(out nuint free, out nuint total);
+}

@@ -1,0 +1,33 @@
+using AiOs.Planner.Engine.Probes;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public class GpuProbeTests
+{
+    [Fact]
+    public void Given_a_measurement_When_applied_to_a_profile_Then_gpu_and_link_figures_are_measured_and_the_rest_is_kept()
+    {
+        var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
+            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745, ["fp32"] = 51 }, []);
+        var updated = GpuProbe.Apply(profile, m, "2026-11-27");
+        Assert.Equal(745, updated.Gpu!.MatmulTflops!.Bf16!.Value);
+        Assert.Equal(FigureSource.Measured, updated.Gpu.MatmulTflops.Bf16.Provenance!.Source);
+        Assert.Equal(51, updated.Gpu.MatmulTflops.Fp32!.Value);
+        Assert.Equal(54.9, updated.HostLink!.H2dPinnedGbps.Value);
+        Assert.Equal(5.9, updated.HostLink.D2hPageableGbps.Value);
+        Assert.Equal(140.4, updated.Gpu.MemoryGib.Value, 3);
+        Assert.Equal(profile.Drives, updated.Drives);
+        Assert.Equal(profile.Cpu, updated.Cpu);
+    }
+
+    [Fact]
+    public void Given_a_machine_without_cuda_When_probed_Then_the_error_says_what_is_needed()
+    {
+        if (TorchSharp.torch.cuda.is_available()) return;
+        var e = Assert.Throws<InvalidOperationException>(() => GpuProbe.Measure());
+        Assert.Contains("No CUDA device", e.Message);
+    }
+}
