@@ -24,7 +24,7 @@ public sealed record EngineRunRequest
     public string RunsRoot { get; init; } = "runs";
     /// <summary>Write a checkpoint every this many steps (and when cancelled); null: never.</summary>
     public int? SaveEvery { get; init; }
-    /// <summary>Makes the swap store for the run's swap folder; null uses <see cref="Storage.FileSwapStore"/>.</summary>
+    /// <summary>Makes the swap store for the run's swap folder; null picks one from <see cref="EngineOptions.DirectIo"/>.</summary>
     public Func<Storage.SwapDirectory, Storage.ISwapStore>? SwapStore { get; init; }
     /// <summary>A checkpoint folder, or a run folder whose newest checkpoint is used, to continue from; <see cref="Steps"/> counts from the start of the original run.</summary>
     public string? ResumeFrom { get; init; }
@@ -113,6 +113,7 @@ public static class EngineRun
         layer = s.Layer,
         start_ns = s.Start.Nanoseconds,
         end_ns = s.End.Nanoseconds,
+        bytes = s.Bytes,
     }, LineOptions);
 
     private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans) => new()

@@ -29,13 +29,14 @@ public static class TrainCommand
         var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
         var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, or from the newest checkpoint of a run folder" };
+        var buffered = new Option<bool>("--buffered-swap") { Description = "Swap through the page cache instead of O_DIRECT (faster on small runs, but not what the drive does)" };
         var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
         var autoTune = new Option<bool>("--auto-tune") { Description = "Choose the settings with the tuner for --hardware first (flags given stay fixed where the tuner does not search them); the run folder records the choice and its reasons in tune.json" };
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, keep, json, autoTune, tuneMaxMicroBatch }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json, autoTune, tuneMaxMicroBatch }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -47,6 +48,7 @@ public static class TrainCommand
                 Device = r.GetValue(device)!,
                 Adam = new() { LearningRate = r.GetValue(lr) },
                 KeepSwapFiles = r.GetValue(keep),
+                DirectIo = !r.GetValue(buffered),
                 Clipping = r.GetValue(clip) is { } max
                     ? new GradientClipping(max, settings.Schedule == Settings.StepSchedule.Overlapped ? ClipMode.PerUnit : ClipMode.GlobalNorm)
                     : null,

@@ -17,16 +17,29 @@ public enum ClipMode
 /// <summary>Gradient clipping: scale gradients by min(1, max_norm / (norm + 1e-6)).</summary>
 public sealed record GradientClipping(double MaxNorm, ClipMode Mode);
 
+/// <summary>Which CPU AdamW implementation updates the sub-groups.</summary>
+public enum OptimizerKind
+{
+    /// <summary>The project's vectorised multi-threaded <c>CpuAdam</c> (Core).</summary>
+    CpuAdam,
+    /// <summary>The engine's own <see cref="SpanAdamW"/> (torch.optim.AdamW's operation order, with a gradient multiplier built in).</summary>
+    SpanAdamW,
+}
+
 /// <summary>Engine choices that <see cref="TrainingSettings"/> does not describe.</summary>
 public sealed record EngineOptions
 {
     public AdamWOptions Adam { get; init; } = new();
+    /// <summary>The CPU Adam implementation.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.CpuAdam;
     /// <summary>Null: no clipping.</summary>
     public GradientClipping? Clipping { get; init; }
     /// <summary>Seed of the initial weights and of the data order.</summary>
     public long Seed { get; init; } = 1234;
     /// <summary>Names the run (and its swap folder <c>aios-&lt;id&gt;</c>).</summary>
     public string RunId { get; init; } = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6];
+    /// <summary>Swap files use O_DIRECT through the direct-I/O library (the drive, not the page cache); false: buffered files.</summary>
+    public bool DirectIo { get; init; } = true;
     /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>
     public bool KeepSwapFiles { get; init; }
     /// <summary>The compute device: <c>cpu</c> (tested) or <c>cuda</c> (prepared, not yet exercised).</summary>
@@ -42,6 +55,10 @@ public static class EngineSettings
         Precision.Bf16 => ScalarType.BFloat16,
         _ => throw new NotSupportedException("fp16 training needs dynamic loss scaling, which the engine does not have yet; use --precision bf16 or fp32."),
     };
+
+    /// <summary>The update <paramref name="o"/> asks for.</summary>
+    public static IOptimizerStep Optimizer(EngineOptions o) =>
+        o.Optimizer == OptimizerKind.SpanAdamW ? new SpanAdamW(o.Adam) : new CpuAdamStep(o.Adam);
 
     public static StorageTier Tier(OffloadTier tier) => tier switch
     {

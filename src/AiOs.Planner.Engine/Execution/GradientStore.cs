@@ -16,7 +16,22 @@ namespace AiOs.Planner.Engine.Execution;
 /// </summary>
 internal abstract class GradientStore
 {
-    protected GradientStore(int units) => SumOfSquares = new double[units];
+    private readonly SpanTrace _trace;
+
+    protected GradientStore(int units, SpanTrace trace)
+    {
+        SumOfSquares = new double[units];
+        _trace = trace;
+    }
+
+    /// <summary>The unit as the step program numbers layers (the outer block is −1).</summary>
+    protected int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
+
+    /// <summary>Moves the unit's gradients off the device into <paramref name="into"/> (a <c>grad_download</c> span).</summary>
+    protected void Drain(int unit, FlatParameters parameters, Span<float> into)
+    {
+        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into);
+    }
 
     /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated.</summary>
     public double[] SumOfSquares { get; }
@@ -33,13 +48,13 @@ internal sealed class CpuGradientStore : GradientStore
 {
     private readonly float[][] _sums;
 
-    public CpuGradientStore(IReadOnlyList<long> unitElements) : base(unitElements.Count) =>
+    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace) : base(unitElements.Count, trace) =>
         _sums = unitElements.Select(n => new float[n]).ToArray();
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
         if (first) Array.Clear(_sums[unit]);
-        parameters.DrainGradientsInto(_sums[unit]);
+        Drain(unit, parameters, _sums[unit]);
         if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(_sums[unit]);
     }
 
@@ -58,7 +73,7 @@ internal sealed class NvmeGradientStore : GradientStore
     private readonly float[] _unitBuffer;
     private readonly string _nvme;
 
-    public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace) : base(unitElements.Count)
+    public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace) : base(unitElements.Count, trace)
     {
         _store = store;
         _io = io;
@@ -68,8 +83,6 @@ internal sealed class NvmeGradientStore : GradientStore
     }
 
     private static string Key(int unit) => $"grad-u{unit}";
-
-    private int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
@@ -81,12 +94,12 @@ internal sealed class NvmeGradientStore : GradientStore
         }
         else
         {
-            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit))) _store.Read(Key(unit), 0, bytes);
+            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit), bytes.Length)) _store.Read(Key(unit), 0, bytes);
             _io.Read(StorageTier.Nvme, bytes.Length);
         }
-        parameters.DrainGradientsInto(sum);
+        Drain(unit, parameters, sum);
         if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit))) _store.Write(Key(unit), 0, bytes);
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
         _io.Written(StorageTier.Nvme, bytes.Length);
     }
 

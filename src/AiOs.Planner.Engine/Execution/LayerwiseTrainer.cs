@@ -45,8 +45,8 @@ public sealed class LayerwiseTrainer : IDisposable
     /// <param name="settings">Placement, buffers, batch and schedule.</param>
     /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
     /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
-    /// <param name="optimizer">The sub-group update (default: <see cref="SpanAdamW"/>); where a faster CPU Adam plugs in.</param>
-    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="FileSwapStore"/>); where a direct-I/O store plugs in.</param>
+    /// <param name="optimizer">The sub-group update (default: the one <see cref="EngineOptions.Optimizer"/> names).</param>
+    /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="DirectSwapStore"/>, or <see cref="FileSwapStore"/> without <see cref="EngineOptions.DirectIo"/>).</param>
     public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
         Func<SwapDirectory, ISwapStore>? swapStore = null)
     {
@@ -61,7 +61,9 @@ public sealed class LayerwiseTrainer : IDisposable
         if (settings.UsesNvme)
         {
             _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
-            _store = swapStore is null ? new FileSwapStore(_swapDirectory) : swapStore(_swapDirectory);
+            _store = swapStore is not null ? swapStore(_swapDirectory)
+                : options.DirectIo ? new DirectSwapStore(_swapDirectory, settings.Aio)
+                : new FileSwapStore(_swapDirectory);
         }
         try
         {
@@ -69,10 +71,10 @@ public sealed class LayerwiseTrainer : IDisposable
                 settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
-                settings.PipelineRead, settings.PipelineWrite, optimizer ?? new SpanAdamW(options.Adam), _store, Io, Trace);
+                settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace)
-                : new CpuGradientStore(elements);
+                : new CpuGradientStore(elements, Trace);
             _unitScale = new float[units];
             float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)
@@ -195,7 +197,7 @@ public sealed class LayerwiseTrainer : IDisposable
         Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
         gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
         using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-        using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, -1)) _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
+        _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
         Io.Download(outer.Parameters.ByteLength);
         _params.Release(_spec.NumLayers);
         if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
@@ -240,7 +242,7 @@ public sealed class LayerwiseTrainer : IDisposable
             using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
             gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
             FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
-            using (Trace.Begin(ResourceKind.D2h, OpKind.GradDownload, i)) _grads.Accumulate(i, parameters, micro == 0, last);
+            _grads.Accumulate(i, parameters, micro == 0, last);
             Io.Download(parameters.ByteLength);
             _params.Release(i);
             if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);

@@ -202,7 +202,8 @@ internal sealed class OptimizerStates : IDisposable
     {
         float[] buffer = _buffers!.Take();
         Span<float> gradientPart = buffer.AsSpan(3 * g.Elements, g.Elements);
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit)))
+        long bytes = (gradients is NvmeGradientStore ? 16L : 12L) * g.Elements;
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit), bytes))
         {
             _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
             ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
@@ -214,7 +215,7 @@ internal sealed class OptimizerStates : IDisposable
 
     private void WriteNow(SubGroup g, float[] buffer)
     {
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit)))
+        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit), 12L * g.Elements))
             _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
         _io.Written(StorageTier.Nvme, 12L * g.Elements);
         _buffers!.Add(buffer);

@@ -105,7 +105,7 @@ internal sealed partial class ParameterSwapper : IDisposable
                 try
                 {
                     PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _elementBytes);
-                    using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit)))
+                    using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit), byteCount))
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     _io.Written(StorageTier.Nvme, byteCount);
                 }
@@ -131,7 +131,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         FlatParameters target = isOuter ? _outerSlot!.Parameters : ((DecoderLayer)slot).Parameters;
         if (_tier == StorageTier.Cpu)
         {
-            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit))) target.LoadBytes(_cpuCopies![unit]);
+            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit), UnitBytes(unit))) target.LoadBytes(_cpuCopies![unit]);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
             _io.Upload(UnitBytes(unit));
         }

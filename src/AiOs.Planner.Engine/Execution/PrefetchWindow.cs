@@ -58,7 +58,7 @@ internal sealed partial class ParameterSwapper
                 using (_owner._trace.Stall(OpKind.ParamRead, _owner.ProgramLayer(unit))) read.Wait();
             byte[] buffer = read.Result;
             _reads.Remove(_cursor);
-            using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit)))
+            using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit), _owner.UnitBytes(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
             _owner._io.Upload(_owner.UnitBytes(unit));
             if (ReferenceEquals(buffer, _outerBuffer)) _outerFree = true;
@@ -95,7 +95,7 @@ internal sealed partial class ParameterSwapper
             _reads[position] = Task.Run(() =>
             {
                 int bytes = checked((int)owner.UnitBytes(unit));
-                using (owner._trace.Begin(ResourceKind.Nvme, OpKind.ParamRead, owner.ProgramLayer(unit)))
+                using (owner._trace.Begin(ResourceKind.Nvme, OpKind.ParamRead, owner.ProgramLayer(unit), bytes))
                     owner._store!.Read(Key(unit), 0, buffer.AsSpan(0, bytes));
                 owner._io.Read(StorageTier.Nvme, bytes);
                 return buffer;

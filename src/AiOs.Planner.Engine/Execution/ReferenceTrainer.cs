@@ -34,8 +34,8 @@ public sealed class ReferenceTrainer : IDisposable
         _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
         float[][] initial = InitialWeights.Create(spec, options.Seed);
         _optim = new OptimizerStates(initial.Select(w => (long)w.Length).ToArray(), StorageTier.Cpu, long.MaxValue, 1, false, false,
-            optimizer ?? new SpanAdamW(options.Adam), null, new IoCounters(), new SpanTrace(TimeProvider.System));
-        _grads = new CpuGradientStore(initial.Select(w => (long)w.Length).ToArray());
+            optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
+        _grads = new CpuGradientStore(initial.Select(w => (long)w.Length).ToArray(), new SpanTrace(TimeProvider.System));
         for (int u = 0; u < initial.Length; u++)
         {
             _optim.Initialise(u, initial[u]);

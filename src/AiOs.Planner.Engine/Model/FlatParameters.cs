@@ -74,11 +74,19 @@ public sealed class FlatParameters : IDisposable
 
     /// <summary>
     /// Adds each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
-    /// drops the gradients. A parameter with no gradient adds nothing.
+    /// drops the gradients. A parameter with no gradient adds nothing. On a CPU device each gradient is
+    /// read in place; on another device (or when <see cref="StageGradients"/> is set) the gradients are
+    /// packed into one flat tensor on the device and copied in the training precision into a pinned host
+    /// buffer in a single transfer, then widened and added on the CPU.
     /// </summary>
     public void DrainGradientsInto(Span<float> accumulator)
     {
         if (accumulator.Length != Layout.Elements) throw new ArgumentException("Accumulator length differs from the layout.", nameof(accumulator));
+        if (StageGradients || Flat.device_type != DeviceType.CPU)
+        {
+            DrainThroughHost(accumulator);
+            return;
+        }
         using var scope = NewDisposeScope();
         foreach (ParameterSlice s in Layout.Slices)
         {
@@ -93,6 +101,38 @@ public sealed class FlatParameters : IDisposable
         }
     }
 
+    /// <summary>Use the packed single-transfer path even on a CPU device (tests exercise the device path with it).</summary>
+    internal bool StageGradients { get; set; }
+
+    private Tensor? _hostGradients;
+
+    private void DrainThroughHost(Span<float> accumulator)
+    {
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        foreach (ParameterSlice s in Layout.Slices)
+        {
+            Parameter p = _views[s.Name];
+            Tensor? g = p.grad;
+            // A missing gradient contributes zeros, so every slice keeps its place in the packed buffer.
+            parts.Add(g is null ? zeros([s.Elements], Flat.dtype, Flat.device) : g.reshape(-1));
+        }
+        Tensor packed = cat(parts, 0);
+        if (_hostGradients is null)
+        {
+            Tensor host = empty([Layout.Elements], Flat.dtype, CPU);
+            _hostGradients = (Flat.device_type == DeviceType.CPU ? host : host.pin_memory()).DetachFromDisposeScope();
+        }
+        _hostGradients.copy_(packed);
+        if (Flat.dtype == ScalarType.Float32)
+            Optim.SpanMath.AddInPlace(accumulator, MemoryMarshal.Cast<byte, float>(_hostGradients.bytes));
+        else if (Flat.dtype == ScalarType.BFloat16)
+            Optim.PrecisionCast.AddBf16(accumulator, MemoryMarshal.Cast<byte, ushort>(_hostGradients.bytes));
+        else
+            throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
+        foreach (Parameter p in _views.Values) p.grad = null;
+    }
+
     /// <summary>Drops every gradient without reading it.</summary>
     public void ClearGradients()
     {
@@ -105,6 +145,7 @@ public sealed class FlatParameters : IDisposable
         foreach (Parameter p in _views.Values) p.Dispose();
         _views.Clear();
         _hostStaging?.Dispose();
+        _hostGradients?.Dispose();
         Flat.Dispose();
     }
 }

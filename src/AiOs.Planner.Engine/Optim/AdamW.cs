@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>AdamW hyper-parameters, with torch.optim.AdamW's meanings (decoupled weight decay).</summary>
@@ -23,40 +26,100 @@ public interface IOptimizerStep
 }
 
 /// <summary>
-/// A straightforward AdamW on spans following torch.optim.AdamW (non-fused, non-amsgrad) operation by
-/// operation in fp32: p ← p(1 − lr·wd); m ← m + (g − m)(1 − β1); v ← β2·v + (1 − β2)g²;
+/// AdamW on spans following torch.optim.AdamW (non-fused, non-amsgrad) operation by operation in fp32:
+/// p ← p(1 − lr·wd); m ← m + (g − m)(1 − β1); v ← β2·v + (1 − β2)g²;
 /// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε).
+/// Vectorised with <see cref="Vector{T}"/> and split over threads in large chunks; every element goes through
+/// the same IEEE operations in the same order either way, so results do not depend on the split.
 /// </summary>
 public sealed class SpanAdamW : IOptimizerStep
 {
+    /// <summary>Elements per parallel chunk (a multiple of every vector width).</summary>
+    private const int Chunk = 1 << 16;
+
     private readonly AdamWOptions _options;
 
     /// <summary>Uses <paramref name="options"/> for every update.</summary>
     public SpanAdamW(AdamWOptions options) => _options = options;
 
     /// <inheritdoc/>
-    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale)
+    public unsafe void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale)
     {
         if (gradient.Length != master.Length || expAvg.Length != master.Length || expAvgSq.Length != master.Length)
             throw new ArgumentException("Master, gradient and moment spans must have the same length.", nameof(gradient));
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "Steps count from 1.");
-        float decay = 1f - (float)(_options.LearningRate * _options.WeightDecay);
-        float b1 = (float)_options.Beta1, b2 = (float)_options.Beta2, oneMinusB1 = 1f - b1, oneMinusB2 = 1f - b2;
-        float eps = (float)_options.Epsilon;
-        double bc1 = 1 - Math.Pow(_options.Beta1, step);
-        double bc2 = 1 - Math.Pow(_options.Beta2, step);
-        float stepSize = (float)(_options.LearningRate / bc1);
-        float bc2Sqrt = (float)Math.Sqrt(bc2);
-        for (int i = 0; i < master.Length; i++)
+        var k = new Coefficients(_options, step, gradScale);
+        int n = master.Length;
+        if (n <= Chunk)
         {
-            float g = gradient[i] * gradScale;
-            float p = master[i] * decay;
-            float m = expAvg[i] + (g - expAvg[i]) * oneMinusB1;
-            float v = expAvgSq[i] * b2 + oneMinusB2 * g * g;
-            float denom = MathF.Sqrt(v) / bc2Sqrt + eps;
-            master[i] = p - stepSize * (m / denom);
+            Run(master, gradient, expAvg, expAvgSq, k);
+            return;
+        }
+        fixed (float* p = master, g = gradient, m = expAvg, v = expAvgSq)
+        {
+            nint pp = (nint)p, gp = (nint)g, mp = (nint)m, vp = (nint)v;
+            Parallel.For(0, (n + Chunk - 1) / Chunk, c =>
+            {
+                int start = c * Chunk, length = Math.Min(Chunk, n - start);
+                Run(new Span<float>((float*)pp + start, length), new ReadOnlySpan<float>((float*)gp + start, length),
+                    new Span<float>((float*)mp + start, length), new Span<float>((float*)vp + start, length), k);
+            });
+        }
+    }
+
+    private static void Run(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, Coefficients k)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && master.Length >= Vector<float>.Count)
+        {
+            Span<Vector<float>> p = MemoryMarshal.Cast<float, Vector<float>>(master);
+            ReadOnlySpan<Vector<float>> g = MemoryMarshal.Cast<float, Vector<float>>(gradient);
+            Span<Vector<float>> m = MemoryMarshal.Cast<float, Vector<float>>(expAvg);
+            Span<Vector<float>> v = MemoryMarshal.Cast<float, Vector<float>>(expAvgSq);
+            var decay = new Vector<float>(k.Decay);
+            var scale = new Vector<float>(k.GradScale);
+            var oneMinusB1 = new Vector<float>(k.OneMinusB1);
+            var b2 = new Vector<float>(k.B2);
+            var oneMinusB2 = new Vector<float>(k.OneMinusB2);
+            var bc2Sqrt = new Vector<float>(k.Bc2Sqrt);
+            var eps = new Vector<float>(k.Eps);
+            var stepSize = new Vector<float>(k.StepSize);
+            for (int j = 0; j < p.Length; j++)
+            {
+                Vector<float> gj = g[j] * scale;
+                Vector<float> pj = p[j] * decay;
+                Vector<float> mj = m[j] + (gj - m[j]) * oneMinusB1;
+                Vector<float> vj = v[j] * b2 + oneMinusB2 * gj * gj;
+                Vector<float> denom = Vector.SquareRoot(vj) / bc2Sqrt + eps;
+                p[j] = pj - stepSize * (mj / denom);
+                m[j] = mj;
+                v[j] = vj;
+            }
+            i = p.Length * Vector<float>.Count;
+        }
+        for (; i < master.Length; i++)
+        {
+            float g = gradient[i] * k.GradScale;
+            float p = master[i] * k.Decay;
+            float m = expAvg[i] + (g - expAvg[i]) * k.OneMinusB1;
+            float v = expAvgSq[i] * k.B2 + k.OneMinusB2 * g * g;
+            float denom = MathF.Sqrt(v) / k.Bc2Sqrt + k.Eps;
+            master[i] = p - k.StepSize * (m / denom);
             expAvg[i] = m;
             expAvgSq[i] = v;
         }
+    }
+
+    /// <summary>The per-step scalars, computed once (bias corrections in double, as PyTorch does, then fp32).</summary>
+    private readonly struct Coefficients(AdamWOptions o, int step, float gradScale)
+    {
+        public float GradScale { get; } = gradScale;
+        public float Decay { get; } = 1f - (float)(o.LearningRate * o.WeightDecay);
+        public float OneMinusB1 { get; } = 1f - (float)o.Beta1;
+        public float B2 { get; } = (float)o.Beta2;
+        public float OneMinusB2 { get; } = 1f - (float)o.Beta2;
+        public float Eps { get; } = (float)o.Epsilon;
+        public float StepSize { get; } = (float)(o.LearningRate / (1 - Math.Pow(o.Beta1, step)));
+        public float Bc2Sqrt { get; } = (float)Math.Sqrt(1 - Math.Pow(o.Beta2, step));
     }
 }

@@ -18,6 +18,13 @@ public static class PrecisionCast
         }
     }
 
+    /// <summary>accumulator[i] += widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16).</summary>
+    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16)
+    {
+        if (accumulator.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
+        for (int i = 0; i < bf16.Length; i++) accumulator[i] += BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16);
+    }
+
     /// <summary>Writes <paramref name="source"/> into <paramref name="destination"/> as fp32 (four bytes per element) or bf16.</summary>
     public static void ToWorking(ReadOnlySpan<float> source, Span<byte> destination, int bytesPerElement)
     {

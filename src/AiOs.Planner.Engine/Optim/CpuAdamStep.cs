@@ -1,0 +1,51 @@
+using System.Buffers;
+using AiOs.Planner.Optim;
+
+namespace AiOs.Planner.Engine.Optim;
+
+/// <summary>
+/// <see cref="IOptimizerStep"/> over the project's vectorised multi-threaded <see cref="CpuAdam"/>. CpuAdam
+/// takes no gradient multiplier, so a clipped update first scales the gradient into a scratch buffer
+/// rented from the shared array pool; unclipped updates read the gradient in place.
+/// </summary>
+public sealed class CpuAdamStep : IOptimizerStep
+{
+    private readonly AdamHyperParameters _hp;
+    private readonly int _threads;
+
+    /// <summary>Uses <paramref name="options"/> on up to <paramref name="threads"/> threads (default: every core).</summary>
+    public CpuAdamStep(AdamWOptions options, int? threads = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _hp = new AdamHyperParameters
+        {
+            LearningRate = (float)options.LearningRate,
+            Beta1 = (float)options.Beta1,
+            Beta2 = (float)options.Beta2,
+            Epsilon = (float)options.Epsilon,
+            WeightDecay = (float)options.WeightDecay,
+        };
+        _threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+    }
+
+    /// <inheritdoc/>
+    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale)
+    {
+        if (gradScale == 1f)
+        {
+            CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, _hp, _threads);
+            return;
+        }
+        float[] scratch = ArrayPool<float>.Shared.Rent(gradient.Length);
+        try
+        {
+            Span<float> scaled = scratch.AsSpan(0, gradient.Length);
+            for (int i = 0; i < scaled.Length; i++) scaled[i] = gradient[i] * gradScale;
+            CpuAdam.Step(master, scaled, expAvg, expAvgSq, step, _hp, _threads);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(scratch);
+        }
+    }
+}

@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using AiOs.Planner.IO;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Storage;
+
+/// <summary>
+/// An <see cref="ISwapStore"/> over the direct-I/O library: one O_DIRECT file per key, so swap traffic goes
+/// to the drive and not the page cache, as the calibrated profile assumes. A request is cut into aio-block
+/// pieces (widened to 4 KiB boundaries at its two ends) that run in parallel, up to the aio settings' queue
+/// depth × threads in flight, each through its own aligned bounce buffer of one block, so the extra memory
+/// is bounded by the bytes in flight whatever the request size. A piece that a write covers only partly is
+/// read first (read-modify-write), which is safe because the engine never writes one key from two threads
+/// at once. Where O_DIRECT is refused (tmpfs), files fall back to buffered I/O and <see cref="Warning"/> says so.
+/// </summary>
+public sealed unsafe class DirectSwapStore : ISwapStore
+{
+    private const long Block = AlignedBuffer.Alignment;
+    private readonly SwapDirectory _directory;
+    private readonly ConcurrentDictionary<string, DirectFile> _files = new(StringComparer.Ordinal);
+    private readonly ConcurrentBag<AlignedBuffer> _buffers = [];
+    private readonly long _pieceBytes;
+    private readonly int _inFlight;
+
+    /// <summary>Stores files in <paramref name="directory"/> (the store does not own it), cutting requests as <paramref name="aio"/> says.</summary>
+    public DirectSwapStore(SwapDirectory directory, AioSettings? aio = null)
+    {
+        _directory = directory;
+        aio ??= new AioSettings();
+        _pieceBytes = Math.Max(Block, aio.BlockSize.Value / Block * Block);
+        _inFlight = Math.Max(1, aio.QueueDepth * Math.Max(1, aio.IntraOpParallelism));
+    }
+
+    /// <summary>The first fallback warning, or null while every file uses O_DIRECT.</summary>
+    public string? Warning => _files.Values.Select(f => f.FallbackWarning).FirstOrDefault(w => w is not null);
+
+    /// <inheritdoc/>
+    public void Write(string key, long offset, ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty) return;
+        DirectFile file = File(key);
+        long first = offset, last = offset + data.Length;
+        try
+        {
+            fixed (byte* source = data)
+            {
+                nint src = (nint)source;
+                ForEachPiece(first, last, (buffer, at, n) =>
+                {
+                    // The bytes of [at, at + n) that the request covers.
+                    long from = Math.Max(at, first), to = Math.Min(at + n, last);
+                    Span<byte> span = buffer.AsSpan(0, (int)n);
+                    if (from != at || to != at + n)
+                    {
+                        long got = file.Read(buffer, 0, n, at);
+                        span[(int)got..].Clear();
+                    }
+                    new ReadOnlySpan<byte>((byte*)src + (from - first), (int)(to - from)).CopyTo(span[(int)(from - at)..]);
+                    file.Write(buffer, 0, n, at);
+                    return n;
+                });
+            }
+        }
+        catch (DirectIoException e) when (e.Message.Contains("space", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new IOException($"The NVMe swap folder '{_directory.Path}' is full: writing {data.Length} bytes of '{key}' failed ({e.Message}).", e);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Read(string key, long offset, Span<byte> destination)
+    {
+        if (destination.IsEmpty) return;
+        DirectFile file = File(key);
+        long first = offset, last = offset + destination.Length;
+        long end;
+        fixed (byte* target = destination)
+        {
+            nint dst = (nint)target;
+            end = ForEachPiece(first, last, (buffer, at, n) =>
+            {
+                long got = file.Read(buffer, 0, n, at);
+                long from = Math.Max(at, first), to = Math.Min(Math.Min(at + n, last), at + got);
+                if (to > from) buffer.AsSpan(from - at, (int)(to - from)).CopyTo(new Span<byte>((byte*)dst + (from - first), (int)(to - from)));
+                return got;
+            });
+        }
+        if (end < last)
+            throw new EndOfStreamException($"Swap file '{key}' ends at {end} bytes; {last} were expected.");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="piece"/> (buffer, file offset, length → bytes done) over the block-aligned cover of
+    /// [<paramref name="first"/>, <paramref name="last"/>) in pieces, several at once; returns the file
+    /// offset where the first short piece ended, or the aligned end when none was short.
+    /// </summary>
+    private long ForEachPiece(long first, long last, Func<AlignedBuffer, long, long, long> piece)
+    {
+        long start = first / Block * Block, stop = (last + Block - 1) / Block * Block;
+        long count = (stop - start + _pieceBytes - 1) / _pieceBytes;
+        long end = stop;
+        object gate = new();
+        void Run(long i)
+        {
+            long at = start + i * _pieceBytes, n = Math.Min(_pieceBytes, stop - at);
+            AlignedBuffer buffer = Rent();
+            try
+            {
+                long done = piece(buffer, at, n);
+                if (done < n) lock (gate) end = Math.Min(end, at + done);
+            }
+            finally
+            {
+                _buffers.Add(buffer);
+            }
+        }
+        if (count == 1) Run(0);
+        else Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = _inFlight }, Run);
+        return end;
+    }
+
+    private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.ReadWrite));
+
+    private AlignedBuffer Rent() => _buffers.TryTake(out AlignedBuffer? buffer) ? buffer : new AlignedBuffer(new Bytes(_pieceBytes));
+
+    /// <summary>Closes every file and frees the bounce buffers.</summary>
+    public void Dispose()
+    {
+        foreach (DirectFile f in _files.Values) f.Dispose();
+        _files.Clear();
+        while (_buffers.TryTake(out AlignedBuffer? b)) b.Dispose();
+    }
+}
