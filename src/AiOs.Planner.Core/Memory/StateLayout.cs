@@ -93,8 +93,8 @@ internal sealed class StateLayout
         }
         else
         {
-            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 2,
-                "gradients of two layers waiting to leave the GPU"));
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 3,
+                "gradients of up to three layers: the one being written and two waiting to leave the GPU"));
         }
         Place(s.EffectiveGradientOffload, "gradient partition", Bytes.OfElements(partition, gradPartitionBytes),
             Bytes.OfElements(nodeShare, gradPartitionBytes), s.PinMemory, "fp32, read by the optimizer", ref statesGpu, ref statesCpu);
