@@ -104,3 +104,15 @@ public class WhatIfCommandTests
         Assert.Equal("llama-2-7b", JsonNode.Parse(r.Stdout)!["largest_at_rate"]!["rtx4090-64gb-pcie4"]!.GetValue<string>());
     }
 }
+
+public class DsConfigStdoutTests
+{
+    [Fact]
+    public void Given_a_plan_that_does_not_fit_When_the_config_goes_to_stdout_Then_stdout_is_only_the_json()
+    {
+        var r = CliRunner.Run("ds-config", "--model", "llama-2-70b", "--hardware", "rtx4090-64gb-pcie4", "--zero-stage", "zero3");
+        Assert.Equal(ExitCodes.Infeasible, r.ExitCode);
+        Assert.NotNull(JsonNode.Parse(r.Stdout));
+        Assert.DoesNotContain("warning", r.Stdout);
+    }
+}

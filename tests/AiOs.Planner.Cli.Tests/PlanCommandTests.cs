@@ -50,7 +50,7 @@ public class PlanCommandTests
     public void Given_micro_batch_zero_When_run_Then_the_flag_to_change_is_named()
     {
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--micro-batch", "0", "--json");
-        Assert.Equal(ExitCodes.Infeasible, r.ExitCode);
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
         var problems = JsonNode.Parse(r.Stdout)!["problems"]!.AsArray().Select(p => p!.GetValue<string>()).ToList();
         Assert.Contains(problems, p => p.Contains("--micro-batch"));
     }
@@ -59,7 +59,7 @@ public class PlanCommandTests
     public void Given_nvme_offload_without_a_path_When_run_Then_the_path_flag_is_named()
     {
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--nvme-offload-params");
-        Assert.Equal(ExitCodes.Infeasible, r.ExitCode);
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.Contains("--nvme-offload-path", r.Console);
     }
 

@@ -34,7 +34,12 @@ public static class DsConfigCommand
             {
                 io.Stdout.Write(json);
             }
-            foreach (string p in plan.CapacityProblems) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
+            // With the config on stdout, warnings go to stderr so the output stays a valid JSON file.
+            foreach (string p in plan.CapacityProblems)
+            {
+                if (r.GetValue(output) is null) Console.Error.WriteLine($"warning: {p}");
+                else io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
+            }
             return plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;

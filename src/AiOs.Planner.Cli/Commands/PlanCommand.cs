@@ -32,7 +32,7 @@ public static class PlanCommand
                 io.Stdout.Write(DeepSpeedConfig.ToJson(PlanDocument.Build(plan)));
             else
                 PlanTables.Render(io.Console, plan);
-            return plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
+            return plan.SettingsProblems.Count > 0 ? ExitCodes.Usage : plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;
     }

@@ -62,8 +62,11 @@ public static class TrainCommand
                 if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
                 string nvme = settings.NvmePath ?? Path.Combine(Path.GetFullPath(r.GetValue(runsDir)!), "nvme");
                 (settings, tuned) = AutoTune(options.LoadModel(r), hardware, settings with { NvmePath = nvme }, engine, r.GetValue(tuneMaxMicroBatch));
-                io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings)}.");
-                foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
+                if (!r.GetValue(json))
+                {
+                    io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings)}.");
+                    foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
+                }
             }
             var request = new EngineRunRequest
             {

@@ -38,7 +38,7 @@ internal sealed class StateLayout
         if (s.ZeroStage == ZeroStage.None)
             layout.PlainDataParallel(m, s, p);
         else
-            layout.Zero(m, s, p, gpus, gpusPerNode, nodes, pb, optimizerBytes, gradPartitionBytes);
+            layout.Zero(m, s, p, gpus, gpusPerNode, pb, optimizerBytes, gradPartitionBytes);
 
         layout.CpuPageable.Add(new MemoryItem("process baseline", MemoryPlanner.ProcessBaseline * gpusPerNode,
             "runtime, CUDA host state and data loading, per training process (estimate)"));
@@ -60,7 +60,7 @@ internal sealed class StateLayout
         ModelStatesGpu = Bytes.OfElements(p, 16);
     }
 
-    private void Zero(ModelSpec m, TrainingSettings s, long p, long gpus, int gpusPerNode, int nodes, int pb, int optimizerBytes, int gradPartitionBytes)
+    private void Zero(ModelSpec m, TrainingSettings s, long p, long gpus, int gpusPerNode, int pb, int optimizerBytes, int gradPartitionBytes)
     {
         long partition = CeilDiv(p, gpus);          // elements each GPU owns
         long nodeShare = partition * gpusPerNode;   // elements a node owns
@@ -116,7 +116,6 @@ internal sealed class StateLayout
         }
         ModelStatesGpu = statesGpu;
         ModelStatesCpu = statesCpu;
-        _ = nodes;
     }
 
     /// <summary>Puts one partitioned state in its tier: the GPU share per GPU, the node share on host or NVMe.</summary>

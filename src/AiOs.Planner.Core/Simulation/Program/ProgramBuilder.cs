@@ -92,6 +92,7 @@ internal sealed partial class ProgramBuilder
 
         int previousCompute = -1;
         var lastGradOps = new List<int>();
+        var backwardPositions = new List<int>();
         int units = _m.NumLayers + 2;
         for (int p = 0; p < _uses.Count; p++)
         {
@@ -106,8 +107,10 @@ internal sealed partial class ProgramBuilder
             {
                 // The forward position of the same unit and micro-batch mirrors this one within the micro-batch.
                 int forwardPosition = p - 2 * (p % (2 * units)) + (2 * units - 1);
-                // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the oldest.
-                int bucket = p >= 2 ? _gradOut[p - 2] : -1;
+                // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the
+                // oldest, counted over backward positions only (across micro-batches too).
+                int bucket = backwardPositions.Count >= 2 ? _gradOut[backwardPositions[^2]] : -1;
+                backwardPositions.Add(p);
                 previousCompute = EmitBackward(p, unit, mb, ready, _stored[forwardPosition], bucket);
             }
             if (p + _window < _uses.Count) EmitFetch(p + _window);
@@ -121,6 +124,10 @@ internal sealed partial class ProgramBuilder
         }
         if (_s.Schedule == StepSchedule.DeepSpeed || _s.OptimizerOffload == OffloadTier.None)
             EmitOptimizer(lastGradOps.Where(i => i >= 0).Append(previousCompute).ToArray());
+        else if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
+            // Below stage 3 every GPU needs the whole updated model: all-gather it once the last layer is updated.
+            Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, 0, 0, lastGradOps.Where(i => i >= 0).ToArray(),
+                Bytes.OfElements(_m.TotalParameters, _pb));
     }
 
     private int Add(OpKind kind, ResourceKind resource, StepPhase phase, int layer, int mb, int[] deps,
