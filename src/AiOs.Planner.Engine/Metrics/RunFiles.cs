@@ -5,17 +5,8 @@ namespace AiOs.Planner.Engine.Metrics;
 /// <summary>Writes run files so a reader never sees half of one: whole files via a temporary copy and a rename, JSON lines one write each.</summary>
 public static class RunFiles
 {
-    /// <summary>Replaces <paramref name="path"/> with <paramref name="text"/> atomically.</summary>
-    public static void WriteAtomic(string path, string text)
-    {
-        string temp = path + $".{Environment.ProcessId}.tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write))
-        {
-            stream.Write(Encoding.UTF8.GetBytes(text));
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(temp, path, overwrite: true);
-    }
+    /// <summary>Replaces <paramref name="path"/> with <paramref name="text"/> atomically (Core's <see cref="Descriptions.AtomicFile"/>).</summary>
+    public static void WriteAtomic(string path, string text) => Descriptions.AtomicFile.WriteAllText(path, text);
 
     /// <summary>Appends one line (no newlines inside) with a single write, flushed.</summary>
     public static void AppendLine(string path, string line)
