@@ -99,19 +99,19 @@ public static class TrainCommand
             Model = model, Hardware = hardware, Base = fixedSettings, Budget = 2_000,
             MaxGradAccumulation = fixedSettings.GradAccumulation, MaxMicroBatch = maxMicroBatch,
         });
-        foreach (var candidate in new[] { result.Best }.Concat(result.Alternatives).Concat(result.ParetoFront))
+        var chosen = Tuner.FirstAccepted(result, candidate =>
         {
-            if (candidate is null) continue;
             try
             {
-                EngineSettings.Check(model, candidate.Settings, engine);
-                return (candidate.Settings, result);
+                EngineSettings.Check(model, candidate, engine);
+                return true;
             }
             catch (Exception e) when (e is ArgumentException or NotSupportedException)
             {
-                // The engine cannot run this one; try the next.
+                return false;
             }
-        }
+        });
+        if (chosen is not null) return (chosen.Settings, result);
         throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run. " + string.Join(" ", result.Explanation));
     }
 

@@ -69,6 +69,14 @@ public static partial class Tuner
         };
     }
 
+    /// <summary>
+    /// The best candidate that <paramref name="accepts"/> takes (e.g. what an engine can run), from the best,
+    /// its alternatives, then the Pareto front; null when none.
+    /// </summary>
+    public static Candidate? FirstAccepted(TuneResult result, Func<TrainingSettings, bool> accepts) =>
+        new[] { result.Best }.Concat(result.Alternatives).Concat(result.ParetoFront)
+            .FirstOrDefault(c => c is not null && accepts(c.Settings));
+
     /// <summary>Best first: fastest, or for the memory objective smallest GPU peak and then fastest.</summary>
     private static IOrderedEnumerable<Candidate> Rank(IEnumerable<Candidate> candidates, TuneObjective objective) =>
         objective == TuneObjective.Memory
