@@ -45,7 +45,7 @@ public static class RunHistory
             why = "no prediction.json with a simulated step";
             return null;
         }
-        var later = run.Steps.Where(s => s.Step > 1).ToList();
+        var later = run.Steps.Skip(1).ToList();
         if (later.Count == 0)
         {
             why = "fewer than two measured steps (the first is warm-up)";
