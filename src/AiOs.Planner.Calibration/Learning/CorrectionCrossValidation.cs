@@ -9,8 +9,11 @@ public sealed record HeldOutRun(string RunId, int Fold, PhaseSeconds Measured, P
     public bool FellBack => FallbackReason is not null;
 }
 
-/// <summary>Mean absolute relative error of one quantity, before and after the correction.</summary>
-public sealed record ErrorPair(string Quantity, double Uncorrected, double Corrected);
+/// <summary>
+/// Absolute relative error |predicted − measured| ÷ measured of one quantity over held-out runs, before and
+/// after the correction: the mean, and the median (which one disturbed run cannot move).
+/// </summary>
+public sealed record ErrorPair(string Quantity, double Uncorrected, double Corrected, double MedianUncorrected, double MedianCorrected);
 
 /// <summary>The outcome of k-fold cross-validation of a learned correction.</summary>
 public sealed record CrossValidationResult(int Folds, string Trainer, IReadOnlyList<HeldOutRun> Runs)
@@ -30,10 +33,17 @@ public sealed record CrossValidationResult(int Folds, string Trainer, IReadOnlyL
     private ErrorPair Pair(string name, Func<PhaseSeconds, double> of)
     {
         var usable = Runs.Where(r => of(r.Measured) > 0).ToList();
-        if (usable.Count == 0) return new ErrorPair(name, double.NaN, double.NaN);
-        return new ErrorPair(name,
-            usable.Average(r => Math.Abs(of(r.Uncorrected) - of(r.Measured)) / of(r.Measured)),
-            usable.Average(r => Math.Abs(of(r.Corrected) - of(r.Measured)) / of(r.Measured)));
+        if (usable.Count == 0) return new ErrorPair(name, double.NaN, double.NaN, double.NaN, double.NaN);
+        var before = usable.Select(r => Math.Abs(of(r.Uncorrected) - of(r.Measured)) / of(r.Measured)).ToList();
+        var after = usable.Select(r => Math.Abs(of(r.Corrected) - of(r.Measured)) / of(r.Measured)).ToList();
+        return new ErrorPair(name, before.Average(), after.Average(), Median(before), Median(after));
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int n = sorted.Count;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 }
 

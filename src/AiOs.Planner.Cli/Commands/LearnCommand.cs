@@ -18,7 +18,7 @@ public static class LearnCommand
         var fromRuns = new Option<string>("--from-runs") { Description = "Folder of run folders (the --runs-dir of `aios train`)", Required = true };
         var profile = new Option<string>("--profile") { Description = "Profile (bundled name or path) the runs were predicted with; the correction is added to it", Required = true };
         var output = new Option<string?>("--out") { Description = "Profile file to write with the learned correction section" };
-        var trainer = new Option<CorrectionTrainerKind>("--trainer") { Description = "auto (SDCA below 100 runs, FastTree from 100) | sdca | fast-tree", DefaultValueFactory = _ => CorrectionTrainerKind.Auto };
+        var trainer = new Option<CorrectionTrainerKind>("--trainer") { Description = "auto (SDCA below 100 runs, FastTree from 100) | sdca | fasttree", DefaultValueFactory = _ => CorrectionTrainerKind.Auto };
         var folds = new Option<int?>("--cross-validate") { Description = "Also run k-fold cross-validation with this many folds and print the error before and after" };
         var seed = new Option<int>("--seed") { Description = "Seed of the trainers and of the fold assignment", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (runs, skipped, cross-validation) on stdout" };
@@ -66,9 +66,9 @@ public static class LearnCommand
         foreach (string s in skipped) console.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
         if (cv is not null)
         {
-            var table = new Table().AddColumns("quantity", "error uncorrected", "error corrected");
-            table.Title = new TableTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}), mean |predicted − measured| ÷ measured over held-out runs");
-            foreach (var e in cv.Errors) table.AddRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}");
+            var table = new Table().AddColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
+            table.Title = new TableTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
+            foreach (var e in cv.Errors) table.AddRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
             console.Write(table);
             console.MarkupLineInterpolated($"{cv.FallBacks} of {cv.Runs.Count} held-out runs fell outside their training folds' range and kept the uncorrected prediction.");
         }
@@ -86,9 +86,15 @@ public static class LearnCommand
             ["folds"] = cv.Folds,
             ["trainer"] = cv.Trainer,
             ["fall_backs"] = cv.FallBacks,
+            ["held_out"] = new JsonArray(cv.Runs.Select(h => (JsonNode)new JsonObject
+            {
+                ["run_id"] = h.RunId, ["fold"] = h.Fold, ["measured_s"] = h.Measured.Total, ["uncorrected_s"] = h.Uncorrected.Total,
+                ["corrected_s"] = h.Corrected.Total, ["fallback_reason"] = h.FallbackReason,
+            }).ToArray()),
             ["errors"] = new JsonArray(cv.Errors.Select(e => (JsonNode)new JsonObject
             {
                 ["quantity"] = e.Quantity, ["uncorrected"] = e.Uncorrected, ["corrected"] = e.Corrected,
+                ["median_uncorrected"] = e.MedianUncorrected, ["median_corrected"] = e.MedianCorrected,
             }).ToArray()),
         },
     };
