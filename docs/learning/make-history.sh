@@ -1,7 +1,7 @@
 #!/bin/bash
 # Makes the learning history of docs/learning.md: 40 short CPU runs of tiny-gpt and tiny-llama with varied
 # sequence length, micro-batch, gradient accumulation, checkpointing and an NVMe path. Before each run it
-# waits (up to 30 s) for the 1-minute load average to fall below 1.5, and it logs the load each run saw,
+# waits (up to 8 s) for the 1-minute load average to fall below 1.5, and it logs the load each run saw,
 # because this 2-core machine is shared with other builds.
 # Usage: docs/learning/make-history.sh AIOS_BINARY OUT_DIR
 set -u
@@ -10,7 +10,7 @@ rm -rf "$out"; mkdir -p "$out" /tmp/aios-history-nvme
 log="$out.load.tsv"; : > "$log"
 run() {
   local id=$1; shift
-  for _ in $(seq 30); do awk '{exit !($1 < 1.5)}' /proc/loadavg && break; sleep 1; done
+  for _ in $(seq 8); do awk '{exit !($1 < 1.5)}' /proc/loadavg && break; sleep 1; done
   local before; before=$(cut -d' ' -f1 /proc/loadavg)
   "$aios" train --steps 4 --hardware ci-2core-24gb --runs-dir "$out" --run-id "$id" "$@" > /dev/null 2>&1 || echo "FAIL $id $*"
   printf '%s\t%s\t%s\n' "$id" "$before" "$(cut -d' ' -f1 /proc/loadavg)" >> "$log"

@@ -32,7 +32,7 @@ internal sealed class CorrectionScore
 /// <summary>The regression behind a correction.</summary>
 public enum CorrectionTrainerKind
 {
-    /// <summary>SDCA below 100 runs, FastTree from 100.</summary>
+    /// <summary>SDCA below 30 runs, FastTree from 30 (where cross-validation on this project's CPU history favoured the trees; see docs/learning.md).</summary>
     Auto,
     /// <summary>A linear model (stochastic dual coordinate ascent) on min-max-normalised features: stable with few runs, extrapolates smoothly.</summary>
     Sdca,
@@ -44,7 +44,7 @@ public enum CorrectionTrainerKind
 internal static class CorrectionPipelines
 {
     /// <summary>Runs from which <see cref="CorrectionTrainerKind.Auto"/> picks trees.</summary>
-    public const int TreesFrom = 100;
+    public const int TreesFrom = 30;
 
     public static CorrectionTrainerKind Resolve(CorrectionTrainerKind kind, int runs) =>
         kind != CorrectionTrainerKind.Auto ? kind : runs < TreesFrom ? CorrectionTrainerKind.Sdca : CorrectionTrainerKind.FastTree;

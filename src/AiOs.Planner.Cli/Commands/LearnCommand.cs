@@ -18,7 +18,7 @@ public static class LearnCommand
         var fromRuns = new Option<string>("--from-runs") { Description = "Folder of run folders (the --runs-dir of `aios train`)", Required = true };
         var profile = new Option<string>("--profile") { Description = "Profile (bundled name or path) the runs were predicted with; the correction is added to it", Required = true };
         var output = new Option<string?>("--out") { Description = "Profile file to write with the learned correction section" };
-        var trainer = new Option<CorrectionTrainerKind>("--trainer") { Description = "auto (SDCA below 100 runs, FastTree from 100) | sdca | fasttree", DefaultValueFactory = _ => CorrectionTrainerKind.Auto };
+        var trainer = new Option<CorrectionTrainerKind>("--trainer") { Description = "auto (SDCA below 30 runs, FastTree from 30) | sdca | fasttree", DefaultValueFactory = _ => CorrectionTrainerKind.Auto };
         var folds = new Option<int?>("--cross-validate") { Description = "Also run k-fold cross-validation with this many folds and print the error before and after" };
         var seed = new Option<int>("--seed") { Description = "Seed of the trainers and of the fold assignment", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (runs, skipped, cross-validation) on stdout" };
