@@ -6,6 +6,7 @@ namespace AiOs.Planner.Calibration.Learning;
 /// <summary>What to learn a correction with.</summary>
 public sealed record LearnOptions
 {
+    /// <summary>The regression; auto picks by the number of runs.</summary>
     public CorrectionTrainerKind Trainer { get; init; } = CorrectionTrainerKind.Auto;
     /// <summary>Seed of the trainers' randomness, so the same history gives the same models.</summary>
     public int Seed { get; init; }

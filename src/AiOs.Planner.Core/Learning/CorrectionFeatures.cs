@@ -26,16 +26,27 @@ public sealed record CorrectionFeatures
         "predicted_forward_s", "predicted_backward_s", "predicted_optimizer_s",
     ];
 
+    /// <summary>Parameters of the model.</summary>
     public required long Parameters { get; init; }
+    /// <summary>Transformer layers.</summary>
     public required int Layers { get; init; }
+    /// <summary>Hidden size.</summary>
     public required int HiddenSize { get; init; }
+    /// <summary>Sequences per micro-batch.</summary>
     public required int MicroBatch { get; init; }
+    /// <summary>Tokens per sequence.</summary>
     public required int SeqLen { get; init; }
+    /// <summary>Micro-batches per optimizer step.</summary>
     public required int GradAccumulation { get; init; }
+    /// <summary>Training precision.</summary>
     public required Precision Precision { get; init; }
+    /// <summary>Where parameters live.</summary>
     public required OffloadTier ParamOffload { get; init; }
+    /// <summary>Where optimizer states live.</summary>
     public required OffloadTier OptimizerOffload { get; init; }
+    /// <summary>Activation checkpointing on.</summary>
     public required bool Checkpointing { get; init; }
+    /// <summary>Order of backward and optimizer work.</summary>
     public required StepSchedule Schedule { get; init; }
     /// <summary>The simulator's uncorrected phase times.</summary>
     public required PhaseSeconds Predicted { get; init; }
