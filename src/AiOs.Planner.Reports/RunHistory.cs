@@ -9,6 +9,12 @@ namespace AiOs.Planner.Reports;
 public static class RunHistory
 {
     /// <summary>
+    /// Largest ratio of the slowest to the fastest step after the first before a run counts as disturbed: on a
+    /// quiet machine the steps of one run agree within 1.5×; another process taking the cores stalls some of them.
+    /// </summary>
+    public const double MaxStepSpread = 2;
+
+    /// <summary>
     /// Every run folder under <paramref name="runsDirectory"/> that has a prediction and at least two measured
     /// steps; the others are listed in <c>Skipped</c> with the reason, so a history never shrinks silently.
     /// </summary>
@@ -49,6 +55,12 @@ public static class RunHistory
         if (later.Count == 0)
         {
             why = "fewer than two measured steps (the first is warm-up)";
+            return null;
+        }
+        double fastest = later.Min(s => s.WallMs), slowest = later.Max(s => s.WallMs);
+        if (fastest > 0 && slowest / fastest > MaxStepSpread)
+        {
+            why = $"its steps after the first took {fastest:0.#}–{slowest:0.#} ms ({slowest / fastest:0.#}×): the machine was likely busy with something else; rerun it on a quiet machine";
             return null;
         }
         // A prediction made with a corrected profile keeps the simulator's own phases under correction.uncorrected.

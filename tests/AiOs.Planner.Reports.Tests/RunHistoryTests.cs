@@ -29,4 +29,31 @@ public sealed class RunHistoryTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Fact]
+    public void A_run_whose_later_steps_disagree_several_fold_is_skipped_as_disturbed()
+    {
+        // Given a run whose last step took five times as long as the others
+        string root = Directory.CreateTempSubdirectory("aios-history-").FullName;
+        try
+        {
+            string dir = Path.Combine(root, "stalled");
+            Directory.Move(SyntheticRun.Create(), dir);
+            string metrics = Path.Combine(dir, "metrics.jsonl");
+            var lines = File.ReadAllLines(metrics);
+            var last = System.Text.Json.Nodes.JsonNode.Parse(lines[^1])!.AsObject();
+            last["wall_ms"] = last["wall_ms"]!.GetValue<double>() * 5;
+            lines[^1] = last.ToJsonString();
+            File.WriteAllLines(metrics, lines);
+            // When the history is read
+            var (runs, skipped) = RunHistory.Load(root);
+            // Then it is left out, saying why
+            Assert.Empty(runs);
+            Assert.Contains("likely busy", Assert.Single(skipped));
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }
