@@ -32,6 +32,8 @@ public sealed record RunData
     public IReadOnlyList<TimelineSpan> PredictedSpans { get; init; } = [];
     public IReadOnlyList<MemoryLevel> PredictedMemory { get; init; } = [];
     public PredictedStep? Predicted { get; init; }
+    /// <summary>The whole <c>prediction.json</c> document, when the run has one.</summary>
+    public JsonObject? Prediction { get; init; }
     public JsonObject? Settings { get; init; }
     public JsonObject? Summary { get; init; }
     public HardwareProfile? Profile { get; init; }
@@ -47,6 +49,7 @@ public sealed record RunData
             throw new DescriptionException($"{dir} has no metrics.jsonl, so it is not a run folder (or no step finished). Give the folder `aios train` wrote.") { File = dir };
         var timeline = ReadTimeline(Path.Combine(dir, "predicted-timeline.jsonl"));
         string profile = Path.Combine(dir, "profile.json");
+        var prediction = ReadObject(Path.Combine(dir, "prediction.json"));
         return new RunData
         {
             Directory = dir,
@@ -54,7 +57,8 @@ public sealed record RunData
             MeasuredSpans = ReadTimeline(Path.Combine(dir, "trace.jsonl")).Spans,
             PredictedSpans = timeline.Spans,
             PredictedMemory = timeline.Memory,
-            Predicted = ReadPrediction(Path.Combine(dir, "prediction.json")),
+            Predicted = ReadPrediction(prediction),
+            Prediction = prediction,
             Settings = ReadObject(Path.Combine(dir, "settings.json")),
             Summary = ReadObject(Path.Combine(dir, "summary.json")),
             Profile = File.Exists(profile) ? ProfileCatalog.LoadFile(profile) : null,
@@ -86,9 +90,9 @@ public sealed record RunData
         return (spans, memory);
     }
 
-    private static PredictedStep? ReadPrediction(string path)
+    private static PredictedStep? ReadPrediction(JsonObject? prediction)
     {
-        if (ReadObject(path)?["step"] is not JsonObject step) return null;
+        if (prediction?["step"] is not JsonObject step) return null;
         var phases = step["phases"]!.AsObject();
         return new PredictedStep(Num(step, "time_s"), Num(phases, "forward_s"), Num(phases, "backward_s"), Num(phases, "optimizer_s"),
             step["bottleneck"]?.GetValue<string>() ?? "");

@@ -25,7 +25,11 @@ public static class PlanCommand
             var model = options.LoadModel(r);
             var hardware = options.LoadHardware(r);
             string? timelinePath = r.GetValue(timeline);
-            var planOptions = new PlanOptions { Simulate = !r.GetValue(noSimulate), KeepTimeline = timelinePath is not null, FirstStep = true };
+            var planOptions = new PlanOptions
+            {
+                Simulate = !r.GetValue(noSimulate), KeepTimeline = timelinePath is not null, FirstStep = true,
+                Correction = Calibration.Learning.LearnedCorrection.For(hardware),
+            };
             var plan = TrainingPlanner.Plan(model, hardware, options.Build(r), planOptions);
             if (timelinePath is not null && plan.Step is { } step) Timeline.Write(timelinePath, step, hardware.HasGpu);
             if (r.GetValue(json))

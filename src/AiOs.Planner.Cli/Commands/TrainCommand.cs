@@ -178,7 +178,7 @@ public static class TrainCommand
             }
             string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
             if (hardware is not null && Directory.Exists(dir))
-                RunPrediction.Write(dir, request.Model, hardware, request.Settings);
+                RunPrediction.Write(dir, request.Model, hardware, request.Settings, Calibration.Learning.LearnedCorrection.For(hardware));
             if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
             else
             {

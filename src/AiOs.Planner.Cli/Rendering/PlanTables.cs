@@ -49,6 +49,10 @@ public static class PlanTables
         string first = plan.FirstStep is { } f ? $" (first step {f.Time})" : "";
         console.MarkupLineInterpolated($"Step: [bold]{step.Time}[/]{first}, {step.TokensPerSecond:N0} tokens/s, {step.ModelTflopsPerGpu:0.#} model TFLOP/s per GPU; bottleneck: [bold]{ResourceNames.Of(step.Bottleneck, gpu)}[/]");
         console.MarkupLineInterpolated($"Phases: forward {step.Phases.Forward}, backward {step.Phases.Backward}, optimizer {step.Phases.Optimizer}");
+        if (plan.Correction is { Applied: true } c)
+            console.MarkupLineInterpolated($"Corrected from past runs (× {c.Ratios.Forward:0.##} forward, × {c.Ratios.Backward:0.##} backward, × {c.Ratios.Optimizer:0.##} optimizer); the simulator alone said {c.Uncorrected.Total * 1e3:0.###} ms.");
+        else if (plan.Correction is { } u)
+            console.MarkupLineInterpolated($"[yellow]Uncorrected[/]: the profile's learned correction was not applied ({u.Reason}).");
         var table = new Table().Title("Resources in one step").AddColumns("resource", "busy", "utilization", "on critical path");
         foreach (var (kind, busy) in step.Busy.OrderBy(kv => kv.Key))
             table.AddRow(ResourceNames.Of(kind, gpu), busy.ToString(), step.Utilization(kind).ToString("P0"), step.CriticalPath.GetValueOrDefault(kind).ToString());

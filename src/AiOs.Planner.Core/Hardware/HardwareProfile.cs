@@ -1,4 +1,5 @@
 using AiOs.Planner.Descriptions;
+using AiOs.Planner.Learning;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -29,6 +30,8 @@ public sealed record HardwareProfile
     public IReadOnlyList<DriveSpec> Drives { get; init; } = [];
     /// <summary>Facts recorded by calibration (CPU model, kernel, filesystem…), free-form.</summary>
     public IReadOnlyDictionary<string, string>? Machine { get; init; }
+    /// <summary>A correction of the simulator's phase times learned from past runs (<c>aios learn</c>); null when none.</summary>
+    public StepCorrectionSpec? Correction { get; init; }
 
     public int TotalGpus => Nodes * GpusPerNode;
     public bool HasGpu => GpusPerNode > 0 && Gpu is not null;

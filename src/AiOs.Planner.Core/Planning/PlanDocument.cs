@@ -18,6 +18,11 @@ public static class PlanDocument
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    /// <summary>The settings of a plan document (its <c>settings</c> object), as <see cref="Build"/> wrote them.</summary>
+    public static TrainingSettings ReadSettings(JsonNode settings) =>
+        settings.Deserialize<TrainingSettings>(SettingsJson) ?? throw new JsonException("the plan's settings are null");
+
+    /// <summary>The <c>aios plan --json</c> document of <paramref name="plan"/>.</summary>
     public static JsonObject Build(PlanResult plan)
     {
         var m = plan.Memory;
@@ -85,6 +90,7 @@ public static class PlanDocument
                 ["critical_path_s"] = PerResource(step.CriticalPath.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds), gpu),
                 ["operations"] = step.Operations,
             };
+            if (plan.Correction is { } c) doc["step"]!.AsObject()["correction"] = Correction(c);
             doc["traffic"] = new JsonObject
             {
                 ["nvme_read_bytes"] = step.Traffic.NvmeRead.Value,
@@ -106,6 +112,19 @@ public static class PlanDocument
 
         static JsonObject memory(JsonObject d) => d["memory"]!.AsObject();
     }
+
+    /// <summary>Whether the learned correction was applied, why not, and the simulator's own phases (what a history learns from).</summary>
+    private static JsonObject Correction(Learning.CorrectionOutcome c) => new()
+    {
+        ["corrected"] = c.Applied,
+        ["reason"] = c.Reason,
+        ["ratios"] = new JsonObject { ["forward"] = c.Ratios.Forward, ["backward"] = c.Ratios.Backward, ["optimizer"] = c.Ratios.Optimizer },
+        ["uncorrected"] = new JsonObject
+        {
+            ["time_s"] = c.Uncorrected.Total,
+            ["phases"] = new JsonObject { ["forward_s"] = c.Uncorrected.Forward, ["backward_s"] = c.Uncorrected.Backward, ["optimizer_s"] = c.Uncorrected.Optimizer },
+        },
+    };
 
     private static JsonObject PerResource(Dictionary<ResourceKind, double> values, bool gpu)
     {

@@ -1,4 +1,5 @@
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Learning;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -22,6 +23,8 @@ public sealed record PlanResult
     public StepResult? Step { get; init; }
     /// <summary>The simulated first step (no prefetch trace yet), when asked for.</summary>
     public StepResult? FirstStep { get; init; }
+    /// <summary>What became of the profile's learned correction of <see cref="Step"/>; null when the profile has none.</summary>
+    public CorrectionOutcome? Correction { get; init; }
 
     public int GpusPerNode => Settings.GpusPerNode ?? Hardware.GpusPerNode;
     public int Nodes => Settings.Nodes ?? Hardware.Nodes;

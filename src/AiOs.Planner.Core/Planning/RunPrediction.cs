@@ -19,10 +19,11 @@ public static class RunPrediction
     public const string ProfileFile = "profile.json";
 
     /// <summary>Plans and simulates the run's settings and writes the three files into <paramref name="runDir"/>.</summary>
-    public static PlanResult Write(string runDir, ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    /// <remarks><paramref name="correction"/> evaluates the profile's learned correction, when it has one.</remarks>
+    public static PlanResult Write(string runDir, ModelSpec model, HardwareProfile hardware, TrainingSettings settings, Learning.IStepCorrection? correction = null)
     {
         Directory.CreateDirectory(runDir);
-        var plan = TrainingPlanner.Plan(model, hardware, settings, new PlanOptions { KeepTimeline = true, FirstStep = true });
+        var plan = TrainingPlanner.Plan(model, hardware, settings, new PlanOptions { KeepTimeline = true, FirstStep = true, Correction = correction });
         AtomicFile.WriteAllText(Path.Combine(runDir, PredictionFile), DeepSpeedConfig.ToJson(PlanDocument.Build(plan)));
         if (plan.Step is { } step) Timeline.Write(Path.Combine(runDir, TimelineFile), step, hardware.HasGpu);
         DescriptionJson.WriteFileAtomic(Path.Combine(runDir, ProfileFile), hardware);

@@ -1,4 +1,5 @@
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Learning;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -17,6 +18,8 @@ public sealed record PlanOptions
     /// <summary>Also simulate the first step (no prefetch trace yet).</summary>
     public bool FirstStep { get; init; }
     public ComputeModel? ComputeModel { get; init; }
+    /// <summary>Evaluates the profile's learned correction (from the Calibration library); null leaves it unused, and the plan says so.</summary>
+    public IStepCorrection? Correction { get; init; }
 
     public static PlanOptions Default { get; } = new();
 }
@@ -40,6 +43,12 @@ public static class TrainingPlanner
             step = Simulator.Predict(model, hardware, settings, options.KeepTimeline, firstStep: false, options.ComputeModel);
             if (options.FirstStep) first = Simulator.Predict(model, hardware, settings, keepTimeline: false, firstStep: true, options.ComputeModel);
         }
+        CorrectionOutcome? correction = null;
+        if (step is not null && hardware.Correction is not null)
+        {
+            // Only the steady step is corrected: the history's labels are means of the steps after the first.
+            (step, correction) = StepCorrector.Correct(step, model, settings, hardware, options.Correction);
+        }
         return new PlanResult
         {
             Model = model,
@@ -50,6 +59,7 @@ public static class TrainingPlanner
             CapacityProblems = capacity,
             Step = step,
             FirstStep = first,
+            Correction = correction,
         };
     }
 

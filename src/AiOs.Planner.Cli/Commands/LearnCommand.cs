@@ -1,0 +1,101 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using AiOs.Planner.Calibration;
+using AiOs.Planner.Calibration.Learning;
+using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Reports;
+using Spectre.Console;
+
+namespace AiOs.Planner.Cli.Commands;
+
+/// <summary><c>aios learn</c>: learn a correction of the simulator's phase times from past runs and store it in a profile.</summary>
+public static class LearnCommand
+{
+    /// <summary>The command, writing through <paramref name="io"/>.</summary>
+    public static Command Create(CliIo io)
+    {
+        var fromRuns = new Option<string>("--from-runs") { Description = "Folder of run folders (the --runs-dir of `aios train`)", Required = true };
+        var profile = new Option<string>("--profile") { Description = "Profile (bundled name or path) the runs were predicted with; the correction is added to it", Required = true };
+        var output = new Option<string?>("--out") { Description = "Profile file to write with the learned correction section" };
+        var trainer = new Option<CorrectionTrainerKind>("--trainer") { Description = "auto (SDCA below 30 runs, FastTree from 30) | sdca | fasttree", DefaultValueFactory = _ => CorrectionTrainerKind.Auto };
+        var folds = new Option<int?>("--cross-validate") { Description = "Also run k-fold cross-validation with this many folds and print the error before and after" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the trainers and of the fold assignment", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document (runs, skipped, cross-validation) on stdout" };
+        var command = new Command("learn", "Learn measured ÷ predicted per phase from past runs (an ML.NET regression) and store it in the profile; the simulator then applies it.")
+        {
+            fromRuns, profile, output, trainer, folds, seed, json,
+        };
+        command.SetAction(r =>
+        {
+            string? outPath = r.GetValue(output);
+            int? k = r.GetValue(folds);
+            if (outPath is null && k is null)
+            {
+                io.Console.MarkupLine("[red]error:[/] give --out (write the corrected profile), --cross-validate K, or both.");
+                return ExitCodes.Usage;
+            }
+            var baseProfile = ProfileCatalog.Default.Load(r.GetValue(profile)!);
+            var (runs, skipped) = RunHistory.Load(r.GetValue(fromRuns)!);
+            var options = new LearnOptions { Trainer = r.GetValue(trainer), Seed = r.GetValue(seed), Date = DateTime.UtcNow.ToString("yyyy-MM-dd") };
+            try
+            {
+                CrossValidationResult? cv = k is { } f ? CorrectionCrossValidation.Run(runs, f, options) : null;
+                HardwareProfile? learned = null;
+                if (outPath is not null)
+                {
+                    learned = baseProfile with { Correction = CorrectionLearner.Learn(runs, options) };
+                    ProfileWriter.WriteFile(outPath, learned);
+                }
+                if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(runs.Count, skipped, cv, learned, outPath)));
+                else Render(io.Console, runs.Count, skipped, cv, learned, outPath);
+                return ExitCodes.Ok;
+            }
+            catch (CalibrationException e)
+            {
+                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                return ExitCodes.Usage;
+            }
+        });
+        return command;
+    }
+
+    private static void Render(IAnsiConsole console, int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath)
+    {
+        console.MarkupLineInterpolated($"History: {runs} runs used, {skipped.Count} skipped.");
+        foreach (string s in skipped) console.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
+        if (cv is not null)
+        {
+            var table = new Table().AddColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
+            table.Title = new TableTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
+            foreach (var e in cv.Errors) table.AddRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
+            console.Write(table);
+            console.MarkupLineInterpolated($"{cv.FallBacks} of {cv.Runs.Count} held-out runs fell outside their training folds' range and kept the uncorrected prediction.");
+        }
+        if (learned?.Correction is { } c) console.MarkupLineInterpolated($"Wrote {outPath}: correction ({c.Trainer}, {c.Runs} runs) for {learned.Name}.");
+    }
+
+    private static JsonObject Json(int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath) => new()
+    {
+        ["runs"] = runs,
+        ["skipped"] = new JsonArray(skipped.Select(s => (JsonNode)JsonValue.Create(s)!).ToArray()),
+        ["written"] = outPath,
+        ["trainer"] = learned?.Correction?.Trainer,
+        ["cross_validation"] = cv is null ? null : new JsonObject
+        {
+            ["folds"] = cv.Folds,
+            ["trainer"] = cv.Trainer,
+            ["fall_backs"] = cv.FallBacks,
+            ["held_out"] = new JsonArray(cv.Runs.Select(h => (JsonNode)new JsonObject
+            {
+                ["run_id"] = h.RunId, ["fold"] = h.Fold, ["measured_s"] = h.Measured.Total, ["uncorrected_s"] = h.Uncorrected.Total,
+                ["corrected_s"] = h.Corrected.Total, ["fallback_reason"] = h.FallbackReason,
+            }).ToArray()),
+            ["errors"] = new JsonArray(cv.Errors.Select(e => (JsonNode)new JsonObject
+            {
+                ["quantity"] = e.Quantity, ["uncorrected"] = e.Uncorrected, ["corrected"] = e.Corrected,
+                ["median_uncorrected"] = e.MedianUncorrected, ["median_corrected"] = e.MedianCorrected,
+            }).ToArray()),
+        },
+    };
+}
