@@ -32,7 +32,7 @@ internal sealed class StateLayout
         long gpus = (long)gpusPerNode * nodes;
         long p = m.TotalParameters;
         int pb = s.ParamBytes;
-        int optimizerBytes = s.IsMixedPrecision ? 12 : 8;
+        int optimizerBytes = OptimizerStateBytes(s);
         const int gradPartitionBytes = 4;
 
         if (s.ZeroStage == ZeroStage.None)
@@ -54,8 +54,7 @@ internal sealed class StateLayout
         GradientsFreedBetweenSteps = true;
         if (s.IsMixedPrecision)
         {
-            long matmulWeights = m.NumLayers * m.LayerMatmulParameters + (long)m.VocabSize * m.HiddenSize;
-            AutocastCache = Bytes.OfElements(matmulWeights, 2);
+            AutocastCache = AutocastCacheOf(m);
         }
         ModelStatesGpu = Bytes.OfElements(p, 16);
     }
@@ -136,6 +135,13 @@ internal sealed class StateLayout
                 break;
         }
     }
+
+    /// <summary>Optimizer state per parameter: fp32 master weights and Adam's m and v in mixed precision, m and v in fp32.</summary>
+    public static int OptimizerStateBytes(TrainingSettings s) => s.IsMixedPrecision ? 12 : 8;
+
+    /// <summary>Autocast's 2-byte copies of every matmul weight (layers and the output matrix).</summary>
+    public static Bytes AutocastCacheOf(ModelSpec m) =>
+        Bytes.OfElements(m.NumLayers * m.LayerMatmulParameters + (long)m.VocabSize * m.HiddenSize, 2);
 
     /// <summary>The most gradient elements one unit (embedding, layer or head) produces at once.</summary>
     public static long LargestUnitGradients(ModelSpec m) => Math.Max(m.LayerParameters, Math.Max(m.EmbeddingParameters, m.HeadParameters));

@@ -1,3 +1,4 @@
+using AiOs.Planner.Memory;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -6,7 +7,7 @@ namespace AiOs.Planner.Simulation.Program;
 /// <summary>Optimizer operations: after backward over sub-groups (DeepSpeed), or per layer during backward (overlapped).</summary>
 internal sealed partial class ProgramBuilder
 {
-    private int OptimizerStateBytes => _s.IsMixedPrecision ? 12 : 8;
+    private int OptimizerStateBytes => StateLayout.OptimizerStateBytes(_s);
 
     /// <summary>Bytes per parameter read from NVMe before an update: optimizer states when they live there, fp32 gradients when they do.</summary>
     private int OptimizerReadBytes =>

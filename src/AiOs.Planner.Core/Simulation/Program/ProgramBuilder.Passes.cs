@@ -126,11 +126,8 @@ internal sealed partial class ProgramBuilder
         return 0;
     }
 
-    private long AutocastCacheBytes()
-    {
-        if (_s.ZeroStage != ZeroStage.None || !_s.IsMixedPrecision || !_hw.HasGpu) return 0;
-        return 2 * (_m.NumLayers * _m.LayerMatmulParameters + (long)_m.VocabSize * _m.HiddenSize);
-    }
+    private long AutocastCacheBytes() =>
+        _s.ZeroStage == ZeroStage.None && _s.IsMixedPrecision && _hw.HasGpu ? StateLayout.AutocastCacheOf(_m).Value : 0;
 
     private long Activations(double bytesPerToken) => (long)Math.Ceiling(bytesPerToken * _tokens);
 
