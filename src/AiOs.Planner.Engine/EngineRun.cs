@@ -62,8 +62,12 @@ public static class EngineRun
             steps = request.Steps,
         }, DescriptionJson.Options));
         string metricsPath = Path.Combine(dir, "metrics.jsonl"), tracePath = Path.Combine(dir, "trace.jsonl");
-        File.Delete(metricsPath);
-        File.Delete(tracePath);
+        // A resumed run continues its folder's history; a fresh run starts it.
+        if (request.ResumeFrom is null)
+        {
+            File.Delete(metricsPath);
+            File.Delete(tracePath);
+        }
 
         var steps = new List<StepMetrics>();
         string? error = null, lastCheckpoint = null;

@@ -56,8 +56,13 @@ public static class Checkpoint
             [OptimizerFile] = Hash(Path.Combine(partial, OptimizerFile)),
         });
         File.WriteAllText(Path.Combine(partial, ManifestFile), JsonSerializer.Serialize(manifest, DescriptionJson.Options));
-        if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
+        // Replace an older checkpoint of the same step without a moment where neither exists:
+        // set the old one aside, move the new one in, then drop the old one.
+        string old = final + ".old";
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
+        if (Directory.Exists(final)) Directory.Move(final, old);
         Directory.Move(partial, final);
+        if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
         return final;
     }
 
