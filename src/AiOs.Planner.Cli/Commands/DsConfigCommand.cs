@@ -24,6 +24,12 @@ public static class DsConfigCommand
                 foreach (var p in plan.SettingsProblems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");
                 return ExitCodes.Usage;
             }
+            // Settings DeepSpeed has no key for: say so rather than emit a config that quietly differs from the plan.
+            var s = plan.Settings;
+            if (s.GradientOffload is { } g && g != s.OptimizerOffload)
+                Console.Error.WriteLine($"warning: DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
+            if (s.Schedule == Settings.StepSchedule.Overlapped)
+                Console.Error.WriteLine("warning: DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
             string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes));
             if (r.GetValue(output) is { } path)
             {
