@@ -70,10 +70,11 @@ public static class EngineRun
         }
 
         var steps = new List<StepMetrics>();
-        string? error = null, lastCheckpoint = null;
+        string? error = null, lastCheckpoint = null, executor = null;
         try
         {
-            using var trainer = new LayerwiseTrainer(request.Model, request.Settings, request.Options, swapStore: request.SwapStore);
+            using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore);
+            executor = trainer.Executor;
             if (request.ResumeFrom is { } resume) trainer.RestoreCheckpoint(ResolveCheckpoint(resume));
             trainer.Trace.Drain();
             IoTotals before = trainer.Io.Snapshot();
@@ -89,7 +90,7 @@ public static class EngineRun
                 StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
                 IoTotals now = trainer.Io.Snapshot();
                 IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
-                StepMetrics m = Measure(r, now.Minus(before), spans);
+                StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory);
                 before = now;
                 steps.Add(m);
                 RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
@@ -101,10 +102,10 @@ public static class EngineRun
         catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
         {
             error = e.Message;
-            WriteSummary(dir, request, steps, error, lastCheckpoint);
+            WriteSummary(dir, request, steps, error, lastCheckpoint, executor);
             throw;
         }
-        return WriteSummary(dir, request, steps, error, lastCheckpoint);
+        return WriteSummary(dir, request, steps, error, lastCheckpoint, executor);
     }
 
     /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
@@ -120,7 +121,7 @@ public static class EngineRun
         bytes = s.Bytes,
     }, LineOptions);
 
-    private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans) => new()
+    private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans, DeviceMemory? device) => new()
     {
         Step = r.Step,
         Loss = r.Loss,
@@ -142,6 +143,7 @@ public static class EngineRun
         UploadGBps = TraceStats.GBps(io.Uploaded, TraceStats.Busy(spans, s => s.Operation == "param_upload")),
         ResidentBytes = ProcessMemory.Resident().Value,
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
+        PeakDeviceBytes = device?.TakeStepPeak().Value,
     };
 
     /// <summary>A checkpoint folder as given, or the newest checkpoint of a run folder.</summary>
@@ -152,7 +154,7 @@ public static class EngineRun
             ?? throw new InvalidDataException($"'{path}' is neither a checkpoint nor a run folder with checkpoints.");
     }
 
-    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint)
+    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint, string? executor)
     {
         List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
         double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
@@ -161,6 +163,7 @@ public static class EngineRun
         {
             RunId = request.Options.RunId,
             Model = request.Model.Name,
+            Executor = executor,
             Dataset = Path.GetFullPath(request.DatasetPath),
             StepsRequested = request.Steps,
             StepsCompleted = steps.Count == 0 ? 0 : steps[^1].Step,
@@ -179,6 +182,8 @@ public static class EngineRun
             CpuReadBytes = steps.Sum(m => m.CpuReadBytes),
             CpuWrittenBytes = steps.Sum(m => m.CpuWrittenBytes),
             PeakResidentBytes = ProcessMemory.PeakResident().Value,
+            PeakDeviceBytes = steps.Max(m => m.PeakDeviceBytes),
+            GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
             Error = error,
         };
         RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));

@@ -181,7 +181,7 @@ public sealed class LayerwiseTrainerTests : IDisposable
         Assert.Contains("global-norm clipping", e.Message);
     }
 
-    private static void AssertClose(float[] expected, float[] actual, float tolerance)
+    internal static void AssertClose(float[] expected, float[] actual, float tolerance)
     {
         Assert.Equal(expected.Length, actual.Length);
         int worst = 0;

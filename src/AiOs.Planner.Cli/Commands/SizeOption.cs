@@ -15,6 +15,13 @@ internal static class SizeOption
         CustomParser = Parse,
     };
 
+    /// <summary>A size option that is null unless given.</summary>
+    public static Option<Bytes?> CreateOptional(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = r => Parse(r),
+    };
+
     private static Bytes Parse(ArgumentResult result)
     {
         string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";

@@ -33,10 +33,13 @@ public static class TrainCommand
         var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
         var autoTune = new Option<bool>("--auto-tune") { Description = "Choose the settings with the tuner for --hardware first (flags given stay fixed where the tuner does not search them); the run folder records the choice and its reasons in tune.json" };
+        var gpuLimit = SizeOption.CreateOptional("--gpu-memory-limit", "Device memory the run may use (e.g. 11G): the rest of the GPU is taken up front, to rehearse a smaller card; the planner checks the settings against it first");
+        var deviceAdam = new Option<string>("--device-adam") { Description = "With nothing offloaded on CUDA: fused (one NVRTC-compiled kernel per layer) | torch-ops", DefaultValueFactory = _ => "fused" };
+        deviceAdam.AcceptOnlyFromAmong("fused", "torch-ops");
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json, autoTune, tuneMaxMicroBatch }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -49,6 +52,8 @@ public static class TrainCommand
                 Adam = new() { LearningRate = r.GetValue(lr) },
                 KeepSwapFiles = r.GetValue(keep),
                 DirectIo = !r.GetValue(buffered),
+                GpuMemoryLimit = r.GetValue(gpuLimit),
+                FusedDeviceAdam = r.GetValue(deviceAdam) == "fused",
                 Clipping = r.GetValue(clip) is { } max
                     ? new GradientClipping(max, settings.Schedule == Settings.StepSchedule.Overlapped ? ClipMode.PerUnit : ClipMode.GlobalNorm)
                     : null,
@@ -68,6 +73,8 @@ public static class TrainCommand
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
             }
+            if (engine.GpuMemoryLimit is { } cap && hardware?.Gpu is { } gpu)
+                CheckGpuBudget(options.LoadModel(r), hardware with { Gpu = gpu with { MemoryGib = cap.GiB } }, settings, cap);
             var request = new EngineRunRequest
             {
                 Model = options.LoadModel(r),
@@ -113,6 +120,14 @@ public static class TrainCommand
         });
         if (chosen is not null) return (chosen.Settings, result);
         throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run. " + string.Join(" ", result.Explanation));
+    }
+
+    /// <summary>Refuses, before anything is allocated, settings the planner predicts will not fit a GPU of <paramref name="cap"/>.</summary>
+    private static void CheckGpuBudget(Models.ModelSpec model, Hardware.HardwareProfile smaller, Settings.TrainingSettings settings, Units.Bytes cap)
+    {
+        var plan = Planning.TrainingPlanner.Plan(model, smaller, settings);
+        string? gpu = plan.CapacityProblems.FirstOrDefault(p => p.StartsWith("GPU memory", StringComparison.Ordinal));
+        if (gpu is not null) throw new DescriptionException($"--gpu-memory-limit {cap}: {gpu}");
     }
 
     /// <summary>Records the tuner's choice and reasons in the run folder (tune.json).</summary>
@@ -197,6 +212,7 @@ public static class TrainCommand
     {
         var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
         table.AddRow("steps", $"{s.StepsCompleted}/{s.StepsRequested}");
+        if (s.Executor is { } executor) table.AddRow("executor", executor);
         table.AddRow("loss", $"{s.FirstLoss:0.0000} → {s.FinalLoss:0.0000}");
         table.AddRow("median step", $"{s.MedianStepMs:0.0} ms");
         table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
@@ -204,6 +220,8 @@ public static class TrainCommand
         table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");
         table.AddRow("NVMe read / written", $"{new Units.Bytes(s.NvmeReadBytes)} / {new Units.Bytes(s.NvmeWrittenBytes)}");
         table.AddRow("peak RSS", $"{new Units.Bytes(s.PeakResidentBytes)}");
+        if (s.PeakDeviceBytes is { } device)
+            table.AddRow("peak device memory", s.GpuMemoryLimitBytes is { } limit ? $"{new Units.Bytes(device)} (limit {new Units.Bytes(limit)})" : $"{new Units.Bytes(device)}");
         if (s.LastCheckpoint is { } checkpoint) table.AddRow("last checkpoint", checkpoint);
         console.Write(table);
         console.MarkupLineInterpolated($"Run folder: {dir}");

@@ -42,8 +42,12 @@ public sealed record EngineOptions
     public bool DirectIo { get; init; } = true;
     /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>
     public bool KeepSwapFiles { get; init; }
-    /// <summary>The compute device: <c>cpu</c> (tested) or <c>cuda</c> (prepared, not yet exercised).</summary>
+    /// <summary>The compute device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>Device memory the run may use (CUDA only); the rest is taken up front so the run rehearses a smaller card. Null: the whole device.</summary>
+    public Units.Bytes? GpuMemoryLimit { get; init; }
+    /// <summary>With nothing offloaded on a CUDA device, update with the fused AdamW kernel (NVRTC); false: TorchSharp operations.</summary>
+    public bool FusedDeviceAdam { get; init; } = true;
 }
 
 /// <summary>Settings translated into engine terms, with unsupported combinations refused up front.</summary>

@@ -26,7 +26,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// The outer block (embeddings, final norm, head) is used at both ends of a micro-batch and stays on the
 /// device for the whole micro-batch.
 /// </remarks>
-public sealed class LayerwiseTrainer : IDisposable
+public sealed class LayerwiseTrainer : ITrainer
 {
     private readonly ModelSpec _spec;
     private readonly TrainingSettings _settings;
@@ -57,6 +57,7 @@ public sealed class LayerwiseTrainer : IDisposable
         _options = options;
         _device = new Device(options.Device);
         Trace = new SpanTrace(clock ?? TimeProvider.System, hasGpu: _device.type == TorchSharp.DeviceType.CUDA);
+        DeviceMemory = Metrics.DeviceMemory.Watch(_device, options.GpuMemoryLimit);
         int units = spec.NumLayers + 1;
         if (settings.UsesNvme)
         {
@@ -95,6 +96,12 @@ public sealed class LayerwiseTrainer : IDisposable
 
     /// <summary>Bytes moved per tier.</summary>
     public IoCounters Io { get; } = new();
+
+    /// <inheritdoc/>
+    public DeviceMemory? DeviceMemory { get; }
+
+    /// <inheritdoc/>
+    public string Executor => $"layer-by-layer offload on {_device}, CPU AdamW ({_options.Optimizer})";
 
     /// <summary>Where the swap files are, when NVMe is used.</summary>
     public string? SwapPath => _swapDirectory?.Path;
@@ -147,10 +154,11 @@ public sealed class LayerwiseTrainer : IDisposable
                 loss += MicroBatch(step, micro, batch, ref optimizerTail, ref forward, ref backward);
             }
         }
-        catch
+        catch (Exception e)
         {
             // Let an overlapped update in flight finish before the caller disposes the stores it writes to.
             try { optimizerTail.Wait(); } catch (AggregateException) { }
+            if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;
         }
 
@@ -217,6 +225,7 @@ public sealed class LayerwiseTrainer : IDisposable
                 inputs[i] = x;
                 replay.Before(i, _device);
                 using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
+                DeviceMemory?.Sample();
                 _params.Release(i);
             }
         }
@@ -241,6 +250,7 @@ public sealed class LayerwiseTrainer : IDisposable
             using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
             using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
             gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+            DeviceMemory?.Sample();
             FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
             _grads.Accumulate(i, parameters, micro == 0, last);
             Io.Download(parameters.ByteLength);
@@ -293,5 +303,6 @@ public sealed class LayerwiseTrainer : IDisposable
         _optim?.Dispose();
         _store?.Dispose();
         _swapDirectory?.Dispose();
+        DeviceMemory?.Dispose();
     }
 }

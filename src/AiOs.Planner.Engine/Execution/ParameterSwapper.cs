@@ -84,17 +84,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         switch (_tier)
         {
             case StorageTier.Device:
-                FlatParameters flat = _resident![unit];
-                if (flat.Flat.device_type == TorchSharp.DeviceType.CPU)
-                {
-                    PrecisionCast.ToWorking(master, flat.Flat.bytes.Slice(checked((int)byteOffset), byteCount), _elementBytes);
-                }
-                else
-                {
-                    using var scope = NewDisposeScope();
-                    using var _ = no_grad();
-                    flat.Flat.narrow(0, elementOffset, master.Length).copy_(tensor(master.ToArray()));
-                }
+                _resident![unit].StoreFloats(elementOffset, master);
                 break;
             case StorageTier.Cpu:
                 PrecisionCast.ToWorking(master, _cpuCopies![unit].AsSpan(checked((int)byteOffset), byteCount), _elementBytes);

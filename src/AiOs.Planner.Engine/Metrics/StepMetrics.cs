@@ -32,6 +32,8 @@ public sealed record StepMetrics
     public required double UploadGBps { get; init; }
     public required long ResidentBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
+    /// <summary>Highest device memory in use during the step (CUDA driver figure: context and the caching allocator's reserve); null on a CPU.</summary>
+    public long? PeakDeviceBytes { get; init; }
 
     /// <summary>Milliseconds of a duration.</summary>
     internal static double Ms(SimDuration d) => d.Nanoseconds / 1e6;
@@ -42,6 +44,8 @@ public sealed record RunSummary
 {
     public required string RunId { get; init; }
     public required string Model { get; init; }
+    /// <summary>Which executor ran the steps (null when the run failed before it started).</summary>
+    public string? Executor { get; init; }
     public required string Dataset { get; init; }
     public required int StepsRequested { get; init; }
     public required int StepsCompleted { get; init; }
@@ -62,6 +66,10 @@ public sealed record RunSummary
     public required long CpuReadBytes { get; init; }
     public required long CpuWrittenBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
+    /// <summary>Highest device memory in use in any step (see <see cref="StepMetrics.PeakDeviceBytes"/>); null on a CPU.</summary>
+    public long? PeakDeviceBytes { get; init; }
+    /// <summary>The --gpu-memory-limit the run was held to, if any.</summary>
+    public long? GpuMemoryLimitBytes { get; init; }
     public string? Error { get; init; }
     /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
     public string? LastCheckpoint { get; init; }

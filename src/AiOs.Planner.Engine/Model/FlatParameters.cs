@@ -73,6 +73,27 @@ public sealed class FlatParameters : IDisposable
     private Tensor? _hostStaging;
 
     /// <summary>
+    /// Writes fp32 <paramref name="values"/>, converted to the buffer's element type (bf16: round to nearest
+    /// even), into elements [<paramref name="elementOffset"/>, + length): in place for a CPU buffer; for a device
+    /// buffer, converted in parallel into the pinned staging tensor and copied from there in one transfer.
+    /// </summary>
+    public void StoreFloats(long elementOffset, ReadOnlySpan<float> values)
+    {
+        int size = (int)Flat.element_size();
+        int start = checked((int)(elementOffset * size)), count = values.Length * size;
+        if (Flat.device_type == DeviceType.CPU)
+        {
+            Optim.PrecisionCast.ToWorking(values, Flat.bytes.Slice(start, count), size);
+            return;
+        }
+        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
+        Optim.PrecisionCast.ToWorking(values, _hostStaging.bytes.Slice(start, count), size);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        Flat.narrow(0, elementOffset, values.Length).copy_(_hostStaging.narrow(0, elementOffset, values.Length));
+    }
+
+    /// <summary>
     /// Adds each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
     /// drops the gradients. A parameter with no gradient adds nothing. On a CPU device each gradient is
     /// read in place; on another device (or when <see cref="StageGradients"/> is set) the gradients are
@@ -131,6 +152,19 @@ public sealed class FlatParameters : IDisposable
         else
             throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
         foreach (Parameter p in _views.Values) p.grad = null;
+    }
+
+    /// <summary>
+    /// Makes each parameter's <c>.grad</c> a view into <paramref name="flatGradient"/> (same layout and dtype),
+    /// so autograd accumulates every gradient of the unit in place into one contiguous buffer that a single
+    /// optimizer kernel can read. Zero the buffer to start an accumulation.
+    /// </summary>
+    public void BindGradients(Tensor flatGradient)
+    {
+        if (flatGradient.numel() != Layout.Elements || flatGradient.dtype != Flat.dtype)
+            throw new ArgumentException($"The gradient buffer must hold {Layout.Elements} elements of {Flat.dtype}.", nameof(flatGradient));
+        foreach (ParameterSlice s in Layout.Slices)
+            _views[s.Name].grad = flatGradient.narrow(0, s.Offset, s.Elements).view(s.Shape).DetachFromDisposeScope();
     }
 
     /// <summary>Drops every gradient without reading it.</summary>

@@ -3,13 +3,24 @@ using System.Runtime.InteropServices;
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>fp32 → training-precision bytes, rounding as PyTorch does (bf16: round to nearest even).</summary>
-public static class PrecisionCast
+public static unsafe class PrecisionCast
 {
-    /// <summary>Writes <paramref name="source"/> as bf16 into <paramref name="destination"/> (two bytes per element).</summary>
+    /// <summary>Writes <paramref name="source"/> as bf16 into <paramref name="destination"/> (two bytes per element), in parallel chunks for long spans.</summary>
     public static void ToBf16(ReadOnlySpan<float> source, Span<byte> destination)
     {
         Span<ushort> dst = MemoryMarshal.Cast<byte, ushort>(destination);
         if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
+        fixed (float* s = source)
+        fixed (ushort* d = dst)
+        {
+            nint sp = (nint)s, dp = (nint)d;
+            Chunked.For(source.Length, (_, start, count) =>
+                ToBf16Chunk(new ReadOnlySpan<float>((float*)sp + start, count), new Span<ushort>((ushort*)dp + start, count)));
+        }
+    }
+
+    private static void ToBf16Chunk(ReadOnlySpan<float> source, Span<ushort> dst)
+    {
         ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(source);
         for (int i = 0; i < bits.Length; i++)
         {
@@ -18,10 +29,21 @@ public static class PrecisionCast
         }
     }
 
-    /// <summary>accumulator[i] += widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16).</summary>
+    /// <summary>accumulator[i] += widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16). Parallel chunks for long spans.</summary>
     public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16)
     {
         if (accumulator.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
+        fixed (float* a = accumulator)
+        fixed (ushort* b = bf16)
+        {
+            nint ap = (nint)a, bp = (nint)b;
+            Chunked.For(bf16.Length, (_, start, count) =>
+                AddBf16Chunk(new Span<float>((float*)ap + start, count), new ReadOnlySpan<ushort>((ushort*)bp + start, count)));
+        }
+    }
+
+    private static void AddBf16Chunk(Span<float> accumulator, ReadOnlySpan<ushort> bf16)
+    {
         for (int i = 0; i < bf16.Length; i++) accumulator[i] += BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16);
     }
 

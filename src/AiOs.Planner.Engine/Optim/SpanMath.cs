@@ -4,12 +4,22 @@ using System.Runtime.InteropServices;
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>Vectorised helpers on float spans used by gradient accumulation and clipping.</summary>
-public static class SpanMath
+public static unsafe class SpanMath
 {
-    /// <summary>destination[i] += source[i].</summary>
+    /// <summary>destination[i] += source[i], in parallel chunks for long spans.</summary>
     public static void AddInPlace(Span<float> destination, ReadOnlySpan<float> source)
     {
         if (destination.Length != source.Length) throw new ArgumentException("Lengths differ.", nameof(source));
+        fixed (float* d = destination, s = source)
+        {
+            nint dp = (nint)d, sp = (nint)s;
+            Chunked.For(destination.Length, (_, start, count) =>
+                AddChunk(new Span<float>((float*)dp + start, count), new ReadOnlySpan<float>((float*)sp + start, count)));
+        }
+    }
+
+    private static void AddChunk(Span<float> destination, ReadOnlySpan<float> source)
+    {
         int i = 0;
         if (Vector.IsHardwareAccelerated)
         {
@@ -21,11 +31,25 @@ public static class SpanMath
         for (; i < destination.Length; i++) destination[i] += source[i];
     }
 
-    /// <summary>Σ x[i]², accumulated in double in index order (so two callers over the same data agree exactly).</summary>
+    /// <summary>
+    /// Σ x[i]², accumulated in double in index order within fixed chunks, chunks added in order (so two callers
+    /// over the same data agree exactly, whatever the thread count).
+    /// </summary>
     public static double SumOfSquares(ReadOnlySpan<float> x)
     {
-        double sum = 0;
-        foreach (float v in x) sum += (double)v * v;
-        return sum;
+        var partial = new double[Chunked.Count(x.Length)];
+        fixed (float* p = x)
+        {
+            nint xp = (nint)p;
+            Chunked.For(x.Length, (chunk, start, count) =>
+            {
+                double sum = 0;
+                foreach (float v in new ReadOnlySpan<float>((float*)xp + start, count)) sum += (double)v * v;
+                partial[chunk] = sum;
+            });
+        }
+        double total = 0;
+        foreach (double s in partial) total += s;
+        return total;
     }
 }

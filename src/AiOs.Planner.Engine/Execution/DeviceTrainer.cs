@@ -1,0 +1,291 @@
+using System.Diagnostics;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Trains with nothing offloaded: parameters, gradients, fp32 master weights and both Adam moments all stay
+/// on the device, and AdamW runs there (<see cref="IDeviceAdamW"/>: one fused kernel per unit on CUDA). This
+/// is the baseline an offloaded run is weighed against, and what a model that fits should use.
+/// </summary>
+/// <remarks>
+/// Each unit's gradients are views into one flat buffer in the training precision that autograd accumulates
+/// into in place; with gradient accumulation in bf16 they are added into fp32 accumulators after every
+/// micro-batch, as the offloaded engine accumulates in fp32. Without activation checkpointing every layer
+/// keeps its autograd graph from forward to backward (no recomputation); with it, forward keeps only each
+/// layer's input and backward recomputes the layer. Spans are per layer; on a GPU the compute thread waits
+/// for the device at the end of each span so spans measure device time (a few microseconds per layer).
+/// The optimizer runs after backward in either schedule; clipping: global norm or per unit.
+/// </remarks>
+public sealed class DeviceTrainer : ITrainer
+{
+    private readonly ModelSpec _spec;
+    private readonly TrainingSettings _settings;
+    private readonly EngineOptions _options;
+    private readonly Device _device;
+    private readonly GptModel _model;
+    private readonly Tensor[] _master, _expAvg, _expAvgSq, _gradients;
+    private readonly Tensor[]? _accumulators;
+    private readonly IDeviceAdamW _adam;
+    private readonly bool _sync;
+    private int _step;
+
+    /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the seeded initial weights.</summary>
+    public DeviceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null)
+    {
+        if (!Trainers.IsResident(settings)) throw new ArgumentException("DeviceTrainer runs only settings that offload nothing; use LayerwiseTrainer.", nameof(settings));
+        EngineSettings.Check(spec, settings, options);
+        Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
+        _spec = spec;
+        _settings = settings;
+        _options = options;
+        _device = new Device(options.Device);
+        _sync = _device.type == DeviceType.CUDA;
+        Trace = new SpanTrace(clock ?? TimeProvider.System, hasGpu: _sync);
+        DeviceMemory = Metrics.DeviceMemory.Watch(_device, options.GpuMemoryLimit);
+        int units = spec.NumLayers + 1;
+        _master = new Tensor[units];
+        _expAvg = new Tensor[units];
+        _expAvgSq = new Tensor[units];
+        _gradients = new Tensor[units];
+        ScalarType dtype = EngineSettings.DType(settings.Precision);
+        bool accumulateFp32 = settings.GradAccumulation > 1 && dtype != ScalarType.Float32;
+        if (accumulateFp32) _accumulators = new Tensor[units];
+        try
+        {
+            _model = new GptModel(spec, dtype, _device);
+            float[][] initial = InitialWeights.Create(spec, options.Seed);
+            using var _ = no_grad();
+            for (int u = 0; u < units; u++)
+            {
+                FlatParameters p = _model.Unit(u);
+                long n = p.Layout.Elements;
+                _master[u] = dtype == ScalarType.Float32 ? p.Flat : zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
+                _expAvg[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
+                _expAvgSq[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
+                _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
+                if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
+                p.BindGradients(_gradients[u]);
+                SetMaster(u, initial[u]);
+            }
+            _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam);
+            DeviceMemory?.Sample();
+        }
+        catch (Exception e)
+        {
+            Dispose();
+            if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public SpanTrace Trace { get; }
+
+    /// <inheritdoc/>
+    public IoCounters Io { get; } = new();
+
+    /// <inheritdoc/>
+    public DeviceMemory? DeviceMemory { get; }
+
+    /// <inheritdoc/>
+    public int CompletedSteps => _step;
+
+    /// <summary>Which device AdamW updates the units (<c>fused-cuda</c> or <c>torch-ops</c>).</summary>
+    public string OptimizerName => _adam.Name;
+
+    /// <inheritdoc/>
+    public string Executor => $"device-resident, AdamW {_adam.Name} on {_device}";
+
+    /// <inheritdoc/>
+    public float[] MasterOf(int unit) => _master[unit].cpu().data<float>().ToArray();
+
+    /// <inheritdoc/>
+    public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+        new Checkpoints.UnitState(MasterOf(u), _expAvg[u].cpu().data<float>().ToArray(), _expAvgSq[u].cpu().data<float>().ToArray()));
+
+    /// <inheritdoc/>
+    public void RestoreCheckpoint(string folder)
+    {
+        var (manifest, units) = Checkpoints.Checkpoint.Load(folder, _spec);
+        if (manifest.Seed != _options.Seed)
+            throw new InvalidDataException($"Checkpoint '{folder}' was made with seed {manifest.Seed}; this run uses {_options.Seed}, so the data order would differ.");
+        using var _ = no_grad();
+        for (int u = 0; u < units.Length; u++)
+        {
+            SetMaster(u, units[u].Master);
+            _expAvg[u].copy_(tensor(units[u].ExpAvg));
+            _expAvgSq[u].copy_(tensor(units[u].ExpAvgSq));
+        }
+        _step = manifest.Step;
+    }
+
+    /// <inheritdoc/>
+    public StepResult Step(Func<int, TokenBatch> batchOf)
+    {
+        int step = ++_step;
+        Trace.CurrentStep = step;
+        long start = Stopwatch.GetTimestamp();
+        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
+        double loss = 0;
+        long tokens = 0;
+        try
+        {
+            for (int micro = 0; micro < _settings.GradAccumulation; micro++)
+            {
+                Trace.CurrentMicroBatch = micro;
+                using TokenBatch batch = batchOf(micro);
+                tokens += batch.Tokens;
+                loss += MicroBatch(step, micro, batch, ref forward, ref backward);
+            }
+            long optimizerStart = Stopwatch.GetTimestamp();
+            Update(step);
+            long end = Stopwatch.GetTimestamp();
+            return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(start, end)), Duration(forward), Duration(backward),
+                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero);
+        }
+        catch (Exception e) when (DeviceMemory?.Explain(e) is { } why)
+        {
+            throw new InvalidOperationException(why, e);
+        }
+    }
+
+    private double MicroBatch(int step, int micro, TokenBatch batch, ref TimeSpan forward, ref TimeSpan backward)
+    {
+        using var scope = NewDisposeScope();
+        using (no_grad())
+        {
+            if (micro == 0 || _accumulators is not null)
+                foreach (Tensor g in _gradients) g.zero_();
+            if (micro == 0 && _accumulators is not null)
+                foreach (Tensor a in _accumulators) a.zero_();
+        }
+        Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
+        var replay = new DropoutReplay(_options.Seed, step, micro);
+        int layers = _spec.NumLayers;
+        bool checkpointing = _settings.ActivationCheckpointing;
+
+        long t0 = Stopwatch.GetTimestamp();
+        Tensor embedded;
+        replay.Before(-1, _device);
+        using (Span(OpKind.Forward, -1)) embedded = _model.Outer.forward(inputs);
+        var layerInputs = new Tensor[layers];
+        var layerOutputs = new Tensor[layers];
+        Tensor x = embedded;
+        for (int i = 0; i < layers; i++)
+        {
+            // Each layer's graph starts at a detached copy of its input, so backward can walk the layers one at a time.
+            layerInputs[i] = x.detach().requires_grad_(!checkpointing);
+            replay.Before(i, _device);
+            using (Span(OpKind.Forward, i))
+            using (checkpointing ? no_grad() : null)
+                x = layerOutputs[i] = _model.Layers[i].forward(layerInputs[i]);
+        }
+        Tensor hidden = x.detach().requires_grad_(true);
+        Tensor microLoss;
+        using (Span(OpKind.Forward, layers)) microLoss = _model.Outer.Loss(hidden, targets, _settings.GradAccumulation);
+        double value = microLoss.item<float>();
+        DeviceMemory?.Sample();
+        long t1 = Stopwatch.GetTimestamp();
+        forward += Stopwatch.GetElapsedTime(t0, t1);
+
+        using (Span(OpKind.Backward, layers)) microLoss.backward();
+        Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+        for (int i = layers - 1; i >= 0; i--)
+        {
+            Tensor output = layerOutputs[i];
+            if (checkpointing)
+            {
+                layerInputs[i].requires_grad_(true);
+                replay.Before(i, _device);
+                using (Span(OpKind.Recompute, i)) output = _model.Layers[i].forward(layerInputs[i]);
+            }
+            using (Span(OpKind.Backward, i)) output.backward([gradient]);
+            gradient = layerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+            layerOutputs[i] = null!;
+            DeviceMemory?.Sample();
+        }
+        using (Span(OpKind.Backward, -1)) embedded.backward([gradient]);
+        if (_accumulators is not null)
+            using (no_grad())
+                for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u]);
+        DeviceMemory?.Sample();
+        backward += Stopwatch.GetElapsedTime(t1);
+        return value;
+    }
+
+    /// <summary>AdamW on every unit where it lives, after the clipping rule's scales.</summary>
+    private void Update(int step)
+    {
+        Tensor[] gradients = _accumulators ?? _gradients;
+        float[] scales = Scales(gradients);
+        for (int u = 0; u < gradients.Length; u++)
+        {
+            using var scope = NewDisposeScope();
+            using (Span(OpKind.OptimizerStep, u == _spec.NumLayers ? -1 : u))
+                _adam.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u],
+                    ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, step, scales[u]);
+        }
+        DeviceMemory?.Sample();
+    }
+
+    /// <summary>Each unit's gradient multiplier: 1 without clipping, else torch's clip_grad_norm_ coefficient (global or per unit).</summary>
+    private float[] Scales(Tensor[] gradients)
+    {
+        var scales = Enumerable.Repeat(1f, gradients.Length).ToArray();
+        if (_options.Clipping is not { } clip) return scales;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        double[] squares = stack(gradients.Select(g => g.to(ScalarType.Float64).square().sum()).ToArray()).cpu().data<double>().ToArray();
+        if (clip.Mode == ClipMode.GlobalNorm)
+            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()), clip.MaxNorm));
+        else
+            for (int u = 0; u < squares.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]), clip.MaxNorm);
+        return scales;
+    }
+
+    /// <summary>Sets unit <paramref name="unit"/>'s master weights and working parameters from fp32 values.</summary>
+    private void SetMaster(int unit, float[] values)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        _master[unit].copy_(tensor(values));
+        FlatParameters p = _model.Unit(unit);
+        if (!ReferenceEquals(_master[unit], p.Flat)) p.Flat.copy_(_master[unit]);
+    }
+
+    /// <summary>A compute span; on a GPU its end waits for the device so the span is the device's time.</summary>
+    private SyncedSpan Span(OpKind op, int layer) => new(Trace.Begin(ResourceKind.Compute, op, layer), _sync);
+
+    private readonly struct SyncedSpan(SpanTrace.SpanScope inner, bool sync) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (sync) cuda.synchronize();
+            inner.Dispose();
+        }
+    }
+
+    private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
+
+    /// <summary>Releases every device buffer and the memory ballast.</summary>
+    public void Dispose()
+    {
+        foreach (Tensor[]? set in new[] { _expAvg, _expAvgSq, _gradients, _accumulators })
+            if (set is not null) foreach (Tensor? t in set) t?.Dispose();
+        if (_master is not null && _model is not null)
+            for (int u = 0; u < _master.Length; u++)
+                if (_master[u] is { } m && !ReferenceEquals(m, _model.Unit(u).Flat)) m.Dispose();
+        _model?.Dispose();
+        DeviceMemory?.Dispose();
+    }
+}

@@ -1,0 +1,53 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>An executor of training steps, as <see cref="EngineRun"/> drives it.</summary>
+public interface ITrainer : IDisposable
+{
+    /// <summary>Which executor runs the steps and how (recorded in the run summary).</summary>
+    string Executor { get; }
+
+    /// <summary>Spans of everything the trainer did, per resource.</summary>
+    SpanTrace Trace { get; }
+
+    /// <summary>Bytes moved per tier.</summary>
+    IoCounters Io { get; }
+
+    /// <summary>Device memory in use and its limit; null on a CPU.</summary>
+    DeviceMemory? DeviceMemory { get; }
+
+    /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
+    int CompletedSteps { get; }
+
+    /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
+    StepResult Step(Func<int, TokenBatch> batchOf);
+
+    /// <summary>The fp32 master weights of <paramref name="unit"/> (layers, then the outer block).</summary>
+    float[] MasterOf(int unit);
+
+    /// <summary>Writes a checkpoint under <paramref name="root"/>; returns its folder.</summary>
+    string SaveCheckpoint(string root);
+
+    /// <summary>Restores master weights, moments, working parameters and the step count.</summary>
+    void RestoreCheckpoint(string folder);
+}
+
+/// <summary>Chooses the executor for a placement.</summary>
+public static class Trainers
+{
+    /// <summary>
+    /// Nothing offloaded (parameters, optimizer and gradients all <c>none</c>): <see cref="DeviceTrainer"/>, which
+    /// keeps everything on the device and runs AdamW there. Anything offloaded: <see cref="LayerwiseTrainer"/>.
+    /// </summary>
+    public static ITrainer Create(ModelSpec spec, TrainingSettings settings, EngineOptions options, Func<SwapDirectory, ISwapStore>? swapStore = null) =>
+        IsResident(settings) ? new DeviceTrainer(spec, settings, options) : new LayerwiseTrainer(spec, settings, options, swapStore: swapStore);
+
+    /// <summary>Whether <paramref name="settings"/> offload nothing.</summary>
+    public static bool IsResident(TrainingSettings settings) =>
+        settings.ParamOffload == OffloadTier.None && settings.OptimizerOffload == OffloadTier.None && settings.EffectiveGradientOffload == OffloadTier.None;
+}

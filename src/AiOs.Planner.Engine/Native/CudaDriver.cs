@@ -1,0 +1,94 @@
+using System.Runtime.InteropServices;
+
+namespace AiOs.Planner.Engine.Native;
+
+/// <summary>
+/// The few CUDA driver API calls TorchSharp 0.107 does not offer, from <c>libcuda.so.1</c> (present wherever
+/// the NVIDIA driver is): device memory figures, raw allocations (the memory-limit ballast) and launching a
+/// kernel compiled at run time. Every call runs on the thread that created TorchSharp's CUDA tensors, where
+/// the device's primary context is current. Kernels go to the legacy default stream (0), which is where
+/// TorchSharp queues its own work, so they are ordered with it without events.
+/// </summary>
+internal static partial class CudaDriver
+{
+    private const string Library = "libcuda.so.1";
+
+    /// <summary>CUDA_SUCCESS.</summary>
+    private const int Success = 0;
+
+    /// <summary>CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, …_COMPUTE_CAPABILITY_MAJOR / _MINOR.</summary>
+    private const int AttrMultiprocessors = 16, AttrMajor = 75, AttrMinor = 76;
+
+    /// <summary>Free and total memory of the current context's device, in bytes.</summary>
+    public static (long Free, long Total) MemoryInfo()
+    {
+        Check(MemGetInfo(out nuint free, out nuint total), "cuMemGetInfo");
+        return ((long)free, (long)total);
+    }
+
+    /// <summary>Allocates <paramref name="bytes"/> of device memory outside PyTorch's caching allocator.</summary>
+    public static nint Allocate(long bytes)
+    {
+        Check(MemAlloc(out nint pointer, (nuint)bytes), "cuMemAlloc");
+        return pointer;
+    }
+
+    /// <summary>Frees an <see cref="Allocate"/>d block.</summary>
+    public static void Free(nint pointer) => Check(MemFree(pointer), "cuMemFree");
+
+    /// <summary>The current device's compute capability (major, minor) and number of multiprocessors.</summary>
+    public static (int Major, int Minor, int Multiprocessors) DeviceInfo()
+    {
+        Check(Init(0), "cuInit");
+        Check(CtxGetDevice(out int device), "cuCtxGetDevice (is a CUDA tensor created on this thread?)");
+        Check(DeviceGetAttribute(out int major, AttrMajor, device), "cuDeviceGetAttribute");
+        Check(DeviceGetAttribute(out int minor, AttrMinor, device), "cuDeviceGetAttribute");
+        Check(DeviceGetAttribute(out int sms, AttrMultiprocessors, device), "cuDeviceGetAttribute");
+        return (major, minor, sms);
+    }
+
+    /// <summary>Loads PTX or a cubin into the current context and returns the named kernel.</summary>
+    public static nint LoadKernel(byte[] image, string name)
+    {
+        Check(ModuleLoadData(out nint module, image), "cuModuleLoadData");
+        Check(ModuleGetFunction(out nint function, module, name), $"cuModuleGetFunction({name})");
+        return function;
+    }
+
+    /// <summary>Queues <paramref name="function"/> on the default stream; <paramref name="arguments"/> points at one pointer per kernel parameter.</summary>
+    public static unsafe void Launch(nint function, int blocks, int threads, void** arguments) =>
+        Check(LaunchKernel(function, (uint)blocks, 1, 1, (uint)threads, 1, 1, 0, 0, arguments, null), "cuLaunchKernel");
+
+    private static void Check(int result, string call)
+    {
+        if (result != Success) throw new InvalidOperationException($"CUDA driver call {call} failed with error {result}.");
+    }
+
+    [LibraryImport(Library, EntryPoint = "cuInit")]
+    private static partial int Init(uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuCtxGetDevice")]
+    private static partial int CtxGetDevice(out int device);
+
+    [LibraryImport(Library, EntryPoint = "cuDeviceGetAttribute")]
+    private static partial int DeviceGetAttribute(out int value, int attribute, int device);
+
+    [LibraryImport(Library, EntryPoint = "cuMemGetInfo_v2")]
+    private static partial int MemGetInfo(out nuint free, out nuint total);
+
+    [LibraryImport(Library, EntryPoint = "cuMemAlloc_v2")]
+    private static partial int MemAlloc(out nint pointer, nuint bytes);
+
+    [LibraryImport(Library, EntryPoint = "cuMemFree_v2")]
+    private static partial int MemFree(nint pointer);
+
+    [LibraryImport(Library, EntryPoint = "cuModuleLoadData")]
+    private static partial int ModuleLoadData(out nint module, byte[] image);
+
+    [LibraryImport(Library, EntryPoint = "cuModuleGetFunction", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int ModuleGetFunction(out nint function, nint module, string name);
+
+    [LibraryImport(Library, EntryPoint = "cuLaunchKernel")]
+    private static unsafe partial int LaunchKernel(nint function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedBytes, nint stream, void** parameters, void** extra);
+}

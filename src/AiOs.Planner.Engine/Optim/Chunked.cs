@@ -1,0 +1,31 @@
+namespace AiOs.Planner.Engine.Optim;
+
+/// <summary>
+/// Splits element-wise work over large spans into fixed chunks run in parallel. The chunking depends only on
+/// the length, never on the thread count, so a reduction combined in chunk order gives the same bits on any
+/// machine. Callers pin their spans and rebuild them per chunk from the pointers.
+/// </summary>
+internal static class Chunked
+{
+    /// <summary>Elements per chunk: large enough that scheduling costs nothing against the memory traffic.</summary>
+    public const int Size = 1 << 20;
+
+    /// <summary>Number of chunks <paramref name="length"/> elements make.</summary>
+    public static int Count(int length) => Math.Max(1, (length + Size - 1) / Size);
+
+    /// <summary>Runs <paramref name="body"/>(chunk, start, count) for every chunk; inline when there is only one.</summary>
+    public static void For(int length, Action<int, int, int> body)
+    {
+        int chunks = Count(length);
+        if (chunks == 1)
+        {
+            body(0, 0, length);
+            return;
+        }
+        Parallel.For(0, chunks, c =>
+        {
+            int start = c * Size;
+            body(c, start, Math.Min(Size, length - start));
+        });
+    }
+}
