@@ -27,7 +27,8 @@ internal sealed partial class ParameterSwapper : IDisposable
     private readonly ParameterLayout[] _layouts;
     private readonly FlatParameters[]? _resident;
     private readonly nn.Module<Tensor, Tensor>[]? _residentModules;
-    private readonly byte[][]? _cpuCopies;
+    /// <summary>CPU tier: one host tensor per unit in the training precision, pinned when the device is a GPU (so an upload is one DMA transfer).</summary>
+    private readonly Tensor[]? _cpuCopies;
     private readonly Stack<DecoderLayer> _freeLayerSlots = new();
     private readonly OuterBlock? _outerSlot;
     private readonly Dictionary<int, nn.Module<Tensor, Tensor>> _inUse = [];
@@ -53,7 +54,12 @@ internal sealed partial class ParameterSwapper : IDisposable
             _residentModules = _resident.Select((p, u) => u == spec.NumLayers ? (nn.Module<Tensor, Tensor>)new OuterBlock(spec, p) : new DecoderLayer(spec, p)).ToArray();
             return;
         }
-        if (tier == StorageTier.Cpu) _cpuCopies = _layouts.Select(l => new byte[l.Elements * _elementBytes]).ToArray();
+        if (tier == StorageTier.Cpu)
+            _cpuCopies = _layouts.Select(l =>
+            {
+                Tensor host = zeros([l.Elements], dtype, CPU);
+                return (device.type == TorchSharp.DeviceType.CUDA ? host.pin_memory() : host).DetachFromDisposeScope();
+            }).ToArray();
         int depth = Math.Max(0, prefetchDepth);
         int slots = Math.Clamp(1 + depth, 1, Math.Max(1, spec.NumLayers));
         for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
@@ -87,7 +93,7 @@ internal sealed partial class ParameterSwapper : IDisposable
                 _resident![unit].StoreFloats(elementOffset, master);
                 break;
             case StorageTier.Cpu:
-                PrecisionCast.ToWorking(master, _cpuCopies![unit].AsSpan(checked((int)byteOffset), byteCount), _elementBytes);
+                PrecisionCast.ToWorking(master, _cpuCopies![unit].bytes.Slice(checked((int)byteOffset), byteCount), _elementBytes);
                 _io.Written(StorageTier.Cpu, byteCount);
                 break;
             default:
@@ -121,7 +127,7 @@ internal sealed partial class ParameterSwapper : IDisposable
         FlatParameters target = isOuter ? _outerSlot!.Parameters : ((DecoderLayer)slot).Parameters;
         if (_tier == StorageTier.Cpu)
         {
-            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit), UnitBytes(unit))) target.LoadBytes(_cpuCopies![unit]);
+            using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit), UnitBytes(unit))) target.CopyFrom(_cpuCopies![unit]);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
             _io.Upload(UnitBytes(unit));
         }
@@ -156,5 +162,6 @@ internal sealed partial class ParameterSwapper : IDisposable
         foreach (DecoderLayer l in _freeLayerSlots) l.Parameters.Dispose();
         foreach (var m in _inUse.Values) ParametersOf(m).Dispose();
         _outerSlot?.Parameters.Dispose();
+        if (_cpuCopies is not null) foreach (Tensor t in _cpuCopies) t.Dispose();
     }
 }
