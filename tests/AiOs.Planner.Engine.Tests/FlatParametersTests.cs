@@ -40,4 +40,24 @@ public sealed class FlatParametersTests
         Assert.NotEqual(0.5f, staged[0]);
         Assert.All(p.Named(), x => Assert.Null(x.Parameter.grad));
     }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, false)]
+    [InlineData(ScalarType.Float32, true)]
+    [InlineData(ScalarType.BFloat16, true)]
+    public void Given_AStaleAccumulator_When_DrainedWithOverwrite_Then_ItHoldsExactlyTheGradients(ScalarType dtype, bool staged)
+    {
+        using var p = new FlatParameters(ParameterLayout.ForLayer(Spec), dtype, CPU) { StageGradients = staged };
+        var added = new float[p.Layout.Elements];
+        var overwritten = Enumerable.Repeat(7f, (int)p.Layout.Elements).ToArray();
+
+        SetGradients(p, dtype);
+        p.DrainGradientsInto(added);
+        SetGradients(p, dtype);
+        p.DrainGradientsInto(overwritten, overwrite: true);
+
+        Assert.Equal(added, overwritten);
+        Assert.Equal(0f, overwritten[p.Layout.Find("ln1.bias")!.Offset]);
+    }
 }

@@ -28,9 +28,9 @@ internal abstract class GradientStore
     protected int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
 
     /// <summary>Moves the unit's gradients off the device into <paramref name="into"/> (a <c>grad_download</c> span).</summary>
-    protected void Drain(int unit, FlatParameters parameters, Span<float> into)
+    protected void Drain(int unit, FlatParameters parameters, Span<float> into, bool overwrite)
     {
-        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into);
+        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
     }
 
     /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated.</summary>
@@ -53,8 +53,8 @@ internal sealed class CpuGradientStore : GradientStore
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
-        if (first) Array.Clear(_sums[unit]);
-        Drain(unit, parameters, _sums[unit]);
+        // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
+        Drain(unit, parameters, _sums[unit], overwrite: first);
         if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(_sums[unit]);
     }
 
@@ -88,16 +88,12 @@ internal sealed class NvmeGradientStore : GradientStore
     {
         Span<float> sum = _unitBuffer.AsSpan(0, checked((int)parameters.Layout.Elements));
         Span<byte> bytes = MemoryMarshal.AsBytes(sum);
-        if (first)
-        {
-            sum.Clear();
-        }
-        else
+        if (!first)
         {
             using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit), bytes.Length)) _store.Read(Key(unit), 0, bytes);
             _io.Read(StorageTier.Nvme, bytes.Length);
         }
-        Drain(unit, parameters, sum);
+        Drain(unit, parameters, sum, overwrite: first);
         if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
         using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
         _io.Written(StorageTier.Nvme, bytes.Length);

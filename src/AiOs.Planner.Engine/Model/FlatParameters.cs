@@ -94,18 +94,18 @@ public sealed class FlatParameters : IDisposable
     }
 
     /// <summary>
-    /// Adds each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
+    /// Adds (or with <paramref name="overwrite"/>, writes) each parameter's gradient, as fp32, into <paramref name="accumulator"/> (layout order) and
     /// drops the gradients. A parameter with no gradient adds nothing. On a CPU device each gradient is
     /// read in place; on another device (or when <see cref="StageGradients"/> is set) the gradients are
     /// packed into one flat tensor on the device and copied in the training precision into a pinned host
     /// buffer in a single transfer, then widened and added on the CPU.
     /// </summary>
-    public void DrainGradientsInto(Span<float> accumulator)
+    public void DrainGradientsInto(Span<float> accumulator, bool overwrite = false)
     {
         if (accumulator.Length != Layout.Elements) throw new ArgumentException("Accumulator length differs from the layout.", nameof(accumulator));
         if (StageGradients || Flat.device_type != DeviceType.CPU)
         {
-            DrainThroughHost(accumulator);
+            DrainThroughHost(accumulator, overwrite);
             return;
         }
         using var scope = NewDisposeScope();
@@ -113,11 +113,16 @@ public sealed class FlatParameters : IDisposable
         {
             Parameter p = _views[s.Name];
             Tensor? g = p.grad;
-            if (g is null) continue;
+            Span<float> dst = accumulator.Slice(checked((int)s.Offset), checked((int)s.Elements));
+            if (g is null)
+            {
+                if (overwrite) dst.Clear();
+                continue;
+            }
             Tensor g32 = g.to(ScalarType.Float32, CPU).contiguous();
             ReadOnlySpan<float> src = MemoryMarshal.Cast<byte, float>(g32.bytes);
-            Span<float> dst = accumulator.Slice(checked((int)s.Offset), src.Length);
-            Optim.SpanMath.AddInPlace(dst, src);
+            if (overwrite) src.CopyTo(dst);
+            else Optim.SpanMath.AddInPlace(dst, src);
             p.grad = null;
         }
     }
@@ -127,7 +132,7 @@ public sealed class FlatParameters : IDisposable
 
     private Tensor? _hostGradients;
 
-    private void DrainThroughHost(Span<float> accumulator)
+    private void DrainThroughHost(Span<float> accumulator, bool overwrite)
     {
         using var scope = NewDisposeScope();
         var parts = new List<Tensor>();
@@ -146,9 +151,17 @@ public sealed class FlatParameters : IDisposable
         }
         _hostGradients.copy_(packed);
         if (Flat.dtype == ScalarType.Float32)
-            Optim.SpanMath.AddInPlace(accumulator, MemoryMarshal.Cast<byte, float>(_hostGradients.bytes));
+        {
+            ReadOnlySpan<float> host = MemoryMarshal.Cast<byte, float>(_hostGradients.bytes);
+            if (overwrite) host.CopyTo(accumulator);
+            else Optim.SpanMath.AddInPlace(accumulator, host);
+        }
         else if (Flat.dtype == ScalarType.BFloat16)
-            Optim.PrecisionCast.AddBf16(accumulator, MemoryMarshal.Cast<byte, ushort>(_hostGradients.bytes));
+        {
+            ReadOnlySpan<ushort> host = MemoryMarshal.Cast<byte, ushort>(_hostGradients.bytes);
+            if (overwrite) Optim.PrecisionCast.WidenBf16(accumulator, host);
+            else Optim.PrecisionCast.AddBf16(accumulator, host);
+        }
         else
             throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
         foreach (Parameter p in _views.Values) p.grad = null;
