@@ -59,14 +59,53 @@ public static class CpuLayerFit
         double[] target = rows.Select(t => t.Seconds - t.Flops / r).ToArray();
         double[] weight = rows.Select(t => 1 / t.Seconds).ToArray();
 
+        // In a decoder layer both F/h and S grow as tokens × h, so the half-rate width and the saved-bytes rate
+        // can trade places; only attention (tokens × seq) and the head (tokens × vocab) tell them apart. The
+        // width is kept only when it explains clearly more (relative RMS error down by a point or more).
+        var (withWidth, withWidthSse) = BestSubset(features, target, weight, allowWidth: true);
+        var (without, withoutSse) = BestSubset(features, target, weight, allowWidth: false);
+        double n = rows.Count;
+        double[] best = withWidth is not null && Math.Sqrt(withWidthSse / n) <= Math.Sqrt(withoutSse / n) - WidthGain ? withWidth : without ?? withWidth ?? [0, 0, 0];
+        var result = new CpuLayerFitResult(
+            best[0],
+            best[1] > 0 ? new Bandwidth(1 / best[1]) : new Bandwidth(0),
+            SimDuration.FromSeconds(best[2]),
+            2,
+            matmul,
+            0, 0,
+            Enumerable.Range(0, 3).Where(c => best[c] > 0).Select(c => TermNames[c]).ToArray());
+
+        var backward = all.Where(t => t.Backward).ToList();
+        if (backward.Count > 0)
+        {
+            double num = 0, den = 0;
+            foreach (var t in backward)
+            {
+                double q = result.Predict(t with { Backward = false }) / t.Seconds;
+                num += q;
+                den += q * q;
+            }
+            if (den > 0) result = result with { BackwardRatio = num / den };
+        }
+        return Score(result, all);
+    }
+
+    /// <summary>Relative RMS error the half-rate width must remove to be kept.</summary>
+    private const double WidthGain = 0.01;
+
+    /// <summary>The best non-negative least-squares solution over subsets of the terms, and its weighted SSE.</summary>
+    private static (double[]? Coefficients, double Sse) BestSubset(double[][] features, double[] target, double[] weight, bool allowWidth)
+    {
         double[]? best = null;
         double bestSse = double.PositiveInfinity;
+        int count = target.Length;
         for (int mask = 1; mask < 8; mask++)
         {
+            if (!allowWidth && (mask & 1) != 0) continue;
             int[] cols = Enumerable.Range(0, 3).Where(c => (mask & (1 << c)) != 0).ToArray();
-            if (cols.Length > rows.Count) continue;
-            var x = Matrix<double>.Build.Dense(rows.Count, cols.Length, (i, j) => features[i][cols[j]] * weight[i]);
-            var y = Vector<double>.Build.Dense(rows.Count, i => target[i] * weight[i]);
+            if (cols.Length > count) continue;
+            var x = Matrix<double>.Build.Dense(count, cols.Length, (i, j) => features[i][cols[j]] * weight[i]);
+            var y = Vector<double>.Build.Dense(count, i => target[i] * weight[i]);
             Vector<double> solution;
             try
             {
@@ -82,28 +121,7 @@ public static class CpuLayerFit
             double sse = (x * solution - y).Sum(v => v * v);
             if (sse < bestSse - 1e-15) (best, bestSse) = (coefficients, sse);
         }
-        best ??= [0, 0, 0];
-        var result = new CpuLayerFitResult(
-            best[0],
-            best[1] > 0 ? new Bandwidth(1 / best[1]) : new Bandwidth(0),
-            SimDuration.FromSeconds(best[2]),
-            2,
-            matmul,
-            0, 0,
-            Enumerable.Range(0, 3).Where(c => best[c] > 0).Select(c => TermNames[c]).ToArray());
-        var backward = all.Where(t => t.Backward).ToList();
-        if (backward.Count > 0)
-        {
-            double num = 0, den = 0;
-            foreach (var t in backward)
-            {
-                double q = result.Predict(t with { Backward = false }) / t.Seconds;
-                num += q;
-                den += q * q;
-            }
-            if (den > 0) result = result with { BackwardRatio = num / den };
-        }
-        return Score(result, all);
+        return (best, best is null ? double.PositiveInfinity : bestSse);
     }
 
     /// <summary>R² of the times and the RMS relative error.</summary>
