@@ -64,7 +64,7 @@ public class ProfileBuilderTests
     {
         var compute = new CpuLayerCompute
         {
-            MatmulHalfRateHidden = Figure.Measured(90, "2026-11-26", "fit"),
+            MatmulEfficiency = Figure.Measured(0.8, "2026-11-26", "fit"),
             SavedBytesGbps = Figure.Measured(4.5, "2026-11-26", "fit"),
             LayerOverheadUs = Figure.Measured(250, "2026-11-26", "fit"),
             BackwardRatio = Figure.Measured(1.6, "2026-11-26", "fit"),

@@ -11,7 +11,7 @@ public class CpuComputeCostTests
 {
     private static readonly CpuLayerCompute Fitted = new()
     {
-        MatmulHalfRateHidden = 100,
+        MatmulEfficiency = 0.8,
         SavedBytesGbps = 5,
         LayerOverheadUs = 400,
         BackwardRatio = 1.5,
@@ -36,7 +36,7 @@ public class CpuComputeCostTests
 
         var forward = costs.Duration(Op(OpKind.Forward, 3e9, 50e6), hiddenSize: 400);
 
-        // 3 GFLOP at 100 GFLOP/s × 400/500 = 37.5 ms; 50 MB at 5 GB/s = 10 ms; 0.4 ms.
+        // 3 GFLOP at 100 GFLOP/s × 0.8 = 37.5 ms; 50 MB at 5 GB/s = 10 ms; 0.4 ms.
         Assert.Equal(47.9, forward.Milliseconds, 1e-3);
     }
 

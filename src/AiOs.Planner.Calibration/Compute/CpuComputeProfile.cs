@@ -23,14 +23,14 @@ public static class CpuComputeProfile
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         Figure F(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string matmul = I($"TorchSharp CPU matmul (512 × h)·(h × 4h), h = 768/1024/2048, median of repeats, best shape, {c.Threads} threads");
-        string fit = I($"aios calibrate-cpu: {c.Samples} timed forward/recompute/backward passes of {c.Family}-kind decoder layers (h 256–1024, 1×128/4×128/1×256 tokens) and its head, fitted by least squares on relative error with the matmul rate fixed (R² {c.Fit.RSquared:0.000}, RMS error {c.Fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", c.Fit.Terms)}), {c.Threads} threads");
+        string fit = I($"aios calibrate-cpu: {c.Samples} timed forward/recompute/backward passes of {c.Family}-kind decoder layers (h 256–1024, 1×128/4×128/1×256 tokens) and its head, fitted by non-negative least squares on relative error (R² {c.Fit.RSquared:0.000}, RMS error {c.Fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", c.Fit.Terms)}), {c.Threads} threads");
         var cpu = profile.Cpu with
         {
             MatmulGflops = F(c.Fp32Gflops, matmul),
             MatmulGflopsBf16 = c.Bf16Gflops is { } b ? F(b, matmul) : profile.Cpu.MatmulGflopsBf16,
             LayerCompute = new CpuLayerCompute
             {
-                MatmulHalfRateHidden = F(c.Fit.MatmulHalfRateHidden, fit),
+                MatmulEfficiency = F(c.Fit.MatmulEfficiency, fit),
                 SavedBytesGbps = F(c.Fit.SavedBytesRate.GBps, fit),
                 LayerOverheadUs = F(c.Fit.Overhead.Seconds * 1e6, fit),
                 BackwardRatio = F(c.Fit.BackwardRatio, fit),

@@ -23,7 +23,7 @@ public static class CalibrateCpuCommand
         var family = new Option<string>("--family") { Description = "Model whose layer kind is timed (its hidden size is varied)", DefaultValueFactory = _ => "gpt2" };
         var repeats = new Option<int>("--repeats") { Description = "Timed repeats per sample (the median is kept)", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print the samples and the fit as JSON on stdout" };
-        var command = new Command("calibrate-cpu", "Time matmuls and decoder layers on the CPU (TorchSharp), fit the CPU compute model (matmul rate, half-rate width, element-wise rate, per-layer overhead) and write it into a profile.")
+        var command = new Command("calibrate-cpu", "Time matmuls and decoder layers on the CPU (TorchSharp), fit the CPU compute model (matmul rate and efficiency in layers, element-wise rate, per-layer overhead, backward ratio) and write it into a profile.")
             { output, baseProfile, family, repeats, json };
         command.SetAction(r =>
         {
@@ -52,7 +52,7 @@ public static class CalibrateCpuCommand
             foreach (var t in timings)
                 table.AddRow(t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{fit.Predict(t) * 1e3:0.0} ms", $"{(fit.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
             io.Console.Write(table);
-            io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); half-rate hidden {fit.MatmulHalfRateHidden:0}, saved bytes {fit.SavedBytesRate.GBps:0.00} GB/s, overhead {fit.Overhead.Seconds * 1e6:0} µs, backward/forward {fit.BackwardRatio:0.00}; R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}; wrote {path}.");
+            io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); layer matmul efficiency {fit.MatmulEfficiency:0.00}, saved bytes {fit.SavedBytesRate.GBps:0.00} GB/s, overhead {fit.Overhead.Seconds * 1e6:0} µs, backward/forward {fit.BackwardRatio:0.00}; R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}; wrote {path}.");
             return ExitCodes.Ok;
         });
         return command;
@@ -61,7 +61,7 @@ public static class CalibrateCpuCommand
     private static object Describe(CpuLayerFitResult f) => new
     {
         matmul_gflops = f.Matmul.FlopsPerSecond / 1e9,
-        matmul_half_rate_hidden = f.MatmulHalfRateHidden,
+        matmul_efficiency = f.MatmulEfficiency,
         saved_bytes_gbps = f.SavedBytesRate.GBps,
         layer_overhead_us = f.Overhead.Seconds * 1e6,
         backward_ratio = f.BackwardRatio,

@@ -5,14 +5,18 @@ namespace AiOs.Planner.Hardware;
 
 /// <summary>
 /// How a transformer unit's forward becomes time when the CPU is the training device:
-/// <c>FLOPs / (matmul rate × h/(h + half-rate hidden)) + saved bytes / saved-bytes rate + overhead</c>, backward
-/// <see cref="BackwardRatio"/> times that. The same shape as the GPU's <see cref="Simulation.ComputeModel"/>, with constants fitted to timed
-/// decoder layers of this CPU (<c>aios calibrate-cpu</c>) instead of an H200's.
+/// <c>FLOPs / (matmul rate × matmul efficiency) + saved bytes / saved-bytes rate + overhead</c>, backward
+/// <see cref="BackwardRatio"/> times that. The shape of the GPU's <see cref="Simulation.ComputeModel"/>, with
+/// constants fitted to timed decoder layers of this CPU (<c>aios calibrate-cpu</c>) instead of an H200's.
 /// </summary>
 public sealed record CpuLayerCompute
 {
-    /// <summary>Hidden size at which a layer's matmuls reach half the measured matmul rate (small matmuls run slower).</summary>
-    public required Figure MatmulHalfRateHidden { get; init; }
+    /// <summary>
+    /// Fraction of the CPU's benchmark matmul rate that the units' matmuls reach (smaller, transposed and
+    /// bias-fused products run below the benchmark's best shape). Replaces the GPU model's width knee, which on
+    /// a CPU cannot be told apart from the element-wise term: both grow as tokens × hidden.
+    /// </summary>
+    public required Figure MatmulEfficiency { get; init; }
     /// <summary>
     /// Bytes a unit saves for backward that its element-wise work (norms, GELU, softmax, dropout, residual adds)
     /// gets through per second, GB/s: the element-wise traffic per saved byte and the memory rate in one figure.
@@ -36,7 +40,7 @@ public sealed record CpuLayerCompute
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.NonNegative(at + ".matmul_half_rate_hidden", MatmulHalfRateHidden.Value);
+        p.Positive(at + ".matmul_efficiency", MatmulEfficiency.Value);
         p.NonNegative(at + ".saved_bytes_gbps", SavedBytesGbps.Value);
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value);
         p.Positive(at + ".backward_ratio", BackwardRatio.Value);

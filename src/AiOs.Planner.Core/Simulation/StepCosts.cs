@@ -53,11 +53,11 @@ public sealed class StepCosts
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamParamsPerS.Value / gpusPerNode;
-        double halfRate = _cpuLayer?.MatmulHalfRateHidden.Value ?? _model.MatmulHalfRateHidden;
-        MatmulEfficiencyOf = h => h / (h + halfRate);
+        double halfRate = _model.MatmulHalfRateHidden;
+        MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value : h => h / (h + halfRate);
     }
 
-    /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches.</summary>
+    /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
     public Func<double, double> MatmulEfficiencyOf { get; }
 
     /// <summary>Whether NVMe operations can be costed (the profile lists a drive).</summary>
