@@ -8,7 +8,7 @@
 #
 # Environment: AIOS (default: the Release build of the CLI), PROFILE (default
 # profiles/ci-2core-24gb-calibrated.json), NVME (swap folder, default /tmp/aios-nvme), RUNS (default
-# /tmp/aios-cpu-target). Needs jq. Run on a quiet machine: `uptime` is printed before and after.
+# /tmp/aios-cpu-target), ONLY (an extended regular expression: run only the settings whose name matches). Needs jq. Run on a quiet machine: `uptime` is printed before and after.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repeats=${1:-2}
@@ -41,6 +41,7 @@ echo "| setting | steady steps | measured median | spread of runs | predicted | 
 echo "|---|---|---|---|---|---|---|---|"
 for entry in "${settings[@]}"; do
   name=${entry%%|*}
+  if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
   read -r -a flags <<<"${entry#*|}"
   ids=()
   for r in $(seq 1 "$repeats"); do
