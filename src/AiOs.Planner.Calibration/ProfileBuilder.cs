@@ -8,7 +8,8 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Turns measurements into a profile. With a base profile, only the CPU, the drives and the machine facts
-/// change: the GPU, host link, GPU link and network sections are kept as they were. Every calibrated figure
+/// change: the GPU, host link, GPU link and network sections are kept as they were, and so are the CPU's
+/// compute figures (matmul rates, layer compute), which <c>aios calibrate-cpu</c> measures. Every calibrated figure
 /// carries source "measured", the date and its method.
 /// </summary>
 public static class ProfileBuilder
@@ -35,6 +36,9 @@ public static class ProfileBuilder
             AdamParamsPerS = Measured(Math.Round(Math.Max(host.AdamAllThreads, host.AdamOneThread)),
                 I($"aios CpuAdam (AdamW, fp32 master weights, {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)")),
         };
+        // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
+        if (options.Base?.Cpu is { } kept)
+            cpu = cpu with { MatmulGflops = kept.MatmulGflops, MatmulGflopsBf16 = kept.MatmulGflopsBf16, LayerCompute = kept.LayerCompute };
         var baseDrive = options.Base?.Drives.Count > 0 ? options.Base.Drives[0] : null;
         var storage = machine.Storage;
         string how = I($"aios calibrate: sweep of block size, queue depth and threads over a {drive.TestFileSize} test file{(drive.DirectIo ? " with O_DIRECT" : " (buffered: O_DIRECT unsupported)")}, kernel AIO; fitted peak");

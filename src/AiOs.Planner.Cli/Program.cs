@@ -28,6 +28,7 @@ public static class Program
             BenchDriveCommand.Create(io),
             TrainCommand.Create(io),
             CalibrateGpuCommand.Create(io),
+            CalibrateCpuCommand.Create(io),
             LearnCommand.Create(io),
         };
         var parse = root.Parse(args);

@@ -60,6 +60,27 @@ public class ProfileBuilderTests
     }
 
     [Fact]
+    public void Given_a_base_with_calibrated_cpu_compute_When_rebuilt_Then_the_compute_figures_are_kept()
+    {
+        var compute = new CpuLayerCompute
+        {
+            MatmulEfficiency = Figure.Measured(0.8, "2026-11-26", "fit"),
+            SavedBytesGbps = Figure.Measured(4.5, "2026-11-26", "fit"),
+            LayerOverheadUs = Figure.Measured(250, "2026-11-26", "fit"),
+            BackwardRatio = Figure.Measured(1.6, "2026-11-26", "fit"),
+        };
+        var cpuBase = ProfileCatalog.Default.Load("ci-2core-24gb");
+        cpuBase = cpuBase with { Cpu = cpuBase.Cpu with { MatmulGflops = Figure.Measured(120, "2026-11-26", "matmul"), LayerCompute = compute } };
+        var options = new CalibrationOptions { NvmePath = "/mnt/nvme", Base = cpuBase, Date = "2026-11-27" };
+
+        var profile = ProfileBuilder.Build(options, Machine, Drive(3.0, 2.0), Host);
+
+        Assert.Equal(compute, profile.Cpu.LayerCompute);
+        Assert.Equal(120, profile.Cpu.MatmulGflops!.Value);
+        Assert.Equal(2e9, profile.Cpu.AdamParamsPerS.Value);
+    }
+
+    [Fact]
     public void Given_a_built_profile_When_written_and_loaded_Then_it_validates_and_keeps_samples_and_fit()
     {
         var options = new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-11-27", Name = "mine" };

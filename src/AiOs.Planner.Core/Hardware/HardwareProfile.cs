@@ -166,9 +166,17 @@ public sealed record CpuSpec
     public required Figure AdamParamsPerS { get; init; }
     /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
     public Figure? MatmulGflops { get; init; }
+    /// <summary>bf16 matmul rate of all cores, GFLOP/s; without it bf16 training is costed at the fp32 rate.</summary>
+    public Figure? MatmulGflopsBf16 { get; init; }
+    /// <summary>How a transformer layer's work becomes time on this CPU, fitted to timed layers; null: the GPU-fitted defaults.</summary>
+    public CpuLayerCompute? LayerCompute { get; init; }
 
     /// <summary>The CPU's matmul rate; without a figure, 16 fp32 FLOP per cycle per core at 2.5 GHz, half achieved (an estimate).</summary>
     public FlopRate MatmulRate => MatmulGflops is { } f ? new FlopRate(f.Value * 1e9) : new FlopRate(Cores * 20e9);
+
+    /// <summary>The matmul rate for <paramref name="precision"/>: bf16 and fp16 use the bf16 figure when there is one.</summary>
+    public FlopRate MatmulRateFor(Precision precision) =>
+        precision != Precision.Fp32 && MatmulGflopsBf16 is { } b ? new FlopRate(b.Value * 1e9) : MatmulRate;
 
     public Bandwidth MemoryBandwidth => Bandwidth.FromGBps(MemoryBandwidthGbps.Value);
 
@@ -180,5 +188,8 @@ public sealed record CpuSpec
         p.Positive(at + ".ram_gib", RamGib.Value);
         p.Positive(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value);
         p.Positive(at + ".adam_params_per_s", AdamParamsPerS.Value);
+        if (MatmulGflops is { } m) p.Positive(at + ".matmul_gflops", m.Value);
+        if (MatmulGflopsBf16 is { } b) p.Positive(at + ".matmul_gflops_bf16", b.Value);
+        LayerCompute?.Validate(p, at + ".layer_compute");
     }
 }

@@ -14,6 +14,8 @@ public sealed class StepCosts
 {
     private readonly HardwareProfile _hw;
     private readonly ComputeModel _model;
+    /// <summary>The CPU's fitted layer costs when the CPU is the training device and no model was given; else null.</summary>
+    private readonly CpuLayerCompute? _cpuLayer;
     private readonly FlopRate _matmul;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
     private readonly double _adamPerSecond;
@@ -23,6 +25,8 @@ public sealed class StepCosts
     {
         _hw = hw;
         _model = model ?? ComputeModel.Default;
+        // An explicit compute model wins; otherwise a CPU-only machine uses its own fitted constants when it has them.
+        _cpuLayer = hw.HasGpu || model is not null ? null : hw.Cpu.LayerCompute;
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
         if (hw.HasGpu)
@@ -39,7 +43,7 @@ public sealed class StepCosts
         }
         else
         {
-            _matmul = hw.Cpu.MatmulRate;
+            _matmul = hw.Cpu.MatmulRateFor(s.Precision);
             _deviceMemory = hw.Cpu.MemoryBandwidth;
             _h2d = _d2h = _gpuLink = hw.Cpu.MemoryBandwidth;
         }
@@ -49,10 +53,11 @@ public sealed class StepCosts
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamParamsPerS.Value / gpusPerNode;
-        MatmulEfficiencyOf = h => h / (h + _model.MatmulHalfRateHidden);
+        double halfRate = _model.MatmulHalfRateHidden;
+        MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value : h => h / (h + halfRate);
     }
 
-    /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches.</summary>
+    /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
     public Func<double, double> MatmulEfficiencyOf { get; }
 
     /// <summary>Whether NVMe operations can be costed (the profile lists a drive).</summary>
@@ -72,6 +77,16 @@ public sealed class StepCosts
 
     private SimDuration Compute(Operation op, int hiddenSize)
     {
+        if (_cpuLayer is { } cpu)
+        {
+            // Constants fitted to this CPU's timed layers. A backward op carries twice its forward's FLOPs and saved
+            // bytes; it takes the measured backward/forward ratio times its forward's time.
+            bool backward = op.Kind == OpKind.Backward;
+            double share = backward ? 0.5 : 1;
+            var forward = FlopRate.TimeFor(op.Flops * share, _matmul * MatmulEfficiencyOf(hiddenSize))
+                + cpu.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + cpu.LayerOverhead;
+            return backward ? SimDuration.FromSeconds(forward.Seconds * cpu.BackwardRatio.Value) : forward;
+        }
         var matmul = FlopRate.TimeFor(op.Flops, _matmul * MatmulEfficiencyOf(hiddenSize));
         var elementwise = Elementwise(op.ElementwiseBytes * _model.ElementwiseTraffic);
         var overhead = op.Kind == OpKind.Backward ? _model.LayerOverhead * 2 : _model.LayerOverhead;

@@ -131,19 +131,7 @@ internal sealed partial class ProgramBuilder
 
     private long Activations(double bytesPerToken) => (long)Math.Ceiling(bytesPerToken * _tokens);
 
-    /// <summary>Matmul FLOPs of a unit's forward for one micro-batch (causal attention computes half the score matrix).</summary>
-    private double ComputeForwardFlops(int unit)
-    {
-        if (unit < 0) return 0;
-        if (unit >= _m.NumLayers) return 2.0 * _tokens * _m.HiddenSize * _m.VocabSize;
-        return 2.0 * _tokens * _m.LayerMatmulParameters + 2.0 * _tokens * _s.SeqLen * _m.HiddenSize;
-    }
+    private double ComputeForwardFlops(int unit) => LayerWork.ForwardFlops(_m, _s, unit);
 
-    /// <summary>Bytes saved for backward by a unit's forward: the proxy for its element-wise memory traffic.</summary>
-    private double ComputeForwardElementwise(int unit)
-    {
-        if (unit < 0) return 2.0 * _tokens * _m.HiddenSize * 4;
-        if (unit >= _m.NumLayers) return ActivationModel.HeadBytesPerToken(_m, _s) * _tokens;
-        return ActivationModel.LayerBytesPerToken(_m, _s) * _tokens;
-    }
+    private double ComputeForwardElementwise(int unit) => LayerWork.ForwardSavedBytes(_m, _s, unit);
 }

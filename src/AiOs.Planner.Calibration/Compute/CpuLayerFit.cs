@@ -1,0 +1,130 @@
+using AiOs.Planner.Units;
+using MathNet.Numerics.LinearAlgebra;
+using MathNet.Numerics.LinearRegression;
+
+namespace AiOs.Planner.Calibration.Compute;
+
+/// <summary>
+/// One timed pass of a transformer unit: the forward's matmul FLOPs and saved bytes as the simulator counts
+/// them, its hidden size, whether the pass was a backward (forward and recompute are not) and the seconds it took.
+/// </summary>
+public sealed record LayerTiming(double Flops, double SavedBytes, int Hidden, bool Backward, double Seconds, string Label = "");
+
+/// <summary>The fitted constants of the CPU compute model and how well they explain the timings.</summary>
+/// <param name="MatmulEfficiency">Fraction of the benchmark's matmul rate the units' matmuls reach.</param>
+/// <param name="SavedBytesRate">Saved bytes the element-wise work gets through per second; 0 when that term was left out.</param>
+/// <param name="Overhead">Fixed time of one forward.</param>
+/// <param name="BackwardRatio">A backward's time over its forward's (2 in the GPU model: twice the FLOPs).</param>
+/// <param name="Matmul">The benchmark's matmul rate the efficiency refers to.</param>
+/// <param name="RSquared">R² of the fitted times against the measured ones.</param>
+/// <param name="RmsRelativeError">Root mean square of (fitted − measured) ÷ measured over the samples.</param>
+/// <param name="Terms">The terms the fit kept (a term that would come out negative is left out).</param>
+public sealed record CpuLayerFitResult(
+    double MatmulEfficiency, Bandwidth SavedBytesRate, SimDuration Overhead, double BackwardRatio, FlopRate Matmul,
+    double RSquared, double RmsRelativeError, IReadOnlyList<string> Terms)
+{
+    /// <summary>The model's time for a timing's work.</summary>
+    public double Predict(LayerTiming t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        double matmul = t.Flops / (Matmul.FlopsPerSecond * MatmulEfficiency);
+        double saved = SavedBytesRate.BytesPerSecond > 0 ? t.SavedBytes / SavedBytesRate.BytesPerSecond : 0;
+        return (t.Backward ? BackwardRatio : 1) * (matmul + saved + Overhead.Seconds);
+    }
+}
+
+/// <summary>
+/// Fits <c>t = F/(η·R) + S·e + O</c> to timed forward passes (R the benchmark's matmul rate; η, e, O unknown),
+/// then a backward's time as <c>r</c> times its forward's. The forward is linear in (1/η, e, O), so it is solved
+/// exactly by least squares (MathNet QR) on relative errors: each row is divided by its measured time, so a 5 ms
+/// layer counts as much as a 500 ms head. The unknowns must be non-negative and the matmul term is always kept;
+/// each subset of the other two is tried and the best non-negative solution kept. F grows as tokens × h² and S
+/// as tokens × h, so timing several widths separates the two. The ratio r has a closed form on relative errors:
+/// Σ(p/t) / Σ(p/t)² over the backward passes, p the fitted forward.
+/// </summary>
+public static class CpuLayerFit
+{
+    private static readonly string[] TermNames = ["matmul", "saved_bytes", "overhead"];
+
+    /// <summary>Fits the constants; needs at least three forward timings with positive time and hidden size.</summary>
+    public static CpuLayerFitResult Fit(IReadOnlyList<LayerTiming> timings, FlopRate matmul)
+    {
+        ArgumentNullException.ThrowIfNull(timings);
+        if (matmul.FlopsPerSecond <= 0) throw new ArgumentException("The matmul rate must be positive.", nameof(matmul));
+        var all = timings.Where(t => t.Seconds > 0 && double.IsFinite(t.Seconds) && t.Hidden > 0).ToList();
+        var rows = all.Where(t => !t.Backward).ToList();
+        if (rows.Count < 3) throw new ArgumentException("A fit needs at least three forward timings with a positive time.", nameof(timings));
+        if (rows.All(t => t.Flops <= 0)) throw new ArgumentException("A fit needs timings with matmul work.", nameof(timings));
+
+        double[] best = BestSubset(rows);
+        var result = new CpuLayerFitResult(
+            1 / (best[0] * matmul.FlopsPerSecond),
+            best[1] > 0 ? new Bandwidth(1 / best[1]) : new Bandwidth(0),
+            SimDuration.FromSeconds(best[2]),
+            2,
+            matmul,
+            0, 0,
+            Enumerable.Range(0, 3).Where(c => best[c] > 0).Select(c => TermNames[c]).ToArray());
+
+        var backward = all.Where(t => t.Backward).ToList();
+        if (backward.Count > 0)
+        {
+            double num = 0, den = 0;
+            foreach (var t in backward)
+            {
+                double q = result.Predict(t with { Backward = false }) / t.Seconds;
+                num += q;
+                den += q * q;
+            }
+            if (den > 0) result = result with { BackwardRatio = num / den };
+        }
+        return Score(result, all);
+    }
+
+    /// <summary>Coefficients (seconds per FLOP, seconds per saved byte, seconds) of the best non-negative subset fit.</summary>
+    private static double[] BestSubset(List<LayerTiming> rows)
+    {
+        double[]? best = null;
+        double bestSse = double.PositiveInfinity;
+        int count = rows.Count;
+        for (int mask = 1; mask < 8; mask += 2) // bit 0, the matmul term, always set
+        {
+            int[] cols = Enumerable.Range(0, 3).Where(c => (mask & (1 << c)) != 0).ToArray();
+            if (cols.Length > count) continue;
+            var x = Matrix<double>.Build.Dense(count, cols.Length, (i, j) => Feature(rows[i], cols[j]) / rows[i].Seconds);
+            var y = Vector<double>.Build.Dense(count, i => 1.0);
+            Vector<double> solution;
+            try
+            {
+                solution = MultipleRegression.QR(x, y);
+            }
+            catch (ArgumentException)
+            {
+                continue; // rank-deficient: the columns do not separate on these timings
+            }
+            if (solution.Any(v => v < 0 || !double.IsFinite(v)) || solution[0] <= 0) continue;
+            var coefficients = new double[3];
+            for (int j = 0; j < cols.Length; j++) coefficients[cols[j]] = solution[j];
+            double sse = (x * solution - y).Sum(v => v * v);
+            if (sse < bestSse - 1e-15) (best, bestSse) = (coefficients, sse);
+        }
+        return best ?? throw new ArgumentException("No non-negative fit: the timings do not grow with the matmul work.", nameof(rows));
+    }
+
+    private static double Feature(LayerTiming t, int column) => column switch
+    {
+        0 => t.Flops,
+        1 => t.SavedBytes,
+        _ => 1.0,
+    };
+
+    /// <summary>R² of the times and the RMS relative error.</summary>
+    private static CpuLayerFitResult Score(CpuLayerFitResult fit, List<LayerTiming> rows)
+    {
+        double mean = rows.Average(t => t.Seconds);
+        double ssTot = rows.Sum(t => (t.Seconds - mean) * (t.Seconds - mean));
+        double ssRes = rows.Sum(t => Math.Pow(fit.Predict(t) - t.Seconds, 2));
+        double rel = Math.Sqrt(rows.Average(t => Math.Pow((fit.Predict(t) - t.Seconds) / t.Seconds, 2)));
+        return fit with { RSquared = ssTot > 0 ? 1 - ssRes / ssTot : 1, RmsRelativeError = rel };
+    }
+}

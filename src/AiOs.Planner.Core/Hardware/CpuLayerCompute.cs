@@ -1,0 +1,48 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Hardware;
+
+/// <summary>
+/// How a transformer unit's forward becomes time when the CPU is the training device:
+/// <c>FLOPs / (matmul rate × matmul efficiency) + saved bytes / saved-bytes rate + overhead</c>, backward
+/// <see cref="BackwardRatio"/> times that. The shape of the GPU's <see cref="Simulation.ComputeModel"/>, with
+/// constants fitted to timed decoder layers of this CPU (<c>aios calibrate-cpu</c>) instead of an H200's.
+/// </summary>
+public sealed record CpuLayerCompute
+{
+    /// <summary>
+    /// Fraction of the CPU's benchmark matmul rate that the units' matmuls reach (smaller, transposed and
+    /// bias-fused products run below the benchmark's best shape). Replaces the GPU model's width knee, which on
+    /// a CPU cannot be told apart from the element-wise term: both grow as tokens × hidden.
+    /// </summary>
+    public required Figure MatmulEfficiency { get; init; }
+    /// <summary>
+    /// Bytes a unit saves for backward that its element-wise work (norms, GELU, softmax, dropout, residual adds)
+    /// gets through per second, GB/s: the element-wise traffic per saved byte and the memory rate in one figure.
+    /// 0 when the fit found no separate element-wise cost (it is then inside the other two terms).
+    /// </summary>
+    public required Figure SavedBytesGbps { get; init; }
+    /// <summary>Fixed time of one unit's forward, µs: operator dispatch and thread start-up.</summary>
+    public required Figure LayerOverheadUs { get; init; }
+    /// <summary>
+    /// A backward's time over its forward's. Twice the FLOPs would make it 2 (the GPU model's assumption); on a
+    /// CPU the backward's GEMMs and element-wise kernels run at other rates than the forward's, so it is measured.
+    /// </summary>
+    public Figure BackwardRatio { get; init; } = 2;
+
+    /// <summary>Time of the element-wise work of a unit that saves <paramref name="saved"/> bytes.</summary>
+    public SimDuration ElementwiseTime(Bytes saved) =>
+        SavedBytesGbps.Value > 0 ? saved / Bandwidth.FromGBps(SavedBytesGbps.Value) : SimDuration.Zero;
+
+    /// <summary>The fixed cost of one forward.</summary>
+    public SimDuration LayerOverhead => SimDuration.FromMicroseconds(LayerOverheadUs.Value);
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.Positive(at + ".matmul_efficiency", MatmulEfficiency.Value);
+        p.NonNegative(at + ".saved_bytes_gbps", SavedBytesGbps.Value);
+        p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value);
+        p.Positive(at + ".backward_ratio", BackwardRatio.Value);
+    }
+}
