@@ -32,6 +32,31 @@ public sealed class DirectSwapStoreTests : IDisposable
     }
 
     [Fact]
+    public void Given_AlignedCallerMemory_When_WrittenAndReadInWholeAndPartialPieces_Then_TheBytesRoundTripAndNeighboursSurvive()
+    {
+        using SwapDirectory dir = SwapDirectory.Acquire(_root, "z", keep: false);
+        var aio = new Settings.AioSettings { BlockSize = Units.Bytes.FromKiB(16), QueueDepth = 4 };
+        using var store = new DirectSwapStore(dir, aio);
+        const int length = 100_000; // six whole 16 KiB pieces straight from the buffer, a partial tail through a bounce buffer
+        using var source = new IO.AlignedBuffer(Units.Bytes.FromKiB(100));
+        Pattern(length, 7).CopyTo(source.AsSpan(0, length));
+        byte[] before = Pattern(4_096, 3);
+
+        store.Write("k", length, before);                    // a neighbour right after the aligned write's tail
+        store.Write("k", 0, source.AsSpan(0, length));
+        using var back = new IO.AlignedBuffer(Units.Bytes.FromKiB(100));
+        store.Read("k", 0, back.AsSpan(0, length));
+        var neighbour = new byte[4_096];
+        store.Read("k", length, neighbour);
+        var unalignedStart = new byte[50_000];
+        store.Read("k", 1, unalignedStart);
+
+        Assert.True(source.AsSpan(0, length).SequenceEqual(back.AsSpan(0, length)));
+        Assert.Equal(before, neighbour);
+        Assert.Equal(Pattern(length, 7).AsSpan(1, 50_000).ToArray(), unalignedStart);
+    }
+
+    [Fact]
     public void Given_RequestsLargerThanTheAioBlock_When_SplitAcrossParallelPieces_Then_TheBytesRoundTrip()
     {
         using SwapDirectory dir = SwapDirectory.Acquire(_root, "p", keep: false);

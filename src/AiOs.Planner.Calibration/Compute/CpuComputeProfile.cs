@@ -10,7 +10,11 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="Fit">The layer-cost fit.</param>
 /// <param name="Samples">Timed passes behind the fit.</param>
 /// <param name="Family">The model whose layer kind was timed.</param>
-public sealed record CpuComputeCalibration(double Fp32Gflops, double? Bf16Gflops, int Threads, CpuLayerFitResult Fit, int Samples, string Family);
+public sealed record CpuComputeCalibration(double Fp32Gflops, double? Bf16Gflops, int Threads, CpuLayerFitResult Fit, int Samples, string Family)
+{
+    /// <summary>Dense vocabulary-gradient rate of the family's embedding backward, GB/s; null when not timed.</summary>
+    public double? VocabGradientGbps { get; init; }
+}
 
 /// <summary>Writes a CPU compute calibration into a profile's CPU section, keeping every other figure.</summary>
 public static class CpuComputeProfile
@@ -34,6 +38,9 @@ public static class CpuComputeProfile
                 SavedBytesGbps = F(c.Fit.SavedBytesRate.GBps, fit),
                 LayerOverheadUs = F(c.Fit.Overhead.Seconds * 1e6, fit),
                 BackwardRatio = F(c.Fit.BackwardRatio, fit),
+                VocabGradientGbps = c.VocabGradientGbps is { } v
+                    ? F(v, I($"aios calibrate-cpu: {c.Family}'s vocabulary × hidden fp32 gradient bytes over its timed embedding backward (after the head's backward, as in a step), median of repeats, {c.Threads} threads"))
+                    : profile.Cpu.LayerCompute?.VocabGradientGbps,
             },
         };
         return profile with { Cpu = cpu };

@@ -39,7 +39,7 @@ public static class CalibrateCpuCommand
                 $"{s.Unit} {s.Pass} h={s.Hidden} {s.MicroBatch}×{s.SeqLen}")).ToList();
             double fp32 = m.BestGflops("fp32"), bf16 = m.BestGflops("bf16");
             var fit = CpuLayerFit.Fit(timings, new FlopRate(fp32 * 1e9));
-            var calibration = new CpuComputeCalibration(fp32, bf16 > 0 ? bf16 : null, m.Threads, fit, timings.Count, model.Name);
+            var calibration = new CpuComputeCalibration(fp32, bf16 > 0 ? bf16 : null, m.Threads, fit, timings.Count, model.Name) { VocabGradientGbps = m.VocabGradientGbps };
             string date = DateTime.UtcNow.ToString("yyyy-MM-dd");
             var updated = CpuComputeProfile.Apply(profile, calibration, date) with { Name = Path.GetFileNameWithoutExtension(path), Date = date };
             DescriptionJson.WriteFileAtomic(path, updated.Validated(path));

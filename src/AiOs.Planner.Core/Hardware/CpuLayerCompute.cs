@@ -31,6 +31,18 @@ public sealed record CpuLayerCompute
     /// </summary>
     public Figure BackwardRatio { get; init; } = 2;
 
+    /// <summary>
+    /// GB/s at which the embedding's backward produces its dense vocabulary × hidden gradient and adds it into the
+    /// (tied) weight's gradient, measured as that gradient's bytes over the timed embedding backward. On a CPU
+    /// this dense pass costs far more than the few tokens it touches suggest (hundreds of milliseconds for a
+    /// 50k vocabulary); null when not measured (the pass is then not charged).
+    /// </summary>
+    public Figure? VocabGradientGbps { get; init; }
+
+    /// <summary>Time of the embedding backward's dense gradient of <paramref name="bytes"/> (zero when not measured).</summary>
+    public SimDuration VocabGradientTime(Bytes bytes) =>
+        VocabGradientGbps is { Value: > 0 } rate ? bytes / Bandwidth.FromGBps(rate.Value) : SimDuration.Zero;
+
     /// <summary>Time of the element-wise work of a unit that saves <paramref name="saved"/> bytes.</summary>
     public SimDuration ElementwiseTime(Bytes saved) =>
         SavedBytesGbps.Value > 0 ? saved / Bandwidth.FromGBps(SavedBytesGbps.Value) : SimDuration.Zero;
@@ -44,5 +56,6 @@ public sealed record CpuLayerCompute
         p.NonNegative(at + ".saved_bytes_gbps", SavedBytesGbps.Value);
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value);
         p.Positive(at + ".backward_ratio", BackwardRatio.Value);
+        if (VocabGradientGbps is { } v) p.Positive(at + ".vocab_gradient_gbps", v.Value);
     }
 }

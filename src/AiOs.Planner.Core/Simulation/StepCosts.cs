@@ -85,8 +85,11 @@ public sealed class StepCosts
             double share = backward ? 0.5 : 1;
             var forward = FlopRate.TimeFor(op.Flops * share, _matmul * MatmulEfficiencyOf(hiddenSize))
                 + cpu.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + cpu.LayerOverhead;
-            return backward ? SimDuration.FromSeconds(forward.Seconds * cpu.BackwardRatio.Value) : forward;
+            var dense = cpu.VocabGradientTime(new Bytes(op.DenseGradientBytes));
+            return (backward ? SimDuration.FromSeconds(forward.Seconds * cpu.BackwardRatio.Value) : forward) + dense;
         }
+        // On a GPU the dense embedding gradient is a few memory passes at device bandwidth (well under a millisecond
+        // for a 50k vocabulary), inside the fitted element-wise term; only the CPU path charges it separately.
         var matmul = FlopRate.TimeFor(op.Flops, _matmul * MatmulEfficiencyOf(hiddenSize));
         var elementwise = Elementwise(op.ElementwiseBytes * _model.ElementwiseTraffic);
         var overhead = op.Kind == OpKind.Backward ? _model.LayerOverhead * 2 : _model.LayerOverhead;

@@ -301,6 +301,7 @@ public sealed class LayerwiseTrainer : ITrainer
     {
         _params?.Dispose();
         _optim?.Dispose();
+        _grads?.Dispose();
         _store?.Dispose();
         _swapDirectory?.Dispose();
         DeviceMemory?.Dispose();

@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Engine.Storage;
+using AiOs.Planner.IO;
+using AiOs.Planner.Units;
 using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -32,7 +34,8 @@ internal sealed class OptimizerStates : IDisposable
     private readonly bool _pipelineRead, _pipelineWrite;
     private readonly SubGroup[][] _groups;
     private readonly float[][]? _master, _m, _v;
-    private readonly BlockingCollection<float[]>? _buffers;
+    private readonly BlockingCollection<AlignedBuffer>? _buffers;
+    private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
 
     public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, int bufferCount, bool pipelineRead, bool pipelineWrite,
@@ -57,9 +60,16 @@ internal sealed class OptimizerStates : IDisposable
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
             int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
-            _buffers = new BlockingCollection<float[]>();
+            _buffers = new BlockingCollection<AlignedBuffer>();
             // [master | m | v | gradient] per sub-group; the gradient quarter is filled by the gradient store.
-            for (int i = 0; i < Math.Max(1, bufferCount); i++) _buffers.Add(new float[4L * largest]);
+            // 4096-byte aligned native memory, so O_DIRECT moves the state without a bounce copy.
+            long bytes = (16L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            for (int i = 0; i < Math.Max(1, bufferCount); i++)
+            {
+                var buffer = new AlignedBuffer(new Bytes(bytes));
+                _allBuffers.Add(buffer);
+                _buffers.Add(buffer);
+            }
         }
     }
 
@@ -89,8 +99,8 @@ internal sealed class OptimizerStates : IDisposable
         }
         foreach (SubGroup g in _groups[unit])
         {
-            float[] buffer = _buffers!.Take();
-            Span<float> state = buffer.AsSpan(0, 3 * g.Elements);
+            AlignedBuffer buffer = _buffers!.Take();
+            Span<float> state = buffer.AsFloats(0, 3 * g.Elements);
             state.Clear();
             master.Slice((int)g.Offset, g.Elements).CopyTo(state);
             _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state));
@@ -172,13 +182,13 @@ internal sealed class OptimizerStates : IDisposable
             return;
         }
         var writes = new List<Task>();
-        Task<float[]>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0], gradients) : null;
+        Task<AlignedBuffer>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0], gradients) : null;
         for (int i = 0; i < groups.Count; i++)
         {
             SubGroup g = groups[i];
-            float[] buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
+            AlignedBuffer buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
             next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1], gradients) : null;
-            Span<float> state = buffer.AsSpan(0, 4 * g.Elements);
+            Span<float> state = buffer.AsFloats(0, 4 * g.Elements);
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
                 _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
             writeBack(g.Unit, g.Offset, state[..g.Elements]);
@@ -188,24 +198,24 @@ internal sealed class OptimizerStates : IDisposable
         Task.WaitAll(writes);
     }
 
-    private float[] Wait(Task<float[]> read, SubGroup g)
+    private AlignedBuffer Wait(Task<AlignedBuffer> read, SubGroup g)
     {
         if (!read.IsCompleted)
             using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.Wait();
         return read.Result;
     }
 
-    private Task<float[]> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));
+    private Task<AlignedBuffer> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));
 
     /// <summary>Reads a sub-group's state and its gradient (from wherever gradients live) into one buffer.</summary>
-    private float[] ReadNow(SubGroup g, GradientStore gradients)
+    private AlignedBuffer ReadNow(SubGroup g, GradientStore gradients)
     {
-        float[] buffer = _buffers!.Take();
-        Span<float> gradientPart = buffer.AsSpan(3 * g.Elements, g.Elements);
+        AlignedBuffer buffer = _buffers!.Take();
+        Span<float> gradientPart = buffer.AsFloats(3L * g.Elements, g.Elements);
         long bytes = (gradients is NvmeGradientStore ? 16L : 12L) * g.Elements;
         using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit), bytes))
         {
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
             ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
             if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
         }
@@ -213,13 +223,17 @@ internal sealed class OptimizerStates : IDisposable
         return buffer;
     }
 
-    private void WriteNow(SubGroup g, float[] buffer)
+    private void WriteNow(SubGroup g, AlignedBuffer buffer)
     {
         using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit), 12L * g.Elements))
-            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsSpan(0, 3 * g.Elements)));
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
         _io.Written(StorageTier.Nvme, 12L * g.Elements);
         _buffers!.Add(buffer);
     }
 
-    public void Dispose() => _buffers?.Dispose();
+    public void Dispose()
+    {
+        _buffers?.Dispose();
+        foreach (AlignedBuffer b in _allBuffers) b.Dispose();
+    }
 }

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
+using AiOs.Planner.IO;
 using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine.Execution;
 
@@ -11,15 +13,17 @@ internal sealed partial class ParameterSwapper
     /// Reads NVMe-resident units into host staging buffers ahead of use. At most <c>buffer_count</c>
     /// buffers exist, and reads run at most <c>prefetch_depth</c> units past the one being acquired, in the
     /// order the pass declared. Time the compute thread waits for a read is recorded as a <c>stall</c> span.
+    /// Staging buffers are 4096-byte aligned native memory, so O_DIRECT reads land in them without a bounce copy.
     /// </summary>
     private sealed class PrefetchWindow : IDisposable
     {
         private readonly ParameterSwapper _owner;
         private readonly int _depth;
-        private readonly ConcurrentBag<byte[]> _free = [];
-        private readonly Dictionary<int, Task<byte[]>> _reads = [];
+        private readonly ConcurrentBag<AlignedBuffer> _free = [];
+        private readonly List<AlignedBuffer> _all = [];
+        private readonly Dictionary<int, Task<AlignedBuffer>> _reads = [];
         private IReadOnlyList<int> _order = [];
-        private readonly byte[] _outerBuffer;
+        private readonly AlignedBuffer _outerBuffer;
         private bool _outerFree = true;
         private int _cursor, _issued;
 
@@ -32,8 +36,15 @@ internal sealed partial class ParameterSwapper
         {
             _owner = owner;
             _depth = depth;
-            for (int i = 0; i < bufferCount; i++) _free.Add(new byte[layerBytes]);
-            _outerBuffer = new byte[outerBytes];
+            for (int i = 0; i < bufferCount; i++) _free.Add(Allocate(layerBytes));
+            _outerBuffer = Allocate(outerBytes);
+        }
+
+        private AlignedBuffer Allocate(long bytes)
+        {
+            var buffer = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
+            _all.Add(buffer);
+            return buffer;
         }
 
         /// <summary>Reads issued and not yet taken (each holds a staging buffer).</summary>
@@ -53,10 +64,10 @@ internal sealed partial class ParameterSwapper
             if (_cursor >= _order.Count || _order[_cursor] != unit)
                 throw new InvalidOperationException($"Unit {unit} acquired out of the declared order.");
             if (_issued == _cursor) Issue(blocking: true);
-            Task<byte[]> read = _reads[_cursor];
+            Task<AlignedBuffer> read = _reads[_cursor];
             if (!read.IsCompleted)
                 using (_owner._trace.Stall(OpKind.ParamRead, _owner.ProgramLayer(unit))) read.Wait();
-            byte[] buffer = read.Result;
+            AlignedBuffer buffer = read.Result;
             _reads.Remove(_cursor);
             using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit), _owner.UnitBytes(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
@@ -75,7 +86,7 @@ internal sealed partial class ParameterSwapper
         private bool Issue(bool blocking)
         {
             int unit = _order[_issued];
-            byte[]? buffer;
+            AlignedBuffer? buffer;
             if (unit == _owner._spec.NumLayers)
             {
                 buffer = _outerFree ? _outerBuffer : null;
@@ -105,11 +116,12 @@ internal sealed partial class ParameterSwapper
 
         public void Dispose()
         {
-            foreach (Task<byte[]> t in _reads.Values)
+            foreach (Task<AlignedBuffer> t in _reads.Values)
             {
                 try { t.Wait(); } catch (AggregateException) { }
             }
             _reads.Clear();
+            foreach (AlignedBuffer b in _all) b.Dispose();
         }
     }
 

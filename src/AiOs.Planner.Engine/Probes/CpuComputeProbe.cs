@@ -45,6 +45,12 @@ public sealed record LayerSample(string Unit, string Pass, int Hidden, int Micro
 /// <summary>What the CPU compute probe measured: TorchSharp's thread count, matmul rates and timed unit passes.</summary>
 public sealed record CpuComputeMeasurement(int Threads, IReadOnlyList<MatmulSample> Matmuls, IReadOnlyList<LayerSample> Layers)
 {
+    /// <summary>
+    /// The family's dense vocabulary × hidden fp32 gradient bytes over its timed embedding backward (after the head's
+    /// backward, so a tied weight's gradient is accumulated into as in training), GB/s; null when not timed.
+    /// </summary>
+    public double? VocabGradientGbps { get; init; }
+
     /// <summary>The best median rate at <paramref name="precision"/> over the benchmark's shapes, GFLOP/s; 0 when not measured.</summary>
     public double BestGflops(string precision) => Matmuls.Where(m => m.Precision == precision).Select(m => m.Gflops).DefaultIfEmpty(0).Max();
 }
@@ -117,7 +123,7 @@ public static class CpuComputeProbe
             }
         }
         layers.AddRange(TimeHead(options, progress));
-        return new CpuComputeMeasurement(get_num_threads(), matmuls, layers);
+        return new CpuComputeMeasurement(get_num_threads(), matmuls, layers) { VocabGradientGbps = TimeEmbeddingBackward(options, progress) };
     }
 
     /// <summary>The family's final norm, head and loss (unit L), forward and backward, at its own width and vocabulary.</summary>
@@ -155,6 +161,38 @@ public static class CpuComputeProbe
             progress?.Invoke($"head h={spec.HiddenSize} vocab {spec.VocabSize} {mb}×{seq}: forward {forward * 1e3:0.0} ms, backward {backward * 1e3:0.0} ms");
         }
         return samples;
+    }
+
+    /// <summary>
+    /// The embedding's backward at the family's vocabulary and width, after the head's backward has filled the
+    /// (tied) weight's gradient, as in a training step; returns the dense gradient's bytes per second, GB/s.
+    /// </summary>
+    private static double TimeEmbeddingBackward(CpuComputeProbeOptions options, Action<string>? progress)
+    {
+        var spec = options.Family;
+        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), ScalarType.Float32, CPU);
+        Initialise(parameters);
+        var outer = new OuterBlock(spec, parameters);
+        outer.train();
+        var (mb, seq) = options.HeadShapes[0];
+        using var scope = NewDisposeScope();
+        var tokens = randint(spec.VocabSize, [mb, seq], ScalarType.Int64);
+        var hidden = randn(mb, seq, spec.HiddenSize);
+        double seconds = MedianPair(options.Repeats, () =>
+        {
+            using var inner = NewDisposeScope();
+            var embedded = outer.forward(tokens);
+            outer.Loss(hidden.detach().requires_grad_(true), tokens, 1).backward();
+            var incoming = randn_like(embedded);
+            long t0 = Stopwatch.GetTimestamp();
+            embedded.backward([incoming]);
+            double elapsed = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            parameters.ClearGradients();
+            return (elapsed, 0);
+        }).First;
+        double bytes = (double)spec.VocabSize * spec.HiddenSize * 4;
+        progress?.Invoke($"embedding backward vocab {spec.VocabSize} × {spec.HiddenSize}: {seconds * 1e3:0.0} ms ({bytes / seconds / 1e9:0.00} GB/s of dense gradient)");
+        return bytes / seconds / 1e9;
     }
 
     /// <summary>The family at hidden size <paramref name="hidden"/>: 64-wide heads (at least one), FFN four times wider.</summary>

@@ -9,8 +9,9 @@ namespace AiOs.Planner.Engine.Storage;
 /// An <see cref="ISwapStore"/> over the direct-I/O library: one O_DIRECT file per key, so swap traffic goes
 /// to the drive and not the page cache, as the calibrated profile assumes. A request is cut into aio-block
 /// pieces (widened to 4 KiB boundaries at its two ends) that run in parallel, up to the aio settings' queue
-/// depth × threads in flight, each through its own aligned bounce buffer of one block, so the extra memory
-/// is bounded by the bytes in flight whatever the request size. A piece that a write covers only partly is
+/// depth × threads in flight. A piece whose caller memory is 4096-byte aligned (the engine's staging and
+/// optimizer buffers are) moves straight between that memory and the drive; any other piece goes through an
+/// aligned bounce buffer of one block, so the extra memory is bounded by the bytes in flight. A piece that a write covers only partly is
 /// read first (read-modify-write), which is safe because the engine never writes one key from two threads
 /// at once. Where O_DIRECT is refused (tmpfs), files fall back to buffered I/O and <see cref="Warning"/> says so.
 /// </summary>
@@ -50,6 +51,12 @@ public sealed unsafe class DirectSwapStore : ISwapStore
                 {
                     // The bytes of [at, at + n) that the request covers.
                     long from = Math.Max(at, first), to = Math.Min(at + n, last);
+                    // A whole piece whose source is aligned goes to the drive straight from the caller's memory.
+                    if (from == at && to == at + n && (src + (at - first)) % Block == 0)
+                    {
+                        using var direct = AlignedBuffer.Wrap(src + (nint)(at - first), new Bytes(n));
+                        return file.Write(direct, 0, n, at);
+                    }
                     Span<byte> span = buffer.AsSpan(0, (int)n);
                     if (from != at || to != at + n)
                     {
@@ -80,6 +87,12 @@ public sealed unsafe class DirectSwapStore : ISwapStore
             nint dst = (nint)target;
             end = ForEachPiece(first, last, (buffer, at, n) =>
             {
+                // A whole piece whose destination is aligned is read straight into the caller's memory.
+                if (at >= first && at + n <= last && (dst + (at - first)) % Block == 0)
+                {
+                    using var direct = AlignedBuffer.Wrap(dst + (nint)(at - first), new Bytes(n));
+                    return file.Read(direct, 0, n, at);
+                }
                 long got = file.Read(buffer, 0, n, at);
                 long from = Math.Max(at, first), to = Math.Min(Math.Min(at + n, last), at + got);
                 if (to > from) buffer.AsSpan(from - at, (int)(to - from)).CopyTo(new Span<byte>((byte*)dst + (from - first), (int)(to - from)));

@@ -83,6 +83,8 @@ public sealed class Operation
     public double Flops { get; init; }
     /// <summary>Bytes of memory traffic of element-wise work (compute operations).</summary>
     public double ElementwiseBytes { get; init; }
+    /// <summary>Bytes of a dense vocabulary-size weight gradient the operation produces (the embedding's backward).</summary>
+    public long DenseGradientBytes { get; init; }
     /// <summary>Parameters updated (optimizer steps).</summary>
     public long Parameters { get; init; }
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>

@@ -78,8 +78,10 @@ internal sealed partial class ProgramBuilder
         long grads = GradientBytesOnDevice(unit, mb);
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
         if (bucket >= 0) ready = [.. ready, bucket];
+        // The embedding's backward builds a dense vocabulary × hidden gradient however few tokens it saw.
+        long dense = unit < 0 ? (long)_m.VocabSize * _m.HiddenSize * _pb : 0;
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
-            flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray());
+            flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense);
         _consumerOf[p] = op;
         return op;
     }

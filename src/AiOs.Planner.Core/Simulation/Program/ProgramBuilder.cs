@@ -131,13 +131,15 @@ internal sealed partial class ProgramBuilder
     }
 
     private int Add(OpKind kind, ResourceKind resource, StepPhase phase, int layer, int mb, int[] deps,
-        Bytes bytes = default, double flops = 0, double elementwise = 0, long parameters = 0, bool write = false, MemoryEffect[]? effects = null)
+        Bytes bytes = default, double flops = 0, double elementwise = 0, long parameters = 0, bool write = false, MemoryEffect[]? effects = null,
+        long denseGradient = 0)
     {
         int id = _ops.Count;
         _ops.Add(new Operation
         {
             Id = id, Kind = kind, Resource = resource, Phase = phase, Layer = layer, MicroBatch = mb, Deps = deps, Bytes = bytes,
             Flops = flops, ElementwiseBytes = elementwise, Parameters = parameters, IsWrite = write, Effects = effects ?? [],
+            DenseGradientBytes = denseGradient,
         });
         return id;
     }
