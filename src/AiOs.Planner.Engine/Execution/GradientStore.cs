@@ -18,11 +18,18 @@ internal abstract class GradientStore : IDisposable
 {
     private readonly SpanTrace _trace;
 
-    protected GradientStore(int units, SpanTrace trace)
+    /// <param name="units">Units of the model.</param>
+    /// <param name="trace">Where grad_download spans go.</param>
+    /// <param name="norms">Whether to compute each unit's Σg² (only clipping needs it; it is a full pass over the gradients).</param>
+    protected GradientStore(int units, SpanTrace trace, bool norms)
     {
         SumOfSquares = new double[units];
         _trace = trace;
+        ComputesNorms = norms;
     }
+
+    /// <summary>Whether <see cref="SumOfSquares"/> is kept.</summary>
+    protected bool ComputesNorms { get; }
 
     /// <summary>The unit as the step program numbers layers (the outer block is −1).</summary>
     protected int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
@@ -33,7 +40,13 @@ internal abstract class GradientStore : IDisposable
         using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
     }
 
-    /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated.</summary>
+    /// <summary>As <see cref="Drain"/>, into an fp32 host tensor.</summary>
+    protected void DrainTensor(int unit, FlatParameters parameters, TorchSharp.torch.Tensor into, bool overwrite)
+    {
+        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
+    }
+
+    /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated (zeros unless norms were asked for).</summary>
     public double[] SumOfSquares { get; }
 
     /// <summary>Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch) and drops them.</summary>
@@ -49,19 +62,35 @@ internal abstract class GradientStore : IDisposable
 /// <summary>Gradients in CPU RAM: one fp32 accumulator per unit.</summary>
 internal sealed class CpuGradientStore : GradientStore
 {
-    private readonly float[][] _sums;
+    private readonly float[][]? _sums;
+    /// <summary>With a GPU: pinned fp32 host tensors, so the first micro-batch's gradients land in them in one device transfer.</summary>
+    private readonly TorchSharp.torch.Tensor[]? _pinned;
 
-    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace) : base(unitElements.Count, trace) =>
-        _sums = unitElements.Select(n => new float[n]).ToArray();
+    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false) : base(unitElements.Count, trace, norms)
+    {
+        if (pinned)
+            _pinned = unitElements.Select(n => TorchSharp.torch.zeros([n], TorchSharp.torch.ScalarType.Float32).pin_memory().DetachFromDisposeScope()).ToArray();
+        else
+            _sums = unitElements.Select(n => new float[n]).ToArray();
+    }
+
+    private Span<float> Sum(int unit) => _pinned is { } p ? MemoryMarshal.Cast<byte, float>(p[unit].bytes) : _sums![unit];
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
         // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
-        Drain(unit, parameters, _sums[unit], overwrite: first);
-        if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(_sums[unit]);
+        if (_pinned is { } p) DrainTensor(unit, parameters, p[unit], overwrite: first);
+        else Drain(unit, parameters, _sums![unit], overwrite: first);
+        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
-    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch) => _sums[g.Unit].AsSpan((int)g.Offset, g.Elements);
+    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch) => Sum(g.Unit).Slice((int)g.Offset, g.Elements);
+
+    public override void Dispose()
+    {
+        if (_pinned is not null) foreach (var t in _pinned) t.Dispose();
+        base.Dispose();
+    }
 }
 
 /// <summary>
@@ -77,7 +106,7 @@ internal sealed class NvmeGradientStore : GradientStore
     private readonly IO.AlignedBuffer _unitBuffer;
     private readonly string _nvme;
 
-    public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace) : base(unitElements.Count, trace)
+    public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace, bool norms = true) : base(unitElements.Count, trace, norms)
     {
         _store = store;
         _io = io;
@@ -98,7 +127,7 @@ internal sealed class NvmeGradientStore : GradientStore
             _io.Read(StorageTier.Nvme, bytes.Length);
         }
         Drain(unit, parameters, sum, overwrite: first);
-        if (last) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
+        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
         using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
         _io.Written(StorageTier.Nvme, bytes.Length);
     }

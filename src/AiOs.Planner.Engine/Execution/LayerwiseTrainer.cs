@@ -73,9 +73,10 @@ public sealed class LayerwiseTrainer : ITrainer
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
+            bool norms = options.Clipping is not null;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
-                ? new NvmeGradientStore(elements, _store!, Io, Trace)
-                : new CpuGradientStore(elements, Trace);
+                ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
+                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA);
             _unitScale = new float[units];
             float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)

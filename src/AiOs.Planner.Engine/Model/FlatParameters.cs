@@ -132,9 +132,30 @@ public sealed class FlatParameters : IDisposable
 
     private Tensor? _hostGradients;
 
-    private void DrainThroughHost(Span<float> accumulator, bool overwrite)
+    /// <summary>
+    /// As <see cref="DrainGradientsInto(Span{float}, bool)"/> into an fp32 host tensor (pinned, for a GPU). On a GPU
+    /// the first micro-batch's gradients are packed and widened to fp32 on the device and copied straight into
+    /// the accumulator in one transfer, so the host does no pass over them; later micro-batches are added on the host.
+    /// </summary>
+    public void DrainGradientsInto(Tensor hostAccumulator, bool overwrite)
     {
-        using var scope = NewDisposeScope();
+        if (hostAccumulator.dtype != ScalarType.Float32 || hostAccumulator.numel() != Layout.Elements || hostAccumulator.device_type != DeviceType.CPU)
+            throw new ArgumentException("The accumulator must be an fp32 host tensor of the layout's size.", nameof(hostAccumulator));
+        if (Flat.device_type == DeviceType.CPU || !overwrite)
+        {
+            DrainGradientsInto(MemoryMarshal.Cast<byte, float>(hostAccumulator.bytes), overwrite);
+            return;
+        }
+        using (var scope = NewDisposeScope())
+        {
+            hostAccumulator.copy_(Packed().to(ScalarType.Float32));
+        }
+        foreach (Parameter p in _views.Values) p.grad = null;
+    }
+
+    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none).</summary>
+    private Tensor Packed()
+    {
         var parts = new List<Tensor>();
         foreach (ParameterSlice s in Layout.Slices)
         {
@@ -143,7 +164,13 @@ public sealed class FlatParameters : IDisposable
             // A missing gradient contributes zeros, so every slice keeps its place in the packed buffer.
             parts.Add(g is null ? zeros([s.Elements], Flat.dtype, Flat.device) : g.reshape(-1));
         }
-        Tensor packed = cat(parts, 0);
+        return cat(parts, 0);
+    }
+
+    private void DrainThroughHost(Span<float> accumulator, bool overwrite)
+    {
+        using var scope = NewDisposeScope();
+        Tensor packed = Packed();
         if (_hostGradients is null)
         {
             Tensor host = empty([Layout.Elements], Flat.dtype, CPU);
