@@ -48,6 +48,34 @@ public class CpuAdamTests
         }
     }
 
+    [Theory]
+    [InlineData(37, 1)]
+    [InlineData(300_001, 4)]
+    public void Given_a_bf16_output_When_stepped_Then_it_updates_as_without_and_holds_each_result_rounded_to_nearest_even(int n, int threads)
+    {
+        var rng = new Random(7);
+        float[] p = new float[n], g = new float[n], m = new float[n], v = new float[n];
+        for (int i = 0; i < n; i++) { p[i] = (float)(rng.NextDouble() * 2 - 1); g[i] = (float)(rng.NextDouble() - 0.5); }
+        p[3] = float.NaN;
+        float[] p2 = (float[])p.Clone(), m2 = new float[n], v2 = new float[n];
+        var bf16 = new ushort[n];
+
+        CpuAdam.Step(p, g, m, v, bf16, 1, Hp, threads);
+        CpuAdam.Step(p2, g, m2, v2, 1, Hp, threads);
+
+        Assert.Equal(p2, p);
+        Assert.Equal(m2, m);
+        for (int i = 0; i < n; i++)
+        {
+            if (float.IsNaN(p[i])) { Assert.Equal(0x7FC0, bf16[i]); continue; }
+            // Round to nearest even by hand: the two bf16 neighbours and the exact midpoint tie rule.
+            uint bits = BitConverter.SingleToUInt32Bits(p[i]);
+            uint down = bits & 0xFFFF0000u, rest = bits & 0xFFFFu;
+            uint expected = rest > 0x8000u || (rest == 0x8000u && ((bits >> 16) & 1u) == 1u) ? (down >> 16) + 1 : down >> 16;
+            Assert.Equal((ushort)expected, bf16[i]);
+        }
+    }
+
     [Fact]
     public void Given_a_positive_gradient_When_stepped_once_Then_the_parameter_moves_down_by_about_the_learning_rate()
     {

@@ -38,8 +38,31 @@ public static unsafe class CpuAdam
             Step(p, g, pm, pv, n, step, hp, threads);
     }
 
+    /// <summary>
+    /// One AdamW step over spans of equal length that also writes the updated parameters as bf16 (round to
+    /// nearest even, as PyTorch casts) into <paramref name="bf16"/> in the same pass, as DeepSpeed's CPU Adam
+    /// writes the half-precision copy: no second pass over the fp32 weights.
+    /// </summary>
+    public static void Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, Span<ushort> bf16, int step, AdamHyperParameters hp, int threads = 1)
+    {
+        ArgumentNullException.ThrowIfNull(hp);
+        int n = parameters.Length;
+        if (gradients.Length != n || m.Length != n || v.Length != n || bf16.Length != n)
+            throw new ArgumentException($"Parameters, gradients, m, v and the bf16 copy must have equal lengths; got {n}, {gradients.Length}, {m.Length}, {v.Length}, {bf16.Length}.");
+        fixed (float* p = parameters)
+        fixed (float* g = gradients)
+        fixed (float* pm = m)
+        fixed (float* pv = v)
+        fixed (ushort* h = bf16)
+            Step(p, g, pm, pv, h, n, step, hp, threads);
+    }
+
     /// <summary>One AdamW step over <paramref name="count"/> elements at the given addresses, using up to <paramref name="threads"/> threads.</summary>
-    public static void Step(float* parameters, float* gradients, float* m, float* v, long count, int step, AdamHyperParameters hp, int threads)
+    public static void Step(float* parameters, float* gradients, float* m, float* v, long count, int step, AdamHyperParameters hp, int threads) =>
+        Step(parameters, gradients, m, v, null, count, step, hp, threads);
+
+    /// <summary>As the other overload, also writing the updated parameters as bf16 to <paramref name="bf16"/> unless it is null.</summary>
+    public static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads)
     {
         ArgumentNullException.ThrowIfNull(hp);
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
@@ -48,15 +71,15 @@ public static unsafe class CpuAdam
         long chunks = (count + ChunkElements - 1) / ChunkElements;
         if (threads == 1 || chunks <= 1)
         {
-            Update(parameters, gradients, m, v, count, k);
+            Update(parameters, gradients, m, v, bf16, count, k);
             return;
         }
-        nint p = (nint)parameters, g = (nint)gradients, pm = (nint)m, pv = (nint)v;
+        nint p = (nint)parameters, g = (nint)gradients, pm = (nint)m, pv = (nint)v, h = (nint)bf16;
         Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
         {
             long start = c * ChunkElements;
             long n = Math.Min(ChunkElements, count - start);
-            Update((float*)p + start, (float*)g + start, (float*)pm + start, (float*)pv + start, n, k);
+            Update((float*)p + start, (float*)g + start, (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k);
         });
     }
 
@@ -76,7 +99,7 @@ public static unsafe class CpuAdam
         }
     }
 
-    private static void Update(float* p, float* g, float* m, float* v, long n, Coefficients k)
+    private static void Update(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
     {
         long i = 0;
         int w = Vector<float>.Count;
@@ -90,6 +113,9 @@ public static unsafe class CpuAdam
             var stepSize = new Vector<float>(k.StepSize);
             var invSqrtBias2 = new Vector<float>(k.InvSqrtBias2);
             var eps = new Vector<float>(k.Epsilon);
+            var roundBias = new Vector<uint>(0x7FFFu);
+            var one = new Vector<uint>(1u);
+            var quietNaN = new Vector<uint>(0x7FC0u);
             for (; i <= n - w; i += w)
             {
                 var gi = Vector.Load(g + i);
@@ -100,6 +126,14 @@ public static unsafe class CpuAdam
                 mi.Store(m + i);
                 vi.Store(v + i);
                 pi.Store(p + i);
+                if (h != null)
+                {
+                    // bf16 round to nearest even on the bits; NaN stays a quiet NaN.
+                    var bits = Vector.AsVectorUInt32(pi);
+                    var rounded = Vector.ShiftRightLogical(bits + roundBias + (Vector.ShiftRightLogical(bits, 16) & one), 16);
+                    rounded = Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(pi, pi)), rounded, quietNaN);
+                    for (int j = 0; j < w; j++) h[i + j] = (ushort)rounded[j];
+                }
             }
         }
         for (; i < n; i++)
@@ -110,6 +144,15 @@ public static unsafe class CpuAdam
             m[i] = mi;
             v[i] = vi;
             p[i] = p[i] * k.Decay - k.StepSize * mi / (MathF.Sqrt(vi) * k.InvSqrtBias2 + k.Epsilon);
+            if (h != null) h[i] = ToBf16(p[i]);
         }
+    }
+
+    /// <summary>fp32 → bf16 bits, round to nearest even (PyTorch's cast); NaN becomes the quiet NaN 0x7FC0.</summary>
+    private static ushort ToBf16(float x)
+    {
+        if (float.IsNaN(x)) return 0x7FC0;
+        uint bits = BitConverter.SingleToUInt32Bits(x);
+        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
     }
 }

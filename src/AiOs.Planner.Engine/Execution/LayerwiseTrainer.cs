@@ -172,7 +172,7 @@ public sealed class LayerwiseTrainer : ITrainer
         {
             ComputeScales(Enumerable.Range(0, _unitScale.Length));
             var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
-            _optim.Update(groups, _grads, u => _unitScale[u], step, _params.WriteBack);
+            _optim.Update(groups, _grads, u => _unitScale[u], step, _params.WriteBack, _params);
         }
         long end = Stopwatch.GetTimestamp();
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
@@ -271,7 +271,7 @@ public sealed class LayerwiseTrainer : ITrainer
     {
         previous.GetAwaiter().GetResult();
         ComputeScales([unit]);
-        _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack);
+        _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack, _params);
     }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
     /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>

@@ -16,6 +16,16 @@ namespace AiOs.Planner.Engine.Execution;
 /// <param name="Elements">Element count, at most sub_group_size.</param>
 internal sealed record SubGroup(int Unit, int Index, long Offset, int Elements);
 
+/// <summary>A parameter tier that can take the optimizer's bf16 output directly (see <see cref="ParameterSwapper.Bf16Target"/>).</summary>
+internal interface IBf16Sink
+{
+    /// <summary>Where to write the bf16 copy of the elements, or empty when the tier needs fp32 values.</summary>
+    Span<ushort> Bf16Target(int unit, long elementOffset, int count);
+
+    /// <summary>Publishes what was written.</summary>
+    void CommitBf16(int unit, long elementOffset, int count);
+}
+
 /// <summary>
 /// fp32 master weights and Adam moments of every unit, in CPU RAM or in NVMe swap files, updated
 /// sub-group by sub-group. Sub-groups split each unit into runs of at most sub_group_size elements
@@ -161,10 +171,11 @@ internal sealed class OptimizerStates : IDisposable
 
     /// <summary>
     /// Updates <paramref name="groups"/> in order: gradients from <paramref name="gradients"/>, scaled by
-    /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>.
+    /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>, or, where
+    /// <paramref name="sink"/> offers a bf16 target, the optimizer writes the working copy there in its own pass.
     /// </summary>
     public void Update(IReadOnlyList<SubGroup> groups, GradientStore gradients, Func<int, float> scaleOf, int step,
-        Action<int, long, ReadOnlySpan<float>> writeBack)
+        Action<int, long, ReadOnlySpan<float>> writeBack, IBf16Sink? sink = null)
     {
         if (_tier == StorageTier.Cpu)
         {
@@ -173,11 +184,18 @@ internal sealed class OptimizerStates : IDisposable
                 var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
                 _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
                 ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
+                Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
                 using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
-                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
+                {
+                    if (bf16.IsEmpty)
+                        _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
+                    else
+                        _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit), bf16);
+                }
                 _io.Read(StorageTier.Cpu, 12L * g.Elements);
                 _io.Written(StorageTier.Cpu, 12L * g.Elements);
-                writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
+                if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
+                else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
             }
             return;
         }
@@ -189,9 +207,16 @@ internal sealed class OptimizerStates : IDisposable
             AlignedBuffer buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
             next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1], gradients) : null;
             Span<float> state = buffer.AsFloats(0, 4 * g.Elements);
+            Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
-                _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
-            writeBack(g.Unit, g.Offset, state[..g.Elements]);
+            {
+                if (bf16.IsEmpty)
+                    _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
+                else
+                    _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit), bf16);
+            }
+            if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, state[..g.Elements]);
+            else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
             if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
             else WriteNow(g, buffer);
         }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Optim;
@@ -16,7 +17,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// <see cref="PrefetchWindow"/> bounded by buffer_count and the prefetch depth, and the copy into a
 /// slot happens when the unit is acquired. Write-backs from the optimizer may come from another thread.
 /// </summary>
-internal sealed partial class ParameterSwapper : IDisposable
+internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
 {
     private readonly ModelSpec _spec;
     private readonly StorageTier _tier;
@@ -111,6 +112,31 @@ internal sealed partial class ParameterSwapper : IDisposable
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// Where the optimizer can write the bf16 working copy of <paramref name="count"/> elements of
+    /// <paramref name="unit"/> from <paramref name="elementOffset"/> itself, in the same pass as its update: the
+    /// device buffer's pinned staging, or the CPU-tier tensor. Empty when the tier needs the fp32 values
+    /// (<see cref="WriteBack"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitBf16"/>.
+    /// </summary>
+    public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
+    {
+        if (_elementBytes != 2) return Span<ushort>.Empty;
+        Span<byte> bytes = _tier switch
+        {
+            StorageTier.Device => _resident![unit].WritableBytes(elementOffset, count),
+            StorageTier.Cpu => _cpuCopies![unit].bytes.Slice(checked((int)(elementOffset * 2)), count * 2),
+            _ => Span<byte>.Empty,
+        };
+        return MemoryMarshal.Cast<byte, ushort>(bytes);
+    }
+
+    /// <summary>Publishes a <see cref="Bf16Target"/> write: one copy to the device for device-resident units.</summary>
+    public void CommitBf16(int unit, long elementOffset, int count)
+    {
+        if (_tier == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count);
+        else if (_tier == StorageTier.Cpu) _io.Written(StorageTier.Cpu, 2L * count);
     }
 
     /// <summary>Declares the order units will be acquired in this pass so reads can run ahead.</summary>

@@ -73,6 +73,29 @@ public sealed class FlatParameters : IDisposable
     private Tensor? _hostStaging;
 
     /// <summary>
+    /// Bytes where elements [<paramref name="elementOffset"/>, + <paramref name="count"/>) can be written in the
+    /// buffer's element type: the buffer itself on a CPU, the pinned staging tensor for a device buffer (then
+    /// <see cref="CommitWritable"/> copies them over).
+    /// </summary>
+    public Span<byte> WritableBytes(long elementOffset, int count)
+    {
+        int size = (int)Flat.element_size();
+        int start = checked((int)(elementOffset * size)), length = count * size;
+        if (Flat.device_type == DeviceType.CPU) return Flat.bytes.Slice(start, length);
+        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
+        return _hostStaging.bytes.Slice(start, length);
+    }
+
+    /// <summary>Makes what was written into <see cref="WritableBytes"/> the buffer's contents (one copy to a device; nothing on a CPU).</summary>
+    public void CommitWritable(long elementOffset, int count)
+    {
+        if (Flat.device_type == DeviceType.CPU) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        Flat.narrow(0, elementOffset, count).copy_(_hostStaging!.narrow(0, elementOffset, count));
+    }
+
+    /// <summary>
     /// Writes fp32 <paramref name="values"/>, converted to the buffer's element type (bf16: round to nearest
     /// even), into elements [<paramref name="elementOffset"/>, + length): in place for a CPU buffer; for a device
     /// buffer, converted in parallel into the pinned staging tensor and copied from there in one transfer.

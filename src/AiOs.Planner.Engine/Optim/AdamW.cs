@@ -23,6 +23,16 @@ public interface IOptimizerStep
 {
     /// <summary>Applies update number <paramref name="step"/> (1-based) with the gradient multiplied by <paramref name="gradScale"/> (clipping).</summary>
     void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale);
+
+    /// <summary>
+    /// As <see cref="Update(Span{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, float)"/>, and writes
+    /// the updated master weights as bf16 into <paramref name="bf16"/> (implementations may do it in the same pass).
+    /// </summary>
+    void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<ushort> bf16)
+    {
+        Update(master, gradient, expAvg, expAvgSq, step, gradScale);
+        PrecisionCast.ToBf16(master, MemoryMarshal.AsBytes(bf16));
+    }
 }
 
 /// <summary>

@@ -29,11 +29,15 @@ public sealed class CpuAdamStep : IOptimizerStep
     }
 
     /// <inheritdoc/>
-    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale)
+    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale) =>
+        Update(master, gradient, expAvg, expAvgSq, step, gradScale, Span<ushort>.Empty);
+
+    /// <summary>As the other overload; the bf16 copy (unless empty) is written inside CpuAdam's pass, as DeepSpeed's CPU Adam does.</summary>
+    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<ushort> bf16)
     {
         if (gradScale == 1f)
         {
-            CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, _hp, _threads);
+            Step(master, gradient, expAvg, expAvgSq, step, bf16);
             return;
         }
         float[] scratch = ArrayPool<float>.Shared.Rent(gradient.Length);
@@ -41,11 +45,17 @@ public sealed class CpuAdamStep : IOptimizerStep
         {
             Span<float> scaled = scratch.AsSpan(0, gradient.Length);
             for (int i = 0; i < scaled.Length; i++) scaled[i] = gradient[i] * gradScale;
-            CpuAdam.Step(master, scaled, expAvg, expAvgSq, step, _hp, _threads);
+            Step(master, scaled, expAvg, expAvgSq, step, bf16);
         }
         finally
         {
             ArrayPool<float>.Shared.Return(scratch);
         }
+    }
+
+    private void Step(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, Span<ushort> bf16)
+    {
+        if (bf16.IsEmpty) CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, _hp, _threads);
+        else CpuAdam.Step(master, gradient, expAvg, expAvgSq, bf16, step, _hp, _threads);
     }
 }
