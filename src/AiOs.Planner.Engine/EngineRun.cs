@@ -144,6 +144,8 @@ public static class EngineRun
         ResidentBytes = ProcessMemory.Resident().Value,
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
         PeakDeviceBytes = device?.TakeStepPeak().Value,
+        LossScale = r.LossScale,
+        SkippedStep = r.LossScale is null ? null : r.Skipped,
     };
 
     /// <summary>A checkpoint folder as given, or the newest checkpoint of a run folder.</summary>

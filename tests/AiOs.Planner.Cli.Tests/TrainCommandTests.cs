@@ -74,12 +74,12 @@ public sealed class TrainCommandTests : IDisposable
     }
 
     [Fact]
-    public void Given_Fp16_When_Trained_Then_TheErrorSaysWhichSettingToChange()
+    public void Given_Fp16WithTheOverlappedSchedule_When_Trained_Then_TheErrorSaysWhichSettingToChange()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--precision", "fp16", "--seq-len", "16",
-            "--runs-dir", Path.Combine(_root, "runs"));
+            "--schedule", "overlapped", "--runs-dir", Path.Combine(_root, "runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
-        Assert.Contains("bf16", result.Console);
+        Assert.Contains("--schedule deepspeed", result.Console);
     }
 }

@@ -108,7 +108,7 @@ public sealed class EngineRunTests : IDisposable
     [Fact]
     public void Given_SettingsTheEngineRefuses_When_Run_Then_ItFailsBeforeCreatingTheRunFolder()
     {
-        var request = Request(LayerwiseTrainerTests.Small() with { Precision = Precision.Fp16 });
+        var request = Request(LayerwiseTrainerTests.Small() with { Precision = Precision.Fp16, Schedule = StepSchedule.Overlapped });
 
         var e = Assert.Throws<ArgumentException>(() => EngineRun.Execute(request));
 

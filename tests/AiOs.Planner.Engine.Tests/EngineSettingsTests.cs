@@ -14,6 +14,7 @@ public sealed class EngineSettingsTests
         TrainingSettings s = LayerwiseTrainerTests.Small() with
         {
             Precision = Precision.Fp16,
+            Schedule = StepSchedule.Overlapped,
             ParamOffload = OffloadTier.Nvme,
             NvmePath = null,
             BufferSize = 10,

@@ -37,6 +37,7 @@ public sealed class DeviceTrainer : ITrainer
     private readonly Tensor[]? _accumulators;
     private readonly IDeviceAdamW _adam;
     private readonly bool _sync;
+    private readonly LossScaler? _scaler;
     private int _step;
 
     /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the seeded initial weights.</summary>
@@ -58,6 +59,7 @@ public sealed class DeviceTrainer : ITrainer
         _expAvgSq = new Tensor[units];
         _gradients = new Tensor[units];
         ScalarType dtype = EngineSettings.DType(settings.Precision);
+        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
         bool accumulateFp32 = settings.GradAccumulation > 1 && dtype != ScalarType.Float32;
         if (accumulateFp32) _accumulators = new Tensor[units];
         try
@@ -77,7 +79,8 @@ public sealed class DeviceTrainer : ITrainer
                 p.BindGradients(_gradients[u]);
                 SetMaster(u, initial[u]);
             }
-            _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam);
+            // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
+            _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
             DeviceMemory?.Sample();
         }
         catch (Exception e)
@@ -148,10 +151,11 @@ public sealed class DeviceTrainer : ITrainer
                 loss += MicroBatch(step, micro, batch, ref forward, ref backward);
             }
             long optimizerStart = Stopwatch.GetTimestamp();
-            Update(step);
+            double? usedScale = _scaler?.Scale;
+            bool skipped = !Update(step);
             long end = Stopwatch.GetTimestamp();
             return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(start, end)), Duration(forward), Duration(backward),
-                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero);
+                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped };
         }
         catch (Exception e) when (DeviceMemory?.Explain(e) is { } why)
         {
@@ -198,7 +202,12 @@ public sealed class DeviceTrainer : ITrainer
         long t1 = Stopwatch.GetTimestamp();
         forward += Stopwatch.GetElapsedTime(t0, t1);
 
-        using (Span(OpKind.Backward, layers)) microLoss.backward();
+        using (Span(OpKind.Backward, layers))
+        {
+            // fp16: back-propagate the scaled loss; the update divides the scale out.
+            if (_scaler is null) microLoss.backward();
+            else microLoss.mul(_scaler.Scale).backward();
+        }
         Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
         for (int i = layers - 1; i >= 0; i--)
         {
@@ -223,33 +232,47 @@ public sealed class DeviceTrainer : ITrainer
         return value;
     }
 
-    /// <summary>AdamW on every unit where it lives, after the clipping rule's scales.</summary>
-    private void Update(int step)
+    /// <summary>AdamW on every unit where it lives, after the clipping rule's scales; false when fp16 gradients overflowed and the step was skipped.</summary>
+    private bool Update(int step)
     {
         Tensor[] gradients = _accumulators ?? _gradients;
-        float[] scales = Scales(gradients);
+        double[]? squares = _options.Clipping is not null || _scaler is not null ? SumsOfSquares(gradients) : null;
+        if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares!.Sum()))) return false;
+        float[] scales = Scales(squares);
+        int adamStep = step - (_scaler?.Skipped ?? 0);
         for (int u = 0; u < gradients.Length; u++)
         {
             using var scope = NewDisposeScope();
             using (Span(OpKind.OptimizerStep, u == _spec.NumLayers ? -1 : u))
                 _adam.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u],
-                    ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, step, scales[u]);
+                    ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, adamStep, scales[u]);
         }
         DeviceMemory?.Sample();
+        return true;
     }
 
-    /// <summary>Each unit's gradient multiplier: 1 without clipping, else torch's clip_grad_norm_ coefficient (global or per unit).</summary>
-    private float[] Scales(Tensor[] gradients)
+    /// <summary>Σg² of each unit's gradient, in fp64 on the device, fetched with one synchronisation.</summary>
+    private static double[] SumsOfSquares(Tensor[] gradients)
     {
-        var scales = Enumerable.Repeat(1f, gradients.Length).ToArray();
-        if (_options.Clipping is not { } clip) return scales;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        double[] squares = stack(gradients.Select(g => g.to(ScalarType.Float64).square().sum()).ToArray()).cpu().data<double>().ToArray();
+        return stack(gradients.Select(g => g.to(ScalarType.Float64).square().sum()).ToArray()).cpu().data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// Each unit's gradient multiplier: 1 / loss scale (1 outside fp16), times torch's clip_grad_norm_ coefficient
+    /// (global or per unit) of the unscaled norms when clipping.
+    /// </summary>
+    private float[] Scales(double[]? squares)
+    {
+        double lossScale = _scaler?.Scale ?? 1;
+        int units = _gradients.Length;
+        var scales = Enumerable.Repeat((float)(1 / lossScale), units).ToArray();
+        if (_options.Clipping is not { } clip) return scales;
         if (clip.Mode == ClipMode.GlobalNorm)
-            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()), clip.MaxNorm));
+            Array.Fill(scales, (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares!.Sum()) / lossScale, clip.MaxNorm) / lossScale));
         else
-            for (int u = 0; u < squares.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]), clip.MaxNorm);
+            for (int u = 0; u < units; u++) scales[u] = (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares![u]) / lossScale, clip.MaxNorm) / lossScale);
         return scales;
     }
 

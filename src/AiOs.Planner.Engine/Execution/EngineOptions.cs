@@ -46,6 +46,8 @@ public sealed record EngineOptions
     public string Device { get; init; } = "cpu";
     /// <summary>Device memory the run may use (CUDA only); the rest is taken up front so the run rehearses a smaller card. Null: the whole device.</summary>
     public Units.Bytes? GpuMemoryLimit { get; init; }
+    /// <summary>fp16 only: the loss scale to start from (DeepSpeed's 2^initial_scale_power, 2^16).</summary>
+    public double InitialLossScale { get; init; } = 65536;
     /// <summary>With nothing offloaded on a CUDA device, update with the fused AdamW kernel (NVRTC); false: TorchSharp operations.</summary>
     public bool FusedDeviceAdam { get; init; } = true;
 }
@@ -57,7 +59,7 @@ public static class EngineSettings
     {
         Precision.Fp32 => ScalarType.Float32,
         Precision.Bf16 => ScalarType.BFloat16,
-        _ => throw new NotSupportedException("fp16 training needs dynamic loss scaling, which the engine does not have yet; use --precision bf16 or fp32."),
+        _ => ScalarType.Float16,
     };
 
     /// <summary>The update <paramref name="o"/> asks for.</summary>
@@ -78,7 +80,8 @@ public static class EngineSettings
     public static void Check(Models.ModelSpec spec, TrainingSettings s, EngineOptions o, Units.Bytes? hostAvailable = null)
     {
         var problems = new List<string>();
-        if (s.Precision == Precision.Fp16) problems.Add("precision fp16 is not supported yet (use bf16 or fp32)");
+        if (s.Precision == Precision.Fp16 && s.Schedule == StepSchedule.Overlapped)
+            problems.Add("fp16 loss scaling must see every gradient before any update (to skip a step that overflowed), which the overlapped schedule does not wait for; use --schedule deepspeed or bf16");
         if (s.SeqLen > spec.MaxSeqLen) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
         if (s.MicroBatch < 1) problems.Add("micro_batch must be at least 1");
         if (s.GradAccumulation < 1) problems.Add("gradient accumulation must be at least 1");

@@ -38,6 +38,8 @@ public sealed class LayerwiseTrainer : ITrainer
     private readonly OptimizerStates _optim;
     private readonly GradientStore _grads;
     private readonly float[] _unitScale;
+    /// <summary>fp16 only: the dynamic loss scale.</summary>
+    private readonly LossScaler? _scaler;
     private int _step;
 
     /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
@@ -73,7 +75,9 @@ public sealed class LayerwiseTrainer : ITrainer
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
-            bool norms = options.Clipping is not null;
+            _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
+            // Clipping needs the norms; fp16 needs them to see an overflow.
+            bool norms = options.Clipping is not null || _scaler is not null;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA);
@@ -168,16 +172,23 @@ public sealed class LayerwiseTrainer : ITrainer
         {
             optimizerTail.GetAwaiter().GetResult();
         }
-        else
+        bool skipped = false;
+        double? usedScale = _scaler?.Scale;
+        if (_settings.Schedule != StepSchedule.Overlapped)
         {
-            ComputeScales(Enumerable.Range(0, _unitScale.Length));
-            var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
-            _optim.Update(groups, _grads, u => _unitScale[u], step, _params.WriteBack, _params);
+            skipped = _scaler is not null && !_scaler.Update(LossScaler.Overflowed(_grads.SumOfSquares.Sum()));
+            if (!skipped)
+            {
+                ComputeScales(Enumerable.Range(0, _unitScale.Length));
+                var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
+                // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
+                _optim.Update(groups, _grads, u => _unitScale[u], step - (_scaler?.Skipped ?? 0), _params.WriteBack, _params);
+            }
         }
         long end = Stopwatch.GetTimestamp();
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
-            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled);
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped };
     }
 
     /// <summary>Forward, loss and backward of one micro-batch; returns its (scaled) loss.</summary>
@@ -202,7 +213,12 @@ public sealed class LayerwiseTrainer : ITrainer
         long t1 = Stopwatch.GetTimestamp();
         forward += Stopwatch.GetElapsedTime(t0, t1);
 
-        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers)) microLoss.backward();
+        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers))
+        {
+            // fp16: back-propagate the scaled loss so small gradients stay representable; updates divide it out.
+            if (_scaler is null) microLoss.backward();
+            else microLoss.mul(_scaler.Scale).backward();
+        }
         Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
         gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
         using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
@@ -277,20 +293,22 @@ public sealed class LayerwiseTrainer : ITrainer
     /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>
     private void ComputeScales(IEnumerable<int> units)
     {
+        // fp16 gradients carry the loss scale: norms are divided by it, and so is every update's gradient.
+        double lossScale = _scaler?.Scale ?? 1;
         GradientClipping? clip = _options.Clipping;
         if (clip is null)
         {
-            foreach (int u in units) _unitScale[u] = 1f;
+            foreach (int u in units) _unitScale[u] = (float)(1 / lossScale);
             return;
         }
         if (clip.Mode == ClipMode.GlobalNorm)
         {
-            float scale = ClipScale(Math.Sqrt(_grads.SumOfSquares.Sum()), clip.MaxNorm);
-            foreach (int u in units) _unitScale[u] = scale;
+            float scale = ClipScale(Math.Sqrt(_grads.SumOfSquares.Sum()) / lossScale, clip.MaxNorm);
+            foreach (int u in units) _unitScale[u] = (float)(scale / lossScale);
         }
         else
         {
-            foreach (int u in units) _unitScale[u] = ClipScale(Math.Sqrt(_grads.SumOfSquares[u]), clip.MaxNorm);
+            foreach (int u in units) _unitScale[u] = (float)(ClipScale(Math.Sqrt(_grads.SumOfSquares[u]) / lossScale, clip.MaxNorm) / lossScale);
         }
     }
 

@@ -22,6 +22,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly ModelSpec _spec;
     private readonly StorageTier _tier;
     private readonly int _elementBytes;
+    private readonly ScalarType _dtype;
     private readonly ISwapStore? _store;
     private readonly IoCounters _io;
     private readonly SpanTrace _trace;
@@ -41,6 +42,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         _spec = spec;
         _tier = tier;
         _elementBytes = dtype == ScalarType.Float32 ? 4 : 2;
+        _dtype = dtype;
         _store = store;
         _io = io;
         _trace = trace;
@@ -94,14 +96,14 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
                 _resident![unit].StoreFloats(elementOffset, master);
                 break;
             case StorageTier.Cpu:
-                PrecisionCast.ToWorking(master, _cpuCopies![unit].bytes.Slice(checked((int)byteOffset), byteCount), _elementBytes);
+                PrecisionCast.ToWorking(master, _cpuCopies![unit].bytes.Slice(checked((int)byteOffset), byteCount), _dtype);
                 _io.Written(StorageTier.Cpu, byteCount);
                 break;
             default:
                 byte[] buffer = ArrayPool<byte>.Shared.Rent(byteCount);
                 try
                 {
-                    PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _elementBytes);
+                    PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _dtype);
                     using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit), byteCount))
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     _io.Written(StorageTier.Nvme, byteCount);
@@ -122,7 +124,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// </summary>
     public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
     {
-        if (_elementBytes != 2) return Span<ushort>.Empty;
+        if (_dtype != ScalarType.BFloat16) return Span<ushort>.Empty;
         Span<byte> bytes = _tier switch
         {
             StorageTier.Device => _resident![unit].WritableBytes(elementOffset, count),

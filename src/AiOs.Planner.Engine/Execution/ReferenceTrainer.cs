@@ -22,6 +22,7 @@ public sealed class ReferenceTrainer : IDisposable
     private readonly GptModel _model;
     private readonly OptimizerStates _optim;
     private readonly CpuGradientStore _grads;
+    private readonly LossScaler? _scaler;
     private int _step;
 
     /// <summary>Builds the model in the training precision from the seeded initial weights.</summary>
@@ -32,6 +33,7 @@ public sealed class ReferenceTrainer : IDisposable
         _settings = settings;
         _options = options;
         _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
+        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
         float[][] initial = InitialWeights.Create(spec, options.Seed);
         _optim = new OptimizerStates(initial.Select(w => (long)w.Length).ToArray(), StorageTier.Cpu, long.MaxValue, 1, false, false,
             optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
@@ -60,24 +62,34 @@ public sealed class ReferenceTrainer : IDisposable
             Tensor l = _model.Loss(batch.Inputs.to(_model.Outer.Parameters.Flat.device), batch.Targets.to(_model.Outer.Parameters.Flat.device), _settings.GradAccumulation,
                 new DropoutReplay(_options.Seed, step, micro));
             loss += l.item<float>();
-            l.backward();
+            if (_scaler is null) l.backward();
+            else l.mul(_scaler.Scale).backward();
             for (int u = 0; u < _model.UnitCount; u++) _grads.Accumulate(u, _model.Unit(u), micro == 0, micro == _settings.GradAccumulation - 1);
         }
-        float[] scales = Scales();
-        var groups = Enumerable.Range(0, _model.UnitCount).SelectMany(_optim.SubGroupsOf).ToArray();
-        _optim.Update(groups, _grads, u => scales[u], step, WriteBack);
-        return new StepResult(step, loss, tokens, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero);
+        double? usedScale = _scaler?.Scale;
+        bool skipped = _scaler is not null && !_scaler.Update(LossScaler.Overflowed(_grads.SumOfSquares.Sum()));
+        if (!skipped)
+        {
+            float[] scales = Scales();
+            var groups = Enumerable.Range(0, _model.UnitCount).SelectMany(_optim.SubGroupsOf).ToArray();
+            _optim.Update(groups, _grads, u => scales[u], step - (_scaler?.Skipped ?? 0), WriteBack);
+        }
+        return new StepResult(step, loss, tokens, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero)
+        {
+            LossScale = usedScale, Skipped = skipped,
+        };
     }
 
     private float[] Scales()
     {
         double[] squares = _grads.SumOfSquares;
-        var scales = Enumerable.Repeat(1f, squares.Length).ToArray();
+        double lossScale = _scaler?.Scale ?? 1;
+        var scales = Enumerable.Repeat((float)(1 / lossScale), squares.Length).ToArray();
         if (_options.Clipping is not { } clip) return scales;
         if (clip.Mode == ClipMode.GlobalNorm)
-            Array.Fill(scales, LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()), clip.MaxNorm));
+            Array.Fill(scales, (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()) / lossScale, clip.MaxNorm) / lossScale));
         else
-            for (int u = 0; u < squares.Length; u++) scales[u] = LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]), clip.MaxNorm);
+            for (int u = 0; u < squares.Length; u++) scales[u] = (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]) / lossScale, clip.MaxNorm) / lossScale);
         return scales;
     }
 

@@ -8,4 +8,10 @@ namespace AiOs.Planner.Engine.Execution;
 /// hidden behind backward: all of it for the DeepSpeed schedule, the tail after backward for the
 /// overlapped one), and the time spent waiting for parameter or optimizer-state reads (summed over threads).
 /// </summary>
-public sealed record StepResult(int Step, double Loss, long Tokens, SimDuration Wall, SimDuration Forward, SimDuration Backward, SimDuration Optimizer, SimDuration IoStall);
+public sealed record StepResult(int Step, double Loss, long Tokens, SimDuration Wall, SimDuration Forward, SimDuration Backward, SimDuration Optimizer, SimDuration IoStall)
+{
+    /// <summary>fp16: the loss scale the step's backward used; null otherwise.</summary>
+    public double? LossScale { get; init; }
+    /// <summary>fp16: the gradients overflowed, so no update was applied (and the scale was halved).</summary>
+    public bool Skipped { get; init; }
+}

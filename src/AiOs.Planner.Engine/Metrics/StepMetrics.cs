@@ -32,6 +32,10 @@ public sealed record StepMetrics
     public required double UploadGBps { get; init; }
     public required long ResidentBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
+    /// <summary>fp16: the loss scale of the step's backward; null otherwise.</summary>
+    public double? LossScale { get; init; }
+    /// <summary>fp16: true when the gradients overflowed and the update was skipped.</summary>
+    public bool? SkippedStep { get; init; }
     /// <summary>Highest device memory in use during the step (CUDA driver figure: context and the caching allocator's reserve); null on a CPU.</summary>
     public long? PeakDeviceBytes { get; init; }
 

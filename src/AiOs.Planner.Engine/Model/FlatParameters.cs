@@ -106,11 +106,11 @@ public sealed class FlatParameters : IDisposable
         int start = checked((int)(elementOffset * size)), count = values.Length * size;
         if (Flat.device_type == DeviceType.CPU)
         {
-            Optim.PrecisionCast.ToWorking(values, Flat.bytes.Slice(start, count), size);
+            Optim.PrecisionCast.ToWorking(values, Flat.bytes.Slice(start, count), Flat.dtype);
             return;
         }
         _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
-        Optim.PrecisionCast.ToWorking(values, _hostStaging.bytes.Slice(start, count), size);
+        Optim.PrecisionCast.ToWorking(values, _hostStaging.bytes.Slice(start, count), Flat.dtype);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Flat.narrow(0, elementOffset, values.Length).copy_(_hostStaging.narrow(0, elementOffset, values.Length));
@@ -205,6 +205,10 @@ public sealed class FlatParameters : IDisposable
             ReadOnlySpan<float> host = MemoryMarshal.Cast<byte, float>(_hostGradients.bytes);
             if (overwrite) host.CopyTo(accumulator);
             else Optim.SpanMath.AddInPlace(accumulator, host);
+        }
+        else if (Flat.dtype == ScalarType.Float16)
+        {
+            Optim.PrecisionCast.AddFp16(accumulator, MemoryMarshal.Cast<byte, Half>(_hostGradients.bytes), overwrite);
         }
         else if (Flat.dtype == ScalarType.BFloat16)
         {

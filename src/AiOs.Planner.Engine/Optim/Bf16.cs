@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace AiOs.Planner.Engine.Optim;
 
-/// <summary>fp32 → training-precision bytes, rounding as PyTorch does (bf16: round to nearest even).</summary>
+/// <summary>fp32 → training-precision bytes, rounding as PyTorch does (bf16 and fp16: round to nearest even).</summary>
 public static unsafe class PrecisionCast
 {
     /// <summary>Writes <paramref name="source"/> as bf16 into <paramref name="destination"/> (two bytes per element), in parallel chunks for long spans.</summary>
@@ -70,5 +70,53 @@ public static unsafe class PrecisionCast
         if (bytesPerElement == 4) MemoryMarshal.AsBytes(source).CopyTo(destination);
         else if (bytesPerElement == 2) ToBf16(source, destination);
         else throw new ArgumentOutOfRangeException(nameof(bytesPerElement), "Only fp32 and bf16 working copies are supported.");
+    }
+
+    /// <summary>Writes <paramref name="source"/> into <paramref name="destination"/> in <paramref name="type"/> (fp32, bf16 or fp16).</summary>
+    public static void ToWorking(ReadOnlySpan<float> source, Span<byte> destination, TorchSharp.torch.ScalarType type)
+    {
+        switch (type)
+        {
+            case TorchSharp.torch.ScalarType.Float16: ToFp16(source, destination); break;
+            case TorchSharp.torch.ScalarType.BFloat16: ToBf16(source, destination); break;
+            case TorchSharp.torch.ScalarType.Float32: MemoryMarshal.AsBytes(source).CopyTo(destination); break;
+            default: throw new ArgumentOutOfRangeException(nameof(type), $"Working copies in {type} are not supported.");
+        }
+    }
+
+    /// <summary>Writes <paramref name="source"/> as IEEE fp16 (round to nearest even, as PyTorch casts), in parallel chunks for long spans.</summary>
+    public static void ToFp16(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        Span<Half> dst = MemoryMarshal.Cast<byte, Half>(destination);
+        if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
+        fixed (float* s = source)
+        fixed (Half* d = dst)
+        {
+            nint sp = (nint)s, dp = (nint)d;
+            Chunked.For(source.Length, (_, start, count) =>
+            {
+                var from = new ReadOnlySpan<float>((float*)sp + start, count);
+                var to = new Span<Half>((Half*)dp + start, count);
+                for (int i = 0; i < from.Length; i++) to[i] = (Half)from[i];
+            });
+        }
+    }
+
+    /// <summary>accumulator[i] (+)= widen(fp16[i]), exact; parallel chunks for long spans.</summary>
+    public static void AddFp16(Span<float> accumulator, ReadOnlySpan<Half> fp16, bool overwrite)
+    {
+        if (accumulator.Length != fp16.Length) throw new ArgumentException("Lengths differ.", nameof(fp16));
+        fixed (float* a = accumulator)
+        fixed (Half* b = fp16)
+        {
+            nint ap = (nint)a, bp = (nint)b;
+            Chunked.For(fp16.Length, (_, start, count) =>
+            {
+                var dst = new Span<float>((float*)ap + start, count);
+                var src = new ReadOnlySpan<Half>((Half*)bp + start, count);
+                if (overwrite) for (int i = 0; i < src.Length; i++) dst[i] = (float)src[i];
+                else for (int i = 0; i < src.Length; i++) dst[i] += (float)src[i];
+            });
+        }
     }
 }

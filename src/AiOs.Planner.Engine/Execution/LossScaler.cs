@@ -1,0 +1,56 @@
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// Dynamic loss scaling for fp16 training, with DeepSpeed's default meanings: the loss is multiplied by
+/// <see cref="Scale"/> before backward so small fp16 gradients do not flush to zero; a step whose gradients
+/// overflowed (an infinite or NaN norm) is skipped and the scale halved (not below <see cref="MinScale"/>);
+/// after <see cref="Window"/> steps in a row without overflow the scale doubles. DeepSpeed's hysteresis
+/// (tolerating a few overflows before lowering the scale) is not modelled: every overflow halves it.
+/// </summary>
+public sealed class LossScaler
+{
+    private int _clean;
+
+    /// <summary>Starts at <paramref name="initial"/> (DeepSpeed: 2^initial_scale_power, 2^16 by default).</summary>
+    public LossScaler(double initial = 65536, int window = 1000, double minScale = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(initial, 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
+        Scale = initial;
+        Window = window;
+        MinScale = minScale;
+    }
+
+    /// <summary>The factor the loss is multiplied by now.</summary>
+    public double Scale { get; private set; }
+
+    /// <summary>Overflow-free steps after which the scale doubles (DeepSpeed's loss_scale_window).</summary>
+    public int Window { get; }
+
+    /// <summary>The scale never drops below this (DeepSpeed's min_loss_scale).</summary>
+    public double MinScale { get; }
+
+    /// <summary>Steps skipped so far because of overflow.</summary>
+    public int Skipped { get; private set; }
+
+    /// <summary>Whether Σg² of the scaled gradients says they overflowed.</summary>
+    public static bool Overflowed(double sumOfSquares) => !double.IsFinite(sumOfSquares);
+
+    /// <summary>Records a finished backward; returns whether the update may be applied (false: skip it).</summary>
+    public bool Update(bool overflow)
+    {
+        if (overflow)
+        {
+            Scale = Math.Max(MinScale, Scale / 2);
+            _clean = 0;
+            Skipped++;
+            return false;
+        }
+        if (++_clean >= Window)
+        {
+            Scale *= 2;
+            _clean = 0;
+        }
+        return true;
+    }
+}

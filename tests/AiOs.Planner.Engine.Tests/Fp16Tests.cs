@@ -1,0 +1,99 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public sealed class Fp16Tests : IDisposable
+{
+    private const int Steps = 12;
+    private readonly string _nvme = Directory.CreateTempSubdirectory("aios-fp16-").FullName;
+
+    public void Dispose() => Directory.Delete(_nvme, recursive: true);
+
+    private static List<StepResult> Run(ITrainer trainer, TrainingSettings settings, EngineOptions options, int steps = Steps)
+    {
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        var results = new List<StepResult>();
+        for (int s = 0; s < steps; s++)
+        {
+            int step = s;
+            results.Add(trainer.Step(m => data.Sample(options.Seed, step, m, settings.MicroBatch, settings.SeqLen)));
+        }
+        return results;
+    }
+
+    private static List<StepResult> Reference(ModelSpec spec, TrainingSettings settings, EngineOptions options)
+    {
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        using var r = new ReferenceTrainer(spec, settings, options);
+        var results = new List<StepResult>();
+        for (int s = 0; s < Steps; s++)
+        {
+            int step = s;
+            results.Add(r.Step(m => data.Sample(options.Seed, step, m, settings.MicroBatch, settings.SeqLen)));
+        }
+        return results;
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Nvme, OffloadTier.Cpu)]
+    [InlineData(OffloadTier.Cpu, OffloadTier.Nvme)]
+    [InlineData(OffloadTier.None, OffloadTier.None)]
+    public void Given_Fp16WithLossScaling_When_Trained_Then_LossesFollowTheFp16Reference(OffloadTier parameters, OffloadTier optimizer)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings settings = LayerwiseTrainerTests.Small(Precision.Fp16) with { ParamOffload = parameters, OptimizerOffload = optimizer, NvmePath = _nvme };
+        EngineOptions options = LayerwiseTrainerTests.Options(new GradientClipping(1.0, ClipMode.GlobalNorm));
+
+        using ITrainer trainer = Trainers.Create(spec, settings, options);
+        var runs = Run(trainer, settings, options);
+        var reference = Reference(spec, settings, options);
+
+        for (int s = 0; s < Steps; s++) Assert.Equal(reference[s].Loss, runs[s].Loss, 1e-3);
+        Assert.All(runs, r => Assert.Equal(65536, r.LossScale));
+        Assert.True(runs[^1].Loss < runs[0].Loss - 0.5, $"fp16 did not learn: {runs[0].Loss} → {runs[^1].Loss}.");
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Cpu)]
+    [InlineData(OffloadTier.None)]
+    public void Given_ALossScaleThatOverflows_When_Trained_Then_StepsAreSkippedAndTheScaleHalvesUntilTrainingProceeds(OffloadTier placement)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings settings = LayerwiseTrainerTests.Small(Precision.Fp16) with { ParamOffload = placement, OptimizerOffload = placement, GradAccumulation = 1 };
+        EngineOptions options = LayerwiseTrainerTests.Options() with { InitialLossScale = Math.Pow(2, 30) };
+
+        using ITrainer trainer = Trainers.Create(spec, settings, options);
+        var runs = Run(trainer, settings, options, steps: 30);
+
+        int skipped = runs.Count(r => r.Skipped);
+        Assert.InRange(skipped, 3, 25);
+        Assert.True(runs[0].Skipped);
+        Assert.Equal(Math.Pow(2, 30 - skipped), runs[^1].LossScale!.Value);
+        Assert.False(runs[^1].Skipped);
+        Assert.True(runs[^1].Loss < runs[0].Loss, $"Training did not proceed after the overflows: {runs[0].Loss} → {runs[^1].Loss}.");
+    }
+
+    [Fact]
+    public void Given_ALossScaler_When_StepsOverflowOrRunClean_Then_ItHalvesSkipsAndDoublesAfterTheWindow()
+    {
+        var scaler = new LossScaler(initial: 1024, window: 3, minScale: 256);
+
+        Assert.False(scaler.Update(overflow: true));
+        Assert.Equal(512, scaler.Scale);
+        Assert.False(scaler.Update(overflow: true));
+        Assert.False(scaler.Update(overflow: true));
+        Assert.Equal(256, scaler.Scale);
+        Assert.True(scaler.Update(false));
+        Assert.True(scaler.Update(false));
+        Assert.Equal(256, scaler.Scale);
+        Assert.True(scaler.Update(false));
+        Assert.Equal(512, scaler.Scale);
+        Assert.Equal(3, scaler.Skipped);
+        Assert.True(LossScaler.Overflowed(double.PositiveInfinity));
+        Assert.True(LossScaler.Overflowed(double.NaN));
+        Assert.False(LossScaler.Overflowed(1e30));
+    }
+}
