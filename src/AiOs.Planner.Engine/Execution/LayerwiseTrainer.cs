@@ -71,7 +71,7 @@ public sealed class LayerwiseTrainer : ITrainer
         try
         {
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace);
+                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace, options.CopyStream);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);

@@ -35,9 +35,15 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly OuterBlock? _outerSlot;
     private readonly Dictionary<int, nn.Module<Tensor, Tensor>> _inUse = [];
     private readonly PrefetchWindow? _window;
+    /// <summary>CPU tier on a GPU: uploads run on their own stream, one unit ahead (see <see cref="CopyStream"/>).</summary>
+    private readonly CopyStream? _copies;
+    private readonly Dictionary<FlatParameters, (nint Mark, nint Done)> _slotEvents = [];
+    private readonly Dictionary<int, DecoderLayer> _uploaded = [];
+    private IReadOnlyList<int> _order = [];
+    private int _cursor;
 
     public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, int bufferCount, int prefetchDepth,
-        ISwapStore? store, IoCounters io, SpanTrace trace)
+        ISwapStore? store, IoCounters io, SpanTrace trace, bool asyncUploads = true)
     {
         _spec = spec;
         _tier = tier;
@@ -67,6 +73,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         int slots = Math.Clamp(1 + depth, 1, Math.Max(1, spec.NumLayers));
         for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
+        if (tier == StorageTier.Cpu && device.type == TorchSharp.DeviceType.CUDA && asyncUploads) _copies = new CopyStream();
         if (tier == StorageTier.Nvme)
             _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, layer.Elements * _elementBytes, outer.Elements * _elementBytes);
     }
@@ -142,17 +149,46 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     }
 
     /// <summary>Declares the order units will be acquired in this pass so reads can run ahead.</summary>
-    public void BeginPass(IReadOnlyList<int> order) => _window?.Begin(order);
+    public void BeginPass(IReadOnlyList<int> order)
+    {
+        _window?.Begin(order);
+        if (_copies is null) return;
+        // Uploads issued ahead for a pass that ended early go back to the free slots (their copies finish harmlessly).
+        foreach (DecoderLayer slot in _uploaded.Values) _freeLayerSlots.Push(slot);
+        _uploaded.Clear();
+        _order = order;
+        _cursor = 0;
+    }
 
     /// <summary>The unit's module on the device, with its current values; blocks on I/O if it is not there yet.</summary>
     public nn.Module<Tensor, Tensor> Acquire(int unit)
     {
         if (_residentModules is not null) return _residentModules[unit];
         if (_inUse.ContainsKey(unit)) throw new InvalidOperationException($"Unit {unit} is already on the device.");
+        if (_copies is not null && _uploaded.Remove(unit, out DecoderLayer? ready))
+        {
+            // Its copy was queued while the previous unit computed; the default stream waits for it, the host does not.
+            CopyStream.DefaultWaits(_slotEvents[ready.Parameters].Done);
+            _io.Read(StorageTier.Cpu, UnitBytes(unit));
+            _io.Upload(UnitBytes(unit));
+            _inUse[unit] = ready;
+            UploadNext(unit);
+            return ready;
+        }
         bool isOuter = unit == _spec.NumLayers;
         nn.Module<Tensor, Tensor> slot = isOuter ? _outerSlot! : _freeLayerSlots.Count > 0 ? _freeLayerSlots.Pop()
             : throw new InvalidOperationException("No free device slot: release a unit before acquiring another.");
         FlatParameters target = isOuter ? _outerSlot!.Parameters : ((DecoderLayer)slot).Parameters;
+        if (_copies is not null)
+        {
+            _io.Read(StorageTier.Cpu, UnitBytes(unit));
+            _io.Upload(UnitBytes(unit));
+            var (_, done) = Upload(unit, target);
+            CopyStream.DefaultWaits(done);
+            _inUse[unit] = slot;
+            UploadNext(unit);
+            return slot;
+        }
         if (_tier == StorageTier.Cpu)
         {
             using (_trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, ProgramLayer(unit), UnitBytes(unit))) target.CopyFrom(_cpuCopies![unit]);
@@ -165,6 +201,32 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         }
         _inUse[unit] = slot;
         return slot;
+    }
+
+    /// <summary>Queues unit <paramref name="unit"/>'s copy into <paramref name="target"/> on the copy stream; returns the slot's events.</summary>
+    private (nint Mark, nint Done) Upload(int unit, FlatParameters target)
+    {
+        if (!_slotEvents.TryGetValue(target, out var events)) _slotEvents[target] = events = (_copies!.NewEvent(), _copies.NewEvent());
+        _copies!.Upload(target.Flat, _cpuCopies![unit], events.Mark, events.Done);
+        return events;
+    }
+
+    /// <summary>
+    /// After <paramref name="current"/> is acquired, queues the copy of the next layer in the pass order into a free
+    /// slot, so it overlaps <paramref name="current"/>'s compute.
+    /// </summary>
+    private void UploadNext(int current)
+    {
+        // The pass visits the last layer twice in a row (forward, then backward): look from the cursor on.
+        while (_cursor < _order.Count && _order[_cursor] != current) _cursor++;
+        if (_cursor >= _order.Count) return;
+        _cursor++;
+        if (_cursor >= _order.Count) return;
+        int next = _order[_cursor];
+        if (next == _spec.NumLayers || _inUse.ContainsKey(next) || _uploaded.ContainsKey(next) || _freeLayerSlots.Count == 0) return;
+        DecoderLayer slot = _freeLayerSlots.Pop();
+        Upload(next, slot.Parameters);
+        _uploaded[next] = slot;
     }
 
     /// <summary>Gives the unit's slot back; its gradients must have been drained.</summary>
@@ -185,6 +247,9 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
 
     public void Dispose()
     {
+        _copies?.Dispose();
+        foreach (DecoderLayer l in _uploaded.Values) _freeLayerSlots.Push(l);
+        _uploaded.Clear();
         _window?.Dispose();
         if (_resident is not null) foreach (FlatParameters p in _resident) p.Dispose();
         foreach (DecoderLayer l in _freeLayerSlots) l.Parameters.Dispose();

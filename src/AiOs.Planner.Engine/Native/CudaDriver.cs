@@ -55,14 +55,79 @@ internal static partial class CudaDriver
         return function;
     }
 
+    /// <summary>Address of a tensor's first element (its storage plus offset), from TorchSharp's native library.</summary>
+    public static nint DataOf(TorchSharp.torch.Tensor t) => TensorData(t.Handle);
+
+    [LibraryImport("LibTorchSharp", EntryPoint = "THSTensor_data")]
+    private static partial nint TensorData(nint tensor);
+
     /// <summary>Queues <paramref name="function"/> on the default stream; <paramref name="arguments"/> points at one pointer per kernel parameter.</summary>
     public static unsafe void Launch(nint function, int blocks, int threads, void** arguments) =>
         Check(LaunchKernel(function, (uint)blocks, 1, 1, (uint)threads, 1, 1, 0, 0, arguments, null), "cuLaunchKernel");
+
+    /// <summary>A stream that does not synchronise with the legacy default stream (CU_STREAM_NON_BLOCKING), so its copies overlap compute.</summary>
+    public static nint CreateCopyStream()
+    {
+        Check(Init(0), "cuInit");
+        Check(StreamCreate(out nint stream, 1), "cuStreamCreate");
+        return stream;
+    }
+
+    /// <summary>An event without timing (CU_EVENT_DISABLE_TIMING), for ordering only.</summary>
+    public static nint CreateEvent()
+    {
+        Check(EventCreate(out nint e, 2), "cuEventCreate");
+        return e;
+    }
+
+    /// <summary>Marks the point in <paramref name="stream"/> (0: the default stream) that <paramref name="e"/> completes at.</summary>
+    public static void Record(nint e, nint stream) => Check(EventRecord(e, stream), "cuEventRecord");
+
+    /// <summary>Makes later work on <paramref name="stream"/> (0: the default stream) wait for <paramref name="e"/>; the host does not wait.</summary>
+    public static void Wait(nint stream, nint e) => Check(StreamWaitEvent(stream, e, 0), "cuStreamWaitEvent");
+
+    /// <summary>Blocks the host until <paramref name="e"/> has completed.</summary>
+    public static void Synchronize(nint e) => Check(EventSynchronize(e), "cuEventSynchronize");
+
+    /// <summary>Queues a host→device copy of <paramref name="bytes"/> from pinned host memory on <paramref name="stream"/>.</summary>
+    public static void CopyToDeviceAsync(nint device, nint host, long bytes, nint stream) =>
+        Check(MemcpyHtoDAsync((ulong)device, host, (nuint)bytes, stream), "cuMemcpyHtoDAsync");
+
+    /// <summary>Destroys a stream or an event made here (0 is ignored).</summary>
+    public static void Destroy(nint stream, IEnumerable<nint> events)
+    {
+        foreach (nint e in events) if (e != 0) _ = EventDestroy(e);
+        if (stream != 0) _ = StreamDestroy(stream);
+    }
 
     private static void Check(int result, string call)
     {
         if (result != Success) throw new InvalidOperationException($"CUDA driver call {call} failed with error {result}.");
     }
+
+    [LibraryImport(Library, EntryPoint = "cuStreamCreate")]
+    private static partial int StreamCreate(out nint stream, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuStreamDestroy_v2")]
+    private static partial int StreamDestroy(nint stream);
+
+    [LibraryImport(Library, EntryPoint = "cuEventCreate")]
+    private static partial int EventCreate(out nint e, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuEventDestroy_v2")]
+    private static partial int EventDestroy(nint e);
+
+    [LibraryImport(Library, EntryPoint = "cuEventRecord")]
+    private static partial int EventRecord(nint e, nint stream);
+
+    [LibraryImport(Library, EntryPoint = "cuStreamWaitEvent")]
+    private static partial int StreamWaitEvent(nint stream, nint e, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuEventSynchronize")]
+    private static partial int EventSynchronize(nint e);
+
+    [LibraryImport(Library, EntryPoint = "cuMemcpyHtoDAsync_v2")]
+    private static partial int MemcpyHtoDAsync(ulong device, nint host, nuint bytes, nint stream);
 
     [LibraryImport(Library, EntryPoint = "cuInit")]
     private static partial int Init(uint flags);
