@@ -4,15 +4,16 @@ using static TorchSharp.torch;
 namespace AiOs.Planner.Engine.Execution;
 
 /// <summary>
-/// Host→device parameter copies on their own CUDA stream, so the next unit's upload overlaps the current unit's
-/// compute (TorchSharp queues everything on the default stream, where a copy would wait for the kernels before
-/// it). Ordering is by events: a copy into a slot first waits for everything already queued on the default
-/// stream (the slot's previous unit's kernels), and the default stream waits for the copy before the slot is
-/// used. The host never waits, except to recycle an event still in flight.
+/// Host↔device copies on their own CUDA streams (one per direction, so uploads and downloads use both copy
+/// engines), so the next unit's upload and the last unit's gradient download overlap compute (TorchSharp queues
+/// everything on the default stream, where a copy would wait for the kernels before it and the host would wait
+/// for the copy). Ordering is by events: a copy first waits for everything already queued on the default
+/// stream, and the default stream (or the host, for downloads) waits for the copy before its data is used.
 /// </summary>
 internal sealed class CopyStream : IDisposable
 {
     private readonly nint _stream = CudaDriver.CreateCopyStream();
+    private readonly nint _down = CudaDriver.CreateCopyStream();
     private readonly List<nint> _events = [];
 
     /// <summary>An event for one slot's copies (kept for the stream's life).</summary>
@@ -37,12 +38,27 @@ internal sealed class CopyStream : IDisposable
         CudaDriver.Record(done, _stream);
     }
 
+    /// <summary>
+    /// Queues a copy of <paramref name="deviceSource"/> into pinned <paramref name="hostTarget"/> after the default
+    /// stream's current work (which produced the source), recording <paramref name="done"/> after it. The source must
+    /// stay alive, and the target unread, until <paramref name="done"/> completes.
+    /// </summary>
+    public void Download(Tensor hostTarget, Tensor deviceSource, nint mark, nint done)
+    {
+        long bytes = deviceSource.numel() * deviceSource.element_size();
+        if (hostTarget.numel() * hostTarget.element_size() != bytes) throw new ArgumentException("Source and target sizes differ.", nameof(hostTarget));
+        CudaDriver.Record(mark, 0);
+        CudaDriver.Wait(_down, mark);
+        CudaDriver.CopyToHostAsync(CudaDriver.DataOf(hostTarget), CudaDriver.DataOf(deviceSource), bytes, _down);
+        CudaDriver.Record(done, _down);
+    }
+
     /// <summary>Makes the default stream's later work wait for <paramref name="done"/>.</summary>
     public static void DefaultWaits(nint done) => CudaDriver.Wait(0, done);
 
     public void Dispose()
     {
         cuda.synchronize();
-        CudaDriver.Destroy(_stream, _events);
+        CudaDriver.Destroy([_stream, _down], _events);
     }
 }

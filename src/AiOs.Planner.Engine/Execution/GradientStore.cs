@@ -40,6 +40,10 @@ internal abstract class GradientStore : IDisposable
         using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
     }
 
+    /// <summary>A grad_download span for <paramref name="unit"/>.</summary>
+    protected SpanTrace.SpanScope Begin(int unit, FlatParameters parameters) =>
+        _trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength);
+
     /// <summary>As <see cref="Drain"/>, into an fp32 host tensor.</summary>
     protected void DrainTensor(int unit, FlatParameters parameters, TorchSharp.torch.Tensor into, bool overwrite)
     {
@@ -55,6 +59,9 @@ internal abstract class GradientStore : IDisposable
     /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
     public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
 
+    /// <summary>Waits for gradient copies still in flight; call on the compute thread before the optimizer reads the store.</summary>
+    public virtual void Complete() { }
+
     /// <summary>Frees native buffers, if any.</summary>
     public virtual void Dispose() { }
 }
@@ -65,29 +72,68 @@ internal sealed class CpuGradientStore : GradientStore
     private readonly float[][]? _sums;
     /// <summary>With a GPU: pinned fp32 host tensors, so the first micro-batch's gradients land in them in one device transfer.</summary>
     private readonly TorchSharp.torch.Tensor[]? _pinned;
+    /// <summary>With a copy stream: first-micro-batch downloads in flight (packed fp32 source kept alive until done).</summary>
+    private readonly CopyStream? _copies;
+    private readonly Queue<(TorchSharp.torch.Tensor Source, nint Mark, nint Done)> _inFlight = new();
+    private readonly Stack<(nint Mark, nint Done)> _freeEvents = new();
 
-    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false) : base(unitElements.Count, trace, norms)
+    /// <summary>Downloads allowed in flight: each holds one unit's packed fp32 gradient on the device.</summary>
+    private const int MaxInFlight = 2;
+
+    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null)
+        : base(unitElements.Count, trace, norms)
     {
         if (pinned)
             _pinned = unitElements.Select(n => TorchSharp.torch.zeros([n], TorchSharp.torch.ScalarType.Float32).pin_memory().DetachFromDisposeScope()).ToArray();
         else
             _sums = unitElements.Select(n => new float[n]).ToArray();
+        _copies = pinned ? copies : null;
     }
 
     private Span<float> Sum(int unit) => _pinned is { } p ? MemoryMarshal.Cast<byte, float>(p[unit].bytes) : _sums![unit];
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
+        if (_copies is not null && first && !ComputesNorms)
+        {
+            // Packed and widened on the device, then copied on the download stream while the next layer computes.
+            using (Begin(unit, parameters))
+            {
+                while (_inFlight.Count >= MaxInFlight) Retire();
+                var events = _freeEvents.Count > 0 ? _freeEvents.Pop() : (_copies.NewEvent(), _copies.NewEvent());
+                TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+                _copies.Download(_pinned![unit], packed, events.Item1, events.Item2);
+                _inFlight.Enqueue((packed, events.Item1, events.Item2));
+            }
+            return;
+        }
+        Complete();
         // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
         if (_pinned is { } p) DrainTensor(unit, parameters, p[unit], overwrite: first);
         else Drain(unit, parameters, _sums![unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
+    /// <summary>Waits for the oldest download and frees its device source.</summary>
+    private void Retire()
+    {
+        var (source, mark, done) = _inFlight.Dequeue();
+        Native.CudaDriver.Synchronize(done);
+        source.Dispose();
+        _freeEvents.Push((mark, done));
+    }
+
+    public override void Complete()
+    {
+        while (_inFlight.Count > 0) Retire();
+    }
+
     public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch) => Sum(g.Unit).Slice((int)g.Offset, g.Elements);
 
     public override void Dispose()
     {
+        // Wait for the copies before their device sources are freed.
+        Complete();
         if (_pinned is not null) foreach (var t in _pinned) t.Dispose();
         base.Dispose();
     }

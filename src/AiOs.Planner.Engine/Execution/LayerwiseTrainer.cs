@@ -38,6 +38,8 @@ public sealed class LayerwiseTrainer : ITrainer
     private readonly OptimizerStates _optim;
     private readonly GradientStore _grads;
     private readonly float[] _unitScale;
+    /// <summary>On a GPU: the streams that copy parameters up and gradients down while compute runs.</summary>
+    private readonly CopyStream? _copies;
     /// <summary>fp16 only: the dynamic loss scale.</summary>
     private readonly LossScaler? _scaler;
     private int _step;
@@ -70,8 +72,9 @@ public sealed class LayerwiseTrainer : ITrainer
         }
         try
         {
+            _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream ? new CopyStream() : null;
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace, options.CopyStream);
+                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace, _copies);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
@@ -80,7 +83,7 @@ public sealed class LayerwiseTrainer : ITrainer
             bool norms = options.Clipping is not null || _scaler is not null;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
-                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA);
+                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies);
             _unitScale = new float[units];
             float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)
@@ -176,6 +179,7 @@ public sealed class LayerwiseTrainer : ITrainer
         double? usedScale = _scaler?.Scale;
         if (_settings.Schedule != StepSchedule.Overlapped)
         {
+            _grads.Complete();
             skipped = _scaler is not null && !_scaler.Update(LossScaler.Overflowed(_grads.SumOfSquares.Sum()));
             if (!skipped)
             {
@@ -283,7 +287,13 @@ public sealed class LayerwiseTrainer : ITrainer
     private int[] PassOrder() =>
         [_spec.NumLayers, .. Enumerable.Range(0, _spec.NumLayers), .. Enumerable.Range(0, _spec.NumLayers).Reverse()];
 
-    private Task Enqueue(Task tail, int unit, int step) => tail.ContinueWith(previous =>
+    private Task Enqueue(Task tail, int unit, int step)
+    {
+        _grads.Complete();
+        return EnqueueUpdate(tail, unit, step);
+    }
+
+    private Task EnqueueUpdate(Task tail, int unit, int step) => tail.ContinueWith(previous =>
     {
         previous.GetAwaiter().GetResult();
         ComputeScales([unit]);
@@ -321,6 +331,7 @@ public sealed class LayerwiseTrainer : ITrainer
         _params?.Dispose();
         _optim?.Dispose();
         _grads?.Dispose();
+        _copies?.Dispose();
         _store?.Dispose();
         _swapDirectory?.Dispose();
         DeviceMemory?.Dispose();

@@ -35,7 +35,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly OuterBlock? _outerSlot;
     private readonly Dictionary<int, nn.Module<Tensor, Tensor>> _inUse = [];
     private readonly PrefetchWindow? _window;
-    /// <summary>CPU tier on a GPU: uploads run on their own stream, one unit ahead (see <see cref="CopyStream"/>).</summary>
+    /// <summary>CPU tier on a GPU: uploads run on their own stream, one unit ahead (see <see cref="CopyStream"/>; owned by the trainer).</summary>
     private readonly CopyStream? _copies;
     private readonly Dictionary<FlatParameters, (nint Mark, nint Done)> _slotEvents = [];
     private readonly Dictionary<int, DecoderLayer> _uploaded = [];
@@ -43,7 +43,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private int _cursor;
 
     public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, int bufferCount, int prefetchDepth,
-        ISwapStore? store, IoCounters io, SpanTrace trace, bool asyncUploads = true)
+        ISwapStore? store, IoCounters io, SpanTrace trace, CopyStream? copies = null)
     {
         _spec = spec;
         _tier = tier;
@@ -73,7 +73,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         int slots = Math.Clamp(1 + depth, 1, Math.Max(1, spec.NumLayers));
         for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
-        if (tier == StorageTier.Cpu && device.type == TorchSharp.DeviceType.CUDA && asyncUploads) _copies = new CopyStream();
+        if (tier == StorageTier.Cpu && device.type == TorchSharp.DeviceType.CUDA) _copies = copies;
         if (tier == StorageTier.Nvme)
             _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, layer.Elements * _elementBytes, outer.Elements * _elementBytes);
     }
@@ -247,7 +247,6 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
 
     public void Dispose()
     {
-        _copies?.Dispose();
         foreach (DecoderLayer l in _uploaded.Values) _freeLayerSlots.Push(l);
         _uploaded.Clear();
         _window?.Dispose();

@@ -176,6 +176,21 @@ public sealed class FlatParameters : IDisposable
         foreach (Parameter p in _views.Values) p.grad = null;
     }
 
+    /// <summary>
+    /// The unit's gradients packed back to back in layout order and converted to <paramref name="type"/> on the
+    /// device, outside any dispose scope (the caller disposes it); the parameters' gradients are dropped.
+    /// </summary>
+    public Tensor TakePackedGradients(ScalarType type)
+    {
+        Tensor result;
+        using (var scope = NewDisposeScope())
+        {
+            result = Packed().to(type).contiguous().DetachFromDisposeScope();
+        }
+        foreach (Parameter p in _views.Values) p.grad = null;
+        return result;
+    }
+
     /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none).</summary>
     private Tensor Packed()
     {

@@ -93,11 +93,15 @@ internal static partial class CudaDriver
     public static void CopyToDeviceAsync(nint device, nint host, long bytes, nint stream) =>
         Check(MemcpyHtoDAsync((ulong)device, host, (nuint)bytes, stream), "cuMemcpyHtoDAsync");
 
+    /// <summary>Queues a device→host copy of <paramref name="bytes"/> into pinned host memory on <paramref name="stream"/>.</summary>
+    public static void CopyToHostAsync(nint host, nint device, long bytes, nint stream) =>
+        Check(MemcpyDtoHAsync(host, (ulong)device, (nuint)bytes, stream), "cuMemcpyDtoHAsync");
+
     /// <summary>Destroys a stream or an event made here (0 is ignored).</summary>
-    public static void Destroy(nint stream, IEnumerable<nint> events)
+    public static void Destroy(IEnumerable<nint> streams, IEnumerable<nint> events)
     {
         foreach (nint e in events) if (e != 0) _ = EventDestroy(e);
-        if (stream != 0) _ = StreamDestroy(stream);
+        foreach (nint s in streams) if (s != 0) _ = StreamDestroy(s);
     }
 
     private static void Check(int result, string call)
@@ -128,6 +132,9 @@ internal static partial class CudaDriver
 
     [LibraryImport(Library, EntryPoint = "cuMemcpyHtoDAsync_v2")]
     private static partial int MemcpyHtoDAsync(ulong device, nint host, nuint bytes, nint stream);
+
+    [LibraryImport(Library, EntryPoint = "cuMemcpyDtoHAsync_v2")]
+    private static partial int MemcpyDtoHAsync(nint host, ulong device, nuint bytes, nint stream);
 
     [LibraryImport(Library, EntryPoint = "cuInit")]
     private static partial int Init(uint flags);
