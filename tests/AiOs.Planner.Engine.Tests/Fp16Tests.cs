@@ -76,6 +76,45 @@ public sealed class Fp16Tests : IDisposable
         Assert.True(runs[^1].Loss < runs[0].Loss, $"Training did not proceed after the overflows: {runs[0].Loss} → {runs[^1].Loss}.");
     }
 
+    [Theory]
+    [InlineData(OffloadTier.Cpu)]
+    [InlineData(OffloadTier.None)]
+    public void Given_ACheckpointAfterSkippedSteps_When_Resumed_Then_LossesAndScalesContinueAsWithoutTheBreak(OffloadTier placement)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings settings = LayerwiseTrainerTests.Small(Precision.Fp16) with { ParamOffload = placement, OptimizerOffload = placement, GradAccumulation = 1 };
+        EngineOptions options = LayerwiseTrainerTests.Options() with { InitialLossScale = Math.Pow(2, 26) };
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        TokenBatch Batch(int step, int micro) => data.Sample(options.Seed, step, micro, settings.MicroBatch, settings.SeqLen);
+        string root = Directory.CreateTempSubdirectory("aios-fp16-ckpt-").FullName;
+        try
+        {
+            var straight = new List<StepResult>();
+            using (ITrainer t = Trainers.Create(spec, settings, options))
+            {
+                for (int s = 0; s < 16; s++)
+                {
+                    straight.Add(t.Step(m => Batch(s, m)));
+                    if (s == 7) t.SaveCheckpoint(root);
+                }
+            }
+            Assert.Contains(straight.Take(8), r => r.Skipped);
+
+            using ITrainer resumed = Trainers.Create(spec, settings, options);
+            resumed.RestoreCheckpoint(Checkpoints.Checkpoint.Latest(root)!);
+            for (int s = 8; s < 16; s++)
+            {
+                StepResult r = resumed.Step(m => Batch(s, m));
+                Assert.Equal(straight[s].LossScale, r.LossScale);
+                Assert.Equal(straight[s].Loss, r.Loss, 1e-6);
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public void Given_ALossScaler_When_StepsOverflowOrRunClean_Then_ItHalvesSkipsAndDoublesAfterTheWindow()
     {

@@ -11,7 +11,11 @@ namespace AiOs.Planner.Engine.Checkpoints;
 /// <param name="Seed">The run's seed (weights and data order).</param>
 /// <param name="Model">The model's name.</param>
 /// <param name="Sha256">SHA-256 (hex) of each data file, by file name.</param>
-public sealed record CheckpointManifest(int Step, long Seed, string Model, IReadOnlyDictionary<string, string> Sha256);
+public sealed record CheckpointManifest(int Step, long Seed, string Model, IReadOnlyDictionary<string, string> Sha256)
+{
+    /// <summary>fp16 runs: the loss scaler's state, so a resumed run scales, skips and bias-corrects as the original did.</summary>
+    public Execution.LossScaleState? LossScale { get; init; }
+}
 
 /// <summary>fp32 master weights and both Adam moments of one unit.</summary>
 public sealed record UnitState(float[] Master, float[] ExpAvg, float[] ExpAvgSq);
@@ -30,7 +34,7 @@ public static class Checkpoint
     public const string ManifestFile = "checkpoint.json";
 
     /// <summary>Writes the checkpoint of <paramref name="step"/> under <paramref name="root"/>; returns its folder.</summary>
-    public static string Save(string root, ModelSpec spec, int step, long seed, Func<int, UnitState> stateOf)
+    public static string Save(string root, ModelSpec spec, int step, long seed, Func<int, UnitState> stateOf, Execution.LossScaleState? lossScale = null)
     {
         string final = Path.Combine(root, $"step-{step}"), partial = final + ".partial";
         if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
@@ -54,7 +58,8 @@ public static class Checkpoint
         {
             [ModelFile] = Hash(Path.Combine(partial, ModelFile)),
             [OptimizerFile] = Hash(Path.Combine(partial, OptimizerFile)),
-        });
+        })
+        { LossScale = lossScale };
         File.WriteAllText(Path.Combine(partial, ManifestFile), JsonSerializer.Serialize(manifest, DescriptionJson.Options));
         // Replace an older checkpoint of the same step without a moment where neither exists:
         // set the old one aside, move the new one in, then drop the old one.

@@ -114,7 +114,7 @@ public sealed class DeviceTrainer : ITrainer
 
     /// <inheritdoc/>
     public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
-        new Checkpoints.UnitState(MasterOf(u), _expAvg[u].cpu().data<float>().ToArray(), _expAvgSq[u].cpu().data<float>().ToArray()));
+        new Checkpoints.UnitState(MasterOf(u), _expAvg[u].cpu().data<float>().ToArray(), _expAvgSq[u].cpu().data<float>().ToArray()), _scaler?.State);
 
     /// <inheritdoc/>
     public void RestoreCheckpoint(string folder)
@@ -130,6 +130,7 @@ public sealed class DeviceTrainer : ITrainer
             _expAvgSq[u].copy_(tensor(units[u].ExpAvgSq));
         }
         _step = manifest.Step;
+        if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }
 
     /// <inheritdoc/>

@@ -125,7 +125,7 @@ public sealed class LayerwiseTrainer : ITrainer
     {
         var (master, m, v) = _optim.ReadState(u);
         return new Checkpoints.UnitState(master, m, v);
-    });
+    }, _scaler?.State);
 
     /// <summary>Restores master weights, moments, working parameters and the step count from a checkpoint folder.</summary>
     public void RestoreCheckpoint(string folder)
@@ -139,6 +139,7 @@ public sealed class LayerwiseTrainer : ITrainer
             _params.WriteBack(u, 0, units[u].Master);
         }
         _step = manifest.Step;
+        if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }
 
     /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>

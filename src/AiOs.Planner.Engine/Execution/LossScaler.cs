@@ -1,5 +1,8 @@
 namespace AiOs.Planner.Engine.Execution;
 
+/// <summary>What a checkpoint keeps of a <see cref="LossScaler"/>.</summary>
+public sealed record LossScaleState(double Scale, int CleanSteps, int Skipped);
+
 /// <summary>
 /// Dynamic loss scaling for fp16 training, with DeepSpeed's default meanings: the loss is multiplied by
 /// <see cref="Scale"/> before backward so small fp16 gradients do not flush to zero; a step whose gradients
@@ -32,6 +35,18 @@ public sealed class LossScaler
 
     /// <summary>Steps skipped so far because of overflow.</summary>
     public int Skipped { get; private set; }
+
+    /// <summary>The state a checkpoint records.</summary>
+    public LossScaleState State => new(Scale, _clean, Skipped);
+
+    /// <summary>Continues from a checkpoint's state.</summary>
+    public void Restore(LossScaleState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        Scale = state.Scale;
+        _clean = state.CleanSteps;
+        Skipped = state.Skipped;
+    }
 
     /// <summary>Whether Σg² of the scaled gradients says they overflowed.</summary>
     public static bool Overflowed(double sumOfSquares) => !double.IsFinite(sumOfSquares);
