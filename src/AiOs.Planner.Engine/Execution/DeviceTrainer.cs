@@ -239,7 +239,7 @@ public sealed class DeviceTrainer : ITrainer
         Tensor[] gradients = _accumulators ?? _gradients;
         double[]? squares = _options.Clipping is not null || _scaler is not null ? SumsOfSquares(gradients) : null;
         if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares!.Sum()))) return false;
-        float[] scales = Scales(squares);
+        float[] scales = GradientScales.All(squares ?? [], gradients.Length, _options.Clipping, _scaler?.Scale ?? 1);
         int adamStep = step - (_scaler?.Skipped ?? 0);
         for (int u = 0; u < gradients.Length; u++)
         {
@@ -258,23 +258,6 @@ public sealed class DeviceTrainer : ITrainer
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         return stack(gradients.Select(g => g.to(ScalarType.Float64).square().sum()).ToArray()).cpu().data<double>().ToArray();
-    }
-
-    /// <summary>
-    /// Each unit's gradient multiplier: 1 / loss scale (1 outside fp16), times torch's clip_grad_norm_ coefficient
-    /// (global or per unit) of the unscaled norms when clipping.
-    /// </summary>
-    private float[] Scales(double[]? squares)
-    {
-        double lossScale = _scaler?.Scale ?? 1;
-        int units = _gradients.Length;
-        var scales = Enumerable.Repeat((float)(1 / lossScale), units).ToArray();
-        if (_options.Clipping is not { } clip) return scales;
-        if (clip.Mode == ClipMode.GlobalNorm)
-            Array.Fill(scales, (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares!.Sum()) / lossScale, clip.MaxNorm) / lossScale));
-        else
-            for (int u = 0; u < units; u++) scales[u] = (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares![u]) / lossScale, clip.MaxNorm) / lossScale);
-        return scales;
     }
 
     /// <summary>Sets unit <paramref name="unit"/>'s master weights and working parameters from fp32 values.</summary>

@@ -37,7 +37,7 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Moves the unit's gradients off the device into <paramref name="into"/> (a <c>grad_download</c> span).</summary>
     protected void Drain(int unit, FlatParameters parameters, Span<float> into, bool overwrite)
     {
-        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
+        using (Begin(unit, parameters)) parameters.DrainGradientsInto(into, overwrite);
     }
 
     /// <summary>A grad_download span for <paramref name="unit"/>.</summary>
@@ -47,7 +47,7 @@ internal abstract class GradientStore : IDisposable
     /// <summary>As <see cref="Drain"/>, into an fp32 host tensor.</summary>
     protected void DrainTensor(int unit, FlatParameters parameters, TorchSharp.torch.Tensor into, bool overwrite)
     {
-        using (_trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength)) parameters.DrainGradientsInto(into, overwrite);
+        using (Begin(unit, parameters)) parameters.DrainGradientsInto(into, overwrite);
     }
 
     /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated (zeros unless norms were asked for).</summary>

@@ -301,26 +301,10 @@ public sealed class LayerwiseTrainer : ITrainer
         _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack, _params);
     }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-    /// <summary>Sets each unit's gradient multiplier from the clipping rule (1 when not clipping).</summary>
+    /// <summary>Sets each unit's gradient multiplier from the clipping rule and the fp16 loss scale.</summary>
     private void ComputeScales(IEnumerable<int> units)
     {
-        // fp16 gradients carry the loss scale: norms are divided by it, and so is every update's gradient.
-        double lossScale = _scaler?.Scale ?? 1;
-        GradientClipping? clip = _options.Clipping;
-        if (clip is null)
-        {
-            foreach (int u in units) _unitScale[u] = (float)(1 / lossScale);
-            return;
-        }
-        if (clip.Mode == ClipMode.GlobalNorm)
-        {
-            float scale = ClipScale(Math.Sqrt(_grads.SumOfSquares.Sum()) / lossScale, clip.MaxNorm);
-            foreach (int u in units) _unitScale[u] = (float)(scale / lossScale);
-        }
-        else
-        {
-            foreach (int u in units) _unitScale[u] = (float)(ClipScale(Math.Sqrt(_grads.SumOfSquares[u]) / lossScale, clip.MaxNorm) / lossScale);
-        }
+        foreach (int u in units) _unitScale[u] = GradientScales.Of(u, _grads.SumOfSquares, _options.Clipping, _scaler?.Scale ?? 1);
     }
 
     /// <summary>torch.nn.utils.clip_grad_norm_'s coefficient: min(1, max_norm / (norm + 1e-6)).</summary>

@@ -69,3 +69,27 @@ public sealed class LossScaler
         return true;
     }
 }
+
+/// <summary>The multiplier each unit's accumulated gradient gets before the update: clipping and the fp16 loss scale.</summary>
+internal static class GradientScales
+{
+    /// <summary>
+    /// 1 / <paramref name="lossScale"/> per unit, times torch's clip_grad_norm_ coefficient of the unscaled norm when
+    /// clipping (global: one norm over every unit's Σg²; per unit: each its own). Global clipping needs every unit's
+    /// Σg²; per-unit clipping reads only the units it is asked about.
+    /// </summary>
+    public static float Of(int unit, IReadOnlyList<double> sumOfSquares, GradientClipping? clip, double lossScale)
+    {
+        if (clip is null) return (float)(1 / lossScale);
+        double squares = clip.Mode == ClipMode.GlobalNorm ? sumOfSquares.Sum() : sumOfSquares[unit];
+        return (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares) / lossScale, clip.MaxNorm) / lossScale);
+    }
+
+    /// <summary><see cref="Of"/> for every unit.</summary>
+    public static float[] All(IReadOnlyList<double> sumOfSquares, int units, GradientClipping? clip, double lossScale)
+    {
+        var scales = new float[units];
+        for (int u = 0; u < units; u++) scales[u] = Of(u, sumOfSquares, clip, lossScale);
+        return scales;
+    }
+}

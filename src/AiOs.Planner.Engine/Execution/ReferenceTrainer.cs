@@ -80,18 +80,7 @@ public sealed class ReferenceTrainer : IDisposable
         };
     }
 
-    private float[] Scales()
-    {
-        double[] squares = _grads.SumOfSquares;
-        double lossScale = _scaler?.Scale ?? 1;
-        var scales = Enumerable.Repeat((float)(1 / lossScale), squares.Length).ToArray();
-        if (_options.Clipping is not { } clip) return scales;
-        if (clip.Mode == ClipMode.GlobalNorm)
-            Array.Fill(scales, (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares.Sum()) / lossScale, clip.MaxNorm) / lossScale));
-        else
-            for (int u = 0; u < squares.Length; u++) scales[u] = (float)(LayerwiseTrainer.ClipScale(Math.Sqrt(squares[u]) / lossScale, clip.MaxNorm) / lossScale);
-        return scales;
-    }
+    private float[] Scales() => GradientScales.All(_grads.SumOfSquares, _model.UnitCount, _options.Clipping, _scaler?.Scale ?? 1);
 
     private void WriteBack(int unit, long offset, ReadOnlySpan<float> master)
     {

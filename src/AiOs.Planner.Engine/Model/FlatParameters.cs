@@ -102,18 +102,8 @@ public sealed class FlatParameters : IDisposable
     /// </summary>
     public void StoreFloats(long elementOffset, ReadOnlySpan<float> values)
     {
-        int size = (int)Flat.element_size();
-        int start = checked((int)(elementOffset * size)), count = values.Length * size;
-        if (Flat.device_type == DeviceType.CPU)
-        {
-            Optim.PrecisionCast.ToWorking(values, Flat.bytes.Slice(start, count), Flat.dtype);
-            return;
-        }
-        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
-        Optim.PrecisionCast.ToWorking(values, _hostStaging.bytes.Slice(start, count), Flat.dtype);
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        Flat.narrow(0, elementOffset, values.Length).copy_(_hostStaging.narrow(0, elementOffset, values.Length));
+        Optim.PrecisionCast.ToWorking(values, WritableBytes(elementOffset, values.Length), Flat.dtype);
+        CommitWritable(elementOffset, values.Length);
     }
 
     /// <summary>
@@ -228,8 +218,7 @@ public sealed class FlatParameters : IDisposable
         else if (Flat.dtype == ScalarType.BFloat16)
         {
             ReadOnlySpan<ushort> host = MemoryMarshal.Cast<byte, ushort>(_hostGradients.bytes);
-            if (overwrite) Optim.PrecisionCast.WidenBf16(accumulator, host);
-            else Optim.PrecisionCast.AddBf16(accumulator, host);
+            Optim.PrecisionCast.AddBf16(accumulator, host, overwrite);
         }
         else
             throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");

@@ -29,8 +29,8 @@ public static unsafe class PrecisionCast
         }
     }
 
-    /// <summary>accumulator[i] += widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16). Parallel chunks for long spans.</summary>
-    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16)
+    /// <summary>accumulator[i] (+)= widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16). Parallel chunks for long spans.</summary>
+    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16, bool overwrite = false)
     {
         if (accumulator.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
         fixed (float* a = accumulator)
@@ -38,30 +38,13 @@ public static unsafe class PrecisionCast
         {
             nint ap = (nint)a, bp = (nint)b;
             Chunked.For(bf16.Length, (_, start, count) =>
-                AddBf16Chunk(new Span<float>((float*)ap + start, count), new ReadOnlySpan<ushort>((ushort*)bp + start, count)));
-        }
-    }
-
-    /// <summary>accumulator[i] = widen(bf16[i]) (exact), in parallel chunks for long spans.</summary>
-    public static void WidenBf16(Span<float> destination, ReadOnlySpan<ushort> bf16)
-    {
-        if (destination.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
-        fixed (float* a = destination)
-        fixed (ushort* b = bf16)
-        {
-            nint ap = (nint)a, bp = (nint)b;
-            Chunked.For(bf16.Length, (_, start, count) =>
             {
                 var dst = new Span<float>((float*)ap + start, count);
                 var src = new ReadOnlySpan<ushort>((ushort*)bp + start, count);
-                for (int i = 0; i < src.Length; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
+                if (overwrite) for (int i = 0; i < src.Length; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
+                else for (int i = 0; i < src.Length; i++) dst[i] += BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
             });
         }
-    }
-
-    private static void AddBf16Chunk(Span<float> accumulator, ReadOnlySpan<ushort> bf16)
-    {
-        for (int i = 0; i < bf16.Length; i++) accumulator[i] += BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16);
     }
 
     /// <summary>Writes <paramref name="source"/> into <paramref name="destination"/> as fp32 (four bytes per element) or bf16.</summary>

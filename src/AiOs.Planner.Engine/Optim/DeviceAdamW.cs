@@ -66,7 +66,7 @@ public sealed class TorchOpsAdamW(AdamWOptions options) : IDeviceAdamW
 /// once: 28 bytes per parameter in bf16 training, as PyTorch's fused AdamW moves for fp32 parameters.
 /// IEEE division and square root, no fused multiply-add, so the results follow <see cref="TorchOpsAdamW"/>.
 /// </summary>
-public sealed unsafe partial class FusedCudaAdamW : IDeviceAdamW
+public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
 {
     private const string Source = """
         __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
@@ -151,11 +151,7 @@ public sealed unsafe partial class FusedCudaAdamW : IDeviceAdamW
             throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
     }
 
-    /// <summary>Address of a tensor's first element (its storage plus offset).</summary>
-    private static nint DataOf(Tensor t) => TensorData(t.Handle);
-
-    [LibraryImport("LibTorchSharp", EntryPoint = "THSTensor_data")]
-    private static partial nint TensorData(nint tensor);
+    private static nint DataOf(Tensor t) => CudaDriver.DataOf(t);
 }
 
 /// <summary>Picks the device AdamW: the fused kernel on a CUDA device where NVRTC is found, TorchSharp operations elsewhere.</summary>

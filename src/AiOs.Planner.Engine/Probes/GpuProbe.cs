@@ -140,14 +140,11 @@ public static partial class GpuProbe
     {
         try
         {
-            return MemGetInfo(out _, out nuint total) == 0 ? new Bytes((long)total) : Bytes.Zero;
+            return new Bytes(CudaDriver.MemoryInfo().Total);
         }
-        catch (DllNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or InvalidOperationException)
         {
             return Bytes.Zero;
         }
     }
-
-    [LibraryImport("libcuda.so.1", EntryPoint = "cuMemGetInfo_v2")]
-    private static partial int MemGetInfo(out nuint free, out nuint total);
 }
