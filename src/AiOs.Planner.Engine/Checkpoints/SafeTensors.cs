@@ -13,9 +13,19 @@ namespace AiOs.Planner.Engine.Checkpoints;
 /// </summary>
 public static class SafeTensors
 {
-    /// <summary>Writes <paramref name="tensors"/> (name → shape and fp32 values) to <paramref name="path"/>.</summary>
-    public static void Write(string path, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>
+    /// Writes <paramref name="tensors"/> (name → shape and fp32 values) to <paramref name="path"/>, stored as
+    /// <paramref name="dtype"/>: <c>F32</c>, or <c>F16</c> / <c>BF16</c> rounded to nearest even as PyTorch casts.
+    /// </summary>
+    public static void Write(string path, IReadOnlyList<(string Name, long[] Shape, float[] Data)> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        string dtype = "F32")
     {
+        int size = dtype switch
+        {
+            "F32" => 4,
+            "F16" or "BF16" => 2,
+            _ => throw new ArgumentOutOfRangeException(nameof(dtype), $"Writing {dtype} is not supported (F32, F16, BF16)."),
+        };
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
         {
@@ -30,11 +40,11 @@ public static class SafeTensors
             if (elements != data.Length) throw new ArgumentException($"Tensor {name}: shape holds {elements} elements, data {data.Length}.", nameof(tensors));
             header[name] = new JsonObject
             {
-                ["dtype"] = "F32",
+                ["dtype"] = dtype,
                 ["shape"] = new JsonArray(shape.Select(d => (JsonNode)d).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + 4L * data.Length),
+                ["data_offsets"] = new JsonArray(offset, offset + (long)size * data.Length),
             };
-            offset += 4L * data.Length;
+            offset += (long)size * data.Length;
         }
         byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
         int padded = (json.Length + 7) / 8 * 8;
@@ -44,7 +54,18 @@ public static class SafeTensors
         stream.Write(length);
         stream.Write(json);
         for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
-        foreach (var (_, _, data) in tensors) stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+        foreach (var (_, _, data) in tensors)
+        {
+            if (size == 4)
+            {
+                stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
+                continue;
+            }
+            var narrow = new byte[2L * data.Length];
+            if (dtype == "BF16") Optim.PrecisionCast.ToBf16(data, narrow);
+            else Optim.PrecisionCast.ToFp16(data, narrow);
+            stream.Write(narrow);
+        }
         stream.Flush(flushToDisk: true);
     }
 
