@@ -40,11 +40,13 @@ public sealed class DeviceTrainer : ITrainer
     private readonly LossScaler? _scaler;
     private int _step;
 
-    /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the seeded initial weights.</summary>
+    /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
     public DeviceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null)
     {
         if (!Trainers.IsResident(settings)) throw new ArgumentException("DeviceTrainer runs only settings that offload nothing; use LayerwiseTrainer.", nameof(settings));
         EngineSettings.Check(spec, settings, options);
+        // Pretrained weights are checked before anything is allocated on the device.
+        using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
         _spec = spec;
         _settings = settings;
@@ -65,7 +67,6 @@ public sealed class DeviceTrainer : ITrainer
         try
         {
             _model = new GptModel(spec, dtype, _device);
-            float[][] initial = InitialWeights.Create(spec, options.Seed);
             using var _ = no_grad();
             for (int u = 0; u < units; u++)
             {
@@ -77,7 +78,7 @@ public sealed class DeviceTrainer : ITrainer
                 _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 p.BindGradients(_gradients[u]);
-                SetMaster(u, initial[u]);
+                SetMaster(u, initial.Unit(u));
             }
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
             _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);

@@ -36,6 +36,11 @@ public sealed record EngineOptions
     public GradientClipping? Clipping { get; init; }
     /// <summary>Seed of the initial weights and of the data order.</summary>
     public long Seed { get; init; } = 1234;
+    /// <summary>
+    /// Pretrained weights that replace the seeded initialisation: a <c>.safetensors</c> file, or a Hugging Face model folder
+    /// (<c>model.safetensors</c>, or <c>model.safetensors.index.json</c> and its shards), in GPT-2 or Llama naming. Null: seeded.
+    /// </summary>
+    public string? InitFrom { get; init; }
     /// <summary>Names the run (and its swap folder <c>aios-&lt;id&gt;</c>).</summary>
     public string RunId { get; init; } = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6];
     /// <summary>Swap files use O_DIRECT through the direct-I/O library (the drive, not the page cache); false: buffered files.</summary>

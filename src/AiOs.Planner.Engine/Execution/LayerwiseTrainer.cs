@@ -44,7 +44,7 @@ public sealed class LayerwiseTrainer : ITrainer
     private readonly LossScaler? _scaler;
     private int _step;
 
-    /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the seeded initial weights.</summary>
+    /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
     /// <param name="spec">The model.</param>
     /// <param name="settings">Placement, buffers, batch and schedule.</param>
     /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
@@ -55,6 +55,8 @@ public sealed class LayerwiseTrainer : ITrainer
         Func<SwapDirectory, ISwapStore>? swapStore = null)
     {
         EngineSettings.Check(spec, settings, options);
+        // Pretrained weights are checked before the swap folder and the tiers are set up.
+        using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
         _spec = spec;
         _settings = settings;
@@ -85,11 +87,11 @@ public sealed class LayerwiseTrainer : ITrainer
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies);
             _unitScale = new float[units];
-            float[][] initial = InitialWeights.Create(spec, options.Seed);
             for (int u = 0; u < units; u++)
             {
-                _optim.Initialise(u, initial[u]);
-                _params.WriteBack(u, 0, initial[u]);
+                float[] values = initial.Unit(u);
+                _optim.Initialise(u, values);
+                _params.WriteBack(u, 0, values);
             }
         }
         catch

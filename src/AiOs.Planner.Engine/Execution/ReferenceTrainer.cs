@@ -25,23 +25,25 @@ public sealed class ReferenceTrainer : IDisposable
     private readonly LossScaler? _scaler;
     private int _step;
 
-    /// <summary>Builds the model in the training precision from the seeded initial weights.</summary>
+    /// <summary>Builds the model in the training precision from the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
     public ReferenceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, IOptimizerStep? optimizer = null)
     {
+        using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
         _spec = spec;
         _settings = settings;
         _options = options;
         _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
         _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
-        float[][] initial = InitialWeights.Create(spec, options.Seed);
-        _optim = new OptimizerStates(initial.Select(w => (long)w.Length).ToArray(), StorageTier.Cpu, long.MaxValue, 1, false, false,
+        long[] elements = Enumerable.Range(0, _model.UnitCount).Select(u => _model.Unit(u).Layout.Elements).ToArray();
+        _optim = new OptimizerStates(elements, StorageTier.Cpu, long.MaxValue, 1, false, false,
             optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
-        _grads = new CpuGradientStore(initial.Select(w => (long)w.Length).ToArray(), new SpanTrace(TimeProvider.System));
-        for (int u = 0; u < initial.Length; u++)
+        _grads = new CpuGradientStore(elements, new SpanTrace(TimeProvider.System));
+        for (int u = 0; u < elements.Length; u++)
         {
-            _optim.Initialise(u, initial[u]);
-            WriteBack(u, 0, initial[u]);
+            float[] values = initial.Unit(u);
+            _optim.Initialise(u, values);
+            WriteBack(u, 0, values);
         }
     }
 

@@ -77,22 +77,3 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         base.Dispose(disposing);
     }
 }
-
-/// <summary>The seeded fp32 starting values of every unit, shared by every executor.</summary>
-public static class InitialWeights
-{
-    /// <summary>One fp32 array per unit (layers, then the outer block).</summary>
-    public static float[][] Create(ModelSpec spec, long seed)
-    {
-        var layer = ParameterLayout.ForLayer(spec);
-        var outer = ParameterLayout.ForOuter(spec);
-        var units = new float[spec.NumLayers + 1][];
-        for (int u = 0; u < units.Length; u++)
-        {
-            ParameterLayout layout = u == spec.NumLayers ? outer : layer;
-            units[u] = new float[layout.Elements];
-            layout.Initialise(units[u], spec, seed, u);
-        }
-        return units;
-    }
-}

@@ -1,0 +1,55 @@
+using AiOs.Planner.Engine.Checkpoints;
+using AiOs.Planner.Models;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>
+/// The fp32 starting values of every unit, shared by every executor: seeded from (seed, unit), or read from
+/// pretrained weights (<see cref="PretrainedWeights"/>, <c>--init-from</c>). Units are produced one at a time, so
+/// starting a large model never holds more than one unit's values besides what the executor keeps.
+/// </summary>
+public sealed class InitialWeights : IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly long _seed;
+    private readonly PretrainedWeights? _pretrained;
+
+    private InitialWeights(ModelSpec spec, long seed, PretrainedWeights? pretrained)
+    {
+        _spec = spec;
+        _seed = seed;
+        _pretrained = pretrained;
+    }
+
+    /// <summary>The pretrained weights the units come from, or null when they are seeded.</summary>
+    public PretrainedWeights? Pretrained => _pretrained;
+
+    /// <summary>
+    /// Starting values for <paramref name="spec"/>: read from <paramref name="initFrom"/> when given (opened and checked
+    /// now, so a mismatch is reported before anything is allocated), otherwise seeded by <paramref name="seed"/>.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The weights do not exist.</exception>
+    /// <exception cref="InvalidDataException">The weights do not fit <paramref name="spec"/>.</exception>
+    public static InitialWeights Open(ModelSpec spec, long seed, string? initFrom) =>
+        new(spec, seed, initFrom is null ? null : PretrainedWeights.Open(initFrom, spec));
+
+    /// <summary>The fp32 values of unit <paramref name="unit"/> (layers, then the outer block) in its <see cref="ParameterLayout"/>.</summary>
+    public float[] Unit(int unit)
+    {
+        if (_pretrained is not null) return _pretrained.ReadUnit(unit);
+        ParameterLayout layout = unit == _spec.NumLayers ? ParameterLayout.ForOuter(_spec) : ParameterLayout.ForLayer(_spec);
+        var values = new float[layout.Elements];
+        layout.Initialise(values, _spec, _seed, unit);
+        return values;
+    }
+
+    /// <summary>One seeded fp32 array per unit (layers, then the outer block).</summary>
+    public static float[][] Create(ModelSpec spec, long seed)
+    {
+        using InitialWeights weights = Open(spec, seed, null);
+        return Enumerable.Range(0, spec.NumLayers + 1).Select(weights.Unit).ToArray();
+    }
+
+    /// <summary>Unmaps the pretrained files, if any.</summary>
+    public void Dispose() => _pretrained?.Dispose();
+}
