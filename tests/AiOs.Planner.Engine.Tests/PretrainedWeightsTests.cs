@@ -182,7 +182,7 @@ public sealed class PretrainedWeightsTests : IDisposable
 
         var e = Assert.Throws<InvalidDataException>(() => PretrainedWeights.Open(folder, Gpt));
 
-        Assert.Contains("wte.weight has 300 rows", e.Message);
+        Assert.Contains("the vocabulary differs, wte.weight has 300 rows", e.Message);
         Assert.Contains("vocab_size 256", e.Message);
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Models;
@@ -157,7 +158,12 @@ public sealed class PretrainedWeights : IDisposable
         if (layers.Count != spec.NumLayers)
             throw new InvalidDataException($"{label} has {spec.NumLayers} layers but {path} has {layers.Count} ({PretrainedNames.Describe(family)} weights); {pick}.");
 
+        TensorSource embedding = PretrainedNames.Source(spec, family, prefix, spec.NumLayers, ParameterLayout.ForOuter(spec).Find("tok.weight")!);
+        if (tensors.TryGetValue(embedding.Name, out var tok) && tok.Entry.Shape.Length == 2 && tok.Entry.Shape[0] != spec.VocabSize)
+            throw new InvalidDataException($"{path} does not fit {label}: the vocabulary differs, {embedding.Name} has {tok.Entry.Shape[0]} rows but {label} has vocab_size {spec.VocabSize}; {pick}.");
+
         var problems = new List<string>();
+        bool conv1D = false;
         var used = new HashSet<string>(StringComparer.Ordinal);
         var sources = new TensorSource[spec.NumLayers + 1][];
         for (int u = 0; u <= spec.NumLayers; u++)
@@ -177,13 +183,10 @@ public sealed class PretrainedWeights : IDisposable
                     string hint = slice.Name == "head.weight" ? "; the weights may tie the head to the embedding: use a model description with tied_embeddings true" : "";
                     problems.Add($"tensor {source.Name} is missing ({label} needs it for {where}{hint})");
                 }
-                else if (slice.Name == "tok.weight" && found.Entry.Shape.Length == 2 && found.Entry.Shape[0] != spec.VocabSize && found.Entry.Shape[1] == spec.HiddenSize)
-                    problems.Add($"vocabulary size differs: {source.Name} has {found.Entry.Shape[0]} rows but {label} has vocab_size {spec.VocabSize}; {pick}");
                 else if (!found.Entry.Shape.SequenceEqual(source.Shape))
                 {
-                    string conv = source.Layout == SourceLayout.Conv1DColumns ? ", GPT-2 stores Conv1D weights as [in, out]" : "";
-                    problems.Add($"tensor {source.Name} has shape {found.Entry.ShapeText} but {label} needs {SafeTensorEntry.ShapeOf(source.Shape)} " +
-                        $"(hidden_size {spec.HiddenSize}, ffn_size {spec.FfnSize}, kv heads {spec.KvHeads}{conv})");
+                    conv1D |= source.Layout == SourceLayout.Conv1DColumns;
+                    problems.Add($"tensor {source.Name} has shape {found.Entry.ShapeText} but the model needs {SafeTensorEntry.ShapeOf(source.Shape)}");
                 }
                 else if (!found.Entry.Readable)
                     problems.Add(SafeTensorsFile.UnsupportedDType(found.Entry, found.File.Path));
@@ -192,7 +195,9 @@ public sealed class PretrainedWeights : IDisposable
         if (problems.Count > 0)
         {
             string more = problems.Count > ProblemsShown ? $"; and {problems.Count - ProblemsShown} more" : "";
-            throw new InvalidDataException($"{path} does not fit {label}: {string.Join("; ", problems.Take(ProblemsShown))}{more}.");
+            string note = conv1D ? " (GPT-2 stores its Conv1D weights as [in, out]; the shapes above are as the file stores them)" : "";
+            throw new InvalidDataException($"{path} does not fit {label} (hidden_size {spec.HiddenSize}, ffn_size {spec.FfnSize}, {spec.KvHeads} kv heads): " +
+                $"{string.Join("; ", problems.Take(ProblemsShown))}{more}{note}. If the file is right, {pick}.");
         }
         return (family, sources, used);
     }
@@ -266,7 +271,7 @@ public sealed class PretrainedWeights : IDisposable
         if (family == WeightFamily.Llama && Number(root, "rope_theta") is { } theta && theta != TransformerOps.RotaryBase)
             yield return $"{config} sets rope_theta {theta} but the engine's rotary positions use base {TransformerOps.RotaryBase}: the model starts from its weights but sees positions differently from how it was trained.";
         if ((Number(root, "rms_norm_eps") ?? Number(root, "layer_norm_epsilon")) is { } eps && Math.Abs(eps - TransformerOps.NormEpsilon) > 1e-12)
-            yield return $"{config} sets a norm epsilon of {eps} but the engine uses {TransformerOps.NormEpsilon}.";
+            yield return $"{config} sets a norm epsilon of {eps.ToString("0.##########", CultureInfo.InvariantCulture)} but the engine uses {TransformerOps.NormEpsilon.ToString("0.##########", CultureInfo.InvariantCulture)}.";
     }
 
     private static double? Number(JsonElement root, string name) =>
