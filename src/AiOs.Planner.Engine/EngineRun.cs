@@ -28,6 +28,8 @@ public sealed record EngineRunRequest
     public Func<Storage.SwapDirectory, Storage.ISwapStore>? SwapStore { get; init; }
     /// <summary>A checkpoint folder, or a run folder whose newest checkpoint is used, to continue from; <see cref="Steps"/> counts from the start of the original run.</summary>
     public string? ResumeFrom { get; init; }
+    /// <summary>Told each warning before training starts (for example pretrained tensors the model does not use); summary.json records them too.</summary>
+    public Action<string>? OnWarning { get; init; }
 }
 
 /// <summary>
@@ -46,6 +48,8 @@ public static class EngineRun
         ArgumentNullException.ThrowIfNull(request);
         if (request.Steps < 1) throw new ArgumentOutOfRangeException(nameof(request), "steps must be at least 1.");
         EngineSettings.Check(request.Model, request.Settings, request.Options);
+        IReadOnlyList<string> warnings = CheckInitFrom(request);
+        foreach (string w in warnings) request.OnWarning?.Invoke(w);
         TokenDataset data = TokenDataset.Load(request.DatasetPath, request.Tokenization);
         if (request.Model.VocabSize < data.VocabSize)
             throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; {request.Tokenization} tokens need at least {data.VocabSize}.", nameof(request));
@@ -102,10 +106,10 @@ public static class EngineRun
         catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
         {
             error = e.Message;
-            WriteSummary(dir, request, steps, error, lastCheckpoint, executor);
+            WriteSummary(dir, request, steps, error, lastCheckpoint, executor, warnings);
             throw;
         }
-        return WriteSummary(dir, request, steps, error, lastCheckpoint, executor);
+        return WriteSummary(dir, request, steps, error, lastCheckpoint, executor, warnings);
     }
 
     /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
@@ -148,6 +152,20 @@ public static class EngineRun
         SkippedStep = r.LossScale is null ? null : r.Skipped,
     };
 
+    /// <summary>
+    /// Refuses <see cref="EngineOptions.InitFrom"/> with <see cref="EngineRunRequest.ResumeFrom"/>, and opens the pretrained
+    /// weights once (headers only) so a mismatch is reported before the run folder, the swap files or the model exist.
+    /// </summary>
+    private static IReadOnlyList<string> CheckInitFrom(EngineRunRequest request)
+    {
+        if (request.Options.InitFrom is not { } path) return [];
+        if (request.ResumeFrom is not null)
+            throw new ArgumentException("--init-from and --resume cannot be combined: a resumed run takes its weights and optimizer moments from the checkpoint, " +
+                "which would replace the pretrained weights. Use --init-from to start a new run, --resume to continue one.", nameof(request));
+        using var weights = Checkpoints.PretrainedWeights.Open(path, request.Model);
+        return weights.Warnings;
+    }
+
     /// <summary>A checkpoint folder as given, or the newest checkpoint of a run folder.</summary>
     private static string ResolveCheckpoint(string path)
     {
@@ -156,7 +174,8 @@ public static class EngineRun
             ?? throw new InvalidDataException($"'{path}' is neither a checkpoint nor a run folder with checkpoints.");
     }
 
-    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint, string? executor)
+    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint, string? executor,
+        IReadOnlyList<string> warnings)
     {
         List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
         double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
@@ -187,6 +206,7 @@ public static class EngineRun
             PeakDeviceBytes = steps.Max(m => m.PeakDeviceBytes),
             GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
             Error = error,
+            Warnings = warnings.Count > 0 ? warnings : null,
         };
         RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
         return summary;

@@ -82,4 +82,44 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("--schedule deepspeed", result.Console);
     }
+
+    [Fact]
+    public void Given_InitFromAMissingFolder_When_Trained_Then_ItIsAUsageErrorNamingThePath()
+    {
+        string missing = Path.Combine(_root, "no-such-model");
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--init-from", missing,
+            "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("no-such-model", result.Console);
+        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+    }
+
+    [Fact]
+    public void Given_InitFromWithResume_When_Trained_Then_ItIsRefusedSayingWhy()
+    {
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--init-from", _root,
+            "--resume", _root, "--runs-dir", Path.Combine(_root, "runs"));
+
+        Assert.Equal(ExitCodes.Usage, result.ExitCode);
+        Assert.Contains("cannot be combined", result.Console);
+    }
+
+    [Fact]
+    public void Given_InitFromAnAiosCheckpoint_When_Trained_Then_ItStartsFromThoseWeightsWithAFreshOptimizer()
+    {
+        string runs = Path.Combine(_root, "runs");
+        var first = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "one", "--save-every", "2", "--json");
+        string checkpoint = Path.Combine(runs, "one", "checkpoints", "step-2");
+
+        var second = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", runs, "--run-id", "two", "--init-from", checkpoint, "--json");
+
+        Assert.Equal(ExitCodes.Ok, first.ExitCode);
+        Assert.Equal(ExitCodes.Ok, second.ExitCode);
+        using JsonDocument a = JsonDocument.Parse(first.Stdout), b = JsonDocument.Parse(second.Stdout);
+        // The same batch as the first run's step 1, now on weights two steps into training: a lower loss.
+        Assert.True(b.RootElement.GetProperty("first_loss").GetDouble() < a.RootElement.GetProperty("first_loss").GetDouble());
+    }
 }

@@ -117,6 +117,45 @@ public sealed class EngineRunTests : IDisposable
     }
 
     [Fact]
+    public void Given_InitFromTogetherWithResume_When_Run_Then_ItIsRefusedBeforeCreatingTheRunFolderSayingWhy()
+    {
+        var request = Request(LayerwiseTrainerTests.Small()) with { ResumeFrom = Path.Combine(_root, "old-run") };
+        request = request with { Options = request.Options with { InitFrom = Path.Combine(_root, "weights") } };
+
+        var e = Assert.Throws<ArgumentException>(() => EngineRun.Execute(request));
+
+        Assert.Contains("--init-from and --resume cannot be combined", e.Message);
+        Assert.Contains("optimizer moments", e.Message);
+        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+    }
+
+    [Fact]
+    public void Given_InitFromWeightsWithAnExtraTensor_When_Run_Then_TheWarningIsToldAndRecordedAndTheFirstLossIsThatOfTheFilesWeights()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        var tensors = HfLayout.Gpt2(spec, Model.InitialWeights.Create(spec, 3));
+        tensors.Add(("extra.weight", [2], [1, 2]));
+        string weights = Path.Combine(_root, "gpt2.safetensors");
+        SafeTensors.Write(weights, tensors, dtype: "F32");
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with { ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu };
+        var warned = new List<string>();
+        var request = Request(settings, steps: 1) with { OnWarning = warned.Add };
+        request = request with { Options = request.Options with { InitFrom = weights } };
+        // The weights of seed 3, on the batches of the run's seed (42).
+        var data = Data.TokenDataset.Load(Data.BundledText.DefaultPath);
+        double expected;
+        using (var reference = new ReferenceTrainer(spec, settings, LayerwiseTrainerTests.Options() with { Seed = 3 }))
+            expected = reference.Step(m => data.Sample(request.Options.Seed, 0, m, settings.MicroBatch, settings.SeqLen)).Loss;
+
+        RunSummary summary = EngineRun.Execute(request);
+
+        Assert.Contains("extra.weight", Assert.Single(warned));
+        Assert.Equal(warned, summary.Warnings);
+        Assert.Equal(expected, summary.FirstLoss!.Value, 5);
+        Assert.Contains("gpt2.safetensors", File.ReadAllText(Path.Combine(_root, "runs", "test-run", "settings.json")));
+    }
+
+    [Fact]
     public void Given_ACancelledToken_When_Run_Then_TheSummarySaysIncomplete()
     {
         using var cancel = new CancellationTokenSource();

@@ -24,11 +24,16 @@ public static class TrainCommand
         var device = new Option<string>("--device") { Description = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
         var runsDir = new Option<string>("--runs-dir") { Description = "Folder that receives runs/<id>/", DefaultValueFactory = _ => "runs" };
         var runId = new Option<string?>("--run-id") { Description = "Name of the run folder (default: time and a random suffix)" };
-        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights and the data order", DefaultValueFactory = _ => 1234 };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights (unless --init-from) and the data order", DefaultValueFactory = _ => 1234 };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-3 };
         var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
         var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, or from the newest checkpoint of a run folder" };
+        var initFrom = new Option<string?>("--init-from")
+        {
+            Description = "Start from pretrained weights instead of the seeded initialisation: a .safetensors file, or a Hugging Face model folder " +
+                "(model.safetensors, or model.safetensors.index.json and its shards) in GPT-2 or Llama naming; not with --resume",
+        };
         var buffered = new Option<bool>("--buffered-swap") { Description = "Swap through the page cache instead of O_DIRECT (faster on small runs, but not what the drive does)" };
         var keep = new Option<bool>("--keep-swap-files") { Description = "Keep <nvme-path>/aios-<run id>/ after the run" };
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
@@ -40,7 +45,7 @@ public static class TrainCommand
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -49,6 +54,7 @@ public static class TrainCommand
             var engine = new EngineOptions
             {
                 Seed = r.GetValue(seed),
+                InitFrom = r.GetValue(initFrom),
                 Device = r.GetValue(device)!,
                 Adam = new() { LearningRate = r.GetValue(lr) },
                 KeepSwapFiles = r.GetValue(keep),
@@ -88,6 +94,7 @@ public static class TrainCommand
                 RunsRoot = r.GetValue(runsDir)!,
                 SaveEvery = r.GetValue(saveEvery),
                 ResumeFrom = r.GetValue(resume),
+                OnWarning = warning => io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
             };
             int code = Execute(io, request, hardware, r.GetValue(json));
             if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);

@@ -77,4 +77,6 @@ public sealed record RunSummary
     public string? Error { get; init; }
     /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
     public string? LastCheckpoint { get; init; }
+    /// <summary>Warnings given before training started (for example pretrained tensors left unused); null when none.</summary>
+    public IReadOnlyList<string>? Warnings { get; init; }
 }
