@@ -254,6 +254,21 @@ public sealed class PretrainedWeightsTests : IDisposable
         Assert.DoesNotContain("lm_head", warning);
     }
 
+    [Fact]
+    public void Given_ALlamaConfigWithAnotherRotaryBase_When_Opened_Then_TheConstantsTheEngineFixesAreWarnedAbout()
+    {
+        string folder = WriteSingle(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)));
+        File.WriteAllText(Path.Combine(folder, "config.json"),
+            "{\"model_type\": \"llama\", \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\"}, \"rms_norm_eps\": 1e-05}");
+
+        using var weights = PretrainedWeights.Open(folder, Llama);
+
+        Assert.Equal(WeightFamily.Llama, weights.Family);
+        Assert.Equal(2, weights.Warnings.Count);
+        Assert.Contains("rope_theta 500000", weights.Warnings[0]);
+        Assert.Contains("rope_scaling", weights.Warnings[1]);
+    }
+
     public static TheoryData<OffloadTier> Placements() => new() { OffloadTier.None, OffloadTier.Cpu, OffloadTier.Nvme };
 
     [Theory]

@@ -250,7 +250,7 @@ public sealed class PretrainedWeights : IDisposable
 
     /// <summary>
     /// Warnings from a <c>config.json</c> beside the weights where it sets a constant the engine fixes: the rotary base
-    /// and the norm epsilon. The run still starts from the weights, but their function differs a little from training.
+    /// and scaling, and the norm epsilon. The run still starts from the weights, but their function differs a little from training.
     /// </summary>
     private static IEnumerable<string> ConfigWarnings(string path, WeightFamily family)
     {
@@ -270,6 +270,8 @@ public sealed class PretrainedWeights : IDisposable
         if (root.ValueKind != JsonValueKind.Object) yield break;
         if (family == WeightFamily.Llama && Number(root, "rope_theta") is { } theta && theta != TransformerOps.RotaryBase)
             yield return $"{config} sets rope_theta {theta} but the engine's rotary positions use base {TransformerOps.RotaryBase}: the model starts from its weights but sees positions differently from how it was trained.";
+        if (family == WeightFamily.Llama && root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind == JsonValueKind.Object)
+            yield return $"{config} sets rope_scaling, which the engine does not apply: positions are rotated without it.";
         if ((Number(root, "rms_norm_eps") ?? Number(root, "layer_norm_epsilon")) is { } eps && Math.Abs(eps - TransformerOps.NormEpsilon) > 1e-12)
             yield return $"{config} sets a norm epsilon of {eps.ToString("0.##########", CultureInfo.InvariantCulture)} but the engine uses {TransformerOps.NormEpsilon.ToString("0.##########", CultureInfo.InvariantCulture)}.";
     }
