@@ -27,6 +27,8 @@ public sealed record DriveCalibration
     public required DriveCurve WriteCurve { get; init; }
     /// <summary>What cache detection concluded.</summary>
     public required CacheFinding Cache { get; init; }
+    /// <summary>The swap cycles (a working set written, then read and rewritten chunk by chunk), smallest first; empty when not run.</summary>
+    public IReadOnlyList<SwapMeasurement> Swap { get; init; } = [];
 }
 
 /// <summary>What the host measurements found.</summary>

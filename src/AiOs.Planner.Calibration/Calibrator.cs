@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Runs a calibration: machine facts; the drive (lay out a test file while watching for a write cache,
-/// sweep reads, sweep writes, fit a curve per direction); memory copy and CPU Adam on one and all threads;
+/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam on one and all threads;
 /// then builds the profile. The test file is deleted however the run ends.
 /// </summary>
 public static class Calibrator
@@ -58,6 +58,9 @@ public static class Calibrator
         // Reads first, while the data written by the layout has not been read back (cold).
         var reads = await SweepAsync(probe, IoDirection.Read, mode, tracker, ct).ConfigureAwait(false);
         var writes = await SweepAsync(probe, IoDirection.Write, mode, tracker, ct).ConfigureAwait(false);
+        // Last, the pattern training has: read what was written a pass earlier, write it back, next.
+        var swap = await SwapProbe.MeasureSizesAsync(file.File, file.Size, LayoutSettings, SwapProbe.DefaultChunk,
+            new Progress<double>(tracker.SwapDone), ct).ConfigureAwait(false);
         var readCurve = DriveCurveFit.Fit(reads);
         var writeCurve = DriveCurveFit.Fit(writes);
         var cache = CacheDetector.Detect(layout, Bandwidth.FromGBps(readCurve.PeakGbps), Bandwidth.FromGBps(writeCurve.PeakGbps), file.Size);
@@ -71,6 +74,7 @@ public static class Calibrator
             WriteSamples = writes,
             WriteCurve = writeCurve,
             Cache = cache,
+            Swap = swap,
         };
     }
 

@@ -3,6 +3,8 @@ using System.Numerics;
 using AiOs.Planner.Calibration.Drive;
 using AiOs.Planner.Calibration.Machine;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration;
 
@@ -45,15 +47,30 @@ public static class ProfileBuilder
         var write = Direction(drive.WriteCurve, drive.WriteSamples, date, how);
         if (drive.Cache.SustainedWrite is { } sustained && sustained.GBps < write.PeakGbps.Value)
             write = write with { PeakGbps = Measured(sustained.GBps, I($"sustained write rate after a write cache filled (layout of the {drive.TestFileSize} test file); fitted peak was {drive.WriteCurve.PeakGbps:0.00} GB/s")) };
+        var read = Direction(drive.ReadCurve, drive.ReadSamples, date, how);
+        SwapBehaviour? swap = null;
+        if (drive.Swap.Count > 0)
+        {
+            var at = drive.Swap[0].Settings;
+            string cycles = string.Join("; ", drive.Swap.Select(m => I($"{m.WorkingSet}: reads {m.ReadRate.GBps:0.000}, rewrites {m.WriteRate.GBps:0.000} GB/s")));
+            swap = new SwapBehaviour
+            {
+                Points = drive.Swap.Select(m => new SwapPoint(Math.Round(m.WorkingSet.Value / (double)Bytes.GiBValue, 3),
+                    Factor(m.ReadRate, read, at), Factor(m.WriteRate, write, at))).ToList(),
+                Date = date,
+                Method = I($"aios calibrate swap cycles: part of the test file written, then each {drive.Swap[0].Chunk} chunk read and written back, {drive.Swap[0].Cycles} cycles, through the engine's swap I/O (synchronous direct pieces, queue depth × threads in flight), block {at.BlockSize}, queue depth {at.QueueDepth}, {at.IntraOpParallelism} thread(s); factors over the curves' {read.Throughput(at).GBps:0.000} GB/s read and {write.Throughput(at).GBps:0.000} GB/s write at those settings ({cycles})"),
+            };
+        }
         var driveSpec = new DriveSpec
         {
             Model = I($"{DriveName(storage)} ({storage.FileSystem ?? "unknown filesystem"})"),
             Count = 1,
             CapacityGb = Measured(storage.Total.GB, "size of the filesystem holding --nvme-path (statvfs)"),
             PcieGen = baseDrive?.PcieGen ?? 0,
-            Read = Direction(drive.ReadCurve, drive.ReadSamples, date, how),
+            Read = read,
             Write = write,
             CacheNote = drive.Cache.Note,
+            Swap = swap,
         };
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in options.Base?.Machine ?? new Dictionary<string, string>()) facts[k] = v;
@@ -93,6 +110,10 @@ public static class ProfileBuilder
         storage.DeviceModel is { Length: > 0 } model ? model
         : storage.BlockDevice is { } dev ? (dev.StartsWith("vd", StringComparison.Ordinal) ? $"virtio disk {dev}" : dev)
         : "unknown drive";
+
+    /// <summary>A swap rate over the curve's rate at the probe's settings, rounded (what the simulator multiplies the curve by).</summary>
+    internal static double Factor(Bandwidth swapRate, DriveDirection curve, AioSettings settings) =>
+        Math.Round(swapRate.BytesPerSecond / curve.Throughput(settings).BytesPerSecond, 3);
 
     private static DriveDirection Direction(DriveCurve curve, IReadOnlyList<DriveSample> samples, string date, string method) => new()
     {

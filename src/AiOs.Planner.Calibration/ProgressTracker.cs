@@ -4,7 +4,8 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Progress in estimated seconds of work, so a progress bar's ETA means something: the layout is weighted
-/// by its size at an assumed 1.5 GB/s, each sweep sample by its duration, each host probe by its duration.
+/// by its size at an assumed 1.5 GB/s, and so is the swap probe (by the bytes it moves), each
+/// sweep sample by its duration, each host probe by its duration.
 /// A sweep that stops early drops its remaining samples from the total.
 /// </summary>
 internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationProgress>? sink)
@@ -16,6 +17,8 @@ internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationPr
     private readonly int?[] _sweepSamples = new int?[2];
     private double _layoutSeconds;
     private double _layoutFraction;
+    private double _swapSeconds;
+    private double _swapFraction;
     private int _sweep = -1;
     private int _samples;
     private int _hostStepsDone;
@@ -26,11 +29,19 @@ internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationPr
         : i == _sweep ? (done ? _samples : mode.Sweep.MaxSamples) * _sampleSeconds
         : done ? 0 : mode.Sweep.MaxSamples * _sampleSeconds;
 
-    private double Done => _layoutSeconds * _layoutFraction + SweepSeconds(0, true) + SweepSeconds(1, true) + _hostStepsDone * _hostSeconds;
+    private double Done => _layoutSeconds * _layoutFraction + SweepSeconds(0, true) + SweepSeconds(1, true) + _swapSeconds * _swapFraction + _hostStepsDone * _hostSeconds;
 
-    private double Total => _layoutSeconds + SweepSeconds(0, false) + SweepSeconds(1, false) + HostSteps * _hostSeconds;
+    private double Total => _layoutSeconds + SweepSeconds(0, false) + SweepSeconds(1, false) + _swapSeconds + HostSteps * _hostSeconds;
 
-    public void SetLayout(Bytes size) => Set("laying out test file", () => _layoutSeconds = size.GB / AssumedGBps);
+    /// <summary>Sets the test file's size: the layout writes it once, the swap probe writes, reads and rewrites it and smaller parts.</summary>
+    public void SetLayout(Bytes size) => Set("laying out test file", () =>
+    {
+        _layoutSeconds = size.GB / AssumedGBps;
+        _swapSeconds = Drive.SwapProbe.TrafficFor(size, Drive.SwapProbe.DefaultChunk).GB / AssumedGBps;
+    });
+
+    /// <summary>The swap probe has done <paramref name="fraction"/> of its work.</summary>
+    public void SwapDone(double fraction) => Set("drive swap cycles", () => _swapFraction = Math.Clamp(fraction, 0, 1));
 
     public void LayoutDone(Bytes written) => Set("laying out test file", () => _layoutFraction = Math.Min(1, written.GB / Math.Max(1e-9, _layoutSeconds * AssumedGBps)));
 
@@ -48,7 +59,11 @@ internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationPr
         if (_phase.StartsWith("memory", StringComparison.Ordinal) || _phase.StartsWith("CPU", StringComparison.Ordinal)) _hostStepsDone++;
     });
 
-    public void Finish() => Set("done", () => _hostStepsDone = HostSteps);
+    public void Finish() => Set("done", () =>
+    {
+        _swapFraction = 1;
+        _hostStepsDone = HostSteps;
+    });
 
     private void Set(string phase, Action change)
     {

@@ -139,4 +139,32 @@ public class ProfileBuilderTests
 
         Assert.Equal(9e8, profile.Cpu.AdamParamsPerS.Value);
     }
+
+    [Fact]
+    public void Given_swap_cycles_When_built_Then_each_working_set_gets_its_rates_over_the_curves_at_the_probe_settings_and_survives_a_round_trip()
+    {
+        var aio = new AioSettings();
+        var drive = Drive(3.0, 2.0);
+        var curveRead = DriveCurveFit.Fit(drive.ReadSamples);
+        var curveWrite = DriveCurveFit.Fit(drive.WriteSamples);
+        var readAt = new DriveDirection { PeakGbps = curveRead.PeakGbps, HalfInflightKib = curveRead.HalfInflightKib, HalfBlockKib = curveRead.HalfBlockKib }.Throughput(aio);
+        var writeAt = new DriveDirection { PeakGbps = curveWrite.PeakGbps, HalfInflightKib = curveWrite.HalfInflightKib, HalfBlockKib = curveWrite.HalfBlockKib }.Throughput(aio);
+        // 2 GiB read twice in the time the curve needs for 2.4 GiB; rewrites at 80% of the write curve.
+        var small = new SwapMeasurement(aio, Bytes.FromMiB(128), Bytes.FromGiB(2), 2,
+            TimeSpan.FromSeconds(4 * Bytes.GiBValue / readAt.BytesPerSecond / 1.2), TimeSpan.FromSeconds(4 * Bytes.GiBValue / writeAt.BytesPerSecond / 0.8));
+        var large = small with { WorkingSet = Bytes.FromGiB(4), ReadTime = small.ReadTime * 2 * 1.2, WriteTime = small.WriteTime * 2 };
+        var options = new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-11-27" };
+
+        var profile = ProfileBuilder.Build(options, Machine, drive with { Swap = [small, large] }, Host);
+        var loaded = ProfileCatalog.Parse(ProfileWriter.ToJson(profile), "test");
+
+        var points = loaded.Drives[0].Swap!.Points;
+        Assert.Equal([2.0, 4.0], points.Select(p => p.WorkingSetGib));
+        Assert.Equal(1.2, points[0].ReadFactor, 0.002);
+        Assert.Equal(0.8, points[0].WriteFactor, 0.002);
+        Assert.Equal(1.0, points[1].ReadFactor, 0.002);
+        Assert.Contains("engine's swap I/O", loaded.Drives[0].Swap!.Method, StringComparison.Ordinal);
+        Assert.Equal(readAt.GBps * 1.2, loaded.Drives[0].SwapReadRate(aio, Bytes.FromGiB(1)).GBps, 0.01);
+        Assert.Null(ProfileBuilder.Build(options, Machine, drive, Host).Drives[0].Swap);
+    }
 }

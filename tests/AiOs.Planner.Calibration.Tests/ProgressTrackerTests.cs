@@ -27,6 +27,8 @@ public class ProgressTrackerTests
             for (int i = 0; i < 5; i++) t.SampleDone(phase); // stops early: fewer than MaxSamples
             t.SweepFinished();
         }
+        t.SwapDone(0.25);
+        t.SwapDone(1);
         foreach (string phase in new[] { "memory copy", "memory copy", "CPU Adam", "CPU Adam", "done" }) t.HostStep(phase);
         t.Finish();
 

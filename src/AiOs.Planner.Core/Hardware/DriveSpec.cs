@@ -20,6 +20,8 @@ public sealed record DriveSpec
     public required DriveDirection Write { get; init; }
     /// <summary>Set by calibration when writes were absorbed by a cache faster than the drive (host cache, SLC cache).</summary>
     public string? CacheNote { get; init; }
+    /// <summary>How the drive moves training's swap traffic against its sequential curves, by working-set size (measured; absent on datasheet drives).</summary>
+    public SwapBehaviour? Swap { get; init; }
 
     public Bytes Capacity => Bytes.FromGB(CapacityGb.Value * Count);
 
@@ -29,12 +31,27 @@ public sealed record DriveSpec
     /// <summary>Aggregate write throughput of all drives for the given aio settings.</summary>
     public Bandwidth WriteRate(AioSettings aio) => Write.Throughput(aio) * Count;
 
+    /// <summary>
+    /// Aggregate rate of swap reads when the node's swap files hold <paramref name="workingSet"/> (striped over
+    /// the drives): the read curve times <see cref="Swap"/>'s read factor at each drive's share. What the
+    /// simulator charges them.
+    /// </summary>
+    public Bandwidth SwapReadRate(AioSettings aio, Bytes workingSet) =>
+        ReadRate(aio) * (Swap?.ReadFactorAt(PerDrive(workingSet)) ?? 1);
+
+    /// <summary>Aggregate rate of swap writes for <paramref name="workingSet"/>: the write curve times <see cref="Swap"/>'s write factor.</summary>
+    public Bandwidth SwapWriteRate(AioSettings aio, Bytes workingSet) =>
+        WriteRate(aio) * (Swap?.WriteFactorAt(PerDrive(workingSet)) ?? 1);
+
+    private Bytes PerDrive(Bytes workingSet) => new(workingSet.Value / Math.Max(1, Count));
+
     internal void Validate(ValidationProblems p, string at)
     {
         p.Positive(at + ".count", Count);
         p.Positive(at + ".capacity_gb", CapacityGb.Value);
         Read.Validate(p, at + ".read");
         Write.Validate(p, at + ".write");
+        Swap?.Validate(p, at + ".swap");
     }
 }
 
@@ -83,5 +100,62 @@ public sealed record DriveDirection
         p.Positive(at + ".peak_gbps", PeakGbps.Value);
         p.NonNegative(at + ".half_inflight_kib", HalfInflightKib.Value);
         if (HalfBlockKib is not null) p.NonNegative(at + ".half_block_kib", HalfBlockKib.Value);
+
+    }
+}
+
+/// <summary>One swap-cycle measurement: for a working set of this size, reads and rewrites ran at these multiples of the curves.</summary>
+public sealed record SwapPoint(double WorkingSetGib, double ReadFactor, double WriteFactor);
+
+/// <summary>
+/// Training's swap traffic against the drive's sequential curves at the same settings, measured by
+/// <c>aios calibrate</c> at several working-set sizes: it writes part of its test file, then reads each chunk
+/// and writes it back, as the engine reads a sub-group's optimizer state or a layer's parameters written the
+/// step before and writes the update back. Factors above 1 where a drive or a virtual disk's host serves
+/// recent writes from a cache (more for working sets the cache holds) or rewrites cost less than cold writes;
+/// about 1 on a bare NVMe drive.
+/// </summary>
+public sealed record SwapBehaviour
+{
+    /// <summary>Measured points, by working-set size ascending.</summary>
+    public required IReadOnlyList<SwapPoint> Points { get; init; }
+    /// <summary>When measured (ISO 8601).</summary>
+    public string? Date { get; init; }
+    /// <summary>How measured.</summary>
+    public string? Method { get; init; }
+
+    /// <summary>The read factor for a drive whose swap files hold <paramref name="workingSet"/> (see <see cref="At"/>).</summary>
+    public double ReadFactorAt(Bytes workingSet) => At(workingSet, p => p.ReadFactor);
+
+    /// <summary>The write factor for a drive whose swap files hold <paramref name="workingSet"/> (see <see cref="At"/>).</summary>
+    public double WriteFactorAt(Bytes workingSet) => At(workingSet, p => p.WriteFactor);
+
+    /// <summary>
+    /// A factor for <paramref name="workingSet"/>: linear in log size between points; below the smallest point
+    /// the smallest's, above the largest the largest's (where a cache is involved a larger working set may be
+    /// slower still: calibrate with a test file as large as the swap files, --test-size).
+    /// </summary>
+    private double At(Bytes workingSet, Func<SwapPoint, double> factor)
+    {
+        var points = Points.Where(p => p.WorkingSetGib > 0 && factor(p) > 0).OrderBy(p => p.WorkingSetGib).ToList();
+        if (points.Count == 0) return 1;
+        double gib = workingSet.Value / (double)Bytes.GiBValue;
+        if (gib <= points[0].WorkingSetGib) return factor(points[0]);
+        if (gib >= points[^1].WorkingSetGib) return factor(points[^1]);
+        int i = points.FindIndex(p => p.WorkingSetGib >= gib);
+        var (a, b) = (points[i - 1], points[i]);
+        double t = Math.Log(gib / a.WorkingSetGib) / Math.Log(b.WorkingSetGib / a.WorkingSetGib);
+        return factor(a) + t * (factor(b) - factor(a));
+    }
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        if (Points.Count == 0) p.Add(at + ".points", "is empty; remove swap or recalibrate");
+        for (int i = 0; i < Points.Count; i++)
+        {
+            p.Positive(at + $".points[{i}].working_set_gib", Points[i].WorkingSetGib);
+            p.Positive(at + $".points[{i}].read_factor", Points[i].ReadFactor);
+            p.Positive(at + $".points[{i}].write_factor", Points[i].WriteFactor);
+        }
     }
 }

@@ -13,7 +13,7 @@ public static class Simulator
         bool keepTimeline = false, bool firstStep = false, ComputeModel? computeModel = null)
     {
         var program = StepScheduler.Build(model, hardware, settings, firstStep);
-        var costs = new StepCosts(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel);
+        var costs = Costs(program, hardware, settings, computeModel);
         return StepSimulator.Simulate(program, costs, keepTimeline);
     }
 
@@ -21,7 +21,12 @@ public static class Simulator
     public static StepTiming PredictTime(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null)
     {
         var program = StepScheduler.Build(model, hardware, settings);
-        var costs = new StepCosts(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel);
+        var costs = Costs(program, hardware, settings, computeModel);
         return StepTimes.Compute(program, costs);
     }
+
+    /// <summary>The machine's costs for <paramref name="program"/>: the swap files' size (the program's static NVMe level, per node) sets the drives' swap rates.</summary>
+    public static StepCosts Costs(StepProgram program, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null) =>
+        new(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel,
+            new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)));
 }

@@ -21,7 +21,11 @@ public sealed class StepCosts
     private readonly double _adamPerSecond;
     private readonly int _gpusPerNode, _nodes;
 
-    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, ComputeModel? model = null)
+    /// <summary>
+    /// Costs on <paramref name="hw"/> for <paramref name="s"/>; <paramref name="nvmeWorkingSet"/> is what the node's
+    /// swap files hold (it sets the drives' swap rates, see <see cref="DriveSpec.SwapReadRate"/>).
+    /// </summary>
+    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, ComputeModel? model = null, Bytes nvmeWorkingSet = default)
     {
         _hw = hw;
         _model = model ?? ComputeModel.Default;
@@ -48,8 +52,9 @@ public sealed class StepCosts
             _h2d = _d2h = _gpuLink = hw.Cpu.MemoryBandwidth;
         }
         _network = hw.Network?.Rate ?? new Bandwidth(0);
-        double read = hw.Drives.Sum(d => d.ReadRate(s.Aio).BytesPerSecond);
-        double write = hw.Drives.Sum(d => d.WriteRate(s.Aio).BytesPerSecond);
+        // Training's NVMe traffic is swap traffic: the drives' measured swap rates (the curves where none were measured).
+        double read = hw.Drives.Sum(d => d.SwapReadRate(s.Aio, nvmeWorkingSet).BytesPerSecond);
+        double write = hw.Drives.Sum(d => d.SwapWriteRate(s.Aio, nvmeWorkingSet).BytesPerSecond);
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamParamsPerS.Value / gpusPerNode;

@@ -9,7 +9,7 @@ namespace AiOs.Planner.Engine.Storage;
 /// An <see cref="ISwapStore"/> over the direct-I/O library: one O_DIRECT file per key, so swap traffic goes
 /// to the drive and not the page cache, as the calibrated profile assumes. A request is cut into aio-block
 /// pieces (widened to 4 KiB boundaries at its two ends) that run in parallel, up to the aio settings' queue
-/// depth × threads in flight. A piece whose caller memory is 4096-byte aligned (the engine's staging and
+/// depth × threads in flight (<see cref="ParallelPieces"/>, which calibration's swap probe uses too). A piece whose caller memory is 4096-byte aligned (the engine's staging and
 /// optimizer buffers are) moves straight between that memory and the drive; any other piece goes through an
 /// aligned bounce buffer of one block, so the extra memory is bounded by the bytes in flight. A piece that a write covers only partly is
 /// read first (read-modify-write), which is safe because the engine never writes one key from two threads
@@ -20,17 +20,13 @@ public sealed unsafe class DirectSwapStore : ISwapStore
     private const long Block = AlignedBuffer.Alignment;
     private readonly SwapDirectory _directory;
     private readonly ConcurrentDictionary<string, DirectFile> _files = new(StringComparer.Ordinal);
-    private readonly ConcurrentBag<AlignedBuffer> _buffers = [];
-    private readonly long _pieceBytes;
-    private readonly int _inFlight;
+    private readonly ParallelPieces _pieces;
 
     /// <summary>Stores files in <paramref name="directory"/> (the store does not own it), cutting requests as <paramref name="aio"/> says.</summary>
     public DirectSwapStore(SwapDirectory directory, AioSettings? aio = null)
     {
         _directory = directory;
-        aio ??= new AioSettings();
-        _pieceBytes = Math.Max(Block, aio.BlockSize.Value / Block * Block);
-        _inFlight = Math.Max(1, aio.QueueDepth * Math.Max(1, aio.IntraOpParallelism));
+        _pieces = new ParallelPieces(aio);
     }
 
     /// <summary>The first fallback warning, or null while every file uses O_DIRECT.</summary>
@@ -103,45 +99,16 @@ public sealed unsafe class DirectSwapStore : ISwapStore
             throw new EndOfStreamException($"Swap file '{key}' ends at {end} bytes; {last} were expected.");
     }
 
-    /// <summary>
-    /// Runs <paramref name="piece"/> (buffer, file offset, length → bytes done) over the block-aligned cover of
-    /// [<paramref name="first"/>, <paramref name="last"/>) in pieces, several at once; returns the file
-    /// offset where the first short piece ended, or the aligned end when none was short.
-    /// </summary>
-    private long ForEachPiece(long first, long last, Func<AlignedBuffer, long, long, long> piece)
-    {
-        long start = first / Block * Block, stop = (last + Block - 1) / Block * Block;
-        long count = (stop - start + _pieceBytes - 1) / _pieceBytes;
-        long end = stop;
-        object gate = new();
-        void Run(long i)
-        {
-            long at = start + i * _pieceBytes, n = Math.Min(_pieceBytes, stop - at);
-            AlignedBuffer buffer = Rent();
-            try
-            {
-                long done = piece(buffer, at, n);
-                if (done < n) lock (gate) end = Math.Min(end, at + done);
-            }
-            finally
-            {
-                _buffers.Add(buffer);
-            }
-        }
-        if (count == 1) Run(0);
-        else Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = _inFlight }, Run);
-        return end;
-    }
+    private long ForEachPiece(long first, long last, Func<AlignedBuffer, long, long, long> piece) => _pieces.ForEach(first, last, piece);
 
     private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.ReadWrite));
 
-    private AlignedBuffer Rent() => _buffers.TryTake(out AlignedBuffer? buffer) ? buffer : new AlignedBuffer(new Bytes(_pieceBytes));
 
     /// <summary>Closes every file and frees the bounce buffers.</summary>
     public void Dispose()
     {
         foreach (DirectFile f in _files.Values) f.Dispose();
         _files.Clear();
-        while (_buffers.TryTake(out AlignedBuffer? b)) b.Dispose();
+        _pieces.Dispose();
     }
 }
