@@ -111,4 +111,98 @@ public class ModelSpecTests
         var e = Assert.Throws<DescriptionException>(() => ModelCatalog.Parse(json, "config.json"));
         Assert.Contains("'t5' is not supported", e.Message);
     }
+
+    private const string TinyShape = """
+        "name": "x", "vocab_size": 256, "hidden_size": 64, "num_layers": 2, "num_heads": 4, "ffn_size": 256,
+        "tied_embeddings": true, "max_seq_len": 128
+        """;
+
+    private static ModelSpec Tiny(string kinds, string extra) =>
+        ModelCatalog.Parse($"{{{TinyShape}, {kinds}{extra}}}", "x.json");
+
+    private const string GptKinds = "\"ffn_kind\": \"gelu_mlp\", \"norm\": \"layernorm\", \"positions\": \"learned\"";
+    private const string LlamaKinds = "\"ffn_kind\": \"swiglu\", \"norm\": \"rmsnorm\", \"positions\": \"rotary\"";
+
+    [Theory]
+    [InlineData("tiny-gpt")]
+    [InlineData("tiny-llama")]
+    public void Given_a_description_without_the_compute_constants_When_loaded_Then_they_are_what_the_engine_always_used(string name)
+    {
+        ModelSpec model = ModelCatalog.Default.Load(name);
+
+        Assert.Equal(ActivationKind.Gelu, model.Activation);
+        Assert.Equal(10000.0, model.RopeTheta);
+        Assert.Equal(1e-5, model.NormEps);
+        Assert.Null(model.RopeScaling);
+    }
+
+    [Theory]
+    [InlineData("gpt2", ActivationKind.GeluTanh, 10000.0)]
+    [InlineData("gpt2-xl", ActivationKind.GeluTanh, 10000.0)]
+    [InlineData("llama-2-7b", ActivationKind.Gelu, 10000.0)]
+    [InlineData("llama-2-70b", ActivationKind.Gelu, 10000.0)]
+    [InlineData("llama-3-8b", ActivationKind.Gelu, 500000.0)]
+    [InlineData("llama-3-70b", ActivationKind.Gelu, 500000.0)]
+    public void Given_a_bundled_pretrained_shape_When_loaded_Then_its_constants_are_those_of_its_hugging_face_config(
+        string name, ActivationKind activation, double ropeTheta)
+    {
+        ModelSpec model = ModelCatalog.Default.Load(name);
+
+        Assert.Equal(activation, model.Activation);
+        Assert.Equal(ropeTheta, model.RopeTheta);
+        Assert.Equal(1e-5, model.NormEps);
+    }
+
+    [Fact]
+    public void Given_an_unknown_activation_When_loaded_Then_the_error_names_the_field_and_the_allowed_values()
+    {
+        var e = Assert.Throws<DescriptionException>(() => Tiny(GptKinds, ", \"activation\": \"relu\""));
+
+        Assert.Equal("$.activation", e.Field);
+        Assert.Contains("'relu' is not one of gelu, gelu_tanh", e.Message);
+    }
+
+    [Fact]
+    public void Given_bad_compute_constants_When_loaded_Then_every_bad_field_is_named()
+    {
+        var e = Assert.Throws<DescriptionException>(() => Tiny(LlamaKinds, """
+            , "activation": "gelu_tanh", "rope_theta": 0, "norm_eps": -1e-5,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 1, "original_max_position_embeddings": 0}
+            """));
+
+        Assert.Contains("$.activation: applies to ffn_kind gelu_mlp only", e.Message);
+        Assert.Contains("$.rope_theta: must be a positive number", e.Message);
+        Assert.Contains("$.norm_eps: must be a small positive number", e.Message);
+        Assert.Contains("$.rope_scaling.high_freq_factor: must be greater than low_freq_factor", e.Message);
+        Assert.Contains("$.rope_scaling.original_max_position_embeddings: must be a positive number", e.Message);
+    }
+
+    [Fact]
+    public void Given_rope_scaling_with_learned_positions_or_an_unknown_type_When_loaded_Then_the_error_says_so()
+    {
+        const string scaling = """
+            , "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8192}
+            """;
+        var learned = Assert.Throws<DescriptionException>(() => Tiny(GptKinds, scaling));
+        var linear = Assert.Throws<DescriptionException>(() => Tiny(LlamaKinds, scaling.Replace("llama3", "linear")));
+
+        Assert.Contains("$.rope_scaling: applies to rotary positions only", learned.Message);
+        Assert.Equal("$.rope_scaling.rope_type", linear.Field);
+        Assert.Contains("'linear' is not one of llama3", linear.Message);
+    }
+
+    [Fact]
+    public void Given_a_description_with_every_compute_constant_When_written_and_read_back_Then_it_is_equal()
+    {
+        ModelSpec model = Tiny(LlamaKinds, """
+            , "rope_theta": 500000, "norm_eps": 1e-6,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4, "original_max_position_embeddings": 8192}
+            """);
+
+        string json = System.Text.Json.JsonSerializer.Serialize(model, DescriptionJson.Options);
+
+        Assert.Contains("\"rope_type\": \"llama3\"", json);
+        Assert.Contains("\"activation\": \"gelu\"", json);
+        Assert.Equal(model, ModelCatalog.Parse(json, "round-trip.json"));
+    }
 }

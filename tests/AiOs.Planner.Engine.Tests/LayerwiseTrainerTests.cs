@@ -181,6 +181,59 @@ public sealed class LayerwiseTrainerTests : IDisposable
         Assert.Contains("global-norm clipping", e.Message);
     }
 
+    /// <summary>
+    /// The reference trainer's 20 losses for the bundled tiny models (no compute-constant fields: exact GELU, rope base
+    /// 10000, norm ε 1e-5), recorded before those constants became description fields (commit 0ca5161).
+    /// </summary>
+    public static TheoryData<string, double[]> LossesBeforeTheComputeConstants() => new()
+    {
+        { "tiny-gpt", [5.60630989074707, 5.20419716835022, 4.928475379943848, 4.708173513412476, 4.4921770095825195, 4.254308700561523,
+            4.0529234409332275, 3.9371083974838257, 3.644612431526184, 3.592231035232544, 3.3801372051239014, 3.3587615489959717,
+            3.394972085952759, 3.163784384727478, 3.0920523405075073, 3.0425208806991577, 3.1198650598526, 2.9565433263778687,
+            2.899901270866394, 3.020483136177063] },
+        { "tiny-llama", [5.519437313079834, 5.220411062240601, 4.93977689743042, 4.742126703262329, 4.5124876499176025, 4.2874908447265625,
+            4.128476619720459, 3.98019015789032, 3.701285243034363, 3.6480385065078735, 3.4382846355438232, 3.399650454521179,
+            3.39040744304657, 3.1780645847320557, 3.1244295835494995, 3.0002886056900024, 3.1274971961975098, 2.9053571224212646,
+            2.801213502883911, 2.9167407751083374] },
+    };
+
+    [Theory]
+    [MemberData(nameof(LossesBeforeTheComputeConstants))]
+    public void Given_ATinyModelWithoutComputeConstantFields_When_TrainedOnTheReference_Then_TheLossesAreThoseFromBeforeTheFields(string name, double[] before)
+    {
+        var (losses, _) = Run(ModelCatalog.Default.Load(name), Small(), Options(), reference: true);
+
+        // Bit for bit where they were recorded; 6 decimals leave room for another CPU's kernels.
+        for (int s = 0; s < Steps; s++) Assert.Equal(before[s], losses[s], 6);
+    }
+
+    public static TheoryData<string> SpecsWithComputeConstants() => new() { "gpt-tanh", "llama-3.1-rope" };
+
+    private static ModelSpec WithComputeConstants(string which) => which == "gpt-tanh"
+        ? ModelCatalog.Default.Load("tiny-gpt") with { Activation = ActivationKind.GeluTanh, NormEps = 1e-6 }
+        : ModelCatalog.Default.Load("tiny-llama") with
+        {
+            RopeTheta = 500000,
+            NormEps = 1e-6,
+            RopeScaling = new RopeScaling { RopeType = RopeScalingKind.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 64 },
+        };
+
+    [Theory]
+    [MemberData(nameof(SpecsWithComputeConstants))]
+    public void Given_ComputeConstantsOtherThanTheDefaults_When_TrainedWithOffload_Then_LossesEqualTheReferenceAndDifferFromTheDefaults(string which)
+    {
+        ModelSpec spec = WithComputeConstants(which);
+        ModelSpec defaults = spec with { Activation = ActivationKind.Gelu, RopeTheta = ModelSpec.DefaultRopeTheta, RopeScaling = null, NormEps = ModelSpec.DefaultNormEps };
+        TrainingSettings settings = Small() with { ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Nvme, NvmePath = _nvme };
+
+        var (losses, _) = Run(spec, settings, Options(), reference: false);
+        var (refLosses, _) = Run(spec, Small(), Options(), reference: true);
+        var (defaultLosses, _) = Run(defaults, Small(), Options(), reference: true);
+
+        for (int s = 0; s < Steps; s++) Assert.Equal(refLosses[s], losses[s], 5);
+        Assert.NotEqual(defaultLosses[0], refLosses[0], 5);
+    }
+
     internal static void AssertClose(float[] expected, float[] actual, float tolerance)
     {
         Assert.Equal(expected.Length, actual.Length);

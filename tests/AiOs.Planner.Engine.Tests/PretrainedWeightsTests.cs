@@ -254,19 +254,73 @@ public sealed class PretrainedWeightsTests : IDisposable
         Assert.DoesNotContain("lm_head", warning);
     }
 
-    [Fact]
-    public void Given_ALlamaConfigWithAnotherRotaryBase_When_Opened_Then_TheConstantsTheEngineFixesAreWarnedAbout()
+    private string WithConfig(List<(string Name, long[] Shape, float[] Data)> tensors, string config)
     {
-        string folder = WriteSingle(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)));
-        File.WriteAllText(Path.Combine(folder, "config.json"),
-            "{\"model_type\": \"llama\", \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\"}, \"rms_norm_eps\": 1e-05}");
+        string folder = WriteSingle(tensors);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        return folder;
+    }
+
+    private const string Llama31Config = """
+        {"model_type": "llama", "rope_theta": 500000.0, "rms_norm_eps": 1e-06,
+         "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+        """;
+
+    [Fact]
+    public void Given_ALlamaConfigWhoseConstantsDifferFromTheDescription_When_Opened_Then_EachMismatchIsWarnedWithBothValuesAndTheFix()
+    {
+        string folder = WithConfig(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)), Llama31Config);
 
         using var weights = PretrainedWeights.Open(folder, Llama);
 
         Assert.Equal(WeightFamily.Llama, weights.Family);
-        Assert.Equal(2, weights.Warnings.Count);
-        Assert.Contains("rope_theta 500000", weights.Warnings[0]);
-        Assert.Contains("rope_scaling", weights.Warnings[1]);
+        Assert.Equal(3, weights.Warnings.Count);
+        Assert.Contains("has rms_norm_eps 0.000001 but models/tiny-llama.json has norm_eps 0.00001", weights.Warnings[0]);
+        Assert.Contains("has rope_theta 500000 but models/tiny-llama.json has rope_theta 10000", weights.Warnings[1]);
+        Assert.Contains("has rope_scaling llama3 (factor 8, low_freq_factor 1, high_freq_factor 4, original_max_position_embeddings 8192) but models/tiny-llama.json has rope_scaling none", weights.Warnings[2]);
+        Assert.All(weights.Warnings, w => Assert.Contains($"pass --model {Path.Combine(folder, "config.json")}", w));
+        Assert.All(weights.Warnings, w => Assert.Contains("or edit models/tiny-llama.json", w));
+    }
+
+    [Fact]
+    public void Given_AConfigThatMatchesTheDescription_When_Opened_Then_NothingIsWarned()
+    {
+        string folder = WithConfig(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)), Llama31Config);
+        ModelSpec matching = Llama with
+        {
+            RopeTheta = 500000,
+            NormEps = 1e-6,
+            RopeScaling = new RopeScaling { RopeType = RopeScalingKind.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalMaxPositionEmbeddings = 8192 },
+        };
+
+        using var weights = PretrainedWeights.Open(folder, matching);
+
+        Assert.Empty(weights.Warnings);
+    }
+
+    [Fact]
+    public void Given_AGpt2ConfigWithTheTanhGelu_When_OpenedForAnExactGeluDescription_Then_TheActivationIsWarnedAbout()
+    {
+        var tensors = HfLayout.Gpt2(Gpt, InitialWeights.Create(Gpt, 1));
+        string folder = WithConfig(tensors, """{"model_type": "gpt2", "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05}""");
+
+        using (var exact = PretrainedWeights.Open(folder, Gpt))
+            Assert.Contains("has activation_function gelu_new (tanh GELU) but models/tiny-gpt.json has activation gelu", Assert.Single(exact.Warnings));
+        using (var tanh = PretrainedWeights.Open(folder, Gpt with { Activation = ActivationKind.GeluTanh }))
+            Assert.Empty(tanh.Warnings);
+    }
+
+    [Fact]
+    public void Given_AConfigWithARopeScalingTheEngineCannotCompute_When_Opened_Then_TheWarningNamesIt()
+    {
+        string folder = WithConfig(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)),
+            """{"model_type": "llama", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}""");
+
+        using var weights = PretrainedWeights.Open(folder, Llama);
+
+        string warning = Assert.Single(weights.Warnings);
+        Assert.Contains("$.rope_scaling.rope_type: \"yarn\" is not supported", warning);
+        Assert.Contains("The engine cannot compute the model", warning);
     }
 
     public static TheoryData<OffloadTier> Placements() => new() { OffloadTier.None, OffloadTier.Cpu, OffloadTier.Nvme };

@@ -15,14 +15,38 @@ public static class HuggingFaceConfig
     /// <summary>Converts a parsed Hugging Face config; <paramref name="source"/> names the file in errors.</summary>
     public static ModelSpec Convert(JsonElement root, string source, string name)
     {
-        string type = root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
-        bool gpt2Style = type == "gpt2" || root.TryGetProperty("n_embd", out _);
-        return gpt2Style ? FromGpt2(root, source, name) : FromLlama(root, source, name, type);
+        string type = ModelType(root);
+        return IsGpt2(root, type) ? FromGpt2(root, source, name) : FromLlama(root, source, name, type);
     }
+
+    /// <summary>
+    /// The constants of a parsed config that change what the model computes (GELU variant, norm ε, rotary base and
+    /// scaling), with the defaults Hugging Face applies where the config leaves one out. Reads nothing else, so a
+    /// partial config works; throws <see cref="DescriptionException"/> for values the engine cannot compute.
+    /// </summary>
+    public static ComputeConstants Constants(JsonElement root, string source)
+    {
+        string type = ModelType(root);
+        if (IsGpt2(root, type))
+        {
+            // GPT2Config's defaults: gelu_new and 1e-5.
+            return new ComputeConstants(Gpt2Activation(root, source), OptionalDouble(root, "layer_norm_epsilon") ?? 1e-5,
+                ModelSpec.DefaultRopeTheta, null);
+        }
+        // LlamaConfig's defaults: rms_norm_eps 1e-6, rope_theta 10000; SwiGLU has no GELU to choose.
+        return new ComputeConstants(ActivationKind.Gelu, OptionalDouble(root, "rms_norm_eps") ?? 1e-6,
+            OptionalDouble(root, "rope_theta") ?? ModelSpec.DefaultRopeTheta, RopeScalingOf(root, source));
+    }
+
+    private static string ModelType(JsonElement root) =>
+        root.TryGetProperty("model_type", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()! : "";
+
+    private static bool IsGpt2(JsonElement root, string type) => type == "gpt2" || root.TryGetProperty("n_embd", out _);
 
     private static ModelSpec FromGpt2(JsonElement root, string source, string name)
     {
         int h = Int(root, "n_embd", source);
+        ComputeConstants constants = Constants(root, source);
         return new ModelSpec
         {
             Name = name,
@@ -38,6 +62,8 @@ public static class HuggingFaceConfig
             MaxSeqLen = OptionalInt(root, "n_positions", source) ?? OptionalInt(root, "n_ctx", source) ?? 1024,
             Bias = true,
             Dropout = OptionalDouble(root, "resid_pdrop") ?? 0.1,
+            Activation = constants.Activation,
+            NormEps = constants.NormEps,
             Description = $"Imported from Hugging Face config {source}",
         }.Validated(source);
     }
@@ -52,6 +78,7 @@ public static class HuggingFaceConfig
             { File = source, Field = "$.model_type" };
         }
         int heads = Int(root, "num_attention_heads", source);
+        ComputeConstants constants = Constants(root, source);
         return new ModelSpec
         {
             Name = name,
@@ -68,21 +95,81 @@ public static class HuggingFaceConfig
             Positions = PositionKind.Rotary,
             MaxSeqLen = OptionalInt(root, "max_position_embeddings", source) ?? 4096,
             Bias = OptionalBool(root, "attention_bias") ?? false,
+            RopeTheta = constants.RopeTheta,
+            RopeScaling = constants.RopeScaling,
+            NormEps = constants.NormEps,
             Description = $"Imported from Hugging Face config {source}",
         }.Validated(source);
     }
+
+    private const string Gpt2Activations = "supported: gelu_new, gelu_pytorch_tanh, gelu_fast (the tanh approximation) and gelu (exact)";
+
+    /// <summary>GPT-2's <c>activation_function</c>: the tanh approximations (<c>gelu_new</c> and its equals) or exact <c>gelu</c>.</summary>
+    private static ActivationKind Gpt2Activation(JsonElement root, string source)
+    {
+        if (!root.TryGetProperty("activation_function", out var v) || v.ValueKind == JsonValueKind.Null) return ActivationKind.GeluTanh;
+        return v.ValueKind == JsonValueKind.String ? v.GetString() switch
+        {
+            // gelu_fast writes the same tanh formula with the constants multiplied out.
+            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => ActivationKind.GeluTanh,
+            "gelu" => ActivationKind.Gelu,
+            _ => throw Unsupported(source, "$.activation_function", v, Gpt2Activations),
+        } : throw Unsupported(source, "$.activation_function", v, Gpt2Activations);
+    }
+
+    /// <summary>
+    /// A Llama <c>rope_scaling</c> object: null or <c>rope_type</c> "default" mean none, "llama3" (Llama 3.1) is
+    /// read, any other type is refused because the engine would rotate positions differently from the model.
+    /// </summary>
+    private static RopeScaling? RopeScalingOf(JsonElement root, string source)
+    {
+        if (!root.TryGetProperty("rope_scaling", out var s) || s.ValueKind == JsonValueKind.Null) return null;
+        if (s.ValueKind != JsonValueKind.Object)
+            throw new DescriptionException($"{source}, field $.rope_scaling: expected an object or null, found {s.GetRawText()}.")
+            { File = source, Field = "$.rope_scaling" };
+        // Older configs call the field "type".
+        string field = s.TryGetProperty("rope_type", out _) ? "rope_type" : "type";
+        JsonElement type = s.TryGetProperty(field, out var t) ? t : default;
+        string? name = type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+        if (name == "default") return null;
+        if (name != "llama3")
+            throw Unsupported(source, "$.rope_scaling." + field, type,
+                "supported: llama3 (Llama 3.1) and default; with any other scaling the engine would rotate positions differently from the model");
+        return new RopeScaling
+        {
+            RopeType = RopeScalingKind.Llama3,
+            Factor = RequiredDouble(s, "factor", source, "$.rope_scaling."),
+            LowFreqFactor = RequiredDouble(s, "low_freq_factor", source, "$.rope_scaling."),
+            HighFreqFactor = RequiredDouble(s, "high_freq_factor", source, "$.rope_scaling."),
+            OriginalMaxPositionEmbeddings = OptionalInt(s, "original_max_position_embeddings", source, "$.rope_scaling.") ??
+                throw Missing(source, "$.rope_scaling.original_max_position_embeddings"),
+        };
+    }
+
+    private static DescriptionException Unsupported(string source, string field, JsonElement value, string supported)
+    {
+        string found = value.ValueKind == JsonValueKind.Undefined ? "nothing" : value.GetRawText();
+        return new DescriptionException($"{source}, field {field}: {found} is not supported ({supported}).")
+        { File = source, Field = field };
+    }
+
+    private static DescriptionException Missing(string source, string field) =>
+        new($"{source}, field {field}: required by a Hugging Face config of this family but missing.") { File = source, Field = field };
+
+    private static double RequiredDouble(JsonElement obj, string field, string source, string prefix) =>
+        obj.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : throw Missing(source, prefix + field);
 
     private static int Int(JsonElement root, string field, string source) =>
         OptionalInt(root, field, source) ??
         throw new DescriptionException($"{source}, field $.{field}: required by a Hugging Face config of this family but missing.")
         { File = source, Field = "$." + field };
 
-    private static int? OptionalInt(JsonElement root, string field, string source)
+    private static int? OptionalInt(JsonElement root, string field, string source, string prefix = "$.")
     {
         if (!root.TryGetProperty(field, out var v) || v.ValueKind == JsonValueKind.Null) return null;
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
-            throw new DescriptionException($"{source}, field $.{field}: expected a whole number, found {v.GetRawText()}.")
-            { File = source, Field = "$." + field };
+            throw new DescriptionException($"{source}, field {prefix}{field}: expected a whole number, found {v.GetRawText()}.")
+            { File = source, Field = prefix + field };
         return i;
     }
 
@@ -92,3 +179,10 @@ public static class HuggingFaceConfig
     private static bool? OptionalBool(JsonElement root, string field) =>
         root.TryGetProperty(field, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
 }
+
+/// <summary>The constants of a Hugging Face config that change what a model computes, as the description fields they become.</summary>
+/// <param name="Activation">From GPT-2's <c>activation_function</c> (<see cref="ActivationKind.Gelu"/> for the Llama family, which has no GELU).</param>
+/// <param name="NormEps">From <c>layer_norm_epsilon</c> (GPT-2) or <c>rms_norm_eps</c> (Llama).</param>
+/// <param name="RopeTheta">From <c>rope_theta</c> (Llama).</param>
+/// <param name="RopeScaling">From <c>rope_scaling</c> (Llama 3.1), or null.</param>
+public sealed record ComputeConstants(ActivationKind Activation, double NormEps, double RopeTheta, RopeScaling? RopeScaling);

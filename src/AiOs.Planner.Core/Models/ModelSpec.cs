@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using AiOs.Planner.Descriptions;
 
 namespace AiOs.Planner.Models;
@@ -31,6 +32,11 @@ public enum PositionKind
 /// </summary>
 public sealed record ModelSpec
 {
+    /// <summary>The rotary base when a description gives none (Llama 2's, and what the engine always used before).</summary>
+    public const double DefaultRopeTheta = 10000.0;
+    /// <summary>The norm epsilon when a description gives none (GPT-2's and Llama 2's).</summary>
+    public const double DefaultNormEps = 1e-5;
+
     public required string Name { get; init; }
     public required int VocabSize { get; init; }
     public required int HiddenSize { get; init; }
@@ -49,6 +55,15 @@ public sealed record ModelSpec
     public bool Bias { get; init; }
     /// <summary>Dropout probability used in training (GPT-2 configs: 0.1); dropout keeps a one-byte mask per element.</summary>
     public double Dropout { get; init; }
+    /// <summary>The GELU of a <see cref="FfnKind.GeluMlp"/> block (GPT-2: the tanh approximation); SwiGLU always uses SiLU.</summary>
+    [JsonConverter(typeof(ChoiceJsonConverter<ActivationKind>))]
+    public ActivationKind Activation { get; init; } = ActivationKind.Gelu;
+    /// <summary>Base θ of the rotary angles t / θ^(2i/D) (Llama 2: 10000, Llama 3: 500000); unused with learned positions.</summary>
+    public double RopeTheta { get; init; } = DefaultRopeTheta;
+    /// <summary>Rescaling of the rotary inverse frequencies (Llama 3.1), or null for none.</summary>
+    public RopeScaling? RopeScaling { get; init; }
+    /// <summary>The ε added to the variance in every LayerNorm or RMSNorm.</summary>
+    public double NormEps { get; init; } = DefaultNormEps;
     /// <summary>Free text: where the shape comes from.</summary>
     public string? Description { get; init; }
 
@@ -135,6 +150,19 @@ public sealed record ModelSpec
         }
         if (NumHeads > 0 && HiddenSize > 0 && HiddenSize % NumHeads != 0)
             p.Add("$.hidden_size", $"must be a multiple of num_heads ({NumHeads}); found {HiddenSize}");
+        if (!Enum.IsDefined(Activation))
+            p.Add("$.activation", $"must be one of {Choice.Allowed<ActivationKind>()} (found {(int)Activation})");
+        else if (FfnKind == FfnKind.Swiglu && Activation != ActivationKind.Gelu)
+            p.Add("$.activation", $"applies to ffn_kind gelu_mlp only (swiglu gates with SiLU); remove it (found {Choice.NameOf(Activation)})");
+        p.Positive("$.rope_theta", RopeTheta);
+        if (!(NormEps > 0 && NormEps < 1))
+            p.Add("$.norm_eps", $"must be a small positive number below 1, such as 1e-5 (found {NormEps})");
+        if (RopeScaling is { } scaling)
+        {
+            if (Positions != PositionKind.Rotary)
+                p.Add("$.rope_scaling", "applies to rotary positions only; remove it or set positions to rotary");
+            scaling.Check(p, "$.rope_scaling");
+        }
         p.ThrowIfAny();
         return this;
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Models;
 
@@ -48,7 +49,7 @@ public sealed class PretrainedWeights : IDisposable
     /// <summary>The safetensors files read (one, or every shard).</summary>
     public IReadOnlyList<string> Files => _files.Select(f => f.Path).ToArray();
 
-    /// <summary>Things worth knowing that do not stop a run: tensors left unused, a config that differs from the engine's fixed constants.</summary>
+    /// <summary>Things worth knowing that do not stop a run: tensors left unused, a <c>config.json</c> beside the weights whose compute constants differ from the description's.</summary>
     public IReadOnlyList<string> Warnings { get; }
 
     /// <summary>Opens the weights at <paramref name="path"/> for <paramref name="spec"/> and checks that they fit it.</summary>
@@ -72,7 +73,7 @@ public sealed class PretrainedWeights : IDisposable
             string[] unused = tensors.Keys.Where(n => !used.Contains(n) && !PretrainedNames.Ignorable(n, family, spec)).Order(StringComparer.Ordinal).ToArray();
             if (unused.Length > 0)
                 warnings.Add($"{unused.Length} tensor(s) in {path} are not used by {Label(spec)}: {string.Join(", ", unused.Take(UnusedShown))}{(unused.Length > UnusedShown ? ", …" : "")}.");
-            warnings.AddRange(ConfigWarnings(path, family));
+            warnings.AddRange(ConfigWarnings(path, spec));
             return new PretrainedWeights(path, spec, family, files, tensors, sources, warnings);
         }
         catch
@@ -249,33 +250,59 @@ public sealed class PretrainedWeights : IDisposable
     }
 
     /// <summary>
-    /// Warnings from a <c>config.json</c> beside the weights where it sets a constant the engine fixes: the rotary base
-    /// and scaling, and the norm epsilon. The run still starts from the weights, but their function differs a little from training.
+    /// Warnings where the <c>config.json</c> beside the weights (if any) sets a constant that changes what the model
+    /// computes — GELU variant, norm ε, rotary base and scaling — to another value than the description: the run
+    /// starts from the weights, but its function differs from the one they were trained for.
     /// </summary>
-    private static IEnumerable<string> ConfigWarnings(string path, WeightFamily family)
+    private static IEnumerable<string> ConfigWarnings(string path, ModelSpec spec)
     {
         string folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         string config = System.IO.Path.Combine(folder, "config.json");
-        if (!File.Exists(config)) yield break;
-        JsonElement root;
+        if (!File.Exists(config)) return [];
+        ComputeConstants constants;
         try
         {
             using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(config));
-            root = doc.RootElement.Clone();
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return [];
+            constants = HuggingFaceConfig.Constants(doc.RootElement, config);
         }
         catch (JsonException)
         {
-            yield break;
+            return [];
         }
-        if (root.ValueKind != JsonValueKind.Object) yield break;
-        if (family == WeightFamily.Llama && Number(root, "rope_theta") is { } theta && theta != TransformerOps.RotaryBase)
-            yield return $"{config} sets rope_theta {theta} but the engine's rotary positions use base {TransformerOps.RotaryBase}: the model starts from its weights but sees positions differently from how it was trained.";
-        if (family == WeightFamily.Llama && root.TryGetProperty("rope_scaling", out JsonElement scaling) && scaling.ValueKind == JsonValueKind.Object)
-            yield return $"{config} sets rope_scaling, which the engine does not apply: positions are rotated without it.";
-        if ((Number(root, "rms_norm_eps") ?? Number(root, "layer_norm_epsilon")) is { } eps && Math.Abs(eps - TransformerOps.NormEpsilon) > 1e-12)
-            yield return $"{config} sets a norm epsilon of {eps.ToString("0.##########", CultureInfo.InvariantCulture)} but the engine uses {TransformerOps.NormEpsilon.ToString("0.##########", CultureInfo.InvariantCulture)}.";
+        catch (DescriptionException e)
+        {
+            return [$"{e.Message} The engine cannot compute the model as {config} describes it; the run starts from the weights but computes something else."];
+        }
+        return ConstantMismatches(config, spec, constants);
     }
 
-    private static double? Number(JsonElement root, string name) =>
-        root.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+    /// <summary>One warning per constant of <paramref name="config"/> that differs from <paramref name="spec"/>, naming both values and the fix.</summary>
+    internal static IEnumerable<string> ConstantMismatches(string config, ModelSpec spec, ComputeConstants constants)
+    {
+        string label = Label(spec);
+        string edit = label.StartsWith("models/", StringComparison.Ordinal) ? $"edit {label}" : $"edit the description of {label}";
+        string fix = $"to match, pass --model {config} (the description is then read from the Hugging Face config) or {edit}";
+        string Warning(string hfField, string hfValue, string field, string value) =>
+            $"{config} has {hfField} {hfValue} but {label} has {field} {value}: the model computes something other than what the weights were trained for; {fix}.";
+
+        if (spec.FfnKind == FfnKind.GeluMlp && constants.Activation != spec.Activation)
+            yield return Warning("activation_function", constants.Activation == ActivationKind.GeluTanh ? "gelu_new (tanh GELU)" : "gelu (exact)",
+                "activation", Choice.NameOf(spec.Activation));
+        if (!Close(constants.NormEps, spec.NormEps))
+            yield return Warning(spec.Norm == NormKind.Rmsnorm ? "rms_norm_eps" : "layer_norm_epsilon", Text(constants.NormEps), "norm_eps", Text(spec.NormEps));
+        if (spec.Positions != PositionKind.Rotary) yield break;
+        if (!Close(constants.RopeTheta, spec.RopeTheta))
+            yield return Warning("rope_theta", Text(constants.RopeTheta), "rope_theta", Text(spec.RopeTheta));
+        if (constants.RopeScaling != spec.RopeScaling)
+            yield return Warning("rope_scaling", Describe(constants.RopeScaling), "rope_scaling", Describe(spec.RopeScaling));
+    }
+
+    private static bool Close(double a, double b) => Math.Abs(a - b) <= 1e-9 * Math.Max(Math.Abs(a), Math.Abs(b));
+
+    private static string Text(double value) => value.ToString("0.############", CultureInfo.InvariantCulture);
+
+    private static string Describe(RopeScaling? s) => s is null ? "none" :
+        $"{Choice.NameOf(s.RopeType)} (factor {Text(s.Factor)}, low_freq_factor {Text(s.LowFreqFactor)}, " +
+        $"high_freq_factor {Text(s.HighFreqFactor)}, original_max_position_embeddings {s.OriginalMaxPositionEmbeddings})";
 }

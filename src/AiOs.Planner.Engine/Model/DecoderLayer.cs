@@ -7,7 +7,7 @@ namespace AiOs.Planner.Engine.Model;
 
 /// <summary>
 /// One pre-norm decoder layer: x + Attn(Norm(x)), then + FFN(Norm(x)). Causal scaled-dot-product
-/// attention with optional grouped-query heads and rotary positions; GELU MLP or SwiGLU. Its
+/// attention with optional grouped-query heads and rotary positions; GELU MLP (exact or tanh GELU) or SwiGLU. Its
 /// parameters are views into a <see cref="FlatParameters"/> it is given, so one module can run any
 /// layer whose values were copied in (a device slot).
 /// </summary>
@@ -30,8 +30,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        Tensor attended = x + Dropout(Attention(TransformerOps.Norm(x, _spec.Norm, Parameters, "ln1")));
-        Tensor result = attended + Dropout(FeedForward(TransformerOps.Norm(attended, _spec.Norm, Parameters, "ln2")));
+        Tensor attended = x + Dropout(Attention(TransformerOps.Norm(x, _spec, Parameters, "ln1")));
+        Tensor result = attended + Dropout(FeedForward(TransformerOps.Norm(attended, _spec, Parameters, "ln2")));
         return result.MoveToOuterDisposeScope();
     }
 
@@ -44,8 +44,8 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
         Tensor v = TransformerOps.Linear(h, Parameters, "attn.v").view(b, t, kvHeads, d).transpose(1, 2);
         if (_spec.Positions == PositionKind.Rotary)
         {
-            q = TransformerOps.Rotary(q);
-            k = TransformerOps.Rotary(k);
+            q = TransformerOps.Rotary(q, _spec);
+            k = TransformerOps.Rotary(k, _spec);
         }
         if (kvHeads != heads)
         {
@@ -63,7 +63,7 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
 
     private Tensor FeedForward(Tensor h) => _spec.FfnKind switch
     {
-        FfnKind.GeluMlp => TransformerOps.Linear(F.gelu(TransformerOps.Linear(h, Parameters, "mlp.fc")), Parameters, "mlp.proj"),
+        FfnKind.GeluMlp => TransformerOps.Linear(TransformerOps.Gelu(TransformerOps.Linear(h, Parameters, "mlp.fc"), _spec.Activation), Parameters, "mlp.proj"),
         FfnKind.Swiglu => TransformerOps.Linear(
             F.silu(TransformerOps.Linear(h, Parameters, "mlp.gate")) * TransformerOps.Linear(h, Parameters, "mlp.up"),
             Parameters, "mlp.down"),

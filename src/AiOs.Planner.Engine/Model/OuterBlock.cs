@@ -40,7 +40,7 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     public Tensor Logits(Tensor hidden)
     {
         using var scope = NewDisposeScope();
-        Tensor normed = TransformerOps.Norm(hidden, _spec.Norm, Parameters, "lnf");
+        Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
         Tensor head = _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
         return F.linear(normed, head).MoveToOuterDisposeScope();
     }
