@@ -142,7 +142,7 @@ public static class ReportFigures
         return new Figure("memory", "Level of each memory tier over the predicted step (GPU per GPU, host and NVMe per node) and the run's measured peak resident set.", plot);
     }
 
-    /// <summary>The calibrated drive curve over bytes in flight, the run's AIO setting on it, and the NVMe rates each step reached.</summary>
+    /// <summary>The calibrated drive curves over bytes in flight (and the swap rates where measured), the run's AIO setting on them, and the NVMe rates each step reached.</summary>
     public static Figure? NvmeCurve(RunData run)
     {
         if (run.Profile is not { Drives.Count: > 0 } profile) return null;
@@ -159,6 +159,19 @@ public static class ReportFigures
         read.LegendText = "read, calibrated curve";
         var write = plot.Add.ScatterLine(xs, Rate(drive.WriteRate));
         write.LegendText = "write, calibrated curve";
+        if (drive.Swap is not null)
+        {
+            // What the simulator charged this run: the curves times the swap factors at the run's swap working set.
+            var workingSet = new Bytes((long)(run.Prediction?["memory"]?["nvme_bytes"]?.GetValue<double>() ?? 0));
+            var swapRead = plot.Add.ScatterLine(xs, Rate(a => drive.SwapReadRate(a, workingSet)));
+            swapRead.LegendText = $"read, swap rate for {workingSet}";
+            swapRead.Color = read.Color;
+            swapRead.LinePattern = LinePattern.Dashed;
+            var swapWrite = plot.Add.ScatterLine(xs, Rate(a => drive.SwapWriteRate(a, workingSet)));
+            swapWrite.LegendText = $"write, swap rate for {workingSet}";
+            swapWrite.Color = write.Color;
+            swapWrite.LinePattern = LinePattern.Dashed;
+        }
         double x = Math.Log2(aio.InFlight.Value / 1024.0);
         var measuredRead = plot.Add.ScatterPoints(steps.Select(_ => x).ToArray(), steps.Select(s => s.NvmeReadGBps).ToArray());
         measuredRead.LegendText = "read, measured per step";
@@ -174,7 +187,7 @@ public static class ReportFigures
         plot.XLabel("bytes in flight: block × queue depth × threads (log scale)");
         plot.YLabel("throughput (GB/s)");
         plot.ShowLegend();
-        return new Figure("nvme", $"The profile's drive curve and the rates the run reached at its setting ({aio.InFlight} in flight).", plot);
+        return new Figure("nvme", $"The profile's drive curves (solid: the sequential sweep; dashed, where calibrated: the swap rates the simulator charged for this run's swap files) and the rates the run reached at its setting ({aio.InFlight} in flight).", plot);
     }
 
     internal static AioSettings ReadAio(RunData run)
