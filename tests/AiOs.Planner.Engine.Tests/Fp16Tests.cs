@@ -71,7 +71,8 @@ public sealed class Fp16Tests : IDisposable
         int skipped = runs.Count(r => r.Skipped);
         Assert.InRange(skipped, 3, 25);
         Assert.True(runs[0].Skipped);
-        Assert.Equal(Math.Pow(2, 30 - skipped), runs[^1].LossScale!.Value);
+        // Hysteresis 2 (DeepSpeed's default): the first overflow only skips; every later one halves (no clean window in between).
+        Assert.Equal(Math.Pow(2, 30 - (skipped - 1)), runs[^1].LossScale!.Value);
         Assert.False(runs[^1].Skipped);
         Assert.True(runs[^1].Loss < runs[0].Loss, $"Training did not proceed after the overflows: {runs[0].Loss} → {runs[^1].Loss}.");
     }
@@ -118,7 +119,7 @@ public sealed class Fp16Tests : IDisposable
     [Fact]
     public void Given_ALossScaler_When_StepsOverflowOrRunClean_Then_ItHalvesSkipsAndDoublesAfterTheWindow()
     {
-        var scaler = new LossScaler(initial: 1024, window: 3, minScale: 256);
+        var scaler = new LossScaler(initial: 1024, window: 3, minScale: 256, hysteresis: 1);
 
         Assert.False(scaler.Update(overflow: true));
         Assert.Equal(512, scaler.Scale);
@@ -134,5 +135,53 @@ public sealed class Fp16Tests : IDisposable
         Assert.True(LossScaler.Overflowed(double.PositiveInfinity));
         Assert.True(LossScaler.Overflowed(double.NaN));
         Assert.False(LossScaler.Overflowed(1e30));
+    }
+
+    [Fact]
+    public void Given_hysteresis_two_When_overflows_come_Then_the_first_after_an_increase_only_skips_as_in_DeepSpeed()
+    {
+        var scaler = new LossScaler(initial: 1024, window: 2, hysteresis: 2);
+
+        Assert.False(scaler.Update(overflow: true));
+        Assert.Equal(1024, scaler.Scale); // hysteresis 2 → 1: skipped, scale kept
+        Assert.True(scaler.Update(false));
+        Assert.False(scaler.Update(overflow: true));
+        Assert.Equal(512, scaler.Scale); // a clean step does not restore it (not consecutive): this one halves
+        Assert.True(scaler.Update(false));
+        Assert.True(scaler.Update(false));
+        Assert.Equal(1024, scaler.Scale); // the window doubles the scale and restores the hysteresis
+        Assert.False(scaler.Update(overflow: true));
+        Assert.Equal(1024, scaler.Scale);
+        Assert.Equal(3, scaler.Skipped);
+    }
+
+    [Fact]
+    public void Given_consecutive_hysteresis_When_a_clean_step_separates_overflows_Then_neither_lowers_the_scale()
+    {
+        var scaler = new LossScaler(initial: 1024, window: 100, hysteresis: 2, consecutiveHysteresis: true);
+
+        scaler.Update(overflow: true);
+        scaler.Update(false);
+        scaler.Update(overflow: true);
+        Assert.Equal(1024, scaler.Scale);
+        scaler.Update(overflow: true);
+        Assert.Equal(512, scaler.Scale);
+    }
+
+    [Fact]
+    public void Given_a_scaler_mid_hysteresis_When_its_state_is_restored_Then_the_next_overflow_halves_as_it_would_have()
+    {
+        var a = new LossScaler(initial: 1024, window: 100, hysteresis: 2);
+        a.Update(overflow: true);
+        var b = new LossScaler(initial: 1, window: 100, hysteresis: 2);
+        b.Restore(a.State);
+        var old = new LossScaler(initial: 1, window: 100, hysteresis: 2);
+        old.Restore(new LossScaleState(1024, 0, 1));
+
+        b.Update(overflow: true);
+        old.Update(overflow: true);
+
+        Assert.Equal(512, b.Scale);
+        Assert.Equal(1024, old.Scale); // a checkpoint without the field restores the full hysteresis
     }
 }

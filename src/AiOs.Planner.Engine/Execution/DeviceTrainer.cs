@@ -61,7 +61,7 @@ public sealed class DeviceTrainer : ITrainer
         _expAvgSq = new Tensor[units];
         _gradients = new Tensor[units];
         ScalarType dtype = EngineSettings.DType(settings.Precision);
-        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
+        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
         bool accumulateFp32 = settings.GradAccumulation > 1 && dtype != ScalarType.Float32;
         if (accumulateFp32) _accumulators = new Tensor[units];
         try

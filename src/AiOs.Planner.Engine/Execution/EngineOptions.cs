@@ -55,6 +55,8 @@ public sealed record EngineOptions
     public bool CopyStream { get; init; } = true;
     /// <summary>fp16 only: the loss scale to start from (DeepSpeed's 2^initial_scale_power, 2^16).</summary>
     public double InitialLossScale { get; init; } = 65536;
+    /// <summary>fp16 only: overflows that lower the loss scale once (DeepSpeed's hysteresis, 2; the emitted DeepSpeed config says the same).</summary>
+    public int LossScaleHysteresis { get; init; } = 2;
     /// <summary>With nothing offloaded on a CUDA device, update with the fused AdamW kernel (NVRTC); false: TorchSharp operations.</summary>
     public bool FusedDeviceAdam { get; init; } = true;
 }

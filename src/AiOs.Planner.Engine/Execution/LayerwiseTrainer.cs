@@ -80,7 +80,7 @@ public sealed class LayerwiseTrainer : ITrainer
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
-            _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
+            _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms; fp16 needs them to see an overflow.
             bool norms = options.Clipping is not null || _scaler is not null;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme

@@ -34,7 +34,7 @@ public sealed class ReferenceTrainer : IDisposable
         _settings = settings;
         _options = options;
         _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
-        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale) : null;
+        _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
         long[] elements = Enumerable.Range(0, _model.UnitCount).Select(u => _model.Unit(u).Layout.Elements).ToArray();
         _optim = new OptimizerStates(elements, StorageTier.Cpu, long.MaxValue, 1, false, false,
             optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
