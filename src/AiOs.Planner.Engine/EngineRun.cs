@@ -207,6 +207,7 @@ public static class EngineRun
             GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
             Error = error,
             Warnings = warnings.Count > 0 ? warnings : null,
+            HostHeap = Native.HostHeap.Mode,
         };
         RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
         return summary;

@@ -59,6 +59,9 @@ internal static class CalibrationTables
                 Markup.Escape($"{samples} samples; fit R² {F(dir.RSquared ?? 0, "0.00")}, RMSE {F(dir.RmseGbps ?? 0, "0.000")} GB/s; half at {F(dir.HalfInflightKib.Value, "0")} KiB in flight"));
             table.AddRow($"drive {name} at 1 MiB × 8", $"{F(dir.Throughput(aio).GBps, "0.00")} GB/s", "the fit at DeepSpeed's default aio settings");
         }
+        foreach (var m in result.Drive.Swap)
+            table.AddRow(Markup.Escape($"swap cycles, {m.WorkingSet}"), Markup.Escape($"{F(m.ReadRate.GBps, "0.00")} / {F(m.WriteRate.GBps, "0.00")} GB/s"),
+                Markup.Escape($"reads / rewrites through the engine's I/O path: × {F(m.ReadRate.BytesPerSecond / drive.Read.Throughput(m.Settings).BytesPerSecond, "0.00")} / × {F(m.WriteRate.BytesPerSecond / drive.Write.Throughput(m.Settings).BytesPerSecond, "0.00")} the curves (what the simulator charges swap traffic)"));
         table.AddRow("memory copy", $"{F(p.Cpu.MemoryBandwidthGbps.Value, "0.0")} GB/s", Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.MemcpyOneThread.GBps, "0.0")} GB/s"));
         table.AddRow("CPU Adam", Markup.Escape($"{F(result.Host.AdamAllThreads / 1e6, "0")} M params/s"), Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.AdamOneThread / 1e6, "0")} M params/s"));
         console.Write(table);

@@ -79,4 +79,6 @@ public sealed record RunSummary
     public string? LastCheckpoint { get; init; }
     /// <summary>Warnings given before training started (for example pretrained tensors left unused); null when none.</summary>
     public IReadOnlyList<string>? Warnings { get; init; }
+    /// <summary>How the C heap treated large blocks (<see cref="Native.HostHeap.Mode"/>): "reuse", or "system" and why.</summary>
+    public string? HostHeap { get; init; }
 }

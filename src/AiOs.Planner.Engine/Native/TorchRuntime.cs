@@ -45,6 +45,7 @@ public static class TorchRuntime
 
     private static TorchRuntimeReport Prepare()
     {
+        HostHeap.Configure();
         if (!OperatingSystem.IsLinux())
         {
             torch.InitializeDeviceType(DeviceType.CPU);
