@@ -33,7 +33,8 @@ public sealed class ParallelPieces : IDisposable
     /// <summary>
     /// Runs <paramref name="piece"/> (scratch buffer, file offset, length → bytes done) over the block-aligned
     /// cover of [<paramref name="first"/>, <paramref name="last"/>) in pieces, several at once; returns the file
-    /// offset where the first short piece ended, or the aligned end when none was short.
+    /// offset where the first short piece ended, or the aligned end when none was short. A failing piece's
+    /// exception is rethrown as it is (the first, when several fail), however many pieces ran.
     /// </summary>
     public long ForEach(long first, long last, Func<AlignedBuffer, long, long, long> piece)
     {
@@ -58,7 +59,18 @@ public sealed class ParallelPieces : IDisposable
             }
         }
         if (count == 1) Run(0);
-        else Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = InFlight }, Run);
+        else
+        {
+            try
+            {
+                Parallel.For(0L, count, new ParallelOptions { MaxDegreeOfParallelism = InFlight }, Run);
+            }
+            catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+            {
+                // The first piece's failure, as a single piece would have thrown it (callers catch IOException and DirectIoException).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            }
+        }
         return end;
     }
 

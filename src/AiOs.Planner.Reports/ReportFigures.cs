@@ -159,10 +159,10 @@ public static class ReportFigures
         read.LegendText = "read, calibrated curve";
         var write = plot.Add.ScatterLine(xs, Rate(drive.WriteRate));
         write.LegendText = "write, calibrated curve";
-        if (drive.Swap is not null)
+        var workingSet = new Bytes((long)(run.Prediction?["memory"]?["nvme_bytes"]?.GetValue<double>() ?? 0));
+        if (drive.Swap is not null && workingSet.Value > 0)
         {
             // What the simulator charged this run: the curves times the swap factors at the run's swap working set.
-            var workingSet = new Bytes((long)(run.Prediction?["memory"]?["nvme_bytes"]?.GetValue<double>() ?? 0));
             var swapRead = plot.Add.ScatterLine(xs, Rate(a => drive.SwapReadRate(a, workingSet)));
             swapRead.LegendText = $"read, swap rate for {workingSet}";
             swapRead.Color = read.Color;

@@ -32,7 +32,7 @@ public class CpuComputeCostTests
     [Fact]
     public void Given_a_cpu_with_fitted_layer_compute_When_a_forward_is_costed_Then_it_is_matmul_plus_saved_bytes_plus_overhead()
     {
-        var costs = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1);
+        var costs = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1, Bytes.Zero);
 
         var forward = costs.Duration(Op(OpKind.Forward, 3e9, 50e6), hiddenSize: 400);
 
@@ -43,7 +43,7 @@ public class CpuComputeCostTests
     [Fact]
     public void Given_a_cpu_with_fitted_layer_compute_When_a_backward_is_costed_Then_it_takes_the_backward_ratio_times_its_forward()
     {
-        var costs = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1);
+        var costs = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1, Bytes.Zero);
 
         var forward = costs.Duration(Op(OpKind.Forward, 3e9, 50e6), 400);
         var backward = costs.Duration(Op(OpKind.Backward, 6e9, 100e6), 400);
@@ -54,8 +54,8 @@ public class CpuComputeCostTests
     [Fact]
     public void Given_an_explicit_compute_model_When_costed_Then_the_cpu_fit_is_not_used()
     {
-        var withFit = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1, ComputeModel.Default);
-        var withoutFit = new StepCosts(CpuMachine(null), new TrainingSettings(), 1, 1, ComputeModel.Default);
+        var withFit = new StepCosts(CpuMachine(Fitted), new TrainingSettings(), 1, 1, Bytes.Zero, ComputeModel.Default);
+        var withoutFit = new StepCosts(CpuMachine(null), new TrainingSettings(), 1, 1, Bytes.Zero, ComputeModel.Default);
 
         Assert.Equal(withoutFit.Duration(Op(OpKind.Forward, 3e9, 50e6), 400), withFit.Duration(Op(OpKind.Forward, 3e9, 50e6), 400));
     }
@@ -75,8 +75,8 @@ public class CpuComputeCostTests
     public void Given_bf16_training_on_a_cpu_with_a_bf16_rate_When_costed_Then_matmuls_use_that_rate()
     {
         var machine = CpuMachine(Fitted) with { Cpu = CpuMachine(Fitted).Cpu with { MatmulGflopsBf16 = 200 } };
-        var fp32 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Fp32 }, 1, 1);
-        var bf16 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Bf16 }, 1, 1);
+        var fp32 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Fp32 }, 1, 1, Bytes.Zero);
+        var bf16 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Bf16 }, 1, 1, Bytes.Zero);
 
         double fp32Matmul = fp32.Duration(Op(OpKind.Forward, 4e9, 0), 400).Seconds - 400e-6;
         double bf16Matmul = bf16.Duration(Op(OpKind.Forward, 4e9, 0), 400).Seconds - 400e-6;

@@ -48,4 +48,20 @@ public class ParallelPiecesTests
         var e = Assert.Throws<MisalignedIoException>(() => pieces.Write(f, data, 0, 1000, 0));
         Assert.Contains("4 KiB-aligned", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Given_a_request_of_many_pieces_that_fails_When_run_Then_the_piece_error_comes_out_unwrapped_as_for_one_piece()
+    {
+        using var dir = new TempDir();
+        using var pieces = new ParallelPieces(new AioSettings { BlockSize = Bytes.FromKiB(16), QueueDepth = 4 });
+        using var data = new AlignedBuffer(Bytes.FromKiB(256));
+        using (var w = DirectFile.Open(dir.File("ro"), DirectFileMode.ReadWrite)) w.Write(data, 0, data.Length, 0);
+        using var f = DirectFile.Open(dir.File("ro"), DirectFileMode.Read);
+
+        var many = Record.Exception(() => pieces.Write(f, data, 0, data.Length, 0));
+        var one = Record.Exception(() => pieces.Write(f, data, 0, Bytes.FromKiB(16).Value, 0));
+
+        Assert.IsAssignableFrom<DirectIoException>(many);
+        Assert.Equal(one!.GetType(), many!.GetType());
+    }
 }

@@ -56,7 +56,7 @@ public static class SwapProbe
     /// <summary>Bytes moved for all of <see cref="Sizes"/>: each working set written once, then read and rewritten <see cref="Cycles"/> times.</summary>
     public static Bytes TrafficFor(Bytes fileSize, Bytes chunk) => new((1 + 2 * Cycles) * Sizes(fileSize, chunk).Sum(s => s.Value));
 
-    /// <summary>One cycle per size of <see cref="Sizes"/>; <paramref name="progress"/> goes from 0 to 1 over all of them.</summary>
+    /// <summary>One measurement (<see cref="Cycles"/> cycles) per size of <see cref="Sizes"/>; <paramref name="progress"/> goes from 0 to 1 over all of them.</summary>
     public static async Task<IReadOnlyList<SwapMeasurement>> MeasureSizesAsync(DirectFile file, Bytes fileSize, AioSettings settings, Bytes chunk,
         IProgress<double>? progress, CancellationToken ct)
     {

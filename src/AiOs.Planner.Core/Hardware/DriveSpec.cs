@@ -150,7 +150,11 @@ public sealed record SwapBehaviour
 
     internal void Validate(ValidationProblems p, string at)
     {
-        if (Points.Count == 0) p.Add(at + ".points", "is empty; remove swap or recalibrate");
+        if (Points is null || Points.Count == 0)
+        {
+            p.Add(at + ".points", "is missing or empty; remove swap or recalibrate");
+            return;
+        }
         for (int i = 0; i < Points.Count; i++)
         {
             p.Positive(at + $".points[{i}].working_set_gib", Points[i].WorkingSetGib);

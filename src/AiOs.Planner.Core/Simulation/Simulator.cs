@@ -27,6 +27,6 @@ public static class Simulator
 
     /// <summary>The machine's costs for <paramref name="program"/>: the swap files' size (the program's static NVMe level, per node) sets the drives' swap rates.</summary>
     public static StepCosts Costs(StepProgram program, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null) =>
-        new(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes), computeModel,
-            new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)));
+        new(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes),
+            new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)), computeModel);
 }

@@ -25,7 +25,7 @@ public sealed class StepCosts
     /// Costs on <paramref name="hw"/> for <paramref name="s"/>; <paramref name="nvmeWorkingSet"/> is what the node's
     /// swap files hold (it sets the drives' swap rates, see <see cref="DriveSpec.SwapReadRate"/>).
     /// </summary>
-    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, ComputeModel? model = null, Bytes nvmeWorkingSet = default)
+    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, Bytes nvmeWorkingSet, ComputeModel? model = null)
     {
         _hw = hw;
         _model = model ?? ComputeModel.Default;

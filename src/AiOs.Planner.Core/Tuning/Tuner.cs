@@ -122,7 +122,7 @@ public static partial class Tuner
                 foreach (int threads in space.Threads)
                 {
                     var aio = new AioSettings { BlockSize = new Units.Bytes(block), QueueDepth = depth, IntraOpParallelism = threads };
-                    double rate = r.Hardware.Drives.Sum(d => d.SwapReadRate(aio, default).BytesPerSecond + d.SwapWriteRate(aio, default).BytesPerSecond);
+                    double rate = r.Hardware.Drives.Sum(d => d.ReadRate(aio).BytesPerSecond + d.WriteRate(aio).BytesPerSecond);
                     if (rate > bestRate * (1 + 1e-9))
                     {
                         bestRate = rate;

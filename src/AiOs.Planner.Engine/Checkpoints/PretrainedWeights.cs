@@ -254,27 +254,33 @@ public sealed class PretrainedWeights : IDisposable
     /// computes — GELU variant, norm ε, rotary base and scaling — to another value than the description: the run
     /// starts from the weights, but its function differs from the one they were trained for.
     /// </summary>
-    private static IEnumerable<string> ConfigWarnings(string path, ModelSpec spec)
+    private static List<string> ConfigWarnings(string path, ModelSpec spec)
     {
         string folder = Directory.Exists(path) ? path : System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         string config = System.IO.Path.Combine(folder, "config.json");
         if (!File.Exists(config)) return [];
         ComputeConstants constants;
+        string? modelType;
         try
         {
             using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(config));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) return [];
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return [$"{config} is not a JSON object; its constants were not compared with the description."];
+            modelType = doc.RootElement.TryGetProperty("model_type", out JsonElement t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             constants = HuggingFaceConfig.Constants(doc.RootElement, config);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
         {
-            return [];
+            return [$"{config} could not be read ({e.Message}); its constants were not compared with the description."];
         }
         catch (DescriptionException e)
         {
             return [$"{e.Message} The engine cannot compute the model as {config} describes it; the run starts from the weights but computes something else."];
         }
-        return ConstantMismatches(config, spec, constants);
+        var warnings = ConstantMismatches(config, spec, constants).ToList();
+        // Mistral, Qwen2, Gemma and others name their tensors as Llama does but compute differently (docs/engine.md).
+        if (modelType is { Length: > 0 } type && type is not ("gpt2" or "llama"))
+            warnings.Insert(0, $"{config} says model_type {type}: its tensors load under Llama's or GPT-2's names, but the engine computes only GPT-2 and Llama exactly; the run starts from the weights but may compute something else.");
+        return warnings;
     }
 
     /// <summary>One warning per constant of <paramref name="config"/> that differs from <paramref name="spec"/>, naming both values and the fix.</summary>

@@ -9,8 +9,11 @@ namespace AiOs.Planner.Engine.Native;
 /// all of its pages in again each time. On a busy VM that costs hundreds of milliseconds per step (gpt2 on the
 /// 2-core CI VM: backward 1.9–2.0 s with fresh mappings, 1.2–1.4 s with reused ones). With mmap turned off and
 /// the trim threshold raised, freed blocks stay in the heap and the next step's same-sized tensors reuse them.
-/// The process's resident memory then stays near its peak rather than shrinking between steps. Calibration's
-/// compute probe runs under the same setting, so the profile measures what the engine gets.
+/// The process's resident memory then stays near its peak rather than shrinking between steps. Limit: glibc
+/// still maps blocks above 64 MiB afresh when a thread other than the main one allocates them from its own
+/// arena (limiting glibc to one arena would cover those, but measured no faster on the CI VM: 2.90–3.43 s
+/// against 2.91–2.92 s per step). Calibration's compute probe runs under the same setting, so the profile
+/// measures what the engine gets.
 /// Set <c>AIOS_SYSTEM_MALLOC=1</c> to keep glibc's defaults.
 /// </summary>
 public static partial class HostHeap
