@@ -323,6 +323,30 @@ public sealed class PretrainedWeightsTests : IDisposable
         Assert.Contains("The engine cannot compute the model", warning);
     }
 
+    [Fact]
+    public void Given_AMistralConfigBesideLlamaNamedTensors_When_Opened_Then_TheModelTypeIsWarnedAboutFirst()
+    {
+        string folder = WithConfig(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)),
+            """{"model_type": "mistral", "rope_theta": 10000.0, "rms_norm_eps": 1e-05}""");
+
+        using var weights = PretrainedWeights.Open(folder, Llama);
+
+        Assert.Equal(WeightFamily.Llama, weights.Family);
+        string warning = Assert.Single(weights.Warnings);
+        Assert.Contains("says model_type mistral", warning);
+        Assert.Contains("computes only GPT-2 and Llama exactly", warning);
+    }
+
+    [Fact]
+    public void Given_AConfigThatIsNotJson_When_Opened_Then_ItIsSaidThatNothingWasCompared()
+    {
+        string folder = WithConfig(HfLayout.Gpt2(Gpt, InitialWeights.Create(Gpt, 1)), "{ not json");
+
+        using var weights = PretrainedWeights.Open(folder, Gpt);
+
+        Assert.Contains("could not be read", Assert.Single(weights.Warnings));
+    }
+
     public static TheoryData<OffloadTier> Placements() => new() { OffloadTier.None, OffloadTier.Cpu, OffloadTier.Nvme };
 
     [Theory]
