@@ -52,7 +52,7 @@ public static class Calibrator
     private static async Task<DriveCalibration> MeasureDriveAsync(TestFile file, ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
     {
         using var probe = new DriveProbe(file.File, file.Size);
-        var layout = await probe.LayOutAsync(LayoutSettings, mode.LayoutSegments, new Progress<Bytes>(tracker.LayoutDone), ct).ConfigureAwait(false);
+        var layout = await probe.LayOutAsync(LayoutSettings, mode.LayoutSegments, new ImmediateProgress<Bytes>(tracker.LayoutDone), ct).ConfigureAwait(false);
         tracker.LayoutFinished();
 
         // Reads first, while the data written by the layout has not been read back (cold).
@@ -60,7 +60,7 @@ public static class Calibrator
         var writes = await SweepAsync(probe, IoDirection.Write, mode, tracker, ct).ConfigureAwait(false);
         // Last, the pattern training has: read what was written a pass earlier, write it back, next.
         var swap = await SwapProbe.MeasureSizesAsync(file.File, file.Size, LayoutSettings, SwapProbe.DefaultChunk,
-            new Immediate<double>(tracker.SwapDone), ct).ConfigureAwait(false);
+            new ImmediateProgress<double>(tracker.SwapDone), ct).ConfigureAwait(false);
         var readCurve = DriveCurveFit.Fit(reads);
         var writeCurve = DriveCurveFit.Fit(writes);
         var cache = CacheDetector.Detect(layout, Bandwidth.FromGBps(readCurve.PeakGbps), Bandwidth.FromGBps(writeCurve.PeakGbps), file.Size);
@@ -102,11 +102,5 @@ public static class Calibrator
         double adamAll = threads == 1 ? adamOne : AdamProbe.Measure(mode.AdamParameters, threads, mode.HostProbeDuration, ct);
         tracker.HostStep("done");
         return new HostCalibration { Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll };
-    }
-
-    /// <summary>Reports on the reporting thread, in order (Progress&lt;T&gt; posts to the thread pool, where late reports could overwrite a later phase).</summary>
-    private sealed class Immediate<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

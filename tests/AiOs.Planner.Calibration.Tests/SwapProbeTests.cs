@@ -27,7 +27,7 @@ public class SwapProbeTests
             using var file = TestFile.Create(dir, Bytes.FromMiB(64), Bytes.FromMiB(64));
             var chunk = Bytes.FromMiB(8);
             var reports = new List<double>();
-            var progress = new SyncProgress(reports.Add);
+            var progress = new ImmediateProgress<double>(reports.Add);
 
             var results = await SwapProbe.MeasureSizesAsync(file.File, file.Size, new AioSettings { BlockSize = Bytes.FromKiB(256), QueueDepth = 4 }, chunk, progress, CancellationToken.None);
 
@@ -58,10 +58,5 @@ public class SwapProbeTests
         var traffic = SwapProbe.TrafficFor(Bytes.FromGiB(8), Bytes.FromMiB(128));
 
         Assert.Equal(Bytes.FromGiB(5 * (2 + 4 + 8)), traffic);
-    }
-
-    private sealed class SyncProgress(Action<double> report) : IProgress<double>
-    {
-        public void Report(double value) => report(value);
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using AiOs.Planner.IO;
 using AiOs.Planner.Settings;
@@ -18,9 +17,8 @@ public sealed record ProbeResult(AioSettings Settings, IoDirection Direction, By
 /// the previous one stopped (wrapping at the end), so consecutive reads do not hit data the drive or a
 /// host cache has just served. Requests of at least 16 MiB are kept two to four deep, each in its own slot
 /// of the buffer, so every I/O thread always has its next blocks queued and the device queue never drains
-/// between requests. Every 4 KiB page written carries its file offset and a fresh sequence number, so a
-/// deduplicating or compressing store (a host under a virtual disk, some SSDs) cannot shortcut the writes
-/// or serve later reads from one cached copy — the same reason fio scrambles its buffers.
+/// between requests. Every 4 KiB page written carries its file offset and a fresh sequence number
+/// (<see cref="PageStamp"/>).
 /// </summary>
 public sealed class DriveProbe : IDisposable
 {
@@ -132,7 +130,7 @@ public sealed class DriveProbe : IDisposable
             {
                 if (inFlight.Count == slots) moved += await inFlight.Dequeue().ConfigureAwait(false);
                 long at = k++ % slots * chunk.Value;
-                if (direction == IoDirection.Write) Stamp(buffer, at, length, offset);
+                if (direction == IoDirection.Write) PageStamp.Write(buffer.AsSpan(at, checked((int)length)), offset, ++_sequence);
                 inFlight.Enqueue(direction == IoDirection.Read
                     ? engine.ReadAsync(_file, buffer, at, length, offset, ct)
                     : engine.WriteAsync(_file, buffer, at, length, offset, ct));
@@ -144,18 +142,6 @@ public sealed class DriveProbe : IDisposable
             await DrainAsync(inFlight).ConfigureAwait(false);
         }
         return moved;
-    }
-
-    /// <summary>Writes the file offset and a new sequence number into the first 16 bytes of every 4 KiB page of the slot.</summary>
-    private void Stamp(AlignedBuffer buffer, long at, long length, long fileOffset)
-    {
-        long sequence = ++_sequence;
-        var span = buffer.AsSpan(at, checked((int)length));
-        for (int page = 0; page < span.Length; page += AlignedBuffer.Alignment)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(span[page..], fileOffset + page);
-            BinaryPrimitives.WriteInt64LittleEndian(span[(page + sizeof(long))..], sequence);
-        }
     }
 
     /// <summary>Waits for every request, ignoring their failures (already reported), so no request outlives its buffer.</summary>

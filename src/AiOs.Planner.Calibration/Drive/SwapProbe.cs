@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using AiOs.Planner.IO;
 using AiOs.Planner.Settings;
@@ -89,7 +88,7 @@ public static class SwapProbe
         // Synchronous, as the engine's swap store runs them, on a pool thread so the caller's thread is free.
         long Timed(bool write, long offset)
         {
-            if (write) Stamp(buffer.AsSpan(0, (int)chunkBytes), offset, ++sequence);
+            if (write) PageStamp.Write(buffer.AsSpan(0, (int)chunkBytes), offset, ++sequence);
             long start = clock.ElapsedTicks;
             long n = write ? pieces.Write(file, buffer, 0, chunkBytes, offset) : pieces.Read(file, buffer, 0, chunkBytes, offset);
             if (n != chunkBytes) throw new IOException($"The swap probe moved {n} of {chunkBytes} bytes at offset {offset} of its test file.");
@@ -125,15 +124,5 @@ public static class SwapProbe
     private sealed class Scaled(IProgress<double> sink, double offset, double share) : IProgress<double>
     {
         public void Report(double value) => sink.Report(offset + share * value);
-    }
-
-    /// <summary>Fresh contents for every 4 KiB page (its file offset and a new sequence number), so no store can deduplicate the rewrite.</summary>
-    private static void Stamp(Span<byte> chunk, long fileOffset, long sequence)
-    {
-        for (int page = 0; page < chunk.Length; page += AlignedBuffer.Alignment)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(chunk[page..], fileOffset + page);
-            BinaryPrimitives.WriteInt64LittleEndian(chunk[(page + sizeof(long))..], sequence);
-        }
     }
 }

@@ -32,12 +32,6 @@ internal static class CalibrationProgressBar
             }).ConfigureAwait(false);
         return result!;
     }
-
-    /// <summary>Reports on the caller's thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
-    private sealed class ImmediateProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
-    }
 }
 
 /// <summary>The calibration summary: figures, fit quality, cache note, warnings.</summary>

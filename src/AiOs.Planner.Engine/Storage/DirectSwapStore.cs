@@ -43,7 +43,7 @@ public sealed unsafe class DirectSwapStore : ISwapStore
             fixed (byte* source = data)
             {
                 nint src = (nint)source;
-                ForEachPiece(first, last, (buffer, at, n) =>
+                _pieces.ForEach(first, last, (buffer, at, n) =>
                 {
                     // The bytes of [at, at + n) that the request covers.
                     long from = Math.Max(at, first), to = Math.Min(at + n, last);
@@ -81,7 +81,7 @@ public sealed unsafe class DirectSwapStore : ISwapStore
         fixed (byte* target = destination)
         {
             nint dst = (nint)target;
-            end = ForEachPiece(first, last, (buffer, at, n) =>
+            end = _pieces.ForEach(first, last, (buffer, at, n) =>
             {
                 // A whole piece whose destination is aligned is read straight into the caller's memory.
                 if (at >= first && at + n <= last && (dst + (at - first)) % Block == 0)
@@ -99,10 +99,7 @@ public sealed unsafe class DirectSwapStore : ISwapStore
             throw new EndOfStreamException($"Swap file '{key}' ends at {end} bytes; {last} were expected.");
     }
 
-    private long ForEachPiece(long first, long last, Func<AlignedBuffer, long, long, long> piece) => _pieces.ForEach(first, last, piece);
-
     private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.ReadWrite));
-
 
     /// <summary>Closes every file and frees the bounce buffers.</summary>
     public void Dispose()
