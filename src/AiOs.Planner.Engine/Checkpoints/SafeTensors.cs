@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace AiOs.Planner.Engine.Checkpoints;
@@ -72,31 +71,14 @@ public static class SafeTensors
     /// <summary>Reads every fp32 tensor of <paramref name="path"/> by name; anything malformed is an <see cref="InvalidDataException"/>.</summary>
     public static IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Read(string path)
     {
-        byte[] file = File.ReadAllBytes(path);
-        if (file.Length < 8) throw new InvalidDataException($"{path} is not a safetensors file (too short).");
-        long headerLength = BinaryPrimitives.ReadInt64LittleEndian(file);
-        if (headerLength <= 0 || 8 + headerLength > file.Length) throw new InvalidDataException($"{path}: header length {headerLength} is impossible.");
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(Encoding.UTF8.GetString(file, 8, (int)headerLength))?.AsObject()
-                ?? throw new InvalidDataException($"{path}: empty header.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"{path}: the header is not valid JSON.", e);
-        }
-        long dataStart = 8 + headerLength;
+        using var file = SafeTensorsFile.Open(path);
         var result = new Dictionary<string, (long[], float[])>(StringComparer.Ordinal);
-        foreach (var (name, node) in header)
+        foreach (var (name, entry) in file.Tensors)
         {
-            if (name == "__metadata__" || node is null) continue;
-            if ((string?)node["dtype"] != "F32") throw new InvalidDataException($"{path}: tensor {name} is not F32.");
-            long[] shape = node["shape"]!.AsArray().Select(d => (long)d!).ToArray();
-            long begin = (long)node["data_offsets"]![0]!, end = (long)node["data_offsets"]![1]!;
-            if (begin < 0 || end < begin || dataStart + end > file.Length || (end - begin) != 4 * shape.Aggregate(1L, (a, b) => a * b))
-                throw new InvalidDataException($"{path}: tensor {name} has an impossible byte range.");
-            result[name] = (shape, MemoryMarshal.Cast<byte, float>(file.AsSpan((int)(dataStart + begin), (int)(end - begin))).ToArray());
+            if (entry.DType != "F32") throw new InvalidDataException($"{path}: tensor {name} is not F32.");
+            var data = new float[entry.Elements];
+            file.ReadFloats(entry, 0, data);
+            result[name] = (entry.Shape.ToArray(), data);
         }
         return result;
     }
