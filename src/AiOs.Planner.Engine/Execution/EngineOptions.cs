@@ -47,6 +47,8 @@ public sealed record EngineOptions
     public bool DirectIo { get; init; } = true;
     /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>
     public bool KeepSwapFiles { get; init; }
+    /// <summary>Checksum every swap piece as it is written and verify it on read (<c>--no-swap-checksums</c> turns this off).</summary>
+    public bool SwapChecksums { get; init; } = true;
     /// <summary>The compute device: <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>Device memory the run may use (CUDA only); the rest is taken up front so the run rehearses a smaller card. Null: the whole device.</summary>

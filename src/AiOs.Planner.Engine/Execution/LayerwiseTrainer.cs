@@ -69,8 +69,8 @@ public sealed class LayerwiseTrainer : ITrainer
         {
             _swapDirectory = SwapDirectory.Acquire(settings.NvmePath!, options.RunId, options.KeepSwapFiles);
             _store = swapStore is not null ? swapStore(_swapDirectory)
-                : options.DirectIo ? new DirectSwapStore(_swapDirectory, settings.Aio)
-                : new FileSwapStore(_swapDirectory);
+                : options.DirectIo ? new DirectSwapStore(_swapDirectory, settings.Aio, options.SwapChecksums)
+                : new FileSwapStore(_swapDirectory, options.SwapChecksums);
         }
         try
         {
