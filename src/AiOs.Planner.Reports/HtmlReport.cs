@@ -30,6 +30,7 @@ public static class HtmlReport
             .Append("pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:85%}</style></head><body>");
         html.Append("<h1>").Append(E(title)).Append("</h1>");
         html.Append("<p>").Append(E(Headline(run))).Append("</p>");
+        html.Append(RunFacts(run));
         html.Append("<h2>Predicted vs measured</h2>").Append(ErrorTable(Errors(run)));
         foreach (var f in figures)
         {
@@ -72,12 +73,38 @@ public static class HtmlReport
         return measured + predicted + ".";
     }
 
+    /// <summary>What the run's summary says (model, dataset, executor, error, warnings) and what loading it skipped; every text escaped.</summary>
+    private static string RunFacts(RunData run)
+    {
+        var t = new StringBuilder();
+        var summary = run.Summary;
+        string? Text(string name) => summary?[name] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? s) ? s : null;
+        var facts = new[] { ("model", Text("model")), ("dataset", Text("dataset")), ("executor", Text("executor")), ("last checkpoint", Text("last_checkpoint")) }
+            .Where(f => f.Item2 is not null).ToList();
+        if (facts.Count > 0)
+        {
+            t.Append("<table>");
+            foreach (var (name, value) in facts) t.Append("<tr><th>").Append(E(name)).Append("</th><td>").Append(E(value!)).Append("</td></tr>");
+            t.Append("</table>");
+        }
+        if (Text("error") is { } error) t.Append("<p><strong>The run stopped with an error:</strong> ").Append(E(error)).Append("</p>");
+        var warnings = run.Warnings.Concat(summary?["warnings"] is System.Text.Json.Nodes.JsonArray a
+            ? a.Select(w => w?.ToString() ?? "") : []).ToList();
+        if (warnings.Count > 0)
+        {
+            t.Append("<h2>Warnings</h2><ul>");
+            foreach (string w in warnings) t.Append("<li>").Append(E(w)).Append("</li>");
+            t.Append("</ul>");
+        }
+        return t.ToString();
+    }
+
     private static string ErrorTable(IReadOnlyList<ErrorRow> rows)
     {
         if (rows.Count == 0) return "<p>No prediction or no finished step: nothing to compare.</p>";
         var t = new StringBuilder("<table><tr><th>quantity</th><th>predicted</th><th>measured</th><th>error</th></tr>");
         foreach (var r in rows)
-            t.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(r.Quantity)}</td><td>{r.Predicted:0.####} {r.Unit}</td><td>{r.Measured:0.####} {r.Unit}</td><td>{(r.Error is { } e ? e.ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture) : "–")}</td></tr>");
+            t.Append(CultureInfo.InvariantCulture, $"<tr><td>{E(r.Quantity)}</td><td>{r.Predicted:0.####} {E(r.Unit)}</td><td>{r.Measured:0.####} {E(r.Unit)}</td><td>{(r.Error is { } e ? e.ToString("+0.0%;-0.0%", CultureInfo.InvariantCulture) : "–")}</td></tr>");
         return t.Append("</table>").ToString();
     }
 

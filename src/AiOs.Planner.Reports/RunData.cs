@@ -37,6 +37,8 @@ public sealed record RunData
     public JsonObject? Settings { get; init; }
     public JsonObject? Summary { get; init; }
     public HardwareProfile? Profile { get; init; }
+    /// <summary>What loading skipped and why (a cut-off last line of <c>metrics.jsonl</c> or <c>trace.jsonl</c>); empty when nothing was.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 
     /// <summary>Loads a run folder; a clear error when it is not one.</summary>
     public static RunData Load(string directory)
@@ -47,14 +49,17 @@ public sealed record RunData
         string metrics = Path.Combine(dir, "metrics.jsonl");
         if (!File.Exists(metrics))
             throw new DescriptionException($"{dir} has no metrics.jsonl, so it is not a run folder (or no step finished). Give the folder `aios train` wrote.") { File = dir };
-        var timeline = ReadTimeline(Path.Combine(dir, "predicted-timeline.jsonl"));
+        var warnings = new List<string>();
+        var timeline = ReadTimeline(Path.Combine(dir, "predicted-timeline.jsonl"), warnings);
+        var steps = JsonLines.Read(metrics, warnings).Select(l => JsonLines.Field(metrics, l.Line, () => ToStep(l.Value))).ToList();
+        var measured = ReadTimeline(Path.Combine(dir, "trace.jsonl"), warnings).Spans;
         string profile = Path.Combine(dir, "profile.json");
         var prediction = ReadObject(Path.Combine(dir, "prediction.json"));
         return new RunData
         {
             Directory = dir,
-            Steps = ReadLines(metrics).Select(ToStep).ToList(),
-            MeasuredSpans = ReadTimeline(Path.Combine(dir, "trace.jsonl")).Spans,
+            Steps = steps,
+            MeasuredSpans = measured,
             PredictedSpans = timeline.Spans,
             PredictedMemory = timeline.Memory,
             Predicted = ReadPrediction(prediction),
@@ -62,6 +67,7 @@ public sealed record RunData
             Settings = ReadObject(Path.Combine(dir, "settings.json")),
             Summary = ReadObject(Path.Combine(dir, "summary.json")),
             Profile = File.Exists(profile) ? ProfileCatalog.LoadFile(profile) : null,
+            Warnings = warnings,
         };
     }
 
@@ -70,24 +76,29 @@ public sealed record RunData
         Num(o, "io_stall_ms"), Num(o, "tokens_per_second"), Num(o, "nvme_read_g_bps", "nvme_read_gbps"), Num(o, "nvme_write_g_bps", "nvme_write_gbps"),
         (long)Num(o, "peak_resident_bytes"));
 
-    /// <summary>Spans and memory levels of a timeline file; none when the file is absent.</summary>
-    internal static (List<TimelineSpan> Spans, List<MemoryLevel> Memory) ReadTimeline(string path)
+    /// <summary>Spans and memory levels of a timeline file; none when the file is absent. A cut-off last line goes to <paramref name="warnings"/>.</summary>
+    internal static (List<TimelineSpan> Spans, List<MemoryLevel> Memory) ReadTimeline(string path, ICollection<string> warnings)
     {
         var spans = new List<TimelineSpan>();
         var memory = new List<MemoryLevel>();
         if (!File.Exists(path)) return (spans, memory);
-        foreach (var o in ReadLines(path))
-        {
-            string type = o["type"]?.GetValue<string>() ?? "span";
-            if (type == "memory")
-            {
-                memory.Add(new MemoryLevel(o["tier"]!.GetValue<string>(), (long)Num(o, "time_ns"), (long)Num(o, "bytes")));
-                continue;
-            }
-            spans.Add(new TimelineSpan(o["resource"]!.GetValue<string>(), o["operation"]!.GetValue<string>(), Int(o, "layer"), Int(o, "micro_batch"),
-                Int(o, "step"), (long)Num(o, "start_ns"), (long)Num(o, "end_ns")));
-        }
+        foreach (var (line, o) in JsonLines.Read(path, warnings))
+            JsonLines.Field(path, line, () => Add(o, spans, memory));
         return (spans, memory);
+    }
+
+    /// <summary>Adds one timeline line: a memory level, or a span (lines without a type).</summary>
+    private static bool Add(JsonObject o, List<TimelineSpan> spans, List<MemoryLevel> memory)
+    {
+        string type = o["type"]?.GetValue<string>() ?? "span";
+        if (type == "memory")
+        {
+            memory.Add(new MemoryLevel(o["tier"]!.GetValue<string>(), (long)Num(o, "time_ns"), (long)Num(o, "bytes")));
+            return true;
+        }
+        spans.Add(new TimelineSpan(o["resource"]!.GetValue<string>(), o["operation"]!.GetValue<string>(), Int(o, "layer"), Int(o, "micro_batch"),
+            Int(o, "step"), (long)Num(o, "start_ns"), (long)Num(o, "end_ns")));
+        return true;
     }
 
     private static PredictedStep? ReadPrediction(JsonObject? prediction)
@@ -108,27 +119,6 @@ public sealed record RunData
         catch (JsonException e)
         {
             throw new DescriptionException($"{path}, line {(e.LineNumber ?? 0) + 1}: not valid JSON ({e.Message.Split(" LineNumber:")[0]})", e) { File = path };
-        }
-    }
-
-    private static IEnumerable<JsonObject> ReadLines(string path)
-    {
-        int number = 0;
-        foreach (string line in File.ReadLines(path))
-        {
-            number++;
-            if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonObject? o;
-            try
-            {
-                o = JsonNode.Parse(line) as JsonObject;
-            }
-            catch (JsonException e)
-            {
-                // A run cut off mid-write can leave a partial last line; say which line and skip nothing silently.
-                throw new DescriptionException($"{path}, line {number}: not a JSON object ({e.Message.Split(" LineNumber:")[0]}).", e) { File = path };
-            }
-            if (o is not null) yield return o;
         }
     }
 

@@ -16,7 +16,8 @@ public static class RunHistory
 
     /// <summary>
     /// Every run folder under <paramref name="runsDirectory"/> that has a prediction and at least two measured
-    /// steps; the others are listed in <c>Skipped</c> with the reason, so a history never shrinks silently.
+    /// steps; the others are listed in <c>Skipped</c> with the reason, so a history never shrinks silently (and so is
+    /// a cut-off last line of a run that is used).
     /// </summary>
     public static (IReadOnlyList<RunObservation> Runs, IReadOnlyList<string> Skipped) Load(string runsDirectory)
     {
@@ -32,6 +33,8 @@ public static class RunHistory
             {
                 var run = RunData.Load(dir);
                 if (Observe(run, out why) is { } observation) runs.Add(observation);
+                // A cut-off last line was left out of the run's figures: say so beside the runs left out.
+                foreach (string w in run.Warnings) skipped.Add($"{Path.GetFileName(dir)}: {(why is null ? "used without a line" : "also")}: {w}");
             }
             catch (DescriptionException e)
             {

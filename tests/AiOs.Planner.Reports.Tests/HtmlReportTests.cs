@@ -48,14 +48,5 @@ public class HtmlReportTests
         Assert.Contains("metrics.jsonl", e.Message);
     }
 
-    [Fact]
-    public void Given_a_truncated_metrics_line_When_loaded_Then_the_line_is_named()
-    {
-        string run = SyntheticRun.Create();
-        File.AppendAllText(Path.Combine(run, "metrics.jsonl"), "{\"step\": 9, \"wall_");
-        var e = Assert.Throws<DescriptionException>(() => RunData.Load(run));
-        Assert.Contains("line 5", e.Message);
-    }
-
     private static int CountOf(string text, string what) => (text.Length - text.Replace(what, "", StringComparison.Ordinal).Length) / what.Length;
 }
