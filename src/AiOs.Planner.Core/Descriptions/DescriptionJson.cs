@@ -70,6 +70,8 @@ public static class DescriptionJson
 /// <summary>Writes files so that a reader sees either the old content or the whole new content, never half.</summary>
 public static class AtomicFile
 {
+    /// <summary>Replaces <paramref name="path"/> with <paramref name="text"/> through a temporary file in the same folder; a failure names <paramref name="path"/>, not the temporary file.</summary>
+    /// <exception cref="IOException">The write failed (the message names the file and says when the disk is full); the old content is kept.</exception>
     public static void WriteAllText(string path, string text)
     {
         string full = Path.GetFullPath(path);
@@ -87,9 +89,27 @@ public static class AtomicFile
             }
             File.Move(temp, full, overwrite: true);
         }
+        catch (IOException e)
+        {
+            throw WriteFailed(full, e);
+        }
         finally
         {
             if (File.Exists(temp)) File.Delete(temp);
         }
     }
+
+    /// <summary>Whether <paramref name="e"/> is a full disk or quota: .NET on Linux carries an unmapped errno (ENOSPC 28, EDQUOT 122) as the HResult.</summary>
+    public static bool IsDiskFull(IOException e) => e?.HResult is Enospc or Edquot;
+
+    /// <summary>An <see cref="IOException"/> that names <paramref name="path"/> and says "disk full" when <paramref name="e"/> is one (see <see cref="IsDiskFull"/>).</summary>
+    public static IOException WriteFailed(string path, IOException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return IsDiskFull(e)
+            ? new IOException($"Writing '{path}' failed: disk full (errno {e.HResult}: {e.Message}). Free space on that drive, or write to another folder.", e) { HResult = e.HResult }
+            : new IOException($"Writing '{path}' failed: {e.Message}", e) { HResult = e.HResult };
+    }
+
+    private const int Enospc = 28, Edquot = 122;
 }

@@ -45,7 +45,7 @@ public sealed class FileSwapStore : ISwapStore
         catch (Exception e) when (e is IOException or InvalidDataException)
         {
             if (sums is not null && !data.IsEmpty) sums.Forget(key, sums.PieceOf(offset), sums.PieceOf(offset + data.Length - 1));
-            if (e is IOException && e.HResult == LibcEnospc)
+            if (e is IOException io && Descriptions.AtomicFile.IsDiskFull(io))
                 throw new IOException($"The NVMe swap folder '{_directory.Path}' is full (disk full): writing {data.Length} bytes of '{path}' failed.", e);
             throw;
         }
@@ -139,9 +139,6 @@ public sealed class FileSwapStore : ISwapStore
 
     private static EndOfStreamException EndOf(string key, string path, long end, long missing) =>
         new($"Swap file '{key}' ({path}) ends at {end} bytes; {missing} more were expected.");
-
-    /// <summary>ENOSPC: .NET reports an unmapped errno as the IOException's HResult on Linux.</summary>
-    private const int LibcEnospc = 28;
 
     private SafeFileHandle Handle(string key) =>
         _handles.GetOrAdd(key, k => File.OpenHandle(_directory.FileFor(k), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read));
