@@ -158,14 +158,25 @@ public static class TrainCommand
     /// </summary>
     private static string? RunIdFor(string? given, string? resume, string runsRoot)
     {
+        if (given is not null)
+        {
+            try
+            {
+                return RunId.Check(given, "--run-id");
+            }
+            catch (ArgumentException e)
+            {
+                throw new DescriptionException(e.Message);
+            }
+        }
         try
         {
-            if (given is not null) return RunId.Check(given, "--run-id");
             return resume is null ? null : ResumeTarget.Resolve(runsRoot, resume).RunId;
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException)
         {
-            throw new DescriptionException(e.Message);
+            // The run reports a --resume that names nothing, after the checks that come first (--init-from with --resume).
+            return null;
         }
     }
 
