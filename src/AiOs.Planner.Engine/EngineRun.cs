@@ -3,6 +3,7 @@ using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
@@ -26,7 +27,10 @@ public sealed record EngineRunRequest
     public int? SaveEvery { get; init; }
     /// <summary>Makes the swap store for the run's swap folder; null picks one from <see cref="EngineOptions.DirectIo"/>.</summary>
     public Func<Storage.SwapDirectory, Storage.ISwapStore>? SwapStore { get; init; }
-    /// <summary>A checkpoint folder, or a run folder whose newest checkpoint is used, to continue from; <see cref="Steps"/> counts from the start of the original run.</summary>
+    /// <summary>
+    /// A checkpoint folder, a run folder whose newest checkpoint is used, or the id of a run under <see cref="RunsRoot"/>, to continue from;
+    /// <see cref="Steps"/> counts from the start of the original run. With the same run id the run continues in that run's folder.
+    /// </summary>
     public string? ResumeFrom { get; init; }
     /// <summary>Told each warning before training starts (for example pretrained tensors the model does not use); summary.json records them too.</summary>
     public Action<string>? OnWarning { get; init; }
@@ -36,25 +40,42 @@ public sealed record EngineRunRequest
 /// Library entry point for a measured training run: checks the request, trains with
 /// <see cref="LayerwiseTrainer"/>, and writes <c>runs/&lt;id&gt;/</c>: <c>settings.json</c> (first),
 /// <c>metrics.jsonl</c> (a line per step, as it finishes), <c>trace.jsonl</c> (spans, per step) and
-/// <c>summary.json</c> (last, also after cancellation or failure). Whole files are replaced atomically.
+/// <c>summary.json</c> (last, also after cancellation, divergence or failure). Whole files are replaced atomically.
 /// </summary>
+/// <remarks>
+/// Everything that can be checked is checked before the run folder exists. The folder is then locked
+/// (<see cref="RunFolder"/>) before anything in it is read or written, so two processes never share one; a folder
+/// that already holds a run is refused unless this run resumes from one of its checkpoints, and then the lines
+/// after that checkpoint's step are dropped so the history continues without repeated steps.
+/// A step whose loss or gradients are not finite (outside fp16, whose loss scaler skips such steps) is not applied;
+/// the run stops with an error naming the step, writes no checkpoint after it, and keeps the last good one.
+/// </remarks>
 public static class EngineRun
 {
     private static readonly JsonSerializerOptions LineOptions = new(DescriptionJson.Options) { WriteIndented = false };
 
     /// <summary>Runs the request; <paramref name="progress"/> sees each step's metrics. Returns the summary it wrote.</summary>
-    public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress = null, CancellationToken cancel = default)
+    public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress = null, CancellationToken cancel = default) =>
+        Execute(request, progress, stop: null, cancel);
+
+    /// <summary>
+    /// Runs the request; <paramref name="stop"/> (a signal handler's) ends it after the step in progress, with a checkpoint
+    /// when <see cref="EngineRunRequest.SaveEvery"/> is set, and can write the summary from another thread meanwhile.
+    /// Returns the summary it wrote.
+    /// </summary>
+    public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Steps < 1) throw new ArgumentOutOfRangeException(nameof(request), "steps must be at least 1.");
+        RunRequestCheck.Check(request);
         EngineSettings.Check(request.Model, request.Settings, request.Options);
         IReadOnlyList<string> warnings = CheckInitFrom(request);
         foreach (string w in warnings) request.OnWarning?.Invoke(w);
         TokenDataset data = TokenDataset.Load(request.DatasetPath, request.Tokenization);
         if (request.Model.VocabSize < data.VocabSize)
             throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; {request.Tokenization} tokens need at least {data.VocabSize}.", nameof(request));
+        string? checkpoint = request.ResumeFrom is { } resume ? ResumeTarget.Resolve(request.RunsRoot, resume).Checkpoint : null;
+        using RunFolder folder = RunFolder.Open(request.RunsRoot, request.Options.RunId, checkpoint);
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
-        Directory.CreateDirectory(dir);
         RunFiles.WriteAtomic(Path.Combine(dir, "settings.json"), JsonSerializer.Serialize(new
         {
             run_id = request.Options.RunId,
@@ -64,52 +85,86 @@ public static class EngineRun
             dataset = Path.GetFullPath(request.DatasetPath),
             tokenization = request.Tokenization,
             steps = request.Steps,
+            resumed_from = checkpoint,
         }, DescriptionJson.Options));
         string metricsPath = Path.Combine(dir, "metrics.jsonl"), tracePath = Path.Combine(dir, "trace.jsonl");
-        // A resumed run continues its folder's history; a fresh run starts it.
-        if (request.ResumeFrom is null)
-        {
-            File.Delete(metricsPath);
-            File.Delete(tracePath);
-        }
 
-        var steps = new List<StepMetrics>();
-        string? error = null, lastCheckpoint = null, executor = null;
+        var record = new RunRecord(dir, request, warnings);
+        using var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancel, stop?.Token ?? CancellationToken.None);
+        stop?.Attach(error =>
+        {
+            record.StoppedBy(stop.Reason);
+            return record.WriteSummary(error);
+        });
         try
         {
-            using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore);
-            executor = trainer.Executor;
-            if (request.ResumeFrom is { } resume) trainer.RestoreCheckpoint(ResolveCheckpoint(resume));
-            trainer.Trace.Drain();
-            IoTotals before = trainer.Io.Snapshot();
-            string checkpoints = Path.Combine(dir, "checkpoints");
-            for (int s = trainer.CompletedSteps; s < request.Steps; s++)
-            {
-                if (cancel.IsCancellationRequested)
-                {
-                    if (request.SaveEvery is not null && steps.Count > 0) lastCheckpoint = trainer.SaveCheckpoint(checkpoints);
-                    break;
-                }
-                int step = s;
-                StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
-                IoTotals now = trainer.Io.Snapshot();
-                IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
-                StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory);
-                before = now;
-                steps.Add(m);
-                RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
-                foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, TraceLine(span));
-                progress?.Report(m);
-                if (request.SaveEvery is { } every && every > 0 && (s + 1) % every == 0) lastCheckpoint = trainer.SaveCheckpoint(checkpoints);
-            }
+            string? error = Train(request, data, checkpoint, folder, record, metricsPath, tracePath, progress, stop, stopped.Token);
+            return record.WriteSummary(error);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
         {
-            error = e.Message;
-            WriteSummary(dir, request, steps, error, lastCheckpoint, executor, warnings);
+            record.WriteSummary(e.Message);
             throw;
         }
-        return WriteSummary(dir, request, steps, error, lastCheckpoint, executor, warnings);
+        finally
+        {
+            stop?.Attach(null);
+        }
+    }
+
+    /// <summary>The step loop; returns the error that ended the run early (a non-finite step), or null.</summary>
+    private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
+        string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
+    {
+        using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore);
+        record.Started(trainer.Executor);
+        if (checkpoint is not null)
+        {
+            trainer.RestoreCheckpoint(checkpoint);
+            folder.KeepStepsUpTo(trainer.CompletedSteps);
+        }
+        trainer.Trace.Drain();
+        IoTotals before = trainer.Io.Snapshot();
+        string checkpoints = Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
+        for (int s = trainer.CompletedSteps; s < request.Steps; s++)
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                record.StoppedBy(stop?.Reason ?? "cancelled");
+                if (request.SaveEvery is not null && record.Count > 0) record.Checkpointed(trainer.SaveCheckpoint(checkpoints));
+                break;
+            }
+            int step = s;
+            StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
+            IoTotals now = trainer.Io.Snapshot();
+            IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
+            StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory);
+            before = now;
+            RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
+            foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, TraceLine(span));
+            if (r.NonFinite is { } what)
+            {
+                // The update was not applied and nothing is saved after this step: the last checkpoint stays the last good state.
+                record.Diverged(r.Step);
+                return NonFiniteMessage(request, r.Step, what, record);
+            }
+            record.Add(m);
+            progress?.Report(m);
+            if (request.SaveEvery is { } every && (s + 1) % every == 0) record.Checkpointed(trainer.SaveCheckpoint(checkpoints));
+        }
+        return null;
+    }
+
+    /// <summary>Names the step, what diverged, what to change, and where to continue from.</summary>
+    private static string NonFiniteMessage(EngineRunRequest request, int step, string what, RunRecord record)
+    {
+        string lr = request.Options.Adam.LearningRate.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
+        string last = Checkpoints.Checkpoint.Latest(Path.Combine(request.RunsRoot, request.Options.RunId, "checkpoints")) is { } good
+            ? $"The last good checkpoint is {good}: continue from it with --resume {good}."
+            : "No checkpoint was written before it (--save-every N keeps some).";
+        string clip = request.Options.Clipping is null ? ", add --clip-grad-norm 1.0" : "";
+        return $"Step {step}: {what} is not a finite number, so training stopped without applying that step's update. " +
+            $"Lower --lr (now {lr}){clip}, or use --precision fp16, whose loss scaling skips such steps. {last}";
     }
 
     /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
@@ -150,6 +205,7 @@ public static class EngineRun
         PeakDeviceBytes = device?.TakeStepPeak().Value,
         LossScale = r.LossScale,
         SkippedStep = r.LossScale is null ? null : r.Skipped,
+        NonFinite = r.NonFinite,
     };
 
     /// <summary>
@@ -164,52 +220,5 @@ public static class EngineRun
                 "which would replace the pretrained weights. Use --init-from to start a new run, --resume to continue one.", nameof(request));
         using var weights = Checkpoints.PretrainedWeights.Open(path, request.Model);
         return weights.Warnings;
-    }
-
-    /// <summary>A checkpoint folder as given, or the newest checkpoint of a run folder.</summary>
-    private static string ResolveCheckpoint(string path)
-    {
-        if (File.Exists(Path.Combine(path, Checkpoints.Checkpoint.ManifestFile))) return path;
-        return Checkpoints.Checkpoint.Latest(Path.Combine(path, "checkpoints"))
-            ?? throw new InvalidDataException($"'{path}' is neither a checkpoint nor a run folder with checkpoints.");
-    }
-
-    private static RunSummary WriteSummary(string dir, EngineRunRequest request, List<StepMetrics> steps, string? error, string? lastCheckpoint, string? executor,
-        IReadOnlyList<string> warnings)
-    {
-        List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
-        double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
-        double[] walls = warm.Select(m => m.WallMs).Order().ToArray();
-        var summary = new RunSummary
-        {
-            RunId = request.Options.RunId,
-            Model = request.Model.Name,
-            Executor = executor,
-            Dataset = Path.GetFullPath(request.DatasetPath),
-            StepsRequested = request.Steps,
-            StepsCompleted = steps.Count == 0 ? 0 : steps[^1].Step,
-            Completed = steps.Count > 0 && steps[^1].Step == request.Steps && error is null,
-            LastCheckpoint = lastCheckpoint,
-            FirstLoss = steps.Count > 0 ? steps[0].Loss : null,
-            FinalLoss = steps.Count > 0 ? steps[^1].Loss : null,
-            MedianStepMs = walls.Length == 0 ? 0 : walls[walls.Length / 2],
-            MeanForwardMs = Mean(m => m.ForwardMs),
-            MeanBackwardMs = Mean(m => m.BackwardMs),
-            MeanOptimizerMs = Mean(m => m.OptimizerMs),
-            MeanIoStallMs = Mean(m => m.IoStallMs),
-            TokensPerSecond = warm.Sum(m => m.WallMs) > 0 ? warm.Sum(m => (double)m.Tokens) / (warm.Sum(m => m.WallMs) / 1e3) : 0,
-            NvmeReadBytes = steps.Sum(m => m.NvmeReadBytes),
-            NvmeWrittenBytes = steps.Sum(m => m.NvmeWrittenBytes),
-            CpuReadBytes = steps.Sum(m => m.CpuReadBytes),
-            CpuWrittenBytes = steps.Sum(m => m.CpuWrittenBytes),
-            PeakResidentBytes = ProcessMemory.PeakResident().Value,
-            PeakDeviceBytes = steps.Max(m => m.PeakDeviceBytes),
-            GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
-            Error = error,
-            Warnings = warnings.Count > 0 ? warnings : null,
-            HostHeap = Native.HostHeap.Mode,
-        };
-        RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
-        return summary;
     }
 }

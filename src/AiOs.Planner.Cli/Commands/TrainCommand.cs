@@ -5,6 +5,7 @@ using AiOs.Planner.Engine;
 using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Reports;
 using AiOs.Planner.Tuning;
@@ -23,12 +24,21 @@ public static class TrainCommand
         var tokenizer = new Option<Tokenization>("--tokenizer") { Description = "bytes (any model) | gpt2 (BPE; models with vocab_size ≥ 50257)", DefaultValueFactory = _ => Tokenization.Bytes };
         var device = new Option<string>("--device") { Description = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
         var runsDir = new Option<string>("--runs-dir") { Description = "Folder that receives runs/<id>/", DefaultValueFactory = _ => "runs" };
-        var runId = new Option<string?>("--run-id") { Description = "Name of the run folder (default: time and a random suffix)" };
+        var runId = new Option<string?>("--run-id")
+        {
+            Description = $"Name of the run folder: letters, digits, '.', '_', '-', at most {RunId.MaxLength} (default: time and a random suffix; with --resume of a run under --runs-dir, that run's id)",
+        };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights (unless --init-from) and the data order", DefaultValueFactory = _ => 1234 };
         var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-3 };
         var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
         var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
-        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, or from the newest checkpoint of a run folder" };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, the newest checkpoint of a run folder, or of the run with this id under --runs-dir" };
+        var force = new Option<bool>("--force") { Description = "Start even when the planner says the run does not fit this machine (host RAM, device memory, NVMe space)" };
+        var stopGrace = new Option<int>("--stop-grace")
+        {
+            Description = "Seconds a run may take, after SIGINT/SIGTERM/SIGHUP, to finish its step, checkpoint and clean up before it ends without them (a second signal ends it at once)",
+            DefaultValueFactory = _ => DefaultStopGraceSeconds,
+        };
         var initFrom = new Option<string?>("--init-from")
         {
             Description = "Start from pretrained weights instead of the seeded initialisation: a .safetensors file, or a Hugging Face model folder " +
@@ -45,11 +55,14 @@ public static class TrainCommand
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, force, stopGrace }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
                 throw new DescriptionException("aios train needs --model (a bundled name such as tiny-gpt, or a path).");
+            if (RunRequestCheck.LearningRateProblem(r.GetValue(lr)) is { } badLr) throw new DescriptionException(badLr + ".");
+            if (r.GetValue(stopGrace) < 1) throw new DescriptionException($"--stop-grace {r.GetValue(stopGrace)}: must be at least 1 second.");
+            string? id = RunIdFor(r.GetValue(runId), r.GetValue(resume), r.GetValue(runsDir)!);
             var settings = options.Build(r);
             var engine = new EngineOptions
             {
@@ -66,7 +79,7 @@ public static class TrainCommand
                     ? new GradientClipping(max, settings.Schedule == Settings.StepSchedule.Overlapped ? ClipMode.PerUnit : ClipMode.GlobalNorm)
                     : null,
             };
-            if (r.GetValue(runId) is { Length: > 0 } id) engine = engine with { RunId = id };
+            if (id is not null) engine = engine with { RunId = id };
             var hardware = r.GetValue(options.Hardware) is { Length: > 0 } h ? Hardware.ProfileCatalog.Default.Load(h)
                 : engine.Device == "cpu" ? DefaultCpuProfile() : null;
             TuneResult? tuned = null;
@@ -81,8 +94,16 @@ public static class TrainCommand
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
             }
-            if (engine.GpuMemoryLimit is { } cap && hardware?.Gpu is { } gpu)
-                CheckGpuBudget(options.LoadModel(r), hardware with { Gpu = gpu with { MemoryGib = cap.GiB } }, settings, cap);
+            if (!r.GetValue(force))
+            {
+                var problems = RunCapacity.Problems(options.LoadModel(r), settings, engine, hardware, LocalResources.Read(settings.UsesNvme ? settings.NvmePath : null));
+                if (problems.Count > 0)
+                {
+                    io.Console.MarkupLineInterpolated($"[red]error:[/] the run does not fit this machine, so nothing was started (--force starts it anyway):");
+                    foreach (string problem in problems) io.Console.MarkupLineInterpolated($"  {problem}");
+                    return ExitCodes.Infeasible;
+                }
+            }
             var request = new EngineRunRequest
             {
                 Model = options.LoadModel(r),
@@ -96,7 +117,7 @@ public static class TrainCommand
                 ResumeFrom = r.GetValue(resume),
                 OnWarning = warning => io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
             };
-            int code = Execute(io, request, hardware, r.GetValue(json));
+            int code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
             if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
             return code;
         });
@@ -131,12 +152,32 @@ public static class TrainCommand
         throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run. " + string.Join(" ", result.Explanation));
     }
 
-    /// <summary>Refuses, before anything is allocated, settings the planner predicts will not fit a GPU of <paramref name="cap"/>.</summary>
-    private static void CheckGpuBudget(Models.ModelSpec model, Hardware.HardwareProfile smaller, Settings.TrainingSettings settings, Units.Bytes cap)
+    /// <summary>
+    /// The run id: --run-id when given (checked, even when empty); else, resuming a run under --runs-dir, that run's id, so the
+    /// run continues in its own folder; else null (a new id).
+    /// </summary>
+    private static string? RunIdFor(string? given, string? resume, string runsRoot)
     {
-        var plan = Planning.TrainingPlanner.Plan(model, smaller, settings);
-        string? gpu = plan.CapacityProblems.FirstOrDefault(p => p.StartsWith("GPU memory", StringComparison.Ordinal));
-        if (gpu is not null) throw new DescriptionException($"--gpu-memory-limit {cap}: {gpu}");
+        if (given is not null)
+        {
+            try
+            {
+                return RunId.Check(given, "--run-id");
+            }
+            catch (ArgumentException e)
+            {
+                throw new DescriptionException(e.Message);
+            }
+        }
+        try
+        {
+            return resume is null ? null : ResumeTarget.Resolve(runsRoot, resume).RunId;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        {
+            // The run reports a --resume that names nothing, after the checks that come first (--init-from with --resume).
+            return null;
+        }
     }
 
     /// <summary>Records the tuner's choice and reasons in the run folder (tune.json).</summary>
@@ -168,53 +209,65 @@ public static class TrainCommand
         return name is null ? null : Hardware.ProfileCatalog.Default.Load(name);
     }
 
-    private static int Execute(CliIo io, EngineRunRequest request, Hardware.HardwareProfile? hardware, bool json)
+    /// <summary>
+    /// Default of --stop-grace: under the 30 s that Kubernetes and SLURM (KillWait) wait between SIGTERM and SIGKILL, so the run's
+    /// own bound ends it first. docker stop waits only 10 s: pass --stop-grace 8 there (the interim summary is written at once anyway).
+    /// </summary>
+    private const int DefaultStopGraceSeconds = 25;
+
+    private static int Execute(CliIo io, EngineRunRequest request, Hardware.HardwareProfile? hardware, bool json, TimeSpan grace)
     {
-        using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) =>
+        using var stop = new RunStop();
+        using var signals = new StopSignals(stop, grace, message =>
         {
-            e.Cancel = true;
-            cancel.Cancel();
-        };
-        Console.CancelKeyPress += onCancel;
-        try
-        {
-            var started = DateTime.UtcNow;
-            int? firstStep = null;
-            // With --json, stdout carries only the summary document, so step lines are not printed.
-            IProgress<StepMetrics>? progress = json ? null : new LineProgress(m =>
-            {
-                // A resumed run starts past step 1: the rate counts only the steps this process ran.
-                firstStep ??= m.Step;
-                double elapsed = (DateTime.UtcNow - started).TotalSeconds;
-                double eta = elapsed / (m.Step - firstStep.Value + 1) * (request.Steps - m.Step);
-                io.Console.MarkupLineInterpolated($"step {m.Step}/{request.Steps}  loss {m.Loss:0.0000}  {m.TokensPerSecond:0} tok/s  {m.WallMs:0} ms  ETA {eta:0}s");
-            });
-            RunSummary summary;
             try
             {
-                summary = EngineRun.Execute(request, progress, cancel.Token);
+                io.Console.MarkupLineInterpolated($"[yellow]{message}[/]");
             }
-            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
+            catch (IOException)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-                return ExitCodes.Usage;
+                // After SIGHUP the terminal may be gone; the summary still says what happened.
             }
-            string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
+        }, signal => StopSignals.ExitNow(ExitCodes.ForSignal(signal)));
+        var started = DateTime.UtcNow;
+        int? firstStep = null;
+        // With --json, stdout carries only the summary document, so step lines are not printed.
+        IProgress<StepMetrics>? progress = json ? null : new LineProgress(m =>
+        {
+            // A resumed run starts past step 1: the rate counts only the steps this process ran.
+            firstStep ??= m.Step;
+            double elapsed = (DateTime.UtcNow - started).TotalSeconds;
+            double eta = elapsed / (m.Step - firstStep.Value + 1) * (request.Steps - m.Step);
+            io.Console.MarkupLineInterpolated($"step {m.Step}/{request.Steps}  loss {m.Loss:0.0000}  {m.TokensPerSecond:0} tok/s  {m.WallMs:0} ms  ETA {eta:0}s");
+        });
+        RunSummary summary;
+        try
+        {
+            summary = EngineRun.Execute(request, progress, stop);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
+        {
+            io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return ExitCodes.Usage;
+        }
+        string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
+        try
+        {
             if (hardware is not null && Directory.Exists(dir))
                 RunPrediction.Write(dir, request.Model, hardware, request.Settings, Calibration.Learning.LearnedCorrection.For(hardware));
             if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
             else
             {
+                if (summary.Error is { } error) io.Console.MarkupLineInterpolated($"[red]error:[/] {error}");
                 Render(io.Console, summary, dir);
                 RenderComparison(io.Console, dir, hardware);
             }
-            return summary.Completed ? ExitCodes.Ok : ExitCodes.Interrupted;
         }
-        finally
+        catch (IOException) when (summary.StoppedBy == "SIGHUP")
         {
-            Console.CancelKeyPress -= onCancel;
+            // The terminal went away with the session; summary.json holds the result.
         }
+        return ExitCodes.Of(summary);
     }
 
     private static void Render(IAnsiConsole console, RunSummary s, string dir)
@@ -257,6 +310,16 @@ public static class TrainCommand
     /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to the thread pool and reorder lines).</summary>
     private sealed class LineProgress(Action<StepMetrics> onStep) : IProgress<StepMetrics>
     {
-        public void Report(StepMetrics value) => onStep(value);
+        public void Report(StepMetrics value)
+        {
+            try
+            {
+                onStep(value);
+            }
+            catch (IOException)
+            {
+                // A step line that cannot be printed (the terminal closed) must not end the run: the files record every step.
+            }
+        }
     }
 }

@@ -143,6 +143,7 @@ public sealed class DeviceTrainer : ITrainer
         TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
         double loss = 0;
         long tokens = 0;
+        string? nonFinite = null;
         try
         {
             for (int micro = 0; micro < _settings.GradAccumulation; micro++)
@@ -150,14 +151,17 @@ public sealed class DeviceTrainer : ITrainer
                 Trace.CurrentMicroBatch = micro;
                 using TokenBatch batch = batchOf(micro);
                 tokens += batch.Tokens;
-                loss += MicroBatch(step, micro, batch, ref forward, ref backward);
+                double value = MicroBatch(step, micro, batch, ref forward, ref backward);
+                // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
+                if (_scaler is null && !double.IsFinite(value)) nonFinite ??= $"the loss ({value})";
+                loss += value;
             }
             long optimizerStart = Stopwatch.GetTimestamp();
             double? usedScale = _scaler?.Scale;
-            bool skipped = !Update(step);
+            bool skipped = !Update(step, ref nonFinite);
             long end = Stopwatch.GetTimestamp();
             return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(start, end)), Duration(forward), Duration(backward),
-                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped };
+                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped, NonFinite = nonFinite };
         }
         catch (Exception e) when (DeviceMemory?.Explain(e) is { } why)
         {
@@ -234,13 +238,20 @@ public sealed class DeviceTrainer : ITrainer
         return value;
     }
 
-    /// <summary>AdamW on every unit where it lives, after the clipping rule's scales; false when fp16 gradients overflowed and the step was skipped.</summary>
-    private bool Update(int step)
+    /// <summary>
+    /// AdamW on every unit where it lives, after the clipping rule's scales; false when fp16 gradients overflowed and the step was
+    /// skipped, or (other precisions) when the loss or a unit's gradients were not finite, which <paramref name="nonFinite"/> then names.
+    /// </summary>
+    private bool Update(int step, ref string? nonFinite)
     {
         Tensor[] gradients = _accumulators ?? _gradients;
-        double[]? squares = _options.Clipping is not null || _scaler is not null ? SumsOfSquares(gradients) : null;
-        if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares!.Sum()))) return false;
-        float[] scales = GradientScales.All(squares ?? [], gradients.Length, _options.Clipping, _scaler?.Scale ?? 1);
+        // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the weights.
+        double[] squares = SumsOfSquares(gradients);
+        if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares.Sum()))) return false;
+        if (_scaler is null && nonFinite is null && Array.FindIndex(squares, q => !double.IsFinite(q)) is var bad and >= 0)
+            nonFinite = $"the gradients of {(bad == _spec.NumLayers ? "the outer block (embeddings, head)" : $"layer {bad}")} (sum of squares {squares[bad]})";
+        if (nonFinite is not null) return false;
+        float[] scales = GradientScales.All(squares, gradients.Length, _options.Clipping, _scaler?.Scale ?? 1);
         int adamStep = step - (_scaler?.Skipped ?? 0);
         for (int u = 0; u < gradients.Length; u++)
         {

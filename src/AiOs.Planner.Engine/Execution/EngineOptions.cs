@@ -41,8 +41,12 @@ public sealed record EngineOptions
     /// (<c>model.safetensors</c>, or <c>model.safetensors.index.json</c> and its shards), in GPT-2 or Llama naming. Null: seeded.
     /// </summary>
     public string? InitFrom { get; init; }
-    /// <summary>Names the run (and its swap folder <c>aios-&lt;id&gt;</c>).</summary>
-    public string RunId { get; init; } = DateTime.UtcNow.ToString("yyyyMMdd-HHmmss") + "-" + Guid.NewGuid().ToString("N")[..6];
+    /// <summary>
+    /// Names the run (and its swap folder <c>aios-&lt;id&gt;</c>): a plain name (<see cref="Runs.RunId"/>), checked here so
+    /// no path such as <c>x/..</c> ever reaches the code that creates and deletes those folders.
+    /// </summary>
+    /// <exception cref="ArgumentException">The id is not a plain name.</exception>
+    public string RunId { get; init => field = Runs.RunId.Check(value); } = Runs.RunId.New();
     /// <summary>Swap files use O_DIRECT through the direct-I/O library (the drive, not the page cache); false: buffered files.</summary>
     public bool DirectIo { get; init; } = true;
     /// <summary>Keep the NVMe swap folder after the run (for inspection).</summary>

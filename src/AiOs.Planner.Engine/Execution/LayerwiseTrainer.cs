@@ -43,6 +43,8 @@ public sealed class LayerwiseTrainer : ITrainer
     /// <summary>fp16 only: the dynamic loss scale.</summary>
     private readonly LossScaler? _scaler;
     private int _step;
+    /// <summary>Outside fp16: what was not finite in the step in progress (set by the compute thread or an overlapped update); null while sound.</summary>
+    private string? _nonFinite;
 
     /// <summary>Builds the tiers for <paramref name="settings"/> and fills them with the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
     /// <param name="spec">The model.</param>
@@ -81,8 +83,9 @@ public sealed class LayerwiseTrainer : ITrainer
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
                 settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
-            // Clipping needs the norms; fp16 needs them to see an overflow.
-            bool norms = options.Clipping is not null || _scaler is not null;
+            // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
+            // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
+            const bool norms = true;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies);
@@ -149,6 +152,7 @@ public sealed class LayerwiseTrainer : ITrainer
     {
         int step = ++_step;
         Trace.CurrentStep = step;
+        _nonFinite = null;
         long startTicks = Stopwatch.GetTimestamp();
         TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
         double loss = 0;
@@ -184,6 +188,9 @@ public sealed class LayerwiseTrainer : ITrainer
         {
             _grads.Complete();
             skipped = _scaler is not null && !_scaler.Update(LossScaler.Overflowed(_grads.SumOfSquares.Sum()));
+            if (_scaler is null)
+                for (int u = 0; u < _unitScale.Length && _nonFinite is null; u++) NoteIfNonFinite(u);
+            skipped |= _nonFinite is not null;
             if (!skipped)
             {
                 ComputeScales(Enumerable.Range(0, _unitScale.Length));
@@ -195,7 +202,15 @@ public sealed class LayerwiseTrainer : ITrainer
         long end = Stopwatch.GetTimestamp();
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
-            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped };
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite) };
+    }
+
+    /// <summary>Outside fp16, records <paramref name="unit"/>'s gradients as the step's first non-finite value when their Σg² is NaN or infinite.</summary>
+    private void NoteIfNonFinite(int unit)
+    {
+        double squares = _grads.SumOfSquares[unit];
+        if (!double.IsFinite(squares))
+            Interlocked.CompareExchange(ref _nonFinite, $"the gradients of {(unit == _spec.NumLayers ? "the outer block (embeddings, head)" : $"layer {unit}")} (sum of squares {squares})", null);
     }
 
     /// <summary>Forward, loss and backward of one micro-batch; returns its (scaled) loss.</summary>
@@ -217,6 +232,8 @@ public sealed class LayerwiseTrainer : ITrainer
         Tensor microLoss;
         using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, _settings.GradAccumulation);
         double value = microLoss.item<float>();
+        // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
+        if (_scaler is null && !double.IsFinite(value)) Interlocked.CompareExchange(ref _nonFinite, $"the loss ({value})", null);
         long t1 = Stopwatch.GetTimestamp();
         forward += Stopwatch.GetElapsedTime(t0, t1);
 
@@ -299,6 +316,9 @@ public sealed class LayerwiseTrainer : ITrainer
     private Task EnqueueUpdate(Task tail, int unit, int step) => tail.ContinueWith(previous =>
     {
         previous.GetAwaiter().GetResult();
+        // The step's loss is known before its last backward queues any update, and this unit's Σg² before its own.
+        if (_scaler is null) NoteIfNonFinite(unit);
+        if (Volatile.Read(ref _nonFinite) is not null) return;
         ComputeScales([unit]);
         _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack, _params);
     }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);

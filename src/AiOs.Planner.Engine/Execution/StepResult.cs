@@ -14,4 +14,10 @@ public sealed record StepResult(int Step, double Loss, long Tokens, SimDuration 
     public double? LossScale { get; init; }
     /// <summary>fp16: the gradients overflowed, so no update was applied (and the scale was halved).</summary>
     public bool Skipped { get; init; }
+    /// <summary>
+    /// Outside fp16 (whose loss scaler skips such steps itself): what was not a finite number, the loss or a unit's gradients, in
+    /// which case the trainer did not apply the update (the overlapped schedule: not to the units whose gradients or loss were
+    /// known to be non-finite when they were updated) and the run must stop; null for a sound step.
+    /// </summary>
+    public string? NonFinite { get; init; }
 }

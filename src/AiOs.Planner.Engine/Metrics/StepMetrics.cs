@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine.Metrics;
@@ -6,6 +8,8 @@ namespace AiOs.Planner.Engine.Metrics;
 public sealed record StepMetrics
 {
     public required int Step { get; init; }
+    /// <summary>The step's loss; NaN or infinite when it diverged (written as <c>null</c>, see <see cref="NonFinite"/>).</summary>
+    [JsonConverter(typeof(FiniteOrNullConverter))]
     public required double Loss { get; init; }
     public required long Tokens { get; init; }
     public required double WallMs { get; init; }
@@ -38,6 +42,8 @@ public sealed record StepMetrics
     public bool? SkippedStep { get; init; }
     /// <summary>Highest device memory in use during the step (CUDA driver figure: context and the caching allocator's reserve); null on a CPU.</summary>
     public long? PeakDeviceBytes { get; init; }
+    /// <summary>What was not a finite number in this step (the loss, a unit's gradients), so its update was not applied and the run stopped; null for a sound step.</summary>
+    public string? NonFinite { get; init; }
 
     /// <summary>Milliseconds of a duration.</summary>
     internal static double Ms(SimDuration d) => d.Nanoseconds / 1e6;
@@ -55,8 +61,10 @@ public sealed record RunSummary
     public required int StepsCompleted { get; init; }
     /// <summary>False when the run was cancelled or failed before the last step.</summary>
     public required bool Completed { get; init; }
-    /// <summary>Null when no step finished.</summary>
+    /// <summary>Null when no step finished (or, fp16, when a skipped step's loss was not finite).</summary>
+    [JsonConverter(typeof(OptionalFiniteOrNullConverter))]
     public required double? FirstLoss { get; init; }
+    [JsonConverter(typeof(OptionalFiniteOrNullConverter))]
     public required double? FinalLoss { get; init; }
     /// <summary>Median wall time of steps after the first (the first includes warm-up).</summary>
     public required double MedianStepMs { get; init; }
@@ -75,6 +83,10 @@ public sealed record RunSummary
     /// <summary>The --gpu-memory-limit the run was held to, if any.</summary>
     public long? GpuMemoryLimitBytes { get; init; }
     public string? Error { get; init; }
+    /// <summary>The signal (SIGINT, SIGTERM, SIGHUP) or other request that stopped the run early; null when nothing asked it to stop.</summary>
+    public string? StoppedBy { get; init; }
+    /// <summary>The step whose loss or gradients were not finite, which ended the run without applying its update; null when none.</summary>
+    public int? NonFiniteStep { get; init; }
     /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
     public string? LastCheckpoint { get; init; }
     /// <summary>Warnings given before training started (for example pretrained tensors left unused); null when none.</summary>

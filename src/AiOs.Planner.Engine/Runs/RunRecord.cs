@@ -1,0 +1,98 @@
+using System.Text.Json;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Engine.Metrics;
+
+namespace AiOs.Planner.Engine.Runs;
+
+/// <summary>
+/// What a run has done so far, from which <c>summary.json</c> is written: by the run itself, and from a signal handler's
+/// thread while a step is still in progress (<see cref="RunStop"/>). A lock keeps the two from interleaving.
+/// </summary>
+internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyList<string> warnings)
+{
+    private readonly object _gate = new();
+    private readonly List<StepMetrics> _steps = [];
+    private string? _lastCheckpoint, _executor, _stoppedBy;
+    private int? _nonFiniteStep;
+
+    /// <summary>Steps this process ran, in order.</summary>
+    public int Count
+    {
+        get { lock (_gate) return _steps.Count; }
+    }
+
+    public void Started(string executor)
+    {
+        lock (_gate) _executor = executor;
+    }
+
+    public void Add(StepMetrics step)
+    {
+        lock (_gate) _steps.Add(step);
+    }
+
+    public void Checkpointed(string folder)
+    {
+        lock (_gate) _lastCheckpoint = folder;
+    }
+
+    public void StoppedBy(string? reason)
+    {
+        lock (_gate) _stoppedBy ??= reason;
+    }
+
+    public void Diverged(int step)
+    {
+        lock (_gate) _nonFiniteStep = step;
+    }
+
+    /// <summary>Writes <c>summary.json</c> (atomically) from the steps so far; returns it.</summary>
+    public RunSummary WriteSummary(string? error)
+    {
+        lock (_gate)
+        {
+            RunSummary summary = Summarise(error);
+            RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
+            return summary;
+        }
+    }
+
+    private RunSummary Summarise(string? error)
+    {
+        List<StepMetrics> steps = _steps;
+        List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
+        double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
+        double[] walls = warm.Select(m => m.WallMs).Order().ToArray();
+        return new RunSummary
+        {
+            RunId = request.Options.RunId,
+            Model = request.Model.Name,
+            Executor = _executor,
+            Dataset = Path.GetFullPath(request.DatasetPath),
+            StepsRequested = request.Steps,
+            StepsCompleted = steps.Count == 0 ? 0 : steps[^1].Step,
+            Completed = steps.Count > 0 && steps[^1].Step == request.Steps && error is null && _nonFiniteStep is null,
+            LastCheckpoint = _lastCheckpoint,
+            FirstLoss = steps.Count > 0 ? steps[0].Loss : null,
+            FinalLoss = steps.Count > 0 ? steps[^1].Loss : null,
+            MedianStepMs = walls.Length == 0 ? 0 : walls[walls.Length / 2],
+            MeanForwardMs = Mean(m => m.ForwardMs),
+            MeanBackwardMs = Mean(m => m.BackwardMs),
+            MeanOptimizerMs = Mean(m => m.OptimizerMs),
+            MeanIoStallMs = Mean(m => m.IoStallMs),
+            TokensPerSecond = warm.Sum(m => m.WallMs) > 0 ? warm.Sum(m => (double)m.Tokens) / (warm.Sum(m => m.WallMs) / 1e3) : 0,
+            NvmeReadBytes = steps.Sum(m => m.NvmeReadBytes),
+            NvmeWrittenBytes = steps.Sum(m => m.NvmeWrittenBytes),
+            CpuReadBytes = steps.Sum(m => m.CpuReadBytes),
+            CpuWrittenBytes = steps.Sum(m => m.CpuWrittenBytes),
+            PeakResidentBytes = ProcessMemory.PeakResident().Value,
+            PeakDeviceBytes = steps.Max(m => m.PeakDeviceBytes),
+            GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
+            Error = error,
+            StoppedBy = _stoppedBy,
+            NonFiniteStep = _nonFiniteStep,
+            Warnings = warnings.Count > 0 ? warnings : null,
+            HostHeap = Native.HostHeap.Mode,
+        };
+    }
+}
