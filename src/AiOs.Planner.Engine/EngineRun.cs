@@ -103,7 +103,15 @@ public static class EngineRun
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
         {
-            record.WriteSummary(e.Message);
+            try
+            {
+                record.WriteSummary(e.Message);
+            }
+            catch (IOException se)
+            {
+                // A full disk that broke the trace usually breaks the summary too: keep the first error, name both.
+                throw new IOException($"{e.Message} (summary.json could not be written either: {se.Message})", e);
+            }
             throw;
         }
         finally

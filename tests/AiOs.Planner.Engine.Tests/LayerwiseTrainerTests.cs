@@ -203,8 +203,9 @@ public sealed class LayerwiseTrainerTests : IDisposable
     {
         var (losses, _) = Run(ModelCatalog.Default.Load(name), Small(), Options(), reference: true);
 
-        // Bit for bit where they were recorded; 6 decimals leave room for another CPU's kernels.
-        for (int s = 0; s < Steps; s++) Assert.Equal(before[s], losses[s], 6);
+        // Bit for bit where they were recorded; 5 decimals (as every engine-vs-reference test) leave room for another
+        // CPU's kernels: on this session's AMD EPYC VMs step 10 differs in the 7th decimal, which 6 decimals rejected.
+        for (int s = 0; s < Steps; s++) Assert.Equal(before[s], losses[s], 5);
     }
 
     public static TheoryData<string> SpecsWithComputeConstants() => new() { "gpt-tanh", "llama-3.1-rope" };

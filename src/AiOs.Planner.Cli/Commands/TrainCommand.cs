@@ -51,11 +51,12 @@ public static class TrainCommand
         var gpuLimit = SizeOption.CreateOptional("--gpu-memory-limit", "Device memory the run may use (e.g. 11G): the rest of the GPU is taken up front, to rehearse a smaller card; the planner checks the settings against it first");
         var deviceAdam = new Option<string>("--device-adam") { Description = "With nothing offloaded on CUDA: fused (one NVRTC-compiled kernel per layer) | torch-ops", DefaultValueFactory = _ => "fused" };
         deviceAdam.AcceptOnlyFromAmong("fused", "torch-ops");
+        var noSwapChecksums = new Option<bool>("--no-swap-checksums") { Description = "Do not checksum NVMe swap pieces (on by default: each piece is hashed as it is written and verified on every read)" };
         var noCopyStream = new Option<bool>("--no-copy-stream") { Description = "On CUDA with parameters in CPU RAM: copy each layer on the default stream instead of uploading the next one on its own stream during compute" };
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, force, stopGrace }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -75,6 +76,7 @@ public static class TrainCommand
                 GpuMemoryLimit = r.GetValue(gpuLimit),
                 FusedDeviceAdam = r.GetValue(deviceAdam) == "fused",
                 CopyStream = !r.GetValue(noCopyStream),
+                SwapChecksums = !r.GetValue(noSwapChecksums),
                 Clipping = r.GetValue(clip) is { } max
                     ? new GradientClipping(max, settings.Schedule == Settings.StepSchedule.Overlapped ? ClipMode.PerUnit : ClipMode.GlobalNorm)
                     : null,

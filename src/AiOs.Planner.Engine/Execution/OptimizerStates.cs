@@ -220,14 +220,15 @@ internal sealed class OptimizerStates : IDisposable
             if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
             else WriteNow(g, buffer);
         }
-        Task.WaitAll(writes);
+        // One by one with GetResult, so a failed write surfaces as its own exception, not an AggregateException.
+        foreach (Task w in writes) w.GetAwaiter().GetResult();
     }
 
     private AlignedBuffer Wait(Task<AlignedBuffer> read, SubGroup g)
     {
         if (!read.IsCompleted)
-            using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.Wait();
-        return read.Result;
+            using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.GetAwaiter().GetResult();
+        return read.GetAwaiter().GetResult();
     }
 
     private Task<AlignedBuffer> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));

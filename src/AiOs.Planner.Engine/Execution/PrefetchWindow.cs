@@ -66,8 +66,10 @@ internal sealed partial class ParameterSwapper
             if (_issued == _cursor) Issue(blocking: true);
             Task<AlignedBuffer> read = _reads[_cursor];
             if (!read.IsCompleted)
-                using (_owner._trace.Stall(OpKind.ParamRead, _owner.ProgramLayer(unit))) read.Wait();
-            AlignedBuffer buffer = read.Result;
+                using (_owner._trace.Stall(OpKind.ParamRead, _owner.ProgramLayer(unit))) read.GetAwaiter().GetResult();
+            // GetResult, not Result: a failed read surfaces as its own exception (a checksum mismatch is an
+            // InvalidDataException naming the file), not wrapped in an AggregateException the run does not catch.
+            AlignedBuffer buffer = read.GetAwaiter().GetResult();
             _reads.Remove(_cursor);
             using (_owner._trace.Begin(ResourceKind.H2d, OpKind.ParamUpload, _owner.ProgramLayer(unit), _owner.UnitBytes(unit)))
                 target.LoadBytes(buffer.AsSpan(0, checked((int)_owner.UnitBytes(unit))));
