@@ -92,7 +92,7 @@ public static class Leftovers
         string note = state switch
         {
             OwnerState.NotOurs => "no valid owner record (not made by this version of aios, or not by aios): left alone",
-            OwnerState.Alive when owner is null => "its lock is held: a run is using it",
+            OwnerState.Alive when owner is null || owner.Process.State() != OwnerState.Alive => "its lock is held: a run is using it",
             OwnerState.Unknown => $"made on host {owner!.Host}: cannot tell from here whether it runs",
             _ => Describe(state, owner!.Pid) + (owner.Keep ? "; kept on purpose (--keep-swap-files)" : "") + $"; created {owner.CreatedUtc}",
         };

@@ -91,8 +91,8 @@ public static partial class SwapFolders
     {
         owner = null;
         if (NoFollowFs.IsLink(folder) || !Directory.Exists(folder)) return OwnerState.NotOurs;
-        if (NoFollowFs.IsLockHeld(System.IO.Path.Combine(folder, LockName))) return OwnerState.Alive;
         owner = ReadOwner(folder);
+        if (NoFollowFs.IsLockHeld(System.IO.Path.Combine(folder, LockName))) return OwnerState.Alive;
         if (owner is null || Prefix + owner.RunId != System.IO.Path.GetFileName(folder)) return OwnerState.NotOurs;
         return owner.Process.State();
     }
