@@ -50,10 +50,13 @@ public sealed record ProcessIdentity(int Pid, long StartTicks, string Host)
         }
     }
 
-    /// <summary>Alive when this host runs a process with this pid and start time; Dead when not; Unknown for another host.</summary>
+    /// <summary>True where /proc tells processes' start times (Linux); elsewhere no process can be called dead.</summary>
+    public static bool CanTell => StartTicksOf(System.Environment.ProcessId) is not null;
+
+    /// <summary>Alive when this host runs a process with this pid and start time; Dead when not; Unknown for another host or without /proc.</summary>
     public OwnerState State()
     {
-        if (!string.Equals(Host, System.Environment.MachineName, StringComparison.Ordinal)) return OwnerState.Unknown;
+        if (!string.Equals(Host, System.Environment.MachineName, StringComparison.Ordinal) || !CanTell) return OwnerState.Unknown;
         long? now = StartTicksOf(Pid);
         return now is not null && now == StartTicks ? OwnerState.Alive : OwnerState.Dead;
     }

@@ -63,7 +63,7 @@ public static partial class ScratchNames
         string word = m.Groups[1].Success ? m.Groups[1].Value : m.Groups[3].Value;
         int oldPid = int.Parse(m.Groups[1].Success ? m.Groups[2].Value : m.Groups[4].Value, CultureInfo.InvariantCulture);
         // Without a start time a running process with that pid may be a reused pid: not known, so kept.
-        return (KindOf(word), oldPid, ProcessIdentity.StartTicksOf(oldPid) is null ? OwnerState.Dead : OwnerState.Unknown);
+        return (KindOf(word), oldPid, ProcessIdentity.CanTell && ProcessIdentity.StartTicksOf(oldPid) is null ? OwnerState.Dead : OwnerState.Unknown);
     }
 
     private static ScratchKind KindOf(string word) => Words.First(w => w.Value == word).Key;
