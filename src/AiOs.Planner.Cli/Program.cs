@@ -18,6 +18,7 @@ public static class Program
         {
             PlanCommand.Create(io),
             CheckNvmeCommand.Create(io),
+            CleanCommand.Create(io),
             DsConfigCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),

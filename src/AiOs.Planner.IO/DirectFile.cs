@@ -12,6 +12,8 @@ public enum DirectFileMode
     Read,
     /// <summary>Read and write; the file is created when missing and never truncated.</summary>
     ReadWrite,
+    /// <summary>Read and write a file created here and now (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600): fails if anything, a link included, has the name.</summary>
+    CreateNew,
 }
 
 /// <summary>
@@ -52,6 +54,7 @@ public sealed unsafe class DirectFile : IDisposable
     public static DirectFile Open(string path, DirectFileMode mode)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        if (mode == DirectFileMode.CreateNew) return CreateNew(path);
         int flags = LibC.O_CLOEXEC | (mode == DirectFileMode.Read ? LibC.O_RDONLY : LibC.O_RDWR | LibC.O_CREAT);
         const int mode0644 = 0x1A4;
         int fd = LibC.Open(path, flags | LibC.O_DIRECT, mode0644);
@@ -62,6 +65,19 @@ public sealed unsafe class DirectFile : IDisposable
         if (fd < 0) throw OpenError(Marshal.GetLastPInvokeError(), path);
         string warning = $"{path}: this filesystem or device does not support O_DIRECT; using buffered I/O, so reads may be served from the page cache and rates overstate the drive.";
         return new DirectFile(path, new SafeFileHandle(fd, ownsHandle: true), false, warning);
+    }
+
+    /// <summary>
+    /// Creates the file exclusively without O_DIRECT, then turns O_DIRECT on with fcntl: opening with O_CREAT|O_DIRECT
+    /// on tmpfs creates the file and then fails with EINVAL, which would leave it behind.
+    /// </summary>
+    private static DirectFile CreateNew(string path)
+    {
+        int errno = Storage.NoFollowFs.TryCreateNew(path, out SafeFileHandle handle);
+        if (errno != 0) throw OpenError(errno, path);
+        if (Storage.NoFollowFs.TrySetDirect(handle)) return new DirectFile(path, handle, true, null);
+        string warning = $"{path}: this filesystem or device does not support O_DIRECT; using buffered I/O, so reads may be served from the page cache and rates overstate the drive.";
+        return new DirectFile(path, handle, false, warning);
     }
 
     private static DirectIoException OpenError(int errno, string path) =>

@@ -1,17 +1,24 @@
+using System.Runtime.InteropServices;
 using AiOs.Planner.IO;
+using AiOs.Planner.Storage;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration.Drive;
 
 /// <summary>
 /// The calibration's scratch file in the folder under test: sized to what is free, reserved up front with
-/// fallocate, and deleted on <see cref="Dispose"/> (callers dispose in <c>finally</c>, so Ctrl-C leaves
-/// nothing behind).
+/// fallocate, and deleted on <see cref="Dispose"/> (callers dispose in <c>finally</c>). Its name is recognisable and
+/// unpredictable (<see cref="ScratchNames"/>), it is created exclusively (a planted link is never written through), and
+/// while it exists SIGINT, SIGTERM and SIGHUP remove it at once, before the process may end; a file left by
+/// <c>kill -9</c> is listed by <c>aios check-nvme</c> and removed by <c>aios clean</c>.
 /// </summary>
 public sealed class TestFile : IDisposable
 {
     /// <summary>Space left free beside the test file, so calibration never fills a drive others use.</summary>
     public static readonly Bytes Headroom = Bytes.FromMiB(512);
+
+    private readonly PosixSignalRegistration[] _signals;
+    private int _removed;
 
     private TestFile(string path, DirectFile file, Bytes size, string? shrinkNote)
     {
@@ -19,6 +26,9 @@ public sealed class TestFile : IDisposable
         File = file;
         Size = size;
         ShrinkNote = shrinkNote;
+        // The handlers do not cancel the signal: the default action (or the command line's own handler) still runs.
+        _signals = OperatingSystem.IsWindows() ? []
+            : [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, OnSignal))];
     }
 
     /// <summary>The test file's path (hidden name, in the folder under test).</summary>
@@ -52,11 +62,11 @@ public sealed class TestFile : IDisposable
             throw new CalibrationException($"{directory} does not exist; create it or pass an existing folder on the drive to test.");
         var available = new Bytes(new DriveInfo(System.IO.Path.GetFullPath(directory)).AvailableFreeSpace);
         var (size, note) = PlanSize(desired, minimum, available, directory);
-        string path = System.IO.Path.Combine(directory, $".aios-calibrate-{System.Environment.ProcessId}-{Guid.NewGuid():N}.tmp");
+        string path = System.IO.Path.Combine(directory, ScratchNames.New(ScratchKind.CalibrationFile));
         DirectFile file;
         try
         {
-            file = DirectFile.Open(path, DirectFileMode.ReadWrite);
+            file = DirectFile.Open(path, DirectFileMode.CreateNew);
         }
         catch (DirectIoException e) when (e.Errno is 13 or 30 or 1)
         {
@@ -75,9 +85,19 @@ public sealed class TestFile : IDisposable
         }
     }
 
+    /// <summary>What a signal does: removes the file's name (open I/O goes on until the handle closes; the space is freed then).</summary>
+    internal void OnSignal(PosixSignalContext context) => Remove();
+
+    private void Remove()
+    {
+        // Only the name this process created goes: unlink never follows a link.
+        if (Interlocked.Exchange(ref _removed, 1) == 0) System.IO.File.Delete(Path);
+    }
+
     public void Dispose()
     {
+        foreach (var registration in _signals) registration.Dispose();
         File.Dispose();
-        System.IO.File.Delete(Path);
+        Remove();
     }
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Reflection;
+using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Calibration;
 using AiOs.Planner.Cli.Rendering;
@@ -47,9 +48,17 @@ public static class CalibrateCommand
                 ToolVersion = typeof(CalibrateCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown",
                 TestFileSize = r.GetValue(testSize) is { Value: > 0 } size ? size : null,
             };
+            // SIGINT and SIGTERM cancel ct (System.CommandLine); a closed terminal (SIGHUP) would otherwise end the
+            // process at once, so it cancels too. The test file removes its own name on all three (TestFile).
+            using var hangup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var onHangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                hangup.Cancel();
+            });
             try
             {
-                var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), ct).ConfigureAwait(false);
+                var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), hangup.Token).ConfigureAwait(false);
                 if (outPath is not null && !TryWrite(io, outPath, result)) return ExitCodes.Usage;
                 if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, outPath)));
                 else CalibrationTables.Render(io.Console, result, outPath);

@@ -66,6 +66,7 @@ public static class CheckNvmeCommand
                 ["mount_point"] = f.MountPoint, ["device"] = f.Device, ["block_device"] = f.BlockDevice, ["model"] = f.DeviceModel,
                 ["filesystem"] = f.FileSystem, ["rotational"] = f.Rotational, ["o_direct"] = f.DirectIo, ["total_bytes"] = f.Total.Value,
             },
+            ["leftovers"] = LeftoverRendering.Json(check.Leftovers),
             ["problems"] = new JsonArray(check.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
             ["warnings"] = new JsonArray(check.Warnings.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
             ["fallback"] = decision is null ? null : new JsonObject
@@ -90,10 +91,12 @@ public static class CheckNvmeCommand
         foreach (MemoryItem need in check.Needs) table.AddRow(Markup.Escape("needs: " + need.Name), Markup.Escape($"{need.Bytes} ({need.Note})"));
         if (check.Needs.Count > 0) table.AddRow("needs in all", Markup.Escape(check.Required.ToString()));
         console.Write(table);
+        if (check.Leftovers.Count > 0) console.Write(LeftoverRendering.Table(check.Leftovers));
         foreach (string w in check.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
         foreach (string p in check.Problems) console.MarkupLineInterpolated($"[red]problem:[/] {p}");
+        // The label is markup and the message is text: an interpolated hole is escaped, so the label must not be one.
         if (decision?.Message is { } message)
-            console.MarkupLineInterpolated($"{(decision.Failed ? "[red]error:[/]" : "[yellow]fallback:[/]")} {message}");
+            console.MarkupLine((decision.Failed ? "[red]error:[/] " : "[yellow]fallback:[/] ") + Markup.Escape(message));
         else if (check.Usable)
             console.MarkupLine("[green]Usable[/] for NVMe offload. Only `aios calibrate` measures its speed.");
     }

@@ -1,51 +1,44 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace AiOs.Planner.Storage;
 
 /// <summary>Tries one aligned O_DIRECT write in a folder: tmpfs and some network filesystems refuse it.</summary>
-internal static partial class DirectIoProbe
+internal static class DirectIoProbe
 {
-    private const int OWronly = 0x1, OCreat = 0x40, OTrunc = 0x200, ODirect = 0x4000;
     private const int Alignment = 4096;
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags, int mode);
-
-    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
-    private static unsafe partial nint Write(int fd, void* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
-
+    /// <summary>
+    /// Creates a scratch file exclusively (unpredictable name, O_EXCL|O_NOFOLLOW, so a planted link is never written
+    /// through), turns on O_DIRECT, writes one aligned block, and removes the file by name relative to the folder.
+    /// </summary>
     public static unsafe bool Works(string folder)
     {
         if (!OperatingSystem.IsLinux()) return false;
-        string probe = Path.Combine(folder, $".aios-odirect-probe-{System.Environment.ProcessId}");
-        void* buffer = NativeMemory.AlignedAlloc(Alignment, Alignment);
-        try
+        string name = ScratchNames.New(ScratchKind.DirectIoProbe);
+        if (NoFollowFs.TryOpenFolder(folder, out SafeFileHandle dir) != 0) return false;
+        using (dir)
         {
-            NativeMemory.Clear(buffer, Alignment);
-            int fd = Open(probe, OWronly | OCreat | OTrunc | ODirect, Convert.ToInt32("600", 8));
-            if (fd < 0) return false;
+            if (NoFollowFs.TryCreateNewAt(dir, name, out SafeFileHandle file) != 0) return false;
+            void* buffer = NativeMemory.AlignedAlloc(Alignment, Alignment);
             try
             {
-                return Write(fd, buffer, Alignment) == Alignment;
-            }
-            finally
-            {
-                _ = Close(fd);
-            }
-        }
-        finally
-        {
-            NativeMemory.AlignedFree(buffer);
-            try
-            {
-                File.Delete(probe);
+                using (file)
+                {
+                    NativeMemory.Clear(buffer, Alignment);
+                    if (!NoFollowFs.TrySetDirect(file)) return false;
+                    RandomAccess.Write(file, new ReadOnlySpan<byte>(buffer, Alignment), 0);
+                    return true;
+                }
             }
             catch (IOException)
             {
-                // The probe file is tiny; leaving it behind is harmless and reported nowhere.
+                return false;
+            }
+            finally
+            {
+                NativeMemory.AlignedFree(buffer);
+                _ = NoFollowFs.TryUnlinkAt(dir, name);
             }
         }
     }
