@@ -25,10 +25,10 @@ public sealed class SettingsOptions
 
     public Option<string> Model { get; }
     public Option<string> Hardware { get; }
-    public Option<ZeroStage?> ZeroStage { get; } = new("--zero-stage") { Description = "none|zero1|zero2|zero3|infinity (default: what the offload flags need, else none)" };
-    public Option<OffloadTier?> OffloadParams { get; } = new("--offload-params") { Description = "Where parameters live: none|cpu|nvme" };
-    public Option<OffloadTier?> OffloadOptimizer { get; } = new("--offload-optimizer") { Description = "Where optimizer states live: none|cpu|nvme" };
-    public Option<OffloadTier?> OffloadGradients { get; } = new("--offload-gradients") { Description = "Where fp32 gradients live: none|cpu|nvme (default: with the optimizer)" };
+    public Option<ZeroStage?> ZeroStage { get; } = new("--zero-stage") { Description = "none|zero1|zero2|zero3|infinity (default: what the offload flags need, else none)", CustomParser = ParseNullableEnum<ZeroStage> };
+    public Option<OffloadTier?> OffloadParams { get; } = new("--offload-params") { Description = "Where parameters live: none|cpu|nvme", CustomParser = ParseNullableEnum<OffloadTier> };
+    public Option<OffloadTier?> OffloadOptimizer { get; } = new("--offload-optimizer") { Description = "Where optimizer states live: none|cpu|nvme", CustomParser = ParseNullableEnum<OffloadTier> };
+    public Option<OffloadTier?> OffloadGradients { get; } = new("--offload-gradients") { Description = "Where fp32 gradients live: none|cpu|nvme (default: with the optimizer)", CustomParser = ParseNullableEnum<OffloadTier> };
     public Option<string?> NvmePath { get; } = new("--nvme-offload-path") { Description = "Folder for NVMe swap files; giving it offloads parameters and optimizer to NVMe unless --no-nvme-offload-… says otherwise" };
     public Option<bool> NvmeParams { get; } = new("--nvme-offload-params") { Description = "Offload parameters to NVMe" };
     public Option<bool> NoNvmeParams { get; } = new("--no-nvme-offload-params") { Description = "Keep parameters off NVMe" };
@@ -51,11 +51,11 @@ public sealed class SettingsOptions
     public Option<int> MicroBatch { get; } = new("--micro-batch") { Description = "Sequences per GPU per micro-step", DefaultValueFactory = _ => Defaults.MicroBatch };
     public Option<int> SeqLen { get; } = new("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => Defaults.SeqLen };
     public Option<int> GradAccumulation { get; } = new("--grad-accumulation") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => Defaults.GradAccumulation };
-    public Option<Precision> Precision { get; } = new("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Defaults.Precision };
+    public Option<Precision> Precision { get; } = new("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Defaults.Precision, CustomParser = ParseEnum<Precision> };
     public Option<bool> GradCheckpointing { get; } = new("--grad-checkpointing") { Description = "Activation checkpointing: keep layer inputs, recompute in backward" };
     public Option<int?> Gpus { get; } = new("--gpus") { Description = "GPUs per node (default: all of the profile's)" };
     public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
-    public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule };
+    public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule, CustomParser = ParseEnum<StepSchedule> };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -78,13 +78,18 @@ public sealed class SettingsOptions
 
     /// <summary>
     /// Builds the settings the flags describe, on top of <c>--settings FILE</c> when given (a flag the user
-    /// typed wins over the file), with stage defaults resolved by <see cref="SettingsRules.Resolve"/>.
+    /// typed wins over the file), with stage defaults resolved by <see cref="SettingsRules.Resolve"/>, and checks
+    /// them with <see cref="SettingsValidator"/>: the file's values on their own (naming the file and its fields),
+    /// then the result against --model when given (naming the flags). Contradicting flags are refused, naming both.
     /// </summary>
+    /// <exception cref="DescriptionException">A conflict, or a setting out of its range.</exception>
     public TrainingSettings Build(ParseResult r)
     {
         string? file = r.GetValue(SettingsFile);
-        var start = file is null ? Defaults : DescriptionJson.ReadFile<TrainingSettings>(file);
+        ModelSpec? model = string.IsNullOrWhiteSpace(r.GetValue(Model)) ? null : LoadModel(r);
+        var start = file is null ? Defaults : DescriptionJson.ReadFile<TrainingSettings>(file).ValidatedFile(file);
         bool Given(Option option) => r.GetResult(option) is { Implicit: false };
+        RefuseConflicts(r, Given);
         T Pick<T>(Option<T> option, T fallback) => Given(option) ? r.GetValue(option)! : fallback;
         T PickNullable<T>(Option<T?> option, T fallback) where T : struct => Given(option) && r.GetValue(option) is { } v ? v : fallback;
 
@@ -126,8 +131,56 @@ public sealed class SettingsOptions
             Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
             Schedule = Pick(Schedule, start.Schedule),
         };
-        return SettingsRules.Resolve(settings, stageGiven: Given(ZeroStage) || file is not null);
+        return SettingsRules.Resolve(settings, stageGiven: Given(ZeroStage) || file is not null).Validated(model, file);
     }
+
+    /// <summary>Pairs of flags that say opposite things: an error naming both, rather than one silently winning.</summary>
+    private void RefuseConflicts(ParseResult r, Func<Option, bool> given)
+    {
+        var conflicts = new List<string>();
+        void Both(Option a, Option b, string why)
+        {
+            if (given(a) && given(b)) conflicts.Add($"{a.Name} and {b.Name} {why}; give one of them");
+        }
+        void Tier(Option<OffloadTier?> tier, Option<bool> nvme, Option<bool> noNvme)
+        {
+            Both(nvme, noNvme, "contradict each other");
+            if (!given(tier) || r.GetValue(tier) is not { } t) return;
+            string name = t.ToString().ToLowerInvariant();
+            if (t != OffloadTier.Nvme && given(nvme) && r.GetValue(nvme)) conflicts.Add($"{tier.Name} {name} and {nvme.Name} contradict each other; give one of them");
+            if (t == OffloadTier.Nvme && given(noNvme) && r.GetValue(noNvme)) conflicts.Add($"{tier.Name} {name} and {noNvme.Name} contradict each other; give one of them");
+        }
+        Tier(OffloadParams, NvmeParams, NoNvmeParams);
+        Tier(OffloadOptimizer, NvmeOptimizer, NoNvmeOptimizer);
+        if (given(NvmeGradients) && r.GetValue(NvmeGradients) && given(OffloadGradients) && r.GetValue(OffloadGradients) is { } g && g != OffloadTier.Nvme)
+            conflicts.Add($"{OffloadGradients.Name} {g.ToString().ToLowerInvariant()} and {NvmeGradients.Name} contradict each other; give one of them");
+        Both(PinMemory, NoPinMemory, "contradict each other");
+        if (conflicts.Count > 0)
+            throw new DescriptionException("Conflicting flags:" + System.Environment.NewLine + "  - " + string.Join(System.Environment.NewLine + "  - ", conflicts));
+    }
+
+    /// <summary>
+    /// Parses an enum option by name only (case ignored). System.CommandLine's own parser goes through
+    /// <see cref="Enum.TryParse{TEnum}(string, bool, out TEnum)"/>, which takes "7" (or "-1", or "cpu,nvme") and
+    /// yields a value no member has; this refuses them, listing the names.
+    /// </summary>
+    public static TEnum ParseEnum<TEnum>(ArgumentResult result) where TEnum : struct, Enum
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        foreach (string name in Enum.GetNames<TEnum>())
+            if (string.Equals(name, text.Trim(), StringComparison.OrdinalIgnoreCase)) return Enum.Parse<TEnum>(name);
+        result.AddError($"'{text}' is not a valid value for {OptionName(result)}; use one of {AllowedNames<TEnum>()}.");
+        return default;
+    }
+
+    /// <summary><see cref="ParseEnum{TEnum}"/> for an option whose absence means "not set".</summary>
+    public static TEnum? ParseNullableEnum<TEnum>(ArgumentResult result) where TEnum : struct, Enum => ParseEnum<TEnum>(result);
+
+    /// <summary>The names an enum option takes, as the CLI spells them.</summary>
+    public static string AllowedNames<TEnum>() where TEnum : struct, Enum =>
+        string.Join(", ", Enum.GetNames<TEnum>().Select(n => n.ToLowerInvariant()));
+
+    private static string OptionName(ArgumentResult result) => result.Parent is OptionResult o ? o.Option.Name : "the option";
 
     /// <summary>An explicit tier wins; then --nvme-… / --no-nvme-…; then a given NVMe path means NVMe.</summary>
     private static OffloadTier Tier(OffloadTier? explicitTier, bool nvme, bool noNvme, bool pathGiven) =>

@@ -13,7 +13,7 @@ public static class TuneCommand
     public static Command Create(CliIo io)
     {
         var options = new SettingsOptions();
-        var objective = new Option<TuneObjective>("--objective") { Description = "throughput (most tokens/s) or memory (least GPU memory)", DefaultValueFactory = _ => TuneObjective.Throughput };
+        var objective = new Option<TuneObjective>("--objective") { Description = "throughput (most tokens/s) or memory (least GPU memory)", DefaultValueFactory = _ => TuneObjective.Throughput, CustomParser = SettingsOptions.ParseEnum<TuneObjective> };
         var budget = new Option<int>("--budget") { Description = "Candidates to evaluate at most", DefaultValueFactory = _ => 10_000 };
         var maxAccumulation = new Option<int>("--max-grad-accumulation") { Description = "Largest gradient accumulation to try (1 keeps the global batch at micro-batch × GPUs)", DefaultValueFactory = _ => 8 };
         var maxMicro = new Option<int>("--max-micro-batch") { Description = "Largest micro-batch to try", DefaultValueFactory = _ => 128 };

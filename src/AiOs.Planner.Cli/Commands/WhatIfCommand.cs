@@ -17,7 +17,7 @@ public static class WhatIfCommand
         var models = new Option<string>("--model", "-m") { Description = "Models, comma-separated (names or paths), or 'all'", Required = true };
         var hardware = new Option<string>("--hardware", "-H") { Description = "Profiles, comma-separated (names or paths), or 'all'", Required = true };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => 1024 };
-        var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16 };
+        var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16, CustomParser = SettingsOptions.ParseEnum<Precision> };
         var minRate = new Option<double>("--min-tokens-per-s") { Description = "Report the largest model each machine trains at this rate or better", DefaultValueFactory = _ => 0 };
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
@@ -30,7 +30,7 @@ public static class WhatIfCommand
             {
                 Models = Split(r.GetValue(models)!, ModelCatalog.Default.Names()).Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
                 Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load).ToList(),
-                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision) },
+                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision) }.Validated(model: null),
                 Upgrades = !r.GetValue(noUpgrades),
                 MinTokensPerSecond = r.GetValue(minRate),
             };

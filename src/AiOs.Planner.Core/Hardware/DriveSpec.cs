@@ -47,10 +47,13 @@ public sealed record DriveSpec
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.Positive(at + ".count", Count);
-        p.Positive(at + ".capacity_gb", CapacityGb.Value);
-        Read.Validate(p, at + ".read");
-        Write.Validate(p, at + ".write");
+        p.Positive(at + ".count", Count, HardwareBounds.MaxDrives);
+        p.Positive(at + ".capacity_gb", CapacityGb.Value, HardwareBounds.MaxDriveCapacityGb, " GB");
+        p.InRange(at + ".pcie_gen", PcieGen, 0, HardwareBounds.MaxPcieGen);
+        if (Read is null) p.Add(at + ".read", "is required");
+        else Read.Validate(p, at + ".read");
+        if (Write is null) p.Add(at + ".write", "is required");
+        else Write.Validate(p, at + ".write");
         Swap?.Validate(p, at + ".swap");
     }
 }
@@ -97,10 +100,21 @@ public sealed record DriveDirection
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.Positive(at + ".peak_gbps", PeakGbps.Value);
-        p.NonNegative(at + ".half_inflight_kib", HalfInflightKib.Value);
-        if (HalfBlockKib is not null) p.NonNegative(at + ".half_block_kib", HalfBlockKib.Value);
-
+        p.InRange(at + ".peak_gbps", PeakGbps.Value, HardwareBounds.MinDriveGbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        p.NonNegative(at + ".half_inflight_kib", HalfInflightKib.Value, HardwareBounds.MaxHalfKib, " KiB");
+        if (HalfBlockKib is not null) p.NonNegative(at + ".half_block_kib", HalfBlockKib.Value, HardwareBounds.MaxHalfKib, " KiB");
+        if (RSquared is { } r2 && !double.IsFinite(r2)) p.Add(at + ".r_squared", $"must be a finite number (found {r2})");
+        if (RmseGbps is { } rmse) p.NonNegative(at + ".rmse_gbps", rmse, HardwareBounds.MaxLinkGbps, " GB/s");
+        for (int i = 0; i < (Samples?.Count ?? 0); i++)
+        {
+            var sample = Samples![i];
+            string s = $"{at}.samples[{i}]";
+            if (sample is null) { p.Add(s, "must be an object, not null"); continue; }
+            p.InRange(s + ".block_size", sample.BlockSize, 1, HardwareBounds.MaxAioBlockBytes, " bytes");
+            p.Positive(s + ".queue_depth", sample.QueueDepth, HardwareBounds.MaxAioQueueDepth);
+            p.Positive(s + ".threads", sample.Threads, HardwareBounds.MaxAioThreads);
+            p.NonNegative(s + ".gbps", sample.Gbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        }
     }
 }
 
@@ -157,9 +171,11 @@ public sealed record SwapBehaviour
         }
         for (int i = 0; i < Points.Count; i++)
         {
-            p.Positive(at + $".points[{i}].working_set_gib", Points[i].WorkingSetGib);
-            p.Positive(at + $".points[{i}].read_factor", Points[i].ReadFactor);
-            p.Positive(at + $".points[{i}].write_factor", Points[i].WriteFactor);
+            if (Points[i] is null) { p.Add(at + $".points[{i}]", "must be an object, not null"); continue; }
+            p.Positive(at + $".points[{i}].working_set_gib", Points[i].WorkingSetGib, HardwareBounds.MaxDriveCapacityGb, " GiB");
+            // A factor multiplies the drive's curve: 100× would claim a cache faster than any memory behind a drive.
+            p.InRange(at + $".points[{i}].read_factor", Points[i].ReadFactor, HardwareBounds.MinSwapFactor, HardwareBounds.MaxSwapFactor);
+            p.InRange(at + $".points[{i}].write_factor", Points[i].WriteFactor, HardwareBounds.MinSwapFactor, HardwareBounds.MaxSwapFactor);
         }
     }
 }

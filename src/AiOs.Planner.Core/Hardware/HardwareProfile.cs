@@ -44,8 +44,8 @@ public sealed record HardwareProfile
     {
         var p = new ValidationProblems(source);
         if (string.IsNullOrWhiteSpace(Name)) p.Add("$.name", "must not be empty");
-        p.Positive("$.nodes", Nodes);
-        p.NonNegative("$.gpus_per_node", GpusPerNode);
+        p.Positive("$.nodes", Nodes, HardwareBounds.MaxNodes);
+        p.InRange("$.gpus_per_node", GpusPerNode, 0, HardwareBounds.MaxGpusPerNode);
         if (GpusPerNode > 0)
         {
             if (Gpu is null) p.Add("$.gpu", "is required when gpus_per_node > 0");
@@ -57,7 +57,20 @@ public sealed record HardwareProfile
         GpuLink?.Validate(p, "$.gpu_link");
         Network?.Validate(p, "$.network");
         Cpu.Validate(p, "$.cpu");
-        for (int i = 0; i < Drives.Count; i++) Drives[i].Validate(p, $"$.drives[{i}]");
+        if (Drives is null) p.Add("$.drives", "must be a list (write [] for none)");
+        else
+        {
+            p.InRange("$.drives", Drives.Count, 0, HardwareBounds.MaxDrives, " entries");
+            for (int i = 0; i < Drives.Count; i++)
+            {
+                if (Drives[i] is null) p.Add($"$.drives[{i}]", "must be an object, not null");
+                else Drives[i].Validate(p, $"$.drives[{i}]");
+            }
+            double total = Drives.Where(d => d is not null).Sum(d => d.CapacityGb.Value * d.Count);
+            if (total > HardwareBounds.MaxNodeDriveCapacityGb)
+                p.Add("$.drives", $"hold {total:G} GB together; at most {HardwareBounds.MaxNodeDriveCapacityGb:G} GB per node");
+        }
+        if (Correction is { } correction) HardwareBounds.ValidateCorrection(p, "$.correction", correction);
         p.ThrowIfAny();
         return this;
     }
@@ -103,12 +116,19 @@ public sealed record GpuSpec
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.Positive(at + ".memory_gib", MemoryGib.Value);
-        p.Positive(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value);
-        if (PeakTflops.Fp32 is null && PeakTflops.Bf16 is null && PeakTflops.Fp16 is null)
+        p.Positive(at + ".memory_gib", MemoryGib.Value, HardwareBounds.MaxGpuMemoryGib, " GiB");
+        p.InRange(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
+        if (PeakTflops is null || PeakTflops.Fp32 is null && PeakTflops.Bf16 is null && PeakTflops.Fp16 is null)
             p.Add(at + ".peak_tflops", "needs at least one of fp32, bf16, fp16");
-        foreach (var (name, f) in new[] { ("fp32", PeakTflops.Fp32), ("tf32", PeakTflops.Tf32), ("bf16", PeakTflops.Bf16), ("fp16", PeakTflops.Fp16) })
-            if (f is not null) p.Positive($"{at}.peak_tflops.{name}", f.Value);
+        Rates(p, at + ".peak_tflops", PeakTflops);
+        Rates(p, at + ".matmul_tflops", MatmulTflops);
+    }
+
+    private static void Rates(ValidationProblems p, string at, PerPrecision? rates)
+    {
+        if (rates is null) return;
+        foreach (var (name, f) in new[] { ("fp32", rates.Fp32), ("tf32", rates.Tf32), ("bf16", rates.Bf16), ("fp16", rates.Fp16) })
+            if (f is not null) p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinGpuTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
     }
 }
 
@@ -133,11 +153,11 @@ public sealed record HostLinkSpec
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.Positive(at + ".h2d_pinned_gbps", H2dPinnedGbps.Value);
-        p.Positive(at + ".d2h_pinned_gbps", D2hPinnedGbps.Value);
-        p.Positive(at + ".h2d_pageable_gbps", H2dPageableGbps.Value);
-        p.Positive(at + ".d2h_pageable_gbps", D2hPageableGbps.Value);
-        p.Positive(at + ".gpus_per_root", GpusPerRoot);
+        p.InRange(at + ".pcie_gen", PcieGen, 0, HardwareBounds.MaxPcieGen);
+        p.InRange(at + ".lanes", Lanes, 0, HardwareBounds.MaxLanes);
+        foreach (var (name, f) in new[] { ("h2d_pinned_gbps", H2dPinnedGbps), ("d2h_pinned_gbps", D2hPinnedGbps), ("h2d_pageable_gbps", H2dPageableGbps), ("d2h_pageable_gbps", D2hPageableGbps) })
+            p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        p.Positive(at + ".gpus_per_root", GpusPerRoot, HardwareBounds.MaxGpusPerNode);
     }
 }
 
@@ -151,7 +171,11 @@ public sealed record LinkSpec
 
     public Bandwidth Rate => Bandwidth.FromGBps(Gbps.Value);
 
-    internal void Validate(ValidationProblems p, string at) => p.Positive(at + ".gbps", Gbps.Value);
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.InRange(at + ".gbps", Gbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        if (LatencyUs is { } latency) p.NonNegative(at + ".latency_us", latency.Value, HardwareBounds.MaxLatencyUs, " µs");
+    }
 }
 
 /// <summary>The host CPU and its memory.</summary>
@@ -184,12 +208,12 @@ public sealed record CpuSpec
 
     internal void Validate(ValidationProblems p, string at)
     {
-        p.Positive(at + ".cores", Cores);
-        p.Positive(at + ".ram_gib", RamGib.Value);
-        p.Positive(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value);
-        p.Positive(at + ".adam_params_per_s", AdamParamsPerS.Value);
-        if (MatmulGflops is { } m) p.Positive(at + ".matmul_gflops", m.Value);
-        if (MatmulGflopsBf16 is { } b) p.Positive(at + ".matmul_gflops_bf16", b.Value);
+        p.Positive(at + ".cores", Cores, HardwareBounds.MaxCores);
+        p.Positive(at + ".ram_gib", RamGib.Value, HardwareBounds.MaxRamGib, " GiB");
+        p.InRange(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
+        p.InRange(at + ".adam_params_per_s", AdamParamsPerS.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
+        if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
+        if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         LayerCompute?.Validate(p, at + ".layer_compute");
     }
 }

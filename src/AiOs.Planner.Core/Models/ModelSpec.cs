@@ -130,21 +130,42 @@ public sealed record ModelSpec
         }
     }
 
-    /// <summary>Checks every field; throws one error naming each bad field and the source.</summary>
+    /// <summary>
+    /// Upper bounds of a description's sizes. Each is far above any published model (the deepest has about
+    /// 1,000 layers, the widest hidden size 160K in the ZeRO-Infinity 100T shape, vocabularies 256K, contexts
+    /// 10M), and together they keep every byte count of the planner inside 64 bits (≤ 7·10^16 parameters).
+    /// Layers are bounded hardest: the step simulation keeps operations per layer, so its work and memory
+    /// grow with <see cref="NumLayers"/> (a billion layers exhausted 24 GB before).
+    /// </summary>
+    public const int MaxLayers = 4096;
+    /// <summary>Largest <see cref="HiddenSize"/> accepted (2^20).</summary>
+    public const int MaxHiddenSize = 1 << 20;
+    /// <summary>Largest <see cref="FfnSize"/> accepted (2^22).</summary>
+    public const int MaxFfnSize = 1 << 22;
+    /// <summary>Largest <see cref="VocabSize"/> accepted (2^22).</summary>
+    public const int MaxVocabSize = 1 << 22;
+    /// <summary>Largest <see cref="MaxSeqLen"/> (and training sequence) accepted (2^24 tokens).</summary>
+    public const int MaxSequence = 1 << 24;
+    /// <summary>Largest <see cref="RopeTheta"/> accepted.</summary>
+    public const double MaxRopeTheta = 1e12;
+
+    /// <summary>Checks every field against its range; throws one error naming the source and each bad field with its value and range.</summary>
     public ModelSpec Validated(string source)
     {
         var p = new ValidationProblems(source);
         if (string.IsNullOrWhiteSpace(Name)) p.Add("$.name", "must not be empty");
-        p.Positive("$.vocab_size", VocabSize);
-        p.Positive("$.hidden_size", HiddenSize);
-        p.Positive("$.num_layers", NumLayers);
-        p.Positive("$.num_heads", NumHeads);
-        p.Positive("$.ffn_size", FfnSize);
-        p.Positive("$.max_seq_len", MaxSeqLen);
-        if (Dropout is < 0 or >= 1) p.Add("$.dropout", $"must be in [0, 1) (found {Dropout})");
+        p.Positive("$.vocab_size", VocabSize, MaxVocabSize);
+        p.Positive("$.hidden_size", HiddenSize, MaxHiddenSize);
+        p.Positive("$.num_layers", NumLayers, MaxLayers);
+        // Heads cannot outnumber the hidden size (nor KV heads the heads); against a size itself out of range, its own bound.
+        int headsLimit = HiddenSize is >= 1 and <= MaxHiddenSize ? HiddenSize : MaxHiddenSize;
+        p.Positive("$.num_heads", NumHeads, headsLimit);
+        p.Positive("$.ffn_size", FfnSize, MaxFfnSize);
+        p.Positive("$.max_seq_len", MaxSeqLen, MaxSequence, " tokens");
+        if (!(Dropout >= 0 && Dropout < 1)) p.Add("$.dropout", $"must be in [0, 1) (found {Dropout})");
         if (NumKvHeads is { } kv)
         {
-            p.Positive("$.num_kv_heads", kv);
+            p.Positive("$.num_kv_heads", kv, NumHeads >= 1 && NumHeads <= headsLimit ? NumHeads : headsLimit);
             if (kv > 0 && NumHeads > 0 && NumHeads % kv != 0)
                 p.Add("$.num_kv_heads", $"must divide num_heads ({NumHeads}); found {kv}");
         }
@@ -154,7 +175,7 @@ public sealed record ModelSpec
             p.Add("$.activation", $"must be one of {Choice.Allowed<ActivationKind>()} (found {(int)Activation})");
         else if (FfnKind == FfnKind.Swiglu && Activation != ActivationKind.Gelu)
             p.Add("$.activation", $"applies to ffn_kind gelu_mlp only (swiglu gates with SiLU); remove it (found {Choice.NameOf(Activation)})");
-        p.Positive("$.rope_theta", RopeTheta);
+        p.Positive("$.rope_theta", RopeTheta, MaxRopeTheta);
         if (!(NormEps > 0 && NormEps < 1))
             p.Add("$.norm_eps", $"must be a small positive number below 1, such as 1e-5 (found {NormEps})");
         if (RopeScaling is { } scaling)
@@ -162,6 +183,12 @@ public sealed record ModelSpec
             if (Positions != PositionKind.Rotary)
                 p.Add("$.rope_scaling", "applies to rotary positions only; remove it or set positions to rotary");
             scaling.Check(p, "$.rope_scaling");
+            // Check refuses what is not positive and finite; these add the upper bounds.
+            if (scaling.Factor > 1e6) p.Positive("$.rope_scaling.factor", scaling.Factor, 1e6);
+            if (scaling.LowFreqFactor > 1e6) p.Positive("$.rope_scaling.low_freq_factor", scaling.LowFreqFactor, 1e6);
+            if (scaling.HighFreqFactor > 1e6) p.Positive("$.rope_scaling.high_freq_factor", scaling.HighFreqFactor, 1e6);
+            if (scaling.OriginalMaxPositionEmbeddings > MaxSequence)
+                p.Positive("$.rope_scaling.original_max_position_embeddings", scaling.OriginalMaxPositionEmbeddings, MaxSequence, " tokens");
         }
         p.ThrowIfAny();
         return this;

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using AiOs.Planner.Descriptions;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Settings;
@@ -70,10 +71,15 @@ public sealed record AioSettings
 /// </summary>
 public sealed record TrainingSettings
 {
+    // ChoiceJsonConverter writes what the description-wide converter writes, and its read error lists the allowed names.
+    [JsonConverter(typeof(ChoiceJsonConverter<ZeroStage>))]
     public ZeroStage ZeroStage { get; init; } = ZeroStage.None;
+    [JsonConverter(typeof(ChoiceJsonConverter<OffloadTier>))]
     public OffloadTier ParamOffload { get; init; } = OffloadTier.None;
+    [JsonConverter(typeof(ChoiceJsonConverter<OffloadTier>))]
     public OffloadTier OptimizerOffload { get; init; } = OffloadTier.None;
     /// <summary>Where fp32 gradient partitions live; null follows the optimizer (DeepSpeed's behaviour).</summary>
+    [JsonConverter(typeof(ChoiceJsonConverter<OffloadTier>))]
     public OffloadTier? GradientOffload { get; init; }
     /// <summary>Folder for NVMe swap files (DeepSpeed <c>nvme_path</c>).</summary>
     public string? NvmePath { get; init; }
@@ -101,6 +107,7 @@ public sealed record TrainingSettings
     public int MicroBatch { get; init; } = 1;
     public int SeqLen { get; init; } = 1024;
     public int GradAccumulation { get; init; } = 1;
+    [JsonConverter(typeof(ChoiceJsonConverter<Precision>))]
     public Precision Precision { get; init; } = Precision.Bf16;
     public bool ActivationCheckpointing { get; init; }
     /// <summary>GPUs used per node; null uses every GPU of the profile.</summary>

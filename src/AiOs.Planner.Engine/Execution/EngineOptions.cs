@@ -97,9 +97,10 @@ public static class EngineSettings
         var problems = new List<string>();
         if (s.Precision == Precision.Fp16 && s.Schedule == StepSchedule.Overlapped)
             problems.Add("fp16 loss scaling must see every gradient before any update (to skip a step that overflowed), which the overlapped schedule does not wait for; use --schedule deepspeed or bf16");
-        if (s.SeqLen > spec.MaxSeqLen) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
-        if (s.MicroBatch < 1) problems.Add("micro_batch must be at least 1");
-        if (s.GradAccumulation < 1) problems.Add("gradient accumulation must be at least 1");
+        // Ranges, choices, alignment and the learned-position limit: the validator every command shares; the rest is the engine's own.
+        problems.AddRange(SettingsValidator.Problems(s, spec).Select(p => p.ToString()));
+        // Stricter than the planner's rule: the engine sizes its rotary tables to max_seq_len too.
+        if (s.SeqLen > spec.MaxSeqLen && spec.Positions != Models.PositionKind.Learned) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath)) problems.Add("NVMe offload needs nvme_path");
         if (s.Schedule == StepSchedule.Overlapped && o.Clipping?.Mode == ClipMode.GlobalNorm)
             problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
