@@ -68,7 +68,7 @@ public static class EngineRun
         ArgumentNullException.ThrowIfNull(request);
         RunRequestCheck.Check(request);
         EngineSettings.Check(request.Model, request.Settings, request.Options);
-        IReadOnlyList<string> warnings = CheckInitFrom(request);
+        IReadOnlyList<string> warnings = [.. CheckInitFrom(request), .. CheckSwapStorage(request)];
         foreach (string w in warnings) request.OnWarning?.Invoke(w);
         TokenDataset data = TokenDataset.Load(request.DatasetPath, request.Tokenization);
         if (request.Model.VocabSize < data.VocabSize)
@@ -173,6 +173,22 @@ public static class EngineRun
         string clip = request.Options.Clipping is null ? ", add --clip-grad-norm 1.0" : "";
         return $"Step {step}: {what} is not a finite number, so training stopped without applying that step's update. " +
             $"Lower --lr (now {lr}){clip}, or use --precision fp16, whose loss scaling skips such steps. {last}";
+    }
+
+    /// <summary>
+    /// The check <c>aios check-nvme</c> makes, run on the swap folder before anything exists: a folder that cannot hold
+    /// the swap files (tmpfs, too little space, not writable) is refused in check-nvme's words; its warnings (for example
+    /// stale swap data of dead runs, which <c>aios clean</c> removes) are returned for the run to print and record.
+    /// </summary>
+    private static IReadOnlyList<string> CheckSwapStorage(EngineRunRequest request)
+    {
+        TrainingSettings s = request.Settings;
+        if (!s.UsesNvme || s.NvmePath is not { Length: > 0 } path) return [];
+        // Only capacities matter for the swap files' size, so this machine's stand-in profile does.
+        var machine = RunCapacity.ThisMachine(null, request.Options, s, LocalResources.Read(path));
+        var check = global::AiOs.Planner.Storage.NvmeCheck.Check(path, global::AiOs.Planner.Memory.MemoryPlanner.Plan(request.Model, machine, s).Nvme.Items, request.Options.DirectIo);
+        check.ThrowIfUnusable();
+        return check.Warnings;
     }
 
     /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>

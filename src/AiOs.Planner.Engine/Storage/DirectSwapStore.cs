@@ -128,7 +128,7 @@ public sealed unsafe class DirectSwapStore : ISwapStore
     /// <summary>Where a request's pieces start: with checksums, on the piece grid, so each piece has one sum whatever the request.</summary>
     private long Origin(long first) => Checksums is null ? first : first / _pieces.PieceBytes * _pieces.PieceBytes;
 
-    private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.ReadWrite));
+    private DirectFile File(string key) => _files.GetOrAdd(key, k => DirectFile.Open(_directory.FileFor(k), DirectFileMode.CreateNew));
 
     /// <summary>Closes every file and frees the bounce buffers.</summary>
     public void Dispose()

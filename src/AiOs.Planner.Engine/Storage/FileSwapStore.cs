@@ -141,7 +141,7 @@ public sealed class FileSwapStore : ISwapStore
         new($"Swap file '{key}' ({path}) ends at {end} bytes; {missing} more were expected.");
 
     private SafeFileHandle Handle(string key) =>
-        _handles.GetOrAdd(key, k => File.OpenHandle(_directory.FileFor(k), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read));
+        _handles.GetOrAdd(key, k => File.OpenHandle(_directory.FileFor(k), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read));
 
     /// <summary>Closes every file (the directory decides whether they are kept).</summary>
     public void Dispose()
