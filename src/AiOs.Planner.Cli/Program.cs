@@ -31,6 +31,8 @@ public static class Program
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),
             LearnCommand.Create(io),
+            ExportHfCommand.Create(io),
+            LogitsCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -87,8 +87,7 @@ public static partial class PretrainedNames
     public static string? Incompatibility(ModelSpec spec, WeightFamily family)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        string shape = $"{spec.Norm.ToString().ToLowerInvariant()}, {(spec.FfnKind == FfnKind.GeluMlp ? "gelu_mlp" : "swiglu")}, "
-            + $"{spec.Positions.ToString().ToLowerInvariant()} positions, {(spec.Bias ? "with" : "no")} biases";
+        string shape = Shape(spec);
         return family switch
         {
             WeightFamily.Gpt2 when spec.Norm != NormKind.Layernorm || spec.FfnKind != FfnKind.GeluMlp || spec.Positions != PositionKind.Learned || !spec.Bias =>
@@ -98,6 +97,39 @@ public static partial class PretrainedNames
             _ => null,
         };
     }
+
+    /// <summary>
+    /// The prefix Hugging Face's causal-LM classes save the body under (<c>GPT2LMHeadModel.transformer</c>,
+    /// <c>LlamaForCausalLM.model</c>); the head, <c>lm_head.weight</c>, stays outside it. Our checkpoints use none.
+    /// </summary>
+    public static string SavedPrefix(WeightFamily family) => family switch
+    {
+        WeightFamily.Gpt2 => "transformer.",
+        WeightFamily.Llama => "model.",
+        _ => "",
+    };
+
+    /// <summary>
+    /// The Hugging Face family whose tensors and <c>config.json</c> compute <paramref name="spec"/> exactly (the
+    /// direction of export), or the reason none does.
+    /// </summary>
+    public static (WeightFamily? Family, string? Why) FamilyFor(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (Incompatibility(spec, WeightFamily.Gpt2) is null)
+        {
+            // GPT-2's fused c_attn is [hidden, 3·hidden]: Hugging Face's GPT-2 has no grouped-query attention.
+            return spec.KvHeads == spec.NumHeads ? (WeightFamily.Gpt2, null)
+                : (null, $"GPT-2 has no grouped-query attention, but the model has {spec.KvHeads} kv heads for {spec.NumHeads} heads");
+        }
+        if (Incompatibility(spec, WeightFamily.Llama) is null) return (WeightFamily.Llama, null);
+        return (null, $"the model is {Shape(spec)}, which is neither GPT-2 (LayerNorm, GELU MLP, learned positions, biases) nor Llama (RMSNorm, SwiGLU, rotary positions)");
+    }
+
+    /// <summary>The parts of <paramref name="spec"/> that decide its family, for messages.</summary>
+    private static string Shape(ModelSpec spec) =>
+        $"{spec.Norm.ToString().ToLowerInvariant()}, {(spec.FfnKind == FfnKind.GeluMlp ? "gelu_mlp" : "swiglu")}, "
+        + $"{spec.Positions.ToString().ToLowerInvariant()} positions, {(spec.Bias ? "with" : "no")} biases";
 
     /// <summary>The layer indices that tensor names of <paramref name="family"/> mention.</summary>
     public static SortedSet<int> LayerIndices(IEnumerable<string> names, WeightFamily family, string prefix)
