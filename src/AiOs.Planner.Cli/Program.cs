@@ -30,6 +30,7 @@ public static class Program
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),
             LearnCommand.Create(io),
+            DoctorCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
