@@ -108,7 +108,7 @@ public static class TorchRuntime
         HostHeap.Configure();
         if (!OperatingSystem.IsLinux())
         {
-            torch.InitializeDeviceType(DeviceType.CPU);
+            InitializeCpu();
             return new TorchRuntimeReport(null, false, []);
         }
         string? stdcxx = LoadedLibStdCxx();
@@ -131,9 +131,33 @@ public static class TorchRuntime
                 }
             }
         }
-        torch.InitializeDeviceType(DeviceType.CPU);
+        InitializeCpu();
         return new TorchRuntimeReport(stdcxx, needsPatch, patched);
     }
+
+    /// <summary>
+    /// Loads TorchSharp's CPU backend, turning its type-initialiser failure (which callers rarely catch, so the process
+    /// aborted) into an <see cref="InvalidOperationException"/> that says where libtorch was looked for and how to fix it.
+    /// </summary>
+    private static void InitializeCpu()
+    {
+        try
+        {
+            torch.InitializeDeviceType(DeviceType.CPU);
+        }
+        catch (Exception e) when (e is TypeInitializationException or DllNotFoundException or NotSupportedException or InvalidOperationException)
+        {
+            string ldPath = System.Environment.GetEnvironmentVariable("LD_LIBRARY_PATH") is { Length: > 0 } v ? v : "(not set)";
+            throw new InvalidOperationException(
+                $"TorchSharp's native library did not load. LD_LIBRARY_PATH: {ldPath}. {NativeFix} TorchSharp says: {e.GetBaseException().Message.Trim()}", e);
+        }
+    }
+
+    /// <summary>How to make TorchSharp's native library load, for a CPU build and for a GPU machine set up for PyTorch's libtorch.</summary>
+    public const string NativeFix =
+        "Run aios from the folder it was built or published into (runtimes/linux-x64/native/ there holds libLibTorchSharp.so and the CPU libtorch); " +
+        "where that CPU libtorch was removed to use PyTorch's CUDA build, point LD_LIBRARY_PATH at PyTorch's torch/lib: " +
+        "export LD_LIBRARY_PATH=\"$(" + TorchLibCommand + "):$LD_LIBRARY_PATH\" (docs/engine.md, \"CUDA setup\").";
 
     /// <summary>
     /// Every copy of the native library the loader could pick: the host's native search directories

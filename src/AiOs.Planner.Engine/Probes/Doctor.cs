@@ -85,9 +85,10 @@ public static class Doctor
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            return new("TorchSharp (CPU)", CheckStatus.Fail, $"does not load: {e.GetBaseException().Message}",
-                "Run from the folder aios was built or installed into (its runtimes/ folder holds libLibTorchSharp.so and libtorch); " +
-                "on Debian 12 make that folder writable for one run so the GLIBCXX requirement can be marked weak.");
+            // TorchRuntime's own message carries TorchSharp's; a bare type-initialiser failure says nothing by itself.
+            string why = e is TypeInitializationException ? e.GetBaseException().Message : e.Message;
+            return new("TorchSharp (CPU)", CheckStatus.Fail, $"does not load: {why.Trim()}",
+                TorchRuntime.NativeFix + " On Debian 12, make that folder writable for one run so the GLIBCXX requirement can be marked weak.");
         }
     }
 
@@ -117,7 +118,10 @@ public static class Doctor
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            libtorch = new("CUDA libtorch", CheckStatus.Fail, e.Message, TorchRuntime.CudaFix);
+            // When the CPU backend did not load either, the CPU line already says why; this one says only that.
+            bool noTorch = e is TypeInitializationException || e.Message.StartsWith("TorchSharp's native library did not load", StringComparison.Ordinal);
+            libtorch = new("CUDA libtorch", CheckStatus.Fail,
+                noTorch ? "not checked: TorchSharp's native library does not load (see TorchSharp (CPU))" : e.Message, TorchRuntime.CudaFix);
         }
         yield return libtorch;
         yield return Nvrtc(driverPresent: true);
