@@ -33,6 +33,7 @@ public static class Program
             LearnCommand.Create(io),
             ExportHfCommand.Create(io),
             LogitsCommand.Create(io),
+            DoctorCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -324,17 +324,17 @@ public sealed class PretrainedWeightsTests : IDisposable
     }
 
     [Fact]
-    public void Given_AMistralConfigBesideLlamaNamedTensors_When_Opened_Then_TheModelTypeIsWarnedAboutFirst()
+    public void Given_AGemmaConfigBesideLlamaNamedTensors_When_Opened_Then_TheModelTypeIsWarnedAboutFirst()
     {
         string folder = WithConfig(HfLayout.Llama(Llama, InitialWeights.Create(Llama, 1)),
-            """{"model_type": "mistral", "rope_theta": 10000.0, "rms_norm_eps": 1e-05}""");
+            """{"model_type": "gemma", "rope_theta": 10000.0, "rms_norm_eps": 1e-05}""");
 
         using var weights = PretrainedWeights.Open(folder, Llama);
 
         Assert.Equal(WeightFamily.Llama, weights.Family);
         string warning = Assert.Single(weights.Warnings);
-        Assert.Contains("says model_type mistral", warning);
-        Assert.Contains("computes only GPT-2 and Llama exactly", warning);
+        Assert.Contains("says model_type gemma", warning);
+        Assert.Contains("computes only gpt2, llama, mistral, qwen2 exactly", warning);
     }
 
     [Fact]

@@ -3,7 +3,7 @@ using AiOs.Planner.Descriptions;
 
 namespace AiOs.Planner.Models;
 
-/// <summary>Reads a Hugging Face <c>config.json</c> of the GPT-2 or Llama families into a <see cref="ModelSpec"/>.</summary>
+/// <summary>Reads a Hugging Face <c>config.json</c> of the GPT-2, Llama, Mistral or Qwen2 families into a <see cref="ModelSpec"/>.</summary>
 public static class HuggingFaceConfig
 {
     /// <summary>True when the JSON document looks like a Hugging Face config rather than our own format.</summary>
@@ -12,11 +12,46 @@ public static class HuggingFaceConfig
         (root.TryGetProperty("model_type", out _) || root.TryGetProperty("n_embd", out _) ||
          root.TryGetProperty("num_hidden_layers", out _) || root.TryGetProperty("architectures", out _));
 
+    /// <summary>
+    /// The <c>model_type</c>s whose shape this reader converts exactly and whose computation the engine implements: GPT-2,
+    /// and the Llama layout with Mistral's sliding window and Qwen2's Q/K/V biases.
+    /// </summary>
+    public static IReadOnlyList<string> SupportedTypes { get; } = ["gpt2", "llama", "mistral", "qwen2"];
+
     /// <summary>Converts a parsed Hugging Face config; <paramref name="source"/> names the file in errors.</summary>
+    /// <exception cref="DescriptionException">The <c>model_type</c> is missing or not one of <see cref="SupportedTypes"/>, or a field is bad.</exception>
     public static ModelSpec Convert(JsonElement root, string source, string name)
     {
         string type = ModelType(root);
-        return IsGpt2(root, type) ? FromGpt2(root, source, name) : FromLlama(root, source, name, type);
+        if (IsGpt2(root, type)) return FromGpt2(root, source, name);
+        return type switch
+        {
+            "llama" => FromLlama(root, source, name, LlamaBiases(root, source), window: null),
+            // MistralAttention and MistralMLP have no biases whatever the config says.
+            "mistral" => FromLlama(root, source, name, default, SlidingWindow(root, source)),
+            // Qwen2Attention always gives q, k and v a bias (the config has no field for it); o and the MLP have none.
+            // Its window applies only with use_sliding_window (and then to layers from max_window_layers on: taking it
+            // for every layer is the safe side, as the engine only refuses sequences longer than the window).
+            "qwen2" => FromLlama(root, source, name, new Biases(Qkv: true, Output: false, Mlp: false),
+                OptionalBool(root, "use_sliding_window") == true ? SlidingWindow(root, source) : null),
+            _ => throw UnsupportedType(source, type),
+        };
+    }
+
+    private static DescriptionException UnsupportedType(string source, string type)
+    {
+        string supported = string.Join(", ", SupportedTypes);
+        string why = type switch
+        {
+            "" => "is missing, so the family (and with it the biases and the attention) is unknown",
+            "gemma" or "gemma2" or "gemma3" => $"'{type}' is not supported: Gemma scales the embeddings, offsets its RMSNorm weights by one, " +
+                "gates with GELU and sets head_dim apart from hidden_size / heads, none of which the engine computes",
+            _ => $"'{type}' is not supported",
+        };
+        return new DescriptionException(
+            $"{source}, field $.model_type: {why}. Supported model_types: {supported}. " +
+            "For another family, write its shape as a models/*.json description instead (see docs/user-guide.md).")
+        { File = source, Field = "$.model_type" };
     }
 
     /// <summary>
@@ -68,22 +103,45 @@ public static class HuggingFaceConfig
         }.Validated(source);
     }
 
-    private static ModelSpec FromLlama(JsonElement root, string source, string name, string type)
+    /// <summary>Which linear layers of a Llama-layout model carry biases.</summary>
+    private readonly record struct Biases(bool Qkv, bool Output, bool Mlp);
+
+    /// <summary>LlamaConfig's <c>attention_bias</c> (q, k, v and o together) and <c>mlp_bias</c> (gate, up and down), both off by default.</summary>
+    private static Biases LlamaBiases(JsonElement root, string source)
     {
-        if (type.Length > 0 && type is not ("llama" or "mistral" or "qwen2" or "gemma"))
-        {
-            throw new DescriptionException(
-                $"{source}, field $.model_type: '{type}' is not supported; GPT-2 and Llama-style configs are. " +
-                "Write the shape as a models/*.json description instead (see docs/user-guide.md).")
-            { File = source, Field = "$.model_type" };
-        }
+        bool attention = Bool(root, "attention_bias", source) ?? false;
+        return new Biases(attention, attention, Bool(root, "mlp_bias", source) ?? false);
+    }
+
+    /// <summary><c>sliding_window</c>: null (full attention) or a positive number of tokens.</summary>
+    private static int? SlidingWindow(JsonElement root, string source)
+    {
+        int? window = OptionalInt(root, "sliding_window", source);
+        if (window is <= 0)
+            throw new DescriptionException($"{source}, field $.sliding_window: must be a positive number of tokens or null (found {window}).")
+            { File = source, Field = "$.sliding_window" };
+        return window;
+    }
+
+    private static ModelSpec FromLlama(JsonElement root, string source, string name, Biases biases, int? window)
+    {
         int heads = Int(root, "num_attention_heads", source);
+        int hidden = Int(root, "hidden_size", source);
+        // Newer configs may set head_dim apart from hidden_size / heads (Mistral-Nemo); our shapes derive it.
+        if (OptionalInt(root, "head_dim", source) is { } headDim && heads > 0 && headDim * heads != hidden)
+            throw new DescriptionException(
+                $"{source}, field $.head_dim: {headDim} is not hidden_size / num_attention_heads ({hidden} / {heads}); " +
+                "a head size set apart from the hidden size is not supported.")
+            { File = source, Field = "$.head_dim" };
+        if (root.TryGetProperty("hidden_act", out var act) && act.ValueKind != JsonValueKind.Null &&
+            !(act.ValueKind == JsonValueKind.String && act.GetString() is "silu" or "swish"))
+            throw Unsupported(source, "$.hidden_act", act, "supported: silu, the gate of SwiGLU");
         ComputeConstants constants = Constants(root, source);
         return new ModelSpec
         {
             Name = name,
             VocabSize = Int(root, "vocab_size", source),
-            HiddenSize = Int(root, "hidden_size", source),
+            HiddenSize = hidden,
             NumLayers = Int(root, "num_hidden_layers", source),
             NumHeads = heads,
             NumKvHeads = OptionalInt(root, "num_key_value_heads", source) ?? heads,
@@ -94,7 +152,12 @@ public static class HuggingFaceConfig
             TiedEmbeddings = OptionalBool(root, "tie_word_embeddings") ?? false,
             Positions = PositionKind.Rotary,
             MaxSeqLen = OptionalInt(root, "max_position_embeddings", source) ?? 4096,
-            Bias = OptionalBool(root, "attention_bias") ?? false,
+            Bias = false,
+            // Left null when off, so an import equals a description that does not mention them.
+            QkvBias = biases.Qkv ? true : null,
+            AttentionOutputBias = biases.Output ? true : null,
+            MlpBias = biases.Mlp ? true : null,
+            SlidingWindow = window,
             RopeTheta = constants.RopeTheta,
             RopeScaling = constants.RopeScaling,
             NormEps = constants.NormEps,
@@ -171,6 +234,13 @@ public static class HuggingFaceConfig
             throw new DescriptionException($"{source}, field {prefix}{field}: expected a whole number, found {v.GetRawText()}.")
             { File = source, Field = prefix + field };
         return i;
+    }
+
+    private static bool? Bool(JsonElement root, string field, string source)
+    {
+        if (!root.TryGetProperty(field, out var v) || v.ValueKind == JsonValueKind.Null) return null;
+        return v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() :
+            throw new DescriptionException($"{source}, field $.{field}: expected true or false, found {v.GetRawText()}.") { File = source, Field = "$." + field };
     }
 
     private static double? OptionalDouble(JsonElement root, string field) =>

@@ -53,6 +53,18 @@ public sealed record ModelSpec
     public required int MaxSeqLen { get; init; }
     /// <summary>Whether linear layers carry biases (GPT-2 yes, Llama no).</summary>
     public bool Bias { get; init; }
+    /// <summary>Whether the Q, K and V projections carry biases (Qwen2: yes while the rest have none); null follows <see cref="Bias"/>.</summary>
+    public bool? QkvBias { get; init; }
+    /// <summary>Whether the attention output projection carries a bias; null follows <see cref="Bias"/>.</summary>
+    public bool? AttentionOutputBias { get; init; }
+    /// <summary>Whether the feed-forward matrices carry biases (Hugging Face <c>mlp_bias</c>); null follows <see cref="Bias"/>.</summary>
+    public bool? MlpBias { get; init; }
+    /// <summary>
+    /// Tokens each position attends back to (Mistral's <c>sliding_window</c>), or null for full causal attention. The engine
+    /// computes full causal attention, which equals the window for sequences no longer than it, so it refuses longer ones;
+    /// planning is unchanged (memory-efficient attention keeps no score matrix either way).
+    /// </summary>
+    public int? SlidingWindow { get; init; }
     /// <summary>Dropout probability used in training (GPT-2 configs: 0.1); dropout keeps a one-byte mask per element.</summary>
     public double Dropout { get; init; }
     /// <summary>The GELU of a <see cref="FfnKind.GeluMlp"/> block (GPT-2: the tanh approximation); SwiGLU always uses SiLU.</summary>
@@ -70,6 +82,12 @@ public sealed record ModelSpec
     public int KvHeads => NumKvHeads ?? NumHeads;
     public int HeadDim => HiddenSize / NumHeads;
     public long KvDim => (long)KvHeads * HeadDim;
+    /// <summary>Whether Q, K and V carry biases, after <see cref="QkvBias"/> falls back to <see cref="Bias"/>.</summary>
+    public bool HasQkvBias => QkvBias ?? Bias;
+    /// <summary>Whether the attention output projection carries a bias, after the fallback to <see cref="Bias"/>.</summary>
+    public bool HasAttentionOutputBias => AttentionOutputBias ?? Bias;
+    /// <summary>Whether the feed-forward matrices carry biases, after the fallback to <see cref="Bias"/>.</summary>
+    public bool HasMlpBias => MlpBias ?? Bias;
 
     /// <summary>Parameters of one norm layer.</summary>
     public long NormParameters => Norm == NormKind.Layernorm ? 2L * HiddenSize : HiddenSize;
@@ -81,7 +99,7 @@ public sealed record ModelSpec
         {
             long h = HiddenSize;
             long weights = h * h + 2 * h * KvDim + h * h;
-            long biases = Bias ? h + 2 * KvDim + h : 0;
+            long biases = (HasQkvBias ? h + 2 * KvDim : 0) + (HasAttentionOutputBias ? h : 0);
             return weights + biases;
         }
     }
@@ -94,8 +112,8 @@ public sealed record ModelSpec
             long h = HiddenSize, f = FfnSize;
             return FfnKind switch
             {
-                FfnKind.GeluMlp => 2 * h * f + (Bias ? f + h : 0),
-                FfnKind.Swiglu => 3 * h * f + (Bias ? 2 * f + h : 0),
+                FfnKind.GeluMlp => 2 * h * f + (HasMlpBias ? f + h : 0),
+                FfnKind.Swiglu => 3 * h * f + (HasMlpBias ? 2 * f + h : 0),
                 _ => throw new InvalidOperationException($"Unknown FFN kind {FfnKind}."),
             };
         }

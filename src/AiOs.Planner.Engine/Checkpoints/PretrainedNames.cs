@@ -90,7 +90,8 @@ public static partial class PretrainedNames
         string shape = Shape(spec);
         return family switch
         {
-            WeightFamily.Gpt2 when spec.Norm != NormKind.Layernorm || spec.FfnKind != FfnKind.GeluMlp || spec.Positions != PositionKind.Learned || !spec.Bias =>
+            WeightFamily.Gpt2 when spec.Norm != NormKind.Layernorm || spec.FfnKind != FfnKind.GeluMlp || spec.Positions != PositionKind.Learned
+                || !(spec.HasQkvBias && spec.HasAttentionOutputBias && spec.HasMlpBias) =>
                 $"the file holds GPT-2 weights (LayerNorm, GELU MLP, learned positions, biases) but the model is {shape}",
             WeightFamily.Llama when spec.Norm != NormKind.Rmsnorm || spec.FfnKind != FfnKind.Swiglu || spec.Positions != PositionKind.Rotary =>
                 $"the file holds Llama weights (RMSNorm, SwiGLU, rotary positions) but the model is {shape}",
@@ -129,7 +130,14 @@ public static partial class PretrainedNames
     /// <summary>The parts of <paramref name="spec"/> that decide its family, for messages.</summary>
     private static string Shape(ModelSpec spec) =>
         $"{spec.Norm.ToString().ToLowerInvariant()}, {(spec.FfnKind == FfnKind.GeluMlp ? "gelu_mlp" : "swiglu")}, "
-        + $"{spec.Positions.ToString().ToLowerInvariant()} positions, {(spec.Bias ? "with" : "no")} biases";
+        + $"{spec.Positions.ToString().ToLowerInvariant()} positions, {BiasText(spec)}";
+
+    private static string BiasText(ModelSpec spec) => (spec.HasQkvBias, spec.HasAttentionOutputBias, spec.HasMlpBias) switch
+    {
+        (true, true, true) => "with biases",
+        (false, false, false) => "no biases",
+        var (qkv, o, mlp) => "biases on " + string.Join(", ", new[] { qkv ? "q/k/v" : null, o ? "o" : null, mlp ? "mlp" : null }.OfType<string>()),
+    };
 
     /// <summary>The layer indices that tensor names of <paramref name="family"/> mention.</summary>
     public static SortedSet<int> LayerIndices(IEnumerable<string> names, WeightFamily family, string prefix)

@@ -277,9 +277,10 @@ public sealed class PretrainedWeights : IDisposable
             return [$"{e.Message} The engine cannot compute the model as {config} describes it; the run starts from the weights but computes something else."];
         }
         var warnings = ConstantMismatches(config, spec, constants).ToList();
-        // Mistral, Qwen2, Gemma and others name their tensors as Llama does but compute differently (docs/engine.md).
-        if (modelType is { Length: > 0 } type && type is not ("gpt2" or "llama"))
-            warnings.Insert(0, $"{config} says model_type {type}: its tensors load under Llama's or GPT-2's names, but the engine computes only GPT-2 and Llama exactly; the run starts from the weights but may compute something else.");
+        // Gemma, Phi-3 and others name their tensors as Llama does but compute differently (docs/engine.md).
+        if (modelType is { Length: > 0 } type && !HuggingFaceConfig.SupportedTypes.Contains(type))
+            warnings.Insert(0, $"{config} says model_type {type}: its tensors load under Llama's or GPT-2's names, but the engine computes only " +
+                $"{string.Join(", ", HuggingFaceConfig.SupportedTypes)} exactly; the run starts from the weights but may compute something else.");
         return warnings;
     }
 

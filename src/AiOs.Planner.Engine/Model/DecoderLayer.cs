@@ -39,6 +39,11 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     {
         long b = h.shape[0], t = h.shape[1];
         int heads = _spec.NumHeads, kvHeads = _spec.KvHeads, d = _spec.HeadDim;
+        // Full causal attention equals a sliding window (Mistral) only while no position has more than the window behind it.
+        if (_spec.SlidingWindow is { } window && t > window)
+            throw new NotSupportedException(
+                $"{_spec.Name} attends over a sliding window of {window} tokens, which the engine does not implement; sequences of " +
+                $"{t} tokens would be computed with full attention instead. Use --seq-len {window} or less.");
         Tensor q = TransformerOps.Linear(h, Parameters, "attn.q").view(b, t, heads, d).transpose(1, 2);
         Tensor k = TransformerOps.Linear(h, Parameters, "attn.k").view(b, t, kvHeads, d).transpose(1, 2);
         Tensor v = TransformerOps.Linear(h, Parameters, "attn.v").view(b, t, kvHeads, d).transpose(1, 2);

@@ -53,21 +53,23 @@ public sealed class ParameterLayout
         long h = spec.HiddenSize, kv = spec.KvDim, f = spec.FfnSize;
         var l = new ParameterLayout("layer");
         l.AddNorm(spec, "ln1");
-        l.AddLinear(spec, "attn.q", h, h, ParameterInit.Normal);
-        l.AddLinear(spec, "attn.k", kv, h, ParameterInit.Normal);
-        l.AddLinear(spec, "attn.v", kv, h, ParameterInit.Normal);
-        l.AddLinear(spec, "attn.o", h, h, ParameterInit.ResidualNormal);
+        // Biases per group, as the description says (Qwen2: q, k and v only); TransformerOps.Linear adds whichever exist.
+        bool qkv = spec.HasQkvBias, o = spec.HasAttentionOutputBias, mlp = spec.HasMlpBias;
+        l.AddLinear("attn.q", h, h, ParameterInit.Normal, qkv);
+        l.AddLinear("attn.k", kv, h, ParameterInit.Normal, qkv);
+        l.AddLinear("attn.v", kv, h, ParameterInit.Normal, qkv);
+        l.AddLinear("attn.o", h, h, ParameterInit.ResidualNormal, o);
         l.AddNorm(spec, "ln2");
         if (spec.FfnKind == FfnKind.GeluMlp)
         {
-            l.AddLinear(spec, "mlp.fc", f, h, ParameterInit.Normal);
-            l.AddLinear(spec, "mlp.proj", h, f, ParameterInit.ResidualNormal);
+            l.AddLinear("mlp.fc", f, h, ParameterInit.Normal, mlp);
+            l.AddLinear("mlp.proj", h, f, ParameterInit.ResidualNormal, mlp);
         }
         else
         {
-            l.AddLinear(spec, "mlp.gate", f, h, ParameterInit.Normal);
-            l.AddLinear(spec, "mlp.up", f, h, ParameterInit.Normal);
-            l.AddLinear(spec, "mlp.down", h, f, ParameterInit.ResidualNormal);
+            l.AddLinear("mlp.gate", f, h, ParameterInit.Normal, mlp);
+            l.AddLinear("mlp.up", f, h, ParameterInit.Normal, mlp);
+            l.AddLinear("mlp.down", h, f, ParameterInit.ResidualNormal, mlp);
         }
         return l;
     }
@@ -91,10 +93,10 @@ public sealed class ParameterLayout
         if (spec.Norm == NormKind.Layernorm) Add(name + ".bias", [spec.HiddenSize], ParameterInit.Zeros);
     }
 
-    private void AddLinear(ModelSpec spec, string name, long outFeatures, long inFeatures, ParameterInit init)
+    private void AddLinear(string name, long outFeatures, long inFeatures, ParameterInit init, bool bias)
     {
         Add(name + ".weight", [outFeatures, inFeatures], init);
-        if (spec.Bias) Add(name + ".bias", [outFeatures], ParameterInit.Zeros);
+        if (bias) Add(name + ".bias", [outFeatures], ParameterInit.Zeros);
     }
 
     private void Add(string name, long[] shape, ParameterInit init)
