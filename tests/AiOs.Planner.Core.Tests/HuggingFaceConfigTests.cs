@@ -74,6 +74,23 @@ public class HuggingFaceConfigTests
     }
 
     [Fact]
+    public void Given_a_transformers_5_config_with_rope_parameters_When_imported_Then_its_theta_and_scaling_are_read()
+    {
+        ModelSpec plain = Llama(""", "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}""");
+        ModelSpec scaled = Llama("""
+            , "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+            """);
+
+        Assert.Equal(500000.0, plain.RopeTheta);
+        Assert.Null(plain.RopeScaling);
+        Assert.Equal(500000.0, scaled.RopeTheta);
+        Assert.Equal(8, scaled.RopeScaling!.Factor);
+        var e = Assert.Throws<DescriptionException>(() => Llama(""", "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0}"""));
+        Assert.Contains("$.rope_parameters.rope_type", e.Message);
+    }
+
+    [Fact]
     public void Given_a_llama_config_without_the_constants_When_imported_Then_the_llama_config_defaults_apply()
     {
         ModelSpec model = Llama(", \"rope_scaling\": null");

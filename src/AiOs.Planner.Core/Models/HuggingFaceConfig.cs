@@ -70,7 +70,7 @@ public static class HuggingFaceConfig
         }
         // LlamaConfig's defaults: rms_norm_eps 1e-6, rope_theta 10000; SwiGLU has no GELU to choose.
         return new ComputeConstants(ActivationKind.Gelu, OptionalDouble(root, "rms_norm_eps") ?? 1e-6,
-            OptionalDouble(root, "rope_theta") ?? ModelSpec.DefaultRopeTheta, RopeScalingOf(root, source));
+            RopeTheta(root), RopeScalingOf(root, source));
     }
 
     private static string ModelType(JsonElement root) =>
@@ -186,26 +186,29 @@ public static class HuggingFaceConfig
     /// </summary>
     private static RopeScaling? RopeScalingOf(JsonElement root, string source)
     {
-        if (!root.TryGetProperty("rope_scaling", out var s) || s.ValueKind == JsonValueKind.Null) return null;
+        // transformers 5 writes one rope_parameters object (rope_type, rope_theta and the scaling's fields) instead of
+        // rope_theta and rope_scaling; read it the same way when rope_scaling is absent.
+        string key = root.TryGetProperty("rope_scaling", out _) || RopeParameters(root) is null ? "rope_scaling" : "rope_parameters";
+        if (!root.TryGetProperty(key, out var s) || s.ValueKind == JsonValueKind.Null) return null;
         if (s.ValueKind != JsonValueKind.Object)
-            throw new DescriptionException($"{source}, field $.rope_scaling: expected an object or null, found {s.GetRawText()}.")
-            { File = source, Field = "$.rope_scaling" };
+            throw new DescriptionException($"{source}, field $.{key}: expected an object or null, found {s.GetRawText()}.")
+            { File = source, Field = "$." + key };
         // Older configs call the field "type".
         string field = s.TryGetProperty("rope_type", out _) ? "rope_type" : "type";
         JsonElement type = s.TryGetProperty(field, out var t) ? t : default;
         string? name = type.ValueKind == JsonValueKind.String ? type.GetString() : null;
-        if (name == "default") return null;
+        if (name == "default" || (key == "rope_parameters" && name is null)) return null;
         if (name != "llama3")
-            throw Unsupported(source, "$.rope_scaling." + field, type,
+            throw Unsupported(source, $"$.{key}." + field, type,
                 "supported: llama3 (Llama 3.1) and default; with any other scaling the engine would rotate positions differently from the model");
         return new RopeScaling
         {
             RopeType = RopeScalingKind.Llama3,
-            Factor = RequiredDouble(s, "factor", source, "$.rope_scaling."),
-            LowFreqFactor = RequiredDouble(s, "low_freq_factor", source, "$.rope_scaling."),
-            HighFreqFactor = RequiredDouble(s, "high_freq_factor", source, "$.rope_scaling."),
-            OriginalMaxPositionEmbeddings = OptionalInt(s, "original_max_position_embeddings", source, "$.rope_scaling.") ??
-                throw Missing(source, "$.rope_scaling.original_max_position_embeddings"),
+            Factor = RequiredDouble(s, "factor", source, $"$.{key}."),
+            LowFreqFactor = RequiredDouble(s, "low_freq_factor", source, $"$.{key}."),
+            HighFreqFactor = RequiredDouble(s, "high_freq_factor", source, $"$.{key}."),
+            OriginalMaxPositionEmbeddings = OptionalInt(s, "original_max_position_embeddings", source, $"$.{key}.") ??
+                throw Missing(source, $"$.{key}.original_max_position_embeddings"),
         };
     }
 
@@ -242,6 +245,16 @@ public static class HuggingFaceConfig
         return v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() :
             throw new DescriptionException($"{source}, field $.{field}: expected true or false, found {v.GetRawText()}.") { File = source, Field = "$." + field };
     }
+
+    /// <summary>transformers 5's <c>rope_parameters</c> object, or null when the config has none.</summary>
+    private static JsonElement? RopeParameters(JsonElement root) =>
+        root.TryGetProperty("rope_parameters", out var p) && p.ValueKind == JsonValueKind.Object ? p : null;
+
+    /// <summary>The rotary base: <c>rope_theta</c>, else transformers 5's <c>rope_parameters.rope_theta</c>, else LlamaConfig's 10000.</summary>
+    private static double RopeTheta(JsonElement root) =>
+        OptionalDouble(root, "rope_theta")
+        ?? (RopeParameters(root) is { } p ? OptionalDouble(p, "rope_theta") : null)
+        ?? ModelSpec.DefaultRopeTheta;
 
     private static double? OptionalDouble(JsonElement root, string field) =>
         root.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;

@@ -101,6 +101,8 @@ public static class EngineSettings
         problems.AddRange(SettingsValidator.Problems(s, spec).Select(p => p.ToString()));
         // Stricter than the planner's rule: the engine sizes its rotary tables to max_seq_len too.
         if (s.SeqLen > spec.MaxSeqLen && spec.Positions != Models.PositionKind.Learned) problems.Add($"seq_len {s.SeqLen} exceeds the model's max_seq_len {spec.MaxSeqLen}");
+        if (spec.SlidingWindow is { } window && s.SeqLen > window)
+            problems.Add($"seq_len {s.SeqLen} exceeds {spec.Name}'s sliding_window {window}: the engine computes full attention; use --seq-len {window} or less");
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath)) problems.Add("NVMe offload needs nvme_path");
         if (s.Schedule == StepSchedule.Overlapped && o.Clipping?.Mode == ClipMode.GlobalNorm)
             problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
