@@ -119,15 +119,19 @@ public static partial class Tuner
         }
     }
 
+    /// <summary>Exploration (throughput objective) stops after this many batches in a row improve neither the best nor the DeepSpeed best.</summary>
+    private const int StaleExploreBatches = 10;
+
     /// <summary>
     /// Random knob settings on random structures that fit and could still beat the best (see
-    /// <see cref="Evaluator.CanBeat"/>), until the budget is spent, no structure can win, or nothing new turns up.
+    /// <see cref="Evaluator.CanBeat"/>), until the budget is spent, no structure can win, nothing new turns up, or
+    /// <see cref="StaleExploreBatches"/> batches in a row improve nothing.
     /// </summary>
     private static void Explore(List<Candidate> structures, KnobSpace space, Evaluator evaluator, TuneRequest r, Random random)
     {
         const int batch = 128;
-        int fruitless = 0;
-        while (evaluator.Count < r.Budget && fruitless < 10)
+        int fruitless = 0, stale = 0;
+        while (evaluator.Count < r.Budget && fruitless < 10 && stale < StaleExploreBatches)
         {
             // Only structures with a knob to turn can give new candidates.
             var open = structures.Where(c => space.Knobs.Any(k => k.Applies(c.Settings)) && evaluator.CanBeat(c)).ToList();
@@ -141,8 +145,11 @@ public static partial class Tuner
                 trials[i] = s;
             }
             int before = evaluator.Count;
+            var bests = evaluator.Bests;
             Parallel.For(0, batch, i => evaluator.Evaluate(trials[i]));
             fruitless = evaluator.Count == before ? fruitless + 1 : 0;
+            // The memory objective's progress is not in tokens/s: it explores until the budget or nothing new.
+            stale = r.Objective == TuneObjective.Throughput && evaluator.Bests == bests ? stale + 1 : 0;
         }
     }
 

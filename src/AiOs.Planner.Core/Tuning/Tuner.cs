@@ -195,6 +195,8 @@ public static partial class Tuner
         public KnobSpace Knobs => _knobs;
 
         public int Count => _seen.Count;
+        /// <summary>The best tokens/s seen, overall and among DeepSpeed-runnable candidates (read between batches).</summary>
+        public (double Overall, double DeepSpeed) Bests => (Volatile.Read(ref _best), Volatile.Read(ref _bestDeepSpeed));
         public int Simulated => _simulated;
         public IEnumerable<Candidate> All => _seen.Values;
 
