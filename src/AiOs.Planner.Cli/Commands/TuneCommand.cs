@@ -128,6 +128,7 @@ public static class TuneCommand
     private static void Render(IAnsiConsole console, TuneResult result, Written? written)
     {
         foreach (var p in result.Problems) console.MarkupLineInterpolated($"[red]error:[/] {p}");
+        if (result.Problems.Count > 0) return;
         foreach (string line in result.Explanation) console.MarkupLineInterpolated($"{line}");
         if (result.ParetoFront.Count > 0)
         {
