@@ -91,7 +91,7 @@ public class WhatIfCommandTests
     [Fact]
     public void Given_models_and_machines_When_asked_what_if_Then_every_pair_and_upgrade_has_a_row()
     {
-        var r = CliRunner.Run("whatif", "--model", "gpt2,llama-2-7b", "--hardware", "rtx4090-64gb-pcie4,ci-2core-24gb", "--min-tokens-per-s", "100", "--json");
+        var r = CliRunner.Run("whatif", "--model", "gpt2,llama-2-7b", "--hardware", "rtx4090-64gb-pcie4,ci-2core-24gb", "--min-tokens-per-s", "100", "--budget", "500", "--json");
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
         var cells = JsonNode.Parse(r.Stdout)!["cells"]!.AsArray();
         // rtx4090: as is, +1 drive, 2× RAM, +1 GPU; ci: as is, +1 drive, 2× RAM (no GPU to add) — two models each.

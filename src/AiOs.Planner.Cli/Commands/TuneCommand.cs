@@ -10,21 +10,29 @@ namespace AiOs.Planner.Cli.Commands;
 /// <summary><c>aios tune</c>: the best settings for a model on a machine, found with the simulator.</summary>
 public static class TuneCommand
 {
+    /// <summary>The search flags <c>tune</c> and <c>whatif</c> share, with the same defaults, so the two agree.</summary>
+    internal sealed class SearchOptions
+    {
+        public Option<int> Budget { get; } = new("--budget") { Description = "Candidates to evaluate at most", DefaultValueFactory = _ => TuneRequest.DefaultBudget };
+        public Option<int> MaxAccumulation { get; } = new("--max-grad-accumulation") { Description = "Largest gradient accumulation to try when --global-batch is not given (1 keeps the global batch at micro-batch × GPUs)", DefaultValueFactory = _ => TuneRequest.DefaultMaxGradAccumulation };
+        public Option<int> MaxMicro { get; } = new("--max-micro-batch") { Description = "Largest micro-batch to try", DefaultValueFactory = _ => TuneRequest.DefaultMaxMicroBatch };
+        public Option<int?> GlobalBatch { get; } = new("--global-batch") { Description = "Sequences per optimizer step, fixed (micro-batch × grad accumulation × GPUs × nodes); only combinations giving exactly this are tried" };
+        public Option<double> Headroom { get; } = new("--memory-headroom") { Description = "Share of each memory tier kept free, e.g. 0.05 (the memory model has under-predicted peaks by up to 7%)", DefaultValueFactory = _ => TuneRequest.DefaultMemoryHeadroom };
+
+        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom];
+    }
+
     public static Command Create(CliIo io)
     {
         var options = new SettingsOptions();
+        var search = new SearchOptions();
         var objective = new Option<TuneObjective>("--objective") { Description = "throughput (most tokens/s) or memory (least GPU memory)", DefaultValueFactory = _ => TuneObjective.Throughput, CustomParser = SettingsOptions.ParseEnum<TuneObjective> };
-        var budget = new Option<int>("--budget") { Description = "Candidates to evaluate at most", DefaultValueFactory = _ => 10_000 };
-        var maxAccumulation = new Option<int>("--max-grad-accumulation") { Description = "Largest gradient accumulation to try (1 keeps the global batch at micro-batch × GPUs)", DefaultValueFactory = _ => 8 };
-        var maxMicro = new Option<int>("--max-micro-batch") { Description = "Largest micro-batch to try", DefaultValueFactory = _ => 128 };
-        var output = new Option<string?>("--out", "-o") { Description = "Folder to write aios-settings.json (for aios plan/train --settings) and ds_config.json" };
+        var output = new Option<string?>("--out", "-o") { Description = "Folder to write aios-settings.json (the best plan, for aios plan/train --settings) and ds_config.json (the best plan DeepSpeed can run)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var command = new Command("tune", "Search placement, micro-batch, checkpointing, AIO, buffers, prefetch, sub-groups and schedule with the simulator.");
         options.AddTo(command);
         command.Options.Add(objective);
-        command.Options.Add(budget);
-        command.Options.Add(maxAccumulation);
-        command.Options.Add(maxMicro);
+        foreach (var o in search.All) command.Options.Add(o);
         command.Options.Add(output);
         command.Options.Add(json);
         command.SetAction(r =>
@@ -37,68 +45,106 @@ public static class TuneCommand
                 Hardware = hardware,
                 Objective = r.GetValue(objective),
                 Base = options.Build(r),
-                Budget = Math.Max(1, r.GetValue(budget)),
-                MaxGradAccumulation = r.GetValue(maxAccumulation),
-                MaxMicroBatch = r.GetValue(maxMicro),
+                Budget = Math.Max(1, r.GetValue(search.Budget)),
+                MaxGradAccumulation = r.GetValue(search.MaxAccumulation),
+                MaxMicroBatch = r.GetValue(search.MaxMicro),
+                GlobalBatch = r.GetValue(search.GlobalBatch),
+                MemoryHeadroom = r.GetValue(search.Headroom),
             };
             var result = Tuner.Tune(request);
-            if (result.Best is not null && r.GetValue(output) is { } folder)
-            {
-                Directory.CreateDirectory(folder);
-                DescriptionJson.WriteFileAtomic(Path.Combine(folder, "aios-settings.json"), result.Best.Settings);
-                int gpus = result.Best.Settings.GpusPerNode ?? hardware.GpusPerNode, nodes = result.Best.Settings.Nodes ?? hardware.Nodes;
-                AtomicFile.WriteAllText(Path.Combine(folder, "ds_config.json"), DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, result.Best.Settings, gpus, nodes)));
-            }
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result)));
-            else Render(io.Console, result, r.GetValue(output));
-            return result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
+            var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result) : null;
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
+            else Render(io.Console, result, written);
+            return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
         });
         return command;
     }
 
-    private static JsonObject Json(TuneResult result)
+    /// <summary>What <c>--out</c> wrote: each file's path (null when not written) and warnings about the choice.</summary>
+    private sealed record Written(string? Settings, string? DeepSpeed, IReadOnlyList<string> Warnings);
+
+    /// <summary>aios-settings.json from the best plan; ds_config.json from the best plan DeepSpeed can run, which may be another.</summary>
+    private static Written? Write(string folder, Models.ModelSpec model, Hardware.HardwareProfile hardware, TuneResult result)
     {
-        static JsonObject Candidate(Candidate c) => new()
+        if (result.Best is not { } best) return null;
+        Directory.CreateDirectory(folder);
+        var warnings = new List<string>();
+        string settingsPath = Path.Combine(folder, "aios-settings.json");
+        DescriptionJson.WriteFileAtomic(settingsPath, best.Settings);
+        string? dsPath = null;
+        if (result.DeepSpeedBest is { } ds)
         {
-            ["description"] = Tuner.Describe(c.Settings),
-            ["tokens_per_s"] = c.TokensPerSecond,
-            ["step_time_s"] = c.StepTime.Seconds,
-            ["bottleneck"] = c.Bottleneck,
-            ["gpu_peak_bytes"] = c.GpuPeak.Value,
-            ["host_peak_bytes"] = c.HostPeak.Value,
-            ["pinned_peak_bytes"] = c.PinnedPeak.Value,
-            ["nvme_bytes"] = c.NvmePeak.Value,
-            ["settings"] = System.Text.Json.JsonSerializer.SerializeToNode(c.Settings, DescriptionJson.Options),
-        };
-        return new JsonObject
+            dsPath = Path.Combine(folder, "ds_config.json");
+            int gpus = ds.Settings.GpusPerNode ?? hardware.GpusPerNode, nodes = ds.Settings.Nodes ?? hardware.Nodes;
+            AtomicFile.WriteAllText(dsPath, DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, ds.Settings, gpus, nodes)));
+            if (ds != best)
+                warnings.Add($"DeepSpeed runs the optimizer after backward; the best plan's overlapped schedule is the aios engine's, so {settingsPath} holds the best plan ({best.TokensPerSecond:N0} tokens/s) and {dsPath} the best DeepSpeed can run ({ds.TokensPerSecond:N0} tokens/s).");
+        }
+        else
         {
-            ["best"] = result.Best is null ? null : Candidate(result.Best),
-            ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
-            ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
-            ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
-            ["evaluated"] = result.Evaluated,
-            ["simulated"] = result.Simulated,
-            ["feasible"] = result.FeasibleCount,
-            ["elapsed_s"] = result.Elapsed.TotalSeconds,
-            ["explanation"] = new JsonArray(result.Explanation.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray()),
-        };
+            warnings.Add($"No plan DeepSpeed can run fits (only the aios engine's overlapped schedule does): ds_config.json was not written; {settingsPath} is for aios plan/train --settings.");
+        }
+        return new Written(settingsPath, dsPath, warnings);
     }
 
-    private static void Render(IAnsiConsole console, TuneResult result, string? folder)
+    private static JsonObject Candidate(Candidate c) => new()
     {
+        ["description"] = Tuner.Describe(c.Settings),
+        ["tokens_per_s"] = c.TokensPerSecond,
+        ["step_time_s"] = c.StepTime.Seconds,
+        ["bottleneck"] = c.Bottleneck,
+        ["sequences_per_step"] = c.SequencesPerStep,
+        ["tokens_per_step"] = c.TokensPerStep,
+        ["runs_on_deepspeed"] = Tuner.RunsOnDeepSpeed(c.Settings),
+        ["gpu_peak_bytes"] = c.GpuPeak.Value,
+        ["host_peak_bytes"] = c.HostPeak.Value,
+        ["pinned_peak_bytes"] = c.PinnedPeak.Value,
+        ["nvme_bytes"] = c.NvmePeak.Value,
+        ["settings"] = System.Text.Json.JsonSerializer.SerializeToNode(c.Settings, DescriptionJson.Options),
+    };
+
+    private static JsonArray Strings(IEnumerable<string> lines) => new(lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());
+
+    private static JsonObject Json(TuneResult result, Written? written) => new()
+    {
+        ["best"] = result.Best is null ? null : Candidate(result.Best),
+        ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
+        ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
+        ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
+        ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
+        ["global_batch"] = result.GlobalBatch,
+        ["memory_headroom"] = result.MemoryHeadroom,
+        ["near_limits"] = Strings(result.NearLimits),
+        ["problems"] = new JsonArray(result.Problems.Select(p => (JsonNode)new JsonObject { ["flag"] = p.Flag, ["message"] = p.Message }).ToArray()),
+        ["files"] = written is null ? null : new JsonObject { ["aios_settings"] = written.Settings, ["ds_config"] = written.DeepSpeed },
+        ["warnings"] = Strings(written?.Warnings ?? []),
+        ["evaluated"] = result.Evaluated,
+        ["simulated"] = result.Simulated,
+        ["feasible"] = result.FeasibleCount,
+        ["elapsed_s"] = result.Elapsed.TotalSeconds,
+        ["explanation"] = Strings(result.Explanation),
+    };
+
+    private static void Render(IAnsiConsole console, TuneResult result, Written? written)
+    {
+        foreach (var p in result.Problems) console.MarkupLineInterpolated($"[red]error:[/] {p}");
+        if (result.Problems.Count > 0) return;
         foreach (string line in result.Explanation) console.MarkupLineInterpolated($"{line}");
         if (result.ParetoFront.Count > 0)
         {
-            var table = new Table().Title("Throughput against host RAM (Pareto front)").AddColumns("tokens/s", "step", "host RAM", "GPU", "bottleneck", "settings");
+            var table = new Table().Title("Throughput against host RAM (Pareto front)").AddColumns("tokens/s", "step", "sequences/step", "host RAM", "GPU", "bottleneck", "settings");
             foreach (var c in result.ParetoFront.Take(8))
-                table.AddRow(c.TokensPerSecond.ToString("N0"), c.StepTime.ToString(), c.HostPeak.ToString(), c.GpuPeak.ToString(), Markup.Escape(c.Bottleneck), Markup.Escape(Tuner.Describe(c.Settings)));
+                table.AddRow(c.TokensPerSecond.ToString("N0"), c.StepTime.ToString(), c.SequencesPerStep.ToString("N0"), c.HostPeak.ToString(), c.GpuPeak.ToString(), Markup.Escape(c.Bottleneck), Markup.Escape(Tuner.Describe(c.Settings)));
             console.Write(table);
         }
         if (result.Best is { } best)
         {
             var s = best.Settings;
             console.MarkupLineInterpolated($"Knobs: aio block {s.Aio.BlockSize}, queue depth {s.Aio.QueueDepth}, threads {s.Aio.IntraOpParallelism}; buffers {s.BufferCount} × {s.BufferSize:N0}; prefetch {s.PrefetchDepth}; sub-group {s.SubGroupSize:N0}; pipelined read {s.PipelineRead}, write {s.PipelineWrite}; pin memory {s.PinMemory}.");
-            if (folder is not null) console.MarkupLineInterpolated($"Wrote {Path.Combine(folder, "aios-settings.json")} and {Path.Combine(folder, "ds_config.json")}.");
         }
+        if (written is null) return;
+        foreach (string w in written.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        console.MarkupLineInterpolated($"Wrote {written.Settings} (the best plan, for aios plan/train --settings).");
+        if (written.DeepSpeed is not null) console.MarkupLineInterpolated($"Wrote {written.DeepSpeed} (the best plan DeepSpeed can run).");
     }
 }

@@ -22,8 +22,11 @@ public static class WhatIfCommand
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var plots = new Option<string?>("--plots") { Description = "Folder for the figures (PNG and SVG): throughput per machine and model, speed-up per upgrade" };
-        var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes.")
+        // The same search flags and defaults as `aios tune`, so a cell equals tune's best for the same inputs.
+        var search = new TuneCommand.SearchOptions();
+        var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes; each cell is what `aios tune` finds for the same inputs.")
             { models, hardware, seqLen, precision, minRate, noUpgrades, json, plots };
+        foreach (var o in search.All) command.Options.Add(o);
         command.SetAction(r =>
         {
             var request = new WhatIfRequest
@@ -33,7 +36,15 @@ public static class WhatIfCommand
                 Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision) }.Validated(model: null),
                 Upgrades = !r.GetValue(noUpgrades),
                 MinTokensPerSecond = r.GetValue(minRate),
+                Budget = Math.Max(1, r.GetValue(search.Budget)),
+                MaxGradAccumulation = r.GetValue(search.MaxAccumulation),
+                MaxMicroBatch = r.GetValue(search.MaxMicro),
+                GlobalBatch = r.GetValue(search.GlobalBatch),
+                MemoryHeadroom = r.GetValue(search.Headroom),
             };
+            var problems = WhatIf.Check(request);
+            foreach (var p in problems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");
+            if (problems.Count > 0) return ExitCodes.Usage;
             var result = WhatIf.Run(request);
             if (r.GetValue(plots) is { } folder)
                 foreach (string png in Reports.WhatIfFigures.Write(result, folder))
@@ -55,6 +66,7 @@ public static class WhatIfCommand
             ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
             ["tokens_per_s"] = c.TokensPerSecond, ["bottleneck"] = c.Bottleneck, ["settings"] = c.Settings,
             ["gpu_peak_bytes"] = c.GpuPeak.Value, ["host_peak_bytes"] = c.HostPeak.Value,
+            ["sequences_per_step"] = c.SequencesPerStep, ["tokens_per_step"] = c.TokensPerStep, ["note"] = c.Note,
         }).ToArray()),
         ["largest_at_rate"] = new JsonObject(result.LargestAtRate.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
     };
@@ -68,10 +80,13 @@ public static class WhatIfCommand
         {
             var cells = new List<string> { Markup.Escape(row.Key.Variant == WhatIf.AsIs ? row.Key.Hardware : $"  {row.Key.Variant}") };
             cells.AddRange(models.Select(m => row.FirstOrDefault(c => c.Model == m) is { Fits: true } c
-                ? $"{c.TokensPerSecond:N0} ({Markup.Escape(c.Bottleneck)})" : "[red]no fit[/]"));
+                ? $"{c.TokensPerSecond:N0} ({Markup.Escape(c.Bottleneck)}; {c.SequencesPerStep:N0} seq/step)" : "[red]no fit[/]"));
             table.AddRow(cells.ToArray());
         }
         console.Write(table);
+        console.MarkupLine("Each cell is `aios tune`'s best for the same inputs; seq/step is its global batch (sequences per optimizer step), fixed with --global-batch.");
+        foreach (var c in result.Cells.Where(c => !c.Fits && c.Note.Length > 0).DistinctBy(c => c.Note))
+            console.MarkupLineInterpolated($"{c.Model} on {c.Hardware} ({c.Variant}): {c.Note}");
         foreach (var (machine, model) in result.LargestAtRate)
             console.MarkupLineInterpolated($"{machine}: largest model at ≥ {minRate:N0} tokens/s: {model ?? "none"}");
     }

@@ -7,37 +7,60 @@ namespace AiOs.Planner.Tuning;
 /// <summary>Plain sentences about the tuner's choice.</summary>
 public static partial class Tuner
 {
-    private static List<string> Explain(TuneRequest r, Candidate? best, IReadOnlyList<Candidate> alternatives, Candidate? defaults,
-        int evaluated, int simulated, int feasible, TimeSpan elapsed)
+    private static List<string> Explain(TuneRequest r, TuneResult result)
     {
         var lines = new List<string>();
         string I(FormattableString f) => f.ToString(CultureInfo.InvariantCulture);
+        var best = result.Best;
+        string evaluated = I($"Evaluated {result.Evaluated:N0} candidates ({result.Simulated:N0} simulated, {result.FeasibleCount:N0} fit) in {result.Elapsed.TotalSeconds:0.0} s.");
         if (best is null)
         {
-            lines.Add(I($"Nothing fits {r.Model.Name} on {r.Hardware.Name}: every candidate overflows a tier."));
+            string batch = r.GlobalBatch is { } g ? I($" at a global batch of {g} sequences (--global-batch)") : "";
+            lines.Add(I($"Nothing fits {r.Model.Name} on {r.Hardware.Name}{batch}: every candidate overflows a tier once {r.MemoryHeadroom:P0} of each is kept free (--memory-headroom)."));
             lines.Add("Add GPUs or nodes, host RAM, or an NVMe drive (and --nvme-offload-path), then tune again.");
-            lines.Add(I($"Evaluated {evaluated:N0} candidates ({simulated:N0} simulated) in {elapsed.TotalSeconds:0.0} s."));
+            lines.Add(evaluated);
             return lines;
         }
         var s = best.Settings;
         lines.Add(I($"Best: {Describe(s)}: {best.TokensPerSecond:N0} tokens/s, {best.StepTime} per step; the bottleneck is {best.Bottleneck}."));
+        int world = World(s, r.Hardware);
+        string how = r.GlobalBatch is not null
+            ? "fixed by --global-batch"
+            : I($"chosen by the tuner (accumulation up to --max-grad-accumulation {r.MaxGradAccumulation}); fix it with --global-batch N");
+        lines.Add(I($"Global batch: {GlobalBatch(best)} (micro-batch {s.MicroBatch} × accumulation {s.GradAccumulation} × {world} GPU(s)), {how}."));
         var hw = r.Hardware;
-        if (hw.HasGpu) lines.Add(I($"Headroom: GPU {Use(best.GpuPeak, hw.Gpu!.Memory)}, host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {Use(best.NvmePeak, hw.Drives.Aggregate(Bytes.Zero, (a, d) => a + d.Capacity))}."));
-        else lines.Add(I($"Headroom: host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {best.NvmePeak}."));
-        foreach (var alt in alternatives.Take(2))
+        string kept = I($"{r.MemoryHeadroom:P0} of each tier kept free (--memory-headroom)");
+        if (hw.HasGpu) lines.Add(I($"Memory: GPU {Use(best.GpuPeak, hw.Gpu!.Memory)}, host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {Use(best.NvmePeak, hw.Drives.Aggregate(Bytes.Zero, (a, d) => a + d.Capacity))}; {kept}."));
+        else lines.Add(I($"Memory: host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {best.NvmePeak}; {kept}."));
+        lines.AddRange(result.NearLimits);
+        foreach (var alt in result.Alternatives.Take(2))
         {
             double slower = best.TokensPerSecond > 0 ? 1 - alt.TokensPerSecond / best.TokensPerSecond : 0;
-            lines.Add(I($"Next: {Describe(alt.Settings)}: {slower:P0} slower ({alt.Bottleneck}-bound), host RAM {alt.HostPeak}."));
+            lines.Add(I($"Next: {Describe(alt.Settings)}: {slower:P0} slower ({alt.Bottleneck}-bound), host RAM {alt.HostPeak}, {GlobalBatch(alt)}."));
         }
-        if (defaults is { Feasible: true } && defaults.TokensPerSecond > 0)
-            lines.Add(I($"The same structure with DeepSpeed's default knobs: {defaults.TokensPerSecond:N0} tokens/s ({best.TokensPerSecond / defaults.TokensPerSecond:0.00}× slower than tuned)."));
-        else if (defaults is { Feasible: false })
-            lines.Add("The same structure with DeepSpeed's default knobs does not fit: " + string.Join(" ", defaults.Problems));
-        if (s.UsesNvme && s.NvmePath == PlaceholderNvmePath)
+        var ds = result.DeepSpeedBest;
+        if (ds is null)
+            lines.Add("DeepSpeed can run none of the candidates that fit: only the aios engine's overlapped schedule fits, so there is no ds_config.json to write.");
+        else if (ds != best)
+            lines.Add(I($"DeepSpeed has no overlapped schedule, so for DeepSpeed (ds_config.json) the best it can run is ranked separately: {Describe(ds.Settings)}: {ds.TokensPerSecond:N0} tokens/s ({ds.TokensPerSecond / best.TokensPerSecond:P0} of the best), {GlobalBatch(ds)}."));
+        else
+            lines.Add("DeepSpeed can run the best as it is (ds_config.json).");
+        if (result.Baselines.TryGetValue("deepspeed_defaults", out var defaults) && ds is not null)
+        {
+            if (defaults is { Feasible: true } && defaults.TokensPerSecond > 0)
+                lines.Add(I($"The DeepSpeed structure with DeepSpeed's default knobs: {defaults.TokensPerSecond:N0} tokens/s (the tuned knobs are {ds.TokensPerSecond / defaults.TokensPerSecond:0.00}× as fast)."));
+            else
+                lines.Add("The DeepSpeed structure with DeepSpeed's default knobs does not fit: " + string.Join(" ", defaults.Problems));
+        }
+        if (s.UsesNvme && s.NvmePath == PlaceholderNvmePath || ds is not null && ds.Settings.UsesNvme && ds.Settings.NvmePath == PlaceholderNvmePath)
             lines.Add("It offloads to NVMe: pass --nvme-offload-path with a folder on the drive (check it with `aios check-nvme`).");
-        lines.Add(I($"Evaluated {evaluated:N0} candidates ({simulated:N0} simulated, {feasible:N0} fit) in {elapsed.TotalSeconds:0.0} s."));
+        lines.Add(evaluated);
         return lines;
     }
+
+    /// <summary>A candidate's global batch in words: sequences and tokens per optimizer step.</summary>
+    public static string GlobalBatch(Candidate c) =>
+        string.Create(CultureInfo.InvariantCulture, $"{c.SequencesPerStep:N0} sequences ({c.TokensPerStep:N0} tokens) per optimizer step");
 
     /// <summary>A candidate's structure in words.</summary>
     public static string Describe(TrainingSettings s)

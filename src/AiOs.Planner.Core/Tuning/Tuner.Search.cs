@@ -4,62 +4,9 @@ using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Tuning;
 
-/// <summary>The candidates the tuner tries.</summary>
+/// <summary>The knob search: coordinate descent, local search and exploration around the structures that fit.</summary>
 public static partial class Tuner
 {
-    /// <summary>Folder used for NVMe candidates when the user gave none; the explanation asks for a real one.</summary>
-    public const string PlaceholderNvmePath = "/path/to/nvme";
-
-    private static readonly int[] MicroBatches = [1, 2, 4, 8, 16, 32, 64, 128];
-    private static readonly int[] Accumulations = [1, 2, 4, 8];
-
-    /// <summary>Every structure: placement × stage × checkpointing × schedule × accumulation × micro-batch.</summary>
-    private static IEnumerable<TrainingSettings> Structures(TuneRequest r)
-    {
-        var b = r.Base with { NvmePath = r.Base.NvmePath ?? (r.Hardware.Drives.Count > 0 ? PlaceholderNvmePath : null) };
-        int gpus = Math.Max(1, b.GpusPerNode ?? r.Hardware.GpusPerNode) * Math.Max(1, b.Nodes ?? r.Hardware.Nodes);
-        var placements = new List<(ZeroStage Stage, OffloadTier Params, OffloadTier Optimizer)>
-        {
-            (ZeroStage.None, OffloadTier.None, OffloadTier.None),
-            (ZeroStage.Zero2, OffloadTier.None, OffloadTier.Cpu),
-            (ZeroStage.Zero3, OffloadTier.None, OffloadTier.Cpu),
-            (ZeroStage.Infinity, OffloadTier.Cpu, OffloadTier.Cpu),
-        };
-        if (gpus > 1)
-        {
-            placements.Add((ZeroStage.Zero2, OffloadTier.None, OffloadTier.None));
-            placements.Add((ZeroStage.Zero3, OffloadTier.None, OffloadTier.None));
-        }
-        if (b.NvmePath is not null)
-        {
-            placements.Add((ZeroStage.Infinity, OffloadTier.None, OffloadTier.Nvme));
-            placements.Add((ZeroStage.Infinity, OffloadTier.Cpu, OffloadTier.Nvme));
-            placements.Add((ZeroStage.Infinity, OffloadTier.Nvme, OffloadTier.Cpu));
-            placements.Add((ZeroStage.Infinity, OffloadTier.Nvme, OffloadTier.Nvme));
-        }
-        long largest = r.Model.LargestTensorElements();
-        foreach (var (stage, param, optimizer) in placements)
-            foreach (bool checkpointing in new[] { false, true })
-                foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
-                    foreach (int accumulation in Accumulations.Where(a => a <= Math.Max(1, r.MaxGradAccumulation)))
-                        foreach (int micro in MicroBatches.Where(m => m <= Math.Max(1, r.MaxMicroBatch)))
-                        {
-                            yield return b with
-                            {
-                                ZeroStage = stage,
-                                ParamOffload = param,
-                                OptimizerOffload = optimizer,
-                                GradientOffload = null,
-                                ActivationCheckpointing = checkpointing,
-                                Schedule = schedule,
-                                GradAccumulation = accumulation,
-                                MicroBatch = micro,
-                                BufferSize = Math.Max(b.BufferSize, RoundUp(largest, 10_000_000)),
-                                SubGroupSize = Math.Min(b.SubGroupSize, 200_000_000),
-                            };
-                        }
-    }
-
     private static long RoundUp(long value, long step) => (value + step - 1) / step * step;
 
     private static readonly long[] BlockSizes = [128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20];
@@ -172,25 +119,37 @@ public static partial class Tuner
         }
     }
 
-    /// <summary>Random knob settings on random structures that fit, until the budget is spent or nothing new turns up.</summary>
+    /// <summary>Exploration (throughput objective) stops after this many batches in a row improve neither the best nor the DeepSpeed best.</summary>
+    private const int StaleExploreBatches = 10;
+
+    /// <summary>
+    /// Random knob settings on random structures that fit and could still beat the best (see
+    /// <see cref="Evaluator.CanBeat"/>), until the budget is spent, no structure can win, nothing new turns up, or
+    /// <see cref="StaleExploreBatches"/> batches in a row improve nothing.
+    /// </summary>
     private static void Explore(List<Candidate> structures, KnobSpace space, Evaluator evaluator, TuneRequest r, Random random)
     {
-        if (structures.Count == 0) return;
         const int batch = 128;
-        int fruitless = 0;
-        while (evaluator.Count < r.Budget && fruitless < 10)
+        int fruitless = 0, stale = 0;
+        while (evaluator.Count < r.Budget && fruitless < 10 && stale < StaleExploreBatches)
         {
+            // Only structures with a knob to turn can give new candidates.
+            var open = structures.Where(c => space.Knobs.Any(k => k.Applies(c.Settings)) && evaluator.CanBeat(c)).ToList();
+            if (open.Count == 0) return;
             var trials = new TrainingSettings[batch];
             for (int i = 0; i < batch; i++)
             {
-                var s = structures[random.Next(structures.Count)].Settings;
+                var s = open[random.Next(open.Count)].Settings;
                 foreach (var knob in space.Knobs)
                     if (knob.Applies(s)) s = knob.Values[random.Next(knob.Values.Length)](s);
                 trials[i] = s;
             }
             int before = evaluator.Count;
+            var bests = evaluator.Bests;
             Parallel.For(0, batch, i => evaluator.Evaluate(trials[i]));
             fruitless = evaluator.Count == before ? fruitless + 1 : 0;
+            // The memory objective's progress is not in tokens/s: it explores until the budget or nothing new.
+            stale = r.Objective == TuneObjective.Throughput && evaluator.Bests == bests ? stale + 1 : 0;
         }
     }
 

@@ -5,6 +5,7 @@ using AiOs.Planner.Models;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Tuning;
@@ -25,39 +26,49 @@ public static partial class Tuner
     public static TuneResult Tune(TuneRequest request)
     {
         var watch = Stopwatch.StartNew();
+        var problems = TuneRequestRules.Check(request);
+        if (problems.Count > 0) return Refused(request, problems, watch);
         var evaluator = new Evaluator(request);
 
         var structures = Structures(request).ToList();
         var evaluated = evaluator.EvaluateAll(structures, stopMicroBatchAtFirstMiss: true);
-        var ranked = Rank(evaluated.Where(c => c.Feasible), request.Objective).ToList();
+        var distinct = Rank(evaluated.Where(c => c.Feasible), request.Objective).DistinctBy(StructureKey).ToList();
 
-        var seeds = ranked.DistinctBy(StructureKey).Take(Refined).ToList();
+        // The best structures, and the best that DeepSpeed can run (a ds_config.json comes from those), get their knobs tuned.
+        var seeds = distinct.Take(Refined).Concat(distinct.Where(c => RunsOnDeepSpeed(c.Settings)).Take(Refined / 2)).Distinct().ToList();
         var random = new Random(request.Seed);
-        var knobs = new KnobSpace(request);
-        foreach (var seed in seeds)
+        var knobs = evaluator.Knobs;
+        for (int i = 0; i < seeds.Count; i++)
         {
             if (evaluator.Count >= request.Budget) break;
-            var best = CoordinateDescent(seed, knobs, evaluator, request);
-            LocalSearch(best, knobs, evaluator, request, random, request.Budget * (seeds.IndexOf(seed) + 1) / Math.Max(1, seeds.Count));
+            if (!evaluator.CanBeat(seeds[i])) continue;
+            var best = CoordinateDescent(seeds[i], knobs, evaluator, request);
+            LocalSearch(best, knobs, evaluator, request, random, request.Budget * (i + 1) / seeds.Count);
         }
-        // What budget is left explores: random knobs on every structure that fits, in case a structure the
-        // first stage ranked low tunes better than the ones refined.
-        Explore(ranked.DistinctBy(StructureKey).ToList(), knobs, evaluator, request, random);
+        // What budget is left explores: random knobs on every structure that fits and could still win, in case a
+        // structure the first stage ranked low tunes better than the ones refined.
+        Explore(distinct, knobs, evaluator, request, random);
 
         var all = evaluator.All.ToList();
         var feasible = Rank(all.Where(c => c.Feasible), request.Objective).ToList();
         var bestOverall = feasible.FirstOrDefault();
+        var deepSpeedBest = feasible.FirstOrDefault(c => RunsOnDeepSpeed(c.Settings));
         var alternatives = bestOverall is null ? [] : feasible.DistinctBy(StructureKey).Where(c => StructureKey(c) != StructureKey(bestOverall)).Take(4).ToList();
-        var defaults = bestOverall is null ? null : evaluator.Evaluate(WithDefaultKnobs(bestOverall.Settings));
-        var nvmeRule = bestOverall is null || !bestOverall.Settings.UsesNvme ? null
-            : evaluator.Evaluate(WithDefaultKnobs(bestOverall.Settings) with { Aio = NvmeToolRule(request, knobs) });
+        var defaults = deepSpeedBest is null ? null : evaluator.Evaluate(WithDefaultKnobs(deepSpeedBest.Settings));
+        var nvmeRule = deepSpeedBest is null || !deepSpeedBest.Settings.UsesNvme ? null
+            : evaluator.Evaluate(WithDefaultKnobs(deepSpeedBest.Settings) with { Aio = NvmeToolRule(request, knobs) });
         var baselines = new Dictionary<string, Candidate>();
         if (defaults is not null) baselines["deepspeed_defaults"] = defaults;
         if (nvmeRule is not null) baselines["nvme_tool_rule"] = nvmeRule;
+        var nearLimits = new List<string>();
+        if (bestOverall is not null) nearLimits.AddRange(NearLimits("The best plan", bestOverall, request.Hardware, request.MemoryHeadroom));
+        if (deepSpeedBest is not null && deepSpeedBest != bestOverall)
+            nearLimits.AddRange(NearLimits("The DeepSpeed plan", deepSpeedBest, request.Hardware, request.MemoryHeadroom));
         watch.Stop();
-        return new TuneResult
+        var result = new TuneResult
         {
             Best = bestOverall,
+            DeepSpeedBest = deepSpeedBest,
             Alternatives = alternatives,
             ParetoFront = Pareto(feasible),
             Evaluated = evaluator.Count,
@@ -65,9 +76,29 @@ public static partial class Tuner
             FeasibleCount = feasible.Count,
             Elapsed = watch.Elapsed,
             Baselines = baselines,
-            Explanation = Explain(request, bestOverall, alternatives, defaults, all.Count, evaluator.Simulated, feasible.Count, watch.Elapsed),
+            MemoryHeadroom = request.MemoryHeadroom,
+            GlobalBatch = request.GlobalBatch,
+            NearLimits = nearLimits,
+            Explanation = [],
         };
+        return result with { Explanation = Explain(request, result) };
     }
+
+    /// <summary>The answer when the request itself cannot run: nothing searched, every problem with its flag.</summary>
+    private static TuneResult Refused(TuneRequest request, IReadOnlyList<SettingsProblem> problems, Stopwatch watch) => new()
+    {
+        Best = null,
+        Alternatives = [],
+        ParetoFront = [],
+        Evaluated = 0,
+        Simulated = 0,
+        FeasibleCount = 0,
+        Elapsed = watch.Elapsed,
+        MemoryHeadroom = request.MemoryHeadroom,
+        GlobalBatch = request.GlobalBatch,
+        Problems = problems,
+        Explanation = [$"Nothing was tuned: the request cannot run whatever the tuner picks. {string.Join("; ", problems)}."],
+    };
 
     /// <summary>
     /// The best candidate that <paramref name="accepts"/> takes (e.g. what an engine can run), from the best,
@@ -143,19 +174,45 @@ public static partial class Tuner
     }
 
     /// <summary>Evaluates candidates in parallel, each once: the closed-form plan first, the simulation only when it fits.</summary>
-    internal sealed class Evaluator
+    internal sealed partial class Evaluator
     {
         private readonly TuneRequest _request;
         private readonly ConcurrentDictionary<TrainingSettings, Candidate> _seen = new();
         private int _simulated;
+        // Best tokens/s seen so far, overall and among DeepSpeed-runnable candidates; read between batches only,
+        // when every candidate of the batch is in, so the search never depends on thread timing.
+        private double _best, _bestDeepSpeed;
 
-        public Evaluator(TuneRequest request) => _request = request;
+        private readonly KnobSpace _knobs;
+
+        public Evaluator(TuneRequest request)
+        {
+            _request = request;
+            _knobs = new KnobSpace(request);
+        }
+
+        /// <summary>The values each knob may take for this request.</summary>
+        public KnobSpace Knobs => _knobs;
 
         public int Count => _seen.Count;
+        /// <summary>The best tokens/s seen, overall and among DeepSpeed-runnable candidates (read between batches).</summary>
+        public (double Overall, double DeepSpeed) Bests => (Volatile.Read(ref _best), Volatile.Read(ref _bestDeepSpeed));
         public int Simulated => _simulated;
         public IEnumerable<Candidate> All => _seen.Values;
 
         public Candidate Evaluate(TrainingSettings s) => _seen.GetOrAdd(s, Compute);
+
+        /// <summary>
+        /// Whether some knob setting of <paramref name="c"/>'s structure could still be faster than the best seen (for
+        /// a DeepSpeed-runnable one: the best DeepSpeed-runnable seen), by <see cref="Bound"/>. The memory objective
+        /// prunes nothing.
+        /// </summary>
+        public bool CanBeat(Candidate c)
+        {
+            if (_request.Objective != TuneObjective.Throughput) return true;
+            if (!c.Feasible || c.Work is null) return false;
+            return Bound(c) > Volatile.Read(ref RunsOnDeepSpeed(c.Settings) ? ref _bestDeepSpeed : ref _best);
+        }
 
         /// <summary>
         /// Evaluates groups that differ only in micro-batch in ascending order and, when asked, stops a group at
@@ -181,7 +238,8 @@ public static partial class Tuner
 
         private Candidate Compute(TrainingSettings s)
         {
-            var plan = TrainingPlanner.Plan(_request.Model, _request.Hardware, s, new PlanOptions { Simulate = false });
+            var hw = _request.Hardware;
+            var plan = TrainingPlanner.Plan(_request.Model, hw, s, new PlanOptions { Simulate = false });
             var candidate = new Candidate
             {
                 Settings = s,
@@ -190,17 +248,37 @@ public static partial class Tuner
                 HostPeak = plan.Memory.CpuPeak,
                 PinnedPeak = plan.Memory.CpuPinned.Peak,
                 NvmePeak = plan.Memory.Nvme.Peak,
+                SequencesPerStep = (long)s.MicroBatch * s.GradAccumulation * World(s, hw),
                 Problems = plan.SettingsProblems.Select(p => "settings: " + p).Concat(plan.CapacityProblems).ToList(),
             };
             if (!plan.Feasible) return candidate;
+            var tight = HeadroomProblems(candidate, hw, _request.MemoryHeadroom);
+            if (tight.Count > 0) return candidate with { Feasible = false, Problems = tight };
             Interlocked.Increment(ref _simulated);
-            var step = Simulator.PredictTime(_request.Model, _request.Hardware, s, _request.ComputeModel);
+            // Simulator.PredictTime, plus the work per resource that bounds every knob setting of this structure.
+            var program = StepScheduler.Build(_request.Model, hw, s);
+            var costs = Simulator.Costs(program, hw, s, _request.ComputeModel);
+            var step = StepTimes.Compute(program, costs);
+            RaiseTo(ref _best, step.TokensPerSecond);
+            if (RunsOnDeepSpeed(s)) RaiseTo(ref _bestDeepSpeed, step.TokensPerSecond);
             return candidate with
             {
                 TokensPerSecond = step.TokensPerSecond,
                 StepTime = step.Time,
-                Bottleneck = ResourceNames.Of(step.Bottleneck, _request.Hardware.HasGpu),
+                Work = StepWork.Of(program, costs),
+                Bottleneck = ResourceNames.Of(step.Bottleneck, hw.HasGpu),
             };
+        }
+
+        private static void RaiseTo(ref double target, double value)
+        {
+            double current = Volatile.Read(ref target);
+            while (value > current)
+            {
+                double seen = Interlocked.CompareExchange(ref target, value, current);
+                if (seen == current) return;
+                current = seen;
+            }
         }
     }
 }

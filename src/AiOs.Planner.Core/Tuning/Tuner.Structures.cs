@@ -1,0 +1,112 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Tuning;
+
+/// <summary>The structures the tuner tries: every placement the planner accepts, every batch shape allowed.</summary>
+public static partial class Tuner
+{
+    /// <summary>Folder used for NVMe candidates when the user gave none; the explanation asks for a real one.</summary>
+    public const string PlaceholderNvmePath = "/path/to/nvme";
+
+    private static readonly int[] MicroBatches = [1, 2, 4, 8, 16, 32, 64, 128];
+    private static readonly int[] Accumulations = [1, 2, 4, 8];
+
+    /// <summary>The flags of the rules that say whether a stage and placement go together.</summary>
+    private static readonly string[] PlacementFlags = ["--zero-stage", "--nvme-offload-gradients", "--nvme-offload-path"];
+
+    /// <summary>Whether DeepSpeed can run these settings as planned: its own step schedule, gradients kept with the optimizer.</summary>
+    public static bool RunsOnDeepSpeed(TrainingSettings s) =>
+        s.Schedule == StepSchedule.DeepSpeed && (s.GradientOffload is null || s.GradientOffload == s.OptimizerOffload);
+
+    /// <summary>GPUs taking part in a step (at least 1: a CPU-only machine trains on one device).</summary>
+    internal static int World(TrainingSettings s, HardwareProfile hw) =>
+        Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode) * Math.Max(1, s.Nodes ?? hw.Nodes);
+
+    /// <summary>The fixed settings every candidate starts from: the user's, with a swap folder and buffers that fit the model.</summary>
+    internal static TrainingSettings StructureBase(TuneRequest r)
+    {
+        var b = r.Base;
+        return b with
+        {
+            NvmePath = b.NvmePath ?? (r.Hardware.Drives.Count > 0 ? PlaceholderNvmePath : null),
+            GradientOffload = null,
+            BufferSize = Math.Max(b.BufferSize, RoundUp(r.Model.LargestTensorElements(), 10_000_000)),
+            SubGroupSize = Math.Min(b.SubGroupSize, 200_000_000),
+        };
+    }
+
+    /// <summary>The simplest candidate (no ZeRO, nothing offloaded, one sequence): what is wrong with it, the tuner cannot fix.</summary>
+    internal static TrainingSettings Simplest(TuneRequest r) => StructureBase(r) with
+    {
+        ZeroStage = ZeroStage.None, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None,
+        Schedule = StepSchedule.DeepSpeed, ActivationCheckpointing = false, MicroBatch = 1, GradAccumulation = 1,
+    };
+
+    /// <summary>
+    /// Every stage with every parameter and optimizer tier that the planner's rules accept, once: ZeRO-3 and
+    /// ZeRO-Infinity are one DeepSpeed stage, so a partitioned placement takes the spelling
+    /// <see cref="SettingsRules.Resolve"/> gives it (Infinity when something leaves the GPU for the CPU's
+    /// parameters or for NVMe, ZeRO-3 otherwise). NVMe placements need a swap folder.
+    /// </summary>
+    internal static List<(ZeroStage Stage, OffloadTier Params, OffloadTier Optimizer)> Placements(TrainingSettings b, ModelSpec model, HardwareProfile hw)
+    {
+        var placements = new List<(ZeroStage, OffloadTier, OffloadTier)>();
+        foreach (var stage in Enum.GetValues<ZeroStage>())
+            foreach (var param in Enum.GetValues<OffloadTier>())
+                foreach (var optimizer in Enum.GetValues<OffloadTier>())
+                {
+                    var s = b with { ZeroStage = stage, ParamOffload = param, OptimizerOffload = optimizer, GradientOffload = null, Schedule = StepSchedule.DeepSpeed };
+                    if (s.PartitionsParameters && stage != (param != OffloadTier.None || s.UsesNvme ? ZeroStage.Infinity : ZeroStage.Zero3)) continue;
+                    if (SettingsRules.Check(s, model, hw).Any(p => PlacementFlags.Contains(p.Flag))) continue;
+                    placements.Add((stage, param, optimizer));
+                }
+        return placements;
+    }
+
+    /// <summary>
+    /// (micro-batch, accumulation) pairs: with the global batch fixed, every micro-batch that divides its share of
+    /// one GPU (the accumulation makes up the rest); otherwise powers of two up to the limits.
+    /// </summary>
+    internal static List<(int MicroBatch, int Accumulation)> BatchShapes(TuneRequest r, int world)
+    {
+        int maxMicro = Math.Max(1, r.MaxMicroBatch);
+        var shapes = new List<(int, int)>();
+        if (r.GlobalBatch is { } global)
+        {
+            if (global < 1 || global % world != 0) return shapes;
+            int perGpu = global / world;
+            for (int micro = 1; micro <= Math.Min(perGpu, maxMicro); micro++)
+                if (perGpu % micro == 0) shapes.Add((micro, perGpu / micro));
+            return shapes;
+        }
+        foreach (int accumulation in Accumulations.Where(a => a <= Math.Max(1, r.MaxGradAccumulation)))
+            foreach (int micro in MicroBatches.Where(m => m <= maxMicro))
+                shapes.Add((micro, accumulation));
+        return shapes;
+    }
+
+    /// <summary>Every structure: placement × checkpointing × schedule × batch shape.</summary>
+    private static IEnumerable<TrainingSettings> Structures(TuneRequest r)
+    {
+        var b = StructureBase(r);
+        var shapes = BatchShapes(r, World(b, r.Hardware));
+        foreach (var (stage, param, optimizer) in Placements(b, r.Model, r.Hardware))
+            foreach (bool checkpointing in new[] { false, true })
+                foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
+                    foreach (var (micro, accumulation) in shapes)
+                    {
+                        yield return b with
+                        {
+                            ZeroStage = stage,
+                            ParamOffload = param,
+                            OptimizerOffload = optimizer,
+                            ActivationCheckpointing = checkpointing,
+                            Schedule = schedule,
+                            GradAccumulation = accumulation,
+                            MicroBatch = micro,
+                        };
+                    }
+    }
+}
