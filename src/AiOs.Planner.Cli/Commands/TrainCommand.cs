@@ -128,7 +128,8 @@ public static class TrainCommand
 
     /// <summary>
     /// Tunes with the simulator and takes the best candidate the engine can run (it refuses, for example,
-    /// fp16); the accumulation the user set is the most the tuner may pick, so the global batch stays theirs.
+    /// fp16); the accumulation the user set is the most the tuner may pick, and the micro-batch is searched up to
+    /// --tune-max-micro-batch, so the global batch can change: tune.json and the console state the chosen one.
     /// </summary>
     private static (Settings.TrainingSettings, TuneResult) AutoTune(Models.ModelSpec model, Hardware.HardwareProfile hardware,
         Settings.TrainingSettings fixedSettings, EngineOptions engine, int maxMicroBatch)
@@ -138,6 +139,8 @@ public static class TrainCommand
             Model = model, Hardware = hardware, Base = fixedSettings, Budget = 2_000,
             MaxGradAccumulation = fixedSettings.GradAccumulation, MaxMicroBatch = maxMicroBatch,
         });
+        // Settings the tuner refuses outright (a --gpus the profile lacks, say) are named by their flags.
+        if (result.Problems.Count > 0) throw new DescriptionException("--auto-tune: " + string.Join("; ", result.Problems));
         var chosen = Tuner.FirstAccepted(result, candidate =>
         {
             try
