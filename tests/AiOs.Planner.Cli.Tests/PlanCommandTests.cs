@@ -49,10 +49,11 @@ public class PlanCommandTests
     [Fact]
     public void Given_micro_batch_zero_When_run_Then_the_flag_to_change_is_named()
     {
+        // Out-of-range settings are refused by the shared validator before planning (as train refuses them), so no JSON is printed.
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--micro-batch", "0", "--json");
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
-        var problems = JsonNode.Parse(r.Stdout)!["problems"]!.AsArray().Select(p => p!.GetValue<string>()).ToList();
-        Assert.Contains(problems, p => p.Contains("--micro-batch"));
+        Assert.Contains("--micro-batch", r.Console);
+        Assert.Equal("", r.Stdout);
     }
 
     [Fact]

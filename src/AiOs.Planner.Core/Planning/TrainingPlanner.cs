@@ -40,8 +40,18 @@ public static class TrainingPlanner
         StepResult? step = null, first = null;
         if (options.Simulate && settingsProblems.Count == 0 && !(settings.UsesNvme && hardware.Drives.Count == 0))
         {
-            step = Simulator.Predict(model, hardware, settings, options.KeepTimeline, firstStep: false, options.ComputeModel);
-            if (options.FirstStep) first = Simulator.Predict(model, hardware, settings, keepTimeline: false, firstStep: true, options.ComputeModel);
+            try
+            {
+                step = Simulator.Predict(model, hardware, settings, options.KeepTimeline, firstStep: false, options.ComputeModel);
+                if (options.FirstStep) first = Simulator.Predict(model, hardware, settings, keepTimeline: false, firstStep: true, options.ComputeModel);
+            }
+            catch (OverflowException)
+            {
+                // Simulated time is checked 64-bit nanoseconds: within the description bounds, only a step of more than
+                // 292 years (quadratic attention over millions of tokens on a slow CPU, say) gets here. That is an answer, not a crash.
+                (step, first) = (null, null);
+                capacity.Add($"Time: one step would take longer than the simulator counts (292 years) on {hardware.Name}. Lower --seq-len or --micro-batch, or plan for faster hardware.");
+            }
         }
         CorrectionOutcome? correction = null;
         if (step is not null && hardware.Correction is not null)

@@ -47,6 +47,17 @@ public static class SettingsRules
         if (s.ParamOffload == OffloadTier.Nvme && model.LargestTensorElements() > s.BufferSize)
             Add("--buffer-size", $"buffer_size ({s.BufferSize:N0} elements) is smaller than {model.Name}'s largest tensor ({model.LargestTensorElements():N0} elements); DeepSpeed refuses this");
 
+        // The step simulation keeps operations per layer and micro-batch, and per optimizer sub-group, so its work
+        // and memory grow with their counts (10^7 sub-groups took 13 GB and two minutes); bounded counts keep a plan
+        // to seconds. The engine runs real micro-steps and is not bound by this.
+        long passes = (model.NumLayers + 2L) * Math.Max(1, s.GradAccumulation);
+        if (passes > MaxLayerPasses)
+            Add("--grad-accumulation", $"{s.GradAccumulation:N0} micro-batches × {model.NumLayers + 2:N0} layers (with embedding and head) is {passes:N0} layer passes per step; the planner simulates at most {MaxLayerPasses:N0}: use at most {MaxLayerPasses / (model.NumLayers + 2L):N0} (a larger --micro-batch keeps the global batch)");
+        long ranks = (long)Math.Max(1, s.GpusPerNode ?? hardware.GpusPerNode) * Math.Max(1, s.Nodes ?? hardware.Nodes);
+        long share = (model.TotalParameters + ranks - 1) / ranks;
+        if (s.OptimizerOffload != OffloadTier.None && s.SubGroupSize >= 1 && (share + s.SubGroupSize - 1) / s.SubGroupSize > MaxSubGroups)
+            Add("--sub-group-size", $"sub_group_size {s.SubGroupSize:N0} cuts each GPU's {share:N0} parameters into more than {MaxSubGroups:N0} sub-groups; use at least {(share + MaxSubGroups - 1) / MaxSubGroups:N0}");
+
         int gpus = s.GpusPerNode ?? hardware.GpusPerNode;
         if (hardware.GpusPerNode == 0)
         {
@@ -61,6 +72,11 @@ public static class SettingsRules
             Add("--nodes", $"{hardware.Name} describes no node-to-node network; use a profile with a network section for several nodes");
         return problems;
     }
+
+    /// <summary>Most optimizer sub-groups per GPU that a plan simulates (2^17: the 100T model on one GPU at the default size has 10^5).</summary>
+    public const long MaxSubGroups = 1 << 17;
+    /// <summary>Most layer passes (layers with embedding and head, times micro-batches) that a plan simulates in one step (2^17).</summary>
+    public const long MaxLayerPasses = 1 << 17;
 
     /// <summary>The CLI spelling of a stage.</summary>
     public static string Name(ZeroStage stage) => stage.ToString().ToLowerInvariant();
