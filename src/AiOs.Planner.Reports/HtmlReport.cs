@@ -31,7 +31,7 @@ public static class HtmlReport
         html.Append("<h1>").Append(E(title)).Append("</h1>");
         html.Append("<p>").Append(E(Headline(run))).Append("</p>");
         html.Append(RunFacts(run));
-        html.Append("<h2>Predicted vs measured</h2>").Append(ErrorTable(Errors(run)));
+        html.Append("<h2>Predicted vs measured</h2>").Append(Comparison(RunComparison.Of(run)));
         foreach (var f in figures)
         {
             string svg = f.Plot.GetSvgXml(f.Width, f.Height);
@@ -48,10 +48,10 @@ public static class HtmlReport
         return index;
     }
 
-    /// <summary>Step time and phases, predicted against measured (mean of the steps after the first).</summary>
+    /// <summary>Step time and phases, predicted against measured (mean of the steps after the first with a finite loss).</summary>
     public static IReadOnlyList<ErrorRow> Errors(RunData run)
     {
-        var steady = run.Steps.Count > 1 ? run.Steps.Skip(1).ToList() : run.Steps.ToList();
+        var steady = run.SteadySteps;
         if (steady.Count == 0 || run.Predicted is not { } p) return [];
         return
         [
@@ -64,13 +64,23 @@ public static class HtmlReport
 
     private static string Headline(RunData run)
     {
-        var steady = run.Steps.Count > 1 ? run.Steps.Skip(1).ToList() : run.Steps.ToList();
+        var steady = run.SteadySteps;
+        // Throughput is StepStatistics' one definition (total tokens ÷ total time), the figure summary.json and aios train show.
         string measured = steady.Count == 0 ? "no step finished" : string.Create(CultureInfo.InvariantCulture,
-            $"{run.Steps.Count} steps, {steady.Average(s => s.WallMs) / 1e3:0.###} s per step measured ({steady.Average(s => s.TokensPerSecond):N0} tokens/s), loss {run.Steps[0].Loss:0.###} → {run.Steps[^1].Loss:0.###}");
+            $"{run.Steps.Count} steps, {steady.Average(s => s.WallMs) / 1e3:0.###} s per step measured ({run.TokensPerSecond:N0} tokens/s), loss {Losses(run)}");
         string predicted = run.Predicted is { } p
             ? string.Create(CultureInfo.InvariantCulture, $"; predicted {p.TimeSeconds:0.###} s, bottleneck {p.Bottleneck}")
             : "; no prediction stored with this run";
         return measured + predicted + ".";
+    }
+
+    /// <summary>First and last finite loss, and the step whose loss was not finite, if one was.</summary>
+    private static string Losses(RunData run)
+    {
+        var finite = run.Steps.Where(s => double.IsFinite(s.Loss)).ToList();
+        string range = finite.Count == 0 ? "not finite in any step"
+            : string.Create(CultureInfo.InvariantCulture, $"{finite[0].Loss:0.###} → {finite[^1].Loss:0.###}");
+        return run.Steps.FirstOrDefault(s => !s.Finite) is { } bad ? $"{range} (step {bad.Step} was not finite)" : range;
     }
 
     /// <summary>What the run's summary says (model, dataset, executor, error, warnings) and what loading it skipped; every text escaped.</summary>
@@ -96,6 +106,19 @@ public static class HtmlReport
             foreach (string w in warnings) t.Append("<li>").Append(E(w)).Append("</li>");
             t.Append("</ul>");
         }
+        return t.ToString();
+    }
+
+    /// <summary>The error table, with the spread of the steps behind it and, when the spread or the load was large, a warning first.</summary>
+    private static string Comparison(RunComparison c)
+    {
+        var t = new StringBuilder();
+        if (c.Warning is { } warning)
+        {
+            t.Append("<p class=\"unreliable\" style=\"background:#fff3cd;border:1px solid #e0b000;padding:0.6em\"><strong>Unreliable:</strong> ").Append(E(warning)).Append("</p>");
+        }
+        t.Append(ErrorTable(c.Rows));
+        if (c.SpreadLine is { } spread) t.Append("<p>").Append(E(spread)).Append("</p>");
         return t.ToString();
     }
 

@@ -55,7 +55,7 @@ public static class ReportFigures
     public static Figure Phases(RunData run)
     {
         var plot = new Plot();
-        var steady = run.Steps.Count > 1 ? run.Steps.Skip(1).ToList() : run.Steps.ToList();
+        var steady = run.SteadySteps;
         string[] names = ["forward", "backward", "optimizer", "I/O stall"];
         double[] measured = steady.Count == 0 ? new double[4] :
         [

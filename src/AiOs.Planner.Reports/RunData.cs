@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Measurement;
 
 namespace AiOs.Planner.Reports;
 
@@ -11,9 +12,20 @@ public sealed record TimelineSpan(string Resource, string Operation, int Layer, 
 /// <summary>A memory tier's level from a predicted timeline.</summary>
 public sealed record MemoryLevel(string Tier, long TimeNs, long Bytes);
 
-/// <summary>One measured step, from <c>metrics.jsonl</c>.</summary>
+/// <summary>
+/// One measured step, from <c>metrics.jsonl</c>. Loss is NaN when the file holds <c>null</c> (not finite) or nothing; Tokens, in
+/// older files without the field, is the step's rate × its wall time; NonFinite says what was not finite (the engine's
+/// <c>non_finite</c>, or "loss" for a <c>null</c> loss) and is null for a sound step.
+/// </summary>
 public sealed record StepRecord(int Step, double Loss, double WallMs, double ForwardMs, double BackwardMs, double OptimizerMs, double IoStallMs,
-    double TokensPerSecond, double NvmeReadGBps, double NvmeWriteGBps, long PeakResidentBytes);
+    double TokensPerSecond, double NvmeReadGBps, double NvmeWriteGBps, long PeakResidentBytes, long Tokens = 0, string? NonFinite = null)
+{
+    /// <summary>False for a step whose loss or gradients were not finite: its update was not applied, and it stays out of every mean.</summary>
+    public bool Finite => NonFinite is null;
+
+    /// <summary>The step as <see cref="StepStatistics"/> takes it.</summary>
+    public StepSample Sample => new(WallMs, Tokens, Finite);
+}
 
 /// <summary>Predicted seconds of a step and its phases, from <c>prediction.json</c> (an <c>aios plan --json</c> document).</summary>
 public sealed record PredictedStep(double TimeSeconds, double ForwardSeconds, double BackwardSeconds, double OptimizerSeconds, string Bottleneck);
@@ -39,6 +51,22 @@ public sealed record RunData
     public HardwareProfile? Profile { get; init; }
     /// <summary>What loading skipped and why (a cut-off last line of <c>metrics.jsonl</c> or <c>trace.jsonl</c>); empty when nothing was.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>The steps the means are taken over: after the first, with a finite loss (<see cref="StepStatistics.Steady{T}"/>).</summary>
+    public IReadOnlyList<StepRecord> SteadySteps => StepStatistics.Steady(Steps, s => s.Finite);
+
+    /// <summary>Total tokens ÷ total wall time of the steady steps: the same figure as <c>summary.json</c>'s <c>tokens_per_second</c>.</summary>
+    public double TokensPerSecond => StepStatistics.TokensPerSecond(Steps.Select(s => s.Sample).ToList());
+
+    /// <summary>Min, p10, p50, p90 and max wall time of the steady steps; null without one.</summary>
+    public StepSpread? Spread => StepStatistics.Spread(Steps.Select(s => s.Sample).ToList());
+
+    /// <summary>
+    /// Why this run's times are unfit to compare with a prediction (<see cref="StepStatistics.Caveats"/>): the spread of
+    /// its steps, and the load averages <c>summary.json</c> recorded; empty when neither says so.
+    /// </summary>
+    public IReadOnlyList<string> TimingCaveats =>
+        StepStatistics.Caveats(Spread, OptionalNum(Summary, "load_average_start"), OptionalNum(Summary, "load_average_end"), (int)(OptionalNum(Summary, "logical_cores") ?? 0));
 
     /// <summary>Loads a run folder; a clear error when it is not one.</summary>
     public static RunData Load(string directory)
@@ -71,10 +99,19 @@ public sealed record RunData
         };
     }
 
-    private static StepRecord ToStep(JsonObject o) => new(
-        Int(o, "step"), Num(o, "loss"), Num(o, "wall_ms"), Num(o, "forward_ms"), Num(o, "backward_ms"), Num(o, "optimizer_ms"),
-        Num(o, "io_stall_ms"), Num(o, "tokens_per_second"), Num(o, "nvme_read_g_bps", "nvme_read_gbps"), Num(o, "nvme_write_g_bps", "nvme_write_gbps"),
-        (long)Num(o, "peak_resident_bytes"));
+    private static StepRecord ToStep(JsonObject o)
+    {
+        double wallMs = Num(o, "wall_ms"), rate = Num(o, "tokens_per_second");
+        // The engine writes a non-finite loss as null: missing, not zero, and the step is kept out of the means. A file
+        // without the field at all (hand-made, older) says nothing about finiteness, so only its loss is unknown.
+        double loss = OptionalNum(o, "loss") ?? double.NaN;
+        string? nonFinite = o["non_finite"] is JsonValue v && v.TryGetValue(out string? what) ? what
+            : o.ContainsKey("loss") && o["loss"] is null ? "loss" : null;
+        long tokens = OptionalNum(o, "tokens") is { } t ? (long)t : (long)Math.Round(rate * wallMs / 1e3);
+        return new StepRecord(Int(o, "step"), loss, wallMs, Num(o, "forward_ms"), Num(o, "backward_ms"), Num(o, "optimizer_ms"),
+            Num(o, "io_stall_ms"), rate, Num(o, "nvme_read_g_bps", "nvme_read_gbps"), Num(o, "nvme_write_g_bps", "nvme_write_gbps"),
+            (long)Num(o, "peak_resident_bytes"), tokens, nonFinite);
+    }
 
     /// <summary>Spans and memory levels of a timeline file; none when the file is absent. A cut-off last line goes to <paramref name="warnings"/>.</summary>
     internal static (List<TimelineSpan> Spans, List<MemoryLevel> Memory) ReadTimeline(string path, ICollection<string> warnings)
@@ -128,6 +165,8 @@ public sealed record RunData
             if (o[name] is JsonValue v && v.TryGetValue(out double d)) return d;
         return 0;
     }
+
+    private static double? OptionalNum(JsonObject? o, string name) => o?[name] is JsonValue v && v.TryGetValue(out double d) ? d : null;
 
     private static int Int(JsonObject o, string name) => o[name] is JsonValue v && v.TryGetValue(out int i) ? i : 0;
 }

@@ -27,8 +27,13 @@ public static class RunHistory
         var skipped = new List<string>();
         foreach (string dir in Directory.GetDirectories(root).Order(StringComparer.Ordinal))
         {
-            if (!File.Exists(Path.Combine(dir, "metrics.jsonl"))) continue;
             string? why = null;
+            if (!File.Exists(Path.Combine(dir, "metrics.jsonl")))
+            {
+                // Listed too, so a history that holds nothing usable still says what each folder was.
+                skipped.Add($"{Path.GetFileName(dir)}: no metrics.jsonl (not a run folder, or no step finished)");
+                continue;
+            }
             try
             {
                 var run = RunData.Load(dir);
@@ -54,10 +59,16 @@ public static class RunHistory
             why = "no prediction.json with a simulated step";
             return null;
         }
-        var later = run.Steps.Skip(1).ToList();
-        if (later.Count == 0)
+        if (run.Steps.Count < 2)
         {
             why = "fewer than two measured steps (the first is warm-up)";
+            return null;
+        }
+        // The steps after the first with a finite loss: a step that diverged was not a step of the settings' cost.
+        var later = run.SteadySteps;
+        if (later.Count == 0)
+        {
+            why = "no step after the first has a finite loss";
             return null;
         }
         double fastest = later.Min(s => s.WallMs), slowest = later.Max(s => s.WallMs);

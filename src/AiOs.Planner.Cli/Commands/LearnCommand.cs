@@ -4,6 +4,7 @@ using AiOs.Planner.Calibration;
 using AiOs.Planner.Calibration.Learning;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Learning;
 using AiOs.Planner.Reports;
 using Spectre.Console;
 
@@ -36,33 +37,49 @@ public static class LearnCommand
                 return ExitCodes.Usage;
             }
             var baseProfile = ProfileCatalog.Default.Load(r.GetValue(profile)!);
-            var (runs, skipped) = RunHistory.Load(r.GetValue(fromRuns)!);
+            string root = r.GetValue(fromRuns)!;
+            var (runs, skipped) = RunHistory.Load(root);
+            bool asJson = r.GetValue(json);
             var options = new LearnOptions { Trainer = r.GetValue(trainer), Seed = r.GetValue(seed), Date = DateTime.UtcNow.ToString("yyyy-MM-dd") };
+            CrossValidationResult? cv = null;
+            HardwareProfile? learned = null;
+            string? error = null;
             try
             {
-                CrossValidationResult? cv = k is { } f ? CorrectionCrossValidation.Run(runs, f, options) : null;
-                HardwareProfile? learned = null;
+                if (runs.Count == 0) throw new CalibrationException(NoUsableRun(root, skipped.Count));
+                cv = k is { } f ? CorrectionCrossValidation.Run(runs, f, options) : null;
                 if (outPath is not null)
                 {
                     learned = baseProfile with { Correction = CorrectionLearner.Learn(runs, options) };
                     ProfileWriter.WriteFile(outPath, learned);
                 }
-                if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(runs.Count, skipped, cv, learned, outPath)));
-                else Render(io.Console, runs.Count, skipped, cv, learned, outPath);
-                return ExitCodes.Ok;
             }
             catch (CalibrationException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
-                return ExitCodes.Usage;
+                error = e.Message;
             }
+            // The history is shown whether or not learning succeeded: a refusal must say what each run folder was.
+            if (asJson) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(runs, skipped, cv, learned, outPath, error)));
+            else Render(io.Console, runs, skipped, cv, learned, outPath);
+            if (error is null) return ExitCodes.Ok;
+            // With --json the document's "error" says it; stdout carries nothing else.
+            if (!asJson) io.Console.MarkupLineInterpolated($"[red]error:[/] {error}");
+            return runs.Count == 0 ? ExitCodes.Infeasible : ExitCodes.Usage;
         });
         return command;
     }
 
-    private static void Render(IAnsiConsole console, int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath)
+    /// <summary>Why nothing can be learned from <paramref name="root"/>: no run folder at all, or every one left out (listed with its reason).</summary>
+    internal static string NoUsableRun(string root, int skipped) => skipped == 0
+        ? $"{Path.GetFullPath(root)} holds no run folders: train a few with `aios train --runs-dir {root} --hardware PROFILE` first."
+        : $"none of the {skipped} entries under {Path.GetFullPath(root)} is a usable run (each is listed with its reason): " +
+          "a run needs a prediction.json (train with --hardware PROFILE), at least two steps, and steps after the first that agree within " +
+          $"{RunHistory.MaxStepSpread}× (rerun disturbed ones on a quiet machine).";
+
+    private static void Render(IAnsiConsole console, IReadOnlyList<RunObservation> runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath)
     {
-        console.MarkupLineInterpolated($"History: {runs} runs used, {skipped.Count} skipped.");
+        console.MarkupLineInterpolated($"History: {runs.Count} runs used, {skipped.Count} skipped.");
+        foreach (var run in runs) console.MarkupLineInterpolated($"  [green]used[/] {run.RunId}");
         foreach (string s in skipped) console.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
         if (cv is not null)
         {
@@ -75,11 +92,13 @@ public static class LearnCommand
         if (learned?.Correction is { } c) console.MarkupLineInterpolated($"Wrote {outPath}: correction ({c.Trainer}, {c.Runs} runs) for {learned.Name}.");
     }
 
-    private static JsonObject Json(int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath) => new()
+    private static JsonObject Json(IReadOnlyList<RunObservation> runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath, string? error) => new()
     {
-        ["runs"] = runs,
+        ["runs"] = runs.Count,
+        ["used"] = new JsonArray(runs.Select(r => (JsonNode)JsonValue.Create(r.RunId)!).ToArray()),
         ["skipped"] = new JsonArray(skipped.Select(s => (JsonNode)JsonValue.Create(s)!).ToArray()),
-        ["written"] = outPath,
+        ["error"] = error,
+        ["written"] = learned is null ? null : outPath,
         ["trainer"] = learned?.Correction?.Trainer,
         ["cross_validation"] = cv is null ? null : new JsonObject
         {

@@ -18,8 +18,11 @@ public static class ReportCommand
             foreach (string w in run.Warnings) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
             string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
             string index = HtmlReport.Write(run, outDir);
-            foreach (var row in HtmlReport.Errors(run))
+            var comparison = RunComparison.Of(run);
+            foreach (var row in comparison.Rows)
                 io.Console.MarkupLineInterpolated($"{row.Quantity}: predicted {row.Predicted:0.###} {row.Unit}, measured {row.Measured:0.###} {row.Unit}, error {(row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–")}");
+            if (comparison.SpreadLine is { } spread) io.Console.MarkupLineInterpolated($"{spread}");
+            if (comparison.Warning is { } warning) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
             io.Console.MarkupLineInterpolated($"Wrote {index}.");
             return ExitCodes.Ok;
         });

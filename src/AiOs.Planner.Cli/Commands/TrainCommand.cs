@@ -302,13 +302,16 @@ public static class TrainCommand
             console.MarkupLine("No prediction: pass --hardware PROFILE (or calibrate this machine) to compare with the simulator.");
             return;
         }
-        var rows = HtmlReport.Errors(RunData.Load(dir));
-        if (rows.Count == 0) return;
-        var table = new Table().Title($"Predicted ({hardware.Name}) vs measured, mean of the steps after the first")
+        var comparison = RunComparison.Of(RunData.Load(dir));
+        if (comparison.Rows.Count == 0) return;
+        string title = $"Predicted ({hardware.Name}) vs measured, mean of the steps after the first" + (comparison.Unreliable ? " (UNRELIABLE: see below)" : "");
+        var table = new Table().Title(title)
             .AddColumn("phase").AddColumn(new TableColumn("predicted").RightAligned()).AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
-        foreach (var row in rows)
+        foreach (var row in comparison.Rows)
             table.AddRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
         console.Write(table);
+        if (comparison.SpreadLine is { } spread) console.MarkupLineInterpolated($"{spread}");
+        if (comparison.Warning is { } warning) console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         console.MarkupLineInterpolated($"Report: aios report {dir}");
     }
 

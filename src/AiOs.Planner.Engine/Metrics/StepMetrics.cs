@@ -68,10 +68,23 @@ public sealed record RunSummary
     public required double? FinalLoss { get; init; }
     /// <summary>Median wall time of steps after the first (the first includes warm-up).</summary>
     public required double MedianStepMs { get; init; }
+    /// <summary>Min, p10, p50, p90 and max wall time of the steps after the first (<see cref="AiOs.Planner.Measurement.StepStatistics.Spread"/>); null without such a step.</summary>
+    public AiOs.Planner.Measurement.StepSpread? StepSpread { get; init; }
+    /// <summary>1-minute load average from <c>/proc/loadavg</c> when the steps started; null when unknown.</summary>
+    public double? LoadAverageStart { get; init; }
+    /// <summary>1-minute load average when this summary was written; null when unknown.</summary>
+    public double? LoadAverageEnd { get; init; }
+    /// <summary>Logical cores of the machine (what the load averages are compared with).</summary>
+    public int LogicalCores { get; init; }
+    /// <summary>False when the step times are not fit to compare with a prediction (a wide spread or a busy machine); <see cref="TimingCaveats"/> says why.</summary>
+    public bool TimingReliable { get; init; } = true;
+    /// <summary>Why the step times are unreliable (<see cref="AiOs.Planner.Measurement.StepStatistics.Caveats"/>); null when they are not.</summary>
+    public IReadOnlyList<string>? TimingCaveats { get; init; }
     public required double MeanForwardMs { get; init; }
     public required double MeanBackwardMs { get; init; }
     public required double MeanOptimizerMs { get; init; }
     public required double MeanIoStallMs { get; init; }
+    /// <summary>Total tokens ÷ total wall time of the steps after the first (<see cref="AiOs.Planner.Measurement.StepStatistics.TokensPerSecond"/>), not a mean of per-step rates.</summary>
     public required double TokensPerSecond { get; init; }
     public required long NvmeReadBytes { get; init; }
     public required long NvmeWrittenBytes { get; init; }

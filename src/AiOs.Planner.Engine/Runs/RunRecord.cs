@@ -1,6 +1,7 @@
 using System.Text.Json;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Measurement;
 
 namespace AiOs.Planner.Engine.Runs;
 
@@ -14,6 +15,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     private readonly List<StepMetrics> _steps = [];
     private string? _lastCheckpoint, _executor, _stoppedBy;
     private int? _nonFiniteStep;
+    private double? _loadAtStart;
 
     /// <summary>Steps this process ran, in order.</summary>
     public int Count
@@ -23,7 +25,13 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
 
     public void Started(string executor)
     {
-        lock (_gate) _executor = executor;
+        // Read here rather than in the constructor: the load the steps start under is what can disturb them.
+        double? load = LoadAverage.OneMinute();
+        lock (_gate)
+        {
+            _executor = executor;
+            _loadAtStart = load;
+        }
     }
 
     public void Add(StepMetrics step)
@@ -60,9 +68,13 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     private RunSummary Summarise(string? error)
     {
         List<StepMetrics> steps = _steps;
-        List<StepMetrics> warm = steps.Count > 1 ? steps.Skip(1).ToList() : steps;
+        // One definition of the steady steps, the throughput and the spread, shared with the reports (Core's StepStatistics).
+        var warm = StepStatistics.Steady(steps, Finite);
         double Mean(Func<StepMetrics, double> f) => warm.Count == 0 ? 0 : warm.Average(f);
-        double[] walls = warm.Select(m => m.WallMs).Order().ToArray();
+        var samples = steps.Select(m => new StepSample(m.WallMs, m.Tokens, Finite(m))).ToList();
+        StepSpread? spread = StepStatistics.Spread(samples);
+        double? loadAtEnd = LoadAverage.OneMinute();
+        var caveats = StepStatistics.Caveats(spread, _loadAtStart, loadAtEnd, System.Environment.ProcessorCount);
         return new RunSummary
         {
             RunId = request.Options.RunId,
@@ -75,12 +87,18 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             LastCheckpoint = _lastCheckpoint,
             FirstLoss = steps.Count > 0 ? steps[0].Loss : null,
             FinalLoss = steps.Count > 0 ? steps[^1].Loss : null,
-            MedianStepMs = walls.Length == 0 ? 0 : walls[walls.Length / 2],
+            MedianStepMs = spread?.P50Ms ?? 0,
+            StepSpread = spread,
+            LoadAverageStart = _loadAtStart,
+            LoadAverageEnd = loadAtEnd,
+            LogicalCores = System.Environment.ProcessorCount,
+            TimingReliable = caveats.Count == 0,
+            TimingCaveats = caveats.Count > 0 ? caveats : null,
             MeanForwardMs = Mean(m => m.ForwardMs),
             MeanBackwardMs = Mean(m => m.BackwardMs),
             MeanOptimizerMs = Mean(m => m.OptimizerMs),
             MeanIoStallMs = Mean(m => m.IoStallMs),
-            TokensPerSecond = warm.Sum(m => m.WallMs) > 0 ? warm.Sum(m => (double)m.Tokens) / (warm.Sum(m => m.WallMs) / 1e3) : 0,
+            TokensPerSecond = StepStatistics.TokensPerSecond(samples),
             NvmeReadBytes = steps.Sum(m => m.NvmeReadBytes),
             NvmeWrittenBytes = steps.Sum(m => m.NvmeWrittenBytes),
             CpuReadBytes = steps.Sum(m => m.CpuReadBytes),
@@ -95,4 +113,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             HostHeap = Native.HostHeap.Mode,
         };
     }
+
+    /// <summary>A step whose loss was finite and whose update was applied; the others stay out of every mean.</summary>
+    private static bool Finite(StepMetrics m) => m.NonFinite is null && double.IsFinite(m.Loss);
 }

@@ -1,0 +1,38 @@
+using System.Text.Json.Nodes;
+using AiOs.Planner.Reports;
+
+namespace AiOs.Planner.Cli.Tests;
+
+public sealed class TrainTimingSummaryTests
+{
+    [Fact]
+    public void Given_a_short_run_When_trained_Then_the_summary_records_spread_load_and_the_reports_throughput()
+    {
+        string root = Directory.CreateTempSubdirectory("aios-train-timing-").FullName;
+        try
+        {
+            var train = CliRunner.Run("train", "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--steps", "4", "--seq-len", "32", "--micro-batch", "2",
+                "--runs-dir", root, "--run-id", "t1");
+            Assert.Equal(ExitCodes.Ok, train.ExitCode);
+            string dir = Path.Combine(root, "t1");
+            var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
+            var run = RunData.Load(dir);
+            // One definition: summary.json's tokens/s is the report's (total tokens ÷ total time of steps 2–4)
+            Assert.Equal(run.TokensPerSecond, (double)summary["tokens_per_second"]!, 6);
+            var spread = summary["step_spread"]!;
+            Assert.Equal(3, (int)spread["steps"]!);
+            Assert.True((double)spread["min_ms"]! <= (double)spread["p50_ms"]! && (double)spread["p50_ms"]! <= (double)spread["max_ms"]!);
+            Assert.Equal(Environment.ProcessorCount, (int)summary["logical_cores"]!);
+            Assert.NotNull(summary["load_average_start"]);
+            // Whatever this machine's load, the summary, the table and the report agree on whether the comparison is reliable
+            bool reliable = (bool)summary["timing_reliable"]!;
+            Assert.Equal(reliable, !RunComparison.Of(run).Unreliable);
+            Assert.Equal(!reliable, train.Console.Contains("UNRELIABLE", StringComparison.Ordinal));
+            Assert.Contains("Step times after the first (n = 3)", train.Console);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+}
