@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Calibration;
 using AiOs.Planner.Calibration.Learning;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Reports;
@@ -32,7 +33,7 @@ public static class LearnCommand
             int? k = r.GetValue(folds);
             if (outPath is null && k is null)
             {
-                io.Console.MarkupLine("[red]error:[/] give --out (write the corrected profile), --cross-validate K, or both.");
+                io.Errors.MarkupLine("[red]error:[/] give --out (write the corrected profile), --cross-validate K, or both.");
                 return ExitCodes.Usage;
             }
             var baseProfile = ProfileCatalog.Default.Load(r.GetValue(profile)!);
@@ -48,27 +49,28 @@ public static class LearnCommand
                     ProfileWriter.WriteFile(outPath, learned);
                 }
                 if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(runs.Count, skipped, cv, learned, outPath)));
-                else Render(io.Console, runs.Count, skipped, cv, learned, outPath);
+                else Render(io, runs.Count, skipped, cv, learned, outPath);
                 return ExitCodes.Ok;
             }
             catch (CalibrationException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
         });
         return command;
     }
 
-    private static void Render(IAnsiConsole console, int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath)
+    private static void Render(CliIo io, int runs, IReadOnlyList<string> skipped, CrossValidationResult? cv, HardwareProfile? learned, string? outPath)
     {
+        var console = io.Console;
         console.MarkupLineInterpolated($"History: {runs} runs used, {skipped.Count} skipped.");
-        foreach (string s in skipped) console.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
+        foreach (string s in skipped) io.Errors.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
         if (cv is not null)
         {
-            var table = new Table().AddColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
-            table.Title = new TableTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
-            foreach (var e in cv.Errors) table.AddRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
+            var table = new Table().AddTextColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
+            table.TextTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
+            foreach (var e in cv.Errors) table.AddTextRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
             console.Write(table);
             console.MarkupLineInterpolated($"{cv.FallBacks} of {cv.Runs.Count} held-out runs fell outside their training folds' range and kept the uncorrected prediction.");
         }
