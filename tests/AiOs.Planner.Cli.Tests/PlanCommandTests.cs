@@ -51,8 +51,9 @@ public class PlanCommandTests
     {
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--micro-batch", "0", "--json");
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
-        var problems = JsonNode.Parse(r.Stdout)!["problems"]!.AsArray().Select(p => p!.GetValue<string>()).ToList();
-        Assert.Contains(problems, p => p.Contains("--micro-batch"));
+        // A refused setting is an error: nothing on stdout (so `--json | jq` sees no document), the flag named on stderr.
+        Assert.Equal("", r.Stdout + r.Tables);
+        Assert.Contains("--micro-batch", r.Stderr);
     }
 
     [Fact]
