@@ -64,12 +64,19 @@ public static class Program
     }
 
     /// <summary>A Spectre console on the process's stderr: colour only when stderr is a terminal.</summary>
-    private static IAnsiConsole StderrConsole() => AnsiConsole.Create(new AnsiConsoleSettings
+    private static IAnsiConsole StderrConsole()
     {
-        Out = new AnsiConsoleOutput(Console.Error),
-        Ansi = Console.IsErrorRedirected ? AnsiSupport.No : AnsiSupport.Detect,
-        ColorSystem = Console.IsErrorRedirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
-    });
+        bool redirected = Console.IsErrorRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Error),
+            Ansi = redirected ? AnsiSupport.No : AnsiSupport.Detect,
+            ColorSystem = redirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+        });
+        // Into a log or a pipe, one message stays one line (Spectre would wrap it at 80 columns), so grep finds it whole.
+        if (redirected) console.Profile.Width = 4096;
+        return console;
+    }
 
     /// <summary>Forwards System.CommandLine's own messages to a Spectre console as plain text (never parsed as markup).</summary>
     private sealed class ConsoleTextWriter(IAnsiConsole console) : TextWriter
