@@ -16,6 +16,11 @@ public static class ExitCodes
     public const int Usage = 2;
     /// <summary>The command ran, and the answer is "no": the plan does not fit, the folder is unusable.</summary>
     public const int Infeasible = 3;
+    /// <summary>
+    /// <c>aios check-nvme</c> with --model and --hardware: the folder cannot hold the swap files, and the plan falls back to
+    /// CPU offload (what <c>aios train</c> would do); --no-fallback turns this into <see cref="Infeasible"/>.
+    /// </summary>
+    public const int FellBackToCpu = 5;
     /// <summary><c>aios train</c>: a step's loss or gradients were not finite; the run stopped without applying it (summary.json names the step).</summary>
     public const int Diverged = 4;
     /// <summary>Stopped by SIGHUP (the terminal or SSH session went away).</summary>

@@ -57,8 +57,8 @@ public class OtherCommandsTests
         Assert.Equal(ExitCodes.Infeasible, r.ExitCode);
         Assert.Contains("--no-fallback", r.Console);
         var fallback = CliRunner.Run("check-nvme", file, "--model", "gpt2", "--hardware", "h200-1x");
-        Assert.Equal(ExitCodes.Ok, fallback.ExitCode);
-        Assert.Contains("Falling back to CPU offload", fallback.Console);
+        Assert.Equal(ExitCodes.FellBackToCpu, fallback.ExitCode);
+        Assert.Contains("Falling back to CPU offload", fallback.Stderr);
     }
 
     [Fact]

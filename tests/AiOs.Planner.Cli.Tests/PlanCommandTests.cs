@@ -52,8 +52,9 @@ public class PlanCommandTests
         // Out-of-range settings are refused by the shared validator before planning (as train refuses them), so no JSON is printed.
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--micro-batch", "0", "--json");
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
-        Assert.Contains("--micro-batch", r.Console);
-        Assert.Equal("", r.Stdout);
+        // A refused setting is an error: nothing on stdout (so `--json | jq` sees no document), the flag named on stderr.
+        Assert.Equal("", r.Stdout + r.Tables);
+        Assert.Contains("--micro-batch", r.Stderr);
     }
 
     [Fact]

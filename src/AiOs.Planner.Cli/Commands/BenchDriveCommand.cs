@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using AiOs.Planner.Calibration;
 using AiOs.Planner.Calibration.Benchmarks;
 using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Units;
 using Spectre.Console;
@@ -50,12 +51,12 @@ public static class BenchDriveCommand
             }
             catch (CalibrationException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
             catch (OperationCanceledException)
             {
-                io.Console.MarkupLine("[yellow]interrupted[/]; the test file was removed.");
+                io.Errors.MarkupLine("[yellow]interrupted[/]; the test file was removed.");
                 return ExitCodes.Interrupted;
             }
         });
@@ -83,7 +84,7 @@ public static class BenchDriveCommand
 
     private static void Render(IAnsiConsole console, SequentialBenchmarkReport report)
     {
-        var table = new Table().AddColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio: paired median [quartiles]");
+        var table = new Table().AddTextColumns("direction", "tool", "runs (GB/s)", "median", "spread", "aios / fio: paired median [quartiles]");
         foreach (var direction in new[] { IoDirection.Write, IoDirection.Read })
         {
             foreach (string tool in new[] { SequentialBenchmark.AiosTool, SequentialBenchmark.FioTool })
@@ -94,7 +95,7 @@ public static class BenchDriveCommand
                 string ratio = tool == SequentialBenchmark.AiosTool && report.PairedRatio(direction) is { } q && report.PairedRatioQuartiles(direction) is { } iq
                     ? string.Create(CultureInfo.InvariantCulture, $"{q:0.000} [{iq.Low:0.00}–{iq.High:0.00}]")
                     : "";
-                table.AddRow(direction.ToString().ToLowerInvariant(), tool, string.Join("  ", runs), median.GBps.ToString("0.000", CultureInfo.InvariantCulture),
+                table.AddTextRow(direction.ToString().ToLowerInvariant(), tool, string.Join("  ", runs), median.GBps.ToString("0.000", CultureInfo.InvariantCulture),
                     report.Spread(tool, direction).ToString("P0", CultureInfo.InvariantCulture), ratio);
             }
         }

@@ -33,7 +33,7 @@ public static class CalibrateCommand
         {
             if (r.GetValue(quick) && r.GetValue(full))
             {
-                io.Console.MarkupLine("[red]error:[/] choose --quick or --full, not both.");
+                io.Errors.MarkupLine("[red]error:[/] choose --quick or --full, not both.");
                 return ExitCodes.Usage;
             }
             string? outPath = r.GetValue(output);
@@ -61,22 +61,22 @@ public static class CalibrateCommand
                 var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), hangup.Token).ConfigureAwait(false);
                 if (outPath is not null && !TryWrite(io, outPath, result)) return ExitCodes.Usage;
                 if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, outPath)));
-                else CalibrationTables.Render(io.Console, result, outPath);
+                else CalibrationTables.Render(io, result, outPath);
                 return ExitCodes.Ok;
             }
             catch (CalibrationException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
             catch (DirectIoException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message} No profile was written; the test file was removed.");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message} No profile was written; the test file was removed.");
                 return ExitCodes.Infeasible;
             }
             catch (OperationCanceledException)
             {
-                io.Console.MarkupLine("[yellow]interrupted[/]: the test file was removed and no profile was written.");
+                io.Errors.MarkupLine("[yellow]interrupted[/]: the test file was removed and no profile was written.");
                 return ExitCodes.Interrupted;
             }
         });
@@ -93,7 +93,7 @@ public static class CalibrateCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            io.Console.MarkupLineInterpolated($"[red]error:[/] cannot write {path}: {e.Message} The profile follows on stdout.");
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] cannot write {path}: {e.Message} The profile follows on stdout.");
             io.Stdout.Write(ProfileWriter.ToJson(result.Profile));
             return false;
         }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using AiOs.Planner.Calibration.Compute;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Hardware;
@@ -60,7 +61,7 @@ public static class CalibrateCpuCommand
             }
             var table = new Table().AddColumn("pass").AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("fitted").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
             foreach (var t in timings)
-                table.AddRow(t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{fit.Predict(t) * 1e3:0.0} ms", $"{(fit.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
+                table.AddTextRow(t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{fit.Predict(t) * 1e3:0.0} ms", $"{(fit.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
             io.Console.Write(table);
             io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); layer matmul efficiency {fit.MatmulEfficiency:0.00}, saved bytes {fit.SavedBytesRate.GBps:0.00} GB/s, overhead {fit.Overhead.Seconds * 1e6:0} µs, backward/forward {fit.BackwardRatio:0.00}; R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}; {(quality.Write ? $"wrote {path}" : $"{path} left unchanged")}.");
             return code;

@@ -29,7 +29,7 @@ public static class CalibrateGpuCommand
             }
             catch (InvalidOperationException e)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
             string date = DateTime.UtcNow.ToString("yyyy-MM-dd");

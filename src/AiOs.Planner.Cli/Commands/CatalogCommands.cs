@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
@@ -29,7 +30,7 @@ public static class ModelsCommand
             }
             var table = new Table().AddColumns("name", "parameters", "layers", "hidden", "heads (kv)", "ffn", "vocab");
             foreach (var m in models.OrderBy(m => m.TotalParameters))
-                table.AddRow(m.Name, m.TotalParameters.ToString("N0"), m.NumLayers.ToString(), m.HiddenSize.ToString(),
+                table.AddTextRow(m.Name, m.TotalParameters.ToString("N0"), m.NumLayers.ToString(), m.HiddenSize.ToString(),
                     $"{m.NumHeads} ({m.KvHeads})", $"{m.FfnSize} {m.FfnKind.ToString().ToLowerInvariant()}", m.VocabSize.ToString());
             io.Console.Write(table);
             io.Console.MarkupLine("A path to a models/*.json file or a Hugging Face config.json works wherever a name does.");
@@ -64,7 +65,7 @@ public static class ProfilesCommand
             foreach (var p in profiles)
             {
                 string drives = p.Drives.Count == 0 ? "-" : string.Join(" + ", p.Drives.Select(d => $"{d.Count}× {d.Read.PeakGbps.Value:0.#}/{d.Write.PeakGbps.Value:0.#}"));
-                table.AddRow(Markup.Escape(p.Name), p.HasGpu ? $"{p.Nodes}×{p.GpusPerNode} {Markup.Escape(p.Gpu!.Model)}" : "none",
+                table.AddTextRow(p.Name, p.HasGpu ? $"{p.Nodes}×{p.GpusPerNode} {p.Gpu!.Model}" : "none",
                     p.Gpu?.Memory.ToString() ?? "-", p.Cpu.Ram.ToString(),
                     p.Drives.Aggregate(Units.Bytes.Zero, (s, d) => s + d.Capacity).ToString(), drives, p.Source.ToString().ToLowerInvariant());
             }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Planning;
@@ -27,7 +28,7 @@ public static class CheckNvmeCommand
             string? modelName = r.GetValue(options.Model), hardwareName = r.GetValue(options.Hardware);
             if ((modelName is null) != (hardwareName is null))
             {
-                io.Console.MarkupLine("[red]error:[/] give both --model and --hardware to size the swap files, or neither to check the folder only.");
+                io.Errors.MarkupLine("[red]error:[/] give both --model and --hardware to size the swap files, or neither to check the folder only.");
                 return ExitCodes.Usage;
             }
             PlanResult? plan = null;
@@ -42,9 +43,9 @@ public static class CheckNvmeCommand
             var check = NvmeCheck.Check(folder, plan?.Memory.Nvme.Items ?? []);
             var decision = plan is null ? null : OffloadFallback.Decide(plan.Model, plan.Hardware, plan.Settings, check, allowFallback: !r.GetValue(noFallback));
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(check, decision)));
-            else Render(io.Console, check, decision);
+            else Render(io, check, decision);
             if (decision is { Failed: true } || (decision is null && !check.Usable)) return ExitCodes.Infeasible;
-            return ExitCodes.Ok;
+            return decision is { FellBack: true } ? ExitCodes.FellBackToCpu : ExitCodes.Ok;
         });
         return command;
     }
@@ -76,8 +77,9 @@ public static class CheckNvmeCommand
         };
     }
 
-    private static void Render(IAnsiConsole console, NvmeCheckResult check, FallbackDecision? decision)
+    private static void Render(CliIo io, NvmeCheckResult check, FallbackDecision? decision)
     {
+        var console = io.Console;
         var f = check.Facts;
         var table = new Table().AddColumns("", "").HideHeaders();
         table.AddRow("folder", Markup.Escape(check.Path + (check.Created ? " (created)" : "")));
@@ -92,11 +94,11 @@ public static class CheckNvmeCommand
         if (check.Needs.Count > 0) table.AddRow("needs in all", Markup.Escape(check.Required.ToString()));
         console.Write(table);
         if (check.Leftovers.Count > 0) console.Write(LeftoverRendering.Table(check.Leftovers));
-        foreach (string w in check.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
-        foreach (string p in check.Problems) console.MarkupLineInterpolated($"[red]problem:[/] {p}");
+        foreach (string w in check.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        foreach (string p in check.Problems) io.Errors.MarkupLineInterpolated($"[red]problem:[/] {p}");
         // The label is markup and the message is text: an interpolated hole is escaped, so the label must not be one.
         if (decision?.Message is { } message)
-            console.MarkupLine((decision.Failed ? "[red]error:[/] " : "[yellow]fallback:[/] ") + Markup.Escape(message));
+            io.Errors.MarkupLine((decision.Failed ? "[red]error:[/] " : "[yellow]fallback:[/] ") + Markup.Escape(message));
         else if (check.Usable)
             console.MarkupLine("[green]Usable[/] for NVMe offload. Only `aios calibrate` measures its speed.");
     }

@@ -26,12 +26,12 @@ public static class CleanCommand
             string folder = Path.GetFullPath(r.GetValue(path)!);
             if (NoFollowFs.LinkRefusal(folder, "The offload folder") is { } link)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {link}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {link}");
                 return ExitCodes.Usage;
             }
             if (!Directory.Exists(folder))
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {folder} is not a folder; give the offload folder that holds the aios-<run id> folders.");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {folder} is not a folder; give the offload folder that holds the aios-<run id> folders.");
                 return ExitCodes.Usage;
             }
             var outcomes = Leftovers.Clean(folder, r.GetValue(dryRun));

@@ -21,15 +21,15 @@ public static class DsConfigCommand
             var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), options.Build(r));
             if (plan.SettingsProblems.Count > 0)
             {
-                foreach (var p in plan.SettingsProblems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");
+                foreach (var p in plan.SettingsProblems) io.Errors.MarkupLineInterpolated($"[red]error:[/] {p}");
                 return ExitCodes.Usage;
             }
             // Settings DeepSpeed has no key for: say so rather than emit a config that quietly differs from the plan.
             var s = plan.Settings;
             if (s.GradientOffload is { } g && g != s.OptimizerOffload)
-                Console.Error.WriteLine($"warning: DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
+                io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
             if (s.Schedule == Settings.StepSchedule.Overlapped)
-                Console.Error.WriteLine("warning: DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
+                io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
             string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes));
             if (r.GetValue(output) is { } path)
             {
@@ -40,12 +40,8 @@ public static class DsConfigCommand
             {
                 io.Stdout.Write(json);
             }
-            // With the config on stdout, warnings go to stderr so the output stays a valid JSON file.
-            foreach (string p in plan.CapacityProblems)
-            {
-                if (r.GetValue(output) is null) Console.Error.WriteLine($"warning: {p}");
-                else io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
-            }
+            // Warnings go to stderr, so the config on stdout stays a valid JSON file.
+            foreach (string p in plan.CapacityProblems) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
             return plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;

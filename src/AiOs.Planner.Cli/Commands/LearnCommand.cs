@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Calibration;
 using AiOs.Planner.Calibration.Learning;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Learning;
@@ -33,7 +34,7 @@ public static class LearnCommand
             int? k = r.GetValue(folds);
             if (outPath is null && k is null)
             {
-                io.Console.MarkupLine("[red]error:[/] give --out (write the corrected profile), --cross-validate K, or both.");
+                io.Errors.MarkupLine("[red]error:[/] give --out (write the corrected profile), --cross-validate K, or both.");
                 return ExitCodes.Usage;
             }
             var baseProfile = ProfileCatalog.Default.Load(r.GetValue(profile)!);
@@ -62,8 +63,8 @@ public static class LearnCommand
             if (asJson) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(runs, skipped, cv, learned, outPath, error)));
             else Render(io.Console, runs, skipped, cv, learned, outPath);
             if (error is null) return ExitCodes.Ok;
-            // With --json the document's "error" says it; stdout carries nothing else.
-            if (!asJson) io.Console.MarkupLineInterpolated($"[red]error:[/] {error}");
+            // Errors go to stderr; with --json the document's "error" says it too, and stdout carries nothing else.
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] {error}");
             return runs.Count == 0 ? ExitCodes.Infeasible : ExitCodes.Usage;
         });
         return command;
@@ -83,9 +84,9 @@ public static class LearnCommand
         foreach (string s in skipped) console.MarkupLineInterpolated($"  [yellow]skipped[/] {s}");
         if (cv is not null)
         {
-            var table = new Table().AddColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
-            table.Title = new TableTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
-            foreach (var e in cv.Errors) table.AddRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
+            var table = new Table().AddTextColumns("quantity", "mean error uncorrected", "mean error corrected", "median uncorrected", "median corrected");
+            table.TextTitle($"{cv.Folds}-fold cross-validation ({cv.Trainer}): |predicted − measured| ÷ measured over held-out runs");
+            foreach (var e in cv.Errors) table.AddTextRow(e.Quantity, $"{e.Uncorrected:P1}", $"{e.Corrected:P1}", $"{e.MedianUncorrected:P1}", $"{e.MedianCorrected:P1}");
             console.Write(table);
             console.MarkupLineInterpolated($"{cv.FallBacks} of {cv.Runs.Count} held-out runs fell outside their training folds' range and kept the uncorrected prediction.");
         }

@@ -15,7 +15,7 @@ public static class ReportCommand
         command.SetAction(r =>
         {
             var run = RunData.Load(r.GetValue(runDir)!);
-            foreach (string w in run.Warnings) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+            foreach (string w in run.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
             string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
             string index = HtmlReport.Write(run, outDir);
             var comparison = RunComparison.Of(run);

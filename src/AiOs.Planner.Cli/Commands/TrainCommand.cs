@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine;
 using AiOs.Planner.Engine.Data;
@@ -101,8 +102,8 @@ public static class TrainCommand
                 var problems = RunCapacity.Problems(options.LoadModel(r), settings, engine, hardware, LocalResources.Read(settings.UsesNvme ? settings.NvmePath : null));
                 if (problems.Count > 0)
                 {
-                    io.Console.MarkupLineInterpolated($"[red]error:[/] the run does not fit this machine, so nothing was started (--force starts it anyway):");
-                    foreach (string problem in problems) io.Console.MarkupLineInterpolated($"  {problem}");
+                    io.Errors.MarkupLineInterpolated($"[red]error:[/] the run does not fit this machine, so nothing was started (--force starts it anyway):");
+                    foreach (string problem in problems) io.Errors.MarkupLineInterpolated($"  {problem}");
                     return ExitCodes.Infeasible;
                 }
             }
@@ -117,7 +118,7 @@ public static class TrainCommand
                 RunsRoot = r.GetValue(runsDir)!,
                 SaveEvery = r.GetValue(saveEvery),
                 ResumeFrom = r.GetValue(resume),
-                OnWarning = warning => io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
+                OnWarning = warning => io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
             };
             int code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
             if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
@@ -227,7 +228,7 @@ public static class TrainCommand
         {
             try
             {
-                io.Console.MarkupLineInterpolated($"[yellow]{message}[/]");
+                io.Errors.MarkupLineInterpolated($"[yellow]{message}[/]");
             }
             catch (IOException)
             {
@@ -252,7 +253,7 @@ public static class TrainCommand
         }
         catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
         {
-            io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
             return ExitCodes.Usage;
         }
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
@@ -263,7 +264,7 @@ public static class TrainCommand
             if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
             else
             {
-                if (summary.Error is { } error) io.Console.MarkupLineInterpolated($"[red]error:[/] {error}");
+                if (summary.Error is { } error) io.Errors.MarkupLineInterpolated($"[red]error:[/] {error}");
                 Render(io.Console, summary, dir);
                 RenderComparison(io.Console, dir, hardware);
             }
@@ -278,8 +279,8 @@ public static class TrainCommand
     private static void Render(IAnsiConsole console, RunSummary s, string dir)
     {
         var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
-        table.AddRow("steps", $"{s.StepsCompleted}/{s.StepsRequested}");
-        if (s.Executor is { } executor) table.AddRow("executor", executor);
+        table.AddTextRow("steps", $"{s.StepsCompleted}/{s.StepsRequested}");
+        if (s.Executor is { } executor) table.AddTextRow("executor", executor);
         table.AddRow("loss", $"{s.FirstLoss:0.0000} → {s.FinalLoss:0.0000}");
         table.AddRow("median step", $"{s.MedianStepMs:0.0} ms");
         table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
@@ -289,7 +290,7 @@ public static class TrainCommand
         table.AddRow("peak RSS", $"{new Units.Bytes(s.PeakResidentBytes)}");
         if (s.PeakDeviceBytes is { } device)
             table.AddRow("peak device memory", s.GpuMemoryLimitBytes is { } limit ? $"{new Units.Bytes(device)} (limit {new Units.Bytes(limit)})" : $"{new Units.Bytes(device)}");
-        if (s.LastCheckpoint is { } checkpoint) table.AddRow("last checkpoint", checkpoint);
+        if (s.LastCheckpoint is { } checkpoint) table.AddTextRow("last checkpoint", checkpoint);
         console.Write(table);
         console.MarkupLineInterpolated($"Run folder: {dir}");
     }
@@ -305,10 +306,10 @@ public static class TrainCommand
         var comparison = RunComparison.Of(RunData.Load(dir));
         if (comparison.Rows.Count == 0) return;
         string title = $"Predicted ({hardware.Name}) vs measured, mean of the steps after the first" + (comparison.Unreliable ? " (UNRELIABLE: see below)" : "");
-        var table = new Table().Title(title)
+        var table = new Table().TextTitle(title)
             .AddColumn("phase").AddColumn(new TableColumn("predicted").RightAligned()).AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
         foreach (var row in comparison.Rows)
-            table.AddRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
+            table.AddTextRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
         console.Write(table);
         if (comparison.SpreadLine is { } spread) console.MarkupLineInterpolated($"{spread}");
         if (comparison.Warning is { } warning) console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Tuning;
@@ -132,9 +133,9 @@ public static class TuneCommand
         foreach (string line in result.Explanation) console.MarkupLineInterpolated($"{line}");
         if (result.ParetoFront.Count > 0)
         {
-            var table = new Table().Title("Throughput against host RAM (Pareto front)").AddColumns("tokens/s", "step", "sequences/step", "host RAM", "GPU", "bottleneck", "settings");
+            var table = new Table().Title("Throughput against host RAM (Pareto front)").AddTextColumns("tokens/s", "step", "sequences/step", "host RAM", "GPU", "bottleneck", "settings");
             foreach (var c in result.ParetoFront.Take(8))
-                table.AddRow(c.TokensPerSecond.ToString("N0"), c.StepTime.ToString(), c.SequencesPerStep.ToString("N0"), c.HostPeak.ToString(), c.GpuPeak.ToString(), Markup.Escape(c.Bottleneck), Markup.Escape(Tuner.Describe(c.Settings)));
+                table.AddTextRow(c.TokensPerSecond.ToString("N0"), c.StepTime.ToString(), c.SequencesPerStep.ToString("N0"), c.HostPeak.ToString(), c.GpuPeak.ToString(), c.Bottleneck, Tuner.Describe(c.Settings));
             console.Write(table);
         }
         if (result.Best is { } best)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
@@ -74,8 +75,8 @@ public static class WhatIfCommand
     private static void Render(IAnsiConsole console, WhatIfResult result, double minRate)
     {
         var models = result.Cells.Select(c => c.Model).Distinct().ToList();
-        var table = new Table().Title("Predicted tokens/s at the best settings (bottleneck)").AddColumn("machine");
-        foreach (string m in models) table.AddColumn(m);
+        var table = new Table().Title("Predicted tokens/s at the best settings (bottleneck)").AddTextColumns("machine");
+        foreach (string m in models) table.AddTextColumns(m);
         foreach (var row in result.Cells.GroupBy(c => (c.Hardware, c.Variant)))
         {
             var cells = new List<string> { Markup.Escape(row.Key.Variant == WhatIf.AsIs ? row.Key.Hardware : $"  {row.Key.Variant}") };

@@ -37,14 +37,15 @@ internal static class CalibrationProgressBar
 /// <summary>The calibration summary: figures, fit quality, cache note, warnings.</summary>
 internal static class CalibrationTables
 {
-    /// <summary>Writes the summary table, cache note, warnings and where the profile went.</summary>
-    public static void Render(IAnsiConsole console, CalibrationResult result, string? outPath)
+    /// <summary>Writes the summary table and where the profile went to the console; the cache note and warnings to stderr.</summary>
+    public static void Render(CliIo io, CalibrationResult result, string? outPath)
     {
+        var console = io.Console;
         var p = result.Profile;
         var drive = p.Drives[0];
         var aio = new AioSettings();
         string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
-        var table = new Table().AddColumns("figure", "value", "how");
+        var table = new Table().AddTextColumns("figure", "value", "how");
         table.AddRow("CPU", Markup.Escape($"{p.Cpu.Model}, {p.Cpu.Cores} cores, {F(p.Cpu.RamGib.Value, "0.0")} GiB"), "/proc");
         table.AddRow("drive", Markup.Escape($"{drive.Model}, {F(drive.CapacityGb.Value, "0")} GB"), Markup.Escape($"{result.Machine.Storage.Path}, rotational flag {(result.Machine.Storage.Rotational is { } rot ? (rot ? "1" : "0") : "?")}"));
         foreach (var (name, dir, samples) in new[] { ("read", drive.Read, result.Drive.ReadSamples.Count), ("write", drive.Write, result.Drive.WriteSamples.Count) })
@@ -59,8 +60,8 @@ internal static class CalibrationTables
         table.AddRow("memory copy", $"{F(p.Cpu.MemoryBandwidthGbps.Value, "0.0")} GB/s", Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.MemcpyOneThread.GBps, "0.0")} GB/s"));
         table.AddRow("CPU Adam", Markup.Escape($"{F(result.Host.AdamAllThreads / 1e6, "0")} M params/s"), Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.AdamOneThread / 1e6, "0")} M params/s"));
         console.Write(table);
-        if (drive.CacheNote is { } cache) console.MarkupLineInterpolated($"[yellow]cache:[/] {cache}");
-        foreach (string w in result.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        if (drive.CacheNote is { } cache) io.Errors.MarkupLineInterpolated($"[yellow]cache:[/] {cache}");
+        foreach (string w in result.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
         console.MarkupLineInterpolated($"Calibrated in {result.Elapsed.TotalSeconds:0} s.");
         if (outPath is not null) console.MarkupLineInterpolated($"Wrote [bold]{outPath}[/]; use it with [bold]aios plan --hardware {outPath}[/].");
         else console.MarkupLine("Pass [bold]--out profiles/NAME.json[/] to save the profile.");

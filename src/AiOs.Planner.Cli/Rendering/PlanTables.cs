@@ -15,21 +15,21 @@ public static class PlanTables
         console.MarkupLineInterpolated($"[bold]{plan.Model.Name}[/] ({plan.Model.TotalParameters:N0} parameters) on [bold]{plan.Hardware.Name}[/]: {plan.Nodes} node(s) × {plan.GpusPerNode} GPU(s)");
         console.MarkupLineInterpolated($"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters → {Tier(s.ParamOffload)}, optimizer → {Tier(s.OptimizerOffload)}, gradients → {Tier(s.EffectiveGradientOffload)}; {s.Precision.ToString().ToLowerInvariant()}, micro-batch {s.MicroBatch} × {s.SeqLen} tokens{(s.ActivationCheckpointing ? ", checkpointing" : "")}");
 
-        var tiers = new Table().Title("Peak memory per tier").AddColumns("tier", "peak", "capacity", "use");
+        var tiers = new Table().Title("Peak memory per tier").AddTextColumns("tier", "peak", "capacity", "use");
         foreach (var tier in plan.Memory.Tiers)
         {
             if (tier.Items.Count == 0) continue;
             double use = tier.Capacity.Value > 0 ? tier.Peak / tier.Capacity : double.PositiveInfinity;
             string colour = use <= 0.9 ? "green" : use <= 1 ? "yellow" : "red";
-            tiers.AddRow(new Markup(Name(tier.Tier)), new Markup(tier.Peak.ToString()), new Markup(tier.Capacity.ToString()),
-                new Markup($"[{colour}]{(double.IsInfinity(use) ? "n/a" : use.ToString("P0"))}[/]"));
+            tiers.AddRow(new Text(Name(tier.Tier)), new Text(tier.Peak.ToString()), new Text(tier.Capacity.ToString()),
+                TableText.Coloured(double.IsInfinity(use) ? "n/a" : use.ToString("P0"), colour));
         }
         console.Write(tiers);
 
-        var breakdown = new Table().Title($"Breakdown (GPU peak at the {plan.Memory.GpuPeakPhase})").AddColumns("tier", "item", "bytes", "note");
+        var breakdown = new Table().TextTitle($"Breakdown (GPU peak at the {plan.Memory.GpuPeakPhase})").AddTextColumns("tier", "item", "bytes", "note");
         foreach (var tier in plan.Memory.Tiers)
             foreach (var item in tier.Items)
-                breakdown.AddRow(Markup.Escape(Name(tier.Tier)), Markup.Escape(item.Name), Markup.Escape(item.Bytes.ToString()), Markup.Escape(item.Note ?? ""));
+                breakdown.AddTextRow(Name(tier.Tier), item.Name, item.Bytes.ToString(), item.Note);
         console.Write(breakdown);
 
         if (plan.Step is { } step) RenderStep(console, plan, step);
@@ -53,9 +53,9 @@ public static class PlanTables
             console.MarkupLineInterpolated($"Corrected from past runs (× {c.Ratios.Forward:0.##} forward, × {c.Ratios.Backward:0.##} backward, × {c.Ratios.Optimizer:0.##} optimizer); the simulator alone said {c.Uncorrected.Total * 1e3:0.###} ms.");
         else if (plan.Correction is { } u)
             console.MarkupLineInterpolated($"[yellow]Uncorrected[/]: the profile's learned correction was not applied ({u.Reason}).");
-        var table = new Table().Title("Resources in one step").AddColumns("resource", "busy", "utilization", "on critical path");
+        var table = new Table().Title("Resources in one step").AddTextColumns("resource", "busy", "utilization", "on critical path");
         foreach (var (kind, busy) in step.Busy.OrderBy(kv => kv.Key))
-            table.AddRow(ResourceNames.Of(kind, gpu), busy.ToString(), step.Utilization(kind).ToString("P0"), step.CriticalPath.GetValueOrDefault(kind).ToString());
+            table.AddTextRow(ResourceNames.Of(kind, gpu), busy.ToString(), step.Utilization(kind).ToString("P0"), step.CriticalPath.GetValueOrDefault(kind).ToString());
         console.Write(table);
         var t = step.Traffic;
         console.MarkupLineInterpolated($"Traffic: NVMe read {t.NvmeRead}, write {t.NvmeWrite} (per node); host→GPU {t.H2d}, GPU→host {t.D2h}, collectives {t.Network} (per GPU)");
