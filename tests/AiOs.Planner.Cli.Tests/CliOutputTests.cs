@@ -47,6 +47,10 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["train with a prediction"] = w => new(Train(w, w.Fresh("runs[1]")), ExitCodes.Ok, "cpu[1]"),
         ["train missing dataset"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--dataset-file", Path.Combine(w.Root, "none[1].txt")], ExitCodes.Usage, "none[1]"),
         ["report"] = w => new(["report", TrainedRun(w)], ExitCodes.Ok, "Wrote"),
+        ["doctor"] = w => new(["doctor", "--nvme-path", w.Nvme], ExitCodes.Ok, "nvme[1]"),
+        ["export-hf without checkpoints"] = w => new(["export-hf", Directory.CreateDirectory(w.Fresh("run[1]")).FullName, "--model", w.TinyModel, "--out", w.Fresh("hf[1]")], ExitCodes.Usage, "run[1]"),
+        ["export-hf trained run"] = w => new(["export-hf", TrainedRun(w, saveEvery: true), "--model", w.TinyModel, "--out", w.Fresh("hf[1]")], ExitCodes.Ok, "hf[1]"),
+        ["logits missing tokens"] = w => new(["logits", "--model", w.TinyModel, "--tokens", Path.Combine(w.Root, "none[1].json"), "--out", w.Fresh("l[1]") + ".safetensors"], ExitCodes.Usage, "none[1]"),
         ["report missing run"] = w => new(["report", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
     };
 
@@ -74,6 +78,8 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["calibrate-cpu fails"] = w => new(["calibrate-cpu", "--out", Path.Combine(w.Root, "none[1].json"), "--json"], ExitCodes.Usage),
         ["learn ok"] = w => new(["learn", "--from-runs", w.History, "--profile", w.Cpu, "--cross-validate", "2", "--json"], ExitCodes.Ok),
         ["learn fails"] = w => new(["learn", "--from-runs", w.History, "--profile", w.Cpu, "--json"], ExitCodes.Usage),
+        ["doctor ok"] = w => new(["doctor", "--nvme-path", w.Nvme, "--json"], ExitCodes.Ok),
+        ["doctor fails"] = _ => new(["doctor", "--json", "--no-such-flag"], ExitCodes.Usage),
         ["train ok"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--json"], ExitCodes.Ok),
         ["train fails"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--dataset-file", Path.Combine(w.Root, "none[1].txt"), "--json"], ExitCodes.Usage),
     };
@@ -88,10 +94,11 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
     private static string[] Train(CliOutputWorld w, string runsDir) =>
         ["train", "--model", w.TinyModel, "--hardware", w.Cpu, "--steps", "2", "--seq-len", "16", "--micro-batch", "1", "--runs-dir", runsDir, "--run-id", "out"];
 
-    private static string TrainedRun(CliOutputWorld w)
+    private static string TrainedRun(CliOutputWorld w, bool saveEvery = false)
     {
         string runs = w.Fresh("runs[1]");
-        Assert.Equal(ExitCodes.Ok, CliRunner.Run([.. Train(w, runs), "--json"]).ExitCode);
+        string[] extra = saveEvery ? ["--save-every", "2", "--json"] : ["--json"];
+        Assert.Equal(ExitCodes.Ok, CliRunner.Run([.. Train(w, runs), .. extra]).ExitCode);
         return Path.Combine(runs, "out");
     }
 

@@ -27,10 +27,10 @@ public static class ExportHfCommand
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or NotSupportedException or FileNotFoundException)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
-            foreach (string warning in result.Warnings) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
+            foreach (string warning in result.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
             io.Console.MarkupLineInterpolated(
                 $"Exported step {result.Step} of {result.Checkpoint} as {PretrainedNames.Describe(result.Family)} ({result.Tensors} tensors, fp32) to {result.Folder}.");
             return ExitCodes.Ok;

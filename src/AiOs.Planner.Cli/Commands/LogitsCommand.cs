@@ -17,7 +17,7 @@ public static class LogitsCommand
         var tokens = new Option<string>("--tokens") { Description = "JSON file {\"input_ids\": [[id, …], …]}: equal-length rows", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "Logits file to write (safetensors, F32 [batch, seq, vocab]); the loss goes to the same name with .json", Required = true };
         var device = new Option<string>("--device") { Description = "cpu|cuda|cuda:N", DefaultValueFactory = _ => "cpu" };
-        var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16: the precision weights are held and computed in", DefaultValueFactory = _ => Precision.Fp32 };
+        var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16: the precision weights are held and computed in", DefaultValueFactory = _ => Precision.Fp32, CustomParser = SettingsOptions.ParseEnum<Precision> };
         var command = new Command("logits", "Run one forward pass on a fixed batch; write the logits (safetensors) and the next-token loss (JSON), as transformers computes them with labels=input_ids.")
         {
             model, initFrom, seed, tokens, output, device, precision,
@@ -40,7 +40,7 @@ public static class LogitsCommand
                 };
                 EvaluationResult result = Evaluation.Run(request);
                 Evaluation.Write(outPath, result, request);
-                foreach (string warning in result.Warnings) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
+                foreach (string warning in result.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
                 string loss = result.Loss is { } l ? $"loss {l:0.000000} over {result.LossTokens} positions" : "no loss (one-token rows)";
                 // The shape goes in as a hole: holes are escaped, literal brackets would be read as markup.
                 string shape = $"[{result.Batch}, {result.SeqLen}, {result.Vocab}]";
@@ -49,7 +49,7 @@ public static class LogitsCommand
             }
             catch (Exception e) when (e is ArgumentException or InvalidDataException or FileNotFoundException or NotSupportedException)
             {
-                io.Console.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+                io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
         });

@@ -22,7 +22,7 @@ public static class ReportCommand
             foreach (var row in comparison.Rows)
                 io.Console.MarkupLineInterpolated($"{row.Quantity}: predicted {row.Predicted:0.###} {row.Unit}, measured {row.Measured:0.###} {row.Unit}, error {(row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–")}");
             if (comparison.SpreadLine is { } spread) io.Console.MarkupLineInterpolated($"{spread}");
-            if (comparison.Warning is { } warning) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
+            if (comparison.Warning is { } warning) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
             io.Console.MarkupLineInterpolated($"Wrote {index}.");
             return ExitCodes.Ok;
         });

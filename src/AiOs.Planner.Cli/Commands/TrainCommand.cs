@@ -22,7 +22,7 @@ public static class TrainCommand
         var options = new SettingsOptions(required: false);
         var steps = new Option<int>("--steps") { Description = "Optimizer steps to run", Required = true };
         var dataset = new Option<string?>("--dataset-file") { Description = "Text file to train on, read as bytes (default: the bundled text)" };
-        var tokenizer = new Option<Tokenization>("--tokenizer") { Description = "bytes (any model) | gpt2 (BPE; models with vocab_size ≥ 50257)", DefaultValueFactory = _ => Tokenization.Bytes };
+        var tokenizer = new Option<Tokenization>("--tokenizer") { Description = "bytes (any model) | gpt2 (BPE; models with vocab_size ≥ 50257)", DefaultValueFactory = _ => Tokenization.Bytes, CustomParser = SettingsOptions.ParseEnum<Tokenization> };
         var device = new Option<string>("--device") { Description = "cpu|cuda", DefaultValueFactory = _ => "cpu" };
         var runsDir = new Option<string>("--runs-dir") { Description = "Folder that receives runs/<id>/", DefaultValueFactory = _ => "runs" };
         var runId = new Option<string?>("--run-id")
@@ -266,7 +266,7 @@ public static class TrainCommand
             {
                 if (summary.Error is { } error) io.Errors.MarkupLineInterpolated($"[red]error:[/] {error}");
                 Render(io.Console, summary, dir);
-                RenderComparison(io.Console, dir, hardware);
+                RenderComparison(io.Console, io.Errors, dir, hardware);
             }
         }
         catch (IOException) when (summary.StoppedBy == "SIGHUP")
@@ -296,7 +296,7 @@ public static class TrainCommand
     }
 
     /// <summary>Predicted against measured, per phase, from the files now in the run folder.</summary>
-    private static void RenderComparison(IAnsiConsole console, string dir, Hardware.HardwareProfile? hardware)
+    private static void RenderComparison(IAnsiConsole console, IAnsiConsole errors, string dir, Hardware.HardwareProfile? hardware)
     {
         if (hardware is null)
         {
@@ -312,7 +312,7 @@ public static class TrainCommand
             table.AddTextRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
         console.Write(table);
         if (comparison.SpreadLine is { } spread) console.MarkupLineInterpolated($"{spread}");
-        if (comparison.Warning is { } warning) console.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
+        if (comparison.Warning is { } warning) errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         console.MarkupLineInterpolated($"Report: aios report {dir}");
     }
 

@@ -55,7 +55,7 @@ public static class TuneCommand
             var result = Tuner.Tune(request);
             var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result) : null;
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
-            else Render(io.Console, result, written);
+            else Render(io.Console, io.Errors, result, written);
             return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
         });
         return command;
@@ -126,7 +126,7 @@ public static class TuneCommand
         ["explanation"] = Strings(result.Explanation),
     };
 
-    private static void Render(IAnsiConsole console, TuneResult result, Written? written)
+    private static void Render(IAnsiConsole console, IAnsiConsole errors, TuneResult result, Written? written)
     {
         foreach (var p in result.Problems) console.MarkupLineInterpolated($"[red]error:[/] {p}");
         if (result.Problems.Count > 0) return;
@@ -144,7 +144,7 @@ public static class TuneCommand
             console.MarkupLineInterpolated($"Knobs: aio block {s.Aio.BlockSize}, queue depth {s.Aio.QueueDepth}, threads {s.Aio.IntraOpParallelism}; buffers {s.BufferCount} × {s.BufferSize:N0}; prefetch {s.PrefetchDepth}; sub-group {s.SubGroupSize:N0}; pipelined read {s.PipelineRead}, write {s.PipelineWrite}; pin memory {s.PinMemory}.");
         }
         if (written is null) return;
-        foreach (string w in written.Warnings) console.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        foreach (string w in written.Warnings) errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
         console.MarkupLineInterpolated($"Wrote {written.Settings} (the best plan, for aios plan/train --settings).");
         if (written.DeepSpeed is not null) console.MarkupLineInterpolated($"Wrote {written.DeepSpeed} (the best plan DeepSpeed can run).");
     }
