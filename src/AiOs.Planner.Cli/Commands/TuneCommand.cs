@@ -19,6 +19,8 @@ public static class TuneCommand
         var maxMicro = new Option<int>("--max-micro-batch") { Description = "Largest micro-batch to try", DefaultValueFactory = _ => 128 };
         var output = new Option<string?>("--out", "-o") { Description = "Folder to write aios-settings.json (for aios plan/train --settings) and ds_config.json" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
+        var lr = new LearningRateOptions();
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps of the run, for ds_config.json's scheduler (total_num_steps, default warm-up)", DefaultValueFactory = _ => DsConfigCommand.DefaultSteps };
         var command = new Command("tune", "Search placement, micro-batch, checkpointing, AIO, buffers, prefetch, sub-groups and schedule with the simulator.");
         options.AddTo(command);
         command.Options.Add(objective);
@@ -27,10 +29,13 @@ public static class TuneCommand
         command.Options.Add(maxMicro);
         command.Options.Add(output);
         command.Options.Add(json);
+        command.Options.Add(steps);
+        lr.AddTo(command);
         command.SetAction(r =>
         {
             var model = options.LoadModel(r);
             var hardware = options.LoadHardware(r);
+            var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var request = new TuneRequest
             {
                 Model = model,
@@ -47,7 +52,7 @@ public static class TuneCommand
                 Directory.CreateDirectory(folder);
                 DescriptionJson.WriteFileAtomic(Path.Combine(folder, "aios-settings.json"), result.Best.Settings);
                 int gpus = result.Best.Settings.GpusPerNode ?? hardware.GpusPerNode, nodes = result.Best.Settings.Nodes ?? hardware.Nodes;
-                AtomicFile.WriteAllText(Path.Combine(folder, "ds_config.json"), DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, result.Best.Settings, gpus, nodes)));
+                AtomicFile.WriteAllText(Path.Combine(folder, "ds_config.json"), DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, result.Best.Settings, gpus, nodes, optimizer)));
             }
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result)));
             else Render(io.Console, result, r.GetValue(output));
