@@ -17,7 +17,7 @@ internal sealed class LearningRateOptions
 
     public Option<double> Rate { get; } = new("--lr")
     {
-        Description = $"AdamW base (peak) learning rate, reached after the warm-up",
+        Description = "AdamW base (peak) learning rate, reached after the warm-up",
         DefaultValueFactory = _ => LearningRateSchedule.DefaultLearningRate,
     };
     public Option<LearningRateDecay> Schedule { get; } = new("--lr-schedule")
