@@ -209,6 +209,7 @@ public static class EngineRun
         Step = r.Step,
         Loss = r.Loss,
         Tokens = r.Tokens,
+        LearningRate = r.LearningRate,
         WallMs = StepMetrics.Ms(r.Wall),
         ForwardMs = StepMetrics.Ms(r.Forward),
         BackwardMs = StepMetrics.Ms(r.Backward),

@@ -28,6 +28,19 @@ public sealed record MachineFacts
         Storage = StorageInspector.Inspect(folder),
     };
 
+    /// <summary>NVIDIA GPUs the driver reports (one folder each under <paramref name="driverFolder"/>); 0 without the driver.</summary>
+    public static int NvidiaGpuCount(string driverFolder = "/proc/driver/nvidia/gpus")
+    {
+        try
+        {
+            return Directory.Exists(driverFolder) ? Directory.GetDirectories(driverFolder).Length : 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>The first "model name" of /proc/cpuinfo.</summary>
     internal static string? CpuModelFrom(string? cpuinfo) =>
         cpuinfo?.Split('\n').Where(l => l.StartsWith("model name", StringComparison.Ordinal))

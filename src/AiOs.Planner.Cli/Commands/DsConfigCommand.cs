@@ -13,11 +13,16 @@ public static class DsConfigCommand
     {
         var options = new SettingsOptions();
         var output = new Option<string?>("--out", "-o") { Description = "Write ds_config.json here (atomically); default: stdout" };
+        var lr = new LearningRateOptions();
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps of the run: the scheduler's total_num_steps and the default warm-up (a tenth)", DefaultValueFactory = _ => DefaultSteps };
         var command = new Command("ds-config", "Emit a DeepSpeed ds_config.json for the settings.");
         options.AddTo(command);
         command.Options.Add(output);
+        command.Options.Add(steps);
+        lr.AddTo(command);
         command.SetAction(r =>
         {
+            var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), options.Build(r));
             if (plan.SettingsProblems.Count > 0)
             {
@@ -30,7 +35,7 @@ public static class DsConfigCommand
                 io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
             if (s.Schedule == Settings.StepSchedule.Overlapped)
                 io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
-            string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes));
+            string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes, optimizer));
             if (r.GetValue(output) is { } path)
             {
                 AtomicFile.WriteAllText(path, json);
@@ -46,4 +51,7 @@ public static class DsConfigCommand
         });
         return command;
     }
+
+    /// <summary>Default of --steps: a short fine-tune, so the default warm-up (a tenth) is 100 steps.</summary>
+    internal const int DefaultSteps = 1000;
 }

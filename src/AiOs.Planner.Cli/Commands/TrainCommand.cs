@@ -30,7 +30,7 @@ public static class TrainCommand
             Description = $"Name of the run folder: letters, digits, '.', '_', '-', at most {RunId.MaxLength} (default: time and a random suffix; with --resume of a run under --runs-dir, that run's id)",
         };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights (unless --init-from) and the data order", DefaultValueFactory = _ => 1234 };
-        var lr = new Option<double>("--lr") { Description = "AdamW learning rate", DefaultValueFactory = _ => 1e-3 };
+        var lr = new LearningRateOptions();
         var clip = new Option<double?>("--clip-grad-norm") { Description = "Clip gradients to this norm (global with --schedule deepspeed, per layer with overlapped)" };
         var saveEvery = new Option<int?>("--save-every") { Description = "Write a checkpoint (safetensors, with checksums) every N steps and on Ctrl-C" };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder, the newest checkpoint of a run folder, or of the run with this id under --runs-dir" };
@@ -57,12 +57,13 @@ public static class TrainCommand
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, lr, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace }) command.Options.Add(o);
+        lr.AddTo(command);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
                 throw new DescriptionException("aios train needs --model (a bundled name such as tiny-gpt, or a path).");
-            if (RunRequestCheck.LearningRateProblem(r.GetValue(lr)) is { } badLr) throw new DescriptionException(badLr + ".");
+            var schedule = lr.Build(r, r.GetValue(steps));
             if (r.GetValue(stopGrace) < 1) throw new DescriptionException($"--stop-grace {r.GetValue(stopGrace)}: must be at least 1 second.");
             string? id = RunIdFor(r.GetValue(runId), r.GetValue(resume), r.GetValue(runsDir)!);
             var settings = options.Build(r);
@@ -71,7 +72,7 @@ public static class TrainCommand
                 Seed = r.GetValue(seed),
                 InitFrom = r.GetValue(initFrom),
                 Device = r.GetValue(device)!,
-                Adam = new() { LearningRate = r.GetValue(lr) },
+                Adam = new() { LearningRate = schedule.BaseLearningRate, Schedule = schedule },
                 KeepSwapFiles = r.GetValue(keep),
                 DirectIo = !r.GetValue(buffered),
                 GpuMemoryLimit = r.GetValue(gpuLimit),
@@ -83,14 +84,18 @@ public static class TrainCommand
                     : null,
             };
             if (id is not null) engine = engine with { RunId = id };
+            string swapDir = settings.NvmePath ?? Path.Combine(Path.GetFullPath(r.GetValue(runsDir)!), "nvme");
             var hardware = r.GetValue(options.Hardware) is { Length: > 0 } h ? Hardware.ProfileCatalog.Default.Load(h)
-                : engine.Device == "cpu" ? DefaultCpuProfile() : null;
+                : engine.Device == "cpu" ? DefaultCpuProfile(engine, settings, swapDir) : null;
+            if (r.GetValue(options.Hardware) is not { Length: > 0 } && hardware is not null && !r.GetValue(json))
+                io.Console.MarkupLineInterpolated($"No --hardware: predicting for {hardware.Name}: {hardware.Description}.");
             TuneResult? tuned = null;
             if (r.GetValue(autoTune))
             {
                 if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
-                string nvme = settings.NvmePath ?? Path.Combine(Path.GetFullPath(r.GetValue(runsDir)!), "nvme");
-                (settings, tuned) = AutoTune(options.LoadModel(r), hardware, settings with { NvmePath = nvme }, engine, r.GetValue(tuneMaxMicroBatch));
+                // On a CPU the tuner plans for the machine the run has: no GPU, whatever --hardware describes.
+                var tuneFor = engine.Device == "cpu" ? RunCapacity.ThisMachine(hardware, engine, settings, LocalResources.Read(swapDir), includeDrive: true) with { Name = hardware.Name } : hardware;
+                (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch));
                 if (!r.GetValue(json))
                 {
                     io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings)}.");
@@ -205,14 +210,15 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// Without --hardware on a CPU, the prediction uses a profile of this project's 2-core VM: calibrated when
-    /// present. Say which; another machine should pass its own (`aios calibrate`).
+    /// Without --hardware on a CPU: this machine (cores, available RAM, free space of the swap folder; no GPU) with the rates of
+    /// the bundled CI profile, calibrated when present, which the caller says are uncalibrated here.
     /// </summary>
-    private static Hardware.HardwareProfile? DefaultCpuProfile()
+    private static Hardware.HardwareProfile? DefaultCpuProfile(EngineOptions engine, Settings.TrainingSettings settings, string swapDir)
     {
         var names = Hardware.ProfileCatalog.Default.Names();
-        string? name = names.Contains("ci-2core-24gb-calibrated") ? "ci-2core-24gb-calibrated" : names.Contains("ci-2core-24gb") ? "ci-2core-24gb" : null;
-        return name is null ? null : Hardware.ProfileCatalog.Default.Load(name);
+        string? name = DefaultCpuMachine.RateProfiles.FirstOrDefault(names.Contains);
+        return name is null ? null : DefaultCpuMachine.Build(Hardware.ProfileCatalog.Default.Load(name), Environment.ProcessorCount,
+            Calibration.Machine.MachineFacts.NvidiaGpuCount(), engine, settings, LocalResources.Read(swapDir));
     }
 
     /// <summary>

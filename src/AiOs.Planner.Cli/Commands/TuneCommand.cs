@@ -30,16 +30,21 @@ public static class TuneCommand
         var objective = new Option<TuneObjective>("--objective") { Description = "throughput (most tokens/s) or memory (least GPU memory)", DefaultValueFactory = _ => TuneObjective.Throughput, CustomParser = SettingsOptions.ParseEnum<TuneObjective> };
         var output = new Option<string?>("--out", "-o") { Description = "Folder to write aios-settings.json (the best plan, for aios plan/train --settings) and ds_config.json (the best plan DeepSpeed can run)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
+        var lr = new LearningRateOptions();
+        var steps = new Option<int>("--steps") { Description = "Optimizer steps of the run, for ds_config.json's scheduler (total_num_steps, default warm-up)", DefaultValueFactory = _ => DsConfigCommand.DefaultSteps };
         var command = new Command("tune", "Search placement, micro-batch, checkpointing, AIO, buffers, prefetch, sub-groups and schedule with the simulator.");
         options.AddTo(command);
         command.Options.Add(objective);
         foreach (var o in search.All) command.Options.Add(o);
         command.Options.Add(output);
         command.Options.Add(json);
+        command.Options.Add(steps);
+        lr.AddTo(command);
         command.SetAction(r =>
         {
             var model = options.LoadModel(r);
             var hardware = options.LoadHardware(r);
+            var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var request = new TuneRequest
             {
                 Model = model,
@@ -53,7 +58,7 @@ public static class TuneCommand
                 MemoryHeadroom = r.GetValue(search.Headroom),
             };
             var result = Tuner.Tune(request);
-            var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result) : null;
+            var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result, optimizer) : null;
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
             else Render(io.Console, io.Errors, result, written);
             return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
@@ -65,7 +70,7 @@ public static class TuneCommand
     private sealed record Written(string? Settings, string? DeepSpeed, IReadOnlyList<string> Warnings);
 
     /// <summary>aios-settings.json from the best plan; ds_config.json from the best plan DeepSpeed can run, which may be another.</summary>
-    private static Written? Write(string folder, Models.ModelSpec model, Hardware.HardwareProfile hardware, TuneResult result)
+    private static Written? Write(string folder, Models.ModelSpec model, Hardware.HardwareProfile hardware, TuneResult result, DeepSpeedOptimizer optimizer)
     {
         if (result.Best is not { } best) return null;
         Directory.CreateDirectory(folder);
@@ -77,7 +82,7 @@ public static class TuneCommand
         {
             dsPath = Path.Combine(folder, "ds_config.json");
             int gpus = ds.Settings.GpusPerNode ?? hardware.GpusPerNode, nodes = ds.Settings.Nodes ?? hardware.Nodes;
-            AtomicFile.WriteAllText(dsPath, DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, ds.Settings, gpus, nodes)));
+            AtomicFile.WriteAllText(dsPath, DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, ds.Settings, gpus, nodes, optimizer)));
             if (ds != best)
                 warnings.Add($"DeepSpeed runs the optimizer after backward; the best plan's overlapped schedule is the aios engine's, so {settingsPath} holds the best plan ({best.TokensPerSecond:N0} tokens/s) and {dsPath} the best DeepSpeed can run ({ds.TokensPerSecond:N0} tokens/s).");
         }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 
 namespace AiOs.Planner.DeepSpeed;
@@ -30,7 +31,7 @@ public static class DeepSpeedConfig
                 ["type"] = "AdamW",
                 ["params"] = new JsonObject
                 {
-                    ["lr"] = optimizer.LearningRate,
+                    ["lr"] = optimizer.Schedule.BaseLearningRate,
                     ["betas"] = new JsonArray(optimizer.Beta1, optimizer.Beta2),
                     ["eps"] = optimizer.Epsilon,
                     ["weight_decay"] = optimizer.WeightDecay,
@@ -54,6 +55,7 @@ public static class DeepSpeedConfig
                 };
                 break;
         }
+        if (Scheduler(optimizer.Schedule) is { } scheduler) config["scheduler"] = scheduler;
         config["zero_optimization"] = Zero(model, s);
         if (s.UsesNvme) config["aio"] = Aio(s.Aio);
         return config;
@@ -126,13 +128,60 @@ public static class DeepSpeedConfig
         ["use_gds"] = false,
     };
 
+    /// <summary>
+    /// The <c>scheduler</c> section whose documented formulas (warmup_type linear) give <see cref="LearningRateSchedule.LrAt"/>
+    /// at each iteration; null for a constant rate without warm-up, which needs none.
+    /// </summary>
+    public static JsonObject? Scheduler(LearningRateSchedule schedule)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        if (schedule.EffectiveWarmupSteps == 0 && schedule.Decay == LearningRateDecay.Constant) return null;
+        JsonObject parameters = schedule.Decay switch
+        {
+            LearningRateDecay.Constant => new JsonObject
+            {
+                ["warmup_min_lr"] = schedule.MinLearningRate,
+                ["warmup_max_lr"] = schedule.BaseLearningRate,
+                ["warmup_num_steps"] = schedule.EffectiveWarmupSteps,
+                ["warmup_type"] = "linear",
+            },
+            LearningRateDecay.Linear => new JsonObject
+            {
+                ["total_num_steps"] = schedule.TotalSteps,
+                ["warmup_min_lr"] = schedule.MinLearningRate,
+                ["warmup_max_lr"] = schedule.BaseLearningRate,
+                ["warmup_num_steps"] = schedule.EffectiveWarmupSteps,
+                ["warmup_type"] = "linear",
+            },
+            // WarmupCosineLR scales the optimizer's lr by ratios; its total is one past the run's (see CosineTotalSteps).
+            _ => new JsonObject
+            {
+                ["total_num_steps"] = schedule.CosineTotalSteps,
+                ["warmup_min_ratio"] = Ratio(schedule),
+                ["warmup_num_steps"] = schedule.EffectiveWarmupSteps,
+                ["cos_min_ratio"] = Ratio(schedule),
+                ["warmup_type"] = "linear",
+            },
+        };
+        string type = schedule.Decay switch
+        {
+            LearningRateDecay.Constant => "WarmupLR",
+            LearningRateDecay.Linear => "WarmupDecayLR",
+            _ => "WarmupCosineLR",
+        };
+        return new JsonObject { ["type"] = type, ["params"] = parameters };
+    }
+
+    private static double Ratio(LearningRateSchedule s) => s.BaseLearningRate > 0 ? s.MinLearningRate / s.BaseLearningRate : 0;
+
     private static string Device(OffloadTier tier) => tier == OffloadTier.Nvme ? "nvme" : "cpu";
 }
 
 /// <summary>Optimizer hyper-parameters written into the DeepSpeed config.</summary>
 public sealed record DeepSpeedOptimizer
 {
-    public double LearningRate { get; init; } = 1e-4;
+    /// <summary>The learning rate and its schedule (the optimizer's <c>lr</c> is its base rate); default: constant 1e-4, as <c>aios train</c>.</summary>
+    public LearningRateSchedule Schedule { get; init; } = new();
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
     public double Epsilon { get; init; } = 1e-8;

@@ -161,7 +161,7 @@ public sealed class DeviceTrainer : ITrainer
             bool skipped = !Update(step, ref nonFinite);
             long end = Stopwatch.GetTimestamp();
             return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(start, end)), Duration(forward), Duration(backward),
-                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped, NonFinite = nonFinite };
+                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped, NonFinite = nonFinite, LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
         }
         catch (Exception e) when (DeviceMemory?.Explain(e) is { } why)
         {

@@ -202,7 +202,7 @@ public sealed class LayerwiseTrainer : ITrainer
         long end = Stopwatch.GetTimestamp();
         var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
-            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite) };
+            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite), LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
     }
 
     /// <summary>Outside fp16, records <paramref name="unit"/>'s gradients as the step's first non-finite value when their Σg² is NaN or infinite.</summary>

@@ -78,7 +78,7 @@ public sealed class ReferenceTrainer : IDisposable
         }
         return new StepResult(step, loss, tokens, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero, SimDuration.Zero)
         {
-            LossScale = usedScale, Skipped = skipped,
+            LossScale = usedScale, Skipped = skipped, LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)),
         };
     }
 

@@ -14,6 +14,8 @@ public sealed record StepResult(int Step, double Loss, long Tokens, SimDuration 
     public double? LossScale { get; init; }
     /// <summary>fp16: the gradients overflowed, so no update was applied (and the scale was halved).</summary>
     public bool Skipped { get; init; }
+    /// <summary>The learning rate of the update this step applied (its schedule's rate); null when no update was applied.</summary>
+    public double? LearningRate { get; init; }
     /// <summary>
     /// Outside fp16 (whose loss scaler skips such steps itself): what was not a finite number, the loss or a unit's gradients, in
     /// which case the trainer did not apply the update (the overlapped schedule: not to the units whose gradients or loss were

@@ -36,6 +36,8 @@ public sealed record StepMetrics
     public required double UploadGBps { get; init; }
     public required long ResidentBytes { get; init; }
     public required long PeakResidentBytes { get; init; }
+    /// <summary>The learning rate of the step's update (after warm-up and decay); null when no update was applied.</summary>
+    public double? LearningRate { get; init; }
     /// <summary>fp16: the loss scale of the step's backward; null otherwise.</summary>
     public double? LossScale { get; init; }
     /// <summary>fp16: true when the gradients overflowed and the update was skipped.</summary>

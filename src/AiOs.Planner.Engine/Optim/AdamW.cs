@@ -1,17 +1,24 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>AdamW hyper-parameters, with torch.optim.AdamW's meanings (decoupled weight decay).</summary>
 public sealed record AdamWOptions
 {
-    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>The base rate (the peak of <see cref="Schedule"/> when one is set; messages quote it).</summary>
+    public double LearningRate { get; init; } = LearningRateSchedule.DefaultLearningRate;
+    /// <summary>The rate of each update (warm-up, decay); null: <see cref="LearningRate"/> at every update.</summary>
+    public LearningRateSchedule? Schedule { get; init; }
     public double Beta1 { get; init; } = 0.9;
     public double Beta2 { get; init; } = 0.999;
     public double Epsilon { get; init; } = 1e-8;
     /// <summary>Decoupled weight decay, applied to every parameter (one parameter group).</summary>
     public double WeightDecay { get; init; } = 0.01;
+
+    /// <summary>The rate of update <paramref name="step"/> (1-based, counting applied updates, as Adam's bias correction does).</summary>
+    public double LearningRateAt(int step) => Schedule?.LrAt(step) ?? LearningRate;
 }
 
 /// <summary>
@@ -124,12 +131,12 @@ public sealed class SpanAdamW : IOptimizerStep
     private readonly struct Coefficients(AdamWOptions o, int step, float gradScale)
     {
         public float GradScale { get; } = gradScale;
-        public float Decay { get; } = 1f - (float)(o.LearningRate * o.WeightDecay);
+        public float Decay { get; } = 1f - (float)(o.LearningRateAt(step) * o.WeightDecay);
         public float OneMinusB1 { get; } = 1f - (float)o.Beta1;
         public float B2 { get; } = (float)o.Beta2;
         public float OneMinusB2 { get; } = 1f - (float)o.Beta2;
         public float Eps { get; } = (float)o.Epsilon;
-        public float StepSize { get; } = (float)(o.LearningRate / (1 - Math.Pow(o.Beta1, step)));
+        public float StepSize { get; } = (float)(o.LearningRateAt(step) / (1 - Math.Pow(o.Beta1, step)));
         public float Bc2Sqrt { get; } = (float)Math.Sqrt(1 - Math.Pow(o.Beta2, step));
     }
 }

@@ -11,12 +11,14 @@ namespace AiOs.Planner.Engine.Optim;
 public sealed class CpuAdamStep : IOptimizerStep
 {
     private readonly AdamHyperParameters _hp;
+    private readonly AdamWOptions _options;
     private readonly int _threads;
 
     /// <summary>Uses <paramref name="options"/> on up to <paramref name="threads"/> threads (default: every core).</summary>
     public CpuAdamStep(AdamWOptions options, int? threads = null)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _options = options;
         _hp = new AdamHyperParameters
         {
             LearningRate = (float)options.LearningRate,
@@ -55,7 +57,9 @@ public sealed class CpuAdamStep : IOptimizerStep
 
     private void Step(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, Span<ushort> bf16)
     {
-        if (bf16.IsEmpty) CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, _hp, _threads);
-        else CpuAdam.Step(master, gradient, expAvg, expAvgSq, bf16, step, _hp, _threads);
+        // Without a schedule the rate is the same every update, so no record is made per call.
+        AdamHyperParameters hp = _options.Schedule is null ? _hp : _hp with { LearningRate = (float)_options.LearningRateAt(step) };
+        if (bf16.IsEmpty) CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, hp, _threads);
+        else CpuAdam.Step(master, gradient, expAvg, expAvgSq, bf16, step, hp, _threads);
     }
 }

@@ -30,8 +30,8 @@ internal readonly record struct AdamCoefficients(double Decay, double OneMinusBe
     public static AdamCoefficients Of(AdamWOptions o, int step)
     {
         if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), "Steps count from 1.");
-        double bc1 = 1 - Math.Pow(o.Beta1, step), bc2 = 1 - Math.Pow(o.Beta2, step);
-        return new(1 - o.LearningRate * o.WeightDecay, 1 - o.Beta1, 1 - o.Beta2, o.LearningRate / bc1, Math.Sqrt(bc2));
+        double bc1 = 1 - Math.Pow(o.Beta1, step), bc2 = 1 - Math.Pow(o.Beta2, step), lr = o.LearningRateAt(step);
+        return new(1 - lr * o.WeightDecay, 1 - o.Beta1, 1 - o.Beta2, lr / bc1, Math.Sqrt(bc2));
     }
 }
 

@@ -75,7 +75,12 @@ public static class RunCapacity
             .Select(i => $"{i.Name} {i.Bytes}")) + ".";
 
     /// <summary>The hardware the run actually has (see the remarks): the profile's figures, with this machine's RAM, device and NVMe space.</summary>
-    public static HardwareProfile ThisMachine(HardwareProfile? profile, EngineOptions options, TrainingSettings settings, LocalResources local)
+    /// <param name="profile">Rates (and, on CUDA, the GPU) to keep; null: stand-ins.</param>
+    /// <param name="options">The engine options (device, GPU memory limit).</param>
+    /// <param name="settings">The run's settings: a drive is described when they offload to NVMe.</param>
+    /// <param name="local">This machine's RAM and free space.</param>
+    /// <param name="includeDrive">Describe the drive even when <paramref name="settings"/> do not use it (for the tuner, which may choose NVMe).</param>
+    public static HardwareProfile ThisMachine(HardwareProfile? profile, EngineOptions options, TrainingSettings settings, LocalResources local, bool includeDrive = false)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(local);
@@ -91,14 +96,14 @@ public static class RunCapacity
             if (options.GpuMemoryLimit is { } cap) gpu = gpu with { MemoryGib = cap.GiB };
         }
         var drives = new List<DriveSpec>();
-        if (settings.UsesNvme)
+        if (settings.UsesNvme || includeDrive)
         {
             DriveSpec drive = profile is { Drives.Count: > 0 } ? profile.Drives[0] : new DriveSpec { CapacityGb = Unknown, Read = new() { PeakGbps = 1 }, Write = new() { PeakGbps = 1 } };
             drives.Add(drive with { Count = 1, CapacityGb = local.NvmeFree is { } free ? free.Value / 1e9 : Unknown });
         }
         return new HardwareProfile
         {
-            Name = profile is null ? "this machine" : $"this machine ({profile.Name} with its RAM{(settings.UsesNvme ? " and NVMe space" : "")} measured)",
+            Name = profile is null ? "this machine" : $"this machine ({profile.Name} with its RAM{(drives.Count > 0 ? " and NVMe space" : "")} measured)",
             Nodes = 1,
             GpusPerNode = cuda ? 1 : 0,
             Gpu = gpu,
@@ -107,4 +112,46 @@ public static class RunCapacity
             Drives = drives,
         };
     }
+}
+
+/// <summary>
+/// The profile <c>aios train</c> uses on a CPU without <c>--hardware</c>: this machine's cores, available RAM and free space,
+/// no GPU, with the rates of a bundled CPU profile, which describe another machine until <c>aios calibrate-cpu</c> measures this one.
+/// </summary>
+public static class DefaultCpuMachine
+{
+    /// <summary>The bundled CPU profiles whose rates stand in, best first (the calibrated CI VM, then its estimate).</summary>
+    public static readonly IReadOnlyList<string> RateProfiles = ["ci-2core-24gb-calibrated", "ci-2core-24gb"];
+
+    /// <summary>
+    /// This machine as <see cref="RunCapacity.ThisMachine"/> sees it, with <paramref name="rates"/>' rates and <paramref name="cores"/>
+    /// cores, the drive described (so the tuner may place state on it), and no GPU.
+    /// </summary>
+    /// <param name="rates">The bundled profile whose rates stand in.</param>
+    /// <param name="cores">This machine's logical CPUs.</param>
+    /// <param name="gpusSeen">GPUs the driver reports, which a CPU run does not use (named so the user can pass --device cuda).</param>
+    /// <param name="options">The engine options (a CPU device).</param>
+    /// <param name="settings">The run's settings.</param>
+    /// <param name="local">This machine's RAM and the free space of the swap folder.</param>
+    public static HardwareProfile Build(HardwareProfile rates, int cores, int gpusSeen, EngineOptions options, TrainingSettings settings, LocalResources local)
+    {
+        ArgumentNullException.ThrowIfNull(rates);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Device.StartsWith("cuda", StringComparison.Ordinal))
+            throw new ArgumentException("The default CPU profile is for --device cpu; on CUDA pass --hardware (aios calibrate-gpu writes one).", nameof(options));
+        HardwareProfile machine = RunCapacity.ThisMachine(rates, options, settings, local, includeDrive: true);
+        return machine with
+        {
+            Name = $"this machine ({cores} cores, {Show(local.HostRamAvailable)} RAM available, " +
+                $"{(gpusSeen > 0 ? $"{gpusSeen} GPU(s) seen but not used by --device cpu" : "no GPU")}; rates of {rates.Name})",
+            Description = Note(rates.Name),
+            Source = FigureSource.Estimate,
+            Cpu = machine.Cpu with { Cores = Math.Max(1, cores) },
+        };
+    }
+
+    /// <summary>What to tell the user about the profile's rates.</summary>
+    public static string Note(string ratesProfile) => $"uncalibrated rates from {ratesProfile}; run aios calibrate-cpu to measure this machine";
+
+    private static string Show(Bytes? b) => b is { } v ? v.ToString() : "unknown";
 }

@@ -38,7 +38,7 @@ public static class RunRequestCheck
 
     /// <summary>Why <paramref name="lr"/> cannot be a learning rate (NaN, infinite or negative), naming --lr; null when it can.</summary>
     public static string? LearningRateProblem(double lr) =>
-        double.IsFinite(lr) && lr >= 0 ? null : $"--lr {Show(lr)}: the learning rate must be a finite number ≥ 0 (for example 1e-3)";
+        double.IsFinite(lr) && lr >= 0 ? null : $"--lr {Show(lr)}: the learning rate must be a finite number ≥ 0 (the default is 1e-4)";
 
     private static string Show(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
 }
