@@ -98,7 +98,7 @@ public static class TrainCommand
                 (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch));
                 if (!r.GetValue(json))
                 {
-                    io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings)}.");
+                    io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings, hardware.HasGpu)}.");
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
             }

@@ -62,10 +62,10 @@ public static partial class Tuner
     public static string GlobalBatch(Candidate c) =>
         string.Create(CultureInfo.InvariantCulture, $"{c.SequencesPerStep:N0} sequences ({c.TokensPerStep:N0} tokens) per optimizer step");
 
-    /// <summary>A candidate's structure in words.</summary>
-    public static string Describe(TrainingSettings s)
+    /// <summary>A candidate's structure in words; <paramref name="hasGpu"/> false: nothing offloaded means host RAM, not a GPU.</summary>
+    public static string Describe(TrainingSettings s, bool hasGpu = true)
     {
-        string Tier(OffloadTier t) => t switch { OffloadTier.None => "GPU", OffloadTier.Cpu => "CPU", _ => "NVMe" };
+        string Tier(OffloadTier t) => t switch { OffloadTier.None => hasGpu ? "GPU" : "the compute device (host RAM, no GPU)", OffloadTier.Cpu => "CPU", _ => "NVMe" };
         return $"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters on {Tier(s.ParamOffload)}, optimizer on {Tier(s.OptimizerOffload)}, " +
                $"micro-batch {s.MicroBatch} × {s.GradAccumulation}{(s.ActivationCheckpointing ? ", checkpointing" : "")}" +
                (s.OptimizerOffload != OffloadTier.None ? $", {(s.Schedule == StepSchedule.Overlapped ? "overlapped" : "DeepSpeed")} schedule" : "");

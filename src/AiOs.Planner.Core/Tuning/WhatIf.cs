@@ -75,7 +75,7 @@ public static class WhatIf
                 var best = result.Best;
                 string note = best is not null ? "" : result.Problems.Count > 0 ? string.Join("; ", result.Problems) : result.Explanation.Count > 0 ? result.Explanation[0] : "";
                 cells.Add(new WhatIfCell(model.Name, model.TotalParameters, name, variant, best is not null, best?.TokensPerSecond ?? 0,
-                    best?.Bottleneck ?? "does not fit", best is null ? "" : Tuner.Describe(best.Settings), best?.GpuPeak ?? Bytes.Zero, best?.HostPeak ?? Bytes.Zero,
+                    best?.Bottleneck ?? "does not fit", best is null ? "" : Tuner.Describe(best.Settings, profile.HasGpu), best?.GpuPeak ?? Bytes.Zero, best?.HostPeak ?? Bytes.Zero,
                     best?.SequencesPerStep ?? 0, best?.TokensPerStep ?? 0, note));
             }
         }
