@@ -21,8 +21,12 @@ public class TuneOutputTests
         var dsBest = doc["deepspeed_best"]!;
         Assert.True(dsBest["runs_on_deepspeed"]!.GetValue<bool>());
         var dsSettings = System.Text.Json.JsonSerializer.Deserialize<TrainingSettings>(dsBest["settings"], DescriptionJson.Options)!;
-        var expected = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(ModelCatalog.Default.Load("gpt2-xl"), dsSettings, 1, 1));
-        Assert.Equal(expected, File.ReadAllText(Path.Combine(folder, "ds_config.json")));
+        // The file must be what `aios ds-config` writes for the DeepSpeed best (same learning-rate defaults and scheduler).
+        string settingsFile = Path.Combine(folder, "ds-best-settings.json");
+        DescriptionJson.WriteFileAtomic(settingsFile, dsSettings);
+        string expectedFile = Path.Combine(folder, "expected.json");
+        Assert.Equal(ExitCodes.Ok, CliRunner.Run("ds-config", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--settings", settingsFile, "--out", expectedFile).ExitCode);
+        Assert.Equal(File.ReadAllText(expectedFile), File.ReadAllText(Path.Combine(folder, "ds_config.json")));
         Assert.Equal(StepSchedule.Overlapped, DescriptionJson.ReadFile<TrainingSettings>(Path.Combine(folder, "aios-settings.json")).Schedule);
         Assert.Contains(doc["warnings"]!.AsArray(), w => w!.GetValue<string>().Contains("overlapped schedule is the aios engine's", StringComparison.Ordinal));
         Assert.EndsWith("ds_config.json", doc["files"]!["ds_config"]!.GetValue<string>(), StringComparison.Ordinal);
