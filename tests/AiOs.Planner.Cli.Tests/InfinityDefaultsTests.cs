@@ -43,6 +43,6 @@ public sealed class InfinityDefaultsTests : IDisposable
         var doc = JsonNode.Parse(r.Stdout)!;
 
         Assert.Equal("cpu", doc["settings"]!["param_offload"]!.GetValue<string>());
-        Assert.Contains(doc["notes"]!.AsArray(), n => n!.GetValue<string>().Contains("Falling back to CPU offload") && n.GetValue<string>().Contains("--nvme-offload-path"));
+        Assert.Contains(doc["notes"]!.AsArray(), n => n!.GetValue<string>().Contains("Planned with CPU offload instead") && n.GetValue<string>().Contains("--nvme-offload-path"));
     }
 }

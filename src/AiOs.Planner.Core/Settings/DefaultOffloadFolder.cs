@@ -27,7 +27,7 @@ public static class DefaultOffloadFolder
         if (s.ParamOffload == OffloadTier.Nvme) parts.Add("parameters");
         if (s.OptimizerOffload == OffloadTier.Nvme) parts.Add("optimizer");
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) parts.Add("gradients");
-        return string.Join(" and ", parts) + " on NVMe";
+        return (parts.Count > 1 ? string.Join(", ", parts[..^1]) + " and " + parts[^1] : string.Concat(parts)) + " on NVMe";
     }
 
     /// <summary>
@@ -45,7 +45,12 @@ public static class DefaultOffloadFolder
         var check = NvmeCheck.Check(full, nvme);
         var decision = OffloadFallback.Decide(model, hardware, s, check, allowFallback: true);
         if (decision.Message is null) return new(s, null, Failed: false);
-        string fix = $" Give --nvme-offload-path with a folder on an NVMe drive (`aios check-nvme FOLDER` checks one).";
-        return new(decision.Settings, decision.Message + fix, decision.Failed);
+        const string fix = " Fix: give --nvme-offload-path with a folder on an NVMe drive (`aios check-nvme FOLDER` checks one).";
+        // OffloadFallback's own words name check-nvme's --no-fallback, which the commands calling this do not have.
+        string why = string.Join(" ", check.Problems);
+        string note = decision.FellBack
+            ? $"NVMe offload folder unusable: {why} Planned with CPU offload instead (host RAM holds it).{fix}"
+            : decision.Message + fix;
+        return new(decision.Settings, note, decision.Failed);
     }
 }
