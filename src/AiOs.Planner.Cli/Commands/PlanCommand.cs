@@ -2,7 +2,9 @@ using System.CommandLine;
 using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Planning;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
+using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Commands;
 
@@ -30,12 +32,21 @@ public static class PlanCommand
                 Simulate = !r.GetValue(noSimulate), KeepTimeline = timelinePath is not null, FirstStep = true,
                 Correction = Calibration.Learning.LearnedCorrection.For(hardware),
             };
-            var plan = TrainingPlanner.Plan(model, hardware, options.Build(r), planOptions);
+            var built = options.BuildWithNotes(r);
+            // The planner never creates the offload folder: an existing one is checked (and may fall back to CPU), a missing one announced.
+            var folder = DefaultOffloadFolder.Validate(model, hardware, built.Settings, mayCreate: false);
+            var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, planOptions) with
+            {
+                Notes = folder.Note is null ? built.Notes : [.. built.Notes, folder.Note],
+            };
             if (timelinePath is not null && plan.Step is { } step) Timeline.Write(timelinePath, step, hardware.HasGpu);
             if (r.GetValue(json))
                 io.Stdout.Write(DeepSpeedConfig.ToJson(PlanDocument.Build(plan)));
             else
+            {
+                foreach (string note in plan.Notes) io.Console.MarkupLineInterpolated($"[grey]note:[/] {note}");
                 PlanTables.Render(io.Console, plan);
+            }
             return plan.SettingsProblems.Count > 0 ? ExitCodes.Usage : plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;

@@ -25,11 +25,11 @@ public sealed class SettingsOptions
 
     public Option<string> Model { get; }
     public Option<string> Hardware { get; }
-    public Option<ZeroStage?> ZeroStage { get; } = new("--zero-stage") { Description = "none|zero1|zero2|zero3|infinity (default: what the offload flags need, else none)", CustomParser = ParseNullableEnum<ZeroStage> };
+    public Option<ZeroStage?> ZeroStage { get; } = new("--zero-stage") { Description = "none|zero1|zero2|zero3|infinity (default: what the offload flags need, else none); infinity alone puts parameters and optimizer on NVMe", CustomParser = ParseNullableEnum<ZeroStage> };
     public Option<OffloadTier?> OffloadParams { get; } = new("--offload-params") { Description = "Where parameters live: none|cpu|nvme", CustomParser = ParseNullableEnum<OffloadTier> };
     public Option<OffloadTier?> OffloadOptimizer { get; } = new("--offload-optimizer") { Description = "Where optimizer states live: none|cpu|nvme", CustomParser = ParseNullableEnum<OffloadTier> };
     public Option<OffloadTier?> OffloadGradients { get; } = new("--offload-gradients") { Description = "Where fp32 gradients live: none|cpu|nvme (default: with the optimizer)", CustomParser = ParseNullableEnum<OffloadTier> };
-    public Option<string?> NvmePath { get; } = new("--nvme-offload-path") { Description = "Folder for NVMe swap files; giving it offloads parameters and optimizer to NVMe unless --no-nvme-offload-… says otherwise" };
+    public Option<string?> NvmePath { get; } = new("--nvme-offload-path") { Description = $"Folder for NVMe swap files, on the fast NVMe drive; giving it offloads parameters and optimizer to NVMe (under zero3/infinity or no stage) unless --no-nvme-offload-… says otherwise (default with --zero-stage infinity: ./{DefaultOffloadFolder.Name})" };
     public Option<bool> NvmeParams { get; } = new("--nvme-offload-params") { Description = "Offload parameters to NVMe" };
     public Option<bool> NoNvmeParams { get; } = new("--no-nvme-offload-params") { Description = "Keep parameters off NVMe" };
     public Option<bool> NvmeOptimizer { get; } = new("--nvme-offload-optimizer") { Description = "Offload optimizer states to NVMe" };
@@ -49,7 +49,7 @@ public sealed class SettingsOptions
     public Option<bool> PipelineWrite { get; } = new("--pipeline-write") { Description = "offload_optimizer.pipeline_write" };
     public Option<int?> PrefetchDepth { get; } = new("--prefetch-depth") { Description = $"Layers fetched ahead of the one computing (default {Defaults.PrefetchDepth})" };
     public Option<int> MicroBatch { get; } = new("--micro-batch") { Description = "Sequences per GPU per micro-step", DefaultValueFactory = _ => Defaults.MicroBatch };
-    public Option<int> SeqLen { get; } = new("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => Defaults.SeqLen };
+    public Option<int> SeqLen { get; } = new("--seq-len") { Description = $"Tokens per sequence (default: the smaller of {Defaults.SeqLen} and the model's max_seq_len)", DefaultValueFactory = _ => Defaults.SeqLen };
     public Option<int> GradAccumulation { get; } = new("--grad-accumulation") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => Defaults.GradAccumulation };
     public Option<Precision> Precision { get; } = new("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Defaults.Precision, CustomParser = ParseEnum<Precision> };
     public Option<bool> GradCheckpointing { get; } = new("--grad-checkpointing") { Description = "Activation checkpointing: keep layer inputs, recompute in backward" };
@@ -83,7 +83,14 @@ public sealed class SettingsOptions
     /// then the result against --model when given (naming the flags). Contradicting flags are refused, naming both.
     /// </summary>
     /// <exception cref="DescriptionException">A conflict, or a setting out of its range.</exception>
-    public TrainingSettings Build(ParseResult r)
+    public TrainingSettings Build(ParseResult r) => BuildWithNotes(r).Settings;
+
+    /// <summary>
+    /// <see cref="Build"/>, with a note for each default it filled in from another setting (the stage, the
+    /// offload folder) and each implication it did not apply because a flag the user typed said otherwise.
+    /// </summary>
+    /// <exception cref="DescriptionException">A conflict, or a setting out of its range.</exception>
+    public SettingsResolution BuildWithNotes(ParseResult r)
     {
         string? file = r.GetValue(SettingsFile);
         ModelSpec? model = string.IsNullOrWhiteSpace(r.GetValue(Model)) ? null : LoadModel(r);
@@ -95,21 +102,32 @@ public sealed class SettingsOptions
 
         string? nvmePath = Pick(NvmePath, start.NvmePath);
         bool pathGiven = Given(NvmePath);
+        var notes = new List<string>();
+        ZeroStage? typedStage = Given(ZeroStage) ? r.GetValue(ZeroStage) : null;
+        // A path implies NVMe placement only under a stage that can hold it: a typed zero1/zero2/none wins over
+        // what the path implies (issue 12 item 2), and only the tiers the user typed are placed.
+        bool pathImplies = pathGiven && typedStage is null or Settings.ZeroStage.Zero3 or Settings.ZeroStage.Infinity;
+        if (pathGiven && !pathImplies)
+            notes.Add($"--nvme-offload-path with --zero-stage {SettingsRules.Name(typedStage!.Value)}: placed nothing on NVMe by implication (only ZeRO-3 offloads parameters); the offload flags you gave decide");
+        // The original plan's infinity: ZeRO-3 with parameters and optimizer on NVMe unless a flag says otherwise.
+        bool infinityImplies = typedStage == Settings.ZeroStage.Infinity;
         var aio = start.Aio with
         {
             BlockSize = PickNullable(AioBlockSize, start.Aio.BlockSize),
             QueueDepth = PickNullable(AioQueueDepth, start.Aio.QueueDepth),
             IntraOpParallelism = PickNullable(AioThreads, start.Aio.IntraOpParallelism),
         };
-        bool tierFlags(Option<OffloadTier?> tier, Option<bool> nvme, Option<bool> noNvme) =>
-            Given(tier) || Given(nvme) || Given(noNvme) || pathGiven;
+        OffloadTier PickTier(Option<OffloadTier?> tier, Option<bool> nvme, Option<bool> noNvme, OffloadTier fallback)
+        {
+            if (Given(tier) || Given(nvme) || Given(noNvme) || pathImplies)
+                return Tier(r.GetValue(tier), r.GetValue(nvme), r.GetValue(noNvme), pathImplies);
+            return infinityImplies && fallback == OffloadTier.None ? OffloadTier.Nvme : fallback;
+        }
         var settings = start with
         {
             ZeroStage = PickNullable(ZeroStage, start.ZeroStage),
-            ParamOffload = tierFlags(OffloadParams, NvmeParams, NoNvmeParams)
-                ? Tier(r.GetValue(OffloadParams), r.GetValue(NvmeParams), r.GetValue(NoNvmeParams), pathGiven) : start.ParamOffload,
-            OptimizerOffload = tierFlags(OffloadOptimizer, NvmeOptimizer, NoNvmeOptimizer)
-                ? Tier(r.GetValue(OffloadOptimizer), r.GetValue(NvmeOptimizer), r.GetValue(NoNvmeOptimizer), pathGiven) : start.OptimizerOffload,
+            ParamOffload = PickTier(OffloadParams, NvmeParams, NoNvmeParams, start.ParamOffload),
+            OptimizerOffload = PickTier(OffloadOptimizer, NvmeOptimizer, NoNvmeOptimizer, start.OptimizerOffload),
             GradientOffload = r.GetValue(NvmeGradients) ? OffloadTier.Nvme : Given(OffloadGradients) ? r.GetValue(OffloadGradients) : start.GradientOffload,
             NvmePath = nvmePath,
             PinMemory = Given(NoPinMemory) ? false : Given(PinMemory) || start.PinMemory,
@@ -123,7 +141,7 @@ public sealed class SettingsOptions
             PrefetchDepth = PickNullable(PrefetchDepth, start.PrefetchDepth),
             Aio = aio,
             MicroBatch = Pick(MicroBatch, start.MicroBatch),
-            SeqLen = Pick(SeqLen, start.SeqLen),
+            SeqLen = Given(SeqLen) ? r.GetValue(SeqLen) : file is null ? DefaultSeqLen(model) : start.SeqLen,
             GradAccumulation = Pick(GradAccumulation, start.GradAccumulation),
             Precision = Pick(Precision, start.Precision),
             ActivationCheckpointing = Given(GradCheckpointing) || start.ActivationCheckpointing,
@@ -131,8 +149,20 @@ public sealed class SettingsOptions
             Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
             Schedule = Pick(Schedule, start.Schedule),
         };
-        return SettingsRules.Resolve(settings, stageGiven: Given(ZeroStage) || file is not null).Validated(model, file);
+        if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
+        {
+            settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };
+            notes.Add($"--zero-stage infinity: {DefaultOffloadFolder.Describe(settings)} in {settings.NvmePath}, the default folder ({DefaultOffloadFolder.Name} in the current folder); it must be on the fast NVMe drive: give --nvme-offload-path to choose, or --no-nvme-offload-params / --no-nvme-offload-optimizer to keep a part off NVMe");
+        }
+        var resolved = SettingsRules.ResolveWithNotes(settings, stageGiven: Given(ZeroStage) || file is not null);
+        return resolved with { Settings = resolved.Settings.Validated(model, file), Notes = [.. notes, .. resolved.Notes] };
     }
+
+    /// <summary>
+    /// The sequence length when neither --seq-len nor a settings file gives one: 1024, but never above the model's
+    /// max_seq_len (tiny-gpt's 128), so a default never makes a run fail. An explicit value is kept, and checked.
+    /// </summary>
+    public static int DefaultSeqLen(ModelSpec? model) => model is null ? Defaults.SeqLen : Math.Min(Defaults.SeqLen, Math.Max(1, model.MaxSeqLen));
 
     /// <summary>Pairs of flags that say opposite things: an error naming both, rather than one silently winning.</summary>
     private void RefuseConflicts(ParseResult r, Func<Option, bool> given)

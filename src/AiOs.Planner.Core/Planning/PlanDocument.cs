@@ -47,6 +47,7 @@ public static class PlanDocument
             ["settings"] = JsonSerializer.SerializeToNode(plan.Settings, SettingsJson),
             ["feasible"] = plan.Feasible,
             ["problems"] = new JsonArray(plan.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
+            ["notes"] = new JsonArray(plan.Notes.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
             ["memory"] = new JsonObject
             {
                 ["gpu_peak_bytes"] = m.GpuAllocatedPeak.Value,

@@ -25,6 +25,8 @@ public sealed record PlanResult
     public StepResult? FirstStep { get; init; }
     /// <summary>What became of the profile's learned correction of <see cref="Step"/>; null when the profile has none.</summary>
     public CorrectionOutcome? Correction { get; init; }
+    /// <summary>Defaults filled in and implications set aside while the settings were built, and why, one line each.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
 
     public int GpusPerNode => Settings.GpusPerNode ?? Hardware.GpusPerNode;
     public int Nodes => Settings.Nodes ?? Hardware.Nodes;

@@ -36,7 +36,7 @@ public static class TrainingPlanner
         options ??= PlanOptions.Default;
         var settingsProblems = SettingsRules.Check(settings, model, hardware);
         var memory = MemoryPlanner.Plan(model, hardware, settings);
-        var capacity = CapacityProblems(memory, settings, hardware);
+        var capacity = CapacityProblems(model, memory, settings, hardware);
         StepResult? step = null, first = null;
         if (options.Simulate && settingsProblems.Count == 0 && !(settings.UsesNvme && hardware.Drives.Count == 0))
         {
@@ -73,19 +73,20 @@ public static class TrainingPlanner
         };
     }
 
-    private static List<string> CapacityProblems(MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
+    private static List<string> CapacityProblems(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
     {
         var problems = new List<string>();
         if (hw.HasGpu && !memory.Gpu.Fits)
         {
             problems.Add($"GPU memory: needs {memory.Gpu.Peak} per GPU at the {memory.GpuPeakPhase}, the GPU has {memory.Gpu.Capacity}. " +
-                         GpuAdvice(memory, s));
+                         PlanAdvice.Text(PlanAdvice.Gpu(model, hw, s, memory),
+                             "No setting left lowers GPU memory (parameters and optimizer are off the GPU): use a GPU with more memory."));
         }
         Bytes ram = hw.Cpu.Ram;
         if (memory.CpuPinned.Peak > ram * PinnedRamLimit)
         {
             problems.Add($"Pinned host memory: needs {memory.CpuPinned.Peak} per node, more than {PinnedRamLimit:P0} of {ram} RAM. " +
-                         "Use --no-pin-memory, fewer or smaller swap buffers (--buffer-count, --buffer-size, --sub-group-size), or offload to NVMe.");
+                         PlanAdvice.Text(PlanAdvice.Pinned(s), "Use smaller swap buffers (--buffer-size, --sub-group-size), or a machine with more RAM."));
         }
         if (memory.CpuPeak > ram)
         {
@@ -101,20 +102,5 @@ public static class TrainingPlanner
                 : $"NVMe: needs {memory.Nvme.Peak} per node, the drives hold {memory.Nvme.Capacity}. Add drives or nodes.");
         }
         return problems;
-    }
-
-    /// <summary>The next thing to try, in the order that costs least throughput.</summary>
-    private static string GpuAdvice(MemoryPlan memory, TrainingSettings s)
-    {
-        var tips = new List<string>();
-        bool activationsDominate = memory.Gpu.Of("activations") + memory.Gpu.Of("logits and loss") > memory.Gpu.Peak / 3;
-        if (activationsDominate && !s.ActivationCheckpointing) tips.Add("--grad-checkpointing");
-        if (activationsDominate && s.MicroBatch > 1) tips.Add($"--micro-batch {Math.Max(1, s.MicroBatch / 2)} with --grad-accumulation {s.GradAccumulation * 2}");
-        if (s.ZeroStage is ZeroStage.None or ZeroStage.Zero1 or ZeroStage.Zero2 && s.OptimizerOffload == OffloadTier.None)
-            tips.Add("--zero-stage zero3 (with several GPUs) or --offload-optimizer cpu");
-        if (s.ParamOffload == OffloadTier.None)
-            tips.Add("--offload-params cpu or --nvme-offload-params");
-        if (s.PrefetchDepth > 1) tips.Add($"--prefetch-depth {s.PrefetchDepth - 1}");
-        return tips.Count == 0 ? "Nothing left to offload: use a GPU with more memory or more GPUs." : "Try " + string.Join(", or ", tips) + ".";
     }
 }

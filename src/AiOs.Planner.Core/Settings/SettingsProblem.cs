@@ -13,22 +13,37 @@ public sealed record SettingsProblem(string Flag, string Message)
     public override string ToString() => $"{Message} (change {Flag})";
 }
 
+/// <summary>Settings after <see cref="SettingsRules.ResolveWithNotes"/>, with what it changed or kept and why, one line each.</summary>
+public sealed record SettingsResolution(TrainingSettings Settings, IReadOnlyList<string> Notes);
+
 /// <summary>Resolves defaults that depend on other settings and finds impossible combinations.</summary>
 public static class SettingsRules
 {
     /// <summary>
     /// Fills in what the user left implicit: offloading with no stage picks the stage DeepSpeed needs
-    /// (parameters or NVMe → ZeRO-Infinity; optimizer to CPU → ZeRO-2); NVMe under ZeRO-3 is ZeRO-Infinity.
+    /// (parameters or NVMe → ZeRO-Infinity; optimizer to CPU → ZeRO-2). A stage the user gave is kept.
     /// </summary>
-    public static TrainingSettings Resolve(TrainingSettings s, bool stageGiven)
+    public static TrainingSettings Resolve(TrainingSettings s, bool stageGiven) => ResolveWithNotes(s, stageGiven).Settings;
+
+    /// <summary>
+    /// <see cref="Resolve"/>, with one note per setting it changed or deliberately kept, saying why, for the
+    /// commands to print. A given <c>zero3</c> with NVMe offload stays <c>zero3</c>: DeepSpeed runs both as stage 3,
+    /// and relabelling what the user typed would hide that nothing else changed.
+    /// </summary>
+    public static SettingsResolution ResolveWithNotes(TrainingSettings s, bool stageGiven)
     {
         if (!stageGiven && s.ZeroStage == ZeroStage.None)
         {
-            if (s.ParamOffload != OffloadTier.None || s.UsesNvme) return s with { ZeroStage = ZeroStage.Infinity };
-            if (s.OptimizerOffload != OffloadTier.None) return s with { ZeroStage = ZeroStage.Zero2 };
+            if (s.ParamOffload != OffloadTier.None || s.UsesNvme)
+                return new(s with { ZeroStage = ZeroStage.Infinity },
+                    [$"no --zero-stage: chose infinity (ZeRO-3), because {(s.ParamOffload != OffloadTier.None ? "parameter offload" : "NVMe offload")} needs DeepSpeed's stage 3"]);
+            if (s.OptimizerOffload != OffloadTier.None)
+                return new(s with { ZeroStage = ZeroStage.Zero2 },
+                    ["no --zero-stage: chose zero2, the lowest stage DeepSpeed offloads the optimizer from that also partitions gradients"]);
         }
-        if (s.ZeroStage == ZeroStage.Zero3 && s.UsesNvme) return s with { ZeroStage = ZeroStage.Infinity };
-        return s;
+        if (s.ZeroStage == ZeroStage.Zero3 && s.UsesNvme)
+            return new(s, ["--zero-stage zero3 with NVMe offload: kept zero3 (NVMe offload under ZeRO-3 is what DeepSpeed calls ZeRO-Infinity; both are stage 3)"]);
+        return new(s, []);
     }
 
     /// <summary>
