@@ -23,7 +23,9 @@ public static class DsConfigCommand
         command.SetAction(r =>
         {
             var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
-            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), options.Build(r));
+            var built = options.BuildWithNotes(r);
+            foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
+            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), built.Settings);
             if (plan.SettingsProblems.Count > 0)
             {
                 foreach (var p in plan.SettingsProblems) io.Errors.MarkupLineInterpolated($"[red]error:[/] {p}");

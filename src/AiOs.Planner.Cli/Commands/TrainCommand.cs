@@ -66,7 +66,10 @@ public static class TrainCommand
             var schedule = lr.Build(r, r.GetValue(steps));
             if (r.GetValue(stopGrace) < 1) throw new DescriptionException($"--stop-grace {r.GetValue(stopGrace)}: must be at least 1 second.");
             string? id = RunIdFor(r.GetValue(runId), r.GetValue(resume), r.GetValue(runsDir)!);
-            var settings = options.Build(r);
+            var built = options.BuildWithNotes(r);
+            var settings = built.Settings;
+            // What the flags implied (infinity's NVMe defaults, a kept stage) is said, on stderr, before anything runs.
+            foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
             var engine = new EngineOptions
             {
                 Seed = r.GetValue(seed),

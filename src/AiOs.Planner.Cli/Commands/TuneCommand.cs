@@ -45,12 +45,14 @@ public static class TuneCommand
             var model = options.LoadModel(r);
             var hardware = options.LoadHardware(r);
             var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
+            var built = options.BuildWithNotes(r);
+            foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
             var request = new TuneRequest
             {
                 Model = model,
                 Hardware = hardware,
                 Objective = r.GetValue(objective),
-                Base = options.Build(r),
+                Base = built.Settings,
                 Budget = Math.Max(1, r.GetValue(search.Budget)),
                 MaxGradAccumulation = r.GetValue(search.MaxAccumulation),
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
