@@ -5,6 +5,7 @@ using AiOs.Planner.Settings;
 
 namespace AiOs.Planner.Engine.Tests;
 
+[Collection(nameof(TorchGlobalRandom))]
 public sealed class LayerwiseTrainerTests : IDisposable
 {
     private const int Steps = 20;
