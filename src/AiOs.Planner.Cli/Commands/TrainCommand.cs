@@ -9,6 +9,7 @@ using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Reports;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Tuning;
 using Spectre.Console;
 
@@ -92,6 +93,15 @@ public static class TrainCommand
                 : engine.Device == "cpu" ? DefaultCpuProfile(engine, settings, swapDir) : null;
             if (r.GetValue(options.Hardware) is not { Length: > 0 } && hardware is not null && !r.GetValue(json))
                 io.Console.MarkupLineInterpolated($"No --hardware: predicting for {hardware.Name}: {hardware.Description}.");
+            // infinity's default offload folder (not one the user named) falls back to CPU offload when it is unusable,
+            // as the plan does; a folder the user gave is checked by the run itself and refused in check-nvme's words.
+            if (hardware is not null && settings.UsesNvme && r.GetResult(options.NvmePath) is null && r.GetValue(options.SettingsFile) is null)
+            {
+                var folder = DefaultOffloadFolder.Validate(options.LoadModel(r), hardware, settings, mayCreate: true);
+                settings = folder.Settings;
+                if (folder.Note is { } note) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
+                if (folder.Failed) return ExitCodes.Usage;
+            }
             TuneResult? tuned = null;
             if (r.GetValue(autoTune))
             {
