@@ -30,7 +30,9 @@ public static class RunId
                 return $"'{Shown(id)}' contains {shown}; use only letters A-Z a-z, digits, '.', '_' and '-'";
             }
         }
-        return null;
+        // One rule decides, the swap folder's (SwapFolders.RunIdProblem, which SwapDirectory applies too); the checks
+        // above only word its common failures. What is left is a leading '.', which would make a hidden folder.
+        return global::AiOs.Planner.Storage.SwapFolders.RunIdProblem(id) is null ? null : $"'{Shown(id)}' starts with '{id[0]}'; start with a letter or digit";
     }
 
     /// <summary>Returns <paramref name="id"/> when it is a valid run id; otherwise throws naming the problem and the fix.</summary>
