@@ -1,4 +1,5 @@
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Records;
 
 namespace AiOs.Planner.Cli;
 

@@ -5,6 +5,7 @@ using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Models;
+using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -52,8 +53,6 @@ public sealed record EngineRunRequest
 /// </remarks>
 public static class EngineRun
 {
-    private static readonly JsonSerializerOptions LineOptions = new(DescriptionJson.Options) { WriteIndented = false };
-
     /// <summary>Runs the request; <paramref name="progress"/> sees each step's metrics. Returns the summary it wrote.</summary>
     public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress = null, CancellationToken cancel = default) =>
         Execute(request, progress, stop: null, cancel);
@@ -76,18 +75,8 @@ public static class EngineRun
         string? checkpoint = request.ResumeFrom is { } resume ? ResumeTarget.Resolve(request.RunsRoot, resume).Checkpoint : null;
         using RunFolder folder = RunFolder.Open(request.RunsRoot, request.Options.RunId, checkpoint);
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
-        RunFiles.WriteAtomic(Path.Combine(dir, "settings.json"), JsonSerializer.Serialize(new
-        {
-            run_id = request.Options.RunId,
-            model = request.Model,
-            settings = request.Settings,
-            engine = request.Options,
-            dataset = Path.GetFullPath(request.DatasetPath),
-            tokenization = request.Tokenization,
-            steps = request.Steps,
-            resumed_from = checkpoint,
-        }, DescriptionJson.Options));
-        string metricsPath = Path.Combine(dir, "metrics.jsonl"), tracePath = Path.Combine(dir, "trace.jsonl");
+        RunFiles.WriteAtomic(Path.Combine(dir, RecordedRun.SettingsFile), JsonSerializer.Serialize(SettingsRecord(request, checkpoint), RecordSchema.WriteOptions));
+        string metricsPath = Path.Combine(dir, RecordedRun.MetricsFile), tracePath = Path.Combine(dir, RecordedRun.TraceFile);
 
         var record = new RunRecord(dir, request, warnings);
         using var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancel, stop?.Token ?? CancellationToken.None);
@@ -146,10 +135,10 @@ public static class EngineRun
             StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
             IoTotals now = trainer.Io.Snapshot();
             IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
-            StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory);
+            StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with { NvmeSwapBytes = SwapBytes(request) };
             before = now;
-            RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, LineOptions));
-            foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, TraceLine(span));
+            RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, RecordSchema.LineOptions));
+            foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, JsonSerializer.Serialize(Span(span), RecordSchema.LineOptions));
             if (r.NonFinite is { } what)
             {
                 // The update was not applied and nothing is saved after this step: the last checkpoint stays the last good state.
@@ -191,18 +180,52 @@ public static class EngineRun
         return check.Warnings;
     }
 
-    /// <summary>A span as one JSON line: step, resource, operation, layer, start_ns, end_ns (from the run's start).</summary>
-    private static string TraceLine(TraceSpan s) => JsonSerializer.Serialize(new
+    /// <summary>The record's <c>settings.json</c> of <paramref name="request"/>: the settings as a whole, the engine's options as they serialise.</summary>
+    internal static RunSettingsRecord SettingsRecord(EngineRunRequest request, string? checkpoint) => new()
     {
-        step = s.Step,
-        micro_batch = s.MicroBatch,
-        resource = s.Resource,
-        operation = s.Operation,
-        layer = s.Layer,
-        start_ns = s.Start.Nanoseconds,
-        end_ns = s.End.Nanoseconds,
-        bytes = s.Bytes,
-    }, LineOptions);
+        Schema = RecordSchema.Current,
+        RunId = request.Options.RunId,
+        Model = request.Model,
+        Settings = request.Settings,
+        Engine = JsonSerializer.SerializeToElement(request.Options, RecordSchema.WriteOptions),
+        Dataset = Path.GetFullPath(request.DatasetPath),
+        Tokenization = JsonNamingPolicy.SnakeCaseLower.ConvertName(request.Tokenization.ToString()),
+        Steps = request.Steps,
+        ResumedFrom = checkpoint,
+    };
+
+    /// <summary>
+    /// A trace span as the record's span (one line of <c>trace.jsonl</c>). The operation id is −1 until <see cref="TraceSpan"/> carries
+    /// the step program's; the phase is left to the reader until the engine's spans carry Core's phase definition.
+    /// </summary>
+    internal static SpanRecord Span(TraceSpan s) => new()
+    {
+        OpId = -1,
+        Step = s.Step,
+        MicroBatch = s.MicroBatch,
+        Resource = s.Resource,
+        Operation = s.Operation,
+        Layer = s.Layer,
+        StartNs = s.Start.Nanoseconds,
+        EndNs = s.End.Nanoseconds,
+        Bytes = s.Bytes,
+    };
+
+    /// <summary>Bytes of this run's swap files (<c>&lt;nvme-path&gt;/aios-&lt;run id&gt;/</c>) now; null without NVMe offload or before the folder exists.</summary>
+    private static long? SwapBytes(EngineRunRequest request)
+    {
+        if (!request.Settings.UsesNvme || request.Settings.NvmePath is not { Length: > 0 } root) return null;
+        var folder = new DirectoryInfo(Path.Combine(root, "aios-" + request.Options.RunId));
+        try
+        {
+            return folder.Exists ? folder.EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A figure for the report, not worth failing a step over.
+            return null;
+        }
+    }
 
     private static StepMetrics Measure(StepResult r, IoTotals io, IReadOnlyList<TraceSpan> spans, DeviceMemory? device) => new()
     {

@@ -3,21 +3,15 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using AiOs.Planner.Descriptions;
+using AiOs.Planner.Records;
 
 namespace AiOs.Planner.Reports;
-
-/// <summary>One row of the error table: a quantity predicted and measured.</summary>
-public sealed record ErrorRow(string Quantity, double Predicted, double Measured, string Unit)
-{
-    /// <summary>(measured − predicted) ÷ measured, or null when nothing was measured.</summary>
-    public double? Error => Measured == 0 ? null : (Predicted - Measured) / Measured;
-}
 
 /// <summary>Writes a self-contained HTML report (figures inline as SVG) and every figure as PNG and SVG.</summary>
 public static class HtmlReport
 {
     /// <summary>Writes the report into <paramref name="outDir"/>; returns the path of index.html.</summary>
-    public static string Write(RunData run, string outDir)
+    public static string Write(RecordedRun run, string outDir)
     {
         Directory.CreateDirectory(outDir);
         var figures = ReportFigures.All(run);
@@ -32,6 +26,7 @@ public static class HtmlReport
         html.Append("<p>").Append(E(Headline(run))).Append("</p>");
         html.Append(RunFacts(run));
         html.Append("<h2>Predicted vs measured</h2>").Append(Comparison(RunComparison.Of(run)));
+        html.Append(ComparisonTables.Tiers(RunComparison.Of(run))).Append(ComparisonTables.Operations(RunComparison.Of(run)));
         foreach (var f in figures)
         {
             string svg = f.Plot.GetSvgXml(f.Width, f.Height);
@@ -39,7 +34,7 @@ public static class HtmlReport
             f.Plot.SavePng(Path.Combine(outDir, f.Name + ".png"), f.Width, f.Height);
             html.Append("<figure>").Append(svg).Append("<figcaption>").Append(E(f.Caption)).Append("</figcaption></figure>");
         }
-        html.Append("<h2>Settings</h2><pre>").Append(E(Pretty(run.Settings))).Append("</pre>");
+        html.Append("<h2>Settings</h2><pre>").Append(E(run.Settings is null ? "(no settings.json)" : JsonSerializer.Serialize(run.Settings, RecordSchema.WriteOptions))).Append("</pre>");
         if (run.Profile is { } p)
             html.Append("<h2>Hardware profile</h2><pre>").Append(E(JsonSerializer.Serialize(p, DescriptionJson.Options))).Append("</pre>");
         html.Append("</body></html>\n");
@@ -48,34 +43,20 @@ public static class HtmlReport
         return index;
     }
 
-    /// <summary>Step time and phases, predicted against measured (mean of the steps after the first with a finite loss).</summary>
-    public static IReadOnlyList<ErrorRow> Errors(RunData run)
-    {
-        var steady = run.SteadySteps;
-        if (steady.Count == 0 || run.Predicted is not { } p) return [];
-        return
-        [
-            new ErrorRow("step time", p.TimeSeconds, steady.Average(s => s.WallMs) / 1e3, "s"),
-            new ErrorRow("forward", p.ForwardSeconds, steady.Average(s => s.ForwardMs) / 1e3, "s"),
-            new ErrorRow("backward", p.BackwardSeconds, steady.Average(s => s.BackwardMs) / 1e3, "s"),
-            new ErrorRow("optimizer", p.OptimizerSeconds, steady.Average(s => s.OptimizerMs) / 1e3, "s"),
-        ];
-    }
-
-    private static string Headline(RunData run)
+    private static string Headline(RecordedRun run)
     {
         var steady = run.SteadySteps;
         // Throughput is StepStatistics' one definition (total tokens ÷ total time), the figure summary.json and aios train show.
         string measured = steady.Count == 0 ? "no step finished" : string.Create(CultureInfo.InvariantCulture,
             $"{run.Steps.Count} steps, {steady.Average(s => s.WallMs) / 1e3:0.###} s per step measured ({run.TokensPerSecond:N0} tokens/s), loss {Losses(run)}");
-        string predicted = run.Predicted is { } p
-            ? string.Create(CultureInfo.InvariantCulture, $"; predicted {p.TimeSeconds:0.###} s, bottleneck {p.Bottleneck}")
+        string predicted = run.Prediction?.Step is { } p
+            ? string.Create(CultureInfo.InvariantCulture, $"; predicted {p.TimeS:0.###} s, bottleneck {p.Bottleneck}")
             : "; no prediction stored with this run";
         return measured + predicted + ".";
     }
 
     /// <summary>First and last finite loss, and the step whose loss was not finite, if one was.</summary>
-    private static string Losses(RunData run)
+    private static string Losses(RecordedRun run)
     {
         var finite = run.Steps.Where(s => double.IsFinite(s.Loss)).ToList();
         string range = finite.Count == 0 ? "not finite in any step"
@@ -84,12 +65,11 @@ public static class HtmlReport
     }
 
     /// <summary>What the run's summary says (model, dataset, executor, error, warnings) and what loading it skipped; every text escaped.</summary>
-    private static string RunFacts(RunData run)
+    private static string RunFacts(RecordedRun run)
     {
         var t = new StringBuilder();
         var summary = run.Summary;
-        string? Text(string name) => summary?[name] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out string? s) ? s : null;
-        var facts = new[] { ("model", Text("model")), ("dataset", Text("dataset")), ("executor", Text("executor")), ("last checkpoint", Text("last_checkpoint")) }
+        var facts = new[] { ("model", summary?.Model), ("dataset", summary?.Dataset), ("executor", summary?.Executor), ("last checkpoint", summary?.LastCheckpoint) }
             .Where(f => f.Item2 is not null).ToList();
         if (facts.Count > 0)
         {
@@ -97,9 +77,8 @@ public static class HtmlReport
             foreach (var (name, value) in facts) t.Append("<tr><th>").Append(E(name)).Append("</th><td>").Append(E(value!)).Append("</td></tr>");
             t.Append("</table>");
         }
-        if (Text("error") is { } error) t.Append("<p><strong>The run stopped with an error:</strong> ").Append(E(error)).Append("</p>");
-        var warnings = run.Warnings.Concat(summary?["warnings"] is System.Text.Json.Nodes.JsonArray a
-            ? a.Select(w => w?.ToString() ?? "") : []).ToList();
+        if (summary?.Error is { } error) t.Append("<p><strong>The run stopped with an error:</strong> ").Append(E(error)).Append("</p>");
+        var warnings = run.Warnings.Concat(summary?.Warnings ?? []).ToList();
         if (warnings.Count > 0)
         {
             t.Append("<h2>Warnings</h2><ul>");
@@ -131,8 +110,5 @@ public static class HtmlReport
         return t.Append("</table>").ToString();
     }
 
-    private static string Pretty(System.Text.Json.Nodes.JsonNode? node) =>
-        node is null ? "(no settings.json)" : node.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
-
-    private static string E(string text) => WebUtility.HtmlEncode(text);
+    internal static string E(string text) => WebUtility.HtmlEncode(text);
 }

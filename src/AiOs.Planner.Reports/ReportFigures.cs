@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 using ScottPlot;
@@ -12,13 +13,16 @@ public static class ReportFigures
 {
     static ReportFigures() => Fonts.Default = "DejaVu Sans";
 
-    private static readonly Color Predicted = Color.FromHex("#1f77b4");
-    private static readonly Color Measured = Color.FromHex("#d62728");
+    internal static readonly Color Predicted = Color.FromHex("#1f77b4");
+    internal static readonly Color Measured = Color.FromHex("#d62728");
 
     /// <summary>Every figure the run's data supports.</summary>
-    public static IReadOnlyList<Figure> All(RunData run)
+    public static IReadOnlyList<Figure> All(RecordedRun run)
     {
-        var figures = new List<Figure> { StepTimes(run), Phases(run) };
+        var comparison = RunComparison.Of(run);
+        var figures = new List<Figure> { StepTimes(run), ComparisonFigures.Phases(run, comparison) };
+        if (ComparisonFigures.Tiers(comparison) is { } tiers) figures.Add(tiers);
+        if (ComparisonFigures.Operations(comparison) is { } operations) figures.Add(operations);
         if (run.PredictedSpans.Count > 0) figures.Add(Timeline(run.PredictedSpans, "timeline-predicted", "Predicted step: operations per resource"));
         var measured = LastStep(run.MeasuredSpans);
         if (measured.Count > 0) figures.Add(Timeline(measured, "timeline-measured", "Measured step: operations per resource"));
@@ -28,7 +32,7 @@ public static class ReportFigures
     }
 
     /// <summary>Measured wall time of every step against the predicted step time.</summary>
-    public static Figure StepTimes(RunData run)
+    public static Figure StepTimes(RecordedRun run)
     {
         var plot = new Plot();
         double[] xs = run.Steps.Select(s => (double)s.Step).ToArray();
@@ -36,9 +40,9 @@ public static class ReportFigures
         var measured = plot.Add.Scatter(xs, ys);
         measured.LegendText = "measured";
         measured.Color = Measured;
-        if (run.Predicted is { } p)
+        if (run.Prediction?.Step is { } p)
         {
-            var line = plot.Add.HorizontalLine(p.TimeSeconds);
+            var line = plot.Add.HorizontalLine(p.TimeS);
             line.LegendText = "predicted";
             line.Color = Predicted;
             line.LinePattern = LinePattern.Dashed;
@@ -46,43 +50,13 @@ public static class ReportFigures
         plot.Title("Step time: measured vs predicted");
         plot.XLabel("step");
         plot.YLabel("step time (s)");
-        plot.Axes.SetLimitsY(0, Math.Max(ys.DefaultIfEmpty(0).Max(), run.Predicted?.TimeSeconds ?? 0) * 1.15 + 1e-9);
+        plot.Axes.SetLimitsY(0, Math.Max(ys.DefaultIfEmpty(0).Max(), run.Prediction?.Step?.TimeS ?? 0) * 1.15 + 1e-9);
         plot.ShowLegend();
         return new Figure("step-times", "Wall time of every step (the first includes warm-up) and the simulator's prediction.", plot);
     }
 
-    /// <summary>Phase times side by side: predicted and measured (mean of the steps after the first).</summary>
-    public static Figure Phases(RunData run)
-    {
-        var plot = new Plot();
-        var steady = run.SteadySteps;
-        string[] names = ["forward", "backward", "optimizer", "I/O stall"];
-        double[] measured = steady.Count == 0 ? new double[4] :
-        [
-            steady.Average(s => s.ForwardMs) / 1e3, steady.Average(s => s.BackwardMs) / 1e3,
-            steady.Average(s => s.OptimizerMs) / 1e3, steady.Average(s => s.IoStallMs) / 1e3,
-        ];
-        double[] predicted = run.Predicted is { } p ? [p.ForwardSeconds, p.BackwardSeconds, p.OptimizerSeconds, 0] : new double[4];
-        var bars = new List<Bar>();
-        for (int i = 0; i < names.Length; i++)
-        {
-            bars.Add(new Bar { Position = i * 3, Value = predicted[i], FillColor = Predicted });
-            bars.Add(new Bar { Position = i * 3 + 1, Value = measured[i], FillColor = Measured });
-        }
-        plot.Add.Bars(bars);
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            Enumerable.Range(0, names.Length).Select(i => i * 3 + 0.5).ToArray(), names);
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "predicted", FillColor = Predicted });
-        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "measured", FillColor = Measured });
-        plot.ShowLegend();
-        plot.Title("Phases of a step: predicted vs measured");
-        plot.YLabel("time (s)");
-        plot.Axes.Margins(bottom: 0);
-        return new Figure("phases", "Mean phase times of the steps after the first, beside the simulator's phases (the simulator folds I/O waits into the phase they delay).", plot);
-    }
-
     /// <summary>A Gantt chart: one row per resource, a bar per operation, coloured by operation.</summary>
-    public static Figure Timeline(IReadOnlyList<TimelineSpan> spans, string name, string title)
+    public static Figure Timeline(IReadOnlyList<SpanRecord> spans, string name, string title)
     {
         var plot = new Plot();
         long origin = spans.Min(s => s.StartNs);
@@ -110,7 +84,7 @@ public static class ReportFigures
     }
 
     /// <summary>Predicted memory of each tier across the step, with the measured peak resident memory.</summary>
-    public static Figure Memory(RunData run)
+    public static Figure Memory(RecordedRun run)
     {
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
@@ -143,7 +117,7 @@ public static class ReportFigures
     }
 
     /// <summary>The calibrated drive curves over bytes in flight (and the swap rates where measured), the run's AIO setting on them, and the NVMe rates each step reached.</summary>
-    public static Figure? NvmeCurve(RunData run)
+    public static Figure? NvmeCurve(RecordedRun run)
     {
         if (run.Profile is not { Drives.Count: > 0 } profile) return null;
         var steps = run.Steps.Where(s => s.NvmeReadGBps > 0 || s.NvmeWriteGBps > 0).ToList();
@@ -159,7 +133,7 @@ public static class ReportFigures
         read.LegendText = "read, calibrated curve";
         var write = plot.Add.ScatterLine(xs, Rate(drive.WriteRate));
         write.LegendText = "write, calibrated curve";
-        var workingSet = new Bytes((long)(run.Prediction?["memory"]?["nvme_bytes"]?.GetValue<double>() ?? 0));
+        var workingSet = new Bytes(run.Prediction?.Memory.NvmeBytes ?? 0);
         if (drive.Swap is not null && workingSet.Value > 0)
         {
             // What the simulator charged this run: the curves times the swap factors at the run's swap working set.
@@ -190,20 +164,13 @@ public static class ReportFigures
         return new Figure("nvme", $"The profile's drive curves (solid: the sequential sweep; dashed, where calibrated: the swap rates the simulator charged for this run's swap files) and the rates the run reached at its setting ({aio.InFlight} in flight).", plot);
     }
 
-    internal static AioSettings ReadAio(RunData run)
+    internal static AioSettings ReadAio(RecordedRun run)
     {
-        var aio = run.Settings?["settings"]?["aio"];
-        if (aio is null) return new AioSettings();
-        return new AioSettings
-        {
-            BlockSize = new Bytes(aio["block_size"]?.GetValue<long>() ?? Bytes.MiBValue),
-            QueueDepth = aio["queue_depth"]?.GetValue<int>() ?? 8,
-            IntraOpParallelism = aio["intra_op_parallelism"]?.GetValue<int>() ?? 1,
-        };
+        return run.Settings?.Settings.Aio ?? new AioSettings();
     }
 
     /// <summary>The spans of the last step in a measured trace.</summary>
-    internal static List<TimelineSpan> LastStep(IReadOnlyList<TimelineSpan> spans)
+    internal static List<SpanRecord> LastStep(IReadOnlyList<SpanRecord> spans)
     {
         if (spans.Count == 0) return [];
         int last = spans.Max(s => s.Step);

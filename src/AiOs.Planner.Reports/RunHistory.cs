@@ -1,7 +1,6 @@
-using System.Text.Json.Nodes;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Learning;
-using AiOs.Planner.Planning;
+using AiOs.Planner.Records;
 
 namespace AiOs.Planner.Reports;
 
@@ -36,7 +35,7 @@ public static class RunHistory
             }
             try
             {
-                var run = RunData.Load(dir);
+                var run = RecordedRun.Load(dir);
                 if (Observe(run, out why) is { } observation) runs.Add(observation);
                 // A cut-off last line was left out of the run's figures: say so beside the runs left out.
                 foreach (string w in run.Warnings) skipped.Add($"{Path.GetFileName(dir)}: {(why is null ? "used without a line" : "also")}: {w}");
@@ -51,10 +50,10 @@ public static class RunHistory
     }
 
     /// <summary>The observation of one run, or null with <paramref name="why"/> set.</summary>
-    public static RunObservation? Observe(RunData run, out string? why)
+    public static RunObservation? Observe(RecordedRun run, out string? why)
     {
         why = null;
-        if (run.Prediction?["step"] is not JsonObject step || run.Prediction["model"] is not JsonObject model || run.Prediction["settings"] is not { } settings)
+        if (run.Prediction is not { Step: { } step } prediction)
         {
             why = "no prediction.json with a simulated step";
             return null;
@@ -78,13 +77,11 @@ public static class RunHistory
             return null;
         }
         // A prediction made with a corrected profile keeps the simulator's own phases under correction.uncorrected.
-        var phases = (step["correction"]?["uncorrected"]?["phases"] ?? step["phases"])!.AsObject();
-        var predicted = new PhaseSeconds(Num(phases, "forward_s"), Num(phases, "backward_s"), Num(phases, "optimizer_s"));
+        var phases = step.SimulatorPhases;
+        var predicted = new PhaseSeconds(phases.ForwardS, phases.BackwardS, phases.OptimizerS);
         var measured = new PhaseSeconds(later.Average(s => s.ForwardMs) / 1e3, later.Average(s => s.BackwardMs) / 1e3, later.Average(s => s.OptimizerMs) / 1e3);
-        var features = CorrectionFeatures.Of((long)Num(model, "params"), (int)Num(model, "layers"), (int)Num(model, "hidden_size"),
-            PlanDocument.ReadSettings(settings), predicted);
+        var model = prediction.Model;
+        var features = CorrectionFeatures.Of(model.Params, model.Layers, model.HiddenSize, prediction.Settings, predicted);
         return new RunObservation(Path.GetFileName(run.Directory), features, measured);
     }
-
-    private static double Num(JsonObject o, string name) => o[name] is JsonValue v && v.TryGetValue(out double d) ? d : 0;
 }

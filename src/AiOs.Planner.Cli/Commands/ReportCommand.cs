@@ -1,4 +1,6 @@
 using System.CommandLine;
+using AiOs.Planner.Cli.Rendering;
+using AiOs.Planner.Records;
 using AiOs.Planner.Reports;
 using Spectre.Console;
 
@@ -14,13 +16,15 @@ public static class ReportCommand
         var command = new Command("report", "Write an HTML report of a run: step times, phases, timelines, memory, NVMe throughput, errors.") { runDir, output };
         command.SetAction(r =>
         {
-            var run = RunData.Load(r.GetValue(runDir)!);
+            var run = RecordedRun.Load(r.GetValue(runDir)!);
             foreach (string w in run.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
             string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
             string index = HtmlReport.Write(run, outDir);
             var comparison = RunComparison.Of(run);
             foreach (var row in comparison.Rows)
-                io.Console.MarkupLineInterpolated($"{row.Quantity}: predicted {row.Predicted:0.###} {row.Unit}, measured {row.Measured:0.###} {row.Unit}, error {(row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–")}");
+                io.Console.MarkupLineInterpolated($"{row.Quantity}: predicted {row.Predicted:0.###} {row.Unit}, measured {row.Measured:0.###} {row.Unit}, error {ComparisonRendering.Percent(row.Error)}");
+            foreach (var tier in comparison.Tiers)
+                io.Console.MarkupLineInterpolated($"{tier.Tier} memory: predicted {new Units.Bytes(tier.PredictedBytes)}, measured {(tier.MeasuredBytes is { } m ? new Units.Bytes(m).ToString() : "not measured")}, error {ComparisonRendering.Percent(tier.Error)}");
             if (comparison.SpreadLine is { } spread) io.Console.MarkupLineInterpolated($"{spread}");
             if (comparison.Warning is { } warning) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
             io.Console.MarkupLineInterpolated($"Wrote {index}.");

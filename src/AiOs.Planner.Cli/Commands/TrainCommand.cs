@@ -8,7 +8,7 @@ using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Planning;
-using AiOs.Planner.Reports;
+using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Tuning;
 using Spectre.Console;
@@ -314,7 +314,7 @@ public static class TrainCommand
         console.MarkupLineInterpolated($"Run folder: {dir}");
     }
 
-    /// <summary>Predicted against measured, per phase, from the files now in the run folder.</summary>
+    /// <summary>Predicted against measured, per phase, per memory tier and per operation: Core's comparison of the run record now in the run folder.</summary>
     private static void RenderComparison(IAnsiConsole console, IAnsiConsole errors, string dir, Hardware.HardwareProfile? hardware)
     {
         if (hardware is null)
@@ -322,14 +322,10 @@ public static class TrainCommand
             console.MarkupLine("No prediction: pass --hardware PROFILE (or calibrate this machine) to compare with the simulator.");
             return;
         }
-        var comparison = RunComparison.Of(RunData.Load(dir));
-        if (comparison.Rows.Count == 0) return;
+        var comparison = RunComparison.Of(RecordedRun.Load(dir));
+        if (comparison.Rows.Count == 0 && comparison.Tiers.Count == 0) return;
         string title = $"Predicted ({hardware.Name}) vs measured, mean of the steps after the first" + (comparison.Unreliable ? " (UNRELIABLE: see below)" : "");
-        var table = new Table().TextTitle(title)
-            .AddColumn("phase").AddColumn(new TableColumn("predicted").RightAligned()).AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
-        foreach (var row in comparison.Rows)
-            table.AddTextRow(row.Quantity, $"{row.Predicted * 1e3:0.0} ms", $"{row.Measured * 1e3:0.0} ms", row.Error is { } e ? e.ToString("+0.0%;-0.0%") : "–");
-        console.Write(table);
+        ComparisonRendering.WriteAll(console, comparison, title);
         if (comparison.SpreadLine is { } spread) console.MarkupLineInterpolated($"{spread}");
         if (comparison.Warning is { } warning) errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}");
         console.MarkupLineInterpolated($"Report: aios report {dir}");

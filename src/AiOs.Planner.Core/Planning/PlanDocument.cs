@@ -1,144 +1,94 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Memory;
+using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Planning;
 
-/// <summary>The <c>aios plan --json</c> document: one JSON object whose field names are a public contract.</summary>
+/// <summary>The <c>aios plan --json</c> document: a <see cref="PlanRecord"/> whose field names are a public contract.</summary>
 public static class PlanDocument
 {
-    private static readonly JsonSerializerOptions SettingsJson = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-    };
-
     /// <summary>The settings of a plan document (its <c>settings</c> object), as <see cref="Build"/> wrote them.</summary>
     public static TrainingSettings ReadSettings(JsonNode settings) =>
-        settings.Deserialize<TrainingSettings>(SettingsJson) ?? throw new JsonException("the plan's settings are null");
+        settings.Deserialize<TrainingSettings>(PlanRecordJson.Options) ?? throw new JsonException("the plan's settings are null");
 
-    /// <summary>The <c>aios plan --json</c> document of <paramref name="plan"/>.</summary>
-    public static JsonObject Build(PlanResult plan)
+    /// <summary>The <c>aios plan --json</c> document of <paramref name="plan"/>, as JSON.</summary>
+    public static JsonObject Build(PlanResult plan) => JsonSerializer.SerializeToNode(Record(plan), PlanRecordJson.Options)!.AsObject();
+
+    /// <summary>The typed <c>aios plan --json</c> document of <paramref name="plan"/>.</summary>
+    public static PlanRecord Record(PlanResult plan)
     {
+        ArgumentNullException.ThrowIfNull(plan);
         var m = plan.Memory;
         var model = plan.Model;
-        var doc = new JsonObject
+        bool gpu = plan.Hardware.HasGpu;
+        var step = plan.Step;
+        return new PlanRecord
         {
-            ["model"] = new JsonObject
+            Model = new PlanModel(model.Name, model.TotalParameters, model.NumLayers, model.HiddenSize, model.LargestLayerParameters),
+            Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model),
+            Settings = plan.Settings,
+            Feasible = plan.Feasible,
+            Problems = plan.Problems.ToList(),
+            Notes = plan.Notes,
+            Memory = new PlanMemory
             {
-                ["name"] = model.Name,
-                ["params"] = model.TotalParameters,
-                ["layers"] = model.NumLayers,
-                ["hidden_size"] = model.HiddenSize,
-                ["largest_layer_params"] = model.LargestLayerParameters,
+                GpuPeakBytes = m.GpuAllocatedPeak.Value,
+                GpuReservedPeakBytes = m.Gpu.Peak.Value,
+                GpuCapacityBytes = m.Gpu.Capacity.Value,
+                GpuPeakPhase = m.GpuPeakPhase,
+                CpuPeakBytes = m.CpuPeak.Value,
+                CpuPinnedBytes = m.CpuPinned.Peak.Value,
+                CpuPageableBytes = m.CpuPageable.Peak.Value,
+                CpuCapacityBytes = plan.Hardware.Cpu.Ram.Value,
+                NvmeBytes = m.Nvme.Peak.Value,
+                NvmeCapacityBytes = m.Nvme.Capacity.Value,
+                ModelStatesGpuBytes = m.ModelStatesGpu.Value,
+                ModelStatesCpuBytes = m.ModelStatesCpu.Value,
+                Breakdown = new PlanBreakdown(Items(m.Gpu), Items(m.CpuPinned), Items(m.CpuPageable), Items(m.Nvme)),
+                SimulatedPeaks = step is null ? null : new PlanSimulatedPeaks(step.MemoryPeaks[MemoryTier.Gpu].Value, step.MemoryPeaks[MemoryTier.CpuPinned].Value,
+                    step.MemoryPeaks[MemoryTier.CpuPageable].Value, step.MemoryPeaks[MemoryTier.Nvme].Value),
             },
-            ["hardware"] = new JsonObject
+            DeepspeedEstimate = DeepSpeedEstimate(plan),
+            Step = step is null ? null : new PlanStep
             {
-                ["name"] = plan.Hardware.Name,
-                ["nodes"] = plan.Nodes,
-                ["gpus_per_node"] = plan.GpusPerNode,
-                ["gpu"] = plan.Hardware.Gpu?.Model,
+                TimeS = step.Time.Seconds,
+                FirstStepTimeS = plan.FirstStep?.Time.Seconds,
+                TokensPerS = step.TokensPerSecond,
+                ModelTflops = step.ModelTflopsPerGpu,
+                Bottleneck = ResourceNames.Of(step.Bottleneck, gpu),
+                Phases = new PlanPhases(step.Phases.Forward.Seconds, step.Phases.Backward.Seconds, step.Phases.Optimizer.Seconds),
+                CriticalPathS = PerResource(step.CriticalPath.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds), gpu),
+                Operations = step.Operations,
+                Correction = plan.Correction is { } c ? Correction(c) : null,
             },
-            ["settings"] = JsonSerializer.SerializeToNode(plan.Settings, SettingsJson),
-            ["feasible"] = plan.Feasible,
-            ["problems"] = new JsonArray(plan.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
-            ["notes"] = new JsonArray(plan.Notes.Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
-            ["memory"] = new JsonObject
-            {
-                ["gpu_peak_bytes"] = m.GpuAllocatedPeak.Value,
-                ["gpu_reserved_peak_bytes"] = m.Gpu.Peak.Value,
-                ["gpu_capacity_bytes"] = m.Gpu.Capacity.Value,
-                ["gpu_peak_phase"] = m.GpuPeakPhase,
-                ["cpu_peak_bytes"] = m.CpuPeak.Value,
-                ["cpu_pinned_bytes"] = m.CpuPinned.Peak.Value,
-                ["cpu_pageable_bytes"] = m.CpuPageable.Peak.Value,
-                ["cpu_capacity_bytes"] = plan.Hardware.Cpu.Ram.Value,
-                ["nvme_bytes"] = m.Nvme.Peak.Value,
-                ["nvme_capacity_bytes"] = m.Nvme.Capacity.Value,
-                ["model_states_gpu_bytes"] = m.ModelStatesGpu.Value,
-                ["model_states_cpu_bytes"] = m.ModelStatesCpu.Value,
-                ["breakdown"] = new JsonObject
-                {
-                    ["gpu"] = Items(m.Gpu),
-                    ["cpu_pinned"] = Items(m.CpuPinned),
-                    ["cpu_pageable"] = Items(m.CpuPageable),
-                    ["nvme"] = Items(m.Nvme),
-                },
-            },
-            ["deepspeed_estimate"] = DeepSpeedEstimate(plan),
+            Traffic = step is null ? null : new PlanTraffic(step.Traffic.NvmeRead.Value, step.Traffic.NvmeWrite.Value, step.Traffic.H2d.Value,
+                step.Traffic.D2h.Value, step.Traffic.Network.Value),
+            Utilization = step is null ? null : PerResource(step.Busy.Keys.ToDictionary(k => k, step.Utilization), gpu),
         };
-        if (plan.Step is { } step)
-        {
-            bool gpu = plan.Hardware.HasGpu;
-            doc["step"] = new JsonObject
-            {
-                ["time_s"] = step.Time.Seconds,
-                ["first_step_time_s"] = plan.FirstStep?.Time.Seconds,
-                ["tokens_per_s"] = step.TokensPerSecond,
-                ["model_tflops"] = step.ModelTflopsPerGpu,
-                ["bottleneck"] = ResourceNames.Of(step.Bottleneck, gpu),
-                ["phases"] = new JsonObject
-                {
-                    ["forward_s"] = step.Phases.Forward.Seconds,
-                    ["backward_s"] = step.Phases.Backward.Seconds,
-                    ["optimizer_s"] = step.Phases.Optimizer.Seconds,
-                },
-                ["critical_path_s"] = PerResource(step.CriticalPath.ToDictionary(kv => kv.Key, kv => kv.Value.Seconds), gpu),
-                ["operations"] = step.Operations,
-            };
-            if (plan.Correction is { } c) doc["step"]!.AsObject()["correction"] = Correction(c);
-            doc["traffic"] = new JsonObject
-            {
-                ["nvme_read_bytes"] = step.Traffic.NvmeRead.Value,
-                ["nvme_write_bytes"] = step.Traffic.NvmeWrite.Value,
-                ["h2d_bytes"] = step.Traffic.H2d.Value,
-                ["d2h_bytes"] = step.Traffic.D2h.Value,
-                ["network_bytes"] = step.Traffic.Network.Value,
-            };
-            doc["utilization"] = PerResource(step.Busy.Keys.ToDictionary(k => k, step.Utilization), gpu);
-            memory(doc)["simulated_peaks"] = new JsonObject
-            {
-                ["gpu_bytes"] = step.MemoryPeaks[MemoryTier.Gpu].Value,
-                ["cpu_pinned_bytes"] = step.MemoryPeaks[MemoryTier.CpuPinned].Value,
-                ["cpu_pageable_bytes"] = step.MemoryPeaks[MemoryTier.CpuPageable].Value,
-                ["nvme_bytes"] = step.MemoryPeaks[MemoryTier.Nvme].Value,
-            };
-        }
-        return doc;
-
-        static JsonObject memory(JsonObject d) => d["memory"]!.AsObject();
     }
 
     /// <summary>Whether the learned correction was applied, why not, and the simulator's own phases (what a history learns from).</summary>
-    private static JsonObject Correction(Learning.CorrectionOutcome c) => new()
-    {
-        ["corrected"] = c.Applied,
-        ["reason"] = c.Reason,
-        ["ratios"] = new JsonObject { ["forward"] = c.Ratios.Forward, ["backward"] = c.Ratios.Backward, ["optimizer"] = c.Ratios.Optimizer },
-        ["uncorrected"] = new JsonObject
-        {
-            ["time_s"] = c.Uncorrected.Total,
-            ["phases"] = new JsonObject { ["forward_s"] = c.Uncorrected.Forward, ["backward_s"] = c.Uncorrected.Backward, ["optimizer_s"] = c.Uncorrected.Optimizer },
-        },
-    };
+    private static PlanCorrection Correction(Learning.CorrectionOutcome c) => new(c.Applied, c.Reason,
+        new PlanPhaseRatios(c.Ratios.Forward, c.Ratios.Backward, c.Ratios.Optimizer),
+        new PlanUncorrected(c.Uncorrected.Total, new PlanPhases(c.Uncorrected.Forward, c.Uncorrected.Backward, c.Uncorrected.Optimizer)));
 
-    private static JsonObject PerResource(Dictionary<ResourceKind, double> values, bool gpu)
+    /// <summary>Values by resource name, in the order of <see cref="ResourceKind"/> (insertion order is the written order).</summary>
+    private static Dictionary<string, double> PerResource(Dictionary<ResourceKind, double> values, bool gpu)
     {
-        var o = new JsonObject();
+        var o = new Dictionary<string, double>();
         foreach (var (k, v) in values.OrderBy(kv => kv.Key)) o[ResourceNames.Of(k, gpu)] = v;
         return o;
     }
 
-    private static JsonArray Items(TierUse tier) =>
-        new(tier.Items.Select(i => (JsonNode)new JsonObject { ["name"] = i.Name, ["bytes"] = i.Bytes.Value, ["note"] = i.Note }).ToArray());
+    private static List<PlanMemoryItem> Items(TierUse tier) => tier.Items.Select(i => new PlanMemoryItem(i.Name, i.Bytes.Value, i.Note)).ToList();
 
     /// <summary>DeepSpeed's own estimator for the same stage and offload, where it has one.</summary>
-    private static JsonObject? DeepSpeedEstimate(PlanResult plan)
+    private static PlanDeepSpeedEstimate? DeepSpeedEstimate(PlanResult plan)
     {
         var s = plan.Settings;
         var model = plan.Model;
@@ -148,12 +98,12 @@ public static class PlanDocument
         {
             var e = DeepSpeedEstimators.Zero3(model.TotalParameters, model.LargestLayerParameters, gpus, nodes,
                 cpuOffload: optimizerOff, cpuOffloadParams: s.ParamOffload != OffloadTier.None);
-            return new JsonObject { ["estimator"] = "estimate_zero3_model_states_mem_needs", ["gpu_bytes"] = e.GpuBytes, ["cpu_bytes"] = e.CpuBytes };
+            return new PlanDeepSpeedEstimate("estimate_zero3_model_states_mem_needs", e.GpuBytes, e.CpuBytes);
         }
         if (s.ZeroStage == ZeroStage.Zero2)
         {
             var e = DeepSpeedEstimators.Zero2(model.TotalParameters, gpus, nodes, cpuOffload: optimizerOff);
-            return new JsonObject { ["estimator"] = "estimate_zero2_model_states_mem_needs", ["gpu_bytes"] = e.GpuBytes, ["cpu_bytes"] = e.CpuBytes };
+            return new PlanDeepSpeedEstimate("estimate_zero2_model_states_mem_needs", e.GpuBytes, e.CpuBytes);
         }
         return null;
     }

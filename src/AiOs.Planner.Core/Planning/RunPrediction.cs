@@ -14,9 +14,9 @@ namespace AiOs.Planner.Planning;
 /// </summary>
 public static class RunPrediction
 {
-    public const string PredictionFile = "prediction.json";
-    public const string TimelineFile = "predicted-timeline.jsonl";
-    public const string ProfileFile = "profile.json";
+    public const string PredictionFile = Records.RecordedRun.PredictionFile;
+    public const string TimelineFile = Records.RecordedRun.TimelineFile;
+    public const string ProfileFile = Records.RecordedRun.ProfileFile;
 
     /// <summary>Plans and simulates the run's settings and writes the three files into <paramref name="runDir"/>.</summary>
     /// <remarks><paramref name="correction"/> evaluates the profile's learned correction, when it has one.</remarks>
@@ -24,6 +24,7 @@ public static class RunPrediction
     {
         Directory.CreateDirectory(runDir);
         var plan = TrainingPlanner.Plan(model, hardware, settings, new PlanOptions { KeepTimeline = true, FirstStep = true, Correction = correction });
+        // The typed plan record, as `aios plan --json` prints it; the run record reads it back as a PlanRecord.
         AtomicFile.WriteAllText(Path.Combine(runDir, PredictionFile), DeepSpeedConfig.ToJson(PlanDocument.Build(plan)));
         if (plan.Step is { } step) Timeline.Write(Path.Combine(runDir, TimelineFile), step, hardware.HasGpu);
         DescriptionJson.WriteFileAtomic(Path.Combine(runDir, ProfileFile), hardware);

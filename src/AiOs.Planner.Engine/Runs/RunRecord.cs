@@ -2,6 +2,7 @@ using System.Text.Json;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Measurement;
+using AiOs.Planner.Records;
 
 namespace AiOs.Planner.Engine.Runs;
 
@@ -60,7 +61,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         lock (_gate)
         {
             RunSummary summary = Summarise(error);
-            RunFiles.WriteAtomic(Path.Combine(dir, "summary.json"), JsonSerializer.Serialize(summary, DescriptionJson.Options));
+            RunFiles.WriteAtomic(Path.Combine(dir, RecordedRun.SummaryFile), JsonSerializer.Serialize(summary, RecordSchema.WriteOptions));
             return summary;
         }
     }
@@ -77,6 +78,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         var caveats = StepStatistics.Caveats(spread, _loadAtStart, loadAtEnd, System.Environment.ProcessorCount);
         return new RunSummary
         {
+            Schema = RecordSchema.Current,
             RunId = request.Options.RunId,
             Model = request.Model.Name,
             Executor = _executor,
@@ -105,6 +107,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             CpuWrittenBytes = steps.Sum(m => m.CpuWrittenBytes),
             PeakResidentBytes = ProcessMemory.PeakResident().Value,
             PeakDeviceBytes = steps.Max(m => m.PeakDeviceBytes),
+            PeakNvmeSwapBytes = steps.Max(m => m.NvmeSwapBytes),
             GpuMemoryLimitBytes = request.Options.GpuMemoryLimit?.Value,
             Error = error,
             StoppedBy = _stoppedBy,
@@ -115,5 +118,5 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     }
 
     /// <summary>A step whose loss was finite and whose update was applied; the others stay out of every mean.</summary>
-    private static bool Finite(StepMetrics m) => m.NonFinite is null && double.IsFinite(m.Loss);
+    private static bool Finite(StepMetrics m) => m.Finite;
 }

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace AiOs.Planner.Engine.Runs;
+namespace AiOs.Planner.Records;
 
 /// <summary>
 /// Writes a NaN or infinite <see cref="double"/> as JSON <c>null</c> (JSON has no such numbers, and System.Text.Json

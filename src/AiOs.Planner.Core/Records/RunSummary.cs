@@ -1,0 +1,67 @@
+using System.Text.Json.Serialization;
+using AiOs.Planner.Measurement;
+
+namespace AiOs.Planner.Records;
+
+/// <summary>The whole run, written to <c>summary.json</c>.</summary>
+public sealed record RunSummary
+{
+    /// <summary>The run-record schema (<see cref="RecordSchema.Current"/> when written now; 0 in a file older than the field).</summary>
+    public int Schema { get; init; }
+    public required string RunId { get; init; }
+    public required string Model { get; init; }
+    /// <summary>Which executor ran the steps (null when the run failed before it started).</summary>
+    public string? Executor { get; init; }
+    public required string Dataset { get; init; }
+    public required int StepsRequested { get; init; }
+    public required int StepsCompleted { get; init; }
+    /// <summary>False when the run was cancelled or failed before the last step.</summary>
+    public required bool Completed { get; init; }
+    /// <summary>Null when no step finished (or, fp16, when a skipped step's loss was not finite).</summary>
+    [JsonConverter(typeof(OptionalFiniteOrNullConverter))]
+    public required double? FirstLoss { get; init; }
+    [JsonConverter(typeof(OptionalFiniteOrNullConverter))]
+    public required double? FinalLoss { get; init; }
+    /// <summary>Median wall time of steps after the first (the first includes warm-up).</summary>
+    public required double MedianStepMs { get; init; }
+    /// <summary>Min, p10, p50, p90 and max wall time of the steps after the first (<see cref="StepStatistics.Spread"/>); null without such a step.</summary>
+    public StepSpread? StepSpread { get; init; }
+    /// <summary>1-minute load average from <c>/proc/loadavg</c> when the steps started; null when unknown.</summary>
+    public double? LoadAverageStart { get; init; }
+    /// <summary>1-minute load average when this summary was written; null when unknown.</summary>
+    public double? LoadAverageEnd { get; init; }
+    /// <summary>Logical cores of the machine (what the load averages are compared with).</summary>
+    public int LogicalCores { get; init; }
+    /// <summary>False when the step times are not fit to compare with a prediction (a wide spread or a busy machine); <see cref="TimingCaveats"/> says why.</summary>
+    public bool TimingReliable { get; init; } = true;
+    /// <summary>Why the step times are unreliable (<see cref="StepStatistics.Caveats"/>); null when they are not.</summary>
+    public IReadOnlyList<string>? TimingCaveats { get; init; }
+    public required double MeanForwardMs { get; init; }
+    public required double MeanBackwardMs { get; init; }
+    public required double MeanOptimizerMs { get; init; }
+    public required double MeanIoStallMs { get; init; }
+    /// <summary>Total tokens ÷ total wall time of the steps after the first (<see cref="StepStatistics.TokensPerSecond"/>), not a mean of per-step rates.</summary>
+    public required double TokensPerSecond { get; init; }
+    public required long NvmeReadBytes { get; init; }
+    public required long NvmeWrittenBytes { get; init; }
+    public required long CpuReadBytes { get; init; }
+    public required long CpuWrittenBytes { get; init; }
+    public required long PeakResidentBytes { get; init; }
+    /// <summary>Highest device memory in use in any step (see <see cref="StepMetrics.PeakDeviceBytes"/>); null on a CPU.</summary>
+    public long? PeakDeviceBytes { get; init; }
+    /// <summary>Most bytes of swap files on the NVMe folder at the end of any step; null without NVMe offload.</summary>
+    public long? PeakNvmeSwapBytes { get; init; }
+    /// <summary>The --gpu-memory-limit the run was held to, if any.</summary>
+    public long? GpuMemoryLimitBytes { get; init; }
+    public string? Error { get; init; }
+    /// <summary>The signal (SIGINT, SIGTERM, SIGHUP) or other request that stopped the run early; null when nothing asked it to stop.</summary>
+    public string? StoppedBy { get; init; }
+    /// <summary>The step whose loss or gradients were not finite, which ended the run without applying its update; null when none.</summary>
+    public int? NonFiniteStep { get; init; }
+    /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
+    public string? LastCheckpoint { get; init; }
+    /// <summary>Warnings given before training started (for example pretrained tensors left unused); null when none.</summary>
+    public IReadOnlyList<string>? Warnings { get; init; }
+    /// <summary>How the C heap treated large blocks (the engine's <c>HostHeap.Mode</c>): "reuse", or "system" and why.</summary>
+    public string? HostHeap { get; init; }
+}

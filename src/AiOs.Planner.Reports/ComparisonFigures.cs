@@ -1,0 +1,84 @@
+using AiOs.Planner.Records;
+using AiOs.Planner.Units;
+using ScottPlot;
+
+namespace AiOs.Planner.Reports;
+
+/// <summary>Figures of Core's <see cref="RunComparison"/>: predicted beside measured, per phase, per memory tier and per operation. They only draw it.</summary>
+public static class ComparisonFigures
+{
+    /// <summary>Most operation rows drawn (the largest by time); the HTML table lists them all.</summary>
+    public const int MaxOperations = 16;
+
+    /// <summary>Phase times side by side: predicted and measured (mean of the steps after the first), with the I/O stall the engine measured.</summary>
+    public static Figure Phases(RecordedRun run, RunComparison comparison)
+    {
+        var rows = comparison.Rows.Where(r => r.Quantity != "step time").ToList();
+        var names = rows.Select(r => r.Quantity).Append("I/O stall").ToArray();
+        double[] predicted = [.. rows.Select(r => r.Predicted), 0];
+        var steady = run.SteadySteps;
+        double stall = steady.Count == 0 ? 0 : steady.Average(s => s.IoStallMs) / 1e3;
+        double[] measured = rows.Count == 0
+            ? [.. (steady.Count == 0 ? new double[3] : [steady.Average(s => s.ForwardMs) / 1e3, steady.Average(s => s.BackwardMs) / 1e3, steady.Average(s => s.OptimizerMs) / 1e3]), stall]
+            : [.. rows.Select(r => r.Measured), stall];
+        if (rows.Count == 0) names = ["forward", "backward", "optimizer", "I/O stall"];
+        var plot = Pairs(names, predicted, measured, rows.Select(r => r.Error).Append(null).ToArray());
+        plot.Title("Phases of a step: predicted vs measured");
+        plot.YLabel("time (s)");
+        return new Figure("phases", "Mean phase times of the steps after the first, beside the simulator's phases (the simulator folds I/O waits into the phase they delay); the error is (predicted − measured) ÷ measured.", plot);
+    }
+
+    /// <summary>Each memory tier's predicted peak beside the measured figure; null when the comparison has no tier.</summary>
+    public static Figure? Tiers(RunComparison comparison)
+    {
+        if (comparison.Tiers.Count == 0) return null;
+        double GiB(long? b) => (b ?? 0) / (double)Bytes.GiBValue;
+        var plot = Pairs(comparison.Tiers.Select(t => t.MeasuredBytes is null ? t.Tier + " (not measured)" : t.Tier).ToArray(),
+            comparison.Tiers.Select(t => GiB(t.PredictedBytes)).ToArray(), comparison.Tiers.Select(t => GiB(t.MeasuredBytes)).ToArray(),
+            comparison.Tiers.Select(t => t.Error).ToArray());
+        plot.Title("Memory per tier: predicted peak vs measured");
+        plot.YLabel("memory (GiB)");
+        string what = string.Join("; ", comparison.Tiers.Select(t => $"{t.Tier}: {t.PredictedAs} vs {t.MeasuredAs}"));
+        return new Figure("tiers", $"Peak of each memory tier, predicted beside measured ({what}).", plot);
+    }
+
+    /// <summary>Busy time per step of the largest operation kinds per resource, predicted beside measured; null without operations.</summary>
+    public static Figure? Operations(RunComparison comparison)
+    {
+        var rows = comparison.Operations.Take(MaxOperations).ToList();
+        if (rows.Count == 0) return null;
+        var plot = Pairs(rows.Select(r => $"{r.Operation}\n{r.Resource}").ToArray(), rows.Select(r => r.PredictedMs).ToArray(),
+            rows.Select(r => r.MeasuredMs ?? 0).ToArray(), rows.Select(r => r.Error).ToArray());
+        plot.Title("Time per step by operation and resource: predicted vs measured");
+        plot.YLabel("busy time per step (ms)");
+        plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
+        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
+        plot.Axes.Bottom.MinimumSize = 110;
+        return new Figure("operations", $"Sum of each operation kind's spans on each resource per step (largest {rows.Count}): the predicted step's timeline beside the mean of the traced steps after the first.", plot, 1100, 520);
+    }
+
+    /// <summary>Pairs of bars (predicted, measured) per name, each measured bar labelled with its error.</summary>
+    private static Plot Pairs(string[] names, double[] predicted, double[] measured, double?[] errors)
+    {
+        var plot = new Plot();
+        var bars = new List<Bar>();
+        for (int i = 0; i < names.Length; i++)
+        {
+            bars.Add(new Bar { Position = i * 3, Value = predicted[i], FillColor = ReportFigures.Predicted });
+            bars.Add(new Bar
+            {
+                Position = i * 3 + 1, Value = measured[i], FillColor = ReportFigures.Measured,
+                Label = errors[i] is { } e ? e.ToString("+0%;-0%", System.Globalization.CultureInfo.InvariantCulture) : "",
+            });
+        }
+        var series = plot.Add.Bars(bars);
+        series.ValueLabelStyle.FontSize = 11;
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            Enumerable.Range(0, names.Length).Select(i => i * 3 + 0.5).ToArray(), names);
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "predicted", FillColor = ReportFigures.Predicted });
+        plot.Legend.ManualItems.Add(new LegendItem { LabelText = "measured (label: error of the prediction)", FillColor = ReportFigures.Measured });
+        plot.ShowLegend();
+        plot.Axes.Margins(bottom: 0, top: 0.15);
+        return plot;
+    }
+}
