@@ -13,16 +13,20 @@ public static class ComparisonFigures
     /// <summary>Phase times side by side: predicted and measured (mean of the steps after the first), with the I/O stall the engine measured.</summary>
     public static Figure Phases(RecordedRun run, RunComparison comparison)
     {
+        // Without a prediction (or a steady step) the measured phases are still drawn, beside zeros.
         var rows = comparison.Rows.Where(r => r.Quantity != "step time").ToList();
-        var names = rows.Select(r => r.Quantity).Append("I/O stall").ToArray();
-        double[] predicted = [.. rows.Select(r => r.Predicted), 0];
         var steady = run.SteadySteps;
-        double stall = steady.Count == 0 ? 0 : steady.Average(s => s.IoStallMs) / 1e3;
-        double[] measured = rows.Count == 0
-            ? [.. (steady.Count == 0 ? new double[3] : [steady.Average(s => s.ForwardMs) / 1e3, steady.Average(s => s.BackwardMs) / 1e3, steady.Average(s => s.OptimizerMs) / 1e3]), stall]
-            : [.. rows.Select(r => r.Measured), stall];
-        if (rows.Count == 0) names = ["forward", "backward", "optimizer", "I/O stall"];
-        var plot = Pairs(names, predicted, measured, rows.Select(r => r.Error).Append(null).ToArray());
+        double Mean(Func<StepMetrics, double> f) => steady.Count == 0 ? 0 : steady.Average(f) / 1e3;
+        string[] names = ["forward", "backward", "optimizer", "I/O stall"];
+        double[] measured = [Mean(s => s.ForwardMs), Mean(s => s.BackwardMs), Mean(s => s.OptimizerMs), Mean(s => s.IoStallMs)];
+        double[] predicted = new double[names.Length];
+        var errors = new double?[names.Length];
+        foreach (var row in rows)
+        {
+            int i = Array.IndexOf(names, row.Quantity);
+            (predicted[i], measured[i], errors[i]) = (row.Predicted, row.Measured, row.Error);
+        }
+        var plot = Pairs(names, predicted, measured, errors);
         plot.Title("Phases of a step: predicted vs measured");
         plot.YLabel("time (s)");
         return new Figure("phases", "Mean phase times of the steps after the first, beside the simulator's phases (the simulator folds I/O waits into the phase they delay); the error is (predicted − measured) ÷ measured.", plot);

@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using AiOs.Planner.Tuning;
@@ -23,7 +24,7 @@ public sealed class ReportEscapingTests
         string run = InjectedRun();
         string outDir = Path.Combine(Path.GetDirectoryName(run)!, "report-out");
 
-        string index = HtmlReport.Write(RunData.Load(run), outDir);
+        string index = HtmlReport.Write(RecordedRun.Load(run), outDir);
 
         string html = File.ReadAllText(index);
         AssertNoRawMarkup(index, html);

@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using System.Text.Json.Nodes;
 
 namespace AiOs.Planner.Reports.Tests;
@@ -29,7 +30,7 @@ public sealed class RunComparisonTests
     {
         // Given steps of 1,000 tokens: warm-up, 0.1 s, 10 s, 10 s (the mean of per-step rates would be 3,400 tokens/s)
         string dir = RunWith([(20_000, 1000, false), (100, 1000, false), (10_000, 1000, false), (10_000, 1000, false)]);
-        var run = RunData.Load(dir);
+        var run = RecordedRun.Load(dir);
         // When the report is written
         string html = File.ReadAllText(HtmlReport.Write(run, Path.Combine(dir, "report")));
         // Then it shows 3,000 ÷ 20.1 s = 149 tokens/s
@@ -42,12 +43,12 @@ public sealed class RunComparisonTests
     {
         // Given a last step whose loss the engine wrote as null (not finite), and that took 1 ms
         string dir = RunWith([(100, 10, false), (10, 10, false), (10, 10, false), (1, 10, true)]);
-        var run = RunData.Load(dir);
+        var run = RecordedRun.Load(dir);
         // Then its loss is NaN, not 0, and the means and the throughput come from the two sound steps
         Assert.True(double.IsNaN(run.Steps[^1].Loss));
         Assert.False(run.Steps[^1].Finite);
         Assert.Equal(2, run.SteadySteps.Count);
-        Assert.Equal(0.010, Assert.Single(HtmlReport.Errors(run), r => r.Quantity == "step time").Measured, 9);
+        Assert.Equal(0.010, Assert.Single(RunComparison.Phases(run), r => r.Quantity == "step time").Measured, 9);
         Assert.Equal(1000, run.TokensPerSecond, 6);
         string html = File.ReadAllText(HtmlReport.Write(run, Path.Combine(dir, "report")));
         Assert.Contains("step 4 was not finite", html);
@@ -57,11 +58,11 @@ public sealed class RunComparisonTests
     public void Given_steps_varying_tenfold_When_compared_Then_the_table_is_marked_unreliable_with_the_spread()
     {
         string dir = RunWith([(500, 10, false), (10, 10, false), (100, 10, false), (1000, 10, false)]);
-        var comparison = RunComparison.Of(RunData.Load(dir));
+        var comparison = RunComparison.Of(RecordedRun.Load(dir));
         Assert.True(comparison.Unreliable);
         Assert.Contains("unreliable", comparison.Warning);
         Assert.Contains("max 1000", comparison.SpreadLine);
-        string html = File.ReadAllText(HtmlReport.Write(RunData.Load(dir), Path.Combine(dir, "report")));
+        string html = File.ReadAllText(HtmlReport.Write(RecordedRun.Load(dir), Path.Combine(dir, "report")));
         Assert.Contains("<strong>Unreliable:</strong>", html);
     }
 
@@ -70,7 +71,7 @@ public sealed class RunComparisonTests
     {
         string dir = RunWith([(500, 10, false), (10, 10, false), (10, 10, false), (10, 10, false)]);
         File.WriteAllText(Path.Combine(dir, "summary.json"), """{"load_average_start": 5.2, "load_average_end": 4.0, "logical_cores": 2}""");
-        var comparison = RunComparison.Of(RunData.Load(dir));
+        var comparison = RunComparison.Of(RecordedRun.Load(dir));
         Assert.Contains("load average was 5.20 on 2 cores", Assert.Single(comparison.Caveats));
     }
 
@@ -79,10 +80,10 @@ public sealed class RunComparisonTests
     {
         string dir = RunWith([(500, 10, false), (10, 10, false), (11, 10, false), (12, 10, false)]);
         File.WriteAllText(Path.Combine(dir, "summary.json"), """{"load_average_start": 0.4, "load_average_end": 0.6, "logical_cores": 2}""");
-        var comparison = RunComparison.Of(RunData.Load(dir));
+        var comparison = RunComparison.Of(RecordedRun.Load(dir));
         Assert.False(comparison.Unreliable);
         Assert.Null(comparison.Warning);
-        string html = File.ReadAllText(HtmlReport.Write(RunData.Load(dir), Path.Combine(dir, "report")));
+        string html = File.ReadAllText(HtmlReport.Write(RecordedRun.Load(dir), Path.Combine(dir, "report")));
         Assert.DoesNotContain("Unreliable:", html);
     }
 

@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using AiOs.Planner.Descriptions;
 
 namespace AiOs.Planner.Reports.Tests;
@@ -14,10 +15,10 @@ public sealed class RunDataTests
         string run = SyntheticRun.Create();
         string path = Path.Combine(run, file);
         int whole = File.ReadAllLines(path).Length;
-        var before = RunData.Load(run);
+        var before = RecordedRun.Load(run);
         File.AppendAllText(path, "{\"step\": 9, \"wall_");
 
-        var loaded = RunData.Load(run);
+        var loaded = RecordedRun.Load(run);
 
         string warning = Assert.Single(loaded.Warnings);
         Assert.Contains(path, warning);
@@ -39,7 +40,7 @@ public sealed class RunDataTests
         lines[1] = lines[1][..(lines[1].Length / 2)];   // torn, but not last: not what a stopped run leaves
         File.WriteAllLines(path, lines);
 
-        var e = Assert.Throws<DescriptionException>(() => RunData.Load(run));
+        var e = Assert.Throws<DescriptionException>(() => RecordedRun.Load(run));
 
         Assert.Contains(path, e.Message);
         Assert.Contains("line 2", e.Message);
@@ -54,7 +55,7 @@ public sealed class RunDataTests
         lines[2] = "{\"step\": 1}";
         File.WriteAllLines(path, lines);
 
-        var e = Assert.Throws<DescriptionException>(() => RunData.Load(run));
+        var e = Assert.Throws<DescriptionException>(() => RecordedRun.Load(run));
 
         Assert.Contains("line 3", e.Message);
     }
@@ -66,7 +67,7 @@ public sealed class RunDataTests
         string path = Path.Combine(run, "metrics.jsonl");
         File.WriteAllText(path, File.ReadAllText(path).TrimEnd('\n'));
 
-        var loaded = RunData.Load(run);
+        var loaded = RecordedRun.Load(run);
 
         Assert.Equal(4, loaded.Steps.Count);
         Assert.Empty(loaded.Warnings);
@@ -78,7 +79,7 @@ public sealed class RunDataTests
         string run = SyntheticRun.Create();
         File.AppendAllText(Path.Combine(run, "metrics.jsonl"), "{\"step\": 9, \"wall_");
 
-        string html = File.ReadAllText(HtmlReport.Write(RunData.Load(run), Path.Combine(run, "report")));
+        string html = File.ReadAllText(HtmlReport.Write(RecordedRun.Load(run), Path.Combine(run, "report")));
 
         Assert.Contains("<h2>Warnings</h2>", html);
         Assert.Contains("line 5: the last line is cut off", html);
