@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using System.Text.Json;
 using AiOs.Planner.Engine.Checkpoints;
 using AiOs.Planner.Engine.Execution;

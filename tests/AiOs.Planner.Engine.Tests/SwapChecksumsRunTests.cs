@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Storage;
