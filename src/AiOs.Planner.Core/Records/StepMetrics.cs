@@ -13,9 +13,29 @@ namespace AiOs.Planner.Records;
 public sealed record StepMetrics
 {
     public required int Step { get; init; }
-    /// <summary>The step's loss; NaN or infinite when it diverged (written as <c>null</c>, see <see cref="NonFinite"/>).</summary>
-    [JsonConverter(typeof(FiniteOrNullConverter))]
-    public required double Loss { get; init; } = double.NaN;
+    /// <summary>The step's loss; NaN or infinite when it diverged (written as <c>null</c>); NaN in a hand-made line without the field.</summary>
+    [JsonIgnore]
+    public double Loss { get; init; } = double.NaN;
+
+    /// <summary>
+    /// <see cref="Loss"/> as the file holds it: a number, or <c>null</c> when not finite. Separate so a reader can tell a <c>null</c>
+    /// (the engine's "not finite") from a missing field (says nothing about finiteness).
+    /// </summary>
+    [JsonInclude]
+    [JsonPropertyName("loss")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    private double? LossField
+    {
+        get => double.IsFinite(Loss) ? Loss : null;
+        init
+        {
+            Loss = value ?? double.NaN;
+            _lossWasNull = value is null;
+        }
+    }
+
+    private readonly bool _lossWasNull;
+
     public required long Tokens { get; init; }
     public required double WallMs { get; init; }
     public required double ForwardMs { get; init; }
@@ -56,9 +76,12 @@ public sealed record StepMetrics
     /// <summary>What was not a finite number in this step (the loss, a unit's gradients), so its update was not applied and the run stopped; null for a sound step.</summary>
     public string? NonFinite { get; init; }
 
-    /// <summary>False for a step whose loss or gradients were not finite: its update was not applied, and it stays out of every mean.</summary>
+    /// <summary>
+    /// False for a step whose loss or gradients were not finite (its update was not applied, and it stays out of every mean): a
+    /// <see cref="NonFinite"/> step, which a line read back with a <c>null</c> loss is (<see cref="Normalised"/>).
+    /// </summary>
     [JsonIgnore]
-    public bool Finite => NonFinite is null && double.IsFinite(Loss);
+    public bool Finite => NonFinite is null;
 
     /// <summary>The step as <see cref="StepStatistics"/> takes it.</summary>
     [JsonIgnore]
@@ -73,7 +96,7 @@ public sealed record StepMetrics
     /// </summary>
     internal StepMetrics Normalised() => this with
     {
-        NonFinite = NonFinite ?? (double.IsFinite(Loss) ? null : "loss"),
+        NonFinite = NonFinite ?? (_lossWasNull ? "loss" : null),
         Tokens = Tokens > 0 ? Tokens : (long)Math.Round(TokensPerSecond * WallMs / 1e3),
     };
 }

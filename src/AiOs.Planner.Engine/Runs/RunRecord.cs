@@ -118,5 +118,5 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     }
 
     /// <summary>A step whose loss was finite and whose update was applied; the others stay out of every mean.</summary>
-    private static bool Finite(StepMetrics m) => m.Finite;
+    private static bool Finite(StepMetrics m) => m.NonFinite is null && double.IsFinite(m.Loss);
 }

@@ -104,3 +104,45 @@ public sealed class RecordedRunTests
         Assert.Equal(6, run.SteadySteps.Count);
     }
 }
+
+/// <summary>A step line's loss: <c>null</c> is the engine's "not finite"; a missing field says nothing about finiteness.</summary>
+public sealed class StepMetricsTests
+{
+    [Fact]
+    public void Given_a_line_without_a_loss_When_loaded_Then_its_loss_is_unknown_but_the_step_still_counts()
+    {
+        string dir = RecordedRunTests.LegacyRun();
+        string path = Path.Combine(dir, "metrics.jsonl");
+        var lines = File.ReadAllLines(path);
+        var o = JsonNode.Parse(lines[3])!.AsObject();
+        o.Remove("loss");
+        lines[3] = o.ToJsonString();
+        File.WriteAllLines(path, lines);
+
+        var run = RecordedRun.Load(dir);
+
+        Assert.True(double.IsNaN(run.Steps[3].Loss));
+        Assert.True(run.Steps[3].Finite);
+        Assert.Equal(7, run.SteadySteps.Count);
+    }
+
+    [Fact]
+    public void Given_a_non_finite_loss_When_written_and_read_Then_the_line_holds_null_and_reads_back_not_finite()
+    {
+        var step = new StepMetrics
+        {
+            Step = 3, Loss = double.PositiveInfinity, Tokens = 10, WallMs = 1, ForwardMs = 0, BackwardMs = 0, OptimizerMs = 0, IoStallMs = 0, TokensPerSecond = 1,
+            CpuReadBytes = 0, CpuWrittenBytes = 0, NvmeReadBytes = 0, NvmeWrittenBytes = 0, NvmeReadGBps = 0, NvmeWriteGBps = 0, UploadBytes = 0,
+            DownloadBytes = 0, UploadGBps = 0, ResidentBytes = 0, PeakResidentBytes = 0,
+        };
+
+        string line = System.Text.Json.JsonSerializer.Serialize(step, RecordSchema.LineOptions);
+        string path = Path.Combine(Directory.CreateTempSubdirectory("aios-line-").FullName, "metrics.jsonl");
+        File.WriteAllText(path, line + "\n");
+        var read = JsonLines.Read<StepMetrics>(path, new List<string>(), _ => null);
+
+        Assert.Contains("\"loss\":null", line);
+        Assert.StartsWith("{\"step\":3,\"loss\":null,", line);
+        Assert.True(double.IsNaN(read[0].Loss));
+    }
+}
