@@ -51,18 +51,17 @@ public static class ComparisonFigures
     {
         var rows = comparison.Operations.Take(MaxOperations).ToList();
         if (rows.Count == 0) return null;
-        var plot = Pairs(rows.Select(r => $"{r.Operation}\n{r.Resource}").ToArray(), rows.Select(r => r.PredictedMs).ToArray(),
-            rows.Select(r => r.MeasuredMs ?? 0).ToArray(), rows.Select(r => r.Error).ToArray());
+        // Horizontal bars, largest at the top: operation names are long, and a column per name would overlap.
+        rows.Reverse();
+        var plot = Pairs(rows.Select(r => $"{r.Operation} ({r.Resource})").ToArray(), rows.Select(r => r.PredictedMs).ToArray(),
+            rows.Select(r => r.MeasuredMs ?? 0).ToArray(), rows.Select(r => r.Error).ToArray(), horizontal: true);
         plot.Title("Time per step by operation and resource: predicted vs measured");
-        plot.YLabel("busy time per step (ms)");
-        plot.Axes.Bottom.TickLabelStyle.Rotation = 30;
-        plot.Axes.Bottom.TickLabelStyle.Alignment = Alignment.MiddleLeft;
-        plot.Axes.Bottom.MinimumSize = 110;
-        return new Figure("operations", $"Sum of each operation kind's spans on each resource per step (largest {rows.Count}): the predicted step's timeline beside the mean of the traced steps after the first.", plot, 1100, 520);
+        plot.XLabel("busy time per step (ms)");
+        return new Figure("operations", $"Sum of each operation kind's spans on each resource per step (largest {rows.Count}): the predicted step's timeline beside the mean of the traced steps after the first.", plot, 1100, 140 + 34 * rows.Count);
     }
 
     /// <summary>Pairs of bars (predicted, measured) per name, each measured bar labelled with its error.</summary>
-    private static Plot Pairs(string[] names, double[] predicted, double[] measured, double?[] errors)
+    private static Plot Pairs(string[] names, double[] predicted, double[] measured, double?[] errors, bool horizontal = false)
     {
         var plot = new Plot();
         var bars = new List<Bar>();
@@ -76,13 +75,17 @@ public static class ComparisonFigures
             });
         }
         var series = plot.Add.Bars(bars);
+        series.Horizontal = horizontal;
         series.ValueLabelStyle.FontSize = 11;
-        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            Enumerable.Range(0, names.Length).Select(i => i * 3 + 0.5).ToArray(), names);
+        var ticks = new ScottPlot.TickGenerators.NumericManual(Enumerable.Range(0, names.Length).Select(i => i * 3 + 0.5).ToArray(), names);
+        if (horizontal) plot.Axes.Left.TickGenerator = ticks;
+        else plot.Axes.Bottom.TickGenerator = ticks;
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "predicted", FillColor = ReportFigures.Predicted });
         plot.Legend.ManualItems.Add(new LegendItem { LabelText = "measured (label: error of the prediction)", FillColor = ReportFigures.Measured });
-        plot.ShowLegend();
-        plot.Axes.Margins(bottom: 0, top: 0.15);
+        // Outside the data: a legend inside would hide the bars (and error labels) beneath it.
+        plot.ShowLegend(Edge.Bottom);
+        if (horizontal) plot.Axes.Margins(left: 0, right: 0.12);
+        else plot.Axes.Margins(bottom: 0, top: 0.15);
         return plot;
     }
 }
