@@ -13,6 +13,10 @@ public class TrainReportTests
         foreach (string file in new[] { "prediction.json", "predicted-timeline.jsonl", "profile.json", "metrics.jsonl", "trace.jsonl", "summary.json" })
             Assert.True(File.Exists(Path.Combine(run, file)), file);
         Assert.Contains("Predicted (ci-2core-24gb) vs measured", train.Console);
+        // Per tier from Core's comparison: the planned host peak against the resident set, with its error.
+        Assert.Contains("Memory per tier: predicted peak vs measured", train.Console);
+        Assert.Matches(@"host\s.*[+-]\d+\.\d%", train.Console);
+        Assert.Contains("Busy time per step by operation and resource", train.Console);
 
         var report = CliRunner.Run("report", run);
         Assert.Equal(ExitCodes.Ok, report.ExitCode);
@@ -20,6 +24,9 @@ public class TrainReportTests
         Assert.Contains("Predicted vs measured", html);
         Assert.True(File.Exists(Path.Combine(run, "report", "timeline-measured.png")));
         Assert.True(File.Exists(Path.Combine(run, "report", "timeline-predicted.png")));
+        Assert.True(File.Exists(Path.Combine(run, "report", "tiers.png")));
+        Assert.True(File.Exists(Path.Combine(run, "report", "operations.png")));
+        Assert.Contains("host memory: predicted", report.Console);
     }
 }
 

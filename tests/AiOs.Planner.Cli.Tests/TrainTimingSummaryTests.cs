@@ -1,3 +1,4 @@
+using AiOs.Planner.Records;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Reports;
 
@@ -16,7 +17,7 @@ public sealed class TrainTimingSummaryTests
             Assert.Equal(ExitCodes.Ok, train.ExitCode);
             string dir = Path.Combine(root, "t1");
             var summary = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "summary.json")))!;
-            var run = RunData.Load(dir);
+            var run = RecordedRun.Load(dir);
             // One definition: summary.json's tokens/s is the report's (total tokens ÷ total time of steps 2–4)
             Assert.Equal(run.TokensPerSecond, (double)summary["tokens_per_second"]!, 6);
             var spread = summary["step_spread"]!;
