@@ -34,7 +34,8 @@ public sealed record ShardLayout(long Elements, int WorldSize)
         RequireLength(unit.Length, Elements, "unit");
         RequireLength(shard.Length, ShardElements, "shard");
         (long start, long real) = RangeOf(rank);
-        unit.Slice((int)start, (int)real).CopyTo(shard);
+        // A rank past the unit's end (fewer elements than ranks) holds padding only; its start lies beyond the unit.
+        if (real > 0) unit.Slice((int)start, (int)real).CopyTo(shard);
         shard[(int)real..].Clear();
     }
 
