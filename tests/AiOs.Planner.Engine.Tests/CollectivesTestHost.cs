@@ -20,10 +20,11 @@ public static class CollectivesTestHost
     {
         if (args.Length != 2 || args[0] != Verb)
         {
-            Console.Error.WriteLine($"usage: {Verb} exchange|die (run by the collectives tests, with the launcher's variables)");
+            Console.Error.WriteLine($"usage: {Verb} exchange|die|nccl (run by the collectives tests, with the launcher's variables)");
             return 2;
         }
         RankEnvironment rank = RankEnvironment.Current() ?? throw new InvalidOperationException("Not started as a rank.");
+        if (args[1] == "nccl") return NcclRank.Run(rank);
         try
         {
             using var collectives = SharedMemoryCollectives.Join(rank.SharedMemory() with { Timeout = TimeSpan.FromSeconds(30), RegionBytes = 4096 });

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Collectives;
+using Xunit.Abstractions;
 
 namespace AiOs.Planner.Engine.Tests;
 
@@ -40,5 +41,35 @@ public class NcclCollectivesTests
     {
         NativeLibrary.Free(handle);
         return true;
+    }
+}
+
+/// <summary>A fact that runs only where AIOS_MULTI_GPU=1 says that two or more GPUs and PyTorch's CUDA libtorch are there; reported as skipped elsewhere.</summary>
+public sealed class MultiGpuFactAttribute : FactAttribute
+{
+    public MultiGpuFactAttribute()
+    {
+        if (System.Environment.GetEnvironmentVariable("AIOS_MULTI_GPU") != "1")
+            Skip = "needs 2+ GPUs: run with AIOS_MULTI_GPU=1 on a multi-GPU machine (docs/user-guide.md, \"Several GPUs\")";
+    }
+}
+
+/// <summary>NCCL on real GPUs: two ranks launched as processes, each checking its results and printing the all-reduce bandwidth.</summary>
+[Trait("Category", "MultiGpu")]
+public class NcclCollectivesMultiGpuTests(ITestOutputHelper output)
+{
+    [MultiGpuFact]
+    public void Given_two_GPUs_When_ranks_run_the_collectives_through_NCCL_Then_every_result_is_exact()
+    {
+        var lines = new List<string>();
+        string? host = System.Environment.ProcessPath;
+        string dotnet = host is not null && Path.GetFileNameWithoutExtension(host) == "dotnet" ? host : "dotnet";
+        var result = RankLauncher.Run(new RankLaunchRequest(dotnet, [typeof(CollectivesTestHost).Assembly.Location, CollectivesTestHost.Verb, "nccl"], 2)
+        {
+            Output = (rank, line) => { lock (lines) lines.Add($"[rank {rank}] {line}"); },
+        });
+        foreach (string line in lines) output.WriteLine(line);
+        Assert.True(result.Succeeded, result.Describe());
+        Assert.Equal(2, lines.Count(l => l.Contains("bus bandwidth", StringComparison.Ordinal)));
     }
 }

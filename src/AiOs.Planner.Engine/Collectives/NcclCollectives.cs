@@ -5,10 +5,11 @@ namespace AiOs.Planner.Engine.Collectives;
 
 /// <summary>How one rank joins an <see cref="NcclCollectives"/> group.</summary>
 /// <param name="Folder">The rendezvous folder the launcher gave every rank: rank 0 writes NCCL's unique id there.</param>
-/// <param name="Rank">This rank (its GPU is cuda:LOCAL_RANK, current on the calling thread).</param>
+/// <param name="Rank">This rank.</param>
 /// <param name="WorldSize">The number of ranks.</param>
+/// <param name="Device">This rank's GPU (its LOCAL_RANK): made current on the calling thread before the communicator is built.</param>
 /// <param name="Stream">The CUDA stream collectives are queued on (0: the legacy default stream, where TorchSharp computes; or one from the CUDA driver).</param>
-public sealed record NcclOptions(string Folder, int Rank, int WorldSize, nint Stream)
+public sealed record NcclOptions(string Folder, int Rank, int WorldSize, int Device, nint Stream)
 {
     /// <summary>The file in <see cref="Folder"/> that carries the unique id.</summary>
     public const string IdFileName = "nccl-unique-id";
@@ -20,8 +21,8 @@ public sealed record NcclOptions(string Folder, int Rank, int WorldSize, nint St
 /// <summary>
 /// <see cref="ICollectives"/> on GPUs through NCCL (P/Invoke into <c>libnccl.so.2</c>, see <see cref="NcclLibrary"/>),
 /// queued on <see cref="NcclOptions.Stream"/>: each call returns once queued, like the CUDA work around it, and the
-/// caller orders it with events (<see cref="Synchronize"/> waits for all of it). Buffers are device addresses. Create on
-/// the thread that made the rank's CUDA tensors, so that NCCL sees that GPU's context as current.
+/// caller orders it with events (<see cref="Synchronize"/> waits for all of it). Buffers are device addresses on
+/// <see cref="NcclOptions.Device"/>; call from the thread that joined (its context is the one made current).
 /// </summary>
 public sealed unsafe class NcclCollectives : ICollectives
 {
@@ -54,6 +55,7 @@ public sealed unsafe class NcclCollectives : ICollectives
         if (options.WorldSize < 1 || options.Rank < 0 || options.Rank >= options.WorldSize)
             throw new ArgumentException($"Rank {options.Rank} is outside a world of {options.WorldSize} ranks.", nameof(options));
         var nccl = NcclLibrary.Get();
+        CudaDevice.MakeCurrent(options.Device);
         NcclUniqueId id = options.Rank == 0 ? MakeId(nccl, options.Folder) : ReadId(options);
         nint comm;
         nccl.Check(nccl.CommInitRank(&comm, options.WorldSize, id, options.Rank), $"ncclCommInitRank(rank {options.Rank} of {options.WorldSize})");
