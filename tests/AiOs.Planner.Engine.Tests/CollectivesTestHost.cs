@@ -4,7 +4,8 @@ namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
 /// The test assembly's entry point, run as a rank child process by the cross-process collectives tests
-/// (<c>dotnet AiOs.Planner.Engine.Tests.dll collectives-rank MODE</c>); the test runner never calls it.
+/// (<c>dotnet AiOs.Planner.Engine.Tests.dll collectives-rank MODE</c>), and on a GPU machine without the SDK as
+/// <c>collectives-launch nccl 2</c>; the test runner never calls it.
 /// </summary>
 public static class CollectivesTestHost
 {
@@ -16,8 +17,17 @@ public static class CollectivesTestHost
     /// <summary>Exit code of the rank that the "die" mode kills on purpose.</summary>
     public const int DiedOnPurpose = 3;
 
+    /// <summary>Starts <c>WORLD</c> ranks of this program in MODE and reports how they ended: the one command for a GPU machine without the .NET SDK.</summary>
+    public const string LaunchVerb = "collectives-launch";
+
     public static int Main(string[] args)
     {
+        if (args.Length == 3 && args[0] == LaunchVerb && int.TryParse(args[2], out int world))
+        {
+            var result = RankLauncher.Run(RankLaunchRequest.ForCurrentProcess([Verb, args[1]], world) with { Output = (r, line) => Console.WriteLine($"[rank {r}] {line}") });
+            Console.WriteLine(result.Describe());
+            return result.ExitCode;
+        }
         if (args.Length != 2 || args[0] != Verb)
         {
             Console.Error.WriteLine($"usage: {Verb} exchange|die|nccl (run by the collectives tests, with the launcher's variables)");
