@@ -11,7 +11,7 @@ public sealed record RankLaunchRequest(string FileName, IReadOnlyList<string> Ar
     /// <summary>The rendezvous folder; null: a fresh folder under the system's temporary folder, deleted afterwards.</summary>
     public string? Rendezvous { get; init; }
 
-    /// <summary>Where each rank's output lines go, prefixed "[rank r] "; null: dropped (the failing rank's last lines are still kept for the error).</summary>
+    /// <summary>Receives each output line (stdout and stderr) with its rank; null: dropped (the failing rank's last lines are still kept for the error).</summary>
     public Action<int, string>? Output { get; init; }
 
     /// <summary>How long, after the first rank fails, the others get to exit on their own (seeing the failure through the collectives) before they are killed.</summary>
