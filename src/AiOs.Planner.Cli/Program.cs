@@ -26,6 +26,7 @@ public static class Program
             CheckNvmeCommand.Create(io),
             CleanCommand.Create(io),
             DsConfigCommand.Create(io),
+            LaunchCommand.Create(io),
             ModelsCommand.Create(io),
             ProfilesCommand.Create(io),
             TuneCommand.Create(io),

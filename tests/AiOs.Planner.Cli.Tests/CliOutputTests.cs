@@ -29,6 +29,8 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["clean not a folder"] = w => new(["clean", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
         ["ds-config to a file with warnings"] = w => new(["ds-config", "--model", w.Model, "--hardware", w.Gpu, "--schedule", "overlapped", "--offload-optimizer", "cpu", "--out", w.Fresh("ds[1]") + ".json"], ExitCodes.Ok, "ds[1]"),
         ["ds-config to stdout"] = w => new(["ds-config", "--model", w.Model, "--hardware", w.Gpu, "--schedule", "overlapped", "--offload-optimizer", "cpu"], ExitCodes.Ok, "warning:"),
+        ["launch to a folder"] = w => new(["launch", "--model", w.Model, "--hardware", w.Gpu, "--hf-model", "gpt2", "--out", w.Fresh("launch[1]")], ExitCodes.Ok, "launch[1]"),
+        ["launch bad settings"] = w => new(["launch", "--model", w.Model, "--hardware", w.Gpu, "--micro-batch", "0", "--out", w.Fresh("launch[2]")], ExitCodes.Usage, "--micro-batch"),
         ["ds-config bad settings"] = w => new(["ds-config", "--model", w.Model, "--hardware", w.Gpu, "--micro-batch", "0"], ExitCodes.Usage, "--micro-batch"),
         ["models"] = _ => new(["models"], ExitCodes.Ok, "tiny-gpt"),
         ["profiles"] = _ => new(["profiles"], ExitCodes.Ok, "ci-2core-24gb"),
