@@ -93,7 +93,7 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
     }
 
     [ChromiumFact]
-    public async Task A_tune_can_be_cancelled_and_an_upload_is_validated()
+    public async Task Uploads_fixes_hardware_edits_whatif_and_a_cancelled_tune()
     {
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumFactAttribute.Executable, Headless = true, Args = ["--no-sandbox"] });
@@ -107,6 +107,31 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         string verdict = await page.InnerTextAsync("#verdict");
         Assert.Contains("uploaded-config", verdict);
         Assert.Equal("verdict error", await page.GetAttributeAsync("#verdict", "class"));
+
+        // A plan that overflows the GPU offers its fixes as buttons; one click applies it and the plan fits.
+        await page.SelectOptionAsync("#model", "gpt2-xl");
+        seq = await PlanSeq(page, seq);
+        await page.FillAsync("#f-micro_batch", "64");
+        seq = await PlanSeq(page, seq);
+        Assert.Contains("Does not fit", await page.InnerTextAsync("#verdict"));
+        await page.ClickAsync("button.fix:has-text('--grad-checkpointing')");
+        seq = await PlanSeq(page, seq);
+        Assert.True(await page.IsCheckedAsync("#f-activation_checkpointing"));
+        Assert.Contains("Fits", await page.InnerTextAsync("#verdict"));
+
+        // "What if I buy…": less GPU memory in the edited profile is the GPU bar's new capacity.
+        await page.ClickAsync("#whatif-buy summary");
+        await page.FillAsync("#hw-gpu-mem", "80");
+        seq = await PlanSeq(page, seq);
+        Assert.Equal((80L << 30).ToString(CultureInfo.InvariantCulture), await page.GetAttributeAsync("#memory-chart g[data-tier='GPU']", "data-capacity"));
+        Assert.Contains("h200-1x-what-if", await page.InnerTextAsync("#verdict"));
+
+        // The what-if grid: one model on one machine, each cell a tune.
+        await page.ClickAsync("#tabs button[data-tab=whatif]");
+        await page.ClickAsync("#whatif-run");
+        await page.WaitForSelectorAsync("#whatif-table", new() { Timeout = 120_000 });
+        Assert.Matches(@"^[\d,]+ \(\w+\)$", await page.InnerTextAsync("#whatif-table tr:nth-child(2) td:nth-child(2)"));
+        Assert.Equal(2, await page.Locator("#whatif-table tr").CountAsync());
 
         await page.ClickAsync("#tabs button[data-tab=tune]");
         await page.FillAsync("#tune-budget", "3000");
