@@ -38,6 +38,7 @@ internal static class ApiEndpoints
             ["max_body_bytes"] = options.MaxBodyBytes,
         })));
         app.MapPost("/api/plan", (HttpRequest r) => Post(r, api.Plan));
+        app.MapPost("/api/plan/timeline", (HttpRequest r) => Post(r, api.Timeline, "application/x-ndjson"));
         app.MapPost("/api/ds-config", (HttpRequest r) => Post(r, body => api.DsConfig(body, [])));
         app.MapPost("/api/settings-file", (HttpRequest r) => Post(r, body => PlannerApi.SettingsFile(body, api)));
         app.MapPost("/api/whatif", (HttpRequest r) => Post(r, body =>
@@ -64,12 +65,12 @@ internal static class ApiEndpoints
         return ApiInputs.Body(await reader.ReadToEndAsync(request.HttpContext.RequestAborted));
     }
 
-    private static async Task<IResult> Post(HttpRequest request, Func<JsonObject, string> answer)
+    private static async Task<IResult> Post(HttpRequest request, Func<JsonObject, string> answer, string contentType = "application/json")
     {
         try
         {
             var body = await ReadBody(request);
-            return Json(() => answer(body));
+            return Json(() => answer(body), contentType);
         }
         catch (Exception e) when (Failure(e) is { } failure)
         {

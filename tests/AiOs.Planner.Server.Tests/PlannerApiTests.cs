@@ -50,6 +50,19 @@ public sealed class PlannerApiTests(ServerFixture server) : IClassFixture<Server
     private static readonly string[] TwoModels = ["gpt2", "gpt2-medium"], OneMachine = ["rtx4090-64gb-pcie4"];
 
     [Fact]
+    public async Task The_timeline_equals_the_file_the_cli_writes_with_timeline()
+    {
+        string file = Path.Combine(server.Root, $"timeline-{Guid.NewGuid():N}.jsonl");
+        var (status, text) = await server.Post("/api/plan/timeline", new { model = "gpt2-xl", hardware = "h200-1x", settings = OffloadSettings });
+        var cli = ServerFixture.Cli("plan", "-m", "gpt2-xl", "-H", "h200-1x", "--settings", server.SettingsFile(OffloadSettings), "--timeline", file, "--json");
+
+        Assert.Equal(200, status);
+        Assert.Equal(0, cli.ExitCode);
+        Assert.Equal(File.ReadAllText(file), text);
+        Assert.Contains("\"type\":\"span\"", text);
+    }
+
+    [Fact]
     public async Task Ds_config_equals_the_cli_ds_config()
     {
         var (status, text) = await server.Post("/api/ds-config", new { model = "gpt2-xl", hardware = "h200-1x", settings = OffloadSettings });

@@ -33,6 +33,8 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         Assert.Contains("Fits: gpt2-xl on h200-1x", await page.InnerTextAsync("#verdict"));
         Assert.Contains("DeepSpeed: train_micro_batch_size_per_gpu", await page.GetAttributeAsync("label:has(#f-micro_batch)", "title"));
         Assert.Contains("DeepSpeed: zero_optimization.offload_optimizer.device", await page.GetAttributeAsync("label:has(#f-optimizer_offload)", "title"));
+        await page.WaitForSelectorAsync("#timeline-chart rect[fill]");
+        Assert.True(await page.Locator("#timeline-chart rect[fill]").CountAsync() > 10, "the step's timeline has no operations drawn");
         long gpuBefore = await Used(page, "GPU");
         await page.ScreenshotAsync(new() { Path = Path.Combine(Shots, "1-plan.png"), FullPage = true });
 

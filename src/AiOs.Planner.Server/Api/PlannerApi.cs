@@ -40,21 +40,45 @@ internal sealed class PlannerApi(PathRoots nvmeRoots)
     }
 
     /// <summary><c>aios plan --json</c>: the plan document, problems and all (the CLI prints it and exits 2 or 3).</summary>
-    public string Plan(JsonObject body)
+    public string Plan(JsonObject body) => DeepSpeedConfig.ToJson(PlanDocument.Build(BuildPlan(body, keepTimeline: false)));
+
+    /// <summary>
+    /// The file <c>aios plan --timeline FILE</c> writes: one JSON line per simulated operation and memory level of the
+    /// step; empty when the plan simulated no step (memory only, or settings that cannot run).
+    /// </summary>
+    public string Timeline(JsonObject body)
+    {
+        var plan = BuildPlan(body, keepTimeline: true);
+        if (plan.Step is not { } step) return "";
+        // Simulation.Timeline writes only to a file (atomically); a scratch file keeps its text the CLI's to the byte.
+        string scratch = Path.Combine(Path.GetTempPath(), $"aios-serve-timeline-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            Simulation.Timeline.Write(scratch, step, plan.Hardware.HasGpu);
+            return File.ReadAllText(scratch);
+        }
+        finally
+        {
+            File.Delete(scratch);
+        }
+    }
+
+    /// <summary>What <c>aios plan</c> computes: settings as the CLI builds them, the NVMe folder checked (never created), the plan.</summary>
+    private PlanResult BuildPlan(JsonObject body, bool keepTimeline)
     {
         var model = ApiInputs.Model(body);
         var hardware = ApiInputs.Hardware(body);
         var built = Settings(body, model);
         var options = new PlanOptions
         {
-            Simulate = !ApiInputs.Value(body, "memory_only", false), FirstStep = true, Correction = LearnedCorrection.For(hardware),
+            Simulate = !ApiInputs.Value(body, "memory_only", false), KeepTimeline = keepTimeline, FirstStep = true,
+            Correction = LearnedCorrection.For(hardware),
         };
         var folder = DefaultOffloadFolder.Validate(model, hardware, built.Settings, mayCreate: false);
-        var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, options) with
+        return TrainingPlanner.Plan(model, hardware, folder.Settings, options) with
         {
             Notes = folder.Note is null ? built.Notes : [.. built.Notes, folder.Note],
         };
-        return DeepSpeedConfig.ToJson(PlanDocument.Build(plan));
     }
 
     /// <summary>

@@ -3,7 +3,7 @@
 // CLI's --json documents; the page only draws them.
 'use strict';
 import { GROUPS, tooltip, get, set, fromFlag } from './fields.js';
-import { memoryBars, hbars, scatter, lines } from './charts.js';
+import { memoryBars, hbars, scatter, lines, gantt } from './charts.js';
 
 const $ = id => document.getElementById(id);
 const state = { settings: {}, config: null, profileFile: null, hardwareEdited: null, modelUpload: null, hardwareUpload: null, lastPlan: null };
@@ -23,7 +23,7 @@ async function api(path, body) {
   const res = await fetch(path, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   const text = await res.text();
   if (!res.ok) throw new Error(JSON.parse(text).error ?? text);
-  return { text, json: JSON.parse(text) };
+  return { text, get json() { return JSON.parse(text); } };
 }
 
 /** The request every planning call shares: model, hardware (edited or uploaded profiles are sent whole) and settings. */
@@ -99,13 +99,24 @@ async function plan() {
     if (started) window.aiosLastRedrawMs = performance.now() - started;
     document.body.dataset.planSeq = String(mine);
   });
+  if (doc?.step) timeline(mine); else $('timeline-chart').replaceChildren();
+}
+
+/** The step's timeline (aios plan --timeline), fetched after the plan is drawn so it never delays the verdict. */
+async function timeline(mine) {
+  let text;
+  try { text = (await api('/api/plan/timeline', request())).text; } catch { return; }
+  if (mine !== seq) return;
+  const spans = text.split('\n').filter(l => l).map(l => JSON.parse(l)).filter(l => l.type === 'span');
+  $('timeline-chart').replaceChildren(gantt(spans, secs));
+  document.body.dataset.timelineSeq = String(mine);
 }
 
 function renderError(message) {
   const v = $('verdict');
   v.className = 'verdict error';
   v.textContent = message;
-  for (const id of ['problems', 'notes', 'metrics', 'memory-chart', 'resource-chart', 'bounds-chart']) $(id).replaceChildren();
+  for (const id of ['problems', 'notes', 'metrics', 'memory-chart', 'resource-chart', 'bounds-chart', 'timeline-chart']) $(id).replaceChildren();
 }
 
 function renderPlan(doc) {

@@ -99,3 +99,33 @@ export function lines(series, xLabel, yLabel, formatY) {
   });
   return root;
 }
+
+/** One step's simulated operations as a Gantt chart: a row per resource, a box per operation, coloured by operation. */
+export function gantt(spans, formatTime) {
+  const resources = [...new Set(spans.map(s => s.resource))];
+  const operations = [...new Set(spans.map(s => s.operation))];
+  const width = 760, row = 22, left = 110, right = 10, top = 4, axis = 22, legendRow = 16;
+  const legendRows = Math.ceil(operations.length / 5);
+  const height = top + resources.length * row + axis + legendRows * legendRow + 6;
+  const end = Math.max(1, ...spans.map(s => s.end_ns));
+  const X = ns => left + (width - left - right) * ns / end;
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', 'aria-label': 'predicted timeline per resource' });
+  resources.forEach((r, i) => {
+    root.append(text(0, top + i * row + 14, r, { class: 'label' }));
+    root.append(svg('rect', { x: left, y: top + i * row, width: width - left - right, height: row - 4, class: 'capacity' }));
+  });
+  for (const s of spans) {
+    const i = resources.indexOf(s.resource), j = operations.indexOf(s.operation);
+    const box = svg('rect', { x: X(s.start_ns), y: top + i * row, width: Math.max(0.5, X(s.end_ns) - X(s.start_ns)), height: row - 4, fill: PALETTE[j % PALETTE.length] });
+    box.append(svg('title', {}, `${s.operation} layer ${s.layer}, micro-batch ${s.micro_batch} (${s.phase}): ${formatTime(s.start_ns / 1e9)} – ${formatTime(s.end_ns / 1e9)}`));
+    root.append(box);
+  }
+  const y = top + resources.length * row;
+  for (let k = 0; k <= 5; k++) root.append(text(X(end * k / 5), y + 14, formatTime(end * k / 5 / 1e9), { class: 'tick', 'text-anchor': k === 0 ? 'start' : k === 5 ? 'end' : 'middle' }));
+  operations.forEach((o, j) => {
+    const lx = left + (j % 5) * 130, ly = y + axis + Math.floor(j / 5) * legendRow;
+    root.append(svg('rect', { x: lx, y: ly, width: 10, height: 10, fill: PALETTE[j % PALETTE.length] }));
+    root.append(text(lx + 14, ly + 9, o, { class: 'note' }));
+  });
+  return root;
+}
