@@ -13,6 +13,8 @@ internal static class PageEndpoints
         ["app.js"] = "text/javascript; charset=utf-8",
         ["charts.js"] = "text/javascript; charset=utf-8",
         ["fields.js"] = "text/javascript; charset=utf-8",
+        ["dom.js"] = "text/javascript; charset=utf-8",
+        ["runs.js"] = "text/javascript; charset=utf-8",
         ["app.css"] = "text/css; charset=utf-8",
     };
 

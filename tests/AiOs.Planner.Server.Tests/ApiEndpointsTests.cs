@@ -99,7 +99,7 @@ public sealed class ApiEndpointsTests(ServerFixture server) : IClassFixture<Serv
         Assert.Equal(200, (int)response.StatusCode);
         Assert.Contains("default-src 'self'", response.Headers.GetValues("Content-Security-Policy").Single());
         Assert.DoesNotContain("http", html.Replace("http-equiv", "", StringComparison.Ordinal), StringComparison.OrdinalIgnoreCase);
-        foreach (string file in new[] { "app.js", "charts.js", "fields.js", "app.css" })
+        foreach (string file in new[] { "app.js", "charts.js", "fields.js", "dom.js", "runs.js", "app.css" })
             Assert.Equal(200, (int)(await server.Http.GetAsync(file)).StatusCode);
         Assert.Equal(404, (int)(await server.Http.GetAsync("/appsettings.json")).StatusCode);
     }

@@ -3,29 +3,12 @@
 // CLI's --json documents; the page only draws them.
 'use strict';
 import { GROUPS, tooltip, get, set, fromFlag } from './fields.js';
-import { memoryBars, hbars, scatter, lines, gantt } from './charts.js';
+import { memoryBars, hbars, scatter, gantt } from './charts.js';
+import { GiB, bytes, secs, num, h, api } from './dom.js';
+import { loadRuns } from './runs.js';
 
 const $ = id => document.getElementById(id);
 const state = { settings: {}, config: null, profileFile: null, hardwareEdited: null, modelUpload: null, hardwareUpload: null, lastPlan: null };
-const GiB = 1024 ** 3;
-const bytes = b => b >= GiB ? `${(b / GiB).toFixed(1)} GiB` : `${(b / 1024 ** 2).toFixed(0)} MiB`;
-const secs = s => s >= 1 ? `${s.toFixed(2)} s` : `${(s * 1000).toFixed(1)} ms`;
-const num = n => Math.round(n).toLocaleString('en-US');
-
-function h(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? '' : v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-async function api(path, body) {
-  const res = await fetch(path, body === undefined ? {} : { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  const text = await res.text();
-  if (!res.ok) throw new Error(JSON.parse(text).error ?? text);
-  return { text, get json() { return JSON.parse(text); } };
-}
-
 /** The request every planning call shares: model, hardware (edited or uploaded profiles are sent whole) and settings. */
 function request(extra = {}) {
   const model = state.modelUpload ? state.modelUpload.json : $('model').value;
@@ -333,67 +316,6 @@ async function whatIf() {
     }
     out.replaceChildren(table);
   } catch (e) { out.replaceChildren(h('p', { class: 'verdict error' }, e.message)); }
-}
-
-// ---- runs ---------------------------------------------------------------------------------------------------------
-let live = null;
-async function loadRuns() {
-  const doc = (await api('/api/runs')).json;
-  const list = $('runs-list');
-  if (!doc.runs_folder) { list.replaceChildren(h('p', {}, 'No runs folder: start aios serve --runs DIR (the folder aios train writes runs/<id> into).')); return; }
-  list.replaceChildren(h('p', {}, `Runs in ${doc.runs_folder}:`), h('div', { class: 'runs' }, ...doc.runs.map(r => {
-    const a = h('a', { 'data-run': r.id }, r.id);
-    a.addEventListener('click', () => openRun(r.id));
-    return a;
-  })));
-}
-
-async function openRun(id) {
-  live?.abort();
-  const out = $('run-detail');
-  try {
-    const run = (await api(`/api/runs/${encodeURIComponent(id)}`)).json;
-    const table = h('table', { id: 'run-comparison' }, h('tr', {}, h('th', {}, 'quantity'), h('th', {}, 'predicted'), h('th', {}, 'measured'), h('th', {}, 'error')));
-    for (const r of run.comparison) table.append(h('tr', {}, h('td', {}, r.quantity), h('td', {}, `${r.predicted.toFixed(3)} ${r.unit}`),
-      h('td', {}, `${r.measured.toFixed(3)} ${r.unit}`), h('td', {}, r.error == null ? '—' : `${(r.error * 100).toFixed(1)}%`)));
-    const chart = h('div', { id: 'run-chart' });
-    const draw = steps => chart.replaceChildren(lines([
-      { name: 'measured', points: steps.map(s => ({ x: s.step, y: s.wall_ms / 1000 })) },
-      ...(run.predicted ? [{ name: 'predicted', dashed: true, points: steps.map(s => ({ x: s.step, y: run.predicted.time_s })) }] : []),
-    ], 'step', 'step time (s)', secs));
-    draw(run.steps);
-    const report = h('a', { href: `/api/runs/${encodeURIComponent(id)}/report`, target: '_blank' }, 'Open the full report');
-    out.replaceChildren(h('h3', {}, `Run ${id}: predicted vs measured`), table, run.spread ? h('p', {}, run.spread) : '', run.caveat ? h('p', { class: 'verdict error' }, run.caveat) : '',
-      h('h3', {}, 'Step time against the prediction (live while the run trains)'), chart, report);
-    streamRun(id, run.steps, draw);
-  } catch (e) { out.replaceChildren(h('p', { class: 'verdict error' }, e.message)); }
-}
-
-/** Follows the run's metrics.jsonl: steps the training run appends are drawn as they come. */
-async function streamRun(id, steps, draw) {
-  live = new AbortController();
-  const seen = new Set(steps.map(s => s.step));
-  try {
-    const res = await fetch(`/api/runs/${encodeURIComponent(id)}/live`, { signal: live.signal });
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const data = buffer.slice(0, end).split('\n').find(l => l.startsWith('data: '))?.slice(6);
-        buffer = buffer.slice(end + 2);
-        if (!data) continue;
-        const s = JSON.parse(data);
-        if (seen.has(s.step)) continue;
-        seen.add(s.step);
-        steps.push({ step: s.step, wall_ms: s.wall_ms });
-        draw(steps);
-      }
-    }
-  } catch { /* left the run */ }
 }
 
 // ---- start ----------------------------------------------------------------------------------------------------------

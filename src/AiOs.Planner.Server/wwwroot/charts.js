@@ -93,9 +93,10 @@ export function lines(series, xLabel, yLabel, formatY) {
   root.append(svg('line', { x1: l, x2: l, y1: t, y2: height - b, class: 'axis' }));
   for (let i = 0; i <= 4; i++) root.append(text(l - 6, Y(y1 * i / 4) + 4, formatY(y1 * i / 4), { class: 'tick', 'text-anchor': 'end' }));
   root.append(text((l + width - r) / 2, height - 6, xLabel, { class: 'label', 'text-anchor': 'middle' }));
+  for (const v of new Set([x0, Math.round((x0 + x1) / 2), x1])) root.append(text(X(v), height - b + 14, v, { class: 'tick', 'text-anchor': 'middle' }));
   series.forEach((s, i) => {
     root.append(svg('polyline', { points: s.points.map(p => `${X(p.x)},${Y(p.y)}`).join(' '), fill: 'none', stroke: PALETTE[i], 'stroke-width': 2, 'stroke-dasharray': s.dashed ? '6 4' : '' }));
-    root.append(text(width - r + 8, t + 14 + i * 16, s.name, { class: 'note', fill: PALETTE[i] }));
+    root.append(text(width - r + 8, t + 14 + i * 16, s.name, { class: 'note', style: `fill: ${PALETTE[i]}` }));
   });
   return root;
 }
