@@ -13,7 +13,7 @@ public static class ServeCommand
         var host = new Option<string>("--host") { Description = $"Address to listen on (default {ServeOptions.DefaultHost}, this machine only; another address lets anyone who reaches it use the server)", DefaultValueFactory = _ => ServeOptions.DefaultHost };
         var runs = new Option<string?>("--runs") { Description = "The runs folder `aios train` writes (runs/<id>): the runs tab reads it (default: ./runs when it exists)" };
         var nvmeRoots = new Option<string[]>("--nvme-root") { Description = "A folder NVMe offload paths from the page may lie in, and check-nvme may probe (repeatable; default: the current folder)", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("serve", "Serve the planning page and its JSON API (the CLI's --json documents) on 127.0.0.1.") { port, host, runs, nvmeRoots };
+        var command = new Command("serve", "Serve the planning page and its JSON API (the documents the commands print as JSON) on 127.0.0.1.") { port, host, runs, nvmeRoots };
         command.SetAction(r =>
         {
             int p = r.GetValue(port);

@@ -58,6 +58,7 @@ internal static class ApiInputs
     /// <summary>How the settings of a request are named in messages (the CLI names the --settings file).</summary>
     public const string SettingsSource = "settings";
 
+    /// <summary><c>body[field]</c> as <typeparamref name="T"/>, or <paramref name="fallback"/> when absent; a wrong type names the field.</summary>
     public static T Value<T>(JsonObject body, string field, T fallback)
     {
         if (body[field] is not { } node) return fallback;
