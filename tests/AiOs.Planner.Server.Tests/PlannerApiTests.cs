@@ -109,6 +109,20 @@ public sealed class PlannerApiTests(ServerFixture server) : IClassFixture<Server
     }
 
     [Fact]
+    public async Task A_tune_request_that_cannot_run_is_the_cli_document_with_its_problems()
+    {
+        var settings = new { seq_len = 512 };
+        var (status, text) = await server.Post("/api/tune", new { model = "gpt2", hardware = "rtx4090-64gb-pcie4", settings, memory_headroom = 1.5, global_batch = 3, max_micro_batch = 2 });
+        var cli = ServerFixture.Cli("tune", "-m", "gpt2", "-H", "rtx4090-64gb-pcie4", "--settings", server.SettingsFile(settings), "--memory-headroom", "1.5",
+            "--global-batch", "3", "--max-micro-batch", "2", "--json");
+
+        Assert.Equal(200, status);
+        Assert.Equal(2, cli.ExitCode);
+        Assert.Equal(WithoutElapsed(cli.Stdout), WithoutElapsed(text));
+        Assert.Contains("--memory-headroom", text);
+    }
+
+    [Fact]
     public async Task Whatif_equals_the_cli_whatif()
     {
         var (status, text) = await server.Post("/api/whatif", new { models = TwoModels, hardware = OneMachine, budget = 60, upgrades = false, seq_len = 512 });

@@ -233,7 +233,8 @@ async function tune() {
   $('pareto-chart').replaceChildren();
   try {
     const res = await fetch('/api/tune', { method: 'POST', signal: tuneAbort.signal, headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
-      body: JSON.stringify(request({ objective: $('tune-objective').value, budget })) });
+      body: JSON.stringify(request({ objective: $('tune-objective').value, budget, global_batch: $('tune-global-batch').value === '' ? null : Number($('tune-global-batch').value),
+        max_micro_batch: Number($('tune-max-micro').value), max_grad_accumulation: Number($('tune-max-accumulation').value), memory_headroom: Number($('tune-headroom').value) })) });
     if (!res.ok) throw new Error((await res.json()).error);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
