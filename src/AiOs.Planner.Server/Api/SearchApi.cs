@@ -1,0 +1,135 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Tuning;
+
+namespace AiOs.Planner.Server.Api;
+
+/// <summary>
+/// <c>aios tune --json</c> and <c>aios whatif --json</c> for a request body: the same requests built from the same
+/// fields (the flags' names in snake_case, with the flags' defaults), and the same documents.
+/// </summary>
+internal static class SearchApi
+{
+    /// <summary>The tune request of a body: model, hardware, settings (as <c>--settings FILE</c>) and the search fields.</summary>
+    public static TuneRequest TuneRequest(JsonObject body, PlannerApi api, List<string> notes)
+    {
+        var model = ApiInputs.Model(body);
+        var hardware = ApiInputs.Hardware(body);
+        var built = api.Settings(body, model);
+        notes.AddRange(built.Notes);
+        return new TuneRequest
+        {
+            Model = model,
+            Hardware = hardware,
+            Objective = Objective(body),
+            Base = built.Settings,
+            Budget = Math.Max(1, ApiInputs.Value(body, "budget", Tuning.TuneRequest.DefaultBudget)),
+            MaxGradAccumulation = ApiInputs.Value(body, "max_grad_accumulation", Tuning.TuneRequest.DefaultMaxGradAccumulation),
+            MaxMicroBatch = ApiInputs.Value(body, "max_micro_batch", Tuning.TuneRequest.DefaultMaxMicroBatch),
+            GlobalBatch = ApiInputs.Value<int?>(body, "global_batch", null),
+            MemoryHeadroom = ApiInputs.Value(body, "memory_headroom", Tuning.TuneRequest.DefaultMemoryHeadroom),
+        };
+    }
+
+    private static TuneObjective Objective(JsonObject body)
+    {
+        string text = ApiInputs.Value(body, "objective", "throughput");
+        foreach (string name in Enum.GetNames<TuneObjective>())
+            if (string.Equals(name, text.Trim(), StringComparison.OrdinalIgnoreCase)) return Enum.Parse<TuneObjective>(name);
+        throw new DescriptionException($"'{text}' is not a valid value for --objective; use one of throughput, memory.");
+    }
+
+    /// <summary>The <c>aios tune --json</c> document of a result (no <c>--out</c>: files null, no warnings).</summary>
+    public static string TuneJson(TuneResult result) => DeepSpeedConfig.ToJson(new JsonObject
+    {
+        ["best"] = result.Best is null ? null : Candidate(result.Best),
+        ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
+        ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
+        ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
+        ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
+        ["global_batch"] = result.GlobalBatch,
+        ["memory_headroom"] = result.MemoryHeadroom,
+        ["near_limits"] = Strings(result.NearLimits),
+        ["problems"] = new JsonArray(result.Problems.Select(p => (JsonNode)new JsonObject { ["flag"] = p.Flag, ["message"] = p.Message }).ToArray()),
+        ["files"] = null,
+        ["warnings"] = new JsonArray(),
+        ["evaluated"] = result.Evaluated,
+        ["simulated"] = result.Simulated,
+        ["feasible"] = result.FeasibleCount,
+        ["elapsed_s"] = result.Elapsed.TotalSeconds,
+        ["explanation"] = Strings(result.Explanation),
+    });
+
+    private static JsonObject Candidate(Candidate c) => new()
+    {
+        ["description"] = Tuner.Describe(c.Settings),
+        ["tokens_per_s"] = c.TokensPerSecond,
+        ["step_time_s"] = c.StepTime.Seconds,
+        ["bottleneck"] = c.Bottleneck,
+        ["sequences_per_step"] = c.SequencesPerStep,
+        ["tokens_per_step"] = c.TokensPerStep,
+        ["runs_on_deepspeed"] = Tuner.RunsOnDeepSpeed(c.Settings),
+        ["gpu_peak_bytes"] = c.GpuPeak.Value,
+        ["host_peak_bytes"] = c.HostPeak.Value,
+        ["pinned_peak_bytes"] = c.PinnedPeak.Value,
+        ["nvme_bytes"] = c.NvmePeak.Value,
+        ["settings"] = JsonSerializer.SerializeToNode(c.Settings, DescriptionJson.Options),
+    };
+
+    private static JsonArray Strings(IEnumerable<string> lines) => new(lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());
+
+    /// <summary>The whatif request of a body: <c>models</c> and <c>hardware</c> as lists of bundled names (or "all").</summary>
+    public static WhatIfRequest WhatIfRequest(JsonObject body)
+    {
+        return new WhatIfRequest
+        {
+            Models = Names(body, "models", ModelCatalog.Default.Names(), "model").Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
+            Hardware = Names(body, "hardware", ProfileCatalog.Default.Names(), "profile").Select(ProfileCatalog.Default.Load).ToList(),
+            Base = new TrainingSettings { SeqLen = ApiInputs.Value(body, "seq_len", 1024), Precision = Precision(body) }.Validated(model: null),
+            Upgrades = ApiInputs.Value(body, "upgrades", true),
+            MinTokensPerSecond = ApiInputs.Value(body, "min_tokens_per_s", 0.0),
+            Budget = Math.Max(1, ApiInputs.Value(body, "budget", Tuning.TuneRequest.DefaultBudget)),
+            MaxGradAccumulation = ApiInputs.Value(body, "max_grad_accumulation", Tuning.TuneRequest.DefaultMaxGradAccumulation),
+            MaxMicroBatch = ApiInputs.Value(body, "max_micro_batch", Tuning.TuneRequest.DefaultMaxMicroBatch),
+            GlobalBatch = ApiInputs.Value<int?>(body, "global_batch", null),
+            MemoryHeadroom = ApiInputs.Value(body, "memory_headroom", Tuning.TuneRequest.DefaultMemoryHeadroom),
+        };
+    }
+
+    private static Settings.Precision Precision(JsonObject body)
+    {
+        string text = ApiInputs.Value(body, "precision", "bf16");
+        foreach (string name in Enum.GetNames<Settings.Precision>())
+            if (string.Equals(name, text.Trim(), StringComparison.OrdinalIgnoreCase)) return Enum.Parse<Settings.Precision>(name);
+        throw new DescriptionException($"'{text}' is not a valid value for --precision; use one of fp32, bf16, fp16.");
+    }
+
+    /// <summary>Bundled names only (the CLI also takes paths; the server never opens a path from the browser).</summary>
+    private static IEnumerable<string> Names(JsonObject body, string field, IReadOnlyList<string> all, string kind)
+    {
+        var names = ApiInputs.Value<string[]?>(body, field, null) ?? throw new DescriptionException($"\"{field}\" is missing: give a list of {kind} names, or [\"all\"].");
+        if (names is ["all"]) return all;
+        foreach (string n in names)
+            if (!all.Contains(n, StringComparer.Ordinal))
+                throw new DescriptionException($"Unknown {kind} '{n}' in \"{field}\". Available {kind}s: {string.Join(", ", all)}.");
+        return names;
+    }
+
+    /// <summary>The <c>aios whatif --json</c> document.</summary>
+    public static string WhatIfJson(WhatIfResult result) => DeepSpeedConfig.ToJson(new JsonObject
+    {
+        ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
+        {
+            ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
+            ["tokens_per_s"] = c.TokensPerSecond, ["bottleneck"] = c.Bottleneck, ["settings"] = c.Settings,
+            ["gpu_peak_bytes"] = c.GpuPeak.Value, ["host_peak_bytes"] = c.HostPeak.Value,
+            ["sequences_per_step"] = c.SequencesPerStep, ["tokens_per_step"] = c.TokensPerStep, ["note"] = c.Note,
+        }).ToArray()),
+        ["largest_at_rate"] = new JsonObject(result.LargestAtRate.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+    });
+}
