@@ -41,6 +41,7 @@ public static class Program
             ExportHfCommand.Create(io),
             LogitsCommand.Create(io),
             DoctorCommand.Create(io),
+            ServeCommand.Create(io),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

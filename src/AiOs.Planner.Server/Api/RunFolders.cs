@@ -3,13 +3,14 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Descriptions;
+using AiOs.Planner.Records;
 using AiOs.Planner.Reports;
 
 namespace AiOs.Planner.Server.Api;
 
 /// <summary>
 /// The runs tab's only view of run folders: lists <c>runs/&lt;id&gt;</c>, and turns one folder into the API's run
-/// record. Every use of today's reader (<see cref="RunData"/>) is here, so a typed run record can replace it in one place.
+/// record. Every use of the typed run record (<see cref="RecordedRun"/>) is here, so a typed run record can replace it in one place.
 /// </summary>
 internal sealed partial class RunFolders(string? root)
 {
@@ -29,30 +30,41 @@ internal sealed partial class RunFolders(string? root)
     /// <summary><c>GET /api/runs/{id}</c>: the run's steps, its prediction and the predicted-vs-measured rows.</summary>
     public string Run(string id)
     {
-        var run = RunData.Load(Folder(id));
+        var run = RecordedRun.Load(Folder(id));
         var comparison = RunComparison.Of(run);
         var doc = new JsonObject
         {
             ["id"] = id,
+            ["schema"] = run.Schema,
             ["tokens_per_s"] = Finite(run.TokensPerSecond),
-            ["predicted"] = run.Predicted is { } p ? new JsonObject
+            ["predicted"] = run.Prediction?.Step is { } p ? new JsonObject
             {
-                ["time_s"] = p.TimeSeconds, ["forward_s"] = p.ForwardSeconds, ["backward_s"] = p.BackwardSeconds,
-                ["optimizer_s"] = p.OptimizerSeconds, ["bottleneck"] = p.Bottleneck,
+                ["time_s"] = p.TimeS, ["forward_s"] = p.Phases.ForwardS, ["backward_s"] = p.Phases.BackwardS,
+                ["optimizer_s"] = p.Phases.OptimizerS, ["bottleneck"] = p.Bottleneck,
             } : null,
             ["steps"] = new JsonArray(run.Steps.Select(s => (JsonNode)new JsonObject
             {
                 ["step"] = s.Step, ["loss"] = Finite(s.Loss), ["wall_ms"] = s.WallMs, ["forward_ms"] = s.ForwardMs, ["backward_ms"] = s.BackwardMs,
                 ["optimizer_ms"] = s.OptimizerMs, ["io_stall_ms"] = s.IoStallMs, ["tokens_per_s"] = s.TokensPerSecond,
                 ["nvme_read_gbps"] = s.NvmeReadGBps, ["nvme_write_gbps"] = s.NvmeWriteGBps, ["peak_resident_bytes"] = s.PeakResidentBytes,
+                ["peak_device_bytes"] = s.PeakDeviceBytes,
             }).ToArray()),
             ["comparison"] = new JsonArray(comparison.Rows.Select(r => (JsonNode)new JsonObject
             {
                 ["quantity"] = r.Quantity, ["predicted"] = r.Predicted, ["measured"] = r.Measured, ["unit"] = r.Unit, ["error"] = r.Error,
             }).ToArray()),
+            ["tiers"] = new JsonArray(comparison.Tiers.Select(t => (JsonNode)new JsonObject
+            {
+                ["tier"] = t.Tier, ["predicted_as"] = t.PredictedAs, ["measured_as"] = t.MeasuredAs,
+                ["predicted_bytes"] = t.PredictedBytes, ["measured_bytes"] = t.MeasuredBytes, ["error"] = t.Error,
+            }).ToArray()),
+            ["operations"] = new JsonArray(comparison.Operations.Select(o => (JsonNode)new JsonObject
+            {
+                ["operation"] = o.Operation, ["resource"] = o.Resource, ["predicted_ms"] = o.PredictedMs, ["measured_ms"] = o.MeasuredMs, ["error"] = o.Error,
+            }).ToArray()),
             ["spread"] = comparison.SpreadLine,
             ["caveat"] = comparison.Warning,
-            ["settings"] = run.Settings?.DeepClone(),
+            ["settings"] = run.Settings is null ? null : JsonSerializer.SerializeToNode(run.Settings, RecordSchema.WriteOptions),
             ["warnings"] = new JsonArray(run.Warnings.Select(w => (JsonNode)JsonValue.Create(w)!).ToArray()),
         };
         return DeepSpeedConfig.ToJson(doc);
@@ -61,7 +73,7 @@ internal sealed partial class RunFolders(string? root)
     /// <summary><c>GET /api/runs/{id}/report</c>: the HTML report <c>aios report</c> writes, figures inline.</summary>
     public string Report(string id)
     {
-        var run = RunData.Load(Folder(id));
+        var run = RecordedRun.Load(Folder(id));
         string scratch = Path.Combine(Path.GetTempPath(), "aios-serve-report-" + Guid.NewGuid().ToString("N"));
         try
         {
