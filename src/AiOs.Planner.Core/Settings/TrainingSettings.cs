@@ -47,6 +47,20 @@ public enum StepSchedule
 }
 
 /// <summary>
+/// Which training program a prediction describes: the same settings run differently under the bundled engine
+/// and under DeepSpeed (kernels, what stays on the device, host buffers), so the simulator prices one of them.
+/// </summary>
+public enum ExecutorKind
+{
+    /// <summary>The bundled TorchSharp engine (<c>aios train</c>): its measured kernels, device slots and host buffers.</summary>
+    [JsonStringEnumMemberName("aios")]
+    Aios,
+    /// <summary>DeepSpeed with PyTorch eager, for users who run the emitted DeepSpeed config.</summary>
+    [JsonStringEnumMemberName("deepspeed")]
+    DeepSpeed,
+}
+
+/// <summary>
 /// Asynchronous-I/O settings with DeepSpeed's meanings (the top-level <c>aio</c> section):
 /// <see cref="BlockSize"/> bytes per request, <see cref="QueueDepth"/> requests in flight per thread,
 /// <see cref="IntraOpParallelism"/> threads that each take a slice of one read or write.
@@ -115,6 +129,8 @@ public sealed record TrainingSettings
     /// <summary>Nodes used; null uses the profile's count.</summary>
     public int? Nodes { get; init; }
     public StepSchedule Schedule { get; init; } = StepSchedule.DeepSpeed;
+    /// <summary>Which program the prediction prices: the bundled engine (the default) or DeepSpeed with PyTorch.</summary>
+    public ExecutorKind Executor { get; init; } = ExecutorKind.Aios;
 
     /// <summary>Bytes per parameter in the training precision (the working copy on the GPU).</summary>
     [JsonIgnore]
