@@ -75,6 +75,16 @@ public class ExecutorAnchorTests
     }
 
     [Fact]
+    public void Given_the_offloaded_gpt2_engine_run_on_the_ci_cpu_When_planned_for_aios_Then_host_memory_is_within_5_percent_of_its_rss()
+    {
+        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host-cpu")!;
+        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 64, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
+        var plan = MemoryPlanner.Plan(ModelCatalog.Default.Load("gpt2"), ProfileCatalog.Default.Load("ci-2core-24gb"), s);
+
+        Assert.InRange(plan.CpuPeak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
+    }
+
+    [Fact]
     public void Given_the_same_settings_When_priced_for_each_executor_Then_the_engine_is_faster_and_smaller_than_pytorch_eager()
     {
         var model = ModelCatalog.Default.Load("gpt2-xl");

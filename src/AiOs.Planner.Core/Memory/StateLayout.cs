@@ -96,6 +96,9 @@ internal sealed class StateLayout
         {
             Gpu.Add(new MemoryItem("gradients", Bytes.OfElements(partition, pb), $"{pb}-byte gradient partition, 1/{gpus} of the model per GPU"));
             statesGpu += Bytes.OfElements(partition, pb);
+            // The reduce-scatter still stages whole gradients in buckets before they reach the partition (not a model state).
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 3,
+                "gradients of up to three layers: the one being written and two being reduce-scattered"));
         }
         else
         {
