@@ -63,9 +63,9 @@ public static class TuneCommand
             var result = Tuner.Tune(request);
             // ds_config.json is for DeepSpeed: its plan is the best DeepSpeed can run as DeepSpeed runs it, so under
             // --executor aios the search runs again priced as DeepSpeed (the engine's best may differ from DeepSpeed's).
-            var deepSpeed = result.Problems.Count > 0 || r.GetValue(output) is null || built.Settings.Executor == ExecutorKind.DeepSpeed ? result
-                : Tuner.Tune(request with { Base = built.Settings with { Executor = ExecutorKind.DeepSpeed } });
-            var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result with { DeepSpeedBest = deepSpeed.DeepSpeedBest }, optimizer) : null;
+            if (result.Problems.Count == 0 && r.GetValue(output) is not null && built.Settings.Executor != ExecutorKind.DeepSpeed)
+                result = result with { DeepSpeedBest = Tuner.Tune(request with { Base = built.Settings with { Executor = ExecutorKind.DeepSpeed } }).DeepSpeedBest };
+            var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result, optimizer) : null;
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
             else Render(io.Console, io.Errors, result, written);
             return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
