@@ -28,6 +28,25 @@ public class ExecutorSettingsTests
         }
     }
 
+    [Theory]
+    [InlineData("\"pytorch\"")]
+    [InlineData("1")]
+    public void Given_a_settings_file_with_an_unknown_executor_When_read_Then_the_error_names_the_field_and_the_choices(string value)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"aios-executor-{Guid.NewGuid():N}.json");
+        try
+        {
+            File.WriteAllText(path, $"{{\"executor\": {value}}}");
+            var e = Assert.Throws<DescriptionException>(() => DescriptionJson.ReadFile<TrainingSettings>(path));
+            Assert.Contains("$.executor", e.Message);
+            Assert.Contains("aios, deepspeed", e.Message);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void Given_an_undefined_executor_When_validated_Then_the_flag_and_field_are_named()
     {
