@@ -144,8 +144,9 @@ public sealed class TrainCommandRunSafetyTests : IDisposable
     [Fact]
     public void Given_APlanTheCheckRefuses_When_TrainedWithForce_Then_TheRunStarts()
     {
-        // The planner sizes DeepSpeed's swap buffers by --buffer-size (here about 190 GiB); the engine stages one unit per buffer, so it runs.
-        string[] args = ["--steps", "1", "--offload-params", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"), "--buffer-size", "20000000000", "--run-id", "forced"];
+        // Priced as DeepSpeed, the swap buffers are sized by --buffer-size (here about 190 GiB) and the check refuses; the engine
+        // stages one unit per buffer, so it runs (priced as aios, the default, the check passes).
+        string[] args = ["--steps", "1", "--offload-params", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"), "--buffer-size", "20000000000", "--run-id", "forced", "--executor", "deepspeed"];
 
         var refused = Train(args);
         var forced = Train([.. args, "--force"]);

@@ -32,6 +32,7 @@ public class MemoryPropertiesTests
         from pin in Gen.Elements(true, false)
         select new TrainingSettings
         {
+            Executor = ExecutorKind.DeepSpeed,
             ZeroStage = stage,
             ParamOffload = stage is ZeroStage.Zero3 or ZeroStage.Infinity ? param : OffloadTier.None,
             OptimizerOffload = stage == ZeroStage.None ? OffloadTier.None : optimizer,

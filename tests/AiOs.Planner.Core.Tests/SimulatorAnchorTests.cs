@@ -20,7 +20,7 @@ public class SimulatorAnchorTests
     [InlineData("gpt2-xl", 8, Precision.Bf16, 0.376)]
     public void Given_a_measured_h200_step_When_simulated_Then_it_lands_within_15_percent(string model, int microBatch, Precision precision, double measuredSeconds)
     {
-        var step = Simulator.Predict(Model(model), H200, new TrainingSettings { MicroBatch = microBatch, Precision = precision, SeqLen = 1024 });
+        var step = Simulator.Predict(Model(model), H200, new TrainingSettings { Executor = ExecutorKind.DeepSpeed, MicroBatch = microBatch, Precision = precision, SeqLen = 1024 });
         Assert.InRange(step.Time.Seconds / measuredSeconds, 0.85, 1.15);
         Assert.Equal(ResourceKind.Compute, step.Bottleneck);
     }
@@ -30,6 +30,7 @@ public class SimulatorAnchorTests
     {
         var s = new TrainingSettings
         {
+            Executor = ExecutorKind.DeepSpeed,
             ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Nvme, NvmePath = "/nvme",
             MicroBatch = 8, ActivationCheckpointing = true,
         };
@@ -53,7 +54,7 @@ public class SimulatorAnchorTests
         foreach (double gbps in new[] { 5.0, 20.0, 70.0 })
         {
             var hw = H200 with { HostLink = H200.HostLink! with { H2dPinnedGbps = gbps, D2hPinnedGbps = gbps } };
-            var s = new TrainingSettings { ZeroStage = ZeroStage.Zero3, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, MicroBatch = 1, SeqLen = 1024, PrefetchDepth = 0 };
+            var s = new TrainingSettings { Executor = ExecutorKind.DeepSpeed, ZeroStage = ZeroStage.Zero3, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, MicroBatch = 1, SeqLen = 1024, PrefetchDepth = 0 };
             var offloaded = Simulator.Predict(model, hw, s);
             var computeOnly = offloaded.Busy[ResourceKind.Compute].Seconds;
             double phases = offloaded.Phases.Forward.Seconds + offloaded.Phases.Backward.Seconds;
@@ -71,6 +72,7 @@ public class SimulatorAnchorTests
     {
         var s = SettingsRules.Resolve(new TrainingSettings
         {
+            Executor = ExecutorKind.DeepSpeed,
             ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Nvme, NvmePath = "/nvme", ActivationCheckpointing = true,
             MicroBatch = 8, BufferSize = 500_000_000, SubGroupSize = 100_000_000, PipelineRead = true, PipelineWrite = true,
         }, stageGiven: false);

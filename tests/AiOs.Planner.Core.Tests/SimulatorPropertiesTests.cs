@@ -45,6 +45,7 @@ public class SimulatorPropertiesTests
         let optimizerTier = stage == ZeroStage.None ? OffloadTier.None : !partitioned && optimizer == OffloadTier.Nvme ? OffloadTier.Cpu : optimizer
         let settings = new TrainingSettings
         {
+            Executor = ExecutorKind.DeepSpeed,
             ZeroStage = stage,
             ParamOffload = partitioned ? param : OffloadTier.None,
             OptimizerOffload = optimizerTier,

@@ -73,7 +73,8 @@ public class TunerSearchTests
         var model = ModelCatalog.Default.Load(modelName);
         var hw = ProfileCatalog.Default.Load(hardwareName);
         // 0 GPUs: a CPU-only profile, where --gpus must stay unset.
-        var fixedSettings = new TrainingSettings { NvmePath = "/nvme", SeqLen = 512, GpusPerNode = gpus > 0 ? gpus : null };
+        // Several GPUs per process group is DeepSpeed's; the aios engine runs one GPU.
+        var fixedSettings = new TrainingSettings { Executor = gpus > 1 ? ExecutorKind.DeepSpeed : ExecutorKind.Aios, NvmePath = "/nvme", SeqLen = 512, GpusPerNode = gpus > 0 ? gpus : null };
         var result = Tuner.Tune(new TuneRequest { Model = model, Hardware = hw, Base = fixedSettings, MaxMicroBatch = 4, MaxGradAccumulation = 2, Budget = 3000 });
 
         var (best, deepSpeed) = Exhaustive(model, hw, fixedSettings, maxMicro: 4, maxAccumulation: 2, TuneRequest.DefaultMemoryHeadroom);

@@ -1,7 +1,10 @@
 using System.CommandLine;
+using AiOs.Planner.Calibration.Compute;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
 using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Commands;
@@ -14,8 +17,11 @@ public static class CalibrateGpuCommand
         var output = new Option<string>("--out", "-o") { Description = "Profile file to write (updated in place when it exists)", Required = true };
         var baseProfile = new Option<string?>("--base") { Description = "Profile to start from when --out does not exist yet (name or path)" };
         var device = new Option<int>("--device") { Description = "CUDA device index", DefaultValueFactory = _ => 0 };
-        var command = new Command("calibrate-gpu", "Measure host↔GPU copies (pinned and pageable), matmul TFLOP/s for layer shapes and GPU memory; write them into a profile.")
-            { output, baseProfile, device };
+        var family = new Option<string>("--family") { Description = "Model whose layer kind the engine-kernel probe times (name or path)", DefaultValueFactory = _ => "gpt2" };
+        var precision = new Option<Precision>("--precision") { Description = "Precision the engine's kernels are timed in: fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16, CustomParser = SettingsOptions.ParseEnum<Precision> };
+        var noKernels = new Option<bool>("--no-engine-kernels") { Description = "Skip timing the engine's own kernels (layers, head and loss, AdamW) for the aios executor" };
+        var command = new Command("calibrate-gpu", "Measure host↔GPU copies (pinned and pageable), matmul TFLOP/s for layer shapes, GPU memory and the engine's own kernels; write them into a profile.")
+            { output, baseProfile, device, family, precision, noKernels };
         command.SetAction(r =>
         {
             string path = r.GetValue(output)!;
@@ -38,11 +44,35 @@ public static class CalibrateGpuCommand
                 Name = Path.GetFileNameWithoutExtension(path),
                 Date = date,
             };
+            if (!r.GetValue(noKernels))
+            {
+                var options = new EngineKernelProbeOptions { Family = ModelCatalog.Default.Load(r.GetValue(family)!), Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision) };
+                var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"));
+                updated = kernels.Profile;
+                io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1}");
+            }
             DescriptionJson.WriteFileAtomic(path, updated.Validated(path));
             foreach (string s in m.Samples) io.Console.MarkupLineInterpolated($"{s}");
             io.Console.MarkupLineInterpolated($"{m.Name}: {m.TotalMemory}; wrote {path}.");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Times the engine's kernels with <paramref name="options"/> (any device: the tests run it on the CPU), fits them and
+    /// writes them into <paramref name="profile"/>'s GPU section; the efficiency refers to the profile's matmul rate.
+    /// </summary>
+    internal static (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) EngineKernels(HardwareProfile profile, EngineKernelProbeOptions options,
+        string date, Action<string>? progress = null)
+    {
+        var gpu = profile.Gpu ?? throw new DescriptionException($"{profile.Name} has no gpu section; run calibrate-gpu on a GPU machine.");
+        var m = EngineKernelProbe.Measure(options, progress);
+        var timings = m.Layers.Where(l => l.Pass is "forward" or "recompute" or "backward")
+            .Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList();
+        string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
+        var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where),
+            date, gpu.EngineKernels);
+        return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 }

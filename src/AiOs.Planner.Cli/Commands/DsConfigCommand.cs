@@ -25,7 +25,8 @@ public static class DsConfigCommand
             var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var built = options.BuildWithNotes(r);
             foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
-            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), built.Settings);
+            // The config is for DeepSpeed, so its capacity warnings price DeepSpeed, whatever --executor says.
+            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), built.Settings with { Executor = Settings.ExecutorKind.DeepSpeed });
             if (plan.SettingsProblems.Count > 0)
             {
                 foreach (var p in plan.SettingsProblems) io.Errors.MarkupLineInterpolated($"[red]error:[/] {p}");

@@ -56,6 +56,7 @@ public sealed class SettingsOptions
     public Option<int?> Gpus { get; } = new("--gpus") { Description = "GPUs per node (default: all of the profile's)" };
     public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
     public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule, CustomParser = ParseEnum<StepSchedule> };
+    public Option<ExecutorKind> Executor { get; } = new("--executor") { Description = "What the prediction describes: aios (the bundled engine, `aios train`) | deepspeed (DeepSpeed with PyTorch, for the emitted config)", DefaultValueFactory = _ => Defaults.Executor, CustomParser = ParseEnum<ExecutorKind> };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -69,7 +70,7 @@ public sealed class SettingsOptions
         Model, Hardware, ZeroStage, OffloadParams, OffloadOptimizer, OffloadGradients, NvmePath, NvmeParams, NoNvmeParams,
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
-        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, SettingsFile,
+        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, Executor, SettingsFile,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -148,6 +149,7 @@ public sealed class SettingsOptions
             GpusPerNode = Given(Gpus) ? r.GetValue(Gpus) : start.GpusPerNode,
             Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
             Schedule = Pick(Schedule, start.Schedule),
+            Executor = Pick(Executor, start.Executor),
         };
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {

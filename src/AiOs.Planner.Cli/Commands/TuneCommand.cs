@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.DeepSpeed;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Tuning;
 using Spectre.Console;
@@ -60,6 +61,10 @@ public static class TuneCommand
                 MemoryHeadroom = r.GetValue(search.Headroom),
             };
             var result = Tuner.Tune(request);
+            // ds_config.json is for DeepSpeed: its plan is the best DeepSpeed can run as DeepSpeed runs it, so under
+            // --executor aios the search runs again priced as DeepSpeed (the engine's best may differ from DeepSpeed's).
+            if (result.Problems.Count == 0 && r.GetValue(output) is not null && built.Settings.Executor != ExecutorKind.DeepSpeed)
+                result = result with { DeepSpeedBest = Tuner.Tune(request with { Base = built.Settings with { Executor = ExecutorKind.DeepSpeed } }).DeepSpeedBest };
             var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result, optimizer) : null;
             if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
             else Render(io.Console, io.Errors, result, written);

@@ -19,6 +19,7 @@ public static class WhatIfCommand
         var hardware = new Option<string>("--hardware", "-H") { Description = "Profiles, comma-separated (names or paths), or 'all'", Required = true };
         var seqLen = new Option<int>("--seq-len") { Description = "Tokens per sequence", DefaultValueFactory = _ => 1024 };
         var precision = new Option<Precision>("--precision") { Description = "fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16, CustomParser = SettingsOptions.ParseEnum<Precision> };
+        var executor = new Option<ExecutorKind>("--executor") { Description = "What each cell predicts: aios (the bundled engine) | deepspeed (DeepSpeed with PyTorch)", DefaultValueFactory = _ => ExecutorKind.Aios, CustomParser = SettingsOptions.ParseEnum<ExecutorKind> };
         var minRate = new Option<double>("--min-tokens-per-s") { Description = "Report the largest model each machine trains at this rate or better", DefaultValueFactory = _ => 0 };
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
@@ -26,7 +27,7 @@ public static class WhatIfCommand
         // The same search flags and defaults as `aios tune`, so a cell equals tune's best for the same inputs.
         var search = new TuneCommand.SearchOptions();
         var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes; each cell is what `aios tune` finds for the same inputs.")
-            { models, hardware, seqLen, precision, minRate, noUpgrades, json, plots };
+            { models, hardware, seqLen, precision, executor, minRate, noUpgrades, json, plots };
         foreach (var o in search.All) command.Options.Add(o);
         command.SetAction(r =>
         {
@@ -34,7 +35,7 @@ public static class WhatIfCommand
             {
                 Models = Split(r.GetValue(models)!, ModelCatalog.Default.Names()).Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
                 Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load).ToList(),
-                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision) }.Validated(model: null),
+                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision), Executor = r.GetValue(executor) }.Validated(model: null),
                 Upgrades = !r.GetValue(noUpgrades),
                 MinTokensPerSecond = r.GetValue(minRate),
                 Budget = Math.Max(1, r.GetValue(search.Budget)),

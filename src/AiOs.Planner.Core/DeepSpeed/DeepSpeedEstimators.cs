@@ -5,7 +5,9 @@ namespace AiOs.Planner.DeepSpeed;
 /// <c>stage_1_and_2</c>: <c>estimate_zero3_model_states_mem_needs</c> and
 /// <c>estimate_zero2_model_states_mem_needs</c>), re-derived here so plans can be checked against them.
 /// The <c>_all_live</c> variants count a live model's parameters; the <c>_all_cold</c> variants take the counts
-/// as numbers: both reduce to these functions. Results are bytes: CPU per node, GPU per GPU.
+/// as numbers: both reduce to these functions. Results are bytes: CPU per node, GPU per GPU. Checked against
+/// deepspeedai/DeepSpeed master (edaa722, 2026-08-22). The ZeRO-3 estimator's <c>largestLayerParams</c> is
+/// DeepSpeed's largest single module (<see cref="DeepSpeedModules.LargestModuleParameters"/>), not a transformer block.
 /// </summary>
 public static class DeepSpeedEstimators
 {
@@ -53,6 +55,8 @@ public static class DeepSpeedEstimators
         long totalGpus = (long)nodes * gpusPerNode;
         if (cpuOffload)
             return ((long)(totalParams * Math.Max(4.0 * totalGpus, 16) * additionalBufferFactor), 2 * totalParams);
-        return ((long)(totalParams * 4.0 * gpusPerNode * additionalBufferFactor), 4 * totalParams + (long)(16.0 * totalParams / totalGpus));
+        // Today's source: 2 B of 16-bit parameters whole, and 18 B partitioned (16-bit and fp32 gradients, fp32 master,
+        // Adam m and v); DeepSpeed before 2024 wrote 4P + 16P/N here (16-bit gradients counted whole).
+        return ((long)(totalParams * 4.0 * gpusPerNode * additionalBufferFactor), 2 * totalParams + (long)(18.0 * totalParams / totalGpus));
     }
 }

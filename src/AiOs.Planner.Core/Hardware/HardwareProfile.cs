@@ -105,6 +105,8 @@ public sealed record GpuSpec
     public PerPrecision? MatmulTflops { get; init; }
     /// <summary>Device memory bandwidth, GB/s.</summary>
     public required Figure MemoryBandwidthGbps { get; init; }
+    /// <summary>The bundled engine's kernels on this GPU (the <c>aios</c> executor's compute model); null: the PyTorch-fitted defaults.</summary>
+    public EngineKernels? EngineKernels { get; init; }
 
     public Bytes Memory => Bytes.FromGiB(MemoryGib.Value);
 
@@ -122,6 +124,7 @@ public sealed record GpuSpec
             p.Add(at + ".peak_tflops", "needs at least one of fp32, bf16, fp16");
         Rates(p, at + ".peak_tflops", PeakTflops);
         Rates(p, at + ".matmul_tflops", MatmulTflops);
+        EngineKernels?.Validate(p, at + ".engine_kernels");
     }
 
     private static void Rates(ValidationProblems p, string at, PerPrecision? rates)

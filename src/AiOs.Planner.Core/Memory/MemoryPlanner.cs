@@ -18,7 +18,12 @@ public static class MemoryPlanner
     /// <summary>Host RAM of one training process that is not model state (runtime, CUDA host side, data loading).</summary>
     public static readonly Bytes ProcessBaseline = Bytes.FromGiB(2);
 
-    public static MemoryPlan Plan(ModelSpec model, HardwareProfile hardware, TrainingSettings s)
+    /// <summary>The peak per tier of the program <paramref name="s"/> names: the bundled engine's (<see cref="EngineMemory"/>) or DeepSpeed's.</summary>
+    public static MemoryPlan Plan(ModelSpec model, HardwareProfile hardware, TrainingSettings s) =>
+        s.Executor == ExecutorKind.Aios ? EngineMemory.Plan(model, hardware, s) : PlanDeepSpeed(model, hardware, s);
+
+    /// <summary>DeepSpeed with PyTorch eager: model states as DeepSpeed's estimators count them, activations as PyTorch keeps them.</summary>
+    public static MemoryPlan PlanDeepSpeed(ModelSpec model, HardwareProfile hardware, TrainingSettings s)
     {
         var layout = StateLayout.For(model, hardware, s);
         var device = DevicePeak(model, s, layout, out string phase);

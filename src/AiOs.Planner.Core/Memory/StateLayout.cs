@@ -70,9 +70,10 @@ internal sealed class StateLayout
         {
             Place(s.ParamOffload, "parameters", Bytes.OfElements(partition, pb), Bytes.OfElements(nodeShare, pb), s.PinMemory,
                 $"{pb}-byte partition, 1/{gpus} of the model per GPU", ref statesGpu, ref statesCpu);
-            long largest = m.LargestLayerParameters;
+            // DeepSpeed gathers module by module: its estimator's "largest layer" is the largest single module.
+            long largest = DeepSpeed.DeepSpeedModules.LargestModuleParameters(m);
             Bytes gathered = Bytes.OfElements(largest, pb) * 2;
-            Gpu.Add(new MemoryItem("gathered layer", gathered, "the largest layer's full parameters and gradients while it runs"));
+            Gpu.Add(new MemoryItem("gathered layer", gathered, "the largest module's full parameters and gradients while it runs"));
             statesGpu += gathered;
             if (s.PrefetchDepth > 0)
                 Gpu.Add(new MemoryItem("prefetched layers", Bytes.OfElements(m.LayerParameters, pb) * s.PrefetchDepth,
@@ -84,11 +85,20 @@ internal sealed class StateLayout
             statesGpu += Bytes.OfElements(p, pb);
         }
 
-        // Gradients: below stage 3 a whole low-precision gradient buffer is on the GPU unless the optimizer is offloaded.
-        if (!s.PartitionsParameters && s.OptimizerOffload == OffloadTier.None)
+        // Gradients: ZeRO-1 keeps a whole low-precision gradient buffer on the GPU unless the optimizer is offloaded;
+        // ZeRO-2 reduce-scatters into this GPU's partition (DeepSpeed's estimator: 2 of its 18 partitioned bytes).
+        if (s.ZeroStage == ZeroStage.Zero1 && s.OptimizerOffload == OffloadTier.None)
         {
             Gpu.Add(new MemoryItem("gradients", Bytes.OfElements(p, pb), "whole-model gradient buffer"));
             statesGpu += Bytes.OfElements(p, pb);
+        }
+        else if (s.ZeroStage == ZeroStage.Zero2 && s.OptimizerOffload == OffloadTier.None)
+        {
+            Gpu.Add(new MemoryItem("gradients", Bytes.OfElements(partition, pb), $"{pb}-byte gradient partition, 1/{gpus} of the model per GPU"));
+            statesGpu += Bytes.OfElements(partition, pb);
+            // The reduce-scatter still stages whole gradients in buckets before they reach the partition (not a model state).
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 3,
+                "gradients of up to three layers: the one being written and two being reduce-scattered"));
         }
         else
         {

@@ -76,6 +76,7 @@ public static class SettingsValidator
         if (s.GradientOffload is { } g) Enum<OffloadTier>(problems, "--offload-gradients", "$.gradient_offload", g);
         Enum<Precision>(problems, "--precision", "$.precision", s.Precision);
         Enum<StepSchedule>(problems, "--schedule", "$.schedule", s.Schedule);
+        Enum<ExecutorKind>(problems, "--executor", "$.executor", s.Executor);
 
         Range("--micro-batch", "$.micro_batch", "micro-batch", s.MicroBatch, 1, MaxMicroBatch);
         Range("--seq-len", "$.seq_len", "sequence length", s.SeqLen, 1, ModelSpec.MaxSequence);

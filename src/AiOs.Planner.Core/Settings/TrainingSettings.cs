@@ -47,6 +47,38 @@ public enum StepSchedule
 }
 
 /// <summary>
+/// Which training program a prediction describes: the same settings run differently under the bundled engine
+/// and under DeepSpeed (kernels, what stays on the device, host buffers), so the simulator prices one of them.
+/// </summary>
+public enum ExecutorKind
+{
+    /// <summary>The bundled TorchSharp engine (<c>aios train</c>): its measured kernels, device slots and host buffers.</summary>
+    [JsonStringEnumMemberName("aios")]
+    Aios,
+    /// <summary>DeepSpeed with PyTorch eager, for users who run the emitted DeepSpeed config.</summary>
+    [JsonStringEnumMemberName("deepspeed")]
+    DeepSpeed,
+}
+
+/// <summary>Writes an executor as its CLI name (<c>aios</c>, <c>deepspeed</c>); a read error lists both.</summary>
+public sealed class ExecutorJsonConverter : JsonConverter<ExecutorKind>
+{
+    /// <summary>The name <paramref name="executor"/> has on the command line and in settings files.</summary>
+    public static string Name(ExecutorKind executor) => executor.ToString().ToLowerInvariant();
+
+    public override ExecutorKind Read(ref System.Text.Json.Utf8JsonReader reader, Type typeToConvert, System.Text.Json.JsonSerializerOptions options)
+    {
+        string? text = reader.TokenType == System.Text.Json.JsonTokenType.String ? reader.GetString() : null;
+        foreach (var executor in Enum.GetValues<ExecutorKind>())
+            if (string.Equals(Name(executor), text, StringComparison.OrdinalIgnoreCase)) return executor;
+        throw new System.Text.Json.JsonException($"{(text is null ? "expected a string" : $"'{text}' is not an executor")}: use one of {string.Join(", ", Enum.GetValues<ExecutorKind>().Select(Name))}");
+    }
+
+    public override void Write(System.Text.Json.Utf8JsonWriter writer, ExecutorKind value, System.Text.Json.JsonSerializerOptions options) =>
+        writer.WriteStringValue(Name(value));
+}
+
+/// <summary>
 /// Asynchronous-I/O settings with DeepSpeed's meanings (the top-level <c>aio</c> section):
 /// <see cref="BlockSize"/> bytes per request, <see cref="QueueDepth"/> requests in flight per thread,
 /// <see cref="IntraOpParallelism"/> threads that each take a slice of one read or write.
@@ -115,6 +147,9 @@ public sealed record TrainingSettings
     /// <summary>Nodes used; null uses the profile's count.</summary>
     public int? Nodes { get; init; }
     public StepSchedule Schedule { get; init; } = StepSchedule.DeepSpeed;
+    /// <summary>Which program the prediction prices: the bundled engine (the default) or DeepSpeed with PyTorch.</summary>
+    [JsonConverter(typeof(ExecutorJsonConverter))]
+    public ExecutorKind Executor { get; init; } = ExecutorKind.Aios;
 
     /// <summary>Bytes per parameter in the training precision (the working copy on the GPU).</summary>
     [JsonIgnore]

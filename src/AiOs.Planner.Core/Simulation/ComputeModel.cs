@@ -8,8 +8,10 @@ namespace AiOs.Planner.Simulation;
 /// <c>h / (h + <see cref="MatmulHalfRateHidden"/>)</c> for hidden size h. Element-wise work (norms,
 /// activations, dropout, casts, the loss) is bound by memory bandwidth: its traffic is
 /// <see cref="ElementwiseTraffic"/> times the bytes the layer saves for backward. Each layer also pays a
-/// fixed cost for launching its kernels. Defaults were fitted to PyTorch eager step times on an H200
-/// (docs/simulator.md).
+/// fixed cost for launching its kernels, and no unit is faster than its host dispatch floor; each step pays a
+/// fixed overhead. Defaults were fitted to PyTorch eager step times on an H200 (docs/simulator.md; regression
+/// guards, not validation). The <c>deepspeed</c> executor prices with this model; the <c>aios</c> executor with the
+/// profile's <see cref="Hardware.EngineKernels"/> when it has them, else with this model too.
 /// </summary>
 public sealed record ComputeModel
 {
@@ -19,6 +21,16 @@ public sealed record ComputeModel
     public double MemoryEfficiency { get; init; } = 0.7;
     /// <summary>Fixed time per layer forward (backward pays twice): kernel launches and small kernels.</summary>
     public SimDuration LayerOverhead { get; init; } = SimDuration.FromMicroseconds(170);
+    /// <summary>
+    /// The shortest a unit forward can take (backward: twice): the host's time to dispatch its kernels. At small
+    /// micro-batches PyTorch eager is launch-bound and the step stops shrinking with the work (docs/simulator.md).
+    /// </summary>
+    public SimDuration LayerLaunchFloor { get; init; } = SimDuration.FromMicroseconds(1220);
+    /// <summary>
+    /// Fixed time per step on the compute device, on top of the units. 0 for PyTorch eager: its optimizer and
+    /// zero_grad dispatch overlaps the GPU's work, and the launch-bound runs are explained by the floor alone.
+    /// </summary>
+    public SimDuration StepOverhead { get; init; } = SimDuration.Zero;
 
     public static ComputeModel Default { get; } = new();
 }

@@ -25,8 +25,12 @@ public static class Simulator
         return StepTimes.Compute(program, costs);
     }
 
-    /// <summary>The machine's costs for <paramref name="program"/>: the swap files' size (the program's static NVMe level, per node) sets the drives' swap rates.</summary>
+    /// <summary>
+    /// The machine's costs for <paramref name="program"/>: the swap files' size (the program's static NVMe level, per node)
+    /// sets the drives' swap rates, and its compute operations the host's dispatch deficit; the settings' executor picks
+    /// whose kernels are priced (the engine's or PyTorch eager's).
+    /// </summary>
     public static StepCosts Costs(StepProgram program, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null) =>
         new(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes),
-            new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)), computeModel);
+            new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)), computeModel, program);
 }

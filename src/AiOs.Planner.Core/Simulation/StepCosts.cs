@@ -16,6 +16,11 @@ public sealed class StepCosts
     private readonly ComputeModel _model;
     /// <summary>The CPU's fitted layer costs when the CPU is the training device and no model was given; else null.</summary>
     private readonly CpuLayerCompute? _cpuLayer;
+    /// <summary>The engine's fitted GPU kernels when the <c>aios</c> executor runs on a GPU whose profile has them; else null.</summary>
+    private readonly EngineKernels? _engine;
+    private readonly SimDuration _launchFloor, _stepOverhead;
+    /// <summary>Host dispatch time the device waits for beyond its own work in one step (see <see cref="DispatchDeficit"/>); zero without a program.</summary>
+    private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
     private readonly double _adamPerSecond;
@@ -25,12 +30,23 @@ public sealed class StepCosts
     /// Costs on <paramref name="hw"/> for <paramref name="s"/>; <paramref name="nvmeWorkingSet"/> is what the node's
     /// swap files hold (it sets the drives' swap rates, see <see cref="DriveSpec.SwapReadRate"/>).
     /// </summary>
-    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, Bytes nvmeWorkingSet, ComputeModel? model = null)
+    /// <remarks>
+    /// With <paramref name="program"/>, the step's compute also pays the host's dispatch: a launch-bound step (small
+    /// micro-batch) takes the sum of its units' launch floors rather than the sum of their device work.
+    /// </remarks>
+    public StepCosts(HardwareProfile hw, TrainingSettings s, int gpusPerNode, int nodes, Bytes nvmeWorkingSet, ComputeModel? model = null,
+        StepProgram? program = null)
     {
         _hw = hw;
         _model = model ?? ComputeModel.Default;
         // An explicit compute model wins; otherwise a CPU-only machine uses its own fitted constants when it has them.
         _cpuLayer = hw.HasGpu || model is not null ? null : hw.Cpu.LayerCompute;
+        // The executor decides whose kernels are priced: the engine's fitted ones (aios) or PyTorch eager's (deepspeed).
+        _engine = hw.HasGpu && model is null && s.Executor == ExecutorKind.Aios ? hw.Gpu!.EngineKernels : null;
+        // Floors and the per-step cost apply on a GPU; a CPU's fitted overhead already holds its dispatch.
+        (_launchFloor, _stepOverhead) = !hw.HasGpu ? (SimDuration.Zero, SimDuration.Zero)
+            : _engine is { } k ? (k.LayerLaunchFloor, k.StepOverhead)
+            : (_model.LayerLaunchFloor, _model.StepOverhead);
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
         if (hw.HasGpu)
@@ -59,7 +75,10 @@ public sealed class StepCosts
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamParamsPerS.Value / gpusPerNode;
         double halfRate = _model.MatmulHalfRateHidden;
-        MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value : h => h / (h + halfRate);
+        MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
+            : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
+            : h => h / (h + halfRate);
+        if (program is not null) _dispatchDeficit = DispatchDeficit(program);
     }
 
     /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
@@ -71,7 +90,7 @@ public sealed class StepCosts
     /// <summary>The time <paramref name="op"/> takes on its resource, alone.</summary>
     public SimDuration Duration(Operation op, int hiddenSize) => op.Resource switch
     {
-        ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Elementwise(op.ElementwiseBytes) : Compute(op, hiddenSize),
+        ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op) : PerStep(op, Compute(op, hiddenSize)),
         ResourceKind.H2d => op.Bytes / _h2d,
         ResourceKind.D2h => op.Bytes / _d2h,
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
@@ -80,8 +99,56 @@ public sealed class StepCosts
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
 
+    /// <summary>
+    /// The host dispatch floor of a unit pass: a layer's or the head's forward or recompute pays one, its backward two.
+    /// The embedding (a lookup and an add: a few kernels) pays none.
+    /// </summary>
+    private SimDuration Floor(Operation op) =>
+        op.Layer < 0 ? SimDuration.Zero : op.Kind == OpKind.Backward ? _launchFloor * 2 : _launchFloor;
+
+    /// <summary>
+    /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding
+    /// forward), present in every program.
+    /// </summary>
+    private SimDuration PerStep(Operation op, SimDuration d) =>
+        op.Kind == OpKind.Forward && op.Layer < 0 && op.MicroBatch == 0 ? d + _stepOverhead + _dispatchDeficit : d;
+
+    /// <summary>
+    /// How much longer the host takes to launch the step's units than the device takes to run them:
+    /// <c>max(0, Σ launch floors − Σ device work)</c> over the compute operations. The host runs ahead of the device,
+    /// so a step's compute takes <c>max(Σ work, Σ dispatch)</c>, not the sum of per-unit maxima: PyTorch eager gpt2 in
+    /// bf16 takes 47.6 ms at micro-batch 1 and 47.5 ms at 4 (all dispatch), 66 ms at 8 (all work).
+    /// </summary>
+    private SimDuration DispatchDeficit(StepProgram program)
+    {
+        if (_launchFloor == SimDuration.Zero) return SimDuration.Zero;
+        int hidden = program.Model.HiddenSize;
+        long work = 0, dispatch = 0;
+        foreach (var op in program.Ops)
+        {
+            if (op.Resource != ResourceKind.Compute) continue;
+            work += (op.Kind == OpKind.OptimizerStep ? Optimizer(op) : Compute(op, hidden)).Nanoseconds;
+            if (op.Kind != OpKind.OptimizerStep) dispatch += Floor(op).Nanoseconds;
+        }
+        return new SimDuration(Math.Max(0, dispatch - work));
+    }
+
+    /// <summary>The device optimizer: a memory-bound pass over the states (the engine's fused AdamW at its fitted rate).</summary>
+    private SimDuration Optimizer(Operation op) =>
+        _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)op.ElementwiseBytes) / Bandwidth.FromGBps(rate.Value) : Elementwise(op.ElementwiseBytes);
+
     private SimDuration Compute(Operation op, int hiddenSize)
     {
+        if (_engine is { } k)
+        {
+            // The engine's kernels: a backward op carries twice its forward's FLOPs and saved bytes and takes the fitted
+            // backward/forward ratio of its forward's time; a recompute the recompute ratio.
+            double share = op.Kind == OpKind.Backward ? 0.5 : 1;
+            var forward = FlopRate.TimeFor(op.Flops * share, _matmul * k.MatmulEfficiency.Value)
+                + k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
+            double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };
+            return SimDuration.FromSeconds(forward.Seconds * ratio);
+        }
         if (_cpuLayer is { } cpu)
         {
             // Constants fitted to this CPU's timed layers. A backward op carries twice its forward's FLOPs and saved

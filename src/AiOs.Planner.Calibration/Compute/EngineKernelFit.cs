@@ -1,0 +1,70 @@
+using System.Globalization;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration.Compute;
+
+/// <summary>The engine's timed kernels on one device, in the terms the fit needs (the CLI maps the engine probe's samples to these).</summary>
+/// <param name="Passes">Timed passes of layers and the head; <see cref="LayerTiming.Label"/> is "forward", "recompute" or "backward".</param>
+/// <param name="FloorSeconds">A layer forward at a tiny shape: the host's dispatch floor.</param>
+/// <param name="OptimizerSeconds">The device AdamW over <paramref name="OptimizerElements"/> elements.</param>
+/// <param name="OptimizerElements">Elements of that update.</param>
+/// <param name="Matmul">The profile's large-matmul rate for the timed precision (the efficiency refers to it).</param>
+/// <param name="Description">How and where it was measured, for the figures' method.</param>
+public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
+    FlopRate Matmul, string Description);
+
+/// <summary>The fitted kernels and how well they explain the timings.</summary>
+public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples);
+
+/// <summary>
+/// Fits <see cref="EngineKernels"/> to the engine's timed kernels: the layer model <c>t = F/(η·R) + S·e + O</c> by
+/// <see cref="CpuLayerFit"/> (MathNet least squares on relative error; backward as a ratio of the forward), the
+/// recompute ratio as the median recompute/forward of the same shapes, the launch floor as the tiny-shape time,
+/// and the optimizer's rate as the 28 bytes per parameter the step program charges over the timed update.
+/// </summary>
+public static class EngineKernelFit
+{
+    /// <summary>Bytes per parameter the step program charges a device AdamW (read master, m, v, gradient; write master, m, v, working copy).</summary>
+    public const int OptimizerBytesPerParameter = 28;
+
+    /// <summary>Fits the kernels; <paramref name="previous"/> keeps the step overhead, which the per-kernel probe does not time.</summary>
+    /// <exception cref="ArgumentException">Too few usable timings (see <see cref="CpuLayerFit.Fit"/>), or a non-positive floor or optimizer time.</exception>
+    public static EngineKernelCalibration Fit(EngineKernelTimings t, string date, EngineKernels? previous = null)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (!(t.FloorSeconds > 0) || !(t.OptimizerSeconds > 0) || t.OptimizerElements <= 0)
+            throw new ArgumentException("The dispatch floor and the optimizer need positive timings.", nameof(t));
+        var fit = CpuLayerFit.Fit(t.Passes.Where(p => p.Label != "recompute").ToList(), t.Matmul);
+        var ratios = t.Passes.Where(p => p.Label == "recompute")
+            .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
+            .Where(x => x.Forward is { Seconds: > 0 })
+            .Select(x => x.Recompute.Seconds / x.Forward!.Seconds).OrderBy(v => v).ToArray();
+        double recompute = ratios.Length > 0 ? ratios[ratios.Length / 2] : 1;
+        string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+        string method = I($"aios calibrate-gpu: {t.Passes.Count} timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
+        Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
+        var kernels = new EngineKernels
+        {
+            MatmulEfficiency = F(fit.MatmulEfficiency, method),
+            SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
+            LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
+            BackwardRatio = F(fit.BackwardRatio, method),
+            RecomputeRatio = F(recompute, I($"aios calibrate-gpu: median recompute/forward over {ratios.Length} shapes ({t.Description})")),
+            LayerLaunchFloorUs = F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
+            StepOverheadUs = previous?.StepOverheadUs ?? 0,
+            OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
+                I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
+        };
+        return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
+    }
+
+    /// <summary>The profile with <paramref name="kernels"/> as its GPU's engine kernels; nothing else changes.</summary>
+    /// <exception cref="ArgumentException">The profile has no GPU section.</exception>
+    public static HardwareProfile Apply(HardwareProfile profile, EngineKernels kernels)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        if (profile.Gpu is null) throw new ArgumentException($"{profile.Name} has no gpu section to hold engine kernels.", nameof(profile));
+        return profile with { Gpu = profile.Gpu with { EngineKernels = kernels } };
+    }
+}

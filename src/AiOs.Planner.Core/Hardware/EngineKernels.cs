@@ -1,0 +1,60 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Hardware;
+
+/// <summary>
+/// How the bundled engine's own kernels (its decoder layer, outer block and loss, fused AdamW) turn work into time
+/// on this GPU, for the <c>aios</c> executor: a unit's forward takes
+/// <c>max(FLOPs / (matmul rate × <see cref="MatmulEfficiency"/>) + saved bytes / <see cref="SavedBytesGbps"/> + overhead, launch floor)</c>,
+/// backward <see cref="BackwardRatio"/> and recompute <see cref="RecomputeRatio"/> times the forward's work.
+/// Fitted by <c>aios calibrate-gpu</c> from the engine's timed passes (Calibration/Compute/EngineKernelFit), or, in a
+/// bundled profile, to measured engine steps (each figure's method says which; docs/simulator.md).
+/// </summary>
+public sealed record EngineKernels
+{
+    /// <summary>Fraction of the profile's large-matmul rate (for the run's precision) the engine's units reach.</summary>
+    public required Figure MatmulEfficiency { get; init; }
+    /// <summary>Saved-for-backward bytes (LayerWork's count) the element-wise kernels get through per second, GB/s; 0: no separate term.</summary>
+    public required Figure SavedBytesGbps { get; init; }
+    /// <summary>Device time added to every unit forward, µs (small kernels that do not scale with the work).</summary>
+    public Figure LayerOverheadUs { get; init; } = 0;
+    /// <summary>A backward's time over its forward's.</summary>
+    public Figure BackwardRatio { get; init; } = 2;
+    /// <summary>A recompute's time over its forward's (with autograd recording, slightly above 1).</summary>
+    public Figure RecomputeRatio { get; init; } = 1;
+    /// <summary>
+    /// The shortest a unit forward can take, µs: the host's time to dispatch its kernels. A small micro-batch is
+    /// launch-bound (the GPU waits for the host), so the time stops falling with the work; backward's floor is twice this.
+    /// </summary>
+    public Figure LayerLaunchFloorUs { get; init; } = 0;
+    /// <summary>Fixed time per step, µs: loss synchronisation, optimizer launches, bookkeeping.</summary>
+    public Figure StepOverheadUs { get; init; } = 0;
+    /// <summary>Bytes per second the device optimizer (fused AdamW) touches, GB/s; null: the device bandwidth at the compute model's efficiency.</summary>
+    public Figure? OptimizerGbps { get; init; }
+
+    /// <summary>The fixed per-forward device time.</summary>
+    public SimDuration LayerOverhead => SimDuration.FromMicroseconds(LayerOverheadUs.Value);
+
+    /// <summary>The host dispatch floor of one forward.</summary>
+    public SimDuration LayerLaunchFloor => SimDuration.FromMicroseconds(LayerLaunchFloorUs.Value);
+
+    /// <summary>The fixed per-step time.</summary>
+    public SimDuration StepOverhead => SimDuration.FromMicroseconds(StepOverheadUs.Value);
+
+    /// <summary>Time of the element-wise work of a unit that saves <paramref name="saved"/> bytes.</summary>
+    public SimDuration ElementwiseTime(Bytes saved) =>
+        SavedBytesGbps.Value > 0 ? saved / Bandwidth.FromGBps(SavedBytesGbps.Value) : SimDuration.Zero;
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        p.InRange(at + ".matmul_efficiency", MatmulEfficiency.Value, 1e-4, 10);
+        if (SavedBytesGbps.Value != 0) p.InRange(at + ".saved_bytes_gbps", SavedBytesGbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s (or 0)");
+        p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+        p.InRange(at + ".backward_ratio", BackwardRatio.Value, 0.01, 100);
+        p.InRange(at + ".recompute_ratio", RecomputeRatio.Value, 0.01, 100);
+        p.NonNegative(at + ".layer_launch_floor_us", LayerLaunchFloorUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+        p.NonNegative(at + ".step_overhead_us", StepOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+        if (OptimizerGbps is { } o) p.InRange(at + ".optimizer_gbps", o.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
+    }
+}

@@ -1,0 +1,190 @@
+using System.Diagnostics;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Probes;
+
+/// <summary>What the engine-kernel probe times, where, and how often.</summary>
+public sealed record EngineKernelProbeOptions
+{
+    /// <summary>The model whose layer kind (norm, FFN, dropout, vocabulary) is timed; its hidden size is varied.</summary>
+    public required ModelSpec Family { get; init; }
+    /// <summary>The device the engine trains on: <c>cuda</c>, <c>cuda:N</c> or <c>cpu</c>.</summary>
+    public string Device { get; init; } = "cuda";
+    /// <summary>The training precision the kernels run in (the engine holds the whole model in it).</summary>
+    public Precision Precision { get; init; } = Precision.Bf16;
+    /// <summary>Hidden sizes of the timed decoder layers (64-wide heads, FFN four times wider).</summary>
+    public IReadOnlyList<int> HiddenSizes { get; init; } = [768, 1280, 2048];
+    /// <summary>(micro-batch, sequence) shapes of the timed layers: enough work that the device, not the host, sets the time.</summary>
+    public IReadOnlyList<(int MicroBatch, int SeqLen)> Shapes { get; init; } = [(2, 1024), (4, 1024), (8, 1024)];
+    /// <summary>A shape so small that a layer's time is its host dispatch: the launch floor.</summary>
+    public (int MicroBatch, int SeqLen) FloorShape { get; init; } = (1, 8);
+    /// <summary>(micro-batch, sequence) shapes at which the family's own head and loss are timed.</summary>
+    public IReadOnlyList<(int MicroBatch, int SeqLen)> HeadShapes { get; init; } = [(2, 1024), (8, 1024)];
+    /// <summary>Elements the device AdamW updates in one timed call.</summary>
+    public long OptimizerElements { get; init; } = 64_000_000;
+    /// <summary>Timed repeats of each sample after one untimed warm-up; the median is kept.</summary>
+    public int Repeats { get; init; } = 5;
+    public long Seed { get; init; } = 1234;
+}
+
+/// <summary>What the engine-kernel probe measured on one device.</summary>
+/// <param name="Device">Where it ran.</param>
+/// <param name="Precision">The precision the kernels ran in.</param>
+/// <param name="Layers">Timed forward, recompute and backward passes of layers and the head (work as <see cref="LayerWork"/> counts it).</param>
+/// <param name="FloorSeconds">Median time of a layer forward (with autograd) at <see cref="EngineKernelProbeOptions.FloorShape"/>: the dispatch floor.</param>
+/// <param name="OptimizerSeconds">Median time of the device AdamW over <paramref name="OptimizerElements"/> elements.</param>
+/// <param name="OptimizerElements">Elements of that update.</param>
+/// <param name="OptimizerName">The AdamW implementation timed (<c>fused-cuda</c>, <c>torch-ops</c>).</param>
+public sealed record EngineKernelMeasurement(string Device, Precision Precision, IReadOnlyList<LayerSample> Layers,
+    double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName);
+
+/// <summary>
+/// Times the engine's own kernels where it trains (<c>aios calibrate-gpu</c>; on the CPU too, for tests): its
+/// <see cref="DecoderLayer"/> forward (no autograd, as the layerwise engine's forward), recompute (autograd from a
+/// detached input) and backward, its <see cref="OuterBlock"/> head and loss, and its device AdamW, in the training
+/// precision. On CUDA every timed region starts and ends synchronised, so a time is device time plus dispatch.
+/// </summary>
+public static class EngineKernelProbe
+{
+    /// <summary>Runs the probe; <paramref name="progress"/> receives one line per sample.</summary>
+    public static EngineKernelMeasurement Measure(EngineKernelProbeOptions options, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var device = new Device(options.Device);
+        TorchRuntime.EnsureReady(TorchRuntime.DeviceTypeOf(options.Device));
+        manual_seed(options.Seed);
+        bool cuda = device.type == DeviceType.CUDA;
+        ScalarType dtype = EngineSettings.DType(options.Precision);
+        void Sync() { if (cuda) torch.cuda.synchronize(); }
+        double Time(Action once) { Sync(); long t0 = Stopwatch.GetTimestamp(); once(); Sync(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
+
+        var samples = new List<LayerSample>();
+        double floor = double.NaN;
+        foreach (int h in options.HiddenSizes)
+        {
+            var spec = CpuComputeProbe.Widened(options.Family, h);
+            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
+            Initialise(parameters);
+            var layer = new DecoderLayer(spec, parameters);
+            layer.train();
+            var shapes = options.Shapes.Append(options.FloorShape).ToList();
+            foreach (var (mb, seq) in shapes)
+            {
+                var settings = Settings(mb, seq, options.Precision);
+                double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
+                using var scope = NewDisposeScope();
+                var input = randn([mb, seq, h], dtype, device);
+                var incoming = randn([mb, seq, h], dtype, device);
+                double forward = Median(options.Repeats, () => Time(() => { using var _ = no_grad(); layer.forward(input).Dispose(); }));
+                var passes = new List<(double Recompute, double Backward)>();
+                for (int i = 0; i <= Math.Max(1, options.Repeats); i++)
+                {
+                    using var inner = NewDisposeScope();
+                    var x = input.detach().requires_grad_(true);
+                    Tensor output = null!;
+                    double recompute = Time(() => output = layer.forward(x));
+                    double backward = Time(() => output.backward([incoming]));
+                    parameters.ClearGradients();
+                    if (i > 0) passes.Add((recompute, backward)); // the first is the warm-up
+                }
+                double rec = MedianOf(passes.Select(p => p.Recompute)), bwd = MedianOf(passes.Select(p => p.Backward));
+                if ((mb, seq) == options.FloorShape)
+                {
+                    floor = double.IsNaN(floor) ? rec : Math.Min(floor, rec);
+                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floor): {rec * 1e6:0} µs");
+                    continue;
+                }
+                samples.Add(new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward));
+                samples.Add(new LayerSample("layer", "recompute", h, mb, seq, flops, saved, rec));
+                samples.Add(new LayerSample("layer", "backward", h, mb, seq, flops, saved, bwd));
+                progress?.Invoke($"layer h={h} {mb}×{seq}: forward {forward * 1e3:0.00} ms, recompute {rec * 1e3:0.00} ms, backward {bwd * 1e3:0.00} ms");
+            }
+        }
+        samples.AddRange(TimeHead(options, device, dtype, Time, progress));
+        var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
+        progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
+        return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName);
+    }
+
+    private static List<LayerSample> TimeHead(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time, Action<string>? progress)
+    {
+        var spec = options.Family;
+        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), dtype, device);
+        Initialise(parameters);
+        var outer = new OuterBlock(spec, parameters);
+        outer.train();
+        var samples = new List<LayerSample>();
+        foreach (var (mb, seq) in options.HeadShapes)
+        {
+            var settings = Settings(mb, seq, options.Precision);
+            int unit = spec.NumLayers;
+            double flops = LayerWork.ForwardFlops(spec, settings, unit), saved = LayerWork.ForwardSavedBytes(spec, settings, unit);
+            using var scope = NewDisposeScope();
+            var hidden = randn([mb, seq, spec.HiddenSize], dtype, device);
+            var targets = randint(spec.VocabSize, [mb, seq], ScalarType.Int64, device);
+            var runs = new List<(double Forward, double Backward)>();
+            for (int i = 0; i <= Math.Max(1, options.Repeats); i++)
+            {
+                using var inner = NewDisposeScope();
+                var x = hidden.detach().requires_grad_(true);
+                Tensor loss = null!;
+                double forward = time(() => { loss = outer.Loss(x, targets, 1); loss.item<float>(); });
+                double backward = time(() => loss.backward());
+                parameters.ClearGradients();
+                if (i > 0) runs.Add((forward, backward));
+            }
+            double f = MedianOf(runs.Select(r => r.Forward)), b = MedianOf(runs.Select(r => r.Backward));
+            samples.Add(new LayerSample("head", "forward", spec.HiddenSize, mb, seq, flops, saved, f));
+            samples.Add(new LayerSample("head", "backward", spec.HiddenSize, mb, seq, flops, saved, b));
+            progress?.Invoke($"head h={spec.HiddenSize} vocab {spec.VocabSize} {mb}×{seq}: forward {f * 1e3:0.00} ms, backward {b * 1e3:0.00} ms");
+        }
+        return samples;
+    }
+
+    /// <summary>The engine's device AdamW (DeviceTrainer's) over one flat unit: fp32 master and moments, gradient and working copy in the training precision.</summary>
+    private static (double Seconds, string Name) TimeOptimizer(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time)
+    {
+        long n = Math.Max(1, options.OptimizerElements);
+        using var scope = NewDisposeScope();
+        var master = randn([n], ScalarType.Float32, device);
+        var gradient = randn([n], dtype, device);
+        var m = zeros([n], ScalarType.Float32, device);
+        var v = zeros([n], ScalarType.Float32, device);
+        Tensor? working = dtype == ScalarType.Float32 ? null : zeros([n], dtype, device);
+        var adam = DeviceAdamW.For(device, new AdamWOptions(), preferFused: dtype != ScalarType.Float16);
+        int step = 1;
+        double seconds = Median(options.Repeats, () => time(() => adam.Update(master, gradient, m, v, working, step++, 1f)));
+        return (seconds, adam.Name);
+    }
+
+    private static TrainingSettings Settings(int microBatch, int seqLen, Precision precision) =>
+        new() { MicroBatch = microBatch, SeqLen = seqLen, Precision = precision };
+
+    /// <summary>Small random weights: zeros would make norms and GELU take shortcuts, large ones overflow.</summary>
+    private static void Initialise(FlatParameters parameters)
+    {
+        using var _ = no_grad();
+        parameters.Flat.normal_(0, 0.02);
+    }
+
+    /// <summary>Median of <paramref name="repeats"/> timings after one untimed warm-up.</summary>
+    private static double Median(int repeats, Func<double> once)
+    {
+        once();
+        return MedianOf(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => once()).ToList());
+    }
+
+    private static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
+    }
+}

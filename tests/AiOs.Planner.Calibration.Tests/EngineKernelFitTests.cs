@@ -1,0 +1,63 @@
+using AiOs.Planner.Calibration.Compute;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration.Tests;
+
+public class EngineKernelFitTests
+{
+    private static readonly FlopRate Matmul = FlopRate.FromTflops(800);
+
+    /// <summary>Timings an engine with known kernels would produce: η 0.6, 900 GB/s of saved bytes, 15 µs, backward 2.2×, recompute 1.1×.</summary>
+    private static EngineKernelTimings Synthetic()
+    {
+        var passes = new List<LayerTiming>();
+        foreach (int h in new[] { 768, 1280, 2048 })
+            foreach (int tokens in new[] { 2048, 4096, 8192 })
+            {
+                double flops = 2.0 * tokens * 12 * h * h, saved = 40.0 * h * tokens;
+                double forward = flops / (Matmul.FlopsPerSecond * 0.6) + saved / 900e9 + 15e-6;
+                passes.Add(new LayerTiming(flops, saved, h, false, forward, "forward"));
+                passes.Add(new LayerTiming(flops, saved, h, false, 1.1 * forward, "recompute"));
+                passes.Add(new LayerTiming(flops, saved, h, true, 2.2 * forward, "backward"));
+            }
+        return new EngineKernelTimings(passes, FloorSeconds: 180e-6, OptimizerSeconds: 1e-3, OptimizerElements: 100_000_000, Matmul, "synthetic");
+    }
+
+    [Fact]
+    public void Given_timings_of_known_kernels_When_fitted_Then_every_constant_is_recovered()
+    {
+        var k = EngineKernelFit.Fit(Synthetic(), "2026-12-04").Kernels;
+
+        Assert.Equal(0.6, k.MatmulEfficiency.Value, 3);
+        Assert.Equal(900, k.SavedBytesGbps.Value, 0);
+        Assert.Equal(15, k.LayerOverheadUs.Value, 1);
+        Assert.Equal(2.2, k.BackwardRatio.Value, 3);
+        Assert.Equal(1.1, k.RecomputeRatio.Value, 3);
+        Assert.Equal(180, k.LayerLaunchFloorUs.Value, 3);
+        Assert.Equal(28.0 * 100_000_000 / 1e-3 / 1e9, k.OptimizerGbps!.Value, 1);
+        Assert.Equal(FigureSource.Measured, k.MatmulEfficiency.Provenance!.Source);
+    }
+
+    [Fact]
+    public void Given_a_previous_step_overhead_When_refitted_Then_it_is_kept()
+    {
+        var previous = new EngineKernels { MatmulEfficiency = 1, SavedBytesGbps = 1000, StepOverheadUs = 750 };
+
+        Assert.Equal(750, EngineKernelFit.Fit(Synthetic(), "2026-12-04", previous).Kernels.StepOverheadUs.Value);
+    }
+
+    [Fact]
+    public void Given_no_positive_floor_When_fitted_Then_it_is_refused() =>
+        Assert.Throws<ArgumentException>(() => EngineKernelFit.Fit(Synthetic() with { FloorSeconds = double.NaN }, "2026-12-04"));
+
+    [Fact]
+    public void Given_a_cpu_only_profile_When_kernels_are_applied_Then_the_missing_gpu_section_is_named()
+    {
+        var profile = ProfileCatalog.Default.Load("ci-2core-24gb");
+        var kernels = EngineKernelFit.Fit(Synthetic(), "2026-12-04").Kernels;
+
+        var e = Assert.Throws<ArgumentException>(() => EngineKernelFit.Apply(profile, kernels));
+        Assert.Contains("no gpu section", e.Message);
+    }
+}

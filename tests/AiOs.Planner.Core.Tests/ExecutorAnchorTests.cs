@@ -1,0 +1,97 @@
+using System.Runtime.CompilerServices;
+using System.Text.Json.Nodes;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Memory;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>
+/// Both executors against the H200 measurements of issue 13 (Data/anchors/h200-executors.json, with provenance). Rows
+/// marked "fit" set a profile figure and are regression guards; rows marked "check" set none.
+/// </summary>
+public class ExecutorAnchorTests
+{
+    private static readonly HardwareProfile Lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+    private static readonly HardwareProfile H200 = ProfileCatalog.Default.Load("h200-1x");
+
+    private static JsonNode Anchors([CallerFilePath] string here = "") =>
+        JsonNode.Parse(File.ReadAllText(Path.Combine(Path.GetDirectoryName(here)!, "Data", "anchors", "h200-executors.json")))!;
+
+    public static TheoryData<string, int, double, string> EngineSteps() => Rows("engine_steps");
+
+    public static TheoryData<string, int, double, string> EagerSteps() => Rows("pytorch_eager_steps");
+
+    private static TheoryData<string, int, double, string> Rows(string key)
+    {
+        var data = new TheoryData<string, int, double, string>();
+        foreach (var row in Anchors()[key]!.AsArray())
+            data.Add(row!["model"]!.GetValue<string>(), row["micro_batch"]!.GetValue<int>(), row["seconds"]!.GetValue<double>(), row["role"]!.GetValue<string>());
+        return data;
+    }
+
+    private static TrainingSettings Settings(int microBatch, ExecutorKind executor) =>
+        new() { MicroBatch = microBatch, SeqLen = 1024, Precision = Precision.Bf16, Executor = executor };
+
+    [Theory]
+    [MemberData(nameof(EngineSteps))]
+    public void Given_an_engine_step_measured_on_the_h200_When_the_aios_executor_predicts_it_Then_it_is_within_10_percent(string model, int microBatch, double seconds, string role)
+    {
+        var step = Simulator.Predict(ModelCatalog.Default.Load(model), Lent, Settings(microBatch, ExecutorKind.Aios));
+
+        Assert.True(Math.Abs(step.Time.Seconds / seconds - 1) <= 0.10, $"{model} ({role}): predicted {step.Time}, measured {seconds * 1e3:0.0} ms");
+    }
+
+    [Theory]
+    [MemberData(nameof(EagerSteps))]
+    public void Given_a_launch_bound_pytorch_step_When_the_deepspeed_executor_predicts_it_Then_it_is_within_5_percent(string model, int microBatch, double seconds, string role)
+    {
+        // Before the dispatch floor, micro-batch 1 came out at 15.5 ms (−68%).
+        var step = Simulator.Predict(ModelCatalog.Default.Load(model), H200, Settings(microBatch, ExecutorKind.DeepSpeed));
+
+        Assert.True(Math.Abs(step.Time.Seconds / seconds - 1) <= 0.05, $"{model} mb {microBatch} ({role}): predicted {step.Time}, measured {seconds * 1e3:0.0} ms");
+    }
+
+    [Fact]
+    public void Given_the_resident_gpt2_xl_engine_run_When_planned_for_aios_Then_device_memory_is_within_5_percent_of_the_driver_figure()
+    {
+        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "gpu")!;
+        var plan = MemoryPlanner.Plan(ModelCatalog.Default.Load("gpt2-xl"), Lent, Settings(8, ExecutorKind.Aios));
+
+        Assert.InRange(plan.Gpu.Peak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
+    }
+
+    [Fact]
+    public void Given_the_offloaded_gpt2_xl_engine_run_When_planned_for_aios_Then_host_memory_is_within_5_percent_of_its_rss()
+    {
+        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host")!;
+        var s = Settings(8, ExecutorKind.Aios) with { ActivationCheckpointing = true, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
+        var plan = EngineMemory.Plan(ModelCatalog.Default.Load("gpt2-xl"), Lent, s, Units.Bytes.FromGB(11));
+
+        Assert.InRange(plan.CpuPeak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
+        Assert.Equal(Units.Bytes.FromGB(11), plan.Gpu.Capacity);
+    }
+
+    [Fact]
+    public void Given_the_offloaded_gpt2_engine_run_on_the_ci_cpu_When_planned_for_aios_Then_host_memory_is_within_5_percent_of_its_rss()
+    {
+        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host-cpu")!;
+        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 64, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
+        var plan = MemoryPlanner.Plan(ModelCatalog.Default.Load("gpt2"), ProfileCatalog.Default.Load("ci-2core-24gb"), s);
+
+        Assert.InRange(plan.CpuPeak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
+    }
+
+    [Fact]
+    public void Given_the_same_settings_When_priced_for_each_executor_Then_the_engine_is_faster_and_smaller_than_pytorch_eager()
+    {
+        var model = ModelCatalog.Default.Load("gpt2-xl");
+        var aios = Simulator.Predict(model, Lent, Settings(8, ExecutorKind.Aios));
+        var deepSpeed = Simulator.Predict(model, Lent, Settings(8, ExecutorKind.DeepSpeed));
+
+        Assert.True(aios.Time < deepSpeed.Time, $"aios {aios.Time}, deepspeed {deepSpeed.Time}");
+        Assert.True(MemoryPlanner.Plan(model, Lent, Settings(8, ExecutorKind.Aios)).Gpu.Peak < MemoryPlanner.Plan(model, Lent, Settings(8, ExecutorKind.DeepSpeed)).Gpu.Peak);
+    }
+}
