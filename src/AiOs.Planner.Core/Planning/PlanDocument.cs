@@ -31,6 +31,7 @@ public static class PlanDocument
         {
             Model = new PlanModel(model.Name, model.TotalParameters, model.NumLayers, model.HiddenSize, model.LargestLayerParameters),
             Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model),
+            Executor = ExecutorJsonConverter.Name(plan.Settings.Executor),
             Settings = plan.Settings,
             Feasible = plan.Feasible,
             Problems = plan.Problems.ToList(),
@@ -96,7 +97,7 @@ public static class PlanDocument
         bool optimizerOff = s.OptimizerOffload != OffloadTier.None;
         if (s.PartitionsParameters)
         {
-            var e = DeepSpeedEstimators.Zero3(model.TotalParameters, model.LargestLayerParameters, gpus, nodes,
+            var e = DeepSpeedEstimators.Zero3(model.TotalParameters, DeepSpeed.DeepSpeedModules.LargestModuleParameters(model), gpus, nodes,
                 cpuOffload: optimizerOff, cpuOffloadParams: s.ParamOffload != OffloadTier.None);
             return new PlanDeepSpeedEstimate("estimate_zero3_model_states_mem_needs", e.GpuBytes, e.CpuBytes);
         }

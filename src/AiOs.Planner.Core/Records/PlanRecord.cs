@@ -13,6 +13,8 @@ public sealed record PlanRecord
     public required PlanModel Model { get; init; }
     /// <summary>The machine planned for.</summary>
     public required PlanHardware Hardware { get; init; }
+    /// <summary>What the prediction describes: <c>aios</c> (the bundled engine) or <c>deepspeed</c> (DeepSpeed with PyTorch).</summary>
+    public string Executor { get; init; } = "deepspeed";
     /// <summary>The resolved settings, as a whole (new settings fields appear without a change here).</summary>
     public required TrainingSettings Settings { get; init; }
     /// <summary>True when the settings are valid and fit every tier.</summary>
