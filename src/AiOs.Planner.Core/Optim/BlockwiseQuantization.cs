@@ -67,7 +67,7 @@ public static unsafe class BlockwiseQuantization
         if (Avx2.IsSupported)
         {
             fixed (int* ranks = map.BucketRanks)
-            fixed (float* thresholds = map.Thresholds)
+            fixed (float* thresholds = map.BucketThresholds)
             {
                 var vinv = Vector256.Create(inv);
                 for (; i <= n - 8; i += 8)
@@ -77,7 +77,7 @@ public static unsafe class BlockwiseQuantization
         for (; i < n; i++) codes[i] = map.Quantize(x[i] * inv);
     }
 
-    /// <summary>The codes of eight normalised values, packed little-endian into a ulong (AVX2 gathers on the bucket table).</summary>
+    /// <summary>The codes of eight normalised values, packed little-endian into a ulong (two independent AVX2 gathers on the bucket tables).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ulong Codes8(Vector256<float> y, int* ranks, float* thresholds, bool signed)
     {
@@ -85,7 +85,7 @@ public static unsafe class BlockwiseQuantization
         Vector256<int> bucket = Vector256.ShiftRightArithmetic(a.AsInt32() - Vector256.Create(DynamicQuantizationMap.LowestBits), 23 - DynamicQuantizationMap.BucketMantissaBits);
         bucket = Vector256.Min(Vector256.Max(bucket, Vector256<int>.Zero), Vector256.Create(DynamicQuantizationMap.BucketCount - 1));
         Vector256<int> r = Avx2.GatherVector256(ranks, bucket, 4);
-        Vector256<float> t = Avx2.GatherVector256(thresholds, r, 4);
+        Vector256<float> t = Avx2.GatherVector256(thresholds, bucket, 4);
         r -= Vector256.GreaterThan(a, t).AsInt32();
         Vector256<int> code;
         if (signed)

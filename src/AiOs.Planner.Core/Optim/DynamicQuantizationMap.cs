@@ -61,6 +61,7 @@ public sealed class DynamicQuantizationMap
         for (int i = 0; i + 1 < _magnitudes.Length; i++) Thresholds[i] = (_magnitudes[i] + _magnitudes[i + 1]) / 2;
         Thresholds[^1] = float.PositiveInfinity;
         BucketRanks = new int[BucketCount];
+        BucketThresholds = new float[BucketCount];
         for (int b = 0; b < BucketCount; b++)
         {
             float start = b == 0 ? 0f : BitConverter.Int32BitsToSingle(LowestBits + (b << (23 - BucketMantissaBits)));
@@ -68,6 +69,7 @@ public sealed class DynamicQuantizationMap
             int rank = 0;
             while (Thresholds[rank] < start) rank++;
             BucketRanks[b] = rank;
+            BucketThresholds[b] = Thresholds[rank];
             if (rank + 1 < Thresholds.Length && Thresholds[rank + 1] < end)
                 throw new InvalidOperationException($"Bucket {b} [{start}, {end}) holds two thresholds; use more mantissa bits.");
         }
@@ -88,6 +90,12 @@ public sealed class DynamicQuantizationMap
     /// <summary>Per bucket of |y|: how many thresholds lie below the bucket's start.</summary>
     internal int[] BucketRanks { get; }
 
+    /// <summary>
+    /// Per bucket: the first threshold at or above its start (the only one that can lie inside it), so a look-up needs
+    /// two independent reads by bucket rather than a read that depends on another.
+    /// </summary>
+    internal float[] BucketThresholds { get; }
+
     /// <summary>The value of <paramref name="code"/>.</summary>
     public float Dequantize(byte code) => _values[code];
 
@@ -105,7 +113,7 @@ public sealed class DynamicQuantizationMap
     {
         int bucket = Math.Clamp((BitConverter.SingleToInt32Bits(a) - LowestBits) >> (23 - BucketMantissaBits), 0, BucketCount - 1);
         int r = BucketRanks[bucket];
-        return a > Thresholds[r] ? r + 1 : r;
+        return a > BucketThresholds[bucket] ? r + 1 : r;
     }
 
     /// <summary>
