@@ -127,12 +127,13 @@ public static unsafe class BlockwiseAdam
                     Vector256<float> m1 = b1 * m0 + c1 * gi;
                     Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
                     ok &= Vector256.LessThan(v1, inf);
-                    maxM = Vector256.Max(maxM, m1); minM = Vector256.Min(minM, m1); maxV = Vector256.Max(maxV, v1);
+                    // vmaxps/vminps directly: Vector256.Max's IEEE NaN and ±0 handling costs several instructions, and a block with a NaN is skipped anyway.
+                    maxM = Avx.Max(maxM, m1); minM = Avx.Min(minM, m1); maxV = Avx.Max(maxV, v1);
                     m1.Store(mNew + i);
                     v1.Store(vNew + i);
                 }
                 finite = ok.AsInt32() == Vector256<int>.AllBitsSet; // compared as integers: all-ones is a NaN as a float
-                mMax = Vector256.Max(maxM, Vector256<float>.Zero).ToScalar(); mMin = minM.ToScalar(); vMax = maxV.ToScalar();
+                mMax = maxM.ToScalar(); mMin = minM.ToScalar(); vMax = maxV.ToScalar();
                 for (int j = 1; j < 8; j++) { mMax = Math.Max(mMax, maxM[j]); mMin = Math.Min(mMin, minM[j]); vMax = Math.Max(vMax, maxV[j]); }
             }
             for (; i < n; i++)

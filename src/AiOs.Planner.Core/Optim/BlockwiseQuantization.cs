@@ -95,8 +95,11 @@ public static unsafe class BlockwiseQuantization
             code = Vector256.ConditionalSelect(negative, zero - Vector256.Min(r, zero), zero + r);
         }
         else code = Vector256.Min(r, Vector256.Create(255));
-        Vector256<ushort> words = Vector256.Narrow(code.AsUInt32(), code.AsUInt32());
-        return Vector256.Narrow(words, words).AsUInt64().GetElement(0);
+        // Codes are 0…255, so saturating packs are exact: per 128-bit lane they leave the lane's four codes in its first
+        // dword; one permute brings dwords 0 and 4 together.
+        Vector256<ushort> words = Avx2.PackUnsignedSaturate(code, code);
+        Vector256<byte> bytes = Avx2.PackUnsignedSaturate(words.AsInt16(), words.AsInt16());
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 0, 4, 0, 4, 0, 4)).AsUInt64().ToScalar();
     }
 
     private static void CheckLengths(int values, int codes, int scales)
