@@ -39,6 +39,7 @@ public static class Program
             CalibrateCpuCommand.Create(io),
             LearnCommand.Create(io),
             ExportHfCommand.Create(io),
+            ConvertCheckpointCommand.Create(io),
             LogitsCommand.Create(io),
             DoctorCommand.Create(io),
             ServeCommand.Create(io),

@@ -31,4 +31,11 @@ if (args.Length > 0 && args[0] == "quick")
     }
     return;
 }
+// `-- adam8 [N] [threads]` times the fp32 and 8-bit CPU AdamW directly (issue 15), for a quick look on a busy machine.
+if (args.Length > 0 && args[0] == "adam8")
+{
+    OptimizerStateQuick.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 22,
+        args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(SimulatorBenchmarks).Assembly).Run(args);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Checkpoints;
 
@@ -15,6 +16,12 @@ public sealed record CheckpointManifest(int Step, long Seed, string Model, IRead
 {
     /// <summary>fp16 runs: the loss scaler's state, so a resumed run scales, skips and bias-corrects as the original did.</summary>
     public Execution.LossScaleState? LossScale { get; init; }
+
+    /// <summary>
+    /// How <c>optimizer.safetensors</c> holds the moments: <c>8bit</c> (block-wise, see <see cref="OptimizerStateTensors"/>);
+    /// absent for fp32, so fp32 manifests read as before and an older reader refuses an 8-bit one instead of misreading it.
+    /// </summary>
+    public string? OptimizerState { get; init; }
 }
 
 /// <summary>fp32 master weights and both Adam moments of one unit.</summary>
@@ -25,7 +32,9 @@ public sealed record UnitState(float[] Master, float[] ExpAvg, float[] ExpAvgSq)
 /// named <c>layers.&lt;i&gt;.attn.q.weight</c> …, <c>tok.weight</c> …), <c>optimizer.safetensors</c>
 /// (<c>exp_avg.…</c>, <c>exp_avg_sq.…</c>) and <c>checkpoint.json</c> with checksums. A checkpoint is
 /// written into <c>step-&lt;N&gt;.partial/</c> and renamed when complete, so a crash never leaves a
-/// half checkpoint under the final name; loading verifies every checksum.
+/// half checkpoint under the final name; loading verifies every checksum. With 8-bit optimizer state the moments
+/// are stored block-wise quantised (<see cref="OptimizerStateTensors"/>) and the manifest says so; loading such a
+/// checkpoint dequantises them to fp32.
 /// </summary>
 public static class Checkpoint
 {
@@ -34,32 +43,40 @@ public static class Checkpoint
     public const string ManifestFile = "checkpoint.json";
 
     /// <summary>Writes the checkpoint of <paramref name="step"/> under <paramref name="root"/>; returns its folder.</summary>
-    public static string Save(string root, ModelSpec spec, int step, long seed, Func<int, UnitState> stateOf, Execution.LossScaleState? lossScale = null)
+    /// <remarks>With <paramref name="optimizerState"/> 8-bit, each tensor's moments are quantised in blocks from its first element.</remarks>
+    public static string Save(string root, ModelSpec spec, int step, long seed, Func<int, UnitState> stateOf, Execution.LossScaleState? lossScale = null,
+        OptimizerStateFormat optimizerState = OptimizerStateFormat.Fp32)
     {
         string final = Path.Combine(root, $"step-{step}"), partial = final + ".partial";
         if (Directory.Exists(partial)) Directory.Delete(partial, recursive: true);
         Directory.CreateDirectory(partial);
         var weights = new List<(string, long[], float[])>();
         var moments = new List<(string, long[], float[])>();
+        var encoded = new List<RawTensor>();
         for (int u = 0; u <= spec.NumLayers; u++)
         {
             UnitState state = stateOf(u);
             foreach (var (name, slice) in Names(spec, u))
             {
                 weights.Add((name, slice.Shape, Slice(state.Master, slice)));
-                moments.Add(("exp_avg." + name, slice.Shape, Slice(state.ExpAvg, slice)));
-                moments.Add(("exp_avg_sq." + name, slice.Shape, Slice(state.ExpAvgSq, slice)));
+                if (optimizerState == OptimizerStateFormat.Fp32)
+                {
+                    moments.Add(("exp_avg." + name, slice.Shape, Slice(state.ExpAvg, slice)));
+                    moments.Add(("exp_avg_sq." + name, slice.Shape, Slice(state.ExpAvgSq, slice)));
+                }
+                else encoded.AddRange(OptimizerStateTensors.Encode(name, slice.Shape, Slice(state.ExpAvg, slice), Slice(state.ExpAvgSq, slice), optimizerState));
             }
         }
         var meta = new Dictionary<string, string> { ["format"] = "pt", ["step"] = step.ToString(), ["model"] = spec.Name };
         SafeTensors.Write(Path.Combine(partial, ModelFile), weights, meta);
-        SafeTensors.Write(Path.Combine(partial, OptimizerFile), moments, meta);
+        if (optimizerState == OptimizerStateFormat.Fp32) SafeTensors.Write(Path.Combine(partial, OptimizerFile), moments, meta);
+        else SafeTensors.WriteRaw(Path.Combine(partial, OptimizerFile), encoded, meta.Concat(OptimizerStateTensors.EightBitMetadata).ToDictionary());
         var manifest = new CheckpointManifest(step, seed, spec.Name, new Dictionary<string, string>
         {
             [ModelFile] = Hash(Path.Combine(partial, ModelFile)),
             [OptimizerFile] = Hash(Path.Combine(partial, OptimizerFile)),
         })
-        { LossScale = lossScale };
+        { LossScale = lossScale, OptimizerState = optimizerState == OptimizerStateFormat.Fp32 ? null : optimizerState.Name() };
         File.WriteAllText(Path.Combine(partial, ManifestFile), JsonSerializer.Serialize(manifest, DescriptionJson.Options));
         // Replace an older checkpoint of the same step without a moment where neither exists:
         // set the old one aside, move the new one in, then drop the old one.
@@ -80,15 +97,12 @@ public static class Checkpoint
         CheckpointManifest manifest = DescriptionJson.Parse<CheckpointManifest>(File.ReadAllText(manifestPath), manifestPath);
         if (manifest.Model != spec.Name)
             throw new InvalidDataException($"Checkpoint '{folder}' is for model {manifest.Model}, not {spec.Name}.");
-        foreach (string file in new[] { ModelFile, OptimizerFile })
-        {
-            string path = Path.Combine(folder, file);
-            if (!File.Exists(path)) throw new InvalidDataException($"Checkpoint '{folder}' is incomplete: {file} is missing.");
-            if (!manifest.Sha256.TryGetValue(file, out string? expected) || Hash(path) != expected)
-                throw new InvalidDataException($"Checkpoint '{folder}' is corrupted: the checksum of {file} does not match {ManifestFile}.");
-        }
+        OptimizerStateFormat format = FormatOf(manifest, manifestPath);
+        foreach (string file in new[] { ModelFile, OptimizerFile }) Verify(folder, manifest, file);
         var weights = SafeTensors.Read(Path.Combine(folder, ModelFile));
-        var moments = SafeTensors.Read(Path.Combine(folder, OptimizerFile));
+        var moments = format == OptimizerStateFormat.Fp32 ? SafeTensors.Read(Path.Combine(folder, OptimizerFile)) : null;
+        using SafeTensorsFile? quantised = format == OptimizerStateFormat.Fp32 ? null : SafeTensorsFile.Open(Path.Combine(folder, OptimizerFile));
+        if (quantised is not null) OptimizerStateTensors.CheckEightBitMetadata(quantised);
         var units = new UnitState[spec.NumLayers + 1];
         for (int u = 0; u < units.Length; u++)
         {
@@ -97,12 +111,40 @@ public static class Checkpoint
             foreach (var (name, slice) in Names(spec, u))
             {
                 Place(weights, name, slice, state.Master, folder);
-                Place(moments, "exp_avg." + name, slice, state.ExpAvg, folder);
-                Place(moments, "exp_avg_sq." + name, slice, state.ExpAvgSq, folder);
+                if (moments is not null)
+                {
+                    Place(moments, "exp_avg." + name, slice, state.ExpAvg, folder);
+                    Place(moments, "exp_avg_sq." + name, slice, state.ExpAvgSq, folder);
+                    continue;
+                }
+                var (m, v) = OptimizerStateTensors.Decode(quantised!, name, slice.Elements, format)
+                    ?? throw new InvalidDataException($"Checkpoint '{folder}' lacks the 8-bit moments of {name} (exp_avg_q8.{name}, exp_avg_scales.{name} …).");
+                m.CopyTo(state.ExpAvg, slice.Offset);
+                v.CopyTo(state.ExpAvgSq, slice.Offset);
             }
             units[u] = state;
         }
         return (manifest, units);
+    }
+
+    /// <summary>The optimizer-state format a manifest names (absent: fp32).</summary>
+    /// <exception cref="InvalidDataException">It names a format this version does not know.</exception>
+    public static OptimizerStateFormat FormatOf(CheckpointManifest manifest, string manifestPath)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return manifest.OptimizerState is null ? OptimizerStateFormat.Fp32
+            : OptimizerStateFormats.Parse(manifest.OptimizerState)
+              ?? throw new InvalidDataException($"{manifestPath}: optimizer_state is '{manifest.OptimizerState}'; this version reads fp32 (field absent) or 8bit.");
+    }
+
+    /// <summary>Checks that <paramref name="file"/> of the checkpoint exists and matches the manifest's checksum.</summary>
+    /// <exception cref="InvalidDataException">It is missing or its checksum differs.</exception>
+    internal static void Verify(string folder, CheckpointManifest manifest, string file)
+    {
+        string path = Path.Combine(folder, file);
+        if (!File.Exists(path)) throw new InvalidDataException($"Checkpoint '{folder}' is incomplete: {file} is missing.");
+        if (!manifest.Sha256.TryGetValue(file, out string? expected) || Hash(path) != expected)
+            throw new InvalidDataException($"Checkpoint '{folder}' is corrupted: the checksum of {file} does not match {ManifestFile}.");
     }
 
     /// <summary>The newest complete checkpoint folder under <paramref name="root"/>, or null.</summary>
@@ -128,7 +170,7 @@ public static class Checkpoint
         t.Data.CopyTo(into, slice.Offset);
     }
 
-    private static string Hash(string path)
+    internal static string Hash(string path)
     {
         using FileStream stream = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(stream));

@@ -68,6 +68,45 @@ public static class SafeTensors
         stream.Flush(flushToDisk: true);
     }
 
+    /// <summary>
+    /// Writes tensors already in their stored form (any dtype, e.g. U8 codes beside F32 scales) to the new file
+    /// <paramref name="path"/>, flushed to the drive before it returns.
+    /// </summary>
+    public static void WriteRaw(string path, IReadOnlyList<RawTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var header = new JsonObject();
+        if (metadata is { Count: > 0 })
+        {
+            var meta = new JsonObject();
+            foreach (var (k, v) in metadata) meta[k] = v;
+            header["__metadata__"] = meta;
+        }
+        long offset = 0;
+        foreach (RawTensor t in tensors)
+        {
+            long elements = t.Shape.Aggregate(1L, (a, b) => a * b);
+            int size = SafeTensorsFile.ElementSize(t.DType) ?? throw new ArgumentException($"Tensor {t.Name}: {t.DType} is not a safetensors dtype.", nameof(tensors));
+            if (elements * size != t.Data.Length) throw new ArgumentException($"Tensor {t.Name}: shape holds {elements} {t.DType} elements, data {t.Data.Length} bytes.", nameof(tensors));
+            header[t.Name] = new JsonObject
+            {
+                ["dtype"] = t.DType,
+                ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode)d).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + t.Data.Length),
+            };
+            offset += t.Data.Length;
+        }
+        byte[] json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteInt64LittleEndian(length, padded);
+        stream.Write(length);
+        stream.Write(json);
+        for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
+        foreach (RawTensor t in tensors) stream.Write(t.Data);
+        stream.Flush(flushToDisk: true);
+    }
+
     /// <summary>Reads every fp32 tensor of <paramref name="path"/> by name; anything malformed is an <see cref="InvalidDataException"/>.</summary>
     public static IReadOnlyDictionary<string, (long[] Shape, float[] Data)> Read(string path)
     {

@@ -124,6 +124,18 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
     }
 
+    /// <summary>A copy of <paramref name="entry"/>'s raw bytes as stored (any dtype; little-endian), e.g. 8-bit optimizer codes.</summary>
+    public byte[] ReadBytes(SafeTensorEntry entry)
+    {
+        ArgumentNullException.ThrowIfNull(entry);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!Tensors.TryGetValue(entry.Name, out SafeTensorEntry? own) || own != entry)
+            throw new ArgumentException($"Tensor {entry.Name} is not one of {Path}'s.", nameof(entry));
+        var bytes = new byte[entry.End - entry.Begin];
+        new ReadOnlySpan<byte>(_data + entry.Begin, bytes.Length).CopyTo(bytes);
+        return bytes;
+    }
+
     /// <summary>The message for a tensor whose element type cannot be read as fp32.</summary>
     public static string UnsupportedDType(SafeTensorEntry entry, string path) =>
         $"{path}: tensor {entry.Name} is {entry.DType}; only F32, F16 and BF16 weights can be loaded. " +

@@ -1,0 +1,174 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>What one <see cref="BlockwiseAdam"/> step did with non-finite gradients.</summary>
+/// <param name="SkippedBlocks">Blocks left untouched (parameters, codes and scales as before) because a gradient in them, or its square, was NaN or infinite.</param>
+/// <param name="FirstSkippedElement">The first element of the first such block, or −1 when none was skipped.</param>
+public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long FirstSkippedElement)
+{
+    /// <summary>Whether every block was updated.</summary>
+    public bool AllFinite => SkippedBlocks == 0;
+}
+
+/// <summary>
+/// AdamW with 8-bit block-wise moments (Dettmers et al. 2022) on fp32 master weights, in place, on the CPU. Per
+/// block of <see cref="BlockwiseQuantization.BlockSize"/> values, in one visit: dequantise m (signed dynamic map) and
+/// v (unsigned map); with g multiplied by the clipping factor, <c>m ← β1·m + (1−β1)·g</c>, <c>v ← β2·v + (1−β2)·g²</c>
+/// in fp32; <c>p ← p·(1 − lr·wd) − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)</c> with the unrounded m and v
+/// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m and v with the block's new scales. A block whose
+/// gradient holds NaN or ±∞ is left as it was and counted in the report, never quantised. AVX2 gathers do the map
+/// look-ups; blocks are spread over threads in groups as CpuAdam spreads chunks.
+/// </summary>
+/// <remarks>
+/// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
+/// tensor by tensor, or its blocks will not line up with the stored scales.
+/// </remarks>
+public static unsafe class BlockwiseAdam
+{
+    /// <summary>Blocks per parallel work item: 32 × 2,048 = 64 K elements, CpuAdam's chunk.</summary>
+    private const int BlocksPerChunk = 32;
+
+    /// <summary>One AdamW step with 8-bit moments over spans of one tensor (or any run of whole blocks), using up to <paramref name="threads"/> threads.</summary>
+    public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
+        Span<byte> vCodes, Span<float> vScales, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
+    {
+        int n = parameters.Length;
+        long blocks = BlockwiseQuantization.Blocks(n);
+        if (gradients.Length != n || mCodes.Length != n || vCodes.Length != n || mScales.Length != blocks || vScales.Length != blocks)
+            throw new ArgumentException($"{n} parameters need {n} gradients and codes per moment and {blocks} scales per moment; got {gradients.Length} gradients, {mCodes.Length}/{vCodes.Length} codes, {mScales.Length}/{vScales.Length} scales.");
+        fixed (float* p = parameters)
+        fixed (float* g = gradients)
+        fixed (byte* mc = mCodes)
+        fixed (float* ms = mScales)
+        fixed (byte* vc = vCodes)
+        fixed (float* vs = vScales)
+            return Step(p, g, mc, ms, vc, vs, n, step, hp, gradScale, threads);
+    }
+
+    /// <summary>As the span overload, on <paramref name="count"/> elements at the given addresses (pinned by the caller).</summary>
+    public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
+        long count, int step, AdamHyperParameters hp, float gradScale, int threads)
+    {
+        ArgumentNullException.ThrowIfNull(hp);
+        ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        var k = Coefficients.For(step, hp, gradScale);
+        long blocks = BlockwiseQuantization.Blocks(count);
+        long chunks = (blocks + BlocksPerChunk - 1) / BlocksPerChunk;
+        long skipped = 0, first = long.MaxValue;
+        nint p = (nint)parameters, g = (nint)gradients, mc = (nint)mCodes, ms = (nint)mScales, vc = (nint)vCodes, vs = (nint)vScales;
+        void Chunk(long c)
+        {
+            float* mBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
+            float* vBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
+            long lastBlock = Math.Min(blocks, (c + 1) * BlocksPerChunk);
+            for (long b = c * BlocksPerChunk; b < lastBlock; b++)
+            {
+                long start = b * BlockwiseQuantization.BlockSize;
+                int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
+                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, mBuffer, vBuffer);
+                if (ok) continue;
+                Interlocked.Increment(ref skipped);
+                long seen;
+                while (start < (seen = Interlocked.Read(ref first)) && Interlocked.CompareExchange(ref first, start, seen) != seen) { }
+            }
+        }
+        if (threads == 1 || chunks <= 1)
+            for (long c = 0; c < chunks; c++) Chunk(c);
+        else
+            Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Chunk);
+        return new BlockwiseAdamReport(skipped, skipped == 0 ? -1 : first);
+    }
+
+    /// <summary>The per-step constants, computed once in double precision as <see cref="CpuAdam"/> computes them.</summary>
+    private readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
+    {
+        public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
+        {
+            double bias1 = 1 - Math.Pow(hp.Beta1, step);
+            double bias2 = 1 - Math.Pow(hp.Beta2, step);
+            return new Coefficients(
+                (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
+                hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
+                (float)(hp.LearningRate / bias1),
+                (float)(1 / Math.Sqrt(bias2)),
+                hp.Epsilon, gradScale);
+        }
+    }
+
+    /// <summary>
+    /// One block: new m and v into the buffers (and their extremes), then — only if every v is finite, which also
+    /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
+    /// </summary>
+    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, float* mNew, float* vNew)
+    {
+        DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
+        float mScale = *ms, vScale = *vs;
+        float mMax = 0, mMin = 0, vMax = 0;
+        bool finite = true;
+        int i = 0;
+        fixed (float* mTable = mMap.Values)
+        fixed (float* vTable = vMap.Values)
+        {
+            if (Avx2.IsSupported)
+            {
+                var b1 = Vector256.Create(k.Beta1); var c1 = Vector256.Create(k.OneMinusBeta1);
+                var b2 = Vector256.Create(k.Beta2); var c2 = Vector256.Create(k.OneMinusBeta2);
+                var gs = Vector256.Create(k.GradScale); var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+                Vector256<float> maxM = Vector256<float>.Zero, minM = Vector256<float>.Zero, maxV = Vector256<float>.Zero;
+                Vector256<float> ok = Vector256<float>.AllBitsSet, inf = Vector256.Create(float.PositiveInfinity);
+                for (; i <= n - 8; i += 8)
+                {
+                    Vector256<float> m0 = Avx2.GatherVector256(mTable, Avx2.ConvertToVector256Int32(mc + i), 4) * msv;
+                    Vector256<float> v0 = Avx2.GatherVector256(vTable, Avx2.ConvertToVector256Int32(vc + i), 4) * vsv;
+                    Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
+                    Vector256<float> m1 = b1 * m0 + c1 * gi;
+                    Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
+                    ok &= Vector256.LessThan(v1, inf);
+                    // vmaxps/vminps directly: Vector256.Max's IEEE NaN and ±0 handling costs several instructions, and a block with a NaN is skipped anyway.
+                    maxM = Avx.Max(maxM, m1); minM = Avx.Min(minM, m1); maxV = Avx.Max(maxV, v1);
+                    m1.Store(mNew + i);
+                    v1.Store(vNew + i);
+                }
+                finite = ok.AsInt32() == Vector256<int>.AllBitsSet; // compared as integers: all-ones is a NaN as a float
+                mMax = maxM.ToScalar(); mMin = minM.ToScalar(); vMax = maxV.ToScalar();
+                for (int j = 1; j < 8; j++) { mMax = Math.Max(mMax, maxM[j]); mMin = Math.Min(mMin, minM[j]); vMax = Math.Max(vMax, maxV[j]); }
+            }
+            for (; i < n; i++)
+            {
+                float gi = g[i] * k.GradScale;
+                float m1 = k.Beta1 * (mTable[mc[i]] * mScale) + k.OneMinusBeta1 * gi;
+                float v1 = k.Beta2 * (vTable[vc[i]] * vScale) + k.OneMinusBeta2 * gi * gi;
+                finite &= v1 < float.PositiveInfinity;
+                mMax = Math.Max(mMax, m1); mMin = Math.Min(mMin, m1); vMax = Math.Max(vMax, v1);
+                mNew[i] = m1;
+                vNew[i] = v1;
+            }
+        }
+        if (!finite) return false;
+        UpdateParameters(p, mNew, vNew, n, k);
+        *ms = BlockwiseQuantization.ScaleOf(mMax, mMin);
+        *vs = vMax;
+        BlockwiseQuantization.QuantizeBlock(mNew, mc, n, *ms, mMap);
+        BlockwiseQuantization.QuantizeBlock(vNew, vc, n, *vs, vMap);
+        return true;
+    }
+
+    private static void UpdateParameters(float* p, float* m, float* v, int n, Coefficients k)
+    {
+        int i = 0;
+        if (Avx.IsSupported)
+        {
+            var decay = Vector256.Create(k.Decay); var stepSize = Vector256.Create(k.StepSize);
+            var invSqrtBias2 = Vector256.Create(k.InvSqrtBias2); var eps = Vector256.Create(k.Epsilon);
+            for (; i <= n - 8; i += 8)
+            {
+                var denom = Vector256.Sqrt(Avx.LoadVector256(v + i)) * invSqrtBias2 + eps;
+                (Avx.LoadVector256(p + i) * decay - stepSize * Avx.LoadVector256(m + i) / denom).Store(p + i);
+            }
+        }
+        for (; i < n; i++) p[i] = p[i] * k.Decay - k.StepSize * m[i] / (MathF.Sqrt(v[i]) * k.InvSqrtBias2 + k.Epsilon);
+    }
+}

@@ -1,0 +1,110 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>
+/// Block-wise 8-bit quantisation: values are cut into blocks of <see cref="BlockSize"/> from the start of the span
+/// (the last block may be shorter); each block stores one fp32 scale and one byte per value, the code of
+/// value / scale in a <see cref="DynamicQuantizationMap"/>. The scale is the block's element of largest magnitude
+/// with its sign (on a tie the positive one), so that element, a block of zeros and a block of one constant
+/// round-trip exactly; every other value moves by at most <see cref="DynamicQuantizationMap.HalfGapAt"/>(value /
+/// scale) × |scale|. Requantising a dequantised block gives the same codes and scale back.
+/// </summary>
+public static unsafe class BlockwiseQuantization
+{
+    /// <summary>Values per block (Dettmers et al. use 2,048): one fp32 scale per 8 KiB of fp32 values.</summary>
+    public const int BlockSize = 2048;
+
+    /// <summary>Blocks (so scales) of a tensor of <paramref name="elements"/> values.</summary>
+    public static long Blocks(long elements) => (elements + BlockSize - 1) / BlockSize;
+
+    /// <summary>Quantises <paramref name="values"/> into <paramref name="codes"/> (same length) and <paramref name="scales"/> (one per block).</summary>
+    /// <exception cref="ArgumentException">Lengths disagree, or a value is NaN or infinite (it would poison its block's scale).</exception>
+    public static void Quantize(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales, DynamicQuantizationMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        CheckLengths(values.Length, codes.Length, scales.Length);
+        for (int b = 0, start = 0; start < values.Length; b++, start += BlockSize)
+        {
+            int n = Math.Min(BlockSize, values.Length - start);
+            ReadOnlySpan<float> block = values.Slice(start, n);
+            float max = 0, min = 0;
+            for (int i = 0; i < n; i++)
+            {
+                float x = block[i];
+                if (!float.IsFinite(x)) throw new ArgumentException($"Value {x} at element {start + i} is not finite; it cannot be quantised.", nameof(values));
+                max = Math.Max(max, x);
+                min = Math.Min(min, x);
+            }
+            float scale = ScaleOf(max, min);
+            scales[b] = scale;
+            fixed (float* x = block)
+            fixed (byte* c = codes.Slice(start, n))
+                QuantizeBlock(x, c, n, scale, map);
+        }
+    }
+
+    /// <summary>Writes the values that <paramref name="codes"/> and <paramref name="scales"/> stand for into <paramref name="values"/>.</summary>
+    public static void Dequantize(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, Span<float> values, DynamicQuantizationMap map)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        CheckLengths(values.Length, codes.Length, scales.Length);
+        ReadOnlySpan<float> table = map.Values;
+        for (int i = 0; i < values.Length; i++) values[i] = table[codes[i]] * scales[i / BlockSize];
+    }
+
+    /// <summary>The block's scale from its largest and smallest values (max ≥ 0 ≥ min): the one of larger magnitude, with its sign.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float ScaleOf(float max, float min) => max >= -min ? max : min;
+
+    /// <summary>Codes of x[0 … n) for <paramref name="scale"/>; the caller has checked every value is finite.</summary>
+    internal static void QuantizeBlock(float* x, byte* codes, int n, float scale, DynamicQuantizationMap map)
+    {
+        float inv = scale == 0 ? 0 : 1 / scale;
+        int i = 0;
+        if (Avx2.IsSupported)
+        {
+            fixed (int* ranks = map.BucketRanks)
+            fixed (float* thresholds = map.BucketThresholds)
+            {
+                var vinv = Vector256.Create(inv);
+                for (; i <= n - 8; i += 8)
+                    *(ulong*)(codes + i) = Codes8(Avx.LoadVector256(x + i) * vinv, ranks, thresholds, map.IsSigned);
+            }
+        }
+        for (; i < n; i++) codes[i] = map.Quantize(x[i] * inv);
+    }
+
+    /// <summary>The codes of eight normalised values, packed little-endian into a ulong (two independent AVX2 gathers on the bucket tables).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong Codes8(Vector256<float> y, int* ranks, float* thresholds, bool signed)
+    {
+        Vector256<float> a = Vector256.Abs(y);
+        Vector256<int> bucket = Vector256.ShiftRightArithmetic(a.AsInt32() - Vector256.Create(DynamicQuantizationMap.LowestBits), 23 - DynamicQuantizationMap.BucketMantissaBits);
+        bucket = Vector256.Min(Vector256.Max(bucket, Vector256<int>.Zero), Vector256.Create(DynamicQuantizationMap.BucketCount - 1));
+        Vector256<int> r = Avx2.GatherVector256(ranks, bucket, 4);
+        Vector256<float> t = Avx2.GatherVector256(thresholds, bucket, 4);
+        r -= Vector256.GreaterThan(a, t).AsInt32();
+        Vector256<int> code;
+        if (signed)
+        {
+            var zero = Vector256.Create(127);
+            Vector256<int> negative = Vector256.LessThan(y, Vector256<float>.Zero).AsInt32();
+            code = Vector256.ConditionalSelect(negative, zero - Vector256.Min(r, zero), zero + r);
+        }
+        else code = Vector256.Min(r, Vector256.Create(255));
+        // Codes are 0…255, so saturating packs are exact: per 128-bit lane they leave the lane's four codes in its first
+        // dword; one permute brings dwords 0 and 4 together.
+        Vector256<ushort> words = Avx2.PackUnsignedSaturate(code, code);
+        Vector256<byte> bytes = Avx2.PackUnsignedSaturate(words.AsInt16(), words.AsInt16());
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 0, 4, 0, 4, 0, 4)).AsUInt64().ToScalar();
+    }
+
+    private static void CheckLengths(int values, int codes, int scales)
+    {
+        if (codes != values || scales != Blocks(values))
+            throw new ArgumentException($"{values} values need {values} codes and {Blocks(values)} scales (blocks of {BlockSize}); got {codes} and {scales}.");
+    }
+}

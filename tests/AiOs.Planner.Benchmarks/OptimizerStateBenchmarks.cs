@@ -1,0 +1,118 @@
+using AiOs.Planner.Optim;
+using BenchmarkDotNet.Attributes;
+
+namespace AiOs.Planner.Benchmarks;
+
+/// <summary>
+/// Issue 15's CPU target: the 8-bit AdamW update (<see cref="BlockwiseAdam"/>) at least as many parameters per second
+/// as the fp32 <see cref="CpuAdam"/> on the same sizes and threads. Parameters per second = N / mean time.
+/// </summary>
+public class OptimizerStateBenchmarks
+{
+    private static readonly AdamHyperParameters Hp = new();
+
+    private float[] _p = null!, _g = null!, _m = null!, _v = null!, _mScales = null!, _vScales = null!;
+    private byte[] _mCodes = null!, _vCodes = null!;
+    private int _step;
+
+    /// <summary>Parameters per update: 1 M (the state fits in the caches) and 16 M (it does not; memory-bound as in training).</summary>
+    [Params(1 << 20, 1 << 24)]
+    public int N { get; set; }
+
+    /// <summary>Threads: one, and every core of this machine.</summary>
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(15);
+        _p = new float[N]; _g = new float[N]; _m = new float[N]; _v = new float[N];
+        for (int i = 0; i < N; i++) { _p[i] = (float)rng.NextDouble(); _g[i] = (float)(rng.NextDouble() - 0.5) * 1e-3f; }
+        _mCodes = new byte[N]; _vCodes = new byte[N];
+        _mScales = new float[BlockwiseQuantization.Blocks(N)]; _vScales = new float[BlockwiseQuantization.Blocks(N)];
+        // Realistic moments: a few steps so codes and scales are spread over the maps.
+        for (_step = 1; _step <= 3; _step++)
+        {
+            CpuAdam.Step(_p, _g, _m, _v, _step, Hp, Threads);
+            BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
+        }
+    }
+
+    /// <summary>fp32 AdamW: reads p, g, m, v and writes p, m, v (28 bytes per parameter).</summary>
+    [Benchmark(Baseline = true)]
+    public void Fp32CpuAdam() => CpuAdam.Step(_p, _g, _m, _v, _step, Hp, Threads);
+
+    /// <summary>8-bit AdamW: reads p, g and the two codes and writes p and the codes (16 bytes per parameter plus scales).</summary>
+    [Benchmark]
+    public BlockwiseAdamReport EightBitBlockwiseAdam() => BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
+}
+
+/// <summary>The quantiser's map look-up: the bucket table with AVX2 gathers against a scalar binary search on the 256 values.</summary>
+public class QuantizationLookupBenchmarks
+{
+    private const int N = 1 << 20;
+    private readonly float[] _values = new float[N];
+    private readonly byte[] _codes = new byte[N];
+    private readonly float[] _scales = new float[BlockwiseQuantization.Blocks(N)];
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rng = new Random(2);
+        for (int i = 0; i < N; i++) _values[i] = (float)((rng.NextDouble() - 0.5) * Math.Pow(10, -4 * rng.NextDouble()));
+    }
+
+    /// <summary>What the kernel uses: one table read, one threshold compare, eight values per AVX2 step.</summary>
+    [Benchmark]
+    public void BucketTable() => BlockwiseQuantization.Quantize(_values, _codes, _scales, DynamicQuantizationMap.Signed);
+
+    /// <summary>The textbook alternative: per value, a binary search for the nearest of the 256 sorted map values.</summary>
+    [Benchmark(Baseline = true)]
+    public void BinarySearch()
+    {
+        ReadOnlySpan<float> map = DynamicQuantizationMap.Signed.Values;
+        for (int start = 0; start < N; start += BlockwiseQuantization.BlockSize)
+        {
+            float max = 0, min = 0;
+            for (int i = start; i < start + BlockwiseQuantization.BlockSize; i++) { max = Math.Max(max, _values[i]); min = Math.Min(min, _values[i]); }
+            float inv = 1 / (max >= -min ? max : min);
+            _scales[start / BlockwiseQuantization.BlockSize] = max >= -min ? max : min;
+            for (int i = start; i < start + BlockwiseQuantization.BlockSize; i++)
+            {
+                float y = _values[i] * inv;
+                int lo = 0, hi = 255;
+                while (lo < hi)
+                {
+                    int mid = (lo + hi) >> 1;
+                    if (map[mid] < y) lo = mid + 1; else hi = mid;
+                }
+                _codes[i] = (byte)(lo > 0 && y - map[lo - 1] <= map[lo] - y ? lo - 1 : lo);
+            }
+        }
+    }
+}
+
+/// <summary>Stopwatch timings of the two updates and of the quantiser alone: best of several rounds, interleaved so a busy machine hurts both alike.</summary>
+public static class OptimizerStateQuick
+{
+    public static void Run(int n, int threads)
+    {
+        var b = new OptimizerStateBenchmarks { N = n, Threads = threads };
+        b.Setup();
+        var values = new float[n];
+        var rng = new Random(2);
+        for (int i = 0; i < n; i++) values[i] = (float)((rng.NextDouble() - 0.5) * Math.Pow(10, -4 * rng.NextDouble()));
+        var codes = new byte[n];
+        var scales = new float[BlockwiseQuantization.Blocks(n)];
+        double fp32 = double.MaxValue, eight = double.MaxValue, quantise = double.MaxValue;
+        var watch = new System.Diagnostics.Stopwatch();
+        for (int round = 0; round < 15; round++)
+        {
+            watch.Restart(); b.Fp32CpuAdam(); fp32 = Math.Min(fp32, watch.Elapsed.TotalSeconds);
+            watch.Restart(); b.EightBitBlockwiseAdam(); eight = Math.Min(eight, watch.Elapsed.TotalSeconds);
+            watch.Restart(); BlockwiseQuantization.Quantize(values, codes, scales, DynamicQuantizationMap.Signed); quantise = Math.Min(quantise, watch.Elapsed.TotalSeconds);
+        }
+        Console.WriteLine($"N {n:N0}, {threads} thread(s), best of 15: fp32 CpuAdam {n / fp32 / 1e6:0} M params/s; 8-bit BlockwiseAdam {n / eight / 1e6:0} M params/s ({fp32 / eight:0.00}× fp32); quantise alone {n / quantise / 1e6:0} M values/s");
+    }
+}

@@ -1,0 +1,149 @@
+using AiOs.Planner.Optim;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>The dynamic map and block-wise quantisation: round-trip bounds, exact cases, the bucket look-up against a brute-force search.</summary>
+public class BlockwiseQuantizationTests
+{
+    /// <summary>A block of values whose magnitudes spread over eight decades (so every region of the map is hit), with a length that often leaves a partial last block.</summary>
+    private sealed record Values(float[] Data, bool NonNegative)
+    {
+        public override string ToString() => $"{Data.Length} values, non-negative {NonNegative}";
+    }
+
+    private static readonly Gen<Values> ValuesGen =
+        from seed in Gen.Choose(0, int.MaxValue)
+        from length in Gen.Choose(1, 3 * BlockwiseQuantization.BlockSize + 100)
+        from nonNegative in Gen.Elements(true, false)
+        from decades in Gen.Choose(0, 8)
+        select new Values(Random(seed, length, nonNegative, decades), nonNegative);
+
+    private static float[] Random(int seed, int length, bool nonNegative, int decades)
+    {
+        var rng = new Random(seed);
+        var data = new float[length];
+        for (int i = 0; i < length; i++)
+        {
+            float x = (float)(Math.Pow(10, -rng.NextDouble() * decades) * (rng.NextDouble() * 3));
+            data[i] = nonNegative || rng.Next(2) == 0 ? x : -x;
+        }
+        return data;
+    }
+
+    private static DynamicQuantizationMap MapFor(Values v) => v.NonNegative ? DynamicQuantizationMap.Unsigned : DynamicQuantizationMap.Signed;
+
+    private static (byte[] Codes, float[] Scales, float[] Back) RoundTrip(float[] data, DynamicQuantizationMap map)
+    {
+        var codes = new byte[data.Length];
+        var scales = new float[BlockwiseQuantization.Blocks(data.Length)];
+        BlockwiseQuantization.Quantize(data, codes, scales, map);
+        var back = new float[data.Length];
+        BlockwiseQuantization.Dequantize(codes, scales, back, map);
+        return (codes, scales, back);
+    }
+
+    [Fact]
+    public void Given_the_maps_Then_they_hold_256_ascending_values_with_0_and_1_and_the_signed_one_lacks_minus_1()
+    {
+        foreach (var map in new[] { DynamicQuantizationMap.Signed, DynamicQuantizationMap.Unsigned })
+        {
+            Assert.Equal(256, map.Values.Length);
+            for (int i = 1; i < 256; i++) Assert.True(map.Values[i] > map.Values[i - 1], $"value {i}");
+            Assert.Equal(0f, map.Dequantize(map.ZeroCode));
+            Assert.Equal(1f, map.Values[255]);
+        }
+        Assert.Equal(127, DynamicQuantizationMap.Signed.ZeroCode);
+        Assert.Equal(-DynamicQuantizationMap.Signed.Values[254], DynamicQuantizationMap.Signed.Values[0]);
+        Assert.Equal(0, DynamicQuantizationMap.Unsigned.ZeroCode);
+        // Dettmers et al.: the smallest non-zero magnitude lies in the 10⁻⁶ decade.
+        Assert.InRange(DynamicQuantizationMap.Unsigned.Values[1], 1e-7f, 1e-6f);
+    }
+
+    [Fact]
+    public void Given_any_values_When_quantised_block_wise_Then_each_moves_by_at_most_half_the_maps_gap_there_times_the_scale() =>
+        Prop.ForAll(ValuesGen.ToArbitrary(), v =>
+        {
+            var map = MapFor(v);
+            var (_, scales, back) = RoundTrip(v.Data, map);
+            for (int i = 0; i < v.Data.Length; i++)
+            {
+                float s = scales[i / BlockwiseQuantization.BlockSize];
+                float bound = map.HalfGapAt(v.Data[i] / s) * Math.Abs(s) + 1e-6f * Math.Abs(s);
+                if (Math.Abs(back[i] - v.Data[i]) > bound) return false;
+            }
+            return true;
+        }).QuickCheckThrowOnFailure();
+
+    [Fact]
+    public void Given_any_values_When_the_vectorised_quantiser_runs_Then_each_code_is_the_nearest_map_value_by_brute_force() =>
+        Prop.ForAll(ValuesGen.ToArbitrary(), v =>
+        {
+            var map = MapFor(v);
+            var (codes, scales, _) = RoundTrip(v.Data, map);
+            for (int i = 0; i < v.Data.Length; i++)
+            {
+                float s = scales[i / BlockwiseQuantization.BlockSize];
+                float y = s == 0 ? 0 : v.Data[i] * (1 / s);
+                float best = float.MaxValue;
+                foreach (float m in map.Values) best = Math.Min(best, Math.Abs(m - y));
+                if (Math.Abs(map.Values[codes[i]] - y) > best) return false;
+            }
+            return true;
+        }).QuickCheckThrowOnFailure();
+
+    [Fact]
+    public void Given_any_values_When_dequantised_and_quantised_again_Then_codes_and_scales_are_unchanged() =>
+        Prop.ForAll(ValuesGen.ToArbitrary(), v =>
+        {
+            var map = MapFor(v);
+            var (codes, scales, back) = RoundTrip(v.Data, map);
+            var (codes2, scales2, _) = RoundTrip(back, map);
+            return codes.AsSpan().SequenceEqual(codes2) && scales.AsSpan().SequenceEqual(scales2);
+        }).QuickCheckThrowOnFailure();
+
+    [Theory]
+    [InlineData(0f, 5000)]
+    [InlineData(3.25f, 2048)]
+    [InlineData(-0.0125f, 4099)]
+    [InlineData(-7e-30f, 17)]
+    public void Given_a_block_of_zeros_or_of_one_constant_When_round_tripped_Then_it_is_exact(float constant, int length)
+    {
+        var data = Enumerable.Repeat(constant, length).ToArray();
+        Assert.Equal(data, RoundTrip(data, DynamicQuantizationMap.Signed).Back);
+        if (constant >= 0) Assert.Equal(data, RoundTrip(data, DynamicQuantizationMap.Unsigned).Back);
+    }
+
+    [Fact]
+    public void Given_a_partial_last_block_Then_it_gets_its_own_scale_from_its_own_values()
+    {
+        var data = new float[2 * BlockwiseQuantization.BlockSize + 3];
+        Array.Fill(data, 100f, 0, 2 * BlockwiseQuantization.BlockSize);
+        data[^3] = 0.5f; data[^2] = -0.25f; data[^1] = 0.125f;
+        var (_, scales, back) = RoundTrip(data, DynamicQuantizationMap.Signed);
+        Assert.Equal([100f, 100f, 0.5f], scales);
+        Assert.Equal(0.5f, back[^3]);
+        Assert.InRange(back[^2], -0.25f - 0.5f * 0.0071f, -0.25f + 0.5f * 0.0071f);
+        Assert.InRange(back[^1], 0.125f - 0.5f * 0.0071f, 0.125f + 0.5f * 0.0071f);
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void Given_a_non_finite_value_When_quantised_Then_it_is_refused_naming_the_element(float bad)
+    {
+        var data = new float[3000];
+        data[2500] = bad;
+        var e = Assert.Throws<ArgumentException>(() => RoundTrip(data, DynamicQuantizationMap.Signed));
+        Assert.Contains("element 2500", e.Message);
+    }
+
+    [Fact]
+    public void Given_lengths_that_disagree_Then_the_message_names_the_counts_needed()
+    {
+        var e = Assert.Throws<ArgumentException>(() => BlockwiseQuantization.Quantize(new float[2049], new byte[2049], new float[1], DynamicQuantizationMap.Signed));
+        Assert.Contains("2 scales", e.Message);
+    }
+}
