@@ -54,6 +54,7 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["export-hf trained run"] = w => new(["export-hf", TrainedRun(w, saveEvery: true), "--model", w.TinyModel, "--out", w.Fresh("hf[1]")], ExitCodes.Ok, "hf[1]"),
         ["logits missing tokens"] = w => new(["logits", "--model", w.TinyModel, "--tokens", Path.Combine(w.Root, "none[1].json"), "--out", w.Fresh("l[1]") + ".safetensors"], ExitCodes.Usage, "none[1]"),
         ["report missing run"] = w => new(["report", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
+        ["convert-checkpoint missing source"] = w => new(["convert-checkpoint", "--from", Path.Combine(w.Root, "none[1]"), "--to", w.Fresh("ck[1]"), "--optimizer-state", "8bit"], ExitCodes.Usage, "none[1]"),
         ["serve missing runs folder"] = w => new(["serve", "--runs", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
     };
 
