@@ -45,6 +45,7 @@ internal static class LegacyPlanDocument
                 ["gpus_per_node"] = plan.GpusPerNode,
                 ["gpu"] = plan.Hardware.Gpu?.Model,
             },
+            ["executor"] = ExecutorJsonConverter.Name(plan.Settings.Executor),
             ["settings"] = JsonSerializer.SerializeToNode(plan.Settings, SettingsJson),
             ["feasible"] = plan.Feasible,
             ["problems"] = new JsonArray(plan.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
@@ -147,7 +148,7 @@ internal static class LegacyPlanDocument
         bool optimizerOff = s.OptimizerOffload != OffloadTier.None;
         if (s.PartitionsParameters)
         {
-            var e = DeepSpeedEstimators.Zero3(model.TotalParameters, model.LargestLayerParameters, gpus, nodes,
+            var e = DeepSpeedEstimators.Zero3(model.TotalParameters, DeepSpeedModules.LargestModuleParameters(model), gpus, nodes,
                 cpuOffload: optimizerOff, cpuOffloadParams: s.ParamOffload != OffloadTier.None);
             return new JsonObject { ["estimator"] = "estimate_zero3_model_states_mem_needs", ["gpu_bytes"] = e.GpuBytes, ["cpu_bytes"] = e.CpuBytes };
         }
