@@ -54,7 +54,7 @@ public sealed class StepProgramAgreementTests : IDisposable
         {
             foreach (OpKind kind in new[] { OpKind.ParamRead, OpKind.Forward, OpKind.Recompute, OpKind.Backward, OpKind.GradWrite })
             {
-                var ops = program.Ops.Where(o => o.Kind == kind && o.Layer == layer).ToArray();
+                var ops = program.Ops.Where(o => o.Kind == kind && o.TraceLayer == layer).ToArray();
                 var done = spans.Where(x => x.Operation == SpanTrace.Name(kind) && x.Layer == layer).ToArray();
                 Assert.True(ops.Length == done.Length, $"{kind} of layer {layer}: the program has {ops.Length}, the engine did {done.Length}.");
                 Assert.Equal(ops.Sum(o => o.Bytes.Value), done.Sum(x => x.Bytes));

@@ -119,7 +119,7 @@ public static class StepSimulator
             Traffic = new Traffic(new Bytes(nvmeRead * nodesShare), new Bytes(nvmeWrite * nodesShare), new Bytes(h2d), new Bytes(d2h), new Bytes(network)),
             MemoryPeaks = Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => new Bytes(tiers[(int)t].Peak)),
             MemoryTimeline = keepTimeline ? Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => tiers[(int)t].History) : null,
-            Spans = keepTimeline ? Enumerable.Range(0, n).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].Layer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList() : null,
+            Spans = keepTimeline ? Enumerable.Range(0, n).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].TraceLayer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList() : null,
             Operations = n,
         };
     }
