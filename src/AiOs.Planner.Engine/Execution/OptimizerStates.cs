@@ -34,7 +34,7 @@ internal interface IBf16Sink
 /// sub-group is read while this one is updated, with pipeline_write this one is written while the next
 /// is updated; at most optimizer buffer_count sub-group buffers exist.
 /// </summary>
-internal sealed class OptimizerStates : IDisposable
+internal sealed partial class OptimizerStates : IDisposable
 {
     private readonly StorageTier _tier;
     private readonly IOptimizerStep _step;
@@ -259,6 +259,7 @@ internal sealed class OptimizerStates : IDisposable
 
     public void Dispose()
     {
+        DisposeSlots();
         _buffers?.Dispose();
         foreach (AlignedBuffer b in _allBuffers) b.Dispose();
     }

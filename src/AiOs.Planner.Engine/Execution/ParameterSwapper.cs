@@ -43,7 +43,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private int _cursor;
 
     public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, int bufferCount, int prefetchDepth,
-        ISwapStore? store, IoCounters io, SpanTrace trace, CopyStream? copies = null)
+        ISwapStore? store, IoCounters io, SpanTrace trace, CopyStream? copies = null, bool prefetchWindow = true)
     {
         _spec = spec;
         _tier = tier;
@@ -74,7 +74,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         for (int i = 0; i < slots; i++) _freeLayerSlots.Push(new DecoderLayer(spec, new FlatParameters(layer, dtype, device)));
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
         if (tier == StorageTier.Cpu && device.type == TorchSharp.DeviceType.CUDA) _copies = copies;
-        if (tier == StorageTier.Nvme)
+        // A swapper the step program drives (Prepare) stages reads in the program's slots, not in a window of its own.
+        if (tier == StorageTier.Nvme && prefetchWindow)
             _window = new PrefetchWindow(this, Math.Max(1, bufferCount), depth, layer.Elements * _elementBytes, outer.Elements * _elementBytes);
     }
 
@@ -93,7 +94,10 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// Stores fp32 values <paramref name="master"/> for elements starting at <paramref name="elementOffset"/>
     /// of <paramref name="unit"/>, converted to the training precision, in the unit's tier.
     /// </summary>
-    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master)
+    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master) => WriteBack(unit, elementOffset, master, traced: true);
+
+    /// <summary>As <see cref="WriteBack(int, long, ReadOnlySpan{float})"/>; <paramref name="traced"/> false when the program executor records the span.</summary>
+    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced)
     {
         int byteCount = master.Length * _elementBytes;
         long byteOffset = elementOffset * _elementBytes;
@@ -111,7 +115,10 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
                 try
                 {
                     PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _dtype);
-                    using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit), byteCount))
+                    if (traced)
+                        using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit), byteCount))
+                            _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
+                    else
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     _io.Written(StorageTier.Nvme, byteCount);
                 }
@@ -127,7 +134,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// Where the optimizer can write the bf16 working copy of <paramref name="count"/> elements of
     /// <paramref name="unit"/> from <paramref name="elementOffset"/> itself, in the same pass as its update: the
     /// device buffer's pinned staging, or the CPU-tier tensor. Empty when the tier needs the fp32 values
-    /// (<see cref="WriteBack"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitBf16"/>.
+    /// (<see cref="WriteBack(int, long, ReadOnlySpan{float})"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitBf16"/>.
     /// </summary>
     public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
     {
@@ -247,6 +254,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
 
     public void Dispose()
     {
+        DisposeProgramSlots();
         foreach (DecoderLayer l in _uploaded.Values) _freeLayerSlots.Push(l);
         _uploaded.Clear();
         _window?.Dispose();

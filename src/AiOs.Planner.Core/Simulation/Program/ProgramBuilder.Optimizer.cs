@@ -111,17 +111,17 @@ internal sealed partial class ProgramBuilder
         if (nvme)
             tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, phase, g.Unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
                 parameters: n, write: true, subGroup: g, slot: slot);
-        int writeBack = EmitWriteBack(phase, g.Unit, g, mb, step, n);
+        int writeBack = EmitWriteBack(phase, g.Unit, g, mb, step, n, read >= 0 ? slot : -1);
         _previousTail = tail;
         return writeBack >= 0 ? writeBack : tail;
     }
 
     /// <summary>Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (or, for the engine, anywhere but NVMe: its update writes them).</summary>
-    private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements)
+    private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements, int slot = -1)
     {
         Bytes bytes = Bytes.OfElements(elements, _pb);
         if (_s.ParamOffload == OffloadTier.Nvme)
-            return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, unit, mb, [step], bytes, write: true, subGroup: g);
+            return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, unit, mb, [step], bytes, write: true, subGroup: g, slot: slot);
         if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && !_shape.CpuOptimizer)
             return Add(OpKind.ParamWriteBack, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
         return -1;

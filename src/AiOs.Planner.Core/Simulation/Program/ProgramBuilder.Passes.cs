@@ -94,7 +94,7 @@ internal sealed partial class ProgramBuilder
         pass.PreviousCompute = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.Head(head), mb, [pass.PreviousCompute],
             flops: _forwardFlops[head + 1], elementwise: _forwardElementwise[head + 1],
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, _headActivations, AtEnd: true)] : [], deviceSlot: slot);
-        pass.PreviousCompute = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Head(head), mb, [pass.PreviousCompute],
+        pass.PreviousCompute = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Head(head), mb, AfterPreviousDownload(OuterUnit, [pass.PreviousCompute]),
             flops: 2 * _forwardFlops[head + 1], elementwise: 2 * _forwardElementwise[head + 1],
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, -_headActivations, AtEnd: true)] : [], deviceSlot: slot);
     }
@@ -133,6 +133,7 @@ internal sealed partial class ProgramBuilder
         long grads = GradientBytesOnDevice(unit, mb);
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
         if (bucket >= 0) ready = [.. ready, bucket];
+        ready = AfterPreviousDownload(unit, ready);
         // The embedding's backward builds a dense vocabulary × hidden gradient however few tokens it saw.
         long dense = unit < 0 ? (long)_m.VocabSize * _m.HiddenSize * _pb : 0;
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
@@ -171,8 +172,10 @@ internal sealed partial class ProgramBuilder
             // Read-modify-write drains into the one host buffer: after this unit's read, or after the previous unit's write.
             int bufferFree = read >= 0 ? read : readModifyWrite ? _lastGradWrite : -1;
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
-                Bytes.OfElements(Share(elements), _pb), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+                Bytes.OfElements(Share(elements), _pb), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
+                deviceSlot: DeviceSlotAt(p));
             if (moving > 0 || _shape.OuterBlock) _gradOut[p] = last;
+            _lastDownload[unit] = last;
         }
         // DeepSpeed: gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
         if (nvme && (readModifyWrite || mb == _s.GradAccumulation - 1))
@@ -182,6 +185,13 @@ internal sealed partial class ProgramBuilder
         }
         return last;
     }
+
+    /// <summary>Each unit's latest gradient download: the engine accumulates into the parameters' own gradients, so the next backward waits for it.</summary>
+    private readonly Dictionary<int, int> _lastDownload = [];
+
+    /// <summary>With the engine's shape, <paramref name="ready"/> plus the unit's previous gradient download.</summary>
+    private int[] AfterPreviousDownload(int unit, int[] ready) =>
+        _shape.OuterBlock && _lastDownload.TryGetValue(unit, out int download) && !ready.Contains(download) ? [.. ready, download] : ready;
 
     /// <summary>The last gradient write so far (its host buffer is the one the next read-modify-write reuses); -1 none.</summary>
     private int _lastGradWrite = -1;
