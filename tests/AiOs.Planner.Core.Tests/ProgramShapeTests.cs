@@ -105,6 +105,23 @@ public class ProgramShapeTests
     }
 
     [Fact]
+    public void Given_resident_parameters_and_accumulation_When_the_engine_shape_is_scheduled_Then_a_units_backward_waits_for_its_previous_gradient_download()
+    {
+        var s = Offloaded(OffloadTier.Cpu, accumulation: 2) with { ParamOffload = OffloadTier.None };
+        var ops = StepScheduler.Build(Tiny, Cpu, s, false, ProgramShape.Engine).Ops;
+
+        // The engine accumulates into the parameters' own gradients: draining micro-batch 0's must end before micro-batch 1 adds to them.
+        foreach (int layer in Enumerable.Range(0, Tiny.NumLayers))
+        {
+            var download = ops.Single(o => o.Kind == OpKind.GradDownload && o.Unit == UnitId.Layer(layer) && o.MicroBatch == 0);
+            var backward = ops.Single(o => o.Kind == OpKind.Backward && o.Unit == UnitId.Layer(layer) && o.MicroBatch == 1);
+            Assert.Contains(download.Id, backward.Deps);
+        }
+        var outerDownload = ops.Single(o => o.Kind == OpKind.GradDownload && o.Unit == UnitId.Outer && o.MicroBatch == 0);
+        Assert.Contains(outerDownload.Id, ops.Single(o => o.Kind == OpKind.Backward && o.Unit.Kind == UnitKind.Head && o.MicroBatch == 1).Deps);
+    }
+
+    [Fact]
     public void Given_settings_that_name_no_gpus_When_the_topology_is_resolved_Then_the_profile_decides_and_a_cpu_machine_counts_one()
     {
         Assert.Equal(new Topology(8, 1), Topology.Of(new TrainingSettings(), ProfileCatalog.Default.Load("dgx-a100")));
