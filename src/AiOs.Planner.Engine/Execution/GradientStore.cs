@@ -53,8 +53,13 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated (zeros unless norms were asked for).</summary>
     public double[] SumOfSquares { get; }
 
-    /// <summary>Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch) and drops them.</summary>
-    public abstract void Accumulate(int unit, FlatParameters parameters, bool first, bool last);
+    /// <summary>
+    /// Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch)
+    /// and drops them, in one call: the in-memory reference trainer's way. The offloaded trainer's program splits this into GradRead,
+    /// GradDownload and GradWrite operations.
+    /// </summary>
+    public virtual void Accumulate(int unit, FlatParameters parameters, bool first, bool last) =>
+        throw new InvalidOperationException("NVMe gradients are read, accumulated and written by the step program's operations.");
 
     /// <summary>
     /// GradDownload, as the step program's handler: drains the unit's device gradients into its accumulator (overwriting
@@ -160,26 +165,23 @@ internal sealed class CpuGradientStore : GradientStore
 }
 
 /// <summary>
-/// Gradients in NVMe swap files. The first micro-batch writes a unit's gradient; later ones read it,
-/// add and write it back; the optimizer reads it by sub-group. Only one unit's gradient is in RAM at a time.
+/// Gradients in NVMe swap files, one per unit. The step program (<see cref="Simulation.Program.NvmeGradientWrites.ReadModifyWriteEachMicroBatch"/>)
+/// downloads a unit's first micro-batch into the host buffer and writes it, and for later micro-batches reads the sum
+/// back, adds and writes it; the optimizer reads it by sub-group. Only one unit's gradient is in RAM at a time.
 /// </summary>
 internal sealed class NvmeGradientStore : GradientStore
 {
     private readonly ISwapStore _store;
     private readonly IoCounters _io;
-    private readonly SpanTrace _trace;
     /// <summary>One unit's fp32 gradient, 4096-byte aligned so O_DIRECT moves it without a bounce copy (freed by <see cref="Dispose"/>).</summary>
     private readonly IO.AlignedBuffer _unitBuffer;
-    private readonly string _nvme;
     private readonly long[] _elements;
 
     public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace, bool norms = true) : base(unitElements.Count, trace, norms)
     {
         _store = store;
         _io = io;
-        _trace = trace;
         _unitBuffer = new IO.AlignedBuffer(new Units.Bytes((4L * unitElements.Max() + IO.AlignedBuffer.Alignment - 1) / IO.AlignedBuffer.Alignment * IO.AlignedBuffer.Alignment));
-        _nvme = ResourceNames.Of(ResourceKind.Nvme, trace.HasGpu);
         _elements = unitElements.ToArray();
     }
 
@@ -207,21 +209,6 @@ internal sealed class NvmeGradientStore : GradientStore
     }
 
     private static string Key(int unit) => $"grad-u{unit}";
-
-    public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
-    {
-        Span<float> sum = _unitBuffer.AsFloats(0, checked((int)parameters.Layout.Elements));
-        Span<byte> bytes = MemoryMarshal.AsBytes(sum);
-        if (!first)
-        {
-            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit), bytes.Length)) _store.Read(Key(unit), 0, bytes);
-            _io.Read(StorageTier.Nvme, bytes.Length);
-        }
-        Drain(unit, parameters, sum, overwrite: first);
-        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
-        _io.Written(StorageTier.Nvme, bytes.Length);
-    }
 
     public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch)
     {

@@ -85,10 +85,9 @@ public sealed partial class LayerwiseTrainer : ITrainer
         {
             _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream ? new CopyStream() : null;
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace, _copies, prefetchWindow: false);
+                _store, Io, Trace);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
-            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
-                settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).

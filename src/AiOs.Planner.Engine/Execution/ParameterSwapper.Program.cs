@@ -20,6 +20,7 @@ internal sealed partial class ParameterSwapper
     public void Prepare(StepProgram program)
     {
         if (_residentModules is not null) return;
+        foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
         var sizes = new Dictionary<int, long>();
         int deviceSlots = 0;
         foreach (Operation op in program.Ops)
@@ -31,10 +32,8 @@ internal sealed partial class ParameterSwapper
         _stagingSlots = new AlignedBuffer[sizes.Count == 0 ? 0 : sizes.Keys.Max() + 1];
         foreach (var (slot, bytes) in sizes)
             _stagingSlots[slot] = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
-        var slots = new List<DecoderLayer>();
-        while (slots.Count < deviceSlots && _freeLayerSlots.Count > 0) slots.Add(_freeLayerSlots.Pop());
-        while (slots.Count < deviceSlots) slots.Add(new DecoderLayer(_spec, new FlatParameters(_layouts[0], _dtype, _outerSlot!.Parameters.Flat.device)));
-        _deviceSlots = slots.ToArray();
+        DisposeDeviceSlots();
+        _deviceSlots = Enumerable.Range(0, deviceSlots).Select(_ => new DecoderLayer(_spec, new FlatParameters(_layouts[0], _dtype, _device))).ToArray();
     }
 
     /// <summary>The engine's unit index of a program unit: layer i, or the layer count for the outer block.</summary>
@@ -78,11 +77,16 @@ internal sealed partial class ParameterSwapper
         : deviceSlot >= 0 && deviceSlot < _deviceSlots.Length ? _deviceSlots[deviceSlot]
         : throw new InvalidOperationException($"The program gives layer {unit} no device slot ({deviceSlot}).");
 
+    private void DisposeDeviceSlots()
+    {
+        foreach (DecoderLayer l in _deviceSlots) l.Parameters.Dispose();
+        _deviceSlots = [];
+    }
+
     private void DisposeProgramSlots()
     {
         foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
-        foreach (DecoderLayer l in _deviceSlots) l.Parameters.Dispose();
         _stagingSlots = [];
-        _deviceSlots = [];
+        DisposeDeviceSlots();
     }
 }
