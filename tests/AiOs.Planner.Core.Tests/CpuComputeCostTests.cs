@@ -25,7 +25,7 @@ public class CpuComputeCostTests
 
     private static Operation Op(OpKind kind, double flops, double saved) => new()
     {
-        Id = 0, Kind = kind, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Layer = 0, Deps = [],
+        Id = 0, Kind = kind, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Unit = UnitId.Layer(0), Deps = [],
         Flops = flops, ElementwiseBytes = saved,
     };
 

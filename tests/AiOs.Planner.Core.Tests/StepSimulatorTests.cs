@@ -12,7 +12,7 @@ public class StepSimulatorTests
 {
     private static Operation Op(int id, ResourceKind resource, long ns, params int[] deps) => new()
     {
-        Id = id, Kind = OpKind.Forward, Resource = resource, Phase = StepPhase.Forward, Layer = id, Deps = deps, Bytes = new Bytes(ns),
+        Id = id, Kind = OpKind.Forward, Resource = resource, Phase = StepPhase.Forward, Unit = UnitId.Layer(id), Deps = deps, Bytes = new Bytes(ns),
     };
 
     private static StepProgram Program(params Operation[] ops) => new()
@@ -21,8 +21,8 @@ public class StepSimulatorTests
         Settings = new TrainingSettings(),
         Ops = ops,
         StaticLevels = new Dictionary<MemoryTier, long>(),
-        Gpus = 1,
-        GpusPerNode = 1,
+        Shape = ProgramShape.DeepSpeed,
+        Topology = new Topology(1, 1),
         FirstStep = false,
     };
 
@@ -63,13 +63,13 @@ public class StepSimulatorTests
     {
         var ops = new[]
         {
-            new Operation { Id = 0, Kind = OpKind.ParamUpload, Resource = ResourceKind.H2d, Phase = StepPhase.Forward, Layer = 0, Deps = [], Bytes = new Bytes(10),
+            new Operation { Id = 0, Kind = OpKind.ParamUpload, Resource = ResourceKind.H2d, Phase = StepPhase.Forward, Unit = UnitId.Layer(0), Deps = [], Bytes = new Bytes(10),
                 Effects = [new MemoryEffect(MemoryTier.Gpu, 100, AtEnd: false)] },
-            new Operation { Id = 1, Kind = OpKind.ParamUpload, Resource = ResourceKind.H2d, Phase = StepPhase.Forward, Layer = 1, Deps = [], Bytes = new Bytes(10),
+            new Operation { Id = 1, Kind = OpKind.ParamUpload, Resource = ResourceKind.H2d, Phase = StepPhase.Forward, Unit = UnitId.Layer(1), Deps = [], Bytes = new Bytes(10),
                 Effects = [new MemoryEffect(MemoryTier.Gpu, 100, AtEnd: false)] },
-            new Operation { Id = 2, Kind = OpKind.Forward, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Layer = 0, Deps = [0], Bytes = new Bytes(30),
+            new Operation { Id = 2, Kind = OpKind.Forward, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Unit = UnitId.Layer(0), Deps = [0], Bytes = new Bytes(30),
                 Effects = [new MemoryEffect(MemoryTier.Gpu, -100, AtEnd: true)] },
-            new Operation { Id = 3, Kind = OpKind.Forward, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Layer = 1, Deps = [1, 2], Bytes = new Bytes(30),
+            new Operation { Id = 3, Kind = OpKind.Forward, Resource = ResourceKind.Compute, Phase = StepPhase.Forward, Unit = UnitId.Layer(1), Deps = [1, 2], Bytes = new Bytes(30),
                 Effects = [new MemoryEffect(MemoryTier.Gpu, -100, AtEnd: true)] },
         };
         var result = Run(Program(ops));

@@ -5,6 +5,8 @@ using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Engine.Storage;
 using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Tests;
@@ -15,56 +17,67 @@ public sealed class ParameterSwapperTests
 
     public ParameterSwapperTests() => TorchRuntime.EnsureReady();
 
-    private static ParameterSwapper NvmeSwapper(MemoryStore store, int bufferCount, int depth)
+    private static ParameterSwapper NvmeSwapper(MemoryStore store)
     {
-        var swapper = new ParameterSwapper(Spec, StorageTier.Nvme, ScalarType.Float32, CPU, bufferCount, depth, store, new IoCounters(), new SpanTrace(TimeProvider.System));
+        var swapper = new ParameterSwapper(Spec, StorageTier.Nvme, ScalarType.Float32, CPU, store, new IoCounters(), new SpanTrace(TimeProvider.System));
         float[][] w = InitialWeights.Create(Spec, 9);
         for (int u = 0; u < w.Length; u++) swapper.WriteBack(u, 0, w[u]);
         return swapper;
     }
 
-    [Theory]
-    [InlineData(2, 3, 2)]
-    [InlineData(5, 1, 2)]
-    [InlineData(1, 4, 1)]
-    [InlineData(5, 0, 1)]
-    public void Given_BufferCountAndDepth_When_APassBegins_Then_ReadsInFlightAreBoundedByBoth(int buffers, int depth, int expected)
+    private static TrainingSettings OnNvme(int buffers, int depth) => new()
     {
-        using var swapper = NvmeSwapper(new MemoryStore(), buffers, depth);
+        ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Cpu, NvmePath = "/tmp",
+        MicroBatch = 1, SeqLen = 16, BufferCount = buffers, PrefetchDepth = depth,
+    };
 
-        swapper.BeginPass([0, 1, 2, 3]);
+    [Theory]
+    [InlineData(2, 3)]
+    [InlineData(5, 1)]
+    [InlineData(1, 0)]
+    public void Given_the_engines_program_When_the_swapper_is_prepared_Then_it_has_the_staging_and_device_slots_the_program_names(int buffers, int depth)
+    {
+        StepProgram program = EngineProgram.For(Spec, OnNvme(buffers, depth));
+        using var swapper = NvmeSwapper(new MemoryStore());
 
-        Assert.Equal(expected, swapper.ReadsInFlight);
+        swapper.Prepare(program);
+
+        var reads = program.Ops.Where(o => o.Kind == OpKind.ParamRead && o.Unit.Kind == UnitKind.Layer).ToList();
+        Assert.Equal(buffers, reads.Select(o => o.Slot).Distinct().Count());
+        foreach (Operation compute in program.Ops.Where(o => o.Resource == ResourceKind.Compute && o.Unit.Kind == UnitKind.Layer))
+            Assert.IsType<DecoderLayer>(swapper.ModuleIn(compute.Unit.Number, compute.DeviceSlot));
     }
 
     [Fact]
-    public void Given_APass_When_UnitsAreAcquiredInOrder_Then_EachSlotHoldsThatUnitsStoredValues()
+    public void Given_the_programs_reads_and_uploads_When_run_in_order_Then_each_device_slot_holds_its_units_stored_values()
     {
         var store = new MemoryStore();
-        using var swapper = NvmeSwapper(store, 2, 1);
+        StepProgram program = EngineProgram.For(Spec, OnNvme(2, 1));
+        using var swapper = NvmeSwapper(store);
+        swapper.Prepare(program);
         float[][] w = InitialWeights.Create(Spec, 9);
 
-        swapper.BeginPass([Spec.NumLayers, 0, 1, 1, 0]);
-        var outer = swapper.Acquire(Spec.NumLayers);
-        foreach (int unit in new[] { 0, 1, 1, 0 })
+        foreach (Operation op in program.Ops.Where(o => o.Kind is OpKind.ParamRead or OpKind.ParamUpload))
         {
-            var layer = swapper.Acquire(unit);
-            Assert.Equal(w[unit], ParameterSwapper.ParametersOf(layer).Flat.data<float>().ToArray());
-            swapper.Release(unit);
+            if (op.Kind == OpKind.ParamRead) swapper.Read(op);
+            else
+            {
+                swapper.Upload(op);
+                int unit = swapper.UnitOf(op.Unit);
+                Assert.Equal(w[unit], ParameterSwapper.ParametersOf(swapper.ModuleIn(unit, op.DeviceSlot)).Flat.data<float>().ToArray());
+            }
         }
-        Assert.Equal(w[Spec.NumLayers], ParameterSwapper.ParametersOf(outer).Flat.data<float>().ToArray());
-        swapper.Release(Spec.NumLayers);
 
-        Assert.Equal(["param-u4", "param-u0", "param-u1", "param-u1", "param-u0"], store.Reads);
+        // The outer block, then the layers forward and backward: the order the program reads them in.
+        Assert.Equal(["param-u4", "param-u0", "param-u1", "param-u2", "param-u3", "param-u3", "param-u2", "param-u1", "param-u0"], store.Reads);
     }
 
     [Fact]
-    public void Given_APass_When_AUnitIsAcquiredOutOfTheDeclaredOrder_Then_ItIsRefused()
+    public void Given_a_program_unit_the_engine_does_not_have_When_mapped_Then_it_is_refused()
     {
-        using var swapper = NvmeSwapper(new MemoryStore(), 2, 1);
-        swapper.BeginPass([0, 1]);
+        using var swapper = NvmeSwapper(new MemoryStore());
 
-        Assert.Throws<InvalidOperationException>(() => swapper.Acquire(1));
+        Assert.Throws<ArgumentException>(() => swapper.UnitOf(UnitId.Model));
     }
 
     /// <summary>An in-memory swap store that records the order of reads.</summary>

@@ -1,3 +1,4 @@
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
@@ -44,7 +45,7 @@ public static class PlanAdvice
                 ? new("--zero-stage zero2 --offload-optimizer cpu", x => x with { ZeroStage = ZeroStage.Zero2, OptimizerOffload = OffloadTier.Cpu })
                 : new("--offload-optimizer cpu", x => x with { OptimizerOffload = OffloadTier.Cpu }));
         }
-        long ranks = (long)(s.GpusPerNode ?? hw.GpusPerNode) * (s.Nodes ?? hw.Nodes);
+        long ranks = Topology.Of(s, hw).Ranks;
         if (!s.PartitionsParameters && ranks > 1)
             fixes.Add(new("--zero-stage zero3", x => x with { ZeroStage = ZeroStage.Zero3 }));
         if (s.ParamOffload == OffloadTier.None)

@@ -1,3 +1,4 @@
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Learning;
 using AiOs.Planner.Memory;
@@ -28,8 +29,12 @@ public sealed record PlanResult
     /// <summary>Defaults filled in and implications set aside while the settings were built, and why, one line each.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
-    public int GpusPerNode => Settings.GpusPerNode ?? Hardware.GpusPerNode;
-    public int Nodes => Settings.Nodes ?? Hardware.Nodes;
+    /// <summary>GPUs per node and nodes, resolved once from the settings and the profile.</summary>
+    public Topology Topology => Topology.Of(Settings, Hardware);
+    /// <summary>GPU processes per node.</summary>
+    public int GpusPerNode => Topology.GpusPerNode;
+    /// <summary>Nodes taking part.</summary>
+    public int Nodes => Topology.Nodes;
 
     /// <summary>True when the settings are valid and every tier fits.</summary>
     public bool Feasible => SettingsProblems.Count == 0 && CapacityProblems.Count == 0;

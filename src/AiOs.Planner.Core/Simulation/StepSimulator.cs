@@ -79,7 +79,6 @@ public static class StepSimulator
         var used = new bool[ResourceCount];
         long nvmeRead = 0, nvmeWrite = 0, h2d = 0, d2h = 0, network = 0;
         double modelFlops = 0;
-        long firstBackward = stepEnd, lastBackward = 0;
         for (int i = 0; i < n; i++)
         {
             var op = ops[i];
@@ -94,10 +93,7 @@ public static class StepSimulator
                 case ResourceKind.Collective: network += op.Bytes.Value; break;
             }
             if (op.Kind is OpKind.Forward or OpKind.Backward) modelFlops += op.Flops;
-            if (op.Phase == StepPhase.Backward && op.Resource == ResourceKind.Compute) firstBackward = Math.Min(firstBackward, start[i]);
-            if (op.Phase == StepPhase.Backward) lastBackward = Math.Max(lastBackward, end[i]);
         }
-        if (firstBackward == stepEnd) firstBackward = 0;
         var busy = new Dictionary<ResourceKind, SimDuration>();
         for (int r = 0; r < ResourceCount; r++)
             if (used[r]) busy[(ResourceKind)r] = new SimDuration(busyNs[r]);
@@ -109,7 +105,7 @@ public static class StepSimulator
         return new StepResult
         {
             Time = new SimDuration(stepEnd),
-            Phases = new PhaseTimes(new SimDuration(firstBackward), new SimDuration(Math.Max(0, lastBackward - firstBackward)), new SimDuration(Math.Max(0, stepEnd - lastBackward))),
+            Phases = PhaseTimes.From(SpansOf(ops, start, end), 0, stepEnd),
             TokensPerSecond = seconds > 0 ? tokens / seconds : 0,
             ModelTflopsPerGpu = seconds > 0 ? modelFlops / seconds / 1e12 : 0,
             Bottleneck = bottleneck,
@@ -119,10 +115,14 @@ public static class StepSimulator
             Traffic = new Traffic(new Bytes(nvmeRead * nodesShare), new Bytes(nvmeWrite * nodesShare), new Bytes(h2d), new Bytes(d2h), new Bytes(network)),
             MemoryPeaks = Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => new Bytes(tiers[(int)t].Peak)),
             MemoryTimeline = keepTimeline ? Enum.GetValues<MemoryTier>().ToDictionary(t => t, t => tiers[(int)t].History) : null,
-            Spans = keepTimeline ? Enumerable.Range(0, n).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].Layer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList() : null,
+            Spans = keepTimeline ? SpansOf(ops, start, end) : null,
             Operations = n,
         };
     }
+
+    /// <summary>Every operation's span, in program order.</summary>
+    private static List<Span> SpansOf(IReadOnlyList<Operation> ops, long[] start, long[] end) =>
+        Enumerable.Range(0, ops.Count).Select(i => new Span(i, ops[i].Resource, ops[i].Kind, ops[i].Phase, ops[i].TraceLayer, ops[i].MicroBatch, start[i], end[i], ops[i].Bytes.Value)).ToList();
 
     /// <summary>
     /// Walks back from the operation that ends last through whichever predecessor (a dependency or the

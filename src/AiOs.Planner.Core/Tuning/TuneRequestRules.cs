@@ -1,3 +1,4 @@
+using AiOs.Planner.Simulation.Program;
 using System.Globalization;
 using AiOs.Planner.Settings;
 
@@ -21,7 +22,7 @@ public static class TuneRequestRules
         problems.AddRange(fixedProblems);
         if (r.GlobalBatch is { } global && fixedProblems.All(p => p.Flag is not ("--gpus" or "--nodes")))
         {
-            int gpus = Math.Max(1, simplest.GpusPerNode ?? r.Hardware.GpusPerNode), nodes = Math.Max(1, simplest.Nodes ?? r.Hardware.Nodes);
+            var (gpus, nodes) = Topology.Of(simplest, r.Hardware);
             int world = gpus * nodes;
             int lower = global / world * world;
             if (global >= 1 && global % world != 0)

@@ -57,10 +57,10 @@ public static partial class Tuner
             long Transfer(ResourceKind resource, long bytes, bool write, AioSettings aio)
             {
                 if (bytes == 0) return 0;
-                var op = new Operation { Id = 0, Kind = OpKind.ParamRead, Resource = resource, Phase = StepPhase.Forward, Layer = 0, Deps = [], Bytes = new Bytes(bytes), IsWrite = write };
+                var op = new Operation { Id = 0, Kind = OpKind.ParamRead, Resource = resource, Phase = StepPhase.Forward, Unit = UnitId.Model, Deps = [], Bytes = new Bytes(bytes), IsWrite = write };
                 // Pinning is a knob: the faster of pinned and pageable (NVMe swaps are pinned whatever it says).
                 return Pinning.Min(pin =>
-                    new StepCosts(hw, c.Settings with { PinMemory = pin, Aio = aio }, work.GpusPerNode, Math.Max(1, c.Settings.Nodes ?? hw.Nodes),
+                    new StepCosts(hw, c.Settings with { PinMemory = pin, Aio = aio }, work.GpusPerNode, Topology.Of(c.Settings, hw).Nodes,
                         new Bytes(work.NvmeWorkingSet), _request.ComputeModel).Duration(op, _request.Model.HiddenSize).Nanoseconds);
             }
             long nvme = Transfer(ResourceKind.Nvme, work.NvmeReadBytes, false, readAio) + Transfer(ResourceKind.Nvme, work.NvmeWriteBytes, true, writeAio);

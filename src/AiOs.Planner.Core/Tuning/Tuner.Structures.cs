@@ -1,3 +1,4 @@
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -22,7 +23,7 @@ public static partial class Tuner
 
     /// <summary>GPUs taking part in a step (at least 1: a CPU-only machine trains on one device).</summary>
     internal static int World(TrainingSettings s, HardwareProfile hw) =>
-        Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode) * Math.Max(1, s.Nodes ?? hw.Nodes);
+        Topology.Of(s, hw).Ranks;
 
     /// <summary>The fixed settings every candidate starts from: the user's, with a swap folder and buffers that fit the model.</summary>
     internal static TrainingSettings StructureBase(TuneRequest r)

@@ -53,8 +53,26 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Σg² of each unit's step gradient, in index order, set when its last micro-batch is accumulated (zeros unless norms were asked for).</summary>
     public double[] SumOfSquares { get; }
 
-    /// <summary>Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch) and drops them.</summary>
-    public abstract void Accumulate(int unit, FlatParameters parameters, bool first, bool last);
+    /// <summary>
+    /// Adds the gradients held by <paramref name="parameters"/> to unit <paramref name="unit"/> (starting afresh on the first micro-batch)
+    /// and drops them, in one call: the in-memory reference trainer's way. The offloaded trainer's program splits this into GradRead,
+    /// GradDownload and GradWrite operations.
+    /// </summary>
+    public virtual void Accumulate(int unit, FlatParameters parameters, bool first, bool last) =>
+        throw new InvalidOperationException("NVMe gradients are read, accumulated and written by the step program's operations.");
+
+    /// <summary>
+    /// GradDownload, as the step program's handler: drains the unit's device gradients into its accumulator (overwriting
+    /// it on the first micro-batch; NVMe: the host buffer a GradRead filled) and, after the last micro-batch, its Σg².
+    /// The executor records the span.
+    /// </summary>
+    public abstract void Download(int unit, FlatParameters parameters, bool first, bool last);
+
+    /// <summary>GradRead: the unit's sum so far back from NVMe into the host buffer (NVMe gradients only).</summary>
+    public virtual void ReadBack(int unit) => throw new InvalidOperationException("Gradients in CPU RAM are not read back; the program should not ask for it.");
+
+    /// <summary>GradWrite: the host buffer out to the unit's swap file (NVMe gradients only).</summary>
+    public virtual void WriteOut(int unit) => throw new InvalidOperationException("Gradients in CPU RAM are not written; the program should not ask for it.");
 
     /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
     public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
@@ -114,6 +132,13 @@ internal sealed class CpuGradientStore : GradientStore
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
+    public override void Download(int unit, FlatParameters parameters, bool first, bool last)
+    {
+        if (_pinned is { } p) parameters.DrainGradientsInto(p[unit], overwrite: first);
+        else parameters.DrainGradientsInto(_sums![unit], overwrite: first);
+        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
+    }
+
     /// <summary>Waits for the oldest download and frees its device source.</summary>
     private void Retire()
     {
@@ -140,43 +165,50 @@ internal sealed class CpuGradientStore : GradientStore
 }
 
 /// <summary>
-/// Gradients in NVMe swap files. The first micro-batch writes a unit's gradient; later ones read it,
-/// add and write it back; the optimizer reads it by sub-group. Only one unit's gradient is in RAM at a time.
+/// Gradients in NVMe swap files, one per unit. The step program (<see cref="Simulation.Program.NvmeGradientWrites.ReadModifyWriteEachMicroBatch"/>)
+/// downloads a unit's first micro-batch into the host buffer and writes it, and for later micro-batches reads the sum
+/// back, adds and writes it; the optimizer reads it by sub-group. Only one unit's gradient is in RAM at a time.
 /// </summary>
 internal sealed class NvmeGradientStore : GradientStore
 {
     private readonly ISwapStore _store;
     private readonly IoCounters _io;
-    private readonly SpanTrace _trace;
     /// <summary>One unit's fp32 gradient, 4096-byte aligned so O_DIRECT moves it without a bounce copy (freed by <see cref="Dispose"/>).</summary>
     private readonly IO.AlignedBuffer _unitBuffer;
-    private readonly string _nvme;
+    private readonly long[] _elements;
 
     public NvmeGradientStore(IReadOnlyList<long> unitElements, ISwapStore store, IoCounters io, SpanTrace trace, bool norms = true) : base(unitElements.Count, trace, norms)
     {
         _store = store;
         _io = io;
-        _trace = trace;
         _unitBuffer = new IO.AlignedBuffer(new Units.Bytes((4L * unitElements.Max() + IO.AlignedBuffer.Alignment - 1) / IO.AlignedBuffer.Alignment * IO.AlignedBuffer.Alignment));
-        _nvme = ResourceNames.Of(ResourceKind.Nvme, trace.HasGpu);
+        _elements = unitElements.ToArray();
+    }
+
+    private Span<byte> UnitBytes(int unit) => MemoryMarshal.AsBytes(_unitBuffer.AsFloats(0, checked((int)_elements[unit])));
+
+    public override void Download(int unit, FlatParameters parameters, bool first, bool last)
+    {
+        Span<float> sum = _unitBuffer.AsFloats(0, checked((int)parameters.Layout.Elements));
+        parameters.DrainGradientsInto(sum, overwrite: first);
+        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
+    }
+
+    public override void ReadBack(int unit)
+    {
+        Span<byte> bytes = UnitBytes(unit);
+        _store.Read(Key(unit), 0, bytes);
+        _io.Read(StorageTier.Nvme, bytes.Length);
+    }
+
+    public override void WriteOut(int unit)
+    {
+        Span<byte> bytes = UnitBytes(unit);
+        _store.Write(Key(unit), 0, bytes);
+        _io.Written(StorageTier.Nvme, bytes.Length);
     }
 
     private static string Key(int unit) => $"grad-u{unit}";
-
-    public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
-    {
-        Span<float> sum = _unitBuffer.AsFloats(0, checked((int)parameters.Layout.Elements));
-        Span<byte> bytes = MemoryMarshal.AsBytes(sum);
-        if (!first)
-        {
-            using (_trace.Begin(_nvme, "grad_read", ProgramLayer(unit), bytes.Length)) _store.Read(Key(unit), 0, bytes);
-            _io.Read(StorageTier.Nvme, bytes.Length);
-        }
-        Drain(unit, parameters, sum, overwrite: first);
-        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(sum);
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.GradWrite, ProgramLayer(unit), bytes.Length)) _store.Write(Key(unit), 0, bytes);
-        _io.Written(StorageTier.Nvme, bytes.Length);
-    }
 
     public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch)
     {

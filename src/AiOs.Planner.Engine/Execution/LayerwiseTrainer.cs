@@ -6,6 +6,7 @@ using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Engine.Storage;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 using static TorchSharp.torch;
@@ -26,7 +27,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// The outer block (embeddings, final norm, head) is used at both ends of a micro-batch and stays on the
 /// device for the whole micro-batch.
 /// </remarks>
-public sealed class LayerwiseTrainer : ITrainer
+public sealed partial class LayerwiseTrainer : ITrainer
 {
     private readonly ModelSpec _spec;
     private readonly TrainingSettings _settings;
@@ -43,6 +44,12 @@ public sealed class LayerwiseTrainer : ITrainer
     /// <summary>fp16 only: the dynamic loss scale.</summary>
     private readonly LossScaler? _scaler;
     private int _step;
+    /// <summary>The step program it executes: every read, upload, compute, download, write and update, in order, with their dependencies.</summary>
+    private readonly StepProgram _program;
+    private readonly ProgramExecutor _executor;
+    private readonly Dictionary<OpKind, Action<Operation>> _handlers;
+    /// <summary>The program's backward part and its optimizer part (the DeepSpeed schedule decides between them whether to update at all).</summary>
+    private readonly Operation[] _passOps, _optimizerOps;
     /// <summary>Outside fp16: what was not finite in the step in progress (set by the compute thread or an overlapped update); null while sound.</summary>
     private string? _nonFinite;
 
@@ -78,10 +85,9 @@ public sealed class LayerwiseTrainer : ITrainer
         {
             _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream ? new CopyStream() : null;
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                settings.BufferCount, settings.PrefetchDepth, _store, Io, Trace, _copies);
+                _store, Io, Trace);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
-            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, settings.OptimizerBufferCount,
-                settings.PipelineRead, settings.PipelineWrite, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
@@ -89,6 +95,13 @@ public sealed class LayerwiseTrainer : ITrainer
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies);
+            _program = EngineProgram.For(spec, settings);
+            _params.Prepare(_program);
+            _optim.Prepare(_program);
+            _executor = new ProgramExecutor(Trace);
+            _handlers = Handlers();
+            _passOps = _program.Ops.Where(o => o.Phase != StepPhase.Optimizer).ToArray();
+            _optimizerOps = _program.Ops.Where(o => o.Phase == StepPhase.Optimizer).ToArray();
             _unitScale = new float[units];
             for (int u = 0; u < units; u++)
             {
@@ -147,41 +160,32 @@ public sealed class LayerwiseTrainer : ITrainer
         if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }
 
-    /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
+    /// <summary>The step program this trainer executes (<see cref="ProgramShape.Engine"/> for its settings).</summary>
+    public StepProgram Program => _program;
+
+    /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>: executes the step program.</summary>
     public StepResult Step(Func<int, TokenBatch> batchOf)
     {
         int step = ++_step;
         Trace.CurrentStep = step;
         _nonFinite = null;
+        _batchOf = batchOf;
+        _stepInProgress = step;
+        _stepLoss = 0;
+        _stepTokens = 0;
         long startTicks = Stopwatch.GetTimestamp();
-        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
-        double loss = 0;
-        long tokens = 0;
-        int accumulation = _settings.GradAccumulation;
-        Task optimizerTail = Task.CompletedTask;
+        SimDuration traceStart = Trace.Now;
         try
         {
-            for (int micro = 0; micro < accumulation; micro++)
-            {
-                Trace.CurrentMicroBatch = micro;
-                using TokenBatch batch = batchOf(micro);
-                tokens += batch.Tokens;
-                loss += MicroBatch(step, micro, batch, ref optimizerTail, ref forward, ref backward);
-            }
+            _executor.Run(_passOps, _handlers);
         }
         catch (Exception e)
         {
-            // Let an overlapped update in flight finish before the caller disposes the stores it writes to.
-            try { optimizerTail.Wait(); } catch (AggregateException) { }
+            AbandonMicroBatch();
             if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;
         }
 
-        long optimizerStart = Stopwatch.GetTimestamp();
-        if (_settings.Schedule == StepSchedule.Overlapped)
-        {
-            optimizerTail.GetAwaiter().GetResult();
-        }
         bool skipped = false;
         double? usedScale = _scaler?.Scale;
         if (_settings.Schedule != StepSchedule.Overlapped)
@@ -194,15 +198,16 @@ public sealed class LayerwiseTrainer : ITrainer
             if (!skipped)
             {
                 ComputeScales(Enumerable.Range(0, _unitScale.Length));
-                var groups = Enumerable.Range(0, _unitScale.Length).SelectMany(_optim.SubGroupsOf).ToArray();
-                // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
-                _optim.Update(groups, _grads, u => _unitScale[u], step - (_scaler?.Skipped ?? 0), _params.WriteBack, _params);
+                _executor.Run(_optimizerOps, _handlers);
             }
         }
         long end = Stopwatch.GetTimestamp();
-        var stalled = new SimDuration(Trace.SpansOf(step).Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
-        return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), Duration(forward), Duration(backward),
-            Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite), LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
+        SimDuration traceEnd = Trace.Now;
+        IReadOnlyList<TraceSpan> spans = Trace.SpansOf(step);
+        var phases = PhaseTimes.From(TraceStats.ProgramSpans(spans, _program), traceStart.Nanoseconds, traceEnd.Nanoseconds);
+        var stalled = new SimDuration(spans.Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
+        return new StepResult(step, _stepLoss, _stepTokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), phases.Forward, phases.Backward,
+            phases.Optimizer, stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite), LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
     }
 
     /// <summary>Outside fp16, records <paramref name="unit"/>'s gradients as the step's first non-finite value when their Σg² is NaN or infinite.</summary>
@@ -213,115 +218,7 @@ public sealed class LayerwiseTrainer : ITrainer
             Interlocked.CompareExchange(ref _nonFinite, $"the gradients of {(unit == _spec.NumLayers ? "the outer block (embeddings, head)" : $"layer {unit}")} (sum of squares {squares})", null);
     }
 
-    /// <summary>Forward, loss and backward of one micro-batch; returns its (scaled) loss.</summary>
-    private double MicroBatch(int step, int micro, TokenBatch batch, ref Task optimizerTail, ref TimeSpan forward, ref TimeSpan backward)
-    {
-        bool last = micro == _settings.GradAccumulation - 1;
-        using var scope = NewDisposeScope();
-        Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
-        _params.BeginPass(PassOrder());
-        var replay = new DropoutReplay(_options.Seed, step, micro);
-
-        long t0 = Stopwatch.GetTimestamp();
-        var outer = (OuterBlock)_params.Acquire(_spec.NumLayers);
-        Tensor embedded;
-        replay.Before(-1, _device);
-        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, -1)) embedded = outer.forward(inputs);
-        Tensor[] layerInputs = ForwardLayers(embedded, replay, out Tensor x);
-        Tensor hidden = x.detach().requires_grad_(true);
-        Tensor microLoss;
-        using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, _spec.NumLayers)) microLoss = outer.Loss(hidden, targets, _settings.GradAccumulation);
-        double value = microLoss.item<float>();
-        // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
-        if (_scaler is null && !double.IsFinite(value)) Interlocked.CompareExchange(ref _nonFinite, $"the loss ({value})", null);
-        long t1 = Stopwatch.GetTimestamp();
-        forward += Stopwatch.GetElapsedTime(t0, t1);
-
-        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, _spec.NumLayers))
-        {
-            // fp16: back-propagate the scaled loss so small gradients stay representable; updates divide it out.
-            if (_scaler is null) microLoss.backward();
-            else microLoss.mul(_scaler.Scale).backward();
-        }
-        Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
-        gradient = BackwardLayers(layerInputs, gradient, replay, micro, step, ref optimizerTail);
-        using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, -1)) embedded.backward([gradient]);
-        _grads.Accumulate(_spec.NumLayers, outer.Parameters, micro == 0, last);
-        Io.Download(outer.Parameters.ByteLength);
-        _params.Release(_spec.NumLayers);
-        if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, _spec.NumLayers, step);
-        backward += Stopwatch.GetElapsedTime(t1);
-        return value;
-    }
-
-    /// <summary>Runs the layers without autograd, keeping only each layer's input; <paramref name="output"/> is the last layer's output.</summary>
-    private Tensor[] ForwardLayers(Tensor x, DropoutReplay replay, out Tensor output)
-    {
-        var inputs = new Tensor[_spec.NumLayers];
-        using (no_grad())
-        {
-            for (int i = 0; i < _spec.NumLayers; i++)
-            {
-                nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-                inputs[i] = x;
-                replay.Before(i, _device);
-                using (Trace.Begin(ResourceKind.Compute, OpKind.Forward, i)) x = layer.forward(x);
-                DeviceMemory?.Sample();
-                _params.Release(i);
-            }
-        }
-        output = x;
-        return inputs;
-    }
-
-    /// <summary>
-    /// Walks the layers in reverse: fetch, recompute from the saved input with autograd, back-propagate
-    /// <paramref name="gradient"/>, offload the parameter gradients, release; returns the gradient of the
-    /// first layer's input. On the last micro-batch of the overlapped schedule each layer's update is queued.
-    /// </summary>
-    private Tensor BackwardLayers(Tensor[] inputs, Tensor gradient, DropoutReplay replay, int micro, int step, ref Task optimizerTail)
-    {
-        bool last = micro == _settings.GradAccumulation - 1;
-        for (int i = _spec.NumLayers - 1; i >= 0; i--)
-        {
-            nn.Module<Tensor, Tensor> layer = _params.Acquire(i);
-            Tensor input = inputs[i].detach().requires_grad_(true);
-            Tensor output;
-            replay.Before(i, _device);
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Recompute, i)) output = layer.forward(input);
-            using (Trace.Begin(ResourceKind.Compute, OpKind.Backward, i)) output.backward([gradient]);
-            gradient = input.grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-            DeviceMemory?.Sample();
-            FlatParameters parameters = ParameterSwapper.ParametersOf(layer);
-            _grads.Accumulate(i, parameters, micro == 0, last);
-            Io.Download(parameters.ByteLength);
-            _params.Release(i);
-            if (last && _settings.Schedule == StepSchedule.Overlapped) optimizerTail = Enqueue(optimizerTail, i, step);
-        }
-        return gradient;
-    }
-
     private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
-
-    /// <summary>Forward visits the outer block then layers 0 … L−1; backward visits L−1 … 0.</summary>
-    private int[] PassOrder() =>
-        [_spec.NumLayers, .. Enumerable.Range(0, _spec.NumLayers), .. Enumerable.Range(0, _spec.NumLayers).Reverse()];
-
-    private Task Enqueue(Task tail, int unit, int step)
-    {
-        _grads.Complete();
-        return EnqueueUpdate(tail, unit, step);
-    }
-
-    private Task EnqueueUpdate(Task tail, int unit, int step) => tail.ContinueWith(previous =>
-    {
-        previous.GetAwaiter().GetResult();
-        // The step's loss is known before its last backward queues any update, and this unit's Σg² before its own.
-        if (_scaler is null) NoteIfNonFinite(unit);
-        if (Volatile.Read(ref _nonFinite) is not null) return;
-        ComputeScales([unit]);
-        _optim.Update(_optim.SubGroupsOf(unit), _grads, u => _unitScale[u], step, _params.WriteBack, _params);
-    }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
     /// <summary>Sets each unit's gradient multiplier from the clipping rule and the fp16 loss scale.</summary>
     private void ComputeScales(IEnumerable<int> units)
@@ -335,6 +232,7 @@ public sealed class LayerwiseTrainer : ITrainer
     /// <summary>Releases device slots, buffers and (unless kept) the swap folder.</summary>
     public void Dispose()
     {
+        _executor?.Dispose();
         _params?.Dispose();
         _optim?.Dispose();
         _grads?.Dispose();

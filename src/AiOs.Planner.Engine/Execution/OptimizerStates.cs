@@ -30,26 +30,24 @@ internal interface IBf16Sink
 /// fp32 master weights and Adam moments of every unit, in CPU RAM or in NVMe swap files, updated
 /// sub-group by sub-group. Sub-groups split each unit into runs of at most sub_group_size elements
 /// (a sub-group never spans two units, so one layer can be updated on its own in the overlapped
-/// schedule). On NVMe a sub-group's state is one object [master | m | v]; with pipeline_read the next
-/// sub-group is read while this one is updated, with pipeline_write this one is written while the next
-/// is updated; at most optimizer buffer_count sub-group buffers exist.
+/// schedule). On NVMe a sub-group's state is one object [master | m | v]. The step program orders the
+/// reads, updates and writes (pipelining is its dependencies) and names the swap slot each uses
+/// (<see cref="Prepare"/>); <see cref="Update"/> serves the in-memory reference trainer.
 /// </summary>
-internal sealed class OptimizerStates : IDisposable
+internal sealed partial class OptimizerStates : IDisposable
 {
     private readonly StorageTier _tier;
     private readonly IOptimizerStep _step;
     private readonly ISwapStore? _store;
     private readonly IoCounters _io;
     private readonly SpanTrace _trace;
-    private readonly bool _pipelineRead, _pipelineWrite;
     private readonly SubGroup[][] _groups;
     private readonly float[][]? _master, _m, _v;
     private readonly BlockingCollection<AlignedBuffer>? _buffers;
     private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
 
-    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, int bufferCount, bool pipelineRead, bool pipelineWrite,
-        IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
+    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
     {
         if (subGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(subGroupSize), "sub_group_size must be at least 1.");
         _tier = tier == StorageTier.Nvme ? StorageTier.Nvme : StorageTier.Cpu;
@@ -57,8 +55,6 @@ internal sealed class OptimizerStates : IDisposable
         _store = store;
         _io = io;
         _trace = trace;
-        _pipelineRead = pipelineRead;
-        _pipelineWrite = pipelineWrite;
         _groups = unitElements.Select((n, u) => Split(u, n, subGroupSize)).ToArray();
         if (_tier == StorageTier.Cpu)
         {
@@ -71,15 +67,12 @@ internal sealed class OptimizerStates : IDisposable
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
             int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
             _buffers = new BlockingCollection<AlignedBuffer>();
-            // [master | m | v | gradient] per sub-group; the gradient quarter is filled by the gradient store.
+            // One buffer for initialising the swap files; the program's slots are allocated by Prepare.
             // 4096-byte aligned native memory, so O_DIRECT moves the state without a bounce copy.
-            long bytes = (16L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
-            for (int i = 0; i < Math.Max(1, bufferCount); i++)
-            {
-                var buffer = new AlignedBuffer(new Bytes(bytes));
-                _allBuffers.Add(buffer);
-                _buffers.Add(buffer);
-            }
+            long bytes = (12L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            var buffer = new AlignedBuffer(new Bytes(bytes));
+            _allBuffers.Add(buffer);
+            _buffers.Add(buffer);
         }
     }
 
@@ -170,95 +163,39 @@ internal sealed class OptimizerStates : IDisposable
     }
 
     /// <summary>
-    /// Updates <paramref name="groups"/> in order: gradients from <paramref name="gradients"/>, scaled by
-    /// <paramref name="scaleOf"/>; each updated master slice goes to <paramref name="writeBack"/>, or, where
-    /// <paramref name="sink"/> offers a bf16 target, the optimizer writes the working copy there in its own pass.
+    /// Updates <paramref name="groups"/> of CPU-resident states in order (the in-memory reference trainer): gradients from
+    /// <paramref name="gradients"/>, scaled by <paramref name="scaleOf"/>; each updated master slice goes to
+    /// <paramref name="writeBack"/>, or, where <paramref name="sink"/> offers a bf16 target, the optimizer writes the working copy there.
     /// </summary>
+    /// <exception cref="InvalidOperationException">The states live on NVMe: the step program's OptimizerRead, OptimizerStep and OptimizerWrite update them.</exception>
     public void Update(IReadOnlyList<SubGroup> groups, GradientStore gradients, Func<int, float> scaleOf, int step,
         Action<int, long, ReadOnlySpan<float>> writeBack, IBf16Sink? sink = null)
     {
-        if (_tier == StorageTier.Cpu)
+        if (_tier != StorageTier.Cpu)
+            throw new InvalidOperationException("NVMe optimizer states are read, updated and written by the step program's operations.");
+        foreach (SubGroup g in groups)
         {
-            foreach (SubGroup g in groups)
-            {
-                var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
-                _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
-                ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
-                Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
-                using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
-                {
-                    if (bf16.IsEmpty)
-                        _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
-                    else
-                        _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit), bf16);
-                }
-                _io.Read(StorageTier.Cpu, 12L * g.Elements);
-                _io.Written(StorageTier.Cpu, 12L * g.Elements);
-                if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
-                else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
-            }
-            return;
-        }
-        var writes = new List<Task>();
-        Task<AlignedBuffer>? next = groups.Count > 0 && _pipelineRead ? StartRead(groups[0], gradients) : null;
-        for (int i = 0; i < groups.Count; i++)
-        {
-            SubGroup g = groups[i];
-            AlignedBuffer buffer = next is not null ? Wait(next, g) : ReadNow(g, gradients);
-            next = _pipelineRead && i + 1 < groups.Count ? StartRead(groups[i + 1], gradients) : null;
-            Span<float> state = buffer.AsFloats(0, 4 * g.Elements);
+            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+            _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+            ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
             Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
                 if (bf16.IsEmpty)
-                    _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit));
+                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
                 else
-                    _step.Update(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scaleOf(g.Unit), bf16);
+                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit), bf16);
             }
-            if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, state[..g.Elements]);
+            _io.Read(StorageTier.Cpu, 12L * g.Elements);
+            _io.Written(StorageTier.Cpu, 12L * g.Elements);
+            if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
             else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
-            if (_pipelineWrite) writes.Add(Task.Run(() => WriteNow(g, buffer)));
-            else WriteNow(g, buffer);
         }
-        // One by one with GetResult, so a failed write surfaces as its own exception, not an AggregateException.
-        foreach (Task w in writes) w.GetAwaiter().GetResult();
-    }
-
-    private AlignedBuffer Wait(Task<AlignedBuffer> read, SubGroup g)
-    {
-        if (!read.IsCompleted)
-            using (_trace.Stall(OpKind.OptimizerRead, ProgramLayer(g.Unit))) read.GetAwaiter().GetResult();
-        return read.GetAwaiter().GetResult();
-    }
-
-    private Task<AlignedBuffer> StartRead(SubGroup g, GradientStore gradients) => Task.Run(() => ReadNow(g, gradients));
-
-    /// <summary>Reads a sub-group's state and its gradient (from wherever gradients live) into one buffer.</summary>
-    private AlignedBuffer ReadNow(SubGroup g, GradientStore gradients)
-    {
-        AlignedBuffer buffer = _buffers!.Take();
-        Span<float> gradientPart = buffer.AsFloats(3L * g.Elements, g.Elements);
-        long bytes = (gradients is NvmeGradientStore ? 16L : 12L) * g.Elements;
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerRead, ProgramLayer(g.Unit), bytes))
-        {
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
-            ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
-            if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
-        }
-        _io.Read(StorageTier.Nvme, 12L * g.Elements);
-        return buffer;
-    }
-
-    private void WriteNow(SubGroup g, AlignedBuffer buffer)
-    {
-        using (_trace.Begin(ResourceKind.Nvme, OpKind.OptimizerWrite, ProgramLayer(g.Unit), 12L * g.Elements))
-            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
-        _io.Written(StorageTier.Nvme, 12L * g.Elements);
-        _buffers!.Add(buffer);
     }
 
     public void Dispose()
     {
+        DisposeSlots();
         _buffers?.Dispose();
         foreach (AlignedBuffer b in _allBuffers) b.Dispose();
     }

@@ -36,7 +36,7 @@ public sealed class ReferenceTrainer : IDisposable
         _model = new GptModel(spec, EngineSettings.DType(settings.Precision), new Device(options.Device));
         _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
         long[] elements = Enumerable.Range(0, _model.UnitCount).Select(u => _model.Unit(u).Layout.Elements).ToArray();
-        _optim = new OptimizerStates(elements, StorageTier.Cpu, long.MaxValue, 1, false, false,
+        _optim = new OptimizerStates(elements, StorageTier.Cpu, long.MaxValue,
             optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
         _grads = new CpuGradientStore(elements, new SpanTrace(TimeProvider.System));
         for (int u = 0; u < elements.Length; u++)

@@ -12,9 +12,10 @@ namespace AiOs.Planner.Engine.Metrics;
 /// <c>memcpy_out</c>/<c>pcie_d2h</c>, <c>nvme</c>, <c>cpu_optimizer</c>; plus <c>stall</c> for waits), the
 /// operation (an <see cref="OpKind"/> in snake_case, or <c>wait_…</c> for a stall), the layer as the step
 /// program numbers it (−1 the embedding side, L the head; optimizer work on the outer block is −1), the
-/// micro-batch, when, relative to the start of the run, and the bytes it moved (0 for compute and waits).
+/// micro-batch, when, relative to the start of the run, the bytes it moved (0 for compute and waits), and the id of
+/// the step-program operation it executed (−1 for work outside the program: waits, set-up).
 /// </summary>
-public sealed record TraceSpan(int Step, int MicroBatch, string Resource, string Operation, int Layer, SimDuration Start, SimDuration End, long Bytes = 0)
+public sealed record TraceSpan(int Step, int MicroBatch, string Resource, string Operation, int Layer, SimDuration Start, SimDuration End, long Bytes = 0, int OpId = -1)
 {
     /// <summary>End − start.</summary>
     public SimDuration Duration => End - Start;
@@ -50,6 +51,10 @@ public sealed class SpanTrace
     /// <summary>Starts a span of <paramref name="op"/> on <paramref name="resource"/>, named as the simulator names them.</summary>
     public SpanScope Begin(ResourceKind resource, OpKind op, int layer, long bytes = 0) => Begin(ResourceNames.Of(resource, HasGpu), Name(op), layer, bytes);
 
+    /// <summary>Starts the span of program operation <paramref name="op"/>: its resource, kind, unit number, micro-batch, bytes and id.</summary>
+    public SpanScope Begin(Operation op) =>
+        new(this, ResourceNames.Of(op.Resource, HasGpu), Name(op.Kind), op.TraceLayer, Now, op.Bytes.Value, op.Id, op.MicroBatch);
+
     /// <summary>Starts a span of time spent waiting for <paramref name="awaited"/> (resource <c>stall</c>).</summary>
     public SpanScope Stall(OpKind awaited, int layer) => Begin(StallResource, "wait_" + Name(awaited), layer);
 
@@ -63,7 +68,7 @@ public sealed class SpanTrace
     public SimDuration Now => FromTicks(_clock.GetTimestamp() - _origin);
 
     /// <summary>Starts a span that is recorded when the returned scope is disposed.</summary>
-    public SpanScope Begin(string resource, string operation, int layer, long bytes = 0) => new(this, resource, operation, layer, Now, bytes);
+    public SpanScope Begin(string resource, string operation, int layer, long bytes = 0) => new(this, resource, operation, layer, Now, bytes, -1, CurrentMicroBatch);
 
     /// <summary>Records a finished span.</summary>
     public void Add(TraceSpan span) => _spans.Enqueue(span);
@@ -89,12 +94,13 @@ public sealed class SpanTrace
     {
         private readonly SpanTrace _trace;
         private readonly string _resource, _operation;
-        private readonly int _layer, _step, _micro;
+        private readonly int _layer, _step, _micro, _opId;
         private readonly long _bytes;
         private readonly SimDuration _start;
 
-        internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start, long bytes)
+        internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start, long bytes, int opId, int microBatch)
         {
+            _opId = opId;
             _bytes = bytes;
             _trace = trace;
             _resource = resource;
@@ -102,10 +108,10 @@ public sealed class SpanTrace
             _layer = layer;
             _start = start;
             _step = trace.CurrentStep;
-            _micro = trace.CurrentMicroBatch;
+            _micro = microBatch;
         }
 
         /// <summary>Records the span ending now.</summary>
-        public void Dispose() => _trace?.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now, _bytes));
+        public void Dispose() => _trace?.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now, _bytes, _opId));
     }
 }

@@ -43,6 +43,8 @@ public enum OpKind
     GradDownload,
     /// <summary>Gradients written to NVMe.</summary>
     GradWrite,
+    /// <summary>A unit's gradient accumulated so far read back from NVMe, to add the next micro-batch's to it (<see cref="NvmeGradientWrites.ReadModifyWriteEachMicroBatch"/>).</summary>
+    GradRead,
     /// <summary>Optimizer states (and gradients on NVMe) of a sub-group read from NVMe.</summary>
     OptimizerRead,
     /// <summary>Adam on one sub-group, on the CPU (offloaded) or the GPU.</summary>
@@ -74,8 +76,14 @@ public sealed class Operation
     public required OpKind Kind { get; init; }
     public required ResourceKind Resource { get; init; }
     public required StepPhase Phase { get; init; }
-    /// <summary>Layer index; -1 the embedding, NumLayers the head (final norm, output, loss); the sub-group for optimizer work after backward.</summary>
-    public required int Layer { get; init; }
+    /// <summary>The unit whose parameters, activations or gradients the operation works on.</summary>
+    public required UnitId Unit { get; init; }
+    /// <summary>The optimizer sub-group the operation reads, updates or writes; null for other operations.</summary>
+    public SubGroupRef? SubGroup { get; init; }
+    /// <summary>The host staging buffer (parameter reads and uploads) or optimizer swap buffer (sub-group reads, steps and writes) it uses; -1 none.</summary>
+    public int Slot { get; init; } = -1;
+    /// <summary>The device slot holding the unit's parameters (uploads, and the compute that uses them); -1 none or resident.</summary>
+    public int DeviceSlot { get; init; } = -1;
     public int MicroBatch { get; init; }
     /// <summary>Bytes moved (transfers) or touched by the optimizer.</summary>
     public Bytes Bytes { get; init; }
@@ -93,5 +101,11 @@ public sealed class Operation
     public required int[] Deps { get; init; }
     public MemoryEffect[] Effects { get; init; } = [];
 
-    public override string ToString() => $"#{Id} {Kind} L{Layer} mb{MicroBatch} on {Resource}";
+    /// <summary>
+    /// The number a timeline's <c>layer</c> column shows: the unit's <see cref="UnitId.Number"/>, or for a sub-group of the
+    /// flat model (which belongs to no unit) the sub-group's index.
+    /// </summary>
+    public int TraceLayer => SubGroup is { Unit.Kind: UnitKind.Model } g ? g.Index : Unit.Number;
+
+    public override string ToString() => $"#{Id} {Kind} {Unit}{(SubGroup is { } g ? $" g{g.Index}" : "")} mb{MicroBatch} on {Resource}";
 }

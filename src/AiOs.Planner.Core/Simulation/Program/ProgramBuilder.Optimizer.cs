@@ -7,90 +7,123 @@ namespace AiOs.Planner.Simulation.Program;
 /// <summary>Optimizer operations: after backward over sub-groups (DeepSpeed), or per layer during backward (overlapped).</summary>
 internal sealed partial class ProgramBuilder
 {
-    private int OptimizerStateBytes => StateLayout.OptimizerStateBytes(_s);
+    private int OptimizerStateBytes => _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s);
 
     /// <summary>Bytes per parameter read from NVMe before an update: optimizer states when they live there, fp32 gradients when they do.</summary>
     private int OptimizerReadBytes =>
         (_s.OptimizerOffload == OffloadTier.Nvme ? OptimizerStateBytes : 0) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
 
-    /// <summary>Updates one layer's partition on the CPU as soon as its gradients arrive (LoHan/Fuyou-style overlap).</summary>
+    // The sub-group pipeline: steps so far and the tail (write) of the previous sub-group, across calls.
+    private readonly List<int> _subGroupSteps = [];
+    private int _previousTail = -1;
+
+    /// <summary>Optimizer swap buffers the sub-group pipeline cycles through: two with pipelined reading, else one.</summary>
+    private int OptimizerSlots => _s.PipelineRead ? 2 : 1;
+
+    /// <summary>Updates one unit's partition on the CPU as soon as its gradients arrive (LoHan/Fuyou-style overlap).</summary>
     private int EmitLayerUpdate(int unit, int gradDone)
     {
-        long n = Share(_unitGradients[unit + 1]);
+        long n = Share(GradientsOf(unit));
         int mb = _s.GradAccumulation - 1;
+        if (_shape.SubGroups == SubGroupBounds.WithinUnit)
+        {
+            int tail = gradDone;
+            foreach (var g in SubGroupsWithin(IdOf(unit), n))
+                tail = EmitSubGroup(g, StepPhase.Backward, mb, [gradDone]);
+            return tail;
+        }
+        UnitId id = IdOf(unit);
         int last = gradDone;
         if (OptimizerReadBytes > 0)
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
-        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, unit, mb, [last], parameters: n);
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
+        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, id, mb, [last], parameters: n);
         last = step;
         if (_s.OptimizerOffload == OffloadTier.Nvme)
-            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, id, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
                 parameters: n, write: true);
-        int writeBack = EmitWriteBack(StepPhase.Backward, unit, mb, step, n);
+        int writeBack = EmitWriteBack(StepPhase.Backward, id, null, mb, step, n);
         return writeBack >= 0 ? writeBack : last;
     }
 
-    /// <summary>The optimizer after backward: on the GPU, or on the CPU over sub-groups swapped from NVMe.</summary>
+    /// <summary>The optimizer after backward: on the GPU, or on the CPU over sub-groups (swapped from NVMe when the states live there).</summary>
     private void EmitOptimizer(int[] after)
     {
         long p = _m.TotalParameters;
-        if (_s.OptimizerOffload == OffloadTier.None)
+        if (!CpuOptimizer)
         {
             long elements = _s.ZeroStage == ZeroStage.None ? p : Share(p);
             // Bytes per parameter a fused Adam touches: read weights, gradient, m, v; write weights, m, v
             // (mixed-precision ZeRO also writes the low-precision copy).
             int perParameter = _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28;
-            int step = Add(OpKind.OptimizerStep, ResourceKind.Compute, StepPhase.Optimizer, 0, 0, after,
+            int step = Add(OpKind.OptimizerStep, ResourceKind.Compute, StepPhase.Optimizer, UnitId.Model, 0, after,
                 elementwise: (double)elements * perParameter, parameters: elements);
             if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
-                Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, 0, 0, [step], Bytes.OfElements(p, _pb));
+                Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, UnitId.Model, 0, [step], Bytes.OfElements(p, _pb));
             return;
         }
 
-        long total = Share(p);
-        long subGroup = Math.Max(1, Math.Min(_s.SubGroupSize, total));
-        int groups = (int)((total + subGroup - 1) / subGroup);
-        bool nvme = _s.OptimizerOffload == OffloadTier.Nvme;
-        var steps = new List<int>(groups);
-        var tails = new List<int>(groups);
-        int previousTail = -1;
-        for (int g = 0; g < groups; g++)
-        {
-            long n = Math.Min(subGroup, total - g * subGroup);
+        var groups = _shape.SubGroups == SubGroupBounds.FlatModel
+            ? SubGroupsWithin(UnitId.Model, Share(p)).ToList()
+            // The engine's unit order: the layers, then the outer block (or the embedding and head).
+            : OptimizerUnits().SelectMany(u => SubGroupsWithin(IdOf(u), Share(GradientsOf(u)))).ToList();
+        var tails = new List<int>(groups.Count);
+        for (int i = 0; i < groups.Count; i++)
             // Only the first sub-group waits for every gradient; later ones follow it in their resource's order.
-            int[] start = g == 0 ? after : [];
-            int read = -1;
-            if (OptimizerReadBytes > 0)
-            {
-                // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
-                int buffer = _s.PipelineRead ? (g >= 2 ? steps[g - 2] : -1) : previousTail;
-                read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, buffer >= 0 ? [.. start, buffer] : start,
-                    Bytes.OfElements(n, OptimizerReadBytes), parameters: n);
-            }
-            int waitForWrite = nvme && !_s.PipelineWrite ? previousTail : -1;
-            int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
-            int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Optimizer, g, 0, stepDeps, parameters: n);
-            steps.Add(step);
-            int tail = step;
-            if (nvme)
-                tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Optimizer, g, 0, [step], Bytes.OfElements(n, OptimizerStateBytes),
-                    parameters: n, write: true);
-            int writeBack = EmitWriteBack(StepPhase.Optimizer, g, 0, step, n);
-            tails.Add(writeBack >= 0 ? writeBack : tail);
-            previousTail = tail;
-        }
+            tails.Add(EmitSubGroup(groups[i], StepPhase.Optimizer, 0, i == 0 ? after : []));
         if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
-            Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, 0, 0, tails.ToArray(), Bytes.OfElements(p, _pb));
+            Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, UnitId.Model, 0, tails.ToArray(), Bytes.OfElements(p, _pb));
     }
 
-    /// <summary>Writes updated low-precision parameters back to where they live; none when they live in CPU RAM.</summary>
-    private int EmitWriteBack(StepPhase phase, int layer, int mb, int step, long elements)
+    /// <summary>Units in the order the engine updates them after backward.</summary>
+    private IEnumerable<int> OptimizerUnits() => _shape.OuterBlock
+        ? [.. Enumerable.Range(0, _m.NumLayers), OuterUnit]
+        : [-1, .. Enumerable.Range(0, _m.NumLayers), _m.NumLayers];
+
+    /// <summary>Sub-groups of at most sub_group_size elements over <paramref name="elements"/> of <paramref name="unit"/>.</summary>
+    private IEnumerable<SubGroupRef> SubGroupsWithin(UnitId unit, long elements)
+    {
+        long size = Math.Max(1, Math.Min(_s.SubGroupSize, Math.Max(1, elements)));
+        int index = 0;
+        for (long offset = 0; offset < elements; offset += size)
+            yield return new SubGroupRef(unit, index++, offset, Math.Min(size, elements - offset));
+    }
+
+    /// <summary>Read (when anything lives on NVMe), update and write (states on NVMe) of one sub-group; returns its last op.</summary>
+    private int EmitSubGroup(SubGroupRef g, StepPhase phase, int mb, int[] start)
+    {
+        long n = g.Elements;
+        bool nvme = _s.OptimizerOffload == OffloadTier.Nvme;
+        int k = _subGroupSteps.Count;
+        int slot = k % OptimizerSlots;
+        int read = -1;
+        if (OptimizerReadBytes > 0)
+        {
+            // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
+            int buffer = _s.PipelineRead ? (k >= 2 ? _subGroupSteps[k - 2] : -1) : _previousTail;
+            read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, buffer >= 0 ? [.. start, buffer] : start,
+                Bytes.OfElements(n, OptimizerReadBytes), parameters: n, subGroup: g, slot: slot);
+        }
+        int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
+        int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
+        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, phase, g.Unit, mb, stepDeps, parameters: n, subGroup: g, slot: read >= 0 ? slot : -1);
+        _subGroupSteps.Add(step);
+        int tail = step;
+        if (nvme)
+            tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, phase, g.Unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+                parameters: n, write: true, subGroup: g, slot: slot);
+        int writeBack = EmitWriteBack(phase, g.Unit, g, mb, step, n, read >= 0 ? slot : -1);
+        _previousTail = tail;
+        return writeBack >= 0 ? writeBack : tail;
+    }
+
+    /// <summary>Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (or, for the engine, anywhere but NVMe: its update writes them).</summary>
+    private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements, int slot = -1)
     {
         Bytes bytes = Bytes.OfElements(elements, _pb);
         if (_s.ParamOffload == OffloadTier.Nvme)
-            return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, layer, mb, [step], bytes, write: true);
-        if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu)
-            return Add(OpKind.ParamWriteBack, ResourceKind.H2d, phase, layer, mb, [step], bytes);
+            return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, unit, mb, [step], bytes, write: true, subGroup: g, slot: slot);
+        if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && !_shape.CpuOptimizer)
+            return Add(OpKind.ParamWriteBack, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
         return -1;
     }
 }

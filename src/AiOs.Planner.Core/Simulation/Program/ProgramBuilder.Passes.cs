@@ -7,70 +7,125 @@ namespace AiOs.Planner.Simulation.Program;
 /// <summary>Forward, backward and gradient operations of one unit.</summary>
 internal sealed partial class ProgramBuilder
 {
-    /// <summary>Brings the parameters used at position <paramref name="p"/> to the device: NVMe → pinned → device → all-gather.</summary>
+    /// <summary>Whether parameters pass through a host staging buffer and a copy into a device slot.</summary>
+    private bool CopiesIntoSlots => _hw.HasGpu || _shape.SlotCopiesOnCpu;
+
+    /// <summary>
+    /// Brings the parameters used at position <paramref name="p"/> to the device: NVMe → pinned → device → all-gather.
+    /// Deferred (the pass emits it later) while the op that frees its slot or buffer is not emitted yet.
+    /// </summary>
     private void EmitFetch(int p)
     {
-        if (!_fetches) return;
+        if (!_fetches || _fetched[p]) return;
         var (unit, mb, phase) = _uses[p];
-        long elements = _unitParameters[unit + 1];
+        bool outerRing = unit == OuterUnit;
+        var ring = _rings[outerRing ? 1 : 0];
+        int ordinal = _ringOrdinal[p];
+        // The outer block has its own device slot and staging buffer; the other units share the window's.
+        int window = outerRing ? 1 : _window, staging = outerRing ? 1 : _staging;
+        int releasePosition = ordinal - window >= 0 ? ring[ordinal - window] : -1;
+        int release = releasePosition >= 0 ? _consumerOf[releasePosition] : -1;
+        if (releasePosition >= 0 && release < 0) return;
+        int stagingPosition = ordinal - staging >= 0 ? ring[ordinal - staging] : -1;
+        _fetched[p] = true;
+        int slot = outerRing ? _staging : ordinal % _staging;
+        int deviceSlot = outerRing ? _window : ordinal % _window;
+        long elements = ParametersOf(unit);
+        UnitId id = IdOf(unit);
         Bytes share = Bytes.OfElements(Share(elements), _pb);
         long full = elements * _pb;
-        int release = p - _window >= 0 ? _consumerOf[p - _window] : -1;
         MemoryEffect[] Allocate() => [new MemoryEffect(_deviceTier, full, AtEnd: false)];
         bool allocated = false;
         int last = -1;
         if (_s.ParamOffload == OffloadTier.Nvme)
         {
             // A pinned staging buffer frees when its upload ends; on a CPU-only machine the read lands in the working buffer itself.
-            int staging = _hw.HasGpu ? (p - _staging >= 0 ? _uploadOf[p - _staging] : -1) : release;
-            last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, unit, mb, Deps(staging), share,
-                effects: _hw.HasGpu ? null : Allocate());
-            allocated = !_hw.HasGpu;
+            int free = CopiesIntoSlots ? (stagingPosition >= 0 ? _uploadOf[stagingPosition] : -1) : release;
+            last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, id, mb, Deps(free), share,
+                effects: CopiesIntoSlots ? null : Allocate(), slot: slot);
+            allocated = !CopiesIntoSlots;
         }
-        if (_hw.HasGpu && _s.ParamOffload != OffloadTier.None)
+        if (CopiesIntoSlots && _s.ParamOffload != OffloadTier.None)
         {
-            last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, unit, mb, Deps(last, release), share, effects: Allocate());
+            last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, id, mb, Deps(last, release), share, effects: Allocate(),
+                slot: _s.ParamOffload == OffloadTier.Nvme ? slot : -1, deviceSlot: deviceSlot);
             _uploadOf[p] = last;
             allocated = true;
         }
         if (_gpus > 1)
         {
-            last = Add(OpKind.AllGather, ResourceKind.Collective, phase, unit, mb, Deps(last, release), new Bytes(full),
+            last = Add(OpKind.AllGather, ResourceKind.Collective, phase, id, mb, Deps(last, release), new Bytes(full),
                 effects: allocated ? null : Allocate());
             allocated = true;
         }
         _fetchEnd[p] = last;
     }
 
+    /// <summary>The device slot the unit at position <paramref name="p"/> computes in; -1 when parameters do not move.</summary>
+    private int DeviceSlotAt(int p) => !_fetches ? -1 : _uses[p].Unit == OuterUnit ? _window : _ringOrdinal[p] % _window;
+
     private int EmitForward(int p, int unit, int mb, int[] ready)
     {
+        bool outerHeld = _uses[p].Unit == OuterUnit;
         var effects = new List<MemoryEffect>(3);
-        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -_unitParameters[unit + 1] * _pb, AtEnd: true));
+        // The outer block stays on the device until the embedding's backward.
+        if (_fetchEnd[p] >= 0 && !outerHeld) effects.Add(new MemoryEffect(_deviceTier, -_unitParameters[unit + 1] * _pb, AtEnd: true));
         long keep = unit < 0 ? 0
             : unit >= _m.NumLayers ? _headActivations
-            : _s.ActivationCheckpointing ? _checkpointActivations
+            : Recomputes ? _checkpointActivations
             : _layerActivations;
         if (keep > 0) effects.Add(new MemoryEffect(_deviceTier, keep, AtEnd: true));
         _stored[p] = keep;
         long cache = AutocastCacheBytes();
         if (cache > 0 && unit < 0) effects.Add(new MemoryEffect(_deviceTier, cache, AtEnd: false));
         if (cache > 0 && unit >= _m.NumLayers) effects.Add(new MemoryEffect(_deviceTier, -cache, AtEnd: true));
-        int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, unit, mb, ready,
-            flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1], effects: effects.ToArray());
-        _consumerOf[p] = op;
+        int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
+            flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1], effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
+        if (!outerHeld) _consumerOf[p] = op;
         return op;
+    }
+
+    /// <summary>Outer block: the head's forward (with the loss) and backward, between the last layer's forward and backward.</summary>
+    private void EmitHead(PassState pass, int mb)
+    {
+        int head = _m.NumLayers;
+        int slot = DeviceSlotAt(pass.OuterPosition);
+        pass.HeadStored = _headActivations;
+        pass.PreviousCompute = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.Head(head), mb, [pass.PreviousCompute],
+            flops: _forwardFlops[head + 1], elementwise: _forwardElementwise[head + 1],
+            effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, _headActivations, AtEnd: true)] : [], deviceSlot: slot);
+        pass.PreviousCompute = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Head(head), mb, AfterPreviousDownload(OuterUnit, [pass.PreviousCompute]),
+            flops: 2 * _forwardFlops[head + 1], elementwise: 2 * _forwardElementwise[head + 1],
+            effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, -_headActivations, AtEnd: true)] : [], deviceSlot: slot);
+    }
+
+    /// <summary>Outer block: the embedding's backward, which frees the block's slot, then the block's gradients.</summary>
+    private void EmitOuterBackward(PassState pass, int mb)
+    {
+        int p = pass.OuterPosition;
+        var effects = new List<MemoryEffect>(2);
+        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -ParametersOf(OuterUnit) * _pb, AtEnd: true));
+        long grads = MovingGradients() ? GradientsOf(OuterUnit) * _pb : 0;
+        if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
+        int backward = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Embedding, mb, [pass.PreviousCompute],
+            flops: 2 * _forwardFlops[0], elementwise: 2 * _forwardElementwise[0], effects: effects.ToArray(),
+            denseGradient: (long)_m.VocabSize * _m.HiddenSize * _pb, deviceSlot: DeviceSlotAt(p));
+        pass.PreviousCompute = backward;
+        _consumerOf[p] = backward;
+        AfterBackward(p, OuterUnit, mb, pass);
     }
 
     private int EmitBackward(int p, int unit, int mb, int[] ready, long stored, int bucket)
     {
         bool layer = unit >= 0 && unit < _m.NumLayers;
         long full = _layerActivations;
+        int slot = DeviceSlotAt(p);
         var effects = new List<MemoryEffect>(4) { new(_deviceTier, -stored, AtEnd: true) };
-        if (layer && _s.ActivationCheckpointing)
+        if (layer && Recomputes)
         {
-            int recompute = Add(OpKind.Recompute, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
+            int recompute = Add(OpKind.Recompute, ResourceKind.Compute, StepPhase.Backward, UnitId.Layer(unit), mb, ready,
                 flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1],
-                effects: [new MemoryEffect(_deviceTier, full, AtEnd: true)]);
+                effects: [new MemoryEffect(_deviceTier, full, AtEnd: true)], deviceSlot: slot);
             ready = [recompute];
             effects.Add(new MemoryEffect(_deviceTier, -full, AtEnd: true));
         }
@@ -78,10 +133,12 @@ internal sealed partial class ProgramBuilder
         long grads = GradientBytesOnDevice(unit, mb);
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
         if (bucket >= 0) ready = [.. ready, bucket];
+        ready = AfterPreviousDownload(unit, ready);
         // The embedding's backward builds a dense vocabulary × hidden gradient however few tokens it saw.
         long dense = unit < 0 ? (long)_m.VocabSize * _m.HiddenSize * _pb : 0;
-        int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, unit, mb, ready,
-            flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense);
+        int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
+            flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense,
+            deviceSlot: slot);
         _consumerOf[p] = op;
         return op;
     }
@@ -89,35 +146,59 @@ internal sealed partial class ProgramBuilder
     /// <summary>Reduce-scatter, device→host and NVMe write of one unit's gradients; returns the last op.</summary>
     private int EmitGradients(int p, int unit, int mb, int backward)
     {
-        long elements = _unitGradients[unit + 1];
+        long elements = GradientsOf(unit);
+        UnitId id = IdOf(unit);
         long full = elements * _pb;
         long moving = MovingGradients() ? full : 0;
         int last = backward;
-        bool download = _hw.HasGpu && _s.OptimizerOffload != OffloadTier.None;
+        bool download = (_hw.HasGpu || _shape.SlotCopiesOnCpu) && CpuOptimizer;
         if (_gpus > 1)
         {
             // Without ZeRO, data parallelism all-reduces: twice the bytes of a reduce-scatter.
             long bytes = _s.ZeroStage == ZeroStage.None ? 2 * full : full;
-            last = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, unit, mb, [last], new Bytes(bytes),
+            last = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, id, mb, [last], new Bytes(bytes),
                 effects: moving > 0 && !download ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
             if (moving > 0) _gradOut[p] = last;
         }
+        bool nvme = _s.EffectiveGradientOffload == OffloadTier.Nvme;
+        bool readModifyWrite = nvme && _shape.GradientWrites == NvmeGradientWrites.ReadModifyWriteEachMicroBatch;
+        Bytes fp32 = Bytes.OfElements(Share(elements), 4);
+        int read = -1;
+        if (readModifyWrite && mb > 0)
+            // The sum so far comes back into the one host buffer, free once the previous unit's write has ended.
+            read = Add(OpKind.GradRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, Deps(_lastGradWrite), fp32, parameters: Share(elements));
         if (download)
         {
-            last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), _pb),
-                effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
-            if (moving > 0) _gradOut[p] = last;
+            // Read-modify-write drains into the one host buffer: after this unit's read, or after the previous unit's write.
+            int bufferFree = read >= 0 ? read : readModifyWrite ? _lastGradWrite : -1;
+            last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
+                Bytes.OfElements(Share(elements), _pb), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
+                deviceSlot: DeviceSlotAt(p));
+            if (moving > 0 || _shape.OuterBlock) _gradOut[p] = last;
+            _lastDownload[unit] = last;
         }
-        // Gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
-        if (_s.EffectiveGradientOffload == OffloadTier.Nvme && mb == _s.GradAccumulation - 1)
-            last = Add(OpKind.GradWrite, ResourceKind.Nvme, StepPhase.Backward, unit, mb, [last], Bytes.OfElements(Share(elements), 4),
-                parameters: Share(elements), write: true);
+        // DeepSpeed: gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
+        if (nvme && (readModifyWrite || mb == _s.GradAccumulation - 1))
+        {
+            last = Add(OpKind.GradWrite, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], fp32, parameters: Share(elements), write: true);
+            _lastGradWrite = last;
+        }
         return last;
     }
 
+    /// <summary>Each unit's latest gradient download: the engine accumulates into the parameters' own gradients, so the next backward waits for it.</summary>
+    private readonly Dictionary<int, int> _lastDownload = [];
+
+    /// <summary>With the engine's shape, <paramref name="ready"/> plus the unit's previous gradient download.</summary>
+    private int[] AfterPreviousDownload(int unit, int[] ready) =>
+        _shape.OuterBlock && _lastDownload.TryGetValue(unit, out int download) && !ready.Contains(download) ? [.. ready, download] : ready;
+
+    /// <summary>The last gradient write so far (its host buffer is the one the next read-modify-write reuses); -1 none.</summary>
+    private int _lastGradWrite = -1;
+
     /// <summary>Gradients that appear on the device at a unit's backward and leave with its reduce-scatter or download.</summary>
     private bool MovingGradients() =>
-        _hw.HasGpu && (_s.OptimizerOffload != OffloadTier.None || (_s.PartitionsParameters && _gpus > 1));
+        _hw.HasGpu && (CpuOptimizer || (_s.PartitionsParameters && _gpus > 1));
 
     private long GradientBytesOnDevice(int unit, int mb)
     {
@@ -129,7 +210,7 @@ internal sealed partial class ProgramBuilder
     }
 
     private long AutocastCacheBytes() =>
-        _s.ZeroStage == ZeroStage.None && _s.IsMixedPrecision && _hw.HasGpu ? StateLayout.AutocastCacheOf(_m).Value : 0;
+        _s.ZeroStage == ZeroStage.None && _s.IsMixedPrecision && _hw.HasGpu && !_shape.CpuOptimizer ? StateLayout.AutocastCacheOf(_m).Value : 0;
 
     private long Activations(double bytesPerToken) => (long)Math.Ceiling(bytesPerToken * _tokens);
 

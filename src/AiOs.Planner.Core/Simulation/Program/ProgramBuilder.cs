@@ -9,12 +9,17 @@ namespace AiOs.Planner.Simulation.Program;
 /// <summary>Emits one step's operations in a topological order; see <see cref="StepScheduler"/>.</summary>
 internal sealed partial class ProgramBuilder
 {
+    /// <summary>The builder's number for the outer block (embedding, final norm and head as one unit).</summary>
+    private const int OuterUnit = -2;
+
     private readonly ModelSpec _m;
     private readonly HardwareProfile _hw;
     private readonly TrainingSettings _s;
+    private readonly ProgramShape _shape;
+    private readonly Topology _topology;
     private readonly bool _firstStep;
     private readonly List<Operation> _ops = [];
-    private readonly int _gpus, _gpusPerNode, _window, _staging, _pb;
+    private readonly int _gpus, _window, _staging, _pb;
     private readonly long _tokens;
     private readonly MemoryTier _deviceTier;
     private readonly bool _fetches;
@@ -23,30 +28,37 @@ internal sealed partial class ProgramBuilder
     private readonly List<(int Unit, int MicroBatch, StepPhase Phase)> _uses = [];
     private int[] _fetchEnd = [];    // the last op of the position's fetch chain
     private int[] _uploadOf = [];    // its ParamUpload op (frees a pinned staging buffer)
-    private int[] _consumerOf = [];  // the compute op that releases its parameters
+    private int[] _consumerOf = [];  // the op that frees its device slot (its compute; with the engine's shape, its gradients' download)
     private long[] _stored = [];     // activation bytes its forward keeps (forward positions)
     private int[] _gradOut = [];     // the op that takes its gradients off the device (backward positions)
+    private bool[] _fetched = [];    // whether its fetch was emitted
+    private int[] _ringOrdinal = []; // its place among the positions sharing its slots (the outer block has its own)
+    private readonly List<int>[] _rings = [[], []];
 
     // Per-unit figures, computed once: index 0 the embedding, 1..L the layers, L+1 the head.
     private readonly double[] _forwardFlops, _forwardElementwise;
     private readonly long[] _unitParameters, _unitGradients;
     private readonly long _layerActivations, _checkpointActivations, _headActivations;
 
-    public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep)
+    public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep, ProgramShape shape)
     {
         _m = m;
         _hw = hw;
         _s = s;
+        _shape = shape;
         _firstStep = firstStep;
-        _gpusPerNode = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
-        _gpus = _gpusPerNode * Math.Max(1, s.Nodes ?? hw.Nodes);
+        _topology = Topology.Of(s, hw);
+        _gpus = _topology.Ranks;
         _pb = s.ParamBytes;
         _tokens = (long)s.MicroBatch * s.SeqLen;
         _deviceTier = hw.HasGpu ? MemoryTier.Gpu : MemoryTier.CpuPageable;
         // Parameters move per layer when ZeRO-3 partitions them and they are not all on this device.
-        _fetches = s.PartitionsParameters && (s.ParamOffload != OffloadTier.None || _gpus > 1);
+        // The engine streams offloaded parameters through its slots whatever the stage.
+        _fetches = (s.PartitionsParameters || shape.SlotCopiesOnCpu) && (s.ParamOffload != OffloadTier.None || _gpus > 1);
         _window = 1 + (firstStep ? 0 : s.PrefetchDepth);
-        _staging = Math.Max(1, s.BufferCount / StepScheduler.MatricesPerLayer(m));
+        // The engine has 1 + prefetch_depth layer slots, never more than the model has layers.
+        if (shape.OuterBlock) _window = Math.Clamp(_window, 1, Math.Max(1, m.NumLayers));
+        _staging = Math.Max(1, s.BufferCount / StagingBuffersPerUnit());
         int units = m.NumLayers + 2;
         _forwardFlops = new double[units];
         _forwardElementwise = new double[units];
@@ -65,81 +77,154 @@ internal sealed partial class ProgramBuilder
         _headActivations = Activations(ActivationModel.HeadBytesPerToken(m, s));
     }
 
+    /// <summary>Staging buffers one layer takes: one per weight matrix (DeepSpeed), or ceil(elements / buffer_size) staged whole.</summary>
+    private int StagingBuffersPerUnit() => _shape.Staging == StagingGranularity.PerTensor
+        ? StepScheduler.MatricesPerLayer(_m)
+        : (int)Math.Max(1, (_m.LayerParameters + _s.BufferSize - 1) / Math.Max(1, _s.BufferSize));
+
     public StepProgram ToProgram() => new()
     {
         Model = _m,
         Settings = _s,
         Ops = _ops,
         StaticLevels = StepScheduler.StaticLevels(_m, _hw, _s),
-        Gpus = _gpus,
-        GpusPerNode = _gpusPerNode,
+        Shape = _shape,
+        Topology = _topology,
         FirstStep = _firstStep,
     };
 
+    private bool Recomputes => _s.ActivationCheckpointing || _shape.AlwaysRecompute;
+
+    /// <summary>Whether the optimizer runs on the CPU after gradients leave the device.</summary>
+    private bool CpuOptimizer => _s.OptimizerOffload != OffloadTier.None || _shape.CpuOptimizer;
+
+    /// <summary>The unit's parameter count (the outer block: the embedding's and the head's).</summary>
+    private long ParametersOf(int unit) => unit == OuterUnit ? _unitParameters[0] + _unitParameters[_m.NumLayers + 1] : _unitParameters[unit + 1];
+
+    /// <summary>The gradient elements leaving with the unit.</summary>
+    private long GradientsOf(int unit) => unit == OuterUnit ? _unitGradients[0] + _unitGradients[_m.NumLayers + 1] : _unitGradients[unit + 1];
+
+    private UnitId IdOf(int unit) => unit == OuterUnit ? UnitId.Outer : UnitId.OfNumber(unit, _m.NumLayers);
+
     public void Emit()
     {
+        bool outer = _shape.OuterBlock;
         for (int mb = 0; mb < _s.GradAccumulation; mb++)
         {
-            foreach (int u in StepScheduler.ForwardUnits(_m)) _uses.Add((u, mb, StepPhase.Forward));
-            foreach (int u in StepScheduler.ForwardUnits(_m).Reverse()) _uses.Add((u, mb, StepPhase.Backward));
-        }
-        _fetchEnd = Filled(_uses.Count);
-        _uploadOf = Filled(_uses.Count);
-        _consumerOf = Filled(_uses.Count);
-        _stored = new long[_uses.Count];
-        _gradOut = Filled(_uses.Count);
-        for (int p = 0; p < Math.Min(_window, _uses.Count); p++) EmitFetch(p);
-
-        int previousCompute = -1;
-        var lastGradOps = new List<int>();
-        var backwardPositions = new List<int>();
-        int units = _m.NumLayers + 2;
-        for (int p = 0; p < _uses.Count; p++)
-        {
-            var (unit, mb, phase) = _uses[p];
-            bool lastMicroBatch = mb == _s.GradAccumulation - 1;
-            int[] ready = Deps(previousCompute, _fetchEnd[p]);
-            if (phase == StepPhase.Forward)
+            if (outer)
             {
-                previousCompute = EmitForward(p, unit, mb, ready);
+                _uses.Add((OuterUnit, mb, StepPhase.Forward));
+                for (int i = 0; i < _m.NumLayers; i++) _uses.Add((i, mb, StepPhase.Forward));
+                for (int i = _m.NumLayers - 1; i >= 0; i--) _uses.Add((i, mb, StepPhase.Backward));
             }
             else
             {
-                // The forward position of the same unit and micro-batch mirrors this one within the micro-batch.
-                int forwardPosition = p - 2 * (p % (2 * units)) + (2 * units - 1);
-                // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the
-                // oldest, counted over backward positions only (across micro-batches too).
-                int bucket = backwardPositions.Count >= 2 ? _gradOut[backwardPositions[^2]] : -1;
-                backwardPositions.Add(p);
-                previousCompute = EmitBackward(p, unit, mb, ready, _stored[forwardPosition], bucket);
-            }
-            if (p + _window < _uses.Count) EmitFetch(p + _window);
-            if (phase == StepPhase.Backward)
-            {
-                int gradDone = EmitGradients(p, unit, mb, previousCompute);
-                if (_s.Schedule == StepSchedule.Overlapped && lastMicroBatch && _s.OptimizerOffload != OffloadTier.None)
-                    gradDone = EmitLayerUpdate(unit, gradDone);
-                lastGradOps.Add(gradDone);
+                foreach (int u in StepScheduler.ForwardUnits(_m)) _uses.Add((u, mb, StepPhase.Forward));
+                foreach (int u in StepScheduler.ForwardUnits(_m).Reverse()) _uses.Add((u, mb, StepPhase.Backward));
             }
         }
-        if (_s.Schedule == StepSchedule.DeepSpeed || _s.OptimizerOffload == OffloadTier.None)
-            EmitOptimizer(lastGradOps.Where(i => i >= 0).Append(previousCompute).ToArray());
+        int count = _uses.Count;
+        _fetchEnd = Filled(count);
+        _uploadOf = Filled(count);
+        _consumerOf = Filled(count);
+        _stored = new long[count];
+        _gradOut = Filled(count);
+        _fetched = new bool[count];
+        _ringOrdinal = new int[count];
+        for (int p = 0; p < count; p++)
+        {
+            var ring = _rings[_uses[p].Unit == OuterUnit ? 1 : 0];
+            _ringOrdinal[p] = ring.Count;
+            ring.Add(p);
+        }
+        for (int p = 0; p < Math.Min(_window, count); p++) EmitFetch(p);
+
+        var pass = new PassState();
+        for (int p = 0; p < count; p++)
+        {
+            var (unit, mb, phase) = _uses[p];
+            if (!_fetched[p]) EmitFetch(p);
+            int[] ready = Deps(pass.PreviousCompute, _fetchEnd[p]);
+            if (unit == OuterUnit)
+            {
+                pass.OuterPosition = p;
+                pass.PreviousCompute = EmitForward(p, -1, mb, ready);
+            }
+            else if (phase == StepPhase.Forward)
+            {
+                pass.PreviousCompute = EmitForward(p, unit, mb, ready);
+                if (outer && unit == _m.NumLayers - 1) EmitHead(pass, mb);
+            }
+            else
+            {
+                pass.PreviousCompute = EmitBackwardAt(p, unit, mb, ready, pass);
+            }
+            // The engine frees a slot once its gradients are drained, so the download comes before the fetch that reuses it.
+            if (outer && phase == StepPhase.Backward) AfterBackward(p, unit, mb, pass);
+            if (p + _window < count) EmitFetch(p + _window);
+            if (!outer && phase == StepPhase.Backward) AfterBackward(p, unit, mb, pass);
+            if (outer && unit == OuterUnit && _m.NumLayers == 0) EmitHead(pass, mb);
+            bool endOfMicroBatch = p + 1 == count || _uses[p + 1].MicroBatch != mb;
+            if (outer && endOfMicroBatch) EmitOuterBackward(pass, mb);
+        }
+        if (_s.Schedule == StepSchedule.DeepSpeed || !CpuOptimizer)
+            EmitOptimizer(pass.LastGradOps.Where(i => i >= 0).Append(pass.PreviousCompute).ToArray());
         else if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
             // Below stage 3 every GPU needs the whole updated model: all-gather it once the last layer is updated.
-            Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, 0, 0, lastGradOps.Where(i => i >= 0).ToArray(),
+            Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, UnitId.Model, 0, pass.LastGradOps.Where(i => i >= 0).ToArray(),
                 Bytes.OfElements(_m.TotalParameters, _pb));
     }
 
-    private int Add(OpKind kind, ResourceKind resource, StepPhase phase, int layer, int mb, int[] deps,
+    /// <summary>What the pass carries from one position to the next.</summary>
+    private sealed class PassState
+    {
+        public int PreviousCompute = -1;
+        public int OuterPosition = -1;
+        public readonly List<int> LastGradOps = [];
+        public readonly List<int> BackwardPositions = [];
+        public long HeadStored;
+    }
+
+    private int EmitBackwardAt(int p, int unit, int mb, int[] ready, PassState pass)
+    {
+        long stored;
+        if (_shape.OuterBlock)
+        {
+            // Within a micro-batch, layer i's forward position is 1 + i after the outer block's.
+            stored = _stored[pass.OuterPosition + 1 + unit];
+        }
+        else
+        {
+            int units = _m.NumLayers + 2;
+            // The forward position of the same unit and micro-batch mirrors this one within the micro-batch.
+            stored = _stored[p - 2 * (p % (2 * units)) + (2 * units - 1)];
+        }
+        // Gradient buckets: two units' gradients may wait to leave the device; a third backward waits for the
+        // oldest, counted over backward positions only (across micro-batches too).
+        int bucket = pass.BackwardPositions.Count >= 2 ? _gradOut[pass.BackwardPositions[^2]] : -1;
+        pass.BackwardPositions.Add(p);
+        return EmitBackward(p, unit, mb, ready, stored, bucket);
+    }
+
+    private void AfterBackward(int p, int unit, int mb, PassState pass)
+    {
+        int gradDone = EmitGradients(p, unit, mb, pass.PreviousCompute);
+        if (_shape.OuterBlock && _gradOut[p] >= 0) _consumerOf[p] = _gradOut[p];
+        if (_s.Schedule == StepSchedule.Overlapped && mb == _s.GradAccumulation - 1 && CpuOptimizer)
+            gradDone = EmitLayerUpdate(unit, gradDone);
+        pass.LastGradOps.Add(gradDone);
+    }
+
+    private int Add(OpKind kind, ResourceKind resource, StepPhase phase, UnitId unit, int mb, int[] deps,
         Bytes bytes = default, double flops = 0, double elementwise = 0, long parameters = 0, bool write = false, MemoryEffect[]? effects = null,
-        long denseGradient = 0)
+        long denseGradient = 0, SubGroupRef? subGroup = null, int slot = -1, int deviceSlot = -1)
     {
         int id = _ops.Count;
         _ops.Add(new Operation
         {
-            Id = id, Kind = kind, Resource = resource, Phase = phase, Layer = layer, MicroBatch = mb, Deps = deps, Bytes = bytes,
+            Id = id, Kind = kind, Resource = resource, Phase = phase, Unit = unit, MicroBatch = mb, Deps = deps, Bytes = bytes,
             Flops = flops, ElementwiseBytes = elementwise, Parameters = parameters, IsWrite = write, Effects = effects ?? [],
-            DenseGradientBytes = denseGradient,
+            DenseGradientBytes = denseGradient, SubGroup = subGroup, Slot = slot, DeviceSlot = deviceSlot,
         });
         return id;
     }
@@ -156,5 +241,5 @@ internal sealed partial class ProgramBuilder
 
     private static int[] Deps(int a, int b) => a < 0 ? Deps(b) : b < 0 || b == a ? [a] : [a, b];
 
-    private long Share(long elements) => (elements + _gpus - 1) / _gpus;
+    private long Share(long elements) => _topology.Share(elements);
 }

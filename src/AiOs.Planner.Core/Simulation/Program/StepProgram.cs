@@ -15,10 +15,14 @@ public sealed class StepProgram
     public required IReadOnlyList<Operation> Ops { get; init; }
     /// <summary>Memory each tier holds for the whole step (model states that do not move), per GPU or per node share.</summary>
     public required IReadOnlyDictionary<MemoryTier, long> StaticLevels { get; init; }
+    /// <summary>The choices the program was built for (DeepSpeed's, or the bundled engine's).</summary>
+    public required ProgramShape Shape { get; init; }
+    /// <summary>GPUs per node and nodes, resolved once.</summary>
+    public required Topology Topology { get; init; }
     /// <summary>GPUs in the data-parallel group.</summary>
-    public required int Gpus { get; init; }
+    public int Gpus => Topology.Ranks;
     /// <summary>GPU processes sharing one node's CPU, drives and network.</summary>
-    public required int GpusPerNode { get; init; }
+    public int GpusPerNode => Topology.GpusPerNode;
     /// <summary>Whether this is the first step (DeepSpeed has no prefetch trace yet, so nothing is fetched ahead).</summary>
     public required bool FirstStep { get; init; }
 

@@ -14,10 +14,14 @@ namespace AiOs.Planner.Simulation.Program;
 /// </summary>
 public static partial class StepScheduler
 {
-    /// <summary>Builds the program of one steady-state step (or the first step, which prefetches nothing).</summary>
-    public static StepProgram Build(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, bool firstStep = false)
+    /// <summary>Builds DeepSpeed's program of one steady-state step (or the first step, which prefetches nothing).</summary>
+    public static StepProgram Build(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, bool firstStep = false) =>
+        Build(model, hardware, settings, firstStep, ProgramShape.DeepSpeed);
+
+    /// <summary>Builds the program of one step in <paramref name="shape"/> (<see cref="ProgramShape.DeepSpeed"/> or <see cref="ProgramShape.Engine"/>).</summary>
+    public static StepProgram Build(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, bool firstStep, ProgramShape shape)
     {
-        var builder = new ProgramBuilder(model, hardware, settings, firstStep);
+        var builder = new ProgramBuilder(model, hardware, settings, firstStep, shape);
         builder.Emit();
         return builder.ToProgram();
     }

@@ -1,0 +1,82 @@
+namespace AiOs.Planner.Simulation.Program;
+
+/// <summary>Where the optimizer's sub-groups draw their bounds.</summary>
+public enum SubGroupBounds
+{
+    /// <summary>Across the flat model partition, as DeepSpeed's ZeRO-3 optimizer does (a sub-group may span units).</summary>
+    FlatModel,
+    /// <summary>Within each unit (a sub-group never spans two units), so one unit can be updated on its own.</summary>
+    WithinUnit,
+}
+
+/// <summary>When gradients offloaded to NVMe are written under gradient accumulation.</summary>
+public enum NvmeGradientWrites
+{
+    /// <summary>Accumulated in host memory and written once, after the last micro-batch.</summary>
+    AfterLastMicroBatch,
+    /// <summary>Written at every micro-batch; from the second on, read, added to and written back (host memory holds one unit's gradient).</summary>
+    ReadModifyWriteEachMicroBatch,
+}
+
+/// <summary>What one staging buffer (<c>buffer_count</c> of <c>buffer_size</c> elements) holds while parameters come from NVMe.</summary>
+public enum StagingGranularity
+{
+    /// <summary>One weight tensor per buffer (DeepSpeed's swapper): a layer takes one buffer per weight matrix.</summary>
+    PerTensor,
+    /// <summary>A unit staged whole: it takes ceil(unit elements / buffer_size) buffers.</summary>
+    WholeUnit,
+}
+
+/// <summary>
+/// The choices on which a DeepSpeed run and the bundled engine perform a step differently. The scheduler
+/// reads them to build the program; the engine executes the program built with <see cref="Engine"/>, and the
+/// simulator prices whichever it is given, so a setting means one thing on both sides.
+/// </summary>
+public sealed record ProgramShape
+{
+    /// <summary>Embedding, final norm and head form one outer unit, fetched once per micro-batch and kept until its backward ends; false: separate embedding and head units.</summary>
+    public required bool OuterBlock { get; init; }
+    /// <summary>Where sub-groups draw their bounds.</summary>
+    public required SubGroupBounds SubGroups { get; init; }
+    /// <summary>When NVMe gradients are written under accumulation.</summary>
+    public required NvmeGradientWrites GradientWrites { get; init; }
+    /// <summary>What a staging buffer holds.</summary>
+    public required StagingGranularity Staging { get; init; }
+    /// <summary>Every layer is recomputed in backward whatever <c>activation_checkpointing</c> says (the engine keeps only layer inputs).</summary>
+    public required bool AlwaysRecompute { get; init; }
+    /// <summary>The optimizer always runs on the CPU and gradients always leave the device per unit (the engine's CPU Adam), even with nothing offloaded.</summary>
+    public required bool CpuOptimizer { get; init; }
+    /// <summary>Offloaded parameters are copied into a device slot (and gradients out of it) even when the device is the CPU; false: a CPU-only run works on them in place.</summary>
+    public required bool SlotCopiesOnCpu { get; init; }
+    /// <summary>Bytes of optimizer state per parameter swapped with NVMe; null: the memory model's figure (8 in fp32, 12 in mixed precision).</summary>
+    public int? OptimizerStateBytes { get; init; }
+
+    /// <summary>DeepSpeed ZeRO-3 / ZeRO-Infinity with PyTorch: what the simulator has always predicted.</summary>
+    public static ProgramShape DeepSpeed { get; } = new()
+    {
+        OuterBlock = false,
+        SubGroups = SubGroupBounds.FlatModel,
+        GradientWrites = NvmeGradientWrites.AfterLastMicroBatch,
+        Staging = StagingGranularity.PerTensor,
+        AlwaysRecompute = false,
+        CpuOptimizer = false,
+        SlotCopiesOnCpu = false,
+    };
+
+    /// <summary>
+    /// The bundled layer-by-layer engine: an outer block, sub-groups within units, NVMe gradients read, added to
+    /// and written at every micro-batch (so host memory holds one unit's gradient, not the model's), units staged
+    /// whole, every layer recomputed, CPU Adam over [master | m | v] (12 bytes per parameter in any precision).
+    /// </summary>
+    public static ProgramShape Engine { get; } = new()
+    {
+        OuterBlock = true,
+        SubGroups = SubGroupBounds.WithinUnit,
+        GradientWrites = NvmeGradientWrites.ReadModifyWriteEachMicroBatch,
+        Staging = StagingGranularity.WholeUnit,
+        AlwaysRecompute = true,
+        CpuOptimizer = true,
+        SlotCopiesOnCpu = true,
+        OptimizerStateBytes = 12,
+    };
+}

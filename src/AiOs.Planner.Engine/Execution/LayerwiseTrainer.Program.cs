@@ -1,0 +1,186 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>The step program the layer-by-layer engine executes, built once for its settings.</summary>
+public static class EngineProgram
+{
+    /// <summary>The program's view of the machine: one process, no GPU figures (the engine's shape fixes every choice that depended on them).</summary>
+    private static readonly HardwareProfile Host = new()
+    {
+        Name = "engine",
+        Cpu = new CpuSpec { Cores = 1, RamGib = new(1), MemoryBandwidthGbps = new(1), AdamParamsPerS = new(1) },
+    };
+
+    /// <summary>The <see cref="ProgramShape.Engine"/> program of one step for <paramref name="settings"/> (one process).</summary>
+    public static StepProgram For(ModelSpec spec, TrainingSettings settings) =>
+        StepScheduler.Build(spec, Host, settings with { GpusPerNode = 1, Nodes = 1 }, false, ProgramShape.Engine);
+}
+
+/// <summary>The trainer's handlers of the step program's operations.</summary>
+public sealed partial class LayerwiseTrainer
+{
+    /// <summary>What the compute thread carries between the operations of one micro-batch.</summary>
+    private sealed class MicroBatchState : IDisposable
+    {
+        public required TokenBatch Batch { get; init; }
+        public required TorchSharp.DisposeScope Scope { get; init; }
+        public required DropoutReplay Replay { get; init; }
+        public required Tensor Inputs { get; init; }
+        public required Tensor Targets { get; init; }
+        public required Tensor[] LayerInputs { get; init; }
+        public Tensor? Embedded, X, Hidden, Loss, Gradient, RecomputeInput, RecomputeOutput;
+
+        public void Dispose()
+        {
+            Scope.Dispose();
+            Batch.Dispose();
+        }
+    }
+
+    private MicroBatchState? _micro;
+    private Func<int, TokenBatch>? _batchOf;
+    private int _stepInProgress;
+    private double _stepLoss;
+    private long _stepTokens;
+
+    private Dictionary<OpKind, Action<Operation>> Handlers() => new()
+    {
+        [OpKind.ParamRead] = _params.Read,
+        [OpKind.ParamUpload] = _params.Upload,
+        [OpKind.Forward] = Forward,
+        [OpKind.Recompute] = Recompute,
+        [OpKind.Backward] = Backward,
+        [OpKind.GradRead] = op => _grads.ReadBack(_params.UnitOf(op.Unit)),
+        [OpKind.GradDownload] = Download,
+        [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
+        [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _grads),
+        [OpKind.OptimizerStep] = Update,
+        [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
+        [OpKind.ParamWriteBack] = op =>
+        {
+            SubGroup g = GroupOf(op);
+            _params.WriteBack(g.Unit, g.Offset, _optim.Master(g, op.Slot), traced: false);
+        },
+    };
+
+    private SubGroup GroupOf(Operation op) =>
+        _optim.GroupOf(_params.UnitOf(op.Unit), op.SubGroup ?? throw new InvalidOperationException($"{op} names no sub-group."));
+
+    private nn.Module<Tensor, Tensor> ModuleOf(Operation op) => _params.ModuleIn(_params.UnitOf(op.Unit), op.DeviceSlot);
+
+    private void Forward(Operation op)
+    {
+        switch (op.Unit.Kind)
+        {
+            case UnitKind.Embedding:
+            {
+                // The micro-batch begins: its batch, its dispose scope (closed after the embedding's backward), its dropout masks.
+                Trace.CurrentMicroBatch = op.MicroBatch;
+                TokenBatch batch = _batchOf!(op.MicroBatch);
+                _stepTokens += batch.Tokens;
+                var scope = NewDisposeScope();
+                _micro = new MicroBatchState
+                {
+                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _stepInProgress, op.MicroBatch),
+                    Inputs = batch.Inputs.to(_device), Targets = batch.Targets.to(_device), LayerInputs = new Tensor[_spec.NumLayers],
+                };
+                _micro.Replay.Before(-1, _device);
+                _micro.Embedded = ((OuterBlock)ModuleOf(op)).forward(_micro.Inputs);
+                _micro.X = _micro.Embedded;
+                break;
+            }
+            case UnitKind.Layer:
+            {
+                int i = op.Unit.Number;
+                using (no_grad())
+                {
+                    _micro!.LayerInputs[i] = _micro.X!;
+                    _micro.Replay.Before(i, _device);
+                    _micro.X = ModuleOf(op).forward(_micro.X!);
+                }
+                DeviceMemory?.Sample();
+                break;
+            }
+            default:
+            {
+                _micro!.Hidden = _micro.X!.detach().requires_grad_(true);
+                _micro.Loss = ((OuterBlock)ModuleOf(op)).Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation);
+                double value = _micro.Loss.item<float>();
+                // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
+                if (_scaler is null && !double.IsFinite(value)) Interlocked.CompareExchange(ref _nonFinite, $"the loss ({value})", null);
+                _stepLoss += value;
+                break;
+            }
+        }
+    }
+
+    private void Recompute(Operation op)
+    {
+        int i = op.Unit.Number;
+        _micro!.RecomputeInput = _micro.LayerInputs[i].detach().requires_grad_(true);
+        _micro.Replay.Before(i, _device);
+        _micro.RecomputeOutput = ModuleOf(op).forward(_micro.RecomputeInput);
+    }
+
+    private void Backward(Operation op)
+    {
+        switch (op.Unit.Kind)
+        {
+            case UnitKind.Head:
+                // fp16: back-propagate the scaled loss so small gradients stay representable; updates divide it out.
+                if (_scaler is null) _micro!.Loss!.backward();
+                else _micro!.Loss!.mul(_scaler.Scale).backward();
+                _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+                break;
+            case UnitKind.Layer:
+                _micro!.RecomputeOutput!.backward([_micro.Gradient!]);
+                _micro.Gradient = _micro.RecomputeInput!.grad ?? throw new InvalidOperationException($"Layer {op.Unit.Number} produced no input gradient.");
+                DeviceMemory?.Sample();
+                break;
+            default:
+                _micro!.Embedded!.backward([_micro.Gradient!]);
+                _micro.Dispose();
+                _micro = null;
+                break;
+        }
+    }
+
+    private void Download(Operation op)
+    {
+        int unit = _params.UnitOf(op.Unit);
+        FlatParameters parameters = ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot));
+        _grads.Download(unit, parameters, first: op.MicroBatch == 0, last: op.MicroBatch == _settings.GradAccumulation - 1);
+        Io.Download(parameters.ByteLength);
+    }
+
+    private void Update(Operation op)
+    {
+        SubGroup g = GroupOf(op);
+        if (_settings.Schedule == StepSchedule.Overlapped && g.Index == 0)
+        {
+            // The step's loss is known before its last backward, and this unit's Σg² before its first update.
+            if (_scaler is null) NoteIfNonFinite(g.Unit);
+            ComputeScales([g.Unit]);
+        }
+        if (Volatile.Read(ref _nonFinite) is not null) return;
+        bool separateWriteBack = _params.Tier == StorageTier.Nvme;
+        // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
+        _optim.Step(g, op.Slot, _grads, _unitScale[g.Unit], _stepInProgress - (_scaler?.Skipped ?? 0),
+            separateWriteBack ? null : (u, offset, master) => _params.WriteBack(u, offset, master, traced: false), separateWriteBack ? null : _params);
+    }
+
+    /// <summary>Closes a micro-batch left open by a failed step.</summary>
+    private void AbandonMicroBatch()
+    {
+        _micro?.Dispose();
+        _micro = null;
+    }
+}

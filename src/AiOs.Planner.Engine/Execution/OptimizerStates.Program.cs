@@ -1,0 +1,112 @@
+using System.Runtime.InteropServices;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.IO;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>The optimizer store as the step program's handler: read, update and write the sub-group it is given, in the swap slot the program names.</summary>
+internal sealed partial class OptimizerStates
+{
+    /// <summary>NVMe states: one [master | m | v | gradient] buffer per slot.</summary>
+    private AlignedBuffer[] _slots = [];
+    /// <summary>CPU states: the gradient a read brought into each slot (gradients on NVMe).</summary>
+    private float[][] _gradientSlots = [];
+
+    /// <summary>Allocates the swap slots <paramref name="program"/> uses.</summary>
+    public void Prepare(StepProgram program)
+    {
+        int count = program.Ops.Where(o => o.SubGroup is not null).Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
+        int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
+        if (_tier == StorageTier.Nvme)
+        {
+            long bytes = (16L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            _slots = Enumerable.Range(0, count).Select(_ => new AlignedBuffer(new Bytes(bytes))).ToArray();
+        }
+        else
+        {
+            _gradientSlots = Enumerable.Range(0, count).Select(_ => new float[largest]).ToArray();
+        }
+    }
+
+    /// <summary>The engine's sub-group the program's <paramref name="g"/> names in unit <paramref name="unit"/>.</summary>
+    /// <exception cref="InvalidOperationException">The program's bounds differ from the engine's.</exception>
+    public SubGroup GroupOf(int unit, SubGroupRef g)
+    {
+        var groups = _groups[unit];
+        if (g.Index >= groups.Length || groups[g.Index].Offset != g.Offset || groups[g.Index].Elements != g.Elements)
+            throw new InvalidOperationException($"The program's sub-group {g.Index} of {g.Unit} ({g.Offset}+{g.Elements}) is not the engine's; the program was built for other settings.");
+        return groups[g.Index];
+    }
+
+    /// <summary>OptimizerRead: the sub-group's state (NVMe) and gradient (when it lives on NVMe) into slot <paramref name="slot"/>.</summary>
+    public void Read(SubGroup g, int slot, GradientStore gradients)
+    {
+        if (_tier == StorageTier.Nvme)
+        {
+            AlignedBuffer buffer = _slots[slot];
+            Span<float> gradientPart = buffer.AsFloats(3L * g.Elements, g.Elements);
+            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
+            ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
+            if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
+            _io.Read(StorageTier.Nvme, 12L * g.Elements);
+            return;
+        }
+        Span<float> into = _gradientSlots[slot].AsSpan(0, g.Elements);
+        ReadOnlySpan<float> read = gradients.Get(g, into);
+        if (!read.Overlaps(into)) read.CopyTo(into);
+    }
+
+    /// <summary>
+    /// OptimizerStep: AdamW on the sub-group (its state and gradient in <paramref name="slot"/>, or in RAM when
+    /// <paramref name="slot"/> is −1); the updated master goes to <paramref name="writeBack"/> or the bf16
+    /// <paramref name="sink"/> (both null when a ParamWriteBack operation writes it).
+    /// </summary>
+    public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
+    {
+        Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+        Span<float> master, m, v;
+        ReadOnlySpan<float> gradient;
+        if (_tier == StorageTier.Nvme)
+        {
+            Span<float> state = _slots[slot].AsFloats(0, 4 * g.Elements);
+            master = state[..g.Elements];
+            m = state.Slice(g.Elements, g.Elements);
+            v = state.Slice(2 * g.Elements, g.Elements);
+            gradient = state.Slice(3 * g.Elements, g.Elements);
+        }
+        else
+        {
+            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+            master = _master![g.Unit].AsSpan(range);
+            m = _m![g.Unit].AsSpan(range);
+            v = _v![g.Unit].AsSpan(range);
+            _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+            gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
+            _io.Read(StorageTier.Cpu, 12L * g.Elements);
+            _io.Written(StorageTier.Cpu, 12L * g.Elements);
+        }
+        if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
+        else _step.Update(master, gradient, m, v, step, scale, bf16);
+        if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+        else writeBack?.Invoke(g.Unit, g.Offset, master);
+    }
+
+    /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>
+    public void Write(SubGroup g, int slot)
+    {
+        _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(_slots[slot].AsFloats(0, 3 * g.Elements)));
+        _io.Written(StorageTier.Nvme, 12L * g.Elements);
+    }
+
+    /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
+    public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
+        _tier == StorageTier.Nvme ? _slots[slot].AsFloats(0, g.Elements) : _master![g.Unit].AsSpan((int)g.Offset, g.Elements);
+
+    private void DisposeSlots()
+    {
+        foreach (AlignedBuffer b in _slots) b.Dispose();
+        _slots = [];
+    }
+}

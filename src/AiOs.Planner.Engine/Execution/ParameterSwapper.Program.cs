@@ -1,0 +1,92 @@
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.IO;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>The swapper as the step program's handler: read a unit into the staging slot the program names, upload it into the device slot it names.</summary>
+internal sealed partial class ParameterSwapper
+{
+    private AlignedBuffer[] _stagingSlots = [];
+    private DecoderLayer[] _deviceSlots = [];
+
+    /// <summary>
+    /// Allocates the staging buffers and device slots <paramref name="program"/> uses: each staging slot sized for
+    /// the largest unit read into it, one device slot per slot number the program gives layers.
+    /// </summary>
+    public void Prepare(StepProgram program)
+    {
+        if (_residentModules is not null) return;
+        foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
+        var sizes = new Dictionary<int, long>();
+        int deviceSlots = 0;
+        foreach (Operation op in program.Ops)
+        {
+            if (op.Kind == OpKind.ParamRead && op.Slot >= 0)
+                sizes[op.Slot] = Math.Max(sizes.GetValueOrDefault(op.Slot), UnitBytes(UnitOf(op.Unit)));
+            if (op.DeviceSlot >= 0 && op.Unit.Kind == UnitKind.Layer) deviceSlots = Math.Max(deviceSlots, op.DeviceSlot + 1);
+        }
+        _stagingSlots = new AlignedBuffer[sizes.Count == 0 ? 0 : sizes.Keys.Max() + 1];
+        foreach (var (slot, bytes) in sizes)
+            _stagingSlots[slot] = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
+        DisposeDeviceSlots();
+        _deviceSlots = Enumerable.Range(0, deviceSlots).Select(_ => new DecoderLayer(_spec, new FlatParameters(_layouts[0], _dtype, _device))).ToArray();
+    }
+
+    /// <summary>The engine's unit index of a program unit: layer i, or the layer count for the outer block.</summary>
+    public int UnitOf(UnitId unit) => unit.Kind switch
+    {
+        UnitKind.Layer => unit.Number,
+        UnitKind.Outer or UnitKind.Embedding or UnitKind.Head => _spec.NumLayers,
+        _ => throw new ArgumentException($"The engine has no unit for {unit}.", nameof(unit)),
+    };
+
+    /// <summary>ParamRead: the unit's parameters from its swap file into staging slot <see cref="Operation.Slot"/>.</summary>
+    public void Read(Operation op)
+    {
+        int unit = UnitOf(op.Unit);
+        int bytes = checked((int)UnitBytes(unit));
+        _store!.Read(Key(unit), 0, _stagingSlots[op.Slot].AsSpan(0, bytes));
+        _io.Read(StorageTier.Nvme, bytes);
+    }
+
+    /// <summary>ParamUpload: the unit's parameters from its staging slot (NVMe) or its host copy (CPU) into device slot <see cref="Operation.DeviceSlot"/>.</summary>
+    public void Upload(Operation op)
+    {
+        int unit = UnitOf(op.Unit);
+        FlatParameters target = ParametersOf(ModuleIn(unit, op.DeviceSlot));
+        if (_tier == StorageTier.Nvme)
+        {
+            target.LoadBytes(_stagingSlots[op.Slot].AsSpan(0, checked((int)UnitBytes(unit))));
+        }
+        else
+        {
+            target.CopyFrom(_cpuCopies![unit]);
+            _io.Read(StorageTier.Cpu, UnitBytes(unit));
+        }
+        _io.Upload(UnitBytes(unit));
+    }
+
+    /// <summary>The module holding <paramref name="unit"/> on the device: its resident module, the outer slot, or layer slot <paramref name="deviceSlot"/>.</summary>
+    public nn.Module<Tensor, Tensor> ModuleIn(int unit, int deviceSlot) =>
+        _residentModules is not null ? _residentModules[unit]
+        : unit == _spec.NumLayers ? _outerSlot!
+        : deviceSlot >= 0 && deviceSlot < _deviceSlots.Length ? _deviceSlots[deviceSlot]
+        : throw new InvalidOperationException($"The program gives layer {unit} no device slot ({deviceSlot}).");
+
+    private void DisposeDeviceSlots()
+    {
+        foreach (DecoderLayer l in _deviceSlots) l.Parameters.Dispose();
+        _deviceSlots = [];
+    }
+
+    private void DisposeProgramSlots()
+    {
+        foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
+        _stagingSlots = [];
+        DisposeDeviceSlots();
+    }
+}

@@ -1,0 +1,85 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>
+/// The engine executes the step program it is given: for random small models, placements, schedules and
+/// accumulations, one step's spans are the program's operations one for one, in each resource's program order.
+/// </summary>
+[Collection(nameof(TorchGlobalRandom))]
+public sealed class ProgramExecutionPropertyTests : IDisposable
+{
+    private readonly string _nvme = Directory.CreateTempSubdirectory("aios-exec-prop-").FullName;
+
+    public void Dispose() => Directory.Delete(_nvme, recursive: true);
+
+    public sealed record Case(int Layers, TrainingSettings Settings)
+    {
+        public override string ToString() =>
+            $"{Layers} layer(s), params {Settings.ParamOffload}, optimizer {Settings.OptimizerOffload}, gradients {Settings.EffectiveGradientOffload}, " +
+            $"{Settings.Schedule}, accumulation {Settings.GradAccumulation}, buffers {Settings.BufferCount}, prefetch {Settings.PrefetchDepth}, " +
+            $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}";
+    }
+
+    private Gen<Case> Cases() =>
+        from layers in Gen.Choose(1, 3)
+        from parameters in Gen.Elements(OffloadTier.None, OffloadTier.Cpu, OffloadTier.Nvme)
+        from optimizer in Gen.Elements(OffloadTier.Cpu, OffloadTier.Nvme)
+        from gradients in Gen.Elements<OffloadTier?>(null, OffloadTier.Nvme)
+        from schedule in Gen.Elements(StepSchedule.DeepSpeed, StepSchedule.Overlapped)
+        from accumulation in Gen.Choose(1, 3)
+        from buffers in Gen.Choose(1, 3)
+        from prefetch in Gen.Choose(0, 2)
+        from subGroup in Gen.Elements(5_000L, 20_000L, 1_000_000L)
+        from pipelineRead in Gen.Elements(true, false)
+        from pipelineWrite in Gen.Elements(true, false)
+        select new Case(layers, LayerwiseTrainerTests.Small() with
+        {
+            MicroBatch = 1,
+            SeqLen = 16,
+            ParamOffload = parameters,
+            OptimizerOffload = optimizer,
+            GradientOffload = gradients,
+            Schedule = schedule,
+            GradAccumulation = accumulation,
+            BufferCount = buffers,
+            PrefetchDepth = prefetch,
+            SubGroupSize = subGroup,
+            PipelineRead = pipelineRead,
+            PipelineWrite = pipelineWrite,
+            NvmePath = _nvme,
+        });
+
+    [Fact]
+    public void Given_random_small_models_and_placements_When_a_step_runs_Then_its_spans_are_the_programs_operations_in_each_resources_order()
+    {
+        ModelSpec tiny = ModelCatalog.Default.Load("tiny-gpt");
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        Prop.ForAll(Cases().ToArbitrary(), c =>
+        {
+            ModelSpec spec = tiny with { NumLayers = c.Layers };
+            using var trainer = new LayerwiseTrainer(spec, c.Settings, LayerwiseTrainerTests.Options());
+            trainer.Step(m => data.Sample(1, 0, m, c.Settings.MicroBatch, c.Settings.SeqLen));
+            StepProgram program = trainer.Program;
+            var spans = trainer.Trace.SpansOf(1).Where(s => s.OpId >= 0).ToList();
+
+            Assert.Equal(program.Ops.Count, spans.Count);
+            Assert.Equal(Enumerable.Range(0, program.Ops.Count), spans.Select(s => s.OpId).Order());
+            foreach (var resource in program.Ops.GroupBy(o => o.Resource))
+            {
+                string name = ResourceNames.Of(resource.Key, hasGpu: false);
+                var executed = spans.Where(s => s.Resource == name).OrderBy(s => s.Start).Select(s => s.OpId).ToArray();
+                Assert.Equal(resource.Select(o => o.Id).ToArray(), executed);
+            }
+            Assert.All(spans, s => Assert.Equal(SpanTrace.Name(program.Ops[s.OpId].Kind), s.Operation));
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(8));
+    }
+}
