@@ -195,12 +195,12 @@ public static class EngineRun
     };
 
     /// <summary>
-    /// A trace span as the record's span (one line of <c>trace.jsonl</c>). The operation id is −1 until <see cref="TraceSpan"/> carries
-    /// the step program's; the phase is left to the reader until the engine's spans carry Core's phase definition.
+    /// A trace span as the record's span (one line of <c>trace.jsonl</c>). The operation id is the step program's
+    /// (−1 for spans outside it: stalls, and the resident trainer's); the phase is left to the reader until the engine's spans carry Core's phase definition.
     /// </summary>
     internal static SpanRecord Span(TraceSpan s) => new()
     {
-        OpId = -1,
+        OpId = s.OpId,
         Step = s.Step,
         MicroBatch = s.MicroBatch,
         Resource = s.Resource,

@@ -14,7 +14,7 @@ public class CalibrateGpuKernelTests
     {
         // The efficiency refers to the profile's matmul rate: a CPU-sized rate keeps the fitted fraction in its range.
         var h200 = ProfileCatalog.Default.Load("h200-1x");
-        var profile = h200 with { Gpu = h200.Gpu! with { EngineKernels = null, MatmulTflops = new PerPrecision { Fp32 = 0.05 } } };
+        var profile = h200 with { Gpu = h200.Gpu! with { EngineKernels = null, MatmulTflops = new PerPrecision { Fp32 = 0.2 } } };
         var options = new EngineKernelProbeOptions
         {
             Family = ModelCatalog.Default.Load("tiny-gpt"),

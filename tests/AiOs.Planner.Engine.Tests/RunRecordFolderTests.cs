@@ -44,8 +44,11 @@ public sealed class RunRecordFolderTests : IDisposable
         Assert.Equal(request.Options.Seed, run.Settings.Engine!.Value.GetProperty("seed").GetInt64());
         Assert.Equal([1, 2], run.Steps.Select(s => s.Step));
         Assert.NotEmpty(run.MeasuredSpans);
-        // Op ids are −1 until the engine's trace carries the step program's ids.
-        Assert.All(run.MeasuredSpans, s => Assert.Equal(-1, s.OpId));
+        // Every span of the program carries its operation's id, once per step; waits outside the program carry −1.
+        var programSpans = run.MeasuredSpans.Where(s => s.OpId >= 0).ToList();
+        Assert.NotEmpty(programSpans);
+        Assert.All(programSpans.GroupBy(s => (s.Step, s.OpId)), g => Assert.Single(g));
+        Assert.All(run.MeasuredSpans.Where(s => s.OpId < 0), s => Assert.StartsWith("wait", s.Operation));
         Assert.Contains(run.MeasuredSpans, s => s.Resource == "nvme" && s.Bytes > 0);
         // The NVMe tier is measured: the swap files exist while the steps run.
         Assert.All(run.Steps, s => Assert.True(s.NvmeSwapBytes > 0, $"step {s.Step}: {s.NvmeSwapBytes}"));

@@ -40,6 +40,10 @@ public static class EngineKernelFit
             .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
             .Where(x => x.Forward is { Seconds: > 0 })
             .Select(x => x.Recompute.Seconds / x.Forward!.Seconds).OrderBy(v => v).ToArray();
+        // The profile refuses an efficiency outside (1e-4, 10]: say why here rather than write a profile that will not load.
+        if (!(fit.MatmulEfficiency is > 1e-4 and <= 10))
+            throw new CalibrationException(string.Create(CultureInfo.InvariantCulture,
+                $"The engine's layers ran at {fit.MatmulEfficiency:G3} × the profile's matmul rate ({t.Matmul.Tflops:G3} TFLOP/s), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
         double recompute = ratios.Length > 0 ? ratios[ratios.Length / 2] : 1;
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         string method = I($"aios calibrate-gpu: {t.Passes.Count} timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");

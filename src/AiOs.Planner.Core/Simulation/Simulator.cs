@@ -12,7 +12,7 @@ public static class Simulator
     public static StepResult Predict(ModelSpec model, HardwareProfile hardware, TrainingSettings settings,
         bool keepTimeline = false, bool firstStep = false, ComputeModel? computeModel = null)
     {
-        var program = StepScheduler.Build(model, hardware, settings, firstStep);
+        var program = StepScheduler.Build(model, hardware, settings, firstStep, ProgramShape.For(settings, hardware));
         var costs = Costs(program, hardware, settings, computeModel);
         return StepSimulator.Simulate(program, costs, keepTimeline);
     }
@@ -20,7 +20,7 @@ public static class Simulator
     /// <summary>The step's time and bottleneck only (no memory trace, no event kernel): for search.</summary>
     public static StepTiming PredictTime(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null)
     {
-        var program = StepScheduler.Build(model, hardware, settings);
+        var program = StepScheduler.Build(model, hardware, settings, false, ProgramShape.For(settings, hardware));
         var costs = Costs(program, hardware, settings, computeModel);
         return StepTimes.Compute(program, costs);
     }
@@ -31,6 +31,6 @@ public static class Simulator
     /// whose kernels are priced (the engine's or PyTorch eager's).
     /// </summary>
     public static StepCosts Costs(StepProgram program, HardwareProfile hardware, TrainingSettings settings, ComputeModel? computeModel = null) =>
-        new(hardware, settings, program.GpusPerNode, Math.Max(1, settings.Nodes ?? hardware.Nodes),
+        new(hardware, settings, program.GpusPerNode, program.Topology.Nodes,
             new Units.Bytes(program.StaticLevels.GetValueOrDefault(Memory.MemoryTier.Nvme)), computeModel, program);
 }

@@ -104,14 +104,14 @@ public sealed class StepCosts
     /// The embedding (a lookup and an add: a few kernels) pays none.
     /// </summary>
     private SimDuration Floor(Operation op) =>
-        op.Layer < 0 ? SimDuration.Zero : op.Kind == OpKind.Backward ? _launchFloor * 2 : _launchFloor;
+        op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero : op.Kind == OpKind.Backward ? _launchFloor * 2 : _launchFloor;
 
     /// <summary>
     /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding
     /// forward), present in every program.
     /// </summary>
     private SimDuration PerStep(Operation op, SimDuration d) =>
-        op.Kind == OpKind.Forward && op.Layer < 0 && op.MicroBatch == 0 ? d + _stepOverhead + _dispatchDeficit : d;
+        op.Kind == OpKind.Forward && op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer && op.MicroBatch == 0 ? d + _stepOverhead + _dispatchDeficit : d;
 
     /// <summary>
     /// How much longer the host takes to launch the step's units than the device takes to run them:

@@ -256,7 +256,7 @@ public static partial class Tuner
             if (tight.Count > 0) return candidate with { Feasible = false, Problems = tight };
             Interlocked.Increment(ref _simulated);
             // Simulator.PredictTime, plus the work per resource that bounds every knob setting of this structure.
-            var program = StepScheduler.Build(_request.Model, hw, s);
+            var program = StepScheduler.Build(_request.Model, hw, s, false, ProgramShape.For(s, hw));
             var costs = Simulator.Costs(program, hw, s, _request.ComputeModel);
             var step = StepTimes.Compute(program, costs);
             RaiseTo(ref _best, step.TokensPerSecond);

@@ -79,4 +79,17 @@ public sealed record ProgramShape
         SlotCopiesOnCpu = true,
         OptimizerStateBytes = 12,
     };
+
+    /// <summary>
+    /// The shape of the program the settings' executor runs: the bundled engine's when <c>aios</c> offloads on one GPU
+    /// (its layer-by-layer trainer); DeepSpeed's otherwise — the engine's resident trainer walks the units in DeepSpeed's
+    /// order, and several GPUs run on DeepSpeed.
+    /// </summary>
+    public static ProgramShape For(Settings.TrainingSettings settings, Hardware.HardwareProfile hardware)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        bool offloads = settings.ParamOffload != Settings.OffloadTier.None || settings.OptimizerOffload != Settings.OffloadTier.None
+            || settings.EffectiveGradientOffload != Settings.OffloadTier.None;
+        return settings.Executor == Settings.ExecutorKind.Aios && offloads && Topology.Of(settings, hardware).Ranks == 1 ? Engine : DeepSpeed;
+    }
 }
