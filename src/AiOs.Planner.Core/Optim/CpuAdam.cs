@@ -13,6 +13,12 @@ public sealed record AdamHyperParameters
     public float Epsilon { get; init; } = 1e-8f;
     /// <summary>Decoupled weight decay (AdamW): parameters shrink by lr × decay each step, apart from the gradient.</summary>
     public float WeightDecay { get; init; } = 0.01f;
+    /// <summary>
+    /// Multiplies each gradient as it is read (gradient clipping's coefficient): the same float product a separate
+    /// scaling pass would store, so the results are bit-identical to stepping on pre-scaled gradients, without that
+    /// pass's read and write of every gradient. 1 (the default) leaves them as they are.
+    /// </summary>
+    public float GradientScale { get; init; } = 1f;
 }
 
 /// <summary>
@@ -105,13 +111,16 @@ public static unsafe class CpuAdam
     }
 
     /// <summary>The per-step constants, computed once in double precision.</summary>
-    internal readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon)
+    internal readonly record struct Coefficients(float GradientScale, float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon)
     {
         public static Coefficients For(int step, AdamHyperParameters hp)
         {
             double bias1 = 1 - Math.Pow(hp.Beta1, step);
             double bias2 = 1 - Math.Pow(hp.Beta2, step);
+            if (!float.IsFinite(hp.GradientScale))
+                throw new ArgumentOutOfRangeException(nameof(hp), hp.GradientScale, "AdamHyperParameters.GradientScale must be finite (the clipping coefficient, 1 for none).");
             return new Coefficients(
+                hp.GradientScale,
                 (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
                 hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
                 (float)(hp.LearningRate / bias1),
@@ -148,7 +157,7 @@ public static unsafe class CpuAdam
         };
         for (; i < n; i++)
         {
-            float gi = g[i];
+            float gi = g[i] * k.GradientScale;
             float mi = k.Beta1 * m[i] + k.OneMinusBeta1 * gi;
             float vi = k.Beta2 * v[i] + k.OneMinusBeta2 * gi * gi;
             m[i] = mi;
@@ -204,14 +213,14 @@ public static unsafe class CpuAdam
     /// <summary>The coefficients broadcast once per pass, and one vector's update (the scalar loop's operations, in its order).</summary>
     private readonly struct Constants256(Coefficients k)
     {
-        private readonly Vector256<float> _decay = Vector256.Create(k.Decay), _b1 = Vector256.Create(k.Beta1), _c1 = Vector256.Create(k.OneMinusBeta1),
+        private readonly Vector256<float> _scale = Vector256.Create(k.GradientScale), _decay = Vector256.Create(k.Decay), _b1 = Vector256.Create(k.Beta1), _c1 = Vector256.Create(k.OneMinusBeta1),
             _b2 = Vector256.Create(k.Beta2), _c2 = Vector256.Create(k.OneMinusBeta2), _stepSize = Vector256.Create(k.StepSize),
             _invSqrtBias2 = Vector256.Create(k.InvSqrtBias2), _eps = Vector256.Create(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector256<float> Step(float* p, float* g, float* m, float* v)
         {
-            var gi = Vector256.Load(g);
+            var gi = Vector256.Load(g) * _scale;
             var mi = _b1 * Vector256.Load(m) + _c1 * gi;
             var vi = _b2 * Vector256.Load(v) + _c2 * gi * gi;
             var pi = Vector256.Load(p) * _decay - _stepSize * mi / (Vector256.Sqrt(vi) * _invSqrtBias2 + _eps);
@@ -234,14 +243,14 @@ public static unsafe class CpuAdam
     /// <summary>As <see cref="Constants256"/>, 512 bits wide.</summary>
     private readonly struct Constants512(Coefficients k)
     {
-        private readonly Vector512<float> _decay = Vector512.Create(k.Decay), _b1 = Vector512.Create(k.Beta1), _c1 = Vector512.Create(k.OneMinusBeta1),
+        private readonly Vector512<float> _scale = Vector512.Create(k.GradientScale), _decay = Vector512.Create(k.Decay), _b1 = Vector512.Create(k.Beta1), _c1 = Vector512.Create(k.OneMinusBeta1),
             _b2 = Vector512.Create(k.Beta2), _c2 = Vector512.Create(k.OneMinusBeta2), _stepSize = Vector512.Create(k.StepSize),
             _invSqrtBias2 = Vector512.Create(k.InvSqrtBias2), _eps = Vector512.Create(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector512<float> Step(float* p, float* g, float* m, float* v)
         {
-            var gi = Vector512.Load(g);
+            var gi = Vector512.Load(g) * _scale;
             var mi = _b1 * Vector512.Load(m) + _c1 * gi;
             var vi = _b2 * Vector512.Load(v) + _c2 * gi * gi;
             var pi = Vector512.Load(p) * _decay - _stepSize * mi / (Vector512.Sqrt(vi) * _invSqrtBias2 + _eps);
@@ -263,13 +272,13 @@ public static unsafe class CpuAdam
     /// <summary>As <see cref="Constants256"/>, <see cref="Vector{T}"/> wide.</summary>
     private readonly struct ConstantsVector(Coefficients k)
     {
-        private readonly Vector<float> _decay = new(k.Decay), _b1 = new(k.Beta1), _c1 = new(k.OneMinusBeta1), _b2 = new(k.Beta2),
+        private readonly Vector<float> _scale = new(k.GradientScale), _decay = new(k.Decay), _b1 = new(k.Beta1), _c1 = new(k.OneMinusBeta1), _b2 = new(k.Beta2),
             _c2 = new(k.OneMinusBeta2), _stepSize = new(k.StepSize), _invSqrtBias2 = new(k.InvSqrtBias2), _eps = new(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector<float> Step(float* p, float* g, float* m, float* v)
         {
-            var gi = Vector.Load(g);
+            var gi = Vector.Load(g) * _scale;
             var mi = _b1 * Vector.Load(m) + _c1 * gi;
             var vi = _b2 * Vector.Load(v) + _c2 * gi * gi;
             var pi = Vector.Load(p) * _decay - _stepSize * mi / (Vector.SquareRoot(vi) * _invSqrtBias2 + _eps);
