@@ -129,7 +129,7 @@ public static unsafe class CpuAdam
         }
     }
 
-    /// <summary>The vector kernels, widest first; <see cref="Best"/> picks the widest the processor runs natively.</summary>
+    /// <summary>The kernels, narrowest first; <see cref="Best"/> picks the widest the processor runs natively.</summary>
     internal enum Kernel { Scalar, Vector, V256, V512 }
 
     /// <summary>The kernel <see cref="Step(float*, float*, float*, float*, ushort*, long, int, AdamHyperParameters, int)"/> uses on this processor.</summary>
@@ -139,10 +139,11 @@ public static unsafe class CpuAdam
         Vector.IsHardwareAccelerated ? Kernel.Vector : Kernel.Scalar;
 
     /// <summary>
-    /// One pass over <paramref name="n"/> elements with the given kernel, the rest (fewer than its width, or all
-    /// of them for <see cref="Kernel.Scalar"/>) element by element. Every kernel does the same float operations
+    /// One pass over <paramref name="n"/> elements with the given kernel, the rest (fewer than two of its vectors,
+    /// or all of them for <see cref="Kernel.Scalar"/>) element by element. Every kernel does the same float operations
     /// in the same order as the scalar loop — multiply then add, never fused: an FMA rounds once instead of
-    /// twice and so would change the bits, and the pass is bound by memory, not arithmetic — so all of them
+    /// twice and so would change the bits, and the pass is bound by memory, not arithmetic (an FMA variant measured
+    /// no faster: docs/benchmarks.md) — so all of them
     /// give bit-identical results. Kernels wider than the processor's are emulated (slow but exact), which is
     /// how the tests reach the 512-bit one on a machine without AVX-512.
     /// </summary>
