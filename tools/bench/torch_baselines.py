@@ -127,7 +127,13 @@ def run_one(args: argparse.Namespace, spec: dict, mode: str) -> dict:
     try:
         torch.manual_seed(args.seed)
         config = GPT2Config(**gpt2_config_kwargs(spec, args.seq_len))
-        model = GPT2LMHeadModel._from_config(config, attn_implementation="sdpa").to(args.device)
+        try:
+            model = GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
+        except (TypeError, AttributeError):  # a transformers without that keyword: set it on the config
+            config._attn_implementation = "sdpa"
+            model = GPT2LMHeadModel(config)
+        record["attention"] = getattr(model.config, "_attn_implementation", None)  # what transformers actually chose
+        model = model.to(args.device)
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=True)
         step_fn = model if mode == "eager" else torch.compile(model, mode=None if args.compile_mode == "default" else args.compile_mode)
