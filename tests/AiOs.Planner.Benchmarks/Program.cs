@@ -6,7 +6,13 @@ using AiOs.Planner.Simulation;
 using BenchmarkDotNet.Running;
 
 // `dotnet run -c Release -- quick` times the targets directly (seconds, no statistics);
+// `-- adam [threads] [rounds]` does the same for CPU Adam against the memory bandwidth (issue 16);
 // anything else goes to BenchmarkDotNet (e.g. `-- --filter '*'`).
+if (args.Length > 0 && args[0] == "adam")
+{
+    CpuAdamBenchmarks.Quick(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "quick")
 {
     var model = ModelCatalog.Default.Load("gpt3-175b");

@@ -1,4 +1,6 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace AiOs.Planner.Optim;
 
@@ -11,11 +13,18 @@ public sealed record AdamHyperParameters
     public float Epsilon { get; init; } = 1e-8f;
     /// <summary>Decoupled weight decay (AdamW): parameters shrink by lr × decay each step, apart from the gradient.</summary>
     public float WeightDecay { get; init; } = 0.01f;
+    /// <summary>
+    /// Multiplies each gradient as it is read (gradient clipping's coefficient): the same float product a separate
+    /// scaling pass would store, so the results are bit-identical to stepping on pre-scaled gradients, without that
+    /// pass's read and write of every gradient. 1 (the default) leaves them as they are.
+    /// </summary>
+    public float GradientScale { get; init; } = 1f;
 }
 
 /// <summary>
-/// The engine's CPU optimizer: AdamW on fp32 master weights, in place, vectorised with
-/// <see cref="Vector{T}"/> and spread over threads by contiguous chunks. Per element, with step t ≥ 1:
+/// The engine's CPU optimizer: AdamW on fp32 master weights, in place, in one pass (the optional bf16 copy
+/// written in it), vectorised 512 or 256 bits wide where the processor has AVX-512 or AVX2 (else
+/// <see cref="Vector{T}"/>) and spread over threads by contiguous chunks. Per element, with step t ≥ 1:
 /// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β1·m + (1−β1)·g</c>; <c>v ← β2·v + (1−β2)·g²</c>;
 /// <c>p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)</c> — PyTorch's AdamW formulation.
 /// </summary>
@@ -57,12 +66,30 @@ public static unsafe class CpuAdam
             Step(p, g, pm, pv, h, n, step, hp, threads);
     }
 
+    /// <summary>As the span overloads with a chosen kernel; an empty <paramref name="bf16"/> means no bf16 copy (the tests run every kernel this way).</summary>
+    internal static void Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, Span<ushort> bf16, int step, AdamHyperParameters hp, int threads, Kernel kernel)
+    {
+        int n = parameters.Length;
+        if (gradients.Length != n || m.Length != n || v.Length != n || (!bf16.IsEmpty && bf16.Length != n))
+            throw new ArgumentException($"Parameters, gradients, m, v and the bf16 copy must have equal lengths; got {n}, {gradients.Length}, {m.Length}, {v.Length}, {bf16.Length}.");
+        fixed (float* p = parameters)
+        fixed (float* g = gradients)
+        fixed (float* pm = m)
+        fixed (float* pv = v)
+        fixed (ushort* h = bf16)
+            Step(p, g, pm, pv, bf16.IsEmpty ? null : h, n, step, hp, threads, kernel);
+    }
+
     /// <summary>One AdamW step over <paramref name="count"/> elements at the given addresses, using up to <paramref name="threads"/> threads.</summary>
     public static void Step(float* parameters, float* gradients, float* m, float* v, long count, int step, AdamHyperParameters hp, int threads) =>
         Step(parameters, gradients, m, v, null, count, step, hp, threads);
 
     /// <summary>As the other overload, also writing the updated parameters as bf16 to <paramref name="bf16"/> unless it is null.</summary>
-    public static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads)
+    public static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads) =>
+        Step(parameters, gradients, m, v, bf16, count, step, hp, threads, Best);
+
+    /// <summary>As the public overload with a chosen kernel (the tests run every kernel against the scalar loop).</summary>
+    internal static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads, Kernel kernel)
     {
         ArgumentNullException.ThrowIfNull(hp);
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
@@ -71,7 +98,7 @@ public static unsafe class CpuAdam
         long chunks = (count + ChunkElements - 1) / ChunkElements;
         if (threads == 1 || chunks <= 1)
         {
-            Update(parameters, gradients, m, v, bf16, count, k);
+            Update(parameters, gradients, m, v, bf16, count, k, kernel);
             return;
         }
         nint p = (nint)parameters, g = (nint)gradients, pm = (nint)m, pv = (nint)v, h = (nint)bf16;
@@ -79,18 +106,21 @@ public static unsafe class CpuAdam
         {
             long start = c * ChunkElements;
             long n = Math.Min(ChunkElements, count - start);
-            Update((float*)p + start, (float*)g + start, (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k);
+            Update((float*)p + start, (float*)g + start, (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k, kernel);
         });
     }
 
     /// <summary>The per-step constants, computed once in double precision.</summary>
-    private readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon)
+    internal readonly record struct Coefficients(float GradientScale, float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon)
     {
         public static Coefficients For(int step, AdamHyperParameters hp)
         {
             double bias1 = 1 - Math.Pow(hp.Beta1, step);
             double bias2 = 1 - Math.Pow(hp.Beta2, step);
+            if (!float.IsFinite(hp.GradientScale))
+                throw new ArgumentOutOfRangeException(nameof(hp), hp.GradientScale, "AdamHyperParameters.GradientScale must be finite (the clipping coefficient, 1 for none).");
             return new Coefficients(
+                hp.GradientScale,
                 (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
                 hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
                 (float)(hp.LearningRate / bias1),
@@ -99,52 +129,172 @@ public static unsafe class CpuAdam
         }
     }
 
-    private static void Update(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    /// <summary>The kernels, narrowest first; <see cref="Best"/> picks the widest the processor runs natively.</summary>
+    internal enum Kernel { Scalar, Vector, V256, V512 }
+
+    /// <summary>The kernel <see cref="Step(float*, float*, float*, float*, ushort*, long, int, AdamHyperParameters, int)"/> uses on this processor.</summary>
+    internal static Kernel Best { get; } =
+        Vector512.IsHardwareAccelerated ? Kernel.V512 :
+        Vector256.IsHardwareAccelerated ? Kernel.V256 :
+        Vector.IsHardwareAccelerated ? Kernel.Vector : Kernel.Scalar;
+
+    /// <summary>
+    /// One pass over <paramref name="n"/> elements with the given kernel, the rest (fewer than two of its vectors,
+    /// or all of them for <see cref="Kernel.Scalar"/>) element by element. Every kernel does the same float operations
+    /// in the same order as the scalar loop — multiply then add, never fused: an FMA rounds once instead of
+    /// twice and so would change the bits, and the pass is bound by memory, not arithmetic (an FMA variant measured
+    /// no faster: docs/benchmarks.md) — so all of them
+    /// give bit-identical results. Kernels wider than the processor's are emulated (slow but exact), which is
+    /// how the tests reach the 512-bit one on a machine without AVX-512.
+    /// </summary>
+    internal static void Update(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k, Kernel kernel)
     {
-        long i = 0;
-        int w = Vector<float>.Count;
-        if (Vector.IsHardwareAccelerated)
+        long i = kernel switch
         {
-            var decay = new Vector<float>(k.Decay);
-            var b1 = new Vector<float>(k.Beta1);
-            var c1 = new Vector<float>(k.OneMinusBeta1);
-            var b2 = new Vector<float>(k.Beta2);
-            var c2 = new Vector<float>(k.OneMinusBeta2);
-            var stepSize = new Vector<float>(k.StepSize);
-            var invSqrtBias2 = new Vector<float>(k.InvSqrtBias2);
-            var eps = new Vector<float>(k.Epsilon);
-            var roundBias = new Vector<uint>(0x7FFFu);
-            var one = new Vector<uint>(1u);
-            var quietNaN = new Vector<uint>(0x7FC0u);
-            for (; i <= n - w; i += w)
-            {
-                var gi = Vector.Load(g + i);
-                var mi = b1 * Vector.Load(m + i) + c1 * gi;
-                var vi = b2 * Vector.Load(v + i) + c2 * gi * gi;
-                var denom = Vector.SquareRoot(vi) * invSqrtBias2 + eps;
-                var pi = Vector.Load(p + i) * decay - stepSize * mi / denom;
-                mi.Store(m + i);
-                vi.Store(v + i);
-                pi.Store(p + i);
-                if (h != null)
-                {
-                    // bf16 round to nearest even on the bits; NaN stays a quiet NaN.
-                    var bits = Vector.AsVectorUInt32(pi);
-                    var rounded = Vector.ShiftRightLogical(bits + roundBias + (Vector.ShiftRightLogical(bits, 16) & one), 16);
-                    rounded = Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(pi, pi)), rounded, quietNaN);
-                    for (int j = 0; j < w; j++) h[i + j] = (ushort)rounded[j];
-                }
-            }
-        }
+            Kernel.V512 => Update512(p, g, m, v, h, n, k),
+            Kernel.V256 => Update256(p, g, m, v, h, n, k),
+            Kernel.Vector => UpdateVector(p, g, m, v, h, n, k),
+            _ => 0,
+        };
         for (; i < n; i++)
         {
-            float gi = g[i];
+            float gi = g[i] * k.GradientScale;
             float mi = k.Beta1 * m[i] + k.OneMinusBeta1 * gi;
             float vi = k.Beta2 * v[i] + k.OneMinusBeta2 * gi * gi;
             m[i] = mi;
             v[i] = vi;
             p[i] = p[i] * k.Decay - k.StepSize * mi / (MathF.Sqrt(vi) * k.InvSqrtBias2 + k.Epsilon);
             if (h != null) h[i] = ToBf16(p[i]);
+        }
+    }
+
+    // Each kernel handles two vectors per iteration, so the bf16 results of both narrow into one full vector
+    // of ushorts with a single store (packing, not element-by-element writes); it returns how many it did.
+
+    private static long Update256(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    {
+        var c = new Constants256(k);
+        long i = 0, w = Vector256<float>.Count;
+        for (; i <= n - 2 * w; i += 2 * w)
+        {
+            var p0 = c.Step(p + i, g + i, m + i, v + i);
+            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            if (h != null) Vector256.Narrow(Constants256.Bf16(p0), Constants256.Bf16(p1)).Store(h + i);
+        }
+        return i;
+    }
+
+    private static long Update512(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    {
+        var c = new Constants512(k);
+        long i = 0, w = Vector512<float>.Count;
+        for (; i <= n - 2 * w; i += 2 * w)
+        {
+            var p0 = c.Step(p + i, g + i, m + i, v + i);
+            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            if (h != null) Vector512.Narrow(Constants512.Bf16(p0), Constants512.Bf16(p1)).Store(h + i);
+        }
+        return i;
+    }
+
+    /// <summary>The portable fallback (<see cref="Vector{T}"/>, e.g. 128-bit on Arm).</summary>
+    private static long UpdateVector(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    {
+        var c = new ConstantsVector(k);
+        long i = 0, w = Vector<float>.Count;
+        for (; i <= n - 2 * w; i += 2 * w)
+        {
+            var p0 = c.Step(p + i, g + i, m + i, v + i);
+            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            if (h != null) Vector.Narrow(ConstantsVector.Bf16(p0), ConstantsVector.Bf16(p1)).Store(h + i);
+        }
+        return i;
+    }
+
+    /// <summary>The coefficients broadcast once per pass, and one vector's update (the scalar loop's operations, in its order).</summary>
+    private readonly struct Constants256(Coefficients k)
+    {
+        private readonly Vector256<float> _scale = Vector256.Create(k.GradientScale), _decay = Vector256.Create(k.Decay), _b1 = Vector256.Create(k.Beta1), _c1 = Vector256.Create(k.OneMinusBeta1),
+            _b2 = Vector256.Create(k.Beta2), _c2 = Vector256.Create(k.OneMinusBeta2), _stepSize = Vector256.Create(k.StepSize),
+            _invSqrtBias2 = Vector256.Create(k.InvSqrtBias2), _eps = Vector256.Create(k.Epsilon);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Step(float* p, float* g, float* m, float* v)
+        {
+            var gi = Vector256.Load(g) * _scale;
+            var mi = _b1 * Vector256.Load(m) + _c1 * gi;
+            var vi = _b2 * Vector256.Load(v) + _c2 * gi * gi;
+            var pi = Vector256.Load(p) * _decay - _stepSize * mi / (Vector256.Sqrt(vi) * _invSqrtBias2 + _eps);
+            mi.Store(m);
+            vi.Store(v);
+            pi.Store(p);
+            return pi;
+        }
+
+        /// <summary>bf16 round to nearest even on the bits, in the low half of each lane; NaN becomes the quiet NaN 0x7FC0.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<uint> Bf16(Vector256<float> x)
+        {
+            var bits = x.AsUInt32();
+            var rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >>> 16) & Vector256<uint>.One)) >>> 16;
+            return Vector256.ConditionalSelect(Vector256.Equals(x, x).AsUInt32(), rounded, Vector256.Create(0x7FC0u));
+        }
+    }
+
+    /// <summary>As <see cref="Constants256"/>, 512 bits wide.</summary>
+    private readonly struct Constants512(Coefficients k)
+    {
+        private readonly Vector512<float> _scale = Vector512.Create(k.GradientScale), _decay = Vector512.Create(k.Decay), _b1 = Vector512.Create(k.Beta1), _c1 = Vector512.Create(k.OneMinusBeta1),
+            _b2 = Vector512.Create(k.Beta2), _c2 = Vector512.Create(k.OneMinusBeta2), _stepSize = Vector512.Create(k.StepSize),
+            _invSqrtBias2 = Vector512.Create(k.InvSqrtBias2), _eps = Vector512.Create(k.Epsilon);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Step(float* p, float* g, float* m, float* v)
+        {
+            var gi = Vector512.Load(g) * _scale;
+            var mi = _b1 * Vector512.Load(m) + _c1 * gi;
+            var vi = _b2 * Vector512.Load(v) + _c2 * gi * gi;
+            var pi = Vector512.Load(p) * _decay - _stepSize * mi / (Vector512.Sqrt(vi) * _invSqrtBias2 + _eps);
+            mi.Store(m);
+            vi.Store(v);
+            pi.Store(p);
+            return pi;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector512<uint> Bf16(Vector512<float> x)
+        {
+            var bits = x.AsUInt32();
+            var rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >>> 16) & Vector512<uint>.One)) >>> 16;
+            return Vector512.ConditionalSelect(Vector512.Equals(x, x).AsUInt32(), rounded, Vector512.Create(0x7FC0u));
+        }
+    }
+
+    /// <summary>As <see cref="Constants256"/>, <see cref="Vector{T}"/> wide.</summary>
+    private readonly struct ConstantsVector(Coefficients k)
+    {
+        private readonly Vector<float> _scale = new(k.GradientScale), _decay = new(k.Decay), _b1 = new(k.Beta1), _c1 = new(k.OneMinusBeta1), _b2 = new(k.Beta2),
+            _c2 = new(k.OneMinusBeta2), _stepSize = new(k.StepSize), _invSqrtBias2 = new(k.InvSqrtBias2), _eps = new(k.Epsilon);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Step(float* p, float* g, float* m, float* v)
+        {
+            var gi = Vector.Load(g) * _scale;
+            var mi = _b1 * Vector.Load(m) + _c1 * gi;
+            var vi = _b2 * Vector.Load(v) + _c2 * gi * gi;
+            var pi = Vector.Load(p) * _decay - _stepSize * mi / (Vector.SquareRoot(vi) * _invSqrtBias2 + _eps);
+            mi.Store(m);
+            vi.Store(v);
+            pi.Store(p);
+            return pi;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector<uint> Bf16(Vector<float> x)
+        {
+            var bits = Vector.AsVectorUInt32(x);
+            var rounded = Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFFu) + (Vector.ShiftRightLogical(bits, 16) & Vector<uint>.One), 16);
+            return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(x, x)), rounded, new Vector<uint>(0x7FC0u));
         }
     }
 
