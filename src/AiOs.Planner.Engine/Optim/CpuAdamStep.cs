@@ -1,4 +1,3 @@
-using System.Buffers;
 using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Optim;
@@ -35,30 +34,16 @@ public sealed class CpuAdamStep : IOptimizerStep
         Update(master, gradient, expAvg, expAvgSq, step, gradScale, Span<ushort>.Empty);
 
     /// <summary>As the other overload; the bf16 copy (unless empty) is written inside CpuAdam's pass, as DeepSpeed's CPU Adam does.</summary>
-    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<ushort> bf16)
-    {
-        if (gradScale == 1f)
-        {
-            Step(master, gradient, expAvg, expAvgSq, step, bf16);
-            return;
-        }
-        float[] scratch = ArrayPool<float>.Shared.Rent(gradient.Length);
-        try
-        {
-            Span<float> scaled = scratch.AsSpan(0, gradient.Length);
-            for (int i = 0; i < scaled.Length; i++) scaled[i] = gradient[i] * gradScale;
-            Step(master, scaled, expAvg, expAvgSq, step, bf16);
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(scratch);
-        }
-    }
+    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<ushort> bf16) =>
+        // The clipping or loss-scale multiplier is applied inside CpuAdam's pass (bit-identical to scaling the gradient
+        // first), so a clipped update reads each gradient once and writes no scaled copy.
+        Step(master, gradient, expAvg, expAvgSq, step, gradScale, bf16);
 
-    private void Step(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, Span<ushort> bf16)
+    private void Step(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<ushort> bf16)
     {
-        // Without a schedule the rate is the same every update, so no record is made per call.
+        // Without a schedule or a scale the hyper-parameters are the same every update, so no record is made per call.
         AdamHyperParameters hp = _options.Schedule is null ? _hp : _hp with { LearningRate = (float)_options.LearningRateAt(step) };
+        if (gradScale != 1f) hp = hp with { GradientScale = gradScale };
         if (bf16.IsEmpty) CpuAdam.Step(master, gradient, expAvg, expAvgSq, step, hp, _threads);
         else CpuAdam.Step(master, gradient, expAvg, expAvgSq, bf16, step, hp, _threads);
     }
