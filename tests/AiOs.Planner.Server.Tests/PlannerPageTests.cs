@@ -20,6 +20,8 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumFactAttribute.Executable, Headless = true, Args = ["--no-sandbox"] });
         var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 }, AcceptDownloads = true, BypassCSP = true });
+        // CI runs the other test projects beside this one on 2 cores: waits get room, assertions stay on what is drawn.
+        page.SetDefaultTimeout(120_000);
         var errors = new List<string>();
         page.Console += (_, m) => { if (m.Type == "error") errors.Add(m.Text); };
         page.PageError += (_, e) => errors.Add(e);
@@ -105,6 +107,7 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = ChromiumFactAttribute.Executable, Headless = true, Args = ["--no-sandbox"] });
         var page = await browser.NewPageAsync(new() { BypassCSP = true });
+        page.SetDefaultTimeout(120_000);
         await page.GotoAsync(server.Server.Address.ToString());
         int seq = await PlanSeq(page, 0);
 
