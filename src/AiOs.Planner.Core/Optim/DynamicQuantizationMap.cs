@@ -56,9 +56,12 @@ public sealed class DynamicQuantizationMap
         if (_values.Length != 256) throw new InvalidOperationException($"The dynamic map has {_values.Length} values, not 256.");
         ZeroCode = (byte)Array.IndexOf(_values, 0f);
 
-        // Decision thresholds between neighbouring magnitudes; +∞ pads the end so a rank one past the last reads safely.
+        // Decision thresholds between neighbouring magnitudes: the largest float at or below the exact midpoint (exact in
+        // double), so "a > threshold" holds exactly when a lies above the midpoint: a tie goes down, anything above up.
+        // The float midpoint (a + b) / 2 rounds to nearest, sometimes up past the exact one, and then sent that float to
+        // the farther value. +∞ pads the end so a rank one past the last reads safely.
         Thresholds = new float[_magnitudes.Length];
-        for (int i = 0; i + 1 < _magnitudes.Length; i++) Thresholds[i] = (_magnitudes[i] + _magnitudes[i + 1]) / 2;
+        for (int i = 0; i + 1 < _magnitudes.Length; i++) Thresholds[i] = FloatAtOrBelow(((double)_magnitudes[i] + _magnitudes[i + 1]) / 2);
         Thresholds[^1] = float.PositiveInfinity;
         BucketRanks = new int[BucketCount];
         BucketThresholds = new float[BucketCount];
@@ -73,6 +76,13 @@ public sealed class DynamicQuantizationMap
             if (rank + 1 < Thresholds.Length && Thresholds[rank + 1] < end)
                 throw new InvalidOperationException($"Bucket {b} [{start}, {end}) holds two thresholds; use more mantissa bits.");
         }
+    }
+
+    /// <summary>The largest float not above <paramref name="x"/>.</summary>
+    private static float FloatAtOrBelow(double x)
+    {
+        float f = (float)x;
+        return f > x ? MathF.BitDecrement(f) : f;
     }
 
     /// <summary>Whether the map covers negative values (first moment) or only [0, 1] (second moment).</summary>
