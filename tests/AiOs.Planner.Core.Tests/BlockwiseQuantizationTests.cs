@@ -142,6 +142,39 @@ public class BlockwiseQuantizationTests
         Assert.All(data, y => Assert.Equal(NearestCode(map, y), map.Quantize(y)));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_magnitudes_near_every_threshold_and_across_the_range_When_ranked_arithmetically_Then_every_sure_lane_matches_the_table_and_few_are_unsure(bool signed)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // the arithmetic look-up is the AVX2 path's
+        var map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
+        var a = new List<float>();
+        foreach (float t in map.Thresholds.Where(float.IsFinite))
+            for (int k = -64; k <= 64; k++) a.Add(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(t) + k));
+        int nearThresholds = a.Count;
+        var rng = new Random(7);
+        for (int i = 0; i < 200_000; i++) a.Add((float)Math.Pow(10, -9 * rng.NextDouble()));
+        a.AddRange([0f, float.Epsilon, 1e-40f, 1e-7f, 1e-6f, 1e-5f, 1e-4f, 1e-3f, 1e-2f, 0.1f, 1f, 1.0000001f, 1.9999999f, 2f, 1e30f, float.PositiveInfinity, float.NaN]);
+        while (a.Count % 8 != 0) a.Add(0.5f);
+        var tables = new BlockwiseQuantization.DecadeTables(map);
+        int unsureRandom = 0, sure = 0;
+        for (int i = 0; i < a.Count; i += 8)
+        {
+            var y = System.Runtime.Intrinsics.Vector256.Create(a.GetRange(i, 8).ToArray());
+            var r = BlockwiseQuantization.ArithmeticRanks(y, tables, out var unsure);
+            for (int lane = 0; lane < 8; lane++)
+            {
+                if (unsure[lane] != 0) { if (i >= nearThresholds) unsureRandom++; continue; }
+                sure++;
+                Assert.True(map.RankOf(a[i + lane]) == r[lane], $"|y| {a[i + lane]:R}: arithmetic rank {r[lane]}, table {map.RankOf(a[i + lane])}");
+            }
+        }
+        // About 2 × tolerance × (parts per threshold) of random magnitudes are unsure; a broken look-up flags far more or far fewer.
+        Assert.InRange(unsureRandom, 1, 2_000);
+        Assert.True(sure > 150_000, $"only {sure} lanes were sure");
+    }
+
     [Fact]
     public void Given_the_counterexample_FsCheck_found_When_quantised_Then_it_gets_the_nearer_upper_value()
     {
