@@ -76,6 +76,21 @@ public class BlockwiseQuantizationTests
             return true;
         }).QuickCheckThrowOnFailure();
 
+    /// <summary>
+    /// The nearest map value to <paramref name="y"/> by exact arithmetic (distances of two floats are exact in
+    /// double here), ties to the smaller magnitude: the quantiser's documented rule, so the code is fully determined.
+    /// </summary>
+    private static int NearestCode(DynamicQuantizationMap map, float y)
+    {
+        int best = 0;
+        for (int c = 1; c < 256; c++)
+        {
+            double d = Math.Abs((double)map.Values[c] - y), bestD = Math.Abs((double)map.Values[best] - y);
+            if (d < bestD || (d == bestD && Math.Abs(map.Values[c]) < Math.Abs(map.Values[best]))) best = c;
+        }
+        return best;
+    }
+
     [Fact]
     public void Given_any_values_When_the_vectorised_quantiser_runs_Then_each_code_is_the_nearest_map_value_by_brute_force() =>
         Prop.ForAll(ValuesGen.ToArbitrary(), v =>
@@ -86,12 +101,93 @@ public class BlockwiseQuantizationTests
             {
                 float s = scales[i / BlockwiseQuantization.BlockSize];
                 float y = s == 0 ? 0 : v.Data[i] * (1 / s);
-                float best = float.MaxValue;
-                foreach (float m in map.Values) best = Math.Min(best, Math.Abs(m - y));
-                if (Math.Abs(map.Values[codes[i]] - y) > best) return false;
+                if (codes[i] != NearestCode(map, y)) return false;
             }
             return true;
         }).QuickCheckThrowOnFailure();
+
+    /// <summary>
+    /// Values on and one float either side of every exact midpoint between neighbouring map values, both signs,
+    /// behind a 1 at each block's start so every block's scale is 1 and y is the value itself; plus ±0, subnormals, the map's ends.
+    /// </summary>
+    private static float[] AdversarialValues(DynamicQuantizationMap map)
+    {
+        var data = new List<float> { 1f, 0f, -0f, float.Epsilon, 1e-40f, 1f, 0.99999994f };
+        ReadOnlySpan<float> values = map.Values;
+        for (int i = 0; i + 1 < values.Length; i++)
+        {
+            double mid = ((double)values[i] + values[i + 1]) / 2;
+            float near = (float)mid;
+            foreach (float x in new[] { near, MathF.BitDecrement(near), MathF.BitIncrement(near), MathF.BitDecrement(MathF.BitDecrement(near)), MathF.BitIncrement(MathF.BitIncrement(near)), values[i] })
+                data.Add(map.IsSigned ? x : Math.Abs(x));
+        }
+        if (map.IsSigned) data.AddRange(data.Skip(1).Where(x => x < 1).Select(x => -x).ToList());
+        for (int b = BlockwiseQuantization.BlockSize; b < data.Count; b += BlockwiseQuantization.BlockSize) data.Insert(b, 1f);
+        return data.ToArray();
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_values_at_and_beside_every_midpoint_When_quantised_Then_each_code_is_the_nearest_with_ties_to_the_smaller_magnitude(bool signed)
+    {
+        var map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
+        float[] data = AdversarialValues(map);
+        var (codes, scales, _) = RoundTrip(data, map);
+        Assert.All(scales, s => Assert.Equal(1f, s));
+        var wrong = Enumerable.Range(0, data.Length).Where(i => codes[i] != NearestCode(map, data[i]))
+            .Select(i => $"y {data[i]:R} got code {codes[i]} ({map.Values[codes[i]]:R}), nearest {NearestCode(map, data[i])} ({map.Values[NearestCode(map, data[i])]:R})").Take(5).ToList();
+        Assert.True(wrong.Count == 0, string.Join("; ", wrong));
+        // The scalar path too (the vectorised one takes groups of eight; the tail and Quantize(float) the rest).
+        Assert.All(data, y => Assert.Equal(NearestCode(map, y), map.Quantize(y)));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_magnitudes_near_every_threshold_and_across_the_range_When_ranked_arithmetically_Then_every_sure_lane_matches_the_table_and_few_are_unsure(bool signed)
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // the arithmetic look-up is the AVX2 path's
+        var map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
+        var a = new List<float>();
+        foreach (float t in map.Thresholds.Where(float.IsFinite))
+            for (int k = -64; k <= 64; k++) a.Add(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(t) + k));
+        int nearThresholds = a.Count;
+        var rng = new Random(7);
+        for (int i = 0; i < 200_000; i++) a.Add((float)Math.Pow(10, -9 * rng.NextDouble()));
+        a.AddRange([0f, float.Epsilon, 1e-40f, 1e-7f, 1e-6f, 1e-5f, 1e-4f, 1e-3f, 1e-2f, 0.1f, 1f, 1.0000001f, 1.9999999f, 2f, 1e30f, float.PositiveInfinity, float.NaN]);
+        while (a.Count % 8 != 0) a.Add(0.5f);
+        var tables = new BlockwiseQuantization.DecadeTables(map);
+        int unsureRandom = 0, sure = 0;
+        for (int i = 0; i < a.Count; i += 8)
+        {
+            var y = System.Runtime.Intrinsics.Vector256.Create(a.GetRange(i, 8).ToArray());
+            var r = BlockwiseQuantization.ArithmeticRanks(y, tables, out var unsure);
+            for (int lane = 0; lane < 8; lane++)
+            {
+                if (unsure[lane] != 0) { if (i >= nearThresholds) unsureRandom++; continue; }
+                sure++;
+                Assert.True(map.RankOf(a[i + lane]) == r[lane], $"|y| {a[i + lane]:R}: arithmetic rank {r[lane]}, table {map.RankOf(a[i + lane])}");
+            }
+        }
+        // About 2 × tolerance × (parts per threshold) of random magnitudes are unsure; a broken look-up flags far more or far fewer.
+        Assert.InRange(unsureRandom, 1, 2_000);
+        Assert.True(sure > 150_000, $"only {sure} lanes were sure");
+    }
+
+    [Fact]
+    public void Given_the_counterexample_FsCheck_found_When_quantised_Then_it_gets_the_nearer_upper_value()
+    {
+        // Signed map, codes 198 (0.20546874) and 199 (0.21953125): their midpoint in float, (a + b) / 2, rounds up to
+        // 0.2125f, past the exact midpoint, and the old threshold test (|y| > t with t that float) sent y = 0.2125f down
+        // to the farther value 198. FsCheck hit such a y (a float midpoint, 37 of them on each sign) now and then.
+        var map = DynamicQuantizationMap.Signed;
+        float y = 0.2125f;
+        Assert.Equal(199, NearestCode(map, y));
+        Assert.Equal(NearestCode(map, y), map.Quantize(y));
+        var (codes, _, _) = RoundTrip([1f, y, y, y, y, y, y, y, y], map);
+        Assert.All(codes.Skip(1), c => Assert.Equal(NearestCode(map, y), c));
+    }
 
     [Fact]
     public void Given_any_values_When_dequantised_and_quantised_again_Then_codes_and_scales_are_unchanged() =>
