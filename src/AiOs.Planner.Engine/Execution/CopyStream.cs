@@ -9,8 +9,10 @@ namespace AiOs.Planner.Engine.Execution;
 /// everything on the default stream, where a copy would wait for the kernels before it and the host would wait
 /// for the copy). Ordering is by events: a copy first waits for everything already queued on the default
 /// stream, and the default stream (or the host, for downloads) waits for the copy before its data is used.
+/// With the step program (<see cref="StreamOrder"/>) the ordering comes from the program's dependencies instead:
+/// <see cref="UploadQueued"/> issues a copy with no wait of its own.
 /// </summary>
-internal sealed class CopyStream : IDisposable
+internal sealed class CopyStream : IDisposable, IStreamEvents
 {
     private readonly nint _stream = CudaDriver.CreateCopyStream();
     private readonly nint _down = CudaDriver.CreateCopyStream();
@@ -20,7 +22,8 @@ internal sealed class CopyStream : IDisposable
     public nint NewEvent()
     {
         nint e = CudaDriver.CreateEvent();
-        _events.Add(e);
+        // Stores (D2h worker) and the trainer (compute thread) ask for events.
+        lock (_events) _events.Add(e);
         return e;
     }
 
@@ -52,6 +55,34 @@ internal sealed class CopyStream : IDisposable
         CudaDriver.CopyToHostAsync(CudaDriver.DataOf(hostTarget), CudaDriver.DataOf(deviceSource), bytes, _down);
         CudaDriver.Record(done, _down);
     }
+
+    /// <summary>
+    /// Queues a copy of <paramref name="bytes"/> from host memory at <paramref name="host"/> into <paramref name="deviceTarget"/>
+    /// on the upload stream, waiting for nothing the caller has not made the stream wait for (<see cref="StreamOrder.Before"/>).
+    /// Pinned host memory is copied by DMA while compute runs; pageable memory is staged by the driver before this returns.
+    /// </summary>
+    public void UploadQueued(Tensor deviceTarget, nint host, long bytes)
+    {
+        if (deviceTarget.numel() * deviceTarget.element_size() != bytes) throw new ArgumentException("Source and target sizes differ.", nameof(bytes));
+        CudaDriver.CopyToDeviceAsync(CudaDriver.DataOf(deviceTarget), host, bytes, _stream);
+    }
+
+    /// <inheritdoc/>
+    public nint StreamOf(Simulation.Program.ResourceKind resource) => resource switch
+    {
+        Simulation.Program.ResourceKind.H2d => _stream,
+        Simulation.Program.ResourceKind.D2h => _down,
+        _ => 0,
+    };
+
+    /// <inheritdoc/>
+    public void Record(nint e, nint stream) => CudaDriver.Record(e, stream);
+
+    /// <inheritdoc/>
+    public void Wait(nint stream, nint e) => CudaDriver.Wait(stream, e);
+
+    /// <inheritdoc/>
+    public void Synchronize(nint e) => CudaDriver.Synchronize(e);
 
     /// <summary>Makes the default stream's later work wait for <paramref name="done"/>.</summary>
     public static void DefaultWaits(nint done) => CudaDriver.Wait(0, done);
