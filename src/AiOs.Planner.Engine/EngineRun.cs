@@ -124,7 +124,7 @@ public static class EngineRun
         trainer.Trace.Drain();
         IoTotals before = trainer.Io.Snapshot();
         string checkpoints = Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
-        StepProgram? program = (trainer as LayerwiseTrainer)?.Program;
+        StepProgram? program = trainer switch { LayerwiseTrainer l => l.Program, DeviceTrainer d => d.Program, _ => null };
         for (int s = trainer.CompletedSteps; s < request.Steps; s++)
         {
             if (cancel.IsCancellationRequested)
@@ -198,7 +198,7 @@ public static class EngineRun
 
     /// <summary>
     /// A trace span as the record's span (one line of <c>trace.jsonl</c>). The operation id is the step program's
-    /// (−1 for spans outside it: stalls, and the resident trainer's); the phase is that operation's in <paramref name="program"/>
+    /// (−1 for spans outside it: stalls); the phase is that operation's in <paramref name="program"/>
     /// (the trainer's), so Core's comparison groups measured spans by phase as it does predicted ones; null without an operation.
     /// </summary>
     internal static SpanRecord Span(TraceSpan s, StepProgram? program = null) => new()
