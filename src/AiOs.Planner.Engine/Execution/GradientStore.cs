@@ -162,7 +162,7 @@ internal sealed class CpuGradientStore : GradientStore
         lock (_gate)
         {
             if (_inFlight[unit] is not { } copy) return;
-            Native.CudaDriver.Synchronize(_unitEvents[unit].Done);
+            _copies!.Synchronize(_unitEvents[unit].Done);
             copy.Source.Dispose();
             _inFlight[unit] = null;
             _order.Remove(unit);
