@@ -7,6 +7,7 @@ using AiOs.Planner.Engine.Runs;
 using AiOs.Planner.Models;
 using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine;
@@ -123,6 +124,7 @@ public static class EngineRun
         trainer.Trace.Drain();
         IoTotals before = trainer.Io.Snapshot();
         string checkpoints = Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
+        StepProgram? program = trainer switch { LayerwiseTrainer l => l.Program, DeviceTrainer d => d.Program, _ => null };
         for (int s = trainer.CompletedSteps; s < request.Steps; s++)
         {
             if (cancel.IsCancellationRequested)
@@ -138,7 +140,7 @@ public static class EngineRun
             StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with { NvmeSwapBytes = SwapBytes(request) };
             before = now;
             RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, RecordSchema.LineOptions));
-            foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, JsonSerializer.Serialize(Span(span), RecordSchema.LineOptions));
+            foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, JsonSerializer.Serialize(Span(span, program), RecordSchema.LineOptions));
             if (r.NonFinite is { } what)
             {
                 // The update was not applied and nothing is saved after this step: the last checkpoint stays the last good state.
@@ -196,11 +198,14 @@ public static class EngineRun
 
     /// <summary>
     /// A trace span as the record's span (one line of <c>trace.jsonl</c>). The operation id is the step program's
-    /// (−1 for spans outside it: stalls, and the resident trainer's); the phase is left to the reader until the engine's spans carry Core's phase definition.
+    /// (−1 for spans outside it: stalls); the phase is that operation's in <paramref name="program"/>
+    /// (the trainer's), so Core's comparison groups measured spans by phase as it does predicted ones; null without an operation.
     /// </summary>
-    internal static SpanRecord Span(TraceSpan s) => new()
+    internal static SpanRecord Span(TraceSpan s, StepProgram? program = null) => new()
     {
         OpId = s.OpId,
+        Phase = program is not null && s.OpId >= 0 && s.OpId < program.Ops.Count && program.Ops[s.OpId].Id == s.OpId
+            ? program.Ops[s.OpId].Phase.ToString().ToLowerInvariant() : null,
         Step = s.Step,
         MicroBatch = s.MicroBatch,
         Resource = s.Resource,

@@ -6,6 +6,8 @@ using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 using static TorchSharp.torch;
 
@@ -39,6 +41,29 @@ public sealed class DeviceTrainerTests
         using var t = new DeviceTrainer(spec, settings, options);
         for (int s = 0; s < Steps; s++) losses[s] = t.Step(m => Batch(s, m)).Loss;
         return (losses, Enumerable.Range(0, spec.NumLayers + 1).Select(t.MasterOf).ToArray());
+    }
+
+    [Theory]
+    [InlineData(false, 1)]
+    [InlineData(true, 3)]
+    public void Given_a_resident_step_When_it_runs_Then_each_program_operation_has_one_span_with_its_id_in_program_order_and_the_phases_are_cores(bool checkpointing, int accumulation)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt") with { NumLayers = 2 };
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        using var trainer = new DeviceTrainer(spec, Resident(Precision.Fp32, checkpointing, accumulation), LayerwiseTrainerTests.Options());
+
+        var r = trainer.Step(m => data.Sample(1, 0, m, 2, 32));
+
+        var program = trainer.Program;
+        // The shape ProgramShape.For gives a run that offloads nothing: the program the simulator predicts for it.
+        Assert.Equal(ProgramShape.DeepSpeed, program.Shape);
+        var spans = trainer.Trace.SpansOf(1).Where(s => s.OpId >= 0).ToList();
+        Assert.Equal(program.Ops.Select(o => o.Id), spans.Select(s => s.OpId));
+        Assert.Equal(accumulation * (spec.NumLayers + 2), program.Ops.Count(o => o.Kind == OpKind.Forward));
+        Assert.Equal(checkpointing ? accumulation * spec.NumLayers : 0, program.Ops.Count(o => o.Kind == OpKind.Recompute));
+        var expected = PhaseTimes.From(TraceStats.ProgramSpans(trainer.Trace.SpansOf(1), program), spans[0].Start.Nanoseconds, spans[^1].End.Nanoseconds);
+        Assert.True(r.Forward >= expected.Forward && r.Backward >= expected.Backward - new SimDuration(1_000_000), $"phases {r.Forward}/{r.Backward} against Core's {expected.Forward}/{expected.Backward}");
+        Assert.True(r.Optimizer > SimDuration.Zero);
     }
 
     [Theory]

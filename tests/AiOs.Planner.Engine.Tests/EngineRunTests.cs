@@ -66,6 +66,11 @@ public sealed class EngineRunTests : IDisposable
         Assert.Contains(trace, l => l.Contains("\"resource\":\"cpu_optimizer\"", StringComparison.Ordinal) && l.Contains("\"operation\":\"optimizer_step\"", StringComparison.Ordinal));
         Assert.Contains(trace, l => l.Contains("\"operation\":\"param_write_back\"", StringComparison.Ordinal) && l.Contains("\"layer\":-1", StringComparison.Ordinal));
         Assert.Contains(trace, l => l.Contains("\"operation\":\"grad_write\"", StringComparison.Ordinal));
+        // Every program span names its operation's phase, as predicted spans do; stalls (op id −1) name none.
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"optimizer_step\"", StringComparison.Ordinal) && l.Contains("\"phase\":\"optimizer\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"forward\"", StringComparison.Ordinal) && l.Contains("\"phase\":\"forward\"", StringComparison.Ordinal));
+        Assert.Contains(trace, l => l.Contains("\"operation\":\"recompute\"", StringComparison.Ordinal) && l.Contains("\"phase\":\"backward\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(trace, l => l.Contains("\"op_id\":-1", StringComparison.Ordinal) && l.Contains("\"phase\":", StringComparison.Ordinal));
 
         Assert.True(summary.Completed);
         Assert.Equal(3, summary.StepsCompleted);

@@ -5,6 +5,7 @@ using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 using TorchSharp;
@@ -22,11 +23,13 @@ namespace AiOs.Planner.Engine.Execution;
 /// into in place; with gradient accumulation in bf16 they are added into fp32 accumulators after every
 /// micro-batch, as the offloaded engine accumulates in fp32. Without activation checkpointing every layer
 /// keeps its autograd graph from forward to backward (no recomputation); with it, forward keeps only each
-/// layer's input and backward recomputes the layer. Spans are per layer; on a GPU the compute thread waits
-/// for the device at the end of each span so spans measure device time (a few microseconds per layer).
+/// layer's input and backward recomputes the layer. A step executes the resident step program (<see cref="Program"/>:
+/// forward and backward per unit, one device optimizer operation) through <see cref="ProgramExecutor"/>, so each span
+/// carries its operation's id and the step's phases are Core's; on a GPU each compute handler waits for the device
+/// before its span ends so spans measure device time (a few microseconds per layer).
 /// The optimizer runs after backward in either schedule; clipping: global norm or per unit.
 /// </remarks>
-public sealed class DeviceTrainer : ITrainer
+public sealed partial class DeviceTrainer : ITrainer
 {
     private readonly ModelSpec _spec;
     private readonly TrainingSettings _settings;
@@ -39,6 +42,9 @@ public sealed class DeviceTrainer : ITrainer
     private readonly bool _sync;
     private readonly LossScaler? _scaler;
     private int _step;
+    private readonly StepProgram _program;
+    private readonly ProgramExecutor _executor;
+    private readonly Dictionary<OpKind, Action<Operation>> _handlers;
 
     /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
     public DeviceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null)
@@ -82,6 +88,12 @@ public sealed class DeviceTrainer : ITrainer
             }
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
             _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
+            _program = ResidentProgram.For(spec, settings);
+            // The optimizer handler updates every unit: a program with its optimizer split into parts would update them twice.
+            if (_program.Ops.Count(o => o.Kind == OpKind.OptimizerStep) != 1)
+                throw new InvalidOperationException($"The resident program has {_program.Ops.Count(o => o.Kind == OpKind.OptimizerStep)} optimizer steps; DeviceTrainer runs one over the whole model.");
+            _executor = new ProgramExecutor(Trace);
+            _handlers = Handlers();
             DeviceMemory?.Sample();
         }
         catch (Exception e)
@@ -134,108 +146,41 @@ public sealed class DeviceTrainer : ITrainer
         if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }
 
+    /// <summary>The step program this trainer executes (<see cref="ResidentProgram"/>: the program the simulator predicts for a resident run).</summary>
+    public StepProgram Program => _program;
+
     /// <inheritdoc/>
     public StepResult Step(Func<int, TokenBatch> batchOf)
     {
         int step = ++_step;
         Trace.CurrentStep = step;
+        _state = new StepState(step, batchOf) { UsedScale = _scaler?.Scale };
         long start = Stopwatch.GetTimestamp();
-        TimeSpan forward = TimeSpan.Zero, backward = TimeSpan.Zero;
-        double loss = 0;
-        long tokens = 0;
-        string? nonFinite = null;
+        SimDuration traceStart = Trace.Now;
         try
         {
-            for (int micro = 0; micro < _settings.GradAccumulation; micro++)
-            {
-                Trace.CurrentMicroBatch = micro;
-                using TokenBatch batch = batchOf(micro);
-                tokens += batch.Tokens;
-                double value = MicroBatch(step, micro, batch, ref forward, ref backward);
-                // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
-                if (_scaler is null && !double.IsFinite(value)) nonFinite ??= $"the loss ({value})";
-                loss += value;
-            }
-            long optimizerStart = Stopwatch.GetTimestamp();
-            double? usedScale = _scaler?.Scale;
-            bool skipped = !Update(step, ref nonFinite);
-            long end = Stopwatch.GetTimestamp();
-            return new StepResult(step, loss, tokens, Duration(Stopwatch.GetElapsedTime(start, end)), Duration(forward), Duration(backward),
-                Duration(Stopwatch.GetElapsedTime(optimizerStart, end)), SimDuration.Zero) { LossScale = usedScale, Skipped = skipped, NonFinite = nonFinite, LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
+            _executor.Run(_program.Ops, _handlers);
         }
         catch (Exception e) when (DeviceMemory?.Explain(e) is { } why)
         {
+            AbandonMicroBatch();
             throw new InvalidOperationException(why, e);
         }
-    }
-
-    private double MicroBatch(int step, int micro, TokenBatch batch, ref TimeSpan forward, ref TimeSpan backward)
-    {
-        using var scope = NewDisposeScope();
-        using (no_grad())
+        catch
         {
-            if (micro == 0 || _accumulators is not null)
-                foreach (Tensor g in _gradients) g.zero_();
-            if (micro == 0 && _accumulators is not null)
-                foreach (Tensor a in _accumulators) a.zero_();
+            AbandonMicroBatch();
+            throw;
         }
-        Tensor inputs = batch.Inputs.to(_device), targets = batch.Targets.to(_device);
-        var replay = new DropoutReplay(_options.Seed, step, micro);
-        int layers = _spec.NumLayers;
-        bool checkpointing = _settings.ActivationCheckpointing;
-
-        long t0 = Stopwatch.GetTimestamp();
-        Tensor embedded;
-        replay.Before(-1, _device);
-        using (Span(OpKind.Forward, -1)) embedded = _model.Outer.forward(inputs);
-        var layerInputs = new Tensor[layers];
-        var layerOutputs = new Tensor[layers];
-        Tensor x = embedded;
-        for (int i = 0; i < layers; i++)
+        long end = Stopwatch.GetTimestamp();
+        SimDuration traceEnd = Trace.Now;
+        var phases = PhaseTimes.From(TraceStats.ProgramSpans(Trace.SpansOf(step), _program), traceStart.Nanoseconds, traceEnd.Nanoseconds);
+        StepState done = _state;
+        return new StepResult(step, done.Loss, done.Tokens, Duration(Stopwatch.GetElapsedTime(start, end)), phases.Forward, phases.Backward,
+            phases.Optimizer, SimDuration.Zero)
         {
-            // Each layer's graph starts at a detached copy of its input, so backward can walk the layers one at a time.
-            layerInputs[i] = x.detach().requires_grad_(!checkpointing);
-            replay.Before(i, _device);
-            using (Span(OpKind.Forward, i))
-            using (checkpointing ? no_grad() : null)
-                x = layerOutputs[i] = _model.Layers[i].forward(layerInputs[i]);
-        }
-        Tensor hidden = x.detach().requires_grad_(true);
-        Tensor microLoss;
-        using (Span(OpKind.Forward, layers)) microLoss = _model.Outer.Loss(hidden, targets, _settings.GradAccumulation);
-        double value = microLoss.item<float>();
-        DeviceMemory?.Sample();
-        long t1 = Stopwatch.GetTimestamp();
-        forward += Stopwatch.GetElapsedTime(t0, t1);
-
-        using (Span(OpKind.Backward, layers))
-        {
-            // fp16: back-propagate the scaled loss; the update divides the scale out.
-            if (_scaler is null) microLoss.backward();
-            else microLoss.mul(_scaler.Scale).backward();
-        }
-        Tensor gradient = hidden.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
-        for (int i = layers - 1; i >= 0; i--)
-        {
-            Tensor output = layerOutputs[i];
-            if (checkpointing)
-            {
-                layerInputs[i].requires_grad_(true);
-                replay.Before(i, _device);
-                using (Span(OpKind.Recompute, i)) output = _model.Layers[i].forward(layerInputs[i]);
-            }
-            using (Span(OpKind.Backward, i)) output.backward([gradient]);
-            gradient = layerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-            layerOutputs[i] = null!;
-            DeviceMemory?.Sample();
-        }
-        using (Span(OpKind.Backward, -1)) embedded.backward([gradient]);
-        if (_accumulators is not null)
-            using (no_grad())
-                for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u]);
-        DeviceMemory?.Sample();
-        backward += Stopwatch.GetElapsedTime(t1);
-        return value;
+            LossScale = done.UsedScale, Skipped = done.Skipped, NonFinite = done.NonFinite,
+            LearningRate = done.Skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)),
+        };
     }
 
     /// <summary>
@@ -256,9 +201,8 @@ public sealed class DeviceTrainer : ITrainer
         for (int u = 0; u < gradients.Length; u++)
         {
             using var scope = NewDisposeScope();
-            using (Span(OpKind.OptimizerStep, u == _spec.NumLayers ? -1 : u))
-                _adam.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u],
-                    ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, adamStep, scales[u]);
+            _adam.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u],
+                ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, adamStep, scales[u]);
         }
         DeviceMemory?.Sample();
         return true;
@@ -282,23 +226,13 @@ public sealed class DeviceTrainer : ITrainer
         if (!ReferenceEquals(_master[unit], p.Flat)) p.Flat.copy_(_master[unit]);
     }
 
-    /// <summary>A compute span; on a GPU its end waits for the device so the span is the device's time.</summary>
-    private SyncedSpan Span(OpKind op, int layer) => new(Trace.Begin(ResourceKind.Compute, op, layer), _sync);
-
-    private readonly struct SyncedSpan(SpanTrace.SpanScope inner, bool sync) : IDisposable
-    {
-        public void Dispose()
-        {
-            if (sync) cuda.synchronize();
-            inner.Dispose();
-        }
-    }
-
     private static SimDuration Duration(TimeSpan t) => new(t.Ticks * 100);
 
     /// <summary>Releases every device buffer and the memory ballast.</summary>
     public void Dispose()
     {
+        _executor?.Dispose();
+        AbandonMicroBatch();
         foreach (Tensor[]? set in new[] { _expAvg, _expAvgSq, _gradients, _accumulators })
             if (set is not null) foreach (Tensor? t in set) t?.Dispose();
         if (_master is not null && _model is not null)

@@ -57,7 +57,7 @@ public sealed record EngineOptions
     public string Device { get; init; } = "cpu";
     /// <summary>Device memory the run may use (CUDA only); the rest is taken up front so the run rehearses a smaller card. Null: the whole device.</summary>
     public Units.Bytes? GpuMemoryLimit { get; init; }
-    /// <summary>On a GPU with parameters in CPU RAM, upload the next layer on a separate CUDA stream while the current one computes; false: copies on the default stream.</summary>
+    /// <summary>On a GPU with offloaded parameters: uploads and first-micro-batch gradient downloads queue on their own CUDA streams, ordered by the step program's dependencies (events), so they overlap compute; false: copies on the default stream, each waited for by its worker.</summary>
     public bool CopyStream { get; init; } = true;
     /// <summary>fp16 only: the loss scale to start from (DeepSpeed's 2^initial_scale_power, 2^16).</summary>
     public double InitialLossScale { get; init; } = 65536;

@@ -80,11 +80,19 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Waits for gradient copies still in flight; call on the compute thread before the optimizer reads the store.</summary>
     public virtual void Complete() { }
 
+    /// <summary>Waits for <paramref name="unit"/>'s gradient copy, if one is in flight, and takes its Σg² when it was the step's last; any thread.</summary>
+    public virtual void Settle(int unit) { }
+
     /// <summary>Frees native buffers, if any.</summary>
     public virtual void Dispose() { }
 }
 
-/// <summary>Gradients in CPU RAM: one fp32 accumulator per unit.</summary>
+/// <summary>
+/// Gradients in CPU RAM: one fp32 accumulator per unit. With a GPU's copy streams a unit's first micro-batch is
+/// packed and widened on the device and copied into its pinned accumulator on the download stream while compute goes
+/// on; the host waits for that copy only when it reads the unit (<see cref="Settle"/>: the optimizer, Σg², a later
+/// micro-batch's accumulation), and then takes Σg² from the host values, as without copy streams.
+/// </summary>
 internal sealed class CpuGradientStore : GradientStore
 {
     private readonly float[][]? _sums;
@@ -92,8 +100,13 @@ internal sealed class CpuGradientStore : GradientStore
     private readonly TorchSharp.torch.Tensor[]? _pinned;
     /// <summary>With a copy stream: first-micro-batch downloads in flight (packed fp32 source kept alive until done).</summary>
     private readonly CopyStream? _copies;
-    private readonly Queue<(TorchSharp.torch.Tensor Source, nint Mark, nint Done)> _inFlight = new();
-    private readonly Stack<(nint Mark, nint Done)> _freeEvents = new();
+    private readonly object _gate = new();
+    /// <summary>Per unit: its download in flight (the packed device source, whether it was the step's last micro-batch); null when settled.</summary>
+    private readonly (TorchSharp.torch.Tensor Source, bool Last)?[] _inFlight;
+    /// <summary>Units with a download in flight, oldest first.</summary>
+    private readonly List<int> _order = [];
+    /// <summary>Per unit: the events its download records (scratch mark, done).</summary>
+    private readonly (nint Mark, nint Done)[] _unitEvents = [];
 
     /// <summary>Downloads allowed in flight: each holds one unit's packed fp32 gradient on the device.</summary>
     private const int MaxInFlight = 2;
@@ -106,26 +119,14 @@ internal sealed class CpuGradientStore : GradientStore
         else
             _sums = unitElements.Select(n => new float[n]).ToArray();
         _copies = pinned ? copies : null;
+        _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
+        if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
 
     private Span<float> Sum(int unit) => _pinned is { } p ? MemoryMarshal.Cast<byte, float>(p[unit].bytes) : _sums![unit];
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
-        if (_copies is not null && first && !ComputesNorms)
-        {
-            // Packed and widened on the device, then copied on the download stream while the next layer computes.
-            using (Begin(unit, parameters))
-            {
-                while (_inFlight.Count >= MaxInFlight) Retire();
-                var events = _freeEvents.Count > 0 ? _freeEvents.Pop() : (_copies.NewEvent(), _copies.NewEvent());
-                TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
-                _copies.Download(_pinned![unit], packed, events.Item1, events.Item2);
-                _inFlight.Enqueue((packed, events.Item1, events.Item2));
-            }
-            return;
-        }
-        Complete();
         // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
         if (_pinned is { } p) DrainTensor(unit, parameters, p[unit], overwrite: first);
         else Drain(unit, parameters, _sums![unit], overwrite: first);
@@ -134,26 +135,51 @@ internal sealed class CpuGradientStore : GradientStore
 
     public override void Download(int unit, FlatParameters parameters, bool first, bool last)
     {
+        Settle(unit);
+        if (_copies is not null && first)
+        {
+            lock (_gate)
+                while (_order.Count >= MaxInFlight) Settle(_order[0]);
+            var (mark, done) = _unitEvents[unit];
+            // Packed on the default stream after the backward that made the gradients; the download stream waits for the packing.
+            TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+            _copies.Download(_pinned![unit], packed, mark, done);
+            lock (_gate)
+            {
+                _inFlight[unit] = (packed, last);
+                _order.Add(unit);
+            }
+            return;
+        }
         if (_pinned is { } p) parameters.DrainGradientsInto(p[unit], overwrite: first);
         else parameters.DrainGradientsInto(_sums![unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
-    /// <summary>Waits for the oldest download and frees its device source.</summary>
-    private void Retire()
+    /// <inheritdoc/>
+    public override void Settle(int unit)
     {
-        var (source, mark, done) = _inFlight.Dequeue();
-        Native.CudaDriver.Synchronize(done);
-        source.Dispose();
-        _freeEvents.Push((mark, done));
+        lock (_gate)
+        {
+            if (_inFlight[unit] is not { } copy) return;
+            _copies!.Synchronize(_unitEvents[unit].Done);
+            copy.Source.Dispose();
+            _inFlight[unit] = null;
+            _order.Remove(unit);
+            if (copy.Last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
+        }
     }
 
     public override void Complete()
     {
-        while (_inFlight.Count > 0) Retire();
+        for (int u = 0; u < _inFlight.Length; u++) Settle(u);
     }
 
-    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch) => Sum(g.Unit).Slice((int)g.Offset, g.Elements);
+    public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch)
+    {
+        Settle(g.Unit);
+        return Sum(g.Unit).Slice((int)g.Offset, g.Elements);
+    }
 
     public override void Dispose()
     {

@@ -166,6 +166,8 @@ public sealed partial class LayerwiseTrainer
         SubGroup g = GroupOf(op);
         if (_settings.Schedule == StepSchedule.Overlapped && g.Index == 0)
         {
+            // A download on the copy stream may still be in flight: its Σg² is taken when it has landed.
+            _grads.Settle(g.Unit);
             // The step's loss is known before its last backward, and this unit's Σg² before its first update.
             if (_scaler is null) NoteIfNonFinite(g.Unit);
             ComputeScales([g.Unit]);

@@ -48,6 +48,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     private readonly StepProgram _program;
     private readonly ProgramExecutor _executor;
     private readonly Dictionary<OpKind, Action<Operation>> _handlers;
+    /// <summary>With copy streams: the program's dependencies as CUDA stream order (null on the CPU, or with <see cref="EngineOptions.CopyStream"/> off).</summary>
+    private readonly StreamOrder? _streamOrder;
     /// <summary>The program's backward part and its optimizer part (the DeepSpeed schedule decides between them whether to update at all).</summary>
     private readonly Operation[] _passOps, _optimizerOps;
     /// <summary>Outside fp16: what was not finite in the step in progress (set by the compute thread or an overlapped update); null while sound.</summary>
@@ -85,7 +87,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
         {
             _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream ? new CopyStream() : null;
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                _store, Io, Trace);
+                _store, Io, Trace, _copies);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
@@ -99,7 +101,9 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _params.Prepare(_program);
             _optim.Prepare(_program);
             _executor = new ProgramExecutor(Trace);
-            _handlers = Handlers();
+            // With copy streams, handlers on the device's resources only queue work; the program's dependencies become stream order.
+            _streamOrder = _copies is null ? null : new StreamOrder(_program, _copies);
+            _handlers = _streamOrder?.Wrap(Handlers()) ?? Handlers();
             _passOps = _program.Ops.Where(o => o.Phase != StepPhase.Optimizer).ToArray();
             _optimizerOps = _program.Ops.Where(o => o.Phase == StepPhase.Optimizer).ToArray();
             _unitScale = new float[units];
@@ -201,6 +205,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
                 _executor.Run(_optimizerOps, _handlers);
             }
         }
+        // The step ends when its queued device work has (copies on their streams included), as it would without copy streams.
+        _streamOrder?.SynchronizeAll();
         long end = Stopwatch.GetTimestamp();
         SimDuration traceEnd = Trace.Now;
         IReadOnlyList<TraceSpan> spans = Trace.SpansOf(step);

@@ -53,12 +53,22 @@ internal sealed partial class ParameterSwapper
         _io.Read(StorageTier.Nvme, bytes);
     }
 
-    /// <summary>ParamUpload: the unit's parameters from its staging slot (NVMe) or its host copy (CPU) into device slot <see cref="Operation.DeviceSlot"/>.</summary>
+    /// <summary>
+    /// ParamUpload: the unit's parameters from its staging slot (NVMe) or its host copy (CPU) into device slot <see cref="Operation.DeviceSlot"/>;
+    /// with copy streams only queued (the trainer's <see cref="StreamOrder"/> orders it after the slot's last use and before its compute).
+    /// </summary>
     public void Upload(Operation op)
     {
         int unit = UnitOf(op.Unit);
         FlatParameters target = ParametersOf(ModuleIn(unit, op.DeviceSlot));
-        if (_tier == StorageTier.Nvme)
+        if (_copies is not null)
+        {
+            // Queued on the upload stream: the compute that uses the slot waits for it on the device, not on the host.
+            nint host = _tier == StorageTier.Nvme ? _stagingSlots[op.Slot].Address : Native.CudaDriver.DataOf(_cpuCopies![unit]);
+            _copies.UploadQueued(target.Flat, host, UnitBytes(unit));
+            if (_tier == StorageTier.Cpu) _io.Read(StorageTier.Cpu, UnitBytes(unit));
+        }
+        else if (_tier == StorageTier.Nvme)
         {
             target.LoadBytes(_stagingSlots[op.Slot].AsSpan(0, checked((int)UnitBytes(unit))));
         }

@@ -33,9 +33,13 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly Tensor[]? _cpuCopies;
     private readonly OuterBlock? _outerSlot;
     private readonly Device _device;
+    /// <summary>On a GPU with copy streams: uploads are queued on the upload stream, ordered by the program's dependencies (<see cref="StreamOrder"/>; owned by the trainer).</summary>
+    private readonly CopyStream? _copies;
 
-    public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, ISwapStore? store, IoCounters io, SpanTrace trace)
+    public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, ISwapStore? store, IoCounters io, SpanTrace trace,
+        CopyStream? copies = null)
     {
+        _copies = device.type == TorchSharp.DeviceType.CUDA && tier != StorageTier.Device ? copies : null;
         _device = device;
         _spec = spec;
         _tier = tier;

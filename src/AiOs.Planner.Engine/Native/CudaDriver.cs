@@ -5,8 +5,9 @@ namespace AiOs.Planner.Engine.Native;
 /// <summary>
 /// The few CUDA driver API calls TorchSharp 0.107 does not offer, from <c>libcuda.so.1</c> (present wherever
 /// the NVIDIA driver is): device memory figures, raw allocations (the memory-limit ballast) and launching a
-/// kernel compiled at run time. Every call runs on the thread that created TorchSharp's CUDA tensors, where
-/// the device's primary context is current. Kernels go to the legacy default stream (0), which is where
+/// kernel compiled at run time. Calls run on the thread that created TorchSharp's CUDA tensors, where
+/// the device's primary context is current, or on a thread that made that context current first
+/// (<see cref="CurrentContext"/>, <see cref="MakeCurrent"/>: the step program's copy and host workers). Kernels go to the legacy default stream (0), which is where
 /// TorchSharp queues its own work, so they are ordered with it without events.
 /// </summary>
 internal static partial class CudaDriver
@@ -97,6 +98,16 @@ internal static partial class CudaDriver
     public static void CopyToHostAsync(nint host, nint device, long bytes, nint stream) =>
         Check(MemcpyDtoHAsync(host, (ulong)device, (nuint)bytes, stream), "cuMemcpyDtoHAsync");
 
+    /// <summary>The CUDA context current on the calling thread (0: none).</summary>
+    public static nint CurrentContext()
+    {
+        Check(CtxGetCurrent(out nint context), "cuCtxGetCurrent");
+        return context;
+    }
+
+    /// <summary>Makes <paramref name="context"/> current on the calling thread; driver calls from a worker thread need it (the runtime binds it only on threads that call it).</summary>
+    public static void MakeCurrent(nint context) => Check(CtxSetCurrent(context), "cuCtxSetCurrent");
+
     /// <summary>Destroys a stream or an event made here (0 is ignored).</summary>
     public static void Destroy(IEnumerable<nint> streams, IEnumerable<nint> events)
     {
@@ -108,6 +119,12 @@ internal static partial class CudaDriver
     {
         if (result != Success) throw new InvalidOperationException($"CUDA driver call {call} failed with error {result}.");
     }
+
+    [LibraryImport(Library, EntryPoint = "cuCtxGetCurrent")]
+    private static partial int CtxGetCurrent(out nint context);
+
+    [LibraryImport(Library, EntryPoint = "cuCtxSetCurrent")]
+    private static partial int CtxSetCurrent(nint context);
 
     [LibraryImport(Library, EntryPoint = "cuStreamCreate")]
     private static partial int StreamCreate(out nint stream, uint flags);

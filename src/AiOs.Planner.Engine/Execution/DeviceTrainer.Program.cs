@@ -1,0 +1,190 @@
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>The step program the resident engine executes: the one the simulator predicts for an <c>aios</c> run that offloads nothing.</summary>
+public static class ResidentProgram
+{
+    /// <summary>The program's view of the machine: one process, no figures (a resident program has no transfers to price).</summary>
+    private static readonly HardwareProfile Host = new()
+    {
+        Name = "engine",
+        Cpu = new CpuSpec { Cores = 1, RamGib = new(1), MemoryBandwidthGbps = new(1), AdamParamsPerS = new(1) },
+    };
+
+    /// <summary>
+    /// One step for <paramref name="settings"/> (nothing offloaded, one process) in the shape <see cref="ProgramShape.For"/> gives a
+    /// resident run: per micro-batch the embedding, each layer and the head forward, then their backward in reverse (each layer
+    /// recomputed first under activation checkpointing), and one device optimizer operation over the model.
+    /// </summary>
+    public static StepProgram For(ModelSpec spec, TrainingSettings settings)
+    {
+        TrainingSettings one = settings with { GpusPerNode = 1, Nodes = 1 };
+        return StepScheduler.Build(spec, Host, one, false, ProgramShape.For(one, Host));
+    }
+}
+
+/// <summary>The resident trainer's handlers of its step program's operations (all on the compute thread).</summary>
+public sealed partial class DeviceTrainer
+{
+    /// <summary>What one step carries between operations.</summary>
+    private sealed class StepState(int step, Func<int, TokenBatch> batchOf)
+    {
+        public int Step { get; } = step;
+        public Func<int, TokenBatch> BatchOf { get; } = batchOf;
+        public double Loss { get; set; }
+        public long Tokens { get; set; }
+        public string? NonFinite;
+        public bool Skipped { get; set; }
+        public double? UsedScale { get; init; }
+    }
+
+    /// <summary>What the compute thread carries between the operations of one micro-batch.</summary>
+    private sealed class MicroBatchState : IDisposable
+    {
+        public required TokenBatch Batch { get; init; }
+        public required DisposeScope Scope { get; init; }
+        public required DropoutReplay Replay { get; init; }
+        public required Tensor Targets { get; init; }
+        public required Tensor[] LayerInputs { get; init; }
+        public required Tensor[] LayerOutputs { get; init; }
+        public Tensor? Embedded, X, Hidden, Loss, Gradient;
+
+        public void Dispose()
+        {
+            Scope.Dispose();
+            Batch.Dispose();
+        }
+    }
+
+    private StepState _state = new(0, _ => throw new InvalidOperationException("No step in progress."));
+    private MicroBatchState? _micro;
+
+    private Dictionary<OpKind, Action<Operation>> Handlers() => new()
+    {
+        [OpKind.Forward] = op => Synced(() => Forward(op)),
+        [OpKind.Recompute] = op => Synced(() => Recompute(op)),
+        [OpKind.Backward] = op => Synced(() => Backward(op)),
+        [OpKind.OptimizerStep] = _ => Synced(() =>
+        {
+            string? nonFinite = _state.NonFinite;
+            _state.Skipped = !Update(_state.Step, ref nonFinite);
+            _state.NonFinite = nonFinite;
+        }),
+    };
+
+    /// <summary>Runs <paramref name="work"/>; on a GPU waits for the device before the executor closes the span, so the span is the device's time.</summary>
+    private void Synced(Action work)
+    {
+        work();
+        if (_sync) cuda.synchronize();
+    }
+
+    private void Forward(Operation op)
+    {
+        bool checkpointing = _settings.ActivationCheckpointing;
+        switch (op.Unit.Kind)
+        {
+            case UnitKind.Embedding:
+            {
+                int micro = op.MicroBatch;
+                Trace.CurrentMicroBatch = micro;
+                TokenBatch batch = _state.BatchOf(micro);
+                _state.Tokens += batch.Tokens;
+                using (no_grad())
+                {
+                    if (micro == 0 || _accumulators is not null)
+                        foreach (Tensor g in _gradients) g.zero_();
+                    if (micro == 0 && _accumulators is not null)
+                        foreach (Tensor a in _accumulators) a.zero_();
+                }
+                // The micro-batch's dispose scope closes after the embedding's backward.
+                var scope = NewDisposeScope();
+                _micro = new MicroBatchState
+                {
+                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _state.Step, micro), Targets = batch.Targets.to(_device),
+                    LayerInputs = new Tensor[_spec.NumLayers], LayerOutputs = new Tensor[_spec.NumLayers],
+                };
+                Tensor inputs = batch.Inputs.to(_device);
+                _micro.Replay.Before(-1, _device);
+                _micro.Embedded = _model.Outer.forward(inputs);
+                _micro.X = _micro.Embedded;
+                break;
+            }
+            case UnitKind.Layer:
+            {
+                int i = op.Unit.Number;
+                // Each layer's graph starts at a detached copy of its input, so backward can walk the layers one at a time.
+                _micro!.LayerInputs[i] = _micro.X!.detach().requires_grad_(!checkpointing);
+                _micro.Replay.Before(i, _device);
+                using (checkpointing ? no_grad() : null)
+                    _micro.X = _micro.LayerOutputs[i] = _model.Layers[i].forward(_micro.LayerInputs[i]);
+                break;
+            }
+            default:
+            {
+                _micro!.Hidden = _micro.X!.detach().requires_grad_(true);
+                _micro.Loss = _model.Outer.Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation);
+                double value = _micro.Loss.item<float>();
+                // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
+                if (_scaler is null && !double.IsFinite(value)) _state.NonFinite ??= $"the loss ({value})";
+                _state.Loss += value;
+                DeviceMemory?.Sample();
+                break;
+            }
+        }
+    }
+
+    private void Recompute(Operation op)
+    {
+        int i = op.Unit.Number;
+        _micro!.LayerInputs[i].requires_grad_(true);
+        _micro.Replay.Before(i, _device);
+        _micro.LayerOutputs[i] = _model.Layers[i].forward(_micro.LayerInputs[i]);
+    }
+
+    private void Backward(Operation op)
+    {
+        switch (op.Unit.Kind)
+        {
+            case UnitKind.Head:
+                // fp16: back-propagate the scaled loss; the update divides the scale out.
+                if (_scaler is null) _micro!.Loss!.backward();
+                else _micro!.Loss!.mul(_scaler.Scale).backward();
+                _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+                break;
+            case UnitKind.Layer:
+            {
+                int i = op.Unit.Number;
+                _micro!.LayerOutputs[i].backward([_micro.Gradient!]);
+                _micro.Gradient = _micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
+                _micro.LayerOutputs[i] = null!;
+                DeviceMemory?.Sample();
+                break;
+            }
+            default:
+                _micro!.Embedded!.backward([_micro.Gradient!]);
+                if (_accumulators is not null)
+                    using (no_grad())
+                        for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u]);
+                DeviceMemory?.Sample();
+                _micro.Dispose();
+                _micro = null;
+                break;
+        }
+    }
+
+    /// <summary>Closes a micro-batch left open by a failed step.</summary>
+    private void AbandonMicroBatch()
+    {
+        _micro?.Dispose();
+        _micro = null;
+    }
+}
