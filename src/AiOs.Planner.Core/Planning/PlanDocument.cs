@@ -30,7 +30,7 @@ public static class PlanDocument
         return new PlanRecord
         {
             Model = new PlanModel(model.Name, model.TotalParameters, model.NumLayers, model.HiddenSize, model.LargestLayerParameters),
-            Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model),
+            Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model, plan.GpuMemoryLimit?.Value),
             Executor = ExecutorJsonConverter.Name(plan.Settings.Executor),
             Settings = plan.Settings,
             Feasible = plan.Feasible,

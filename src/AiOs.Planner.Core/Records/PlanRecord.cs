@@ -42,7 +42,13 @@ public sealed record PlanRecord
 public sealed record PlanModel(string Name, long Params, int Layers, int HiddenSize, long LargestLayerParams);
 
 /// <summary>The hardware part of a plan; <see cref="Gpu"/> is null on a machine without one.</summary>
-public sealed record PlanHardware(string Name, int Nodes, int GpusPerNode, string? Gpu);
+/// <param name="Name">The profile's name (with the limit when one was applied).</param>
+/// <param name="Nodes">Nodes planned.</param>
+/// <param name="GpusPerNode">GPUs per node planned.</param>
+/// <param name="Gpu">The GPU model.</param>
+/// <param name="GpuMemoryLimitBytes">The <c>--gpu-memory-limit</c> each GPU was planned with; absent when the whole card was planned.</param>
+public sealed record PlanHardware(string Name, int Nodes, int GpusPerNode, string? Gpu,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? GpuMemoryLimitBytes = null);
 
 /// <summary>One item of a tier's breakdown.</summary>
 public sealed record PlanMemoryItem(string Name, long Bytes, string? Note);
