@@ -52,9 +52,21 @@ public static class PlanCommand
             {
                 foreach (string note in plan.Notes) io.Console.MarkupLineInterpolated($"[grey]note:[/] {note}");
                 PlanTables.Render(io.Console, plan);
+                RenderBounds(io.Console, plan);
             }
             return plan.SettingsProblems.Count > 0 ? ExitCodes.Usage : plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;
+    }
+
+    /// <summary>The step's lower bounds when the plan offloads to NVMe: what the hardware allows at best, and the prediction's distance from it.</summary>
+    private static void RenderBounds(IAnsiConsole console, PlanResult plan)
+    {
+        var bounds = StepBounds.Of(plan);
+        if (bounds.Count == 0 || plan.Step is not { } step) return;
+        var table = new Table().Title($"Lower bounds of the step (predicted {step.Time})").AddColumns("resource", "bound", "predicted ÷ bound", "work ÷ rate");
+        foreach (var b in bounds)
+            table.AddRow(Markup.Escape(b.Resource), b.Time.ToString(), $"{b.Ratio:N2}×", Markup.Escape(b.Basis));
+        console.Write(table);
     }
 }
