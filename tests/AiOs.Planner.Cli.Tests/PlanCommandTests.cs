@@ -70,7 +70,7 @@ public class PlanCommandTests
     public void Given_an_nvme_path_When_run_Then_parameters_and_optimizer_go_to_nvme_under_infinity()
     {
         var r = CliRunner.Run("plan", "--model", "llama-2-7b", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/nvme",
-            "--buffer-size", "200000000", "--sub-group-size", "100000000", "--grad-checkpointing", "--json");
+            "--buffer-size", "300000000", "--sub-group-size", "100000000", "--grad-checkpointing", "--json");
         var doc = JsonNode.Parse(r.Stdout)!;
         Assert.Equal("infinity", doc["settings"]!["zero_stage"]!.GetValue<string>());
         Assert.Equal("nvme", doc["settings"]!["param_offload"]!.GetValue<string>());

@@ -17,15 +17,19 @@ public static class PlanCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout instead of tables" };
         var timeline = new Option<string?>("--timeline") { Description = "Write every simulated span and memory level of one step as JSON lines to this file" };
         var noSimulate = new Option<bool>("--memory-only") { Description = "Plan memory only; skip the step simulation" };
+        var gpuLimit = GpuMemoryLimitOption.Create();
         var command = new Command("plan", "Plan memory per tier (GPU, pinned and pageable RAM, NVMe) for a model on a machine.");
         options.AddTo(command);
         command.Options.Add(json);
         command.Options.Add(timeline);
         command.Options.Add(noSimulate);
+        command.Options.Add(gpuLimit);
         command.SetAction(r =>
         {
             var model = options.LoadModel(r);
-            var hardware = options.LoadHardware(r);
+            var profile = options.LoadHardware(r);
+            var limit = r.GetValue(gpuLimit);
+            var hardware = GpuMemoryLimit.Apply(profile, limit);
             string? timelinePath = r.GetValue(timeline);
             var planOptions = new PlanOptions
             {
@@ -35,9 +39,11 @@ public static class PlanCommand
             var built = options.BuildWithNotes(r);
             // The planner never creates the offload folder: an existing one is checked (and may fall back to CPU), a missing one announced.
             var folder = DefaultOffloadFolder.Validate(model, hardware, built.Settings, mayCreate: false);
+            IEnumerable<string> notes = limit is { } cap ? [GpuMemoryLimit.Note(profile, cap), .. built.Notes] : built.Notes;
             var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, planOptions) with
             {
-                Notes = folder.Note is null ? built.Notes : [.. built.Notes, folder.Note],
+                Notes = folder.Note is null ? notes.ToList() : [.. notes, folder.Note],
+                GpuMemoryLimit = limit,
             };
             if (timelinePath is not null && plan.Step is { } step) Timeline.Write(timelinePath, step, hardware.HasGpu);
             if (r.GetValue(json))
@@ -46,9 +52,21 @@ public static class PlanCommand
             {
                 foreach (string note in plan.Notes) io.Console.MarkupLineInterpolated($"[grey]note:[/] {note}");
                 PlanTables.Render(io.Console, plan);
+                RenderBounds(io.Console, plan);
             }
             return plan.SettingsProblems.Count > 0 ? ExitCodes.Usage : plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });
         return command;
+    }
+
+    /// <summary>The step's lower bounds when the plan offloads to NVMe: what the hardware allows at best, and the prediction's distance from it.</summary>
+    private static void RenderBounds(IAnsiConsole console, PlanResult plan)
+    {
+        var bounds = StepBounds.Of(plan);
+        if (bounds.Count == 0 || plan.Step is not { } step) return;
+        var table = new Table().Title($"Lower bounds of the step (predicted {step.Time})").AddColumns("resource", "bound", "predicted ÷ bound", "work ÷ rate");
+        foreach (var b in bounds)
+            table.AddRow(Markup.Escape(b.Resource), b.Time.ToString(), $"{b.Ratio:N2}×", Markup.Escape(b.Basis));
+        console.Write(table);
     }
 }

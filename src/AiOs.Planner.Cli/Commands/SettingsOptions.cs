@@ -157,7 +157,9 @@ public sealed class SettingsOptions
             notes.Add($"--zero-stage infinity: {DefaultOffloadFolder.Describe(settings)} in {settings.NvmePath}, the default folder ({DefaultOffloadFolder.Name} in the current folder); it must be on the fast NVMe drive: give --nvme-offload-path to choose, or --no-nvme-offload-params / --no-nvme-offload-optimizer to keep a part off NVMe");
         }
         var resolved = SettingsRules.ResolveWithNotes(settings, stageGiven: Given(ZeroStage) || file is not null);
-        return resolved with { Settings = resolved.Settings.Validated(model, file), Notes = [.. notes, .. resolved.Notes] };
+        // buffer_size left to its default holds the model's largest swapped tensor (issue 14 item 4); a typed or file value is checked by the plan.
+        var sized = Memory.SwapBufferRule.SizeDefault(model, resolved.Settings, given: Given(BufferSize) || file is not null);
+        return resolved with { Settings = sized.Settings.Validated(model, file), Notes = [.. notes, .. resolved.Notes, .. sized.Notes] };
     }
 
     /// <summary>

@@ -33,6 +33,7 @@ public static class TuneCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var lr = new LearningRateOptions();
         var steps = new Option<int>("--steps") { Description = "Optimizer steps of the run, for ds_config.json's scheduler (total_num_steps, default warm-up)", DefaultValueFactory = _ => DsConfigCommand.DefaultSteps };
+        var gpuLimit = GpuMemoryLimitOption.Create();
         var command = new Command("tune", "Search placement, micro-batch, checkpointing, AIO, buffers, prefetch, sub-groups and schedule with the simulator.");
         options.AddTo(command);
         command.Options.Add(objective);
@@ -40,11 +41,15 @@ public static class TuneCommand
         command.Options.Add(output);
         command.Options.Add(json);
         command.Options.Add(steps);
+        command.Options.Add(gpuLimit);
         lr.AddTo(command);
         command.SetAction(r =>
         {
             var model = options.LoadModel(r);
-            var hardware = options.LoadHardware(r);
+            var profile = options.LoadHardware(r);
+            var limit = r.GetValue(gpuLimit);
+            var hardware = Planning.GpuMemoryLimit.Apply(profile, limit);
+            if (limit is { } cap) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {Planning.GpuMemoryLimit.Note(profile, cap)}");
             var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var built = options.BuildWithNotes(r);
             foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
@@ -66,7 +71,7 @@ public static class TuneCommand
             if (result.Problems.Count == 0 && r.GetValue(output) is not null && built.Settings.Executor != ExecutorKind.DeepSpeed)
                 result = result with { DeepSpeedBest = Tuner.Tune(request with { Base = built.Settings with { Executor = ExecutorKind.DeepSpeed } }).DeepSpeedBest };
             var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result, optimizer) : null;
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written)));
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written, limit)));
             else Render(io.Console, io.Errors, result, written);
             return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
         });
@@ -118,8 +123,9 @@ public static class TuneCommand
 
     private static JsonArray Strings(IEnumerable<string> lines) => new(lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());
 
-    private static JsonObject Json(TuneResult result, Written? written) => new()
+    private static JsonObject Json(TuneResult result, Written? written, Units.Bytes? gpuMemoryLimit) => new()
     {
+        ["gpu_memory_limit_bytes"] = gpuMemoryLimit?.Value,
         ["best"] = result.Best is null ? null : Candidate(result.Best),
         ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
         ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),

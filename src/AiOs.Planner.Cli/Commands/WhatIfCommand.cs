@@ -23,18 +23,20 @@ public static class WhatIfCommand
         var minRate = new Option<double>("--min-tokens-per-s") { Description = "Report the largest model each machine trains at this rate or better", DefaultValueFactory = _ => 0 };
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
+        var gpuLimit = GpuMemoryLimitOption.Create();
         var plots = new Option<string?>("--plots") { Description = "Folder for the figures (PNG and SVG): throughput per machine and model, speed-up per upgrade" };
         // The same search flags and defaults as `aios tune`, so a cell equals tune's best for the same inputs.
         var search = new TuneCommand.SearchOptions();
         var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes; each cell is what `aios tune` finds for the same inputs.")
-            { models, hardware, seqLen, precision, executor, minRate, noUpgrades, json, plots };
+            { models, hardware, seqLen, precision, executor, minRate, noUpgrades, json, plots, gpuLimit };
         foreach (var o in search.All) command.Options.Add(o);
         command.SetAction(r =>
         {
             var request = new WhatIfRequest
             {
                 Models = Split(r.GetValue(models)!, ModelCatalog.Default.Names()).Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
-                Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load).ToList(),
+                Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load)
+                    .Select(p => Planning.GpuMemoryLimit.Apply(p, r.GetValue(gpuLimit))).ToList(),
                 Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision), Executor = r.GetValue(executor) }.Validated(model: null),
                 Upgrades = !r.GetValue(noUpgrades),
                 MinTokensPerSecond = r.GetValue(minRate),
@@ -51,8 +53,12 @@ public static class WhatIfCommand
             if (r.GetValue(plots) is { } folder)
                 foreach (string png in Reports.WhatIfFigures.Write(result, folder))
                     if (!r.GetValue(json)) io.Console.MarkupLineInterpolated($"Wrote {png}");
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result)));
-            else Render(io.Console, result, request.MinTokensPerSecond);
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, r.GetValue(gpuLimit))));
+            else
+            {
+                if (r.GetValue(gpuLimit) is { } cap) io.Console.MarkupLineInterpolated($"[grey]note:[/] {Planning.GpuMemoryLimit.Flag} {cap}: every GPU planned with {cap} of its memory");
+                Render(io.Console, result, request.MinTokensPerSecond);
+            }
             return ExitCodes.Ok;
         });
         return command;
@@ -61,8 +67,9 @@ public static class WhatIfCommand
     private static IEnumerable<string> Split(string list, IReadOnlyList<string> all) =>
         list.Trim() == "all" ? all : list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-    private static JsonObject Json(WhatIfResult result) => new()
+    private static JsonObject Json(WhatIfResult result, Units.Bytes? gpuMemoryLimit) => new()
     {
+        ["gpu_memory_limit_bytes"] = gpuMemoryLimit?.Value,
         ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
         {
             ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,

@@ -24,9 +24,9 @@ public static class PlanAdvice
     /// says lower the GPU need (a halved micro-batch can cost more than it saves when accumulation adds a gradient buffer).
     /// </summary>
     public static IReadOnlyList<PlanFix> Gpu(ModelSpec model, HardwareProfile hw, TrainingSettings s, MemoryPlan memory) =>
-        GpuCandidates(memory, s, hw).Where(f => MemoryPlanner.Plan(model, hw, f.Apply(s)).Gpu.Peak < memory.Gpu.Peak).ToList();
+        GpuCandidates(model, memory, s, hw).Where(f => MemoryPlanner.Plan(model, hw, f.Apply(s)).Gpu.Peak < memory.Gpu.Peak).ToList();
 
-    private static List<PlanFix> GpuCandidates(MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
+    private static List<PlanFix> GpuCandidates(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
     {
         var fixes = new List<PlanFix>();
         bool activationsDominate = memory.Gpu.Of("activations") + memory.Gpu.Of("logits and loss") > memory.Gpu.Peak / 3;
@@ -54,11 +54,15 @@ public static class PlanAdvice
             // the GPU, ZeRO-3's gather buffers make the GPU need grow, not shrink.
             string stage = s.PartitionsParameters ? "" : "--zero-stage infinity ";
             string optimizer = s.OptimizerOffload == OffloadTier.None ? " --offload-optimizer cpu" : "";
-            fixes.Add(new($"{stage}--offload-params cpu{optimizer}", x => x with
+            // Offloaded parameters go through the swap buffers under the aios executor: they must hold its largest unit.
+            long buffer = SwapBufferRule.Holds(model, s with { ParamOffload = OffloadTier.Cpu }, s.Executor) ? s.BufferSize : SwapBufferRule.Required(model, s.Executor);
+            string bufferFlag = buffer == s.BufferSize ? "" : $" --buffer-size {buffer}";
+            fixes.Add(new($"{stage}--offload-params cpu{optimizer}{bufferFlag}", x => x with
             {
                 ZeroStage = x.PartitionsParameters ? x.ZeroStage : ZeroStage.Infinity,
                 ParamOffload = OffloadTier.Cpu,
                 OptimizerOffload = x.OptimizerOffload == OffloadTier.None ? OffloadTier.Cpu : x.OptimizerOffload,
+                BufferSize = Math.Max(x.BufferSize, buffer),
             }));
         }
         // Prefetched layers are gathered parameter partitions: only ZeRO-3 has them.
@@ -78,6 +82,17 @@ public static class PlanAdvice
         if (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerBufferCount > 1)
             fixes.Add(new($"--optimizer-buffer-count {s.OptimizerBufferCount - 1}", x => x with { OptimizerBufferCount = x.OptimizerBufferCount - 1 }));
         return fixes;
+    }
+
+    /// <summary>
+    /// The fix for a <c>buffer_size</c> too small for what the executor swaps (<see cref="SwapBufferRule"/>): the least value
+    /// that works; empty when the buffers already hold it.
+    /// </summary>
+    public static IReadOnlyList<PlanFix> BufferSize(ModelSpec model, TrainingSettings s)
+    {
+        if (SwapBufferRule.Holds(model, s, s.Executor)) return [];
+        long required = SwapBufferRule.Required(model, s.Executor);
+        return [new($"--buffer-size {required}", x => x with { BufferSize = Math.Max(x.BufferSize, required) })];
     }
 
     /// <summary>"Try A, or B." — or, with no fix left in the settings, what only other hardware can change.</summary>

@@ -30,7 +30,7 @@ public static class PlanDocument
         return new PlanRecord
         {
             Model = new PlanModel(model.Name, model.TotalParameters, model.NumLayers, model.HiddenSize, model.LargestLayerParameters),
-            Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model),
+            Hardware = new PlanHardware(plan.Hardware.Name, plan.Nodes, plan.GpusPerNode, plan.Hardware.Gpu?.Model, plan.GpuMemoryLimit?.Value),
             Executor = ExecutorJsonConverter.Name(plan.Settings.Executor),
             Settings = plan.Settings,
             Feasible = plan.Feasible,
@@ -70,6 +70,7 @@ public static class PlanDocument
             Traffic = step is null ? null : new PlanTraffic(step.Traffic.NvmeRead.Value, step.Traffic.NvmeWrite.Value, step.Traffic.H2d.Value,
                 step.Traffic.D2h.Value, step.Traffic.Network.Value),
             Utilization = step is null ? null : PerResource(step.Busy.Keys.ToDictionary(k => k, step.Utilization), gpu),
+            LowerBounds = StepBounds.Of(plan) is { Count: > 0 } bounds ? bounds.Select(b => new PlanLowerBound(b.Resource, b.Time.Seconds, b.Basis, b.Ratio)).ToList() : null,
         };
     }
 

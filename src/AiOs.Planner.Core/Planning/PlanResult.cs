@@ -28,6 +28,8 @@ public sealed record PlanResult
     public CorrectionOutcome? Correction { get; init; }
     /// <summary>Defaults filled in and implications set aside while the settings were built, and why, one line each.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
+    /// <summary>The <c>--gpu-memory-limit</c> the GPU of <see cref="Hardware"/> is held to (<see cref="GpuMemoryLimit.Apply"/>); null: the whole card.</summary>
+    public Units.Bytes? GpuMemoryLimit { get; init; }
 
     /// <summary>GPUs per node and nodes, resolved once from the settings and the profile.</summary>
     public Topology Topology => Topology.Of(Settings, Hardware);

@@ -36,13 +36,29 @@ public sealed record PlanRecord
     /// <summary>Busy ÷ step time of each resource (by its timeline name); present with <see cref="Step"/>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyDictionary<string, double>? Utilization { get; init; }
+    /// <summary>The step's lower bounds (compute, PCIe each way, NVMe, CPU Adam) and the prediction's ratio to each; present with <see cref="Step"/> when the plan offloads to NVMe.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<PlanLowerBound>? LowerBounds { get; init; }
 }
+
+/// <summary>One lower bound on the step: the resource, its seconds at the profile's best rate, the work and rate in words, and predicted step ÷ bound.</summary>
+/// <param name="Resource">compute, pcie h2d, pcie d2h, nvme or cpu adam.</param>
+/// <param name="TimeS">Seconds no step can go below on this resource.</param>
+/// <param name="Basis">The work ÷ the rate, in words.</param>
+/// <param name="PredictionRatio">The predicted step time ÷ <paramref name="TimeS"/>.</param>
+public sealed record PlanLowerBound(string Resource, double TimeS, string Basis, double PredictionRatio);
 
 /// <summary>The model part of a plan.</summary>
 public sealed record PlanModel(string Name, long Params, int Layers, int HiddenSize, long LargestLayerParams);
 
 /// <summary>The hardware part of a plan; <see cref="Gpu"/> is null on a machine without one.</summary>
-public sealed record PlanHardware(string Name, int Nodes, int GpusPerNode, string? Gpu);
+/// <param name="Name">The profile's name (with the limit when one was applied).</param>
+/// <param name="Nodes">Nodes planned.</param>
+/// <param name="GpusPerNode">GPUs per node planned.</param>
+/// <param name="Gpu">The GPU model.</param>
+/// <param name="GpuMemoryLimitBytes">The <c>--gpu-memory-limit</c> each GPU was planned with; absent when the whole card was planned.</param>
+public sealed record PlanHardware(string Name, int Nodes, int GpusPerNode, string? Gpu,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? GpuMemoryLimitBytes = null);
 
 /// <summary>One item of a tier's breakdown.</summary>
 public sealed record PlanMemoryItem(string Name, long Bytes, string? Note);

@@ -59,8 +59,7 @@ public static class SettingsRules
         problems.AddRange(SettingsValidator.DeepSpeedProblems(s));
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath))
             Add("--nvme-offload-path", "NVMe offload needs a folder for swap files");
-        if (s.ParamOffload == OffloadTier.Nvme && model.LargestTensorElements() > s.BufferSize)
-            Add("--buffer-size", $"buffer_size ({s.BufferSize:N0} elements) is smaller than {model.Name}'s largest tensor ({model.LargestTensorElements():N0} elements); DeepSpeed refuses this");
+        if (Memory.SwapBufferRule.Problem(model, s, s.Executor) is { } buffer) problems.Add(buffer);
 
         // The step simulation keeps operations per layer and micro-batch, and per optimizer sub-group, so its work
         // and memory grow with their counts (10^7 sub-groups took 13 GB and two minutes); bounded counts keep a plan

@@ -34,7 +34,7 @@ public static partial class Tuner
             BlockSizes = blocks;
             QueueDepths = depths;
             Threads = threads;
-            long buffer = RoundUp(Math.Max(r.Model.LargestTensorElements(), 100_000_000), 10_000_000);
+            long buffer = RoundUp(Memory.SwapBufferRule.Default(r.Model, r.Base.Executor), 10_000_000);
             Knobs =
             [
                 Knob.Of("aio block size", s => s.UsesNvme, blocks, (s, v) => s with { Aio = s.Aio with { BlockSize = new Bytes(v) } }),

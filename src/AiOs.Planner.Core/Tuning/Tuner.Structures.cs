@@ -33,7 +33,7 @@ public static partial class Tuner
         {
             NvmePath = b.NvmePath ?? (r.Hardware.Drives.Count > 0 ? PlaceholderNvmePath : null),
             GradientOffload = null,
-            BufferSize = Math.Max(b.BufferSize, RoundUp(r.Model.LargestTensorElements(), 10_000_000)),
+            BufferSize = Math.Max(b.BufferSize, Memory.SwapBufferRule.Required(r.Model, b.Executor)),
             SubGroupSize = Math.Min(b.SubGroupSize, 200_000_000),
         };
     }

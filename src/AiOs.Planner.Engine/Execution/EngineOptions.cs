@@ -106,9 +106,8 @@ public static class EngineSettings
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath)) problems.Add("NVMe offload needs nvme_path");
         if (s.Schedule == StepSchedule.Overlapped && o.Clipping?.Mode == ClipMode.GlobalNorm)
             problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
-        long largest = Math.Max(spec.LayerParameters, spec.EmbeddingParameters + spec.HeadParameters);
-        if (s.ParamOffload != OffloadTier.None && largest > s.BufferSize)
-            problems.Add($"buffer_size {s.BufferSize} elements is smaller than the largest unit ({largest} elements); raise buffer_size");
+        // The planner's rule for the aios executor (what this engine runs), so a plan never calls feasible what this refuses.
+        if (global::AiOs.Planner.Memory.SwapBufferRule.Problem(spec, s, ExecutorKind.Aios) is { } buffer) problems.Add(buffer.Message);
         if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
         if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
         {

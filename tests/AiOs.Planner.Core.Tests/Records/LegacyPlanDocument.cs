@@ -103,6 +103,11 @@ internal static class LegacyPlanDocument
                 ["network_bytes"] = step.Traffic.Network.Value,
             };
             doc["utilization"] = PerResource(step.Busy.Keys.ToDictionary(k => k, step.Utilization), gpu);
+            if (StepBounds.Of(plan) is { Count: > 0 } bounds)
+                doc["lower_bounds"] = new JsonArray(bounds.Select(b => (JsonNode)new JsonObject
+                {
+                    ["resource"] = b.Resource, ["time_s"] = b.Time.Seconds, ["basis"] = b.Basis, ["prediction_ratio"] = b.Ratio,
+                }).ToArray());
             memory(doc)["simulated_peaks"] = new JsonObject
             {
                 ["gpu_bytes"] = step.MemoryPeaks[MemoryTier.Gpu].Value,
@@ -111,6 +116,7 @@ internal static class LegacyPlanDocument
                 ["nvme_bytes"] = step.MemoryPeaks[MemoryTier.Nvme].Value,
             };
         }
+        if (plan.GpuMemoryLimit is { } limit) doc["hardware"]!.AsObject()["gpu_memory_limit_bytes"] = limit.Value;
         return doc;
 
         static JsonObject memory(JsonObject d) => d["memory"]!.AsObject();

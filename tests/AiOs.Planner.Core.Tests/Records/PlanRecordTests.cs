@@ -18,6 +18,7 @@ public sealed class PlanRecordTests
         { "llama-2-70b", "rtx4090-64gb-pcie4", "infeasible" },
         { "tiny-gpt", "ci-2core-24gb", "memory-only" },
         { "gpt2", "ci-2core-24gb", "corrected" },
+        { "gpt2-xl", "h200-1x", "gpu-limited" },
     };
 
     private static PlanResult Plan(string model, string hardware, string kind)
@@ -29,9 +30,10 @@ public sealed class PlanRecordTests
             "infeasible" => new TrainingSettings { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None },
             _ => new TrainingSettings { SeqLen = 64, MicroBatch = 2 },
         };
-        var hw = ProfileCatalog.Default.Load(hardware);
+        var limit = kind == "gpu-limited" ? Units.Bytes.FromGiB(11) : (Units.Bytes?)null;
+        var hw = GpuMemoryLimit.Apply(ProfileCatalog.Default.Load(hardware), limit);
         var plan = TrainingPlanner.Plan(ModelCatalog.Default.Load(model), hw, SettingsRules.Resolve(settings, hw.HasGpu),
-            new PlanOptions { Simulate = kind != "memory-only", FirstStep = kind == "resident" });
+            new PlanOptions { Simulate = kind != "memory-only", FirstStep = kind == "resident" }) with { GpuMemoryLimit = limit };
         // A correction's outcome as the planner attaches it (the learned model itself lives in Calibration).
         return kind == "corrected"
             ? plan with { Correction = new CorrectionOutcome { Applied = false, Reason = "outside the history: x", Ratios = PhaseRatios.One, Uncorrected = new PhaseSeconds(0.1, 0.2, 0.03) } }
