@@ -156,6 +156,11 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         await page.ClickAsync("#tune-cancel");
         await page.WaitForSelectorAsync("#tune-progress span:has-text('cancelled')");
         Assert.Equal(0, await page.Locator("#tune-best").CountAsync());
+        // Cancel really stopped the search: the next tune is accepted at once (not 409) and runs to its answer.
+        await page.FillAsync("#tune-budget", "300");
+        await page.ClickAsync("#tune-start");
+        await page.WaitForSelectorAsync("#tune-best", new() { Timeout = 180_000 });
+        Assert.Equal("done", await page.InnerTextAsync("#tune-progress span"));
     }
 
     /// <summary>Waits for a plan drawn after <paramref name="after"/> and returns its number.</summary>

@@ -353,8 +353,15 @@ async function start() {
   $('download-settings').addEventListener('click', () => download('/api/settings-file', 'aios-settings.json'));
   $('check-nvme').addEventListener('click', checkNvme);
   $('tune-start').addEventListener('click', tune);
-  // Closing the stream alone stops the search too, but only once the server notices; DELETE stops it now.
-  $('tune-cancel').addEventListener('click', () => { tuneAbort?.abort(); fetch('/api/tune', { method: 'DELETE' }).catch(() => {}); });
+  // Closing the stream alone stops the search too, but only once the server notices; DELETE stops it now and answers
+  // once it has stopped. It goes first, while the tune surely runs (after, it might have stopped already: a 404).
+  $('tune-cancel').addEventListener('click', async () => {
+    const abort = tuneAbort;
+    if (!abort) return;
+    $('tune-cancel').disabled = true;
+    await fetch('/api/tune', { method: 'DELETE' }).catch(() => {});
+    abort.abort();
+  });
   $('whatif-run').addEventListener('click', whatIf);
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => switchTab(b.dataset.tab));
   await loadProfileFile();
