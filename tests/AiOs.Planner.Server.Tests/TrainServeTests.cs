@@ -61,4 +61,16 @@ public sealed class TrainServeTests
         Assert.Contains("another port", result.Stderr);
         Assert.False(Directory.Exists(Path.Combine(root, "busy")), "a run folder was started");
     }
+
+    [Fact]
+    public void Serve_without_a_port_takes_the_default_one()
+    {
+        string root = Directory.CreateTempSubdirectory("aios-train-serve-").FullName;
+
+        // Either it serves on 5180 for the two steps, or 5180 is taken on this machine and the refusal names it: both say 5180.
+        var result = ServerFixture.Cli("train", "--model", "tiny-gpt", "--serve", "--steps", "2", "--seq-len", "32", "--runs-dir", root, "--run-id", "default-port");
+
+        Assert.Contains(ServeOptions.DefaultPort.ToString(System.Globalization.CultureInfo.InvariantCulture), result.Stderr);
+        Assert.Equal(result.ExitCode == 0, result.Stderr.Contains($"127.0.0.1:{ServeOptions.DefaultPort}", StringComparison.Ordinal) && !result.Stderr.Contains("another port", StringComparison.Ordinal));
+    }
 }
