@@ -50,6 +50,7 @@ internal static class ApiEndpoints
         }));
         app.MapPost("/api/check-nvme", (HttpRequest r) => Post(r, body => CheckNvmeApi.Check(body, api, nvmeRoots)));
         app.MapPost("/api/tune", (HttpContext c) => tunes.Handle(c, api));
+        app.MapDelete("/api/tune", tunes.Cancel);
         app.MapGet("/api/runs", () => Json(runs.List));
         app.MapGet("/api/runs/{id}", (string id) => Json(() => runs.Run(id)));
         app.MapGet("/api/runs/{id}/report", (string id) => Json(() => runs.Report(id), "text/html; charset=utf-8"));

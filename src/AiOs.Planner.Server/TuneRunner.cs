@@ -1,6 +1,6 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json.Nodes;
-using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Server.Api;
 using AiOs.Planner.Tuning;
 using Microsoft.AspNetCore.Http;
@@ -9,17 +9,27 @@ namespace AiOs.Planner.Server;
 
 /// <summary>
 /// <c>POST /api/tune</c>: the <c>aios tune --json</c> document, or with <c>Accept: text/event-stream</c> progress
-/// events every quarter second, then the document. One tune at a time: the search takes both cores of a small machine.
+/// events every quarter second (candidates evaluated against the budget, best tokens/s so far), then the document.
+/// <c>DELETE /api/tune</c> cancels the running tune and answers once it has stopped. One tune at a time: the search
+/// takes both cores of a small machine.
 /// </summary>
 /// <remarks>
-/// The tuner takes no cancellation token and reports no progress, so progress is the elapsed time against the budget,
-/// and cancelling (closing the stream) stops the events and drops the answer while the search runs out its budget;
-/// the next tune waits for it. A token and a progress callback on <see cref="TuneRequest"/> would make both exact.
+/// A tune stops between candidate batches when its request is aborted (the browser closed the stream) or on
+/// <c>DELETE</c>. A new tune that finds a cancelled one still finishing its batch waits for it rather than being refused.
 /// </remarks>
 internal sealed class TuneRunner
 {
-    /// <summary>1 while a tune runs (started here, finished or not), else 0.</summary>
-    private int _running;
+    private readonly Lock _gate = new();
+    /// <summary>The tune that runs now (started here, not yet stopped), else null.</summary>
+    private Running? _current;
+
+    /// <summary>One tune: its search, the source that cancels it, and its latest progress.</summary>
+    private sealed class Running(CancellationTokenSource cancel)
+    {
+        public CancellationTokenSource Cancel { get; } = cancel;
+        public Task<TuneResult> Search { get; set; } = Task.FromCanceled<TuneResult>(new CancellationToken(true));
+        public TuneProgress? Progress;
+    }
 
     public async Task Handle(HttpContext context, PlannerApi api)
     {
@@ -34,39 +44,124 @@ internal sealed class TuneRunner
             await failure.ExecuteAsync(context);
             return;
         }
-        if (Interlocked.CompareExchange(ref _running, 1, 0) != 0)
+        var tune = await Start(request, context.RequestAborted);
+        if (tune is null)
         {
-            await ApiEndpoints.Error(StatusCodes.Status409Conflict, "A tune is already running on this server; wait for it (or for a cancelled one to run out its budget).").ExecuteAsync(context);
+            await ApiEndpoints.Error(StatusCodes.Status409Conflict, "A tune is already running on this server; wait for it, or cancel it with DELETE /api/tune.").ExecuteAsync(context);
             return;
         }
-        var tune = Task.Run(() => Tuner.Tune(request));
-        _ = tune.ContinueWith(_ => Volatile.Write(ref _running, 0), TaskScheduler.Default);
+        try
+        {
+            await Answer(context, tune, request, notes);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The browser went away: the linked token stops the search at its next batch; nothing more to send.
+        }
+        catch (OperationCanceledException) when (tune.Cancel.IsCancellationRequested && !context.Response.HasStarted)
+        {
+            await ApiEndpoints.Error(StatusCodes.Status409Conflict, "The tune was cancelled (DELETE /api/tune) before it finished.").ExecuteAsync(context);
+        }
+    }
+
+    /// <summary><c>DELETE /api/tune</c>: cancels the running tune and waits for it to stop; 404 when none runs.</summary>
+    public async Task<IResult> Cancel()
+    {
+        Running? tune;
+        lock (_gate) tune = _current;
+        if (tune is null) return ApiEndpoints.Error(StatusCodes.Status404NotFound, "No tune is running on this server.");
+        try { await tune.Cancel.CancelAsync(); }
+        catch (ObjectDisposedException) { /* it ended meanwhile */ }
+        await Stopped(tune);
+        return Results.Text(new JsonObject { ["cancelled"] = true, ["evaluated"] = Volatile.Read(ref tune.Progress)?.Evaluated ?? 0 }.ToJsonString(), "application/json");
+    }
+
+    /// <summary>Starts the search, or null when another (not cancelled) tune runs. A cancelled one is waited for first.</summary>
+    private async Task<Running?> Start(TuneRequest request, CancellationToken aborted)
+    {
+        while (true)
+        {
+            Running? previous;
+            lock (_gate)
+            {
+                previous = _current;
+                if (previous is null)
+                {
+                    var tune = new Running(CancellationTokenSource.CreateLinkedTokenSource(aborted));
+                    var token = tune.Cancel.Token;
+                    // The slot is freed before the task completes, so whoever awaits a cancelled tune can start the next at once.
+                    tune.Search = Task.Run(() =>
+                    {
+                        try { return Tuner.Tune(request, p => Volatile.Write(ref tune.Progress, p), token); }
+                        finally { Release(tune); }
+                    }, token);
+                    _current = tune;
+                    // Also when the token was cancelled before the search began (then the lambda never runs).
+                    _ = tune.Search.ContinueWith(_ =>
+                    {
+                        Release(tune);
+                        tune.Cancel.Dispose();
+                    }, TaskScheduler.Default);
+                    return tune;
+                }
+            }
+            if (!previous.Cancel.IsCancellationRequested) return null;
+            await Stopped(previous);
+        }
+    }
+
+    private void Release(Running tune)
+    {
+        lock (_gate)
+            if (_current == tune) _current = null;
+    }
+
+    /// <summary>Waits until the search has ended and the runner has let it go, however it ended.</summary>
+    private async Task Stopped(Running tune)
+    {
+        try { await tune.Search; } catch (Exception) { /* its own request reports how it ended */ }
+        // Only a search cancelled before it began is released by the continuation; wait for that too.
+        while (true)
+        {
+            lock (_gate)
+                if (_current != tune) return;
+            await Task.Yield();
+        }
+    }
+
+    private static async Task Answer(HttpContext context, Running tune, TuneRequest request, List<string> notes)
+    {
         bool stream = context.Request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.Ordinal) == true);
         if (!stream)
         {
-            await Results.Text(SearchApi.TuneJson(await tune.WaitAsync(context.RequestAborted)), "application/json").ExecuteAsync(context);
+            await Results.Text(SearchApi.TuneJson(await tune.Search.WaitAsync(context.RequestAborted)), "application/json").ExecuteAsync(context);
             return;
         }
         var response = context.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-cache";
         long start = Stopwatch.GetTimestamp();
-        try
+        foreach (string note in notes) await Event(response, "note", note);
+        while (!tune.Search.IsCompleted)
         {
-            foreach (string note in notes) await Event(response, "note", note);
-            while (!tune.IsCompleted)
+            await Task.WhenAny(tune.Search, Task.Delay(250, context.RequestAborted));
+            context.RequestAborted.ThrowIfCancellationRequested();
+            if (tune.Search.IsCompleted) break;
+            var p = Volatile.Read(ref tune.Progress);
+            await Event(response, "progress", new JsonObject
             {
-                await Task.WhenAny(tune, Task.Delay(250, context.RequestAborted));
-                context.RequestAborted.ThrowIfCancellationRequested();
-                if (!tune.IsCompleted)
-                    await Event(response, "progress", new JsonObject { ["elapsed_s"] = double.Parse(ApiEndpoints.Seconds(start), System.Globalization.CultureInfo.InvariantCulture), ["budget"] = request.Budget }.ToJsonString());
-            }
-            await Event(response, "result", SearchApi.TuneJson(await tune));
+                ["elapsed_s"] = double.Parse(ApiEndpoints.Seconds(start), CultureInfo.InvariantCulture),
+                ["evaluated"] = p?.Evaluated ?? 0,
+                ["budget"] = request.Budget,
+                ["best_tokens_per_s"] = p?.BestTokensPerSecond ?? 0,
+            }.ToJsonString());
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        if (tune.Search.IsCanceled)
         {
-            // The browser cancelled: nothing more to send; the search finishes in the background (see remarks).
+            await Event(response, "cancelled", "{}");
+            return;
         }
+        await Event(response, "result", SearchApi.TuneJson(await tune.Search));
     }
 
     /// <summary>One server-sent event; a multi-line payload is sent as several data lines, which the client joins with newlines.</summary>

@@ -114,6 +114,11 @@ public sealed class ApiEndpointsTests(ServerFixture server) : IClassFixture<Serv
         Assert.Contains($"\"id\": \"{ServerFixture.RunId}\"", list.Text);
         Assert.Equal(200, run.Status);
         Assert.Contains("\"quantity\": \"step time\"", run.Text);
+        // Memory per tier per step, for the live view's chart.
+        var last = System.Text.Json.JsonDocument.Parse(run.Text).RootElement.GetProperty("steps")[3];
+        Assert.Equal((5L << 30) + 3, last.GetProperty("peak_device_bytes").GetInt64());
+        Assert.Equal(1L << 30, last.GetProperty("pinned_bytes").GetInt64());
+        Assert.Equal((2L << 30) + 3, last.GetProperty("nvme_swap_bytes").GetInt64());
         Assert.Equal(200, report.Status);
         Assert.Contains("<svg", report.Text);
     }

@@ -91,11 +91,16 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         await page.WaitForSelectorAsync("#run-comparison");
         Assert.Contains("step time", (await page.InnerTextAsync("#run-comparison")).ToLowerInvariant());
         Assert.True(await page.Locator("#run-chart polyline").CountAsync() >= 2, "measured and predicted lines not drawn");
+        // Memory per tier: the four measured tiers, and the predicted level of those the prediction has.
+        foreach (string tier in new[] { "device peak", "pinned host", "host RSS peak", "NVMe swap" })
+            Assert.Equal(1, await page.Locator($"#run-memory polyline[data-series='{tier}']").CountAsync());
+        Assert.True(await page.Locator("#run-memory polyline[stroke-dasharray='6 4']").CountAsync() >= 1, "no predicted memory level drawn");
         // While the run trains, a step appended to metrics.jsonl joins the chart without a reload (the live view).
         string metrics = Path.Combine(server.Runs, ServerFixture.RunId, "metrics.jsonl");
-        await File.AppendAllTextAsync(metrics, "{\"step\": 4, \"loss\": 5.0, \"tokens\": 2048, \"wall_ms\": 400.0, \"forward_ms\": 1, \"backward_ms\": 1, \"optimizer_ms\": 1, \"io_stall_ms\": 0, \"tokens_per_second\": 5120, \"nvme_read_g_bps\": 1.5, \"nvme_write_g_bps\": 0.5, \"peak_resident_bytes\": 3221225472}\n");
+        await File.AppendAllTextAsync(metrics, "{\"step\": 4, \"loss\": 5.0, \"tokens\": 2048, \"wall_ms\": 400.0, \"forward_ms\": 1, \"backward_ms\": 1, \"optimizer_ms\": 1, \"io_stall_ms\": 0, \"tokens_per_second\": 5120, \"nvme_read_g_bps\": 1.5, \"nvme_write_g_bps\": 0.5, \"peak_resident_bytes\": 3221225472, \"peak_device_bytes\": 6442450944, \"pinned_bytes\": 1073741824, \"nvme_swap_bytes\": 2147483648}\n");
         await page.WaitForFunctionAsync("document.querySelector('#run-chart polyline').getAttribute('points').trim().split(' ').length === 5", null, new() { Timeout = 30_000 });
         Assert.Equal(5, (await page.GetAttributeAsync("#run-io polyline", "points"))!.Trim().Split(' ').Length);
+        Assert.Equal(5, (await page.GetAttributeAsync("#run-memory polyline[data-series='device peak']", "points"))!.Trim().Split(' ').Length);
         await page.ScreenshotAsync(new() { Path = Path.Combine(Shots, "4-run.png"), FullPage = true });
 
         Assert.Empty(errors);
@@ -151,6 +156,11 @@ public sealed class PlannerPageTests(ServerFixture server, ITestOutputHelper out
         await page.ClickAsync("#tune-cancel");
         await page.WaitForSelectorAsync("#tune-progress span:has-text('cancelled')");
         Assert.Equal(0, await page.Locator("#tune-best").CountAsync());
+        // Cancel really stopped the search: the next tune is accepted at once (not 409) and runs to its answer.
+        await page.FillAsync("#tune-budget", "300");
+        await page.ClickAsync("#tune-start");
+        await page.WaitForSelectorAsync("#tune-best", new() { Timeout = 180_000 });
+        Assert.Equal("done", await page.InnerTextAsync("#tune-progress span"));
     }
 
     /// <summary>Waits for a plan drawn after <paramref name="after"/> and returns its number.</summary>

@@ -105,6 +105,7 @@ public sealed class ServerFixture : IAsyncLifetime
                 forward_ms = step.Phases.Forward.Milliseconds * stretch, backward_ms = step.Phases.Backward.Milliseconds * stretch,
                 optimizer_ms = step.Phases.Optimizer.Milliseconds * stretch, io_stall_ms = 1.0, tokens_per_second = 2048 / (step.Time.Seconds * stretch),
                 nvme_read_g_bps = 0.0, nvme_write_g_bps = 0.0, peak_resident_bytes = 3L << 30,
+                peak_device_bytes = (5L << 30) + s, pinned_bytes = 1L << 30, nvme_swap_bytes = (2L << 30) + s,
             });
         });
         File.WriteAllLines(Path.Combine(dir, "metrics.jsonl"), metrics);

@@ -56,10 +56,15 @@ public static class TrainCommand
         var noSwapChecksums = new Option<bool>("--no-swap-checksums") { Description = "Do not checksum NVMe swap pieces (on by default: each piece is hashed as it is written and verified on every read)" };
         var noCopyStream = new Option<bool>("--no-copy-stream") { Description = "On CUDA with parameters in CPU RAM: copy each layer on the default stream instead of uploading the next one on its own stream during compute" };
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
+        var serve = new Option<int?>("--serve")
+        {
+            Description = $"Serve the planning page on --runs-dir while the run trains, to watch it live (optional port, default {Server.ServeOptions.DefaultPort}; 0 picks a free one); it stops with the run",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
         lr.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace, serve }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -138,7 +143,16 @@ public static class TrainCommand
                 ResumeFrom = r.GetValue(resume),
                 OnWarning = warning => io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
             };
-            int code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
+            var server = r.GetResult(serve) is null ? null : StartServer(io, r.GetValue(serve) ?? Server.ServeOptions.DefaultPort, request.RunsRoot);
+            int code;
+            try
+            {
+                code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
+            }
+            finally
+            {
+                server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            }
             if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
             return code;
         });
@@ -239,6 +253,29 @@ public static class TrainCommand
     /// own bound ends it first. docker stop waits only 10 s: pass --stop-grace 8 there (the interim summary is written at once anyway).
     /// </summary>
     private const int DefaultStopGraceSeconds = 25;
+
+    /// <summary>
+    /// <c>--serve</c>: <c>aios serve --runs RUNS_DIR</c> in this process (loopback only, NVMe folders inside the current
+    /// one), started before the run so that a port in use stops nothing that began. Its line goes to stderr, so
+    /// <c>--json</c> keeps stdout for the summary.
+    /// </summary>
+    private static Server.PlannerServer StartServer(CliIo io, int port, string runsRoot)
+    {
+        if (port is < 0 or > 65535) throw new DescriptionException($"--serve {port} is not a TCP port; give 1..65535 (or 0 for a free one).");
+        Directory.CreateDirectory(runsRoot);
+        var options = new Server.ServeOptions { Port = port, RunsFolder = Path.GetFullPath(runsRoot), NvmeRoots = [System.Environment.CurrentDirectory] };
+        Server.PlannerServer server;
+        try
+        {
+            server = Server.PlannerServer.StartAsync(options).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
+        {
+            throw new DescriptionException($"--serve {port}: cannot listen on 127.0.0.1:{port} ({e.Message}), so the run was not started; give another port (0 picks a free one).");
+        }
+        io.Errors.MarkupLineInterpolated($"Serving the runs in {options.RunsFolder} on [bold]{server.Address}[/] while the run trains (the runs tab shows it live).");
+        return server;
+    }
 
     private static int Execute(CliIo io, EngineRunRequest request, Hardware.HardwareProfile? hardware, bool json, TimeSpan grace)
     {

@@ -75,6 +75,7 @@ public static partial class Tuner
                 var trials = knob.Values.Select(set => set(best.Settings)).ToList();
                 var results = new Candidate[trials.Count];
                 Parallel.For(0, trials.Count, i => results[i] = evaluator.Evaluate(trials[i]));
+                evaluator.BatchDone();
                 foreach (var c in results)
                     if (c.Feasible && Better(c, best, r.Objective)) best = c;
                 if (evaluator.Count >= r.Budget) return best;
@@ -108,6 +109,7 @@ public static partial class Tuner
             int before = evaluator.Count;
             var results = new Candidate[batch];
             Parallel.For(0, batch, i => results[i] = evaluator.Evaluate(trials[i]));
+            evaluator.BatchDone();
             bool improved = false;
             foreach (var c in results)
                 if (c.Feasible && Better(c, best, r.Objective))
@@ -147,6 +149,7 @@ public static partial class Tuner
             int before = evaluator.Count;
             var bests = evaluator.Bests;
             Parallel.For(0, batch, i => evaluator.Evaluate(trials[i]));
+            evaluator.BatchDone();
             fruitless = evaluator.Count == before ? fruitless + 1 : 0;
             // The memory objective's progress is not in tokens/s: it explores until the budget or nothing new.
             stale = r.Objective == TuneObjective.Throughput && evaluator.Bests == bests ? stale + 1 : 0;

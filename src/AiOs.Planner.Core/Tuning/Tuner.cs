@@ -23,15 +23,26 @@ public static partial class Tuner
     /// <summary>Structures refined in the second stage.</summary>
     public const int Refined = 6;
 
-    public static TuneResult Tune(TuneRequest request)
+    /// <summary>Tunes <paramref name="request"/> to the end of its budget.</summary>
+    public static TuneResult Tune(TuneRequest request) => Tune(request, null, CancellationToken.None);
+
+    /// <summary>
+    /// Tunes <paramref name="request"/>, calling <paramref name="progress"/> (on the tuning thread) after every batch of
+    /// candidates and once at the end with the final count. <paramref name="cancellation"/> is checked between batches:
+    /// a cancelled tune throws <see cref="OperationCanceledException"/> (a cut-short search has no answer worth
+    /// returning). Neither changes which candidates are evaluated, so the result is the same as without them.
+    /// </summary>
+    public static TuneResult Tune(TuneRequest request, Action<TuneProgress>? progress, CancellationToken cancellation)
     {
         var watch = Stopwatch.StartNew();
+        cancellation.ThrowIfCancellationRequested();
         var problems = TuneRequestRules.Check(request);
         if (problems.Count > 0) return Refused(request, problems, watch);
-        var evaluator = new Evaluator(request);
+        var evaluator = new Evaluator(request, progress, cancellation);
 
         var structures = Structures(request).ToList();
         var evaluated = evaluator.EvaluateAll(structures, stopMicroBatchAtFirstMiss: true);
+        evaluator.BatchDone();
         var distinct = Rank(evaluated.Where(c => c.Feasible), request.Objective).DistinctBy(StructureKey).ToList();
 
         // The best structures, and the best that DeepSpeed can run (a ds_config.json comes from those), get their knobs tuned.
@@ -60,6 +71,7 @@ public static partial class Tuner
         var baselines = new Dictionary<string, Candidate>();
         if (defaults is not null) baselines["deepspeed_defaults"] = defaults;
         if (nvmeRule is not null) baselines["nvme_tool_rule"] = nvmeRule;
+        evaluator.Report();
         var nearLimits = new List<string>();
         if (bestOverall is not null) nearLimits.AddRange(NearLimits("The best plan", bestOverall, request.Hardware, request.MemoryHeadroom));
         if (deepSpeedBest is not null && deepSpeedBest != bestOverall)
@@ -184,12 +196,29 @@ public static partial class Tuner
         private double _best, _bestDeepSpeed;
 
         private readonly KnobSpace _knobs;
+        private readonly Action<TuneProgress>? _progress;
+        private readonly CancellationToken _cancellation;
 
-        public Evaluator(TuneRequest request)
+        public Evaluator(TuneRequest request, Action<TuneProgress>? progress = null, CancellationToken cancellation = default)
         {
             _request = request;
             _knobs = new KnobSpace(request);
+            _progress = progress;
+            _cancellation = cancellation;
         }
+
+        /// <summary>
+        /// Called by the search after each batch, when every candidate of the batch is in: stops a cancelled tune, then
+        /// reports progress. Only ever between batches, so cancelling never leaves a half-evaluated batch behind.
+        /// </summary>
+        public void BatchDone()
+        {
+            _cancellation.ThrowIfCancellationRequested();
+            Report();
+        }
+
+        /// <summary>Reports the count and best so far to the progress callback, if any.</summary>
+        public void Report() => _progress?.Invoke(new TuneProgress(Count, _request.Budget, Bests.Overall));
 
         /// <summary>The values each knob may take for this request.</summary>
         public KnobSpace Knobs => _knobs;
@@ -222,7 +251,8 @@ public static partial class Tuner
         {
             var groups = settings.GroupBy(s => s with { MicroBatch = 1 }).Select(g => g.OrderBy(s => s.MicroBatch).ToList()).ToList();
             var results = new ConcurrentBag<Candidate>();
-            Parallel.ForEach(groups, group =>
+            // The structure stage is one large batch: the token also stops it between groups.
+            Parallel.ForEach(groups, new ParallelOptions { CancellationToken = _cancellation }, group =>
             {
                 // Structures are always evaluated in full (the budget bounds the knob search), so that the
                 // candidates seen never depend on which thread got there first.

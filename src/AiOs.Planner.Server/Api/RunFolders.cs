@@ -47,7 +47,7 @@ internal sealed partial class RunFolders(string? root)
                 ["step"] = s.Step, ["loss"] = Finite(s.Loss), ["wall_ms"] = s.WallMs, ["forward_ms"] = s.ForwardMs, ["backward_ms"] = s.BackwardMs,
                 ["optimizer_ms"] = s.OptimizerMs, ["io_stall_ms"] = s.IoStallMs, ["tokens_per_s"] = s.TokensPerSecond,
                 ["nvme_read_gbps"] = s.NvmeReadGBps, ["nvme_write_gbps"] = s.NvmeWriteGBps, ["peak_resident_bytes"] = s.PeakResidentBytes,
-                ["peak_device_bytes"] = s.PeakDeviceBytes,
+                ["peak_device_bytes"] = s.PeakDeviceBytes, ["pinned_bytes"] = s.PinnedBytes, ["nvme_swap_bytes"] = s.NvmeSwapBytes,
             }).ToArray()),
             ["comparison"] = new JsonArray(comparison.Rows.Select(r => (JsonNode)new JsonObject
             {

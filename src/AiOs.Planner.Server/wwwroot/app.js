@@ -250,9 +250,12 @@ async function tune() {
         const data = raw.split('\n').filter(l => l.startsWith('data: ')).map(l => l.slice(6)).join('\n');
         if (name === 'progress') {
           const p = JSON.parse(data);
-          // The tuner reports no count: about 1,000 candidates a second on a small machine (docs/benchmarks.md).
-          bar.style.setProperty('--p', `${Math.min(95, 100 * p.elapsed_s / Math.max(1, p.budget / 1000))}%`);
-          label.textContent = `searching… ${p.elapsed_s.toFixed(1)} s (budget ${num(p.budget)} candidates)`;
+          // The search may stop short of its budget (nothing left that could win), so the bar only reaches 100% at the result.
+          bar.style.setProperty('--p', `${Math.min(99, 100 * p.evaluated / Math.max(1, p.budget))}%`);
+          const best = p.best_tokens_per_s > 0 ? `, best ${num(p.best_tokens_per_s)} tokens/s` : '';
+          label.textContent = `searching… ${num(p.evaluated)} of ${num(p.budget)} candidates, ${p.elapsed_s.toFixed(1)} s${best}`;
+        } else if (name === 'cancelled') {
+          label.textContent = 'cancelled';
         } else if (name === 'result') {
           bar.style.setProperty('--p', '100%');
           label.textContent = 'done';
@@ -350,7 +353,15 @@ async function start() {
   $('download-settings').addEventListener('click', () => download('/api/settings-file', 'aios-settings.json'));
   $('check-nvme').addEventListener('click', checkNvme);
   $('tune-start').addEventListener('click', tune);
-  $('tune-cancel').addEventListener('click', () => tuneAbort?.abort());
+  // Closing the stream alone stops the search too, but only once the server notices; DELETE stops it now and answers
+  // once it has stopped. It goes first, while the tune surely runs (after, it might have stopped already: a 404).
+  $('tune-cancel').addEventListener('click', async () => {
+    const abort = tuneAbort;
+    if (!abort) return;
+    $('tune-cancel').disabled = true;
+    await fetch('/api/tune', { method: 'DELETE' }).catch(() => {});
+    abort.abort();
+  });
   $('whatif-run').addEventListener('click', whatIf);
   for (const b of document.querySelectorAll('#tabs button')) b.addEventListener('click', () => switchTab(b.dataset.tab));
   await loadProfileFile();

@@ -95,7 +95,7 @@ export function lines(series, xLabel, yLabel, formatY) {
   root.append(text((l + width - r) / 2, height - 6, xLabel, { class: 'label', 'text-anchor': 'middle' }));
   for (const v of new Set([x0, Math.round((x0 + x1) / 2), x1])) root.append(text(X(v), height - b + 14, v, { class: 'tick', 'text-anchor': 'middle' }));
   series.forEach((s, i) => {
-    root.append(svg('polyline', { points: s.points.map(p => `${X(p.x)},${Y(p.y)}`).join(' '), fill: 'none', stroke: PALETTE[i], 'stroke-width': 2, 'stroke-dasharray': s.dashed ? '6 4' : '' }));
+    root.append(svg('polyline', { 'data-series': s.name, points: s.points.map(p => `${X(p.x)},${Y(p.y)}`).join(' '), fill: 'none', stroke: PALETTE[i], 'stroke-width': 2, 'stroke-dasharray': s.dashed ? '6 4' : '' }));
     root.append(text(width - r + 8, t + 14 + i * 16, s.name, { class: 'note', style: `fill: ${PALETTE[i]}` }));
   });
   return root;

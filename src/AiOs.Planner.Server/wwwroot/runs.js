@@ -35,16 +35,35 @@ async function openRun(id) {
         { name: 'NVMe read', points: steps.map(s => ({ x: s.step, y: s.nvme_read_gbps })) },
         { name: 'NVMe write', points: steps.map(s => ({ x: s.step, y: s.nvme_write_gbps })) },
       ], 'step', 'GB/s', v => `${v.toFixed(2)} GB/s`));
-      memory.replaceChildren(lines([{ name: 'peak resident', points: steps.map(s => ({ x: s.step, y: s.peak_resident_bytes / GiB })) }],
-        'step', 'GiB', v => `${v.toFixed(1)} GiB`));
+      memory.replaceChildren(lines(memorySeries(steps, run.tiers), 'step', 'GiB', v => `${v.toFixed(1)} GiB`));
     };
     draw(run.steps);
     const report = h('a', { href: `/api/runs/${encodeURIComponent(id)}/report`, target: '_blank' }, 'Open the full report');
     out.replaceChildren(h('h3', {}, `Run ${id}: predicted vs measured`), table, run.spread ? h('p', {}, run.spread) : '', run.caveat ? h('p', { class: 'verdict error' }, run.caveat) : '',
       h('h3', {}, 'Step time against the prediction (live while the run trains)'), chart,
-      h('h3', {}, 'NVMe bandwidth per step'), io, h('h3', {}, 'Peak resident host memory per step'), memory, report);
+      h('h3', {}, 'NVMe bandwidth per step'), io, h('h3', {}, 'Memory per tier per step (dashed: predicted)'), memory, report);
     streamRun(id, run.steps, draw);
   } catch (e) { out.replaceChildren(h('p', { class: 'verdict error' }, e.message)); }
+}
+
+/** The run record's memory per tier and step, with the tier names of its comparison (RunComparison.MemoryTiers). */
+const TIERS = [['device', 'peak_device_bytes', 'device peak'], ['pinned', 'pinned_bytes', 'pinned host'],
+  ['host', 'peak_resident_bytes', 'host RSS peak'], ['nvme', 'nvme_swap_bytes', 'NVMe swap']];
+
+/**
+ * A measured line per tier the run records (a CPU run has no device figure; a run without NVMe offload no swap), in
+ * GiB, each followed by its predicted level as a dashed line when the prediction has one.
+ */
+function memorySeries(steps, tiers) {
+  const series = [];
+  for (const [tier, field, name] of TIERS) {
+    const points = steps.filter(s => s[field] != null).map(s => ({ x: s.step, y: s[field] / GiB }));
+    if (points.length === 0) continue;
+    series.push({ name, points });
+    const predicted = tiers?.find(t => t.tier === tier)?.predicted_bytes;
+    if (predicted > 0) series.push({ name: `${name} (pred.)`, dashed: true, points: steps.map(s => ({ x: s.step, y: predicted / GiB })) });
+  }
+  return series;
 }
 
 /** Follows the run's metrics.jsonl: steps the training run appends are drawn as they come. */
@@ -68,7 +87,8 @@ async function streamRun(id, steps, draw) {
         if (seen.has(s.step)) continue;
         seen.add(s.step);
         steps.push({ step: s.step, wall_ms: s.wall_ms, nvme_read_gbps: s.nvme_read_g_bps ?? s.nvme_read_gbps ?? 0,
-          nvme_write_gbps: s.nvme_write_g_bps ?? s.nvme_write_gbps ?? 0, peak_resident_bytes: s.peak_resident_bytes ?? 0 });
+          nvme_write_gbps: s.nvme_write_g_bps ?? s.nvme_write_gbps ?? 0, peak_resident_bytes: s.peak_resident_bytes ?? 0,
+          peak_device_bytes: s.peak_device_bytes ?? null, pinned_bytes: s.pinned_bytes ?? null, nvme_swap_bytes: s.nvme_swap_bytes ?? null });
         draw(steps);
       }
     }
