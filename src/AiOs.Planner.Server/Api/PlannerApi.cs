@@ -30,7 +30,9 @@ internal sealed class PlannerApi(PathRoots nvmeRoots)
         if (file is null)
         {
             var plain = SettingsRules.ResolveWithNotes(Defaults with { SeqLen = Math.Min(Defaults.SeqLen, Math.Max(1, model.MaxSeqLen)) }, stageGiven: false);
-            return plain with { Settings = plain.Settings.Validated(model) };
+            // As the CLI without --buffer-size: the default buffer is sized to hold the largest swapped tensor.
+            var sized = Memory.SwapBufferRule.SizeDefault(model, plain.Settings, given: false);
+            return new SettingsResolution(sized.Settings.Validated(model), [.. plain.Notes, .. sized.Notes]);
         }
         var resolved = SettingsRules.ResolveWithNotes(file.ValidatedFile(ApiInputs.SettingsSource), stageGiven: true);
         var settings = resolved.Settings.Validated(model, ApiInputs.SettingsSource);
