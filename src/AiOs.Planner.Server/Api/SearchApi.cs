@@ -44,9 +44,10 @@ internal static class SearchApi
         throw new DescriptionException($"'{text}' is not a valid value for --objective; use one of throughput, memory.");
     }
 
-    /// <summary>The <c>aios tune --json</c> document of a result (no <c>--out</c>: files null, no warnings).</summary>
-    public static string TuneJson(TuneResult result) => DeepSpeedConfig.ToJson(new JsonObject
+    /// <summary>The <c>aios tune --json</c> document of a result (no <c>--out</c>: files null, no warnings; no GPU memory limit: the page edits the profile's GPU memory instead).</summary>
+    public static string TuneJson(TuneResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(new JsonObject
     {
+        ["gpu_memory_limit_bytes"] = gpuMemoryLimitBytes,
         ["best"] = result.Best is null ? null : Candidate(result.Best),
         ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
         ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
@@ -120,9 +121,10 @@ internal static class SearchApi
         return names;
     }
 
-    /// <summary>The <c>aios whatif --json</c> document.</summary>
-    public static string WhatIfJson(WhatIfResult result) => DeepSpeedConfig.ToJson(new JsonObject
+    /// <summary>The <c>aios whatif --json</c> document (no GPU memory limit, as <see cref="TuneJson"/>).</summary>
+    public static string WhatIfJson(WhatIfResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(new JsonObject
     {
+        ["gpu_memory_limit_bytes"] = gpuMemoryLimitBytes,
         ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
         {
             ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
