@@ -71,7 +71,7 @@ public static class TuneCommand
             if (result.Problems.Count == 0 && r.GetValue(output) is not null && built.Settings.Executor != ExecutorKind.DeepSpeed)
                 result = result with { DeepSpeedBest = Tuner.Tune(request with { Base = built.Settings with { Executor = ExecutorKind.DeepSpeed } }).DeepSpeedBest };
             var written = result.Problems.Count == 0 && r.GetValue(output) is { } folder ? Write(folder, model, hardware, result, optimizer) : null;
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, written, limit)));
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(SearchDocuments.Tune(result, written, limit?.Value)));
             else Render(io.Console, io.Errors, result, written);
             return result.Problems.Count > 0 ? ExitCodes.Usage : result.Best is null ? ExitCodes.Infeasible : ExitCodes.Ok;
         });
@@ -79,10 +79,8 @@ public static class TuneCommand
     }
 
     /// <summary>What <c>--out</c> wrote: each file's path (null when not written) and warnings about the choice.</summary>
-    private sealed record Written(string? Settings, string? DeepSpeed, IReadOnlyList<string> Warnings);
-
     /// <summary>aios-settings.json from the best plan; ds_config.json from the best plan DeepSpeed can run, which may be another.</summary>
-    private static Written? Write(string folder, Models.ModelSpec model, Hardware.HardwareProfile hardware, TuneResult result, DeepSpeedOptimizer optimizer)
+    private static TuneFiles? Write(string folder, Models.ModelSpec model, Hardware.HardwareProfile hardware, TuneResult result, DeepSpeedOptimizer optimizer)
     {
         if (result.Best is not { } best) return null;
         Directory.CreateDirectory(folder);
@@ -102,49 +100,10 @@ public static class TuneCommand
         {
             warnings.Add($"No plan DeepSpeed can run fits (only the aios engine's overlapped schedule does): ds_config.json was not written; {settingsPath} is for aios plan/train --settings.");
         }
-        return new Written(settingsPath, dsPath, warnings);
+        return new TuneFiles(settingsPath, dsPath, warnings);
     }
 
-    private static JsonObject Candidate(Candidate c) => new()
-    {
-        ["description"] = Tuner.Describe(c.Settings),
-        ["tokens_per_s"] = c.TokensPerSecond,
-        ["step_time_s"] = c.StepTime.Seconds,
-        ["bottleneck"] = c.Bottleneck,
-        ["sequences_per_step"] = c.SequencesPerStep,
-        ["tokens_per_step"] = c.TokensPerStep,
-        ["runs_on_deepspeed"] = Tuner.RunsOnDeepSpeed(c.Settings),
-        ["gpu_peak_bytes"] = c.GpuPeak.Value,
-        ["host_peak_bytes"] = c.HostPeak.Value,
-        ["pinned_peak_bytes"] = c.PinnedPeak.Value,
-        ["nvme_bytes"] = c.NvmePeak.Value,
-        ["settings"] = System.Text.Json.JsonSerializer.SerializeToNode(c.Settings, DescriptionJson.Options),
-    };
-
-    private static JsonArray Strings(IEnumerable<string> lines) => new(lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());
-
-    private static JsonObject Json(TuneResult result, Written? written, Units.Bytes? gpuMemoryLimit) => new()
-    {
-        ["gpu_memory_limit_bytes"] = gpuMemoryLimit?.Value,
-        ["best"] = result.Best is null ? null : Candidate(result.Best),
-        ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
-        ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
-        ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
-        ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
-        ["global_batch"] = result.GlobalBatch,
-        ["memory_headroom"] = result.MemoryHeadroom,
-        ["near_limits"] = Strings(result.NearLimits),
-        ["problems"] = new JsonArray(result.Problems.Select(p => (JsonNode)new JsonObject { ["flag"] = p.Flag, ["message"] = p.Message }).ToArray()),
-        ["files"] = written is null ? null : new JsonObject { ["aios_settings"] = written.Settings, ["ds_config"] = written.DeepSpeed },
-        ["warnings"] = Strings(written?.Warnings ?? []),
-        ["evaluated"] = result.Evaluated,
-        ["simulated"] = result.Simulated,
-        ["feasible"] = result.FeasibleCount,
-        ["elapsed_s"] = result.Elapsed.TotalSeconds,
-        ["explanation"] = Strings(result.Explanation),
-    };
-
-    private static void Render(IAnsiConsole console, IAnsiConsole errors, TuneResult result, Written? written)
+    private static void Render(IAnsiConsole console, IAnsiConsole errors, TuneResult result, TuneFiles? written)
     {
         foreach (var p in result.Problems) console.MarkupLineInterpolated($"[red]error:[/] {p}");
         if (result.Problems.Count > 0) return;

@@ -53,7 +53,7 @@ public static class WhatIfCommand
             if (r.GetValue(plots) is { } folder)
                 foreach (string png in Reports.WhatIfFigures.Write(result, folder))
                     if (!r.GetValue(json)) io.Console.MarkupLineInterpolated($"Wrote {png}");
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, r.GetValue(gpuLimit))));
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(SearchDocuments.WhatIf(result, r.GetValue(gpuLimit)?.Value)));
             else
             {
                 if (r.GetValue(gpuLimit) is { } cap) io.Console.MarkupLineInterpolated($"[grey]note:[/] {Planning.GpuMemoryLimit.Flag} {cap}: every GPU planned with {cap} of its memory");
@@ -66,19 +66,6 @@ public static class WhatIfCommand
 
     private static IEnumerable<string> Split(string list, IReadOnlyList<string> all) =>
         list.Trim() == "all" ? all : list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-
-    private static JsonObject Json(WhatIfResult result, Units.Bytes? gpuMemoryLimit) => new()
-    {
-        ["gpu_memory_limit_bytes"] = gpuMemoryLimit?.Value,
-        ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
-        {
-            ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
-            ["tokens_per_s"] = c.TokensPerSecond, ["bottleneck"] = c.Bottleneck, ["settings"] = c.Settings,
-            ["gpu_peak_bytes"] = c.GpuPeak.Value, ["host_peak_bytes"] = c.HostPeak.Value,
-            ["sequences_per_step"] = c.SequencesPerStep, ["tokens_per_step"] = c.TokensPerStep, ["note"] = c.Note,
-        }).ToArray()),
-        ["largest_at_rate"] = new JsonObject(result.LargestAtRate.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-    };
 
     private static void Render(IAnsiConsole console, WhatIfResult result, double minRate)
     {

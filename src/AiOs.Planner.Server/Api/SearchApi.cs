@@ -44,45 +44,8 @@ internal static class SearchApi
         throw new DescriptionException($"'{text}' is not a valid value for --objective; use one of throughput, memory.");
     }
 
-    /// <summary>The <c>aios tune --json</c> document of a result (no <c>--out</c>: files null, no warnings; no GPU memory limit: the page edits the profile's GPU memory instead).</summary>
-    public static string TuneJson(TuneResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(new JsonObject
-    {
-        ["gpu_memory_limit_bytes"] = gpuMemoryLimitBytes,
-        ["best"] = result.Best is null ? null : Candidate(result.Best),
-        ["deepspeed_best"] = result.DeepSpeedBest is null ? null : Candidate(result.DeepSpeedBest),
-        ["alternatives"] = new JsonArray(result.Alternatives.Select(c => (JsonNode)Candidate(c)).ToArray()),
-        ["pareto_front"] = new JsonArray(result.ParetoFront.Select(c => (JsonNode)Candidate(c)).ToArray()),
-        ["baselines"] = new JsonObject(result.Baselines.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)Candidate(kv.Value)))),
-        ["global_batch"] = result.GlobalBatch,
-        ["memory_headroom"] = result.MemoryHeadroom,
-        ["near_limits"] = Strings(result.NearLimits),
-        ["problems"] = new JsonArray(result.Problems.Select(p => (JsonNode)new JsonObject { ["flag"] = p.Flag, ["message"] = p.Message }).ToArray()),
-        ["files"] = null,
-        ["warnings"] = new JsonArray(),
-        ["evaluated"] = result.Evaluated,
-        ["simulated"] = result.Simulated,
-        ["feasible"] = result.FeasibleCount,
-        ["elapsed_s"] = result.Elapsed.TotalSeconds,
-        ["explanation"] = Strings(result.Explanation),
-    });
-
-    private static JsonObject Candidate(Candidate c) => new()
-    {
-        ["description"] = Tuner.Describe(c.Settings),
-        ["tokens_per_s"] = c.TokensPerSecond,
-        ["step_time_s"] = c.StepTime.Seconds,
-        ["bottleneck"] = c.Bottleneck,
-        ["sequences_per_step"] = c.SequencesPerStep,
-        ["tokens_per_step"] = c.TokensPerStep,
-        ["runs_on_deepspeed"] = Tuner.RunsOnDeepSpeed(c.Settings),
-        ["gpu_peak_bytes"] = c.GpuPeak.Value,
-        ["host_peak_bytes"] = c.HostPeak.Value,
-        ["pinned_peak_bytes"] = c.PinnedPeak.Value,
-        ["nvme_bytes"] = c.NvmePeak.Value,
-        ["settings"] = JsonSerializer.SerializeToNode(c.Settings, DescriptionJson.Options),
-    };
-
-    private static JsonArray Strings(IEnumerable<string> lines) => new(lines.Select(l => (JsonNode)JsonValue.Create(l)!).ToArray());
+    /// <summary>The <c>aios tune --json</c> document of a result (no <c>--out</c>: no files, no warnings; no GPU memory limit: the page edits the profile's GPU memory instead).</summary>
+    public static string TuneJson(TuneResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(SearchDocuments.Tune(result, null, gpuMemoryLimitBytes));
 
     /// <summary>The whatif request of a body: <c>models</c> and <c>hardware</c> as lists of bundled names (or "all").</summary>
     public static WhatIfRequest WhatIfRequest(JsonObject body)
@@ -122,16 +85,5 @@ internal static class SearchApi
     }
 
     /// <summary>The <c>aios whatif --json</c> document (no GPU memory limit, as <see cref="TuneJson"/>).</summary>
-    public static string WhatIfJson(WhatIfResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(new JsonObject
-    {
-        ["gpu_memory_limit_bytes"] = gpuMemoryLimitBytes,
-        ["cells"] = new JsonArray(result.Cells.Select(c => (JsonNode)new JsonObject
-        {
-            ["model"] = c.Model, ["params"] = c.Parameters, ["hardware"] = c.Hardware, ["variant"] = c.Variant, ["fits"] = c.Fits,
-            ["tokens_per_s"] = c.TokensPerSecond, ["bottleneck"] = c.Bottleneck, ["settings"] = c.Settings,
-            ["gpu_peak_bytes"] = c.GpuPeak.Value, ["host_peak_bytes"] = c.HostPeak.Value,
-            ["sequences_per_step"] = c.SequencesPerStep, ["tokens_per_step"] = c.TokensPerStep, ["note"] = c.Note,
-        }).ToArray()),
-        ["largest_at_rate"] = new JsonObject(result.LargestAtRate.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-    });
+    public static string WhatIfJson(WhatIfResult result, long? gpuMemoryLimitBytes = null) => DeepSpeedConfig.ToJson(SearchDocuments.WhatIf(result, gpuMemoryLimitBytes));
 }
