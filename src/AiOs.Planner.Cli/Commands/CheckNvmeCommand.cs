@@ -42,39 +42,12 @@ public static class CheckNvmeCommand
             }
             var check = NvmeCheck.Check(folder, plan?.Memory.Nvme.Items ?? []);
             var decision = plan is null ? null : OffloadFallback.Decide(plan.Model, plan.Hardware, plan.Settings, check, allowFallback: !r.GetValue(noFallback));
-            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(check, decision)));
+            if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(NvmeCheckDocument.Of(check, decision)));
             else Render(io, check, decision);
             if (decision is { Failed: true } || (decision is null && !check.Usable)) return ExitCodes.Infeasible;
             return decision is { FellBack: true } ? ExitCodes.FellBackToCpu : ExitCodes.Ok;
         });
         return command;
-    }
-
-    private static JsonObject Json(NvmeCheckResult check, FallbackDecision? decision)
-    {
-        var f = check.Facts;
-        return new JsonObject
-        {
-            ["path"] = check.Path,
-            ["usable"] = check.Usable,
-            ["created"] = check.Created,
-            ["required_bytes"] = check.Required.Value,
-            ["free_bytes"] = f?.Free.Value,
-            ["safety_factor"] = check.SafetyFactor,
-            ["needs"] = new JsonArray(check.Needs.Select(n => (JsonNode)new JsonObject { ["name"] = n.Name, ["bytes"] = n.Bytes.Value }).ToArray()),
-            ["storage"] = f is null ? null : new JsonObject
-            {
-                ["mount_point"] = f.MountPoint, ["device"] = f.Device, ["block_device"] = f.BlockDevice, ["model"] = f.DeviceModel,
-                ["filesystem"] = f.FileSystem, ["rotational"] = f.Rotational, ["o_direct"] = f.DirectIo, ["total_bytes"] = f.Total.Value,
-            },
-            ["leftovers"] = LeftoverRendering.Json(check.Leftovers),
-            ["problems"] = new JsonArray(check.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
-            ["warnings"] = new JsonArray(check.Warnings.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
-            ["fallback"] = decision is null ? null : new JsonObject
-            {
-                ["fell_back_to_cpu"] = decision.FellBack, ["failed"] = decision.Failed, ["message"] = decision.Message,
-            },
-        };
     }
 
     private static void Render(CliIo io, NvmeCheckResult check, FallbackDecision? decision)

@@ -102,24 +102,9 @@ internal static class LeftoverRendering
         return table;
     }
 
-    public static JsonObject Json(Leftover l) => new()
-    {
-        ["path"] = l.Path,
-        ["kind"] = Kind(l.Kind),
-        ["bytes"] = l.Size.Value,
-        ["run_id"] = l.RunId,
-        ["pid"] = l.Pid,
-        ["state"] = l.State switch { OwnerState.Dead => "stale", OwnerState.Alive => "running", OwnerState.Unknown => "unknown", _ => "not_ours" },
-        ["note"] = l.Note,
-    };
+    public static JsonObject Json(Leftover l) => NvmeCheckDocument.Leftover(l);
 
     public static JsonArray Json(IReadOnlyList<Leftover> leftovers) => new(leftovers.Select(l => (JsonNode)Json(l)).ToArray());
 
-    private static string Kind(ScratchKind kind) => kind switch
-    {
-        ScratchKind.SwapFolder => "swap folder",
-        ScratchKind.WriteProbe => "write probe",
-        ScratchKind.DirectIoProbe => "O_DIRECT probe",
-        _ => "calibration file",
-    };
+    private static string Kind(ScratchKind kind) => NvmeCheckDocument.KindName(kind);
 }

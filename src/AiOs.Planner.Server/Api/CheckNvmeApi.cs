@@ -31,44 +31,6 @@ internal static class CheckNvmeApi
         }
         var check = NvmeCheck.Check(folder, plan?.Memory.Nvme.Items ?? []);
         var decision = plan is null ? null : OffloadFallback.Decide(plan.Model, plan.Hardware, plan.Settings, check, allowFallback: !ApiInputs.Value(body, "no_fallback", false));
-        return DeepSpeedConfig.ToJson(Json(check, decision));
+        return DeepSpeedConfig.ToJson(NvmeCheckDocument.Of(check, decision));
     }
-
-    private static JsonObject Json(NvmeCheckResult check, FallbackDecision? decision)
-    {
-        var f = check.Facts;
-        return new JsonObject
-        {
-            ["path"] = check.Path,
-            ["usable"] = check.Usable,
-            ["created"] = check.Created,
-            ["required_bytes"] = check.Required.Value,
-            ["free_bytes"] = f?.Free.Value,
-            ["safety_factor"] = check.SafetyFactor,
-            ["needs"] = new JsonArray(check.Needs.Select(n => (JsonNode)new JsonObject { ["name"] = n.Name, ["bytes"] = n.Bytes.Value }).ToArray()),
-            ["storage"] = f is null ? null : new JsonObject
-            {
-                ["mount_point"] = f.MountPoint, ["device"] = f.Device, ["block_device"] = f.BlockDevice, ["model"] = f.DeviceModel,
-                ["filesystem"] = f.FileSystem, ["rotational"] = f.Rotational, ["o_direct"] = f.DirectIo, ["total_bytes"] = f.Total.Value,
-            },
-            ["leftovers"] = new JsonArray(check.Leftovers.Select(l => (JsonNode)Leftover(l)).ToArray()),
-            ["problems"] = new JsonArray(check.Problems.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
-            ["warnings"] = new JsonArray(check.Warnings.Select(p => (JsonNode)JsonValue.Create(p)!).ToArray()),
-            ["fallback"] = decision is null ? null : new JsonObject
-            {
-                ["fell_back_to_cpu"] = decision.FellBack, ["failed"] = decision.Failed, ["message"] = decision.Message,
-            },
-        };
-    }
-
-    private static JsonObject Leftover(Leftover l) => new()
-    {
-        ["path"] = l.Path,
-        ["kind"] = l.Kind switch { ScratchKind.SwapFolder => "swap folder", ScratchKind.WriteProbe => "write probe", ScratchKind.DirectIoProbe => "O_DIRECT probe", _ => "calibration file" },
-        ["bytes"] = l.Size.Value,
-        ["run_id"] = l.RunId,
-        ["pid"] = l.Pid,
-        ["state"] = l.State switch { OwnerState.Dead => "stale", OwnerState.Alive => "running", OwnerState.Unknown => "unknown", _ => "not_ours" },
-        ["note"] = l.Note,
-    };
 }
