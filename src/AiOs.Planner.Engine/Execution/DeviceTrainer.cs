@@ -74,6 +74,7 @@ public sealed partial class DeviceTrainer : ITrainer
         {
             _model = new GptModel(spec, dtype, _device);
             using var _ = no_grad();
+            using IEnumerator<float[]> values = initial.InOrder(units).GetEnumerator();
             for (int u = 0; u < units; u++)
             {
                 FlatParameters p = _model.Unit(u);
@@ -84,7 +85,8 @@ public sealed partial class DeviceTrainer : ITrainer
                 _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 p.BindGradients(_gradients[u]);
-                SetMaster(u, initial.Unit(u));
+                values.MoveNext();
+                SetMaster(u, values.Current);
             }
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
             _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);

@@ -60,7 +60,8 @@ public static class Evaluation
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(request.Device));
         using var model = new GptModel(spec, EngineSettings.DType(request.Precision), new Device(request.Device));
         model.eval();
-        for (int u = 0; u < model.UnitCount; u++) model.Unit(u).StoreFloats(0, initial.Unit(u));
+        int unit = 0;
+        foreach (float[] values in initial.InOrder(model.UnitCount)) model.Unit(unit++).StoreFloats(0, values);
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();

@@ -107,9 +107,10 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _passOps = _program.Ops.Where(o => o.Phase != StepPhase.Optimizer).ToArray();
             _optimizerOps = _program.Ops.Where(o => o.Phase == StepPhase.Optimizer).ToArray();
             _unitScale = new float[units];
-            for (int u = 0; u < units; u++)
+            int unit = 0;
+            foreach (float[] values in initial.InOrder(units))
             {
-                float[] values = initial.Unit(u);
+                int u = unit++;
                 _optim.Initialise(u, values);
                 _params.WriteBack(u, 0, values);
             }

@@ -39,9 +39,10 @@ public sealed class ReferenceTrainer : IDisposable
         _optim = new OptimizerStates(elements, StorageTier.Cpu, long.MaxValue,
             optimizer ?? EngineSettings.Optimizer(options), null, new IoCounters(), new SpanTrace(TimeProvider.System));
         _grads = new CpuGradientStore(elements, new SpanTrace(TimeProvider.System));
-        for (int u = 0; u < elements.Length; u++)
+        int unit = 0;
+        foreach (float[] values in initial.InOrder(elements.Length))
         {
-            float[] values = initial.Unit(u);
+            int u = unit++;
             _optim.Initialise(u, values);
             WriteBack(u, 0, values);
         }

@@ -43,6 +43,37 @@ public sealed class InitialWeights : IDisposable
         return values;
     }
 
+    /// <summary>
+    /// The fp32 values of units 0 … <paramref name="count"/> − 1 in order, each produced on a worker thread ahead of its
+    /// turn: up to one unit per core is being made while the caller stores the previous ones, bounded to about
+    /// <paramref name="lookAheadBytes"/> of values in flight (at least two units). Every unit has its own seed, so the
+    /// values are the same whatever the thread count.
+    /// </summary>
+    public IEnumerable<float[]> InOrder(int count, long lookAheadBytes = 2L << 30)
+    {
+        long largest = Math.Max(ParameterLayout.ForLayer(_spec).Elements, ParameterLayout.ForOuter(_spec).Elements) * sizeof(float);
+        int window = (int)Math.Clamp(lookAheadBytes / Math.Max(1, largest), 2, Math.Max(2, Environment.ProcessorCount));
+        var pending = new Queue<Task<float[]>>();
+        int next = 0;
+        try
+        {
+            for (int u = 0; u < count; u++)
+            {
+                while (next < count && pending.Count < window)
+                {
+                    int unit = next++;
+                    pending.Enqueue(Task.Run(() => Unit(unit)));
+                }
+                yield return pending.Dequeue().GetAwaiter().GetResult();
+            }
+        }
+        finally
+        {
+            // A caller that stops early (an error while storing) still waits for the units in flight, so none outlives the files they read.
+            foreach (Task<float[]> t in pending) t.ContinueWith(_ => { }).Wait();
+        }
+    }
+
     /// <summary>One seeded fp32 array per unit (layers, then the outer block).</summary>
     public static float[][] Create(ModelSpec spec, long seed)
     {
