@@ -11,8 +11,19 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="OptimizerElements">Elements of that update.</param>
 /// <param name="Matmul">The profile's large-matmul rate for the timed precision (the efficiency refers to it).</param>
 /// <param name="Description">How and where it was measured, for the figures' method.</param>
+/// <param name="NoGradFloorSeconds">A layer forward without autograd at the tiny shape; NaN: not timed (then <paramref name="FloorSeconds"/>).</param>
+/// <param name="BackwardFloorSeconds">A layer backward at the tiny shape; NaN: not timed (then twice <paramref name="FloorSeconds"/>).</param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
-    FlopRate Matmul, string Description);
+    FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN)
+{
+    /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
+    public double FloorOf(string label) => label switch
+    {
+        "forward" => double.IsNaN(NoGradFloorSeconds) ? FloorSeconds : NoGradFloorSeconds,
+        "backward" => double.IsNaN(BackwardFloorSeconds) ? 2 * FloorSeconds : BackwardFloorSeconds,
+        _ => FloorSeconds,
+    };
+}
 
 /// <summary>The fitted kernels and how well they explain the timings.</summary>
 public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples);
@@ -28,6 +39,9 @@ public static class EngineKernelFit
     /// <summary>Bytes per parameter the step program charges a device AdamW (read master, m, v, gradient; write master, m, v, working copy).</summary>
     public const int OptimizerBytesPerParameter = 28;
 
+    /// <summary>Work-bound passes needed to fit the work terms on them alone.</summary>
+    public const int MinimumWorkBoundPasses = 6;
+
     /// <summary>Fits the kernels; <paramref name="previous"/> keeps the step overhead, which the per-kernel probe does not time.</summary>
     /// <exception cref="ArgumentException">Too few usable timings (see <see cref="CpuLayerFit.Fit"/>), or a non-positive floor or optimizer time.</exception>
     public static EngineKernelCalibration Fit(EngineKernelTimings t, string date, EngineKernels? previous = null)
@@ -35,7 +49,11 @@ public static class EngineKernelFit
         ArgumentNullException.ThrowIfNull(t);
         if (!(t.FloorSeconds > 0) || !(t.OptimizerSeconds > 0) || t.OptimizerElements <= 0)
             throw new ArgumentException("The dispatch floor and the optimizer need positive timings.", nameof(t));
-        var fit = CpuLayerFit.Fit(t.Passes.Where(p => p.Label != "recompute").ToList(), t.Matmul);
+        // Passes within twice their dispatch floor measure the host, not the kernels: fit the work terms on the others
+        // (all of them when too few are left), and let the floors carry the small shapes.
+        var workBound = t.Passes.Where(p => p.Label != "recompute" && p.Seconds >= 2 * t.FloorOf(p.Label)).ToList();
+        var fitted = workBound.Count >= MinimumWorkBoundPasses ? workBound : t.Passes.Where(p => p.Label != "recompute").ToList();
+        var fit = CpuLayerFit.Fit(fitted, t.Matmul);
         var ratios = t.Passes.Where(p => p.Label == "recompute")
             .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
             .Where(x => x.Forward is { Seconds: > 0 })
@@ -46,7 +64,7 @@ public static class EngineKernelFit
                 $"The engine's layers ran at {fit.MatmulEfficiency:G3} × the profile's matmul rate ({t.Matmul.Tflops:G3} TFLOP/s), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
         double recompute = ratios.Length > 0 ? ratios[ratios.Length / 2] : 1;
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
-        string method = I($"aios calibrate-gpu: {t.Passes.Count} timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
+        string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
         var kernels = new EngineKernels
         {
@@ -55,7 +73,9 @@ public static class EngineKernelFit
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
             RecomputeRatio = F(recompute, I($"aios calibrate-gpu: median recompute/forward over {ratios.Length} shapes ({t.Description})")),
-            LayerLaunchFloorUs = F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
+            LayerLaunchFloorUs = F(t.FloorOf("forward") * 1e6, I($"aios calibrate-gpu: a layer forward without autograd at a tiny shape, median ({t.Description})")),
+            AutogradLaunchFloorUs = F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
+            BackwardLaunchFloorUs = F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),

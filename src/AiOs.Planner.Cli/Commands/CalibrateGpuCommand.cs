@@ -71,7 +71,8 @@ public static class CalibrateGpuCommand
         var timings = m.Layers.Where(l => l.Pass is "forward" or "recompute" or "backward")
             .Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList();
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
-        var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where),
+        var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
+            m.NoGradFloorSeconds, m.BackwardFloorSeconds),
             date, gpu.EngineKernels);
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }

@@ -28,6 +28,13 @@ public sealed record EngineKernels
     /// launch-bound (the GPU waits for the host), so the time stops falling with the work; backward's floor is twice this.
     /// </summary>
     public Figure LayerLaunchFloorUs { get; init; } = 0;
+    /// <summary>
+    /// The dispatch floor of a unit forward that records autograd (a resident forward without checkpointing, and every
+    /// recompute), µs: recording the graph costs the host more than the kernels' launches alone. Null: <see cref="LayerLaunchFloorUs"/>.
+    /// </summary>
+    public Figure? AutogradLaunchFloorUs { get; init; }
+    /// <summary>The dispatch floor of a unit backward, µs. Null: twice the autograd floor.</summary>
+    public Figure? BackwardLaunchFloorUs { get; init; }
     /// <summary>Fixed time per step, µs: loss synchronisation, optimizer launches, bookkeeping.</summary>
     public Figure StepOverheadUs { get; init; } = 0;
     /// <summary>Bytes per second the device optimizer (fused AdamW) touches, GB/s; null: the device bandwidth at the compute model's efficiency.</summary>
@@ -38,6 +45,12 @@ public sealed record EngineKernels
 
     /// <summary>The host dispatch floor of one forward.</summary>
     public SimDuration LayerLaunchFloor => SimDuration.FromMicroseconds(LayerLaunchFloorUs.Value);
+
+    /// <summary>The host dispatch floor of a forward that records autograd, and of a recompute.</summary>
+    public SimDuration AutogradLaunchFloor => SimDuration.FromMicroseconds((AutogradLaunchFloorUs ?? LayerLaunchFloorUs).Value);
+
+    /// <summary>The host dispatch floor of a backward.</summary>
+    public SimDuration BackwardLaunchFloor => BackwardLaunchFloorUs is { } b ? SimDuration.FromMicroseconds(b.Value) : AutogradLaunchFloor * 2;
 
     /// <summary>The fixed per-step time.</summary>
     public SimDuration StepOverhead => SimDuration.FromMicroseconds(StepOverheadUs.Value);
@@ -54,6 +67,8 @@ public sealed record EngineKernels
         p.InRange(at + ".backward_ratio", BackwardRatio.Value, 0.01, 100);
         p.InRange(at + ".recompute_ratio", RecomputeRatio.Value, 0.01, 100);
         p.NonNegative(at + ".layer_launch_floor_us", LayerLaunchFloorUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+        if (AutogradLaunchFloorUs is { } a) p.NonNegative(at + ".autograd_launch_floor_us", a.Value, HardwareBounds.MaxLatencyUs, " µs");
+        if (BackwardLaunchFloorUs is { } b) p.NonNegative(at + ".backward_launch_floor_us", b.Value, HardwareBounds.MaxLatencyUs, " µs");
         p.NonNegative(at + ".step_overhead_us", StepOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (OptimizerGbps is { } o) p.InRange(at + ".optimizer_gbps", o.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
     }

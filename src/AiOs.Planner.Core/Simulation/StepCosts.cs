@@ -19,6 +19,15 @@ public sealed class StepCosts
     /// <summary>The engine's fitted GPU kernels when the <c>aios</c> executor runs on a GPU whose profile has them; else null.</summary>
     private readonly EngineKernels? _engine;
     private readonly SimDuration _launchFloor, _stepOverhead;
+    /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
+    private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
+    /// <summary>
+    /// Whether each compute operation pays its own floor, <c>max(work, floor)</c>, instead of the step paying one dispatch
+    /// deficit: the engine's resident trainer waits for the device after every operation (its spans are device time),
+    /// so the host never runs ahead. The offloaded engine queues its device work on streams and PyTorch eager never
+    /// waits, so both run ahead and pay the deficit.
+    /// </summary>
+    private readonly bool _floorPerOperation;
     /// <summary>Host dispatch time the device waits for beyond its own work in one step (see <see cref="DispatchDeficit"/>); zero without a program.</summary>
     private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
@@ -47,6 +56,17 @@ public sealed class StepCosts
         (_launchFloor, _stepOverhead) = !hw.HasGpu ? (SimDuration.Zero, SimDuration.Zero)
             : _engine is { } k ? (k.LayerLaunchFloor, k.StepOverhead)
             : (_model.LayerLaunchFloor, _model.StepOverhead);
+        bool offloads = s.ParamOffload != OffloadTier.None || s.OptimizerOffload != OffloadTier.None || s.EffectiveGradientOffload != OffloadTier.None;
+        if (_engine is { } e && hw.HasGpu)
+        {
+            // The layer-by-layer engine always runs forward without autograd and recomputes; the resident one records
+            // autograd in forward unless it checkpoints.
+            bool forwardRecords = !offloads && !s.ActivationCheckpointing;
+            (_forwardFloor, _recomputeFloor, _backwardFloor) = (forwardRecords ? e.AutogradLaunchFloor : e.LayerLaunchFloor, e.AutogradLaunchFloor, e.BackwardLaunchFloor);
+            _floorPerOperation = !offloads;
+        }
+        else
+            (_forwardFloor, _recomputeFloor, _backwardFloor) = (_launchFloor, _launchFloor, _launchFloor * 2);
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
         if (hw.HasGpu)
@@ -90,7 +110,8 @@ public sealed class StepCosts
     /// <summary>The time <paramref name="op"/> takes on its resource, alone.</summary>
     public SimDuration Duration(Operation op, int hiddenSize) => op.Resource switch
     {
-        ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op) : PerStep(op, Compute(op, hiddenSize)),
+        ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
+            : PerStep(op, _floorPerOperation ? SimDuration.Max(Compute(op, hiddenSize), Floor(op)) : Compute(op, hiddenSize)),
         ResourceKind.H2d => op.Bytes / _h2d,
         ResourceKind.D2h => op.Bytes / _d2h,
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
@@ -100,11 +121,13 @@ public sealed class StepCosts
     };
 
     /// <summary>
-    /// The host dispatch floor of a unit pass: a layer's or the head's forward or recompute pays one, its backward two.
-    /// The embedding (a lookup and an add: a few kernels) pays none.
+    /// The host dispatch floor of a unit pass: a layer's or the head's forward, recompute or backward (PyTorch eager:
+    /// one floor, two for a backward; the engine: its measured floor of each kind). The embedding (a lookup and an
+    /// add: a few kernels) pays none.
     /// </summary>
     private SimDuration Floor(Operation op) =>
-        op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero : op.Kind == OpKind.Backward ? _launchFloor * 2 : _launchFloor;
+        op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero
+        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ => _forwardFloor };
 
     /// <summary>
     /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding
@@ -121,7 +144,7 @@ public sealed class StepCosts
     /// </summary>
     private SimDuration DispatchDeficit(StepProgram program)
     {
-        if (_launchFloor == SimDuration.Zero) return SimDuration.Zero;
+        if (_launchFloor == SimDuration.Zero || _floorPerOperation) return SimDuration.Zero;
         int hidden = program.Model.HiddenSize;
         long work = 0, dispatch = 0;
         foreach (var op in program.Ops)

@@ -77,6 +77,7 @@ public sealed partial class DeviceTrainer
             string? nonFinite = _state.NonFinite;
             _state.Skipped = !Update(_state.Step, ref nonFinite);
             _state.NonFinite = nonFinite;
+            DeviceMemory?.Note($"step {_state.Step}'s update");
         }),
     };
 
@@ -136,7 +137,7 @@ public sealed partial class DeviceTrainer
                 // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
                 if (_scaler is null && !double.IsFinite(value)) _state.NonFinite ??= $"the loss ({value})";
                 _state.Loss += value;
-                DeviceMemory?.Sample();
+                DeviceMemory?.Note($"step {_state.Step}'s loss");
                 break;
             }
         }
@@ -166,7 +167,8 @@ public sealed partial class DeviceTrainer
                 _micro!.LayerOutputs[i].backward([_micro.Gradient!]);
                 _micro.Gradient = _micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
                 _micro.LayerOutputs[i] = null!;
-                DeviceMemory?.Sample();
+                if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
+                else DeviceMemory?.Sample();
                 break;
             }
             default:

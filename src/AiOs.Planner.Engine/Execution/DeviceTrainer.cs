@@ -73,6 +73,7 @@ public sealed partial class DeviceTrainer : ITrainer
         try
         {
             _model = new GptModel(spec, dtype, _device);
+            DeviceMemory?.Note("the model's parameters");
             using var _ = no_grad();
             using IEnumerator<float[]> values = initial.InOrder(units).GetEnumerator();
             for (int u = 0; u < units; u++)
@@ -88,6 +89,7 @@ public sealed partial class DeviceTrainer : ITrainer
                 values.MoveNext();
                 SetMaster(u, values.Current);
             }
+            DeviceMemory?.Note("master weights, moments and gradient buffers");
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
             _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
             _program = ResidentProgram.For(spec, settings);

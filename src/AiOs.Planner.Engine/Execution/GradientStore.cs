@@ -68,6 +68,9 @@ internal abstract class GradientStore : IDisposable
     /// </summary>
     public abstract void Download(int unit, FlatParameters parameters, bool first, bool last);
 
+    /// <summary>Bytes a <see cref="Download"/> of <paramref name="parameters"/> moves off the device: the working precision unless the store widens them first.</summary>
+    public virtual long DownloadBytes(FlatParameters parameters, bool first) => parameters.ByteLength;
+
     /// <summary>GradRead: the unit's sum so far back from NVMe into the host buffer (NVMe gradients only).</summary>
     public virtual void ReadBack(int unit) => throw new InvalidOperationException("Gradients in CPU RAM are not read back; the program should not ask for it.");
 
@@ -122,6 +125,10 @@ internal sealed class CpuGradientStore : GradientStore
         _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
+
+    /// <inheritdoc/>
+    /// <remarks>On a GPU the first micro-batch is widened to fp32 on the device and lands in the pinned accumulator in one transfer.</remarks>
+    public override long DownloadBytes(FlatParameters parameters, bool first) => _pinned is not null && first ? 4 * parameters.Layout.Elements : parameters.ByteLength;
 
     private Span<float> Sum(int unit) => _pinned is { } p ? MemoryMarshal.Cast<byte, float>(p[unit].bytes) : _sums![unit];
 

@@ -157,8 +157,10 @@ public sealed partial class LayerwiseTrainer
     {
         int unit = _params.UnitOf(op.Unit);
         FlatParameters parameters = ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot));
-        _grads.Download(unit, parameters, first: op.MicroBatch == 0, last: op.MicroBatch == _settings.GradAccumulation - 1);
-        Io.Download(parameters.ByteLength);
+        bool first = op.MicroBatch == 0;
+        long bytes = _grads.DownloadBytes(parameters, first);
+        _grads.Download(unit, parameters, first, last: op.MicroBatch == _settings.GradAccumulation - 1);
+        Io.Download(bytes);
     }
 
     private void Update(Operation op)

@@ -75,6 +75,18 @@ public sealed class DeviceMemory : IDisposable
         if (used > _runPeak) _runPeak = used;
     }
 
+    /// <summary>With <c>AIOS_DEVICE_MEMORY_TRACE</c> set: lines still to print (a diagnostic for where device memory goes).</summary>
+    private int _notesLeft = Environment.GetEnvironmentVariable("AIOS_DEVICE_MEMORY_TRACE") is { Length: > 0 } ? 60 : 0;
+
+    /// <summary>Samples, and with <c>AIOS_DEVICE_MEMORY_TRACE</c> set prints the memory in use after <paramref name="stage"/> to stderr (the first 60 notes).</summary>
+    public void Note(string stage)
+    {
+        Sample();
+        if (_notesLeft <= 0) return;
+        _notesLeft--;
+        Console.Error.WriteLine($"device memory after {stage}: {Used} (run peak {RunPeak})");
+    }
+
     /// <summary>The highest sample since the last call, which starts the next interval.</summary>
     public Bytes TakeStepPeak()
     {

@@ -32,7 +32,35 @@ public static unsafe class SpanMath
     }
 
     /// <summary>
-    /// Σ x[i]², accumulated in double in index order within fixed chunks, chunks added in order (so two callers
+    /// Σ x[i]² of one chunk in double: lanes of <see cref="Vector{T}"/> widened to double and summed per lane, the lanes
+    /// then added in order, then the tail. Vectorised because the engine takes every unit's gradient norm on the
+    /// gradient path (a scalar double loop cost gpt2-xl 0.3 s per step on 16 cores); the lane order is fixed, so the
+    /// result depends on the data alone.
+    /// </summary>
+    internal static double SumOfSquaresChunk(ReadOnlySpan<float> x)
+    {
+        int i = 0;
+        double total = 0;
+        if (Vector.IsHardwareAccelerated && x.Length >= 2 * Vector<float>.Count)
+        {
+            Vector<double> a = Vector<double>.Zero, b = Vector<double>.Zero;
+            ReadOnlySpan<Vector<float>> v = MemoryMarshal.Cast<float, Vector<float>>(x);
+            foreach (Vector<float> f in v)
+            {
+                Vector.Widen(f, out Vector<double> lo, out Vector<double> hi);
+                a += lo * lo;
+                b += hi * hi;
+            }
+            Vector<double> lanes = a + b;
+            for (int l = 0; l < Vector<double>.Count; l++) total += lanes[l];
+            i = v.Length * Vector<float>.Count;
+        }
+        for (; i < x.Length; i++) total += (double)x[i] * x[i];
+        return total;
+    }
+
+    /// <summary>
+    /// Σ x[i]², accumulated in double within fixed chunks (<see cref="SumOfSquaresChunk"/>), chunks added in order (so two callers
     /// over the same data agree exactly, whatever the thread count).
     /// </summary>
     public static double SumOfSquares(ReadOnlySpan<float> x)
@@ -41,12 +69,7 @@ public static unsafe class SpanMath
         fixed (float* p = x)
         {
             nint xp = (nint)p;
-            Chunked.For(x.Length, (chunk, start, count) =>
-            {
-                double sum = 0;
-                foreach (float v in new ReadOnlySpan<float>((float*)xp + start, count)) sum += (double)v * v;
-                partial[chunk] = sum;
-            });
+            Chunked.For(x.Length, (chunk, start, count) => partial[chunk] = SumOfSquaresChunk(new ReadOnlySpan<float>((float*)xp + start, count)));
         }
         double total = 0;
         foreach (double s in partial) total += s;

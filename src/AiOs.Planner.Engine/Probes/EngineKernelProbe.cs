@@ -23,7 +23,7 @@ public sealed record EngineKernelProbeOptions
     /// <summary>Hidden sizes of the timed decoder layers (64-wide heads, FFN four times wider).</summary>
     public IReadOnlyList<int> HiddenSizes { get; init; } = [768, 1280, 2048];
     /// <summary>(micro-batch, sequence) shapes of the timed layers: enough work that the device, not the host, sets the time.</summary>
-    public IReadOnlyList<(int MicroBatch, int SeqLen)> Shapes { get; init; } = [(2, 1024), (4, 1024), (8, 1024)];
+    public IReadOnlyList<(int MicroBatch, int SeqLen)> Shapes { get; init; } = [(2, 1024), (4, 1024), (8, 1024), (16, 1024)];
     /// <summary>A shape so small that a layer's time is its host dispatch: the launch floor.</summary>
     public (int MicroBatch, int SeqLen) FloorShape { get; init; } = (1, 8);
     /// <summary>(micro-batch, sequence) shapes at which the family's own head and loss are timed.</summary>
@@ -39,12 +39,15 @@ public sealed record EngineKernelProbeOptions
 /// <param name="Device">Where it ran.</param>
 /// <param name="Precision">The precision the kernels ran in.</param>
 /// <param name="Layers">Timed forward, recompute and backward passes of layers and the head (work as <see cref="LayerWork"/> counts it).</param>
-/// <param name="FloorSeconds">Median time of a layer forward (with autograd) at <see cref="EngineKernelProbeOptions.FloorShape"/>: the dispatch floor.</param>
+/// <param name="FloorSeconds">Median time of a layer forward (with autograd) at <see cref="EngineKernelProbeOptions.FloorShape"/>: the dispatch floor (the smallest over the hidden sizes, as are the two below).</param>
 /// <param name="OptimizerSeconds">Median time of the device AdamW over <paramref name="OptimizerElements"/> elements.</param>
 /// <param name="OptimizerElements">Elements of that update.</param>
 /// <param name="OptimizerName">The AdamW implementation timed (<c>fused-cuda</c>, <c>torch-ops</c>).</param>
+/// <param name="NoGradFloorSeconds">The same for a forward without autograd (the layerwise engine's forward).</param>
+/// <param name="BackwardFloorSeconds">The same for a backward.</param>
 public sealed record EngineKernelMeasurement(string Device, Precision Precision, IReadOnlyList<LayerSample> Layers,
-    double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName);
+    double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName, double NoGradFloorSeconds = double.NaN,
+    double BackwardFloorSeconds = double.NaN);
 
 /// <summary>
 /// Times the engine's own kernels where it trains (<c>aios calibrate-gpu</c>; on the CPU too, for tests): its
@@ -67,7 +70,8 @@ public static class EngineKernelProbe
         double Time(Action once) { Sync(); long t0 = Stopwatch.GetTimestamp(); once(); Sync(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
 
         var samples = new List<LayerSample>();
-        double floor = double.NaN;
+        double floor = double.NaN, noGradFloor = double.NaN, backwardFloor = double.NaN;
+        static double Min(double a, double b) => double.IsNaN(a) ? b : Math.Min(a, b);
         foreach (int h in options.HiddenSizes)
         {
             var spec = CpuComputeProbe.Widened(options.Family, h);
@@ -83,9 +87,11 @@ public static class EngineKernelProbe
                 using var scope = NewDisposeScope();
                 var input = randn([mb, seq, h], dtype, device);
                 var incoming = randn([mb, seq, h], dtype, device);
-                double forward = Median(options.Repeats, () => Time(() => { using var _ = no_grad(); layer.forward(input).Dispose(); }));
+                // The floor is a few hundred microseconds of host work: more repeats steady its median against scheduling noise.
+                int repeats = (mb, seq) == options.FloorShape ? 4 * Math.Max(1, options.Repeats) : options.Repeats;
+                double forward = Median(repeats, () => Time(() => { using var _ = no_grad(); layer.forward(input).Dispose(); }));
                 var passes = new List<(double Recompute, double Backward)>();
-                for (int i = 0; i <= Math.Max(1, options.Repeats); i++)
+                for (int i = 0; i <= Math.Max(1, repeats); i++)
                 {
                     using var inner = NewDisposeScope();
                     var x = input.detach().requires_grad_(true);
@@ -98,8 +104,10 @@ public static class EngineKernelProbe
                 double rec = MedianOf(passes.Select(p => p.Recompute)), bwd = MedianOf(passes.Select(p => p.Backward));
                 if ((mb, seq) == options.FloorShape)
                 {
-                    floor = double.IsNaN(floor) ? rec : Math.Min(floor, rec);
-                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floor): {rec * 1e6:0} µs");
+                    floor = Min(floor, rec);
+                    noGradFloor = Min(noGradFloor, forward);
+                    backwardFloor = Min(backwardFloor, bwd);
+                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floors): forward {forward * 1e6:0} µs, with autograd {rec * 1e6:0} µs, backward {bwd * 1e6:0} µs");
                     continue;
                 }
                 samples.Add(new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward));
@@ -111,7 +119,8 @@ public static class EngineKernelProbe
         samples.AddRange(TimeHead(options, device, dtype, Time, progress));
         var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
         progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
-        return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName);
+        return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
+            noGradFloor, backwardFloor);
     }
 
     private static List<LayerSample> TimeHead(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time, Action<string>? progress)

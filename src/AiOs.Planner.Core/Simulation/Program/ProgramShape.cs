@@ -50,6 +50,12 @@ public sealed record ProgramShape
     public required bool SlotCopiesOnCpu { get; init; }
     /// <summary>Bytes of optimizer state per parameter swapped with NVMe; null: the memory model's figure (8 in fp32, 12 in mixed precision).</summary>
     public int? OptimizerStateBytes { get; init; }
+    /// <summary>
+    /// The first micro-batch's gradients bound for CPU RAM are widened to fp32 on the device and cross PCIe as 4 bytes
+    /// per element, straight into the fp32 accumulators (no host pass over them); later micro-batches, and gradients
+    /// bound for NVMe, cross in the working precision. Applies on a GPU (on a CPU device nothing crosses a link). False: every download is in the working precision.
+    /// </summary>
+    public bool WideFirstGradientDownload { get; init; }
 
     /// <summary>DeepSpeed ZeRO-3 / ZeRO-Infinity with PyTorch: what the simulator has always predicted.</summary>
     public static ProgramShape DeepSpeed { get; } = new()
@@ -78,6 +84,7 @@ public sealed record ProgramShape
         CpuOptimizer = true,
         SlotCopiesOnCpu = true,
         OptimizerStateBytes = 12,
+        WideFirstGradientDownload = true,
     };
 
     /// <summary>
