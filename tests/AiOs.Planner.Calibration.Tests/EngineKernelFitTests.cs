@@ -60,4 +60,31 @@ public class EngineKernelFitTests
         var e = Assert.Throws<ArgumentException>(() => EngineKernelFit.Apply(profile, kernels));
         Assert.Contains("no gpu section", e.Message);
     }
+
+    [Fact]
+    public void Given_small_shapes_held_at_their_dispatch_floors_When_fitted_Then_the_work_terms_come_from_the_work_bound_passes_and_each_floor_is_kept()
+    {
+        // What a synchronised engine shows: every pass takes max(work, its floor). Fitting the floor-bound passes as work
+        // (the first H200 calibration, R² 0.18) drags the efficiency down; fitting the others recovers it.
+        const double noGrad = 400e-6, autograd = 700e-6, backwardFloor = 1500e-6;
+        var passes = new List<LayerTiming>();
+        foreach (int h in new[] { 768, 1280, 2048 })
+            foreach (int tokens in new[] { 1024, 2048, 8192, 16384 })
+            {
+                double flops = 2.0 * tokens * 12 * h * h, saved = 40.0 * h * tokens;
+                double forward = flops / (Matmul.FlopsPerSecond * 0.6) + saved / 900e9 + 15e-6;
+                passes.Add(new LayerTiming(flops, saved, h, false, Math.Max(forward, noGrad), "forward"));
+                passes.Add(new LayerTiming(flops, saved, h, false, Math.Max(1.1 * forward, autograd), "recompute"));
+                passes.Add(new LayerTiming(flops, saved, h, true, Math.Max(2.2 * forward, backwardFloor), "backward"));
+            }
+        var t = new EngineKernelTimings(passes, autograd, 1e-3, 100_000_000, Matmul, "synthetic", noGrad, backwardFloor);
+
+        var k = EngineKernelFit.Fit(t, "2026-12-05").Kernels;
+
+        Assert.Equal(0.6, k.MatmulEfficiency.Value, 2);
+        Assert.Equal(2.2, k.BackwardRatio.Value, 2);
+        Assert.Equal(400, k.LayerLaunchFloorUs.Value, 3);
+        Assert.Equal(700, k.AutogradLaunchFloorUs!.Value, 3);
+        Assert.Equal(1500, k.BackwardLaunchFloorUs!.Value, 3);
+    }
 }

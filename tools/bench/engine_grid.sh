@@ -8,7 +8,9 @@
 # and OUT/grid.log.
 #
 #   tools/bench/engine_grid.sh GRID_FILE [--device-dir .device] [--out DIR] [--profile h200-1x-calibrated]
-#                              [--budget 540] [--min-left 60] [--per-run 150] [--calibrate]
+#                              [--budget 540] [--min-left 60] [--per-run 150] [--calibrate | --calibrate-first]
+# --calibrate-first runs `calibrate-gpu` on a copy of the profile before the grid, and the grid's predictions use it
+# (OUT/calibrated.json); --calibrate runs it after the grid with the time left.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 grid=${1:?usage: engine_grid.sh GRID_FILE [options]}; shift
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --min-left) min_left=$2; shift 2 ;;
     --per-run) per_run=$2; shift 2 ;;
     --calibrate) calibrate=1; shift ;;
+    --calibrate-first) calibrate=first; shift ;;
     *) echo "error: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -33,15 +36,25 @@ rm -rf "$runs" "$nvme"; mkdir -p "$runs" "$nvme"
 start=$(date +%s)
 log=$out/grid.log
 { echo "grid $grid on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; } > "$log"
+if [ "$calibrate" = first ]; then
+  if [ -f "profiles/$profile.json" ]; then cp "profiles/$profile.json" "$out/calibrated.json"; else cp "$profile" "$out/calibrated.json"; fi
+  timeout 180 bash "$device_dir/run.sh" calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 >> "$log" 2>&1
+  rc=$?; echo "== calibrate-gpu rc=$rc" | tee -a "$log"
+  [ "$rc" = 0 ] && profile=$out/calibrated.json
+fi
 while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
+  # Leading VAR=value words of the arguments become the run's environment.
+  envs=""
+  while [[ "$args" =~ ^([A-Z_]+=[^ ]*)\ +(.*)$ ]]; do envs="$envs ${BASH_REMATCH[1]}"; args=${BASH_REMATCH[2]}; done
   left=$(( budget - ($(date +%s) - start) ))
   if [ "$left" -lt "$min_left" ]; then echo "skipped $name (${left}s left)" | tee -a "$log"; continue; fi
   limit=$(( left < per_run ? left : per_run ))
   args=${args//NVME/$nvme}
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
-  timeout "$limit" bash "$device_dir/run.sh" train --device cuda --hardware "$profile" --runs-dir "$runs" --run-id "$name" $args >> "$log" 2>&1
+  # shellcheck disable=SC2086
+  env $envs timeout "$limit" bash "$device_dir/run.sh" train --device cuda --hardware "$profile" --runs-dir "$runs" --run-id "$name" $args >> "$log" 2>&1
   rc=$?
   t1=$(date +%s.%N)
   wall=$(python3 -c "print(round($t1-$t0,2))")

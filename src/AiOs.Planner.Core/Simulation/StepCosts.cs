@@ -122,12 +122,13 @@ public sealed class StepCosts
 
     /// <summary>
     /// The host dispatch floor of a unit pass: a layer's or the head's forward, recompute or backward (PyTorch eager:
-    /// one floor, two for a backward; the engine: its measured floor of each kind). The embedding (a lookup and an
-    /// add: a few kernels) pays none.
+    /// one floor, two for a backward; the engine: its measured floor of each kind, the head's forward recording autograd).
+    /// The embedding (a lookup and an add: a few kernels) pays none.
     /// </summary>
     private SimDuration Floor(Operation op) =>
         op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero
-        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ => _forwardFloor };
+        // The head's forward always records autograd (its loss is back-propagated at once).
+        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _recomputeFloor, _ => _forwardFloor };
 
     /// <summary>
     /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Packs the CLI for the lent GPU machine within its 64 MiB working-tree limit: ../shared/device/pack.sh publishes it
+# (framework-dependent, PyTorch's CUDA libtorch used there), then the app and a trimmed .NET runtime (no debugger or
+# alternative-GC libraries) travel xz-compressed and run.sh unpacks them there once per packed build.
+#   tools/device/pack.sh [.device]      then: bash .device/run.sh <aios args>
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=${1:-.device}
+../shared/device/pack.sh src/AiOs.Planner.Cli/AiOs.Planner.Cli.csproj "$out" >/dev/null
+rm -f "$out"/app/*.dbg "$out"/app/*.xml
+tar -cf - -C "$out" app | xz -6 -T2 > "$out/app.tar.xz"
+rm -rf "$out/app"
+if [ ! -f "$out/.runtime-trimmed" ]; then
+  root=$(dirname "$(readlink -f "$(command -v dotnet)")")
+  tar -C "$root" --exclude='libmscordaccore.so' --exclude='libmscordbi.so' --exclude='createdump' --exclude='libclrgc*.so' \
+    --exclude='libcoreclrtraceptprovider.so' -cf - dotnet host shared/Microsoft.NETCore.App shared/Microsoft.AspNetCore.App | xz -9e -T2 > "$out/dotnet-rt.tar.xz"
+  touch "$out/.runtime-trimmed"
+fi
+stamp=$(sha1sum "$out/app.tar.xz" | cut -c1-12)
+cat > "$out/run.sh" <<RUN
+#!/usr/bin/env bash
+# Runs the packed aios CLI on the GPU machine with PyTorch's CUDA libtorch (written by tools/device/pack.sh).
+set -e
+here=\$(cd "\$(dirname "\$0")" && pwd)
+[ -x /tmp/dotnet/dotnet ] || { mkdir -p /tmp/dotnet && tar -xJf "\$here/dotnet-rt.tar.xz" -C /tmp/dotnet; }
+app=/tmp/aios-app-$stamp
+[ -f \$app/app/aios.dll ] || { mkdir -p \$app && tar -xJf "\$here/app.tar.xz" -C \$app; }
+torchlib=\$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1
+exec /tmp/dotnet/dotnet \$app/app/aios.dll "\$@"
+RUN
+chmod +x "$out/run.sh"
+du -sh "$out" | sed 's/^/packed: /'
