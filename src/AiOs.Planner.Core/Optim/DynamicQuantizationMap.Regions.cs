@@ -18,14 +18,14 @@ public sealed partial class DynamicQuantizationMap
     internal const float ArithmeticTolerance = 1f / 2048;
 
     /// <summary>
-    /// The region estimate is ⌊bits(a)·RegionEstimateScale + RegionEstimateOffset⌋ clamped to 0 … 6: the float's bits read
+    /// The region estimate is ⌊bits(a)·RegionEstimateScale + RegionEstimateOffset⌋, at least 0 (and at most 6 for a &lt; 2): the float's bits read
     /// as a number are log₂a·2²³ + 127·2²³ to within 0.086 binades (below it), so this is ⌊log₁₀a − log₁₀2 + 7⌋ or one less,
     /// which is the region of a or the one below (checked at every boundary when the map is built; it is monotone in a).
     /// </summary>
     internal const float RegionEstimateScale = (float)(Log10Of2 / (1 << 23));
 
-    /// <summary>See <see cref="RegionEstimateScale"/>: 7 − (127 + 1)·log₁₀2, the 1 a binade of margin below the region boundaries.</summary>
-    internal const float RegionEstimateOffset = (float)(7 - (127 + 1) * Log10Of2);
+    /// <summary>See <see cref="RegionEstimateScale"/>: 7 − (127 + 1.05)·log₁₀2: 1.05 binades below the region boundaries (which lie up to 0.93 binades above a power of ten), and 0.05 below 7 just under 2.</summary>
+    internal const float RegionEstimateOffset = (float)(7 - (127 + 1.05) * Log10Of2);
 
     /// <summary>log₁₀2, as a constant: the maps are built in a static initialiser, which must not read other statics of this type.</summary>
     private const double Log10Of2 = 0.30102999566398120;
@@ -83,6 +83,7 @@ public sealed partial class DynamicQuantizationMap
             if (EstimateRegion(t) > k - 1 || EstimateRegion(MathF.BitIncrement(t)) < k - 1)
                 throw new InvalidOperationException($"The region estimate misses region {k}'s boundary {t}.");
         }
+        if (EstimateRegion(MathF.BitDecrement(2f)) > 6) throw new InvalidOperationException("The region estimate passes 6 below 2.");
         // Every threshold, and the floats beside it, ranked as the table ranks them unless flagged.
         foreach (float t in Thresholds.Where(float.IsFinite))
             foreach (float a in new[] { MathF.BitDecrement(t), t, MathF.BitIncrement(t) })
@@ -98,9 +99,9 @@ public sealed partial class DynamicQuantizationMap
         }
     }
 
-    /// <summary>The estimated region of a magnitude (0 … 6): its region or the one below.</summary>
+    /// <summary>The estimated region of a magnitude 0 ≤ a &lt; 2 (0 … 6): its region or the one below.</summary>
     internal static int EstimateRegion(float a) =>
-        Math.Clamp((int)MathF.FusedMultiplyAdd(BitConverter.SingleToInt32Bits(a), RegionEstimateScale, RegionEstimateOffset), 0, 6);
+        Math.Max((int)MathF.FusedMultiplyAdd(BitConverter.SingleToInt32Bits(a), RegionEstimateScale, RegionEstimateOffset), 0);
 
     /// <summary>
     /// The scalar twin of the vector look-up, operation for operation: the rank of a magnitude 0 ≤ a &lt; 2, and whether it

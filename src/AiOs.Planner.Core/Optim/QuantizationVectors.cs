@@ -66,7 +66,8 @@ internal static class QuantizationVectors
         Vector256<float> a = Vector256.Abs(y);
         Vector256<float> estimate = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a.AsInt32()),
             Vector256.Create(DynamicQuantizationMap.RegionEstimateScale), Vector256.Create(DynamicQuantizationMap.RegionEstimateOffset));
-        Vector256<int> e = Avx2.Min(Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero), Vector256.Create(6));
+        // No upper clamp: below 2 the estimate stays at or below 6 (checked when the map is built).
+        Vector256<int> e = Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero);
         Vector256<int> d = e - Avx.CompareGreaterThan(a, Avx2.PermuteVar8x32(t.Upper, e)).AsInt32();
         Vector256<float> u = Fma.MultiplyAdd(a, Avx2.PermuteVar8x32(t.Slope, d), Avx2.PermuteVar8x32(t.Intercept, d));
         Vector256<float> s = Avx.Min(Avx.Max(u, Vector256.Create(0.5f)), Avx2.PermuteVar8x32(t.High, d)) + Avx2.PermuteVar8x32(t.Base, d);
@@ -79,7 +80,7 @@ internal static class QuantizationVectors
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Codes(Vector256<int> r, Vector256<float> y, bool signed)
     {
-        if (!signed) return Vector256.Min(r, Vector256.Create(255));
+        if (!signed) return r; // at most 255 (region 7's base), and the saturating packs would cap it anyway
         // s is −1 where y < 0 (as the scalar code asks: not for −0 or NaN); negative ranks stop at 127 (code 0), positive at 128.
         Vector256<int> s = Avx.CompareLessThan(y, Vector256<float>.Zero).AsInt32();
         Vector256<int> capped = Vector256.Min(r, Vector256.Create(128) + s);
