@@ -14,8 +14,9 @@ namespace AiOs.Planner.Optim;
 /// (ties to the smaller magnitude: a threshold is the largest float at or below the exact midpoint) through a bucket
 /// table over the float's exponent and top 8 mantissa bits: every bucket holds at most one decision threshold (checked
 /// when the map is built), so one table read and one comparison find the code. The AVX2 quantiser computes the same
-/// code without table reads from per-decade constants (<see cref="QuantizationVectors.Ranks"/>) and uses
-/// the bucket table only for values within a small tolerance of a threshold.
+/// code without table reads from eight regions' constants (<see cref="QuantizationVectors.Ranks"/>) and uses the bucket
+/// table only for values within a small tolerance of a threshold; the AVX2 decoder computes values from eight decade
+/// lines and a ±1-ulp correction per code (<see cref="QuantizationVectors.Values"/>).
 /// </remarks>
 public sealed partial class DynamicQuantizationMap
 {

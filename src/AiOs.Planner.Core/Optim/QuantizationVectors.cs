@@ -5,9 +5,9 @@ using System.Runtime.Intrinsics.X86;
 namespace AiOs.Planner.Optim;
 
 /// <summary>
-/// The AVX2 pieces of the 8-bit quantiser: ranks of eight magnitudes by arithmetic (about twenty register operations, no
-/// memory reads), codes from ranks, and packing codes to bytes. Each is bit-identical to the scalar
-/// <see cref="DynamicQuantizationMap.Quantize"/> wherever it does not flag a lane as unsure; callers redo flagged
+/// The AVX2 pieces of the 8-bit codec: values of eight codes and ranks of eight magnitudes by arithmetic (about twenty
+/// register operations each, no memory reads), codes from ranks, and packing codes to bytes. Values equal the map's
+/// bit for bit; ranks equal the scalar <see cref="DynamicQuantizationMap.Quantize"/>'s wherever a lane is not flagged as unsure; callers redo flagged
 /// groups with the bucket table (<see cref="BlockwiseQuantization.TableRanks(System.Runtime.Intrinsics.Vector256{float}, DynamicQuantizationMap)"/>).
 /// </summary>
 internal static class QuantizationVectors
