@@ -111,17 +111,26 @@ public static class OptimizerStateQuick
         var codes = new byte[n];
         var scales = new float[BlockwiseQuantization.Blocks(n)];
         double[] fp32 = new double[Rounds], eight = new double[Rounds], quantise = new double[Rounds], ratio = new double[Rounds];
+        double[] fp32Cpu = new double[Rounds], eightCpu = new double[Rounds], cpuRatio = new double[Rounds];
         var watch = new System.Diagnostics.Stopwatch();
+        var process = System.Diagnostics.Process.GetCurrentProcess();
+        // Process CPU seconds per kernel as well as wall seconds: on a VM shared with other builds the wall time includes
+        // the time the threads waited for a core; the CPU time does not (it still includes cache and memory contention).
+        TimeSpan Cpu() { process.Refresh(); return process.TotalProcessorTime; }
         for (int round = 0; round < Rounds; round++)
         {
-            watch.Restart(); b.Fp32CpuAdam(); fp32[round] = watch.Elapsed.TotalSeconds;
-            watch.Restart(); b.EightBitBlockwiseAdam(); eight[round] = watch.Elapsed.TotalSeconds;
+            var cpu = Cpu(); watch.Restart(); b.Fp32CpuAdam(); fp32[round] = watch.Elapsed.TotalSeconds; fp32Cpu[round] = (Cpu() - cpu).TotalSeconds;
+            cpu = Cpu(); watch.Restart(); b.EightBitBlockwiseAdam(); eight[round] = watch.Elapsed.TotalSeconds; eightCpu[round] = (Cpu() - cpu).TotalSeconds;
             watch.Restart(); BlockwiseQuantization.Quantize(values, codes, scales, DynamicQuantizationMap.Signed); quantise[round] = watch.Elapsed.TotalSeconds;
             ratio[round] = fp32[round] / eight[round];
+            cpuRatio[round] = fp32Cpu[round] / eightCpu[round];
         }
         static double Median(double[] x) { var s = x.Order().ToArray(); return s[s.Length / 2]; }
         string Rate(double[] t) => $"{n / Median(t) / 1e6:0} (best {n / t.Min() / 1e6:0})";
         Console.WriteLine($"N {n:N0}, {threads} thread(s), median (best) of {Rounds} interleaved rounds, M/s: fp32 CpuAdam {Rate(fp32)}; " +
             $"8-bit BlockwiseAdam {Rate(eight)}; 8-bit / fp32 rate, median of rounds {Median(ratio):0.00}; quantise alone {Rate(quantise)}");
+        // Per CPU-second of each thread: N / (CPU seconds / threads), the rate the threads would reach with the cores to themselves.
+        string CpuRate(double[] t) => $"{n / (Median(t) / threads) / 1e6:0}";
+        Console.WriteLine($"  by CPU time, M/s per {threads} thread(s): fp32 {CpuRate(fp32Cpu)}; 8-bit {CpuRate(eightCpu)}; 8-bit / fp32, median of rounds {Median(cpuRatio):0.00}; load {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}");
     }
 }

@@ -147,7 +147,7 @@ public class BlockwiseQuantizationTests
     [InlineData(false)]
     public void Given_magnitudes_near_every_threshold_and_across_the_range_When_ranked_arithmetically_Then_every_sure_lane_matches_the_table_and_few_are_unsure(bool signed)
     {
-        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return; // the arithmetic look-up is the AVX2 path's
+        if (!QuantizationVectors.IsSupported) return; // the arithmetic look-up is the AVX2 path's
         var map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
         var a = new List<float>();
         foreach (float t in map.Thresholds.Where(float.IsFinite))
@@ -155,22 +155,26 @@ public class BlockwiseQuantizationTests
         int nearThresholds = a.Count;
         var rng = new Random(7);
         for (int i = 0; i < 200_000; i++) a.Add((float)Math.Pow(10, -9 * rng.NextDouble()));
-        a.AddRange([0f, float.Epsilon, 1e-40f, 1e-7f, 1e-6f, 1e-5f, 1e-4f, 1e-3f, 1e-2f, 0.1f, 1f, 1.0000001f, 1.9999999f, 2f, 1e30f, float.PositiveInfinity, float.NaN]);
+        // Its range is |y| < 2 (a finite value over a finite 1/scale); 0, subnormals and the decade ends included.
+        a.AddRange([0f, -0f, float.Epsilon, 1e-40f, 1e-7f, 1e-6f, 1e-5f, 1e-4f, 1e-3f, 1e-2f, 0.1f, 1f, 1.0000001f, 1.9999999f]);
         while (a.Count % 8 != 0) a.Add(0.5f);
-        var tables = new BlockwiseQuantization.DecadeTables(map);
+        var tables = new QuantizationVectors.RegionTables(map);
         int unsureRandom = 0, sure = 0;
         for (int i = 0; i < a.Count; i += 8)
         {
             var y = System.Runtime.Intrinsics.Vector256.Create(a.GetRange(i, 8).ToArray());
-            var r = BlockwiseQuantization.ArithmeticRanks(y, tables, out var unsure);
+            var r = QuantizationVectors.Ranks(y, tables, out var unsure);
             for (int lane = 0; lane < 8; lane++)
             {
+                float x = Math.Abs(a[i + lane]);
+                Assert.Equal(map.ArithmeticRank(x, out bool scalarUnsure), r[lane]); // the scalar twin, operation for operation
+                Assert.Equal(scalarUnsure, unsure[lane] != 0);
                 if (unsure[lane] != 0) { if (i >= nearThresholds) unsureRandom++; continue; }
                 sure++;
-                Assert.True(map.RankOf(a[i + lane]) == r[lane], $"|y| {a[i + lane]:R}: arithmetic rank {r[lane]}, table {map.RankOf(a[i + lane])}");
+                Assert.True(map.RankOf(x) == r[lane], $"|y| {x:R}: arithmetic rank {r[lane]}, table {map.RankOf(x)}");
             }
         }
-        // About 2 × tolerance × (parts per threshold) of random magnitudes are unsure; a broken look-up flags far more or far fewer.
+        // About 4 × tolerance × (parts per threshold) of random magnitudes are unsure; a broken look-up flags far more or far fewer.
         Assert.InRange(unsureRandom, 1, 2_000);
         Assert.True(sure > 150_000, $"only {sure} lanes were sure");
     }

@@ -64,65 +64,44 @@ public static unsafe class BlockwiseQuantization
     {
         float inv = scale == 0 ? 0 : 1 / scale;
         int i = 0;
-        if (Avx2.IsSupported)
+        // A finite 1/scale keeps |y| below 2, the arithmetic look-up's range; a subnormal scale (1/scale = ∞) takes the table.
+        if (QuantizationVectors.IsSupported && float.IsFinite(inv))
         {
-            fixed (int* ranks = map.BucketRanks)
-            fixed (float* thresholds = map.BucketThresholds)
+            var t = new QuantizationVectors.RegionTables(map);
+            var vinv = Vector256.Create(inv);
+            for (; i <= n - 8; i += 8)
             {
-                var t = new DecadeTables(map);
-                var vinv = Vector256.Create(inv);
-                for (; i <= n - 8; i += 8)
-                {
-                    Vector256<float> y = Avx.LoadVector256(x + i) * vinv;
-                    // The arithmetic rank is exact unless a value lies within the tolerance of a threshold (a few in 10⁴)
-                    // or is not below 2; those groups take the bucket table's two gathers instead.
-                    Vector256<int> r = ArithmeticRanks(y, t, out Vector256<int> unsure);
-                    if (unsure != Vector256<int>.Zero) r = TableRanks(y, ranks, thresholds);
-                    *(ulong*)(codes + i) = Pack(r, y, map.IsSigned);
-                }
+                Vector256<float> y = Avx.LoadVector256(x + i) * vinv;
+                // The arithmetic rank is exact unless a value lies within the tolerance of a threshold (about 1 group in
+                // 100 of random values); those groups take the bucket table's two gathers instead.
+                Vector256<int> r = QuantizationVectors.Ranks(y, t, out Vector256<int> unsure);
+                if (unsure != Vector256<int>.Zero) r = TableRanks(y, map);
+                *(ulong*)(codes + i) = QuantizationVectors.Pack(QuantizationVectors.Codes(r, y, map.IsSigned));
+            }
+        }
+        else if (Avx2.IsSupported)
+        {
+            var vinv = Vector256.Create(inv);
+            for (; i <= n - 8; i += 8)
+            {
+                Vector256<float> y = Avx.LoadVector256(x + i) * vinv;
+                *(ulong*)(codes + i) = QuantizationVectors.Pack(QuantizationVectors.Codes(TableRanks(y, map), y, map.IsSigned));
             }
         }
         for (; i < n; i++) codes[i] = map.Quantize(x[i] * inv);
     }
 
-    /// <summary>The map's per-decade constants in registers, for <see cref="ArithmeticRanks"/>.</summary>
-    internal readonly struct DecadeTables(DynamicQuantizationMap map)
-    {
-        public readonly Vector256<float> Lower = Vector256.Create(map.DecadeLowerBounds), PartsPerUnit = Vector256.Create(map.PartsPerUnit),
-            PartsBelow = Vector256.Create(map.PartsBelow), RankBelow = Vector256.Create(map.RankBelow), LastPartMiddle = Vector256.Create(map.LastPartMiddle),
-            First = Vector256.Create(map.FirstThreshold), Top = Vector256.Create(map.TopThreshold);
-    }
-
-    /// <summary>
-    /// Ranks of |y| among the map's magnitudes without a memory read: the decade from the exponent (⌊e·log₁₀2⌋, then
-    /// one comparison with the decade's lower end), the position in parts within it, whose floor counts the thresholds
-    /// at whole parts; plus the threshold below the decade's first midpoint and, in the top decade, the one below 1.
-    /// Eight-entry tables by decade are vpermps shuffles. Lanes within <see cref="DynamicQuantizationMap.ArithmeticTolerance"/>
-    /// parts of a threshold, or not below 2 (NaN, ∞ from a subnormal scale), are flagged in <paramref name="unsure"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<int> ArithmeticRanks(Vector256<float> y, in DecadeTables t, out Vector256<int> unsure)
-    {
-        Vector256<float> a = Vector256.Abs(y);
-        Vector256<int> e = Vector256.ShiftRightLogical(a.AsInt32(), 23) - Vector256.Create(127);
-        Vector256<int> d = Avx.ConvertToVector256Int32(Avx.Floor(Avx.ConvertToVector256Single(e) * Vector256.Create(0.30103f))) + Vector256.Create(7);
-        d = Avx2.Min(Avx2.Max(d, Vector256.Create(-1)), Vector256.Create(6));
-        d -= Avx.CompareGreaterThanOrEqual(a, Avx2.PermuteVar8x32(t.Lower, d + Vector256<int>.One)).AsInt32();
-        d = Avx2.Min(Avx2.Max(d, Vector256<int>.Zero), Vector256.Create(6));
-        Vector256<float> u = a * Avx2.PermuteVar8x32(t.PartsPerUnit, d) - Avx2.PermuteVar8x32(t.PartsBelow, d);
-        Vector256<float> first = Avx2.PermuteVar8x32(t.First, d), top = Avx2.PermuteVar8x32(t.Top, d);
-        Vector256<float> clamped = Avx.Min(Avx.Max(u, Vector256.Create(0.5f)), Avx2.PermuteVar8x32(t.LastPartMiddle, d));
-        Vector256<float> whole = Avx.Floor(clamped), frac = clamped - whole;
-        var tol = Vector256.Create(DynamicQuantizationMap.ArithmeticTolerance);
-        unsure = (Avx.CompareLessThan(frac, tol) | Avx.CompareGreaterThan(frac, Vector256<float>.One - tol)
-            | Avx.CompareLessThan(Vector256.Abs(u - first), tol) | Avx.CompareLessThan(Vector256.Abs(u - top), tol)
-            | Avx.CompareNotLessThan(a, Vector256.Create(2f))).AsInt32();
-        return Avx.ConvertToVector256Int32(Avx2.PermuteVar8x32(t.RankBelow, d) + whole)
-            - Avx.CompareGreaterThan(u, first).AsInt32() - Avx.CompareGreaterThan(u, top).AsInt32();
-    }
-
     /// <summary>Ranks of |y| by the bucket table: two independent AVX2 gathers and a comparison.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
+    internal static Vector256<int> TableRanks(Vector256<float> y, DynamicQuantizationMap map)
+    {
+        fixed (int* ranks = map.BucketRanks)
+        fixed (float* thresholds = map.BucketThresholds)
+            return TableRanks(y, ranks, thresholds);
+    }
+
+    /// <summary>As the map overload, on the map's pinned tables.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<int> TableRanks(Vector256<float> y, int* ranks, float* thresholds)
     {
         Vector256<float> a = Vector256.Abs(y);
@@ -131,25 +110,6 @@ public static unsafe class BlockwiseQuantization
         Vector256<int> r = Avx2.GatherVector256(ranks, bucket, 4);
         Vector256<float> t = Avx2.GatherVector256(thresholds, bucket, 4);
         return r - Vector256.GreaterThan(a, t).AsInt32();
-    }
-
-    /// <summary>The codes of eight values from their magnitudes' ranks, packed little-endian into a ulong.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static ulong Pack(Vector256<int> r, Vector256<float> y, bool signed)
-    {
-        Vector256<int> code;
-        if (signed)
-        {
-            var zero = Vector256.Create(127);
-            Vector256<int> negative = Vector256.LessThan(y, Vector256<float>.Zero).AsInt32();
-            code = Vector256.ConditionalSelect(negative, zero - Vector256.Min(r, zero), zero + r);
-        }
-        else code = Vector256.Min(r, Vector256.Create(255));
-        // Codes are 0…255, so saturating packs are exact: per 128-bit lane they leave the lane's four codes in its first
-        // dword; one permute brings dwords 0 and 4 together.
-        Vector256<ushort> words = Avx2.PackUnsignedSaturate(code, code);
-        Vector256<byte> bytes = Avx2.PackUnsignedSaturate(words.AsInt16(), words.AsInt16());
-        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 0, 4, 0, 4, 0, 4)).AsUInt64().ToScalar();
     }
 
     private static void CheckLengths(int values, int codes, int scales)

@@ -14,10 +14,11 @@ namespace AiOs.Planner.Optim;
 /// (ties to the smaller magnitude: a threshold is the largest float at or below the exact midpoint) through a bucket
 /// table over the float's exponent and top 8 mantissa bits: every bucket holds at most one decision threshold (checked
 /// when the map is built), so one table read and one comparison find the code. The AVX2 quantiser computes the same
-/// code without table reads from per-decade constants (<see cref="BlockwiseQuantization.ArithmeticRanks"/>) and uses
-/// the bucket table only for values within a small tolerance of a threshold.
+/// code without table reads from eight regions' constants (<see cref="QuantizationVectors.Ranks"/>) and uses the bucket
+/// table only for values within a small tolerance of a threshold; the AVX2 decoder computes values from eight decade
+/// lines and a ±1-ulp correction per code (<see cref="QuantizationVectors.Values"/>).
 /// </remarks>
-public sealed class DynamicQuantizationMap
+public sealed partial class DynamicQuantizationMap
 {
     /// <summary>Mantissa bits of |y| that pick a bucket (256 buckets per binade).</summary>
     internal const int BucketMantissaBits = 8;
@@ -79,7 +80,8 @@ public sealed class DynamicQuantizationMap
             if (rank + 1 < Thresholds.Length && Thresholds[rank + 1] < end)
                 throw new InvalidOperationException($"Bucket {b} [{start}, {end}) holds two thresholds; use more mantissa bits.");
         }
-        BuildDecadeTables(signed);
+        BuildRegionTables(signed);
+        BuildDecodeTables(signed);
     }
 
     /// <summary>The largest float not above <paramref name="x"/>.</summary>
@@ -87,66 +89,6 @@ public sealed class DynamicQuantizationMap
     {
         float f = (float)x;
         return f > x ? MathF.BitDecrement(f) : f;
-    }
-
-    /// <summary>
-    /// How far (in parts of a decade) a magnitude may lie from a decision threshold and still be coded by the
-    /// arithmetic look-up; closer ones go to the exact bucket table. The float error of the position is below 2⁻¹⁶ parts.
-    /// </summary>
-    internal const float ArithmeticTolerance = 1f / 2048;
-
-    /// <summary>
-    /// Per decade index d (0 … 7): 10^(d−7), the lower end of decade d (7 is 1, the top). The arithmetic look-up
-    /// picks the decade from the float's exponent and corrects it by one comparison against this.
-    /// </summary>
-    internal float[] DecadeLowerBounds { get; } = new float[8];
-
-    /// <summary>Per decade d (0 … 6, lane 7 unused): 1 / part width, so a magnitude's position in parts is a·PartsPerUnit − PartsBelow.</summary>
-    internal float[] PartsPerUnit { get; } = new float[8];
-
-    /// <summary>Per decade d: the decade's lower end in parts (parts / 9).</summary>
-    internal float[] PartsBelow { get; } = new float[8];
-
-    /// <summary>Per decade d: the rank of the magnitude below the decade's first midpoint (the previous decade's last, or 0).</summary>
-    internal float[] RankBelow { get; } = new float[8];
-
-    /// <summary>Per decade d: the parts in it less one half (the arithmetic look-up clamps positions to [½, this]).</summary>
-    internal float[] LastPartMiddle { get; } = new float[8];
-
-    /// <summary>Per decade d: the position (in parts) of the threshold below the decade's first midpoint, about 0.2.</summary>
-    internal float[] FirstThreshold { get; } = new float[8];
-
-    /// <summary>Per decade d: the position of the threshold between the last midpoint and 1 (decade 6), +∞ elsewhere.</summary>
-    internal float[] TopThreshold { get; } = new float[8];
-
-    /// <summary>
-    /// Fills the decade tables and checks the arithmetic look-up's premise: within a decade, the thresholds between
-    /// neighbouring midpoints lie at whole parts to within a quarter of <see cref="ArithmeticTolerance"/>.
-    /// </summary>
-    private void BuildDecadeTables(bool signed)
-    {
-        int rank = 1; // the first midpoint of decade 0
-        for (int d = 0; d < 8; d++)
-        {
-            DecadeLowerBounds[d] = (float)Math.Pow(10, d - 7);
-            if (d == 7) break;
-            int parts = signed ? 1 << d : 1 << (d + 1);
-            double lower = Math.Pow(10, d - 7), width = 0.9 * Math.Pow(10, d - 6) / parts;
-            PartsPerUnit[d] = (float)(1 / width);
-            PartsBelow[d] = (float)(lower / width);
-            RankBelow[d] = rank - 1;
-            LastPartMiddle[d] = parts - 0.5f;
-            FirstThreshold[d] = (float)((Thresholds[rank - 1] - lower) / width);
-            TopThreshold[d] = d == 6 ? (float)((Thresholds[rank + parts - 1] - lower) / width) : float.PositiveInfinity;
-            for (int j = 1; j < parts; j++)
-            {
-                double at = (Thresholds[rank + j - 1] - lower) / width;
-                if (Math.Abs(at - j) > ArithmeticTolerance / 4)
-                    throw new InvalidOperationException($"Threshold {rank + j - 1} lies {at} parts into decade {d}, not at {j}; the arithmetic look-up needs a wider tolerance.");
-            }
-            rank += parts;
-        }
-        if (rank != _magnitudes.Length - 1) throw new InvalidOperationException($"The decades hold {rank - 1} midpoints, not {_magnitudes.Length - 2}.");
     }
 
     /// <summary>Whether the map covers negative values (first moment) or only [0, 1] (second moment).</summary>

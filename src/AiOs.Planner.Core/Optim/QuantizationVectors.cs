@@ -1,0 +1,110 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>
+/// The AVX2 pieces of the 8-bit codec: values of eight codes and ranks of eight magnitudes by arithmetic (about twenty
+/// register operations each, no memory reads), codes from ranks, and packing codes to bytes. Values equal the map's
+/// bit for bit; ranks equal the scalar <see cref="DynamicQuantizationMap.Quantize"/>'s wherever a lane is not flagged as unsure; callers redo flagged
+/// groups with the bucket table (<see cref="BlockwiseQuantization.TableRanks(System.Runtime.Intrinsics.Vector256{float}, DynamicQuantizationMap)"/>).
+/// </summary>
+internal static class QuantizationVectors
+{
+    /// <summary>Whether the vector paths can run here (every AVX2 processor has FMA, but the runtime reports them apart).</summary>
+    public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
+
+    /// <summary>A map's region constants in registers (see <see cref="DynamicQuantizationMap.ArithmeticRank"/>, their scalar twin).</summary>
+    internal readonly struct RegionTables(DynamicQuantizationMap map)
+    {
+        public readonly Vector256<float> Upper = Vector256.Create(map.RegionUpper), Slope = Vector256.Create(map.RegionSlope),
+            Intercept = Vector256.Create(map.RegionIntercept), High = Vector256.Create(map.RegionHigh), Base = Vector256.Create(map.RegionBase);
+    }
+
+    /// <summary>A map's decode constants in registers (see <see cref="DynamicQuantizationMap.ArithmeticValue"/>, their scalar twin).</summary>
+    internal readonly struct DecodeTables(DynamicQuantizationMap map)
+    {
+        public readonly Vector256<float> Offset = Vector256.Create(map.DecodeOffset), Slope = Vector256.Create(map.DecodeSlope), Base = Vector256.Create(map.DecodeBase);
+        public readonly Vector256<int> Up = Vector256.Create(map.DecodeUp), Down = Vector256.Create(map.DecodeDown);
+    }
+
+    /// <summary>
+    /// The map values of eight codes (0 … 255 in int lanes) without a table read: the decade's line through its values
+    /// by vpermps on the rank's binade, then a ±1-unit correction from two 256-bit masks (vpermd on code / 32, a shift by
+    /// code mod 32). Bit-identical to the map's values for every code.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Values(Vector256<int> code, in DecodeTables t, bool signed)
+    {
+        Vector256<int> rank = code, key = code + Vector256<int>.One, sign = Vector256<int>.Zero;
+        if (signed)
+        {
+            Vector256<int> centred = code - Vector256.Create(127);
+            rank = Avx2.Abs(centred).AsInt32();
+            key = rank | Vector256<int>.One;
+            sign = centred & Vector256.Create(int.MinValue);
+        }
+        Vector256<int> lane = Avx2.ShiftRightLogical(Avx.ConvertToVector256Single(key).AsInt32(), 23); // vpermps reads the low 3 bits
+        Vector256<float> v = Fma.MultiplyAdd(Avx.ConvertToVector256Single(rank) - Avx2.PermuteVar8x32(t.Offset, lane),
+            Avx2.PermuteVar8x32(t.Slope, lane), Avx2.PermuteVar8x32(t.Base, lane));
+        Vector256<int> word = Avx2.ShiftRightLogical(code, 5);
+        Vector256<uint> shift = Avx2.AndNot(code, Vector256.Create(31)).AsUInt32();
+        Vector256<int> up = Avx2.ShiftRightArithmetic(Avx2.ShiftLeftLogicalVariable(Avx2.PermuteVar8x32(t.Up, word), shift), 31);
+        Vector256<int> down = Avx2.ShiftRightArithmetic(Avx2.ShiftLeftLogicalVariable(Avx2.PermuteVar8x32(t.Down, word), shift), 31);
+        return ((v.AsInt32() - up + down) | sign).AsSingle();
+    }
+
+    /// <summary>
+    /// Ranks of |y| for |y| &lt; 2 (a finite value over its block's finite scale): the region estimated from the float's
+    /// bits and corrected by one exact comparison, the position within it clamped, plus the region's base, truncated.
+    /// Lanes whose position lies within the tolerance of a whole part are flagged in <paramref name="unsure"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Ranks(Vector256<float> y, in RegionTables t, out Vector256<int> unsure)
+    {
+        Vector256<float> a = Vector256.Abs(y);
+        Vector256<float> estimate = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a.AsInt32()),
+            Vector256.Create(DynamicQuantizationMap.RegionEstimateScale), Vector256.Create(DynamicQuantizationMap.RegionEstimateOffset));
+        // No upper clamp: below 2 the estimate stays at or below 6 (checked when the map is built).
+        Vector256<int> e = Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero);
+        Vector256<int> d = e - Avx.CompareGreaterThan(a, Avx2.PermuteVar8x32(t.Upper, e)).AsInt32();
+        Vector256<float> u = Fma.MultiplyAdd(a, Avx2.PermuteVar8x32(t.Slope, d), Avx2.PermuteVar8x32(t.Intercept, d));
+        Vector256<float> s = Avx.Min(Avx.Max(u, Vector256.Create(0.5f)), Avx2.PermuteVar8x32(t.High, d)) + Avx2.PermuteVar8x32(t.Base, d);
+        Vector256<int> r = Avx.ConvertToVector256Int32WithTruncation(s);
+        unsure = Avx.CompareLessThan(s - Avx.ConvertToVector256Single(r), Vector256.Create(2 * DynamicQuantizationMap.ArithmeticTolerance)).AsInt32();
+        return r;
+    }
+
+    /// <summary>The codes of eight values from their magnitudes' ranks (as <see cref="DynamicQuantizationMap.Quantize"/>: 127 ± rank, no −1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> Codes(Vector256<int> r, Vector256<float> y, bool signed)
+    {
+        if (!signed) return r; // at most 255 (region 7's base), and the saturating packs would cap it anyway
+        // s is −1 where y < 0 (as the scalar code asks: not for −0 or NaN); negative ranks stop at 127 (code 0), positive at 128.
+        Vector256<int> s = Avx.CompareLessThan(y, Vector256<float>.Zero).AsInt32();
+        Vector256<int> capped = Vector256.Min(r, Vector256.Create(128) + s);
+        return Vector256.Create(127) + ((capped ^ s) - s);
+    }
+
+    /// <summary>Eight codes (each 0 … 255) packed little-endian into a ulong.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Pack(Vector256<int> code)
+    {
+        // Codes are 0…255, so saturating packs are exact: per 128-bit lane they leave the lane's four codes in its first
+        // dword; one permute brings dwords 0 and 4 together.
+        Vector256<ushort> words = Avx2.PackUnsignedSaturate(code, code);
+        Vector256<byte> bytes = Avx2.PackUnsignedSaturate(words.AsInt16(), words.AsInt16());
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 0, 4, 0, 4, 0, 4)).AsUInt64().ToScalar();
+    }
+
+    /// <summary>Two sets of eight codes packed at once: the first into the low ulong of the result, the second into the next.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<ulong> PackTwo(Vector256<int> first, Vector256<int> second)
+    {
+        // Per 128-bit lane: words [first 0–3, second 0–3], then bytes [first, second, first, second] by dword.
+        Vector256<ushort> words = Avx2.PackUnsignedSaturate(first, second);
+        Vector256<byte> bytes = Avx2.PackUnsignedSaturate(words.AsInt16(), words.AsInt16());
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 0, 4, 1, 5)).AsUInt64().GetLower();
+    }
+}
