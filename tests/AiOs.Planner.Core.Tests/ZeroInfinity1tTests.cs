@@ -74,6 +74,15 @@ public class ZeroInfinity1tTests
     }
 
     [Fact]
+    public void Given_one_dgx2_untiled_When_checkpoints_wait_in_cpu_ram_Then_it_fits_too()
+    {
+        var plan = Plan(OnNvme() with { ActivationOffload = OffloadTier.Cpu });
+
+        Assert.True(plan.Feasible, string.Join("; ", plan.Problems));
+        Assert.True(plan.Memory.CpuPageable.Of("activation checkpoints") > Bytes.Zero);
+    }
+
+    [Fact]
     public void Given_32_dgx2_nodes_When_planned_Then_the_same_tiling_makes_the_1t_fit()
     {
         int nodes = LiteratureAnchors.Section("zero_infinity_paper").Int("multi_node_nodes");
