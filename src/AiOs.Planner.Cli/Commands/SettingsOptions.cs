@@ -167,6 +167,11 @@ public sealed class SettingsOptions
             settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };
             notes.Add($"--zero-stage infinity: {DefaultOffloadFolder.Describe(settings)} in {settings.NvmePath}, the default folder ({DefaultOffloadFolder.Name} in the current folder); it must be on the fast NVMe drive: give --nvme-offload-path to choose, or --no-nvme-offload-params / --no-nvme-offload-optimizer to keep a part off NVMe");
         }
+        if (settings.ActivationOffload == OffloadTier.Cpu && !settings.ActivationCheckpointing)
+        {
+            settings = settings with { ActivationCheckpointing = true };
+            notes.Add("--offload-activations cpu: activation checkpointing turned on (--grad-checkpointing), since only checkpoints go to CPU RAM");
+        }
         var resolved = SettingsRules.ResolveWithNotes(settings, stageGiven: Given(ZeroStage) || file is not null);
         // buffer_size left to its default holds the model's largest swapped tensor (issue 14 item 4); a typed or file value is checked by the plan.
         var sized = Memory.SwapBufferRule.SizeDefault(model, resolved.Settings, given: Given(BufferSize) || file is not null);

@@ -69,13 +69,10 @@ public static class MemoryCentricTiling
             Add("--tiling-factor", "memory-centric tiling is not executed by the bundled engine yet; plan it with --executor deepspeed");
         if (s.ActivationOffload == OffloadTier.Nvme)
             Add("--offload-activations", "activation checkpoints go to cpu or stay on the device (none); DeepSpeed has no NVMe placement for them");
-        if (s.ActivationOffload == OffloadTier.Cpu)
-        {
-            if (!s.ActivationCheckpointing)
-                Add("--offload-activations", "checkpoints in CPU RAM need activation checkpointing: add --grad-checkpointing");
-            if (s.Executor == ExecutorKind.Aios)
-                Add("--offload-activations", "activation checkpoints in CPU RAM are not executed by the bundled engine yet; plan it with --executor deepspeed");
-        }
+        // Without checkpointing there are no checkpoints to move: the setting does nothing (the CLI turns checkpointing on
+        // with it), and is not refused, so a search that tries checkpointing off keeps its other candidates.
+        if (s.ActivationOffload == OffloadTier.Cpu && s.Executor == ExecutorKind.Aios)
+            Add("--offload-activations", "activation checkpoints in CPU RAM are not executed by the bundled engine yet; plan it with --executor deepspeed");
         if (s.PrefetchBucketSize is < 0)
             Add("--prefetch-bucket-size", $"stage3_prefetch_bucket_size must be 0 or more elements (found {s.PrefetchBucketSize})");
         if (s.MaxLiveParameters < 1)
