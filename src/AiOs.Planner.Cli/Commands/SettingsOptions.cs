@@ -57,6 +57,11 @@ public sealed class SettingsOptions
     public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
     public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped", DefaultValueFactory = _ => Defaults.Schedule, CustomParser = ParseEnum<StepSchedule> };
     public Option<ExecutorKind> Executor { get; } = new("--executor") { Description = "What the prediction describes: aios (the bundled engine, `aios train`) | deepspeed (DeepSpeed with PyTorch, for the emitted config)", DefaultValueFactory = _ => Defaults.Executor, CustomParser = ParseEnum<ExecutorKind> };
+    public Option<OffloadTier?> OffloadActivations { get; } = new("--offload-activations") { Description = "Where activation checkpoints wait for backward: none (the device) | cpu (DeepSpeed's cpu_checkpointing; needs --grad-checkpointing)", CustomParser = ParseNullableEnum<OffloadTier> };
+    public Option<int?> TilingFactor { get; } = new("--tiling-factor") { Description = $"Memory-centric tiling: each layer's weight matrices fetched in this many tiles (default {Defaults.TilingFactor}, none)" };
+    public Option<long?> PrefetchBucketSize { get; } = new("--prefetch-bucket-size") { Description = "stage3_prefetch_bucket_size in elements (default: DeepSpeed's 5e7 while --prefetch-depth > 0)" };
+    public Option<long?> MaxLiveParameters { get; } = new("--max-live-parameters") { Description = $"stage3_max_live_parameters in elements (default {Defaults.MaxLiveParameters:G})" };
+    public Option<long?> ParamPersistenceThreshold { get; } = new("--param-persistence-threshold") { Description = "stage3_param_persistence_threshold in elements (default 10 × hidden)" };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -71,6 +76,7 @@ public sealed class SettingsOptions
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, Executor, SettingsFile,
+        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -150,11 +156,21 @@ public sealed class SettingsOptions
             Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
             Schedule = Pick(Schedule, start.Schedule),
             Executor = Pick(Executor, start.Executor),
+            ActivationOffload = PickNullable(OffloadActivations, start.ActivationOffload),
+            TilingFactor = PickNullable(TilingFactor, start.TilingFactor),
+            PrefetchBucketSize = Given(PrefetchBucketSize) ? r.GetValue(PrefetchBucketSize) : start.PrefetchBucketSize,
+            MaxLiveParameters = PickNullable(MaxLiveParameters, start.MaxLiveParameters),
+            ParamPersistenceThreshold = Given(ParamPersistenceThreshold) ? r.GetValue(ParamPersistenceThreshold) : start.ParamPersistenceThreshold,
         };
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {
             settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };
             notes.Add($"--zero-stage infinity: {DefaultOffloadFolder.Describe(settings)} in {settings.NvmePath}, the default folder ({DefaultOffloadFolder.Name} in the current folder); it must be on the fast NVMe drive: give --nvme-offload-path to choose, or --no-nvme-offload-params / --no-nvme-offload-optimizer to keep a part off NVMe");
+        }
+        if (settings.ActivationOffload == OffloadTier.Cpu && !settings.ActivationCheckpointing)
+        {
+            settings = settings with { ActivationCheckpointing = true };
+            notes.Add("--offload-activations cpu: activation checkpointing turned on (--grad-checkpointing), since only checkpoints go to CPU RAM");
         }
         var resolved = SettingsRules.ResolveWithNotes(settings, stageGiven: Given(ZeroStage) || file is not null);
         // buffer_size left to its default holds the model's largest swapped tensor (issue 14 item 4); a typed or file value is checked by the plan.

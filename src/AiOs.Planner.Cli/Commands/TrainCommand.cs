@@ -7,6 +7,7 @@ using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Runs;
+using AiOs.Planner.Memory;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Records;
 using AiOs.Planner.Settings;
@@ -74,6 +75,7 @@ public static class TrainCommand
             string? id = RunIdFor(r.GetValue(runId), r.GetValue(resume), r.GetValue(runsDir)!);
             var built = options.BuildWithNotes(r);
             var settings = built.Settings;
+            if (MemoryCentricTiling.EngineRefusal(settings) is { } refused) throw new DescriptionException(refused);
             // What the flags implied (infinity's NVMe defaults, a kept stage) is said, on stderr, before anything runs.
             foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
             var engine = new EngineOptions

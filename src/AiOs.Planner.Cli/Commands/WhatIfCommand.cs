@@ -24,11 +24,12 @@ public static class WhatIfCommand
         var noUpgrades = new Option<bool>("--no-upgrades") { Description = "Skip the +1 drive, 2× RAM and +1 GPU variants" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var gpuLimit = GpuMemoryLimitOption.Create();
+        var shared = new SettingsOptions();
         var plots = new Option<string?>("--plots") { Description = "Folder for the figures (PNG and SVG): throughput per machine and model, speed-up per upgrade" };
         // The same search flags and defaults as `aios tune`, so a cell equals tune's best for the same inputs.
         var search = new TuneCommand.SearchOptions();
         var command = new Command("whatif", "Compare predicted throughput, fit and bottleneck across models and machines, and what an upgrade changes; each cell is what `aios tune` finds for the same inputs.")
-            { models, hardware, seqLen, precision, executor, minRate, noUpgrades, json, plots, gpuLimit };
+            { models, hardware, seqLen, precision, executor, minRate, noUpgrades, json, plots, gpuLimit, shared.OffloadActivations, shared.TilingFactor };
         foreach (var o in search.All) command.Options.Add(o);
         command.SetAction(r =>
         {
@@ -37,7 +38,11 @@ public static class WhatIfCommand
                 Models = Split(r.GetValue(models)!, ModelCatalog.Default.Names()).Select(ModelCatalog.Default.Load).OrderBy(m => m.TotalParameters).ToList(),
                 Hardware = Split(r.GetValue(hardware)!, ProfileCatalog.Default.Names()).Select(ProfileCatalog.Default.Load)
                     .Select(p => Planning.GpuMemoryLimit.Apply(p, r.GetValue(gpuLimit))).ToList(),
-                Base = new TrainingSettings { SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision), Executor = r.GetValue(executor) }.Validated(model: null),
+                Base = new TrainingSettings
+                {
+                    SeqLen = r.GetValue(seqLen), Precision = r.GetValue(precision), Executor = r.GetValue(executor),
+                    ActivationOffload = r.GetValue(shared.OffloadActivations) ?? OffloadTier.None, TilingFactor = r.GetValue(shared.TilingFactor) ?? 1,
+                }.Validated(model: null),
                 Upgrades = !r.GetValue(noUpgrades),
                 MinTokensPerSecond = r.GetValue(minRate),
                 Budget = Math.Max(1, r.GetValue(search.Budget)),

@@ -58,6 +58,16 @@ public static class DeepSpeedConfig
         if (Scheduler(optimizer.Schedule) is { } scheduler) config["scheduler"] = scheduler;
         config["zero_optimization"] = Zero(model, s);
         if (s.UsesNvme) config["aio"] = Aio(s.Aio);
+        // Checkpointing itself is the model's (Megatron's or Hugging Face's); this block is where DeepSpeed's checkpoint
+        // function takes cpu_checkpointing from. Tiling has no config key: it is deepspeed.zero.TiledLinear in the model.
+        if (s.ActivationCheckpointing)
+            config["activation_checkpointing"] = new JsonObject
+            {
+                ["partition_activations"] = false,
+                ["cpu_checkpointing"] = s.ActivationOffload == OffloadTier.Cpu,
+                ["contiguous_memory_optimization"] = false,
+                ["synchronize_checkpoint_boundary"] = false,
+            };
         return config;
     }
 
@@ -84,9 +94,9 @@ public static class DeepSpeedConfig
         if (s.PartitionsParameters)
         {
             zero["sub_group_size"] = s.SubGroupSize;
-            zero["stage3_prefetch_bucket_size"] = (long)s.PrefetchDepth * model.LayerParameters;
-            zero["stage3_param_persistence_threshold"] = 10 * hidden;
-            zero["stage3_max_live_parameters"] = 1_000_000_000L;
+            zero["stage3_prefetch_bucket_size"] = Memory.ParameterWorkingSet.PrefetchBucket(model, s);
+            zero["stage3_param_persistence_threshold"] = Memory.ParameterWorkingSet.PersistenceThreshold(model, s);
+            zero["stage3_max_live_parameters"] = s.MaxLiveParameters;
             zero["stage3_max_reuse_distance"] = 1_000_000_000L;
             zero["stage3_gather_16bit_weights_on_model_save"] = true;
             if (s.ParamOffload != OffloadTier.None)

@@ -33,11 +33,40 @@ public static class ActivationModel
             _ => throw new InvalidOperationException($"Unknown FFN kind {m.FfnKind}."),
         };
         double dropoutMasks = m.Dropout > 0 ? 2 * h : 0; // one byte per element after attention and after the MLP
-        return attention + ffn + dropoutMasks;
+        return attention + ffn + dropoutMasks + EagerAttentionBytesPerToken(m, s);
     }
+
+    /// <summary>
+    /// What eager attention (<see cref="TrainingSettings.EagerAttention"/>; Megatron-LM v1.1.5's ParallelSelfAttention) keeps per
+    /// token beyond a fused kernel: the scaled scores (kept by the causal-mask multiply) and the softmax output, and under
+    /// dropout its one-byte mask and its output (the input of the matmul with V), each heads × seq elements.
+    /// </summary>
+    public static double EagerAttentionBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        if (!s.EagerAttention) return 0;
+        double a = ElementSizes(s).Activation;
+        double perElement = a + a + (m.Dropout > 0 ? 1 + a : 0);
+        return perElement * m.NumHeads * (double)s.SeqLen;
+    }
+
+    /// <summary>
+    /// Gradients alive at once inside one layer's backward beyond what it stored: with eager attention, softmax's backward
+    /// holds the gradient of the probabilities and makes the gradient of the scores (two heads × seq matrices per token);
+    /// a fused kernel works in tiles and holds none. The projections' gradients are hidden-sized and counted in the slack.
+    /// </summary>
+    public static double BackwardTransientBytesPerToken(ModelSpec m, TrainingSettings s) =>
+        s.EagerAttention ? 2 * ElementSizes(s).Activation * m.NumHeads * (double)s.SeqLen : 0;
 
     /// <summary>Bytes per token kept at each layer boundary when checkpointing: the layer's input.</summary>
     public static double CheckpointBytesPerToken(ModelSpec m, TrainingSettings s) => ElementSizes(s).Residual * m.HiddenSize;
+
+    /// <summary>
+    /// Layers whose checkpoints sit on the device at once under checkpointing: every layer's, or with
+    /// <c>cpu_checkpointing</c> (<see cref="TrainingSettings.ActivationOffload"/> cpu) two — the one being copied out
+    /// after its forward and the one brought back for its recompute — the rest wait in host RAM.
+    /// </summary>
+    public static int CheckpointLayersOnDevice(ModelSpec m, TrainingSettings s) =>
+        s.ActivationOffload == OffloadTier.Cpu && s.ActivationCheckpointing ? Math.Min(2, m.NumLayers) : m.NumLayers;
 
     /// <summary>
     /// Bytes per token for the embedding output, the final norm, the output projection and the loss.

@@ -69,13 +69,14 @@ public static class MemoryPlanner
         long tokens = (long)s.MicroBatch * s.SeqLen;
         Bytes layerActivations = PerTokens(ActivationModel.LayerBytesPerToken(m, s), tokens);
         Bytes stored = s.ActivationCheckpointing
-            ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) * m.NumLayers
+            ? PerTokens(ActivationModel.CheckpointBytesPerToken(m, s), tokens) * ActivationModel.CheckpointLayersOnDevice(m, s)
             : layerActivations * m.NumLayers;
         Bytes head = PerTokens(ActivationModel.HeadBytesPerToken(m, s), tokens);
         // Gradients freed between steps are absent from the forward pass of the first micro-batch only.
         bool noGradientsInForward = layout.GradientsFreedBetweenSteps && s.GradAccumulation == 1;
         var forwardStates = layout.Gpu.Where(i => !(i.Name == "gradients" && noGradientsInForward)).ToList();
-        string storedNote = s.ActivationCheckpointing ? "layer inputs only (checkpointing)" : "every layer, no checkpointing";
+        string storedNote = !s.ActivationCheckpointing ? "every layer, no checkpointing"
+            : s.ActivationOffload == OffloadTier.Cpu ? "two layer inputs in flight; the rest in CPU RAM (cpu_checkpointing)" : "layer inputs only (checkpointing)";
 
         var forwardEnd = new List<MemoryItem>(forwardStates);
         if (layout.AutocastCache.Value > 0)
@@ -91,6 +92,7 @@ public static class MemoryPlanner
                 new("activations", stored, storedNote),
                 new("recomputed layer activations", layerActivations, "the last layer, recomputed"),
             };
+            AddBackwardTransient(m, s, backwardStart);
             candidates.Add(("start of backward", backwardStart));
         }
         if (layout.GradientsFreedBetweenSteps) candidates.Add(WorstBackwardMoment(m, s, forwardStates, layerActivations, noGradientsInForward));
@@ -98,6 +100,7 @@ public static class MemoryPlanner
         {
             new("activations", layerActivations, s.ActivationCheckpointing ? "the first layer, recomputed under checkpointing" : "the first layer's, freed last"),
         };
+        AddBackwardTransient(m, s, backwardEnd);
         candidates.Add(("end of backward", backwardEnd));
 
         var peak = candidates[0];
@@ -136,6 +139,13 @@ public static class MemoryPlanner
         };
         if (worst.Recomputing) items.Add(new MemoryItem("recomputed layer activations", recompute, "the layer being recomputed"));
         return ("during backward", items);
+    }
+
+    /// <summary>The gradients a layer's backward holds beyond its stored activations (eager attention's score matrices; none with a fused kernel).</summary>
+    private static void AddBackwardTransient(ModelSpec m, TrainingSettings s, List<MemoryItem> items)
+    {
+        Bytes transient = PerTokens(ActivationModel.BackwardTransientBytesPerToken(m, s), (long)s.MicroBatch * s.SeqLen);
+        if (transient.Value > 0) items.Add(new MemoryItem("attention gradients", transient, "softmax backward: gradients of the probabilities and of the scores (eager attention)"));
     }
 
     private static Bytes PerTokens(double bytesPerToken, long tokens) => new((long)Math.Ceiling(bytesPerToken * tokens));

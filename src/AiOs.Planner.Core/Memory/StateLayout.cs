@@ -11,7 +11,7 @@ namespace AiOs.Planner.Memory;
 /// keeps 2-byte working parameters, a 4-byte fp32 gradient partition for the optimizer and 12 bytes of
 /// optimizer state (fp32 master, Adam m and v); fp32 keeps 4 + 4 + 8.
 /// </summary>
-internal sealed class StateLayout
+internal sealed partial class StateLayout
 {
     public List<MemoryItem> Gpu { get; } = [];
     public List<MemoryItem> CpuPinned { get; } = [];
@@ -40,6 +40,7 @@ internal sealed class StateLayout
         else
             layout.Zero(m, s, p, gpus, gpusPerNode, pb, optimizerBytes, gradPartitionBytes);
 
+        layout.AddOffloadedCheckpoints(m, s, gpusPerNode);
         layout.CpuPageable.Add(new MemoryItem("process baseline", MemoryPlanner.ProcessBaseline * gpusPerNode,
             "runtime, CUDA host state and data loading, per training process (estimate)"));
         return layout;
@@ -64,20 +65,16 @@ internal sealed class StateLayout
         long partition = CeilDiv(p, gpus);          // elements each GPU owns
         long nodeShare = partition * gpusPerNode;   // elements a node owns
         Bytes statesGpu = Bytes.Zero, statesCpu = Bytes.Zero;
+        ParameterWorkingSet? workingSet = null;
 
         // Parameters: whole on every GPU below stage 3; partitioned (and offloadable) from stage 3 on.
         if (s.PartitionsParameters)
         {
             Place(s.ParamOffload, "parameters", Bytes.OfElements(partition, pb), Bytes.OfElements(nodeShare, pb), s.PinMemory,
                 $"{pb}-byte partition, 1/{gpus} of the model per GPU", ref statesGpu, ref statesCpu);
-            // DeepSpeed gathers module by module: its estimator's "largest layer" is the largest single module.
-            long largest = DeepSpeed.DeepSpeedModules.LargestModuleParameters(m);
-            Bytes gathered = Bytes.OfElements(largest, pb) * 2;
-            Gpu.Add(new MemoryItem("gathered layer", gathered, "the largest module's full parameters and gradients while it runs"));
-            statesGpu += gathered;
-            if (s.PrefetchDepth > 0)
-                Gpu.Add(new MemoryItem("prefetched layers", Bytes.OfElements(m.LayerParameters, pb) * s.PrefetchDepth,
-                    $"{s.PrefetchDepth} layer(s) fetched ahead"));
+            // DeepSpeed gathers, prefetches and buckets module by module (ParameterWorkingSet), never whole blocks.
+            workingSet = ParameterWorkingSet.For(m, s);
+            AddWorkingSet(m, s, workingSet, pb, ref statesGpu);
         }
         else
         {
@@ -99,6 +96,11 @@ internal sealed class StateLayout
             // The reduce-scatter still stages whole gradients in buckets before they reach the partition (not a model state).
             Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(LargestUnitGradients(m), pb) * 3,
                 "gradients of up to three layers: the one being written and two being reduce-scattered"));
+        }
+        else if (workingSet is { } ws)
+        {
+            Gpu.Add(new MemoryItem("gradient buckets", Bytes.OfElements(ws.GradientBuckets, pb),
+                "gradients of up to three modules: the one being written and two waiting to leave the GPU"));
         }
         else
         {

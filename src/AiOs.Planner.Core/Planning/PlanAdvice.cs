@@ -65,6 +65,11 @@ public static class PlanAdvice
                 BufferSize = Math.Max(x.BufferSize, buffer),
             }));
         }
+        // DeepSpeed's program only: checkpoints to host RAM, and the smallest memory-centric tiling that fits (issue 14 item 5).
+        if (s.Executor == ExecutorKind.DeepSpeed && s.ActivationCheckpointing && s.ActivationOffload == OffloadTier.None && hw.HasGpu)
+            fixes.Add(new("--offload-activations cpu", x => x with { ActivationOffload = OffloadTier.Cpu }));
+        if (MemoryCentricTiling.SmallestFittingFactor(model, hw, s) is { } tiles && tiles > s.TilingFactor)
+            fixes.Add(new($"--tiling-factor {tiles}", x => x with { TilingFactor = tiles }));
         // Prefetched layers are gathered parameter partitions: only ZeRO-3 has them.
         if (s.PartitionsParameters && s.PrefetchDepth > 1)
             fixes.Add(new($"--prefetch-depth {s.PrefetchDepth - 1}", x => x with { PrefetchDepth = x.PrefetchDepth - 1 }));

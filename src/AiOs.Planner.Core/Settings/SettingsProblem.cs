@@ -57,6 +57,7 @@ public static class SettingsRules
 
         problems.AddRange(SettingsValidator.Problems(s, model));
         problems.AddRange(SettingsValidator.DeepSpeedProblems(s));
+        problems.AddRange(Memory.MemoryCentricTiling.Problems(s));
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath))
             Add("--nvme-offload-path", "NVMe offload needs a folder for swap files");
         if (Memory.SwapBufferRule.Problem(model, s, s.Executor) is { } buffer) problems.Add(buffer);

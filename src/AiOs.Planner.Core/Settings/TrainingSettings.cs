@@ -166,6 +166,26 @@ public sealed record TrainingSettings
     [JsonIgnore]
     public OffloadTier EffectiveGradientOffload => GradientOffload ?? OptimizerOffload;
 
+    /// <summary>
+    /// Where activation checkpoints wait between forward and backward: on the device (None), or in host RAM (Cpu,
+    /// DeepSpeed's <c>activation_checkpointing.cpu_checkpointing</c>: copied out after each layer's forward, back before its recompute).
+    /// </summary>
+    [JsonConverter(typeof(ChoiceJsonConverter<OffloadTier>))]
+    public OffloadTier ActivationOffload { get; init; } = OffloadTier.None;
+    /// <summary>Memory-centric tiling (ZeRO-Infinity §5.1.3): each layer's weight matrices split into this many tiles, fetched and computed one at a time; 1 = no tiling.</summary>
+    public int TilingFactor { get; init; } = 1;
+    /// <summary><c>stage3_prefetch_bucket_size</c>: parameter elements fetched ahead of the module computing; null: DeepSpeed's default (50M) while <see cref="PrefetchDepth"/> &gt; 0, none at depth 0.</summary>
+    public long? PrefetchBucketSize { get; init; }
+    /// <summary><c>stage3_max_live_parameters</c>: gathered parameter elements a GPU keeps before releasing (DeepSpeed's default 1e9).</summary>
+    public long MaxLiveParameters { get; init; } = 1_000_000_000;
+    /// <summary><c>stage3_param_persistence_threshold</c>: parameters with fewer elements stay gathered on every GPU; null: 10 × hidden, as the emitted config has always said.</summary>
+    public long? ParamPersistenceThreshold { get; init; }
+    /// <summary>
+    /// Attention computed eagerly, as Megatron-LM v1.1.5 (the ZeRO-Infinity paper's code) does: the score and probability
+    /// matrices (heads × seq per token) are kept for backward; false: a fused kernel (SDPA) that keeps none.
+    /// </summary>
+    public bool EagerAttention { get; init; }
+
     [JsonIgnore]
     public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;
 }

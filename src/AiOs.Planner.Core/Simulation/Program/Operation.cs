@@ -53,6 +53,10 @@ public enum OpKind
     OptimizerWrite,
     /// <summary>Updated low-precision parameters written back to their tier (NVMe write or host→device copy).</summary>
     ParamWriteBack,
+    /// <summary>A layer's activation checkpoint copied device→host after its forward (<c>cpu_checkpointing</c>).</summary>
+    ActivationOffload,
+    /// <summary>A layer's activation checkpoint copied host→device before its recompute (<c>cpu_checkpointing</c>).</summary>
+    ActivationFetch,
 }
 
 /// <summary>The phase of a step an operation belongs to.</summary>

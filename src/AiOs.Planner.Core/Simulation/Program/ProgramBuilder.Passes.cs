@@ -34,7 +34,7 @@ internal sealed partial class ProgramBuilder
         UnitId id = IdOf(unit);
         Bytes share = Bytes.OfElements(Share(elements), _pb);
         long full = elements * _pb;
-        MemoryEffect[] Allocate() => [new MemoryEffect(_deviceTier, full, AtEnd: false)];
+        MemoryEffect[] Allocate() => [new MemoryEffect(_deviceTier, ResidentBytes(elements), AtEnd: false)];
         bool allocated = false;
         int last = -1;
         if (_s.ParamOffload == OffloadTier.Nvme)
@@ -69,7 +69,7 @@ internal sealed partial class ProgramBuilder
         bool outerHeld = _uses[p].Unit == OuterUnit;
         var effects = new List<MemoryEffect>(3);
         // The outer block stays on the device until the embedding's backward.
-        if (_fetchEnd[p] >= 0 && !outerHeld) effects.Add(new MemoryEffect(_deviceTier, -_unitParameters[unit + 1] * _pb, AtEnd: true));
+        if (_fetchEnd[p] >= 0 && !outerHeld) effects.Add(new MemoryEffect(_deviceTier, -ResidentBytes(_unitParameters[unit + 1]), AtEnd: true));
         long keep = unit < 0 ? 0
             : unit >= _m.NumLayers ? _headActivations
             : Recomputes ? _checkpointActivations
@@ -82,6 +82,10 @@ internal sealed partial class ProgramBuilder
         int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
             flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1], effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
         if (!outerHeld) _consumerOf[p] = op;
+        if (OffloadsCheckpoints && unit >= 0 && unit < _m.NumLayers && keep > 0)
+            // DeepSpeed copies the checkpoint with .cpu(), on the compute stream: the next layer waits for it.
+            return Add(OpKind.ActivationOffload, ResourceKind.D2h, StepPhase.Forward, UnitId.Layer(unit), mb, [op], new Bytes(keep),
+                effects: [new MemoryEffect(_deviceTier, -keep, AtEnd: true)]);
         return op;
     }
 
@@ -104,8 +108,8 @@ internal sealed partial class ProgramBuilder
     {
         int p = pass.OuterPosition;
         var effects = new List<MemoryEffect>(2);
-        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -ParametersOf(OuterUnit) * _pb, AtEnd: true));
-        long grads = MovingGradients() ? GradientsOf(OuterUnit) * _pb : 0;
+        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -ResidentBytes(ParametersOf(OuterUnit)), AtEnd: true));
+        long grads = MovingGradients() ? GradientResidentBytes(GradientsOf(OuterUnit)) : 0;
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
         int backward = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Embedding, mb, [pass.PreviousCompute],
             flops: 2 * _forwardFlops[0], elementwise: 2 * _forwardElementwise[0], effects: effects.ToArray(),
@@ -121,6 +125,12 @@ internal sealed partial class ProgramBuilder
         long full = _layerActivations;
         int slot = DeviceSlotAt(p);
         var effects = new List<MemoryEffect>(4) { new(_deviceTier, -stored, AtEnd: true) };
+        if (layer && Recomputes && OffloadsCheckpoints && stored > 0)
+        {
+            // Brought back when its recompute starts, not ahead: DeepSpeed's checkpoint function copies it on entry.
+            ready = [Add(OpKind.ActivationFetch, ResourceKind.H2d, StepPhase.Backward, UnitId.Layer(unit), mb, ready, new Bytes(stored),
+                effects: [new MemoryEffect(_deviceTier, stored, AtEnd: false)])];
+        }
         if (layer && Recomputes)
         {
             int recompute = Add(OpKind.Recompute, ResourceKind.Compute, StepPhase.Backward, UnitId.Layer(unit), mb, ready,
@@ -129,7 +139,7 @@ internal sealed partial class ProgramBuilder
             ready = [recompute];
             effects.Add(new MemoryEffect(_deviceTier, -full, AtEnd: true));
         }
-        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -_unitParameters[unit + 1] * _pb, AtEnd: true));
+        if (_fetchEnd[p] >= 0) effects.Add(new MemoryEffect(_deviceTier, -ResidentBytes(_unitParameters[unit + 1]), AtEnd: true));
         long grads = GradientBytesOnDevice(unit, mb);
         if (grads > 0) effects.Add(new MemoryEffect(_deviceTier, grads, AtEnd: true));
         if (bucket >= 0) ready = [.. ready, bucket];
@@ -149,7 +159,7 @@ internal sealed partial class ProgramBuilder
         long elements = GradientsOf(unit);
         UnitId id = IdOf(unit);
         long full = elements * _pb;
-        long moving = MovingGradients() ? full : 0;
+        long moving = MovingGradients() ? GradientResidentBytes(elements) : 0;
         int last = backward;
         bool download = (_hw.HasGpu || _shape.SlotCopiesOnCpu) && CpuOptimizer;
         if (_gpus > 1)
@@ -204,7 +214,7 @@ internal sealed partial class ProgramBuilder
     private long GradientBytesOnDevice(int unit, int mb)
     {
         long elements = _unitGradients[unit + 1];
-        if (MovingGradients()) return elements * _pb;
+        if (MovingGradients()) return GradientResidentBytes(elements);
         // Without ZeRO, PyTorch allocates each gradient at its first backward and keeps it until the next step.
         if (_s.ZeroStage == ZeroStage.None && mb == 0) return elements * 4;
         return 0;

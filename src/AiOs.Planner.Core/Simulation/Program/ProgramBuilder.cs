@@ -39,6 +39,8 @@ internal sealed partial class ProgramBuilder
     private readonly double[] _forwardFlops, _forwardElementwise;
     private readonly long[] _unitParameters, _unitGradients;
     private readonly long _layerActivations, _checkpointActivations, _headActivations;
+    // Device bytes one fetched unit's parameters, and one unit's gradients, may hold (long.MaxValue: the whole unit).
+    private readonly long _residentCap = long.MaxValue, _gradientCap = long.MaxValue;
 
     public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep, ProgramShape shape)
     {
@@ -75,7 +77,24 @@ internal sealed partial class ProgramBuilder
         _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
         _headActivations = Activations(ActivationModel.HeadBytesPerToken(m, s));
+        if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
+        {
+            // Module by module, the units in the window share the live set (the module computing and the prefetch
+            // bucket) and a unit's gradients leave a module at a time, so no unit holds its whole block on the device.
+            var ws = ParameterWorkingSet.For(m, s);
+            _residentCap = Math.Max(1, ws.Live * _pb / _window);
+            _gradientCap = ws.Tile * _pb;
+        }
     }
+
+    /// <summary>Device bytes a fetched unit of <paramref name="elements"/> parameters holds (see <see cref="FetchGranularity"/>).</summary>
+    private long ResidentBytes(long elements) => Math.Min(elements * _pb, _residentCap);
+
+    /// <summary>Device bytes a unit's <paramref name="elements"/> gradients hold before they leave.</summary>
+    private long GradientResidentBytes(long elements) => Math.Min(elements * _pb, _gradientCap);
+
+    /// <summary>Checkpoints wait in host RAM (<c>cpu_checkpointing</c>): copied out after each layer's forward, back before its recompute.</summary>
+    private bool OffloadsCheckpoints => _s.ActivationOffload == OffloadTier.Cpu && _s.ActivationCheckpointing && _hw.HasGpu;
 
     /// <summary>Staging buffers one layer takes: one per weight matrix (DeepSpeed), or ceil(elements / buffer_size) staged whole.</summary>
     private int StagingBuffersPerUnit() => _shape.Staging == StagingGranularity.PerTensor

@@ -27,6 +27,15 @@ public enum StagingGranularity
     WholeUnit,
 }
 
+/// <summary>What one parameter fetch gathers on the device at a time.</summary>
+public enum FetchGranularity
+{
+    /// <summary>Module by module (DeepSpeed's ZeRO-3): the device holds the module computing, the prefetch bucket and a few modules' gradients, never a whole block.</summary>
+    PerModule,
+    /// <summary>A unit (a transformer block, the outer block) gathered whole into a device slot: the bundled engine's slots.</summary>
+    WholeUnit,
+}
+
 /// <summary>
 /// The choices on which a DeepSpeed run and the bundled engine perform a step differently. The scheduler
 /// reads them to build the program; the engine executes the program built with <see cref="Engine"/>, and the
@@ -48,6 +57,8 @@ public sealed record ProgramShape
     public required bool CpuOptimizer { get; init; }
     /// <summary>Offloaded parameters are copied into a device slot (and gradients out of it) even when the device is the CPU; false: a CPU-only run works on them in place.</summary>
     public required bool SlotCopiesOnCpu { get; init; }
+    /// <summary>What a parameter fetch gathers at a time; the simulator still orders work per unit, but holds only this much on the device.</summary>
+    public FetchGranularity Fetch { get; init; } = FetchGranularity.PerModule;
     /// <summary>Bytes of optimizer state per parameter swapped with NVMe; null: the memory model's figure (8 in fp32, 12 in mixed precision).</summary>
     public int? OptimizerStateBytes { get; init; }
     /// <summary>
@@ -85,6 +96,7 @@ public sealed record ProgramShape
         SlotCopiesOnCpu = true,
         OptimizerStateBytes = 12,
         WideFirstGradientDownload = true,
+        Fetch = FetchGranularity.WholeUnit,
     };
 
     /// <summary>

@@ -42,7 +42,7 @@ public static partial class StepScheduler
     internal static Dictionary<MemoryTier, long> StaticLevels(ModelSpec m, HardwareProfile hw, TrainingSettings s)
     {
         var layout = StateLayout.For(m, hw, s);
-        string[] moving = ["gathered layer", "prefetched layers", "gradient buckets"];
+        string[] moving = ["gathered module", "prefetched parameters", "gradient buckets"];
         long gpu = layout.Gpu.Where(i => !moving.Contains(i.Name) && !(i.Name == "gradients" && layout.GradientsFreedBetweenSteps)).Sum(i => i.Bytes.Value);
         long pageable = layout.CpuPageable.Sum(i => i.Bytes.Value);
         if (!hw.HasGpu)
