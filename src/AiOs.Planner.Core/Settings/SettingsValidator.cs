@@ -36,9 +36,6 @@ public static class SettingsValidator
         if (s.OptimizerRamBudget is { } budget && s.OptimizerOffload != OffloadTier.Nvme)
             Add("--optimizer-ram-budget", "$.optimizer_ram_budget",
                 $"a RAM budget of {budget} splits optimizer sub-groups between RAM and NVMe, but the optimizer is {(s.OptimizerOffload == OffloadTier.None ? "on the GPU" : "all in CPU RAM already")}: add --offload-optimizer nvme (with --nvme-offload-path), or drop --optimizer-ram-budget");
-        else if (s.OptimizerRamBudget is { Value: > 0 } && s.Executor == ExecutorKind.DeepSpeed)
-            Add("--optimizer-ram-budget", "$.optimizer_ram_budget",
-                "DeepSpeed keeps the whole optimizer on one tier, so --executor deepspeed cannot price a RAM budget: drop --optimizer-ram-budget (ds-config emits the nearest DeepSpeed equivalent and says so), or use --executor aios");
         if (model is not null && s.SeqLen > model.MaxSeqLen && model.Positions == PositionKind.Learned)
             Add("--seq-len", "$.seq_len", $"sequence length {s.SeqLen} exceeds {model.Name}'s max_seq_len ({model.MaxSeqLen}, learned positions)");
         return problems;
