@@ -26,7 +26,7 @@ internal sealed partial class OptimizerStates
             foreach (SubGroupRef kept in optimizerOps.Select(o => o.SubGroup!.Value).Where(g => g.KeptInRam).Distinct())
             {
                 SubGroup g = GroupOf(UnitOf(kept.Unit), kept);
-                _ram[g.Unit][g.Index] ??= new float[3 * g.Elements];
+                _ram[g.Unit][g.Index] ??= new RamGroup(g.Elements);
             }
         var nvmeOps = optimizerOps.Where(o => !InRam(GroupOf(UnitOf(o.SubGroup!.Value.Unit), o.SubGroup!.Value))).ToList();
         var ramOps = optimizerOps.Except(nvmeOps).ToList();
@@ -79,22 +79,27 @@ internal sealed partial class OptimizerStates
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
         Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
-        Span<float> state;
+        Span<float> master, m, v;
         ReadOnlySpan<float> gradient;
         if (!InRam(g))
         {
-            state = _slots[slot].AsFloats(0, 4 * g.Elements);
+            Span<float> state = _slots[slot].AsFloats(0, 4 * g.Elements);
+            master = state[..g.Elements];
+            m = state.Slice(g.Elements, g.Elements);
+            v = state.Slice(2 * g.Elements, g.Elements);
             gradient = state.Slice(3 * g.Elements, g.Elements);
         }
         else
         {
-            state = RamState(g);
+            RamGroup ram = RamState(g);
+            master = ram.Master;
+            m = ram.M;
+            v = ram.V;
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
             _io.Read(StorageTier.Cpu, 12L * g.Elements);
             _io.Written(StorageTier.Cpu, 12L * g.Elements);
         }
-        Span<float> master = state[..g.Elements], m = state.Slice(g.Elements, g.Elements), v = state.Slice(2 * g.Elements, g.Elements);
         if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
         else _step.Update(master, gradient, m, v, step, scale, bf16);
         if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
@@ -112,7 +117,7 @@ internal sealed partial class OptimizerStates
 
     /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
     public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
-        InRam(g) ? RamState(g).AsSpan(0, g.Elements) : _slots[slot].AsFloats(0, g.Elements);
+        InRam(g) ? RamState(g).Master : _slots[slot].AsFloats(0, g.Elements);
 
     private void DisposeSlots()
     {

@@ -45,8 +45,8 @@ internal sealed partial class OptimizerStates : IDisposable
     private readonly IoCounters _io;
     private readonly SpanTrace _trace;
     private readonly SubGroup[][] _groups;
-    /// <summary>Per unit and sub-group: its [master | m | v] in RAM, or null while it lives in the swap store.</summary>
-    private readonly float[]?[][] _ram;
+    /// <summary>Per unit and sub-group: its master, m and v in RAM, or null while it lives in the swap store.</summary>
+    private readonly RamGroup?[][] _ram;
     private readonly BlockingCollection<AlignedBuffer>? _buffers;
     private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
@@ -61,7 +61,7 @@ internal sealed partial class OptimizerStates : IDisposable
         _trace = trace;
         _groups = unitElements.Select((n, u) => Split(u, n, subGroupSize)).ToArray();
         // On the CPU tier every sub-group is in RAM from the start; on NVMe, Prepare brings in those the program keeps in RAM.
-        _ram = _groups.Select(gs => gs.Select(g => _tier == StorageTier.Cpu ? new float[3 * g.Elements] : null).ToArray()).ToArray();
+        _ram = _groups.Select(gs => gs.Select(g => _tier == StorageTier.Cpu ? new RamGroup(g.Elements) : null).ToArray()).ToArray();
         if (_tier == StorageTier.Nvme)
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
@@ -99,8 +99,16 @@ internal sealed partial class OptimizerStates : IDisposable
 
     private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
 
-    /// <summary>The sub-group's [master | m | v] in RAM.</summary>
-    private float[] RamState(SubGroup g) => _ram[g.Unit][g.Index] ?? throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} lives on NVMe, not in RAM.");
+    /// <summary>A sub-group's state in RAM: three arrays, so a sub-group of up to 2^31 − 1 elements fits (one array of 3n would not).</summary>
+    private sealed class RamGroup(int elements)
+    {
+        public float[] Master { get; } = new float[elements];
+        public float[] M { get; } = new float[elements];
+        public float[] V { get; } = new float[elements];
+    }
+
+    /// <summary>The sub-group's state in RAM.</summary>
+    private RamGroup RamState(SubGroup g) => _ram[g.Unit][g.Index] ?? throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} lives on NVMe, not in RAM.");
 
     /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
     public void Initialise(int unit, ReadOnlySpan<float> master)
@@ -109,9 +117,10 @@ internal sealed partial class OptimizerStates : IDisposable
         {
             if (InRam(g))
             {
-                Span<float> ram = RamState(g);
-                ram.Clear();
-                master.Slice((int)g.Offset, g.Elements).CopyTo(ram);
+                RamGroup ram = RamState(g);
+                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
+                Array.Clear(ram.M);
+                Array.Clear(ram.V);
                 continue;
             }
             AlignedBuffer buffer = _buffers!.Take();
@@ -123,10 +132,9 @@ internal sealed partial class OptimizerStates : IDisposable
         }
     }
 
-    /// <summary>The sub-group's [master | m | v] (a copy when it lives in the swap store).</summary>
-    private float[] StateOf(SubGroup g)
+    /// <summary>The swapped sub-group's [master | m | v], read from the store.</summary>
+    private float[] StoredState(SubGroup g)
     {
-        if (InRam(g)) return RamState(g);
         var state = new float[3 * g.Elements];
         _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
         return state;
@@ -142,7 +150,15 @@ internal sealed partial class OptimizerStates : IDisposable
         float[] master = new float[n], m = new float[n], v = new float[n];
         foreach (SubGroup g in _groups[unit])
         {
-            float[] state = StateOf(g);
+            if (InRam(g))
+            {
+                RamGroup ram = RamState(g);
+                ram.Master.CopyTo(master.AsSpan((int)g.Offset));
+                ram.M.CopyTo(m.AsSpan((int)g.Offset));
+                ram.V.CopyTo(v.AsSpan((int)g.Offset));
+                continue;
+            }
+            float[] state = StoredState(g);
             state.AsSpan(0, g.Elements).CopyTo(master.AsSpan((int)g.Offset));
             state.AsSpan(g.Elements, g.Elements).CopyTo(m.AsSpan((int)g.Offset));
             state.AsSpan(2 * g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
@@ -155,11 +171,19 @@ internal sealed partial class OptimizerStates : IDisposable
     {
         foreach (SubGroup g in _groups[unit])
         {
-            float[] state = InRam(g) ? RamState(g) : new float[3 * g.Elements];
+            if (InRam(g))
+            {
+                RamGroup ram = RamState(g);
+                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
+                expAvg.Slice((int)g.Offset, g.Elements).CopyTo(ram.M);
+                expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(ram.V);
+                continue;
+            }
+            var state = new float[3 * g.Elements];
             master.Slice((int)g.Offset, g.Elements).CopyTo(state);
             expAvg.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(g.Elements));
             expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(2 * g.Elements));
-            if (!InRam(g)) _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
         }
     }
 
@@ -179,8 +203,8 @@ internal sealed partial class OptimizerStates : IDisposable
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
             Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
-            Span<float> state = RamState(g);
-            Span<float> master = state[..g.Elements], m = state.Slice(g.Elements, g.Elements), v = state.Slice(2 * g.Elements, g.Elements);
+            RamGroup ram = RamState(g);
+            Span<float> master = ram.Master, m = ram.M, v = ram.V;
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
                 if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scaleOf(g.Unit));
