@@ -21,7 +21,8 @@ public static class TuneCommand
         public Option<int?> GlobalBatch { get; } = new("--global-batch") { Description = "Sequences per optimizer step, fixed (micro-batch × grad accumulation × GPUs × nodes); only combinations giving exactly this are tried" };
         public Option<double> Headroom { get; } = new("--memory-headroom") { Description = "Share of each memory tier kept free, e.g. 0.05 (the memory model has under-predicted peaks by up to 7%)", DefaultValueFactory = _ => TuneRequest.DefaultMemoryHeadroom };
 
-        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom];
+        public Option<double> OptimizerRamMargin { get; } = new("--optimizer-ram-margin") { Description = "Share of host RAM kept free, beyond the headroom, when the tuner gives an NVMe optimizer a RAM budget (what RAM allows otherwise), e.g. 0.1; --optimizer-ram-budget fixes the budget instead", DefaultValueFactory = _ => TuneRequest.DefaultOptimizerRamMargin };
+        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom, OptimizerRamMargin];
     }
 
     public static Command Create(CliIo io)
@@ -64,6 +65,7 @@ public static class TuneCommand
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
+                OptimizerRamMargin = r.GetValue(search.OptimizerRamMargin),
             };
             var result = Tuner.Tune(request);
             // ds_config.json is for DeepSpeed: its plan is the best DeepSpeed can run as DeepSpeed runs it, so under

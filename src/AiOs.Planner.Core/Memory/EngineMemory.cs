@@ -163,8 +163,14 @@ public static class EngineMemory
         if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
             Add("optimizer states", Bytes.OfElements(p, 12), "fp32 master, Adam m and v, managed arrays");
         else if (s.OptimizerOffload == OffloadTier.Nvme)
-            Add("optimizer swap buffers", Aligned(Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 16)) * Math.Max(1, s.OptimizerBufferCount),
-                $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group");
+        {
+            var (ramElements, nvmeElements) = OptimizerSplit(m, s);
+            if (ramElements > 0)
+                Add("optimizer states", Bytes.OfElements(ramElements, 12), $"fp32 master, Adam m and v of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})");
+            if (nvmeElements > 0)
+                Add("optimizer swap buffers", Aligned(Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 16)) * Math.Max(1, s.OptimizerBufferCount),
+                    $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group");
+        }
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
         if (gradients == OffloadTier.Cpu)
         {
@@ -185,7 +191,8 @@ public static class EngineMemory
         long p = m.TotalParameters;
         var items = new List<MemoryItem>();
         if (s.ParamOffload == OffloadTier.Nvme) items.Add(new MemoryItem("parameters", Bytes.OfElements(p, s.ParamBytes), "one file per unit"));
-        if (s.OptimizerOffload == OffloadTier.Nvme) items.Add(new MemoryItem("optimizer states", Bytes.OfElements(p, 12), "fp32 master, Adam m and v per sub-group"));
+        if (s.OptimizerOffload == OffloadTier.Nvme && OptimizerSplit(m, s).Nvme is > 0 and var nvme)
+            items.Add(new MemoryItem("optimizer states", Bytes.OfElements(nvme, 12), "fp32 master, Adam m and v per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
     }
@@ -196,10 +203,17 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
-        if (s.OptimizerOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 12);
+        cpu += Bytes.OfElements(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram, 12);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 4);
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
+    }
+
+    /// <summary>Elements of optimizer state in RAM and on NVMe with the optimizer on NVMe: <see cref="OptimizerPlacement"/> over the engine's sub-groups.</summary>
+    public static (long Ram, long Nvme) OptimizerSplit(ModelSpec m, TrainingSettings s)
+    {
+        var order = OptimizerPlacement.EngineUpdateOrder(m.NumLayers, m.LayerParameters, OuterElements(m), s);
+        return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, 12, s));
     }
 
     /// <summary>The next power of two at or above <paramref name="bytes"/> (PyTorch's CachingHostAllocator block size).</summary>

@@ -39,6 +39,8 @@ public static class HostMemoryEstimate
             else
                 items.Add(new("parameter staging buffers", Bytes.OfElements(Math.Max(1, s.BufferCount) * layer + outer, eb), "--buffer-count"));
         }
+        if (EngineSettings.Tier(s.OptimizerOffload) == StorageTier.Nvme && Memory.EngineMemory.OptimizerSplit(spec, s).Ram is > 0 and var kept)
+            items.Add(new("optimizer sub-groups kept in RAM by the budget", Bytes.OfElements(3 * kept, 4), "--optimizer-ram-budget"));
         if (EngineSettings.Tier(s.OptimizerOffload) == StorageTier.Nvme)
             items.Add(new("optimizer sub-group buffers", Bytes.OfElements(Math.Max(1, s.OptimizerBufferCount) * 4 * Math.Min(s.SubGroupSize, largest), 4),
                 "--sub-group-size or --optimizer-buffer-count"));
