@@ -47,6 +47,20 @@ public sealed class HostBufferTests
     }
 
     [Fact]
+    public void Given_read_only_zeros_When_read_whole_Then_they_are_zero_and_add_nothing_to_the_resident_set()
+    {
+        // The moments are initialised from such zeros: a managed zero array as large as the outer block could be cleared (touched) by the GC.
+        const int floats = 64 << 20;
+        long before = ResidentBytes();
+
+        using HostBuffer zeros = HostBuffer.ReadOnlyZeros(floats, ScalarType.Float32);
+        bool allZero = !zeros.Floats(floats).ContainsAnyExcept(0f);
+
+        Assert.True(allZero);
+        Assert.True(ResidentBytes() - before < 64L << 20, $"RSS grew by {ResidentBytes() - before:N0} bytes reading {4L * floats:N0} bytes of zeros");
+    }
+
+    [Fact]
     public void Given_units_When_allocated_together_Then_each_is_its_own_buffer_of_its_size()
     {
         HostBuffer[] buffers = HostBuffer.AllocateMany([10, 5000, 3], ScalarType.BFloat16, pin: false);

@@ -109,13 +109,18 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _unitScale = new float[units];
             // Units are made on every core straight into their tiers: seeded values in the unit's gradient accumulator (RAM
             // the store already holds, overwritten by the first micro-batch), so start-up allocates nothing per unit. Moments in
-            // RAM are written (zeros, a never-touched array) too, so their pages are faulted in now rather than in the first step.
-            float[]? zeros = EngineSettings.Tier(settings.OptimizerOffload) == StorageTier.Nvme ? null : new float[elements.Max()];
+            // RAM are written (zeros read from pages never faulted in) too, so their pages are faulted in now, not in the first step.
+            using Native.HostBuffer? zeros = EngineSettings.Tier(settings.OptimizerOffload) == StorageTier.Nvme ? null
+                : Native.HostBuffer.ReadOnlyZeros(elements.Max(), ScalarType.Float32);
             InitialWeights.UnitScratch? scratch = _grads.Scratch(0).IsEmpty ? null : _grads.Scratch;
             initial.StoreAll(units, (u, values) =>
             {
                 if (zeros is null) _optim.Initialise(u, values);
-                else _optim.SetState(u, values, zeros.AsSpan(0, values.Length), zeros.AsSpan(0, values.Length));
+                else
+                {
+                    ReadOnlySpan<float> none = zeros.Floats(values.Length);
+                    _optim.SetState(u, values, none, none);
+                }
                 _params.WriteBack(u, 0, values);
             }, scratch);
         }

@@ -39,13 +39,28 @@ public sealed partial class HostBuffer : SafeHandle
     /// <summary>Address of the first element.</summary>
     public nint Address => handle;
 
+    /// <summary>The first <paramref name="count"/> fp32 elements (any buffer size; a tensor's <c>bytes</c> stops at 2 GiB).</summary>
+    public unsafe Span<float> Floats(int count)
+    {
+        if ((long)count * sizeof(float) > MappedBytes) throw new ArgumentOutOfRangeException(nameof(count), $"The buffer holds {MappedBytes:N0} bytes, fewer than {count} floats.");
+        return new Span<float>((void*)handle, count);
+    }
+
     /// <summary>
     /// Maps <paramref name="elements"/> zeroed elements of <paramref name="dtype"/>, faults every page in (huge pages where the
     /// kernel offers them), and with <paramref name="pin"/> page-locks them in the current CUDA context (call on a thread where it
     /// is current, or pass <paramref name="context"/> to bind it).
     /// </summary>
     /// <exception cref="InvalidOperationException">The kernel refused the mapping.</exception>
-    public static HostBuffer Allocate(long elements, ScalarType dtype, bool pin, nint context = 0)
+    public static HostBuffer Allocate(long elements, ScalarType dtype, bool pin, nint context = 0) => Map(elements, dtype, pin, context, fault: true);
+
+    /// <summary>
+    /// Zeros that are only read: mapped but never faulted in, so every page reads as the kernel's shared zero page and the
+    /// buffer adds nothing to the resident set however large it is (a managed zero array may be cleared, and so touched, by the GC).
+    /// </summary>
+    public static HostBuffer ReadOnlyZeros(long elements, ScalarType dtype) => Map(elements, dtype, pin: false, context: 0, fault: false);
+
+    private static HostBuffer Map(long elements, ScalarType dtype, bool pin, nint context, bool fault)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
         long bytes = elements * ElementSize(dtype);
@@ -56,9 +71,12 @@ public sealed partial class HostBuffer : SafeHandle
         bool registered = false;
         try
         {
-            _ = Madvise(address, (nuint)mapped, MadvHugePage);
-            // Fault the pages in now (one call, in the kernel) so the first step does not; older kernels lack POPULATE_WRITE.
-            if (Madvise(address, (nuint)mapped, MadvPopulateWrite) != 0) Touch(address, mapped);
+            if (fault)
+            {
+                _ = Madvise(address, (nuint)mapped, MadvHugePage);
+                // Fault the pages in now (one call, in the kernel) so the first step does not; older kernels lack POPULATE_WRITE.
+                if (Madvise(address, (nuint)mapped, MadvPopulateWrite) != 0) Touch(address, mapped);
+            }
             if (pin)
             {
                 if (context != 0) CudaDriver.MakeCurrent(context);
