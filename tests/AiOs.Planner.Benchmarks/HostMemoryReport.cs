@@ -41,7 +41,7 @@ internal static class HostMemoryReport
             double total = (File.GetLastWriteTimeUtc(Path.Combine(run.Directory, RecordedRun.SummaryFile)) - File.GetLastWriteTimeUtc(Path.Combine(run.Directory, RecordedRun.SettingsFile))).TotalSeconds;
             double startup = total - run.Steps.Sum(s => s.WallMs) / 1000;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Path.GetFileName(run.Directory)} | {recorded.Model.Name} | {parameters / 1e9:0.000}B | {measured / 1e9:0.00} GB | {measured / (double)parameters:0.0} | {planned / 1e9:0.00} GB | {planned / (double)parameters:0.0} | {ratio:0.00} | {startup:0} | {first}"));
+                $"{Path.GetFileName(run.Directory)} | {recorded.Model.Name} | {parameters / 1e9:0.000}B | {measured / 1e9:0.000} GB | {measured / (double)parameters:0.0} | {planned / 1e9:0.000} GB | {planned / (double)parameters:0.0} | {ratio:0.00} | {startup:0} | {first}"));
             if (Math.Abs(ratio - 1) > 0.10) off++;
         }
         return off == 0 ? 0 : 1;
