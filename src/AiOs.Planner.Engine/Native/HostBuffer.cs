@@ -96,7 +96,7 @@ public sealed partial class HostBuffer : SafeHandle
     /// <summary>One buffer per entry of <paramref name="elements"/>, made in parallel (faulting and pinning run at memory speed on every core).</summary>
     public static HostBuffer[] AllocateMany(IReadOnlyList<long> elements, ScalarType dtype, bool pin)
     {
-        nint context = pin ? CudaDriver.CurrentContext() : 0;
+        nint context = pin ? CurrentOrPrimaryContext() : 0;
         var result = new HostBuffer[elements.Count];
         try
         {
@@ -108,6 +108,16 @@ public sealed partial class HostBuffer : SafeHandle
             foreach (HostBuffer? b in result) b?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The CUDA context current on this thread; when none is yet, one tiny device tensor makes libtorch bind its primary context here.</summary>
+    private static nint CurrentOrPrimaryContext()
+    {
+        nint context = CudaDriver.CurrentContext();
+        if (context != 0) return context;
+        using (Tensor _ = zeros(1, device: TorchSharp.torch.CUDA)) { }
+        context = CudaDriver.CurrentContext();
+        return context != 0 ? context : throw new InvalidOperationException("No CUDA context is current after creating a CUDA tensor; page-locked host buffers need one (is --device cuda available?).");
     }
 
     /// <summary>Bytes per element of <paramref name="dtype"/>.</summary>
