@@ -50,6 +50,18 @@ internal sealed class CopyStream : IDisposable, IStreamEvents
         if (hostTarget.numel() * hostTarget.element_size() != bytes) throw new ArgumentException("Source and target sizes differ.", nameof(hostTarget));
         Bind();
         CudaDriver.Record(mark, 0);
+        DownloadAfter(hostTarget, deviceSource, mark, done);
+    }
+
+    /// <summary>
+    /// As <see cref="Download"/>, after <paramref name="mark"/>, which the caller recorded on the default stream right
+    /// behind the work that made the source (so the copy does not wait for compute queued since).
+    /// </summary>
+    public void DownloadAfter(Tensor hostTarget, Tensor deviceSource, nint mark, nint done)
+    {
+        long bytes = deviceSource.numel() * deviceSource.element_size();
+        if (hostTarget.numel() * hostTarget.element_size() != bytes) throw new ArgumentException("Source and target sizes differ.", nameof(hostTarget));
+        Bind();
         CudaDriver.Wait(_down, mark);
         CudaDriver.CopyToHostAsync(CudaDriver.DataOf(hostTarget), CudaDriver.DataOf(deviceSource), bytes, _down);
         CudaDriver.Record(done, _down);

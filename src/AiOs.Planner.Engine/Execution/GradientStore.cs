@@ -83,6 +83,9 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Waits for gradient copies still in flight; call on the compute thread before the optimizer reads the store.</summary>
     public virtual void Complete() { }
 
+    /// <summary>Called on the compute thread right after <paramref name="unit"/>'s backward has been issued (nothing by default).</summary>
+    public virtual void AfterBackward(int unit, FlatParameters parameters, bool first) { }
+
     /// <summary>Waits for <paramref name="unit"/>'s gradient copy, if one is in flight, and takes its Σg² when it was the step's last; any thread.</summary>
     public virtual void Settle(int unit) { }
 
@@ -120,6 +123,9 @@ internal sealed class CpuGradientStore : GradientStore
     /// <summary>Per unit: the events its download records (scratch mark, done).</summary>
     private readonly (nint Mark, nint Done)[] _unitEvents = [];
 
+    /// <summary>Per unit: its first micro-batch's gradients packed by <see cref="AfterBackward"/>, waiting for their download.</summary>
+    private readonly TorchSharp.torch.Tensor?[] _packed;
+
     /// <summary>Downloads allowed in flight: each holds one unit's packed fp32 gradient on the device.</summary>
     private const int MaxInFlight = 2;
 
@@ -132,6 +138,7 @@ internal sealed class CpuGradientStore : GradientStore
         _pinned = pinned;
         _copies = pinned ? copies : null;
         _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
+        _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
 
@@ -151,17 +158,48 @@ internal sealed class CpuGradientStore : GradientStore
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
+    /// <inheritdoc/>
+    /// <remarks>
+    /// With copy streams, the first micro-batch's gradients are packed here, on the compute thread, and the download's
+    /// mark recorded right behind the pack. Packed by the download worker instead, they queued on the default stream
+    /// behind whatever compute the trainer had issued since, so every download waited for the next units' backward and
+    /// the next upload into the slot for the download (issue 13's grid on the H200, 2026-12-05: 95–230 ms of stalls).
+    /// </remarks>
+    public override void AfterBackward(int unit, FlatParameters parameters, bool first)
+    {
+        if (_copies is null || !first) return;
+        Settle(unit);
+        TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+        _copies.Record(_unitEvents[unit].Mark, 0);
+        lock (_gate) _packed[unit] = packed;
+    }
+
     public override void Download(int unit, FlatParameters parameters, bool first, bool last)
     {
-        Settle(unit);
+        TorchSharp.torch.Tensor? prepacked;
+        lock (_gate)
+        {
+            prepacked = _packed[unit];
+            _packed[unit] = null;
+        }
+        if (prepacked is null) Settle(unit);
         if (_copies is not null && first)
         {
             lock (_gate)
                 while (_order.Count >= MaxInFlight) Settle(_order[0]);
             var (mark, done) = _unitEvents[unit];
-            // Packed on the default stream after the backward that made the gradients; the download stream waits for the packing.
-            TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
-            _copies.Download(_sums[unit], packed, mark, done);
+            TorchSharp.torch.Tensor packed;
+            if (prepacked is not null)
+            {
+                packed = prepacked;
+                _copies.DownloadAfter(_sums[unit], packed, mark, done);
+            }
+            else
+            {
+                // Packed on the default stream after the backward that made the gradients; the download stream waits for the packing.
+                packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+                _copies.Download(_sums[unit], packed, mark, done);
+            }
             lock (_gate)
             {
                 _inFlight[unit] = (packed, last);

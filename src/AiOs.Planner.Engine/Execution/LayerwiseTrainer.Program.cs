@@ -143,14 +143,25 @@ public sealed partial class LayerwiseTrainer
             case UnitKind.Layer:
                 _micro!.RecomputeOutput!.backward([_micro.Gradient!]);
                 _micro.Gradient = _micro.RecomputeInput!.grad ?? throw new InvalidOperationException($"Layer {op.Unit.Number} produced no input gradient.");
+                AfterBackward(op);
                 DeviceMemory?.Sample();
                 break;
             default:
                 _micro!.Embedded!.backward([_micro.Gradient!]);
+                AfterBackward(op);
                 _micro.Dispose();
                 _micro = null;
                 break;
         }
+    }
+
+    /// <summary>Lets the gradient store take <paramref name="op"/>'s unit's gradients while they are last on the compute stream.</summary>
+    private void AfterBackward(Operation op)
+    {
+        // Only the first micro-batch's downloads on a copy stream take their gradients early.
+        if (_copies is null || op.MicroBatch != 0) return;
+        int unit = _params.UnitOf(op.Unit);
+        _grads.AfterBackward(unit, ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot)), first: op.MicroBatch == 0);
     }
 
     private void Download(Operation op)
