@@ -32,8 +32,8 @@ export const GROUPS = [
       help: 'Read the next optimizer sub-group from NVMe while this one updates.' },
     { key: 'pipeline_write', label: 'Pipeline write', type: 'checkbox', flag: '--pipeline-write', ds: 'zero_optimization.offload_optimizer.pipeline_write',
       help: 'Write a sub-group back to NVMe while the next one updates.' },
-    { key: 'prefetch_depth', label: 'Prefetch depth (layers)', type: 'number', min: 0, flag: '--prefetch-depth', ds: 'zero_optimization.stage3_prefetch_bucket_size (depth × layer parameters)',
-      help: 'Layers whose parameters are fetched ahead of the one computing.' },
+    { key: 'prefetch_depth', label: 'Prefetch depth (layers)', type: 'number', min: 0, flag: '--prefetch-depth', ds: 'zero_optimization.stage3_prefetch_bucket_size (0 when depth is 0, else the prefetch bucket size setting or DeepSpeed’s 5e7)',
+      help: 'Layers whose parameters the bundled engine fetches ahead of the one computing; for DeepSpeed, 0 turns prefetching off.' },
   ] },
   { title: 'Asynchronous I/O', fields: [
     { key: 'aio.block_size', label: 'AIO block size (bytes)', type: 'number', min: 4096, step: 4096, flag: '--aio-block-size', ds: 'aio.block_size',
