@@ -50,6 +50,7 @@ public static class WhatIfCommand
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
+                AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
             };
             var problems = WhatIf.Check(request);
             foreach (var p in problems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");

@@ -71,6 +71,19 @@ public static class DeepSpeedConfig
         return config;
     }
 
+    /// <summary>
+    /// Settings of <paramref name="s"/> the config cannot express, each a sentence saying what the config does
+    /// instead, for ds-config and tune --out to print beside it.
+    /// </summary>
+    public static IReadOnlyList<string> Notes(TrainingSettings s)
+    {
+        var notes = new List<string>();
+        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
+            notes.Add("DeepSpeed's offloaded optimizer (DeepSpeedCPUAdam and its NVMe swapper) has no 8-bit state: the config keeps fp32 optimizer " +
+                      "state (12 bytes per parameter, about twice the 8-bit plan's); --optimizer-state 8bit runs only in `aios train`.");
+        return notes;
+    }
+
     /// <summary>The config as indented JSON text.</summary>
     public static string ToJson(JsonObject config) => config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 

@@ -1,5 +1,6 @@
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -91,6 +92,9 @@ public static class EngineMemory
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
 
+    /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
+    private static string EightBitNote(TrainingSettings s) => s.OptimizerState == OptimizerStateFormat.EightBit ? " (block-wise 8-bit)" : "";
+
     /// <summary>Elements of the outer block: token (and learned position) embeddings, final norm, untied head.</summary>
     public static long OuterElements(ModelSpec m) => m.EmbeddingParameters + m.HeadParameters;
 
@@ -161,10 +165,10 @@ public static class EngineMemory
         // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
         bool resident = IsResident(s);
         if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
-            Add("optimizer states", Bytes.OfElements(p, 12), "fp32 master, Adam m and v, managed arrays");
+            Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays");
         else if (s.OptimizerOffload == OffloadTier.Nvme)
-            Add("optimizer swap buffers", Aligned(Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 16)) * Math.Max(1, s.OptimizerBufferCount),
-                $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group");
+            Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)) * Math.Max(1, s.OptimizerBufferCount),
+                $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}");
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
         if (gradients == OffloadTier.Cpu)
         {
@@ -185,7 +189,7 @@ public static class EngineMemory
         long p = m.TotalParameters;
         var items = new List<MemoryItem>();
         if (s.ParamOffload == OffloadTier.Nvme) items.Add(new MemoryItem("parameters", Bytes.OfElements(p, s.ParamBytes), "one file per unit"));
-        if (s.OptimizerOffload == OffloadTier.Nvme) items.Add(new MemoryItem("optimizer states", Bytes.OfElements(p, 12), "fp32 master, Adam m and v per sub-group"));
+        if (s.OptimizerOffload == OffloadTier.Nvme) items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
     }
@@ -196,7 +200,7 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
-        if (s.OptimizerOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 12);
+        if (s.OptimizerOffload != OffloadTier.Nvme) cpu += s.OptimizerState.StateBytes(p);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 4);
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
