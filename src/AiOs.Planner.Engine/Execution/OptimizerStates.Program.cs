@@ -21,7 +21,8 @@ internal sealed partial class OptimizerStates
         int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
         if (_tier == StorageTier.Nvme)
         {
-            long bytes = (16L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            long bytes = _groups.SelectMany(g => g).Max(g => GradientOffset(g) + 4L * g.Elements);
+            bytes = (bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
             _slots = Enumerable.Range(0, count).Select(_ => new AlignedBuffer(new Bytes(bytes))).ToArray();
         }
         else
@@ -46,11 +47,11 @@ internal sealed partial class OptimizerStates
         if (_tier == StorageTier.Nvme)
         {
             AlignedBuffer buffer = _slots[slot];
-            Span<float> gradientPart = buffer.AsFloats(3L * g.Elements, g.Elements);
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
+            Span<float> gradientPart = buffer.AsFloats(GradientOffset(g) / sizeof(float), g.Elements);
+            _store!.Read(Key(g), 0, buffer.AsSpan(0, (int)StateBytes(g)));
             ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
             if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
-            _io.Read(StorageTier.Nvme, 12L * g.Elements);
+            _io.Read(StorageTier.Nvme, StateBytes(g));
             return;
         }
         Span<float> into = _gradientSlots[slot].AsSpan(0, g.Elements);
@@ -66,6 +67,13 @@ internal sealed partial class OptimizerStates
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
         Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+        if (_q8 is not null)
+        {
+            StepEightBit(g, slot, gradients, scale, step, bf16);
+            if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+            else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
+            return;
+        }
         Span<float> master, m, v;
         ReadOnlySpan<float> gradient;
         if (_tier == StorageTier.Nvme)
@@ -96,13 +104,16 @@ internal sealed partial class OptimizerStates
     /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>
     public void Write(SubGroup g, int slot)
     {
-        _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(_slots[slot].AsFloats(0, 3 * g.Elements)));
-        _io.Written(StorageTier.Nvme, 12L * g.Elements);
+        _store!.Write(Key(g), 0, _slots[slot].AsSpan(0, (int)StateBytes(g)));
+        _io.Written(StorageTier.Nvme, StateBytes(g));
     }
 
     /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
     public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
         _tier == StorageTier.Nvme ? _slots[slot].AsFloats(0, g.Elements) : _master![g.Unit].AsSpan((int)g.Offset, g.Elements);
+
+    /// <summary>Where a slot keeps the sub-group's gradient: after its state, 64-byte aligned (an 8-bit state's length need not be a multiple of 4).</summary>
+    private long GradientOffset(SubGroup g) => (StateBytes(g) + 63) / 64 * 64;
 
     private void DisposeSlots()
     {

@@ -46,9 +46,13 @@ internal sealed partial class OptimizerStates : IDisposable
     private readonly BlockingCollection<AlignedBuffer>? _buffers;
     private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
+    /// <summary>8-bit moments (<c>--optimizer-state 8bit</c>): they replace <see cref="_m"/>, <see cref="_v"/> and the fp32 moments of the swap objects; null in fp32.</summary>
+    private readonly EightBitMoments? _q8;
 
-    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
+    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace,
+        EightBitMoments? eightBit = null)
     {
+        _q8 = eightBit;
         if (subGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(subGroupSize), "sub_group_size must be at least 1.");
         _tier = tier == StorageTier.Nvme ? StorageTier.Nvme : StorageTier.Cpu;
         _step = step;
@@ -59,17 +63,17 @@ internal sealed partial class OptimizerStates : IDisposable
         if (_tier == StorageTier.Cpu)
         {
             _master = unitElements.Select(n => new float[n]).ToArray();
-            _m = unitElements.Select(n => new float[n]).ToArray();
-            _v = unitElements.Select(n => new float[n]).ToArray();
+            _m = _q8 is null ? unitElements.Select(n => new float[n]).ToArray() : null;
+            _v = _q8 is null ? unitElements.Select(n => new float[n]).ToArray() : null;
         }
         else
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
-            int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
+            long largest = _groups.SelectMany(g => g).Max(StateBytes);
             _buffers = new BlockingCollection<AlignedBuffer>();
             // One buffer for initialising the swap files; the program's slots are allocated by Prepare.
             // 4096-byte aligned native memory, so O_DIRECT moves the state without a bounce copy.
-            long bytes = (12L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            long bytes = (largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
             var buffer = new AlignedBuffer(new Bytes(bytes));
             _allBuffers.Add(buffer);
             _buffers.Add(buffer);
@@ -92,6 +96,9 @@ internal sealed partial class OptimizerStates : IDisposable
 
     private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
 
+    /// <summary>Bytes of the sub-group's swap object: [master | m | v] in fp32 (12 per element), or the master and 8-bit moments.</summary>
+    private long StateBytes(SubGroup g) => _q8?.StateBytes(g) ?? 12L * g.Elements;
+
     /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
     public void Initialise(int unit, ReadOnlySpan<float> master)
     {
@@ -103,10 +110,10 @@ internal sealed partial class OptimizerStates : IDisposable
         foreach (SubGroup g in _groups[unit])
         {
             AlignedBuffer buffer = _buffers!.Take();
-            Span<float> state = buffer.AsFloats(0, 3 * g.Elements);
+            Span<byte> state = buffer.AsSpan(0, (int)StateBytes(g));
             state.Clear();
-            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
-            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state));
+            master.Slice((int)g.Offset, g.Elements).CopyTo(MemoryMarshal.Cast<byte, float>(state));
+            _store!.Write(Key(g), 0, state);
             _buffers.Add(buffer);
         }
     }
@@ -118,9 +125,9 @@ internal sealed partial class OptimizerStates : IDisposable
         var result = new float[_groups[unit].Sum(g => (long)g.Elements)];
         foreach (SubGroup g in _groups[unit])
         {
-            var state = new float[3 * g.Elements];
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
-            state.AsSpan(0, g.Elements).CopyTo(result.AsSpan((int)g.Offset));
+            var state = new byte[StateBytes(g)];
+            _store!.Read(Key(g), 0, state);
+            MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)).CopyTo(result.AsSpan((int)g.Offset));
         }
         return result;
     }
@@ -128,9 +135,15 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>Master weights and both moments of <paramref name="unit"/> (copies), for checkpoints.</summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(int unit)
     {
-        if (_tier == StorageTier.Cpu) return ((float[])_master![unit].Clone(), (float[])_m![unit].Clone(), (float[])_v![unit].Clone());
+        if (_tier == StorageTier.Cpu && _q8 is null) return ((float[])_master![unit].Clone(), (float[])_m![unit].Clone(), (float[])_v![unit].Clone());
         long n = _groups[unit].Sum(g => (long)g.Elements);
         float[] master = new float[n], m = new float[n], v = new float[n];
+        if (_q8 is not null)
+        {
+            foreach (SubGroup g in _groups[unit])
+                _q8.Decode(g, ReadEightBit(g, master.AsSpan((int)g.Offset, g.Elements)), m.AsSpan((int)g.Offset, g.Elements), v.AsSpan((int)g.Offset, g.Elements));
+            return (master, m, v);
+        }
         foreach (SubGroup g in _groups[unit])
         {
             var state = new float[3 * g.Elements];
@@ -145,6 +158,11 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>Replaces the master weights and moments of <paramref name="unit"/> (restoring a checkpoint).</summary>
     public void SetState(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
     {
+        if (_q8 is not null)
+        {
+            SetEightBit(unit, master, expAvg, expAvgSq);
+            return;
+        }
         if (_tier == StorageTier.Cpu)
         {
             master.CopyTo(_master![unit]);
@@ -181,13 +199,15 @@ internal sealed partial class OptimizerStates : IDisposable
             Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
-                if (bf16.IsEmpty)
+                if (_q8 is not null)
+                    _q8.Step(g, _master![g.Unit].AsSpan(range), gradient, _q8.InRam(g), step, scaleOf(g.Unit), bf16);
+                else if (bf16.IsEmpty)
                     _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
                 else
                     _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit), bf16);
             }
-            _io.Read(StorageTier.Cpu, 12L * g.Elements);
-            _io.Written(StorageTier.Cpu, 12L * g.Elements);
+            _io.Read(StorageTier.Cpu, StateBytes(g));
+            _io.Written(StorageTier.Cpu, StateBytes(g));
             if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
             else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
         }
