@@ -37,6 +37,12 @@ if (args.Length > 0 && args[0] == "quick")
     }
     return;
 }
+// `-- host-memory RUN_FOLDER...` compares each run's peak RSS with the planner's aios host figure (issue 14).
+if (args.Length > 0 && args[0] == "host-memory")
+{
+    Environment.ExitCode = HostMemoryReport.Run(args[1..]);
+    return;
+}
 // `-- adam8 [N] [threads]` times the fp32 and 8-bit CPU AdamW directly (issue 15), for a quick look on a busy machine.
 if (args.Length > 0 && args[0] == "adam8")
 {

@@ -63,14 +63,26 @@ public class ExecutorAnchorTests
         Assert.InRange(plan.Gpu.Peak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
     }
 
-    [Fact]
-    public void Given_the_offloaded_gpt2_xl_engine_run_When_planned_for_aios_Then_host_memory_is_within_5_percent_of_its_rss()
+    [Theory]
+    [InlineData("gpt2-xl")]
+    [InlineData("llama-3.2-3b")]
+    public void Given_an_offloaded_engine_run_of_the_old_engine_When_planned_with_what_it_wasted_Then_host_memory_is_within_5_percent_of_its_rss(string model)
     {
-        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host")!;
+        // These rows measured the engine before its host tensors were its own (3bf89ec): each pinned unit was a power-of-two
+        // block from PyTorch's pinned allocator and left its pageable zeros (2 + 4 B/param) resident in the C heap. The plan
+        // models today's engine; adding exactly that waste back must give the old RSS. gpt2-xl sets GpuRuntimeBaseline (fit);
+        // the 3B shape sets nothing (check). Replace both rows with runs of today's engine.
+        var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host" && r["model"]!.GetValue<string>() == model)!;
+        var m = ModelCatalog.Default.Load(model);
         var s = Settings(8, ExecutorKind.Aios) with { ActivationCheckpointing = true, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
-        var plan = EngineMemory.Plan(ModelCatalog.Default.Load("gpt2-xl"), Lent, s, Units.Bytes.FromGB(11));
+        var plan = EngineMemory.Plan(m, Lent, s, Units.Bytes.FromGB(11));
+        long outer = m.EmbeddingParameters + m.HeadParameters;
+        static long PowerOfTwo(long b) => 1L << (64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(b - 1)));
+        static long Page(long b) => (b + 4095) / 4096 * 4096;
+        long Rounding(int bytes) => m.NumLayers * (PowerOfTwo(bytes * m.LayerParameters) - Page(bytes * m.LayerParameters)) + PowerOfTwo(bytes * outer) - Page(bytes * outer);
+        long waste = 6 * m.TotalParameters + Rounding(2) + Rounding(4);
 
-        Assert.InRange(plan.CpuPeak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);
+        Assert.InRange((plan.CpuPeak.Value + waste) / 1e9 / row["gb"]!.GetValue<double>(), 0.95, 1.05);
         Assert.Equal(Units.Bytes.FromGB(11), plan.Gpu.Capacity);
     }
 
@@ -78,7 +90,7 @@ public class ExecutorAnchorTests
     public void Given_the_offloaded_gpt2_engine_run_on_the_ci_cpu_When_planned_for_aios_Then_host_memory_is_within_5_percent_of_its_rss()
     {
         var row = Anchors()["engine_memory"]!.AsArray().First(r => r!["tier"]!.GetValue<string>() == "host-cpu")!;
-        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 64, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
+        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 128, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity };
         var plan = MemoryPlanner.Plan(ModelCatalog.Default.Load("gpt2"), ProfileCatalog.Default.Load("ci-2core-24gb"), s);
 
         Assert.InRange(plan.CpuPeak.GB / row["gb"]!.GetValue<double>(), 0.95, 1.05);

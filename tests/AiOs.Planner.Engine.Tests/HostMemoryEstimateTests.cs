@@ -8,7 +8,7 @@ namespace AiOs.Planner.Engine.Tests;
 public sealed class HostMemoryEstimateTests
 {
     [Fact]
-    public void Given_EverythingOnNvme_When_Estimated_Then_ItIsSlotsStagingOptimizerBuffersAndOneGradient()
+    public void Given_EverythingOnNvme_When_Estimated_Then_ItIsStagingOptimizerBuffersAndOneGradientAndNothingPerParameter()
     {
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
         TrainingSettings s = LayerwiseTrainerTests.Small() with
@@ -21,11 +21,14 @@ public sealed class HostMemoryEstimateTests
             SubGroupSize = 1000,
         };
         long layer = spec.LayerParameters, outer = spec.EmbeddingParameters + spec.HeadParameters;
+        static long Page(long bytes) => (bytes + 4095) / 4096 * 4096;
 
-        Bytes total = HostMemoryEstimate.Total(spec, s);
+        var items = HostMemoryEstimate.Items(spec, s).ToDictionary(i => i.What, i => i.Size.Value);
 
-        long expected = 4 * (2 * layer + outer) + 4 * (3 * layer + outer) + 2 * 4 * 1000 * 4 + 4 * Math.Max(layer, outer);
-        Assert.Equal(expected, total.Value);
+        Assert.Equal(Page(4 * layer) * 3 + Page(4 * outer), items["parameter staging buffers"]);
+        Assert.Equal(2 * Page(16 * 1000), items["optimizer swap buffers"]);
+        Assert.Equal(Page(4 * Math.Max(layer, outer)), items["gradient buffer"]);
+        Assert.DoesNotContain("unattributed", items.Keys);
     }
 
     [Fact]

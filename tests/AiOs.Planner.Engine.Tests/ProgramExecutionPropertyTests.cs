@@ -5,6 +5,7 @@ using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
 using FsCheck;
 using FsCheck.Fluent;
 
@@ -26,7 +27,7 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
         public override string ToString() =>
             $"{Layers} layer(s), params {Settings.ParamOffload}, optimizer {Settings.OptimizerOffload}, gradients {Settings.EffectiveGradientOffload}, " +
             $"{Settings.Schedule}, accumulation {Settings.GradAccumulation}, buffers {Settings.BufferCount}, prefetch {Settings.PrefetchDepth}, " +
-            $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}";
+            $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}, optimizer RAM budget {Settings.OptimizerRamBudget}";
     }
 
     private Gen<Case> Cases() =>
@@ -41,6 +42,8 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
         from subGroup in Gen.Elements(5_000L, 20_000L, 1_000_000L)
         from pipelineRead in Gen.Elements(true, false)
         from pipelineWrite in Gen.Elements(true, false)
+        // Mixed placement: a RAM budget of 0 to 4 sub-groups' state when the optimizer is on NVMe.
+        from keptGroups in Gen.Choose(0, 4)
         select new Case(layers, LayerwiseTrainerTests.Small() with
         {
             MicroBatch = 1,
@@ -55,6 +58,7 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
             SubGroupSize = subGroup,
             PipelineRead = pipelineRead,
             PipelineWrite = pipelineWrite,
+            OptimizerRamBudget = optimizer == OffloadTier.Nvme ? Bytes.OfElements(subGroup * keptGroups, 12) : null,
             NvmePath = _nvme,
         });
 
@@ -80,6 +84,10 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
                 Assert.Equal(resource.Select(o => o.Id).ToArray(), executed);
             }
             Assert.All(spans, s => Assert.Equal(SpanTrace.Name(program.Ops[s.OpId].Kind), s.Operation));
+            // A sub-group kept in RAM is updated in place: no state write, and a read only for gradients on NVMe.
+            Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.OptimizerWrite && o.SubGroup is { KeptInRam: true });
+            if (c.Settings.EffectiveGradientOffload != OffloadTier.Nvme)
+                Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.OptimizerRead && o.SubGroup is { KeptInRam: true });
         }).Check(Config.QuickThrowOnFailure.WithMaxTest(8));
     }
 }

@@ -25,8 +25,14 @@ public static class DsConfigCommand
             var optimizer = new DeepSpeedOptimizer { Schedule = lr.Build(r, r.GetValue(steps)) };
             var built = options.BuildWithNotes(r);
             foreach (string note in built.Notes) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
-            // The config is for DeepSpeed, so its capacity warnings price DeepSpeed, whatever --executor says.
-            var plan = TrainingPlanner.Plan(options.LoadModel(r), options.LoadHardware(r), built.Settings with { Executor = Settings.ExecutorKind.DeepSpeed });
+            // The config is for DeepSpeed, so its capacity warnings price DeepSpeed, whatever --executor says; what DeepSpeed
+            // cannot express (a RAM budget for part of the optimizer) becomes its nearest equivalent, with a note.
+            var model = options.LoadModel(r);
+            var hardware = options.LoadHardware(r);
+            int ranks = Math.Max(1, built.Settings.GpusPerNode ?? hardware.GpusPerNode) * Math.Max(1, built.Settings.Nodes ?? hardware.Nodes);
+            var (nearest, unsaid) = DeepSpeedConfig.NearestEquivalent(model, built.Settings, ranks);
+            foreach (string note in unsaid) io.Errors.MarkupLineInterpolated($"[grey]note:[/] {note}");
+            var plan = TrainingPlanner.Plan(model, hardware, nearest with { Executor = Settings.ExecutorKind.DeepSpeed });
             if (plan.SettingsProblems.Count > 0)
             {
                 foreach (var p in plan.SettingsProblems) io.Errors.MarkupLineInterpolated($"[red]error:[/] {p}");

@@ -44,6 +44,7 @@ public sealed class SettingsOptions
     public Option<long?> BufferSize { get; } = new("--buffer-size") { Description = $"offload_param.buffer_size in elements (default {Defaults.BufferSize:G})" };
     public Option<long?> MaxInCpu { get; } = new("--max-in-cpu") { Description = $"offload_param.max_in_cpu in elements (default {Defaults.MaxInCpu:G})" };
     public Option<int?> OptimizerBufferCount { get; } = new("--optimizer-buffer-count") { Description = $"offload_optimizer.buffer_count (default {Defaults.OptimizerBufferCount})" };
+    public Option<Bytes?> OptimizerRamBudget { get; } = new("--optimizer-ram-budget") { Description = "With the optimizer on NVMe: host RAM for optimizer sub-groups kept out of NVMe (e.g. 60G; the sub-groups updated last stay in RAM, the rest are swapped); 0 or absent: all on NVMe. Not a DeepSpeed setting", CustomParser = ParseBytes };
     public Option<long?> SubGroupSize { get; } = new("--sub-group-size") { Description = $"sub_group_size in elements (default {Defaults.SubGroupSize:G})" };
     public Option<bool> PipelineRead { get; } = new("--pipeline-read") { Description = "offload_optimizer.pipeline_read" };
     public Option<bool> PipelineWrite { get; } = new("--pipeline-write") { Description = "offload_optimizer.pipeline_write" };
@@ -75,7 +76,7 @@ public sealed class SettingsOptions
     [
         Model, Hardware, ZeroStage, OffloadParams, OffloadOptimizer, OffloadGradients, NvmePath, NvmeParams, NoNvmeParams,
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
-        BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
+        BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, Executor, SettingsFile,
         OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState,
     ];
@@ -144,6 +145,7 @@ public sealed class SettingsOptions
             MaxInCpu = PickNullable(MaxInCpu, start.MaxInCpu),
             OptimizerBufferCount = PickNullable(OptimizerBufferCount, start.OptimizerBufferCount),
             SubGroupSize = PickNullable(SubGroupSize, start.SubGroupSize),
+            OptimizerRamBudget = Given(OptimizerRamBudget) ? r.GetValue(OptimizerRamBudget) : start.OptimizerRamBudget,
             PipelineRead = Given(PipelineRead) || start.PipelineRead,
             PipelineWrite = Given(PipelineWrite) || start.PipelineWrite,
             PrefetchDepth = PickNullable(PrefetchDepth, start.PrefetchDepth),
@@ -250,7 +252,7 @@ public sealed class SettingsOptions
     {
         string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
         if (Bytes.TryParse(text, out var bytes)) return bytes;
-        result.AddError($"'{text}' is not a size; write bytes (1048576) or with a unit (1M, 512K, 1MiB).");
+        result.AddError($"'{text}' is not a size for {OptionName(result)}; write bytes (1048576) or with a unit (1M, 512K, 1MiB, 60G), not negative.");
         return null;
     }
 }

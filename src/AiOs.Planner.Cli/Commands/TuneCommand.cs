@@ -22,8 +22,9 @@ public static class TuneCommand
         public Option<double> Headroom { get; } = new("--memory-headroom") { Description = "Share of each memory tier kept free, e.g. 0.05 (the memory model has under-predicted peaks by up to 7%)", DefaultValueFactory = _ => TuneRequest.DefaultMemoryHeadroom };
 
         public Option<bool> AllowEightBit { get; } = new("--allow-8bit-optimizer") { Description = "Let candidates that offload the optimizer keep its state block-wise 8-bit (half the bytes in RAM and on NVMe; a slower CPU update)" };
+        public Option<double> OptimizerRamMargin { get; } = new("--optimizer-ram-margin") { Description = "Share of host RAM kept free, beyond the headroom, when the tuner gives an NVMe optimizer a RAM budget (what RAM allows otherwise), e.g. 0.1; --optimizer-ram-budget fixes the budget instead", DefaultValueFactory = _ => TuneRequest.DefaultOptimizerRamMargin };
 
-        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom, AllowEightBit];
+        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom, OptimizerRamMargin, AllowEightBit];
     }
 
     public static Command Create(CliIo io)
@@ -67,6 +68,7 @@ public static class TuneCommand
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
                 AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
+                OptimizerRamMargin = r.GetValue(search.OptimizerRamMargin),
             };
             var result = Tuner.Tune(request);
             // ds_config.json is for DeepSpeed: its plan is the best DeepSpeed can run as DeepSpeed runs it, so under

@@ -51,6 +51,7 @@ public static class WhatIfCommand
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
                 AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
+                OptimizerRamMargin = r.GetValue(search.OptimizerRamMargin),
             };
             var problems = WhatIf.Check(request);
             foreach (var p in problems) io.Console.MarkupLineInterpolated($"[red]error:[/] {p}");

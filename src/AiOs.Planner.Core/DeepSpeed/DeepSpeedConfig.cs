@@ -84,6 +84,39 @@ public static class DeepSpeedConfig
         return notes;
     }
 
+    /// <summary>
+    /// The settings DeepSpeed can run that come nearest to <paramref name="s"/>, with one note per thing DeepSpeed cannot
+    /// express. An optimizer RAM budget (<see cref="TrainingSettings.OptimizerRamBudget"/>) splits the optimizer between RAM
+    /// and NVMe; DeepSpeed keeps it on one tier: all in CPU RAM when the budget holds this process's whole optimizer state,
+    /// otherwise all on NVMe (the budget's RAM then unused). <c>offload_param.max_in_cpu</c> is passed through, with a note.
+    /// </summary>
+    public static (TrainingSettings Settings, IReadOnlyList<string> Notes) NearestEquivalent(ModelSpec model, TrainingSettings s, int ranks)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(s);
+        var notes = new List<string>();
+        if (s.OptimizerRamBudget is { } budget)
+        {
+            long share = (model.TotalParameters + Math.Max(1, ranks) - 1) / Math.Max(1, ranks);
+            var state = Units.Bytes.OfElements(share, Memory.StateLayout.OptimizerStateBytes(s));
+            bool fits = s.OptimizerOffload == OffloadTier.Nvme && budget >= state;
+            var nearest = s with { OptimizerRamBudget = null };
+            if (fits)
+            {
+                nearest = nearest with { OptimizerOffload = OffloadTier.Cpu };
+                notes.Add($"DeepSpeed cannot split the optimizer between RAM and NVMe: the budget {budget} holds all of this process's optimizer state ({state}), so the config puts the whole optimizer in CPU RAM (offload_optimizer.device cpu).");
+            }
+            else if (s.OptimizerOffload == OffloadTier.Nvme)
+            {
+                notes.Add($"DeepSpeed cannot split the optimizer between RAM and NVMe: --optimizer-ram-budget {budget} holds less than this process's optimizer state ({state}), so the config keeps the whole optimizer on NVMe; the aios engine would keep part of it in RAM (aios train runs the split).");
+            }
+            s = nearest;
+        }
+        if (s.ParamOffload == OffloadTier.Nvme && s.PartitionsParameters)
+            notes.Add($"offload_param.max_in_cpu ({s.MaxInCpu:N0} elements) is passed through, but DeepSpeed's parameter swapper is reported not to act on it (deepspeedai/DeepSpeed issue 4221): expect every parameter partition on NVMe.");
+        return (s, notes);
+    }
+
     /// <summary>The config as indented JSON text.</summary>
     public static string ToJson(JsonObject config) => config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
 

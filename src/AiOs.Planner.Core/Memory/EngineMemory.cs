@@ -6,6 +6,12 @@ using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Memory;
 
+/// <summary>One item of the engine's host RAM, whether it is page-locked, and the setting that lowers it.</summary>
+/// <param name="Item">What it holds and how much.</param>
+/// <param name="Pinned">Page-locked for the GPU's copy engines.</param>
+/// <param name="Remedy">The flag that lowers it.</param>
+public sealed record EngineHostItem(MemoryItem Item, bool Pinned, string Remedy);
+
 /// <summary>
 /// Peak memory of the bundled engine (<c>aios train</c>, <see cref="ExecutorKind.Aios"/>), tier by tier, from what
 /// its code allocates (Engine/Execution: DeviceTrainer, ParameterSwapper, PrefetchWindow, OptimizerStates,
@@ -16,33 +22,36 @@ namespace AiOs.Planner.Memory;
 /// </summary>
 public static class EngineMemory
 {
-    /// <summary>Device memory the CUDA context and libtorch's kernels take before the first tensor (estimate: H200 with PyTorch 2.x libraries, ~0.6 GiB).</summary>
-    public static readonly Bytes CudaContext = Bytes.FromMiB(600);
+    /// <summary>
+    /// Device memory beyond the tensors that grows with none of them: the CUDA context, libtorch's and NVRTC's kernels,
+    /// cuBLAS workspaces. Fitted with <see cref="AllocatorSlack"/> to two resident engine runs on the H200 (2026-12-05,
+    /// docs/simulator.md: gpt2 mb 4, 7.45 GiB; gpt2-xl mb 8, 51.76 GiB) and checked on eleven others of that day
+    /// (resident and offloaded, gpt2-medium to gpt2-xl: within 6%; the Llama shapes are under-planned, see the doc).
+    /// </summary>
+    public static readonly Bytes CudaContext = Bytes.FromMiB(2314);
 
     /// <summary>
     /// What the caching allocator reserves beyond the tensors alive at the peak (block rounding, freed blocks it keeps,
-    /// fragmentation), as a share of the allocated peak. Fitted to one measurement: gpt2-xl bf16, mb 8, seq 1024,
-    /// resident, 55.6 GB on the H200 (2026-12-04); a regression guard, not a validation.
+    /// fragmentation), as a share of the allocated peak. Fitted with <see cref="CudaContext"/> (see there).
     /// </summary>
-    public const double AllocatorSlack = 0.06;
+    public const double AllocatorSlack = 0.027;
 
     /// <summary>
-    /// Host RAM of the .NET runtime and libtorch with CUDA loaded (libraries, CUDA host state, whatever the pinned
-    /// allocator keeps), per process: the remainder of the H200 anchor (gpt2-xl, parameters and optimizer in RAM, RSS
-    /// 45.3 GB, 2026-12-04) once every named buffer and the per-parameter residual are taken out. A regression guard,
-    /// not a validation; larger than a bare CUDA process (2–4 GB), so part of it is unexplained.
+    /// Host RAM of the .NET runtime and libtorch with CUDA loaded (libraries, CUDA host state), per process: the median
+    /// peak RSS of six resident engine runs on the H200 (2026-12-05, gpt2 to gpt2-xl: 1.7–4.0 GiB; a resident run keeps
+    /// nothing else on the host). A regression guard, not a validation.
     /// </summary>
-    public static readonly Bytes GpuRuntimeBaseline = Bytes.FromGB(11.0);
+    public static readonly Bytes GpuRuntimeBaseline = Bytes.FromGiB(3.0);
 
     /// <summary>Host RAM of the .NET runtime and CPU-only libtorch, per process (estimate).</summary>
     public static readonly Bytes CpuRuntimeBaseline = Bytes.FromMiB(512);
 
     /// <summary>
-    /// Host bytes per parameter the engine holds beyond every buffer it names (the managed heap keeping freed arrays,
-    /// such as the initial fp32 weights, committed: a hypothesis). Fitted to one CPU run: gpt2, parameters and optimizer
-    /// in RAM, seq 64, on the 2-core CI VM, peak RSS 3.44 GB (GNU time, 2026-12-04); a regression guard, not a validation.
+    /// Host bytes per parameter the engine holds beyond every buffer it names, where per-parameter state is in RAM (managed
+    /// and C heap). Fitted to one CPU run of today's engine: gpt2, parameters and optimizer in RAM, seq 128, mb 1, on the
+    /// 2-core CI VM, peak RSS 3.18 GB (GNU time, 2026-12-05); a regression guard, not a validation.
     /// </summary>
-    public const double UnattributedHostBytesPerParameter = 3.3;
+    public const double UnattributedHostBytesPerParameter = 0.9;
 
     /// <summary>The engine's peak per tier for <paramref name="s"/>; <paramref name="gpuMemoryLimit"/> is train's --gpu-memory-limit (the ballast takes the rest of the device).</summary>
     public static MemoryPlan Plan(ModelSpec m, HardwareProfile hw, TrainingSettings s, Bytes? gpuMemoryLimit = null)
@@ -53,7 +62,7 @@ public static class EngineMemory
         int processes = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
         bool gpu = hw.HasGpu;
         var device = DeviceItems(m, s, out string phase);
-        var host = HostItems(m, s, gpu);
+        var host = HostNeed(m, s, gpu);
         var pinned = host.Where(i => i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         var pageable = host.Where(i => !i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         List<MemoryItem> gpuItems = [];
@@ -64,11 +73,7 @@ public static class EngineMemory
             reserve = CudaContext + Sum(device) * AllocatorSlack;
             gpuItems.Add(new MemoryItem("framework reserve", reserve, "CUDA context and caching-allocator slack (fitted, see docs/memory-model.md)"));
         }
-        else
-        {
-            // On a CPU device the working set is host RAM.
-            pageable.AddRange(device.Select(i => i with { Name = "device: " + i.Name }));
-        }
+
         Bytes ram = hw.Cpu.Ram;
         Bytes pinnedSum = Sum(pinned);
         Bytes left = ram - pinnedSum;
@@ -143,53 +148,75 @@ public static class EngineMemory
         return items;
     }
 
-    private static List<(MemoryItem Item, bool Pinned)> HostItems(ModelSpec m, TrainingSettings s, bool gpu)
+    /// <summary>
+    /// The engine's host RAM for one process, item by item: the one definition the planner's <c>aios</c> executor
+    /// (<see cref="Plan"/>) and the engine's refusal check (Engine's <c>HostMemoryEstimate</c>) both use. On a CPU device the
+    /// device's working set (slots, activations, loss) is host RAM too and is listed with a <c>device: </c> prefix.
+    /// </summary>
+    /// <param name="m">The model.</param>
+    /// <param name="s">Placement, buffers, batch.</param>
+    /// <param name="gpu">Whether the device is a GPU (host tensors that feed it are page-locked).</param>
+    public static IReadOnlyList<EngineHostItem> HostNeed(ModelSpec m, TrainingSettings s, bool gpu)
     {
+        ArgumentNullException.ThrowIfNull(m);
+        ArgumentNullException.ThrowIfNull(s);
         int pb = s.ParamBytes;
         long p = m.TotalParameters, layer = m.LayerParameters, outer = OuterElements(m), largest = Math.Max(layer, outer);
-        var items = new List<(MemoryItem, bool)>();
-        void Add(string name, Bytes bytes, string note, bool pinned = false) => items.Add((new MemoryItem(name, bytes, note), pinned));
-        // PyTorch's pinned-memory allocator hands out blocks rounded up to a power of two.
-        Bytes PinnedUnits(int elementBytes) => PowerOfTwo(Bytes.OfElements(layer, elementBytes)) * m.NumLayers + PowerOfTwo(Bytes.OfElements(outer, elementBytes));
+        var items = new List<EngineHostItem>();
+        void Add(string name, Bytes bytes, string note, string remedy, bool pinned = false) => items.Add(new(new MemoryItem(name, bytes, note), pinned, remedy));
+        // The engine maps each unit's host tensor itself at its exact size, rounded to a 4 KiB page (Engine Native/HostBuffer).
+        Bytes PerUnit(int elementBytes) => Aligned(Bytes.OfElements(layer, elementBytes)) * m.NumLayers + Aligned(Bytes.OfElements(outer, elementBytes));
 
         if (s.ParamOffload == OffloadTier.Cpu)
-        {
-            if (gpu) Add("parameters", PinnedUnits(pb), $"{pb}-byte copy per unit, pinned (blocks rounded to powers of two)", pinned: true);
-            else Add("parameters", Bytes.OfElements(p, pb), $"{pb}-byte copy per unit");
-        }
+            Add("parameters", PerUnit(pb), $"{pb}-byte copy per unit{(gpu ? ", page-locked" : "")}", "--offload-params nvme", pinned: gpu);
         else if (s.ParamOffload == OffloadTier.Nvme)
-        {
             Add("parameter staging buffers", Aligned(Bytes.OfElements(layer, pb)) * Math.Max(1, s.BufferCount) + Aligned(Bytes.OfElements(outer, pb)),
-                $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned");
-        }
+                $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned", "--buffer-count");
         // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
         bool resident = IsResident(s);
         if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
-            Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays");
+            Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays", "--offload-optimizer nvme");
         else if (s.OptimizerOffload == OffloadTier.Nvme)
-            Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)) * Math.Max(1, s.OptimizerBufferCount),
-                $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}");
+        {
+            var (ramElements, nvmeElements) = OptimizerSplit(m, s);
+            if (ramElements > 0)
+                Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
+            if (nvmeElements > 0)
+                Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)) * Math.Max(1, s.OptimizerBufferCount),
+                    $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}", "--sub-group-size or --optimizer-buffer-count");
+        }
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
         if (gradients == OffloadTier.Cpu)
-        {
-            if (gpu) Add("gradients", PinnedUnits(4), "fp32 per unit, pinned (blocks rounded to powers of two)", pinned: true);
-            else Add("gradients", Bytes.OfElements(p, 4), "fp32 per unit");
-        }
+            Add("gradients", PerUnit(4), $"fp32 per unit{(gpu ? ", page-locked" : "")}; the initial weights are made in them", "--offload-gradients nvme", pinned: gpu);
         else if (gradients == OffloadTier.Nvme)
         {
-            Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient");
+            Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient", "--offload-gradients nvme");
+            // Without a gradient sum per unit in RAM the initial weights are made in worker arrays: about 2 GiB of layers and the outer block.
+            long layers = Math.Clamp(InitialLookAhead.Value / Math.Max(1, 4 * layer), 1, m.NumLayers);
+            Add("initial values in flight", Bytes.OfElements(layers * layer + outer, 4), "start-up only: fp32 units being made", "--offload-gradients cpu");
         }
-        Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (estimate)" : ".NET and CPU libtorch (estimate)");
-        Add("unattributed", new Bytes((long)(p * UnattributedHostBytesPerParameter)), "managed heap the GC keeps committed (fitted; see docs/memory-model.md)");
+        if (!gpu)
+            foreach (MemoryItem d in DeviceItems(m, s, out _))
+                Add("device: " + d.Name, d.Bytes, d.Note ?? "", resident ? "--offload-params nvme" : "--micro-batch or --seq-len");
+        Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (estimate)" : ".NET and CPU libtorch (estimate)", "none (fixed per process)");
+        // The residual scales with the model only where per-parameter state is in RAM; with everything on NVMe the host holds buffers alone.
+        bool perParameterInRam = (s.ParamOffload == OffloadTier.Cpu || (s.ParamOffload == OffloadTier.None && !gpu))
+            || (!resident && s.OptimizerOffload != OffloadTier.Nvme) || gradients == OffloadTier.Cpu || (resident && !gpu);
+        if (perParameterInRam)
+            Add("unattributed", new Bytes((long)(p * UnattributedHostBytesPerParameter)), "managed heap and C heap beyond the named buffers (fitted; see docs/memory-model.md)", "none");
         return items;
     }
+
+    /// <summary>Bytes of fp32 initial values the engine makes at once when it has no gradient sum per unit in RAM to make them in (Engine InitialWeights.StoreAll's default).</summary>
+    public static readonly Bytes InitialLookAhead = Bytes.FromGiB(2);
 
     private static List<MemoryItem> NvmeItems(ModelSpec m, TrainingSettings s)
     {
         long p = m.TotalParameters;
         var items = new List<MemoryItem>();
         if (s.ParamOffload == OffloadTier.Nvme) items.Add(new MemoryItem("parameters", Bytes.OfElements(p, s.ParamBytes), "one file per unit"));
-        if (s.OptimizerOffload == OffloadTier.Nvme) items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
+        if (s.OptimizerOffload == OffloadTier.Nvme && OptimizerSplit(m, s).Nvme is > 0 and var nvme)
+            items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
     }
@@ -200,14 +227,18 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
-        if (s.OptimizerOffload != OffloadTier.Nvme) cpu += s.OptimizerState.StateBytes(p);
+        cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 4);
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
     }
 
-    /// <summary>The next power of two at or above <paramref name="bytes"/> (PyTorch's CachingHostAllocator block size).</summary>
-    public static Bytes PowerOfTwo(Bytes bytes) => bytes.Value <= 1 ? bytes : new Bytes(1L << (64 - System.Numerics.BitOperations.LeadingZeroCount((ulong)(bytes.Value - 1))));
+    /// <summary>Elements of optimizer state in RAM and on NVMe with the optimizer on NVMe: <see cref="OptimizerPlacement"/> over the engine's sub-groups at the state format's bytes.</summary>
+    public static (long Ram, long Nvme) OptimizerSplit(ModelSpec m, TrainingSettings s)
+    {
+        var order = OptimizerPlacement.EngineUpdateOrder(m.NumLayers, m.LayerParameters, OuterElements(m), s);
+        return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, s.OptimizerState.BytesPerParameter(), s));
+    }
 
     private static Bytes Aligned(Bytes bytes) => new((bytes.Value + 4095) / 4096 * 4096);
 

@@ -58,6 +58,9 @@ public static class SettingsRules
         problems.AddRange(SettingsValidator.Problems(s, model));
         problems.AddRange(SettingsValidator.DeepSpeedProblems(s));
         problems.AddRange(Memory.MemoryCentricTiling.Problems(s));
+        if (s.OptimizerRamBudget is { Value: > 0 } && s.OptimizerOffload == OffloadTier.Nvme && s.Executor == ExecutorKind.DeepSpeed)
+            problems.Add(new SettingsProblem("--optimizer-ram-budget",
+                "DeepSpeed keeps the whole optimizer on one tier, so --executor deepspeed cannot price a RAM budget: drop --optimizer-ram-budget (ds-config emits the nearest DeepSpeed equivalent and says so), or use --executor aios") { Field = "$.optimizer_ram_budget" });
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath))
             Add("--nvme-offload-path", "NVMe offload needs a folder for swap files");
         if (Memory.SwapBufferRule.Problem(model, s, s.Executor) is { } buffer) problems.Add(buffer);

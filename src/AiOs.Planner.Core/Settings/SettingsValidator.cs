@@ -33,6 +33,9 @@ public static class SettingsValidator
         var problems = FieldProblems(s);
         void Add(string flag, string field, string message) => problems.Add(new SettingsProblem(flag, message) { Field = field });
 
+        if (s.OptimizerRamBudget is { } budget && s.OptimizerOffload != OffloadTier.Nvme)
+            Add("--optimizer-ram-budget", "$.optimizer_ram_budget",
+                $"a RAM budget of {budget} splits optimizer sub-groups between RAM and NVMe, but the optimizer is {(s.OptimizerOffload == OffloadTier.None ? "on the GPU" : "all in CPU RAM already")}: add --offload-optimizer nvme (with --nvme-offload-path), or drop --optimizer-ram-budget");
         if (model is not null && s.SeqLen > model.MaxSeqLen && model.Positions == PositionKind.Learned)
             Add("--seq-len", "$.seq_len", $"sequence length {s.SeqLen} exceeds {model.Name}'s max_seq_len ({model.MaxSeqLen}, learned positions)");
         // The device optimizer is a fused fp32 AdamW; block-wise 8-bit moments exist only in the CPU optimizer.
@@ -92,6 +95,8 @@ public static class SettingsValidator
         Range("--buffer-size", "$.buffer_size", "buffer_size (elements)", s.BufferSize, 1, MaxBufferElements);
         Range("--sub-group-size", "$.sub_group_size", "sub_group_size (elements)", s.SubGroupSize, 1, MaxStateElements);
         Range("--max-in-cpu", "$.max_in_cpu", "max_in_cpu (elements)", s.MaxInCpu, 0, MaxStateElements);
+        if (s.OptimizerRamBudget is { } ramBudget && ramBudget.Value < 0)
+            Add("--optimizer-ram-budget", "$.optimizer_ram_budget", $"the optimizer RAM budget cannot be negative (found {ramBudget.Value:N0} bytes); give 0 (all on NVMe) or a size such as 60G");
         Range("--prefetch-depth", "$.prefetch_depth", "prefetch depth", s.PrefetchDepth, 0, MaxPrefetchDepth);
         if (s.Aio is null)
         {

@@ -132,6 +132,11 @@ public sealed record TrainingSettings
     public bool PipelineWrite { get; init; }
     /// <summary><c>sub_group_size</c>, elements of optimizer state updated (and swapped) at a time.</summary>
     public long SubGroupSize { get; init; } = 1_000_000_000;
+    /// <summary>
+    /// With the optimizer on NVMe: host RAM (per process) for optimizer sub-groups kept out of NVMe, the rest swapped
+    /// (<see cref="OptimizerPlacement"/> decides which); null or zero keeps every sub-group on NVMe. DeepSpeed has no such setting.
+    /// </summary>
+    public Bytes? OptimizerRamBudget { get; init; }
     /// <summary>Layers whose parameters are fetched ahead of the one computing.</summary>
     public int PrefetchDepth { get; init; } = 1;
     public AioSettings Aio { get; init; } = new();

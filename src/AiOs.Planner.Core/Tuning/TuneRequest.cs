@@ -29,6 +29,11 @@ public sealed record TuneRequest
     /// (docs/memory-model.md), so the tuner keeps 5% of every tier free and warns within 10% of a limit.
     /// </summary>
     public const double DefaultMemoryHeadroom = 0.05;
+    /// <summary>
+    /// Default of <see cref="OptimizerRamMargin"/>: 10% of host RAM left free beyond the headroom when the tuner sizes the
+    /// optimizer RAM budget, for the page cache the NVMe files still use and what the host-memory model misses.
+    /// </summary>
+    public const double DefaultOptimizerRamMargin = 0.10;
 
     public required ModelSpec Model { get; init; }
     public required HardwareProfile Hardware { get; init; }
@@ -47,6 +52,11 @@ public sealed record TuneRequest
     public int? GlobalBatch { get; init; }
     /// <summary>Share of every memory tier kept free (0.05 = 5%): a candidate fits only below (1 − headroom) × capacity.</summary>
     public double MemoryHeadroom { get; init; } = DefaultMemoryHeadroom;
+    /// <summary>
+    /// Share of host RAM kept free, beyond <see cref="MemoryHeadroom"/>, when the tuner gives an NVMe optimizer a RAM budget
+    /// (what the machine allows: RAM × (1 − headroom − margin) − the rest of the host peak). Ignored when Base fixes the budget.
+    /// </summary>
+    public double OptimizerRamMargin { get; init; } = DefaultOptimizerRamMargin;
     /// <summary>Candidates to evaluate at most (closed-form memory checks and simulations together).</summary>
     public int Budget { get; init; } = DefaultBudget;
     /// <summary>Seed of the local search, so the same request gives the same answer.</summary>

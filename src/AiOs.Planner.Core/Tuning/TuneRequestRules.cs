@@ -15,6 +15,9 @@ public static class TuneRequestRules
     public static IReadOnlyList<SettingsProblem> Check(TuneRequest r)
     {
         var problems = CheckLimits(r.MemoryHeadroom, r.MaxMicroBatch, r.MaxGradAccumulation, r.GlobalBatch);
+        // Checked on its own (from 0 to below 0.5, as the headroom), so headroom + margin stays below 1.
+        if (!(r.OptimizerRamMargin >= 0 && r.OptimizerRamMargin < 0.5))
+            problems.Add(new SettingsProblem("--optimizer-ram-margin", $"the optimizer RAM margin is the share of host RAM kept free beyond the headroom when sizing the optimizer's RAM budget, from 0 to below 0.5, e.g. 0.1 (found {r.OptimizerRamMargin.ToString(CultureInfo.InvariantCulture)})"));
         void Add(string flag, string message) => problems.Add(new SettingsProblem(flag, message));
 
         var simplest = Tuner.Simplest(r);

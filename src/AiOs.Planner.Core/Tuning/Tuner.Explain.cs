@@ -86,7 +86,8 @@ public static partial class Tuner
         return $"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters on {Tier(s.ParamOffload)}, optimizer on {Tier(s.OptimizerOffload)}, " +
                $"micro-batch {s.MicroBatch} × {s.GradAccumulation}{(s.ActivationCheckpointing ? ", checkpointing" : "")}" +
                (s.OptimizerOffload != OffloadTier.None ? $", {(s.Schedule == StepSchedule.Overlapped ? "overlapped" : "DeepSpeed")} schedule" : "") +
-               (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "");
+               (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "") +
+               (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 } budget ? $", optimizer RAM budget {budget} (the sub-groups updated last stay in RAM)" : "");
     }
 
     private static string Use(Bytes used, Bytes capacity) =>

@@ -47,6 +47,7 @@ public static partial class Tuner
                 Knob.Of("pipelined read", s => s.OptimizerOffload == OffloadTier.Nvme, Flags, (s, v) => s with { PipelineRead = v }),
                 Knob.Of("pipelined write", s => s.OptimizerOffload == OffloadTier.Nvme, Flags, (s, v) => s with { PipelineWrite = v }),
                 Knob.Of("pin memory", s => s.ParamOffload == OffloadTier.Cpu || s.OptimizerOffload == OffloadTier.Cpu, Flags, (s, v) => s with { PinMemory = v }),
+                OptimizerBudgetKnob(r),
             ];
         }
 

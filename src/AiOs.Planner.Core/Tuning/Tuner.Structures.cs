@@ -21,7 +21,9 @@ public static partial class Tuner
     public static bool RunsOnDeepSpeed(TrainingSettings s) =>
         s.Schedule == StepSchedule.DeepSpeed && (s.GradientOffload is null || s.GradientOffload == s.OptimizerOffload)
         // DeepSpeed's offloaded optimizer keeps fp32 state: an 8-bit plan is the aios engine's only.
-        && s.OptimizerState == Optim.OptimizerStateFormat.Fp32;
+        && s.OptimizerState == Optim.OptimizerStateFormat.Fp32
+        // DeepSpeed keeps the optimizer on one tier: a RAM budget splitting it is the aios engine's.
+        && !(s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 });
 
     /// <summary>GPUs taking part in a step (at least 1: a CPU-only machine trains on one device).</summary>
     internal static int World(TrainingSettings s, HardwareProfile hw) =>
@@ -37,6 +39,8 @@ public static partial class Tuner
             GradientOffload = null,
             BufferSize = Math.Max(b.BufferSize, Memory.SwapBufferRule.Required(r.Model, b.Executor)),
             SubGroupSize = Math.Min(b.SubGroupSize, 200_000_000),
+            // Set per structure (DefaultOptimizerBudget): it means something only with the optimizer on NVMe.
+            OptimizerRamBudget = null,
         };
     }
 
@@ -110,7 +114,7 @@ public static partial class Tuner
                 foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
                     foreach (var (micro, accumulation) in shapes)
                     {
-                        yield return b with
+                        var s = b with
                         {
                             OptimizerState = format,
                             ZeroStage = stage,
@@ -121,6 +125,12 @@ public static partial class Tuner
                             GradAccumulation = accumulation,
                             MicroBatch = micro,
                         };
+                        // With the optimizer on NVMe the engine keeps what RAM allows of it there; DeepSpeed's schedule
+                        // also gets the all-NVMe variant, which DeepSpeed itself can run.
+                        var budgeted = s with { OptimizerRamBudget = DefaultOptimizerBudget(r, s) };
+                        yield return budgeted;
+                        if (budgeted.OptimizerRamBudget is not null && r.Base.OptimizerRamBudget is null && schedule == StepSchedule.DeepSpeed)
+                            yield return s;
                     }
     }
 }

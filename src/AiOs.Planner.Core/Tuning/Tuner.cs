@@ -229,7 +229,8 @@ public static partial class Tuner
         public int Simulated => _simulated;
         public IEnumerable<Candidate> All => _seen.Values;
 
-        public Candidate Evaluate(TrainingSettings s) => _seen.GetOrAdd(s, Compute);
+        /// <remarks>An optimizer RAM budget the tuner chose is first cut to what RAM allows for these settings (<see cref="WithinAllowance"/>).</remarks>
+        public Candidate Evaluate(TrainingSettings s) => _seen.GetOrAdd(WithinAllowance(_request, s), Compute);
 
         /// <summary>
         /// Whether some knob setting of <paramref name="c"/>'s structure could still be faster than the best seen (for

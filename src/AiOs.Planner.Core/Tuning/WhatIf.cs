@@ -28,6 +28,8 @@ public sealed record WhatIfRequest
     public double MemoryHeadroom { get; init; } = TuneRequest.DefaultMemoryHeadroom;
     /// <summary>As <see cref="TuneRequest.AllowEightBitOptimizer"/>.</summary>
     public bool AllowEightBitOptimizer { get; init; }
+    /// <summary>As <see cref="TuneRequest.OptimizerRamMargin"/>.</summary>
+    public double OptimizerRamMargin { get; init; } = TuneRequest.DefaultOptimizerRamMargin;
 }
 
 /// <summary>
@@ -93,5 +95,6 @@ public static class WhatIf
         Model = model, Hardware = profile, Base = baseSettings, Budget = request.Budget, MaxGradAccumulation = request.MaxGradAccumulation,
         MaxMicroBatch = request.MaxMicroBatch, GlobalBatch = request.GlobalBatch, MemoryHeadroom = request.MemoryHeadroom,
         AllowEightBitOptimizer = request.AllowEightBitOptimizer,
+        OptimizerRamMargin = request.OptimizerRamMargin,
     };
 }

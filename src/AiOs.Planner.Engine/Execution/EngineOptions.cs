@@ -111,10 +111,11 @@ public static class EngineSettings
         if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
         if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
         {
-            Units.Bytes need = HostMemoryEstimate.Total(spec, s);
+            bool gpu = o.Device.StartsWith("cuda", StringComparison.Ordinal);
+            Units.Bytes need = HostMemoryEstimate.Total(spec, s, gpu);
             if (need > available)
             {
-                HostMemoryItem biggest = HostMemoryEstimate.Items(spec, s)[0];
+                HostMemoryItem biggest = HostMemoryEstimate.Items(spec, s, gpu)[0];
                 problems.Add($"model states and buffers need {need} of host RAM but {available} is available; the largest part is {biggest.What} ({biggest.Size}): change {biggest.Remedy}");
             }
         }

@@ -86,6 +86,12 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Waits for <paramref name="unit"/>'s gradient copy, if one is in flight, and takes its Σg² when it was the step's last; any thread.</summary>
     public virtual void Settle(int unit) { }
 
+    /// <summary>
+    /// Before the first step only: the unit's accumulator as fp32 scratch of the unit's length (the initial weights are
+    /// made in it; the first micro-batch overwrites it), or empty when the store holds no whole unit (NVMe).
+    /// </summary>
+    public virtual Span<float> Scratch(int unit) => Span<float>.Empty;
+
     /// <summary>Frees native buffers, if any.</summary>
     public virtual void Dispose() { }
 }
@@ -98,9 +104,12 @@ internal abstract class GradientStore : IDisposable
 /// </summary>
 internal sealed class CpuGradientStore : GradientStore
 {
-    private readonly float[][]? _sums;
-    /// <summary>With a GPU: pinned fp32 host tensors, so the first micro-batch's gradients land in them in one device transfer.</summary>
-    private readonly TorchSharp.torch.Tensor[]? _pinned;
+    /// <summary>fp32 host tensors, one per unit (page-locked with a GPU, so the first micro-batch's gradients land in them in one device transfer).</summary>
+    private readonly TorchSharp.torch.Tensor[] _sums;
+    /// <summary>The memory behind <see cref="_sums"/>.</summary>
+    private readonly Native.HostBuffer[] _buffers;
+    /// <summary>Whether the sums are page-locked for a GPU (its downloads land in them directly).</summary>
+    private readonly bool _pinned;
     /// <summary>With a copy stream: first-micro-batch downloads in flight (packed fp32 source kept alive until done).</summary>
     private readonly CopyStream? _copies;
     private readonly object _gate = new();
@@ -117,10 +126,10 @@ internal sealed class CpuGradientStore : GradientStore
     public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null)
         : base(unitElements.Count, trace, norms)
     {
-        if (pinned)
-            _pinned = unitElements.Select(n => TorchSharp.torch.zeros([n], TorchSharp.torch.ScalarType.Float32).pin_memory().DetachFromDisposeScope()).ToArray();
-        else
-            _sums = unitElements.Select(n => new float[n]).ToArray();
+        // Each unit's sum once, outside the managed heap, faulted in now (page-locked for a GPU): see Native.HostBuffer.
+        _buffers = Native.HostBuffer.AllocateMany(unitElements, TorchSharp.torch.ScalarType.Float32, pinned);
+        _sums = _buffers.Select(b => b.Tensor).ToArray();
+        _pinned = pinned;
         _copies = pinned ? copies : null;
         _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
@@ -128,15 +137,17 @@ internal sealed class CpuGradientStore : GradientStore
 
     /// <inheritdoc/>
     /// <remarks>On a GPU the first micro-batch is widened to fp32 on the device and lands in the pinned accumulator in one transfer.</remarks>
-    public override long DownloadBytes(FlatParameters parameters, bool first) => _pinned is not null && first ? 4 * parameters.Layout.Elements : parameters.ByteLength;
+    public override long DownloadBytes(FlatParameters parameters, bool first) => _pinned && first ? 4 * parameters.Layout.Elements : parameters.ByteLength;
 
-    private Span<float> Sum(int unit) => _pinned is { } p ? MemoryMarshal.Cast<byte, float>(p[unit].bytes) : _sums![unit];
+    private Span<float> Sum(int unit) => MemoryMarshal.Cast<byte, float>(_sums[unit].bytes);
+
+    /// <inheritdoc/>
+    public override Span<float> Scratch(int unit) => Sum(unit);
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
         // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
-        if (_pinned is { } p) DrainTensor(unit, parameters, p[unit], overwrite: first);
-        else Drain(unit, parameters, _sums![unit], overwrite: first);
+        DrainTensor(unit, parameters, _sums[unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
@@ -150,7 +161,7 @@ internal sealed class CpuGradientStore : GradientStore
             var (mark, done) = _unitEvents[unit];
             // Packed on the default stream after the backward that made the gradients; the download stream waits for the packing.
             TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
-            _copies.Download(_pinned![unit], packed, mark, done);
+            _copies.Download(_sums[unit], packed, mark, done);
             lock (_gate)
             {
                 _inFlight[unit] = (packed, last);
@@ -158,8 +169,7 @@ internal sealed class CpuGradientStore : GradientStore
             }
             return;
         }
-        if (_pinned is { } p) parameters.DrainGradientsInto(p[unit], overwrite: first);
-        else parameters.DrainGradientsInto(_sums![unit], overwrite: first);
+        parameters.DrainGradientsInto(_sums[unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
     }
 
@@ -192,7 +202,7 @@ internal sealed class CpuGradientStore : GradientStore
     {
         // Wait for the copies before their device sources are freed.
         Complete();
-        if (_pinned is not null) foreach (var t in _pinned) t.Dispose();
+        foreach (Native.HostBuffer b in _buffers) b.Dispose();
         base.Dispose();
     }
 }

@@ -1,4 +1,4 @@
-using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
@@ -12,47 +12,25 @@ namespace AiOs.Planner.Engine.Execution;
 public sealed record HostMemoryItem(string What, Bytes Size, string Remedy);
 
 /// <summary>
-/// The host RAM the engine allocates for model states and buffers with given settings on a CPU device
-/// (activations and the runtime itself come on top), so a run that cannot fit is refused before it starts,
-/// naming the setting to change.
+/// The host RAM the engine needs with given settings, item by item, so a run that cannot fit is refused before it
+/// starts, naming the setting to change. One definition with the planner's <c>aios</c> executor: the items are
+/// <see cref="EngineMemory.HostNeed"/>'s (model states, buffers, on a CPU device its working set, the runtime and the
+/// fitted residual), so what the planner calls feasible and what the engine accepts cannot drift apart.
 /// </summary>
 public static class HostMemoryEstimate
 {
-    /// <summary>Each allocation the engine makes for <paramref name="spec"/> and <paramref name="s"/>, largest first.</summary>
-    public static IReadOnlyList<HostMemoryItem> Items(ModelSpec spec, TrainingSettings s)
-    {
-        int eb = s.ParamBytes;
-        long layer = spec.LayerParameters, outer = spec.EmbeddingParameters + spec.HeadParameters, total = spec.TotalParameters;
-        long largest = Math.Max(layer, outer);
-        var items = new List<HostMemoryItem>();
-        StorageTier parameters = EngineSettings.Tier(s.ParamOffload);
-        if (parameters == StorageTier.Device)
-        {
-            items.Add(new("working parameters on the (CPU) device", Bytes.OfElements(total, eb), "--offload-params nvme"));
-        }
-        else
-        {
-            int slots = Math.Clamp(1 + Math.Max(0, s.PrefetchDepth), 1, Math.Max(1, spec.NumLayers));
-            items.Add(new("device slots for fetched units", Bytes.OfElements(slots * layer + outer, eb), "--prefetch-depth"));
-            if (parameters == StorageTier.Cpu)
-                items.Add(new("working parameters in CPU RAM", Bytes.OfElements(total, eb), "--offload-params nvme"));
-            else
-                items.Add(new("parameter staging buffers", Bytes.OfElements(Math.Max(1, s.BufferCount) * layer + outer, eb), "--buffer-count"));
-        }
-        if (EngineSettings.Tier(s.OptimizerOffload) == StorageTier.Nvme)
-            items.Add(new("optimizer sub-group buffers", Bytes.OfElements(Math.Max(1, s.OptimizerBufferCount) * 4 * Math.Min(s.SubGroupSize, largest), 4),
-                "--sub-group-size or --optimizer-buffer-count"));
-        else
-            items.Add(new("fp32 master weights and Adam moments", Bytes.OfElements(3 * total, 4), "--offload-optimizer nvme"));
-        if (EngineSettings.Tier(s.EffectiveGradientOffload) == StorageTier.Nvme)
-            items.Add(new("one unit's fp32 gradient", Bytes.OfElements(largest, 4), "--offload-gradients nvme"));
-        else
-            items.Add(new("fp32 gradients", Bytes.OfElements(total, 4), "--offload-gradients nvme"));
-        return items.OrderByDescending(i => i.Size).ToArray();
-    }
+    /// <summary>Each item for <paramref name="spec"/> and <paramref name="s"/> on a CPU device, largest first.</summary>
+    public static IReadOnlyList<HostMemoryItem> Items(ModelSpec spec, TrainingSettings s) => Items(spec, s, gpu: false);
 
-    /// <summary>The sum of <see cref="Items"/>.</summary>
-    public static Bytes Total(ModelSpec spec, TrainingSettings s) => Items(spec, s).Aggregate(Bytes.Zero, (a, i) => a + i.Size);
+    /// <summary>Each item for <paramref name="spec"/> and <paramref name="s"/>, largest first; <paramref name="gpu"/>: the device is a GPU.</summary>
+    public static IReadOnlyList<HostMemoryItem> Items(ModelSpec spec, TrainingSettings s, bool gpu) =>
+        EngineMemory.HostNeed(spec, s, gpu).Select(i => new HostMemoryItem(i.Item.Name, i.Item.Bytes, i.Remedy)).OrderByDescending(i => i.Size).ToArray();
+
+    /// <summary>The sum of <see cref="Items(ModelSpec, TrainingSettings)"/> (CPU device).</summary>
+    public static Bytes Total(ModelSpec spec, TrainingSettings s) => Total(spec, s, gpu: false);
+
+    /// <summary>The sum of <see cref="Items(ModelSpec, TrainingSettings, bool)"/>.</summary>
+    public static Bytes Total(ModelSpec spec, TrainingSettings s, bool gpu) => Items(spec, s, gpu).Aggregate(Bytes.Zero, (a, i) => a + i.Size);
 
     /// <summary>MemAvailable from <c>/proc/meminfo</c>, or null where it cannot be read.</summary>
     public static Bytes? Available()

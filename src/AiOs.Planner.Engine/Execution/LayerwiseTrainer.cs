@@ -108,13 +108,22 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _passOps = _program.Ops.Where(o => o.Phase != StepPhase.Optimizer).ToArray();
             _optimizerOps = _program.Ops.Where(o => o.Phase == StepPhase.Optimizer).ToArray();
             _unitScale = new float[units];
-            int unit = 0;
-            foreach (float[] values in initial.InOrder(units))
+            // Units are made on every core straight into their tiers: seeded values in the unit's gradient accumulator (RAM
+            // the store already holds, overwritten by the first micro-batch), so start-up allocates nothing per unit. Moments in
+            // RAM are written (zeros read from pages never faulted in) too, so their pages are faulted in now, not in the first step.
+            using Native.HostBuffer? zeros = EngineSettings.Tier(settings.OptimizerOffload) == StorageTier.Nvme ? null
+                : Native.HostBuffer.ReadOnlyZeros(elements.Max(), ScalarType.Float32);
+            InitialWeights.UnitScratch? scratch = _grads.Scratch(0).IsEmpty ? null : _grads.Scratch;
+            initial.StoreAll(units, (u, values) =>
             {
-                int u = unit++;
-                _optim.Initialise(u, values);
+                if (zeros is null) _optim.Initialise(u, values);
+                else
+                {
+                    ReadOnlySpan<float> none = zeros.Floats(values.Length);
+                    _optim.SetState(u, values, none, none);
+                }
                 _params.WriteBack(u, 0, values);
-            }
+            }, scratch);
         }
         catch
         {

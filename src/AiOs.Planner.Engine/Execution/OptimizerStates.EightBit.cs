@@ -10,9 +10,9 @@ internal sealed partial class OptimizerStates
     /// <summary>Copies the sub-group's master into <paramref name="master"/> and returns its 8-bit moments (from RAM, or read from its swap object).</summary>
     private ReadOnlySpan<byte> ReadEightBit(SubGroup g, Span<float> master)
     {
-        if (_tier == StorageTier.Cpu)
+        if (InRam(g))
         {
-            _master![g.Unit].AsSpan((int)g.Offset, g.Elements).CopyTo(master);
+            RamState(g).Master.CopyTo(master);
             return _q8!.InRam(g);
         }
         var state = new byte[StateBytes(g)];
@@ -24,12 +24,12 @@ internal sealed partial class OptimizerStates
     /// <summary>Sets a unit's master and quantises its fp32 moments into each sub-group (restoring a checkpoint).</summary>
     private void SetEightBit(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
     {
-        if (_tier == StorageTier.Cpu) master.CopyTo(_master![unit]);
         foreach (SubGroup g in _groups[unit])
         {
             var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
-            if (_tier == StorageTier.Cpu)
+            if (InRam(g))
             {
+                master[range].CopyTo(RamState(g).Master);
                 _q8!.Encode(g, expAvg[range], expAvgSq[range], _q8.InRam(g));
                 continue;
             }
@@ -40,11 +40,11 @@ internal sealed partial class OptimizerStates
         }
     }
 
-    /// <summary>OptimizerStep with 8-bit moments: the state in slot <paramref name="slot"/> (NVMe) or in RAM, one BlockwiseAdam pass per block.</summary>
+    /// <summary>OptimizerStep with 8-bit moments: the state in slot <paramref name="slot"/> (swapped) or in RAM, one BlockwiseAdam pass per block.</summary>
     private void StepEightBit(SubGroup g, int slot, GradientStore gradients, float scale, int step, Span<ushort> bf16)
     {
         int n = g.Elements;
-        if (_tier == StorageTier.Nvme)
+        if (!InRam(g))
         {
             AlignedBuffer buffer = _slots[slot];
             _q8!.Step(g, buffer.AsFloats(0, n), buffer.AsFloats(GradientOffset(g) / sizeof(float), n), buffer.AsSpan(4L * n, (int)_q8.MomentBytes(g)), step, scale, bf16);
@@ -54,6 +54,6 @@ internal sealed partial class OptimizerStates
         ReadOnlySpan<float> gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, n) : gradients.Get(g, _gradientScratch);
         _io.Read(StorageTier.Cpu, StateBytes(g));
         _io.Written(StorageTier.Cpu, StateBytes(g));
-        _q8!.Step(g, _master![g.Unit].AsSpan((int)g.Offset, n), gradient, _q8.InRam(g), step, scale, bf16);
+        _q8!.Step(g, RamState(g).Master, gradient, _q8.InRam(g), step, scale, bf16);
     }
 }

@@ -9,27 +9,39 @@ namespace AiOs.Planner.Engine.Execution;
 /// <summary>The optimizer store as the step program's handler: read, update and write the sub-group it is given, in the swap slot the program names.</summary>
 internal sealed partial class OptimizerStates
 {
-    /// <summary>NVMe states: one [master | m | v | gradient] buffer per slot.</summary>
+    /// <summary>NVMe states: one [master | m | v | gradient] buffer per slot (8-bit: [master | moments | gradient], see <see cref="GradientOffset"/>).</summary>
     private AlignedBuffer[] _slots = [];
-    /// <summary>CPU states: the gradient a read brought into each slot (gradients on NVMe).</summary>
+    /// <summary>States in RAM: the gradient a read brought into each slot (gradients on NVMe).</summary>
     private float[][] _gradientSlots = [];
 
-    /// <summary>Allocates the swap slots <paramref name="program"/> uses.</summary>
+    /// <summary>
+    /// Brings into RAM the sub-groups <paramref name="program"/> keeps there (<see cref="SubGroupRef.KeptInRam"/>, the
+    /// optimizer RAM budget) and allocates the swap slots it uses: state slots for the sub-groups on NVMe, gradient
+    /// slots for those in RAM whose gradients are read from NVMe. Call before <see cref="Initialise"/>.
+    /// </summary>
     public void Prepare(StepProgram program)
     {
-        int count = program.Ops.Where(o => o.SubGroup is not null).Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
-        int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
+        var optimizerOps = program.Ops.Where(o => o.SubGroup is not null && o.Kind is OpKind.OptimizerRead or OpKind.OptimizerStep or OpKind.OptimizerWrite).ToList();
         if (_tier == StorageTier.Nvme)
-        {
-            long bytes = _groups.SelectMany(g => g).Max(g => GradientOffset(g) + 4L * g.Elements);
-            bytes = (bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
-            _slots = Enumerable.Range(0, count).Select(_ => new AlignedBuffer(new Bytes(bytes))).ToArray();
-        }
-        else
-        {
-            _gradientSlots = Enumerable.Range(0, count).Select(_ => new float[largest]).ToArray();
-        }
+            foreach (SubGroupRef kept in optimizerOps.Select(o => o.SubGroup!.Value).Where(g => g.KeptInRam).Distinct())
+            {
+                SubGroup g = GroupOf(UnitOf(kept.Unit), kept);
+                _ram[g.Unit][g.Index] ??= new RamGroup(g.Elements, _q8 is null);
+            }
+        var nvmeOps = optimizerOps.Where(o => !InRam(GroupOf(UnitOf(o.SubGroup!.Value.Unit), o.SubGroup!.Value))).ToList();
+        var ramOps = optimizerOps.Except(nvmeOps).ToList();
+        int nvmeSlots = nvmeOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
+        int ramSlots = ramOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
+        long largestNvme = _groups.SelectMany(g => g).Where(g => !InRam(g)).Select(g => GradientOffset(g) + 4L * g.Elements).DefaultIfEmpty(0).Max();
+        int largestRam = _groups.SelectMany(g => g).Where(InRam).Select(g => g.Elements).DefaultIfEmpty(0).Max();
+        long bytes = (largestNvme + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+        DisposeSlots();
+        _slots = Enumerable.Range(0, largestNvme > 0 ? nvmeSlots : 0).Select(_ => new AlignedBuffer(new Bytes(bytes))).ToArray();
+        _gradientSlots = Enumerable.Range(0, ramSlots).Select(_ => new float[largestRam]).ToArray();
     }
+
+    /// <summary>The engine's unit number of the program's <paramref name="unit"/>: layers by index, the outer block last.</summary>
+    private int UnitOf(UnitId unit) => unit.Kind == UnitKind.Layer ? unit.Number : _groups.Length - 1;
 
     /// <summary>The engine's sub-group the program's <paramref name="g"/> names in unit <paramref name="unit"/>.</summary>
     /// <exception cref="InvalidOperationException">The program's bounds differ from the engine's.</exception>
@@ -44,7 +56,7 @@ internal sealed partial class OptimizerStates
     /// <summary>OptimizerRead: the sub-group's state (NVMe) and gradient (when it lives on NVMe) into slot <paramref name="slot"/>.</summary>
     public void Read(SubGroup g, int slot, GradientStore gradients)
     {
-        if (_tier == StorageTier.Nvme)
+        if (!InRam(g))
         {
             AlignedBuffer buffer = _slots[slot];
             Span<float> gradientPart = buffer.AsFloats(GradientOffset(g) / sizeof(float), g.Elements);
@@ -60,9 +72,9 @@ internal sealed partial class OptimizerStates
     }
 
     /// <summary>
-    /// OptimizerStep: AdamW on the sub-group (its state and gradient in <paramref name="slot"/>, or in RAM when
-    /// <paramref name="slot"/> is −1); the updated master goes to <paramref name="writeBack"/> or the bf16
-    /// <paramref name="sink"/> (both null when a ParamWriteBack operation writes it).
+    /// OptimizerStep: AdamW on the sub-group (its state and gradient in <paramref name="slot"/>, or, for a state in RAM,
+    /// in place with the gradient in <paramref name="slot"/> or, when it is −1, in the gradient store); the updated master
+    /// goes to <paramref name="writeBack"/> or the bf16 <paramref name="sink"/> (both null when a ParamWriteBack operation writes it).
     /// </summary>
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
@@ -76,7 +88,7 @@ internal sealed partial class OptimizerStates
         }
         Span<float> master, m, v;
         ReadOnlySpan<float> gradient;
-        if (_tier == StorageTier.Nvme)
+        if (!InRam(g))
         {
             Span<float> state = _slots[slot].AsFloats(0, 4 * g.Elements);
             master = state[..g.Elements];
@@ -86,10 +98,10 @@ internal sealed partial class OptimizerStates
         }
         else
         {
-            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
-            master = _master![g.Unit].AsSpan(range);
-            m = _m![g.Unit].AsSpan(range);
-            v = _v![g.Unit].AsSpan(range);
+            RamGroup ram = RamState(g);
+            master = ram.Master;
+            m = ram.M;
+            v = ram.V;
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
             _io.Read(StorageTier.Cpu, 12L * g.Elements);
@@ -102,18 +114,23 @@ internal sealed partial class OptimizerStates
     }
 
     /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>
+    /// <exception cref="InvalidOperationException">The sub-group's state is in RAM: the program has no write for it.</exception>
     public void Write(SubGroup g, int slot)
     {
+        if (InRam(g)) throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} is kept in RAM; the program was built for other settings.");
         _store!.Write(Key(g), 0, _slots[slot].AsSpan(0, (int)StateBytes(g)));
         _io.Written(StorageTier.Nvme, StateBytes(g));
     }
 
     /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
     public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
-        _tier == StorageTier.Nvme ? _slots[slot].AsFloats(0, g.Elements) : _master![g.Unit].AsSpan((int)g.Offset, g.Elements);
+        InRam(g) ? RamState(g).Master : _slots[slot].AsFloats(0, g.Elements);
 
-    /// <summary>Where a slot keeps the sub-group's gradient: after its state, 64-byte aligned (an 8-bit state's length need not be a multiple of 4).</summary>
-    private long GradientOffset(SubGroup g) => (StateBytes(g) + 63) / 64 * 64;
+    /// <summary>
+    /// Where a slot keeps the sub-group's gradient: right after an fp32 state (12 bytes per element), after an 8-bit
+    /// state 64-byte aligned (its length need not be a multiple of 4).
+    /// </summary>
+    private long GradientOffset(SubGroup g) => _q8 is null ? 12L * g.Elements : (StateBytes(g) + 63) / 64 * 64;
 
     private void DisposeSlots()
     {

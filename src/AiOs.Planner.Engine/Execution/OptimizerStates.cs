@@ -30,9 +30,14 @@ internal interface IBf16Sink
 /// fp32 master weights and Adam moments of every unit, in CPU RAM or in NVMe swap files, updated
 /// sub-group by sub-group. Sub-groups split each unit into runs of at most sub_group_size elements
 /// (a sub-group never spans two units, so one layer can be updated on its own in the overlapped
-/// schedule). On NVMe a sub-group's state is one object [master | m | v]. The step program orders the
-/// reads, updates and writes (pipelining is its dependencies) and names the swap slot each uses
-/// (<see cref="Prepare"/>); <see cref="Update"/> serves the in-memory reference trainer.
+/// schedule). A sub-group's state is one run [master | m | v]: an array in RAM, or an object in the swap
+/// store. With the optimizer on NVMe, the sub-groups the step program marks <see cref="SubGroupRef.KeptInRam"/>
+/// (the optimizer RAM budget, <see cref="Settings.OptimizerPlacement"/>) stay in RAM and are updated in place;
+/// the rest go through the swap slots. The program orders the reads, updates and writes (pipelining is its
+/// dependencies) and names the slot each uses (<see cref="Prepare"/>); <see cref="Update"/> serves the
+/// in-memory reference trainer. With 8-bit state (<c>--optimizer-state 8bit</c>, <see cref="EightBitMoments"/>) a RAM
+/// sub-group keeps its fp32 master in its array and its moments as 8-bit codes and scales; a swapped one is one object
+/// [master | m codes | v codes | scales] (<see cref="StateBytes"/>).
 /// </summary>
 internal sealed partial class OptimizerStates : IDisposable
 {
@@ -42,11 +47,12 @@ internal sealed partial class OptimizerStates : IDisposable
     private readonly IoCounters _io;
     private readonly SpanTrace _trace;
     private readonly SubGroup[][] _groups;
-    private readonly float[][]? _master, _m, _v;
+    /// <summary>Per unit and sub-group: its master, m and v in RAM, or null while it lives in the swap store.</summary>
+    private readonly RamGroup?[][] _ram;
     private readonly BlockingCollection<AlignedBuffer>? _buffers;
     private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
-    /// <summary>8-bit moments (<c>--optimizer-state 8bit</c>): they replace <see cref="_m"/>, <see cref="_v"/> and the fp32 moments of the swap objects; null in fp32.</summary>
+    /// <summary>8-bit moments (<c>--optimizer-state 8bit</c>): they replace the fp32 m and v of RAM sub-groups and of the swap objects; null in fp32.</summary>
     private readonly EightBitMoments? _q8;
 
     public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace,
@@ -60,13 +66,9 @@ internal sealed partial class OptimizerStates : IDisposable
         _io = io;
         _trace = trace;
         _groups = unitElements.Select((n, u) => Split(u, n, subGroupSize)).ToArray();
-        if (_tier == StorageTier.Cpu)
-        {
-            _master = unitElements.Select(n => new float[n]).ToArray();
-            _m = _q8 is null ? unitElements.Select(n => new float[n]).ToArray() : null;
-            _v = _q8 is null ? unitElements.Select(n => new float[n]).ToArray() : null;
-        }
-        else
+        // On the CPU tier every sub-group is in RAM from the start; on NVMe, Prepare brings in those the program keeps in RAM.
+        _ram = _groups.Select(gs => gs.Select(g => _tier == StorageTier.Cpu ? new RamGroup(g.Elements, _q8 is null) : null).ToArray()).ToArray();
+        if (_tier == StorageTier.Nvme)
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
             long largest = _groups.SelectMany(g => g).Max(StateBytes);
@@ -82,6 +84,13 @@ internal sealed partial class OptimizerStates : IDisposable
 
     /// <summary>The sub-groups of <paramref name="unit"/>, in element order.</summary>
     public IReadOnlyList<SubGroup> SubGroupsOf(int unit) => _groups[unit];
+
+    /// <summary>Whether <paramref name="g"/>'s state is in RAM (the CPU tier, or kept there under the RAM budget).</summary>
+    public bool InRam(SubGroup g) => _ram[g.Unit][g.Index] is not null;
+
+    /// <summary>Elements whose state is in RAM and in the swap store.</summary>
+    public (long Ram, long Nvme) Placement =>
+        (_groups.SelectMany(x => x).Where(InRam).Sum(g => (long)g.Elements), _groups.SelectMany(x => x).Where(g => !InRam(g)).Sum(g => (long)g.Elements));
 
     private static SubGroup[] Split(int unit, long elements, long size)
     {
@@ -99,16 +108,34 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>Bytes of the sub-group's swap object: [master | m | v] in fp32 (12 per element), or the master and 8-bit moments.</summary>
     private long StateBytes(SubGroup g) => _q8?.StateBytes(g) ?? 12L * g.Elements;
 
+    /// <summary>
+    /// A sub-group's state in RAM: three arrays, so a sub-group of up to 2^31 − 1 elements fits (one array of 3n would not).
+    /// Without <paramref name="fp32Moments"/> (8-bit state) m and v are empty: <see cref="EightBitMoments.InRam"/> holds them.
+    /// </summary>
+    private sealed class RamGroup(int elements, bool fp32Moments)
+    {
+        public float[] Master { get; } = new float[elements];
+        public float[] M { get; } = fp32Moments ? new float[elements] : [];
+        public float[] V { get; } = fp32Moments ? new float[elements] : [];
+    }
+
+    /// <summary>The sub-group's state in RAM.</summary>
+    private RamGroup RamState(SubGroup g) => _ram[g.Unit][g.Index] ?? throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} lives on NVMe, not in RAM.");
+
     /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
     public void Initialise(int unit, ReadOnlySpan<float> master)
     {
-        if (_tier == StorageTier.Cpu)
-        {
-            master.CopyTo(_master![unit]);
-            return;
-        }
         foreach (SubGroup g in _groups[unit])
         {
+            if (InRam(g))
+            {
+                RamGroup ram = RamState(g);
+                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
+                Array.Clear(ram.M);
+                Array.Clear(ram.V);
+                _q8?.InRam(g).Clear();
+                continue;
+            }
             AlignedBuffer buffer = _buffers!.Take();
             Span<byte> state = buffer.AsSpan(0, (int)StateBytes(g));
             state.Clear();
@@ -118,24 +145,20 @@ internal sealed partial class OptimizerStates : IDisposable
         }
     }
 
-    /// <summary>The current fp32 master weights of <paramref name="unit"/> (a copy).</summary>
-    public float[] ReadMaster(int unit)
+    /// <summary>The swapped sub-group's [master | m | v], read from the store.</summary>
+    private float[] StoredState(SubGroup g)
     {
-        if (_tier == StorageTier.Cpu) return (float[])_master![unit].Clone();
-        var result = new float[_groups[unit].Sum(g => (long)g.Elements)];
-        foreach (SubGroup g in _groups[unit])
-        {
-            var state = new byte[StateBytes(g)];
-            _store!.Read(Key(g), 0, state);
-            MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)).CopyTo(result.AsSpan((int)g.Offset));
-        }
-        return result;
+        var state = new float[3 * g.Elements];
+        _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+        return state;
     }
+
+    /// <summary>The current fp32 master weights of <paramref name="unit"/> (a copy).</summary>
+    public float[] ReadMaster(int unit) => ReadState(unit).Master;
 
     /// <summary>Master weights and both moments of <paramref name="unit"/> (copies), for checkpoints.</summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(int unit)
     {
-        if (_tier == StorageTier.Cpu && _q8 is null) return ((float[])_master![unit].Clone(), (float[])_m![unit].Clone(), (float[])_v![unit].Clone());
         long n = _groups[unit].Sum(g => (long)g.Elements);
         float[] master = new float[n], m = new float[n], v = new float[n];
         if (_q8 is not null)
@@ -146,8 +169,15 @@ internal sealed partial class OptimizerStates : IDisposable
         }
         foreach (SubGroup g in _groups[unit])
         {
-            var state = new float[3 * g.Elements];
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            if (InRam(g))
+            {
+                RamGroup ram = RamState(g);
+                ram.Master.CopyTo(master.AsSpan((int)g.Offset));
+                ram.M.CopyTo(m.AsSpan((int)g.Offset));
+                ram.V.CopyTo(v.AsSpan((int)g.Offset));
+                continue;
+            }
+            float[] state = StoredState(g);
             state.AsSpan(0, g.Elements).CopyTo(master.AsSpan((int)g.Offset));
             state.AsSpan(g.Elements, g.Elements).CopyTo(m.AsSpan((int)g.Offset));
             state.AsSpan(2 * g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
@@ -163,15 +193,16 @@ internal sealed partial class OptimizerStates : IDisposable
             SetEightBit(unit, master, expAvg, expAvgSq);
             return;
         }
-        if (_tier == StorageTier.Cpu)
-        {
-            master.CopyTo(_master![unit]);
-            expAvg.CopyTo(_m![unit]);
-            expAvgSq.CopyTo(_v![unit]);
-            return;
-        }
         foreach (SubGroup g in _groups[unit])
         {
+            if (InRam(g))
+            {
+                RamGroup ram = RamState(g);
+                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
+                expAvg.Slice((int)g.Offset, g.Elements).CopyTo(ram.M);
+                expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(ram.V);
+                continue;
+            }
             var state = new float[3 * g.Elements];
             master.Slice((int)g.Offset, g.Elements).CopyTo(state);
             expAvg.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(g.Elements));
@@ -193,22 +224,20 @@ internal sealed partial class OptimizerStates : IDisposable
             throw new InvalidOperationException("NVMe optimizer states are read, updated and written by the step program's operations.");
         foreach (SubGroup g in groups)
         {
-            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
             Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+            RamGroup ram = RamState(g);
+            Span<float> master = ram.Master, m = ram.M, v = ram.V;
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
-                if (_q8 is not null)
-                    _q8.Step(g, _master![g.Unit].AsSpan(range), gradient, _q8.InRam(g), step, scaleOf(g.Unit), bf16);
-                else if (bf16.IsEmpty)
-                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit));
-                else
-                    _step.Update(_master![g.Unit].AsSpan(range), gradient, _m![g.Unit].AsSpan(range), _v![g.Unit].AsSpan(range), step, scaleOf(g.Unit), bf16);
+                if (_q8 is not null) _q8.Step(g, master, gradient, _q8.InRam(g), step, scaleOf(g.Unit), bf16);
+                else if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scaleOf(g.Unit));
+                else _step.Update(master, gradient, m, v, step, scaleOf(g.Unit), bf16);
             }
             _io.Read(StorageTier.Cpu, StateBytes(g));
             _io.Written(StorageTier.Cpu, StateBytes(g));
-            if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, _master[g.Unit].AsSpan(range));
+            if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, master);
             else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
         }
     }

@@ -29,8 +29,10 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly ParameterLayout[] _layouts;
     private readonly FlatParameters[]? _resident;
     private readonly nn.Module<Tensor, Tensor>[]? _residentModules;
-    /// <summary>CPU tier: one host tensor per unit in the training precision, pinned when the device is a GPU (so an upload is one DMA transfer).</summary>
+    /// <summary>CPU tier: one host tensor per unit in the training precision, page-locked when the device is a GPU (so an upload is one DMA transfer).</summary>
     private readonly Tensor[]? _cpuCopies;
+    /// <summary>CPU tier: the memory behind <see cref="_cpuCopies"/>.</summary>
+    private readonly Native.HostBuffer[]? _cpuBuffers;
     private readonly OuterBlock? _outerSlot;
     private readonly Device _device;
     /// <summary>On a GPU with copy streams: uploads are queued on the upload stream, ordered by the program's dependencies (<see cref="StreamOrder"/>; owned by the trainer).</summary>
@@ -60,11 +62,11 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
             return;
         }
         if (tier == StorageTier.Cpu)
-            _cpuCopies = _layouts.Select(l =>
-            {
-                Tensor host = zeros([l.Elements], dtype, CPU);
-                return (device.type == TorchSharp.DeviceType.CUDA ? host.pin_memory() : host).DetachFromDisposeScope();
-            }).ToArray();
+        {
+            // Each unit once, at its exact size, faulted in now (and page-locked for a GPU) on every core: see HostBuffer.
+            _cpuBuffers = Native.HostBuffer.AllocateMany(_layouts.Select(l => l.Elements).ToArray(), dtype, pin: device.type == TorchSharp.DeviceType.CUDA);
+            _cpuCopies = _cpuBuffers.Select(b => b.Tensor).ToArray();
+        }
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
     }
 
@@ -157,6 +159,6 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         DisposeProgramSlots();
         if (_resident is not null) foreach (FlatParameters p in _resident) p.Dispose();
         _outerSlot?.Parameters.Dispose();
-        if (_cpuCopies is not null) foreach (Tensor t in _cpuCopies) t.Dispose();
+        if (_cpuBuffers is not null) foreach (Native.HostBuffer b in _cpuBuffers) b.Dispose();
     }
 }

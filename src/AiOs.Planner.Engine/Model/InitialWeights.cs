@@ -74,6 +74,58 @@ public sealed class InitialWeights : IDisposable
         }
     }
 
+    /// <summary>Where <see cref="StoreAll"/> hands one unit's values (valid only during the call).</summary>
+    public delegate void UnitSink(int unit, ReadOnlySpan<float> values);
+
+    /// <summary>fp32 memory of exactly one unit's length that <see cref="StoreAll"/> may make that unit's values in (and overwrite).</summary>
+    public delegate Span<float> UnitScratch(int unit);
+
+    /// <summary>
+    /// Makes the values of units 0 … <paramref name="count"/> − 1 and hands each to <paramref name="store"/> on the worker
+    /// that made it, units in parallel and in no set order (<paramref name="store"/> must take different units at once).
+    /// Seeded values are made in <paramref name="scratch"/> when given (memory the caller already holds, such as the
+    /// unit's gradient accumulator before the first step: nothing is allocated, every core works), otherwise in one reused
+    /// array per worker, workers bounded so their arrays stay within about <paramref name="lookAheadBytes"/> (at least one;
+    /// the outer block, made once, gets its own). Every unit has its own seed, so the values are the same whatever the
+    /// thread count. Pretrained units are read whole, one array each (<see cref="PretrainedWeights.ReadUnit"/>).
+    /// </summary>
+    public void StoreAll(int count, UnitSink store, UnitScratch? scratch = null, long lookAheadBytes = 2L << 30, int? maxWorkers = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        long layerBytes = ParameterLayout.ForLayer(_spec).Elements * sizeof(float);
+        int cores = maxWorkers ?? Environment.ProcessorCount;
+        int workers = scratch is not null && _pretrained is null ? cores : (int)Math.Clamp(lookAheadBytes / Math.Max(1, layerBytes), 1, cores);
+        try
+        {
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, () => (float[]?)null, (unit, _, buffer) =>
+            {
+                if (_pretrained is not null)
+                {
+                    store(unit, _pretrained.ReadUnit(unit));
+                    return buffer;
+                }
+                ParameterLayout layout = unit == _spec.NumLayers ? ParameterLayout.ForOuter(_spec) : ParameterLayout.ForLayer(_spec);
+                if (scratch is not null)
+                {
+                    Span<float> into = scratch(unit);
+                    layout.Initialise(into, _spec, _seed, unit);
+                    store(unit, into);
+                    return buffer;
+                }
+                // Layers share one size; the outer block's array is not kept (it may be far larger, and comes once).
+                float[] values = buffer is not null && buffer.Length == layout.Elements ? buffer : new float[layout.Elements];
+                layout.Initialise(values, _spec, _seed, unit);
+                store(unit, values);
+                return unit == _spec.NumLayers ? buffer : values;
+            }, _ => { });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            // The first failure as itself (a full disk, a bad file), not wrapped, so callers see the same error as before.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+    }
+
     /// <summary>One seeded fp32 array per unit (layers, then the outer block).</summary>
     public static float[][] Create(ModelSpec spec, long seed)
     {

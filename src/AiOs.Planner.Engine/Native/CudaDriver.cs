@@ -98,6 +98,12 @@ internal static partial class CudaDriver
     public static void CopyToHostAsync(nint host, nint device, long bytes, nint stream) =>
         Check(MemcpyDtoHAsync(host, (ulong)device, (nuint)bytes, stream), "cuMemcpyDtoHAsync");
 
+    /// <summary>Page-locks <paramref name="bytes"/> of host memory at <paramref name="host"/> for every context (CU_MEMHOSTREGISTER_PORTABLE), so copies from and to it are DMA transfers.</summary>
+    public static void Register(nint host, long bytes) => Check(MemHostRegister(host, (nuint)bytes, 1), "cuMemHostRegister");
+
+    /// <summary>Undoes <see cref="Register"/>.</summary>
+    public static void Unregister(nint host) => Check(MemHostUnregister(host), "cuMemHostUnregister");
+
     /// <summary>The CUDA context current on the calling thread (0: none).</summary>
     public static nint CurrentContext()
     {
@@ -119,6 +125,12 @@ internal static partial class CudaDriver
     {
         if (result != Success) throw new InvalidOperationException($"CUDA driver call {call} failed with error {result}.");
     }
+
+    [LibraryImport(Library, EntryPoint = "cuMemHostRegister_v2")]
+    private static partial int MemHostRegister(nint host, nuint bytes, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuMemHostUnregister")]
+    private static partial int MemHostUnregister(nint host);
 
     [LibraryImport(Library, EntryPoint = "cuCtxGetCurrent")]
     private static partial int CtxGetCurrent(out nint context);

@@ -16,12 +16,56 @@ internal sealed partial class ProgramBuilder
         ? Bytes.OfElements(n, _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s))
         : _shape.OptimizerStateBytes is not null ? _s.OptimizerState.StateBytes(n) : StateLayout.OptimizerState(_s, n);
 
-    /// <summary>Whether an update reads from NVMe first: optimizer states when they live there, fp32 gradients when they do.</summary>
-    private bool ReadsBeforeUpdate => _s.OptimizerOffload == OffloadTier.Nvme || _s.EffectiveGradientOffload == OffloadTier.Nvme;
+    /// <summary>
+    /// Optimizer-state bytes per parameter for <see cref="OptimizerPlacement"/>: the format's (8-bit: its
+    /// <see cref="OptimizerStateFormats.BytesPerParameter"/>, less the master when the memory model keeps none).
+    /// </summary>
+    private double OptimizerStateBytes => _s.OptimizerState == OptimizerStateFormat.Fp32
+        ? _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s)
+        : _s.OptimizerState.BytesPerParameter() - (_shape.OptimizerStateBytes is null && !_s.IsMixedPrecision ? 4 : 0);
+
+    /// <summary>Whether an update of a sub-group reads from NVMe first: its optimizer states when they live there, fp32 gradients when they do.</summary>
+    private bool ReadsBeforeUpdate(bool statesOnNvme) => statesOnNvme || _s.EffectiveGradientOffload == OffloadTier.Nvme;
 
     /// <summary>Bytes read from NVMe before updating <paramref name="n"/> parameters.</summary>
-    private Bytes OptimizerRead(long n) =>
-        (_s.OptimizerOffload == OffloadTier.Nvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero);
+    private Bytes OptimizerRead(long n, bool statesOnNvme) =>
+        (statesOnNvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero);
+
+    /// <summary>Sub-groups (unit, index) whose state <see cref="OptimizerPlacement"/> keeps in RAM; null until first asked.</summary>
+    private HashSet<(UnitId, int)>? _keptInRam;
+
+    /// <summary><paramref name="g"/> marked with where its state lives under the optimizer RAM budget.</summary>
+    private SubGroupRef Placed(SubGroupRef g)
+    {
+        if (_keptInRam is null)
+        {
+            var order = OptimizerUpdateOrder();
+            bool[] inRam = OptimizerPlacement.InRam(order.Select(x => x.Elements).ToList(), OptimizerStateBytes, _s);
+            _keptInRam = [.. order.Where((_, i) => inRam[i]).Select(x => (x.Unit, x.Index))];
+        }
+        return g with { KeptInRam = _keptInRam.Contains((g.Unit, g.Index)) };
+    }
+
+    private bool StatesOnNvme(SubGroupRef g) => _s.OptimizerOffload == OffloadTier.Nvme && !g.KeptInRam;
+
+    /// <summary>Every sub-group in the order this program updates them (under the overlapped schedule without sub-groups within units, one per unit).</summary>
+    private List<SubGroupRef> OptimizerUpdateOrder()
+    {
+        if (_s.Schedule == StepSchedule.DeepSpeed || !CpuOptimizer) return OptimizerGroups();
+        // Overlapped: each unit as its backward ends (the outer block's at the end of the micro-batch).
+        IEnumerable<int> units = _shape.OuterBlock
+            ? [.. Enumerable.Range(0, _m.NumLayers).Reverse(), OuterUnit]
+            : StepScheduler.ForwardUnits(_m).Reverse();
+        return _shape.SubGroups == SubGroupBounds.WithinUnit
+            ? units.SelectMany(u => SubGroupsWithin(IdOf(u), Share(GradientsOf(u)))).ToList()
+            : units.Select(u => new SubGroupRef(IdOf(u), 0, 0, Share(GradientsOf(u)))).ToList();
+    }
+
+    /// <summary>The sub-groups after backward, in update order.</summary>
+    private List<SubGroupRef> OptimizerGroups() => _shape.SubGroups == SubGroupBounds.FlatModel
+        ? SubGroupsWithin(UnitId.Model, Share(_m.TotalParameters)).ToList()
+        // The engine's unit order: the layers, then the outer block (or the embedding and head).
+        : OptimizerUnits().SelectMany(u => SubGroupsWithin(IdOf(u), Share(GradientsOf(u)))).ToList();
 
     // The sub-group pipeline: steps so far and the tail (write) of the previous sub-group, across calls.
     private readonly List<int> _subGroupSteps = [];
@@ -44,11 +88,12 @@ internal sealed partial class ProgramBuilder
         }
         UnitId id = IdOf(unit);
         int last = gradDone;
-        if (ReadsBeforeUpdate)
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], OptimizerRead(n), parameters: n);
+        bool nvme = StatesOnNvme(Placed(new SubGroupRef(id, 0, 0, n)));
+        if (ReadsBeforeUpdate(nvme))
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], OptimizerRead(n, nvme), parameters: n);
         int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, id, mb, [last], parameters: n);
         last = step;
-        if (_s.OptimizerOffload == OffloadTier.Nvme)
+        if (nvme)
             last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, id, mb, [step], OptimizerState(n),
                 parameters: n, write: true);
         int writeBack = EmitWriteBack(StepPhase.Backward, id, null, mb, step, n);
@@ -72,10 +117,7 @@ internal sealed partial class ProgramBuilder
             return;
         }
 
-        var groups = _shape.SubGroups == SubGroupBounds.FlatModel
-            ? SubGroupsWithin(UnitId.Model, Share(p)).ToList()
-            // The engine's unit order: the layers, then the outer block (or the embedding and head).
-            : OptimizerUnits().SelectMany(u => SubGroupsWithin(IdOf(u), Share(GradientsOf(u)))).ToList();
+        var groups = OptimizerGroups();
         var tails = new List<int>(groups.Count);
         for (int i = 0; i < groups.Count; i++)
             // Only the first sub-group waits for every gradient; later ones follow it in their resource's order.
@@ -98,20 +140,21 @@ internal sealed partial class ProgramBuilder
             yield return new SubGroupRef(unit, index++, offset, Math.Min(size, elements - offset));
     }
 
-    /// <summary>Read (when anything lives on NVMe), update and write (states on NVMe) of one sub-group; returns its last op.</summary>
+    /// <summary>Read (when its state or the gradients live on NVMe), update and write (its state on NVMe) of one sub-group; returns its last op.</summary>
     private int EmitSubGroup(SubGroupRef g, StepPhase phase, int mb, int[] start)
     {
+        g = Placed(g);
         long n = g.Elements;
-        bool nvme = _s.OptimizerOffload == OffloadTier.Nvme;
+        bool nvme = StatesOnNvme(g);
         int k = _subGroupSteps.Count;
         int slot = k % OptimizerSlots;
         int read = -1;
-        if (ReadsBeforeUpdate)
+        if (ReadsBeforeUpdate(nvme))
         {
             // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
             int buffer = _s.PipelineRead ? (k >= 2 ? _subGroupSteps[k - 2] : -1) : _previousTail;
             read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, buffer >= 0 ? [.. start, buffer] : start,
-                OptimizerRead(n), parameters: n, subGroup: g, slot: slot);
+                OptimizerRead(n, nvme), parameters: n, subGroup: g, slot: slot);
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;

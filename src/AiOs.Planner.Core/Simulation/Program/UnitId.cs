@@ -54,4 +54,11 @@ public readonly record struct UnitId(UnitKind Kind, int Number)
 /// <param name="Index">Position among the unit's sub-groups.</param>
 /// <param name="Offset">First element within the unit (this GPU's share of it).</param>
 /// <param name="Elements">Element count, at most sub_group_size.</param>
-public readonly record struct SubGroupRef(UnitId Unit, int Index, long Offset, long Elements);
+public readonly record struct SubGroupRef(UnitId Unit, int Index, long Offset, long Elements)
+{
+    /// <summary>
+    /// Its optimizer state stays in host RAM although the optimizer lives on NVMe (<see cref="Settings.OptimizerPlacement"/>
+    /// under an optimizer RAM budget): it is updated in place, with no state read or write.
+    /// </summary>
+    public bool KeptInRam { get; init; }
+}

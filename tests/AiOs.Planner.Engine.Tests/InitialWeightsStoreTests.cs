@@ -1,0 +1,42 @@
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Models;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>Start-up: every unit made in parallel straight into its tier, the same values whatever the thread count.</summary>
+public sealed class InitialWeightsStoreTests
+{
+    private static readonly ModelSpec Spec = ModelCatalog.Default.Load("tiny-gpt");
+
+    [Theory]
+    [InlineData(1, false)]
+    [InlineData(4, false)]
+    [InlineData(1, true)]
+    [InlineData(4, true)]
+    public void Given_any_thread_count_When_every_unit_is_stored_Then_each_unit_gets_exactly_its_seeded_values(int workers, bool inScratch)
+    {
+        int units = Spec.NumLayers + 1;
+        float[][] expected = InitialWeights.Create(Spec, seed: 11);
+        var scratch = expected.Select(e => new float[e.Length]).ToArray();
+        var stored = new float[units][];
+        using InitialWeights weights = InitialWeights.Open(Spec, 11, null);
+
+        weights.StoreAll(units, (u, values) => stored[u] = values.ToArray(), inScratch ? u => scratch[u] : null, maxWorkers: workers);
+
+        for (int u = 0; u < units; u++) Assert.Equal(expected[u], stored[u]);
+        if (inScratch) for (int u = 0; u < units; u++) Assert.Equal(expected[u], scratch[u]);
+    }
+
+    [Fact]
+    public void Given_a_store_that_fails_When_storing_Then_its_own_exception_comes_out_unwrapped()
+    {
+        using InitialWeights weights = InitialWeights.Open(Spec, 1, null);
+
+        var e = Assert.Throws<IOException>(() => weights.StoreAll(Spec.NumLayers + 1, (u, _) =>
+        {
+            if (u == 1) throw new IOException("disk full");
+        }));
+
+        Assert.Equal("disk full", e.Message);
+    }
+}
