@@ -42,6 +42,7 @@ public static class DsConfigCommand
             var s = plan.Settings;
             if (s.GradientOffload is { } g && g != s.OptimizerOffload)
                 io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
+            foreach (string note in DeepSpeedConfig.Notes(s)) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {note}");
             if (s.Schedule == Settings.StepSchedule.Overlapped)
                 io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
             string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes, optimizer));

@@ -63,6 +63,7 @@ public sealed class SettingsOptions
     public Option<long?> PrefetchBucketSize { get; } = new("--prefetch-bucket-size") { Description = "stage3_prefetch_bucket_size in elements (default: DeepSpeed's 5e7 while --prefetch-depth > 0)" };
     public Option<long?> MaxLiveParameters { get; } = new("--max-live-parameters") { Description = $"stage3_max_live_parameters in elements (default {Defaults.MaxLiveParameters:G})" };
     public Option<long?> ParamPersistenceThreshold { get; } = new("--param-persistence-threshold") { Description = "stage3_param_persistence_threshold in elements (default 10 × hidden)" };
+    public Option<Optim.OptimizerStateFormat?> OptimizerState { get; } = new("--optimizer-state") { Description = "How the CPU optimizer stores Adam's moments: fp32 (default, 12 B/param with the master) | 8bit (block-wise, about 6 B/param; needs the optimizer offloaded)", CustomParser = ParseOptimizerState };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -77,7 +78,7 @@ public sealed class SettingsOptions
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, Executor, SettingsFile,
-        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold,
+        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -163,6 +164,7 @@ public sealed class SettingsOptions
             PrefetchBucketSize = Given(PrefetchBucketSize) ? r.GetValue(PrefetchBucketSize) : start.PrefetchBucketSize,
             MaxLiveParameters = PickNullable(MaxLiveParameters, start.MaxLiveParameters),
             ParamPersistenceThreshold = Given(ParamPersistenceThreshold) ? r.GetValue(ParamPersistenceThreshold) : start.ParamPersistenceThreshold,
+            OptimizerState = PickNullable(OptimizerState, start.OptimizerState),
         };
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {
@@ -237,6 +239,14 @@ public sealed class SettingsOptions
     /// <summary>An explicit tier wins; then --nvme-… / --no-nvme-…; then a given NVMe path means NVMe.</summary>
     private static OffloadTier Tier(OffloadTier? explicitTier, bool nvme, bool noNvme, bool pathGiven) =>
         explicitTier ?? (noNvme ? OffloadTier.None : nvme || pathGiven ? OffloadTier.Nvme : OffloadTier.None);
+
+    private static Optim.OptimizerStateFormat? ParseOptimizerState(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (Optim.OptimizerStateFormats.Parse(text) is { } format) return format;
+        result.AddError($"'{text}' is not a valid value for --optimizer-state; use fp32 or 8bit.");
+        return null;
+    }
 
     private static Bytes? ParseBytes(ArgumentResult result)
     {

@@ -21,8 +21,10 @@ public static class TuneCommand
         public Option<int?> GlobalBatch { get; } = new("--global-batch") { Description = "Sequences per optimizer step, fixed (micro-batch × grad accumulation × GPUs × nodes); only combinations giving exactly this are tried" };
         public Option<double> Headroom { get; } = new("--memory-headroom") { Description = "Share of each memory tier kept free, e.g. 0.05 (the memory model has under-predicted peaks by up to 7%)", DefaultValueFactory = _ => TuneRequest.DefaultMemoryHeadroom };
 
+        public Option<bool> AllowEightBit { get; } = new("--allow-8bit-optimizer") { Description = "Let candidates that offload the optimizer keep its state block-wise 8-bit (half the bytes in RAM and on NVMe; a slower CPU update)" };
         public Option<double> OptimizerRamMargin { get; } = new("--optimizer-ram-margin") { Description = "Share of host RAM kept free, beyond the headroom, when the tuner gives an NVMe optimizer a RAM budget (what RAM allows otherwise), e.g. 0.1; --optimizer-ram-budget fixes the budget instead", DefaultValueFactory = _ => TuneRequest.DefaultOptimizerRamMargin };
-        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom, OptimizerRamMargin];
+
+        public IEnumerable<Option> All => [Budget, MaxAccumulation, MaxMicro, GlobalBatch, Headroom, OptimizerRamMargin, AllowEightBit];
     }
 
     public static Command Create(CliIo io)
@@ -65,6 +67,7 @@ public static class TuneCommand
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
+                AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
                 OptimizerRamMargin = r.GetValue(search.OptimizerRamMargin),
             };
             var result = Tuner.Tune(request);
@@ -95,6 +98,9 @@ public static class TuneCommand
             dsPath = Path.Combine(folder, "ds_config.json");
             int gpus = ds.Settings.GpusPerNode ?? hardware.GpusPerNode, nodes = ds.Settings.Nodes ?? hardware.Nodes;
             AtomicFile.WriteAllText(dsPath, DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(model, ds.Settings, gpus, nodes, optimizer)));
+            warnings.AddRange(DeepSpeedConfig.Notes(ds.Settings));
+            if (best.Settings.OptimizerState != ds.Settings.OptimizerState)
+                warnings.Add($"{settingsPath} keeps 8-bit optimizer state (aios train only); DeepSpeed's offload path has none, so {dsPath} comes from the best fp32 plan.");
             if (ds != best)
                 warnings.Add($"DeepSpeed runs the optimizer after backward; the best plan's overlapped schedule is the aios engine's, so {settingsPath} holds the best plan ({best.TokensPerSecond:N0} tokens/s) and {dsPath} the best DeepSpeed can run ({ds.TokensPerSecond:N0} tokens/s).");
         }

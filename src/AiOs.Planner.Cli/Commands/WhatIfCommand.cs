@@ -50,6 +50,7 @@ public static class WhatIfCommand
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
+                AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
                 OptimizerRamMargin = r.GetValue(search.OptimizerRamMargin),
             };
             var problems = WhatIf.Check(request);

@@ -72,6 +72,19 @@ public static class DeepSpeedConfig
     }
 
     /// <summary>
+    /// Settings of <paramref name="s"/> the config cannot express, each a sentence saying what the config does
+    /// instead, for ds-config and tune --out to print beside it.
+    /// </summary>
+    public static IReadOnlyList<string> Notes(TrainingSettings s)
+    {
+        var notes = new List<string>();
+        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
+            notes.Add("DeepSpeed's offloaded optimizer (DeepSpeedCPUAdam and its NVMe swapper) has no 8-bit state: the config keeps fp32 optimizer " +
+                      "state (12 bytes per parameter, about twice the 8-bit plan's); --optimizer-state 8bit runs only in `aios train`.");
+        return notes;
+    }
+
+    /// <summary>
     /// The settings DeepSpeed can run that come nearest to <paramref name="s"/>, with one note per thing DeepSpeed cannot
     /// express. An optimizer RAM budget (<see cref="TrainingSettings.OptimizerRamBudget"/>) splits the optimizer between RAM
     /// and NVMe; DeepSpeed keeps it on one tier: all in CPU RAM when the budget holds this process's whole optimizer state,

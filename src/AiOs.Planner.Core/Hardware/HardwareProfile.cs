@@ -191,6 +191,8 @@ public sealed record CpuSpec
     public required Figure MemoryBandwidthGbps { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with fp32 master weights, all cores.</summary>
     public required Figure AdamParamsPerS { get; init; }
+    /// <summary>Parameters per second that CPU Adam updates with block-wise 8-bit moments, all cores; null: <see cref="DefaultAdam8Ratio"/> × the fp32 rate.</summary>
+    public Figure? Adam8ParamsPerS { get; init; }
     /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
     public Figure? MatmulGflops { get; init; }
     /// <summary>bf16 matmul rate of all cores, GFLOP/s; without it bf16 training is costed at the fp32 rate.</summary>
@@ -207,6 +209,18 @@ public sealed record CpuSpec
 
     public Bandwidth MemoryBandwidth => Bandwidth.FromGBps(MemoryBandwidthGbps.Value);
 
+    /// <summary>8-bit / fp32 CPU Adam rate measured 2026-12-05 on the 2-core CI VM (docs/benchmarks.md, "8-bit optimizer state: CPU update rate").</summary>
+    public const double DefaultAdam8Ratio = 0.37;
+
+    /// <summary>The 8-bit update rate: the profile's figure, or the fp32 rate × <see cref="DefaultAdam8Ratio"/> with that provenance.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Figure Adam8Rate => Adam8ParamsPerS ?? new Figure(AdamParamsPerS.Value * DefaultAdam8Ratio, new Provenance(FigureSource.Estimate,
+        Method: $"adam_params_per_s × {DefaultAdam8Ratio} (8-bit / fp32 ratio measured 2026-12-05 on the 2-core VM, docs/benchmarks.md 8-bit section)"));
+
+    /// <summary>Parameters per second CPU Adam updates with its state in <paramref name="format"/>.</summary>
+    public double AdamRateFor(Optim.OptimizerStateFormat format) =>
+        format == Optim.OptimizerStateFormat.EightBit ? Adam8Rate.Value : AdamParamsPerS.Value;
+
     public Bytes Ram => Bytes.FromGiB(RamGib.Value);
 
     internal void Validate(ValidationProblems p, string at)
@@ -215,6 +229,7 @@ public sealed record CpuSpec
         p.Positive(at + ".ram_gib", RamGib.Value, HardwareBounds.MaxRamGib, " GiB");
         p.InRange(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
         p.InRange(at + ".adam_params_per_s", AdamParamsPerS.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
+        if (Adam8ParamsPerS is { } a8) p.InRange(at + ".adam8_params_per_s", a8.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         LayerCompute?.Validate(p, at + ".layer_compute");

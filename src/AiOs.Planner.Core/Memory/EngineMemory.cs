@@ -1,5 +1,6 @@
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -96,6 +97,9 @@ public static class EngineMemory
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
 
+    /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
+    private static string EightBitNote(TrainingSettings s) => s.OptimizerState == OptimizerStateFormat.EightBit ? " (block-wise 8-bit)" : "";
+
     /// <summary>Elements of the outer block: token (and learned position) embeddings, final norm, untied head.</summary>
     public static long OuterElements(ModelSpec m) => m.EmbeddingParameters + m.HeadParameters;
 
@@ -171,15 +175,15 @@ public static class EngineMemory
         // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
         bool resident = IsResident(s);
         if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
-            Add("optimizer states", Bytes.OfElements(p, 12), "fp32 master, Adam m and v, managed arrays", "--offload-optimizer nvme");
+            Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays", "--offload-optimizer nvme");
         else if (s.OptimizerOffload == OffloadTier.Nvme)
         {
             var (ramElements, nvmeElements) = OptimizerSplit(m, s);
             if (ramElements > 0)
-                Add("optimizer states", Bytes.OfElements(ramElements, 12), $"fp32 master, Adam m and v of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
+                Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
             if (nvmeElements > 0)
-                Add("optimizer swap buffers", Aligned(Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 16)) * Math.Max(1, s.OptimizerBufferCount),
-                    $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group", "--sub-group-size or --optimizer-buffer-count");
+                Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)) * Math.Max(1, s.OptimizerBufferCount),
+                    $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}", "--sub-group-size or --optimizer-buffer-count");
         }
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
         if (gradients == OffloadTier.Cpu)
@@ -212,7 +216,7 @@ public static class EngineMemory
         var items = new List<MemoryItem>();
         if (s.ParamOffload == OffloadTier.Nvme) items.Add(new MemoryItem("parameters", Bytes.OfElements(p, s.ParamBytes), "one file per unit"));
         if (s.OptimizerOffload == OffloadTier.Nvme && OptimizerSplit(m, s).Nvme is > 0 and var nvme)
-            items.Add(new MemoryItem("optimizer states", Bytes.OfElements(nvme, 12), "fp32 master, Adam m and v per sub-group"));
+            items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
     }
@@ -223,17 +227,17 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
-        cpu += Bytes.OfElements(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram, 12);
+        cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 4);
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
     }
 
-    /// <summary>Elements of optimizer state in RAM and on NVMe with the optimizer on NVMe: <see cref="OptimizerPlacement"/> over the engine's sub-groups.</summary>
+    /// <summary>Elements of optimizer state in RAM and on NVMe with the optimizer on NVMe: <see cref="OptimizerPlacement"/> over the engine's sub-groups at the state format's bytes.</summary>
     public static (long Ram, long Nvme) OptimizerSplit(ModelSpec m, TrainingSettings s)
     {
         var order = OptimizerPlacement.EngineUpdateOrder(m.NumLayers, m.LayerParameters, OuterElements(m), s);
-        return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, 12, s));
+        return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, s.OptimizerState.BytesPerParameter(), s));
     }
 
     private static Bytes Aligned(Bytes bytes) => new((bytes.Value + 4095) / 4096 * 4096);

@@ -1,5 +1,6 @@
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -110,8 +111,9 @@ internal sealed partial class StateLayout
         Place(s.EffectiveGradientOffload, "gradient partition", Bytes.OfElements(partition, gradPartitionBytes),
             Bytes.OfElements(nodeShare, gradPartitionBytes), s.PinMemory, "fp32, read by the optimizer", ref statesGpu, ref statesCpu);
 
-        Place(s.OptimizerOffload, "optimizer states", Bytes.OfElements(partition, optimizerBytes), Bytes.OfElements(nodeShare, optimizerBytes),
-            s.PinMemory, s.IsMixedPrecision ? "fp32 master weights, Adam m and v" : "Adam m and v, fp32", ref statesGpu, ref statesCpu);
+        string moments = s.OptimizerState == OptimizerStateFormat.EightBit ? "Adam m and v block-wise 8-bit" : "Adam m and v";
+        Place(s.OptimizerOffload, "optimizer states", OptimizerState(s, partition), OptimizerState(s, nodeShare),
+            s.PinMemory, s.IsMixedPrecision ? $"fp32 master weights, {moments}" : $"{moments}, fp32 parameters", ref statesGpu, ref statesCpu);
 
         // Swap buffers: DeepSpeed's aio reads and writes only pinned buffers.
         if (s.ParamOffload == OffloadTier.Nvme)
@@ -150,6 +152,14 @@ internal sealed partial class StateLayout
 
     /// <summary>Optimizer state per parameter: fp32 master weights and Adam's m and v in mixed precision, m and v in fp32.</summary>
     public static int OptimizerStateBytes(TrainingSettings s) => s.IsMixedPrecision ? 12 : 8;
+
+    /// <summary>
+    /// Optimizer state of <paramref name="elements"/> parameters in the settings' format: fp32 master (mixed precision
+    /// only) and both moments, 8-bit moments with their per-block fp32 scales (about half the fp32 bytes).
+    /// </summary>
+    public static Bytes OptimizerState(TrainingSettings s, long elements) => s.OptimizerState == OptimizerStateFormat.Fp32
+        ? Bytes.OfElements(elements, OptimizerStateBytes(s))
+        : s.OptimizerState.MomentBytes(elements) * 2 + (s.IsMixedPrecision ? Bytes.OfElements(elements, 4) : Bytes.Zero);
 
     /// <summary>Autocast's 2-byte copies of every matmul weight (layers and the output matrix).</summary>
     public static Bytes AutocastCacheOf(ModelSpec m) =>

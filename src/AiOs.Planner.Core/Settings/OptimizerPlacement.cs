@@ -20,10 +20,11 @@ public static class OptimizerPlacement
 {
     /// <summary>
     /// For each sub-group in update order (<paramref name="elementsInUpdateOrder"/>, elements each), whether its state
-    /// stays in RAM under the settings' optimizer RAM budget at <paramref name="stateBytesPerElement"/> bytes per element. All
+    /// stays in RAM under the settings' optimizer RAM budget at <paramref name="stateBytesPerElement"/> bytes per element
+    /// (the state format's: 12 for fp32, <see cref="Optim.OptimizerStateFormats.BytesPerParameter"/> for 8-bit). All
     /// false when the optimizer is not on NVMe or there is no budget: nothing is split then.
     /// </summary>
-    public static bool[] InRam(IReadOnlyList<long> elementsInUpdateOrder, int stateBytesPerElement, TrainingSettings settings)
+    public static bool[] InRam(IReadOnlyList<long> elementsInUpdateOrder, double stateBytesPerElement, TrainingSettings settings)
     {
         ArgumentNullException.ThrowIfNull(elementsInUpdateOrder);
         ArgumentNullException.ThrowIfNull(settings);
@@ -33,14 +34,15 @@ public static class OptimizerPlacement
     }
 
     /// <summary>The rule itself: the longest suffix of the update order whose states fit in <paramref name="budget"/>.</summary>
-    public static bool[] InRam(IReadOnlyList<long> elementsInUpdateOrder, int stateBytesPerElement, Bytes budget)
+    public static bool[] InRam(IReadOnlyList<long> elementsInUpdateOrder, double stateBytesPerElement, Bytes budget)
     {
         ArgumentNullException.ThrowIfNull(elementsInUpdateOrder);
         var inRam = new bool[elementsInUpdateOrder.Count];
         long left = Math.Max(0, budget.Value);
         for (int i = inRam.Length - 1; i >= 0; i--)
         {
-            long bytes = elementsInUpdateOrder[i] * (long)stateBytesPerElement;
+            // 8-bit state has a fractional rate (its block scales): round each sub-group up.
+            long bytes = (long)Math.Ceiling(elementsInUpdateOrder[i] * stateBytesPerElement);
             if (bytes > left) break;
             inRam[i] = true;
             left -= bytes;

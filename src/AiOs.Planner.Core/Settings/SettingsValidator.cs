@@ -38,6 +38,9 @@ public static class SettingsValidator
                 $"a RAM budget of {budget} splits optimizer sub-groups between RAM and NVMe, but the optimizer is {(s.OptimizerOffload == OffloadTier.None ? "on the GPU" : "all in CPU RAM already")}: add --offload-optimizer nvme (with --nvme-offload-path), or drop --optimizer-ram-budget");
         if (model is not null && s.SeqLen > model.MaxSeqLen && model.Positions == PositionKind.Learned)
             Add("--seq-len", "$.seq_len", $"sequence length {s.SeqLen} exceeds {model.Name}'s max_seq_len ({model.MaxSeqLen}, learned positions)");
+        // The device optimizer is a fused fp32 AdamW; block-wise 8-bit moments exist only in the CPU optimizer.
+        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None)
+            Add("--optimizer-state", "$.optimizer_state", "8-bit optimizer state runs in the CPU optimizer: offload the optimizer (--offload-optimizer cpu|nvme)");
         return problems;
     }
 
@@ -80,6 +83,7 @@ public static class SettingsValidator
         Enum<Precision>(problems, "--precision", "$.precision", s.Precision);
         Enum<StepSchedule>(problems, "--schedule", "$.schedule", s.Schedule);
         Enum<ExecutorKind>(problems, "--executor", "$.executor", s.Executor);
+        Enum<Optim.OptimizerStateFormat>(problems, "--optimizer-state", "$.optimizer_state", s.OptimizerState);
 
         Range("--micro-batch", "$.micro_batch", "micro-batch", s.MicroBatch, 1, MaxMicroBatch);
         Range("--seq-len", "$.seq_len", "sequence length", s.SeqLen, 1, ModelSpec.MaxSequence);

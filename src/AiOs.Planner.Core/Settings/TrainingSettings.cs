@@ -190,6 +190,9 @@ public sealed record TrainingSettings
     /// matrices (heads × seq per token) are kept for backward; false: a fused kernel (SDPA) that keeps none.
     /// </summary>
     public bool EagerAttention { get; init; }
+    /// <summary>How the CPU optimizer stores Adam's moments in RAM, on NVMe and in checkpoints: fp32, or block-wise 8-bit (needs the optimizer offloaded).</summary>
+    [JsonConverter(typeof(OptimizerStateJsonConverter))]
+    public Optim.OptimizerStateFormat OptimizerState { get; init; } = Optim.OptimizerStateFormat.Fp32;
 
     [JsonIgnore]
     public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;

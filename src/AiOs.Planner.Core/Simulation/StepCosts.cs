@@ -93,7 +93,7 @@ public sealed class StepCosts
         double write = hw.Drives.Sum(d => d.SwapWriteRate(s.Aio, nvmeWorkingSet).BytesPerSecond);
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
-        _adamPerSecond = hw.Cpu.AdamParamsPerS.Value / gpusPerNode;
+        _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState) / gpusPerNode;
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value

@@ -62,6 +62,11 @@ public sealed record TuneRequest
     /// <summary>Seed of the local search, so the same request gives the same answer.</summary>
     public int Seed { get; init; } = 20261127;
     public ComputeModel? ComputeModel { get; init; }
+    /// <summary>
+    /// Whether candidates that offload the optimizer may keep its state block-wise 8-bit (half the bytes in RAM and on
+    /// NVMe, a slower CPU update, a small quality cost); false keeps <see cref="Base"/>'s format.
+    /// </summary>
+    public bool AllowEightBitOptimizer { get; init; }
 }
 
 /// <summary>One evaluated candidate.</summary>

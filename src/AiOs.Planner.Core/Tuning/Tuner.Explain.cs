@@ -1,4 +1,5 @@
 using System.Globalization;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -38,6 +39,7 @@ public static partial class Tuner
             double slower = best.TokensPerSecond > 0 ? 1 - alt.TokensPerSecond / best.TokensPerSecond : 0;
             lines.Add(I($"Next: {Describe(alt.Settings)}: {slower:P0} slower ({alt.Bottleneck}-bound), host RAM {alt.HostPeak}, {GlobalBatch(alt)}."));
         }
+        lines.AddRange(ExplainStateFormat(r, result));
         var ds = result.DeepSpeedBest;
         if (ds is null)
             lines.Add("DeepSpeed can run none of the candidates that fit: only the aios engine's overlapped schedule fits, so there is no ds_config.json to write.");
@@ -58,6 +60,21 @@ public static partial class Tuner
         return lines;
     }
 
+    /// <summary>Why the best keeps its optimizer state in the format it does, when the search could choose (--allow-8bit-optimizer).</summary>
+    private static IEnumerable<string> ExplainStateFormat(TuneRequest r, TuneResult result)
+    {
+        var best = result.Best!;
+        if (!r.AllowEightBitOptimizer || best.Settings.OptimizerOffload == OffloadTier.None) yield break;
+        var s = best.Settings;
+        var other = s with { OptimizerState = s.OptimizerState == Optim.OptimizerStateFormat.Fp32 ? Optim.OptimizerStateFormat.EightBit : Optim.OptimizerStateFormat.Fp32 };
+        var twin = result.ParetoFront.Concat(result.Alternatives).FirstOrDefault(c => c.Settings == other);
+        string versus = twin is { TokensPerSecond: > 0 } ? string.Create(CultureInfo.InvariantCulture, $" (the same plan in {other.OptimizerState.Name()}: {twin.TokensPerSecond:N0} tokens/s)") : "";
+        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
+            yield return $"8-bit optimizer state (--allow-8bit-optimizer): the moments are block-wise 8-bit, about half the state's bytes in RAM and on NVMe, which pays because the step is {best.Bottleneck}-bound{versus}; the CPU update runs at about {r.Hardware.Cpu.Adam8Rate.Value / r.Hardware.Cpu.AdamParamsPerS.Value:0.00}× the fp32 rate, and 8-bit moments can cost a little quality (docs/user-guide.md). DeepSpeed keeps fp32 state, so a ds_config.json comes from an fp32 plan.";
+        else
+            yield return $"fp32 optimizer state: 8-bit (--allow-8bit-optimizer) was searched but does not pay here: the step is {best.Bottleneck}-bound and the 8-bit CPU update is slower{versus}.";
+    }
+
     /// <summary>A candidate's global batch in words: sequences and tokens per optimizer step.</summary>
     public static string GlobalBatch(Candidate c) =>
         string.Create(CultureInfo.InvariantCulture, $"{c.SequencesPerStep:N0} sequences ({c.TokensPerStep:N0} tokens) per optimizer step");
@@ -69,6 +86,7 @@ public static partial class Tuner
         return $"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters on {Tier(s.ParamOffload)}, optimizer on {Tier(s.OptimizerOffload)}, " +
                $"micro-batch {s.MicroBatch} × {s.GradAccumulation}{(s.ActivationCheckpointing ? ", checkpointing" : "")}" +
                (s.OptimizerOffload != OffloadTier.None ? $", {(s.Schedule == StepSchedule.Overlapped ? "overlapped" : "DeepSpeed")} schedule" : "") +
+               (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "") +
                (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 } budget ? $", optimizer RAM budget {budget} (the sub-groups updated last stay in RAM)" : "");
     }
 

@@ -20,6 +20,8 @@ public static partial class Tuner
     /// <summary>Whether DeepSpeed can run these settings as planned: its own step schedule, gradients kept with the optimizer.</summary>
     public static bool RunsOnDeepSpeed(TrainingSettings s) =>
         s.Schedule == StepSchedule.DeepSpeed && (s.GradientOffload is null || s.GradientOffload == s.OptimizerOffload)
+        // DeepSpeed's offloaded optimizer keeps fp32 state: an 8-bit plan is the aios engine's only.
+        && s.OptimizerState == Optim.OptimizerStateFormat.Fp32
         // DeepSpeed keeps the optimizer on one tier: a RAM budget splitting it is the aios engine's.
         && !(s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 });
 
@@ -45,7 +47,7 @@ public static partial class Tuner
     /// <summary>The simplest candidate (no ZeRO, nothing offloaded, one sequence): what is wrong with it, the tuner cannot fix.</summary>
     internal static TrainingSettings Simplest(TuneRequest r) => StructureBase(r) with
     {
-        ZeroStage = ZeroStage.None, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None,
+        ZeroStage = ZeroStage.None, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, OptimizerState = Optim.OptimizerStateFormat.Fp32,
         Schedule = StepSchedule.DeepSpeed, ActivationCheckpointing = false, MicroBatch = 1, GradAccumulation = 1,
     };
 
@@ -92,18 +94,29 @@ public static partial class Tuner
         return shapes;
     }
 
-    /// <summary>Every structure: placement × checkpointing × schedule × batch shape.</summary>
+    /// <summary>
+    /// The optimizer-state formats a placement may use: fp32 with the optimizer on the GPU (the fused device AdamW has no
+    /// 8-bit kernel); when offloaded, both formats if <see cref="TuneRequest.AllowEightBitOptimizer"/>, else the base's.
+    /// </summary>
+    internal static Optim.OptimizerStateFormat[] StateFormats(TuneRequest r, OffloadTier optimizer) =>
+        optimizer == OffloadTier.None ? [Optim.OptimizerStateFormat.Fp32]
+        : r.AllowEightBitOptimizer ? [Optim.OptimizerStateFormat.Fp32, Optim.OptimizerStateFormat.EightBit]
+        : [r.Base.OptimizerState];
+
+    /// <summary>Every structure: placement × optimizer-state format × checkpointing × schedule × batch shape.</summary>
     private static IEnumerable<TrainingSettings> Structures(TuneRequest r)
     {
         var b = StructureBase(r);
         var shapes = BatchShapes(r, World(b, r.Hardware));
-        foreach (var (stage, param, optimizer) in Placements(b, r.Model, r.Hardware))
+        foreach (var (stage, param, optimizer) in Placements(b with { OptimizerState = Optim.OptimizerStateFormat.Fp32 }, r.Model, r.Hardware))
+          foreach (var format in StateFormats(r, optimizer))
             foreach (bool checkpointing in new[] { false, true })
                 foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
                     foreach (var (micro, accumulation) in shapes)
                     {
                         var s = b with
                         {
+                            OptimizerState = format,
                             ZeroStage = stage,
                             ParamOffload = param,
                             OptimizerOffload = optimizer,

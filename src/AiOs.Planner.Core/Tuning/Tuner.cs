@@ -133,7 +133,7 @@ public static partial class Tuner
     internal static string StructureKey(Candidate c)
     {
         var s = c.Settings;
-        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.ActivationCheckpointing}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}";
+        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}";
     }
 
     /// <summary>Feasible candidates that no other beats on both tokens per second and host RAM.</summary>

@@ -26,6 +26,8 @@ public sealed record WhatIfRequest
     public int? GlobalBatch { get; init; }
     /// <summary>As <see cref="TuneRequest.MemoryHeadroom"/>.</summary>
     public double MemoryHeadroom { get; init; } = TuneRequest.DefaultMemoryHeadroom;
+    /// <summary>As <see cref="TuneRequest.AllowEightBitOptimizer"/>.</summary>
+    public bool AllowEightBitOptimizer { get; init; }
     /// <summary>As <see cref="TuneRequest.OptimizerRamMargin"/>.</summary>
     public double OptimizerRamMargin { get; init; } = TuneRequest.DefaultOptimizerRamMargin;
 }
@@ -92,6 +94,7 @@ public static class WhatIf
     {
         Model = model, Hardware = profile, Base = baseSettings, Budget = request.Budget, MaxGradAccumulation = request.MaxGradAccumulation,
         MaxMicroBatch = request.MaxMicroBatch, GlobalBatch = request.GlobalBatch, MemoryHeadroom = request.MemoryHeadroom,
+        AllowEightBitOptimizer = request.AllowEightBitOptimizer,
         OptimizerRamMargin = request.OptimizerRamMargin,
     };
 }

@@ -89,7 +89,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
                 _store, Io, Trace, _copies);
             long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
-            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace);
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace,
+                EightBitMoments.For(spec, settings, options));
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
@@ -157,7 +158,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
     {
         var (master, m, v) = _optim.ReadState(u);
         return new Checkpoints.UnitState(master, m, v);
-    }, _scaler?.State);
+    }, _scaler?.State, _settings.OptimizerState);
 
     /// <summary>Restores master weights, moments, working parameters and the step count from a checkpoint folder.</summary>
     public void RestoreCheckpoint(string folder)

@@ -9,7 +9,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// <summary>The optimizer store as the step program's handler: read, update and write the sub-group it is given, in the swap slot the program names.</summary>
 internal sealed partial class OptimizerStates
 {
-    /// <summary>NVMe states: one [master | m | v | gradient] buffer per slot.</summary>
+    /// <summary>NVMe states: one [master | m | v | gradient] buffer per slot (8-bit: [master | moments | gradient], see <see cref="GradientOffset"/>).</summary>
     private AlignedBuffer[] _slots = [];
     /// <summary>States in RAM: the gradient a read brought into each slot (gradients on NVMe).</summary>
     private float[][] _gradientSlots = [];
@@ -26,15 +26,15 @@ internal sealed partial class OptimizerStates
             foreach (SubGroupRef kept in optimizerOps.Select(o => o.SubGroup!.Value).Where(g => g.KeptInRam).Distinct())
             {
                 SubGroup g = GroupOf(UnitOf(kept.Unit), kept);
-                _ram[g.Unit][g.Index] ??= new RamGroup(g.Elements);
+                _ram[g.Unit][g.Index] ??= new RamGroup(g.Elements, _q8 is null);
             }
         var nvmeOps = optimizerOps.Where(o => !InRam(GroupOf(UnitOf(o.SubGroup!.Value.Unit), o.SubGroup!.Value))).ToList();
         var ramOps = optimizerOps.Except(nvmeOps).ToList();
         int nvmeSlots = nvmeOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
         int ramSlots = ramOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
-        int largestNvme = _groups.SelectMany(g => g).Where(g => !InRam(g)).Select(g => g.Elements).DefaultIfEmpty(0).Max();
+        long largestNvme = _groups.SelectMany(g => g).Where(g => !InRam(g)).Select(g => GradientOffset(g) + 4L * g.Elements).DefaultIfEmpty(0).Max();
         int largestRam = _groups.SelectMany(g => g).Where(InRam).Select(g => g.Elements).DefaultIfEmpty(0).Max();
-        long bytes = (16L * largestNvme + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+        long bytes = (largestNvme + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
         DisposeSlots();
         _slots = Enumerable.Range(0, largestNvme > 0 ? nvmeSlots : 0).Select(_ => new AlignedBuffer(new Bytes(bytes))).ToArray();
         _gradientSlots = Enumerable.Range(0, ramSlots).Select(_ => new float[largestRam]).ToArray();
@@ -59,11 +59,11 @@ internal sealed partial class OptimizerStates
         if (!InRam(g))
         {
             AlignedBuffer buffer = _slots[slot];
-            Span<float> gradientPart = buffer.AsFloats(3L * g.Elements, g.Elements);
-            _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(buffer.AsFloats(0, 3 * g.Elements)));
+            Span<float> gradientPart = buffer.AsFloats(GradientOffset(g) / sizeof(float), g.Elements);
+            _store!.Read(Key(g), 0, buffer.AsSpan(0, (int)StateBytes(g)));
             ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
             if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
-            _io.Read(StorageTier.Nvme, 12L * g.Elements);
+            _io.Read(StorageTier.Nvme, StateBytes(g));
             return;
         }
         Span<float> into = _gradientSlots[slot].AsSpan(0, g.Elements);
@@ -79,6 +79,13 @@ internal sealed partial class OptimizerStates
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
         Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+        if (_q8 is not null)
+        {
+            StepEightBit(g, slot, gradients, scale, step, bf16);
+            if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+            else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
+            return;
+        }
         Span<float> master, m, v;
         ReadOnlySpan<float> gradient;
         if (!InRam(g))
@@ -111,13 +118,19 @@ internal sealed partial class OptimizerStates
     public void Write(SubGroup g, int slot)
     {
         if (InRam(g)) throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} is kept in RAM; the program was built for other settings.");
-        _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(_slots[slot].AsFloats(0, 3 * g.Elements)));
-        _io.Written(StorageTier.Nvme, 12L * g.Elements);
+        _store!.Write(Key(g), 0, _slots[slot].AsSpan(0, (int)StateBytes(g)));
+        _io.Written(StorageTier.Nvme, StateBytes(g));
     }
 
     /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
     public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
         InRam(g) ? RamState(g).Master : _slots[slot].AsFloats(0, g.Elements);
+
+    /// <summary>
+    /// Where a slot keeps the sub-group's gradient: right after an fp32 state (12 bytes per element), after an 8-bit
+    /// state 64-byte aligned (its length need not be a multiple of 4).
+    /// </summary>
+    private long GradientOffset(SubGroup g) => _q8 is null ? 12L * g.Elements : (StateBytes(g) + 63) / 64 * 64;
 
     private void DisposeSlots()
     {

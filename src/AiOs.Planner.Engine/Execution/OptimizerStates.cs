@@ -35,7 +35,9 @@ internal interface IBf16Sink
 /// (the optimizer RAM budget, <see cref="Settings.OptimizerPlacement"/>) stay in RAM and are updated in place;
 /// the rest go through the swap slots. The program orders the reads, updates and writes (pipelining is its
 /// dependencies) and names the slot each uses (<see cref="Prepare"/>); <see cref="Update"/> serves the
-/// in-memory reference trainer.
+/// in-memory reference trainer. With 8-bit state (<c>--optimizer-state 8bit</c>, <see cref="EightBitMoments"/>) a RAM
+/// sub-group keeps its fp32 master in its array and its moments as 8-bit codes and scales; a swapped one is one object
+/// [master | m codes | v codes | scales] (<see cref="StateBytes"/>).
 /// </summary>
 internal sealed partial class OptimizerStates : IDisposable
 {
@@ -50,9 +52,13 @@ internal sealed partial class OptimizerStates : IDisposable
     private readonly BlockingCollection<AlignedBuffer>? _buffers;
     private readonly List<AlignedBuffer> _allBuffers = [];
     private float[]? _gradientScratch;
+    /// <summary>8-bit moments (<c>--optimizer-state 8bit</c>): they replace the fp32 m and v of RAM sub-groups and of the swap objects; null in fp32.</summary>
+    private readonly EightBitMoments? _q8;
 
-    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace)
+    public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace,
+        EightBitMoments? eightBit = null)
     {
+        _q8 = eightBit;
         if (subGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(subGroupSize), "sub_group_size must be at least 1.");
         _tier = tier == StorageTier.Nvme ? StorageTier.Nvme : StorageTier.Cpu;
         _step = step;
@@ -61,15 +67,15 @@ internal sealed partial class OptimizerStates : IDisposable
         _trace = trace;
         _groups = unitElements.Select((n, u) => Split(u, n, subGroupSize)).ToArray();
         // On the CPU tier every sub-group is in RAM from the start; on NVMe, Prepare brings in those the program keeps in RAM.
-        _ram = _groups.Select(gs => gs.Select(g => _tier == StorageTier.Cpu ? new RamGroup(g.Elements) : null).ToArray()).ToArray();
+        _ram = _groups.Select(gs => gs.Select(g => _tier == StorageTier.Cpu ? new RamGroup(g.Elements, _q8 is null) : null).ToArray()).ToArray();
         if (_tier == StorageTier.Nvme)
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
-            int largest = _groups.SelectMany(g => g).Max(g => g.Elements);
+            long largest = _groups.SelectMany(g => g).Max(StateBytes);
             _buffers = new BlockingCollection<AlignedBuffer>();
             // One buffer for initialising the swap files; the program's slots are allocated by Prepare.
             // 4096-byte aligned native memory, so O_DIRECT moves the state without a bounce copy.
-            long bytes = (12L * largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
+            long bytes = (largest + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
             var buffer = new AlignedBuffer(new Bytes(bytes));
             _allBuffers.Add(buffer);
             _buffers.Add(buffer);
@@ -99,12 +105,18 @@ internal sealed partial class OptimizerStates : IDisposable
 
     private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
 
-    /// <summary>A sub-group's state in RAM: three arrays, so a sub-group of up to 2^31 − 1 elements fits (one array of 3n would not).</summary>
-    private sealed class RamGroup(int elements)
+    /// <summary>Bytes of the sub-group's swap object: [master | m | v] in fp32 (12 per element), or the master and 8-bit moments.</summary>
+    private long StateBytes(SubGroup g) => _q8?.StateBytes(g) ?? 12L * g.Elements;
+
+    /// <summary>
+    /// A sub-group's state in RAM: three arrays, so a sub-group of up to 2^31 − 1 elements fits (one array of 3n would not).
+    /// Without <paramref name="fp32Moments"/> (8-bit state) m and v are empty: <see cref="EightBitMoments.InRam"/> holds them.
+    /// </summary>
+    private sealed class RamGroup(int elements, bool fp32Moments)
     {
         public float[] Master { get; } = new float[elements];
-        public float[] M { get; } = new float[elements];
-        public float[] V { get; } = new float[elements];
+        public float[] M { get; } = fp32Moments ? new float[elements] : [];
+        public float[] V { get; } = fp32Moments ? new float[elements] : [];
     }
 
     /// <summary>The sub-group's state in RAM.</summary>
@@ -121,13 +133,14 @@ internal sealed partial class OptimizerStates : IDisposable
                 master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
                 Array.Clear(ram.M);
                 Array.Clear(ram.V);
+                _q8?.InRam(g).Clear();
                 continue;
             }
             AlignedBuffer buffer = _buffers!.Take();
-            Span<float> state = buffer.AsFloats(0, 3 * g.Elements);
+            Span<byte> state = buffer.AsSpan(0, (int)StateBytes(g));
             state.Clear();
-            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
-            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state));
+            master.Slice((int)g.Offset, g.Elements).CopyTo(MemoryMarshal.Cast<byte, float>(state));
+            _store!.Write(Key(g), 0, state);
             _buffers.Add(buffer);
         }
     }
@@ -148,6 +161,12 @@ internal sealed partial class OptimizerStates : IDisposable
     {
         long n = _groups[unit].Sum(g => (long)g.Elements);
         float[] master = new float[n], m = new float[n], v = new float[n];
+        if (_q8 is not null)
+        {
+            foreach (SubGroup g in _groups[unit])
+                _q8.Decode(g, ReadEightBit(g, master.AsSpan((int)g.Offset, g.Elements)), m.AsSpan((int)g.Offset, g.Elements), v.AsSpan((int)g.Offset, g.Elements));
+            return (master, m, v);
+        }
         foreach (SubGroup g in _groups[unit])
         {
             if (InRam(g))
@@ -169,6 +188,11 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>Replaces the master weights and moments of <paramref name="unit"/> (restoring a checkpoint).</summary>
     public void SetState(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
     {
+        if (_q8 is not null)
+        {
+            SetEightBit(unit, master, expAvg, expAvgSq);
+            return;
+        }
         foreach (SubGroup g in _groups[unit])
         {
             if (InRam(g))
@@ -207,11 +231,12 @@ internal sealed partial class OptimizerStates : IDisposable
             Span<float> master = ram.Master, m = ram.M, v = ram.V;
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
-                if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scaleOf(g.Unit));
+                if (_q8 is not null) _q8.Step(g, master, gradient, _q8.InRam(g), step, scaleOf(g.Unit), bf16);
+                else if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scaleOf(g.Unit));
                 else _step.Update(master, gradient, m, v, step, scaleOf(g.Unit), bf16);
             }
-            _io.Read(StorageTier.Cpu, 12L * g.Elements);
-            _io.Written(StorageTier.Cpu, 12L * g.Elements);
+            _io.Read(StorageTier.Cpu, StateBytes(g));
+            _io.Written(StorageTier.Cpu, StateBytes(g));
             if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, master);
             else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
         }

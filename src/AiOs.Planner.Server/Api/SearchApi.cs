@@ -33,6 +33,7 @@ internal static class SearchApi
             MaxMicroBatch = ApiInputs.Value(body, "max_micro_batch", Tuning.TuneRequest.DefaultMaxMicroBatch),
             GlobalBatch = ApiInputs.Value<int?>(body, "global_batch", null),
             MemoryHeadroom = ApiInputs.Value(body, "memory_headroom", Tuning.TuneRequest.DefaultMemoryHeadroom),
+            AllowEightBitOptimizer = ApiInputs.Value(body, "allow_8bit_optimizer", false),
         };
     }
 
@@ -62,6 +63,7 @@ internal static class SearchApi
             MaxMicroBatch = ApiInputs.Value(body, "max_micro_batch", Tuning.TuneRequest.DefaultMaxMicroBatch),
             GlobalBatch = ApiInputs.Value<int?>(body, "global_batch", null),
             MemoryHeadroom = ApiInputs.Value(body, "memory_headroom", Tuning.TuneRequest.DefaultMemoryHeadroom),
+            AllowEightBitOptimizer = ApiInputs.Value(body, "allow_8bit_optimizer", false),
         };
     }
 

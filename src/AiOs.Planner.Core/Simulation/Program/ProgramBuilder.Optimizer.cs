@@ -1,4 +1,5 @@
 using AiOs.Planner.Memory;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -7,11 +8,28 @@ namespace AiOs.Planner.Simulation.Program;
 /// <summary>Optimizer operations: after backward over sub-groups (DeepSpeed), or per layer during backward (overlapped).</summary>
 internal sealed partial class ProgramBuilder
 {
-    private int OptimizerStateBytes => _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s);
+    /// <summary>
+    /// Optimizer state of <paramref name="n"/> parameters as swapped with NVMe. In 8-bit the engine's sub-groups hold
+    /// [fp32 master | m codes | v codes | scales] whatever the precision (its shape fixes the master); otherwise the memory model's bytes.
+    /// </summary>
+    private Bytes OptimizerState(long n) => _s.OptimizerState == OptimizerStateFormat.Fp32
+        ? Bytes.OfElements(n, _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s))
+        : _shape.OptimizerStateBytes is not null ? _s.OptimizerState.StateBytes(n) : StateLayout.OptimizerState(_s, n);
 
-    /// <summary>Bytes per parameter read from NVMe before an update: optimizer states when they live there, fp32 gradients when they do.</summary>
-    private int OptimizerReadBytes(bool statesOnNvme) =>
-        (statesOnNvme ? OptimizerStateBytes : 0) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? 4 : 0);
+    /// <summary>
+    /// Optimizer-state bytes per parameter for <see cref="OptimizerPlacement"/>: the format's (8-bit: its
+    /// <see cref="OptimizerStateFormats.BytesPerParameter"/>, less the master when the memory model keeps none).
+    /// </summary>
+    private double OptimizerStateBytes => _s.OptimizerState == OptimizerStateFormat.Fp32
+        ? _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s)
+        : _s.OptimizerState.BytesPerParameter() - (_shape.OptimizerStateBytes is null && !_s.IsMixedPrecision ? 4 : 0);
+
+    /// <summary>Whether an update of a sub-group reads from NVMe first: its optimizer states when they live there, fp32 gradients when they do.</summary>
+    private bool ReadsBeforeUpdate(bool statesOnNvme) => statesOnNvme || _s.EffectiveGradientOffload == OffloadTier.Nvme;
+
+    /// <summary>Bytes read from NVMe before updating <paramref name="n"/> parameters.</summary>
+    private Bytes OptimizerRead(long n, bool statesOnNvme) =>
+        (statesOnNvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero);
 
     /// <summary>Sub-groups (unit, index) whose state <see cref="OptimizerPlacement"/> keeps in RAM; null until first asked.</summary>
     private HashSet<(UnitId, int)>? _keptInRam;
@@ -71,12 +89,12 @@ internal sealed partial class ProgramBuilder
         UnitId id = IdOf(unit);
         int last = gradDone;
         bool nvme = StatesOnNvme(Placed(new SubGroupRef(id, 0, 0, n)));
-        if (OptimizerReadBytes(nvme) > 0)
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], Bytes.OfElements(n, OptimizerReadBytes(nvme)), parameters: n);
+        if (ReadsBeforeUpdate(nvme))
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], OptimizerRead(n, nvme), parameters: n);
         int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, id, mb, [last], parameters: n);
         last = step;
         if (nvme)
-            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, id, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+            last = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, StepPhase.Backward, id, mb, [step], OptimizerState(n),
                 parameters: n, write: true);
         int writeBack = EmitWriteBack(StepPhase.Backward, id, null, mb, step, n);
         return writeBack >= 0 ? writeBack : last;
@@ -131,12 +149,12 @@ internal sealed partial class ProgramBuilder
         int k = _subGroupSteps.Count;
         int slot = k % OptimizerSlots;
         int read = -1;
-        if (OptimizerReadBytes(nvme) > 0)
+        if (ReadsBeforeUpdate(nvme))
         {
             // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
             int buffer = _s.PipelineRead ? (k >= 2 ? _subGroupSteps[k - 2] : -1) : _previousTail;
             read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, buffer >= 0 ? [.. start, buffer] : start,
-                Bytes.OfElements(n, OptimizerReadBytes(nvme)), parameters: n, subGroup: g, slot: slot);
+                OptimizerRead(n, nvme), parameters: n, subGroup: g, slot: slot);
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
@@ -144,7 +162,7 @@ internal sealed partial class ProgramBuilder
         _subGroupSteps.Add(step);
         int tail = step;
         if (nvme)
-            tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, phase, g.Unit, mb, [step], Bytes.OfElements(n, OptimizerStateBytes),
+            tail = Add(OpKind.OptimizerWrite, ResourceKind.Nvme, phase, g.Unit, mb, [step], OptimizerState(n),
                 parameters: n, write: true, subGroup: g, slot: slot);
         int writeBack = EmitWriteBack(phase, g.Unit, g, mb, step, n, read >= 0 ? slot : -1);
         _previousTail = tail;

@@ -1,0 +1,59 @@
+using System.Runtime.InteropServices;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.IO;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>The optimizer store with 8-bit moments (<see cref="EightBitMoments"/>): where its master and moments are read, updated and written.</summary>
+internal sealed partial class OptimizerStates
+{
+    /// <summary>Copies the sub-group's master into <paramref name="master"/> and returns its 8-bit moments (from RAM, or read from its swap object).</summary>
+    private ReadOnlySpan<byte> ReadEightBit(SubGroup g, Span<float> master)
+    {
+        if (InRam(g))
+        {
+            RamState(g).Master.CopyTo(master);
+            return _q8!.InRam(g);
+        }
+        var state = new byte[StateBytes(g)];
+        _store!.Read(Key(g), 0, state);
+        MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)).CopyTo(master);
+        return state.AsSpan(4 * g.Elements);
+    }
+
+    /// <summary>Sets a unit's master and quantises its fp32 moments into each sub-group (restoring a checkpoint).</summary>
+    private void SetEightBit(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
+    {
+        foreach (SubGroup g in _groups[unit])
+        {
+            var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
+            if (InRam(g))
+            {
+                master[range].CopyTo(RamState(g).Master);
+                _q8!.Encode(g, expAvg[range], expAvgSq[range], _q8.InRam(g));
+                continue;
+            }
+            var state = new byte[StateBytes(g)];
+            master[range].CopyTo(MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)));
+            _q8!.Encode(g, expAvg[range], expAvgSq[range], state.AsSpan(4 * g.Elements));
+            _store!.Write(Key(g), 0, state);
+        }
+    }
+
+    /// <summary>OptimizerStep with 8-bit moments: the state in slot <paramref name="slot"/> (swapped) or in RAM, one BlockwiseAdam pass per block.</summary>
+    private void StepEightBit(SubGroup g, int slot, GradientStore gradients, float scale, int step, Span<ushort> bf16)
+    {
+        int n = g.Elements;
+        if (!InRam(g))
+        {
+            AlignedBuffer buffer = _slots[slot];
+            _q8!.Step(g, buffer.AsFloats(0, n), buffer.AsFloats(GradientOffset(g) / sizeof(float), n), buffer.AsSpan(4L * n, (int)_q8.MomentBytes(g)), step, scale, bf16);
+            return;
+        }
+        _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+        ReadOnlySpan<float> gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, n) : gradients.Get(g, _gradientScratch);
+        _io.Read(StorageTier.Cpu, StateBytes(g));
+        _io.Written(StorageTier.Cpu, StateBytes(g));
+        _q8!.Step(g, RamState(g).Master, gradient, _q8.InRam(g), step, scale, bf16);
+    }
+}
