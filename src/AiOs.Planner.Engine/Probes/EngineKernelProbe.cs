@@ -89,14 +89,17 @@ public static class EngineKernelProbe
                 var incoming = randn([mb, seq, h], dtype, device);
                 // The floor is a few hundred microseconds of host work: more repeats steady its median against scheduling noise.
                 int repeats = (mb, seq) == options.FloorShape ? 4 * Math.Max(1, options.Repeats) : options.Repeats;
-                double forward = Median(repeats, () => Time(() => { using var _ = no_grad(); layer.forward(input).Dispose(); }));
+                // Each pass re-seeds the dropout generators as the trainers do before every unit (DropoutReplay), so the
+                // floor holds that host work too.
+                var replay = new DropoutReplay(options.Seed, 1, 0);
+                double forward = Median(repeats, () => Time(() => { using var _ = no_grad(); replay.Before(0, device); layer.forward(input).Dispose(); }));
                 var passes = new List<(double Recompute, double Backward)>();
                 for (int i = 0; i <= Math.Max(1, repeats); i++)
                 {
                     using var inner = NewDisposeScope();
                     var x = input.detach().requires_grad_(true);
                     Tensor output = null!;
-                    double recompute = Time(() => output = layer.forward(x));
+                    double recompute = Time(() => { replay.Before(0, device); output = layer.forward(x); });
                     double backward = Time(() => output.backward([incoming]));
                     parameters.ClearGradients();
                     if (i > 0) passes.Add((recompute, backward)); // the first is the warm-up
