@@ -143,8 +143,21 @@ public static class EngineMemory
         }
         // LayerwiseTrainer always runs forward without autograd and recomputes in backward: layer inputs stay, one layer is recomputed.
         items.Add(new MemoryItem("activations", input * m.NumLayers + layerFull, "every layer's input, one layer recomputed with its gradients"));
-        items.Add(new MemoryItem("logits and loss", head, "bf16 logits, fp32 upcast and log-softmax at the loss"));
-        phase = "head and loss";
+        // With gradients in CPU RAM, each unit's first micro-batch leaves as one fp32 copy packed on the device, up to two
+        // in flight (CpuGradientStore.MaxInFlight). They exist in backward, when the logits are gone: the peak is whichever
+        // is larger. The Llama shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB
+        // above the plan without them (docs/validation/h200-engine-grid-2026-12-05.md).
+        Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), 4) : Bytes.Zero;
+        if (downloads > head)
+        {
+            items.Add(new MemoryItem("gradient downloads in flight", downloads, "two units' gradients packed in fp32 for their download (backward; the logits are gone)"));
+            phase = "backward";
+        }
+        else
+        {
+            items.Add(new MemoryItem("logits and loss", head, "bf16 logits, fp32 upcast and log-softmax at the loss"));
+            phase = "head and loss";
+        }
         return items;
     }
 
