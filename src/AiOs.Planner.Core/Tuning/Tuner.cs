@@ -27,8 +27,9 @@ public static partial class Tuner
     public static TuneResult Tune(TuneRequest request) => Tune(request, null, CancellationToken.None);
 
     /// <summary>
-    /// Tunes <paramref name="request"/>, calling <paramref name="progress"/> (on the tuning thread) after every batch of
-    /// candidates and once at the end with the final count. <paramref name="cancellation"/> is checked between batches:
+    /// Tunes <paramref name="request"/>, calling <paramref name="progress"/> after every batch of candidates, within the
+    /// long structure batch every 200 ms or so (then from a worker thread, one call at a time but not always the tuning
+    /// thread), and once at the end with the final count. <paramref name="cancellation"/> is checked between batches:
     /// a cancelled tune throws <see cref="OperationCanceledException"/> (a cut-short search has no answer worth
     /// returning). Neither changes which candidates are evaluated, so the result is the same as without them.
     /// </summary>
@@ -252,8 +253,11 @@ public static partial class Tuner
         {
             var groups = settings.GroupBy(s => s with { MicroBatch = 1 }).Select(g => g.OrderBy(s => s.MicroBatch).ToList()).ToList();
             var results = new ConcurrentBag<Candidate>();
-            // The structure stage is one large batch: the token also stops it between groups.
-            Parallel.ForEach(groups, new ParallelOptions { CancellationToken = _cancellation }, group =>
+            // The structure stage is one large batch: the token also stops it between groups, and progress is reported
+            // between groups at most every 200 ms (a search of many structures otherwise showed 0 evaluated until it ended).
+            // One worker per core leaves the thread pool free for the caller (the server's progress stream runs on it).
+            var options = new ParallelOptions { CancellationToken = _cancellation, MaxDegreeOfParallelism = Environment.ProcessorCount };
+            Parallel.ForEach(groups, options, group =>
             {
                 // Structures are always evaluated in full (the budget bounds the knob search), so that the
                 // candidates seen never depend on which thread got there first.
@@ -263,8 +267,20 @@ public static partial class Tuner
                     results.Add(c);
                     if (stopMicroBatchAtFirstMiss && !c.Feasible && c.Problems.All(p => !p.StartsWith("settings:", StringComparison.Ordinal))) break;
                 }
+                ReportIfDue();
             });
             return results.ToList();
+        }
+
+        /// <summary>Ticks of the last progress report from within a batch.</summary>
+        private long _lastReport = Stopwatch.GetTimestamp();
+
+        /// <summary>Reports progress if 200 ms have passed since the last report from within a batch (any thread).</summary>
+        private void ReportIfDue()
+        {
+            long last = Volatile.Read(ref _lastReport), now = Stopwatch.GetTimestamp();
+            if (Stopwatch.GetElapsedTime(last, now) < TimeSpan.FromMilliseconds(200)) return;
+            if (Interlocked.CompareExchange(ref _lastReport, now, last) == last) Report();
         }
 
         private Candidate Compute(TrainingSettings s)
