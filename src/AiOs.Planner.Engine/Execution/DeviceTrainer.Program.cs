@@ -12,13 +12,6 @@ namespace AiOs.Planner.Engine.Execution;
 /// <summary>The step program the resident engine executes: the one the simulator predicts for an <c>aios</c> run that offloads nothing.</summary>
 public static class ResidentProgram
 {
-    /// <summary>The program's view of the machine: one process, no figures (a resident program has no transfers to price).</summary>
-    private static readonly HardwareProfile Host = new()
-    {
-        Name = "engine",
-        Cpu = new CpuSpec { Cores = 1, RamGib = new(1), MemoryBandwidthGbps = new(1), AdamParamsPerS = new(1) },
-    };
-
     /// <summary>
     /// One step for <paramref name="settings"/> (nothing offloaded, one process) in the shape <see cref="ProgramShape.For"/> gives a
     /// resident run: per micro-batch the embedding, each layer and the head forward, then their backward in reverse (each layer
@@ -27,7 +20,7 @@ public static class ResidentProgram
     public static StepProgram For(ModelSpec spec, TrainingSettings settings)
     {
         TrainingSettings one = settings with { GpusPerNode = 1, Nodes = 1 };
-        return StepScheduler.Build(spec, Host, one, false, ProgramShape.For(one, Host));
+        return StepScheduler.Build(spec, EngineProgram.Host, one, false, ProgramShape.For(one, EngineProgram.Host));
     }
 }
 

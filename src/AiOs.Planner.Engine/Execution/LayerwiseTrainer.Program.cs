@@ -12,8 +12,11 @@ namespace AiOs.Planner.Engine.Execution;
 /// <summary>The step program the layer-by-layer engine executes, built once for its settings.</summary>
 public static class EngineProgram
 {
-    /// <summary>The program's view of the machine: one process, no GPU figures (the engine's shape fixes every choice that depended on them).</summary>
-    private static readonly HardwareProfile Host = new()
+    /// <summary>
+    /// The programs' view of the machine, for this and <see cref="ResidentProgram"/>: one process, no GPU figures (the
+    /// engine's shape fixes every choice that depended on them; a resident program has no transfers to price).
+    /// </summary>
+    internal static readonly HardwareProfile Host = new()
     {
         Name = "engine",
         Cpu = new CpuSpec { Cores = 1, RamGib = new(1), MemoryBandwidthGbps = new(1), AdamParamsPerS = new(1) },
