@@ -74,11 +74,14 @@ public sealed partial class DeviceTrainer
         }),
     };
 
-    /// <summary>Runs <paramref name="work"/>; on a GPU waits for the device before the executor closes the span, so the span is the device's time.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/>. On a GPU its span is timed by device events, so the host does not wait; only with
+    /// AIOS_SYNC_SPANS=1 (no device clock) does it wait for the device before the executor closes the span.
+    /// </summary>
     private void Synced(Action work)
     {
         work();
-        if (_sync) cuda.synchronize();
+        if (_sync && Trace.DeviceClock is null) cuda.synchronize();
     }
 
     private void Forward(Operation op)

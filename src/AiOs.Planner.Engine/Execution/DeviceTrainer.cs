@@ -25,8 +25,9 @@ namespace AiOs.Planner.Engine.Execution;
 /// keeps its autograd graph from forward to backward (no recomputation); with it, forward keeps only each
 /// layer's input and backward recomputes the layer. A step executes the resident step program (<see cref="Program"/>:
 /// forward and backward per unit, one device optimizer operation) through <see cref="ProgramExecutor"/>, so each span
-/// carries its operation's id and the step's phases are Core's; on a GPU each compute handler waits for the device
-/// before its span ends so spans measure device time (a few microseconds per layer).
+/// carries its operation's id and the step's phases are Core's; on a GPU the spans are timed by events in the device's
+/// stream (<see cref="CudaSpanClock"/>), so the host queues the next operation's kernels while the device runs this one's
+/// and the spans still measure device time; the step ends when the device has passed them.
 /// The optimizer runs after backward in either schedule; clipping: global norm or per unit.
 /// </remarks>
 public sealed partial class DeviceTrainer : ITrainer
@@ -60,6 +61,8 @@ public sealed partial class DeviceTrainer : ITrainer
         _device = new Device(options.Device);
         _sync = _device.type == DeviceType.CUDA;
         Trace = new SpanTrace(clock ?? TimeProvider.System, hasGpu: _sync);
+        // Device-timed spans let the host run ahead of the device; AIOS_SYNC_SPANS=1 waits after every operation instead (the old way, for comparison).
+        if (_sync && Environment.GetEnvironmentVariable("AIOS_SYNC_SPANS") != "1") Trace.DeviceClock = new CudaSpanClock();
         DeviceMemory = Metrics.DeviceMemory.Watch(_device, options.GpuMemoryLimit);
         int units = spec.NumLayers + 1;
         _master = new Tensor[units];
@@ -175,6 +178,8 @@ public sealed partial class DeviceTrainer : ITrainer
             AbandonMicroBatch();
             throw;
         }
+        // The step ends when the device has done its work: settling the device-timed spans waits for it.
+        Trace.SettleDeviceSpans();
         long end = Stopwatch.GetTimestamp();
         SimDuration traceEnd = Trace.Now;
         var phases = PhaseTimes.From(TraceStats.ProgramSpans(Trace.SpansOf(step), _program), traceStart.Nanoseconds, traceEnd.Nanoseconds);
@@ -252,5 +257,6 @@ public sealed partial class DeviceTrainer : ITrainer
                 if (_master[u] is { } m && !ReferenceEquals(m, _model.Unit(u).Flat)) m.Dispose();
         _model?.Dispose();
         DeviceMemory?.Dispose();
+        Trace?.DeviceClock?.Dispose();
     }
 }

@@ -30,6 +30,8 @@ public sealed class SpanTrace
     private readonly TimeProvider _clock;
     private readonly long _origin;
     private readonly ConcurrentQueue<TraceSpan> _spans = new();
+    /// <summary>Compute spans timed by <see cref="DeviceClock"/>, waiting for <see cref="SettleDeviceSpans"/>: the span (times unset) and its two marks.</summary>
+    private readonly List<(TraceSpan Span, int Start, int End)> _onDevice = [];
 
     /// <summary>Starts the trace's time origin now; <paramref name="hasGpu"/> picks the resource names.</summary>
     public SpanTrace(TimeProvider clock, bool hasGpu = false)
@@ -51,9 +53,40 @@ public sealed class SpanTrace
     /// <summary>Starts a span of <paramref name="op"/> on <paramref name="resource"/>, named as the simulator names them.</summary>
     public SpanScope Begin(ResourceKind resource, OpKind op, int layer, long bytes = 0) => Begin(ResourceNames.Of(resource, HasGpu), Name(op), layer, bytes);
 
+    /// <summary>
+    /// When set, spans of compute operations are timed on the device by this clock instead of by the host (the host does not
+    /// wait for the device to end them); they enter the trace at <see cref="SettleDeviceSpans"/>.
+    /// </summary>
+    public IDeviceSpanClock? DeviceClock { get; set; }
+
     /// <summary>Starts the span of program operation <paramref name="op"/>: its resource, kind, unit number, micro-batch, bytes and id.</summary>
     public SpanScope Begin(Operation op) =>
-        new(this, ResourceNames.Of(op.Resource, HasGpu), Name(op.Kind), op.TraceLayer, Now, op.Bytes.Value, op.Id, op.MicroBatch);
+        new(this, ResourceNames.Of(op.Resource, HasGpu), Name(op.Kind), op.TraceLayer, Now, op.Bytes.Value, op.Id, op.MicroBatch,
+            op.Resource == ResourceKind.Compute && DeviceClock is { } clock ? clock.Mark() : -1);
+
+    /// <summary>
+    /// Waits for the device to pass the device-timed spans begun so far and adds them to the trace, placed on the host's clock:
+    /// the moment the wait ended is the device's time of its last mark. Call at a step's end (it is the step's synchronisation).
+    /// </summary>
+    public void SettleDeviceSpans()
+    {
+        if (DeviceClock is not { } clock) return;
+        (TraceSpan Span, int Start, int End)[] pending;
+        lock (_onDevice)
+        {
+            pending = [.. _onDevice];
+            _onDevice.Clear();
+        }
+        long[] before = clock.Settle();
+        SimDuration now = Now;
+        foreach (var (span, start, end) in pending)
+            Add(span with { Start = now - new SimDuration(before[start]), End = now - new SimDuration(before[end]) });
+    }
+
+    private void AddOnDevice(TraceSpan span, int start, int end)
+    {
+        lock (_onDevice) _onDevice.Add((span, start, end));
+    }
 
     /// <summary>Starts a span of time spent waiting for <paramref name="awaited"/> (resource <c>stall</c>).</summary>
     public SpanScope Stall(OpKind awaited, int layer) => Begin(StallResource, "wait_" + Name(awaited), layer);
@@ -94,12 +127,13 @@ public sealed class SpanTrace
     {
         private readonly SpanTrace _trace;
         private readonly string _resource, _operation;
-        private readonly int _layer, _step, _micro, _opId;
+        private readonly int _layer, _step, _micro, _opId, _deviceMark;
         private readonly long _bytes;
         private readonly SimDuration _start;
 
-        internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start, long bytes, int opId, int microBatch)
+        internal SpanScope(SpanTrace trace, string resource, string operation, int layer, SimDuration start, long bytes, int opId, int microBatch, int deviceMark = -1)
         {
+            _deviceMark = deviceMark;
             _opId = opId;
             _bytes = bytes;
             _trace = trace;
@@ -111,7 +145,14 @@ public sealed class SpanTrace
             _micro = microBatch;
         }
 
-        /// <summary>Records the span ending now.</summary>
-        public void Dispose() => _trace?.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now, _bytes, _opId));
+        /// <summary>Records the span ending now (a device-timed span: ending at the device stream's current position).</summary>
+        public void Dispose()
+        {
+            if (_trace is null) return;
+            if (_deviceMark >= 0 && _trace.DeviceClock is { } clock)
+                _trace.AddOnDevice(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _start, _bytes, _opId), _deviceMark, clock.Mark());
+            else
+                _trace.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now, _bytes, _opId));
+        }
     }
 }

@@ -81,6 +81,20 @@ internal static partial class CudaDriver
         return e;
     }
 
+    /// <summary>An event that records when the device reaches it (CU_EVENT_DEFAULT), for <see cref="ElapsedMilliseconds"/>.</summary>
+    public static nint CreateTimingEvent()
+    {
+        Check(EventCreate(out nint e, 0), "cuEventCreate");
+        return e;
+    }
+
+    /// <summary>Device time from <paramref name="start"/> to <paramref name="end"/> in milliseconds (about 0.5 µs resolution); both must have completed.</summary>
+    public static float ElapsedMilliseconds(nint start, nint end)
+    {
+        Check(EventElapsedTime(out float ms, start, end), "cuEventElapsedTime");
+        return ms;
+    }
+
     /// <summary>Marks the point in <paramref name="stream"/> (0: the default stream) that <paramref name="e"/> completes at.</summary>
     public static void Record(nint e, nint stream) => Check(EventRecord(e, stream), "cuEventRecord");
 
@@ -155,6 +169,9 @@ internal static partial class CudaDriver
 
     [LibraryImport(Library, EntryPoint = "cuStreamWaitEvent")]
     private static partial int StreamWaitEvent(nint stream, nint e, uint flags);
+
+    [LibraryImport(Library, EntryPoint = "cuEventElapsedTime")]
+    private static partial int EventElapsedTime(out float milliseconds, nint start, nint end);
 
     [LibraryImport(Library, EntryPoint = "cuEventSynchronize")]
     private static partial int EventSynchronize(nint e);

@@ -1,0 +1,96 @@
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Simulation.Program;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>Device-timed spans: compute spans take the device clock's times at settling; other resources keep the host's.</summary>
+public sealed class DeviceSpanClockTests
+{
+    /// <summary>A device whose marks are reached at fixed times: mark i at <c>ReachedAt[i]</c> ns; the wait ends at <c>SettledAt</c> ns.</summary>
+    private sealed class ScriptedClock(long[] reachedAt, long settledAt) : IDeviceSpanClock
+    {
+        public int Marks { get; private set; }
+        public int Settles { get; private set; }
+
+        public int Mark() => Marks++;
+
+        public long[] Settle()
+        {
+            Settles++;
+            var before = new long[Marks];
+            for (int i = 0; i < Marks; i++) before[i] = settledAt - reachedAt[i];
+            Marks = 0;
+            return before;
+        }
+
+        public void Dispose() { }
+    }
+
+    private static Operation Op(int id, OpKind kind, ResourceKind resource) => new()
+    {
+        Id = id, Kind = kind, Resource = resource, Phase = StepPhase.Forward, Unit = UnitId.Layer(id), Deps = [],
+    };
+
+    [Fact]
+    public void Given_a_device_clock_When_compute_spans_end_Then_they_enter_the_trace_only_at_settling_with_the_device_times()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time, hasGpu: true);
+        // Two compute operations: marks 0–1 and 2–3, reached 100, 400, 400 and 1,000 µs after the origin; the wait ends at 1,500 µs.
+        var clock = new ScriptedClock([100_000, 400_000, 400_000, 1_000_000], 1_500_000);
+        trace.DeviceClock = clock;
+
+        using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
+        using (trace.Begin(Op(1, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
+        Assert.Empty(trace.Spans());
+
+        time.Advance(1_490_000);
+        trace.SettleDeviceSpans();
+
+        var spans = trace.Spans();
+        Assert.Equal(1, clock.Settles);
+        Assert.Equal(0, clock.Marks);
+        Assert.Equal([0, 1], spans.Select(s => s.OpId));
+        Assert.Equal(100_000, spans[0].Start.Nanoseconds);
+        Assert.Equal(400_000, spans[0].End.Nanoseconds);
+        Assert.Equal(400_000, spans[1].Start.Nanoseconds);
+        Assert.Equal(1_000_000, spans[1].End.Nanoseconds);
+        Assert.All(spans, s => Assert.Equal("gpu", s.Resource));
+    }
+
+    [Fact]
+    public void Given_a_device_clock_When_a_copy_span_ends_Then_it_is_host_timed_at_once_and_takes_no_mark()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time, hasGpu: true);
+        var clock = new ScriptedClock([], 0);
+        trace.DeviceClock = clock;
+
+        using (trace.Begin(Op(7, OpKind.ParamUpload, ResourceKind.H2d))) time.Advance(30_000);
+
+        var span = Assert.Single(trace.Spans());
+        Assert.Equal(30_000, span.Duration.Nanoseconds);
+        Assert.Equal(0, clock.Marks);
+    }
+
+    [Fact]
+    public void Given_no_device_clock_When_settling_Then_nothing_changes_and_compute_spans_are_host_timed()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time);
+
+        using (trace.Begin(Op(0, OpKind.Backward, ResourceKind.Compute))) time.Advance(12_000);
+        trace.SettleDeviceSpans();
+
+        Assert.Equal(12_000, Assert.Single(trace.Spans()).Duration.Nanoseconds);
+    }
+
+    /// <summary>A clock whose timestamps are nanoseconds set by the test.</summary>
+    private sealed class ManualClock : TimeProvider
+    {
+        private long _now;
+        public override long TimestampFrequency => 1_000_000_000;
+        public override long GetTimestamp() => _now;
+        public void Advance(long ns) => _now += ns;
+    }
+}
