@@ -129,7 +129,8 @@ public static unsafe class BlockwiseAdam
                     // Decoding by arithmetic (about twenty register operations) beats two gathers (about 12 cycles each on Zen 3).
                     Vector256<int> mCode = Avx2.ConvertToVector256Int32(mc + i), vCode = Avx2.ConvertToVector256Int32(vc + i);
                     Vector256<float> m0 = (arithmetic ? QuantizationVectors.Values(mCode, md, signed: true) : Avx2.GatherVector256(mTable, mCode, 4)) * msv;
-                    Vector256<float> v0 = (arithmetic ? QuantizationVectors.Values(vCode, vd, signed: false) : Avx2.GatherVector256(vTable, vCode, 4)) * vsv;
+                    Vector256<float> r0 = (arithmetic ? QuantizationVectors.Values(vCode, vd, signed: false) : Avx2.GatherVector256(vTable, vCode, 4)) * vsv;
+                    Vector256<float> v0 = r0 * r0;
                     Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
                     Vector256<float> m1 = b1 * m0 + c1 * gi;
                     Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
@@ -147,7 +148,8 @@ public static unsafe class BlockwiseAdam
             {
                 float gi = g[i] * k.GradScale;
                 float m1 = k.Beta1 * (mTable[mc[i]] * mScale) + k.OneMinusBeta1 * gi;
-                float v1 = k.Beta2 * (vTable[vc[i]] * vScale) + k.OneMinusBeta2 * gi * gi;
+                float r0 = vTable[vc[i]] * vScale;
+                float v1 = k.Beta2 * (r0 * r0) + k.OneMinusBeta2 * gi * gi;
                 finite &= v1 < float.PositiveInfinity;
                 mMax = Math.Max(mMax, m1); mMin = Math.Min(mMin, m1); vMax = Math.Max(vMax, v1);
                 mNew[i] = m1;
@@ -156,7 +158,8 @@ public static unsafe class BlockwiseAdam
         }
         if (!finite) return false;
         *ms = BlockwiseQuantization.ScaleOf(mMax, mMin);
-        *vs = vMax;
+        // v is coded by its square root (BlockwiseQuantization.QuantizeSecondMoment), so the scale is √max v.
+        *vs = MathF.Sqrt(vMax);
         float mInv = *ms == 0 ? 0 : 1 / *ms, vInv = *vs == 0 ? 0 : 1 / *vs;
         if (QuantizationVectors.IsSupported && float.IsFinite(mInv) && float.IsFinite(vInv))
             UpdateAndQuantize(p, mNew, vNew, mc, vc, n, k, mInv, vInv);
@@ -165,6 +168,7 @@ public static unsafe class BlockwiseAdam
             // A subnormal scale (1/scale = ∞) is outside the arithmetic look-up's range; the table path codes it as the scalar code does.
             UpdateParameters(p, mNew, vNew, n, k);
             BlockwiseQuantization.QuantizeBlock(mNew, mc, n, *ms, mMap);
+            for (int j = 0; j < n; j++) vNew[j] = MathF.Sqrt(vNew[j]);
             BlockwiseQuantization.QuantizeBlock(vNew, vc, n, *vs, vMap);
         }
         return true;
@@ -189,10 +193,10 @@ public static unsafe class BlockwiseAdam
         int i = 0;
         for (; i <= n - 8; i += 8)
         {
-            Vector256<float> m1 = Avx.LoadVector256(m + i), v1 = Avx.LoadVector256(v + i);
-            var denom = Vector256.Sqrt(v1) * invSqrtBias2 + eps;
+            Vector256<float> m1 = Avx.LoadVector256(m + i), r1 = Vector256.Sqrt(Avx.LoadVector256(v + i));
+            var denom = r1 * invSqrtBias2 + eps;
             (Avx.LoadVector256(p + i) * decay - stepSize * m1 / denom).Store(p + i);
-            Vector256<float> ym = m1 * mi, yv = v1 * vi;
+            Vector256<float> ym = m1 * mi, yv = r1 * vi;
             Vector256<int> rm = QuantizationVectors.Ranks(ym, mt, out Vector256<int> unsureM);
             Vector256<int> rv = QuantizationVectors.Ranks(yv, vt, out Vector256<int> unsureV);
             if ((unsureM | unsureV) != Vector256<int>.Zero) unsure[unsureCount++] = i;
@@ -203,15 +207,16 @@ public static unsafe class BlockwiseAdam
         for (int j = 0; j < unsureCount; j++)
         {
             int at = unsure[j];
-            Vector256<float> ym = Avx.LoadVector256(m + at) * mi, yv = Avx.LoadVector256(v + at) * vi;
+            Vector256<float> ym = Avx.LoadVector256(m + at) * mi, yv = Vector256.Sqrt(Avx.LoadVector256(v + at)) * vi;
             *(ulong*)(mc + at) = QuantizationVectors.Pack(QuantizationVectors.Codes(BlockwiseQuantization.TableRanks(ym, mMap), ym, signed: true));
             *(ulong*)(vc + at) = QuantizationVectors.Pack(QuantizationVectors.Codes(BlockwiseQuantization.TableRanks(yv, vMap), yv, signed: false));
         }
         for (; i < n; i++)
         {
-            p[i] = p[i] * k.Decay - k.StepSize * m[i] / (MathF.Sqrt(v[i]) * k.InvSqrtBias2 + k.Epsilon);
+            float r = MathF.Sqrt(v[i]);
+            p[i] = p[i] * k.Decay - k.StepSize * m[i] / (r * k.InvSqrtBias2 + k.Epsilon);
             mc[i] = mMap.Quantize(m[i] * mInv);
-            vc[i] = vMap.Quantize(v[i] * vInv);
+            vc[i] = vMap.Quantize(r * vInv);
         }
     }
 

@@ -46,6 +46,30 @@ public static unsafe class BlockwiseQuantization
         }
     }
 
+    /// <summary>
+    /// Quantises Adam's second moment (v ≥ 0) by its square root with <see cref="DynamicQuantizationMap.Unsigned"/>: each block's
+    /// scale is √max v and a value's code is that of √v / scale. The map reaches seven decades below a block's largest value;
+    /// by the root that is fourteen decades of v, so the small v of rarely large gradients do not round to zero (which made
+    /// their updates m / ε-sized). <see cref="BlockwiseAdam"/> codes v this way; <see cref="DequantizeSecondMoment"/> undoes it.
+    /// </summary>
+    public static void QuantizeSecondMoment(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales)
+    {
+        float[] roots = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (values[i] < 0) throw new ArgumentException($"Second moment {values[i]} at element {i} is negative; it cannot be quantised.", nameof(values));
+            roots[i] = MathF.Sqrt(values[i]);
+        }
+        Quantize(roots, codes, scales, DynamicQuantizationMap.Unsigned);
+    }
+
+    /// <summary>The second moments that <paramref name="codes"/> and <paramref name="scales"/> stand for (<see cref="QuantizeSecondMoment"/>).</summary>
+    public static void DequantizeSecondMoment(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, Span<float> values)
+    {
+        Dequantize(codes, scales, values, DynamicQuantizationMap.Unsigned);
+        for (int i = 0; i < values.Length; i++) values[i] *= values[i];
+    }
+
     /// <summary>Writes the values that <paramref name="codes"/> and <paramref name="scales"/> stand for into <paramref name="values"/>.</summary>
     public static void Dequantize(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, Span<float> values, DynamicQuantizationMap map)
     {

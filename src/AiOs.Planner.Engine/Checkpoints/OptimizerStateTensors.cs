@@ -14,7 +14,8 @@ public sealed record RawTensor(string Name, string DType, long[] Shape, byte[] D
 /// as F32 of the weight's shape. 8-bit: <c>exp_avg_q8.&lt;name&gt;</c> and <c>exp_avg_sq_q8.&lt;name&gt;</c> as U8 codes of
 /// the weight's shape, and <c>exp_avg_scales.&lt;name&gt;</c> and <c>exp_avg_sq_scales.&lt;name&gt;</c> as F32
 /// [ceil(elements / 2048)], blocks counted from each tensor's first element, codes in
-/// <see cref="DynamicQuantizationMap.Signed"/> (first moment) and <see cref="DynamicQuantizationMap.Unsigned"/> (second).
+/// <see cref="DynamicQuantizationMap.Signed"/> (first moment) and, for the second, <see cref="DynamicQuantizationMap.Unsigned"/> codes of √v
+/// with scale √max v (<see cref="BlockwiseQuantization.QuantizeSecondMoment"/>).
 /// The 8-bit names differ from the fp32 ones so that a reader expecting fp32 moments finds none rather than misreading bytes.
 /// </summary>
 public static class OptimizerStateTensors
@@ -28,7 +29,8 @@ public static class OptimizerStateTensors
         [FormatKey] = OptimizerStateFormat.EightBit.Name(),
         ["block_size"] = BlockwiseQuantization.BlockSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["exp_avg_map"] = "dynamic-signed-7exp",
-        ["exp_avg_sq_map"] = "dynamic-unsigned-7exp",
+        // v is coded by its square root (BlockwiseQuantization.QuantizeSecondMoment); files coding v itself (before 2026-12-05 05:20 UTC) are refused.
+        ["exp_avg_sq_map"] = "sqrt-dynamic-unsigned-7exp",
     };
 
     /// <summary>The moments of the tensor <paramref name="name"/> as stored in <paramref name="format"/>.</summary>
@@ -41,13 +43,14 @@ public static class OptimizerStateTensors
             yield return new RawTensor("exp_avg_sq." + name, "F32", shape, AsBytes(expAvgSq));
             yield break;
         }
-        foreach (var (prefix, values, map) in new[] { ("exp_avg", expAvg, DynamicQuantizationMap.Signed), ("exp_avg_sq", expAvgSq, DynamicQuantizationMap.Unsigned) })
+        foreach (var (prefix, values, second) in new[] { ("exp_avg", expAvg, false), ("exp_avg_sq", expAvgSq, true) })
         {
             var codes = new byte[values.Length];
             var scales = new float[BlockwiseQuantization.Blocks(values.Length)];
             try
             {
-                BlockwiseQuantization.Quantize(values, codes, scales, map);
+                if (second) BlockwiseQuantization.QuantizeSecondMoment(values, codes, scales);
+                else BlockwiseQuantization.Quantize(values, codes, scales, DynamicQuantizationMap.Signed);
             }
             catch (ArgumentException e)
             {
@@ -70,8 +73,8 @@ public static class OptimizerStateTensors
             float[]? m = Floats(file, "exp_avg." + name, elements), v = Floats(file, "exp_avg_sq." + name, elements);
             return m is null || v is null ? null : (m, v);
         }
-        float[]? mq = Dequantized(file, "exp_avg", name, elements, DynamicQuantizationMap.Signed);
-        float[]? vq = Dequantized(file, "exp_avg_sq", name, elements, DynamicQuantizationMap.Unsigned);
+        float[]? mq = Dequantized(file, "exp_avg", name, elements, second: false);
+        float[]? vq = Dequantized(file, "exp_avg_sq", name, elements, second: true);
         return mq is null || vq is null ? null : (mq, vq);
     }
 
@@ -84,7 +87,7 @@ public static class OptimizerStateTensors
                 throw new InvalidDataException($"{file.Path}: its metadata gives {key} = '{found ?? "(missing)"}', but this version reads 8-bit optimizer state only with {key} = '{expected}'.");
     }
 
-    private static float[]? Dequantized(SafeTensorsFile file, string prefix, string name, long elements, DynamicQuantizationMap map)
+    private static float[]? Dequantized(SafeTensorsFile file, string prefix, string name, long elements, bool second)
     {
         if (!file.Tensors.TryGetValue($"{prefix}_q8.{name}", out SafeTensorEntry? codes) || !file.Tensors.TryGetValue($"{prefix}_scales.{name}", out SafeTensorEntry? scales))
             return null;
@@ -94,7 +97,8 @@ public static class OptimizerStateTensors
         var scaleValues = new float[blocks];
         file.ReadFloats(scales, 0, scaleValues);
         var values = new float[elements];
-        BlockwiseQuantization.Dequantize(file.ReadBytes(codes), scaleValues, values, map);
+        if (second) BlockwiseQuantization.DequantizeSecondMoment(file.ReadBytes(codes), scaleValues, values);
+        else BlockwiseQuantization.Dequantize(file.ReadBytes(codes), scaleValues, values, DynamicQuantizationMap.Signed);
         return values;
     }
 

@@ -85,7 +85,7 @@ internal sealed class EightBitMoments
         {
             int blocks = (int)BlockwiseQuantization.Blocks(p.Length);
             BlockwiseQuantization.Quantize(m.Slice(p.Start, p.Length), mCodes.Slice(p.Start, p.Length), mScales.Slice(p.ScaleOffset, blocks), DynamicQuantizationMap.Signed);
-            BlockwiseQuantization.Quantize(v.Slice(p.Start, p.Length), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks), DynamicQuantizationMap.Unsigned);
+            BlockwiseQuantization.QuantizeSecondMoment(v.Slice(p.Start, p.Length), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks));
         }
     }
 
@@ -100,7 +100,7 @@ internal sealed class EightBitMoments
         {
             int blocks = (int)BlockwiseQuantization.Blocks(p.Length);
             BlockwiseQuantization.Dequantize(mCodes.Slice(p.Start, p.Length), mScales.Slice(p.ScaleOffset, blocks), m.Slice(p.Start, p.Length), DynamicQuantizationMap.Signed);
-            BlockwiseQuantization.Dequantize(vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks), v.Slice(p.Start, p.Length), DynamicQuantizationMap.Unsigned);
+            BlockwiseQuantization.DequantizeSecondMoment(vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks), v.Slice(p.Start, p.Length));
         }
     }
 
