@@ -93,6 +93,22 @@ public static class EngineMemory
         };
     }
 
+    /// <summary>
+    /// Whether the engine's gradients in CPU RAM are kept in bf16 (2 bytes per parameter) rather than as fp32 sums: bf16
+    /// training with one micro-batch per step, where the device's bf16 gradients are never summed, so keeping them as made
+    /// is exact (bf16 → fp32 widening is lossless: Σg², clipping and Adam see the same fp32 values). The engine's
+    /// CpuGradientStore, its host need, the device's downloads in flight and the step program's download bytes all follow it.
+    /// DeepSpeed keeps fp32 gradient partitions whatever the precision; its plan does not use this.
+    /// </summary>
+    public static bool HostGradientsInBf16(TrainingSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return s.Precision == Precision.Bf16 && s.GradAccumulation == 1;
+    }
+
+    /// <summary>Bytes per parameter of the engine's gradients in CPU RAM (and of each download in flight to them).</summary>
+    private static int HostGradientBytes(TrainingSettings s) => HostGradientsInBf16(s) ? 2 : 4;
+
     /// <summary>Whether the engine keeps everything on the device (DeviceTrainer) rather than streaming units (LayerwiseTrainer).</summary>
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
@@ -143,14 +159,16 @@ public static class EngineMemory
         }
         // LayerwiseTrainer always runs forward without autograd and recomputes in backward: layer inputs stay, one layer is recomputed.
         items.Add(new MemoryItem("activations", input * m.NumLayers + layerFull, "every layer's input, one layer recomputed with its gradients"));
-        // With gradients in CPU RAM, each unit's first micro-batch leaves as one fp32 copy packed on the device, up to two
-        // in flight (CpuGradientStore.MaxInFlight). They exist in backward, when the logits are gone: the peak is whichever
+        // With gradients in CPU RAM, each unit's first micro-batch leaves as one copy packed on the device (fp32, or bf16 when
+        // the host keeps bf16: HostGradientsInBf16), up to two in flight (CpuGradientStore.MaxInFlight). They exist in backward, when the logits are gone: the peak is whichever
         // is larger. The Llama shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB
         // above the plan without them (docs/validation/h200-engine-grid-2026-12-05.md).
-        Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), 4) : Bytes.Zero;
+        int downloadBytes = HostGradientBytes(s);
+        Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), downloadBytes) : Bytes.Zero;
         if (downloads > head)
         {
-            items.Add(new MemoryItem("gradient downloads in flight", downloads, "two units' gradients packed in fp32 for their download (backward; the logits are gone)"));
+            string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
+            items.Add(new MemoryItem("gradient downloads in flight", downloads, $"two units' gradients packed in {packedAs} for their download (backward; the logits are gone)"));
             phase = "backward";
         }
         else
@@ -199,14 +217,19 @@ public static class EngineMemory
                     $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}", "--sub-group-size or --optimizer-buffer-count");
         }
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
-        if (gradients == OffloadTier.Cpu)
+        bool bf16Gradients = gradients == OffloadTier.Cpu && HostGradientsInBf16(s);
+        if (gradients == OffloadTier.Cpu && !bf16Gradients)
             Add("gradients", PerUnit(4), $"fp32 per unit{(gpu ? ", page-locked" : "")}; the initial weights are made in them", "--offload-gradients nvme", pinned: gpu);
+        else if (bf16Gradients)
+            Add("gradients", PerUnit(2), $"bf16 per unit{(gpu ? ", page-locked" : "")}: bf16, exact at accumulation 1 (never summed; widened for the optimizer)", "--offload-gradients nvme", pinned: gpu);
         else if (gradients == OffloadTier.Nvme)
-        {
             Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient", "--offload-gradients nvme");
-            // Without a gradient sum per unit in RAM the initial weights are made in worker arrays: about 2 GiB of layers and the outer block.
+        if (gradients == OffloadTier.Nvme || bf16Gradients)
+        {
+            // Without an fp32 gradient sum per unit in RAM the initial weights are made in worker arrays: about 2 GiB of layers and the outer block.
             long layers = Math.Clamp(InitialLookAhead.Value / Math.Max(1, 4 * layer), 1, m.NumLayers);
-            Add("initial values in flight", Bytes.OfElements(layers * layer + outer, 4), "start-up only: fp32 units being made", "--offload-gradients cpu");
+            Add("initial values in flight", Bytes.OfElements(layers * layer + outer, 4), "start-up only: fp32 units being made",
+                gradients == OffloadTier.Nvme ? "--offload-gradients cpu" : "none (start-up only)");
         }
         if (!gpu)
             foreach (MemoryItem d in DeviceItems(m, s, out _))
@@ -241,7 +264,7 @@ public static class EngineMemory
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
         cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
-        if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, 4);
+        if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, HostGradientBytes(s));
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
     }

@@ -100,20 +100,25 @@ internal abstract class GradientStore : IDisposable
 }
 
 /// <summary>
-/// Gradients in CPU RAM: one fp32 accumulator per unit. With a GPU's copy streams a unit's first micro-batch is
-/// packed and widened on the device and copied into its pinned accumulator on the download stream while compute goes
-/// on; the host waits for that copy only when it reads the unit (<see cref="Settle"/>: the optimizer, Σg², a later
-/// micro-batch's accumulation), and then takes Σg² from the host values, as without copy streams.
+/// Gradients in CPU RAM: one fp32 accumulator per unit, or, for bf16 training without accumulation, one bf16 copy per
+/// unit (<c>bf16</c>: the device's gradients are never summed, so keeping them as computed is exact, and
+/// <see cref="Get"/> widens them, losslessly, for the optimizer; half the pinned RAM and half the download). With a GPU's
+/// copy streams a unit's first micro-batch is packed (and, into fp32, widened) on the device and copied into its pinned
+/// host tensor on the download stream while compute goes on; the host waits for that copy only when it reads the unit
+/// (<see cref="Settle"/>: the optimizer, Σg², a later micro-batch's accumulation), and then takes Σg² from the host
+/// values, as without copy streams.
 /// </summary>
 internal sealed class CpuGradientStore : GradientStore
 {
-    /// <summary>fp32 host tensors, one per unit (page-locked with a GPU, so the first micro-batch's gradients land in them in one device transfer).</summary>
+    /// <summary>Host tensors of <see cref="_type"/>, one per unit (page-locked with a GPU, so the first micro-batch's gradients land in them in one device transfer).</summary>
     private readonly TorchSharp.torch.Tensor[] _sums;
     /// <summary>The memory behind <see cref="_sums"/>.</summary>
     private readonly Native.HostBuffer[] _buffers;
     /// <summary>Whether the sums are page-locked for a GPU (its downloads land in them directly).</summary>
     private readonly bool _pinned;
-    /// <summary>With a copy stream: first-micro-batch downloads in flight (packed fp32 source kept alive until done).</summary>
+    /// <summary>Element type of <see cref="_sums"/>: fp32 sums, or bf16 gradients as the device made them (one micro-batch per step).</summary>
+    private readonly TorchSharp.torch.ScalarType _type;
+    /// <summary>With a copy stream: first-micro-batch downloads in flight (packed source kept alive until done).</summary>
     private readonly CopyStream? _copies;
     private readonly object _gate = new();
     /// <summary>Per unit: its download in flight (the packed device source, whether it was the step's last micro-batch); null when settled.</summary>
@@ -126,14 +131,24 @@ internal sealed class CpuGradientStore : GradientStore
     /// <summary>Per unit: its first micro-batch's gradients packed by <see cref="AfterBackward"/>, waiting for their download.</summary>
     private readonly TorchSharp.torch.Tensor?[] _packed;
 
-    /// <summary>Downloads allowed in flight: each holds one unit's packed fp32 gradient on the device.</summary>
+    /// <summary>Downloads allowed in flight: each holds one unit's packed gradient (fp32, or bf16 for a bf16 store) on the device.</summary>
     private const int MaxInFlight = 2;
 
-    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null)
+    /// <param name="unitElements">Elements of each unit.</param>
+    /// <param name="trace">Where grad_download spans go.</param>
+    /// <param name="norms">Whether to compute each unit's Σg².</param>
+    /// <param name="pinned">Page-lock the host tensors (a GPU's downloads land in them directly).</param>
+    /// <param name="copies">The GPU's copy streams, if downloads overlap compute.</param>
+    /// <param name="bf16">
+    /// Keep each unit's bf16 gradient as downloaded instead of an fp32 sum: exact for bf16 training with one micro-batch
+    /// per step (<see cref="AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16"/>); a second micro-batch is refused.
+    /// </param>
+    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null, bool bf16 = false)
         : base(unitElements.Count, trace, norms)
     {
+        _type = bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
         // Each unit's sum once, outside the managed heap, faulted in now (page-locked for a GPU): see Native.HostBuffer.
-        _buffers = Native.HostBuffer.AllocateMany(unitElements, TorchSharp.torch.ScalarType.Float32, pinned);
+        _buffers = Native.HostBuffer.AllocateMany(unitElements, _type, pinned);
         _sums = _buffers.Select(b => b.Tensor).ToArray();
         _pinned = pinned;
         _copies = pinned ? copies : null;
@@ -142,21 +157,67 @@ internal sealed class CpuGradientStore : GradientStore
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
 
-    /// <inheritdoc/>
-    /// <remarks>On a GPU the first micro-batch is widened to fp32 on the device and lands in the pinned accumulator in one transfer.</remarks>
-    public override long DownloadBytes(FlatParameters parameters, bool first) => _pinned && first ? 4 * parameters.Layout.Elements : parameters.ByteLength;
+    /// <summary>Whether the store keeps bf16 gradients rather than fp32 sums.</summary>
+    internal bool HoldsBf16 => _type == TorchSharp.torch.ScalarType.BFloat16;
 
+    /// <summary>Host bytes of the unit's gradient (what it keeps, before page rounding).</summary>
+    internal long HostBytes(int unit) => _sums[unit].numel() * _sums[unit].element_size();
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// On a GPU the first micro-batch is widened to fp32 on the device and lands in the pinned accumulator in one
+    /// transfer; a bf16 store moves the bf16 gradients as they are (2 bytes per element).
+    /// </remarks>
+    public override long DownloadBytes(FlatParameters parameters, bool first) =>
+        HoldsBf16 ? 2 * parameters.Layout.Elements : _pinned && first ? 4 * parameters.Layout.Elements : parameters.ByteLength;
+
+    /// <summary>The unit's fp32 sum (fp32 store only).</summary>
     private Span<float> Sum(int unit) => MemoryMarshal.Cast<byte, float>(_sums[unit].bytes);
 
+    /// <summary>The unit's bf16 gradient bits (bf16 store only).</summary>
+    private Span<ushort> Bf16(int unit) => MemoryMarshal.Cast<byte, ushort>(_sums[unit].bytes);
+
+    /// <summary>Σg² of the unit from the host values (bf16: of the values widened, the same bits an fp32 sum of them gives).</summary>
+    private double SquaresOf(int unit) => HoldsBf16 ? SpanMath.SumOfSquaresBf16(Bf16(unit)) : SpanMath.SumOfSquares(Sum(unit));
+
     /// <inheritdoc/>
-    public override Span<float> Scratch(int unit) => Sum(unit);
+    /// <remarks>A bf16 store holds no fp32 unit: the initial weights are made in worker arrays instead.</remarks>
+    public override Span<float> Scratch(int unit) => HoldsBf16 ? Span<float>.Empty : Sum(unit);
 
     public override void Accumulate(int unit, FlatParameters parameters, bool first, bool last)
     {
+        if (HoldsBf16)
+        {
+            using (Begin(unit, parameters)) TakeBf16(unit, parameters, first);
+        }
         // The first micro-batch overwrites the accumulator (no separate clearing pass over it).
-        DrainTensor(unit, parameters, _sums[unit], overwrite: first);
-        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
+        else DrainTensor(unit, parameters, _sums[unit], overwrite: first);
+        if (last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
+
+    /// <summary>The unit's device gradients, packed in bf16, copied into its host tensor as they are (bf16 store, no copy stream).</summary>
+    private void TakeBf16(int unit, FlatParameters parameters, bool first)
+    {
+        using TorchSharp.torch.Tensor packed = PackBf16(unit, parameters, first);
+        _sums[unit].copy_(packed);
+    }
+
+    /// <summary>
+    /// The unit's gradients packed back to back in the store's type on the device, refusing what the store cannot hold
+    /// exactly: a bf16 store takes one micro-batch of bf16 gradients (no sum, no narrowing).
+    /// </summary>
+    private static TorchSharp.torch.Tensor PackBf16(int unit, FlatParameters parameters, bool first)
+    {
+        if (!first)
+            throw new InvalidOperationException($"Unit {unit}: the bf16 gradient store holds one micro-batch per step and cannot sum a second (gradient accumulation needs the fp32 store).");
+        if (parameters.Flat.dtype != TorchSharp.torch.ScalarType.BFloat16)
+            throw new InvalidOperationException($"Unit {unit}: the bf16 gradient store takes bf16 gradients, not {parameters.Flat.dtype} (fp32 and fp16 training need the fp32 store).");
+        return parameters.TakePackedGradients(TorchSharp.torch.ScalarType.BFloat16);
+    }
+
+    /// <summary>The unit's gradients packed on the device for a copy-stream download into its host tensor.</summary>
+    private TorchSharp.torch.Tensor Pack(int unit, FlatParameters parameters, bool first) =>
+        HoldsBf16 ? PackBf16(unit, parameters, first) : parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
 
     /// <inheritdoc/>
     /// <remarks>
@@ -169,7 +230,7 @@ internal sealed class CpuGradientStore : GradientStore
     {
         if (_copies is null || !first) return;
         Settle(unit);
-        TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+        TorchSharp.torch.Tensor packed = Pack(unit, parameters, first);
         _copies.Record(_unitEvents[unit].Mark, 0);
         lock (_gate) _packed[unit] = packed;
     }
@@ -197,7 +258,7 @@ internal sealed class CpuGradientStore : GradientStore
             else
             {
                 // Packed on the default stream after the backward that made the gradients; the download stream waits for the packing.
-                packed = parameters.TakePackedGradients(TorchSharp.torch.ScalarType.Float32);
+                packed = Pack(unit, parameters, first);
                 _copies.Download(_sums[unit], packed, mark, done);
             }
             lock (_gate)
@@ -207,8 +268,9 @@ internal sealed class CpuGradientStore : GradientStore
             }
             return;
         }
-        parameters.DrainGradientsInto(_sums[unit], overwrite: first);
-        if (last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
+        if (HoldsBf16) TakeBf16(unit, parameters, first);
+        else parameters.DrainGradientsInto(_sums[unit], overwrite: first);
+        if (last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
 
     /// <inheritdoc/>
@@ -221,7 +283,7 @@ internal sealed class CpuGradientStore : GradientStore
             copy.Source.Dispose();
             _inFlight[unit] = null;
             _order.Remove(unit);
-            if (copy.Last && ComputesNorms) SumOfSquares[unit] = SpanMath.SumOfSquares(Sum(unit));
+            if (copy.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
         }
     }
 
@@ -233,7 +295,11 @@ internal sealed class CpuGradientStore : GradientStore
     public override ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch)
     {
         Settle(g.Unit);
-        return Sum(g.Unit).Slice((int)g.Offset, g.Elements);
+        if (!HoldsBf16) return Sum(g.Unit).Slice((int)g.Offset, g.Elements);
+        // bf16 → fp32 is exact: the optimizer, clipping and Σg² see the values an fp32 store would hold.
+        Span<float> into = scratch[..g.Elements];
+        PrecisionCast.WidenBf16(Bf16(g.Unit).Slice((int)g.Offset, g.Elements), into);
+        return into;
     }
 
     public override void Dispose()

@@ -97,7 +97,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             const bool norms = true;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
-                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies);
+                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
             _program = EngineProgram.For(spec, settings);
             _params.Prepare(_program);
             _optim.Prepare(_program);

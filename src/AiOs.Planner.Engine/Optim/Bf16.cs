@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.InteropServices;
 
 namespace AiOs.Planner.Engine.Optim;
@@ -45,6 +46,41 @@ public static unsafe class PrecisionCast
                 else for (int i = 0; i < src.Length; i++) dst[i] += BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
             });
         }
+    }
+
+    /// <summary>
+    /// destination[i] = widen(bf16[i]), exact (the bits shifted up by 16): vectorised, in parallel chunks for long spans.
+    /// The engine's bf16 gradient store hands the optimizer its sub-groups through this.
+    /// </summary>
+    public static void WidenBf16(ReadOnlySpan<ushort> bf16, Span<float> destination)
+    {
+        if (destination.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(destination));
+        fixed (ushort* b = bf16)
+        fixed (float* d = destination)
+        {
+            nint bp = (nint)b, dp = (nint)d;
+            Chunked.For(bf16.Length, (_, start, count) =>
+                WidenBf16Chunk(new ReadOnlySpan<ushort>((ushort*)bp + start, count), new Span<float>((float*)dp + start, count)));
+        }
+    }
+
+    private static void WidenBf16Chunk(ReadOnlySpan<ushort> bf16, Span<float> destination)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            // One Vector<ushort> widens into two Vector<uint> (its lower and upper halves, in order), each a Vector<float>'s bits.
+            ReadOnlySpan<Vector<ushort>> packed = MemoryMarshal.Cast<ushort, Vector<ushort>>(bf16);
+            Span<Vector<float>> wide = MemoryMarshal.Cast<float, Vector<float>>(destination);
+            for (int v = 0; v < packed.Length; v++)
+            {
+                Vector.Widen(packed[v], out Vector<uint> lo, out Vector<uint> hi);
+                wide[2 * v] = Vector.AsVectorSingle(Vector.ShiftLeft(lo, 16));
+                wide[2 * v + 1] = Vector.AsVectorSingle(Vector.ShiftLeft(hi, 16));
+            }
+            i = packed.Length * Vector<ushort>.Count;
+        }
+        for (; i < bf16.Length; i++) destination[i] = BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16);
     }
 
     /// <summary>Writes <paramref name="source"/> into <paramref name="destination"/> as fp32 (four bytes per element) or bf16.</summary>

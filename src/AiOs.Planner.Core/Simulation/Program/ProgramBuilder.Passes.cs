@@ -181,7 +181,9 @@ internal sealed partial class ProgramBuilder
         {
             // Read-modify-write drains into the one host buffer: after this unit's read, or after the previous unit's write.
             int bufferFree = read >= 0 ? read : readModifyWrite ? _lastGradWrite : -1;
-            int elementBytes = _shape.WideFirstGradientDownload && _hw.HasGpu && !nvme && mb == 0 ? Math.Max(_pb, 4) : _pb;
+            // The engine widens the first micro-batch to fp32 for its host sums, unless the host keeps bf16 (exact at accumulation 1).
+            bool widened = _shape.WideFirstGradientDownload && _hw.HasGpu && !nvme && mb == 0 && !EngineMemory.HostGradientsInBf16(_s);
+            int elementBytes = widened ? Math.Max(_pb, 4) : _pb;
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
                 deviceSlot: DeviceSlotAt(p));

@@ -1,0 +1,50 @@
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>
+/// On a GPU, bf16 training at accumulation 1 keeps bf16 gradients in pinned RAM: packed in bf16 after each backward and
+/// downloaded on the copy stream (or on the default stream without one). Both paths train as the in-memory reference does.
+/// </summary>
+[Trait("Category", "Gpu")]
+[Collection(nameof(TorchGlobalRandom))]
+public sealed class CpuGradientStoreGpuTests : IDisposable
+{
+    private readonly string _nvme = Directory.CreateTempSubdirectory("aios-bf16grads-").FullName;
+
+    public void Dispose() => Directory.Delete(_nvme, recursive: true);
+
+    public static TheoryData<OffloadTier, OffloadTier, StepSchedule> Placements() => new()
+    {
+        { OffloadTier.Cpu, OffloadTier.Cpu, StepSchedule.DeepSpeed },
+        { OffloadTier.Cpu, OffloadTier.Cpu, StepSchedule.Overlapped },
+        { OffloadTier.Nvme, OffloadTier.Nvme, StepSchedule.Overlapped },
+    };
+
+    [GpuTheory]
+    [MemberData(nameof(Placements))]
+    public void Given_bf16_at_accumulation_1_on_cuda_When_gradients_download_as_bf16_Then_both_stream_paths_equal_the_reference(
+        OffloadTier param, OffloadTier optimizer, StepSchedule schedule)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-llama");
+        TrainingSettings settings = LayerwiseTrainerTests.Small(Precision.Bf16) with
+        {
+            GradAccumulation = 1, ParamOffload = param, OptimizerOffload = optimizer, GradientOffload = OffloadTier.Cpu, Schedule = schedule,
+            NvmePath = _nvme, BufferCount = 2, PrefetchDepth = 2,
+        };
+        EngineOptions options = LayerwiseTrainerTests.Options(new GradientClipping(0.5, ClipMode.PerUnit)) with { Device = "cuda" };
+        Assert.True(AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
+
+        var streams = LayerwiseTrainerTests.Run(spec, settings, options with { CopyStream = true }, reference: false);
+        var defaultStream = LayerwiseTrainerTests.Run(spec, settings, options with { CopyStream = false }, reference: false);
+        var reference = LayerwiseTrainerTests.Run(spec, settings, options, reference: true);
+
+        for (int s = 0; s < streams.Losses.Length; s++) Assert.Equal(defaultStream.Losses[s], streams.Losses[s], 5);
+        for (int u = 0; u < streams.Master.Length; u++)
+            for (int i = 0; i < streams.Master[u].Length; i++) Assert.Equal(defaultStream.Master[u][i], streams.Master[u][i], 1e-6f);
+        for (int s = 0; s < streams.Losses.Length; s++) Assert.Equal(reference.Losses[s], streams.Losses[s], 4);
+        for (int u = 0; u < streams.Master.Length; u++) LayerwiseTrainerTests.AssertClose(reference.Master[u], streams.Master[u], 1e-4f);
+    }
+}
