@@ -41,7 +41,7 @@ public static class SettingsValidator
         // The aios engine keeps block-wise 8-bit moments on the device too (resident runs: its device 8-bit AdamW); DeepSpeed's
         // GPU optimizer has no 8-bit state, so there the moments must live in the (aios) CPU optimizer, which DeepSpeed cannot run either.
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None && s.Executor == ExecutorKind.DeepSpeed)
-            Add("--optimizer-state", "$.optimizer_state", "8-bit optimizer state on the GPU runs only in the aios engine's device optimizer: use --executor aios, or --optimizer-state fp32 for DeepSpeed");
+            Add("--optimizer-state", "$.optimizer_state", "DeepSpeed's GPU optimizer has no 8-bit state: use --optimizer-state fp32 (8-bit state on the GPU runs only in the aios engine, --executor aios)");
         return problems;
     }
 
