@@ -142,6 +142,15 @@ public sealed class DeviceAdamW8bitTests
     }
 
     [Fact]
+    public void Given_no_cuda_driver_library_When_the_8bit_update_is_picked_Then_it_is_refused_naming_fp32_state()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => DeviceAdamW8bit.Fused(() => throw new DllNotFoundException("libcuda.so.1")));
+
+        Assert.Contains("--optimizer-state fp32", e.Message);
+        Assert.Contains("libcuda.so.1", e.Message);
+    }
+
+    [Fact]
     public void Given_the_kernel_source_When_read_Then_its_block_and_table_sizes_are_the_cpu_formats()
     {
         // The kernel hard-codes the block size and table layout; they must be the ones checkpoints and the CPU optimizer use.

@@ -76,7 +76,8 @@ public static class DeviceAdamW8bit
         {
             return build();
         }
-        catch (InvalidOperationException e)
+        // The driver library itself missing (no libcuda) surfaces as a DllNotFoundException, not the driver's own error.
+        catch (Exception e) when (e is InvalidOperationException or DllNotFoundException or EntryPointNotFoundException)
         {
             throw new InvalidOperationException(
                 $"--optimizer-state 8bit on a CUDA device needs the fused 8-bit AdamW kernel, which could not be built ({e.Message}). " +
