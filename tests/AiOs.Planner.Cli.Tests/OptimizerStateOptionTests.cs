@@ -26,16 +26,24 @@ public class OptimizerStateOptionTests
     }
 
     [Theory]
-    [InlineData("plan")]
-    [InlineData("tune")]
-    [InlineData("ds-config")]
-    public void Given_8bit_without_an_offloaded_optimizer_When_run_Then_it_is_refused_naming_the_fix(string command)
+    [InlineData("plan", "deepspeed")]
+    [InlineData("ds-config", null)]
+    public void Given_8bit_without_an_offloaded_optimizer_for_deepspeed_When_run_Then_it_is_refused_naming_the_fix(string command, string? executor)
     {
-        var r = CliRunner.Run(command, "--model", "gpt2", "--hardware", "h200-1x", "--optimizer-state", "8bit");
+        var r = CliRunner.Run([command, "--model", "gpt2", "--hardware", "h200-1x", "--optimizer-state", "8bit", .. executor is null ? Array.Empty<string>() : ["--executor", executor]]);
 
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
-        Assert.Contains("8-bit optimizer state runs in the CPU optimizer", r.Console + r.Stderr);
-        Assert.Contains("--offload-optimizer cpu|nvme", r.Console + r.Stderr);
+        Assert.Contains("DeepSpeed's GPU optimizer has no 8-bit state", r.Console + r.Stderr);
+        Assert.Contains("--optimizer-state fp32", r.Console + r.Stderr);
+    }
+
+    [Fact]
+    public void Given_8bit_without_an_offloaded_optimizer_for_the_aios_engine_When_planned_Then_the_device_holds_8bit_moments()
+    {
+        var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "h200-1x", "--optimizer-state", "8bit");
+
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("block-wise", r.Console);
     }
 
     [Fact]

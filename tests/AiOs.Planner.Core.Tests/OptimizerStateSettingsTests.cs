@@ -95,13 +95,15 @@ public class OptimizerStateSettingsTests
     }
 
     [Fact]
-    public void Given_8bit_state_without_an_offloaded_optimizer_When_validated_Then_the_problem_names_the_flag_and_the_fix()
+    public void Given_8bit_state_without_an_offloaded_optimizer_for_deepspeed_When_validated_Then_the_problem_names_the_flag_and_the_fix()
     {
-        var problems = SettingsValidator.Problems(new TrainingSettings { OptimizerState = OptimizerStateFormat.EightBit });
+        // The aios engine keeps 8-bit moments on the device (resident runs); DeepSpeed's GPU optimizer cannot.
+        Assert.Empty(SettingsValidator.Problems(new TrainingSettings { OptimizerState = OptimizerStateFormat.EightBit }));
+        var problems = SettingsValidator.Problems(new TrainingSettings { OptimizerState = OptimizerStateFormat.EightBit, Executor = ExecutorKind.DeepSpeed });
         var p = Assert.Single(problems);
         Assert.Equal("--optimizer-state", p.Flag);
         Assert.Equal("$.optimizer_state", p.Field);
-        Assert.Contains("--offload-optimizer cpu|nvme", p.Message, StringComparison.Ordinal);
+        Assert.Contains("--optimizer-state fp32", p.Message, StringComparison.Ordinal);
 
         Assert.Empty(SettingsValidator.Problems(new TrainingSettings { OptimizerState = OptimizerStateFormat.EightBit, ZeroStage = ZeroStage.Zero2, OptimizerOffload = OffloadTier.Cpu }));
         Assert.Contains(SettingsValidator.Problems(new TrainingSettings { OptimizerState = (OptimizerStateFormat)7, OptimizerOffload = OffloadTier.Cpu }), q => q.Flag == "--optimizer-state");

@@ -134,8 +134,9 @@ public static class EngineMemory
         {
             items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy, every unit resident"));
             items.Add(new MemoryItem("gradients", Bytes.OfElements(p, pb), "one flat buffer per unit, autograd accumulates in place"));
-            int fp32States = s.IsMixedPrecision ? 3 : 2;
-            items.Add(new MemoryItem("optimizer states", Bytes.OfElements(p, 4 * fp32States), s.IsMixedPrecision ? "fp32 master, Adam m and v" : "Adam m and v (the fp32 parameters are the master)"));
+            // 8-bit moments (the device 8-bit AdamW): 1 byte per value and an fp32 scale per 2,048 each, instead of 4 bytes.
+            items.Add(new MemoryItem("optimizer states", StateLayout.OptimizerState(s, p),
+                (s.IsMixedPrecision ? "fp32 master, Adam m and v" : "Adam m and v (the fp32 parameters are the master)") + EightBitNote(s)));
             if (s.GradAccumulation > 1 && s.IsMixedPrecision)
                 items.Add(new MemoryItem("gradient accumulators", Bytes.OfElements(p, 4), "fp32 sums across micro-batches"));
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).

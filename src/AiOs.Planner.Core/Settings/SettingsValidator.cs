@@ -38,9 +38,10 @@ public static class SettingsValidator
                 $"a RAM budget of {budget} splits optimizer sub-groups between RAM and NVMe, but the optimizer is {(s.OptimizerOffload == OffloadTier.None ? "on the GPU" : "all in CPU RAM already")}: add --offload-optimizer nvme (with --nvme-offload-path), or drop --optimizer-ram-budget");
         if (model is not null && s.SeqLen > model.MaxSeqLen && model.Positions == PositionKind.Learned)
             Add("--seq-len", "$.seq_len", $"sequence length {s.SeqLen} exceeds {model.Name}'s max_seq_len ({model.MaxSeqLen}, learned positions)");
-        // The device optimizer is a fused fp32 AdamW; block-wise 8-bit moments exist only in the CPU optimizer.
-        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None)
-            Add("--optimizer-state", "$.optimizer_state", "8-bit optimizer state runs in the CPU optimizer: offload the optimizer (--offload-optimizer cpu|nvme)");
+        // The aios engine keeps block-wise 8-bit moments on the device too (resident runs: its device 8-bit AdamW); DeepSpeed's
+        // GPU optimizer has no 8-bit state, so there the moments must live in the (aios) CPU optimizer, which DeepSpeed cannot run either.
+        if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None && s.Executor == ExecutorKind.DeepSpeed)
+            Add("--optimizer-state", "$.optimizer_state", "DeepSpeed's GPU optimizer has no 8-bit state: use --optimizer-state fp32 (8-bit state on the GPU runs only in the aios engine, --executor aios)");
         return problems;
     }
 

@@ -4,6 +4,7 @@ using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
@@ -39,7 +40,7 @@ public sealed partial class DeviceTrainer : ITrainer
     private readonly GptModel _model;
     private readonly Tensor[] _master, _expAvg, _expAvgSq, _gradients;
     private readonly Tensor[]? _accumulators;
-    private readonly IDeviceAdamW _adam;
+    private readonly IDeviceAdamW? _adam;
     private readonly bool _sync;
     private readonly LossScaler? _scaler;
     private int _step;
@@ -69,6 +70,7 @@ public sealed partial class DeviceTrainer : ITrainer
         _expAvg = new Tensor[units];
         _expAvgSq = new Tensor[units];
         _gradients = new Tensor[units];
+        if (settings.OptimizerState == OptimizerStateFormat.EightBit) _moments8 = new DeviceEightBitMoments[units];
         ScalarType dtype = EngineSettings.DType(settings.Precision);
         _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
         bool accumulateFp32 = settings.GradAccumulation > 1 && dtype != ScalarType.Float32;
@@ -84,8 +86,7 @@ public sealed partial class DeviceTrainer : ITrainer
                 FlatParameters p = _model.Unit(u);
                 long n = p.Layout.Elements;
                 _master[u] = dtype == ScalarType.Float32 ? p.Flat : zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
-                _expAvg[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
-                _expAvgSq[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
+                AllocateMoments(u, p.Layout);
                 _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 p.BindGradients(_gradients[u]);
@@ -93,8 +94,9 @@ public sealed partial class DeviceTrainer : ITrainer
                 SetMaster(u, values.Current);
             }
             DeviceMemory?.Note("master weights, moments and gradient buffers");
-            // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations.
-            _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
+            // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations. 8-bit moments have their own update.
+            if (_moments8 is not null) _adam8 = DeviceAdamW8bit.For(_device, options.Adam);
+            else _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
             _program = ResidentProgram.For(spec, settings);
             // The optimizer handler updates every unit: a program with its optimizer split into parts would update them twice.
             if (_program.Ops.Count(o => o.Kind == OpKind.OptimizerStep) != 1)
@@ -123,18 +125,21 @@ public sealed partial class DeviceTrainer : ITrainer
     /// <inheritdoc/>
     public int CompletedSteps => _step;
 
-    /// <summary>Which device AdamW updates the units (<c>fused-cuda</c> or <c>torch-ops</c>).</summary>
-    public string OptimizerName => _adam.Name;
+    /// <summary>Which device AdamW updates the units (<c>fused-cuda</c>, <c>torch-ops</c>, or with 8-bit moments <c>fused-cuda-8bit</c> or <c>blockwise-cpu-8bit</c>).</summary>
+    public string OptimizerName => _adam8?.Name ?? _adam!.Name;
 
     /// <inheritdoc/>
-    public string Executor => $"device-resident, AdamW {_adam.Name} on {_device}";
+    public string Executor => $"device-resident, AdamW {OptimizerName} on {_device}";
 
     /// <inheritdoc/>
     public float[] MasterOf(int unit) => _master[unit].cpu().data<float>().ToArray();
 
     /// <inheritdoc/>
     public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
-        new Checkpoints.UnitState(MasterOf(u), _expAvg[u].cpu().data<float>().ToArray(), _expAvgSq[u].cpu().data<float>().ToArray()), _scaler?.State);
+    {
+        var (m, v) = MomentsOf(u);
+        return new Checkpoints.UnitState(MasterOf(u), m, v);
+    }, _scaler?.State, _settings.OptimizerState);
 
     /// <inheritdoc/>
     public void RestoreCheckpoint(string folder)
@@ -146,8 +151,7 @@ public sealed partial class DeviceTrainer : ITrainer
         for (int u = 0; u < units.Length; u++)
         {
             SetMaster(u, units[u].Master);
-            _expAvg[u].copy_(tensor(units[u].ExpAvg));
-            _expAvgSq[u].copy_(tensor(units[u].ExpAvgSq));
+            SetMoments(u, units[u].ExpAvg, units[u].ExpAvgSq);
         }
         _step = manifest.Step;
         if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
@@ -210,8 +214,9 @@ public sealed partial class DeviceTrainer : ITrainer
         for (int u = 0; u < gradients.Length; u++)
         {
             using var scope = NewDisposeScope();
-            _adam.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u],
-                ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat, adamStep, scales[u]);
+            Tensor? working = ReferenceEquals(_master[u], _model.Unit(u).Flat) ? null : _model.Unit(u).Flat;
+            if (_adam8 is not null) _adam8.Update(_master[u], gradients[u], _moments8![u], working, adamStep, scales[u]);
+            else _adam!.Update(_master[u], gradients[u], _expAvg[u], _expAvgSq[u], working, adamStep, scales[u]);
         }
         DeviceMemory?.Sample();
         return true;
@@ -252,6 +257,7 @@ public sealed partial class DeviceTrainer : ITrainer
         AbandonMicroBatch();
         foreach (Tensor[]? set in new[] { _expAvg, _expAvgSq, _gradients, _accumulators })
             if (set is not null) foreach (Tensor? t in set) t?.Dispose();
+        if (_moments8 is not null) foreach (DeviceEightBitMoments? q in _moments8) q?.Dispose();
         if (_master is not null && _model is not null)
             for (int u = 0; u < _master.Length; u++)
                 if (_master[u] is { } m && !ReferenceEquals(m, _model.Unit(u).Flat)) m.Dispose();

@@ -1,0 +1,127 @@
+using AiOs.Planner.Optim;
+
+namespace AiOs.Planner.Engine.Optim;
+
+/// <summary>
+/// The arithmetic of one 8-bit AdamW block as the fused CUDA kernel (<see cref="FusedCudaAdamW8bit"/>) does it, in C#:
+/// its per-step constants, its map tables (values and nearest-code thresholds) and a scalar twin of its block update,
+/// line for line. The twin is what the tests hold against <see cref="BlockwiseAdam"/> (the CPU optimizer) bit for bit,
+/// since the kernel itself cannot run without a GPU.
+/// </summary>
+/// <remarks>
+/// The order of operations is <see cref="BlockwiseAdam"/>'s, not the fp32 device kernel's: m ← β1·m + (1−β1)·g (not
+/// lerp), p ← p·decay − (stepSize·m) / (√v·(1/√bc2) + ε). A resident 8-bit run thus makes the same codes, scales and
+/// parameters as an offloaded 8-bit run for the same gradients, and its checkpoints mean the same.
+/// </remarks>
+internal static class EightBitAdamKernel
+{
+    /// <summary>Entries per map table: 256 values, and 256 thresholds (the signed map's 129, padded with +∞).</summary>
+    public const int TableSize = 256;
+
+    /// <summary>The per-step constants in the order the kernel takes them.</summary>
+    public readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
+    {
+        /// <summary>As <see cref="BlockwiseAdam"/> computes them from float hyper-parameters (double where it uses double).</summary>
+        public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
+            double bias1 = 1 - Math.Pow(hp.Beta1, step);
+            double bias2 = 1 - Math.Pow(hp.Beta2, step);
+            return new Coefficients(
+                (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
+                hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
+                (float)(hp.LearningRate / bias1),
+                (float)(1 / Math.Sqrt(bias2)),
+                hp.Epsilon, gradScale);
+        }
+    }
+
+    /// <summary>The float hyper-parameters of update <paramref name="step"/>, as the CPU 8-bit optimizer (<c>EightBitMoments</c>) builds them.</summary>
+    public static AdamHyperParameters HyperParameters(AdamWOptions o, int step) => new()
+    {
+        LearningRate = (float)o.LearningRateAt(step), Beta1 = (float)o.Beta1, Beta2 = (float)o.Beta2,
+        Epsilon = (float)o.Epsilon, WeightDecay = (float)o.WeightDecay,
+    };
+
+    /// <summary>
+    /// The kernel's table: [signed values | unsigned values | signed thresholds | unsigned thresholds], 256 floats each.
+    /// A threshold is the largest float at or below the exact midpoint of two neighbouring magnitudes (0, the positive
+    /// values, 1), so "a &gt; threshold" sends a tie to the smaller magnitude, as <see cref="DynamicQuantizationMap.Quantize"/> does.
+    /// </summary>
+    public static float[] Table()
+    {
+        var table = new float[4 * TableSize];
+        DynamicQuantizationMap.Signed.Values.CopyTo(table.AsSpan(0, TableSize));
+        DynamicQuantizationMap.Unsigned.Values.CopyTo(table.AsSpan(TableSize, TableSize));
+        Thresholds(DynamicQuantizationMap.Signed).CopyTo(table.AsSpan(2 * TableSize));
+        Thresholds(DynamicQuantizationMap.Unsigned).CopyTo(table.AsSpan(3 * TableSize));
+        return table;
+    }
+
+    private static float[] Thresholds(DynamicQuantizationMap map)
+    {
+        ReadOnlySpan<float> magnitudes = map.Values[map.ZeroCode..];
+        var t = new float[TableSize];
+        Array.Fill(t, float.PositiveInfinity);
+        for (int i = 0; i + 1 < magnitudes.Length; i++)
+        {
+            double mid = ((double)magnitudes[i] + magnitudes[i + 1]) / 2;
+            float f = (float)mid;
+            t[i] = f > mid ? MathF.BitDecrement(f) : f;
+        }
+        return t;
+    }
+
+    /// <summary>The kernel's <c>quantize</c>: the nearest code of y (thresholds below |y| counted by binary search).</summary>
+    public static byte Quantize(float y, ReadOnlySpan<float> thresholds, bool signed)
+    {
+        float a = MathF.Abs(y);
+        // NaN (0 × an infinite 1/scale, a subnormal block scale) ranks as 1 does in the CPU map's bucket look-up.
+        if (float.IsNaN(a)) a = 1f;
+        int lo = 0, hi = TableSize;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >> 1;
+            if (thresholds[mid] < a) lo = mid + 1;
+            else hi = mid;
+        }
+        if (!signed) return (byte)Math.Min(lo, 255);
+        return y < 0 ? (byte)(127 - Math.Min(lo, 127)) : (byte)(127 + lo);
+    }
+
+    /// <summary>
+    /// The scalar twin of the kernel's block: decode, AdamW, block extremes, and (only if every new v is finite)
+    /// the parameter update, new scales and codes (the kernel's bf16 copy is the fp32 kernel's rounding). Returns whether the block was updated.
+    /// </summary>
+    public static bool UpdateBlock(Span<float> p, ReadOnlySpan<float> g, Span<byte> mc, ref float ms, Span<byte> vc, ref float vs, Coefficients k, ReadOnlySpan<float> table)
+    {
+        int n = p.Length;
+        ReadOnlySpan<float> mValues = table[..TableSize], vValues = table.Slice(TableSize, TableSize);
+        ReadOnlySpan<float> mThresholds = table.Slice(2 * TableSize, TableSize), vThresholds = table.Slice(3 * TableSize, TableSize);
+        var m1 = new float[n];
+        var v1 = new float[n];
+        float mScale = ms, vScale = vs, mMax = 0, mMin = 0, vMax = 0;
+        bool finite = true;
+        for (int i = 0; i < n; i++)
+        {
+            float gi = g[i] * k.GradScale;
+            m1[i] = k.Beta1 * (mValues[mc[i]] * mScale) + k.OneMinusBeta1 * gi;
+            v1[i] = k.Beta2 * (vValues[vc[i]] * vScale) + k.OneMinusBeta2 * gi * gi;
+            finite &= v1[i] < float.PositiveInfinity;
+            mMax = Math.Max(mMax, m1[i]); mMin = Math.Min(mMin, m1[i]); vMax = Math.Max(vMax, v1[i]);
+        }
+        if (!finite) return false;
+        float mNewScale = mMax >= -mMin ? mMax : mMin, vNewScale = vMax;
+        float mInv = mNewScale == 0 ? 0 : 1 / mNewScale, vInv = vNewScale == 0 ? 0 : 1 / vNewScale;
+        for (int i = 0; i < n; i++)
+        {
+            float pi = p[i] * k.Decay - k.StepSize * m1[i] / (MathF.Sqrt(v1[i]) * k.InvSqrtBias2 + k.Epsilon);
+            p[i] = pi;
+            mc[i] = Quantize(m1[i] * mInv, mThresholds, signed: true);
+            vc[i] = Quantize(v1[i] * vInv, vThresholds, signed: false);
+        }
+        ms = mNewScale;
+        vs = vNewScale;
+        return true;
+    }
+}

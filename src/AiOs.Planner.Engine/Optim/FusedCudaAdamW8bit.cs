@@ -1,0 +1,188 @@
+using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Optim;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Optim;
+
+/// <summary>
+/// AdamW with block-wise 8-bit moments as one CUDA kernel per unit, compiled at first use with NVRTC and launched through the
+/// driver API on the default stream, like <see cref="FusedCudaAdamW"/>. One thread block of 256 threads per quantisation
+/// block of 2,048 values (8 per thread, strided so loads coalesce): decode m and v (map tables in shared memory), AdamW in
+/// fp32, block extremes by warp shuffles, then the parameter update, the new scales and the nearest codes (binary search
+/// over the thresholds). It moves about 12 bytes per parameter (bf16 gradient and working copy, fp32 master, two codes)
+/// against the fp32 kernel's 28. IEEE division and square root and no fused multiply-add, so it computes what
+/// <see cref="EightBitAdamKernel.UpdateBlock"/> (the tested scalar twin) and <see cref="BlockwiseAdam"/> compute.
+/// </summary>
+public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
+{
+    /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/> and <see cref="EightBitAdamKernel.Quantize"/>.</summary>
+    internal const string Source = """
+        #define AIOS_BLOCK 2048
+        #define AIOS_THREADS 256
+        #define AIOS_PER (AIOS_BLOCK / AIOS_THREADS)
+        __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
+        __device__ __forceinline__ unsigned short float_to_bf16(float f)
+        {
+            unsigned int bits = __float_as_uint(f);
+            if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+            return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+        }
+        // Thresholds below |y|: the rank of its nearest magnitude (a tie goes to the smaller one, as the CPU map's).
+        __device__ __forceinline__ int rank_of(const float* t, float y)
+        {
+            float a = fabsf(y);
+            if (a != a) a = 1.0f; // NaN (0 x an infinite 1/scale) ranks as the CPU map's bucket look-up ranks it
+            int lo = 0, hi = 256;
+            while (lo < hi)
+            {
+                int mid = (lo + hi) >> 1;
+                if (t[mid] < a) lo = mid + 1; else hi = mid;
+            }
+            return lo;
+        }
+        __device__ __forceinline__ unsigned char quantize_signed(float y, const float* t)
+        {
+            int r = rank_of(t, y);
+            return y < 0.0f ? (unsigned char)(127 - min(r, 127)) : (unsigned char)(127 + r);
+        }
+        __device__ __forceinline__ unsigned char quantize_unsigned(float y, const float* t) { return (unsigned char)min(rank_of(t, y), 255); }
+
+        extern "C" __global__ void __launch_bounds__(AIOS_THREADS) aios_adamw8bit(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
+            unsigned char* __restrict__ mc, float* __restrict__ ms, unsigned char* __restrict__ vc, float* __restrict__ vs,
+            const long long* __restrict__ block_starts, const float* __restrict__ table, unsigned short* __restrict__ working,
+            float decay, float beta1, float one_minus_beta1, float beta2, float one_minus_beta2, float step_size, float inv_sqrt_bias2,
+            float eps, float grad_scale)
+        {
+            // [signed values | unsigned values | signed thresholds | unsigned thresholds]
+            __shared__ float s_table[1024];
+            __shared__ float s_mmax[AIOS_THREADS / 32], s_mmin[AIOS_THREADS / 32], s_vmax[AIOS_THREADS / 32];
+            __shared__ int s_bad[AIOS_THREADS / 32];
+            for (int i = threadIdx.x; i < 1024; i += AIOS_THREADS) s_table[i] = table[i];
+            const long long b = blockIdx.x;
+            const long long start = block_starts[b];
+            const int n = (int)(block_starts[b + 1] - start);
+            const float m_scale = ms[b], v_scale = vs[b];
+            const float inf = __int_as_float(0x7f800000);
+            __syncthreads();
+
+            float m1[AIOS_PER], v1[AIOS_PER];
+            float mmax = 0.0f, mmin = 0.0f, vmax = 0.0f;
+            int bad = 0;
+            #pragma unroll
+            for (int k = 0; k < AIOS_PER; k++)
+            {
+                const int i = threadIdx.x + k * AIOS_THREADS;
+                m1[k] = 0.0f; v1[k] = 0.0f;
+                if (i < n)
+                {
+                    const long long at = start + i;
+                    const float g = grad_bf16 ? bf16_to_float(((const unsigned short*)grad)[at]) : ((const float*)grad)[at];
+                    const float gi = g * grad_scale;
+                    m1[k] = beta1 * (s_table[mc[at]] * m_scale) + one_minus_beta1 * gi;
+                    v1[k] = beta2 * (s_table[256 + vc[at]] * v_scale) + one_minus_beta2 * gi * gi;
+                    bad |= !(v1[k] < inf);
+                    mmax = fmaxf(mmax, m1[k]); mmin = fminf(mmin, m1[k]); vmax = fmaxf(vmax, v1[k]);
+                }
+            }
+            for (int o = 16; o > 0; o >>= 1)
+            {
+                mmax = fmaxf(mmax, __shfl_xor_sync(0xffffffffu, mmax, o));
+                mmin = fminf(mmin, __shfl_xor_sync(0xffffffffu, mmin, o));
+                vmax = fmaxf(vmax, __shfl_xor_sync(0xffffffffu, vmax, o));
+                bad |= __shfl_xor_sync(0xffffffffu, bad, o);
+            }
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            if (lane == 0) { s_mmax[warp] = mmax; s_mmin[warp] = mmin; s_vmax[warp] = vmax; s_bad[warp] = bad; }
+            __syncthreads();
+            mmax = s_mmax[0]; mmin = s_mmin[0]; vmax = s_vmax[0]; bad = s_bad[0];
+            for (int w = 1; w < AIOS_THREADS / 32; w++)
+            {
+                mmax = fmaxf(mmax, s_mmax[w]); mmin = fminf(mmin, s_mmin[w]); vmax = fmaxf(vmax, s_vmax[w]); bad |= s_bad[w];
+            }
+            if (bad) return; // a non-finite second moment: the block stays as it was (the whole block agrees)
+
+            const float m_new = mmax >= -mmin ? mmax : mmin, v_new = vmax;
+            const float m_inv = m_new == 0.0f ? 0.0f : 1.0f / m_new, v_inv = v_new == 0.0f ? 0.0f : 1.0f / v_new;
+            #pragma unroll
+            for (int k = 0; k < AIOS_PER; k++)
+            {
+                const int i = threadIdx.x + k * AIOS_THREADS;
+                if (i < n)
+                {
+                    const long long at = start + i;
+                    const float pi = p[at] * decay - step_size * m1[k] / (sqrtf(v1[k]) * inv_sqrt_bias2 + eps);
+                    p[at] = pi;
+                    mc[at] = quantize_signed(m1[k] * m_inv, s_table + 512);
+                    vc[at] = quantize_unsigned(v1[k] * v_inv, s_table + 768);
+                    if (working) working[at] = float_to_bf16(pi);
+                }
+            }
+            if (threadIdx.x == 0) { ms[b] = m_new; vs[b] = v_new; }
+        }
+        """;
+
+    private static readonly Lock Gate = new();
+    private static nint _kernel;
+    private readonly AdamWOptions _options;
+    private readonly Tensor _table;
+
+    /// <summary>Compiles (once per process) and loads the kernel for the current CUDA device, and puts the map tables on <paramref name="device"/>.</summary>
+    /// <exception cref="InvalidOperationException">No NVRTC, or the compilation or load failed.</exception>
+    public FusedCudaAdamW8bit(AdamWOptions options, Device device)
+    {
+        _options = options;
+        lock (Gate)
+        {
+            if (_kernel == 0)
+            {
+                var (major, minor, _) = CudaDriver.DeviceInfo();
+                byte[] ptx = Nvrtc.CompileToPtx(Source, "aios_adamw8bit.cu", major, minor, "--fmad=false");
+                _kernel = CudaDriver.LoadKernel(ptx, "aios_adamw8bit");
+            }
+        }
+        using var scope = NewDisposeScope();
+        _table = tensor(EightBitAdamKernel.Table()).to(device).DetachFromDisposeScope();
+    }
+
+    /// <summary>Whether the kernel can be built here (NVRTC present); the device must still be CUDA.</summary>
+    public static bool IsAvailable => Nvrtc.IsAvailable;
+
+    public string Name => "fused-cuda-8bit";
+
+    public void Update(Tensor master, Tensor gradient, DeviceEightBitMoments moments, Tensor? working, int step, float gradScale)
+    {
+        long n = moments.Elements;
+        Require(master, ScalarType.Float32, n, nameof(master));
+        Require(moments.MCodes, ScalarType.Byte, n, "m codes");
+        Require(moments.VCodes, ScalarType.Byte, n, "v codes");
+        using var scope = NewDisposeScope();
+        // The kernel reads fp32 or bf16 gradients; fp16 (and any other) is widened first.
+        Tensor g = gradient.dtype is ScalarType.Float32 or ScalarType.BFloat16 ? gradient : gradient.to(ScalarType.Float32);
+        Require(g, g.dtype, n, nameof(gradient));
+        // The kernel writes a bf16 working copy; an fp16 one is copied from the master afterwards.
+        bool kernelWrites = working is not null && working.dtype == ScalarType.BFloat16;
+        if (kernelWrites) Require(working!, ScalarType.BFloat16, n, nameof(working));
+
+        var k = EightBitAdamKernel.Coefficients.For(step, EightBitAdamKernel.HyperParameters(_options, step), gradScale);
+        nint p = CudaDriver.DataOf(master), gp = CudaDriver.DataOf(g), mc = CudaDriver.DataOf(moments.MCodes), ms = CudaDriver.DataOf(moments.MScales);
+        nint vc = CudaDriver.DataOf(moments.VCodes), vs = CudaDriver.DataOf(moments.VScales), starts = CudaDriver.DataOf(moments.BlockStarts);
+        nint table = CudaDriver.DataOf(_table), w = kernelWrites ? CudaDriver.DataOf(working!) : 0;
+        int gradBf16 = g.dtype == ScalarType.BFloat16 ? 1 : 0;
+        float decay = k.Decay, beta1 = k.Beta1, b1 = k.OneMinusBeta1, beta2 = k.Beta2, b2 = k.OneMinusBeta2;
+        float stepSize = k.StepSize, invSqrtBias2 = k.InvSqrtBias2, eps = k.Epsilon, scale = k.GradScale;
+        void** args = stackalloc void*[19];
+        args[0] = &p; args[1] = &gp; args[2] = &gradBf16; args[3] = &mc; args[4] = &ms; args[5] = &vc; args[6] = &vs; args[7] = &starts;
+        args[8] = &table; args[9] = &w; args[10] = &decay; args[11] = &beta1; args[12] = &b1; args[13] = &beta2; args[14] = &b2;
+        args[15] = &stepSize; args[16] = &invSqrtBias2; args[17] = &eps; args[18] = &scale;
+        CudaDriver.Launch(_kernel, checked((int)moments.Blocks), 256, args);
+        if (working is not null && !kernelWrites)
+            using (no_grad()) working.copy_(master);
+    }
+
+    private static void Require(Tensor t, ScalarType type, long n, string name)
+    {
+        if (t.device_type != DeviceType.CUDA || t.dtype != type || t.numel() != n || !t.is_contiguous())
+            throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
+    }
+}

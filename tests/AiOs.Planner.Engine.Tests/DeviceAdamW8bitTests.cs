@@ -1,0 +1,162 @@
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>
+/// The device 8-bit AdamW (issue 15, resident runs): the host kernel on a CPU device makes exactly the offloaded 8-bit
+/// optimizer's codes, scales and weights; the fused CUDA kernel's scalar twin makes exactly <see cref="BlockwiseAdam"/>'s;
+/// a CUDA kernel that cannot be built is refused naming <c>--optimizer-state fp32</c>.
+/// </summary>
+public sealed class DeviceAdamW8bitTests
+{
+    public DeviceAdamW8bitTests() => TorchRuntime.EnsureReady();
+
+    private static float[] Random(Random r, int n, float scale) => [.. Enumerable.Range(0, n).Select(_ => (float)(r.NextDouble() * 2 - 1) * scale)];
+
+    [Theory]
+    [InlineData(2048, 1f)]
+    [InlineData(2053, 0.5f)]
+    [InlineData(100, 1f)]
+    [InlineData(7, 2f)]
+    public void Given_random_blocks_When_the_kernels_scalar_twin_and_BlockwiseAdam_take_five_steps_Then_weights_codes_and_scales_are_bit_identical(int n, float gradScale)
+    {
+        var r = new Random(n);
+        float[] p1 = Random(r, n, 1), p2 = (float[])p1.Clone();
+        var hp = new AdamHyperParameters { LearningRate = 3e-3f, WeightDecay = 0.01f };
+        var (mc1, vc1) = (new byte[n], new byte[n]);
+        var (mc2, vc2) = (new byte[n], new byte[n]);
+        long blocks = BlockwiseQuantization.Blocks(n);
+        float[] ms1 = new float[blocks], vs1 = new float[blocks], ms2 = new float[blocks], vs2 = new float[blocks];
+        float[] table = EightBitAdamKernel.Table();
+        for (int step = 1; step <= 5; step++)
+        {
+            // Gradients spanning decades, so codes land all over the map.
+            float[] g = [.. Random(r, n, 1).Select((x, i) => x * MathF.Pow(10, -(i % 7)))];
+            BlockwiseAdam.Step(p1, g, mc1, ms1, vc1, vs1, step, hp, gradScale, threads: 1);
+            var k = EightBitAdamKernel.Coefficients.For(step, hp, gradScale);
+            for (int b = 0; b < blocks; b++)
+            {
+                int start = b * BlockwiseQuantization.BlockSize, len = Math.Min(BlockwiseQuantization.BlockSize, n - start);
+                Assert.True(EightBitAdamKernel.UpdateBlock(p2.AsSpan(start, len), g.AsSpan(start, len), mc2.AsSpan(start, len), ref ms2[b], vc2.AsSpan(start, len), ref vs2[b], k, table));
+            }
+            Assert.Equal(p1.Select(BitConverter.SingleToInt32Bits), p2.Select(BitConverter.SingleToInt32Bits));
+            Assert.Equal(mc1, mc2);
+            Assert.Equal(vc1, vc2);
+            Assert.Equal(ms1, ms2);
+            Assert.Equal(vs1, vs2);
+        }
+        Assert.Contains(mc1, c => c < 120);
+        Assert.Contains(mc1, c => c > 135);
+    }
+
+    [Fact]
+    public void Given_values_at_and_around_every_threshold_When_the_kernel_quantises_Then_it_picks_the_maps_code()
+    {
+        float[] table = EightBitAdamKernel.Table();
+        foreach (var (map, offset) in new[] { (DynamicQuantizationMap.Signed, 2 * EightBitAdamKernel.TableSize), (DynamicQuantizationMap.Unsigned, 3 * EightBitAdamKernel.TableSize) })
+        {
+            ReadOnlySpan<float> thresholds = table.AsSpan(offset, EightBitAdamKernel.TableSize);
+            var probes = new List<float> { 0f, -0f, 1f, -1f, 1e-9f, 3e-7f };
+            for (int c = 0; c < 256; c++) probes.Add(map.Values[c]);
+            foreach (float t in thresholds.ToArray().Where(float.IsFinite))
+                probes.AddRange([t, MathF.BitIncrement(t), MathF.BitDecrement(t), -t, -MathF.BitIncrement(t)]);
+            var r = new Random(7);
+            for (int i = 0; i < 20_000; i++) probes.Add((float)(r.NextDouble() * 2 - 1) * MathF.Pow(10, -r.Next(0, 8)));
+            foreach (float y in probes.Where(y => map.IsSigned || y >= 0))
+                Assert.True(map.Quantize(y) == EightBitAdamKernel.Quantize(y, thresholds, map.IsSigned), $"{(map.IsSigned ? "signed" : "unsigned")} y = {y:R}: map {map.Quantize(y)}, kernel {EightBitAdamKernel.Quantize(y, thresholds, map.IsSigned)}");
+        }
+    }
+
+    [Fact]
+    public void Given_a_tiny_gpt_layer_When_the_host_8bit_update_and_the_offloaded_8bit_optimizer_take_the_same_gradients_Then_codes_scales_and_weights_are_identical()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        ParameterLayout layout = ParameterLayout.ForLayer(spec);
+        int n = (int)layout.Elements;
+        var options = new AdamWOptions { LearningRate = 3e-3 };
+        var offloaded = EightBitMoments.For(spec, LayerwiseTrainerTests.Small() with { OptimizerState = OptimizerStateFormat.EightBit }, LayerwiseTrainerTests.Options() with { Adam = options })!;
+        var group = new SubGroup(0, 0, 0, n);
+        var r = new Random(3);
+        float[] master = Random(r, n, 0.1f), reference = (float[])master.Clone();
+        byte[] moments = new byte[offloaded.MomentBytes(group)];
+        using var device = new DeviceEightBitMoments([.. layout.Slices.Select(s => s.Offset)], n, CPU);
+        using Tensor p = tensor(master);
+        using Tensor working = zeros([n], ScalarType.BFloat16);
+        var adam = new HostBlockwiseAdamW8bit(options);
+        for (int step = 1; step <= 4; step++)
+        {
+            float[] g = Random(r, n, 0.01f);
+            float scale = step == 3 ? 0.25f : 1f;
+            offloaded.Step(group, reference, g, moments, step, scale, []);
+            using Tensor gradient = tensor(g);
+            adam.Update(p, gradient, device, working, step, scale);
+        }
+
+        Assert.Equal(reference, p.data<float>().ToArray());
+        var (mc, ms, vc, vs) = device.Raw();
+        Assert.Equal(moments[..n], mc);
+        Assert.Equal(moments[n..(2 * n)], vc);
+        float[] scales = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(moments.AsSpan(2 * n)).ToArray();
+        Assert.Equal(scales[..ms.Length], ms);
+        Assert.Equal(scales[ms.Length..], vs);
+        Assert.Equal(layout.Slices.Sum(s => BlockwiseQuantization.Blocks(s.Elements)), device.Blocks);
+        // The working copy is the updated master rounded to bf16.
+        Assert.Equal(p.to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>().ToArray(), working.to(ScalarType.Float32).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Given_8bit_moments_When_decoded_and_encoded_again_Then_the_codes_and_scales_come_back_exactly()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        ParameterLayout layout = ParameterLayout.ForOuter(spec);
+        int n = (int)layout.Elements;
+        using var moments = new DeviceEightBitMoments([.. layout.Slices.Select(s => s.Offset)], n, CPU);
+        var r = new Random(5);
+        moments.Encode(Random(r, n, 0.01f), [.. Random(r, n, 1e-4f).Select(MathF.Abs)]);
+        var before = moments.Raw();
+
+        var (m, v) = moments.Decode();
+        moments.Encode(m, v);
+
+        var after = moments.Raw();
+        Assert.Equal(before.MCodes, after.MCodes);
+        Assert.Equal(before.VCodes, after.VCodes);
+        Assert.Equal(before.MScales, after.MScales);
+        Assert.Equal(before.VScales, after.VScales);
+        Assert.Contains(before.MScales, s => s != 0);
+    }
+
+    [Fact]
+    public void Given_the_fused_kernel_cannot_be_built_When_the_8bit_update_is_picked_Then_it_is_refused_naming_fp32_state()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => DeviceAdamW8bit.Fused(() => throw new InvalidOperationException("NVRTC could not compile aios_adamw8bit.cu (error 6)")));
+
+        Assert.Contains("--optimizer-state fp32", e.Message);
+        Assert.Contains("NVRTC could not compile", e.Message);
+    }
+
+    [Fact]
+    public void Given_no_cuda_driver_library_When_the_8bit_update_is_picked_Then_it_is_refused_naming_fp32_state()
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => DeviceAdamW8bit.Fused(() => throw new DllNotFoundException("libcuda.so.1")));
+
+        Assert.Contains("--optimizer-state fp32", e.Message);
+        Assert.Contains("libcuda.so.1", e.Message);
+    }
+
+    [Fact]
+    public void Given_the_kernel_source_When_read_Then_its_block_and_table_sizes_are_the_cpu_formats()
+    {
+        // The kernel hard-codes the block size and table layout; they must be the ones checkpoints and the CPU optimizer use.
+        Assert.Contains($"#define AIOS_BLOCK {BlockwiseQuantization.BlockSize}", FusedCudaAdamW8bit.Source);
+        Assert.Contains($"__shared__ float s_table[{EightBitAdamKernel.Table().Length}]", FusedCudaAdamW8bit.Source);
+        Assert.Contains("s_table + 512", FusedCudaAdamW8bit.Source);
+        Assert.Contains("s_table + 768", FusedCudaAdamW8bit.Source);
+    }
+}
