@@ -87,7 +87,7 @@ public sealed class DeviceEightBitMoments : IDisposable
         {
             var (at, n, b, blocks) = ((int)p.Start, (int)p.Length, (int)p.FirstBlock, (int)BlockwiseQuantization.Blocks(p.Length));
             BlockwiseQuantization.Dequantize(mc.AsSpan(at, n), ms.AsSpan(b, blocks), m.AsSpan(at, n), DynamicQuantizationMap.Signed);
-            BlockwiseQuantization.Dequantize(vc.AsSpan(at, n), vs.AsSpan(b, blocks), v.AsSpan(at, n), DynamicQuantizationMap.Unsigned);
+            BlockwiseQuantization.DequantizeSecondMoment(vc.AsSpan(at, n), vs.AsSpan(b, blocks), v.AsSpan(at, n));
         }
         return (m, v);
     }
@@ -106,7 +106,7 @@ public sealed class DeviceEightBitMoments : IDisposable
         {
             var (at, n, b, blocks) = ((int)p.Start, (int)p.Length, (int)p.FirstBlock, (int)BlockwiseQuantization.Blocks(p.Length));
             BlockwiseQuantization.Quantize(expAvg.Slice(at, n), mc.AsSpan(at, n), ms.AsSpan(b, blocks), DynamicQuantizationMap.Signed);
-            BlockwiseQuantization.Quantize(expAvgSq.Slice(at, n), vc.AsSpan(at, n), vs.AsSpan(b, blocks), DynamicQuantizationMap.Unsigned);
+            BlockwiseQuantization.QuantizeSecondMoment(expAvgSq.Slice(at, n), vc.AsSpan(at, n), vs.AsSpan(b, blocks));
         }
         using var scope = NewDisposeScope();
         using var _ = no_grad();

@@ -106,19 +106,21 @@ internal static class EightBitAdamKernel
         {
             float gi = g[i] * k.GradScale;
             m1[i] = k.Beta1 * (mValues[mc[i]] * mScale) + k.OneMinusBeta1 * gi;
-            v1[i] = k.Beta2 * (vValues[vc[i]] * vScale) + k.OneMinusBeta2 * gi * gi;
+            float r0 = vValues[vc[i]] * vScale; // v is coded by its square root
+            v1[i] = k.Beta2 * (r0 * r0) + k.OneMinusBeta2 * gi * gi;
             finite &= v1[i] < float.PositiveInfinity;
             mMax = Math.Max(mMax, m1[i]); mMin = Math.Min(mMin, m1[i]); vMax = Math.Max(vMax, v1[i]);
         }
         if (!finite) return false;
-        float mNewScale = mMax >= -mMin ? mMax : mMin, vNewScale = vMax;
+        float mNewScale = mMax >= -mMin ? mMax : mMin, vNewScale = MathF.Sqrt(vMax);
         float mInv = mNewScale == 0 ? 0 : 1 / mNewScale, vInv = vNewScale == 0 ? 0 : 1 / vNewScale;
         for (int i = 0; i < n; i++)
         {
-            float pi = p[i] * k.Decay - k.StepSize * m1[i] / (MathF.Sqrt(v1[i]) * k.InvSqrtBias2 + k.Epsilon);
+            float r1 = MathF.Sqrt(v1[i]);
+            float pi = p[i] * k.Decay - k.StepSize * m1[i] / (r1 * k.InvSqrtBias2 + k.Epsilon);
             p[i] = pi;
             mc[i] = Quantize(m1[i] * mInv, mThresholds, signed: true);
-            vc[i] = Quantize(v1[i] * vInv, vThresholds, signed: false);
+            vc[i] = Quantize(r1 * vInv, vThresholds, signed: false);
         }
         ms = mNewScale;
         vs = vNewScale;

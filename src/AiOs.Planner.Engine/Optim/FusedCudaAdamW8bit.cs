@@ -80,7 +80,8 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
                     const float g = grad_bf16 ? bf16_to_float(((const unsigned short*)grad)[at]) : ((const float*)grad)[at];
                     const float gi = g * grad_scale;
                     m1[k] = beta1 * (s_table[mc[at]] * m_scale) + one_minus_beta1 * gi;
-                    v1[k] = beta2 * (s_table[256 + vc[at]] * v_scale) + one_minus_beta2 * gi * gi;
+                    const float r0 = s_table[256 + vc[at]] * v_scale; // v is coded by its square root
+                    v1[k] = beta2 * (r0 * r0) + one_minus_beta2 * gi * gi;
                     bad |= !(v1[k] < inf);
                     mmax = fmaxf(mmax, m1[k]); mmin = fminf(mmin, m1[k]); vmax = fmaxf(vmax, v1[k]);
                 }
@@ -102,7 +103,7 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
             }
             if (bad) return; // a non-finite second moment: the block stays as it was (the whole block agrees)
 
-            const float m_new = mmax >= -mmin ? mmax : mmin, v_new = vmax;
+            const float m_new = mmax >= -mmin ? mmax : mmin, v_new = sqrtf(vmax);
             const float m_inv = m_new == 0.0f ? 0.0f : 1.0f / m_new, v_inv = v_new == 0.0f ? 0.0f : 1.0f / v_new;
             #pragma unroll
             for (int k = 0; k < AIOS_PER; k++)
@@ -111,10 +112,11 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
                 if (i < n)
                 {
                     const long long at = start + i;
-                    const float pi = p[at] * decay - step_size * m1[k] / (sqrtf(v1[k]) * inv_sqrt_bias2 + eps);
+                    const float r1 = sqrtf(v1[k]);
+                    const float pi = p[at] * decay - step_size * m1[k] / (r1 * inv_sqrt_bias2 + eps);
                     p[at] = pi;
                     mc[at] = quantize_signed(m1[k] * m_inv, s_table + 512);
-                    vc[at] = quantize_unsigned(v1[k] * v_inv, s_table + 768);
+                    vc[at] = quantize_unsigned(r1 * v_inv, s_table + 768);
                     if (working) working[at] = float_to_bf16(pi);
                 }
             }
