@@ -29,7 +29,10 @@ public static class HtmlReport
         html.Append("<p>").Append(E(Headline(run))).Append("</p>");
         html.Append(RunFacts(run));
         if (compared is not null)
+        {
             html.Append(RunsComparedSection.Html(compared)).Append(Embed(RunsComparedSection.Losses(compared), outDir));
+            if (RunsComparedSection.Differences(compared) is { } differences) html.Append(Embed(differences, outDir));
+        }
         html.Append("<h2>Predicted vs measured</h2>").Append(Comparison(RunComparison.Of(run)));
         html.Append(ComparisonTables.Tiers(RunComparison.Of(run))).Append(ComparisonTables.Operations(RunComparison.Of(run)));
         foreach (var f in figures) html.Append(Embed(f, outDir));

@@ -30,7 +30,7 @@ public sealed record ComparedRun(
     {
         if (Differing.Count == 0) return $"{Id} (same settings)";
         string shown = string.Join(", ", Differing.Take(maxSettings).Select(d => $"{d.Key}: {d.Value}"));
-        return Differing.Count > maxSettings ? $"{Id}: {shown} (+{Differing.Count - maxSettings} more)" : $"{Id}: {shown}";
+        return Differing.Count > maxSettings ? $"{Id} ({shown}, {Differing.Count - maxSettings} more)" : $"{Id} ({shown})";
     }
 }
 

@@ -25,7 +25,8 @@ public static class RunsComparedSection
             var line = plot.Add.ScatterLine(steps.Select(s => (double)s.Step).ToArray(), steps.Select(s => s.Loss).ToArray());
             line.LegendText = compared.Runs[i].Label();
             line.Color = palette.GetColor(i);
-            line.LineWidth = 1.5f;
+            // The first run wide beneath the others, so that a run whose losses match it still shows both.
+            line.LineWidth = i == 0 ? 4f : 1.5f;
         }
         plot.Title("Loss per step: runs compared");
         plot.XLabel("step");
@@ -34,6 +35,36 @@ public static class RunsComparedSection
         plot.ShowLegend(Edge.Bottom);
         string caption = $"Training loss of every step of each run ({string.Join("; ", compared.Runs.Select(r => r.Label(int.MaxValue)))}).";
         return new Figure(FigureName, caption, plot, 1000, 460 + 22 * compared.Runs.Count);
+    }
+
+    /// <summary>
+    /// Each other run's loss against the first run's at the same step, in percent: the curves of runs within a few percent
+    /// of each other lie on one another in <see cref="Losses"/>. Null with one run or no step in common.
+    /// </summary>
+    public static Figure? Differences(RunsCompared compared)
+    {
+        var first = compared.Records[0].Steps.Where(s => double.IsFinite(s.Loss) && s.Loss != 0).ToDictionary(s => s.Step, s => s.Loss);
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        bool any = false;
+        for (int i = 1; i < compared.Runs.Count; i++)
+        {
+            var common = compared.Records[i].Steps.Where(s => double.IsFinite(s.Loss) && first.ContainsKey(s.Step)).ToList();
+            if (common.Count == 0) continue;
+            any = true;
+            var line = plot.Add.ScatterLine(common.Select(s => (double)s.Step).ToArray(), common.Select(s => 100 * (s.Loss - first[s.Step]) / first[s.Step]).ToArray());
+            line.LegendText = compared.Runs[i].Label();
+            line.Color = palette.GetColor(i);
+            line.LineWidth = 1.5f;
+        }
+        if (!any) return null;
+        plot.Add.HorizontalLine(0, 1, Colors.Gray, LinePattern.Dotted);
+        plot.Title($"Loss against {compared.Runs[0].Id}'s at the same step");
+        plot.XLabel("step");
+        plot.YLabel($"(loss − {compared.Runs[0].Id}'s) ÷ {compared.Runs[0].Id}'s (%)");
+        plot.ShowLegend(Edge.Bottom);
+        return new Figure(FigureName + "-difference", $"Each run's loss minus {compared.Runs[0].Label()}'s at the same step, as a percentage of it (steps both runs have, with a finite loss).",
+            plot, 1000, 440 + 22 * compared.Runs.Count);
     }
 
     /// <summary>The section's HTML before its figure: notes, warnings and the table.</summary>
@@ -55,7 +86,7 @@ public static class RunsComparedSection
         {
             t.Append("<tr><td>").Append(E(r.Id)).Append("</td><td>").Append(E(r.Model)).Append("</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{r.Steps}</td><td>{Loss(r.LastLoss)}</td><td>{Loss(r.MeanLoss)} ({E(Window(r))})</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{(r.MeanLossChange is { } c ? ComparisonTables.Percent(c) : r == runs[0] ? "(reference)" : "–")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{(r.MeanLossChange is { } c ? Percent(c) : r == runs[0] ? "(reference)" : "–")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(r.MedianStepMs is { } ms ? (ms / 1e3).ToString("0.####", CultureInfo.InvariantCulture) + " s" : "–")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{Size(r.MedianNvmeBytes)}</td><td>{Size(r.MedianCpuStateBytes)}</td><td>{E(r.OptimizerState)}</td><td>{(r.Seed?.ToString(CultureInfo.InvariantCulture) ?? "not recorded")}</td></tr>");
         }
@@ -68,7 +99,7 @@ public static class RunsComparedSection
     /// <summary>One line per run for the console: steps, final losses and the change against the first run.</summary>
     public static IEnumerable<string> Lines(RunsCompared compared) => compared.Runs.Select(r =>
         $"{r.Label()}: {r.Steps} steps, last loss {Loss(r.LastLoss)}, {Window(r)} {Loss(r.MeanLoss)}" +
-        (r.MeanLossChange is { } c ? $" ({ComparisonTables.Percent(c)} against {compared.Runs[0].Id})" : ""));
+        (r.MeanLossChange is { } c ? $" ({Percent(c)} against {compared.Runs[0].Id})" : ""));
 
     /// <summary>What the mean loss averages, in words.</summary>
     internal static string Window(ComparedRun r) => r.MeanOver switch
@@ -77,6 +108,10 @@ public static class RunsComparedSection
         RunsCompared.LossWindow => $"mean of the last {RunsCompared.LossWindow} steps",
         _ => $"mean of all {r.MeanOver} steps (fewer than {RunsCompared.LossWindow})",
     };
+
+    /// <summary>A loss change as a signed percentage with two decimals (issue 15's bound is 1%); one that rounds to zero is 0.00%, unsigned.</summary>
+    public static string Percent(double change) =>
+        (Math.Round(change, 4) + 0.0).ToString("+0.00%;-0.00%;0.00%", CultureInfo.InvariantCulture);
 
     private static string Loss(double loss) => double.IsFinite(loss) ? loss.ToString("0.####", CultureInfo.InvariantCulture) : "not finite";
 

@@ -60,8 +60,11 @@ public sealed class RunsComparedTests
         var png = new FileInfo(Path.Combine(outDir, RunsComparedSection.FigureName + ".png"));
         Assert.True(png.Exists && png.Length > 5_000);
         string svg = XDocument.Load(Path.Combine(outDir, RunsComparedSection.FigureName + ".svg")).ToString();
-        Assert.Contains("a: optimizer_state: fp32", svg);
-        Assert.Contains("b: optimizer_state: 8bit", svg);
+        Assert.Contains("a (optimizer_state: fp32)", svg);
+        Assert.Contains("b (optimizer_state: 8bit)", svg);
+        // and the difference of b's loss from a's per step, where the two curves lie nearly on one another
+        Assert.True(new FileInfo(Path.Combine(outDir, RunsComparedSection.FigureName + "-difference.png")).Length > 5_000);
+        Assert.Contains("Loss against a", XDocument.Load(Path.Combine(outDir, RunsComparedSection.FigureName + "-difference.svg")).ToString());
         Assert.Contains("<td>a</td>", html);
         Assert.Contains("<td>b</td>", html);
         Assert.Contains("<td>8bit</td>", html);
@@ -80,11 +83,18 @@ public sealed class RunsComparedTests
         Assert.Equal(2.03, c.Runs[1].MeanLoss, 9);
         Assert.Null(c.Runs[0].MeanLossChange);
         Assert.Equal(0.015, c.Runs[1].MeanLossChange!.Value, 9);
-        Assert.Equal("+1.5%", ComparisonTables.Percent(c.Runs[1].MeanLossChange));
+        Assert.Equal("+1.50%", RunsComparedSection.Percent(c.Runs[1].MeanLossChange!.Value));
         Assert.Equal(2000, c.Runs[1].MedianNvmeBytes);
         Assert.Null(c.Runs[1].MedianCpuStateBytes);
         Assert.Contains("mean of the last 50 steps", RunsComparedSection.Html(c));
     }
+
+    [Theory]
+    [InlineData(-0.00001, "0.00%")]
+    [InlineData(0.00001, "0.00%")]
+    [InlineData(-0.0123, "-1.23%")]
+    public void Given_a_loss_change_When_shown_Then_it_has_two_decimals_and_no_sign_when_it_rounds_to_zero(double change, string shown) =>
+        Assert.Equal(shown, RunsComparedSection.Percent(change));
 
     [Fact]
     public void Given_a_run_shorter_than_the_window_When_compared_Then_the_mean_is_over_all_its_steps_and_says_so()
