@@ -79,13 +79,13 @@ public static class RunsComparedSection
         var runs = compared.Runs;
         bool models = runs.Select(r => r.Model).Distinct().Count() > 1;
         t.Append("<table><tr><th>run</th>").Append(models ? "<th>model (differs)</th>" : "<th>model</th>")
-            .Append("<th>steps</th><th>last step's loss</th><th>mean loss of the last steps</th><th>mean vs ")
+            .Append("<th>steps</th><th>last step's loss</th><th>mean loss</th><th>averaged over</th><th>mean vs ")
             .Append(E(runs[0].Id)).Append("</th><th>median step time</th><th>median NVMe read + write per step</th>")
             .Append("<th>median CPU optimizer-state read + write per step</th><th>optimizer state</th><th>seed</th></tr>");
         foreach (var r in runs)
         {
             t.Append("<tr><td>").Append(E(r.Id)).Append("</td><td>").Append(E(r.Model)).Append("</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{r.Steps}</td><td>{Loss(r.LastLoss)}</td><td>{Loss(r.MeanLoss)} ({E(Window(r))})</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{r.Steps}</td><td>{Loss(r.LastLoss)}</td><td>{Loss(r.MeanLoss)}</td><td>{E(Window(r))}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(r.MeanLossChange is { } c ? Percent(c) : r == runs[0] ? "(reference)" : "–")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{(r.MedianStepMs is { } ms ? (ms / 1e3).ToString("0.####", CultureInfo.InvariantCulture) + " s" : "–")}</td>")
                 .Append(CultureInfo.InvariantCulture, $"<td>{Size(r.MedianNvmeBytes)}</td><td>{Size(r.MedianCpuStateBytes)}</td><td>{E(r.OptimizerState)}</td><td>{(r.Seed?.ToString(CultureInfo.InvariantCulture) ?? "not recorded")}</td></tr>");
@@ -98,15 +98,15 @@ public static class RunsComparedSection
 
     /// <summary>One line per run for the console: steps, final losses and the change against the first run.</summary>
     public static IEnumerable<string> Lines(RunsCompared compared) => compared.Runs.Select(r =>
-        $"{r.Label()}: {r.Steps} steps, last loss {Loss(r.LastLoss)}, {Window(r)} {Loss(r.MeanLoss)}" +
+        $"{r.Label()}: {r.Steps} steps, last loss {Loss(r.LastLoss)}, mean loss {Loss(r.MeanLoss)} over {Window(r)}" +
         (r.MeanLossChange is { } c ? $" ({Percent(c)} against {compared.Runs[0].Id})" : ""));
 
     /// <summary>What the mean loss averages, in words.</summary>
     internal static string Window(ComparedRun r) => r.MeanOver switch
     {
-        0 => "no finite loss",
-        RunsCompared.LossWindow => $"mean of the last {RunsCompared.LossWindow} steps",
-        _ => $"mean of all {r.MeanOver} steps (fewer than {RunsCompared.LossWindow})",
+        0 => "no step (no finite loss)",
+        RunsCompared.LossWindow => $"the last {RunsCompared.LossWindow} steps",
+        _ => $"all {r.MeanOver} steps (fewer than {RunsCompared.LossWindow})",
     };
 
     /// <summary>A loss change as a signed percentage with two decimals (issue 15's bound is 1%); one that rounds to zero is 0.00%, unsigned.</summary>

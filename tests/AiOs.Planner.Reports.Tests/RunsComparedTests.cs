@@ -86,7 +86,7 @@ public sealed class RunsComparedTests
         Assert.Equal("+1.50%", RunsComparedSection.Percent(c.Runs[1].MeanLossChange!.Value));
         Assert.Equal(2000, c.Runs[1].MedianNvmeBytes);
         Assert.Null(c.Runs[1].MedianCpuStateBytes);
-        Assert.Contains("mean of the last 50 steps", RunsComparedSection.Html(c));
+        Assert.Contains("<td>the last 50 steps</td>", RunsComparedSection.Html(c));
     }
 
     [Theory]
@@ -104,7 +104,7 @@ public sealed class RunsComparedTests
         Assert.Equal(3.0, c.Runs[0].MeanLoss, 9);
         Assert.Equal(2.25 / 3.0 - 1, c.Runs[1].MeanLossChange!.Value, 9);
         Assert.Equal(1.0, c.Runs[1].LastLoss, 9);
-        Assert.Contains("mean of all 4 steps (fewer than 50)", RunsComparedSection.Html(c));
+        Assert.Contains("<td>all 4 steps (fewer than 50)</td>", RunsComparedSection.Html(c));
     }
 
     [Fact]
