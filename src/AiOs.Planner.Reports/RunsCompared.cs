@@ -76,7 +76,9 @@ public sealed record RunsCompared(IReadOnlyList<ComparedRun> Runs, IReadOnlyList
             else records.Add(run);
         }
         var flat = records.Select(Flatten).ToList();
-        var keys = flat.SelectMany(f => f.Keys).Distinct().Order(StringComparer.Ordinal)
+        // Top-level settings first (optimizer_state, seed), nested ones after: the legend shows the first few, and a nested
+        // one is often derived from a top-level one (adam.schedule.base_learning_rate from adam.learning_rate).
+        var keys = flat.SelectMany(f => f.Keys).Distinct().OrderBy(k => k.Count(c => c == '.')).ThenBy(k => k, StringComparer.Ordinal)
             .Where(k => flat.Select(f => f.GetValueOrDefault(k, "(not set)")).Distinct().Count() > 1).ToList();
         var means = records.Select(MeanLoss).ToList();
         var runs = records.Select((r, i) => Row(r, means[i], i == 0 ? null : Change(means[i].Mean, means[0].Mean),
@@ -165,6 +167,8 @@ public sealed record RunsCompared(IReadOnlyList<ComparedRun> Runs, IReadOnlyList
         {
             null => "null",
             JsonValue v when v.TryGetValue(out string? s) => s,
+            // A number by its value: 1e-08 and 1E-08 are one setting.
+            JsonValue v when v.GetValueKind() == JsonValueKind.Number => v.GetValue<double>().ToString(System.Globalization.CultureInfo.InvariantCulture),
             _ => node.ToJsonString(),
         };
     }

@@ -11,7 +11,7 @@ public sealed class RunsComparedTests
     /// A synthetic run (<see cref="SyntheticRun"/>) with the given losses per step (steps 1…n), run id, optimizer state, seed
     /// and model name written into its settings.json, and fixed bytes per step.
     /// </summary>
-    private static string Run(IReadOnlyList<double> losses, string id, string state = "fp32", long? seed = 42, string? model = null, long nvmeBytesPerStep = 1000)
+    private static string Run(IReadOnlyList<double> losses, string id, string state = "fp32", long? seed = 42, string? model = null, long nvmeBytesPerStep = 1000, string learningRate = "1e-4")
     {
         string dir = SyntheticRun.Create();
         string metrics = Path.Combine(dir, RecordedRun.MetricsFile);
@@ -32,7 +32,8 @@ public sealed class RunsComparedTests
         var settings = JsonNode.Parse(File.ReadAllText(settingsPath))!.AsObject();
         settings["run_id"] = id;
         settings["settings"]!["optimizer_state"] = state;
-        settings["engine"] = seed is { } s ? new JsonObject { ["seed"] = s, ["run_id"] = id } : new JsonObject { ["run_id"] = id };
+        settings["engine"] = new JsonObject { ["run_id"] = id, ["adam"] = new JsonObject { ["learning_rate"] = JsonNode.Parse(learningRate) } };
+        if (seed is { } s) settings["engine"]!["seed"] = s;
         if (model is not null) settings["model"]!["name"] = model;
         File.WriteAllText(settingsPath, settings.ToJsonString());
         return dir;
@@ -114,6 +115,18 @@ public sealed class RunsComparedTests
         Assert.Contains("different seeds", Assert.Single(c.Warnings));
         Assert.Contains("Warning:", RunsComparedSection.Html(c));
         Assert.Equal(["seed"], c.Runs[0].Differing.Select(d => d.Key));
+    }
+
+    [Fact]
+    public void Given_a_number_written_two_ways_and_a_nested_difference_When_compared_Then_only_real_differences_count_top_level_first()
+    {
+        // Given one learning rate as 1e-4 and 1.0E-4 (not a difference) and then 3e-4 with another seed (two differences)
+        var same = Compare(Run(Losses(2.0), "a", learningRate: "1e-4"), Run(Losses(2.0), "b", state: "8bit", learningRate: "1.0E-4"));
+        Assert.Equal(["optimizer_state"], same.Runs[1].Differing.Select(d => d.Key));
+        var other = Compare(Run(Losses(2.0), "a", learningRate: "1e-4"), Run(Losses(2.0), "c", seed: 7, learningRate: "3e-4"));
+        // Then the top-level seed comes before the nested learning rate, in the table and the legend
+        Assert.Equal(["seed", "adam.learning_rate"], other.Runs[1].Differing.Select(d => d.Key));
+        Assert.Equal("c (seed: 7, adam.learning_rate: 0.0003)", other.Runs[1].Label());
     }
 
     [Fact]
