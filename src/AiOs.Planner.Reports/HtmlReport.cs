@@ -10,8 +10,11 @@ namespace AiOs.Planner.Reports;
 /// <summary>Writes a self-contained HTML report (figures inline as SVG) and every figure as PNG and SVG.</summary>
 public static class HtmlReport
 {
-    /// <summary>Writes the report into <paramref name="outDir"/>; returns the path of index.html.</summary>
-    public static string Write(RecordedRun run, string outDir)
+    /// <summary>
+    /// Writes the report into <paramref name="outDir"/>; returns the path of index.html. With <paramref name="compared"/> (runs
+    /// compared with <paramref name="run"/>, the first of them), the report gains a "Runs compared" section.
+    /// </summary>
+    public static string Write(RecordedRun run, string outDir, RunsCompared? compared = null)
     {
         Directory.CreateDirectory(outDir);
         var figures = ReportFigures.All(run);
@@ -25,15 +28,14 @@ public static class HtmlReport
         html.Append("<h1>").Append(E(title)).Append("</h1>");
         html.Append("<p>").Append(E(Headline(run))).Append("</p>");
         html.Append(RunFacts(run));
+        if (compared is not null)
+        {
+            html.Append(RunsComparedSection.Html(compared)).Append(Embed(RunsComparedSection.Losses(compared), outDir));
+            if (RunsComparedSection.Differences(compared) is { } differences) html.Append(Embed(differences, outDir));
+        }
         html.Append("<h2>Predicted vs measured</h2>").Append(Comparison(RunComparison.Of(run)));
         html.Append(ComparisonTables.Tiers(RunComparison.Of(run))).Append(ComparisonTables.Operations(RunComparison.Of(run)));
-        foreach (var f in figures)
-        {
-            string svg = f.Plot.GetSvgXml(f.Width, f.Height);
-            File.WriteAllText(Path.Combine(outDir, f.Name + ".svg"), svg);
-            f.Plot.SavePng(Path.Combine(outDir, f.Name + ".png"), f.Width, f.Height);
-            html.Append("<figure>").Append(svg).Append("<figcaption>").Append(E(f.Caption)).Append("</figcaption></figure>");
-        }
+        foreach (var f in figures) html.Append(Embed(f, outDir));
         html.Append("<h2>Settings</h2><pre>").Append(E(run.Settings is null ? "(no settings.json)" : JsonSerializer.Serialize(run.Settings, RecordSchema.WriteOptions))).Append("</pre>");
         if (run.Profile is { } p)
             html.Append("<h2>Hardware profile</h2><pre>").Append(E(JsonSerializer.Serialize(p, DescriptionJson.Options))).Append("</pre>");
@@ -41,6 +43,15 @@ public static class HtmlReport
         string index = Path.Combine(outDir, "index.html");
         AtomicFile.WriteAllText(index, html.ToString());
         return index;
+    }
+
+    /// <summary>Saves a figure as SVG and PNG in <paramref name="outDir"/>; returns it as an HTML figure with the SVG inline.</summary>
+    private static string Embed(Figure f, string outDir)
+    {
+        string svg = f.Plot.GetSvgXml(f.Width, f.Height);
+        File.WriteAllText(Path.Combine(outDir, f.Name + ".svg"), svg);
+        f.Plot.SavePng(Path.Combine(outDir, f.Name + ".png"), f.Width, f.Height);
+        return $"<figure>{svg}<figcaption>{E(f.Caption)}</figcaption></figure>";
     }
 
     private static string Headline(RecordedRun run)

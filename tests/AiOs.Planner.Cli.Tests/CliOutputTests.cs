@@ -49,6 +49,7 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["train with a prediction"] = w => new(Train(w, w.Fresh("runs[1]")), ExitCodes.Ok, "cpu[1]"),
         ["train missing dataset"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--dataset-file", Path.Combine(w.Root, "none[1].txt")], ExitCodes.Usage, "none[1]"),
         ["report"] = w => new(["report", TrainedRun(w)], ExitCodes.Ok, "Wrote"),
+        ["report compare"] = w => new(["report", TrainedRun(w), "--compare", TrainedRun(w), "--out", w.Fresh("report[1]")], ExitCodes.Ok, "against out"),
         ["doctor"] = w => new(["doctor", "--nvme-path", w.Nvme], ExitCodes.Ok, "nvme[1]"),
         ["export-hf without checkpoints"] = w => new(["export-hf", Directory.CreateDirectory(w.Fresh("run[1]")).FullName, "--model", w.TinyModel, "--out", w.Fresh("hf[1]")], ExitCodes.Usage, "run[1]"),
         ["export-hf trained run"] = w => new(["export-hf", TrainedRun(w, saveEvery: true), "--model", w.TinyModel, "--out", w.Fresh("hf[1]")], ExitCodes.Ok, "hf[1]"),
