@@ -110,11 +110,20 @@ public sealed class ParameterLayout
     /// Fills <paramref name="flat"/> (fp32, <see cref="Elements"/> long) with the unit's seeded initial
     /// values. The stream depends only on (seed, unit index), so every executor starts from the same weights.
     /// </summary>
-    public void Initialise(Span<float> flat, ModelSpec spec, long seed, int unitIndex)
+    public void Initialise(Span<float> flat, ModelSpec spec, long seed, int unitIndex) => Initialise(flat, spec, seed, unitIndex, 1 << 20);
+
+    /// <summary>
+    /// As <see cref="Initialise(Span{float}, ModelSpec, long, int)"/>, normal slices made in pieces of <paramref name="piece"/> values on
+    /// every core. Each normal value takes two draws of the unit's stream in order, so a piece starts its generator that many
+    /// draws on (<see cref="SplitMix64.After"/>) and the values equal the sequential ones bit for bit, whatever the piece size:
+    /// a 13B model's 327-million-value layers are made at memory speed, not one core's (4 minutes before).
+    /// </summary>
+    internal unsafe void Initialise(Span<float> flat, ModelSpec spec, long seed, int unitIndex, int piece)
     {
         if (flat.Length != Elements) throw new ArgumentException($"Expected {Elements} elements, got {flat.Length}.", nameof(flat));
-        var rng = new SplitMix64(unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)unitIndex + 1));
+        ulong start = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL + (ulong)unitIndex + 1);
         double residualStd = 0.02 / Math.Sqrt(2.0 * spec.NumLayers);
+        long draws = 0;
         foreach (ParameterSlice s in _slices)
         {
             Span<float> part = flat.Slice(checked((int)s.Offset), checked((int)s.Elements));
@@ -124,7 +133,20 @@ public sealed class ParameterLayout
                 case ParameterInit.Ones: part.Fill(1f); break;
                 default:
                     double std = s.Init == ParameterInit.ResidualNormal ? residualStd : 0.02;
-                    for (int i = 0; i < part.Length; i++) part[i] = (float)(std * rng.NextGaussian());
+                    long first = draws;
+                    int length = part.Length, pieces = (int)((length + (long)piece - 1) / piece);
+                    fixed (float* at = part)
+                    {
+                        nint address = (nint)at;
+                        Parallel.For(0, pieces, k =>
+                        {
+                            int from = (int)Math.Min(length, (long)k * piece), to = (int)Math.Min(length, (long)from + piece);
+                            var rng = SplitMix64.After(start, first + 2L * from);
+                            float* values = (float*)address;
+                            for (int i = from; i < to; i++) values[i] = (float)(std * rng.NextGaussian());
+                        });
+                    }
+                    draws += 2L * length;
                     break;
             }
         }
