@@ -66,6 +66,30 @@ public sealed class CheckpointEightBitTests : IDisposable
     }
 
     [Fact]
+    public void Given_an_8bit_checkpoint_that_coded_v_itself_When_loaded_Then_it_is_refused_naming_the_map()
+    {
+        string folder = Save(RandomState(4), OptimizerStateFormat.EightBit);
+        string path = Path.Combine(folder, Checkpoint.OptimizerFile);
+        List<RawTensor> tensors;
+        Dictionary<string, string> metadata;
+        using (var file = SafeTensorsFile.Open(path))
+        {
+            tensors = file.Tensors.Values.Select(t => new RawTensor(t.Name, t.DType, t.Shape, file.ReadBytes(t))).ToList();
+            metadata = new Dictionary<string, string>(file.Metadata) { ["exp_avg_sq_map"] = "dynamic-unsigned-7exp" };
+        }
+        // The layout before 2026-12-05 05:20 UTC: v's codes stood for v, not √v; read as √v they would square every moment.
+        File.Delete(path);
+        SafeTensors.WriteRaw(path, tensors, metadata);
+
+        // The checkpoint as a whole is refused (its checksums no longer match), and the file on its own by the map check.
+        Assert.ThrowsAny<InvalidDataException>(() => Checkpoint.Load(folder, Spec));
+        using var rewritten = SafeTensorsFile.Open(path);
+        var e = Assert.Throws<InvalidDataException>(() => OptimizerStateTensors.CheckEightBitMetadata(rewritten));
+        Assert.Contains("exp_avg_sq_map", e.Message);
+        Assert.Contains("sqrt-dynamic-unsigned-7exp", e.Message);
+    }
+
+    [Fact]
     public void Given_an_fp32_checkpoint_Then_its_manifest_names_no_format_as_before()
     {
         string folder = Save(RandomState(2), OptimizerStateFormat.Fp32);
