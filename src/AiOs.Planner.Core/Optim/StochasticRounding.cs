@@ -1,0 +1,58 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>
+/// The counter-based random numbers of the 8-bit optimizer's stochastic rounding: no state, so a step's codes depend only
+/// on (step, the block's new scales, the element's index in its block), never on threads, chunking or what ran before, and
+/// a resumed run draws what the uninterrupted one drew. The scales key the block (rather than its offset in the model) so
+/// the CPU optimizer (tensor by tensor), the resident CPU path (piece by piece) and the CUDA kernel (unit by unit) agree
+/// without knowing where a block sits; blocks with equal scales (all-zero ones) share a stream, which costs nothing.
+/// The hash is Wellons' lowbias32 (two multiplies); its top 16 bits give the uniform as (k + ½)/2¹⁶,
+/// so u lies in [2⁻¹⁷, 1 − 2⁻¹⁷] and never moves 0 or 1.
+/// </summary>
+public static class StochasticRounding
+{
+    /// <summary>lowbias32: a 32-bit integer hash with near-ideal avalanche.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint Mix(uint x)
+    {
+        x ^= x >> 16;
+        x *= 0x7feb352du;
+        x ^= x >> 15;
+        x *= 0x846ca68bu;
+        x ^= x >> 16;
+        return x;
+    }
+
+    /// <summary>The key of a block at <paramref name="step"/> with its new scales.</summary>
+    public static uint BlockKey(int step, float mScale, float vScale) =>
+        Mix(Mix(Mix((uint)step) ^ (uint)BitConverter.SingleToInt32Bits(mScale)) ^ (uint)BitConverter.SingleToInt32Bits(vScale));
+
+    /// <summary>The hash of element <paramref name="index"/> of a block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint ElementHash(uint key, int index) => Mix(key + (uint)index);
+
+    /// <summary>The uniform in (0, 1) of an element hash: its high 16 bits as (k + ½)/2¹⁶.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Uniform(uint hash) => MathF.FusedMultiplyAdd((int)(hash >> 16), 1f / 65536, 1f / 131072);
+
+    /// <summary><see cref="Mix(uint)"/> on eight lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<uint> Mix(Vector256<uint> x)
+    {
+        x ^= Vector256.ShiftRightLogical(x, 16);
+        x *= Vector256.Create(0x7feb352du);
+        x ^= Vector256.ShiftRightLogical(x, 15);
+        x *= Vector256.Create(0x846ca68bu);
+        x ^= Vector256.ShiftRightLogical(x, 16);
+        return x;
+    }
+
+    /// <summary><see cref="Uniform(uint)"/> on eight lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Uniform(Vector256<uint> hash) =>
+        // The product and the sum are exact (16-bit integers, power-of-two steps), so FMA or not gives the scalar's value.
+        Vector256.ConvertToSingle(Vector256.ShiftRightLogical(hash, 16).AsInt32()) * Vector256.Create(1f / 65536) + Vector256.Create(1f / 131072);
+}
