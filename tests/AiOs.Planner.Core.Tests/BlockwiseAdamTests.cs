@@ -150,7 +150,7 @@ public class BlockwiseAdamTests
     /// <summary>
     /// The step element by element through the scalar reference: table values (v by its square root), fp32 update in the
     /// kernel's operation order, <see cref="DynamicQuantizationMap.Quantize"/> per m and <see cref="DynamicQuantizationMap.QuantizeStochastic"/>
-    /// per √v with the uniform of (step, the block's new scales, index in block); a block with a non-finite v is left as it was.
+    /// per √v with the uniform of (step, block index and span length, index in block); a block with a non-finite v is left as it was.
     /// </summary>
     private static void ReferenceStep(State s, float[] g, int step, AdamHyperParameters hp, float gradScale)
     {
@@ -176,7 +176,7 @@ public class BlockwiseAdamTests
             {
                 float root = MathF.Sqrt(v[i]);
                 s.P[start + i] = s.P[start + i] * decay - stepSize * m[i] / (root * invSqrtBias2 + hp.Epsilon);
-                uint h = StochasticRounding.ElementHash(StochasticRounding.BlockKey(step, mScale, vScale), i);
+                uint h = StochasticRounding.ElementHash(StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, g.Length)), i);
                 s.MCodes[start + i] = mMap.Quantize(m[i] * mInv);
                 s.VCodes[start + i] = vMap.QuantizeStochastic(root * vInv, StochasticRounding.Uniform(h));
             }

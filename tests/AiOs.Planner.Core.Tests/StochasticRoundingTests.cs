@@ -83,9 +83,10 @@ public class StochasticRoundingTests
     [Fact]
     public void Given_a_key_When_uniforms_are_drawn_on_eight_lanes_or_one_by_one_Then_they_agree_and_lie_strictly_inside_0_1()
     {
-        uint key = StochasticRounding.BlockKey(17, 0.25f, 3e-3f);
-        Assert.NotEqual(key, StochasticRounding.BlockKey(18, 0.25f, 3e-3f));
-        Assert.NotEqual(key, StochasticRounding.BlockKey(17, 0.25f, MathF.BitIncrement(3e-3f)));
+        uint key = StochasticRounding.BlockKey(17, StochasticRounding.BlockSeed(3, 70_001));
+        Assert.NotEqual(key, StochasticRounding.BlockKey(18, StochasticRounding.BlockSeed(3, 70_001)));
+        Assert.NotEqual(key, StochasticRounding.BlockKey(17, StochasticRounding.BlockSeed(4, 70_001)));
+        Assert.NotEqual(key, StochasticRounding.BlockKey(17, StochasticRounding.BlockSeed(3, 70_002)));
         Vector256<float> lanes = StochasticRounding.Uniform(StochasticRounding.Mix(Vector256.Create(key) + Vector256.Create(0u, 1, 2, 3, 4, 5, 6, 7)));
         for (int i = 0; i < 8; i++) Assert.Equal(StochasticRounding.Uniform(StochasticRounding.ElementHash(key, i)), lanes[i]);
         Assert.Equal(1f / 131072, StochasticRounding.Uniform(0));

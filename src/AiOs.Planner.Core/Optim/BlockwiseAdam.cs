@@ -18,7 +18,7 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// v (unsigned map); with g multiplied by the clipping factor, <c>m ← β1·m + (1−β1)·g</c>, <c>v ← β2·v + (1−β2)·g²</c>
 /// in fp32; <c>p ← p·(1 − lr·wd) − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)</c> with the unrounded m and v
 /// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m (to the nearest) and √v (stochastically, unbiased, with
-/// counter-based uniforms of step, the block's new scales and the index: <see cref="StochasticRounding"/>) with the block's
+/// counter-based uniforms of step, the block's place and the element's: <see cref="StochasticRounding"/>) with the block's
 /// new scales. A block whose
 /// gradient holds NaN or ±∞ is left as it was and counted in the report, never quantised. With AVX2 and FMA no table is
 /// read in the common case: codes are decoded (<see cref="QuantizationVectors.Values"/>) and encoded
@@ -72,7 +72,8 @@ public static unsafe class BlockwiseAdam
             {
                 long start = b * BlockwiseQuantization.BlockSize;
                 int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
-                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, mBuffer, vBuffer);
+                uint key = StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, count));
+                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer);
                 if (ok) continue;
                 Interlocked.Increment(ref skipped);
                 long seen;
@@ -87,13 +88,13 @@ public static unsafe class BlockwiseAdam
     }
 
     /// <summary>The per-step constants, computed once in double precision as <see cref="CpuAdam"/> computes them.</summary>
-    private readonly record struct Coefficients(int Step, float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
+    private readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
     {
         public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
         {
             double bias1 = 1 - Math.Pow(hp.Beta1, step);
             double bias2 = 1 - Math.Pow(hp.Beta2, step);
-            return new Coefficients(step,
+            return new Coefficients(
                 (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
                 hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
                 (float)(hp.LearningRate / bias1),
@@ -106,7 +107,7 @@ public static unsafe class BlockwiseAdam
     /// One block: new m and v into the buffers (and their extremes), then — only if every v is finite, which also
     /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
     /// </summary>
-    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, float* mNew, float* vNew)
+    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         float mScale = *ms, vScale = *vs;
@@ -165,9 +166,8 @@ public static unsafe class BlockwiseAdam
         float mInv = *ms == 0 ? 0 : 1 / *ms, vInv = *vs == 0 ? 0 : 1 / *vs;
         // v's codes are rounded stochastically (unbiased): to the nearest, a √v that moves less per step (≤ 0.05% at β2 = 0.999)
         // than half the map's gap (0.35–7% of the block's largest) keeps its code and so follows the block's scale, which
-        // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamDriftTests).
+        // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamTrackingTests).
         // m moves 10% a step and stays nearest: rounding it stochastically too only added noise (update-norm ratio +0.4%).
-        uint key = StochasticRounding.BlockKey(k.Step, *ms, *vs);
         if (QuantizationVectors.IsSupported && float.IsFinite(mInv))
             UpdateAndQuantize(p, mNew, vNew, mc, vc, n, k, mInv, vInv, key);
         else

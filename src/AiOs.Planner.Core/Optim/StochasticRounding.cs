@@ -5,10 +5,10 @@ namespace AiOs.Planner.Optim;
 
 /// <summary>
 /// The counter-based random numbers of the 8-bit optimizer's stochastic rounding: no state, so a step's codes depend only
-/// on (step, the block's new scales, the element's index in its block), never on threads, chunking or what ran before, and
-/// a resumed run draws what the uninterrupted one drew. The scales key the block (rather than its offset in the model) so
-/// the CPU optimizer (tensor by tensor), the resident CPU path (piece by piece) and the CUDA kernel (unit by unit) agree
-/// without knowing where a block sits; blocks with equal scales (all-zero ones) share a stream, which costs nothing.
+/// on (step, the block's index in its tensor and the tensor's length, the element's index in its block), never on threads,
+/// chunking or what ran before, and a resumed run draws what the uninterrupted one drew. Not on values either: keyed by
+/// contents (the block's scales), a gradient an ulp away would redraw a whole block, and engines whose gradients differ in
+/// float rounding (resident and offloaded) would drift apart far faster than by nearest rounding.
 /// The hash is Wellons' lowbias32 (two multiplies); its top 16 bits give the uniform as (k + ½)/2¹⁶,
 /// so u lies in [2⁻¹⁷, 1 − 2⁻¹⁷] and never moves 0 or 1.
 /// </summary>
@@ -26,9 +26,14 @@ public static class StochasticRounding
         return x;
     }
 
-    /// <summary>The key of a block at <paramref name="step"/> with its new scales.</summary>
-    public static uint BlockKey(int step, float mScale, float vScale) =>
-        Mix(Mix(Mix((uint)step) ^ (uint)BitConverter.SingleToInt32Bits(mScale)) ^ (uint)BitConverter.SingleToInt32Bits(vScale));
+    /// <summary>
+    /// A block's step-independent seed from where it lies: its index among the blocks of the span stepped together (a
+    /// tensor, or a piece of one) and that span's length, which every engine knows without the block's contents.
+    /// </summary>
+    public static uint BlockSeed(long block, long spanLength) => Mix(Mix((uint)spanLength ^ (uint)(spanLength >> 32)) ^ (uint)block);
+
+    /// <summary>The key of a block at <paramref name="step"/>.</summary>
+    public static uint BlockKey(int step, uint seed) => Mix(Mix((uint)step) ^ seed);
 
     /// <summary>The hash of element <paramref name="index"/> of a block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
