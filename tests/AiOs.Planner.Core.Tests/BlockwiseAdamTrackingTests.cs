@@ -46,8 +46,8 @@ public sealed class BlockwiseAdamTrackingTests
     /// Over 300 steps of Gaussian gradients whose scale stays, shrinks to 0.1× or grows 10×: rounded to the nearest, a √v
     /// that moves less per step (≤ 0.05% at β2 = 0.999) than half the map's gap kept its code and followed its block's
     /// scale, so the mean √(v₈/v₃₂) drifted to 0.976 (steady), 0.945 (shrinking), 1.022 (growing) and the 8-bit/fp32
-    /// update-norm ratio (mean of steps 251–300) to 1.034, 1.067, 0.985. Rounded stochastically: 1.003, 1.002, 1.002 and
-    /// 1.010, 1.010, 1.006 (the rest is rounding noise, which adds to a norm whatever its sign).
+    /// update-norm ratio (mean of steps 251–300) to 1.034, 1.067, 0.985. Rounded stochastically (m and v): 1.003, 1.002,
+    /// 1.002 and 1.014, 1.014, 1.009 (the rest is rounding noise, which adds to a norm whatever its sign).
     /// </summary>
     [Theory]
     [InlineData(1.0)]

@@ -11,7 +11,7 @@ namespace AiOs.Planner.Engine.Tests;
 /// <summary>
 /// The device 8-bit AdamW (issue 15, resident runs): the host kernel on a CPU device makes exactly the offloaded 8-bit
 /// optimizer's codes, scales and weights; the fused CUDA kernel's scalar twin makes exactly <see cref="BlockwiseAdam"/>'s
-/// (v's stochastic rounding included: the same hash, uniforms and arithmetic);
+/// (the stochastic rounding included: the same hash, uniforms and arithmetic);
 /// a CUDA kernel that cannot be built is refused naming <c>--optimizer-state fp32</c>.
 /// </summary>
 public sealed class DeviceAdamW8bitTests
@@ -57,40 +57,29 @@ public sealed class DeviceAdamW8bitTests
         Assert.Contains(mc1, c => c > 135);
     }
 
-    [Fact]
-    public void Given_values_at_and_around_every_threshold_When_the_kernel_quantises_m_Then_it_picks_the_maps_code()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_values_around_every_threshold_and_value_When_the_kernel_rounds_stochastically_Then_it_picks_the_cpu_maps_code(bool signed)
     {
         float[] table = EightBitAdamKernel.Table();
-        DynamicQuantizationMap map = DynamicQuantizationMap.Signed;
-        ReadOnlySpan<float> thresholds = table.AsSpan(2 * EightBitAdamKernel.TableSize, EightBitAdamKernel.TableSize);
-        var probes = new List<float> { 0f, -0f, 1f, -1f, 1e-9f, 3e-7f };
-        for (int c = 0; c < 256; c++) probes.Add(map.Values[c]);
-        foreach (float t in thresholds.ToArray().Where(float.IsFinite))
-            probes.AddRange([t, MathF.BitIncrement(t), MathF.BitDecrement(t), -t, -MathF.BitIncrement(t)]);
-        var r = new Random(7);
-        for (int i = 0; i < 20_000; i++) probes.Add((float)(r.NextDouble() * 2 - 1) * MathF.Pow(10, -r.Next(0, 8)));
-        foreach (float y in probes)
-            Assert.True(map.Quantize(y) == EightBitAdamKernel.Quantize(y, thresholds, signed: true), $"y = {y:R}: map {map.Quantize(y)}, kernel {EightBitAdamKernel.Quantize(y, thresholds, signed: true)}");
-    }
-
-    [Fact]
-    public void Given_values_around_every_threshold_and_value_When_the_kernel_rounds_v_stochastically_Then_it_picks_the_cpu_maps_code()
-    {
-        float[] table = EightBitAdamKernel.Table();
-        DynamicQuantizationMap map = DynamicQuantizationMap.Unsigned;
-        ReadOnlySpan<float> constants = table.AsSpan(3 * EightBitAdamKernel.TableSize, EightBitAdamKernel.TableSize);
+        DynamicQuantizationMap map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
+        ReadOnlySpan<float> constants = table.AsSpan((signed ? 2 : 3) * EightBitAdamKernel.TableSize, EightBitAdamKernel.TableSize);
         var probes = new List<float> { 0f, -0f, 1f, 1.0000001f, 2f, 1e-9f, 3e-7f, 1e-40f, float.PositiveInfinity, float.NaN };
-        for (int c = 0; c < 256; c++) probes.AddRange([map.Values[c], MathF.BitIncrement(map.Values[c]), MathF.BitDecrement(Math.Max(map.Values[c], float.Epsilon))]);
+        if (signed) probes.AddRange([-1f, -1e-40f, float.NegativeInfinity, -2f]);
+        for (int c = 0; c < 256; c++) probes.AddRange([map.Values[c], MathF.BitIncrement(map.Values[c]), MathF.BitDecrement(map.Values[c])]);
         for (int c = 0; c < 255; c++) probes.Add((map.Values[c] + map.Values[c + 1]) / 2);
         var r = new Random(8);
-        for (int i = 0; i < 20_000; i++) probes.Add((float)r.NextDouble() * MathF.Pow(10, -r.Next(0, 8)));
+        for (int i = 0; i < 20_000; i++) probes.Add((float)(signed ? r.NextDouble() * 2 - 1 : r.NextDouble()) * MathF.Pow(10, -r.Next(0, 8)));
         uint key = StochasticRounding.BlockKey(3, StochasticRounding.BlockSeed(1, 5000));
         for (int i = 0; i < probes.Count; i++)
         {
-            float u = EightBitAdamKernel.Uniform(key, i);
-            Assert.Equal(StochasticRounding.Uniform(StochasticRounding.ElementHash(key, i)), u);
-            Assert.True(map.QuantizeStochastic(probes[i], u) == EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants),
-                $"y = {probes[i]:R}, u = {u:R}: map {map.QuantizeStochastic(probes[i], u)}, kernel {EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants)}");
+            var (um, uv) = EightBitAdamKernel.Uniforms(key, i);
+            Assert.Equal(StochasticRounding.FirstMomentUniform(StochasticRounding.ElementHash(key, i)), um);
+            Assert.Equal(StochasticRounding.SecondMomentUniform(StochasticRounding.ElementHash(key, i)), uv);
+            float u = signed ? um : uv;
+            Assert.True(map.QuantizeStochastic(probes[i], u) == EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants, signed),
+                $"y = {probes[i]:R}, u = {u:R}: map {map.QuantizeStochastic(probes[i], u)}, kernel {EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants, signed)}");
         }
     }
 
@@ -182,6 +171,7 @@ public sealed class DeviceAdamW8bitTests
         // The kernel spells out the hash and the uniform; their constants must be StochasticRounding's.
         Assert.Contains("x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;", FusedCudaAdamW8bit.Source);
         Assert.Contains("1.0f / 65536.0f, 1.0f / 131072.0f", FusedCudaAdamW8bit.Source);
+        Assert.Equal(DynamicQuantizationMap.Signed.StochasticConstants(), EightBitAdamKernel.Table().AsSpan(2 * EightBitAdamKernel.TableSize, 56).ToArray());
         Assert.Equal(DynamicQuantizationMap.Unsigned.StochasticConstants(), EightBitAdamKernel.Table().AsSpan(3 * EightBitAdamKernel.TableSize, 56).ToArray());
     }
 }

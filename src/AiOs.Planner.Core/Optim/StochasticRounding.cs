@@ -9,7 +9,7 @@ namespace AiOs.Planner.Optim;
 /// chunking or what ran before, and a resumed run draws what the uninterrupted one drew. Not on values either: keyed by
 /// contents (the block's scales), a gradient an ulp away would redraw a whole block, and engines whose gradients differ in
 /// float rounding (resident and offloaded) would drift apart far faster than by nearest rounding.
-/// The hash is Wellons' lowbias32 (two multiplies); its top 16 bits give the uniform as (k + ½)/2¹⁶,
+/// The hash is Wellons' lowbias32 (two multiplies); its low and high 16 bits give m's and v's uniforms as (k + ½)/2¹⁶,
 /// so u lies in [2⁻¹⁷, 1 − 2⁻¹⁷] and never moves 0 or 1.
 /// </summary>
 public static class StochasticRounding
@@ -39,9 +39,13 @@ public static class StochasticRounding
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static uint ElementHash(uint key, int index) => Mix(key + (uint)index);
 
-    /// <summary>The uniform in (0, 1) of an element hash: its high 16 bits as (k + ½)/2¹⁶.</summary>
+    /// <summary>The first moment's uniform in (0, 1) from an element hash: its low 16 bits as (k + ½)/2¹⁶.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Uniform(uint hash) => MathF.FusedMultiplyAdd((int)(hash >> 16), 1f / 65536, 1f / 131072);
+    public static float FirstMomentUniform(uint hash) => MathF.FusedMultiplyAdd((int)(hash & 0xFFFF), 1f / 65536, 1f / 131072);
+
+    /// <summary>The second moment's uniform in (0, 1) from an element hash: its high 16 bits as (k + ½)/2¹⁶.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float SecondMomentUniform(uint hash) => MathF.FusedMultiplyAdd((int)(hash >> 16), 1f / 65536, 1f / 131072);
 
     /// <summary><see cref="Mix(uint)"/> on eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -55,9 +59,14 @@ public static class StochasticRounding
         return x;
     }
 
-    /// <summary><see cref="Uniform(uint)"/> on eight lanes.</summary>
+    /// <summary><see cref="FirstMomentUniform(uint)"/> and <see cref="SecondMomentUniform(uint)"/> on eight lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector256<float> Uniform(Vector256<uint> hash) =>
-        // The product and the sum are exact (16-bit integers, power-of-two steps), so FMA or not gives the scalar's value.
-        Vector256.ConvertToSingle(Vector256.ShiftRightLogical(hash, 16).AsInt32()) * Vector256.Create(1f / 65536) + Vector256.Create(1f / 131072);
+    internal static (Vector256<float> M, Vector256<float> V) Uniforms(Vector256<uint> hash)
+    {
+        // The products and sums are exact (16-bit integers, power-of-two steps), so FMA or not gives the scalar's values.
+        Vector256<float> unit = Vector256.Create(1f / 65536), half = Vector256.Create(1f / 131072);
+        Vector256<float> m = Vector256.ConvertToSingle((hash & Vector256.Create(0xFFFFu)).AsInt32()) * unit + half;
+        Vector256<float> v = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(hash, 16).AsInt32()) * unit + half;
+        return (m, v);
+    }
 }

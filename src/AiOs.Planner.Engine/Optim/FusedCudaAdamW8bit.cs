@@ -9,15 +9,15 @@ namespace AiOs.Planner.Engine.Optim;
 /// AdamW with block-wise 8-bit moments as one CUDA kernel per unit, compiled at first use with NVRTC and launched through the
 /// driver API on the default stream, like <see cref="FusedCudaAdamW"/>. One thread block of 256 threads per quantisation
 /// block of 2,048 values (8 per thread, strided so loads coalesce): decode m and v (map tables in shared memory), AdamW in
-/// fp32, block extremes by warp shuffles, then the parameter update, the new scales and the codes: m's nearest (binary
-/// search over the thresholds), v's rounded stochastically by arithmetic with a counter-based hash (lowbias32 of step,
+/// fp32, block extremes by warp shuffles, then the parameter update, the new scales and the codes, rounded
+/// stochastically by arithmetic with a counter-based hash (lowbias32 of step,
 /// the block's seed from its place in its tensor, and the index in the block), so resident and offloaded 8-bit runs make the same codes. It moves about 12 bytes per parameter (bf16 gradient and working copy, fp32 master, two codes)
 /// against the fp32 kernel's 28. IEEE division and square root and no fused multiply-add but the explicit <c>fmaf</c>s of the rounding, so it computes what
 /// <see cref="EightBitAdamKernel.UpdateBlock"/> (the tested scalar twin) and <see cref="BlockwiseAdam"/> compute.
 /// </summary>
 public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
 {
-    /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/>, <see cref="EightBitAdamKernel.Quantize"/> and <see cref="EightBitAdamKernel.QuantizeStochastic"/>.</summary>
+    /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/> and <see cref="EightBitAdamKernel.QuantizeStochastic"/>.</summary>
     internal const string Source = """
         #define AIOS_BLOCK 2048
         #define AIOS_THREADS 256
@@ -29,26 +29,8 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
             if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
             return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
         }
-        // Thresholds below |y|: the rank of its nearest magnitude (a tie goes to the smaller one, as the CPU map's).
-        __device__ __forceinline__ int rank_of(const float* t, float y)
-        {
-            float a = fabsf(y);
-            if (a != a) a = 1.0f; // NaN (0 x an infinite 1/scale) ranks as the CPU map's bucket look-up ranks it
-            int lo = 0, hi = 256;
-            while (lo < hi)
-            {
-                int mid = (lo + hi) >> 1;
-                if (t[mid] < a) lo = mid + 1; else hi = mid;
-            }
-            return lo;
-        }
-        __device__ __forceinline__ unsigned char quantize_signed(float y, const float* t)
-        {
-            int r = rank_of(t, y);
-            return y < 0.0f ? (unsigned char)(127 - min(r, 127)) : (unsigned char)(127 + r);
-        }
-        // v's code rounded stochastically (EightBitAdamKernel.QuantizeStochastic): c = [region upper 8 | slope | intercept | high | lower | upper | base].
-        __device__ __forceinline__ unsigned char quantize_stochastic(float y, float u, const float* c)
+        // A code rounded stochastically (EightBitAdamKernel.QuantizeStochastic): c = [region upper 8 | slope | intercept | high | lower | upper | base].
+        __device__ __forceinline__ unsigned char quantize_stochastic(float y, float u, const float* c, int is_signed)
         {
             float a = fabsf(y);
             a = a < 1.0f ? a : 1.0f; // NaN too
@@ -58,7 +40,8 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
             const float below = q < 0.0f ? q : 0.0f, beyond = q - c[24 + d], above = beyond > 0.0f ? beyond : 0.0f;
             const float f = fmaf(c[32 + d], below, fmaf(c[40 + d], above, q));
             const int r = max((int)c[48 + d] + (int)floorf(f + u), 0);
-            return (unsigned char)min(r, 255);
+            if (!is_signed) return (unsigned char)min(r, 255);
+            return y < 0.0f ? (unsigned char)(127 - min(r, 127)) : (unsigned char)(127 + min(r, 128));
         }
         // lowbias32 (StochasticRounding.Mix): counter-based, so codes depend on (step, block seed, index in block) only.
         __device__ __forceinline__ unsigned int aios_mix(unsigned int x)
@@ -73,7 +56,7 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
             float decay, float beta1, float one_minus_beta1, float beta2, float one_minus_beta2, float step_size, float inv_sqrt_bias2,
             float eps, float grad_scale, int step, const unsigned int* __restrict__ block_seeds)
         {
-            // [signed values | unsigned values | signed thresholds | unsigned stochastic-rounding constants]
+            // [signed values | unsigned values | signed stochastic-rounding constants | unsigned ones]
             __shared__ float s_table[1024];
             __shared__ float s_mmax[AIOS_THREADS / 32], s_mmin[AIOS_THREADS / 32], s_vmax[AIOS_THREADS / 32];
             __shared__ int s_bad[AIOS_THREADS / 32];
@@ -135,9 +118,11 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
                     const float r1 = sqrtf(v1[k]);
                     const float pi = p[at] * decay - step_size * m1[k] / (r1 * inv_sqrt_bias2 + eps);
                     p[at] = pi;
-                    mc[at] = quantize_signed(m1[k] * m_inv, s_table + 512);
-                    const float u = fmaf((float)(int)(aios_mix(key + (unsigned int)i) >> 16), 1.0f / 65536.0f, 1.0f / 131072.0f);
-                    vc[at] = quantize_stochastic(r1 * v_inv, u, s_table + 768);
+                    const unsigned int h = aios_mix(key + (unsigned int)i);
+                    const float um = fmaf((float)(int)(h & 0xffffu), 1.0f / 65536.0f, 1.0f / 131072.0f);
+                    const float uv = fmaf((float)(int)(h >> 16), 1.0f / 65536.0f, 1.0f / 131072.0f);
+                    mc[at] = quantize_stochastic(m1[k] * m_inv, um, s_table + 512, 1);
+                    vc[at] = quantize_stochastic(r1 * v_inv, uv, s_table + 768, 0);
                     if (working) working[at] = float_to_bf16(pi);
                 }
             }
