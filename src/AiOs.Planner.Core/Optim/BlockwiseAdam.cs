@@ -17,13 +17,13 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// block of <see cref="BlockwiseQuantization.BlockSize"/> values, in one visit: dequantise m (signed dynamic map) and
 /// v (unsigned map); with g multiplied by the clipping factor, <c>m ← β1·m + (1−β1)·g</c>, <c>v ← β2·v + (1−β2)·g²</c>
 /// in fp32; <c>p ← p·(1 − lr·wd) − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)</c> with the unrounded m and v
-/// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m and √v (stochastically, unbiased, with
-/// counter-based uniforms of step, the block's place and the element's: <see cref="StochasticRounding"/>) with the block's
-/// new scales. A block whose
-/// gradient holds NaN or ±∞ is left as it was and counted in the report, never quantised. With AVX2 and FMA no table is
-/// read in the common case: codes are decoded (<see cref="QuantizationVectors.Values"/>) and encoded
-/// (<see cref="QuantizationVectors.Ranks"/>, <see cref="QuantizationVectors.StochasticRanks"/>) arithmetically, bit-identical to the scalar map, the encoding in the same
-/// pass as the parameter update; blocks are spread over threads in groups as CpuAdam spreads chunks.
+/// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m and √v with the block's new scales, rounded
+/// stochastically (unbiased) with counter-based uniforms of the step, the block's place and the element's
+/// (<see cref="StochasticRounding"/>). A block whose gradient holds NaN or ±∞ is left as it was and counted in the report,
+/// never quantised. With AVX2 and FMA no table is read: codes are decoded (<see cref="QuantizationVectors.Values"/>) and
+/// encoded (<see cref="QuantizationVectors.StochasticRanks"/>) arithmetically, bit-identical to the scalar map
+/// (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), the encoding in the same pass as the parameter update;
+/// blocks are spread over threads in groups as CpuAdam spreads chunks.
 /// </summary>
 /// <remarks>
 /// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
