@@ -10,7 +10,8 @@ namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
 /// The device 8-bit AdamW (issue 15, resident runs): the host kernel on a CPU device makes exactly the offloaded 8-bit
-/// optimizer's codes, scales and weights; the fused CUDA kernel's scalar twin makes exactly <see cref="BlockwiseAdam"/>'s;
+/// optimizer's codes, scales and weights; the fused CUDA kernel's scalar twin makes exactly <see cref="BlockwiseAdam"/>'s
+/// (the stochastic rounding included: the same hash, uniforms and arithmetic);
 /// a CUDA kernel that cannot be built is refused naming <c>--optimizer-state fp32</c>.
 /// </summary>
 public sealed class DeviceAdamW8bitTests
@@ -43,7 +44,8 @@ public sealed class DeviceAdamW8bitTests
             for (int b = 0; b < blocks; b++)
             {
                 int start = b * BlockwiseQuantization.BlockSize, len = Math.Min(BlockwiseQuantization.BlockSize, n - start);
-                Assert.True(EightBitAdamKernel.UpdateBlock(p2.AsSpan(start, len), g.AsSpan(start, len), mc2.AsSpan(start, len), ref ms2[b], vc2.AsSpan(start, len), ref vs2[b], k, table));
+                Assert.True(EightBitAdamKernel.UpdateBlock(p2.AsSpan(start, len), g.AsSpan(start, len), mc2.AsSpan(start, len), ref ms2[b], vc2.AsSpan(start, len), ref vs2[b], k, table,
+                    (uint)EightBitAdamKernel.BlockSeeds([new DeviceEightBitMoments.Piece(0, n, 0)])[b]));
             }
             Assert.Equal(p1.Select(BitConverter.SingleToInt32Bits), p2.Select(BitConverter.SingleToInt32Bits));
             Assert.Equal(mc1, mc2);
@@ -55,21 +57,29 @@ public sealed class DeviceAdamW8bitTests
         Assert.Contains(mc1, c => c > 135);
     }
 
-    [Fact]
-    public void Given_values_at_and_around_every_threshold_When_the_kernel_quantises_Then_it_picks_the_maps_code()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_values_around_every_threshold_and_value_When_the_kernel_rounds_stochastically_Then_it_picks_the_cpu_maps_code(bool signed)
     {
         float[] table = EightBitAdamKernel.Table();
-        foreach (var (map, offset) in new[] { (DynamicQuantizationMap.Signed, 2 * EightBitAdamKernel.TableSize), (DynamicQuantizationMap.Unsigned, 3 * EightBitAdamKernel.TableSize) })
+        DynamicQuantizationMap map = signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
+        ReadOnlySpan<float> constants = table.AsSpan((signed ? 2 : 3) * EightBitAdamKernel.TableSize, EightBitAdamKernel.TableSize);
+        var probes = new List<float> { 0f, -0f, 1f, 1.0000001f, 2f, 1e-9f, 3e-7f, 1e-40f, float.PositiveInfinity, float.NaN };
+        if (signed) probes.AddRange([-1f, -1e-40f, float.NegativeInfinity, -2f]);
+        for (int c = 0; c < 256; c++) probes.AddRange([map.Values[c], MathF.BitIncrement(map.Values[c]), MathF.BitDecrement(map.Values[c])]);
+        for (int c = 0; c < 255; c++) probes.Add((map.Values[c] + map.Values[c + 1]) / 2);
+        var r = new Random(8);
+        for (int i = 0; i < 20_000; i++) probes.Add((float)(signed ? r.NextDouble() * 2 - 1 : r.NextDouble()) * MathF.Pow(10, -r.Next(0, 8)));
+        uint key = StochasticRounding.BlockKey(3, StochasticRounding.BlockSeed(1, 5000));
+        for (int i = 0; i < probes.Count; i++)
         {
-            ReadOnlySpan<float> thresholds = table.AsSpan(offset, EightBitAdamKernel.TableSize);
-            var probes = new List<float> { 0f, -0f, 1f, -1f, 1e-9f, 3e-7f };
-            for (int c = 0; c < 256; c++) probes.Add(map.Values[c]);
-            foreach (float t in thresholds.ToArray().Where(float.IsFinite))
-                probes.AddRange([t, MathF.BitIncrement(t), MathF.BitDecrement(t), -t, -MathF.BitIncrement(t)]);
-            var r = new Random(7);
-            for (int i = 0; i < 20_000; i++) probes.Add((float)(r.NextDouble() * 2 - 1) * MathF.Pow(10, -r.Next(0, 8)));
-            foreach (float y in probes.Where(y => map.IsSigned || y >= 0))
-                Assert.True(map.Quantize(y) == EightBitAdamKernel.Quantize(y, thresholds, map.IsSigned), $"{(map.IsSigned ? "signed" : "unsigned")} y = {y:R}: map {map.Quantize(y)}, kernel {EightBitAdamKernel.Quantize(y, thresholds, map.IsSigned)}");
+            var (um, uv) = EightBitAdamKernel.Uniforms(key, i);
+            Assert.Equal(StochasticRounding.FirstMomentUniform(StochasticRounding.ElementHash(key, i)), um);
+            Assert.Equal(StochasticRounding.SecondMomentUniform(StochasticRounding.ElementHash(key, i)), uv);
+            float u = signed ? um : uv;
+            Assert.True(map.QuantizeStochastic(probes[i], u) == EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants, signed),
+                $"y = {probes[i]:R}, u = {u:R}: map {map.QuantizeStochastic(probes[i], u)}, kernel {EightBitAdamKernel.QuantizeStochastic(probes[i], u, constants, signed)}");
         }
     }
 
@@ -158,5 +168,10 @@ public sealed class DeviceAdamW8bitTests
         Assert.Contains($"__shared__ float s_table[{EightBitAdamKernel.Table().Length}]", FusedCudaAdamW8bit.Source);
         Assert.Contains("s_table + 512", FusedCudaAdamW8bit.Source);
         Assert.Contains("s_table + 768", FusedCudaAdamW8bit.Source);
+        // The kernel spells out the hash and the uniform; their constants must be StochasticRounding's.
+        Assert.Contains("x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;", FusedCudaAdamW8bit.Source);
+        Assert.Contains("1.0f / 65536.0f, 1.0f / 131072.0f", FusedCudaAdamW8bit.Source);
+        Assert.Equal(DynamicQuantizationMap.Signed.StochasticConstants(), EightBitAdamKernel.Table().AsSpan(2 * EightBitAdamKernel.TableSize, 56).ToArray());
+        Assert.Equal(DynamicQuantizationMap.Unsigned.StochasticConstants(), EightBitAdamKernel.Table().AsSpan(3 * EightBitAdamKernel.TableSize, 56).ToArray());
     }
 }

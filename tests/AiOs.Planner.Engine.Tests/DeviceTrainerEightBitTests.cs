@@ -65,12 +65,14 @@ public sealed class DeviceTrainerEightBitTests : IDisposable
         // Same optimizer kernel (DeviceAdamW8bitTests shows identical codes for identical gradients), but the engines' gradients
         // differ in float rounding (another backward order and accumulation), and a gradient an ulp away can put m or v across
         // a map threshold: that value's code moves one gap (up to ~1e-3 in a weight after 20 steps at lr 3e-3). Measured on
-        // this CPU: losses within 4e-7, 0.03% of weights more than 1e-5 apart, relative weight difference 6e-5.
+        // this CPU: losses within 4e-7, 0.03% of weights more than 1e-5 apart, relative weight difference 6e-5; with both
+        // moments rounded stochastically (a gradient an ulp away can change ⌊position + u⌋ as it could cross a threshold, but
+        // every code is now a coin toss between two values, so a moved code moves more weights after it) 0.84% and 2.1e-4.
         for (int s = 0; s < steps; s++) Assert.True(Math.Abs(offloaded[s] - q8[s]) < 5e-6, $"step {s + 1}: resident {q8[s]:F7}, offloaded {offloaded[s]:F7}");
         float[] a = [.. master.SelectMany(x => x)], b = [.. offloadedMaster.SelectMany(x => x)];
         double[] d = [.. a.Zip(b, (x, y) => (double)Math.Abs(x - y))];
         double apart = d.Count(x => x > 1e-5) / (double)d.Length, relative = Math.Sqrt(d.Sum(x => x * x) / b.Sum(x => (double)x * x));
-        Assert.True(apart < 0.005 && relative < 1e-3, $"{apart:P3} of weights more than 1e-5 apart; relative difference {relative:E2}");
+        Assert.True(apart < 0.02 && relative < 1e-3, $"{apart:P3} of weights more than 1e-5 apart; relative difference {relative:E2}");
         // The state really is 8-bit: fp32 moments give another trajectory.
         Assert.NotEqual(fp32, q8);
     }

@@ -29,7 +29,8 @@ public sealed class FusedCudaAdamW8bitSourceTests
         struct dim3 { unsigned x, y, z; };
         extern dim3 threadIdx, blockIdx, blockDim, gridDim;
         float __uint_as_float(unsigned int); unsigned int __float_as_uint(float); float __int_as_float(int);
-        float fabsf(float); float fmaxf(float, float); float fminf(float, float); float sqrtf(float);
+        float fabsf(float); float fmaxf(float, float); float fminf(float, float); float sqrtf(float); float fmaf(float, float, float); float floorf(float);
+        int max(int, int);
         int min(int, int);
         float __shfl_xor_sync(unsigned, float, int); int __shfl_xor_sync(unsigned, int, int);
         void __syncthreads();

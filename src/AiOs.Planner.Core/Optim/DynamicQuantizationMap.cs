@@ -82,6 +82,7 @@ public sealed partial class DynamicQuantizationMap
         }
         BuildRegionTables(signed);
         BuildDecodeTables(signed);
+        BuildStochasticTables(signed);
     }
 
     /// <summary>The largest float not above <paramref name="x"/>.</summary>

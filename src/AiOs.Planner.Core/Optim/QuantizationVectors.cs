@@ -76,6 +76,36 @@ internal static class QuantizationVectors
         return r;
     }
 
+    /// <summary>A map's stochastic-rounding constants in registers (see <see cref="DynamicQuantizationMap.QuantizeStochastic"/>, their scalar twin).</summary>
+    internal readonly struct StochasticTables(DynamicQuantizationMap map)
+    {
+        public readonly Vector256<float> Upper = Vector256.Create(map.RegionUpper), Slope = Vector256.Create(map.StochasticSlope),
+            Intercept = Vector256.Create(map.StochasticIntercept), High = Vector256.Create(map.StochasticHigh),
+            Lower = Vector256.Create(map.StochasticLower), UpperBend = Vector256.Create(map.StochasticUpper);
+        public readonly Vector256<int> Base = Vector256.ConvertToInt32(Vector256.Create(map.StochasticBase));
+    }
+
+    /// <summary>
+    /// Stochastically rounded ranks of |y| (any y: clamped to 1, NaN to 1) for uniforms <paramref name="u"/>: the region as
+    /// <see cref="Ranks"/> finds it, the fractional offset within it, ⌊offset + u⌋ plus the region's base. Bit-identical to
+    /// <see cref="DynamicQuantizationMap.QuantizeStochastic"/>'s ranks; no lane needs the table.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> StochasticRanks(Vector256<float> y, in StochasticTables t, Vector256<float> u)
+    {
+        Vector256<float> a = Avx.Min(Vector256.Abs(y), Vector256<float>.One); // vminps gives its second operand for NaN
+        Vector256<float> estimate = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a.AsInt32()),
+            Vector256.Create(DynamicQuantizationMap.RegionEstimateScale), Vector256.Create(DynamicQuantizationMap.RegionEstimateOffset));
+        Vector256<int> e = Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero);
+        Vector256<int> d = e - Avx.CompareGreaterThan(a, Avx2.PermuteVar8x32(t.Upper, e)).AsInt32();
+        Vector256<float> q = Fma.MultiplyAdd(a, Avx2.PermuteVar8x32(t.Slope, d), Avx2.PermuteVar8x32(t.Intercept, d));
+        Vector256<float> above = Avx.Max(q - Avx2.PermuteVar8x32(t.High, d), Vector256<float>.Zero);
+        Vector256<float> f = Fma.MultiplyAdd(Avx2.PermuteVar8x32(t.Lower, d), Avx.Min(q, Vector256<float>.Zero),
+            Fma.MultiplyAdd(Avx2.PermuteVar8x32(t.UpperBend, d), above, q));
+        Vector256<int> r = Avx.ConvertToVector256Int32WithTruncation(Avx.RoundToNegativeInfinity(f + u)) + Avx2.PermuteVar8x32(t.Base, d);
+        return Avx2.Max(r, Vector256<int>.Zero);
+    }
+
     /// <summary>The codes of eight values from their magnitudes' ranks (as <see cref="DynamicQuantizationMap.Quantize"/>: 127 ± rank, no −1).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Codes(Vector256<int> r, Vector256<float> y, bool signed)

@@ -4,7 +4,7 @@ namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>
 /// The arithmetic of one 8-bit AdamW block as the fused CUDA kernel (<see cref="FusedCudaAdamW8bit"/>) does it, in C#:
-/// its per-step constants, its map tables (values and nearest-code thresholds) and a scalar twin of its block update,
+/// its per-step constants, its map tables (values and stochastic-rounding constants) and a scalar twin of its block update,
 /// line for line. The twin is what the tests hold against <see cref="BlockwiseAdam"/> (the CPU optimizer) bit for bit,
 /// since the kernel itself cannot run without a GPU.
 /// </summary>
@@ -15,11 +15,14 @@ namespace AiOs.Planner.Engine.Optim;
 /// </remarks>
 internal static class EightBitAdamKernel
 {
-    /// <summary>Entries per map table: 256 values, and 256 thresholds (the signed map's 129, padded with +∞).</summary>
+    /// <summary>Entries per map table: 256 values, and 256 stochastic-rounding constants (56 used).</summary>
     public const int TableSize = 256;
 
+    /// <summary>Where each of a map's stochastic-rounding constants starts in its table (8 per region each, <see cref="DynamicQuantizationMap.StochasticConstants"/>).</summary>
+    private const int RegionUpper = 0, Slope = 8, Intercept = 16, High = 24, Lower = 32, Upper = 40, Base = 48;
+
     /// <summary>The per-step constants in the order the kernel takes them.</summary>
-    public readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
+    public readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale, int Step)
     {
         /// <summary>As <see cref="BlockwiseAdam"/> computes them from float hyper-parameters (double where it uses double).</summary>
         public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
@@ -32,7 +35,7 @@ internal static class EightBitAdamKernel
                 hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
                 (float)(hp.LearningRate / bias1),
                 (float)(1 / Math.Sqrt(bias2)),
-                hp.Epsilon, gradScale);
+                hp.Epsilon, gradScale, step);
         }
     }
 
@@ -44,60 +47,74 @@ internal static class EightBitAdamKernel
     };
 
     /// <summary>
-    /// The kernel's table: [signed values | unsigned values | signed thresholds | unsigned thresholds], 256 floats each.
-    /// A threshold is the largest float at or below the exact midpoint of two neighbouring magnitudes (0, the positive
-    /// values, 1), so "a &gt; threshold" sends a tie to the smaller magnitude, as <see cref="DynamicQuantizationMap.Quantize"/> does.
+    /// The kernel's table: [signed values | unsigned values | signed stochastic-rounding constants | unsigned ones], 256
+    /// floats each (56 constants used: the map's region boundaries and per-region slope, intercept, high, lower and upper
+    /// bends and base, <see cref="DynamicQuantizationMap.StochasticConstants"/>).
     /// </summary>
     public static float[] Table()
     {
         var table = new float[4 * TableSize];
         DynamicQuantizationMap.Signed.Values.CopyTo(table.AsSpan(0, TableSize));
         DynamicQuantizationMap.Unsigned.Values.CopyTo(table.AsSpan(TableSize, TableSize));
-        Thresholds(DynamicQuantizationMap.Signed).CopyTo(table.AsSpan(2 * TableSize));
-        Thresholds(DynamicQuantizationMap.Unsigned).CopyTo(table.AsSpan(3 * TableSize));
+        DynamicQuantizationMap.Signed.StochasticConstants().CopyTo(table.AsSpan(2 * TableSize));
+        DynamicQuantizationMap.Unsigned.StochasticConstants().CopyTo(table.AsSpan(3 * TableSize));
         return table;
     }
 
-    private static float[] Thresholds(DynamicQuantizationMap map)
-    {
-        ReadOnlySpan<float> magnitudes = map.Values[map.ZeroCode..];
-        var t = new float[TableSize];
-        Array.Fill(t, float.PositiveInfinity);
-        for (int i = 0; i + 1 < magnitudes.Length; i++)
-        {
-            double mid = ((double)magnitudes[i] + magnitudes[i + 1]) / 2;
-            float f = (float)mid;
-            t[i] = f > mid ? MathF.BitDecrement(f) : f;
-        }
-        return t;
-    }
-
-    /// <summary>The kernel's <c>quantize</c>: the nearest code of y (thresholds below |y| counted by binary search).</summary>
-    public static byte Quantize(float y, ReadOnlySpan<float> thresholds, bool signed)
+    /// <summary>
+    /// The kernel's <c>quantize_stochastic</c>: the code of y rounded up in magnitude with probability equal to its
+    /// fractional position between its neighbours, for u ∈ (0, 1); |y| clamped to 1 (NaN too), negatives never −1's missing
+    /// code. The region is the count of boundaries below |y| (what the CPU's estimate-and-correct finds), the rest
+    /// <see cref="DynamicQuantizationMap.QuantizeStochastic"/>'s arithmetic.
+    /// </summary>
+    public static byte QuantizeStochastic(float y, float u, ReadOnlySpan<float> c, bool signed)
     {
         float a = MathF.Abs(y);
-        // NaN (0 × an infinite 1/scale, a subnormal block scale) ranks as 1 does in the CPU map's bucket look-up.
-        if (float.IsNaN(a)) a = 1f;
-        int lo = 0, hi = TableSize;
-        while (lo < hi)
-        {
-            int mid = (lo + hi) >> 1;
-            if (thresholds[mid] < a) lo = mid + 1;
-            else hi = mid;
-        }
-        if (!signed) return (byte)Math.Min(lo, 255);
-        return y < 0 ? (byte)(127 - Math.Min(lo, 127)) : (byte)(127 + lo);
+        a = a < 1f ? a : 1f;
+        int d = 0;
+        for (int e = 0; e < 7; e++) d += a > c[RegionUpper + e] ? 1 : 0;
+        float q = MathF.FusedMultiplyAdd(a, c[Slope + d], c[Intercept + d]);
+        float below = q < 0f ? q : 0f, beyond = q - c[High + d], above = beyond > 0f ? beyond : 0f;
+        float f = MathF.FusedMultiplyAdd(c[Lower + d], below, MathF.FusedMultiplyAdd(c[Upper + d], above, q));
+        int r = Math.Max((int)c[Base + d] + (int)MathF.Floor(f + u), 0);
+        if (!signed) return (byte)Math.Min(r, 255);
+        return y < 0 ? (byte)(127 - Math.Min(r, 127)) : (byte)(127 + Math.Min(r, 128));
+    }
+
+    /// <summary>The kernel's <c>aios_mix</c>: <see cref="StochasticRounding.Mix(uint)"/>, spelled out as the kernel spells it.</summary>
+    public static uint Mix(uint x)
+    {
+        x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+        return x;
+    }
+
+    /// <summary>The per-block seeds of a unit's blocks, in block order: each block's index within its tensor and that tensor's length (<see cref="StochasticRounding.BlockSeed"/>).</summary>
+    public static int[] BlockSeeds(IReadOnlyList<DeviceEightBitMoments.Piece> pieces)
+    {
+        var seeds = new List<int>();
+        foreach (DeviceEightBitMoments.Piece piece in pieces)
+            for (long b = 0; b < BlockwiseQuantization.Blocks(piece.Length); b++) seeds.Add((int)StochasticRounding.BlockSeed(b, piece.Length));
+        return [.. seeds];
+    }
+
+    /// <summary>The kernel's uniforms (m's, v's) of element <paramref name="index"/> of the block keyed by <paramref name="key"/>: the hash's low and high 16 bits.</summary>
+    public static (float M, float V) Uniforms(uint key, int index)
+    {
+        uint h = Mix(key + (uint)index);
+        return (MathF.FusedMultiplyAdd((int)(h & 0xFFFF), 1f / 65536, 1f / 131072), MathF.FusedMultiplyAdd((int)(h >> 16), 1f / 65536, 1f / 131072));
     }
 
     /// <summary>
     /// The scalar twin of the kernel's block: decode, AdamW, block extremes, and (only if every new v is finite)
-    /// the parameter update, new scales and codes (the kernel's bf16 copy is the fp32 kernel's rounding). Returns whether the block was updated.
+    /// the parameter update, new scales and codes, both rounded stochastically with the uniforms of (step,
+    /// <paramref name="blockSeed"/> = <see cref="StochasticRounding.BlockSeed"/>, index in block) (the kernel's bf16 copy
+    /// is the fp32 kernel's rounding). Returns whether the block was updated.
     /// </summary>
-    public static bool UpdateBlock(Span<float> p, ReadOnlySpan<float> g, Span<byte> mc, ref float ms, Span<byte> vc, ref float vs, Coefficients k, ReadOnlySpan<float> table)
+    public static bool UpdateBlock(Span<float> p, ReadOnlySpan<float> g, Span<byte> mc, ref float ms, Span<byte> vc, ref float vs, Coefficients k, ReadOnlySpan<float> table, uint blockSeed)
     {
         int n = p.Length;
         ReadOnlySpan<float> mValues = table[..TableSize], vValues = table.Slice(TableSize, TableSize);
-        ReadOnlySpan<float> mThresholds = table.Slice(2 * TableSize, TableSize), vThresholds = table.Slice(3 * TableSize, TableSize);
+        ReadOnlySpan<float> mConstants = table.Slice(2 * TableSize, TableSize), vConstants = table.Slice(3 * TableSize, TableSize);
         var m1 = new float[n];
         var v1 = new float[n];
         float mScale = ms, vScale = vs, mMax = 0, mMin = 0, vMax = 0;
@@ -114,13 +131,15 @@ internal static class EightBitAdamKernel
         if (!finite) return false;
         float mNewScale = mMax >= -mMin ? mMax : mMin, vNewScale = MathF.Sqrt(vMax);
         float mInv = mNewScale == 0 ? 0 : 1 / mNewScale, vInv = vNewScale == 0 ? 0 : 1 / vNewScale;
+        uint key = Mix(Mix((uint)k.Step) ^ blockSeed);
         for (int i = 0; i < n; i++)
         {
             float r1 = MathF.Sqrt(v1[i]);
             float pi = p[i] * k.Decay - k.StepSize * m1[i] / (r1 * k.InvSqrtBias2 + k.Epsilon);
             p[i] = pi;
-            mc[i] = Quantize(m1[i] * mInv, mThresholds, signed: true);
-            vc[i] = Quantize(r1 * vInv, vThresholds, signed: false);
+            var (um, uv) = Uniforms(key, i);
+            mc[i] = QuantizeStochastic(m1[i] * mInv, um, mConstants, signed: true);
+            vc[i] = QuantizeStochastic(r1 * vInv, uv, vConstants, signed: false);
         }
         ms = mNewScale;
         vs = vNewScale;

@@ -9,14 +9,15 @@ namespace AiOs.Planner.Engine.Optim;
 /// AdamW with block-wise 8-bit moments as one CUDA kernel per unit, compiled at first use with NVRTC and launched through the
 /// driver API on the default stream, like <see cref="FusedCudaAdamW"/>. One thread block of 256 threads per quantisation
 /// block of 2,048 values (8 per thread, strided so loads coalesce): decode m and v (map tables in shared memory), AdamW in
-/// fp32, block extremes by warp shuffles, then the parameter update, the new scales and the nearest codes (binary search
-/// over the thresholds). It moves about 12 bytes per parameter (bf16 gradient and working copy, fp32 master, two codes)
-/// against the fp32 kernel's 28. IEEE division and square root and no fused multiply-add, so it computes what
+/// fp32, block extremes by warp shuffles, then the parameter update, the new scales and the codes, rounded
+/// stochastically by arithmetic with a counter-based hash (lowbias32 of step,
+/// the block's seed from its place in its tensor, and the index in the block), so resident and offloaded 8-bit runs make the same codes. It moves about 12 bytes per parameter (bf16 gradient and working copy, fp32 master, two codes)
+/// against the fp32 kernel's 28. IEEE division and square root and no fused multiply-add but the explicit <c>fmaf</c>s of the rounding, so it computes what
 /// <see cref="EightBitAdamKernel.UpdateBlock"/> (the tested scalar twin) and <see cref="BlockwiseAdam"/> compute.
 /// </summary>
 public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
 {
-    /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/> and <see cref="EightBitAdamKernel.Quantize"/>.</summary>
+    /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/> and <see cref="EightBitAdamKernel.QuantizeStochastic"/>.</summary>
     internal const string Source = """
         #define AIOS_BLOCK 2048
         #define AIOS_THREADS 256
@@ -28,33 +29,34 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
             if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
             return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
         }
-        // Thresholds below |y|: the rank of its nearest magnitude (a tie goes to the smaller one, as the CPU map's).
-        __device__ __forceinline__ int rank_of(const float* t, float y)
+        // A code rounded stochastically (EightBitAdamKernel.QuantizeStochastic): c = [region upper 8 | slope | intercept | high | lower | upper | base].
+        __device__ __forceinline__ unsigned char quantize_stochastic(float y, float u, const float* c, int is_signed)
         {
             float a = fabsf(y);
-            if (a != a) a = 1.0f; // NaN (0 x an infinite 1/scale) ranks as the CPU map's bucket look-up ranks it
-            int lo = 0, hi = 256;
-            while (lo < hi)
-            {
-                int mid = (lo + hi) >> 1;
-                if (t[mid] < a) lo = mid + 1; else hi = mid;
-            }
-            return lo;
+            a = a < 1.0f ? a : 1.0f; // NaN too
+            int d = 0;
+            for (int e = 0; e < 7; e++) d += a > c[e] ? 1 : 0;
+            const float q = fmaf(a, c[8 + d], c[16 + d]);
+            const float below = q < 0.0f ? q : 0.0f, beyond = q - c[24 + d], above = beyond > 0.0f ? beyond : 0.0f;
+            const float f = fmaf(c[32 + d], below, fmaf(c[40 + d], above, q));
+            const int r = max((int)c[48 + d] + (int)floorf(f + u), 0);
+            if (!is_signed) return (unsigned char)min(r, 255);
+            return y < 0.0f ? (unsigned char)(127 - min(r, 127)) : (unsigned char)(127 + min(r, 128));
         }
-        __device__ __forceinline__ unsigned char quantize_signed(float y, const float* t)
+        // lowbias32 (StochasticRounding.Mix): counter-based, so codes depend on (step, block seed, index in block) only.
+        __device__ __forceinline__ unsigned int aios_mix(unsigned int x)
         {
-            int r = rank_of(t, y);
-            return y < 0.0f ? (unsigned char)(127 - min(r, 127)) : (unsigned char)(127 + r);
+            x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+            return x;
         }
-        __device__ __forceinline__ unsigned char quantize_unsigned(float y, const float* t) { return (unsigned char)min(rank_of(t, y), 255); }
 
         extern "C" __global__ void __launch_bounds__(AIOS_THREADS) aios_adamw8bit(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
             unsigned char* __restrict__ mc, float* __restrict__ ms, unsigned char* __restrict__ vc, float* __restrict__ vs,
             const long long* __restrict__ block_starts, const float* __restrict__ table, unsigned short* __restrict__ working,
             float decay, float beta1, float one_minus_beta1, float beta2, float one_minus_beta2, float step_size, float inv_sqrt_bias2,
-            float eps, float grad_scale)
+            float eps, float grad_scale, int step, const unsigned int* __restrict__ block_seeds)
         {
-            // [signed values | unsigned values | signed thresholds | unsigned thresholds]
+            // [signed values | unsigned values | signed stochastic-rounding constants | unsigned ones]
             __shared__ float s_table[1024];
             __shared__ float s_mmax[AIOS_THREADS / 32], s_mmin[AIOS_THREADS / 32], s_vmax[AIOS_THREADS / 32];
             __shared__ int s_bad[AIOS_THREADS / 32];
@@ -105,6 +107,7 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
 
             const float m_new = mmax >= -mmin ? mmax : mmin, v_new = sqrtf(vmax);
             const float m_inv = m_new == 0.0f ? 0.0f : 1.0f / m_new, v_inv = v_new == 0.0f ? 0.0f : 1.0f / v_new;
+            const unsigned int key = aios_mix(aios_mix((unsigned int)step) ^ block_seeds[b]);
             #pragma unroll
             for (int k = 0; k < AIOS_PER; k++)
             {
@@ -115,8 +118,11 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
                     const float r1 = sqrtf(v1[k]);
                     const float pi = p[at] * decay - step_size * m1[k] / (r1 * inv_sqrt_bias2 + eps);
                     p[at] = pi;
-                    mc[at] = quantize_signed(m1[k] * m_inv, s_table + 512);
-                    vc[at] = quantize_unsigned(r1 * v_inv, s_table + 768);
+                    const unsigned int h = aios_mix(key + (unsigned int)i);
+                    const float um = fmaf((float)(int)(h & 0xffffu), 1.0f / 65536.0f, 1.0f / 131072.0f);
+                    const float uv = fmaf((float)(int)(h >> 16), 1.0f / 65536.0f, 1.0f / 131072.0f);
+                    mc[at] = quantize_stochastic(m1[k] * m_inv, um, s_table + 512, 1);
+                    vc[at] = quantize_stochastic(r1 * v_inv, uv, s_table + 768, 0);
                     if (working) working[at] = float_to_bf16(pi);
                 }
             }
@@ -128,6 +134,7 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
     private static nint _kernel;
     private readonly AdamWOptions _options;
     private readonly Tensor _table;
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DeviceEightBitMoments, Tensor> _seeds = new();
 
     /// <summary>Compiles (once per process) and loads the kernel for the current CUDA device, and puts the map tables on <paramref name="device"/>.</summary>
     /// <exception cref="InvalidOperationException">No NVRTC, or the compilation or load failed.</exception>
@@ -173,13 +180,26 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
         int gradBf16 = g.dtype == ScalarType.BFloat16 ? 1 : 0;
         float decay = k.Decay, beta1 = k.Beta1, b1 = k.OneMinusBeta1, beta2 = k.Beta2, b2 = k.OneMinusBeta2;
         float stepSize = k.StepSize, invSqrtBias2 = k.InvSqrtBias2, eps = k.Epsilon, scale = k.GradScale;
-        void** args = stackalloc void*[19];
+        int stepArg = step;
+        nint seeds = CudaDriver.DataOf(SeedsOf(moments));
+        void** args = stackalloc void*[21];
         args[0] = &p; args[1] = &gp; args[2] = &gradBf16; args[3] = &mc; args[4] = &ms; args[5] = &vc; args[6] = &vs; args[7] = &starts;
         args[8] = &table; args[9] = &w; args[10] = &decay; args[11] = &beta1; args[12] = &b1; args[13] = &beta2; args[14] = &b2;
-        args[15] = &stepSize; args[16] = &invSqrtBias2; args[17] = &eps; args[18] = &scale;
+        args[15] = &stepSize; args[16] = &invSqrtBias2; args[17] = &eps; args[18] = &scale; args[19] = &stepArg; args[20] = &seeds;
         CudaDriver.Launch(_kernel, checked((int)moments.Blocks), 256, args);
         if (working is not null && !kernelWrites)
             using (no_grad()) working.copy_(master);
+    }
+
+    /// <summary>The unit's block seeds on its device (<see cref="EightBitAdamKernel.BlockSeeds"/>), made once per moments object.</summary>
+    private Tensor SeedsOf(DeviceEightBitMoments moments)
+    {
+        lock (_seeds)
+            return _seeds.GetValue(moments, m =>
+            {
+                using var scope = NewDisposeScope();
+                return tensor(EightBitAdamKernel.BlockSeeds(m.Pieces), ScalarType.Int32).to(m.MCodes.device).DetachFromDisposeScope();
+            });
     }
 
     private static void Require(Tensor t, ScalarType type, long n, string name)
