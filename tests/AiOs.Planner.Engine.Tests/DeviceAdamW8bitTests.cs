@@ -40,7 +40,7 @@ public sealed class DeviceAdamW8bitTests
             // Gradients spanning decades, so codes land all over the map.
             float[] g = [.. Random(r, n, 1).Select((x, i) => x * MathF.Pow(10, -(i % 7)))];
             BlockwiseAdam.Step(p1, g, mc1, ms1, vc1, vs1, step, hp, gradScale, threads: 1);
-            var k = EightBitAdamKernel.Coefficients.For(step, hp, gradScale);
+            var k = BlockwiseAdam.Coefficients.For(step, hp, gradScale);
             for (int b = 0; b < blocks; b++)
             {
                 int start = b * BlockwiseQuantization.BlockSize, len = Math.Min(BlockwiseQuantization.BlockSize, n - start);

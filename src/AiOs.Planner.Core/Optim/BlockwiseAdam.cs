@@ -87,11 +87,17 @@ public static unsafe class BlockwiseAdam
         return new BlockwiseAdamReport(skipped, skipped == 0 ? -1 : first);
     }
 
-    /// <summary>The per-step constants, computed once in double precision as <see cref="CpuAdam"/> computes them.</summary>
-    private readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale)
+    /// <summary>
+    /// The per-step constants, computed once in double precision as <see cref="CpuAdam"/> computes them; the GPU's 8-bit kernel
+    /// takes the same ones, so both update alike.
+    /// </summary>
+    public readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale, int Step)
     {
+        /// <summary>The constants of update <paramref name="step"/> (from 1) with the clipping factor <paramref name="gradScale"/>.</summary>
         public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
         {
+            ArgumentNullException.ThrowIfNull(hp);
+            ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
             double bias1 = 1 - Math.Pow(hp.Beta1, step);
             double bias2 = 1 - Math.Pow(hp.Beta2, step);
             return new Coefficients(
@@ -99,7 +105,7 @@ public static unsafe class BlockwiseAdam
                 hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
                 (float)(hp.LearningRate / bias1),
                 (float)(1 / Math.Sqrt(bias2)),
-                hp.Epsilon, gradScale);
+                hp.Epsilon, gradScale, step);
         }
     }
 

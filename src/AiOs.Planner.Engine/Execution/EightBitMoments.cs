@@ -36,11 +36,7 @@ internal sealed class EightBitMoments
         ArgumentNullException.ThrowIfNull(options);
         _tensorStarts = tensorStarts;
         _options = options;
-        _hp = new AdamHyperParameters
-        {
-            LearningRate = (float)options.LearningRate, Beta1 = (float)options.Beta1, Beta2 = (float)options.Beta2,
-            Epsilon = (float)options.Epsilon, WeightDecay = (float)options.WeightDecay,
-        };
+        _hp = options.HyperParametersAt(1);
         _threads = Math.Max(1, threads ?? Environment.ProcessorCount);
     }
 

@@ -19,6 +19,13 @@ public sealed record AdamWOptions
 
     /// <summary>The rate of update <paramref name="step"/> (1-based, counting applied updates, as Adam's bias correction does).</summary>
     public double LearningRateAt(int step) => Schedule?.LrAt(step) ?? LearningRate;
+
+    /// <summary>The float hyper-parameters of update <paramref name="step"/> that the CPU kernels (<see cref="CpuAdam"/>, <see cref="BlockwiseAdam"/>) take.</summary>
+    public AdamHyperParameters HyperParametersAt(int step) => new()
+    {
+        LearningRate = (float)LearningRateAt(step), Beta1 = (float)Beta1, Beta2 = (float)Beta2,
+        Epsilon = (float)Epsilon, WeightDecay = (float)WeightDecay,
+    };
 }
 
 /// <summary>

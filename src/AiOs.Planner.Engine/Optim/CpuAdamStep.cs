@@ -18,14 +18,7 @@ public sealed class CpuAdamStep : IOptimizerStep
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
-        _hp = new AdamHyperParameters
-        {
-            LearningRate = (float)options.LearningRate,
-            Beta1 = (float)options.Beta1,
-            Beta2 = (float)options.Beta2,
-            Epsilon = (float)options.Epsilon,
-            WeightDecay = (float)options.WeightDecay,
-        };
+        _hp = options.HyperParametersAt(1);
         _threads = Math.Max(1, threads ?? Environment.ProcessorCount);
     }
 

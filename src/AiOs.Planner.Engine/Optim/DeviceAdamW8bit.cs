@@ -44,7 +44,7 @@ public sealed unsafe class HostBlockwiseAdamW8bit(AdamWOptions options, int? thr
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Tensor g = gradient.dtype == ScalarType.Float32 && gradient.is_contiguous() ? gradient : gradient.to(ScalarType.Float32).contiguous();
-        AdamHyperParameters hp = EightBitAdamKernel.HyperParameters(options, step);
+        AdamHyperParameters hp = options.HyperParametersAt(step);
         float* p = (float*)CudaDriver.DataOf(master), gp = (float*)CudaDriver.DataOf(g);
         byte* mc = (byte*)CudaDriver.DataOf(moments.MCodes), vc = (byte*)CudaDriver.DataOf(moments.VCodes);
         float* ms = (float*)CudaDriver.DataOf(moments.MScales), vs = (float*)CudaDriver.DataOf(moments.VScales);

@@ -1,4 +1,5 @@
 using AiOs.Planner.Optim;
+using Coefficients = AiOs.Planner.Optim.BlockwiseAdam.Coefficients;
 
 namespace AiOs.Planner.Engine.Optim;
 
@@ -20,31 +21,6 @@ internal static class EightBitAdamKernel
 
     /// <summary>Where each of a map's stochastic-rounding constants starts in its table (8 per region each, <see cref="DynamicQuantizationMap.StochasticConstants"/>).</summary>
     private const int RegionUpper = 0, Slope = 8, Intercept = 16, High = 24, Lower = 32, Upper = 40, Base = 48;
-
-    /// <summary>The per-step constants in the order the kernel takes them.</summary>
-    public readonly record struct Coefficients(float Decay, float Beta1, float OneMinusBeta1, float Beta2, float OneMinusBeta2, float StepSize, float InvSqrtBias2, float Epsilon, float GradScale, int Step)
-    {
-        /// <summary>As <see cref="BlockwiseAdam"/> computes them from float hyper-parameters (double where it uses double).</summary>
-        public static Coefficients For(int step, AdamHyperParameters hp, float gradScale)
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
-            double bias1 = 1 - Math.Pow(hp.Beta1, step);
-            double bias2 = 1 - Math.Pow(hp.Beta2, step);
-            return new Coefficients(
-                (float)(1 - (double)hp.LearningRate * hp.WeightDecay),
-                hp.Beta1, 1 - hp.Beta1, hp.Beta2, 1 - hp.Beta2,
-                (float)(hp.LearningRate / bias1),
-                (float)(1 / Math.Sqrt(bias2)),
-                hp.Epsilon, gradScale, step);
-        }
-    }
-
-    /// <summary>The float hyper-parameters of update <paramref name="step"/>, as the CPU 8-bit optimizer (<c>EightBitMoments</c>) builds them.</summary>
-    public static AdamHyperParameters HyperParameters(AdamWOptions o, int step) => new()
-    {
-        LearningRate = (float)o.LearningRateAt(step), Beta1 = (float)o.Beta1, Beta2 = (float)o.Beta2,
-        Epsilon = (float)o.Epsilon, WeightDecay = (float)o.WeightDecay,
-    };
 
     /// <summary>
     /// The kernel's table: [signed values | unsigned values | signed stochastic-rounding constants | unsigned ones], 256

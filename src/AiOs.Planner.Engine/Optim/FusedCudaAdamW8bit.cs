@@ -173,7 +173,7 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
         bool kernelWrites = working is not null && working.dtype == ScalarType.BFloat16;
         if (kernelWrites) Require(working!, ScalarType.BFloat16, n, nameof(working));
 
-        var k = EightBitAdamKernel.Coefficients.For(step, EightBitAdamKernel.HyperParameters(_options, step), gradScale);
+        var k = BlockwiseAdam.Coefficients.For(step, _options.HyperParametersAt(step), gradScale);
         nint p = CudaDriver.DataOf(master), gp = CudaDriver.DataOf(g), mc = CudaDriver.DataOf(moments.MCodes), ms = CudaDriver.DataOf(moments.MScales);
         nint vc = CudaDriver.DataOf(moments.VCodes), vs = CudaDriver.DataOf(moments.VScales), starts = CudaDriver.DataOf(moments.BlockStarts);
         nint table = CudaDriver.DataOf(_table), w = kernelWrites ? CudaDriver.DataOf(working!) : 0;
