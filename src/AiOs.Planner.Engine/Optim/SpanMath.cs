@@ -65,12 +65,18 @@ public static unsafe class SpanMath
     /// </summary>
     public static double SumOfSquares(ReadOnlySpan<float> x)
     {
-        var partial = new double[Chunked.Count(x.Length)];
         fixed (float* p = x)
         {
             nint xp = (nint)p;
-            Chunked.For(x.Length, (chunk, start, count) => partial[chunk] = SumOfSquaresChunk(new ReadOnlySpan<float>((float*)xp + start, count)));
+            return InChunks(x.Length, (start, count) => SumOfSquaresChunk(new ReadOnlySpan<float>((float*)xp + start, count)));
         }
+    }
+
+    /// <summary>Σ of <paramref name="chunkSum"/> over <see cref="Chunked"/>'s fixed chunks of <paramref name="length"/>, made in parallel and added in chunk order.</summary>
+    private static double InChunks(int length, Func<int, int, double> chunkSum)
+    {
+        var partial = new double[Chunked.Count(length)];
+        Chunked.For(length, (chunk, start, count) => partial[chunk] = chunkSum(start, count));
         double total = 0;
         foreach (double s in partial) total += s;
         return total;
@@ -83,15 +89,11 @@ public static unsafe class SpanMath
     /// </summary>
     public static double SumOfSquaresBf16(ReadOnlySpan<ushort> x)
     {
-        var partial = new double[Chunked.Count(x.Length)];
         fixed (ushort* p = x)
         {
             nint xp = (nint)p;
-            Chunked.For(x.Length, (chunk, start, count) => partial[chunk] = SumOfSquaresBf16Chunk(new ReadOnlySpan<ushort>((ushort*)xp + start, count)));
+            return InChunks(x.Length, (start, count) => SumOfSquaresBf16Chunk(new ReadOnlySpan<ushort>((ushort*)xp + start, count)));
         }
-        double total = 0;
-        foreach (double s in partial) total += s;
-        return total;
     }
 
     /// <summary>As <see cref="SumOfSquaresChunk"/> over the widened values: the same Vector&lt;float&gt; sequence, made from bf16 bits.</summary>
