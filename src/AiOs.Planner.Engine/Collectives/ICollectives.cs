@@ -8,6 +8,9 @@ public enum CollectiveElement
 
     /// <summary>bfloat16 stored as its raw 16 bits (the top half of an fp32), 2 bytes.</summary>
     BFloat16,
+
+    /// <summary>IEEE fp64, 8 bytes: small reductions whose sums must not lose digits (losses, gradient norms).</summary>
+    Float64,
 }
 
 /// <summary>How a reduction combines the ranks' values.</summary>
@@ -71,6 +74,7 @@ public static class CollectiveElements
     {
         CollectiveElement.Float32 => 4,
         CollectiveElement.BFloat16 => 2,
+        CollectiveElement.Float64 => 8,
         _ => throw new ArgumentOutOfRangeException(nameof(element), element, "Unknown element type."),
     };
 }

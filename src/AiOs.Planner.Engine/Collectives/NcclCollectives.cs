@@ -26,7 +26,7 @@ public sealed record NcclOptions(string Folder, int Rank, int WorldSize, int Dev
 /// </summary>
 public sealed unsafe class NcclCollectives : ICollectives
 {
-    private const int NcclFloat32 = 7, NcclBFloat16 = 9, NcclSum = 0, NcclAvg = 4;
+    private const int NcclFloat32 = 7, NcclFloat64 = 8, NcclBFloat16 = 9, NcclSum = 0, NcclAvg = 4;
 
     private readonly NcclLibrary.Exports nccl;
     private readonly nint stream;
@@ -129,6 +129,7 @@ public sealed unsafe class NcclCollectives : ICollectives
     {
         CollectiveElement.Float32 => NcclFloat32,
         CollectiveElement.BFloat16 => NcclBFloat16,
+        CollectiveElement.Float64 => NcclFloat64,
         _ => throw new ArgumentOutOfRangeException(nameof(element), element, "Unknown element type."),
     };
 

@@ -135,6 +135,11 @@ public sealed unsafe class SharedMemoryCollectives : ICollectives
     private void Reduce(long regionOffset, nint target, long length, CollectiveElement element, ReduceOperation operation)
     {
         int n = checked((int)length);
+        if (element == CollectiveElement.Float64)
+        {
+            ReduceDoubles(regionOffset, new Span<double>((void*)target, n), operation);
+            return;
+        }
         if (scratch.Length < n) scratch = new float[n];
         Span<float> acc = scratch.AsSpan(0, n);
         for (int r = 0; r < WorldSize; r++)
@@ -161,6 +166,20 @@ public sealed unsafe class SharedMemoryCollectives : ICollectives
             var output = new Span<ushort>((void*)target, n);
             for (int i = 0; i < n; i++) output[i] = BFloat16Bits.FromSingle(acc[i]);
         }
+    }
+
+    /// <summary>fp64: the sum in rank order straight into <paramref name="output"/> (which may be this rank's send buffer: every rank's values are read from the regions).</summary>
+    private void ReduceDoubles(long regionOffset, Span<double> output, ReduceOperation operation)
+    {
+        int n = output.Length;
+        for (int r = 0; r < WorldSize; r++)
+        {
+            var values = new ReadOnlySpan<double>(board.Region(r) + regionOffset, n);
+            if (r == 0) values.CopyTo(output);
+            else for (int i = 0; i < n; i++) output[i] += values[i];
+        }
+        if (operation == ReduceOperation.Mean)
+            for (int i = 0; i < n; i++) output[i] /= WorldSize;
     }
 
     private static void Copy(nint from, byte* to, long bytes) => Buffer.MemoryCopy((void*)from, to, bytes, bytes);

@@ -93,7 +93,9 @@ public sealed partial class DeviceTrainer
             {
                 int micro = op.MicroBatch;
                 Trace.CurrentMicroBatch = micro;
-                TokenBatch batch = _state.BatchOf(micro);
+                // With several ranks each takes its own micro-batches of the step's global batch.
+                int global = DataParallel.GlobalMicroBatch(micro, _settings.GradAccumulation, _ranks);
+                TokenBatch batch = _state.BatchOf(global);
                 _state.Tokens += batch.Tokens;
                 using (no_grad())
                 {
@@ -106,7 +108,7 @@ public sealed partial class DeviceTrainer
                 var scope = NewDisposeScope();
                 _micro = new MicroBatchState
                 {
-                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _state.Step, micro), Targets = batch.Targets.to(_device),
+                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _state.Step, global), Targets = batch.Targets.to(_device),
                     LayerInputs = new Tensor[_spec.NumLayers], LayerOutputs = new Tensor[_spec.NumLayers],
                 };
                 Tensor inputs = batch.Inputs.to(_device);

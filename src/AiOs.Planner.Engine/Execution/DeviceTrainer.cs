@@ -43,16 +43,27 @@ public sealed partial class DeviceTrainer : ITrainer
     private readonly IDeviceAdamW? _adam;
     private readonly bool _sync;
     private readonly LossScaler? _scaler;
+    /// <summary>The other ranks of a data-parallel group; null for one process.</summary>
+    private readonly Collectives.ICollectives? _ranks;
     private int _step;
     private readonly StepProgram _program;
     private readonly ProgramExecutor _executor;
     private readonly Dictionary<OpKind, Action<Operation>> _handlers;
 
     /// <summary>Allocates everything on the device (after applying <see cref="EngineOptions.GpuMemoryLimit"/>) and loads the initial weights (seeded, or <see cref="EngineOptions.InitFrom"/>).</summary>
-    public DeviceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null)
+    /// <param name="spec">The model.</param>
+    /// <param name="settings">Batch, precision and schedule (nothing offloaded).</param>
+    /// <param name="options">Optimizer, clipping, seed, device.</param>
+    /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
+    /// <param name="ranks">
+    /// The collectives of a data-parallel group (null or one rank: this process alone). Every rank keeps the whole model
+    /// and its optimizer state, and the gradients are averaged across ranks before the update (replicated data parallelism).
+    /// </param>
+    public DeviceTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, Collectives.ICollectives? ranks = null)
     {
         if (!Trainers.IsResident(settings)) throw new ArgumentException("DeviceTrainer runs only settings that offload nothing; use LayerwiseTrainer.", nameof(settings));
         EngineSettings.Check(spec, settings, options);
+        _ranks = ranks is { WorldSize: > 1 } ? ranks : null;
         // Pretrained weights are checked before anything is allocated on the device.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
@@ -135,11 +146,19 @@ public sealed partial class DeviceTrainer : ITrainer
     public float[] MasterOf(int unit) => _master[unit].cpu().data<float>().ToArray();
 
     /// <inheritdoc/>
-    public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+    /// <remarks>With several ranks every rank holds the same state: rank 0 writes it, the others wait for it (every rank calls this).</remarks>
+    public string SaveCheckpoint(string root)
     {
-        var (m, v) = MomentsOf(u);
-        return new Checkpoints.UnitState(MasterOf(u), m, v);
-    }, _scaler?.State, _settings.OptimizerState);
+        string folder = Path.Combine(root, $"step-{_step}");
+        if (_ranks is null || _ranks.Rank == 0)
+            folder = Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+            {
+                var (m, v) = MomentsOf(u);
+                return new Checkpoints.UnitState(MasterOf(u), m, v);
+            }, _scaler?.State, _settings.OptimizerState);
+        _ranks?.Barrier();
+        return folder;
+    }
 
     /// <inheritdoc/>
     public void RestoreCheckpoint(string folder)
@@ -203,6 +222,7 @@ public sealed partial class DeviceTrainer : ITrainer
     private bool Update(int step, ref string? nonFinite)
     {
         Tensor[] gradients = _accumulators ?? _gradients;
+        if (_ranks is not null) AverageAcrossRanks(gradients, ref nonFinite);
         // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the weights.
         double[] squares = SumsOfSquares(gradients);
         if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares.Sum()))) return false;
@@ -236,6 +256,31 @@ public sealed partial class DeviceTrainer : ITrainer
             using (var unit = NewDisposeScope())
                 sums[u] = gradients[u].to(ScalarType.Float64).square().sum().MoveToOuterDisposeScope();
         return stack(sums).cpu().data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// Data parallelism: every unit's gradient replaced by its mean over the ranks, and the step's loss (mean), tokens
+    /// (sum) and non-finite loss (any) agreed, so every rank clips, skips and updates alike.
+    /// </summary>
+    private void AverageAcrossRanks(Tensor[] gradients, ref string? nonFinite)
+    {
+        using (Trace.Begin(AiOs.Planner.Simulation.ResourceNames.Of(ResourceKind.Collective, Trace.HasGpu), "all_reduce", -1, gradients.Sum(g => g.numel() * g.element_size())))
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+            foreach (Tensor g in gradients)
+            {
+                ScalarType type = Collectives.CollectiveTypes.ReducedIn(g.dtype);
+                Tensor reduced = type == g.dtype ? g : g.to(type);
+                if (_sync) cuda.synchronize();
+                _ranks!.AllReduce(Native.CudaDriver.DataOf(reduced), Native.CudaDriver.DataOf(reduced), reduced.numel(),
+                    Collectives.CollectiveTypes.Carrier(type), Collectives.ReduceOperation.Mean);
+                if (!ReferenceEquals(reduced, g)) g.copy_(reduced);
+            }
+        double[] agreed = [_state.Loss, _state.Tokens, nonFinite is null ? 0 : 1];
+        DataParallel.SumInPlace(agreed, _ranks!);
+        _state.Loss = agreed[0] / _ranks!.WorldSize;
+        _state.Tokens = (long)agreed[1];
+        if (agreed[2] > 0) nonFinite ??= "the loss of another rank";
     }
 
     /// <summary>Sets unit <paramref name="unit"/>'s master weights and working parameters from fp32 values.</summary>

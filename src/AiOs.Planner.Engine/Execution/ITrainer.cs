@@ -44,8 +44,14 @@ public static class Trainers
     /// Nothing offloaded (parameters, optimizer and gradients all <c>none</c>): <see cref="DeviceTrainer"/>, which
     /// keeps everything on the device and runs AdamW there. Anything offloaded: <see cref="LayerwiseTrainer"/>.
     /// </summary>
-    public static ITrainer Create(ModelSpec spec, TrainingSettings settings, EngineOptions options, Func<SwapDirectory, ISwapStore>? swapStore = null) =>
-        IsResident(settings) ? new DeviceTrainer(spec, settings, options) : new LayerwiseTrainer(spec, settings, options, swapStore: swapStore);
+    /// <param name="spec">The model.</param>
+    /// <param name="settings">Placement, buffers, batch and schedule.</param>
+    /// <param name="options">Optimizer, clipping, seed, run id, device.</param>
+    /// <param name="swapStore">Makes the store for the swap folder (default: the engine's).</param>
+    /// <param name="ranks">The collectives of a data-parallel group, when this process is one of several ranks.</param>
+    public static ITrainer Create(ModelSpec spec, TrainingSettings settings, EngineOptions options, Func<SwapDirectory, ISwapStore>? swapStore = null,
+        Collectives.ICollectives? ranks = null) =>
+        IsResident(settings) ? new DeviceTrainer(spec, settings, options, ranks: ranks) : new LayerwiseTrainer(spec, settings, options, swapStore: swapStore, ranks: ranks);
 
     /// <summary>Whether <paramref name="settings"/> offload nothing.</summary>
     public static bool IsResident(TrainingSettings settings) =>

@@ -22,9 +22,14 @@ public static class EngineProgram
         Cpu = new CpuSpec { Cores = 1, RamGib = new(1), MemoryBandwidthGbps = new(1), AdamParamsPerS = new(1) },
     };
 
-    /// <summary>The <see cref="ProgramShape.Engine"/> program of one step for <paramref name="settings"/> (one process).</summary>
-    public static StepProgram For(ModelSpec spec, TrainingSettings settings) =>
-        StepScheduler.Build(spec, Host, settings with { GpusPerNode = 1, Nodes = 1 }, false, ProgramShape.Engine);
+    /// <summary>
+    /// The <see cref="ProgramShape.Engine"/> program of one step for <paramref name="settings"/>, as each of
+    /// <paramref name="ranks"/> processes runs it (one host): with several, offloaded parameters are partitioned (ZeRO-3: an
+    /// all-gather before each use), parameters kept on the device are not (ZeRO-2: one gather after the optimizer), and each
+    /// unit's gradients are reduce-scattered after its backward.
+    /// </summary>
+    public static StepProgram For(ModelSpec spec, TrainingSettings settings, int ranks = 1) =>
+        StepScheduler.Build(spec, Host, DataParallel.ProgramSettings(settings, ranks), false, ProgramShape.Engine);
 }
 
 /// <summary>The trainer's handlers of the step program's operations.</summary>
@@ -58,6 +63,8 @@ public sealed partial class LayerwiseTrainer
     {
         [OpKind.ParamRead] = _params.Read,
         [OpKind.ParamUpload] = _params.Upload,
+        [OpKind.AllGather] = _params.Gather,
+        [OpKind.ReduceScatter] = ReduceScatter,
         [OpKind.Forward] = Forward,
         [OpKind.Recompute] = Recompute,
         [OpKind.Backward] = Backward,
@@ -87,12 +94,14 @@ public sealed partial class LayerwiseTrainer
             {
                 // The micro-batch begins: its batch, its dispose scope (closed after the embedding's backward), its dropout masks.
                 Trace.CurrentMicroBatch = op.MicroBatch;
-                TokenBatch batch = _batchOf!(op.MicroBatch);
+                // With several ranks each takes its own micro-batches of the step's global batch.
+                int global = DataParallel.GlobalMicroBatch(op.MicroBatch, _settings.GradAccumulation, _ranks);
+                TokenBatch batch = _batchOf!(global);
                 _stepTokens += batch.Tokens;
                 var scope = NewDisposeScope();
                 _micro = new MicroBatchState
                 {
-                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _stepInProgress, op.MicroBatch),
+                    Batch = batch, Scope = scope, Replay = new DropoutReplay(_options.Seed, _stepInProgress, global),
                     Inputs = batch.Inputs.to(_device), Targets = batch.Targets.to(_device), LayerInputs = new Tensor[_spec.NumLayers],
                 };
                 _micro.Replay.Before(-1, _device);
@@ -161,8 +170,8 @@ public sealed partial class LayerwiseTrainer
     /// <summary>Lets the gradient store take <paramref name="op"/>'s unit's gradients while they are last on the compute stream.</summary>
     private void AfterBackward(Operation op)
     {
-        // Only the first micro-batch's downloads on a copy stream take their gradients early.
-        if (_copies is null || op.MicroBatch != 0) return;
+        // Only the first micro-batch's downloads on a copy stream take their gradients early (never with several ranks: their reduce-scatter takes them).
+        if (_copies is null || op.MicroBatch != 0 || _ranks is not null) return;
         int unit = _params.UnitOf(op.Unit);
         _grads.AfterBackward(unit, ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot)), first: op.MicroBatch == 0);
     }
@@ -170,7 +179,9 @@ public sealed partial class LayerwiseTrainer
     private void Download(Operation op)
     {
         int unit = _params.UnitOf(op.Unit);
-        FlatParameters parameters = ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot));
+        // With several ranks the unit's gradients were reduce-scattered: this rank downloads its shard of their mean.
+        using FlatParameters? reduced = _ranks is null ? null : TakeReduced(unit);
+        FlatParameters parameters = reduced ?? ParameterSwapper.ParametersOf(_params.ModuleIn(unit, op.DeviceSlot));
         bool first = op.MicroBatch == 0;
         long bytes = _grads.DownloadBytes(parameters, first);
         _grads.Download(unit, parameters, first, last: op.MicroBatch == _settings.GradAccumulation - 1);

@@ -43,6 +43,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     private readonly CopyStream? _copies;
     /// <summary>fp16 only: the dynamic loss scale.</summary>
     private readonly LossScaler? _scaler;
+    /// <summary>The other ranks of a data-parallel group; null for one process.</summary>
+    private readonly Collectives.ICollectives? _ranks;
     private int _step;
     /// <summary>The step program it executes: every read, upload, compute, download, write and update, in order, with their dependencies.</summary>
     private readonly StepProgram _program;
@@ -62,10 +64,12 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <param name="clock">Clock of the span trace (tests pass a manual one).</param>
     /// <param name="optimizer">The sub-group update (default: the one <see cref="EngineOptions.Optimizer"/> names).</param>
     /// <param name="swapStore">Makes the store for the locked swap folder (default: <see cref="DirectSwapStore"/>, or <see cref="FileSwapStore"/> without <see cref="EngineOptions.DirectIo"/>).</param>
+    /// <param name="ranks">The collectives of a data-parallel group (null or one rank: this process alone); see <see cref="DataParallel"/>.</param>
     public LayerwiseTrainer(ModelSpec spec, TrainingSettings settings, EngineOptions options, TimeProvider? clock = null, IOptimizerStep? optimizer = null,
-        Func<SwapDirectory, ISwapStore>? swapStore = null)
+        Func<SwapDirectory, ISwapStore>? swapStore = null, Collectives.ICollectives? ranks = null)
     {
         EngineSettings.Check(spec, settings, options);
+        _ranks = DataParallel.Check(ranks, settings);
         // Pretrained weights are checked before the swap folder and the tiers are set up.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
@@ -85,10 +89,12 @@ public sealed partial class LayerwiseTrainer : ITrainer
         }
         try
         {
-            _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream ? new CopyStream() : null;
+            // With several ranks, copies stay on the default stream, where the collectives are ordered with compute.
+            _copies = _device.type == TorchSharp.DeviceType.CUDA && options.CopyStream && _ranks is null ? new CopyStream() : null;
             _params = new ParameterSwapper(spec, EngineSettings.Tier(settings.ParamOffload), EngineSettings.DType(settings.Precision), _device,
-                _store, Io, Trace, _copies);
-            long[] elements = Enumerable.Range(0, units).Select(u => u == spec.NumLayers ? ParameterLayout.ForOuter(spec).Elements : ParameterLayout.ForLayer(spec).Elements).ToArray();
+                _store, Io, Trace, _copies, _ranks);
+            // The host keeps, per unit, what this rank updates: the whole unit, or its shard with several ranks.
+            long[] elements = Enumerable.Range(0, units).Select(_params.HostElements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace,
                 EightBitMoments.For(spec, settings, options));
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
@@ -98,7 +104,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
-            _program = EngineProgram.For(spec, settings);
+            _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1);
             _params.Prepare(_program);
             _optim.Prepare(_program);
             _executor = new ProgramExecutor(Trace);
@@ -113,16 +119,18 @@ public sealed partial class LayerwiseTrainer : ITrainer
             // RAM are written (zeros read from pages never faulted in) too, so their pages are faulted in now, not in the first step.
             using Native.HostBuffer? zeros = EngineSettings.Tier(settings.OptimizerOffload) == StorageTier.Nvme ? null
                 : Native.HostBuffer.ReadOnlyZeros(elements.Max(), ScalarType.Float32);
-            InitialWeights.UnitScratch? scratch = _grads.Scratch(0).IsEmpty ? null : _grads.Scratch;
+            // With several ranks the store holds shards, not whole units: the weights are made in worker arrays.
+            InitialWeights.UnitScratch? scratch = _grads.Scratch(0).IsEmpty || _ranks is not null ? null : _grads.Scratch;
             initial.StoreAll(units, (u, values) =>
             {
-                if (zeros is null) _optim.Initialise(u, values);
+                ReadOnlySpan<float> own = _ranks is null ? values : DataParallel.ShardOf(values, _ranks);
+                if (zeros is null) _optim.Initialise(u, own);
                 else
                 {
-                    ReadOnlySpan<float> none = zeros.Floats(values.Length);
-                    _optim.SetState(u, values, none, none);
+                    ReadOnlySpan<float> none = zeros.Floats(own.Length);
+                    _optim.SetState(u, own, none, none);
                 }
-                _params.WriteBack(u, 0, values);
+                _params.StoreUnit(u, values);
             }, scratch);
         }
         catch
@@ -147,8 +155,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Where the swap files are, when NVMe is used.</summary>
     public string? SwapPath => _swapDirectory?.Path;
 
-    /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block).</summary>
-    public float[] MasterOf(int unit) => _optim.ReadMaster(unit);
+    /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block); with several ranks every rank must call it (it gathers the shards).</summary>
+    public float[] MasterOf(int unit) => _ranks is null ? _optim.ReadMaster(unit) : DataParallel.Unshard(_optim.ReadMaster(unit), _params.UnitElements(unit), _ranks);
 
     /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
     public int CompletedSteps => _step;
@@ -197,6 +205,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
         catch (Exception e)
         {
             AbandonMicroBatch();
+            DisposeReduced();
             if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;
         }
@@ -206,6 +215,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
         if (_settings.Schedule != StepSchedule.Overlapped)
         {
             _grads.Complete();
+            if (_ranks is not null) AgreeAcrossRanks();
             skipped = _scaler is not null && !_scaler.Update(LossScaler.Overflowed(_grads.SumOfSquares.Sum()));
             if (_scaler is null)
                 for (int u = 0; u < _unitScale.Length && _nonFinite is null; u++) NoteIfNonFinite(u);
@@ -250,6 +260,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
     public void Dispose()
     {
         _executor?.Dispose();
+        DisposeReduced();
         _params?.Dispose();
         _optim?.Dispose();
         _grads?.Dispose();

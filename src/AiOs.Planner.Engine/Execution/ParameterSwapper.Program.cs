@@ -33,7 +33,7 @@ internal sealed partial class ParameterSwapper
         foreach (var (slot, bytes) in sizes)
             _stagingSlots[slot] = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
         DisposeDeviceSlots();
-        _deviceSlots = Enumerable.Range(0, deviceSlots).Select(_ => new DecoderLayer(_spec, new FlatParameters(_layouts[0], _dtype, _device))).ToArray();
+        _deviceSlots = Enumerable.Range(0, deviceSlots).Select(_ => new DecoderLayer(_spec, new FlatParameters(_layouts[0], _dtype, _device, PaddedElements(0)))).ToArray();
     }
 
     /// <summary>The engine's unit index of a program unit: layer i, or the layer count for the outer block.</summary>
@@ -61,20 +61,21 @@ internal sealed partial class ParameterSwapper
     {
         int unit = UnitOf(op.Unit);
         FlatParameters target = ParametersOf(ModuleIn(unit, op.DeviceSlot));
+        Tensor destination = UploadTarget(target, unit);
         if (_copies is not null)
         {
             // Queued on the upload stream: the compute that uses the slot waits for it on the device, not on the host.
             nint host = _tier == StorageTier.Nvme ? _stagingSlots[op.Slot].Address : Native.CudaDriver.DataOf(_cpuCopies![unit]);
-            _copies.UploadQueued(target.Flat, host, UnitBytes(unit));
+            _copies.UploadQueued(destination, host, UnitBytes(unit));
             if (_tier == StorageTier.Cpu) _io.Read(StorageTier.Cpu, UnitBytes(unit));
         }
         else if (_tier == StorageTier.Nvme)
         {
-            target.LoadBytes(_stagingSlots[op.Slot].AsSpan(0, checked((int)UnitBytes(unit))));
+            target.LoadBytesAt(ShardStart(unit), _stagingSlots[op.Slot].AsSpan(0, checked((int)UnitBytes(unit))));
         }
         else
         {
-            target.CopyFrom(_cpuCopies![unit]);
+            using (no_grad()) destination.copy_(_cpuCopies![unit]);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
         }
         _io.Upload(UnitBytes(unit));

@@ -39,8 +39,9 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly CopyStream? _copies;
 
     public ParameterSwapper(ModelSpec spec, StorageTier tier, ScalarType dtype, Device device, ISwapStore? store, IoCounters io, SpanTrace trace,
-        CopyStream? copies = null)
+        CopyStream? copies = null, Collectives.ICollectives? ranks = null)
     {
+        _ranks = ranks is { WorldSize: > 1 } ? ranks : null;
         _copies = device.type == TorchSharp.DeviceType.CUDA && tier != StorageTier.Device ? copies : null;
         _device = device;
         _spec = spec;
@@ -53,28 +54,29 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         var layer = ParameterLayout.ForLayer(spec);
         var outer = ParameterLayout.ForOuter(spec);
         _layouts = Enumerable.Range(0, spec.NumLayers + 1).Select(u => u == spec.NumLayers ? outer : layer).ToArray();
+        _shards = _ranks is null ? null : _layouts.Select(l => new Collectives.ShardLayout(l.Elements, _ranks.WorldSize)).ToArray();
         if (tier == StorageTier.Nvme && store is null) throw new ArgumentException("NVMe parameters need a swap store.", nameof(store));
 
         if (tier == StorageTier.Device)
         {
-            _resident = _layouts.Select(l => new FlatParameters(l, dtype, device)).ToArray();
+            _resident = _layouts.Select((l, u) => new FlatParameters(l, dtype, device, PaddedElements(u))).ToArray();
             _residentModules = _resident.Select((p, u) => u == spec.NumLayers ? (nn.Module<Tensor, Tensor>)new OuterBlock(spec, p) : new DecoderLayer(spec, p)).ToArray();
             return;
         }
         if (tier == StorageTier.Cpu)
         {
             // Each unit once, at its exact size, faulted in now (and page-locked for a GPU) on every core: see HostBuffer.
-            _cpuBuffers = Native.HostBuffer.AllocateMany(_layouts.Select(l => l.Elements).ToArray(), dtype, pin: device.type == TorchSharp.DeviceType.CUDA);
+            _cpuBuffers = Native.HostBuffer.AllocateMany(Enumerable.Range(0, _layouts.Length).Select(HostElements).ToArray(), dtype, pin: device.type == TorchSharp.DeviceType.CUDA);
             _cpuCopies = _cpuBuffers.Select(b => b.Tensor).ToArray();
         }
-        _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device));
+        _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device, PaddedElements(spec.NumLayers)));
     }
 
     /// <summary>The tier holding the working parameters.</summary>
     public StorageTier Tier => _tier;
 
-    /// <summary>Bytes of unit <paramref name="unit"/> in the training precision.</summary>
-    public long UnitBytes(int unit) => _layouts[unit].Elements * _elementBytes;
+    /// <summary>Bytes of unit <paramref name="unit"/> in the training precision that its tier holds (with several ranks: this rank's shard, padding included).</summary>
+    public long UnitBytes(int unit) => HostElements(unit) * _elementBytes;
 
     internal static string Key(int unit) => $"param-u{unit}";
 
@@ -90,6 +92,11 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// <summary>As <see cref="WriteBack(int, long, ReadOnlySpan{float})"/>; <paramref name="traced"/> false when the program executor records the span.</summary>
     public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced)
     {
+        if (_tier == StorageTier.Device && _shards is not null)
+        {
+            WriteShardOnDevice(unit, elementOffset, master);
+            return;
+        }
         int byteCount = master.Length * _elementBytes;
         long byteOffset = elementOffset * _elementBytes;
         switch (_tier)
@@ -129,7 +136,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// </summary>
     public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
     {
-        if (_dtype != ScalarType.BFloat16) return Span<ushort>.Empty;
+        // A shard of a device-resident unit may end in padding the unit lacks: it takes the fp32 path, which drops the padding.
+        if (_dtype != ScalarType.BFloat16 || (_tier == StorageTier.Device && _shards is not null)) return Span<ushort>.Empty;
         Span<byte> bytes = _tier switch
         {
             StorageTier.Device => _resident![unit].WritableBytes(elementOffset, count),

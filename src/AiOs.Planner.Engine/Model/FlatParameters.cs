@@ -15,10 +15,19 @@ public sealed class FlatParameters : IDisposable
     private readonly Dictionary<string, Parameter> _views = new(StringComparer.Ordinal);
 
     /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
-    public FlatParameters(ParameterLayout layout, ScalarType dtype, Device device)
+    /// <param name="layout">The unit's slices.</param>
+    /// <param name="dtype">The training precision.</param>
+    /// <param name="device">Where the buffer lives.</param>
+    /// <param name="padded">
+    /// Elements of the buffer behind <see cref="Flat"/> (at least the layout's): ZeRO-3 gathers a unit's padded shards in
+    /// place into <see cref="Gathered"/>, whose tail past the layout is zeros (see <see cref="Collectives.ShardLayout"/>).
+    /// </param>
+    public FlatParameters(ParameterLayout layout, ScalarType dtype, Device device, long padded = 0)
     {
         Layout = layout;
-        Flat = zeros([layout.Elements], dtype, device).DetachFromDisposeScope();
+        if (padded != 0 && padded < layout.Elements) throw new ArgumentOutOfRangeException(nameof(padded), padded, $"The padded buffer must hold the layout's {layout.Elements} elements.");
+        Gathered = zeros([Math.Max(padded, layout.Elements)], dtype, device).DetachFromDisposeScope();
+        Flat = Gathered.numel() == layout.Elements ? Gathered : Gathered.narrow(0, 0, layout.Elements).DetachFromDisposeScope();
         foreach (ParameterSlice s in layout.Slices)
         {
             Tensor view = Flat.narrow(0, s.Offset, s.Elements).view(s.Shape);
@@ -27,11 +36,35 @@ public sealed class FlatParameters : IDisposable
         }
     }
 
+    /// <summary>Parameters over an existing buffer (not copied; disposed with them).</summary>
+    private FlatParameters(ParameterLayout layout, Tensor storage)
+    {
+        Layout = layout;
+        Gathered = Flat = storage;
+        foreach (ParameterSlice s in layout.Slices)
+            _views[s.Name] = new Parameter(storage.narrow(0, s.Offset, s.Elements).view(s.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
+                ?? throw new InvalidOperationException("Parameter view lost its type.");
+    }
+
+    /// <summary>
+    /// One flat parameter whose gradient is <paramref name="gradient"/> (a 1-D tensor, owned from now on): the carrier that
+    /// hands a ZeRO-3 rank's reduced gradient shard to the gradient stores, which take gradients from parameters.
+    /// </summary>
+    public static FlatParameters CarryingGradient(Tensor gradient)
+    {
+        var carrier = new FlatParameters(ParameterLayout.Single("shard", gradient.numel()), gradient);
+        carrier._views["shard"].grad = gradient;
+        return carrier;
+    }
+
     /// <summary>The layout the buffer follows.</summary>
     public ParameterLayout Layout { get; }
 
     /// <summary>The flat buffer (no autograd history; write it under <c>no_grad</c>).</summary>
     public Tensor Flat { get; }
+
+    /// <summary><see cref="Flat"/> with its zero padding: the buffer an all-gather of the unit's shards fills (the same tensor when unpadded).</summary>
+    public Tensor Gathered { get; }
 
     /// <summary>Bytes of the flat buffer in its element type.</summary>
     public long ByteLength => Layout.Elements * Flat.element_size();
@@ -71,6 +104,38 @@ public sealed class FlatParameters : IDisposable
     }
 
     private Tensor? _hostStaging;
+
+    /// <summary>
+    /// Copies raw bytes in the buffer's element type into <see cref="Gathered"/> from element <paramref name="elementOffset"/>
+    /// (a ZeRO-3 shard into its place): directly for a CPU buffer, through a pinned staging tensor for a device buffer.
+    /// </summary>
+    public unsafe void LoadBytesAt(long elementOffset, ReadOnlySpan<byte> bytes)
+    {
+        long size = Gathered.element_size(), count = bytes.Length / size;
+        if (elementOffset == 0 && bytes.Length == ByteLength && ReferenceEquals(Gathered, Flat))
+        {
+            LoadBytes(bytes);
+            return;
+        }
+        if (bytes.Length % size != 0 || elementOffset < 0 || elementOffset + count > Gathered.numel())
+            throw new ArgumentException($"{bytes.Length} bytes from element {elementOffset} do not fit a buffer of {Gathered.numel()} elements.", nameof(bytes));
+        using var _ = no_grad();
+        if (Flat.device_type == DeviceType.CPU)
+        {
+            bytes.CopyTo(new Span<byte>((byte*)Native.CudaDriver.DataOf(Gathered) + elementOffset * size, bytes.Length));
+            return;
+        }
+        if (_shardStaging is null || _shardStaging.numel() != count)
+        {
+            _shardStaging?.Dispose();
+            _shardStaging = empty([count], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
+        }
+        bytes.CopyTo(_shardStaging.bytes);
+        using var scope = NewDisposeScope();
+        Gathered.narrow(0, elementOffset, count).copy_(_shardStaging);
+    }
+
+    private Tensor? _shardStaging;
 
     /// <summary>
     /// Bytes where elements [<paramref name="elementOffset"/>, + <paramref name="count"/>) can be written in the
@@ -250,7 +315,9 @@ public sealed class FlatParameters : IDisposable
         foreach (Parameter p in _views.Values) p.Dispose();
         _views.Clear();
         _hostStaging?.Dispose();
+        _shardStaging?.Dispose();
         _hostGradients?.Dispose();
         Flat.Dispose();
+        if (!ReferenceEquals(Gathered, Flat)) Gathered.Dispose();
     }
 }

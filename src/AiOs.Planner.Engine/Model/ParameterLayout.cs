@@ -47,6 +47,15 @@ public sealed class ParameterLayout
     /// <summary>The slice named <paramref name="name"/>, or null.</summary>
     public ParameterSlice? Find(string name) => _slices.FirstOrDefault(s => s.Name == name);
 
+    /// <summary>A layout of one flat slice of <paramref name="elements"/> (a ZeRO-3 shard of a unit, whose reduced gradient it carries).</summary>
+    public static ParameterLayout Single(string unit, long elements)
+    {
+        var layout = new ParameterLayout(unit);
+        layout._slices.Add(new ParameterSlice(unit, [elements], 0, ParameterInit.Zeros));
+        layout.Elements = elements;
+        return layout;
+    }
+
     /// <summary>The layout of one decoder layer of <paramref name="spec"/>.</summary>
     public static ParameterLayout ForLayer(ModelSpec spec)
     {

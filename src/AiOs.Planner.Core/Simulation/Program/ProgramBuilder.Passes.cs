@@ -55,7 +55,7 @@ internal sealed partial class ProgramBuilder
         if (_gpus > 1)
         {
             last = Add(OpKind.AllGather, ResourceKind.Collective, phase, id, mb, Deps(last, release), new Bytes(full),
-                effects: allocated ? null : Allocate());
+                effects: allocated ? null : Allocate(), deviceSlot: _fetches ? deviceSlot : -1);
             allocated = true;
         }
         _fetchEnd[p] = last;
@@ -167,7 +167,7 @@ internal sealed partial class ProgramBuilder
             // Without ZeRO, data parallelism all-reduces: twice the bytes of a reduce-scatter.
             long bytes = _s.ZeroStage == ZeroStage.None ? 2 * full : full;
             last = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, id, mb, [last], new Bytes(bytes),
-                effects: moving > 0 && !download ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null);
+                effects: moving > 0 && !download ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null, deviceSlot: DeviceSlotAt(p));
             if (moving > 0) _gradOut[p] = last;
         }
         bool nvme = _s.EffectiveGradientOffload == OffloadTier.Nvme;

@@ -1,0 +1,83 @@
+using AiOs.Planner.Engine.Collectives;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// The engine's data parallelism over several ranks (one process per GPU, or several CPU processes in tests): each rank
+/// computes its own micro-batches of the step's global batch, gradients are averaged across ranks by reduce-scatter, and
+/// each rank updates its shard of every unit (<see cref="ShardLayout"/>). Offloaded parameters are partitioned too
+/// (ZeRO-3, gathered before each use); parameters kept on the device are whole on every rank (ZeRO-2, the updated
+/// shards gathered after the optimizer). The losses equal one process's with the same global batch (rank r takes the
+/// step's micro-batches r·A … r·A + A − 1 for A micro-batches per rank), up to the order of floating-point sums.
+/// </summary>
+public static class DataParallel
+{
+    /// <summary>
+    /// The group a trainer joins: null for one process (no collectives, or a world of one); refuses what the engine
+    /// cannot yet run with several ranks, naming the setting and the fix.
+    /// </summary>
+    /// <exception cref="ArgumentException">The settings need what several ranks cannot give.</exception>
+    public static ICollectives? Check(ICollectives? ranks, TrainingSettings settings)
+    {
+        if (ranks is not { WorldSize: > 1 }) return null;
+        if (settings.Schedule == StepSchedule.Overlapped)
+            throw new ArgumentException($"--schedule overlapped is not supported with {ranks.WorldSize} ranks yet: it updates each layer as its gradients land, " +
+                "before the ranks agree on the step's gradient norm and on skipping it. Use --schedule deepspeed.", nameof(settings));
+        return ranks;
+    }
+
+    /// <summary>The settings each rank's step program is built from: one host of <paramref name="ranks"/> GPUs, the ZeRO stage the engine runs.</summary>
+    public static TrainingSettings ProgramSettings(TrainingSettings settings, int ranks) => ranks <= 1
+        ? settings with { GpusPerNode = 1, Nodes = 1 }
+        : settings with { GpusPerNode = ranks, Nodes = 1, ZeroStage = StageOf(settings) };
+
+    /// <summary>The ZeRO stage the engine runs with several ranks: 3 when parameters are offloaded (as DeepSpeed requires), else 2.</summary>
+    public static ZeroStage StageOf(TrainingSettings settings) => settings.ParamOffload == OffloadTier.None ? ZeroStage.Zero2 : ZeroStage.Zero3;
+
+    /// <summary>The index in the step's global batch of micro-batch <paramref name="local"/> of this rank.</summary>
+    public static int GlobalMicroBatch(int local, int perRank, ICollectives? ranks) => (ranks?.Rank ?? 0) * perRank + local;
+
+    /// <summary>This rank's padded shard of a whole unit's <paramref name="unit"/> values.</summary>
+    public static float[] ShardOf(ReadOnlySpan<float> unit, ICollectives ranks)
+    {
+        var layout = new ShardLayout(unit.Length, ranks.WorldSize);
+        float[] shard = new float[layout.ShardElements];
+        layout.Shard(unit, ranks.Rank, shard);
+        return shard;
+    }
+
+    /// <summary>The whole unit of <paramref name="elements"/> from every rank's <paramref name="shard"/> (a collective: every rank calls it).</summary>
+    public static unsafe float[] Unshard(float[] shard, long elements, ICollectives ranks)
+    {
+        var layout = new ShardLayout(elements, ranks.WorldSize);
+        if (shard.Length != layout.ShardElements) throw new ArgumentException($"A shard of {elements} elements over {ranks.WorldSize} ranks holds {layout.ShardElements}, not {shard.Length}.", nameof(shard));
+        float[] gathered = new float[layout.PaddedElements];
+        OnHost(ranks, shard, gathered, (send, receive) => ranks.AllGather(send, receive, layout.ShardElements, CollectiveElement.Float32));
+        return gathered[..(int)elements];
+    }
+
+    /// <summary>Every rank's <paramref name="values"/> summed, in place (a collective: every rank calls it with as many values).</summary>
+    public static void SumInPlace(double[] values, ICollectives ranks) =>
+        OnHost(ranks, values, values, (send, receive) => ranks.AllReduce(send, receive, values.Length, CollectiveElement.Float64, ReduceOperation.Sum));
+
+    /// <summary>Runs a collective on host arrays: in place on host collectives, through device copies for collectives on a GPU.</summary>
+    private static unsafe void OnHost<TIn, TOut>(ICollectives ranks, TIn[] send, TOut[] receive, Action<nint, nint> collective)
+        where TIn : unmanaged where TOut : unmanaged
+    {
+        if (!ranks.OnDevice)
+        {
+            fixed (TIn* s = send)
+            fixed (TOut* r = receive)
+                collective((nint)s, (nint)r);
+            return;
+        }
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var device = TorchSharp.torch.CUDA;
+        var sendDevice = TorchSharp.torch.tensor(System.Runtime.InteropServices.MemoryMarshal.AsBytes<TIn>(send).ToArray(), device: device);
+        var receiveDevice = TorchSharp.torch.zeros([receive.Length * sizeof(TOut)], TorchSharp.torch.ScalarType.Byte, device);
+        collective(Native.CudaDriver.DataOf(sendDevice), Native.CudaDriver.DataOf(receiveDevice));
+        byte[] back = receiveDevice.cpu().bytes.ToArray();
+        back.AsSpan().CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(receive.AsSpan()));
+    }
+}

@@ -1,0 +1,85 @@
+using AiOs.Planner.Engine.Collectives;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>
+/// Issue 18's exactness target: 2 and 4 ranks over the shared-memory collectives give the losses and weights of one rank
+/// with the same global batch (one rank accumulating every rank's micro-batches), to 1e-5 in fp32, for every placement.
+/// </summary>
+[Collection(nameof(TorchGlobalRandom))]
+public sealed class DataParallelTrainerTests : IDisposable
+{
+    private const int Steps = 4;
+    private const int PerRank = 2;
+    private readonly string _nvme = Directory.CreateTempSubdirectory("aios-dp-nvme-").FullName;
+
+    public void Dispose() => Directory.Delete(_nvme, recursive: true);
+
+    private TrainingSettings Settings(OffloadTier parameters, OffloadTier optimizer, OffloadTier gradients, int accumulation) => LayerwiseTrainerTests.Small() with
+    {
+        GradAccumulation = accumulation,
+        ParamOffload = parameters,
+        OptimizerOffload = optimizer,
+        GradientOffload = gradients,
+        NvmePath = _nvme,
+    };
+
+    private static (double[] Losses, float[][] Master, Metrics.IoTotals Io) Train(ModelSpec spec, TrainingSettings settings, EngineOptions options, ICollectives? ranks)
+    {
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        var losses = new double[Steps];
+        using ITrainer t = Trainers.Create(spec, settings, options with { RunId = $"dp-r{ranks?.Rank ?? 0}-{Guid.NewGuid():N}" }, ranks: ranks);
+        for (int s = 0; s < Steps; s++)
+        {
+            int step = s;
+            losses[s] = t.Step(m => data.Sample(options.Seed, step, m, settings.MicroBatch, settings.SeqLen)).Loss;
+        }
+        return (losses, Enumerable.Range(0, spec.NumLayers + 1).Select(t.MasterOf).ToArray(), t.Io.Snapshot());
+    }
+
+    public static TheoryData<OffloadTier, OffloadTier, OffloadTier, int> Placements() => new()
+    {
+        { OffloadTier.None, OffloadTier.None, OffloadTier.None, 2 },
+        { OffloadTier.None, OffloadTier.Cpu, OffloadTier.Cpu, 2 },
+        { OffloadTier.Cpu, OffloadTier.Cpu, OffloadTier.Cpu, 2 },
+        { OffloadTier.Cpu, OffloadTier.Nvme, OffloadTier.Cpu, 2 },
+        { OffloadTier.Nvme, OffloadTier.Nvme, OffloadTier.Nvme, 2 },
+        { OffloadTier.Nvme, OffloadTier.Cpu, OffloadTier.Cpu, 4 },
+        { OffloadTier.Cpu, OffloadTier.Cpu, OffloadTier.Cpu, 4 },
+        { OffloadTier.None, OffloadTier.None, OffloadTier.None, 4 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Placements))]
+    public void Given_Ranks_When_Trained_Then_LossesAndWeightsEqualOneRankWithTheSameGlobalBatch(OffloadTier parameters, OffloadTier optimizer, OffloadTier gradients, int world)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options(new GradientClipping(1.0, ClipMode.GlobalNorm));
+        var (oneLosses, oneMaster, oneIo) = Train(spec, Settings(parameters, optimizer, gradients, PerRank * world), options, ranks: null);
+
+        var ranks = CollectiveThreads.Run(world, c => Train(spec, Settings(parameters, optimizer, gradients, PerRank), options, c), regionBytes: 1 << 20);
+
+        foreach (var (losses, master, io) in ranks)
+        {
+            // ZeRO-3: each rank moves only its shard of every unit to and from its tier, for its 1/world of the micro-batches: 1/world² of
+            // what one rank moves for the whole batch (padding aside). Whole units would move 1/world of it.
+            long Share(long one) => one / (world * world) + one / 100;
+            Assert.True(io.Uploaded.Value <= Share(oneIo.Uploaded.Value), $"rank uploads {io.Uploaded} of one rank's {oneIo.Uploaded}");
+            Assert.True(io.Downloaded.Value <= Share(oneIo.Downloaded.Value), $"rank downloads {io.Downloaded} of one rank's {oneIo.Downloaded}");
+            if (parameters != OffloadTier.None) Assert.True(io.Uploaded.Value > 0);
+            for (int s = 0; s < Steps; s++) Assert.Equal(oneLosses[s], losses[s], 1e-5);
+            for (int u = 0; u < master.Length; u++)
+            {
+                Assert.Equal(oneMaster[u].Length, master[u].Length);
+                float worst = oneMaster[u].Zip(master[u], (a, b) => Math.Abs(a - b)).Max();
+                Assert.True(worst < 1e-5f, $"unit {u}: weights differ by {worst} from one rank's");
+            }
+        }
+        // Training moved the weights, so agreeing is not trivially true.
+        Assert.NotEqual(oneLosses[0], oneLosses[^1]);
+    }
+}
