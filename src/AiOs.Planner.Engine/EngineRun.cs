@@ -36,6 +36,13 @@ public sealed record EngineRunRequest
     public string? ResumeFrom { get; init; }
     /// <summary>Told each warning before training starts (for example pretrained tensors the model does not use); summary.json records them too.</summary>
     public Action<string>? OnWarning { get; init; }
+    /// <summary>
+    /// The collectives of a data-parallel group when this process is one of several ranks (see <see cref="Execution.DataParallel"/>);
+    /// every rank runs the same request apart from its run folder, and they agree each step on whether to stop.
+    /// </summary>
+    public Collectives.ICollectives? Ranks { get; init; }
+    /// <summary>Where checkpoints go; null: <c>checkpoints/</c> in the run folder. Every rank of a group names the same folder.</summary>
+    public string? CheckpointsFolder { get; init; }
 }
 
 /// <summary>
@@ -114,7 +121,7 @@ public static class EngineRun
     private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
         string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
     {
-        using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore);
+        using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
         record.Started(trainer.Executor);
         if (checkpoint is not null)
         {
@@ -123,11 +130,12 @@ public static class EngineRun
         }
         trainer.Trace.Drain();
         IoTotals before = trainer.Io.Snapshot();
-        string checkpoints = Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
+        string checkpoints = request.CheckpointsFolder ?? Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
         StepProgram? program = trainer switch { LayerwiseTrainer l => l.Program, DeviceTrainer d => d.Program, _ => null };
         for (int s = trainer.CompletedSteps; s < request.Steps; s++)
         {
-            if (cancel.IsCancellationRequested)
+            // Ranks stop together: one asked to stop (a signal, Ctrl-C) stops them all after the same step.
+            if (AnyRank(cancel.IsCancellationRequested, request.Ranks))
             {
                 record.StoppedBy(stop?.Reason ?? "cancelled");
                 if (request.SaveEvery is not null && record.Count > 0) record.Checkpointed(trainer.SaveCheckpoint(checkpoints));
@@ -152,6 +160,15 @@ public static class EngineRun
             if (request.SaveEvery is { } every && (s + 1) % every == 0) record.Checkpointed(trainer.SaveCheckpoint(checkpoints));
         }
         return null;
+    }
+
+    /// <summary>Whether <paramref name="mine"/> holds on any rank of the group (a collective: every rank asks at the same point); <paramref name="mine"/> alone without one.</summary>
+    private static bool AnyRank(bool mine, Collectives.ICollectives? ranks)
+    {
+        if (ranks is not { WorldSize: > 1 }) return mine;
+        double[] flag = [mine ? 1 : 0];
+        DataParallel.SumInPlace(flag, ranks);
+        return flag[0] > 0;
     }
 
     /// <summary>Names the step, what diverged, what to change, and where to continue from.</summary>
