@@ -322,4 +322,32 @@ public sealed class ShardedCheckpointTests : IDisposable
         Assert.Equal(expected.Order(StringComparer.Ordinal), sha.Keys.Order(StringComparer.Ordinal));
         foreach (string file in expected) Assert.Equal(Checkpoint.Hash(Path.Combine(folder, file)), sha[file]);
     }
+
+    [Fact]
+    public void Given_AnFp16RunsLossScale_When_SavedShardedAndLoaded_Then_EveryRankGetsItBack()
+    {
+        UnitState[] units = RandomUnits(15);
+        var scale = new Execution.LossScaleState(1024, 17, 3, 1);
+        string folder = CollectiveThreads.Run(2, c =>
+        {
+            UnitState[] mine = ShardsOf(units, c.Rank, 2);
+            return ShardedCheckpoint.Save(Path.Combine(_root, "fp16"), Spec, Step, 42, c, u => mine[u], lossScale: scale);
+        })[0];
+
+        Assert.Equal(scale, ShardedCheckpoint.LoadShard(folder, Spec, 1, 2).Manifest.LossScale);
+        Assert.Equal(42, ShardedCheckpoint.LoadShard(folder, Spec, 0, 3).Manifest.Seed);
+    }
+
+    [Theory]
+    [InlineData(2, 2)]
+    [InlineData(-1, 2)]
+    [InlineData(0, 0)]
+    public void Given_ARankOutsideTheWorld_When_Loading_Then_ItIsRefusedNamingTheRank(int rank, int world)
+    {
+        string folder = SaveSharded(RandomUnits(16), world: 2);
+
+        var e = Assert.ThrowsAny<ArgumentOutOfRangeException>(() => ShardedCheckpoint.LoadShard(folder, Spec, rank, world));
+
+        Assert.Contains(world < 1 ? "world size" : $"Rank {rank}", e.Message);
+    }
 }
