@@ -321,6 +321,9 @@ public sealed class ShardedCheckpointTests : IDisposable
         string[] expected = [.. Enumerable.Range(0, 3).SelectMany(r => new[] { ShardedCheckpoint.ModelFileOf(r, 3), ShardedCheckpoint.OptimizerFileOf(r, 3) })];
         Assert.Equal(expected.Order(StringComparer.Ordinal), sha.Keys.Order(StringComparer.Ordinal));
         foreach (string file in expected) Assert.Equal(Checkpoint.Hash(Path.Combine(folder, file)), sha[file]);
+        CheckpointManifest manifest = Checkpoint.Load(folder, Spec).Manifest;
+        Assert.Equal(expected, ShardedCheckpoint.DataFilesOf(manifest));
+        Assert.Equal(expected.Where(f => f.StartsWith("optimizer-", StringComparison.Ordinal)), ShardedCheckpoint.OptimizerFilesOf(manifest));
     }
 
     [Fact]

@@ -30,11 +30,11 @@ internal sealed class ShardFilesSource : IShardSource
             throw new InvalidDataException($"{Path.Combine(folder, Checkpoint.ManifestFile)}: world_size is {savedWorld}; a sharded checkpoint has at least 1 rank.");
         (_folder, _manifest, _spec, _saved, _format) = (folder, manifest, spec, savedWorld, format);
         // Every rank refuses an incomplete folder, even one whose missing file it would not read, so no rank resumes while another cannot.
-        for (int r = 0; r < savedWorld; r++)
-            foreach (string file in new[] { ShardedCheckpoint.ModelFileOf(r, savedWorld), ShardedCheckpoint.OptimizerFileOf(r, savedWorld) })
-                if (!File.Exists(Path.Combine(folder, file)))
-                    throw new InvalidDataException($"Checkpoint '{folder}' is incomplete: {file} (rank {r} of the {savedWorld} that saved it) is missing. " +
-                        "Restore that file, or resume from an earlier checkpoint.");
+        IReadOnlyList<string> files = ShardedCheckpoint.DataFilesOf(manifest);
+        for (int i = 0; i < files.Count; i++)
+            if (!File.Exists(Path.Combine(folder, files[i])))
+                throw new InvalidDataException($"Checkpoint '{folder}' is incomplete: {files[i]} (rank {i / 2} of the {savedWorld} that saved it) is missing. " +
+                    "Restore that file, or resume from an earlier checkpoint.");
     }
 
     public void ReadSavedShard(int unit, int rank, UnitState into) => Copy(rank, unit, 0, into, 0, into.Master.Length);

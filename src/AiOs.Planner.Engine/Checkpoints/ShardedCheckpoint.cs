@@ -37,6 +37,26 @@ public static class ShardedCheckpoint
     /// <summary>The tensor name of unit <paramref name="unit"/>'s shard in a rank's files.</summary>
     public static string TensorOf(int unit) => $"unit.{unit}";
 
+    /// <summary>
+    /// The optimizer-state files of the checkpoint <paramref name="manifest"/> describes: <c>optimizer.safetensors</c>, or every
+    /// rank's file of a sharded one. Each holds moments named as <see cref="OptimizerStateTensors"/> names them, so a tool that
+    /// rewrites moments tensor by tensor (<see cref="CheckpointConversion"/>) can rewrite each file alike.
+    /// </summary>
+    public static IReadOnlyList<string> OptimizerFilesOf(CheckpointManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return manifest.WorldSize is { } w ? [.. Enumerable.Range(0, w).Select(r => OptimizerFileOf(r, w))] : [Checkpoint.OptimizerFile];
+    }
+
+    /// <summary>Every data file (weights and optimizer state) the checkpoint <paramref name="manifest"/> describes must hold.</summary>
+    public static IReadOnlyList<string> DataFilesOf(CheckpointManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        return manifest.WorldSize is { } w
+            ? [.. Enumerable.Range(0, w).SelectMany(r => new[] { ModelFileOf(r, w), OptimizerFileOf(r, w) })]
+            : [Checkpoint.ModelFile, Checkpoint.OptimizerFile];
+    }
+
     /// <summary>Each rank's checksums, handed to rank 0 in the partial folder and removed before the rename.</summary>
     private static string HashFileOf(int rank) => $"rank{rank:D5}.sha256";
 
