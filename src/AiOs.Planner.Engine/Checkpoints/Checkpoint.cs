@@ -22,6 +22,12 @@ public sealed record CheckpointManifest(int Step, long Seed, string Model, IRead
     /// absent for fp32, so fp32 manifests read as before and an older reader refuses an 8-bit one instead of misreading it.
     /// </summary>
     public string? OptimizerState { get; init; }
+
+    /// <summary>
+    /// Sharded checkpoints (<see cref="ShardedCheckpoint"/>): the number of ranks whose shard files the folder holds; absent for a
+    /// single-process checkpoint, so those read as before and an older reader refuses a sharded one instead of misreading it.
+    /// </summary>
+    public int? WorldSize { get; init; }
 }
 
 /// <summary>fp32 master weights and both Adam moments of one unit.</summary>
@@ -88,7 +94,10 @@ public static class Checkpoint
         return final;
     }
 
-    /// <summary>Reads and verifies a checkpoint folder for <paramref name="spec"/>: manifest, checksums, every tensor.</summary>
+    /// <summary>
+    /// Reads and verifies a checkpoint folder for <paramref name="spec"/>: manifest, checksums, every tensor. A sharded folder
+    /// (<see cref="ShardedCheckpoint"/>) gives the same full units, assembled from every rank's files.
+    /// </summary>
     /// <exception cref="InvalidDataException">The folder is incomplete, corrupted, or for another model.</exception>
     public static (CheckpointManifest Manifest, UnitState[] Units) Load(string folder, ModelSpec spec)
     {
@@ -98,6 +107,8 @@ public static class Checkpoint
         if (manifest.Model != spec.Name)
             throw new InvalidDataException($"Checkpoint '{folder}' is for model {manifest.Model}, not {spec.Name}.");
         OptimizerStateFormat format = FormatOf(manifest, manifestPath);
+        // A sharded folder is read as one rank of a world of one: its shards are then the whole units, padding-free.
+        if (manifest.WorldSize is not null) return (manifest, ShardedCheckpoint.Read(folder, manifest, spec, rank: 0, worldSize: 1));
         foreach (string file in new[] { ModelFile, OptimizerFile }) Verify(folder, manifest, file);
         var weights = SafeTensors.Read(Path.Combine(folder, ModelFile));
         var moments = format == OptimizerStateFormat.Fp32 ? SafeTensors.Read(Path.Combine(folder, OptimizerFile)) : null;
@@ -154,7 +165,8 @@ public static class Checkpoint
             .OrderByDescending(d => int.TryParse(Path.GetFileName(d)["step-".Length..], out int n) ? n : -1)
             .FirstOrDefault();
 
-    private static IEnumerable<(string Name, ParameterSlice Slice)> Names(ModelSpec spec, int unit)
+    /// <summary>The file names of unit <paramref name="unit"/>'s tensors (<c>layers.&lt;i&gt;.…</c>, or the outer block's own names) and where each lies in the unit.</summary>
+    internal static IEnumerable<(string Name, ParameterSlice Slice)> Names(ModelSpec spec, int unit)
     {
         bool outer = unit == spec.NumLayers;
         ParameterLayout layout = outer ? ParameterLayout.ForOuter(spec) : ParameterLayout.ForLayer(spec);
