@@ -82,4 +82,59 @@ public sealed class DataParallelTrainerTests : IDisposable
         // Training moved the weights, so agreeing is not trivially true.
         Assert.NotEqual(oneLosses[0], oneLosses[^1]);
     }
+
+    /// <summary>Steps [from, to) of a run that starts from <paramref name="resume"/> (or afresh) and checkpoints at the end into <paramref name="save"/> when given.</summary>
+    private static double[] Segment(ModelSpec spec, TrainingSettings settings, EngineOptions options, ICollectives? ranks, string? resume, int to, string? save)
+    {
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        using ITrainer t = Trainers.Create(spec, settings, options with { RunId = $"dp-r{ranks?.Rank ?? 0}-{Guid.NewGuid():N}" }, ranks: ranks);
+        if (resume is not null) t.RestoreCheckpoint(resume);
+        var losses = new List<double>();
+        for (int s = t.CompletedSteps; s < to; s++)
+        {
+            int step = s;
+            losses.Add(t.Step(m => data.Sample(options.Seed, step, m, settings.MicroBatch, settings.SeqLen)).Loss);
+        }
+        if (save is not null) t.SaveCheckpoint(save);
+        return [.. losses];
+    }
+
+    public static TheoryData<OffloadTier, int, int> Resumes() => new()
+    {
+        { OffloadTier.Cpu, 2, 2 },
+        { OffloadTier.Cpu, 2, 1 },
+        { OffloadTier.Nvme, 4, 2 },
+        { OffloadTier.None, 2, 4 },
+        { OffloadTier.Cpu, 1, 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Resumes))]
+    public void Given_ACheckpointOfRanks_When_ResumedOnAnyNumberOfRanks_Then_TheRunContinuesAsIfUninterrupted(OffloadTier parameters, int savedBy, int resumedBy)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options();
+        const int global = 4;
+        TrainingSettings For(int world) => Settings(parameters, OffloadTier.Cpu, OffloadTier.Cpu, global / world);
+        double[] whole = Segment(spec, For(1), options, null, null, Steps, null);
+        string root = Directory.CreateTempSubdirectory("aios-dp-ckpt-").FullName;
+        try
+        {
+            if (savedBy == 1) Segment(spec, For(1), options, null, null, Steps / 2, root);
+            else CollectiveThreads.Run(savedBy, c => Segment(spec, For(savedBy), options, c, null, Steps / 2, root), regionBytes: 1 << 20);
+            string checkpoint = Checkpoints.Checkpoint.Latest(root) ?? throw new InvalidOperationException("No checkpoint was written.");
+            double[][] resumed = resumedBy == 1
+                ? [Segment(spec, For(1), options, null, checkpoint, Steps, null)]
+                : CollectiveThreads.Run(resumedBy, c => Segment(spec, For(resumedBy), options, c, checkpoint, Steps, null), regionBytes: 1 << 20);
+            foreach (double[] losses in resumed)
+            {
+                Assert.Equal(Steps - Steps / 2, losses.Length);
+                for (int s = 0; s < losses.Length; s++) Assert.Equal(whole[Steps / 2 + s], losses[s], 1e-5);
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }

@@ -161,17 +161,28 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
     public int CompletedSteps => _step;
 
-    /// <summary>Writes a checkpoint of the current state under <paramref name="root"/>; returns its folder.</summary>
-    public string SaveCheckpoint(string root) => Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, u =>
+    /// <summary>Writes a checkpoint of the current state under <paramref name="root"/>; returns its folder. With several ranks every rank writes its shards (a collective).</summary>
+    public string SaveCheckpoint(string root)
     {
-        var (master, m, v) = _optim.ReadState(u);
-        return new Checkpoints.UnitState(master, m, v);
-    }, _scaler?.State, _settings.OptimizerState);
+        Checkpoints.UnitState StateOf(int u)
+        {
+            var (master, m, v) = _optim.ReadState(u);
+            return new Checkpoints.UnitState(master, m, v);
+        }
+        return _ranks is null
+            ? Checkpoints.Checkpoint.Save(root, _spec, _step, _options.Seed, StateOf, _scaler?.State, _settings.OptimizerState)
+            : Checkpoints.ShardedCheckpoint.Save(root, _spec, _step, _options.Seed, _ranks, StateOf, _scaler?.State, _settings.OptimizerState);
+    }
 
-    /// <summary>Restores master weights, moments, working parameters and the step count from a checkpoint folder.</summary>
+    /// <summary>
+    /// Restores master weights, moments, working parameters and the step count from a checkpoint folder: one process's or a
+    /// group's, of any number of ranks (re-sharded to this group's).
+    /// </summary>
     public void RestoreCheckpoint(string folder)
     {
-        var (manifest, units) = Checkpoints.Checkpoint.Load(folder, _spec);
+        var (manifest, units) = _ranks is null
+            ? Checkpoints.Checkpoint.Load(folder, _spec)
+            : Checkpoints.ShardedCheckpoint.LoadShard(folder, _spec, _ranks.Rank, _ranks.WorldSize);
         if (manifest.Seed != _options.Seed)
             throw new InvalidDataException($"Checkpoint '{folder}' was made with seed {manifest.Seed}; this run uses {_options.Seed}, so the data order would differ.");
         for (int u = 0; u < units.Length; u++)
@@ -179,6 +190,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _optim.SetState(u, units[u].Master, units[u].ExpAvg, units[u].ExpAvgSq);
             _params.WriteBack(u, 0, units[u].Master);
         }
+        // Device-resident units took only this rank's shard: the others' come from them.
+        if (_ranks is not null) _params.GatherResident();
         _step = manifest.Step;
         if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }

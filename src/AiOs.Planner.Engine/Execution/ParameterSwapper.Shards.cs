@@ -67,11 +67,19 @@ internal sealed partial class ParameterSwapper
         if (_ranks is null) throw new InvalidOperationException("The program gathers parameters, but this run has one rank.");
         if (op.Unit.Kind == UnitKind.Model)
         {
-            for (int u = 0; u < _layouts.Length; u++) GatherInPlace(_resident?[u] ?? throw new InvalidOperationException("A model-wide gather needs device-resident parameters."), u);
+            if (_resident is null) throw new InvalidOperationException("A model-wide gather needs device-resident parameters.");
+            GatherResident();
             return;
         }
         int unit = UnitOf(op.Unit);
         GatherInPlace(ParametersOf(ModuleIn(unit, op.DeviceSlot)), unit);
+    }
+
+    /// <summary>ZeRO-2 (device-resident units, several ranks): every rank's shard of every unit into every rank's whole units; nothing otherwise.</summary>
+    public void GatherResident()
+    {
+        if (_ranks is null || _resident is null) return;
+        for (int u = 0; u < _layouts.Length; u++) GatherInPlace(_resident[u], u);
     }
 
     private void GatherInPlace(FlatParameters target, int unit)
