@@ -43,6 +43,8 @@ public sealed record EngineRunRequest
     public Collectives.ICollectives? Ranks { get; init; }
     /// <summary>Where checkpoints go; null: <c>checkpoints/</c> in the run folder. Every rank of a group names the same folder.</summary>
     public string? CheckpointsFolder { get; init; }
+    /// <summary>A rank above 0 of a group: rank 0's run folder (the group's run, whose checkpoints this rank resumes from); null otherwise.</summary>
+    public string? GroupFolder { get; init; }
 }
 
 /// <summary>
@@ -81,7 +83,11 @@ public static class EngineRun
         if (request.Model.VocabSize < data.VocabSize)
             throw new ArgumentException($"Model {request.Model.Name} has vocab_size {request.Model.VocabSize}; {request.Tokenization} tokens need at least {data.VocabSize}.", nameof(request));
         string? checkpoint = request.ResumeFrom is { } resume ? ResumeTarget.Resolve(request.RunsRoot, resume).Checkpoint : null;
-        using RunFolder folder = RunFolder.Open(request.RunsRoot, request.Options.RunId, checkpoint);
+        // Rank 0 opens the group's run folder before the other ranks make theirs inside it, so it never sees them as another run's files.
+        bool follower = request.Ranks is { WorldSize: > 1, Rank: > 0 };
+        if (follower) request.Ranks!.Barrier();
+        using RunFolder folder = RunFolder.Open(request.RunsRoot, request.Options.RunId, checkpoint, request.GroupFolder);
+        if (request.Ranks is { WorldSize: > 1, Rank: 0 }) request.Ranks.Barrier();
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
         RunFiles.WriteAtomic(Path.Combine(dir, RecordedRun.SettingsFile), JsonSerializer.Serialize(SettingsRecord(request, checkpoint), RecordSchema.WriteOptions));
         string metricsPath = Path.Combine(dir, RecordedRun.MetricsFile), tracePath = Path.Combine(dir, RecordedRun.TraceFile);

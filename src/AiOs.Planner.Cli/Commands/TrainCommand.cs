@@ -3,6 +3,7 @@ using System.Text.Json;
 using AiOs.Planner.Cli.Rendering;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine;
+using AiOs.Planner.Engine.Collectives;
 using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
@@ -145,17 +146,34 @@ public static class TrainCommand
                 ResumeFrom = r.GetValue(resume),
                 OnWarning = warning => io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"),
             };
-            var server = r.GetResult(serve) is null ? null : StartServer(io, r.GetValue(serve) ?? Server.ServeOptions.DefaultPort, request.RunsRoot);
+            // --gpus N: this process starts and supervises N ranks (the one the user ran), or is one of them (started by it).
+            if ((settings.Nodes ?? 1) > 1)
+                throw new DescriptionException($"--nodes {settings.Nodes}: aios train runs on one host. For several hosts, `aios launch --out DIR` writes a DeepSpeed launch of these settings.");
+            var rank = RankEnvironment.Current();
+            int world = settings.GpusPerNode ?? 1;
+            if (world > 1 && engine.Device == "cpu" && hardware is not null)
+            {
+                // The planner plans GPUs; several CPU processes (for testing) have no profile to predict them on.
+                hardware = null;
+                if (rank is null) io.Errors.MarkupLineInterpolated($"[grey]note:[/] --gpus {world} on the CPU runs {world} processes (for testing); there is no prediction to compare with.");
+            }
+            var server = r.GetResult(serve) is null || rank is not null ? null : StartServer(io, r.GetValue(serve) ?? Server.ServeOptions.DefaultPort, request.RunsRoot);
             int code;
             try
             {
-                code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
+                if (rank is null && world > 1) code = TrainRanks.Launch(io, r, world, request.Options.RunId);
+                else
+                {
+                    using var group = rank is null ? null : TrainRanks.Join(rank, engine.Device);
+                    if (rank is not null) request = TrainRanks.ForRank(request, rank, group!);
+                    code = Execute(io, request, hardware, r.GetValue(json), TimeSpan.FromSeconds(r.GetValue(stopGrace)));
+                }
             }
             finally
             {
                 server?.DisposeAsync().AsTask().GetAwaiter().GetResult();
             }
-            if (tuned is not null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
+            if (tuned is not null && rank is null) WriteTuneRecord(Path.Combine(request.RunsRoot, request.Options.RunId), tuned, settings);
             return code;
         });
         return command;

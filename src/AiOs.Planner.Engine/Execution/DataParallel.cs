@@ -27,13 +27,8 @@ public static class DataParallel
         return ranks;
     }
 
-    /// <summary>The settings each rank's step program is built from: one host of <paramref name="ranks"/> GPUs, the ZeRO stage the engine runs.</summary>
-    public static TrainingSettings ProgramSettings(TrainingSettings settings, int ranks) => ranks <= 1
-        ? settings with { GpusPerNode = 1, Nodes = 1 }
-        : settings with { GpusPerNode = ranks, Nodes = 1, ZeroStage = StageOf(settings) };
-
-    /// <summary>The ZeRO stage the engine runs with several ranks: 3 when parameters are offloaded (as DeepSpeed requires), else 2.</summary>
-    public static ZeroStage StageOf(TrainingSettings settings) => settings.ParamOffload == OffloadTier.None ? ZeroStage.Zero2 : ZeroStage.Zero3;
+    /// <summary>The settings each rank's step program is built from: one host of <paramref name="ranks"/> GPUs (the program runs the engine's ZeRO stage, <see cref="Simulation.Program.ProgramShape.EngineStage"/>).</summary>
+    public static TrainingSettings ProgramSettings(TrainingSettings settings, int ranks) => settings with { GpusPerNode = Math.Max(1, ranks), Nodes = 1 };
 
     /// <summary>The index in the step's global batch of micro-batch <paramref name="local"/> of this rank.</summary>
     public static int GlobalMicroBatch(int local, int perRank, ICollectives? ranks) => (ranks?.Rank ?? 0) * perRank + local;

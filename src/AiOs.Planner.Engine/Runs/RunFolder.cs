@@ -30,8 +30,12 @@ public sealed class RunFolder : IDisposable
     /// <param name="runsRoot">Folder that holds the run folders.</param>
     /// <param name="runId">The run's id (a plain name, <see cref="RunId"/>).</param>
     /// <param name="resumeFrom">The checkpoint folder the run continues from; null for a new run.</param>
+    /// <param name="group">
+    /// A rank above 0 of a data-parallel group: rank 0's run folder, which holds the group's checkpoints; a checkpoint inside it
+    /// continues this rank's folder too. Null otherwise.
+    /// </param>
     /// <exception cref="IOException">Another process holds the folder, or it holds another run.</exception>
-    public static RunFolder Open(string runsRoot, string runId, string? resumeFrom)
+    public static RunFolder Open(string runsRoot, string runId, string? resumeFrom, string? group = null)
     {
         string path = System.IO.Path.GetFullPath(System.IO.Path.Combine(runsRoot, RunId.Check(runId)));
         try
@@ -59,7 +63,8 @@ public sealed class RunFolder : IDisposable
         try
         {
             string[] held = Directory.EnumerateFileSystemEntries(path).Select(System.IO.Path.GetFileName).Where(n => n != LockName).Order().ToArray()!;
-            bool continues = resumeFrom is not null && IsInside(System.IO.Path.GetFullPath(resumeFrom), path);
+            bool continues = resumeFrom is not null && (IsInside(System.IO.Path.GetFullPath(resumeFrom), path)
+                || (group is not null && IsInside(System.IO.Path.GetFullPath(resumeFrom), System.IO.Path.GetFullPath(group))));
             if (held.Length > 0 && !continues)
             {
                 string what = string.Join(", ", held.Take(5)) + (held.Length > 5 ? ", …" : "");

@@ -100,15 +100,27 @@ public sealed record ProgramShape
     };
 
     /// <summary>
-    /// The shape of the program the settings' executor runs: the bundled engine's when <c>aios</c> offloads on one GPU
-    /// (its layer-by-layer trainer); DeepSpeed's otherwise — the engine's resident trainer walks the units in DeepSpeed's
-    /// order, and several GPUs run on DeepSpeed.
+    /// The shape of the program the settings' executor runs: the bundled engine's when <c>aios</c> offloads (its
+    /// layer-by-layer trainer, on one GPU or as each rank of several on one host); DeepSpeed's otherwise — the engine's
+    /// resident trainer walks the units in DeepSpeed's order.
     /// </summary>
     public static ProgramShape For(Settings.TrainingSettings settings, Hardware.HardwareProfile hardware)
     {
         ArgumentNullException.ThrowIfNull(settings);
         bool offloads = settings.ParamOffload != Settings.OffloadTier.None || settings.OptimizerOffload != Settings.OffloadTier.None
             || settings.EffectiveGradientOffload != Settings.OffloadTier.None;
-        return settings.Executor == Settings.ExecutorKind.Aios && offloads && Topology.Of(settings, hardware).Ranks == 1 ? Engine : DeepSpeed;
+        return settings.Executor == Settings.ExecutorKind.Aios && offloads ? Engine : DeepSpeed;
     }
+
+    /// <summary>
+    /// The ZeRO stage the engine runs on several ranks: parameters that are offloaded are partitioned (stage 3, as DeepSpeed
+    /// requires for parameter offload; infinity kept), parameters kept on the device are whole on every rank (stage 2).
+    /// </summary>
+    public static Settings.ZeroStage EngineStage(Settings.TrainingSettings settings) =>
+        settings.ParamOffload == Settings.OffloadTier.None ? Settings.ZeroStage.Zero2
+        : settings.ZeroStage is Settings.ZeroStage.Zero3 or Settings.ZeroStage.Infinity ? settings.ZeroStage : Settings.ZeroStage.Zero3;
+
+    /// <summary>The settings the engine's program is built from: on several ranks, with the stage the engine runs (<see cref="EngineStage"/>).</summary>
+    public static Settings.TrainingSettings EngineSettings(Settings.TrainingSettings settings, Hardware.HardwareProfile hardware) =>
+        Topology.Of(settings, hardware).Ranks > 1 ? settings with { ZeroStage = EngineStage(settings) } : settings;
 }

@@ -19,8 +19,10 @@ public static partial class StepScheduler
         Build(model, hardware, settings, firstStep, ProgramShape.DeepSpeed);
 
     /// <summary>Builds the program of one step in <paramref name="shape"/> (<see cref="ProgramShape.DeepSpeed"/> or <see cref="ProgramShape.Engine"/>).</summary>
+    /// <remarks>The engine's shape on several ranks runs the engine's ZeRO stage, whatever the settings name (<see cref="ProgramShape.EngineStage"/>).</remarks>
     public static StepProgram Build(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, bool firstStep, ProgramShape shape)
     {
+        if (ReferenceEquals(shape, ProgramShape.Engine)) settings = ProgramShape.EngineSettings(settings, hardware);
         var builder = new ProgramBuilder(model, hardware, settings, firstStep, shape);
         builder.Emit();
         return builder.ToProgram();

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace AiOs.Planner.Cli.Tests;
+
+/// <summary>
+/// <c>aios train --gpus N</c> as a user runs it (the built CLI through <c>dotnet aios.dll</c>): on a CPU it starts N processes
+/// that train one data-parallel run, which must equal one process with the same global batch; a rank that fails ends the
+/// group with that rank's error.
+/// </summary>
+public sealed class TrainRanksTests : IDisposable
+{
+    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(4);
+    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-ranks-").FullName;
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
+
+    private static async Task<(int Code, string Output)> Aios(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "aios.dll"));
+        foreach (string a in args) info.ArgumentList.Add(a);
+        using var child = Process.Start(info)!;
+        Task<string> output = child.StandardOutput.ReadToEndAsync(), errors = child.StandardError.ReadToEndAsync();
+        using var wait = new CancellationTokenSource(Patience);
+        try
+        {
+            await child.WaitForExitAsync(wait.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            child.Kill(entireProcessTree: true);
+            throw;
+        }
+        return (child.ExitCode, await output + await errors);
+    }
+
+    private static double[] Losses(string runFolder) => File.ReadAllLines(Path.Combine(runFolder, "metrics.jsonl"))
+        .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("loss").GetDouble()).ToArray();
+
+    private string[] Train(string runId, params string[] more) =>
+    [
+        "train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--offload-params", "cpu",
+        "--offload-optimizer", "cpu", "--precision", "fp32", "--runs-dir", Path.Combine(_root, "runs"), "--run-id", runId, .. more,
+    ];
+
+    [Fact]
+    public async Task Given_TwoRanksOnTheCpu_When_Trained_Then_TheRunEqualsOneProcessWithTheSameGlobalBatchAndItsCheckpointHoldsBothShards()
+    {
+        var (oneCode, oneOutput) = await Aios(Train("one", "--grad-accumulation", "4"));
+        Assert.True(oneCode == 0, oneOutput);
+        var (code, output) = await Aios(Train("two", "--grad-accumulation", "2", "--gpus", "2", "--save-every", "3"));
+        Assert.True(code == 0, output);
+
+        string two = Path.Combine(_root, "runs", "two");
+        double[] expected = Losses(Path.Combine(_root, "runs", "one")), losses = Losses(two);
+        Assert.Equal(3, losses.Length);
+        for (int s = 0; s < losses.Length; s++) Assert.Equal(expected[s], losses[s], 1e-5);
+        // Rank 1 trained the same run in its own folder inside rank 0's.
+        Assert.Equal(losses, Losses(Path.Combine(two, "ranks", "two-rank1")));
+        using JsonDocument manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(two, "checkpoints", "step-3", "checkpoint.json")));
+        Assert.Equal(2, manifest.RootElement.GetProperty("world_size").GetInt32());
+        Assert.Contains("starting 2 ranks", output);
+    }
+
+    [Fact]
+    public async Task Given_SettingsTheRanksRefuse_When_Launched_Then_TheGroupEndsWithTheFailingRanksError()
+    {
+        var (code, output) = await Aios(Train("bad", "--gpus", "2", "--schedule", "overlapped"));
+        Assert.NotEqual(0, code);
+        Assert.Contains("failed with exit code", output);
+        Assert.Contains("--schedule overlapped is not supported with 2 ranks", output);
+    }
+}
