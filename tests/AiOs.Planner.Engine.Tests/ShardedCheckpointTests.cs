@@ -353,4 +353,44 @@ public sealed class ShardedCheckpointTests : IDisposable
 
         Assert.Contains(world < 1 ? "world size" : $"Rank {rank}", e.Message);
     }
+
+    [Fact]
+    public void Given_AShardedCheckpoint_When_ExportedToHuggingFace_Then_TheFileEqualsTheExportOfTheSameUnitsFromOneProcess()
+    {
+        UnitState[] units = RandomUnits(5);
+        string sharded = SaveSharded(units, world: 3);
+        string single = Checkpoint.Save(Path.Combine(_root, "single"), Spec, Step, 42, u => units[u]);
+
+        HuggingFaceExport.Export(sharded, Spec, Path.Combine(_root, "hf-sharded"));
+        HuggingFaceExport.Export(single, Spec, Path.Combine(_root, "hf-single"));
+
+        var fromShards = SafeTensors.Read(Path.Combine(_root, "hf-sharded", PretrainedWeights.SingleFile));
+        var fromOne = SafeTensors.Read(Path.Combine(_root, "hf-single", PretrainedWeights.SingleFile));
+        Assert.Equal(fromOne.Keys.Order(), fromShards.Keys.Order());
+        foreach (var (name, tensor) in fromOne) Assert.Equal(tensor.Data, fromShards[name].Data);
+    }
+
+    [Fact]
+    public void Given_AShardedFp32Checkpoint_When_ConvertedTo8bit_Then_EveryRanksOptimizerFileIsConvertedAndItLoadsOnAnyWorldSize()
+    {
+        UnitState[] units = RandomUnits(6);
+        string sharded = SaveSharded(units, world: 2);
+        string target = Path.Combine(_root, "converted");
+
+        var result = CheckpointConversion.Convert(sharded, target, OptimizerStateFormat.EightBit);
+
+        Assert.True(result.OptimizerAfter.Value < result.OptimizerBefore.Value);
+        var (manifest, full) = Checkpoint.Load(target, Spec);
+        Assert.Equal("8bit", manifest.OptimizerState);
+        Assert.Equal(2, manifest.WorldSize);
+        for (int u = 0; u < units.Length; u++)
+        {
+            // Master weights are copied as they are; the moments come back within 8-bit precision.
+            Assert.Equal(units[u].Master, full[u].Master);
+            float scale = units[u].ExpAvg.Max(Math.Abs);
+            Assert.All(units[u].ExpAvg.Zip(full[u].ExpAvg), p => Assert.True(Math.Abs(p.First - p.Second) <= 0.05f * scale + 1e-6f));
+        }
+        var (_, shards) = ShardedCheckpoint.LoadShard(target, Spec, 0, 3);
+        Assert.Equal(units.Length, shards.Length);
+    }
 }

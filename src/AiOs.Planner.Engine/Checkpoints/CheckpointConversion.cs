@@ -45,7 +45,9 @@ public static class CheckpointConversion
         OptimizerStateFormat current = Checkpoint.FormatOf(manifest, manifestPath);
         if (current == format)
             throw new ArgumentException($"--from '{source}' already holds {format.Name()} optimizer state; nothing to convert (--optimizer-state {(format == OptimizerStateFormat.Fp32 ? "8bit" : "fp32")} converts it).");
-        var files = manifest.Sha256.Keys.Union([Checkpoint.ModelFile, Checkpoint.OptimizerFile]).ToArray();
+        // One process's files, or every rank's of a group's checkpoint (each rank's optimizer file converted on its own).
+        var files = manifest.Sha256.Keys.Union(ShardedCheckpoint.DataFilesOf(manifest)).ToArray();
+        var optimizerFiles = ShardedCheckpoint.OptimizerFilesOf(manifest).ToHashSet(StringComparer.Ordinal);
         foreach (string file in files)
         {
             if (file != Path.GetFileName(file)) throw new InvalidDataException($"{manifestPath}: '{file}' is not a plain file name.");
@@ -57,14 +59,18 @@ public static class CheckpointConversion
         try
         {
             var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (string file in files.Where(f => f != Checkpoint.OptimizerFile))
+            foreach (string file in files.Where(f => !optimizerFiles.Contains(f)))
             {
                 File.Copy(Path.Combine(from, file), Path.Combine(partial, file));
                 Checkpoint.Verify(partial, manifest, file);
                 hashes[file] = manifest.Sha256[file];
             }
-            int tensors = ConvertOptimizer(Path.Combine(from, Checkpoint.OptimizerFile), Path.Combine(partial, Checkpoint.OptimizerFile), current, format);
-            hashes[Checkpoint.OptimizerFile] = Checkpoint.Hash(Path.Combine(partial, Checkpoint.OptimizerFile));
+            int tensors = 0;
+            foreach (string file in optimizerFiles)
+            {
+                tensors += ConvertOptimizer(Path.Combine(from, file), Path.Combine(partial, file), current, format);
+                hashes[file] = Checkpoint.Hash(Path.Combine(partial, file));
+            }
             var converted = manifest with { Sha256 = hashes, OptimizerState = format == OptimizerStateFormat.Fp32 ? null : format.Name() };
             using (var stream = new FileStream(Path.Combine(partial, Checkpoint.ManifestFile), FileMode.CreateNew, FileAccess.Write))
             {
@@ -73,7 +79,7 @@ public static class CheckpointConversion
             }
             Directory.Move(partial, to);
             return new CheckpointConversionResult(to, manifest.Step, manifest.Model, current, format, tensors,
-                new Bytes(new FileInfo(Path.Combine(from, Checkpoint.OptimizerFile)).Length), new Bytes(new FileInfo(Path.Combine(to, Checkpoint.OptimizerFile)).Length));
+                new Bytes(optimizerFiles.Sum(f => new FileInfo(Path.Combine(from, f)).Length)), new Bytes(optimizerFiles.Sum(f => new FileInfo(Path.Combine(to, f)).Length)));
         }
         catch
         {

@@ -48,8 +48,15 @@ public static class HuggingFaceExport
             warnings.Add($"The checkpoint was written for model '{manifest.Model}'; it is exported as '{spec.Name}', whose shapes it fits.");
 
         List<(string Name, long[] Shape, float[] Data)> tensors;
-        using (PretrainedWeights weights = PretrainedWeights.Open(Path.Combine(checkpoint, Checkpoint.ModelFile), spec))
+        if (manifest.WorldSize is not null)
         {
+            // A group's checkpoint: the ranks' shards (each file's checksum verified as it is read) assembled into whole units.
+            UnitState[] units = ShardedCheckpoint.Read(checkpoint, manifest, spec, 0, 1);
+            tensors = Tensors(spec, family, u => units[u].Master);
+        }
+        else
+        {
+            using PretrainedWeights weights = PretrainedWeights.Open(Path.Combine(checkpoint, Checkpoint.ModelFile), spec);
             if (weights.Family != WeightFamily.Aios)
                 throw new InvalidDataException($"{checkpoint}/{Checkpoint.ModelFile} holds {PretrainedNames.Describe(weights.Family)} names, not an aios checkpoint's.");
             tensors = Tensors(spec, family, weights.ReadUnit);
@@ -172,6 +179,8 @@ public static class HuggingFaceExport
     {
         string manifestPath = Path.Combine(checkpoint, Checkpoint.ManifestFile);
         CheckpointManifest manifest = DescriptionJson.Parse<CheckpointManifest>(File.ReadAllText(manifestPath), manifestPath);
+        // A group's shards are verified as they are read.
+        if (manifest.WorldSize is not null) return manifest;
         string weights = Path.Combine(checkpoint, Checkpoint.ModelFile);
         if (!File.Exists(weights)) throw new InvalidDataException($"Checkpoint '{checkpoint}' is incomplete: {Checkpoint.ModelFile} is missing.");
         using (FileStream stream = File.OpenRead(weights))
