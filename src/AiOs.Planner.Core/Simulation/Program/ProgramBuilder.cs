@@ -55,8 +55,9 @@ internal sealed partial class ProgramBuilder
         _tokens = (long)s.MicroBatch * s.SeqLen;
         _deviceTier = hw.HasGpu ? MemoryTier.Gpu : MemoryTier.CpuPageable;
         // Parameters move per layer when ZeRO-3 partitions them and they are not all on this device.
-        // The engine streams offloaded parameters through its slots whatever the stage.
-        _fetches = (s.PartitionsParameters || shape.SlotCopiesOnCpu) && (s.ParamOffload != OffloadTier.None || _gpus > 1);
+        // The engine streams offloaded parameters through its slots whatever the stage (on several ranks, with ZeRO-2, its
+        // device-resident parameters stay whole and are gathered once after the optimizer).
+        _fetches = (s.PartitionsParameters && (s.ParamOffload != OffloadTier.None || _gpus > 1)) || (shape.SlotCopiesOnCpu && s.ParamOffload != OffloadTier.None);
         _window = 1 + (firstStep ? 0 : s.PrefetchDepth);
         // The engine has 1 + prefetch_depth layer slots, never more than the model has layers.
         if (shape.OuterBlock) _window = Math.Clamp(_window, 1, Math.Max(1, m.NumLayers));
