@@ -34,6 +34,7 @@ public static class Program
             ReportCommand.Create(io),
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
+            BenchCollectivesCommand.Create(io),
             TrainCommand.Create(io),
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),

@@ -40,6 +40,8 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["whatif missing model"] = w => new(["whatif", "--model", Path.Combine(w.Root, "none[1].json"), "--hardware", w.Gpu], ExitCodes.Usage, "none[1]"),
         ["bench-drive"] = w => new(["bench-drive", "--path", w.Root, "--no-fio", "--run-size", "8M", "--repeats", "1"], ExitCodes.Ok, "[quartiles]"),
         ["bench-drive missing folder"] = w => new(["bench-drive", "--path", Path.Combine(w.Root, "none[1]"), "--no-fio"], ExitCodes.Usage, "none[1]"),
+        ["bench-collectives one rank"] = _ => new(["bench-collectives", "--gpus", "1", "--device", "cpu"], ExitCodes.Usage, "--gpus 1"),
+        ["bench-collectives unknown profile"] = w => new(["bench-collectives", "--gpus", "2", "--device", "cpu", "--hardware", Path.Combine(w.Root, "none[1].json")], ExitCodes.Usage, "none[1]"),
         ["calibrate missing folder"] = w => new(["calibrate", "--nvme-path", Path.Combine(w.Root, "none[1]"), "--quick"], ExitCodes.Usage, "none[1]"),
         ["calibrate quick and full"] = w => new(["calibrate", "--nvme-path", w.Root, "--quick", "--full"], ExitCodes.Usage, "--quick"),
         ["calibrate-cpu without a base"] = w => new(["calibrate-cpu", "--out", Path.Combine(w.Root, "none[1].json")], ExitCodes.Usage, "none[1]"),
@@ -79,6 +81,7 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["whatif fails"] = w => new(["whatif", "--model", Path.Combine(w.Root, "none[1].json"), "--hardware", w.Gpu, "--json"], ExitCodes.Usage),
         ["bench-drive ok"] = w => new(["bench-drive", "--path", w.Root, "--no-fio", "--run-size", "8M", "--repeats", "1", "--json"], ExitCodes.Ok),
         ["bench-drive fails"] = w => new(["bench-drive", "--path", Path.Combine(w.Root, "none[1]"), "--no-fio", "--json"], ExitCodes.Usage),
+        ["bench-collectives fails"] = _ => new(["bench-collectives", "--gpus", "2", "--device", "tpu", "--json"], ExitCodes.Usage),
         ["calibrate fails"] = w => new(["calibrate", "--nvme-path", Path.Combine(w.Root, "none[1]"), "--quick", "--json"], ExitCodes.Usage),
         ["calibrate-cpu fails"] = w => new(["calibrate-cpu", "--out", Path.Combine(w.Root, "none[1].json"), "--json"], ExitCodes.Usage),
         ["learn ok"] = w => new(["learn", "--from-runs", w.History, "--profile", w.Cpu, "--cross-validate", "2", "--json"], ExitCodes.Ok),
@@ -94,6 +97,7 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
     {
         ["calibrate"] = "measures the drive, memory copy and CPU Adam (30 s with --quick)",
         ["calibrate-cpu"] = "times matmuls and decoder layers with TorchSharp",
+        ["bench-collectives"] = "starts one process per rank (TrainRanksTests runs it as a process)",
     };
 
     private static string[] Train(CliOutputWorld w, string runsDir) =>

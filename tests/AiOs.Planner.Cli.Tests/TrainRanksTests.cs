@@ -71,4 +71,20 @@ public sealed class TrainRanksTests : IDisposable
         Assert.Contains("failed with exit code", output);
         Assert.Contains("--schedule overlapped is not supported with 2 ranks", output);
     }
+
+    [Fact]
+    public async Task Given_TwoCpuRanks_When_TheCollectivesAreBenchmarked_Then_EachCollectiveAndSizeHasAPositiveBusBandwidthAgainstTheProfilesLink()
+    {
+        var (code, output) = await Aios("bench-collectives", "--gpus", "2", "--device", "cpu", "--max-size", "4M", "--repeats", "1",
+            "--hardware", "consumer-2x11gb-64gb-pcie4", "--json");
+        Assert.True(code == 0, output);
+
+        using JsonDocument doc = JsonDocument.Parse(output[output.IndexOf('{')..(output.LastIndexOf('}') + 1)]);
+        var rows = doc.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(6, rows.Count);
+        Assert.Equal(["all_gather", "reduce_scatter", "all_reduce"], rows.Select(r => r.GetProperty("collective").GetString()).Distinct());
+        Assert.All(rows, r => Assert.True(r.GetProperty("bus_gbps").GetDouble() > 0));
+        Assert.All(rows, r => Assert.True(r.GetProperty("of_profile_link").GetDouble() > 0));
+        Assert.Equal(2, doc.RootElement.GetProperty("ranks").GetInt32());
+    }
 }
