@@ -137,4 +137,33 @@ public sealed class DataParallelTrainerTests : IDisposable
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Theory]
+    [InlineData(Precision.Fp16)]
+    [InlineData(Precision.Bf16)]
+    public void Given_MixedPrecisionRanks_When_Trained_Then_TheyFollowOneRankAndAgreeOnEveryLossScaleAndSkip(Precision precision)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options();
+        TrainingSettings For(int world) => Settings(OffloadTier.Cpu, OffloadTier.Cpu, OffloadTier.Cpu, 4 / world) with { Precision = precision };
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        StepResult[] Run(ICollectives? ranks)
+        {
+            using ITrainer t = Trainers.Create(spec, For(ranks?.WorldSize ?? 1), options with { RunId = $"mp-{ranks?.Rank ?? 0}-{Guid.NewGuid():N}" }, ranks: ranks);
+            return [.. Enumerable.Range(0, Steps).Select(s => t.Step(m => data.Sample(options.Seed, s, m, 2, 32)))];
+        }
+
+        StepResult[] one = Run(null);
+        StepResult[][] ranks = CollectiveThreads.Run(2, c => Run(c), regionBytes: 1 << 20);
+
+        foreach (StepResult[] steps in ranks)
+            for (int s = 0; s < Steps; s++)
+            {
+                // The gradients are averaged in the training precision (fp16 in fp32), so the sums round differently from one rank's.
+                Assert.Equal(one[s].Loss, steps[s].Loss, 2e-3);
+                Assert.Equal(one[s].LossScale, steps[s].LossScale);
+                Assert.Equal(one[s].Skipped, steps[s].Skipped);
+            }
+        Assert.Equal(ranks[0].Select(r => r.Loss), ranks[1].Select(r => r.Loss));
+    }
 }
