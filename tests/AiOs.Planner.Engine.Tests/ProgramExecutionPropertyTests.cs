@@ -90,4 +90,33 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
                 Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.OptimizerRead && o.SubGroup is { KeptInRam: true });
         }).Check(Config.QuickThrowOnFailure.WithMaxTest(8));
     }
+
+    [Fact]
+    public void Given_random_placements_on_two_ranks_When_a_step_runs_Then_each_ranks_spans_are_its_programs_operations_collectives_included()
+    {
+        ModelSpec tiny = ModelCatalog.Default.Load("tiny-gpt");
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        var deepSpeedSchedule = Cases().Where(c => c.Settings.Schedule == StepSchedule.DeepSpeed);
+        Prop.ForAll(deepSpeedSchedule.ToArbitrary(), c =>
+        {
+            ModelSpec spec = tiny with { NumLayers = c.Layers };
+            var outcomes = CollectiveThreads.Run(2, ranks =>
+            {
+                using var trainer = new LayerwiseTrainer(spec, c.Settings, LayerwiseTrainerTests.Options() with { RunId = $"prop-{ranks.Rank}-{Guid.NewGuid():N}" }, ranks: ranks);
+                trainer.Step(m => data.Sample(1, 0, m, c.Settings.MicroBatch, c.Settings.SeqLen));
+                return (trainer.Program, Spans: trainer.Trace.SpansOf(1).Where(s => s.OpId >= 0).ToList());
+            }, regionBytes: 1 << 20);
+            foreach (var (program, spans) in outcomes)
+            {
+                Assert.Contains(program.Ops, o => o.Kind == OpKind.ReduceScatter);
+                Assert.Equal(c.Settings.ParamOffload != OffloadTier.None, program.Ops.Any(o => o.Kind == OpKind.AllGather && o.Unit.Kind != UnitKind.Model));
+                Assert.Equal(Enumerable.Range(0, program.Ops.Count), spans.Select(s => s.OpId).Order());
+                foreach (var resource in program.Ops.GroupBy(o => o.Resource))
+                {
+                    string name = ResourceNames.Of(resource.Key, hasGpu: false);
+                    Assert.Equal(resource.Select(o => o.Id).ToArray(), spans.Where(s => s.Resource == name).OrderBy(s => s.Start).Select(s => s.OpId).ToArray());
+                }
+            }
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(6));
+    }
 }
