@@ -149,23 +149,13 @@ public sealed unsafe class SharedMemoryCollectives : ICollectives
             {
                 var values = new ReadOnlySpan<float>(region, n);
                 if (r == 0) values.CopyTo(acc);
-                else for (int i = 0; i < n; i++) acc[i] += values[i];
+                else ReductionKernels.Add(acc, values);
             }
-            else
-            {
-                var values = new ReadOnlySpan<ushort>(region, n);
-                if (r == 0) for (int i = 0; i < n; i++) acc[i] = BFloat16Bits.ToSingle(values[i]);
-                else for (int i = 0; i < n; i++) acc[i] += BFloat16Bits.ToSingle(values[i]);
-            }
+            else ReductionKernels.AddBf16(acc, new ReadOnlySpan<ushort>(region, n), overwrite: r == 0);
         }
-        if (operation == ReduceOperation.Mean)
-            for (int i = 0; i < n; i++) acc[i] /= WorldSize;
+        if (operation == ReduceOperation.Mean) ReductionKernels.Divide(acc, WorldSize);
         if (element == CollectiveElement.Float32) acc.CopyTo(new Span<float>((void*)target, n));
-        else
-        {
-            var output = new Span<ushort>((void*)target, n);
-            for (int i = 0; i < n; i++) output[i] = BFloat16Bits.FromSingle(acc[i]);
-        }
+        else ReductionKernels.ToBf16(acc, new Span<ushort>((void*)target, n));
     }
 
     /// <summary>fp64: the sum in rank order straight into <paramref name="output"/> (which may be this rank's send buffer: every rank's values are read from the regions).</summary>
