@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -36,24 +37,41 @@ public static unsafe class BlockwiseAdam
 
     /// <summary>One AdamW step with 8-bit moments over spans of one tensor (or any run of whole blocks), using up to <paramref name="threads"/> threads.</summary>
     public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
-        Span<byte> vCodes, Span<float> vScales, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
+        Span<byte> vCodes, Span<float> vScales, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, [], step, hp, gradScale, threads);
+
+    /// <summary>
+    /// As the other span overload, also writing the updated parameters as bf16 (round to nearest even, NaN as 0x7FC0, as
+    /// <see cref="CpuAdam"/> and PyTorch cast) into <paramref name="bf16"/> in the same pass, unless it is empty: no second pass
+    /// over the fp32 weights. A skipped block's bf16 is its unchanged parameters'.
+    /// </summary>
+    public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
+        Span<byte> vCodes, Span<float> vScales, Span<ushort> bf16, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
     {
         int n = parameters.Length;
         long blocks = BlockwiseQuantization.Blocks(n);
         if (gradients.Length != n || mCodes.Length != n || vCodes.Length != n || mScales.Length != blocks || vScales.Length != blocks)
             throw new ArgumentException($"{n} parameters need {n} gradients and codes per moment and {blocks} scales per moment; got {gradients.Length} gradients, {mCodes.Length}/{vCodes.Length} codes, {mScales.Length}/{vScales.Length} scales.");
+        if (!bf16.IsEmpty && bf16.Length != n)
+            throw new ArgumentException($"{n} parameters need a bf16 copy of {n} elements (or none); got {bf16.Length}.", nameof(bf16));
         fixed (float* p = parameters)
         fixed (float* g = gradients)
         fixed (byte* mc = mCodes)
         fixed (float* ms = mScales)
         fixed (byte* vc = vCodes)
         fixed (float* vs = vScales)
-            return Step(p, g, mc, ms, vc, vs, n, step, hp, gradScale, threads);
+        fixed (ushort* h = bf16)
+            return Step(p, g, mc, ms, vc, vs, bf16.IsEmpty ? null : h, n, step, hp, gradScale, threads);
     }
 
     /// <summary>As the span overload, on <paramref name="count"/> elements at the given addresses (pinned by the caller).</summary>
     public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
-        long count, int step, AdamHyperParameters hp, float gradScale, int threads)
+        long count, int step, AdamHyperParameters hp, float gradScale, int threads) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, null, count, step, hp, gradScale, threads);
+
+    /// <summary>As the bf16 span overload, on <paramref name="count"/> elements at the given addresses; a null <paramref name="bf16"/> writes no copy.</summary>
+    public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
+        ushort* bf16, long count, int step, AdamHyperParameters hp, float gradScale, int threads)
     {
         ArgumentNullException.ThrowIfNull(hp);
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
@@ -62,7 +80,7 @@ public static unsafe class BlockwiseAdam
         long blocks = BlockwiseQuantization.Blocks(count);
         long chunks = (blocks + BlocksPerChunk - 1) / BlocksPerChunk;
         long skipped = 0, first = long.MaxValue;
-        nint p = (nint)parameters, g = (nint)gradients, mc = (nint)mCodes, ms = (nint)mScales, vc = (nint)vCodes, vs = (nint)vScales;
+        nint p = (nint)parameters, g = (nint)gradients, mc = (nint)mCodes, ms = (nint)mScales, vc = (nint)vCodes, vs = (nint)vScales, h = (nint)bf16;
         void Chunk(long c)
         {
             float* mBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
@@ -73,7 +91,8 @@ public static unsafe class BlockwiseAdam
                 long start = b * BlockwiseQuantization.BlockSize;
                 int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
                 uint key = StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, count));
-                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer);
+                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer,
+                    h == 0 ? null : (ushort*)h + start);
                 if (ok) continue;
                 Interlocked.Increment(ref skipped);
                 long seen;
@@ -113,7 +132,7 @@ public static unsafe class BlockwiseAdam
     /// One block: new m and v into the buffers (and their extremes), then — only if every v is finite, which also
     /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
     /// </summary>
-    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew)
+    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew, ushort* h)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         float mScale = *ms, vScale = *vs;
@@ -165,7 +184,11 @@ public static unsafe class BlockwiseAdam
                 vNew[i] = v1;
             }
         }
-        if (!finite) return false;
+        if (!finite)
+        {
+            if (h != null) Bf16.Write(p, h, n);
+            return false;
+        }
         *ms = BlockwiseQuantization.ScaleOf(mMax, mMin);
         // v is coded by its square root (BlockwiseQuantization.QuantizeSecondMoment), so the scale is √max v.
         *vs = MathF.Sqrt(vMax);
@@ -175,15 +198,16 @@ public static unsafe class BlockwiseAdam
         // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamTrackingTests);
         // tiny-gpt (500 steps) ended 4.5% below fp32 with both nearest, 0.85% above with only v stochastic, 0.05% below with both.
         if (QuantizationVectors.IsSupported)
-            UpdateAndQuantize(p, mNew, vNew, mc, vc, n, k, mInv, vInv, key);
+            UpdateAndQuantize(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);
         else
         {
             UpdateParameters(p, mNew, vNew, n, k);
+            if (h != null) Bf16.Write(p, h, n);
             for (int j = 0; j < n; j++)
             {
-                uint h = StochasticRounding.ElementHash(key, j);
-                mc[j] = mMap.QuantizeStochastic(mNew[j] * mInv, StochasticRounding.FirstMomentUniform(h));
-                vc[j] = vMap.QuantizeStochastic(MathF.Sqrt(vNew[j]) * vInv, StochasticRounding.SecondMomentUniform(h));
+                uint hash = StochasticRounding.ElementHash(key, j);
+                mc[j] = mMap.QuantizeStochastic(mNew[j] * mInv, StochasticRounding.FirstMomentUniform(hash));
+                vc[j] = vMap.QuantizeStochastic(MathF.Sqrt(vNew[j]) * vInv, StochasticRounding.SecondMomentUniform(hash));
             }
         }
         return true;
@@ -194,7 +218,7 @@ public static unsafe class BlockwiseAdam
     /// moments' codes rounded stochastically by arithmetic (<see cref="QuantizationVectors.StochasticRanks"/>: no table, any
     /// scale, a subnormal one's ±∞ and NaN included), the uniforms from one hash of (block key, index) per element, packed together.
     /// </summary>
-    private static void UpdateAndQuantize(float* p, float* m, float* v, byte* mc, byte* vc, int n, Coefficients k, float mInv, float vInv, uint key)
+    private static void UpdateAndQuantize(float* p, float* m, float* v, byte* mc, byte* vc, ushort* h, int n, Coefficients k, float mInv, float vInv, uint key)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         var mt = new QuantizationVectors.StochasticTables(mMap);
@@ -208,7 +232,9 @@ public static unsafe class BlockwiseAdam
         {
             Vector256<float> m1 = Avx.LoadVector256(m + i), r1 = Vector256.Sqrt(Avx.LoadVector256(v + i));
             var denom = r1 * invSqrtBias2 + eps;
-            (Avx.LoadVector256(p + i) * decay - stepSize * m1 / denom).Store(p + i);
+            Vector256<float> p1 = Avx.LoadVector256(p + i) * decay - stepSize * m1 / denom;
+            p1.Store(p + i);
+            if (h != null) Bf16.Pack(p1).Store(h + i);
             Vector256<float> ym = m1 * mi, yv = r1 * vi;
             var (um, uv) = StochasticRounding.Uniforms(StochasticRounding.Mix(counter));
             Vector256<int> rm = QuantizationVectors.StochasticRanks(ym, mt, um);
@@ -221,9 +247,10 @@ public static unsafe class BlockwiseAdam
         {
             float r = MathF.Sqrt(v[i]);
             p[i] = p[i] * k.Decay - k.StepSize * m[i] / (r * k.InvSqrtBias2 + k.Epsilon);
-            uint h = StochasticRounding.ElementHash(key, i);
-            mc[i] = mMap.QuantizeStochastic(m[i] * mInv, StochasticRounding.FirstMomentUniform(h));
-            vc[i] = vMap.QuantizeStochastic(r * vInv, StochasticRounding.SecondMomentUniform(h));
+            if (h != null) h[i] = Bf16.Of(p[i]);
+            uint hash = StochasticRounding.ElementHash(key, i);
+            mc[i] = mMap.QuantizeStochastic(m[i] * mInv, StochasticRounding.FirstMomentUniform(hash));
+            vc[i] = vMap.QuantizeStochastic(r * vInv, StochasticRounding.SecondMomentUniform(hash));
         }
     }
 
@@ -241,5 +268,39 @@ public static unsafe class BlockwiseAdam
             }
         }
         for (; i < n; i++) p[i] = p[i] * k.Decay - k.StepSize * m[i] / (MathF.Sqrt(v[i]) * k.InvSqrtBias2 + k.Epsilon);
+    }
+
+    /// <summary>fp32 → bf16 bits as <see cref="CpuAdam"/> writes them: round to nearest even on the bits, NaN as the quiet NaN 0x7FC0.</summary>
+    private static class Bf16
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ushort Of(float x)
+        {
+            if (float.IsNaN(x)) return 0x7FC0;
+            uint bits = BitConverter.SingleToUInt32Bits(x);
+            return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+        }
+
+        /// <summary>Eight values' bf16 bits, packed into 128 bits in order.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<ushort> Pack(Vector256<float> x)
+        {
+            Vector256<uint> bits = x.AsUInt32();
+            Vector256<uint> rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >>> 16) & Vector256<uint>.One)) >>> 16;
+            Vector256<int> words = Vector256.ConditionalSelect(Vector256.Equals(x, x).AsUInt32(), rounded, Vector256.Create(0x7FC0u)).AsInt32();
+            // Each lane holds 0 … 65535, so the saturating pack is exact; per 128-bit lane it leaves the four words in the low
+            // 64 bits, and one cross-lane permute brings the two halves together.
+            Vector256<ushort> packed = Avx2.PackUnsignedSaturate(words, words);
+            return Avx2.Permute4x64(packed.AsUInt64(), 0b_10_00).GetLower().AsUInt16();
+        }
+
+        /// <summary>Writes the bf16 bits of p[0 … n) to h.</summary>
+        public static void Write(float* p, ushort* h, int n)
+        {
+            int i = 0;
+            if (Avx2.IsSupported)
+                for (; i <= n - 8; i += 8) Pack(Avx.LoadVector256(p + i)).Store(h + i);
+            for (; i < n; i++) h[i] = Of(p[i]);
+        }
     }
 }
