@@ -186,6 +186,8 @@ public class BlockwiseAdamTests
     [InlineData(70_001, 1)]
     [InlineData(70_001, 2)]
     [InlineData(2048 * 3 + 5, 3)]
+    [InlineData(13, 1)] // fewer whole groups than the look-ahead
+    [InlineData(2048 + 37, 1)] // a last block of exactly the look-ahead's groups and a tail
     public void Given_random_gradients_When_stepped_by_the_vector_kernel_Then_state_equals_the_scalar_reference_bit_for_bit(int n, int threads)
     {
         var rng = new Random(n + threads);

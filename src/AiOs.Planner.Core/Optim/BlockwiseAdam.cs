@@ -21,10 +21,10 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m and √v with the block's new scales, rounded
 /// stochastically (unbiased) with counter-based uniforms of the step, the block's place and the element's
 /// (<see cref="StochasticRounding"/>). A block whose gradient holds NaN or ±∞ is left as it was and counted in the report,
-/// never quantised. With AVX2 and FMA no table is read: codes are decoded (<see cref="QuantizationVectors.Values"/>) and
-/// encoded (<see cref="QuantizationVectors.StochasticRanks"/>) arithmetically, bit-identical to the scalar map
-/// (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), the encoding in the same pass as the parameter update;
-/// blocks are spread over threads in groups as CpuAdam spreads chunks.
+/// never quantised. Codes are decoded by scalar look-ups in a per-block table of value × scale (a few groups ahead of the
+/// vector loop), and with AVX2 and FMA encoded arithmetically (<see cref="QuantizationVectors.StochasticRanks"/>), bit-identical to the
+/// scalar map (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), in the same pass as the parameter update (and the
+/// optional bf16 copy); blocks are spread over threads in groups as CpuAdam spreads chunks.
 /// </summary>
 /// <remarks>
 /// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
@@ -34,6 +34,12 @@ public static unsafe class BlockwiseAdam
 {
     /// <summary>Blocks per parallel work item: 32 × 2,048 = 64 K elements, CpuAdam's chunk.</summary>
     private const int BlocksPerChunk = 32;
+
+    /// <summary>Entries of a per-block decoded table (one per code).</summary>
+    private const int DecodedTable = 256;
+
+    /// <summary>How many elements ahead of the vector loop pass 1 looks codes up: far enough that the scalar stores have left the store queue before the vector load reads them.</summary>
+    private const int LookAhead = 32;
 
     /// <summary>One AdamW step with 8-bit moments over spans of one tensor (or any run of whole blocks), using up to <paramref name="threads"/> threads.</summary>
     public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
@@ -85,6 +91,7 @@ public static unsafe class BlockwiseAdam
         {
             float* mBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
             float* vBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
+            float* decoded = stackalloc float[2 * DecodedTable];
             long lastBlock = Math.Min(blocks, (c + 1) * BlocksPerChunk);
             for (long b = c * BlocksPerChunk; b < lastBlock; b++)
             {
@@ -92,7 +99,7 @@ public static unsafe class BlockwiseAdam
                 int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
                 uint key = StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, count));
                 bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer,
-                    h == 0 ? null : (ushort*)h + start);
+                    decoded, h == 0 ? null : (ushort*)h + start);
                 if (ok) continue;
                 Interlocked.Increment(ref skipped);
                 long seen;
@@ -132,7 +139,8 @@ public static unsafe class BlockwiseAdam
     /// One block: new m and v into the buffers (and their extremes), then — only if every v is finite, which also
     /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
     /// </summary>
-    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew, ushort* h)
+    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew,
+        float* decoded, ushort* h)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         float mScale = *ms, vScale = *vs;
@@ -142,23 +150,33 @@ public static unsafe class BlockwiseAdam
         fixed (float* mTable = mMap.Values)
         fixed (float* vTable = vMap.Values)
         {
-            if (Avx2.IsSupported)
+            if (Avx.IsSupported)
             {
                 var b1 = Vector256.Create(k.Beta1); var c1 = Vector256.Create(k.OneMinusBeta1);
                 var b2 = Vector256.Create(k.Beta2); var c2 = Vector256.Create(k.OneMinusBeta2);
-                var gs = Vector256.Create(k.GradScale); var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+                var gs = Vector256.Create(k.GradScale);
                 Vector256<float> maxM = Vector256<float>.Zero, minM = Vector256<float>.Zero, maxV = Vector256<float>.Zero;
                 Vector256<float> ok = Vector256<float>.AllBitsSet, inf = Vector256.Create(float.PositiveInfinity);
-                bool arithmetic = QuantizationVectors.IsSupported;
-                var md = new QuantizationVectors.DecodeTables(mMap);
-                var vd = new QuantizationVectors.DecodeTables(vMap);
-                for (; i <= n - 8; i += 8)
+                // The block's old moments by code: value × scale for m, (value × scale)² for v, the float operations the
+                // element-wise decode does, so 512 products per block replace a decode per element.
+                float* mOld = decoded, vOld = decoded + DecodedTable;
+                var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+                for (int c = 0; c < DecodedTable; c += 8)
                 {
-                    // Decoding by arithmetic (about twenty register operations) beats two gathers (about 12 cycles each on Zen 3).
-                    Vector256<int> mCode = Avx2.ConvertToVector256Int32(mc + i), vCode = Avx2.ConvertToVector256Int32(vc + i);
-                    Vector256<float> m0 = (arithmetic ? QuantizationVectors.Values(mCode, md, signed: true) : Avx2.GatherVector256(mTable, mCode, 4)) * msv;
-                    Vector256<float> r0 = (arithmetic ? QuantizationVectors.Values(vCode, vd, signed: false) : Avx2.GatherVector256(vTable, vCode, 4)) * vsv;
-                    Vector256<float> v0 = r0 * r0;
+                    (Avx.LoadVector256(mTable + c) * msv).Store(mOld + c);
+                    Vector256<float> r0 = Avx.LoadVector256(vTable + c) * vsv;
+                    (r0 * r0).Store(vOld + c);
+                }
+                // Codes are looked up by scalar loads a few groups ahead, into the buffers the vector loop then reads and
+                // overwrites with the new moments: the look-ups run on the load and integer units, which this loop and the
+                // requantisation leave idle, where decoding in vector registers (two 8-entry lines and a ±1-ulp correction
+                // per moment, ten cross-lane permutes per eight codes) competed with the rest for the vector pipes.
+                int vectorEnd = n & ~7;
+                for (int j = 0; j < Math.Min(LookAhead, vectorEnd); j += 8) Look(mc + j, vc + j, mOld, vOld, mNew + j, vNew + j);
+                for (; i < vectorEnd; i += 8)
+                {
+                    if (i + LookAhead < vectorEnd) Look(mc + i + LookAhead, vc + i + LookAhead, mOld, vOld, mNew + i + LookAhead, vNew + i + LookAhead);
+                    Vector256<float> m0 = Avx.LoadVector256(mNew + i), v0 = Avx.LoadVector256(vNew + i);
                     Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
                     Vector256<float> m1 = b1 * m0 + c1 * gi;
                     Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
@@ -211,6 +229,17 @@ public static unsafe class BlockwiseAdam
             }
         }
         return true;
+    }
+
+    /// <summary>Eight m and v codes looked up in the block's decoded tables (scalar loads; the codes read as one ulong each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Look(byte* mc, byte* vc, float* mOld, float* vOld, float* m, float* v)
+    {
+        ulong a = *(ulong*)mc, b = *(ulong*)vc;
+        m[0] = mOld[(byte)a]; m[1] = mOld[(byte)(a >> 8)]; m[2] = mOld[(byte)(a >> 16)]; m[3] = mOld[(byte)(a >> 24)];
+        m[4] = mOld[(byte)(a >> 32)]; m[5] = mOld[(byte)(a >> 40)]; m[6] = mOld[(byte)(a >> 48)]; m[7] = mOld[a >> 56];
+        v[0] = vOld[(byte)b]; v[1] = vOld[(byte)(b >> 8)]; v[2] = vOld[(byte)(b >> 16)]; v[3] = vOld[(byte)(b >> 24)];
+        v[4] = vOld[(byte)(b >> 32)]; v[5] = vOld[(byte)(b >> 40)]; v[6] = vOld[(byte)(b >> 48)]; v[7] = vOld[b >> 56];
     }
 
     /// <summary>
