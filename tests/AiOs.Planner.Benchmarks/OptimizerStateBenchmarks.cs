@@ -13,6 +13,7 @@ public class OptimizerStateBenchmarks
 
     private float[] _p = null!, _g = null!, _m = null!, _v = null!, _mScales = null!, _vScales = null!;
     private byte[] _mCodes = null!, _vCodes = null!;
+    private ushort[] _bf16 = null!;
     private int _step;
 
     /// <summary>Parameters per update: 1 M (the state fits in the caches) and 16 M (it does not; memory-bound as in training).</summary>
@@ -29,7 +30,7 @@ public class OptimizerStateBenchmarks
         var rng = new Random(15);
         _p = new float[N]; _g = new float[N]; _m = new float[N]; _v = new float[N];
         for (int i = 0; i < N; i++) { _p[i] = (float)rng.NextDouble(); _g[i] = (float)(rng.NextDouble() - 0.5) * 1e-3f; }
-        _mCodes = new byte[N]; _vCodes = new byte[N];
+        _mCodes = new byte[N]; _vCodes = new byte[N]; _bf16 = new ushort[N];
         _mScales = new float[BlockwiseQuantization.Blocks(N)]; _vScales = new float[BlockwiseQuantization.Blocks(N)];
         // Realistic moments: a few steps so codes and scales are spread over the maps.
         for (_step = 1; _step <= 3; _step++)
@@ -46,6 +47,36 @@ public class OptimizerStateBenchmarks
     /// <summary>8-bit AdamW: reads p, g and the two codes and writes p and the codes (16 bytes per parameter plus scales).</summary>
     [Benchmark]
     public BlockwiseAdamReport EightBitBlockwiseAdam() => BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
+
+    /// <summary>fp32 AdamW writing the bf16 copy in its pass, as the engine steps fp32 state for bf16 training.</summary>
+    [Benchmark]
+    public void Fp32CpuAdamWithBf16() => CpuAdam.Step(_p, _g, _m, _v, _bf16, _step, Hp, Threads);
+
+    /// <summary>8-bit AdamW writing the bf16 copy in its pass, as the engine steps 8-bit state for bf16 training.</summary>
+    [Benchmark]
+    public BlockwiseAdamReport EightBitBlockwiseAdamWithBf16() => BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _bf16, _step, Hp, 1f, Threads);
+
+    /// <summary>
+    /// The engine's 8-bit step before the copy was fused (to 2026-12-05): the update, then a second pass that rounds the
+    /// master to bf16 element by element in parallel chunks (the loop of PrecisionCast.ToBf16, which this project cannot reference).
+    /// </summary>
+    [Benchmark]
+    public void EightBitThenBf16Pass()
+    {
+        BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
+        const int chunk = 1 << 16;
+        float[] p = _p;
+        ushort[] h = _bf16;
+        Parallel.For(0, (p.Length + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c =>
+        {
+            int end = Math.Min(p.Length, (c + 1) * chunk);
+            for (int i = c * chunk; i < end; i++)
+            {
+                uint b = BitConverter.SingleToUInt32Bits(p[i]);
+                h[i] = float.IsNaN(p[i]) ? (ushort)0x7FC0 : (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+            }
+        });
+    }
 }
 
 /// <summary>The quantiser's map look-up: the bucket table with AVX2 gathers against a scalar binary search on the 256 values.</summary>
@@ -112,6 +143,7 @@ public static class OptimizerStateQuick
         var scales = new float[BlockwiseQuantization.Blocks(n)];
         double[] fp32 = new double[Rounds], eight = new double[Rounds], quantise = new double[Rounds], ratio = new double[Rounds];
         double[] fp32Cpu = new double[Rounds], eightCpu = new double[Rounds], cpuRatio = new double[Rounds];
+        double[] fp32Bf16 = new double[Rounds], eightBf16 = new double[Rounds], eightThenPass = new double[Rounds], bf16Ratio = new double[Rounds];
         var watch = new System.Diagnostics.Stopwatch();
         var process = System.Diagnostics.Process.GetCurrentProcess();
         // Process CPU seconds per kernel as well as wall seconds: on a VM shared with other builds the wall time includes
@@ -123,12 +155,18 @@ public static class OptimizerStateQuick
             cpu = Cpu(); watch.Restart(); b.EightBitBlockwiseAdam(); eight[round] = watch.Elapsed.TotalSeconds; eightCpu[round] = (Cpu() - cpu).TotalSeconds;
             watch.Restart(); BlockwiseQuantization.Quantize(values, codes, scales, DynamicQuantizationMap.Signed); quantise[round] = watch.Elapsed.TotalSeconds;
             ratio[round] = fp32[round] / eight[round];
+            watch.Restart(); b.Fp32CpuAdamWithBf16(); fp32Bf16[round] = watch.Elapsed.TotalSeconds;
+            watch.Restart(); b.EightBitBlockwiseAdamWithBf16(); eightBf16[round] = watch.Elapsed.TotalSeconds;
+            watch.Restart(); b.EightBitThenBf16Pass(); eightThenPass[round] = watch.Elapsed.TotalSeconds;
+            bf16Ratio[round] = fp32Bf16[round] / eightBf16[round];
             cpuRatio[round] = fp32Cpu[round] / eightCpu[round];
         }
         static double Median(double[] x) { var s = x.Order().ToArray(); return s[s.Length / 2]; }
         string Rate(double[] t) => $"{n / Median(t) / 1e6:0} (best {n / t.Min() / 1e6:0})";
         Console.WriteLine($"N {n:N0}, {threads} thread(s), median (best) of {Rounds} interleaved rounds, M/s: fp32 CpuAdam {Rate(fp32)}; " +
             $"8-bit BlockwiseAdam {Rate(eight)}; 8-bit / fp32 rate, median of rounds {Median(ratio):0.00}; quantise alone {Rate(quantise)}");
+        Console.WriteLine($"  with the bf16 copy, as the engine steps, M/s: fp32 {Rate(fp32Bf16)}; 8-bit, copy in its pass {Rate(eightBf16)}; " +
+            $"8-bit then a bf16 pass (before) {Rate(eightThenPass)}; 8-bit / fp32, median of rounds {Median(bf16Ratio):0.00}");
         // Per CPU-second of each thread: N / (CPU seconds / threads), the rate the threads would reach with the cores to themselves.
         string CpuRate(double[] t) => $"{n / (Median(t) / threads) / 1e6:0}";
         Console.WriteLine($"  by CPU time, M/s per {threads} thread(s): fp32 {CpuRate(fp32Cpu)}; 8-bit {CpuRate(eightCpu)}; 8-bit / fp32, median of rounds {Median(cpuRatio):0.00}; load {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}");

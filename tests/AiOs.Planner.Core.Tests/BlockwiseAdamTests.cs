@@ -186,6 +186,8 @@ public class BlockwiseAdamTests
     [InlineData(70_001, 1)]
     [InlineData(70_001, 2)]
     [InlineData(2048 * 3 + 5, 3)]
+    [InlineData(13, 1)] // fewer whole groups than the look-ahead
+    [InlineData(2048 + 37, 1)] // a last block of exactly the look-ahead's groups and a tail
     public void Given_random_gradients_When_stepped_by_the_vector_kernel_Then_state_equals_the_scalar_reference_bit_for_bit(int n, int threads)
     {
         var rng = new Random(n + threads);
@@ -245,5 +247,49 @@ public class BlockwiseAdamTests
     {
         var e = Assert.Throws<ArgumentException>(() => BlockwiseAdam.Step(new float[4097], new float[4097], new byte[4097], new float[2], new byte[4097], new float[3], 1, Hp));
         Assert.Contains("3 scales per moment", e.Message);
+    }
+
+    /// <summary>bf16 bits as PyTorch casts (and <see cref="CpuAdam"/> writes them): round to nearest even, NaN as 0x7FC0.</summary>
+    private static ushort Bf16Of(float x) =>
+        float.IsNaN(x) ? (ushort)0x7FC0 : (ushort)((BitConverter.SingleToUInt32Bits(x) + 0x7FFFu + ((BitConverter.SingleToUInt32Bits(x) >> 16) & 1u)) >> 16);
+
+    [Theory]
+    [InlineData(7, 1)]
+    [InlineData(2048 * 3 + 13, 1)]
+    [InlineData(70_001, 2)]
+    public void Given_a_bf16_copy_When_stepped_Then_it_is_the_updated_parameters_in_bf16_and_nothing_else_changes(int n, int threads)
+    {
+        var rng = new Random(n);
+        State plain = new(n), copied = new(n);
+        float[] p0 = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        // Ties of the bf16 rounding (to even: down from 0x3F808000, up from 0x3F818000), a NaN and a carry into the exponent.
+        uint[] special = [0x3F808000u, 0x3F818000u, 0x7FC00001u, 0x3FFFFFFFu, 0xBF808000u];
+        for (int i = 0; i < special.Length && i < n; i++) p0[n - 1 - i] = BitConverter.UInt32BitsToSingle(special[i]);
+        p0.CopyTo(plain.P, 0);
+        p0.CopyTo(copied.P, 0);
+        var bf16 = new ushort[n];
+        for (int step = 1; step <= 3; step++)
+        {
+            float[] g = Gradient(rng, n, 1);
+            // Step 2: the last block's gradient holds a NaN, so that block keeps its parameters, ties and NaN included.
+            if (step == 2) g[n - 1] = float.NaN;
+            BlockwiseAdamReport a = plain.Step(g, step, Hp, threads, gradScale: 0.5f);
+            BlockwiseAdamReport b = BlockwiseAdam.Step(copied.P, g, copied.MCodes, copied.MScales, copied.VCodes, copied.VScales, bf16, step, Hp, 0.5f, threads);
+            Assert.Equal(a, b);
+            Assert.Equal(plain.P, copied.P);
+            Assert.Equal(plain.MCodes, copied.MCodes);
+            Assert.Equal(plain.VCodes, copied.VCodes);
+            Assert.Equal(plain.MScales, copied.MScales);
+            Assert.Equal(plain.VScales, copied.VScales);
+            Assert.Equal(copied.P.Select(Bf16Of).ToArray(), bf16);
+        }
+    }
+
+    [Fact]
+    public void Given_a_bf16_copy_of_the_wrong_length_Then_the_message_names_both_lengths()
+    {
+        var e = Assert.Throws<ArgumentException>(() => BlockwiseAdam.Step(new float[10], new float[10], new byte[10], new float[1], new byte[10], new float[1], new ushort[9], 1, Hp));
+        Assert.Contains("bf16 copy of 10 elements", e.Message);
+        Assert.Contains("got 9", e.Message);
     }
 }

@@ -4,8 +4,8 @@ using AiOs.Planner.Optim;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// The vectorised 8-bit codec against the scalar reference (<see cref="DynamicQuantizationMap.Quantize"/> and the map's
-/// values), bit for bit: every code decoded, and blocks of random values, values on and beside every threshold (ties),
+/// The vectorised 8-bit codec against the scalar reference (<see cref="DynamicQuantizationMap.Quantize"/>), bit for bit: the
+/// region estimate, and blocks of random values, values on and beside every threshold (ties),
 /// ±0, subnormals, and the NaN and ±∞ a subnormal scale makes.
 /// </summary>
 public class QuantizationVectorsTests
@@ -14,21 +14,31 @@ public class QuantizationVectorsTests
 
     private static DynamicQuantizationMap Map(bool signed) => signed ? DynamicQuantizationMap.Signed : DynamicQuantizationMap.Unsigned;
 
+    /// <summary>The region of a magnitude by definition: how many region boundaries lie below it (no estimate involved).</summary>
+    private static int TrueRegion(DynamicQuantizationMap map, float a) => map.RegionUpper.Take(7).Count(t => a > t);
+
     [Theory]
     [MemberData(nameof(Maps))]
-    public void Given_every_code_When_decoded_by_arithmetic_Then_each_value_is_the_maps_bit_for_bit(bool signed)
+    public void Given_magnitudes_below_2_When_their_region_is_estimated_Then_it_is_their_region_or_the_one_below_and_the_vector_estimate_equals_the_scalar(bool signed)
     {
         var map = Map(signed);
-        for (int c = 0; c < 256; c++)
-            Assert.Equal(BitConverter.SingleToInt32Bits(map.Values[c]), BitConverter.SingleToInt32Bits(map.ArithmeticValue(c)));
-        if (!QuantizationVectors.IsSupported) return;
-        var tables = new QuantizationVectors.DecodeTables(map);
-        for (int c = 0; c < 256; c += 8)
+        var rng = new Random(signed ? 1 : 2);
+        var a = new List<float>();
+        for (int i = 0; i < 200_000; i++) a.Add((float)(Math.Pow(10, -12 * rng.NextDouble()) * 2 * rng.NextDouble()));
+        foreach (float t in map.RegionUpper.Take(7).Concat(map.Thresholds.Where(float.IsFinite)))
+            for (int k = -3; k <= 3; k++) a.Add(BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(t) + k));
+        a.AddRange([0f, float.Epsilon, 1e-40f, 1.1754942e-38f, 1e-7f, 1e-6f, 1f, 0.99999994f, 1.0000001f, 1.9999999f]);
+        foreach (float x in a.Where(x => x < 2))
         {
-            Vector256<float> v = QuantizationVectors.Values(Vector256.Create(c, c + 1, c + 2, c + 3, c + 4, c + 5, c + 6, c + 7), tables, signed);
-            for (int lane = 0; lane < 8; lane++)
-                Assert.True(BitConverter.SingleToInt32Bits(map.Values[c + lane]) == BitConverter.SingleToInt32Bits(v[lane]),
-                    $"code {c + lane}: vector {v[lane]:R}, map {map.Values[c + lane]:R}");
+            int estimate = DynamicQuantizationMap.EstimateRegion(x), region = TrueRegion(map, x);
+            Assert.True(estimate == region || estimate == region - 1, $"{x:R}: estimate {estimate}, region {region}");
+        }
+        if (!QuantizationVectors.IsSupported) return;
+        float[] xs = a.Where(x => x < 2).ToArray();
+        for (int i = 0; i + 8 <= xs.Length; i += 8)
+        {
+            Vector256<int> e = QuantizationVectors.RegionEstimates(Vector256.Create(xs, i));
+            for (int lane = 0; lane < 8; lane++) Assert.Equal(DynamicQuantizationMap.EstimateRegion(xs[i + lane]), e[lane]);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -20,10 +21,10 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// (exactly <see cref="CpuAdam"/>'s arithmetic); then requantise m and √v with the block's new scales, rounded
 /// stochastically (unbiased) with counter-based uniforms of the step, the block's place and the element's
 /// (<see cref="StochasticRounding"/>). A block whose gradient holds NaN or ±∞ is left as it was and counted in the report,
-/// never quantised. With AVX2 and FMA no table is read: codes are decoded (<see cref="QuantizationVectors.Values"/>) and
-/// encoded (<see cref="QuantizationVectors.StochasticRanks"/>) arithmetically, bit-identical to the scalar map
-/// (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), the encoding in the same pass as the parameter update;
-/// blocks are spread over threads in groups as CpuAdam spreads chunks.
+/// never quantised. Codes are decoded by scalar look-ups in a per-block table of value × scale (a few groups ahead of the
+/// vector loop), and with AVX2 and FMA encoded arithmetically (<see cref="QuantizationVectors.StochasticRanks"/>), bit-identical to the
+/// scalar map (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), in the same pass as the parameter update (and the
+/// optional bf16 copy); blocks are spread over threads in groups as CpuAdam spreads chunks.
 /// </summary>
 /// <remarks>
 /// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
@@ -34,26 +35,49 @@ public static unsafe class BlockwiseAdam
     /// <summary>Blocks per parallel work item: 32 × 2,048 = 64 K elements, CpuAdam's chunk.</summary>
     private const int BlocksPerChunk = 32;
 
+    /// <summary>Entries of a per-block decoded table (one per code).</summary>
+    private const int DecodedTable = 256;
+
+    /// <summary>How many elements ahead of the vector loop pass 1 looks codes up: far enough that the scalar stores have left the store queue before the vector load reads them.</summary>
+    private const int LookAhead = 32;
+
     /// <summary>One AdamW step with 8-bit moments over spans of one tensor (or any run of whole blocks), using up to <paramref name="threads"/> threads.</summary>
     public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
-        Span<byte> vCodes, Span<float> vScales, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
+        Span<byte> vCodes, Span<float> vScales, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, [], step, hp, gradScale, threads);
+
+    /// <summary>
+    /// As the other span overload, also writing the updated parameters as bf16 (round to nearest even, NaN as 0x7FC0, as
+    /// <see cref="CpuAdam"/> and PyTorch cast) into <paramref name="bf16"/> in the same pass, unless it is empty: no second pass
+    /// over the fp32 weights. A skipped block's bf16 is its unchanged parameters'.
+    /// </summary>
+    public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
+        Span<byte> vCodes, Span<float> vScales, Span<ushort> bf16, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
     {
         int n = parameters.Length;
         long blocks = BlockwiseQuantization.Blocks(n);
         if (gradients.Length != n || mCodes.Length != n || vCodes.Length != n || mScales.Length != blocks || vScales.Length != blocks)
             throw new ArgumentException($"{n} parameters need {n} gradients and codes per moment and {blocks} scales per moment; got {gradients.Length} gradients, {mCodes.Length}/{vCodes.Length} codes, {mScales.Length}/{vScales.Length} scales.");
+        if (!bf16.IsEmpty && bf16.Length != n)
+            throw new ArgumentException($"{n} parameters need a bf16 copy of {n} elements (or none); got {bf16.Length}.", nameof(bf16));
         fixed (float* p = parameters)
         fixed (float* g = gradients)
         fixed (byte* mc = mCodes)
         fixed (float* ms = mScales)
         fixed (byte* vc = vCodes)
         fixed (float* vs = vScales)
-            return Step(p, g, mc, ms, vc, vs, n, step, hp, gradScale, threads);
+        fixed (ushort* h = bf16)
+            return Step(p, g, mc, ms, vc, vs, bf16.IsEmpty ? null : h, n, step, hp, gradScale, threads);
     }
 
     /// <summary>As the span overload, on <paramref name="count"/> elements at the given addresses (pinned by the caller).</summary>
     public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
-        long count, int step, AdamHyperParameters hp, float gradScale, int threads)
+        long count, int step, AdamHyperParameters hp, float gradScale, int threads) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, null, count, step, hp, gradScale, threads);
+
+    /// <summary>As the bf16 span overload, on <paramref name="count"/> elements at the given addresses; a null <paramref name="bf16"/> writes no copy.</summary>
+    public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
+        ushort* bf16, long count, int step, AdamHyperParameters hp, float gradScale, int threads)
     {
         ArgumentNullException.ThrowIfNull(hp);
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
@@ -62,18 +86,20 @@ public static unsafe class BlockwiseAdam
         long blocks = BlockwiseQuantization.Blocks(count);
         long chunks = (blocks + BlocksPerChunk - 1) / BlocksPerChunk;
         long skipped = 0, first = long.MaxValue;
-        nint p = (nint)parameters, g = (nint)gradients, mc = (nint)mCodes, ms = (nint)mScales, vc = (nint)vCodes, vs = (nint)vScales;
+        nint p = (nint)parameters, g = (nint)gradients, mc = (nint)mCodes, ms = (nint)mScales, vc = (nint)vCodes, vs = (nint)vScales, h = (nint)bf16;
         void Chunk(long c)
         {
             float* mBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
             float* vBuffer = stackalloc float[BlockwiseQuantization.BlockSize];
+            float* decoded = stackalloc float[2 * DecodedTable];
             long lastBlock = Math.Min(blocks, (c + 1) * BlocksPerChunk);
             for (long b = c * BlocksPerChunk; b < lastBlock; b++)
             {
                 long start = b * BlockwiseQuantization.BlockSize;
                 int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
                 uint key = StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, count));
-                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer);
+                bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer,
+                    decoded, h == 0 ? null : (ushort*)h + start);
                 if (ok) continue;
                 Interlocked.Increment(ref skipped);
                 long seen;
@@ -113,7 +139,8 @@ public static unsafe class BlockwiseAdam
     /// One block: new m and v into the buffers (and their extremes), then — only if every v is finite, which also
     /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
     /// </summary>
-    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew)
+    private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew,
+        float* decoded, ushort* h)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         float mScale = *ms, vScale = *vs;
@@ -123,23 +150,33 @@ public static unsafe class BlockwiseAdam
         fixed (float* mTable = mMap.Values)
         fixed (float* vTable = vMap.Values)
         {
-            if (Avx2.IsSupported)
+            if (Avx.IsSupported)
             {
                 var b1 = Vector256.Create(k.Beta1); var c1 = Vector256.Create(k.OneMinusBeta1);
                 var b2 = Vector256.Create(k.Beta2); var c2 = Vector256.Create(k.OneMinusBeta2);
-                var gs = Vector256.Create(k.GradScale); var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+                var gs = Vector256.Create(k.GradScale);
                 Vector256<float> maxM = Vector256<float>.Zero, minM = Vector256<float>.Zero, maxV = Vector256<float>.Zero;
                 Vector256<float> ok = Vector256<float>.AllBitsSet, inf = Vector256.Create(float.PositiveInfinity);
-                bool arithmetic = QuantizationVectors.IsSupported;
-                var md = new QuantizationVectors.DecodeTables(mMap);
-                var vd = new QuantizationVectors.DecodeTables(vMap);
-                for (; i <= n - 8; i += 8)
+                // The block's old moments by code: value × scale for m, (value × scale)² for v, the float operations the
+                // element-wise decode does, so 512 products per block replace a decode per element.
+                float* mOld = decoded, vOld = decoded + DecodedTable;
+                var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+                for (int c = 0; c < DecodedTable; c += 8)
                 {
-                    // Decoding by arithmetic (about twenty register operations) beats two gathers (about 12 cycles each on Zen 3).
-                    Vector256<int> mCode = Avx2.ConvertToVector256Int32(mc + i), vCode = Avx2.ConvertToVector256Int32(vc + i);
-                    Vector256<float> m0 = (arithmetic ? QuantizationVectors.Values(mCode, md, signed: true) : Avx2.GatherVector256(mTable, mCode, 4)) * msv;
-                    Vector256<float> r0 = (arithmetic ? QuantizationVectors.Values(vCode, vd, signed: false) : Avx2.GatherVector256(vTable, vCode, 4)) * vsv;
-                    Vector256<float> v0 = r0 * r0;
+                    (Avx.LoadVector256(mTable + c) * msv).Store(mOld + c);
+                    Vector256<float> r0 = Avx.LoadVector256(vTable + c) * vsv;
+                    (r0 * r0).Store(vOld + c);
+                }
+                // Codes are looked up by scalar loads a few groups ahead, into the buffers the vector loop then reads and
+                // overwrites with the new moments: the look-ups run on the load and integer units, which this loop and the
+                // requantisation leave idle, where decoding in vector registers (two 8-entry lines and a ±1-ulp correction
+                // per moment, ten cross-lane permutes per eight codes) competed with the rest for the vector pipes.
+                int vectorEnd = n & ~7;
+                for (int j = 0; j < Math.Min(LookAhead, vectorEnd); j += 8) Look(mc + j, vc + j, mOld, vOld, mNew + j, vNew + j);
+                for (; i < vectorEnd; i += 8)
+                {
+                    if (i + LookAhead < vectorEnd) Look(mc + i + LookAhead, vc + i + LookAhead, mOld, vOld, mNew + i + LookAhead, vNew + i + LookAhead);
+                    Vector256<float> m0 = Avx.LoadVector256(mNew + i), v0 = Avx.LoadVector256(vNew + i);
                     Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
                     Vector256<float> m1 = b1 * m0 + c1 * gi;
                     Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
@@ -165,7 +202,11 @@ public static unsafe class BlockwiseAdam
                 vNew[i] = v1;
             }
         }
-        if (!finite) return false;
+        if (!finite)
+        {
+            if (h != null) Bf16.Write(p, h, n);
+            return false;
+        }
         *ms = BlockwiseQuantization.ScaleOf(mMax, mMin);
         // v is coded by its square root (BlockwiseQuantization.QuantizeSecondMoment), so the scale is √max v.
         *vs = MathF.Sqrt(vMax);
@@ -175,18 +216,30 @@ public static unsafe class BlockwiseAdam
         // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamTrackingTests);
         // tiny-gpt (500 steps) ended 4.5% below fp32 with both nearest, 0.85% above with only v stochastic, 0.05% below with both.
         if (QuantizationVectors.IsSupported)
-            UpdateAndQuantize(p, mNew, vNew, mc, vc, n, k, mInv, vInv, key);
+            UpdateAndQuantize(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);
         else
         {
             UpdateParameters(p, mNew, vNew, n, k);
+            if (h != null) Bf16.Write(p, h, n);
             for (int j = 0; j < n; j++)
             {
-                uint h = StochasticRounding.ElementHash(key, j);
-                mc[j] = mMap.QuantizeStochastic(mNew[j] * mInv, StochasticRounding.FirstMomentUniform(h));
-                vc[j] = vMap.QuantizeStochastic(MathF.Sqrt(vNew[j]) * vInv, StochasticRounding.SecondMomentUniform(h));
+                uint hash = StochasticRounding.ElementHash(key, j);
+                mc[j] = mMap.QuantizeStochastic(mNew[j] * mInv, StochasticRounding.FirstMomentUniform(hash));
+                vc[j] = vMap.QuantizeStochastic(MathF.Sqrt(vNew[j]) * vInv, StochasticRounding.SecondMomentUniform(hash));
             }
         }
         return true;
+    }
+
+    /// <summary>Eight m and v codes looked up in the block's decoded tables (scalar loads; the codes read as one ulong each).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Look(byte* mc, byte* vc, float* mOld, float* vOld, float* m, float* v)
+    {
+        ulong a = *(ulong*)mc, b = *(ulong*)vc;
+        m[0] = mOld[(byte)a]; m[1] = mOld[(byte)(a >> 8)]; m[2] = mOld[(byte)(a >> 16)]; m[3] = mOld[(byte)(a >> 24)];
+        m[4] = mOld[(byte)(a >> 32)]; m[5] = mOld[(byte)(a >> 40)]; m[6] = mOld[(byte)(a >> 48)]; m[7] = mOld[a >> 56];
+        v[0] = vOld[(byte)b]; v[1] = vOld[(byte)(b >> 8)]; v[2] = vOld[(byte)(b >> 16)]; v[3] = vOld[(byte)(b >> 24)];
+        v[4] = vOld[(byte)(b >> 32)]; v[5] = vOld[(byte)(b >> 40)]; v[6] = vOld[(byte)(b >> 48)]; v[7] = vOld[b >> 56];
     }
 
     /// <summary>
@@ -194,7 +247,7 @@ public static unsafe class BlockwiseAdam
     /// moments' codes rounded stochastically by arithmetic (<see cref="QuantizationVectors.StochasticRanks"/>: no table, any
     /// scale, a subnormal one's ±∞ and NaN included), the uniforms from one hash of (block key, index) per element, packed together.
     /// </summary>
-    private static void UpdateAndQuantize(float* p, float* m, float* v, byte* mc, byte* vc, int n, Coefficients k, float mInv, float vInv, uint key)
+    private static void UpdateAndQuantize(float* p, float* m, float* v, byte* mc, byte* vc, ushort* h, int n, Coefficients k, float mInv, float vInv, uint key)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         var mt = new QuantizationVectors.StochasticTables(mMap);
@@ -208,7 +261,9 @@ public static unsafe class BlockwiseAdam
         {
             Vector256<float> m1 = Avx.LoadVector256(m + i), r1 = Vector256.Sqrt(Avx.LoadVector256(v + i));
             var denom = r1 * invSqrtBias2 + eps;
-            (Avx.LoadVector256(p + i) * decay - stepSize * m1 / denom).Store(p + i);
+            Vector256<float> p1 = Avx.LoadVector256(p + i) * decay - stepSize * m1 / denom;
+            p1.Store(p + i);
+            if (h != null) Bf16.Pack(p1).Store(h + i);
             Vector256<float> ym = m1 * mi, yv = r1 * vi;
             var (um, uv) = StochasticRounding.Uniforms(StochasticRounding.Mix(counter));
             Vector256<int> rm = QuantizationVectors.StochasticRanks(ym, mt, um);
@@ -221,9 +276,10 @@ public static unsafe class BlockwiseAdam
         {
             float r = MathF.Sqrt(v[i]);
             p[i] = p[i] * k.Decay - k.StepSize * m[i] / (r * k.InvSqrtBias2 + k.Epsilon);
-            uint h = StochasticRounding.ElementHash(key, i);
-            mc[i] = mMap.QuantizeStochastic(m[i] * mInv, StochasticRounding.FirstMomentUniform(h));
-            vc[i] = vMap.QuantizeStochastic(r * vInv, StochasticRounding.SecondMomentUniform(h));
+            if (h != null) h[i] = Bf16.Of(p[i]);
+            uint hash = StochasticRounding.ElementHash(key, i);
+            mc[i] = mMap.QuantizeStochastic(m[i] * mInv, StochasticRounding.FirstMomentUniform(hash));
+            vc[i] = vMap.QuantizeStochastic(r * vInv, StochasticRounding.SecondMomentUniform(hash));
         }
     }
 
@@ -241,5 +297,39 @@ public static unsafe class BlockwiseAdam
             }
         }
         for (; i < n; i++) p[i] = p[i] * k.Decay - k.StepSize * m[i] / (MathF.Sqrt(v[i]) * k.InvSqrtBias2 + k.Epsilon);
+    }
+
+    /// <summary>fp32 → bf16 bits as <see cref="CpuAdam"/> writes them: round to nearest even on the bits, NaN as the quiet NaN 0x7FC0.</summary>
+    private static class Bf16
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static ushort Of(float x)
+        {
+            if (float.IsNaN(x)) return 0x7FC0;
+            uint bits = BitConverter.SingleToUInt32Bits(x);
+            return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+        }
+
+        /// <summary>Eight values' bf16 bits, packed into 128 bits in order.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector128<ushort> Pack(Vector256<float> x)
+        {
+            Vector256<uint> bits = x.AsUInt32();
+            Vector256<uint> rounded = (bits + Vector256.Create(0x7FFFu) + ((bits >>> 16) & Vector256<uint>.One)) >>> 16;
+            Vector256<int> words = Vector256.ConditionalSelect(Vector256.Equals(x, x).AsUInt32(), rounded, Vector256.Create(0x7FC0u)).AsInt32();
+            // Each lane holds 0 … 65535, so the saturating pack is exact; per 128-bit lane it leaves the four words in the low
+            // 64 bits, and one cross-lane permute brings the two halves together.
+            Vector256<ushort> packed = Avx2.PackUnsignedSaturate(words, words);
+            return Avx2.Permute4x64(packed.AsUInt64(), 0b_10_00).GetLower().AsUInt16();
+        }
+
+        /// <summary>Writes the bf16 bits of p[0 … n) to h.</summary>
+        public static void Write(float* p, ushort* h, int n)
+        {
+            int i = 0;
+            if (Avx2.IsSupported)
+                for (; i <= n - 8; i += 8) Pack(Avx.LoadVector256(p + i)).Store(h + i);
+            for (; i < n; i++) h[i] = Of(p[i]);
+        }
     }
 }

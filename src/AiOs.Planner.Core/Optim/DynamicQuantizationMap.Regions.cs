@@ -18,17 +18,18 @@ public sealed partial class DynamicQuantizationMap
     internal const float ArithmeticTolerance = 1f / 2048;
 
     /// <summary>
-    /// The region estimate is ⌊bits(a)·RegionEstimateScale + RegionEstimateOffset⌋, at least 0 (and at most 6 for a &lt; 2): the float's bits read
-    /// as a number are log₂a·2²³ + 127·2²³ to within 0.086 binades (below it), so this is ⌊log₁₀a − log₁₀2 + 7⌋ or one less,
-    /// which is the region of a or the one below (checked at every boundary when the map is built; it is monotone in a).
+    /// The region estimate is max(⌊(bits(a) ≫ 16) · RegionEstimateMultiplier / 2¹⁶⌋ − RegionEstimateBias, 0): bits(a) ≫ 16 is
+    /// 128·(log₂a + 127) to within 0.09 binades (below it), so this is about ⌊0.9992·log₁₀a + 6.2⌋, stepping up to k a little
+    /// past 10^(k−6.2) — inside region k's decade, which is all it needs: the estimate must be the region of a or the one below
+    /// (checked at every boundary when the map is built; it is monotone in a), and one exact compare with the region's
+    /// boundary finds which. Integer operations only (a shift, vpmulhuw, a saturating vpsubusw that also clamps at 0): the
+    /// float estimate it replaced (two conversions and an FMA) ran on the pipes the kernel's permutes and conversions
+    /// already crowd. Below 2 it stays at or below 6.
     /// </summary>
-    internal const float RegionEstimateScale = (float)(Log10Of2 / (1 << 23));
+    internal const int RegionEstimateMultiplier = 154;
 
-    /// <summary>See <see cref="RegionEstimateScale"/>: 7 − (127 + 1.05)·log₁₀2: 1.05 binades below the region boundaries (which lie up to 0.93 binades above a power of ten), and 0.05 below 7 just under 2.</summary>
-    internal const float RegionEstimateOffset = (float)(7 - (127 + 1.05) * Log10Of2);
-
-    /// <summary>log₁₀2, as a constant: the maps are built in a static initialiser, which must not read other statics of this type.</summary>
-    private const double Log10Of2 = 0.30102999566398120;
+    /// <summary>See <see cref="RegionEstimateMultiplier"/>.</summary>
+    internal const int RegionEstimateBias = 32;
 
     /// <summary>Per estimated region e (0 … 6): the threshold above region e, so a &gt; it moves the estimate up one (lane 7 unused).</summary>
     internal float[] RegionUpper { get; } = new float[8];
@@ -99,9 +100,9 @@ public sealed partial class DynamicQuantizationMap
         }
     }
 
-    /// <summary>The estimated region of a magnitude 0 ≤ a &lt; 2 (0 … 6): its region or the one below.</summary>
+    /// <summary>The estimated region of a magnitude 0 ≤ a &lt; 2 (0 … 6): its region or the one below (<see cref="RegionEstimateMultiplier"/>).</summary>
     internal static int EstimateRegion(float a) =>
-        Math.Max((int)MathF.FusedMultiplyAdd(BitConverter.SingleToInt32Bits(a), RegionEstimateScale, RegionEstimateOffset), 0);
+        Math.Max((((BitConverter.SingleToInt32Bits(a) >>> 16) * RegionEstimateMultiplier) >> 16) - RegionEstimateBias, 0);
 
     /// <summary>
     /// The scalar twin of the vector look-up, operation for operation: the rank of a magnitude 0 ≤ a &lt; 2, and whether it

@@ -15,8 +15,8 @@ namespace AiOs.Planner.Optim;
 /// table over the float's exponent and top 8 mantissa bits: every bucket holds at most one decision threshold (checked
 /// when the map is built), so one table read and one comparison find the code. The AVX2 quantiser computes the same
 /// code without table reads from eight regions' constants (<see cref="QuantizationVectors.Ranks"/>) and uses the bucket
-/// table only for values within a small tolerance of a threshold; the AVX2 decoder computes values from eight decade
-/// lines and a ±1-ulp correction per code (<see cref="QuantizationVectors.Values"/>).
+/// table only for values within a small tolerance of a threshold. Decoding is a read of <see cref="Values"/> (the 8-bit Adam
+/// reads a per-block copy multiplied by the block's scale, <see cref="BlockwiseAdam"/>).
 /// </remarks>
 public sealed partial class DynamicQuantizationMap
 {
@@ -81,7 +81,6 @@ public sealed partial class DynamicQuantizationMap
                 throw new InvalidOperationException($"Bucket {b} [{start}, {end}) holds two thresholds; use more mantissa bits.");
         }
         BuildRegionTables(signed);
-        BuildDecodeTables(signed);
         BuildStochasticTables(signed);
     }
 

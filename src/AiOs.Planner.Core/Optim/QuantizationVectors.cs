@@ -5,9 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace AiOs.Planner.Optim;
 
 /// <summary>
-/// The AVX2 pieces of the 8-bit codec: values of eight codes and ranks of eight magnitudes by arithmetic (about twenty
-/// register operations each, no memory reads), codes from ranks, and packing codes to bytes. Values equal the map's
-/// bit for bit; ranks equal the scalar <see cref="DynamicQuantizationMap.Quantize"/>'s wherever a lane is not flagged as unsure; callers redo flagged
+/// The AVX2 pieces of the 8-bit codec: ranks of eight magnitudes by arithmetic (about twenty register operations, no
+/// memory reads), codes from ranks, and packing codes to bytes. Ranks equal the scalar <see cref="DynamicQuantizationMap.Quantize"/>'s wherever a lane is not flagged as unsure; callers redo flagged
 /// groups with the bucket table (<see cref="BlockwiseQuantization.TableRanks(System.Runtime.Intrinsics.Vector256{float}, DynamicQuantizationMap)"/>).
 /// </summary>
 internal static class QuantizationVectors
@@ -22,37 +21,17 @@ internal static class QuantizationVectors
             Intercept = Vector256.Create(map.RegionIntercept), High = Vector256.Create(map.RegionHigh), Base = Vector256.Create(map.RegionBase);
     }
 
-    /// <summary>A map's decode constants in registers (see <see cref="DynamicQuantizationMap.ArithmeticValue"/>, their scalar twin).</summary>
-    internal readonly struct DecodeTables(DynamicQuantizationMap map)
-    {
-        public readonly Vector256<float> Offset = Vector256.Create(map.DecodeOffset), Slope = Vector256.Create(map.DecodeSlope), Base = Vector256.Create(map.DecodeBase);
-        public readonly Vector256<int> Up = Vector256.Create(map.DecodeUp), Down = Vector256.Create(map.DecodeDown);
-    }
-
     /// <summary>
-    /// The map values of eight codes (0 … 255 in int lanes) without a table read: the decade's line through its values
-    /// by vpermps on the rank's binade, then a ±1-unit correction from two 256-bit masks (vpermd on code / 32, a shift by
-    /// code mod 32). Bit-identical to the map's values for every code.
+    /// <see cref="DynamicQuantizationMap.EstimateRegion"/> on eight magnitudes a ≥ 0: per 32-bit lane the low word is
+    /// bits(a) ≫ 16 and the high word 0, so vpmulhuw leaves the product's high half in the low word (0 in the high one) and
+    /// the saturating subtraction clamps at 0 as the scalar max does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Values(Vector256<int> code, in DecodeTables t, bool signed)
+    public static Vector256<int> RegionEstimates(Vector256<float> a)
     {
-        Vector256<int> rank = code, key = code + Vector256<int>.One, sign = Vector256<int>.Zero;
-        if (signed)
-        {
-            Vector256<int> centred = code - Vector256.Create(127);
-            rank = Avx2.Abs(centred).AsInt32();
-            key = rank | Vector256<int>.One;
-            sign = centred & Vector256.Create(int.MinValue);
-        }
-        Vector256<int> lane = Avx2.ShiftRightLogical(Avx.ConvertToVector256Single(key).AsInt32(), 23); // vpermps reads the low 3 bits
-        Vector256<float> v = Fma.MultiplyAdd(Avx.ConvertToVector256Single(rank) - Avx2.PermuteVar8x32(t.Offset, lane),
-            Avx2.PermuteVar8x32(t.Slope, lane), Avx2.PermuteVar8x32(t.Base, lane));
-        Vector256<int> word = Avx2.ShiftRightLogical(code, 5);
-        Vector256<uint> shift = Avx2.AndNot(code, Vector256.Create(31)).AsUInt32();
-        Vector256<int> up = Avx2.ShiftRightArithmetic(Avx2.ShiftLeftLogicalVariable(Avx2.PermuteVar8x32(t.Up, word), shift), 31);
-        Vector256<int> down = Avx2.ShiftRightArithmetic(Avx2.ShiftLeftLogicalVariable(Avx2.PermuteVar8x32(t.Down, word), shift), 31);
-        return ((v.AsInt32() - up + down) | sign).AsSingle();
+        Vector256<ushort> top = Avx2.ShiftRightLogical(a.AsInt32(), 16).AsUInt16();
+        Vector256<ushort> scaled = Avx2.MultiplyHigh(top, Vector256.Create(DynamicQuantizationMap.RegionEstimateMultiplier).AsUInt16());
+        return Avx2.SubtractSaturate(scaled, Vector256.Create(DynamicQuantizationMap.RegionEstimateBias).AsUInt16()).AsInt32();
     }
 
     /// <summary>
@@ -64,10 +43,8 @@ internal static class QuantizationVectors
     public static Vector256<int> Ranks(Vector256<float> y, in RegionTables t, out Vector256<int> unsure)
     {
         Vector256<float> a = Vector256.Abs(y);
-        Vector256<float> estimate = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a.AsInt32()),
-            Vector256.Create(DynamicQuantizationMap.RegionEstimateScale), Vector256.Create(DynamicQuantizationMap.RegionEstimateOffset));
         // No upper clamp: below 2 the estimate stays at or below 6 (checked when the map is built).
-        Vector256<int> e = Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero);
+        Vector256<int> e = RegionEstimates(a);
         Vector256<int> d = e - Avx.CompareGreaterThan(a, Avx2.PermuteVar8x32(t.Upper, e)).AsInt32();
         Vector256<float> u = Fma.MultiplyAdd(a, Avx2.PermuteVar8x32(t.Slope, d), Avx2.PermuteVar8x32(t.Intercept, d));
         Vector256<float> s = Avx.Min(Avx.Max(u, Vector256.Create(0.5f)), Avx2.PermuteVar8x32(t.High, d)) + Avx2.PermuteVar8x32(t.Base, d);
@@ -94,9 +71,7 @@ internal static class QuantizationVectors
     public static Vector256<int> StochasticRanks(Vector256<float> y, in StochasticTables t, Vector256<float> u)
     {
         Vector256<float> a = Avx.Min(Vector256.Abs(y), Vector256<float>.One); // vminps gives its second operand for NaN
-        Vector256<float> estimate = Fma.MultiplyAdd(Avx.ConvertToVector256Single(a.AsInt32()),
-            Vector256.Create(DynamicQuantizationMap.RegionEstimateScale), Vector256.Create(DynamicQuantizationMap.RegionEstimateOffset));
-        Vector256<int> e = Avx2.Max(Avx.ConvertToVector256Int32WithTruncation(estimate), Vector256<int>.Zero);
+        Vector256<int> e = RegionEstimates(a);
         Vector256<int> d = e - Avx.CompareGreaterThan(a, Avx2.PermuteVar8x32(t.Upper, e)).AsInt32();
         Vector256<float> q = Fma.MultiplyAdd(a, Avx2.PermuteVar8x32(t.Slope, d), Avx2.PermuteVar8x32(t.Intercept, d));
         Vector256<float> above = Avx.Max(q - Avx2.PermuteVar8x32(t.High, d), Vector256<float>.Zero);

@@ -63,14 +63,17 @@ internal sealed class EightBitMoments
     {
         AdamHyperParameters hp = _options.Schedule is null ? _hp : _hp with { LearningRate = (float)_options.LearningRateAt(step) };
         Split(g, moments, out Span<byte> mCodes, out Span<byte> vCodes, out Span<float> mScales, out Span<float> vScales);
+        if (!bf16.IsEmpty && bf16.Length != master.Length)
+            throw new ArgumentException($"sub-group {g.Index} of unit {g.Unit} has {master.Length} parameters; its bf16 copy has {bf16.Length} elements.", nameof(bf16));
         // A block with a non-finite gradient is left as it was; the trainer has already refused such a step (its norms pass).
+        // The bf16 copy is written in the update's pass, as CpuAdam writes it for fp32 state: no second pass over the master.
         foreach (Piece p in PiecesOf(g))
         {
             int blocks = (int)BlockwiseQuantization.Blocks(p.Length);
             BlockwiseAdam.Step(master.Slice(p.Start, p.Length), gradient.Slice(p.Start, p.Length), mCodes.Slice(p.Start, p.Length),
-                mScales.Slice(p.ScaleOffset, blocks), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks), step, hp, gradScale, _threads);
+                mScales.Slice(p.ScaleOffset, blocks), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks),
+                bf16.IsEmpty ? [] : bf16.Slice(p.Start, p.Length), step, hp, gradScale, _threads);
         }
-        if (!bf16.IsEmpty) PrecisionCast.ToBf16(master, MemoryMarshal.AsBytes(bf16));
     }
 
     /// <summary>Quantises fp32 moments of the sub-group into <paramref name="moments"/> (restoring a checkpoint).</summary>
