@@ -64,12 +64,25 @@ public sealed class TrainRanksTests : IDisposable
     }
 
     [Fact]
-    public async Task Given_SettingsTheRanksRefuse_When_Launched_Then_TheGroupEndsWithTheFailingRanksError()
+    public async Task Given_SettingsTheRanksRefuse_When_Launched_Then_NoRankStartsAndTheErrorNamesTheSetting()
     {
         var (code, output) = await Aios(Train("bad", "--gpus", "2", "--schedule", "overlapped"));
+        Assert.Equal(ExitCodes.Usage, code);
+        Assert.DoesNotContain("starting 2 ranks", output);
+        Assert.Contains("--schedule overlapped is not supported with --gpus 2", output);
+        Assert.False(Directory.Exists(Path.Combine(_root, "runs", "bad")));
+    }
+
+    [Fact]
+    public async Task Given_ARankThatFails_When_TheGroupRuns_Then_TheOthersAreEndedAndTheErrorNamesTheFailingRank()
+    {
+        // The settings pass the launcher's check, but rank 1's swap folder is taken by a file of its name: rank 1's error ends the group.
+        string nvme = Directory.CreateDirectory(Path.Combine(_root, "nvme")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(nvme, "aios-clash-rank1"), "not a folder");
+        var (code, output) = await Aios("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--offload-params", "nvme",
+            "--offload-optimizer", "cpu", "--nvme-offload-path", nvme, "--buffered-swap", "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "clash", "--gpus", "2");
         Assert.NotEqual(0, code);
-        Assert.Contains("failed with exit code", output);
-        Assert.Contains("--schedule overlapped is not supported with 2 ranks", output);
+        Assert.Contains("rank 1 failed with exit code", output);
     }
 
     [Fact]

@@ -161,7 +161,7 @@ public static class TrainCommand
             int code;
             try
             {
-                if (rank is null && world > 1) code = TrainRanks.Launch(io, r, world, request.Options.RunId);
+                if (rank is null && world > 1) code = TrainRanks.Launch(io, r, world, request);
                 else
                 {
                     using var group = rank is null ? null : TrainRanks.Join(rank, engine.Device);

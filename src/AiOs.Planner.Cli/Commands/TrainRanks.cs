@@ -17,15 +17,27 @@ internal static class TrainRanks
     private static readonly TimeSpan CollectiveTimeout = TimeSpan.FromMinutes(10);
 
     /// <summary>
-    /// Starts <paramref name="world"/> ranks with this command's arguments (plus the run id, so every rank names the same run),
-    /// prints rank 0's output, and returns rank 0's exit code, or the first failing rank's with its last lines.
+    /// Checks <paramref name="request"/>'s settings as every rank would, then starts <paramref name="world"/> ranks with this
+    /// command's arguments (plus the run id, so every rank names the same run), prints rank 0's output, and returns rank 0's
+    /// exit code, or the first failing rank's with its last lines.
     /// </summary>
-    public static int Launch(CliIo io, ParseResult parse, int world, string runId)
+    public static int Launch(CliIo io, ParseResult parse, int world, EngineRunRequest request)
     {
+        // What every rank would refuse is refused once, here, before any process starts.
+        try
+        {
+            Engine.Execution.EngineSettings.Check(request.Model, request.Settings, request.Options);
+        }
+        catch (ArgumentException e)
+        {
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return ExitCodes.Usage;
+        }
+        string runId = request.Options.RunId;
         var arguments = parse.Tokens.Select(t => t.Value).ToList();
         if (parse.GetResult("--run-id") is null) arguments.AddRange(["--run-id", runId]);
         io.Errors.MarkupLineInterpolated($"[grey]note:[/] starting {world} ranks (one process each) for run {runId}; rank 0's output follows.");
-        var request = RankLaunchRequest.ForCurrentProcess(arguments, world) with
+        var launch = RankLaunchRequest.ForCurrentProcess(arguments, world) with
         {
             Output = (rank, line) =>
             {
@@ -33,7 +45,7 @@ internal static class TrainRanks
             },
             GracePeriod = TimeSpan.FromSeconds(30),
         };
-        RankLaunchResult result = RankLauncher.Run(request);
+        RankLaunchResult result = RankLauncher.Run(launch);
         if (!result.Succeeded) io.Errors.MarkupLineInterpolated($"[red]error:[/] {result.Describe()}");
         return result.ExitCode;
     }
