@@ -3,6 +3,7 @@ using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Core.Tests;
 
@@ -14,6 +15,7 @@ namespace AiOs.Planner.Core.Tests;
 public sealed class EngineRanksProgramTests
 {
     private static readonly ModelSpec Gpt2 = ModelCatalog.Default.Load("gpt2");
+    private static readonly string[] PerParameterItems = ["optimizer states", "gradients", "unattributed"];
     private static readonly HardwareProfile TwoGpus = ProfileCatalog.Default.Load("consumer-2x11gb-64gb-pcie4");
 
     private static TrainingSettings Aios(OffloadTier parameters) => new()
@@ -82,5 +84,24 @@ public sealed class EngineRanksProgramTests
 
         Assert.NotNull(result.Best);
         Assert.All(result.Alternatives.Prepend(result.Best!).Concat(result.ParetoFront), c => Assert.Equal(StepSchedule.DeepSpeed, c.Settings.Schedule));
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Cpu)]
+    [InlineData(OffloadTier.None)]
+    public void Given_TwoRanksOnOneHost_When_TheirHostMemoryIsPlanned_Then_PerParameterStateIsSplitAndPerProcessItemsAreTwice(OffloadTier parameters)
+    {
+        Bytes Item(Memory.MemoryPlan plan, string name) => plan.CpuPinned.Items.Concat(plan.CpuPageable.Items).Where(i => i.Name == name).Aggregate(Bytes.Zero, (a, i) => a + i.Bytes);
+        var one = Memory.EngineMemory.Plan(Gpt2, TwoGpus, Aios(parameters) with { GpusPerNode = 1 });
+        var two = Memory.EngineMemory.Plan(Gpt2, TwoGpus, Aios(parameters));
+
+        foreach (string name in PerParameterItems.Concat(parameters == OffloadTier.Cpu ? ["parameters"] : []))
+        {
+            Assert.True(Item(one, name) > Bytes.Zero, name);
+            // Each rank's shard is padded to the ranks and each unit to a page: the two halves come to the whole, a few pages more.
+            Assert.InRange(Item(two, name).Value, Item(one, name).Value - 16, Item(one, name).Value + 64L * 4096 * (Gpt2.NumLayers + 1));
+        }
+        Assert.Equal(Item(one, "runtime baseline") * 2, Item(two, "runtime baseline"));
+        Assert.Equal(one.ModelStatesCpu, two.ModelStatesCpu);
     }
 }

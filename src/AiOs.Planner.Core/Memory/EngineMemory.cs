@@ -61,6 +61,7 @@ public static class EngineMemory
         ArgumentNullException.ThrowIfNull(s);
         int processes = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
         bool gpu = hw.HasGpu;
+        if (gpu && s.GpusPerNode is null) s = s with { GpusPerNode = processes };
         var device = DeviceItems(m, s, out string phase);
         var host = HostNeed(m, s, gpu);
         var pinned = host.Where(i => i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
@@ -89,7 +90,8 @@ public static class EngineMemory
             CpuPageable = new TierUse(MemoryTier.CpuPageable, pageable, left.Value > 0 ? left : Bytes.Zero),
             Nvme = new TierUse(MemoryTier.Nvme, NvmeItems(m, s), hw.Drives.Aggregate(Bytes.Zero, (sum, d) => sum + d.Capacity)),
             ModelStatesGpu = states.Gpu,
-            ModelStatesCpu = states.Cpu * processes,
+            // Streaming ranks split the states (each holds its shard); resident ones hold them whole.
+            ModelStatesCpu = IsResident(s) ? states.Cpu * processes : states.Cpu,
         };
     }
 
@@ -115,6 +117,12 @@ public static class EngineMemory
 
     /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
     private static string EightBitNote(TrainingSettings s) => s.OptimizerState == OptimizerStateFormat.EightBit ? " (block-wise 8-bit)" : "";
+
+    /// <summary>The engine's processes on this host (<c>aios train --gpus N</c>): the settings' GPUs per node, at least one.</summary>
+    public static int Ranks(TrainingSettings s) => Math.Max(1, s.GpusPerNode ?? 1);
+
+    /// <summary>One rank's padded shard of <paramref name="elements"/> over <paramref name="ranks"/> (ZeRO pads partitions to the ranks).</summary>
+    private static long Shard(long elements, int ranks) => (elements + ranks - 1) / ranks;
 
     /// <summary>Elements of the outer block: token (and learned position) embeddings, final norm, untied head.</summary>
     public static long OuterElements(ModelSpec m) => m.EmbeddingParameters + m.HeadParameters;
@@ -188,12 +196,20 @@ public static class EngineMemory
     /// <param name="m">The model.</param>
     /// <param name="s">Placement, buffers, batch.</param>
     /// <param name="gpu">Whether the device is a GPU (host tensors that feed it are page-locked).</param>
+    /// <remarks>
+    /// With several ranks (<see cref="Ranks"/>), each streaming process holds its shard of every unit's per-parameter state
+    /// (ZeRO-3 or ZeRO-2, padded to the ranks) and its own buffers; a resident process holds whole units. This is one process's need.
+    /// </remarks>
     public static IReadOnlyList<EngineHostItem> HostNeed(ModelSpec m, TrainingSettings s, bool gpu)
     {
         ArgumentNullException.ThrowIfNull(m);
         ArgumentNullException.ThrowIfNull(s);
         int pb = s.ParamBytes;
-        long p = m.TotalParameters, layer = m.LayerParameters, outer = OuterElements(m), largest = Math.Max(layer, outer);
+        int shards = IsResident(s) ? 1 : Ranks(s);
+        // Per-parameter host state is this rank's shard of each unit (ShardLayout: ⌈elements / ranks⌉).
+        long layer = Shard(m.LayerParameters, shards), outer = Shard(OuterElements(m), shards), largest = Math.Max(layer, outer);
+        long p = layer * m.NumLayers + outer;
+        if (shards == 1) p = m.TotalParameters;
         var items = new List<EngineHostItem>();
         void Add(string name, Bytes bytes, string note, string remedy, bool pinned = false) => items.Add(new(new MemoryItem(name, bytes, note), pinned, remedy));
         // The engine maps each unit's host tensor itself at its exact size, rounded to a 4 KiB page (Engine Native/HostBuffer).
@@ -211,6 +227,12 @@ public static class EngineMemory
         else if (s.OptimizerOffload == OffloadTier.Nvme)
         {
             var (ramElements, nvmeElements) = OptimizerSplit(m, s);
+            if (shards > 1)
+            {
+                // Each rank keeps what the budget allows of its own shard.
+                ramElements = Math.Min(ramElements, p);
+                nvmeElements = p - ramElements;
+            }
             if (ramElements > 0)
                 Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
             if (nvmeElements > 0)

@@ -114,7 +114,8 @@ public static class EngineSettings
         if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
         {
             bool gpu = o.Device.StartsWith("cuda", StringComparison.Ordinal);
-            Units.Bytes need = HostMemoryEstimate.Total(spec, s, gpu);
+            // The ranks of --gpus N share this host's RAM.
+            Units.Bytes need = HostMemoryEstimate.AllRanks(spec, s, gpu);
             if (need > available)
             {
                 HostMemoryItem biggest = HostMemoryEstimate.Items(spec, s, gpu)[0];

@@ -29,8 +29,11 @@ public static class HostMemoryEstimate
     /// <summary>The sum of <see cref="Items(ModelSpec, TrainingSettings)"/> (CPU device).</summary>
     public static Bytes Total(ModelSpec spec, TrainingSettings s) => Total(spec, s, gpu: false);
 
-    /// <summary>The sum of <see cref="Items(ModelSpec, TrainingSettings, bool)"/>.</summary>
+    /// <summary>The sum of <see cref="Items(ModelSpec, TrainingSettings, bool)"/>: one process's need (with several ranks, one rank's).</summary>
     public static Bytes Total(ModelSpec spec, TrainingSettings s, bool gpu) => Items(spec, s, gpu).Aggregate(Bytes.Zero, (a, i) => a + i.Size);
+
+    /// <summary>What every process of the run needs together: <see cref="Total(ModelSpec, TrainingSettings, bool)"/> × the ranks on this host.</summary>
+    public static Bytes AllRanks(ModelSpec spec, TrainingSettings s, bool gpu) => Total(spec, s, gpu) * EngineMemory.Ranks(s);
 
     /// <summary>MemAvailable from <c>/proc/meminfo</c>, or null where it cannot be read.</summary>
     public static Bytes? Available()
