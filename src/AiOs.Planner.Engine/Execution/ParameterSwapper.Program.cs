@@ -122,6 +122,14 @@ internal sealed partial class ParameterSwapper
             _unitTiers[units[i]] = StorageTier.Cpu;
         }
         _cpuCopies = _cpuBuffers.Select(b => b?.Tensor).ToArray();
+        foreach (int u in units.Where(u => _inStore[u]))
+        {
+            // Stored before the placement was known: its values come from its swap file (read once; the file is no longer used).
+            int bytes = checked((int)UnitBytes(u));
+            using var staging = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
+            _store!.Read(Key(u), 0, staging.AsSpan(0, bytes));
+            staging.AsSpan(0, bytes).CopyTo(_cpuCopies[u]!.bytes);
+        }
     }
 
     private void DisposeDeviceSlots()

@@ -40,6 +40,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private Native.HostBuffer?[]? _cpuBuffers;
     /// <summary>Per unit, the tier holding its working parameters: <see cref="_tier"/>, or the CPU for a unit max_in_cpu keeps in RAM.</summary>
     private readonly StorageTier[] _unitTiers;
+    /// <summary>Per unit, whether its swap file has been written (a unit stored before <see cref="Prepare"/> keeps its values when moved to RAM).</summary>
+    private readonly bool[] _inStore;
     private readonly OuterBlock? _outerSlot;
     private readonly Device _device;
     /// <summary>On a GPU with copy streams: uploads are queued on the upload stream, ordered by the program's dependencies (<see cref="StreamOrder"/>; owned by the trainer).</summary>
@@ -64,6 +66,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         _shards = _ranks is null ? null : _layouts.Select(l => new Collectives.ShardLayout(l.Elements, _ranks.WorldSize)).ToArray();
         if (tier == StorageTier.Nvme && store is null) throw new ArgumentException("NVMe parameters need a swap store.", nameof(store));
         _unitTiers = Enumerable.Repeat(tier, _layouts.Length).ToArray();
+        _inStore = new bool[_layouts.Length];
 
         if (tier == StorageTier.Device)
         {
@@ -129,6 +132,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
                             _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     else
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
+                    _inStore[unit] = true;
                     _io.Written(StorageTier.Nvme, byteCount);
                 }
                 finally
