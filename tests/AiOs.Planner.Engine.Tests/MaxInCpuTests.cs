@@ -1,3 +1,4 @@
+using AiOs.Planner.Engine.Collectives;
 using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
@@ -84,6 +85,44 @@ public sealed class MaxInCpuTests : IDisposable
         for (int s = 0; s < Steps; s++) Assert.Equal(refLosses[s], losses[s], 4);
         Assert.Equal(0, io.NvmeRead.Value);
         Assert.Equal(0, io.NvmeWritten.Value);
+    }
+
+    [Fact]
+    public void Given_two_ranks_When_max_in_cpu_holds_each_ranks_shards_of_the_outer_block_and_layer_0_Then_they_stay_in_ram_and_training_equals_one_rank()
+    {
+        const int world = 2, perRank = 2;
+        long shard(long elements) => (elements + world - 1) / world;
+        long maxInCpu = shard(EngineMemory.OuterElements(Tiny)) + shard(Tiny.LayerParameters);
+        TrainingSettings ranked = OnNvme(maxInCpu, OffloadTier.Cpu, StepSchedule.DeepSpeed) with { GradAccumulation = perRank };
+        // One process would keep only the outer block under this count: the count is per rank's shard.
+        Assert.Equal([false, false, true], ParameterPlacement.EngineUnitsInRam(Tiny, ranked, 1));
+        Assert.Equal([true, false, true], ParameterPlacement.EngineUnitsInRam(Tiny, ranked, world));
+        var options = LayerwiseTrainerTests.Options();
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        (double[] Losses, float[][] Master, IoTotals Io) Run(TrainingSettings settings, ICollectives? ranks)
+        {
+            using var t = new LayerwiseTrainer(Tiny, settings, options with { RunId = $"mic-r{ranks?.Rank ?? 0}-{Guid.NewGuid():N}" }, ranks: ranks);
+            var before = t.Io.Snapshot();
+            var losses = new double[Steps];
+            for (int s = 0; s < Steps; s++)
+            {
+                int step = s;
+                losses[s] = t.Step(m => data.Sample(options.Seed, step, m, settings.MicroBatch, settings.SeqLen)).Loss;
+            }
+            return (losses, Enumerable.Range(0, Tiny.NumLayers + 1).Select(t.MasterOf).ToArray(), t.Io.Snapshot().Minus(before));
+        }
+
+        var one = Run(ranked with { GradAccumulation = perRank * world, MaxInCpu = 0 }, null);
+        var ranks = CollectiveThreads.Run(world, c => Run(ranked, c), regionBytes: 1 << 20);
+
+        foreach (var (losses, master, io) in ranks)
+        {
+            for (int s = 0; s < Steps; s++) Assert.Equal(one.Losses[s], losses[s], 1e-5);
+            for (int u = 0; u < master.Length; u++)
+                Assert.True(one.Master[u].Zip(master[u], (a, b) => Math.Abs(a - b)).Max() < 1e-5f, $"unit {u} differs from one rank's");
+            // Only layer 1's shard comes from NVMe: forward and backward, per micro-batch, per step.
+            Assert.Equal(shard(Tiny.LayerParameters) * 4 * 2 * perRank * Steps, io.NvmeRead.Value);
+        }
     }
 
     [Fact]
