@@ -217,8 +217,12 @@ public static class EngineMemory
             Bytes staging = (keptLayers < m.NumLayers ? Aligned(Bytes.OfElements(layer, pb)) * Math.Max(1, s.BufferCount) : Bytes.Zero)
                 + (outerKept ? Bytes.Zero : Aligned(Bytes.OfElements(outer, pb)));
             if (staging > Bytes.Zero)
-                Add("parameter staging buffers", staging,
-                    $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned (only for units on NVMe)", "--buffer-count");
+                Add("parameter staging buffers", staging, (keptLayers < m.NumLayers, outerKept) switch
+                {
+                    (true, false) => $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned",
+                    (true, true) => $"buffer_count {s.BufferCount} layer buffers (the outer block is in RAM), 4 KiB aligned",
+                    _ => "one for the outer block (the layers are in RAM), 4 KiB aligned",
+                }, "--buffer-count");
         }
         // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
         bool resident = IsResident(s);
