@@ -115,6 +115,8 @@ public class EngineMemoryTests
             {
                 ParamOffload = param, OptimizerOffload = optimizer, NvmePath = "/nvme", MicroBatch = micro, GradAccumulation = accumulation,
                 PrefetchDepth = prefetch, Precision = precision, ActivationCheckpointing = checkpointing, SeqLen = Math.Min(512, model.MaxSeqLen),
+                // NVMe holds every parameter: nothing kept in RAM under max_in_cpu (MaxInCpuTests covers that split).
+                MaxInCpu = 0,
             });
         Prop.ForAll(cases.ToArbitrary(), c =>
         {

@@ -17,7 +17,8 @@ public class ProgramShapeTests
     {
         ZeroStage = ZeroStage.Infinity, ParamOffload = tier, OptimizerOffload = tier, NvmePath = tier == OffloadTier.Nvme ? "/tmp" : null,
         MicroBatch = 1, SeqLen = 16, GradAccumulation = accumulation, Schedule = schedule, SubGroupSize = 1000, BufferCount = 2,
-        BufferSize = 1_000_000, PrefetchDepth = 1,
+        // Every unit on NVMe: these tests are about the swap path (max_in_cpu's default would keep tiny-gpt in RAM).
+        BufferSize = 1_000_000, PrefetchDepth = 1, MaxInCpu = 0,
     };
 
     [Fact]

@@ -24,6 +24,8 @@ public sealed class LayerwiseTrainerTests : IDisposable
         BufferCount = 2,
         PrefetchDepth = 1,
         ActivationCheckpointing = true,
+        // Parameters on NVMe mean every unit on NVMe in these tests (max_in_cpu's default would keep tiny models in RAM; MaxInCpuTests covers that).
+        MaxInCpu = 0,
     };
 
     internal static EngineOptions Options(GradientClipping? clip = null) => new()

@@ -28,7 +28,7 @@ public sealed class ParameterSwapperTests
     private static TrainingSettings OnNvme(int buffers, int depth) => new()
     {
         ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Cpu, NvmePath = "/tmp",
-        MicroBatch = 1, SeqLen = 16, BufferCount = buffers, PrefetchDepth = depth,
+        MicroBatch = 1, SeqLen = 16, BufferCount = buffers, PrefetchDepth = depth, MaxInCpu = 0,
     };
 
     [Theory]
@@ -73,6 +73,43 @@ public sealed class ParameterSwapperTests
     }
 
     [Fact]
+    public void Given_max_in_cpu_keeping_the_first_units_When_the_program_runs_Then_they_upload_from_ram_and_only_the_rest_are_read()
+    {
+        var store = new MemoryStore();
+        long outerAndTwoLayers = AiOs.Planner.Memory.EngineMemory.OuterElements(Spec) + 2 * Spec.LayerParameters;
+        StepProgram program = EngineProgram.For(Spec, OnNvme(2, 1) with { MaxInCpu = outerAndTwoLayers });
+        // Units stored before the placement is known keep their values when moved to RAM.
+        using var swapper = NvmeSwapper(store);
+        swapper.Prepare(program);
+        float[][] w = InitialWeights.Create(Spec, 9);
+        int readsAtPrepare = store.Reads.Length;
+
+        foreach (Operation op in program.Ops.Where(o => o.Kind is OpKind.ParamRead or OpKind.ParamUpload))
+        {
+            if (op.Kind == OpKind.ParamRead) swapper.Read(op);
+            else
+            {
+                swapper.Upload(op);
+                int unit = swapper.UnitOf(op.Unit);
+                Assert.Equal(w[unit], ParameterSwapper.ParametersOf(swapper.ModuleIn(unit, op.DeviceSlot)).Flat.data<float>().ToArray());
+            }
+        }
+
+        Assert.Equal([StorageTier.Cpu, StorageTier.Cpu, StorageTier.Nvme, StorageTier.Nvme, StorageTier.Cpu], Enumerable.Range(0, 5).Select(swapper.TierOf));
+        Assert.Equal(["param-u2", "param-u3", "param-u3", "param-u2"], store.Reads.Skip(readsAtPrepare));
+        // A write-back to a kept unit lands in RAM, not in its swap file.
+        float[] updated = w[0].Select(x => x + 1).ToArray();
+        int writes = store.Writes;
+        swapper.WriteBack(0, 0, updated);
+        Assert.Equal(writes, store.Writes);
+        Operation upload = program.Ops.First(o => o.Kind == OpKind.ParamUpload && o.Unit == UnitId.Layer(0));
+        swapper.Upload(upload);
+        Assert.Equal(updated, ParameterSwapper.ParametersOf(swapper.ModuleIn(0, upload.DeviceSlot)).Flat.data<float>().ToArray());
+        // A later program must keep the same units in RAM: the host copies hold their only values.
+        Assert.Throws<InvalidOperationException>(() => swapper.Prepare(EngineProgram.For(Spec, OnNvme(2, 1))));
+    }
+
+    [Fact]
     public void Given_a_program_unit_the_engine_does_not_have_When_mapped_Then_it_is_refused()
     {
         using var swapper = NvmeSwapper(new MemoryStore());
@@ -86,10 +123,13 @@ public sealed class ParameterSwapperTests
         private readonly ConcurrentDictionary<string, byte[]> _objects = new();
         private readonly ConcurrentQueue<string> _reads = new();
 
-        public IReadOnlyList<string> Reads => _reads.ToArray();
+        public string[] Reads => _reads.ToArray();
+
+        public int Writes { get; private set; }
 
         public void Write(string key, long offset, ReadOnlySpan<byte> data)
         {
+            Writes++;
             byte[] current = _objects.GetOrAdd(key, []);
             if (current.Length < offset + data.Length) Array.Resize(ref current, (int)offset + data.Length);
             data.CopyTo(current.AsSpan((int)offset));

@@ -64,4 +64,41 @@ public sealed class StepProgramAgreementTests : IDisposable
         Assert.Equal(ProgramBytes(OpKind.GradWrite), EngineBytes(OpKind.GradWrite));
         Assert.Equal(program.Ops.Where(o => o.Kind == OpKind.OptimizerStep).Sum(o => o.Parameters), spec.TotalParameters);
     }
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed)]
+    [InlineData(StepSchedule.Overlapped)]
+    public void Given_max_in_cpu_keeping_the_outer_block_and_layer_0_When_a_step_runs_Then_only_the_other_layers_are_read_and_writes_back_follow_the_program(StepSchedule schedule)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt") with { NumLayers = 3 };
+        TrainingSettings s = LayerwiseTrainerTests.Small() with
+        {
+            ParamOffload = OffloadTier.Nvme,
+            OptimizerOffload = OffloadTier.Nvme,
+            NvmePath = _nvme,
+            Schedule = schedule,
+            MaxInCpu = AiOs.Planner.Memory.EngineMemory.OuterElements(spec) + spec.LayerParameters,
+        };
+
+        var (program, spans) = Both(spec, s);
+
+        string read = SpanTrace.Name(OpKind.ParamRead), writeBack = SpanTrace.Name(OpKind.ParamWriteBack);
+        Assert.DoesNotContain(spans, x => x.Operation == read && x.Layer is -1 or 0);
+        for (int layer = 1; layer < spec.NumLayers; layer++)
+        {
+            var ops = program.Ops.Where(o => o.Kind == OpKind.ParamRead && o.TraceLayer == layer).ToArray();
+            var done = spans.Where(x => x.Operation == read && x.Layer == layer).ToArray();
+            Assert.NotEmpty(ops);
+            Assert.Equal(ops.Length, done.Length);
+            Assert.Equal(ops.Sum(o => o.Bytes.Value), done.Sum(x => x.Bytes));
+        }
+        // Every write-back ran where the program put it: kept units on the CPU, the others on NVMe, with the program's bytes.
+        foreach (var resource in new[] { ResourceKind.Cpu, ResourceKind.Nvme })
+        {
+            var ops = program.Ops.Where(o => o.Kind == OpKind.ParamWriteBack && o.Resource == resource).ToArray();
+            var done = spans.Where(x => x.Operation == writeBack && x.Resource == Simulation.ResourceNames.Of(resource, hasGpu: false)).ToArray();
+            Assert.NotEmpty(ops);
+            Assert.Equal(ops.Length, done.Length);
+            Assert.Equal(ops.Sum(o => o.Bytes.Value), done.Sum(x => x.Bytes));
+        }
+    }
 }

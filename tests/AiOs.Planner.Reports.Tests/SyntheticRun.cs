@@ -17,7 +17,8 @@ internal static class SyntheticRun
         string dir = Directory.CreateTempSubdirectory("aios-run-").FullName;
         var model = ModelCatalog.Default.Load("gpt2");
         var hardware = ProfileCatalog.Default.Load("rtx4090-64gb-pcie4");
-        var settings = SettingsRules.Resolve(new TrainingSettings { ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Nvme, NvmePath = "/nvme", MicroBatch = 2 }, false);
+        // Every parameter on NVMe (max_in_cpu's default would keep all of gpt2's in RAM, and the run would read none).
+        var settings = SettingsRules.Resolve(new TrainingSettings { ParamOffload = OffloadTier.Nvme, OptimizerOffload = OffloadTier.Nvme, NvmePath = "/nvme", MicroBatch = 2, MaxInCpu = 0 }, false);
         var plan = TrainingPlanner.Plan(model, hardware, settings, new PlanOptions { KeepTimeline = true });
         var step = plan.Step!;
         if (withPrediction)

@@ -60,6 +60,8 @@ public static class EngineMemory
         ArgumentNullException.ThrowIfNull(hw);
         ArgumentNullException.ThrowIfNull(s);
         int processes = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
+        // The per-process figures below count each rank's shards (max_in_cpu applies to a rank's shard elements).
+        if (s.GpusPerNode is null && processes > 1) s = s with { GpusPerNode = processes };
         bool gpu = hw.HasGpu;
         if (gpu && s.GpusPerNode is null) s = s with { GpusPerNode = processes };
         var device = DeviceItems(m, s, out string phase);
@@ -218,8 +220,26 @@ public static class EngineMemory
         if (s.ParamOffload == OffloadTier.Cpu)
             Add("parameters", PerUnit(pb), $"{pb}-byte copy per unit{(gpu ? ", page-locked" : "")}", "--offload-params nvme", pinned: gpu);
         else if (s.ParamOffload == OffloadTier.Nvme)
-            Add("parameter staging buffers", Aligned(Bytes.OfElements(layer, pb)) * Math.Max(1, s.BufferCount) + Aligned(Bytes.OfElements(outer, pb)),
-                $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned", "--buffer-count");
+        {
+            // max_in_cpu: whole units stay in RAM (ParameterPlacement), each a host copy of this rank's shard as on the CPU tier.
+            bool[] kept = ParameterPlacement.EngineUnitsInRam(m, s, Ranks(s));
+            long keptLayers = kept.Take(m.NumLayers).Count(k => k);
+            bool outerKept = kept[m.NumLayers];
+            if (keptLayers > 0 || outerKept)
+                Add(KeptParametersItem, Aligned(Bytes.OfElements(Shard(layer, s), pb)) * keptLayers + (outerKept ? Aligned(Bytes.OfElements(Shard(outer, s), pb)) : Bytes.Zero),
+                    $"{pb}-byte copy of {(outerKept ? "the outer block and " : "")}{keptLayers} layer(s), max_in_cpu {s.MaxInCpu:N0} elements{(gpu ? ", page-locked" : "")}",
+                    "--max-in-cpu", pinned: gpu);
+            // Staging buffers only for what is still read from NVMe.
+            Bytes staging = (keptLayers < m.NumLayers ? Aligned(Bytes.OfElements(layer, pb)) * Math.Max(1, s.BufferCount) : Bytes.Zero)
+                + (outerKept ? Bytes.Zero : Aligned(Bytes.OfElements(outer, pb)));
+            if (staging > Bytes.Zero)
+                Add("parameter staging buffers", staging, (keptLayers < m.NumLayers, outerKept) switch
+                {
+                    (true, false) => $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned",
+                    (true, true) => $"buffer_count {s.BufferCount} layer buffers (the outer block is in RAM), 4 KiB aligned",
+                    _ => "one for the outer block (the layers are in RAM), 4 KiB aligned",
+                }, "--buffer-count");
+        }
         // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
         bool resident = IsResident(s);
         if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
@@ -273,7 +293,14 @@ public static class EngineMemory
     {
         long p = m.TotalParameters;
         var items = new List<MemoryItem>();
-        if (s.ParamOffload == OffloadTier.Nvme) items.Add(new MemoryItem("parameters", Bytes.OfElements(p, s.ParamBytes), "one file per unit"));
+        if (s.ParamOffload == OffloadTier.Nvme)
+        {
+            // Units max_in_cpu keeps in RAM have no swap file; the node's ranks hold the other units' shards between them.
+            long kept = ParameterPlacement.EngineSplit(m, s, Ranks(s)).Ram * Ranks(s);
+            long onNvme = Math.Max(0, p - kept);
+            if (onNvme > 0)
+                items.Add(new MemoryItem("parameters", Bytes.OfElements(onNvme, s.ParamBytes), kept > 0 ? "one file per unit not kept in RAM (max_in_cpu)" : "one file per unit"));
+        }
         if (s.OptimizerOffload == OffloadTier.Nvme && OptimizerSplit(m, s).Nvme is > 0 and var nvme)
             items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
@@ -286,6 +313,7 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
+        if (s.ParamOffload == OffloadTier.Nvme) cpu += Bytes.OfElements(ParameterPlacement.EngineSplit(m, s, Ranks(s)).Ram, s.ParamBytes);
         cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, HostGradientBytes(s));
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
@@ -298,6 +326,15 @@ public static class EngineMemory
         var order = OptimizerPlacement.EngineUpdateOrder(m.NumLayers, m.LayerParameters, OuterElements(m), s);
         return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, s.OptimizerState.BytesPerParameter(), s));
     }
+
+    /// <summary>The name of the host item holding the parameters max_in_cpu keeps in RAM (the plan's memory table shows it).</summary>
+    public const string KeptParametersItem = "parameters kept in RAM (max_in_cpu)";
+
+    /// <summary>The engine's ranks on this host (one process per GPU).</summary>
+    private static int Ranks(TrainingSettings s) => Math.Max(1, s.GpusPerNode ?? 1);
+
+    /// <summary>One rank's shard of a unit of <paramref name="elements"/> (the whole unit for one process).</summary>
+    private static long Shard(long elements, TrainingSettings s) => (elements + Ranks(s) - 1) / Ranks(s);
 
     private static Bytes Aligned(Bytes bytes) => new((bytes.Value + 4095) / 4096 * 4096);
 

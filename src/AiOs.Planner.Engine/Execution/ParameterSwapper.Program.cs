@@ -19,7 +19,9 @@ internal sealed partial class ParameterSwapper
     /// </summary>
     public void Prepare(StepProgram program)
     {
+        ArgumentNullException.ThrowIfNull(program);
         if (_residentModules is not null) return;
+        KeepInRam(program);
         foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
         var sizes = new Dictionary<int, long>();
         int deviceSlots = 0;
@@ -48,6 +50,8 @@ internal sealed partial class ParameterSwapper
     public void Read(Operation op)
     {
         int unit = UnitOf(op.Unit);
+        if (_unitTiers[unit] != StorageTier.Nvme)
+            throw new InvalidOperationException($"The program reads {op.Unit} from NVMe, but its parameters are in {_unitTiers[unit]} (max_in_cpu); the program was built for other settings.");
         int bytes = checked((int)UnitBytes(unit));
         _store!.Read(Key(unit), 0, _stagingSlots[op.Slot].AsSpan(0, bytes));
         _io.Read(StorageTier.Nvme, bytes);
@@ -65,17 +69,17 @@ internal sealed partial class ParameterSwapper
         if (_copies is not null)
         {
             // Queued on the upload stream: the compute that uses the slot waits for it on the device, not on the host.
-            nint host = _tier == StorageTier.Nvme ? _stagingSlots[op.Slot].Address : Native.CudaDriver.DataOf(_cpuCopies![unit]);
+            nint host = _unitTiers[unit] == StorageTier.Nvme ? _stagingSlots[op.Slot].Address : Native.CudaDriver.DataOf(_cpuCopies![unit]!);
             _copies.UploadQueued(destination, host, UnitBytes(unit));
-            if (_tier == StorageTier.Cpu) _io.Read(StorageTier.Cpu, UnitBytes(unit));
+            if (_unitTiers[unit] == StorageTier.Cpu) _io.Read(StorageTier.Cpu, UnitBytes(unit));
         }
-        else if (_tier == StorageTier.Nvme)
+        else if (_unitTiers[unit] == StorageTier.Nvme)
         {
             target.LoadBytesAt(ShardStart(unit), _stagingSlots[op.Slot].AsSpan(0, checked((int)UnitBytes(unit))));
         }
         else
         {
-            using (no_grad()) destination.copy_(_cpuCopies![unit]);
+            using (no_grad()) destination.copy_(_cpuCopies![unit]!);
             _io.Read(StorageTier.Cpu, UnitBytes(unit));
         }
         _io.Upload(UnitBytes(unit));
@@ -87,6 +91,46 @@ internal sealed partial class ParameterSwapper
         : unit == _spec.NumLayers ? _outerSlot!
         : deviceSlot >= 0 && deviceSlot < _deviceSlots.Length ? _deviceSlots[deviceSlot]
         : throw new InvalidOperationException($"The program gives layer {unit} no device slot ({deviceSlot}).");
+
+    /// <summary>
+    /// NVMe tier: gives the units max_in_cpu keeps in RAM (<see cref="Settings.ParameterPlacement"/> for the program's settings
+    /// and ranks, when its shape honours the setting) a host copy, as the CPU tier has, once, before any unit is stored.
+    /// </summary>
+    private void KeepInRam(StepProgram program)
+    {
+        if (_tier != StorageTier.Nvme) return;
+        bool[] kept = program.Shape.HonoursMaxInCpu
+            ? Settings.ParameterPlacement.EngineUnitsInRam(_spec, program.Settings, program.Topology.Ranks)
+            : new bool[_layouts.Length];
+        if (kept.Length != _layouts.Length)
+            throw new ArgumentException($"The program is for {kept.Length - 1} layers; this model has {_spec.NumLayers}.", nameof(program));
+        if (_cpuBuffers is not null)
+        {
+            // The host copies hold the only values of their units: a later program must keep the same units in RAM.
+            for (int u = 0; u < kept.Length; u++)
+                if (kept[u] != (_unitTiers[u] == StorageTier.Cpu))
+                    throw new InvalidOperationException($"The program places unit {u}'s parameters differently from the first program (max_in_cpu changed); make a new trainer.");
+            return;
+        }
+        bool gpu = _device.type == TorchSharp.DeviceType.CUDA;
+        _cpuBuffers = new Native.HostBuffer?[_layouts.Length];
+        int[] units = Enumerable.Range(0, _layouts.Length).Where(u => kept[u]).ToArray();
+        Native.HostBuffer[] buffers = units.Length == 0 ? [] : Native.HostBuffer.AllocateMany(units.Select(u => HostElements(u)).ToArray(), _dtype, pin: gpu);
+        for (int i = 0; i < units.Length; i++)
+        {
+            _cpuBuffers[units[i]] = buffers[i];
+            _unitTiers[units[i]] = StorageTier.Cpu;
+        }
+        _cpuCopies = _cpuBuffers.Select(b => b?.Tensor).ToArray();
+        foreach (int u in units.Where(u => _inStore[u]))
+        {
+            // Stored before the placement was known: its values come from its swap file (read once; the file is no longer used).
+            int bytes = checked((int)UnitBytes(u));
+            using var staging = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
+            _store!.Read(Key(u), 0, staging.AsSpan(0, bytes));
+            staging.AsSpan(0, bytes).CopyTo(_cpuCopies[u]!.bytes);
+        }
+    }
 
     private void DisposeDeviceSlots()
     {

@@ -12,7 +12,9 @@ namespace AiOs.Planner.Engine.Execution;
 
 /// <summary>
 /// Holds every unit's working parameters (training precision) in one tier. Device tier: each unit has its
-/// own resident module. CPU or NVMe tier: the step program's ParamRead and ParamUpload operations bring a
+/// own resident module. NVMe tier: each unit in a swap file, except the units max_in_cpu keeps in RAM
+/// (<see cref="Settings.ParameterPlacement"/>, set by <see cref="Prepare"/>), which are held as the CPU tier holds
+/// every unit. CPU or NVMe tier: the step program's ParamRead and ParamUpload operations bring a
 /// unit into the staging slot and device slot the program names (<see cref="Prepare"/>, <see cref="Read"/>,
 /// <see cref="Upload"/>); when and how far ahead is the program's decision, not the swapper's. Write-backs
 /// from the optimizer may come from another thread.
@@ -29,10 +31,17 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     private readonly ParameterLayout[] _layouts;
     private readonly FlatParameters[]? _resident;
     private readonly nn.Module<Tensor, Tensor>[]? _residentModules;
-    /// <summary>CPU tier: one host tensor per unit in the training precision, page-locked when the device is a GPU (so an upload is one DMA transfer).</summary>
-    private readonly Tensor[]? _cpuCopies;
-    /// <summary>CPU tier: the memory behind <see cref="_cpuCopies"/>.</summary>
-    private readonly Native.HostBuffer[]? _cpuBuffers;
+    /// <summary>
+    /// CPU tier: one host tensor per unit in the training precision, page-locked when the device is a GPU (so an upload is
+    /// one DMA transfer). NVMe tier: the same for the units max_in_cpu keeps in RAM, null for the others (null until <see cref="Prepare"/>).
+    /// </summary>
+    private Tensor?[]? _cpuCopies;
+    /// <summary>The memory behind <see cref="_cpuCopies"/> (null entries where a unit has none).</summary>
+    private Native.HostBuffer?[]? _cpuBuffers;
+    /// <summary>Per unit, the tier holding its working parameters: <see cref="_tier"/>, or the CPU for a unit max_in_cpu keeps in RAM.</summary>
+    private readonly StorageTier[] _unitTiers;
+    /// <summary>Per unit, whether its swap file has been written (a unit stored before <see cref="Prepare"/> keeps its values when moved to RAM).</summary>
+    private readonly bool[] _inStore;
     private readonly OuterBlock? _outerSlot;
     private readonly Device _device;
     /// <summary>On a GPU with copy streams: uploads are queued on the upload stream, ordered by the program's dependencies (<see cref="StreamOrder"/>; owned by the trainer).</summary>
@@ -56,6 +65,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         _layouts = Enumerable.Range(0, spec.NumLayers + 1).Select(u => u == spec.NumLayers ? outer : layer).ToArray();
         _shards = _ranks is null ? null : _layouts.Select(l => new Collectives.ShardLayout(l.Elements, _ranks.WorldSize)).ToArray();
         if (tier == StorageTier.Nvme && store is null) throw new ArgumentException("NVMe parameters need a swap store.", nameof(store));
+        _unitTiers = Enumerable.Repeat(tier, _layouts.Length).ToArray();
+        _inStore = new bool[_layouts.Length];
 
         if (tier == StorageTier.Device)
         {
@@ -67,13 +78,16 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         {
             // Each unit once, at its exact size, faulted in now (and page-locked for a GPU) on every core: see HostBuffer.
             _cpuBuffers = Native.HostBuffer.AllocateMany(Enumerable.Range(0, _layouts.Length).Select(HostElements).ToArray(), dtype, pin: device.type == TorchSharp.DeviceType.CUDA);
-            _cpuCopies = _cpuBuffers.Select(b => b.Tensor).ToArray();
+            _cpuCopies = _cpuBuffers.Select(b => b!.Tensor).ToArray();
         }
         _outerSlot = new OuterBlock(spec, new FlatParameters(outer, dtype, device, PaddedElements(spec.NumLayers)));
     }
 
-    /// <summary>The tier holding the working parameters.</summary>
+    /// <summary>The tier holding the working parameters (the configured one; see <see cref="TierOf"/> for a unit's).</summary>
     public StorageTier Tier => _tier;
+
+    /// <summary>The tier holding <paramref name="unit"/>'s working parameters: the CPU for a unit on NVMe that max_in_cpu keeps in RAM.</summary>
+    public StorageTier TierOf(int unit) => _unitTiers[unit];
 
     /// <summary>Bytes of unit <paramref name="unit"/> in the training precision that its tier holds (with several ranks: this rank's shard, padding included).</summary>
     public long UnitBytes(int unit) => HostElements(unit) * _elementBytes;
@@ -99,13 +113,13 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         }
         int byteCount = master.Length * _elementBytes;
         long byteOffset = elementOffset * _elementBytes;
-        switch (_tier)
+        switch (_unitTiers[unit])
         {
             case StorageTier.Device:
                 _resident![unit].StoreFloats(elementOffset, master);
                 break;
             case StorageTier.Cpu:
-                PrecisionCast.ToWorking(master, _cpuCopies![unit].bytes.Slice(checked((int)byteOffset), byteCount), _dtype);
+                PrecisionCast.ToWorking(master, _cpuCopies![unit]!.bytes.Slice(checked((int)byteOffset), byteCount), _dtype);
                 _io.Written(StorageTier.Cpu, byteCount);
                 break;
             default:
@@ -118,6 +132,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
                             _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
                     else
                         _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));
+                    _inStore[unit] = true;
                     _io.Written(StorageTier.Nvme, byteCount);
                 }
                 finally
@@ -138,10 +153,10 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     {
         // A shard of a device-resident unit may end in padding the unit lacks: it takes the fp32 path, which drops the padding.
         if (_dtype != ScalarType.BFloat16 || (_tier == StorageTier.Device && _shards is not null)) return Span<ushort>.Empty;
-        Span<byte> bytes = _tier switch
+        Span<byte> bytes = _unitTiers[unit] switch
         {
             StorageTier.Device => _resident![unit].WritableBytes(elementOffset, count),
-            StorageTier.Cpu => _cpuCopies![unit].bytes.Slice(checked((int)(elementOffset * 2)), count * 2),
+            StorageTier.Cpu => _cpuCopies![unit]!.bytes.Slice(checked((int)(elementOffset * 2)), count * 2),
             _ => Span<byte>.Empty,
         };
         return MemoryMarshal.Cast<byte, ushort>(bytes);
@@ -150,8 +165,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// <summary>Publishes a <see cref="Bf16Target"/> write: one copy to the device for device-resident units.</summary>
     public void CommitBf16(int unit, long elementOffset, int count)
     {
-        if (_tier == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count);
-        else if (_tier == StorageTier.Cpu) _io.Written(StorageTier.Cpu, 2L * count);
+        if (_unitTiers[unit] == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count);
+        else if (_unitTiers[unit] == StorageTier.Cpu) _io.Written(StorageTier.Cpu, 2L * count);
     }
 
     /// <summary>The parameters of an engine module (for uploads and draining gradients).</summary>
@@ -167,6 +182,6 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         DisposeProgramSlots();
         if (_resident is not null) foreach (FlatParameters p in _resident) p.Dispose();
         _outerSlot?.Parameters.Dispose();
-        if (_cpuBuffers is not null) foreach (Native.HostBuffer b in _cpuBuffers) b.Dispose();
+        if (_cpuBuffers is not null) foreach (Native.HostBuffer? b in _cpuBuffers) b?.Dispose();
     }
 }

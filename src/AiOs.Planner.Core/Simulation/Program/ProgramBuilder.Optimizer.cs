@@ -169,10 +169,17 @@ internal sealed partial class ProgramBuilder
         return writeBack >= 0 ? writeBack : tail;
     }
 
-    /// <summary>Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (or, for the engine, anywhere but NVMe: its update writes them).</summary>
+    /// <summary>
+    /// Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (or, for the engine,
+    /// anywhere but NVMe: its update writes them). A unit on NVMe that max_in_cpu keeps in RAM is written there by the CPU.
+    /// </summary>
     private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements, int slot = -1)
     {
         Bytes bytes = Bytes.OfElements(elements, _pb);
+        if (_s.ParamOffload == OffloadTier.Nvme && ParamsInRam(unit))
+            // The engine casts the sub-group's fp32 master into the unit's host copy: a pass over what the update just
+            // touched, priced as no CPU time (no Adam parameters) and no drive traffic.
+            return Add(OpKind.ParamWriteBack, ResourceKind.Cpu, phase, unit, mb, [step], bytes, subGroup: g, slot: slot);
         if (_s.ParamOffload == OffloadTier.Nvme)
             return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, unit, mb, [step], bytes, write: true, subGroup: g, slot: slot);
         if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && !_shape.CpuOptimizer)

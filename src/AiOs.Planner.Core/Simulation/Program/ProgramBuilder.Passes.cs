@@ -37,7 +37,9 @@ internal sealed partial class ProgramBuilder
         MemoryEffect[] Allocate() => [new MemoryEffect(_deviceTier, ResidentBytes(elements), AtEnd: false)];
         bool allocated = false;
         int last = -1;
-        if (_s.ParamOffload == OffloadTier.Nvme)
+        // A unit max_in_cpu keeps in RAM is uploaded from there, as with the CPU tier.
+        bool fromNvme = ParamsOnNvme(id);
+        if (fromNvme)
         {
             // A pinned staging buffer frees when its upload ends; on a CPU-only machine the read lands in the working buffer itself.
             int free = CopiesIntoSlots ? (stagingPosition >= 0 ? _uploadOf[stagingPosition] : -1) : release;
@@ -48,7 +50,7 @@ internal sealed partial class ProgramBuilder
         if (CopiesIntoSlots && _s.ParamOffload != OffloadTier.None)
         {
             last = Add(OpKind.ParamUpload, ResourceKind.H2d, phase, id, mb, Deps(last, release), share, effects: Allocate(),
-                slot: _s.ParamOffload == OffloadTier.Nvme ? slot : -1, deviceSlot: deviceSlot);
+                slot: fromNvme ? slot : -1, deviceSlot: deviceSlot);
             _uploadOf[p] = last;
             allocated = true;
         }

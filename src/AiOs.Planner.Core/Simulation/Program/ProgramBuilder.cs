@@ -41,6 +41,8 @@ internal sealed partial class ProgramBuilder
     private readonly long _layerActivations, _checkpointActivations, _headActivations;
     // Device bytes one fetched unit's parameters, and one unit's gradients, may hold (long.MaxValue: the whole unit).
     private readonly long _residentCap = long.MaxValue, _gradientCap = long.MaxValue;
+    // Per engine unit (0…L−1 layers, L the outer block): its parameters stay in RAM under max_in_cpu (ParameterPlacement).
+    private readonly bool[] _paramsInRam;
 
     public ProgramBuilder(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool firstStep, ProgramShape shape)
     {
@@ -62,6 +64,7 @@ internal sealed partial class ProgramBuilder
         // The engine has 1 + prefetch_depth layer slots, never more than the model has layers.
         if (shape.OuterBlock) _window = Math.Clamp(_window, 1, Math.Max(1, m.NumLayers));
         _staging = Math.Max(1, s.BufferCount / StagingBuffersPerUnit());
+        _paramsInRam = shape.HonoursMaxInCpu ? ParameterPlacement.EngineUnitsInRam(m, s, _gpus) : new bool[m.NumLayers + 1];
         int units = m.NumLayers + 2;
         _forwardFlops = new double[units];
         _forwardElementwise = new double[units];
@@ -123,6 +126,17 @@ internal sealed partial class ProgramBuilder
 
     /// <summary>The gradient elements leaving with the unit.</summary>
     private long GradientsOf(int unit) => unit == OuterUnit ? _unitGradients[0] + _unitGradients[_m.NumLayers + 1] : _unitGradients[unit + 1];
+
+    /// <summary>Whether <paramref name="unit"/>'s parameters are offloaded to NVMe but kept in CPU RAM under max_in_cpu.</summary>
+    private bool ParamsInRam(UnitId unit) => unit.Kind switch
+    {
+        UnitKind.Layer => _paramsInRam[unit.Number],
+        UnitKind.Outer => _paramsInRam[_m.NumLayers],
+        _ => false,
+    };
+
+    /// <summary>Whether <paramref name="unit"/>'s parameters are read from NVMe before each use.</summary>
+    private bool ParamsOnNvme(UnitId unit) => _s.ParamOffload == OffloadTier.Nvme && !ParamsInRam(unit);
 
     private UnitId IdOf(int unit) => unit == OuterUnit ? UnitId.Outer : UnitId.OfNumber(unit, _m.NumLayers);
 

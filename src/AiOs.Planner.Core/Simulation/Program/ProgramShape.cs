@@ -67,6 +67,12 @@ public sealed record ProgramShape
     /// bound for NVMe, cross in the working precision. Applies on a GPU (on a CPU device nothing crosses a link). False: every download is in the working precision.
     /// </summary>
     public bool WideFirstGradientDownload { get; init; }
+    /// <summary>
+    /// With parameters on NVMe, the units <see cref="Settings.ParameterPlacement"/> picks under <c>max_in_cpu</c> keep their
+    /// parameters in CPU RAM: uploaded with no NVMe read, written back to RAM (the engine). False: every unit on NVMe
+    /// (DeepSpeed's swapper is reported not to act on <c>max_in_cpu</c>, deepspeedai/DeepSpeed issue 4221).
+    /// </summary>
+    public bool HonoursMaxInCpu { get; init; }
 
     /// <summary>DeepSpeed ZeRO-3 / ZeRO-Infinity with PyTorch: what the simulator has always predicted.</summary>
     public static ProgramShape DeepSpeed { get; } = new()
@@ -97,6 +103,7 @@ public sealed record ProgramShape
         OptimizerStateBytes = 12,
         WideFirstGradientDownload = true,
         Fetch = FetchGranularity.WholeUnit,
+        HonoursMaxInCpu = true,
     };
 
     /// <summary>
