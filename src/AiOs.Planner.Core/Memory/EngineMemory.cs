@@ -226,7 +226,7 @@ public static class EngineMemory
             long keptLayers = kept.Take(m.NumLayers).Count(k => k);
             bool outerKept = kept[m.NumLayers];
             if (keptLayers > 0 || outerKept)
-                Add(KeptParametersItem, Aligned(Bytes.OfElements(Shard(layer, s), pb)) * keptLayers + (outerKept ? Aligned(Bytes.OfElements(Shard(outer, s), pb)) : Bytes.Zero),
+                Add(KeptParametersItem, Aligned(Bytes.OfElements(layer, pb)) * keptLayers + (outerKept ? Aligned(Bytes.OfElements(outer, pb)) : Bytes.Zero),
                     $"{pb}-byte copy of {(outerKept ? "the outer block and " : "")}{keptLayers} layer(s), max_in_cpu {s.MaxInCpu:N0} elements{(gpu ? ", page-locked" : "")}",
                     "--max-in-cpu", pinned: gpu);
             // Staging buffers only for what is still read from NVMe.
@@ -313,7 +313,8 @@ public static class EngineMemory
         if (IsResident(s)) return (Bytes.OfElements(p, 2 * s.ParamBytes + (s.IsMixedPrecision ? 12 : 8)), Bytes.Zero);
         Bytes cpu = Bytes.Zero;
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
-        if (s.ParamOffload == OffloadTier.Nvme) cpu += Bytes.OfElements(ParameterPlacement.EngineSplit(m, s, Ranks(s)).Ram, s.ParamBytes);
+        // The node's total: every rank keeps its shard of the same units.
+        if (s.ParamOffload == OffloadTier.Nvme) cpu += Bytes.OfElements(ParameterPlacement.EngineSplit(m, s, Ranks(s)).Ram * Ranks(s), s.ParamBytes);
         cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, HostGradientBytes(s));
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
@@ -329,12 +330,6 @@ public static class EngineMemory
 
     /// <summary>The name of the host item holding the parameters max_in_cpu keeps in RAM (the plan's memory table shows it).</summary>
     public const string KeptParametersItem = "parameters kept in RAM (max_in_cpu)";
-
-    /// <summary>The engine's ranks on this host (one process per GPU).</summary>
-    private static int Ranks(TrainingSettings s) => Math.Max(1, s.GpusPerNode ?? 1);
-
-    /// <summary>One rank's shard of a unit of <paramref name="elements"/> (the whole unit for one process).</summary>
-    private static long Shard(long elements, TrainingSettings s) => (elements + Ranks(s) - 1) / Ranks(s);
 
     private static Bytes Aligned(Bytes bytes) => new((bytes.Value + 4095) / 4096 * 4096);
 
