@@ -42,7 +42,7 @@ public sealed class SettingsOptions
     public Option<bool> NoPinMemory { get; } = new("--no-pin-memory") { Description = "Use pageable memory for offloaded CPU tensors" };
     public Option<int?> BufferCount { get; } = new("--buffer-count") { Description = $"offload_param.buffer_count (default {Defaults.BufferCount})" };
     public Option<long?> BufferSize { get; } = new("--buffer-size") { Description = $"offload_param.buffer_size in elements (default {Defaults.BufferSize:G})" };
-    public Option<long?> MaxInCpu { get; } = new("--max-in-cpu") { Description = $"offload_param.max_in_cpu in elements (default {Defaults.MaxInCpu:G})" };
+    public Option<long?> MaxInCpu { get; } = new("--max-in-cpu") { Description = $"offload_param.max_in_cpu in elements (default {Defaults.MaxInCpu:G}): with --offload-params nvme, the aios engine keeps whole units up to this many parameter elements (per GPU) in CPU RAM and reads only the rest from NVMe; 0 puts all on NVMe" };
     public Option<int?> OptimizerBufferCount { get; } = new("--optimizer-buffer-count") { Description = $"offload_optimizer.buffer_count (default {Defaults.OptimizerBufferCount})" };
     public Option<Bytes?> OptimizerRamBudget { get; } = new("--optimizer-ram-budget") { Description = "With the optimizer on NVMe: host RAM for optimizer sub-groups kept out of NVMe (e.g. 60G; the sub-groups updated last stay in RAM, the rest are swapped); 0 or absent: all on NVMe. Not a DeepSpeed setting", CustomParser = ParseBytes };
     public Option<long?> SubGroupSize { get; } = new("--sub-group-size") { Description = $"sub_group_size in elements (default {Defaults.SubGroupSize:G})" };
