@@ -66,10 +66,10 @@ public sealed class TrainRanksTests : IDisposable
     [Fact]
     public async Task Given_SettingsTheRanksRefuse_When_Launched_Then_NoRankStartsAndTheErrorNamesTheSetting()
     {
-        var (code, output) = await Aios(Train("bad", "--gpus", "2", "--schedule", "overlapped"));
+        var (code, output) = await Aios(Train("bad", "--gpus", "2", "--schedule", "overlapped", "--clip-grad-norm", "1"));
         Assert.Equal(ExitCodes.Usage, code);
         Assert.DoesNotContain("starting 2 ranks", output);
-        Assert.Contains("--schedule overlapped is not supported with --gpus 2", output);
+        Assert.Contains("--schedule overlapped with --clip-grad-norm is not supported with --gpus 2", output);
         Assert.False(Directory.Exists(Path.Combine(_root, "runs", "bad")));
     }
 

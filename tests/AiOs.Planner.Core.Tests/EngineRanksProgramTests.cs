@@ -77,15 +77,6 @@ public sealed class EngineRanksProgramTests
         Assert.True(plan.Step!.Busy.TryGetValue(ResourceKind.Collective, out var busy) && busy.Seconds > 0, "the collectives took no time");
     }
 
-    [Fact]
-    public void Given_TwoGpusAndTheAiosExecutor_When_Tuned_Then_NoCandidateUsesTheOverlappedScheduleTheEngineRefusesOnSeveralRanks()
-    {
-        var result = Tuning.Tuner.Tune(new Tuning.TuneRequest { Model = Gpt2, Hardware = TwoGpus, Base = Aios(OffloadTier.Cpu) with { Schedule = StepSchedule.Overlapped }, Budget = 300 });
-
-        Assert.NotNull(result.Best);
-        Assert.All(result.Alternatives.Prepend(result.Best!).Concat(result.ParetoFront), c => Assert.Equal(StepSchedule.DeepSpeed, c.Settings.Schedule));
-    }
-
     [Theory]
     [InlineData(OffloadTier.Cpu)]
     [InlineData(OffloadTier.None)]

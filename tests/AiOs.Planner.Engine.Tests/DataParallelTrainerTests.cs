@@ -19,8 +19,9 @@ public sealed class DataParallelTrainerTests : IDisposable
 
     public void Dispose() => Directory.Delete(_nvme, recursive: true);
 
-    private TrainingSettings Settings(OffloadTier parameters, OffloadTier optimizer, OffloadTier gradients, int accumulation) => LayerwiseTrainerTests.Small() with
+    private TrainingSettings Settings(OffloadTier parameters, OffloadTier optimizer, OffloadTier gradients, int accumulation, StepSchedule schedule = StepSchedule.DeepSpeed) => LayerwiseTrainerTests.Small() with
     {
+        Schedule = schedule,
         GradAccumulation = accumulation,
         ParamOffload = parameters,
         OptimizerOffload = optimizer,
@@ -165,5 +166,37 @@ public sealed class DataParallelTrainerTests : IDisposable
                 Assert.Equal(one[s].Skipped, steps[s].Skipped);
             }
         Assert.Equal(ranks[0].Select(r => r.Loss), ranks[1].Select(r => r.Loss));
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Cpu, OffloadTier.Cpu, 2)]
+    [InlineData(OffloadTier.Nvme, OffloadTier.Nvme, 2)]
+    [InlineData(OffloadTier.None, OffloadTier.Cpu, 4)]
+    public void Given_TheOverlappedScheduleOnRanks_When_Trained_Then_LossesAndWeightsEqualOneRankWithTheSameGlobalBatch(OffloadTier parameters, OffloadTier optimizer, int world)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options();
+        var (oneLosses, oneMaster, _) = Train(spec, Settings(parameters, optimizer, OffloadTier.Cpu, PerRank * world, StepSchedule.Overlapped), options, ranks: null);
+
+        var ranks = CollectiveThreads.Run(world, c => Train(spec, Settings(parameters, optimizer, OffloadTier.Cpu, PerRank, StepSchedule.Overlapped), options, c), regionBytes: 1 << 20);
+
+        foreach (var (losses, master, _) in ranks)
+        {
+            for (int s = 0; s < Steps; s++) Assert.Equal(oneLosses[s], losses[s], 1e-5);
+            for (int u = 0; u < master.Length; u++)
+                Assert.True(oneMaster[u].Zip(master[u], (a, b) => Math.Abs(a - b)).Max() < 1e-5f, $"unit {u}");
+        }
+    }
+
+    [Fact]
+    public void Given_TheOverlappedScheduleWithClippingOnRanks_When_Created_Then_ItIsRefusedNamingBothFlags()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        var errors = CollectiveThreads.Run(2, c =>
+        {
+            var settings = Settings(OffloadTier.Cpu, OffloadTier.Cpu, OffloadTier.Cpu, PerRank, StepSchedule.Overlapped);
+            return Assert.Throws<ArgumentException>(() => Trainers.Create(spec, settings, LayerwiseTrainerTests.Options(new GradientClipping(1.0, ClipMode.PerUnit)), ranks: c));
+        });
+        Assert.All(errors, e => Assert.Contains("--schedule overlapped with --clip-grad-norm", e.Message));
     }
 }

@@ -92,12 +92,11 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
     }
 
     [Fact]
-    public void Given_random_placements_on_two_ranks_When_a_step_runs_Then_each_ranks_spans_are_its_programs_operations_collectives_included()
+    public void Given_random_placements_and_schedules_on_two_ranks_When_a_step_runs_Then_each_ranks_spans_are_its_programs_operations_collectives_included()
     {
         ModelSpec tiny = ModelCatalog.Default.Load("tiny-gpt");
         var data = TokenDataset.Load(BundledText.DefaultPath);
-        var deepSpeedSchedule = Cases().Where(c => c.Settings.Schedule == StepSchedule.DeepSpeed);
-        Prop.ForAll(deepSpeedSchedule.ToArbitrary(), c =>
+        Prop.ForAll(Cases().ToArbitrary(), c =>
         {
             ModelSpec spec = tiny with { NumLayers = c.Layers };
             var outcomes = CollectiveThreads.Run(2, ranks =>

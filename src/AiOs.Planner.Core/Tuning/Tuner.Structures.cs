@@ -111,8 +111,7 @@ public static partial class Tuner
         foreach (var (stage, param, optimizer) in Placements(b with { OptimizerState = Optim.OptimizerStateFormat.Fp32 }, r.Model, r.Hardware))
           foreach (var format in StateFormats(r, optimizer))
             foreach (bool checkpointing in new[] { false, true })
-                // The engine runs the overlapped schedule on one rank only (several must agree on the step's norm before any update).
-                foreach (var schedule in optimizer == OffloadTier.None || (b.Executor == ExecutorKind.Aios && World(b, r.Hardware) > 1) ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
+                foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
                     foreach (var (micro, accumulation) in shapes)
                     {
                         var s = b with

@@ -18,14 +18,23 @@ public static class DataParallel
     /// cannot yet run with several ranks, naming the setting and the fix.
     /// </summary>
     /// <exception cref="ArgumentException">The settings need what several ranks cannot give.</exception>
-    public static ICollectives? Check(ICollectives? ranks, TrainingSettings settings)
+    public static ICollectives? Check(ICollectives? ranks, TrainingSettings settings, GradientClipping? clipping)
     {
         if (ranks is not { WorldSize: > 1 }) return null;
-        if (settings.Schedule == StepSchedule.Overlapped)
-            throw new ArgumentException($"--schedule overlapped is not supported with {ranks.WorldSize} ranks yet: it updates each layer as its gradients land, " +
-                "before the ranks agree on the step's gradient norm and on skipping it. Use --schedule deepspeed.", nameof(settings));
+        if (OverlappedProblem(settings, clipping, ranks.WorldSize) is { } problem) throw new ArgumentException(problem + ".", nameof(settings));
         return ranks;
     }
+
+    /// <summary>
+    /// Why the overlapped schedule cannot run on <paramref name="ranks"/> ranks with <paramref name="clipping"/>, or null:
+    /// it updates each layer as its gradients land, so per-layer clipping would scale each rank's shard by that shard's
+    /// norm instead of the layer's. Without clipping it runs; a non-finite value stops the run after the step, as on one rank.
+    /// </summary>
+    public static string? OverlappedProblem(TrainingSettings settings, GradientClipping? clipping, int ranks) =>
+        settings.Schedule == StepSchedule.Overlapped && ranks > 1 && clipping is not null
+            ? $"--schedule overlapped with --clip-grad-norm is not supported with --gpus {ranks} yet: each layer is updated as its gradients land, " +
+              "before the ranks have summed its norm; drop --clip-grad-norm or use --schedule deepspeed"
+            : null;
 
     /// <summary>The settings each rank's step program is built from: one host of <paramref name="ranks"/> GPUs (the program runs the engine's ZeRO stage, <see cref="Simulation.Program.ProgramShape.EngineStage"/>).</summary>
     public static TrainingSettings ProgramSettings(TrainingSettings settings, int ranks) => settings with { GpusPerNode = Math.Max(1, ranks), Nodes = 1 };

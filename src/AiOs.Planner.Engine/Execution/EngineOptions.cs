@@ -104,8 +104,7 @@ public static class EngineSettings
         if (spec.SlidingWindow is { } window && s.SeqLen > window)
             problems.Add($"seq_len {s.SeqLen} exceeds {spec.Name}'s sliding_window {window}: the engine computes full attention; use --seq-len {window} or less");
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath)) problems.Add("NVMe offload needs nvme_path");
-        if (s.Schedule == StepSchedule.Overlapped && (s.GpusPerNode ?? 1) > 1)
-            problems.Add($"--schedule overlapped is not supported with --gpus {s.GpusPerNode} yet: it updates each layer as its gradients land, before the ranks agree on the step's gradient norm and on skipping it; use --schedule deepspeed");
+        if (DataParallel.OverlappedProblem(s, o.Clipping, s.GpusPerNode ?? 1) is { } ranks) problems.Add(ranks);
         if (s.Schedule == StepSchedule.Overlapped && o.Clipping?.Mode == ClipMode.GlobalNorm)
             problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
         // The planner's rule for the aios executor (what this engine runs), so a plan never calls feasible what this refuses.

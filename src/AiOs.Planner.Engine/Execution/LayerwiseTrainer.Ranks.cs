@@ -49,9 +49,10 @@ public sealed partial class LayerwiseTrainer
     /// theirs), its tokens (the sum), whether any rank saw a non-finite loss, and each unit's Σg² (the sum over the disjoint
     /// shards), so every rank clips, scales and skips alike.
     /// </summary>
-    private void AgreeAcrossRanks()
+    /// <param name="norms">Whether the Σg² are summed too (false under the overlapped schedule, whose updates are done).</param>
+    private void AgreeAcrossRanks(bool norms = true)
     {
-        double[] squares = _grads.SumOfSquares;
+        double[] squares = norms ? _grads.SumOfSquares : [];
         double[] values = new double[3 + squares.Length];
         values[0] = _stepLoss;
         values[1] = _stepTokens;

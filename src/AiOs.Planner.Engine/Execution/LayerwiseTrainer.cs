@@ -69,7 +69,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
         Func<SwapDirectory, ISwapStore>? swapStore = null, Collectives.ICollectives? ranks = null)
     {
         EngineSettings.Check(spec, settings, options);
-        _ranks = DataParallel.Check(ranks, settings);
+        _ranks = DataParallel.Check(ranks, settings, options.Clipping);
         // Pretrained weights are checked before the swap folder and the tiers are set up.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
@@ -225,6 +225,13 @@ public sealed partial class LayerwiseTrainer : ITrainer
 
         bool skipped = false;
         double? usedScale = _scaler?.Scale;
+        if (_settings.Schedule == StepSchedule.Overlapped && _ranks is not null)
+        {
+            // The layers are updated; the ranks agree on the step's loss, tokens and soundness, and (ZeRO-2) the program's
+            // gather after the last update shares the updated shards of the device-resident units.
+            AgreeAcrossRanks(norms: false);
+            _executor.Run(_optimizerOps, _handlers);
+        }
         if (_settings.Schedule != StepSchedule.Overlapped)
         {
             _grads.Complete();
