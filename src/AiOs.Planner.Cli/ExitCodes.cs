@@ -24,6 +24,8 @@ public static class ExitCodes
     public const int FellBackToCpu = 5;
     /// <summary><c>aios train</c>: a step's loss or gradients were not finite; the run stopped without applying it (summary.json names the step).</summary>
     public const int Diverged = 4;
+    /// <summary><c>aios train --gpus N</c>: this rank stopped because another rank failed or left (the launcher names that rank and its error).</summary>
+    public const int OtherRankFailed = 6;
     /// <summary>Stopped by SIGHUP (the terminal or SSH session went away).</summary>
     public const int HungUp = 129;
     /// <summary>Interrupted (Ctrl-C, SIGINT).</summary>

@@ -74,7 +74,7 @@ public sealed class TrainRanksTests : IDisposable
     }
 
     [Fact]
-    public async Task Given_ARankThatFails_When_TheGroupRuns_Then_TheOthersAreEndedAndTheErrorNamesTheFailingRank()
+    public async Task Given_ARankThatFails_When_TheGroupRuns_Then_TheOthersAreEndedAndTheErrorNamesTheFailingRankAndItsCause()
     {
         // The settings pass the launcher's check, but rank 1's swap folder is taken by a file of its name: rank 1's error ends the group.
         string nvme = Directory.CreateDirectory(Path.Combine(_root, "nvme")).FullName;
@@ -82,7 +82,9 @@ public sealed class TrainRanksTests : IDisposable
         var (code, output) = await Aios("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--offload-params", "nvme",
             "--offload-optimizer", "cpu", "--nvme-offload-path", nvme, "--buffered-swap", "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "clash", "--gpus", "2");
         Assert.NotEqual(0, code);
-        Assert.Contains("rank 1 failed with exit code", output);
+        // Rank 1 fails at its swap folder; rank 0 only sees it leave, so the launcher names rank 1 whichever exited first.
+        Assert.Contains("rank 1 failed with exit code 2", output);
+        Assert.Contains("aios-clash-rank1", output);
     }
 
     [Fact]

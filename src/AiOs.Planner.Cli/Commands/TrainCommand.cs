@@ -327,6 +327,12 @@ public static class TrainCommand
         {
             summary = EngineRun.Execute(request, progress, stop);
         }
+        catch (CollectiveException e)
+        {
+            // Another rank failed or left: the launcher reports that rank's own error.
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
+            return ExitCodes.OtherRankFailed;
+        }
         catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException or InvalidOperationException or InvalidDataException)
         {
             io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");

@@ -44,6 +44,7 @@ internal static class TrainRanks
                 if (rank == 0) io.Console.WriteLine(line);
             },
             GracePeriod = TimeSpan.FromSeconds(30),
+            FollowerExitCode = ExitCodes.OtherRankFailed,
         };
         RankLaunchResult result = RankLauncher.Run(launch);
         if (!result.Succeeded) io.Errors.MarkupLineInterpolated($"[red]error:[/] {result.Describe()}");

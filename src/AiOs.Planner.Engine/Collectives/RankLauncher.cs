@@ -14,6 +14,12 @@ public sealed record RankLaunchRequest(string FileName, IReadOnlyList<string> Ar
     /// <summary>Receives each output line (stdout and stderr) with its rank; null: dropped (the failing rank's last lines are still kept for the error).</summary>
     public Action<int, string>? Output { get; init; }
 
+    /// <summary>
+    /// The exit code a rank returns when it stopped only because another rank failed (it saw a <see cref="CollectiveException"/>);
+    /// such a rank is named as the failing one only when no rank failed otherwise. Null: every failure counts alike.
+    /// </summary>
+    public int? FollowerExitCode { get; init; }
+
     /// <summary>How long, after the first rank fails, the others get to exit on their own (seeing the failure through the collectives) before they are killed.</summary>
     public TimeSpan GracePeriod { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -67,7 +73,7 @@ public static class RankLauncher
         {
             for (int r = 0; r < ranks.Length; r++)
                 ranks[r] = RankProcess.Start(request, new RankEnvironment(r, request.WorldSize, r, folder));
-            return Supervise(ranks, request.GracePeriod, cancellation);
+            return Supervise(ranks, request.GracePeriod, request.FollowerExitCode, cancellation);
         }
         finally
         {
@@ -76,7 +82,7 @@ public static class RankLauncher
         }
     }
 
-    private static RankLaunchResult Supervise(RankProcess[] ranks, TimeSpan grace, CancellationToken cancellation)
+    private static RankLaunchResult Supervise(RankProcess[] ranks, TimeSpan grace, int? followerCode, CancellationToken cancellation)
     {
         int? failed = null;
         Stopwatch? sinceFailure = null;
@@ -92,7 +98,8 @@ public static class RankLauncher
                 foreach (var r in ranks.Where(r => !r.Exited)) r.Kill();
             Thread.Sleep(20);
         }
-        failed ??= ranks.Where(r => r.ExitCode != 0).OrderBy(r => r.ExitTime).Select(r => (int?)r.Rank).FirstOrDefault();
+        // The cause is the first rank that failed on its own; one that only saw another go comes after it, whatever the timing.
+        failed = ranks.Where(r => r.ExitCode != 0).OrderBy(r => r.ExitCode == followerCode).ThenBy(r => r.ExitTime).Select(r => (int?)r.Rank).FirstOrDefault();
         foreach (var r in ranks) r.WaitForOutput();
         int[] codes = [.. ranks.Select(r => r.ExitCode)];
         return failed is { } f
