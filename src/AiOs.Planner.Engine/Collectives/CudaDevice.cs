@@ -11,14 +11,18 @@ internal static partial class CudaDevice
 {
     private const string Library = "libcuda.so.1";
 
-    /// <summary>Makes device <paramref name="ordinal"/>'s primary context current on this thread.</summary>
-    public static void MakeCurrent(int ordinal)
+    /// <summary>Makes device <paramref name="ordinal"/>'s primary context current on this thread; returns it (for <see cref="SetCurrent"/> on other threads).</summary>
+    public static nint MakeCurrent(int ordinal)
     {
         Check(Init(0), "cuInit");
         Check(DeviceGet(out int device, ordinal), $"cuDeviceGet({ordinal})");
         Check(PrimaryCtxRetain(out nint context, device), "cuDevicePrimaryCtxRetain");
         Check(CtxSetCurrent(context), "cuCtxSetCurrent");
+        return context;
     }
+
+    /// <summary>Makes <paramref name="context"/> (from <see cref="MakeCurrent"/>) current on this thread: the engine's worker threads call collectives too.</summary>
+    public static void SetCurrent(nint context) => Check(CtxSetCurrent(context), "cuCtxSetCurrent");
 
     private static void Check(int result, string call)
     {

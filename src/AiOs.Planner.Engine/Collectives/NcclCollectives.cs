@@ -30,12 +30,15 @@ public sealed unsafe class NcclCollectives : ICollectives
 
     private readonly NcclLibrary.Exports nccl;
     private readonly nint stream;
+    /// <summary>The rank's GPU's primary context, made current on whichever thread calls a collective (the trainer's workers do).</summary>
+    private readonly nint context;
     private readonly nint done;
     private nint comm;
     private nint barrierBuffer;
 
-    private NcclCollectives(NcclLibrary.Exports nccl, nint comm, NcclOptions options)
+    private NcclCollectives(NcclLibrary.Exports nccl, nint comm, NcclOptions options, nint context)
     {
+        this.context = context;
         this.nccl = nccl;
         this.comm = comm;
         stream = options.Stream;
@@ -55,11 +58,11 @@ public sealed unsafe class NcclCollectives : ICollectives
         if (options.WorldSize < 1 || options.Rank < 0 || options.Rank >= options.WorldSize)
             throw new ArgumentException($"Rank {options.Rank} is outside a world of {options.WorldSize} ranks.", nameof(options));
         var nccl = NcclLibrary.Get();
-        CudaDevice.MakeCurrent(options.Device);
+        nint context = CudaDevice.MakeCurrent(options.Device);
         NcclUniqueId id = options.Rank == 0 ? MakeId(nccl, options.Folder) : ReadId(options);
         nint comm;
         nccl.Check(nccl.CommInitRank(&comm, options.WorldSize, id, options.Rank), $"ncclCommInitRank(rank {options.Rank} of {options.WorldSize})");
-        return new NcclCollectives(nccl, comm, options);
+        return new NcclCollectives(nccl, comm, options, context);
     }
 
     /// <summary>The NCCL version number (e.g. 22809 for 2.28.9) of the library that would load; throws as <see cref="Join"/> when none.</summary>
@@ -77,17 +80,29 @@ public sealed unsafe class NcclCollectives : ICollectives
 
     public bool OnDevice => true;
 
-    public void AllGather(nint send, nint receive, long countPerRank, CollectiveElement element) =>
+    public void AllGather(nint send, nint receive, long countPerRank, CollectiveElement element)
+    {
+        CudaDevice.SetCurrent(context);
         nccl.Check(nccl.AllGather(send, receive, (nuint)countPerRank, Type(element), comm, stream), "ncclAllGather");
+    }
 
-    public void ReduceScatter(nint send, nint receive, long countPerRank, CollectiveElement element, ReduceOperation operation) =>
+    public void ReduceScatter(nint send, nint receive, long countPerRank, CollectiveElement element, ReduceOperation operation)
+    {
+        CudaDevice.SetCurrent(context);
         nccl.Check(nccl.ReduceScatter(send, receive, (nuint)countPerRank, Type(element), Op(operation), comm, stream), "ncclReduceScatter");
+    }
 
-    public void AllReduce(nint send, nint receive, long count, CollectiveElement element, ReduceOperation operation) =>
+    public void AllReduce(nint send, nint receive, long count, CollectiveElement element, ReduceOperation operation)
+    {
+        CudaDevice.SetCurrent(context);
         nccl.Check(nccl.AllReduce(send, receive, (nuint)count, Type(element), Op(operation), comm, stream), "ncclAllReduce");
+    }
 
-    public void Broadcast(nint buffer, long count, CollectiveElement element, int root) =>
+    public void Broadcast(nint buffer, long count, CollectiveElement element, int root)
+    {
+        CudaDevice.SetCurrent(context);
         nccl.Check(nccl.Broadcast(buffer, buffer, (nuint)count, Type(element), root, comm, stream), "ncclBroadcast");
+    }
 
     /// <summary>An all-reduce of one float, waited for: returns once every rank has reached it and this rank's queued collectives are done.</summary>
     public void Barrier()
@@ -118,6 +133,7 @@ public sealed unsafe class NcclCollectives : ICollectives
     /// <summary>Blocks the host until everything queued on the stream so far has finished; fails with NCCL's error if the communicator failed.</summary>
     public void Synchronize()
     {
+        CudaDevice.SetCurrent(context);
         CudaDriver.Record(done, stream);
         CudaDriver.Synchronize(done);
         int asyncError;
