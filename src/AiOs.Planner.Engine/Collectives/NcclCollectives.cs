@@ -39,6 +39,7 @@ public sealed unsafe class NcclCollectives : ICollectives
     private NcclCollectives(NcclLibrary.Exports nccl, nint comm, NcclOptions options, nint context)
     {
         this.context = context;
+        DeviceOrdinal = options.Device;
         this.nccl = nccl;
         this.comm = comm;
         stream = options.Stream;
@@ -79,6 +80,9 @@ public sealed unsafe class NcclCollectives : ICollectives
     public int WorldSize { get; }
 
     public bool OnDevice => true;
+
+    /// <summary>The ordinal of this rank's GPU (cuda:N), whose memory the buffers are in.</summary>
+    public int DeviceOrdinal { get; }
 
     public void AllGather(nint send, nint receive, long countPerRank, CollectiveElement element)
     {

@@ -77,10 +77,12 @@ public static class DataParallel
             return;
         }
         using var scope = TorchSharp.torch.NewDisposeScope();
-        var device = TorchSharp.torch.CUDA;
+        // The rank's own GPU: NCCL's buffers must be on its communicator's device.
+        var device = new TorchSharp.torch.Device(TorchSharp.DeviceType.CUDA, ranks is NcclCollectives nccl ? nccl.DeviceOrdinal : 0);
         var sendDevice = TorchSharp.torch.tensor(System.Runtime.InteropServices.MemoryMarshal.AsBytes<TIn>(send).ToArray(), device: device);
         var receiveDevice = TorchSharp.torch.zeros([receive.Length * sizeof(TOut)], TorchSharp.torch.ScalarType.Byte, device);
         collective(Native.CudaDriver.DataOf(sendDevice), Native.CudaDriver.DataOf(receiveDevice));
+        if (ranks is NcclCollectives queued) queued.Synchronize();
         byte[] back = receiveDevice.cpu().bytes.ToArray();
         back.AsSpan().CopyTo(System.Runtime.InteropServices.MemoryMarshal.AsBytes(receive.AsSpan()));
     }
