@@ -199,4 +199,31 @@ public sealed class DataParallelTrainerTests : IDisposable
         });
         Assert.All(errors, e => Assert.Contains("--schedule overlapped with --clip-grad-norm", e.Message));
     }
+
+    [Fact]
+    public void Given_8bitStateOnTwoRanks_When_CheckpointedAndResumedOnTwoRanks_Then_TheRunContinuesExactlyAsUninterrupted()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options();
+        // Sub-groups a whole number of 2,048-value blocks, so the shard's blocks in memory are the checkpoint's.
+        TrainingSettings settings = Settings(OffloadTier.Cpu, OffloadTier.Cpu, OffloadTier.Cpu, PerRank) with
+        {
+            OptimizerState = AiOs.Planner.Optim.OptimizerStateFormat.EightBit,
+            SubGroupSize = 10 * 2048,
+        };
+        double[][] whole = CollectiveThreads.Run(2, c => Segment(spec, settings, options, c, null, Steps, null), regionBytes: 1 << 20);
+        string root = Directory.CreateTempSubdirectory("aios-dp-8bit-").FullName;
+        try
+        {
+            CollectiveThreads.Run(2, c => Segment(spec, settings, options, c, null, Steps / 2, root), regionBytes: 1 << 20);
+            string checkpoint = Checkpoints.Checkpoint.Latest(root)!;
+            double[][] resumed = CollectiveThreads.Run(2, c => Segment(spec, settings, options, c, checkpoint, Steps, null), regionBytes: 1 << 20);
+            foreach (double[] losses in resumed)
+                for (int s = 0; s < losses.Length; s++) Assert.Equal(whole[0][Steps / 2 + s], losses[s]);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }

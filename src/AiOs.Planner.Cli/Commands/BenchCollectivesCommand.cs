@@ -41,16 +41,7 @@ public static class BenchCollectivesCommand
             if (rank is null)
             {
                 // This process is the launcher: the same command, once per rank; rank 0 prints the result.
-                var request = RankLaunchRequest.ForCurrentProcess([.. r.Tokens.Select(t => t.Value)], world) with
-                {
-                    Output = (n, line) =>
-                    {
-                        if (n == 0) io.Console.WriteLine(line);
-                    },
-                };
-                var result = RankLauncher.Run(request);
-                if (!result.Succeeded) io.Errors.MarkupLineInterpolated($"[red]error:[/] {result.Describe()}");
-                return result.ExitCode;
+                return TrainRanks.LaunchSelf(io, [.. r.Tokens.Select(t => t.Value)], world);
             }
             TorchRuntime.EnsureReady(on == "cpu" ? TorchSharp.DeviceType.CPU : TorchSharp.DeviceType.CUDA);
             using ICollectives group = TrainRanks.Join(rank, on);

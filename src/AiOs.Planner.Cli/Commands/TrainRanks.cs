@@ -37,6 +37,16 @@ internal static class TrainRanks
         var arguments = parse.Tokens.Select(t => t.Value).ToList();
         if (parse.GetResult("--run-id") is null) arguments.AddRange(["--run-id", runId]);
         io.Errors.MarkupLineInterpolated($"[grey]note:[/] starting {world} ranks (one process each) for run {runId}; rank 0's output follows.");
+        return LaunchSelf(io, arguments, world);
+    }
+
+    /// <summary>
+    /// Starts this program once per rank with <paramref name="arguments"/>, prints rank 0's output, and returns rank 0's exit
+    /// code, or the first rank's that failed on its own (one that only saw another fail exits <see cref="ExitCodes.OtherRankFailed"/>)
+    /// with its last lines.
+    /// </summary>
+    public static int LaunchSelf(CliIo io, IReadOnlyList<string> arguments, int world)
+    {
         var launch = RankLaunchRequest.ForCurrentProcess(arguments, world) with
         {
             Output = (rank, line) =>

@@ -23,7 +23,8 @@ namespace AiOs.Planner.Engine.Checkpoints;
 /// each shard's moments are quantised block-wise from the shard's first element, so blocks never straddle ranks: resuming
 /// on the same world size gives each rank the floats dequantised from its own blocks. Requantising a dequantised block
 /// gives the same codes and scale back (<see cref="BlockwiseQuantization"/>), so a rank that keeps its moments 8-bit in
-/// memory, blocked from its shard's start, resumes with exactly the state it saved. On another world size the
+/// memory, blocked from its shard's start (the engine's ranks do: <c>EightBitMoments.For</c>; with sub-groups a whole
+/// number of blocks), resumes with exactly the state it saved (tested). On another world size the
 /// dequantised floats are re-sharded; a rank that then quantises them blocks them anew from its new shard's start.
 /// </remarks>
 public static class ShardedCheckpoint

@@ -111,6 +111,7 @@ public sealed unsafe class NcclCollectives : ICollectives
     /// <summary>An all-reduce of one float, waited for: returns once every rank has reached it and this rank's queued collectives are done.</summary>
     public void Barrier()
     {
+        CudaDevice.SetCurrent(context);
         if (barrierBuffer == 0) barrierBuffer = CudaDriver.Allocate(sizeof(float));
         AllReduce(barrierBuffer, barrierBuffer, 1, CollectiveElement.Float32, ReduceOperation.Sum);
         Synchronize();

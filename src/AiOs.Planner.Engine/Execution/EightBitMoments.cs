@@ -40,9 +40,15 @@ internal sealed class EightBitMoments
         _threads = Math.Max(1, threads ?? Environment.ProcessorCount);
     }
 
-    /// <summary>The 8-bit moments <paramref name="settings"/> ask for (with the model's tensor starts), or null for fp32 state.</summary>
-    public static EightBitMoments? For(Models.ModelSpec spec, Settings.TrainingSettings settings, EngineOptions options) =>
-        settings.OptimizerState != OptimizerStateFormat.EightBit ? null : new EightBitMoments(
+    /// <summary>
+    /// The 8-bit moments <paramref name="settings"/> ask for (with the model's tensor starts), or null for fp32 state. With
+    /// several <paramref name="ranks"/> a rank's units are its flat shards: blocks run from each sub-group's start across
+    /// tensor boundaries, as DeepSpeed's flat partitions do, and as <see cref="Checkpoints.ShardedCheckpoint"/> blocks a shard.
+    /// </summary>
+    public static EightBitMoments? For(Models.ModelSpec spec, Settings.TrainingSettings settings, EngineOptions options, int ranks = 1) =>
+        settings.OptimizerState != OptimizerStateFormat.EightBit ? null
+        : ranks > 1 ? new EightBitMoments([.. Enumerable.Repeat(Array.Empty<long>(), spec.NumLayers + 1)], options.Adam)
+        : new EightBitMoments(
             [.. Enumerable.Repeat(Model.ParameterLayout.ForLayer(spec).Slices.Select(s => s.Offset).ToArray(), spec.NumLayers),
              Model.ParameterLayout.ForOuter(spec).Slices.Select(s => s.Offset).ToArray()], options.Adam);
 

@@ -199,7 +199,9 @@ public sealed partial class LayerwiseTrainer
             if (_scaler is null) NoteIfNonFinite(g.Unit);
             ComputeScales([g.Unit]);
         }
-        if (Volatile.Read(ref _nonFinite) is not null) return;
+        // One process stops updating at the first non-finite value; ranks, which learn of each other's only after the step,
+        // all apply the same updates so their shards stay one model (the step is then reported and the run stops unsaved).
+        if (_ranks is null && Volatile.Read(ref _nonFinite) is not null) return;
         bool separateWriteBack = _params.Tier == StorageTier.Nvme;
         // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
         _optim.Step(g, op.Slot, _grads, _unitScale[g.Unit], _stepInProgress - (_scaler?.Skipped ?? 0),

@@ -96,7 +96,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             // The host keeps, per unit, what this rank updates: the whole unit, or its shard with several ranks.
             long[] elements = Enumerable.Range(0, units).Select(_params.HostElements).ToArray();
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace,
-                EightBitMoments.For(spec, settings, options));
+                EightBitMoments.For(spec, settings, options, _ranks?.WorldSize ?? 1));
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
