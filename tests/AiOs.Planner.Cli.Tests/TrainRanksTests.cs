@@ -102,4 +102,40 @@ public sealed class TrainRanksTests : IDisposable
         Assert.All(rows, r => Assert.True(r.GetProperty("of_profile_link").GetDouble() > 0));
         Assert.Equal(2, doc.RootElement.GetProperty("ranks").GetInt32());
     }
+
+    [Fact]
+    public async Task Given_TwoRanksTraining_When_TheLauncherAloneGetsSigterm_Then_EveryRankStopsAfterTheSameStepWithItsSummaryAndCheckpoint()
+    {
+        string runs = Path.Combine(_root, "runs");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "aios.dll"));
+        foreach (string a in Train("sig", "--gpus", "2", "--save-every", "100000")) info.ArgumentList.Add(a);
+        // --steps 3 from Train() is replaced by a run too long to finish.
+        int steps = info.ArgumentList.IndexOf("--steps");
+        info.ArgumentList[steps + 1] = "100000";
+        using var launcher = new Process { StartInfo = info };
+        var second = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        launcher.OutputDataReceived += (_, e) => { if (e.Data?.StartsWith("step 2/", StringComparison.Ordinal) == true) second.TrySetResult(true); };
+        launcher.ErrorDataReceived += (_, _) => { };
+        launcher.Start();
+        launcher.BeginOutputReadLine();
+        launcher.BeginErrorReadLine();
+        Assert.True(await second.Task.WaitAsync(Patience), "the ranks never reached step 2");
+
+        using (var kill = Process.Start("kill", ["-TERM", launcher.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        using var wait = new CancellationTokenSource(Patience);
+        await launcher.WaitForExitAsync(wait.Token);
+
+        Assert.Equal(ExitCodes.Terminated, launcher.ExitCode);
+        string[] folders = [Path.Combine(runs, "sig"), Path.Combine(runs, "sig", "ranks", "sig-rank1")];
+        int[] done = [.. folders.Select(f =>
+        {
+            using JsonDocument summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(f, "summary.json")));
+            Assert.Equal("SIGTERM", summary.RootElement.GetProperty("stopped_by").GetString());
+            return summary.RootElement.GetProperty("steps_completed").GetInt32();
+        })];
+        Assert.Equal(done[0], done[1]);
+        using JsonDocument manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(runs, "sig", "checkpoints", $"step-{done[0]}", "checkpoint.json")));
+        Assert.Equal(2, manifest.RootElement.GetProperty("world_size").GetInt32());
+    }
 }

@@ -55,9 +55,13 @@ internal static class TrainRanks
             },
             GracePeriod = TimeSpan.FromSeconds(30),
             FollowerExitCode = ExitCodes.OtherRankFailed,
+            ForwardSignals = true,
         };
         RankLaunchResult result = RankLauncher.Run(launch);
-        if (!result.Succeeded) io.Errors.MarkupLineInterpolated($"[red]error:[/] {result.Describe()}");
+        bool stopped = result.ExitCode is ExitCodes.Interrupted or ExitCodes.Terminated or ExitCodes.HungUp && result.ExitCodes.All(c => c == result.ExitCode);
+        // A signal passed on to every rank stops them all the same way: rank 0's summary says so; that is no failure.
+        if (stopped) io.Errors.MarkupLineInterpolated($"[grey]note:[/] all {world} ranks stopped on the signal (exit code {result.ExitCode}).");
+        else if (!result.Succeeded) io.Errors.MarkupLineInterpolated($"[red]error:[/] {result.Describe()}");
         return result.ExitCode;
     }
 

@@ -20,6 +20,13 @@ public sealed record RankLaunchRequest(string FileName, IReadOnlyList<string> Ar
     /// </summary>
     public int? FollowerExitCode { get; init; }
 
+    /// <summary>
+    /// Run each rank in a process group of its own and pass on to every rank each SIGINT, SIGTERM and SIGHUP the launcher
+    /// gets (which no longer ends the launcher): a signal to the launcher alone (systemd, docker stop, kill PID) stops the
+    /// ranks as it would stop one process, and a signal to the whole group reaches each rank once.
+    /// </summary>
+    public bool ForwardSignals { get; init; }
+
     /// <summary>How long, after the first rank fails, the others get to exit on their own (seeing the failure through the collectives) before they are killed.</summary>
     public TimeSpan GracePeriod { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -69,14 +76,23 @@ public static class RankLauncher
         string folder = request.Rendezvous ?? Path.Combine(Path.GetTempPath(), $"aios-ranks-{System.Environment.ProcessId}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         var ranks = new RankProcess[request.WorldSize];
+        var forwarding = new List<System.Runtime.InteropServices.PosixSignalRegistration>();
         try
         {
+            if (request.ForwardSignals)
+                foreach (var (signal, number) in new[] { (System.Runtime.InteropServices.PosixSignal.SIGINT, 2), (System.Runtime.InteropServices.PosixSignal.SIGTERM, 15), (System.Runtime.InteropServices.PosixSignal.SIGHUP, 1) })
+                    forwarding.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, context =>
+                    {
+                        context.Cancel = true;
+                        foreach (var rank in ranks) rank?.Signal(number);
+                    }));
             for (int r = 0; r < ranks.Length; r++)
                 ranks[r] = RankProcess.Start(request, new RankEnvironment(r, request.WorldSize, r, folder));
             return Supervise(ranks, request.GracePeriod, request.FollowerExitCode, cancellation);
         }
         finally
         {
+            foreach (var registration in forwarding) registration.Dispose();
             foreach (var rank in ranks) rank?.Dispose();
             if (ownFolder) TryDelete(folder);
         }

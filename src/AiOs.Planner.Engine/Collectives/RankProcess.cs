@@ -26,12 +26,16 @@ internal sealed class RankProcess : IDisposable
 
     public static RankProcess Start(RankLaunchRequest request, RankEnvironment environment)
     {
-        var info = new ProcessStartInfo(request.FileName)
+        // In a session of its own (setsid) a rank gets only the signals the launcher forwards, once each: a terminal's
+        // Ctrl-C or a SIGTERM to the whole group would otherwise reach it twice, and a second signal ends a run at once.
+        bool own = request.ForwardSignals && File.Exists(SetSid);
+        var info = new ProcessStartInfo(own ? SetSid : request.FileName)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (own) info.ArgumentList.Add(request.FileName);
         foreach (string a in request.Arguments) info.ArgumentList.Add(a);
         foreach (var (name, value) in environment.ToVariables()) info.Environment[name] = value;
         var process = new System.Diagnostics.Process { StartInfo = info };
@@ -57,6 +61,18 @@ internal sealed class RankProcess : IDisposable
     {
         lock (tail) return string.Join('\n', tail.Skip(Math.Max(0, tail.Count - lines)));
     }
+
+    /// <summary>util-linux's setsid, which runs a program in a new session (its own process group).</summary>
+    private const string SetSid = "/usr/bin/setsid";
+
+    /// <summary>Sends POSIX signal <paramref name="signal"/> (1 SIGHUP, 2 SIGINT, 15 SIGTERM) to the rank, if it still runs.</summary>
+    public void Signal(int signal)
+    {
+        if (!process.HasExited) _ = SendSignal(process.Id, signal);
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     /// <summary>Ends the rank and everything it started.</summary>
     public void Kill()
