@@ -15,10 +15,24 @@ public sealed class TrainRanksTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
+    /// <summary>
+    /// The CLI to start: the CLI project's own build when present. The copy beside the tests is instrumented when CI collects
+    /// coverage, and several instrumented processes ending together race for the coverage file (the tracker then crashes
+    /// them with exit code 134), which says nothing about the ranks.
+    /// </summary>
+    private static string Cli()
+    {
+        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        // tests/AiOs.Planner.Cli.Tests/bin/<configuration>/<framework>/ → src/AiOs.Planner.Cli/bin/<configuration>/<framework>/aios.dll
+        string? root = here.Parent?.Parent?.Parent?.Parent?.Parent?.FullName;
+        string own = root is null ? "" : Path.Combine(root, "src", "AiOs.Planner.Cli", "bin", here.Parent!.Name, here.Name, "aios.dll");
+        return File.Exists(own) ? own : Path.Combine(AppContext.BaseDirectory, "aios.dll");
+    }
+
     private static async Task<(int Code, string Output)> Aios(params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "aios.dll"));
+        info.ArgumentList.Add(Cli());
         foreach (string a in args) info.ArgumentList.Add(a);
         using var child = Process.Start(info)!;
         Task<string> output = child.StandardOutput.ReadToEndAsync(), errors = child.StandardError.ReadToEndAsync();
@@ -108,7 +122,7 @@ public sealed class TrainRanksTests : IDisposable
     {
         string runs = Path.Combine(_root, "runs");
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "aios.dll"));
+        info.ArgumentList.Add(Cli());
         foreach (string a in Train("sig", "--gpus", "2", "--save-every", "100000")) info.ArgumentList.Add(a);
         // --steps 3 from Train() is replaced by a run too long to finish.
         int steps = info.ArgumentList.IndexOf("--steps");
