@@ -226,4 +226,31 @@ public sealed class DataParallelTrainerTests : IDisposable
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Fact]
+    public void Given_ResidentBf16RanksAccumulatingInFp32_When_Trained_Then_TheyFollowOneRankAndEachRanksSpansAreItsProgramsOperations()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        EngineOptions options = LayerwiseTrainerTests.Options();
+        TrainingSettings For(int world) => Settings(OffloadTier.None, OffloadTier.None, OffloadTier.None, 4 / world) with { Precision = Precision.Bf16 };
+        var data = TokenDataset.Load(BundledText.DefaultPath);
+        (double[] Losses, Simulation.Program.StepProgram Program, int[] OpIds) Run(ICollectives? ranks)
+        {
+            using var t = new DeviceTrainer(spec, For(ranks?.WorldSize ?? 1), options, ranks: ranks);
+            double[] losses = [.. Enumerable.Range(0, Steps).Select(s => t.Step(m => data.Sample(options.Seed, s, m, 2, 32)).Loss)];
+            return (losses, t.Program, [.. t.Trace.SpansOf(Steps).Where(s => s.OpId >= 0).Select(s => s.OpId).Order()]);
+        }
+
+        var one = Run(null);
+        var ranks = CollectiveThreads.Run(2, c => Run(c), regionBytes: 1 << 20);
+
+        foreach (var (losses, program, ops) in ranks)
+        {
+            for (int s = 0; s < Steps; s++) Assert.Equal(one.Losses[s], losses[s], 2e-3);
+            // The all-reduces are operations of the program, executed and traced like the others.
+            Assert.Equal(2 * (spec.NumLayers + 2), program.Ops.Count(o => o.Kind == Simulation.Program.OpKind.ReduceScatter));
+            Assert.Equal(Enumerable.Range(0, program.Ops.Count), ops);
+        }
+        Assert.DoesNotContain(one.Program.Ops, o => o.Kind == Simulation.Program.OpKind.ReduceScatter);
+    }
 }

@@ -17,9 +17,14 @@ public static class ResidentProgram
     /// resident run: per micro-batch the embedding, each layer and the head forward, then their backward in reverse (each layer
     /// recomputed first under activation checkpointing), and one device optimizer operation over the model.
     /// </summary>
-    public static StepProgram For(ModelSpec spec, TrainingSettings settings)
+    /// <remarks>
+    /// With several <paramref name="ranks"/> the model is replicated (no ZeRO stage): each unit's backward is followed by the
+    /// gradient all-reduce data parallelism needs (a <see cref="OpKind.ReduceScatter"/> of twice the bytes, as the simulator
+    /// prices plain data parallelism), and the optimizer waits for them.
+    /// </remarks>
+    public static StepProgram For(ModelSpec spec, TrainingSettings settings, int ranks = 1)
     {
-        TrainingSettings one = settings with { GpusPerNode = 1, Nodes = 1 };
+        TrainingSettings one = ranks > 1 ? settings with { GpusPerNode = ranks, Nodes = 1, ZeroStage = ZeroStage.None } : settings with { GpusPerNode = 1, Nodes = 1 };
         return StepScheduler.Build(spec, EngineProgram.Host, one, false, ProgramShape.For(one, EngineProgram.Host));
     }
 }
@@ -65,6 +70,7 @@ public sealed partial class DeviceTrainer
         [OpKind.Forward] = op => Synced(() => Forward(op)),
         [OpKind.Recompute] = op => Synced(() => Recompute(op)),
         [OpKind.Backward] = op => Synced(() => Backward(op)),
+        [OpKind.ReduceScatter] = ReduceGradients,
         [OpKind.OptimizerStep] = _ => Synced(() =>
         {
             string? nonFinite = _state.NonFinite;

@@ -108,7 +108,7 @@ public sealed partial class DeviceTrainer : ITrainer
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations. 8-bit moments have their own update.
             if (_moments8 is not null) _adam8 = DeviceAdamW8bit.For(_device, options.Adam);
             else _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
-            _program = ResidentProgram.For(spec, settings);
+            _program = ResidentProgram.For(spec, settings, _ranks?.WorldSize ?? 1);
             // The optimizer handler updates every unit: a program with its optimizer split into parts would update them twice.
             if (_program.Ops.Count(o => o.Kind == OpKind.OptimizerStep) != 1)
                 throw new InvalidOperationException($"The resident program has {_program.Ops.Count(o => o.Kind == OpKind.OptimizerStep)} optimizer steps; DeviceTrainer runs one over the whole model.");
@@ -222,7 +222,7 @@ public sealed partial class DeviceTrainer : ITrainer
     private bool Update(int step, ref string? nonFinite)
     {
         Tensor[] gradients = _accumulators ?? _gradients;
-        if (_ranks is not null) AverageAcrossRanks(gradients, ref nonFinite);
+        if (_ranks is not null) AgreeOnTheStep(ref nonFinite);
         // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the weights.
         double[] squares = SumsOfSquares(gradients);
         if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares.Sum()))) return false;
@@ -259,23 +259,30 @@ public sealed partial class DeviceTrainer : ITrainer
     }
 
     /// <summary>
-    /// Data parallelism: every unit's gradient replaced by its mean over the ranks, and the step's loss (mean), tokens
-    /// (sum) and non-finite loss (any) agreed, so every rank clips, skips and updates alike.
+    /// ReduceScatter, as the program's handler (several ranks; the model is replicated, so this is plain data parallelism's
+    /// all-reduce): the program has one per unit and micro-batch, and the one after the step's last backward (the
+    /// embedding's, last micro-batch) averages every unit's step gradient across the ranks at once — a unit's gradient is
+    /// summed over micro-batches in place (or into its fp32 accumulator at the micro-batch's end), so it is final only then.
+    /// The others have nothing to move.
     /// </summary>
-    private void AverageAcrossRanks(Tensor[] gradients, ref string? nonFinite)
+    private void ReduceGradients(Operation op)
     {
-        using (Trace.Begin(AiOs.Planner.Simulation.ResourceNames.Of(ResourceKind.Collective, Trace.HasGpu), "all_reduce", -1, gradients.Sum(g => g.numel() * g.element_size())))
-        using (var scope = NewDisposeScope())
-        using (no_grad())
-            foreach (Tensor g in gradients)
-            {
-                ScalarType type = Collectives.CollectiveTypes.ReducedIn(g.dtype);
-                Tensor reduced = type == g.dtype ? g : g.to(type);
-                if (_sync) cuda.synchronize();
-                _ranks!.AllReduce(Native.CudaDriver.DataOf(reduced), Native.CudaDriver.DataOf(reduced), reduced.numel(),
-                    Collectives.CollectiveTypes.Carrier(type), Collectives.ReduceOperation.Mean);
-                if (!ReferenceEquals(reduced, g)) g.copy_(reduced);
-            }
+        if (_ranks is null || op.Unit.Kind != UnitKind.Embedding || op.MicroBatch != _settings.GradAccumulation - 1) return;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        foreach (Tensor g in _accumulators ?? _gradients)
+        {
+            ScalarType type = Collectives.CollectiveTypes.ReducedIn(g.dtype);
+            Tensor reduced = type == g.dtype ? g : g.to(type);
+            _ranks.AllReduce(Native.CudaDriver.DataOf(reduced), Native.CudaDriver.DataOf(reduced), reduced.numel(),
+                Collectives.CollectiveTypes.Carrier(type), Collectives.ReduceOperation.Mean);
+            if (!ReferenceEquals(reduced, g)) g.copy_(reduced);
+        }
+    }
+
+    /// <summary>Several ranks: the step's loss (mean), tokens (sum) and non-finite loss (any) agreed, so every rank clips, skips and updates alike.</summary>
+    private void AgreeOnTheStep(ref string? nonFinite)
+    {
         double[] agreed = [_state.Loss, _state.Tokens, nonFinite is null ? 0 : 1];
         DataParallel.SumInPlace(agreed, _ranks!);
         _state.Loss = agreed[0] / _ranks!.WorldSize;
