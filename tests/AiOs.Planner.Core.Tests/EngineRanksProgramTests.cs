@@ -95,4 +95,21 @@ public sealed class EngineRanksProgramTests
         Assert.Equal(Item(one, "runtime baseline") * 2, Item(two, "runtime baseline"));
         Assert.Equal(one.ModelStatesCpu, two.ModelStatesCpu);
     }
+
+    [Fact]
+    public void Given_TwoRanksWithAnOptimizerRamBudget_When_Planned_Then_EachRankKeepsItsBudgetOfItsShardAndTheRestOfTheNodesStateIsOnNvme()
+    {
+        var s = Aios(OffloadTier.Cpu) with { OptimizerOffload = OffloadTier.Nvme, NvmePath = "/nvme", SubGroupSize = 1_000_000 };
+        long budgetElements = Gpt2.TotalParameters / 8;
+        var budgeted = s with { OptimizerRamBudget = Bytes.OfElements(budgetElements, 12) };
+        var whole = Memory.EngineMemory.Plan(Gpt2, TwoGpus, s with { OptimizerRamBudget = Bytes.OfElements(Gpt2.TotalParameters, 12) });
+        var plan = Memory.EngineMemory.Plan(Gpt2, TwoGpus, budgeted);
+
+        Bytes Ram(Memory.MemoryPlan p) => p.CpuPinned.Items.Concat(p.CpuPageable.Items).Where(i => i.Name == "optimizer states").Aggregate(Bytes.Zero, (a, i) => a + i.Bytes);
+        Bytes Nvme(Memory.MemoryPlan p) => p.Nvme.Items.Where(i => i.Name == "optimizer states").Aggregate(Bytes.Zero, (a, i) => a + i.Bytes);
+        // Both ranks keep (at most) the budget of their own shard: twice the budget in the node's RAM, the rest on NVMe.
+        Assert.InRange(Ram(plan).Value, 2 * Bytes.OfElements(budgetElements, 12).Value - 2 * 12 * 1_000_000, 2 * Bytes.OfElements(budgetElements, 12).Value);
+        Assert.InRange((Ram(plan) + Nvme(plan)).Value, Ram(whole).Value - 4096, Ram(whole).Value + 12L * 2 * (Gpt2.NumLayers + 1));
+        Assert.Equal(Bytes.Zero, Nvme(whole));
+    }
 }

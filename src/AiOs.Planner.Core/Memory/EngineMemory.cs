@@ -123,6 +123,23 @@ public static class EngineMemory
     /// <summary>The engine's processes on this host (<c>aios train --gpus N</c>): the settings' GPUs per node, at least one.</summary>
     public static int Ranks(TrainingSettings s) => Math.Max(1, s.GpusPerNode ?? 1);
 
+    /// <summary>Ranks that split the optimizer state: the streaming engine's ranks on this host; one when resident (replicated).</summary>
+    private static int RanksOf(TrainingSettings s) => IsResident(s) ? 1 : Ranks(s);
+
+    /// <summary>
+    /// One rank's optimizer elements in RAM and on NVMe under the RAM budget: the budget applies to each rank's shard (the
+    /// engine places each rank's sub-groups by it), so a rank keeps at most its shard.
+    /// </summary>
+    private static (long Ram, long Nvme) RankOptimizerSplit(ModelSpec m, TrainingSettings s)
+    {
+        var (ram, nvme) = OptimizerSplit(m, s);
+        int ranks = RanksOf(s);
+        if (ranks == 1) return (ram, nvme);
+        long shard = Shard(m.LayerParameters, ranks) * m.NumLayers + Shard(OuterElements(m), ranks);
+        long kept = Math.Min(ram, shard);
+        return (kept, shard - kept);
+    }
+
     /// <summary>One rank's padded shard of <paramref name="elements"/> over <paramref name="ranks"/> (ZeRO pads partitions to the ranks).</summary>
     private static long Shard(long elements, int ranks) => (elements + ranks - 1) / ranks;
 
@@ -246,13 +263,7 @@ public static class EngineMemory
             Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays", "--offload-optimizer nvme");
         else if (s.OptimizerOffload == OffloadTier.Nvme)
         {
-            var (ramElements, nvmeElements) = OptimizerSplit(m, s);
-            if (shards > 1)
-            {
-                // Each rank keeps what the budget allows of its own shard.
-                ramElements = Math.Min(ramElements, p);
-                nvmeElements = p - ramElements;
-            }
+            var (ramElements, nvmeElements) = RankOptimizerSplit(m, s);
             if (ramElements > 0)
                 Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
             if (nvmeElements > 0)
@@ -301,7 +312,8 @@ public static class EngineMemory
             if (onNvme > 0)
                 items.Add(new MemoryItem("parameters", Bytes.OfElements(onNvme, s.ParamBytes), kept > 0 ? "one file per unit not kept in RAM (max_in_cpu)" : "one file per unit"));
         }
-        if (s.OptimizerOffload == OffloadTier.Nvme && OptimizerSplit(m, s).Nvme is > 0 and var nvme)
+        // The node's ranks between them: each holds on NVMe what its budget leaves of its shard.
+        if (s.OptimizerOffload == OffloadTier.Nvme && RankOptimizerSplit(m, s).Nvme * RanksOf(s) is > 0 and var nvme)
             items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
@@ -315,7 +327,7 @@ public static class EngineMemory
         if (s.ParamOffload == OffloadTier.Cpu) cpu += Bytes.OfElements(p, s.ParamBytes);
         // The node's total: every rank keeps its shard of the same units.
         if (s.ParamOffload == OffloadTier.Nvme) cpu += Bytes.OfElements(ParameterPlacement.EngineSplit(m, s, Ranks(s)).Ram * Ranks(s), s.ParamBytes);
-        cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : OptimizerSplit(m, s).Ram);
+        cpu += s.OptimizerState.StateBytes(s.OptimizerOffload != OffloadTier.Nvme ? p : RankOptimizerSplit(m, s).Ram * RanksOf(s));
         if (s.EffectiveGradientOffload != OffloadTier.Nvme) cpu += Bytes.OfElements(p, HostGradientBytes(s));
         long onDevice = s.ParamOffload == OffloadTier.None ? p : LayerSlots(m, s) * m.LayerParameters + OuterElements(m);
         return (Bytes.OfElements(2 * onDevice, s.ParamBytes), cpu);
