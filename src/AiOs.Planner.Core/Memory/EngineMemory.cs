@@ -1,3 +1,4 @@
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Optim;
@@ -135,13 +136,11 @@ public static class EngineMemory
         var (ram, nvme) = OptimizerSplit(m, s);
         int ranks = RanksOf(s);
         if (ranks == 1) return (ram, nvme);
-        long shard = Shard(m.LayerParameters, ranks) * m.NumLayers + Shard(OuterElements(m), ranks);
+        long shard = Topology.ShareOf(m.LayerParameters, ranks) * m.NumLayers + Topology.ShareOf(OuterElements(m), ranks);
         long kept = Math.Min(ram, shard);
         return (kept, shard - kept);
     }
 
-    /// <summary>One rank's padded shard of <paramref name="elements"/> over <paramref name="ranks"/> (ZeRO pads partitions to the ranks).</summary>
-    private static long Shard(long elements, int ranks) => (elements + ranks - 1) / ranks;
 
     /// <summary>Elements of the outer block: token (and learned position) embeddings, final norm, untied head.</summary>
     public static long OuterElements(ModelSpec m) => m.EmbeddingParameters + m.HeadParameters;
@@ -226,7 +225,7 @@ public static class EngineMemory
         int pb = s.ParamBytes;
         int shards = IsResident(s) ? 1 : Ranks(s);
         // Per-parameter host state is this rank's shard of each unit (ShardLayout: ⌈elements / ranks⌉).
-        long layer = Shard(m.LayerParameters, shards), outer = Shard(OuterElements(m), shards), largest = Math.Max(layer, outer);
+        long layer = Topology.ShareOf(m.LayerParameters, shards), outer = Topology.ShareOf(OuterElements(m), shards), largest = Math.Max(layer, outer);
         long p = layer * m.NumLayers + outer;
         if (shards == 1) p = m.TotalParameters;
         var items = new List<EngineHostItem>();

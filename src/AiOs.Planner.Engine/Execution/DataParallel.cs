@@ -61,6 +61,20 @@ public static class DataParallel
         return gathered[..(int)elements];
     }
 
+    /// <summary>
+    /// What the ranks agree on after a step's backward: its loss (the mean of theirs), its tokens (the sum), whether any
+    /// saw a non-finite loss, and <paramref name="sums"/> (per-rank partial sums, e.g. each unit's Σg² over disjoint shards)
+    /// summed in place. One fp64 all-reduce; every rank calls it at the same point.
+    /// </summary>
+    public static (double Loss, long Tokens, bool AnyNonFinite) AgreeOnStep(ICollectives ranks, double loss, long tokens, bool nonFinite, double[]? sums = null)
+    {
+        sums ??= [];
+        double[] values = [loss, tokens, nonFinite ? 1 : 0, .. sums];
+        SumInPlace(values, ranks);
+        values.AsSpan(3).CopyTo(sums);
+        return (values[0] / ranks.WorldSize, (long)values[1], values[2] > 0);
+    }
+
     /// <summary>Every rank's <paramref name="values"/> summed, in place (a collective: every rank calls it with as many values).</summary>
     public static void SumInPlace(double[] values, ICollectives ranks) =>
         OnHost(ranks, values, values, (send, receive) => ranks.AllReduce(send, receive, values.Length, CollectiveElement.Float64, ReduceOperation.Sum));

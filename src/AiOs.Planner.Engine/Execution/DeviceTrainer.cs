@@ -283,11 +283,9 @@ public sealed partial class DeviceTrainer : ITrainer
     /// <summary>Several ranks: the step's loss (mean), tokens (sum) and non-finite loss (any) agreed, so every rank clips, skips and updates alike.</summary>
     private void AgreeOnTheStep(ref string? nonFinite)
     {
-        double[] agreed = [_state.Loss, _state.Tokens, nonFinite is null ? 0 : 1];
-        DataParallel.SumInPlace(agreed, _ranks!);
-        _state.Loss = agreed[0] / _ranks!.WorldSize;
-        _state.Tokens = (long)agreed[1];
-        if (agreed[2] > 0) nonFinite ??= "the loss of another rank";
+        (double loss, long tokens, bool anyNonFinite) = DataParallel.AgreeOnStep(_ranks!, _state.Loss, _state.Tokens, nonFinite is not null);
+        (_state.Loss, _state.Tokens) = (loss, tokens);
+        if (anyNonFinite) nonFinite ??= "the loss of another rank";
     }
 
     /// <summary>Sets unit <paramref name="unit"/>'s master weights and working parameters from fp32 values.</summary>

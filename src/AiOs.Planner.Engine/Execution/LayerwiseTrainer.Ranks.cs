@@ -52,17 +52,8 @@ public sealed partial class LayerwiseTrainer
     /// <param name="norms">Whether the Σg² are summed too (false under the overlapped schedule, whose updates are done).</param>
     private void AgreeAcrossRanks(bool norms = true)
     {
-        double[] squares = norms ? _grads.SumOfSquares : [];
-        double[] values = new double[3 + squares.Length];
-        values[0] = _stepLoss;
-        values[1] = _stepTokens;
-        values[2] = _nonFinite is null ? 0 : 1;
-        squares.CopyTo(values, 3);
-        DataParallel.SumInPlace(values, _ranks!);
-        _stepLoss = values[0] / _ranks!.WorldSize;
-        _stepTokens = (long)values[1];
-        if (values[2] > 0) Interlocked.CompareExchange(ref _nonFinite, "the loss of another rank", null);
-        values.AsSpan(3).CopyTo(squares);
+        (_stepLoss, _stepTokens, bool anyNonFinite) = DataParallel.AgreeOnStep(_ranks!, _stepLoss, _stepTokens, _nonFinite is not null, norms ? _grads.SumOfSquares : null);
+        if (anyNonFinite) Interlocked.CompareExchange(ref _nonFinite, "the loss of another rank", null);
     }
 
     private void DisposeReduced()

@@ -18,5 +18,8 @@ public sealed record Topology(int GpusPerNode, int Nodes)
         new(Math.Max(1, settings.GpusPerNode ?? hardware.GpusPerNode), Math.Max(1, settings.Nodes ?? hardware.Nodes));
 
     /// <summary>One rank's share of <paramref name="elements"/> (rounded up, as ZeRO pads partitions).</summary>
-    public long Share(long elements) => (elements + Ranks - 1) / Ranks;
+    public long Share(long elements) => ShareOf(elements, Ranks);
+
+    /// <summary>One of <paramref name="ranks"/> ranks' share of <paramref name="elements"/>, rounded up (the engine's <c>ShardLayout</c> pads the same way).</summary>
+    public static long ShareOf(long elements, int ranks) => (elements + ranks - 1) / ranks;
 }
