@@ -13,7 +13,7 @@ by CUDA events and followed by a synchronisation.
 
 Sweeps run in ONE process (torch import and CUDA init once): --model, --micro-batch and --precision take
 comma-separated lists, --checkpointing takes off | on | both (--grad-checkpointing alone = on), --mode both =
-eager and compile. The runs are the cartesian product, smallest model first (then mode, micro-batch, precision,
+eager and compile. The runs are the cartesian product, smallest model first (then mode, micro-batch ascending, precision,
 checkpointing off before on), so a budget cut loses the largest. Between runs the model, optimizer and batches
 are dropped, then gc, torch.cuda.empty_cache() and reset_peak_memory_stats(). A run that fails (out of memory,
 a compile error) writes its line with "error" set and null timings, and the sweep goes on. --budget-s N: no run
@@ -170,10 +170,10 @@ def warmup_for(args: argparse.Namespace, mode: str) -> int:
 
 
 def plan_runs(args: argparse.Namespace, specs: list[dict]) -> list[dict]:
-    """The cartesian product, smallest model first, then mode, micro-batch, precision, checkpointing off before on."""
+    """The cartesian product, smallest model first, then mode, micro-batch (ascending), precision, checkpointing off before on."""
     ordered = sorted(specs, key=param_count)  # stable: equal sizes keep the --model order
     return [dict(spec=spec, mode=mode, micro_batch=mb, precision=prec, grad_checkpointing=ckpt)
-            for spec in ordered for mode in modes(args) for mb in args.micro_batches
+            for spec in ordered for mode in modes(args) for mb in sorted(args.micro_batches)
             for prec in args.precisions for ckpt in args.checkpointing_values]
 
 
@@ -351,7 +351,7 @@ def main(argv: list[str]) -> int:
         if args.budget_s is not None and elapsed + longest.get(name, 0.0) >= args.budget_s:
             record = base_record(args, run, env)
             record["error"] = "skipped: budget"
-            record["budget_note"] = f"{elapsed:.0f} s elapsed + {longest.get(name, 0.0):.0f} s (longest earlier {name} run) >= --budget-s {args.budget_s:g}"
+            record["budget_note"] = f"{elapsed:.1f} s elapsed + {longest.get(name, 0.0):.1f} s (longest earlier {name} run) >= --budget-s {args.budget_s:g}"
         else:
             record = run_one(args, run, env)
             longest[name] = max(longest.get(name, 0.0), record["run_s"])
