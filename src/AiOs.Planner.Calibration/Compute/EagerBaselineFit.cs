@@ -63,6 +63,9 @@ public static class EagerBaselineFit
     private static readonly double[] Lower = [1, 0.01, 0.1, 0.1];
     private static readonly double[] Upper = [1e5, 100, 1e5, 1e5];
 
+    // Starting points, as shifts of every constant's logarithm: as given, halved, doubled.
+    private static readonly double[] Starts = [0, -Math.Log(2), Math.Log(2)];
+
     /// <summary>Fits on the rows <paramref name="split"/> marks fit, starting from <paramref name="start"/>, and predicts every row.</summary>
     /// <exception cref="CalibrationException">No test rows, or fewer fit rows than constants; the message names the flag to change.</exception>
     public static EagerFitResult Fit(IReadOnlyList<EagerSetting> rows, HardwareProfile hardware, EagerSplit split, ComputeModel? start = null)
@@ -95,20 +98,28 @@ public static class EagerBaselineFit
             return sum;
         }
         var objective = ObjectiveFunction.Value(Objective);
-        // Restarts from the best point: a simplex collapsed along a kink of the floor often moves on from a fresh one.
-        for (int round = 0; round < 3; round++)
+        // Several starts (the given constants, all halved, all doubled): the launch floor's kinks leave local minima.
+        double[] origin = Encode(start);
+        foreach (double shift in Starts)
         {
-            double before = bestValue;
-            try
+            var point = origin.Select(v => v + shift).ToArray();
+            // Restarts from the best point of this start: a simplex collapsed along a kink often moves on from a fresh one.
+            for (int round = 0; round < 3; round++)
             {
-                new NelderMeadSimplex(1e-10, 400).FindMinimum(objective, Vector<double>.Build.DenseOfArray(best),
-                    Vector<double>.Build.Dense(Parameters, round == 0 ? 0.3 : 0.1));
+                double before = bestValue;
+                try
+                {
+                    var found = new NelderMeadSimplex(1e-10, 400).FindMinimum(objective, Vector<double>.Build.DenseOfArray(point),
+                        Vector<double>.Build.Dense(Parameters, round == 0 ? 0.3 : 0.1));
+                    point = found.MinimizingPoint.ToArray();
+                }
+                catch (MaximumIterationsException)
+                {
+                    // The best point overall is kept by the objective; go on from it.
+                    point = best;
+                }
+                if (before - bestValue <= 1e-12 * Math.Max(1, before)) break;
             }
-            catch (MaximumIterationsException)
-            {
-                // The best point so far is kept by the objective.
-            }
-            if (before - bestValue <= 1e-12 * Math.Max(1, before)) break;
         }
         var fitted = Decode(start, Vector<double>.Build.DenseOfArray(best));
         var result = rows.Select((r, i) => new EagerFitRow(r.Baseline, roles[i],
