@@ -79,10 +79,21 @@ public class EagerBaselineFitTests
     {
         var rows = Synthetic(["gpt2"], Truth);
 
-        var e = Assert.Throws<CalibrationException>(() => EagerBaselineFit.Fit(rows, H200, new EagerSplit()));
+        var e = Assert.Throws<CalibrationException>(() => EagerBaselineFit.Fit(rows, H200, new EagerSplit { FitModels = ["gpt2"] }));
 
         Assert.Contains("--fit-models", e.Message);
         Assert.Contains("nothing would test", e.Message);
+    }
+
+    [Fact]
+    public void Given_a_fit_model_no_row_has_When_fitted_Then_it_refuses_naming_it_and_the_files_models()
+    {
+        var rows = Synthetic(["gpt2", "gpt2-medium"], Truth);
+
+        var e = Assert.Throws<CalibrationException>(() => EagerBaselineFit.Fit(rows, H200, new EagerSplit { FitModels = ["gpt2", "gpt2-XL"] }));
+
+        Assert.Contains("gpt2-XL", e.Message);
+        Assert.Contains("the file has gpt2, gpt2-medium", e.Message);
     }
 
     [Fact]

@@ -75,6 +75,8 @@ public static class EagerBaselineFit
         var roles = rows.Select((r, i) => split.RoleOf(r.Baseline.Model, i)).ToArray();
         var fit = rows.Where((_, i) => roles[i] == EagerRole.Fit).ToArray();
         string models = string.Join(", ", rows.Select(r => r.Baseline.Model).Distinct());
+        if (split.FitEvery is null && split.FitModels.Where(m => rows.All(r => r.Baseline.Model != m)).ToList() is { Count: > 0 } unknown)
+            throw new CalibrationException($"--fit-models names {string.Join(", ", unknown)}, which no usable row has (the file has {models}): correct the names, or leave them out.");
         if (fit.Length == rows.Count)
             throw new CalibrationException($"All {rows.Count} usable rows are in the fit set ({split.Describe()}; the file has {models}), so nothing would test the fit: leave at least one model out of --fit-models (or use --fit-every K with K ≥ 2).");
         if (fit.Length < Parameters)

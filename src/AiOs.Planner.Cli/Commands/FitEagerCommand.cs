@@ -42,7 +42,7 @@ public static class FitEagerCommand
                 var rows = EagerStepPredictor.Prepare(file.Rows, profile, ModelCatalog.Default.Load);
                 var result = EagerBaselineFit.Fit(rows, profile, split);
                 var document = EagerFitDocument.Build(result, path, profile.Name, file.Skipped);
-                if (r.GetValue(output) is { } outPath) EagerFitDocument.WriteFile(outPath, document);
+                if (r.GetValue(output) is { } outPath) Write(outPath, document);
                 if (asJson) io.Stdout.Write(EagerFitDocument.ToText(document));
                 else Render(io.Console, result, profile.Name, file.Skipped, r.GetValue(output));
                 return ExitCodes.Ok;
@@ -54,6 +54,19 @@ public static class FitEagerCommand
             }
         });
         return command;
+    }
+
+    /// <summary>Writes --out atomically; a failure names the flag and the file (the old file, if any, is kept).</summary>
+    private static void Write(string path, System.Text.Json.Nodes.JsonObject document)
+    {
+        try
+        {
+            EagerFitDocument.WriteFile(path, document);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"--out {path}: could not write the fit ({e.Message}); choose a writable path. Nothing was written there.", e);
+        }
     }
 
     /// <summary>The split the flags ask for; both at once, an empty list or K below 2 are refused.</summary>
