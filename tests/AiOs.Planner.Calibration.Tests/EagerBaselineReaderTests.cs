@@ -17,6 +17,7 @@ public class EagerBaselineReaderTests
             "",
             """{"impl":"torch-eager","model":"gpt2-xl","micro_batch":8,"seq_len":1024,"median_ms":0,"error":"CUDA out of memory"}""",
             """{"impl":"torch-eager","model":"gpt2-xl","micro_batch":2,"seq_len":1024,"median_ms":120.25}""",
+            """{"plan":"torch-eager","model":"gpt2","micro_batch":8,"seq_len":1024}""",
         ];
 
         var file = EagerBaselineReader.Parse(lines, "b.jsonl");
@@ -24,7 +25,8 @@ public class EagerBaselineReaderTests
         Assert.Equal(2, file.Rows.Count);
         Assert.Equal(new EagerBaseline("gpt2", 4, 1024, Precision.Fp32, true, 52.5, "b.jsonl line 1"), file.Rows[0]);
         Assert.Equal(new EagerBaseline("gpt2-xl", 2, 1024, Precision.Bf16, false, 120.25, "b.jsonl line 5"), file.Rows[1]);
-        Assert.Equal(2, file.Skipped.Count);
+        Assert.Equal(3, file.Skipped.Count);
+        Assert.Contains("--dry-run", file.Skipped[2]);
         Assert.Contains("line 4", file.Skipped[1]);
         Assert.Contains("CUDA out of memory", file.Skipped[1]);
     }

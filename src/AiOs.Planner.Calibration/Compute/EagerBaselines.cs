@@ -18,8 +18,8 @@ public sealed record EagerBaseline(string Model, int MicroBatch, int SeqLen, Pre
 public sealed record EagerBaselineFile(IReadOnlyList<EagerBaseline> Rows, IReadOnlyList<string> Skipped);
 
 /// <summary>
-/// Reads the JSON lines of tools/bench/torch_baselines.py. Lines whose "impl" is not "torch-eager", or whose "error" is
-/// set, are skipped (and listed); a line without "precision" is bf16, without "grad_checkpointing" not checkpointed.
+/// Reads the JSON lines of tools/bench/torch_baselines.py. Lines whose "impl" is not "torch-eager", whose "error" is
+/// set, or that are its --dry-run plan lines are skipped (and listed); a line without "precision" is bf16, without "grad_checkpointing" not checkpointed.
 /// Anything else that does not parse is an error naming the file, the line and the field.
 /// </summary>
 public static class EagerBaselineReader
@@ -62,6 +62,11 @@ public static class EagerBaselineReader
                 var o = doc.RootElement;
                 if (o.ValueKind != JsonValueKind.Object)
                     throw new CalibrationException($"{where}: a JSON {o.ValueKind.ToString().ToLowerInvariant()}, not an object; each line must be one object as torch_baselines.py writes it.");
+                if (!o.TryGetProperty("impl", out _) && o.TryGetProperty("plan", out _))
+                {
+                    skipped.Add($"{where}: a --dry-run plan line, not a measurement");
+                    continue;
+                }
                 string impl = Text(o, "impl", where, required: true)!;
                 if (impl != TorchEager)
                 {
