@@ -39,6 +39,7 @@ public static class Program
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),
             LearnCommand.Create(io),
+            FitEagerCommand.Create(io),
             ExportHfCommand.Create(io),
             ConvertCheckpointCommand.Create(io),
             LogitsCommand.Create(io),

@@ -58,6 +58,9 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["logits missing tokens"] = w => new(["logits", "--model", w.TinyModel, "--tokens", Path.Combine(w.Root, "none[1].json"), "--out", w.Fresh("l[1]") + ".safetensors"], ExitCodes.Usage, "none[1]"),
         ["report missing run"] = w => new(["report", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
         ["convert-checkpoint missing source"] = w => new(["convert-checkpoint", "--from", Path.Combine(w.Root, "none[1]"), "--to", w.Fresh("ck[1]"), "--optimizer-state", "8bit"], ExitCodes.Usage, "none[1]"),
+        ["fit-eager fits"] = w => new(["fit-eager", "--baselines", EagerBaselines(w), "--hardware", w.Gpu, "--fit-models", w.Model, "--out", w.Fresh("fit[1]") + ".json"], ExitCodes.Ok, "x[1]"),
+        ["fit-eager missing file"] = w => new(["fit-eager", "--baselines", Path.Combine(w.Root, "none[1].jsonl"), "--hardware", w.Gpu], ExitCodes.Usage, "none[1]"),
+        ["fit-eager every row fitted"] = w => new(["fit-eager", "--baselines", EagerBaselines(w), "--hardware", w.Gpu, "--fit-models", $"{w.Model},gpt2-medium"], ExitCodes.Usage, "--fit-models"),
         ["serve missing runs folder"] = w => new(["serve", "--runs", Path.Combine(w.Root, "none[1]")], ExitCodes.Usage, "none[1]"),
     };
 
@@ -88,6 +91,8 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["learn fails"] = w => new(["learn", "--from-runs", w.History, "--profile", w.Cpu, "--json"], ExitCodes.Usage),
         ["doctor ok"] = w => new(["doctor", "--nvme-path", w.Nvme, "--json"], ExitCodes.Ok),
         ["doctor fails"] = _ => new(["doctor", "--json", "--no-such-flag"], ExitCodes.Usage),
+        ["fit-eager ok"] = w => new(["fit-eager", "--baselines", EagerBaselines(w), "--hardware", w.Gpu, "--fit-models", w.Model, "--json"], ExitCodes.Ok),
+        ["fit-eager fails"] = w => new(["fit-eager", "--baselines", EagerBaselines(w), "--hardware", w.Gpu, "--fit-every", "1", "--json"], ExitCodes.Usage),
         ["train ok"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--json"], ExitCodes.Ok),
         ["train fails"] = w => new([.. Train(w, w.Fresh("runs[1]")), "--dataset-file", Path.Combine(w.Root, "none[1].txt"), "--json"], ExitCodes.Usage),
     };
@@ -109,6 +114,28 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         string[] extra = saveEvery ? ["--save-every", "2", "--json"] : ["--json"];
         Assert.Equal(ExitCodes.Ok, CliRunner.Run([.. Train(w, runs), .. extra]).ExitCode);
         return Path.Combine(runs, "out");
+    }
+
+    /// <summary>
+    /// A torch_baselines.py file (name with brackets): the fit model is the bracketed gpt2 file <c>x[1]</c>, the test model
+    /// gpt2-medium; a failed run whose message holds brackets is skipped.
+    /// </summary>
+    private static string EagerBaselines(CliOutputWorld w)
+    {
+        string path = w.Fresh("eager[1]") + ".jsonl";
+        var lines = new List<string>();
+        foreach (string model in new[] { w.Model, "gpt2-medium" })
+            foreach (int mb in new[] { 1, 8 })
+                foreach (string precision in new[] { "bf16", "fp32" })
+                    foreach (bool ckpt in new[] { false, true })
+                        lines.Add(JsonSerializer.Serialize(new Dictionary<string, object?>
+                        {
+                            ["impl"] = "torch-eager", ["model"] = model, ["micro_batch"] = mb, ["seq_len"] = 1024, ["precision"] = precision,
+                            ["grad_checkpointing"] = ckpt, ["median_ms"] = (model == w.Model ? 40.0 : 90.0) * (1 + mb / 4.0) * (precision == "fp32" ? 2 : 1), ["error"] = null,
+                        }));
+        lines.Add("""{"impl":"torch-eager","model":"gpt2","micro_batch":64,"seq_len":1024,"median_ms":null,"error":"CUDA out of memory [oom]"}""");
+        File.WriteAllLines(path, lines);
+        return path;
     }
 
     public static TheoryData<string> RenderCases => [.. Renders.Keys];
