@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
@@ -26,7 +27,7 @@ public class TunerMemoryFallbacksTests
         Model = OneT, Hardware = Dgx2, Base = fixedSettings, MaxMicroBatch = 1, MaxGradAccumulation = 1, Budget = 300,
     };
 
-    private static TrainingSettings DeepSpeed => new() { Executor = ExecutorKind.DeepSpeed, NvmePath = "/nvme", Precision = Precision.Fp16 };
+    private static TrainingSettings OnDeepSpeed => new() { Executor = ExecutorKind.DeepSpeed, NvmePath = "/nvme", Precision = Precision.Fp16 };
 
     private static IEnumerable<Candidate> Reported(TuneResult r) =>
         new[] { r.Best, r.DeepSpeedBest }.OfType<Candidate>().Concat(r.Alternatives).Concat(r.ParetoFront).Concat(r.Baselines.Values);
@@ -36,7 +37,7 @@ public class TunerMemoryFallbacksTests
     [Fact]
     public void Given_the_papers_1t_on_one_dgx2_under_deepspeed_When_tuned_Then_a_plan_fits_by_tiling_or_cpu_checkpoints_that_untiled_on_device_does_not()
     {
-        var result = Tuner.Tune(OneTRequest(DeepSpeed));
+        var result = Tuner.Tune(OneTRequest(OnDeepSpeed));
 
         var best = Assert.IsType<Candidate>(result.Best);
         Assert.True(UsesFallback(best.Settings), Tuner.Describe(best.Settings));
@@ -53,7 +54,7 @@ public class TunerMemoryFallbacksTests
     [Fact]
     public void Given_a_tiled_choice_When_explained_Then_it_names_the_untiled_need_and_the_factor()
     {
-        var result = Tuner.Tune(OneTRequest(DeepSpeed));
+        var result = Tuner.Tune(OneTRequest(OnDeepSpeed));
 
         var tiled = Reported(result).FirstOrDefault(c => c.Settings.TilingFactor > 1);
         Assert.NotNull(tiled);
@@ -76,7 +77,7 @@ public class TunerMemoryFallbacksTests
         int micro = Issue1776.Int("micro_batch");
         var result = Tuner.Tune(new TuneRequest
         {
-            Model = model, Hardware = Dgx2, Base = DeepSpeed with { EagerAttention = true }, MicroBatch = micro, MaxGradAccumulation = 1, Budget = 300,
+            Model = model, Hardware = Dgx2, Base = OnDeepSpeed with { EagerAttention = true }, MicroBatch = micro, MaxGradAccumulation = 1, Budget = 300,
         });
 
         var best = Assert.IsType<Candidate>(result.Best);
@@ -90,7 +91,7 @@ public class TunerMemoryFallbacksTests
     [Fact]
     public void Given_a_user_fixed_tiling_factor_When_tuned_Then_every_candidate_keeps_it_and_the_explanation_says_it_was_given()
     {
-        var result = Tuner.Tune(OneTRequest(DeepSpeed with { TilingFactor = 8 }));
+        var result = Tuner.Tune(OneTRequest(OnDeepSpeed with { TilingFactor = 8 }));
 
         Assert.NotNull(result.Best);
         Assert.All(Reported(result), c => Assert.Equal(8, c.Settings.TilingFactor));
@@ -100,7 +101,7 @@ public class TunerMemoryFallbacksTests
     [Fact]
     public void Given_a_user_fixed_cpu_checkpoint_placement_When_tuned_Then_every_candidate_checkpoints_to_cpu_ram()
     {
-        var result = Tuner.Tune(OneTRequest(DeepSpeed with { ActivationOffload = OffloadTier.Cpu, ActivationCheckpointing = true }));
+        var result = Tuner.Tune(OneTRequest(OnDeepSpeed with { ActivationOffload = OffloadTier.Cpu, ActivationCheckpointing = true }));
 
         Assert.NotNull(result.Best);
         Assert.All(Reported(result), c => Assert.True(c.Settings is { ActivationOffload: OffloadTier.Cpu, ActivationCheckpointing: true }, Tuner.Describe(c.Settings)));
@@ -111,7 +112,7 @@ public class TunerMemoryFallbacksTests
     {
         // One GPU (the bundled engine's), so that only the executor differs.
         var aios = Tuner.Tune(OneTRequest(new TrainingSettings { Executor = ExecutorKind.Aios, NvmePath = "/nvme", GpusPerNode = 1 }));
-        var deepSpeed = Tuner.Tune(OneTRequest(DeepSpeed with { GpusPerNode = 1 }));
+        var deepSpeed = Tuner.Tune(OneTRequest(OnDeepSpeed with { GpusPerNode = 1 }));
 
         Assert.Contains(Reported(deepSpeed), c => c.Settings.TilingFactor > 1);
         Assert.All(Reported(aios), c => Assert.Equal(1, c.Settings.TilingFactor));
@@ -135,9 +136,20 @@ public class TunerMemoryFallbacksTests
     }
 
     [Fact]
+    public void Given_a_tiled_deepspeed_plan_When_its_config_is_built_Then_a_note_says_the_config_has_no_key_for_tiling_and_cpu_checkpoints_are_mapped()
+    {
+        var s = OnDeepSpeed with { TilingFactor = 2, ActivationCheckpointing = true, ActivationOffload = OffloadTier.Cpu };
+
+        Assert.Contains(DeepSpeedConfig.Notes(s), n => n.Contains("--tiling-factor 2", StringComparison.Ordinal) && n.Contains("TiledLinear", StringComparison.Ordinal));
+        Assert.DoesNotContain(DeepSpeedConfig.Notes(s with { TilingFactor = 1 }), n => n.Contains("TiledLinear", StringComparison.Ordinal));
+        var config = DeepSpeedConfig.Build(OneT, s, 16, 1, null);
+        Assert.True(config["activation_checkpointing"]!["cpu_checkpointing"]!.GetValue<bool>());
+    }
+
+    [Fact]
     public void Given_a_fixed_micro_batch_that_does_not_divide_the_global_batch_When_tuned_Then_it_is_refused_naming_the_flag()
     {
-        var result = Tuner.Tune(new TuneRequest { Model = OneT, Hardware = Dgx2, Base = DeepSpeed, MicroBatch = 3, GlobalBatch = 32 });
+        var result = Tuner.Tune(new TuneRequest { Model = OneT, Hardware = Dgx2, Base = OnDeepSpeed, MicroBatch = 3, GlobalBatch = 32 });
 
         Assert.Null(result.Best);
         Assert.Contains(result.Problems, p => p.Flag == "--micro-batch");
