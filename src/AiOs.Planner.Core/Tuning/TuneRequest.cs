@@ -45,6 +45,13 @@ public sealed record TuneRequest
     /// <summary>Largest micro-batch tried.</summary>
     public int MaxMicroBatch { get; init; } = DefaultMaxMicroBatch;
     /// <summary>
+    /// The micro-batch, fixed (sequences per GPU per forward pass); null lets the tuner choose it up to
+    /// <see cref="MaxMicroBatch"/>. Tiling (<see cref="TrainingSettings.TilingFactor"/> above 1) and checkpoints in CPU RAM
+    /// (<see cref="TrainingSettings.ActivationOffload"/> cpu) given in <see cref="Base"/> are fixed the same way; left at
+    /// their defaults, the tuner tries them where a candidate overflows GPU memory and the executor runs them.
+    /// </summary>
+    public int? MicroBatch { get; init; }
+    /// <summary>
     /// Sequences per optimizer step (micro-batch × accumulation × GPUs × nodes), fixed; null lets the tuner choose
     /// it (accumulation up to <see cref="MaxGradAccumulation"/>). When set, only combinations giving exactly this
     /// are tried, and <see cref="MaxGradAccumulation"/> does not apply.

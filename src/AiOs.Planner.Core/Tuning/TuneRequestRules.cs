@@ -20,6 +20,8 @@ public static class TuneRequestRules
             problems.Add(new SettingsProblem("--optimizer-ram-margin", $"the optimizer RAM margin is the share of host RAM kept free beyond the headroom when sizing the optimizer's RAM budget, from 0 to below 0.5, e.g. 0.1 (found {r.OptimizerRamMargin.ToString(CultureInfo.InvariantCulture)})"));
         void Add(string flag, string message) => problems.Add(new SettingsProblem(flag, message));
 
+        if (r.MicroBatch is < 1) Add("--micro-batch", $"the micro-batch must be at least 1 sequence (found {r.MicroBatch})");
+
         var simplest = Tuner.Simplest(r);
         var fixedProblems = SettingsRules.Check(simplest, r.Model, r.Hardware);
         problems.AddRange(fixedProblems);
@@ -31,6 +33,9 @@ public static class TuneRequestRules
             if (global >= 1 && global % world != 0)
                 Add("--global-batch", $"the global batch ({global} sequences) must be a multiple of the {world} GPUs ({gpus} per node × {nodes} node(s)): " +
                                       $"every GPU takes micro-batch × accumulation sequences; use {(lower == 0 ? $"{world}" : $"{lower} or {lower + world}")}");
+            else if (global >= 1 && r.MicroBatch is { } micro and >= 1 && global / world % micro != 0)
+                Add("--micro-batch", $"the fixed micro-batch ({micro}) must divide the global batch's {global / world} sequences per GPU ({global} ÷ {world} GPUs), " +
+                                     "the accumulation making up the rest; give a divisor, or leave --micro-batch out to let the tuner choose");
         }
         return problems;
     }

@@ -19,6 +19,7 @@ public static partial class Tuner
             string batch = r.GlobalBatch is { } g ? I($" at a global batch of {g} sequences (--global-batch)") : "";
             lines.Add(I($"Nothing fits {r.Model.Name} on {r.Hardware.Name}{batch}: every candidate overflows a tier once {r.MemoryHeadroom:P0} of each is kept free (--memory-headroom)."));
             lines.Add("Add GPUs or nodes, host RAM, or an NVMe drive (and --nvme-offload-path), then tune again.");
+            lines.AddRange(FallbacksNotTried(r));
             lines.Add(evaluated);
             return lines;
         }
@@ -33,6 +34,7 @@ public static partial class Tuner
         string kept = I($"{r.MemoryHeadroom:P0} of each tier kept free (--memory-headroom)");
         if (hw.HasGpu) lines.Add(I($"Memory: GPU {Use(best.GpuPeak, hw.Gpu!.Memory)}, host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {Use(best.NvmePeak, hw.Drives.Aggregate(Bytes.Zero, (a, d) => a + d.Capacity))}; {kept}."));
         else lines.Add(I($"Memory: host RAM {Use(best.HostPeak, hw.Cpu.Ram)} (pinned {best.PinnedPeak}), NVMe {best.NvmePeak}; {kept}."));
+        lines.AddRange(ExplainMemoryFallbacks(r, best, "the best"));
         lines.AddRange(result.NearLimits);
         foreach (var alt in result.Alternatives.Take(2))
         {
@@ -44,7 +46,11 @@ public static partial class Tuner
         if (ds is null)
             lines.Add("DeepSpeed can run none of the candidates that fit: only the aios engine's overlapped schedule fits, so there is no ds_config.json to write.");
         else if (ds != best)
+        {
             lines.Add(I($"DeepSpeed has no overlapped schedule, so for DeepSpeed (ds_config.json) the best it can run is ranked separately: {Describe(ds.Settings)}: {ds.TokensPerSecond:N0} tokens/s ({ds.TokensPerSecond / best.TokensPerSecond:P0} of the best), {GlobalBatch(ds)}."));
+            if (ds.Settings.TilingFactor != s.TilingFactor || ds.Settings.ActivationOffload != s.ActivationOffload)
+                lines.AddRange(ExplainMemoryFallbacks(r, ds, "the DeepSpeed plan"));
+        }
         else
             lines.Add("DeepSpeed can run the best as it is (ds_config.json).");
         if (result.Baselines.TryGetValue("deepspeed_defaults", out var defaults) && ds is not null)
@@ -85,6 +91,8 @@ public static partial class Tuner
         string Tier(OffloadTier t) => t switch { OffloadTier.None => hasGpu ? "GPU" : "the compute device (host RAM, no GPU)", OffloadTier.Cpu => "CPU", _ => "NVMe" };
         return $"ZeRO {SettingsRules.Name(s.ZeroStage)}, parameters on {Tier(s.ParamOffload)}, optimizer on {Tier(s.OptimizerOffload)}, " +
                $"micro-batch {s.MicroBatch} × {s.GradAccumulation}{(s.ActivationCheckpointing ? ", checkpointing" : "")}" +
+               (s.ActivationCheckpointing && s.ActivationOffload == OffloadTier.Cpu ? " (checkpoints in CPU RAM)" : "") +
+               (s.TilingFactor > 1 ? $", layer matrices in {s.TilingFactor} tiles" : "") +
                (s.OptimizerOffload != OffloadTier.None ? $", {(s.Schedule == StepSchedule.Overlapped ? "overlapped" : "DeepSpeed")} schedule" : "") +
                (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "") +
                (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 } budget ? $", optimizer RAM budget {budget} (the sub-groups updated last stay in RAM)" : "");

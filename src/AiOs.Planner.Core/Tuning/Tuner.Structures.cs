@@ -74,12 +74,21 @@ public static partial class Tuner
 
     /// <summary>
     /// (micro-batch, accumulation) pairs: with the global batch fixed, every micro-batch that divides its share of
-    /// one GPU (the accumulation makes up the rest); otherwise powers of two up to the limits.
+    /// one GPU (the accumulation makes up the rest); otherwise powers of two up to the limits. A fixed
+    /// <see cref="TuneRequest.MicroBatch"/> is the only micro-batch.
     /// </summary>
     internal static List<(int MicroBatch, int Accumulation)> BatchShapes(TuneRequest r, int world)
     {
         int maxMicro = Math.Max(1, r.MaxMicroBatch);
         var shapes = new List<(int, int)>();
+        if (r.MicroBatch is { } fixedMicro)
+        {
+            // A fixed micro-batch: only the accumulation is left to choose (or nothing, with the global batch fixed too).
+            if (fixedMicro < 1) return shapes;
+            if (r.GlobalBatch is not { } fixedGlobal) return [.. Accumulations.Where(a => a <= Math.Max(1, r.MaxGradAccumulation)).Select(a => (fixedMicro, a))];
+            if (fixedGlobal >= 1 && fixedGlobal % world == 0 && fixedGlobal / world % fixedMicro == 0) shapes.Add((fixedMicro, fixedGlobal / world / fixedMicro));
+            return shapes;
+        }
         if (r.GlobalBatch is { } global)
         {
             if (global < 1 || global % world != 0) return shapes;
@@ -110,7 +119,8 @@ public static partial class Tuner
         var shapes = BatchShapes(r, World(b, r.Hardware));
         foreach (var (stage, param, optimizer) in Placements(b with { OptimizerState = Optim.OptimizerStateFormat.Fp32 }, r.Model, r.Hardware))
           foreach (var format in StateFormats(r, optimizer))
-            foreach (bool checkpointing in new[] { false, true })
+            // Checkpoints the user put in CPU RAM need checkpointing on (as the CLI turns it on with --offload-activations cpu).
+            foreach (bool checkpointing in ActivationOffloadFixed(r) ? [true] : new[] { false, true })
                 foreach (var schedule in optimizer == OffloadTier.None ? [StepSchedule.DeepSpeed] : new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
                     foreach (var (micro, accumulation) in shapes)
                     {

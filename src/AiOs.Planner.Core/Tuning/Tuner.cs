@@ -130,11 +130,11 @@ public static partial class Tuner
     /// <summary>A total order for ties, so parallel evaluation never changes the answer.</summary>
     private static string Identity(Candidate c) => c.Settings.ToString();
 
-    /// <summary>Placement, stage, checkpointing, schedule and micro-batch: what makes two candidates different in kind.</summary>
+    /// <summary>Placement, stage, checkpointing (and where checkpoints go), tiling, schedule and micro-batch: what makes two candidates different in kind.</summary>
     internal static string StructureKey(Candidate c)
     {
         var s = c.Settings;
-        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}";
+        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.ActivationOffload}/T{s.TilingFactor}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}";
     }
 
     /// <summary>Feasible candidates that no other beats on both tokens per second and host RAM.</summary>
@@ -265,7 +265,11 @@ public static partial class Tuner
                 {
                     var c = Evaluate(s);
                     results.Add(c);
-                    if (stopMicroBatchAtFirstMiss && !c.Feasible && c.Problems.All(p => !p.StartsWith("settings:", StringComparison.Ordinal))) break;
+                    if (!stopMicroBatchAtFirstMiss || c.Feasible || c.Problems.Any(p => p.StartsWith("settings:", StringComparison.Ordinal))) continue;
+                    // A miss on GPU memory may fit with checkpoints in CPU RAM or tiling: the group goes on while one does.
+                    var fallbacks = Fallbacks(c);
+                    foreach (var f in fallbacks) results.Add(f);
+                    if (!fallbacks.Any(f => f.Feasible)) break;
                 }
                 ReportIfDue();
             });
