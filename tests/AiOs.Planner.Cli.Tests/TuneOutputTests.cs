@@ -46,6 +46,21 @@ public class TuneOutputTests
         Assert.Equal(64 * 1024, doc["best"]!["tokens_per_step"]!.GetValue<long>());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Given_a_micro_batch_on_the_command_line_When_tuned_Then_every_candidate_keeps_it_and_without_it_the_tuner_searches(bool given)
+    {
+        string[] args = ["tune", "--model", "gpt2", "--hardware", "h200-1x", "--budget", "200", "--json"];
+        var r = CliRunner.Run(given ? [.. args, "--micro-batch", "3"] : args);
+
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var doc = JsonNode.Parse(r.Stdout)!;
+        int best = doc["best"]!["settings"]!["micro_batch"]!.GetValue<int>();
+        if (given) Assert.Equal(3, best);
+        else Assert.NotEqual(3, best); // gpt2 on an H200 fits far larger micro-batches, and the search prefers them
+    }
+
     [Fact]
     public void Given_two_gpus_on_a_one_gpu_profile_When_tuned_Then_the_error_names_gpus_and_the_exit_code_is_usage()
     {

@@ -65,6 +65,8 @@ public static class TuneCommand
                 Budget = Math.Max(1, r.GetValue(search.Budget)),
                 MaxGradAccumulation = r.GetValue(search.MaxAccumulation),
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
+                // A --micro-batch given on the command line is kept; otherwise the tuner searches it.
+                MicroBatch = r.GetResult(options.MicroBatch) is { Implicit: false } ? built.Settings.MicroBatch : null,
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
                 AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),
