@@ -45,6 +45,8 @@ public sealed partial class LayerwiseTrainer
         if (gpu && _checkpointHost.Length > 0) cuda.synchronize();
         DisposeCheckpointBuffers();
         _checkpointHost = HostBuffer.AllocateMany(Enumerable.Repeat(elements, _spec.NumLayers).ToArray(), input.dtype, pin: gpu);
+        // Made during a micro-batch: its dispose scope must not take the buffers' tensor views with it.
+        foreach (HostBuffer b in _checkpointHost) b.Tensor.DetachFromDisposeScope();
         for (int i = 0; i < _checkpointPlaces.Length; i++)
             _checkpointPlaces[i] = empty(input.shape, input.dtype, _device).DetachFromDisposeScope();
         if (_copies is not null && _checkpointCopied == 0) _checkpointCopied = _copies.NewEvent();
