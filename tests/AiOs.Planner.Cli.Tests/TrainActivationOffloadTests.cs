@@ -16,6 +16,9 @@ public sealed class TrainActivationOffloadTests : IDisposable
 
         Assert.True(result.ExitCode == ExitCodes.Ok, result.Console);
         Assert.DoesNotContain("not executed by the bundled engine", result.Console);
+        // The run's own comparison lists the copies out and back it executed.
+        Assert.Contains("activation_offload", result.Console);
+        Assert.Contains("activation_fetch", result.Console);
     }
 
     [Fact]
