@@ -54,6 +54,25 @@ public sealed class LayerwiseTrainerCheckpointOffloadTests
         Assert.Equal(kept.Uploaded + Steps * back, moved.Uploaded);
     }
 
+    [GpuTheory]
+    [Trait("Category", "Gpu")]
+    [InlineData(true, Precision.Bf16)]
+    [InlineData(false, Precision.Bf16)]
+    [InlineData(true, Precision.Fp32)]
+    public void Given_a_cuda_run_When_checkpoints_wait_in_pinned_ram_Then_losses_and_weights_equal_those_kept_on_the_device(bool copyStream, Precision precision)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        var onDevice = LayerwiseTrainerTests.Small(precision) with { ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, GradAccumulation = 2 };
+        EngineOptions options = LayerwiseTrainerTests.Options() with { Device = "cuda", CopyStream = copyStream };
+
+        var kept = LayerwiseTrainerTests.Run(spec, onDevice, options, reference: false);
+        var moved = LayerwiseTrainerTests.Run(spec, onDevice with { ActivationOffload = OffloadTier.Cpu }, options, reference: false);
+
+        for (int s = 0; s < kept.Losses.Length; s++) Assert.Equal(kept.Losses[s], moved.Losses[s], 5);
+        for (int u = 0; u < kept.Master.Length; u++)
+            for (int i = 0; i < kept.Master[u].Length; i++) Assert.Equal(kept.Master[u][i], moved.Master[u][i], 1e-6f);
+    }
+
     [Fact]
     public void Given_cpu_checkpoints_with_nothing_offloaded_When_the_engine_is_asked_Then_it_refuses_naming_offload_params()
     {
