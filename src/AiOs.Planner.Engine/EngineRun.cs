@@ -275,7 +275,8 @@ public static class EngineRun
         NvmeWriteGBps = TraceStats.GBps(io.NvmeWritten, TraceStats.Busy(spans, "nvme", TraceStats.IsWrite)),
         UploadBytes = io.Uploaded.Value,
         DownloadBytes = io.Downloaded.Value,
-        UploadGBps = TraceStats.GBps(io.Uploaded, TraceStats.Busy(spans, s => s.Operation == "param_upload")),
+        // Uploaded bytes include activation checkpoints coming back (--offload-activations cpu): their busy time too.
+        UploadGBps = TraceStats.GBps(io.Uploaded, TraceStats.Busy(spans, s => s.Operation is "param_upload" or "activation_fetch")),
         ResidentBytes = ProcessMemory.Resident().Value,
         PeakResidentBytes = ProcessMemory.PeakResident().Value,
         PeakDeviceBytes = device?.TakeStepPeak().Value,

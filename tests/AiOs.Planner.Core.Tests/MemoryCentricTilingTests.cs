@@ -6,7 +6,7 @@ using AiOs.Planner.Settings;
 
 namespace AiOs.Planner.Core.Tests;
 
-/// <summary>The rules and config keys of tiling and CPU checkpoints, and the bundled engine's refusal of both (issue 14 item 5).</summary>
+/// <summary>The rules and config keys of tiling and CPU checkpoints, and the bundled engine's refusal of tiling and of CPU checkpoints on its resident trainer (issue 14 item 5).</summary>
 public class MemoryCentricTilingTests
 {
     private static readonly ModelSpec Gpt = ModelCatalog.Default.Load("gpt2-xl");
@@ -14,13 +14,17 @@ public class MemoryCentricTilingTests
     private static readonly TrainingSettings Ds = new() { Executor = ExecutorKind.DeepSpeed, ZeroStage = ZeroStage.Zero3, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ActivationCheckpointing = true };
 
     [Fact]
-    public void Given_cpu_checkpoints_for_the_bundled_engine_When_checked_Then_it_is_refused_naming_the_deepspeed_executor()
+    public void Given_cpu_checkpoints_for_the_bundled_engine_When_checked_Then_the_layerwise_trainer_takes_them_and_the_resident_one_refuses_naming_offload_params()
     {
-        var s = Ds with { Executor = ExecutorKind.Aios, ActivationOffload = OffloadTier.Cpu };
+        var offloaded = Ds with { Executor = ExecutorKind.Aios, ActivationOffload = OffloadTier.Cpu };
+        var resident = offloaded with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None };
 
-        var problem = Assert.Single(SettingsRules.Check(s, Gpt, H200), p => p.Flag == "--offload-activations");
-        Assert.Contains("not executed by the bundled engine yet; plan it with --executor deepspeed", problem.Message);
-        Assert.Contains("--executor deepspeed", MemoryCentricTiling.EngineRefusal(s));
+        Assert.DoesNotContain(SettingsRules.Check(offloaded, Gpt, H200), p => p.Flag == "--offload-activations");
+        Assert.Null(MemoryCentricTiling.EngineRefusal(offloaded));
+        var problem = Assert.Single(SettingsRules.Check(resident, Gpt, H200), p => p.Flag == "--offload-activations");
+        Assert.Contains("--offload-params cpu", problem.Message);
+        Assert.Contains("--offload-params cpu", MemoryCentricTiling.EngineRefusal(resident));
+        Assert.Contains("NVMe", MemoryCentricTiling.EngineRefusal(offloaded with { ActivationOffload = OffloadTier.Nvme }));
         Assert.Contains("--executor deepspeed", MemoryCentricTiling.EngineRefusal(Ds with { TilingFactor = 2 }));
         Assert.Null(MemoryCentricTiling.EngineRefusal(Ds));
     }

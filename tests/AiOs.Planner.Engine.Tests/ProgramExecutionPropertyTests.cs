@@ -27,7 +27,8 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
         public override string ToString() =>
             $"{Layers} layer(s), params {Settings.ParamOffload}, optimizer {Settings.OptimizerOffload}, gradients {Settings.EffectiveGradientOffload}, " +
             $"{Settings.Schedule}, accumulation {Settings.GradAccumulation}, buffers {Settings.BufferCount}, prefetch {Settings.PrefetchDepth}, " +
-            $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}, optimizer RAM budget {Settings.OptimizerRamBudget}";
+            $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}, optimizer RAM budget {Settings.OptimizerRamBudget}, " +
+            $"checkpoints {Settings.ActivationOffload}";
     }
 
     private Gen<Case> Cases() =>
@@ -44,6 +45,8 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
         from pipelineWrite in Gen.Elements(true, false)
         // Mixed placement: a RAM budget of 0 to 4 sub-groups' state when the optimizer is on NVMe.
         from keptGroups in Gen.Choose(0, 4)
+        // Activation checkpoints kept on the device or copied to CPU RAM and back (cpu_checkpointing).
+        from activations in Gen.Elements(OffloadTier.None, OffloadTier.Cpu)
         select new Case(layers, LayerwiseTrainerTests.Small() with
         {
             MicroBatch = 1,
@@ -60,6 +63,7 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
             PipelineWrite = pipelineWrite,
             OptimizerRamBudget = optimizer == OffloadTier.Nvme ? Bytes.OfElements(subGroup * keptGroups, 12) : null,
             NvmePath = _nvme,
+            ActivationOffload = activations,
         });
 
     [Fact]

@@ -114,6 +114,16 @@ public static class EngineMemory
     /// <summary>Bytes per parameter of the engine's gradients in CPU RAM (and of each download in flight to them).</summary>
     private static int HostGradientBytes(TrainingSettings s) => HostGradientsInBf16(s) ? 2 : 4;
 
+    /// <summary>
+    /// Whether the engine keeps activation checkpoints in CPU RAM (<c>--offload-activations cpu</c> with checkpointing): its
+    /// layer-by-layer trainer does; the resident one refuses it (<see cref="MemoryCentricTiling.EngineRefusal"/>).
+    /// </summary>
+    public static bool OffloadsCheckpoints(TrainingSettings s) =>
+        s.ActivationOffload == OffloadTier.Cpu && s.ActivationCheckpointing && !IsResident(s);
+
+    /// <summary>Layer inputs the layer-by-layer trainer holds on the device with checkpoints in CPU RAM: two (the step program's bound), at most one per layer.</summary>
+    public static int DeviceCheckpoints(ModelSpec m) => Math.Min(2, m.NumLayers);
+
     /// <summary>Whether the engine keeps everything on the device (DeviceTrainer) rather than streaming units (LayerwiseTrainer).</summary>
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
@@ -185,7 +195,11 @@ public static class EngineMemory
             items.Add(new MemoryItem("outer block", Bytes.OfElements(outer, pb) * 2, "embeddings and head with their gradients, on the device for the whole micro-batch"));
         }
         // LayerwiseTrainer always runs forward without autograd and recomputes in backward: layer inputs stay, one layer is recomputed.
-        items.Add(new MemoryItem("activations", input * m.NumLayers + layerFull, "every layer's input, one layer recomputed with its gradients"));
+        // With checkpoints in CPU RAM it keeps two inputs on the device (one copying out or back, one in use); the step program orders it so.
+        if (OffloadsCheckpoints(s))
+            items.Add(new MemoryItem("activations", input * DeviceCheckpoints(m) + layerFull, $"{DeviceCheckpoints(m)} layer inputs (the rest in CPU RAM), one layer recomputed with its gradients"));
+        else
+            items.Add(new MemoryItem("activations", input * m.NumLayers + layerFull, "every layer's input, one layer recomputed with its gradients"));
         // With gradients in CPU RAM, each unit's first micro-batch leaves as one copy packed on the device (fp32, or bf16 when
         // the host keeps bf16: HostGradientsInBf16), up to two in flight (CpuGradientStore.MaxInFlight). They exist in backward, when the logits are gone: the peak is whichever
         // is larger. The Llama shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB
@@ -283,6 +297,12 @@ public static class EngineMemory
             long layers = Math.Clamp(InitialLookAhead.Value / Math.Max(1, 4 * layer), 1, m.NumLayers);
             Add("initial values in flight", Bytes.OfElements(layers * layer + outer, 4), "start-up only: fp32 units being made",
                 gradients == OffloadTier.Nvme ? "--offload-gradients cpu" : "none (start-up only)");
+        }
+        if (OffloadsCheckpoints(s))
+        {
+            long tokens = (long)s.MicroBatch * s.SeqLen;
+            Add("activation checkpoints", Aligned(PerTokens(EngineActivations.LayerInputBytesPerToken(m, s), tokens)) * m.NumLayers,
+                $"every layer's input between its forward and its recompute{(gpu ? ", page-locked" : "")}", "--offload-activations none or --micro-batch", pinned: gpu);
         }
         if (!gpu)
             foreach (MemoryItem d in DeviceItems(m, s, out _))

@@ -44,14 +44,17 @@ public static class MemoryCentricTiling
             : null;
 
     /// <summary>
-    /// Why the bundled engine (<c>aios train</c>) refuses <paramref name="s"/>, or null: it gathers whole units and keeps
-    /// checkpoints on the device, so CPU checkpoints and tiling are planned for DeepSpeed only.
+    /// Why the bundled engine (<c>aios train</c>) refuses <paramref name="s"/>, or null: it gathers whole units, so tiling
+    /// is planned for DeepSpeed only; CPU checkpoints are executed by its layer-by-layer trainer (anything offloaded),
+    /// not by its resident one.
     /// </summary>
     public static string? EngineRefusal(TrainingSettings s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        if (s.ActivationOffload != OffloadTier.None)
-            return $"--offload-activations {s.ActivationOffload.ToString().ToLowerInvariant()}: activation checkpoints in CPU RAM are not executed by the bundled engine yet; plan it with --executor deepspeed (aios plan/ds-config) and run it on DeepSpeed.";
+        if (s.ActivationOffload == OffloadTier.Nvme)
+            return "--offload-activations nvme: activation checkpoints go to cpu or stay on the device (none); DeepSpeed has no NVMe placement for them.";
+        if (ResidentRefusesCheckpointOffload(s))
+            return $"--offload-activations cpu: {ResidentReason}; add --offload-params cpu (or --offload-optimizer cpu) to run the layer-by-layer trainer, which does, or drop --offload-activations.";
         if (s.TilingFactor > 1)
             return $"--tiling-factor {s.TilingFactor}: memory-centric tiling is not executed by the bundled engine yet; plan it with --executor deepspeed (aios plan/ds-config) and run it on DeepSpeed.";
         return null;
@@ -71,8 +74,8 @@ public static class MemoryCentricTiling
             Add("--offload-activations", "activation checkpoints go to cpu or stay on the device (none); DeepSpeed has no NVMe placement for them");
         // Without checkpointing there are no checkpoints to move: the setting does nothing (the CLI turns checkpointing on
         // with it), and is not refused, so a search that tries checkpointing off keeps its other candidates.
-        if (s.ActivationOffload == OffloadTier.Cpu && s.Executor == ExecutorKind.Aios)
-            Add("--offload-activations", "activation checkpoints in CPU RAM are not executed by the bundled engine yet; plan it with --executor deepspeed");
+        if (s.Executor == ExecutorKind.Aios && ResidentRefusesCheckpointOffload(s))
+            Add("--offload-activations", $"{ResidentReason}; add --offload-params cpu (or --offload-optimizer cpu), or plan it with --executor deepspeed");
         if (s.PrefetchBucketSize is < 0)
             Add("--prefetch-bucket-size", $"stage3_prefetch_bucket_size must be 0 or more elements (found {s.PrefetchBucketSize})");
         if (s.MaxLiveParameters < 1)
@@ -81,4 +84,13 @@ public static class MemoryCentricTiling
             Add("--param-persistence-threshold", $"stage3_param_persistence_threshold must be 0 or more elements (found {s.ParamPersistenceThreshold})");
         return problems;
     }
+
+    /// <summary>
+    /// Whether <paramref name="s"/> asks the engine's resident trainer (nothing offloaded) to keep checkpoints in CPU RAM:
+    /// it keeps every layer input on the device; only the layer-by-layer trainer copies them out and back.
+    /// </summary>
+    private static bool ResidentRefusesCheckpointOffload(TrainingSettings s) =>
+        s.ActivationOffload == OffloadTier.Cpu && s.ActivationCheckpointing && EngineMemory.IsResident(s);
+
+    private const string ResidentReason = "with nothing offloaded the engine's resident trainer keeps activation checkpoints on the device";
 }

@@ -32,6 +32,8 @@ public sealed class StepCosts
     private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
+    /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
+    private readonly Bandwidth _checkpointH2d, _checkpointD2h;
     private readonly double _adamPerSecond;
     private readonly int _gpusPerNode, _nodes;
 
@@ -80,12 +82,14 @@ public sealed class StepCosts
             _h2d = link.H2d(pinned) / sharing;
             _d2h = link.D2h(s.PinMemory || s.OptimizerOffload == OffloadTier.Nvme) / sharing;
             _gpuLink = hw.GpuLink?.Rate ?? link.H2d(pinned: true) / sharing;
+            bool pinnedCheckpoints = program?.Shape.PrefetchesCheckpoints ?? false;
+            (_checkpointH2d, _checkpointD2h) = pinnedCheckpoints ? (link.H2d(pinned: true) / sharing, link.D2h(pinned: true) / sharing) : (_h2d, _d2h);
         }
         else
         {
             _matmul = hw.Cpu.MatmulRateFor(s.Precision);
             _deviceMemory = hw.Cpu.MemoryBandwidth;
-            _h2d = _d2h = _gpuLink = hw.Cpu.MemoryBandwidth;
+            _h2d = _d2h = _gpuLink = _checkpointH2d = _checkpointD2h = hw.Cpu.MemoryBandwidth;
         }
         _network = hw.Network?.Rate ?? new Bandwidth(0);
         // Training's NVMe traffic is swap traffic: the drives' measured swap rates (the curves where none were measured).
@@ -112,8 +116,8 @@ public sealed class StepCosts
     {
         ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
             : PerStep(op, _floorPerOperation ? SimDuration.Max(Compute(op, hiddenSize), Floor(op)) : Compute(op, hiddenSize)),
-        ResourceKind.H2d => op.Bytes / _h2d,
-        ResourceKind.D2h => op.Bytes / _d2h,
+        ResourceKind.H2d => op.Bytes / (op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d),
+        ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
         ResourceKind.Collective => Collective(op.Bytes),

@@ -68,6 +68,19 @@ internal sealed class CopyStream : IDisposable, IStreamEvents
     }
 
     /// <summary>
+    /// Copies contiguous <paramref name="deviceSource"/> into page-locked host memory at <paramref name="host"/> on the download
+    /// stream, after what that stream was made to wait for (<see cref="StreamOrder.Before"/>), and blocks until it has landed
+    /// (<paramref name="done"/> marks its end), so the caller may free the source at once.
+    /// </summary>
+    public void DownloadAndWait(nint host, Tensor deviceSource, nint done)
+    {
+        Bind();
+        CudaDriver.CopyToHostAsync(host, CudaDriver.DataOf(deviceSource), deviceSource.numel() * deviceSource.element_size(), _down);
+        CudaDriver.Record(done, _down);
+        CudaDriver.Synchronize(done);
+    }
+
+    /// <summary>
     /// Queues a copy of <paramref name="bytes"/> from host memory at <paramref name="host"/> into <paramref name="deviceTarget"/>
     /// on the upload stream, waiting for nothing the caller has not made the stream wait for (<see cref="StreamOrder.Before"/>).
     /// Pinned host memory is copied by DMA while compute runs; pageable memory is staged by the driver before this returns.

@@ -109,6 +109,8 @@ public static class EngineSettings
             problems.Add("global-norm clipping needs every gradient before any update, which the overlapped schedule does not wait for; use per-layer clipping or the DeepSpeed schedule");
         // The planner's rule for the aios executor (what this engine runs), so a plan never calls feasible what this refuses.
         if (global::AiOs.Planner.Memory.SwapBufferRule.Problem(spec, s, ExecutorKind.Aios) is { } buffer) problems.Add(buffer.Message);
+        // Tiling, and CPU checkpoints on the resident trainer: the same refusal `aios train` gives before it builds a trainer.
+        if (global::AiOs.Planner.Memory.MemoryCentricTiling.EngineRefusal(s) is { } refused) problems.Add(refused.TrimEnd('.'));
         if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
         if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
         {

@@ -59,7 +59,14 @@ public sealed partial class LayerwiseTrainer
     private double _stepLoss;
     private long _stepTokens;
 
-    private Dictionary<OpKind, Action<Operation>> Handlers() => new()
+    private Dictionary<OpKind, Action<Operation>> Handlers()
+    {
+        var handlers = BaseHandlers();
+        AddCheckpointHandlers(handlers);
+        return handlers;
+    }
+
+    private Dictionary<OpKind, Action<Operation>> BaseHandlers() => new()
     {
         [OpKind.ParamRead] = _params.Read,
         [OpKind.ParamUpload] = _params.Upload,
@@ -105,8 +112,16 @@ public sealed partial class LayerwiseTrainer
                     Inputs = batch.Inputs.to(_device), Targets = batch.Targets.to(_device), LayerInputs = new Tensor[_spec.NumLayers],
                 };
                 _micro.Replay.Before(-1, _device);
-                _micro.Embedded = ((OuterBlock)ModuleOf(op)).forward(_micro.Inputs);
-                _micro.X = _micro.Embedded;
+                if (_offloadsCheckpoints)
+                {
+                    // Layer 0's input goes to host RAM too: made without autograd, the embedding runs again for its backward.
+                    using (no_grad()) _micro.X = ((OuterBlock)ModuleOf(op)).forward(_micro.Inputs);
+                }
+                else
+                {
+                    _micro.Embedded = ((OuterBlock)ModuleOf(op)).forward(_micro.Inputs);
+                    _micro.X = _micro.Embedded;
+                }
                 break;
             }
             case UnitKind.Layer:
@@ -117,6 +132,12 @@ public sealed partial class LayerwiseTrainer
                     _micro!.LayerInputs[i] = _micro.X!;
                     _micro.Replay.Before(i, _device);
                     _micro.X = ModuleOf(op).forward(_micro.X!);
+                }
+                if (_offloadsCheckpoints)
+                {
+                    if (i == 0) EnsureCheckpointBuffers(_micro.LayerInputs[0]);
+                    // Its copy out (another thread) frees it: the compute thread's dispose scope must not hold it too.
+                    _micro.LayerInputs[i].DetachFromDisposeScope();
                 }
                 DeviceMemory?.Sample();
                 break;
@@ -159,12 +180,19 @@ public sealed partial class LayerwiseTrainer
                 DeviceMemory?.Sample();
                 break;
             default:
-                _micro!.Embedded!.backward([_micro.Gradient!]);
+                (_micro!.Embedded ?? Reembed(op)).backward([_micro.Gradient!]);
                 AfterBackward(op);
                 _micro.Dispose();
                 _micro = null;
                 break;
         }
+    }
+
+    /// <summary>With checkpoints in host RAM: the embedding run again with autograd, drawing its forward's dropout mask, for its backward.</summary>
+    private Tensor Reembed(Operation op)
+    {
+        _micro!.Replay.Before(-1, _device);
+        return _micro.Embedded = ((OuterBlock)ModuleOf(op)).forward(_micro.Inputs);
     }
 
     /// <summary>Lets the gradient store take <paramref name="op"/>'s unit's gradients while they are last on the compute stream.</summary>
@@ -211,6 +239,7 @@ public sealed partial class LayerwiseTrainer
     /// <summary>Closes a micro-batch left open by a failed step.</summary>
     private void AbandonMicroBatch()
     {
+        if (_micro is not null) ReleaseCheckpointInputs(_micro);
         _micro?.Dispose();
         _micro = null;
     }

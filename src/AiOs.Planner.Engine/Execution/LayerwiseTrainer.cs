@@ -105,6 +105,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
             _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1);
+            _offloadsCheckpoints = _program.Ops.Any(o => o.Kind == OpKind.ActivationOffload);
             _params.Prepare(_program);
             _optim.Prepare(_program);
             _executor = new ProgramExecutor(Trace);
@@ -284,6 +285,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
         _params?.Dispose();
         _optim?.Dispose();
         _grads?.Dispose();
+        DisposeCheckpointBuffers();
         _copies?.Dispose();
         _store?.Dispose();
         _swapDirectory?.Dispose();

@@ -81,15 +81,28 @@ internal sealed partial class ProgramBuilder
         long cache = AutocastCacheBytes();
         if (cache > 0 && unit < 0) effects.Add(new MemoryEffect(_deviceTier, cache, AtEnd: false));
         if (cache > 0 && unit >= _m.NumLayers) effects.Add(new MemoryEffect(_deviceTier, -cache, AtEnd: true));
+        bool offloads = OffloadsCheckpoints && unit >= 0 && unit < _m.NumLayers && keep > 0;
+        // The engine's copies overlap compute: a forward waits only for the copy out two layers back (two checkpoints on the device).
+        if (offloads && _shape.PrefetchesCheckpoints && unit >= 2) ready = [.. ready, _checkpointOut[unit - 2]];
         int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
             flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1], effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
         if (!outerHeld) _consumerOf[p] = op;
-        if (OffloadsCheckpoints && unit >= 0 && unit < _m.NumLayers && keep > 0)
-            // DeepSpeed copies the checkpoint with .cpu(), on the compute stream: the next layer waits for it.
-            return Add(OpKind.ActivationOffload, ResourceKind.D2h, StepPhase.Forward, UnitId.Layer(unit), mb, [op], new Bytes(keep),
-                effects: [new MemoryEffect(_deviceTier, -keep, AtEnd: true)]);
+        if (!offloads) return op;
+        int copyOut = Add(OpKind.ActivationOffload, ResourceKind.D2h, StepPhase.Forward, UnitId.Layer(unit), mb, [op], new Bytes(_checkpointCopy),
+            effects: [new MemoryEffect(_deviceTier, -keep, AtEnd: true)]);
+        _checkpointOut[unit] = copyOut;
+        // DeepSpeed copies the checkpoint with .cpu(), on the compute stream: the next layer waits for it.
+        if (!_shape.PrefetchesCheckpoints) return copyOut;
+        // The last two layers' checkpoints come back as soon as they are out: backward begins with them.
+        if (unit == _m.NumLayers - 1)
+            for (int i = unit; i >= Math.Max(0, unit - 1); i--) EmitCheckpointFetch(i, mb, -1);
         return op;
     }
+
+    /// <summary>The engine's copy back of layer <paramref name="layer"/>'s checkpoint, after its copy out and after <paramref name="freedBy"/> (the backward that frees its place; -1 none).</summary>
+    private void EmitCheckpointFetch(int layer, int mb, int freedBy) =>
+        _checkpointIn[layer] = Add(OpKind.ActivationFetch, ResourceKind.H2d, StepPhase.Backward, UnitId.Layer(layer), mb, Deps(_checkpointOut[layer], freedBy),
+            new Bytes(_checkpointCopy), effects: [new MemoryEffect(_deviceTier, _checkpointActivations, AtEnd: false)]);
 
     /// <summary>Outer block: the head's forward (with the loss) and backward, between the last layer's forward and backward.</summary>
     private void EmitHead(PassState pass, int mb)
@@ -127,7 +140,10 @@ internal sealed partial class ProgramBuilder
         long full = _layerActivations;
         int slot = DeviceSlotAt(p);
         var effects = new List<MemoryEffect>(4) { new(_deviceTier, -stored, AtEnd: true) };
-        if (layer && Recomputes && OffloadsCheckpoints && stored > 0)
+        bool offloaded = layer && Recomputes && OffloadsCheckpoints && stored > 0;
+        if (offloaded && _shape.PrefetchesCheckpoints)
+            ready = [.. ready, _checkpointIn[unit]];
+        else if (offloaded)
         {
             // Brought back when its recompute starts, not ahead: DeepSpeed's checkpoint function copies it on entry.
             ready = [Add(OpKind.ActivationFetch, ResourceKind.H2d, StepPhase.Backward, UnitId.Layer(unit), mb, ready, new Bytes(stored),
@@ -152,6 +168,8 @@ internal sealed partial class ProgramBuilder
             flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense,
             deviceSlot: slot);
         _consumerOf[p] = op;
+        // Its place on the device is free: the checkpoint two layers down comes back (one layer ahead of its recompute).
+        if (offloaded && _shape.PrefetchesCheckpoints && unit >= 2) EmitCheckpointFetch(unit - 2, mb, op);
         return op;
     }
 

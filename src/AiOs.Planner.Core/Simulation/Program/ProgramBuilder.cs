@@ -38,7 +38,7 @@ internal sealed partial class ProgramBuilder
     // Per-unit figures, computed once: index 0 the embedding, 1..L the layers, L+1 the head.
     private readonly double[] _forwardFlops, _forwardElementwise;
     private readonly long[] _unitParameters, _unitGradients;
-    private readonly long _layerActivations, _checkpointActivations, _headActivations;
+    private readonly long _layerActivations, _checkpointActivations, _headActivations, _checkpointCopy;
     // Device bytes one fetched unit's parameters, and one unit's gradients, may hold (long.MaxValue: the whole unit).
     private readonly long _residentCap = long.MaxValue, _gradientCap = long.MaxValue;
     // Per engine unit (0…L−1 layers, L the outer block): its parameters stay in RAM under max_in_cpu (ParameterPlacement).
@@ -81,6 +81,8 @@ internal sealed partial class ProgramBuilder
         _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
         _headActivations = Activations(ActivationModel.HeadBytesPerToken(m, s));
+        // The engine copies its layer inputs as they are: the training precision, hidden wide.
+        _checkpointCopy = shape.PrefetchesCheckpoints ? Activations(EngineActivations.LayerInputBytesPerToken(m, s)) : _checkpointActivations;
         if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
         {
             // Module by module, the units in the window share the live set (the module computing and the prefetch
@@ -98,7 +100,11 @@ internal sealed partial class ProgramBuilder
     private long GradientResidentBytes(long elements) => Math.Min(elements * _pb, _gradientCap);
 
     /// <summary>Checkpoints wait in host RAM (<c>cpu_checkpointing</c>): copied out after each layer's forward, back before its recompute.</summary>
-    private bool OffloadsCheckpoints => _s.ActivationOffload == OffloadTier.Cpu && _s.ActivationCheckpointing && _hw.HasGpu;
+    /// <remarks>On a CPU device only the engine's shape copies them (into a separate host tensor, as it copies parameters into slots).</remarks>
+    private bool OffloadsCheckpoints => _s.ActivationOffload == OffloadTier.Cpu && _s.ActivationCheckpointing && (_hw.HasGpu || _shape.SlotCopiesOnCpu);
+
+    // cpu_checkpointing in the engine's shape, per layer of the micro-batch being emitted: its copy out, its copy back.
+    private int[] _checkpointOut = [], _checkpointIn = [];
 
     /// <summary>Staging buffers one layer takes: one per weight matrix (DeepSpeed), or ceil(elements / buffer_size) staged whole.</summary>
     private int StagingBuffersPerUnit() => _shape.Staging == StagingGranularity.PerTensor
@@ -165,6 +171,8 @@ internal sealed partial class ProgramBuilder
         _gradOut = Filled(count);
         _fetched = new bool[count];
         _ringOrdinal = new int[count];
+        _checkpointOut = Filled(_m.NumLayers);
+        _checkpointIn = Filled(_m.NumLayers);
         for (int p = 0; p < count; p++)
         {
             var ring = _rings[_uses[p].Unit == OuterUnit ? 1 : 0];

@@ -73,6 +73,14 @@ public sealed record ProgramShape
     /// (DeepSpeed's swapper is reported not to act on <c>max_in_cpu</c>, deepspeedai/DeepSpeed issue 4221).
     /// </summary>
     public bool HonoursMaxInCpu { get; init; }
+    /// <summary>
+    /// With <c>cpu_checkpointing</c>, how checkpoint copies are ordered. True (the engine): on the copy engines, a layer's
+    /// copy out overlaps the next layer's forward (a forward waits for the copy out of the checkpoint two layers back, so
+    /// the device holds at most two), and each copy back runs ahead of its recompute as soon as the backward two layers
+    /// up has freed its place (one layer ahead at least). False (DeepSpeed): <c>.cpu()</c> on the compute stream, so the
+    /// next layer waits for the copy out, and the copy back on entry to the recompute.
+    /// </summary>
+    public bool PrefetchesCheckpoints { get; init; }
 
     /// <summary>DeepSpeed ZeRO-3 / ZeRO-Infinity with PyTorch: what the simulator has always predicted.</summary>
     public static ProgramShape DeepSpeed { get; } = new()
@@ -104,6 +112,7 @@ public sealed record ProgramShape
         WideFirstGradientDownload = true,
         Fetch = FetchGranularity.WholeUnit,
         HonoursMaxInCpu = true,
+        PrefetchesCheckpoints = true,
     };
 
     /// <summary>
