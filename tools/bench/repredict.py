@@ -18,6 +18,9 @@ def flags(p, s):
     if st.get("nvme_path"): f += ["--nvme-offload-path", st["nvme_path"]]
     if st["activation_checkpointing"]: f.append("--grad-checkpointing")
     if st.get("optimizer_ram_budget"): f += ["--optimizer-ram-budget", str(st["optimizer_ram_budget"])]
+    if st.get("optimizer_state") not in (None, "fp32"): f += ["--optimizer-state", st["optimizer_state"]]
+    if st.get("max_in_cpu") is not None: f += ["--max-in-cpu", str(st["max_in_cpu"])]
+    if st.get("activation_offload") not in (None, "none"): f += ["--offload-activations", st["activation_offload"]]
     if s.get("gpu_memory_limit_bytes"): f += ["--gpu-memory-limit", str(s["gpu_memory_limit_bytes"])]
     return f
 
