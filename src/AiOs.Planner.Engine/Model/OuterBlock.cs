@@ -1,3 +1,4 @@
+using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -41,16 +42,37 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
-        Tensor head = _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
-        return F.linear(normed, head).MoveToOuterDisposeScope();
+        return F.linear(normed, Head).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count).</summary>
+    /// <summary>
+    /// Tokens per chunk of the fused head and loss; null takes <see cref="EngineHeadLoss.ChunkTokens"/>'s rule. Tests set
+    /// a small count to force several chunks and a ragged last one.
+    /// </summary>
+    internal long? LossChunkTokens { get; set; }
+
+    /// <summary>
+    /// Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count), through the
+    /// fused, chunked head (<see cref="ChunkedHeadLoss"/>): the logits of the whole micro-batch never exist, and
+    /// backward gets the head's gradients computed here.
+    /// </summary>
     public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
+    {
+        using var scope = NewDisposeScope();
+        Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
+        long chunk = LossChunkTokens ?? EngineHeadLoss.ChunkTokens(_spec.VocabSize);
+        return ChunkedHeadLoss.Loss(normed, Head, targets, divisor, chunk).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The loss as the unfused head computes it (full logits, upcast, <c>cross_entropy</c>): the reference tests compare <see cref="Loss"/> with.</summary>
+    internal Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor)
     {
         using var scope = NewDisposeScope();
         Tensor logits = Logits(hidden).to(ScalarType.Float32);
         Tensor loss = F.cross_entropy(logits.view(-1, _spec.VocabSize), targets.reshape(-1));
         return (loss / divisor).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The output projection's weight: the token embedding when tied.</summary>
+    private Tensor Head => _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
 }
