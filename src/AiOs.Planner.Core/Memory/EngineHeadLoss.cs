@@ -8,7 +8,8 @@ namespace AiOs.Planner.Memory;
 /// The engine's fused head and loss (Engine's <c>ChunkedHeadLoss</c>): the final norm's output goes through the head
 /// a chunk of tokens at a time, each chunk's loss and its gradients for the normed states and the head weight are taken
 /// at once, and the chunk's logits are freed, so the logits never exist for the whole micro-batch. One definition of the
-/// chunk size and of the bytes alive at the loss, used by the engine and by the <c>aios</c> executor's device plan.
+/// chunk size, of when the engine fuses (<see cref="IsFused"/>) and of the bytes alive at the loss, used by the engine
+/// and by the <c>aios</c> executor's device plan.
 /// </summary>
 public static class EngineHeadLoss
 {
@@ -34,25 +35,60 @@ public static class EngineHeadLoss
     }
 
     /// <summary>Bytes of an element of the normed states' gradient the loss keeps: fp32 under fp16 (unscaled values would underflow), else the training precision.</summary>
-    public static int NormedGradientBytes(TrainingSettings s) => s.Precision == Precision.Fp16 ? 4 : s.ParamBytes;
+    public static int NormedGradientBytes(Precision precision) => precision == Precision.Fp16 ? 4 : ParamBytes(precision);
 
     /// <summary>
-    /// Device bytes alive at the loss for <paramref name="tokens"/> tokens of one micro-batch (the peak of its forward
-    /// end): the embedding output and the final norm's input and output (3·a·h per token); the gradient of the normed
-    /// states (<see cref="NormedGradientBytes"/>·h per token); the head weight's gradient accumulated in fp32 (4·V·h,
-    /// beside the head gradient the outer block already counts); and the larger of one chunk's working set and what
-    /// the end of the loss adds. A chunk holds its logits in fp32 and, in mixed precision, one copy in the training
-    /// precision (the matmul's output, then the gradient cast back for the backward matmuls): (4 + a)·V per token, and
-    /// under bf16 its head-weight gradient before it is added into the fp32 sum (2·V·h). The end adds the bf16 copy of
-    /// that sum (bf16: 2·V·h) or the fp32 copy of the fp16 head weight (fp16: 4·V·h).
+    /// Whether the engine fuses the head and loss for <paramref name="tokens"/> tokens of a micro-batch: exactly when that
+    /// lowers the bytes alive at the loss (<see cref="FusedBytes"/> below <see cref="UnfusedBytes"/>). The fused head
+    /// keeps the head weight's gradient (V·h) from the loss to backward, which a micro-batch of few tokens and a large
+    /// vocabulary × hidden does not win back on logits; the same shapes decide on every rank.
     /// </summary>
-    public static Bytes PeakBytes(ModelSpec m, TrainingSettings s, long tokens)
+    public static bool IsFused(long tokens, long vocab, long hidden, Precision precision) =>
+        FusedBytes(tokens, vocab, hidden, precision) < UnfusedBytes(tokens, vocab, hidden, precision);
+
+    /// <summary>Device bytes alive at the loss for <paramref name="tokens"/> tokens of a micro-batch of <paramref name="m"/>: the fused head's or the unfused one's, whichever the engine runs (<see cref="IsFused"/>).</summary>
+    public static Bytes PeakBytes(ModelSpec m, TrainingSettings s, long tokens) =>
+        Bytes.Min(FusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision), UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision));
+
+    /// <summary>Bytes of an element of the head weight's gradient the fused loss sums: bf16 under bf16 (the matmul sums in place), else fp32.</summary>
+    public static int HeadGradientBytes(Precision precision) => precision == Precision.Bf16 ? 2 : 4;
+
+    /// <summary>
+    /// The fused head's bytes alive at the loss (the peak of a micro-batch's forward end): the embedding output and the
+    /// final norm's input and output (3·a·h per token); the gradient of the normed states (<see cref="NormedGradientBytes"/>·h
+    /// per token); the head weight's gradient summed over the chunks (<see cref="HeadGradientBytes"/>·V·h, beside the head
+    /// gradient the outer block already counts: autograd adds it there in backward); and the larger of one chunk's working
+    /// set and what the end of the loss adds. A chunk holds its logits in fp32 and, in mixed precision, one copy in the
+    /// training precision (the matmul's output, then the gradient cast back for the backward matmuls): (4 + a)·V per
+    /// token; under fp16 also its normed states in fp32 (4·h per token) for the weight's fp32 product. The end adds, under
+    /// fp16 only, the fp32 copy of the head weight the surrogate's inner product takes (4·V·h).
+    /// </summary>
+    public static Bytes FusedBytes(long tokens, long vocab, long hidden, Precision precision)
     {
-        long a = s.ParamBytes, h = m.HiddenSize, v = m.VocabSize, vh = v * h;
+        long a = ParamBytes(precision), h = hidden, v = vocab, vh = checked(v * h);
         long rows = Math.Min(tokens, ChunkTokens(v));
-        long kept = checked(tokens * h * (3 * a + NormedGradientBytes(s)) + 4 * vh);
-        long chunk = checked(rows * v * (4 + (s.IsMixedPrecision ? a : 0)) + (s.Precision == Precision.Bf16 ? 2 * vh : 0));
-        long end = s.Precision switch { Precision.Bf16 => 2 * vh, Precision.Fp16 => 4 * vh, _ => 0 };
-        return new Bytes(kept + Math.Max(chunk, end));
+        long kept = checked(tokens * h * (3 * a + NormedGradientBytes(precision)) + HeadGradientBytes(precision) * vh);
+        long chunk = precision switch
+        {
+            Precision.Fp32 => rows * v * 4,
+            Precision.Bf16 => rows * v * (4 + a),
+            _ => rows * (v * (4 + a) + 4 * h),
+        };
+        long end = precision == Precision.Fp16 ? 4 * vh : 0;
+        return new Bytes(checked(kept + Math.Max(chunk, end)));
     }
+
+    /// <summary>
+    /// The unfused head's bytes alive at the loss: the embedding output and the final norm's input and output (3·a·h per
+    /// token), the logits of the whole micro-batch in the training precision, their fp32 copy and the fp32 log-softmax
+    /// that cross-entropy keeps ((a + 4 + 4)·V per token; fp32: (4 + 4)·V).
+    /// </summary>
+    public static Bytes UnfusedBytes(long tokens, long vocab, long hidden, Precision precision)
+    {
+        long a = ParamBytes(precision);
+        long logits = precision == Precision.Fp32 ? 8 * vocab : (a + 8) * vocab;
+        return new Bytes(checked(tokens * (3 * a * hidden + logits)));
+    }
+
+    private static int ParamBytes(Precision precision) => precision == Precision.Fp32 ? 4 : 2;
 }
