@@ -128,6 +128,12 @@ public static class EngineMemory
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
 
+    /// <summary>The "logits and loss" item's note: the fused head's chunk of tokens and what stays beside it, or the unfused head's logits.</summary>
+    private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens) =>
+        EngineHeadLoss.IsFused(tokens, m.VocabSize, m.HiddenSize, s.Precision)
+            ? $"fused head and loss: logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
+            : $"{(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax at the loss (unfused: too few tokens for the fused head's weight gradient to pay)";
+
     /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
     private static string EightBitNote(TrainingSettings s) => s.OptimizerState == OptimizerStateFormat.EightBit ? " (block-wise 8-bit)" : "";
 
@@ -165,7 +171,7 @@ public static class EngineMemory
         var items = new List<MemoryItem>();
         Bytes layerFull = PerTokens(EngineActivations.LayerBytesPerToken(m, s), tokens);
         Bytes input = PerTokens(EngineActivations.LayerInputBytesPerToken(m, s), tokens);
-        Bytes head = PerTokens(EngineActivations.HeadPeakBytesPerToken(m, s), tokens);
+        Bytes head = EngineHeadLoss.PeakBytes(m, s, tokens); // the fused head (a chunk of logits at a time) where it saves bytes
         if (IsResident(s))
         {
             items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy, every unit resident"));
@@ -178,7 +184,7 @@ public static class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
-            items.Add(new MemoryItem("logits and loss", head, "bf16 logits, fp32 upcast and log-softmax at the loss"));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens)));
             phase = "end of forward (loss)";
             return items;
         }
@@ -214,7 +220,7 @@ public static class EngineMemory
         }
         else
         {
-            items.Add(new MemoryItem("logits and loss", head, "bf16 logits, fp32 upcast and log-softmax at the loss"));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens)));
             phase = "head and loss";
         }
         return items;

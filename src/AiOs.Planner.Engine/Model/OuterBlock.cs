@@ -1,4 +1,6 @@
+using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -41,16 +43,49 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
-        Tensor head = _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
-        return F.linear(normed, head).MoveToOuterDisposeScope();
+        return F.linear(normed, Head).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count).</summary>
+    /// <summary>
+    /// Tokens per chunk of the fused head and loss, and fused whatever the shapes; null takes <see cref="EngineHeadLoss"/>'s
+    /// rules. Tests set a small count to force several chunks and a ragged last one.
+    /// </summary>
+    internal long? LossChunkTokens { get; set; }
+
+    /// <summary>
+    /// Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count). Through the
+    /// fused, chunked head (<see cref="ChunkedHeadLoss"/>: the logits of the whole micro-batch never exist, and backward
+    /// gets the head's gradients computed here) wherever that lowers the bytes at the loss (<see cref="EngineHeadLoss.IsFused"/>,
+    /// the rule the planner prices), else through the unfused head.
+    /// </summary>
     public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
+    {
+        long tokens = hidden.numel() / _spec.HiddenSize;
+        if (LossChunkTokens is null && !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, PrecisionOf(hidden.dtype)))
+            return UnchunkedLoss(hidden, targets, divisor);
+        using var scope = NewDisposeScope();
+        Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
+        long chunk = LossChunkTokens ?? EngineHeadLoss.ChunkTokens(_spec.VocabSize);
+        return ChunkedHeadLoss.Loss(normed, Head, targets, divisor, chunk).MoveToOuterDisposeScope();
+    }
+
+    private static Precision PrecisionOf(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => Precision.Fp32,
+        ScalarType.BFloat16 => Precision.Bf16,
+        ScalarType.Float16 => Precision.Fp16,
+        _ => throw new NotSupportedException($"The engine trains in fp32, bf16 or fp16, not {dtype}."),
+    };
+
+    /// <summary>The loss as the unfused head computes it (full logits, upcast, <c>cross_entropy</c>): the reference tests compare <see cref="Loss"/> with.</summary>
+    internal Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor)
     {
         using var scope = NewDisposeScope();
         Tensor logits = Logits(hidden).to(ScalarType.Float32);
         Tensor loss = F.cross_entropy(logits.view(-1, _spec.VocabSize), targets.reshape(-1));
         return (loss / divisor).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The output projection's weight: the token embedding when tied.</summary>
+    private Tensor Head => _spec.TiedEmbeddings ? Parameters["tok.weight"] : Parameters["head.weight"];
 }

@@ -1,0 +1,109 @@
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace AiOs.Planner.Engine.Model;
+
+/// <summary>
+/// The head's matmul fused with cross-entropy, a chunk of tokens at a time, so the logits never exist for the whole
+/// micro-batch (the rule for the chunk size is <see cref="Memory.EngineHeadLoss.ChunkTokens"/>). The loss is terminal,
+/// so its gradient can be taken in forward: for each chunk, dlogits = (softmax − one-hot) / (tokens · divisor), from
+/// which d(normed) = dlogits · W and d(W) += dlogitsᵀ · normed follow; then the chunk's logits are freed.
+/// </summary>
+/// <remarks>
+/// Autograd gets the precomputed gradients through a surrogate: loss + (A − A.detach()) with A = ⟨normed, d(normed)⟩
+/// + ⟨W, d(W)⟩ (d(·) detached constants). A − A.detach() is exactly 0 for finite A (x − x = 0 in floating point), so
+/// the value is the loss to the bit; its gradient w.r.t. normed is g · d(normed) and w.r.t. W is g · d(W), g the
+/// upstream gradient (1, or the fp16 loss scale when a trainer back-propagates loss · scale), exactly what autograd of
+/// the unfused head would deliver. The weight's gradient then adds into the token embedding's when tied, as before.
+/// <para>Numerics against the unfused path (linear in the training precision, upcast, <c>cross_entropy</c>):
+/// the logits are the same matmul per row, the loss is logsumexp − logit[target] in fp32, and the gradient is cast to
+/// the training precision before the backward matmuls, as autograd casts it. Under fp16 the gradient is cast before
+/// the 1 / (tokens · divisor) factor (it would underflow: the unfused path relies on the loss scale there) and that
+/// factor is applied in fp32 after the matmul; the head weight's gradient is accumulated in fp32 from the fp32
+/// gradient, so it never overflows fp16 partial sums. Under bf16 the weight's gradient is summed in bf16 by the matmul
+/// (fp32 inside each chunk's product, one rounding per chunk where the unfused head rounds once): an fp32 sum would keep
+/// 4·V·h bytes from the loss to backward (2 GiB for Llama 3 8B), twice what the weight's gradient itself takes.</para>
+/// </remarks>
+internal static class ChunkedHeadLoss
+{
+    /// <summary>Targets with this id add nothing to the loss or its gradient (F.cross_entropy's default ignore_index).</summary>
+    public const long IgnoreIndex = -100;
+
+    /// <summary>Mean cross-entropy of <paramref name="normed"/> [.., hidden] through <paramref name="head"/> [vocab, hidden] against <paramref name="targets"/>, divided by <paramref name="divisor"/>.</summary>
+    /// <param name="normed">The final norm's output.</param>
+    /// <param name="head">The head weight (the token embedding when tied).</param>
+    /// <param name="targets">Token ids, one per row of <paramref name="normed"/>.</param>
+    /// <param name="divisor">The accumulation count.</param>
+    /// <param name="chunkTokens">Rows per chunk.</param>
+    public static Tensor Loss(Tensor normed, Tensor head, Tensor targets, double divisor, long chunkTokens)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkTokens);
+        using var scope = NewDisposeScope();
+        long hidden = normed.shape[^1], vocab = head.shape[0];
+        Tensor rows = normed.reshape(-1, hidden), labels = targets.reshape(-1);
+        long n = rows.shape[0];
+        if (labels.shape[0] != n) throw new ArgumentException($"{labels.shape[0]} targets for {n} positions.", nameof(targets));
+        bool gradRows = is_grad_enabled() && rows.requires_grad, gradHead = is_grad_enabled() && head.requires_grad;
+        ScalarType dtype = normed.dtype;
+        bool fp16 = dtype == ScalarType.Float16;
+
+        Tensor valid = labels.ne(IgnoreIndex);
+        Tensor scale = valid.sum().to(ScalarType.Float32).mul(divisor).reciprocal(); // 1 / (tokens · divisor), on the device: no sync
+        Tensor lossSum = zeros(1, ScalarType.Float32, normed.device);
+        Tensor? dRows = gradRows ? empty([n, hidden], fp16 ? ScalarType.Float32 : dtype, normed.device) : null;
+        // The head weight's gradient is summed in place: in bf16 by the matmul itself (fp32 inside, one rounding per chunk),
+        // so no fp32 sum and no per-chunk product of the weight's size exist; in fp32 under fp16 (the range of unscaled sums).
+        Tensor? dHead = gradHead ? zeros([vocab, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
+        using (no_grad())
+        {
+            Tensor x = rows.detach(), w = head.detach();
+            for (long start = 0; start < n; start += chunkTokens)
+            {
+                using var chunkScope = NewDisposeScope();
+                long r = Math.Min(chunkTokens, n - start);
+                Tensor xc = x.narrow(0, start, r), yc = labels.narrow(0, start, r), vc = valid.narrow(0, start, r);
+                Tensor target = yc.clamp_min(0).unsqueeze(1);
+                Tensor logits = F.linear(xc, w);
+                if (logits.dtype != ScalarType.Float32)
+                {
+                    Tensor narrow = logits;
+                    logits = narrow.to(ScalarType.Float32);
+                    narrow.Dispose(); // frees the training-precision copy before the gradient's is made
+                }
+                Tensor lse = logits.logsumexp(1, keepdim: true);
+                Tensor picked = logits.gather(1, target);
+                lossSum.add_(((lse - picked).squeeze(1) * vc).sum());
+                if (dRows is null && dHead is null) continue;
+
+                // softmax − one-hot in place, ignored rows zeroed.
+                Tensor weight = vc.to(ScalarType.Float32).unsqueeze(1);
+                Tensor grad = logits.sub_(lse).exp_().scatter_add_(1, target, weight.neg()).mul_(weight);
+                if (fp16)
+                {
+                    if (dRows is not null)
+                        using (Tensor g16 = grad.to(dtype))
+                            dRows.narrow(0, start, r).copy_(g16.mm(w)).mul_(scale);
+                    grad.mul_(scale);
+                    dHead?.addmm_(grad.t(), xc.to(ScalarType.Float32));
+                    continue;
+                }
+                grad.mul_(scale);
+                Tensor gc = dtype == ScalarType.Float32 ? grad : grad.to(dtype);
+                if (!ReferenceEquals(gc, grad)) grad.Dispose();
+                if (dRows is not null) dRows.narrow(0, start, r).copy_(gc.mm(w));
+                dHead?.addmm_(gc.t(), xc);
+            }
+        }
+        Tensor loss = lossSum.squeeze(0).div(valid.sum()).div(divisor);
+        if (dRows is not null) loss = loss + Zero(Inner(rows, dRows));
+        if (dHead is not null) loss = loss + Zero(Inner(head, dHead));
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>⟨a, b⟩ over every element, in fp32 when the dtypes differ (fp16 states, fp32 gradients).</summary>
+    private static Tensor Inner(Tensor a, Tensor b) =>
+        a.dtype == b.dtype ? a.reshape(-1).dot(b.reshape(-1)) : a.reshape(-1).to(b.dtype).dot(b.reshape(-1));
+
+    /// <summary>A − A.detach(): exactly 0 in value, with A's gradient.</summary>
+    private static Tensor Zero(Tensor a) => (a - a.detach()).to(ScalarType.Float32);
+}

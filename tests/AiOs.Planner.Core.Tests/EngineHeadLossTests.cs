@@ -1,0 +1,91 @@
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Memory;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>
+/// The engine's fused head and loss in the <c>aios</c> executor's device plan: the "logits and loss" item is one chunk of
+/// logits and what stays beside it, where that is smaller than the full logits; the <c>deepspeed</c> executor keeps them.
+/// </summary>
+public class EngineHeadLossTests
+{
+    private static readonly HardwareProfile H200 = ProfileCatalog.Default.Load("h200-1x-calibrated");
+
+    private static TrainingSettings Offloaded(int microBatch) => new()
+    {
+        ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity, ActivationCheckpointing = true,
+        Precision = Precision.Bf16, MicroBatch = microBatch, SeqLen = 1024,
+    };
+
+    [Theory]
+    [InlineData("gpt2", false)]
+    [InlineData("llama-3-8b", true)] // offloaded, two layers' gradient downloads in flight (1.6 GiB) now outweigh its head
+    public void Given_a_bf16_run_of_8192_tokens_When_planned_for_aios_Then_the_logits_item_is_one_chunk_and_what_stays(string name, bool resident)
+    {
+        var m = ModelCatalog.Default.Load(name);
+        long tokens = 8 * 1024, v = m.VocabSize, h = m.HiddenSize, vh = v * h;
+        var s = resident ? Offloaded(8) with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2 } : Offloaded(8);
+
+        var plan = EngineMemory.Plan(m, H200, s, Bytes.FromGB(11));
+
+        // Chunk: whole 128-token tiles of fp32 logits within 256 MiB.
+        long chunk = 256L * 1024 * 1024 / (4 * v) / 128 * 128;
+        // Kept: embedding output, norm input and output (bf16), the normed gradient (bf16), the head weight's bf16 gradient sum.
+        long kept = tokens * h * (3 * 2 + 2) + 2 * vh;
+        // One chunk: fp32 logits and their bf16 copy.
+        long working = chunk * v * (4 + 2);
+        // Full logits: bf16, the fp32 upcast and the fp32 log-softmax for every token.
+        long unfused = tokens * (3 * 2 * h + (2 + 4 + 4) * v);
+        Assert.Equal(new Bytes(kept + working), plan.Gpu.Of("logits and loss"));
+        Assert.True(plan.Gpu.Of("logits and loss").Value < unfused / 3, $"{plan.Gpu.Of("logits and loss")} against {new Bytes(unfused)} unfused");
+        Assert.Contains("fused head", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_gpt2_at_micro_batch_8_When_planned_Then_the_unfused_figure_is_the_3_87_GiB_of_the_old_plan_and_deepspeed_keeps_full_logits()
+    {
+        var m = ModelCatalog.Default.Load("gpt2");
+        long tokens = 8 * 1024;
+
+        var deepspeed = MemoryPlanner.Plan(m, H200, Offloaded(8) with { Executor = ExecutorKind.DeepSpeed });
+        var aios = EngineMemory.Plan(m, H200, Offloaded(8), Bytes.FromGB(11));
+
+        Assert.InRange(EngineHeadLoss.UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16).GiB, 3.865, 3.875);
+        Assert.Equal(new Bytes((long)Math.Ceiling(ActivationModel.HeadBytesPerToken(m, Offloaded(8)) * tokens)), deepspeed.Gpu.Of("logits and loss"));
+        Assert.True(aios.Gpu.Of("logits and loss") < deepspeed.Gpu.Of("logits and loss"));
+    }
+
+    [Fact]
+    public void Given_few_tokens_and_a_large_head_When_planned_Then_the_engine_keeps_the_unfused_head_and_the_plan_prices_it()
+    {
+        // Llama 2 7B at 1,024 tokens: the fused head's summed weight gradient (0.26 GB) and its one chunk of every token (0.2 GB) outweigh the full logits (0.33 GB).
+        var m = ModelCatalog.Default.Load("llama-2-7b");
+        long tokens = 1024;
+
+        var resident = Offloaded(1) with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2 };
+        var plan = EngineMemory.Plan(m, H200, resident);
+
+        Assert.False(EngineHeadLoss.IsFused(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16));
+        Assert.Equal(EngineHeadLoss.UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16), plan.Gpu.Of("logits and loss"));
+        Assert.Contains("unfused", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(Precision.Fp32, 0)]
+    [InlineData(Precision.Bf16, 2)]
+    [InlineData(Precision.Fp16, 2)]
+    public void Given_each_precision_When_the_fused_bytes_are_priced_Then_a_chunk_holds_fp32_logits_and_a_training_precision_copy(Precision precision, int copy)
+    {
+        long v = 50_257, h = 768, rows = EngineHeadLoss.ChunkTokens(v);
+
+        // Two chunks against one: the difference is the chunk's working set and the per-token bytes of the second chunk.
+        long one = EngineHeadLoss.FusedBytes(rows, v, h, precision).Value, two = EngineHeadLoss.FusedBytes(2 * rows, v, h, precision).Value;
+
+        int a = precision == Precision.Fp32 ? 4 : 2;
+        Assert.Equal(rows * h * (3 * a + EngineHeadLoss.NormedGradientBytes(precision)), two - one);
+        Assert.True(rows * v * (4 + copy) <= one, $"one chunk's {rows} × {v} logits at {4 + copy} bytes exceed {one}");
+    }
+}

@@ -1,0 +1,154 @@
+using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Memory;
+using AiOs.Planner.Models;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>
+/// The fused, chunked head and loss (<see cref="ChunkedHeadLoss"/>) against the unfused one (full logits, upcast,
+/// cross_entropy): the same loss and the same gradient for every parameter, tied (tiny-gpt) and untied (tiny-llama).
+/// </summary>
+public sealed class ChunkedHeadLossTests
+{
+    private const int Batch = 2, Seq = 13; // 26 positions: chunks of 8 leave a ragged last chunk of 2
+
+    public ChunkedHeadLossTests() => TorchRuntime.EnsureReady();
+
+    /// <summary>
+    /// Tolerances, relative to each tensor's largest magnitude. fp32: only the order of fp32 sums differs (per-chunk
+    /// products added into the weight's gradient, the loss summed by chunk). bf16: the weight's gradient is rounded to
+    /// bf16 per chunk before its fp32 sum (unfused: once), ~2⁻⁸ relative per rounding, and it reaches every layer.
+    /// fp16: the fused path casts the gradient before the 1/(tokens·divisor) factor, the unfused one after the loss
+    /// scale, so roundings sit in different places (2⁻¹¹ relative each), and the weight's gradient is summed in fp32.
+    /// </summary>
+    [Theory]
+    [InlineData("tiny-gpt", ScalarType.Float32, 8, 1e-5)]
+    [InlineData("tiny-llama", ScalarType.Float32, 8, 1e-5)]
+    [InlineData("tiny-gpt", ScalarType.Float32, 5, 1e-5)]
+    [InlineData("tiny-llama", ScalarType.Float32, 1000, 1e-5)]
+    [InlineData("tiny-gpt", ScalarType.BFloat16, 8, 3e-2)]
+    [InlineData("tiny-llama", ScalarType.BFloat16, 8, 3e-2)]
+    [InlineData("tiny-gpt", ScalarType.Float16, 8, 1e-2)]
+    [InlineData("tiny-llama", ScalarType.Float16, 8, 1e-2)]
+    public void Given_ChunksWithARaggedLastOne_When_TheLossIsBackPropagated_Then_LossAndEveryGradientMatchTheUnfusedHead(
+        string name, ScalarType dtype, long chunk, double tolerance)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load(name);
+        using var model = Build(spec, dtype, seed: 11);
+        using var tokens = Tokens(spec, seed: 5);
+        using var targets = Tokens(spec, seed: 6);
+        double scale = dtype == ScalarType.Float16 ? 1024 : 1; // as the trainers back-propagate loss · the fp16 loss scale
+
+        var (unfusedLoss, unfused) = Run(model, m => m.Outer.UnchunkedLoss(m.Hidden(tokens, null), targets, 4), scale);
+        model.Outer.LossChunkTokens = chunk;
+        var (fusedLoss, fused) = Run(model, m => m.Outer.Loss(m.Hidden(tokens, null), targets, 4), scale);
+
+        Assert.Equal(unfusedLoss, fusedLoss, dtype == ScalarType.Float32 ? 1e-5 * unfusedLoss : 2e-3 * unfusedLoss);
+        Assert.Equal(unfused.Keys, fused.Keys);
+        AssertAllClose(unfused, fused, tolerance);
+    }
+
+    [Theory]
+    [InlineData("tiny-gpt")]
+    [InlineData("tiny-llama")]
+    public void Given_IgnoredTargets_When_TheLossIsBackPropagated_Then_TheyCountForNothingAsInCrossEntropy(string name)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load(name);
+        using var model = Build(spec, ScalarType.Float32, seed: 2);
+        using var tokens = Tokens(spec, seed: 3);
+        using var targets = Tokens(spec, seed: 4);
+        targets[0, 3] = tensor(ChunkedHeadLoss.IgnoreIndex);
+        targets[1, TensorIndex.Slice(5, 9)] = tensor(ChunkedHeadLoss.IgnoreIndex);
+
+        var (unfusedLoss, unfused) = Run(model, m => m.Outer.UnchunkedLoss(m.Hidden(tokens, null), targets, 1), 1);
+        model.Outer.LossChunkTokens = 4;
+        var (fusedLoss, fused) = Run(model, m => m.Outer.Loss(m.Hidden(tokens, null), targets, 1), 1);
+
+        Assert.Equal(unfusedLoss, fusedLoss, 1e-5 * unfusedLoss);
+        AssertAllClose(unfused, fused, 1e-5);
+    }
+
+    [Fact]
+    public void Given_NoGrad_When_TheLossIsComputedInChunks_Then_ItEqualsTheUnfusedLossAndKeepsNoGraph()
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-llama");
+        using var model = Build(spec, ScalarType.Float32, seed: 9);
+        using var tokens = Tokens(spec, seed: 1);
+        using var targets = Tokens(spec, seed: 2);
+        model.Outer.LossChunkTokens = 3;
+        using var _ = no_grad();
+
+        using Tensor hidden = model.Hidden(tokens, null);
+        using Tensor fused = model.Outer.Loss(hidden, targets, 2);
+        using Tensor unfused = model.Outer.UnchunkedLoss(hidden, targets, 2);
+
+        Assert.False(fused.requires_grad);
+        Assert.Equal(unfused.item<float>(), fused.item<float>(), 1e-5 * unfused.item<float>());
+    }
+
+    [Theory]
+    [InlineData(256, 262_144)]    // tiny vocabularies: one chunk holds any micro-batch
+    [InlineData(50_257, 1_280)]   // gpt2: 1,335 fit 256 MiB, rounded down to whole 128-token tiles
+    [InlineData(128_256, 512)]    // Llama 3
+    [InlineData(4_000_000, 128)]  // never below one tile
+    public void Given_AVocabulary_When_TheChunkIsSized_Then_ItsFp32LogitsFitTheBudgetInWholeTiles(long vocab, long tokens)
+    {
+        long chunk = EngineHeadLoss.ChunkTokens(vocab);
+
+        Assert.Equal(tokens, chunk);
+        Assert.Equal(0, chunk % EngineHeadLoss.TokenMultiple);
+        Assert.True(chunk == EngineHeadLoss.TokenMultiple || chunk * vocab * 4 <= EngineHeadLoss.ChunkLogitsBytes);
+    }
+
+    private static (double Loss, Dictionary<string, Tensor> Gradients) Run(GptModel model, Func<GptModel, Tensor> loss, double scale)
+    {
+        model.zero_grad();
+        double value;
+        using (var scope = NewDisposeScope())
+        {
+            Tensor l = loss(model);
+            value = l.item<float>();
+            l.mul(scale).backward();
+        }
+        var grads = new Dictionary<string, Tensor>();
+        foreach (var (param, p) in model.named_parameters())
+            grads[param] = (p.grad ?? throw new InvalidOperationException($"{param} got no gradient.")).to(ScalarType.Float64).div(scale).DetachFromDisposeScope();
+        return (value, grads);
+    }
+
+    /// <summary>
+    /// Each gradient within <paramref name="tolerance"/> of max(its largest magnitude, 10⁻³ × the model's largest): the
+    /// key projection's bias has a zero gradient in exact arithmetic (softmax ignores a shift common to a query's
+    /// scores), so its computed value is rounding noise that only an absolute floor can compare.
+    /// </summary>
+    private static void AssertAllClose(Dictionary<string, Tensor> expected, Dictionary<string, Tensor> actual, double tolerance)
+    {
+        double largest = expected.Values.Max(t => t.abs().max().item<double>());
+        Assert.True(largest > 0, "Every reference gradient is zero, so the comparison cannot fail.");
+        foreach (var (name, e) in expected)
+        {
+            double magnitude = Math.Max(e.abs().max().item<double>(), 1e-3 * largest), error = (e - actual[name]).abs().max().item<double>();
+            Assert.True(error <= tolerance * magnitude, $"{name}: max |fused − unfused| = {error:G4} against {magnitude:G4} (tolerance {tolerance:G2} relative).");
+        }
+    }
+
+    private static Tensor Tokens(ModelSpec spec, long seed)
+    {
+        using var g = new Generator((ulong)seed);
+        return randint(0, spec.VocabSize, [Batch, Seq], ScalarType.Int64, generator: g);
+    }
+
+    private static GptModel Build(ModelSpec spec, ScalarType dtype, long seed)
+    {
+        var model = new GptModel(spec, dtype, CPU);
+        float[][] w = InitialWeights.Create(spec, seed);
+        for (int u = 0; u < model.UnitCount; u++)
+        {
+            using var t = tensor(w[u]);
+            model.Unit(u).CopyFrom(t);
+        }
+        return model;
+    }
+}
