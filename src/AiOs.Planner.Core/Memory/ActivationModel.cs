@@ -37,25 +37,27 @@ public static class ActivationModel
     }
 
     /// <summary>
-    /// What eager attention (<see cref="TrainingSettings.EagerAttention"/>; Megatron-LM v1.1.5's ParallelSelfAttention) keeps per
-    /// token beyond a fused kernel: the scaled scores (kept by the causal-mask multiply) and the softmax output, and under
-    /// dropout its one-byte mask and its output (the input of the matmul with V), each heads × seq elements.
+    /// What eager attention (<see cref="TrainingSettings.EagerAttention"/>; Megatron-LM v1.1.5's ParallelSelfAttention with its
+    /// default unfused fp16 softmax) keeps per token beyond a fused kernel, each heads × seq elements: the softmax output, and
+    /// under dropout its one-byte mask and its output (the input of the matmul with V). The causal mask is applied in place
+    /// (<c>masked_fill_</c>, which keeps only the boolean mask), so the raw scores are not kept for backward.
     /// </summary>
     public static double EagerAttentionBytesPerToken(ModelSpec m, TrainingSettings s)
     {
         if (!s.EagerAttention) return 0;
         double a = ElementSizes(s).Activation;
-        double perElement = a + a + (m.Dropout > 0 ? 1 + a : 0);
+        double perElement = a + (m.Dropout > 0 ? 1 + a : 0);
         return perElement * m.NumHeads * (double)s.SeqLen;
     }
 
     /// <summary>
-    /// Gradients alive at once inside one layer's backward beyond what it stored: with eager attention, softmax's backward
-    /// holds the gradient of the probabilities and makes the gradient of the scores (two heads × seq matrices per token);
-    /// a fused kernel works in tiles and holds none. The projections' gradients are hidden-sized and counted in the slack.
+    /// Score-sized matrices alive at once inside one layer's recompute and backward beyond what it keeps: with eager attention,
+    /// one heads × seq matrix per token — the raw scores, a local of the attention forward until it returns, or in backward the
+    /// one gradient alive beside what is still kept (bmm's gradient of the dropout output, then dropout's and softmax's, each
+    /// made as the one before it is freed); a fused kernel works in tiles and holds none. Hidden-sized gradients are in the slack.
     /// </summary>
     public static double BackwardTransientBytesPerToken(ModelSpec m, TrainingSettings s) =>
-        s.EagerAttention ? 2 * ElementSizes(s).Activation * m.NumHeads * (double)s.SeqLen : 0;
+        s.EagerAttention ? ElementSizes(s).Activation * m.NumHeads * (double)s.SeqLen : 0;
 
     /// <summary>Bytes per token kept at each layer boundary when checkpointing: the layer's input.</summary>
     public static double CheckpointBytesPerToken(ModelSpec m, TrainingSettings s) => ElementSizes(s).Residual * m.HiddenSize;
