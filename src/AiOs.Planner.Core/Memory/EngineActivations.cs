@@ -33,15 +33,4 @@ public static class EngineActivations
 
     /// <summary>Bytes per token of a layer's input, all the layerwise engine keeps between forward and backward.</summary>
     public static double LayerInputBytesPerToken(ModelSpec m, TrainingSettings s) => (double)s.ParamBytes * m.HiddenSize;
-
-    /// <summary>
-    /// Bytes per token alive at the loss: the embedding output, the final norm's input and output, the logits in the
-    /// training precision, their fp32 copy and the fp32 log-softmax that cross-entropy keeps.
-    /// </summary>
-    public static double HeadPeakBytesPerToken(ModelSpec m, TrainingSettings s)
-    {
-        double a = s.ParamBytes, h = m.HiddenSize, v = m.VocabSize;
-        double logits = s.IsMixedPrecision ? (a + 4 + 4) * v : (4 + 4) * v;
-        return 3 * a * h + logits;
-    }
 }
