@@ -27,6 +27,18 @@ public class TrainReportTests
         Assert.True(File.Exists(Path.Combine(run, "report", "tiers.png")));
         Assert.True(File.Exists(Path.Combine(run, "report", "operations.png")));
         Assert.Contains("host memory: predicted", report.Console);
+
+        // --hardware: the same run against a prediction made now on another profile; the run's own record stays as it was.
+        string before = File.ReadAllText(Path.Combine(run, "prediction.json"));
+        string other = Path.Combine(root, "other-report");
+        var again = CliRunner.Run("report", run, "--hardware", "h200-1x", "--out", other);
+        Assert.Equal(ExitCodes.Ok, again.ExitCode);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(run, "prediction.json")));
+        var remade = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(other, "prediction", "prediction.json")))!;
+        Assert.Equal("h200-1x", remade["hardware"]!["name"]!.GetValue<string>());
+        Assert.Contains("predicted now on h200-1x", again.Console);
+        string Step(string console) => System.Text.RegularExpressions.Regex.Match(console, @"step time: predicted [^,]+").Value;
+        Assert.NotEqual(Step(report.Console), Step(again.Console)); // a GPU machine's prediction, not the CPU profile's
     }
 }
 

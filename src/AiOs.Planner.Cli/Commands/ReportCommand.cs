@@ -1,5 +1,6 @@
 using System.CommandLine;
 using AiOs.Planner.Cli.Rendering;
+using AiOs.Planner.Hardware;
 using AiOs.Planner.Records;
 using AiOs.Planner.Reports;
 using Spectre.Console;
@@ -14,7 +15,8 @@ public static class ReportCommand
         var runDir = new Argument<string>("run-dir") { Description = "A run folder written by `aios train` (runs/<id>)" };
         var output = new Option<string?>("--out", "-o") { Description = "Folder for index.html and the PNG and SVG figures (default: RUN_DIR/report)" };
         var compare = new Option<string[]>("--compare") { Description = "Another run folder to compare with RUN_DIR: losses per step in one figure and a table (repeatable; train them from one seed)", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("report", "Write an HTML report of a run: step times, phases, timelines, memory, NVMe throughput, errors.") { runDir, output, compare };
+        var hardware = new Option<string?>("--hardware") { Description = "Compare against a prediction made now on this profile (name or path) instead of the one the run was started with, e.g. when the run was planned on the wrong machine's profile; the run folder is not changed" };
+        var command = new Command("report", "Write an HTML report of a run: step times, phases, timelines, memory, NVMe throughput, errors.") { runDir, output, compare, hardware };
         command.SetAction(r =>
         {
             string[] others = r.GetValue(compare) ?? [];
@@ -24,6 +26,11 @@ public static class ReportCommand
             foreach (var loaded in compared?.Records ?? [run])
                 foreach (string w in loaded.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {(loaded == run ? "" : loaded.Directory + ": ")}{w}");
             string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
+            if (r.GetValue(hardware) is { } profileName)
+            {
+                run = Repredicted(run, ProfileCatalog.Default.Load(profileName), Path.Combine(outDir, "prediction"));
+                io.Errors.MarkupLineInterpolated($"[grey]note:[/] predicted now on {run.Profile!.Name} (written to {Path.Combine(outDir, "prediction")}); the run was started with the prediction in {Path.Combine(run.Directory, RecordedRun.PredictionFile)}");
+            }
             string index = HtmlReport.Write(run, outDir, compared);
             var comparison = RunComparison.Of(run);
             foreach (var row in comparison.Rows)
@@ -42,5 +49,26 @@ public static class ReportCommand
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// <paramref name="run"/> with its prediction made again from its recorded model and settings on <paramref name="profile"/>
+    /// (under the run's GPU memory limit), written to <paramref name="folder"/> as <c>train</c> writes one; the run folder is not touched.
+    /// </summary>
+    private static RecordedRun Repredicted(RecordedRun run, Hardware.HardwareProfile profile, string folder)
+    {
+        var recorded = run.Settings ?? throw new Descriptions.DescriptionException(
+            $"{run.Directory} has no settings.json, so its settings cannot be planned again on another profile; leave out --hardware.") { File = run.Directory };
+        var limit = run.Summary?.GpuMemoryLimitBytes is long bytes ? new Units.Bytes(bytes) : (Units.Bytes?)null;
+        var hw = Planning.GpuMemoryLimit.Apply(profile, limit);
+        Planning.RunPrediction.Write(folder, recorded.Model, hw, recorded.Settings, Calibration.Learning.LearnedCorrection.For(hw));
+        var timeline = RecordedRun.ReadTimeline(Path.Combine(folder, RecordedRun.TimelineFile), new List<string>());
+        return run with
+        {
+            Prediction = RecordedRun.ReadPlan(Path.Combine(folder, RecordedRun.PredictionFile)),
+            PredictedSpans = timeline.Spans,
+            PredictedMemory = timeline.Memory,
+            Profile = hw,
+        };
     }
 }
