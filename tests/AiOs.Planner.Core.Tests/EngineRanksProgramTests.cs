@@ -15,7 +15,7 @@ namespace AiOs.Planner.Core.Tests;
 public sealed class EngineRanksProgramTests
 {
     private static readonly ModelSpec Gpt2 = ModelCatalog.Default.Load("gpt2");
-    private static readonly string[] PerParameterItems = ["optimizer states", "gradients", "unattributed"];
+    private static readonly string[] PerParameterItems = ["optimizer states", "gradients"];
     private static readonly HardwareProfile TwoGpus = ProfileCatalog.Default.Load("consumer-2x11gb-64gb-pcie4");
 
     private static TrainingSettings Aios(OffloadTier parameters) => new()

@@ -48,8 +48,8 @@ public static class EngineMemory
     public static readonly Bytes CpuRuntimeBaseline = Bytes.FromMiB(512);
 
     /// <summary>
-    /// Host bytes per parameter the engine holds beyond every buffer it names, where per-parameter state is in RAM (managed
-    /// and C heap). Fitted to one CPU run of today's engine: gpt2, parameters and optimizer in RAM, seq 128, mb 1, on the
+    /// Host bytes per parameter the engine holds beyond every buffer it names, where per-parameter state is in RAM and the
+    /// compute runs on the CPU (managed and C heap; a GPU run plans none, see <see cref="Plan"/>'s host items). Fitted to one CPU run of today's engine: gpt2, parameters and optimizer in RAM, seq 128, mb 1, on the
     /// 2-core CI VM, peak RSS 3.18 GB (GNU time, 2026-12-05); a regression guard, not a validation.
     /// </summary>
     public const double UnattributedHostBytesPerParameter = 0.9;
@@ -315,9 +315,12 @@ public static class EngineMemory
                 Add("device: " + d.Name, d.Bytes, d.Note ?? "", resident ? "--offload-params nvme" : "--micro-batch or --seq-len");
         Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (estimate)" : ".NET and CPU libtorch (estimate)", "none (fixed per process)");
         // The residual scales with the model only where per-parameter state is in RAM; with everything on NVMe the host holds buffers alone.
+        // It was fitted to a CPU run, where autograd's graph and temporaries live in RAM beside the named items; on a GPU the
+        // measured runs hold no residual (gpt2-xl, the 3B shape, llama-2-7b and -13b: the named items alone plan 3–8% above
+        // their peak RSS), so a GPU run plans none.
         bool perParameterInRam = (s.ParamOffload == OffloadTier.Cpu || (s.ParamOffload == OffloadTier.None && !gpu))
             || (!resident && s.OptimizerOffload != OffloadTier.Nvme) || gradients == OffloadTier.Cpu || (resident && !gpu);
-        if (perParameterInRam)
+        if (perParameterInRam && !gpu)
             Add("unattributed", new Bytes((long)(p * UnattributedHostBytesPerParameter)), "managed heap and C heap beyond the named buffers (fitted; see docs/memory-model.md)", "none");
         return items;
     }
