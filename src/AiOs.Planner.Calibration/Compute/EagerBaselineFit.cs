@@ -49,7 +49,9 @@ public sealed record EagerFitResult(ComputeModel Start, ComputeModel Fitted, IRe
 
 /// <summary>
 /// Fits the <c>deepspeed</c> executor's <see cref="ComputeModel"/> to PyTorch eager step times: MatmulHalfRateHidden,
-/// ElementwiseTraffic, LayerOverhead and LayerLaunchFloor minimise Σ (predicted ÷ measured − 1)² over the fit rows only,
+/// ElementwiseTraffic, LayerOverhead, LayerLaunchFloor and RecomputeLaunchFloors (the checkpointed recompute's dispatch,
+/// seen only in launch-bound checkpointed rows; without such fit rows it stays as given) minimise
+/// Σ (predicted ÷ measured − 1)² over the fit rows only,
 /// by MathNet's Nelder–Mead simplex (the step model has kinks where the launch floor takes over, so no derivatives) on
 /// the constants' logarithms (so each stays positive) within physical bounds. MemoryEfficiency stays as given: it only
 /// appears multiplied with ElementwiseTraffic, so fitting both is degenerate. StepOverhead stays as given too.
@@ -57,11 +59,18 @@ public sealed record EagerFitResult(ComputeModel Start, ComputeModel Fitted, IRe
 public static class EagerBaselineFit
 {
     /// <summary>Fewest fit rows: one per fitted constant.</summary>
-    public const int Parameters = 4;
+    public const int Parameters = 5;
 
-    // Bounds of the fitted constants: half-rate hidden size 1..100k; traffic 0.01..100 × saved bytes; overhead and floor 0.1 µs..100 ms.
-    private static readonly double[] Lower = [1, 0.01, 0.1, 0.1];
-    private static readonly double[] Upper = [1e5, 100, 1e5, 1e5];
+    // Bounds of the fitted constants: half-rate hidden size 1..100k; traffic 0.01..100 × saved bytes; overhead and floor
+    // 0.1 µs..100 ms; a recompute's dispatch 0.5..5 floors (a recompute is at least most of a forward's launches, and
+    // more than five would mean the floor itself is wrong).
+    private static readonly double[] Lower = [1, 0.01, 0.1, 0.1, MinRecomputeFloors];
+    private static readonly double[] Upper = [1e5, 100, 1e5, 1e5, MaxRecomputeFloors];
+
+    /// <summary>The least recompute dispatch, in launch floors, the fit may choose.</summary>
+    public const double MinRecomputeFloors = 0.5;
+    /// <summary>The most recompute dispatch, in launch floors, the fit may choose.</summary>
+    public const double MaxRecomputeFloors = 5;
 
     // Starting points, as shifts of every constant's logarithm: as given, halved, doubled.
     private static readonly double[] Starts = [0, -Math.Log(2), Math.Log(2)];
@@ -129,20 +138,22 @@ public static class EagerBaselineFit
         return new EagerFitResult(start, fitted, result, split, evaluations);
     }
 
-    /// <summary>The four fitted constants of <paramref name="m"/> as logarithms (µs for the durations).</summary>
+    /// <summary>The five fitted constants of <paramref name="m"/> as logarithms (µs for the durations).</summary>
     private static double[] Encode(ComputeModel m) =>
     [
         Math.Log(Clamp(m.MatmulHalfRateHidden, 0)), Math.Log(Clamp(m.ElementwiseTraffic, 1)),
         Math.Log(Clamp(m.LayerOverhead.Nanoseconds / 1e3, 2)), Math.Log(Clamp(m.LayerLaunchFloor.Nanoseconds / 1e3, 3)),
+        Math.Log(Clamp(m.RecomputeLaunchFloors, 4)),
     ];
 
-    /// <summary><paramref name="m"/> with the four constants that <paramref name="x"/> encodes, each clamped into its bounds.</summary>
+    /// <summary><paramref name="m"/> with the five constants that <paramref name="x"/> encodes, each clamped into its bounds.</summary>
     private static ComputeModel Decode(ComputeModel m, Vector<double> x) => m with
     {
         MatmulHalfRateHidden = Clamp(Math.Exp(x[0]), 0),
         ElementwiseTraffic = Clamp(Math.Exp(x[1]), 1),
         LayerOverhead = SimDuration.FromMicroseconds(Clamp(Math.Exp(x[2]), 2)),
         LayerLaunchFloor = SimDuration.FromMicroseconds(Clamp(Math.Exp(x[3]), 3)),
+        RecomputeLaunchFloors = Clamp(Math.Exp(x[4]), 4),
     };
 
     private static double Clamp(double value, int i) => double.IsNaN(value) ? Lower[i] : Math.Clamp(value, Lower[i], Upper[i]);

@@ -70,6 +70,7 @@ public static class EagerFitDocument
         ["layer_overhead_us"] = m.LayerOverhead.Nanoseconds / 1e3,
         ["layer_launch_floor_us"] = m.LayerLaunchFloor.Nanoseconds / 1e3,
         ["step_overhead_us"] = m.StepOverhead.Nanoseconds / 1e3,
+        ["recompute_launch_floors"] = m.RecomputeLaunchFloors,
     };
 
     private static JsonObject Summary(ErrorSummary s) => new()

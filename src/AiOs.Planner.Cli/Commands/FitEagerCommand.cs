@@ -24,9 +24,10 @@ public static class FitEagerCommand
         var fitEvery = new Option<int?>("--fit-every") { Description = "Instead of --fit-models: fit rows 1, K+1, 2K+1… of the usable rows (file order), test the rest; K ≥ 2" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document (fitted constants, rows, errors, targets) on stdout" };
         var output = new Option<string?>("--out", "-o") { Description = "Write that JSON document to this file (atomically)" };
+        var writeProfile = new Option<string?>("--write-profile") { Description = "Write the --hardware profile with the fitted constants as its gpu.eager_compute section to this file (atomically; may be the profile itself)" };
         var command = new Command("fit-eager", "Fit the deepspeed executor's compute constants (ComputeModel) to measured PyTorch eager steps on fit rows, and report the error on test rows it never saw.")
         {
-            baselines, hardware, fitModels, fitEvery, json, output,
+            baselines, hardware, fitModels, fitEvery, json, output, writeProfile,
         };
         command.SetAction(r =>
         {
@@ -43,8 +44,11 @@ public static class FitEagerCommand
                 var result = EagerBaselineFit.Fit(rows, profile, split);
                 var document = EagerFitDocument.Build(result, path, profile.Name, file.Skipped);
                 if (r.GetValue(output) is { } outPath) Write(outPath, document);
+                string? profilePath = r.GetValue(writeProfile);
+                if (profilePath is not null)
+                    WriteProfile(profilePath, EagerComputeSection.Apply(profile, EagerComputeSection.Of(result, path, DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture))));
                 if (asJson) io.Stdout.Write(EagerFitDocument.ToText(document));
-                else Render(io.Console, result, profile.Name, file.Skipped, r.GetValue(output));
+                else Render(io.Console, result, profile.Name, file.Skipped, r.GetValue(output), profilePath);
                 return ExitCodes.Ok;
             }
             catch (CalibrationException e)
@@ -69,6 +73,19 @@ public static class FitEagerCommand
         }
     }
 
+    /// <summary>Writes --write-profile atomically after validating it; a failure names the flag and the file (the old file, if any, is kept).</summary>
+    private static void WriteProfile(string path, HardwareProfile profile)
+    {
+        try
+        {
+            EagerComputeSection.WriteProfile(path, profile);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"--write-profile {path}: could not write the profile ({e.Message}); choose a writable path. Nothing was written there.", e);
+        }
+    }
+
     /// <summary>The split the flags ask for; both at once, an empty list or K below 2 are refused.</summary>
     private static EagerSplit Split(string? fitModels, int? fitEvery)
     {
@@ -81,7 +98,7 @@ public static class FitEagerCommand
         return names.Length > 0 ? new EagerSplit { FitModels = names } : throw new CalibrationException("--fit-models is empty; name the models to fit on, e.g. --fit-models gpt2,gpt2-xl.");
     }
 
-    private static void Render(IAnsiConsole console, EagerFitResult result, string hardware, IReadOnlyList<string> skipped, string? outPath)
+    private static void Render(IAnsiConsole console, EagerFitResult result, string hardware, IReadOnlyList<string> skipped, string? outPath, string? profilePath)
     {
         foreach (string s in skipped) console.MarkupLineInterpolated($"[grey]skipped[/] {s}");
         var rows = new Table().Title(Markup.Escape($"PyTorch eager on {hardware} against the deepspeed executor ({result.Split.Describe()})"))
@@ -102,6 +119,7 @@ public static class FitEagerCommand
         Row("MemoryEfficiency", m => I($"{m.MemoryEfficiency:0.###}"));
         Row("LayerOverhead", m => I($"{m.LayerOverhead.Nanoseconds / 1e3:0.#} µs"));
         Row("LayerLaunchFloor", m => I($"{m.LayerLaunchFloor.Nanoseconds / 1e3:0.#} µs"));
+        Row("RecomputeLaunchFloors", m => I($"{m.RecomputeLaunchFloors:0.##}"));
         Row("StepOverhead", m => I($"{m.StepOverhead.Nanoseconds / 1e3:0.#} µs"));
         console.Write(constants);
         var (fit, test, start) = (result.Fit, result.Test, result.TestWithStart);
@@ -110,6 +128,7 @@ public static class FitEagerCommand
         bool medianMet = test.MedianAbs <= EagerFitResult.MedianTarget, maxMet = test.MaxAbs <= EagerFitResult.MaxTarget;
         console.MarkupLine(I($"targets on test rows: median ≤ {EagerFitResult.MedianTarget:0%} {Verdict(medianMet)}, max ≤ {EagerFitResult.MaxTarget:0%} {Verdict(maxMet)}"));
         if (outPath is not null) console.MarkupLineInterpolated($"Wrote {outPath}.");
+        if (profilePath is not null) console.MarkupLineInterpolated($"Wrote {profilePath} (the profile with gpu.eager_compute: the fitted constants, measured, with the split and test errors in each method).");
     }
 
     private static string Verdict(bool met) => met ? "[green]met[/]" : "[red]not met[/]";

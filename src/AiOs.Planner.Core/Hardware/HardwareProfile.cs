@@ -107,6 +107,8 @@ public sealed record GpuSpec
     public required Figure MemoryBandwidthGbps { get; init; }
     /// <summary>The bundled engine's kernels on this GPU (the <c>aios</c> executor's compute model); null: the PyTorch-fitted defaults.</summary>
     public EngineKernels? EngineKernels { get; init; }
+    /// <summary>PyTorch eager's compute constants on this machine (the <c>deepspeed</c> executor's); null: <see cref="Simulation.ComputeModel.Default"/>.</summary>
+    public EagerCompute? EagerCompute { get; init; }
 
     public Bytes Memory => Bytes.FromGiB(MemoryGib.Value);
 
@@ -125,6 +127,7 @@ public sealed record GpuSpec
         Rates(p, at + ".peak_tflops", PeakTflops);
         Rates(p, at + ".matmul_tflops", MatmulTflops);
         EngineKernels?.Validate(p, at + ".engine_kernels");
+        EagerCompute?.Validate(p, at + ".eager_compute");
     }
 
     private static void Rates(ValidationProblems p, string at, PerPrecision? rates)

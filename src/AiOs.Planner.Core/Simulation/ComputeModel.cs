@@ -10,8 +10,10 @@ namespace AiOs.Planner.Simulation;
 /// <see cref="ElementwiseTraffic"/> times the bytes the layer saves for backward. Each layer also pays a
 /// fixed cost for launching its kernels, and no unit is faster than its host dispatch floor; each step pays a
 /// fixed overhead. Defaults were fitted to PyTorch eager step times on an H200 (docs/simulator.md; regression
-/// guards, not validation). The <c>deepspeed</c> executor prices with this model; the <c>aios</c> executor with the
-/// profile's <see cref="Hardware.EngineKernels"/> when it has them, else with this model too.
+/// guards, not validation). The constants are the machine's (host dispatch speed, the knee against its matmul rate),
+/// so a profile's <see cref="Hardware.EagerCompute"/> section replaces them (<see cref="For"/>). The <c>deepspeed</c>
+/// executor prices with this model; the <c>aios</c> executor with the profile's <see cref="Hardware.EngineKernels"/>
+/// when it has them, else with this model too.
 /// </summary>
 public sealed record ComputeModel
 {
@@ -31,6 +33,24 @@ public sealed record ComputeModel
     /// zero_grad dispatch overlaps the GPU's work, and the launch-bound runs are explained by the floor alone.
     /// </summary>
     public SimDuration StepOverhead { get; init; } = SimDuration.Zero;
+    /// <summary>
+    /// A recompute's dispatch in launch floors. 1 prices it as a forward; PyTorch eager's checkpointed recompute
+    /// re-enters autograd and the checkpoint's bookkeeping and costs the host more (≈ 2.5 in bf16 autocast on the H100).
+    /// </summary>
+    public double RecomputeLaunchFloors { get; init; } = 1;
+
+    /// <summary>The recompute's dispatch floor: <see cref="RecomputeLaunchFloors"/> × <see cref="LayerLaunchFloor"/>.</summary>
+    public SimDuration RecomputeLaunchFloor => new((long)Math.Round(LayerLaunchFloor.Nanoseconds * RecomputeLaunchFloors));
 
     public static ComputeModel Default { get; } = new();
+
+    /// <summary>The model of a profile's eager section: its constants, the defaults' memory efficiency and step overhead; null: <see cref="Default"/>.</summary>
+    public static ComputeModel For(Hardware.EagerCompute? eager) => eager is null ? Default : Default with
+    {
+        MatmulHalfRateHidden = eager.MatmulHalfRateHidden.Value,
+        ElementwiseTraffic = eager.ElementwiseTraffic.Value,
+        LayerOverhead = eager.LayerOverhead,
+        LayerLaunchFloor = eager.LayerLaunchFloor,
+        RecomputeLaunchFloors = eager.RecomputeLaunchFloors.Value,
+    };
 }

@@ -21,6 +21,8 @@ public sealed class StepCosts
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
+    /// <summary>The dispatch floor of the head's forward (the engine's records autograd; PyTorch eager's is a forward).</summary>
+    private readonly SimDuration _headFloor;
     /// <summary>
     /// Whether each compute operation pays its own floor, <c>max(work, floor)</c>, instead of the step paying one dispatch
     /// deficit: the engine's resident trainer waits for the device after every operation (its spans are device time),
@@ -49,11 +51,12 @@ public sealed class StepCosts
         StepProgram? program = null)
     {
         _hw = hw;
-        _model = model ?? ComputeModel.Default;
         // An explicit compute model wins; otherwise a CPU-only machine uses its own fitted constants when it has them.
         _cpuLayer = hw.HasGpu || model is not null ? null : hw.Cpu.LayerCompute;
         // The executor decides whose kernels are priced: the engine's fitted ones (aios) or PyTorch eager's (deepspeed).
         _engine = hw.HasGpu && model is null && s.Executor == ExecutorKind.Aios ? hw.Gpu!.EngineKernels : null;
+        // PyTorch eager's constants are the machine's: the profile's eager section when it has one, else the defaults.
+        _model = model ?? (_engine is null && hw.HasGpu ? ComputeModel.For(hw.Gpu!.EagerCompute) : ComputeModel.Default);
         // Floors and the per-step cost apply on a GPU; a CPU's fitted overhead already holds its dispatch.
         (_launchFloor, _stepOverhead) = !hw.HasGpu ? (SimDuration.Zero, SimDuration.Zero)
             : _engine is { } k ? (k.LayerLaunchFloor, k.StepOverhead)
@@ -65,10 +68,16 @@ public sealed class StepCosts
             // autograd in forward unless it checkpoints.
             bool forwardRecords = !offloads && !s.ActivationCheckpointing;
             (_forwardFloor, _recomputeFloor, _backwardFloor) = (forwardRecords ? e.AutogradLaunchFloor : e.LayerLaunchFloor, e.AutogradLaunchFloor, e.BackwardLaunchFloor);
+            _headFloor = e.AutogradLaunchFloor;
             _floorPerOperation = !offloads;
         }
         else
-            (_forwardFloor, _recomputeFloor, _backwardFloor) = (_launchFloor, _launchFloor, _launchFloor * 2);
+        {
+            // PyTorch eager: a checkpointed recompute re-enters autograd and the checkpoint's bookkeeping, RecomputeLaunchFloors
+            // floors; the head's forward is an ordinary forward.
+            var recompute = hw.HasGpu ? _model.RecomputeLaunchFloor : SimDuration.Zero;
+            (_forwardFloor, _recomputeFloor, _backwardFloor, _headFloor) = (_launchFloor, recompute, _launchFloor * 2, _launchFloor);
+        }
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
         if (hw.HasGpu)
@@ -132,7 +141,7 @@ public sealed class StepCosts
     private SimDuration Floor(Operation op) =>
         op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero
         // The head's forward always records autograd (its loss is back-propagated at once).
-        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _recomputeFloor, _ => _forwardFloor };
+        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _headFloor, _ => _forwardFloor };
 
     /// <summary>
     /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding
