@@ -79,9 +79,5 @@ public static class ParameterPlacement
     }
 
     /// <summary>One rank's share of a unit of <paramref name="elements"/> (rounded up, as ZeRO pads partitions).</summary>
-    private static long Share(long elements, int ranks)
-    {
-        int r = Math.Max(1, ranks);
-        return (elements + r - 1) / r;
-    }
+    private static long Share(long elements, int ranks) => Simulation.Program.Topology.ShareOf(elements, Math.Max(1, ranks));
 }

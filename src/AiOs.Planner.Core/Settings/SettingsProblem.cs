@@ -71,8 +71,7 @@ public static class SettingsRules
         long passes = (model.NumLayers + 2L) * Math.Max(1, s.GradAccumulation);
         if (passes > MaxLayerPasses)
             Add("--grad-accumulation", $"{s.GradAccumulation:N0} micro-batches × {model.NumLayers + 2:N0} layers (with embedding and head) is {passes:N0} layer passes per step; the planner simulates at most {MaxLayerPasses:N0}: use at most {MaxLayerPasses / (model.NumLayers + 2L):N0} (a larger --micro-batch keeps the global batch)");
-        long ranks = (long)Math.Max(1, s.GpusPerNode ?? hardware.GpusPerNode) * Math.Max(1, s.Nodes ?? hardware.Nodes);
-        long share = (model.TotalParameters + ranks - 1) / ranks;
+        long share = Simulation.Program.Topology.Of(s, hardware).Share(model.TotalParameters);
         if (s.OptimizerOffload != OffloadTier.None && s.SubGroupSize >= 1 && (share + s.SubGroupSize - 1) / s.SubGroupSize > MaxSubGroups)
             Add("--sub-group-size", $"sub_group_size {s.SubGroupSize:N0} cuts each GPU's {share:N0} parameters into more than {MaxSubGroups:N0} sub-groups; use at least {(share + MaxSubGroups - 1) / MaxSubGroups:N0}");
 
