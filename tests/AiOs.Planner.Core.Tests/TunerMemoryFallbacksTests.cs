@@ -52,6 +52,16 @@ public class TunerMemoryFallbacksTests
     }
 
     [Fact]
+    public void Given_no_tiling_and_checkpoints_on_the_device_chosen_by_the_user_When_tuned_Then_no_candidate_tiles_or_moves_checkpoints()
+    {
+        // --tiling-factor 1 and --offload-activations none given on the command line: the defaults' values, but choices.
+        var result = Tuner.Tune(OneTRequest(OnDeepSpeed) with { TilingGiven = true, ActivationOffloadGiven = true });
+
+        Assert.DoesNotContain(Reported(result), c => UsesFallback(c.Settings));
+        Assert.Null(result.Best); // the paper's 1T fits one DGX-2 only with one of them
+    }
+
+    [Fact]
     public void Given_a_tiled_choice_When_explained_Then_it_names_the_untiled_need_and_the_factor()
     {
         var result = Tuner.Tune(OneTRequest(OnDeepSpeed));

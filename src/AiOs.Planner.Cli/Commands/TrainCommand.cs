@@ -341,8 +341,10 @@ public static class TrainCommand
         string dir = Path.Combine(request.RunsRoot, request.Options.RunId);
         try
         {
+            // Planned on the card the run rehearsed (its --gpu-memory-limit), as `report --hardware` plans it again.
             if (hardware is not null && Directory.Exists(dir))
-                RunPrediction.Write(dir, request.Model, hardware, request.Settings, Calibration.Learning.LearnedCorrection.For(hardware));
+                RunPrediction.Write(dir, request.Model, Planning.GpuMemoryLimit.Apply(hardware, request.Options.GpuMemoryLimit), request.Settings,
+                    Calibration.Learning.LearnedCorrection.For(hardware));
             if (json) io.Stdout.Write(JsonSerializer.Serialize(summary, DescriptionJson.Options));
             else
             {

@@ -67,6 +67,9 @@ public static class TuneCommand
                 MaxMicroBatch = r.GetValue(search.MaxMicro),
                 // A --micro-batch given on the command line is kept; otherwise the tuner searches it.
                 MicroBatch = r.GetResult(options.MicroBatch) is { Implicit: false } ? built.Settings.MicroBatch : null,
+                // --tiling-factor 1 and --offload-activations none are choices too: the tuner keeps them rather than trying others.
+                TilingGiven = r.GetResult(options.TilingFactor) is { Implicit: false },
+                ActivationOffloadGiven = r.GetResult(options.OffloadActivations) is { Implicit: false },
                 GlobalBatch = r.GetValue(search.GlobalBatch),
                 MemoryHeadroom = r.GetValue(search.Headroom),
                 AllowEightBitOptimizer = r.GetValue(search.AllowEightBit),

@@ -51,6 +51,10 @@ public sealed record TuneRequest
     /// their defaults, the tuner tries them where a candidate overflows GPU memory and the executor runs them.
     /// </summary>
     public int? MicroBatch { get; init; }
+    /// <summary>Whether the user gave the tiling factor, so <see cref="Base"/>'s is kept even at 1 (no tiling); otherwise a factor above 1 alone counts as given.</summary>
+    public bool TilingGiven { get; init; }
+    /// <summary>Whether the user gave where checkpoints go, so <see cref="Base"/>'s is kept even at none (on the device); otherwise cpu alone counts as given.</summary>
+    public bool ActivationOffloadGiven { get; init; }
     /// <summary>
     /// Sequences per optimizer step (micro-batch × accumulation × GPUs × nodes), fixed; null lets the tuner choose
     /// it (accumulation up to <see cref="MaxGradAccumulation"/>). When set, only combinations giving exactly this

@@ -11,11 +11,11 @@ namespace AiOs.Planner.Tuning;
 /// </summary>
 public static partial class Tuner
 {
-    /// <summary>Whether the user fixed the tiling factor: a factor above 1 in <see cref="TuneRequest.Base"/> is kept, not searched.</summary>
-    internal static bool TilingFixed(TuneRequest r) => r.Base.TilingFactor > 1;
+    /// <summary>Whether the user fixed the tiling factor (<see cref="TuneRequest.TilingGiven"/>, or a factor above 1 in <see cref="TuneRequest.Base"/>): kept, not searched.</summary>
+    internal static bool TilingFixed(TuneRequest r) => r.TilingGiven || r.Base.TilingFactor > 1;
 
-    /// <summary>Whether the user fixed where activation checkpoints go: CPU in <see cref="TuneRequest.Base"/> is kept, not searched.</summary>
-    internal static bool ActivationOffloadFixed(TuneRequest r) => r.Base.ActivationOffload != OffloadTier.None;
+    /// <summary>Whether the user fixed where activation checkpoints go (<see cref="TuneRequest.ActivationOffloadGiven"/>, or cpu in <see cref="TuneRequest.Base"/>): kept, not searched.</summary>
+    internal static bool ActivationOffloadFixed(TuneRequest r) => r.ActivationOffloadGiven || r.Base.ActivationOffload != OffloadTier.None;
 
     /// <summary>
     /// Whether the executor of <paramref name="s"/> runs its tiling and activation placement: no settings problem with

@@ -48,7 +48,7 @@ internal static class ChunkedHeadLoss
         bool fp16 = dtype == ScalarType.Float16;
 
         Tensor valid = labels.ne(IgnoreIndex);
-        Tensor scale = valid.sum().to(ScalarType.Float32).mul(divisor).reciprocal(); // 1 / (tokens · divisor), on the device: no sync
+        Tensor scale = valid.sum().to(ScalarType.Float32).clamp_min(1).mul(divisor).reciprocal(); // 1 / (tokens · divisor), on the device: no sync; no valid token gives zero gradients, not inf × 0
         Tensor lossSum = zeros(1, ScalarType.Float32, normed.device);
         Tensor? dRows = gradRows ? empty([n, hidden], fp16 ? ScalarType.Float32 : dtype, normed.device) : null;
         // The head weight's gradient is summed in place: in bf16 by the matmul itself (fp32 inside, one rounding per chunk),

@@ -80,7 +80,8 @@ internal sealed partial class ProgramBuilder
         }
         _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
-        _headActivations = Activations(ActivationModel.HeadBytesPerToken(m, s));
+        // The bundled engine (resident or streamed) runs its fused, chunked head where that saves bytes; PyTorch keeps full logits.
+        _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
         // The engine copies its layer inputs as they are: the training precision, hidden wide.
         _checkpointCopy = shape.PrefetchesCheckpoints ? Activations(EngineActivations.LayerInputBytesPerToken(m, s)) : _checkpointActivations;
         if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
