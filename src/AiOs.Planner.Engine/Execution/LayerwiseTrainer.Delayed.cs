@@ -74,6 +74,8 @@ public sealed partial class LayerwiseTrainer
     /// <summary>Copies every unit's master weights into the parameters the passes read.</summary>
     private void WriteBackMaster()
     {
+        // No upload still queued on a copy stream may read a host copy, or a kernel a resident unit, while it changes.
+        _streamOrder?.SynchronizeAll();
         using var span = Trace.Begin("cpu", "delayed_write_back", -1);
         for (int u = 0; u < _unitScale.Length; u++)
         {
