@@ -42,6 +42,9 @@ public static class SettingsValidator
         // GPU optimizer has no 8-bit state, so there the moments must live in the (aios) CPU optimizer, which DeepSpeed cannot run either.
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None && s.Executor == ExecutorKind.DeepSpeed)
             Add("--optimizer-state", "$.optimizer_state", "DeepSpeed's GPU optimizer has no 8-bit state: use --optimizer-state fp32 (8-bit state on the GPU runs only in the aios engine, --executor aios)");
+        // Every executor: the delayed update only exists for a CPU optimizer (DeepSpeed cannot run it at all, see DeepSpeedProblems' callers).
+        if (s.Schedule == StepSchedule.Delayed && s.OptimizerOffload == OffloadTier.None)
+            Add("--schedule", "$.schedule", "the delayed schedule runs step i's CPU optimizer while the device computes step i+1; with the optimizer on the device there is nothing to hide: use --offload-optimizer cpu|nvme or --schedule deepspeed");
         return problems;
     }
 

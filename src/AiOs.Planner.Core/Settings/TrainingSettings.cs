@@ -44,6 +44,11 @@ public enum StepSchedule
     DeepSpeed,
     /// <summary>Each layer's parameters are updated while backward continues on earlier layers (LoHan/Fuyou-style).</summary>
     Overlapped,
+    /// <summary>
+    /// ZeRO-Offload's one-step delayed parameter update (DPU): the CPU optimizer of step i runs while the device computes
+    /// step i+1, whose gradient is therefore taken at θ_{i−1} and applied to θ_i; the first step is serial (warm-up).
+    /// </summary>
+    Delayed,
 }
 
 /// <summary>

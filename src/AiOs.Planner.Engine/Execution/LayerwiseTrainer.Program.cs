@@ -78,11 +78,13 @@ public sealed partial class LayerwiseTrainer
         [OpKind.GradRead] = op => _grads.ReadBack(_params.UnitOf(op.Unit)),
         [OpKind.GradDownload] = Download,
         [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
-        [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _grads),
+        [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads),
         [OpKind.OptimizerStep] = Update,
         [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
         [OpKind.ParamWriteBack] = op =>
         {
+            // Delayed schedule: the working copies take θ in one write-back after the next step's passes (see LayerwiseTrainer.Delayed).
+            if (Delayed) return;
             SubGroup g = GroupOf(op);
             _params.WriteBack(g.Unit, g.Offset, _optim.Master(g, op.Slot), traced: false);
         },
@@ -229,10 +231,12 @@ public sealed partial class LayerwiseTrainer
         }
         // One process stops updating at the first non-finite value; ranks, which learn of each other's only after the step,
         // all apply the same updates so their shards stay one model (the step is then reported and the run stops unsaved).
-        if (_ranks is null && Volatile.Read(ref _nonFinite) is not null) return;
-        bool separateWriteBack = _params.Tier == StorageTier.Nvme;
+        // (A delayed update was decided sound before it was deferred; the next step's own non-finite value must not stop it.)
+        if (_ranks is null && !Delayed && Volatile.Read(ref _nonFinite) is not null) return;
+        // Delayed: only the master changes now; the working copies the running passes read take it after them.
+        bool separateWriteBack = _params.Tier == StorageTier.Nvme || Delayed;
         // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
-        _optim.Step(g, op.Slot, _grads, _unitScale[g.Unit], _stepInProgress - (_scaler?.Skipped ?? 0),
+        _optim.Step(g, op.Slot, _updateGrads, _unitScale[g.Unit], _updateStep - (_scaler?.Skipped ?? 0),
             separateWriteBack ? null : (u, offset, master) => _params.WriteBack(u, offset, master, traced: false), separateWriteBack ? null : _params);
     }
 

@@ -37,7 +37,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     private readonly ISwapStore? _store;
     private readonly ParameterSwapper _params;
     private readonly OptimizerStates _optim;
-    private readonly GradientStore _grads;
+    /// <summary>Where the passes accumulate gradients (under the delayed schedule it alternates with <see cref="_spareGrads"/> by step).</summary>
+    private GradientStore _grads;
     private readonly float[] _unitScale;
     /// <summary>On a GPU: the streams that copy parameters up and gradients down while compute runs.</summary>
     private readonly CopyStream? _copies;
@@ -70,6 +71,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     {
         EngineSettings.Check(spec, settings, options);
         _ranks = DataParallel.Check(ranks, settings, options.Clipping);
+        if (settings.Schedule == StepSchedule.Delayed && _ranks is not null)
+            throw new ArgumentException($"--schedule delayed is not supported with {_ranks.WorldSize} ranks yet: the deferred update's write-back is per process; use --schedule overlapped or one GPU.", nameof(settings));
         // Pretrained weights are checked before the swap folder and the tiers are set up.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
@@ -104,6 +107,13 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
+            _updateGrads = _grads;
+            if (settings.Schedule == StepSchedule.Delayed)
+            {
+                // Two steps' gradients are live at once: the pending update's and the next step's (EngineSettings.Check keeps them in RAM).
+                _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
+                _updateExecutor = new ProgramExecutor(Trace);
+            }
             _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1);
             _offloadsCheckpoints = _program.Ops.Any(o => o.Kind == OpKind.ActivationOffload);
             _params.Prepare(_program);
@@ -157,7 +167,11 @@ public sealed partial class LayerwiseTrainer : ITrainer
     public string? SwapPath => _swapDirectory?.Path;
 
     /// <summary>The fp32 master weights of <paramref name="unit"/> now (layers, then the outer block); with several ranks every rank must call it (it gathers the shards).</summary>
-    public float[] MasterOf(int unit) => _ranks is null ? _optim.ReadMaster(unit) : DataParallel.Unshard(_optim.ReadMaster(unit), _params.UnitElements(unit), _ranks);
+    public float[] MasterOf(int unit)
+    {
+        ApplyPendingUpdate();
+        return _ranks is null ? _optim.ReadMaster(unit) : DataParallel.Unshard(_optim.ReadMaster(unit), _params.UnitElements(unit), _ranks);
+    }
 
     /// <summary>Optimizer steps completed (including those restored from a checkpoint).</summary>
     public int CompletedSteps => _step;
@@ -165,6 +179,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Writes a checkpoint of the current state under <paramref name="root"/>; returns its folder. With several ranks every rank writes its shards (a collective).</summary>
     public string SaveCheckpoint(string root)
     {
+        // Delayed schedule: the checkpoint holds θ_i, the pending update applied (the next step then computes at θ_i, as after a resume).
+        ApplyPendingUpdate();
         Checkpoints.UnitState StateOf(int u)
         {
             var (master, m, v) = _optim.ReadState(u);
@@ -210,19 +226,30 @@ public sealed partial class LayerwiseTrainer : ITrainer
         _stepInProgress = step;
         _stepLoss = 0;
         _stepTokens = 0;
+        if (!Delayed)
+        {
+            _updateGrads = _grads;
+            _updateStep = step;
+        }
         long startTicks = Stopwatch.GetTimestamp();
         SimDuration traceStart = Trace.Now;
+        // Delayed schedule: the previous step's update runs beside this step's passes (its spans count in this step).
+        Task? pending = StartPendingUpdate();
         try
         {
             _executor.Run(_passOps, _handlers);
         }
         catch (Exception e)
         {
+            // The update must not outlive the failed step (its failure, if any, is secondary to this one).
+            try { pending?.Wait(); } catch (AggregateException) { }
+            _updatePending = false;
             AbandonMicroBatch();
             DisposeReduced();
             if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;
         }
+        FinishPendingUpdate(pending);
 
         bool skipped = false;
         double? usedScale = _scaler?.Scale;
@@ -244,7 +271,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
             if (!skipped)
             {
                 ComputeScales(Enumerable.Range(0, _unitScale.Length));
-                _executor.Run(_optimizerOps, _handlers);
+                if (Delayed) UpdateOrDefer(step);
+                else _executor.Run(_optimizerOps, _handlers);
             }
         }
         // The step ends when its queued device work has (copies on their streams included), as it would without copy streams.
@@ -281,6 +309,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     public void Dispose()
     {
         _executor?.Dispose();
+        _updateExecutor?.Dispose();
+        _spareGrads?.Dispose();
         DisposeReduced();
         _params?.Dispose();
         _optim?.Dispose();

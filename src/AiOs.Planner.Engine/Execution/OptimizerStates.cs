@@ -156,6 +156,20 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>The current fp32 master weights of <paramref name="unit"/> (a copy).</summary>
     public float[] ReadMaster(int unit) => ReadState(unit).Master;
 
+    /// <summary>
+    /// Hands <paramref name="unit"/>'s current master weights to <paramref name="take"/> as (element offset, values): fp32 state
+    /// in RAM sub-group by sub-group in place, state on NVMe or 8-bit state as one copy of the unit.
+    /// </summary>
+    public void VisitMaster(int unit, Action<long, ReadOnlySpan<float>> take)
+    {
+        if (_q8 is null && _groups[unit].All(InRam))
+        {
+            foreach (SubGroup g in _groups[unit]) take(g.Offset, RamState(g).Master);
+            return;
+        }
+        take(0, ReadMaster(unit));
+    }
+
     /// <summary>Master weights and both moments of <paramref name="unit"/> (copies), for checkpoints.</summary>
     public (float[] Master, float[] ExpAvg, float[] ExpAvgSq) ReadState(int unit)
     {

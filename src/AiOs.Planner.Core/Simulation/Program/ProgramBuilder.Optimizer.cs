@@ -51,7 +51,7 @@ internal sealed partial class ProgramBuilder
     /// <summary>Every sub-group in the order this program updates them (under the overlapped schedule without sub-groups within units, one per unit).</summary>
     private List<SubGroupRef> OptimizerUpdateOrder()
     {
-        if (_s.Schedule == StepSchedule.DeepSpeed || !CpuOptimizer) return OptimizerGroups();
+        if (_s.Schedule != StepSchedule.Overlapped || !CpuOptimizer) return OptimizerGroups();
         // Overlapped: each unit as its backward ends (the outer block's at the end of the micro-batch).
         IEnumerable<int> units = _shape.OuterBlock
             ? [.. Enumerable.Range(0, _m.NumLayers).Reverse(), OuterUnit]

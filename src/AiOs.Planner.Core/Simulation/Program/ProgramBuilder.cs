@@ -210,7 +210,11 @@ internal sealed partial class ProgramBuilder
             bool endOfMicroBatch = p + 1 == count || _uses[p + 1].MicroBatch != mb;
             if (outer && endOfMicroBatch) EmitOuterBackward(pass, mb);
         }
-        if (_s.Schedule == StepSchedule.DeepSpeed || !CpuOptimizer)
+        if (_s.Schedule == StepSchedule.Delayed && CpuOptimizer && !_firstStep)
+            // Steady state of the delayed update: these are the previous step's sub-groups, which run beside this step's
+            // passes, so nothing of this step comes before them (a resource the passes also use serves them after its pass work).
+            EmitOptimizer([]);
+        else if (_s.Schedule != StepSchedule.Overlapped || !CpuOptimizer)
             EmitOptimizer(pass.LastGradOps.Where(i => i >= 0).Append(pass.PreviousCompute).ToArray());
         else if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
             // Below stage 3 every GPU needs the whole updated model: all-gather it once the last layer is updated.

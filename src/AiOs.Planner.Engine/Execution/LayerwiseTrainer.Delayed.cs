@@ -1,0 +1,86 @@
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>
+/// The delayed schedule (ZeRO-Offload's one-step delayed parameter update): step i's optimizer part runs on its own
+/// executor while step i+1's forward and backward run, so step i+1's gradient is taken at θ_{i−1} and applied to θ_i.
+/// </summary>
+/// <remarks>
+/// Deterministic by construction, whatever the timing: (1) gradients are double-buffered (two RAM stores; the pending
+/// update reads one while the next step accumulates into the other); (2) the pending update changes only the optimizer's
+/// fp32 master and moments, never the working copies the passes read (device, bf16/fp32 host copy or NVMe file); those get
+/// θ_i in one write-back after step i+1's passes have ended and the update has finished, before step i+2 begins. So every
+/// step after the warm-up computes at exactly θ_{i−1}. The first <see cref="DelayedWarmUpSteps"/> step(s) update serially, as
+/// the paper's warm-up does. A checkpoint (and <see cref="MasterOf"/>) first applies the pending update, so a checkpoint
+/// holds θ_i and the step after a save, as the step after a resume, computes at θ_i: resume is exact.
+/// </remarks>
+public sealed partial class LayerwiseTrainer
+{
+    /// <summary>Steps that update serially before the delayed update starts (the paper's warm-up); fixed at one.</summary>
+    public const int DelayedWarmUpSteps = 1;
+
+    /// <summary>The gradient store the optimizer part reads: the passes' own, or under the delayed schedule the pending step's.</summary>
+    private GradientStore _updateGrads = null!;
+    /// <summary>The step whose gradients the optimizer part applies (Adam's step counter and learning rate).</summary>
+    private int _updateStep;
+    /// <summary>Delayed schedule: the second gradient store (the two alternate by step); null otherwise.</summary>
+    private GradientStore? _spareGrads;
+    /// <summary>Delayed schedule: the executor of the pending optimizer part, beside the passes'.</summary>
+    private ProgramExecutor? _updateExecutor;
+    /// <summary>Delayed schedule: whether a step's update is computed but not yet applied (it runs during the next step's passes).</summary>
+    private bool _updatePending;
+
+    private bool Delayed => _settings.Schedule == StepSchedule.Delayed;
+
+    /// <summary>Delayed schedule: starts the pending update on a worker, beside the passes about to run; null when none is pending.</summary>
+    private Task? StartPendingUpdate() =>
+        _updatePending ? Task.Factory.StartNew(() => _updateExecutor!.Run(_optimizerOps, _handlers), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) : null;
+
+    /// <summary>Waits for <paramref name="update"/> and writes θ into the working copies (the pending update is then applied).</summary>
+    private void FinishPendingUpdate(Task? update)
+    {
+        if (update is null) return;
+        try
+        {
+            update.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            _updatePending = false;
+        }
+        WriteBackMaster();
+    }
+
+    /// <summary>Applies a pending update now (serially): before a checkpoint, a read of the weights, or the end of a run.</summary>
+    public void ApplyPendingUpdate() => FinishPendingUpdate(StartPendingUpdate());
+
+    /// <summary>Delayed schedule, after a step's passes: serial during warm-up, else left pending for the next step's passes.</summary>
+    private void UpdateOrDefer(int step)
+    {
+        _updateGrads = _grads;
+        _updateStep = step;
+        if (step <= DelayedWarmUpSteps)
+        {
+            _updateExecutor!.Run(_optimizerOps, _handlers);
+            WriteBackMaster();
+            return;
+        }
+        _updatePending = true;
+        // The next step's passes accumulate into the other store while this one is read by the update.
+        (_grads, _spareGrads) = (_spareGrads!, _grads);
+    }
+
+    /// <summary>Copies every unit's master weights into the parameters the passes read.</summary>
+    private void WriteBackMaster()
+    {
+        // No upload still queued on a copy stream may read a host copy, or a kernel a resident unit, while it changes.
+        _streamOrder?.SynchronizeAll();
+        using var span = Trace.Begin("cpu", "delayed_write_back", -1);
+        for (int u = 0; u < _unitScale.Length; u++)
+        {
+            int unit = u;
+            _optim.VisitMaster(unit, (offset, master) => _params.WriteBack(unit, offset, master, traced: false));
+        }
+    }
+}
