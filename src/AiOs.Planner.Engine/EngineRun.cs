@@ -165,6 +165,8 @@ public static class EngineRun
             progress?.Report(m);
             if (request.SaveEvery is { } every && (s + 1) % every == 0) record.Checkpointed(trainer.SaveCheckpoint(checkpoints));
         }
+        // Under the delayed schedule the last step's update is still pending: the run's weights (export, evaluation) include it.
+        if (trainer is LayerwiseTrainer layerwise) layerwise.ApplyPendingUpdate();
         return null;
     }
 

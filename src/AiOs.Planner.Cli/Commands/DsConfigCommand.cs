@@ -43,11 +43,6 @@ public static class DsConfigCommand
             if (s.GradientOffload is { } g && g != s.OptimizerOffload)
                 io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
             foreach (string note in DeepSpeedConfig.Notes(s)) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {note}");
-            if (s.Schedule == Settings.StepSchedule.Overlapped)
-                io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
-            // ZeRO-Offload's DPU has no ds_config key for ZeRO-3 offload (ZenFlow's overlap_step is a ZeRO-1/2 option): the nearest is the serial schedule.
-            if (s.Schedule == Settings.StepSchedule.Delayed)
-                io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed has no key for the delayed (one-step stale) update under ZeRO-3 offload; the config runs the optimizer after backward, as --schedule deepspeed, and its steps are not stale.");
             string json = DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes, optimizer));
             if (r.GetValue(output) is { } path)
             {

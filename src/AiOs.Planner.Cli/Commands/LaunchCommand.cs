@@ -73,8 +73,7 @@ public static class LaunchCommand
             // As ds-config: the same warnings DeepSpeed's config cannot carry, and a plan that does not fit says so.
             if (s.GradientOffload is { } g && g != s.OptimizerOffload)
                 io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
-            if (s.Schedule == StepSchedule.Overlapped)
-                io.Errors.MarkupLine("[yellow]warning:[/] DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
+            foreach (string note in DeepSpeedConfig.Notes(s)) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {note}");
             foreach (string p in plan.CapacityProblems) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {p}");
             return plan.Feasible ? ExitCodes.Ok : ExitCodes.Infeasible;
         });

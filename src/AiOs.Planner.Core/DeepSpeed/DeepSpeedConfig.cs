@@ -84,6 +84,11 @@ public static class DeepSpeedConfig
         if (s.TilingFactor > 1)
             notes.Add($"--tiling-factor {s.TilingFactor}: DeepSpeed has no config key for memory-centric tiling; the config emits nothing for it. " +
                       $"Replace the wide linear layers with deepspeed.zero.TiledLinear (in_splits/out_splits giving {s.TilingFactor} tiles) in the model code.");
+        if (s.Schedule == StepSchedule.Overlapped)
+            notes.Add("DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
+        // ZeRO-Offload's DPU has no ds_config key for ZeRO-3 offload (ZenFlow's overlap_step is a ZeRO-1/2 option): the nearest is the serial schedule.
+        if (s.Schedule == StepSchedule.Delayed)
+            notes.Add("DeepSpeed has no key for the delayed (one-step stale) update under ZeRO-3 offload; the config runs the optimizer after backward, as --schedule deepspeed, and its steps are not stale.");
         return notes;
     }
 

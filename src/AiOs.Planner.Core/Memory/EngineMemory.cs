@@ -297,6 +297,10 @@ public static class EngineMemory
             Add("gradients", PerUnit(2), $"bf16 per unit{(gpu ? ", page-locked" : "")}: bf16, exact at accumulation 1 (never summed; widened for the optimizer)", "--offload-gradients nvme", pinned: gpu);
         else if (gradients == OffloadTier.Nvme)
             Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient", "--offload-gradients nvme");
+        // The delayed schedule's pending update reads one step's gradients while the next step accumulates into a second store.
+        if (s.Schedule == StepSchedule.Delayed && gradients == OffloadTier.Cpu)
+            Add("gradients of the pending update", PerUnit(bf16Gradients ? 2 : 4), $"the delayed schedule's second store{(gpu ? ", page-locked" : "")}: the update of step i reads it while step i+1 accumulates",
+                "--schedule overlapped", pinned: gpu);
         if (gradients == OffloadTier.Nvme || bf16Gradients)
         {
             // Without an fp32 gradient sum per unit in RAM the initial weights are made in worker arrays: about 2 GiB of layers and the outer block.

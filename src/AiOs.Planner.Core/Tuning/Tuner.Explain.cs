@@ -93,7 +93,7 @@ public static partial class Tuner
                $"micro-batch {s.MicroBatch} × {s.GradAccumulation}{(s.ActivationCheckpointing ? ", checkpointing" : "")}" +
                (s.ActivationCheckpointing && s.ActivationOffload == OffloadTier.Cpu ? " (checkpoints in CPU RAM)" : "") +
                (s.TilingFactor > 1 ? $", layer matrices in {s.TilingFactor} tiles" : "") +
-               (s.OptimizerOffload != OffloadTier.None ? $", {(s.Schedule == StepSchedule.Overlapped ? "overlapped" : "DeepSpeed")} schedule" : "") +
+               (s.OptimizerOffload != OffloadTier.None ? $", {s.Schedule switch { StepSchedule.Overlapped => "overlapped", StepSchedule.Delayed => "delayed (one-step stale)", _ => "DeepSpeed" }} schedule" : "") +
                (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "") +
                (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 } budget ? $", optimizer RAM budget {budget} (the sub-groups updated last stay in RAM)" : "");
     }

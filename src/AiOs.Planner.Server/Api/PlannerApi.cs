@@ -106,8 +106,7 @@ internal sealed class PlannerApi(PathRoots nvmeRoots)
         var s = plan.Settings;
         if (s.GradientOffload is { } g && g != s.OptimizerOffload)
             warnings.Add($"warning: DeepSpeed keeps gradients with the optimizer ({s.OptimizerOffload.ToString().ToLowerInvariant()}); --offload-gradients {g.ToString().ToLowerInvariant()} is not in the config.");
-        if (s.Schedule == StepSchedule.Overlapped)
-            warnings.Add("warning: DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
+        warnings.AddRange(DeepSpeedConfig.Notes(s).Select(n => "warning: " + n));
         warnings.AddRange(plan.CapacityProblems.Select(p => "warning: " + p));
         return DeepSpeedConfig.ToJson(DeepSpeedConfig.Build(plan.Model, plan.Settings, plan.GpusPerNode, plan.Nodes, new DeepSpeedOptimizer { Schedule = schedule }));
     }
