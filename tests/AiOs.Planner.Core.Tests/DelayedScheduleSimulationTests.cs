@@ -26,8 +26,9 @@ public class DelayedScheduleSimulationTests
     [Fact]
     public void Given_an_optimizer_bound_step_When_priced_Then_delayed_is_faster_than_overlapped_which_is_faster_than_deepspeed()
     {
-        // 1.56 B parameters at 2 G/s: about 0.8 s of CPU Adam, longer than forward and backward.
-        HardwareProfile slow = WithAdam(2e9);
+        // 1.56 B parameters at 2 G/s: about 0.8 s of CPU Adam, longer than forward and backward. The write-back of θ is made
+        // free here: this is about what the overlap hides (at this profile's 20 GB/s its 0.47 s makes delayed slower than overlapped).
+        HardwareProfile slow = WithFreeWriteBack(WithAdam(2e9));
         double deepspeed = Step(slow, StepSchedule.DeepSpeed), overlapped = Step(slow, StepSchedule.Overlapped), delayed = Step(slow, StepSchedule.Delayed);
 
         Assert.True(delayed < overlapped, $"delayed {delayed:F3} s, overlapped {overlapped:F3} s");
@@ -37,10 +38,13 @@ public class DelayedScheduleSimulationTests
         Assert.True(delayed < deepspeed - 0.5 * Math.Min(adam, deepspeed - adam), $"delayed {delayed:F3} s hides little of deepspeed's {deepspeed:F3} s");
     }
 
+    /// <summary><paramref name="hw"/> with a host memory bandwidth so high the write-back of θ costs nothing.</summary>
+    private static HardwareProfile WithFreeWriteBack(HardwareProfile hw) => hw with { Cpu = hw.Cpu with { MemoryBandwidthGbps = new Figure(HardwareBounds.MaxMemoryGbps) } };
+
     [Fact]
-    public void Given_a_negligible_cpu_optimizer_When_priced_Then_the_three_schedules_take_the_same_time()
+    public void Given_a_negligible_cpu_optimizer_and_write_back_When_priced_Then_the_three_schedules_take_the_same_time()
     {
-        HardwareProfile fast = WithAdam(HardwareBounds.MaxAdamParamsPerS);
+        HardwareProfile fast = WithFreeWriteBack(WithAdam(HardwareBounds.MaxAdamParamsPerS));
         double deepspeed = Step(fast, StepSchedule.DeepSpeed), delayed = Step(fast, StepSchedule.Delayed);
 
         Assert.Equal(deepspeed, delayed, deepspeed * 0.01);
@@ -66,5 +70,56 @@ public class DelayedScheduleSimulationTests
         Assert.Contains("--schedule", p.ToString());
         Assert.Contains("--offload-optimizer cpu|nvme", p.ToString());
         Assert.Empty(SettingsValidator.Problems(new TrainingSettings { Schedule = StepSchedule.Delayed, ZeroStage = ZeroStage.Zero3, OptimizerOffload = OffloadTier.Cpu }));
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Cpu, OffloadTier.Cpu)]
+    [InlineData(OffloadTier.None, OffloadTier.Cpu)]
+    [InlineData(OffloadTier.Nvme, OffloadTier.Nvme)]
+    public void Given_a_steady_delayed_step_When_built_Then_one_write_back_of_theta_comes_after_every_other_operation(OffloadTier parameters, OffloadTier optimizer)
+    {
+        TrainingSettings s = Offloaded(StepSchedule.Delayed) with
+        {
+            // max_in_cpu 0: every unit's parameters live in its NVMe file.
+            ParamOffload = parameters, OptimizerOffload = optimizer, GradientOffload = OffloadTier.Cpu, MaxInCpu = 0,
+        };
+        var ops = StepScheduler.Build(Gpt2Xl, H200, s, false, ProgramShape.Engine).Ops;
+
+        Operation w = Assert.Single(ops, o => o.Kind == OpKind.MasterWriteBack);
+        Assert.Equal((ResourceKind.Cpu, StepPhase.Optimizer), (w.Resource, w.Phase));
+        Assert.Equal(ops.Count - 1, w.Id);
+        // Every other operation is an ancestor: the write-back waits for the passes and the update.
+        var before = new HashSet<int>();
+        var stack = new Stack<int>(w.Deps);
+        while (stack.Count > 0)
+            if (before.Add(stack.Peek())) foreach (int d in ops[stack.Pop()].Deps) stack.Push(d);
+            else stack.Pop();
+        Assert.Equal(ops.Count - 1, before.Count);
+        // Host pass: the fp32 master read and the bf16 copy written; the device and NVMe traffic of the engine's write-back.
+        long n = Gpt2Xl.TotalParameters;
+        Assert.Equal(n * (4 + 2), w.Bytes.Value);
+        Assert.Equal(parameters == OffloadTier.None ? n * 2 : 0, w.WriteBackTraffic.Upload.Value);
+        Assert.Equal(parameters == OffloadTier.Nvme ? n * 2 : 0, w.WriteBackTraffic.NvmeWrite.Value);
+        Assert.Equal(optimizer == OffloadTier.Nvme ? n * 12 : 0, w.WriteBackTraffic.NvmeRead.Value);
+        // The update no longer writes the working copies itself.
+        Assert.DoesNotContain(ops, o => o.Kind == OpKind.ParamWriteBack);
+    }
+
+    [Fact]
+    public void Given_other_schedules_When_built_Then_they_hold_no_write_back_of_theta()
+    {
+        foreach (var schedule in new[] { StepSchedule.DeepSpeed, StepSchedule.Overlapped })
+            Assert.DoesNotContain(StepScheduler.Build(Gpt2Xl, H200, Offloaded(schedule), false, ProgramShape.Engine).Ops, o => o.Kind == OpKind.MasterWriteBack);
+    }
+
+    [Fact]
+    public void Given_the_hosts_memory_bandwidth_When_a_delayed_step_is_priced_Then_it_grows_by_the_write_back_of_theta()
+    {
+        HardwareProfile hw = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        double withCost = Step(hw, StepSchedule.Delayed), free = Step(WithFreeWriteBack(hw), StepSchedule.Delayed);
+        // 1.56 G parameters × 6 bytes at the host's measured memory-copy rate, serial after the step.
+        double writeBack = Gpt2Xl.TotalParameters * 6.0 / (hw.Cpu.MemoryBandwidthGbps.Value * 1e9);
+
+        Assert.Equal(writeBack, withCost - free, writeBack * 0.02);
     }
 }

@@ -68,11 +68,18 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
         });
 
     [Fact]
-    public void Given_random_small_models_and_placements_When_a_step_runs_Then_its_spans_are_the_programs_operations_in_each_resources_order()
+    public void Given_random_small_models_and_placements_When_a_step_runs_Then_its_spans_are_the_programs_operations_in_each_resources_order() =>
+        SpansMatchProgram(Cases(), tests: 8);
+
+    [Fact]
+    public void Given_random_placements_under_the_delayed_schedule_When_a_steady_step_runs_Then_its_spans_are_the_programs_operations_write_back_included() =>
+        SpansMatchProgram(Cases().Where(c => c.Settings.Schedule == StepSchedule.Delayed), tests: 4);
+
+    private static void SpansMatchProgram(Gen<Case> cases, int tests)
     {
         ModelSpec tiny = ModelCatalog.Default.Load("tiny-gpt");
         var data = TokenDataset.Load(BundledText.DefaultPath);
-        Prop.ForAll(Cases().ToArbitrary(), c =>
+        Prop.ForAll(cases.ToArbitrary(), c =>
         {
             ModelSpec spec = tiny with { NumLayers = c.Layers };
             using var trainer = new LayerwiseTrainer(spec, c.Settings, LayerwiseTrainerTests.Options());
@@ -93,11 +100,18 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
                 Assert.Equal(resource.Select(o => o.Id).ToArray(), executed);
             }
             Assert.All(spans, s => Assert.Equal(SpanTrace.Name(program.Ops[s.OpId].Kind), s.Operation));
+            // Delayed: θ reaches the working copies in the program's one write-back, once the passes and the update have ended.
+            Assert.Equal(delayed ? 1 : 0, program.Ops.Count(o => o.Kind == OpKind.MasterWriteBack));
+            if (delayed)
+            {
+                TraceSpan writeBack = spans.Single(s => program.Ops[s.OpId].Kind == OpKind.MasterWriteBack);
+                Assert.All(spans.Where(s => s != writeBack), s => Assert.True(s.End <= writeBack.Start, $"{s.Operation} #{s.OpId} ends after the write-back starts"));
+            }
             // A sub-group kept in RAM is updated in place: no state write, and a read only for gradients on NVMe.
             Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.OptimizerWrite && o.SubGroup is { KeptInRam: true });
             if (c.Settings.EffectiveGradientOffload != OffloadTier.Nvme)
                 Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.OptimizerRead && o.SubGroup is { KeptInRam: true });
-        }).Check(Config.QuickThrowOnFailure.WithMaxTest(8));
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(tests));
     }
 
     [Fact]

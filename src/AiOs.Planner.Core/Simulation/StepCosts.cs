@@ -128,7 +128,7 @@ public sealed class StepCosts
         ResourceKind.H2d => op.Bytes / (op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d),
         ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
-        ResourceKind.Cpu => SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
+        ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op) : SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
@@ -168,6 +168,21 @@ public sealed class StepCosts
             if (op.Kind != OpKind.OptimizerStep) dispatch += Floor(op).Nanoseconds;
         }
         return new SimDuration(Math.Max(0, dispatch - work));
+    }
+
+    /// <summary>
+    /// The delayed schedule's write-back of θ: one pass over the host at its memory-copy rate (the node's bandwidth shared by
+    /// its GPU processes), and in series with it (the engine writes unit by unit, each write waiting for its cast) the
+    /// uploads of device-resident units and the NVMe state reads and parameter-file writes.
+    /// </summary>
+    private SimDuration MasterWriteBack(Operation op)
+    {
+        var t = op.WriteBackTraffic;
+        var host = op.Bytes / (_hw.Cpu.MemoryBandwidth / _gpusPerNode);
+        var upload = t.Upload.Value > 0 ? t.Upload / _h2d : SimDuration.Zero;
+        var read = t.NvmeRead.Value > 0 ? t.NvmeRead / _nvmeRead : SimDuration.Zero;
+        var write = t.NvmeWrite.Value > 0 ? t.NvmeWrite / _nvmeWrite : SimDuration.Zero;
+        return host + upload + read + write;
     }
 
     /// <summary>The device optimizer: a memory-bound pass over the states (the engine's fused AdamW at its fitted rate).</summary>

@@ -1,4 +1,5 @@
 using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
 
 namespace AiOs.Planner.Engine.Execution;
 
@@ -10,7 +11,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// Deterministic by construction, whatever the timing: (1) gradients are double-buffered (two RAM stores; the pending
 /// update reads one while the next step accumulates into the other); (2) the pending update changes only the optimizer's
 /// fp32 master and moments, never the working copies the passes read (device, bf16/fp32 host copy or NVMe file); those get
-/// θ_i in one write-back after step i+1's passes have ended and the update has finished, before step i+2 begins. So every
+/// θ_i in one write-back (the program's <see cref="OpKind.MasterWriteBack"/>) after step i+1's passes have ended and the update has finished, before step i+2 begins. So every
 /// step after the warm-up computes at exactly θ_{i−1}. The first <see cref="DelayedWarmUpSteps"/> step(s) update serially, as
 /// the paper's warm-up does. A checkpoint (and <see cref="MasterOf"/>) first applies the pending update, so a checkpoint
 /// holds θ_i and the step after a save, as the step after a resume, computes at θ_i: resume is exact.
@@ -33,9 +34,19 @@ public sealed partial class LayerwiseTrainer
 
     private bool Delayed => _settings.Schedule == StepSchedule.Delayed;
 
+    private Operation[]? _updateOps, _writeBackOps;
+
+    /// <summary>Delayed schedule: the program's optimizer part without its write-back of θ (that waits for the passes too).</summary>
+    private Operation[] UpdateOps => _updateOps ??= _optimizerOps.Where(o => o.Kind != OpKind.MasterWriteBack).ToArray();
+
+    /// <summary>Delayed schedule: the program's one write-back of θ, after the passes and the update.</summary>
+    private Operation[] WriteBackOps => _writeBackOps ??= _optimizerOps.Where(o => o.Kind == OpKind.MasterWriteBack).ToArray() is [_] one
+        ? one
+        : throw new InvalidOperationException($"The delayed schedule's step program must hold one {OpKind.MasterWriteBack} operation; it holds {_optimizerOps.Count(o => o.Kind == OpKind.MasterWriteBack)}.");
+
     /// <summary>Delayed schedule: starts the pending update on a worker, beside the passes about to run; null when none is pending.</summary>
     private Task? StartPendingUpdate() =>
-        _updatePending ? Task.Factory.StartNew(() => _updateExecutor!.Run(_optimizerOps, _handlers), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) : null;
+        _updatePending ? Task.Factory.StartNew(() => _updateExecutor!.Run(UpdateOps, _handlers), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default) : null;
 
     /// <summary>Waits for <paramref name="update"/> and writes θ into the working copies (the pending update is then applied).</summary>
     private void FinishPendingUpdate(Task? update)
@@ -49,7 +60,7 @@ public sealed partial class LayerwiseTrainer
         {
             _updatePending = false;
         }
-        WriteBackMaster();
+        RunWriteBack();
     }
 
     /// <summary>Applies a pending update now (serially): before a checkpoint, a read of the weights, or the end of a run.</summary>
@@ -62,8 +73,8 @@ public sealed partial class LayerwiseTrainer
         _updateStep = step;
         if (step <= DelayedWarmUpSteps)
         {
-            _updateExecutor!.Run(_optimizerOps, _handlers);
-            WriteBackMaster();
+            _updateExecutor!.Run(UpdateOps, _handlers);
+            RunWriteBack();
             return;
         }
         _updatePending = true;
@@ -71,12 +82,14 @@ public sealed partial class LayerwiseTrainer
         (_grads, _spareGrads) = (_spareGrads!, _grads);
     }
 
-    /// <summary>Copies every unit's master weights into the parameters the passes read.</summary>
-    private void WriteBackMaster()
+    /// <summary>Runs the program's write-back of θ (its span carries the operation's id).</summary>
+    private void RunWriteBack() => _updateExecutor!.Run(WriteBackOps, _handlers);
+
+    /// <summary>The <see cref="OpKind.MasterWriteBack"/> handler: copies every unit's master weights into the parameters the passes read.</summary>
+    private void WriteBackMaster(Operation op)
     {
         // No upload still queued on a copy stream may read a host copy, or a kernel a resident unit, while it changes.
         _streamOrder?.SynchronizeAll();
-        using var span = Trace.Begin("cpu", "delayed_write_back", -1);
         for (int u = 0; u < _unitScale.Length; u++)
         {
             int unit = u;

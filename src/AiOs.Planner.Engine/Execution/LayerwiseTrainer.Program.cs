@@ -81,13 +81,13 @@ public sealed partial class LayerwiseTrainer
         [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads),
         [OpKind.OptimizerStep] = Update,
         [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
+        // The delayed schedule's program has none (the update leaves the working copies alone); its MasterWriteBack writes them.
         [OpKind.ParamWriteBack] = op =>
         {
-            // Delayed schedule: the working copies take θ in one write-back after the next step's passes (see LayerwiseTrainer.Delayed).
-            if (Delayed) return;
             SubGroup g = GroupOf(op);
             _params.WriteBack(g.Unit, g.Offset, _optim.Master(g, op.Slot), traced: false);
         },
+        [OpKind.MasterWriteBack] = WriteBackMaster,
     };
 
     private SubGroup GroupOf(Operation op) =>

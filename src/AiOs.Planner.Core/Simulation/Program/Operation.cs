@@ -57,7 +57,15 @@ public enum OpKind
     ActivationOffload,
     /// <summary>A layer's activation checkpoint copied host→device before its recompute (<c>cpu_checkpointing</c>).</summary>
     ActivationFetch,
+    /// <summary>Delayed schedule: the updated fp32 master written into the working copies the passes read, after everything else of the step.</summary>
+    MasterWriteBack,
 }
+
+/// <summary>
+/// What a <see cref="OpKind.MasterWriteBack"/> moves besides its host memory pass (<see cref="Operation.Bytes"/>): the working
+/// copies of device-resident units uploaded, optimizer state on NVMe read for its master, parameter files on NVMe written.
+/// </summary>
+public readonly record struct MasterWriteBackTraffic(Bytes Upload, Bytes NvmeRead, Bytes NvmeWrite);
 
 /// <summary>The phase of a step an operation belongs to.</summary>
 public enum StepPhase
@@ -99,6 +107,8 @@ public sealed class Operation
     public long DenseGradientBytes { get; init; }
     /// <summary>Parameters updated (optimizer steps).</summary>
     public long Parameters { get; init; }
+    /// <summary><see cref="OpKind.MasterWriteBack"/>: its device and NVMe traffic (done in series with its host pass); zero for other operations.</summary>
+    public MasterWriteBackTraffic WriteBackTraffic { get; init; }
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
     public bool IsWrite { get; init; }
     /// <summary>Operations that must end before this one starts.</summary>

@@ -175,6 +175,8 @@ internal sealed partial class ProgramBuilder
     /// </summary>
     private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements, int slot = -1)
     {
+        // Delayed: the update leaves the working copies alone (the passes beside it read them); EmitMasterWriteBack writes them.
+        if (DelaysUpdate) return -1;
         Bytes bytes = Bytes.OfElements(elements, _pb);
         if (_s.ParamOffload == OffloadTier.Nvme && ParamsInRam(unit))
             // The engine casts the sub-group's fp32 master into the unit's host copy: a pass over what the update just
@@ -185,5 +187,28 @@ internal sealed partial class ProgramBuilder
         if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && !_shape.CpuOptimizer)
             return Add(OpKind.ParamWriteBack, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
         return -1;
+    }
+
+    /// <summary>
+    /// The delayed schedule's write-back of θ, as the engine's <c>WriteBackMaster</c> does it: once the step's passes and the
+    /// update it ran have ended (it depends on every operation no other waits for, so on all of them), every unit's fp32
+    /// master is cast into the working copy the passes read. Host traffic: the master read and the copy written,
+    /// (4 + param bytes) per parameter; device-resident units are also uploaded, units on NVMe written to their files, and
+    /// a master whose state lives on NVMe is read from there first (with its moments: the engine reads the whole state).
+    /// </summary>
+    private void EmitMasterWriteBack()
+    {
+        int[] sinks = Enumerable.Range(0, _ops.Count).Except(_ops.SelectMany(o => o.Deps)).ToArray();
+        long parameters = 0, upload = 0, nvmeRead = 0, nvmeWrite = 0;
+        foreach (SubGroupRef g in OptimizerGroups().Select(Placed))
+        {
+            long n = g.Elements;
+            parameters += n;
+            if (StatesOnNvme(g)) nvmeRead += OptimizerState(n).Value;
+            if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu) upload += n * _pb;
+            else if (ParamsOnNvme(g.Unit)) nvmeWrite += n * _pb;
+        }
+        Add(OpKind.MasterWriteBack, ResourceKind.Cpu, StepPhase.Optimizer, UnitId.Model, 0, sinks, Bytes.OfElements(parameters, 4 + _pb),
+            traffic: new MasterWriteBackTraffic(new Bytes(upload), new Bytes(nvmeRead), new Bytes(nvmeWrite)));
     }
 }

@@ -128,6 +128,9 @@ internal sealed partial class ProgramBuilder
     /// <summary>Whether the optimizer runs on the CPU after gradients leave the device.</summary>
     private bool CpuOptimizer => _s.OptimizerOffload != OffloadTier.None || _shape.CpuOptimizer;
 
+    /// <summary>The delayed schedule: the CPU update changes only the master, written into the working copies once per step.</summary>
+    private bool DelaysUpdate => _s.Schedule == StepSchedule.Delayed && CpuOptimizer;
+
     /// <summary>The unit's parameter count (the outer block: the embedding's and the head's).</summary>
     private long ParametersOf(int unit) => unit == OuterUnit ? _unitParameters[0] + _unitParameters[_m.NumLayers + 1] : _unitParameters[unit + 1];
 
@@ -210,7 +213,7 @@ internal sealed partial class ProgramBuilder
             bool endOfMicroBatch = p + 1 == count || _uses[p + 1].MicroBatch != mb;
             if (outer && endOfMicroBatch) EmitOuterBackward(pass, mb);
         }
-        if (_s.Schedule == StepSchedule.Delayed && CpuOptimizer && !_firstStep)
+        if (DelaysUpdate && !_firstStep)
             // Steady state of the delayed update: these are the previous step's sub-groups, which run beside this step's
             // passes, so nothing of this step comes before them (a resource the passes also use serves them after its pass work).
             EmitOptimizer([]);
@@ -220,6 +223,7 @@ internal sealed partial class ProgramBuilder
             // Below stage 3 every GPU needs the whole updated model: all-gather it once the last layer is updated.
             Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, UnitId.Model, 0, pass.LastGradOps.Where(i => i >= 0).ToArray(),
                 Bytes.OfElements(_m.TotalParameters, _pb));
+        if (DelaysUpdate) EmitMasterWriteBack();
     }
 
     /// <summary>What the pass carries from one position to the next.</summary>
@@ -264,14 +268,14 @@ internal sealed partial class ProgramBuilder
 
     private int Add(OpKind kind, ResourceKind resource, StepPhase phase, UnitId unit, int mb, int[] deps,
         Bytes bytes = default, double flops = 0, double elementwise = 0, long parameters = 0, bool write = false, MemoryEffect[]? effects = null,
-        long denseGradient = 0, SubGroupRef? subGroup = null, int slot = -1, int deviceSlot = -1)
+        long denseGradient = 0, SubGroupRef? subGroup = null, int slot = -1, int deviceSlot = -1, MasterWriteBackTraffic traffic = default)
     {
         int id = _ops.Count;
         _ops.Add(new Operation
         {
             Id = id, Kind = kind, Resource = resource, Phase = phase, Unit = unit, MicroBatch = mb, Deps = deps, Bytes = bytes,
             Flops = flops, ElementwiseBytes = elementwise, Parameters = parameters, IsWrite = write, Effects = effects ?? [],
-            DenseGradientBytes = denseGradient, SubGroup = subGroup, Slot = slot, DeviceSlot = deviceSlot,
+            DenseGradientBytes = denseGradient, SubGroup = subGroup, Slot = slot, DeviceSlot = deviceSlot, WriteBackTraffic = traffic,
         });
         return id;
     }
