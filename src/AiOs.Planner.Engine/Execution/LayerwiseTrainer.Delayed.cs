@@ -11,7 +11,10 @@ namespace AiOs.Planner.Engine.Execution;
 /// Deterministic by construction, whatever the timing: (1) gradients are double-buffered (two RAM stores; the pending
 /// update reads one while the next step accumulates into the other); (2) the pending update changes only the optimizer's
 /// fp32 master and moments, never the working copies the passes read (device, bf16/fp32 host copy or NVMe file); those get
-/// θ_i in one write-back (the program's <see cref="OpKind.MasterWriteBack"/>) after step i+1's passes have ended and the update has finished, before step i+2 begins. So every
+/// θ_i in one write-back (the program's <see cref="OpKind.MasterWriteBack"/>) after step i+1's passes have ended and the update has finished, before step i+2 begins.
+/// Parameters in host RAM are double-buffered instead (<see cref="ParameterSwapper.AllocateSpareCopies"/>): the update writes θ_i
+/// into the spare host copies in its Adam pass, and the write-back swaps spare and active (no pass over the parameters); device-resident
+/// units and NVMe files keep the serial write-back from the master. So every
 /// step after the warm-up computes at exactly θ_{i−1}. The first <see cref="DelayedWarmUpSteps"/> step(s) update serially, as
 /// the paper's warm-up does. A checkpoint (and <see cref="MasterOf"/>) first applies the pending update, so a checkpoint
 /// holds θ_i and the step after a save, as the step after a resume, computes at θ_i: resume is exact.
@@ -33,6 +36,9 @@ public sealed partial class LayerwiseTrainer
     private bool _updatePending;
 
     private bool Delayed => _settings.Schedule == StepSchedule.Delayed;
+
+    /// <summary>Whether the working parameters are double-buffered host copies (the delayed schedule with parameters in RAM).</summary>
+    internal bool DoubleBufferedParameters => _params.DoubleBuffered;
 
     private Operation[]? _updateOps, _writeBackOps;
 
@@ -85,11 +91,29 @@ public sealed partial class LayerwiseTrainer
     /// <summary>Runs the program's write-back of θ (its span carries the operation's id).</summary>
     private void RunWriteBack() => _updateExecutor!.Run(WriteBackOps, _handlers);
 
-    /// <summary>The <see cref="OpKind.MasterWriteBack"/> handler: copies every unit's master weights into the parameters the passes read.</summary>
+    /// <summary>
+    /// Where the delayed update writes the training-precision copy in its Adam pass: the spare host copies when double-buffered,
+    /// else nowhere (both null: the working copies the passes read take θ in <see cref="WriteBackMaster"/>).
+    /// </summary>
+    private (Action<int, long, ReadOnlySpan<float>>? WriteBack, IBf16Sink? Sink) DelayedTargets() =>
+        _params.DoubleBuffered ? (_params.WriteSpare, _params.Spare) : (null, null);
+
+    /// <summary>
+    /// The <see cref="OpKind.MasterWriteBack"/> handler: swaps the spare host copies (θ_i, written by the update) in, or, when
+    /// not double-buffered, copies every unit's master weights into the parameters the passes read.
+    /// </summary>
     private void WriteBackMaster(Operation op)
     {
-        // No upload still queued on a copy stream may read a host copy, or a kernel a resident unit, while it changes.
+        // No upload still queued on a copy stream may read a host copy, or a kernel a resident unit, while it changes (or,
+        // once swapped, while the next update writes it as the spare).
         _streamOrder?.SynchronizeAll();
+        if (_params.DoubleBuffered != (op.Bytes.Value == 0))
+            throw new InvalidOperationException($"The program's write-back of θ carries {op.Bytes} of host traffic but the engine {(_params.DoubleBuffered ? "swaps its double-buffered copies" : "writes from the master")}; the program was built for other settings.");
+        if (_params.DoubleBuffered)
+        {
+            _params.SwapCopies();
+            return;
+        }
         for (int u = 0; u < _unitScale.Length; u++)
         {
             int unit = u;

@@ -233,11 +233,12 @@ public sealed partial class LayerwiseTrainer
         // all apply the same updates so their shards stay one model (the step is then reported and the run stops unsaved).
         // (A delayed update was decided sound before it was deferred; the next step's own non-finite value must not stop it.)
         if (_ranks is null && !Delayed && Volatile.Read(ref _nonFinite) is not null) return;
-        // Delayed: only the master changes now; the working copies the running passes read take it after them.
-        bool separateWriteBack = _params.Tier == StorageTier.Nvme || Delayed;
+        // Delayed: the working copies the running passes read are left alone (the spare host copies take θ, or the write-back does).
+        var (writeBack, sink) = Delayed ? DelayedTargets()
+            : _params.Tier == StorageTier.Nvme ? (null, null)
+            : ((Action<int, long, ReadOnlySpan<float>>)((u, offset, master) => _params.WriteBack(u, offset, master, traced: false)), (IBf16Sink)_params);
         // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
-        _optim.Step(g, op.Slot, _updateGrads, _unitScale[g.Unit], _updateStep - (_scaler?.Skipped ?? 0),
-            separateWriteBack ? null : (u, offset, master) => _params.WriteBack(u, offset, master, traced: false), separateWriteBack ? null : _params);
+        _optim.Step(g, op.Slot, _updateGrads, _unitScale[g.Unit], _updateStep - (_scaler?.Skipped ?? 0), writeBack, sink);
     }
 
     /// <summary>Closes a micro-batch left open by a failed step.</summary>

@@ -22,6 +22,7 @@ internal sealed partial class ParameterSwapper
         ArgumentNullException.ThrowIfNull(program);
         if (_residentModules is not null) return;
         KeepInRam(program);
+        if (SwapsCopiesFor(program)) AllocateSpareCopies();
         foreach (AlignedBuffer b in _stagingSlots) b?.Dispose();
         var sizes = new Dictionary<int, long>();
         int deviceSlots = 0;

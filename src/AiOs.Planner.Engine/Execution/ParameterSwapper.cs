@@ -183,5 +183,6 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         if (_resident is not null) foreach (FlatParameters p in _resident) p.Dispose();
         _outerSlot?.Parameters.Dispose();
         if (_cpuBuffers is not null) foreach (Native.HostBuffer? b in _cpuBuffers) b?.Dispose();
+        DisposeSpareCopies();
     }
 }
