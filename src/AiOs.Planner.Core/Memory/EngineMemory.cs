@@ -255,6 +255,10 @@ public static class EngineMemory
 
         if (s.ParamOffload == OffloadTier.Cpu)
             Add("parameters", PerUnit(pb), $"{pb}-byte copy per unit{(gpu ? ", page-locked" : "")}", "--offload-params nvme", pinned: gpu);
+        // The delayed schedule double-buffers parameters in RAM: its pending update writes θ_i into the spare copy while the passes read the other.
+        if (s.ParamOffload == OffloadTier.Cpu && s.Schedule == StepSchedule.Delayed)
+            Add(DelayedSpareParametersItem, PerUnit(pb), $"{pb}-byte second copy per unit{(gpu ? ", page-locked" : "")}: the update of step i writes it while step i+1 reads the other; they swap at the step boundary",
+                "--schedule overlapped", pinned: gpu);
         else if (s.ParamOffload == OffloadTier.Nvme)
         {
             // max_in_cpu: whole units stay in RAM (ParameterPlacement), each a host copy of this rank's shard as on the CPU tier.
@@ -371,6 +375,9 @@ public static class EngineMemory
         var order = OptimizerPlacement.EngineUpdateOrder(m.NumLayers, m.LayerParameters, OuterElements(m), s);
         return OptimizerPlacement.Split(order, OptimizerPlacement.InRam(order, s.OptimizerState.BytesPerParameter(), s));
     }
+
+    /// <summary>The name of the host item holding the delayed schedule's second host copy of the parameters.</summary>
+    public const string DelayedSpareParametersItem = "parameters (spare copy of the delayed schedule)";
 
     /// <summary>The name of the host item holding the parameters max_in_cpu keeps in RAM (the plan's memory table shows it).</summary>
     public const string KeptParametersItem = "parameters kept in RAM (max_in_cpu)";

@@ -195,10 +195,18 @@ internal sealed partial class ProgramBuilder
     /// master is cast into the working copy the passes read. Host traffic: the master read and the copy written,
     /// (4 + param bytes) per parameter; device-resident units are also uploaded, units on NVMe written to their files, and
     /// a master whose state lives on NVMe is read from there first (with its moments: the engine reads the whole state).
+    /// Parameters in host RAM are double-buffered: the update wrote θ into the spare host copies in its Adam pass (priced in
+    /// the sub-group steps' Adam rate, which includes the training-precision write in every schedule), so the write-back is a
+    /// swap of the two copies and carries no bytes; the op stays so the engine's spans match the program one for one.
     /// </summary>
     private void EmitMasterWriteBack()
     {
         int[] sinks = Enumerable.Range(0, _ops.Count).Except(_ops.SelectMany(o => o.Deps)).ToArray();
+        if (_s.ParamOffload == OffloadTier.Cpu)
+        {
+            Add(OpKind.MasterWriteBack, ResourceKind.Cpu, StepPhase.Optimizer, UnitId.Model, 0, sinks, Bytes.Zero);
+            return;
+        }
         long parameters = 0, upload = 0, nvmeRead = 0, nvmeWrite = 0;
         foreach (SubGroupRef g in OptimizerGroups().Select(Placed))
         {
