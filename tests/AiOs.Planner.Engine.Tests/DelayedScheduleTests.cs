@@ -99,8 +99,10 @@ public sealed class DelayedScheduleTests : IDisposable
     [Theory]
     [InlineData(1, OffloadTier.Cpu, OffloadTier.Cpu)]
     [InlineData(2, OffloadTier.Cpu, OffloadTier.Cpu)]
+    [InlineData(1, OffloadTier.Cpu, OffloadTier.Nvme)]
     [InlineData(2, OffloadTier.None, OffloadTier.Cpu)]
     [InlineData(1, OffloadTier.Nvme, OffloadTier.Nvme)]
+    [InlineData(1, OffloadTier.Nvme, OffloadTier.Cpu)]
     public void Given_the_delayed_schedule_When_trained_Then_losses_and_weights_equal_a_loop_applying_each_update_one_step_late(int accumulation,
         OffloadTier parameters, OffloadTier optimizer)
     {
@@ -143,6 +145,34 @@ public sealed class DelayedScheduleTests : IDisposable
 
         Assert.Equal(whole, after);
         Assert.Equal(wholeMaster, resumed.MasterOf(0));
+    }
+
+    [Theory]
+    [InlineData(OffloadTier.Cpu, true)]
+    [InlineData(OffloadTier.None, false)]
+    [InlineData(OffloadTier.Nvme, false)]
+    public void Given_the_delayed_schedule_When_built_Then_only_parameters_in_ram_are_double_buffered_and_the_program_agrees(OffloadTier parameters, bool doubled)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        using var t = new LayerwiseTrainer(spec, Settings(1, parameters) with { NvmePath = _nvme }, LayerwiseTrainerTests.Options());
+
+        Assert.Equal(doubled, t.DoubleBufferedParameters);
+        // The swap moves no bytes: the program's write-back of θ carries none exactly when the engine swaps.
+        Assert.Equal(doubled, Assert.Single(t.Program.Ops, o => o.Kind == OpKind.MasterWriteBack).Bytes.Value == 0);
+    }
+
+    [Fact]
+    public void Given_bf16_parameters_in_ram_When_trained_delayed_Then_the_spare_copies_written_in_the_adam_pass_equal_the_serial_write_back_from_the_master()
+    {
+        // bf16 takes the Adam kernels' in-pass bf16 write into the spare copy; parameters on NVMe take the serial cast from the master.
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings s = Settings(1) with { Precision = Precision.Bf16, NvmePath = _nvme };
+
+        var (ram, ramMaster) = Engine(spec, s);
+        var (nvme, nvmeMaster) = Engine(spec, s with { ParamOffload = OffloadTier.Nvme });
+
+        Assert.Equal(nvme, ram);
+        for (int u = 0; u < ramMaster.Length; u++) Assert.Equal(nvmeMaster[u], ramMaster[u]);
     }
 
     [Fact]
