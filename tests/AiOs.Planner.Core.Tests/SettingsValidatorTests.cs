@@ -32,6 +32,8 @@ public class SettingsValidatorTests
         { "--aio-threads", new TrainingSettings { Aio = new AioSettings { IntraOpParallelism = 100_000 } } },
         { "--nodes", new TrainingSettings { Nodes = 0 } },
         { "--gpus", new TrainingSettings { GpusPerNode = -1 } },
+        { "--delayed-warmup-steps", new TrainingSettings { DelayedWarmupSteps = 0 } },
+        { "--delayed-warmup-steps", new TrainingSettings { DelayedWarmupSteps = -2 } },
     };
 
     [Theory]
@@ -88,5 +90,25 @@ public class SettingsValidatorTests
         var s = new TrainingSettings { Schedule = StepSchedule.Overlapped };
         Assert.Empty(SettingsValidator.Problems(s, Gpt2));
         Assert.Contains(SettingsValidator.DeepSpeedProblems(s), p => p.Flag == "--schedule");
+    }
+
+    [Fact]
+    public void Given_no_delayed_warm_up_When_validated_Then_it_is_refused_naming_the_flag_the_field_and_the_fix()
+    {
+        var s = new TrainingSettings { Schedule = StepSchedule.Delayed, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity, DelayedWarmupSteps = 0 };
+
+        var problem = Assert.Single(SettingsValidator.Problems(s, Gpt2));
+        Assert.Equal("--delayed-warmup-steps", problem.Flag);
+        Assert.Equal("$.delayed_warmup_steps", problem.Field);
+        Assert.Contains("--delayed-warmup-steps 1 or more", problem.Message);
+        Assert.Empty(SettingsValidator.Problems(s with { DelayedWarmupSteps = 3 }, Gpt2));
+    }
+
+    [Fact]
+    public void Given_a_settings_file_with_a_delayed_warm_up_When_read_Then_the_snake_case_field_sets_it()
+    {
+        var s = DescriptionJson.Parse<TrainingSettings>("{\"schedule\": \"delayed\", \"delayed_warmup_steps\": 4}", "settings.json");
+        Assert.Equal(4, s.DelayedWarmupSteps);
+        Assert.Equal(1, new TrainingSettings().DelayedWarmupSteps);
     }
 }

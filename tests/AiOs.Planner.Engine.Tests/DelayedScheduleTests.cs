@@ -11,8 +11,8 @@ using static TorchSharp.torch;
 namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
-/// The delayed schedule (one-step delayed parameter update) against a plain loop that does exactly what it promises: step 1
-/// serial, then step i+1's gradient taken at θ_{i−1} and applied to θ_i, with the same AdamW, the same data and dropout.
+/// The delayed schedule (one-step delayed parameter update) against a plain loop that does exactly what it promises: steps
+/// 1..delayed_warmup_steps serial, then step i+1's gradient taken at θ_{i−1} and applied to θ_i, with the same AdamW, the same data and dropout.
 /// </summary>
 [Collection(nameof(TorchGlobalRandom))]
 public sealed class DelayedScheduleTests : IDisposable
@@ -35,7 +35,10 @@ public sealed class DelayedScheduleTests : IDisposable
     private static TokenBatch Batch(TokenDataset data, TrainingSettings s, int step, int micro) =>
         data.Sample(LayerwiseTrainerTests.Options().Seed, step, micro, s.MicroBatch, s.SeqLen);
 
-    /// <summary>The reference: a whole model in fp32, its gradients into one of two stores, the update of step i applied after step i+1's gradient.</summary>
+    /// <summary>
+    /// The reference: a whole model in fp32, its gradients into one of two stores; steps 1..<paramref name="serialSteps"/> (the warm-up)
+    /// update serially, after them the update of step i is applied after step i+1's gradient.
+    /// </summary>
     private static (double[] Losses, float[][] Master) Reference(ModelSpec spec, TrainingSettings s, int serialSteps)
     {
         EngineOptions options = LayerwiseTrainerTests.Options();
@@ -110,7 +113,7 @@ public sealed class DelayedScheduleTests : IDisposable
         TrainingSettings s = Settings(accumulation, parameters, optimizer) with { NvmePath = _nvme };
 
         var (losses, master) = Engine(spec, s);
-        var (refLosses, refMaster) = Reference(spec, s, LayerwiseTrainer.DelayedWarmUpSteps);
+        var (refLosses, refMaster) = Reference(spec, s, s.DelayedWarmupSteps);
         var (serialLosses, _) = Reference(spec, s, serialSteps: Steps);
 
         for (int i = 0; i < Steps; i++) Assert.Equal(refLosses[i], losses[i]);
@@ -121,10 +124,34 @@ public sealed class DelayedScheduleTests : IDisposable
     }
 
     [Fact]
-    public void Given_a_checkpoint_after_step_3_When_resumed_Then_the_next_steps_equal_the_uninterrupted_run_that_saved_it()
+    public void Given_a_warm_up_of_3_steps_When_trained_delayed_Then_steps_1_to_3_equal_the_serial_schedule_and_the_delay_starts_after_step_3()
     {
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
-        TrainingSettings s = Settings(1);
+        TrainingSettings s = Settings(1) with { DelayedWarmupSteps = 3 };
+
+        var (losses, master) = Engine(spec, s);
+        var (serial, _) = Engine(spec, s with { Schedule = StepSchedule.DeepSpeed });
+        var (refLosses, refMaster) = Reference(spec, s, serialSteps: 3);
+        var (oneStepWarmUp, _) = Reference(spec, s, serialSteps: 1);
+
+        // Steps 1-3 update serially, so step 4 still computes at θ_3 as the serial schedule does; step 5 computes at θ_3, not θ_4.
+        for (int i = 0; i < 4; i++) Assert.Equal(serial[i], losses[i]);
+        Assert.NotEqual(serial[4], losses[4], 3);
+        for (int i = 0; i < Steps; i++) Assert.Equal(refLosses[i], losses[i]);
+        for (int u = 0; u < master.Length; u++) Assert.Equal(refMaster[u], master[u]);
+        // The warm-up is what the setting says: a one-step warm-up is already stale at step 3.
+        Assert.NotEqual(oneStepWarmUp[2], losses[2], 3);
+    }
+
+    [Theory]
+    [InlineData(1, 3)]
+    [InlineData(3, 2)]
+    [InlineData(3, 4)]
+    public void Given_a_checkpoint_When_resumed_Then_the_next_steps_equal_the_uninterrupted_run_that_saved_it(int warmUp, int saveAfter)
+    {
+        // A resume at step k continues serially while k ≤ the warm-up (saveAfter 2 of 3) and delayed after it.
+        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
+        TrainingSettings s = Settings(1) with { DelayedWarmupSteps = warmUp };
         var data = TokenDataset.Load(BundledText.DefaultPath);
         string root = Path.Combine(_nvme, "ckpt");
         double[] Run(LayerwiseTrainer t, int from) => Enumerable.Range(from, Steps - from).Select(i => t.Step(m => Batch(data, s, i, m)).Loss).ToArray();
@@ -134,14 +161,14 @@ public sealed class DelayedScheduleTests : IDisposable
         string folder;
         using (var t = new LayerwiseTrainer(spec, s, LayerwiseTrainerTests.Options()))
         {
-            for (int i = 0; i < 3; i++) t.Step(m => Batch(data, s, i, m));
+            for (int i = 0; i < saveAfter; i++) t.Step(m => Batch(data, s, i, m));
             folder = t.SaveCheckpoint(root);
-            whole = Run(t, 3);
+            whole = Run(t, saveAfter);
             wholeMaster = t.MasterOf(0);
         }
         using var resumed = new LayerwiseTrainer(spec, s, LayerwiseTrainerTests.Options());
         resumed.RestoreCheckpoint(folder);
-        double[] after = Run(resumed, 3);
+        double[] after = Run(resumed, saveAfter);
 
         Assert.Equal(whole, after);
         Assert.Equal(wholeMaster, resumed.MasterOf(0));

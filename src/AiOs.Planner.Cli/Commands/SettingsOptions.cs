@@ -57,6 +57,7 @@ public sealed class SettingsOptions
     public Option<int?> Gpus { get; } = new("--gpus") { Description = "GPUs per node (default: all of the profile's)" };
     public Option<int?> Nodes { get; } = new("--nodes") { Description = "Nodes (default: the profile's)" };
     public Option<StepSchedule> Schedule { get; } = new("--schedule") { Description = "deepspeed (optimizer after backward) | overlapped (each layer updated during backward) | delayed (step i's CPU optimizer runs during step i+1, one step stale; needs --offload-optimizer cpu|nvme)", DefaultValueFactory = _ => Defaults.Schedule, CustomParser = ParseEnum<StepSchedule> };
+    public Option<int?> DelayedWarmupSteps { get; } = new("--delayed-warmup-steps") { Description = $"With --schedule delayed: steps 1..N update serially before the delayed update starts (ZeRO-Offload's warm-up; default {Defaults.DelayedWarmupSteps}, at least 1)" };
     public Option<ExecutorKind> Executor { get; } = new("--executor") { Description = "What the prediction describes: aios (the bundled engine, `aios train`) | deepspeed (DeepSpeed with PyTorch, for the emitted config)", DefaultValueFactory = _ => Defaults.Executor, CustomParser = ParseEnum<ExecutorKind> };
     public Option<OffloadTier?> OffloadActivations { get; } = new("--offload-activations") { Description = "Where activation checkpoints wait for backward: none (the device) | cpu (DeepSpeed's cpu_checkpointing; needs --grad-checkpointing)", CustomParser = ParseNullableEnum<OffloadTier> };
     public Option<int?> TilingFactor { get; } = new("--tiling-factor") { Description = $"Memory-centric tiling: each layer's weight matrices fetched in this many tiles (default {Defaults.TilingFactor}, none)" };
@@ -77,7 +78,7 @@ public sealed class SettingsOptions
         Model, Hardware, ZeroStage, OffloadParams, OffloadOptimizer, OffloadGradients, NvmePath, NvmeParams, NoNvmeParams,
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
-        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, Executor, SettingsFile,
+        MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, DelayedWarmupSteps, Executor, SettingsFile,
         OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState,
     ];
 
@@ -158,6 +159,7 @@ public sealed class SettingsOptions
             GpusPerNode = Given(Gpus) ? r.GetValue(Gpus) : start.GpusPerNode,
             Nodes = Given(Nodes) ? r.GetValue(Nodes) : start.Nodes,
             Schedule = Pick(Schedule, start.Schedule),
+            DelayedWarmupSteps = PickNullable(DelayedWarmupSteps, start.DelayedWarmupSteps),
             Executor = Pick(Executor, start.Executor),
             ActivationOffload = PickNullable(OffloadActivations, start.ActivationOffload),
             TilingFactor = PickNullable(TilingFactor, start.TilingFactor),

@@ -102,6 +102,8 @@ public static class SettingsValidator
         if (s.OptimizerRamBudget is { } ramBudget && ramBudget.Value < 0)
             Add("--optimizer-ram-budget", "$.optimizer_ram_budget", $"the optimizer RAM budget cannot be negative (found {ramBudget.Value:N0} bytes); give 0 (all on NVMe) or a size such as 60G");
         Range("--prefetch-depth", "$.prefetch_depth", "prefetch depth", s.PrefetchDepth, 0, MaxPrefetchDepth);
+        if (s.DelayedWarmupSteps < 1)
+            Add("--delayed-warmup-steps", "$.delayed_warmup_steps", $"the delayed schedule's warm-up must be at least 1 step (found {s.DelayedWarmupSteps:N0}): the first step has no earlier update to overlap; give --delayed-warmup-steps 1 or more");
         if (s.Aio is null)
         {
             Add("--aio-block-size", "$.aio", "the aio section must be an object");

@@ -46,7 +46,8 @@ public enum StepSchedule
     Overlapped,
     /// <summary>
     /// ZeRO-Offload's one-step delayed parameter update (DPU): the CPU optimizer of step i runs while the device computes
-    /// step i+1, whose gradient is therefore taken at θ_{i−1} and applied to θ_i; the first step is serial (warm-up).
+    /// step i+1, whose gradient is therefore taken at θ_{i−1} and applied to θ_i; the first <see cref="TrainingSettings.DelayedWarmupSteps"/>
+    /// steps are serial (warm-up).
     /// </summary>
     Delayed,
 }
@@ -157,6 +158,11 @@ public sealed record TrainingSettings
     /// <summary>Nodes used; null uses the profile's count.</summary>
     public int? Nodes { get; init; }
     public StepSchedule Schedule { get; init; } = StepSchedule.DeepSpeed;
+    /// <summary>
+    /// Delayed schedule: steps 1..N update serially before the delayed update starts (ZeRO-Offload's warm-up, while the
+    /// early gradients change fast); at least 1, as the first step has no earlier update to overlap. Other schedules ignore it.
+    /// </summary>
+    public int DelayedWarmupSteps { get; init; } = 1;
     /// <summary>Which program the prediction prices: the bundled engine (the default) or DeepSpeed with PyTorch.</summary>
     [JsonConverter(typeof(ExecutorJsonConverter))]
     public ExecutorKind Executor { get; init; } = ExecutorKind.Aios;

@@ -15,14 +15,15 @@ namespace AiOs.Planner.Engine.Execution;
 /// Parameters in host RAM are double-buffered instead (<see cref="ParameterSwapper.AllocateSpareCopies"/>): the update writes θ_i
 /// into the spare host copies in its Adam pass, and the write-back swaps spare and active (no pass over the parameters); device-resident
 /// units and NVMe files keep the serial write-back from the master. So every
-/// step after the warm-up computes at exactly θ_{i−1}. The first <see cref="DelayedWarmUpSteps"/> step(s) update serially, as
-/// the paper's warm-up does. A checkpoint (and <see cref="MasterOf"/>) first applies the pending update, so a checkpoint
+/// step after the warm-up computes at exactly θ_{i−1}. Steps 1..<see cref="DelayedWarmupSteps"/> (the setting
+/// <see cref="TrainingSettings.DelayedWarmupSteps"/>) update serially, as the paper's warm-up does; the step counts from the
+/// start of training, so a run resumed at step k continues delayed when k is past the warm-up and serial otherwise. A checkpoint (and <see cref="MasterOf"/>) first applies the pending update, so a checkpoint
 /// holds θ_i and the step after a save, as the step after a resume, computes at θ_i: resume is exact.
 /// </remarks>
 public sealed partial class LayerwiseTrainer
 {
-    /// <summary>Steps that update serially before the delayed update starts (the paper's warm-up); fixed at one.</summary>
-    public const int DelayedWarmUpSteps = 1;
+    /// <summary>Steps that update serially before the delayed update starts (the paper's warm-up): the run's setting, at least one.</summary>
+    public int DelayedWarmupSteps => _settings.DelayedWarmupSteps;
 
     /// <summary>The gradient store the optimizer part reads: the passes' own, or under the delayed schedule the pending step's.</summary>
     private GradientStore _updateGrads = null!;
@@ -77,7 +78,7 @@ public sealed partial class LayerwiseTrainer
     {
         _updateGrads = _grads;
         _updateStep = step;
-        if (step <= DelayedWarmUpSteps)
+        if (step <= DelayedWarmupSteps)
         {
             _updateExecutor!.Run(UpdateOps, _handlers);
             RunWriteBack();
