@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.Encodings.Web;
-using System.Text.Json;
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
 
@@ -42,14 +40,7 @@ public static class EagerComputeSection
         return profile with { Gpu = profile.Gpu with { EagerCompute = section } };
     }
 
-    /// <summary>Profile-file options (no computed properties) that write text as text (an apostrophe, ×) rather than \u escapes, so a profile written back differs from the hand-written one only where it changed.</summary>
-    private static readonly JsonSerializerOptions FileOptions = new(DescriptionJson.Options)
-    {
-        IgnoreReadOnlyProperties = true,
-        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
     /// <summary>Validates <paramref name="profile"/> and writes it to <paramref name="path"/> atomically (the old file, if any, stays whole until the new one is).</summary>
     public static void WriteProfile(string path, HardwareProfile profile) =>
-        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(profile.Validated(path), FileOptions) + "\n");
+        ProfileWriter.WriteFile(path, profile.Validated(path));
 }
