@@ -27,7 +27,7 @@ public class CpuAdamBenchmarks
 
     // Pinned (on the pinned-object heap) so the spans handed to CpuAdam are pinned cheaply.
     private float[] _a = [], _b = [], _c = [], _d = [];
-    private ushort[] _h = [];
+    private ushort[] _h = [], _gh = [];
     private int _step;
     private readonly AdamHyperParameters _hp = new() { LearningRate = 1e-4f };
 
@@ -39,15 +39,16 @@ public class CpuAdamBenchmarks
         _c = GC.AllocateUninitializedArray<float>(Elements, pinned: true);
         _d = GC.AllocateUninitializedArray<float>(Elements, pinned: true);
         _h = GC.AllocateUninitializedArray<ushort>(Elements, pinned: true);
+        _gh = GC.AllocateUninitializedArray<ushort>(Elements, pinned: true);
         // Touch every page (first-touch on the threads that will use them) with plausible values.
         ForChunks(Elements, Threads, (s, n) =>
         {
-            for (int i = s; i < s + n; i++) { _a[i] = 0.01f * (i % 97); _b[i] = 1e-3f * (i % 13 - 6); _c[i] = 0; _d[i] = 0; _h[i] = 0; }
+            for (int i = s; i < s + n; i++) { _a[i] = 0.01f * (i % 97); _b[i] = 1e-3f * (i % 13 - 6); _c[i] = 0; _d[i] = 0; _h[i] = 0; _gh[i] = (ushort)(BitConverter.SingleToUInt32Bits(_b[i]) >> 16); }
         });
     }
 
     [GlobalCleanup]
-    public void Cleanup() => (_a, _b, _c, _d, _h) = ([], [], [], [], []);
+    public void Cleanup() => (_a, _b, _c, _d, _h, _gh) = ([], [], [], [], [], []);
 
     /// <summary>STREAM copy, c ← a: 8 B per element.</summary>
     [Benchmark]
@@ -111,6 +112,33 @@ public class CpuAdamBenchmarks
     [Benchmark]
     public void AdamBf16() => CpuAdam.Step(_a, _b, _c, _d, _h, NextStep(), _hp, Threads);
 
+    /// <summary>
+    /// What the engine did with a bf16 gradient store before the fused read: widen the gradients into an fp32 array
+    /// (2 B read, 4 B written), then <see cref="AdamBf16"/>: 36 B per parameter.
+    /// </summary>
+    [Benchmark]
+    public void AdamWidenThenStep()
+    {
+        ForChunks(Elements, Threads, (s, n) =>
+        {
+            // Vectorised as the engine's PrecisionCast.WidenBf16 is: one Vector256<ushort> into two Vector256<float>.
+            var packed = MemoryMarshal.Cast<ushort, Vector256<ushort>>(_gh.AsSpan(s, n));
+            var wide = MemoryMarshal.Cast<float, Vector256<float>>(_b.AsSpan(s, n));
+            for (int v = 0; v < packed.Length; v++)
+            {
+                var (lo, hi) = Vector256.Widen(packed[v]);
+                wide[2 * v] = Vector256.ShiftLeft(lo, 16).AsSingle();
+                wide[2 * v + 1] = Vector256.ShiftLeft(hi, 16).AsSingle();
+            }
+            for (int i = s + packed.Length * Vector256<ushort>.Count; i < s + n; i++) _b[i] = BitConverter.UInt32BitsToSingle((uint)_gh[i] << 16);
+        });
+        AdamBf16();
+    }
+
+    /// <summary>The engine's path now: bf16 gradients widened as CpuAdam reads them, bf16 copy written: 28 B per parameter.</summary>
+    [Benchmark]
+    public void AdamBf16Gradients() => CpuAdam.StepBf16Gradients(_a, _gh, _c, _d, _h, NextStep(), _hp, Threads);
+
     // The step number only moves the bias corrections; it is kept small so they stay away from 1.
     private int NextStep() => _step = _step % 1000 + 1;
 
@@ -145,6 +173,7 @@ public class CpuAdamBenchmarks
                 ("copy (8 B/elem)", bench.StreamCopy, 8), ("triad (12 B/elem)", bench.StreamTriad, 12), ("update in place (12 B/elem)", bench.StreamUpdate, 12),
                 ("adam's traffic (28 B/elem)", bench.AdamTraffic, AdamBytes),
                 ("adam (28 B/param)", bench.Adam, AdamBytes), ("adam+bf16 (30 B/param)", bench.AdamBf16, AdamBf16Bytes),
+                ("widen bf16 g, adam+bf16 (36)", bench.AdamWidenThenStep, AdamBf16Bytes + 6), ("adam, bf16 g + bf16 (28 B)", bench.AdamBf16Gradients, AdamBytes),
             ];
             var rates = Rates(kernels, bench.Elements, rounds);
             for (int j = 0; j < kernels.Length; j++)
@@ -157,6 +186,9 @@ public class CpuAdamBenchmarks
             double bandwidth = rates[roof][rounds / 2];
             Console.WriteLine($"bandwidth (median of the fastest memory-only kernel, {kernels[roof].Name}): {bandwidth:0.0} GB/s; " +
                 $"adam {rates[4][rounds / 2] / bandwidth:P0}, adam+bf16 {rates[5][rounds / 2] / bandwidth:P0} of it (medians)");
+            // Parameters per second of the two ways the engine reads a bf16 gradient store (their bytes differ, so compare elements).
+            double widen = rates[6][rounds / 2] * 1e3 / (AdamBf16Bytes + 6), fused = rates[7][rounds / 2] * 1e3 / AdamBytes;
+            Console.WriteLine($"bf16 gradients: fused read {fused:0} M params/s against widen-then-step {widen:0} M params/s = {fused / widen:0.00}x (medians)");
             Console.WriteLine($"load after: {File.ReadAllText("/proc/loadavg").Trim()}");
         }
         finally

@@ -78,6 +78,48 @@ public class CpuAdamKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(Cases))]
+    public void Given_bf16_gradients_When_stepped_three_times_Then_every_element_is_bit_identical_to_stepping_on_them_widened(string kernelName, int n, int threads, bool bf16)
+    {
+        // What the engine did before the fused read: widen the bf16 store's gradients into an fp32 scratch, then step.
+        var kernel = Enum.Parse<CpuAdam.Kernel>(kernelName);
+        var rng = new Random(n * 17 + (int)kernel);
+        float[] p = new float[n], m = new float[n], v = new float[n];
+        for (int i = 0; i < n; i++) p[i] = (float)(rng.NextDouble() * 4 - 2);
+        float[] rp = (float[])p.Clone(), rm = new float[n], rv = new float[n];
+        ushort[]? h = bf16 ? new ushort[n] : null, rh = bf16 ? new ushort[n] : null;
+        var hp = Hp with { GradientScale = 0.61f };
+
+        for (int step = 1; step <= 3; step++)
+        {
+            ushort[] gBits = new ushort[n];
+            for (int i = 0; i < n; i++) gBits[i] = (ushort)(BitConverter.SingleToUInt32Bits((float)(rng.NextDouble() - 0.5) * step) >> 16);
+            // Awkward bf16 values where the lengths allow: a subnormal, a negative zero, an infinity, the largest finite.
+            if (n > 5) { gBits[1] = 0x0001; gBits[2] = 0x8000; gBits[3] = 0xFF80; gBits[4] = 0x7F7F; }
+            float[] widened = gBits.Select(b => BitConverter.UInt32BitsToSingle((uint)b << 16)).ToArray();
+            CpuAdam.StepBf16Gradients(p, gBits, m, v, h ?? [], step, hp, threads, kernel);
+            CpuAdam.Step(rp, widened, rm, rv, rh ?? [], step, hp, threads, CpuAdam.Kernel.Scalar);
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            Assert.True(Bits(rp[i]) == Bits(p[i]), $"p[{i}]: {rp[i]:R} expected, {p[i]:R} from {kernel}");
+            Assert.True(Bits(rm[i]) == Bits(m[i]), $"m[{i}]: {rm[i]:R} expected, {m[i]:R} from {kernel}");
+            Assert.True(Bits(rv[i]) == Bits(v[i]), $"v[{i}]: {rv[i]:R} expected, {v[i]:R} from {kernel}");
+            if (bf16) Assert.True(rh![i] == h![i], $"bf16[{i}]: 0x{rh[i]:X4} expected, 0x{h[i]:X4} from {kernel}");
+        }
+        Assert.Contains(m, x => x != 0); // the gradients reached the moments
+    }
+
+    [Fact]
+    public void Given_bf16_gradients_of_another_length_When_stepped_Then_it_is_refused_naming_the_lengths()
+    {
+        var error = Assert.Throws<ArgumentException>(() => CpuAdam.StepBf16Gradients(new float[4], new ushort[3], new float[4], new float[4], [], 1, Hp));
+        Assert.Contains("bf16 gradients", error.Message);
+        Assert.Contains("4, 3", error.Message);
+    }
+
+    [Theory]
     [InlineData("Scalar")]
     [InlineData("Vector")]
     [InlineData("V256")]

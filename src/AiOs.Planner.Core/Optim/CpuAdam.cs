@@ -89,7 +89,35 @@ public static unsafe class CpuAdam
         Step(parameters, gradients, m, v, bf16, count, step, hp, threads, Best);
 
     /// <summary>As the public overload with a chosen kernel (the tests run every kernel against the scalar loop).</summary>
-    internal static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads, Kernel kernel)
+    internal static void Step(float* parameters, float* gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads, Kernel kernel) =>
+        Run(parameters, new Fp32Gradients(gradients), m, v, bf16, count, step, hp, threads, kernel);
+
+    /// <summary>
+    /// One AdamW step that reads the gradients as bf16, as a bf16 gradient store keeps them: each is widened to fp32
+    /// as it is read. Widening is exact, so the result is bit-identical to widening them into an fp32 array first and
+    /// stepping on that, without that pass's 6 bytes per parameter (the pass is bound by memory: 28 bytes per
+    /// parameter instead of 34 with the bf16 copy). Writes the bf16 copy of the parameters unless <paramref name="bf16"/> is empty.
+    /// </summary>
+    public static void StepBf16Gradients(Span<float> parameters, ReadOnlySpan<ushort> gradients, Span<float> m, Span<float> v, Span<ushort> bf16, int step, AdamHyperParameters hp, int threads = 1) =>
+        StepBf16Gradients(parameters, gradients, m, v, bf16, step, hp, threads, Best);
+
+    /// <summary>As the public overload with a chosen kernel.</summary>
+    internal static void StepBf16Gradients(Span<float> parameters, ReadOnlySpan<ushort> gradients, Span<float> m, Span<float> v, Span<ushort> bf16, int step, AdamHyperParameters hp, int threads, Kernel kernel)
+    {
+        int n = parameters.Length;
+        if (gradients.Length != n || m.Length != n || v.Length != n || (!bf16.IsEmpty && bf16.Length != n))
+            throw new ArgumentException($"Parameters, bf16 gradients, m, v and the bf16 copy must have equal lengths; got {n}, {gradients.Length}, {m.Length}, {v.Length}, {bf16.Length}.");
+        fixed (float* p = parameters)
+        fixed (ushort* g = gradients)
+        fixed (float* pm = m)
+        fixed (float* pv = v)
+        fixed (ushort* h = bf16)
+            Run(p, new Bf16Gradients(g), pm, pv, bf16.IsEmpty ? null : h, n, step, hp, threads, kernel);
+    }
+
+    /// <summary>One AdamW step over <paramref name="count"/> elements whose gradients <paramref name="gradients"/> reads, on up to <paramref name="threads"/> threads by contiguous chunks.</summary>
+    private static void Run<TGrad>(float* parameters, TGrad gradients, float* m, float* v, ushort* bf16, long count, int step, AdamHyperParameters hp, int threads, Kernel kernel)
+        where TGrad : struct, IGradients<TGrad>
     {
         ArgumentNullException.ThrowIfNull(hp);
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
@@ -101,12 +129,12 @@ public static unsafe class CpuAdam
             Update(parameters, gradients, m, v, bf16, count, k, kernel);
             return;
         }
-        nint p = (nint)parameters, g = (nint)gradients, pm = (nint)m, pv = (nint)v, h = (nint)bf16;
+        nint p = (nint)parameters, pm = (nint)m, pv = (nint)v, h = (nint)bf16;
         Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
         {
             long start = c * ChunkElements;
             long n = Math.Min(ChunkElements, count - start);
-            Update((float*)p + start, (float*)g + start, (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k, kernel);
+            Update((float*)p + start, gradients.From(start), (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k, kernel);
         });
     }
 
@@ -147,7 +175,8 @@ public static unsafe class CpuAdam
     /// give bit-identical results. Kernels wider than the processor's are emulated (slow but exact), which is
     /// how the tests reach the 512-bit one on a machine without AVX-512.
     /// </summary>
-    internal static void Update(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k, Kernel kernel)
+    internal static void Update<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k, Kernel kernel)
+        where TGrad : struct, IGradients<TGrad>
     {
         long i = kernel switch
         {
@@ -158,7 +187,7 @@ public static unsafe class CpuAdam
         };
         for (; i < n; i++)
         {
-            float gi = g[i] * k.GradientScale;
+            float gi = g.At(i) * k.GradientScale;
             float mi = k.Beta1 * m[i] + k.OneMinusBeta1 * gi;
             float vi = k.Beta2 * v[i] + k.OneMinusBeta2 * gi * gi;
             m[i] = mi;
@@ -171,41 +200,47 @@ public static unsafe class CpuAdam
     // Each kernel handles two vectors per iteration, so the bf16 results of both narrow into one full vector
     // of ushorts with a single store (packing, not element-by-element writes); it returns how many it did.
 
-    private static long Update256(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    private static long Update256<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
+        where TGrad : struct, IGradients<TGrad>
     {
         var c = new Constants256(k);
         long i = 0, w = Vector256<float>.Count;
         for (; i <= n - 2 * w; i += 2 * w)
         {
-            var p0 = c.Step(p + i, g + i, m + i, v + i);
-            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            g.Load256(i, out var g0, out var g1);
+            var p0 = c.Step(p + i, g0, m + i, v + i);
+            var p1 = c.Step(p + i + w, g1, m + i + w, v + i + w);
             if (h != null) Vector256.Narrow(Constants256.Bf16(p0), Constants256.Bf16(p1)).Store(h + i);
         }
         return i;
     }
 
-    private static long Update512(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    private static long Update512<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
+        where TGrad : struct, IGradients<TGrad>
     {
         var c = new Constants512(k);
         long i = 0, w = Vector512<float>.Count;
         for (; i <= n - 2 * w; i += 2 * w)
         {
-            var p0 = c.Step(p + i, g + i, m + i, v + i);
-            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            g.Load512(i, out var g0, out var g1);
+            var p0 = c.Step(p + i, g0, m + i, v + i);
+            var p1 = c.Step(p + i + w, g1, m + i + w, v + i + w);
             if (h != null) Vector512.Narrow(Constants512.Bf16(p0), Constants512.Bf16(p1)).Store(h + i);
         }
         return i;
     }
 
     /// <summary>The portable fallback (<see cref="Vector{T}"/>, e.g. 128-bit on Arm).</summary>
-    private static long UpdateVector(float* p, float* g, float* m, float* v, ushort* h, long n, Coefficients k)
+    private static long UpdateVector<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
+        where TGrad : struct, IGradients<TGrad>
     {
         var c = new ConstantsVector(k);
         long i = 0, w = Vector<float>.Count;
         for (; i <= n - 2 * w; i += 2 * w)
         {
-            var p0 = c.Step(p + i, g + i, m + i, v + i);
-            var p1 = c.Step(p + i + w, g + i + w, m + i + w, v + i + w);
+            g.LoadVector(i, out var g0, out var g1);
+            var p0 = c.Step(p + i, g0, m + i, v + i);
+            var p1 = c.Step(p + i + w, g1, m + i + w, v + i + w);
             if (h != null) Vector.Narrow(ConstantsVector.Bf16(p0), ConstantsVector.Bf16(p1)).Store(h + i);
         }
         return i;
@@ -219,9 +254,9 @@ public static unsafe class CpuAdam
             _invSqrtBias2 = Vector256.Create(k.InvSqrtBias2), _eps = Vector256.Create(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector256<float> Step(float* p, float* g, float* m, float* v)
+        public Vector256<float> Step(float* p, Vector256<float> g, float* m, float* v)
         {
-            var gi = Vector256.Load(g) * _scale;
+            var gi = g * _scale;
             var mi = _b1 * Vector256.Load(m) + _c1 * gi;
             var vi = _b2 * Vector256.Load(v) + _c2 * gi * gi;
             var pi = Vector256.Load(p) * _decay - _stepSize * mi / (Vector256.Sqrt(vi) * _invSqrtBias2 + _eps);
@@ -249,9 +284,9 @@ public static unsafe class CpuAdam
             _invSqrtBias2 = Vector512.Create(k.InvSqrtBias2), _eps = Vector512.Create(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector512<float> Step(float* p, float* g, float* m, float* v)
+        public Vector512<float> Step(float* p, Vector512<float> g, float* m, float* v)
         {
-            var gi = Vector512.Load(g) * _scale;
+            var gi = g * _scale;
             var mi = _b1 * Vector512.Load(m) + _c1 * gi;
             var vi = _b2 * Vector512.Load(v) + _c2 * gi * gi;
             var pi = Vector512.Load(p) * _decay - _stepSize * mi / (Vector512.Sqrt(vi) * _invSqrtBias2 + _eps);
@@ -277,9 +312,9 @@ public static unsafe class CpuAdam
             _c2 = new(k.OneMinusBeta2), _stepSize = new(k.StepSize), _invSqrtBias2 = new(k.InvSqrtBias2), _eps = new(k.Epsilon);
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public Vector<float> Step(float* p, float* g, float* m, float* v)
+        public Vector<float> Step(float* p, Vector<float> g, float* m, float* v)
         {
-            var gi = Vector.Load(g) * _scale;
+            var gi = g * _scale;
             var mi = _b1 * Vector.Load(m) + _c1 * gi;
             var vi = _b2 * Vector.Load(v) + _c2 * gi * gi;
             var pi = Vector.Load(p) * _decay - _stepSize * mi / (Vector.SquareRoot(vi) * _invSqrtBias2 + _eps);
@@ -295,6 +330,81 @@ public static unsafe class CpuAdam
             var bits = Vector.AsVectorUInt32(x);
             var rounded = Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFFu) + (Vector.ShiftRightLogical(bits, 16) & Vector<uint>.One), 16);
             return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(x, x)), rounded, new Vector<uint>(0x7FC0u));
+        }
+    }
+
+    /// <summary>
+    /// Where a pass reads its gradients: each kernel loads two of its vectors per iteration, so a bf16 source loads one
+    /// vector of the same width in ushorts and widens its halves (a struct, so the JIT compiles each kernel once per source).
+    /// </summary>
+    internal interface IGradients<TSelf> where TSelf : struct, IGradients<TSelf>
+    {
+        /// <summary>The source from element <paramref name="start"/> on.</summary>
+        TSelf From(long start);
+        float At(long i);
+        void Load256(long i, out Vector256<float> g0, out Vector256<float> g1);
+        void Load512(long i, out Vector512<float> g0, out Vector512<float> g1);
+        void LoadVector(long i, out Vector<float> g0, out Vector<float> g1);
+    }
+
+    /// <summary>fp32 gradients.</summary>
+    internal readonly struct Fp32Gradients(float* g) : IGradients<Fp32Gradients>
+    {
+        private readonly float* _g = g;
+        public Fp32Gradients From(long start) => new(_g + start);
+        public float At(long i) => _g[i];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Load256(long i, out Vector256<float> g0, out Vector256<float> g1)
+        {
+            g0 = Vector256.Load(_g + i);
+            g1 = Vector256.Load(_g + i + Vector256<float>.Count);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Load512(long i, out Vector512<float> g0, out Vector512<float> g1)
+        {
+            g0 = Vector512.Load(_g + i);
+            g1 = Vector512.Load(_g + i + Vector512<float>.Count);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void LoadVector(long i, out Vector<float> g0, out Vector<float> g1)
+        {
+            g0 = Vector.Load(_g + i);
+            g1 = Vector.Load(_g + i + Vector<float>.Count);
+        }
+    }
+
+    /// <summary>bf16 gradients (their bits), widened exactly: the bits shifted into the high half of an fp32.</summary>
+    internal readonly struct Bf16Gradients(ushort* g) : IGradients<Bf16Gradients>
+    {
+        private readonly ushort* _g = g;
+        public Bf16Gradients From(long start) => new(_g + start);
+        public float At(long i) => BitConverter.UInt32BitsToSingle((uint)_g[i] << 16);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Load256(long i, out Vector256<float> g0, out Vector256<float> g1)
+        {
+            var (lo, hi) = Vector256.Widen(Vector256.Load(_g + i));
+            g0 = Vector256.ShiftLeft(lo, 16).AsSingle();
+            g1 = Vector256.ShiftLeft(hi, 16).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Load512(long i, out Vector512<float> g0, out Vector512<float> g1)
+        {
+            var (lo, hi) = Vector512.Widen(Vector512.Load(_g + i));
+            g0 = Vector512.ShiftLeft(lo, 16).AsSingle();
+            g1 = Vector512.ShiftLeft(hi, 16).AsSingle();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void LoadVector(long i, out Vector<float> g0, out Vector<float> g1)
+        {
+            Vector.Widen(Vector.Load(_g + i), out Vector<uint> lo, out Vector<uint> hi);
+            g0 = Vector.AsVectorSingle(Vector.ShiftLeft(lo, 16));
+            g1 = Vector.AsVectorSingle(Vector.ShiftLeft(hi, 16));
         }
     }
 

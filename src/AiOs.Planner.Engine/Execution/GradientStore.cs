@@ -80,6 +80,16 @@ internal abstract class GradientStore : IDisposable
     /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
     public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
 
+    /// <summary>
+    /// The gradient of sub-group <paramref name="g"/> as the bf16 bits the store keeps, for an optimizer that widens them
+    /// as it reads (no fp32 copy); false when the store holds fp32 (then use <see cref="Get"/>).
+    /// </summary>
+    public virtual bool TryGetBf16(SubGroup g, out ReadOnlySpan<ushort> bits)
+    {
+        bits = default;
+        return false;
+    }
+
     /// <summary>Waits for gradient copies still in flight; call on the compute thread before the optimizer reads the store.</summary>
     public virtual void Complete() { }
 
@@ -300,6 +310,18 @@ internal sealed class CpuGradientStore : GradientStore
         Span<float> into = scratch[..g.Elements];
         PrecisionCast.WidenBf16(Bf16(g.Unit).Slice((int)g.Offset, g.Elements), into);
         return into;
+    }
+
+    public override bool TryGetBf16(SubGroup g, out ReadOnlySpan<ushort> bits)
+    {
+        if (!HoldsBf16)
+        {
+            bits = default;
+            return false;
+        }
+        Settle(g.Unit);
+        bits = Bf16(g.Unit).Slice((int)g.Offset, g.Elements);
+        return true;
     }
 
     public override void Dispose()

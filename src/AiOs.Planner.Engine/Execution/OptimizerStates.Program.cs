@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.IO;
 using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
@@ -102,10 +103,18 @@ internal sealed partial class OptimizerStates
             master = ram.Master;
             m = ram.M;
             v = ram.V;
-            _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
-            gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
             _io.Read(StorageTier.Cpu, 12L * g.Elements);
             _io.Written(StorageTier.Cpu, 12L * g.Elements);
+            // A bf16 store's gradient goes to CpuAdam as it is, widened as it is read: no fp32 copy of it.
+            if (slot < 0 && _step is CpuAdamStep fused && gradients.TryGetBf16(g, out ReadOnlySpan<ushort> bits))
+            {
+                fused.UpdateBf16Gradients(master, bits, m, v, step, scale, bf16);
+                if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+                else writeBack?.Invoke(g.Unit, g.Offset, master);
+                return;
+            }
+            _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+            gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
         }
         if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
         else _step.Update(master, gradient, m, v, step, scale, bf16);
