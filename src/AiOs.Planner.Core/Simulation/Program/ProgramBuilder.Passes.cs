@@ -110,11 +110,13 @@ internal sealed partial class ProgramBuilder
         int head = _m.NumLayers;
         int slot = DeviceSlotAt(pass.OuterPosition);
         pass.HeadStored = _headActivations;
+        // The fused head takes its gradients in forward (three matmuls there); its backward only passes them on.
+        double forwardShare = _headFused ? 3 : 1, backwardShare = _headFused ? 0 : 2;
         pass.PreviousCompute = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.Head(head), mb, [pass.PreviousCompute],
-            flops: _forwardFlops[head + 1], elementwise: _forwardElementwise[head + 1],
+            flops: forwardShare * _forwardFlops[head + 1], elementwise: forwardShare * _forwardElementwise[head + 1],
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, _headActivations, AtEnd: true)] : [], deviceSlot: slot);
         pass.PreviousCompute = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Head(head), mb, AfterPreviousDownload(OuterUnit, [pass.PreviousCompute]),
-            flops: 2 * _forwardFlops[head + 1], elementwise: 2 * _forwardElementwise[head + 1],
+            flops: backwardShare * _forwardFlops[head + 1], elementwise: backwardShare * _forwardElementwise[head + 1],
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, -_headActivations, AtEnd: true)] : [], deviceSlot: slot);
     }
 

@@ -39,6 +39,11 @@ internal sealed partial class ProgramBuilder
     private readonly double[] _forwardFlops, _forwardElementwise;
     private readonly long[] _unitParameters, _unitGradients;
     private readonly long _layerActivations, _checkpointActivations, _headActivations, _checkpointCopy;
+    /// <summary>
+    /// Whether the head runs as the engine's fused head and loss (<see cref="EngineHeadLoss.IsFused"/>): its gradients are
+    /// taken chunk by chunk in forward, so the head's forward operation carries its backward's work too.
+    /// </summary>
+    private readonly bool _headFused;
     // Device bytes one fetched unit's parameters, and one unit's gradients, may hold (long.MaxValue: the whole unit).
     private readonly long _residentCap = long.MaxValue, _gradientCap = long.MaxValue;
     // Per engine unit (0…L−1 layers, L the outer block): its parameters stay in RAM under max_in_cpu (ParameterPlacement).
@@ -82,6 +87,7 @@ internal sealed partial class ProgramBuilder
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
         // The bundled engine (resident or streamed) runs its fused, chunked head where that saves bytes; PyTorch keeps full logits.
         _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
+        _headFused = s.Executor == ExecutorKind.Aios && EngineHeadLoss.IsFused(_tokens, m.VocabSize, m.HiddenSize, s.Precision);
         // The engine copies its layer inputs as they are: the training precision, hidden wide.
         _checkpointCopy = shape.PrefetchesCheckpoints ? Activations(EngineActivations.LayerInputBytesPerToken(m, s)) : _checkpointActivations;
         if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
