@@ -33,10 +33,13 @@ public class EngineHeadLossTests
 
         // Chunk: whole 128-token tiles of fp32 logits within 256 MiB.
         long chunk = 256L * 1024 * 1024 / (4 * v) / 128 * 128;
-        // Kept: embedding output, norm input and output (bf16), the normed gradient (bf16), the head weight's bf16 gradient sum.
-        long kept = tokens * h * (3 * 2 + 2) + 2 * vh;
-        // One chunk: fp32 logits and their bf16 copy.
-        long working = chunk * v * (4 + 2);
+        // The matmuls run on the vocabulary padded to a multiple of 64 (gpt2: 50,257 → 50,304; Llama 3's 128,256 already is).
+        long p = (v + 63) / 64 * 64;
+        // Kept: embedding output, norm input and output (bf16), the normed gradient (bf16), the head weight's bf16 gradient
+        // sum over the padded rows, and where padded, the padded bf16 copy of the head weight.
+        long kept = tokens * h * (3 * 2 + 2) + 2 * p * h + (p == v ? 0 : 2 * p * h);
+        // One chunk: fp32 logits and their bf16 copy, padded wide.
+        long working = chunk * p * (4 + 2);
         // Full logits: bf16, the fp32 upcast and the fp32 log-softmax for every token.
         long unfused = tokens * (3 * 2 * h + (2 + 4 + 4) * v);
         Assert.Equal(new Bytes(kept + working), plan.Gpu.Of("logits and loss"));

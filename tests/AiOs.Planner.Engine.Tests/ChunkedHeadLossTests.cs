@@ -70,6 +70,34 @@ public sealed class ChunkedHeadLossTests
         AssertAllClose(unfused, fused, 1e-5);
     }
 
+    /// <summary>
+    /// A vocabulary that is not a multiple of 64 (gpt2's 50,257 is not): the fused head pads its matmuls to 64 rows
+    /// (<see cref="EngineHeadLoss.PaddedVocab"/>) and must still give the unpadded head's loss and gradients, the head
+    /// weight's gradient with the vocabulary's shape; with ignored targets in a ragged last chunk.
+    /// </summary>
+    [Theory]
+    [InlineData("tiny-gpt", ScalarType.Float32, 1e-5)]
+    [InlineData("tiny-llama", ScalarType.Float32, 1e-5)]
+    [InlineData("tiny-gpt", ScalarType.BFloat16, 3e-2)]
+    [InlineData("tiny-llama", ScalarType.BFloat16, 3e-2)]
+    public void Given_AVocabularyOffTheMultipleOf64_When_TheLossIsBackPropagated_Then_ThePaddedMatmulsMatchTheUnfusedHead(string name, ScalarType dtype, double tolerance)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load(name) with { VocabSize = 203 };
+        Assert.NotEqual(spec.VocabSize, EngineHeadLoss.PaddedVocab(spec.VocabSize)); // the padded path runs
+        using var model = Build(spec, dtype, seed: 21);
+        using var tokens = Tokens(spec, seed: 8);
+        using var targets = Tokens(spec, seed: 9);
+        targets[1, 4] = tensor(ChunkedHeadLoss.IgnoreIndex);
+
+        var (unfusedLoss, unfused) = Run(model, m => m.Outer.UnchunkedLoss(m.Hidden(tokens, null), targets, 2), 1);
+        model.Outer.LossChunkTokens = 8;
+        var (fusedLoss, fused) = Run(model, m => m.Outer.Loss(m.Hidden(tokens, null), targets, 2), 1);
+
+        Assert.Equal(unfusedLoss, fusedLoss, dtype == ScalarType.Float32 ? 1e-5 * unfusedLoss : 2e-3 * unfusedLoss);
+        Assert.Equal(unfused.Keys, fused.Keys);
+        AssertAllClose(unfused, fused, tolerance);
+    }
+
     [Fact]
     public void Given_NoGrad_When_TheLossIsComputedInChunks_Then_ItEqualsTheUnfusedLossAndKeepsNoGraph()
     {

@@ -34,6 +34,12 @@ public static class EngineHeadLoss
         return Math.Max(TokenMultiple, ChunkLogitsBytes / (4 * vocab) / TokenMultiple * TokenMultiple);
     }
 
+    /// <summary>The head's matmuls run on a vocabulary padded to a multiple of this (outside fp16): aligned rows for the tensor cores.</summary>
+    public const int VocabMultiple = 64;
+
+    /// <summary><paramref name="vocab"/> rounded up to <see cref="VocabMultiple"/> (gpt2's 50,257 → 50,304).</summary>
+    public static long PaddedVocab(long vocab) => (vocab + VocabMultiple - 1) / VocabMultiple * VocabMultiple;
+
     /// <summary>Bytes of an element of the normed states' gradient the loss keeps: fp32 under fp16 (unscaled values would underflow), else the training precision.</summary>
     public static int NormedGradientBytes(Precision precision) => precision == Precision.Fp16 ? 4 : ParamBytes(precision);
 
@@ -61,17 +67,21 @@ public static class EngineHeadLoss
     /// set and what the end of the loss adds. A chunk holds its logits in fp32 and, in mixed precision, one copy in the
     /// training precision (the matmul's output, then the gradient cast back for the backward matmuls): (4 + a)·V per
     /// token; under fp16 also its normed states in fp32 (4·h per token) for the weight's fp32 product. The end adds, under
-    /// fp16 only, the fp32 copy of the head weight the surrogate's inner product takes (4·V·h).
+    /// fp16 only, the fp32 copy of the head weight the surrogate's inner product takes (4·V·h). Outside fp16, V is the
+    /// padded vocabulary (<see cref="PaddedVocab"/>) and the padded copy of the head weight (a·V·h) is kept too.
     /// </summary>
     public static Bytes FusedBytes(long tokens, long vocab, long hidden, Precision precision)
     {
         long a = ParamBytes(precision), h = hidden, v = vocab, vh = checked(v * h);
         long rows = Math.Min(tokens, ChunkTokens(v));
-        long kept = checked(tokens * h * (3 * a + NormedGradientBytes(precision)) + HeadGradientBytes(precision) * vh);
+        // Outside fp16 the matmuls use the head padded to PaddedVocab rows: its copy and the padded gradient of the weight.
+        long p = precision == Precision.Fp16 ? v : PaddedVocab(v);
+        long padding = p == v ? 0 : checked(a * p * h);
+        long kept = checked(tokens * h * (3 * a + NormedGradientBytes(precision)) + HeadGradientBytes(precision) * p * h + padding);
         long chunk = precision switch
         {
-            Precision.Fp32 => rows * v * 4,
-            Precision.Bf16 => rows * v * (4 + a),
+            Precision.Fp32 => rows * p * 4,
+            Precision.Bf16 => rows * p * (4 + a),
             _ => rows * (v * (4 + a) + 4 * h),
         };
         long end = precision == Precision.Fp16 ? 4 * vh : 0;

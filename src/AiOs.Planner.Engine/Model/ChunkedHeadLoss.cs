@@ -1,3 +1,4 @@
+using AiOs.Planner.Memory;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -53,10 +54,18 @@ internal static class ChunkedHeadLoss
         Tensor? dRows = gradRows ? empty([n, hidden], fp16 ? ScalarType.Float32 : dtype, normed.device) : null;
         // The head weight's gradient is summed in place: in bf16 by the matmul itself (fp32 inside, one rounding per chunk),
         // so no fp32 sum and no per-chunk product of the weight's size exist; in fp32 under fp16 (the range of unscaled sums).
-        Tensor? dHead = gradHead ? zeros([vocab, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
+        // Outside fp16, the matmuls run on the head padded with zero rows to a whole number of 64 (gpt2's 50,257 → 50,304):
+        // an odd vocabulary makes every V-wide operand's rows misaligned for the tensor cores (cuBLAS then takes slow
+        // kernels). The padded logits are −∞ (out of the softmax), so their gradient columns are zero; the padded rows of
+        // the weight's gradient are dropped.
+        long padded = fp16 ? vocab : EngineHeadLoss.PaddedVocab(vocab);
+        bool pad = padded != vocab;
+        Tensor? dHeadPadded = gradHead ? zeros([padded, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
+        Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;
         using (no_grad())
         {
             Tensor x = rows.detach(), w = head.detach();
+            Tensor wp = pad ? PadRows(w, padded) : w;
             for (long start = 0; start < n; start += chunkTokens)
             {
                 using var chunkScope = NewDisposeScope();
@@ -67,8 +76,12 @@ internal static class ChunkedHeadLoss
                 // cast pass), then exp in place: softmax; the loss is −log p[target]. Fewer passes over the chunk's
                 // V-wide rows than logsumexp, subtract, exp and two multiplies (the head was 46% of gpt2's step, H100 2026-12-05).
                 Tensor logProbs;
-                using (Tensor logits = F.linear(xc, w))
+                using (Tensor logits = F.linear(xc, wp))
+                {
+                    // The padded columns at −∞: they add exactly nothing to the softmax's sum and get exactly zero gradient.
+                    if (pad) logits.narrow(1, vocab, padded - vocab).fill_(double.NegativeInfinity);
                     logProbs = special.log_softmax(logits, 1, ScalarType.Float32);
+                }
                 lossSum.sub_((logProbs.gather(1, target).squeeze(1) * vc).sum());
                 if (dRows is null && dHead is null) continue;
 
@@ -88,14 +101,22 @@ internal static class ChunkedHeadLoss
                 }
                 Tensor gc = dtype == ScalarType.Float32 ? grad : grad.to(dtype);
                 if (!ReferenceEquals(gc, grad)) grad.Dispose();
-                if (dRows is not null) dRows.narrow(0, start, r).copy_(gc.mm(w));
-                dHead?.addmm_(gc.t(), xc);
+                if (dRows is not null) dRows.narrow(0, start, r).copy_(gc.mm(wp));
+                dHeadPadded?.addmm_(gc.t(), xc);
             }
         }
         Tensor loss = lossSum.squeeze(0).div(valid.sum()).div(divisor);
         if (dRows is not null) loss = loss + Zero(Inner(rows, dRows));
         if (dHead is not null) loss = loss + Zero(Inner(head, dHead));
         return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary><paramref name="w"/> [V, h] with zero rows appended up to <paramref name="rows"/>.</summary>
+    private static Tensor PadRows(Tensor w, long rows)
+    {
+        Tensor padded = zeros([rows, w.shape[1]], w.dtype, w.device);
+        padded.narrow(0, 0, w.shape[0]).copy_(w);
+        return padded;
     }
 
     /// <summary>⟨a, b⟩ over every element, in fp32 when the dtypes differ (fp16 states, fp32 gradients).</summary>
