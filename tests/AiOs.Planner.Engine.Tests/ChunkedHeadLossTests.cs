@@ -2,6 +2,7 @@ using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Tests;
@@ -96,6 +97,27 @@ public sealed class ChunkedHeadLossTests
         Assert.Equal(unfusedLoss, fusedLoss, dtype == ScalarType.Float32 ? 1e-5 * unfusedLoss : 2e-3 * unfusedLoss);
         Assert.Equal(unfused.Keys, fused.Keys);
         AssertAllClose(unfused, fused, tolerance);
+    }
+
+    /// <summary>Too few tokens to fuse and a vocabulary off the multiple of 64: the unfused head pads its matmul the same way and gives the reference's loss and gradients.</summary>
+    [Theory]
+    [InlineData("tiny-gpt", ScalarType.Float32, 1e-5)]
+    [InlineData("tiny-llama", ScalarType.BFloat16, 3e-2)]
+    public void Given_AnUnfusedHeadOffTheMultipleOf64_When_TheLossIsBackPropagated_Then_ItMatchesTheUnpaddedReference(string name, ScalarType dtype, double tolerance)
+    {
+        ModelSpec spec = ModelCatalog.Default.Load(name) with { VocabSize = 203 };
+        var precision = dtype == ScalarType.Float32 ? Precision.Fp32 : Precision.Bf16;
+        Assert.False(EngineHeadLoss.IsFused(Batch * Seq, spec.VocabSize, spec.HiddenSize, precision)); // Loss takes the unfused branch
+        using var model = Build(spec, dtype, seed: 23);
+        using var tokens = Tokens(spec, seed: 10);
+        using var targets = Tokens(spec, seed: 12);
+
+        var (referenceLoss, reference) = Run(model, m => m.Outer.UnchunkedLoss(m.Hidden(tokens, null), targets, 2), 1);
+        var (loss, padded) = Run(model, m => m.Outer.Loss(m.Hidden(tokens, null), targets, 2), 1);
+
+        Assert.Equal(referenceLoss, loss, dtype == ScalarType.Float32 ? 1e-5 * referenceLoss : 2e-3 * referenceLoss);
+        Assert.Equal(reference.Keys, padded.Keys);
+        AssertAllClose(reference, padded, tolerance);
     }
 
     [Fact]

@@ -91,13 +91,17 @@ public static class EngineHeadLoss
     /// <summary>
     /// The unfused head's bytes alive at the loss: the embedding output and the final norm's input and output (3·a·h per
     /// token), the logits of the whole micro-batch in the training precision, their fp32 copy and the fp32 log-softmax
-    /// that cross-entropy keeps ((a + 4 + 4)·V per token; fp32: (4 + 4)·V).
+    /// that cross-entropy keeps ((a + 4 + 4)·V per token; fp32: (4 + 4)·V). Outside fp16 the training-precision logits
+    /// are padded wide (<see cref="PaddedVocab"/>) and the padded copy of the head weight (a·V·h) is kept.
     /// </summary>
     public static Bytes UnfusedBytes(long tokens, long vocab, long hidden, Precision precision)
     {
         long a = ParamBytes(precision);
-        long logits = precision == Precision.Fp32 ? 8 * vocab : (a + 8) * vocab;
-        return new Bytes(checked(tokens * (3 * a * hidden + logits)));
+        // Outside fp16 the matmul's output is padded wide and its padded weight copy is kept for backward.
+        long p = precision == Precision.Fp16 ? vocab : PaddedVocab(vocab);
+        long padding = p == vocab ? 0 : checked(a * p * hidden);
+        long logits = precision == Precision.Fp32 ? 4 * p + 4 * vocab : a * p + 8 * vocab;
+        return new Bytes(checked(tokens * (3 * a * hidden + logits) + padding));
     }
 
     private static int ParamBytes(Precision precision) => precision == Precision.Fp32 ? 4 : 2;

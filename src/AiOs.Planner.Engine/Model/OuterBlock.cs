@@ -62,7 +62,7 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     {
         long tokens = hidden.numel() / _spec.HiddenSize;
         if (LossChunkTokens is null && !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, PrecisionOf(hidden.dtype)))
-            return UnchunkedLoss(hidden, targets, divisor);
+            return PaddedUnchunkedLoss(hidden, targets, divisor);
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
         long chunk = LossChunkTokens ?? EngineHeadLoss.ChunkTokens(_spec.VocabSize);
@@ -83,6 +83,24 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         Tensor logits = Logits(hidden).to(ScalarType.Float32);
         Tensor loss = F.cross_entropy(logits.view(-1, _spec.VocabSize), targets.reshape(-1));
+        return (loss / divisor).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The unfused head as the engine runs it: <see cref="UnchunkedLoss"/> with the head's matmul on the vocabulary padded
+    /// to <see cref="EngineHeadLoss.PaddedVocab"/> (outside fp16, as the fused head), the padded logits dropped before the
+    /// upcast (a view; the upcast copies anyway), so autograd's V-wide operands are aligned for the tensor cores.
+    /// </summary>
+    internal Tensor PaddedUnchunkedLoss(Tensor hidden, Tensor targets, double divisor)
+    {
+        long vocab = _spec.VocabSize;
+        long padded = hidden.dtype == ScalarType.Float16 ? vocab : EngineHeadLoss.PaddedVocab(vocab);
+        if (padded == vocab) return UnchunkedLoss(hidden, targets, divisor);
+        using var scope = NewDisposeScope();
+        Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
+        Tensor wp = F.pad(Head, [0, 0, 0, padded - vocab]);
+        Tensor logits = F.linear(normed, wp).narrow(-1, 0, vocab).to(ScalarType.Float32);
+        Tensor loss = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1));
         return (loss / divisor).MoveToOuterDisposeScope();
     }
 
