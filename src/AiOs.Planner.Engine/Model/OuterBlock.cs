@@ -61,13 +61,20 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
     {
         long tokens = hidden.numel() / _spec.HiddenSize;
-        if (LossChunkTokens is null && !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, PrecisionOf(hidden.dtype)))
+        if (LossChunkTokens is null && (UnfusedByRequest || !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, PrecisionOf(hidden.dtype))))
             return PaddedUnchunkedLoss(hidden, targets, divisor);
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
         long chunk = LossChunkTokens ?? EngineHeadLoss.ChunkTokens(_spec.VocabSize);
         return ChunkedHeadLoss.Loss(normed, Head, targets, divisor, chunk).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// AIOS_FUSED_HEAD=0 runs the unfused head whatever the shapes: a diagnostic for timing one head against the other on
+    /// a GPU (the fused head made gpt2 at micro-batch 8 slower on the H100, 47.9 → 61 ms, 2026-12-05); the plan still prices
+    /// the fused head's bytes, so device memory of such a run is off the plan.
+    /// </summary>
+    private static readonly bool UnfusedByRequest = Environment.GetEnvironmentVariable("AIOS_FUSED_HEAD") == "0";
 
     private static Precision PrecisionOf(ScalarType dtype) => dtype switch
     {
