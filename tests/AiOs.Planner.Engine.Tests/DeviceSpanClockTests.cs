@@ -1,3 +1,4 @@
+using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Simulation.Program;
 
@@ -92,5 +93,43 @@ public sealed class DeviceSpanClockTests
         public override long TimestampFrequency => 1_000_000_000;
         public override long GetTimestamp() => _now;
         public void Advance(long ns) => _now += ns;
+    }
+    /// <summary>Marks nothing on a device: every mark is reached at the moment of settling (times are not what this checks).</summary>
+    private sealed class CountingClock : IDeviceSpanClock
+    {
+        private int _marks;
+        public int Settles { get; private set; }
+        public int Mark() => _marks++;
+
+        public long[] Settle()
+        {
+            Settles++;
+            var before = new long[_marks];
+            _marks = 0;
+            return before;
+        }
+
+        public void Dispose() { }
+    }
+
+    [Fact]
+    public void Given_a_device_clock_on_the_layerwise_trainer_When_steps_run_Then_each_step_settles_once_and_every_compute_operation_has_its_span()
+    {
+        // The layer-by-layer trainer times compute spans on the device as the resident one does: without the settle at the
+        // step's end they would never enter the trace.
+        var spec = Models.ModelCatalog.Default.Load("tiny-gpt");
+        var settings = LayerwiseTrainerTests.Small() with { ParamOffload = Settings.OffloadTier.Cpu, OptimizerOffload = Settings.OffloadTier.Cpu };
+        using var trainer = new LayerwiseTrainer(spec, settings, LayerwiseTrainerTests.Options());
+        var clock = new CountingClock();
+        trainer.Trace.DeviceClock = clock;
+        var data = Data.TokenDataset.Load(Data.BundledText.DefaultPath);
+
+        for (int step = 0; step < 2; step++)
+            trainer.Step(m => data.Sample(42, step, m, settings.MicroBatch, settings.SeqLen));
+
+        int computeOps = trainer.Program.Ops.Count(o => o.Resource == ResourceKind.Compute);
+        Assert.Equal(2, clock.Settles);
+        foreach (int step in new[] { 1, 2 })
+            Assert.Equal(computeOps, trainer.Trace.SpansOf(step).Count(s => s.OpId >= 0 && trainer.Program.Ops[s.OpId].Resource == ResourceKind.Compute));
     }
 }
