@@ -62,7 +62,7 @@ public class HostAccumulationTests
         var withAdd = costs.Duration(download, Tiny.HiddenSize);
         var copyOnly = costs.Duration(Copy(download, default), Tiny.HiddenSize);
 
-        Assert.Equal(pass.Time(Tiny.LayerParameters, 10) + pass.Time(Tiny.LayerParameters, 4), withAdd - copyOnly);
+        Assert.Equal(pass.Time(Tiny.LayerParameters, 10, HostSplit.Even) + pass.Time(Tiny.LayerParameters, 4), withAdd - copyOnly);
         Assert.True(copyOnly > SimDuration.Zero);
     }
 
@@ -81,7 +81,7 @@ public class HostAccumulationTests
         var full = StepSimulator.Simulate(program, costs).Time;
         var copiesOnly = StepSimulator.Simulate(stripped, costs).Time;
 
-        var oneAdd = HostPass.Of(H200.Cpu, 1).Time(Tiny.LayerParameters, 10);
+        var oneAdd = HostPass.Of(H200.Cpu, 1).Time(Tiny.LayerParameters, 10, HostSplit.Even);
         Assert.True(full - copiesOnly >= oneAdd, $"{full} vs {copiesOnly}");
     }
 

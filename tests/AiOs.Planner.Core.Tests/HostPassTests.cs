@@ -39,14 +39,28 @@ public class HostPassTests
         Assert.Equal(SimDuration.FromSeconds(Seconds(1000, two.PerThread)), two.Time(1000, 10));
     }
 
+    [Fact]
+    public void Given_an_even_split_When_the_pass_has_fewer_parts_than_cores_Then_its_busiest_thread_streams_one_part()
+    {
+        var two = Sixteen with { Threads = 2 };
+        long elements = 5 * Chunk;
+
+        // Split evenly, each of 2 threads streams 2.5 chunks (2.6 ms at 10 GB/s), not the 3 fixed chunks (3.1 ms).
+        Assert.Equal(SimDuration.FromSeconds(Seconds(elements / 2, two.PerThread)), two.Time(elements, 10, HostSplit.Even));
+        Assert.True(two.Time(elements, 10, HostSplit.Even) < two.Time(elements, 10, HostSplit.FixedChunks));
+        // Below two parts' worth, one thread streams it all.
+        Assert.Equal(SimDuration.FromSeconds(Seconds(HostPass.EvenMinPart, two.PerThread)), two.Time(HostPass.EvenMinPart, 10, HostSplit.Even));
+    }
+
     [Property(MaxTest = 200)]
-    public bool Given_any_pass_When_the_process_gets_more_cores_Then_it_is_never_slower(PositiveInt megaElements, PositiveInt tail, byte threads)
+    public bool Given_any_pass_When_the_process_gets_more_cores_Then_it_is_never_slower(PositiveInt megaElements, PositiveInt tail, byte threads, bool even)
     {
         long elements = (megaElements.Get % 200) * Chunk + tail.Get % Chunk;
         int t = 1 + threads % 32;
+        var split = even ? HostSplit.Even : HostSplit.FixedChunks;
         var fewer = Sixteen with { Threads = t };
         var more = Sixteen with { Threads = t + 1 };
-        return more.Time(elements, 10) <= fewer.Time(elements, 10);
+        return more.Time(elements, 10, split) <= fewer.Time(elements, 10, split);
     }
 
     [Fact]

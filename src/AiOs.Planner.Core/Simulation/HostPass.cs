@@ -6,10 +6,10 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Simulation;
 
 /// <summary>
-/// The time of one element-wise pass over host memory as the engine runs it: split into fixed chunks of
-/// <see cref="ChunkElements"/> (its <c>Chunked</c> helper, whose chunking depends on the length only) run in parallel on
-/// the process's cores. The pass takes the longer of the node's memory rate over all its bytes and its busiest thread's
-/// chunks at one thread's rate: a pass of 19 chunks on 16 cores has a thread that streams two chunks.
+/// The time of one pass over host memory as the engine runs it, in parallel on the process's cores (<see cref="HostSplit"/>:
+/// fixed chunks of <see cref="ChunkElements"/>, or one equal part per core). The pass takes the longer of the node's memory
+/// rate over all its bytes and its busiest thread's share at one thread's rate: a pass of 19 fixed chunks on 16 cores has a
+/// thread that streams two chunks.
 /// </summary>
 /// <param name="Aggregate">The process's share of the node's memory bandwidth (all threads).</param>
 /// <param name="PerThread">What one thread streams (the profile's 1-thread memory copy).</param>
@@ -50,16 +50,39 @@ public sealed record HostPass(Bandwidth Aggregate, Bandwidth PerThread, int Thre
 
     /// <summary>
     /// A pass over <paramref name="elements"/> that moves <paramref name="bytesPerElement"/> bytes of memory traffic per
-    /// element: bound by the process's share of the node's memory rate, or by its busiest thread, which streams
-    /// ⌈chunks / threads⌉ chunks one after another at one thread's rate, whichever is longer.
+    /// element: bound by the process's share of the node's memory rate, or by its busiest thread, which streams its share
+    /// (<paramref name="split"/>) at one thread's rate, whichever is longer.
     /// </summary>
-    public SimDuration Time(long elements, int bytesPerElement)
+    public SimDuration Time(long elements, int bytesPerElement, HostSplit split = HostSplit.FixedChunks)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(elements);
-        long chunks = (elements + ChunkElements - 1) / ChunkElements;
-        long perThread = (chunks + Threads - 1) / Threads;
         double shared = (double)elements * bytesPerElement / Aggregate.BytesPerSecond;
-        double busiest = (double)Math.Min(elements, perThread * ChunkElements) * bytesPerElement / PerThread.BytesPerSecond;
+        double busiest = (double)BusiestThread(elements, split) * bytesPerElement / PerThread.BytesPerSecond;
         return SimDuration.FromSeconds(Math.Max(shared, busiest));
     }
+
+    /// <summary>Elements the busiest thread streams.</summary>
+    private long BusiestThread(long elements, HostSplit split)
+    {
+        if (split == HostSplit.FixedChunks)
+        {
+            // ⌈chunks / threads⌉ chunks one after another.
+            long chunks = (elements + ChunkElements - 1) / ChunkElements;
+            return Math.Min(elements, (chunks + Threads - 1) / Threads * ChunkElements);
+        }
+        long parts = Math.Clamp(elements / EvenMinPart, 1, Threads);
+        return (elements + parts - 1) / parts;
+    }
+
+    /// <summary>Fewest elements per part of an even split (<c>AiOs.Planner.Engine.Optim.SpanMath.MinPart</c>): shorter passes run on one thread.</summary>
+    public const int EvenMinPart = 1 << 18;
+}
+
+/// <summary>How the engine splits a host pass over its cores.</summary>
+public enum HostSplit
+{
+    /// <summary>Fixed chunks of <see cref="HostPass.ChunkElements"/> (reductions, whose order must not depend on the core count: Σg²).</summary>
+    FixedChunks,
+    /// <summary>One equal part per core (element-wise work: a later micro-batch's gradient add).</summary>
+    Even,
 }

@@ -175,12 +175,12 @@ public sealed class StepCosts
 
     /// <summary>
     /// A download's host work after its copy (<see cref="Operation.HostAdd"/>): the engine's thread waits for the copy, then
-    /// adds the staged gradients into the fp32 sum in parallel chunks (and after the last micro-batch reads the sum again
-    /// for Σg²); the download ends with that work.
+    /// adds the staged gradients into the fp32 sum in one equal part per core (and after the last micro-batch reads the sum
+    /// again for Σg², in fixed chunks); the download ends with that work.
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : _hostPass.Time(add.Elements, add.AddBytesPerElement)
+        : _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even)
             + (add.SumsSquares ? _hostPass.Time(add.Elements, HostAccumulation.SquaresBytesPerElement) : SimDuration.Zero);
 
     /// <summary>
