@@ -59,8 +59,8 @@ public static unsafe class SpanMath
         }
     }
 
-    /// <summary>Element-wise passes below this many elements run inline on the calling thread.</summary>
-    internal const int MinPart = 1 << 18;
+    /// <summary>Element-wise passes below this many elements run inline on the calling thread (the simulator prices the split with the same figure).</summary>
+    internal const int MinPart = AiOs.Planner.Simulation.HostPass.EvenMinPart;
 
     /// <summary>
     /// Runs <paramref name="body"/>(start, count) over [0, <paramref name="length"/>) in at most one part per core, of equal
