@@ -37,6 +37,8 @@ public sealed class StepCosts
     /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
     private readonly Bandwidth _checkpointH2d, _checkpointD2h;
     private readonly double _adamPerSecond;
+    /// <summary>The engine's parallel passes over host memory (later micro-batches' gradient adds).</summary>
+    private readonly HostPass _hostPass;
     private readonly int _gpusPerNode, _nodes;
 
     /// <summary>
@@ -107,6 +109,7 @@ public sealed class StepCosts
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState) / gpusPerNode;
+        _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
@@ -126,7 +129,7 @@ public sealed class StepCosts
         ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
             : PerStep(op, _floorPerOperation ? SimDuration.Max(Compute(op, hiddenSize), Floor(op)) : Compute(op, hiddenSize)),
         ResourceKind.H2d => op.Bytes / (op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d),
-        ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h),
+        ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op) : SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
         ResourceKind.Collective => Collective(op.Bytes),
@@ -169,6 +172,16 @@ public sealed class StepCosts
         }
         return new SimDuration(Math.Max(0, dispatch - work));
     }
+
+    /// <summary>
+    /// A download's host work after its copy (<see cref="Operation.HostAdd"/>): the engine's thread waits for the copy, then
+    /// adds the staged gradients into the fp32 sum in one equal part per core (and after the last micro-batch reads the sum
+    /// again for Σg², in fixed chunks); the download ends with that work.
+    /// </summary>
+    private SimDuration HostAdd(HostAccumulation add) =>
+        add.Elements == 0 ? SimDuration.Zero
+        : _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even)
+            + (add.SumsSquares ? _hostPass.Time(add.Elements, HostAccumulation.SquaresBytesPerElement) : SimDuration.Zero);
 
     /// <summary>
     /// The delayed schedule's write-back of θ: one pass over the host at its memory-copy rate (the node's bandwidth shared by

@@ -279,8 +279,37 @@ internal sealed class CpuGradientStore : GradientStore
             return;
         }
         if (HoldsBf16) TakeBf16(unit, parameters, first);
+        else if (_copies is not null && !first) AddThroughCopyStream(unit, parameters);
         else parameters.DrainGradientsInto(_sums[unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
+    }
+
+    /// <summary>Page-locked staging for a later micro-batch's gradients in the training precision (the largest unit's worth); made on first use.</summary>
+    private Native.HostBuffer? _staging;
+    /// <summary>The events a later micro-batch's download records (default-stream mark behind its packing, download done).</summary>
+    private (nint Mark, nint Done) _laterEvents;
+
+    /// <summary>
+    /// A later micro-batch with copy streams: the unit's gradients packed in the training precision on the default stream,
+    /// copied on the download stream into pinned staging (compute queued behind the packing never waits for the copy, as it
+    /// did for a copy on the default stream), waited for, then widened and added into the sum on the host over the cores
+    /// (<see cref="FlatParameters.AddStaged"/>: the same bits as the default-stream path). Only the D2h worker calls it.
+    /// </summary>
+    private void AddThroughCopyStream(int unit, FlatParameters parameters)
+    {
+        using TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(parameters.Flat.dtype);
+        long elements = packed.numel();
+        if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
+        {
+            // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
+            if (_laterEvents.Mark == 0) _laterEvents = (_copies!.NewEvent(), _copies.NewEvent());
+            _staging?.Dispose();
+            _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
+        }
+        using TorchSharp.torch.Tensor staged = _staging.Tensor.narrow(0, 0, elements);
+        _copies!.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
+        _copies.Synchronize(_laterEvents.Done);
+        parameters.AddStaged(Sum(unit), staged, overwrite: false);
     }
 
     /// <inheritdoc/>
@@ -329,6 +358,7 @@ internal sealed class CpuGradientStore : GradientStore
         // Wait for the copies before their device sources are freed.
         Complete();
         foreach (Native.HostBuffer b in _buffers) b.Dispose();
+        _staging?.Dispose();
         base.Dispose();
     }
 }

@@ -270,24 +270,37 @@ public sealed class FlatParameters : IDisposable
             _hostGradients = (Flat.device_type == DeviceType.CPU ? host : host.pin_memory()).DetachFromDisposeScope();
         }
         _hostGradients.copy_(packed);
+        AddStaged(accumulator, _hostGradients, overwrite);
+        foreach (Parameter p in _views.Values) p.grad = null;
+    }
+
+    /// <summary>
+    /// Widens host gradients in the training precision (<paramref name="staged"/>: this unit's packed layout, as
+    /// <see cref="TakePackedGradients"/> gives them, copied to the host) and adds them into <paramref name="accumulator"/>
+    /// (or writes them, with <paramref name="overwrite"/>), split over the cores. The same bits whichever thread or copy
+    /// brought them: the device path of <see cref="DrainGradientsInto(Span{float}, bool)"/> and a gradient store's
+    /// copy-stream download both end here.
+    /// </summary>
+    public void AddStaged(Span<float> accumulator, Tensor staged, bool overwrite)
+    {
+        if (accumulator.Length != Layout.Elements || staged.numel() != Layout.Elements || staged.dtype != Flat.dtype || staged.device_type != DeviceType.CPU)
+            throw new ArgumentException($"The staged gradients must be {Layout.Elements} host elements of {Flat.dtype} and the accumulator as long.", nameof(staged));
         if (Flat.dtype == ScalarType.Float32)
         {
-            ReadOnlySpan<float> host = MemoryMarshal.Cast<byte, float>(_hostGradients.bytes);
+            ReadOnlySpan<float> host = MemoryMarshal.Cast<byte, float>(staged.bytes);
             if (overwrite) host.CopyTo(accumulator);
             else Optim.SpanMath.AddInPlace(accumulator, host);
         }
         else if (Flat.dtype == ScalarType.Float16)
         {
-            Optim.PrecisionCast.AddFp16(accumulator, MemoryMarshal.Cast<byte, Half>(_hostGradients.bytes), overwrite);
+            Optim.PrecisionCast.AddFp16(accumulator, MemoryMarshal.Cast<byte, Half>(staged.bytes), overwrite);
         }
         else if (Flat.dtype == ScalarType.BFloat16)
         {
-            ReadOnlySpan<ushort> host = MemoryMarshal.Cast<byte, ushort>(_hostGradients.bytes);
-            Optim.PrecisionCast.AddBf16(accumulator, host, overwrite);
+            Optim.SpanMath.AddBf16(accumulator, MemoryMarshal.Cast<byte, ushort>(staged.bytes), overwrite);
         }
         else
             throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
-        foreach (Parameter p in _views.Values) p.grad = null;
     }
 
     /// <summary>

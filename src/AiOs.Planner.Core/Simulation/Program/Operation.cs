@@ -67,6 +67,21 @@ public enum OpKind
 /// </summary>
 public readonly record struct MasterWriteBackTraffic(Bytes Upload, Bytes NvmeRead, Bytes NvmeWrite);
 
+/// <summary>
+/// What a <see cref="OpKind.GradDownload"/> does on the host after its copy, before it ends: <paramref name="Elements"/>
+/// gradients of <paramref name="SourceBytes"/> bytes each (the working precision) widened and added into the fp32 sum
+/// (read the sum, read the gradient, write the sum), and with <paramref name="SumsSquares"/> (the step's last micro-batch)
+/// a second pass reading the sum for its Σg².
+/// </summary>
+public readonly record struct HostAccumulation(long Elements, int SourceBytes, bool SumsSquares)
+{
+    /// <summary>Bytes of host memory traffic per element of the add.</summary>
+    public int AddBytesPerElement => 8 + SourceBytes;
+
+    /// <summary>Bytes per element of the Σg² pass (it reads the fp32 sum).</summary>
+    public const int SquaresBytesPerElement = 4;
+}
+
 /// <summary>The phase of a step an operation belongs to.</summary>
 public enum StepPhase
 {
@@ -109,6 +124,11 @@ public sealed class Operation
     public long Parameters { get; init; }
     /// <summary><see cref="OpKind.MasterWriteBack"/>: its device and NVMe traffic (done in series with its host pass); zero for other operations.</summary>
     public MasterWriteBackTraffic WriteBackTraffic { get; init; }
+    /// <summary>
+    /// <see cref="OpKind.GradDownload"/> into CPU RAM of a micro-batch after the first: the host add its thread does after the
+    /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); zero elements for other operations.
+    /// </summary>
+    public HostAccumulation HostAdd { get; init; }
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
     public bool IsWrite { get; init; }
     /// <summary>Operations that must end before this one starts.</summary>

@@ -206,9 +206,13 @@ internal sealed partial class ProgramBuilder
             // The engine widens the first micro-batch to fp32 for its host sums, unless the host keeps bf16 (exact at accumulation 1).
             bool widened = _shape.WideFirstGradientDownload && _hw.HasGpu && !nvme && mb == 0 && !EngineMemory.HostGradientsInBf16(_s);
             int elementBytes = widened ? Math.Max(_pb, 4) : _pb;
+            // Later micro-batches into CPU RAM are added into the fp32 sums on the host by the downloading thread, which after
+            // the step's last one also takes the unit's Σg² from the sums (the first micro-batch's copy-stream download takes it later, off this span).
+            var hostAdd = _shape.HostAddsLaterGradients && _hw.HasGpu && !nvme && mb > 0
+                ? new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1) : default;
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
-                deviceSlot: DeviceSlotAt(p));
+                deviceSlot: DeviceSlotAt(p), hostAdd: hostAdd);
             if (moving > 0 || _shape.OuterBlock) _gradOut[p] = last;
             _lastDownload[unit] = last;
         }

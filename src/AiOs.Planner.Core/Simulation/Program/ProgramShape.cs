@@ -68,6 +68,13 @@ public sealed record ProgramShape
     /// </summary>
     public bool WideFirstGradientDownload { get; init; }
     /// <summary>
+    /// On a GPU, a micro-batch after the first brings its gradients bound for CPU RAM into the fp32 sums through the host:
+    /// the downloading thread copies them in the working precision into a pinned staging buffer, waits for the copy, and
+    /// adds them into the sum in parallel chunks over the CPU's cores; the download ends when the add does (the engine's
+    /// <c>FlatParameters.DrainThroughHost</c>). False: the download is the copy alone.
+    /// </summary>
+    public bool HostAddsLaterGradients { get; init; }
+    /// <summary>
     /// With parameters on NVMe, the units <see cref="Settings.ParameterPlacement"/> picks under <c>max_in_cpu</c> keep their
     /// parameters in CPU RAM: uploaded with no NVMe read, written back to RAM (the engine). False: every unit on NVMe
     /// (DeepSpeed's swapper is reported not to act on <c>max_in_cpu</c>, deepspeedai/DeepSpeed issue 4221).
@@ -110,6 +117,7 @@ public sealed record ProgramShape
         SlotCopiesOnCpu = true,
         OptimizerStateBytes = 12,
         WideFirstGradientDownload = true,
+        HostAddsLaterGradients = true,
         Fetch = FetchGranularity.WholeUnit,
         HonoursMaxInCpu = true,
         PrefetchesCheckpoints = true,
