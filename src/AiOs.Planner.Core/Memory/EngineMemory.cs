@@ -301,6 +301,10 @@ public static class EngineMemory
             Add("gradients", PerUnit(2), $"bf16 per unit{(gpu ? ", page-locked" : "")}: bf16, exact at accumulation 1 (never summed; widened for the optimizer)", "--offload-gradients nvme", pinned: gpu);
         else if (gradients == OffloadTier.Nvme)
             Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient", "--offload-gradients nvme");
+        // With copy streams, later micro-batches download into one page-locked staging buffer of the largest unit and are added from there.
+        if (gpu && gradients == OffloadTier.Cpu && s.GradAccumulation > 1)
+            Add("gradient staging", Aligned(Bytes.OfElements(largest, pb)), $"one unit's gradient in the training precision, page-locked: later micro-batches download into it and are added to the sum",
+                "--grad-accumulation 1", pinned: true);
         // The delayed schedule's pending update reads one step's gradients while the next step accumulates into a second store.
         if (s.Schedule == StepSchedule.Delayed && gradients == OffloadTier.Cpu)
             Add("gradients of the pending update", PerUnit(bf16Gradients ? 2 : 4), $"the delayed schedule's second store{(gpu ? ", page-locked" : "")}: the update of step i reads it while step i+1 accumulates",
