@@ -131,7 +131,8 @@ public sealed class StepCosts
         ResourceKind.H2d => op.Bytes / (op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d),
         ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
-        ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op) : SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
+        ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
+            : SimDuration.FromSeconds(op.Parameters / _adamPerSecond) + (op.ResidentUpload.Value > 0 ? op.ResidentUpload / _h2d : SimDuration.Zero),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };

@@ -129,6 +129,11 @@ public sealed class Operation
     /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); zero elements for other operations.
     /// </summary>
     public HostAccumulation HostAdd { get; init; }
+    /// <summary>
+    /// <see cref="OpKind.OptimizerStep"/> on the CPU of a device-resident unit (the engine with the optimizer offloaded and the
+    /// parameters on the device): the updated working copy the step copies to the device before it ends; zero otherwise.
+    /// </summary>
+    public Bytes ResidentUpload { get; init; }
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
     public bool IsWrite { get; init; }
     /// <summary>Operations that must end before this one starts.</summary>

@@ -158,7 +158,11 @@ internal sealed partial class ProgramBuilder
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
-        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, phase, g.Unit, mb, stepDeps, parameters: n, subGroup: g, slot: read >= 0 ? slot : -1);
+        // The engine's update of a device-resident unit writes the training-precision copy into pinned staging and copies it to
+        // the device before the step ends (no separate operation); the delayed schedule's write-back does it instead.
+        Bytes residentUpload = _s.ParamOffload == OffloadTier.None && _hw.HasGpu && _shape.CpuOptimizer && !DelaysUpdate ? Bytes.OfElements(n, _pb) : default;
+        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, phase, g.Unit, mb, stepDeps, parameters: n, subGroup: g, slot: read >= 0 ? slot : -1,
+            residentUpload: residentUpload);
         _subGroupSteps.Add(step);
         int tail = step;
         if (nvme)
