@@ -28,7 +28,7 @@ public sealed record AdamHyperParameters
 /// <c>p ← p·(1 − lr·wd)</c>; <c>m ← β1·m + (1−β1)·g</c>; <c>v ← β2·v + (1−β2)·g²</c>;
 /// <c>p ← p − (lr / (1−β1^t)) · m / (√v / √(1−β2^t) + ε)</c> — PyTorch's AdamW formulation.
 /// </summary>
-public static unsafe class CpuAdam
+public static unsafe partial class CpuAdam
 {
     /// <summary>Elements per chunk handed to a thread: big enough to amortise scheduling, small enough to balance (64 K floats = 256 KiB per array).</summary>
     private const long ChunkElements = 64 * 1024;
@@ -330,81 +330,6 @@ public static unsafe class CpuAdam
             var bits = Vector.AsVectorUInt32(x);
             var rounded = Vector.ShiftRightLogical(bits + new Vector<uint>(0x7FFFu) + (Vector.ShiftRightLogical(bits, 16) & Vector<uint>.One), 16);
             return Vector.ConditionalSelect(Vector.AsVectorUInt32(Vector.Equals(x, x)), rounded, new Vector<uint>(0x7FC0u));
-        }
-    }
-
-    /// <summary>
-    /// Where a pass reads its gradients: each kernel loads two of its vectors per iteration, so a bf16 source loads one
-    /// vector of the same width in ushorts and widens its halves (a struct, so the JIT compiles each kernel once per source).
-    /// </summary>
-    internal interface IGradients<TSelf> where TSelf : struct, IGradients<TSelf>
-    {
-        /// <summary>The source from element <paramref name="start"/> on.</summary>
-        TSelf From(long start);
-        float At(long i);
-        void Load256(long i, out Vector256<float> g0, out Vector256<float> g1);
-        void Load512(long i, out Vector512<float> g0, out Vector512<float> g1);
-        void LoadVector(long i, out Vector<float> g0, out Vector<float> g1);
-    }
-
-    /// <summary>fp32 gradients.</summary>
-    internal readonly struct Fp32Gradients(float* g) : IGradients<Fp32Gradients>
-    {
-        private readonly float* _g = g;
-        public Fp32Gradients From(long start) => new(_g + start);
-        public float At(long i) => _g[i];
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Load256(long i, out Vector256<float> g0, out Vector256<float> g1)
-        {
-            g0 = Vector256.Load(_g + i);
-            g1 = Vector256.Load(_g + i + Vector256<float>.Count);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Load512(long i, out Vector512<float> g0, out Vector512<float> g1)
-        {
-            g0 = Vector512.Load(_g + i);
-            g1 = Vector512.Load(_g + i + Vector512<float>.Count);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void LoadVector(long i, out Vector<float> g0, out Vector<float> g1)
-        {
-            g0 = Vector.Load(_g + i);
-            g1 = Vector.Load(_g + i + Vector<float>.Count);
-        }
-    }
-
-    /// <summary>bf16 gradients (their bits), widened exactly: the bits shifted into the high half of an fp32.</summary>
-    internal readonly struct Bf16Gradients(ushort* g) : IGradients<Bf16Gradients>
-    {
-        private readonly ushort* _g = g;
-        public Bf16Gradients From(long start) => new(_g + start);
-        public float At(long i) => BitConverter.UInt32BitsToSingle((uint)_g[i] << 16);
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Load256(long i, out Vector256<float> g0, out Vector256<float> g1)
-        {
-            var (lo, hi) = Vector256.Widen(Vector256.Load(_g + i));
-            g0 = Vector256.ShiftLeft(lo, 16).AsSingle();
-            g1 = Vector256.ShiftLeft(hi, 16).AsSingle();
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Load512(long i, out Vector512<float> g0, out Vector512<float> g1)
-        {
-            var (lo, hi) = Vector512.Widen(Vector512.Load(_g + i));
-            g0 = Vector512.ShiftLeft(lo, 16).AsSingle();
-            g1 = Vector512.ShiftLeft(hi, 16).AsSingle();
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void LoadVector(long i, out Vector<float> g0, out Vector<float> g1)
-        {
-            Vector.Widen(Vector.Load(_g + i), out Vector<uint> lo, out Vector<uint> hi);
-            g0 = Vector.AsVectorSingle(Vector.ShiftLeft(lo, 16));
-            g1 = Vector.AsVectorSingle(Vector.ShiftLeft(hi, 16));
         }
     }
 
