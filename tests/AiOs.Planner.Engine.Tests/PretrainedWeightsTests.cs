@@ -387,7 +387,7 @@ public sealed class PretrainedWeightsTests : IDisposable
         if (dtype == "BF16")
         {
             PrecisionCast.ToBf16(values, bytes);
-            PrecisionCast.AddBf16(widened, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes), overwrite: true);
+            SpanMath.AddBf16(widened, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(bytes), overwrite: true);
         }
         else
         {

@@ -40,6 +40,12 @@ public static class EngineHeadLoss
     /// <summary><paramref name="vocab"/> rounded up to <see cref="VocabMultiple"/> (gpt2's 50,257 → 50,304).</summary>
     public static long PaddedVocab(long vocab) => (vocab + VocabMultiple - 1) / VocabMultiple * VocabMultiple;
 
+    /// <summary>
+    /// The vocabulary the head's matmuls run on in <paramref name="precision"/>, fused or not: <see cref="PaddedVocab"/>,
+    /// except under fp16, whose fused head sums the weight's gradient in fp32 from the unpadded gradient.
+    /// </summary>
+    public static long MatmulVocab(long vocab, Precision precision) => precision == Precision.Fp16 ? vocab : PaddedVocab(vocab);
+
     /// <summary>Bytes of an element of the normed states' gradient the loss keeps: fp32 under fp16 (unscaled values would underflow), else the training precision.</summary>
     public static int NormedGradientBytes(Precision precision) => precision == Precision.Fp16 ? 4 : ParamBytes(precision);
 
@@ -75,7 +81,7 @@ public static class EngineHeadLoss
         long a = ParamBytes(precision), h = hidden, v = vocab, vh = checked(v * h);
         long rows = Math.Min(tokens, ChunkTokens(v));
         // Outside fp16 the matmuls use the head padded to PaddedVocab rows: its copy and the padded gradient of the weight.
-        long p = precision == Precision.Fp16 ? v : PaddedVocab(v);
+        long p = MatmulVocab(v, precision);
         long padding = p == v ? 0 : checked(a * p * h);
         long kept = checked(tokens * h * (3 * a + NormedGradientBytes(precision)) + HeadGradientBytes(precision) * p * h + padding);
         long chunk = precision switch
@@ -98,7 +104,7 @@ public static class EngineHeadLoss
     {
         long a = ParamBytes(precision);
         // Outside fp16 the matmul's output is padded wide and its padded weight copy is kept for backward.
-        long p = precision == Precision.Fp16 ? vocab : PaddedVocab(vocab);
+        long p = MatmulVocab(vocab, precision);
         long padding = p == vocab ? 0 : checked(a * p * hidden);
         long logits = precision == Precision.Fp32 ? 4 * p + 4 * vocab : a * p + 8 * vocab;
         return new Bytes(checked(tokens * (3 * a * hidden + logits) + padding));

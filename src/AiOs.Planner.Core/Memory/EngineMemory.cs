@@ -254,11 +254,13 @@ public static class EngineMemory
         Bytes PerUnit(int elementBytes) => Aligned(Bytes.OfElements(layer, elementBytes)) * m.NumLayers + Aligned(Bytes.OfElements(outer, elementBytes));
 
         if (s.ParamOffload == OffloadTier.Cpu)
+        {
             Add("parameters", PerUnit(pb), $"{pb}-byte copy per unit{(gpu ? ", page-locked" : "")}", "--offload-params nvme", pinned: gpu);
-        // The delayed schedule double-buffers parameters in RAM: its pending update writes θ_i into the spare copy while the passes read the other.
-        if (s.ParamOffload == OffloadTier.Cpu && s.Schedule == StepSchedule.Delayed)
-            Add(DelayedSpareParametersItem, PerUnit(pb), $"{pb}-byte second copy per unit{(gpu ? ", page-locked" : "")}: the update of step i writes it while step i+1 reads the other; they swap at the step boundary",
-                "--schedule overlapped", pinned: gpu);
+            // The delayed schedule double-buffers parameters in RAM: its pending update writes θ_i into the spare copy while the passes read the other.
+            if (s.Schedule == StepSchedule.Delayed)
+                Add(DelayedSpareParametersItem, PerUnit(pb), $"{pb}-byte second copy per unit{(gpu ? ", page-locked" : "")}: the update of step i writes it while step i+1 reads the other; they swap at the step boundary",
+                    "--schedule overlapped", pinned: gpu);
+        }
         else if (s.ParamOffload == OffloadTier.Nvme)
         {
             // max_in_cpu: whole units stay in RAM (ParameterPlacement), each a host copy of this rank's shard as on the CPU tier.
@@ -330,8 +332,7 @@ public static class EngineMemory
         // It was fitted to a CPU run, where autograd's graph and temporaries live in RAM beside the named items; on a GPU the
         // measured runs hold no residual (gpt2-xl, the 3B shape, llama-2-7b and -13b: the named items alone plan 3–8% above
         // their peak RSS), so a GPU run plans none.
-        bool perParameterInRam = (s.ParamOffload == OffloadTier.Cpu || (s.ParamOffload == OffloadTier.None && !gpu))
-            || (!resident && s.OptimizerOffload != OffloadTier.Nvme) || gradients == OffloadTier.Cpu || (resident && !gpu);
+        bool perParameterInRam = s.ParamOffload != OffloadTier.Nvme || s.OptimizerOffload != OffloadTier.Nvme || gradients == OffloadTier.Cpu;
         if (perParameterInRam && !gpu)
             Add("unattributed", new Bytes((long)(p * UnattributedHostBytesPerParameter)), "managed heap and C heap beyond the named buffers (fitted; see docs/memory-model.md)", "none");
         return items;

@@ -119,7 +119,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             {
                 case "F32": new ReadOnlySpan<float>(source, count).CopyTo(into); break;
                 case "F16": PrecisionCast.AddFp16(into, new ReadOnlySpan<Half>(source, count), overwrite: true); break;
-                default: PrecisionCast.AddBf16(into, new ReadOnlySpan<ushort>(source, count), overwrite: true); break;
+                default: SpanMath.AddBf16(into, new ReadOnlySpan<ushort>(source, count), overwrite: true); break;
             }
         }
     }

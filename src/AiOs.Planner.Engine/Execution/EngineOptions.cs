@@ -77,6 +77,16 @@ public static class EngineSettings
         _ => ScalarType.Float16,
     };
 
+    /// <summary>The precision of a training-precision element type (the inverse of <see cref="DType"/>).</summary>
+    /// <exception cref="NotSupportedException">Not fp32, bf16 or fp16.</exception>
+    public static Precision PrecisionOf(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => Precision.Fp32,
+        ScalarType.BFloat16 => Precision.Bf16,
+        ScalarType.Float16 => Precision.Fp16,
+        _ => throw new NotSupportedException($"The engine trains in fp32, bf16 or fp16, not {dtype}."),
+    };
+
     /// <summary>The update <paramref name="o"/> asks for.</summary>
     public static IOptimizerStep Optimizer(EngineOptions o) =>
         o.Optimizer == OptimizerKind.SpanAdamW ? new SpanAdamW(o.Adam) : new CpuAdamStep(o.Adam);

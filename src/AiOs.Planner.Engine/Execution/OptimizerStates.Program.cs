@@ -80,46 +80,43 @@ internal sealed partial class OptimizerStates
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
         Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+        UpdateSubGroup(g, slot, gradients, scale, step, bf16);
+        if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+        else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
+    }
+
+    /// <summary>The update of <see cref="Step"/>, writing the bf16 copy into <paramref name="bf16"/> unless it is empty.</summary>
+    private void UpdateSubGroup(SubGroup g, int slot, GradientStore gradients, float scale, int step, Span<ushort> bf16)
+    {
         if (_q8 is not null)
         {
             StepEightBit(g, slot, gradients, scale, step, bf16);
-            if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
-            else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
             return;
         }
-        Span<float> master, m, v;
-        ReadOnlySpan<float> gradient;
         if (!InRam(g))
         {
             Span<float> state = _slots[slot].AsFloats(0, 4 * g.Elements);
-            master = state[..g.Elements];
-            m = state.Slice(g.Elements, g.Elements);
-            v = state.Slice(2 * g.Elements, g.Elements);
-            gradient = state.Slice(3 * g.Elements, g.Elements);
+            Adam(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scale, bf16);
+            return;
         }
-        else
+        RamGroup ram = RamState(g);
+        _io.Read(StorageTier.Cpu, 12L * g.Elements);
+        _io.Written(StorageTier.Cpu, 12L * g.Elements);
+        // A bf16 store's gradient goes to CpuAdam as it is, widened as it is read: no fp32 copy of it.
+        if (slot < 0 && _step is CpuAdamStep fused && gradients.TryGetBf16(g, out ReadOnlySpan<ushort> bits))
         {
-            RamGroup ram = RamState(g);
-            master = ram.Master;
-            m = ram.M;
-            v = ram.V;
-            _io.Read(StorageTier.Cpu, 12L * g.Elements);
-            _io.Written(StorageTier.Cpu, 12L * g.Elements);
-            // A bf16 store's gradient goes to CpuAdam as it is, widened as it is read: no fp32 copy of it.
-            if (slot < 0 && _step is CpuAdamStep fused && gradients.TryGetBf16(g, out ReadOnlySpan<ushort> bits))
-            {
-                fused.UpdateBf16Gradients(master, bits, m, v, step, scale, bf16);
-                if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
-                else writeBack?.Invoke(g.Unit, g.Offset, master);
-                return;
-            }
-            _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
-            gradient = slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch);
+            fused.UpdateBf16Gradients(ram.Master, bits, ram.M, ram.V, step, scale, bf16);
+            return;
         }
+        _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
+        Adam(ram.Master, slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch), ram.M, ram.V, step, scale, bf16);
+    }
+
+    /// <summary>The configured AdamW on fp32 gradients, with the bf16 copy written in its pass unless <paramref name="bf16"/> is empty.</summary>
+    private void Adam(Span<float> master, ReadOnlySpan<float> gradient, Span<float> m, Span<float> v, int step, float scale, Span<ushort> bf16)
+    {
         if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
         else _step.Update(master, gradient, m, v, step, scale, bf16);
-        if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
-        else writeBack?.Invoke(g.Unit, g.Offset, master);
     }
 
     /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>

@@ -58,7 +58,7 @@ internal static class ChunkedHeadLoss
         // an odd vocabulary makes every V-wide operand's rows misaligned for the tensor cores (cuBLAS then takes slow
         // kernels). The padded logits are −∞ (out of the softmax), so their gradient columns are zero; the padded rows of
         // the weight's gradient are dropped.
-        long padded = fp16 ? vocab : EngineHeadLoss.PaddedVocab(vocab);
+        long padded = EngineHeadLoss.MatmulVocab(vocab, Execution.EngineSettings.PrecisionOf(dtype));
         bool pad = padded != vocab;
         Tensor? dHeadPadded = gradHead ? zeros([padded, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
         Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;

@@ -1,6 +1,5 @@
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
-using AiOs.Planner.Settings;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -61,7 +60,7 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
     {
         long tokens = hidden.numel() / _spec.HiddenSize;
-        if (LossChunkTokens is null && (UnfusedByRequest || !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, PrecisionOf(hidden.dtype))))
+        if (LossChunkTokens is null && (UnfusedByRequest || !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, Execution.EngineSettings.PrecisionOf(hidden.dtype))))
             return PaddedUnchunkedLoss(hidden, targets, divisor);
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
@@ -76,38 +75,25 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     /// </summary>
     private static readonly bool UnfusedByRequest = Environment.GetEnvironmentVariable("AIOS_FUSED_HEAD") == "0";
 
-    private static Precision PrecisionOf(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float32 => Precision.Fp32,
-        ScalarType.BFloat16 => Precision.Bf16,
-        ScalarType.Float16 => Precision.Fp16,
-        _ => throw new NotSupportedException($"The engine trains in fp32, bf16 or fp16, not {dtype}."),
-    };
-
     /// <summary>The loss as the unfused head computes it (full logits, upcast, <c>cross_entropy</c>): the reference tests compare <see cref="Loss"/> with.</summary>
-    internal Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor)
-    {
-        using var scope = NewDisposeScope();
-        Tensor logits = Logits(hidden).to(ScalarType.Float32);
-        Tensor loss = F.cross_entropy(logits.view(-1, _spec.VocabSize), targets.reshape(-1));
-        return (loss / divisor).MoveToOuterDisposeScope();
-    }
+    internal Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor) => UnchunkedLoss(hidden, targets, divisor, _spec.VocabSize);
 
     /// <summary>
-    /// The unfused head as the engine runs it: <see cref="UnchunkedLoss"/> with the head's matmul on the vocabulary padded
-    /// to <see cref="EngineHeadLoss.PaddedVocab"/> (outside fp16, as the fused head), the padded logits dropped before the
-    /// upcast (a view; the upcast copies anyway), so autograd's V-wide operands are aligned for the tensor cores.
+    /// The unfused head as the engine runs it: its matmul on the vocabulary padded to <see cref="EngineHeadLoss.MatmulVocab"/>
+    /// (as the fused head), the padded logits dropped before the upcast (a view; the upcast copies anyway), so autograd's
+    /// V-wide operands are aligned for the tensor cores.
     /// </summary>
-    internal Tensor PaddedUnchunkedLoss(Tensor hidden, Tensor targets, double divisor)
+    internal Tensor PaddedUnchunkedLoss(Tensor hidden, Tensor targets, double divisor) =>
+        UnchunkedLoss(hidden, targets, divisor, EngineHeadLoss.MatmulVocab(_spec.VocabSize, Execution.EngineSettings.PrecisionOf(hidden.dtype)));
+
+    /// <summary>Full logits through the head padded to <paramref name="padded"/> rows (none when it is the vocabulary), upcast, <c>cross_entropy</c>.</summary>
+    private Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor, long padded)
     {
         long vocab = _spec.VocabSize;
-        long padded = hidden.dtype == ScalarType.Float16 ? vocab : EngineHeadLoss.PaddedVocab(vocab);
-        if (padded == vocab) return UnchunkedLoss(hidden, targets, divisor);
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
-        Tensor wp = F.pad(Head, [0, 0, 0, padded - vocab]);
-        Tensor logits = F.linear(normed, wp).narrow(-1, 0, vocab).to(ScalarType.Float32);
-        Tensor loss = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1));
+        Tensor logits = padded == vocab ? F.linear(normed, Head) : F.linear(normed, F.pad(Head, [0, 0, 0, padded - vocab])).narrow(-1, 0, vocab);
+        Tensor loss = F.cross_entropy(logits.to(ScalarType.Float32).reshape(-1, vocab), targets.reshape(-1));
         return (loss / divisor).MoveToOuterDisposeScope();
     }
 

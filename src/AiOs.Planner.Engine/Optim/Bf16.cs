@@ -30,24 +30,6 @@ public static unsafe class PrecisionCast
         }
     }
 
-    /// <summary>accumulator[i] (+)= widen(bf16[i]); bf16 → fp32 is exact (the bits shifted up by 16). Parallel chunks for long spans.</summary>
-    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16, bool overwrite = false)
-    {
-        if (accumulator.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
-        fixed (float* a = accumulator)
-        fixed (ushort* b = bf16)
-        {
-            nint ap = (nint)a, bp = (nint)b;
-            Chunked.For(bf16.Length, (_, start, count) =>
-            {
-                var dst = new Span<float>((float*)ap + start, count);
-                var src = new ReadOnlySpan<ushort>((ushort*)bp + start, count);
-                if (overwrite) for (int i = 0; i < src.Length; i++) dst[i] = BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
-                else for (int i = 0; i < src.Length; i++) dst[i] += BitConverter.UInt32BitsToSingle((uint)src[i] << 16);
-            });
-        }
-    }
-
     /// <summary>
     /// destination[i] = widen(bf16[i]), exact (the bits shifted up by 16): vectorised, in parallel chunks for long spans.
     /// The engine's bf16 gradient store hands the optimizer its sub-groups through this.

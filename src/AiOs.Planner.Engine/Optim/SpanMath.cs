@@ -31,31 +31,7 @@ public static unsafe class SpanMath
         {
             nint ap = (nint)a, bp = (nint)b;
             EvenFor(bf16.Length, (start, count) =>
-                AddBf16Part(new Span<float>((float*)ap + start, count), new ReadOnlySpan<ushort>((ushort*)bp + start, count), overwrite));
-        }
-    }
-
-    private static void AddBf16Part(Span<float> accumulator, ReadOnlySpan<ushort> bf16, bool overwrite)
-    {
-        int i = 0, w = Vector<float>.Count;
-        if (Vector.IsHardwareAccelerated)
-        {
-            // One Vector<ushort> widens into two float vectors.
-            ReadOnlySpan<Vector<ushort>> packed = MemoryMarshal.Cast<ushort, Vector<ushort>>(bf16);
-            Span<Vector<float>> sums = MemoryMarshal.Cast<float, Vector<float>>(accumulator);
-            for (int v = 0; v < packed.Length; v++)
-            {
-                Vector.Widen(packed[v], out Vector<uint> lo, out Vector<uint> hi);
-                Vector<float> x0 = Vector.AsVectorSingle(Vector.ShiftLeft(lo, 16)), x1 = Vector.AsVectorSingle(Vector.ShiftLeft(hi, 16));
-                sums[2 * v] = overwrite ? x0 : sums[2 * v] + x0;
-                sums[2 * v + 1] = overwrite ? x1 : sums[2 * v + 1] + x1;
-            }
-            i = packed.Length * 2 * w;
-        }
-        for (; i < bf16.Length; i++)
-        {
-            float x = BitConverter.UInt32BitsToSingle((uint)bf16[i] << 16);
-            accumulator[i] = overwrite ? x : accumulator[i] + x;
+                Collectives.ReductionKernels.AddBf16(new Span<float>((float*)ap + start, count), new ReadOnlySpan<ushort>((ushort*)bp + start, count), overwrite));
         }
     }
 
