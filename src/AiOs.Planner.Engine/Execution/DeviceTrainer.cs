@@ -43,6 +43,8 @@ public sealed partial class DeviceTrainer : ITrainer
     private readonly IDeviceAdamW? _adam;
     private readonly bool _sync;
     private readonly LossScaler? _scaler;
+    /// <summary>How Σg² is taken: fp64 copies on the CPU (exact), fp32 norms on a GPU unless AIOS_GRAD_NORM=fp64.</summary>
+    private readonly GradientNormPath _gradNorm;
     /// <summary>The other ranks of a data-parallel group; null for one process.</summary>
     private readonly Collectives.ICollectives? _ranks;
     private int _step;
@@ -63,6 +65,7 @@ public sealed partial class DeviceTrainer : ITrainer
     {
         if (!Trainers.IsResident(settings)) throw new ArgumentException("DeviceTrainer runs only settings that offload nothing; use LayerwiseTrainer.", nameof(settings));
         EngineSettings.Check(spec, settings, options);
+        _gradNorm = GradientNorms.PathFor(Native.TorchRuntime.DeviceTypeOf(options.Device), Environment.GetEnvironmentVariable(GradientNorms.Variable));
         _ranks = ranks is { WorldSize: > 1 } ? ranks : null;
         // Pretrained weights are checked before anything is allocated on the device.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
@@ -224,7 +227,7 @@ public sealed partial class DeviceTrainer : ITrainer
         Tensor[] gradients = _accumulators ?? _gradients;
         if (_ranks is not null) AgreeOnTheStep(ref nonFinite);
         // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the weights.
-        double[] squares = SumsOfSquares(gradients);
+        double[] squares = GradientNorms.SumsOfSquares(gradients, _gradNorm);
         if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares.Sum()))) return false;
         if (_scaler is null && nonFinite is null && Array.FindIndex(squares, q => !double.IsFinite(q)) is var bad and >= 0)
             nonFinite = $"the gradients of {(bad == _spec.NumLayers ? "the outer block (embeddings, head)" : $"layer {bad}")} (sum of squares {squares[bad]})";
@@ -240,22 +243,6 @@ public sealed partial class DeviceTrainer : ITrainer
         }
         DeviceMemory?.Sample();
         return true;
-    }
-
-    /// <summary>
-    /// Σg² of each unit's gradient, in fp64 on the device, fetched with one synchronisation. Each unit's fp64 temporaries
-    /// are freed before the next unit's are made: held to the end they took 16 bytes per parameter (23 GiB for gpt2-xl,
-    /// the resident engine's device peak on the H200 until 2026-12-05).
-    /// </summary>
-    private static double[] SumsOfSquares(Tensor[] gradients)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        var sums = new Tensor[gradients.Length];
-        for (int u = 0; u < gradients.Length; u++)
-            using (var unit = NewDisposeScope())
-                sums[u] = gradients[u].to(ScalarType.Float64).square().sum().MoveToOuterDisposeScope();
-        return stack(sums).cpu().data<double>().ToArray();
     }
 
     /// <summary>

@@ -1,0 +1,146 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Execution;
+
+/// <summary>How the resident trainer takes each unit's Σg² before the update.</summary>
+internal enum GradientNormPath
+{
+    /// <summary>An fp64 copy of each gradient, squared and summed (exact; ~34 bytes per bf16 parameter moved on a GPU).</summary>
+    Fp64Copy,
+
+    /// <summary>An fp32 norm per chunk, squared and summed in fp64 on the host (reads each gradient once).</summary>
+    Fp32Reduction,
+}
+
+/// <summary>
+/// Each unit's Σg², fetched from the device with one synchronisation. The fp64 copy is exact and stays the CPU's path (the
+/// CPU trainers are compared bit for bit); on a GPU it moved ~34 bytes per bf16 parameter (read 2, write and read an fp64
+/// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes an fp32
+/// norm instead. <c>AIOS_GRAD_NORM=fp64</c> restores the fp64 copy on the GPU, for an A/B of the optimizer phase.
+/// </summary>
+internal static class GradientNorms
+{
+    /// <summary>The environment variable that picks the path (<c>fp64</c> or <c>fp32</c>; unset: fp32 on a GPU, fp64 on the CPU).</summary>
+    public const string Variable = "AIOS_GRAD_NORM";
+
+    /// <summary>
+    /// Elements per fp32 chunk of a bf16 or fp16 gradient: its fp32 copy (32 MiB) is the only temporary, freed before the
+    /// next chunk's is made (the caching allocator hands the same block back, which mostly stays in the H100's 50 MB L2),
+    /// and gpt2-xl's 1.56 G parameters take ~190 chunks, few enough that the launches hide behind the device's work.
+    /// </summary>
+    public const long ChunkElements = 1L << 23;
+
+    /// <summary>
+    /// The path for <paramref name="device"/> given the variable's value <paramref name="request"/>: unset or empty, the fp64
+    /// copy on the CPU and the fp32 reduction elsewhere; <c>fp64</c> or <c>fp32</c> force one.
+    /// </summary>
+    /// <exception cref="ArgumentException">Any other value.</exception>
+    public static GradientNormPath PathFor(DeviceType device, string? request) => request?.Trim().ToLowerInvariant() switch
+    {
+        null or "" => device == DeviceType.CPU ? GradientNormPath.Fp64Copy : GradientNormPath.Fp32Reduction,
+        "fp64" => GradientNormPath.Fp64Copy,
+        "fp32" => GradientNormPath.Fp32Reduction,
+        _ => throw new ArgumentException(
+            $"{Variable}={request} is not a gradient-norm path: set {Variable}=fp64 (fp64 copies of the gradients, the old way) " +
+            $"or {Variable}=fp32 (an fp32 norm per chunk, the GPU's default), or unset it.", nameof(request)),
+    };
+
+    /// <summary>Σg² of each of <paramref name="gradients"/> by <paramref name="path"/>.</summary>
+    public static double[] SumsOfSquares(Tensor[] gradients, GradientNormPath path) =>
+        path == GradientNormPath.Fp64Copy ? Fp64(gradients) : Fp32(gradients);
+
+    /// <summary>
+    /// Σg² in fp64 on the device, fetched with one synchronisation. Each unit's fp64 temporaries are freed before the next
+    /// unit's are made: held to the end they took 16 bytes per parameter (23 GiB for gpt2-xl, the resident engine's device
+    /// peak on the H200 until 2026-12-05).
+    /// </summary>
+    public static double[] Fp64(Tensor[] gradients)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var sums = new Tensor[gradients.Length];
+        for (int u = 0; u < gradients.Length; u++)
+            using (var unit = NewDisposeScope())
+                sums[u] = Fp64Sum(gradients[u]).MoveToOuterDisposeScope();
+        return stack(sums).cpu().data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// Σg² from fp32 L2 norms (<c>linalg.vector_norm</c>: the squares are summed in fp32 inside the reduction kernel, which
+    /// reads its input once): an fp32 or fp64 gradient whole, a bf16 or fp16 one in chunks of <paramref name="chunkElements"/>
+    /// cast to fp32 (TorchSharp's <c>vector_norm</c> takes no dtype, and a bf16 result would keep 8 bits). Every unit's norms
+    /// come back with one synchronisation and are squared and summed in fp64 on the host.
+    /// </summary>
+    /// <remarks>
+    /// Non-finite gradients stay non-finite: a NaN makes the norm NaN, an infinity makes it +inf. Spurious overflow: an fp16
+    /// value is at most 65504 whatever the loss scale (the scaled gradient is stored in fp16), so a chunk's fp32 sum is at most
+    /// 65504² · 2²³ ≈ 3.6e16, far below fp32's 3.4e38: an fp16 chunk's +inf always means an infinite gradient, which is what
+    /// the loss scaler must see. A bf16 or fp32 gradient can hold finite values whose squares overflow fp32 (|g| above
+    /// ~1.8e19); a unit of those dtypes whose norm comes back +inf is therefore taken again by <see cref="Fp64"/> (a second
+    /// synchronisation, only on such a step), so the answer is inf only if the fp64 sum is.
+    /// </remarks>
+    public static double[] Fp32(Tensor[] gradients, long chunkElements = ChunkElements)
+    {
+        if (chunkElements < 1) throw new ArgumentOutOfRangeException(nameof(chunkElements), "A chunk holds at least one element.");
+        var counts = new int[gradients.Length];
+        float[] norms;
+        using (var scope = NewDisposeScope())
+        using (var _ = no_grad())
+        {
+            var all = new List<Tensor>();
+            for (int u = 0; u < gradients.Length; u++)
+            {
+                Tensor[] unitNorms = NormsOf(gradients[u], chunkElements);
+                counts[u] = unitNorms.Length;
+                all.AddRange(unitNorms);
+            }
+            norms = all.Count == 0 ? [] : stack(all).cpu().data<float>().ToArray();
+        }
+        var sums = Combine(norms, counts);
+        int[] again = [.. Enumerable.Range(0, gradients.Length)
+            .Where(u => double.IsPositiveInfinity(sums[u]) && MaySpuriouslyOverflow(gradients[u].dtype))];
+        if (again.Length > 0)
+        {
+            double[] exact = Fp64([.. again.Select(u => gradients[u])]);
+            for (int i = 0; i < again.Length; i++) sums[again[i]] = exact[i];
+        }
+        return sums;
+    }
+
+    /// <summary>Σ of the squared norms, in fp64, of each unit's <paramref name="counts"/>[u] consecutive entries of <paramref name="norms"/>.</summary>
+    internal static double[] Combine(float[] norms, int[] counts)
+    {
+        var sums = new double[counts.Length];
+        int at = 0;
+        for (int u = 0; u < counts.Length; u++)
+            for (int c = 0; c < counts[u]; c++, at++)
+                sums[u] += (double)norms[at] * norms[at];
+        if (at != norms.Length) throw new ArgumentException($"{norms.Length} norms for {at} chunks.", nameof(norms));
+        return sums;
+    }
+
+    /// <summary>Whether a finite gradient of <paramref name="type"/> can square past fp32's range (so an fp32 +inf may be spurious).</summary>
+    internal static bool MaySpuriouslyOverflow(ScalarType type) => type != ScalarType.Float16;
+
+    /// <summary>The fp32 norms of <paramref name="gradient"/>'s chunks (one for an fp32 gradient); none for an empty one.</summary>
+    private static Tensor[] NormsOf(Tensor gradient, long chunkElements)
+    {
+        Tensor flat = gradient.reshape(-1);
+        long n = flat.numel();
+        if (gradient.dtype == ScalarType.Float32) return n == 0 ? [] : [linalg.vector_norm(flat)];
+        // fp64 is no training precision; its norm is taken in fp64 and narrowed, which is exact enough for clipping.
+        if (gradient.dtype == ScalarType.Float64) return n == 0 ? [] : [linalg.vector_norm(flat).to(ScalarType.Float32)];
+        var norms = new Tensor[(n + chunkElements - 1) / chunkElements];
+        for (int c = 0; c < norms.Length; c++)
+            using (var chunk = NewDisposeScope())
+            {
+                long start = c * chunkElements;
+                norms[c] = linalg.vector_norm(flat.narrow(0, start, Math.Min(chunkElements, n - start)).to(ScalarType.Float32))
+                    .MoveToOuterDisposeScope();
+            }
+        return norms;
+    }
+
+    private static Tensor Fp64Sum(Tensor gradient) => gradient.to(ScalarType.Float64).square().sum();
+}
