@@ -4,12 +4,12 @@ using static TorchSharp.torch;
 namespace AiOs.Planner.Engine.Execution;
 
 /// <summary>How the resident trainer takes each unit's Σg² before the update.</summary>
-internal enum GradientNormPath
+public enum GradientNormPath
 {
     /// <summary>An fp64 copy of each gradient, squared and summed (exact; ~34 bytes per bf16 parameter moved on a GPU).</summary>
     Fp64Copy,
 
-    /// <summary>An fp32 norm per chunk, squared and summed in fp64 on the host (reads each gradient once).</summary>
+    /// <summary>fp32 norms of 1024-element rows (bf16/fp16 cast to fp32 a chunk at a time), squared and summed in fp64 (reads each gradient once).</summary>
     Fp32Reduction,
 }
 
@@ -67,37 +67,34 @@ internal static class GradientNorms
     }
 
     /// <summary>
-    /// Σg² from fp32 L2 norms (<c>linalg.vector_norm</c>: the squares are summed in fp32 inside the reduction kernel, which
-    /// reads its input once): an fp32 or fp64 gradient whole, a bf16 or fp16 one in chunks of <paramref name="chunkElements"/>
-    /// cast to fp32 (TorchSharp's <c>vector_norm</c> takes no dtype, and a bf16 result would keep 8 bits). Every unit's norms
-    /// come back with one synchronisation and are squared and summed in fp64 on the host.
+    /// Σg² from fp32 L2 norms of rows of <see cref="RowElements"/> (<c>linalg.vector_norm</c> over the rows: the squares are
+    /// summed in fp32 inside the reduction kernel, which reads its input once): an fp32 gradient whole, a bf16 or fp16 one in
+    /// chunks of <paramref name="chunkElements"/> cast to fp32 (TorchSharp's <c>vector_norm</c> takes no dtype, and a bf16
+    /// result would keep 8 bits). The row norms (4 bytes per 1024 parameters) are squared and summed in fp64 on the device,
+    /// so fp32 rounding accumulates over one row only, however large the unit; every unit's sum comes back with one
+    /// synchronisation.
     /// </summary>
     /// <remarks>
-    /// Non-finite gradients stay non-finite: a NaN makes the norm NaN, an infinity makes it +inf. Spurious overflow: an fp16
-    /// value is at most 65504 whatever the loss scale (the scaled gradient is stored in fp16), so a chunk's fp32 sum is at most
-    /// 65504² · 2²³ ≈ 3.6e16, far below fp32's 3.4e38: an fp16 chunk's +inf always means an infinite gradient, which is what
-    /// the loss scaler must see. A bf16 or fp32 gradient can hold finite values whose squares overflow fp32 (|g| above
-    /// ~1.8e19); a unit of those dtypes whose norm comes back +inf is therefore taken again by <see cref="Fp64"/> (a second
-    /// synchronisation, only on such a step), so the answer is inf only if the fp64 sum is.
+    /// Non-finite gradients stay non-finite: a NaN makes its row's norm NaN, an infinity makes it +inf. Spurious overflow: an
+    /// fp16 value is at most 65504 whatever the loss scale (the scaled gradient is stored in fp16), so a row's fp32 sum is at
+    /// most 65504² · 1024 ≈ 4.4e12, far below fp32's 3.4e38, and the rows are summed in fp64: an fp16 unit's +inf always
+    /// means an infinite gradient, which is what the loss scaler must see. A bf16 or fp32 gradient can hold finite values whose
+    /// squares overflow fp32 (|g| above ~1.8e19); a unit of those dtypes whose sum comes back +inf is therefore taken again by
+    /// <see cref="Fp64"/> (a second synchronisation, only on such a step), so the answer is inf only if the fp64 sum is.
     /// </remarks>
     public static double[] Fp32(Tensor[] gradients, long chunkElements = ChunkElements)
     {
         if (chunkElements < 1) throw new ArgumentOutOfRangeException(nameof(chunkElements), "A chunk holds at least one element.");
-        var counts = new int[gradients.Length];
-        float[] norms;
+        double[] sums;
         using (var scope = NewDisposeScope())
         using (var _ = no_grad())
         {
-            var all = new List<Tensor>();
+            var units = new Tensor[gradients.Length];
             for (int u = 0; u < gradients.Length; u++)
-            {
-                Tensor[] unitNorms = NormsOf(gradients[u], chunkElements);
-                counts[u] = unitNorms.Length;
-                all.AddRange(unitNorms);
-            }
-            norms = all.Count == 0 ? [] : stack(all).cpu().data<float>().ToArray();
+                using (var unit = NewDisposeScope())
+                    units[u] = UnitSum(gradients[u], chunkElements).MoveToOuterDisposeScope();
+            sums = units.Length == 0 ? [] : stack(units).cpu().data<double>().ToArray();
         }
-        var sums = Combine(norms, counts);
         int[] again = [.. Enumerable.Range(0, gradients.Length)
             .Where(u => double.IsPositiveInfinity(sums[u]) && MaySpuriouslyOverflow(gradients[u].dtype))];
         if (again.Length > 0)
@@ -108,38 +105,36 @@ internal static class GradientNorms
         return sums;
     }
 
-    /// <summary>Σ of the squared norms, in fp64, of each unit's <paramref name="counts"/>[u] consecutive entries of <paramref name="norms"/>.</summary>
-    internal static double[] Combine(float[] norms, int[] counts)
-    {
-        var sums = new double[counts.Length];
-        int at = 0;
-        for (int u = 0; u < counts.Length; u++)
-            for (int c = 0; c < counts[u]; c++, at++)
-                sums[u] += (double)norms[at] * norms[at];
-        if (at != norms.Length) throw new ArgumentException($"{norms.Length} norms for {at} chunks.", nameof(norms));
-        return sums;
-    }
+    /// <summary>Elements per row whose norm is taken in fp32; the rows' squares are summed in fp64.</summary>
+    public const long RowElements = 1024;
 
     /// <summary>Whether a finite gradient of <paramref name="type"/> can square past fp32's range (so an fp32 +inf may be spurious).</summary>
     internal static bool MaySpuriouslyOverflow(ScalarType type) => type != ScalarType.Float16;
 
-    /// <summary>The fp32 norms of <paramref name="gradient"/>'s chunks (one for an fp32 gradient); none for an empty one.</summary>
-    private static Tensor[] NormsOf(Tensor gradient, long chunkElements)
+    /// <summary>One unit's Σg² as an fp64 scalar on its device, from the fp32 norms of its rows.</summary>
+    private static Tensor UnitSum(Tensor gradient, long chunkElements)
     {
         Tensor flat = gradient.reshape(-1);
         long n = flat.numel();
-        if (gradient.dtype == ScalarType.Float32) return n == 0 ? [] : [linalg.vector_norm(flat)];
-        // fp64 is no training precision; its norm is taken in fp64 and narrowed, which is exact enough for clipping.
-        if (gradient.dtype == ScalarType.Float64) return n == 0 ? [] : [linalg.vector_norm(flat).to(ScalarType.Float32)];
-        var norms = new Tensor[(n + chunkElements - 1) / chunkElements];
-        for (int c = 0; c < norms.Length; c++)
-            using (var chunk = NewDisposeScope())
-            {
-                long start = c * chunkElements;
-                norms[c] = linalg.vector_norm(flat.narrow(0, start, Math.Min(chunkElements, n - start)).to(ScalarType.Float32))
-                    .MoveToOuterDisposeScope();
-            }
-        return norms;
+        if (n == 0) return zeros([], ScalarType.Float64, gradient.device);
+        // fp64 is no training precision (nothing to save); its own exact sum.
+        if (gradient.dtype == ScalarType.Float64) return Fp64Sum(flat);
+        var norms = new List<Tensor>();
+        if (gradient.dtype == ScalarType.Float32) norms.AddRange(RowNorms(flat));
+        else
+            for (long start = 0; start < n; start += chunkElements)
+                using (var chunk = NewDisposeScope())
+                    foreach (Tensor rows in RowNorms(flat.narrow(0, start, Math.Min(chunkElements, n - start)).to(ScalarType.Float32)))
+                        norms.Add(rows.MoveToOuterDisposeScope());
+        return cat(norms).to(ScalarType.Float64).square().sum();
+    }
+
+    /// <summary>The fp32 norms of a 1-D fp32 tensor's rows of <see cref="RowElements"/>, and of its shorter tail.</summary>
+    private static IEnumerable<Tensor> RowNorms(Tensor flat32)
+    {
+        long n = flat32.numel(), rows = n / RowElements, whole = rows * RowElements;
+        if (rows > 0) yield return linalg.vector_norm(flat32.narrow(0, 0, whole).view(rows, RowElements), dims: [1]);
+        if (n > whole) yield return linalg.vector_norm(flat32.narrow(0, whole, n - whole)).unsqueeze(0);
     }
 
     private static Tensor Fp64Sum(Tensor gradient) => gradient.to(ScalarType.Float64).square().sum();
