@@ -16,8 +16,8 @@ public enum GradientNormPath
 /// <summary>
 /// Each unit's Σg², fetched from the device with one synchronisation. The fp64 copy is exact and stays the CPU's path (the
 /// CPU trainers are compared bit for bit); on a GPU it moved ~34 bytes per bf16 parameter (read 2, write and read an fp64
-/// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes an fp32
-/// norm instead. <c>AIOS_GRAD_NORM=fp64</c> restores the fp64 copy on the GPU, for an A/B of the optimizer phase.
+/// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes fp32 norms
+/// of rows, read once, instead. <c>AIOS_GRAD_NORM=fp64</c> restores the fp64 copy on the GPU, for an A/B of the optimizer phase.
 /// </summary>
 internal static class GradientNorms
 {
@@ -26,8 +26,8 @@ internal static class GradientNorms
 
     /// <summary>
     /// Elements per fp32 chunk of a bf16 or fp16 gradient: its fp32 copy (32 MiB) is the only temporary, freed before the
-    /// next chunk's is made (the caching allocator hands the same block back, which mostly stays in the H100's 50 MB L2),
-    /// and gpt2-xl's 1.56 G parameters take ~190 chunks, few enough that the launches hide behind the device's work.
+    /// next chunk's is made (the caching allocator hands the same block back; it may partly stay in an H100's 50 MB L2),
+    /// and gpt2-xl's 1.56 G parameters take ~200 chunks, a few hundred launches rather than one per megabyte. Not tuned on a GPU.
     /// </summary>
     public const long ChunkElements = 1L << 23;
 
@@ -43,7 +43,7 @@ internal static class GradientNorms
         "fp32" => GradientNormPath.Fp32Reduction,
         _ => throw new ArgumentException(
             $"{Variable}={request} is not a gradient-norm path: set {Variable}=fp64 (fp64 copies of the gradients, the old way) " +
-            $"or {Variable}=fp32 (an fp32 norm per chunk, the GPU's default), or unset it.", nameof(request)),
+            $"or {Variable}=fp32 (fp32 norms of 1024-element rows, the GPU's default), or unset it.", nameof(request)),
     };
 
     /// <summary>Σg² of each of <paramref name="gradients"/> by <paramref name="path"/>.</summary>
