@@ -8,44 +8,91 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// The engine with the optimizer offloaded and the parameters on the device: each sub-group's CPU update ends by copying its
-/// updated training-precision copy to the device (pinned staging, a synchronous copy), inside the update's own operation.
+/// The engine with the optimizer offloaded and the parameters on the device: each sub-group's CPU update writes its updated
+/// training-precision copy into pinned staging and queues its copy to the device without waiting, so the copy is a
+/// <see cref="OpKind.ResidentUpload"/> on the host link after the update, not CPU time inside it.
 /// </summary>
 public class ResidentUploadTests
 {
     private static readonly HardwareProfile H200 = ProfileCatalog.Default.Load("h200-1x-calibrated");
     private static readonly ModelSpec Tiny = ModelCatalog.Default.Load("tiny-gpt") with { NumLayers = 3 };
 
-    private static TrainingSettings OptimizerOnly(StepSchedule schedule = StepSchedule.DeepSpeed, OffloadTier parameters = OffloadTier.None) => new()
+    private static TrainingSettings OptimizerOnly(StepSchedule schedule = StepSchedule.DeepSpeed, OffloadTier parameters = OffloadTier.None, int accumulation = 1) => new()
     {
         ZeroStage = ZeroStage.Infinity, ParamOffload = parameters, OptimizerOffload = OffloadTier.Cpu, Precision = Precision.Bf16,
-        MicroBatch = 1, SeqLen = 16, SubGroupSize = 1000, Schedule = schedule,
+        MicroBatch = 1, SeqLen = 16, SubGroupSize = 1000, Schedule = schedule, GradAccumulation = accumulation,
     };
 
-    [Fact]
-    public void Given_resident_parameters_and_a_cpu_optimizer_When_built_Then_every_update_carries_its_sub_groups_upload_and_is_priced_with_it()
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, 1)]
+    [InlineData(StepSchedule.Overlapped, 2)]
+    public void Given_resident_parameters_and_a_cpu_optimizer_When_built_Then_each_update_is_priced_as_adam_alone_and_followed_by_its_upload_on_the_host_link(
+        StepSchedule schedule, int accumulation)
     {
-        var s = OptimizerOnly();
+        var s = OptimizerOnly(schedule, accumulation: accumulation);
         var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine);
-        var steps = program.Ops.Where(o => o.Kind == OpKind.OptimizerStep).ToList();
         var costs = Simulator.Costs(program, H200, s);
+        var steps = program.Ops.Where(o => o.Kind == OpKind.OptimizerStep).ToList();
+        var uploads = program.Ops.Where(o => o.Kind == OpKind.ResidentUpload).ToList();
 
         Assert.NotEmpty(steps);
-        Assert.All(steps, o => Assert.Equal(Bytes.OfElements(o.Parameters, 2), o.ResidentUpload));
-        var adamOnly = SimDuration.FromSeconds(steps[0].Parameters / H200.Cpu.AdamParamsPerS.Value);
-        var upload = Bytes.OfElements(steps[0].Parameters, 2) / H200.HostLink!.H2d(pinned: true);
-        Assert.Equal(adamOnly + upload, costs.Duration(steps[0], Tiny.HiddenSize));
-        Assert.True(upload > SimDuration.Zero);
+        Assert.Equal(steps.Count, uploads.Count);
+        foreach (Operation step in steps)
+        {
+            Assert.Equal(SimDuration.FromSeconds(step.Parameters / H200.Cpu.AdamParamsPerS.Value), costs.Duration(step, Tiny.HiddenSize));
+            Operation upload = Assert.Single(uploads, u => u.Deps.Contains(step.Id));
+            Assert.Equal(ResourceKind.H2d, upload.Resource);
+            Assert.Equal(step.SubGroup, upload.SubGroup);
+            Assert.Equal(Bytes.OfElements(step.Parameters, 2), upload.Bytes);
+            Assert.Equal(upload.Bytes / H200.HostLink!.H2d(pinned: true), costs.Duration(upload, Tiny.HiddenSize));
+        }
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, 1)]
+    [InlineData(StepSchedule.Overlapped, 2)]
+    public void Given_resident_parameters_and_a_cpu_optimizer_When_simulated_Then_each_upload_starts_after_its_update_and_the_next_step_waits_for_the_last(
+        StepSchedule schedule, int accumulation)
+    {
+        var s = OptimizerOnly(schedule, accumulation: accumulation);
+        var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine);
+        var result = StepSimulator.Simulate(program, Simulator.Costs(program, H200, s), keepTimeline: true);
+        var spans = result.Spans!.ToDictionary(x => x.OpId);
+        var uploads = program.Ops.Where(o => o.Kind == OpKind.ResidentUpload).ToList();
+
+        Assert.NotEmpty(uploads);
+        foreach (Operation upload in uploads)
+        {
+            Span update = spans[upload.Deps.Single()];
+            Assert.Equal(OpKind.OptimizerStep, update.Kind);
+            Assert.True(spans[upload.Id].StartNs >= update.EndNs, $"{upload} starts before its update ends.");
+            Assert.True(spans[upload.Id].EndNs > spans[upload.Id].StartNs);
+            // The step ends (and the next step's first forward of the unit starts) only once the upload has landed.
+            Assert.True(result.Time.Nanoseconds >= spans[upload.Id].EndNs);
+        }
+        Assert.Equal(uploads.Sum(u => u.Bytes.Value), result.Traffic.H2d.Value);
     }
 
     [Theory]
     [InlineData(StepSchedule.Delayed, OffloadTier.None)]  // the write-back operation uploads instead
     [InlineData(StepSchedule.DeepSpeed, OffloadTier.Cpu)] // the next pass's uploads carry them
-    public void Given_a_delayed_update_or_streamed_parameters_When_built_Then_no_update_carries_an_upload(StepSchedule schedule, OffloadTier parameters)
+    public void Given_a_delayed_update_or_streamed_parameters_When_built_Then_no_update_is_followed_by_a_resident_upload(StepSchedule schedule, OffloadTier parameters)
     {
         var program = StepScheduler.Build(Tiny, H200, OptimizerOnly(schedule, parameters), false, ProgramShape.Engine);
 
         Assert.Contains(program.Ops, o => o.Kind == OpKind.OptimizerStep);
-        Assert.All(program.Ops, o => Assert.Equal(Bytes.Zero, o.ResidentUpload));
+        Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.ResidentUpload);
+    }
+
+    [Fact]
+    public void Given_the_deepspeed_shape_When_built_Then_its_updates_write_back_on_the_host_link_as_before_and_none_is_a_resident_upload()
+    {
+        var s = OptimizerOnly();
+        var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.DeepSpeed);
+        var steps = program.Ops.Where(o => o.Kind == OpKind.OptimizerStep).ToList();
+
+        Assert.NotEmpty(steps);
+        Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.ResidentUpload);
+        Assert.All(steps, step => Assert.Single(program.Ops, o => o.Kind == OpKind.ParamWriteBack && o.Resource == ResourceKind.H2d && o.Deps.Contains(step.Id)));
     }
 }

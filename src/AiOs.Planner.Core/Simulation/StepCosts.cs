@@ -132,7 +132,7 @@ public sealed class StepCosts
         ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
-            : SimDuration.FromSeconds(op.Parameters / _adamPerSecond) + op.ResidentUpload / _h2d,
+            : SimDuration.FromSeconds(op.Parameters / _adamPerSecond),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };

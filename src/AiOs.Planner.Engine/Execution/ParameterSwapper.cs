@@ -101,10 +101,18 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
     /// Stores fp32 values <paramref name="master"/> for elements starting at <paramref name="elementOffset"/>
     /// of <paramref name="unit"/>, converted to the training precision, in the unit's tier.
     /// </summary>
-    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master) => WriteBack(unit, elementOffset, master, traced: true);
+    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master) => WriteBack(unit, elementOffset, master, traced: true, wait: true);
 
-    /// <summary>As <see cref="WriteBack(int, long, ReadOnlySpan{float})"/>; <paramref name="traced"/> false when the program executor records the span.</summary>
-    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced)
+    /// <summary>
+    /// As <see cref="WriteBack(int, long, ReadOnlySpan{float})"/>; <paramref name="traced"/> false when the program executor records
+    /// the span. A step program's write-back (the update's, or the delayed schedule's write-back of θ) is stream-ordered with the
+    /// passes, so a device-resident unit's copy is queued without waiting (<see cref="WaitForCommits"/>); a direct call (initial
+    /// values, a restored checkpoint) waits.
+    /// </summary>
+    public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced) =>
+        WriteBack(unit, elementOffset, master, traced, wait: traced || WaitForCommits);
+
+    private void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced, bool wait)
     {
         if (_tier == StorageTier.Device && _shards is not null)
         {
@@ -116,7 +124,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         switch (_unitTiers[unit])
         {
             case StorageTier.Device:
-                _resident![unit].StoreFloats(elementOffset, master);
+                _resident![unit].StoreFloats(elementOffset, master, wait);
                 break;
             case StorageTier.Cpu:
                 PrecisionCast.ToWorking(master, _cpuCopies![unit]!.bytes.Slice(checked((int)byteOffset), byteCount), _dtype);
@@ -162,12 +170,25 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
         return MemoryMarshal.Cast<byte, ushort>(bytes);
     }
 
-    /// <summary>Publishes a <see cref="Bf16Target"/> write: one copy to the device for device-resident units.</summary>
+    /// <summary>
+    /// Publishes a <see cref="Bf16Target"/> write (the optimizer's update): one copy to the device for device-resident units, queued
+    /// on the default stream without waiting for the kernels before it unless <see cref="WaitForCommits"/> (safe by stream order:
+    /// see <see cref="FlatParameters.CommitWritable"/>; the simulator prices the copy as a ResidentUpload operation on the host link).
+    /// </summary>
     public void CommitBf16(int unit, long elementOffset, int count)
     {
-        if (_unitTiers[unit] == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count);
+        if (_unitTiers[unit] == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count, wait: WaitForCommits);
         else if (_unitTiers[unit] == StorageTier.Cpu) _io.Written(StorageTier.Cpu, 2L * count);
     }
+
+    /// <summary>AIOS_BLOCKING_COMMIT=1: every commit of a device-resident unit waits for its copy (the old behaviour; a GPU A/B).</summary>
+    private static readonly bool BlockingCommitsByRequest = Environment.GetEnvironmentVariable("AIOS_BLOCKING_COMMIT") == "1";
+
+    /// <summary>Whether the optimizer's commits of device-resident units wait for their copy (AIOS_BLOCKING_COMMIT=1; settable for tests).</summary>
+    internal bool WaitForCommits { get; set; } = BlockingCommitsByRequest;
+
+    /// <summary>A device-resident unit's parameters (tests look at its commits).</summary>
+    internal FlatParameters Resident(int unit) => _resident?[unit] ?? throw new InvalidOperationException("The parameters are not device-resident.");
 
     /// <summary>The parameters of an engine module (for uploads and draining gradients).</summary>
     public static FlatParameters ParametersOf(nn.Module<Tensor, Tensor> module) => module switch

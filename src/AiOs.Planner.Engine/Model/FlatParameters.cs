@@ -92,15 +92,18 @@ public sealed class FlatParameters : IDisposable
     public void LoadBytes(ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length != ByteLength) throw new ArgumentException($"Expected {ByteLength} bytes, got {bytes.Length}.", nameof(bytes));
+        // The whole buffer (and its staging) is rewritten: no update's copy may still be reading or writing them.
+        AwaitCommits();
         if (Flat.device_type == DeviceType.CPU)
         {
             bytes.CopyTo(Flat.bytes);
             return;
         }
-        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
-        bytes.CopyTo(_hostStaging.bytes);
+        Tensor staging = HostStaging();
+        bytes.CopyTo(staging.bytes);
         using var _ = no_grad();
-        Flat.copy_(_hostStaging);
+        Flat.copy_(staging);
+        CommitInFlight = false;
     }
 
     private Tensor? _hostStaging;
@@ -139,36 +142,85 @@ public sealed class FlatParameters : IDisposable
 
     /// <summary>
     /// Bytes where elements [<paramref name="elementOffset"/>, + <paramref name="count"/>) can be written in the
-    /// buffer's element type: the buffer itself on a CPU, the pinned staging tensor for a device buffer (then
-    /// <see cref="CommitWritable"/> copies them over).
+    /// buffer's element type: the buffer itself on a CPU, the staging tensor (pinned) for a device buffer or with
+    /// <see cref="StageWrites"/> (then <see cref="CommitWritable"/> copies them over).
     /// </summary>
+    /// <remarks>
+    /// A caller that may write a range while a <see cref="CommitWritable"/> without waiting could still be reading it
+    /// calls <see cref="AwaitCommits"/> first; the optimizer's update need not (see <see cref="CommitWritable"/>).
+    /// </remarks>
     public Span<byte> WritableBytes(long elementOffset, int count)
     {
         int size = (int)Flat.element_size();
         int start = checked((int)(elementOffset * size)), length = count * size;
-        if (Flat.device_type == DeviceType.CPU) return Flat.bytes.Slice(start, length);
-        _hostStaging ??= empty([Layout.Elements], Flat.dtype, CPU).pin_memory().DetachFromDisposeScope();
-        return _hostStaging.bytes.Slice(start, length);
+        if (!Staged) return Flat.bytes.Slice(start, length);
+        return HostStaging().bytes.Slice(start, length);
     }
 
-    /// <summary>Makes what was written into <see cref="WritableBytes"/> the buffer's contents (one copy to a device; nothing on a CPU).</summary>
-    public void CommitWritable(long elementOffset, int count)
+    /// <summary>
+    /// Makes what was written into <see cref="WritableBytes"/> the buffer's contents (one copy to a device; nothing on a CPU).
+    /// With <paramref name="wait"/> the host waits for the copy (and for everything queued before it on the stream); without,
+    /// the copy is queued on the calling thread's stream (the default stream: the one the passes' kernels run on) and the host
+    /// goes on. That is safe only when the host rewrites the staged range after kernels it waits for, queued after this copy:
+    /// the optimizer's update of a unit rewrites it in the next step's update, after the unit's next backward, whose gradients
+    /// it waits for. Any other writer waits (<see cref="AwaitCommits"/> before writing, then a waiting commit).
+    /// </summary>
+    public void CommitWritable(long elementOffset, int count, bool wait = true)
     {
-        if (Flat.device_type == DeviceType.CPU) return;
+        if (!Staged) return;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        Flat.narrow(0, elementOffset, count).copy_(_hostStaging!.narrow(0, elementOffset, count));
+        Flat.narrow(0, elementOffset, count).copy_(_hostStaging!.narrow(0, elementOffset, count), nonBlocking: !wait);
+        // A waiting copy synchronises its stream, so it also ends every earlier commit of this buffer (all on that stream).
+        CommitInFlight = !wait;
+    }
+
+    /// <summary>Whether a <see cref="CommitWritable"/> without waiting may still be reading the staging tensor.</summary>
+    internal bool CommitInFlight
+    {
+        get => Volatile.Read(ref _commitInFlight);
+        private set => Volatile.Write(ref _commitInFlight, value);
+    }
+
+    private bool _commitInFlight;
+
+    /// <summary>Blocks until no commit is reading the staging tensor (nothing when none was queued without waiting).</summary>
+    public void AwaitCommits()
+    {
+        if (!CommitInFlight) return;
+        if (Flat.device_type == DeviceType.CUDA) cuda.synchronize(Flat.device);
+        CommitInFlight = false;
     }
 
     /// <summary>
     /// Writes fp32 <paramref name="values"/>, converted to the buffer's element type (bf16: round to nearest
     /// even), into elements [<paramref name="elementOffset"/>, + length): in place for a CPU buffer; for a device
-    /// buffer, converted in parallel into the pinned staging tensor and copied from there in one transfer.
+    /// buffer, converted in parallel into the pinned staging tensor and copied from there in one transfer, waited for
+    /// unless <paramref name="wait"/> is false (only for the optimizer's update: see <see cref="CommitWritable"/>).
     /// </summary>
-    public void StoreFloats(long elementOffset, ReadOnlySpan<float> values)
+    public void StoreFloats(long elementOffset, ReadOnlySpan<float> values, bool wait = true)
     {
+        // A waiting writer (initial values, a restored checkpoint) may come while an update's copy still reads the staging.
+        if (wait) AwaitCommits();
         Optim.PrecisionCast.ToWorking(values, WritableBytes(elementOffset, values.Length), Flat.dtype);
-        CommitWritable(elementOffset, values.Length);
+        CommitWritable(elementOffset, values.Length, wait);
+    }
+
+    /// <summary>Writes go through the staging tensor: always for a device buffer; on a CPU only with <see cref="StageWrites"/>.</summary>
+    private bool Staged => StageWrites || Flat.device_type != DeviceType.CPU;
+
+    /// <summary>Stage writes and commit them by a copy even on a CPU device (tests exercise the device path's choices with it).</summary>
+    internal bool StageWrites { get; set; }
+
+    /// <summary>The host staging tensor (allocated on first use; page-locked for a device buffer, so a copy from it is one DMA transfer).</summary>
+    private Tensor HostStaging()
+    {
+        if (_hostStaging is null)
+        {
+            Tensor host = empty([Layout.Elements], Flat.dtype, CPU);
+            _hostStaging = (Flat.device_type == DeviceType.CPU ? host : host.pin_memory()).DetachFromDisposeScope();
+        }
+        return _hostStaging;
     }
 
     /// <summary>
@@ -325,6 +377,8 @@ public sealed class FlatParameters : IDisposable
     /// <summary>Releases the views and the buffer.</summary>
     public void Dispose()
     {
+        // A queued commit must not read freed staging.
+        AwaitCommits();
         foreach (Parameter p in _views.Values) p.Dispose();
         _views.Clear();
         _hostStaging?.Dispose();

@@ -59,6 +59,12 @@ public enum OpKind
     ActivationFetch,
     /// <summary>Delayed schedule: the updated fp32 master written into the working copies the passes read, after everything else of the step.</summary>
     MasterWriteBack,
+    /// <summary>
+    /// The engine with the optimizer offloaded and the parameters on the device: a CPU-updated sub-group's training-precision copy
+    /// copied host→device from pinned staging after its update. The update queues the copy on the device's stream without waiting
+    /// (<c>FlatParameters.CommitWritable</c>), so it is link traffic the next use of the unit waits for, not CPU time.
+    /// </summary>
+    ResidentUpload,
 }
 
 /// <summary>
@@ -129,11 +135,6 @@ public sealed class Operation
     /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); zero elements for other operations.
     /// </summary>
     public HostAccumulation HostAdd { get; init; }
-    /// <summary>
-    /// <see cref="OpKind.OptimizerStep"/> on the CPU of a device-resident unit (the engine with the optimizer offloaded and the
-    /// parameters on the device): the updated working copy the step copies to the device before it ends; zero otherwise.
-    /// </summary>
-    public Bytes ResidentUpload { get; init; }
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
     public bool IsWrite { get; init; }
     /// <summary>Operations that must end before this one starts.</summary>

@@ -158,11 +158,7 @@ internal sealed partial class ProgramBuilder
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
-        // The engine's update of a device-resident unit writes the training-precision copy into pinned staging and copies it to
-        // the device before the step ends (no separate operation); the delayed schedule's write-back does it instead.
-        Bytes residentUpload = _s.ParamOffload == OffloadTier.None && _hw.HasGpu && _shape.CpuOptimizer && !DelaysUpdate ? Bytes.OfElements(n, _pb) : default;
-        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, phase, g.Unit, mb, stepDeps, parameters: n, subGroup: g, slot: read >= 0 ? slot : -1,
-            residentUpload: residentUpload);
+        int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, phase, g.Unit, mb, stepDeps, parameters: n, subGroup: g, slot: read >= 0 ? slot : -1);
         _subGroupSteps.Add(step);
         int tail = step;
         if (nvme)
@@ -174,8 +170,8 @@ internal sealed partial class ProgramBuilder
     }
 
     /// <summary>
-    /// Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (or, for the engine,
-    /// anywhere but NVMe: its update writes them). A unit on NVMe that max_in_cpu keeps in RAM is written there by the CPU.
+    /// Writes updated low-precision parameters back to where they live; none when they live in CPU RAM (the engine's update writes
+    /// them there). A unit on NVMe that max_in_cpu keeps in RAM is written there by the CPU; a device-resident unit's copy is uploaded.
     /// </summary>
     private int EmitWriteBack(StepPhase phase, UnitId unit, SubGroupRef? g, int mb, int step, long elements, int slot = -1)
     {
@@ -190,6 +186,11 @@ internal sealed partial class ProgramBuilder
             return Add(OpKind.ParamWriteBack, ResourceKind.Nvme, phase, unit, mb, [step], bytes, write: true, subGroup: g, slot: slot);
         if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && !_shape.CpuOptimizer)
             return Add(OpKind.ParamWriteBack, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
+        // The engine's update of a device-resident unit writes the training-precision copy into pinned staging in its Adam pass and
+        // queues its copy to the device without waiting: link traffic after the update, which the unit's next use waits for (the
+        // next step starts after this one's last operation). The delayed schedule's write-back uploads instead (returned above).
+        if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && _shape.CpuOptimizer)
+            return Add(OpKind.ResidentUpload, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
         return -1;
     }
 
