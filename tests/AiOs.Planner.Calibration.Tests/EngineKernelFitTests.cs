@@ -40,6 +40,21 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_timings_that_need_a_matmul_faster_than_the_benchmark_When_fitted_Then_the_efficiency_is_held_at_one_and_the_element_wise_rate_under_the_memory()
+    {
+        // As the H100's probe came out (2026-12-05): unbounded, 6.5 × the matmul benchmark with the element-wise term carrying the time.
+        var t = Synthetic();
+        var passes = t.Passes.Select(p => p with { Seconds = p.Flops / (Matmul.FlopsPerSecond * 6.5) + p.SavedBytes / 700e9 + 60e-6 })
+            .Select(p => p with { Seconds = p.Seconds * (p.Label == "backward" ? 1.6 : p.Label == "recompute" ? 1.2 : 1) }).ToList();
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes, MemoryBandwidth = Bandwidth.FromGBps(3350) }, "2026-12-05").Kernels;
+
+        Assert.Equal(1.0, k.MatmulEfficiency.Value, 6);
+        Assert.InRange(k.SavedBytesGbps.Value, 0, 3350);
+        Assert.Contains("at its ceiling", k.MatmulEfficiency.Provenance!.Method);
+    }
+
+    [Fact]
     public void Given_a_previous_step_overhead_When_refitted_Then_it_is_kept()
     {
         var previous = new EngineKernels { MatmulEfficiency = 1, SavedBytesGbps = 1000, StepOverheadUs = 750 };

@@ -18,7 +18,7 @@ public sealed record LayerTiming(double Flops, double SavedBytes, int Hidden, bo
 /// <param name="Matmul">The benchmark's matmul rate the efficiency refers to.</param>
 /// <param name="RSquared">R² of the fitted times against the measured ones.</param>
 /// <param name="RmsRelativeError">Root mean square of (fitted − measured) ÷ measured over the samples.</param>
-/// <param name="Terms">The terms the fit kept (a term that would come out negative is left out).</param>
+/// <param name="Terms">The terms the fit kept (a term that would come out negative is left out; one held at its <see cref="LayerFitBounds"/> ceiling says so).</param>
 public sealed record CpuLayerFitResult(
     double MatmulEfficiency, Bandwidth SavedBytesRate, SimDuration Overhead, double BackwardRatio, FlopRate Matmul,
     double RSquared, double RmsRelativeError, IReadOnlyList<string> Terms)
@@ -46,8 +46,11 @@ public static class CpuLayerFit
 {
     private static readonly string[] TermNames = ["matmul", "saved_bytes", "overhead"];
 
-    /// <summary>Fits the constants; needs at least three forward timings with positive time and hidden size.</summary>
-    public static CpuLayerFitResult Fit(IReadOnlyList<LayerTiming> timings, FlopRate matmul)
+    /// <summary>
+    /// Fits the constants; needs at least three forward timings with positive time and hidden size. <paramref name="bounds"/>
+    /// keeps the fitted rates physical (see <see cref="LayerFitBounds"/>); none: only non-negative.
+    /// </summary>
+    public static CpuLayerFitResult Fit(IReadOnlyList<LayerTiming> timings, FlopRate matmul, LayerFitBounds? bounds = null)
     {
         ArgumentNullException.ThrowIfNull(timings);
         if (matmul.FlopsPerSecond <= 0) throw new ArgumentException("The matmul rate must be positive.", nameof(matmul));
@@ -56,7 +59,9 @@ public static class CpuLayerFit
         if (rows.Count < 3) throw new ArgumentException("A fit needs at least three forward timings with a positive time.", nameof(timings));
         if (rows.All(t => t.Flops <= 0)) throw new ArgumentException("A fit needs timings with matmul work.", nameof(timings));
 
-        double[] best = BestSubset(rows);
+        var limits = Limits(bounds, matmul);
+        double[] best = BestSubset(rows, limits);
+        double[] ceiling = [limits.Flop, limits.Byte, 0];
         var result = new CpuLayerFitResult(
             1 / (best[0] * matmul.FlopsPerSecond),
             best[1] > 0 ? new Bandwidth(1 / best[1]) : new Bandwidth(0),
@@ -64,7 +69,7 @@ public static class CpuLayerFit
             2,
             matmul,
             0, 0,
-            Enumerable.Range(0, 3).Where(c => best[c] > 0).Select(c => TermNames[c]).ToArray());
+            Enumerable.Range(0, 3).Where(c => best[c] > 0).Select(c => best[c] == ceiling[c] ? TermNames[c] + " (at its ceiling)" : TermNames[c]).ToArray());
 
         var backward = all.Where(t => t.Backward).ToList();
         if (backward.Count > 0)
@@ -81,31 +86,64 @@ public static class CpuLayerFit
         return Score(result, all);
     }
 
-    /// <summary>Coefficients (seconds per FLOP, seconds per saved byte, seconds) of the best non-negative subset fit.</summary>
-    private static double[] BestSubset(List<LayerTiming> rows)
+    /// <summary>
+    /// Smallest allowed seconds per FLOP and per saved byte (a rate's ceiling); 0: no ceiling.
+    /// </summary>
+    private static (double Flop, double Byte) Limits(LayerFitBounds? bounds, FlopRate matmul) => bounds is null ? (0, 0) : (
+        bounds.MaxMatmulEfficiency is { } eta ? 1 / (eta * matmul.FlopsPerSecond) : 0,
+        bounds.MaxSavedBytesRate is { } rate ? 1 / rate.BytesPerSecond : 0);
+
+    /// <summary>
+    /// Coefficients (seconds per FLOP, seconds per saved byte, seconds) of the best fit within the limits: least squares
+    /// with inequality bounds, solved exactly by trying every active set. Each column is free (solved, then checked against
+    /// its bound), held at its bound (moved to the right-hand side), or — the saved-bytes and overhead terms — left out.
+    /// With no limits this is the non-negative subset search it replaced (the matmul term always kept).
+    /// </summary>
+    private static double[] BestSubset(List<LayerTiming> rows, (double Flop, double Byte) min)
     {
         double[]? best = null;
         double bestSse = double.PositiveInfinity;
         int count = rows.Count;
-        for (int mask = 1; mask < 8; mask += 2) // bit 0, the matmul term, always set
+        // States per column: 0 left out, 1 free, 2 at its bound. The matmul term is never left out.
+        int[][] states = [min.Flop > 0 ? [1, 2] : [1], min.Byte > 0 ? [0, 1, 2] : [0, 1], [0, 1]];
+        foreach (int s0 in states[0])
+        foreach (int s1 in states[1])
+        foreach (int s2 in states[2])
         {
-            int[] cols = Enumerable.Range(0, 3).Where(c => (mask & (1 << c)) != 0).ToArray();
-            if (cols.Length > count) continue;
-            var x = Matrix<double>.Build.Dense(count, cols.Length, (i, j) => Feature(rows[i], cols[j]) / rows[i].Seconds);
-            var y = Vector<double>.Build.Dense(count, i => 1.0);
-            Vector<double> solution;
-            try
-            {
-                solution = MultipleRegression.QR(x, y);
-            }
-            catch (ArgumentException)
-            {
-                continue; // rank-deficient: the columns do not separate on these timings
-            }
-            if (solution.Any(v => v < 0 || !double.IsFinite(v)) || solution[0] <= 0) continue;
+            int[] state = [s0, s1, s2];
+            double[] bound = [min.Flop, min.Byte, 0];
+            int[] free = Enumerable.Range(0, 3).Where(c => state[c] == 1).ToArray();
+            if (free.Length > count) continue;
+            var y = Vector<double>.Build.Dense(count, i => 1.0 - Enumerable.Range(0, 3).Where(c => state[c] == 2).Sum(c => bound[c] * Feature(rows[i], c)) / rows[i].Seconds);
             var coefficients = new double[3];
-            for (int j = 0; j < cols.Length; j++) coefficients[cols[j]] = solution[j];
-            double sse = (x * solution - y).Sum(v => v * v);
+            for (int c = 0; c < 3; c++) if (state[c] == 2) coefficients[c] = bound[c];
+            if (free.Length > 0)
+            {
+                var x = Matrix<double>.Build.Dense(count, free.Length, (i, j) => Feature(rows[i], free[j]) / rows[i].Seconds);
+                Vector<double> solution;
+                try
+                {
+                    solution = MultipleRegression.QR(x, y);
+                }
+                catch (ArgumentException)
+                {
+                    continue; // rank-deficient: the columns do not separate on these timings
+                }
+                if (solution.Any(v => !double.IsFinite(v))) continue;
+                bool within = true;
+                for (int j = 0; j < free.Length; j++)
+                {
+                    coefficients[free[j]] = solution[j];
+                    within &= solution[j] >= bound[free[j]] && (free[j] != 0 || solution[j] > 0);
+                }
+                if (!within) continue;
+            }
+            double sse = 0;
+            for (int i = 0; i < count; i++)
+            {
+                double fitted = Enumerable.Range(0, 3).Sum(c => coefficients[c] * Feature(rows[i], c)) / rows[i].Seconds;
+                sse += (fitted - 1) * (fitted - 1);
+            }
             if (sse < bestSse - 1e-15) (best, bestSse) = (coefficients, sse);
         }
         return best ?? throw new ArgumentException("No non-negative fit: the timings do not grow with the matmul work.", nameof(rows));
@@ -128,3 +166,13 @@ public static class CpuLayerFit
         return fit with { RSquared = ssTot > 0 ? 1 - ssRes / ssTot : 1, RmsRelativeError = rel };
     }
 }
+
+/// <summary>
+/// Ceilings that keep a layer fit physical. Over few widths the matmul and saved-bytes terms are nearly collinear, and
+/// an unbounded least squares can trade one for the other (the H100's engine kernels came out at 6.5 × the measured matmul
+/// rate with the element-wise term carrying the time, 2026-12-05), which then misprices any precision whose matmul rate
+/// differs (fp32 steps ran 2.7 × the prediction).
+/// </summary>
+/// <param name="MaxMatmulEfficiency">The units' matmuls cannot beat this fraction of the benchmark's large-matmul rate (1: the benchmark's rate).</param>
+/// <param name="MaxSavedBytesRate">The element-wise work cannot move bytes faster than this (the device's memory bandwidth).</param>
+public sealed record LayerFitBounds(double? MaxMatmulEfficiency, Bandwidth? MaxSavedBytesRate);

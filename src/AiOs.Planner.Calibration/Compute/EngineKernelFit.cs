@@ -13,8 +13,9 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="Description">How and where it was measured, for the figures' method.</param>
 /// <param name="NoGradFloorSeconds">A layer forward without autograd at the tiny shape; NaN: not timed (then <paramref name="FloorSeconds"/>).</param>
 /// <param name="BackwardFloorSeconds">A layer backward at the tiny shape; NaN: not timed (then twice <paramref name="FloorSeconds"/>).</param>
+/// <param name="MemoryBandwidth">The device's memory bandwidth: the element-wise term's ceiling; null: none.</param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
-    FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN)
+    FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null)
 {
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
@@ -39,6 +40,12 @@ public static class EngineKernelFit
     /// <summary>Bytes per parameter the step program charges a device AdamW (read master, m, v, gradient; write master, m, v, working copy).</summary>
     public const int OptimizerBytesPerParameter = 28;
 
+    /// <summary>
+    /// The fraction of the profile's large-matmul rate (the best of layer-shaped products, measured by the same command)
+    /// the engine's units may reach: 1, no better than the benchmark.
+    /// </summary>
+    public const double MaxMatmulEfficiency = 1.0;
+
     /// <summary>Work-bound passes needed to fit the work terms on them alone.</summary>
     public const int MinimumWorkBoundPasses = 6;
 
@@ -53,7 +60,8 @@ public static class EngineKernelFit
         // (all of them when too few are left), and let the floors carry the small shapes.
         var workBound = t.Passes.Where(p => p.Label != "recompute" && p.Seconds >= 2 * t.FloorOf(p.Label)).ToList();
         var fitted = workBound.Count >= MinimumWorkBoundPasses ? workBound : t.Passes.Where(p => p.Label != "recompute").ToList();
-        var fit = CpuLayerFit.Fit(fitted, t.Matmul);
+        // The layers' matmuls cannot beat the profile's large-matmul rate, nor their element-wise work the memory's.
+        var fit = CpuLayerFit.Fit(fitted, t.Matmul, new LayerFitBounds(MaxMatmulEfficiency, t.MemoryBandwidth));
         var ratios = t.Passes.Where(p => p.Label == "recompute")
             .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
             .Where(x => x.Forward is { Seconds: > 0 })

@@ -5,6 +5,7 @@ using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
 using Spectre.Console;
 
 namespace AiOs.Planner.Cli.Commands;
@@ -72,8 +73,12 @@ public static class CalibrateGpuCommand
             .Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList();
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
         var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
-            m.NoGradFloorSeconds, m.BackwardFloorSeconds),
+            m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value)),
             date, gpu.EngineKernels);
+        // Each timed pass, so the fit can be redone and checked away from the GPU.
+        foreach (var t in timings)
+            progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"pass {t.Label} hidden {t.Hidden} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t with { Backward = t.Label == "backward" }):E4}"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 }
