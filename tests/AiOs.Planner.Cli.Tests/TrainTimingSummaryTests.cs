@@ -30,6 +30,12 @@ public sealed class TrainTimingSummaryTests
             Assert.Equal(reliable, !RunComparison.Of(run).Unreliable);
             Assert.Equal(!reliable, train.Console.Contains("UNRELIABLE", StringComparison.Ordinal));
             Assert.Contains("Step times after the first (n = 3)", train.Console);
+            // Start-up (issue 14): launch to the first step, and the first step against the later ones' median
+            double startup = (double)summary["startup_seconds"]!;
+            Assert.InRange(startup, 0.0, (DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds);
+            var first = JsonNode.Parse(File.ReadLines(Path.Combine(dir, "metrics.jsonl")).First())!;
+            Assert.Equal((double)first["wall_ms"]! / (double)spread["p50_ms"]!, (double)summary["first_step_ratio"]!, 6);
+            Assert.Contains("start-up; first step", train.Console);
         }
         finally
         {

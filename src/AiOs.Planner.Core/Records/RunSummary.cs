@@ -26,6 +26,13 @@ public sealed record RunSummary
     public required double MedianStepMs { get; init; }
     /// <summary>Min, p10, p50, p90 and max wall time of the steps after the first (<see cref="StepStatistics.Spread"/>); null without such a step.</summary>
     public StepSpread? StepSpread { get; init; }
+    /// <summary>
+    /// Seconds from the process's launch to the start of the steps: the runtime, planning, model and data loading, weight
+    /// initialisation and pinned pools (issue 14's start-up target); null when no step started or the OS does not say.
+    /// </summary>
+    public double? StartupSeconds { get; init; }
+    /// <summary>The first step's wall time over the median of the later ones (issue 14: at most 1.5); null without both.</summary>
+    public double? FirstStepRatio { get; init; }
     /// <summary>1-minute load average from <c>/proc/loadavg</c> when the steps started; null when unknown.</summary>
     public double? LoadAverageStart { get; init; }
     /// <summary>1-minute load average when this summary was written; null when unknown.</summary>

@@ -16,7 +16,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     private readonly List<StepMetrics> _steps = [];
     private string? _lastCheckpoint, _executor, _stoppedBy;
     private int? _nonFiniteStep;
-    private double? _loadAtStart;
+    private double? _loadAtStart, _startupSeconds;
 
     /// <summary>Steps this process ran, in order.</summary>
     public int Count
@@ -28,10 +28,12 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     {
         // Read here rather than in the constructor: the load the steps start under is what can disturb them.
         double? load = LoadAverage.OneMinute();
+        double? startup = SecondsSinceLaunch();
         lock (_gate)
         {
             _executor = executor;
             _loadAtStart = load;
+            _startupSeconds ??= startup;
         }
     }
 
@@ -92,6 +94,8 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             MedianStepMs = spread?.P50Ms ?? 0,
             StepSpread = spread,
             LoadAverageStart = _loadAtStart,
+            StartupSeconds = _startupSeconds,
+            FirstStepRatio = steps.Count > 0 && spread is { P50Ms: > 0 } ? steps[0].WallMs / spread.P50Ms : null,
             LoadAverageEnd = loadAtEnd,
             LogicalCores = System.Environment.ProcessorCount,
             TimingReliable = caveats.Count == 0,
@@ -115,6 +119,20 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             Warnings = warnings.Count > 0 ? warnings : null,
             HostHeap = Native.HostHeap.Mode,
         };
+    }
+
+    /// <summary>Seconds since this process was launched (the runtime's start included); null where the OS does not say.</summary>
+    private static double? SecondsSinceLaunch()
+    {
+        try
+        {
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            return (DateTime.Now - self.StartTime).TotalSeconds;
+        }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
     }
 
     /// <summary>A step whose loss was finite and whose update was applied; the others stay out of every mean.</summary>
