@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Runs a calibration: machine facts; the drive (lay out a test file while watching for a write cache,
-/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam on one and all threads;
+/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam (fp32 gradients, and the engine's bf16 update) on one and all threads;
 /// then builds the profile. The test file is deleted however the run ends.
 /// </summary>
 public static class Calibrator
@@ -100,7 +100,17 @@ public static class Calibrator
         double adamOne = AdamProbe.Measure(mode.AdamParameters, 1, mode.HostProbeDuration, ct);
         tracker.HostStep("CPU Adam");
         double adamAll = threads == 1 ? adamOne : AdamProbe.Measure(mode.AdamParameters, threads, mode.HostProbeDuration, ct);
+        // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.
+        long subGroup = Math.Min(AdamProbe.EngineSubGroup, mode.AdamParameters);
+        tracker.HostStep("CPU Adam");
+        double bf16One = AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
+        tracker.HostStep("CPU Adam");
+        double bf16All = threads == 1 ? bf16One : AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
         tracker.HostStep("done");
-        return new HostCalibration { Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll };
+        return new HostCalibration
+        {
+            Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
+            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup,
+        };
     }
 }

@@ -36,7 +36,11 @@ public static class ProfileBuilder
             MemoryBandwidthGbps = Measured(Math.Max(host.MemcpyAllThreads.GBps, host.MemcpyOneThread.GBps),
                 I($"memory copy (Buffer.MemoryCopy) of large buffers, bytes copied per second, best of 1 thread ({host.MemcpyOneThread.GBps:0.00} GB/s) and {host.Threads} threads ({host.MemcpyAllThreads.GBps:0.00} GB/s)")),
             AdamParamsPerS = Measured(Math.Round(Math.Max(host.AdamAllThreads, host.AdamOneThread)),
-                I($"aios CpuAdam (AdamW, fp32 master weights, {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)")),
+                I($"aios CpuAdam (AdamW, fp32 master weights, fp32 gradients, no bf16 copy: 32 B per parameter; {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)")),
+            AdamBf16ParamsPerS = host.AdamBf16AllThreads is { } bf16All
+                ? Measured(Math.Round(Math.Max(bf16All, host.AdamBf16OneThread ?? 0)),
+                    I($"aios CpuAdam.StepBf16Gradients, the engine's bf16 update (fp32 master weights, m, v; bf16 gradients read, bf16 copy written: 28 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamBf16OneThread:0.###e0}/s) and {host.Threads} threads ({bf16All:0.###e0}/s)"))
+                : null,
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
         if (options.Base?.Cpu is { } kept)
