@@ -89,6 +89,19 @@ public static class Calibrator
         return samples;
     }
 
+    /// <summary>
+    /// Measures only memory copy and CPU Adam (no drive, no test file), for <see cref="ProfileBuilder.WithHost"/> to write
+    /// into an existing profile. The progress total still counts a drive sweep: report phases, not the fraction.
+    /// </summary>
+    public static HostCalibration MeasureHostOnly(CalibrationMode mode, IProgress<CalibrationProgress>? progress, CancellationToken ct)
+    {
+        var settings = ModeSettings.For(mode);
+        var tracker = new ProgressTracker(settings, progress);
+        var host = MeasureHost(settings, tracker, ct);
+        tracker.Finish();
+        return host;
+    }
+
     private static HostCalibration MeasureHost(ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
     {
         int threads = System.Environment.ProcessorCount;
