@@ -44,6 +44,12 @@ public sealed record HostCalibration
     public required double AdamOneThread { get; init; }
     /// <summary>CPU Adam parameters per second, all threads.</summary>
     public required double AdamAllThreads { get; init; }
+    /// <summary>The engine's bf16 CPU Adam (bf16 gradients read, bf16 copy written) parameters per second, one thread; null when not measured.</summary>
+    public double? AdamBf16OneThread { get; init; }
+    /// <summary>The engine's bf16 CPU Adam parameters per second, all threads; null when not measured.</summary>
+    public double? AdamBf16AllThreads { get; init; }
+    /// <summary>Parameters per call of the bf16 Adam measurement (an engine sub-group); 0 when not measured.</summary>
+    public long AdamBf16SubGroup { get; init; }
 }
 
 /// <summary>Everything a calibration measured, the profile it produced, and warnings for the user.</summary>

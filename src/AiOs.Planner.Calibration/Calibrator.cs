@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Runs a calibration: machine facts; the drive (lay out a test file while watching for a write cache,
-/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam on one and all threads;
+/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam (fp32 gradients, and the engine's bf16 update) on one and all threads;
 /// then builds the profile. The test file is deleted however the run ends.
 /// </summary>
 public static class Calibrator
@@ -89,6 +89,19 @@ public static class Calibrator
         return samples;
     }
 
+    /// <summary>
+    /// Measures only memory copy and CPU Adam (no drive, no test file), for <see cref="ProfileBuilder.WithHost"/> to write
+    /// into an existing profile. The progress total still counts a drive sweep: report phases, not the fraction.
+    /// </summary>
+    public static HostCalibration MeasureHostOnly(CalibrationMode mode, IProgress<CalibrationProgress>? progress, CancellationToken ct)
+    {
+        var settings = ModeSettings.For(mode);
+        var tracker = new ProgressTracker(settings, progress);
+        var host = MeasureHost(settings, tracker, ct);
+        tracker.Finish();
+        return host;
+    }
+
     private static HostCalibration MeasureHost(ModeSettings mode, ProgressTracker tracker, CancellationToken ct)
     {
         int threads = System.Environment.ProcessorCount;
@@ -100,7 +113,17 @@ public static class Calibrator
         double adamOne = AdamProbe.Measure(mode.AdamParameters, 1, mode.HostProbeDuration, ct);
         tracker.HostStep("CPU Adam");
         double adamAll = threads == 1 ? adamOne : AdamProbe.Measure(mode.AdamParameters, threads, mode.HostProbeDuration, ct);
+        // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.
+        long subGroup = Math.Min(AdamProbe.EngineSubGroup, mode.AdamParameters);
+        tracker.HostStep("CPU Adam");
+        double bf16One = AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
+        tracker.HostStep("CPU Adam");
+        double bf16All = threads == 1 ? bf16One : AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
         tracker.HostStep("done");
-        return new HostCalibration { Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll };
+        return new HostCalibration
+        {
+            Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
+            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup,
+        };
     }
 }

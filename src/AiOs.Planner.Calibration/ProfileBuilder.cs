@@ -27,16 +27,15 @@ public static class ProfileBuilder
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
+        var (memory, adam, adamBf16) = HostFigures(host, date);
         var cpu = new CpuSpec
         {
             Model = machine.CpuModel,
             Cores = machine.Cores,
             RamGib = Measured(machine.Ram.GiB, "/proc/meminfo MemTotal"),
-            // The better of one thread and all threads: on a shared machine all threads can lose to one.
-            MemoryBandwidthGbps = Measured(Math.Max(host.MemcpyAllThreads.GBps, host.MemcpyOneThread.GBps),
-                I($"memory copy (Buffer.MemoryCopy) of large buffers, bytes copied per second, best of 1 thread ({host.MemcpyOneThread.GBps:0.00} GB/s) and {host.Threads} threads ({host.MemcpyAllThreads.GBps:0.00} GB/s)")),
-            AdamParamsPerS = Measured(Math.Round(Math.Max(host.AdamAllThreads, host.AdamOneThread)),
-                I($"aios CpuAdam (AdamW, fp32 master weights, {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)")),
+            MemoryBandwidthGbps = memory,
+            AdamParamsPerS = adam,
+            AdamBf16ParamsPerS = adamBf16,
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
         if (options.Base?.Cpu is { } kept)
@@ -92,6 +91,37 @@ public static class ProfileBuilder
             Drives = [driveSpec],
             Machine = facts,
         };
+    }
+
+    /// <summary>
+    /// <paramref name="profile"/> with only the host measurements replaced (memory copy, both CPU Adam figures): drives, GPU,
+    /// links, RAM and the CPU's compute figures are kept. For re-measuring the CPU of a profile without its drive sweep.
+    /// </summary>
+    public static HardwareProfile WithHost(HardwareProfile profile, HostCalibration host, string date)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        ArgumentNullException.ThrowIfNull(host);
+        var (memory, adam, adamBf16) = HostFigures(host, date);
+        var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (k, v) in profile.Machine ?? new Dictionary<string, string>()) facts[k] = v;
+        facts["host_calibration_date"] = date;
+        return profile with { Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16 }, Machine = facts };
+    }
+
+    /// <summary>The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared machine all threads can lose to one).</summary>
+    private static (Figure Memory, Figure Adam, Figure? AdamBf16) HostFigures(HostCalibration host, string date)
+    {
+        Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
+        string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+        var memory = Measured(Math.Max(host.MemcpyAllThreads.GBps, host.MemcpyOneThread.GBps),
+            I($"memory copy (Buffer.MemoryCopy) of large buffers, bytes copied per second, best of 1 thread ({host.MemcpyOneThread.GBps:0.00} GB/s) and {host.Threads} threads ({host.MemcpyAllThreads.GBps:0.00} GB/s)"));
+        var adam = Measured(Math.Round(Math.Max(host.AdamAllThreads, host.AdamOneThread)),
+            I($"aios CpuAdam (AdamW, fp32 master weights, fp32 gradients, no bf16 copy: 32 B per parameter; {Vector<float>.Count}-float vectors), best of 1 thread ({host.AdamOneThread:0.###e0}/s) and {host.Threads} threads ({host.AdamAllThreads:0.###e0}/s)"));
+        var adamBf16 = host.AdamBf16AllThreads is { } bf16All
+            ? Measured(Math.Round(Math.Max(bf16All, host.AdamBf16OneThread ?? 0)),
+                I($"aios CpuAdam.StepBf16Gradients, the engine's bf16 update (fp32 master weights, m, v; bf16 gradients read, bf16 copy written: 28 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamBf16OneThread:0.###e0}/s) and {host.Threads} threads ({bf16All:0.###e0}/s)"))
+            : null;
+        return (memory, adam, adamBf16);
     }
 
     private const string StampPrefix = " [CPU, memory and drive calibrated ";

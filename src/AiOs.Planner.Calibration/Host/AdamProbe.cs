@@ -5,37 +5,141 @@ using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration.Host;
 
-/// <summary>Parameters per second that the engine's <see cref="CpuAdam"/> updates (fp32 master weights, m and v, fp32 gradients).</summary>
+/// <summary>Which <see cref="CpuAdam"/> pass the Adam probe times.</summary>
+public enum AdamProbeKernel
+{
+    /// <summary><c>CpuAdam.Step</c>: fp32 gradients, no bf16 copy (32 B per parameter moved); fp32 training and DeepSpeed's CPU Adam.</summary>
+    Fp32Gradients,
+    /// <summary>
+    /// <c>CpuAdam.StepBf16Gradients</c> writing the bf16 copy (28 B per parameter moved): the engine's bf16 update with its state in RAM.
+    /// </summary>
+    Bf16Gradients,
+}
+
+/// <summary>Parameters per second that the engine's <see cref="CpuAdam"/> updates, on fp32 or (as the engine's bf16 training) bf16 gradients.</summary>
 public static unsafe class AdamProbe
 {
-    /// <summary>Steps <paramref name="parameters"/> parameters for about <paramref name="duration"/> on <paramref name="threads"/> threads; returns parameters per second.</summary>
-    public static double Measure(long parameters, int threads, TimeSpan duration, CancellationToken ct)
+    /// <summary>
+    /// Parameters per call in the bf16 probe: the engine updates one sub-group (at most a unit) per call, and a call's
+    /// threads start and finish together, so a figure from one huge array overstates it (gpt2-xl's 31 M-parameter
+    /// layers updated at 4.04 G/s on the H100 VM, where one 128 M array measured 4.96 G/s).
+    /// </summary>
+    public const long EngineSubGroup = 32L << 20;
+
+    /// <summary>Steps <paramref name="parameters"/> parameters on fp32 gradients in one call for about <paramref name="duration"/> on <paramref name="threads"/> threads; returns parameters per second.</summary>
+    public static double Measure(long parameters, int threads, TimeSpan duration, CancellationToken ct) =>
+        Measure(AdamProbeKernel.Fp32Gradients, parameters, parameters, threads, duration, ct);
+
+    /// <summary>
+    /// Steps <paramref name="parameters"/> parameters with <paramref name="kernel"/>, <paramref name="subGroup"/> per call in turn
+    /// (as the engine steps its sub-groups), for about <paramref name="duration"/> on <paramref name="threads"/> threads; returns parameters per second.
+    /// </summary>
+    public static double Measure(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct)
     {
-        var bytes = new Bytes(parameters * sizeof(float)).AlignUp(AlignedBuffer.Alignment);
-        using var p = new AlignedBuffer(bytes);
-        using var g = new AlignedBuffer(bytes);
-        using var m = new AlignedBuffer(bytes);
-        using var v = new AlignedBuffer(bytes);
-        var rng = new Random(1);
-        foreach (var b in new[] { p, g })
-        {
-            var f = b.AsFloats();
-            for (int i = 0; i < f.Length; i++) f[i] = (float)(rng.NextDouble() - 0.5);
-        }
-        m.AsSpan().Clear();
-        v.AsSpan().Clear();
+        using var state = new ProbeState(kernel, parameters);
+        var groups = SubGroups(parameters, subGroup);
         var hp = new AdamHyperParameters();
         int step = 1;
-        void Once() => CpuAdam.Step((float*)p.Address, (float*)g.Address, (float*)m.Address, (float*)v.Address, parameters, step++, hp, threads);
-        Once(); // warm-up: page faults and JIT
+        foreach (var (offset, count) in groups) state.Step(offset, count, step, hp, threads); // warm-up: page faults and JIT
         long updated = 0;
+        int next = 0;
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < duration || updated == 0)
+        while (sw.Elapsed < duration || updated < parameters)
         {
             ct.ThrowIfCancellationRequested();
-            Once();
-            updated += parameters;
+            var (offset, count) = groups[next];
+            if (++next == groups.Count)
+            {
+                next = 0;
+                step++;
+            }
+            state.Step(offset, count, step, hp, threads);
+            updated += count;
         }
         return updated / sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Runs of at most <paramref name="subGroup"/> parameters covering <paramref name="parameters"/>, in order.</summary>
+    internal static IReadOnlyList<(long Offset, int Count)> SubGroups(long parameters, long subGroup)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(parameters, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(subGroup, 1);
+        long size = Math.Min(subGroup, int.MaxValue);
+        var groups = new List<(long, int)>();
+        for (long at = 0; at < parameters; at += size) groups.Add((at, (int)Math.Min(size, parameters - at)));
+        return groups;
+    }
+
+    /// <summary>
+    /// The probe's state, in page-aligned native buffers as the engine's host state and pinned gradient store are (a GPU host
+    /// page-locks the gradients and the bf16 copy; the CPU reads page-locked memory at the same speed, so plain buffers stand in).
+    /// </summary>
+    internal sealed class ProbeState : IDisposable
+    {
+        private readonly AlignedBuffer _master, _m, _v, _gradients;
+        private readonly AlignedBuffer? _bf16;
+
+        /// <summary>Allocates and fills <paramref name="parameters"/> parameters' state for <paramref name="kernel"/> (seeded, so reruns match).</summary>
+        public ProbeState(AdamProbeKernel kernel, long parameters)
+        {
+            Kernel = kernel;
+            Parameters = parameters;
+            Bytes Of(int width) => new Bytes(parameters * width).AlignUp(AlignedBuffer.Alignment);
+            _master = new AlignedBuffer(Of(sizeof(float)));
+            _m = new AlignedBuffer(Of(sizeof(float)));
+            _v = new AlignedBuffer(Of(sizeof(float)));
+            bool bf16 = kernel == AdamProbeKernel.Bf16Gradients;
+            _gradients = new AlignedBuffer(Of(bf16 ? sizeof(ushort) : sizeof(float)));
+            _bf16 = bf16 ? new AlignedBuffer(Of(sizeof(ushort))) : null;
+            var rng = new Random(1);
+            float* p = (float*)_master.Address;
+            for (long i = 0; i < parameters; i++) p[i] = (float)(rng.NextDouble() - 0.5);
+            float* gf = (float*)_gradients.Address;
+            ushort* gh = (ushort*)_gradients.Address;
+            for (long i = 0; i < parameters; i++)
+            {
+                float g = (float)(rng.NextDouble() - 0.5) * 1e-2f;
+                // bf16 gradients are the top half of an fp32 (what a bf16 tensor holds).
+                if (bf16) gh[i] = (ushort)(BitConverter.SingleToUInt32Bits(g) >> 16);
+                else gf[i] = g;
+            }
+            _m.AsSpan().Clear();
+            _v.AsSpan().Clear();
+            _bf16?.AsSpan().Clear();
+        }
+
+        /// <summary>The kernel each <see cref="Step"/> runs.</summary>
+        public AdamProbeKernel Kernel { get; }
+
+        /// <summary>Parameters held.</summary>
+        public long Parameters { get; }
+
+        public Span<float> Master(long offset, int count) => new((float*)_master.Address + offset, count);
+        public Span<float> M(long offset, int count) => new((float*)_m.Address + offset, count);
+        public Span<float> V(long offset, int count) => new((float*)_v.Address + offset, count);
+        /// <summary>The fp32 gradients (fp32 kernel only).</summary>
+        public Span<float> Fp32Gradients(long offset, int count) => Kernel == AdamProbeKernel.Fp32Gradients ? new((float*)_gradients.Address + offset, count) : [];
+        /// <summary>The bf16 gradient bits (bf16 kernel only).</summary>
+        public Span<ushort> Bf16Gradients(long offset, int count) => Kernel == AdamProbeKernel.Bf16Gradients ? new((ushort*)_gradients.Address + offset, count) : [];
+        /// <summary>The bf16 copy the bf16 kernel writes; empty for the fp32 kernel.</summary>
+        public Span<ushort> Bf16Copy(long offset, int count) => _bf16 is null ? [] : new((ushort*)_bf16.Address + offset, count);
+
+        /// <summary>Update <paramref name="step"/> of the <paramref name="count"/> parameters from <paramref name="offset"/> with <see cref="Kernel"/>.</summary>
+        public void Step(long offset, int count, int step, AdamHyperParameters hp, int threads)
+        {
+            if (Kernel == AdamProbeKernel.Bf16Gradients)
+                CpuAdam.StepBf16Gradients(Master(offset, count), Bf16Gradients(offset, count), M(offset, count), V(offset, count), Bf16Copy(offset, count), step, hp, threads);
+            else
+                CpuAdam.Step((float*)_master.Address + offset, (float*)_gradients.Address + offset, (float*)_m.Address + offset, (float*)_v.Address + offset, count, step, hp, threads);
+        }
+
+        public void Dispose()
+        {
+            _master.Dispose();
+            _m.Dispose();
+            _v.Dispose();
+            _gradients.Dispose();
+            _bf16?.Dispose();
+        }
     }
 }

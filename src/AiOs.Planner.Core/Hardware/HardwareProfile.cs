@@ -194,6 +194,11 @@ public sealed record CpuSpec
     public required Figure MemoryBandwidthGbps { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with fp32 master weights, all cores.</summary>
     public required Figure AdamParamsPerS { get; init; }
+    /// <summary>
+    /// Parameters per second that the engine's CPU Adam updates in bf16 training with its state in RAM (bf16 gradients read,
+    /// bf16 copy written: 28 B per parameter, per sub-group), all cores; null (profiles calibrated before it): <see cref="AdamParamsPerS"/>.
+    /// </summary>
+    public Figure? AdamBf16ParamsPerS { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with block-wise 8-bit moments, all cores; null: <see cref="DefaultAdam8Ratio"/> × the fp32 rate.</summary>
     public Figure? Adam8ParamsPerS { get; init; }
     /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
@@ -224,6 +229,13 @@ public sealed record CpuSpec
     public double AdamRateFor(Optim.OptimizerStateFormat format) =>
         format == Optim.OptimizerStateFormat.EightBit ? Adam8Rate.Value : AdamParamsPerS.Value;
 
+    /// <summary>
+    /// As <see cref="AdamRateFor(Optim.OptimizerStateFormat)"/>; with <paramref name="bf16Gradients"/> (the engine's bf16
+    /// update on bf16 gradients) an fp32-state update takes <see cref="AdamBf16ParamsPerS"/> when the profile has it.
+    /// </summary>
+    public double AdamRateFor(Optim.OptimizerStateFormat format, bool bf16Gradients) =>
+        format != Optim.OptimizerStateFormat.EightBit && bf16Gradients && AdamBf16ParamsPerS is { } bf16 ? bf16.Value : AdamRateFor(format);
+
     public Bytes Ram => Bytes.FromGiB(RamGib.Value);
 
     internal void Validate(ValidationProblems p, string at)
@@ -232,6 +244,7 @@ public sealed record CpuSpec
         p.Positive(at + ".ram_gib", RamGib.Value, HardwareBounds.MaxRamGib, " GiB");
         p.InRange(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
         p.InRange(at + ".adam_params_per_s", AdamParamsPerS.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
+        if (AdamBf16ParamsPerS is { } ab) p.InRange(at + ".adam_bf16_params_per_s", ab.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (Adam8ParamsPerS is { } a8) p.InRange(at + ".adam8_params_per_s", a8.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");

@@ -108,7 +108,7 @@ public sealed class StepCosts
         double write = hw.Drives.Sum(d => d.SwapWriteRate(s.Aio, nvmeWorkingSet).BytesPerSecond);
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
-        _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState) / gpusPerNode;
+        _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
@@ -116,6 +116,16 @@ public sealed class StepCosts
             : h => h / (h + halfRate);
         if (program is not null) _dispatchDeficit = DispatchDeficit(program);
     }
+
+    /// <summary>
+    /// Whether the CPU optimizer runs the engine's bf16 update (CpuAdam.StepBf16Gradients: bf16 gradients read from the
+    /// gradient store, the bf16 copy written, 28 B per parameter): the aios executor with its gradients kept as bf16 in
+    /// RAM (<see cref="Memory.EngineMemory.HostGradientsInBf16"/>) and its state in RAM. Otherwise CpuAdam reads fp32
+    /// gradients (a swapped state's slot, an fp32 sum), and DeepSpeed's CPU Adam always does.
+    /// </summary>
+    internal static bool EngineAdamOnBf16Gradients(TrainingSettings s) =>
+        s.Executor == ExecutorKind.Aios && Memory.EngineMemory.HostGradientsInBf16(s)
+        && s.OptimizerOffload == OffloadTier.Cpu && s.EffectiveGradientOffload == OffloadTier.Cpu;
 
     /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
     public Func<double, double> MatmulEfficiencyOf { get; }

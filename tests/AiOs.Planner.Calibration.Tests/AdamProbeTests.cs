@@ -1,0 +1,142 @@
+using AiOs.Planner.Calibration.Drive;
+using AiOs.Planner.Calibration.Host;
+using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Optim;
+using AiOs.Planner.Storage;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration.Tests;
+
+/// <summary>The Adam probe runs the kernel the engine runs for bf16 training, and the profile keeps its figure beside the fp32 one.</summary>
+public class AdamProbeTests
+{
+    private static readonly AdamHyperParameters Hp = new();
+
+    [Fact]
+    public void Given_the_bf16_kernel_When_the_probe_steps_Then_it_reads_bf16_gradients_and_writes_the_bf16_copy_as_CpuAdam_StepBf16Gradients_does()
+    {
+        const int n = 70_000; // past one 64 K-element chunk, so the threaded path runs
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.Bf16Gradients, n);
+        float[] p = state.Master(0, n).ToArray(), m = state.M(0, n).ToArray(), v = state.V(0, n).ToArray();
+        ushort[] g = state.Bf16Gradients(0, n).ToArray(), bf16 = new ushort[n];
+        Assert.Contains(g, x => x != 0);
+
+        state.Step(0, n, 1, Hp, 2);
+        CpuAdam.StepBf16Gradients(p, g, m, v, bf16, 1, Hp, 1);
+
+        Assert.Equal(p, state.Master(0, n).ToArray());
+        Assert.Equal(m, state.M(0, n).ToArray());
+        Assert.Equal(bf16, state.Bf16Copy(0, n).ToArray());
+        Assert.Contains(bf16, x => x != 0);
+        Assert.True(state.Fp32Gradients(0, n).IsEmpty);
+    }
+
+    [Fact]
+    public void Given_the_fp32_kernel_When_the_probe_steps_Then_it_runs_CpuAdam_Step_on_fp32_gradients_with_no_bf16_copy()
+    {
+        const int n = 1000;
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.Fp32Gradients, n);
+        float[] p = state.Master(0, n).ToArray(), g = state.Fp32Gradients(0, n).ToArray(), m = new float[n], v = new float[n];
+
+        state.Step(0, n, 1, Hp, 1);
+        CpuAdam.Step(p, g, m, v, 1, Hp, 1);
+
+        Assert.Equal(p, state.Master(0, n).ToArray());
+        Assert.True(state.Bf16Copy(0, n).IsEmpty);
+        Assert.True(state.Bf16Gradients(0, n).IsEmpty);
+    }
+
+    [Fact]
+    public void Given_a_sub_group_offset_When_the_probe_steps_Then_only_that_sub_group_changes()
+    {
+        const int n = 1000;
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.Bf16Gradients, n);
+        float[] before = state.Master(0, n).ToArray();
+
+        state.Step(400, 300, 1, Hp, 1);
+
+        float[] after = state.Master(0, n).ToArray();
+        Assert.Equal(before[..400], after[..400]);
+        Assert.Equal(before[700..], after[700..]);
+        Assert.NotEqual(before[400..700], after[400..700]);
+        Assert.All(state.Bf16Copy(0, 400).ToArray(), x => Assert.Equal(0, x));
+        Assert.Contains(state.Bf16Copy(400, 300).ToArray(), x => x != 0);
+    }
+
+    [Theory]
+    [InlineData(10, 4, new long[] { 0, 4, 8 }, new[] { 4, 4, 2 })]
+    [InlineData(8, 8, new long[] { 0 }, new[] { 8 })]
+    [InlineData(5, 100, new long[] { 0 }, new[] { 5 })]
+    public void Given_parameters_and_a_sub_group_size_When_cut_Then_the_runs_cover_them_once_in_order(long parameters, long subGroup, long[] offsets, int[] counts)
+    {
+        var groups = AdamProbe.SubGroups(parameters, subGroup);
+        Assert.Equal(offsets, groups.Select(x => x.Offset));
+        Assert.Equal(counts, groups.Select(x => x.Count));
+    }
+
+    [Theory]
+    [InlineData(AdamProbeKernel.Bf16Gradients)]
+    [InlineData(AdamProbeKernel.Fp32Gradients)]
+    public void Given_either_kernel_When_measured_Then_the_rate_is_positive_and_finite(AdamProbeKernel kernel)
+    {
+        double rate = AdamProbe.Measure(kernel, 200_000, 64_000, 2, TimeSpan.FromMilliseconds(20), CancellationToken.None);
+        Assert.True(rate > 0 && double.IsFinite(rate), $"rate {rate}");
+    }
+
+    private static readonly MachineFacts Machine = new()
+    {
+        CpuModel = "Test CPU",
+        Cores = 16,
+        Ram = Bytes.FromGiB(128),
+        Storage = new StorageFacts { Path = "/mnt/nvme", FileSystem = "xfs", BlockDevice = "nvme0n1", DeviceModel = "Fast SSD", Rotational = false, DirectIo = true, Total = Bytes.FromGB(2000), Free = Bytes.FromGB(1500) },
+    };
+
+    private static DriveCalibration Drive()
+    {
+        var samples = Synthetic.Samples(5, 512, 0);
+        return new DriveCalibration
+        {
+            TestFileSize = Bytes.FromGiB(4), DirectIo = true, Layout = [],
+            ReadSamples = samples, ReadCurve = DriveCurveFit.Fit(samples), WriteSamples = samples, WriteCurve = DriveCurveFit.Fit(samples),
+            Cache = new CacheFinding(null, null),
+        };
+    }
+
+    private static readonly HostCalibration Host = new()
+    {
+        Threads = 16, MemcpyOneThread = Bandwidth.FromGBps(10), MemcpyAllThreads = Bandwidth.FromGBps(40), AdamOneThread = 3e8, AdamAllThreads = 4.96e9,
+        AdamBf16OneThread = 2.5e8, AdamBf16AllThreads = 4.04e9, AdamBf16SubGroup = 32L << 20,
+    };
+
+    [Fact]
+    public void Given_a_bf16_measurement_When_the_profile_is_built_Then_both_figures_are_measured_with_their_kernels_named()
+    {
+        var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), Host);
+
+        Assert.Equal(4.96e9, profile.Cpu.AdamParamsPerS.Value);
+        var bf16 = profile.Cpu.AdamBf16ParamsPerS!;
+        Assert.Equal(4.04e9, bf16.Value);
+        Assert.Equal(FigureSource.Measured, bf16.Provenance!.Source);
+        Assert.Contains("StepBf16Gradients", bf16.Provenance.Method, StringComparison.Ordinal);
+        Assert.Contains("32 M-parameter sub-groups", bf16.Provenance.Method, StringComparison.Ordinal);
+        Assert.Contains("fp32 gradients", profile.Cpu.AdamParamsPerS.Provenance!.Method, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_one_thread_beating_all_on_a_busy_machine_When_built_Then_the_bf16_figure_is_the_better()
+    {
+        var busy = Host with { AdamBf16OneThread = 9e8, AdamBf16AllThreads = 6e8 };
+        var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), busy);
+        Assert.Equal(9e8, profile.Cpu.AdamBf16ParamsPerS!.Value);
+    }
+
+    [Fact]
+    public void Given_no_bf16_measurement_When_built_Then_the_profile_has_no_bf16_figure_and_falls_back_to_the_fp32_one()
+    {
+        var fp32Only = Host with { AdamBf16OneThread = null, AdamBf16AllThreads = null, AdamBf16SubGroup = 0 };
+        var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), fp32Only);
+        Assert.Null(profile.Cpu.AdamBf16ParamsPerS);
+        Assert.Equal(4.96e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
+    }
+}
