@@ -59,6 +59,9 @@ internal static class CalibrationTables
                 Markup.Escape($"reads / rewrites through the engine's I/O path: × {F(m.ReadRate.BytesPerSecond / drive.Read.Throughput(m.Settings).BytesPerSecond, "0.00")} / × {F(m.WriteRate.BytesPerSecond / drive.Write.Throughput(m.Settings).BytesPerSecond, "0.00")} the curves (what the simulator charges swap traffic)"));
         table.AddRow("memory copy", $"{F(p.Cpu.MemoryBandwidthGbps.Value, "0.0")} GB/s", Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.MemcpyOneThread.GBps, "0.0")} GB/s"));
         table.AddRow("CPU Adam", Markup.Escape($"{F(result.Host.AdamAllThreads / 1e6, "0")} M params/s"), Markup.Escape($"{result.Host.Threads} threads; 1 thread {F(result.Host.AdamOneThread / 1e6, "0")} M params/s"));
+        if (result.Host.AdamBf16AllThreads is { } bf16All)
+            table.AddRow("CPU Adam, engine bf16", Markup.Escape($"{F(bf16All / 1e6, "0")} M params/s"),
+                Markup.Escape($"bf16 gradients and copy, in sub-groups; 1 thread {F((result.Host.AdamBf16OneThread ?? 0) / 1e6, "0")} M params/s"));
         console.Write(table);
         if (drive.CacheNote is { } cache) io.Errors.MarkupLineInterpolated($"[yellow]cache:[/] {cache}");
         foreach (string w in result.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
