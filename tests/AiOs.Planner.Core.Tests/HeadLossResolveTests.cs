@@ -83,7 +83,7 @@ public class HeadLossResolveTests
         Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(Gpt2, H100, unfused, limit));
         var plan = EngineMemory.Plan(Gpt2, H100, unfused, limit);
         Assert.False(plan.Gpu.Fits); // forced, it is priced as it runs: over the limit
-        Assert.StartsWith("unfused head (--head-loss unfused)", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
+        Assert.StartsWith("unfused head (head_loss unfused)", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
     }
 
     [Fact]

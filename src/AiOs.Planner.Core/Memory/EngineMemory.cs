@@ -153,7 +153,7 @@ public static class EngineMemory
     /// <summary>The "logits and loss" item's note: which head runs and why (<see cref="EngineHeadLoss.Choose"/>), and what it keeps.</summary>
     private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens, bool fused)
     {
-        string why = s.HeadLoss != HeadLoss.Auto ? "--head-loss " + Descriptions.Choice.NameOf(s.HeadLoss)
+        string why = s.HeadLoss != HeadLoss.Auto ? "head_loss " + Descriptions.Choice.NameOf(s.HeadLoss)
             : fused ? "auto: the unfused head's logits would not fit the device"
             : EngineHeadLoss.FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) ? "auto: the unfused head fits the device and is the faster"
             : "auto: too few tokens for the fused head's weight gradient to pay";
