@@ -42,8 +42,6 @@ public static class PlanCommand
             IEnumerable<string> notes = limit is { } cap ? [GpuMemoryLimit.Note(profile, cap), .. built.Notes] : built.Notes;
             var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, planOptions) with
             {
-                // The head the engine would run on this card (auto resolved as the memory plan and the program resolved it), shown in the settings.
-                Settings = Memory.EngineHeadLoss.Resolved(model, hardware, folder.Settings),
                 Notes = folder.Note is null ? notes.ToList() : [.. notes, folder.Note],
                 GpuMemoryLimit = limit,
             };
