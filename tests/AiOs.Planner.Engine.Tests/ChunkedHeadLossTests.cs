@@ -107,7 +107,7 @@ public sealed class ChunkedHeadLossTests
     {
         ModelSpec spec = ModelCatalog.Default.Load(name) with { VocabSize = 203 };
         var precision = dtype == ScalarType.Float32 ? Precision.Fp32 : Precision.Bf16;
-        Assert.False(EngineHeadLoss.IsFused(Batch * Seq, spec.VocabSize, spec.HiddenSize, precision)); // Loss takes the unfused branch
+        Assert.False(EngineHeadLoss.FusingSavesBytes(Batch * Seq, spec.VocabSize, spec.HiddenSize, precision)); // Loss takes the unfused branch
         using var model = Build(spec, dtype, seed: 23);
         using var tokens = Tokens(spec, seed: 10);
         using var targets = Tokens(spec, seed: 12);

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
-/// Both trainers at shapes where the engine fuses the head and loss (<see cref="EngineHeadLoss.IsFused"/>): the first
+/// Both trainers at shapes where the engine fuses the head and loss (<see cref="EngineHeadLoss.FusingSavesBytes"/>): the first
 /// step's loss is the unfused head's on the initial weights, and every step follows the reference trainer.
 /// </summary>
 public sealed class FusedHeadTrainerTests
@@ -37,7 +37,7 @@ public sealed class FusedHeadTrainerTests
         EngineOptions options = LayerwiseTrainerTests.Options();
         var data = TokenDataset.Load(BundledText.DefaultPath);
         TokenBatch Batch(int step, int micro) => data.Sample(options.Seed, step, micro, settings.MicroBatch, settings.SeqLen);
-        Assert.True(EngineHeadLoss.IsFused((long)settings.MicroBatch * settings.SeqLen, spec.VocabSize, spec.HiddenSize, settings.Precision));
+        Assert.True(EngineHeadLoss.FusingSavesBytes((long)settings.MicroBatch * settings.SeqLen, spec.VocabSize, spec.HiddenSize, settings.Precision));
 
         using ITrainer trainer = resident ? new DeviceTrainer(spec, settings, options) : new LayerwiseTrainer(spec, settings, options);
         double[] losses = Enumerable.Range(0, Steps).Select(s => trainer.Step(m => Batch(s, m)).Loss).ToArray();

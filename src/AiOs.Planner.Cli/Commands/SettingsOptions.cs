@@ -65,6 +65,7 @@ public sealed class SettingsOptions
     public Option<long?> MaxLiveParameters { get; } = new("--max-live-parameters") { Description = $"stage3_max_live_parameters in elements (default {Defaults.MaxLiveParameters:G})" };
     public Option<long?> ParamPersistenceThreshold { get; } = new("--param-persistence-threshold") { Description = "stage3_param_persistence_threshold in elements (default 10 × hidden)" };
     public Option<Optim.OptimizerStateFormat?> OptimizerState { get; } = new("--optimizer-state") { Description = "How the CPU optimizer stores Adam's moments: fp32 (default, 12 B/param with the master) | 8bit (block-wise, about 6 B/param; needs the optimizer offloaded)", CustomParser = ParseOptimizerState };
+    public Option<HeadLoss?> HeadLoss { get; } = new("--head-loss") { Description = "The aios engine's head and loss: auto (default: unfused, the faster, where it fits the GPU or --gpu-memory-limit; else the fused, chunked head where it saves bytes) | fused | unfused", CustomParser = ParseNullableEnum<HeadLoss> };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -79,7 +80,7 @@ public sealed class SettingsOptions
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, DelayedWarmupSteps, Executor, SettingsFile,
-        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState,
+        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState, HeadLoss,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -167,7 +168,9 @@ public sealed class SettingsOptions
             MaxLiveParameters = PickNullable(MaxLiveParameters, start.MaxLiveParameters),
             ParamPersistenceThreshold = Given(ParamPersistenceThreshold) ? r.GetValue(ParamPersistenceThreshold) : start.ParamPersistenceThreshold,
             OptimizerState = PickNullable(OptimizerState, start.OptimizerState),
+            HeadLoss = PickNullable(HeadLoss, start.HeadLoss),
         };
+        if (Memory.EngineHeadLoss.Problem(settings) is { } head) throw new DescriptionException(head + ".");
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {
             settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };

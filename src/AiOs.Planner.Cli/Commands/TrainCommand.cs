@@ -123,6 +123,8 @@ public static class TrainCommand
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
             }
+            // The head the engine runs, resolved once by Core's rule on the card planned here: the check, the run and its prediction share it.
+            settings = EngineSettings.ResolveHeadLoss(options.LoadModel(r), settings, engine, hardware);
             if (!r.GetValue(force))
             {
                 var problems = RunCapacity.Problems(options.LoadModel(r), settings, engine, hardware, LocalResources.Read(settings.UsesNvme ? settings.NvmePath : null));

@@ -1,3 +1,4 @@
+using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
@@ -8,8 +9,8 @@ namespace AiOs.Planner.Memory;
 /// The engine's fused head and loss (Engine's <c>ChunkedHeadLoss</c>): the final norm's output goes through the head
 /// a chunk of tokens at a time, each chunk's loss and its gradients for the normed states and the head weight are taken
 /// at once, and the chunk's logits are freed, so the logits never exist for the whole micro-batch. One definition of the
-/// chunk size, of when the engine fuses (<see cref="IsFused"/>) and of the bytes alive at the loss, used by the engine
-/// and by the <c>aios</c> executor's device plan.
+/// chunk size, of which head the engine runs (<see cref="Resolve"/>, from <c>--head-loss</c> and the device plan) and of
+/// the bytes alive at the loss with either head, used by the engine, the <c>aios</c> executor's device plan and the step program.
 /// </summary>
 public static class EngineHeadLoss
 {
@@ -50,17 +51,86 @@ public static class EngineHeadLoss
     public static int NormedGradientBytes(Precision precision) => precision == Precision.Fp16 ? 4 : ParamBytes(precision);
 
     /// <summary>
-    /// Whether the engine fuses the head and loss for <paramref name="tokens"/> tokens of a micro-batch: exactly when that
-    /// lowers the bytes alive at the loss (<see cref="FusedBytes"/> below <see cref="UnfusedBytes"/>). The fused head
-    /// keeps the head weight's gradient (V·h) from the loss to backward, which a micro-batch of few tokens and a large
-    /// vocabulary × hidden does not win back on logits; the same shapes decide on every rank.
+    /// Whether the fused head lowers the bytes alive at the loss for <paramref name="tokens"/> tokens of a micro-batch
+    /// (<see cref="FusedBytes"/> below <see cref="UnfusedBytes"/>): the fused head keeps the head weight's gradient (V·h)
+    /// from the loss to backward, which a micro-batch of few tokens and a large vocabulary × hidden does not win back on
+    /// logits. What <see cref="HeadLoss.Auto"/> falls back to where the unfused head does not fit, or where no device
+    /// budget is known (a CPU run, a GPU without a profile).
     /// </summary>
-    public static bool IsFused(long tokens, long vocab, long hidden, Precision precision) =>
+    public static bool FusingSavesBytes(long tokens, long vocab, long hidden, Precision precision) =>
         FusedBytes(tokens, vocab, hidden, precision) < UnfusedBytes(tokens, vocab, hidden, precision);
 
-    /// <summary>Device bytes alive at the loss for <paramref name="tokens"/> tokens of a micro-batch of <paramref name="m"/>: the fused head's or the unfused one's, whichever the engine runs (<see cref="IsFused"/>).</summary>
-    public static Bytes PeakBytes(ModelSpec m, TrainingSettings s, long tokens) =>
-        Bytes.Min(FusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision), UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision));
+    /// <summary>
+    /// The head the engine runs for <paramref name="s"/> on <paramref name="hw"/> (its GPU held to
+    /// <paramref name="gpuMemoryLimit"/> when given): <see cref="HeadLoss.Fused"/> or <see cref="HeadLoss.Unfused"/>, never
+    /// <see cref="HeadLoss.Auto"/>. The one rule the memory plan, the step program and <c>aios train</c> share; see
+    /// <see cref="Choose"/>. A forced head is kept; DeepSpeed's program has no fused head (unfused).
+    /// </summary>
+    public static HeadLoss Resolve(ModelSpec m, HardwareProfile hw, TrainingSettings s, Bytes? gpuMemoryLimit = null)
+    {
+        ArgumentNullException.ThrowIfNull(hw);
+        return Choose(m, hw, s, DeviceBudget(hw, gpuMemoryLimit));
+    }
+
+    /// <summary><paramref name="s"/> with its head resolved (<see cref="Resolve"/>): what a plan shows and what <c>aios train</c> hands the engine.</summary>
+    public static TrainingSettings Resolved(ModelSpec m, HardwareProfile hw, TrainingSettings s, Bytes? gpuMemoryLimit = null) =>
+        s with { HeadLoss = Resolve(m, hw, s, gpuMemoryLimit) };
+
+    /// <summary>The device memory the head is chosen against: the GPU's (held to <paramref name="gpuMemoryLimit"/>); null without a GPU.</summary>
+    public static Bytes? DeviceBudget(HardwareProfile hw, Bytes? gpuMemoryLimit = null)
+    {
+        ArgumentNullException.ThrowIfNull(hw);
+        if (!hw.HasGpu) return null;
+        Bytes card = hw.Gpu!.Memory;
+        return gpuMemoryLimit is { } limit && limit < card ? limit : card;
+    }
+
+    /// <summary>
+    /// The head for <paramref name="s"/> against <paramref name="deviceBudget"/> bytes of device memory (null: unknown).
+    /// A forced head (<c>--head-loss fused|unfused</c>) is kept. <see cref="HeadLoss.Auto"/>: unfused where the engine's
+    /// device plan with the unfused head (<see cref="EngineMemory.DevicePeak"/>: items, CUDA context and allocator slack,
+    /// what the planner's feasibility check compares with the card) fits the budget, since it is the faster head where
+    /// memory is plentiful (gpt2 mb 8 on an H100: 36.3 against 45.1 ms); else the fused head where it lowers the bytes
+    /// (<see cref="FusingSavesBytes"/>), else unfused. Without a budget, the byte rule alone. Each head's peak is computed
+    /// with that head, so the choice does not depend on itself.
+    /// </summary>
+    public static HeadLoss Choose(ModelSpec m, HardwareProfile hw, TrainingSettings s, Bytes? deviceBudget)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        ArgumentNullException.ThrowIfNull(s);
+        if (s.Executor != ExecutorKind.Aios) return HeadLoss.Unfused;
+        if (s.HeadLoss != HeadLoss.Auto) return s.HeadLoss;
+        if (deviceBudget is { } budget && EngineMemory.DevicePeak(m, hw, s, fused: false) <= budget) return HeadLoss.Unfused;
+        long tokens = (long)s.MicroBatch * s.SeqLen;
+        return FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) ? HeadLoss.Fused : HeadLoss.Unfused;
+    }
+
+    /// <summary>
+    /// The head a caller without a device budget runs (the engine's probes, evaluation, the reference trainer, tests):
+    /// a forced head as given, <see cref="HeadLoss.Auto"/> by <see cref="FusingSavesBytes"/>, as <see cref="Choose"/> does without a budget.
+    /// </summary>
+    public static bool IsFused(HeadLoss head, long tokens, long vocab, long hidden, Precision precision) => head switch
+    {
+        HeadLoss.Fused => true,
+        HeadLoss.Unfused => false,
+        _ => FusingSavesBytes(tokens, vocab, hidden, precision),
+    };
+
+    /// <summary>
+    /// Why <paramref name="s"/> cannot have the head it asks for, naming the flag; null when it can. Only the bundled
+    /// engine has a fused head: DeepSpeed's program computes the whole micro-batch's logits.
+    /// </summary>
+    public static string? Problem(TrainingSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        return s.HeadLoss == HeadLoss.Fused && s.Executor != ExecutorKind.Aios
+            ? $"--head-loss fused: the fused head and loss is the aios engine's; --executor {ExecutorJsonConverter.Name(s.Executor)} computes the whole micro-batch's logits. Use --executor aios or leave --head-loss out"
+            : null;
+    }
+
+    /// <summary>Device bytes alive at the loss for <paramref name="tokens"/> tokens of a micro-batch of <paramref name="m"/>, through the fused head or the unfused one.</summary>
+    public static Bytes PeakBytes(ModelSpec m, TrainingSettings s, long tokens, bool fused) =>
+        fused ? FusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) : UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision);
 
     /// <summary>Bytes of an element of the head weight's gradient the fused loss sums: bf16 under bf16 (the matmul sums in place), else fp32.</summary>
     public static int HeadGradientBytes(Precision precision) => precision == Precision.Bf16 ? 2 : 4;

@@ -61,11 +61,11 @@ public static class EngineMemory
         ArgumentNullException.ThrowIfNull(hw);
         ArgumentNullException.ThrowIfNull(s);
         int processes = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
-        // The per-process figures below count each rank's shards (max_in_cpu applies to a rank's shard elements).
-        if (s.GpusPerNode is null && processes > 1) s = s with { GpusPerNode = processes };
+        s = PerProcess(hw, s);
         bool gpu = hw.HasGpu;
-        if (gpu && s.GpusPerNode is null) s = s with { GpusPerNode = processes };
-        var device = DeviceItems(m, s, out string phase);
+        // The head the engine runs (EngineHeadLoss.Choose): the unfused one where it fits this device, its bytes priced here.
+        bool fused = EngineHeadLoss.Choose(m, hw, s, EngineHeadLoss.DeviceBudget(hw, gpuMemoryLimit)) == HeadLoss.Fused;
+        var device = DeviceItems(m, s, fused, out string phase);
         var host = HostNeed(m, s, gpu);
         var pinned = host.Where(i => i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         var pageable = host.Where(i => !i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
@@ -99,6 +99,28 @@ public static class EngineMemory
     }
 
     /// <summary>
+    /// The GPU bytes of one engine process at its peak with the fused head (<paramref name="fused"/>) or the unfused one:
+    /// the device items, the CUDA context and the allocator's slack, the figure <see cref="Plan"/>'s GPU tier holds and the
+    /// planner's feasibility check compares with the card. <see cref="EngineHeadLoss.Choose"/> takes it with each head.
+    /// </summary>
+    public static Bytes DevicePeak(ModelSpec m, HardwareProfile hw, TrainingSettings s, bool fused)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        ArgumentNullException.ThrowIfNull(hw);
+        ArgumentNullException.ThrowIfNull(s);
+        Bytes items = Sum(DeviceItems(m, PerProcess(hw, s), fused, out _));
+        return items + CudaContext + items * AllocatorSlack;
+    }
+
+    /// <summary>One process's settings: the per-process figures count each rank's shards (max_in_cpu applies to a rank's shard elements).</summary>
+    private static TrainingSettings PerProcess(HardwareProfile hw, TrainingSettings s)
+    {
+        int processes = Math.Max(1, s.GpusPerNode ?? hw.GpusPerNode);
+        if (s.GpusPerNode is null && (processes > 1 || hw.HasGpu)) s = s with { GpusPerNode = processes };
+        return s;
+    }
+
+    /// <summary>
     /// Whether the engine's gradients in CPU RAM are kept in bf16 (2 bytes per parameter) rather than as fp32 sums: bf16
     /// training with one micro-batch per step, where the device's bf16 gradients are never summed, so keeping them as made
     /// is exact (bf16 → fp32 widening is lossless: Σg², clipping and Adam see the same fp32 values). The engine's
@@ -128,11 +150,17 @@ public static class EngineMemory
     public static bool IsResident(TrainingSettings s) =>
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
 
-    /// <summary>The "logits and loss" item's note: the fused head's chunk of tokens and what stays beside it, or the unfused head's logits.</summary>
-    private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens) =>
-        EngineHeadLoss.IsFused(tokens, m.VocabSize, m.HiddenSize, s.Precision)
-            ? $"fused head and loss: logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
-            : $"{(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax at the loss (unfused: too few tokens for the fused head's weight gradient to pay)";
+    /// <summary>The "logits and loss" item's note: which head runs and why (<see cref="EngineHeadLoss.Choose"/>), and what it keeps.</summary>
+    private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens, bool fused)
+    {
+        string why = s.HeadLoss != HeadLoss.Auto ? "head_loss " + Descriptions.Choice.NameOf(s.HeadLoss)
+            : fused ? "auto: the unfused head's logits would not fit the device"
+            : EngineHeadLoss.FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) ? "auto: the unfused head fits the device and is the faster"
+            : "auto: too few tokens for the fused head's weight gradient to pay";
+        return fused
+            ? $"fused head and loss ({why}): logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
+            : $"unfused head ({why}): {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax at the loss";
+    }
 
     /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
     private static string EightBitNote(TrainingSettings s) => s.OptimizerState == OptimizerStateFormat.EightBit ? " (block-wise 8-bit)" : "";
@@ -164,14 +192,14 @@ public static class EngineMemory
     /// <summary>Device slots the engine streams layers through: prefetch depth + 1, at most one per layer.</summary>
     public static int LayerSlots(ModelSpec m, TrainingSettings s) => Math.Clamp(1 + Math.Max(0, s.PrefetchDepth), 1, Math.Max(1, m.NumLayers));
 
-    private static List<MemoryItem> DeviceItems(ModelSpec m, TrainingSettings s, out string phase)
+    private static List<MemoryItem> DeviceItems(ModelSpec m, TrainingSettings s, bool fused, out string phase)
     {
         int pb = s.ParamBytes;
         long p = m.TotalParameters, tokens = (long)s.MicroBatch * s.SeqLen;
         var items = new List<MemoryItem>();
         Bytes layerFull = PerTokens(EngineActivations.LayerBytesPerToken(m, s), tokens);
         Bytes input = PerTokens(EngineActivations.LayerInputBytesPerToken(m, s), tokens);
-        Bytes head = EngineHeadLoss.PeakBytes(m, s, tokens); // the fused head (a chunk of logits at a time) where it saves bytes
+        Bytes head = EngineHeadLoss.PeakBytes(m, s, tokens, fused); // the head the engine runs (EngineHeadLoss.Choose)
         if (IsResident(s))
         {
             items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy, every unit resident"));
@@ -184,7 +212,7 @@ public static class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
-            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens)));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
             phase = "end of forward (loss)";
             return items;
         }
@@ -220,7 +248,7 @@ public static class EngineMemory
         }
         else
         {
-            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens)));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
             phase = "head and loss";
         }
         return items;
@@ -325,7 +353,8 @@ public static class EngineMemory
                 $"every layer's input between its forward and its recompute{(gpu ? ", page-locked" : "")}", "--offload-activations none or --micro-batch", pinned: gpu);
         }
         if (!gpu)
-            foreach (MemoryItem d in DeviceItems(m, s, out _))
+            // No device budget on a CPU: the head is the forced one, or the fused one where it lowers the bytes (EngineHeadLoss.Choose).
+            foreach (MemoryItem d in DeviceItems(m, s, EngineHeadLoss.IsFused(s.HeadLoss, (long)s.MicroBatch * s.SeqLen, m.VocabSize, m.HiddenSize, s.Precision), out _))
                 Add("device: " + d.Name, d.Bytes, d.Note ?? "", resident ? "--offload-params nvme" : "--micro-batch or --seq-len");
         Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (estimate)" : ".NET and CPU libtorch (estimate)", "none (fixed per process)");
         // The residual scales with the model only where per-parameter state is in RAM; with everything on NVMe the host holds buffers alone.

@@ -63,7 +63,9 @@ public static class TrainingPlanner
         {
             Model = model,
             Hardware = hardware,
-            Settings = settings,
+            // The engine's head as the memory plan and the step program resolved it for this card (auto → fused or unfused; the
+            // memory item's note says why): what the plan shows and `aios train` hands the engine.
+            Settings = settings.Executor == ExecutorKind.Aios ? EngineHeadLoss.Resolved(model, hardware, settings) : settings,
             Memory = memory,
             SettingsProblems = settingsProblems,
             CapacityProblems = capacity,

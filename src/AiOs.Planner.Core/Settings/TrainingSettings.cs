@@ -53,6 +53,23 @@ public enum StepSchedule
 }
 
 /// <summary>
+/// Which head and loss the bundled engine runs (<c>--head-loss</c>): the unfused head (the whole micro-batch's logits at
+/// once; the faster where memory allows: gpt2 mb 8 on an H100, 36.3 against 45.1 ms a step) or the fused, chunked one
+/// (a chunk of logits at a time: fewer bytes at the loss). <see cref="Auto"/> is resolved once, in Core, by
+/// <c>EngineHeadLoss.Resolve</c>: unfused where the device plan with it fits the device, else the fused head where it
+/// lowers the bytes.
+/// </summary>
+public enum HeadLoss
+{
+    /// <summary>Unfused when the device plan with the unfused head fits the device; else fused where that lowers the bytes at the loss.</summary>
+    Auto,
+    /// <summary>The fused, chunked head and loss (the engine's <c>ChunkedHeadLoss</c>).</summary>
+    Fused,
+    /// <summary>The unfused head: the micro-batch's logits, upcast, <c>cross_entropy</c>.</summary>
+    Unfused,
+}
+
+/// <summary>
 /// Which training program a prediction describes: the same settings run differently under the bundled engine
 /// and under DeepSpeed (kernels, what stays on the device, host buffers), so the simulator prices one of them.
 /// </summary>
@@ -204,6 +221,10 @@ public sealed record TrainingSettings
     /// <summary>How the CPU optimizer stores Adam's moments in RAM, on NVMe and in checkpoints: fp32, or block-wise 8-bit (needs the optimizer offloaded).</summary>
     [JsonConverter(typeof(OptimizerStateJsonConverter))]
     public Optim.OptimizerStateFormat OptimizerState { get; init; } = Optim.OptimizerStateFormat.Fp32;
+
+    /// <summary>The engine's head and loss: auto (resolved from the device plan, <c>EngineHeadLoss.Resolve</c>), fused or unfused. DeepSpeed's program ignores it.</summary>
+    [JsonConverter(typeof(ChoiceJsonConverter<HeadLoss>))]
+    public HeadLoss HeadLoss { get; init; } = HeadLoss.Auto;
 
     [JsonIgnore]
     public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;

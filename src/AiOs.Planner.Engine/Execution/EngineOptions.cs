@@ -99,6 +99,27 @@ public static class EngineSettings
     };
 
     /// <summary>
+    /// <paramref name="s"/> with the head the run takes (<see cref="HeadLoss.Fused"/> or <see cref="HeadLoss.Unfused"/>), by
+    /// Core's rule (<see cref="Memory.EngineHeadLoss.Resolve"/>) on the hardware the run's capacity check plans
+    /// (<see cref="Runs.RunCapacity.ThisMachine"/>: on CUDA the profile's GPU held to <see cref="EngineOptions.GpuMemoryLimit"/>),
+    /// so the prediction, the capacity check and the engine price and run one head. On a CPU, or on CUDA with neither a
+    /// profile that describes the GPU nor a limit, no device budget is known: the fused head where it lowers the bytes.
+    /// <c>aios train</c> calls it once, before the capacity check; the trainers run <c>settings.HeadLoss</c>.
+    /// </summary>
+    public static TrainingSettings ResolveHeadLoss(Models.ModelSpec spec, TrainingSettings s, EngineOptions o, Hardware.HardwareProfile? profile)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(o);
+        bool cuda = o.Device.StartsWith("cuda", StringComparison.Ordinal);
+        bool budgetKnown = cuda && (profile?.Gpu is not null || o.GpuMemoryLimit is not null);
+        var machine = Runs.RunCapacity.ThisMachine(profile, o, s, new Runs.LocalResources(null, null));
+        var perRank = s with { Nodes = 1, GpusPerNode = 1 };
+        HeadLoss head = budgetKnown ? Memory.EngineHeadLoss.Resolve(spec, machine, perRank) : Memory.EngineHeadLoss.Choose(spec, machine, perRank, deviceBudget: null);
+        return s with { HeadLoss = head };
+    }
+
+    /// <summary>
     /// Throws one message naming each setting the engine cannot honour, including host memory the
     /// model states and buffers would need beyond <paramref name="hostAvailable"/> (default: MemAvailable).
     /// </summary>

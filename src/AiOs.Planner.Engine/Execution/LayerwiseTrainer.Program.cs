@@ -147,7 +147,7 @@ public sealed partial class LayerwiseTrainer
             default:
             {
                 _micro!.Hidden = _micro.X!.detach().requires_grad_(true);
-                _micro.Loss = ((OuterBlock)ModuleOf(op)).Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation);
+                _micro.Loss = ((OuterBlock)ModuleOf(op)).Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation, _settings.HeadLoss);
                 double value = _micro.Loss.item<float>();
                 // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
                 if (_scaler is null && !double.IsFinite(value)) Interlocked.CompareExchange(ref _nonFinite, $"the loss ({value})", null);

@@ -1,5 +1,6 @@
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -46,36 +47,42 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Tokens per chunk of the fused head and loss, and fused whatever the shapes; null takes <see cref="EngineHeadLoss"/>'s
+    /// Tokens per chunk of the fused head and loss, and fused whatever the head asked for; null takes <see cref="EngineHeadLoss"/>'s
     /// rules. Tests set a small count to force several chunks and a ragged last one.
     /// </summary>
     internal long? LossChunkTokens { get; set; }
 
+    /// <summary>Whether the last <see cref="Loss(Tensor, Tensor, double, HeadLoss)"/> ran the fused head (null before any): the seam tests check the head with.</summary>
+    internal bool? LastLossFused { get; private set; }
+
     /// <summary>
-    /// Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count). Through the
-    /// fused, chunked head (<see cref="ChunkedHeadLoss"/>: the logits of the whole micro-batch never exist, and backward
-    /// gets the head's gradients computed here) wherever that lowers the bytes at the loss (<see cref="EngineHeadLoss.IsFused"/>,
-    /// the rule the planner prices), else through the unfused head.
+    /// Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/> (the accumulation count), through the
+    /// head of <see cref="HeadLoss.Auto"/> without a device budget (<see cref="EngineHeadLoss.IsFused"/>: fused where that
+    /// lowers the bytes at the loss). For callers that have no settings: probes, evaluation, the reference trainer.
     /// </summary>
-    public Tensor Loss(Tensor hidden, Tensor targets, double divisor)
+    public Tensor Loss(Tensor hidden, Tensor targets, double divisor) => Loss(hidden, targets, divisor, HeadLoss.Auto);
+
+    /// <summary>
+    /// Mean next-token cross-entropy in fp32, divided by <paramref name="divisor"/>, through the head <paramref name="head"/>
+    /// names: the trainers pass their settings' head, which <c>aios train</c> resolved (<see cref="EngineHeadLoss.Resolve"/>,
+    /// the rule the planner prices), so the engine never decides on its own. The fused, chunked head
+    /// (<see cref="ChunkedHeadLoss"/>) never holds the whole micro-batch's logits, and backward gets the head's gradients
+    /// computed here; the unfused head is the faster where memory allows. <see cref="HeadLoss.Auto"/> (settings nobody
+    /// resolved) takes <see cref="EngineHeadLoss.IsFused"/>'s rule without a budget.
+    /// </summary>
+    public Tensor Loss(Tensor hidden, Tensor targets, double divisor, HeadLoss head)
     {
         long tokens = hidden.numel() / _spec.HiddenSize;
-        if (LossChunkTokens is null && (UnfusedByRequest || !EngineHeadLoss.IsFused(tokens, _spec.VocabSize, _spec.HiddenSize, Execution.EngineSettings.PrecisionOf(hidden.dtype))))
-            return PaddedUnchunkedLoss(hidden, targets, divisor);
+        bool fused = LossChunkTokens is not null || EngineHeadLoss.IsFused(head, tokens, _spec.VocabSize, _spec.HiddenSize, Execution.EngineSettings.PrecisionOf(hidden.dtype));
+        LastLossFused = fused;
+        if (!fused) return PaddedUnchunkedLoss(hidden, targets, divisor);
         using var scope = NewDisposeScope();
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
         long chunk = LossChunkTokens ?? EngineHeadLoss.ChunkTokens(_spec.VocabSize);
         return ChunkedHeadLoss.Loss(normed, Head, targets, divisor, chunk).MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// AIOS_FUSED_HEAD=0 runs the unfused head whatever the shapes: a diagnostic for timing one head against the other on
-    /// a GPU (the fused head made gpt2 at micro-batch 8 slower on the H100, 47.9 → 61 ms, 2026-12-05); the plan still prices
-    /// the fused head's bytes, so device memory of such a run is off the plan.
-    /// </summary>
-    private static readonly bool UnfusedByRequest = Environment.GetEnvironmentVariable("AIOS_FUSED_HEAD") == "0";
-
-    /// <summary>The loss as the unfused head computes it (full logits, upcast, <c>cross_entropy</c>): the reference tests compare <see cref="Loss"/> with.</summary>
+    /// <summary>The loss as the unfused head computes it (full logits, upcast, <c>cross_entropy</c>): the reference tests compare <see cref="Loss(Tensor, Tensor, double)"/> with.</summary>
     internal Tensor UnchunkedLoss(Tensor hidden, Tensor targets, double divisor) => UnchunkedLoss(hidden, targets, divisor, _spec.VocabSize);
 
     /// <summary>

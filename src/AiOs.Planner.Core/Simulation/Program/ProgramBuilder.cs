@@ -40,7 +40,7 @@ internal sealed partial class ProgramBuilder
     private readonly long[] _unitParameters, _unitGradients;
     private readonly long _layerActivations, _checkpointActivations, _headActivations, _checkpointCopy;
     /// <summary>
-    /// Whether the head runs as the engine's fused head and loss (<see cref="EngineHeadLoss.IsFused"/>): its gradients are
+    /// Whether the head runs as the engine's fused head and loss (<see cref="EngineHeadLoss.Resolve"/>): its gradients are
     /// taken chunk by chunk in forward, so the head's forward operation carries its backward's work too.
     /// </summary>
     private readonly bool _headFused;
@@ -85,9 +85,9 @@ internal sealed partial class ProgramBuilder
         }
         _layerActivations = Activations(ActivationModel.LayerBytesPerToken(m, s));
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
-        // The bundled engine (resident or streamed) runs its fused, chunked head where that saves bytes; PyTorch keeps full logits.
-        _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
-        _headFused = s.Executor == ExecutorKind.Aios && EngineHeadLoss.IsFused(_tokens, m.VocabSize, m.HiddenSize, s.Precision);
+        // The bundled engine runs the head EngineHeadLoss.Resolve picks for this device (the memory plan's); PyTorch keeps full logits.
+        _headFused = s.Executor == ExecutorKind.Aios && EngineHeadLoss.Resolve(m, hw, s) == HeadLoss.Fused;
+        _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens, _headFused).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
         // The engine copies its layer inputs as they are: the training precision, hidden wide.
         _checkpointCopy = shape.PrefetchesCheckpoints ? Activations(EngineActivations.LayerInputBytesPerToken(m, s)) : _checkpointActivations;
         if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
