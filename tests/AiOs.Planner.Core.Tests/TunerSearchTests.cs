@@ -108,11 +108,28 @@ public class TunerSearchTests
                 {
                     var s = b with { ZeroStage = stage, ParamOffload = param, OptimizerOffload = optimizer };
                     if (SettingsRules.Check(s, Gpt2Xl, H200).Any(p => p.Flag is "--zero-stage" or "--nvme-offload-gradients")) continue;
+                    // The engine (aios executor, the default) has no optimizer on the GPU beside offloaded parameters.
+                    bool engineHasIt = !(param != OffloadTier.None && optimizer == OffloadTier.None);
+                    Assert.Equal(engineHasIt, placements.Any(p => p.Params == param && p.Optimizer == optimizer));
+                    if (!engineHasIt) continue;
                     // ZeRO-3 and Infinity are one DeepSpeed stage: either spelling counts.
                     Assert.Contains(placements, p => p.Params == param && p.Optimizer == optimizer &&
                         (p.Stage == stage || (s.PartitionsParameters && p.Stage is ZeroStage.Zero3 or ZeroStage.Infinity)));
                 }
         Assert.Contains(placements, p => p is (ZeroStage.Zero1, OffloadTier.None, OffloadTier.None));
+        // DeepSpeed keeps the optimizer partition on the GPU with offloaded parameters: its executor still lists that placement.
+        Assert.Contains(Tuner.Placements(b with { Executor = ExecutorKind.DeepSpeed }, Gpt2Xl, H200), p => p.Params == OffloadTier.Cpu && p.Optimizer == OffloadTier.None);
+    }
+
+    [Fact]
+    public void Given_offloaded_parameters_and_no_optimizer_offload_When_resolved_for_the_engine_Then_the_optimizer_is_in_cpu_ram_and_a_note_says_so()
+    {
+        var resolved = SettingsRules.ResolveWithNotes(new TrainingSettings { ParamOffload = OffloadTier.Cpu }, stageGiven: false);
+
+        Assert.Equal(OffloadTier.Cpu, resolved.Settings.OptimizerOffload);
+        Assert.Equal(ZeroStage.Infinity, resolved.Settings.ZeroStage);
+        Assert.Contains(resolved.Notes, n => n.Contains("optimizer in CPU RAM", StringComparison.Ordinal));
+        Assert.Equal(OffloadTier.None, SettingsRules.Resolve(new TrainingSettings { ParamOffload = OffloadTier.Cpu, Executor = ExecutorKind.DeepSpeed }, stageGiven: false).OptimizerOffload);
     }
 
     [Fact]

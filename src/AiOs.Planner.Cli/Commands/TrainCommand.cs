@@ -115,7 +115,9 @@ public static class TrainCommand
             {
                 if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
                 // On a CPU the tuner plans for the machine the run has: no GPU, whatever --hardware describes.
-                var tuneFor = engine.Device == "cpu" ? RunCapacity.ThisMachine(hardware, engine, settings, LocalResources.Read(swapDir), includeDrive: true) with { Name = hardware.Name } : hardware;
+                // On a GPU it plans the card the run rehearses: --gpu-memory-limit holds the tuner's device as it holds the run's.
+                var tuneFor = engine.Device == "cpu" ? RunCapacity.ThisMachine(hardware, engine, settings, LocalResources.Read(swapDir), includeDrive: true) with { Name = hardware.Name }
+                    : Planning.GpuMemoryLimit.Apply(hardware, engine.GpuMemoryLimit);
                 (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch));
                 if (!r.GetValue(json))
                 {

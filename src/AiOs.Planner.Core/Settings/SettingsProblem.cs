@@ -32,6 +32,13 @@ public static class SettingsRules
     /// </summary>
     public static SettingsResolution ResolveWithNotes(TrainingSettings s, bool stageGiven)
     {
+        // The engine keeps the fp32 master and moments beside offloaded parameters, in CPU RAM: "optimizer on the GPU"
+        // with offloaded parameters is not a placement it has (the aios executor plans them in RAM), so say where they are.
+        if (s.Executor == ExecutorKind.Aios && s.ParamOffload != OffloadTier.None && s.OptimizerOffload == OffloadTier.None)
+        {
+            var kept = ResolveWithNotes(s with { OptimizerOffload = OffloadTier.Cpu }, stageGiven);
+            return new(kept.Settings, ["parameters offloaded without --offload-optimizer: the engine keeps the optimizer in CPU RAM beside them (optimizer → cpu)", .. kept.Notes]);
+        }
         if (!stageGiven && s.ZeroStage == ZeroStage.None)
         {
             if (s.ParamOffload != OffloadTier.None || s.UsesNvme)

@@ -64,6 +64,8 @@ public static partial class Tuner
             foreach (var param in Enum.GetValues<OffloadTier>())
                 foreach (var optimizer in Enum.GetValues<OffloadTier>())
                 {
+                    // The engine has no optimizer on the GPU beside offloaded parameters (SettingsRules.ResolveWithNotes).
+                    if (b.Executor == ExecutorKind.Aios && param != OffloadTier.None && optimizer == OffloadTier.None) continue;
                     var s = b with { ZeroStage = stage, ParamOffload = param, OptimizerOffload = optimizer, GradientOffload = null, Schedule = StepSchedule.DeepSpeed };
                     if (s.PartitionsParameters && stage != (param != OffloadTier.None || s.UsesNvme ? ZeroStage.Infinity : ZeroStage.Zero3)) continue;
                     if (SettingsRules.Check(s, model, hw).Any(p => PlacementFlags.Contains(p.Flag))) continue;
