@@ -100,6 +100,19 @@ internal sealed partial class ProgramBuilder
         return writeBack >= 0 ? writeBack : last;
     }
 
+    /// <summary>
+    /// Bytes per parameter the engine's resident trainer moves for Σg² before its device update (every precision takes it:
+    /// clipping, the fp16 scaler and the non-finite check read it). On a GPU: fp32 norms of 1024-element rows, a gradient
+    /// in bf16 or fp16 widened in chunks (read 2, write and read 4: 10 B), an fp32 one read once (4 B); on a CPU, the exact
+    /// fp64 path (read, then an fp64 copy and its square written and read: 2 or 4 + 32 B). Measured on the H100, gpt2-xl
+    /// micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with row norms, against 18 priced without Σg².
+    /// DeepSpeed's fused Adam takes its norm elsewhere (the eager figures hold it): nothing here.
+    /// </summary>
+    private int GradientNormBytes =>
+        _s.Executor != ExecutorKind.Aios ? 0
+        : _hw.HasGpu ? (_s.Precision == Precision.Fp32 ? 4 : 10)
+        : (_s.Precision == Precision.Fp32 ? 4 : 2) + 32;
+
     /// <summary>The optimizer after backward: on the GPU, or on the CPU over sub-groups (swapped from NVMe when the states live there).</summary>
     private void EmitOptimizer(int[] after)
     {
@@ -109,7 +122,7 @@ internal sealed partial class ProgramBuilder
             long elements = _s.ZeroStage == ZeroStage.None ? p : Share(p);
             // Bytes per parameter a fused Adam touches: read weights, gradient, m, v; write weights, m, v
             // (mixed-precision ZeRO also writes the low-precision copy).
-            int perParameter = _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28;
+            int perParameter = (_s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28) + GradientNormBytes;
             int step = Add(OpKind.OptimizerStep, ResourceKind.Compute, StepPhase.Optimizer, UnitId.Model, 0, after,
                 elementwise: (double)elements * perParameter, parameters: elements);
             if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
