@@ -22,6 +22,10 @@ def flags(p, s):
     if st.get("max_in_cpu") is not None: f += ["--max-in-cpu", str(st["max_in_cpu"])]
     if st.get("activation_offload") not in (None, "none"): f += ["--offload-activations", st["activation_offload"]]
     if s.get("gpu_memory_limit_bytes"): f += ["--gpu-memory-limit", str(s["gpu_memory_limit_bytes"])]
+    # The head the run ran: recorded since --head-loss (2026-12-05); before it the engine fused wherever that saved bytes,
+    # which for the GPT-2 family at 1,024 tokens and more is always ("fused"), unless the run's name says AIOS_FUSED_HEAD=0 ran.
+    head = st.get("head_loss") or ("unfused" if p.get("_unfused") else "fused")
+    if st.get("executor", "aios") == "aios": f += ["--head-loss", head]
     return f
 
 def main(argv):
@@ -35,6 +39,7 @@ def main(argv):
             d = os.path.join(root, name)
             if not os.path.isfile(os.path.join(d, "summary.json")): continue
             p = json.load(open(os.path.join(d, "prediction.json"))); s = json.load(open(os.path.join(d, "summary.json")))
+            p["_unfused"] = os.path.basename(d.rstrip("/")).endswith("-unfused")
             cmd = shlex.split(aios) + ["plan", "--hardware", profile, "--json"] + flags(p, s)
             out = subprocess.run(cmd, capture_output=True, text=True)
             try: q = json.loads(out.stdout)
