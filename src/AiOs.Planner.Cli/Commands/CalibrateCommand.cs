@@ -18,7 +18,8 @@ public static class CalibrateCommand
     /// <summary>The command, writing through <paramref name="io"/>.</summary>
     public static Command Create(CliIo io)
     {
-        var nvmePath = new Option<string>("--nvme-path") { Description = "Folder on the drive to measure (a temporary test file goes here and is deleted)", Required = true };
+        var nvmePath = new Option<string?>("--nvme-path") { Description = "Folder on the drive to measure (a temporary test file goes here and is deleted); required unless --host-only" };
+        var hostOnly = new Option<bool>("--host-only") { Description = "Re-measure only memory copy and CPU Adam (no drive) into --out, keeping every other figure of it (or of --base)" };
         var output = new Option<string?>("--out") { Description = "Profile file to write (e.g. profiles/my-machine.json); an existing file is updated, keeping its GPU section" };
         var baseProfile = new Option<string?>("--base") { Description = "Profile (bundled name or path) to start from; its GPU and link sections are kept" };
         var quick = new Option<bool>("--quick") { Description = "Smaller test file and shorter samples (about 30 s)" };
@@ -27,7 +28,7 @@ public static class CalibrateCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON document (profile, warnings) on stdout" };
         var command = new Command("calibrate", "Measure the drive (read/write sweep over block size, queue depth, threads), memory copy and CPU Adam; write a hardware profile.")
         {
-            nvmePath, output, baseProfile, quick, full, testSize, json,
+            nvmePath, hostOnly, output, baseProfile, quick, full, testSize, json,
         };
         command.SetAction(async (r, ct) =>
         {
@@ -38,10 +39,17 @@ public static class CalibrateCommand
             }
             string? outPath = r.GetValue(output);
             string? baseName = r.GetValue(baseProfile) ?? (outPath is not null && File.Exists(outPath) ? outPath : null);
+            var mode = r.GetValue(quick) ? CalibrationMode.Quick : r.GetValue(full) ? CalibrationMode.Full : CalibrationMode.Default;
+            if (r.GetValue(hostOnly)) return HostOnly(io, outPath, baseName, mode, r.GetValue(json), ct);
+            if (string.IsNullOrWhiteSpace(r.GetValue(nvmePath)))
+            {
+                io.Errors.MarkupLine("[red]error:[/] --nvme-path is required: a folder on the drive to measure (or --host-only to re-measure only memory copy and CPU Adam into an existing profile).");
+                return ExitCodes.Usage;
+            }
             var options = new CalibrationOptions
             {
                 NvmePath = r.GetValue(nvmePath)!,
-                Mode = r.GetValue(quick) ? CalibrationMode.Quick : r.GetValue(full) ? CalibrationMode.Full : CalibrationMode.Default,
+                Mode = mode,
                 Base = baseName is null ? null : ProfileCatalog.Default.Load(baseName),
                 Name = outPath is null ? null : Path.GetFileNameWithoutExtension(outPath),
                 Date = DateTime.UtcNow.ToString("yyyy-MM-dd"),
@@ -81,6 +89,40 @@ public static class CalibrateCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// <c>--host-only</c>: memory copy and both CPU Adam figures measured and written into the profile at
+    /// <paramref name="outPath"/> (started from <paramref name="baseName"/>), every other figure kept.
+    /// </summary>
+    private static int HostOnly(CliIo io, string? outPath, string? baseName, CalibrationMode mode, bool json, CancellationToken ct)
+    {
+        if (outPath is null || baseName is null)
+        {
+            io.Errors.MarkupLine("[red]error:[/] --host-only updates a profile: give --out FILE (an existing profile), or --base PROFILE with --out FILE.");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            var host = Calibrator.MeasureHostOnly(mode, null, ct);
+            var profile = ProfileBuilder.WithHost(ProfileCatalog.Default.Load(baseName), host, DateTime.UtcNow.ToString("yyyy-MM-dd")) with { Name = Path.GetFileNameWithoutExtension(outPath) };
+            ProfileWriter.WriteFile(outPath, profile);
+            if (json)
+                io.Stdout.Write(DeepSpeedConfig.ToJson(new JsonObject { ["written"] = outPath, ["profile"] = JsonNode.Parse(ProfileWriter.ToJson(profile)) }));
+            else
+                io.Console.MarkupLineInterpolated($"memory copy {profile.Cpu.MemoryBandwidthGbps.Value:0.0} GB/s; CPU Adam {profile.Cpu.AdamParamsPerS.Value / 1e9:0.00} G params/s (fp32 gradients), {(profile.Cpu.AdamBf16ParamsPerS?.Value ?? 0) / 1e9:0.00} G params/s (the engine's bf16 path); the better of 1 and {host.Threads} threads; wrote {outPath} (drives, GPU and links kept).");
+            return ExitCodes.Ok;
+        }
+        catch (OperationCanceledException)
+        {
+            io.Errors.MarkupLine("[yellow]interrupted[/]: no profile was written.");
+            return ExitCodes.Interrupted;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            io.Errors.MarkupLineInterpolated($"[red]error:[/] cannot write {outPath}: {e.Message}");
+            return ExitCodes.Usage;
+        }
     }
 
     /// <summary>Writes the profile; on failure says why and prints the profile so the measurements are not lost.</summary>
