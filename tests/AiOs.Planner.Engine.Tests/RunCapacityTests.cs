@@ -65,4 +65,15 @@ public sealed class RunCapacityTests
         Assert.False(machine.HasGpu);
         Assert.Equal(20, machine.Cpu.Ram.GiB, 3);
     }
+
+    [Fact]
+    public void Given_a_gpu_memory_limit_above_the_card_When_this_machine_is_described_Then_the_card_s_memory_stays()
+    {
+        HardwareProfile card = ProfileCatalog.Default.Load("h100-1x-vm");
+        var above = RunCapacity.ThisMachine(card, new EngineOptions { Device = "cuda", GpuMemoryLimit = Bytes.FromGiB(120) }, Big, new LocalResources(Bytes.FromGiB(64), null));
+        var below = RunCapacity.ThisMachine(card, new EngineOptions { Device = "cuda", GpuMemoryLimit = Bytes.FromGiB(11) }, Big, new LocalResources(Bytes.FromGiB(64), null));
+
+        Assert.Equal(card.Gpu!.MemoryGib.Value, above.Gpu!.MemoryGib.Value);
+        Assert.Equal(11, below.Gpu!.MemoryGib.Value, 6);
+    }
 }

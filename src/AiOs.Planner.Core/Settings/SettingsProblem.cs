@@ -65,6 +65,8 @@ public static class SettingsRules
         problems.AddRange(SettingsValidator.Problems(s, model));
         problems.AddRange(SettingsValidator.DeepSpeedProblems(s));
         problems.AddRange(Memory.MemoryCentricTiling.Problems(s));
+        // The CLI refuses this as it reads the flags; every other path (the server's API, settings files) meets it here.
+        if (Memory.EngineHeadLoss.Problem(s) is { } head) problems.Add(new SettingsProblem("--head-loss", head) { Field = "$.head_loss" });
         if (s.OptimizerRamBudget is { Value: > 0 } && s.OptimizerOffload == OffloadTier.Nvme && s.Executor == ExecutorKind.DeepSpeed)
             problems.Add(new SettingsProblem("--optimizer-ram-budget",
                 "DeepSpeed keeps the whole optimizer on one tier, so --executor deepspeed cannot price a RAM budget: drop --optimizer-ram-budget (ds-config emits the nearest DeepSpeed equivalent and says so), or use --executor aios") { Field = "$.optimizer_ram_budget" });

@@ -93,7 +93,8 @@ public static class RunCapacity
         if (cuda)
         {
             gpu = profile?.Gpu ?? new GpuSpec { Model = "unknown (pass --hardware to check device memory)", MemoryGib = Unknown, PeakTflops = new() { Fp32 = 1 }, MemoryBandwidthGbps = 1 };
-            if (options.GpuMemoryLimit is { } cap) gpu = gpu with { MemoryGib = cap.GiB };
+            // A limit holds the card to less; above the card it holds nothing (as GpuMemoryLimit.Apply plans it).
+            if (options.GpuMemoryLimit is { } cap && cap.GiB < gpu.MemoryGib.Value) gpu = gpu with { MemoryGib = cap.GiB };
         }
         var drives = new List<DriveSpec>();
         if (settings.UsesNvme || includeDrive)

@@ -103,15 +103,19 @@ internal sealed partial class ProgramBuilder
     /// <summary>
     /// Bytes per parameter the engine's resident trainer moves for Σg² before its device update (every precision takes it:
     /// clipping, the fp16 scaler and the non-finite check read it). On a GPU: fp32 norms of 1024-element rows, a gradient
-    /// in bf16 or fp16 widened in chunks (read 2, write and read 4: 10 B), an fp32 one read once (4 B); on a CPU, the exact
+    /// in bf16 or fp16 widened in chunks (read 2, write and read 4: 10 B), an fp32 one (fp32 training, or the fp32 sums
+    /// mixed precision keeps under accumulation) read once (4 B); on a CPU, the exact
     /// fp64 path (read, then an fp64 copy and its square written and read: 2 or 4 + 32 B). Measured on the H100, gpt2-xl
     /// micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with row norms, against 18 priced without Σg².
     /// DeepSpeed's fused Adam takes its norm elsewhere (the eager figures hold it): nothing here.
     /// </summary>
     private int GradientNormBytes =>
         _s.Executor != ExecutorKind.Aios ? 0
-        : _hw.HasGpu ? (_s.Precision == Precision.Fp32 ? 4 : 10)
-        : (_s.Precision == Precision.Fp32 ? 4 : 2) + 32;
+        : _hw.HasGpu ? (FloatGradients ? 4 : 10)
+        : (FloatGradients ? 4 : 2) + 32;
+
+    /// <summary>Whether the resident update reads fp32 gradients: fp32 training, or mixed precision's fp32 sums under accumulation.</summary>
+    private bool FloatGradients => _s.Precision == Precision.Fp32 || _s.GradAccumulation > 1;
 
     /// <summary>The optimizer after backward: on the GPU, or on the CPU over sub-groups (swapped from NVMe when the states live there).</summary>
     private void EmitOptimizer(int[] after)
