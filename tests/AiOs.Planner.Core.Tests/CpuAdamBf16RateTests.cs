@@ -124,4 +124,24 @@ public class CpuAdamBf16RateTests
         var e = Assert.Throws<DescriptionException>(() => ProfileCatalog.Parse(json, "x.json"));
         Assert.Contains("adam_bf16_params_per_s", e.Message);
     }
+
+    [Fact]
+    public void Given_the_optimizer_on_nvme_with_a_ram_budget_When_priced_Then_sub_groups_kept_in_ram_take_the_bf16_figure_and_swapped_ones_the_fp32()
+    {
+        var s = Offloaded(optimizer: OffloadTier.Nvme) with
+        {
+            GradientOffload = OffloadTier.Cpu, NvmePath = "/nvme", OptimizerRamBudget = Bytes.OfElements(2000, 12),
+        };
+        var program = StepScheduler.Build(Tiny, WithBf16, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, WithBf16, s);
+        var updates = program.Ops.Where(o => o.Kind == OpKind.OptimizerStep && o.Resource == ResourceKind.Cpu).ToList();
+
+        Assert.Contains(updates, o => o.Slot < 0);
+        Assert.Contains(updates, o => o.Slot >= 0);
+        foreach (Operation u in updates)
+        {
+            double rate = u.Slot < 0 ? Bf16Rate : WithBf16.Cpu.AdamParamsPerS.Value;
+            Assert.Equal(SimDuration.FromSeconds(u.Parameters / rate), costs.Duration(u, Tiny.HiddenSize));
+        }
+    }
 }

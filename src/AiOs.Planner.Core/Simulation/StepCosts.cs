@@ -37,6 +37,8 @@ public sealed class StepCosts
     /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
     private readonly Bandwidth _checkpointH2d, _checkpointD2h;
     private readonly double _adamPerSecond;
+    /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has.</summary>
+    private readonly double _adamInRamPerSecond;
     /// <summary>Seconds each updated parameter's CPU update takes longer for the host-memory traffic of the transfers beside it (<see cref="HostMemoryContention"/>).</summary>
     private readonly double _contendedSecondsPerParameter;
     /// <summary>The engine's parallel passes over host memory (later micro-batches' gradient adds).</summary>
@@ -111,6 +113,7 @@ public sealed class StepCosts
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
+        _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatesBf16InRam(s)) / gpusPerNode;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
@@ -163,6 +166,15 @@ public sealed class StepCosts
     /// RAM (<see cref="Memory.EngineMemory.HostGradientsInBf16"/>) and its state in RAM. Otherwise CpuAdam reads fp32
     /// gradients (a swapped state's slot, an fp32 sum), and DeepSpeed's CPU Adam always does.
     /// </summary>
+    /// <summary>
+    /// Whether the engine's sub-groups whose state is in RAM (no swap slot) take the bf16 update: its gradients bf16 in RAM.
+    /// With the optimizer in RAM that is every sub-group (<see cref="EngineAdamOnBf16Gradients"/>); with it on NVMe, those
+    /// <c>--optimizer-ram-budget</c> keeps in RAM (OptimizerStates reads a sub-group's bf16 gradient straight from the store
+    /// when it has no slot).
+    /// </summary>
+    internal static bool EngineUpdatesBf16InRam(TrainingSettings s) =>
+        s.Executor == ExecutorKind.Aios && Memory.EngineMemory.HostGradientsInBf16(s) && s.EffectiveGradientOffload == OffloadTier.Cpu;
+
     internal static bool EngineAdamOnBf16Gradients(TrainingSettings s) =>
         s.Executor == ExecutorKind.Aios && Memory.EngineMemory.HostGradientsInBf16(s)
         && s.OptimizerOffload == OffloadTier.Cpu && s.EffectiveGradientOffload == OffloadTier.Cpu;
@@ -182,7 +194,7 @@ public sealed class StepCosts
         ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
-            : SimDuration.FromSeconds(op.Parameters / _adamPerSecond + op.Parameters * _contendedSecondsPerParameter),
+            : SimDuration.FromSeconds(op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
