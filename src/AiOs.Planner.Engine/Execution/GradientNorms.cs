@@ -67,9 +67,9 @@ internal static class GradientNorms
     }
 
     /// <summary>
-    /// Σg² from fp32 L2 norms of rows of <see cref="RowElements"/> (<c>linalg.vector_norm</c> over the rows: the squares are
+    /// Σg² from fp32 L2 norms of rows of <see cref="RowElements"/> (<c>linalg.norm</c> over the rows: the squares are
     /// summed in fp32 inside the reduction kernel, which reads its input once): an fp32 gradient whole, a bf16 or fp16 one in
-    /// chunks of <paramref name="chunkElements"/> cast to fp32 (TorchSharp's <c>vector_norm</c> takes no dtype, and a bf16
+    /// chunks of <paramref name="chunkElements"/> cast to fp32 (TorchSharp's norms take no dtype, and a bf16
     /// result would keep 8 bits). The row norms (4 bytes per 1024 parameters) are squared and summed in fp64 on the device,
     /// so fp32 rounding accumulates over one row only, however large the unit; every unit's sum comes back with one
     /// synchronisation.
@@ -133,8 +133,11 @@ internal static class GradientNorms
     private static IEnumerable<Tensor> RowNorms(Tensor flat32)
     {
         long n = flat32.numel(), rows = n / RowElements, whole = rows * RowElements;
-        if (rows > 0) yield return linalg.vector_norm(flat32.narrow(0, 0, whole).view(rows, RowElements), dims: [1]);
-        if (n > whole) yield return linalg.vector_norm(flat32.narrow(0, whole, n - whole)).unsqueeze(0);
+        // linalg.norm with no order (the 2-norm of each row) rather than vector_norm: TorchSharp 0.107 makes vector_norm's
+        // order a Scalar it does not keep alive across the native call, and a collection in between freed it ("Unknown
+        // scalar type", once in CI, 2026-12-05); this overload passes no Scalar.
+        if (rows > 0) yield return linalg.norm(flat32.narrow(0, 0, whole).view(rows, RowElements), [1], false);
+        if (n > whole) yield return linalg.norm(flat32.narrow(0, whole, n - whole), [0], false).unsqueeze(0);
     }
 
     private static Tensor Fp64Sum(Tensor gradient) => gradient.to(ScalarType.Float64).square().sum();
