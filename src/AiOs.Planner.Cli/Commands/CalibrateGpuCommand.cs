@@ -81,7 +81,7 @@ public static class CalibrateGpuCommand
         // Each timed pass, so the fit can be redone and checked away from the GPU.
         foreach (var t in timings)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"pass {t.Label} hidden {t.Hidden} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t with { Backward = t.Label == "backward" }):E4}"));
+                $"pass {t.Label} hidden {t.Hidden} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 }

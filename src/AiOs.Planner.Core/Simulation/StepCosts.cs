@@ -130,14 +130,6 @@ public sealed class StepCosts
     public const int AdamHostBytesPerParameter = 28;
 
     /// <summary>
-    /// Where the schedule runs the CPU updates beside the GPU's transfers (overlapped: during backward; delayed: during the
-    /// next step's forward and backward), the two share the host's memory: every byte a copy engine reads from or writes to
-    /// RAM is a byte the update's memory-bound pass waits for. A CPU-bound stretch then takes the update's bytes plus the
-    /// transfer bytes ÷ memory rate (<see cref="HostMemoryRate"/>). Measured 2026-12-05 on the H100
-    /// VM: the update ran at 4.0 G params/s alone and 2.2–3 G/s beside backward's uploads and downloads (llama-2-7b, overlapped).
-    /// The DeepSpeed schedule updates after backward, beside nothing; NVMe traffic (a few GB/s) is left out.
-    /// </summary>
-    /// <summary>
     /// The host memory's rate as a memory-bound pass on every core sees it: CPU Adam's measured rate alone × its 28 B per
     /// parameter (fp32 state, whatever the run's format: 8-bit Adam is bound by its cores). The copy figure is not used: one
     /// copy loop reaches less than Adam's many streams (H100 VM: 46.2 GB/s copied against 139 GB/s of Adam's traffic).
@@ -145,6 +137,15 @@ public sealed class StepCosts
     public static double HostMemoryRate(HardwareProfile hw, TrainingSettings s) =>
         hw.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, EngineAdamOnBf16Gradients(s)) * AdamHostBytesPerParameter;
 
+    /// <summary>
+    /// Where the schedule runs the CPU updates beside the GPU's transfers (overlapped: during backward; delayed: during the
+    /// next step's forward and backward), the two share the host's memory: every byte a copy engine reads from or writes to
+    /// RAM is a byte the update's memory-bound pass waits for. A CPU-bound stretch then takes the update's bytes plus the
+    /// transfers' bytes over the memory's rate, so each update is lengthened by its share (by parameters) of transfer bytes ÷
+    /// memory rate (<see cref="HostMemoryRate"/>). Measured 2026-12-05 on the H100
+    /// VM: the update ran at 4.0 G params/s alone and 2.2–3 G/s beside backward's uploads and downloads (llama-2-7b, overlapped).
+    /// The DeepSpeed schedule updates after backward, beside nothing; NVMe traffic (a few GB/s) is left out.
+    /// </summary>
     private static double HostMemoryContention(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
     {
         if (!hw.HasGpu || s.Schedule == StepSchedule.DeepSpeed) return 0;
@@ -161,12 +162,6 @@ public sealed class StepCosts
     }
 
     /// <summary>
-    /// Whether the CPU optimizer runs the engine's bf16 update (CpuAdam.StepBf16Gradients: bf16 gradients read from the
-    /// gradient store, the bf16 copy written, 28 B per parameter): the aios executor with its gradients kept as bf16 in
-    /// RAM (<see cref="Memory.EngineMemory.HostGradientsInBf16"/>) and its state in RAM. Otherwise CpuAdam reads fp32
-    /// gradients (a swapped state's slot, an fp32 sum), and DeepSpeed's CPU Adam always does.
-    /// </summary>
-    /// <summary>
     /// Whether the engine's sub-groups whose state is in RAM (no swap slot) take the bf16 update: its gradients bf16 in RAM.
     /// With the optimizer in RAM that is every sub-group (<see cref="EngineAdamOnBf16Gradients"/>); with it on NVMe, those
     /// <c>--optimizer-ram-budget</c> keeps in RAM (OptimizerStates reads a sub-group's bf16 gradient straight from the store
@@ -175,9 +170,13 @@ public sealed class StepCosts
     internal static bool EngineUpdatesBf16InRam(TrainingSettings s) =>
         s.Executor == ExecutorKind.Aios && Memory.EngineMemory.HostGradientsInBf16(s) && s.EffectiveGradientOffload == OffloadTier.Cpu;
 
-    internal static bool EngineAdamOnBf16Gradients(TrainingSettings s) =>
-        s.Executor == ExecutorKind.Aios && Memory.EngineMemory.HostGradientsInBf16(s)
-        && s.OptimizerOffload == OffloadTier.Cpu && s.EffectiveGradientOffload == OffloadTier.Cpu;
+    /// <summary>
+    /// Whether the CPU optimizer runs the engine's bf16 update (CpuAdam.StepBf16Gradients: bf16 gradients read from the
+    /// gradient store, the bf16 copy written, 28 B per parameter): the aios executor with its gradients kept as bf16 in
+    /// RAM (<see cref="Memory.EngineMemory.HostGradientsInBf16"/>) and its state in RAM. Otherwise CpuAdam reads fp32
+    /// gradients (a swapped state's slot, an fp32 sum), and DeepSpeed's CPU Adam always does.
+    /// </summary>
+    internal static bool EngineAdamOnBf16Gradients(TrainingSettings s) => EngineUpdatesBf16InRam(s) && s.OptimizerOffload == OffloadTier.Cpu;
 
     /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
     public Func<double, double> MatmulEfficiencyOf { get; }
