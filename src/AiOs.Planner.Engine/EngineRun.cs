@@ -128,6 +128,9 @@ public static class EngineRun
         string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
     {
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
+        // Each kernel kind's first use happens here, in the start-up, not in the first step (a batch of the step's shapes).
+        if (KernelWarmUp.Enabled)
+            trainer.WarmUp(data.Sample(request.Options.Seed, trainer.CompletedSteps, 0, request.Settings.MicroBatch, request.Settings.SeqLen));
         record.Started(trainer.Executor);
         if (checkpoint is not null)
         {

@@ -27,6 +27,12 @@ public interface ITrainer : IDisposable
     /// <summary>Runs one optimizer step over <c>GradAccumulation</c> micro-batches from <paramref name="batchOf"/>.</summary>
     StepResult Step(Func<int, TokenBatch> batchOf);
 
+    /// <summary>
+    /// Runs each kind of kernel a step uses once on <paramref name="batch"/> (the step's shapes), changing nothing a step
+    /// reads, so the first step runs at the speed of the others (<see cref="KernelWarmUp"/>); returns the seconds it took.
+    /// </summary>
+    double WarmUp(TokenBatch batch);
+
     /// <summary>The fp32 master weights of <paramref name="unit"/> (layers, then the outer block).</summary>
     float[] MasterOf(int unit);
 
