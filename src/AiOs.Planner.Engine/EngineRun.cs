@@ -127,10 +127,19 @@ public static class EngineRun
     private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
         string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
     {
+        if (RunRecord.SinceLaunch() is { } launched) record.StartupPhase("launch to trainer (runtime, planning, data)", launched);
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
+        double made = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds, phases = 0;
+        foreach (var phase in trainer.StartupPhases)
+        {
+            record.StartupPhase(phase.Name, phase.Seconds);
+            phases += phase.Seconds;
+        }
+        record.StartupPhase(trainer.StartupPhases.Count > 0 ? "trainer, the rest" : "trainer", Math.Max(0, made - phases));
         // Each kernel kind's first use happens here, in the start-up, not in the first step (a batch of the step's shapes).
         if (KernelWarmUp.Enabled)
-            trainer.WarmUp(data.Sample(request.Options.Seed, trainer.CompletedSteps, 0, request.Settings.MicroBatch, request.Settings.SeqLen));
+            record.StartupPhase("kernel warm-up", trainer.WarmUp(data.Sample(request.Options.Seed, trainer.CompletedSteps, 0, request.Settings.MicroBatch, request.Settings.SeqLen)));
         record.Started(trainer.Executor);
         if (checkpoint is not null)
         {

@@ -373,6 +373,8 @@ public static class TrainCommand
         table.AddRow("median step", $"{s.MedianStepMs:0.0} ms");
         if (s.StartupSeconds is { } startup)
             table.AddRow("start-up; first step", s.FirstStepRatio is { } ratio ? $"{startup:0.0} s; {ratio:0.00}× a later step" : $"{startup:0.0} s");
+        if (s.StartupPhases is { Count: > 0 } phases)
+            table.AddTextRow("start-up phases", string.Join("; ", phases.Select(p => $"{p.Name} {p.Seconds:0.0} s")));
         table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
         table.AddRow("waiting for I/O", $"{s.MeanIoStallMs:0.0} ms");
         table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");

@@ -33,6 +33,8 @@ public sealed record RunSummary
     public double? StartupSeconds { get; init; }
     /// <summary>The first step's wall time over the median of the later ones (issue 14: at most 1.5); null without both.</summary>
     public double? FirstStepRatio { get; init; }
+    /// <summary>Where <see cref="StartupSeconds"/> went, in order (process launch to trainer, the trainer's own phases, the kernel warm-up); null in older records.</summary>
+    public IReadOnlyList<StartupPhase>? StartupPhases { get; init; }
     /// <summary>1-minute load average from <c>/proc/loadavg</c> when the steps started; null when unknown.</summary>
     public double? LoadAverageStart { get; init; }
     /// <summary>1-minute load average when this summary was written; null when unknown.</summary>
@@ -72,3 +74,8 @@ public sealed record RunSummary
     /// <summary>How the C heap treated large blocks (the engine's <c>HostHeap.Mode</c>): "reuse", or "system" and why.</summary>
     public string? HostHeap { get; init; }
 }
+
+/// <summary>One phase of a run's start-up and its wall time.</summary>
+/// <param name="Name">What it did (for example <c>initial weights</c>).</param>
+/// <param name="Seconds">Its wall time.</param>
+public sealed record StartupPhase(string Name, double Seconds);

@@ -33,6 +33,9 @@ public interface ITrainer : IDisposable
     /// </summary>
     double WarmUp(TokenBatch batch);
 
+    /// <summary>The trainer's own start-up phases (tiers, initial weights), in order.</summary>
+    IReadOnlyList<AiOs.Planner.Records.StartupPhase> StartupPhases => [];
+
     /// <summary>The fp32 master weights of <paramref name="unit"/> (layers, then the outer block).</summary>
     float[] MasterOf(int unit);
 

@@ -17,6 +17,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     private string? _lastCheckpoint, _executor, _stoppedBy;
     private int? _nonFiniteStep;
     private double? _loadAtStart, _startupSeconds;
+    private readonly List<StartupPhase> _startupPhases = [];
 
     /// <summary>Steps this process ran, in order.</summary>
     public int Count
@@ -36,6 +37,15 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             _startupSeconds ??= startup;
         }
     }
+
+    /// <summary>Notes a phase of the start-up (before <see cref="Started"/>).</summary>
+    public void StartupPhase(string name, double seconds)
+    {
+        lock (_gate) _startupPhases.Add(new StartupPhase(name, seconds));
+    }
+
+    /// <summary>Seconds from the process's launch to now; null where the OS does not say.</summary>
+    public static double? SinceLaunch() => SecondsSinceLaunch();
 
     public void Add(StepMetrics step)
     {
@@ -95,6 +105,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             StepSpread = spread,
             LoadAverageStart = _loadAtStart,
             StartupSeconds = _startupSeconds,
+            StartupPhases = _startupPhases.Count > 0 ? _startupPhases.ToList() : null,
             FirstStepRatio = steps.Count > 0 && spread is { P50Ms: > 0 } ? steps[0].WallMs / spread.P50Ms : null,
             LoadAverageEnd = loadAtEnd,
             LogicalCores = System.Environment.ProcessorCount,
