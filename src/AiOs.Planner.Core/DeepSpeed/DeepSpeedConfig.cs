@@ -81,6 +81,9 @@ public static class DeepSpeedConfig
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
             notes.Add("DeepSpeed's offloaded optimizer (DeepSpeedCPUAdam and its NVMe swapper) has no 8-bit state: the config keeps fp32 optimizer " +
                       "state (12 bytes per parameter, about twice the 8-bit plan's); --optimizer-state 8bit runs only in `aios train`.");
+        if (s.MasterWeights == Optim.MasterWeights.Split)
+            notes.Add("DeepSpeed's offloaded optimizer keeps a whole fp32 master per parameter: the config keeps fp32 master weights " +
+                      "(4 bytes per parameter in the state, 2 more than split); --master-weights split runs only in `aios train`.");
         if (s.TilingFactor > 1)
             notes.Add($"--tiling-factor {s.TilingFactor}: DeepSpeed has no config key for memory-centric tiling; the config emits nothing for it. " +
                       $"Replace the wide linear layers with deepspeed.zero.TiledLinear (in_splits/out_splits giving {s.TilingFactor} tiles) in the model code.");
