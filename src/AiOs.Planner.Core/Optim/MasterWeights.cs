@@ -21,6 +21,17 @@ public static class MasterWeightsFormats
 {
     /// <summary>Bytes of master per parameter in the optimizer state: 4 (fp32), 2 (split: the remainder only).</summary>
     public static int StateBytesPerParameter(this MasterWeights format) => format == MasterWeights.Split ? 2 : 4;
+
+    /// <summary>Bytes a swapped state of <paramref name="elements"/> parameters holds fewer than with a whole fp32 master (split: 2 per parameter).</summary>
+    public static Units.Bytes SwappedStateSaving(this MasterWeights format, long elements) =>
+        Units.Bytes.OfElements(elements, 4 - format.StateBytesPerParameter());
+
+    /// <summary>
+    /// Bytes an optimizer swap slot of <paramref name="elements"/> parameters holds besides the object and the gradient: with a
+    /// split master, the fp32 master rebuilt for the update and the high halves read with the state (6 per parameter).
+    /// </summary>
+    public static Units.Bytes SlotScratch(this MasterWeights format, long elements) =>
+        format == MasterWeights.Split ? Units.Bytes.OfElements(elements, 6) : Units.Bytes.Zero;
 }
 
 /// <summary>
