@@ -114,7 +114,10 @@ public class MasterWeightsSettingsTests
         var e = Assert.ThrowsAny<Exception>(() => DescriptionJson.Parse<TrainingSettings>("{\"master_weights\": \"bf16\"}", "settings.json"));
         Assert.Contains("bf16", e.Message, StringComparison.Ordinal);
 
-        Assert.Contains(DeepSpeedConfig.Notes(s), n => n.Contains("--master-weights split", StringComparison.Ordinal));
-        Assert.DoesNotContain(DeepSpeedConfig.Notes(s with { MasterWeights = MasterWeights.Fp32 }), n => n.Contains("master-weights", StringComparison.Ordinal));
+        // DeepSpeed's nearest equivalent keeps whole fp32 masters, and says so.
+        var (nearest, notes) = DeepSpeedConfig.NearestEquivalent(Gpt2Xl, s, 1);
+        Assert.Equal(MasterWeights.Fp32, nearest.MasterWeights);
+        Assert.Contains(notes, n => n.Contains("--master-weights split", StringComparison.Ordinal));
+        Assert.DoesNotContain(DeepSpeedConfig.NearestEquivalent(Gpt2Xl, nearest, 1).Notes, n => n.Contains("master-weights", StringComparison.Ordinal));
     }
 }

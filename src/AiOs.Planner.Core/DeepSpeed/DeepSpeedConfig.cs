@@ -81,9 +81,6 @@ public static class DeepSpeedConfig
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
             notes.Add("DeepSpeed's offloaded optimizer (DeepSpeedCPUAdam and its NVMe swapper) has no 8-bit state: the config keeps fp32 optimizer " +
                       "state (12 bytes per parameter, about twice the 8-bit plan's); --optimizer-state 8bit runs only in `aios train`.");
-        if (s.MasterWeights == Optim.MasterWeights.Split)
-            notes.Add("DeepSpeed's offloaded optimizer keeps a whole fp32 master per parameter: the config keeps fp32 master weights " +
-                      "(4 bytes per parameter in the state, 2 more than split); --master-weights split runs only in `aios train`.");
         if (s.TilingFactor > 1)
             notes.Add($"--tiling-factor {s.TilingFactor}: DeepSpeed has no config key for memory-centric tiling; the config emits nothing for it. " +
                       $"Replace the wide linear layers with deepspeed.zero.TiledLinear (in_splits/out_splits giving {s.TilingFactor} tiles) in the model code.");
@@ -122,6 +119,12 @@ public static class DeepSpeedConfig
                 notes.Add($"DeepSpeed cannot split the optimizer between RAM and NVMe: --optimizer-ram-budget {budget} holds less than this process's optimizer state ({state}), so the config keeps the whole optimizer on NVMe; the aios engine would keep part of it in RAM (aios train runs the split).");
             }
             s = nearest;
+        }
+        if (s.MasterWeights == Optim.MasterWeights.Split)
+        {
+            s = s with { MasterWeights = Optim.MasterWeights.Fp32 };
+            notes.Add("DeepSpeed's offloaded optimizer keeps a whole fp32 master per parameter: the config keeps fp32 master weights " +
+                      "(4 bytes per parameter in the state, 2 more than split); --master-weights split runs only in `aios train`.");
         }
         if (s.ParamOffload == OffloadTier.Nvme && s.PartitionsParameters)
             notes.Add($"offload_param.max_in_cpu ({s.MaxInCpu:N0} elements) is passed through, but DeepSpeed's parameter swapper is reported not to act on it (deepspeedai/DeepSpeed issue 4221): expect every parameter partition on NVMe.");
