@@ -92,7 +92,23 @@ public static class MasterSplit
     {
         if (lo.Length != master.Length || (!hi.IsEmpty && hi.Length != master.Length)) throw new ArgumentException("hi, lo and master must have the same length.", nameof(master));
         ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(master);
-        for (int i = 0; i < bits.Length; i++)
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && !hi.IsEmpty)
+        {
+            // Two Vector<uint> of bits narrow into one Vector<ushort> of high halves and one of remainders (low 16 bits kept).
+            ReadOnlySpan<Vector<uint>> b = MemoryMarshal.Cast<uint, Vector<uint>>(bits);
+            Span<Vector<ushort>> h = MemoryMarshal.Cast<ushort, Vector<ushort>>(hi);
+            Span<Vector<ushort>> l = MemoryMarshal.Cast<short, Vector<ushort>>(lo);
+            for (int v = 0; v < h.Length; v++)
+            {
+                var (h0, l0) = SplitVector(b[2 * v]);
+                var (h1, l1) = SplitVector(b[2 * v + 1]);
+                h[v] = Vector.Narrow(h0, h1);
+                l[v] = Vector.Narrow(l0, l1);
+            }
+            i = h.Length * Vector<ushort>.Count;
+        }
+        for (; i < bits.Length; i++)
         {
             uint b = bits[i];
             // NaN: exponent all ones and a non-zero mantissa.
@@ -101,5 +117,14 @@ public static class MasterSplit
             lo[i] = nan ? (short)0 : (short)(b - (h << 16));
             if (!hi.IsEmpty) hi[i] = (ushort)h;
         }
+    }
+
+    /// <summary>The scalar split of <see cref="Split"/> on a vector of bit patterns: (high halves, remainders) in the low 16 bits of each lane.</summary>
+    private static (Vector<uint> Hi, Vector<uint> Lo) SplitVector(Vector<uint> b)
+    {
+        Vector<uint> nan = Vector.GreaterThan(b & new Vector<uint>(0x7FFFFFFFu), new Vector<uint>(0x7F800000u));
+        Vector<uint> h = Vector.ConditionalSelect(nan, Vector.ShiftRightLogical(b, 16) | new Vector<uint>(0x0040u),
+            Vector.ShiftRightLogical(b + new Vector<uint>(0x8000u), 16));
+        return (h, Vector.AndNot(b - Vector.ShiftLeft(h, 16), nan));
     }
 }
