@@ -14,6 +14,9 @@ public class OptimizerStateBenchmarks
     private float[] _p = null!, _g = null!, _m = null!, _v = null!, _mScales = null!, _vScales = null!;
     private byte[] _mCodes = null!, _vCodes = null!;
     private ushort[] _bf16 = null!;
+    /// <summary>The master split (<c>--master-weights split</c>): high halves (the bf16 parameters) and remainders.</summary>
+    private ushort[] _hi = null!;
+    private short[] _lo = null!;
     private int _step;
 
     /// <summary>Parameters per update: 1 M (the state fits in the caches) and 16 M (it does not; memory-bound as in training).</summary>
@@ -38,6 +41,36 @@ public class OptimizerStateBenchmarks
             CpuAdam.Step(_p, _g, _m, _v, _step, Hp, Threads);
             BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
         }
+        _hi = new ushort[N]; _lo = new short[N];
+        MasterSplit.Split(_p, _hi, _lo);
+    }
+
+    /// <summary>Runs <paramref name="body"/>(start, count) over 1 M-element chunks on <see cref="Threads"/> threads, as the engine's Chunked.For.</summary>
+    private void Chunks(Action<int, int> body)
+    {
+        const int chunk = 1 << 20;
+        Parallel.For(0, (N + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c => body(c * chunk, Math.Min(chunk, N - c * chunk)));
+    }
+
+    /// <summary>
+    /// fp32 AdamW with a split master, as the engine steps a swapped sub-group: master = join(hi, lo), the update (the high
+    /// half is written by the split, not the kernel's nearest-even copy), then hi and lo from the new master.
+    /// </summary>
+    [Benchmark]
+    public void Fp32SplitMaster()
+    {
+        Chunks((start, count) => MasterSplit.Join(_hi.AsSpan(start, count), _lo.AsSpan(start, count), _p.AsSpan(start, count)));
+        CpuAdam.Step(_p, _g, _m, _v, _step, Hp, Threads);
+        Chunks((start, count) => MasterSplit.Split(_p.AsSpan(start, count), _hi.AsSpan(start, count), _lo.AsSpan(start, count)));
+    }
+
+    /// <summary>8-bit AdamW with a split master, as <see cref="Fp32SplitMaster"/>.</summary>
+    [Benchmark]
+    public void EightBitSplitMaster()
+    {
+        Chunks((start, count) => MasterSplit.Join(_hi.AsSpan(start, count), _lo.AsSpan(start, count), _p.AsSpan(start, count)));
+        BlockwiseAdam.Step(_p, _g, _mCodes, _mScales, _vCodes, _vScales, _step, Hp, 1f, Threads);
+        Chunks((start, count) => MasterSplit.Split(_p.AsSpan(start, count), _hi.AsSpan(start, count), _lo.AsSpan(start, count)));
     }
 
     /// <summary>fp32 AdamW: reads p, g, m, v and writes p, m, v (28 bytes per parameter).</summary>
@@ -144,6 +177,7 @@ public static class OptimizerStateQuick
         double[] fp32 = new double[Rounds], eight = new double[Rounds], quantise = new double[Rounds], ratio = new double[Rounds];
         double[] fp32Cpu = new double[Rounds], eightCpu = new double[Rounds], cpuRatio = new double[Rounds];
         double[] fp32Bf16 = new double[Rounds], eightBf16 = new double[Rounds], eightThenPass = new double[Rounds], bf16Ratio = new double[Rounds];
+        double[] fp32Split = new double[Rounds], eightSplit = new double[Rounds];
         var watch = new System.Diagnostics.Stopwatch();
         var process = System.Diagnostics.Process.GetCurrentProcess();
         // Process CPU seconds per kernel as well as wall seconds: on a VM shared with other builds the wall time includes
@@ -158,6 +192,8 @@ public static class OptimizerStateQuick
             watch.Restart(); b.Fp32CpuAdamWithBf16(); fp32Bf16[round] = watch.Elapsed.TotalSeconds;
             watch.Restart(); b.EightBitBlockwiseAdamWithBf16(); eightBf16[round] = watch.Elapsed.TotalSeconds;
             watch.Restart(); b.EightBitThenBf16Pass(); eightThenPass[round] = watch.Elapsed.TotalSeconds;
+            watch.Restart(); b.Fp32SplitMaster(); fp32Split[round] = watch.Elapsed.TotalSeconds;
+            watch.Restart(); b.EightBitSplitMaster(); eightSplit[round] = watch.Elapsed.TotalSeconds;
             bf16Ratio[round] = fp32Bf16[round] / eightBf16[round];
             cpuRatio[round] = fp32Cpu[round] / eightCpu[round];
         }
@@ -167,6 +203,7 @@ public static class OptimizerStateQuick
             $"8-bit BlockwiseAdam {Rate(eight)}; 8-bit / fp32 rate, median of rounds {Median(ratio):0.00}; quantise alone {Rate(quantise)}");
         Console.WriteLine($"  with the bf16 copy, as the engine steps, M/s: fp32 {Rate(fp32Bf16)}; 8-bit, copy in its pass {Rate(eightBf16)}; " +
             $"8-bit then a bf16 pass (before) {Rate(eightThenPass)}; 8-bit / fp32, median of rounds {Median(bf16Ratio):0.00}");
+        Console.WriteLine($"  split master (join, update, split), M/s: fp32 {Rate(fp32Split)}; 8-bit {Rate(eightSplit)} (against the bf16-copy rates above)");
         // Per CPU-second of each thread: N / (CPU seconds / threads), the rate the threads would reach with the cores to themselves.
         string CpuRate(double[] t) => $"{n / (Median(t) / threads) / 1e6:0}";
         Console.WriteLine($"  by CPU time, M/s per {threads} thread(s): fp32 {CpuRate(fp32Cpu)}; 8-bit {CpuRate(eightCpu)}; 8-bit / fp32, median of rounds {Median(cpuRatio):0.00}; load {(File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?")}");

@@ -65,6 +65,7 @@ public sealed class SettingsOptions
     public Option<long?> MaxLiveParameters { get; } = new("--max-live-parameters") { Description = $"stage3_max_live_parameters in elements (default {Defaults.MaxLiveParameters:G})" };
     public Option<long?> ParamPersistenceThreshold { get; } = new("--param-persistence-threshold") { Description = "stage3_param_persistence_threshold in elements (default 10 × hidden)" };
     public Option<Optim.OptimizerStateFormat?> OptimizerState { get; } = new("--optimizer-state") { Description = "How the CPU optimizer stores Adam's moments: fp32 (default, 12 B/param with the master) | 8bit (block-wise, about 6 B/param; needs the optimizer offloaded)", CustomParser = ParseOptimizerState };
+    public Option<Optim.MasterWeights?> MasterWeights { get; } = new("--master-weights") { Description = "How the CPU optimizer stores fp32 master weights: fp32 (default, 4 B/param in the state) | split (the bf16 parameter is the high half, 2 B/param of remainder in the state; aios engine, bf16, optimizer on NVMe, parameters offloaded)", CustomParser = ParseNullableEnum<Optim.MasterWeights> };
     public Option<HeadLoss?> HeadLoss { get; } = new("--head-loss") { Description = "The aios engine's head and loss: auto (default: unfused, the faster, where it fits the GPU or --gpu-memory-limit; else the fused, chunked head where it saves bytes) | fused | unfused", CustomParser = ParseNullableEnum<HeadLoss> };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
@@ -80,7 +81,7 @@ public sealed class SettingsOptions
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, DelayedWarmupSteps, Executor, SettingsFile,
-        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState, HeadLoss,
+        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState, MasterWeights, HeadLoss,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -168,6 +169,7 @@ public sealed class SettingsOptions
             MaxLiveParameters = PickNullable(MaxLiveParameters, start.MaxLiveParameters),
             ParamPersistenceThreshold = Given(ParamPersistenceThreshold) ? r.GetValue(ParamPersistenceThreshold) : start.ParamPersistenceThreshold,
             OptimizerState = PickNullable(OptimizerState, start.OptimizerState),
+            MasterWeights = PickNullable(MasterWeights, start.MasterWeights),
             HeadLoss = PickNullable(HeadLoss, start.HeadLoss),
         };
         if (Memory.EngineHeadLoss.Problem(settings) is { } head) throw new DescriptionException(head + ".");

@@ -320,7 +320,8 @@ public static class EngineMemory
             if (ramElements > 0)
                 Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
             if (nvmeElements > 0)
-                Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)) * Math.Max(1, s.OptimizerBufferCount),
+                Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)
+                    - s.MasterWeights.SwappedStateSaving(Math.Min(s.SubGroupSize, largest)) + s.MasterWeights.SlotScratch(Math.Min(s.SubGroupSize, largest))) * Math.Max(1, s.OptimizerBufferCount),
                     $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}", "--sub-group-size or --optimizer-buffer-count");
         }
         var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
@@ -384,7 +385,7 @@ public static class EngineMemory
         }
         // The node's ranks between them: each holds on NVMe what its budget leaves of its shard.
         if (s.OptimizerOffload == OffloadTier.Nvme && RankOptimizerSplit(m, s).Nvme * RanksOf(s) is > 0 and var nvme)
-            items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
+            items.Add(new MemoryItem("optimizer states", s.OptimizerState.StateBytes(nvme) - s.MasterWeights.SwappedStateSaving(nvme), $"fp32 master, Adam m and v{EightBitNote(s)} per sub-group"));
         if (s.EffectiveGradientOffload == OffloadTier.Nvme) items.Add(new MemoryItem("gradient partition", Bytes.OfElements(p, 4), "fp32, summed across micro-batches"));
         return items;
     }

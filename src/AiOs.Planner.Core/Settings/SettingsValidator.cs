@@ -42,11 +42,26 @@ public static class SettingsValidator
         // GPU optimizer has no 8-bit state, so there the moments must live in the (aios) CPU optimizer, which DeepSpeed cannot run either.
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit && s.OptimizerOffload == OffloadTier.None && s.Executor == ExecutorKind.DeepSpeed)
             Add("--optimizer-state", "$.optimizer_state", "DeepSpeed's GPU optimizer has no 8-bit state: use --optimizer-state fp32 (8-bit state on the GPU runs only in the aios engine, --executor aios)");
+        if (s.MasterWeights == Optim.MasterWeights.Split && SplitMasterProblem(s) is { } split)
+            Add("--master-weights", "$.master_weights", split);
         // Every executor: the delayed update only exists for a CPU optimizer (DeepSpeed cannot run it at all, see DeepSpeedProblems' callers).
         if (s.Schedule == StepSchedule.Delayed && s.OptimizerOffload == OffloadTier.None)
             Add("--schedule", "$.schedule", "the delayed schedule runs step i's CPU optimizer while the device computes step i+1; with the optimizer on the device there is nothing to hide: use --offload-optimizer cpu|nvme or --schedule deepspeed");
         return problems;
     }
+
+    /// <summary>
+    /// Why <c>--master-weights split</c> cannot run with <paramref name="s"/>, or null. The optimizer rebuilds each master from
+    /// the bf16 parameter (its high half) and the remainder in its swapped state, so it needs bf16 parameters off the device
+    /// (read and written by the host) and the state on NVMe (where the 2 bytes per parameter are saved); the aios engine only.
+    /// </summary>
+    public static string? SplitMasterProblem(TrainingSettings s) =>
+        s.Executor != ExecutorKind.Aios ? "split master weights run only in the aios engine (DeepSpeed's optimizer keeps an fp32 master): use --executor aios or --master-weights fp32"
+        : s.Precision != Precision.Bf16 ? $"split master weights keep the master's high half in bf16 parameters, but the precision is {s.Precision.ToString().ToLowerInvariant()}: use --precision bf16 or --master-weights fp32"
+        : s.OptimizerOffload != OffloadTier.Nvme ? $"split master weights save bytes of optimizer state swapped with NVMe, but the optimizer is {(s.OptimizerOffload == OffloadTier.None ? "on the device" : "in CPU RAM")}: use --offload-optimizer nvme or --master-weights fp32"
+        : s.ParamOffload == OffloadTier.None ? "split master weights read the master's high half from the host copy of the bf16 parameters, but they are on the device: use --offload-params cpu|nvme or --master-weights fp32"
+        : s.Schedule == StepSchedule.Delayed ? "split master weights are not supported with the delayed schedule (its update writes a spare copy of the parameters): use --schedule deepspeed|overlapped or --master-weights fp32"
+        : null;
 
     /// <summary>
     /// Combinations DeepSpeed cannot run (offloads the ZeRO stage cannot hold, gradients leaving the GPU without
@@ -88,6 +103,7 @@ public static class SettingsValidator
         Enum<StepSchedule>(problems, "--schedule", "$.schedule", s.Schedule);
         Enum<ExecutorKind>(problems, "--executor", "$.executor", s.Executor);
         Enum<Optim.OptimizerStateFormat>(problems, "--optimizer-state", "$.optimizer_state", s.OptimizerState);
+        Enum<Optim.MasterWeights>(problems, "--master-weights", "$.master_weights", s.MasterWeights);
 
         Range("--micro-batch", "$.micro_batch", "micro-batch", s.MicroBatch, 1, MaxMicroBatch);
         Range("--seq-len", "$.seq_len", "sequence length", s.SeqLen, 1, ModelSpec.MaxSequence);

@@ -15,10 +15,7 @@ internal sealed partial class OptimizerStates
             RamState(g).Master.CopyTo(master);
             return _q8!.InRam(g);
         }
-        var state = new byte[StateBytes(g)];
-        _store!.Read(Key(g), 0, state);
-        MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)).CopyTo(master);
-        return state.AsSpan(4 * g.Elements);
+        return ReadSwapped(g, master).AsSpan((int)MomentsOffset(g));
     }
 
     /// <summary>Sets a unit's master and quantises its fp32 moments into each sub-group (restoring a checkpoint).</summary>
@@ -33,9 +30,9 @@ internal sealed partial class OptimizerStates
                 _q8!.Encode(g, expAvg[range], expAvgSq[range], _q8.InRam(g));
                 continue;
             }
-            var state = new byte[StateBytes(g)];
-            master[range].CopyTo(MemoryMarshal.Cast<byte, float>(state.AsSpan(0, 4 * g.Elements)));
-            _q8!.Encode(g, expAvg[range], expAvgSq[range], state.AsSpan(4 * g.Elements));
+            var state = new byte[SwapBytes(g)];
+            StoreMaster(g, master[range], state);
+            _q8!.Encode(g, expAvg[range], expAvgSq[range], state.AsSpan((int)MomentsOffset(g)));
             _store!.Write(Key(g), 0, state);
         }
     }
@@ -47,7 +44,10 @@ internal sealed partial class OptimizerStates
         if (!InRam(g))
         {
             AlignedBuffer buffer = _slots[slot];
-            _q8!.Step(g, buffer.AsFloats(0, n), buffer.AsFloats(GradientOffset(g) / sizeof(float), n), buffer.AsSpan(4L * n, (int)_q8.MomentBytes(g)), step, scale, bf16);
+            Span<float> master = SplitsMaster ? RebuiltMaster(slot, g) : buffer.AsFloats(0, n);
+            _q8!.Step(g, master, buffer.AsFloats(GradientOffset(g) / sizeof(float), n), buffer.AsSpan(MomentsOffset(g), (int)_q8.MomentBytes(g)), step, scale,
+                SplitsMaster ? Span<ushort>.Empty : bf16);
+            if (SplitsMaster) SplitMaster(g, slot, bf16);
             return;
         }
         _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];

@@ -33,7 +33,7 @@ internal sealed partial class OptimizerStates
         var ramOps = optimizerOps.Except(nvmeOps).ToList();
         int nvmeSlots = nvmeOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
         int ramSlots = ramOps.Select(o => o.Slot + 1).DefaultIfEmpty(0).Max();
-        long largestNvme = _groups.SelectMany(g => g).Where(g => !InRam(g)).Select(g => GradientOffset(g) + 4L * g.Elements).DefaultIfEmpty(0).Max();
+        long largestNvme = _groups.SelectMany(g => g).Where(g => !InRam(g)).Select(SlotBytes).DefaultIfEmpty(0).Max();
         int largestRam = _groups.SelectMany(g => g).Where(InRam).Select(g => g.Elements).DefaultIfEmpty(0).Max();
         long bytes = (largestNvme + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment;
         DisposeSlots();
@@ -61,10 +61,17 @@ internal sealed partial class OptimizerStates
         {
             AlignedBuffer buffer = _slots[slot];
             Span<float> gradientPart = buffer.AsFloats(GradientOffset(g) / sizeof(float), g.Elements);
-            _store!.Read(Key(g), 0, buffer.AsSpan(0, (int)StateBytes(g)));
+            _store!.Read(Key(g), 0, buffer.AsSpan(0, (int)SwapBytes(g)));
             ReadOnlySpan<float> gradient = gradients.Get(g, gradientPart);
             if (!gradient.Overlaps(gradientPart)) gradient.CopyTo(gradientPart);
-            _io.Read(StorageTier.Nvme, StateBytes(g));
+            _io.Read(StorageTier.Nvme, SwapBytes(g));
+            // A split master's high halves: the bf16 parameters as they are now (their file or host copy), joined with the
+            // remainders now, so an update skipped for a non-finite gradient leaves the write-back the master as it was.
+            if (SplitsMaster)
+            {
+                _highHalves!.ReadHigh(g.Unit, g.Offset, HighHalves(slot, g), counted: true);
+                JoinMaster(g, slot);
+            }
             return;
         }
         Span<float> into = _gradientSlots[slot].AsSpan(0, g.Elements);
@@ -95,8 +102,18 @@ internal sealed partial class OptimizerStates
         }
         if (!InRam(g))
         {
-            Span<float> state = _slots[slot].AsFloats(0, 4 * g.Elements);
-            Adam(state[..g.Elements], state.Slice(3 * g.Elements, g.Elements), state.Slice(g.Elements, g.Elements), state.Slice(2 * g.Elements, g.Elements), step, scale, bf16);
+            AlignedBuffer buffer = _slots[slot];
+            int n = g.Elements;
+            Span<float> moments = buffer.AsFloats(MomentsOffset(g) / sizeof(float), 2 * n);
+            ReadOnlySpan<float> gradient = buffer.AsFloats(GradientOffset(g) / sizeof(float), n);
+            if (!SplitsMaster)
+            {
+                Adam(buffer.AsFloats(0, n), gradient, moments[..n], moments[n..], step, scale, bf16);
+                return;
+            }
+            // The kernels' bf16 copy rounds ties to even; a split master's high half rounds them away from zero (SplitMaster writes it).
+            Adam(RebuiltMaster(slot, g), gradient, moments[..n], moments[n..], step, scale, Span<ushort>.Empty);
+            SplitMaster(g, slot, bf16);
             return;
         }
         RamGroup ram = RamState(g);
@@ -124,19 +141,19 @@ internal sealed partial class OptimizerStates
     public void Write(SubGroup g, int slot)
     {
         if (InRam(g)) throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} is kept in RAM; the program was built for other settings.");
-        _store!.Write(Key(g), 0, _slots[slot].AsSpan(0, (int)StateBytes(g)));
-        _io.Written(StorageTier.Nvme, StateBytes(g));
+        _store!.Write(Key(g), 0, _slots[slot].AsSpan(0, (int)SwapBytes(g)));
+        _io.Written(StorageTier.Nvme, SwapBytes(g));
     }
 
     /// <summary>The sub-group's updated master weights: in slot <paramref name="slot"/> (NVMe states) or in RAM.</summary>
     public ReadOnlySpan<float> Master(SubGroup g, int slot) =>
-        InRam(g) ? RamState(g).Master : _slots[slot].AsFloats(0, g.Elements);
+        InRam(g) ? RamState(g).Master : SplitsMaster ? RebuiltMaster(slot, g) : _slots[slot].AsFloats(0, g.Elements);
 
     /// <summary>
-    /// Where a slot keeps the sub-group's gradient: right after an fp32 state (12 bytes per element), after an 8-bit
-    /// state 64-byte aligned (its length need not be a multiple of 4).
+    /// Where a slot keeps the sub-group's gradient: right after an fp32 state (12 bytes per element), after an 8-bit or
+    /// split state 64-byte aligned (its length need not be a multiple of 4).
     /// </summary>
-    private long GradientOffset(SubGroup g) => _q8 is null ? 12L * g.Elements : (StateBytes(g) + 63) / 64 * 64;
+    private long GradientOffset(SubGroup g) => _q8 is null && !SplitsMaster ? 12L * g.Elements : Pad64(SwapBytes(g));
 
     private void DisposeSlots()
     {

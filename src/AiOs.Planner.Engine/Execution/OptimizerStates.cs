@@ -56,9 +56,12 @@ internal sealed partial class OptimizerStates : IDisposable
     private readonly EightBitMoments? _q8;
 
     public OptimizerStates(IReadOnlyList<long> unitElements, StorageTier tier, long subGroupSize, IOptimizerStep step, ISwapStore? store, IoCounters io, SpanTrace trace,
-        EightBitMoments? eightBit = null)
+        EightBitMoments? eightBit = null, IHighHalves? highHalves = null)
     {
         _q8 = eightBit;
+        _highHalves = highHalves;
+        if (highHalves is not null && tier != StorageTier.Nvme)
+            throw new ArgumentException("Split master weights (--master-weights split) need the optimizer states on NVMe (--offload-optimizer nvme).", nameof(highHalves));
         if (subGroupSize < 1) throw new ArgumentOutOfRangeException(nameof(subGroupSize), "sub_group_size must be at least 1.");
         _tier = tier == StorageTier.Nvme ? StorageTier.Nvme : StorageTier.Cpu;
         _step = step;
@@ -71,7 +74,7 @@ internal sealed partial class OptimizerStates : IDisposable
         if (_tier == StorageTier.Nvme)
         {
             if (store is null) throw new ArgumentException("NVMe optimizer states need a swap store.", nameof(store));
-            long largest = _groups.SelectMany(g => g).Max(StateBytes);
+            long largest = _groups.SelectMany(g => g).Max(SwapBytes);
             _buffers = new BlockingCollection<AlignedBuffer>();
             // One buffer for initialising the swap files; the program's slots are allocated by Prepare.
             // 4096-byte aligned native memory, so O_DIRECT moves the state without a bounce copy.
@@ -105,7 +108,7 @@ internal sealed partial class OptimizerStates : IDisposable
 
     private static string Key(SubGroup g) => $"optim-u{g.Unit}-g{g.Index}";
 
-    /// <summary>Bytes of the sub-group's swap object: [master | m | v] in fp32 (12 per element), or the master and 8-bit moments.</summary>
+    /// <summary>Bytes of the sub-group's state in RAM: [master | m | v] in fp32 (12 per element), or the master and 8-bit moments (swapped: <see cref="SwapBytes"/>).</summary>
     private long StateBytes(SubGroup g) => _q8?.StateBytes(g) ?? 12L * g.Elements;
 
     /// <summary>
@@ -137,20 +140,12 @@ internal sealed partial class OptimizerStates : IDisposable
                 continue;
             }
             AlignedBuffer buffer = _buffers!.Take();
-            Span<byte> state = buffer.AsSpan(0, (int)StateBytes(g));
+            Span<byte> state = buffer.AsSpan(0, (int)SwapBytes(g));
             state.Clear();
-            master.Slice((int)g.Offset, g.Elements).CopyTo(MemoryMarshal.Cast<byte, float>(state));
+            StoreMaster(g, master.Slice((int)g.Offset, g.Elements), state);
             _store!.Write(Key(g), 0, state);
             _buffers.Add(buffer);
         }
-    }
-
-    /// <summary>The swapped sub-group's [master | m | v], read from the store.</summary>
-    private float[] StoredState(SubGroup g)
-    {
-        var state = new float[3 * g.Elements];
-        _store!.Read(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
-        return state;
     }
 
     /// <summary>The current fp32 master weights of <paramref name="unit"/> (a copy).</summary>
@@ -191,10 +186,9 @@ internal sealed partial class OptimizerStates : IDisposable
                 ram.V.CopyTo(v.AsSpan((int)g.Offset));
                 continue;
             }
-            float[] state = StoredState(g);
-            state.AsSpan(0, g.Elements).CopyTo(master.AsSpan((int)g.Offset));
-            state.AsSpan(g.Elements, g.Elements).CopyTo(m.AsSpan((int)g.Offset));
-            state.AsSpan(2 * g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
+            ReadOnlySpan<float> moments = MemoryMarshal.Cast<byte, float>(ReadSwapped(g, master.AsSpan((int)g.Offset, g.Elements)).AsSpan((int)MomentsOffset(g)));
+            moments[..g.Elements].CopyTo(m.AsSpan((int)g.Offset));
+            moments.Slice(g.Elements, g.Elements).CopyTo(v.AsSpan((int)g.Offset));
         }
         return (master, m, v);
     }
@@ -217,11 +211,12 @@ internal sealed partial class OptimizerStates : IDisposable
                 expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(ram.V);
                 continue;
             }
-            var state = new float[3 * g.Elements];
-            master.Slice((int)g.Offset, g.Elements).CopyTo(state);
-            expAvg.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(g.Elements));
-            expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(state.AsSpan(2 * g.Elements));
-            _store!.Write(Key(g), 0, MemoryMarshal.AsBytes(state.AsSpan()));
+            var state = new byte[SwapBytes(g)];
+            StoreMaster(g, master.Slice((int)g.Offset, g.Elements), state);
+            Span<float> moments = MemoryMarshal.Cast<byte, float>(state.AsSpan((int)MomentsOffset(g)));
+            expAvg.Slice((int)g.Offset, g.Elements).CopyTo(moments);
+            expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(moments[g.Elements..]);
+            _store!.Write(Key(g), 0, state);
         }
     }
 

@@ -19,7 +19,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// <see cref="Upload"/>); when and how far ahead is the program's decision, not the swapper's. Write-backs
 /// from the optimizer may come from another thread.
 /// </summary>
-internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
+internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHalves
 {
     private readonly ModelSpec _spec;
     private readonly StorageTier _tier;
@@ -127,14 +127,14 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink
                 _resident![unit].StoreFloats(elementOffset, master, wait);
                 break;
             case StorageTier.Cpu:
-                PrecisionCast.ToWorking(master, _cpuCopies![unit]!.bytes.Slice(checked((int)byteOffset), byteCount), _dtype);
+                ToWorking(master, _cpuCopies![unit]!.bytes.Slice(checked((int)byteOffset), byteCount));
                 _io.Written(StorageTier.Cpu, byteCount);
                 break;
             default:
                 byte[] buffer = ArrayPool<byte>.Shared.Rent(byteCount);
                 try
                 {
-                    PrecisionCast.ToWorking(master, buffer.AsSpan(0, byteCount), _dtype);
+                    ToWorking(master, buffer.AsSpan(0, byteCount));
                     if (traced)
                         using (_trace.Begin(ResourceKind.Nvme, OpKind.ParamWriteBack, ProgramLayer(unit), byteCount))
                             _store!.Write(Key(unit), byteOffset, buffer.AsSpan(0, byteCount));

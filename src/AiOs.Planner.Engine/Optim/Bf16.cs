@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Optim;
 
@@ -27,6 +28,27 @@ public static unsafe class PrecisionCast
         {
             uint b = bits[i];
             dst[i] = float.IsNaN(source[i]) ? (ushort)0x7FC0 : (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="source"/> as bf16 rounded to nearest with ties away from zero (<see cref="MasterSplit.Hi"/>: the
+    /// high half of a split master; differs from <see cref="ToBf16"/> only at exact ties), in parallel chunks for long spans.
+    /// </summary>
+    public static void ToBf16TiesAway(ReadOnlySpan<float> source, Span<byte> destination)
+    {
+        Span<ushort> dst = MemoryMarshal.Cast<byte, ushort>(destination);
+        if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
+        fixed (float* s = source)
+        fixed (ushort* d = dst)
+        {
+            nint sp = (nint)s, dp = (nint)d;
+            Chunked.For(source.Length, (_, start, count) =>
+            {
+                var from = new ReadOnlySpan<float>((float*)sp + start, count);
+                var to = new Span<ushort>((ushort*)dp + start, count);
+                for (int i = 0; i < from.Length; i++) to[i] = MasterSplit.Hi(from[i]);
+            });
         }
     }
 

@@ -12,9 +12,23 @@ internal sealed partial class ProgramBuilder
     /// Optimizer state of <paramref name="n"/> parameters as swapped with NVMe. In 8-bit the engine's sub-groups hold
     /// [fp32 master | m codes | v codes | scales] whatever the precision (its shape fixes the master); otherwise the memory model's bytes.
     /// </summary>
-    private Bytes OptimizerState(long n) => _s.OptimizerState == OptimizerStateFormat.Fp32
+    private Bytes OptimizerState(long n) => (_s.OptimizerState == OptimizerStateFormat.Fp32
         ? Bytes.OfElements(n, _shape.OptimizerStateBytes ?? StateLayout.OptimizerStateBytes(_s))
-        : _shape.OptimizerStateBytes is not null ? _s.OptimizerState.StateBytes(n) : StateLayout.OptimizerState(_s, n);
+        : _shape.OptimizerStateBytes is not null ? _s.OptimizerState.StateBytes(n) : StateLayout.OptimizerState(_s, n)) - SplitMasterSaving(n);
+
+    /// <summary>
+    /// Bytes of master that <c>--master-weights split</c> leaves out of a swapped state of <paramref name="n"/> parameters:
+    /// 2 per parameter (the remainder stays, the high half is the bf16 parameter). Sub-groups kept in RAM keep a whole master.
+    /// </summary>
+    private Bytes SplitMasterSaving(long n) => _s.MasterWeights == MasterWeights.Split
+        ? Bytes.OfElements(n, 4 - MasterWeights.Split.StateBytesPerParameter()) : Bytes.Zero;
+
+    /// <summary>
+    /// Bytes the split master's update reads from NVMe besides the state: the high halves of <paramref name="n"/> parameters of
+    /// <paramref name="unit"/> from its parameter file (the engine reads them in the OptimizerRead; from RAM when the unit is kept there).
+    /// </summary>
+    private Bytes SplitMasterHighHalves(UnitId unit, long n, bool statesOnNvme) =>
+        _s.MasterWeights == MasterWeights.Split && statesOnNvme && ParamsOnNvme(unit) ? Bytes.OfElements(n, 2) : Bytes.Zero;
 
     /// <summary>
     /// Optimizer-state bytes per parameter for <see cref="OptimizerPlacement"/>: the format's (8-bit: its
@@ -28,8 +42,9 @@ internal sealed partial class ProgramBuilder
     private bool ReadsBeforeUpdate(bool statesOnNvme) => statesOnNvme || _s.EffectiveGradientOffload == OffloadTier.Nvme;
 
     /// <summary>Bytes read from NVMe before updating <paramref name="n"/> parameters.</summary>
-    private Bytes OptimizerRead(long n, bool statesOnNvme) =>
-        (statesOnNvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero);
+    private Bytes OptimizerRead(UnitId unit, long n, bool statesOnNvme) =>
+        (statesOnNvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero)
+        + SplitMasterHighHalves(unit, n, statesOnNvme);
 
     /// <summary>Sub-groups (unit, index) whose state <see cref="OptimizerPlacement"/> keeps in RAM; null until first asked.</summary>
     private HashSet<(UnitId, int)>? _keptInRam;
@@ -90,7 +105,7 @@ internal sealed partial class ProgramBuilder
         int last = gradDone;
         bool nvme = StatesOnNvme(Placed(new SubGroupRef(id, 0, 0, n)));
         if (ReadsBeforeUpdate(nvme))
-            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], OptimizerRead(n, nvme), parameters: n);
+            last = Add(OpKind.OptimizerRead, ResourceKind.Nvme, StepPhase.Backward, id, mb, [last], OptimizerRead(id, n, nvme), parameters: n);
         int step = Add(OpKind.OptimizerStep, ResourceKind.Cpu, StepPhase.Backward, id, mb, [last], parameters: n);
         last = step;
         if (nvme)
@@ -171,7 +186,7 @@ internal sealed partial class ProgramBuilder
             // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
             int buffer = _s.PipelineRead ? (k >= 2 ? _subGroupSteps[k - 2] : -1) : _previousTail;
             read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, buffer >= 0 ? [.. start, buffer] : start,
-                OptimizerRead(n, nvme), parameters: n, subGroup: g, slot: slot);
+                OptimizerRead(g.Unit, n, nvme), parameters: n, subGroup: g, slot: slot);
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;
