@@ -55,4 +55,21 @@ public class TunerEightBitTests
         Assert.Equal(OffloadTier.None, result.Best!.Settings.OptimizerOffload);
         Assert.Equal(OptimizerStateFormat.Fp32, result.Best.Settings.OptimizerState);
     }
+
+    [Fact]
+    public void Given_split_master_weights_When_tuned_Then_candidates_keep_them_where_they_run_and_fall_back_to_fp32_elsewhere()
+    {
+        var result = Tuner.Tune(new TuneRequest
+        {
+            // fp32 state only: 8-bit would fit the optimizer in this machine's RAM, where split has nothing to save.
+            Model = Gpt2Xl, Hardware = NvmeBound, Budget = 1500, GlobalBatch = 4,
+            Base = new TrainingSettings { NvmePath = "/nvme", MasterWeights = MasterWeights.Split },
+        });
+
+        var best = Assert.IsType<Candidate>(result.Best);
+        var all = result.Alternatives.Append(best).ToList();
+        // Split where it can run (optimizer on NVMe, parameters off the device), fp32 masters everywhere else: every candidate can run.
+        Assert.Contains(all, c => c.Settings.MasterWeights == MasterWeights.Split);
+        Assert.All(all, c => Assert.Equal(SettingsValidator.SplitMasterProblem(c.Settings) is null ? MasterWeights.Split : MasterWeights.Fp32, c.Settings.MasterWeights));
+    }
 }

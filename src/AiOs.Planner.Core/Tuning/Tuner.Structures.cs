@@ -48,7 +48,7 @@ public static partial class Tuner
     internal static TrainingSettings Simplest(TuneRequest r) => StructureBase(r) with
     {
         ZeroStage = ZeroStage.None, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, OptimizerState = Optim.OptimizerStateFormat.Fp32,
-        Schedule = StepSchedule.DeepSpeed, ActivationCheckpointing = false, MicroBatch = 1, GradAccumulation = 1,
+        MasterWeights = Optim.MasterWeights.Fp32, Schedule = StepSchedule.DeepSpeed, ActivationCheckpointing = false, MicroBatch = 1, GradAccumulation = 1,
     };
 
     /// <summary>
@@ -137,6 +137,9 @@ public static partial class Tuner
                             GradAccumulation = accumulation,
                             MicroBatch = micro,
                         };
+                        // A user's --master-weights split holds where it can run (the optimizer on NVMe); elsewhere the candidate keeps an fp32 master.
+                        if (s.MasterWeights == Optim.MasterWeights.Split && SettingsValidator.SplitMasterProblem(s) is not null)
+                            s = s with { MasterWeights = Optim.MasterWeights.Fp32 };
                         // With the optimizer on NVMe the engine keeps what RAM allows of it there; DeepSpeed's schedule
                         // also gets the all-NVMe variant, which DeepSpeed itself can run.
                         var budgeted = s with { OptimizerRamBudget = DefaultOptimizerBudget(r, s) };
