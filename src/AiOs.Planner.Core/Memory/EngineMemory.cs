@@ -25,11 +25,12 @@ public static partial class EngineMemory
 {
     /// <summary>
     /// Device memory beyond the tensors that grows with none of them: the CUDA context, libtorch's and NVRTC's kernels,
-    /// cuBLAS workspaces. Fitted with <see cref="AllocatorSlack"/> to two resident engine runs on the H200 (2026-12-05,
-    /// docs/simulator.md: gpt2 mb 4, 7.45 GiB; gpt2-xl mb 8, 51.76 GiB) and checked on eleven others of that day
-    /// (resident and offloaded, gpt2-medium to gpt2-xl: within 6%; the Llama shapes are under-planned, see the doc).
+    /// cuBLAS workspaces. Fitted (with <see cref="AllocatorSlack"/> kept) to the median of 25 engine runs on the H100 VM
+    /// (2026-12-05, docs/validation/h100-2026-12-05-s6: every run with the fused head, resident and offloaded, gpt2 to
+    /// llama-2-7b; what each reports beyond its items ranged 0.7–2.1 GiB, one outlier −0.3). The unfused head's runs are left
+    /// out: their logits are priced short (EngineHeadLoss), which the earlier fit (2314 MiB, two unfused runs on the H200) absorbed.
     /// </summary>
-    public static readonly Bytes CudaContext = Bytes.FromMiB(2314);
+    public static readonly Bytes CudaContext = Bytes.FromMiB(1240);
 
     /// <summary>
     /// What the caching allocator reserves beyond the tensors alive at the peak (block rounding, freed blocks it keeps,
@@ -195,6 +196,15 @@ public static partial class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
+            // With checkpointing, DeviceTrainer.Backward leaves each recomputed layer's output and its input's gradient in the
+            // micro-batch's dispose scope until the embedding's backward (as LayerwiseTrainer does); the logits are gone by then.
+            Bytes keptResident = s.ActivationCheckpointing ? input * (2L * m.NumLayers) : Bytes.Zero;
+            if (keptResident > head)
+            {
+                items.Add(new MemoryItem(KeptBackwardItem, keptResident, KeptBackwardNote));
+                phase = "backward";
+                return items;
+            }
             items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
             phase = "end of forward (loss)";
             return items;
@@ -202,8 +212,11 @@ public static partial class EngineMemory
         long layer = m.LayerParameters, outer = OuterElements(m);
         if (s.ParamOffload == OffloadTier.None)
         {
-            // ParameterSwapper's device tier: every unit keeps its own module (and autograd its gradients) on the device.
-            items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb) * 2, $"{pb}-byte working copy of every unit, and its gradients"));
+            // ParameterSwapper's device tier: every unit keeps its own module on the device. Autograd's gradients live only
+            // from a unit's backward until they are packed for their download (FlatParameters.TakePackedGradients drops
+            // them): one layer's, and the outer block's from the head's backward to the embedding's.
+            items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy of every unit"));
+            items.Add(new MemoryItem("gradients", Bytes.OfElements(layer + outer, pb), "one layer's and the outer block's, until packed for their download"));
         }
         else
         {
@@ -223,10 +236,17 @@ public static partial class EngineMemory
         // above the plan without them (docs/validation/h200-engine-grid-2026-12-05.md).
         int downloadBytes = HostGradientBytes(s);
         Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), downloadBytes) : Bytes.Zero;
-        if (downloads > head)
+        // LayerwiseTrainer.Backward leaves each recomputed layer's output and its input's gradient in the micro-batch's
+        // dispose scope, which closes after the embedding's backward: by layer 0 every layer's pair is still on the device.
+        Bytes kept = input * (2L * m.NumLayers);
+        if (kept + downloads > head)
         {
-            string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
-            items.Add(new MemoryItem("gradient downloads in flight", downloads, $"two units' gradients packed in {packedAs} for their download (backward; the logits are gone)"));
+            items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
+            if (downloads > Bytes.Zero)
+            {
+                string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
+                items.Add(new MemoryItem("gradient downloads in flight", downloads, $"two units' gradients packed in {packedAs} for their download (backward; the logits are gone)"));
+            }
             phase = "backward";
         }
         else
@@ -236,6 +256,11 @@ public static partial class EngineMemory
         }
         return items;
     }
+
+    /// <summary>The device item of each recomputed layer's output and input gradient that backward keeps (the plan's memory table shows it).</summary>
+    public const string KeptBackwardItem = "layer outputs and input gradients";
+
+    private const string KeptBackwardNote = "each recomputed layer's output and its input's gradient, held by the micro-batch's dispose scope until the embedding's backward";
 
     private static List<MemoryItem> NvmeItems(ModelSpec m, TrainingSettings s)
     {
