@@ -25,7 +25,9 @@ public sealed class HostMemoryDefinitionTests
     public void Given_a_placement_When_the_planner_and_the_engine_price_host_memory_Then_they_agree_to_the_byte(string model, string hardware, OffloadTier parameters, OffloadTier optimizer)
     {
         ModelSpec spec = ModelCatalog.Default.Load(model);
-        HardwareProfile hw = ProfileCatalog.Default.Load(hardware);
+        // The engine counts this machine's cores (start-up makes units on them): the planner prices the same machine.
+        HardwareProfile loaded = ProfileCatalog.Default.Load(hardware);
+        HardwareProfile hw = loaded with { Cpu = loaded.Cpu with { Cores = Environment.ProcessorCount } };
         TrainingSettings s = new()
         {
             ParamOffload = parameters, OptimizerOffload = optimizer, ZeroStage = ZeroStage.Infinity, NvmePath = "/tmp", MicroBatch = 1, SeqLen = 128,

@@ -21,38 +21,22 @@ public sealed record EngineHostItem(MemoryItem Item, bool Pinned, string Remedy)
 /// <c>DeviceMemory</c>: context plus everything the caching allocator reserved), so a fitted allocator slack
 /// sits on top of the tensors. See docs/memory-model.md.
 /// </summary>
-public static class EngineMemory
+public static partial class EngineMemory
 {
     /// <summary>
     /// Device memory beyond the tensors that grows with none of them: the CUDA context, libtorch's and NVRTC's kernels,
-    /// cuBLAS workspaces. Fitted with <see cref="AllocatorSlack"/> to two resident engine runs on the H200 (2026-12-05,
-    /// docs/simulator.md: gpt2 mb 4, 7.45 GiB; gpt2-xl mb 8, 51.76 GiB) and checked on eleven others of that day
-    /// (resident and offloaded, gpt2-medium to gpt2-xl: within 6%; the Llama shapes are under-planned, see the doc).
+    /// cuBLAS workspaces. Fitted (with <see cref="AllocatorSlack"/> kept) to the median of 25 engine runs on the H100 VM
+    /// (2026-12-05, docs/validation/h100-2026-12-05-s6: every run with the fused head, resident and offloaded, gpt2 to
+    /// llama-2-7b; what each reports beyond its items ranged 0.7–2.1 GiB, one outlier −0.3). The unfused head's runs are left
+    /// out: their logits are priced short (EngineHeadLoss), which the earlier fit (2314 MiB, two unfused runs on the H200) absorbed.
     /// </summary>
-    public static readonly Bytes CudaContext = Bytes.FromMiB(2314);
+    public static readonly Bytes CudaContext = Bytes.FromMiB(1240);
 
     /// <summary>
     /// What the caching allocator reserves beyond the tensors alive at the peak (block rounding, freed blocks it keeps,
     /// fragmentation), as a share of the allocated peak. Fitted with <see cref="CudaContext"/> (see there).
     /// </summary>
     public const double AllocatorSlack = 0.027;
-
-    /// <summary>
-    /// Host RAM of the .NET runtime and libtorch with CUDA loaded (libraries, CUDA host state), per process: the median
-    /// peak RSS of six resident engine runs on the H200 (2026-12-05, gpt2 to gpt2-xl: 1.7–4.0 GiB; a resident run keeps
-    /// nothing else on the host). A regression guard, not a validation.
-    /// </summary>
-    public static readonly Bytes GpuRuntimeBaseline = Bytes.FromGiB(3.0);
-
-    /// <summary>Host RAM of the .NET runtime and CPU-only libtorch, per process (estimate).</summary>
-    public static readonly Bytes CpuRuntimeBaseline = Bytes.FromMiB(512);
-
-    /// <summary>
-    /// Host bytes per parameter the engine holds beyond every buffer it names, where per-parameter state is in RAM and the
-    /// compute runs on the CPU (managed and C heap; a GPU run plans none, see <see cref="Plan"/>'s host items). Fitted to one CPU run of today's engine: gpt2, parameters and optimizer in RAM, seq 128, mb 1, on the
-    /// 2-core CI VM, peak RSS 3.18 GB (GNU time, 2026-12-05); a regression guard, not a validation.
-    /// </summary>
-    public const double UnattributedHostBytesPerParameter = 0.9;
 
     /// <summary>The engine's peak per tier for <paramref name="s"/>; <paramref name="gpuMemoryLimit"/> is train's --gpu-memory-limit (the ballast takes the rest of the device).</summary>
     public static MemoryPlan Plan(ModelSpec m, HardwareProfile hw, TrainingSettings s, Bytes? gpuMemoryLimit = null)
@@ -66,7 +50,7 @@ public static class EngineMemory
         // The head the engine runs (EngineHeadLoss.Choose): the unfused one where it fits this device, its bytes priced here.
         bool fused = EngineHeadLoss.Choose(m, hw, s, EngineHeadLoss.DeviceBudget(hw, gpuMemoryLimit)) == HeadLoss.Fused;
         var device = DeviceItems(m, s, fused, out string phase);
-        var host = HostNeed(m, s, gpu);
+        var host = HostNeed(m, s, gpu, hw.Cpu.Cores);
         var pinned = host.Where(i => i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         var pageable = host.Where(i => !i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         List<MemoryItem> gpuItems = [];
@@ -212,6 +196,15 @@ public static class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
+            // With checkpointing, DeviceTrainer.Backward leaves each recomputed layer's output and its input's gradient in the
+            // micro-batch's dispose scope until the embedding's backward (as LayerwiseTrainer does); the logits are gone by then.
+            Bytes keptResident = s.ActivationCheckpointing ? input * (2L * m.NumLayers) : Bytes.Zero;
+            if (keptResident > head)
+            {
+                items.Add(new MemoryItem(KeptBackwardItem, keptResident, KeptBackwardNote));
+                phase = "backward";
+                return items;
+            }
             items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
             phase = "end of forward (loss)";
             return items;
@@ -219,8 +212,11 @@ public static class EngineMemory
         long layer = m.LayerParameters, outer = OuterElements(m);
         if (s.ParamOffload == OffloadTier.None)
         {
-            // ParameterSwapper's device tier: every unit keeps its own module (and autograd its gradients) on the device.
-            items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb) * 2, $"{pb}-byte working copy of every unit, and its gradients"));
+            // ParameterSwapper's device tier: every unit keeps its own module on the device. Autograd's gradients live only
+            // from a unit's backward until they are packed for their download (FlatParameters.TakePackedGradients drops
+            // them): one layer's, and the outer block's from the head's backward to the embedding's.
+            items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy of every unit"));
+            items.Add(new MemoryItem("gradients", Bytes.OfElements(layer + outer, pb), "one layer's and the outer block's, until packed for their download"));
         }
         else
         {
@@ -240,10 +236,17 @@ public static class EngineMemory
         // above the plan without them (docs/validation/h200-engine-grid-2026-12-05.md).
         int downloadBytes = HostGradientBytes(s);
         Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), downloadBytes) : Bytes.Zero;
-        if (downloads > head)
+        // LayerwiseTrainer.Backward leaves each recomputed layer's output and its input's gradient in the micro-batch's
+        // dispose scope, which closes after the embedding's backward: by layer 0 every layer's pair is still on the device.
+        Bytes kept = input * (2L * m.NumLayers);
+        if (kept + downloads > head)
         {
-            string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
-            items.Add(new MemoryItem("gradient downloads in flight", downloads, $"two units' gradients packed in {packedAs} for their download (backward; the logits are gone)"));
+            items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
+            if (downloads > Bytes.Zero)
+            {
+                string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
+                items.Add(new MemoryItem("gradient downloads in flight", downloads, $"two units' gradients packed in {packedAs} for their download (backward; the logits are gone)"));
+            }
             phase = "backward";
         }
         else
@@ -254,122 +257,10 @@ public static class EngineMemory
         return items;
     }
 
-    /// <summary>
-    /// The engine's host RAM for one process, item by item: the one definition the planner's <c>aios</c> executor
-    /// (<see cref="Plan"/>) and the engine's refusal check (Engine's <c>HostMemoryEstimate</c>) both use. On a CPU device the
-    /// device's working set (slots, activations, loss) is host RAM too and is listed with a <c>device: </c> prefix.
-    /// </summary>
-    /// <param name="m">The model.</param>
-    /// <param name="s">Placement, buffers, batch.</param>
-    /// <param name="gpu">Whether the device is a GPU (host tensors that feed it are page-locked).</param>
-    /// <remarks>
-    /// With several ranks (<see cref="Ranks"/>), each streaming process holds its shard of every unit's per-parameter state
-    /// (ZeRO-3 or ZeRO-2, padded to the ranks) and its own buffers; a resident process holds whole units. This is one process's need.
-    /// </remarks>
-    public static IReadOnlyList<EngineHostItem> HostNeed(ModelSpec m, TrainingSettings s, bool gpu)
-    {
-        ArgumentNullException.ThrowIfNull(m);
-        ArgumentNullException.ThrowIfNull(s);
-        int pb = s.ParamBytes;
-        int shards = IsResident(s) ? 1 : Ranks(s);
-        // Per-parameter host state is this rank's shard of each unit (ShardLayout: ⌈elements / ranks⌉).
-        long layer = Topology.ShareOf(m.LayerParameters, shards), outer = Topology.ShareOf(OuterElements(m), shards), largest = Math.Max(layer, outer);
-        long p = layer * m.NumLayers + outer;
-        if (shards == 1) p = m.TotalParameters;
-        var items = new List<EngineHostItem>();
-        void Add(string name, Bytes bytes, string note, string remedy, bool pinned = false) => items.Add(new(new MemoryItem(name, bytes, note), pinned, remedy));
-        // The engine maps each unit's host tensor itself at its exact size, rounded to a 4 KiB page (Engine Native/HostBuffer).
-        Bytes PerUnit(int elementBytes) => Aligned(Bytes.OfElements(layer, elementBytes)) * m.NumLayers + Aligned(Bytes.OfElements(outer, elementBytes));
+    /// <summary>The device item of each recomputed layer's output and input gradient that backward keeps (the plan's memory table shows it).</summary>
+    public const string KeptBackwardItem = "layer outputs and input gradients";
 
-        if (s.ParamOffload == OffloadTier.Cpu)
-        {
-            Add("parameters", PerUnit(pb), $"{pb}-byte copy per unit{(gpu ? ", page-locked" : "")}", "--offload-params nvme", pinned: gpu);
-            // The delayed schedule double-buffers parameters in RAM: its pending update writes θ_i into the spare copy while the passes read the other.
-            if (s.Schedule == StepSchedule.Delayed)
-                Add(DelayedSpareParametersItem, PerUnit(pb), $"{pb}-byte second copy per unit{(gpu ? ", page-locked" : "")}: the update of step i writes it while step i+1 reads the other; they swap at the step boundary",
-                    "--schedule overlapped", pinned: gpu);
-        }
-        else if (s.ParamOffload == OffloadTier.Nvme)
-        {
-            // max_in_cpu: whole units stay in RAM (ParameterPlacement), each a host copy of this rank's shard as on the CPU tier.
-            bool[] kept = ParameterPlacement.EngineUnitsInRam(m, s, Ranks(s));
-            long keptLayers = kept.Take(m.NumLayers).Count(k => k);
-            bool outerKept = kept[m.NumLayers];
-            if (keptLayers > 0 || outerKept)
-                Add(KeptParametersItem, Aligned(Bytes.OfElements(layer, pb)) * keptLayers + (outerKept ? Aligned(Bytes.OfElements(outer, pb)) : Bytes.Zero),
-                    $"{pb}-byte copy of {(outerKept ? "the outer block and " : "")}{keptLayers} layer(s), max_in_cpu {s.MaxInCpu:N0} elements{(gpu ? ", page-locked" : "")}",
-                    "--max-in-cpu", pinned: gpu);
-            // Staging buffers only for what is still read from NVMe.
-            Bytes staging = (keptLayers < m.NumLayers ? Aligned(Bytes.OfElements(layer, pb)) * Math.Max(1, s.BufferCount) : Bytes.Zero)
-                + (outerKept ? Bytes.Zero : Aligned(Bytes.OfElements(outer, pb)));
-            if (staging > Bytes.Zero)
-                Add("parameter staging buffers", staging, (keptLayers < m.NumLayers, outerKept) switch
-                {
-                    (true, false) => $"buffer_count {s.BufferCount} layer buffers and one for the outer block, 4 KiB aligned",
-                    (true, true) => $"buffer_count {s.BufferCount} layer buffers (the outer block is in RAM), 4 KiB aligned",
-                    _ => "one for the outer block (the layers are in RAM), 4 KiB aligned",
-                }, "--buffer-count");
-        }
-        // Once anything streams (LayerwiseTrainer), the optimizer and the gradient sums live on the host unless on NVMe.
-        bool resident = IsResident(s);
-        if (!resident && s.OptimizerOffload != OffloadTier.Nvme)
-            Add("optimizer states", s.OptimizerState.StateBytes(p), $"fp32 master, Adam m and v{EightBitNote(s)}, managed arrays", "--offload-optimizer nvme");
-        else if (s.OptimizerOffload == OffloadTier.Nvme)
-        {
-            var (ramElements, nvmeElements) = RankOptimizerSplit(m, s);
-            if (ramElements > 0)
-                Add("optimizer states", s.OptimizerState.StateBytes(ramElements), $"fp32 master, Adam m and v{EightBitNote(s)} of the sub-groups the RAM budget keeps ({s.OptimizerRamBudget})", "--optimizer-ram-budget");
-            if (nvmeElements > 0)
-                Add("optimizer swap buffers", Aligned(s.OptimizerState.StateBytes(Math.Min(s.SubGroupSize, largest)) + Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4)
-                    - s.MasterWeights.SwappedStateSaving(Math.Min(s.SubGroupSize, largest)) + s.MasterWeights.SlotScratch(Math.Min(s.SubGroupSize, largest))) * Math.Max(1, s.OptimizerBufferCount),
-                    $"{s.OptimizerBufferCount} buffers of [master | m | v | gradient] per sub-group{EightBitNote(s)}", "--sub-group-size or --optimizer-buffer-count");
-        }
-        var gradients = resident ? OffloadTier.None : s.EffectiveGradientOffload == OffloadTier.Nvme ? OffloadTier.Nvme : OffloadTier.Cpu;
-        bool bf16Gradients = gradients == OffloadTier.Cpu && HostGradientsInBf16(s);
-        if (gradients == OffloadTier.Cpu && !bf16Gradients)
-            Add("gradients", PerUnit(4), $"fp32 per unit{(gpu ? ", page-locked" : "")}; the initial weights are made in them", "--offload-gradients nvme", pinned: gpu);
-        else if (bf16Gradients)
-            Add("gradients", PerUnit(2), $"bf16 per unit{(gpu ? ", page-locked" : "")}: bf16, exact at accumulation 1 (never summed; widened for the optimizer)", "--offload-gradients nvme", pinned: gpu);
-        else if (gradients == OffloadTier.Nvme)
-            Add("gradient buffer", Aligned(Bytes.OfElements(largest, 4)), "one unit's fp32 gradient", "--offload-gradients nvme");
-        // With copy streams, later micro-batches download into one page-locked staging buffer of the largest unit and are added from there.
-        if (gpu && gradients == OffloadTier.Cpu && s.GradAccumulation > 1)
-            Add("gradient staging", Aligned(Bytes.OfElements(largest, pb)), $"one unit's gradient in the training precision, page-locked: later micro-batches download into it and are added to the sum",
-                "--grad-accumulation 1", pinned: true);
-        // The delayed schedule's pending update reads one step's gradients while the next step accumulates into a second store.
-        if (s.Schedule == StepSchedule.Delayed && gradients == OffloadTier.Cpu)
-            Add("gradients of the pending update", PerUnit(bf16Gradients ? 2 : 4), $"the delayed schedule's second store{(gpu ? ", page-locked" : "")}: the update of step i reads it while step i+1 accumulates",
-                "--schedule overlapped", pinned: gpu);
-        if (gradients == OffloadTier.Nvme || bf16Gradients)
-        {
-            // Without an fp32 gradient sum per unit in RAM the initial weights are made in worker arrays: about 2 GiB of layers and the outer block.
-            long layers = Math.Clamp(InitialLookAhead.Value / Math.Max(1, 4 * layer), 1, m.NumLayers);
-            Add("initial values in flight", Bytes.OfElements(layers * layer + outer, 4), "start-up only: fp32 units being made",
-                gradients == OffloadTier.Nvme ? "--offload-gradients cpu" : "none (start-up only)");
-        }
-        if (OffloadsCheckpoints(s))
-        {
-            long tokens = (long)s.MicroBatch * s.SeqLen;
-            Add("activation checkpoints", Aligned(PerTokens(EngineActivations.LayerInputBytesPerToken(m, s), tokens)) * m.NumLayers,
-                $"every layer's input between its forward and its recompute{(gpu ? ", page-locked" : "")}", "--offload-activations none or --micro-batch", pinned: gpu);
-        }
-        if (!gpu)
-            // No device budget on a CPU: the head is the forced one, or the fused one where it lowers the bytes (EngineHeadLoss.Choose).
-            foreach (MemoryItem d in DeviceItems(m, s, EngineHeadLoss.IsFused(s.HeadLoss, (long)s.MicroBatch * s.SeqLen, m.VocabSize, m.HiddenSize, s.Precision), out _))
-                Add("device: " + d.Name, d.Bytes, d.Note ?? "", resident ? "--offload-params nvme" : "--micro-batch or --seq-len");
-        Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (estimate)" : ".NET and CPU libtorch (estimate)", "none (fixed per process)");
-        // The residual scales with the model only where per-parameter state is in RAM; with everything on NVMe the host holds buffers alone.
-        // It was fitted to a CPU run, where autograd's graph and temporaries live in RAM beside the named items; on a GPU the
-        // measured runs hold no residual (gpt2-xl, the 3B shape, llama-2-7b and -13b: the named items alone plan 3–8% above
-        // their peak RSS), so a GPU run plans none.
-        bool perParameterInRam = s.ParamOffload != OffloadTier.Nvme || s.OptimizerOffload != OffloadTier.Nvme || gradients == OffloadTier.Cpu;
-        if (perParameterInRam && !gpu)
-            Add("unattributed", new Bytes((long)(p * UnattributedHostBytesPerParameter)), "managed heap and C heap beyond the named buffers (fitted; see docs/memory-model.md)", "none");
-        return items;
-    }
-
-    /// <summary>Bytes of fp32 initial values the engine makes at once when it has no gradient sum per unit in RAM to make them in (Engine InitialWeights.StoreAll's default).</summary>
-    public static readonly Bytes InitialLookAhead = Bytes.FromGiB(2);
+    private const string KeptBackwardNote = "each recomputed layer's output and its input's gradient, held by the micro-batch's dispose scope until the embedding's backward";
 
     private static List<MemoryItem> NvmeItems(ModelSpec m, TrainingSettings s)
     {

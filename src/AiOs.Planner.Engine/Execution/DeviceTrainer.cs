@@ -94,7 +94,8 @@ public sealed partial class DeviceTrainer : ITrainer
             _model = new GptModel(spec, dtype, _device);
             DeviceMemory?.Note("the model's parameters");
             using var _ = no_grad();
-            using IEnumerator<float[]> values = initial.InOrder(units).GetEnumerator();
+            // Lent arrays: start-up holds at most the window's units on the host (EngineMemory's "initial values in flight").
+            using IEnumerator<float[]> values = initial.InOrderReusing(units).GetEnumerator();
             for (int u = 0; u < units; u++)
             {
                 FlatParameters p = _model.Unit(u);

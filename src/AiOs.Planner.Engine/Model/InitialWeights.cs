@@ -51,8 +51,7 @@ public sealed class InitialWeights : IDisposable
     /// </summary>
     public IEnumerable<float[]> InOrder(int count, long lookAheadBytes = 2L << 30)
     {
-        long largest = Math.Max(ParameterLayout.ForLayer(_spec).Elements, ParameterLayout.ForOuter(_spec).Elements) * sizeof(float);
-        int window = (int)Math.Clamp(lookAheadBytes / Math.Max(1, largest), 2, Math.Max(2, Environment.ProcessorCount));
+        int window = Window(_spec, lookAheadBytes, Environment.ProcessorCount);
         var pending = new Queue<Task<float[]>>();
         int next = 0;
         try
@@ -70,6 +69,62 @@ public sealed class InitialWeights : IDisposable
         finally
         {
             // A caller that stops early (an error while storing) still waits for the units in flight, so none outlives the files they read.
+            foreach (Task<float[]> t in pending) t.ContinueWith(_ => { }).Wait();
+        }
+    }
+
+    /// <summary>
+    /// Units <see cref="InOrder"/> makes at once for <paramref name="spec"/>: about <paramref name="lookAheadBytes"/> of the
+    /// largest unit's fp32 values, at least two, at most one per core (<paramref name="cores"/>). Core's
+    /// <c>EngineMemory.InitialWindow</c> prices the same bound.
+    /// </summary>
+    public static int Window(ModelSpec spec, long lookAheadBytes, int cores)
+    {
+        long largest = Math.Max(ParameterLayout.ForLayer(spec).Elements, ParameterLayout.ForOuter(spec).Elements) * sizeof(float);
+        return (int)Math.Clamp(lookAheadBytes / Math.Max(1, largest), 2, Math.Max(2, cores));
+    }
+
+    /// <summary>
+    /// As <see cref="InOrder"/>, but each array is lent: valid until the enumerator moves on, then reused for a later
+    /// unit. Layers share one size, so at most <see cref="Window"/> layer arrays and one outer-block array are ever
+    /// allocated, whatever the model's depth: the host memory of start-up is that bound, not whatever the garbage
+    /// collector has not yet freed of one new array per unit. Seeded values only overwrite every element
+    /// (<see cref="ParameterLayout.Initialise(Span{float}, ModelSpec, long, int)"/>), so they equal <see cref="Unit"/>'s bit for bit.
+    /// Pretrained units are read whole, one array each, as in <see cref="InOrder"/>.
+    /// </summary>
+    public IEnumerable<float[]> InOrderReusing(int count, long lookAheadBytes = 2L << 30)
+    {
+        int window = Window(_spec, lookAheadBytes, Environment.ProcessorCount);
+        var free = new System.Collections.Concurrent.ConcurrentBag<float[]>();
+        long layerElements = ParameterLayout.ForLayer(_spec).Elements;
+        float[] Make(int unit)
+        {
+            if (_pretrained is not null) return _pretrained.ReadUnit(unit);
+            ParameterLayout layout = unit == _spec.NumLayers ? ParameterLayout.ForOuter(_spec) : ParameterLayout.ForLayer(_spec);
+            // Only layer arrays go round (the outer block comes once); a free one is taken, else a new one while under the window.
+            float[] values = unit != _spec.NumLayers && free.TryTake(out float[]? reused) ? reused : new float[layout.Elements];
+            layout.Initialise(values, _spec, _seed, unit);
+            return values;
+        }
+        var pending = new Queue<Task<float[]>>();
+        int next = 0;
+        try
+        {
+            for (int u = 0; u < count; u++)
+            {
+                while (next < count && pending.Count < window)
+                {
+                    int unit = next++;
+                    pending.Enqueue(Task.Run(() => Make(unit)));
+                }
+                float[] values = pending.Dequeue().GetAwaiter().GetResult();
+                yield return values;
+                // The caller is done with it: a later layer is made in it (the window's tasks started so far hold their own).
+                if (_pretrained is null && values.Length == layerElements && u != _spec.NumLayers) free.Add(values);
+            }
+        }
+        finally
+        {
             foreach (Task<float[]> t in pending) t.ContinueWith(_ => { }).Wait();
         }
     }
