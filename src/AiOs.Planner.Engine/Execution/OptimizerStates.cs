@@ -206,9 +206,10 @@ internal sealed partial class OptimizerStates : IDisposable
             if (InRam(g))
             {
                 RamGroup ram = RamState(g);
-                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
-                expAvg.Slice((int)g.Offset, g.Elements).CopyTo(ram.M);
-                expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(ram.V);
+                // On every core: at start-up these are the first writes to the state's pages.
+                Chunked.Copy(master.Slice((int)g.Offset, g.Elements), ram.Master);
+                Chunked.Copy(expAvg.Slice((int)g.Offset, g.Elements), ram.M);
+                Chunked.Copy(expAvgSq.Slice((int)g.Offset, g.Elements), ram.V);
                 continue;
             }
             var state = new byte[SwapBytes(g)];

@@ -28,4 +28,21 @@ internal static class Chunked
             body(c, start, Math.Min(Size, length - start));
         });
     }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> into the start of <paramref name="destination"/> in parallel chunks: start-up writes
+    /// tens of gigabytes into pages never touched before, and one thread faults them in at a few GB/s (llama-2-7b's
+    /// optimizer state, 84 GB, took most of a 51 s start-up on the H100 VM).
+    /// </summary>
+    public static unsafe void Copy(ReadOnlySpan<float> source, Span<float> destination)
+    {
+        if (destination.Length < source.Length)
+            throw new ArgumentException($"The destination holds {destination.Length} elements, fewer than the {source.Length} copied.", nameof(destination));
+        fixed (float* s = source)
+        fixed (float* d = destination)
+        {
+            nint sp = (nint)s, dp = (nint)d;
+            For(source.Length, (_, start, count) => new ReadOnlySpan<float>((float*)sp + start, count).CopyTo(new Span<float>((float*)dp + start, count)));
+        }
+    }
 }
