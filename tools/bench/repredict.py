@@ -19,6 +19,7 @@ def flags(p, s):
     if st["activation_checkpointing"]: f.append("--grad-checkpointing")
     if st.get("optimizer_ram_budget"): f += ["--optimizer-ram-budget", str(st["optimizer_ram_budget"])]
     if st.get("optimizer_state") not in (None, "fp32"): f += ["--optimizer-state", st["optimizer_state"]]
+    if st.get("master_weights") not in (None, "fp32"): f += ["--master-weights", st["master_weights"]]
     if st.get("max_in_cpu") is not None: f += ["--max-in-cpu", str(st["max_in_cpu"])]
     if st.get("activation_offload") not in (None, "none"): f += ["--offload-activations", st["activation_offload"]]
     if s.get("gpu_memory_limit_bytes"): f += ["--gpu-memory-limit", str(s["gpu_memory_limit_bytes"])]
