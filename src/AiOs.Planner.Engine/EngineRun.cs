@@ -45,6 +45,8 @@ public sealed record EngineRunRequest
     public string? CheckpointsFolder { get; init; }
     /// <summary>A rank above 0 of a group: rank 0's run folder (the group's run, whose checkpoints this rank resumes from); null otherwise.</summary>
     public string? GroupFolder { get; init; }
+    /// <summary>Phases the caller spent before the run (tuning, checks), recorded first among the start-up's phases and taken out of "launch to trainer".</summary>
+    public IReadOnlyList<Records.StartupPhase> PreludePhases { get; init; } = [];
 }
 
 /// <summary>
@@ -127,7 +129,14 @@ public static class EngineRun
     private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
         string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
     {
-        if (RunRecord.SinceLaunch() is { } launched) record.StartupPhase("launch to trainer (runtime, planning, data)", launched);
+        double prelude = 0;
+        foreach (var phase in request.PreludePhases)
+        {
+            record.StartupPhase(phase.Name, phase.Seconds);
+            prelude += phase.Seconds;
+        }
+        if (RunRecord.SinceLaunch() is { } launched)
+            record.StartupPhase(request.PreludePhases.Count > 0 ? "launch to trainer, the rest (runtime, data)" : "launch to trainer (runtime, planning, data)", Math.Max(0, launched - prelude));
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
         double made = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds, phases = 0;

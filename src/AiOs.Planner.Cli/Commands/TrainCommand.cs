@@ -111,6 +111,13 @@ public static class TrainCommand
                 if (folder.Failed) return ExitCodes.Usage;
             }
             TuneResult? tuned = null;
+            var prelude = new List<Records.StartupPhase>();
+            long phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            void Phase(string name)
+            {
+                prelude.Add(new(name, System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart).TotalSeconds));
+                phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
+            }
             if (r.GetValue(autoTune))
             {
                 if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
@@ -124,6 +131,7 @@ public static class TrainCommand
                     io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings, hardware.HasGpu)}.");
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
+                Phase("auto-tune");
             }
             // The head the engine runs, resolved once by Core's rule on the card planned here: the check, the run and its prediction share it.
             settings = EngineSettings.ResolveHeadLoss(options.LoadModel(r), settings, engine, hardware);
@@ -137,8 +145,10 @@ public static class TrainCommand
                     return ExitCodes.Infeasible;
                 }
             }
+            Phase("head and capacity checks");
             var request = new EngineRunRequest
             {
+                PreludePhases = prelude,
                 Model = options.LoadModel(r),
                 Settings = settings,
                 Steps = r.GetValue(steps),
