@@ -77,6 +77,7 @@ public static class EngineRun
     public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
+        double? engineStart = RunRecord.SinceLaunch();
         RunRequestCheck.Check(request);
         EngineSettings.Check(request.Model, request.Settings, request.Options);
         IReadOnlyList<string> warnings = [.. CheckInitFrom(request), .. CheckSwapStorage(request)];
@@ -95,6 +96,13 @@ public static class EngineRun
         string metricsPath = Path.Combine(dir, RecordedRun.MetricsFile), tracePath = Path.Combine(dir, RecordedRun.TraceFile);
 
         var record = new RunRecord(dir, request, warnings);
+        double prelude = 0;
+        foreach (var phase in request.PreludePhases)
+        {
+            record.StartupPhase(phase.Name, phase.Seconds);
+            prelude += phase.Seconds;
+        }
+        if (engineStart is { } atEngine) record.StartupPhase(request.PreludePhases.Count > 0 ? "runtime and the caller, the rest" : "runtime and the caller", Math.Max(0, atEngine - prelude));
         using var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancel, stop?.Token ?? CancellationToken.None);
         stop?.Attach(error =>
         {
@@ -103,7 +111,7 @@ public static class EngineRun
         });
         try
         {
-            string? error = Train(request, data, checkpoint, folder, record, metricsPath, tracePath, progress, stop, stopped.Token);
+            string? error = Train(request, data, checkpoint, folder, record, metricsPath, tracePath, progress, stop, engineStart, stopped.Token);
             return record.WriteSummary(error);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or InvalidDataException)
@@ -127,16 +135,10 @@ public static class EngineRun
 
     /// <summary>The step loop; returns the error that ended the run early (a non-finite step), or null.</summary>
     private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
-        string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel)
+        string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, double? engineStart, CancellationToken cancel)
     {
-        double prelude = 0;
-        foreach (var phase in request.PreludePhases)
-        {
-            record.StartupPhase(phase.Name, phase.Seconds);
-            prelude += phase.Seconds;
-        }
-        if (RunRecord.SinceLaunch() is { } launched)
-            record.StartupPhase(request.PreludePhases.Count > 0 ? "launch to trainer, the rest (runtime, data)" : "launch to trainer (runtime, planning, data)", Math.Max(0, launched - prelude));
+        if (RunRecord.SinceLaunch() is { } launched && engineStart is { } atEngine)
+            record.StartupPhase("checks, data, run folder", Math.Max(0, launched - atEngine));
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
         double made = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds, phases = 0;

@@ -25,6 +25,25 @@ public sealed class EngineRunTests : IDisposable
     };
 
     [Fact]
+    public void Given_AnOffloadedRun_When_Run_Then_TheSummaryListsTheStartupPhasesInOrderWithinTheStartup()
+    {
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with { ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, GradAccumulation = 1 };
+        var request = Request(settings, steps: 2) with { PreludePhases = [new StartupPhase("auto-tune", 0.25)] };
+
+        RunSummary summary = EngineRun.Execute(request);
+
+        var phases = Assert.IsAssignableFrom<IReadOnlyList<StartupPhase>>(summary.StartupPhases);
+        Assert.Equal("auto-tune", phases[0].Name);
+        Assert.Equal(0.25, phases[0].Seconds);
+        Assert.Contains(phases, p => p.Name == "initial weights into their tiers");
+        Assert.Equal("kernel warm-up", phases[^1].Name);
+        Assert.All(phases, p => Assert.True(p.Seconds >= 0));
+        // The phases cover the start-up: together no more than it (the clock reads differ by microseconds) and most of it.
+        double total = phases.Sum(p => p.Seconds);
+        Assert.InRange(total, 0.5 * summary.StartupSeconds!.Value, summary.StartupSeconds.Value + 0.05);
+    }
+
+    [Fact]
     public void Given_ParametersAndOptimizerOnNvme_When_Run_Then_TheRunFolderHoldsSettingsOneMetricsLinePerStepTraceAndSummary()
     {
         string nvme = Path.Combine(_root, "nvme");
