@@ -23,4 +23,34 @@ public sealed class TrainAutoTuneLimitTests
             Directory.Delete(root, recursive: true);
         }
     }
+
+    [Fact]
+    public void Given_allow_8bit_When_train_auto_tunes_an_nvme_bound_13b_Then_the_tuner_may_choose_8bit_state()
+    {
+        string root = Directory.CreateTempSubdirectory("aios-autotune-8bit-").FullName;
+        try
+        {
+            string[] args = ["train", "--model", "llama-2-13b", "--hardware", "h200-1x-calibrated", "--device", "cuda", "--auto-tune", "--tune-max-micro-batch", "1",
+                "--gpu-memory-limit", "11G", "--nvme-offload-path", Path.Combine(root, "nvme"), "--steps", "1", "--runs-dir", root];
+            var without = CliRunner.Run([.. args, "--run-id", "fp32"]);
+            var with = CliRunner.Run([.. args, "--run-id", "q8", "--allow-8bit-optimizer"]);
+
+            Assert.Contains("Auto-tuned for h200-1x-calibrated", with.Console);
+            Assert.Contains("8-bit optimizer state", with.Console);
+            Assert.DoesNotContain("8-bit optimizer state", without.Console.Split("Auto-tuned for")[1].Split('\n')[0]);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Given_allow_8bit_without_auto_tune_When_train_Then_it_is_refused_naming_the_flags()
+    {
+        var r = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--allow-8bit-optimizer");
+
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--optimizer-state 8bit", r.Console);
+    }
 }

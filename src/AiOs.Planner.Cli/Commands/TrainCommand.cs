@@ -57,6 +57,7 @@ public static class TrainCommand
         deviceAdam.AcceptOnlyFromAmong("fused", "torch-ops");
         var noSwapChecksums = new Option<bool>("--no-swap-checksums") { Description = "Do not checksum NVMe swap pieces (on by default: each piece is hashed as it is written and verified on every read)" };
         var noCopyStream = new Option<bool>("--no-copy-stream") { Description = "On CUDA with parameters in CPU RAM: copy each layer on the default stream instead of uploading the next one on its own stream during compute" };
+        var tuneEightBit = new Option<bool>("--allow-8bit-optimizer") { Description = "With --auto-tune: let candidates that offload the optimizer keep its state block-wise 8-bit, as `aios tune --allow-8bit-optimizer`" };
         var tuneMaxMicroBatch = new Option<int>("--tune-max-micro-batch") { Description = "Largest micro-batch --auto-tune may pick", DefaultValueFactory = _ => 8 };
         var serve = new Option<int?>("--serve")
         {
@@ -66,7 +67,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a model with the given offload settings and record per-step metrics in runs/<id>/.");
         options.AddTo(command);
         lr.AddTo(command);
-        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace, serve }) command.Options.Add(o);
+        foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, tuneEightBit, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace, serve }) command.Options.Add(o);
         command.SetAction(r =>
         {
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
@@ -118,6 +119,8 @@ public static class TrainCommand
                 prelude.Add(new(name, System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart).TotalSeconds));
                 phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
             }
+            if (r.GetValue(tuneEightBit) && !r.GetValue(autoTune))
+                throw new DescriptionException("--allow-8bit-optimizer lets --auto-tune choose 8-bit optimizer state; without --auto-tune, ask for it with --optimizer-state 8bit.");
             if (r.GetValue(autoTune))
             {
                 if (hardware is null) throw new DescriptionException("--auto-tune needs --hardware: a profile of the machine the run is on (aios calibrate writes one).");
@@ -125,7 +128,7 @@ public static class TrainCommand
                 // On a GPU it plans the card the run rehearses: --gpu-memory-limit holds the tuner's device as it holds the run's.
                 var tuneFor = engine.Device == "cpu" ? RunCapacity.ThisMachine(hardware, engine, settings, LocalResources.Read(swapDir), includeDrive: true) with { Name = hardware.Name }
                     : Planning.GpuMemoryLimit.Apply(hardware, engine.GpuMemoryLimit);
-                (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch));
+                (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch), r.GetValue(tuneEightBit));
                 if (!r.GetValue(json))
                 {
                     io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings, hardware.HasGpu)}.");
@@ -199,12 +202,12 @@ public static class TrainCommand
     /// --tune-max-micro-batch, so the global batch can change: tune.json and the console state the chosen one.
     /// </summary>
     private static (Settings.TrainingSettings, TuneResult) AutoTune(Models.ModelSpec model, Hardware.HardwareProfile hardware,
-        Settings.TrainingSettings fixedSettings, EngineOptions engine, int maxMicroBatch)
+        Settings.TrainingSettings fixedSettings, EngineOptions engine, int maxMicroBatch, bool allowEightBit)
     {
         var result = Tuner.Tune(new TuneRequest
         {
             Model = model, Hardware = hardware, Base = fixedSettings, Budget = 2_000,
-            MaxGradAccumulation = fixedSettings.GradAccumulation, MaxMicroBatch = maxMicroBatch,
+            MaxGradAccumulation = fixedSettings.GradAccumulation, MaxMicroBatch = maxMicroBatch, AllowEightBitOptimizer = allowEightBit,
         });
         // Settings the tuner refuses outright (a --gpus the profile lacks, say) are named by their flags.
         if (result.Problems.Count > 0) throw new DescriptionException("--auto-tune: " + string.Join("; ", result.Problems));
