@@ -56,7 +56,13 @@ public static class Program
         try
         {
             // Help and version text is the command's output (stdout); System.CommandLine's own messages are errors.
-            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = stdout, Error = new ConsoleTextWriter(errors) });
+            // After SIGINT/SIGTERM a command that takes the cancellation token (calibrate, bench-drive) cleans up before it
+            // returns: its test file is deleted once its I/O has drained. System.CommandLine's default ends the process 2 s
+            // after the signal, which a loaded machine's direct I/O can outlast (CI once kept calibrate's test file so).
+            return parse.Invoke(new InvocationConfiguration
+            {
+                EnableDefaultExceptionHandler = false, Output = stdout, Error = new ConsoleTextWriter(errors), ProcessTerminationTimeout = TimeSpan.FromSeconds(30),
+            });
         }
         catch (DescriptionException e)
         {
