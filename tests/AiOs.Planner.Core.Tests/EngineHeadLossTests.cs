@@ -27,7 +27,7 @@ public class EngineHeadLossTests
     {
         var m = ModelCatalog.Default.Load(name);
         long tokens = 8 * 1024, v = m.VocabSize, h = m.HiddenSize, vh = v * h;
-        // Resident without checkpointing: with it, backward's kept layer outputs and input gradients outweigh the head (EngineHostMemoryTests' neighbour, EngineBackwardMemoryTests).
+        // Resident without checkpointing (the head sets the peak either way since backward frees each layer's output and gradients, EngineBackwardMemoryTests).
         var s = resident ? Offloaded(8) with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2, ActivationCheckpointing = false } : Offloaded(8);
         s = s with { HeadLoss = HeadLoss.Fused }; // the fused head's bytes (auto takes the unfused head for gpt2, which fits 11 GB)
 
