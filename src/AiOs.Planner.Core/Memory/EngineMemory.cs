@@ -143,7 +143,7 @@ public static partial class EngineMemory
             : "auto: too few tokens for the fused head's weight gradient to pay";
         return fused
             ? $"fused head and loss ({why}): logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
-            : $"unfused head ({why}): {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax at the loss";
+            : $"unfused head ({why}): the loss's backward, fp32 log-softmax, its gradient and nll_loss's (more than the forward's {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax)";
     }
 
     /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
