@@ -7,9 +7,10 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// The engine's device peak in backward: each recomputed layer's output and its input's gradient stay in the micro-batch's
-/// dispose scope until the embedding's backward (LayerwiseTrainer, and DeviceTrainer under checkpointing); with parameters
-/// on the device and something else streaming, autograd's gradients live only until packed for their download.
+/// The engine's device peak in backward: a layer's backward holds its output, the gradient it was given and its input's
+/// gradient besides its saved activations, and both trainers free them after it (until 2026-12-05 every layer's output and
+/// input gradient stayed in the micro-batch's dispose scope until the embedding's backward, 2 per layer); with parameters on
+/// the device and something else streaming, autograd's gradients live only until packed for their download.
 /// </summary>
 public class EngineBackwardMemoryTests
 {
@@ -25,20 +26,31 @@ public class EngineBackwardMemoryTests
     private static Bytes Input(ModelSpec m, TrainingSettings s) => new(2L * m.HiddenSize * s.MicroBatch * s.SeqLen);
 
     [Fact]
-    public void Given_a_streamed_run_whose_layers_outweigh_its_head_When_planned_Then_the_peak_is_in_backward_with_two_tensors_per_layer()
+    public void Given_a_streamed_run_whose_gradient_downloads_outweigh_its_head_When_planned_Then_backward_holds_three_layer_inputs_not_two_per_layer()
     {
+        // llama-3-8b, 8,192 tokens: two layers' fp32 gradient downloads (2.4 GiB) outweigh the fused head (1.6 GiB).
+        var m = ModelCatalog.Default.Load("llama-3-8b");
+        var plan = EngineMemory.Plan(m, H100, Streamed);
+
+        Assert.Equal("backward", plan.GpuPeakPhase);
+        Assert.Equal(Input(m, Streamed) * 3, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+    }
+
+    [Fact]
+    public void Given_gpt2_xl_streamed_at_micro_batch_8_with_the_fused_head_When_planned_Then_the_head_not_backward_sets_the_peak()
+    {
+        // Kept per layer, backward held 2.3 GiB and set the peak; three layer inputs (75 MiB) and the downloads are below the head.
         var plan = EngineMemory.Plan(Xl, H100, Streamed);
 
-        Bytes kept = Input(Xl, Streamed) * (2L * Xl.NumLayers);
-        Assert.Equal(kept, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
-        Assert.Equal("backward", plan.GpuPeakPhase);
-        Assert.Equal(Bytes.Zero, plan.Gpu.Of("logits and loss"));
+        Assert.Equal("head and loss", plan.GpuPeakPhase);
+        Assert.Equal(Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+        Assert.True(plan.Gpu.Of("logits and loss") > Input(Xl, Streamed) * 3);
     }
 
     [Fact]
     public void Given_one_sequence_and_the_full_logits_When_planned_Then_the_head_outweighs_what_backward_keeps_and_sets_the_peak()
     {
-        // gpt2, 1,024 tokens: full logits ~0.5 GB against 38 MB kept and 93 MB of bf16 downloads.
+        // gpt2, 1,024 tokens: full logits ~0.5 GB against 5 MB kept and 93 MB of bf16 downloads.
         var s = Streamed with { MicroBatch = 1, HeadLoss = HeadLoss.Unfused };
         var plan = EngineMemory.Plan(ModelCatalog.Default.Load("gpt2"), H100, s);
 
@@ -49,12 +61,19 @@ public class EngineBackwardMemoryTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void Given_a_resident_run_When_planned_Then_only_checkpointing_adds_the_kept_outputs_and_gradients(bool checkpointing)
+    public void Given_a_resident_gpt2_xl_run_with_the_fused_head_When_planned_Then_the_end_of_forward_sets_the_peak_with_or_without_checkpointing(bool checkpointing)
     {
+        // Under checkpointing backward held 2.3 GiB (two layer inputs per layer) and set the peak; three layer inputs are below
+        // even the fused head of a 256-token vocabulary (its states and their gradients), so the loss sets it.
         var s = Streamed with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2, ActivationCheckpointing = checkpointing };
-        var plan = EngineMemory.Plan(Xl, H100, s);
+        foreach (ModelSpec m in new[] { Xl, Xl with { VocabSize = 256 } })
+        {
+            var plan = EngineMemory.Plan(m, H100, s);
 
-        Assert.Equal(checkpointing ? Input(Xl, s) * (2L * Xl.NumLayers) : Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+            Assert.Equal("end of forward (loss)", plan.GpuPeakPhase);
+            Assert.Equal(Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+            Assert.True(plan.Gpu.Of("logits and loss") > Input(m, s) * 3);
+        }
     }
 
     [Fact]

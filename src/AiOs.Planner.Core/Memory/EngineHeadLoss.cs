@@ -57,8 +57,13 @@ public static class EngineHeadLoss
     /// logits. What <see cref="HeadLoss.Auto"/> falls back to where the unfused head does not fit, or where no device
     /// budget is known (a CPU run, a GPU without a profile).
     /// </summary>
+    /// <remarks>
+    /// Compared with the unfused loss's forward (<see cref="UnfusedForwardBytes"/>), as before its backward was priced
+    /// (2026-12-05), so a run without a device budget keeps the head it ran (and its losses): with the backward, tiny-gpt
+    /// at 64 tokens in fp32 would move to the fused head. The fused head saves at least as much against the backward.
+    /// </remarks>
     public static bool FusingSavesBytes(long tokens, long vocab, long hidden, Precision precision) =>
-        FusedBytes(tokens, vocab, hidden, precision) < UnfusedBytes(tokens, vocab, hidden, precision);
+        FusedBytes(tokens, vocab, hidden, precision) < UnfusedForwardBytes(tokens, vocab, hidden, precision);
 
     /// <summary>
     /// The head the engine runs for <paramref name="s"/> on <paramref name="hw"/> (its GPU held to
@@ -165,10 +170,9 @@ public static class EngineHeadLoss
     }
 
     /// <summary>
-    /// The unfused head's bytes alive at the loss: the embedding output and the final norm's input and output (3·a·h per
-    /// token), the logits of the whole micro-batch in the training precision, their fp32 copy and the fp32 log-softmax
-    /// that cross-entropy keeps ((a + 4 + 4)·V per token; fp32: (4 + 4)·V). Outside fp16 the training-precision logits
-    /// are padded wide (<see cref="PaddedVocab"/>) and the padded copy of the head weight (a·V·h) is kept.
+    /// The unfused head's bytes at its peak (OuterBlock's unchunked loss, then its backward): the embedding output and the
+    /// final norm's input and output (3·a·h per token), the padded copy of the head weight outside fp16 (a·P·h, kept for
+    /// backward), and per token the larger of the loss's forward and backward (<see cref="UnfusedLogitsBytesPerToken"/>).
     /// </summary>
     public static Bytes UnfusedBytes(long tokens, long vocab, long hidden, Precision precision)
     {
@@ -176,8 +180,40 @@ public static class EngineHeadLoss
         // Outside fp16 the matmul's output is padded wide and its padded weight copy is kept for backward.
         long p = MatmulVocab(vocab, precision);
         long padding = p == vocab ? 0 : checked(a * p * hidden);
+        return new Bytes(checked(tokens * (3 * a * hidden + UnfusedLogitsBytesPerToken(vocab, precision)) + padding));
+    }
+
+    /// <summary>
+    /// The unfused head's bytes at the end of its loss's forward, as priced before 2026-12-05: the states (3·a·h per token),
+    /// the logits (a·P), their fp32 copy and the fp32 log-softmax (8·V; fp32: 4·P + 4·V) and the padded weight copy. Only
+    /// <see cref="FusingSavesBytes"/> uses it; the plan prices <see cref="UnfusedBytes"/>.
+    /// </summary>
+    public static Bytes UnfusedForwardBytes(long tokens, long vocab, long hidden, Precision precision)
+    {
+        long a = ParamBytes(precision);
+        long p = MatmulVocab(vocab, precision);
+        long padding = p == vocab ? 0 : checked(a * p * hidden);
         long logits = precision == Precision.Fp32 ? 4 * p + 4 * vocab : a * p + 8 * vocab;
         return new Bytes(checked(tokens * (3 * a * hidden + logits) + padding));
+    }
+
+    /// <summary>
+    /// Bytes per token of the unfused loss at its peak, the larger of its forward and its backward. Forward (inside the
+    /// loss): the logits from the matmul (a·P, P the padded vocabulary), the fp32 copy <c>cross_entropy</c> reads (4·V; in
+    /// fp32 no cast is made, but with padding the narrowed logits are not contiguous and log-softmax copies them) and the
+    /// fp32 log-softmax (4·V). When the loss returns only the log-softmax stays (nll_loss and log-softmax's backward keep
+    /// it). Backward: nll_loss's gradient (4·V) and log-softmax's own gradient (4·V) beside that log-softmax (4·V), 12·V
+    /// in every precision, before the cast back and the matmul's gradients (smaller: the first two are freed by then). So
+    /// the backward is the peak except in fp32 with padding (4·P + 8·V). Until 2026-12-05 only the forward was priced,
+    /// (4·V − a·P)·T under the backward for bf16 (0.77 GiB for gpt2 at 8,192 tokens; the offloaded gpt2-xl run under
+    /// 11 GB measured 8.35 GiB against 7.58 planned).
+    /// </summary>
+    public static long UnfusedLogitsBytesPerToken(long vocab, Precision precision)
+    {
+        long a = ParamBytes(precision), p = MatmulVocab(vocab, precision), v = vocab;
+        long forward = precision == Precision.Fp32 ? 4 * p + (p == v ? 4 * v : 8 * v) : a * p + 8 * v;
+        long backward = 12 * v;
+        return Math.Max(forward, backward);
     }
 
     private static int ParamBytes(Precision precision) => precision == Precision.Fp32 ? 4 : 2;

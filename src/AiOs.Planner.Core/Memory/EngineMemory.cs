@@ -143,7 +143,7 @@ public static partial class EngineMemory
             : "auto: too few tokens for the fused head's weight gradient to pay";
         return fused
             ? $"fused head and loss ({why}): logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
-            : $"unfused head ({why}): {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax at the loss";
+            : $"unfused head ({why}): the loss's backward, fp32 log-softmax, its gradient and nll_loss's (more than the forward's {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax)";
     }
 
     /// <summary>How the item notes name 8-bit moments (empty for fp32).</summary>
@@ -196,9 +196,9 @@ public static partial class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
-            // With checkpointing, DeviceTrainer.Backward leaves each recomputed layer's output and its input's gradient in the
-            // micro-batch's dispose scope until the embedding's backward (as LayerwiseTrainer does); the logits are gone by then.
-            Bytes keptResident = s.ActivationCheckpointing ? input * (2L * m.NumLayers) : Bytes.Zero;
+            // In a layer's backward its output (recomputed under checkpointing), the gradient it was given and its input's gradient
+            // are on the device besides what autograd saved; the logits are gone by then (BackwardKept).
+            Bytes keptResident = BackwardKept(input);
             if (keptResident > head)
             {
                 items.Add(new MemoryItem(KeptBackwardItem, keptResident, KeptBackwardNote));
@@ -236,9 +236,9 @@ public static partial class EngineMemory
         // above the plan without them (docs/validation/h200-engine-grid-2026-12-05.md).
         int downloadBytes = HostGradientBytes(s);
         Bytes downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme ? Bytes.OfElements(layer + Math.Max(layer, outer), downloadBytes) : Bytes.Zero;
-        // LayerwiseTrainer.Backward leaves each recomputed layer's output and its input's gradient in the micro-batch's
-        // dispose scope, which closes after the embedding's backward: by layer 0 every layer's pair is still on the device.
-        Bytes kept = input * (2L * m.NumLayers);
+        // In a layer's backward its recomputed output, the gradient it was given and its input's gradient are on the device
+        // besides what autograd saved; the logits are gone by then (BackwardKept).
+        Bytes kept = BackwardKept(input);
         if (kept + downloads > head)
         {
             items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
@@ -257,10 +257,19 @@ public static partial class EngineMemory
         return items;
     }
 
-    /// <summary>The device item of each recomputed layer's output and input gradient that backward keeps (the plan's memory table shows it).</summary>
-    public const string KeptBackwardItem = "layer outputs and input gradients";
+    /// <summary>The device item of the layer output and gradients a layer's backward holds besides its saved activations (the plan's memory table shows it).</summary>
+    public const string KeptBackwardItem = "layer output and gradients in backward";
 
-    private const string KeptBackwardNote = "each recomputed layer's output and its input's gradient, held by the micro-batch's dispose scope until the embedding's backward";
+    private const string KeptBackwardNote = "one layer's output (recomputed under checkpointing), the gradient it was given and its input's gradient; both trainers free them after each layer's backward";
+
+    /// <summary>
+    /// What a layer's backward holds on the device besides its saved activations: its output, the gradient it was given and
+    /// the input gradient it makes, each one layer input's size. The trainers free the first two (and the detached input that
+    /// held the gradient) as soon as the third exists (LayerwiseTrainer and DeviceTrainer ReleaseLayerBackward, 2026-12-05);
+    /// before, every layer's output and input gradient stayed in the micro-batch's dispose scope until the embedding's backward,
+    /// 2 × inputs per layer (2.3 GiB for gpt2-xl at 8 × 1,024 tokens).
+    /// </summary>
+    public static Bytes BackwardKept(Bytes layerInput) => layerInput * 3;
 
     private static List<MemoryItem> NvmeItems(ModelSpec m, TrainingSettings s)
     {

@@ -55,6 +55,44 @@ public sealed partial class DeviceTrainer
         public required Tensor[] LayerOutputs { get; init; }
         public Tensor? Embedded, X, Hidden, Loss, Gradient;
 
+        /// <summary>
+        /// After layer i's backward its output (recomputed under checkpointing), the gradient it was given and its detached input
+        /// (the leaf that held <paramref name="inputGradient"/>; the handle given keeps that alive) are dead. Freed now, not when
+        /// the micro-batch's scope closes, so backward holds one layer's of each instead of one per layer (they were kept until
+        /// the embedding's backward before 2026-12-05). Without checkpointing the output shares its storage with layer i+1's
+        /// input, freed by the layer before; with it, the forward's output handle went at the recompute.
+        /// </summary>
+        public void ReleaseLayerBackward(int i, Tensor inputGradient)
+        {
+            Free(LayerOutputs[i]);
+            LayerOutputs[i] = null!;
+            // Without checkpointing the last layer's output is the final hidden states' handle too.
+            if (X is { IsInvalid: true }) X = null;
+            Free(Gradient);
+            Free(LayerInputs[i]);
+            LayerInputs[i] = null!;
+            Gradient = inputGradient;
+        }
+
+        /// <summary>
+        /// Checkpointing, layer i recomputed: the forward's handle of its output (which shares its storage with layer i+1's
+        /// input, or is the final hidden states for the last layer) is no longer read; with layer i+1's input freed by its
+        /// backward, the checkpoint's storage goes with it.
+        /// </summary>
+        public void ReleaseForwardOutput(Tensor forwardOutput)
+        {
+            if (ReferenceEquals(forwardOutput, X)) X = null;
+            Free(forwardOutput);
+        }
+
+        /// <summary>Frees <paramref name="t"/> now; taken out of the scope first so the scope's close does not free it again.</summary>
+        private static void Free(Tensor? t)
+        {
+            if (t is null || t.IsInvalid) return;
+            t.DetachFromDisposeScope();
+            t.Dispose();
+        }
+
         public void Dispose()
         {
             Scope.Dispose();
@@ -64,6 +102,8 @@ public sealed partial class DeviceTrainer
 
     private StepState _state = new(0, _ => throw new InvalidOperationException("No step in progress."));
     private MicroBatchState? _micro;
+    /// <summary>Tests: called after each layer's backward with the layer and the tensors its micro-batch's dispose scope still holds.</summary>
+    internal Action<int, int>? LayerBackwardProbe { get; set; }
 
     private Dictionary<OpKind, Action<Operation>> Handlers() => new()
     {
@@ -152,7 +192,9 @@ public sealed partial class DeviceTrainer
         int i = op.Unit.Number;
         _micro!.LayerInputs[i].requires_grad_(true);
         _micro.Replay.Before(i, _device);
+        Tensor forwardOutput = _micro.LayerOutputs[i];
         _micro.LayerOutputs[i] = _model.Layers[i].forward(_micro.LayerInputs[i]);
+        _micro.ReleaseForwardOutput(forwardOutput);
     }
 
     private void Backward(Operation op)
@@ -164,13 +206,16 @@ public sealed partial class DeviceTrainer
                 if (_scaler is null) _micro!.Loss!.backward();
                 else _micro!.Loss!.mul(_scaler.Scale).backward();
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+                // The detached final hidden states are dead (the handle Gradient keeps their gradient).
+                _micro.Hidden.DetachFromDisposeScope().Dispose();
+                _micro.Hidden = null;
                 break;
             case UnitKind.Layer:
             {
                 int i = op.Unit.Number;
                 _micro!.LayerOutputs[i].backward([_micro.Gradient!]);
-                _micro.Gradient = _micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-                _micro.LayerOutputs[i] = null!;
+                _micro.ReleaseLayerBackward(i, _micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient."));
+                LayerBackwardProbe?.Invoke(i, _micro.Scope.DisposablesCount);
                 if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
                 else DeviceMemory?.Sample();
                 break;

@@ -45,6 +45,43 @@ public sealed partial class LayerwiseTrainer
         public required Tensor Targets { get; init; }
         public required Tensor[] LayerInputs { get; init; }
         public Tensor? Embedded, X, Hidden, Loss, Gradient, RecomputeInput, RecomputeOutput;
+        /// <summary>
+        /// After layer i's backward its recomputed output, the gradient it was given and its detached input (the leaf that held
+        /// <paramref name="inputGradient"/>; the handle given keeps that alive) are dead, and so, kept on the device, is the
+        /// checkpoint it was recomputed from. Freed now, not when the micro-batch's scope closes, so backward holds one layer's of
+        /// each instead of one per layer (they were kept until the embedding's backward before 2026-12-05). All were made and
+        /// read on the compute stream only; a checkpoint place that comes back from CPU RAM is reused, not freed.
+        /// </summary>
+        public void ReleaseLayerBackward(int i, Tensor inputGradient, bool keepCheckpoint)
+        {
+            Free(RecomputeOutput);
+            Free(Gradient);
+            Free(RecomputeInput);
+            // Layer 0's input is the embedding's output, which its backward still needs.
+            if (!keepCheckpoint && i > 0)
+            {
+                Free(LayerInputs[i]);
+                LayerInputs[i] = null!;
+            }
+            Gradient = inputGradient;
+            RecomputeOutput = RecomputeInput = null;
+        }
+
+        /// <summary>After the head's backward: the final hidden states (and their detached copy, whose gradient the handle <see cref="Gradient"/> keeps) are dead.</summary>
+        public void ReleaseHeadBackward()
+        {
+            Free(Hidden);
+            Free(X);
+            Hidden = X = null;
+        }
+
+        /// <summary>Frees <paramref name="t"/> now; taken out of the scope first so the scope's close does not free it again.</summary>
+        private static void Free(Tensor? t)
+        {
+            if (t is null || t.IsInvalid) return;
+            t.DetachFromDisposeScope();
+            t.Dispose();
+        }
 
         public void Dispose()
         {
@@ -54,6 +91,8 @@ public sealed partial class LayerwiseTrainer
     }
 
     private MicroBatchState? _micro;
+    /// <summary>Tests: called after each layer's backward with the layer and the tensors its micro-batch's dispose scope still holds.</summary>
+    internal Action<int, int>? LayerBackwardProbe { get; set; }
     private Func<int, TokenBatch>? _batchOf;
     private int _stepInProgress;
     private double _stepLoss;
@@ -174,11 +213,14 @@ public sealed partial class LayerwiseTrainer
                 if (_scaler is null) _micro!.Loss!.backward();
                 else _micro!.Loss!.mul(_scaler.Scale).backward();
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
+                _micro.ReleaseHeadBackward();
                 break;
             case UnitKind.Layer:
                 _micro!.RecomputeOutput!.backward([_micro.Gradient!]);
-                _micro.Gradient = _micro.RecomputeInput!.grad ?? throw new InvalidOperationException($"Layer {op.Unit.Number} produced no input gradient.");
+                _micro.ReleaseLayerBackward(op.Unit.Number, _micro.RecomputeInput!.grad ?? throw new InvalidOperationException($"Layer {op.Unit.Number} produced no input gradient."),
+                    keepCheckpoint: _offloadsCheckpoints);
                 AfterBackward(op);
+                LayerBackwardProbe?.Invoke(op.Unit.Number, _micro.Scope.DisposablesCount);
                 DeviceMemory?.Sample();
                 break;
             default:
