@@ -175,6 +175,11 @@ public static unsafe partial class CpuAdam
     /// give bit-identical results. Kernels wider than the processor's are emulated (slow but exact), which is
     /// how the tests reach the 512-bit one on a machine without AVX-512.
     /// </summary>
+    // Fully optimised at the first call (AggressiveOptimization), never tier-0: tiered compilation counts calls only
+    // after 100 ms without new tier-0 code, which a training process keeps jitting for its first steps, so the kernels
+    // ran as tier-0 code with on-stack replacement, ~3.3× slower, for gpt2's first 5 steps on the H200 (9 ms per 7 M-
+    // parameter layer, then 2.7 ms from step 6; issue 13, docs/simulator.md). The same holds for the 3 kernels below.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Update<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k, Kernel kernel)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -200,6 +205,7 @@ public static unsafe partial class CpuAdam
     // Each kernel handles two vectors per iteration, so the bf16 results of both narrow into one full vector
     // of ushorts with a single store (packing, not element-by-element writes); it returns how many it did.
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long Update256<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -215,6 +221,7 @@ public static unsafe partial class CpuAdam
         return i;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long Update512<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -231,6 +238,7 @@ public static unsafe partial class CpuAdam
     }
 
     /// <summary>The portable fallback (<see cref="Vector{T}"/>, e.g. 128-bit on Arm).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long UpdateVector<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
