@@ -2,9 +2,10 @@
 """Where a measured step's time goes, from an engine run's trace (trace.jsonl.gz: every span of every step) against its
 predicted timeline (predicted-timeline.jsonl): per step the phases on the critical path (forward, backward, the wait
 between the last gradient download and the first CPU update, the updates), each resource's busy time, and the CPU
-update rate per unit (parameters per second, from settings.json's model shape). A step whose median update is over
-1.5x the run's fastest step's is marked 'cold': the same work at a different speed (issue 13: tier-0 code, see
-docs/simulator.md), which no per-byte price explains.
+update rate per unit (parameters per second, from settings.json's model shape). A step whose layers update at under
+2/3 of the run's best layer rate is marked 'cold': the same work at a different speed (issue 13: CPU Adam running as
+tier-0 code for the first steps, see docs/simulator.md), which no per-byte price explains. The wait is '—' where the
+updates overlap the backward (schedule overlapped).
 
     python3 tools/bench/step_breakdown.py RUN_DIR [RUN_DIR...]"""
 import collections, gzip, json, os, statistics, sys
@@ -70,15 +71,16 @@ def report(run):
         measured[s["step"]].append(s)
     rows = [("pred", [s for s in spans(os.path.join(run, "predicted-timeline.jsonl"))])] if os.path.isfile(os.path.join(run, "predicted-timeline.jsonl")) else []
     rows += [(str(k), v) for k, v in sorted(measured.items())]
-    fastest = min((u[0] for k, v in rows[1 if rows and rows[0][0] == "pred" else 0:] if (u := updates(v, params))), default=None)
+    best = max((u[1] for k, v in rows if k != "pred" and (u := updates(v, params)) and u[1] == u[1]), default=None)
     print(f"## {os.path.basename(run.rstrip('/'))}\n")
     print("| step | extent ms | forward | backward | wait before updates | updates | gpu busy | cpu_optimizer busy | d2h busy | layer update ms | layers G params/s | outer G params/s | |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, ss in rows:
         p, b, u = phases(ss), busy(ss), updates(ss, params)
-        cold = "cold" if name != "pred" and u and fastest and u[0] > 1.5 * fastest else ""
+        cold = "cold" if name != "pred" and u and best and u[1] < best / 1.5 else ""
+        wait = f"{p['wait']:.1f}" if p["wait"] >= 0 else "—"
         uc = f"{u[0]:.2f} | {u[1]:.2f} | {u[2]:.2f}" if u else "— | — | —"
-        print(f"| {name} | {p['extent']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} | {p['wait']:.1f} | {p['optimizer']:.1f} | "
+        print(f"| {name} | {p['extent']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} | {wait} | {p['optimizer']:.1f} | "
               f"{b['gpu']:.1f} | {b['cpu_optimizer']:.1f} | {b['pcie_d2h']:.1f} | {uc} | {cold} |")
     print()
 
