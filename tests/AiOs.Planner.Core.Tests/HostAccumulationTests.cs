@@ -10,7 +10,8 @@ namespace AiOs.Planner.Core.Tests;
 /// <summary>
 /// The engine's later micro-batches into CPU RAM: its downloading thread copies the gradients in the working precision,
 /// waits, and adds them into the fp32 sums on the host (after the last, Σg² too). The program marks those downloads and
-/// the costs charge the host work on top of the copy.
+/// the costs charge the host work on top of the copy. A step of one micro-batch adds nothing but still reads each unit's
+/// store once for its Σg² after the copy (issue 13: the last two units' on the compute thread before the first update).
 /// </summary>
 public class HostAccumulationTests
 {
@@ -83,6 +84,37 @@ public class HostAccumulationTests
 
         var oneAdd = HostPass.Of(H200.Cpu, 1).Time(Tiny.LayerParameters, 10, HostSplit.Even);
         Assert.True(full - copiesOnly >= oneAdd, $"{full} vs {copiesOnly}");
+    }
+
+    [Theory]
+    [InlineData(Precision.Bf16)]
+    [InlineData(Precision.Fp32)]
+    public void Given_one_micro_batch_into_cpu_ram_When_built_Then_every_download_takes_its_units_squares_over_the_store(Precision precision)
+    {
+        var s = Offloaded(1) with { Precision = precision };
+        var ops = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine).Ops.Where(o => o.Kind == OpKind.GradDownload).ToList();
+
+        // The store holds what the download brought: bf16 where the host keeps one micro-batch's bf16 gradients, else fp32.
+        int storeBytes = Memory.EngineMemory.HostGradientsInBf16(s) ? 2 : 4;
+        Assert.Equal(Tiny.NumLayers + 1, ops.Count);
+        Assert.All(ops, o => Assert.Equal(HostAccumulation.SquaresOnly(ElementsOf(o), storeBytes), o.HostAdd));
+        Assert.All(ops, o => Assert.Equal(0, o.HostAdd.AddBytesPerElement));
+    }
+
+    [Fact]
+    public void Given_a_download_of_the_only_micro_batch_When_priced_Then_it_costs_its_copy_plus_one_squares_pass_and_no_add()
+    {
+        var s = Offloaded(1);
+        var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, H200, s);
+        var pass = HostPass.Of(H200.Cpu, processes: 1);
+        var download = program.Ops.First(o => o.Kind == OpKind.GradDownload && o.Unit.Kind == UnitKind.Layer);
+
+        var withSquares = costs.Duration(download, Tiny.HiddenSize);
+        var copyOnly = costs.Duration(Copy(download, default), Tiny.HiddenSize);
+
+        Assert.Equal(pass.Time(Tiny.LayerParameters, download.HostAdd.SquaresBytes), withSquares - copyOnly);
+        Assert.True(withSquares - copyOnly > SimDuration.Zero);
     }
 
     /// <summary><paramref name="o"/> with <paramref name="hostAdd"/> in place of its own.</summary>

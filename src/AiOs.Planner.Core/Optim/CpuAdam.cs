@@ -175,6 +175,11 @@ public static unsafe partial class CpuAdam
     /// give bit-identical results. Kernels wider than the processor's are emulated (slow but exact), which is
     /// how the tests reach the 512-bit one on a machine without AVX-512.
     /// </summary>
+    // Fully optimised at the first call (AggressiveOptimization), never tier-0: tiered compilation counts calls only
+    // after 100 ms without new tier-0 code, which a training process keeps jitting for its first steps, so the kernels
+    // ran as tier-0 code with on-stack replacement, ~3.3× slower, for gpt2's first 5 steps on the H200 (9 ms per 7 M-
+    // parameter layer, then 2.7 ms from step 6; issue 13, docs/simulator.md). The same holds for the 3 kernels below.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Update<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k, Kernel kernel)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -200,6 +205,7 @@ public static unsafe partial class CpuAdam
     // Each kernel handles two vectors per iteration, so the bf16 results of both narrow into one full vector
     // of ushorts with a single store (packing, not element-by-element writes); it returns how many it did.
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long Update256<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -215,6 +221,7 @@ public static unsafe partial class CpuAdam
         return i;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long Update512<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -231,6 +238,7 @@ public static unsafe partial class CpuAdam
     }
 
     /// <summary>The portable fallback (<see cref="Vector{T}"/>, e.g. 128-bit on Arm).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static long UpdateVector<TGrad>(float* p, TGrad g, float* m, float* v, ushort* h, long n, Coefficients k)
         where TGrad : struct, IGradients<TGrad>
     {
@@ -247,11 +255,25 @@ public static unsafe partial class CpuAdam
     }
 
     /// <summary>The coefficients broadcast once per pass, and one vector's update (the scalar loop's operations, in its order).</summary>
-    private readonly struct Constants256(Coefficients k)
+    private readonly struct Constants256
     {
-        private readonly Vector256<float> _scale = Vector256.Create(k.GradientScale), _decay = Vector256.Create(k.Decay), _b1 = Vector256.Create(k.Beta1), _c1 = Vector256.Create(k.OneMinusBeta1),
-            _b2 = Vector256.Create(k.Beta2), _c2 = Vector256.Create(k.OneMinusBeta2), _stepSize = Vector256.Create(k.StepSize),
-            _invSqrtBias2 = Vector256.Create(k.InvSqrtBias2), _eps = Vector256.Create(k.Epsilon);
+        private readonly Vector256<float> _scale, _decay, _b1, _c1, _b2, _c2, _stepSize, _invSqrtBias2, _eps;
+
+        // Inlined, so the kernel keeps the broadcasts in registers: fully optimised at its first call (no PGO), the JIT
+        // left this constructor a call and read every constant from the stack in the loop, ~8% slower per thread.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Constants256(Coefficients k)
+        {
+            _scale = Vector256.Create(k.GradientScale);
+            _decay = Vector256.Create(k.Decay);
+            _b1 = Vector256.Create(k.Beta1);
+            _c1 = Vector256.Create(k.OneMinusBeta1);
+            _b2 = Vector256.Create(k.Beta2);
+            _c2 = Vector256.Create(k.OneMinusBeta2);
+            _stepSize = Vector256.Create(k.StepSize);
+            _invSqrtBias2 = Vector256.Create(k.InvSqrtBias2);
+            _eps = Vector256.Create(k.Epsilon);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector256<float> Step(float* p, Vector256<float> g, float* m, float* v)
@@ -277,11 +299,25 @@ public static unsafe partial class CpuAdam
     }
 
     /// <summary>As <see cref="Constants256"/>, 512 bits wide.</summary>
-    private readonly struct Constants512(Coefficients k)
+    private readonly struct Constants512
     {
-        private readonly Vector512<float> _scale = Vector512.Create(k.GradientScale), _decay = Vector512.Create(k.Decay), _b1 = Vector512.Create(k.Beta1), _c1 = Vector512.Create(k.OneMinusBeta1),
-            _b2 = Vector512.Create(k.Beta2), _c2 = Vector512.Create(k.OneMinusBeta2), _stepSize = Vector512.Create(k.StepSize),
-            _invSqrtBias2 = Vector512.Create(k.InvSqrtBias2), _eps = Vector512.Create(k.Epsilon);
+        private readonly Vector512<float> _scale, _decay, _b1, _c1, _b2, _c2, _stepSize, _invSqrtBias2, _eps;
+
+        // Inlined, so the kernel keeps the broadcasts in registers: fully optimised at its first call (no PGO), the JIT
+        // left this constructor a call and read every constant from the stack in the loop, ~8% slower per thread.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Constants512(Coefficients k)
+        {
+            _scale = Vector512.Create(k.GradientScale);
+            _decay = Vector512.Create(k.Decay);
+            _b1 = Vector512.Create(k.Beta1);
+            _c1 = Vector512.Create(k.OneMinusBeta1);
+            _b2 = Vector512.Create(k.Beta2);
+            _c2 = Vector512.Create(k.OneMinusBeta2);
+            _stepSize = Vector512.Create(k.StepSize);
+            _invSqrtBias2 = Vector512.Create(k.InvSqrtBias2);
+            _eps = Vector512.Create(k.Epsilon);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector512<float> Step(float* p, Vector512<float> g, float* m, float* v)
@@ -306,10 +342,25 @@ public static unsafe partial class CpuAdam
     }
 
     /// <summary>As <see cref="Constants256"/>, <see cref="Vector{T}"/> wide.</summary>
-    private readonly struct ConstantsVector(Coefficients k)
+    private readonly struct ConstantsVector
     {
-        private readonly Vector<float> _scale = new(k.GradientScale), _decay = new(k.Decay), _b1 = new(k.Beta1), _c1 = new(k.OneMinusBeta1), _b2 = new(k.Beta2),
-            _c2 = new(k.OneMinusBeta2), _stepSize = new(k.StepSize), _invSqrtBias2 = new(k.InvSqrtBias2), _eps = new(k.Epsilon);
+        private readonly Vector<float> _scale, _decay, _b1, _c1, _b2, _c2, _stepSize, _invSqrtBias2, _eps;
+
+        // Inlined, so the kernel keeps the broadcasts in registers: fully optimised at its first call (no PGO), the JIT
+        // left this constructor a call and read every constant from the stack in the loop, ~8% slower per thread.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public ConstantsVector(Coefficients k)
+        {
+            _scale = new Vector<float>(k.GradientScale);
+            _decay = new Vector<float>(k.Decay);
+            _b1 = new Vector<float>(k.Beta1);
+            _c1 = new Vector<float>(k.OneMinusBeta1);
+            _b2 = new Vector<float>(k.Beta2);
+            _c2 = new Vector<float>(k.OneMinusBeta2);
+            _stepSize = new Vector<float>(k.StepSize);
+            _invSqrtBias2 = new Vector<float>(k.InvSqrtBias2);
+            _eps = new Vector<float>(k.Epsilon);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector<float> Step(float* p, Vector<float> g, float* m, float* v)

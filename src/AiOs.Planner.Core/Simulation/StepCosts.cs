@@ -238,12 +238,13 @@ public sealed class StepCosts
     /// <summary>
     /// A download's host work after its copy (<see cref="Operation.HostAdd"/>): the engine's thread waits for the copy, then
     /// adds the staged gradients into the fp32 sum in one equal part per core (and after the last micro-batch reads the sum
-    /// again for Σg², in fixed chunks); the download ends with that work.
+    /// again for Σg², in fixed chunks); the download ends with that work. At accumulation 1 there is no add, only the Σg² pass
+    /// over the store (<see cref="HostAccumulation.SquaresOnly"/>).
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even)
-            + (add.SumsSquares ? _hostPass.Time(add.Elements, HostAccumulation.SquaresBytesPerElement) : SimDuration.Zero);
+        : (add.Adds ? _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even) : SimDuration.Zero)
+            + (add.SumsSquares ? _hostPass.Time(add.Elements, add.SquaresBytes) : SimDuration.Zero);
 
     /// <summary>
     /// The delayed schedule's write-back of θ: one pass over the host at its memory-copy rate (the node's bandwidth shared by

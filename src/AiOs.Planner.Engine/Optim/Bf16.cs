@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using AiOs.Planner.Optim;
@@ -21,6 +22,7 @@ public static unsafe class PrecisionCast
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ToBf16Chunk(ReadOnlySpan<float> source, Span<ushort> dst)
     {
         ReadOnlySpan<uint> bits = MemoryMarshal.Cast<float, uint>(source);
@@ -68,6 +70,7 @@ public static unsafe class PrecisionCast
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void WidenBf16Chunk(ReadOnlySpan<ushort> bf16, Span<float> destination)
     {
         int i = 0;
