@@ -204,7 +204,12 @@ public sealed partial class DeviceTrainer
             case UnitKind.Head:
                 // fp16: back-propagate the scaled loss; the update divides the scale out.
                 if (_scaler is null) _micro!.Loss!.backward();
-                else _micro!.Loss!.mul(_scaler.Scale).backward();
+                else
+                {
+                    // The scale as a Scalar this frame holds until the call returns (KeptScalars).
+                    using Scalar scale = _scaler.Scale;
+                    _micro!.Loss!.mul(scale).backward();
+                }
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
                 // The detached final hidden states are dead (the handle Gradient keeps their gradient).
                 _micro.Hidden.DetachFromDisposeScope().Dispose();
@@ -224,7 +229,7 @@ public sealed partial class DeviceTrainer
                 _micro!.Embedded!.backward([_micro.Gradient!]);
                 if (_accumulators is not null)
                     using (no_grad())
-                        for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u]);
+                        for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u], Native.KeptScalars.One);
                 DeviceMemory?.Sample();
                 _micro.Dispose();
                 _micro = null;

@@ -5,6 +5,7 @@ using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation.Program;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -211,7 +212,12 @@ public sealed partial class LayerwiseTrainer
             case UnitKind.Head:
                 // fp16: back-propagate the scaled loss so small gradients stay representable; updates divide it out.
                 if (_scaler is null) _micro!.Loss!.backward();
-                else _micro!.Loss!.mul(_scaler.Scale).backward();
+                else
+                {
+                    // The scale as a Scalar this frame holds until the call returns (KeptScalars).
+                    using Scalar scale = _scaler.Scale;
+                    _micro!.Loss!.mul(scale).backward();
+                }
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
                 _micro.ReleaseHeadBackward();
                 break;

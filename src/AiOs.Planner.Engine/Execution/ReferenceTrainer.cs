@@ -5,6 +5,7 @@ using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -66,7 +67,11 @@ public sealed class ReferenceTrainer : IDisposable
                 new DropoutReplay(_options.Seed, step, micro));
             loss += l.item<float>();
             if (_scaler is null) l.backward();
-            else l.mul(_scaler.Scale).backward();
+            else
+            {
+                using Scalar scale = _scaler.Scale;
+                l.mul(scale).backward();
+            }
             for (int u = 0; u < _model.UnitCount; u++) _grads.Accumulate(u, _model.Unit(u), micro == 0, micro == _settings.GradAccumulation - 1);
         }
         double? usedScale = _scaler?.Scale;

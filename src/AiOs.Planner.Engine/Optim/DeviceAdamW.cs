@@ -48,13 +48,16 @@ public sealed class TorchOpsAdamW(AdamWOptions options) : IDeviceAdamW
         var k = AdamCoefficients.Of(options, step);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        // Every coefficient is a Scalar this frame holds until its call returns (Native.KeptScalars says why).
+        using Scalar scale = gradScale, decay = k.Decay, beta2 = options.Beta2, oneMinusBeta2 = k.OneMinusBeta2, bc2Sqrt = k.Bc2Sqrt,
+            epsilon = options.Epsilon, minusStepSize = -k.StepSize;
         Tensor g = gradient.dtype == ScalarType.Float32 ? gradient : gradient.to(ScalarType.Float32);
-        if (gradScale != 1f) g = g.mul(gradScale);
-        master.mul_(k.Decay);
+        if (gradScale != 1f) g = g.mul(scale);
+        master.mul_(decay);
         expAvg.lerp_(g, tensor((float)k.OneMinusBeta1, ScalarType.Float32, master.device));
-        expAvgSq.mul_(options.Beta2).addcmul_(g, g, k.OneMinusBeta2);
-        Tensor denom = expAvgSq.sqrt().div_(k.Bc2Sqrt).add_(options.Epsilon);
-        master.addcdiv_(expAvg, denom, -k.StepSize);
+        expAvgSq.mul_(beta2).addcmul_(g, g, oneMinusBeta2);
+        Tensor denom = expAvgSq.sqrt().div_(bc2Sqrt).add_(epsilon);
+        master.addcdiv_(expAvg, denom, minusStepSize);
         working?.copy_(master);
     }
 }
