@@ -1,4 +1,5 @@
 using AiOs.Planner.Memory;
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -49,7 +50,9 @@ internal static class ChunkedHeadLoss
         bool fp16 = dtype == ScalarType.Float16;
 
         Tensor valid = labels.ne(IgnoreIndex);
-        Tensor scale = valid.sum().to(ScalarType.Float32).clamp_min(1).mul(divisor).reciprocal(); // 1 / (tokens · divisor), on the device: no sync; no valid token gives zero gradients, not inf × 0
+        // Scalars held by this frame across the calls (Native.KeptScalars says why).
+        using Scalar one = 1, zero = 0, by = divisor;
+        Tensor scale = valid.sum().to(ScalarType.Float32).clamp_min(one).mul(by).reciprocal(); // 1 / (tokens · divisor), on the device: no sync; no valid token gives zero gradients, not inf × 0
         Tensor lossSum = zeros(1, ScalarType.Float32, normed.device);
         Tensor? dRows = gradRows ? empty([n, hidden], fp16 ? ScalarType.Float32 : dtype, normed.device) : null;
         // The head weight's gradient is summed in place: in bf16 by the matmul itself (fp32 inside, one rounding per chunk),
@@ -71,7 +74,7 @@ internal static class ChunkedHeadLoss
                 using var chunkScope = NewDisposeScope();
                 long r = Math.Min(chunkTokens, n - start);
                 Tensor xc = x.narrow(0, start, r), yc = labels.narrow(0, start, r), vc = valid.narrow(0, start, r);
-                Tensor target = yc.clamp_min(0).unsqueeze(1);
+                Tensor target = yc.clamp_min(zero).unsqueeze(1);
                 // log-softmax straight from the training-precision logits into fp32 (the same upcast, without a separate
                 // cast pass), then exp in place: softmax; the loss is −log p[target]. Fewer passes over the chunk's
                 // V-wide rows than logsumexp, subtract, exp and two multiplies (the head was 46% of gpt2's step, H100 2026-12-05).
@@ -105,7 +108,7 @@ internal static class ChunkedHeadLoss
                 dHeadPadded?.addmm_(gc.t(), xc);
             }
         }
-        Tensor loss = lossSum.squeeze(0).div(valid.sum()).div(divisor);
+        Tensor loss = lossSum.squeeze(0).div(valid.sum()).div(by);
         if (dRows is not null) loss = loss + Zero(Inner(rows, dRows));
         if (dHead is not null) loss = loss + Zero(Inner(head, dHead));
         return loss.MoveToOuterDisposeScope();

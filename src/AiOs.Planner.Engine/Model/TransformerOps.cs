@@ -19,7 +19,9 @@ internal static class TransformerOps
             return F.layer_norm(x, [x.shape[^1]], p[name + ".weight"], p[name + ".bias"], spec.NormEps);
         using var scope = NewDisposeScope();
         Tensor x32 = x.to(ScalarType.Float32);
-        Tensor normed = x32 * (x32.pow(2).mean([-1L], keepdim: true) + spec.NormEps).rsqrt();
+        // Scalars held by this frame across the calls (Native.KeptScalars says why).
+        using Scalar two = 2, eps = spec.NormEps;
+        Tensor normed = x32 * (x32.pow(two).mean([-1L], keepdim: true) + eps).rsqrt();
         return (normed.to(x.dtype) * p[name + ".weight"]).MoveToOuterDisposeScope();
     }
 
