@@ -49,9 +49,9 @@ internal static class ChunkedHeadLoss
         ScalarType dtype = normed.dtype;
         bool fp16 = dtype == ScalarType.Float16;
 
-        Tensor valid = labels.ne(IgnoreIndex);
         // Scalars held by this frame across the calls (Native.KeptScalars says why).
-        using Scalar one = 1, zero = 0, by = divisor;
+        using Scalar one = 1, zero = 0, by = divisor, ignored = IgnoreIndex;
+        Tensor valid = labels.ne(ignored);
         Tensor scale = valid.sum().to(ScalarType.Float32).clamp_min(one).mul(by).reciprocal(); // 1 / (tokens · divisor), on the device: no sync; no valid token gives zero gradients, not inf × 0
         Tensor lossSum = zeros(1, ScalarType.Float32, normed.device);
         Tensor? dRows = gradRows ? empty([n, hidden], fp16 ? ScalarType.Float32 : dtype, normed.device) : null;
