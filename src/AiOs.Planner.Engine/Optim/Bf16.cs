@@ -6,20 +6,14 @@ using AiOs.Planner.Optim;
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>fp32 → training-precision bytes, rounding as PyTorch does (bf16 and fp16: round to nearest even).</summary>
-public static unsafe class PrecisionCast
+public static class PrecisionCast
 {
     /// <summary>Writes <paramref name="source"/> as bf16 into <paramref name="destination"/> (two bytes per element), in parallel chunks for long spans.</summary>
     public static void ToBf16(ReadOnlySpan<float> source, Span<byte> destination)
     {
         Span<ushort> dst = MemoryMarshal.Cast<byte, ushort>(destination);
         if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
-        fixed (float* s = source)
-        fixed (ushort* d = dst)
-        {
-            nint sp = (nint)s, dp = (nint)d;
-            Chunked.For(source.Length, (_, start, count) =>
-                ToBf16Chunk(new ReadOnlySpan<float>((float*)sp + start, count), new Span<ushort>((ushort*)dp + start, count)));
-        }
+        Chunked.Map(source, dst, ToBf16Chunk);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -41,17 +35,10 @@ public static unsafe class PrecisionCast
     {
         Span<ushort> dst = MemoryMarshal.Cast<byte, ushort>(destination);
         if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
-        fixed (float* s = source)
-        fixed (ushort* d = dst)
+        Chunked.Map(source, dst, static (from, to) =>
         {
-            nint sp = (nint)s, dp = (nint)d;
-            Chunked.For(source.Length, (_, start, count) =>
-            {
-                var from = new ReadOnlySpan<float>((float*)sp + start, count);
-                var to = new Span<ushort>((ushort*)dp + start, count);
-                for (int i = 0; i < from.Length; i++) to[i] = MasterSplit.Hi(from[i]);
-            });
-        }
+            for (int i = 0; i < from.Length; i++) to[i] = MasterSplit.Hi(from[i]);
+        });
     }
 
     /// <summary>
@@ -61,13 +48,7 @@ public static unsafe class PrecisionCast
     public static void WidenBf16(ReadOnlySpan<ushort> bf16, Span<float> destination)
     {
         if (destination.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(destination));
-        fixed (ushort* b = bf16)
-        fixed (float* d = destination)
-        {
-            nint bp = (nint)b, dp = (nint)d;
-            Chunked.For(bf16.Length, (_, start, count) =>
-                WidenBf16Chunk(new ReadOnlySpan<ushort>((ushort*)bp + start, count), new Span<float>((float*)dp + start, count)));
-        }
+        Chunked.Map(bf16, destination, WidenBf16Chunk);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -115,34 +96,20 @@ public static unsafe class PrecisionCast
     {
         Span<Half> dst = MemoryMarshal.Cast<byte, Half>(destination);
         if (dst.Length != source.Length) throw new ArgumentException("Destination must hold two bytes per element.", nameof(destination));
-        fixed (float* s = source)
-        fixed (Half* d = dst)
+        Chunked.Map(source, dst, static (from, to) =>
         {
-            nint sp = (nint)s, dp = (nint)d;
-            Chunked.For(source.Length, (_, start, count) =>
-            {
-                var from = new ReadOnlySpan<float>((float*)sp + start, count);
-                var to = new Span<Half>((Half*)dp + start, count);
-                for (int i = 0; i < from.Length; i++) to[i] = (Half)from[i];
-            });
-        }
+            for (int i = 0; i < from.Length; i++) to[i] = (Half)from[i];
+        });
     }
 
     /// <summary>accumulator[i] (+)= widen(fp16[i]), exact; parallel chunks for long spans.</summary>
     public static void AddFp16(Span<float> accumulator, ReadOnlySpan<Half> fp16, bool overwrite)
     {
         if (accumulator.Length != fp16.Length) throw new ArgumentException("Lengths differ.", nameof(fp16));
-        fixed (float* a = accumulator)
-        fixed (Half* b = fp16)
+        Chunked.Map(fp16, accumulator, (src, dst) =>
         {
-            nint ap = (nint)a, bp = (nint)b;
-            Chunked.For(fp16.Length, (_, start, count) =>
-            {
-                var dst = new Span<float>((float*)ap + start, count);
-                var src = new ReadOnlySpan<Half>((Half*)bp + start, count);
-                if (overwrite) for (int i = 0; i < src.Length; i++) dst[i] = (float)src[i];
-                else for (int i = 0; i < src.Length; i++) dst[i] += (float)src[i];
-            });
-        }
+            if (overwrite) for (int i = 0; i < src.Length; i++) dst[i] = (float)src[i];
+            else for (int i = 0; i < src.Length; i++) dst[i] += (float)src[i];
+        });
     }
 }

@@ -30,19 +30,34 @@ internal static class Chunked
     }
 
     /// <summary>
+    /// Runs <paramref name="map"/> over matching chunks of <paramref name="source"/> and <paramref name="destination"/> (same
+    /// length), in parallel: the pinning and per-chunk spans every element-wise pass here needs, written once.
+    /// </summary>
+    public static unsafe void Map<TIn, TOut>(ReadOnlySpan<TIn> source, Span<TOut> destination, ChunkMap<TIn, TOut> map)
+        where TIn : unmanaged where TOut : unmanaged
+    {
+        if (destination.Length != source.Length)
+            throw new ArgumentException($"The destination holds {destination.Length} elements, not the source's {source.Length}.", nameof(destination));
+        fixed (TIn* s = source)
+        fixed (TOut* d = destination)
+        {
+            nint sp = (nint)s, dp = (nint)d;
+            For(source.Length, (_, start, count) => map(new ReadOnlySpan<TIn>((TIn*)sp + start, count), new Span<TOut>((TOut*)dp + start, count)));
+        }
+    }
+
+    /// <summary>
     /// Copies <paramref name="source"/> into the start of <paramref name="destination"/> in parallel chunks: start-up writes
     /// tens of gigabytes into pages never touched before, and one thread faults them in at a few GB/s (llama-2-7b's
     /// optimizer state, 84 GB, took most of a 51 s start-up on the H100 VM).
     /// </summary>
-    public static unsafe void Copy(ReadOnlySpan<float> source, Span<float> destination)
+    public static void Copy(ReadOnlySpan<float> source, Span<float> destination)
     {
         if (destination.Length < source.Length)
             throw new ArgumentException($"The destination holds {destination.Length} elements, fewer than the {source.Length} copied.", nameof(destination));
-        fixed (float* s = source)
-        fixed (float* d = destination)
-        {
-            nint sp = (nint)s, dp = (nint)d;
-            For(source.Length, (_, start, count) => new ReadOnlySpan<float>((float*)sp + start, count).CopyTo(new Span<float>((float*)dp + start, count)));
-        }
+        Map(source, destination[..source.Length], static (from, to) => from.CopyTo(to));
     }
 }
+
+/// <summary>An element-wise pass over one chunk of <see cref="Chunked.Map"/>.</summary>
+internal delegate void ChunkMap<TIn, TOut>(ReadOnlySpan<TIn> source, Span<TOut> destination);
