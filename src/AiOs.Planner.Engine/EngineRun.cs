@@ -96,13 +96,7 @@ public static class EngineRun
         string metricsPath = Path.Combine(dir, RecordedRun.MetricsFile), tracePath = Path.Combine(dir, RecordedRun.TraceFile);
 
         var record = new RunRecord(dir, request, warnings);
-        double prelude = 0;
-        foreach (var phase in request.PreludePhases)
-        {
-            record.StartupPhase(phase.Name, phase.Seconds);
-            prelude += phase.Seconds;
-        }
-        if (engineStart is { } atEngine) record.StartupPhase(request.PreludePhases.Count > 0 ? "runtime and the caller, the rest" : "runtime and the caller", Math.Max(0, atEngine - prelude));
+        record.StartupPhases(request.PreludePhases, engineStart, "runtime and the caller, the rest", "runtime and the caller");
         using var stopped = CancellationTokenSource.CreateLinkedTokenSource(cancel, stop?.Token ?? CancellationToken.None);
         stop?.Attach(error =>
         {
@@ -141,13 +135,7 @@ public static class EngineRun
             record.StartupPhase("checks, data, run folder", Math.Max(0, launched - atEngine));
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);
-        double made = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds, phases = 0;
-        foreach (var phase in trainer.StartupPhases)
-        {
-            record.StartupPhase(phase.Name, phase.Seconds);
-            phases += phase.Seconds;
-        }
-        record.StartupPhase(trainer.StartupPhases.Count > 0 ? "trainer, the rest" : "trainer", Math.Max(0, made - phases));
+        record.StartupPhases(trainer.StartupPhases, System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds, "trainer, the rest", "trainer");
         // Each kernel kind's first use happens here, in the start-up, not in the first step (a batch of the step's shapes).
         if (KernelWarmUp.Enabled)
             record.StartupPhase("kernel warm-up", trainer.WarmUp(data.Sample(request.Options.Seed, trainer.CompletedSteps, 0, request.Settings.MicroBatch, request.Settings.SeqLen)));

@@ -112,13 +112,7 @@ public static class TrainCommand
                 if (folder.Failed) return ExitCodes.Usage;
             }
             TuneResult? tuned = null;
-            var prelude = new List<Records.StartupPhase>();
-            long phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
-            void Phase(string name)
-            {
-                prelude.Add(new(name, System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart).TotalSeconds));
-                phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
-            }
+            var prelude = new Records.StartupPhaseClock();
             if (r.GetValue(tuneEightBit) && !r.GetValue(autoTune))
                 throw new DescriptionException("--allow-8bit-optimizer lets --auto-tune choose 8-bit optimizer state; without --auto-tune, ask for it with --optimizer-state 8bit.");
             if (r.GetValue(autoTune))
@@ -134,7 +128,7 @@ public static class TrainCommand
                     io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings, hardware.HasGpu)}.");
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
-                Phase("auto-tune");
+                prelude.Mark("auto-tune");
             }
             // The head the engine runs, resolved once by Core's rule on the card planned here: the check, the run and its prediction share it.
             settings = EngineSettings.ResolveHeadLoss(options.LoadModel(r), settings, engine, hardware);
@@ -148,10 +142,10 @@ public static class TrainCommand
                     return ExitCodes.Infeasible;
                 }
             }
-            Phase("head and capacity checks");
+            prelude.Mark("head and capacity checks");
             var request = new EngineRunRequest
             {
-                PreludePhases = prelude,
+                PreludePhases = prelude.Phases,
                 Model = options.LoadModel(r),
                 Settings = settings,
                 Steps = r.GetValue(steps),

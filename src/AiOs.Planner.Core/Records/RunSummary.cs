@@ -79,3 +79,21 @@ public sealed record RunSummary
 /// <param name="Name">What it did (for example <c>initial weights</c>).</param>
 /// <param name="Seconds">Its wall time.</param>
 public sealed record StartupPhase(string Name, double Seconds);
+
+/// <summary>Times consecutive start-up phases: each <see cref="Mark"/> closes the phase that began at the previous one (or at construction).</summary>
+public sealed class StartupPhaseClock
+{
+    private readonly List<StartupPhase> _phases = [];
+    private long _start = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>The phases closed so far, in order.</summary>
+    public IReadOnlyList<StartupPhase> Phases => _phases;
+
+    /// <summary>Closes the current phase as <paramref name="name"/> and starts the next.</summary>
+    public void Mark(string name)
+    {
+        long now = System.Diagnostics.Stopwatch.GetTimestamp();
+        _phases.Add(new StartupPhase(name, System.Diagnostics.Stopwatch.GetElapsedTime(_start, now).TotalSeconds));
+        _start = now;
+    }
+}

@@ -73,16 +73,10 @@ public sealed partial class LayerwiseTrainer : ITrainer
         _ranks = DataParallel.Check(ranks, settings, options.Clipping);
         if (settings.Schedule == StepSchedule.Delayed && _ranks is not null)
             throw new ArgumentException($"--schedule delayed is not supported with {_ranks.WorldSize} ranks yet: the deferred update's write-back is per process; use --schedule overlapped or one GPU.", nameof(settings));
-        long phaseStart = Stopwatch.GetTimestamp();
-        void Phase(string name)
-        {
-            _startupPhases.Add(new(name, Stopwatch.GetElapsedTime(phaseStart).TotalSeconds));
-            phaseStart = Stopwatch.GetTimestamp();
-        }
         // Pretrained weights are checked before the swap folder and the tiers are set up.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
-        Phase("torch runtime");
+        _startup.Mark("torch runtime");
         _spec = spec;
         _settings = settings;
         _options = options;
@@ -141,7 +135,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _passOps = _program.Ops.Where(o => o.Phase != StepPhase.Optimizer).ToArray();
             _optimizerOps = _program.Ops.Where(o => o.Phase == StepPhase.Optimizer).ToArray();
             _unitScale = new float[units];
-            Phase("tiers (swap folder, slots, pinned pools, state buffers)");
+            _startup.Mark("tiers (swap folder, slots, pinned pools, state buffers)");
             // Units are made on every core straight into their tiers: seeded values in the unit's gradient accumulator (RAM
             // the store already holds, overwritten by the first micro-batch), so start-up allocates nothing per unit. Moments in
             // RAM are written (zeros read from pages never faulted in) too, so their pages are faulted in now, not in the first step.
@@ -160,7 +154,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
                 }
                 _params.StoreUnit(u, values);
             }, scratch);
-            Phase("initial weights into their tiers");
+            _startup.Mark("initial weights into their tiers");
         }
         catch
         {
@@ -172,10 +166,10 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Spans of everything the engine did, per resource.</summary>
     public SpanTrace Trace { get; }
 
-    private readonly List<Records.StartupPhase> _startupPhases = [];
+    private readonly Records.StartupPhaseClock _startup = new();
 
     /// <inheritdoc/>
-    public IReadOnlyList<Records.StartupPhase> StartupPhases => _startupPhases;
+    public IReadOnlyList<Records.StartupPhase> StartupPhases => _startup.Phases;
 
     /// <summary>Bytes moved per tier.</summary>
     public IoCounters Io { get; } = new();

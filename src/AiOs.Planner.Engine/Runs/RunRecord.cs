@@ -44,6 +44,17 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         lock (_gate) _startupPhases.Add(new StartupPhase(name, seconds));
     }
 
+    /// <summary>
+    /// Notes <paramref name="parts"/>, then what they leave of <paramref name="whole"/> seconds as <paramref name="rest"/>
+    /// (or the whole as <paramref name="alone"/> when there are none): a span that a caller timed in pieces. Without a whole
+    /// (the OS does not say when the process started) only the parts.
+    /// </summary>
+    public void StartupPhases(IReadOnlyList<StartupPhase> parts, double? whole, string rest, string alone)
+    {
+        lock (_gate) _startupPhases.AddRange(parts);
+        if (whole is { } w) StartupPhase(parts.Count > 0 ? rest : alone, Math.Max(0, w - parts.Sum(p => p.Seconds)));
+    }
+
     /// <summary>Seconds from the process's launch to now; null where the OS does not say.</summary>
     public static double? SinceLaunch() => SecondsSinceLaunch();
 
