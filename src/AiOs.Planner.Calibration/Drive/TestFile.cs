@@ -17,22 +17,50 @@ public sealed class TestFile : IDisposable
     /// <summary>Space left free beside the test file, so calibration never fills a drive others use.</summary>
     public static readonly Bytes Headroom = Bytes.FromMiB(512);
 
-    private readonly PosixSignalRegistration[] _signals;
-    private int _removed;
+    private readonly NameGuard _name;
 
-    private TestFile(string path, DirectFile file, Bytes size, string? shrinkNote)
+    private TestFile(NameGuard name, DirectFile file, Bytes size, string? shrinkNote)
     {
-        Path = path;
+        _name = name;
         File = file;
         Size = size;
         ShrinkNote = shrinkNote;
-        // The handlers do not cancel the signal: the default action (or the command line's own handler) still runs.
-        _signals = OperatingSystem.IsWindows() ? []
-            : [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, OnSignal))];
+    }
+
+    /// <summary>
+    /// The file's name and the signal handlers that remove it, registered before the file is created: a signal while it is
+    /// being reserved (fallocate of hundreds of MB) removes it too (CI twice found one left by a signal in that window).
+    /// The handlers do not cancel the signal: the default action (or the command line's own handler) still runs.
+    /// </summary>
+    private sealed class NameGuard : IDisposable
+    {
+        private readonly PosixSignalRegistration[] _signals;
+        private int _removed;
+
+        public NameGuard(string path)
+        {
+            Path = path;
+            _signals = OperatingSystem.IsWindows() ? []
+                : [.. new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP }.Select(s => PosixSignalRegistration.Create(s, _ => Remove()))];
+        }
+
+        public string Path { get; }
+
+        /// <summary>Removes the name once (open I/O goes on until the handle closes; the space is freed then). Unlink never follows a link.</summary>
+        public void Remove()
+        {
+            if (Interlocked.Exchange(ref _removed, 1) == 0) System.IO.File.Delete(Path);
+        }
+
+        /// <summary>Unregisters the handlers.</summary>
+        public void Dispose()
+        {
+            foreach (var registration in _signals) registration.Dispose();
+        }
     }
 
     /// <summary>The test file's path (hidden name, in the folder under test).</summary>
-    public string Path { get; }
+    public string Path => _name.Path;
     /// <summary>The open file (O_DIRECT where supported).</summary>
     public DirectFile File { get; }
     /// <summary>Bytes reserved for the test.</summary>
@@ -62,42 +90,43 @@ public sealed class TestFile : IDisposable
             throw new CalibrationException($"{directory} does not exist; create it or pass an existing folder on the drive to test.");
         var available = new Bytes(new DriveInfo(System.IO.Path.GetFullPath(directory)).AvailableFreeSpace);
         var (size, note) = PlanSize(desired, minimum, available, directory);
-        string path = System.IO.Path.Combine(directory, ScratchNames.New(ScratchKind.CalibrationFile));
+        var name = new NameGuard(System.IO.Path.Combine(directory, ScratchNames.New(ScratchKind.CalibrationFile)));
         DirectFile file;
         try
         {
-            file = DirectFile.Open(path, DirectFileMode.CreateNew);
+            file = DirectFile.Open(name.Path, DirectFileMode.CreateNew);
         }
         catch (DirectIoException e) when (e.Errno is 13 or 30 or 1)
         {
+            name.Dispose();
             throw new CalibrationException($"{directory} is not writable ({e.Message}); pass a folder you can write to.", e);
+        }
+        catch
+        {
+            name.Dispose();
+            throw;
         }
         try
         {
             file.Preallocate(size);
-            return new TestFile(path, file, size, note);
+            return new TestFile(name, file, size, note);
         }
         catch
         {
             file.Dispose();
-            System.IO.File.Delete(path);
+            name.Remove();
+            name.Dispose();
             throw;
         }
     }
 
     /// <summary>What a signal does: removes the file's name (open I/O goes on until the handle closes; the space is freed then).</summary>
-    internal void OnSignal(PosixSignalContext context) => Remove();
-
-    private void Remove()
-    {
-        // Only the name this process created goes: unlink never follows a link.
-        if (Interlocked.Exchange(ref _removed, 1) == 0) System.IO.File.Delete(Path);
-    }
+    internal void OnSignal(PosixSignalContext context) => _name.Remove();
 
     public void Dispose()
     {
-        foreach (var registration in _signals) registration.Dispose();
+        _name.Dispose();
         File.Dispose();
-        Remove();
+        _name.Remove();
     }
 }
