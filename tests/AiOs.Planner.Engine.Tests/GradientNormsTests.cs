@@ -140,6 +140,41 @@ public sealed class GradientNormsTests
         Assert.Equal(expected, GradientNorms.SumsOfSquares(g, path));
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void Given_cpu_gradients_When_the_fp64_path_sums_squares_Then_it_reads_them_in_place_as_the_layerwise_trainer_does(ScalarType type)
+    {
+        Tensor[] g = Gradients(type, Sizes, seed: 12);
+        // A strided view is not read in place: it goes through the fp64 copy and still agrees.
+        Tensor strided = Gradients(type, [4000], seed: 13)[0].view(2000, 2).select(1, 0);
+
+        double[] sums = GradientNorms.Fp64([.. g, strided]);
+
+        for (int u = 0; u < Sizes.Length; u++)
+        {
+            // SumOfSquaresBf16 is exactly SumOfSquares of the widened values (SpanMath's contract, tested there).
+            double inPlace = Optim.SpanMath.SumOfSquares(g[u].to(ScalarType.Float32).data<float>().ToArray());
+            Assert.Equal(inPlace, sums[u]);
+            double copied = g[u].to(ScalarType.Float64).square().sum().item<double>();
+            Assert.True(Math.Abs(sums[u] - copied) <= 1e-12 * copied, $"unit {u}: {sums[u]} vs {copied}");
+        }
+        double stridedCopy = strided.to(ScalarType.Float64).square().sum().item<double>();
+        Assert.True(Math.Abs(sums[^1] - stridedCopy) <= 1e-12 * stridedCopy);
+    }
+
+    [Fact]
+    public void Given_a_cpu_fp16_gradient_with_an_infinity_When_the_fp64_path_sums_squares_Then_it_falls_back_to_the_copy_and_is_inf()
+    {
+        Tensor[] g = Gradients(ScalarType.Float16, [3000, 100], seed: 4);
+        g[0][7] = tensor(double.PositiveInfinity).to(ScalarType.Float16);
+
+        double[] sums = GradientNorms.Fp64(g);
+
+        Assert.Equal(double.PositiveInfinity, sums[0]);
+        Assert.Equal(g[1].to(ScalarType.Float64).square().sum().item<double>(), sums[1]);
+    }
+
     private sealed class ToleranceComparer(double relative) : IEqualityComparer<double>
     {
         public bool Equals(double a, double b) => Math.Abs(a - b) <= relative * Math.Max(Math.Abs(a), Math.Abs(b));

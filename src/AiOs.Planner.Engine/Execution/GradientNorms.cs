@@ -1,3 +1,4 @@
+using AiOs.Planner.Engine.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -6,7 +7,10 @@ namespace AiOs.Planner.Engine.Execution;
 /// <summary>How the resident trainer takes each unit's Σg² before the update.</summary>
 public enum GradientNormPath
 {
-    /// <summary>An fp64 copy of each gradient, squared and summed (exact; ~34 bytes per bf16 parameter moved on a GPU).</summary>
+    /// <summary>
+    /// Squares summed in fp64 (exact squares; ~34 bytes per bf16 parameter moved on a GPU, where it takes an fp64 copy of each
+    /// gradient). fp32 and bf16 gradients in host memory are read where they lie, with no copy.
+    /// </summary>
     Fp64Copy,
 
     /// <summary>fp32 norms of 1024-element rows (bf16/fp16 cast to fp32 a chunk at a time), squared and summed in fp64 (reads each gradient once).</summary>
@@ -14,8 +18,8 @@ public enum GradientNormPath
 }
 
 /// <summary>
-/// Each unit's Σg², fetched from the device with one synchronisation. The fp64 copy is exact and stays the CPU's path (the
-/// CPU trainers are compared bit for bit); on a GPU it moved ~34 bytes per bf16 parameter (read 2, write and read an fp64
+/// Each unit's Σg², fetched from the device with one synchronisation. fp64 accumulation of exact squares stays the CPU's path
+/// (the CPU trainers are compared bit for bit), read from the gradient where it lies; on a GPU its fp64 copy moved ~34 bytes per bf16 parameter (read 2, write and read an fp64
 /// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes fp32 norms
 /// of rows, read once, instead. <c>AIOS_GRAD_NORM=fp64</c> restores the fp64 copy on the GPU, for an A/B of the optimizer phase.
 /// </summary>
@@ -51,19 +55,28 @@ internal static class GradientNorms
         path == GradientNormPath.Fp64Copy ? Fp64(gradients) : Fp32(gradients);
 
     /// <summary>
-    /// Σg² in fp64 on the device, fetched with one synchronisation. Each unit's fp64 temporaries are freed before the next
+    /// Σg² in fp64: a CPU gradient read where it lies (<see cref="HostSum"/>), others on the device, fetched with one
+    /// synchronisation. Each unit's fp64 temporaries are freed before the next
     /// unit's are made: held to the end they took 16 bytes per parameter (23 GiB for gpt2-xl, the resident engine's device
     /// peak on the H200 until 2026-12-05).
     /// </summary>
     public static double[] Fp64(Tensor[] gradients)
     {
+        var sums = new double[gradients.Length];
+        var onDevice = new List<int>();
+        for (int u = 0; u < gradients.Length; u++)
+            if (HostSum(gradients[u]) is { } host) sums[u] = host;
+            else onDevice.Add(u);
+        if (onDevice.Count == 0) return sums;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var sums = new Tensor[gradients.Length];
-        for (int u = 0; u < gradients.Length; u++)
+        var device = new Tensor[onDevice.Count];
+        for (int i = 0; i < device.Length; i++)
             using (var unit = NewDisposeScope())
-                sums[u] = Fp64Sum(gradients[u]).MoveToOuterDisposeScope();
-        return stack(sums).cpu().data<double>().ToArray();
+                device[i] = Fp64Sum(gradients[onDevice[i]]).MoveToOuterDisposeScope();
+        double[] fetched = stack(device).cpu().data<double>().ToArray();
+        for (int i = 0; i < fetched.Length; i++) sums[onDevice[i]] = fetched[i];
+        return sums;
     }
 
     /// <summary>
@@ -141,4 +154,22 @@ internal static class GradientNorms
     }
 
     private static Tensor Fp64Sum(Tensor gradient) => gradient.to(ScalarType.Float64).square().sum();
+
+    /// <summary>
+    /// Σg² of a contiguous fp32 or bf16 gradient in host memory, read where it lies (<see cref="SpanMath.SumOfSquares"/>,
+    /// fp64 lanes in fixed chunks, as the layer-by-layer trainer takes its norms); null for any other tensor. The fp64 copy
+    /// and its square took 16 bytes per parameter of the unit at a time, and the CPU's resident step's host peak grew by
+    /// 2.5 GiB over the update (gpt2-medium, 2026-12-05), which the plan does not hold.
+    /// </summary>
+    private static unsafe double? HostSum(Tensor gradient)
+    {
+        long n = gradient.numel();
+        if (gradient.device_type != DeviceType.CPU || !gradient.is_contiguous() || n > int.MaxValue
+            || gradient.dtype is not (ScalarType.Float32 or ScalarType.BFloat16)) return null;
+        if (n == 0) return 0;
+        void* data = (void*)Native.CudaDriver.DataOf(gradient);
+        return gradient.dtype == ScalarType.Float32
+            ? SpanMath.SumOfSquares(new ReadOnlySpan<float>(data, (int)n))
+            : SpanMath.SumOfSquaresBf16(new ReadOnlySpan<ushort>(data, (int)n));
+    }
 }
