@@ -190,4 +190,49 @@ public sealed class DeviceTrainerTests
         LayerwiseTrainerTests.AssertClose(master, actual, 1e-6f);
         Assert.Equal(p.to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>().ToArray(), working.to(ScalarType.Float32).data<float>().ToArray());
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Given_RandomGradients_When_HostAdamWRunsFiveStepsOnCpuTensors_Then_ItMatchesTheSpanAdamWAndWritesTheBf16Copy(bool bf16Gradients)
+    {
+        const int n = 5000;
+        var rng = new SplitMix64(11);
+        float[] start = Enumerable.Range(0, n).Select(_ => (float)rng.NextGaussian()).ToArray();
+        float[][] grads = Enumerable.Range(0, 5).Select(_ => Enumerable.Range(0, n).Select(_ => (float)(rng.NextGaussian() * 0.1)).ToArray()).ToArray();
+        var options = new AdamWOptions { LearningRate = 1e-2, WeightDecay = 0.1, Beta2 = 0.95 };
+
+        float[] master = (float[])start.Clone(), m = new float[n], v = new float[n];
+        var span = new SpanAdamW(options);
+        using var p = tensor(start);
+        using var em = zeros(n);
+        using var ev = zeros(n);
+        using var working = zeros(n, ScalarType.BFloat16);
+        IDeviceAdamW host = DeviceAdamW.For(CPU, options);
+        Assert.Equal("cpu-adam", host.Name);
+        for (int s = 0; s < grads.Length; s++)
+        {
+            using var g32 = tensor(grads[s]);
+            using var g = bf16Gradients ? g32.to(ScalarType.BFloat16) : g32.alias();
+            span.Update(master, g.to(ScalarType.Float32).data<float>().ToArray(), m, v, s + 1, 0.5f);
+            host.Update(p, g, em, ev, working, s + 1, 0.5f);
+        }
+
+        LayerwiseTrainerTests.AssertClose(master, p.data<float>().ToArray(), 1e-6f);
+        LayerwiseTrainerTests.AssertClose(m, em.data<float>().ToArray(), 1e-6f);
+        Assert.Equal(p.to(ScalarType.BFloat16).to(ScalarType.Float32).data<float>().ToArray(), working.to(ScalarType.Float32).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Given_a_non_contiguous_gradient_When_HostAdamW_updates_Then_it_refuses_with_what_it_takes()
+    {
+        using var p = zeros(8);
+        using var g = zeros(16).view(8, 2).select(1, 0);
+        using var em = zeros(8);
+        using var ev = zeros(8);
+
+        var e = Assert.Throws<ArgumentException>(() => new HostAdamW(new AdamWOptions()).Update(p, g, em, ev, null, 1, 1f));
+
+        Assert.Contains("contiguous CPU tensors", e.Message);
+    }
 }

@@ -53,7 +53,7 @@ public static class TrainCommand
         var json = new Option<bool>("--json") { Description = "Print the run summary as JSON on stdout" };
         var autoTune = new Option<bool>("--auto-tune") { Description = "Choose the settings with the tuner for --hardware first (flags given stay fixed where the tuner does not search them); the run folder records the choice and its reasons in tune.json" };
         var gpuLimit = SizeOption.CreateOptional("--gpu-memory-limit", "Device memory the run may use (e.g. 11G): the rest of the GPU is taken up front, to rehearse a smaller card; the planner checks the settings against it first");
-        var deviceAdam = new Option<string>("--device-adam") { Description = "With nothing offloaded on CUDA: fused (one NVRTC-compiled kernel per layer) | torch-ops", DefaultValueFactory = _ => "fused" };
+        var deviceAdam = new Option<string>("--device-adam") { Description = "With nothing offloaded: fused (on CUDA one NVRTC-compiled kernel per layer, on the CPU the engine's vectorised CPU Adam in place) | torch-ops", DefaultValueFactory = _ => "fused" };
         deviceAdam.AcceptOnlyFromAmong("fused", "torch-ops");
         var noSwapChecksums = new Option<bool>("--no-swap-checksums") { Description = "Do not checksum NVMe swap pieces (on by default: each piece is hashed as it is written and verified on every read)" };
         var noCopyStream = new Option<bool>("--no-copy-stream") { Description = "On CUDA with parameters in CPU RAM: copy each layer on the default stream instead of uploading the next one on its own stream during compute" };
