@@ -7,8 +7,9 @@ namespace AiOs.Planner.Optim;
 /// A fixed set of threads that run one chunked pass at a time for <see cref="CpuAdam"/>: the caller and <c>threads − 1</c>
 /// workers claim chunks from one counter until none is left. Issue 13: the engine makes one update call per sub-group,
 /// and <c>Parallel.For</c> hands each call to the thread pool, whose sleeping workers wake one after another (each woken
-/// worker asks for the next), so on many cores the last ones join a short call late; the H100 VM's 16 cores showed
-/// ≈ 1.2 ms per call that a large call hides. These workers instead stay in place between calls, all woken by one signal,
+/// worker asks for the next), so on many cores the last ones join a short call late: the suspect for the ≈ 1.2 ms per
+/// call that two unit sizes suggested on the H100 VM's 16 cores (on 2 cores the hand-off measured 1–10 µs against 0.3 µs
+/// here: docs/benchmarks.md, "CPU Adam per call"). These workers instead stay in place between calls, all woken by one signal,
 /// and spin a short while (<see cref="SpinAfterPass"/>) after a pass so the next sub-group's call, a few microseconds
 /// later, finds them awake. Which thread runs a chunk changes nothing: the chunks are fixed by the length, and CpuAdam's
 /// update is element-wise, so every split gives the same bits.
@@ -54,7 +55,7 @@ public sealed class CpuWorkers
     /// Runs <paramref name="body"/>(chunk) for chunks 0 … <paramref name="chunks"/> − 1, each once, on the caller and the
     /// workers; returns when all have run. With one thread or one chunk, on the caller alone.
     /// </summary>
-    /// <exception cref="AggregateException">A chunk threw (the first exception, after every chunk has run or failed).</exception>
+    /// <exception cref="AggregateException">A chunk of a shared pass threw: the first exception, after every chunk has run or failed (on the caller alone, a chunk's exception propagates as thrown).</exception>
     public void For(long chunks, Action<long> body)
     {
         ArgumentNullException.ThrowIfNull(body);
