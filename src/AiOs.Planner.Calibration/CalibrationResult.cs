@@ -50,6 +50,10 @@ public sealed record HostCalibration
     public double? AdamBf16AllThreads { get; init; }
     /// <summary>Parameters per call of the bf16 Adam measurement (an engine sub-group); 0 when not measured.</summary>
     public long AdamBf16SubGroup { get; init; }
+    /// <summary>The engine's bf16 CPU Adam timed per call at sizes from 16 K to 16 M parameters, all threads (<see cref="Host.AdamCallProbe"/>); empty when not measured.</summary>
+    public IReadOnlyList<Host.CallTiming> AdamCalls { get; init; } = [];
+    /// <summary><see cref="AdamCalls"/> fitted as <c>t = a + b·n</c>: the fixed cost per update call; null when not measured.</summary>
+    public Host.CallCostFit? AdamCallFit { get; init; }
 }
 
 /// <summary>Everything a calibration measured, the profile it produced, and warnings for the user.</summary>

@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 
 /// <summary>
 /// Runs a calibration: machine facts; the drive (lay out a test file while watching for a write cache,
-/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam (fp32 gradients, and the engine's bf16 update) on one and all threads;
+/// sweep reads, sweep writes, fit a curve per direction, then cycle working sets as training swaps them); memory copy and CPU Adam (fp32 gradients, and the engine's bf16 update) on one and all threads, and the bf16 update's fixed cost per call;
 /// then builds the profile. The test file is deleted however the run ends.
 /// </summary>
 public static class Calibrator
@@ -119,11 +119,16 @@ public static class Calibrator
         double bf16One = AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
         tracker.HostStep("CPU Adam");
         double bf16All = threads == 1 ? bf16One : AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
+        // The same update call by call at sizes from 16 K to 16 M: its fixed cost per call apart from its cost per parameter.
+        tracker.HostStep("CPU Adam per call");
+        var sizes = AdamCallProbe.CalibrationSizes;
+        var calls = AdamCallProbe.Measure(AdamProbeKernel.Bf16Gradients, sizes, mode.AdamParameters, threads, mode.HostProbeDuration / sizes.Count, ct);
         tracker.HostStep("done");
         return new HostCalibration
         {
             Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
             AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup,
+            AdamCalls = calls, AdamCallFit = CallCostFit.Fit(calls),
         };
     }
 }

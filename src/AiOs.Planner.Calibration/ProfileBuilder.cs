@@ -27,7 +27,7 @@ public static class ProfileBuilder
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-        var (memory, adam, adamBf16) = HostFigures(host, date);
+        var (memory, adam, adamBf16, call) = HostFigures(host, date);
         var cpu = new CpuSpec
         {
             Model = machine.CpuModel,
@@ -36,6 +36,7 @@ public static class ProfileBuilder
             MemoryBandwidthGbps = memory,
             AdamParamsPerS = adam,
             AdamBf16ParamsPerS = adamBf16,
+            OptimizerCallOverheadS = call,
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
         if (options.Base?.Cpu is { } kept)
@@ -101,15 +102,22 @@ public static class ProfileBuilder
     {
         ArgumentNullException.ThrowIfNull(profile);
         ArgumentNullException.ThrowIfNull(host);
-        var (memory, adam, adamBf16) = HostFigures(host, date);
+        var (memory, adam, adamBf16, call) = HostFigures(host, date);
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in profile.Machine ?? new Dictionary<string, string>()) facts[k] = v;
         facts["host_calibration_date"] = date;
-        return profile with { Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16 }, Machine = facts };
+        return profile with
+        {
+            Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS },
+            Machine = facts,
+        };
     }
 
-    /// <summary>The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared machine all threads can lose to one).</summary>
-    private static (Figure Memory, Figure Adam, Figure? AdamBf16) HostFigures(HostCalibration host, string date)
+    /// <summary>
+    /// The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared
+    /// machine all threads can lose to one), and the bf16 update's fixed cost per call (all threads, as the engine calls it).
+    /// </summary>
+    private static (Figure Memory, Figure Adam, Figure? AdamBf16, Figure? CallOverhead) HostFigures(HostCalibration host, string date)
     {
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
@@ -121,7 +129,11 @@ public static class ProfileBuilder
             ? Measured(Math.Round(Math.Max(bf16All, host.AdamBf16OneThread ?? 0)),
                 I($"aios CpuAdam.StepBf16Gradients, the engine's bf16 update (fp32 master weights, m, v; bf16 gradients read, bf16 copy written: 28 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamBf16OneThread:0.###e0}/s) and {host.Threads} threads ({bf16All:0.###e0}/s)"))
             : null;
-        return (memory, adam, adamBf16);
+        var call = host.AdamCallFit is { } fit
+            ? Figure.Measured(Math.Round(fit.PerCallSeconds, 9),
+                date, I($"fit t = a + b·n (least relative squares) to the median time of one aios CpuAdam.StepBf16Gradients call on {host.Threads} threads at {string.Join(", ", host.AdamCalls.Select(c => c.Elements >= 1 << 20 ? $"{c.Elements >> 20} M" : $"{c.Elements >> 10} K"))} parameters (state walked through, past the caches): a per call, b = {fit.SecondsPerElement * 1e9:0.###} ns per parameter ({fit.ElementsPerSecond:0.###e0}/s)"))
+            : null;
+        return (memory, adam, adamBf16, call);
     }
 
     private const string StampPrefix = " [CPU, memory and drive calibrated ";

@@ -43,6 +43,12 @@ if (args.Length > 0 && args[0] == "host-memory")
     Environment.ExitCode = HostMemoryReport.Run(args[1..]);
     return;
 }
+// `-- adamcall [threads] [seconds per size]` fits CPU Adam's time per call, t = a + b·n, over 4 K to 64 M parameters (issue 13).
+if (args.Length > 0 && args[0] == "adamcall")
+{
+    AdamCallCost.Run(args);
+    return;
+}
 // `-- adam8 [N] [threads]` times the fp32 and 8-bit CPU AdamW directly (issue 15), for a quick look on a busy machine.
 if (args.Length > 0 && args[0] == "adam8")
 {

@@ -1,3 +1,4 @@
+using AiOs.Planner.Calibration.Host;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Units;
 
@@ -10,10 +11,12 @@ public class ProfileBuilderHostTests
     {
         Threads = 16, MemcpyOneThread = Bandwidth.FromGBps(10), MemcpyAllThreads = Bandwidth.FromGBps(46.2), AdamOneThread = 3e8, AdamAllThreads = 4.96e9,
         AdamBf16OneThread = 2.5e8, AdamBf16AllThreads = 4.04e9, AdamBf16SubGroup = 32L << 20,
+        AdamCalls = [new(16 << 10, 1.2e-3 + (16 << 10) / 4.8e9), new(16 << 20, 1.2e-3 + (16 << 20) / 4.8e9)],
+        AdamCallFit = new CallCostFit(1.2e-3, 1 / 4.8e9),
     };
 
     [Fact]
-    public void Given_a_calibrated_gpu_profile_When_its_host_is_remeasured_Then_only_memory_copy_and_the_adam_figures_change()
+    public void Given_a_calibrated_gpu_profile_When_its_host_is_remeasured_Then_only_memory_copy_the_adam_figures_and_the_call_cost_change()
     {
         var before = ProfileCatalog.Default.Load("h100-1x-vm");
         before = before with { Cpu = before.Cpu with { Adam8ParamsPerS = new Figure(1.8e9) } };
@@ -22,6 +25,8 @@ public class ProfileBuilderHostTests
 
         Assert.Equal(4.96e9, after.Cpu.AdamParamsPerS.Value);
         Assert.Equal(4.04e9, after.Cpu.AdamBf16ParamsPerS!.Value);
+        Assert.Equal(1.2e-3, after.Cpu.OptimizerCallOverhead);
+        Assert.Contains("16 K, 16 M parameters", after.Cpu.OptimizerCallOverheadS!.Provenance!.Method);
         Assert.Equal("2026-12-06", after.Cpu.AdamBf16ParamsPerS.Provenance!.Date);
         Assert.Equal(46.2, after.Cpu.MemoryBandwidthGbps.Value);
         Assert.Equal(before.Drives, after.Drives);

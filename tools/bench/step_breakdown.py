@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Where a measured step's time goes, from an engine run's trace (trace.jsonl.gz: every span of every step) against its
+"""Where a measured step's time goes, from an engine run's trace (trace.jsonl.gz, or trace.jsonl as a run leaves it: every span of every step) against its
 predicted timeline (predicted-timeline.jsonl): per step the phases on the critical path (forward, backward, the wait
 between the last gradient download and the first CPU update, the updates), each resource's busy time, and the CPU
 update rate per unit (parameters per second, from settings.json's model shape). A step whose layers update at under
@@ -67,7 +67,8 @@ def report(run):
     settings = json.load(open(os.path.join(run, "settings.json")))
     params = unit_parameters(settings)
     measured = collections.defaultdict(list)
-    for s in spans(os.path.join(run, "trace.jsonl.gz")):
+    trace = os.path.join(run, "trace.jsonl.gz")
+    for s in spans(trace if os.path.isfile(trace) else os.path.join(run, "trace.jsonl")):
         measured[s["step"]].append(s)
     rows = [("pred", [s for s in spans(os.path.join(run, "predicted-timeline.jsonl"))])] if os.path.isfile(os.path.join(run, "predicted-timeline.jsonl")) else []
     rows += [(str(k), v) for k, v in sorted(measured.items())]

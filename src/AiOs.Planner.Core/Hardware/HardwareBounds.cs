@@ -28,6 +28,8 @@ public static class HardwareBounds
     /// <summary>Host RAM per node, GiB: at most 1 PiB.</summary>
     public const double MaxRamGib = 1 << 20;
     public const double MinAdamParamsPerS = 1e3, MaxAdamParamsPerS = 1e13;
+    /// <summary>A CPU optimizer call's fixed cost, seconds: at most 1 s (the H100 VM's worst measured was about 1.2 ms).</summary>
+    public const double MaxOptimizerCallOverheadS = 1;
     /// <summary>CPU matmul rate, GFLOP/s: 10 MFLOP/s to 10 PFLOP/s.</summary>
     public const double MinCpuGflops = 1e-2, MaxCpuGflops = 1e7;
     public const int MaxDrives = 1024;

@@ -201,6 +201,12 @@ public sealed record CpuSpec
     public Figure? AdamBf16ParamsPerS { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with block-wise 8-bit moments, all cores; null: <see cref="DefaultAdam8Ratio"/> × the fp32 rate.</summary>
     public Figure? Adam8ParamsPerS { get; init; }
+    /// <summary>
+    /// Seconds every CPU optimizer update call costs whatever its size (the threads' hand-off and set-up): the engine makes one
+    /// call per sub-group (at most a unit), so a step of k calls pays k times this on top of its parameters over the rate.
+    /// Fitted by <c>aios calibrate</c> as <c>t = a + b·n</c> over calls of 16 K to 16 M parameters (issue 13); null: <see cref="DefaultOptimizerCallOverheadS"/>.
+    /// </summary>
+    public Figure? OptimizerCallOverheadS { get; init; }
     /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
     public Figure? MatmulGflops { get; init; }
     /// <summary>bf16 matmul rate of all cores, GFLOP/s; without it bf16 training is costed at the fp32 rate.</summary>
@@ -225,6 +231,17 @@ public sealed record CpuSpec
     public Figure Adam8Rate => Adam8ParamsPerS ?? new Figure(AdamParamsPerS.Value * DefaultAdam8Ratio, new Provenance(FigureSource.Estimate,
         Method: $"adam_params_per_s × {DefaultAdam8Ratio} (8-bit / fp32 ratio measured 2026-12-05 on the 2-core VM, docs/benchmarks.md 8-bit section)"));
 
+    /// <summary>
+    /// The per-call cost of a profile without <see cref="OptimizerCallOverheadS"/>: none. Such a profile's Adam rates were
+    /// measured on calls of 32 M parameters or more, so they already spread a call's fixed cost over its parameters, and
+    /// the predictions made with them stay as they were.
+    /// </summary>
+    public const double DefaultOptimizerCallOverheadS = 0;
+
+    /// <summary>Seconds per CPU optimizer update call: the profile's figure or <see cref="DefaultOptimizerCallOverheadS"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double OptimizerCallOverhead => OptimizerCallOverheadS?.Value ?? DefaultOptimizerCallOverheadS;
+
     /// <summary>Parameters per second CPU Adam updates with its state in <paramref name="format"/>.</summary>
     public double AdamRateFor(Optim.OptimizerStateFormat format) =>
         format == Optim.OptimizerStateFormat.EightBit ? Adam8Rate.Value : AdamParamsPerS.Value;
@@ -246,6 +263,7 @@ public sealed record CpuSpec
         p.InRange(at + ".adam_params_per_s", AdamParamsPerS.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (AdamBf16ParamsPerS is { } ab) p.InRange(at + ".adam_bf16_params_per_s", ab.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (Adam8ParamsPerS is { } a8) p.InRange(at + ".adam8_params_per_s", a8.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
+        if (OptimizerCallOverheadS is { } call) p.NonNegative(at + ".optimizer_call_overhead_s", call.Value, HardwareBounds.MaxOptimizerCallOverheadS, " s");
         if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         LayerCompute?.Validate(p, at + ".layer_compute");

@@ -39,6 +39,8 @@ public sealed class StepCosts
     private readonly double _adamPerSecond;
     /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has.</summary>
     private readonly double _adamInRamPerSecond;
+    /// <summary>Seconds every CPU OptimizerStep costs on top of its parameters: one update call's fixed cost (<see cref="CpuSpec.OptimizerCallOverheadS"/>).</summary>
+    private readonly double _optimizerCallSeconds;
     /// <summary>Seconds each updated parameter's CPU update takes longer for the host-memory traffic of the transfers beside it (<see cref="HostMemoryContention"/>).</summary>
     private readonly double _contendedSecondsPerParameter;
     /// <summary>The engine's parallel passes over host memory (later micro-batches' gradient adds).</summary>
@@ -114,6 +116,7 @@ public sealed class StepCosts
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
         _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
         _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatesBf16InRam(s)) / gpusPerNode;
+        _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
@@ -193,7 +196,8 @@ public sealed class StepCosts
         ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
-            : SimDuration.FromSeconds(op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
+            : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)
+                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };

@@ -1,0 +1,51 @@
+namespace AiOs.Planner.Calibration.Host;
+
+/// <summary>One timing of a call: <see cref="Elements"/> updated in <see cref="Seconds"/> (a median of repeated calls).</summary>
+/// <param name="Elements">Elements the call updated.</param>
+/// <param name="Seconds">Wall seconds the call took.</param>
+public readonly record struct CallTiming(long Elements, double Seconds);
+
+/// <summary>
+/// A call's time as a fixed cost plus a cost per element, <c>t = a + b·n</c>, fitted to timings over a range of sizes
+/// (CPU Adam on sub-groups from thousands to tens of millions of elements, issue 13).
+/// </summary>
+/// <param name="PerCallSeconds">a: seconds every call costs whatever its size (never negative).</param>
+/// <param name="SecondsPerElement">b: seconds per element updated.</param>
+public sealed record CallCostFit(double PerCallSeconds, double SecondsPerElement)
+{
+    /// <summary>Elements per second at the margin (1 / b).</summary>
+    public double ElementsPerSecond => 1 / SecondsPerElement;
+
+    /// <summary>The fitted time of a call over <paramref name="elements"/> elements.</summary>
+    public double Seconds(long elements) => PerCallSeconds + SecondsPerElement * elements;
+
+    /// <summary>
+    /// Least squares on the relative error, Σ((a + b·nᵢ − tᵢ) / tᵢ)²: sizes span four orders of magnitude, and plain
+    /// least squares would let the largest calls decide <c>a</c>, which is then a small difference of large times. Weighting
+    /// each point by 1/tᵢ asks every size to be fitted to the same fraction, so the small calls (mostly <c>a</c>) pin
+    /// <c>a</c> and the large ones (mostly <c>b·n</c>) pin <c>b</c>. A negative <c>a</c> (noise when the fixed cost is
+    /// far below the smallest call) is clamped to 0 and <c>b</c> refitted alone.
+    /// </summary>
+    /// <exception cref="ArgumentException">Fewer than two distinct sizes, or a time that is not positive.</exception>
+    public static CallCostFit Fit(IReadOnlyList<CallTiming> timings)
+    {
+        ArgumentNullException.ThrowIfNull(timings);
+        if (timings.Any(t => !(t.Seconds > 0) || double.IsInfinity(t.Seconds) || t.Elements < 1))
+            throw new ArgumentException("Every timing needs at least one element and a positive, finite time.", nameof(timings));
+        if (timings.Select(t => t.Elements).Distinct().Count() < 2)
+            throw new ArgumentException("Fitting a per-call and a per-element cost needs timings at two or more sizes.", nameof(timings));
+        // Normal equations of Σ wᵢ(a + b·nᵢ − tᵢ)² with wᵢ = 1/tᵢ².
+        double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
+        foreach (var (n, t) in timings)
+        {
+            double w = 1 / (t * t);
+            s00 += w; s01 += w * n; s11 += w * (double)n * n;
+            r0 += w * t; r1 += w * n * t;
+        }
+        double det = s00 * s11 - s01 * s01;
+        double a = (r0 * s11 - r1 * s01) / det;
+        double b = (s00 * r1 - s01 * r0) / det;
+        if (a < 0) (a, b) = (0, r1 / s11);
+        return new CallCostFit(a, b);
+    }
+}

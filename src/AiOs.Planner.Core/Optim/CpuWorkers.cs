@@ -1,0 +1,134 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>
+/// A fixed set of threads that run one chunked pass at a time for <see cref="CpuAdam"/>: the caller and <c>threads − 1</c>
+/// workers claim chunks from one counter until none is left. Issue 13: the engine makes one update call per sub-group,
+/// and <c>Parallel.For</c> hands each call to the thread pool, whose sleeping workers wake one after another (each woken
+/// worker asks for the next), so on many cores the last ones join a short call late: the suspect for the ≈ 1.2 ms per
+/// call that two unit sizes suggested on the H100 VM's 16 cores (on 2 cores the hand-off measured 1–10 µs against 0.3 µs
+/// here: docs/benchmarks.md, "CPU Adam per call"). These workers instead stay in place between calls, all woken by one signal,
+/// and spin a short while (<see cref="SpinAfterPass"/>) after a pass so the next sub-group's call, a few microseconds
+/// later, finds them awake. Which thread runs a chunk changes nothing: the chunks are fixed by the length, and CpuAdam's
+/// update is element-wise, so every split gives the same bits.
+/// </summary>
+/// <remarks>
+/// One set per thread count per process (<see cref="Shared"/>), like <c>ArrayPool.Shared</c>: the threads are a process
+/// resource, and a set per optimizer would multiply them. Each pass is its own object with its own chunk counter, so a
+/// worker that comes late to a pass finds its chunks taken and does nothing, and two callers' passes at once both finish
+/// (each caller claims its own pass's chunks; the workers help whichever was published last). The threads are background
+/// threads and block (no CPU) once the spin runs out.
+/// </remarks>
+public sealed class CpuWorkers
+{
+    /// <summary>How long a worker spins for the next pass before it blocks: longer than the gap between two sub-groups' calls.</summary>
+    public static readonly TimeSpan SpinAfterPass = TimeSpan.FromMicroseconds(200);
+
+    private static readonly ConcurrentDictionary<int, CpuWorkers> Sets = new();
+
+    private readonly int _threads;
+    private readonly object _gate = new();
+    private readonly long _spinTicks = (long)(SpinAfterPass.TotalSeconds * Stopwatch.Frequency);
+    /// <summary>The pass published last (null before the first).</summary>
+    private Pass? _current;
+
+    private CpuWorkers(int threads)
+    {
+        _threads = threads;
+        for (int i = 1; i < threads; i++)
+            new Thread(Work) { IsBackground = true, Name = $"aios-cpu-workers-{threads}-{i}" }.Start();
+    }
+
+    /// <summary>The process's set of <paramref name="threads"/> threads (the caller counts as one), started at its first use.</summary>
+    public static CpuWorkers Shared(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        return Sets.GetOrAdd(threads, static t => new CpuWorkers(t));
+    }
+
+    /// <summary>Threads a pass runs on, the caller's included.</summary>
+    public int Threads => _threads;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(chunk) for chunks 0 … <paramref name="chunks"/> − 1, each once, on the caller and the
+    /// workers; returns when all have run. With one thread or one chunk, on the caller alone.
+    /// </summary>
+    /// <exception cref="AggregateException">A chunk of a shared pass threw: the first exception, after every chunk has run or failed (on the caller alone, a chunk's exception propagates as thrown).</exception>
+    public void For(long chunks, Action<long> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (_threads == 1 || chunks <= 1)
+        {
+            for (long c = 0; c < chunks; c++) body(c);
+            return;
+        }
+        var pass = new Pass(body, chunks, _spinTicks);
+        // A full fence: a worker that looks after this sees the pass; one asleep is woken under the gate.
+        Interlocked.Exchange(ref _current, pass);
+        lock (_gate) Monitor.PulseAll(_gate);
+        pass.Run();
+        pass.WaitAll();
+        if (pass.Failure is { } failure) throw new AggregateException(failure);
+    }
+
+    /// <summary>A worker: waits for a new pass (spinning a while, then blocked), helps run it, and waits again.</summary>
+    private void Work()
+    {
+        Pass? seen = null;
+        while (true)
+        {
+            long until = Stopwatch.GetTimestamp() + _spinTicks;
+            Pass? pass;
+            while ((pass = Volatile.Read(ref _current)) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+            if (pass == seen)
+                lock (_gate)
+                    while ((pass = Volatile.Read(ref _current)) == seen) Monitor.Wait(_gate);
+            seen = pass;
+            pass!.Run();
+        }
+    }
+
+    /// <summary>One call's chunks: claimed from one counter by whoever runs it, done when every chunk has run.</summary>
+    private sealed class Pass(Action<long> body, long chunks, long spinTicks)
+    {
+        private readonly object _gate = new();
+        private long _next, _done;
+        private Exception? _failure;
+
+        /// <summary>The first exception a chunk threw.</summary>
+        public Exception? Failure => Volatile.Read(ref _failure);
+
+        /// <summary>Runs unclaimed chunks until none is left.</summary>
+        public void Run()
+        {
+            for (long c = Interlocked.Increment(ref _next) - 1; c < chunks; c = Interlocked.Increment(ref _next) - 1)
+            {
+                try
+                {
+                    body(c);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref _failure, e, null);
+                }
+                if (Interlocked.Increment(ref _done) == chunks)
+                    lock (_gate) Monitor.PulseAll(_gate);
+            }
+        }
+
+        /// <summary>
+        /// Returns when every chunk has run: the last ones may still be on workers when the caller runs out of chunks, for
+        /// at most about a chunk's time, so it spins that long before it blocks.
+        /// </summary>
+        public void WaitAll()
+        {
+            long until = Stopwatch.GetTimestamp() + spinTicks;
+            while (Interlocked.Read(ref _done) < chunks && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+            if (Interlocked.Read(ref _done) < chunks)
+                lock (_gate)
+                    while (Interlocked.Read(ref _done) < chunks) Monitor.Wait(_gate);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using AiOs.Planner.Optim;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>
+/// The persistent workers CpuAdam splits its update over (issue 13): every chunk runs exactly once whoever runs it, so the
+/// update's bits do not depend on the thread count, on back-to-back calls or on two callers at once.
+/// </summary>
+public class CpuWorkersTests
+{
+    private static readonly AdamHyperParameters Hp = new() { LearningRate = 1e-2f, WeightDecay = 0.1f };
+
+    [Theory]
+    [InlineData(2, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 97)]
+    public void Given_a_set_of_workers_When_a_pass_runs_Then_every_chunk_runs_exactly_once(int threads, int chunks)
+    {
+        var workers = CpuWorkers.Shared(threads);
+        for (int call = 0; call < 50; call++)
+        {
+            var runs = new int[chunks];
+            workers.For(chunks, c => Interlocked.Increment(ref runs[c]));
+            Assert.All(runs, r => Assert.Equal(1, r));
+        }
+    }
+
+    [Fact]
+    public void Given_a_chunk_that_throws_When_a_pass_runs_Then_the_caller_gets_the_exception_after_the_other_chunks_ran()
+    {
+        var runs = new int[40];
+        var e = Assert.Throws<AggregateException>(() => CpuWorkers.Shared(3).For(40, c =>
+        {
+            Interlocked.Increment(ref runs[c]);
+            if (c == 17) throw new InvalidOperationException("chunk 17");
+        }));
+        Assert.Equal("chunk 17", e.InnerException!.Message);
+        Assert.All(runs, r => Assert.Equal(1, r));
+    }
+
+    [Fact]
+    public void Given_two_callers_at_once_When_each_runs_passes_Then_both_finish_every_chunk()
+    {
+        var workers = CpuWorkers.Shared(3);
+        long[] totals = new long[2];
+        Parallel.For(0, 2, who =>
+        {
+            for (int call = 0; call < 200; call++)
+                workers.For(16, c => Interlocked.Add(ref totals[who], c + 1));
+        });
+        // Each pass adds 1 + 2 + … + 16 = 136.
+        Assert.Equal([200 * 136L, 200 * 136L], totals);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(16)]
+    public void Given_any_thread_count_When_cpu_adam_steps_sub_groups_in_turn_Then_the_bits_match_one_thread(int threads)
+    {
+        // Sizes around the 64 K chunk: one chunk (inline), a chunk and a bit, several with a ragged end.
+        int[] sizes = [65_536, 65_537, 1_000_003];
+        foreach (int n in sizes)
+        {
+            var (p1, m1, v1, h1) = Stepped(n, 1);
+            var (p, m, v, h) = Stepped(n, threads);
+            Assert.Equal(p1, p);
+            Assert.Equal(m1, m);
+            Assert.Equal(v1, v);
+            Assert.Equal(h1, h);
+        }
+    }
+
+    /// <summary>Three updates of a seeded state on bf16 gradients with the bf16 copy, as the engine steps a sub-group in RAM.</summary>
+    private static (float[] P, float[] M, float[] V, ushort[] H) Stepped(int n, int threads)
+    {
+        var rng = new Random(n);
+        float[] p = new float[n], m = new float[n], v = new float[n];
+        ushort[] g = new ushort[n], h = new ushort[n];
+        for (int i = 0; i < n; i++) p[i] = (float)(rng.NextDouble() * 2 - 1);
+        for (int step = 1; step <= 3; step++)
+        {
+            for (int i = 0; i < n; i++) g[i] = (ushort)(BitConverter.SingleToUInt32Bits((float)(rng.NextDouble() - 0.5)) >> 16);
+            CpuAdam.StepBf16Gradients(p, g, m, v, h, step, Hp, threads);
+        }
+        return (p, m, v, h);
+    }
+}
