@@ -28,7 +28,7 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
             $"{Layers} layer(s), params {Settings.ParamOffload}, optimizer {Settings.OptimizerOffload}, gradients {Settings.EffectiveGradientOffload}, " +
             $"{Settings.Schedule}, accumulation {Settings.GradAccumulation}, buffers {Settings.BufferCount}, prefetch {Settings.PrefetchDepth}, " +
             $"sub-group {Settings.SubGroupSize}, pipeline {Settings.PipelineRead}/{Settings.PipelineWrite}, optimizer RAM budget {Settings.OptimizerRamBudget}, " +
-            $"checkpoints {Settings.ActivationOffload}";
+            $"checkpoints {Settings.ActivationOffload}, master {Settings.MasterWeights}";
     }
 
     private Gen<Case> Cases() =>
@@ -74,6 +74,21 @@ public sealed class ProgramExecutionPropertyTests : IDisposable
     [Fact]
     public void Given_random_placements_under_the_delayed_schedule_When_a_steady_step_runs_Then_its_spans_are_the_programs_operations_write_back_included() =>
         SpansMatchProgram(Cases().Where(c => c.Settings.Schedule == StepSchedule.Delayed), tests: 4);
+
+    [Fact]
+    public void Given_random_placements_with_split_masters_When_a_step_runs_Then_its_spans_are_the_programs_operations_staged_high_halves_included() =>
+        // Split masters: bf16 parameters off the device, the optimizer on NVMe, not the delayed schedule; the high halves of
+        // the units still staged are copied from their staging slot (ProgramShape.StagedHighHalves), the others read from NVMe.
+        SpansMatchProgram(Cases().Where(c => c.Settings.ParamOffload != OffloadTier.None && c.Settings.Schedule != StepSchedule.Delayed)
+            .Select(c => c with
+            {
+                Settings = c.Settings with
+                {
+                    Precision = Precision.Bf16,
+                    OptimizerOffload = OffloadTier.Nvme,
+                    MasterWeights = Planner.Optim.MasterWeights.Split,
+                },
+            }), tests: 6);
 
     private static void SpansMatchProgram(Gen<Case> cases, int tests)
     {

@@ -65,6 +65,11 @@ public sealed record EngineOptions
     public int LossScaleHysteresis { get; init; } = 2;
     /// <summary>With nothing offloaded on a CUDA device, update with the fused AdamW kernel (NVRTC); false: TorchSharp operations.</summary>
     public bool FusedDeviceAdam { get; init; } = true;
+    /// <summary>
+    /// Tests: false runs the program built without <see cref="Simulation.Program.ProgramShape.StagedHighHalves"/> (every split master's high halves
+    /// read from the parameters' files), the reference the staged copies are checked against bit for bit.
+    /// </summary>
+    internal bool StagedHighHalves { get; init; } = true;
 }
 
 /// <summary>Settings translated into engine terms, with unsupported combinations refused up front.</summary>

@@ -27,10 +27,12 @@ public static class EngineProgram
     /// The <see cref="ProgramShape.Engine"/> program of one step for <paramref name="settings"/>, as each of
     /// <paramref name="ranks"/> processes runs it (one host): with several, offloaded parameters are partitioned (ZeRO-3: an
     /// all-gather before each use), parameters kept on the device are not (ZeRO-2: one gather after the optimizer), and each
-    /// unit's gradients are reduce-scattered after its backward.
+    /// unit's gradients are reduce-scattered after its backward. <paramref name="stagedHighHalves"/> false: without
+    /// <see cref="ProgramShape.StagedHighHalves"/> (tests' reference).
     /// </summary>
-    public static StepProgram For(ModelSpec spec, TrainingSettings settings, int ranks = 1) =>
-        StepScheduler.Build(spec, Host, DataParallel.ProgramSettings(settings, ranks), false, ProgramShape.Engine);
+    public static StepProgram For(ModelSpec spec, TrainingSettings settings, int ranks = 1, bool stagedHighHalves = true) =>
+        StepScheduler.Build(spec, Host, DataParallel.ProgramSettings(settings, ranks), false,
+            stagedHighHalves ? ProgramShape.Engine : ProgramShape.Engine with { StagedHighHalves = false });
 }
 
 /// <summary>The trainer's handlers of the step program's operations.</summary>
@@ -118,7 +120,7 @@ public sealed partial class LayerwiseTrainer
         [OpKind.GradRead] = op => _grads.ReadBack(_params.UnitOf(op.Unit)),
         [OpKind.GradDownload] = Download,
         [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
-        [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads),
+        [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads, op.HighHalvesSlot),
         [OpKind.OptimizerStep] = Update,
         [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
         // The delayed schedule's program has none (the update leaves the working copies alone); its MasterWriteBack writes them.

@@ -124,7 +124,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
                 _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
                 _updateExecutor = new ProgramExecutor(Trace);
             }
-            _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1);
+            _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1, options.StagedHighHalves);
             _offloadsCheckpoints = _program.Ops.Any(o => o.Kind == OpKind.ActivationOffload);
             _params.Prepare(_program);
             _optim.Prepare(_program);

@@ -54,8 +54,11 @@ internal sealed partial class OptimizerStates
         return groups[g.Index];
     }
 
-    /// <summary>OptimizerRead: the sub-group's state (NVMe) and gradient (when it lives on NVMe) into slot <paramref name="slot"/>.</summary>
-    public void Read(SubGroup g, int slot, GradientStore gradients)
+    /// <summary>
+    /// OptimizerRead: the sub-group's state (NVMe) and gradient (when it lives on NVMe) into slot <paramref name="slot"/>; a split
+    /// master's high halves from staging slot <paramref name="highHalvesSlot"/> when the program names one, else from the parameters.
+    /// </summary>
+    public void Read(SubGroup g, int slot, GradientStore gradients, int highHalvesSlot = -1)
     {
         if (!InRam(g))
         {
@@ -69,7 +72,8 @@ internal sealed partial class OptimizerStates
             // remainders now, so an update skipped for a non-finite gradient leaves the write-back the master as it was.
             if (SplitsMaster)
             {
-                _highHalves!.ReadHigh(g.Unit, g.Offset, HighHalves(slot, g), counted: true);
+                if (highHalvesSlot >= 0) _highHalves!.CopyStagedHigh(g.Unit, highHalvesSlot, g.Offset, HighHalves(slot, g));
+                else _highHalves!.ReadHigh(g.Unit, g.Offset, HighHalves(slot, g), counted: true);
                 JoinMaster(g, slot);
             }
             return;

@@ -13,6 +13,12 @@ internal interface IHighHalves
     /// step traffic (not for checkpoints).
     /// </summary>
     void ReadHigh(int unit, long elementOffset, Span<ushort> into, bool counted);
+
+    /// <summary>
+    /// Copies the same bf16 parameters from staging slot <paramref name="stagingSlot"/>, where the step's last ParamRead of
+    /// <paramref name="unit"/> left them (<see cref="Simulation.Program.Operation.HighHalvesSlot"/>); counted as a host read.
+    /// </summary>
+    void CopyStagedHigh(int unit, int stagingSlot, long elementOffset, Span<ushort> into);
 }
 
 /// <summary>

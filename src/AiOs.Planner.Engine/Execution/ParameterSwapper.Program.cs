@@ -11,6 +11,8 @@ namespace AiOs.Planner.Engine.Execution;
 internal sealed partial class ParameterSwapper
 {
     private AlignedBuffer[] _stagingSlots = [];
+    /// <summary>Per staging slot, the unit its last ParamRead brought in (−1 none): what a split master's staged high halves are checked against.</summary>
+    private int[] _stagedUnit = [];
     private DecoderLayer[] _deviceSlots = [];
 
     /// <summary>
@@ -33,6 +35,7 @@ internal sealed partial class ParameterSwapper
             if (op.DeviceSlot >= 0 && op.Unit.Kind == UnitKind.Layer) deviceSlots = Math.Max(deviceSlots, op.DeviceSlot + 1);
         }
         _stagingSlots = new AlignedBuffer[sizes.Count == 0 ? 0 : sizes.Keys.Max() + 1];
+        _stagedUnit = Enumerable.Repeat(-1, _stagingSlots.Length).ToArray();
         foreach (var (slot, bytes) in sizes)
             _stagingSlots[slot] = new AlignedBuffer(new Bytes((bytes + AlignedBuffer.Alignment - 1) / AlignedBuffer.Alignment * AlignedBuffer.Alignment));
         DisposeDeviceSlots();
@@ -54,8 +57,10 @@ internal sealed partial class ParameterSwapper
         if (_unitTiers[unit] != StorageTier.Nvme)
             throw new InvalidOperationException($"The program reads {op.Unit} from NVMe, but its parameters are in {_unitTiers[unit]} (max_in_cpu); the program was built for other settings.");
         int bytes = checked((int)UnitBytes(unit));
+        _stagedUnit[op.Slot] = -1;
         _store!.Read(Key(unit), 0, _stagingSlots[op.Slot].AsSpan(0, bytes));
         _io.Read(StorageTier.Nvme, bytes);
+        _stagedUnit[op.Slot] = unit;
     }
 
     /// <summary>

@@ -46,4 +46,15 @@ internal sealed partial class ParameterSwapper
                 throw new InvalidOperationException($"Split master weights read the high halves from host copies of the parameters; unit {unit}'s are on the device (use --offload-params cpu|nvme).");
         }
     }
+
+    /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">The staging slot does not hold the unit: the program was built for other settings.</exception>
+    public void CopyStagedHigh(int unit, int stagingSlot, long elementOffset, Span<ushort> into)
+    {
+        if (stagingSlot >= _stagedUnit.Length || _stagedUnit[stagingSlot] != unit)
+            throw new InvalidOperationException($"The program takes unit {unit}'s high halves from staging slot {stagingSlot}, which does not hold it; the program was built for other settings.");
+        Span<byte> bytes = MemoryMarshal.AsBytes(into);
+        _stagingSlots[stagingSlot].AsSpan(checked((int)(elementOffset * 2)), bytes.Length).CopyTo(bytes);
+        _io.Read(StorageTier.Cpu, bytes.Length);
+    }
 }

@@ -149,6 +149,14 @@ public sealed class Operation
     /// (<see cref="HostAccumulation.SquaresOnly"/>); zero elements for other operations.
     /// </summary>
     public HostAccumulation HostAdd { get; init; }
+    /// <summary>
+    /// <see cref="OpKind.OptimizerRead"/> of a split master (<c>--master-weights split</c>): the staging slot that still holds its
+    /// unit's parameters from the unit's last <see cref="OpKind.ParamRead"/> of the step, from which the engine copies the
+    /// sub-group's high halves (a host copy; <see cref="Bytes"/> leaves them out) instead of reading them from the unit's file
+    /// again. The read depends on that ParamRead, and the next ParamRead into the slot depends on the read
+    /// (<see cref="ProgramShape.StagedHighHalves"/>). −1: from the file, or no split master.
+    /// </summary>
+    public int HighHalvesSlot { get; init; } = -1;
     /// <summary>Whether an NVMe operation writes (reads otherwise).</summary>
     public bool IsWrite { get; init; }
     /// <summary>Operations that must end before this one starts.</summary>

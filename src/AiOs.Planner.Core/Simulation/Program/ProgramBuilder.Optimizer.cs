@@ -25,7 +25,8 @@ internal sealed partial class ProgramBuilder
 
     /// <summary>
     /// Bytes the split master's update reads from NVMe besides the state: the high halves of <paramref name="n"/> parameters of
-    /// <paramref name="unit"/> from its parameter file (the engine reads them in the OptimizerRead; from RAM when the unit is kept there).
+    /// <paramref name="unit"/> from its parameter file (the engine reads them in the OptimizerRead; from RAM when the unit is kept
+    /// there or its last read of the step is still staged, <see cref="StagedHighHalves"/>).
     /// </summary>
     private Bytes SplitMasterHighHalves(UnitId unit, long n, bool statesOnNvme) =>
         _s.MasterWeights == MasterWeights.Split && statesOnNvme && ParamsOnNvme(unit) ? Bytes.OfElements(n, 2) : Bytes.Zero;
@@ -41,10 +42,10 @@ internal sealed partial class ProgramBuilder
     /// <summary>Whether an update of a sub-group reads from NVMe first: its optimizer states when they live there, fp32 gradients when they do.</summary>
     private bool ReadsBeforeUpdate(bool statesOnNvme) => statesOnNvme || _s.EffectiveGradientOffload == OffloadTier.Nvme;
 
-    /// <summary>Bytes read from NVMe before updating <paramref name="n"/> parameters.</summary>
-    private Bytes OptimizerRead(UnitId unit, long n, bool statesOnNvme) =>
+    /// <summary>Bytes read from NVMe before updating <paramref name="n"/> parameters; <paramref name="highHalvesStaged"/>: the split master's high halves come from a staging slot.</summary>
+    private Bytes OptimizerRead(UnitId unit, long n, bool statesOnNvme, bool highHalvesStaged = false) =>
         (statesOnNvme ? OptimizerState(n) : Bytes.Zero) + (_s.EffectiveGradientOffload == OffloadTier.Nvme ? Bytes.OfElements(n, 4) : Bytes.Zero)
-        + SplitMasterHighHalves(unit, n, statesOnNvme);
+        + (highHalvesStaged ? Bytes.Zero : SplitMasterHighHalves(unit, n, statesOnNvme));
 
     /// <summary>Sub-groups (unit, index) whose state <see cref="OptimizerPlacement"/> keeps in RAM; null until first asked.</summary>
     private HashSet<(UnitId, int)>? _keptInRam;
@@ -185,8 +186,12 @@ internal sealed partial class ProgramBuilder
         {
             // One set of swap buffers serialises read → update → write; pipelined reading keeps a second set.
             int buffer = _s.PipelineRead ? (k >= 2 ? _subGroupSteps[k - 2] : -1) : _previousTail;
-            read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, buffer >= 0 ? [.. start, buffer] : start,
-                OptimizerRead(g.Unit, n, nvme), parameters: n, subGroup: g, slot: slot);
+            int[] deps = buffer >= 0 ? [.. start, buffer] : start;
+            var (highSlot, filledBy) = StagedHighHalves(g.Unit, nvme);
+            if (filledBy >= 0 && !deps.Contains(filledBy)) deps = [.. deps, filledBy];
+            read = Add(OpKind.OptimizerRead, ResourceKind.Nvme, phase, g.Unit, mb, deps,
+                OptimizerRead(g.Unit, n, nvme, highSlot >= 0), parameters: n, subGroup: g, slot: slot, highHalvesSlot: highSlot);
+            if (highSlot >= 0) NoteStagedReader(highSlot, read);
         }
         int waitForWrite = nvme && !_s.PipelineWrite ? _previousTail : -1;
         int[] stepDeps = read >= 0 ? Deps(read, waitForWrite) : waitForWrite >= 0 ? [.. start, waitForWrite] : start;

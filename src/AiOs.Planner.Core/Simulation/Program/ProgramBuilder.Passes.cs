@@ -43,8 +43,9 @@ internal sealed partial class ProgramBuilder
         {
             // A pinned staging buffer frees when its upload ends; on a CPU-only machine the read lands in the working buffer itself.
             int free = CopiesIntoSlots ? (stagingPosition >= 0 ? _uploadOf[stagingPosition] : -1) : release;
-            last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, id, mb, Deps(free), share,
+            last = Add(OpKind.ParamRead, ResourceKind.Nvme, phase, id, mb, StagingReadDeps(slot, Deps(free)), share,
                 effects: CopiesIntoSlots ? null : Allocate(), slot: slot);
+            NoteParamRead(id, last, slot);
             allocated = !CopiesIntoSlots;
         }
         if (CopiesIntoSlots && _s.ParamOffload != OffloadTier.None)

@@ -88,6 +88,15 @@ public sealed record ProgramShape
     /// next layer waits for the copy out, and the copy back on entry to the recompute.
     /// </summary>
     public bool PrefetchesCheckpoints { get; init; }
+    /// <summary>
+    /// With split master weights and parameters on NVMe, a sub-group's optimizer read takes the master's high halves from the
+    /// staging slot its unit's last parameter read of the step left them in, when no later read has reused that slot yet
+    /// (<see cref="Operation.HighHalvesSlot"/>): under the overlapped schedule every unit whose slot outlives its update
+    /// (staging slots at least the window of layer slots), under the DeepSpeed schedule the units read last (as many layers
+    /// as staging slots, and the outer block). The staging buffers are there anyway, so this costs no memory; the next read
+    /// into such a slot waits for the optimizer reads that use it. False: the high halves are read from the file again.
+    /// </summary>
+    public bool StagedHighHalves { get; init; }
 
     /// <summary>DeepSpeed ZeRO-3 / ZeRO-Infinity with PyTorch: what the simulator has always predicted.</summary>
     public static ProgramShape DeepSpeed { get; } = new()
@@ -121,6 +130,7 @@ public sealed record ProgramShape
         Fetch = FetchGranularity.WholeUnit,
         HonoursMaxInCpu = true,
         PrefetchesCheckpoints = true,
+        StagedHighHalves = true,
     };
 
     /// <summary>
