@@ -77,7 +77,7 @@ public static class EngineRun
     public static RunSummary Execute(EngineRunRequest request, IProgress<StepMetrics>? progress, RunStop? stop, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        double? engineStart = RunRecord.SinceLaunch();
+        double? engineStart = StartupPhaseClock.SinceLaunch();
         RunRequestCheck.Check(request);
         EngineSettings.Check(request.Model, request.Settings, request.Options);
         IReadOnlyList<string> warnings = [.. CheckInitFrom(request), .. CheckSwapStorage(request)];
@@ -131,7 +131,7 @@ public static class EngineRun
     private static string? Train(EngineRunRequest request, TokenDataset data, string? checkpoint, RunFolder folder, RunRecord record,
         string metricsPath, string tracePath, IProgress<StepMetrics>? progress, RunStop? stop, double? engineStart, CancellationToken cancel)
     {
-        if (RunRecord.SinceLaunch() is { } launched && engineStart is { } atEngine)
+        if (StartupPhaseClock.SinceLaunch() is { } launched && engineStart is { } atEngine)
             record.StartupPhase("checks, data, run folder", Math.Max(0, launched - atEngine));
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         using ITrainer trainer = Trainers.Create(request.Model, request.Settings, request.Options, request.SwapStore, request.Ranks);

@@ -36,6 +36,12 @@ public sealed class TrainTimingSummaryTests
             var first = JsonNode.Parse(File.ReadLines(Path.Combine(dir, "metrics.jsonl")).First())!;
             Assert.Equal((double)first["wall_ms"]! / (double)spread["p50_ms"]!, (double)summary["first_step_ratio"]!, 6);
             Assert.Contains("start-up; first step", train.Console);
+            // The phases start at the launch: what ran before the command, then the command's own work, in order, within the start-up.
+            var phases = summary["startup_phases"]!.AsArray().Select(p => ((string)p!["name"]!, (double)p["seconds"]!)).ToArray();
+            Assert.Equal(["launch to the command (a wrapper's work, .NET runtime, parsing)", "settings, model, profile, offload folder", "head and capacity checks"],
+                phases.Take(3).Select(p => p.Item1));
+            Assert.All(phases, p => Assert.True(p.Item2 >= 0, p.Item1));
+            Assert.InRange(phases.Sum(p => p.Item2), 0.5 * startup, startup + 0.05);
         }
         finally
         {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Tests;
 
@@ -48,5 +49,33 @@ public class EightBitMomentsTests
         Assert.Contains("sub-group 0 of unit 0", e.Message);
         Assert.Contains("6000 parameters", e.Message);
         Assert.Contains("5999 elements", e.Message);
+    }
+
+    [Fact]
+    public void Given_a_sub_group_of_several_chunks_cut_mid_chunk_When_encoded_on_every_core_Then_codes_and_scales_are_one_pass_per_tensor_piece()
+    {
+        // Tensors start at 0 and 1,500,003: the sub-group [1000, 1000 + 3·2^20 + 4321) has a piece of 1,499,003 values (two
+        // chunks, the second ending mid-block) and one of 1,650,637 (two chunks); the reference quantises each piece in one pass.
+        var group = new SubGroup(Unit: 0, Index: 0, Offset: 1000, Elements: 3 * Chunked.Size + 4321);
+        var moments = new EightBitMoments([[0, 1_500_003]], new AdamWOptions { LearningRate = 1e-3 }, threads: 2);
+        var rng = new Random(11);
+        float[] m = Enumerable.Range(0, group.Elements).Select(_ => (float)(rng.NextDouble() - 0.5) * 1e-3f).ToArray();
+        float[] v = m.Select(x => x * x * (float)rng.NextDouble()).ToArray();
+        var encoded = new byte[moments.MomentBytes(group)];
+        moments.Encode(group, m, v, encoded);
+
+        int n = group.Elements, first = 1_500_003 - 1000;
+        int blocks0 = (int)BlockwiseQuantization.Blocks(first), blocks1 = (int)BlockwiseQuantization.Blocks(n - first), scales = blocks0 + blocks1;
+        var codes = new byte[2 * n];
+        var scaleValues = new float[2 * scales];
+        foreach ((int start, int length, int scaleOffset) in new[] { (0, first, 0), (first, n - first, blocks0) })
+        {
+            int blocks = (int)BlockwiseQuantization.Blocks(length);
+            BlockwiseQuantization.Quantize(m.AsSpan(start, length), codes.AsSpan(start, length), scaleValues.AsSpan(scaleOffset, blocks), DynamicQuantizationMap.Signed);
+            BlockwiseQuantization.QuantizeSecondMoment(v.AsSpan(start, length), codes.AsSpan(n + start, length), scaleValues.AsSpan(scales + scaleOffset, blocks));
+        }
+        byte[] expected = [.. codes, .. MemoryMarshal.AsBytes(scaleValues.AsSpan()).ToArray()];
+        Assert.Equal(expected.Length, encoded.Length);
+        Assert.True(expected.AsSpan().SequenceEqual(encoded), "the encoded moments differ from one pass per piece");
     }
 }

@@ -70,6 +70,8 @@ public static class TrainCommand
         foreach (Option o in new Option[] { steps, dataset, tokenizer, device, runsDir, runId, seed, clip, saveEvery, resume, initFrom, buffered, keep, json, autoTune, tuneMaxMicroBatch, tuneEightBit, gpuLimit, deviceAdam, noCopyStream, noSwapChecksums, force, stopGrace, serve }) command.Options.Add(o);
         command.SetAction(r =>
         {
+            // Everything before this line (a wrapper script that execs aios, the .NET runtime, parsing) is the first phase.
+            var prelude = Records.StartupPhaseClock.FromLaunch("launch to the command (a wrapper's work, .NET runtime, parsing)");
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
                 throw new DescriptionException("aios train needs --model (a bundled name such as tiny-gpt, or a path).");
             var schedule = lr.Build(r, r.GetValue(steps));
@@ -112,7 +114,7 @@ public static class TrainCommand
                 if (folder.Failed) return ExitCodes.Usage;
             }
             TuneResult? tuned = null;
-            var prelude = new Records.StartupPhaseClock();
+            prelude.Mark("settings, model, profile, offload folder");
             if (r.GetValue(tuneEightBit) && !r.GetValue(autoTune))
                 throw new DescriptionException("--allow-8bit-optimizer lets --auto-tune choose 8-bit optimizer state; without --auto-tune, ask for it with --optimizer-state 8bit.");
             if (r.GetValue(autoTune))

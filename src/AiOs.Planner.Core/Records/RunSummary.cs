@@ -89,6 +89,31 @@ public sealed class StartupPhaseClock
     /// <summary>The phases closed so far, in order.</summary>
     public IReadOnlyList<StartupPhase> Phases => _phases;
 
+    /// <summary>
+    /// A clock whose first phase, <paramref name="name"/>, ran from the process's launch to now (left out where the OS does not
+    /// say when the process started). The launch is the fork: a wrapper script that ends in <c>exec aios</c> counts in it.
+    /// </summary>
+    public static StartupPhaseClock FromLaunch(string name)
+    {
+        var clock = new StartupPhaseClock();
+        if (SinceLaunch() is { } seconds) clock._phases.Add(new StartupPhase(name, seconds));
+        return clock;
+    }
+
+    /// <summary>Seconds since this process was launched (the runtime's start included); null where the OS does not say.</summary>
+    public static double? SinceLaunch()
+    {
+        try
+        {
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            return (DateTime.Now - self.StartTime).TotalSeconds;
+        }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Closes the current phase as <paramref name="name"/> and starts the next.</summary>
     public void Mark(string name)
     {

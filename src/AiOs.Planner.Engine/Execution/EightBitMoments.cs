@@ -82,15 +82,42 @@ internal sealed class EightBitMoments
         }
     }
 
-    /// <summary>Quantises fp32 moments of the sub-group into <paramref name="moments"/> (restoring a checkpoint).</summary>
+    /// <summary>
+    /// Quantises fp32 moments of the sub-group into <paramref name="moments"/> (the start-up's zero moments, or restoring a
+    /// checkpoint), on every core: each piece in <see cref="Chunked"/> chunks, whole blocks each, so the codes and scales are
+    /// those of one pass over the piece (<see cref="BlockwiseQuantization.Quantize"/>) whatever the thread count.
+    /// </summary>
     public void Encode(SubGroup g, ReadOnlySpan<float> m, ReadOnlySpan<float> v, Span<byte> moments)
     {
         Split(g, moments, out Span<byte> mCodes, out Span<byte> vCodes, out Span<float> mScales, out Span<float> vScales);
         foreach (Piece p in PiecesOf(g))
         {
             int blocks = (int)BlockwiseQuantization.Blocks(p.Length);
-            BlockwiseQuantization.Quantize(m.Slice(p.Start, p.Length), mCodes.Slice(p.Start, p.Length), mScales.Slice(p.ScaleOffset, blocks), DynamicQuantizationMap.Signed);
-            BlockwiseQuantization.QuantizeSecondMoment(v.Slice(p.Start, p.Length), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks));
+            QuantizeInChunks(m.Slice(p.Start, p.Length), mCodes.Slice(p.Start, p.Length), mScales.Slice(p.ScaleOffset, blocks), secondMoment: false);
+            QuantizeInChunks(v.Slice(p.Start, p.Length), vCodes.Slice(p.Start, p.Length), vScales.Slice(p.ScaleOffset, blocks), secondMoment: true);
+        }
+    }
+
+    /// <summary>
+    /// One piece's first (<see cref="DynamicQuantizationMap.Signed"/>) or second moment quantised chunk by chunk in parallel:
+    /// a chunk holds whole blocks (<see cref="Chunked.Size"/> is a multiple of <see cref="BlockwiseQuantization.BlockSize"/>),
+    /// so chunk c's scales are blocks c·Size/BlockSize onwards and every block is quantised as in one pass.
+    /// </summary>
+    private static unsafe void QuantizeInChunks(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales, bool secondMoment)
+    {
+        fixed (float* x = values)
+        fixed (byte* c = codes)
+        fixed (float* s = scales)
+        {
+            nint xp = (nint)x, cp = (nint)c, sp = (nint)s;
+            Chunked.For(values.Length, (_, start, count) =>
+            {
+                var chunk = new ReadOnlySpan<float>((float*)xp + start, count);
+                var chunkCodes = new Span<byte>((byte*)cp + start, count);
+                var chunkScales = new Span<float>((float*)sp + start / BlockwiseQuantization.BlockSize, (int)BlockwiseQuantization.Blocks(count));
+                if (secondMoment) BlockwiseQuantization.QuantizeSecondMoment(chunk, chunkCodes, chunkScales);
+                else BlockwiseQuantization.Quantize(chunk, chunkCodes, chunkScales, DynamicQuantizationMap.Signed);
+            });
         }
     }
 

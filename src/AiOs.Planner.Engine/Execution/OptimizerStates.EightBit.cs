@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Engine.Optim;
 using AiOs.Planner.IO;
 
 namespace AiOs.Planner.Engine.Execution;
@@ -18,7 +19,10 @@ internal sealed partial class OptimizerStates
         return ReadSwapped(g, master).AsSpan((int)MomentsOffset(g));
     }
 
-    /// <summary>Sets a unit's master and quantises its fp32 moments into each sub-group (restoring a checkpoint).</summary>
+    /// <summary>
+    /// Sets a unit's master and quantises its fp32 moments into each sub-group (the start-up's zero moments of state in RAM, or
+    /// restoring a checkpoint), on every core.
+    /// </summary>
     private void SetEightBit(int unit, ReadOnlySpan<float> master, ReadOnlySpan<float> expAvg, ReadOnlySpan<float> expAvgSq)
     {
         foreach (SubGroup g in _groups[unit])
@@ -26,7 +30,7 @@ internal sealed partial class OptimizerStates
             var range = new Range((int)g.Offset, (int)g.Offset + g.Elements);
             if (InRam(g))
             {
-                master[range].CopyTo(RamState(g).Master);
+                Chunked.Copy(master[range], RamState(g).Master);
                 _q8!.Encode(g, expAvg[range], expAvgSq[range], _q8.InRam(g));
                 continue;
             }

@@ -64,11 +64,14 @@ internal sealed partial class OptimizerStates
         MasterSplit.Join(hi, Remainders(state, g), master);
     }
 
-    /// <summary>Writes <paramref name="master"/> into a swap object: fp32, or its remainders when split.</summary>
+    /// <summary>Bytes at the start of a swap object that <see cref="StoreMaster"/> writes: the fp32 master (4n), or the remainders (2n).</summary>
+    private long MasterBytes(SubGroup g) => (SplitsMaster ? 2L : 4L) * g.Elements;
+
+    /// <summary>Writes <paramref name="master"/> into a swap object, on every core: fp32, or its remainders when split.</summary>
     private void StoreMaster(SubGroup g, ReadOnlySpan<float> master, Span<byte> state)
     {
-        if (SplitsMaster) MasterSplit.Split(master, Span<ushort>.Empty, Remainders(state, g));
-        else master.CopyTo(MemoryMarshal.Cast<byte, float>(state[..(4 * g.Elements)]));
+        if (SplitsMaster) Chunked.Map(master, Remainders(state, g), static (from, to) => MasterSplit.Split(from, Span<ushort>.Empty, to));
+        else Chunked.Copy(master, MemoryMarshal.Cast<byte, float>(state[..(4 * g.Elements)]));
     }
 
     /// <summary>Reads a swapped sub-group's master into <paramref name="master"/> and returns its whole object (checkpoints).</summary>

@@ -125,7 +125,10 @@ internal sealed partial class OptimizerStates : IDisposable
     /// <summary>The sub-group's state in RAM.</summary>
     private RamGroup RamState(SubGroup g) => _ram[g.Unit][g.Index] ?? throw new InvalidOperationException($"Sub-group {g.Index} of unit {g.Unit} lives on NVMe, not in RAM.");
 
-    /// <summary>Sets the master weights of <paramref name="unit"/> and zeroes its moments.</summary>
+    /// <summary>
+    /// Sets the master weights of <paramref name="unit"/> and zeroes its moments, on every core (<see cref="Chunked"/>): at
+    /// start-up these are the first writes to the state's pages, or the swap buffer's bytes before each write.
+    /// </summary>
     public void Initialise(int unit, ReadOnlySpan<float> master)
     {
         foreach (SubGroup g in _groups[unit])
@@ -133,15 +136,16 @@ internal sealed partial class OptimizerStates : IDisposable
             if (InRam(g))
             {
                 RamGroup ram = RamState(g);
-                master.Slice((int)g.Offset, g.Elements).CopyTo(ram.Master);
-                Array.Clear(ram.M);
-                Array.Clear(ram.V);
-                _q8?.InRam(g).Clear();
+                Chunked.Copy(master.Slice((int)g.Offset, g.Elements), ram.Master);
+                Chunked.Clear<float>(ram.M);
+                Chunked.Clear<float>(ram.V);
+                if (_q8 is not null) Chunked.Clear(_q8.InRam(g));
                 continue;
             }
             AlignedBuffer buffer = _buffers!.Take();
             Span<byte> state = buffer.AsSpan(0, (int)SwapBytes(g));
-            state.Clear();
+            // The master (or its remainders) overwrites its bytes; the padding after it and the moments are zeroed.
+            Chunked.Clear(state[(int)MasterBytes(g)..]);
             StoreMaster(g, master.Slice((int)g.Offset, g.Elements), state);
             _store!.Write(Key(g), 0, state);
             _buffers.Add(buffer);
@@ -215,8 +219,8 @@ internal sealed partial class OptimizerStates : IDisposable
             var state = new byte[SwapBytes(g)];
             StoreMaster(g, master.Slice((int)g.Offset, g.Elements), state);
             Span<float> moments = MemoryMarshal.Cast<byte, float>(state.AsSpan((int)MomentsOffset(g)));
-            expAvg.Slice((int)g.Offset, g.Elements).CopyTo(moments);
-            expAvgSq.Slice((int)g.Offset, g.Elements).CopyTo(moments[g.Elements..]);
+            Chunked.Copy(expAvg.Slice((int)g.Offset, g.Elements), moments);
+            Chunked.Copy(expAvgSq.Slice((int)g.Offset, g.Elements), moments[g.Elements..]);
             _store!.Write(Key(g), 0, state);
         }
     }

@@ -29,7 +29,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     {
         // Read here rather than in the constructor: the load the steps start under is what can disturb them.
         double? load = LoadAverage.OneMinute();
-        double? startup = SecondsSinceLaunch();
+        double? startup = StartupPhaseClock.SinceLaunch();
         lock (_gate)
         {
             _executor = executor;
@@ -54,9 +54,6 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         lock (_gate) _startupPhases.AddRange(parts);
         if (whole is { } w) StartupPhase(parts.Count > 0 ? rest : alone, Math.Max(0, w - parts.Sum(p => p.Seconds)));
     }
-
-    /// <summary>Seconds from the process's launch to now; null where the OS does not say.</summary>
-    public static double? SinceLaunch() => SecondsSinceLaunch();
 
     public void Add(StepMetrics step)
     {
@@ -141,20 +138,6 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             Warnings = warnings.Count > 0 ? warnings : null,
             HostHeap = Native.HostHeap.Mode,
         };
-    }
-
-    /// <summary>Seconds since this process was launched (the runtime's start included); null where the OS does not say.</summary>
-    private static double? SecondsSinceLaunch()
-    {
-        try
-        {
-            using var self = System.Diagnostics.Process.GetCurrentProcess();
-            return (DateTime.Now - self.StartTime).TotalSeconds;
-        }
-        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or System.ComponentModel.Win32Exception)
-        {
-            return null;
-        }
     }
 
     /// <summary>A step whose loss was finite and whose update was applied; the others stay out of every mean.</summary>
