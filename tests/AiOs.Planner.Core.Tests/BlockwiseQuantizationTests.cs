@@ -246,4 +246,19 @@ public class BlockwiseQuantizationTests
         var e = Assert.Throws<ArgumentException>(() => BlockwiseQuantization.Quantize(new float[2049], new byte[2049], new float[1], DynamicQuantizationMap.Signed));
         Assert.Contains("2 scales", e.Message);
     }
+
+    [Fact]
+    public void Given_a_reused_scratch_longer_than_the_values_When_second_moments_are_quantised_Then_codes_and_scales_equal_the_allocating_ones()
+    {
+        float[] v = Random(seed: 5, length: 2 * BlockwiseQuantization.BlockSize + 37, nonNegative: true, decades: 8);
+        byte[] codes = new byte[v.Length], reused = new byte[v.Length];
+        float[] scales = new float[3], reusedScales = new float[3];
+        float[] roots = Enumerable.Repeat(-1f, v.Length + 9).ToArray();
+        BlockwiseQuantization.QuantizeSecondMoment(v, codes, scales);
+        BlockwiseQuantization.QuantizeSecondMoment(v, reused, reusedScales, roots);
+        Assert.Equal(codes, reused);
+        Assert.Equal(scales, reusedScales);
+        var e = Assert.Throws<ArgumentException>(() => BlockwiseQuantization.QuantizeSecondMoment(v, reused, reusedScales, new float[v.Length - 1]));
+        Assert.Contains("fewer than", e.Message);
+    }
 }

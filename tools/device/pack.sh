@@ -25,7 +25,9 @@ here=\$(cd "\$(dirname "\$0")" && pwd)
 [ -x /tmp/dotnet/dotnet ] || { mkdir -p /tmp/dotnet && tar -xJf "\$here/dotnet-rt.tar.xz" -C /tmp/dotnet; }
 app=/tmp/aios-app-$stamp
 [ -f \$app/app/aios.dll ] || { mkdir -p \$app && tar -xJf "\$here/app.tar.xz" -C \$app; }
-torchlib=\$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+# torch's folder found without importing torch: an import loads its CUDA libraries (seconds of work), which ran inside the
+# process's start-up figures, since exec keeps the process (and its launch time) that this script began as.
+torchlib=\$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
 export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1
 exec /tmp/dotnet/dotnet \$app/app/aios.dll "\$@"
 RUN

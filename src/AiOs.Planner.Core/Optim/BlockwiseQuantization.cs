@@ -52,9 +52,17 @@ public static unsafe class BlockwiseQuantization
     /// by the root that is fourteen decades of v, so the small v of rarely large gradients do not round to zero (which made
     /// their updates m / ε-sized). <see cref="BlockwiseAdam"/> codes v this way; <see cref="DequantizeSecondMoment"/> undoes it.
     /// </summary>
-    public static void QuantizeSecondMoment(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales)
+    public static void QuantizeSecondMoment(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales) =>
+        QuantizeSecondMoment(values, codes, scales, new float[values.Length]);
+
+    /// <summary>
+    /// As <see cref="QuantizeSecondMoment(ReadOnlySpan{float}, Span{byte}, Span{float})"/>, the square roots made in
+    /// <paramref name="roots"/> (at least as long as the values; overwritten), so a caller quantising many chunks reuses one.
+    /// </summary>
+    public static void QuantizeSecondMoment(ReadOnlySpan<float> values, Span<byte> codes, Span<float> scales, Span<float> roots)
     {
-        float[] roots = new float[values.Length];
+        if (roots.Length < values.Length) throw new ArgumentException($"The roots' scratch holds {roots.Length} values, fewer than the {values.Length} quantised.", nameof(roots));
+        roots = roots[..values.Length];
         for (int i = 0; i < values.Length; i++)
         {
             if (values[i] < 0) throw new ArgumentException($"Second moment {values[i]} at element {i} is negative; it cannot be quantised.", nameof(values));
@@ -63,7 +71,7 @@ public static unsafe class BlockwiseQuantization
         Quantize(roots, codes, scales, DynamicQuantizationMap.Unsigned);
     }
 
-    /// <summary>The second moments that <paramref name="codes"/> and <paramref name="scales"/> stand for (<see cref="QuantizeSecondMoment"/>).</summary>
+    /// <summary>The second moments that <paramref name="codes"/> and <paramref name="scales"/> stand for (<see cref="QuantizeSecondMoment(ReadOnlySpan{float}, Span{byte}, Span{float})"/>).</summary>
     public static void DequantizeSecondMoment(ReadOnlySpan<byte> codes, ReadOnlySpan<float> scales, Span<float> values)
     {
         Dequantize(codes, scales, values, DynamicQuantizationMap.Unsigned);

@@ -15,7 +15,7 @@ public sealed record RawTensor(string Name, string DType, long[] Shape, byte[] D
 /// the weight's shape, and <c>exp_avg_scales.&lt;name&gt;</c> and <c>exp_avg_sq_scales.&lt;name&gt;</c> as F32
 /// [ceil(elements / 2048)], blocks counted from each tensor's first element, codes in
 /// <see cref="DynamicQuantizationMap.Signed"/> (first moment) and, for the second, <see cref="DynamicQuantizationMap.Unsigned"/> codes of √v
-/// with scale √max v (<see cref="BlockwiseQuantization.QuantizeSecondMoment"/>).
+/// with scale √max v (<see cref="BlockwiseQuantization.QuantizeSecondMoment(ReadOnlySpan{float}, Span{byte}, Span{float})"/>).
 /// The 8-bit names differ from the fp32 ones so that a reader expecting fp32 moments finds none rather than misreading bytes.
 /// </summary>
 public static class OptimizerStateTensors

@@ -115,8 +115,21 @@ internal sealed class EightBitMoments
                 var chunk = new ReadOnlySpan<float>((float*)xp + start, count);
                 var chunkCodes = new Span<byte>((byte*)cp + start, count);
                 var chunkScales = new Span<float>((float*)sp + start / BlockwiseQuantization.BlockSize, (int)BlockwiseQuantization.Blocks(count));
-                if (secondMoment) BlockwiseQuantization.QuantizeSecondMoment(chunk, chunkCodes, chunkScales);
-                else BlockwiseQuantization.Quantize(chunk, chunkCodes, chunkScales, DynamicQuantizationMap.Signed);
+                if (!secondMoment)
+                {
+                    BlockwiseQuantization.Quantize(chunk, chunkCodes, chunkScales, DynamicQuantizationMap.Signed);
+                    return;
+                }
+                // The square roots in a pooled chunk-sized array: a new one per chunk would be 4 MB of large-object heap each.
+                float[] roots = System.Buffers.ArrayPool<float>.Shared.Rent(count);
+                try
+                {
+                    BlockwiseQuantization.QuantizeSecondMoment(chunk, chunkCodes, chunkScales, roots);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<float>.Shared.Return(roots);
+                }
             });
         }
     }
