@@ -64,6 +64,12 @@ public sealed partial class DeviceTrainer
         /// </summary>
         public void ReleaseLayerBackward(int i, Tensor inputGradient)
         {
+            if (!Releases)
+            {
+                LayerOutputs[i] = null!;
+                Gradient = inputGradient;
+                return;
+            }
             Free(LayerOutputs[i]);
             LayerOutputs[i] = null!;
             // Without checkpointing the last layer's output is the final hidden states' handle too.
@@ -81,9 +87,16 @@ public sealed partial class DeviceTrainer
         /// </summary>
         public void ReleaseForwardOutput(Tensor forwardOutput)
         {
+            if (!Releases) return;
             if (ReferenceEquals(forwardOutput, X)) X = null;
             Free(forwardOutput);
         }
+
+        /// <summary>
+        /// Whether backward frees each layer's tensors as it passes them (unset or anything but 0); <c>AIOS_BACKWARD_RELEASE=0</c>
+        /// keeps them in the micro-batch's scope until its end, as before 2026-12-05: a diagnostic for an A/B of the step time.
+        /// </summary>
+        public static readonly bool Releases = Environment.GetEnvironmentVariable("AIOS_BACKWARD_RELEASE") != "0";
 
         /// <summary>Frees <paramref name="t"/> now; taken out of the scope first so the scope's close does not free it again.</summary>
         private static void Free(Tensor? t)
@@ -212,8 +225,11 @@ public sealed partial class DeviceTrainer
                 }
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
                 // The detached final hidden states are dead (the handle Gradient keeps their gradient).
-                _micro.Hidden.DetachFromDisposeScope().Dispose();
-                _micro.Hidden = null;
+                if (MicroBatchState.Releases)
+                {
+                    _micro.Hidden.DetachFromDisposeScope().Dispose();
+                    _micro.Hidden = null;
+                }
                 break;
             case UnitKind.Layer:
             {
