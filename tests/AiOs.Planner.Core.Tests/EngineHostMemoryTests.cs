@@ -8,7 +8,7 @@ namespace AiOs.Planner.Core.Tests;
 /// <summary>
 /// The engine's host items that follow what its code allocates: the resident trainer's bounded start-up window, the NVMe
 /// optimizer's swap slots (the step program's, not DeepSpeed's buffer count), the device tier's pinned staging copies and
-/// the pooled write-back arrays of parameters on NVMe.
+/// the reused write-back arrays of parameters on NVMe.
 /// </summary>
 public class EngineHostMemoryTests
 {
@@ -84,7 +84,7 @@ public class EngineHostMemoryTests
     [Theory]
     [InlineData(16)]
     [InlineData(4)]
-    public void Given_parameters_on_nvme_When_priced_Then_start_up_write_back_keeps_one_pooled_array_per_worker_and_the_outer_blocks(int cores)
+    public void Given_parameters_on_nvme_When_priced_Then_start_up_write_back_keeps_one_exact_array_per_worker_and_the_outer_blocks(int cores)
     {
         var s = new TrainingSettings
         {
@@ -95,7 +95,7 @@ public class EngineHostMemoryTests
 
         // bf16 gradients at accumulation 1: the units are made in worker arrays, as many workers as 2 GiB of layers allow, at most the cores.
         long workers = Math.Min(Math.Clamp(EngineMemory.InitialLookAhead.Value / (4 * Medium.LayerParameters), 1, cores), Medium.NumLayers);
-        Assert.Equal(new Bytes(Pow2(2 * Medium.LayerParameters) * workers + Pow2(2 * EngineMemory.OuterElements(Medium))), Item(items, "parameter write-back arrays"));
+        Assert.Equal(new Bytes(2 * Medium.LayerParameters * workers + 2 * EngineMemory.OuterElements(Medium)), Item(items, "parameter write-back arrays"));
         Assert.Equal(Bytes.OfElements(workers * Medium.LayerParameters + EngineMemory.OuterElements(Medium), 4), Item(items, "initial values in flight"));
     }
 

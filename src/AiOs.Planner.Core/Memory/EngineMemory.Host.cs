@@ -125,14 +125,14 @@ public static partial class EngineMemory
                     (true, true) => $"buffer_count {s.BufferCount} layer buffers (the outer block is in RAM), 4 KiB aligned",
                     _ => "one for the outer block (the layers are in RAM), 4 KiB aligned",
                 }, "--buffer-count");
-            // ParameterSwapper.WriteBack casts a unit for its swap file in an array rented from the shared pool (power-of-two
-            // sizes); start-up writes every unit so, on every worker at once, and the pool keeps what was returned.
+            // ParameterSwapper.WriteBack casts a unit for its swap file in an array of its exact size, reused (Engine
+            // WriteBackArrays); start-up writes every unit so, on every worker at once, and the arrays it made stay for the steps.
             long nvmeLayers = m.NumLayers - keptLayers;
             Bytes rented = Bytes.Zero;
-            if (nvmeLayers > 0) rented += PowerOfTwo(Bytes.OfElements(layer, pb)) * Math.Min(initWorkers, nvmeLayers);
-            if (!outerKept) rented += PowerOfTwo(Bytes.OfElements(outer, pb));
+            if (nvmeLayers > 0) rented += Bytes.OfElements(layer, pb) * Math.Min(initWorkers, nvmeLayers);
+            if (!outerKept) rented += Bytes.OfElements(outer, pb);
             if (rented > Bytes.Zero)
-                Add("parameter write-back arrays", rented, $"{Math.Min(initWorkers, nvmeLayers)} layer(s){(outerKept ? "" : " and the outer block")} in {pb}-byte values, pooled arrays of power-of-two sizes (start-up writes units on {initWorkers} worker(s))",
+                Add("parameter write-back arrays", rented, $"{Math.Min(initWorkers, nvmeLayers)} layer(s){(outerKept ? "" : " and the outer block")} in {pb}-byte values, reused (start-up writes units on {initWorkers} worker(s))",
                     "--max-in-cpu");
         }
         // ParameterSwapper's device tier (parameters not offloaded, something else streams): each unit's module takes the

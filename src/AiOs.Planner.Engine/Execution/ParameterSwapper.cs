@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
@@ -112,6 +111,9 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
     public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced) =>
         WriteBack(unit, elementOffset, master, traced, wait: traced || WaitForCommits);
 
+    /// <summary>The arrays NVMe write-backs cast into (<see cref="Execution.WriteBackArrays"/>).</summary>
+    private readonly WriteBackArrays _writeBackArrays = new();
+
     private void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced, bool wait)
     {
         if (_tier == StorageTier.Device && _shards is not null)
@@ -131,7 +133,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
                 _io.Written(StorageTier.Cpu, byteCount);
                 break;
             default:
-                byte[] buffer = ArrayPool<byte>.Shared.Rent(byteCount);
+                byte[] buffer = _writeBackArrays.Rent(byteCount);
                 try
                 {
                     ToWorking(master, buffer.AsSpan(0, byteCount));
@@ -145,7 +147,7 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    _writeBackArrays.Return(buffer);
                 }
                 break;
         }
