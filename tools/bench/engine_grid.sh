@@ -48,13 +48,12 @@ while read -r name args; do
   [[ -z "$name" || "$name" == \#* ]] && continue
   # Leading VAR=value words of the arguments become the run's environment.
   envs=""
-  while [[ "$args" =~ ^([A-Z_]+=[^ ]*)\ +(.*)$ ]]; do envs="$envs ${BASH_REMATCH[1]}"; args=${BASH_REMATCH[2]}; done
+  while [[ "$args" =~ ^([A-Za-z_][A-Za-z0-9_]*=[^ ]*)\ +(.*)$ ]]; do envs="$envs ${BASH_REMATCH[1]}"; args=${BASH_REMATCH[2]}; done
   left=$(( budget - ($(date +%s) - start) ))
   if [ "$left" -lt "$min_left" ]; then echo "skipped $name (${left}s left)" | tee -a "$log"; continue; fi
   limit=$(( left < per_run ? left : per_run ))
   args=${args//NVME/$nvme}
   t0=$(date +%s.%N)
-  # shellcheck disable=SC2086
   # shellcheck disable=SC2086
   env $envs timeout "$limit" bash "$device_dir/run.sh" train --device cuda --hardware "$profile" --runs-dir "$runs" --run-id "$name" $args >> "$log" 2>&1
   rc=$?
