@@ -3,11 +3,13 @@
 # (framework-dependent, PyTorch's CUDA libtorch used there), then the app and a trimmed .NET runtime (no debugger or
 # alternative-GC libraries) travel xz-compressed and run.sh unpacks them there once per packed build.
 #   tools/device/pack.sh [.device]      then: bash .device/run.sh <aios args>
+#   PROJECT=tests/AiOs.Planner.Benchmarks/AiOs.Planner.Benchmarks.csproj tools/device/pack.sh .device-bench   (another program)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-.device}
-../shared/device/pack.sh src/AiOs.Planner.Cli/AiOs.Planner.Cli.csproj "$out" >/dev/null
+../shared/device/pack.sh "${PROJECT:-src/AiOs.Planner.Cli/AiOs.Planner.Cli.csproj}" "$out" >/dev/null
 rm -f "$out"/app/*.dbg "$out"/app/*.xml
+dll=$(basename "$(ls "$out"/app/*.runtimeconfig.json | head -1)" .runtimeconfig.json).dll
 tar -cf - -C "$out" app | xz -6 -T2 > "$out/app.tar.xz"
 rm -rf "$out/app"
 if [ ! -f "$out/.runtime-trimmed" ]; then
@@ -19,17 +21,17 @@ fi
 stamp=$(sha1sum "$out/app.tar.xz" | cut -c1-12)
 cat > "$out/run.sh" <<RUN
 #!/usr/bin/env bash
-# Runs the packed aios CLI on the GPU machine with PyTorch's CUDA libtorch (written by tools/device/pack.sh).
+# Runs the packed program ($dll) on the GPU machine with PyTorch's CUDA libtorch (written by tools/device/pack.sh).
 set -e
 here=\$(cd "\$(dirname "\$0")" && pwd)
 [ -x /tmp/dotnet/dotnet ] || { mkdir -p /tmp/dotnet && tar -xJf "\$here/dotnet-rt.tar.xz" -C /tmp/dotnet; }
 app=/tmp/aios-app-$stamp
-[ -f \$app/app/aios.dll ] || { mkdir -p \$app && tar -xJf "\$here/app.tar.xz" -C \$app; }
+[ -f \$app/app/$dll ] || { mkdir -p \$app && tar -xJf "\$here/app.tar.xz" -C \$app; }
 # torch's folder found without importing torch: an import loads its CUDA libraries (seconds of work), which ran inside the
 # process's start-up figures, since exec keeps the process (and its launch time) that this script began as.
 torchlib=\$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
 export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1
-exec /tmp/dotnet/dotnet \$app/app/aios.dll "\$@"
+exec /tmp/dotnet/dotnet \$app/app/$dll "\$@"
 RUN
 chmod +x "$out/run.sh"
 du -sh "$out" | sed 's/^/packed: /'
