@@ -67,6 +67,8 @@ public static class CalibrateCommand
             try
             {
                 var result = await CalibrationProgressBar.RunAsync(io.Console, options, r.GetValue(json), hangup.Token).ConfigureAwait(false);
+                // A signal after the last probe looked still means "interrupted": no profile (CI, INT as the run finished).
+                hangup.Token.ThrowIfCancellationRequested();
                 if (outPath is not null && !TryWrite(io, outPath, result)) return ExitCodes.Usage;
                 if (r.GetValue(json)) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(result, outPath)));
                 else CalibrationTables.Render(io, result, outPath);
@@ -105,6 +107,7 @@ public static class CalibrateCommand
         try
         {
             var host = Calibrator.MeasureHostOnly(mode, null, ct);
+            ct.ThrowIfCancellationRequested();
             var profile = ProfileBuilder.WithHost(ProfileCatalog.Default.Load(baseName), host, DateTime.UtcNow.ToString("yyyy-MM-dd")) with { Name = Path.GetFileNameWithoutExtension(outPath) };
             ProfileWriter.WriteFile(outPath, profile);
             if (json)
