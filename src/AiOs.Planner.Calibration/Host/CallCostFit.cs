@@ -1,3 +1,5 @@
+using MathNet.Numerics.LinearRegression;
+
 namespace AiOs.Planner.Calibration.Host;
 
 /// <summary>One timing of a call: <see cref="Elements"/> updated in <see cref="Seconds"/> (a median of repeated calls).</summary>
@@ -24,7 +26,7 @@ public sealed record CallCostFit(double PerCallSeconds, double SecondsPerElement
     /// least squares would let the largest calls decide <c>a</c>, which is then a small difference of large times. Weighting
     /// each point by 1/tᵢ asks every size to be fitted to the same fraction, so the small calls (mostly <c>a</c>) pin
     /// <c>a</c> and the large ones (mostly <c>b·n</c>) pin <c>b</c>. A negative <c>a</c> (noise when the fixed cost is
-    /// far below the smallest call) is clamped to 0 and <c>b</c> refitted alone.
+    /// far below the smallest call) is clamped to 0 and <c>b</c> refitted alone (MathNet's weighted regression, both times).
     /// </summary>
     /// <exception cref="ArgumentException">Fewer than two distinct sizes, or a time that is not positive.</exception>
     public static CallCostFit Fit(IReadOnlyList<CallTiming> timings)
@@ -34,18 +36,11 @@ public sealed record CallCostFit(double PerCallSeconds, double SecondsPerElement
             throw new ArgumentException("Every timing needs at least one element and a positive, finite time.", nameof(timings));
         if (timings.Select(t => t.Elements).Distinct().Count() < 2)
             throw new ArgumentException("Fitting a per-call and a per-element cost needs timings at two or more sizes.", nameof(timings));
-        // Normal equations of Σ wᵢ(a + b·nᵢ − tᵢ)² with wᵢ = 1/tᵢ².
-        double s00 = 0, s01 = 0, s11 = 0, r0 = 0, r1 = 0;
-        foreach (var (n, t) in timings)
-        {
-            double w = 1 / (t * t);
-            s00 += w; s01 += w * n; s11 += w * (double)n * n;
-            r0 += w * t; r1 += w * n * t;
-        }
-        double det = s00 * s11 - s01 * s01;
-        double a = (r0 * s11 - r1 * s01) / det;
-        double b = (s00 * r1 - s01 * r0) / det;
-        if (a < 0) (a, b) = (0, r1 / s11);
+        double[][] x = [.. timings.Select(t => new[] { (double)t.Elements })];
+        double[] y = [.. timings.Select(t => t.Seconds)], w = [.. timings.Select(t => 1 / (t.Seconds * t.Seconds))];
+        double[] ab = WeightedRegression.Weighted(x, y, w, intercept: true);
+        double a = ab[0], b = ab[1];
+        if (a < 0) (a, b) = (0, WeightedRegression.Weighted(x, y, w, intercept: false)[0]);
         return new CallCostFit(a, b);
     }
 }
