@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Optim;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -161,15 +162,15 @@ internal static class GradientNorms
     /// and its square took 16 bytes per parameter of the unit at a time, and the CPU's resident step's host peak grew by
     /// 2.5 GiB over the update (gpt2-medium, 2026-12-05), which the plan does not hold.
     /// </summary>
-    private static unsafe double? HostSum(Tensor gradient)
+    private static double? HostSum(Tensor gradient)
     {
         long n = gradient.numel();
         if (gradient.device_type != DeviceType.CPU || !gradient.is_contiguous() || n > int.MaxValue
             || gradient.dtype is not (ScalarType.Float32 or ScalarType.BFloat16)) return null;
         if (n == 0) return 0;
-        void* data = (void*)Native.CudaDriver.DataOf(gradient);
+        // TorchSharp's bytes of a CPU tensor are its memory itself.
         return gradient.dtype == ScalarType.Float32
-            ? SpanMath.SumOfSquares(new ReadOnlySpan<float>(data, (int)n))
-            : SpanMath.SumOfSquaresBf16(new ReadOnlySpan<ushort>(data, (int)n));
+            ? SpanMath.SumOfSquares(MemoryMarshal.Cast<byte, float>(gradient.bytes))
+            : SpanMath.SumOfSquaresBf16(MemoryMarshal.Cast<byte, ushort>(gradient.bytes));
     }
 }

@@ -164,7 +164,7 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
 /// parameter), which the C heap's reuse (<see cref="Native.HostHeap"/>) kept and fragmented: gpt2's resident CPU run grew
 /// 0.9 GiB over its first 20 steps. Same update as torch.optim.AdamW to rounding (the span kernels' tests).
 /// </summary>
-public sealed unsafe class HostAdamW(AdamWOptions options) : IDeviceAdamW
+public sealed class HostAdamW(AdamWOptions options) : IDeviceAdamW
 {
     private readonly CpuAdamStep _step = new(options);
 
@@ -181,17 +181,16 @@ public sealed unsafe class HostAdamW(AdamWOptions options) : IDeviceAdamW
     {
         if (!Takes(master, gradient, working) || !expAvg.is_contiguous() || !expAvgSq.is_contiguous())
             throw new ArgumentException("HostAdamW takes contiguous CPU tensors: fp32 master and moments, an fp32 or bf16 gradient, a bf16 working copy or none.");
-        int n = (int)master.numel();
+        long n = master.numel();
         if (gradient.numel() != n || expAvg.numel() != n || expAvgSq.numel() != n || working is not null && working.numel() != n)
             throw new ArgumentException("The master, gradient, moments and working copy must have the same number of elements.");
-        var p = new Span<float>((void*)CudaDriver.DataOf(master), n);
-        var m = new Span<float>((void*)CudaDriver.DataOf(expAvg), n);
-        var v = new Span<float>((void*)CudaDriver.DataOf(expAvgSq), n);
-        Span<ushort> bf16 = working is null ? Span<ushort>.Empty : new Span<ushort>((void*)CudaDriver.DataOf(working), n);
+        // TorchSharp's bytes of a CPU tensor are its memory itself, as the engine's other host tensors are read.
+        Span<float> p = MemoryMarshal.Cast<byte, float>(master.bytes), m = MemoryMarshal.Cast<byte, float>(expAvg.bytes), v = MemoryMarshal.Cast<byte, float>(expAvgSq.bytes);
+        Span<ushort> bf16 = working is null ? Span<ushort>.Empty : MemoryMarshal.Cast<byte, ushort>(working.bytes);
         if (gradient.dtype == ScalarType.BFloat16)
-            _step.UpdateBf16Gradients(p, new ReadOnlySpan<ushort>((void*)CudaDriver.DataOf(gradient), n), m, v, step, gradScale, bf16);
+            _step.UpdateBf16Gradients(p, MemoryMarshal.Cast<byte, ushort>(gradient.bytes), m, v, step, gradScale, bf16);
         else
-            _step.Update(p, new ReadOnlySpan<float>((void*)CudaDriver.DataOf(gradient), n), m, v, step, gradScale, bf16);
+            _step.Update(p, MemoryMarshal.Cast<byte, float>(gradient.bytes), m, v, step, gradScale, bf16);
     }
 }
 
