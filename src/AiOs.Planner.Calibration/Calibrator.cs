@@ -119,6 +119,12 @@ public static class Calibrator
         double bf16One = AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
         tracker.HostStep("CPU Adam");
         double bf16All = threads == 1 ? bf16One : AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
+        // The engine's 8-bit update (--optimizer-state 8bit) on the same sub-groups: compute-bound where fp32 is memory-bound,
+        // so its ratio to fp32 depends on the cores per memory channel and is measured, not assumed.
+        tracker.HostStep("CPU Adam 8-bit");
+        double eightOne = AdamProbe.Measure(AdamProbeKernel.EightBit, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
+        tracker.HostStep("CPU Adam 8-bit");
+        double eightAll = threads == 1 ? eightOne : AdamProbe.Measure(AdamProbeKernel.EightBit, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
         // The same update call by call at sizes from 16 K to 16 M: its fixed cost per call apart from its cost per parameter.
         tracker.HostStep("CPU Adam per call");
         var sizes = AdamCallProbe.CalibrationSizes;
@@ -127,7 +133,7 @@ public static class Calibrator
         return new HostCalibration
         {
             Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
-            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup,
+            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup, Adam8OneThread = eightOne, Adam8AllThreads = eightAll,
             AdamCalls = calls, AdamCallFit = CallCostFit.Fit(calls),
         };
     }

@@ -3,6 +3,7 @@ using System.Numerics;
 using AiOs.Planner.Calibration.Drive;
 using AiOs.Planner.Calibration.Machine;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -27,7 +28,7 @@ public static class ProfileBuilder
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-        var (memory, adam, adamBf16, call) = HostFigures(host, date);
+        var (memory, adam, adamBf16, adam8, call) = HostFigures(host, date);
         var cpu = new CpuSpec
         {
             Model = machine.CpuModel,
@@ -36,6 +37,7 @@ public static class ProfileBuilder
             MemoryBandwidthGbps = memory,
             AdamParamsPerS = adam,
             AdamBf16ParamsPerS = adamBf16,
+            Adam8ParamsPerS = adam8,
             OptimizerCallOverheadS = call,
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
@@ -102,13 +104,13 @@ public static class ProfileBuilder
     {
         ArgumentNullException.ThrowIfNull(profile);
         ArgumentNullException.ThrowIfNull(host);
-        var (memory, adam, adamBf16, call) = HostFigures(host, date);
+        var (memory, adam, adamBf16, adam8, call) = HostFigures(host, date);
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in profile.Machine ?? new Dictionary<string, string>()) facts[k] = v;
         facts["host_calibration_date"] = date;
         return profile with
         {
-            Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS },
+            Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, Adam8ParamsPerS = adam8 ?? profile.Cpu.Adam8ParamsPerS, OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS },
             Machine = facts,
         };
     }
@@ -117,7 +119,7 @@ public static class ProfileBuilder
     /// The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared
     /// machine all threads can lose to one), and the bf16 update's fixed cost per call (all threads, as the engine calls it).
     /// </summary>
-    private static (Figure Memory, Figure Adam, Figure? AdamBf16, Figure? CallOverhead) HostFigures(HostCalibration host, string date)
+    private static (Figure Memory, Figure Adam, Figure? AdamBf16, Figure? Adam8, Figure? CallOverhead) HostFigures(HostCalibration host, string date)
     {
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
@@ -129,11 +131,15 @@ public static class ProfileBuilder
             ? Measured(Math.Round(Math.Max(bf16All, host.AdamBf16OneThread ?? 0)),
                 I($"aios CpuAdam.StepBf16Gradients, the engine's bf16 update (fp32 master weights, m, v; bf16 gradients read, bf16 copy written: 28 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamBf16OneThread:0.###e0}/s) and {host.Threads} threads ({bf16All:0.###e0}/s)"))
             : null;
+        var adam8 = host.Adam8AllThreads is { } eightAll
+            ? Measured(Math.Round(Math.Max(eightAll, host.Adam8OneThread ?? 0)),
+                I($"aios BlockwiseAdam.Step, the engine's --optimizer-state 8bit update (fp32 master weights and gradients; m and v one code each, a scale per {BlockwiseQuantization.BlockSize} values; bf16 copy written: 18 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.Adam8OneThread:0.###e0}/s) and {host.Threads} threads ({eightAll:0.###e0}/s)"))
+            : null;
         var call = host.AdamCallFit is { } fit
             ? Figure.Measured(Math.Round(fit.PerCallSeconds, 9),
                 date, I($"fit t = a + b·n (least relative squares) to the median time of one aios CpuAdam.StepBf16Gradients call on {host.Threads} threads at {string.Join(", ", host.AdamCalls.Select(c => c.Elements >= 1 << 20 ? $"{c.Elements >> 20} M" : $"{c.Elements >> 10} K"))} parameters (state walked through, past the caches): a per call, b = {fit.SecondsPerElement * 1e9:0.###} ns per parameter ({fit.ElementsPerSecond:0.###e0}/s)"))
             : null;
-        return (memory, adam, adamBf16, call);
+        return (memory, adam, adamBf16, adam8, call);
     }
 
     private const string StampPrefix = " [CPU, memory and drive calibrated ";

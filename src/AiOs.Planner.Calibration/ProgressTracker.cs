@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationProgress>? sink)
 {
     private const double AssumedGBps = 1.5;
-    private const int HostSteps = 7;
+    private const int HostSteps = 9;
     private readonly double _sampleSeconds = mode.Sweep.SampleDuration.TotalSeconds + 0.05;
     private readonly double _hostSeconds = mode.HostProbeDuration.TotalSeconds * 1.3;
     private readonly int?[] _sweepSamples = new int?[2];

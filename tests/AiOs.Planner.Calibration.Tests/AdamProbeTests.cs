@@ -75,9 +75,37 @@ public class AdamProbeTests
         Assert.Equal(counts, groups.Select(x => x.Count));
     }
 
+    [Fact]
+    public void Given_the_8bit_kernel_When_the_probe_steps_sub_groups_Then_it_runs_BlockwiseAdam_as_the_engine_does_with_each_sub_groups_blocks()
+    {
+        const int n = 3 * BlockwiseQuantization.BlockSize + 100, subGroup = 2 * BlockwiseQuantization.BlockSize; // two sub-groups, the second ragged
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.EightBit, n);
+        float[] p = state.Master(0, n).ToArray(), g = state.Fp32Gradients(0, n).ToArray();
+        Assert.Contains(g, x => x != 0);
+        Assert.True(state.M(0, n).IsEmpty);
+
+        foreach (var (offset, count) in AdamProbe.SubGroups(n, subGroup)) state.Step(offset, count, 1, Hp, 2);
+
+        long blocks = BlockwiseQuantization.Blocks(n);
+        byte[] mCodes = new byte[n], vCodes = new byte[n];
+        float[] mScales = new float[blocks], vScales = new float[blocks];
+        ushort[] bf16 = new ushort[n];
+        int firstBlocks = (int)BlockwiseQuantization.Blocks(subGroup);
+        BlockwiseAdam.Step(p.AsSpan(0, subGroup), g.AsSpan(0, subGroup), mCodes.AsSpan(0, subGroup), mScales.AsSpan(0, firstBlocks),
+            vCodes.AsSpan(0, subGroup), vScales.AsSpan(0, firstBlocks), bf16.AsSpan(0, subGroup), 1, Hp, 1f, 1);
+        BlockwiseAdam.Step(p.AsSpan(subGroup), g.AsSpan(subGroup), mCodes.AsSpan(subGroup), mScales.AsSpan(firstBlocks),
+            vCodes.AsSpan(subGroup), vScales.AsSpan(firstBlocks), bf16.AsSpan(subGroup), 1, Hp, 1f, 1);
+
+        Assert.Equal(p, state.Master(0, n).ToArray());
+        Assert.Equal(mCodes, state.MCodes(0, n).ToArray());
+        Assert.Equal(bf16, state.Bf16Copy(0, n).ToArray());
+        Assert.Contains(mCodes, x => x != mCodes[0]);
+    }
+
     [Theory]
     [InlineData(AdamProbeKernel.Bf16Gradients)]
     [InlineData(AdamProbeKernel.Fp32Gradients)]
+    [InlineData(AdamProbeKernel.EightBit)]
     public void Given_either_kernel_When_measured_Then_the_rate_is_positive_and_finite(AdamProbeKernel kernel)
     {
         double rate = AdamProbe.Measure(kernel, 200_000, 64_000, 2, TimeSpan.FromMilliseconds(20), CancellationToken.None);
@@ -121,6 +149,19 @@ public class AdamProbeTests
         Assert.Contains("StepBf16Gradients", bf16.Provenance.Method, StringComparison.Ordinal);
         Assert.Contains("32 M-parameter sub-groups", bf16.Provenance.Method, StringComparison.Ordinal);
         Assert.Contains("fp32 gradients", profile.Cpu.AdamParamsPerS.Provenance!.Method, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_an_8bit_measurement_When_the_profile_is_built_Then_the_8bit_rate_is_measured_and_replaces_the_default_ratio()
+    {
+        var withEight = Host with { Adam8OneThread = 2.9e8, Adam8AllThreads = 4.4e9 };
+        var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), withEight);
+        Assert.Equal(4.4e9, profile.Cpu.Adam8Rate.Value);
+        Assert.Equal(FigureSource.Measured, profile.Cpu.Adam8Rate.Provenance!.Source);
+        Assert.Contains("BlockwiseAdam", profile.Cpu.Adam8Rate.Provenance.Method, StringComparison.Ordinal);
+
+        var noEight = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), Host);
+        Assert.Equal(4.96e9 * CpuSpec.DefaultAdam8Ratio, noEight.Cpu.Adam8Rate.Value, 1);
     }
 
     [Fact]

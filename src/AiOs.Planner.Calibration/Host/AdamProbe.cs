@@ -14,6 +14,11 @@ public enum AdamProbeKernel
     /// <c>CpuAdam.StepBf16Gradients</c> writing the bf16 copy (28 B per parameter moved): the engine's bf16 update with its state in RAM.
     /// </summary>
     Bf16Gradients,
+    /// <summary>
+    /// <c>BlockwiseAdam.Step</c> with block-wise 8-bit moments writing the bf16 copy, as the engine steps <c>--optimizer-state 8bit</c>
+    /// (fp32 master and gradients read, one code per moment, bf16 copy written: 18 B per parameter plus the scales).
+    /// </summary>
+    EightBit,
 }
 
 /// <summary>Parameters per second that the engine's <see cref="CpuAdam"/> updates, on fp32 or (as the engine's bf16 training) bf16 gradients.</summary>
@@ -77,7 +82,7 @@ public static unsafe class AdamProbe
     internal sealed class ProbeState : IDisposable
     {
         private readonly AlignedBuffer _master, _m, _v, _gradients;
-        private readonly AlignedBuffer? _bf16;
+        private readonly AlignedBuffer? _bf16, _mScales, _vScales;
 
         /// <summary>Allocates and fills <paramref name="parameters"/> parameters' state for <paramref name="kernel"/> (seeded, so reruns match).</summary>
         public ProbeState(AdamProbeKernel kernel, long parameters)
@@ -85,12 +90,22 @@ public static unsafe class AdamProbe
             Kernel = kernel;
             Parameters = parameters;
             Bytes Of(int width) => new Bytes(parameters * width).AlignUp(AlignedBuffer.Alignment);
+            bool eightBit = kernel == AdamProbeKernel.EightBit;
             _master = new AlignedBuffer(Of(sizeof(float)));
-            _m = new AlignedBuffer(Of(sizeof(float)));
-            _v = new AlignedBuffer(Of(sizeof(float)));
+            // 8-bit: m and v are one code per value, with one fp32 scale per block of each sub-group (as the engine's sub-groups start blocks).
+            _m = new AlignedBuffer(Of(eightBit ? sizeof(byte) : sizeof(float)));
+            _v = new AlignedBuffer(Of(eightBit ? sizeof(byte) : sizeof(float)));
             bool bf16 = kernel == AdamProbeKernel.Bf16Gradients;
             _gradients = new AlignedBuffer(Of(bf16 ? sizeof(ushort) : sizeof(float)));
-            _bf16 = bf16 ? new AlignedBuffer(Of(sizeof(ushort))) : null;
+            _bf16 = bf16 || eightBit ? new AlignedBuffer(Of(sizeof(ushort))) : null;
+            if (eightBit)
+            {
+                var scales = new Bytes(BlockwiseQuantization.Blocks(parameters) * sizeof(float)).AlignUp(AlignedBuffer.Alignment);
+                _mScales = new AlignedBuffer(scales);
+                _vScales = new AlignedBuffer(scales);
+                _mScales.AsSpan().Clear();
+                _vScales.AsSpan().Clear();
+            }
             var rng = new Random(1);
             float* p = (float*)_master.Address;
             for (long i = 0; i < parameters; i++) p[i] = (float)(rng.NextDouble() - 0.5);
@@ -115,19 +130,30 @@ public static unsafe class AdamProbe
         public long Parameters { get; }
 
         public Span<float> Master(long offset, int count) => new((float*)_master.Address + offset, count);
-        public Span<float> M(long offset, int count) => new((float*)_m.Address + offset, count);
-        public Span<float> V(long offset, int count) => new((float*)_v.Address + offset, count);
-        /// <summary>The fp32 gradients (fp32 kernel only).</summary>
-        public Span<float> Fp32Gradients(long offset, int count) => Kernel == AdamProbeKernel.Fp32Gradients ? new((float*)_gradients.Address + offset, count) : [];
+        /// <summary>The fp32 first moments; empty for the 8-bit kernel (its moments are codes).</summary>
+        public Span<float> M(long offset, int count) => Kernel == AdamProbeKernel.EightBit ? [] : new((float*)_m.Address + offset, count);
+        /// <summary>The fp32 second moments; empty for the 8-bit kernel.</summary>
+        public Span<float> V(long offset, int count) => Kernel == AdamProbeKernel.EightBit ? [] : new((float*)_v.Address + offset, count);
+        /// <summary>The 8-bit kernel's first-moment codes; empty for the fp32 kernels.</summary>
+        public Span<byte> MCodes(long offset, int count) => Kernel == AdamProbeKernel.EightBit ? new((byte*)_m.Address + offset, count) : [];
+        /// <summary>The fp32 gradients (fp32 and 8-bit kernels).</summary>
+        public Span<float> Fp32Gradients(long offset, int count) => Kernel != AdamProbeKernel.Bf16Gradients ? new((float*)_gradients.Address + offset, count) : [];
         /// <summary>The bf16 gradient bits (bf16 kernel only).</summary>
         public Span<ushort> Bf16Gradients(long offset, int count) => Kernel == AdamProbeKernel.Bf16Gradients ? new((ushort*)_gradients.Address + offset, count) : [];
-        /// <summary>The bf16 copy the bf16 kernel writes; empty for the fp32 kernel.</summary>
+        /// <summary>The bf16 copy the bf16 and 8-bit kernels write; empty for the fp32 kernel.</summary>
         public Span<ushort> Bf16Copy(long offset, int count) => _bf16 is null ? [] : new((ushort*)_bf16.Address + offset, count);
 
         /// <summary>Update <paramref name="step"/> of the <paramref name="count"/> parameters from <paramref name="offset"/> with <see cref="Kernel"/>.</summary>
         public void Step(long offset, int count, int step, AdamHyperParameters hp, int threads)
         {
-            if (Kernel == AdamProbeKernel.Bf16Gradients)
+            if (Kernel == AdamProbeKernel.EightBit)
+            {
+                // Offsets are whole sub-groups, each a multiple of the block size but the last: a sub-group's blocks start at offset / block size.
+                long block = offset / BlockwiseQuantization.BlockSize;
+                BlockwiseAdam.Step((float*)_master.Address + offset, (float*)_gradients.Address + offset, (byte*)_m.Address + offset, (float*)_mScales!.Address + block,
+                    (byte*)_v.Address + offset, (float*)_vScales!.Address + block, (ushort*)_bf16!.Address + offset, count, step, hp, 1f, threads);
+            }
+            else if (Kernel == AdamProbeKernel.Bf16Gradients)
                 CpuAdam.StepBf16Gradients(Master(offset, count), Bf16Gradients(offset, count), M(offset, count), V(offset, count), Bf16Copy(offset, count), step, hp, threads);
             else
                 CpuAdam.Step((float*)_master.Address + offset, (float*)_gradients.Address + offset, (float*)_m.Address + offset, (float*)_v.Address + offset, count, step, hp, threads);
@@ -140,6 +166,8 @@ public static unsafe class AdamProbe
             _v.Dispose();
             _gradients.Dispose();
             _bf16?.Dispose();
+            _mScales?.Dispose();
+            _vScales?.Dispose();
         }
     }
 }
