@@ -71,6 +71,39 @@ public class CpuWorkersTests
         Assert.Equal([200 * 136L, 200 * 136L], totals);
     }
 
+    [Fact]
+    public void Given_passes_published_while_the_workers_are_busy_When_those_workers_come_free_Then_they_help_every_pass_with_work_left()
+    {
+        // Three callers at once, as the overlapped schedule has (a sub-group's CPU Adam, a norm pass, a copy): the workers are
+        // all in pass Z when X (long) and then Y (short) are published. Once Z's chunks are gone they must help X too, not
+        // only the pass published last, or X's caller runs the rest of it alone.
+        var workers = CpuWorkers.Shared(4);
+        var xThreadsAfterZ = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        int zStarted = 0, zDone = 0, xStarted = 0;
+        var z = new Thread(() =>
+        {
+            workers.For(60, _ => { Interlocked.Increment(ref zStarted); Thread.Sleep(2); });
+            Volatile.Write(ref zDone, 1);
+        });
+        var y = new Thread(() =>
+        {
+            while (Volatile.Read(ref xStarted) == 0) Thread.Sleep(1);
+            workers.For(2, _ => Thread.Sleep(1));
+        });
+        z.Start();
+        while (Volatile.Read(ref zStarted) < 4) Thread.Sleep(1);
+        y.Start();
+        workers.For(300, _ =>
+        {
+            Interlocked.Increment(ref xStarted);
+            if (Volatile.Read(ref zDone) == 1) xThreadsAfterZ[Environment.CurrentManagedThreadId] = true;
+            Thread.Sleep(2);
+        });
+        z.Join();
+        y.Join();
+        Assert.True(xThreadsAfterZ.Count > 1, $"after Z, {xThreadsAfterZ.Count} thread(s) ran X's chunks: the freed workers did not help it");
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

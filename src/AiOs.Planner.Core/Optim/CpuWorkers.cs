@@ -21,7 +21,8 @@ namespace AiOs.Planner.Optim;
 /// One set per thread count per process (<see cref="Shared"/>), like <c>ArrayPool.Shared</c>: the threads are a process
 /// resource, and a set per optimizer would multiply them. Each pass is its own object with its own chunk counter, so a
 /// worker that comes late to a pass finds its chunks taken and does nothing, and two callers' passes at once both finish
-/// (each caller claims its own pass's chunks; the workers help whichever was published last). That also makes a pass
+/// with the workers' help: a worker takes chunks of the newest pass that has any left, then of the older ones (a short
+/// norm pass published during a long CPU Adam pass gets the workers first, and they go back to the update after it). That also makes a pass
 /// re-entrant: a chunk that itself runs a pass (on this set or another) is that pass's caller, claims its chunks and so
 /// finishes it with or without help, then goes back to its own pass, whose caller is still claiming chunks; nothing waits
 /// on a thread that is not running a chunk. A pass cannot be cancelled: it always runs every chunk, even after one threw.
@@ -37,8 +38,10 @@ public sealed class CpuWorkers
     private readonly int _threads;
     private readonly object _gate = new();
     private readonly long _spinTicks = (long)(SpinAfterPass.TotalSeconds * Stopwatch.Frequency);
-    /// <summary>The pass published last (null before the first).</summary>
-    private Pass? _current;
+    /// <summary>The passes whose callers have not returned, oldest first; replaced whole under <see cref="_gate"/>, read without it.</summary>
+    private volatile Pass[] _active = [];
+    /// <summary>Counts passes published: a worker that found no work waits for it to change.</summary>
+    private long _published;
 
     private CpuWorkers(int threads)
     {
@@ -83,28 +86,53 @@ public sealed class CpuWorkers
             return;
         }
         var pass = new Pass(body, chunks, _spinTicks);
-        // A full fence: a worker that looks after this sees the pass; one asleep is woken under the gate.
-        Interlocked.Exchange(ref _current, pass);
-        lock (_gate) Monitor.PulseAll(_gate);
-        pass.Run();
-        pass.WaitAll();
+        lock (_gate)
+        {
+            _active = [.. _active, pass];
+            Interlocked.Increment(ref _published);
+            Monitor.PulseAll(_gate);
+        }
+        try
+        {
+            pass.Run();
+            pass.WaitAll();
+        }
+        finally
+        {
+            lock (_gate) _active = [.. _active.Where(p => p != pass)];
+        }
         pass.Failure?.Throw();
     }
 
-    /// <summary>A worker: waits for a new pass (spinning a while, then blocked), helps run it, and waits again.</summary>
+    /// <summary>The newest active pass with chunks left to claim, else null.</summary>
+    private Pass? WithWork()
+    {
+        Pass[] active = _active;
+        for (int i = active.Length - 1; i >= 0; i--)
+            if (active[i].HasWork) return active[i];
+        return null;
+    }
+
+    /// <summary>
+    /// A worker: runs chunks of the newest pass with work left until no pass has any, then waits for a new pass (spinning a
+    /// while, then blocked). The count of passes is read before the look for work, so a pass published between the two is
+    /// not slept through.
+    /// </summary>
     private void Work()
     {
-        Pass? seen = null;
         while (true)
         {
+            long seen = Interlocked.Read(ref _published);
+            if (WithWork() is { } pass)
+            {
+                pass.Run();
+                continue;
+            }
             long until = Stopwatch.GetTimestamp() + _spinTicks;
-            Pass? pass;
-            while ((pass = Volatile.Read(ref _current)) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
-            if (pass == seen)
+            while (Interlocked.Read(ref _published) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+            if (Interlocked.Read(ref _published) == seen)
                 lock (_gate)
-                    while ((pass = Volatile.Read(ref _current)) == seen) Monitor.Wait(_gate);
-            seen = pass;
-            pass!.Run();
+                    while (Interlocked.Read(ref _published) == seen) Monitor.Wait(_gate);
         }
     }
 
@@ -117,6 +145,9 @@ public sealed class CpuWorkers
 
         /// <summary>The first exception a chunk threw, with its stack trace.</summary>
         public ExceptionDispatchInfo? Failure => Volatile.Read(ref _failure);
+
+        /// <summary>Whether some chunk is still unclaimed.</summary>
+        public bool HasWork => Interlocked.Read(ref _next) < chunks;
 
         /// <summary>Runs unclaimed chunks until none is left.</summary>
         public void Run()
