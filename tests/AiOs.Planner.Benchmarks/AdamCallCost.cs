@@ -7,7 +7,7 @@ namespace AiOs.Planner.Benchmarks;
 /// <summary>
 /// Issue 13: the fixed cost of one CPU Adam update call. `dotnet run -c Release -- adamcall [threads] [seconds per size]`
 /// times the engine's bf16 update (CpuAdam.StepBf16Gradients, what OptimizerStates.Step runs for a sub-group in RAM) and
-/// the fp32 one on calls of 4 K to 64 M parameters walking through a 64 M-parameter state, and fits t = a + b·n with the
+/// the fp32 and 8-bit ones (BlockwiseAdam) on calls of 4 K to 64 M parameters walking through a 64 M-parameter state, and fits t = a + b·n with the
 /// fit calibration uses (<see cref="CallCostFit"/>); then what a call's thread hand-off alone costs (an empty parallel loop).
 /// </summary>
 public static class AdamCallCost
@@ -19,7 +19,7 @@ public static class AdamCallCost
         int threads = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : Environment.ProcessorCount;
         double seconds = args.Length > 2 ? double.Parse(args[2], CultureInfo.InvariantCulture) : 1;
         Console.WriteLine($"{Environment.ProcessorCount} cores, {threads} threads, {seconds:0.##} s per size, load {Load()}");
-        foreach (var kernel in new[] { AdamProbeKernel.Bf16Gradients, AdamProbeKernel.Fp32Gradients })
+        foreach (var kernel in new[] { AdamProbeKernel.Bf16Gradients, AdamProbeKernel.Fp32Gradients, AdamProbeKernel.EightBit })
         {
             var timings = AdamCallProbe.Measure(kernel, Sizes, Sizes.Max(), threads, TimeSpan.FromSeconds(seconds), CancellationToken.None);
             var fit = CallCostFit.Fit(timings);

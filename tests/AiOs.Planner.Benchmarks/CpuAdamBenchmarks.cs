@@ -142,14 +142,14 @@ public class CpuAdamBenchmarks
     // The step number only moves the bias corrections; it is kept small so they stay away from 1.
     private int NextStep() => _step = _step % 1000 + 1;
 
-    /// <summary>The same split the kernels would use: contiguous chunks of 64 Ki elements over the threads.</summary>
+    /// <summary>The same split the kernels use: contiguous chunks of 64 Ki elements over the threads, on the same workers.</summary>
     private static void ForChunks(int count, int threads, Action<int, int> body)
     {
         const int chunk = 64 * 1024;
         int chunks = (count + chunk - 1) / chunk;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, c =>
+        CpuWorkers.ForCores(threads).For(chunks, c =>
         {
-            int s = c * chunk;
+            int s = (int)c * chunk;
             body(s, Math.Min(chunk, count - s));
         });
     }

@@ -45,11 +45,11 @@ public class OptimizerStateBenchmarks
         MasterSplit.Split(_p, _hi, _lo);
     }
 
-    /// <summary>Runs <paramref name="body"/>(start, count) over 1 M-element chunks on <see cref="Threads"/> threads, as the engine's Chunked.For.</summary>
+    /// <summary>Runs <paramref name="body"/>(start, count) over 1 M-element chunks on <see cref="Threads"/> threads, as the engine's Chunked.For (on the same workers).</summary>
     private void Chunks(Action<int, int> body)
     {
         const int chunk = 1 << 20;
-        Parallel.For(0, (N + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c => body(c * chunk, Math.Min(chunk, N - c * chunk)));
+        CpuWorkers.ForCores(Threads).For((N + chunk - 1) / chunk, c => body((int)c * chunk, Math.Min(chunk, N - (int)c * chunk)));
     }
 
     /// <summary>
@@ -100,10 +100,10 @@ public class OptimizerStateBenchmarks
         const int chunk = 1 << 16;
         float[] p = _p;
         ushort[] h = _bf16;
-        Parallel.For(0, (p.Length + chunk - 1) / chunk, new ParallelOptions { MaxDegreeOfParallelism = Threads }, c =>
+        CpuWorkers.ForCores(Threads).For((p.Length + chunk - 1) / chunk, c =>
         {
-            int end = Math.Min(p.Length, (c + 1) * chunk);
-            for (int i = c * chunk; i < end; i++)
+            int end = (int)Math.Min(p.Length, (c + 1) * chunk);
+            for (int i = (int)c * chunk; i < end; i++)
             {
                 uint b = BitConverter.SingleToUInt32Bits(p[i]);
                 h[i] = float.IsNaN(p[i]) ? (ushort)0x7FC0 : (ushort)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);

@@ -3,8 +3,9 @@ using AiOs.Planner.Optim;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// The persistent workers CpuAdam splits its update over (issue 13): every chunk runs exactly once whoever runs it, so the
-/// update's bits do not depend on the thread count, on back-to-back calls or on two callers at once.
+/// The persistent workers CpuAdam and the engine's chunked passes split their work over (issue 13): every chunk runs exactly
+/// once whoever runs it, so the update's bits do not depend on the thread count, on back-to-back calls, on two callers at
+/// once or on a chunk that runs a pass of its own.
 /// </summary>
 public class CpuWorkersTests
 {
@@ -26,16 +27,34 @@ public class CpuWorkersTests
     }
 
     [Fact]
-    public void Given_a_chunk_that_throws_When_a_pass_runs_Then_the_caller_gets_the_exception_after_the_other_chunks_ran()
+    public void Given_a_chunk_that_throws_When_a_pass_runs_Then_the_caller_gets_its_own_exception_after_the_other_chunks_ran()
     {
         var runs = new int[40];
-        var e = Assert.Throws<AggregateException>(() => CpuWorkers.Shared(3).For(40, c =>
+        var e = Assert.Throws<InvalidOperationException>(() => CpuWorkers.Shared(3).For(40, c =>
         {
             Interlocked.Increment(ref runs[c]);
             if (c == 17) throw new InvalidOperationException("chunk 17");
         }));
-        Assert.Equal("chunk 17", e.InnerException!.Message);
+        Assert.Equal("chunk 17", e.Message);
         Assert.All(runs, r => Assert.Equal(1, r));
+    }
+
+    [Fact]
+    public async Task Given_chunks_that_run_passes_of_their_own_When_the_outer_pass_runs_Then_every_inner_chunk_runs_once_and_it_returns()
+    {
+        // A chunk of a pass may itself run a chunked pass (the engine's Chunked.For inside a CPU job): on the same set and
+        // another, from the caller and from workers at once. A deadlock would never return: a minute is far beyond the
+        // milliseconds these passes take, so the wait only tells a hang from a finish.
+        var workers = CpuWorkers.Shared(3);
+        var runs = new int[20, 12, 8];
+        var passes = Task.Run(() =>
+        {
+            for (int call = 0; call < 20; call++)
+                workers.For(12, outer => (outer % 2 == 0 ? workers : CpuWorkers.Shared(2)).For(8, inner => Interlocked.Increment(ref runs[call, outer, inner])));
+        });
+        Assert.True(await Task.WhenAny(passes, Task.Delay(TimeSpan.FromMinutes(1))) == passes, "Nested passes did not finish: a deadlock.");
+        await passes;
+        Assert.All(runs.Cast<int>(), r => Assert.Equal(1, r));
     }
 
     [Fact]
@@ -50,6 +69,39 @@ public class CpuWorkersTests
         });
         // Each pass adds 1 + 2 + … + 16 = 136.
         Assert.Equal([200 * 136L, 200 * 136L], totals);
+    }
+
+    [Fact]
+    public void Given_passes_published_while_the_workers_are_busy_When_those_workers_come_free_Then_they_help_every_pass_with_work_left()
+    {
+        // Three callers at once, as the overlapped schedule has (a sub-group's CPU Adam, a norm pass, a copy): the workers are
+        // all in pass Z when X (long) and then Y (short) are published. Once Z's chunks are gone they must help X too, not
+        // only the pass published last, or X's caller runs the rest of it alone.
+        var workers = CpuWorkers.Shared(4);
+        var xThreadsAfterZ = new System.Collections.Concurrent.ConcurrentDictionary<int, bool>();
+        int zStarted = 0, zDone = 0, xStarted = 0;
+        var z = new Thread(() =>
+        {
+            workers.For(60, _ => { Interlocked.Increment(ref zStarted); Thread.Sleep(2); });
+            Volatile.Write(ref zDone, 1);
+        });
+        var y = new Thread(() =>
+        {
+            while (Volatile.Read(ref xStarted) == 0) Thread.Sleep(1);
+            workers.For(2, _ => Thread.Sleep(1));
+        });
+        z.Start();
+        while (Volatile.Read(ref zStarted) < 4) Thread.Sleep(1);
+        y.Start();
+        workers.For(300, _ =>
+        {
+            Interlocked.Increment(ref xStarted);
+            if (Volatile.Read(ref zDone) == 1) xThreadsAfterZ[Environment.CurrentManagedThreadId] = true;
+            Thread.Sleep(2);
+        });
+        z.Join();
+        y.Join();
+        Assert.True(xThreadsAfterZ.Count > 1, $"after Z, {xThreadsAfterZ.Count} thread(s) ran X's chunks: the freed workers did not help it");
     }
 
     [Theory]

@@ -24,7 +24,7 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// never quantised. Codes are decoded by scalar look-ups in a per-block table of value × scale (a few groups ahead of the
 /// vector loop), and with AVX2 and FMA encoded arithmetically (<see cref="QuantizationVectors.StochasticRanks"/>), bit-identical to the
 /// scalar map (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), in the same pass as the parameter update (and the
-/// optional bf16 copy); blocks are spread over threads in groups as CpuAdam spreads chunks.
+/// optional bf16 copy); blocks are spread in groups over the process's <see cref="CpuWorkers"/>, as CpuAdam spreads its chunks.
 /// </summary>
 /// <remarks>
 /// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
@@ -106,10 +106,9 @@ public static unsafe class BlockwiseAdam
                 while (start < (seen = Interlocked.Read(ref first)) && Interlocked.CompareExchange(ref first, start, seen) != seen) { }
             }
         }
-        if (threads == 1 || chunks <= 1)
-            for (long c = 0; c < chunks; c++) Chunk(c);
-        else
-            Parallel.For(0L, chunks, new ParallelOptions { MaxDegreeOfParallelism = threads }, Chunk);
+        // On the process's persistent workers, as CpuAdam's chunks (issue 13: Parallel.For's per-call wake-up of the pool); with
+        // one thread or one chunk, on the caller alone.
+        CpuWorkers.ForCores(threads).For(chunks, Chunk);
         return new BlockwiseAdamReport(skipped, skipped == 0 ? -1 : first);
     }
 

@@ -132,7 +132,7 @@ public static unsafe partial class CpuAdam
         nint p = (nint)parameters, pm = (nint)m, pv = (nint)v, h = (nint)bf16;
         // The process's persistent workers, not Parallel.For: one update call per sub-group paid the thread pool's
         // one-by-one wake-up each time (issue 13, CpuWorkers). More threads than cores would only take turns on them.
-        CpuWorkers.Shared(Math.Min(threads, Environment.ProcessorCount)).For(chunks, c =>
+        CpuWorkers.ForCores(threads).For(chunks, c =>
         {
             long start = c * ChunkElements;
             long n = Math.Min(ChunkElements, count - start);

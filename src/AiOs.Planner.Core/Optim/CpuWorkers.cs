@@ -1,25 +1,32 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.ExceptionServices;
 
 namespace AiOs.Planner.Optim;
 
 /// <summary>
-/// A fixed set of threads that run one chunked pass at a time for <see cref="CpuAdam"/>: the caller and <c>threads − 1</c>
-/// workers claim chunks from one counter until none is left. Issue 13: the engine makes one update call per sub-group,
-/// and <c>Parallel.For</c> hands each call to the thread pool, whose sleeping workers wake one after another (each woken
-/// worker asks for the next), so on many cores the last ones join a short call late: the suspect for the ≈ 1.2 ms per
-/// call that two unit sizes suggested on the H100 VM's 16 cores (on 2 cores the hand-off measured 1–10 µs against 0.3 µs
-/// here: docs/benchmarks.md, "CPU Adam per call"). These workers instead stay in place between calls, all woken by one signal,
-/// and spin a short while (<see cref="SpinAfterPass"/>) after a pass so the next sub-group's call, a few microseconds
-/// later, finds them awake. Which thread runs a chunk changes nothing: the chunks are fixed by the length, and CpuAdam's
-/// update is element-wise, so every split gives the same bits.
+/// The process's one mechanism for the CPU's chunked hot loops: a fixed set of threads that run one chunked pass at a time,
+/// the caller and <c>threads − 1</c> workers claiming chunks from one counter until none is left. CPU Adam (fp32 and 8-bit)
+/// and the engine's fixed-chunk passes (<c>Chunked</c>: start-up copies and clears, norms, the 8-bit encode, split masters)
+/// all run on it. Issue 13: the engine makes one update call per sub-group, and <c>Parallel.For</c> hands each call to the
+/// thread pool, whose sleeping workers wake one after another (each woken worker asks for the next), so on many cores the
+/// last ones join a short call late: the suspect for the ≈ 1.2 ms per call that two unit sizes suggested on the H100 VM's
+/// 16 cores (on 2 cores the hand-off measured 1–10 µs against 0.3 µs here: docs/benchmarks.md, "CPU Adam per call"). These
+/// workers instead stay in place between calls, all woken by one signal, and spin a short while (<see cref="SpinAfterPass"/>)
+/// after a pass so the next sub-group's call, a few microseconds later, finds them awake. Which thread runs a chunk changes
+/// nothing: the caller fixes the chunks (from the length alone), and each chunk's work is its own (element-wise, or a
+/// partial result the caller combines in chunk order), so every thread count gives the same bits.
 /// </summary>
 /// <remarks>
 /// One set per thread count per process (<see cref="Shared"/>), like <c>ArrayPool.Shared</c>: the threads are a process
 /// resource, and a set per optimizer would multiply them. Each pass is its own object with its own chunk counter, so a
 /// worker that comes late to a pass finds its chunks taken and does nothing, and two callers' passes at once both finish
-/// (each caller claims its own pass's chunks; the workers help whichever was published last). The threads are background
-/// threads and block (no CPU) once the spin runs out.
+/// with the workers' help: a worker takes chunks of the newest pass that has any left, then of the older ones (a short
+/// norm pass published during a long CPU Adam pass gets the workers first, and they go back to the update after it). That also makes a pass
+/// re-entrant: a chunk that itself runs a pass (on this set or another) is that pass's caller, claims its chunks and so
+/// finishes it with or without help, then goes back to its own pass, whose caller is still claiming chunks; nothing waits
+/// on a thread that is not running a chunk. A pass cannot be cancelled: it always runs every chunk, even after one threw.
+/// The threads are background threads and block (no CPU) once the spin runs out.
 /// </remarks>
 public sealed class CpuWorkers
 {
@@ -31,8 +38,10 @@ public sealed class CpuWorkers
     private readonly int _threads;
     private readonly object _gate = new();
     private readonly long _spinTicks = (long)(SpinAfterPass.TotalSeconds * Stopwatch.Frequency);
-    /// <summary>The pass published last (null before the first).</summary>
-    private Pass? _current;
+    /// <summary>The passes whose callers have not returned, oldest first; replaced whole under <see cref="_gate"/>, read without it.</summary>
+    private volatile Pass[] _active = [];
+    /// <summary>Counts passes published: a worker that found no work waits for it to change.</summary>
+    private long _published;
 
     private CpuWorkers(int threads)
     {
@@ -42,10 +51,19 @@ public sealed class CpuWorkers
     }
 
     /// <summary>The process's set of <paramref name="threads"/> threads (the caller counts as one), started at its first use.</summary>
+    /// <remarks>More threads than cores only take turns on them: callers pass at most <see cref="Environment.ProcessorCount"/> (<see cref="ForCores"/>).</remarks>
     public static CpuWorkers Shared(int threads)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         return Sets.GetOrAdd(threads, static t => new CpuWorkers(t));
+    }
+
+    /// <summary>The set for up to <paramref name="threads"/> threads (default: every core), capped at the core count.</summary>
+    public static CpuWorkers ForCores(int? threads = null)
+    {
+        int wanted = threads ?? Environment.ProcessorCount;
+        ArgumentOutOfRangeException.ThrowIfLessThan(wanted, 1, nameof(threads));
+        return Shared(Math.Min(wanted, Environment.ProcessorCount));
     }
 
     /// <summary>Threads a pass runs on, the caller's included.</summary>
@@ -55,7 +73,10 @@ public sealed class CpuWorkers
     /// Runs <paramref name="body"/>(chunk) for chunks 0 … <paramref name="chunks"/> − 1, each once, on the caller and the
     /// workers; returns when all have run. With one thread or one chunk, on the caller alone.
     /// </summary>
-    /// <exception cref="AggregateException">A chunk of a shared pass threw: the first exception, after every chunk has run or failed (on the caller alone, a chunk's exception propagates as thrown).</exception>
+    /// <remarks>
+    /// A chunk that throws ends the pass with its own exception (the first, if several did; its stack trace kept), not an
+    /// <see cref="AggregateException"/>, as one thread's loop would: after every chunk has run or failed.
+    /// </remarks>
     public void For(long chunks, Action<long> body)
     {
         ArgumentNullException.ThrowIfNull(body);
@@ -65,28 +86,53 @@ public sealed class CpuWorkers
             return;
         }
         var pass = new Pass(body, chunks, _spinTicks);
-        // A full fence: a worker that looks after this sees the pass; one asleep is woken under the gate.
-        Interlocked.Exchange(ref _current, pass);
-        lock (_gate) Monitor.PulseAll(_gate);
-        pass.Run();
-        pass.WaitAll();
-        if (pass.Failure is { } failure) throw new AggregateException(failure);
+        lock (_gate)
+        {
+            _active = [.. _active, pass];
+            Interlocked.Increment(ref _published);
+            Monitor.PulseAll(_gate);
+        }
+        try
+        {
+            pass.Run();
+            pass.WaitAll();
+        }
+        finally
+        {
+            lock (_gate) _active = [.. _active.Where(p => p != pass)];
+        }
+        pass.Failure?.Throw();
     }
 
-    /// <summary>A worker: waits for a new pass (spinning a while, then blocked), helps run it, and waits again.</summary>
+    /// <summary>The newest active pass with chunks left to claim, else null.</summary>
+    private Pass? WithWork()
+    {
+        Pass[] active = _active;
+        for (int i = active.Length - 1; i >= 0; i--)
+            if (active[i].HasWork) return active[i];
+        return null;
+    }
+
+    /// <summary>
+    /// A worker: runs chunks of the newest pass with work left until no pass has any, then waits for a new pass (spinning a
+    /// while, then blocked). The count of passes is read before the look for work, so a pass published between the two is
+    /// not slept through.
+    /// </summary>
     private void Work()
     {
-        Pass? seen = null;
         while (true)
         {
+            long seen = Interlocked.Read(ref _published);
+            if (WithWork() is { } pass)
+            {
+                pass.Run();
+                continue;
+            }
             long until = Stopwatch.GetTimestamp() + _spinTicks;
-            Pass? pass;
-            while ((pass = Volatile.Read(ref _current)) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
-            if (pass == seen)
+            while (Interlocked.Read(ref _published) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+            if (Interlocked.Read(ref _published) == seen)
                 lock (_gate)
-                    while ((pass = Volatile.Read(ref _current)) == seen) Monitor.Wait(_gate);
-            seen = pass;
-            pass!.Run();
+                    while (Interlocked.Read(ref _published) == seen) Monitor.Wait(_gate);
         }
     }
 
@@ -95,10 +141,13 @@ public sealed class CpuWorkers
     {
         private readonly object _gate = new();
         private long _next, _done;
-        private Exception? _failure;
+        private ExceptionDispatchInfo? _failure;
 
-        /// <summary>The first exception a chunk threw.</summary>
-        public Exception? Failure => Volatile.Read(ref _failure);
+        /// <summary>The first exception a chunk threw, with its stack trace.</summary>
+        public ExceptionDispatchInfo? Failure => Volatile.Read(ref _failure);
+
+        /// <summary>Whether some chunk is still unclaimed.</summary>
+        public bool HasWork => Interlocked.Read(ref _next) < chunks;
 
         /// <summary>Runs unclaimed chunks until none is left.</summary>
         public void Run()
@@ -111,7 +160,7 @@ public sealed class CpuWorkers
                 }
                 catch (Exception e)
                 {
-                    Interlocked.CompareExchange(ref _failure, e, null);
+                    Interlocked.CompareExchange(ref _failure, ExceptionDispatchInfo.Capture(e), null);
                 }
                 if (Interlocked.Increment(ref _done) == chunks)
                     lock (_gate) Monitor.PulseAll(_gate);

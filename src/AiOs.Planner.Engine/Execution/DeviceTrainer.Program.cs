@@ -80,6 +80,14 @@ public sealed partial class DeviceTrainer
             Gradient = inputGradient;
         }
 
+        /// <summary>After the head's backward the detached final hidden states are dead (the handle <see cref="Gradient"/> keeps their gradient).</summary>
+        public void ReleaseHidden()
+        {
+            if (!Releases) return;
+            Free(Hidden);
+            Hidden = null;
+        }
+
         /// <summary>
         /// Checkpointing, layer i recomputed: the forward's handle of its output (which shares its storage with layer i+1's
         /// input, or is the final hidden states for the last layer) is no longer read; with layer i+1's input freed by its
@@ -94,9 +102,11 @@ public sealed partial class DeviceTrainer
 
         /// <summary>
         /// Whether backward frees each layer's tensors as it passes them (unset or anything but 0); <c>AIOS_BACKWARD_RELEASE=0</c>
-        /// keeps them in the micro-batch's scope until its end, as before 2026-12-05: a diagnostic for an A/B of the step time.
+        /// keeps them in the micro-batch's scope until its end, as before 2026-12-05: a diagnostic for an A/B of the step time
+        /// (docs/user-guide.md, environment variables). Read once per process, here, and consulted only by this type's release
+        /// methods (<see cref="ReleaseHidden"/>, <see cref="ReleaseLayerBackward"/>, <see cref="ReleaseForwardOutput"/>).
         /// </summary>
-        public static readonly bool Releases = Environment.GetEnvironmentVariable("AIOS_BACKWARD_RELEASE") != "0";
+        private static readonly bool Releases = Environment.GetEnvironmentVariable("AIOS_BACKWARD_RELEASE") != "0";
 
         /// <summary>Frees <paramref name="t"/> now; taken out of the scope first so the scope's close does not free it again.</summary>
         private static void Free(Tensor? t)
@@ -224,12 +234,7 @@ public sealed partial class DeviceTrainer
                     _micro!.Loss!.mul(scale).backward();
                 }
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
-                // The detached final hidden states are dead (the handle Gradient keeps their gradient).
-                if (MicroBatchState.Releases)
-                {
-                    _micro.Hidden.DetachFromDisposeScope().Dispose();
-                    _micro.Hidden = null;
-                }
+                _micro.ReleaseHidden();
                 break;
             case UnitKind.Layer:
             {

@@ -120,15 +120,14 @@ internal sealed class EightBitMoments
                     BlockwiseQuantization.Quantize(chunk, chunkCodes, chunkScales, DynamicQuantizationMap.Signed);
                     return;
                 }
-                // The square roots in a pooled chunk-sized array: a new one per chunk would be 4 MB of large-object heap each.
-                float[] roots = System.Buffers.ArrayPool<float>.Shared.Rent(count);
-                try
+                // Block by block, the square roots on the stack (8 KiB): every block is quantised on its own, so the codes and
+                // scales are the chunk's in one call. A chunk-sized roots array would be 4 MB each: new, it is large-object
+                // heap per chunk; from the shared array pool, it stays kept per thread, host memory the planner does not count.
+                Span<float> roots = stackalloc float[BlockwiseQuantization.BlockSize];
+                for (int b = 0, at = 0; at < count; b++, at += BlockwiseQuantization.BlockSize)
                 {
-                    BlockwiseQuantization.QuantizeSecondMoment(chunk, chunkCodes, chunkScales, roots);
-                }
-                finally
-                {
-                    System.Buffers.ArrayPool<float>.Shared.Return(roots);
+                    int n = Math.Min(BlockwiseQuantization.BlockSize, count - at);
+                    BlockwiseQuantization.QuantizeSecondMoment(chunk.Slice(at, n), chunkCodes.Slice(at, n), chunkScales.Slice(b, 1), roots);
                 }
             });
         }

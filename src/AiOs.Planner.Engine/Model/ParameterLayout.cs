@@ -1,4 +1,5 @@
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Model;
 
@@ -147,9 +148,9 @@ public sealed class ParameterLayout
                     fixed (float* at = part)
                     {
                         nint address = (nint)at;
-                        Parallel.For(0, pieces, k =>
+                        CpuWorkers.ForCores().For(pieces, k =>
                         {
-                            int from = (int)Math.Min(length, (long)k * piece), to = (int)Math.Min(length, (long)from + piece);
+                            int from = (int)Math.Min(length, k * piece), to = (int)Math.Min(length, (long)from + piece);
                             var rng = SplitMix64.After(start, first + 2L * from);
                             float* values = (float*)address;
                             for (int i = from; i < to; i++) values[i] = (float)(std * rng.NextGaussian());

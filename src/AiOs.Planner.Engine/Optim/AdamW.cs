@@ -53,7 +53,7 @@ public interface IOptimizerStep
 /// AdamW on spans following torch.optim.AdamW (non-fused, non-amsgrad) operation by operation in fp32:
 /// p ← p(1 − lr·wd); m ← m + (g − m)(1 − β1); v ← β2·v + (1 − β2)g²;
 /// p ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + ε).
-/// Vectorised with <see cref="Vector{T}"/> and split over threads in large chunks; every element goes through
+/// Vectorised with <see cref="Vector{T}"/> and split in large chunks over the process's <see cref="CpuWorkers"/>; every element goes through
 /// the same IEEE operations in the same order either way, so results do not depend on the split.
 /// </summary>
 public sealed class SpanAdamW : IOptimizerStep
@@ -82,9 +82,9 @@ public sealed class SpanAdamW : IOptimizerStep
         fixed (float* p = master, g = gradient, m = expAvg, v = expAvgSq)
         {
             nint pp = (nint)p, gp = (nint)g, mp = (nint)m, vp = (nint)v;
-            Parallel.For(0, (n + Chunk - 1) / Chunk, c =>
+            CpuWorkers.ForCores().For((n + Chunk - 1) / Chunk, c =>
             {
-                int start = c * Chunk, length = Math.Min(Chunk, n - start);
+                int start = (int)c * Chunk, length = Math.Min(Chunk, n - start);
                 Run(new Span<float>((float*)pp + start, length), new ReadOnlySpan<float>((float*)gp + start, length),
                     new Span<float>((float*)mp + start, length), new Span<float>((float*)vp + start, length), k);
             });

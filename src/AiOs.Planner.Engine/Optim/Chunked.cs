@@ -1,9 +1,12 @@
+using AiOs.Planner.Optim;
+
 namespace AiOs.Planner.Engine.Optim;
 
 /// <summary>
-/// Splits element-wise work over large spans into fixed chunks run in parallel. The chunking depends only on
-/// the length, never on the thread count, so a reduction combined in chunk order gives the same bits on any
-/// machine. Callers pin their spans and rebuild them per chunk from the pointers.
+/// Splits element-wise work over large spans into fixed chunks run in parallel on every core, on the process's
+/// <see cref="CpuWorkers"/> (the threads CPU Adam runs on: one mechanism for the CPU's hot loops, not a second pool).
+/// The chunking depends only on the length, never on the thread count, so a reduction combined in chunk order gives
+/// the same bits on any machine. Callers pin their spans and rebuild them per chunk from the pointers.
 /// </summary>
 internal static class Chunked
 {
@@ -16,7 +19,7 @@ internal static class Chunked
     /// <summary>
     /// Runs <paramref name="body"/>(chunk, start, count) for every chunk; inline when there is only one. A chunk that throws
     /// ends the pass with its own exception (the first, if several did), not an <see cref="AggregateException"/>, as one
-    /// thread's loop would.
+    /// thread's loop would. The body may itself run a chunked pass (<see cref="CpuWorkers"/> passes are re-entrant).
     /// </summary>
     public static void For(int length, Action<int, int, int> body)
     {
@@ -26,18 +29,11 @@ internal static class Chunked
             body(0, 0, length);
             return;
         }
-        try
+        CpuWorkers.ForCores().For(chunks, c =>
         {
-            Parallel.For(0, chunks, c =>
-            {
-                int start = c * Size;
-                body(c, start, Math.Min(Size, length - start));
-            });
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
-        }
+            int start = (int)c * Size;
+            body((int)c, start, Math.Min(Size, length - start));
+        });
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Runtime.InteropServices;
+using AiOs.Planner.Optim;
 
 namespace AiOs.Planner.Engine.Optim;
 
@@ -41,7 +42,8 @@ public static unsafe class SpanMath
 
     /// <summary>
     /// Runs <paramref name="body"/>(start, count) over [0, <paramref name="length"/>) in at most one part per core, of equal
-    /// lengths (multiples of 64 elements, so every part but the last is whole vectors), at least <see cref="MinPart"/> each.
+    /// lengths (multiples of 64 elements, so every part but the last is whole vectors), at least <see cref="MinPart"/> each, on
+    /// the process's <see cref="CpuWorkers"/> as <see cref="Chunked"/>'s passes.
     /// For element-wise work only: the parts depend on the core count, so a reduction must use <see cref="Chunked"/>'s fixed
     /// chunks instead. Even parts keep every core busy to the end, where <see cref="Chunked"/>'s fixed 2^20-element chunks
     /// give a gpt2-large layer (19 chunks) a second round on 3 of 16 cores (issue 13's H100 grid: 8–11 ms per later
@@ -58,9 +60,9 @@ public static unsafe class SpanMath
         // Each part ⌈length / parts⌉ rounded up to whole 64 elements, so the parts never outnumber the cores.
         int size = (int)(((long)length + parts - 1) / parts + 63) & ~63;
         parts = (length + size - 1) / size;
-        Parallel.For(0, parts, p =>
+        CpuWorkers.ForCores().For(parts, p =>
         {
-            int start = p * size;
+            int start = (int)p * size;
             body(start, Math.Min(size, length - start));
         });
     }

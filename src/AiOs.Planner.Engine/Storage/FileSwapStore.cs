@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using Microsoft.Win32.SafeHandles;
 
@@ -17,6 +16,13 @@ public sealed class FileSwapStore : ISwapStore
 
     private readonly SwapDirectory _directory;
     private readonly ConcurrentDictionary<string, SafeFileHandle> _handles = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Piece-sized arrays for pieces a request covers only partly, reused: one is made only when every one is in use, so they
+    /// number at most the partial pieces ever read at once. The shared array pool kept a 1 MiB array per thread that returned
+    /// one (and more per core), host memory an NVMe run's plan does not count (as <c>WriteBackArrays</c> found for write-backs).
+    /// </summary>
+    private readonly ConcurrentBag<byte[]> _pieceArrays = [];
 
     /// <summary>Stores files in <paramref name="directory"/> (the store does not own it); <paramref name="checksums"/> checks every piece of <paramref name="pieceBytes"/> read against what was written.</summary>
     public FileSwapStore(SwapDirectory directory, bool checksums = true, long pieceBytes = DefaultPieceBytes)
@@ -76,7 +82,7 @@ public sealed class FileSwapStore : ISwapStore
                 if (start + got < to) throw EndOf(key, path, start + got, last - start - got);
                 continue;
             }
-            byte[] rented = ArrayPool<byte>.Shared.Rent((int)extent);
+            byte[] rented = RentPiece(sums);
             try
             {
                 int got = ReadFully(handle, rented.AsSpan(0, (int)extent), start);
@@ -86,13 +92,13 @@ public sealed class FileSwapStore : ISwapStore
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(rented);
+                _pieceArrays.Add(rented);
             }
         }
     }
 
     /// <summary>The sums <paramref name="data"/> at <paramref name="offset"/> gives each piece it touches; pieces it covers only partly are read, verified and merged.</summary>
-    private static List<(long, PieceSum)> Sums(SwapChecksums sums, string key, string path, SafeFileHandle handle, long offset, ReadOnlySpan<byte> data)
+    private List<(long, PieceSum)> Sums(SwapChecksums sums, string key, string path, SafeFileHandle handle, long offset, ReadOnlySpan<byte> data)
     {
         var pending = new List<(long, PieceSum)>();
         long first = offset, last = offset + data.Length, size = sums.PieceBytes;
@@ -106,7 +112,7 @@ public sealed class FileSwapStore : ISwapStore
                 pending.Add((piece, new PieceSum(SwapChecksums.Hash(mine), extent)));
                 continue;
             }
-            byte[] rented = ArrayPool<byte>.Shared.Rent((int)extent);
+            byte[] rented = RentPiece(sums);
             try
             {
                 Span<byte> merged = rented.AsSpan(0, (int)extent);
@@ -118,11 +124,14 @@ public sealed class FileSwapStore : ISwapStore
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(rented);
+                _pieceArrays.Add(rented);
             }
         }
         return pending;
     }
+
+    /// <summary>An array of one piece (a piece's written extent never passes it): a returned one, else a new one.</summary>
+    private byte[] RentPiece(SwapChecksums sums) => _pieceArrays.TryTake(out byte[]? array) ? array : new byte[sums.PieceBytes];
 
     /// <summary>Reads until <paramref name="destination"/> is full or the file ends; returns the bytes read.</summary>
     private static int ReadFully(SafeFileHandle handle, Span<byte> destination, long offset)
