@@ -90,17 +90,35 @@ public static class ActivationModel
     public static int CheckpointLayersOnDevice(ModelSpec m, TrainingSettings s) =>
         s.ActivationOffload == OffloadTier.Cpu && s.ActivationCheckpointing ? Math.Min(2, m.NumLayers) : m.NumLayers;
 
+    /// <summary>Megatron-LM's <c>--make-vocab-size-divisible-by</c> default: the logits (and embedding) are this much wider, rounded up.</summary>
+    public const int MegatronVocabMultiple = 128;
+
     /// <summary>
     /// Bytes per token for the embedding output, the final norm, the output projection and the loss.
-    /// The loss keeps low-precision logits, an fp32 upcast, the shifted copy and log-softmax (Hugging Face's loss).
+    /// Hugging Face's loss keeps low-precision logits, an fp32 upcast, the shifted copy and log-softmax; Megatron-LM's
+    /// (<see cref="TrainingSettings.VocabParallelCrossEntropy"/>) see <see cref="LogitsBytesPerToken"/>.
     /// </summary>
     public static double HeadBytesPerToken(ModelSpec m, TrainingSettings s)
     {
         var (a, r, u) = ElementSizes(s);
-        double v = m.VocabSize, h = m.HiddenSize;
-        double logits = s.IsMixedPrecision ? (2 + 4 + 4 + 4) * v : (4 + 4 + 4) * v;
+        double h = m.HiddenSize;
         double embeddingDropout = m.Dropout > 0 ? h : 0;
-        return r * h + embeddingDropout + Norm(m, r, u) + a * h + logits;
+        return r * h + embeddingDropout + Norm(m, r, u) + a * h + LogitsBytesPerToken(m, s);
+    }
+
+    /// <summary>
+    /// Bytes per token of the logits and the loss at their peak. Hugging Face: the logits, an fp32 upcast, the shifted copy and
+    /// the log-softmax. Megatron-LM v1.1.5 (<c>gpt2_model.py</c>, <c>mpu/cross_entropy.py</c>): the low-precision logits and the
+    /// fp32 copy <c>output.float()</c> makes, which the loss turns into the softmax in place and keeps (in fp32 training the copy
+    /// is the logits themselves), over the padded vocabulary; in backward the softmax becomes the gradient in place and one
+    /// low-precision gradient is made from it, the same bytes.
+    /// </summary>
+    public static double LogitsBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        if (!s.VocabParallelCrossEntropy)
+            return (s.IsMixedPrecision ? 2 + 4 + 4 + 4 : 4 + 4 + 4) * (double)m.VocabSize;
+        double padded = (m.VocabSize + MegatronVocabMultiple - 1) / MegatronVocabMultiple * (double)MegatronVocabMultiple;
+        return (s.IsMixedPrecision ? ElementSizes(s).Activation + 4 : 4) * padded;
     }
 
     private static double Norm(ModelSpec m, double r, double u) =>
