@@ -22,7 +22,7 @@ public static class ActivationModel
             Norm(m, r, u) +        // input of the first norm
             a * h +                // input of the Q/K/V projection (autocast keeps its own bf16 copy)
             a * (h + 2 * kv) +     // Q, K, V, kept by attention
-            a * h +                // attention output, kept by SDPA
+            AttentionOutputKept(s) * a * h + // attention output, kept by SDPA
             a * h;                 // heads merged (a contiguous copy), kept by the output projection
         double ffn = Norm(m, r, u) + a * h + m.FfnKind switch
         {
@@ -51,13 +51,33 @@ public static class ActivationModel
     }
 
     /// <summary>
-    /// Score-sized matrices alive at once inside one layer's recompute and backward beyond what it keeps: with eager attention,
-    /// one heads × seq matrix per token — the raw scores, a local of the attention forward until it returns, or in backward the
-    /// one gradient alive beside what is still kept (bmm's gradient of the dropout output, then dropout's and softmax's, each
-    /// made as the one before it is freed); a fused kernel works in tiles and holds none. Hidden-sized gradients are in the slack.
+    /// Score-sized bytes alive at once inside one layer's recompute and backward beyond what it keeps (<see cref="EagerAttentionBytesPerToken"/>),
+    /// per heads × seq elements per token; a fused kernel works in tiles and holds none. Hidden-sized gradients are in the slack.
     /// </summary>
-    public static double BackwardTransientBytesPerToken(ModelSpec m, TrainingSettings s) =>
-        s.EagerAttention ? ElementSizes(s).Activation * m.NumHeads * (double)s.SeqLen : 0;
+    /// <remarks>
+    /// Megatron-LM v1.1.5's eager attention has three such moments. (1) Forward: the raw scores, a local of the attention forward,
+    /// beside everything kept, until it returns. (2) Backward of the matmul with V and of dropout: one gradient beside what is still
+    /// kept (each gradient made as the one before it is freed). (3) Backward of the causal mask: <c>masked_fill_</c> ran in place on
+    /// a view of the <c>baddbmm</c> output, so autograd's <c>CopySlices</c> copies the incoming gradient into the base's layout,
+    /// clones the view's slice for the mask's backward and gets the masked result back — four score matrices at once, when every
+    /// kept one (softmax output, dropout mask and output) has been released by the softmax and dropout backward. The largest of the
+    /// three, less what is kept, is the transient.
+    /// </remarks>
+    public static double BackwardTransientBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        if (!s.EagerAttention) return 0;
+        double a = ElementSizes(s).Activation, scores = m.NumHeads * (double)s.SeqLen;
+        double kept = EagerAttentionBytesPerToken(m, s) / scores;
+        double besideKept = kept + a, maskBackward = 4 * a;
+        return (Math.Max(besideKept, maskBackward) - kept) * scores;
+    }
+
+    /// <summary>
+    /// Whether the attention output (heads × head size per token) is kept apart from its merged copy: SDPA keeps its output for
+    /// backward; Megatron-LM's eager attention does not (the matmul with V keeps its inputs, and the permuted contiguous copy the
+    /// output projection keeps is counted as the merged heads), so the output is freed once the copy is made.
+    /// </summary>
+    private static double AttentionOutputKept(TrainingSettings s) => s.EagerAttention ? 0 : 1;
 
     /// <summary>Bytes per token kept at each layer boundary when checkpointing: the layer's input.</summary>
     public static double CheckpointBytesPerToken(ModelSpec m, TrainingSettings s) => ElementSizes(s).Residual * m.HiddenSize;
@@ -70,17 +90,35 @@ public static class ActivationModel
     public static int CheckpointLayersOnDevice(ModelSpec m, TrainingSettings s) =>
         s.ActivationOffload == OffloadTier.Cpu && s.ActivationCheckpointing ? Math.Min(2, m.NumLayers) : m.NumLayers;
 
+    /// <summary>Megatron-LM's <c>--make-vocab-size-divisible-by</c> default: the logits (and embedding) are this much wider, rounded up.</summary>
+    public const int MegatronVocabMultiple = 128;
+
     /// <summary>
     /// Bytes per token for the embedding output, the final norm, the output projection and the loss.
-    /// The loss keeps low-precision logits, an fp32 upcast, the shifted copy and log-softmax (Hugging Face's loss).
+    /// Hugging Face's loss keeps low-precision logits, an fp32 upcast, the shifted copy and log-softmax; Megatron-LM's
+    /// (<see cref="TrainingSettings.VocabParallelCrossEntropy"/>) see <see cref="LogitsBytesPerToken"/>.
     /// </summary>
     public static double HeadBytesPerToken(ModelSpec m, TrainingSettings s)
     {
         var (a, r, u) = ElementSizes(s);
-        double v = m.VocabSize, h = m.HiddenSize;
-        double logits = s.IsMixedPrecision ? (2 + 4 + 4 + 4) * v : (4 + 4 + 4) * v;
+        double h = m.HiddenSize;
         double embeddingDropout = m.Dropout > 0 ? h : 0;
-        return r * h + embeddingDropout + Norm(m, r, u) + a * h + logits;
+        return r * h + embeddingDropout + Norm(m, r, u) + a * h + LogitsBytesPerToken(m, s);
+    }
+
+    /// <summary>
+    /// Bytes per token of the logits and the loss at their peak. Hugging Face: the logits, an fp32 upcast, the shifted copy and
+    /// the log-softmax. Megatron-LM v1.1.5 (<c>gpt2_model.py</c>, <c>mpu/cross_entropy.py</c>): the low-precision logits and the
+    /// fp32 copy <c>output.float()</c> makes, which the loss turns into the softmax in place and keeps (in fp32 training the copy
+    /// is the logits themselves), over the padded vocabulary; in backward the softmax becomes the gradient in place and one
+    /// low-precision gradient is made from it, the same bytes.
+    /// </summary>
+    public static double LogitsBytesPerToken(ModelSpec m, TrainingSettings s)
+    {
+        if (!s.VocabParallelCrossEntropy)
+            return (s.IsMixedPrecision ? 2 + 4 + 4 + 4 : 4 + 4 + 4) * (double)m.VocabSize;
+        double padded = (m.VocabSize + MegatronVocabMultiple - 1) / MegatronVocabMultiple * (double)MegatronVocabMultiple;
+        return (s.IsMixedPrecision ? ElementSizes(s).Activation + 4 : 4) * padded;
     }
 
     private static double Norm(ModelSpec m, double r, double u) =>

@@ -141,11 +141,13 @@ public static class MemoryPlanner
         return ("during backward", items);
     }
 
-    /// <summary>The score-sized matrix a layer's recompute or backward holds beyond its stored activations (eager attention; none with a fused kernel).</summary>
+    /// <summary>The score-sized matrices a layer's recompute or backward holds beyond its stored activations (eager attention; none with a fused kernel).</summary>
     private static void AddBackwardTransient(ModelSpec m, TrainingSettings s, List<MemoryItem> items)
     {
         Bytes transient = PerTokens(ActivationModel.BackwardTransientBytesPerToken(m, s), (long)s.MicroBatch * s.SeqLen);
-        if (transient.Value > 0) items.Add(new MemoryItem("attention score matrix in flight", transient, "eager attention: the raw scores until the attention forward returns, or one score gradient in backward"));
+        if (transient.Value > 0)
+            items.Add(new MemoryItem("attention score matrices in flight", transient,
+                "eager attention: the causal mask's backward (CopySlices) holds four score matrices at once, beyond the kept ones it replaces"));
     }
 
     private static Bytes PerTokens(double bytesPerToken, long tokens) => new((long)Math.Ceiling(bytesPerToken * tokens));

@@ -218,6 +218,12 @@ public sealed record TrainingSettings
     /// matrices (heads × seq per token) are kept for backward; false: a fused kernel (SDPA) that keeps none.
     /// </summary>
     public bool EagerAttention { get; init; }
+    /// <summary>
+    /// The loss as Megatron-LM v1.1.5 computes it (<c>mpu.vocab_parallel_cross_entropy</c> on an fp32 copy of the logits, worked on
+    /// in place and kept as the softmax), over the vocabulary padded to a multiple of 128; false: Hugging Face's loss, which keeps
+    /// the logits, an fp32 upcast, a shifted copy and the log-softmax. Counted by the deepspeed executor's plan; the aios engine has its own loss.
+    /// </summary>
+    public bool VocabParallelCrossEntropy { get; init; }
     /// <summary>How the CPU optimizer stores Adam's moments in RAM, on NVMe and in checkpoints: fp32, or block-wise 8-bit (needs the optimizer offloaded).</summary>
     [JsonConverter(typeof(OptimizerStateJsonConverter))]
     public Optim.OptimizerStateFormat OptimizerState { get; init; } = Optim.OptimizerStateFormat.Fp32;
