@@ -23,6 +23,7 @@ public class CalibrateGpuKernelTests
             HiddenSizes = [64, 128, 192],
             Shapes = [(1, 16), (2, 32), (4, 32)],
             FloorShape = (1, 4),
+            FloorChain = 3,
             HeadShapes = [(1, 32)],
             OptimizerElements = 100_000,
             Repeats = 2,
@@ -33,6 +34,8 @@ public class CalibrateGpuKernelTests
         var kernels = updated.Gpu!.EngineKernels;
         Assert.NotNull(kernels);
         Assert.True(kernels.LayerLaunchFloorUs.Value > 0);
+        // The floors come from passes run back to back (FloorChain), each a positive time per pass.
+        Assert.True(kernels.AutogradLaunchFloorUs!.Value > 0 && kernels.BackwardLaunchFloorUs!.Value > 0);
         Assert.True(kernels.OptimizerGbps!.Value > 0);
         Assert.Equal(FigureSource.Measured, kernels.BackwardRatio.Provenance!.Source);
         updated.Validated("calibrated");

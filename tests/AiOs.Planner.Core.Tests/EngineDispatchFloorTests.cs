@@ -2,12 +2,15 @@ using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
+using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// The <c>aios</c> executor's dispatch floors: the resident engine waits for the device after every operation, so each
-/// layer pass takes at least its own floor (autograd forward, backward), whatever the step's total work.
+/// The <c>aios</c> executor's dispatch floors: the resident engine launches unit after unit without waiting for the
+/// device (it waits at the loss and before the update), so a launch-bound stretch takes its floors (autograd forward,
+/// backward), and units queued behind a long one run in their work alone.
 /// </summary>
 public class EngineDispatchFloorTests
 {
@@ -52,5 +55,32 @@ public class EngineDispatchFloorTests
         // Layers: forward without autograd, recompute, backward; the head: forward with autograd, backward.
         double floors = model.NumLayers * (3000 + 5000 + 9000) * 1e-6 + (5000 + 9000) * 1e-6;
         Assert.InRange(with - floors, 0, without);
+    }
+
+    [Fact]
+    public void Given_a_head_whose_work_outlasts_the_floors_When_a_resident_step_is_priced_Then_the_next_layers_backward_run_in_their_work_and_none_takes_more_than_work_or_floor()
+    {
+        // gpt2 at micro-batch 8 on the H200's kernels: a layer's backward is 1.3 ms of work and the head's 12.8 ms; with
+        // a 3 ms backward floor the host falls behind the head's work by nearly 10 ms, so the layers just after it find
+        // their kernels launched and take their work; the last ones take the floor once that lead is spent.
+        var model = ModelCatalog.Default.Load("gpt2");
+        var s = MicroBatchOne with { MicroBatch = 8 };
+        var floored = WithFloors(300, 600, 3000);
+        var program = StepScheduler.Build(model, floored, s, false, ProgramShape.For(s, floored));
+        var costs = Simulator.Costs(program, floored, s);
+        var work = Simulator.Costs(program, WithFloors(0, 0, 0), s);
+        var floor = SimDuration.FromMicroseconds(3000);
+        var backward = program.Ops.Where(o => o.Resource == ResourceKind.Compute && o.Kind == OpKind.Backward && o.Unit.Kind == UnitKind.Layer).ToList();
+        Assert.All(backward, o => Assert.True(work.Duration(o, model.HiddenSize) < floor, $"layer {o.Unit.Number}'s backward work is not under the floor"));
+
+        var durations = backward.Select(o => costs.Duration(o, model.HiddenSize)).ToList();
+
+        Assert.True(durations[0] < floor, $"the first layer backward after the head took {durations[0]}, not its work");
+        Assert.Equal(floor, durations[^1]);
+        foreach (var op in program.Ops.Where(o => o.Resource == ResourceKind.Compute && o.Kind != OpKind.OptimizerStep && !(o.Kind == OpKind.Forward && o.Unit.Kind is UnitKind.Embedding or UnitKind.Outer)))
+        {
+            var bound = SimDuration.Max(work.Duration(op, model.HiddenSize), op.Kind == OpKind.Backward ? floor : SimDuration.FromMicroseconds(600));
+            Assert.True(costs.Duration(op, model.HiddenSize) <= bound, $"{op.Kind} of {op.Unit} took {costs.Duration(op, model.HiddenSize)}, more than max(work, floor) {bound}");
+        }
     }
 }

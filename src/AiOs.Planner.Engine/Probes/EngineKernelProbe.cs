@@ -26,6 +26,12 @@ public sealed record EngineKernelProbeOptions
     public IReadOnlyList<(int MicroBatch, int SeqLen)> Shapes { get; init; } = [(2, 1024), (4, 1024), (8, 1024), (16, 1024)];
     /// <summary>A shape so small that a layer's time is its host dispatch: the launch floor.</summary>
     public (int MicroBatch, int SeqLen) FloorShape { get; init; } = (1, 8);
+    /// <summary>
+    /// Passes timed back to back, with one wait for the device at the end, for each floor: a step launches unit after unit
+    /// without waiting, and one pass between two waits also times the wait and the first launches after it (about twice
+    /// the steady floor of a forward with autograd on the H100 VM: 662 against 330 µs inside gpt2-xl's micro-batch 1 steps).
+    /// </summary>
+    public int FloorChain { get; init; } = 8;
     /// <summary>(micro-batch, sequence) shapes at which the family's own head and loss are timed.</summary>
     public IReadOnlyList<(int MicroBatch, int SeqLen)> HeadShapes { get; init; } = [(2, 1024), (8, 1024)];
     /// <summary>Elements the device AdamW updates in one timed call.</summary>
@@ -82,13 +88,21 @@ public static class EngineKernelProbe
             var shapes = options.Shapes.Append(options.FloorShape).ToList();
             foreach (var (mb, seq) in shapes)
             {
+                if ((mb, seq) == options.FloorShape)
+                {
+                    var floors = Floors(layer, parameters, h, options, device, dtype, Time);
+                    floor = Min(floor, floors.Recompute);
+                    noGradFloor = Min(noGradFloor, floors.Forward);
+                    backwardFloor = Min(backwardFloor, floors.Backward);
+                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floors, {options.FloorChain} passes back to back): forward {floors.Forward * 1e6:0} µs, with autograd {floors.Recompute * 1e6:0} µs, backward {floors.Backward * 1e6:0} µs");
+                    continue;
+                }
                 var settings = Settings(mb, seq, options.Precision);
                 double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
                 using var scope = NewDisposeScope();
                 var input = randn([mb, seq, h], dtype, device);
                 var incoming = randn([mb, seq, h], dtype, device);
-                // The floor is a few hundred microseconds of host work: more repeats steady its median against scheduling noise.
-                int repeats = (mb, seq) == options.FloorShape ? 4 * Math.Max(1, options.Repeats) : options.Repeats;
+                int repeats = options.Repeats;
                 // Each pass re-seeds the dropout generators as the trainers do before every unit (DropoutReplay), so the
                 // floor holds that host work too.
                 var replay = new DropoutReplay(options.Seed, 1, 0);
@@ -105,14 +119,6 @@ public static class EngineKernelProbe
                     if (i > 0) passes.Add((recompute, backward)); // the first is the warm-up
                 }
                 double rec = MedianOf(passes.Select(p => p.Recompute)), bwd = MedianOf(passes.Select(p => p.Backward));
-                if ((mb, seq) == options.FloorShape)
-                {
-                    floor = Min(floor, rec);
-                    noGradFloor = Min(noGradFloor, forward);
-                    backwardFloor = Min(backwardFloor, bwd);
-                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floors): forward {forward * 1e6:0} µs, with autograd {rec * 1e6:0} µs, backward {bwd * 1e6:0} µs");
-                    continue;
-                }
                 samples.Add(new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward));
                 samples.Add(new LayerSample("layer", "recompute", h, mb, seq, flops, saved, rec));
                 samples.Add(new LayerSample("layer", "backward", h, mb, seq, flops, saved, bwd));
@@ -124,6 +130,48 @@ public static class EngineKernelProbe
         progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
             noGradFloor, backwardFloor);
+    }
+
+    /// <summary>
+    /// The dispatch floors of <paramref name="layer"/> at <see cref="EngineKernelProbeOptions.FloorShape"/>: per pass, the
+    /// median over repeats of <see cref="EngineKernelProbeOptions.FloorChain"/> passes run back to back between two waits
+    /// (forwards without autograd; forwards recording autograd from detached inputs; then those graphs' backwards in turn),
+    /// each pass re-seeding dropout as the trainers do before every unit (<see cref="DropoutReplay"/>).
+    /// </summary>
+    private static (double Forward, double Recompute, double Backward) Floors(DecoderLayer layer, FlatParameters parameters, int h,
+        EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time)
+    {
+        var (mb, seq) = options.FloorShape;
+        int chain = Math.Max(1, options.FloorChain);
+        using var scope = NewDisposeScope();
+        var input = randn([mb, seq, h], dtype, device);
+        var incoming = randn([mb, seq, h], dtype, device);
+        var replay = new DropoutReplay(options.Seed, 1, 0);
+        // The floor is a few hundred microseconds of host work: more repeats steady its median against scheduling noise.
+        int repeats = 4 * Math.Max(1, options.Repeats);
+        double forward = Median(repeats, () => time(() =>
+        {
+            using var _ = no_grad();
+            for (int i = 0; i < chain; i++) { replay.Before(0, device); layer.forward(input).Dispose(); }
+        }) / chain);
+        var passes = new List<(double Recompute, double Backward)>();
+        for (int r = 0; r <= repeats; r++)
+        {
+            using var inner = NewDisposeScope();
+            var outputs = new Tensor[chain];
+            double recompute = time(() =>
+            {
+                for (int i = 0; i < chain; i++)
+                {
+                    replay.Before(0, device);
+                    outputs[i] = layer.forward(input.detach().requires_grad_(true));
+                }
+            });
+            double backward = time(() => { for (int i = chain - 1; i >= 0; i--) outputs[i].backward([incoming]); });
+            parameters.ClearGradients();
+            if (r > 0) passes.Add((recompute / chain, backward / chain)); // the first is the warm-up
+        }
+        return (forward, MedianOf(passes.Select(p => p.Recompute)), MedianOf(passes.Select(p => p.Backward)));
     }
 
     private static List<LayerSample> TimeHead(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time, Action<string>? progress)
