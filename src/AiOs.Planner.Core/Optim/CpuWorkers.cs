@@ -123,17 +123,19 @@ public sealed class CpuWorkers
         while (true)
         {
             long seen = Interlocked.Read(ref _published);
-            if (WithWork() is { } pass)
-            {
-                pass.Run();
-                continue;
-            }
-            long until = Stopwatch.GetTimestamp() + _spinTicks;
-            while (Interlocked.Read(ref _published) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
-            if (Interlocked.Read(ref _published) == seen)
-                lock (_gate)
-                    while (Interlocked.Read(ref _published) == seen) Monitor.Wait(_gate);
+            Pass? pass = WithWork();
+            if (pass is null) WaitForPass(seen);
+            else pass.Run();
         }
+    }
+
+    /// <summary>Returns once a pass beyond the <paramref name="seen"/>th is published: spinning for <see cref="SpinAfterPass"/>, then blocked on the gate.</summary>
+    private void WaitForPass(long seen)
+    {
+        long until = Stopwatch.GetTimestamp() + _spinTicks;
+        while (Interlocked.Read(ref _published) == seen && Stopwatch.GetTimestamp() < until) Thread.SpinWait(20);
+        lock (_gate)
+            while (Interlocked.Read(ref _published) == seen) Monitor.Wait(_gate);
     }
 
     /// <summary>One call's chunks: claimed from one counter by whoever runs it, done when every chunk has run.</summary>
