@@ -42,6 +42,13 @@ public sealed class TrainTimingSummaryTests
                 phases.Take(3).Select(p => p.Item1));
             Assert.All(phases, p => Assert.True(p.Item2 >= 0, p.Item1));
             Assert.InRange(phases.Sum(p => p.Item2), 0.5 * startup, startup + 0.05);
+            // The resident trainer's own phases, each with the process's resident set when it ended (issue 13: where the host memory grows).
+            var names = phases.Select(p => p.Item1).ToList();
+            Assert.True(names.IndexOf("torch runtime") < names.IndexOf("the model on the device") && names.IndexOf("the model on the device") < names.IndexOf("master weights, moments, gradient buffers and initial weights"),
+                string.Join(" | ", names));
+            Assert.True(names.IndexOf("torch runtime") >= 0, string.Join(" | ", names));
+            if (OperatingSystem.IsLinux())
+                Assert.All(summary["startup_phases"]!.AsArray(), p => Assert.True((long?)p!["resident_bytes"] > 0, (string?)p["name"]));
         }
         finally
         {

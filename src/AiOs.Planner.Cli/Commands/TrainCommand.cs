@@ -71,7 +71,7 @@ public static class TrainCommand
         command.SetAction(r =>
         {
             // Everything before this line (a wrapper script that execs aios, the .NET runtime, parsing) is the first phase.
-            var prelude = Records.StartupPhaseClock.FromLaunch("launch to the command (a wrapper's work, .NET runtime, parsing)");
+            var prelude = Records.StartupPhaseClock.FromLaunch("launch to the command (a wrapper's work, .NET runtime, parsing)", Engine.Metrics.ProcessMemory.ResidentOrNull);
             if (string.IsNullOrWhiteSpace(r.GetValue(options.Model)))
                 throw new DescriptionException("aios train needs --model (a bundled name such as tiny-gpt, or a path).");
             var schedule = lr.Build(r, r.GetValue(steps));
@@ -383,7 +383,8 @@ public static class TrainCommand
         if (s.StartupSeconds is { } startup)
             table.AddRow("start-up; first step", s.FirstStepRatio is { } ratio ? $"{startup:0.0} s; {ratio:0.00}× a later step" : $"{startup:0.0} s");
         if (s.StartupPhases is { Count: > 0 } phases)
-            table.AddTextRow("start-up phases", string.Join("; ", phases.Select(p => $"{p.Name} {p.Seconds:0.0} s")));
+            table.AddTextRow("start-up phases", string.Join("; ", phases.Select(p =>
+                p.ResidentBytes is { } rss ? $"{p.Name} {p.Seconds:0.0} s (RSS {new Units.Bytes(rss)})" : $"{p.Name} {p.Seconds:0.0} s")));
         table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
         table.AddRow("waiting for I/O", $"{s.MeanIoStallMs:0.0} ms");
         table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");

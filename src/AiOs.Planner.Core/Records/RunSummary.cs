@@ -75,13 +75,18 @@ public sealed record RunSummary
     public string? HostHeap { get; init; }
 }
 
-/// <summary>One phase of a run's start-up and its wall time.</summary>
+/// <summary>One phase of a run's start-up, its wall time and the process's resident memory when it ended.</summary>
 /// <param name="Name">What it did (for example <c>initial weights</c>).</param>
 /// <param name="Seconds">Its wall time.</param>
-public sealed record StartupPhase(string Name, double Seconds);
+/// <param name="ResidentBytes">
+/// The process's resident set (VmRSS) when the phase ended: where a run's host memory grows during start-up, phase by phase;
+/// null in records written before 2026-12-06 and where the OS does not say.
+/// </param>
+public sealed record StartupPhase(string Name, double Seconds, long? ResidentBytes = null);
 
 /// <summary>Times consecutive start-up phases: each <see cref="Mark"/> closes the phase that began at the previous one (or at construction).</summary>
-public sealed class StartupPhaseClock
+/// <param name="resident">Reads the process's resident set when a phase closes (null: not recorded).</param>
+public sealed class StartupPhaseClock(Func<long?>? resident = null)
 {
     private readonly List<StartupPhase> _phases = [];
     private long _start = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -93,10 +98,10 @@ public sealed class StartupPhaseClock
     /// A clock whose first phase, <paramref name="name"/>, ran from the process's launch to now (left out where the OS does not
     /// say when the process started). The launch is the fork: a wrapper script that ends in <c>exec aios</c> counts in it.
     /// </summary>
-    public static StartupPhaseClock FromLaunch(string name)
+    public static StartupPhaseClock FromLaunch(string name, Func<long?>? resident = null)
     {
-        var clock = new StartupPhaseClock();
-        if (SinceLaunch() is { } seconds) clock._phases.Add(new StartupPhase(name, seconds));
+        var clock = new StartupPhaseClock(resident);
+        if (SinceLaunch() is { } seconds) clock._phases.Add(new StartupPhase(name, seconds, resident?.Invoke()));
         return clock;
     }
 
@@ -118,7 +123,7 @@ public sealed class StartupPhaseClock
     public void Mark(string name)
     {
         long now = System.Diagnostics.Stopwatch.GetTimestamp();
-        _phases.Add(new StartupPhase(name, System.Diagnostics.Stopwatch.GetElapsedTime(_start, now).TotalSeconds));
+        _phases.Add(new StartupPhase(name, System.Diagnostics.Stopwatch.GetElapsedTime(_start, now).TotalSeconds, resident?.Invoke()));
         _start = now;
     }
 }

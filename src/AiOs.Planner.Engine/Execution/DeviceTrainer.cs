@@ -70,6 +70,7 @@ public sealed partial class DeviceTrainer : ITrainer
         // Pretrained weights are checked before anything is allocated on the device.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
+        _startup.Mark("torch runtime");
         _spec = spec;
         _settings = settings;
         _options = options;
@@ -93,6 +94,7 @@ public sealed partial class DeviceTrainer : ITrainer
         {
             _model = new GptModel(spec, dtype, _device);
             DeviceMemory?.Note("the model's parameters");
+            _startup.Mark("the model on the device");
             using var _ = no_grad();
             // Lent arrays: start-up holds at most the window's units on the host (EngineMemory's "initial values in flight").
             using IEnumerator<float[]> values = initial.InOrderReusing(units).GetEnumerator();
@@ -109,6 +111,7 @@ public sealed partial class DeviceTrainer : ITrainer
                 SetMaster(u, values.Current);
             }
             DeviceMemory?.Note("master weights, moments and gradient buffers");
+            _startup.Mark("master weights, moments, gradient buffers and initial weights");
             // The fused kernel writes a bf16 working copy; fp16 uses the TorchSharp operations. 8-bit moments have their own update.
             if (_moments8 is not null) _adam8 = DeviceAdamW8bit.For(_device, options.Adam);
             else _adam = DeviceAdamW.For(_device, options.Adam, options.FusedDeviceAdam && dtype != ScalarType.Float16);
@@ -130,6 +133,12 @@ public sealed partial class DeviceTrainer : ITrainer
 
     /// <inheritdoc/>
     public SpanTrace Trace { get; }
+
+    /// <summary>Times the constructor's phases, with the resident set at the end of each (issue 13: where the host memory of a resident run grows).</summary>
+    private readonly Records.StartupPhaseClock _startup = new(Metrics.ProcessMemory.ResidentOrNull);
+
+    /// <inheritdoc/>
+    public IReadOnlyList<Records.StartupPhase> StartupPhases => _startup.Phases;
 
     /// <inheritdoc/>
     public IoCounters Io { get; } = new();

@@ -166,7 +166,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Spans of everything the engine did, per resource.</summary>
     public SpanTrace Trace { get; }
 
-    private readonly Records.StartupPhaseClock _startup = new();
+    private readonly Records.StartupPhaseClock _startup = new(Metrics.ProcessMemory.ResidentOrNull);
 
     /// <inheritdoc/>
     public IReadOnlyList<Records.StartupPhase> StartupPhases => _startup.Phases;

@@ -8,6 +8,9 @@ public static class ProcessMemory
     /// <summary>Current resident set (VmRSS).</summary>
     public static Bytes Resident() => Field("VmRSS:");
 
+    /// <summary>Current resident set in bytes, or null where <c>/proc/self/status</c> does not say (for start-up phases' records).</summary>
+    public static long? ResidentOrNull() => Resident() is { Value: > 0 } r ? r.Value : null;
+
     /// <summary>Peak resident set since the process started (VmHWM).</summary>
     public static Bytes PeakResident() => Field("VmHWM:");
 

@@ -41,7 +41,8 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     /// <summary>Notes a phase of the start-up (before <see cref="Started"/>).</summary>
     public void StartupPhase(string name, double seconds)
     {
-        lock (_gate) _startupPhases.Add(new StartupPhase(name, seconds));
+        long? resident = Metrics.ProcessMemory.ResidentOrNull();
+        lock (_gate) _startupPhases.Add(new StartupPhase(name, seconds, resident));
     }
 
     /// <summary>
