@@ -68,18 +68,48 @@ public sealed class ProcStatTests
     public void Given_a_cut_off_or_odd_self_stat_When_parsed_Then_it_is_null(string text) =>
         Assert.Null(ProcStat.ProcessTicks(text));
 
+    [Fact]
+    public void Given_a_self_stat_When_the_parent_is_parsed_Then_it_is_field_four()
+    {
+        Assert.Equal(14441, ProcStat.ParentId("14444 (a (b) c) R 14441 14441 11412 0 -1 4194304 98 0 0 0 1234 567"));
+        Assert.Null(ProcStat.ParentId("14444 (dotnet) R"));
+        Assert.Null(ProcStat.ParentId("14444 (dotnet) R 99999999999"));
+    }
+
+    [Fact]
+    public void Given_readings_of_a_group_When_taken_between_Then_only_processes_read_both_times_count_as_the_runs()
+    {
+        // Given rank 10 and 11 read twice, 12 only at the end (it started in between), 13 only at the start (it ended)
+        var start = new CpuReading(10_000, new Dictionary<int, long> { [10] = 500, [11] = 700, [13] = 100 }, 100, 0);
+        var end = new CpuReading(13_000, new Dictionary<int, long> { [10] = 1500, [11] = 1200, [12] = 5000 }, 100, System.Diagnostics.Stopwatch.Frequency * 10);
+        // When the use between them is taken
+        var use = CpuTimes.Between(start, end);
+        // Then the run spent 10 + 5 s of the machine's 30 over 10 s: 1.5 cores its own, 1.5 other
+        Assert.Equal((10.0, 30.0, 15.0), (use.WallSeconds, use.MachineBusySeconds, use.OwnSeconds));
+        Assert.Equal(1.5, use.OtherCores, 9);
+    }
+
     [LinuxFact]
     public void Given_linux_When_the_counters_are_read_twice_Then_they_are_there_and_never_run_backwards()
     {
-        CpuReading first = Assert.NotNull(CpuTimes.Now());
+        CpuReading first = Assert.IsType<CpuReading>(CpuTimes.Now(withSiblings: false));
         // Work between the readings so the process has CPU time to count (no timing is asserted).
         double sum = 0;
         for (int i = 1; i < 5_000_000; i++) sum += Math.Sqrt(i);
-        CpuReading second = Assert.NotNull(CpuTimes.Now());
+        CpuReading second = Assert.IsType<CpuReading>(CpuTimes.Now(withSiblings: false));
 
-        Assert.True(first.OwnSeconds > 0 && first.MachineBusySeconds >= first.OwnSeconds, $"{first} ({sum})");
+        long own = Assert.Single(first.ProcessTicks, p => p.Key == Environment.ProcessId).Value;
+        Assert.True(own > 0 && first.MachineBusyTicks >= own && first.TicksPerSecond > 0, $"{first} ({sum})");
         var use = CpuTimes.Between(first, second);
         Assert.True(use.WallSeconds > 0 && use.OwnSeconds >= 0 && use.MachineBusySeconds >= 0, use.ToString());
         Assert.True(use.OwnCores >= 0 && use.OtherCores >= 0, use.ToString());
+    }
+
+    [LinuxFact]
+    public void Given_linux_When_read_with_siblings_Then_this_process_is_among_them_and_every_figure_is_non_negative()
+    {
+        CpuReading reading = Assert.IsType<CpuReading>(CpuTimes.Now(withSiblings: true));
+        Assert.Contains(Environment.ProcessId, reading.ProcessTicks.Keys);
+        Assert.All(reading.ProcessTicks.Values, t => Assert.True(t >= 0));
     }
 }

@@ -26,7 +26,7 @@ public static class ProcStat
     }
 
     /// <summary>
-    /// This process's CPU ticks from <c>/proc/self/stat</c>: utime + stime (fields 14 and 15), which count every thread of the
+    /// A process's CPU ticks from its <c>/proc/PID/stat</c> (<c>/proc/self/stat</c> for this one): utime + stime (fields 14 and 15), which count every thread of the
     /// process. The fields are counted after the last <c>)</c>, since the command name in brackets may hold spaces and brackets.
     /// Null when the text does not have them.
     /// </summary>
@@ -39,6 +39,16 @@ public static class ProcStat
         // fields[0] is the state (field 3), so utime (field 14) is fields[11] and stime (field 15) fields[12].
         if (fields.Length < 13) return null;
         return Count(fields[11]) is { } user && Count(fields[12]) is { } system ? user + system : null;
+    }
+
+    /// <summary>The parent's process id from a <c>/proc/PID/stat</c> (field 4, after the last <c>)</c>); null when the text does not have it.</summary>
+    public static int? ParentId(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        int close = text.LastIndexOf(')');
+        if (close < 0) return null;
+        string[] fields = text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return fields.Length >= 2 && Count(fields[1]) is { } id and <= int.MaxValue ? (int)id : null;
     }
 
     /// <summary>A non-negative whole count; null for anything else (a sign, a fraction, an overflow).</summary>

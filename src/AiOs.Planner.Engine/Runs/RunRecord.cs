@@ -30,7 +30,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     {
         // Read here rather than in the constructor: the load the steps start under, and other work over the steps, is what can disturb them.
         double? load = LoadAverage.OneMinute();
-        CpuReading? cpu = CpuTimes.Now();
+        CpuReading? cpu = CpuTimes.Now(GroupRun);
         double? startup = StartupPhaseClock.SinceLaunch();
         lock (_gate)
         {
@@ -40,6 +40,9 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             _startupSeconds ??= startup;
         }
     }
+
+    /// <summary>A rank of a data-parallel group: the other ranks' CPU time is the run's own, not other work.</summary>
+    private bool GroupRun => request.Ranks is { WorldSize: > 1 };
 
     /// <summary>Notes a phase of the start-up (before <see cref="Started"/>).</summary>
     public void StartupPhase(string name, double seconds)
@@ -98,7 +101,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         var samples = steps.Select(m => new StepSample(m.WallMs, m.Tokens, Finite(m))).ToList();
         StepSpread? spread = StepStatistics.Spread(samples);
         double? loadAtEnd = LoadAverage.OneMinute();
-        CpuUse? cpu = _cpuAtStart is { } start && CpuTimes.Now() is { } end ? CpuTimes.Between(start, end) : null;
+        CpuUse? cpu = _cpuAtStart is { } start && CpuTimes.Now(GroupRun) is { } end ? CpuTimes.Between(start, end) : null;
         var caveats = StepStatistics.Caveats(spread, cpu, _loadAtStart, loadAtEnd, System.Environment.ProcessorCount);
         return new RunSummary
         {
