@@ -10,7 +10,10 @@ namespace AiOs.Planner.Measurement;
 /// CPU seconds every core of the machine spent busy in the window (<c>/proc/stat</c>: user, nice, system, irq, softirq and steal,
 /// summed over the cores).
 /// </param>
-/// <param name="OwnSeconds">CPU seconds this run's process spent in the window (<c>/proc/self/stat</c>: utime and stime, all its threads).</param>
+/// <param name="OwnSeconds">
+/// CPU seconds the run's process spent in the window (<c>/proc/self/stat</c>: utime and stime, all its threads); for a rank of a
+/// data-parallel group, every rank's.
+/// </param>
 public sealed record CpuUse(double WallSeconds, double MachineBusySeconds, double OwnSeconds)
 {
     /// <summary>Cores the run kept busy on average (its CPU seconds ÷ the wall seconds); 0 for an empty window.</summary>

@@ -64,8 +64,8 @@ public static class StepStatistics
 
     /// <summary>
     /// Cores of other work, on average over the steps, above which a comparison is called unreliable: half a core, or a tenth
-    /// of the machine's cores where that is more. Half a core is a real job (an editor, a shell and the machine's daemons stay
-    /// well under a tenth of a core) and takes a quarter of a 2-core machine. On a large machine the run's own work also shows
+    /// of the machine's cores where that is more. Half a core is a real job, far above what an idle machine's daemons and
+    /// shells use, and a quarter of a 2-core machine. On a large machine the run's own work also shows
     /// as other work: the kernel threads that complete its NVMe I/O, write back its files and serve the GPU driver are not its
     /// process's time, and interrupt time is charged to no process; a tenth of the cores (1.6 of 16) leaves room for that.
     /// </summary>
