@@ -25,6 +25,8 @@ public sealed class TrainTimingSummaryTests
             Assert.True((double)spread["min_ms"]! <= (double)spread["p50_ms"]! && (double)spread["p50_ms"]! <= (double)spread["max_ms"]!);
             Assert.Equal(Environment.ProcessorCount, (int)summary["logical_cores"]!);
             Assert.NotNull(summary["load_average_start"]);
+            // On Linux the CPU times over the steps are there to tell other processes' work from the run's own.
+            Assert.Equal(OperatingSystem.IsLinux(), summary["cpu_use"]?["other_cores"] is not null);
             // Whatever this machine's load, the summary, the table and the report agree on whether the comparison is reliable
             bool reliable = (bool)summary["timing_reliable"]!;
             Assert.Equal(reliable, !RunComparison.Of(run).Unreliable);

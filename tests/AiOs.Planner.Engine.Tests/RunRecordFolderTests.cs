@@ -54,5 +54,9 @@ public sealed class RunRecordFolderTests : IDisposable
         Assert.All(run.Steps, s => Assert.True(s.NvmeSwapBytes > 0, $"step {s.Step}: {s.NvmeSwapBytes}"));
         Assert.Equal(run.Steps.Max(s => s.NvmeSwapBytes), summary.PeakNvmeSwapBytes);
         Assert.Equal(summary.TokensPerSecond, run.Summary.TokensPerSecond);
+        // The CPU times over the steps are recorded on Linux (null elsewhere) and read back as written.
+        Assert.Equal(OperatingSystem.IsLinux(), summary.CpuUse is not null);
+        Assert.Equal(summary.CpuUse, run.Summary.CpuUse);
+        Assert.True(summary.CpuUse is null || summary.CpuUse is { WallSeconds: > 0, OwnSeconds: > 0 }, $"{summary.CpuUse}");
     }
 }

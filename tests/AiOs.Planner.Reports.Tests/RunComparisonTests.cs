@@ -76,6 +76,24 @@ public sealed class RunComparisonTests
     }
 
     [Fact]
+    public void Given_a_summary_with_cpu_times_When_compared_Then_other_processes_cores_decide_and_not_the_load()
+    {
+        string dir = RunWith([(500, 10, false), (10, 10, false), (10, 10, false), (10, 10, false)]);
+        // The run alone loaded 16 cores to 45.6 (its own 15 cores of CPU Adam and I/O threads); other work was 0.4 core.
+        File.WriteAllText(Path.Combine(dir, "summary.json"), """
+            {"load_average_start": 12.07, "load_average_end": 45.6, "logical_cores": 16,
+             "cpu_use": {"wall_seconds": 100, "machine_busy_seconds": 1540, "own_seconds": 1500, "own_cores": 15, "other_cores": 0.4}}
+            """);
+        Assert.False(RunComparison.Of(RecordedRun.Load(dir)).Unreliable);
+        // Another job on 3 cores is named, though the load averages stayed under the cores.
+        File.WriteAllText(Path.Combine(dir, "summary.json"), """
+            {"load_average_start": 4, "load_average_end": 5, "logical_cores": 16,
+             "cpu_use": {"wall_seconds": 100, "machine_busy_seconds": 500, "own_seconds": 200}}
+            """);
+        Assert.Contains("other processes kept 3.0 cores busy", Assert.Single(RunComparison.Of(RecordedRun.Load(dir)).Caveats));
+    }
+
+    [Fact]
     public void Given_steady_steps_on_a_quiet_machine_When_compared_Then_there_is_no_warning()
     {
         string dir = RunWith([(500, 10, false), (10, 10, false), (11, 10, false), (12, 10, false)]);

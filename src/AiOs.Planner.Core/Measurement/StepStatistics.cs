@@ -63,20 +63,58 @@ public static class StepStatistics
     }
 
     /// <summary>
+    /// Cores of other work, on average over the steps, above which a comparison is called unreliable: half a core, or a tenth
+    /// of the machine's cores where that is more. Half a core is a real job, far above what an idle machine's daemons and
+    /// shells use, and a quarter of a 2-core machine. On a large machine the run's own work also shows
+    /// as other work: the kernel threads that complete its NVMe I/O, write back its files and serve the GPU driver are not its
+    /// process's time, and interrupt time is charged to no process; a tenth of the cores (1.6 of 16) leaves room for that.
+    /// </summary>
+    /// <param name="cores">Logical cores of the machine; 0 when unknown.</param>
+    public static double MaxOtherCores(int cores) => Math.Max(0.5, 0.1 * cores);
+
+    /// <summary>
     /// Why a comparison of this run's times with a prediction cannot be trusted: steps that varied more than
-    /// <see cref="MaxSpreadRatio"/>, or a 1-minute load average above the logical core count at the start or end of the
-    /// run (other work shared the cores). Empty when neither.
+    /// <see cref="MaxSpreadRatio"/>, or other work on the machine. Other work is judged by <paramref name="cpu"/>, the CPU time
+    /// the machine and the run spent over the steps, when the run recorded it: more than <see cref="MaxOtherCores"/> cores of
+    /// other processes. A run without it (recorded before the field, or off Linux) falls back to the load averages: above the
+    /// logical core count at the start or end of the run; they count the run's own threads too, so a heavy run alone can
+    /// exceed them. Empty when nothing is wrong.
     /// </summary>
     /// <param name="spread">The steady steps' spread (<see cref="Spread"/>); null when there were none.</param>
+    /// <param name="cpu">CPU time of the machine and of the run over the steps; null when not recorded.</param>
     /// <param name="loadStart">1-minute load average when the run started; null when unknown.</param>
     /// <param name="loadEnd">1-minute load average when the summary was written; null when unknown.</param>
     /// <param name="cores">Logical cores of the machine the run was on; 0 when unknown.</param>
-    public static IReadOnlyList<string> Caveats(StepSpread? spread, double? loadStart, double? loadEnd, int cores)
+    public static IReadOnlyList<string> Caveats(StepSpread? spread, CpuUse? cpu, double? loadStart, double? loadEnd, int cores)
     {
         var caveats = new List<string>();
         if (spread is { Steps: > 1 } s && s.Ratio > MaxSpreadRatio)
             caveats.Add(FormattableString.Invariant(
                 $"step times after the first varied {s.Ratio:0.0}× (p10 {s.P10Ms:0.#} ms, p90 {s.P90Ms:0.#} ms, min {s.MinMs:0.#} ms, max {s.MaxMs:0.#} ms; a quiet machine stays within {MaxSpreadRatio}×)"));
+        if (cpu is not null)
+        {
+            if (OtherWork(cpu, cores) is { } other) caveats.Add(other);
+        }
+        else if (LoadAbove(loadStart, loadEnd, cores) is { } load)
+        {
+            caveats.Add(load);
+        }
+        return caveats;
+    }
+
+    /// <summary>The caveat for other processes' CPU time above <see cref="MaxOtherCores"/>; null when below.</summary>
+    private static string? OtherWork(CpuUse cpu, int cores)
+    {
+        double limit = MaxOtherCores(cores);
+        if (cpu.OtherCores <= limit) return null;
+        string of = cores > 0 ? FormattableString.Invariant($" of {cores}") : "";
+        return FormattableString.Invariant(
+            $"other processes kept {cpu.OtherCores:0.0} cores busy on average over the {cpu.WallSeconds:0.#} s of steps (this run used {cpu.OwnCores:0.0}{of}; more than {limit:0.0} cores of other work disturbs the step times)");
+    }
+
+    /// <summary>The load-average caveat of records without <see cref="CpuUse"/>: the higher load above the cores; null otherwise.</summary>
+    private static string? LoadAbove(double? loadStart, double? loadEnd, int cores)
+    {
         double? load = (loadStart, loadEnd) switch
         {
             ({ } a, { } b) => Math.Max(a, b),
@@ -84,10 +122,10 @@ public static class StepStatistics
             (null, { } b) => b,
             _ => null,
         };
-        if (cores > 0 && load is { } l && l > cores)
-            caveats.Add(FormattableString.Invariant(
-                $"the 1-minute load average was {l:0.00} on {cores} cores (start {Show(loadStart)}, end {Show(loadEnd)}): other work shared the machine"));
-        return caveats;
+        return cores > 0 && load is { } l && l > cores
+            ? FormattableString.Invariant(
+                $"the 1-minute load average was {l:0.00} on {cores} cores (start {Show(loadStart)}, end {Show(loadEnd)}): other work shared the machine, or the run's own threads loaded it (this record has no CPU times to tell them apart)")
+            : null;
     }
 
     /// <summary>The sentence that goes with non-empty <see cref="Caveats"/>: what they mean for the comparison, and the fix.</summary>

@@ -51,9 +51,12 @@ public sealed record RecordedRun
     /// <summary>Min, p10, p50, p90 and max wall time of the steady steps; null without one.</summary>
     public StepSpread? Spread => StepStatistics.Spread(Steps.Select(s => s.Sample).ToList());
 
-    /// <summary>Why this run's times are unfit to compare with a prediction: the spread of its steps, and the load averages the summary recorded.</summary>
+    /// <summary>
+    /// Why this run's times are unfit to compare with a prediction: the spread of its steps, and other processes' CPU time the
+    /// summary recorded (the load averages in a summary without it).
+    /// </summary>
     public IReadOnlyList<string> TimingCaveats =>
-        StepStatistics.Caveats(Spread, Summary?.LoadAverageStart, Summary?.LoadAverageEnd, Summary?.LogicalCores ?? 0);
+        StepStatistics.Caveats(Spread, Summary?.CpuUse, Summary?.LoadAverageStart, Summary?.LoadAverageEnd, Summary?.LogicalCores ?? 0);
 
     /// <summary>Loads a run folder; a clear error when it is not one, when a file is damaged, or when it was written by a newer schema.</summary>
     /// <exception cref="DescriptionException">The folder is not a readable run (the message names the file and what to do).</exception>

@@ -39,9 +39,15 @@ public sealed record RunSummary
     public double? LoadAverageStart { get; init; }
     /// <summary>1-minute load average when this summary was written; null when unknown.</summary>
     public double? LoadAverageEnd { get; init; }
-    /// <summary>Logical cores of the machine (what the load averages are compared with).</summary>
+    /// <summary>
+    /// CPU time the machine and this run spent from the start of the steps to this summary, which tells other processes' work
+    /// from the run's own (the load averages count both); null off Linux, when <c>/proc</c> could not be read, when no step
+    /// started, and in records older than the field.
+    /// </summary>
+    public CpuUse? CpuUse { get; init; }
+    /// <summary>Logical cores of the machine (what the load averages and other processes' cores are compared with).</summary>
     public int LogicalCores { get; init; }
-    /// <summary>False when the step times are not fit to compare with a prediction (a wide spread or a busy machine); <see cref="TimingCaveats"/> says why.</summary>
+    /// <summary>False when the step times are not fit to compare with a prediction (a wide spread or other work on the machine); <see cref="TimingCaveats"/> says why.</summary>
     public bool TimingReliable { get; init; } = true;
     /// <summary>Why the step times are unreliable (<see cref="StepStatistics.Caveats"/>); null when they are not.</summary>
     public IReadOnlyList<string>? TimingCaveats { get; init; }

@@ -17,6 +17,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
     private string? _lastCheckpoint, _executor, _stoppedBy;
     private int? _nonFiniteStep;
     private double? _loadAtStart, _startupSeconds;
+    private CpuReading? _cpuAtStart;
     private readonly List<StartupPhase> _startupPhases = [];
 
     /// <summary>Steps this process ran, in order.</summary>
@@ -27,16 +28,21 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
 
     public void Started(string executor)
     {
-        // Read here rather than in the constructor: the load the steps start under is what can disturb them.
+        // Read here rather than in the constructor: the load the steps start under, and other work over the steps, is what can disturb them.
         double? load = LoadAverage.OneMinute();
+        CpuReading? cpu = CpuTimes.Now(GroupRun);
         double? startup = StartupPhaseClock.SinceLaunch();
         lock (_gate)
         {
             _executor = executor;
             _loadAtStart = load;
+            _cpuAtStart = cpu;
             _startupSeconds ??= startup;
         }
     }
+
+    /// <summary>A rank of a data-parallel group: the other ranks' CPU time is the run's own, not other work.</summary>
+    private bool GroupRun => request.Ranks is { WorldSize: > 1 };
 
     /// <summary>Notes a phase of the start-up (before <see cref="Started"/>).</summary>
     public void StartupPhase(string name, double seconds)
@@ -96,7 +102,8 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         var samples = steps.Select(m => new StepSample(m.WallMs, m.Tokens, Finite(m))).ToList();
         StepSpread? spread = StepStatistics.Spread(samples);
         double? loadAtEnd = LoadAverage.OneMinute();
-        var caveats = StepStatistics.Caveats(spread, _loadAtStart, loadAtEnd, System.Environment.ProcessorCount);
+        CpuUse? cpu = _cpuAtStart is { } start && CpuTimes.Now(GroupRun) is { } end ? CpuTimes.Between(start, end) : null;
+        var caveats = StepStatistics.Caveats(spread, cpu, _loadAtStart, loadAtEnd, System.Environment.ProcessorCount);
         return new RunSummary
         {
             Schema = RecordSchema.Current,
@@ -117,6 +124,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             StartupPhases = _startupPhases.Count > 0 ? _startupPhases.ToList() : null,
             FirstStepRatio = steps.Count > 0 && spread is { P50Ms: > 0 } ? steps[0].WallMs / spread.P50Ms : null,
             LoadAverageEnd = loadAtEnd,
+            CpuUse = cpu,
             LogicalCores = System.Environment.ProcessorCount,
             TimingReliable = caveats.Count == 0,
             TimingCaveats = caveats.Count > 0 ? caveats : null,
