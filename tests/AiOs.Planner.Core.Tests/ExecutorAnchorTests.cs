@@ -38,11 +38,24 @@ public class ExecutorAnchorTests
 
     [Theory]
     [MemberData(nameof(EngineSteps))]
-    public void Given_an_engine_step_measured_on_the_h200_When_the_aios_executor_predicts_it_Then_it_is_within_10_percent(string model, int microBatch, double seconds, string role)
+    public void Given_an_engine_step_measured_on_the_h200_When_the_aios_executor_predicts_it_Then_it_is_within_15_percent(string model, int microBatch, double seconds, string role)
     {
         var step = Simulator.Predict(ModelCatalog.Default.Load(model), Lent, Settings(microBatch, ExecutorKind.Aios));
 
-        Assert.True(Math.Abs(step.Time.Seconds / seconds - 1) <= 0.10, $"{model} ({role}): predicted {step.Time}, measured {seconds * 1e3:0.0} ms");
+        Assert.True(Math.Abs(step.Time.Seconds / seconds - 1) <= 0.15, $"{model} mb {microBatch} ({role}): predicted {step.Time}, measured {seconds * 1e3:0.0} ms");
+    }
+
+    [Fact]
+    public void Given_the_h200_engine_steps_When_the_aios_executor_predicts_them_Then_the_median_error_is_within_10_percent()
+    {
+        // Issue 13's acceptance: median within 10%, max within 15% (the theory above holds each row to the max).
+        var errors = EngineSteps().Select(row =>
+        {
+            var (model, microBatch, seconds) = ((string)row[0], (int)row[1], (double)row[2]);
+            return Math.Abs(Simulator.Predict(ModelCatalog.Default.Load(model), Lent, Settings(microBatch, ExecutorKind.Aios)).Time.Seconds / seconds - 1);
+        }).Order().ToArray();
+        double median = errors.Length % 2 == 1 ? errors[errors.Length / 2] : (errors[errors.Length / 2 - 1] + errors[errors.Length / 2]) / 2;
+        Assert.True(median <= 0.10, $"median |error| {median:P1} over {errors.Length} rows");
     }
 
     [Theory]
