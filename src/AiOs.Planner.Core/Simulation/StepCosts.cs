@@ -263,8 +263,9 @@ public sealed class StepCosts
         foreach (var op in program.Ops)
         {
             if (op.Resource != ResourceKind.Compute) continue;
-            // The loss is read after the forward (the first backward finds the host caught up); the norms before the update.
-            if (op.Kind == OpKind.OptimizerStep || (op.Kind == OpKind.Backward && previous != OpKind.Backward)) host = device = Math.Max(host, device);
+            // The loss is read after each micro-batch's forward (the first operation after its forwards finds the host caught
+            // up; a recompute after a backward, under checkpointing, does not wait), the norms before the update.
+            if (op.Kind == OpKind.OptimizerStep || (previous == OpKind.Forward && op.Kind != OpKind.Forward)) host = device = Math.Max(host, device);
             previous = op.Kind;
             if (op.Kind == OpKind.OptimizerStep) continue;
             long before = device;
