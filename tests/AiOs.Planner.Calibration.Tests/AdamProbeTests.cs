@@ -102,6 +102,14 @@ public class AdamProbeTests
         Assert.Contains(mCodes, x => x != mCodes[0]);
     }
 
+    [Fact]
+    public void Given_an_8bit_sub_group_off_a_block_boundary_When_stepped_Then_it_is_refused_rather_than_sharing_a_scale()
+    {
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.EightBit, 3 * BlockwiseQuantization.BlockSize);
+        var e = Assert.Throws<ArgumentException>(() => state.Step(1000, 1000, 1, Hp, 1));
+        Assert.Contains("block boundary", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(AdamProbeKernel.Bf16Gradients)]
     [InlineData(AdamProbeKernel.Fp32Gradients)]

@@ -27,6 +27,19 @@ public class CpuWorkersTests
     }
 
     [Fact]
+    public void Given_one_thread_and_a_chunk_that_throws_When_a_pass_runs_Then_the_other_chunks_still_run_before_its_exception()
+    {
+        var runs = new int[10];
+        var e = Assert.Throws<InvalidOperationException>(() => CpuWorkers.Shared(1).For(10, c =>
+        {
+            runs[c]++;
+            if (c == 3) throw new InvalidOperationException("chunk 3");
+        }));
+        Assert.Equal("chunk 3", e.Message);
+        Assert.All(runs, r => Assert.Equal(1, r));
+    }
+
+    [Fact]
     public void Given_a_chunk_that_throws_When_a_pass_runs_Then_the_caller_gets_its_own_exception_after_the_other_chunks_ran()
     {
         var runs = new int[40];

@@ -41,6 +41,8 @@ public static unsafe class AdamProbe
     /// </summary>
     public static double Measure(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct)
     {
+        // 8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.
+        if (kernel == AdamProbeKernel.EightBit) subGroup = Math.Max(BlockwiseQuantization.BlockSize, subGroup / BlockwiseQuantization.BlockSize * BlockwiseQuantization.BlockSize);
         using var state = new ProbeState(kernel, parameters);
         var groups = SubGroups(parameters, subGroup);
         var hp = new AdamHyperParameters();
@@ -149,6 +151,8 @@ public static unsafe class AdamProbe
             if (Kernel == AdamProbeKernel.EightBit)
             {
                 // Offsets are whole sub-groups, each a multiple of the block size but the last: a sub-group's blocks start at offset / block size.
+                if (offset % BlockwiseQuantization.BlockSize != 0)
+                    throw new ArgumentException($"an 8-bit sub-group starts on a block boundary ({BlockwiseQuantization.BlockSize} values); offset {offset} does not.", nameof(offset));
                 long block = offset / BlockwiseQuantization.BlockSize;
                 BlockwiseAdam.Step((float*)_master.Address + offset, (float*)_gradients.Address + offset, (byte*)_m.Address + offset, (float*)_mScales!.Address + block,
                     (byte*)_v.Address + offset, (float*)_vScales!.Address + block, (ushort*)_bf16!.Address + offset, count, step, hp, 1f, threads);

@@ -21,8 +21,9 @@ namespace AiOs.Planner.Optim;
 /// One set per thread count per process (<see cref="Shared"/>), like <c>ArrayPool.Shared</c>: the threads are a process
 /// resource, and a set per optimizer would multiply them. Each pass is its own object with its own chunk counter, so a
 /// worker that comes late to a pass finds its chunks taken and does nothing, and two callers' passes at once both finish
-/// with the workers' help: a worker takes chunks of the newest pass that has any left, then of the older ones (a short
-/// norm pass published during a long CPU Adam pass gets the workers first, and they go back to the update after it). That also makes a pass
+/// with the workers' help: a worker that runs out of chunks in its pass takes the newest pass that still has some, then
+/// the older ones (a norm pass published during a CPU Adam pass gets the workers as they finish their update chunks, and
+/// none is left to its caller alone while a worker is idle). That also makes a pass
 /// re-entrant: a chunk that itself runs a pass (on this set or another) is that pass's caller, claims its chunks and so
 /// finishes it with or without help, then goes back to its own pass, whose caller is still claiming chunks; nothing waits
 /// on a thread that is not running a chunk. A pass cannot be cancelled: it always runs every chunk, even after one threw.
@@ -82,7 +83,20 @@ public sealed class CpuWorkers
         ArgumentNullException.ThrowIfNull(body);
         if (_threads == 1 || chunks <= 1)
         {
-            for (long c = 0; c < chunks; c++) body(c);
+            // As the workers' pass: every chunk runs, then the first failure is thrown.
+            ExceptionDispatchInfo? failure = null;
+            for (long c = 0; c < chunks; c++)
+            {
+                try
+                {
+                    body(c);
+                }
+                catch (Exception e)
+                {
+                    failure ??= ExceptionDispatchInfo.Capture(e);
+                }
+            }
+            failure?.Throw();
             return;
         }
         var pass = new Pass(body, chunks, _spinTicks);

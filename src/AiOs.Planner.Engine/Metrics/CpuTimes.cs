@@ -51,7 +51,8 @@ public static partial class CpuTimes
     {
         ArgumentNullException.ThrowIfNull(start);
         ArgumentNullException.ThrowIfNull(end);
-        long own = end.ProcessTicks.Sum(p => start.ProcessTicks.TryGetValue(p.Key, out long before) ? p.Value - before : 0);
+        // A process id reused in between reads fewer ticks the second time: its difference is not this run's, so it counts 0.
+        long own = end.ProcessTicks.Sum(p => start.ProcessTicks.TryGetValue(p.Key, out long before) ? Math.Max(0, p.Value - before) : 0);
         double hz = end.TicksPerSecond;
         return new CpuUse(Stopwatch.GetElapsedTime(start.Timestamp, end.Timestamp).TotalSeconds, (end.MachineBusyTicks - start.MachineBusyTicks) / hz, own / hz);
     }
