@@ -247,8 +247,13 @@ public sealed class DataParallelTrainerTests : IDisposable
         foreach (var (losses, program, ops) in ranks)
         {
             for (int s = 0; s < Steps; s++) Assert.Equal(one.Losses[s], losses[s], 2e-3);
-            // The all-reduces are operations of the program, executed and traced like the others.
-            Assert.Equal(2 * (spec.NumLayers + 2), program.Ops.Count(o => o.Kind == Simulation.Program.OpKind.ReduceScatter));
+            // The all-reduces are operations of the program, executed and traced like the others: one per unit at the
+            // accumulation boundary (2 micro-batches here), after the step's whole backward, as the trainer reduces.
+            var reduces = program.Ops.Where(o => o.Kind == Simulation.Program.OpKind.ReduceScatter).ToList();
+            Assert.Equal(spec.NumLayers + 2, reduces.Count);
+            Assert.All(reduces, o => Assert.Equal(1, o.MicroBatch));
+            int lastBackward = program.Ops.Last(o => o.Kind == Simulation.Program.OpKind.Backward).Id;
+            Assert.All(reduces, o => Assert.True(o.Id > lastBackward, $"all-reduce {o.Id} of {o.Unit} before the last backward {lastBackward}"));
             Assert.Equal(Enumerable.Range(0, program.Ops.Count), ops);
         }
         Assert.DoesNotContain(one.Program.Ops, o => o.Kind == Simulation.Program.OpKind.ReduceScatter);

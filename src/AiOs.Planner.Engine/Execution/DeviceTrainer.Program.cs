@@ -18,9 +18,9 @@ public static class ResidentProgram
     /// recomputed first under activation checkpointing), and one device optimizer operation over the model.
     /// </summary>
     /// <remarks>
-    /// With several <paramref name="ranks"/> the model is replicated (no ZeRO stage): each unit's backward is followed by the
-    /// gradient all-reduce data parallelism needs (a <see cref="OpKind.ReduceScatter"/> of twice the bytes, as the simulator
-    /// prices plain data parallelism), and the optimizer waits for them.
+    /// With several <paramref name="ranks"/> the model is replicated (no ZeRO stage): after the last micro-batch's whole
+    /// backward come the gradient all-reduces data parallelism needs, one per unit (a <see cref="OpKind.ReduceScatter"/> of
+    /// twice the bytes, as the simulator prices plain data parallelism), and the optimizer waits for them.
     /// </remarks>
     public static StepProgram For(ModelSpec spec, TrainingSettings settings, int ranks = 1)
     {

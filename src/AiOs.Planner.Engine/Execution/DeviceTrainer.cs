@@ -257,10 +257,10 @@ public sealed partial class DeviceTrainer : ITrainer
 
     /// <summary>
     /// ReduceScatter, as the program's handler (several ranks; the model is replicated, so this is plain data parallelism's
-    /// all-reduce): the program has one per unit and micro-batch, and the one after the step's last backward (the
-    /// embedding's, last micro-batch) averages every unit's step gradient across the ranks at once — a unit's gradient is
+    /// all-reduce): the program has one per unit at the accumulation boundary, after the step's whole backward, the
+    /// embedding's last; that one averages every unit's step gradient across the ranks at once — a unit's gradient is
     /// summed over micro-batches in place (or into its fp32 accumulator at the micro-batch's end), so it is final only then.
-    /// The others have nothing to move.
+    /// The others have nothing to move (their bytes are moved by it; the program prices each unit's share).
     /// </summary>
     private void ReduceGradients(Operation op)
     {

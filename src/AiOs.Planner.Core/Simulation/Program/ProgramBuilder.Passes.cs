@@ -185,7 +185,12 @@ internal sealed partial class ProgramBuilder
         long moving = MovingGradients() ? GradientResidentBytes(elements) : 0;
         int last = backward;
         bool download = (_hw.HasGpu || _shape.SlotCopiesOnCpu) && CpuOptimizer;
-        if (_gpus > 1)
+        if (_gpus > 1 && AllReducesAtBoundary(moving))
+        {
+            // Plain data parallelism all-reduces each unit's step gradient once, after the step's whole backward (EmitBoundaryAllReduces).
+            if (mb == _s.GradAccumulation - 1) _boundaryAllReduces.Add((id, 2 * full));
+        }
+        else if (_gpus > 1)
         {
             // Without ZeRO, data parallelism all-reduces: twice the bytes of a reduce-scatter.
             long bytes = _s.ZeroStage == ZeroStage.None ? 2 * full : full;
@@ -242,6 +247,29 @@ internal sealed partial class ProgramBuilder
     private int _lastGradWrite = -1;
 
     /// <summary>Gradients that appear on the device at a unit's backward and leave with its reduce-scatter or download.</summary>
+    /// <summary>
+    /// Whether the step's gradients are all-reduced once, at the accumulation boundary after the last micro-batch's whole
+    /// backward: plain data parallelism (no ZeRO stage) with the gradients staying on the device. DeepSpeed's engine reduces
+    /// only at the boundary there (<c>is_gradient_accumulation_boundary</c>) and after backward, and the aios resident
+    /// trainer all-reduces every unit's summed gradient after the last micro-batch's embedding backward.
+    /// </summary>
+    private bool AllReducesAtBoundary(long moving) => _s.ZeroStage == ZeroStage.None && moving == 0;
+
+    /// <summary>
+    /// The boundary's all-reduces (<see cref="AllReducesAtBoundary"/>), one per unit in backward order, after the step's last
+    /// backward operation (<paramref name="lastBackward"/>); each is added to the gradients the optimizer waits for.
+    /// </summary>
+    private void EmitBoundaryAllReduces(int lastBackward, List<int> gradientsDone)
+    {
+        int previous = lastBackward;
+        foreach (var (unit, bytes) in _boundaryAllReduces)
+        {
+            previous = Add(OpKind.ReduceScatter, ResourceKind.Collective, StepPhase.Backward, unit, _s.GradAccumulation - 1, [previous], new Bytes(bytes));
+            gradientsDone.Add(previous);
+        }
+        _boundaryAllReduces.Clear();
+    }
+
     private bool MovingGradients() =>
         _hw.HasGpu && (CpuOptimizer || (_s.PartitionsParameters && _gpus > 1));
 

@@ -20,6 +20,8 @@ internal sealed partial class ProgramBuilder
     private readonly bool _firstStep;
     private readonly List<Operation> _ops = [];
     private readonly int _gpus, _window, _staging, _pb;
+    /// <summary>Units whose step gradient is all-reduced at the accumulation boundary (<see cref="AllReducesAtBoundary"/>), in backward order, with their bytes.</summary>
+    private readonly List<(UnitId Unit, long Bytes)> _boundaryAllReduces = [];
     private readonly long _tokens;
     private readonly MemoryTier _deviceTier;
     private readonly bool _fetches;
@@ -223,6 +225,7 @@ internal sealed partial class ProgramBuilder
             bool endOfMicroBatch = p + 1 == count || _uses[p + 1].MicroBatch != mb;
             if (outer && endOfMicroBatch) EmitOuterBackward(pass, mb);
         }
+        if (_boundaryAllReduces.Count > 0) EmitBoundaryAllReduces(pass.PreviousCompute, pass.LastGradOps);
         if (DelaysUpdate && !_firstStep)
             // Steady state of the delayed update: these are the previous step's sub-groups, which run beside this step's
             // passes, so nothing of this step comes before them (a resource the passes also use serves them after its pass work).
