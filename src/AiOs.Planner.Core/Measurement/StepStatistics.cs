@@ -109,7 +109,7 @@ public static class StepStatistics
         if (cpu.OtherCores <= limit) return null;
         string of = cores > 0 ? FormattableString.Invariant($" of {cores}") : "";
         return FormattableString.Invariant(
-            $"other processes kept {cpu.OtherCores:0.0} cores busy on average over the {cpu.WallSeconds:0.#} s of steps (this run used {cpu.OwnCores:0.0}{of}; more than {limit:0.0} cores of other work disturbs the step times)");
+            $"other processes kept {cpu.OtherCores:0.0} cores busy on average over the {cpu.WallSeconds:0.#} s of steps (this run used {cpu.OwnCores:0.0}{of}; more than {limit:0.0} cores of other work disturbs the step times; on a virtual machine the hypervisor's steal counts as other work)");
     }
 
     /// <summary>The load-average caveat of records without <see cref="CpuUse"/>: the higher load above the cores; null otherwise.</summary>
