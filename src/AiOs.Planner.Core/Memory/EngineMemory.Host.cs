@@ -132,7 +132,7 @@ public static partial class EngineMemory
                     _ => "one for the outer block (the layers are in RAM), 4 KiB aligned",
                 }, "--buffer-count");
             // ParameterSwapper.WriteBack casts a unit for its swap file in an array of its exact size, reused (Engine
-            // WriteBackArrays); start-up writes every unit so, on every worker at once, and the arrays it made stay for the steps.
+            // ReusedArrays); start-up writes every unit so, on every worker at once, and the arrays it made stay for the steps.
             long nvmeLayers = m.NumLayers - keptLayers;
             Bytes rented = Bytes.Zero;
             if (nvmeLayers > 0) rented += Bytes.OfElements(layer, pb) * Math.Min(initWorkers, nvmeLayers);

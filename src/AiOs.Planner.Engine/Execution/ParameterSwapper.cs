@@ -111,8 +111,8 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
     public void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced) =>
         WriteBack(unit, elementOffset, master, traced, wait: traced || WaitForCommits);
 
-    /// <summary>The arrays NVMe write-backs cast into (<see cref="Execution.WriteBackArrays"/>).</summary>
-    private readonly WriteBackArrays _writeBackArrays = new();
+    /// <summary>The arrays NVMe write-backs cast into (<see cref="Storage.ReusedArrays"/>).</summary>
+    private readonly ReusedArrays _writeBackArrays = new();
 
     private void WriteBack(int unit, long elementOffset, ReadOnlySpan<float> master, bool traced, bool wait)
     {

@@ -18,11 +18,10 @@ public sealed class FileSwapStore : ISwapStore
     private readonly ConcurrentDictionary<string, SafeFileHandle> _handles = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// Piece-sized arrays for pieces a request covers only partly, reused: one is made only when every one is in use, so they
-    /// number at most the partial pieces ever read at once. The shared array pool kept a 1 MiB array per thread that returned
-    /// one (and more per core), host memory an NVMe run's plan does not count (as <c>WriteBackArrays</c> found for write-backs).
+    /// Piece-sized arrays for pieces a request covers only partly, reused (<see cref="ReusedArrays"/>): the shared array pool
+    /// kept a 1 MiB array per thread that returned one, host memory an NVMe run's plan does not count.
     /// </summary>
-    private readonly ConcurrentBag<byte[]> _pieceArrays = [];
+    private readonly ReusedArrays _pieceArrays = new();
 
     /// <summary>Stores files in <paramref name="directory"/> (the store does not own it); <paramref name="checksums"/> checks every piece of <paramref name="pieceBytes"/> read against what was written.</summary>
     public FileSwapStore(SwapDirectory directory, bool checksums = true, long pieceBytes = DefaultPieceBytes)
@@ -92,7 +91,7 @@ public sealed class FileSwapStore : ISwapStore
             }
             finally
             {
-                _pieceArrays.Add(rented);
+                _pieceArrays.Return(rented);
             }
         }
     }
@@ -124,14 +123,14 @@ public sealed class FileSwapStore : ISwapStore
             }
             finally
             {
-                _pieceArrays.Add(rented);
+                _pieceArrays.Return(rented);
             }
         }
         return pending;
     }
 
-    /// <summary>An array of one piece (a piece's written extent never passes it): a returned one, else a new one.</summary>
-    private byte[] RentPiece(SwapChecksums sums) => _pieceArrays.TryTake(out byte[]? array) ? array : new byte[sums.PieceBytes];
+    /// <summary>An array of one piece (a piece's written extent never passes it).</summary>
+    private byte[] RentPiece(SwapChecksums sums) => _pieceArrays.Rent((int)sums.PieceBytes);
 
     /// <summary>Reads until <paramref name="destination"/> is full or the file ends; returns the bytes read.</summary>
     private static int ReadFully(SafeFileHandle handle, Span<byte> destination, long offset)
