@@ -32,23 +32,26 @@ public static class ProcStat
     /// </summary>
     public static long? ProcessTicks(string text)
     {
-        ArgumentNullException.ThrowIfNull(text);
-        int close = text.LastIndexOf(')');
-        if (close < 0) return null;
-        string[] fields = text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         // fields[0] is the state (field 3), so utime (field 14) is fields[11] and stime (field 15) fields[12].
-        if (fields.Length < 13) return null;
+        if (AfterName(text) is not { Length: >= 13 } fields) return null;
         return Count(fields[11]) is { } user && Count(fields[12]) is { } system ? user + system : null;
     }
 
     /// <summary>The parent's process id from a <c>/proc/PID/stat</c> (field 4, after the last <c>)</c>); null when the text does not have it.</summary>
     public static int? ParentId(string text)
     {
+        return AfterName(text) is { Length: >= 2 } fields && Count(fields[1]) is { } id and <= int.MaxValue ? (int)id : null;
+    }
+
+    /// <summary>
+    /// The fields of a <c>/proc/PID/stat</c> after the command name (from the state, field 3, on), counted from the last
+    /// <c>)</c>, since the name in brackets may hold spaces and brackets; null without one.
+    /// </summary>
+    private static string[]? AfterName(string text)
+    {
         ArgumentNullException.ThrowIfNull(text);
         int close = text.LastIndexOf(')');
-        if (close < 0) return null;
-        string[] fields = text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        return fields.Length >= 2 && Count(fields[1]) is { } id and <= int.MaxValue ? (int)id : null;
+        return close < 0 ? null : text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
     /// <summary>A non-negative whole count; null for anything else (a sign, a fraction, an overflow).</summary>
