@@ -85,26 +85,15 @@ public static class EngineKernelProbe
             Initialise(parameters);
             var layer = new DecoderLayer(spec, parameters);
             layer.train();
-            var shapes = options.Shapes.Append(options.FloorShape).ToList();
-            foreach (var (mb, seq) in shapes)
+            foreach (var (mb, seq) in options.Shapes)
             {
-                if ((mb, seq) == options.FloorShape)
-                {
-                    var floors = Floors(layer, parameters, h, options, device, dtype, Time);
-                    floor = Min(floor, floors.Recompute);
-                    noGradFloor = Min(noGradFloor, floors.Forward);
-                    backwardFloor = Min(backwardFloor, floors.Backward);
-                    progress?.Invoke($"layer h={h} {mb}×{seq} (dispatch floors, {options.FloorChain} passes back to back): forward {floors.Forward * 1e6:0} µs, with autograd {floors.Recompute * 1e6:0} µs, backward {floors.Backward * 1e6:0} µs");
-                    continue;
-                }
                 var settings = Settings(mb, seq, options.Precision);
                 double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
                 using var scope = NewDisposeScope();
                 var input = randn([mb, seq, h], dtype, device);
                 var incoming = randn([mb, seq, h], dtype, device);
                 int repeats = options.Repeats;
-                // Each pass re-seeds the dropout generators as the trainers do before every unit (DropoutReplay), so the
-                // floor holds that host work too.
+                // Each pass re-seeds the dropout generators as the trainers do before every unit (DropoutReplay).
                 var replay = new DropoutReplay(options.Seed, 1, 0);
                 double forward = Median(repeats, () => Time(() => { using var _ = no_grad(); replay.Before(0, device); layer.forward(input).Dispose(); }));
                 var passes = new List<(double Recompute, double Backward)>();
@@ -124,6 +113,11 @@ public static class EngineKernelProbe
                 samples.Add(new LayerSample("layer", "backward", h, mb, seq, flops, saved, bwd));
                 progress?.Invoke($"layer h={h} {mb}×{seq}: forward {forward * 1e3:0.00} ms, recompute {rec * 1e3:0.00} ms, backward {bwd * 1e3:0.00} ms");
             }
+            var floors = Floors(layer, parameters, h, options, device, dtype, Time);
+            floor = Min(floor, floors.Recompute);
+            noGradFloor = Min(noGradFloor, floors.Forward);
+            backwardFloor = Min(backwardFloor, floors.Backward);
+            progress?.Invoke($"layer h={h} {options.FloorShape.MicroBatch}×{options.FloorShape.SeqLen} (dispatch floors, {options.FloorChain} passes back to back): forward {floors.Forward * 1e6:0} µs, with autograd {floors.Recompute * 1e6:0} µs, backward {floors.Backward * 1e6:0} µs");
         }
         samples.AddRange(TimeHead(options, device, dtype, Time, progress));
         var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
