@@ -109,22 +109,21 @@ public static class Calibrator
         var copyOne = MemoryProbe.Measure(mode.MemcpySize, 1, mode.HostProbeDuration, ct);
         tracker.HostStep("memory copy");
         var copyAll = threads == 1 ? copyOne : MemoryProbe.Measure(mode.MemcpySize, threads, mode.HostProbeDuration, ct);
-        tracker.HostStep("CPU Adam");
-        double adamOne = AdamProbe.Measure(mode.AdamParameters, 1, mode.HostProbeDuration, ct);
-        tracker.HostStep("CPU Adam");
-        double adamAll = threads == 1 ? adamOne : AdamProbe.Measure(mode.AdamParameters, threads, mode.HostProbeDuration, ct);
+        // One kernel on one thread, then on all (the same figure when there is one thread): two host steps.
+        (double One, double All) Adam(string phase, AdamProbeKernel kernel, long subGroup)
+        {
+            tracker.HostStep(phase);
+            double one = AdamProbe.Measure(kernel, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
+            tracker.HostStep(phase);
+            return (one, threads == 1 ? one : AdamProbe.Measure(kernel, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct));
+        }
+        var (adamOne, adamAll) = Adam("CPU Adam", AdamProbeKernel.Fp32Gradients, mode.AdamParameters);
         // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.
         long subGroup = Math.Min(AdamProbe.EngineSubGroup, mode.AdamParameters);
-        tracker.HostStep("CPU Adam");
-        double bf16One = AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
-        tracker.HostStep("CPU Adam");
-        double bf16All = threads == 1 ? bf16One : AdamProbe.Measure(AdamProbeKernel.Bf16Gradients, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
+        var (bf16One, bf16All) = Adam("CPU Adam", AdamProbeKernel.Bf16Gradients, subGroup);
         // The engine's 8-bit update (--optimizer-state 8bit) on the same sub-groups: compute-bound where fp32 is memory-bound,
         // so its ratio to fp32 depends on the cores per memory channel and is measured, not assumed.
-        tracker.HostStep("CPU Adam 8-bit");
-        double eightOne = AdamProbe.Measure(AdamProbeKernel.EightBit, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
-        tracker.HostStep("CPU Adam 8-bit");
-        double eightAll = threads == 1 ? eightOne : AdamProbe.Measure(AdamProbeKernel.EightBit, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
+        var (eightOne, eightAll) = Adam("CPU Adam 8-bit", AdamProbeKernel.EightBit, subGroup);
         // The same update call by call at sizes from 16 K to 16 M: its fixed cost per call apart from its cost per parameter.
         tracker.HostStep("CPU Adam per call");
         var sizes = AdamCallProbe.CalibrationSizes;
