@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs the CLI for the lent GPU machine within its 64 MiB working-tree limit: ../shared/device/pack.sh publishes it
-# (framework-dependent, PyTorch's CUDA libtorch used there), then the app and a trimmed .NET runtime (no debugger or
-# alternative-GC libraries) travel xz-compressed and run.sh unpacks them there once per packed build.
+# (framework-dependent, PyTorch's CUDA libtorch used there), then the app and a trimmed .NET runtime (no debugger,
+# alternative-GC or ASP.NET Core libraries) travel xz-compressed and run.sh unpacks them there once per packed build.
 #   tools/device/pack.sh [.device]      then: bash .device/run.sh <aios args>
 #   PROJECT=tests/AiOs.Planner.Benchmarks/AiOs.Planner.Benchmarks.csproj tools/device/pack.sh .device-bench   (another program)
 set -euo pipefail
@@ -10,13 +10,23 @@ out=${1:-.device}
 ../shared/device/pack.sh "${PROJECT:-src/AiOs.Planner.Cli/AiOs.Planner.Cli.csproj}" "$out" >/dev/null
 rm -f "$out"/app/*.dbg "$out"/app/*.xml
 dll=$(basename "$(ls "$out"/app/*.runtimeconfig.json | head -1)" .runtimeconfig.json).dll
+# The ASP.NET Core framework (8 MiB packed) serves only `aios serve`, which the GPU machine never runs: the packed app
+# starts without it, and the runtime below leaves it out, so the tracked tree plus the pack stay under 64 MiB.
+python3 - "$out/app/${dll%.dll}.runtimeconfig.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+options = config["runtimeOptions"]
+options["frameworks"] = [f for f in options.get("frameworks", []) if f["name"] != "Microsoft.AspNetCore.App"]
+json.dump(config, open(path, "w"), indent=2)
+PY
 tar -cf - -C "$out" app | xz -6 -T2 > "$out/app.tar.xz"
 rm -rf "$out/app"
-if [ ! -f "$out/.runtime-trimmed" ]; then
+if [ ! -f "$out/.runtime-lean" ]; then
   root=$(dirname "$(readlink -f "$(command -v dotnet)")")
   tar -C "$root" --exclude='libmscordaccore.so' --exclude='libmscordbi.so' --exclude='createdump' --exclude='libclrgc*.so' \
-    --exclude='libcoreclrtraceptprovider.so' -cf - dotnet host shared/Microsoft.NETCore.App shared/Microsoft.AspNetCore.App | xz -9e -T2 > "$out/dotnet-rt.tar.xz"
-  touch "$out/.runtime-trimmed"
+    --exclude='libcoreclrtraceptprovider.so' -cf - dotnet host shared/Microsoft.NETCore.App | xz -9e -T2 > "$out/dotnet-rt.tar.xz"
+  touch "$out/.runtime-lean"
 fi
 stamp=$(sha1sum "$out/app.tar.xz" | cut -c1-12)
 cat > "$out/run.sh" <<RUN
