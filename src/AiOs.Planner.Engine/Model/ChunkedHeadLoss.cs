@@ -65,6 +65,8 @@ internal static class ChunkedHeadLoss
         bool pad = padded != vocab;
         Tensor? dHeadPadded = gradHead ? zeros([padded, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
         Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;
+        // On a GPU the chunk's softmax, loss and gradient are one kernel over its logits, in place (CrossEntropyKernel).
+        CrossEntropyKernel? kernel = !fp16 && CrossEntropyKernel.Takes(normed) ? CrossEntropyKernel.TryGet() : null;
         using (no_grad())
         {
             Tensor x = rows.detach(), w = head.detach();
@@ -74,6 +76,18 @@ internal static class ChunkedHeadLoss
                 using var chunkScope = NewDisposeScope();
                 long r = Math.Min(chunkTokens, n - start);
                 Tensor xc = x.narrow(0, start, r), yc = labels.narrow(0, start, r), vc = valid.narrow(0, start, r);
+                if (kernel is not null)
+                {
+                    bool gradients = dRows is not null || dHead is not null;
+                    Tensor logits = F.linear(xc, wp), rowLoss = empty([r], ScalarType.Float32, normed.device);
+                    kernel.Run(logits, vocab, yc.clamp_min(zero).to(ScalarType.Int64), vc.to(ScalarType.Float32), scale.reshape(1), rowLoss, gradients);
+                    lossSum.add_(rowLoss.sum());
+                    if (!gradients) continue;
+                    // The logits now hold the gradient in the training precision, padded columns zero.
+                    if (dRows is not null) dRows.narrow(0, start, r).copy_(logits.mm(wp));
+                    dHeadPadded?.addmm_(logits.t(), xc);
+                    continue;
+                }
                 Tensor target = yc.clamp_min(zero).unsqueeze(1);
                 // log-softmax straight from the training-precision logits into fp32 (the same upcast, without a separate
                 // cast pass), then exp in place: softmax; the loss is −log p[target]. Fewer passes over the chunk's
