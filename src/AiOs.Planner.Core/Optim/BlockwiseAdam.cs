@@ -242,9 +242,8 @@ public static unsafe partial class BlockwiseAdam
     }
 
     /// <summary>
-    /// Pass 1's running extremes, eight lanes each, element j of a block in lane j mod 8 in index order whatever the vector
-    /// width, so that both kernels end with the same lanes bit for bit (vmaxps keeps its second operand for ±0 and NaN, so a
-    /// lane's value depends on its elements' order). <see cref="Finite"/> is all-ones while every v is below +∞.
+    /// Pass 1's running extremes on eight lanes (element j of a block in lane j mod 8, in index order, in the AVX2 kernel);
+    /// <see cref="Finite"/> is all-ones while every v is below +∞.
     /// </summary>
     private struct Extremes()
     {
@@ -257,6 +256,13 @@ public static unsafe partial class BlockwiseAdam
             Finite &= Vector256.LessThan(v1, Vector256.Create(float.PositiveInfinity));
             // vmaxps/vminps directly: Vector256.Max's IEEE NaN and ±0 handling costs several instructions, and a block with a NaN is skipped anyway.
             MaxM = Avx.Max(MaxM, m1); MinM = Avx.Min(MinM, m1); MaxV = Avx.Max(MaxV, v1);
+        }
+
+        /// <summary>Extremes found elsewhere (eight lanes of a wider kernel's) into these.</summary>
+        public void Merge(Vector256<float> maxM, Vector256<float> minM, Vector256<float> maxV, Vector256<float> finite)
+        {
+            Finite &= finite;
+            MaxM = Avx.Max(MaxM, maxM); MinM = Avx.Min(MinM, minM); MaxV = Avx.Max(MaxV, maxV);
         }
     }
 
