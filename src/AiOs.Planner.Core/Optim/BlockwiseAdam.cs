@@ -40,8 +40,14 @@ internal enum BlockwiseKernel
 /// optional bf16 copy); blocks are spread in groups over the process's <see cref="CpuWorkers"/>, as CpuAdam spreads its chunks.
 /// </summary>
 /// <remarks>
-/// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
-/// tensor by tensor, or its blocks will not line up with the stored scales.
+/// <para>Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
+/// tensor by tensor, or its blocks will not line up with the stored scales.</para>
+/// <para>Where AVX-512 (F, BW) runs natively (<see cref="BlockwiseKernel"/>), as <see cref="CpuAdam"/> then runs its 512-bit
+/// kernel, the block's work runs on sixteen lanes: the decoded tables, pass 1's moment update and extremes (the look-ups
+/// stay scalar, the cheapest measured), and pass 2's update, bf16 words (narrowed by vpmovdw), hash, stochastic ranks (the
+/// 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's rate per
+/// core (docs/benchmarks.md). Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
+/// (BlockwiseAdamKernelTests); a last block's remainder below sixteen runs the eight-lane and scalar code.</para>
 /// </remarks>
 public static unsafe partial class BlockwiseAdam
 {
