@@ -32,13 +32,16 @@ internal static partial class QuantizationVectors
         return Avx512BW.SubtractSaturate(scaled, Vector512.Create(DynamicQuantizationMap.RegionEstimateBias).AsUInt16()).AsInt32();
     }
 
-    /// <summary><see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes.</summary>
+    /// <summary>
+    /// <see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes; the region's
+    /// correction is a masked add of 1 (the compare's mask register) where the AVX2 code subtracts the all-ones lanes.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u)
     {
         Vector512<float> a = Avx512F.Min(Vector512.Abs(y), Vector512<float>.One); // vminps gives its second operand for NaN
         Vector512<int> e = RegionEstimates(a);
-        Vector512<int> d = e - Avx512F.CompareGreaterThan(a, Avx512F.PermuteVar16x32(t.Upper, e)).AsInt32();
+        Vector512<int> d = Vector512.ConditionalSelect(Avx512F.CompareGreaterThan(a, Avx512F.PermuteVar16x32(t.Upper, e)).AsInt32(), e + Vector512<int>.One, e);
         Vector512<float> q = Avx512F.FusedMultiplyAdd(a, Avx512F.PermuteVar16x32(t.Slope, d), Avx512F.PermuteVar16x32(t.Intercept, d));
         Vector512<float> above = Avx512F.Max(q - Avx512F.PermuteVar16x32(t.High, d), Vector512<float>.Zero);
         Vector512<float> f = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.Lower, d), Avx512F.Min(q, Vector512<float>.Zero),
@@ -47,13 +50,16 @@ internal static partial class QuantizationVectors
         return Avx512F.Max(r, Vector512<int>.Zero);
     }
 
-    /// <summary><see cref="Codes(Vector256{int}, Vector256{float}, bool)"/> on sixteen lanes.</summary>
+    /// <summary>
+    /// <see cref="Codes(Vector256{int}, Vector256{float}, bool)"/> on sixteen lanes: 127 − min(r, 127) where y &lt; 0, else
+    /// 127 + min(r, 128), the same codes, the choice made by a mask register (a masked vpsubd) instead of a ±1 lane vector.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> Codes(Vector512<int> r, Vector512<float> y, bool signed)
     {
         if (!signed) return r;
-        Vector512<int> s = Avx512F.CompareLessThan(y, Vector512<float>.Zero).AsInt32();
-        Vector512<int> capped = Vector512.Min(r, Vector512.Create(128) + s);
-        return Vector512.Create(127) + ((capped ^ s) - s);
+        Vector512<int> zeroCode = Vector512.Create(127);
+        return Vector512.ConditionalSelect(Avx512F.CompareLessThan(y, Vector512<float>.Zero).AsInt32(),
+            zeroCode - Vector512.Min(r, zeroCode), zeroCode + Vector512.Min(r, Vector512.Create(128)));
     }
 }
