@@ -26,7 +26,7 @@ public static unsafe partial class BlockwiseAdam
     /// Pass 1 (see <see cref="Moments"/>) on the block's whole groups of sixteen; returns how many elements it did, the rest
     /// (fewer than sixteen, only in a tensor's last block) left to the scalar loop. The codes are still looked up by scalar
     /// loads: gathers (two 8-lane vgatherdps per moment) and vpermi2ps over the 256-entry tables (eight permutes and seven
-    /// blends per moment) both ran pass 1 about a fifth slower on an EPYC (Zen 4) with the block in cache.
+    /// blends per moment) both ran pass 1 about a fifth slower on an AVX-512 AMD EPYC with the block in cache (docs/benchmarks.md).
     /// </summary>
     /// <remarks>
     /// The extremes run on sixteen lanes. Without NaN among the m (v is finite, else the block is skipped), they are the AVX2
