@@ -74,11 +74,7 @@ public class StochasticRoundingTests
         if (!QuantizationVectors.IsSupported) return;
         DynamicQuantizationMap Map = MapOf(signed);
         var t = new QuantizationVectors.StochasticTables(Map);
-        var x = Points(Map, 2);
-        foreach (float th in Map.Thresholds.Where(float.IsFinite)) x.AddRange([th, MathF.BitIncrement(th), MathF.BitDecrement(th)]);
-        for (int k = 0; k < 256; k++) x.Add(Map.Values[k]);
-        x.AddRange([0f, -0f, 1e-40f, float.Epsilon, 1f, 1.5f, float.PositiveInfinity, float.NaN, -1f, -1e-40f, float.NegativeInfinity]);
-        while (x.Count % 8 != 0) x.Add(0.5f);
+        var x = RankInputs(Map, 8);
         var rng = new Random(3);
         for (int round = 0; round < 4; round++)
             for (int i = 0; i < x.Count; i += 8)
@@ -89,6 +85,49 @@ public class StochasticRoundingTests
                 for (int lane = 0; lane < 8; lane++)
                     Assert.True(Math.Min(r[lane], 255) == Map.QuantizeStochastic(y[lane], u[lane]), $"y {y[lane]:R}, u {u[lane]:R}: vector {r[lane]}, scalar {Map.QuantizeStochastic(y[lane], u[lane])}");
             }
+    }
+
+    /// <summary>Points in every gap, every threshold and the floats beside it, every map value, ±0, subnormals, 1 and beyond, ±∞ and NaN; padded to whole groups of <paramref name="lanes"/>.</summary>
+    private static List<float> RankInputs(DynamicQuantizationMap Map, int lanes)
+    {
+        var x = Points(Map, 2);
+        foreach (float th in Map.Thresholds.Where(float.IsFinite)) x.AddRange([th, MathF.BitIncrement(th), MathF.BitDecrement(th)]);
+        for (int k = 0; k < 256; k++) x.Add(Map.Values[k]);
+        x.AddRange([0f, -0f, 1e-40f, float.Epsilon, 1f, 1.5f, float.PositiveInfinity, float.NaN, -1f, -1e-40f, float.NegativeInfinity]);
+        while (x.Count % lanes != 0) x.Add(0.5f);
+        return x;
+    }
+
+    [Theory]
+    [MemberData(nameof(Maps))]
+    public void Given_many_values_and_uniforms_When_ranked_by_the_512_bit_path_Then_codes_equal_the_scalar_reference(bool signed)
+    {
+        if (!QuantizationVectors.IsSupported512) return; // AVX-512 intrinsics; BlockwiseAdamKernelTests covers the kernels that run here
+        DynamicQuantizationMap Map = MapOf(signed);
+        var t = new QuantizationVectors.StochasticTables512(Map);
+        var x = RankInputs(Map, 16);
+        var rng = new Random(3);
+        for (int round = 0; round < 4; round++)
+            for (int i = 0; i < x.Count; i += 16)
+            {
+                float[] u = Enumerable.Range(0, 16).Select(_ => StochasticRounding.FirstMomentUniform((uint)rng.Next())).ToArray();
+                Vector512<float> y = Vector512.Create(x.GetRange(i, 16).ToArray());
+                Vector512<int> r = QuantizationVectors.Codes(QuantizationVectors.StochasticRanks(y, t, Vector512.Create(u)), y, signed);
+                for (int lane = 0; lane < 16; lane++)
+                    Assert.True(Math.Min(r[lane], 255) == Map.QuantizeStochastic(y[lane], u[lane]), $"y {y[lane]:R}, u {u[lane]:R}: vector {r[lane]}, scalar {Map.QuantizeStochastic(y[lane], u[lane])}");
+            }
+    }
+
+    [Fact]
+    public void Given_a_key_When_uniforms_are_drawn_on_sixteen_lanes_or_one_by_one_Then_they_agree()
+    {
+        uint key = StochasticRounding.BlockKey(5, StochasticRounding.BlockSeed(7, 4099));
+        var (m, v) = StochasticRounding.Uniforms(StochasticRounding.Mix(Vector512.Create(key) + Vector512.Create(0u, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
+        for (int i = 0; i < 16; i++)
+        {
+            Assert.Equal(StochasticRounding.FirstMomentUniform(StochasticRounding.ElementHash(key, i)), m[i]);
+            Assert.Equal(StochasticRounding.SecondMomentUniform(StochasticRounding.ElementHash(key, i)), v[i]);
+        }
     }
 
     [Fact]

@@ -13,6 +13,19 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
     public bool AllFinite => SkippedBlocks == 0;
 }
 
+/// <summary>The instruction sets a <see cref="BlockwiseAdam"/> step runs on, narrowest first; every kernel gives the same bits.</summary>
+internal enum BlockwiseKernel
+{
+    /// <summary>Element by element through the scalar maps.</summary>
+    Scalar,
+
+    /// <summary>Eight lanes (AVX2 and FMA).</summary>
+    Avx2,
+
+    /// <summary>Sixteen lanes (AVX-512 F and BW), the last block's remainder below sixteen on the AVX2 code.</summary>
+    Avx512,
+}
+
 /// <summary>
 /// AdamW with 8-bit block-wise moments (Dettmers et al. 2022) on fp32 master weights, in place, on the CPU. Per
 /// block of <see cref="BlockwiseQuantization.BlockSize"/> values, in one visit: dequantise m (signed dynamic map) and
@@ -22,16 +35,26 @@ public readonly record struct BlockwiseAdamReport(long SkippedBlocks, long First
 /// stochastically (unbiased) with counter-based uniforms of the step, the block's place and the element's
 /// (<see cref="StochasticRounding"/>). A block whose gradient holds NaN or ±∞ is left as it was and counted in the report,
 /// never quantised. Codes are decoded by scalar look-ups in a per-block table of value × scale (a few groups ahead of the
-/// vector loop), and with AVX2 and FMA encoded arithmetically (<see cref="QuantizationVectors.StochasticRanks"/>), bit-identical to the
+/// vector loop), and with AVX2 and FMA encoded arithmetically (<see cref="QuantizationVectors.StochasticRanks(Vector256{float}, in QuantizationVectors.StochasticTables, Vector256{float})"/>), bit-identical to the
 /// scalar map (<see cref="DynamicQuantizationMap.QuantizeStochastic"/>), in the same pass as the parameter update (and the
 /// optional bf16 copy); blocks are spread in groups over the process's <see cref="CpuWorkers"/>, as CpuAdam spreads its chunks.
 /// </summary>
 /// <remarks>
-/// Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
-/// tensor by tensor, or its blocks will not line up with the stored scales.
+/// <para>Blocks start at the start of the spans: a caller that quantises tensor by tensor (as checkpoints do) must step
+/// tensor by tensor, or its blocks will not line up with the stored scales.</para>
+/// <para>Where AVX-512 (F, BW) runs natively (<see cref="BlockwiseKernel"/>), as <see cref="CpuAdam"/> then runs its 512-bit
+/// kernel, the block's work runs on sixteen lanes: the decoded tables, pass 1's moment update and extremes (the look-ups
+/// stay scalar, the cheapest measured), and pass 2's update, bf16 words (narrowed by vpmovdw), hash, stochastic ranks (the
+/// 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's rate per
+/// core (docs/benchmarks.md). Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
+/// (BlockwiseAdamKernelTests); a last block's remainder below sixteen runs the eight-lane and scalar code.</para>
 /// </remarks>
-public static unsafe class BlockwiseAdam
+public static unsafe partial class BlockwiseAdam
 {
+    /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively, else AVX2 and FMA, else scalar.</summary>
+    internal static BlockwiseKernel Kernel { get; } =
+        QuantizationVectors.IsSupported512 ? BlockwiseKernel.Avx512 : QuantizationVectors.IsSupported ? BlockwiseKernel.Avx2 : BlockwiseKernel.Scalar;
+
     /// <summary>Blocks per parallel work item: 32 × 2,048 = 64 K elements, CpuAdam's chunk.</summary>
     private const int BlocksPerChunk = 32;
 
@@ -52,7 +75,12 @@ public static unsafe class BlockwiseAdam
     /// over the fp32 weights. A skipped block's bf16 is its unchanged parameters'.
     /// </summary>
     public static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
-        Span<byte> vCodes, Span<float> vScales, Span<ushort> bf16, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1)
+        Span<byte> vCodes, Span<float> vScales, Span<ushort> bf16, int step, AdamHyperParameters hp, float gradScale = 1f, int threads = 1) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, bf16, step, hp, gradScale, threads, Kernel);
+
+    /// <summary>As the bf16 span overload, on the given kernel (tests compare the kernels; it must run here).</summary>
+    internal static BlockwiseAdamReport Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<byte> mCodes, Span<float> mScales,
+        Span<byte> vCodes, Span<float> vScales, Span<ushort> bf16, int step, AdamHyperParameters hp, float gradScale, int threads, BlockwiseKernel kernel)
     {
         int n = parameters.Length;
         long blocks = BlockwiseQuantization.Blocks(n);
@@ -67,7 +95,7 @@ public static unsafe class BlockwiseAdam
         fixed (byte* vc = vCodes)
         fixed (float* vs = vScales)
         fixed (ushort* h = bf16)
-            return Step(p, g, mc, ms, vc, vs, bf16.IsEmpty ? null : h, n, step, hp, gradScale, threads);
+            return Step(p, g, mc, ms, vc, vs, bf16.IsEmpty ? null : h, n, step, hp, gradScale, threads, kernel);
     }
 
     /// <summary>As the span overload, on <paramref name="count"/> elements at the given addresses (pinned by the caller).</summary>
@@ -77,9 +105,15 @@ public static unsafe class BlockwiseAdam
 
     /// <summary>As the bf16 span overload, on <paramref name="count"/> elements at the given addresses; a null <paramref name="bf16"/> writes no copy.</summary>
     public static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
-        ushort* bf16, long count, int step, AdamHyperParameters hp, float gradScale, int threads)
+        ushort* bf16, long count, int step, AdamHyperParameters hp, float gradScale, int threads) =>
+        Step(parameters, gradients, mCodes, mScales, vCodes, vScales, bf16, count, step, hp, gradScale, threads, Kernel);
+
+    private static BlockwiseAdamReport Step(float* parameters, float* gradients, byte* mCodes, float* mScales, byte* vCodes, float* vScales,
+        ushort* bf16, long count, int step, AdamHyperParameters hp, float gradScale, int threads, BlockwiseKernel kernel)
     {
         ArgumentNullException.ThrowIfNull(hp);
+        if (kernel > Kernel)
+            throw new PlatformNotSupportedException($"The {kernel} kernel of the 8-bit Adam needs instructions this processor lacks; it runs {Kernel} at most.");
         ArgumentOutOfRangeException.ThrowIfLessThan(step, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         var k = Coefficients.For(step, hp, gradScale);
@@ -99,7 +133,7 @@ public static unsafe class BlockwiseAdam
                 int n = (int)Math.Min(BlockwiseQuantization.BlockSize, count - start);
                 uint key = StochasticRounding.BlockKey(step, StochasticRounding.BlockSeed(b, count));
                 bool ok = UpdateBlock((float*)p + start, (float*)g + start, (byte*)mc + start, (float*)ms + b, (byte*)vc + start, (float*)vs + b, n, k, key, mBuffer, vBuffer,
-                    decoded, h == 0 ? null : (ushort*)h + start);
+                    decoded, h == 0 ? null : (ushort*)h + start, kernel);
                 if (ok) continue;
                 Interlocked.Increment(ref skipped);
                 long seen;
@@ -139,7 +173,7 @@ public static unsafe class BlockwiseAdam
     /// catches NaN or ±∞ in g and g² overflowing — the parameter update and the requantisation. Returns whether it updated.
     /// </summary>
     private static bool UpdateBlock(float* p, float* g, byte* mc, float* ms, byte* vc, float* vs, int n, Coefficients k, uint key, float* mNew, float* vNew,
-        float* decoded, ushort* h)
+        float* decoded, ushort* h, BlockwiseKernel kernel)
     {
         DynamicQuantizationMap mMap = DynamicQuantizationMap.Signed, vMap = DynamicQuantizationMap.Unsigned;
         float mScale = *ms, vScale = *vs;
@@ -149,45 +183,26 @@ public static unsafe class BlockwiseAdam
         fixed (float* mTable = mMap.Values)
         fixed (float* vTable = vMap.Values)
         {
-            if (Avx.IsSupported)
+            if (kernel != BlockwiseKernel.Scalar)
             {
-                var b1 = Vector256.Create(k.Beta1); var c1 = Vector256.Create(k.OneMinusBeta1);
-                var b2 = Vector256.Create(k.Beta2); var c2 = Vector256.Create(k.OneMinusBeta2);
-                var gs = Vector256.Create(k.GradScale);
-                Vector256<float> maxM = Vector256<float>.Zero, minM = Vector256<float>.Zero, maxV = Vector256<float>.Zero;
-                Vector256<float> ok = Vector256<float>.AllBitsSet, inf = Vector256.Create(float.PositiveInfinity);
                 // The block's old moments by code: value × scale for m, (value × scale)² for v, the float operations the
                 // element-wise decode does, so 512 products per block replace a decode per element.
                 float* mOld = decoded, vOld = decoded + DecodedTable;
-                var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
-                for (int c = 0; c < DecodedTable; c += 8)
+                var extremes = new Extremes();
+                if (kernel == BlockwiseKernel.Avx512)
                 {
-                    (Avx.LoadVector256(mTable + c) * msv).Store(mOld + c);
-                    Vector256<float> r0 = Avx.LoadVector256(vTable + c) * vsv;
-                    (r0 * r0).Store(vOld + c);
+                    DecodeTables512(mTable, vTable, mScale, vScale, mOld, vOld);
+                    i = Moments512(g, mc, vc, mOld, vOld, mNew, vNew, n, k, ref extremes);
                 }
-                // Codes are looked up by scalar loads a few groups ahead, into the buffers the vector loop then reads and
-                // overwrites with the new moments: the look-ups run on the load and integer units, which this loop and the
-                // requantisation leave idle, where decoding in vector registers (two 8-entry lines and a ±1-ulp correction
-                // per moment, ten cross-lane permutes per eight codes) competed with the rest for the vector pipes.
-                int vectorEnd = n & ~7;
-                for (int j = 0; j < Math.Min(LookAhead, vectorEnd); j += 8) Look(mc + j, vc + j, mOld, vOld, mNew + j, vNew + j);
-                for (; i < vectorEnd; i += 8)
+                else
                 {
-                    if (i + LookAhead < vectorEnd) Look(mc + i + LookAhead, vc + i + LookAhead, mOld, vOld, mNew + i + LookAhead, vNew + i + LookAhead);
-                    Vector256<float> m0 = Avx.LoadVector256(mNew + i), v0 = Avx.LoadVector256(vNew + i);
-                    Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
-                    Vector256<float> m1 = b1 * m0 + c1 * gi;
-                    Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
-                    ok &= Vector256.LessThan(v1, inf);
-                    // vmaxps/vminps directly: Vector256.Max's IEEE NaN and ±0 handling costs several instructions, and a block with a NaN is skipped anyway.
-                    maxM = Avx.Max(maxM, m1); minM = Avx.Min(minM, m1); maxV = Avx.Max(maxV, v1);
-                    m1.Store(mNew + i);
-                    v1.Store(vNew + i);
+                    DecodeTables(mTable, vTable, mScale, vScale, mOld, vOld);
+                    i = Moments(g, mc, vc, mOld, vOld, mNew, vNew, n, k, ref extremes);
                 }
-                finite = ok.AsInt32() == Vector256<int>.AllBitsSet; // compared as integers: all-ones is a NaN as a float
-                mMax = maxM.ToScalar(); mMin = minM.ToScalar(); vMax = maxV.ToScalar();
-                for (int j = 1; j < 8; j++) { mMax = Math.Max(mMax, maxM[j]); mMin = Math.Min(mMin, minM[j]); vMax = Math.Max(vMax, maxV[j]); }
+                finite = extremes.Finite.AsInt32() == Vector256<int>.AllBitsSet; // compared as integers: all-ones is a NaN as a float
+                // From 0, as the scalar loop starts: lanes of m all −0 end −0, and Math.Max(0, −0) makes the block's scale +0, as
+                // the scalar kernel's (a lane's −0 would have made it −0).
+                for (int j = 0; j < 8; j++) { mMax = Math.Max(mMax, extremes.MaxM[j]); mMin = Math.Min(mMin, extremes.MinM[j]); vMax = Math.Max(vMax, extremes.MaxV[j]); }
             }
             for (; i < n; i++)
             {
@@ -214,7 +229,9 @@ public static unsafe class BlockwiseAdam
         // than half the map's gap (0.35–7% of the block's largest) keeps its code and so follows the block's scale, which
         // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamTrackingTests);
         // tiny-gpt (500 steps) ended 4.5% below fp32 with both nearest, 0.85% above with only v stochastic, 0.05% below with both.
-        if (QuantizationVectors.IsSupported)
+        if (kernel == BlockwiseKernel.Avx512)
+            UpdateAndQuantize512(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);
+        else if (kernel == BlockwiseKernel.Avx2)
             UpdateAndQuantize(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);
         else
         {
@@ -230,6 +247,71 @@ public static unsafe class BlockwiseAdam
         return true;
     }
 
+    /// <summary>
+    /// Pass 1's running extremes on eight lanes (element j of a block in lane j mod 8, in index order, in the AVX2 kernel);
+    /// <see cref="Finite"/> is all-ones while every v is below +∞.
+    /// </summary>
+    private struct Extremes()
+    {
+        public Vector256<float> MaxM = Vector256<float>.Zero, MinM = Vector256<float>.Zero, MaxV = Vector256<float>.Zero, Finite = Vector256<float>.AllBitsSet;
+
+        /// <summary>Eight new moments into the extremes.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(Vector256<float> m1, Vector256<float> v1)
+        {
+            Finite &= Vector256.LessThan(v1, Vector256.Create(float.PositiveInfinity));
+            // vmaxps/vminps directly: Vector256.Max's IEEE NaN and ±0 handling costs several instructions, and a block with a NaN is skipped anyway.
+            MaxM = Avx.Max(MaxM, m1); MinM = Avx.Min(MinM, m1); MaxV = Avx.Max(MaxV, v1);
+        }
+
+        /// <summary>Extremes found elsewhere (eight lanes of a wider kernel's) into these.</summary>
+        public void Merge(Vector256<float> maxM, Vector256<float> minM, Vector256<float> maxV, Vector256<float> finite)
+        {
+            Finite &= finite;
+            MaxM = Avx.Max(MaxM, maxM); MinM = Avx.Min(MinM, minM); MaxV = Avx.Max(MaxV, maxV);
+        }
+    }
+
+    /// <summary>The block's decoded tables, eight codes at a time.</summary>
+    private static void DecodeTables(float* mTable, float* vTable, float mScale, float vScale, float* mOld, float* vOld)
+    {
+        var msv = Vector256.Create(mScale); var vsv = Vector256.Create(vScale);
+        for (int c = 0; c < DecodedTable; c += 8)
+        {
+            (Avx.LoadVector256(mTable + c) * msv).Store(mOld + c);
+            Vector256<float> r0 = Avx.LoadVector256(vTable + c) * vsv;
+            (r0 * r0).Store(vOld + c);
+        }
+    }
+
+    /// <summary>
+    /// Pass 1 on the block's whole groups of eight: new m and v into the buffers and the extremes; returns how many elements it did.
+    /// Codes are looked up by scalar loads a few groups ahead, into the buffers the vector loop then reads and overwrites with
+    /// the new moments: the look-ups run on the load and integer units, which this loop and the requantisation leave idle,
+    /// where decoding in vector registers (two 8-entry lines and a ±1-ulp correction per moment, ten cross-lane permutes per
+    /// eight codes) competed with the rest for the vector pipes.
+    /// </summary>
+    private static int Moments(float* g, byte* mc, byte* vc, float* mOld, float* vOld, float* mNew, float* vNew, int n, Coefficients k, ref Extremes extremes)
+    {
+        var b1 = Vector256.Create(k.Beta1); var c1 = Vector256.Create(k.OneMinusBeta1);
+        var b2 = Vector256.Create(k.Beta2); var c2 = Vector256.Create(k.OneMinusBeta2);
+        var gs = Vector256.Create(k.GradScale);
+        int vectorEnd = n & ~7;
+        for (int j = 0; j < Math.Min(LookAhead, vectorEnd); j += 8) Look(mc + j, vc + j, mOld, vOld, mNew + j, vNew + j);
+        for (int i = 0; i < vectorEnd; i += 8)
+        {
+            if (i + LookAhead < vectorEnd) Look(mc + i + LookAhead, vc + i + LookAhead, mOld, vOld, mNew + i + LookAhead, vNew + i + LookAhead);
+            Vector256<float> m0 = Avx.LoadVector256(mNew + i), v0 = Avx.LoadVector256(vNew + i);
+            Vector256<float> gi = Avx.LoadVector256(g + i) * gs;
+            Vector256<float> m1 = b1 * m0 + c1 * gi;
+            Vector256<float> v1 = b2 * v0 + c2 * gi * gi;
+            extremes.Add(m1, v1);
+            m1.Store(mNew + i);
+            v1.Store(vNew + i);
+        }
+        return vectorEnd;
+    }
+
     /// <summary>Eight m and v codes looked up in the block's decoded tables (scalar loads; the codes read as one ulong each).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Look(byte* mc, byte* vc, float* mOld, float* vOld, float* m, float* v)
@@ -243,7 +325,7 @@ public static unsafe class BlockwiseAdam
 
     /// <summary>
     /// The block's second pass, eight values at a time while m and v are still in L1: the parameter update, then both
-    /// moments' codes rounded stochastically by arithmetic (<see cref="QuantizationVectors.StochasticRanks"/>: no table, any
+    /// moments' codes rounded stochastically by arithmetic (<see cref="QuantizationVectors.StochasticRanks(Vector256{float}, in QuantizationVectors.StochasticTables, Vector256{float})"/>: no table, any
     /// scale, a subnormal one's ±∞ and NaN included), the uniforms from one hash of (block key, index) per element, packed together.
     /// </summary>
     private static void UpdateAndQuantize(float* p, float* m, float* v, byte* mc, byte* vc, ushort* h, int n, Coefficients k, float mInv, float vInv, uint key)
@@ -299,7 +381,7 @@ public static unsafe class BlockwiseAdam
     }
 
     /// <summary>fp32 → bf16 bits as <see cref="CpuAdam"/> writes them: round to nearest even on the bits, NaN as the quiet NaN 0x7FC0.</summary>
-    private static class Bf16
+    private static partial class Bf16
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static ushort Of(float x)

@@ -9,7 +9,7 @@ namespace AiOs.Planner.Optim;
 /// memory reads), codes from ranks, and packing codes to bytes. Ranks equal the scalar <see cref="DynamicQuantizationMap.Quantize"/>'s wherever a lane is not flagged as unsure; callers redo flagged
 /// groups with the bucket table (<see cref="BlockwiseQuantization.TableRanks(System.Runtime.Intrinsics.Vector256{float}, DynamicQuantizationMap)"/>).
 /// </summary>
-internal static class QuantizationVectors
+internal static partial class QuantizationVectors
 {
     /// <summary>Whether the vector paths can run here (every AVX2 processor has FMA, but the runtime reports them apart).</summary>
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;

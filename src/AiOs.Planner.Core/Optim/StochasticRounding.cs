@@ -69,4 +69,26 @@ public static class StochasticRounding
         Vector256<float> v = Vector256.ConvertToSingle(Vector256.ShiftRightLogical(hash, 16).AsInt32()) * unit + half;
         return (m, v);
     }
+
+    /// <summary><see cref="Mix(uint)"/> on sixteen lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<uint> Mix(Vector512<uint> x)
+    {
+        x ^= Vector512.ShiftRightLogical(x, 16);
+        x *= Vector512.Create(0x7feb352du);
+        x ^= Vector512.ShiftRightLogical(x, 15);
+        x *= Vector512.Create(0x846ca68bu);
+        x ^= Vector512.ShiftRightLogical(x, 16);
+        return x;
+    }
+
+    /// <summary><see cref="Uniforms(Vector256{uint})"/> on sixteen lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static (Vector512<float> M, Vector512<float> V) Uniforms(Vector512<uint> hash)
+    {
+        Vector512<float> unit = Vector512.Create(1f / 65536), half = Vector512.Create(1f / 131072);
+        Vector512<float> m = Vector512.ConvertToSingle((hash & Vector512.Create(0xFFFFu)).AsInt32()) * unit + half;
+        Vector512<float> v = Vector512.ConvertToSingle(Vector512.ShiftRightLogical(hash, 16).AsInt32()) * unit + half;
+        return (m, v);
+    }
 }

@@ -1,0 +1,65 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AiOs.Planner.Optim;
+
+/// <summary>
+/// The AVX-512 pieces of the 8-bit codec: the AVX2 pieces' operations on sixteen lanes, the 8-entry region tables read
+/// through 16-lane permutes (vpermps with indices 0 … 7), so each lane's result is the AVX2 lane's bit for bit.
+/// </summary>
+internal static partial class QuantizationVectors
+{
+    /// <summary>Whether the 512-bit paths can run natively here (AVX-512 F for the float work and permutes, BW for the 16-bit multiplies).</summary>
+    public static bool IsSupported512 => Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported && IsSupported;
+
+    /// <summary>A map's stochastic-rounding constants in 512-bit registers, each 8-entry table twice (see <see cref="StochasticTables"/>).</summary>
+    internal readonly struct StochasticTables512(DynamicQuantizationMap map)
+    {
+        public readonly Vector512<float> Upper = Twice(map.RegionUpper), Slope = Twice(map.StochasticSlope), Intercept = Twice(map.StochasticIntercept),
+            High = Twice(map.StochasticHigh), Lower = Twice(map.StochasticLower), UpperBend = Twice(map.StochasticUpper);
+        public readonly Vector512<int> Base = Vector512.ConvertToInt32(Twice(map.StochasticBase));
+
+        private static Vector512<float> Twice(float[] table) => Vector512.Create(Vector256.Create(table), Vector256.Create(table));
+    }
+
+    /// <summary><see cref="RegionEstimates(Vector256{float})"/> on sixteen magnitudes a ≥ 0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> RegionEstimates(Vector512<float> a)
+    {
+        Vector512<ushort> top = Avx512F.ShiftRightLogical(a.AsInt32(), 16).AsUInt16();
+        Vector512<ushort> scaled = Avx512BW.MultiplyHigh(top, Vector512.Create(DynamicQuantizationMap.RegionEstimateMultiplier).AsUInt16());
+        return Avx512BW.SubtractSaturate(scaled, Vector512.Create(DynamicQuantizationMap.RegionEstimateBias).AsUInt16()).AsInt32();
+    }
+
+    /// <summary>
+    /// <see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes; the region's
+    /// correction is a masked add of 1 (the compare's mask register) where the AVX2 code subtracts the all-ones lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u)
+    {
+        Vector512<float> a = Avx512F.Min(Vector512.Abs(y), Vector512<float>.One); // vminps gives its second operand for NaN
+        Vector512<int> e = RegionEstimates(a);
+        Vector512<int> d = Vector512.ConditionalSelect(Avx512F.CompareGreaterThan(a, Avx512F.PermuteVar16x32(t.Upper, e)).AsInt32(), e + Vector512<int>.One, e);
+        Vector512<float> q = Avx512F.FusedMultiplyAdd(a, Avx512F.PermuteVar16x32(t.Slope, d), Avx512F.PermuteVar16x32(t.Intercept, d));
+        Vector512<float> above = Avx512F.Max(q - Avx512F.PermuteVar16x32(t.High, d), Vector512<float>.Zero);
+        Vector512<float> f = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.Lower, d), Avx512F.Min(q, Vector512<float>.Zero),
+            Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.UpperBend, d), above, q));
+        Vector512<int> r = Avx512F.ConvertToVector512Int32WithTruncation(Vector512.Floor(f + u)) + Avx512F.PermuteVar16x32(t.Base, d);
+        return Avx512F.Max(r, Vector512<int>.Zero);
+    }
+
+    /// <summary>
+    /// <see cref="Codes(Vector256{int}, Vector256{float}, bool)"/> on sixteen lanes: 127 − min(r, 127) where y &lt; 0, else
+    /// 127 + min(r, 128), the same codes, the choice made by a mask register (a masked vpsubd) instead of a ±1 lane vector.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> Codes(Vector512<int> r, Vector512<float> y, bool signed)
+    {
+        if (!signed) return r;
+        Vector512<int> zeroCode = Vector512.Create(127);
+        return Vector512.ConditionalSelect(Avx512F.CompareLessThan(y, Vector512<float>.Zero).AsInt32(),
+            zeroCode - Vector512.Min(r, zeroCode), zeroCode + Vector512.Min(r, Vector512.Create(128)));
+    }
+}
