@@ -13,14 +13,21 @@ public sealed class CpuAdamStep : IOptimizerStep
     private readonly AdamWOptions _options;
     private readonly int _threads;
 
-    /// <summary>Uses <paramref name="options"/> on up to <paramref name="threads"/> threads (default: every core).</summary>
+    /// <summary>
+    /// Uses <paramref name="options"/> on up to <paramref name="threads"/> threads (default: every core, or
+    /// <c>AIOS_CPU_ADAM_THREADS</c> when set: an experiment's knob for schedules that update beside the GPU's host thread).
+    /// </summary>
     public CpuAdamStep(AdamWOptions options, int? threads = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _hp = options.HyperParametersAt(1);
-        _threads = Math.Max(1, threads ?? Environment.ProcessorCount);
+        _threads = Math.Max(1, threads ?? DefaultThreads);
     }
+
+    /// <summary>Every core, unless <c>AIOS_CPU_ADAM_THREADS</c> names a positive count.</summary>
+    private static int DefaultThreads =>
+        int.TryParse(Environment.GetEnvironmentVariable("AIOS_CPU_ADAM_THREADS"), out int n) && n > 0 ? n : Environment.ProcessorCount;
 
     /// <inheritdoc/>
     public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale) =>
