@@ -109,6 +109,7 @@ public sealed partial class DeviceTrainer : ITrainer
                 p.BindGradients(_gradients[u]);
                 values.MoveNext();
                 SetMaster(u, values.Current);
+                DeviceMemory?.Note($"unit {u}'s initial weights");
             }
             DeviceMemory?.Note("master weights, moments and gradient buffers");
             _startup.Mark("master weights, moments, gradient buffers and initial weights");

@@ -78,13 +78,15 @@ public sealed class DeviceMemory : IDisposable
     /// <summary>With <c>AIOS_DEVICE_MEMORY_TRACE</c> set: lines still to print (a diagnostic for where device memory goes).</summary>
     private int _notesLeft = Environment.GetEnvironmentVariable("AIOS_DEVICE_MEMORY_TRACE") is { Length: > 0 } ? 60 : 0;
 
-    /// <summary>Samples, and with <c>AIOS_DEVICE_MEMORY_TRACE</c> set prints the memory in use after <paramref name="stage"/> to stderr (the first 60 notes).</summary>
+    /// <summary>Samples, and with <c>AIOS_DEVICE_MEMORY_TRACE</c> set prints the memory in use after <paramref name="stage"/> (and the host's resident set) to stderr (the first 60 notes).</summary>
     public void Note(string stage)
     {
         Sample();
         if (_notesLeft <= 0) return;
         _notesLeft--;
-        Console.Error.WriteLine($"device memory after {stage}: {Used} (run peak {RunPeak})");
+        // The host's resident set beside it: where a GPU run's host memory grows (issue 13's resident host RSS).
+        string host = ProcessMemory.ResidentOrNull() is { } rss ? $"; host resident {new Bytes(rss)}" : "";
+        Console.Error.WriteLine($"device memory after {stage}: {Used} (run peak {RunPeak}){host}");
     }
 
     /// <summary>The highest sample since the last call, which starts the next interval.</summary>
