@@ -39,13 +39,18 @@ public sealed class HeadLossOptionTests : IDisposable
         doc["memory"]!["breakdown"]!["gpu"]!.AsArray().Single(i => i!["name"]!.GetValue<string>() == "logits and loss")!["note"]!.GetValue<string>();
 
     [Fact]
-    public void Given_gpt2_mb8_on_an_80GB_card_When_planned_as_json_Then_the_settings_carry_the_unfused_head()
+    public void Given_gpt2_mb8_on_an_80GB_card_When_planned_as_json_Then_the_settings_carry_the_kernels_fused_head_and_fp16_the_unfused_one()
     {
         var (code, doc) = Plan();
 
         Assert.Equal(ExitCodes.Ok, code);
-        Assert.Equal("unfused", doc["settings"]!["head_loss"]!.GetValue<string>());
-        Assert.StartsWith("unfused head (auto", LogitsNote(doc), StringComparison.Ordinal);
+        Assert.Equal("fused", doc["settings"]!["head_loss"]!.GetValue<string>());
+        Assert.StartsWith("fused head and loss (auto: with its kernel", LogitsNote(doc), StringComparison.Ordinal);
+
+        var (fp16Code, fp16) = Plan("--precision", "fp16");
+        Assert.Equal(ExitCodes.Ok, fp16Code);
+        Assert.Equal("unfused", fp16["settings"]!["head_loss"]!.GetValue<string>());
+        Assert.StartsWith("unfused head (auto", LogitsNote(fp16), StringComparison.Ordinal);
     }
 
     [Fact]

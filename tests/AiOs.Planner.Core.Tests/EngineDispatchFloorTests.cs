@@ -66,7 +66,8 @@ public class EngineDispatchFloorTests
         // a 3 ms backward floor the host falls behind the head's work by nearly 10 ms, so the layers just after it find
         // their kernels launched and take their work; the last ones take the floor once that lead is spent.
         var model = ModelCatalog.Default.Load("gpt2");
-        var s = MicroBatchOne with { MicroBatch = 8, ActivationCheckpointing = checkpointing };
+        // The unfused head, whose backward is the long one (the fused head takes its gradients in forward).
+        var s = MicroBatchOne with { MicroBatch = 8, ActivationCheckpointing = checkpointing, HeadLoss = HeadLoss.Unfused };
         var floored = WithFloors(300, 600, 3000);
         var program = StepScheduler.Build(model, floored, s, false, ProgramShape.For(s, floored));
         var costs = Simulator.Costs(program, floored, s);

@@ -29,7 +29,7 @@ public class EngineHeadLossTests
         long tokens = 8 * 1024, v = m.VocabSize, h = m.HiddenSize, vh = v * h;
         // Resident without checkpointing (the head sets the peak either way since backward frees each layer's output and gradients, EngineBackwardMemoryTests).
         var s = resident ? Offloaded(8) with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2, ActivationCheckpointing = false } : Offloaded(8);
-        s = s with { HeadLoss = HeadLoss.Fused }; // the fused head's bytes (auto takes the unfused head for gpt2, which fits 11 GB)
+        s = s with { HeadLoss = HeadLoss.Fused }; // the fused head's bytes, with its kernel on this GPU
 
         var plan = EngineMemory.Plan(m, H200, s, Bytes.FromGB(11));
 
@@ -40,8 +40,8 @@ public class EngineHeadLossTests
         // Kept: embedding output, norm input and output (bf16), the normed gradient (bf16), the head weight's bf16 gradient
         // sum over the padded rows, and where padded, the padded bf16 copy of the head weight.
         long kept = tokens * h * (3 * 2 + 2) + 2 * p * h + (p == v ? 0 : 2 * p * h);
-        // One chunk: fp32 logits and their bf16 copy, padded wide.
-        long working = chunk * p * (4 + 2);
+        // One chunk: its bf16 logits, padded wide, which the kernel turns into their gradient in place, and one fp32 loss per row.
+        long working = chunk * (p * 2 + 4);
         // Full logits: bf16, the fp32 upcast and the fp32 log-softmax for every token.
         long unfused = tokens * (3 * 2 * h + (2 + 4 + 4) * v);
         Assert.Equal(new Bytes(kept + working), plan.Gpu.Of("logits and loss"));
@@ -69,18 +69,24 @@ public class EngineHeadLossTests
     }
 
     [Fact]
-    public void Given_few_tokens_and_a_large_head_When_planned_Then_the_engine_keeps_the_unfused_head_and_the_plan_prices_it()
+    public void Given_few_tokens_and_a_large_head_When_planned_Then_fp16_keeps_the_unfused_head_and_bf16_runs_the_kernel()
     {
         // Llama 2 7B at 1,024 tokens: the fused head's summed weight gradient (0.26 GB) and its one chunk of every token (0.2 GB) outweigh the full logits (0.33 GB).
         var m = ModelCatalog.Default.Load("llama-2-7b");
         long tokens = 1024;
 
         var resident = Offloaded(1) with { ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, ZeroStage = ZeroStage.Zero2, ActivationCheckpointing = false };
-        var plan = EngineMemory.Plan(m, H200, resident);
-
-        Assert.False(EngineHeadLoss.FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16));
-        Assert.Equal(EngineHeadLoss.UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16), plan.Gpu.Of("logits and loss"));
+        // fp16 has no kernel: the byte rule keeps the unfused head, which fits.
+        var fp16 = resident with { Precision = Precision.Fp16 };
+        var plan = EngineMemory.Plan(m, H200, fp16);
+        Assert.False(EngineHeadLoss.FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Fp16));
+        Assert.Equal(EngineHeadLoss.UnfusedBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Fp16), plan.Gpu.Of("logits and loss"));
         Assert.Contains("unfused", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
+
+        // bf16 on a GPU: the kernel's fused head is the faster wherever it fits, so auto runs it even where it keeps more bytes.
+        var bf16 = EngineMemory.Plan(m, H200, resident);
+        Assert.Equal(EngineHeadLoss.FusedBytes(tokens, m.VocabSize, m.HiddenSize, Precision.Bf16, kernel: true), bf16.Gpu.Of("logits and loss"));
+        Assert.Contains("with its kernel", bf16.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -13,9 +13,10 @@ using FsCheck.Fluent;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// <c>--head-loss</c> and <see cref="EngineHeadLoss.Resolve"/>: auto takes the unfused head (the faster) wherever the
-/// engine's device plan with it fits the card or the limit, else the fused head where it lowers the bytes; the memory
-/// plan and the step program price the head it picks. Limits are taken from the plan's own peaks, not guessed.
+/// <c>--head-loss</c> and <see cref="EngineHeadLoss.Resolve"/>: on a GPU in bf16 or fp32, auto takes the fused head with its
+/// kernel (the faster and the smaller) wherever its device plan fits the card or the limit; otherwise (fp16, or the fused
+/// plan does not fit) the unfused head where its plan fits, else the fused head where it lowers the bytes. The memory plan
+/// and the step program price the head it picks. Limits are taken from the plan's own peaks, not guessed.
 /// </summary>
 public class HeadLossResolveTests
 {
@@ -36,41 +37,56 @@ public class HeadLossResolveTests
     }
 
     [Fact]
-    public void Given_gpt2_mb8_on_an_80GB_card_When_resolved_Then_auto_runs_the_unfused_head_and_the_plan_prices_its_bytes()
+    public void Given_gpt2_mb8_on_an_80GB_card_When_resolved_Then_auto_runs_the_kernels_fused_head_and_the_plan_prices_its_bytes()
     {
-        Assert.True(EngineHeadLoss.FusingSavesBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16)); // the old rule fused here
-
         var plan = EngineMemory.Plan(Gpt2, H100, Resident);
 
-        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(Gpt2, H100, Resident));
-        Assert.Equal(EngineHeadLoss.UnfusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16), Logits(plan));
-        Assert.StartsWith("unfused head (auto", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
-        Assert.Equal(EngineMemory.DevicePeak(Gpt2, H100, Resident, fused: false), plan.Gpu.Peak);
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Resident));
+        Assert.Equal(EngineHeadLoss.FusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16, kernel: true), Logits(plan));
+        Assert.Contains("with its kernel", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
+        Assert.Equal(EngineMemory.DevicePeak(Gpt2, H100, Resident, fused: true), plan.Gpu.Peak);
+        // fp16 has no kernel: the unfused head, which fits, is the faster there.
+        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(Gpt2, H100, Fp16));
     }
 
-    [Fact]
-    public void Given_a_limit_only_the_fused_head_fits_When_resolved_Then_auto_runs_the_fused_head_and_the_plan_fits()
-    {
-        Bytes limit = OnlyFusedFits(Gpt2, Resident);
+    private static readonly TrainingSettings Fp16 = Resident with { Precision = Precision.Fp16 };
 
-        var plan = EngineMemory.Plan(Gpt2, H100, Resident, limit);
+    [Fact]
+    public void Given_fp16_and_a_limit_only_the_fused_head_fits_When_resolved_Then_auto_runs_the_fused_head_and_the_plan_fits()
+    {
+        Bytes limit = OnlyFusedFits(Gpt2, Fp16);
+
+        var plan = EngineMemory.Plan(Gpt2, H100, Fp16, limit);
         var held = GpuMemoryLimit.Apply(H100, limit);
 
-        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Resident, limit));
-        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, held, Resident)); // the card held to the limit decides the same
-        Assert.Equal(EngineHeadLoss.FusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16), Logits(plan));
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Fp16, limit));
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, held, Fp16)); // the card held to the limit decides the same
+        Assert.Equal(EngineHeadLoss.FusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Fp16), Logits(plan));
         Assert.True(plan.Gpu.Fits);
         Assert.Contains("would not fit the device", plan.Gpu.Items.Single(i => i.Name == "logits and loss").Note, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Given_a_limit_exactly_the_unfused_peak_When_resolved_Then_the_unfused_head_fits_as_the_feasibility_check_counts()
+    public void Given_fp16_and_a_limit_exactly_the_unfused_peak_When_resolved_Then_the_unfused_head_fits_as_the_feasibility_check_counts()
     {
-        Bytes unfused = EngineMemory.DevicePeak(Gpt2, H100, Resident, fused: false);
+        Bytes unfused = EngineMemory.DevicePeak(Gpt2, H100, Fp16, fused: false);
 
-        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(Gpt2, H100, Resident, unfused));
-        Assert.True(EngineMemory.Plan(Gpt2, H100, Resident, unfused).Gpu.Fits);
-        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Resident, unfused - Bytes.FromMiB(1)));
+        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(Gpt2, H100, Fp16, unfused));
+        Assert.True(EngineMemory.Plan(Gpt2, H100, Fp16, unfused).Gpu.Fits);
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Fp16, unfused - Bytes.FromMiB(1)));
+    }
+
+    [Fact]
+    public void Given_bf16_and_a_limit_exactly_the_fused_peak_When_resolved_Then_the_fused_head_fits_and_below_it_the_byte_rule_decides()
+    {
+        Bytes fused = EngineMemory.DevicePeak(Gpt2, H100, Resident, fused: true);
+
+        Assert.True(fused < EngineMemory.DevicePeak(Gpt2, H100, Resident, fused: false)); // with the kernel the fused head is the smaller here
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Resident, fused));
+        Assert.True(EngineMemory.Plan(Gpt2, H100, Resident, fused).Gpu.Fits);
+        // Neither fits below it: the byte rule (fused, at 8,192 tokens) and a plan that says it does not fit.
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(Gpt2, H100, Resident, fused - Bytes.FromMiB(1)));
+        Assert.False(EngineMemory.Plan(Gpt2, H100, Resident, fused - Bytes.FromMiB(1)).Gpu.Fits);
     }
 
     [Fact]
@@ -98,15 +114,15 @@ public class HeadLossResolveTests
     }
 
     [Fact]
-    public void Given_gpt2_xl_offloaded_When_resolved_under_11G_and_under_a_limit_only_the_fused_head_fits_Then_unfused_then_fused()
+    public void Given_gpt2_xl_offloaded_under_11G_When_resolved_Then_bf16_runs_the_kernels_fused_head_and_fp16_the_unfused_one()
     {
         var xl = ModelCatalog.Default.Load("gpt2-xl");
         var s = Offloaded;
 
-        // The plan's unfused peak (8.6 GiB) fits 11 GiB: auto runs the unfused head there; only below it does the fused one run.
+        // Both heads' plans fit 11 GiB: in bf16 the kernel's fused head (the faster) runs; fp16 has no kernel and keeps the unfused one.
         Assert.True(EngineMemory.DevicePeak(xl, H100, s, fused: false) <= Bytes.FromGiB(11));
-        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(xl, H100, s, Bytes.FromGiB(11)));
-        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(xl, H100, s, OnlyFusedFits(xl, s)));
+        Assert.Equal(HeadLoss.Fused, EngineHeadLoss.Resolve(xl, H100, s, Bytes.FromGiB(11)));
+        Assert.Equal(HeadLoss.Unfused, EngineHeadLoss.Resolve(xl, H100, s with { Precision = Precision.Fp16 }, Bytes.FromGiB(11)));
     }
 
     private static readonly TrainingSettings Offloaded = Resident with
@@ -115,26 +131,33 @@ public class HeadLossResolveTests
     };
 
     [Fact]
-    public void Given_the_resolved_head_When_the_engines_step_program_is_built_Then_the_head_forward_holds_that_heads_bytes_and_its_work()
+    public void Given_each_head_When_the_engines_step_program_is_built_Then_the_head_forward_holds_that_heads_bytes_and_its_work()
     {
-        var held = GpuMemoryLimit.Apply(H100, OnlyFusedFits(Gpt2, Offloaded));
-
-        (long Bytes, double Flops) Head(HardwareProfile hw)
+        (long Bytes, double Flops, double Elementwise, double BackwardFlops) Head(TrainingSettings s)
         {
-            var program = StepScheduler.Build(Gpt2, hw, Offloaded, false, ProgramShape.For(Offloaded, hw));
+            var program = StepScheduler.Build(Gpt2, H100, s, false, ProgramShape.For(s, H100));
             var forward = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Head);
-            return (forward.Effects.Where(e => e.Bytes > 0).Sum(e => e.Bytes), forward.Flops);
+            var backward = program.Ops.First(o => o.Kind == OpKind.Backward && o.Unit.Kind == UnitKind.Head);
+            return (forward.Effects.Where(e => e.Bytes > 0).Sum(e => e.Bytes), forward.Flops, forward.ElementwiseBytes, backward.Flops);
         }
 
-        var (unfusedBytes, unfusedFlops) = Head(H100);
-        var (fusedBytes, fusedFlops) = Head(held);
-        Assert.Equal(EngineHeadLoss.UnfusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16).Value, unfusedBytes);
-        Assert.Equal(EngineHeadLoss.FusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16).Value, fusedBytes);
-        Assert.Equal(3 * unfusedFlops, fusedFlops, 6); // the fused head takes its gradients in forward
+        foreach (var placement in new[] { Resident, Offloaded })
+        {
+            var unfused = Head(placement with { HeadLoss = HeadLoss.Unfused });
+            var fused = Head(placement with { HeadLoss = HeadLoss.Fused });
+            Assert.Equal(EngineHeadLoss.UnfusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16).Value, unfused.Bytes);
+            Assert.Equal(EngineHeadLoss.FusedBytes(Tokens, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16, kernel: true).Value, fused.Bytes);
+            // The fused head takes its gradients in forward: three matmuls there, none in backward; with its kernel it moves
+            // fewer element-wise bytes in forward than the unfused head's forward and backward together.
+            Assert.Equal(3 * unfused.Flops, fused.Flops, 6);
+            Assert.Equal(2 * unfused.Flops, unfused.BackwardFlops, 6);
+            Assert.Equal(0, fused.BackwardFlops);
+            Assert.True(fused.Elementwise < 3 * unfused.Elementwise, $"{fused.Elementwise} against the unfused {3 * unfused.Elementwise}");
+        }
     }
 
     [Fact]
-    public void Given_any_micro_batch_and_limit_When_auto_resolves_Then_it_is_unfused_exactly_when_the_unfused_plan_fits()
+    public void Given_any_micro_batch_and_limit_When_auto_resolves_Then_it_is_fused_where_the_kernels_plan_fits_else_unfused_where_that_fits()
     {
         Prop.ForAll(Gen.Choose(1, 32).ToArbitrary(), Gen.Choose(2, 80).ToArbitrary(), (mb, gib) =>
         {
@@ -144,8 +167,10 @@ public class HeadLossResolveTests
             bool fusedFits = EngineMemory.Plan(Gpt2, H100, s with { HeadLoss = HeadLoss.Fused }, limit).Gpu.Fits;
             HeadLoss head = EngineHeadLoss.Resolve(Gpt2, H100, s, limit);
             bool autoFits = EngineMemory.Plan(Gpt2, H100, s, limit).Gpu.Fits;
-            return (head == HeadLoss.Unfused) == (unfusedFits || !EngineHeadLoss.FusingSavesBytes((long)mb * 1024, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16))
-                && autoFits == (unfusedFits || fusedFits);
+            HeadLoss expected = fusedFits ? HeadLoss.Fused
+                : unfusedFits ? HeadLoss.Unfused
+                : EngineHeadLoss.FusingSavesBytes((long)mb * 1024, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16) ? HeadLoss.Fused : HeadLoss.Unfused;
+            return head == expected && autoFits == (unfusedFits || fusedFits);
         }).QuickCheckThrowOnFailure();
     }
 

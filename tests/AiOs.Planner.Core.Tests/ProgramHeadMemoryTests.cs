@@ -22,14 +22,14 @@ public class ProgramHeadMemoryTests
         {
             MicroBatch = 8, SeqLen = 1024, Precision = Precision.Bf16, Executor = executor, ActivationCheckpointing = true,
             ParamOffload = offload, OptimizerOffload = offload, ZeroStage = offload == OffloadTier.None ? ZeroStage.None : ZeroStage.Infinity,
-            HeadLoss = HeadLoss.Fused, // the fused head's bytes (auto runs the unfused one on an H200 at this size)
+            HeadLoss = HeadLoss.Fused, // the fused head's bytes, with its kernel on a GPU
         };
         var program = StepScheduler.Build(Gpt2, H200, s, false, ProgramShape.For(s, H200));
         var head = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Head);
         long held = head.Effects.Where(e => e.Bytes > 0).Sum(e => e.Bytes);
 
         long expected = executor == ExecutorKind.Aios
-            ? EngineHeadLoss.PeakBytes(Gpt2, s, 8 * 1024, fused: true).Value
+            ? EngineHeadLoss.PeakBytes(Gpt2, s, 8 * 1024, fused: true, gpu: true).Value
             : (long)Math.Ceiling(ActivationModel.HeadBytesPerToken(Gpt2, s) * 8 * 1024);
         Assert.Equal(expected, held);
         if (executor == ExecutorKind.Aios) // the fused head keeps far less than full logits at this size

@@ -76,14 +76,16 @@ public sealed class HeadLossSettingTests
     private static readonly TrainingSettings Gpt2Mb8 = new() { MicroBatch = 8, SeqLen = 1024, Precision = Precision.Bf16 };
 
     [Fact]
-    public void Given_gpt2_mb8_on_cuda_with_an_80GB_profile_When_resolved_for_the_run_Then_unfused_as_the_plan()
+    public void Given_gpt2_mb8_on_cuda_with_an_80GB_profile_When_resolved_for_the_run_Then_the_kernels_fused_head_as_the_plan_and_unfused_in_fp16()
     {
         var options = new EngineOptions { Device = "cuda" };
 
         var resolved = EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8, options, H100);
+        var fp16 = EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8 with { Precision = Precision.Fp16 }, options, H100);
 
-        Assert.Equal(HeadLoss.Unfused, resolved.HeadLoss);
+        Assert.Equal(HeadLoss.Fused, resolved.HeadLoss);
         Assert.Equal(EngineHeadLoss.Resolve(Gpt2, H100, Gpt2Mb8), resolved.HeadLoss);
+        Assert.Equal(HeadLoss.Unfused, fp16.HeadLoss); // no kernel in fp16: the unfused head, which fits, is the faster there
     }
 
     [Fact]
@@ -94,7 +96,11 @@ public sealed class HeadLossSettingTests
 
         Assert.Equal(HeadLoss.Fused, EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8, options, H100).HeadLoss);
         Assert.Equal(HeadLoss.Fused, EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8, options, profile: null).HeadLoss);
-        Assert.Equal(HeadLoss.Unfused, EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8, options with { GpuMemoryLimit = unfused }, profile: null).HeadLoss);
+        // In fp16 (no kernel) a limit of exactly the unfused peak keeps the unfused head, which fits; in bf16 the kernel's fused head runs.
+        var fp16 = Gpt2Mb8 with { Precision = Precision.Fp16 };
+        Bytes unfused16 = EngineMemory.DevicePeak(Gpt2, H100, fp16, fused: false);
+        Assert.Equal(HeadLoss.Unfused, EngineSettings.ResolveHeadLoss(Gpt2, fp16, options with { GpuMemoryLimit = unfused16 }, profile: null).HeadLoss);
+        Assert.Equal(HeadLoss.Fused, EngineSettings.ResolveHeadLoss(Gpt2, Gpt2Mb8, options with { GpuMemoryLimit = unfused }, profile: null).HeadLoss);
     }
 
     [Fact]

@@ -202,9 +202,8 @@ public static partial class EngineMemory
             long layers = Math.Min(window, m.NumLayers);
             Add("initial values in flight", Bytes.OfElements(layers * m.LayerParameters + OuterElements(m), 4),
                 $"start-up: {layers} layer(s) and the outer block in fp32 (a window of {window} units on {threads} cores), kept by the managed heap", "none (start-up, bounded)");
-            // SetMaster copies each array into a CPU tensor (TorchSharp's tensor(float[]) copies) before the device copy; the C
-            // heap keeps the freed blocks (HostHeap), one of each size, and reuses them.
-            Add("initial values copy", Bytes.OfElements(m.LayerParameters + OuterElements(m), 4), "start-up: the CPU tensor of one layer and of the outer block, fp32, kept by the C heap",
+            // SetMaster passes each unit through one reused CPU tensor of the largest unit (DeviceTrainer's staging), freed after start-up.
+            Add("initial values copy", Bytes.OfElements(Math.Max(m.LayerParameters, OuterElements(m)), 4), "start-up: one CPU tensor of the largest unit, fp32, every unit staged through it",
                 "none (start-up, bounded)");
         }
         else if (!scratch)
@@ -223,7 +222,7 @@ public static partial class EngineMemory
         }
         if (!gpu)
             // No device budget on a CPU: the head is the forced one, or the fused one where it lowers the bytes (EngineHeadLoss.Choose).
-            foreach (MemoryItem d in DeviceItems(m, s, EngineHeadLoss.IsFused(s.HeadLoss, (long)s.MicroBatch * s.SeqLen, m.VocabSize, m.HiddenSize, s.Precision), out _))
+            foreach (MemoryItem d in DeviceItems(m, s, EngineHeadLoss.IsFused(s.HeadLoss, (long)s.MicroBatch * s.SeqLen, m.VocabSize, m.HiddenSize, s.Precision), gpu: false, out _))
                 Add("device: " + d.Name, d.Bytes, d.Note ?? "", resident ? "--offload-params nvme" : "--micro-batch or --seq-len");
         Add("runtime baseline", gpu ? GpuRuntimeBaseline : CpuRuntimeBaseline, gpu ? ".NET and libtorch with CUDA (fitted, see docs/memory-model.md)" : ".NET and CPU libtorch (measured, see docs/memory-model.md)", "none (fixed per process)");
         // The residual scales with the model only where per-parameter state is in RAM; with everything on NVMe the host holds buffers alone.

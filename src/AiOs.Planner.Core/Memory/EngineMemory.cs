@@ -49,7 +49,7 @@ public static partial class EngineMemory
         bool gpu = hw.HasGpu;
         // The head the engine runs (EngineHeadLoss.Choose): the unfused one where it fits this device, its bytes priced here.
         bool fused = EngineHeadLoss.Choose(m, hw, s, EngineHeadLoss.DeviceBudget(hw, gpuMemoryLimit)) == HeadLoss.Fused;
-        var device = DeviceItems(m, s, fused, out string phase);
+        var device = DeviceItems(m, s, fused, hw.HasGpu, out string phase);
         var host = HostNeed(m, s, gpu, hw.Cpu.Cores);
         var pinned = host.Where(i => i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
         var pageable = host.Where(i => !i.Pinned).Select(i => i.Item with { Bytes = i.Item.Bytes * processes }).ToList();
@@ -92,7 +92,7 @@ public static partial class EngineMemory
         ArgumentNullException.ThrowIfNull(m);
         ArgumentNullException.ThrowIfNull(hw);
         ArgumentNullException.ThrowIfNull(s);
-        Bytes items = Sum(DeviceItems(m, PerProcess(hw, s), fused, out _));
+        Bytes items = Sum(DeviceItems(m, PerProcess(hw, s), fused, hw.HasGpu, out _));
         return items + CudaContext + items * AllocatorSlack;
     }
 
@@ -135,14 +135,16 @@ public static partial class EngineMemory
         s.ParamOffload == OffloadTier.None && s.OptimizerOffload == OffloadTier.None && s.EffectiveGradientOffload == OffloadTier.None;
 
     /// <summary>The "logits and loss" item's note: which head runs and why (<see cref="EngineHeadLoss.Choose"/>), and what it keeps.</summary>
-    private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens, bool fused)
+    private static string LogitsNote(ModelSpec m, TrainingSettings s, long tokens, bool fused, bool gpu)
     {
+        bool kernel = fused && EngineHeadLoss.UsesKernel(gpu, s.Precision);
         string why = s.HeadLoss != HeadLoss.Auto ? "head_loss " + Descriptions.Choice.NameOf(s.HeadLoss)
+            : kernel ? "auto: with its kernel the faster and the smaller head"
             : fused ? "auto: the unfused head's logits would not fit the device"
             : EngineHeadLoss.FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) ? "auto: the unfused head fits the device and is the faster"
             : "auto: too few tokens for the fused head's weight gradient to pay";
         return fused
-            ? $"fused head and loss ({why}): logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time; the normed states' gradient and the head weight's summed gradient stay"
+            ? $"fused head and loss ({why}): logits of {Math.Min(tokens, EngineHeadLoss.ChunkTokens(m.VocabSize)):N0} tokens at a time{(kernel ? ", turned into their gradient in place by one kernel" : "")}; the normed states' gradient and the head weight's summed gradient stay"
             : $"unfused head ({why}): the loss's backward, fp32 log-softmax, its gradient and nll_loss's (more than the forward's {(s.IsMixedPrecision ? $"{s.ParamBytes * 8}-bit logits, " : "")}fp32 logits and log-softmax)";
     }
 
@@ -176,14 +178,14 @@ public static partial class EngineMemory
     /// <summary>Device slots the engine streams layers through: prefetch depth + 1, at most one per layer.</summary>
     public static int LayerSlots(ModelSpec m, TrainingSettings s) => Math.Clamp(1 + Math.Max(0, s.PrefetchDepth), 1, Math.Max(1, m.NumLayers));
 
-    private static List<MemoryItem> DeviceItems(ModelSpec m, TrainingSettings s, bool fused, out string phase)
+    private static List<MemoryItem> DeviceItems(ModelSpec m, TrainingSettings s, bool fused, bool gpu, out string phase)
     {
         int pb = s.ParamBytes;
         long p = m.TotalParameters, tokens = (long)s.MicroBatch * s.SeqLen;
         var items = new List<MemoryItem>();
         Bytes layerFull = PerTokens(EngineActivations.LayerBytesPerToken(m, s), tokens);
         Bytes input = PerTokens(EngineActivations.LayerInputBytesPerToken(m, s), tokens);
-        Bytes head = EngineHeadLoss.PeakBytes(m, s, tokens, fused); // the head the engine runs (EngineHeadLoss.Choose)
+        Bytes head = EngineHeadLoss.PeakBytes(m, s, tokens, fused, gpu); // the head the engine runs (EngineHeadLoss.Choose)
         if (IsResident(s))
         {
             items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy, every unit resident"));
@@ -205,7 +207,7 @@ public static partial class EngineMemory
                 phase = "backward";
                 return items;
             }
-            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
             phase = "end of forward (loss)";
             return items;
         }
@@ -251,7 +253,7 @@ public static partial class EngineMemory
         }
         else
         {
-            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused)));
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
             phase = "head and loss";
         }
         return items;

@@ -85,8 +85,10 @@ internal sealed partial class ProgramBuilder
         bool offloads = OffloadsCheckpoints && unit >= 0 && unit < _m.NumLayers && keep > 0;
         // The engine's copies overlap compute: a forward waits only for the copy out two layers back (two checkpoints on the device).
         if (offloads && _shape.PrefetchesCheckpoints && unit >= 2) ready = [.. ready, _checkpointOut[unit - 2]];
+        bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
-            flops: _forwardFlops[unit + 1], elementwise: _forwardElementwise[unit + 1], effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
+            flops: head ? HeadForwardFlops() : _forwardFlops[unit + 1], elementwise: head ? HeadForwardElementwise() : _forwardElementwise[unit + 1],
+            effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
         if (!outerHeld) _consumerOf[p] = op;
         if (!offloads) return op;
         int copyOut = Add(OpKind.ActivationOffload, ResourceKind.D2h, StepPhase.Forward, UnitId.Layer(unit), mb, [op], new Bytes(_checkpointCopy),
@@ -111,13 +113,11 @@ internal sealed partial class ProgramBuilder
         int head = _m.NumLayers;
         int slot = DeviceSlotAt(pass.OuterPosition);
         pass.HeadStored = _headActivations;
-        // The fused head takes its gradients in forward (three matmuls there); its backward only passes them on.
-        double forwardShare = _headFused ? 3 : 1, backwardShare = _headFused ? 0 : 2;
         pass.PreviousCompute = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.Head(head), mb, [pass.PreviousCompute],
-            flops: forwardShare * _forwardFlops[head + 1], elementwise: forwardShare * _forwardElementwise[head + 1],
+            flops: HeadForwardFlops(), elementwise: HeadForwardElementwise(),
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, _headActivations, AtEnd: true)] : [], deviceSlot: slot);
         pass.PreviousCompute = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.Head(head), mb, AfterPreviousDownload(OuterUnit, [pass.PreviousCompute]),
-            flops: backwardShare * _forwardFlops[head + 1], elementwise: backwardShare * _forwardElementwise[head + 1],
+            flops: HeadBackwardShare * _forwardFlops[head + 1], elementwise: HeadBackwardShare * _forwardElementwise[head + 1],
             effects: _headActivations > 0 ? [new MemoryEffect(_deviceTier, -_headActivations, AtEnd: true)] : [], deviceSlot: slot);
     }
 
@@ -167,8 +167,10 @@ internal sealed partial class ProgramBuilder
         ready = AfterPreviousDownload(unit, ready);
         // The embedding's backward builds a dense vocabulary × hidden gradient however few tokens it saw.
         long dense = unit < 0 ? (long)_m.VocabSize * _m.HiddenSize * _pb : 0;
+        bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
-            flops: 2 * _forwardFlops[unit + 1], elementwise: 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense,
+            flops: head ? HeadBackwardShare * _forwardFlops[unit + 1] : 2 * _forwardFlops[unit + 1],
+            elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense,
             deviceSlot: slot);
         _consumerOf[p] = op;
         // Its place on the device is free: the checkpoint two layers down comes back (one layer ahead of its recompute).
@@ -290,4 +292,26 @@ internal sealed partial class ProgramBuilder
     private double ComputeForwardFlops(int unit) => LayerWork.ForwardFlops(_m, _s, unit);
 
     private double ComputeForwardElementwise(int unit) => LayerWork.ForwardSavedBytes(_m, _s, unit);
+
+    /// <summary>The head's backward against its forward's work: the unfused head's two matmuls; none for the fused head, which took its gradients in forward.</summary>
+    private double HeadBackwardShare => _headFused ? 0 : 2;
+
+    /// <summary>The head's forward FLOPs: the fused head's three matmuls (its gradients are taken there), else one.</summary>
+    private double HeadForwardFlops() => (_headFused ? 3 : 1) * _forwardFlops[_m.NumLayers + 1];
+
+    /// <summary>The head's forward element-wise bytes: the fused head's three passes (<see cref="KernelHeadElementwise"/> with its kernel), else one.</summary>
+    private double HeadForwardElementwise() =>
+        _headKernel ? KernelHeadElementwise() : (_headFused ? 3 : 1) * _forwardElementwise[_m.NumLayers + 1];
+
+    /// <summary>
+    /// The fused head's element-wise bytes with its kernel: the three passes' work outside the logits (the final norm, the
+    /// embedding output) as before, and for the logits only the kernel's two reads and one write of them in the training
+    /// precision (a·P each per token) where the tensor ops moved the fp32 copies (<see cref="ActivationModel.LogitsBytesPerToken"/>).
+    /// </summary>
+    private double KernelHeadElementwise()
+    {
+        double logits = ActivationModel.LogitsBytesPerToken(_m, _s) * _tokens;
+        double kernel = 3.0 * _s.ParamBytes * EngineHeadLoss.MatmulVocab(_m.VocabSize, _s.Precision) * _tokens;
+        return 3 * Math.Max(0, _forwardElementwise[_m.NumLayers + 1] - logits) + kernel;
+    }
 }

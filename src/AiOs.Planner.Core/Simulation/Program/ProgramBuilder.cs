@@ -46,6 +46,8 @@ internal sealed partial class ProgramBuilder
     /// taken chunk by chunk in forward, so the head's forward operation carries its backward's work too.
     /// </summary>
     private readonly bool _headFused;
+    /// <summary>Whether the fused head's loss is one kernel over each chunk's logits (<see cref="EngineHeadLoss.UsesKernel"/>).</summary>
+    private readonly bool _headKernel;
     // Device bytes one fetched unit's parameters, and one unit's gradients, may hold (long.MaxValue: the whole unit).
     private readonly long _residentCap = long.MaxValue, _gradientCap = long.MaxValue;
     // Per engine unit (0…L−1 layers, L the outer block): its parameters stay in RAM under max_in_cpu (ParameterPlacement).
@@ -89,7 +91,8 @@ internal sealed partial class ProgramBuilder
         _checkpointActivations = Activations(ActivationModel.CheckpointBytesPerToken(m, s));
         // The bundled engine runs the head EngineHeadLoss.Resolve picks for this device (the memory plan's); PyTorch keeps full logits.
         _headFused = s.Executor == ExecutorKind.Aios && EngineHeadLoss.Resolve(m, hw, s) == HeadLoss.Fused;
-        _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens, _headFused).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
+        _headKernel = _headFused && EngineHeadLoss.UsesKernel(hw.HasGpu, s.Precision);
+        _headActivations = s.Executor == ExecutorKind.Aios ? EngineHeadLoss.PeakBytes(m, s, _tokens, _headFused, hw.HasGpu).Value : Activations(ActivationModel.HeadBytesPerToken(m, s));
         // The engine copies its layer inputs as they are: the training precision, hidden wide.
         _checkpointCopy = shape.PrefetchesCheckpoints ? Activations(EngineActivations.LayerInputBytesPerToken(m, s)) : _checkpointActivations;
         if (shape.Fetch == FetchGranularity.PerModule && s.PartitionsParameters)
