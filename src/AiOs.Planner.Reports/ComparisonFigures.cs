@@ -60,6 +60,16 @@ public static class ComparisonFigures
         return new Figure("operations", $"Sum of each operation kind's spans on each resource per step (largest {rows.Count}): the predicted step's timeline beside the mean of the traced steps after the first.", plot, 1100, 140 + 34 * rows.Count);
     }
 
+    /// <summary>
+    /// A relative error as a bar's label in whole percent with its sign ("+6%", "−12%"), "0%" where it rounds to zero: .NET's
+    /// "+0%;-0%" printed "-+0%" for a small negative error, the negative section's sign before the positive one's.
+    /// </summary>
+    internal static string ErrorLabel(double error)
+    {
+        double percent = Math.Round(error * 100, MidpointRounding.AwayFromZero);
+        return percent == 0 ? "0%" : percent.ToString("+0;-0", System.Globalization.CultureInfo.InvariantCulture) + "%";
+    }
+
     /// <summary>Pairs of bars (predicted, measured) per name, each measured bar labelled with its error.</summary>
     private static Plot Pairs(string[] names, double[] predicted, double[] measured, double?[] errors, bool horizontal = false)
     {
@@ -71,7 +81,7 @@ public static class ComparisonFigures
             bars.Add(new Bar
             {
                 Position = i * 3 + 1, Value = measured[i], FillColor = ReportFigures.Measured,
-                Label = errors[i] is { } e ? e.ToString("+0%;-0%", System.Globalization.CultureInfo.InvariantCulture) : "",
+                Label = errors[i] is { } e ? ErrorLabel(e) : "",
             });
         }
         var series = plot.Add.Bars(bars);
