@@ -69,8 +69,10 @@ internal sealed unsafe class CrossEntropyKernel
                 for (int w = 1; w < warps; w++) merge(m, s, shared_m[w], shared_s[w]);
                 float lse = m + logf(s);
                 shared_lse = lse;
-                // Read before the gradient overwrites the row (the barrier below orders it).
-                row_loss[row] = weight != 0.0f ? lse - load(base, target, bf16) : 0.0f;
+                // Read before the gradient overwrites the row (the barrier below orders it). A target outside the vocabulary
+                // reads nothing and makes the loss NaN, which the trainer refuses, as the tensor ops' gather would fail.
+                bool inside = target >= 0 && target < vocab;
+                row_loss[row] = weight == 0.0f ? 0.0f : inside ? lse - load(base, target, bf16) : __int_as_float(0x7fc00000);
             }
             __syncthreads();
             if (!write_gradient) return;
