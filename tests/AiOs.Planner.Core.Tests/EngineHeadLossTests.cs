@@ -104,4 +104,19 @@ public class EngineHeadLossTests
         Assert.Equal(rows * h * (3 * a + EngineHeadLoss.NormedGradientBytes(precision)), two - one);
         Assert.True(rows * v * (4 + copy) <= one, $"one chunk's {rows} × {v} logits at {4 + copy} bytes exceed {one}");
     }
+
+    [Theory]
+    [InlineData("gpt2")]
+    [InlineData("llama-3-8b")]
+    public void Given_the_kernels_chunk_When_the_tensor_ops_must_run_it_Then_their_shorter_chunk_holds_no_more_bytes(string name)
+    {
+        var m = ModelCatalog.Default.Load(name);
+        long kernelRows = EngineHeadLoss.ChunkTokens(m.VocabSize), p = EngineHeadLoss.PaddedVocab(m.VocabSize);
+        long opsRows = EngineHeadLoss.TensorOpsChunkTokens(kernelRows, Precision.Bf16);
+
+        Assert.True(opsRows < kernelRows && opsRows % EngineHeadLoss.TokenMultiple == 0, $"{opsRows} rows against the kernel's {kernelRows}");
+        // The tensor ops hold fp32 logits and a bf16 copy per row; the kernel's plan holds the bf16 logits and one fp32 loss.
+        Assert.True(opsRows * p * (4 + 2) <= kernelRows * (p * 2 + 4), $"{opsRows * p * 6} bytes against the planned {kernelRows * (p * 2 + 4)}");
+        Assert.Equal(kernelRows, EngineHeadLoss.TensorOpsChunkTokens(kernelRows, Precision.Fp32)); // fp32 holds 4·P either way
+    }
 }

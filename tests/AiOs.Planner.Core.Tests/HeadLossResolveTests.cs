@@ -169,7 +169,7 @@ public class HeadLossResolveTests
             bool autoFits = EngineMemory.Plan(Gpt2, H100, s, limit).Gpu.Fits;
             HeadLoss expected = fusedFits ? HeadLoss.Fused
                 : unfusedFits ? HeadLoss.Unfused
-                : EngineHeadLoss.FusingSavesBytes((long)mb * 1024, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16) ? HeadLoss.Fused : HeadLoss.Unfused;
+                : EngineHeadLoss.FusingSavesBytes((long)mb * 1024, Gpt2.VocabSize, Gpt2.HiddenSize, Precision.Bf16, kernel: true) ? HeadLoss.Fused : HeadLoss.Unfused;
             return head == expected && autoFits == (unfusedFits || fusedFits);
         }).QuickCheckThrowOnFailure();
     }

@@ -62,8 +62,8 @@ public static class EngineHeadLoss
     /// (2026-12-05), so a run without a device budget keeps the head it ran (and its losses): with the backward, tiny-gpt
     /// at 64 tokens in fp32 would move to the fused head. The fused head saves at least as much against the backward.
     /// </remarks>
-    public static bool FusingSavesBytes(long tokens, long vocab, long hidden, Precision precision) =>
-        FusedBytes(tokens, vocab, hidden, precision) < UnfusedForwardBytes(tokens, vocab, hidden, precision);
+    public static bool FusingSavesBytes(long tokens, long vocab, long hidden, Precision precision, bool kernel = false) =>
+        FusedBytes(tokens, vocab, hidden, precision, kernel) < UnfusedForwardBytes(tokens, vocab, hidden, precision);
 
     /// <summary>
     /// The head the engine runs for <paramref name="s"/> on <paramref name="hw"/> (its GPU held to
@@ -110,7 +110,19 @@ public static class EngineHeadLoss
         if (deviceBudget is { } fits && UsesKernel(hw.HasGpu, s.Precision) && EngineMemory.DevicePeak(m, hw, s, fused: true) <= fits) return HeadLoss.Fused;
         if (deviceBudget is { } budget && EngineMemory.DevicePeak(m, hw, s, fused: false) <= budget) return HeadLoss.Unfused;
         long tokens = (long)s.MicroBatch * s.SeqLen;
-        return FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision) ? HeadLoss.Fused : HeadLoss.Unfused;
+        return FusingSavesBytes(tokens, m.VocabSize, m.HiddenSize, s.Precision, UsesKernel(hw.HasGpu, s.Precision)) ? HeadLoss.Fused : HeadLoss.Unfused;
+    }
+
+    /// <summary>
+    /// Tokens per chunk of the fused head on the tensor ops where the plan priced its kernel (the engine found none: no NVRTC,
+    /// or its self-check failed): in bf16 the tensor ops hold (4 + a)·P bytes per token of a chunk against the kernel's a·P,
+    /// so a chunk a/(4 + a) as long stays within the plan's bytes (slower, never larger). In fp32 both hold 4·P.
+    /// </summary>
+    public static long TensorOpsChunkTokens(long kernelChunkTokens, Precision precision)
+    {
+        if (precision != Precision.Bf16) return kernelChunkTokens;
+        long a = ParamBytes(precision);
+        return Math.Max(TokenMultiple, kernelChunkTokens * a / (4 + a) / TokenMultiple * TokenMultiple);
     }
 
     /// <summary>

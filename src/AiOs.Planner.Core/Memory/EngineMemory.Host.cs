@@ -34,6 +34,19 @@ public static partial class EngineMemory
     /// </summary>
     public const double UnattributedHostBytesPerParameter = 1.41;
 
+    /// <summary>Largest slice the resident trainer stages through one CPU tensor at start-up (64 Mi fp32 values, 256 MiB).</summary>
+    public const long StagingSliceElements = 1L << 26;
+
+    /// <summary>
+    /// Elements of the resident trainer's staging tensor (Engine <c>DeviceTrainer</c>): the largest unit, at most
+    /// <see cref="StagingSliceElements"/> (a larger unit goes through it in slices).
+    /// </summary>
+    public static long StagingElements(ModelSpec m)
+    {
+        ArgumentNullException.ThrowIfNull(m);
+        return Math.Min(StagingSliceElements, Math.Max(m.LayerParameters, OuterElements(m)));
+    }
+
     /// <summary>Bytes of fp32 initial values the engine makes at once (Engine InitialWeights' look-ahead: InOrderReusing's window, StoreAll's workers).</summary>
     public static readonly Bytes InitialLookAhead = Bytes.FromGiB(2);
 
@@ -202,8 +215,8 @@ public static partial class EngineMemory
             long layers = Math.Min(window, m.NumLayers);
             Add("initial values in flight", Bytes.OfElements(layers * m.LayerParameters + OuterElements(m), 4),
                 $"start-up: {layers} layer(s) and the outer block in fp32 (a window of {window} units on {threads} cores), kept by the managed heap", "none (start-up, bounded)");
-            // SetMaster passes each unit through one reused CPU tensor of the largest unit (DeviceTrainer's staging), freed after start-up.
-            Add("initial values copy", Bytes.OfElements(Math.Max(m.LayerParameters, OuterElements(m)), 4), "start-up: one CPU tensor of the largest unit, fp32, every unit staged through it",
+            // SetMaster passes each unit through one reused CPU tensor (DeviceTrainer's staging), freed after start-up.
+            Add("initial values copy", Bytes.OfElements(StagingElements(m), 4), "start-up: one CPU tensor every unit is staged through, fp32, the largest unit or a slice of it",
                 "none (start-up, bounded)");
         }
         else if (!scratch)

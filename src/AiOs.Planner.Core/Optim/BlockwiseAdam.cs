@@ -51,10 +51,10 @@ internal enum BlockwiseKernel
 /// </remarks>
 public static unsafe partial class BlockwiseAdam
 {
-    /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively, else AVX2 and FMA, else scalar.</summary>
     /// <summary>The kernel this processor runs, named for calibration's report: "AVX-512", "AVX2" or "scalar".</summary>
     public static string KernelName => Kernel switch { BlockwiseKernel.Avx512 => "AVX-512", BlockwiseKernel.Avx2 => "AVX2", _ => "scalar" };
 
+    /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively, else AVX2 and FMA, else scalar.</summary>
     internal static BlockwiseKernel Kernel { get; } =
         QuantizationVectors.IsSupported512 ? BlockwiseKernel.Avx512 : QuantizationVectors.IsSupported ? BlockwiseKernel.Avx2 : BlockwiseKernel.Scalar;
 

@@ -47,8 +47,8 @@ public sealed partial class DeviceTrainer
         }
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        _expAvg[unit].copy_(tensor(expAvg));
-        _expAvgSq[unit].copy_(tensor(expAvgSq));
+        CopyToDevice(expAvg, _expAvg[unit]);
+        CopyToDevice(expAvgSq, _expAvgSq[unit]);
     }
 
     /// <summary>Unit <paramref name="unit"/>'s 8-bit moments as they are on the device (codes and scales), or null with fp32 state.</summary>

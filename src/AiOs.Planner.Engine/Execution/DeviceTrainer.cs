@@ -4,6 +4,7 @@ using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
 using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
@@ -290,11 +291,12 @@ public sealed partial class DeviceTrainer : ITrainer
     }
 
     /// <summary>
-    /// The one CPU tensor initial values pass through on their way to the device, the largest unit's size, made at the first
-    /// <see cref="SetMaster"/> and released when start-up (or a restore) is done. A new CPU tensor per unit
-    /// (<c>tensor(values)</c>, as before 2026-12-06) left one unit's fp32 values resident per unit on a GPU: gpt2-medium's
-    /// host set grew 48 MiB a layer through start-up on the H200 (1.1 GiB in all, the resident runs' host RSS planned
-    /// 0.2–0.7 GiB low), while the planner counted one of each size.
+    /// The one CPU tensor initial values (and restored moments) pass through on their way to the device: the largest unit's
+    /// size, at most <see cref="EngineMemory.StagingSliceElements"/> (a larger unit is copied in slices), made at first use
+    /// and released when start-up (or a restore) is done. A new CPU tensor per unit (<c>tensor(values)</c>, as before
+    /// 2026-12-06) left one unit's fp32 values resident per unit on a GPU: gpt2-medium's host set grew 48 MiB a layer through
+    /// start-up on the H200 (1.1 GiB in all, the resident runs' host RSS planned 0.2–0.7 GiB low), while the planner
+    /// counted one of each size.
     /// </summary>
     private Tensor? _staging;
 
@@ -303,12 +305,26 @@ public sealed partial class DeviceTrainer : ITrainer
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        _staging ??= empty([Enumerable.Range(0, _master.Length).Max(u => _model.Unit(u).Layout.Elements)], ScalarType.Float32).DetachFromDisposeScope();
-        Tensor staged = _staging.narrow(0, 0, values.Length);
-        values.AsSpan().CopyTo(MemoryMarshal.Cast<byte, float>(staged.bytes));
-        _master[unit].copy_(staged);
+        CopyToDevice(values, _master[unit]);
         FlatParameters p = _model.Unit(unit);
         if (!ReferenceEquals(_master[unit], p.Flat)) p.Flat.copy_(_master[unit]);
+    }
+
+    /// <summary>Copies fp32 <paramref name="values"/> into the device tensor <paramref name="target"/> through <see cref="_staging"/>, slice by slice.</summary>
+    private void CopyToDevice(float[] values, Tensor target)
+    {
+        if (target.numel() != values.Length)
+            throw new ArgumentException($"{values.Length} values for a tensor of {target.numel()} elements.", nameof(values));
+        _staging ??= empty([EngineMemory.StagingElements(_spec)], ScalarType.Float32).DetachFromDisposeScope();
+        long slice = _staging.numel();
+        for (long start = 0; start < values.Length; start += slice)
+        {
+            int length = (int)Math.Min(slice, values.Length - start);
+            using Tensor staged = _staging.narrow(0, 0, length);
+            values.AsSpan((int)start, length).CopyTo(MemoryMarshal.Cast<byte, float>(staged.bytes));
+            using Tensor into = target.narrow(0, start, length);
+            into.copy_(staged);
+        }
     }
 
     /// <summary>Frees <see cref="_staging"/> (start-up or a restore is done).</summary>

@@ -67,6 +67,9 @@ internal static class ChunkedHeadLoss
         Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;
         // On a GPU the chunk's softmax, loss and gradient are one kernel over its logits, in place (CrossEntropyKernel).
         CrossEntropyKernel? kernel = !fp16 && CrossEntropyKernel.Takes(normed) ? CrossEntropyKernel.TryGet() : null;
+        // Where the plan priced the kernel's chunk and the kernel cannot run, the tensor ops take shorter chunks to stay within it.
+        if (kernel is null && !fp16 && CrossEntropyKernel.Takes(normed))
+            chunkTokens = EngineHeadLoss.TensorOpsChunkTokens(chunkTokens, Execution.EngineSettings.PrecisionOf(dtype));
         using (no_grad())
         {
             Tensor x = rows.detach(), w = head.detach();
