@@ -66,7 +66,7 @@ internal static class ChunkedHeadLoss
         Tensor? dHeadPadded = gradHead ? zeros([padded, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
         Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;
         // On a GPU the chunk's softmax, loss and gradient are one kernel over its logits, in place (CrossEntropyKernel).
-        CrossEntropyKernel? kernel = !fp16 && CrossEntropyKernel.Takes(normed) ? CrossEntropyKernel.TryGet() : null;
+        CrossEntropyKernel? kernel = !fp16 && CrossEntropyKernel.Takes(normed) ? CrossEntropyKernel.TryGet(normed.device) : null;
         // Where the plan priced the kernel's chunk and the kernel cannot run, the tensor ops take shorter chunks to stay within it.
         if (kernel is null && !fp16 && CrossEntropyKernel.Takes(normed))
             chunkTokens = EngineHeadLoss.TensorOpsChunkTokens(chunkTokens, Execution.EngineSettings.PrecisionOf(dtype));

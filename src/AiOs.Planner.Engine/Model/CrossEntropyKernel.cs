@@ -96,11 +96,12 @@ internal sealed unsafe class CrossEntropyKernel
     private CrossEntropyKernel(nint function) => _function = function;
 
     /// <summary>
-    /// The kernel for the current CUDA device, compiled, loaded and checked once per process; null where it cannot run
+    /// The kernel for <paramref name="device"/> (the logits' GPU, current on this thread: one GPU per process, as the engine's
+    /// ranks are processes), compiled, loaded and checked there once per process; null where it cannot run
     /// (no NVRTC, a compile or load error, or a result that disagrees with the tensor ops), with the reason on stderr once.
     /// Set <c>AIOS_HEAD_KERNEL=0</c> to keep the tensor ops (for comparison).
     /// </summary>
-    public static CrossEntropyKernel? TryGet()
+    public static CrossEntropyKernel? TryGet(Device device)
     {
         lock (Gate)
         {
@@ -112,7 +113,7 @@ internal sealed unsafe class CrossEntropyKernel
                 var (major, minor, _) = CudaDriver.DeviceInfo();
                 byte[] ptx = Nvrtc.CompileToPtx(Source, "aios_cross_entropy.cu", major, minor);
                 var kernel = new CrossEntropyKernel(CudaDriver.LoadKernel(ptx, "aios_cross_entropy"));
-                if (kernel.SelfCheck() is { } problem)
+                if (kernel.SelfCheck(device) is { } problem)
                 {
                     Console.Error.WriteLine($"warning: the fused head's cross-entropy kernel disagrees with the tensor ops ({problem}); the fused head uses the tensor ops.");
                     return null;
@@ -166,13 +167,12 @@ internal sealed unsafe class CrossEntropyKernel
     /// Runs the kernel on a small random problem (an odd vocabulary with padding, an ignored row, bf16 and fp32) and
     /// compares loss and gradient with the tensor ops; returns what disagrees, or null.
     /// </summary>
-    private string? SelfCheck()
+    private string? SelfCheck(Device device)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         const long rows = 6;
         const float factor = 0.125f;
-        var device = new Device(DeviceType.CUDA);
         // Drawn on the CPU from a generator of its own, so the training's random streams are untouched.
         using var generator = new Generator(1234);
         // Scalars held by this frame across the calls (Native.KeptScalars says why).

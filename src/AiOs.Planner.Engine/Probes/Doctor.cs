@@ -129,9 +129,9 @@ public static class Doctor
 
     private static DoctorCheck Nvrtc(bool driverPresent)
     {
-        if (Native.Nvrtc.IsAvailable) return new("NVRTC", CheckStatus.Pass, "found (the fused GPU AdamW can be compiled)");
+        if (Native.Nvrtc.IsAvailable) return new("NVRTC", CheckStatus.Pass, "found (the fused GPU AdamW and the fused head's cross-entropy kernel can be compiled)");
         return new("NVRTC", CheckStatus.Warn,
-            driverPresent ? "not found: the fused GPU AdamW cannot be compiled" : "not found (only the GPU optimizer needs it)",
+            driverPresent ? "not found: the fused GPU AdamW and the fused head's kernel cannot be compiled (both fall back to slower tensor ops)" : "not found (only the GPU optimizer and head kernels need it)",
             "Install PyTorch's CUDA wheels (they bring nvidia/cuda_nvrtc/lib/libnvrtc.so.*) with torch/lib on LD_LIBRARY_PATH, or set AIOS_NVRTC to the path of libnvrtc.so.");
     }
 
