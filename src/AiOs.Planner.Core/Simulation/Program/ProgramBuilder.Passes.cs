@@ -87,7 +87,8 @@ internal sealed partial class ProgramBuilder
         if (offloads && _shape.PrefetchesCheckpoints && unit >= 2) ready = [.. ready, _checkpointOut[unit - 2]];
         bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
-            flops: head ? HeadForwardFlops() : _forwardFlops[unit + 1], elementwise: head ? HeadForwardElementwise() : _forwardElementwise[unit + 1],
+            flops: head ? HeadForwardFlops() : _forwardFlops[unit + 1],
+            elementwise: head ? HeadForwardElementwise() : _forwardElementwise[unit + 1] + (unit < 0 ? AccumulatorZeroBytes(mb) : 0),
             effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
         if (!outerHeld) _consumerOf[p] = op;
         if (!offloads) return op;
@@ -170,7 +171,8 @@ internal sealed partial class ProgramBuilder
         bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
             flops: head ? HeadBackwardShare * _forwardFlops[unit + 1] : 2 * _forwardFlops[unit + 1],
-            elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1], effects: effects.ToArray(), denseGradient: dense,
+            elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1] + (unit < 0 ? AccumulatorAddBytes : 0),
+            effects: effects.ToArray(), denseGradient: dense,
             deviceSlot: slot);
         _consumerOf[p] = op;
         // Its place on the device is free: the checkpoint two layers down comes back (one layer ahead of its recompute).
@@ -292,6 +294,22 @@ internal sealed partial class ProgramBuilder
     private double ComputeForwardFlops(int unit) => LayerWork.ForwardFlops(_m, _s, unit);
 
     private double ComputeForwardElementwise(int unit) => LayerWork.ForwardSavedBytes(_m, _s, unit);
+
+    /// <summary>
+    /// Whether the resident engine sums a step's micro-batches in fp32 accumulators (Engine <c>DeviceTrainer</c>): the aios
+    /// executor, nothing offloaded, accumulation above 1, a 16-bit training precision. It zeroes every unit's gradient at each
+    /// micro-batch's start (and the sums at the first) and adds the gradients into the sums after each micro-batch's
+    /// backward: passes over the whole model that the layers' work does not hold.
+    /// </summary>
+    private bool ResidentAccumulatesInFp32 =>
+        _s.Executor == ExecutorKind.Aios && EngineMemory.IsResident(_s) && _s.GradAccumulation > 1 && _s.Precision != Precision.Fp32;
+
+    /// <summary>Bytes the resident engine's zeroing moves at micro-batch <paramref name="mb"/>'s start: the gradients, and at the first the fp32 sums (<see cref="ResidentAccumulatesInFp32"/>).</summary>
+    private double AccumulatorZeroBytes(int mb) =>
+        !ResidentAccumulatesInFp32 ? 0 : (double)_m.TotalParameters * (_pb + (mb == 0 ? 4 : 0));
+
+    /// <summary>Bytes the resident engine's add of a micro-batch's gradients into the fp32 sums moves: read both, write the sum (<see cref="ResidentAccumulatesInFp32"/>).</summary>
+    private double AccumulatorAddBytes => !ResidentAccumulatesInFp32 ? 0 : (double)_m.TotalParameters * (_pb + 8);
 
     /// <summary>The head's backward against its forward's work: the unfused head's two matmuls; none for the fused head, which took its gradients in forward.</summary>
     private double HeadBackwardShare => _headFused ? 0 : 2;
