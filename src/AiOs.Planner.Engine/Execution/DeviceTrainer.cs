@@ -184,12 +184,18 @@ public sealed partial class DeviceTrainer : ITrainer
         if (manifest.Seed != _options.Seed)
             throw new InvalidDataException($"Checkpoint '{folder}' was made with seed {manifest.Seed}; this run uses {_options.Seed}, so the data order would differ.");
         using var _ = no_grad();
-        for (int u = 0; u < units.Length; u++)
+        try
         {
-            SetMaster(u, units[u].Master);
-            SetMoments(u, units[u].ExpAvg, units[u].ExpAvgSq);
+            for (int u = 0; u < units.Length; u++)
+            {
+                SetMaster(u, units[u].Master);
+                SetMoments(u, units[u].ExpAvg, units[u].ExpAvgSq);
+            }
         }
-        ReleaseStaging();
+        finally
+        {
+            ReleaseStaging();
+        }
         _step = manifest.Step;
         if (_scaler is not null && manifest.LossScale is { } scale) _scaler.Restore(scale);
     }

@@ -75,10 +75,10 @@ public sealed class DeviceMemory : IDisposable
         if (used > _runPeak) _runPeak = used;
     }
 
-    /// <summary>With <c>AIOS_DEVICE_MEMORY_TRACE</c> set: lines still to print (a diagnostic for where device memory goes).</summary>
-    private int _notesLeft = Environment.GetEnvironmentVariable("AIOS_DEVICE_MEMORY_TRACE") is { Length: > 0 } ? 60 : 0;
+    /// <summary>With <c>AIOS_DEVICE_MEMORY_TRACE</c> set: lines still to print (a diagnostic for where device and host memory go).</summary>
+    private int _notesLeft = Environment.GetEnvironmentVariable("AIOS_DEVICE_MEMORY_TRACE") is { Length: > 0 } ? 240 : 0;
 
-    /// <summary>Samples, and with <c>AIOS_DEVICE_MEMORY_TRACE</c> set prints the memory in use after <paramref name="stage"/> (and the host's resident set) to stderr (the first 60 notes).</summary>
+    /// <summary>Samples, and with <c>AIOS_DEVICE_MEMORY_TRACE</c> set prints the memory in use after <paramref name="stage"/> (and the host's resident set) to stderr (the first 240 notes: a deep model's start-up notes each unit).</summary>
     public void Note(string stage)
     {
         Sample();
