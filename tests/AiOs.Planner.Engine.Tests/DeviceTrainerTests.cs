@@ -112,8 +112,10 @@ public sealed class DeviceTrainerTests
         for (int u = 0; u < master.Length; u++) LayerwiseTrainerTests.AssertClose(refMaster[u], master[u], 2e-5f);
     }
 
-    [Fact]
-    public void Given_ACheckpoint_When_ResumedInAFreshTrainer_Then_TheLossTrajectoryContinues()
+    [Theory]
+    [InlineData(null)]
+    [InlineData(1000L)] // every unit staged through the CPU tensor in slices of 1,000 values, as a unit over 64 Mi values is
+    public void Given_ACheckpoint_When_ResumedInAFreshTrainer_Then_TheLossTrajectoryContinues(long? stagingElements)
     {
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
         TrainingSettings settings = Resident(Precision.Fp32, checkpointing: false, accumulation: 1);
@@ -133,7 +135,7 @@ public sealed class DeviceTrainerTests
                     if (s == 1) folder = t.SaveCheckpoint(root);
                 }
             }
-            using var resumed = new DeviceTrainer(spec, settings, options);
+            using var resumed = new DeviceTrainer(spec, settings, options) { StagingElements = stagingElements };
             resumed.RestoreCheckpoint(Checkpoints.Checkpoint.Latest(root)!);
             Assert.Equal(2, resumed.CompletedSteps);
             for (int s = 2; s < 4; s++) Assert.Equal(straight[s], resumed.Step(m => Batch(s, m)).Loss, 6);

@@ -306,6 +306,9 @@ public sealed partial class DeviceTrainer : ITrainer
     /// </summary>
     private Tensor? _staging;
 
+    /// <summary>Tests: the staging tensor's elements for later copies (a restore), so a unit goes through it in several slices.</summary>
+    internal long? StagingElements { get; set; }
+
     /// <summary>Sets unit <paramref name="unit"/>'s master weights and working parameters from fp32 values.</summary>
     private void SetMaster(int unit, float[] values)
     {
@@ -321,7 +324,7 @@ public sealed partial class DeviceTrainer : ITrainer
     {
         if (target.numel() != values.Length)
             throw new ArgumentException($"{values.Length} values for a tensor of {target.numel()} elements.", nameof(values));
-        _staging ??= empty([EngineMemory.StagingElements(_spec)], ScalarType.Float32).DetachFromDisposeScope();
+        _staging ??= empty([StagingElements ?? EngineMemory.StagingElements(_spec)], ScalarType.Float32).DetachFromDisposeScope();
         long slice = _staging.numel();
         for (long start = 0; start < values.Length; start += slice)
         {
