@@ -66,9 +66,10 @@ internal static class ChunkedHeadLoss
         Tensor? dHeadPadded = gradHead ? zeros([padded, hidden], dtype == ScalarType.BFloat16 ? dtype : ScalarType.Float32, normed.device) : null;
         Tensor? dHead = dHeadPadded is null ? null : pad ? dHeadPadded.narrow(0, 0, vocab) : dHeadPadded;
         // On a GPU the chunk's softmax, loss and gradient are one kernel over its logits, in place (CrossEntropyKernel).
-        CrossEntropyKernel? kernel = !fp16 && CrossEntropyKernel.Takes(normed) ? CrossEntropyKernel.TryGet(normed.device) : null;
+        bool kernelPlanned = !fp16 && CrossEntropyKernel.Takes(normed);
+        CrossEntropyKernel? kernel = kernelPlanned ? CrossEntropyKernel.TryGet(normed.device) : null;
         // Where the plan priced the kernel's chunk and the kernel cannot run, the tensor ops take shorter chunks to stay within it.
-        if (kernel is null && !fp16 && CrossEntropyKernel.Takes(normed))
+        if (kernelPlanned && kernel is null)
             chunkTokens = EngineHeadLoss.TensorOpsChunkTokens(chunkTokens, Execution.EngineSettings.PrecisionOf(dtype));
         using (no_grad())
         {

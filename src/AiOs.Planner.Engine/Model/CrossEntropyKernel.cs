@@ -21,18 +21,15 @@ namespace AiOs.Planner.Engine.Model;
 /// </remarks>
 internal sealed unsafe class CrossEntropyKernel
 {
-    private const string Source = """
+    private const string Source = DeviceKernels.Bf16Conversions + """
         __device__ __forceinline__ float load(const void* p, long long i, int bf16)
         {
-            return bf16 ? __uint_as_float(((unsigned int)((const unsigned short*)p)[i]) << 16) : ((const float*)p)[i];
+            return bf16 ? bf16_to_float(((const unsigned short*)p)[i]) : ((const float*)p)[i];
         }
         __device__ __forceinline__ void store(void* p, long long i, float f, int bf16)
         {
-            if (!bf16) { ((float*)p)[i] = f; return; }
-            unsigned int bits = __float_as_uint(f);
-            unsigned short h = (bits & 0x7fffffffu) > 0x7f800000u ? (unsigned short)((bits >> 16) | 0x40u)
-                : (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-            ((unsigned short*)p)[i] = h;
+            if (bf16) ((unsigned short*)p)[i] = float_to_bf16(f);
+            else ((float*)p)[i] = f;
         }
         // Merges (m2, s2) into (m, s): s is a sum of exp(x − m); an empty side (s = 0) adds nothing, whatever its m.
         __device__ __forceinline__ void merge(float& m, float& s, float m2, float s2)
@@ -144,10 +141,10 @@ internal sealed unsafe class CrossEntropyKernel
         if (!Takes(logits) || !logits.is_contiguous() || logits.dim() != 2 || vocab < 1 || vocab > logits.shape[1])
             throw new ArgumentException($"The logits must be a contiguous CUDA bf16 or fp32 matrix at least {vocab} wide.", nameof(logits));
         long rows = logits.shape[0], stride = logits.shape[1];
-        Require(targets, ScalarType.Int64, rows, nameof(targets));
-        Require(weights, ScalarType.Float32, rows, nameof(weights));
-        Require(scale, ScalarType.Float32, 1, nameof(scale));
-        Require(rowLoss, ScalarType.Float32, rows, nameof(rowLoss));
+        DeviceKernels.Require(targets, ScalarType.Int64, rows, nameof(targets));
+        DeviceKernels.Require(weights, ScalarType.Float32, rows, nameof(weights));
+        DeviceKernels.Require(scale, ScalarType.Float32, 1, nameof(scale));
+        DeviceKernels.Require(rowLoss, ScalarType.Float32, rows, nameof(rowLoss));
         if (rows == 0) return;
         if (rows > int.MaxValue) throw new ArgumentException($"{rows} rows exceed one launch's grid.", nameof(logits));
         nint l = CudaDriver.DataOf(logits), t = CudaDriver.DataOf(targets), w = CudaDriver.DataOf(weights), sc = CudaDriver.DataOf(scale), r = CudaDriver.DataOf(rowLoss);
@@ -155,12 +152,6 @@ internal sealed unsafe class CrossEntropyKernel
         void** args = stackalloc void*[9];
         args[0] = &l; args[1] = &bf16; args[2] = &stride; args[3] = &vocab; args[4] = &t; args[5] = &w; args[6] = &sc; args[7] = &r; args[8] = &write;
         CudaDriver.Launch(_function, (int)rows, Threads, args);
-    }
-
-    private static void Require(Tensor t, ScalarType type, long n, string name)
-    {
-        if (t.device_type != DeviceType.CUDA || t.dtype != type || t.numel() != n || !t.is_contiguous())
-            throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
     }
 
     /// <summary>

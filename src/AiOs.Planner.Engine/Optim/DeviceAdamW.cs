@@ -71,14 +71,7 @@ public sealed class TorchOpsAdamW(AdamWOptions options) : IDeviceAdamW
 /// </summary>
 public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
 {
-    private const string Source = """
-        __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
-        __device__ __forceinline__ unsigned short float_to_bf16(float f)
-        {
-            unsigned int bits = __float_as_uint(f);
-            if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
-            return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-        }
+    private const string Source = DeviceKernels.Bf16Conversions + """
         extern "C" __global__ void aios_adamw(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
             float* __restrict__ m, float* __restrict__ v, unsigned short* __restrict__ working, long long n,
             float decay, float one_minus_beta1, float beta2, float one_minus_beta2, float neg_step_size, float bc2_sqrt,
@@ -129,12 +122,12 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
     public void Update(Tensor master, Tensor gradient, Tensor expAvg, Tensor expAvgSq, Tensor? working, int step, float gradScale)
     {
         long n = master.numel();
-        Require(master, ScalarType.Float32, n, nameof(master));
-        Require(expAvg, ScalarType.Float32, n, nameof(expAvg));
-        Require(expAvgSq, ScalarType.Float32, n, nameof(expAvgSq));
+        DeviceKernels.Require(master, ScalarType.Float32, n, nameof(master));
+        DeviceKernels.Require(expAvg, ScalarType.Float32, n, nameof(expAvg));
+        DeviceKernels.Require(expAvgSq, ScalarType.Float32, n, nameof(expAvgSq));
         if (gradient.dtype is not (ScalarType.Float32 or ScalarType.BFloat16)) throw new ArgumentException("The gradient must be fp32 or bf16.", nameof(gradient));
-        Require(gradient, gradient.dtype, n, nameof(gradient));
-        if (working is not null) Require(working, ScalarType.BFloat16, n, nameof(working));
+        DeviceKernels.Require(gradient, gradient.dtype, n, nameof(gradient));
+        if (working is not null) DeviceKernels.Require(working, ScalarType.BFloat16, n, nameof(working));
 
         var k = AdamCoefficients.Of(_options, step);
         nint p = DataOf(master), g = DataOf(gradient), m = DataOf(expAvg), v = DataOf(expAvgSq), w = working is null ? 0 : DataOf(working);
@@ -146,12 +139,6 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
         args[7] = &decay; args[8] = &b1; args[9] = &beta2; args[10] = &b2; args[11] = &negStep; args[12] = &bc2; args[13] = &eps; args[14] = &scale;
         int blocks = (int)Math.Min(_blocks, Math.Max(1, (n + 255) / 256));
         CudaDriver.Launch(_kernel, blocks, 256, args);
-    }
-
-    private static void Require(Tensor t, ScalarType type, long n, string name)
-    {
-        if (t.device_type != DeviceType.CUDA || t.dtype != type || t.numel() != n || !t.is_contiguous())
-            throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
     }
 
     private static nint DataOf(Tensor t) => CudaDriver.DataOf(t);

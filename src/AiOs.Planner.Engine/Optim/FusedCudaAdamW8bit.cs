@@ -18,17 +18,10 @@ namespace AiOs.Planner.Engine.Optim;
 public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
 {
     /// <summary>The kernel, line for line <see cref="EightBitAdamKernel.UpdateBlock"/> and <see cref="EightBitAdamKernel.QuantizeStochastic"/>.</summary>
-    internal const string Source = """
+    internal const string Source = DeviceKernels.Bf16Conversions + """
         #define AIOS_BLOCK 2048
         #define AIOS_THREADS 256
         #define AIOS_PER (AIOS_BLOCK / AIOS_THREADS)
-        __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
-        __device__ __forceinline__ unsigned short float_to_bf16(float f)
-        {
-            unsigned int bits = __float_as_uint(f);
-            if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
-            return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-        }
         // A code rounded stochastically (EightBitAdamKernel.QuantizeStochastic): c = [region upper 8 | slope | intercept | high | lower | upper | base].
         __device__ __forceinline__ unsigned char quantize_stochastic(float y, float u, const float* c, int is_signed)
         {
@@ -162,16 +155,16 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
     public void Update(Tensor master, Tensor gradient, DeviceEightBitMoments moments, Tensor? working, int step, float gradScale)
     {
         long n = moments.Elements;
-        Require(master, ScalarType.Float32, n, nameof(master));
-        Require(moments.MCodes, ScalarType.Byte, n, "m codes");
-        Require(moments.VCodes, ScalarType.Byte, n, "v codes");
+        DeviceKernels.Require(master, ScalarType.Float32, n, nameof(master));
+        DeviceKernels.Require(moments.MCodes, ScalarType.Byte, n, "m codes");
+        DeviceKernels.Require(moments.VCodes, ScalarType.Byte, n, "v codes");
         using var scope = NewDisposeScope();
         // The kernel reads fp32 or bf16 gradients; fp16 (and any other) is widened first.
         Tensor g = gradient.dtype is ScalarType.Float32 or ScalarType.BFloat16 ? gradient : gradient.to(ScalarType.Float32);
-        Require(g, g.dtype, n, nameof(gradient));
+        DeviceKernels.Require(g, g.dtype, n, nameof(gradient));
         // The kernel writes a bf16 working copy; an fp16 one is copied from the master afterwards.
         bool kernelWrites = working is not null && working.dtype == ScalarType.BFloat16;
-        if (kernelWrites) Require(working!, ScalarType.BFloat16, n, nameof(working));
+        if (kernelWrites) DeviceKernels.Require(working!, ScalarType.BFloat16, n, nameof(working));
 
         var k = BlockwiseAdam.Coefficients.For(step, _options.HyperParametersAt(step), gradScale);
         nint p = CudaDriver.DataOf(master), gp = CudaDriver.DataOf(g), mc = CudaDriver.DataOf(moments.MCodes), ms = CudaDriver.DataOf(moments.MScales);
@@ -200,11 +193,5 @@ public sealed unsafe class FusedCudaAdamW8bit : IDeviceAdamW8bit
                 using var scope = NewDisposeScope();
                 return tensor(EightBitAdamKernel.BlockSeeds(m.Pieces), ScalarType.Int32).to(m.MCodes.device).DetachFromDisposeScope();
             });
-    }
-
-    private static void Require(Tensor t, ScalarType type, long n, string name)
-    {
-        if (t.device_type != DeviceType.CUDA || t.dtype != type || t.numel() != n || !t.is_contiguous())
-            throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
     }
 }

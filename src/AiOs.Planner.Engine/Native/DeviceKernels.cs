@@ -1,0 +1,30 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Native;
+
+/// <summary>What the engine's NVRTC kernels share: their bf16 conversions and the check of the tensors they are handed.</summary>
+internal static class DeviceKernels
+{
+    /// <summary>
+    /// CUDA C for bf16 ↔ fp32 as PyTorch converts: widening by the bits, narrowing rounded to nearest even with a NaN kept
+    /// quiet. The kernels' sources begin with it.
+    /// </summary>
+    public const string Bf16Conversions = """
+        __device__ __forceinline__ float bf16_to_float(unsigned short h) { return __uint_as_float(((unsigned int)h) << 16); }
+        __device__ __forceinline__ unsigned short float_to_bf16(float f)
+        {
+            unsigned int bits = __float_as_uint(f);
+            if ((bits & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((bits >> 16) | 0x40u);
+            return (unsigned short)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+        }
+
+        """;
+
+    /// <summary>Refuses <paramref name="t"/> unless it is a contiguous CUDA tensor of <paramref name="type"/> with <paramref name="n"/> elements (a kernel reads it by raw address).</summary>
+    public static void Require(Tensor t, ScalarType type, long n, string name)
+    {
+        if (t.device_type != DeviceType.CUDA || t.dtype != type || t.numel() != n || !t.is_contiguous())
+            throw new ArgumentException($"{name} must be a contiguous CUDA {type} tensor of {n} elements.", name);
+    }
+}
