@@ -40,9 +40,10 @@ public static class PlanCommand
             // The planner never creates the offload folder: an existing one is checked (and may fall back to CPU), a missing one announced.
             var folder = DefaultOffloadFolder.Validate(model, hardware, built.Settings, mayCreate: false);
             IEnumerable<string> notes = limit is { } cap ? [GpuMemoryLimit.Note(profile, cap), .. built.Notes] : built.Notes;
-            var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, planOptions) with
+            var planned = TrainingPlanner.Plan(model, hardware, folder.Settings, planOptions);
+            var plan = planned with
             {
-                Notes = folder.Note is null ? notes.ToList() : [.. notes, folder.Note],
+                Notes = folder.Note is null ? [.. notes, .. planned.Notes] : [.. notes, .. planned.Notes, folder.Note],
                 GpuMemoryLimit = limit,
             };
             if (timelinePath is not null && plan.Step is { } step) Timeline.Write(timelinePath, step, hardware.HasGpu);

@@ -1,4 +1,5 @@
 using AiOs.Planner.Descriptions;
+using AiOs.Planner.Models;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Hardware;
@@ -35,6 +36,16 @@ public sealed record EngineKernels
     public Figure? AutogradLaunchFloorUs { get; init; }
     /// <summary>The dispatch floor of a unit backward, µs. Null: twice the autograd floor.</summary>
     public Figure? BackwardLaunchFloorUs { get; init; }
+    /// <summary>
+    /// The layer kind (<see cref="EngineLayerKind"/>) the three floors above were measured on: they hold for models of that
+    /// kind. Null: <see cref="EngineLayerKind.Gpt2"/>, what profiles written before per-kind floors were measured on.
+    /// </summary>
+    public string? FloorKind { get; init; }
+    /// <summary>
+    /// The dispatch floors of other layer kinds (an RMSNorm, rotary, SwiGLU layer launches more kernels than GPT-2's), one
+    /// entry per kind; null or empty: only <see cref="FloorKind"/>'s were measured.
+    /// </summary>
+    public IReadOnlyList<LayerKindFloors>? KindFloors { get; init; }
     /// <summary>Fixed time per step, µs: loss synchronisation, optimizer launches, bookkeeping.</summary>
     public Figure StepOverheadUs { get; init; } = 0;
     /// <summary>Bytes per second the device optimizer (fused AdamW) touches, GB/s; null: the device bandwidth at the compute model's efficiency.</summary>
@@ -51,6 +62,31 @@ public sealed record EngineKernels
 
     /// <summary>The host dispatch floor of a backward.</summary>
     public SimDuration BackwardLaunchFloor => BackwardLaunchFloorUs is { } b ? SimDuration.FromMicroseconds(b.Value) : AutogradLaunchFloor * 2;
+
+    /// <summary>The layer kind the main floors were measured on (<see cref="FloorKind"/>, GPT-2's when unset).</summary>
+    public string MainFloorKind => FloorKind ?? EngineLayerKind.Gpt2;
+
+    /// <summary>
+    /// The dispatch floors of <paramref name="model"/>'s layers: the main floors when its kind is <see cref="MainFloorKind"/>
+    /// (or no model is given), its <see cref="KindFloors"/> entry when there is one, else the main floors marked as not
+    /// measured for its kind (<see cref="EngineFloors.Measured"/> false).
+    /// </summary>
+    public EngineFloors FloorsFor(ModelSpec? model) => model is null ? Main(true) : FloorsOf(EngineLayerKind.Of(model));
+
+    /// <summary>The dispatch floors of layer kind <paramref name="kind"/> (see <see cref="FloorsFor"/>).</summary>
+    public EngineFloors FloorsOf(string kind)
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        if (kind == MainFloorKind) return Main(true);
+        if (KindFloors?.FirstOrDefault(f => f.Kind == kind) is { } k)
+        {
+            return new EngineFloors(kind, SimDuration.FromMicroseconds(k.ForwardUs.Value), SimDuration.FromMicroseconds(k.AutogradUs.Value),
+                SimDuration.FromMicroseconds(k.BackwardUs.Value), true);
+        }
+        return Main(false) with { Kind = kind };
+    }
+
+    private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
 
     /// <summary>The fixed per-step time.</summary>
     public SimDuration StepOverhead => SimDuration.FromMicroseconds(StepOverheadUs.Value);
@@ -69,7 +105,43 @@ public sealed record EngineKernels
         p.NonNegative(at + ".layer_launch_floor_us", LayerLaunchFloorUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (AutogradLaunchFloorUs is { } a) p.NonNegative(at + ".autograd_launch_floor_us", a.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (BackwardLaunchFloorUs is { } b) p.NonNegative(at + ".backward_launch_floor_us", b.Value, HardwareBounds.MaxLatencyUs, " µs");
+        if (FloorKind is { } kind && string.IsNullOrWhiteSpace(kind)) p.Add(at + ".floor_kind", "must not be empty; remove it for GPT-2's kind");
+        if (KindFloors is { } kinds)
+        {
+            var seen = new HashSet<string>(StringComparer.Ordinal) { MainFloorKind };
+            for (int i = 0; i < kinds.Count; i++)
+            {
+                string k = $"{at}.kind_floors[{i}]";
+                if (kinds[i] is not { } f) { p.Add(k, "must not be null"); continue; }
+                if (string.IsNullOrWhiteSpace(f.Kind)) p.Add(k + ".kind", "must name a layer kind");
+                else if (!seen.Add(f.Kind)) p.Add(k + ".kind", $"{f.Kind} appears twice (or is floor_kind, whose floors are the main ones); keep one entry per kind");
+                p.NonNegative(k + ".forward_us", f.ForwardUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+                p.NonNegative(k + ".autograd_us", f.AutogradUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+                p.NonNegative(k + ".backward_us", f.BackwardUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+            }
+        }
         p.NonNegative(at + ".step_overhead_us", StepOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (OptimizerGbps is { } o) p.InRange(at + ".optimizer_gbps", o.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
     }
 }
+
+/// <summary>The dispatch floors of one engine layer kind other than <see cref="EngineKernels.FloorKind"/> (<c>aios calibrate-gpu --floor-families</c>).</summary>
+public sealed record LayerKindFloors
+{
+    /// <summary>The layer kind (<see cref="EngineLayerKind.Of"/>).</summary>
+    public required string Kind { get; init; }
+    /// <summary>A layer forward without autograd, µs (as <see cref="EngineKernels.LayerLaunchFloorUs"/>).</summary>
+    public required Figure ForwardUs { get; init; }
+    /// <summary>A layer forward recording autograd, and a recompute, µs (as <see cref="EngineKernels.AutogradLaunchFloorUs"/>).</summary>
+    public required Figure AutogradUs { get; init; }
+    /// <summary>A layer backward, µs (as <see cref="EngineKernels.BackwardLaunchFloorUs"/>).</summary>
+    public required Figure BackwardUs { get; init; }
+}
+
+/// <summary>The dispatch floors a model's layers are priced with (<see cref="EngineKernels.FloorsFor"/>).</summary>
+/// <param name="Kind">The model's layer kind (the main kind when no model was given).</param>
+/// <param name="Forward">A forward without autograd.</param>
+/// <param name="Autograd">A forward recording autograd, and a recompute.</param>
+/// <param name="Backward">A backward.</param>
+/// <param name="Measured">Whether they were measured for the model's layer kind; false: the main kind's floors stand in.</param>
+public readonly record struct EngineFloors(string Kind, SimDuration Forward, SimDuration Autograd, SimDuration Backward, bool Measured);

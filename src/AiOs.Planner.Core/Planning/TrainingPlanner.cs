@@ -72,7 +72,23 @@ public static class TrainingPlanner
             Step = step,
             FirstStep = first,
             Correction = correction,
+            Notes = options.Simulate && options.ComputeModel is null && EngineFloorsNote(model, hardware, settings) is { } note ? [note] : [],
         };
+    }
+
+    /// <summary>
+    /// A note when the <c>aios</c> executor runs on a GPU whose engine kernels have no dispatch floors for
+    /// <paramref name="model"/>'s layer kind (<see cref="EngineLayerKind"/>): its launch-bound steps are then priced with
+    /// another kind's floors (measured on a CPU, a Llama layer's floors are 30–90% above GPT-2's); null otherwise.
+    /// </summary>
+    public static string? EngineFloorsNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    {
+        if (!hardware.HasGpu || settings.Executor != ExecutorKind.Aios || hardware.Gpu!.EngineKernels is not { } kernels) return null;
+        var floors = kernels.FloorsFor(model);
+        if (floors.Measured) return null;
+        return $"{hardware.Name}'s engine dispatch floors were measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({floors.Kind}), " +
+               "which launch a different number of kernels: a launch-bound step (small micro-batch) is priced with the other kind's floors. " +
+               $"Measure them: aios calibrate-gpu --family {model.Name} (or --floor-families {model.Name} to add them beside the main fit).";
     }
 
     private static List<string> CapacityProblems(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)

@@ -77,8 +77,12 @@ public sealed class StepCosts
             // The layer-by-layer engine always runs forward without autograd and recomputes; the resident one records
             // autograd in forward unless it checkpoints.
             bool forwardRecords = !offloads && !s.ActivationCheckpointing;
-            (_forwardFloor, _recomputeFloor, _backwardFloor) = (forwardRecords ? e.AutogradLaunchFloor : e.LayerLaunchFloor, e.AutogradLaunchFloor, e.BackwardLaunchFloor);
-            _headFloor = e.AutogradLaunchFloor;
+            // The floors of the model's layer kind (an RMSNorm, rotary, SwiGLU layer launches more kernels than GPT-2's):
+            // measured for it when the profile has them, else the main kind's (the plan says so, EngineFloorsNote).
+            var floors = e.FloorsFor(program?.Model);
+            (_forwardFloor, _recomputeFloor, _backwardFloor) = (forwardRecords ? floors.Autograd : floors.Forward, floors.Autograd, floors.Backward);
+            _headFloor = floors.Autograd;
+            _launchFloor = floors.Forward;
             _floorPerOperation = !offloads;
         }
         else

@@ -77,9 +77,10 @@ internal sealed class PlannerApi(PathRoots nvmeRoots)
             Correction = LearnedCorrection.For(hardware),
         };
         var folder = DefaultOffloadFolder.Validate(model, hardware, built.Settings, mayCreate: false);
-        return TrainingPlanner.Plan(model, hardware, folder.Settings, options) with
+        var plan = TrainingPlanner.Plan(model, hardware, folder.Settings, options);
+        return plan with
         {
-            Notes = folder.Note is null ? built.Notes : [.. built.Notes, folder.Note],
+            Notes = folder.Note is null ? [.. built.Notes, .. plan.Notes] : [.. built.Notes, .. plan.Notes, folder.Note],
         };
     }
 
