@@ -14,8 +14,11 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="NoGradFloorSeconds">A layer forward without autograd at the tiny shape; NaN: not timed (then <paramref name="FloorSeconds"/>).</param>
 /// <param name="BackwardFloorSeconds">A layer backward at the tiny shape; NaN: not timed (then twice <paramref name="FloorSeconds"/>).</param>
 /// <param name="MemoryBandwidth">The device's memory bandwidth: the element-wise term's ceiling; null: none.</param>
+/// <param name="Kind">The layer kind (<see cref="EngineLayerKind"/>) the passes and floors were timed on; null: GPT-2's.</param>
+/// <param name="KindFloors">The dispatch floors of other layer kinds, timed beside (<c>--floor-families</c>); null: none.</param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
-    FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null)
+    FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null,
+    string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null)
 {
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
@@ -25,6 +28,14 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
         _ => FloorSeconds,
     };
 }
+
+/// <summary>The dispatch floors of one layer kind at a tiny shape, timed as <see cref="EngineKernelTimings"/>' own.</summary>
+/// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
+/// <param name="Family">The model whose layer was timed, for the figures' method.</param>
+/// <param name="ForwardSeconds">A layer forward without autograd.</param>
+/// <param name="AutogradSeconds">A layer forward recording autograd.</param>
+/// <param name="BackwardSeconds">A layer backward.</param>
+public sealed record KindFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds);
 
 /// <summary>The fitted kernels and how well they explain the timings.</summary>
 public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples);
@@ -84,11 +95,43 @@ public static class EngineKernelFit
             LayerLaunchFloorUs = F(t.FloorOf("forward") * 1e6, I($"aios calibrate-gpu: a layer forward without autograd at a tiny shape, median ({t.Description})")),
             AutogradLaunchFloorUs = F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
             BackwardLaunchFloorUs = F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
+            FloorKind = t.Kind,
+            KindFloors = KindFloors(t, date, previous),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
+    }
+
+    /// <summary>
+    /// The other layer kinds' floors: those timed now (one per kind, not the main kind), then <paramref name="previous"/>'s
+    /// entries for kinds not timed now (each keeps its own date); null when there are none.
+    /// </summary>
+    /// <exception cref="ArgumentException">A timed kind floor is not positive.</exception>
+    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous)
+    {
+        string main = t.Kind ?? EngineLayerKind.Gpt2;
+        var seen = new HashSet<string>(StringComparer.Ordinal) { main };
+        var result = new List<LayerKindFloors>();
+        foreach (var k in t.KindFloors ?? [])
+        {
+            if (!seen.Add(k.Kind)) continue;
+            if (!(k.ForwardSeconds > 0) || !(k.AutogradSeconds > 0) || !(k.BackwardSeconds > 0))
+                throw new ArgumentException($"The dispatch floors of {k.Family} ({k.Kind}) need positive timings.", nameof(t));
+            string Method(string pass) => string.Create(CultureInfo.InvariantCulture,
+                $"aios calibrate-gpu --floor-families: a {k.Family} layer {pass} at a tiny shape, median ({t.Description})");
+            result.Add(new LayerKindFloors
+            {
+                Kind = k.Kind,
+                ForwardUs = Figure.Measured(Math.Round(k.ForwardSeconds * 1e6, 4), date, Method("forward without autograd")),
+                AutogradUs = Figure.Measured(Math.Round(k.AutogradSeconds * 1e6, 4), date, Method("forward with autograd")),
+                BackwardUs = Figure.Measured(Math.Round(k.BackwardSeconds * 1e6, 4), date, Method("backward")),
+            });
+        }
+        foreach (var k in previous?.KindFloors ?? [])
+            if (seen.Add(k.Kind)) result.Add(k);
+        return result.Count > 0 ? result : null;
     }
 
     /// <summary>The profile with <paramref name="kernels"/> as its GPU's engine kernels; nothing else changes.</summary>

@@ -20,9 +20,14 @@ public static class CalibrateGpuCommand
         var device = new Option<int>("--device") { Description = "CUDA device index", DefaultValueFactory = _ => 0 };
         var family = new Option<string>("--family") { Description = "Model whose layer kind the engine-kernel probe times (name or path)", DefaultValueFactory = _ => "gpt2" };
         var precision = new Option<Precision>("--precision") { Description = "Precision the engine's kernels are timed in: fp32|bf16|fp16", DefaultValueFactory = _ => Precision.Bf16, CustomParser = SettingsOptions.ParseEnum<Precision> };
+        var floorFamilies = new Option<string>("--floor-families")
+        {
+            Description = "Comma-separated models (names or paths) whose layer kinds' dispatch floors are also timed, one per kind besides --family's",
+            DefaultValueFactory = _ => DefaultFloorFamilies,
+        };
         var noKernels = new Option<bool>("--no-engine-kernels") { Description = "Skip timing the engine's own kernels (layers, head and loss, AdamW) for the aios executor" };
         var command = new Command("calibrate-gpu", "Measure host↔GPU copies (pinned and pageable), matmul TFLOP/s for layer shapes, GPU memory and the engine's own kernels; write them into a profile.")
-            { output, baseProfile, device, family, precision, noKernels };
+            { output, baseProfile, device, family, precision, floorFamilies, noKernels };
         command.SetAction(r =>
         {
             string path = r.GetValue(output)!;
@@ -47,7 +52,11 @@ public static class CalibrateGpuCommand
             };
             if (!r.GetValue(noKernels))
             {
-                var options = new EngineKernelProbeOptions { Family = ModelCatalog.Default.Load(r.GetValue(family)!), Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision) };
+                var options = new EngineKernelProbeOptions
+                {
+                    Family = ModelCatalog.Default.Load(r.GetValue(family)!), FloorFamilies = LoadFamilies(r.GetValue(floorFamilies)),
+                    Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision),
+                };
                 var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"));
                 updated = kernels.Profile;
                 io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1}");
@@ -59,6 +68,16 @@ public static class CalibrateGpuCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// The default <c>--floor-families</c>: GPT-2's kind, Llama 2's (RMSNorm, rotary, SwiGLU, no bias, MHA), Llama 3's
+    /// (grouped-query) and Qwen2's (Q, K, V biases); the main family's kind among them is not timed twice.
+    /// </summary>
+    public const string DefaultFloorFamilies = "gpt2,llama-2-7b,llama-3-8b,qwen2-7b";
+
+    /// <summary>The models named in <paramref name="list"/> (comma-separated names or paths; empty: none).</summary>
+    internal static IReadOnlyList<ModelSpec> LoadFamilies(string? list) =>
+        (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ModelCatalog.Default.Load).ToList();
 
     /// <summary>
     /// Times the engine's kernels with <paramref name="options"/> (any device: the tests run it on the CPU), fits them and
@@ -76,7 +95,8 @@ public static class CalibrateGpuCommand
             .Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList();
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
         var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
-            m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value)),
+            m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), m.Kind,
+            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds)).ToList()),
             date, gpu.EngineKernels);
         // Each timed pass, so the fit can be redone and checked away from the GPU.
         foreach (var t in timings)

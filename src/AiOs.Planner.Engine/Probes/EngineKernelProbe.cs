@@ -3,6 +3,7 @@ using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Engine.Optim;
+using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
@@ -16,6 +17,11 @@ public sealed record EngineKernelProbeOptions
 {
     /// <summary>The model whose layer kind (norm, FFN, dropout, vocabulary) is timed; its hidden size is varied.</summary>
     public required ModelSpec Family { get; init; }
+    /// <summary>
+    /// Further models whose layer kinds' dispatch floors alone are timed (as <see cref="Family"/>'s, over the same hidden
+    /// sizes): one entry per distinct kind (<see cref="EngineLayerKind"/>) other than <see cref="Family"/>'s.
+    /// </summary>
+    public IReadOnlyList<ModelSpec> FloorFamilies { get; init; } = [];
     /// <summary>The device the engine trains on: <c>cuda</c>, <c>cuda:N</c> or <c>cpu</c>.</summary>
     public string Device { get; init; } = "cuda";
     /// <summary>The training precision the kernels run in (the engine holds the whole model in it).</summary>
@@ -51,9 +57,19 @@ public sealed record EngineKernelProbeOptions
 /// <param name="OptimizerName">The AdamW implementation timed (<c>fused-cuda</c>, <c>torch-ops</c>).</param>
 /// <param name="NoGradFloorSeconds">The same for a forward without autograd (the layerwise engine's forward).</param>
 /// <param name="BackwardFloorSeconds">The same for a backward.</param>
+/// <param name="Kind">The layer kind of the timed family (<see cref="EngineLayerKind.Of"/>).</param>
+/// <param name="KindFloors">The floors of <see cref="EngineKernelProbeOptions.FloorFamilies"/>' other kinds, one per kind; null: none timed.</param>
 public sealed record EngineKernelMeasurement(string Device, Precision Precision, IReadOnlyList<LayerSample> Layers,
     double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName, double NoGradFloorSeconds = double.NaN,
-    double BackwardFloorSeconds = double.NaN);
+    double BackwardFloorSeconds = double.NaN, string? Kind = null, IReadOnlyList<KindFloorSample>? KindFloors = null);
+
+/// <summary>The dispatch floors of one layer kind, each the smallest median over the probe's hidden sizes.</summary>
+/// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
+/// <param name="Family">The model it was timed on.</param>
+/// <param name="ForwardSeconds">A layer forward without autograd.</param>
+/// <param name="AutogradSeconds">A layer forward recording autograd.</param>
+/// <param name="BackwardSeconds">A layer backward.</param>
+public sealed record KindFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds);
 
 /// <summary>
 /// Times the engine's own kernels where it trains (<c>aios calibrate-gpu</c>; on the CPU too, for tests): its
@@ -77,7 +93,6 @@ public static class EngineKernelProbe
 
         var samples = new List<LayerSample>();
         double floor = double.NaN, noGradFloor = double.NaN, backwardFloor = double.NaN;
-        static double Min(double a, double b) => double.IsNaN(a) ? b : Math.Min(a, b);
         foreach (int h in options.HiddenSizes)
         {
             var spec = CpuComputeProbe.Widened(options.Family, h);
@@ -114,17 +129,55 @@ public static class EngineKernelProbe
                 progress?.Invoke($"layer h={h} {mb}×{seq}: forward {forward * 1e3:0.00} ms, recompute {rec * 1e3:0.00} ms, backward {bwd * 1e3:0.00} ms");
             }
             var floors = Floors(layer, parameters, h, options, device, dtype, Time);
-            floor = Min(floor, floors.Recompute);
-            noGradFloor = Min(noGradFloor, floors.Forward);
-            backwardFloor = Min(backwardFloor, floors.Backward);
+            floor = MinOf(floor, floors.Recompute);
+            noGradFloor = MinOf(noGradFloor, floors.Forward);
+            backwardFloor = MinOf(backwardFloor, floors.Backward);
             progress?.Invoke($"layer h={h} {options.FloorShape.MicroBatch}×{options.FloorShape.SeqLen} (dispatch floors, {options.FloorChain} passes back to back): forward {floors.Forward * 1e6:0} µs, with autograd {floors.Recompute * 1e6:0} µs, backward {floors.Backward * 1e6:0} µs");
         }
+        string kind = EngineLayerKind.Of(options.Family);
+        progress?.Invoke($"floors of {options.Family.Name} ({kind}): forward {noGradFloor * 1e6:0} µs, with autograd {floor * 1e6:0} µs, backward {backwardFloor * 1e6:0} µs");
+        var kindFloors = KindFloors(options, kind, device, dtype, Time, progress);
         samples.AddRange(TimeHead(options, device, dtype, Time, progress));
         var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
         progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
-            noGradFloor, backwardFloor);
+            noGradFloor, backwardFloor, kind, kindFloors);
     }
+
+    /// <summary>
+    /// The dispatch floors (<see cref="Floors"/>, the smallest over <see cref="EngineKernelProbeOptions.HiddenSizes"/>) of each
+    /// layer kind of <see cref="EngineKernelProbeOptions.FloorFamilies"/> other than <paramref name="mainKind"/>, the first
+    /// family of a kind timing it.
+    /// </summary>
+    private static List<KindFloorSample> KindFloors(EngineKernelProbeOptions options, string mainKind, Device device, ScalarType dtype,
+        Func<Action, double> time, Action<string>? progress)
+    {
+        var result = new List<KindFloorSample>();
+        var seen = new HashSet<string>(StringComparer.Ordinal) { mainKind };
+        foreach (var family in options.FloorFamilies)
+        {
+            string kind = EngineLayerKind.Of(family);
+            if (!seen.Add(kind)) continue;
+            double forward = double.NaN, autograd = double.NaN, backward = double.NaN;
+            foreach (int h in options.HiddenSizes)
+            {
+                var spec = CpuComputeProbe.Widened(family, h);
+                using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
+                Initialise(parameters);
+                var layer = new DecoderLayer(spec, parameters);
+                layer.train();
+                var floors = Floors(layer, parameters, h, options, device, dtype, time);
+                forward = MinOf(forward, floors.Forward);
+                autograd = MinOf(autograd, floors.Recompute);
+                backward = MinOf(backward, floors.Backward);
+            }
+            result.Add(new KindFloorSample(kind, family.Name, forward, autograd, backward));
+            progress?.Invoke($"floors of {family.Name} ({kind}): forward {forward * 1e6:0} µs, with autograd {autograd * 1e6:0} µs, backward {backward * 1e6:0} µs");
+        }
+        return result;
+    }
+
+    private static double MinOf(double a, double b) => double.IsNaN(a) ? b : Math.Min(a, b);
 
     /// <summary>
     /// The dispatch floors of <paramref name="layer"/> at <see cref="EngineKernelProbeOptions.FloorShape"/>: per pass, the
