@@ -64,6 +64,7 @@ public sealed record EngineKernels
     public SimDuration BackwardLaunchFloor => BackwardLaunchFloorUs is { } b ? SimDuration.FromMicroseconds(b.Value) : AutogradLaunchFloor * 2;
 
     /// <summary>The layer kind the main floors were measured on (<see cref="FloorKind"/>, GPT-2's when unset).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public string MainFloorKind => FloorKind ?? EngineLayerKind.Gpt2;
 
     /// <summary>

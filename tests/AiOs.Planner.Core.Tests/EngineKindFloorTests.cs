@@ -1,0 +1,168 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Planning;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>
+/// The engine's dispatch floors per layer kind: a Llama layer (RMSNorm, rotary, SwiGLU) launches more kernels than
+/// GPT-2's, so its launch-bound steps are priced with its own kind's floors when the profile has them, and the plan
+/// says so when it has not.
+/// </summary>
+public class EngineKindFloorTests
+{
+    private static readonly HardwareProfile Lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+    private static readonly ModelSpec Gpt2 = ModelCatalog.Default.Load("gpt2");
+    private static readonly ModelSpec TinyLlama = ModelCatalog.Default.Load("tiny-llama");
+
+    /// <summary>A launch-bound resident step: one short sequence.</summary>
+    private static readonly TrainingSettings Small = new() { MicroBatch = 1, SeqLen = 16, Precision = Precision.Bf16, Executor = ExecutorKind.Aios };
+
+    private static HardwareProfile WithKernels(Func<EngineKernels, EngineKernels> change) =>
+        Lent with { Gpu = Lent.Gpu! with { EngineKernels = change(Lent.Gpu!.EngineKernels!) } };
+
+    private static LayerKindFloors Floors(string kind, double forward, double autograd, double backward) => new()
+    {
+        Kind = kind,
+        ForwardUs = Figure.Measured(forward, "2026-12-06", "test"),
+        AutogradUs = Figure.Measured(autograd, "2026-12-06", "test"),
+        BackwardUs = Figure.Measured(backward, "2026-12-06", "test"),
+    };
+
+    [Fact]
+    public void Given_the_bundled_families_When_their_layer_kinds_are_taken_Then_llama_2_llama_3_and_qwen2_differ_from_gpt2_and_each_other_and_gpt2_xl_matches_gpt2()
+    {
+        string gpt2 = EngineLayerKind.Of(Gpt2);
+        string kinds(string name) => EngineLayerKind.Of(ModelCatalog.Default.Load(name));
+
+        string[] others = [kinds("llama-2-7b"), kinds("llama-3-8b"), kinds("qwen2-7b")];
+
+        Assert.Equal(4, others.Append(gpt2).Distinct().Count());
+        Assert.Equal(gpt2, kinds("gpt2-xl"));
+        Assert.Contains("gqa", others[1]);
+        Assert.Contains("qkv_bias", others[2]);
+    }
+
+    [Fact]
+    public void Given_models_gpt2_json_When_its_kind_is_taken_Then_it_is_the_kind_legacy_profiles_floors_belong_to()
+    {
+        Assert.Equal(EngineLayerKind.Gpt2, EngineLayerKind.Of(Gpt2));
+        Assert.Equal(EngineLayerKind.Gpt2, Lent.Gpu!.EngineKernels!.MainFloorKind);
+    }
+
+    [Fact]
+    public void Given_kind_floors_for_llama_above_gpt2s_When_a_launch_bound_step_is_predicted_Then_llama_costs_more_and_gpt2_is_unchanged()
+    {
+        var main = Lent.Gpu!.EngineKernels!;
+        string llama = EngineLayerKind.Of(TinyLlama);
+        // Floors well above the main ones (and the work of a 64-wide layer on one short sequence).
+        var measured = WithKernels(k => k with { KindFloors = [Floors(llama, 3 * main.LayerLaunchFloorUs.Value + 500, 3 * (main.AutogradLaunchFloor.Seconds * 1e6) + 500, 3 * (main.BackwardLaunchFloor.Seconds * 1e6) + 500)] });
+
+        var llamaBefore = Simulator.Predict(TinyLlama, Lent, Small).Time;
+        var llamaAfter = Simulator.Predict(TinyLlama, measured, Small).Time;
+        var gpt2Before = Simulator.Predict(Gpt2, Lent, Small).Time;
+        var gpt2After = Simulator.Predict(Gpt2, measured, Small).Time;
+
+        // Each of the two layers (and the head) pays at least the extra autograd and backward floors.
+        Assert.True(llamaAfter - llamaBefore >= SimDuration.FromMicroseconds(2 * (2 * (main.AutogradLaunchFloor.Seconds * 1e6) + 500)),
+            $"tiny-llama's step went from {llamaBefore} to {llamaAfter} with its own floors three times the main ones");
+        Assert.Equal(gpt2Before, gpt2After);
+    }
+
+    [Fact]
+    public void Given_kernels_measured_on_the_llama_kind_When_floors_are_asked_for_Then_llama_gets_the_main_ones_and_gpt2_its_entry_or_the_main_ones_unmeasured()
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        var kernels = Lent.Gpu!.EngineKernels! with { FloorKind = llama, LayerLaunchFloorUs = 400, AutogradLaunchFloorUs = 500, BackwardLaunchFloorUs = 900 };
+
+        var ownKind = kernels.FloorsFor(TinyLlama);
+        var other = kernels.FloorsFor(Gpt2);
+        var withEntry = (kernels with { KindFloors = [Floors(EngineLayerKind.Gpt2, 200, 300, 700)] }).FloorsFor(Gpt2);
+
+        Assert.True(ownKind.Measured);
+        Assert.Equal(SimDuration.FromMicroseconds(500), ownKind.Autograd);
+        Assert.False(other.Measured);
+        Assert.Equal(SimDuration.FromMicroseconds(900), other.Backward);
+        Assert.True(withEntry.Measured);
+        Assert.Equal((SimDuration.FromMicroseconds(200), SimDuration.FromMicroseconds(300), SimDuration.FromMicroseconds(700)), (withEntry.Forward, withEntry.Autograd, withEntry.Backward));
+    }
+
+    [Fact]
+    public void Given_a_profile_with_kind_floors_When_written_and_read_back_Then_the_kind_and_each_floor_with_its_provenance_survive()
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        var profile = WithKernels(k => k with { FloorKind = EngineLayerKind.Gpt2, KindFloors = [Floors(llama, 317, 427, 936)] });
+
+        string json = System.Text.Json.JsonSerializer.Serialize(profile, DescriptionJson.Options);
+        var back = ProfileCatalog.Parse(json, "round-trip").Gpu!.EngineKernels!;
+
+        Assert.Contains("\"kind_floors\"", json);
+        Assert.Contains("\"floor_kind\"", json);
+        Assert.Equal(EngineLayerKind.Gpt2, back.FloorKind);
+        var entry = Assert.Single(back.KindFloors!);
+        Assert.Equal(llama, entry.Kind);
+        Assert.Equal((317.0, 427.0, 936.0), (entry.ForwardUs.Value, entry.AutogradUs.Value, entry.BackwardUs.Value));
+        Assert.Equal("2026-12-06", entry.BackwardUs.Provenance!.Date);
+        Assert.Equal(SimDuration.FromMicroseconds(427), back.FloorsFor(TinyLlama).Autograd);
+    }
+
+    [Fact]
+    public void Given_the_bundled_profiles_When_loaded_Then_their_engine_kernels_have_no_kind_floors_and_write_no_new_fields()
+    {
+        var withKernels = ProfileCatalog.Default.Names().Select(ProfileCatalog.Default.Load).Where(p => p.Gpu?.EngineKernels is not null).ToList();
+
+        Assert.NotEmpty(withKernels);
+        Assert.All(withKernels, p =>
+        {
+            var k = p.Gpu!.EngineKernels!;
+            Assert.Null(k.FloorKind);
+            Assert.Null(k.KindFloors);
+            string json = System.Text.Json.JsonSerializer.Serialize(p, DescriptionJson.Options);
+            Assert.DoesNotContain("floor_kind", json);
+            Assert.DoesNotContain("kind_floors", json);
+        });
+    }
+
+    [Theory]
+    [InlineData("duplicate")]
+    [InlineData("main")]
+    [InlineData("negative")]
+    public void Given_bad_kind_floors_When_the_profile_is_validated_Then_it_is_refused_naming_the_field(string problem)
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        IReadOnlyList<LayerKindFloors> floors = problem switch
+        {
+            "duplicate" => [Floors(llama, 1, 2, 3), Floors(llama, 1, 2, 3)],
+            "main" => [Floors(EngineLayerKind.Gpt2, 1, 2, 3)],
+            _ => [Floors(llama, 1, -2, 3)],
+        };
+        var profile = WithKernels(k => k with { KindFloors = floors });
+
+        var e = Assert.Throws<DescriptionException>(() => profile.Validated("test"));
+
+        Assert.Contains(problem == "negative" ? "kind_floors[0].autograd_us" : "kind_floors[", e.Message);
+    }
+
+    [Fact]
+    public void Given_a_model_whose_kind_has_no_floors_When_planned_for_the_aios_executor_on_a_gpu_Then_the_plan_notes_it_and_names_calibrate_gpu()
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        var measured = WithKernels(k => k with { KindFloors = [Floors(llama, 300, 400, 900)] });
+
+        var unmeasured = TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes;
+        var withFloors = TrainingPlanner.Plan(TinyLlama, measured, Small).Notes;
+        var gpt2 = TrainingPlanner.Plan(Gpt2, Lent, Small).Notes;
+        var deepSpeed = TrainingPlanner.Plan(TinyLlama, Lent, Small with { Executor = ExecutorKind.DeepSpeed }).Notes;
+
+        var note = Assert.Single(unmeasured);
+        Assert.Contains("aios calibrate-gpu --family tiny-llama", note);
+        Assert.Contains(llama, note);
+        Assert.Empty(withFloors);
+        Assert.Empty(gpt2);
+        Assert.Empty(deepSpeed);
+    }
+}
