@@ -102,4 +102,45 @@ public class EngineKernelFitTests
         Assert.Equal(700, k.AutogradLaunchFloorUs!.Value, 3);
         Assert.Equal(1500, k.BackwardLaunchFloorUs!.Value, 3);
     }
+
+    [Fact]
+    public void Given_floors_of_further_layer_kinds_When_fitted_Then_the_kernels_carry_the_main_kind_and_one_entry_per_other_kind_with_previous_ones_kept()
+    {
+        const string llama = "rmsnorm/rope/swiglu/no_bias/mha/no_dropout", qwen = "rmsnorm/rope/swiglu/qkv_bias/gqa/no_dropout", old = "old-kind";
+        var t = Synthetic() with
+        {
+            Kind = EngineLayerKind.Gpt2,
+            KindFloors =
+            [
+                new KindFloorTiming(EngineLayerKind.Gpt2, "gpt2-xl", 1e-4, 2e-4, 3e-4), // the main kind: its floors are the main ones
+                new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6),
+                new KindFloorTiming(qwen, "qwen2-7b", 345e-6, 476e-6, 964e-6),
+                new KindFloorTiming(llama, "llama-2-13b", 1e-3, 1e-3, 1e-3), // the same kind again: the first is kept
+            ],
+        };
+        var previous = new EngineKernels
+        {
+            MatmulEfficiency = 1, SavedBytesGbps = 1000,
+            KindFloors = [new LayerKindFloors { Kind = old, ForwardUs = 1, AutogradUs = 2, BackwardUs = 3 }, new LayerKindFloors { Kind = llama, ForwardUs = 9, AutogradUs = 9, BackwardUs = 9 }],
+        };
+
+        var k = EngineKernelFit.Fit(t, "2026-12-06", previous).Kernels;
+
+        Assert.Equal(EngineLayerKind.Gpt2, k.FloorKind);
+        Assert.Equal([llama, qwen, old], k.KindFloors!.Select(f => f.Kind));
+        var l = k.KindFloors![0];
+        Assert.Equal((317.0, 427.0, 936.0), (l.ForwardUs.Value, l.AutogradUs.Value, l.BackwardUs.Value));
+        Assert.Equal("2026-12-06", l.AutogradUs.Provenance!.Date);
+        Assert.Contains("llama-2-7b", l.AutogradUs.Provenance.Method);
+        Assert.Equal(180, k.AutogradLaunchFloorUs!.Value, 3);
+    }
+
+    [Fact]
+    public void Given_no_kind_floors_When_fitted_Then_the_kernels_have_none()
+    {
+        var k = EngineKernelFit.Fit(Synthetic(), "2026-12-06").Kernels;
+
+        Assert.Null(k.FloorKind);
+        Assert.Null(k.KindFloors);
+    }
 }

@@ -40,4 +40,48 @@ public class CalibrateGpuKernelTests
         Assert.Equal(FigureSource.Measured, kernels.BackwardRatio.Provenance!.Source);
         updated.Validated("calibrated");
     }
+
+    [Fact]
+    public void Given_floor_families_When_the_engine_kernels_are_calibrated_on_the_cpu_Then_the_profile_holds_the_main_kind_and_the_others_floors()
+    {
+        var h200 = ProfileCatalog.Default.Load("h200-1x");
+        var profile = h200 with { Gpu = h200.Gpu! with { EngineKernels = null, MatmulTflops = new PerPrecision { Fp32 = 0.2 } } };
+        var family = ModelCatalog.Default.Load("tiny-gpt");
+        var options = new EngineKernelProbeOptions
+        {
+            Family = family,
+            FloorFamilies = CalibrateGpuCommand.LoadFamilies(" tiny-gpt, tiny-llama ,"),
+            Device = "cpu",
+            Precision = Precision.Fp32,
+            HiddenSizes = [64, 128, 192],
+            Shapes = [(1, 16), (2, 32), (4, 32)],
+            FloorShape = (1, 4),
+            FloorChain = 2,
+            HeadShapes = [(1, 32)],
+            OptimizerElements = 100_000,
+            Repeats = 2,
+        };
+        var lines = new List<string>();
+
+        var (updated, _) = CalibrateGpuCommand.EngineKernels(profile, options, "2026-12-06", lines.Add);
+
+        var kernels = updated.Validated("calibrated").Gpu!.EngineKernels!;
+        string llama = EngineLayerKind.Of(ModelCatalog.Default.Load("tiny-llama"));
+        Assert.Equal(EngineLayerKind.Of(family), kernels.FloorKind);
+        var entry = Assert.Single(kernels.KindFloors!);
+        Assert.Equal(llama, entry.Kind);
+        Assert.True(entry.ForwardUs.Value > 0 && entry.AutogradUs.Value > 0 && entry.BackwardUs.Value > 0);
+        Assert.Contains(lines, l => l.StartsWith("floors of tiny-llama (" + llama + ")", StringComparison.Ordinal));
+        Assert.True(kernels.FloorsFor(ModelCatalog.Default.Load("tiny-llama")).Measured);
+    }
+
+    [Fact]
+    public void Given_the_default_floor_families_When_loaded_Then_they_are_gpt2_and_three_llama_like_kinds()
+    {
+        var families = CalibrateGpuCommand.LoadFamilies(CalibrateGpuCommand.DefaultFloorFamilies);
+
+        Assert.Equal(["gpt2", "llama-2-7b", "llama-3-8b", "qwen2-7b"], families.Select(f => f.Name));
+        Assert.Equal(4, families.Select(EngineLayerKind.Of).Distinct().Count());
+    }
 }
+
