@@ -70,10 +70,11 @@ public static class CalibrateGpuCommand
     }
 
     /// <summary>
-    /// The default <c>--floor-families</c>: GPT-2's kind, Llama 2's (RMSNorm, rotary, SwiGLU, no bias, MHA), Llama 3's
-    /// (grouped-query) and Qwen2's (Q, K, V biases); the main family's kind among them is not timed twice.
+    /// The default <c>--floor-families</c>, one model of each bundled model's layer kind: GPT-2's (tanh GELU, dropout), the
+    /// exact-GELU kind without dropout of tiny-gpt and the literature's shapes, Llama 2's (RMSNorm, rotary, SwiGLU, no bias, MHA),
+    /// Llama 3's (grouped-query) and Qwen2's (Q, K, V biases); the main family's kind among them is not timed twice.
     /// </summary>
-    public const string DefaultFloorFamilies = "gpt2,llama-2-7b,llama-3-8b,qwen2-7b";
+    public const string DefaultFloorFamilies = "gpt2,tiny-gpt,llama-2-7b,llama-3-8b,qwen2-7b";
 
     /// <summary>The models named in <paramref name="list"/> (comma-separated names or paths; empty: none).</summary>
     internal static IReadOnlyList<ModelSpec> LoadFamilies(string? list) =>
