@@ -184,7 +184,7 @@ public sealed class DataParallelTrainerTests : IDisposable
         {
             for (int s = 0; s < Steps; s++) Assert.Equal(oneLosses[s], losses[s], 1e-5);
             for (int u = 0; u < master.Length; u++)
-                Assert.True(oneMaster[u].Zip(master[u], (a, b) => Math.Abs(a - b)).Max() < 1e-5f, $"unit {u}");
+                RankAgreement.AssertClose(oneMaster[u], master[u], $"unit {u}");
         }
     }
 
