@@ -37,7 +37,8 @@ internal sealed unsafe class CrossEntropyKernel
             if (s2 == 0.0f) return;
             if (s == 0.0f) { m = m2; s = s2; return; }
             float top = fmaxf(m, m2);
-            if (top == -INFINITY) { s += s2; return; } // both sides only −∞ so far: exp(−∞ − −∞) would be NaN
+            // Both sides only −∞ so far: exp(−∞ − −∞) would be NaN. (NVRTC has no math.h: −∞ by its bits, not INFINITY.)
+            if (top == __uint_as_float(0xff800000u)) { s += s2; return; }
             s = s * expf(m - top) + s2 * expf(m2 - top);
             m = top;
         }
