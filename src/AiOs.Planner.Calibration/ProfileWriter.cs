@@ -7,19 +7,8 @@ namespace AiOs.Planner.Calibration;
 /// <summary>Writes a profile atomically (temporary file, flush, rename), so an interrupted run never leaves half a profile.</summary>
 public static class ProfileWriter
 {
-    /// <summary>
-    /// The description options, minus computed properties (Ram, Capacity, TotalGpus…), which are not part of the file format,
-    /// writing text as text (an apostrophe, ×) rather than \u escapes, so a profile written back differs from the hand-written
-    /// one only where it changed.
-    /// </summary>
-    private static readonly JsonSerializerOptions Options = new(DescriptionJson.Options)
-    {
-        IgnoreReadOnlyProperties = true,
-        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
-
     /// <summary>The profile as the JSON text of a profile file.</summary>
-    public static string ToJson(HardwareProfile profile) => JsonSerializer.Serialize(profile, Options) + "\n";
+    public static string ToJson(HardwareProfile profile) => JsonSerializer.Serialize(profile, DescriptionJson.WriteOptions) + "\n";
 
     /// <summary>Writes <paramref name="profile"/> to <paramref name="path"/>, replacing any file there only once the new one is complete.</summary>
     public static void WriteFile(string path, HardwareProfile profile) => AtomicFile.WriteAllText(path, ToJson(profile));

@@ -9,6 +9,18 @@ public static class DescriptionJson
     /// <summary>Options for reading and writing models, profiles and settings.</summary>
     public static JsonSerializerOptions Options { get; } = Create();
 
+    /// <summary>
+    /// Options for writing a description file: <see cref="Options"/> without computed (get-only) properties, which are not part
+    /// of the format (a profile's ram, a kernel fit's durations beside the figures they come from), and with text written as
+    /// text (an apostrophe, ×) rather than \u escapes, so a file written back differs from the hand-written one only where it
+    /// changed.
+    /// </summary>
+    public static JsonSerializerOptions WriteOptions { get; } = new(Options)
+    {
+        IgnoreReadOnlyProperties = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     private static JsonSerializerOptions Create()
     {
         var options = new JsonSerializerOptions
@@ -62,7 +74,7 @@ public static class DescriptionJson
     /// <summary>Writes <paramref name="value"/> to <paramref name="path"/> atomically: a temporary file in the same folder, flushed, then renamed over the target.</summary>
     public static void WriteFileAtomic<T>(string path, T value)
     {
-        string json = JsonSerializer.Serialize(value, Options) + "\n";
+        string json = JsonSerializer.Serialize(value, WriteOptions) + "\n";
         AtomicFile.WriteAllText(path, json);
     }
 }

@@ -48,6 +48,7 @@ public sealed record CpuLayerCompute
         SavedBytesGbps.Value > 0 ? saved / Bandwidth.FromGBps(SavedBytesGbps.Value) : SimDuration.Zero;
 
     /// <summary>The fixed cost of one forward.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration LayerOverhead => SimDuration.FromMicroseconds(LayerOverheadUs.Value);
 
     internal void Validate(ValidationProblems p, string at)

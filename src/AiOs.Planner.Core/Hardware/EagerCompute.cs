@@ -28,9 +28,11 @@ public sealed record EagerCompute
     public Figure RecomputeLaunchFloors { get; init; } = 1;
 
     /// <summary>The fixed per-forward device time.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration LayerOverhead => SimDuration.FromMicroseconds(LayerOverheadUs.Value);
 
     /// <summary>The host dispatch floor of one forward.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration LayerLaunchFloor => SimDuration.FromMicroseconds(LayerLaunchFloorUs.Value);
 
     /// <summary>The least recompute dispatch, in launch floors, a profile may declare.</summary>

@@ -52,15 +52,19 @@ public sealed record EngineKernels
     public Figure? OptimizerGbps { get; init; }
 
     /// <summary>The fixed per-forward device time.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration LayerOverhead => SimDuration.FromMicroseconds(LayerOverheadUs.Value);
 
     /// <summary>The host dispatch floor of one forward.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration LayerLaunchFloor => SimDuration.FromMicroseconds(LayerLaunchFloorUs.Value);
 
     /// <summary>The host dispatch floor of a forward that records autograd, and of a recompute.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration AutogradLaunchFloor => SimDuration.FromMicroseconds((AutogradLaunchFloorUs ?? LayerLaunchFloorUs).Value);
 
     /// <summary>The host dispatch floor of a backward.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration BackwardLaunchFloor => BackwardLaunchFloorUs is { } b ? SimDuration.FromMicroseconds(b.Value) : AutogradLaunchFloor * 2;
 
     /// <summary>The layer kind the main floors were measured on (<see cref="FloorKind"/>, GPT-2's when unset).</summary>
@@ -90,6 +94,7 @@ public sealed record EngineKernels
     private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
 
     /// <summary>The fixed per-step time.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration StepOverhead => SimDuration.FromMicroseconds(StepOverheadUs.Value);
 
     /// <summary>Time of the element-wise work of a unit that saves <paramref name="saved"/> bytes.</summary>
