@@ -143,4 +143,66 @@ public class EngineKernelFitTests
         Assert.Null(k.FloorKind);
         Assert.Null(k.KindFloors);
     }
+
+    private const string Llama = "rmsnorm/rope/swiglu/no_bias/mha/no_dropout", Qwen = "rmsnorm/rope/swiglu/qkv_bias/gqa/no_dropout";
+
+    /// <summary>The synthetic timings with probe floors for GPT-2's kind (180 µs with autograd) and Llama's and Qwen's kinds.</summary>
+    private static EngineKernelTimings WithProbeFloors() => Synthetic() with
+    {
+        Kind = EngineLayerKind.Gpt2,
+        NoGradFloorSeconds = 100e-6,
+        BackwardFloorSeconds = 400e-6,
+        KindFloors = [new KindFloorTiming(Llama, "llama-2-7b", 317e-6, 427e-6, 936e-6), new KindFloorTiming(Qwen, "qwen2-7b", 345e-6, 476e-6, 964e-6)],
+    };
+
+    private static InStepFloorTiming InStep(string kind, string family, double forward, double autograd, double backward) =>
+        new(kind, family, forward, autograd, backward, 24, 24, 24, $"{family} widened to h=768, 4 layers, mb 1 × 64");
+
+    [Fact]
+    public void Given_in_step_floors_When_fitted_Then_they_replace_the_probes_floors_of_their_kinds_and_the_others_keep_the_probes()
+    {
+        var t = WithProbeFloors() with
+        {
+            InStepFloors =
+            [
+                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6),
+                InStep(Llama, "llama-2-7b", 500e-6, 700e-6, 1400e-6),
+                InStep(Llama, "llama-2-13b", 1e-3, 1e-3, 1e-3), // the same kind again: the first is kept
+            ],
+        };
+
+        var k = EngineKernelFit.Fit(t, "2026-12-06").Kernels;
+
+        Assert.Equal((250.0, 400.0, 900.0), (k.LayerLaunchFloorUs.Value, k.AutogradLaunchFloorUs!.Value, k.BackwardLaunchFloorUs!.Value));
+        Assert.Equal("aios calibrate-gpu: a layer forward with autograd, median in-step span of the engine's resident trainer, gpt2 widened to h=768, 4 layers, mb 1 × 64, 24 spans (synthetic)",
+            k.AutogradLaunchFloorUs.Provenance!.Method);
+        Assert.Equal([Llama, Qwen], k.KindFloors!.Select(f => f.Kind));
+        var llama = k.KindFloors![0];
+        Assert.Equal((500.0, 700.0, 1400.0), (llama.ForwardUs.Value, llama.AutogradUs.Value, llama.BackwardUs.Value));
+        Assert.Contains("median in-step span", llama.BackwardUs.Provenance!.Method);
+        var qwen = k.KindFloors![1];
+        Assert.Equal((345.0, 476.0, 964.0), (qwen.ForwardUs.Value, qwen.AutogradUs.Value, qwen.BackwardUs.Value));
+        Assert.Contains("at a tiny shape", qwen.AutogradUs.Provenance!.Method);
+    }
+
+    [Fact]
+    public void Given_no_in_step_floors_of_the_main_kind_When_fitted_Then_the_main_floors_are_the_probes()
+    {
+        var t = WithProbeFloors() with { InStepFloors = [InStep(Llama, "llama-2-7b", 500e-6, 700e-6, 1400e-6)] };
+
+        var k = EngineKernelFit.Fit(t, "2026-12-06").Kernels;
+
+        Assert.Equal((100.0, 180.0, 400.0), (k.LayerLaunchFloorUs.Value, k.AutogradLaunchFloorUs!.Value, k.BackwardLaunchFloorUs!.Value));
+        Assert.Contains("at a tiny shape", k.LayerLaunchFloorUs.Provenance!.Method);
+        Assert.Equal(700, k.KindFloors![0].AutogradUs.Value, 3);
+    }
+
+    [Fact]
+    public void Given_a_non_positive_in_step_floor_When_fitted_Then_it_is_refused_naming_the_family()
+    {
+        var t = WithProbeFloors() with { InStepFloors = [InStep(EngineLayerKind.Gpt2, "gpt2", double.NaN, 400e-6, 900e-6)] };
+
+        var e = Assert.Throws<ArgumentException>(() => EngineKernelFit.Fit(t, "2026-12-06"));
+        Assert.Contains("gpt2", e.Message, StringComparison.Ordinal);
+    }
 }

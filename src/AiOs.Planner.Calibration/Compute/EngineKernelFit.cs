@@ -16,9 +16,13 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="MemoryBandwidth">The device's memory bandwidth: the element-wise term's ceiling; null: none.</param>
 /// <param name="Kind">The layer kind (<see cref="EngineLayerKind"/>) the passes and floors were timed on; null: GPT-2's.</param>
 /// <param name="KindFloors">The dispatch floors of other layer kinds, timed beside (<c>--floor-families</c>); null: none.</param>
+/// <param name="InStepFloors">
+/// Floors measured inside real steps of the engine's resident trainer, one per kind (the main kind's and others'); where a kind
+/// has one, the fit writes it instead of the tiny-shape floors above. Null or a kind absent: the tiny-shape floors.
+/// </param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
     FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null,
-    string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null)
+    string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null, IReadOnlyList<InStepFloorTiming>? InStepFloors = null)
 {
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
@@ -37,13 +41,35 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
 /// <param name="BackwardSeconds">A layer backward.</param>
 public sealed record KindFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds);
 
+/// <summary>
+/// The dispatch floors of one layer kind measured inside real training steps: medians of the engine's resident trainer's layer
+/// spans on a small model of the kind (the engine's <c>InStepFloorProbe</c>).
+/// </summary>
+/// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
+/// <param name="Family">The model whose layer kind was trained.</param>
+/// <param name="ForwardSeconds">A layer forward without autograd (the run with activation checkpointing).</param>
+/// <param name="AutogradSeconds">A layer forward recording autograd (the run without checkpointing).</param>
+/// <param name="BackwardSeconds">A layer backward (the run without checkpointing).</param>
+/// <param name="ForwardSpans">Spans behind <paramref name="ForwardSeconds"/>.</param>
+/// <param name="AutogradSpans">Spans behind <paramref name="AutogradSeconds"/>.</param>
+/// <param name="BackwardSpans">Spans behind <paramref name="BackwardSeconds"/>.</param>
+/// <param name="Setup">The model and shape trained, for the figures' method ("tiny-gpt widened to h=768, 4 layers, mb 1 × 64").</param>
+public sealed record InStepFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
+    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup)
+{
+    /// <summary>The method of one of its figures: the pass, the spans it is the median of, and where.</summary>
+    internal string Method(string pass, int spans, string description) => string.Create(CultureInfo.InvariantCulture,
+        $"aios calibrate-gpu: a layer {pass}, median in-step span of the engine's resident trainer, {Setup}, {spans} spans ({description})");
+}
+
 /// <summary>The fitted kernels and how well they explain the timings.</summary>
 public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples);
 
 /// <summary>
 /// Fits <see cref="EngineKernels"/> to the engine's timed kernels: the layer model <c>t = F/(η·R) + S·e + O</c> by
 /// <see cref="CpuLayerFit"/> (MathNet least squares on relative error; backward as a ratio of the forward), the
-/// recompute ratio as the median recompute/forward of the same shapes, the launch floor as the tiny-shape time,
+/// recompute ratio as the median recompute/forward of the same shapes, the launch floors as the in-step medians where
+/// measured (<see cref="EngineKernelTimings.InStepFloors"/>), else the tiny-shape times,
 /// and the optimizer's rate as the 28 bytes per parameter the step program charges over the timed update.
 /// </summary>
 public static class EngineKernelFit
@@ -85,6 +111,7 @@ public static class EngineKernelFit
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
+        var inStep = InStepOf(t, t.Kind ?? EngineLayerKind.Gpt2);
         var kernels = new EngineKernels
         {
             MatmulEfficiency = F(fit.MatmulEfficiency, method),
@@ -92,9 +119,15 @@ public static class EngineKernelFit
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
             RecomputeRatio = F(recompute, I($"aios calibrate-gpu: median recompute/forward over {ratios.Length} shapes ({t.Description})")),
-            LayerLaunchFloorUs = F(t.FloorOf("forward") * 1e6, I($"aios calibrate-gpu: a layer forward without autograd at a tiny shape, median ({t.Description})")),
-            AutogradLaunchFloorUs = F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
-            BackwardLaunchFloorUs = F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
+            LayerLaunchFloorUs = inStep is { } f
+                ? F(f.ForwardSeconds * 1e6, f.Method("forward without autograd", f.ForwardSpans, t.Description))
+                : F(t.FloorOf("forward") * 1e6, I($"aios calibrate-gpu: a layer forward without autograd at a tiny shape, median ({t.Description})")),
+            AutogradLaunchFloorUs = inStep is { } a
+                ? F(a.AutogradSeconds * 1e6, a.Method("forward with autograd", a.AutogradSpans, t.Description))
+                : F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
+            BackwardLaunchFloorUs = inStep is { } b
+                ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
+                : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
             FloorKind = t.Kind,
             KindFloors = KindFloors(t, date, previous),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
@@ -104,16 +137,39 @@ public static class EngineKernelFit
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
     }
 
+    /// <summary>The first in-step floors of <paramref name="kind"/> in <paramref name="t"/>; null: none measured.</summary>
+    /// <exception cref="ArgumentException">They are not all positive.</exception>
+    private static InStepFloorTiming? InStepOf(EngineKernelTimings t, string kind) =>
+        t.InStepFloors?.FirstOrDefault(k => k.Kind == kind) is { } s ? Positive(s) : null;
+
+    /// <exception cref="ArgumentException"><paramref name="s"/>'s floors are not all positive.</exception>
+    private static InStepFloorTiming Positive(InStepFloorTiming s) => s.ForwardSeconds > 0 && s.AutogradSeconds > 0 && s.BackwardSeconds > 0 ? s
+        : throw new ArgumentException($"The in-step floors of {s.Family} ({s.Kind}) need positive timings; measure them again or pass none (the tiny-shape floors are used then).", nameof(s));
+
     /// <summary>
-    /// The other layer kinds' floors: those timed now (one per kind, not the main kind), then <paramref name="previous"/>'s
-    /// entries for kinds not timed now (each keeps its own date); null when there are none.
+    /// The other layer kinds' floors: those measured now (one per kind, not the main kind; in-step floors where a kind has
+    /// them, else the tiny-shape ones), then <paramref name="previous"/>'s entries for kinds not measured now (each keeps its
+    /// own date); null when there are none.
     /// </summary>
-    /// <exception cref="ArgumentException">A timed kind floor is not positive.</exception>
+    /// <exception cref="ArgumentException">A measured kind floor is not positive.</exception>
     private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous)
     {
         string main = t.Kind ?? EngineLayerKind.Gpt2;
         var seen = new HashSet<string>(StringComparer.Ordinal) { main };
         var result = new List<LayerKindFloors>();
+        // In-step floors first (the trainer's own layers in real steps), then the probe's for kinds they do not cover.
+        foreach (var k in t.InStepFloors ?? [])
+        {
+            if (!seen.Add(k.Kind)) continue;
+            Positive(k);
+            result.Add(new LayerKindFloors
+            {
+                Kind = k.Kind,
+                ForwardUs = Figure.Measured(Math.Round(k.ForwardSeconds * 1e6, 4), date, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
+                AutogradUs = Figure.Measured(Math.Round(k.AutogradSeconds * 1e6, 4), date, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
+                BackwardUs = Figure.Measured(Math.Round(k.BackwardSeconds * 1e6, 4), date, k.Method("backward", k.BackwardSpans, t.Description)),
+            });
+        }
         foreach (var k in t.KindFloors ?? [])
         {
             if (!seen.Add(k.Kind)) continue;

@@ -26,8 +26,12 @@ public static class CalibrateGpuCommand
             DefaultValueFactory = _ => DefaultFloorFamilies,
         };
         var noKernels = new Option<bool>("--no-engine-kernels") { Description = "Skip timing the engine's own kernels (layers, head and loss, AdamW) for the aios executor" };
+        var noInStep = new Option<bool>("--no-in-step-floors")
+        {
+            Description = "Skip measuring the layer dispatch floors inside real steps of the engine's resident trainer (one small model per layer kind); the tiny-shape probe's floors are written instead",
+        };
         var command = new Command("calibrate-gpu", "Measure host↔GPU copies (pinned and pageable), matmul TFLOP/s for layer shapes, GPU memory and the engine's own kernels; write them into a profile.")
-            { output, baseProfile, device, family, precision, floorFamilies, noKernels };
+            { output, baseProfile, device, family, precision, floorFamilies, noKernels, noInStep };
         command.SetAction(r =>
         {
             string path = r.GetValue(output)!;
@@ -57,7 +61,8 @@ public static class CalibrateGpuCommand
                     Family = ModelCatalog.Default.Load(r.GetValue(family)!), FloorFamilies = LoadFamilies(r.GetValue(floorFamilies)),
                     Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision),
                 };
-                var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"));
+                var inStep = r.GetValue(noInStep) ? null : InStepOptions(options);
+                var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
                 updated = kernels.Profile;
                 io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1}");
             }
@@ -81,14 +86,30 @@ public static class CalibrateGpuCommand
         (list ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(ModelCatalog.Default.Load).ToList();
 
     /// <summary>
+    /// The in-step floor run for <paramref name="options"/>: its device, precision and seed, the probe's smallest hidden size
+    /// (768 by default), and <see cref="InStepFloorOptions"/>' small model and short steps.
+    /// </summary>
+    internal static InStepFloorOptions InStepOptions(EngineKernelProbeOptions options) => new()
+    {
+        Device = options.Device,
+        Precision = options.Precision,
+        Seed = options.Seed,
+        Hidden = options.HiddenSizes.Count > 0 ? options.HiddenSizes.Min() : new InStepFloorOptions().Hidden,
+    };
+
+    /// <summary>
     /// Times the engine's kernels with <paramref name="options"/> (any device: the tests run it on the CPU), fits them and
-    /// writes them into <paramref name="profile"/>'s GPU section; the efficiency refers to the profile's matmul rate.
+    /// writes them into <paramref name="profile"/>'s GPU section; the efficiency refers to the profile's matmul rate. With
+    /// <paramref name="inStep"/>, the layer dispatch floors of the main family's kind and each floor family's are measured
+    /// inside real steps of the engine's resident trainer too (<see cref="InStepFloorProbe"/>) and written instead of the
+    /// probe's; a kind whose in-step run fails keeps the probe's floors, with a warning in <paramref name="progress"/>.
     /// </summary>
     internal static (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) EngineKernels(HardwareProfile profile, EngineKernelProbeOptions options,
-        string date, Action<string>? progress = null)
+        string date, Action<string>? progress = null, InStepFloorOptions? inStep = null)
     {
         var gpu = profile.Gpu ?? throw new DescriptionException($"{profile.Name} has no gpu section; run calibrate-gpu on a GPU machine.");
         var m = EngineKernelProbe.Measure(options, progress);
+        var inStepFloors = inStep is null ? null : InStepFloors(options, m, inStep, progress);
         // Decoder layers only: the head's passes do not split their work as a layer does (the fused head takes its
         // gradients in forward: 10.9 ms forward, 0.7 ms backward on the H100), so they would bend the layers' backward
         // ratio and work terms (RMS 25.6% with them, 15.3% without, 2026-12-05); the program prices the head from its work.
@@ -97,12 +118,46 @@ public static class CalibrateGpuCommand
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
         var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
             m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), m.Kind,
-            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds)).ToList()),
+            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds)).ToList(),
+            inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
+                k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup)).ToList()),
             date, gpu.EngineKernels);
         // Each timed pass, so the fit can be redone and checked away from the GPU.
         foreach (var t in timings)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
+    }
+
+    /// <summary>
+    /// The in-step floors of the main family's kind and each other kind of the floor families (the first family of a kind),
+    /// each printed beside the probe's; a kind whose run fails is left out (the fit keeps the probe's floors for it) with a warning.
+    /// </summary>
+    private static List<InStepFloorSample> InStepFloors(EngineKernelProbeOptions options, EngineKernelMeasurement m, InStepFloorOptions inStep, Action<string>? progress)
+    {
+        var result = new List<InStepFloorSample>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var family in options.FloorFamilies.Prepend(options.Family))
+        {
+            string kind = EngineLayerKind.Of(family);
+            if (!seen.Add(kind)) continue;
+            InStepFloorSample s;
+            try
+            {
+                s = InStepFloorProbe.Measure(family, inStep, progress);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                progress?.Invoke($"warning: the in-step floors of {family.Name} ({kind}) were not measured ({e.Message}); its tiny-shape probe floors are kept.");
+                continue;
+            }
+            result.Add(s);
+            (double Forward, double Autograd, double Backward) probe = kind == m.Kind
+                ? (m.NoGradFloorSeconds, m.FloorSeconds, m.BackwardFloorSeconds)
+                : m.KindFloors?.FirstOrDefault(k => k.Kind == kind) is { } k ? (k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds) : (double.NaN, double.NaN, double.NaN);
+            progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"floors of {family.Name} ({kind}), in step against the probe: forward {s.ForwardSeconds * 1e6:0} µs against {probe.Forward * 1e6:0}, with autograd {s.AutogradSeconds * 1e6:0} µs against {probe.Autograd * 1e6:0}, backward {s.BackwardSeconds * 1e6:0} µs against {probe.Backward * 1e6:0} ({s.ForwardSpans}, {s.AutogradSpans} and {s.BackwardSpans} spans)"));
+        }
+        return result;
     }
 }

@@ -1,0 +1,157 @@
+using System.Globalization;
+using AiOs.Planner.Engine.Data;
+using AiOs.Planner.Engine.Execution;
+using AiOs.Planner.Engine.Metrics;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation.Program;
+using static TorchSharp.torch;
+
+namespace AiOs.Planner.Engine.Probes;
+
+/// <summary>How the in-step floor probe trains its small models: size, shape, steps, device and precision.</summary>
+public sealed record InStepFloorOptions
+{
+    /// <summary>The device the engine trains on: <c>cuda</c>, <c>cuda:N</c> or <c>cpu</c>.</summary>
+    public string Device { get; init; } = "cuda";
+    /// <summary>The training precision.</summary>
+    public Precision Precision { get; init; } = Precision.Bf16;
+    /// <summary>Hidden size each family is widened to (<see cref="CpuComputeProbe.Widened"/>: 64-wide heads, FFN four times wider).</summary>
+    public int Hidden { get; init; } = 768;
+    /// <summary>Decoder layers of the small model: each step yields this many spans of each layer pass.</summary>
+    public int Layers { get; init; } = 4;
+    /// <summary>Vocabulary of the small model: small, so the embedding and head stay cheap.</summary>
+    public int Vocab { get; init; } = 512;
+    /// <summary>Micro-batch of the steps.</summary>
+    public int MicroBatch { get; init; } = 1;
+    /// <summary>Sequence length of the steps: short, so a layer's time is its host dispatch.</summary>
+    public int SeqLen { get; init; } = 64;
+    /// <summary>Steps run first and not measured (kernel selection, allocator, caches).</summary>
+    public int WarmUpSteps { get; init; } = 2;
+    /// <summary>Steps whose layer spans are measured.</summary>
+    public int MeasuredSteps { get; init; } = 6;
+    /// <summary>Seed of the initial weights, the dropout replay and the synthetic tokens.</summary>
+    public long Seed { get; init; } = 1234;
+}
+
+/// <summary>
+/// The dispatch floors of one layer kind as the engine's resident trainer runs its layers inside real steps: medians of the
+/// device-timed spans (host-timed on a CPU) of the decoder layers' operations.
+/// </summary>
+/// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
+/// <param name="Family">The model whose layer kind was trained.</param>
+/// <param name="ForwardSeconds">A layer forward without autograd: the forward of the run with activation checkpointing.</param>
+/// <param name="AutogradSeconds">A layer forward recording autograd: the forward of the run without checkpointing.</param>
+/// <param name="BackwardSeconds">A layer backward: the backward of the run without checkpointing.</param>
+/// <param name="ForwardSpans">Spans the no-autograd median was taken over.</param>
+/// <param name="AutogradSpans">Spans the autograd median was taken over.</param>
+/// <param name="BackwardSpans">Spans the backward median was taken over.</param>
+/// <param name="Setup">The model and shape trained, for the figures' method: "&lt;family&gt; widened to h=…, N layers, mb 1 × seq".</param>
+public sealed record InStepFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
+    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup);
+
+/// <summary>
+/// Measures the layer dispatch floors inside real training steps (<c>aios calibrate-gpu</c>; on the CPU too, for tests). The
+/// engine-kernel probe (<see cref="EngineKernelProbe"/>) times one hot layer back to back; inside a step the trainer adds per
+/// operation what that misses (span events, dropout replay seeding, detached inputs, the program executor's bookkeeping,
+/// memory sampling, many different layers), and launch-bound steps took 1.2–1.7× the probe's floors on the H100 VM. This
+/// trains a small model of each family's layer kind with the engine's resident trainer (<see cref="DeviceTrainer"/>) on
+/// synthetic tokens, once without activation checkpointing (forward with autograd, then backward) and once with it (forward
+/// without autograd), and takes the median span of the decoder layers' passes over the measured steps.
+/// </summary>
+/// <remarks>The resident trainer writes no files (no swap folder), so nothing is left on disk.</remarks>
+public static class InStepFloorProbe
+{
+    /// <summary>
+    /// The floors of each distinct layer kind of <paramref name="families"/>, the first family of a kind measuring it;
+    /// <paramref name="progress"/> receives one line per kind.
+    /// </summary>
+    public static IReadOnlyList<InStepFloorSample> MeasureKinds(IEnumerable<ModelSpec> families, InStepFloorOptions options, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(families);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<InStepFloorSample>();
+        foreach (var family in families)
+            if (seen.Add(EngineLayerKind.Of(family))) result.Add(Measure(family, options, progress));
+        return result;
+    }
+
+    /// <summary>The floors of <paramref name="family"/>'s layer kind.</summary>
+    /// <exception cref="ArgumentException">The options ask for no layers, no measured steps or an empty shape.</exception>
+    /// <exception cref="InvalidOperationException">A run recorded no span of a layer pass.</exception>
+    public static InStepFloorSample Measure(ModelSpec family, InStepFloorOptions options, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(family);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Layers < 1 || options.MeasuredSteps < 1 || options.MicroBatch < 1 || options.SeqLen < 2 || options.Hidden < 64 || options.Vocab < 2)
+            throw new ArgumentException($"The in-step floor probe needs at least one layer, one measured step, a micro-batch of 1 or more, a sequence of 2 or more, a hidden size of 64 or more and a vocabulary of 2 or more; got {options}.", nameof(options));
+        var spec = Small(family, options);
+        string kind = EngineLayerKind.Of(family);
+        var plain = LayerSpans(spec, options, checkpointing: false);
+        var checkpointed = LayerSpans(spec, options, checkpointing: true);
+        string forwardName = SpanTrace.Name(OpKind.Forward), backwardName = SpanTrace.Name(OpKind.Backward);
+        var autograd = plain.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
+        var backward = plain.Where(s => s.Operation == backwardName).Select(s => s.Duration.Seconds).ToList();
+        var forward = checkpointed.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
+        if (autograd.Count == 0 || backward.Count == 0 || forward.Count == 0)
+            throw new InvalidOperationException($"The resident trainer recorded no layer spans for {spec.Name} (forward {forward.Count}, with autograd {autograd.Count}, backward {backward.Count}); its trace does not name layer passes as the probe expects.");
+        string setup = string.Create(CultureInfo.InvariantCulture,
+            $"{family.Name} widened to h={options.Hidden}, {options.Layers} layers, mb {options.MicroBatch} × {options.SeqLen}");
+        var sample = new InStepFloorSample(kind, family.Name, Median(forward), Median(autograd), Median(backward), forward.Count, autograd.Count, backward.Count, setup);
+        progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
+            $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs"));
+        return sample;
+    }
+
+    /// <summary><paramref name="family"/>'s layer kind at the probe's size: widened, few layers, a small vocabulary, positions for the sequence.</summary>
+    internal static ModelSpec Small(ModelSpec family, InStepFloorOptions options) => CpuComputeProbe.Widened(family, options.Hidden) with
+    {
+        Name = $"{family.Name}-h{options.Hidden}-in-step",
+        NumLayers = options.Layers,
+        VocabSize = options.Vocab,
+        MaxSeqLen = options.SeqLen,
+        SlidingWindow = family.SlidingWindow is { } w ? Math.Max(w, options.SeqLen) : null,
+    };
+
+    /// <summary>The compute spans of the decoder layers (not the embedding or head) over the measured steps of one resident run.</summary>
+    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing)
+    {
+        var settings = new TrainingSettings
+        {
+            MicroBatch = options.MicroBatch,
+            SeqLen = options.SeqLen,
+            GradAccumulation = 1,
+            Precision = options.Precision,
+            ActivationCheckpointing = checkpointing,
+        };
+        var engine = new EngineOptions
+        {
+            Seed = options.Seed,
+            Device = options.Device,
+            RunId = $"in-step-floor-{Guid.NewGuid():N}",
+        };
+        settings = EngineSettings.ResolveHeadLoss(spec, settings, engine, profile: null);
+        using ITrainer trainer = Trainers.Create(spec, settings, engine);
+        var random = new Random(unchecked((int)options.Seed));
+        TokenBatch Batch(int _)
+        {
+            int n = options.MicroBatch * options.SeqLen;
+            long[] tokens = new long[n + 1];
+            for (int i = 0; i < tokens.Length; i++) tokens[i] = random.Next(spec.VocabSize);
+            return new TokenBatch(tensor(tokens[..n], [options.MicroBatch, options.SeqLen]), tensor(tokens[1..], [options.MicroBatch, options.SeqLen]));
+        }
+        for (int s = 0; s < Math.Max(0, options.WarmUpSteps); s++) trainer.Step(Batch);
+        trainer.Trace.Drain();
+        for (int s = 0; s < options.MeasuredSteps; s++) trainer.Step(Batch);
+        return trainer.Trace.Drain()
+            .Where(s => s.OpId >= 0 && s.Resource != SpanTrace.StallResource && s.Layer >= 0 && s.Layer < spec.NumLayers)
+            .ToList();
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.OrderBy(v => v).ToArray();
+        return sorted[sorted.Length / 2];
+    }
+}

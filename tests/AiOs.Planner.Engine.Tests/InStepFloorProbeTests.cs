@@ -1,0 +1,67 @@
+using AiOs.Planner.Engine.Probes;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+/// <summary>The in-step floor probe (<see cref="InStepFloorProbe"/>): the resident trainer's layer spans on the CPU, no timing asserted.</summary>
+[Collection(nameof(TorchGlobalRandom))]
+public class InStepFloorProbeTests
+{
+    private static readonly InStepFloorOptions Cpu = new()
+    {
+        Device = "cpu",
+        Precision = Precision.Fp32,
+        Hidden = 64,
+        Layers = 3,
+        Vocab = 256,
+        SeqLen = 16,
+        WarmUpSteps = 1,
+        MeasuredSteps = 2,
+    };
+
+    [Fact]
+    public void Given_gpt_and_llama_kinds_When_measured_in_step_on_the_cpu_Then_each_kind_gets_three_positive_floors_over_every_layer_span()
+    {
+        var gpt = ModelCatalog.Default.Load("tiny-gpt");
+        var llama = ModelCatalog.Default.Load("tiny-llama");
+        var lines = new List<string>();
+
+        // tiny-gpt's kind twice: measured once.
+        var samples = InStepFloorProbe.MeasureKinds([gpt, llama, gpt with { Name = "tiny-gpt-again" }], Cpu, lines.Add);
+
+        Assert.Equal([EngineLayerKind.Of(gpt), EngineLayerKind.Of(llama)], samples.Select(s => s.Kind));
+        Assert.Equal(["tiny-gpt", "tiny-llama"], samples.Select(s => s.Family));
+        int perPass = Cpu.Layers * Cpu.MeasuredSteps;
+        foreach (var s in samples)
+        {
+            Assert.True(s.ForwardSeconds > 0 && s.AutogradSeconds > 0 && s.BackwardSeconds > 0, $"{s.Kind}: a floor is not positive");
+            // Every decoder layer's pass of every measured step (one micro-batch each), and nothing of the embedding or head.
+            Assert.Equal(perPass, s.ForwardSpans);
+            Assert.Equal(perPass, s.AutogradSpans);
+            Assert.Equal(perPass, s.BackwardSpans);
+            Assert.Equal($"{s.Family} widened to h=64, 3 layers, mb 1 × 16", s.Setup);
+        }
+        Assert.Equal(2, lines.Count(l => l.StartsWith("in-step floors of ", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Given_a_family_When_made_small_for_the_probe_Then_it_keeps_its_kind_at_the_asked_width_depth_vocabulary_and_sequence()
+    {
+        var llama = ModelCatalog.Default.Load("llama-3-8b");
+        var options = new InStepFloorOptions { Hidden = 768, Layers = 5, Vocab = 512, SeqLen = 64 };
+
+        var small = InStepFloorProbe.Small(llama, options);
+
+        Assert.Equal(EngineLayerKind.Of(llama), EngineLayerKind.Of(small));
+        Assert.Equal((768, 5, 512, 64), (small.HiddenSize, small.NumLayers, small.VocabSize, small.MaxSeqLen));
+    }
+
+    [Fact]
+    public void Given_no_measured_steps_When_measured_Then_it_refuses_naming_the_options()
+    {
+        var e = Assert.Throws<ArgumentException>(() => InStepFloorProbe.Measure(ModelCatalog.Default.Load("tiny-gpt"), Cpu with { MeasuredSteps = 0 }));
+        Assert.Contains("measured step", e.Message, StringComparison.Ordinal);
+    }
+}
