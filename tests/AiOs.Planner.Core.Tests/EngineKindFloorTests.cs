@@ -111,19 +111,21 @@ public class EngineKindFloorTests
     }
 
     [Fact]
-    public void Given_the_bundled_profiles_When_loaded_Then_their_engine_kernels_have_no_kind_floors_and_write_no_new_fields()
+    public void Given_the_bundled_gpu_profiles_When_loaded_Then_every_bundled_models_layer_kind_has_floors_and_they_round_trip()
     {
         var withKernels = ProfileCatalog.Default.Names().Select(ProfileCatalog.Default.Load).Where(p => p.Gpu?.EngineKernels is not null).ToList();
+        var models = ModelCatalog.Default.Names().Select(ModelCatalog.Default.Load).ToList();
 
         Assert.NotEmpty(withKernels);
         Assert.All(withKernels, p =>
         {
             var k = p.Gpu!.EngineKernels!;
-            Assert.Null(k.FloorKind);
-            Assert.Null(k.KindFloors);
-            string json = System.Text.Json.JsonSerializer.Serialize(p, DescriptionJson.Options);
-            Assert.DoesNotContain("floor_kind", json);
-            Assert.DoesNotContain("kind_floors", json);
+            foreach (var m in models) Assert.True(k.FloorsFor(m).Measured, $"{p.Name} has no floors for {m.Name}'s layers ({EngineLayerKind.Of(m)})");
+            string json = System.Text.Json.JsonSerializer.Serialize(p, DescriptionJson.WriteOptions);
+            var back = DescriptionJson.Parse<HardwareProfile>(json, p.Name).Gpu!.EngineKernels!;
+            Assert.Equal(k.FloorKind, back.FloorKind);
+            Assert.Equal(k.KindFloors!.Select(f => (f.Kind, f.ForwardUs.Value, f.AutogradUs.Value, f.BackwardUs.Value)),
+                back.KindFloors!.Select(f => (f.Kind, f.ForwardUs.Value, f.AutogradUs.Value, f.BackwardUs.Value)));
         });
     }
 
@@ -153,7 +155,7 @@ public class EngineKindFloorTests
         string llama = EngineLayerKind.Of(TinyLlama);
         var measured = WithKernels(k => k with { KindFloors = [Floors(llama, 300, 400, 900)] });
 
-        var unmeasured = TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes;
+        var unmeasured = TrainingPlanner.Plan(TinyLlama, WithKernels(k => k with { KindFloors = null }), Small).Notes;
         var withFloors = TrainingPlanner.Plan(TinyLlama, measured, Small).Notes;
         var gpt2 = TrainingPlanner.Plan(Gpt2, Lent, Small).Notes;
         var deepSpeed = TrainingPlanner.Plan(TinyLlama, Lent, Small with { Executor = ExecutorKind.DeepSpeed }).Notes;
