@@ -49,3 +49,23 @@ public class KernelSourceTests
                 .Select(f => (Name: $"{t.FullName}.{f.Name}", Source: (string)f.GetRawConstantValue()!)))
             .Where(s => s.Source.Contains("__global__", StringComparison.Ordinal));
 }
+
+public class HeadFallbackWarningTests
+{
+    [Fact]
+    public void Given_a_fused_head_whose_kernel_did_not_run_When_the_run_is_summarised_Then_it_warns_naming_why()
+    {
+        string? warning = Runs.RunRecord.HeadFallback(AiOs.Planner.Settings.HeadLoss.Fused, "it is unavailable (NVRTC error 6)");
+
+        Assert.NotNull(warning);
+        Assert.Contains("NVRTC error 6", warning);
+        Assert.Contains("tensor ops", warning);
+    }
+
+    [Theory]
+    [InlineData(AiOs.Planner.Settings.HeadLoss.Fused, null)]
+    [InlineData(AiOs.Planner.Settings.HeadLoss.Unfused, "it is unavailable")]
+    [InlineData(AiOs.Planner.Settings.HeadLoss.Auto, "it is unavailable")]
+    public void Given_a_head_that_ran_as_planned_When_the_run_is_summarised_Then_nothing_is_said(AiOs.Planner.Settings.HeadLoss head, string? unavailable) =>
+        Assert.Null(Runs.RunRecord.HeadFallback(head, unavailable));
+}

@@ -24,7 +24,8 @@ public static class ReportCommand
             var run = others.Length == 0 ? RecordedRun.Load(r.GetValue(runDir)!) : RunsCompared.Load(r.GetValue(runDir)!, "RUN_DIR");
             var compared = others.Length == 0 ? null : RunsCompared.Of(run, others.Select(o => RunsCompared.Load(o)).ToList());
             foreach (var loaded in compared?.Records ?? [run])
-                foreach (string w in loaded.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {(loaded == run ? "" : loaded.Directory + ": ")}{w}");
+                foreach (string w in loaded.Warnings.Concat(loaded.Summary?.Warnings ?? []))
+                    io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {(loaded == run ? "" : loaded.Directory + ": ")}{w}");
             string outDir = r.GetValue(output) ?? Path.Combine(run.Directory, "report");
             if (r.GetValue(hardware) is { } profileName)
             {

@@ -75,7 +75,10 @@ public sealed record RunSummary
     public int? NonFiniteStep { get; init; }
     /// <summary>The newest checkpoint folder this run wrote, if any.</summary>
     public string? LastCheckpoint { get; init; }
-    /// <summary>Warnings given before training started (for example pretrained tensors left unused); null when none.</summary>
+    /// <summary>
+    /// Warnings about the run: given before training started (for example pretrained tensors left unused), and what the engine
+    /// ran differently from its plan (the fused head on the tensor ops where its kernel did not run); null when none.
+    /// </summary>
     public IReadOnlyList<string>? Warnings { get; init; }
     /// <summary>How the C heap treated large blocks (the engine's <c>HostHeap.Mode</c>): "reuse", or "system" and why.</summary>
     public string? HostHeap { get; init; }

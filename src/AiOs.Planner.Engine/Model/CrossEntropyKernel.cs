@@ -89,6 +89,14 @@ internal sealed unsafe class CrossEntropyKernel
     private static readonly Lock Gate = new();
     private static CrossEntropyKernel? _instance;
     private static bool _tried;
+    private static string? _unavailable;
+
+    /// <summary>
+    /// Why the kernel did not run in this process (it failed to compile or load, or disagreed with the tensor ops), once
+    /// <see cref="TryGet"/> tried it; null while it runs, was not tried, or was turned off with <c>AIOS_HEAD_KERNEL=0</c>.
+    /// The run's summary carries it, since the plan priced the kernel.
+    /// </summary>
+    public static string? Unavailable { get { lock (Gate) return _unavailable; } }
     private readonly nint _function;
 
     private CrossEntropyKernel(nint function) => _function = function;
@@ -113,6 +121,7 @@ internal sealed unsafe class CrossEntropyKernel
                 var kernel = new CrossEntropyKernel(CudaDriver.LoadKernel(ptx, "aios_cross_entropy"));
                 if (kernel.SelfCheck(device) is { } problem)
                 {
+                    _unavailable = $"it disagrees with the tensor ops ({problem})";
                     Console.Error.WriteLine($"warning: the fused head's cross-entropy kernel disagrees with the tensor ops ({problem}); the fused head uses the tensor ops.");
                     return null;
                 }
@@ -120,6 +129,7 @@ internal sealed unsafe class CrossEntropyKernel
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.Runtime.InteropServices.ExternalException)
             {
+                _unavailable = $"it is unavailable ({e.Message.Split('\n')[0]})";
                 Console.Error.WriteLine($"warning: the fused head's cross-entropy kernel is unavailable ({e.Message}); the fused head uses the tensor ops.");
             }
             return _instance;

@@ -93,6 +93,19 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
         }
     }
 
+    /// <summary><paramref name="given"/> and what the engine ran differently from its plan (<see cref="HeadFallback"/>).</summary>
+    private List<string> WithEngineFallbacks(IReadOnlyList<string> given) =>
+        [.. given, .. HeadFallback(request.Settings.HeadLoss, Model.CrossEntropyKernel.Unavailable) is { } head ? [head] : Array.Empty<string>()];
+
+    /// <summary>
+    /// The warning a run's summary carries when its fused head ran on the tensor ops because the kernel did not run
+    /// (<paramref name="kernelUnavailable"/>: why), which the plan priced; null otherwise.
+    /// </summary>
+    internal static string? HeadFallback(Settings.HeadLoss head, string? kernelUnavailable) =>
+        head == Settings.HeadLoss.Fused && kernelUnavailable is { } why
+            ? $"the fused head ran on the tensor ops, not its kernel: {why}. The plan priced the kernel, so the head's time and device memory are compared against what did not run."
+            : null;
+
     private RunSummary Summarise(string? error)
     {
         List<StepMetrics> steps = _steps;
@@ -144,7 +157,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             Error = error,
             StoppedBy = _stoppedBy,
             NonFiniteStep = _nonFiniteStep,
-            Warnings = warnings.Count > 0 ? warnings : null,
+            Warnings = WithEngineFallbacks(warnings) is { Count: > 0 } all ? all : null,
             HostHeap = Native.HostHeap.Mode,
         };
     }
