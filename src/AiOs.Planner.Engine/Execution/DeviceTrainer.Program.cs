@@ -166,13 +166,11 @@ public sealed partial class DeviceTrainer
                 int global = DataParallel.GlobalMicroBatch(micro, _settings.GradAccumulation, _ranks);
                 TokenBatch batch = _state.BatchOf(global);
                 _state.Tokens += batch.Tokens;
-                using (no_grad())
-                {
-                    if (micro == 0 || _accumulators is not null)
-                        foreach (Tensor g in _gradients) g.zero_();
-                    if (micro == 0 && _accumulators is not null)
+                // Each unit's gradients replace (first micro-batch) or add into its flat buffer as its backward ends (Land),
+                // so only the fp32 sums are zeroed.
+                if (micro == 0 && _accumulators is not null)
+                    using (no_grad())
                         foreach (Tensor a in _accumulators) a.zero_();
-                }
                 // The micro-batch's dispose scope closes after the embedding's backward.
                 var scope = NewDisposeScope();
                 _micro = new MicroBatchState
@@ -240,6 +238,7 @@ public sealed partial class DeviceTrainer
             {
                 int i = op.Unit.Number;
                 _micro!.LayerOutputs[i].backward([_micro.Gradient!]);
+                Land(i, op.MicroBatch);
                 _micro.ReleaseLayerBackward(i, _micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient."));
                 LayerBackwardProbe?.Invoke(i, _micro.Scope.DisposablesCount);
                 if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
@@ -248,13 +247,40 @@ public sealed partial class DeviceTrainer
             }
             default:
                 _micro!.Embedded!.backward([_micro.Gradient!]);
-                if (_accumulators is not null)
-                    using (no_grad())
-                        for (int u = 0; u < _gradients.Length; u++) _accumulators[u].add_(_gradients[u], Native.KeptScalars.One);
+                Land(_spec.NumLayers, op.MicroBatch);
                 DeviceMemory?.Sample();
                 _micro.Dispose();
                 _micro = null;
                 break;
+        }
+    }
+
+    /// <summary>
+    /// Moves unit <paramref name="u"/>'s gradients from its parameters into its flat buffer once its backward has ended (the
+    /// outer block's after the embedding's, which adds to the head's): one concatenation of the gradients autograd made,
+    /// which replaces the buffer at the step's first micro-batch, is added to it at later ones, or is added to the fp32 sums
+    /// under mixed-precision accumulation. Autograd accumulating into gradients bound as views of the buffer launched one
+    /// add per parameter in every backward (16 per GPT-2 layer) and needed the buffers zeroed before each step; the
+    /// concatenation is one kernel per unit. It holds one unit's gradients twice for a moment (EngineMemory's backward item).
+    /// </summary>
+    private void Land(int u, int microBatch)
+    {
+        using var _ = no_grad();
+        Tensor packed = _model.Unit(u).TakePackedGradients(_gradients[u].dtype);
+        if (_accumulators is not null)
+        {
+            _accumulators[u].add_(packed, Native.KeptScalars.One);
+            packed.Dispose();
+        }
+        else if (microBatch == 0)
+        {
+            _gradients[u].Dispose();
+            _gradients[u] = packed;
+        }
+        else
+        {
+            _gradients[u].add_(packed, Native.KeptScalars.One);
+            packed.Dispose();
         }
     }
 

@@ -108,7 +108,6 @@ public sealed partial class DeviceTrainer : ITrainer
                 AllocateMoments(u, p.Layout);
                 _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
-                p.BindGradients(_gradients[u]);
                 values.MoveNext();
                 SetMaster(u, values.Current);
                 DeviceMemory?.Note($"unit {u}'s initial weights");

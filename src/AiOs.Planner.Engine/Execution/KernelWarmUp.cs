@@ -41,8 +41,8 @@ internal static class KernelWarmUp
     /// <param name="settings">The run's head, accumulation and precision.</param>
     /// <param name="device">Where the step runs.</param>
     /// <param name="clearGradients">
-    /// Drop the gradients the backward made (modules whose gradients are views bound into a flat buffer, as the resident
-    /// trainer's, keep their binding instead: that trainer zeroes the buffer before each step's first micro-batch).
+    /// Drop the gradients the backward made (every trainer does: a gradient left on a parameter would be added to by the first
+    /// step's backward).
     /// </param>
     public static double Passes(OuterBlock outer, DecoderLayer layer, TokenBatch batch, TrainingSettings settings, Device device, bool clearGradients)
     {
