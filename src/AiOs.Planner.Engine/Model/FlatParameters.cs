@@ -355,19 +355,6 @@ public sealed class FlatParameters : IDisposable
             throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
     }
 
-    /// <summary>
-    /// Makes each parameter's <c>.grad</c> a view into <paramref name="flatGradient"/> (same layout and dtype),
-    /// so autograd accumulates every gradient of the unit in place into one contiguous buffer that a single
-    /// optimizer kernel can read. Zero the buffer to start an accumulation.
-    /// </summary>
-    public void BindGradients(Tensor flatGradient)
-    {
-        if (flatGradient.numel() != Layout.Elements || flatGradient.dtype != Flat.dtype)
-            throw new ArgumentException($"The gradient buffer must hold {Layout.Elements} elements of {Flat.dtype}.", nameof(flatGradient));
-        foreach (ParameterSlice s in Layout.Slices)
-            _views[s.Name].grad = flatGradient.narrow(0, s.Offset, s.Elements).view(s.Shape).DetachFromDisposeScope();
-    }
-
     /// <summary>Drops every gradient without reading it.</summary>
     public void ClearGradients()
     {
