@@ -42,7 +42,7 @@ def main(argv):
                              step_p=step_p, step_m=step_m, e_step=err(step_p, step_m),
                              dev_p=dev_p, dev_m=dev_m, e_dev=err(dev_p, dev_m),
                              host_p=host_p, host_m=host_m, e_host=err(host_p, host_m),
-                             reliable=s.get("timing_reliable", True)))
+                             reliable=s.get("timing_reliable", True), warnings=s.get("warnings") or []))
     g = lambda b: "—" if b is None else f"{b / 2**30:.1f}"
     pc = lambda e: "—" if e is None else f"{e * 100:+.1f}%"
     head = "| run | model | placement | schedule | mb × acc | ckpt | step pred / meas ms | error | device pred / meas GiB | error | host pred / meas GiB | error |"
@@ -56,6 +56,10 @@ def main(argv):
         if es:
             print(f"\n{label}: median |error| {statistics.median(es) * 100:.1f}%, max {max(es) * 100:.1f}% over {len(es)} runs", end="")
     print()
+    # What the engine ran differently from its plan (a fused head on the tensor ops, …): such a row compares unlike things.
+    for r in rows:
+        for w in r["warnings"]:
+            print(f"warning: {r['name']}: {w}")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
