@@ -157,6 +157,7 @@ public static class EngineKernelFit
         string main = t.Kind ?? EngineLayerKind.Gpt2;
         var seen = new HashSet<string>(StringComparer.Ordinal) { main };
         var result = new List<LayerKindFloors>();
+        Figure Us(double seconds, string method) => Figure.Measured(Math.Round(seconds * 1e6, 4), date, method);
         // In-step floors first (the trainer's own layers in real steps), then the probe's for kinds they do not cover.
         foreach (var k in t.InStepFloors ?? [])
         {
@@ -165,9 +166,9 @@ public static class EngineKernelFit
             result.Add(new LayerKindFloors
             {
                 Kind = k.Kind,
-                ForwardUs = Figure.Measured(Math.Round(k.ForwardSeconds * 1e6, 4), date, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
-                AutogradUs = Figure.Measured(Math.Round(k.AutogradSeconds * 1e6, 4), date, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
-                BackwardUs = Figure.Measured(Math.Round(k.BackwardSeconds * 1e6, 4), date, k.Method("backward", k.BackwardSpans, t.Description)),
+                ForwardUs = Us(k.ForwardSeconds, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
+                AutogradUs = Us(k.AutogradSeconds, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
+                BackwardUs = Us(k.BackwardSeconds, k.Method("backward", k.BackwardSpans, t.Description)),
             });
         }
         foreach (var k in t.KindFloors ?? [])
@@ -180,9 +181,9 @@ public static class EngineKernelFit
             result.Add(new LayerKindFloors
             {
                 Kind = k.Kind,
-                ForwardUs = Figure.Measured(Math.Round(k.ForwardSeconds * 1e6, 4), date, Method("forward without autograd")),
-                AutogradUs = Figure.Measured(Math.Round(k.AutogradSeconds * 1e6, 4), date, Method("forward with autograd")),
-                BackwardUs = Figure.Measured(Math.Round(k.BackwardSeconds * 1e6, 4), date, Method("backward")),
+                ForwardUs = Us(k.ForwardSeconds, Method("forward without autograd")),
+                AutogradUs = Us(k.AutogradSeconds, Method("forward with autograd")),
+                BackwardUs = Us(k.BackwardSeconds, Method("backward")),
             });
         }
         foreach (var k in previous?.KindFloors ?? [])

@@ -136,11 +136,8 @@ public static class CalibrateGpuCommand
     private static List<InStepFloorSample> InStepFloors(EngineKernelProbeOptions options, EngineKernelMeasurement m, InStepFloorOptions inStep, Action<string>? progress)
     {
         var result = new List<InStepFloorSample>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var family in options.FloorFamilies.Prepend(options.Family))
+        foreach (var (family, kind) in EngineLayerKind.OnePerKind(options.FloorFamilies.Prepend(options.Family)))
         {
-            string kind = EngineLayerKind.Of(family);
-            if (!seen.Add(kind)) continue;
             InStepFloorSample s;
             try
             {

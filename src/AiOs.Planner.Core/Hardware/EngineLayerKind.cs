@@ -43,4 +43,14 @@ public static class EngineLayerKind
         string dropout = model.Dropout > 0 ? "dropout" : "no_dropout";
         return string.Join('/', norm, positions, ffn, bias, attention, dropout);
     }
+
+    /// <summary>The first of <paramref name="families"/> of each layer kind, in order, leaving out kind <paramref name="except"/>.</summary>
+    public static IEnumerable<(ModelSpec Family, string Kind)> OnePerKind(IEnumerable<ModelSpec> families, string? except = null)
+    {
+        ArgumentNullException.ThrowIfNull(families);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        if (except is not null) seen.Add(except);
+        foreach (var family in families)
+            if (Of(family) is var kind && seen.Add(kind)) yield return (family, kind);
+    }
 }

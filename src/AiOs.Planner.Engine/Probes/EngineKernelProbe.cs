@@ -153,11 +153,8 @@ public static class EngineKernelProbe
         Func<Action, double> time, Action<string>? progress)
     {
         var result = new List<KindFloorSample>();
-        var seen = new HashSet<string>(StringComparer.Ordinal) { mainKind };
-        foreach (var family in options.FloorFamilies)
+        foreach (var (family, kind) in EngineLayerKind.OnePerKind(options.FloorFamilies, except: mainKind))
         {
-            string kind = EngineLayerKind.Of(family);
-            if (!seen.Add(kind)) continue;
             double forward = double.NaN, autograd = double.NaN, backward = double.NaN;
             foreach (int h in options.HiddenSizes)
             {

@@ -70,11 +70,7 @@ public static class InStepFloorProbe
     public static IReadOnlyList<InStepFloorSample> MeasureKinds(IEnumerable<ModelSpec> families, InStepFloorOptions options, Action<string>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(families);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        var result = new List<InStepFloorSample>();
-        foreach (var family in families)
-            if (seen.Add(EngineLayerKind.Of(family))) result.Add(Measure(family, options, progress));
-        return result;
+        return [.. EngineLayerKind.OnePerKind(families).Select(f => Measure(f.Family, options, progress))];
     }
 
     /// <summary>The floors of <paramref name="family"/>'s layer kind.</summary>
