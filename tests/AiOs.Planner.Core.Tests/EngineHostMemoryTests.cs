@@ -1,5 +1,6 @@
 using AiOs.Planner.Memory;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
@@ -36,8 +37,37 @@ public class EngineHostMemoryTests
         long layers = Math.Min(window, Xl.NumLayers);
         Assert.Equal(Bytes.OfElements(layers * Xl.LayerParameters + EngineMemory.OuterElements(Xl), 4), Item(items, "initial values in flight"));
         Assert.True(Item(items, "initial values in flight") < Bytes.OfElements(Xl.TotalParameters, 4), "bounded below one array per unit");
-        Assert.Equal(Bytes.OfElements(Math.Min(EngineMemory.StagingSliceElements, Math.Max(Xl.LayerParameters, EngineMemory.OuterElements(Xl))), 4), Item(items, "initial values copy"));
         Assert.Equal(EngineMemory.GpuRuntimeBaseline, Item(items, "runtime baseline"));
+    }
+
+    [Fact]
+    public void Given_a_resident_run_When_priced_on_a_gpu_and_on_the_cpu_Then_only_the_cpu_adds_the_start_up_staging_copy()
+    {
+        // On a GPU the staging tensor, freed before the kernel warm-up, is taken over by the warm-up's host allocations,
+        // which the runtime baseline covers; the CPU device keeps pricing it.
+        var gpu = EngineMemory.HostNeed(Xl, Resident, gpu: true, 16);
+        var cpu = EngineMemory.HostNeed(Xl, Resident, gpu: false, 16);
+
+        Assert.DoesNotContain(gpu, i => i.Item.Name == "initial values copy");
+        Assert.Equal(Bytes.OfElements(Math.Min(EngineMemory.StagingSliceElements, Math.Max(Xl.LayerParameters, EngineMemory.OuterElements(Xl))), 4), Item(cpu, "initial values copy"));
+    }
+
+    [Theory]
+    [InlineData(OptimizerStateFormat.EightBit, 1, true)]
+    [InlineData(OptimizerStateFormat.Fp32, 1, false)]
+    [InlineData(OptimizerStateFormat.EightBit, 2, false)]
+    public void Given_the_optimizer_in_ram_When_its_step_needs_fp32_gradients_from_bf16_ones_Then_one_sub_group_of_scratch_is_priced(OptimizerStateFormat state, int accumulation, bool scratch)
+    {
+        // OptimizerStates.StepEightBit widens a bf16 store's sub-group into _gradientScratch; fp32 AdamW reads the bf16 bits
+        // as they are, and at accumulation 2 the store holds fp32 sums it hands out as they are.
+        var s = new TrainingSettings
+        {
+            ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, OptimizerState = state, SubGroupSize = 10_000_000,
+            GradAccumulation = accumulation, MicroBatch = 1, SeqLen = 1024, Precision = Precision.Bf16, Executor = ExecutorKind.Aios,
+        };
+        var items = EngineMemory.HostNeed(Xl, s, gpu: true, 16);
+
+        Assert.Equal(scratch ? Bytes.OfElements(10_000_000, 4) : Bytes.Zero, Item(items, EngineMemory.EightBitGradientScratchItem));
     }
 
     [Fact]

@@ -36,6 +36,9 @@ public static partial class EngineMemory
     /// </summary>
     public const double UnattributedHostBytesPerParameter = 1.41;
 
+    /// <summary>Name of the host item that holds one sub-group's gradients widened to fp32 for the 8-bit step (bf16 host gradients).</summary>
+    public const string EightBitGradientScratchItem = "gradient scratch of the 8-bit step";
+
     /// <summary>Largest slice the resident trainer stages through one CPU tensor at start-up (64 Mi fp32 values, 256 MiB).</summary>
     public const long StagingSliceElements = 1L << 26;
 
@@ -185,6 +188,14 @@ public static partial class EngineMemory
                     "--sub-group-size");
             }
         }
+        // OptimizerStates.StepEightBit (and Update's reference path): an 8-bit step of a sub-group kept in RAM takes fp32
+        // gradients, which the bf16 store widens into one reused array of the largest sub-group (CpuGradientStore.Get into
+        // _gradientScratch). fp32 AdamW reads the bf16 bits as they are (CpuAdamStep.UpdateBf16Gradients), and an fp32 store
+        // hands out its own sums: neither writes it.
+        bool ramSubGroups = s.OptimizerOffload != OffloadTier.Nvme || RankOptimizerSplit(m, s).Ram > 0;
+        if (!resident && bf16Gradients && s.OptimizerState == OptimizerStateFormat.EightBit && ramSubGroups)
+            Add(EightBitGradientScratchItem, Bytes.OfElements(Math.Min(s.SubGroupSize, largest), 4),
+                "one sub-group's bf16 gradients widened to fp32 for the 8-bit step of the sub-groups in RAM, reused", "--sub-group-size");
         if (gradients == OffloadTier.Cpu && !bf16Gradients)
             Add("gradients", PerUnit(4), $"fp32 per unit{(gpu ? ", page-locked" : "")}; the initial weights are made in them", "--offload-gradients nvme", pinned: gpu);
         else if (bf16Gradients)
@@ -217,9 +228,15 @@ public static partial class EngineMemory
             long layers = Math.Min(window, m.NumLayers);
             Add("initial values in flight", Bytes.OfElements(layers * m.LayerParameters + OuterElements(m), 4),
                 $"start-up: {layers} layer(s) and the outer block in fp32 (a window of {window} units on {threads} cores), kept by the managed heap", "none (start-up, bounded)");
-            // SetMaster passes each unit through one reused CPU tensor (DeviceTrainer's staging), freed after start-up.
-            Add("initial values copy", Bytes.OfElements(StagingElements(m), 4), "start-up: one CPU tensor every unit is staged through, fp32, the largest unit or a slice of it",
-                "none (start-up, bounded)");
+            // SetMaster passes each unit through one reused CPU tensor (DeviceTrainer's staging), freed after start-up
+            // (ReleaseStaging, before the kernel warm-up). Its C-heap block stays resident (HostHeap keeps freed blocks), and on
+            // a GPU the kernel warm-up's host allocations (part of GpuRuntimeBaseline) take it over: in the 20 resident runs of
+            // the H100 VM with start-up phases (2026-12-06, docs/validation/h100-2026-12-06-s11/grid*/r-*), the warm-up's growth
+            // plus the freed staging was 468–652 MiB, against 0–256 MiB of staging, so the peak holds the warm-up's need
+            // whatever the staging was. The CPU device, not measured so, still prices it.
+            if (!gpu)
+                Add("initial values copy", Bytes.OfElements(StagingElements(m), 4), "start-up: one CPU tensor every unit is staged through, fp32, the largest unit or a slice of it",
+                    "none (start-up, bounded)");
         }
         else if (!scratch)
         {
