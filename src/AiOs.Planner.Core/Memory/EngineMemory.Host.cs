@@ -16,7 +16,10 @@ public static partial class EngineMemory
     /// the runs record the resident set at the end of each start-up phase, which measures it directly: the peak less what
     /// the start-up's initial values added was 1.00–1.07 GiB in six resident runs (gpt2 to gpt2-xl, H100 and H200) with the
     /// unfused head, and 1.20 GiB with the fused head's kernel (its compile and self-check), which is the GPU's default
-    /// head now: the 1,233 MiB kept.
+    /// head now: the 1,233 MiB kept. Checked on 2026-12-06 against today's engine (ten resident runs with the fused head's
+    /// kernel on the H100 VM, docs/validation/h100-2026-12-06-s11/grid2/r-*): the peak less the start-up phase's growth was
+    /// 0.96–1.18 GiB (median 0.99), but that phase's growth includes the freed staging copy whose block the kernel warm-up
+    /// takes over (<see cref="HostNeed"/>); with it added back, 1,160–1,271 MiB, median 1,219: kept.
     /// </summary>
     public static readonly Bytes GpuRuntimeBaseline = Bytes.FromMiB(1233);
 
