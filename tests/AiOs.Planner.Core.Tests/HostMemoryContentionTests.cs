@@ -73,4 +73,47 @@ public class HostMemoryContentionTests
         Assert.True(backwardBytes > 0);
         Assert.Equal(backwardBytes / HostMemoryRate(H200, s), added, 1e-6);
     }
+
+    /// <summary>The H200 profile with copies beside the CPU update measured at half the pinned rate up and a quarter down.</summary>
+    private static HardwareProfile Contended() => H200 with
+    {
+        HostLink = H200.HostLink! with
+        {
+            H2dPinnedBesideCpuUpdateGbps = Figure.Measured(H200.HostLink.H2dPinnedGbps.Value / 2, "2026-12-06", "test"),
+            D2hPinnedBesideCpuUpdateGbps = Figure.Measured(H200.HostLink.D2hPinnedGbps.Value / 4, "2026-12-06", "test"),
+        },
+    };
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed)]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_copies_measured_slower_beside_the_cpu_update_When_priced_Then_exactly_the_copies_the_schedule_runs_beside_it_slow_by_that_share(StepSchedule schedule)
+    {
+        var s = Offloaded(schedule);
+        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
+        var plain = Simulator.Costs(program, H200, s);
+        var contended = Simulator.Costs(program, Contended(), s);
+        var copies = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h).ToList();
+        bool Beside(Operation o) => schedule == StepSchedule.Delayed || (schedule == StepSchedule.Overlapped && o.Phase == StepPhase.Backward);
+
+        Assert.Contains(copies, o => o.Phase == StepPhase.Forward);
+        Assert.Contains(copies, o => o.Phase == StepPhase.Backward);
+        foreach (var op in copies)
+        {
+            // A download also pays its host-side add, which the share does not touch.
+            double alone = plain.Duration(op, Model.HiddenSize).Seconds, transfer = op.Bytes.Value / (op.Resource == ResourceKind.H2d ? H200.HostLink!.H2d(true) : H200.HostLink!.D2h(true)).BytesPerSecond;
+            double expected = Beside(op) ? alone + transfer * (op.Resource == ResourceKind.H2d ? 1 : 3) : alone;
+            Assert.Equal(expected, contended.Duration(op, Model.HiddenSize).Seconds, 1e-8);
+        }
+    }
+
+    [Fact]
+    public void Given_the_measured_share_When_above_the_pinned_rate_Then_it_is_capped_at_one_and_without_a_figure_it_is_one()
+    {
+        var link = H200.HostLink!;
+        Assert.Equal(1, link.H2dShareBesideCpuUpdate);
+        Assert.Equal(1, (link with { H2dPinnedBesideCpuUpdateGbps = Figure.Measured(link.H2dPinnedGbps.Value * 1.2, "2026-12-06", "test") }).H2dShareBesideCpuUpdate);
+        Assert.Equal(0.25, Contended().HostLink!.D2hShareBesideCpuUpdate, 1e-12);
+    }
 }

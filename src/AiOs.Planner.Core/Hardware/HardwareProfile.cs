@@ -153,9 +153,29 @@ public sealed record HostLinkSpec
     public required Figure D2hPageableGbps { get; init; }
     /// <summary>GPUs that share one upstream link (a PCIe switch or root port); their copies share its bandwidth.</summary>
     public int GpusPerRoot { get; init; } = 1;
+    /// <summary>
+    /// Host→device from pinned memory while CPU Adam runs on every core, GB/s: the copy engine reads host memory that the
+    /// update's streams are loading (the overlapped and delayed schedules' transfers). null: not measured; such transfers
+    /// are priced at <see cref="H2dPinnedGbps"/>.
+    /// </summary>
+    public Figure? H2dPinnedBesideCpuUpdateGbps { get; init; }
+    /// <summary>Device→host into pinned memory while CPU Adam runs on every core, GB/s (see <see cref="H2dPinnedBesideCpuUpdateGbps"/>).</summary>
+    public Figure? D2hPinnedBesideCpuUpdateGbps { get; init; }
 
     public Bandwidth H2d(bool pinned) => Bandwidth.FromGBps(pinned ? H2dPinnedGbps.Value : H2dPageableGbps.Value);
     public Bandwidth D2h(bool pinned) => Bandwidth.FromGBps(pinned ? D2hPinnedGbps.Value : D2hPageableGbps.Value);
+
+    /// <summary>
+    /// The fraction of its rate a host→device copy keeps beside the CPU update (measured beside ÷ alone, at most 1); 1 where
+    /// not measured.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double H2dShareBesideCpuUpdate => Share(H2dPinnedBesideCpuUpdateGbps, H2dPinnedGbps);
+    /// <summary>As <see cref="H2dShareBesideCpuUpdate"/>, device→host.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public double D2hShareBesideCpuUpdate => Share(D2hPinnedBesideCpuUpdateGbps, D2hPinnedGbps);
+
+    private static double Share(Figure? beside, Figure alone) => beside is { } b ? Math.Min(1, b.Value / alone.Value) : 1;
 
     internal void Validate(ValidationProblems p, string at)
     {
@@ -163,6 +183,8 @@ public sealed record HostLinkSpec
         p.InRange(at + ".lanes", Lanes, 0, HardwareBounds.MaxLanes);
         foreach (var (name, f) in new[] { ("h2d_pinned_gbps", H2dPinnedGbps), ("d2h_pinned_gbps", D2hPinnedGbps), ("h2d_pageable_gbps", H2dPageableGbps), ("d2h_pageable_gbps", D2hPageableGbps) })
             p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        foreach (var (name, f) in new[] { ("h2d_pinned_beside_cpu_update_gbps", H2dPinnedBesideCpuUpdateGbps), ("d2h_pinned_beside_cpu_update_gbps", D2hPinnedBesideCpuUpdateGbps) })
+            if (f is not null) p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
         p.Positive(at + ".gpus_per_root", GpusPerRoot, HardwareBounds.MaxGpusPerNode);
     }
 }

@@ -38,6 +38,9 @@ public sealed class StepCosts
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
     /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
     private readonly Bandwidth _checkpointH2d, _checkpointD2h;
+    /// <summary>Copies beside the CPU update (<see cref="BesideUpdate"/>): whether any, whether only backward's, and the share of each direction's rate.</summary>
+    private readonly bool _transfersBesideUpdate, _onlyBackwardBesideUpdate;
+    private readonly double _h2dShareBesideUpdate = 1, _d2hShareBesideUpdate = 1;
     private readonly double _adamPerSecond;
     /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has.</summary>
     private readonly double _adamInRamPerSecond;
@@ -133,8 +136,32 @@ public sealed class StepCosts
             if (_floorPerOperation) _pipelined = Pipelined(program);
             _dispatchDeficit = DispatchDeficit(program);
             _contendedSecondsPerParameter = HostMemoryContention(program, s, hw, gpusPerNode);
+            if (TransfersBesideUpdate(program, s, hw) is { } backwardOnly)
+            {
+                _transfersBesideUpdate = true;
+                _onlyBackwardBesideUpdate = backwardOnly;
+                (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
+            }
         }
     }
+
+    /// <summary>
+    /// Whether the schedule runs host↔device copies while the CPU updates (null: never): the overlapped schedule during
+    /// backward (true: only there), the delayed one throughout (false). The DeepSpeed schedule updates after backward.
+    /// </summary>
+    private static bool? TransfersBesideUpdate(StepProgram program, TrainingSettings s, HardwareProfile hw) =>
+        !hw.HasGpu || s.Schedule == StepSchedule.DeepSpeed || !program.Ops.Any(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep) ? null
+        : s.Schedule != StepSchedule.Delayed;
+
+    /// <summary>
+    /// The share of a copy's rate left to it beside the CPU update (<see cref="HostLinkSpec.H2dShareBesideCpuUpdate"/>):
+    /// symmetric to <see cref="HostMemoryContention"/>, which lengthens the update for the copies' bytes. Measured on the
+    /// H100 VM, 2026-12-06: gpt2-xl's delayed backward (parameters and optimizer in RAM, 11 GB limit) took 340 ms beside the
+    /// update against 200 ms in the step without one, and a resident run's did not move beside a memory-bound CPU load, so
+    /// the copies, not the kernel launches, are what slows (docs/validation/gpu-2026-12-06-session12.md).
+    /// </summary>
+    private double BesideUpdate(Operation op, double share) =>
+        _transfersBesideUpdate && (!_onlyBackwardBesideUpdate || op.Phase == StepPhase.Backward) ? share : 1;
 
     /// <summary>Bytes of host memory a CPU Adam update moves per parameter (read master, m, v and the gradient; write master, m, v and the working copy).</summary>
     public const int AdamHostBytesPerParameter = 28;
@@ -200,8 +227,8 @@ public sealed class StepCosts
         ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
             : PerStep(op, _pipelined is not null && _pipelined.TryGetValue(op.Id, out var pipelined) ? pipelined
                 : _floorPerOperation ? SimDuration.Max(Compute(op, hiddenSize), Floor(op)) : Compute(op, hiddenSize)),
-        ResourceKind.H2d => op.Bytes / (op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d),
-        ResourceKind.D2h => op.Bytes / (op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) + HostAdd(op.HostAdd),
+        ResourceKind.H2d => op.Bytes / ((op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d) * BesideUpdate(op, _h2dShareBesideUpdate)),
+        ResourceKind.D2h => op.Bytes / ((op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) * BesideUpdate(op, _d2hShareBesideUpdate)) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
             : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)

@@ -12,7 +12,11 @@ namespace AiOs.Planner.Engine.Probes;
 public sealed record GpuMeasurement(
     string Name, Bytes TotalMemory,
     Bandwidth H2dPinned, Bandwidth D2hPinned, Bandwidth H2dPageable, Bandwidth D2hPageable,
-    IReadOnlyDictionary<string, double> MatmulTflops, IReadOnlyList<string> Samples);
+    IReadOnlyDictionary<string, double> MatmulTflops, IReadOnlyList<string> Samples)
+{
+    /// <summary>Pinned copies of 256 MiB while CPU Adam runs on every core (<see cref="GpuProbe.BesideCpuUpdate"/>); null: not measured.</summary>
+    public (Bandwidth H2d, Bandwidth D2h)? PinnedBesideCpuUpdate { get; init; }
+}
 
 /// <summary>
 /// Measures a CUDA GPU through TorchSharp: host↔device copies (pinned and pageable, at several sizes, best of
@@ -63,6 +67,8 @@ public static partial class GpuProbe
             h2dPageable = Math.Max(h2dPageable, hg); d2hPageable = Math.Max(d2hPageable, dg);
         }
 
+        var beside = BesideCpuUpdate(gpu, samples);
+
         var rates = new Dictionary<string, double>();
         foreach (var (name, type) in new[] { ("bf16", ScalarType.BFloat16), ("fp32", ScalarType.Float32) })
         {
@@ -86,7 +92,54 @@ public static partial class GpuProbe
             }
         }
         return new GpuMeasurement(DeviceName(device), TotalMemory(), Bandwidth.FromGBps(h2dPinned), Bandwidth.FromGBps(d2hPinned),
-            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples);
+            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside };
+    }
+
+    /// <summary>Parameters of the CPU update <see cref="BesideCpuUpdate"/> runs: 32 M, 512 MiB of state, far beyond any cache.</summary>
+    private const int BesideParameters = 32 << 20;
+
+    /// <summary>
+    /// Pinned copies of 256 MiB each way, the median of seven, while the engine's CPU update (CpuAdam on bf16 gradients,
+    /// the bf16 copy written, on every core, as the overlapped and delayed schedules run it beside backward) loops on 32 M
+    /// parameters of its own: what a copy engine gets of host memory that the update's streams are loading. The plan prices
+    /// those schedules' copies with it (StepCosts.BesideUpdate). The median, not the best: the copies race the load.
+    /// </summary>
+    private static (Bandwidth H2d, Bandwidth D2h) BesideCpuUpdate(Device gpu, List<string> samples)
+    {
+        const long size = 256L << 20;
+        var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
+        var onGpu = empty(size / 4, ScalarType.Float32, gpu);
+        float[] master = new float[BesideParameters], m = new float[BesideParameters], v = new float[BesideParameters];
+        ushort[] gradients = new ushort[BesideParameters], copy = new ushort[BesideParameters];
+        int stop = 0, updates = 0;
+        var hp = new AiOs.Planner.Optim.AdamHyperParameters();
+        var load = Task.Factory.StartNew(() =>
+        {
+            while (Volatile.Read(ref stop) == 0)
+                AiOs.Planner.Optim.CpuAdam.StepBf16Gradients(master, gradients, m, v, copy, ++updates, hp, Environment.ProcessorCount);
+        }, TaskCreationOptions.LongRunning);
+        try
+        {
+            // The load's first pass touches its pages; copies start once it runs at its pace.
+            while (Volatile.Read(ref updates) < 2 && !load.IsCompleted) Thread.Sleep(5);
+            double Median(Func<double> once) => Enumerable.Range(0, 7).Select(_ => once()).Order().ElementAt(3);
+            double Rate(Tensor dst, Tensor src)
+            {
+                cuda.synchronize();
+                var watch = Stopwatch.StartNew();
+                dst.copy_(src);
+                cuda.synchronize();
+                return size / watch.Elapsed.TotalSeconds / 1e9;
+            }
+            double h2d = Median(() => Rate(onGpu, pinned)), d2h = Median(() => Rate(pinned, onGpu));
+            samples.Add($"copy 256 MiB beside CPU Adam on {Environment.ProcessorCount} threads: H2D pinned {h2d:0.0}, D2H pinned {d2h:0.0} GB/s (median of 7)");
+            return (Bandwidth.FromGBps(h2d), Bandwidth.FromGBps(d2h));
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            load.Wait();
+        }
     }
 
     /// <summary>Writes the measurement into a profile's GPU and host-link sections, keeping everything else.</summary>
@@ -96,6 +149,7 @@ public static partial class GpuProbe
         var gpu = profile.Gpu ?? new GpuSpec { Model = m.Name, MemoryGib = 0, PeakTflops = new PerPrecision(), MemoryBandwidthGbps = 1000 };
         var link = profile.HostLink ?? new HostLinkSpec { H2dPinnedGbps = 1, D2hPinnedGbps = 1, H2dPageableGbps = 1, D2hPageableGbps = 1 };
         const string copy = "TorchSharp copy_ of 16 MiB–1 GiB tensors, best of 5, synchronised";
+        const string besideCopy = "TorchSharp copy_ of a 256 MiB pinned tensor while CpuAdam (bf16 gradients, every core) loops on 32 M parameters, median of 7";
         const string mm = "TorchSharp matmul (8192 × h)·(h × 4h), h = 2048/4096/8192, best rate";
         return profile with
         {
@@ -115,6 +169,8 @@ public static partial class GpuProbe
             {
                 H2dPinnedGbps = F(m.H2dPinned.GBps, copy), D2hPinnedGbps = F(m.D2hPinned.GBps, copy),
                 H2dPageableGbps = F(m.H2dPageable.GBps, copy), D2hPageableGbps = F(m.D2hPageable.GBps, copy),
+                H2dPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b1 ? F(b1.H2d.GBps, besideCopy) : link.H2dPinnedBesideCpuUpdateGbps,
+                D2hPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b2 ? F(b2.D2h.GBps, besideCopy) : link.D2hPinnedBesideCpuUpdateGbps,
             },
         };
     }
