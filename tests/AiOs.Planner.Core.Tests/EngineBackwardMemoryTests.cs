@@ -37,14 +37,21 @@ public class EngineBackwardMemoryTests
     }
 
     [Fact]
-    public void Given_gpt2_xl_streamed_at_micro_batch_8_with_the_fused_head_When_planned_Then_the_head_not_backward_sets_the_peak()
+    public void Given_gpt2_xl_streamed_at_micro_batch_8_with_the_fused_head_When_planned_Then_the_loss_and_a_layers_backward_are_not_summed()
     {
-        // Kept per layer, backward held 2.3 GiB and set the peak; three layer inputs (75 MiB) and the downloads are below the head.
+        // No layer is recomputed at the loss and no autograd gradient exists then (LayerwiseTrainer.Forward runs under no_grad);
+        // a layer's backward holds the recomputed layer, what it keeps, the gradients and the downloads, and the logits are gone.
+        // Until 2026-12-06 the recomputed layer and the slots' gradients were priced at the loss too (0.4 GiB here).
         var plan = EngineMemory.Plan(Xl, H100, Streamed);
 
-        Assert.Equal("head and loss", plan.GpuPeakPhase);
-        Assert.Equal(Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
-        Assert.True(plan.Gpu.Of("logits and loss") > Input(Xl, Streamed) * 3);
+        Assert.Equal("backward", plan.GpuPeakPhase);
+        Assert.Equal(Bytes.Zero, plan.Gpu.Of("logits and loss"));
+        Assert.Equal(Input(Xl, Streamed) * 3, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+        Assert.True(plan.Gpu.Of("recomputed layer") > Bytes.Zero);
+        // Common to both moments: two slots' parameters, the outer block's and every layer's input.
+        Bytes common = Bytes.OfElements(2 * Xl.LayerParameters + EngineMemory.OuterElements(Xl), 2) + Input(Xl, Streamed) * Xl.NumLayers;
+        Bytes head = EngineHeadLoss.PeakBytes(Xl, Streamed, 8L * 1024, fused: true, gpu: true) - Input(Xl, Streamed);
+        Assert.True(plan.Gpu.Peak - plan.GpuReserve - common > head);
     }
 
     [Fact]
@@ -55,7 +62,11 @@ public class EngineBackwardMemoryTests
         var plan = EngineMemory.Plan(ModelCatalog.Default.Load("gpt2"), H100, s);
 
         Assert.Equal(Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+        Assert.Equal(Bytes.Zero, plan.Gpu.Of("recomputed layer"));
         Assert.True(plan.Gpu.Of("logits and loss") > Bytes.Zero);
+        // The unfused loss's backward gives the head weight and the final norm their gradients.
+        var gpt2 = ModelCatalog.Default.Load("gpt2");
+        Assert.Equal(Bytes.OfElements((long)gpt2.VocabSize * gpt2.HiddenSize + gpt2.NormParameters, 2), plan.Gpu.Of("gradients"));
     }
 
     [Theory]
@@ -83,6 +94,7 @@ public class EngineBackwardMemoryTests
         var plan = EngineMemory.Plan(Xl, H100, s);
 
         Assert.Equal(Bytes.OfElements(Xl.TotalParameters, 2), plan.Gpu.Of("parameters"));
-        Assert.Equal(Bytes.OfElements(Xl.LayerParameters + EngineMemory.OuterElements(Xl), 2), plan.Gpu.Of("gradients"));
+        // One layer's until packed, and the head weight's and final norm's from the head's backward (the embedding's come after the layers).
+        Assert.Equal(Bytes.OfElements(Xl.LayerParameters + (long)Xl.VocabSize * Xl.HiddenSize + Xl.NormParameters, 2), plan.Gpu.Of("gradients"));
     }
 }
