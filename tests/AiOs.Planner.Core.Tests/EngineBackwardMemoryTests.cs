@@ -55,18 +55,22 @@ public class EngineBackwardMemoryTests
     }
 
     [Fact]
-    public void Given_one_sequence_and_the_full_logits_When_planned_Then_the_head_outweighs_what_backward_keeps_and_sets_the_peak()
+    public void Given_the_unfused_head_streamed_When_planned_Then_its_logits_and_a_layers_backward_are_both_on_the_device()
     {
-        // gpt2, 1,024 tokens: full logits ~0.5 GB against 5 MB kept and 93 MB of bf16 downloads.
-        var s = Streamed with { MicroBatch = 1, HeadLoss = HeadLoss.Unfused };
-        var plan = EngineMemory.Plan(ModelCatalog.Default.Load("gpt2"), H100, s);
-
-        Assert.Equal(Bytes.Zero, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
-        Assert.Equal(Bytes.Zero, plan.Gpu.Of("recomputed layer"));
-        Assert.True(plan.Gpu.Of("logits and loss") > Bytes.Zero);
-        // The unfused loss's backward gives the head weight and the final norm their gradients.
+        // The unfused head's large blocks take segments of their own beside the backward's (EngineMemory: the gpt2-xl runs of
+        // 2026-12-05/06 on the H100 VM and the H200 were 11% above the larger of the two moments).
         var gpt2 = ModelCatalog.Default.Load("gpt2");
-        Assert.Equal(Bytes.OfElements((long)gpt2.VocabSize * gpt2.HiddenSize + gpt2.NormParameters, 2), plan.Gpu.Of("gradients"));
+        var s = Streamed with { MicroBatch = 1, HeadLoss = HeadLoss.Unfused };
+        var plan = EngineMemory.Plan(gpt2, H100, s);
+        var fused = EngineMemory.Plan(gpt2, H100, s with { HeadLoss = HeadLoss.Fused });
+
+        Assert.True(plan.Gpu.Of("logits and loss") > Bytes.Zero);
+        Assert.Equal(Input(gpt2, s) * 3, plan.Gpu.Of(EngineMemory.KeptBackwardItem));
+        Assert.True(plan.Gpu.Of("recomputed layer") > Bytes.Zero);
+        // One layer's gradients until packed, the head weight's and the final norm's from the loss's backward.
+        Assert.Equal(Bytes.OfElements(gpt2.LayerParameters + (long)gpt2.VocabSize * gpt2.HiddenSize + gpt2.NormParameters, 2), plan.Gpu.Of("gradients"));
+        // The fused head's moments are not summed: only one of them is listed.
+        Assert.True(fused.Gpu.Of("logits and loss") == Bytes.Zero || fused.Gpu.Of("recomputed layer") == Bytes.Zero);
     }
 
     [Theory]

@@ -267,10 +267,26 @@ public static partial class EngineMemory
         // The head's figure counts the embedding's output (EngineHeadLoss.FusedBytes, UnfusedBytes), which here is layer 0's
         // input (LayerwiseTrainer.Forward: LayerInputs[0] is the embedding's output), already in the activations.
         head = head > input ? head - input : Bytes.Zero;
-        // The unfused head's figure is its loss's backward (EngineHeadLoss.UnfusedBytes), in which autograd gives the head weight
-        // and the final norm their gradients; the fused head's figure counts the head weight's summed gradient itself.
-        Bytes headGradients = fused ? Bytes.Zero : Bytes.OfElements((long)m.VocabSize * m.HiddenSize + m.NormParameters, pb);
-        if (backward > head + headGradients + leftOver)
+        if (!fused)
+        {
+            // The unfused head's tensors are the largest the step makes (the whole micro-batch's logits, their fp32 copy and
+            // log-softmax: 0.8–1.6 GiB each for gpt2-xl at 8,192 tokens). They are asked for after every layer input, which
+            // the caching allocator cut from the blocks the last backward freed, so they take segments of their own, and the
+            // backward's blocks stay reserved beside them: the loss's and a layer's backward are both on the device's figure.
+            // Priced as the larger of the two (2026-12-06, first try), the unfused gpt2-xl runs on the H100 VM and the H200
+            // (docs/validation/h100-2026-12-06-s10/callA/o-g2xl-*, h200-2026-12-06-s10/calld/d-g2xl-*, h100-2026-12-05-s8)
+            // came out 11% short; the fused head's chunks are small and reuse the backward's blocks (grid2's offloaded runs).
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
+            items.Add(new MemoryItem("recomputed layer", recomputed, "one layer's activations, recomputed with autograd for its backward (reserved beside the unfused head's blocks)"));
+            items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
+            items.Add(new MemoryItem("gradients", gradients, "one layer's until packed, and the head weight's and final norm's from the head's backward"));
+            if (inFlight + leftOver > Bytes.Zero)
+                items.Add(new MemoryItem("gradient downloads in flight", inFlight + leftOver, "packed layers' gradients for their download (reserved beside the unfused head's blocks)"));
+            phase = "head and loss, beside backward's blocks";
+            return items;
+        }
+        // The fused head's figure counts the head weight's summed gradient itself (EngineHeadLoss.FusedBytes).
+        if (backward > head + leftOver)
         {
             items.Add(new MemoryItem("recomputed layer", recomputed, "one layer's activations, recomputed with autograd for its backward"));
             items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
@@ -287,8 +303,6 @@ public static partial class EngineMemory
         else
         {
             items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
-            if (headGradients > Bytes.Zero)
-                items.Add(new MemoryItem("gradients", headGradients, "the head weight's and the final norm's, made by the loss's backward"));
             if (leftOver > Bytes.Zero)
                 items.Add(new MemoryItem("gradient downloads in flight", leftOver, "the first micro-batch's last two, layer 0's and the outer block's, packed in fp32 and held until a later micro-batch's download of the same unit settles them"));
             phase = "head and loss";
