@@ -92,6 +92,20 @@ public class EngineBackwardMemoryTests
     }
 
     [Fact]
+    public void Given_accumulation_When_a_later_micro_batchs_loss_sets_the_peak_Then_the_first_micro_batchs_last_two_downloads_are_still_on_the_device()
+    {
+        // CpuGradientStore settles a later micro-batch's unit only when that unit is downloaded again: layer 0's and the outer
+        // block's fp32 copies from the first micro-batch stay through the next one's forward and loss (gpt2-large, 1 × 4).
+        var m = ModelCatalog.Default.Load("gpt2-large");
+        var s = Streamed with { MicroBatch = 1, GradAccumulation = 4, ActivationCheckpointing = false };
+        var plan = EngineMemory.Plan(m, H100, s);
+
+        Assert.Equal("head and loss", plan.GpuPeakPhase);
+        Assert.Equal(Bytes.OfElements(m.LayerParameters + EngineMemory.OuterElements(m), 4), plan.Gpu.Of("gradient downloads in flight"));
+        Assert.Equal(Bytes.Zero, plan.Gpu.Of("recomputed layer"));
+    }
+
+    [Fact]
     public void Given_parameters_on_the_device_and_the_optimizer_in_ram_When_planned_Then_only_one_layers_and_the_outer_blocks_gradients_are_priced()
     {
         var s = Streamed with { ParamOffload = OffloadTier.None };

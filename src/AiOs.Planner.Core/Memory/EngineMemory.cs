@@ -252,7 +252,7 @@ public static partial class EngineMemory
         // without them (docs/validation/h200-engine-grid-2026-12-05.md).
         bool downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme;
         int downloadBytes = HostGradientBytes(s);
-        Bytes leftOver = downloads && gpu && s.GradAccumulation > 1 ? Bytes.OfElements(layer + outer, downloadBytes) : Bytes.Zero;
+        Bytes leftOver = downloads && s.GradAccumulation > 1 ? Bytes.OfElements(layer + outer, downloadBytes) : Bytes.Zero;
         Bytes inFlight = !downloads ? Bytes.Zero
             : Max(Bytes.OfElements(3 * layer, downloadBytes), leftOver + (leftOver > Bytes.Zero ? Bytes.OfElements(layer, pb) : Bytes.Zero));
         // In a layer's backward: the layer recomputed with autograd (LayerwiseTrainer.Recompute), its output, the gradient it
@@ -273,15 +273,16 @@ public static partial class EngineMemory
             // log-softmax: 0.8–1.6 GiB each for gpt2-xl at 8,192 tokens). They are asked for after every layer input, which
             // the caching allocator cut from the blocks the last backward freed, so they take segments of their own, and the
             // backward's blocks stay reserved beside them: the loss's and a layer's backward are both on the device's figure.
-            // Priced as the larger of the two (2026-12-06, first try), the unfused gpt2-xl runs on the H100 VM and the H200
+            // Priced as the larger of the two, the unfused gpt2-xl runs on the H100 VM and the H200
             // (docs/validation/h100-2026-12-06-s10/callA/o-g2xl-*, h200-2026-12-06-s10/calld/d-g2xl-*, h100-2026-12-05-s8)
             // came out 11% short; the fused head's chunks are small and reuse the backward's blocks (grid2's offloaded runs).
             items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
             items.Add(new MemoryItem("recomputed layer", recomputed, "one layer's activations, recomputed with autograd for its backward (reserved beside the unfused head's blocks)"));
             items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
             items.Add(new MemoryItem("gradients", gradients, "one layer's until packed, and the head weight's and final norm's from the head's backward"));
-            if (inFlight + leftOver > Bytes.Zero)
-                items.Add(new MemoryItem("gradient downloads in flight", inFlight + leftOver, "packed layers' gradients for their download (reserved beside the unfused head's blocks)"));
+            // The copies left in flight at the loss (leftOver) are among backward's (inFlight holds them): counted once.
+            if (inFlight > Bytes.Zero)
+                items.Add(new MemoryItem("gradient downloads in flight", inFlight, "packed gradients for their download (reserved beside the unfused head's blocks)"));
             phase = "head and loss, beside backward's blocks";
             return items;
         }
