@@ -30,8 +30,9 @@ public class EngineMemoryTests
         var m = Model("gpt2-xl");
         var plan = MemoryPlanner.Plan(m, H200, Offloaded(prefetch));
 
-        Assert.Equal(Bytes.OfElements(m.LayerParameters, 2) * (2L * (prefetch + 1)), plan.Gpu.Of("layer slots"));
-        Assert.Equal(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 2) * 2, plan.Gpu.Of("outer block"));
+        // Parameters only (ParameterSwapper.Prepare): the gradients are autograd's, priced in backward (EngineBackwardMemoryTests).
+        Assert.Equal(Bytes.OfElements(m.LayerParameters, 2) * (prefetch + 1), plan.Gpu.Of("layer slots"));
+        Assert.Equal(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 2), plan.Gpu.Of("outer block"));
         Assert.Equal(Bytes.Zero, plan.Gpu.Of("optimizer states"));
     }
 

@@ -215,6 +215,115 @@ public static partial class EngineMemory
             phase = "end of forward (loss)";
             return items;
         }
+        if (!gpu) return StreamedItemsOnCpu(m, s, fused, items, layerFull, input, head, tokens, out phase);
+        long layer = m.LayerParameters, outer = OuterElements(m);
+        // The items held from the forward through the backward: the parameters and every layer's input. The rest depends on the
+        // moment, the head's loss or a layer's backward, and the peak is the larger (2026-12-06: both were summed before, as were
+        // the slots' gradients and the recomputed layer at the loss, 0.2–0.4 GiB above the H100 VM's offloaded runs,
+        // docs/validation/h100-2026-12-06-s11/grid2).
+        if (s.ParamOffload == OffloadTier.None)
+        {
+            // ParameterSwapper's device tier: every unit keeps its own module on the device.
+            items.Add(new MemoryItem("parameters", Bytes.OfElements(p, pb), $"{pb}-byte working copy of every unit"));
+        }
+        else
+        {
+            // ParameterSwapper.Prepare allocates one FlatParameters per device slot and one for the outer block, parameters only:
+            // their gradients are autograd's, made in backward (below).
+            int slots = LayerSlots(m, s);
+            items.Add(new MemoryItem("layer slots", Bytes.OfElements(layer, pb) * slots, $"{slots} slot(s) (prefetch depth + 1): parameters"));
+            items.Add(new MemoryItem("outer block", Bytes.OfElements(outer, pb), "embeddings, final norm and head: parameters, on the device for the whole step"));
+        }
+        // LayerwiseTrainer always runs forward without autograd and recomputes in backward: layer inputs stay, one layer is recomputed.
+        // With checkpoints in CPU RAM it keeps two inputs on the device (one copying out or back, one in use); the step program orders it so.
+        if (OffloadsCheckpoints(s))
+            items.Add(new MemoryItem("activations", input * DeviceCheckpoints(m), $"{DeviceCheckpoints(m)} layer inputs (the rest in CPU RAM)"));
+        else
+            items.Add(new MemoryItem("activations", input * m.NumLayers, "every layer's input (the embedding's output is layer 0's)"));
+        // With gradients in CPU RAM and the GPU's copy streams, each unit's first micro-batch leaves as one copy packed on the
+        // device (fp32, or bf16 when the host keeps bf16: HostGradientsInBf16). CpuGradientStore frees a packed copy only when
+        // it settles the unit: at most MaxInFlight (2) after each download, and for later micro-batches only the unit being
+        // downloaded. So in backward three layers' copies are on the device: two in flight and the one AfterBackward packed on
+        // the compute thread while the download worker still waits to settle the oldest (the outer block's download starts
+        // after the embedding's backward, when the layer inputs are gone); and with accumulation the last two of the first micro-batch, layer 0's and
+        // the outer block's, stay through every later micro-batch's forward and loss until its own downloads of those units,
+        // while each later unit crosses packed in the training precision (CpuGradientStore.AddThroughCopyStream). The Llama
+        // shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB above the plan
+        // without them (docs/validation/h200-engine-grid-2026-12-05.md).
+        bool downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme;
+        int downloadBytes = HostGradientBytes(s);
+        Bytes leftOver = downloads && s.GradAccumulation > 1 ? Bytes.OfElements(layer + outer, downloadBytes) : Bytes.Zero;
+        Bytes inFlight = !downloads ? Bytes.Zero
+            : Max(Bytes.OfElements(3 * layer, downloadBytes), leftOver + (leftOver > Bytes.Zero ? Bytes.OfElements(layer, pb) : Bytes.Zero));
+        // In a layer's backward: the layer recomputed with autograd (LayerwiseTrainer.Recompute), its output, the gradient it
+        // was given and its input's gradient (BackwardKept); the layer's parameter gradients until they are packed
+        // (FlatParameters.TakePackedGradients drops them); and the head weight's gradient with the final norm's, which the
+        // head's backward gave the outer block and which stay until its download after the embedding's backward (the
+        // embedding's own gradient appears only then, with the layers gone). The logits are gone by then.
+        Bytes recomputed = layerFull;
+        Bytes kept = BackwardKept(input);
+        Bytes gradients = Bytes.OfElements(layer + (long)m.VocabSize * m.HiddenSize + m.NormParameters, pb);
+        Bytes backward = recomputed + kept + gradients + inFlight;
+        // The head's figure counts the embedding's output (EngineHeadLoss.FusedBytes, UnfusedBytes), which here is layer 0's
+        // input (LayerwiseTrainer.Forward: LayerInputs[0] is the embedding's output), already in the activations.
+        head = head > input ? head - input : Bytes.Zero;
+        if (!fused)
+        {
+            // The unfused head's tensors are the largest the step makes (the whole micro-batch's logits, their fp32 copy and
+            // log-softmax: 0.8–1.6 GiB each for gpt2-xl at 8,192 tokens). They are asked for after every layer input, which
+            // the caching allocator cut from the blocks the last backward freed, so they take segments of their own, and the
+            // backward's blocks stay reserved beside them: the loss's and a layer's backward are both on the device's figure.
+            // Priced as the larger of the two, the unfused gpt2-xl runs on the H100 VM and the H200
+            // (docs/validation/h100-2026-12-06-s10/callA/o-g2xl-*, h200-2026-12-06-s10/calld/d-g2xl-*, h100-2026-12-05-s8)
+            // came out 11% short; the fused head's chunks are small and reuse the backward's blocks (grid2's offloaded runs).
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
+            items.Add(new MemoryItem("recomputed layer", recomputed, "one layer's activations, recomputed with autograd for its backward (reserved beside the unfused head's blocks)"));
+            items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
+            items.Add(new MemoryItem("gradients", gradients, "one layer's until packed, and the head weight's and final norm's from the head's backward"));
+            // The copies left in flight at the loss (leftOver) are among backward's (inFlight holds them): counted once.
+            if (inFlight > Bytes.Zero)
+                items.Add(new MemoryItem("gradient downloads in flight", inFlight, "packed gradients for their download (reserved beside the unfused head's blocks)"));
+            phase = "head and loss, beside backward's blocks";
+            return items;
+        }
+        // The fused head's figure counts the head weight's summed gradient itself (EngineHeadLoss.FusedBytes).
+        if (backward > head + leftOver)
+        {
+            items.Add(new MemoryItem("recomputed layer", recomputed, "one layer's activations, recomputed with autograd for its backward"));
+            items.Add(new MemoryItem(KeptBackwardItem, kept, KeptBackwardNote));
+            items.Add(new MemoryItem("gradients", gradients, "one layer's until packed, and the head weight's and final norm's from the head's backward"));
+            if (inFlight > Bytes.Zero)
+            {
+                string packedAs = downloadBytes == 2 ? "bf16 (the host keeps bf16, exact at accumulation 1)" : "fp32";
+                items.Add(new MemoryItem("gradient downloads in flight", inFlight, leftOver > Bytes.Zero
+                    ? $"the first micro-batch's last two ({packedAs}: layer 0's and the outer block's, held until settled) and one later unit's in the training precision"
+                    : $"three layers' gradients packed in {packedAs}: two downloads in flight and one waiting (backward; the logits are gone)"));
+            }
+            phase = "backward";
+        }
+        else
+        {
+            items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
+            if (leftOver > Bytes.Zero)
+                items.Add(new MemoryItem("gradient downloads in flight", leftOver, "the first micro-batch's last two, layer 0's and the outer block's, packed in fp32 and held until a later micro-batch's download of the same unit settles them"));
+            phase = "head and loss";
+        }
+        return items;
+    }
+
+    private static Bytes Max(Bytes a, Bytes b) => a > b ? a : b;
+
+    /// <summary>
+    /// A streamed run's working set on a CPU device, as priced before 2026-12-06: the head's and a layer's backward items
+    /// summed, the slots and the outer block with their gradients. It is host RAM there (EngineMemory.Host lists it with a
+    /// <c>device: </c> prefix), where freed tensors' pages need not leave the resident set, and the CI CPU run's RSS anchor
+    /// (ExecutorAnchorTests) holds it; the GPU's phases (<see cref="DeviceItems"/>) follow the CUDA allocator's tensors.
+    /// </summary>
+    private static List<MemoryItem> StreamedItemsOnCpu(ModelSpec m, TrainingSettings s, bool fused, List<MemoryItem> items, Bytes layerFull, Bytes input, Bytes head, long tokens, out string phase)
+    {
+        int pb = s.ParamBytes;
+        long p = m.TotalParameters;
+        const bool gpu = false;
         long layer = m.LayerParameters, outer = OuterElements(m);
         if (s.ParamOffload == OffloadTier.None)
         {
