@@ -151,29 +151,4 @@ public class CpuWorkersTests
         }
         return (p, m, v, h);
     }
-
-    [Theory]
-    [InlineData(null, CpuWorkers.DefaultWorkerNice)]
-    [InlineData("0", 0)]
-    [InlineData("19", 19)]
-    [InlineData("20", CpuWorkers.DefaultWorkerNice)]
-    [InlineData("-5", CpuWorkers.DefaultWorkerNice)]
-    [InlineData("fast", CpuWorkers.DefaultWorkerNice)]
-    public void Given_a_nice_setting_When_read_Then_only_0_to_19_is_taken(string? setting, int expected) =>
-        Assert.Equal(expected, CpuWorkers.NiceFrom(setting));
-
-    [Fact]
-    public void Given_the_workers_on_linux_When_started_Then_each_runs_at_the_worker_nice_value()
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        CpuWorkers.Shared(3).For(64, _ => { });
-        // /proc/self/task/TID/stat: the 19th field is the thread's nice value; comm is the thread's name, cut to 15 bytes.
-        var nices = Directory.GetDirectories("/proc/self/task")
-            .Where(t => File.ReadAllText(Path.Combine(t, "comm")).Trim().StartsWith("aios-cpu-worker", StringComparison.Ordinal))
-            .Select(t => { string stat = File.ReadAllText(Path.Combine(t, "stat")); return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture); })
-            .ToList();
-
-        Assert.NotEmpty(nices);
-        Assert.All(nices, n => Assert.Equal(CpuWorkers.WorkerNice, n));
-    }
 }

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Runtime.ExceptionServices;
 
 namespace AiOs.Planner.Optim;
@@ -30,7 +29,7 @@ namespace AiOs.Planner.Optim;
 /// on a thread that is not running a chunk. A pass cannot be cancelled: it always runs every chunk, even after one threw.
 /// The threads are background threads and block (no CPU) once the spin runs out.
 /// </remarks>
-public sealed partial class CpuWorkers
+public sealed class CpuWorkers
 {
     /// <summary>How long a worker spins for the next pass before it blocks: longer than the gap between two sub-groups' calls.</summary>
     public static readonly TimeSpan SpinAfterPass = TimeSpan.FromMicroseconds(200);
@@ -133,31 +132,8 @@ public sealed partial class CpuWorkers
     /// while, then blocked). The count of passes is read before the look for work, so a pass published between the two is
     /// not slept through.
     /// </summary>
-    /// <summary>
-    /// The nice value the workers run at on Linux (<c>AIOS_CPU_WORKER_NICE</c>, 0–19, when set; 0 keeps the process's). The
-    /// engine's overlapped and delayed schedules run CPU Adam beside the threads that feed the GPU (kernel launches,
-    /// autograd's device thread, the copy servers): with the workers on every core at the same priority those threads
-    /// wait for a time slice, and on the H100 VM the backward beside the update took 1.3–1.7× its time alone, with or
-    /// without parameter uploads (docs/validation/gpu-2026-12-06-session12.md). A worker at a higher nice value yields
-    /// its core to them at once and keeps every cycle they leave; the caller of a pass keeps its own priority.
-    /// </summary>
-    public static int WorkerNice { get; } = NiceFrom(Environment.GetEnvironmentVariable("AIOS_CPU_WORKER_NICE"));
-
-    /// <summary>The default <see cref="WorkerNice"/>.</summary>
-    public const int DefaultWorkerNice = 10;
-
-    /// <summary>The nice value <paramref name="setting"/> names (0–19), else <see cref="DefaultWorkerNice"/>.</summary>
-    internal static int NiceFrom(string? setting) =>
-        int.TryParse(setting, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= 0 and <= 19 ? n : DefaultWorkerNice;
-
-    // setpriority(PRIO_PROCESS, 0, n) sets the calling thread's nice value on Linux (a per-thread attribute there).
-    [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
-    private static partial int SetPriority(int which, int who, int prio);
-
     private void Work()
     {
-        // Best effort: a refused change leaves the worker at the process's priority.
-        if (OperatingSystem.IsLinux() && WorkerNice > 0) _ = SetPriority(0, 0, WorkerNice);
         while (true)
         {
             long seen = Interlocked.Read(ref _published);
