@@ -135,6 +135,8 @@ internal sealed class CpuGradientStore : GradientStore
     private readonly (TorchSharp.torch.Tensor Source, bool Last)?[] _inFlight;
     /// <summary>Units with a download in flight, oldest first.</summary>
     private readonly List<int> _order = [];
+    /// <summary>Per unit: held while it settles (<see cref="Settle"/>), so the gate is free meanwhile.</summary>
+    private readonly object[] _settling;
     /// <summary>Per unit: the events its download records (scratch mark, done).</summary>
     private readonly (nint Mark, nint Done)[] _unitEvents = [];
 
@@ -164,6 +166,7 @@ internal sealed class CpuGradientStore : GradientStore
         _copies = pinned ? copies : null;
         _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
         _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
+        _settling = unitElements.Select(_ => new object()).ToArray();
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
 
@@ -256,8 +259,17 @@ internal sealed class CpuGradientStore : GradientStore
         if (prepacked is null) Settle(unit);
         if (_copies is not null && first)
         {
-            lock (_gate)
-                while (_order.Count >= MaxInFlight) Settle(_order[0]);
+            // The oldest settles outside the gate (see Settle): only this worker adds downloads, so the count cannot grow meanwhile.
+            while (true)
+            {
+                int oldest;
+                lock (_gate)
+                {
+                    if (_order.Count < MaxInFlight) break;
+                    oldest = _order[0];
+                }
+                Settle(oldest);
+            }
             var (mark, done) = _unitEvents[unit];
             TorchSharp.torch.Tensor packed;
             if (prepacked is not null)
@@ -313,16 +325,33 @@ internal sealed class CpuGradientStore : GradientStore
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// Under the unit's own lock, not the store's gate: the wait for the copy and Σg² (a pass over the unit's host values on
+    /// the CPU workers, which CPU Adam or any other load on the cores slows) held the gate, so the compute thread's next
+    /// <see cref="AfterBackward"/> (which takes the gate to hand its packed unit over) waited for them. On the H100 VM,
+    /// 2026-12-06, backward of gpt2-medium with its optimizer in RAM took 64.5 ms alone and 150.6 ms beside a
+    /// memory-bound load on every core, and the offloaded runs' backward 1.3–1.7× longer beside their own CPU update
+    /// (docs/validation/gpu-2026-12-06-session12.md). A second caller for the same unit waits on its lock and returns
+    /// with the unit settled, Σg² included.
+    /// </remarks>
     public override void Settle(int unit)
     {
-        lock (_gate)
+        lock (_settling[unit])
         {
-            if (_inFlight[unit] is not { } copy) return;
+            (TorchSharp.torch.Tensor Source, bool Last) copy;
+            lock (_gate)
+            {
+                if (_inFlight[unit] is not { } inFlight) return;
+                copy = inFlight;
+            }
             _copies!.Synchronize(_unitEvents[unit].Done);
             copy.Source.Dispose();
-            _inFlight[unit] = null;
-            _order.Remove(unit);
             if (copy.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
+            lock (_gate)
+            {
+                _inFlight[unit] = null;
+                _order.Remove(unit);
+            }
         }
     }
 
