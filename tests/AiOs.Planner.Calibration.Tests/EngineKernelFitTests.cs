@@ -40,6 +40,35 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_recomputes_that_cost_the_forward_plus_fixed_host_time_When_fitted_Then_the_ratio_is_the_work_s_and_the_method_says_so()
+    {
+        // The H100 VM's probe (2026-12-06): recompute − forward ≈ 0.16 ms at every large shape, so ratios fall with size.
+        var t = Synthetic();
+        var passes = t.Passes.Select(p => p.Label == "recompute" ? p with { Seconds = p.Seconds / 1.1 + 1.6e-3 } : p).ToList();
+        double median = passes.Where(p => p.Label == "recompute")
+            .Select(r => r.Seconds / passes.First(f => f.Label == "forward" && f.Flops == r.Flops && f.Hidden == r.Hidden).Seconds)
+            .Order().ElementAt(4);
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels;
+
+        Assert.True(median > 1.2, $"the synthetic shapes' median ratio ({median:0.00}) counts the host time");
+        Assert.Equal(1.0, k.RecomputeRatio.Value, 3);
+        Assert.Contains("slope", k.RecomputeRatio.Provenance!.Method);
+    }
+
+    [Fact]
+    public void Given_too_few_work_bound_recomputes_When_fitted_Then_the_ratio_is_the_median_of_all()
+    {
+        var t = Synthetic();
+        // Every recompute within twice the floor: none is work-bound.
+        var passes = t.Passes.Where(p => p.Label != "recompute" || p.Hidden == 768).Select(p => p.Label == "recompute" ? p with { Seconds = 300e-6 } : p).ToList();
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels;
+
+        Assert.Contains("median", k.RecomputeRatio.Provenance!.Method);
+    }
+
+    [Fact]
     public void Given_timings_that_need_a_matmul_faster_than_the_benchmark_When_fitted_Then_the_efficiency_is_held_at_one_and_the_element_wise_rate_under_the_memory()
     {
         // As the H100's probe came out (2026-12-05): unbounded, 6.5 × the matmul benchmark with the element-wise term carrying the time.

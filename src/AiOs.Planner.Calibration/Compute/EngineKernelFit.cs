@@ -86,6 +86,30 @@ public static class EngineKernelFit
     /// <summary>Work-bound passes needed to fit the work terms on them alone.</summary>
     public const int MinimumWorkBoundPasses = 6;
 
+    /// <summary>Work-bound recompute/forward pairs needed to take the recompute's work from their slope.</summary>
+    public const int MinimumWorkBoundRecomputes = 3;
+
+    /// <summary>
+    /// The recompute's work as a multiple of the forward's: the least-squares slope of recompute time on forward time over
+    /// the shapes where both passes are work-bound (at least twice their dispatch floors), at least 1 (a recompute runs the
+    /// forward's kernels and keeps their outputs). The intercept is host time that the plan's autograd floor carries. The
+    /// median ratio it replaces counted that host time as work: on the H100 VM, 2026-12-06, the ratios ran from 1.04 at
+    /// h = 2048 × 16 K tokens to 1.85 at h = 768 × 2 K, their median 1.29 priced gpt2-xl's recomputes at 1.99 ms against 1.55
+    /// measured in its steps, while recompute − forward stayed 0.15–0.17 ms at the large shapes (slope 0.95). Fewer pairs:
+    /// the median of all, as before.
+    /// </summary>
+    private static (double Ratio, string Method) RecomputeRatioOf(List<(double Recompute, double Forward)> pairs, EngineKernelTimings t, Func<FormattableString, string> I)
+    {
+        var bound = pairs.Where(p => p.Recompute >= 2 * t.FloorOf("recompute") && p.Forward >= 2 * t.FloorOf("forward")).ToList();
+        if (bound.Count >= MinimumWorkBoundRecomputes && bound.Select(p => p.Forward).Distinct().Count() >= 2)
+        {
+            var (intercept, slope) = MathNet.Numerics.Fit.Line(bound.Select(p => p.Forward).ToArray(), bound.Select(p => p.Recompute).ToArray());
+            return (Math.Max(1, slope), I($"aios calibrate-gpu: least-squares slope of recompute on forward time over {bound.Count} work-bound shapes, at least 1 (slope {slope:0.000}, intercept {intercept * 1e6:0} µs of host time) ({t.Description})"));
+        }
+        var ratios = pairs.Select(p => p.Recompute / p.Forward).OrderBy(v => v).ToArray();
+        return (ratios.Length > 0 ? ratios[ratios.Length / 2] : 1, I($"aios calibrate-gpu: median recompute/forward over {ratios.Length} shapes ({t.Description})"));
+    }
+
     /// <summary>Fits the kernels; <paramref name="previous"/> keeps the step overhead, which the per-kernel probe does not time.</summary>
     /// <exception cref="ArgumentException">Too few usable timings (see <see cref="CpuLayerFit.Fit"/>), or a non-positive floor or optimizer time.</exception>
     public static EngineKernelCalibration Fit(EngineKernelTimings t, string date, EngineKernels? previous = null)
@@ -99,16 +123,16 @@ public static class EngineKernelFit
         var fitted = workBound.Count >= MinimumWorkBoundPasses ? workBound : t.Passes.Where(p => p.Label != "recompute").ToList();
         // The layers' matmuls cannot beat the profile's large-matmul rate, nor their element-wise work the memory's.
         var fit = CpuLayerFit.Fit(fitted, t.Matmul, new LayerFitBounds(MaxMatmulEfficiency, t.MemoryBandwidth));
-        var ratios = t.Passes.Where(p => p.Label == "recompute")
+        var pairs = t.Passes.Where(p => p.Label == "recompute")
             .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
             .Where(x => x.Forward is { Seconds: > 0 })
-            .Select(x => x.Recompute.Seconds / x.Forward!.Seconds).OrderBy(v => v).ToArray();
+            .Select(x => (Recompute: x.Recompute.Seconds, Forward: x.Forward!.Seconds)).ToList();
         // The profile refuses an efficiency outside (1e-4, 10]: say why here rather than write a profile that will not load.
         if (!(fit.MatmulEfficiency is > 1e-4 and <= 10))
             throw new CalibrationException(string.Create(CultureInfo.InvariantCulture,
                 $"The engine's layers ran at {fit.MatmulEfficiency:G3} × the profile's matmul rate ({t.Matmul.Tflops:G3} TFLOP/s), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
-        double recompute = ratios.Length > 0 ? ratios[ratios.Length / 2] : 1;
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+        var (recompute, recomputeMethod) = RecomputeRatioOf(pairs, t, I);
         string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
         var inStep = InStepOf(t, t.Kind ?? EngineLayerKind.Gpt2);
@@ -118,7 +142,7 @@ public static class EngineKernelFit
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
-            RecomputeRatio = F(recompute, I($"aios calibrate-gpu: median recompute/forward over {ratios.Length} shapes ({t.Description})")),
+            RecomputeRatio = F(recompute, recomputeMethod),
             LayerLaunchFloorUs = inStep is { } f
                 ? F(f.ForwardSeconds * 1e6, f.Method("forward without autograd", f.ForwardSpans, t.Description))
                 : F(t.FloorOf("forward") * 1e6, I($"aios calibrate-gpu: a layer forward without autograd at a tiny shape, median ({t.Description})")),
