@@ -21,6 +21,21 @@ public class EngineMemoryTests
         ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity, PrefetchDepth = prefetch, MicroBatch = 1,
     };
 
+    [Fact]
+    public void Given_the_resident_and_the_layer_by_layer_trainer_When_planned_Then_each_reserves_its_own_runtime_floor_plus_the_allocator_slack()
+    {
+        var m = Model("tiny-gpt");
+        var resident = MemoryPlanner.Plan(m, H200, new TrainingSettings { MicroBatch = 1, SeqLen = 128 });
+        var streamed = MemoryPlanner.Plan(m, H200, Offloaded(1) with { SeqLen = 128 });
+
+        Bytes Expected(MemoryPlan plan, Bytes floor) => floor + (plan.Gpu.Peak - plan.GpuReserve) * EngineMemory.AllocatorSlack;
+        Assert.Equal(EngineMemory.ResidentRuntimeFloor, EngineMemory.RuntimeReserve(new TrainingSettings()));
+        Assert.Equal(EngineMemory.CudaContext, EngineMemory.RuntimeReserve(Offloaded(1)));
+        Assert.True(EngineMemory.ResidentRuntimeFloor < EngineMemory.CudaContext);
+        Assert.Equal(Expected(resident, EngineMemory.ResidentRuntimeFloor).Value, resident.GpuReserve.Value, 1.0);
+        Assert.Equal(Expected(streamed, EngineMemory.CudaContext).Value, streamed.GpuReserve.Value, 1.0);
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]
