@@ -135,12 +135,12 @@ public sealed class StepCosts
         {
             if (_floorPerOperation) _pipelined = Pipelined(program);
             _dispatchDeficit = DispatchDeficit(program);
-            _contendedSecondsPerParameter = HostMemoryContention(program, s, hw, gpusPerNode);
             if (TransfersBesideUpdate(program, s, hw) is { } backwardOnly)
             {
                 _transfersBesideUpdate = true;
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
+                _contendedSecondsPerParameter = HostMemoryContention(program, s, hw, gpusPerNode);
             }
         }
     }
@@ -160,8 +160,10 @@ public sealed class StepCosts
     /// update against 200 ms in the step without one, and a resident run's did not move beside a memory-bound CPU load, so
     /// the copies, not the kernel launches, are what slows (docs/validation/gpu-2026-12-06-session12.md).
     /// </summary>
-    private double BesideUpdate(Operation op, double share) =>
-        _transfersBesideUpdate && (!_onlyBackwardBesideUpdate || op.Phase == StepPhase.Backward) ? share : 1;
+    private double BesideUpdate(Operation op, double share) => IsBesideUpdate(op) ? share : 1;
+
+    /// <summary>Whether the schedule runs <paramref name="op"/> (a copy) while the CPU updates (<see cref="TransfersBesideUpdate"/>).</summary>
+    private bool IsBesideUpdate(Operation op) => _transfersBesideUpdate && (!_onlyBackwardBesideUpdate || op.Phase == StepPhase.Backward);
 
     /// <summary>Bytes of host memory a CPU Adam update moves per parameter (read master, m, v and the gradient; write master, m, v and the working copy).</summary>
     public const int AdamHostBytesPerParameter = 28;
@@ -181,17 +183,16 @@ public sealed class StepCosts
     /// transfers' bytes over the memory's rate, so each update is lengthened by its share (by parameters) of transfer bytes ÷
     /// memory rate (<see cref="HostMemoryRate"/>). Measured 2026-12-05 on the H100
     /// VM: the update ran at 4.0 G params/s alone and 2.2–3 G/s beside backward's uploads and downloads (llama-2-7b, overlapped).
-    /// The DeepSpeed schedule updates after backward, beside nothing; NVMe traffic (a few GB/s) is left out.
+    /// The DeepSpeed schedule updates after backward, beside nothing; NVMe traffic (a few GB/s) is left out. Called only where
+    /// copies run beside the updates (<see cref="IsBesideUpdate"/> selects them, as for the copies' own share).
     /// </summary>
-    private static double HostMemoryContention(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
+    private double HostMemoryContention(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
     {
-        if (!hw.HasGpu || s.Schedule == StepSchedule.DeepSpeed) return 0;
         long transferred = 0, updated = 0;
         foreach (var op in program.Ops)
         {
             if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && (s.Schedule == StepSchedule.Delayed || op.Phase == StepPhase.Backward))
-                transferred += op.Bytes.Value;
+            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && IsBesideUpdate(op)) transferred += op.Bytes.Value;
         }
         if (updated == 0 || transferred == 0) return 0;
         double memory = HostMemoryRate(hw, s) / gpusPerNode;

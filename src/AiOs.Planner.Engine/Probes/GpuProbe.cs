@@ -52,14 +52,7 @@ public static partial class GpuProbe
             var pageable = empty(n, ScalarType.Float32);
             var pinned = empty(n, ScalarType.Float32).pin_memory();
             var onGpu = empty(n, ScalarType.Float32, gpu);
-            double Rate(Tensor dst, Tensor src)
-            {
-                cuda.synchronize();
-                var watch = Stopwatch.StartNew();
-                dst.copy_(src);
-                cuda.synchronize();
-                return size / watch.Elapsed.TotalSeconds / 1e9;
-            }
+            double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
             double hp = best(() => Rate(onGpu, pinned)), dp = best(() => Rate(pinned, onGpu));
             double hg = best(() => Rate(onGpu, pageable)), dg = best(() => Rate(pageable, onGpu));
             samples.Add($"copy {new Bytes(size)}: H2D pinned {hp:0.0}, D2H pinned {dp:0.0}, H2D pageable {hg:0.0}, D2H pageable {dg:0.0} GB/s");
@@ -95,6 +88,16 @@ public static partial class GpuProbe
             Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside };
     }
 
+    /// <summary>GB/s of one synchronised copy of <paramref name="bytes"/> from <paramref name="src"/> into <paramref name="dst"/>.</summary>
+    private static double CopyRate(Tensor dst, Tensor src, long bytes)
+    {
+        cuda.synchronize();
+        var watch = Stopwatch.StartNew();
+        dst.copy_(src);
+        cuda.synchronize();
+        return bytes / watch.Elapsed.TotalSeconds / 1e9;
+    }
+
     /// <summary>Parameters of the CPU update <see cref="BesideCpuUpdate"/> runs: 32 M, 512 MiB of state, far beyond any cache.</summary>
     private const int BesideParameters = 32 << 20;
 
@@ -113,14 +116,7 @@ public static partial class GpuProbe
         var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
         var onGpu = empty(size / 4, ScalarType.Float32, gpu);
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
-        double Rate(Tensor dst, Tensor src)
-        {
-            cuda.synchronize();
-            var watch = Stopwatch.StartNew();
-            dst.copy_(src);
-            cuda.synchronize();
-            return size / watch.Elapsed.TotalSeconds / 1e9;
-        }
+        double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
         double h2dAlone = Median(() => Rate(onGpu, pinned)), d2hAlone = Median(() => Rate(pinned, onGpu));
         float[] master = new float[BesideParameters], m = new float[BesideParameters], v = new float[BesideParameters];
         ushort[] gradients = new ushort[BesideParameters], copy = new ushort[BesideParameters];
