@@ -55,15 +55,19 @@ internal sealed class CopyStream : IDisposable, IStreamEvents
 
     /// <summary>
     /// As <see cref="Download"/>, after <paramref name="mark"/>, which the caller recorded on the default stream right
-    /// behind the work that made the source (so the copy does not wait for compute queued since).
+    /// behind the work that made the source (so the copy does not wait for compute queued since). A <c>tail</c> is a second,
+    /// small copy behind the first (a scalar computed with the source, into page-locked memory at its address), covered by
+    /// the same <c>done</c>.
     /// </summary>
-    public void DownloadAfter(Tensor hostTarget, Tensor deviceSource, nint mark, nint done)
+    public void DownloadAfter(Tensor hostTarget, Tensor deviceSource, nint mark, nint done, (nint Host, Tensor Source)? tail = null)
     {
         long bytes = deviceSource.numel() * deviceSource.element_size();
         if (hostTarget.numel() * hostTarget.element_size() != bytes) throw new ArgumentException("Source and target sizes differ.", nameof(hostTarget));
         Bind();
         CudaDriver.Wait(_down, mark);
         CudaDriver.CopyToHostAsync(CudaDriver.DataOf(hostTarget), CudaDriver.DataOf(deviceSource), bytes, _down);
+        if (tail is var (host, source))
+            CudaDriver.CopyToHostAsync(host, CudaDriver.DataOf(source), source.numel() * source.element_size(), _down);
         CudaDriver.Record(done, _down);
     }
 

@@ -126,7 +126,7 @@ internal static class GradientNorms
     internal static bool MaySpuriouslyOverflow(ScalarType type) => type != ScalarType.Float16;
 
     /// <summary>One unit's Σg² as an fp64 scalar on its device, from the fp32 norms of its rows.</summary>
-    private static Tensor UnitSum(Tensor gradient, long chunkElements)
+    internal static Tensor UnitSum(Tensor gradient, long chunkElements = ChunkElements)
     {
         Tensor flat = gradient.reshape(-1);
         long n = flat.numel();

@@ -115,8 +115,9 @@ internal abstract class GradientStore : IDisposable
 /// <see cref="Get"/> widens them, losslessly, for the optimizer; half the pinned RAM and half the download). With a GPU's
 /// copy streams a unit's first micro-batch is packed (and, into fp32, widened) on the device and copied into its pinned
 /// host tensor on the download stream while compute goes on; the host waits for that copy only when it reads the unit
-/// (<see cref="Settle"/>: the optimizer, Σg², a later micro-batch's accumulation), and then takes Σg² from the host
-/// values, as without copy streams.
+/// (<see cref="Settle"/>: the optimizer, Σg², a later micro-batch's accumulation). With one micro-batch per step its
+/// Σg² is taken on the device from the packed gradients and lands with them; otherwise the host takes it from the landed
+/// sum, as without copy streams.
 /// </summary>
 internal sealed class CpuGradientStore : GradientStore
 {
@@ -131,8 +132,11 @@ internal sealed class CpuGradientStore : GradientStore
     /// <summary>With a copy stream: first-micro-batch downloads in flight (packed source kept alive until done).</summary>
     private readonly CopyStream? _copies;
     private readonly object _gate = new();
-    /// <summary>Per unit: its download in flight (the packed device source, whether it was the step's last micro-batch); null when settled.</summary>
-    private readonly (TorchSharp.torch.Tensor Source, bool Last)?[] _inFlight;
+    /// <summary>
+    /// Per unit: its download in flight (the packed device source, whether it was the step's last micro-batch, and the
+    /// device Σg² copied behind it, if taken there); null when settled.
+    /// </summary>
+    private readonly (TorchSharp.torch.Tensor Source, bool Last, TorchSharp.torch.Tensor? Squares)?[] _inFlight;
     /// <summary>Units with a download in flight, oldest first.</summary>
     private readonly List<int> _order = [];
     /// <summary>Per unit: held while it settles (<see cref="Settle"/>), so the gate is free meanwhile.</summary>
@@ -142,6 +146,14 @@ internal sealed class CpuGradientStore : GradientStore
 
     /// <summary>Per unit: its first micro-batch's gradients packed by <see cref="AfterBackward"/>, waiting for their download.</summary>
     private readonly TorchSharp.torch.Tensor?[] _packed;
+    /// <summary>Per unit: the device Σg² of <see cref="_packed"/> (an fp64 scalar), while it waits for its download.</summary>
+    private readonly TorchSharp.torch.Tensor?[] _packedSquares;
+    /// <summary>
+    /// With copy streams and one micro-batch per step: page-locked fp64 Σg² per unit, taken on the device from the packed
+    /// gradients (<see cref="GradientNorms.UnitSum"/>, the resident trainer's norm) and copied down behind them; null
+    /// otherwise (the host takes Σg² from the landed values).
+    /// </summary>
+    private readonly Native.HostBuffer? _squares;
 
     /// <summary>Downloads allowed in flight: each holds one unit's packed gradient (fp32, or bf16 for a bf16 store) on the device.</summary>
     private const int MaxInFlight = 2;
@@ -155,7 +167,16 @@ internal sealed class CpuGradientStore : GradientStore
     /// Keep each unit's bf16 gradient as downloaded instead of an fp32 sum: exact for bf16 training with one micro-batch
     /// per step (<see cref="AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16"/>); a second micro-batch is refused.
     /// </param>
-    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null, bool bf16 = false)
+    /// <param name="oneMicroBatch">
+    /// Whether every step has one micro-batch: then, with copy streams, each unit's Σg² is taken on the device from its
+    /// packed gradients and lands with them, so settling a unit only waits for its copy. Taken on the host, Σg² was a pass
+    /// over each unit on the CPU workers inside the download's settle, which CPU Adam beside it (the overlapped and delayed
+    /// schedules) or any all-core load slowed several times over; the compute thread waits for that settle once two
+    /// downloads are in flight (H100 VM, 2026-12-06: gpt2-medium with its optimizer in RAM, backward 57 ms alone and 140 ms
+    /// beside a memory-bound load on every core, downloads of one layer up to 14 ms).
+    /// </param>
+    public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null, bool bf16 = false,
+        bool oneMicroBatch = false)
         : base(unitElements.Count, trace, norms)
     {
         _type = bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
@@ -164,8 +185,11 @@ internal sealed class CpuGradientStore : GradientStore
         _sums = _buffers.Select(b => b.Tensor).ToArray();
         _pinned = pinned;
         _copies = pinned ? copies : null;
-        _inFlight = new (TorchSharp.torch.Tensor, bool)?[unitElements.Count];
+        _inFlight = new (TorchSharp.torch.Tensor, bool, TorchSharp.torch.Tensor?)?[unitElements.Count];
         _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
+        _packedSquares = new TorchSharp.torch.Tensor?[unitElements.Count];
+        if (_copies is not null && norms && (oneMicroBatch || bf16))
+            _squares = Native.HostBuffer.Allocate(unitElements.Count, TorchSharp.torch.ScalarType.Float64, pin: true);
         _settling = unitElements.Select(_ => new object()).ToArray();
         if (_copies is not null) _unitEvents = unitElements.Select(_ => (_copies.NewEvent(), _copies.NewEvent())).ToArray();
     }
@@ -244,17 +268,42 @@ internal sealed class CpuGradientStore : GradientStore
         if (_copies is null || !first) return;
         Settle(unit);
         TorchSharp.torch.Tensor packed = Pack(unit, parameters, first);
+        TorchSharp.torch.Tensor? squares = _squares is null ? null : DeviceSquares(packed);
         _copies.Record(_unitEvents[unit].Mark, 0);
-        lock (_gate) _packed[unit] = packed;
+        lock (_gate)
+        {
+            _packed[unit] = packed;
+            _packedSquares[unit] = squares;
+        }
+    }
+
+    /// <summary>Σg² of packed gradients as an fp64 scalar on their device, owned by the caller (outside any dispose scope).</summary>
+    private static TorchSharp.torch.Tensor DeviceSquares(TorchSharp.torch.Tensor packed)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var _ = TorchSharp.torch.no_grad();
+        return GradientNorms.UnitSum(packed).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// The unit's Σg² as it landed from the device; a +inf that a finite bf16 or fp32 gradient can make by squaring past fp32
+    /// in a row's norm is taken again from the host values, in fp64 (as <see cref="GradientNorms.Fp32"/> does).
+    /// </summary>
+    private double LandedSquares(int unit)
+    {
+        double squares = BitConverter.Int64BitsToDouble(Marshal.ReadInt64(_squares!.Address, sizeof(double) * unit));
+        return double.IsPositiveInfinity(squares) && GradientNorms.MaySpuriouslyOverflow(_type) ? SquaresOf(unit) : squares;
     }
 
     public override void Download(int unit, FlatParameters parameters, bool first, bool last)
     {
-        TorchSharp.torch.Tensor? prepacked;
+        TorchSharp.torch.Tensor? prepacked, squares;
         lock (_gate)
         {
             prepacked = _packed[unit];
+            squares = _packedSquares[unit];
             _packed[unit] = null;
+            _packedSquares[unit] = null;
         }
         if (prepacked is null) Settle(unit);
         if (_copies is not null && first)
@@ -275,7 +324,7 @@ internal sealed class CpuGradientStore : GradientStore
             if (prepacked is not null)
             {
                 packed = prepacked;
-                _copies.DownloadAfter(_sums[unit], packed, mark, done);
+                _copies.DownloadAfter(_sums[unit], packed, mark, done, squares is null ? null : (_squares!.Address + sizeof(double) * unit, squares));
             }
             else
             {
@@ -285,7 +334,7 @@ internal sealed class CpuGradientStore : GradientStore
             }
             lock (_gate)
             {
-                _inFlight[unit] = (packed, last);
+                _inFlight[unit] = (packed, last, squares);
                 _order.Add(unit);
             }
             return;
@@ -338,7 +387,7 @@ internal sealed class CpuGradientStore : GradientStore
     {
         lock (_settling[unit])
         {
-            (TorchSharp.torch.Tensor Source, bool Last) copy;
+            (TorchSharp.torch.Tensor Source, bool Last, TorchSharp.torch.Tensor? Squares) copy;
             lock (_gate)
             {
                 if (_inFlight[unit] is not { } inFlight) return;
@@ -346,7 +395,8 @@ internal sealed class CpuGradientStore : GradientStore
             }
             _copies!.Synchronize(_unitEvents[unit].Done);
             copy.Source.Dispose();
-            if (copy.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
+            copy.Squares?.Dispose();
+            if (copy.Last && ComputesNorms) SumOfSquares[unit] = copy.Squares is null ? SquaresOf(unit) : LandedSquares(unit);
             lock (_gate)
             {
                 _inFlight[unit] = null;
@@ -388,6 +438,7 @@ internal sealed class CpuGradientStore : GradientStore
         Complete();
         foreach (Native.HostBuffer b in _buffers) b.Dispose();
         _staging?.Dispose();
+        _squares?.Dispose();
         base.Dispose();
     }
 }

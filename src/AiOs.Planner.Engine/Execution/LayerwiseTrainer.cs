@@ -116,12 +116,14 @@ public sealed partial class LayerwiseTrainer : ITrainer
             const bool norms = true;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
-                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
+                : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
+                    oneMicroBatch: settings.GradAccumulation == 1);
             _updateGrads = _grads;
             if (settings.Schedule == StepSchedule.Delayed)
             {
                 // Two steps' gradients are live at once: the pending update's and the next step's (EngineSettings.Check keeps them in RAM).
-                _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings));
+                _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
+                    oneMicroBatch: settings.GradAccumulation == 1);
                 _updateExecutor = new ProgramExecutor(Trace);
             }
             _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1, options.StagedHighHalves);
