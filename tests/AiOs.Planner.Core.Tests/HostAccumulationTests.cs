@@ -89,32 +89,30 @@ public class HostAccumulationTests
     [Theory]
     [InlineData(Precision.Bf16)]
     [InlineData(Precision.Fp32)]
-    public void Given_one_micro_batch_into_cpu_ram_When_built_Then_every_download_takes_its_units_squares_over_the_store(Precision precision)
+    public void Given_one_micro_batch_into_cpu_ram_When_built_Then_no_download_does_host_work(Precision precision)
     {
         var s = Offloaded(1) with { Precision = precision };
         var ops = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine).Ops.Where(o => o.Kind == OpKind.GradDownload).ToList();
 
-        // The store holds what the download brought: bf16 where the host keeps one micro-batch's bf16 gradients, else fp32.
-        int storeBytes = Memory.EngineMemory.HostGradientsInBf16(s) ? 2 : 4;
+        // The copy lands in the store as it is, and the unit's Σg² lands with it from the device (CpuGradientStore).
         Assert.Equal(Tiny.NumLayers + 1, ops.Count);
-        Assert.All(ops, o => Assert.Equal(HostAccumulation.SquaresOnly(ElementsOf(o), storeBytes), o.HostAdd));
-        Assert.All(ops, o => Assert.Equal(0, o.HostAdd.AddBytesPerElement));
+        Assert.All(ops, o => Assert.Equal(default, o.HostAdd));
     }
 
     [Fact]
-    public void Given_a_download_of_the_only_micro_batch_When_priced_Then_it_costs_its_copy_plus_one_squares_pass_and_no_add()
+    public void Given_a_download_of_the_only_micro_batch_When_priced_Then_it_costs_its_copy_alone()
     {
         var s = Offloaded(1);
         var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, H200, s);
-        var pass = HostPass.Of(H200.Cpu, processes: 1);
         var download = program.Ops.First(o => o.Kind == OpKind.GradDownload && o.Unit.Kind == UnitKind.Layer);
+        var later = Offloaded(2);
+        var laterProgram = StepScheduler.Build(Tiny, H200, later, false, ProgramShape.Engine);
+        var laterDownload = laterProgram.Ops.First(o => o.Kind == OpKind.GradDownload && o.Unit.Kind == UnitKind.Layer && o.MicroBatch == 1);
 
-        var withSquares = costs.Duration(download, Tiny.HiddenSize);
-        var copyOnly = costs.Duration(Copy(download, default), Tiny.HiddenSize);
-
-        Assert.Equal(pass.Time(Tiny.LayerParameters, download.HostAdd.SquaresBytes), withSquares - copyOnly);
-        Assert.True(withSquares - copyOnly > SimDuration.Zero);
+        // The same copy with a later micro-batch's add and Σg² costs more: the only micro-batch's copy pays no host pass.
+        Assert.Equal(download.Bytes / H200.HostLink!.D2h(pinned: true), costs.Duration(download, Tiny.HiddenSize));
+        Assert.True(costs.Duration(laterDownload, Tiny.HiddenSize) > costs.Duration(Copy(laterDownload, default), Tiny.HiddenSize));
     }
 
     /// <summary><paramref name="o"/> with <paramref name="hostAdd"/> in place of its own.</summary>

@@ -217,14 +217,12 @@ internal sealed partial class ProgramBuilder
             bool widened = _shape.WideFirstGradientDownload && _hw.HasGpu && !nvme && mb == 0 && !EngineMemory.HostGradientsInBf16(_s);
             int elementBytes = widened ? Math.Max(_pb, 4) : _pb;
             // Later micro-batches into CPU RAM are added into the fp32 sums on the host by the downloading thread, which after
-            // the step's last one also takes the unit's Σg² from the sums. A step of one micro-batch adds nothing, but its Σg² is
-            // still a pass over the store after the copy lands: the download thread takes it for the unit two downloads back
-            // before it issues the next, and the compute thread for the last two before the first update (CpuGradientStore,
-            // MaxInFlight 2; issue 13's gpt2 mb2 on the H200: 3.7–4.2 ms between the last download and the first update).
-            var hostAdd = !_shape.HostAddsLaterGradients || !_hw.HasGpu || nvme ? default
-                : mb > 0 ? new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1)
-                : _s.GradAccumulation == 1 ? HostAccumulation.SquaresOnly(Share(elements), elementBytes)
-                : default;
+            // the step's last one also takes the unit's Σg² from the sums. A step of one micro-batch adds nothing, and its Σg²
+            // is taken on the device from the packed gradients and lands with them (CpuGradientStore): no host pass. (Taken on
+            // the host, it was a pass over each unit inside the download's settle, which CPU Adam beside the backward slowed
+            // several times over: delayed gpt2-xl's backward 361 ms with it, 226 without, H100 VM, 2026-12-06.)
+            var hostAdd = !_shape.HostAddsLaterGradients || !_hw.HasGpu || nvme || mb == 0 ? default
+                : new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1);
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
                 deviceSlot: DeviceSlotAt(p), hostAdd: hostAdd);
