@@ -9,7 +9,8 @@
 #
 #   tools/bench/engine_grid.sh GRID_FILE [--device-dir .device] [--out DIR] [--profile h200-1x-calibrated]
 #                              [--budget 540] [--min-left 60] [--per-run 150] [--calibrate | --calibrate-first]
-# --calibrate-first runs `calibrate-gpu`, then `calibrate --host-only`, on a copy of the profile before the grid, and the grid's predictions use it
+# --calibrate-first runs `calibrate-gpu`, then `calibrate --host-only` (or, when a row swaps to NVMe, `calibrate --quick` on the
+# grid's swap folder), on a copy of the profile before the grid, and the grid's predictions use it
 # (OUT/calibrated.json); --calibrate runs it after the grid with the time left.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,10 +42,16 @@ if [ "$calibrate" = first ]; then
   timeout 180 bash "$device_dir/run.sh" calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 >> "$log" 2>&1
   rc=$?; echo "== calibrate-gpu rc=$rc" | tee -a "$log"
   [ "$rc" = 0 ] && profile=$out/calibrated.json
-  # The host too (CPU Adam's rates, memory copies): offloaded rows' plans then price this VM's CPU, not the bundled one's.
+  # The host too (CPU Adam's rates, memory copies): offloaded rows' plans then price this VM's CPU, not the bundled one's;
+  # and, where a row swaps to NVMe, the drive under the grid's swap folder (quick: about 30 s), not the bundled drive.
   if [ "$rc" = 0 ]; then
-    timeout 120 bash "$device_dir/run.sh" calibrate --host-only --base "$out/calibrated.json" --out "$out/calibrated.json" >> "$log" 2>&1
-    echo "== calibrate --host-only rc=$?" | tee -a "$log"
+    if grep -v '^\s*#' "$grid" | grep -q 'NVME\|nvme'; then
+      timeout 150 bash "$device_dir/run.sh" calibrate --quick --nvme-path "$nvme" --base "$out/calibrated.json" --out "$out/calibrated.json" >> "$log" 2>&1
+      echo "== calibrate --quick --nvme-path $nvme rc=$?" | tee -a "$log"
+    else
+      timeout 120 bash "$device_dir/run.sh" calibrate --host-only --base "$out/calibrated.json" --out "$out/calibrated.json" >> "$log" 2>&1
+      echo "== calibrate --host-only rc=$?" | tee -a "$log"
+    fi
   fi
 fi
 # Unpack the packed build and load the runtime once before the first row, so no run's start-up includes it.
