@@ -40,6 +40,33 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_backwards_that_take_twice_the_matmuls_and_a_ratio_of_the_rest_When_fitted_Then_that_ratio_is_recovered()
+    {
+        // Backward = 2 × matmul + 1.4 × (saved bytes + overhead): the matmul share grows with h, so one ratio of the whole
+        // forward cannot fit every shape, while the two-term model is exact.
+        var t = Synthetic();
+        var passes = t.Passes.Select(p => p.Label != "backward" ? p : p with
+        {
+            Seconds = 2 * p.Flops / (Matmul.FlopsPerSecond * 0.6) + 1.4 * (p.SavedBytes / 900e9 + 15e-6),
+        }).ToList();
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels;
+
+        Assert.Equal(1.4, k.BackwardWorkRatio!.Value, 3);
+        Assert.Contains("work-bound backward passes", k.BackwardWorkRatio.Provenance!.Method);
+    }
+
+    [Fact]
+    public void Given_backwards_faster_than_twice_their_matmuls_When_fitted_Then_no_work_ratio_is_written()
+    {
+        // A negative rest would mean the matmul term is wrong for backward: keep the whole-ratio model alone.
+        var t = Synthetic();
+        var passes = t.Passes.Select(p => p.Label != "backward" ? p : p with { Seconds = 1.2 * p.Flops / (Matmul.FlopsPerSecond * 0.6) }).ToList();
+
+        Assert.Null(EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels.BackwardWorkRatio);
+    }
+
+    [Fact]
     public void Given_recomputes_that_cost_the_forward_plus_fixed_host_time_When_fitted_Then_the_ratio_is_the_work_s_and_the_method_says_so()
     {
         // The H100 VM's probe (2026-12-06): recompute − forward ≈ 0.16 ms at every large shape, so ratios fall with size.

@@ -144,6 +144,9 @@ public static class EngineKernelFit
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
+            BackwardWorkRatio = BackwardWorkRatioOf(fit, fitted) is { } work
+                ? F(work.Ratio, I($"aios calibrate-gpu: least squares on relative error of backward − 2 × the fitted forward matmul time on the fitted forward's saved-bytes and overhead time, over {work.Passes} work-bound backward passes ({t.Description})"))
+                : null,
             RecomputeRatio = F(recompute, recomputeMethod),
             LayerLaunchFloorUs = inStep is { } f
                 ? F(f.ForwardSeconds * 1e6, f.Method("forward without autograd", f.ForwardSpans, t.Description))
@@ -161,6 +164,32 @@ public static class EngineKernelFit
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
+    }
+
+    /// <summary>Work-bound backward passes needed to fit <see cref="EngineKernels.BackwardWorkRatio"/>.</summary>
+    public const int MinimumBackwardPasses = 2;
+
+    /// <summary>
+    /// The backward's work ratio (<see cref="EngineKernels.BackwardWorkRatio"/>): with the forward's fitted matmul time M and
+    /// rest W (saved bytes and overhead) per pass, the r that minimises Σ((2M + rW − b) / b)² over the backward passes b,
+    /// in closed form r = Σ (W/b)(1 − 2M/b) / Σ (W/b)². Null with fewer than <see cref="MinimumBackwardPasses"/> passes, no
+    /// rest term, or an r below 0 (the matmuls alone would take longer than the passes: the whole-ratio model is kept).
+    /// </summary>
+    internal static (double Ratio, int Passes)? BackwardWorkRatioOf(CpuLayerFitResult fit, IReadOnlyList<LayerTiming> passes)
+    {
+        double num = 0, den = 0;
+        int n = 0;
+        foreach (var b in passes.Where(p => p.Backward && p.Seconds > 0))
+        {
+            double matmul = b.Flops / (fit.Matmul.FlopsPerSecond * fit.MatmulEfficiency);
+            double rest = fit.Predict(b with { Backward = false }) - matmul;
+            num += rest / b.Seconds * (1 - 2 * matmul / b.Seconds);
+            den += rest / b.Seconds * (rest / b.Seconds);
+            n++;
+        }
+        if (n < MinimumBackwardPasses || !(den > 0)) return null;
+        double r = num / den;
+        return r >= 0 ? (r, n) : null;
     }
 
     /// <summary>The first in-step floors of <paramref name="kind"/> in <paramref name="t"/>; null: none measured.</summary>

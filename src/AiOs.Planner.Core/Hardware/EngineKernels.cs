@@ -8,7 +8,8 @@ namespace AiOs.Planner.Hardware;
 /// How the bundled engine's own kernels (its decoder layer, outer block and loss, fused AdamW) turn work into time
 /// on this GPU, for the <c>aios</c> executor: a unit's forward takes
 /// <c>max(FLOPs / (matmul rate × <see cref="MatmulEfficiency"/>) + saved bytes / <see cref="SavedBytesGbps"/> + overhead, launch floor)</c>,
-/// backward <see cref="BackwardRatio"/> and recompute <see cref="RecomputeRatio"/> times the forward's work.
+/// backward twice the matmuls and <see cref="BackwardWorkRatio"/> times the rest (or, without it, <see cref="BackwardRatio"/>
+/// times the forward's work), recompute <see cref="RecomputeRatio"/> times the forward's work.
 /// Fitted by <c>aios calibrate-gpu</c> from the engine's timed passes (Calibration/Compute/EngineKernelFit), or, in a
 /// bundled profile, to measured engine steps (each figure's method says which; docs/simulator.md).
 /// </summary>
@@ -20,8 +21,15 @@ public sealed record EngineKernels
     public required Figure SavedBytesGbps { get; init; }
     /// <summary>Device time added to every unit forward, µs (small kernels that do not scale with the work).</summary>
     public Figure LayerOverheadUs { get; init; } = 0;
-    /// <summary>A backward's time over its forward's.</summary>
+    /// <summary>A backward's time over its forward's (where <see cref="BackwardWorkRatio"/> is absent).</summary>
     public Figure BackwardRatio { get; init; } = 2;
+    /// <summary>
+    /// A backward's element-wise work and overhead over its forward's, its matmuls taking exactly twice the forward's (the
+    /// input's and the weights' gradients): backward = 2 × matmul + this × (saved-bytes time + overhead). One ratio of the
+    /// whole forward fits the precision it was fitted in only: fitted on bf16 passes (1.69 on the H100 VM), where element-wise
+    /// work is half a layer's forward, it priced fp32 backward, almost all matmul, 19% short. Null: <see cref="BackwardRatio"/>.
+    /// </summary>
+    public Figure? BackwardWorkRatio { get; init; }
     /// <summary>A recompute's time over its forward's (with autograd recording, slightly above 1).</summary>
     public Figure RecomputeRatio { get; init; } = 1;
     /// <summary>
@@ -107,6 +115,7 @@ public sealed record EngineKernels
         if (SavedBytesGbps.Value != 0) p.InRange(at + ".saved_bytes_gbps", SavedBytesGbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s (or 0)");
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         p.InRange(at + ".backward_ratio", BackwardRatio.Value, 0.01, 100);
+        if (BackwardWorkRatio is { } w) p.InRange(at + ".backward_work_ratio", w.Value, 0, 100);
         p.InRange(at + ".recompute_ratio", RecomputeRatio.Value, 0.01, 100);
         p.NonNegative(at + ".layer_launch_floor_us", LayerLaunchFloorUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (AutogradLaunchFloorUs is { } a) p.NonNegative(at + ".autograd_launch_floor_us", a.Value, HardwareBounds.MaxLatencyUs, " µs");

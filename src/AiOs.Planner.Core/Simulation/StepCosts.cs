@@ -349,13 +349,16 @@ public sealed class StepCosts
     {
         if (_engine is { } k)
         {
-            // The engine's kernels: a backward op carries twice its forward's FLOPs and saved bytes and takes the fitted
-            // backward/forward ratio of its forward's time; a recompute the recompute ratio.
+            // The engine's kernels: a backward op carries twice its forward's FLOPs and saved bytes. Its matmuls take twice
+            // the forward's and the rest the fitted work ratio of the forward's rest; without that ratio (older profiles) the
+            // whole takes the fitted backward/forward ratio. A recompute takes the recompute ratio of its forward.
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
-            var forward = FlopRate.TimeFor(op.Flops * share, _matmul * k.MatmulEfficiency.Value)
-                + k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
+            var products = FlopRate.TimeFor(op.Flops * share, _matmul * k.MatmulEfficiency.Value);
+            var rest = k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
+            if (op.Kind == OpKind.Backward && k.BackwardWorkRatio is { } work)
+                return SimDuration.FromSeconds(2 * products.Seconds + work.Value * rest.Seconds);
             double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };
-            return SimDuration.FromSeconds(forward.Seconds * ratio);
+            return SimDuration.FromSeconds((products + rest).Seconds * ratio);
         }
         if (_cpuLayer is { } cpu)
         {
