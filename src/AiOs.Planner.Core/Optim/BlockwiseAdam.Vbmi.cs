@@ -95,7 +95,11 @@ public static unsafe partial class BlockwiseAdam
         var gs = Vector512.Create(k.GradScale);
         var msv = Vector512.Create(mScale); var vsv = Vector512.Create(vScale);
         Vector512<float> maxM = Vector512<float>.Zero, minM = Vector512<float>.Zero, maxV = Vector512<float>.Zero;
-        Vector512<float> ok = Vector512<float>.AllBitsSet, ordered = Vector512<float>.AllBitsSet, inf = Vector512.Create(float.PositiveInfinity);
+        // Σ (s − s) with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
+        // NaN or an m of NaN makes it: one add and one subtract per group, where checking v < ∞ and m = m took two compares
+        // and two mask-to-vector moves. A block that trips it (its gradients or the scales handed in were not finite, or
+        // m + v overflowed) has both checks redone exactly from the buffers below, so the outcome is the other kernels'.
+        Vector512<float> unfinite = Vector512<float>.Zero;
         byte* mPlanes = (byte*)MapPlanes.Signed, vPlanes = (byte*)MapPlanes.Unsigned;
         int vectorEnd = n & ~15;
         for (int at = 0; at < vectorEnd; at += 64)
@@ -125,13 +129,21 @@ public static unsafe partial class BlockwiseAdam
                 Vector512<float> gi = Vector512.Load(g + i) * gs;
                 Vector512<float> m1 = b1 * m0 + c1 * gi;
                 Vector512<float> v1 = b2 * v0 + c2 * gi * gi;
-                ok &= Vector512.LessThan(v1, inf);
-                ordered &= Vector512.Equals(m1, m1);
+                Vector512<float> sum = m1 + v1;
+                unfinite += sum - sum;
                 maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
                 m1.Store(mNew + i);
                 v1.Store(vNew + i);
             }
         }
+        Vector512<float> ok = Vector512<float>.AllBitsSet, ordered = Vector512<float>.AllBitsSet;
+        if (unfinite.AsInt32() != Vector512<int>.Zero)
+            for (int j = 0; j < vectorEnd; j += 16)
+            {
+                Vector512<float> m1 = Vector512.Load(mNew + j), v1 = Vector512.Load(vNew + j);
+                ok &= Vector512.LessThan(v1, Vector512.Create(float.PositiveInfinity));
+                ordered &= Vector512.Equals(m1, m1);
+            }
         if (ordered.AsInt32() == Vector512<int>.AllBitsSet)
         {
             extremes.Merge(maxM.GetLower(), minM.GetLower(), maxV.GetLower(), ok.GetLower());
