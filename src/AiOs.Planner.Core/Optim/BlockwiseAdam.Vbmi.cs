@@ -83,16 +83,28 @@ public static unsafe partial class BlockwiseAdam
         e3 = Avx512BW.UnpackHigh(high01, high23).AsSingle();
     }
 
+    /// <summary>Sixteen elements of pass 1 from their old moments in registers: new m and v stored, the extremes and the finiteness sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Group(float* g, float* mNew, float* vNew, Vector512<float> m0, Vector512<float> v0, Coefficients k,
+        ref Vector512<float> maxM, ref Vector512<float> minM, ref Vector512<float> maxV, ref Vector512<float> unfinite)
+    {
+        Vector512<float> gi = Vector512.Load(g) * Vector512.Create(k.GradScale);
+        Vector512<float> m1 = Vector512.Create(k.Beta1) * m0 + Vector512.Create(k.OneMinusBeta1) * gi;
+        Vector512<float> v1 = Vector512.Create(k.Beta2) * v0 + Vector512.Create(k.OneMinusBeta2) * gi * gi;
+        Vector512<float> sum = m1 + v1;
+        unfinite += sum - sum;
+        maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
+        m1.Store(mNew);
+        v1.Store(vNew);
+    }
+
     /// <summary>
     /// Pass 1 (see <see cref="Moments512"/>, the same extremes and lanes) with the codes decoded 64 at a time by
-    /// <see cref="Decode64"/> into the buffers the sixteen-lane loop then reads and overwrites with the new moments: no
-    /// scalar look-ups and no per-block decoded tables. Returns how many elements it did (whole groups of sixteen).
+    /// <see cref="Decode64"/> straight into registers: no scalar look-ups, no per-block decoded tables, and the buffers only
+    /// written with the new moments. Returns how many elements it did (whole groups of sixteen).
     /// </summary>
     private static int Moments512Vbmi(float* g, byte* mc, byte* vc, float mScale, float vScale, float* mNew, float* vNew, int n, Coefficients k, ref Extremes extremes)
     {
-        var b1 = Vector512.Create(k.Beta1); var c1 = Vector512.Create(k.OneMinusBeta1);
-        var b2 = Vector512.Create(k.Beta2); var c2 = Vector512.Create(k.OneMinusBeta2);
-        var gs = Vector512.Create(k.GradScale);
         var msv = Vector512.Create(mScale); var vsv = Vector512.Create(vScale);
         Vector512<float> maxM = Vector512<float>.Zero, minM = Vector512<float>.Zero, maxV = Vector512<float>.Zero;
         // Σ (s − s) with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
@@ -104,8 +116,8 @@ public static unsafe partial class BlockwiseAdam
         int vectorEnd = n & ~15;
         for (int at = 0; at < vectorEnd; at += 64)
         {
-            // 64 codes per moment (a tensor's last few through a masked load, zeros past the end), their old moments into the
-            // buffers, scaled as the decoded tables are (value × scale; (value × scale)² for v).
+            // 64 codes per moment (a tensor's last few through a masked load, zeros past the end), their old moments in registers,
+            // scaled as the decoded tables are (value × scale; (value × scale)² for v), then four groups of sixteen.
             Vector512<byte> mCodes, vCodes;
             if (n - at >= 64)
             {
@@ -119,22 +131,12 @@ public static unsafe partial class BlockwiseAdam
                 vCodes = Avx512BW.MaskLoad(vc + at, inside, Vector512<byte>.Zero);
             }
             Decode64(mCodes, mPlanes, out var m0a, out var m0b, out var m0c, out var m0d);
-            (m0a * msv).Store(mNew + at); (m0b * msv).Store(mNew + at + 16); (m0c * msv).Store(mNew + at + 32); (m0d * msv).Store(mNew + at + 48);
             Decode64(vCodes, vPlanes, out var r0a, out var r0b, out var r0c, out var r0d);
             r0a *= vsv; r0b *= vsv; r0c *= vsv; r0d *= vsv;
-            (r0a * r0a).Store(vNew + at); (r0b * r0b).Store(vNew + at + 16); (r0c * r0c).Store(vNew + at + 32); (r0d * r0d).Store(vNew + at + 48);
-            for (int i = at; i < Math.Min(at + 64, vectorEnd); i += 16)
-            {
-                Vector512<float> m0 = Vector512.Load(mNew + i), v0 = Vector512.Load(vNew + i);
-                Vector512<float> gi = Vector512.Load(g + i) * gs;
-                Vector512<float> m1 = b1 * m0 + c1 * gi;
-                Vector512<float> v1 = b2 * v0 + c2 * gi * gi;
-                Vector512<float> sum = m1 + v1;
-                unfinite += sum - sum;
-                maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
-                m1.Store(mNew + i);
-                v1.Store(vNew + i);
-            }
+            Group(g + at, mNew + at, vNew + at, m0a * msv, r0a * r0a, k, ref maxM, ref minM, ref maxV, ref unfinite);
+            if (at + 16 < vectorEnd) Group(g + at + 16, mNew + at + 16, vNew + at + 16, m0b * msv, r0b * r0b, k, ref maxM, ref minM, ref maxV, ref unfinite);
+            if (at + 32 < vectorEnd) Group(g + at + 32, mNew + at + 32, vNew + at + 32, m0c * msv, r0c * r0c, k, ref maxM, ref minM, ref maxV, ref unfinite);
+            if (at + 48 < vectorEnd) Group(g + at + 48, mNew + at + 48, vNew + at + 48, m0d * msv, r0d * r0d, k, ref maxM, ref minM, ref maxV, ref unfinite);
         }
         Vector512<float> ok = Vector512<float>.AllBitsSet, ordered = Vector512<float>.AllBitsSet;
         if (unfinite.AsInt32() != Vector512<int>.Zero)
