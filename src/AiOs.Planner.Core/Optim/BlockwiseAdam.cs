@@ -47,14 +47,16 @@ internal enum BlockwiseKernel
 /// tensor by tensor, or its blocks will not line up with the stored scales.</para>
 /// <para>Where AVX-512 (F, BW) runs natively (<see cref="BlockwiseKernel"/>), as <see cref="CpuAdam"/> then runs its 512-bit
 /// kernel, the block's work runs on sixteen lanes: the decoded tables, pass 1's moment update and extremes (the look-ups
-/// stay scalar, the cheapest measured), and pass 2's update, bf16 words (narrowed by vpmovdw), hash, stochastic ranks (the
-/// 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's rate per
-/// core (docs/benchmarks.md). Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
+/// stay scalar, the cheapest measured without VBMI), and pass 2's update, bf16 words (gathered by vpermw), hash, stochastic
+/// ranks (the 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's
+/// rate per core (docs/benchmarks.md). With AVX-512 VBMI as well (<see cref="BlockwiseKernel.Avx512Vbmi"/>: Ice Lake and
+/// later Xeons, Zen 4), pass 1 decodes 64 codes per moment in registers by byte permutes over the maps' byte planes, with
+/// no per-block tables or scalar look-ups. Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
 /// (BlockwiseAdamKernelTests); a last block's remainder below sixteen runs the eight-lane and scalar code.</para>
 /// </remarks>
 public static unsafe partial class BlockwiseAdam
 {
-    /// <summary>The kernel this processor runs, named for calibration's report: "AVX-512", "AVX2" or "scalar".</summary>
+    /// <summary>The kernel this processor runs, named for calibration's report: "AVX-512 VBMI", "AVX-512", "AVX2" or "scalar".</summary>
     public static string KernelName => Kernel switch { BlockwiseKernel.Avx512Vbmi => "AVX-512 VBMI", BlockwiseKernel.Avx512 => "AVX-512", BlockwiseKernel.Avx2 => "AVX2", _ => "scalar" };
 
     /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively (with VBMI's byte permutes where
