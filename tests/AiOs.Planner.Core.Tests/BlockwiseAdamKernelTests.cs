@@ -91,8 +91,11 @@ public class BlockwiseAdamKernelTests
     public void Given_edge_state_and_gradients_of_odd_lengths_When_stepped_by_a_vector_kernel_Then_every_bit_equals_the_scalar_kernels(int kernelNumber)
     {
         var kernel = (BlockwiseKernel)kernelNumber;
-        // Remainders of 1, 7, 8 + 7, 15 and 16 + 3 after whole groups of 16; a short block alone; several blocks on two threads.
-        foreach ((int n, int threads) in new[] { (2048 + 1, 1), (7, 1), (15, 1), (31, 1), (2 * 2048 + 15, 2), (3 * 2048 + 19, 1), (4 * 2048 + 13, 2) })
+        // Remainders of 1, 7, 8 + 7, 15 and 16 + 3 after whole groups of 16; a short block alone; several blocks on two threads;
+        // last blocks of 48, 48 + 15 and 64 + 33 (the VBMI kernel decodes 64 codes at a time: a short group's masked load
+        // with its last code in a group of sixteen, or in the scalar remainder, and a whole group before it).
+        foreach ((int n, int threads) in new[] { (2048 + 1, 1), (7, 1), (15, 1), (31, 1), (2 * 2048 + 15, 2), (3 * 2048 + 19, 1), (4 * 2048 + 13, 2),
+            (2048 + 48, 1), (2048 + 63, 1), (2 * 2048 + 97, 1) })
         {
             var rng = new Random(n);
             State reference = Edges(n, rng), fast = reference.Clone();

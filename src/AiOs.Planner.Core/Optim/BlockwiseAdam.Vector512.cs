@@ -105,13 +105,21 @@ public static unsafe partial class BlockwiseAdam
 
     private static partial class Bf16
     {
-        /// <summary>Sixteen values' bf16 bits in order (see <see cref="Of"/>); each rounded word is 0 … 65535, so the truncating vpmovdw is exact.</summary>
+        /// <summary>
+        /// Sixteen values' bf16 bits in order (see <see cref="Of"/>): each value's rounded bits keep the word in their high
+        /// half (the carry of the rounding add stays inside the dword), and one vpermw gathers the sixteen high words.
+        /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static Vector256<ushort> Pack(Vector512<float> x)
         {
             Vector512<uint> bits = x.AsUInt32();
-            Vector512<uint> rounded = (bits + Vector512.Create(0x7FFFu) + ((bits >>> 16) & Vector512<uint>.One)) >>> 16;
-            return Avx512F.ConvertToVector256UInt16(Vector512.ConditionalSelect(Vector512.Equals(x, x).AsUInt32(), rounded, Vector512.Create(0x7FC0u)));
+            Vector512<uint> rounded = bits + Vector512.Create(0x7FFFu) + ((bits >>> 16) & Vector512<uint>.One);
+            Vector512<uint> words = Vector512.ConditionalSelect(Vector512.Equals(x, x).AsUInt32(), rounded, Vector512.Create(0x7FC00000u));
+            return Avx512BW.PermuteVar32x16(words.AsUInt16(), HighWords).GetLower();
         }
+
+        /// <summary>vpermw's indices: word 2j + 1 (the high half of dword j) into word j, for j below 16.</summary>
+        private static readonly Vector512<ushort> HighWords = Vector512.Create(
+            (ushort)1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     }
 }

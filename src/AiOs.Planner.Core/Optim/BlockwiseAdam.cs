@@ -24,6 +24,9 @@ internal enum BlockwiseKernel
 
     /// <summary>Sixteen lanes (AVX-512 F and BW), the last block's remainder below sixteen on the AVX2 code.</summary>
     Avx512,
+
+    /// <summary>As <see cref="Avx512"/>, with pass 1's codes decoded by byte permutes (AVX-512 VBMI) instead of scalar look-ups.</summary>
+    Avx512Vbmi,
 }
 
 /// <summary>
@@ -44,19 +47,22 @@ internal enum BlockwiseKernel
 /// tensor by tensor, or its blocks will not line up with the stored scales.</para>
 /// <para>Where AVX-512 (F, BW) runs natively (<see cref="BlockwiseKernel"/>), as <see cref="CpuAdam"/> then runs its 512-bit
 /// kernel, the block's work runs on sixteen lanes: the decoded tables, pass 1's moment update and extremes (the look-ups
-/// stay scalar, the cheapest measured), and pass 2's update, bf16 words (narrowed by vpmovdw), hash, stochastic ranks (the
-/// 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's rate per
-/// core (docs/benchmarks.md). Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
+/// stay scalar, the cheapest measured without VBMI), and pass 2's update, bf16 words (gathered by vpermw), hash, stochastic
+/// ranks (the 8-entry region tables through 16-lane vpermps) and codes (narrowed by vpmovusdb), about 1.3× the AVX2 kernel's
+/// rate per core (docs/benchmarks.md). With AVX-512 VBMI as well (<see cref="BlockwiseKernel.Avx512Vbmi"/>: Ice Lake and
+/// later Xeons, Zen 4), pass 1 decodes 64 codes per moment in registers by byte permutes over the maps' byte planes, with
+/// no per-block tables or scalar look-ups. Every kernel gives the same codes, scales, parameters and bf16 words bit for bit
 /// (BlockwiseAdamKernelTests); a last block's remainder below sixteen runs the eight-lane and scalar code.</para>
 /// </remarks>
 public static unsafe partial class BlockwiseAdam
 {
-    /// <summary>The kernel this processor runs, named for calibration's report: "AVX-512", "AVX2" or "scalar".</summary>
-    public static string KernelName => Kernel switch { BlockwiseKernel.Avx512 => "AVX-512", BlockwiseKernel.Avx2 => "AVX2", _ => "scalar" };
+    /// <summary>The kernel this processor runs, named for calibration's report: "AVX-512 VBMI", "AVX-512", "AVX2" or "scalar".</summary>
+    public static string KernelName => Kernel switch { BlockwiseKernel.Avx512Vbmi => "AVX-512 VBMI", BlockwiseKernel.Avx512 => "AVX-512", BlockwiseKernel.Avx2 => "AVX2", _ => "scalar" };
 
-    /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively, else AVX2 and FMA, else scalar.</summary>
+    /// <summary>The kernel steps run on here: the 512-bit one where AVX-512 (F, BW) runs natively (with VBMI's byte permutes where
+    /// present), else AVX2 and FMA, else scalar.</summary>
     internal static BlockwiseKernel Kernel { get; } =
-        QuantizationVectors.IsSupported512 ? BlockwiseKernel.Avx512 : QuantizationVectors.IsSupported ? BlockwiseKernel.Avx2 : BlockwiseKernel.Scalar;
+        QuantizationVectors.IsSupported512 ? (Avx512Vbmi.IsSupported ? BlockwiseKernel.Avx512Vbmi : BlockwiseKernel.Avx512) : QuantizationVectors.IsSupported ? BlockwiseKernel.Avx2 : BlockwiseKernel.Scalar;
 
     /// <summary>Blocks per parallel work item: 32 × 2,048 = 64 K elements, CpuAdam's chunk.</summary>
     private const int BlocksPerChunk = 32;
@@ -192,7 +198,9 @@ public static unsafe partial class BlockwiseAdam
                 // element-wise decode does, so 512 products per block replace a decode per element.
                 float* mOld = decoded, vOld = decoded + DecodedTable;
                 var extremes = new Extremes();
-                if (kernel == BlockwiseKernel.Avx512)
+                if (kernel == BlockwiseKernel.Avx512Vbmi)
+                    i = Moments512Vbmi(g, mc, vc, mScale, vScale, mNew, vNew, n, k, ref extremes);
+                else if (kernel == BlockwiseKernel.Avx512)
                 {
                     DecodeTables512(mTable, vTable, mScale, vScale, mOld, vOld);
                     i = Moments512(g, mc, vc, mOld, vOld, mNew, vNew, n, k, ref extremes);
@@ -232,7 +240,7 @@ public static unsafe partial class BlockwiseAdam
         // than half the map's gap (0.35–7% of the block's largest) keeps its code and so follows the block's scale, which
         // drifted 8-bit updates 3–7% above fp32's over 300 steps of steady or shrinking gradients (BlockwiseAdamTrackingTests);
         // tiny-gpt (500 steps) ended 4.5% below fp32 with both nearest, 0.85% above with only v stochastic, 0.05% below with both.
-        if (kernel == BlockwiseKernel.Avx512)
+        if (kernel >= BlockwiseKernel.Avx512)
             UpdateAndQuantize512(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);
         else if (kernel == BlockwiseKernel.Avx2)
             UpdateAndQuantize(p, mNew, vNew, mc, vc, h, n, k, mInv, vInv, key);

@@ -46,7 +46,9 @@ internal static partial class QuantizationVectors
         Vector512<float> above = Avx512F.Max(q - Avx512F.PermuteVar16x32(t.High, d), Vector512<float>.Zero);
         Vector512<float> f = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.Lower, d), Avx512F.Min(q, Vector512<float>.Zero),
             Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.UpperBend, d), above, q));
-        Vector512<int> r = Avx512F.ConvertToVector512Int32WithTruncation(Vector512.Floor(f + u)) + Avx512F.PermuteVar16x32(t.Base, d);
+        // ⌊f + u⌋ by one conversion rounding down (embedded rounding): the AVX2 code's floor then truncation, as the integer
+        // indefinite 0x80000000 for NaN and out-of-range sums alike.
+        Vector512<int> r = Avx512F.ConvertToVector512Int32(f + u, FloatRoundingMode.ToNegativeInfinity) + Avx512F.PermuteVar16x32(t.Base, d);
         return Avx512F.Max(r, Vector512<int>.Zero);
     }
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AiOs.Planner.Optim;
 
@@ -86,9 +87,11 @@ public static class StochasticRounding
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static (Vector512<float> M, Vector512<float> V) Uniforms(Vector512<uint> hash)
     {
-        Vector512<float> unit = Vector512.Create(1f / 65536), half = Vector512.Create(1f / 131072);
-        Vector512<float> m = Vector512.ConvertToSingle((hash & Vector512.Create(0xFFFFu)).AsInt32()) * unit + half;
-        Vector512<float> v = Vector512.ConvertToSingle(Vector512.ShiftRightLogical(hash, 16).AsInt32()) * unit + half;
+        // By the bits, no conversion: the 16 bits k placed as mantissa bits 7 … 22 under bit 6 set and 1.0's exponent make
+        // 1 + (2k + 1)/2¹⁷, and subtracting 1 (exact) leaves (k + ½)/2¹⁶, the scalar's value. The and-or is one vpternlogd.
+        Vector512<uint> mantissa = Vector512.Create(0x007FFF80u), one = Vector512.Create(0x3F800040u);
+        Vector512<float> m = Avx512F.TernaryLogic(Vector512.ShiftLeft(hash, 7), mantissa, one, 0xEA).AsSingle() - Vector512<float>.One;
+        Vector512<float> v = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(hash, 9), mantissa, one, 0xEA).AsSingle() - Vector512<float>.One;
         return (m, v);
     }
 }
