@@ -42,4 +42,25 @@ public sealed class EngineSettingsTests
     {
         Assert.Equal(expected, LayerwiseTrainer.ClipScale(norm, max), 5);
     }
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, true)]
+    [InlineData(StepSchedule.Overlapped, false)]
+    [InlineData(StepSchedule.Delayed, false)]
+    public void Given_an_update_that_does_not_run_beside_a_gpu_s_work_When_its_threads_are_chosen_Then_it_takes_every_core(StepSchedule schedule, bool gpu)
+    {
+        Assert.Null(EngineSettings.CpuUpdateThreads(LayerwiseTrainerTests.Small() with { Schedule = schedule }, gpu));
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_an_update_beside_a_gpu_s_work_When_its_threads_are_chosen_Then_one_core_is_left_to_the_launching_thread(StepSchedule schedule)
+    {
+        int? threads = EngineSettings.CpuUpdateThreads(LayerwiseTrainerTests.Small() with { Schedule = schedule }, gpu: true);
+
+        // Below four cores (the CI VM has two) there is none to spare: every core, as before.
+        if (Environment.ProcessorCount < 4 || Environment.GetEnvironmentVariable("AIOS_CPU_ADAM_THREADS") is { Length: > 0 }) Assert.Null(threads);
+        else Assert.Equal(Environment.ProcessorCount - 1, threads);
+    }
 }

@@ -45,12 +45,12 @@ internal sealed class EightBitMoments
     /// several <paramref name="ranks"/> a rank's units are its flat shards: blocks run from each sub-group's start across
     /// tensor boundaries, as DeepSpeed's flat partitions do, and as <see cref="Checkpoints.ShardedCheckpoint"/> blocks a shard.
     /// </summary>
-    public static EightBitMoments? For(Models.ModelSpec spec, Settings.TrainingSettings settings, EngineOptions options, int ranks = 1) =>
+    public static EightBitMoments? For(Models.ModelSpec spec, Settings.TrainingSettings settings, EngineOptions options, int ranks = 1, int? threads = null) =>
         settings.OptimizerState != OptimizerStateFormat.EightBit ? null
-        : ranks > 1 ? new EightBitMoments([.. Enumerable.Repeat(Array.Empty<long>(), spec.NumLayers + 1)], options.Adam)
+        : ranks > 1 ? new EightBitMoments([.. Enumerable.Repeat(Array.Empty<long>(), spec.NumLayers + 1)], options.Adam, threads)
         : new EightBitMoments(
             [.. Enumerable.Repeat(Model.ParameterLayout.ForLayer(spec).Slices.Select(s => s.Offset).ToArray(), spec.NumLayers),
-             Model.ParameterLayout.ForOuter(spec).Slices.Select(s => s.Offset).ToArray()], options.Adam);
+             Model.ParameterLayout.ForOuter(spec).Slices.Select(s => s.Offset).ToArray()], options.Adam, threads);
 
     /// <summary>Bytes of the sub-group's moments, scales included.</summary>
     public long MomentBytes(SubGroup g) => 2L * g.Elements + 8L * Scales(g);

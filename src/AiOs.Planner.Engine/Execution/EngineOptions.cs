@@ -92,9 +92,22 @@ public static class EngineSettings
         _ => throw new NotSupportedException($"The engine trains in fp32, bf16 or fp16, not {dtype}."),
     };
 
-    /// <summary>The update <paramref name="o"/> asks for.</summary>
-    public static IOptimizerStep Optimizer(EngineOptions o) =>
-        o.Optimizer == OptimizerKind.SpanAdamW ? new SpanAdamW(o.Adam) : new CpuAdamStep(o.Adam);
+    /// <summary>The update <paramref name="o"/> asks for, CpuAdam's on <paramref name="threads"/> threads (default: <see cref="CpuAdamStep"/>'s).</summary>
+    public static IOptimizerStep Optimizer(EngineOptions o, int? threads = null) =>
+        o.Optimizer == OptimizerKind.SpanAdamW ? new SpanAdamW(o.Adam) : new CpuAdamStep(o.Adam, threads);
+
+    /// <summary>
+    /// Threads of the CPU update for <paramref name="s"/>: null (every core, or <c>AIOS_CPU_ADAM_THREADS</c>) unless the
+    /// update runs beside the GPU's work (the overlapped and delayed schedules on a GPU with four cores or more): then one
+    /// core fewer, left to the compute thread that launches the device's kernels. On every core, CPU Adam's threads took
+    /// the launching thread's core for whole time slices: a launch-bound step beside the update (gpt2-medium, micro-batch
+    /// 2, delayed, H100 VM, 2026-12-06) ran 118–129 ms with 16 threads and 106–108 ms with 15, its stalls halved, while the
+    /// update, bound by memory, kept its pace (delayed gpt2-xl 375 and 372 ms; docs/validation/gpu-2026-12-06-session13.md).
+    /// </summary>
+    public static int? CpuUpdateThreads(TrainingSettings s, bool gpu) =>
+        gpu && s.Schedule is StepSchedule.Overlapped or StepSchedule.Delayed && Environment.ProcessorCount >= 4
+            && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("AIOS_CPU_ADAM_THREADS"))
+            ? Environment.ProcessorCount - 1 : null;
 
     public static StorageTier Tier(OffloadTier tier) => tier switch
     {

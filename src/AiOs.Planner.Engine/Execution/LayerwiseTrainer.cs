@@ -108,8 +108,9 @@ public sealed partial class LayerwiseTrainer : ITrainer
             bool split = settings.MasterWeights == AiOs.Planner.Optim.MasterWeights.Split;
             if (split && _ranks is not null) throw new ArgumentException("--master-weights split is not supported with several ranks yet: use --master-weights fp32.", nameof(settings));
             _params.RoundsTiesAway = split;
-            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options), _store, Io, Trace,
-                EightBitMoments.For(spec, settings, options, _ranks?.WorldSize ?? 1), split ? _params : null);
+            int? updateThreads = EngineSettings.CpuUpdateThreads(settings, _device.type == TorchSharp.DeviceType.CUDA);
+            _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options, updateThreads), _store, Io, Trace,
+                EightBitMoments.For(spec, settings, options, _ranks?.WorldSize ?? 1, updateThreads), split ? _params : null);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
