@@ -222,6 +222,7 @@ public sealed partial class LayerwiseTrainer
                 }
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
                 _micro.ReleaseHeadBackward();
+                DeviceMemory?.Note($"the head's backward (micro-batch {op.MicroBatch})");
                 break;
             case UnitKind.Layer:
                 _micro!.RecomputeOutput!.backward([_micro.Gradient!]);
@@ -229,11 +230,14 @@ public sealed partial class LayerwiseTrainer
                     keepCheckpoint: _offloadsCheckpoints);
                 AfterBackward(op);
                 LayerBackwardProbe?.Invoke(op.Unit.Number, _micro.Scope.DisposablesCount);
-                DeviceMemory?.Sample();
+                // Samples the peak; with AIOS_DEVICE_MEMORY_TRACE set, also prints it (where a streamed run's device memory goes).
+                DeviceMemory?.Note($"layer {op.Unit.Number}'s backward and its pack (micro-batch {op.MicroBatch})");
                 break;
             default:
                 (_micro!.Embedded ?? Reembed(op)).backward([_micro.Gradient!]);
+                DeviceMemory?.Note($"the embedding's backward (micro-batch {op.MicroBatch})");
                 AfterBackward(op);
+                DeviceMemory?.Note($"the outer block's pack (micro-batch {op.MicroBatch})");
                 _micro.Dispose();
                 _micro = null;
                 break;
