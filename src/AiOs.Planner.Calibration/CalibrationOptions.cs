@@ -81,7 +81,7 @@ public sealed record ModeSettings
             MinTestFileSize = Bytes.FromGiB(2),
             Sweep = new SweepPlan { SampleDuration = TimeSpan.FromMilliseconds(600), SampleMinBytes = Bytes.FromMiB(128) },
             MemcpySize = Bytes.FromMiB(256),
-            // 64 M parameters: 1 GiB each of weights, gradients and moments, past any CPU cache, as a real
+            // 64 M parameters: 256 MiB each of weights, gradients and moments, past any CPU cache, as a real
             // model's optimizer state is (16 M fit a large L3 and measured twice the rate a 1.5 B-parameter update got).
             AdamParameters = 64 << 20,
             HostProbeDuration = TimeSpan.FromSeconds(1),

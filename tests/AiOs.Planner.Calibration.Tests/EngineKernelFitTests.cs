@@ -67,6 +67,39 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_launch_bound_backwards_among_the_passes_When_fitted_Then_the_work_ratio_comes_from_the_work_bound_ones()
+    {
+        // Backward = 2 × matmul + 1.4 × the rest where work-bound (three shapes above twice the 1 ms backward floor); the
+        // others held at 1.5 ms by the host's dispatch must not pull the ratio up.
+        var t = Synthetic() with { FloorSeconds = 1e-3, BackwardFloorSeconds = 1e-3 };
+        var passes = t.Passes.Select(p => p.Label != "backward" ? p : p with
+        {
+            Seconds = Math.Max(1.5e-3, 2 * p.Flops / (Matmul.FlopsPerSecond * 0.6) + 1.4 * (p.SavedBytes / 900e9 + 15e-6)),
+        }).ToList();
+        Assert.Equal(6, passes.Count(p => p.Label == "backward" && p.Seconds == 1.5e-3));
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels;
+
+        Assert.Equal(1.4, k.BackwardWorkRatio!.Value, 3);
+    }
+
+    [Fact]
+    public void Given_a_rest_term_too_small_to_carry_the_backward_When_fitted_Then_no_work_ratio_is_written()
+    {
+        // Forwards all matmul (no saved-bytes or overhead term fitted), backwards far above twice that: r would pass any bound.
+        var t = Synthetic();
+        var passes = t.Passes.Select(p => p.Label switch
+        {
+            "backward" => p with { Seconds = 3 * p.Flops / (Matmul.FlopsPerSecond * 0.6) },
+            _ => p with { Seconds = p.Flops / (Matmul.FlopsPerSecond * 0.6) },
+        }).ToList();
+
+        var k = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-06").Kernels;
+
+        Assert.Null(k.BackwardWorkRatio);
+    }
+
+    [Fact]
     public void Given_recomputes_that_cost_the_forward_plus_fixed_host_time_When_fitted_Then_the_ratio_is_the_work_s_and_the_method_says_so()
     {
         // The H100 VM's probe (2026-12-06): recompute − forward ≈ 0.16 ms at every large shape, so ratios fall with size.

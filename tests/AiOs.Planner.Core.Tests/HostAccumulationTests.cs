@@ -100,6 +100,20 @@ public class HostAccumulationTests
     }
 
     [Fact]
+    public void Given_one_micro_batch_on_several_ranks_When_built_Then_every_download_takes_its_units_squares_over_the_store()
+    {
+        // Several ranks download without copy streams (their reduce-scatter takes the gradients): the host takes Σg².
+        var s = Offloaded(1) with { GpusPerNode = 2 };
+        var ops = StepScheduler.Build(Tiny, ProfileCatalog.Default.Load("h100-node"), s, false, ProgramShape.Engine).Ops
+            .Where(o => o.Kind == OpKind.GradDownload).ToList();
+
+        int storeBytes = Memory.EngineMemory.HostGradientsInBf16(s) ? 2 : 4;
+        Assert.NotEmpty(ops);
+        Assert.All(ops, o => Assert.Equal(HostAccumulation.SquaresOnly(o.HostAdd.Elements, storeBytes), o.HostAdd));
+        Assert.All(ops, o => Assert.True(o.HostAdd.Elements > 0));
+    }
+
+    [Fact]
     public void Given_a_download_of_the_only_micro_batch_When_priced_Then_it_costs_its_copy_alone()
     {
         var s = Offloaded(1);

@@ -144,7 +144,7 @@ public static class EngineKernelFit
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
-            BackwardWorkRatio = BackwardWorkRatioOf(fit, fitted) is { } work
+            BackwardWorkRatio = BackwardWorkRatioOf(fit, t.Passes.Where(p => p.Label == "backward" && p.Seconds >= 2 * t.FloorOf("backward")).ToList()) is { } work
                 ? F(work.Ratio, I($"aios calibrate-gpu: least squares on relative error of backward − 2 × the fitted forward matmul time on the fitted forward's saved-bytes and overhead time, over {work.Passes} work-bound backward passes ({t.Description})"))
                 : null,
             RecomputeRatio = F(recompute, recomputeMethod),
@@ -169,11 +169,17 @@ public static class EngineKernelFit
     /// <summary>Work-bound backward passes needed to fit <see cref="EngineKernels.BackwardWorkRatio"/>.</summary>
     public const int MinimumBackwardPasses = 2;
 
+    /// <summary>The largest work ratio a profile accepts (<c>engine_kernels.backward_work_ratio</c>'s validation).</summary>
+    public const double MaxBackwardWorkRatio = 100;
+
     /// <summary>
     /// The backward's work ratio (<see cref="EngineKernels.BackwardWorkRatio"/>): with the forward's fitted matmul time M and
     /// rest W (saved bytes and overhead) per pass, the r that minimises Σ((2M + rW − b) / b)² over the backward passes b,
-    /// in closed form r = Σ (W/b)(1 − 2M/b) / Σ (W/b)². Null with fewer than <see cref="MinimumBackwardPasses"/> passes, no
-    /// rest term, or an r below 0 (the matmuls alone would take longer than the passes: the whole-ratio model is kept).
+    /// in closed form r = Σ (W/b)(1 − 2M/b) / Σ (W/b)². The caller passes the work-bound backward passes only (a launch-bound
+    /// one measures the host, and would push r up whatever the fit's own fallback to all passes). Null with fewer than
+    /// <see cref="MinimumBackwardPasses"/> passes, no rest term, or an r outside [0, <see cref="MaxBackwardWorkRatio"/>]
+    /// (the matmuls alone would take longer than the passes, or a vanishing rest term would carry the whole backward):
+    /// the whole-ratio model is kept, and no profile is written that would not load.
     /// </summary>
     internal static (double Ratio, int Passes)? BackwardWorkRatioOf(CpuLayerFitResult fit, IReadOnlyList<LayerTiming> passes)
     {
@@ -189,7 +195,7 @@ public static class EngineKernelFit
         }
         if (n < MinimumBackwardPasses || !(den > 0)) return null;
         double r = num / den;
-        return r >= 0 ? (r, n) : null;
+        return r is >= 0 and <= MaxBackwardWorkRatio ? (r, n) : null;
     }
 
     /// <summary>The first in-step floors of <paramref name="kind"/> in <paramref name="t"/>; null: none measured.</summary>

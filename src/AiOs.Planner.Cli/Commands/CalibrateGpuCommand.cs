@@ -64,7 +64,9 @@ public static class CalibrateGpuCommand
                 var inStep = r.GetValue(noInStep) ? null : InStepOptions(options);
                 var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
                 updated = kernels.Profile;
-                io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1}");
+                io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1} (forwards; backwards as {kernels.Fit.BackwardRatio:0.000} × the forward)");
+                if (updated.Gpu?.EngineKernels?.BackwardWorkRatio is { } work)
+                    io.Console.MarkupLineInterpolated($"backward priced as 2 × the forward's matmuls + {work.Value:0.000} × the rest of its time (engine_kernels.backward_work_ratio)");
             }
             DescriptionJson.WriteFileAtomic(path, updated.Validated(path));
             foreach (string s in m.Samples) io.Console.MarkupLineInterpolated($"{s}");

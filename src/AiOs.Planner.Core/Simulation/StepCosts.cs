@@ -34,7 +34,9 @@ public sealed class StepCosts
     /// launches otherwise run ahead as the resident trainer's do. Priced with one deficit on the step's first operation,
     /// its launch-bound steps (micro-batch 1) put every floor in series before the copies they overlap: gpt2-large at
     /// micro-batch 1 × 4, parameters and optimizer in RAM, overlapped, was planned +32.5% on an H100 VM (2026-12-06, call
-    /// 4 of the thirteenth session) and +4.9% with the floors per operation.
+    /// 4 of the thirteenth session) and +4.9% with the floors per operation. Not priced: a stall for an upload that waits on
+    /// an NVMe read spends the host's lead (the clocks here keep it), and the floors, measured in the resident trainer's
+    /// steps, leave out the layer-by-layer trainer's few extra launches per unit (the pack and the device Σg²).
     /// </remarks>
     private readonly bool _floorPerOperation;
     /// <summary>The engine's compute operations' durations by operation id (<see cref="Pipelined"/>); null for PyTorch eager or without a program.</summary>
@@ -319,12 +321,13 @@ public sealed class StepCosts
     /// A download's host work after its copy (<see cref="Operation.HostAdd"/>): the engine's thread waits for the copy, then
     /// adds the staged gradients into the fp32 sum in one equal part per core (and after the last micro-batch reads the sum
     /// again for Σg², in fixed chunks); the download ends with that work. The first micro-batch has none (its Σg², at
-    /// accumulation 1, comes from the device with the copy).
+    /// accumulation 1, comes from the device with the copy), but with several ranks, which download without copy streams,
+    /// the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>).
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even)
-            + (add.SumsSquares ? _hostPass.Time(add.Elements, HostAccumulation.SquaresBytesPerElement) : SimDuration.Zero);
+        : (add.Adds ? _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even) : SimDuration.Zero)
+            + (add.SumsSquares ? _hostPass.Time(add.Elements, add.SquaresBytes) : SimDuration.Zero);
 
     /// <summary>
     /// The delayed schedule's write-back of θ: one pass over the host at its memory-copy rate (the node's bandwidth shared by

@@ -97,16 +97,21 @@ public static class EngineSettings
         o.Optimizer == OptimizerKind.SpanAdamW ? new SpanAdamW(o.Adam) : new CpuAdamStep(o.Adam, threads);
 
     /// <summary>
-    /// Threads of the CPU update for <paramref name="s"/>: null (every core, or <c>AIOS_CPU_ADAM_THREADS</c>) unless the
-    /// update runs beside the GPU's work (the overlapped and delayed schedules on a GPU with four cores or more): then one
-    /// core fewer, left to the compute thread that launches the device's kernels. On every core, CPU Adam's threads took
+    /// Threads of the CPU update for <paramref name="s"/> (fp32 and 8-bit alike): <c>AIOS_CPU_ADAM_THREADS</c> when it names a
+    /// positive count; else null (every core) unless the update runs beside the GPU's work (the overlapped and delayed
+    /// schedules on a GPU with four cores or more): then one core fewer, left to the compute thread that launches the
+    /// device's kernels. On every core, CPU Adam's threads took
     /// the launching thread's core for whole time slices: a launch-bound step beside the update (gpt2-medium, micro-batch
     /// 2, delayed, H100 VM, 2026-12-06) ran 118–129 ms with 16 threads and 106–108 ms with 15, its stalls halved, while the
     /// update, bound by memory, kept its pace (delayed gpt2-xl 375 and 372 ms; docs/validation/gpu-2026-12-06-session13.md).
     /// </summary>
+    /// <remarks>
+    /// The 8-bit update (bound by its arithmetic, where CPU Adam in fp32 is bound by memory) loses that core's share: about
+    /// 6% of its rate on 16 cores, which the plan, pricing it at the calibrated all-core rate, does not count.
+    /// </remarks>
     public static int? CpuUpdateThreads(TrainingSettings s, bool gpu) =>
-        gpu && s.Schedule is StepSchedule.Overlapped or StepSchedule.Delayed && Environment.ProcessorCount >= 4
-            && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("AIOS_CPU_ADAM_THREADS"))
+        int.TryParse(Environment.GetEnvironmentVariable("AIOS_CPU_ADAM_THREADS"), out int n) && n > 0 ? n
+        : gpu && s.Schedule is StepSchedule.Overlapped or StepSchedule.Delayed && Environment.ProcessorCount >= 4
             ? Environment.ProcessorCount - 1 : null;
 
     public static StorageTier Tier(OffloadTier tier) => tier switch

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
 
-/// <summary>How the resident trainer takes each unit's Σg² before the update.</summary>
+/// <summary>How the resident trainer takes each unit's Σg² before the update (the layer-by-layer trainer's gradient store takes <see cref="GradientNorms.UnitSum"/> on a GPU, whatever this says).</summary>
 public enum GradientNormPath
 {
     /// <summary>
@@ -158,7 +158,7 @@ internal static class GradientNorms
 
     /// <summary>
     /// Σg² of a contiguous fp32 or bf16 gradient in host memory, read where it lies (<see cref="SpanMath.SumOfSquares"/>,
-    /// fp64 lanes in fixed chunks, as the layer-by-layer trainer takes its norms); null for any other tensor. The fp64 copy
+    /// fp64 lanes in fixed chunks, as the layer-by-layer trainer takes its norms on a CPU or with accumulation); null for any other tensor. The fp64 copy
     /// and its square took 16 bytes per parameter of the unit at a time, and the CPU's resident step's host peak grew by
     /// 2.5 GiB over the update (gpt2-medium, 2026-12-05), which the plan does not hold.
     /// </summary>

@@ -154,6 +154,8 @@ internal sealed class CpuGradientStore : GradientStore
     /// otherwise (the host takes Σg² from the landed values).
     /// </summary>
     private readonly Native.HostBuffer? _squares;
+    /// <summary>Per unit: whether its last packed gradient's dtype can square past fp32 while finite (bf16, fp32; not fp16).</summary>
+    private readonly bool[] _mayOverflow;
 
     /// <summary>Downloads allowed in flight: each holds one unit's packed gradient (fp32, or bf16 for a bf16 store) on the device.</summary>
     private const int MaxInFlight = 2;
@@ -188,6 +190,7 @@ internal sealed class CpuGradientStore : GradientStore
         _inFlight = new (TorchSharp.torch.Tensor, bool, TorchSharp.torch.Tensor?)?[unitElements.Count];
         _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
         _packedSquares = new TorchSharp.torch.Tensor?[unitElements.Count];
+        _mayOverflow = new bool[unitElements.Count];
         if (_copies is not null && norms && (oneMicroBatch || bf16))
             _squares = Native.HostBuffer.Allocate(unitElements.Count, TorchSharp.torch.ScalarType.Float64, pin: true);
         _settling = unitElements.Select(_ => new object()).ToArray();
@@ -268,10 +271,23 @@ internal sealed class CpuGradientStore : GradientStore
         if (_copies is null || !first) return;
         Settle(unit);
         TorchSharp.torch.Tensor packed = Pack(unit, parameters, first);
-        TorchSharp.torch.Tensor? squares = _squares is null ? null : DeviceSquares(packed);
+        TorchSharp.torch.Tensor? squares;
+        try
+        {
+            squares = _squares is null ? null : DeviceSquares(packed);
+        }
+        catch
+        {
+            packed.Dispose();
+            throw;
+        }
+        _mayOverflow[unit] = GradientNorms.MaySpuriouslyOverflow(parameters.Flat.dtype);
         _copies.Record(_unitEvents[unit].Mark, 0);
         lock (_gate)
         {
+            // A step that failed between a unit's backward and its download left its pack here: free it, not the finalizer.
+            _packed[unit]?.Dispose();
+            _packedSquares[unit]?.Dispose();
             _packed[unit] = packed;
             _packedSquares[unit] = squares;
         }
@@ -287,12 +303,14 @@ internal sealed class CpuGradientStore : GradientStore
 
     /// <summary>
     /// The unit's Σg² as it landed from the device; a +inf that a finite bf16 or fp32 gradient can make by squaring past fp32
-    /// in a row's norm is taken again from the host values, in fp64 (as <see cref="GradientNorms.Fp32"/> does).
+    /// in a row's norm is taken again from the host values, in fp64 (as <see cref="GradientNorms.Fp32"/> does). An fp16
+    /// gradient's +inf is always real (its values are at most 65504), so an fp16 overflow step, routine under loss scaling,
+    /// pays no host pass.
     /// </summary>
     private double LandedSquares(int unit)
     {
         double squares = BitConverter.Int64BitsToDouble(Marshal.ReadInt64(_squares!.Address, sizeof(double) * unit));
-        return double.IsPositiveInfinity(squares) && GradientNorms.MaySpuriouslyOverflow(_type) ? SquaresOf(unit) : squares;
+        return double.IsPositiveInfinity(squares) && _mayOverflow[unit] ? SquaresOf(unit) : squares;
     }
 
     public override void Download(int unit, FlatParameters parameters, bool first, bool last)
@@ -324,7 +342,16 @@ internal sealed class CpuGradientStore : GradientStore
             if (prepacked is not null)
             {
                 packed = prepacked;
-                _copies.DownloadAfter(_sums[unit], packed, mark, done, squares is null ? null : (_squares!.Address + sizeof(double) * unit, squares));
+                try
+                {
+                    _copies.DownloadAfter(_sums[unit], packed, mark, done, squares is null ? null : (_squares!.Address + sizeof(double) * unit, squares));
+                }
+                catch
+                {
+                    packed.Dispose();
+                    squares?.Dispose();
+                    throw;
+                }
             }
             else
             {
@@ -375,13 +402,13 @@ internal sealed class CpuGradientStore : GradientStore
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Under the unit's own lock, not the store's gate: the wait for the copy and Σg² (a pass over the unit's host values on
-    /// the CPU workers, which CPU Adam or any other load on the cores slows) held the gate, so the compute thread's next
-    /// <see cref="AfterBackward"/> (which takes the gate to hand its packed unit over) waited for them. On the H100 VM,
-    /// 2026-12-06, backward of gpt2-medium with its optimizer in RAM took 64.5 ms alone and 150.6 ms beside a
-    /// memory-bound load on every core, and the offloaded runs' backward 1.3–1.7× longer beside their own CPU update
-    /// (docs/validation/gpu-2026-12-06-session12.md). A second caller for the same unit waits on its lock and returns
-    /// with the unit settled, Σg² included.
+    /// Waits for the unit's copy, then sets its Σg² when the copy was the step's last micro-batch: as it landed from the
+    /// device (one micro-batch per step), else a pass over the host values on the CPU workers. Under the unit's own lock,
+    /// not the store's gate, so the compute thread's next <see cref="AfterBackward"/> (which takes the gate to hand its
+    /// packed unit over) never waits for it. The host pass was what made a settle slow beside CPU Adam or any other load
+    /// on the cores (2026-12-06: gpt2-medium's backward with its optimizer in RAM 57 ms alone, 140 ms beside a memory-bound
+    /// load on every core, 86 ms with Σg² from the device; docs/validation/gpu-2026-12-06-session13.md). A second caller
+    /// for the same unit waits on its lock and returns with the unit settled, Σg² included.
     /// </remarks>
     public override void Settle(int unit)
     {
@@ -436,6 +463,14 @@ internal sealed class CpuGradientStore : GradientStore
     {
         // Wait for the copies before their device sources are freed.
         Complete();
+        // Packs a failed step left without their download.
+        lock (_gate)
+            for (int u = 0; u < _packed.Length; u++)
+            {
+                _packed[u]?.Dispose();
+                _packedSquares[u]?.Dispose();
+                _packed[u] = _packedSquares[u] = null;
+            }
         foreach (Native.HostBuffer b in _buffers) b.Dispose();
         _staging?.Dispose();
         _squares?.Dispose();

@@ -74,19 +74,33 @@ public enum OpKind
 public readonly record struct MasterWriteBackTraffic(Bytes Upload, Bytes NvmeRead, Bytes NvmeWrite);
 
 /// <summary>
-/// What a <see cref="OpKind.GradDownload"/> of a later micro-batch does on the host after its copy, before it ends:
-/// <paramref name="Elements"/> gradients of <paramref name="SourceBytes"/> bytes each (the working precision) widened and
-/// added into the fp32 sum (read the sum, read the gradient, write the sum), and with <paramref name="SumsSquares"/> (the
-/// step's last micro-batch) a second pass reading the sum for its Σg². The first micro-batch lands in the store as it is
-/// (and, as the step's only one, brings its Σg² from the device): no host work.
+/// What a <see cref="OpKind.GradDownload"/> does on the host after its copy, before it ends: <paramref name="Elements"/>
+/// gradients of <paramref name="SourceBytes"/> bytes each (the working precision) widened and added into the fp32 sum
+/// (read the sum, read the gradient, write the sum), and with <paramref name="SumsSquares"/> (the step's last micro-batch)
+/// a second pass reading the sum for its Σg². <see cref="SquaresOnly"/>: no add, the Σg² pass alone (the step's only
+/// micro-batch where the engine downloads without copy streams: several ranks). With copy streams the only micro-batch
+/// brings its Σg² from the device: no host work.
 /// </summary>
 public readonly record struct HostAccumulation(long Elements, int SourceBytes, bool SumsSquares)
 {
-    /// <summary>Bytes of host memory traffic per element of the add.</summary>
-    public int AddBytesPerElement => 8 + SourceBytes;
+    /// <summary>Bytes of host memory traffic per element of the add (none for <see cref="SquaresOnly"/>).</summary>
+    public int AddBytesPerElement => Adds ? 8 + SourceBytes : 0;
 
     /// <summary>Bytes per element of the Σg² pass (it reads the fp32 sum).</summary>
     public const int SquaresBytesPerElement = 4;
+
+    /// <summary>Whether the download adds into the sum before its Σg² (false: <see cref="SquaresOnly"/>).</summary>
+    public bool Adds { get; init; } = true;
+
+    /// <summary>Bytes per element the Σg² pass reads: the fp32 sum's 4, or 2 where the host keeps one micro-batch's bf16 gradients.</summary>
+    public int SquaresBytes { get; init; } = SquaresBytesPerElement;
+
+    /// <summary>
+    /// The step's only micro-batch downloaded without copy streams: the copy lands in the host store as it is, and the engine
+    /// then reads the store once for the unit's Σg² (<c>CpuGradientStore.Download</c>), <paramref name="storeBytes"/> per element.
+    /// </summary>
+    public static HostAccumulation SquaresOnly(long elements, int storeBytes) =>
+        new(elements, 0, SumsSquares: true) { Adds = false, SquaresBytes = storeBytes };
 }
 
 /// <summary>The phase of a step an operation belongs to.</summary>
@@ -133,7 +147,8 @@ public sealed class Operation
     public MasterWriteBackTraffic WriteBackTraffic { get; init; }
     /// <summary>
     /// <see cref="OpKind.GradDownload"/> into CPU RAM of a micro-batch after the first: the host add its thread does after the
-    /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); zero elements for other operations.
+    /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); of a step's only micro-batch with several ranks (no
+    /// copy streams), the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>); zero elements for other operations.
     /// </summary>
     public HostAccumulation HostAdd { get; init; }
     /// <summary>

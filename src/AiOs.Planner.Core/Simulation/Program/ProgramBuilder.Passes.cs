@@ -220,9 +220,12 @@ internal sealed partial class ProgramBuilder
             // the step's last one also takes the unit's Σg² from the sums. A step of one micro-batch adds nothing, and its Σg²
             // is taken on the device from the packed gradients and lands with them (CpuGradientStore): no host pass. (Taken on
             // the host, it was a pass over each unit inside the download's settle, which CPU Adam beside the backward slowed
-            // several times over: delayed gpt2-xl's backward 361 ms with it, 226 without, H100 VM, 2026-12-06.)
-            var hostAdd = !_shape.HostAddsLaterGradients || !_hw.HasGpu || nvme || mb == 0 ? default
-                : new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1);
+            // several times over: delayed gpt2-xl's backward 361 ms with it, 226 without, H100 VM, 2026-12-06.) Several ranks
+            // download without copy streams (their reduce-scatter takes the gradients), so there the host still takes it.
+            var hostAdd = !_shape.HostAddsLaterGradients || !_hw.HasGpu || nvme ? default
+                : mb > 0 ? new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1)
+                : _s.GradAccumulation == 1 && _gpus > 1 ? HostAccumulation.SquaresOnly(Share(elements), elementBytes)
+                : default;
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
                 deviceSlot: DeviceSlotAt(p), hostAdd: hostAdd);
