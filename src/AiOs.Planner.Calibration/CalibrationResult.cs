@@ -40,6 +40,8 @@ public sealed record HostCalibration
     public required Bandwidth MemcpyOneThread { get; init; }
     /// <summary>Memory-copy rate on all threads.</summary>
     public required Bandwidth MemcpyAllThreads { get; init; }
+    /// <summary>The engine's gradient-sum pass on every core, bytes of memory traffic per second (<see cref="Host.GradientSumProbe"/>); null when not measured.</summary>
+    public Bandwidth? GradientSums { get; init; }
     /// <summary>CPU Adam parameters per second, one thread.</summary>
     public required double AdamOneThread { get; init; }
     /// <summary>CPU Adam parameters per second, all threads.</summary>

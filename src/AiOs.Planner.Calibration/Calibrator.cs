@@ -128,12 +128,15 @@ public static class Calibrator
         tracker.HostStep("CPU Adam per call");
         var sizes = AdamCallProbe.CalibrationSizes;
         var calls = AdamCallProbe.Measure(AdamProbeKernel.Bf16Gradients, sizes, mode.AdamParameters, threads, mode.HostProbeDuration / sizes.Count, ct);
+        // The engine's gradient-sum pass (a later micro-batch's download adds into the fp32 sums on the host).
+        tracker.HostStep("gradient sums");
+        var sumsRate = GradientSumProbe.Measure(mode.AdamParameters, mode.HostProbeDuration, ct);
         tracker.HostStep("done");
         return new HostCalibration
         {
             Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
             AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup, Adam8OneThread = eightOne, Adam8AllThreads = eightAll,
-            AdamCalls = calls, AdamCallFit = CallCostFit.Fit(calls),
+            AdamCalls = calls, AdamCallFit = CallCostFit.Fit(calls), GradientSums = sumsRate,
         };
     }
 }

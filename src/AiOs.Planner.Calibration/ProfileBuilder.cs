@@ -39,6 +39,7 @@ public static class ProfileBuilder
             AdamBf16ParamsPerS = adamBf16,
             Adam8ParamsPerS = adam8,
             OptimizerCallOverheadS = call,
+            HostAddGbps = GradientSumsFigure(host, date),
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
         if (options.Base?.Cpu is { } kept)
@@ -110,10 +111,20 @@ public static class ProfileBuilder
         facts["host_calibration_date"] = date;
         return profile with
         {
-            Cpu = profile.Cpu with { MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, Adam8ParamsPerS = adam8 ?? profile.Cpu.Adam8ParamsPerS, OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS },
+            Cpu = profile.Cpu with
+            {
+                MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, Adam8ParamsPerS = adam8 ?? profile.Cpu.Adam8ParamsPerS,
+                OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS, HostAddGbps = GradientSumsFigure(host, date) ?? profile.Cpu.HostAddGbps,
+            },
             Machine = facts,
         };
     }
+
+    /// <summary>The gradient-sum pass's traffic rate of <paramref name="host"/>, if measured (<c>cpu.host_add_gbps</c>).</summary>
+    private static Figure? GradientSumsFigure(HostCalibration host, string date) => host.GradientSums is { } rate
+        ? Figure.Measured(Math.Round(rate.GBps, 4), date, string.Create(CultureInfo.InvariantCulture,
+            $"aios calibrate: the engine's gradient-sum pass (GradientSums.AddBf16: bf16 added into fp32 sums, {Host.GradientSumProbe.BytesPerElement} B of traffic per element) on {host.Threads} threads, in calls of up to {Host.GradientSumProbe.UnitElements:N0} elements"))
+        : null;
 
     /// <summary>
     /// The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared

@@ -19,7 +19,7 @@ public static class CalibrateCommand
     public static Command Create(CliIo io)
     {
         var nvmePath = new Option<string?>("--nvme-path") { Description = "Folder on the drive to measure (a temporary test file goes here and is deleted); required unless --host-only" };
-        var hostOnly = new Option<bool>("--host-only") { Description = "Re-measure only memory copy, CPU Adam (fp32, bf16 and 8-bit state) and its cost per call (no drive) into --out, keeping every other figure of it (or of --base)" };
+        var hostOnly = new Option<bool>("--host-only") { Description = "Re-measure only memory copy, CPU Adam (fp32, bf16 and 8-bit state) and its cost per call, and the gradient-sum pass (no drive) into --out, keeping every other figure of it (or of --base)" };
         var output = new Option<string?>("--out") { Description = "Profile file to write (e.g. profiles/my-machine.json); an existing file is updated, keeping its GPU section" };
         var baseProfile = new Option<string?>("--base") { Description = "Profile (bundled name or path) to start from; its GPU and link sections are kept" };
         var quick = new Option<bool>("--quick") { Description = "Smaller test file and shorter samples (about 30 s)" };
@@ -113,7 +113,7 @@ public static class CalibrateCommand
             if (json)
                 io.Stdout.Write(DeepSpeedConfig.ToJson(new JsonObject { ["written"] = outPath, ["profile"] = JsonNode.Parse(ProfileWriter.ToJson(profile)) }));
             else
-                io.Console.MarkupLineInterpolated($"memory copy {profile.Cpu.MemoryBandwidthGbps.Value:0.0} GB/s; CPU Adam {profile.Cpu.AdamParamsPerS.Value / 1e9:0.00} G params/s (fp32 gradients), {(profile.Cpu.AdamBf16ParamsPerS?.Value ?? 0) / 1e9:0.00} G params/s (the engine's bf16 path), {profile.Cpu.Adam8Rate.Value / 1e9:0.00} G params/s (8-bit state, {Planner.Optim.BlockwiseAdam.KernelName} kernel); the better of 1 and {host.Threads} threads; {profile.Cpu.OptimizerCallOverhead * 1e6:0.0} µs fixed per update call; wrote {outPath} (drives, GPU and links kept).");
+                io.Console.MarkupLineInterpolated($"memory copy {profile.Cpu.MemoryBandwidthGbps.Value:0.0} GB/s; CPU Adam {profile.Cpu.AdamParamsPerS.Value / 1e9:0.00} G params/s (fp32 gradients), {(profile.Cpu.AdamBf16ParamsPerS?.Value ?? 0) / 1e9:0.00} G params/s (the engine's bf16 path), {profile.Cpu.Adam8Rate.Value / 1e9:0.00} G params/s (8-bit state, {Planner.Optim.BlockwiseAdam.KernelName} kernel); the better of 1 and {host.Threads} threads; {profile.Cpu.OptimizerCallOverhead * 1e6:0.0} µs fixed per update call; gradient sums {(profile.Cpu.HostAddGbps?.Value ?? 0):0.0} GB/s of traffic; wrote {outPath} (drives, GPU and links kept).");
             return ExitCodes.Ok;
         }
         catch (OperationCanceledException)

@@ -65,6 +65,9 @@ internal static class CalibrationTables
         if (result.Host.Adam8AllThreads is { } eightAll)
             table.AddRow("CPU Adam, 8-bit state", Markup.Escape($"{F(eightAll / 1e6, "0")} M params/s"),
                 Markup.Escape($"--optimizer-state 8bit, in sub-groups; {F(eightAll / Math.Max(1, result.Host.AdamBf16AllThreads ?? result.Host.AdamAllThreads), "0.00")}× the engine's fp32-state update; 1 thread {F((result.Host.Adam8OneThread ?? 0) / 1e6, "0")} M params/s"));
+        if (result.Host.GradientSums is { } sums)
+            table.AddRow("gradient sums", Markup.Escape($"{F(sums.GBps, "0.0")} GB/s"),
+                Markup.Escape($"the engine's add of a later micro-batch's bf16 gradients into fp32 sums, memory traffic on {result.Host.Threads} threads"));
         console.Write(table);
         if (drive.CacheNote is { } cache) io.Errors.MarkupLineInterpolated($"[yellow]cache:[/] {cache}");
         foreach (string w in result.Warnings) io.Errors.MarkupLineInterpolated($"[yellow]warning:[/] {w}");

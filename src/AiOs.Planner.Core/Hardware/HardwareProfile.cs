@@ -229,6 +229,13 @@ public sealed record CpuSpec
     /// Fitted by <c>aios calibrate</c> as <c>t = a + b·n</c> over calls of 16 K to 16 M parameters (issue 13); null: <see cref="DefaultOptimizerCallOverheadS"/>.
     /// </summary>
     public Figure? OptimizerCallOverheadS { get; init; }
+    /// <summary>
+    /// Bytes of memory traffic per second the engine's gradient-sum pass moves on every core (<see cref="Optim.GradientSums.AddBf16"/>:
+    /// read the fp32 sum and the bf16 gradients, write the sum; 10 B per element), GB/s: what a later micro-batch's download adds
+    /// on the host. Null (profiles calibrated before it): the memory-copy rate (<see cref="MemoryBandwidthGbps"/>), which
+    /// counts bytes copied, not moved, and priced that pass 1.4–1.5× slow on the H100 VMs (2026-12-06).
+    /// </summary>
+    public Figure? HostAddGbps { get; init; }
     /// <summary>fp32 matmul rate of all cores, GFLOP/s: the compute rate when the CPU is the training device.</summary>
     public Figure? MatmulGflops { get; init; }
     /// <summary>bf16 matmul rate of all cores, GFLOP/s; without it bf16 training is costed at the fp32 rate.</summary>
@@ -286,6 +293,7 @@ public sealed record CpuSpec
         if (AdamBf16ParamsPerS is { } ab) p.InRange(at + ".adam_bf16_params_per_s", ab.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (Adam8ParamsPerS is { } a8) p.InRange(at + ".adam8_params_per_s", a8.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (OptimizerCallOverheadS is { } call) p.NonNegative(at + ".optimizer_call_overhead_s", call.Value, HardwareBounds.MaxOptimizerCallOverheadS, " s");
+        if (HostAddGbps is { } add) p.InRange(at + ".host_add_gbps", add.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
         if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         LayerCompute?.Validate(p, at + ".layer_compute");

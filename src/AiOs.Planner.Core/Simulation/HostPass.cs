@@ -35,6 +35,19 @@ public sealed record HostPass(Bandwidth Aggregate, Bandwidth PerThread, int Thre
     }
 
     /// <summary>
+    /// The gradient-sum pass of one of <paramref name="processes"/> GPU processes: at the profile's measured rate of that very
+    /// pass on every core (<see cref="CpuSpec.HostAddGbps"/>, which holds its split and per-thread limits), shared by the
+    /// node's processes; without it, <see cref="Of"/>'s memory-copy model.
+    /// </summary>
+    public static HostPass AddOf(CpuSpec cpu, int processes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(processes);
+        if (cpu.HostAddGbps is not { } add) return Of(cpu, processes);
+        Bandwidth node = Bandwidth.FromGBps(add.Value);
+        return new HostPass(node / processes, node, Math.Max(1, cpu.Cores / processes));
+    }
+
+    /// <summary>
     /// The 1-thread rate a calibrated profile states in <c>cpu.memory_bandwidth_gbps</c>'s method ("best of 1 thread
     /// (10.15 GB/s) and 16 threads (46.20 GB/s)", written by the calibrator's ProfileBuilder); null when it states none.
     /// </summary>

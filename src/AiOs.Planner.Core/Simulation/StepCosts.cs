@@ -57,8 +57,10 @@ public sealed class StepCosts
     private readonly double _optimizerCallSeconds;
     /// <summary>Seconds each updated parameter's CPU update takes longer for the host-memory traffic of the transfers beside it (<see cref="HostMemoryContention"/>).</summary>
     private readonly double _contendedSecondsPerParameter;
-    /// <summary>The engine's parallel passes over host memory (later micro-batches' gradient adds).</summary>
+    /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
+    /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
+    private readonly HostPass _hostAdd;
     private readonly int _gpusPerNode, _nodes;
 
     /// <summary>
@@ -136,6 +138,7 @@ public sealed class StepCosts
         _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatesBf16InRam(s)) / gpusPerNode;
         _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
+        _hostAdd = HostPass.AddOf(hw.Cpu, gpusPerNode);
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
@@ -326,7 +329,7 @@ public sealed class StepCosts
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : (add.Adds ? _hostPass.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even) : SimDuration.Zero)
+        : (add.Adds ? _hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even) : SimDuration.Zero)
             + (add.SumsSquares ? _hostPass.Time(add.Elements, add.SquaresBytes) : SimDuration.Zero);
 
     /// <summary>

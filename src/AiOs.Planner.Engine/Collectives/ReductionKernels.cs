@@ -39,31 +39,8 @@ internal static class ReductionKernels
         for (; i < acc.Length; i++) acc[i] /= d;
     }
 
-    /// <summary>acc[i] (+)= the fp32 value of bf16 bits values[i] (exact: the bits shifted up by 16).</summary>
-    public static void AddBf16(Span<float> acc, ReadOnlySpan<ushort> values, bool overwrite)
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            var v = MemoryMarshal.Cast<ushort, Vector<ushort>>(values);
-            int step = Vector<float>.Count;
-            for (int k = 0; k < v.Length; k++, i += 2 * step)
-            {
-                Vector.Widen(v[k], out Vector<uint> low, out Vector<uint> high);
-                var lo = Vector.AsVectorSingle(low << 16);
-                var hi = Vector.AsVectorSingle(high << 16);
-                var a0 = new Vector<float>(acc.Slice(i, step));
-                var a1 = new Vector<float>(acc.Slice(i + step, step));
-                (overwrite ? lo : a0 + lo).CopyTo(acc.Slice(i, step));
-                (overwrite ? hi : a1 + hi).CopyTo(acc.Slice(i + step, step));
-            }
-        }
-        for (; i < acc.Length; i++)
-        {
-            float x = BFloat16Bits.ToSingle(values[i]);
-            acc[i] = overwrite ? x : acc[i] + x;
-        }
-    }
+    /// <summary>acc[i] (+)= the fp32 value of bf16 bits values[i] (exact: the bits shifted up by 16): <see cref="AiOs.Planner.Optim.GradientSums.AddBf16Chunk"/>.</summary>
+    public static void AddBf16(Span<float> acc, ReadOnlySpan<ushort> values, bool overwrite) => AiOs.Planner.Optim.GradientSums.AddBf16Chunk(acc, values, overwrite);
 
     /// <summary>output[i] = the bf16 bits nearest acc[i] (ties to even; NaN as 0x7FC0), as <see cref="BFloat16Bits.FromSingle"/>.</summary>
     public static void ToBf16(ReadOnlySpan<float> acc, Span<ushort> output)

@@ -21,51 +21,17 @@ public static unsafe class SpanMath
     }
 
     /// <summary>
-    /// accumulator[i] += widen(bf16[i]) (or = with <paramref name="overwrite"/>): the widening is exact (the bits shifted up
-    /// by 16) and each element gets the one fp32 add the scalar loop gives it, so the sums are the same bits; vectorised and
-    /// split evenly over the cores. The engine adds a later micro-batch's bf16 gradients into its fp32 sums with it.
+    /// accumulator[i] += widen(bf16[i]) (or = with <paramref name="overwrite"/>), split evenly over the cores: the engine adds a
+    /// later micro-batch's bf16 gradients into its fp32 sums with it (<see cref="GradientSums.AddBf16"/>, in Core so that
+    /// calibration times the same pass).
     /// </summary>
-    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16, bool overwrite = false)
-    {
-        if (accumulator.Length != bf16.Length) throw new ArgumentException("Lengths differ.", nameof(bf16));
-        fixed (float* a = accumulator)
-        fixed (ushort* b = bf16)
-        {
-            nint ap = (nint)a, bp = (nint)b;
-            EvenFor(bf16.Length, (start, count) =>
-                Collectives.ReductionKernels.AddBf16(new Span<float>((float*)ap + start, count), new ReadOnlySpan<ushort>((ushort*)bp + start, count), overwrite));
-        }
-    }
+    public static void AddBf16(Span<float> accumulator, ReadOnlySpan<ushort> bf16, bool overwrite = false) => GradientSums.AddBf16(accumulator, bf16, overwrite);
 
     /// <summary>Element-wise passes below this many elements run inline on the calling thread (the simulator prices the split with the same figure).</summary>
-    internal const int MinPart = AiOs.Planner.Simulation.HostPass.EvenMinPart;
+    internal const int MinPart = GradientSums.MinPart;
 
-    /// <summary>
-    /// Runs <paramref name="body"/>(start, count) over [0, <paramref name="length"/>) in at most one part per core, of equal
-    /// lengths (multiples of 64 elements, so every part but the last is whole vectors), at least <see cref="MinPart"/> each, on
-    /// the process's <see cref="CpuWorkers"/> as <see cref="Chunked"/>'s passes.
-    /// For element-wise work only: the parts depend on the core count, so a reduction must use <see cref="Chunked"/>'s fixed
-    /// chunks instead. Even parts keep every core busy to the end, where <see cref="Chunked"/>'s fixed 2^20-element chunks
-    /// give a gpt2-large layer (19 chunks) a second round on 3 of 16 cores (issue 13's H100 grid: 8–11 ms per later
-    /// micro-batch download of a gpt2-large layer, 3 ms for gpt2-medium's 13 chunks; the second round is the suspect).
-    /// </summary>
-    internal static void EvenFor(int length, Action<int, int> body)
-    {
-        int parts = Math.Clamp(length / MinPart, 1, Environment.ProcessorCount);
-        if (parts == 1)
-        {
-            body(0, length);
-            return;
-        }
-        // Each part ⌈length / parts⌉ rounded up to whole 64 elements, so the parts never outnumber the cores.
-        int size = (int)(((long)length + parts - 1) / parts + 63) & ~63;
-        parts = (length + size - 1) / size;
-        CpuWorkers.ForCores().For(parts, p =>
-        {
-            int start = (int)p * size;
-            body(start, Math.Min(size, length - start));
-        });
-    }
+    /// <summary>Runs <paramref name="body"/>(start, count) in at most one equal part per core (<see cref="GradientSums.EvenParts"/>); element-wise work only.</summary>
+    internal static void EvenFor(int length, Action<int, int> body) => GradientSums.EvenParts(length, body);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddChunk(Span<float> destination, ReadOnlySpan<float> source)

@@ -1,0 +1,48 @@
+using System.Diagnostics;
+using AiOs.Planner.IO;
+using AiOs.Planner.Optim;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Calibration.Host;
+
+/// <summary>
+/// The engine's gradient-sum pass (<see cref="GradientSums.AddBf16"/>: a later micro-batch's bf16 gradients widened and added
+/// into a unit's fp32 sum, split evenly over the cores) timed where it runs: bytes of memory traffic per second, 10 per
+/// element (read the sum and the gradient, write the sum), in unit-sized calls as the engine makes them.
+/// </summary>
+public static unsafe class GradientSumProbe
+{
+    /// <summary>Bytes of memory traffic per element of the pass (read fp32 and bf16, write fp32).</summary>
+    public const int BytesPerElement = 10;
+
+    /// <summary>Elements per call: a large layer's (gpt2-xl's 31 M, llama-2-7b's 202 M are above; 32 M keeps the probe's memory small).</summary>
+    public const long UnitElements = 32L << 20;
+
+    /// <summary>Adds <paramref name="elements"/> bf16 values into fp32 sums, one unit per call, for about <paramref name="duration"/>; returns traffic in bytes per second.</summary>
+    public static Bandwidth Measure(long elements, TimeSpan duration, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
+        using var sums = new AlignedBuffer(new Bytes(elements * sizeof(float)).AlignUp(AlignedBuffer.Alignment));
+        using var bf16 = new AlignedBuffer(new Bytes(elements * sizeof(ushort)).AlignUp(AlignedBuffer.Alignment));
+        sums.AsSpan().Clear();
+        // Small normal values (a gradient's), so no lane takes a denormal's slow path.
+        ushort* g = (ushort*)bf16.Address;
+        for (long i = 0; i < elements; i++) g[i] = (ushort)(0x3A00 + (i & 0xFF));
+        var units = AdamProbe.SubGroups(elements, UnitElements);
+        void Pass()
+        {
+            foreach (var (offset, count) in units)
+                GradientSums.AddBf16(new Span<float>((float*)sums.Address + offset, count), new ReadOnlySpan<ushort>(g + offset, count));
+        }
+        Pass(); // warm-up: page faults, the workers' start, JIT
+        long added = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < duration || added < elements)
+        {
+            ct.ThrowIfCancellationRequested();
+            Pass();
+            added += elements;
+        }
+        return new Bandwidth(added * (double)BytesPerElement / sw.Elapsed.TotalSeconds);
+    }
+}
