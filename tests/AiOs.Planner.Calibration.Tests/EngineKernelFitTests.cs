@@ -225,6 +225,34 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_in_step_floors_of_the_layer_by_layer_trainer_When_fitted_Then_its_ratios_to_the_resident_floors_are_kept()
+    {
+        var t = WithProbeFloors() with
+        {
+            InStepFloors =
+            [
+                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
+                {
+                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
+                },
+            ],
+        };
+
+        var lw = EngineKernelFit.Fit(t, "2026-12-06").Kernels.LayerwiseFloorRatios!;
+
+        Assert.Equal((1.4, 1.4, 1.0), (lw.Forward.Value, lw.Recompute.Value, lw.Backward.Value));
+        Assert.Contains("layer-by-layer trainer", lw.Recompute.Provenance!.Method);
+    }
+
+    [Fact]
+    public void Given_in_step_floors_without_the_layer_by_layer_run_When_fitted_Then_no_ratios_are_written()
+    {
+        var t = WithProbeFloors() with { InStepFloors = [InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6)] };
+
+        Assert.Null(EngineKernelFit.Fit(t, "2026-12-06").Kernels.LayerwiseFloorRatios);
+    }
+
+    [Fact]
     public void Given_no_kind_floors_When_fitted_Then_the_kernels_have_none()
     {
         var k = EngineKernelFit.Fit(Synthetic(), "2026-12-06").Kernels;

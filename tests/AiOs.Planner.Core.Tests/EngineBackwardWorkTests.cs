@@ -66,3 +66,56 @@ public class EngineBackwardWorkTests
         Assert.Equal(hw.Gpu!.EngineKernels!.BackwardRatio.Value, Ratio(hw, Precision.Fp32), 4);
     }
 }
+
+/// <summary>The layer-by-layer trainer's floors (<see cref="EngineKernels.LayerwiseFloorRatios"/>) price offloaded runs only.</summary>
+public class EngineLayerwiseFloorTests
+{
+    private static readonly HardwareProfile Lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+
+    private static HardwareProfile With(LayerwiseFloorRatios? ratios) => Lent with
+    {
+        Gpu = Lent.Gpu! with
+        {
+            EngineKernels = Lent.Gpu!.EngineKernels! with
+            {
+                LayerwiseFloorRatios = ratios, LayerLaunchFloorUs = 5000, AutogradLaunchFloorUs = 6000, BackwardLaunchFloorUs = 9000, KindFloors = null,
+            },
+        },
+    };
+
+    /// <summary>A layer's forward, recompute (if any) and backward durations, launch-bound (floors far above the work), micro-batch 1.</summary>
+    private static double[] Layer(HardwareProfile hw, bool offloaded)
+    {
+        var model = ModelCatalog.Default.Load("gpt2");
+        var s = new TrainingSettings
+        {
+            MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios,
+            ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None, OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
+        };
+        var program = StepScheduler.Build(model, hw, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, hw, s);
+        var unit = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 3).Unit;
+        return [.. new[] { OpKind.Forward, OpKind.Recompute, OpKind.Backward }
+            .Select(k => program.Ops.FirstOrDefault(o => o.Kind == k && o.Unit == unit) is { } op ? costs.Duration(op, model.HiddenSize).Seconds : 0)];
+    }
+
+    [Fact]
+    public void Given_layer_by_layer_ratios_When_an_offloaded_step_is_priced_Then_its_launch_bound_passes_take_the_scaled_floors()
+    {
+        var ratios = new LayerwiseFloorRatios { Forward = 1.5, Recompute = 2, Backward = 1 };
+
+        double[] plain = Layer(With(null), offloaded: true), scaled = Layer(With(ratios), offloaded: true);
+
+        Assert.Equal(1.5, scaled[0] / plain[0], 2);
+        Assert.Equal(2, scaled[1] / plain[1], 2);
+        Assert.Equal(1, scaled[2] / plain[2], 2);
+    }
+
+    [Fact]
+    public void Given_layer_by_layer_ratios_When_a_resident_step_is_priced_Then_nothing_changes()
+    {
+        var ratios = new LayerwiseFloorRatios { Forward = 1.5, Recompute = 2, Backward = 3 };
+
+        Assert.Equal(Layer(With(null), offloaded: false), Layer(With(ratios), offloaded: false));
+    }
+}

@@ -42,6 +42,9 @@ public class InStepFloorProbeTests
             Assert.Equal(perPass, s.AutogradSpans);
             Assert.Equal(perPass, s.BackwardSpans);
             Assert.Equal($"{s.Family} widened to h=64, 3 layers, mb 1 × 16", s.Setup);
+            // The layer-by-layer trainer's run (parameters and optimizer in CPU RAM): every layer's forward, recompute and backward.
+            Assert.True(s.LayerwiseForwardSeconds > 0 && s.LayerwiseRecomputeSeconds > 0 && s.LayerwiseBackwardSeconds > 0, $"{s.Kind}: a layer-by-layer floor is not positive");
+            Assert.Equal(perPass, s.LayerwiseSpans);
         }
         Assert.Equal(2, lines.Count(l => l.StartsWith("in-step floors of ", StringComparison.Ordinal)));
     }

@@ -54,8 +54,13 @@ public sealed record KindFloorTiming(string Kind, string Family, double ForwardS
 /// <param name="AutogradSpans">Spans behind <paramref name="AutogradSeconds"/>.</param>
 /// <param name="BackwardSpans">Spans behind <paramref name="BackwardSeconds"/>.</param>
 /// <param name="Setup">The model and shape trained, for the figures' method ("tiny-gpt widened to h=768, 4 layers, mb 1 × 64").</param>
+/// <param name="LayerwiseForwardSeconds">A layer forward of the layer-by-layer (offloaded) trainer; NaN: not measured.</param>
+/// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
+/// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
+/// <param name="LayerwiseSpans">Spans of each layer-by-layer pass behind those medians.</param>
 public sealed record InStepFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
-    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup)
+    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
+    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0)
 {
     /// <summary>The method of one of its figures: the pass, the spans it is the median of, and where.</summary>
     internal string Method(string pass, int spans, string description) => string.Create(CultureInfo.InvariantCulture,
@@ -154,6 +159,7 @@ public static class EngineKernelFit
             AutogradLaunchFloorUs = inStep is { } a
                 ? F(a.AutogradSeconds * 1e6, a.Method("forward with autograd", a.AutogradSpans, t.Description))
                 : F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
+            LayerwiseFloorRatios = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null,
             BackwardLaunchFloorUs = inStep is { } b
                 ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
                 : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
@@ -164,6 +170,21 @@ public static class EngineKernelFit
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
+    }
+
+    /// <summary>
+    /// The layer-by-layer trainer's floors over the resident trainer's, per pass (forward without autograd over the no-grad
+    /// floor, recompute over the autograd floor, backward over the backward floor), from the same kind's in-step runs; null
+    /// when the layer-by-layer run was not measured or any ratio is not positive.
+    /// </summary>
+    private static LayerwiseFloorRatios? LayerwiseRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
+    {
+        double forward = s.LayerwiseForwardSeconds / s.ForwardSeconds, recompute = s.LayerwiseRecomputeSeconds / s.AutogradSeconds,
+            backward = s.LayerwiseBackwardSeconds / s.BackwardSeconds;
+        if (!(forward > 0 && recompute > 0 && backward > 0) || !double.IsFinite(forward + recompute + backward)) return null;
+        string method = string.Create(CultureInfo.InvariantCulture,
+            $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes (parameters and optimizer in CPU RAM) over the resident trainer's floor of the same pass, {s.Setup}, {s.LayerwiseSpans} spans each ({description})");
+        return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
     }
 
     /// <summary>Work-bound backward passes needed to fit <see cref="EngineKernels.BackwardWorkRatio"/>.</summary>

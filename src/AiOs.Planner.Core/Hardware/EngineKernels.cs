@@ -45,6 +45,11 @@ public sealed record EngineKernels
     /// <summary>The dispatch floor of a unit backward, µs. Null: twice the autograd floor.</summary>
     public Figure? BackwardLaunchFloorUs { get; init; }
     /// <summary>
+    /// The layer-by-layer (offloaded) trainer's floors over the resident trainer's, per pass, measured in both trainers'
+    /// steps (<c>aios calibrate-gpu</c>); null: the resident trainer's floors price both (profiles fitted before them).
+    /// </summary>
+    public LayerwiseFloorRatios? LayerwiseFloorRatios { get; init; }
+    /// <summary>
     /// The layer kind (<see cref="EngineLayerKind"/>) the three floors above were measured on: they hold for models of that
     /// kind. Null: <see cref="EngineLayerKind.Gpt2"/>, what profiles written before per-kind floors were measured on.
     /// </summary>
@@ -120,6 +125,12 @@ public sealed record EngineKernels
         p.NonNegative(at + ".layer_launch_floor_us", LayerLaunchFloorUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (AutogradLaunchFloorUs is { } a) p.NonNegative(at + ".autograd_launch_floor_us", a.Value, HardwareBounds.MaxLatencyUs, " µs");
         if (BackwardLaunchFloorUs is { } b) p.NonNegative(at + ".backward_launch_floor_us", b.Value, HardwareBounds.MaxLatencyUs, " µs");
+        if (LayerwiseFloorRatios is { } lw)
+        {
+            p.InRange(at + ".layerwise_floor_ratios.forward", lw.Forward.Value, 0.1, 10);
+            p.InRange(at + ".layerwise_floor_ratios.recompute", lw.Recompute.Value, 0.1, 10);
+            p.InRange(at + ".layerwise_floor_ratios.backward", lw.Backward.Value, 0.1, 10);
+        }
         if (FloorKind is { } kind && string.IsNullOrWhiteSpace(kind)) p.Add(at + ".floor_kind", "must not be empty; remove it for GPT-2's kind");
         if (KindFloors is { } kinds)
         {
@@ -160,3 +171,17 @@ public sealed record LayerKindFloors
 /// <param name="Backward">A backward.</param>
 /// <param name="Measured">Whether they were measured for the model's layer kind; false: the main kind's floors stand in.</param>
 public readonly record struct EngineFloors(string Kind, SimDuration Forward, SimDuration Autograd, SimDuration Backward, bool Measured);
+
+/// <summary>
+/// The layer-by-layer trainer's dispatch floors as multiples of the resident trainer's (<see cref="EngineKernels.LayerwiseFloorRatios"/>):
+/// its per-pass host work (slots, stream waits, the program executor's hand-offs) differs from the resident trainer's.
+/// </summary>
+public sealed record LayerwiseFloorRatios
+{
+    /// <summary>A layer forward without autograd, over the no-grad floor.</summary>
+    public required Figure Forward { get; init; }
+    /// <summary>A layer recompute, over the autograd floor.</summary>
+    public required Figure Recompute { get; init; }
+    /// <summary>A layer backward, over the backward floor.</summary>
+    public required Figure Backward { get; init; }
+}

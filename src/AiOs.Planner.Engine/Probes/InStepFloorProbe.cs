@@ -33,6 +33,11 @@ public sealed record InStepFloorOptions
     public int MeasuredSteps { get; init; } = 6;
     /// <summary>Seed of the initial weights, the dropout replay and the synthetic tokens.</summary>
     public long Seed { get; init; } = 1234;
+    /// <summary>
+    /// Also train the model with its parameters and optimizer in CPU RAM (the layer-by-layer trainer), for the floors of its
+    /// own passes: its forward and recompute ran about 1.4× the resident trainer's floors in steps on two H100 VMs (2026-12-06).
+    /// </summary>
+    public bool Layerwise { get; init; } = true;
 }
 
 /// <summary>
@@ -48,8 +53,13 @@ public sealed record InStepFloorOptions
 /// <param name="AutogradSpans">Spans the autograd median was taken over.</param>
 /// <param name="BackwardSpans">Spans the backward median was taken over.</param>
 /// <param name="Setup">The model and shape trained, for the figures' method: "&lt;family&gt; widened to h=…, N layers, mb 1 × seq".</param>
+/// <param name="LayerwiseForwardSeconds">A layer forward of the layer-by-layer (offloaded) trainer; NaN: not measured.</param>
+/// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
+/// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
+/// <param name="LayerwiseSpans">Spans of each layer-by-layer pass its medians were taken over.</param>
 public sealed record InStepFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
-    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup);
+    int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
+    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0);
 
 /// <summary>
 /// Measures the layer dispatch floors inside real training steps (<c>aios calibrate-gpu</c>; on the CPU too, for tests). The
@@ -95,8 +105,22 @@ public static class InStepFloorProbe
         string setup = string.Create(CultureInfo.InvariantCulture,
             $"{family.Name} widened to h={options.Hidden}, {options.Layers} layers, mb {options.MicroBatch} × {options.SeqLen}");
         var sample = new InStepFloorSample(kind, family.Name, Median(forward), Median(autograd), Median(backward), forward.Count, autograd.Count, backward.Count, setup);
+        if (options.Layerwise)
+        {
+            var streamed = LayerSpans(spec, options, checkpointing: false, offloaded: true);
+            string recomputeName = SpanTrace.Name(OpKind.Recompute);
+            var lwForward = streamed.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
+            var lwRecompute = streamed.Where(s => s.Operation == recomputeName).Select(s => s.Duration.Seconds).ToList();
+            var lwBackward = streamed.Where(s => s.Operation == backwardName).Select(s => s.Duration.Seconds).ToList();
+            if (lwForward.Count > 0 && lwRecompute.Count > 0 && lwBackward.Count > 0)
+                sample = sample with
+                {
+                    LayerwiseForwardSeconds = Median(lwForward), LayerwiseRecomputeSeconds = Median(lwRecompute), LayerwiseBackwardSeconds = Median(lwBackward),
+                    LayerwiseSpans = Math.Min(lwForward.Count, Math.Min(lwRecompute.Count, lwBackward.Count)),
+                };
+        }
         progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
-            $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs"));
+            $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs"));
         return sample;
     }
 
@@ -111,7 +135,7 @@ public static class InStepFloorProbe
     };
 
     /// <summary>The compute spans of the decoder layers (not the embedding or head) over the measured steps of one resident run.</summary>
-    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing)
+    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false)
     {
         var settings = new TrainingSettings
         {
@@ -120,6 +144,9 @@ public static class InStepFloorProbe
             GradAccumulation = 1,
             Precision = options.Precision,
             ActivationCheckpointing = checkpointing,
+            // The layer-by-layer trainer: parameters and optimizer in CPU RAM (nothing on disk).
+            ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
+            OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
         };
         var engine = new EngineOptions
         {
