@@ -245,6 +245,24 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_a_layer_by_layer_run_far_off_the_resident_floors_When_fitted_Then_no_ratios_are_written()
+    {
+        // A CPU device's offloaded passes (16× the resident forward there) are no dispatch floors: a profile would refuse them.
+        var t = WithProbeFloors() with
+        {
+            InStepFloors =
+            [
+                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
+                {
+                    LayerwiseForwardSeconds = 16 * 250e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
+                },
+            ],
+        };
+
+        Assert.Null(EngineKernelFit.Fit(t, "2026-12-06").Kernels.LayerwiseFloorRatios);
+    }
+
+    [Fact]
     public void Given_in_step_floors_without_the_layer_by_layer_run_When_fitted_Then_no_ratios_are_written()
     {
         var t = WithProbeFloors() with { InStepFloors = [InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6)] };

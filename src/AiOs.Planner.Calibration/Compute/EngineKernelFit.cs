@@ -175,17 +175,23 @@ public static class EngineKernelFit
     /// <summary>
     /// The layer-by-layer trainer's floors over the resident trainer's, per pass (forward without autograd over the no-grad
     /// floor, recompute over the autograd floor, backward over the backward floor), from the same kind's in-step runs; null
-    /// when the layer-by-layer run was not measured or any ratio is not positive.
+    /// when the layer-by-layer run was not measured or any ratio is outside the profile's range.
     /// </summary>
     private static LayerwiseFloorRatios? LayerwiseRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
     {
         double forward = s.LayerwiseForwardSeconds / s.ForwardSeconds, recompute = s.LayerwiseRecomputeSeconds / s.AutogradSeconds,
             backward = s.LayerwiseBackwardSeconds / s.BackwardSeconds;
-        if (!(forward > 0 && recompute > 0 && backward > 0) || !double.IsFinite(forward + recompute + backward)) return null;
+        // Outside what a profile accepts (a disturbed run; on a CPU device the offloaded trainer's passes are no floors at all):
+        // none written, the resident floors price both trainers, as without the run.
+        static bool Plausible(double r) => r is >= MinLayerwiseFloorRatio and <= MaxLayerwiseFloorRatio;
+        if (!(Plausible(forward) && Plausible(recompute) && Plausible(backward))) return null;
         string method = string.Create(CultureInfo.InvariantCulture,
             $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes (parameters and optimizer in CPU RAM) over the resident trainer's floor of the same pass, {s.Setup}, {s.LayerwiseSpans} spans each ({description})");
         return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
     }
+
+    /// <summary>The range of a layer-by-layer floor ratio a profile accepts (<c>engine_kernels.layerwise_floor_ratios</c>' validation).</summary>
+    public const double MinLayerwiseFloorRatio = 0.1, MaxLayerwiseFloorRatio = 10;
 
     /// <summary>Work-bound backward passes needed to fit <see cref="EngineKernels.BackwardWorkRatio"/>.</summary>
     public const int MinimumBackwardPasses = 2;

@@ -144,7 +144,8 @@ public static class CalibrateGpuCommand
             InStepFloorSample s;
             try
             {
-                s = InStepFloorProbe.Measure(family, inStep, progress);
+                // The layer-by-layer run only for the main kind: the fit takes its ratios from that kind alone.
+                s = InStepFloorProbe.Measure(family, inStep with { Layerwise = inStep.Layerwise && kind == m.Kind }, progress);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {

@@ -146,13 +146,7 @@ public static unsafe partial class BlockwiseAdam
                 ok &= Vector512.LessThan(v1, Vector512.Create(float.PositiveInfinity));
                 ordered &= Vector512.Equals(m1, m1);
             }
-        if (ordered.AsInt32() == Vector512<int>.AllBitsSet)
-        {
-            extremes.Merge(maxM.GetLower(), minM.GetLower(), maxV.GetLower(), ok.GetLower());
-            extremes.Merge(maxM.GetUpper(), minM.GetUpper(), maxV.GetUpper(), ok.GetUpper());
-        }
-        else
-            for (int j = 0; j < vectorEnd; j += 8) extremes.Add(Avx.LoadVector256(mNew + j), Avx.LoadVector256(vNew + j));
+        MergeExtremes512(maxM, minM, maxV, ok, ordered, mNew, vNew, vectorEnd, ref extremes);
         return vectorEnd;
     }
 }

@@ -61,6 +61,18 @@ public static unsafe partial class BlockwiseAdam
             m1.Store(mNew + i);
             v1.Store(vNew + i);
         }
+        MergeExtremes512(maxM, minM, maxV, ok, ordered, mNew, vNew, vectorEnd, ref extremes);
+        return vectorEnd;
+    }
+
+    /// <summary>
+    /// Pass 1's sixteen-lane extremes into <paramref name="extremes"/>: merged as two eight-lane halves when no m is NaN
+    /// (<paramref name="ordered"/> all-ones), else redone from the buffers eight lanes at a time in the AVX2 kernel's order
+    /// (see <see cref="Moments512"/>'s remarks). Both 512-bit kernels end pass 1 here.
+    /// </summary>
+    private static void MergeExtremes512(Vector512<float> maxM, Vector512<float> minM, Vector512<float> maxV, Vector512<float> ok, Vector512<float> ordered,
+        float* mNew, float* vNew, int vectorEnd, ref Extremes extremes)
+    {
         if (ordered.AsInt32() == Vector512<int>.AllBitsSet)
         {
             extremes.Merge(maxM.GetLower(), minM.GetLower(), maxV.GetLower(), ok.GetLower());
@@ -68,7 +80,6 @@ public static unsafe partial class BlockwiseAdam
         }
         else
             for (int j = 0; j < vectorEnd; j += 8) extremes.Add(Avx.LoadVector256(mNew + j), Avx.LoadVector256(vNew + j));
-        return vectorEnd;
     }
 
     /// <summary>

@@ -120,7 +120,9 @@ public static class InStepFloorProbe
                 };
         }
         progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
-            $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs"));
+            $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs")
+            + (sample.LayerwiseSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
+                $"; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs") : ""));
         return sample;
     }
 
