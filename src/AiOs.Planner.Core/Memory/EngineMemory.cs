@@ -278,6 +278,7 @@ public static partial class EngineMemory
         // embedding's own gradient appears only then, with the layers gone). The logits are gone by then.
         Bytes recomputed = layerFull;
         Bytes kept = BackwardKept(input);
+        Bytes embeddingGradient = EmbeddingGradientSegment(m, s, tokens, fused, gpu);
         Bytes gradients = Bytes.OfElements(layer + (long)m.VocabSize * m.HiddenSize + m.NormParameters, pb);
         Bytes backward = recomputed + kept + gradients + inFlight;
         // The head's figure counts the embedding's output (EngineHeadLoss.FusedBytes, UnfusedBytes), which here is layer 0's
@@ -299,6 +300,7 @@ public static partial class EngineMemory
             // The copies left in flight at the loss (leftOver) are among backward's (inFlight holds them): counted once.
             if (inFlight > Bytes.Zero)
                 items.Add(new MemoryItem("gradient downloads in flight", inFlight, "packed gradients for their download (reserved beside the unfused head's blocks)"));
+            AddEmbeddingGradient(items, embeddingGradient);
             phase = "head and loss, beside backward's blocks";
             return items;
         }
@@ -315,6 +317,7 @@ public static partial class EngineMemory
                     ? $"the first micro-batch's last two ({packedAs}: layer 0's and the outer block's, held until settled) and one later unit's in the training precision"
                     : $"three layers' gradients packed in {packedAs}: two downloads in flight and one waiting (backward; the logits are gone)"));
             }
+            AddEmbeddingGradient(items, embeddingGradient);
             phase = "backward";
         }
         else
@@ -322,9 +325,39 @@ public static partial class EngineMemory
             items.Add(new MemoryItem("logits and loss", head, LogitsNote(m, s, tokens, fused, gpu)));
             if (leftOver > Bytes.Zero)
                 items.Add(new MemoryItem("gradient downloads in flight", leftOver, "the first micro-batch's last two, layer 0's and the outer block's, packed in fp32 and held until a later micro-batch's download of the same unit settles them"));
+            AddEmbeddingGradient(items, embeddingGradient);
             phase = "head and loss";
         }
         return items;
+    }
+
+    private static void AddEmbeddingGradient(List<MemoryItem> items, Bytes bytes)
+    {
+        if (bytes > Bytes.Zero)
+            items.Add(new MemoryItem("embedding gradient segment", bytes,
+                "the embedding's backward makes a dense vocabulary × hidden gradient after every layer's blocks were freed; none of the freed blocks is that large, so the caching allocator reserves a segment for it on top of the step's earlier peak"));
+    }
+
+    /// <summary>
+    /// The reserved bytes a streamed run's embedding backward adds on a GPU: autograd's index_select backward makes a dense
+    /// vocabulary × hidden gradient (added into the tied head's, or kept as the untied embedding's) at the end of backward. The
+    /// caching allocator serves it from a freed block only where one is as large: the head padded to <see cref="EngineHeadLoss.MatmulVocab"/>
+    /// rows (its copy is freed after the loss), a chunk's or the unfused head's logits, fp16's fp32 head gradient. Layer
+    /// blocks are far smaller. Without one it takes a new segment above everything reserved before: llama-3.2-3b (vocabulary
+    /// 128,256, unpadded) ran 0.73 GiB above its plan from that moment (H100 VM, 2026-12-06, docs/validation/h100-2026-12-06-s14);
+    /// GPT-2's padded head (50,257 → 50,304 rows) leaves a block that holds it.
+    /// </summary>
+    internal static Bytes EmbeddingGradientSegment(ModelSpec m, TrainingSettings s, long tokens, bool fused, bool gpu)
+    {
+        if (!gpu) return Bytes.Zero;
+        long a = s.ParamBytes, v = m.VocabSize, h = m.HiddenSize, padded = EngineHeadLoss.MatmulVocab(v, s.Precision);
+        long need = checked(a * v * h);
+        long paddedCopy = padded == v ? 0 : checked(a * padded * h);
+        long rows = Math.Min(tokens, EngineHeadLoss.ChunkTokens(v));
+        long logits = !fused ? checked(tokens * v * 4)
+            : EngineHeadLoss.UsesKernel(gpu, s.Precision) ? checked(rows * padded * a) : checked(rows * padded * 4);
+        long fp16Gradient = s.Precision == Precision.Fp16 ? checked(4 * v * h) : 0;
+        return Math.Max(paddedCopy, Math.Max(logits, fp16Gradient)) >= need ? Bytes.Zero : new Bytes(need);
     }
 
     private static Bytes Max(Bytes a, Bytes b) => a > b ? a : b;
