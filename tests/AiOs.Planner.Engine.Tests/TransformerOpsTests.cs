@@ -63,6 +63,26 @@ public sealed class TransformerOpsTests
     }
 
     [Fact]
+    public void Given_RotaryTablesMadeInsideADisposedScope_When_AskedAgain_Then_TheSameLiveTablesComeBackAndOtherConstantsGetTheirOwn()
+    {
+        ModelSpec scaled = Llama with { RopeTheta = 500000, RopeScaling = Llama31 };
+        (Tensor Cos, Tensor Sin) first;
+        using (NewDisposeScope()) first = TransformerOps.RotaryTables(scaled, 12, 16, CPU, ScalarType.Float32);
+
+        var again = TransformerOps.RotaryTables(scaled, 12, 16, CPU, ScalarType.Float32);
+        var unscaled = TransformerOps.RotaryTables(scaled with { RopeScaling = null }, 12, 16, CPU, ScalarType.Float32);
+
+        Assert.Same(first.Cos, again.Cos);
+        Assert.False(first.Cos.IsInvalid);
+        Assert.Equal(new long[] { 12, 16 }, first.Sin.shape);
+        // Position 11's lowest-frequency pair: Llama 3.1's scaling divides its frequency by 8, so the angles differ.
+        Assert.NotEqual(first.Sin[11, 7].item<float>(), unscaled.Sin[11, 7].item<float>());
+        using var scope = NewDisposeScope();
+        Tensor angles = outer(arange(0, 12, 1, ScalarType.Float32), TransformerOps.InverseFrequencies(scaled, 16, CPU));
+        Assert.True(first.Cos.narrow(-1, 0, 8).eq(angles.cos()).all().item<bool>());
+    }
+
+    [Fact]
     public void Given_Llama31Scaling_When_InverseFrequenciesAreComputed_Then_HighMiddleAndLowFrequenciesFollowThePublishedFormula()
     {
         const int d = 16;

@@ -73,12 +73,37 @@ internal static class TransformerOps
     public static Tensor Rotary(Tensor x, ModelSpec spec)
     {
         using var scope = NewDisposeScope();
-        long t = x.shape[2], d = x.shape[3];
-        Tensor angles = outer(arange(0, t, 1, ScalarType.Float32, x.device), InverseFrequencies(spec, d, x.device));
-        Tensor both = cat([angles, angles], -1);
-        Tensor cos = both.cos().to(x.dtype), sin = both.sin().to(x.dtype);
+        long d = x.shape[3];
+        var (cos, sin) = RotaryTables(spec, x.shape[2], d, x.device, x.dtype);
         Tensor x1 = x.narrow(-1, 0, d / 2), x2 = x.narrow(-1, d / 2, d / 2);
         Tensor rotated = cat([-x2, x1], -1);
         return (x * cos + rotated * sin).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The cos and sin tables [T, D] of <see cref="Rotary"/> in <paramref name="dtype"/>, made once per shape, device and rotary
+    /// constants and kept for the process: they depend on nothing else, and making them took about fifteen small kernels and
+    /// host allocations for q and again for k in every layer's forward, recompute and backward (a resident llama-3.2-3b step at
+    /// micro-batch 1 is launch-bound). The values are the ones each call computed before, bit for bit.
+    /// </summary>
+    internal static (Tensor Cos, Tensor Sin) RotaryTables(ModelSpec spec, long t, long d, Device device, ScalarType dtype)
+    {
+        var key = new RotaryKey(spec.RopeTheta, spec.RopeScaling, t, d, device.type, device.index, dtype);
+        lock (Tables)
+        {
+            if (Tables.TryGetValue(key, out var tables)) return tables;
+            using var scope = NewDisposeScope();
+            Tensor angles = outer(arange(0, t, 1, ScalarType.Float32, device), InverseFrequencies(spec, d, device));
+            Tensor both = cat([angles, angles], -1);
+            Tensor cos = both.cos().to(dtype), sin = both.sin().to(dtype);
+            // Outside every dispose scope: the tables outlive the call that made them.
+            tables = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
+            Tables[key] = tables;
+            return tables;
+        }
+    }
+
+    private readonly record struct RotaryKey(double Theta, RopeScaling? Scaling, long T, long D, DeviceType DeviceType, int DeviceIndex, ScalarType DType);
+
+    private static readonly Dictionary<RotaryKey, (Tensor Cos, Tensor Sin)> Tables = [];
 }
