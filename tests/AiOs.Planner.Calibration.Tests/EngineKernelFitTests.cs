@@ -245,6 +245,46 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_passes_timed_beside_the_cpu_update_When_fitted_Then_their_ratios_to_the_layer_by_layer_passes_alone_are_kept()
+    {
+        var t = WithProbeFloors() with
+        {
+            InStepFloors =
+            [
+                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
+                {
+                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
+                    BesideForwardSeconds = 525e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 1800e-6, BesideSpans = 10,
+                },
+            ],
+        };
+
+        var bu = EngineKernelFit.Fit(t, "2026-12-06").Kernels.BesideUpdateFloorRatios!;
+
+        Assert.Equal(1.5, bu.Forward.Value, 6);
+        Assert.Equal(1.2, bu.Recompute.Value, 6);
+        Assert.Equal(2.0, bu.Backward.Value, 6);
+        Assert.Contains("overlapped its CPU update", bu.Backward.Provenance!.Method);
+    }
+
+    [Fact]
+    public void Given_no_passes_beside_the_update_When_fitted_Then_no_beside_ratios_are_written()
+    {
+        var t = WithProbeFloors() with
+        {
+            InStepFloors =
+            [
+                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
+                {
+                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
+                },
+            ],
+        };
+
+        Assert.Null(EngineKernelFit.Fit(t, "2026-12-06").Kernels.BesideUpdateFloorRatios);
+    }
+
+    [Fact]
     public void Given_a_layer_by_layer_run_far_off_the_resident_floors_When_fitted_Then_no_ratios_are_written()
     {
         // A CPU device's offloaded passes (16× the resident forward there) are no dispatch floors: a profile would refuse them.

@@ -119,3 +119,78 @@ public class EngineLayerwiseFloorTests
         Assert.Equal(Layer(With(null), offloaded: false), Layer(With(ratios), offloaded: false));
     }
 }
+
+/// <summary>
+/// The layer-by-layer passes beside the CPU update (<see cref="EngineKernels.BesideUpdateFloorRatios"/>): the delayed schedule's
+/// every pass, the overlapped one's backward passes, scaled in proportion to how much of them the update covers.
+/// </summary>
+public class EngineBesideUpdateFloorTests
+{
+    private static readonly HardwareProfile Lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+    private static readonly LayerwiseFloorRatios Twice = new() { Forward = 2, Recompute = 2, Backward = 2 };
+
+    /// <summary>Launch-bound floors, the layer-by-layer ratios off, and CPU Adam at <paramref name="adamPerSecond"/> parameters a second.</summary>
+    private static HardwareProfile With(LayerwiseFloorRatios? beside, double adamPerSecond) => Lent with
+    {
+        Gpu = Lent.Gpu! with
+        {
+            EngineKernels = Lent.Gpu!.EngineKernels! with
+            {
+                BesideUpdateFloorRatios = beside, LayerwiseFloorRatios = null, LayerLaunchFloorUs = 5000, AutogradLaunchFloorUs = 6000,
+                BackwardLaunchFloorUs = 9000, KindFloors = null,
+            },
+        },
+        Cpu = Lent.Cpu with { AdamParamsPerS = adamPerSecond, AdamBf16ParamsPerS = adamPerSecond },
+    };
+
+    /// <summary>Layer 3's forward, recompute and backward durations, parameters and optimizer in RAM, micro-batch 1.</summary>
+    private static double[] Layer(HardwareProfile hw, StepSchedule schedule)
+    {
+        var model = ModelCatalog.Default.Load("gpt2");
+        var s = new TrainingSettings
+        {
+            MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, Schedule = schedule,
+            ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity,
+        };
+        var program = StepScheduler.Build(model, hw, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, hw, s);
+        var unit = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 3).Unit;
+        return [.. new[] { OpKind.Forward, OpKind.Recompute, OpKind.Backward }
+            .Select(k => program.Ops.FirstOrDefault(o => o.Kind == k && o.Unit == unit) is { } op ? costs.Duration(op, model.HiddenSize).Seconds : 0)];
+    }
+
+    [Fact]
+    public void Given_an_update_longer_than_the_passes_When_the_delayed_schedule_is_priced_Then_every_launch_bound_pass_takes_the_ratio()
+    {
+        // 1,000 parameters a second: the update outlasts the step's passes, so it covers them all.
+        double[] plain = Layer(With(null, 1e3), StepSchedule.Delayed), beside = Layer(With(Twice, 1e3), StepSchedule.Delayed);
+
+        Assert.Equal(2, beside[0] / plain[0], 2);
+        Assert.Equal(2, beside[2] / plain[2], 2);
+    }
+
+    [Fact]
+    public void Given_an_update_shorter_than_the_passes_When_the_delayed_schedule_is_priced_Then_the_ratio_applies_in_proportion()
+    {
+        // 1e12 parameters a second: gpt2's update takes a fraction of a millisecond against 12 layers' 20 ms of floors.
+        double[] plain = Layer(With(null, 1e12), StepSchedule.Delayed), beside = Layer(With(Twice, 1e12), StepSchedule.Delayed);
+
+        Assert.InRange(beside[0] / plain[0], 1.0, 1.05);
+        Assert.True(beside[0] > plain[0]);
+    }
+
+    [Fact]
+    public void Given_the_overlapped_schedule_When_priced_Then_only_backward_passes_are_beside_the_update()
+    {
+        double[] plain = Layer(With(null, 1e3), StepSchedule.Overlapped), beside = Layer(With(Twice, 1e3), StepSchedule.Overlapped);
+
+        Assert.Equal(plain[0], beside[0], 6);
+        Assert.Equal(2, beside[2] / plain[2], 2);
+    }
+
+    [Fact]
+    public void Given_the_deepspeed_schedule_When_priced_Then_nothing_runs_beside_the_update()
+    {
+        Assert.Equal(Layer(With(null, 1e3), StepSchedule.DeepSpeed), Layer(With(Twice, 1e3), StepSchedule.DeepSpeed));
+    }
+}

@@ -58,9 +58,14 @@ public sealed record KindFloorTiming(string Kind, string Family, double ForwardS
 /// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseSpans">Spans of each layer-by-layer pass behind those medians.</param>
+/// <param name="BesideForwardSeconds">A layer-by-layer forward that overlapped the CPU update (delayed schedule); NaN: not measured.</param>
+/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideBackwardSeconds">A layer-by-layer backward that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideSpans">Spans of each pass beside the update behind those medians; 0: not measured.</param>
 public sealed record InStepFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
     int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
-    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0)
+    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0,
+    double BesideForwardSeconds = double.NaN, double BesideRecomputeSeconds = double.NaN, double BesideBackwardSeconds = double.NaN, int BesideSpans = 0)
 {
     /// <summary>The method of one of its figures: the pass, the spans it is the median of, and where.</summary>
     internal string Method(string pass, int spans, string description) => string.Create(CultureInfo.InvariantCulture,
@@ -160,6 +165,7 @@ public static class EngineKernelFit
                 ? F(a.AutogradSeconds * 1e6, a.Method("forward with autograd", a.AutogradSpans, t.Description))
                 : F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
             LayerwiseFloorRatios = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null,
+            BesideUpdateFloorRatios = inStep is { } bu ? BesideUpdateRatiosOf(bu, t.Description, F) : null,
             BackwardLaunchFloorUs = inStep is { } b
                 ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
                 : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
@@ -187,6 +193,22 @@ public static class EngineKernelFit
         if (!(Plausible(forward) && Plausible(recompute) && Plausible(backward))) return null;
         string method = string.Create(CultureInfo.InvariantCulture,
             $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes (parameters and optimizer in CPU RAM) over the resident trainer's floor of the same pass, {s.Setup}, {s.LayerwiseSpans} spans each ({description})");
+        return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
+    }
+
+    /// <summary>
+    /// The layer-by-layer trainer's passes beside the CPU update (delayed schedule, spans that overlapped an optimizer step)
+    /// over the same passes in its steps without one; null when not measured or any ratio is outside the profile's range.
+    /// </summary>
+    private static LayerwiseFloorRatios? BesideUpdateRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
+    {
+        if (s.BesideSpans == 0) return null;
+        double forward = s.BesideForwardSeconds / s.LayerwiseForwardSeconds, recompute = s.BesideRecomputeSeconds / s.LayerwiseRecomputeSeconds,
+            backward = s.BesideBackwardSeconds / s.LayerwiseBackwardSeconds;
+        static bool Plausible(double r) => r is >= MinLayerwiseFloorRatio and <= MaxLayerwiseFloorRatio;
+        if (!(Plausible(forward) && Plausible(recompute) && Plausible(backward))) return null;
+        string method = string.Create(CultureInfo.InvariantCulture,
+            $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes that overlapped its CPU update (delayed schedule) over the same passes in steps without one, {s.Setup}, {s.BesideSpans} spans each ({description})");
         return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
     }
 

@@ -123,7 +123,7 @@ public static class CalibrateGpuCommand
             m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds)).ToList(),
             inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
                 k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
-                k.LayerwiseBackwardSeconds, k.LayerwiseSpans)).ToList()),
+                k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList()),
             date, gpu.EngineKernels);
         // Each timed pass, so the fit can be redone and checked away from the GPU.
         foreach (var t in timings)

@@ -50,6 +50,13 @@ public sealed record EngineKernels
     /// </summary>
     public LayerwiseFloorRatios? LayerwiseFloorRatios { get; init; }
     /// <summary>
+    /// The layer-by-layer trainer's floors while the CPU updates beside its passes (the delayed and overlapped schedules: CPU
+    /// Adam takes all cores but one) over its floors in steps without that, per pass, measured in its own steps by
+    /// <c>aios calibrate-gpu</c>; null: the passes are priced as if alone. Launch-bound steps took 1.5–3× longer per layer
+    /// beside the update on the H100 VMs (2026-12-06); work-bound ones did not move.
+    /// </summary>
+    public LayerwiseFloorRatios? BesideUpdateFloorRatios { get; init; }
+    /// <summary>
     /// The layer kind (<see cref="EngineLayerKind"/>) the three floors above were measured on: they hold for models of that
     /// kind. Null: <see cref="EngineLayerKind.Gpt2"/>, what profiles written before per-kind floors were measured on.
     /// </summary>
@@ -130,6 +137,12 @@ public sealed record EngineKernels
             p.InRange(at + ".layerwise_floor_ratios.forward", lw.Forward.Value, 0.1, 10);
             p.InRange(at + ".layerwise_floor_ratios.recompute", lw.Recompute.Value, 0.1, 10);
             p.InRange(at + ".layerwise_floor_ratios.backward", lw.Backward.Value, 0.1, 10);
+        }
+        if (BesideUpdateFloorRatios is { } bu)
+        {
+            p.InRange(at + ".beside_update_floor_ratios.forward", bu.Forward.Value, 0.1, 10);
+            p.InRange(at + ".beside_update_floor_ratios.recompute", bu.Recompute.Value, 0.1, 10);
+            p.InRange(at + ".beside_update_floor_ratios.backward", bu.Backward.Value, 0.1, 10);
         }
         if (FloorKind is { } kind && string.IsNullOrWhiteSpace(kind)) p.Add(at + ".floor_kind", "must not be empty; remove it for GPT-2's kind");
         if (KindFloors is { } kinds)

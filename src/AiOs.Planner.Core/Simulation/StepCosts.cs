@@ -21,6 +21,10 @@ public sealed class StepCosts
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
+    /// <summary>The layer passes' floors beside the CPU update (<see cref="BesideUpdateFloors"/>); equal to the floors above where none apply.</summary>
+    private readonly SimDuration _besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor;
+    /// <summary>The engine's ratios of floors beside the CPU update (<see cref="EngineKernels.BesideUpdateFloorRatios"/>), for an offloaded run.</summary>
+    private readonly LayerwiseFloorRatios? _besideRatios;
     /// <summary>The dispatch floor of the head's forward (the engine's records autograd; PyTorch eager's is a forward).</summary>
     private readonly SimDuration _headFloor;
     /// <summary>
@@ -99,6 +103,7 @@ public sealed class StepCosts
             // forward and recompute ran about 1.4× the resident floors on two H100 VMs (2026-12-06).
             if (offloads && e.LayerwiseFloorRatios is { } lw)
                 (_forwardFloor, _recomputeFloor, _backwardFloor) = (Scaled(_forwardFloor, lw.Forward.Value), Scaled(_recomputeFloor, lw.Recompute.Value), Scaled(_backwardFloor, lw.Backward.Value));
+            if (offloads) _besideRatios = e.BesideUpdateFloorRatios;
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;
             _floorPerOperation = true;
@@ -147,6 +152,7 @@ public sealed class StepCosts
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
             : h => h / (h + halfRate);
+        (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = (_forwardFloor, _recomputeFloor, _backwardFloor);
         if (program is not null)
         {
             if (_floorPerOperation) _pipelined = Pipelined(program);
@@ -157,6 +163,11 @@ public sealed class StepCosts
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
                 _contendedSecondsPerParameter = HostMemoryContention(program, s, hw, gpusPerNode);
+                if (_floorPerOperation && _besideRatios is { } ratios && _pipelined is not null)
+                {
+                    (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = BesideUpdateFloors(program, ratios);
+                    _pipelined = Pipelined(program);
+                }
             }
         }
     }
@@ -257,6 +268,31 @@ public sealed class StepCosts
     };
 
     /// <summary>
+    /// The layer passes' floors while the CPU updates beside them: the engine's CPU Adam takes every core but one, and the
+    /// thread that launches the passes then runs slower (launch-bound passes of gpt2-medium at micro-batch 2 took 1.6× (forward)
+    /// to 2–5× (backward) their time alone while the update ran, and their own time once it had ended; H100 VM, 2026-12-06,
+    /// docs/validation/gpu-2026-12-06-session14.md). The measured ratios (<see cref="EngineKernels.BesideUpdateFloorRatios"/>)
+    /// hold while the update runs; it covers the passes it runs beside for at most its own length, so each ratio is applied
+    /// in proportion: <c>1 + (r − 1) · min(1, update ÷ passes)</c>, the update being the CPU's optimizer operations and the
+    /// passes the compute operations beside it (<see cref="IsBesideUpdate"/>) as priced without the slowdown.
+    /// </summary>
+    private (SimDuration Forward, SimDuration Recompute, SimDuration Backward) BesideUpdateFloors(StepProgram program, LayerwiseFloorRatios r)
+    {
+        int hidden = program.Model.HiddenSize;
+        double passes = 0, update = 0;
+        foreach (var op in program.Ops)
+        {
+            if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep && IsBesideUpdate(op) && _pipelined!.TryGetValue(op.Id, out var d))
+                passes += d.Seconds;
+            else if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep)
+                update += Duration(op, hidden).Seconds;
+        }
+        double covered = passes > 0 ? Math.Min(1, update / passes) : 0;
+        SimDuration Beside(SimDuration floor, Figure ratio) => Scaled(floor, 1 + (ratio.Value - 1) * covered);
+        return (Beside(_forwardFloor, r.Forward), Beside(_recomputeFloor, r.Recompute), Beside(_backwardFloor, r.Backward));
+    }
+
+    /// <summary>
     /// The host dispatch floor of a unit pass: a layer's or the head's forward, recompute or backward (PyTorch eager:
     /// one floor, two for a backward; the engine: its measured floor of each kind, the head's forward recording autograd).
     /// The embedding (a lookup and an add: a few kernels) pays none.
@@ -264,6 +300,8 @@ public sealed class StepCosts
     private SimDuration Floor(Operation op) =>
         op.Unit.Kind is UnitKind.Embedding or UnitKind.Outer ? SimDuration.Zero
         // The head's forward always records autograd (its loss is back-propagated at once).
+        : op.Unit.Kind == UnitKind.Layer && IsBesideUpdate(op)
+            ? op.Kind switch { OpKind.Backward => _besideBackwardFloor, OpKind.Recompute => _besideRecomputeFloor, _ => _besideForwardFloor }
         : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _headFloor, _ => _forwardFloor };
 
     /// <summary>

@@ -38,6 +38,13 @@ public sealed record InStepFloorOptions
     /// own passes: its forward and recompute ran about 1.4× the resident trainer's floors in steps on two H100 VMs (2026-12-06).
     /// </summary>
     public bool Layerwise { get; init; } = true;
+    /// <summary>
+    /// Also train the layer-by-layer model in the delayed schedule, whose CPU update (on all cores but one) runs beside the
+    /// next step's passes, for the floors of the passes the update overlaps (on a GPU only: on a CPU device the passes
+    /// share the cores with the update and are no floors). Launch-bound passes ran 1.5–3× slower beside the update on the
+    /// H100 VMs (2026-12-06).
+    /// </summary>
+    public bool BesideUpdate { get; init; } = true;
 }
 
 /// <summary>
@@ -57,9 +64,14 @@ public sealed record InStepFloorOptions
 /// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseSpans">Spans of each layer-by-layer pass its medians were taken over.</param>
+/// <param name="BesideForwardSeconds">A layer-by-layer forward that overlapped the CPU update (delayed schedule); NaN: not measured.</param>
+/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideBackwardSeconds">A layer-by-layer backward that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideSpans">Spans of each pass beside the update its medians were taken over (the fewest of the three).</param>
 public sealed record InStepFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
     int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
-    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0);
+    double LayerwiseRecomputeSeconds = double.NaN, double LayerwiseBackwardSeconds = double.NaN, int LayerwiseSpans = 0,
+    double BesideForwardSeconds = double.NaN, double BesideRecomputeSeconds = double.NaN, double BesideBackwardSeconds = double.NaN, int BesideSpans = 0);
 
 /// <summary>
 /// Measures the layer dispatch floors inside real training steps (<c>aios calibrate-gpu</c>; on the CPU too, for tests). The
@@ -119,11 +131,45 @@ public static class InStepFloorProbe
                     LayerwiseSpans = Math.Min(lwForward.Count, Math.Min(lwRecompute.Count, lwBackward.Count)),
                 };
         }
+        if (options.Layerwise && options.BesideUpdate && sample.LayerwiseSpans > 0 && options.Device.StartsWith("cuda", StringComparison.Ordinal))
+            sample = WithBesideUpdate(sample, spec, options);
         progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs")
             + (sample.LayerwiseSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
-                $"; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs") : ""));
+                $"; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs") : "")
+            + (sample.BesideSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
+                $"; beside the CPU update (delayed) forward {sample.BesideForwardSeconds * 1e6:0} µs, recompute {sample.BesideRecomputeSeconds * 1e6:0} µs, backward {sample.BesideBackwardSeconds * 1e6:0} µs") : ""));
         return sample;
+    }
+
+    /// <summary>Spans of each pass needed beside the update for its medians to be written.</summary>
+    public const int MinimumBesideSpans = 4;
+
+    /// <summary>
+    /// The layer-by-layer passes that overlapped the CPU update: the model trained in the delayed schedule, whose update of
+    /// one step runs beside the next step's passes; a pass counts when its span intersects an optimizer step's span. The
+    /// sample is returned unchanged when fewer than <see cref="MinimumBesideSpans"/> of any pass overlapped.
+    /// </summary>
+    private static InStepFloorSample WithBesideUpdate(InStepFloorSample sample, ModelSpec spec, InStepFloorOptions options)
+    {
+        var spans = LayerSpans(spec, options, checkpointing: false, offloaded: true, StepSchedule.Delayed);
+        string update = SpanTrace.Name(OpKind.OptimizerStep);
+        var updates = spans.Where(s => s.Operation == update).Select(s => (s.Start, s.End)).OrderBy(u => u.Start).ToList();
+        bool Beside(TraceSpan s) => updates.Any(u => u.Start < s.End && s.Start < u.End);
+        List<double> Of(OpKind kind)
+        {
+            string name = SpanTrace.Name(kind);
+            return [.. spans.Where(s => s.Operation == name && Beside(s)).Select(s => s.Duration.Seconds)];
+        }
+        var forward = Of(OpKind.Forward);
+        var recompute = Of(OpKind.Recompute);
+        var backward = Of(OpKind.Backward);
+        int fewest = Math.Min(forward.Count, Math.Min(recompute.Count, backward.Count));
+        if (fewest < MinimumBesideSpans) return sample;
+        return sample with
+        {
+            BesideForwardSeconds = Median(forward), BesideRecomputeSeconds = Median(recompute), BesideBackwardSeconds = Median(backward), BesideSpans = fewest,
+        };
     }
 
     /// <summary><paramref name="family"/>'s layer kind at the probe's size: widened, few layers, a small vocabulary, positions for the sequence.</summary>
@@ -137,7 +183,8 @@ public static class InStepFloorProbe
     };
 
     /// <summary>The compute spans of the decoder layers (not the embedding or head) over the measured steps of one resident run.</summary>
-    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false)
+    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false,
+        StepSchedule schedule = StepSchedule.DeepSpeed)
     {
         var settings = new TrainingSettings
         {
@@ -149,6 +196,7 @@ public static class InStepFloorProbe
             // The layer-by-layer trainer: parameters and optimizer in CPU RAM (nothing on disk).
             ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
             OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
+            Schedule = schedule,
         };
         var engine = new EngineOptions
         {
