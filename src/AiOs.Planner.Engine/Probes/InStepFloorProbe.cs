@@ -152,7 +152,9 @@ public static class InStepFloorProbe
     /// </summary>
     private static InStepFloorSample WithBesideUpdate(InStepFloorSample sample, ModelSpec spec, InStepFloorOptions options)
     {
-        var spans = LayerSpans(spec, options, checkpointing: false, offloaded: true, StepSchedule.Delayed);
+        // Three times the steps: the update overlaps only part of each step's passes at the probe's small size (four of the
+        // fewest pass overlapped in six steps on an H100 VM).
+        var spans = LayerSpans(spec, options with { MeasuredSteps = 3 * options.MeasuredSteps }, checkpointing: false, offloaded: true, StepSchedule.Delayed);
         string update = SpanTrace.Name(OpKind.OptimizerStep);
         var updates = spans.Where(s => s.Operation == update).Select(s => (s.Start, s.End)).OrderBy(u => u.Start).ToList();
         bool Beside(TraceSpan s) => updates.Any(u => u.Start < s.End && s.Start < u.End);
