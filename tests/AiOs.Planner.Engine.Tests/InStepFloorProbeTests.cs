@@ -2,6 +2,7 @@ using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Engine.Tests;
 
@@ -66,5 +67,16 @@ public class InStepFloorProbeTests
     {
         var e = Assert.Throws<ArgumentException>(() => InStepFloorProbe.Measure(ModelCatalog.Default.Load("tiny-gpt"), Cpu with { MeasuredSteps = 0 }));
         Assert.Contains("measured step", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_optimizer_steps_with_short_hand_overs_When_merged_Then_they_form_one_stretch_and_a_long_gap_starts_another()
+    {
+        static SimDuration Us(double us) => SimDuration.FromMicroseconds(us);
+        var steps = new[] { (Us(1000), Us(2000)), (Us(2300), Us(3000)), (Us(3100), Us(4000)), (Us(6000), Us(7000)) };
+
+        var merged = InStepFloorProbe.Merged(steps.Reverse());
+
+        Assert.Equal([(Us(1000), Us(4000)), (Us(6000), Us(7000))], merged);
     }
 }
