@@ -24,7 +24,8 @@ public class EmbeddingGradientSegmentTests
     [Fact]
     public void Given_an_unpadded_vocabulary_and_the_fused_head_When_planned_Then_the_embeddings_gradient_takes_a_segment_of_its_own()
     {
-        // 128,256 is a multiple of 64: no padded copy of the head is freed, and a chunk's logits (256 MiB) are smaller than 0.79 GB.
+        // 128,256 is a multiple of 64: no padded copy of the head is freed, and a chunk's logits (512 tokens × 128,256 in bf16 with the
+        // kernel, 131 MB) are smaller than the 0.79 GB gradient.
         var m = ModelCatalog.Default.Load("llama-3.2-3b");
         var s = Streamed(2, HeadLoss.Fused);
 
@@ -52,6 +53,17 @@ public class EmbeddingGradientSegmentTests
 
         Assert.Equal(Bytes.Zero, EngineMemory.EmbeddingGradientSegment(m, Streamed(2, HeadLoss.Unfused), 2048, fused: false, gpu: true));
         Assert.True(EngineMemory.EmbeddingGradientSegment(m, Streamed(2, HeadLoss.Fused), 2048, fused: true, gpu: true) > Bytes.Zero);
+    }
+
+    [Fact]
+    public void Given_fp16_and_the_unfused_head_When_planned_Then_no_fp32_head_gradient_holds_the_embeddings_gradient()
+    {
+        // The fp32 V × h block is the fused fp16 head's; the unfused one frees only its logits (4 B × 1,024 tokens × V < 2 B × V × 4,096).
+        var m = ModelCatalog.Default.Load("llama-3-8b");
+        var s = Streamed(1, HeadLoss.Unfused) with { Precision = Precision.Fp16 };
+
+        Assert.Equal(new Bytes(2L * m.VocabSize * m.HiddenSize), EngineMemory.EmbeddingGradientSegment(m, s, 1024, fused: false, gpu: true));
+        Assert.Equal(Bytes.Zero, EngineMemory.EmbeddingGradientSegment(m, s, 1024, fused: true, gpu: true));
     }
 
     [Fact]

@@ -356,7 +356,8 @@ public static partial class EngineMemory
         long rows = Math.Min(tokens, EngineHeadLoss.ChunkTokens(v));
         long logits = !fused ? checked(tokens * v * 4)
             : EngineHeadLoss.UsesKernel(gpu, s.Precision) ? checked(rows * padded * a) : checked(rows * padded * 4);
-        long fp16Gradient = s.Precision == Precision.Fp16 ? checked(4 * v * h) : 0;
+        // The fused fp16 head's fp32 weight gradient (FusedBytes' end); the unfused fp16 head has only its logits.
+        long fp16Gradient = fused && s.Precision == Precision.Fp16 ? checked(4 * v * h) : 0;
         return Math.Max(paddedCopy, Math.Max(logits, fp16Gradient)) >= need ? Bytes.Zero : new Bytes(need);
     }
 

@@ -133,7 +133,14 @@ public static class InStepFloorProbe
                 };
         }
         if (options.Layerwise && options.BesideUpdate && sample.LayerwiseSpans > 0 && options.Device.StartsWith("cuda", StringComparison.Ordinal))
-            sample = WithBesideUpdate(sample, spec, options);
+        {
+            // An optional run: its failure must not cost the kind's floors measured above.
+            try { sample = WithBesideUpdate(sample, spec, options); }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                progress?.Invoke($"warning: the in-step run beside the CPU update failed ({e.Message}); no floors beside the update for {family.Name}.");
+            }
+        }
         progress?.Invoke(string.Create(CultureInfo.InvariantCulture,
             $"in-step floors of {family.Name} ({kind}; {setup}, {options.MeasuredSteps} steps): forward {sample.ForwardSeconds * 1e6:0} µs, with autograd {sample.AutogradSeconds * 1e6:0} µs, backward {sample.BackwardSeconds * 1e6:0} µs")
             + (sample.LayerwiseSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
@@ -155,9 +162,12 @@ public static class InStepFloorProbe
     {
         // Three times the steps: the update overlaps only part of each step's passes at the probe's small size (four of the
         // fewest pass overlapped it in six steps on an H100 VM).
-        var spans = LayerSpans(spec, options with { MeasuredSteps = 3 * options.MeasuredSteps }, checkpointing: false, offloaded: true, StepSchedule.Delayed);
+        var all = LayerSpans(spec, options with { MeasuredSteps = 3 * options.MeasuredSteps }, checkpointing: false, offloaded: true, StepSchedule.Delayed,
+            layersOnly: false);
         string update = SpanTrace.Name(OpKind.OptimizerStep);
-        var updates = Merged(spans.Where(s => s.Operation == update).Select(s => (s.Start, s.End)));
+        // Every unit's optimizer steps, the outer block's (layer −1) too: a gap left by it would split a stretch of updating.
+        var updates = Merged(all.Where(s => s.Operation == update).Select(s => (s.Start, s.End)));
+        var spans = all.Where(s => s.Layer >= 0 && s.Layer < spec.NumLayers).ToList();
         // Inside the update from start to end: a pass that only touched it (the update began or ended during it) ran partly
         // alone, and counting it drew the medians toward the passes alone (1.3× against the 1.6–3× of the real rows' traces).
         bool Beside(TraceSpan s) => updates.Any(u => u.Start <= s.Start && s.End <= u.End);
@@ -203,9 +213,9 @@ public static class InStepFloorProbe
         SlidingWindow = family.SlidingWindow is { } w ? Math.Max(w, options.SeqLen) : null,
     };
 
-    /// <summary>The compute spans of the decoder layers (not the embedding or head) over the measured steps of one resident run.</summary>
+    /// <summary>The spans of the decoder layers (not the embedding or head; every unit's without <paramref name="layersOnly"/>) over the measured steps of one run.</summary>
     private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false,
-        StepSchedule schedule = StepSchedule.DeepSpeed)
+        StepSchedule schedule = StepSchedule.DeepSpeed, bool layersOnly = true)
     {
         var settings = new TrainingSettings
         {
@@ -239,7 +249,7 @@ public static class InStepFloorProbe
         trainer.Trace.Drain();
         for (int s = 0; s < options.MeasuredSteps; s++) trainer.Step(Batch);
         return trainer.Trace.Drain()
-            .Where(s => s.OpId >= 0 && s.Resource != SpanTrace.StallResource && s.Layer >= 0 && s.Layer < spec.NumLayers)
+            .Where(s => s.OpId >= 0 && s.Resource != SpanTrace.StallResource && (!layersOnly || (s.Layer >= 0 && s.Layer < spec.NumLayers)))
             .ToList();
     }
 
