@@ -123,7 +123,7 @@ public static class ProfileBuilder
     /// <summary>The gradient-sum pass's traffic rate of <paramref name="host"/>, if measured (<c>cpu.host_add_gbps</c>).</summary>
     private static Figure? GradientSumsFigure(HostCalibration host, string date) => host.GradientSums is { } rate
         ? Figure.Measured(Math.Round(rate.GBps, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate: the engine's gradient-sum pass (GradientSums.AddBf16: bf16 added into fp32 sums, {Host.GradientSumProbe.BytesPerElement} B of traffic per element) on {host.Threads} threads, in calls of up to {Host.GradientSumProbe.UnitElements:N0} elements"))
+            $"aios calibrate: the engine's gradient-sum pass (GradientSums.AddBf16: bf16 added into fp32 sums, {Host.GradientSumProbe.BytesPerElement} B of traffic per element) on {host.Threads} threads, in calls of up to {Host.GradientSumProbe.UnitElements:N0} elements, {Host.GradientSumProbe.BusyCores} core kept busy as the engine's launching thread keeps it"))
         : null;
 
     /// <summary>
