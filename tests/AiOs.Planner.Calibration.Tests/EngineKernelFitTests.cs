@@ -244,22 +244,21 @@ public class EngineKernelFitTests
         Assert.Contains("layer-by-layer trainer", lw.Recompute.Provenance!.Method);
     }
 
+    /// <summary>gpt2's in-step floors with the layer-by-layer run (ratios 1.4, 1.4, 1.0 to the resident floors).</summary>
+    private static InStepFloorTiming Gpt2Layerwise => InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
+    {
+        LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
+    };
+
+    private static EngineKernels FittedWith(InStepFloorTiming s) => EngineKernelFit.Fit(WithProbeFloors() with { InStepFloors = [s] }, "2026-12-06").Kernels;
+
     [Fact]
     public void Given_passes_timed_beside_the_cpu_update_When_fitted_Then_their_ratios_to_the_layer_by_layer_passes_alone_are_kept()
     {
-        var t = WithProbeFloors() with
+        var bu = FittedWith(Gpt2Layerwise with
         {
-            InStepFloors =
-            [
-                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
-                {
-                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
-                    BesideForwardSeconds = 525e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 1800e-6, BesideSpans = 10,
-                },
-            ],
-        };
-
-        var bu = EngineKernelFit.Fit(t, "2026-12-06").Kernels.BesideUpdateFloorRatios!;
+            BesideForwardSeconds = 525e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 1800e-6, BesideSpans = 10,
+        }).BesideUpdateFloorRatios!;
 
         Assert.Equal(1.5, bu.Forward.Value, 6);
         Assert.Equal(1.2, bu.Recompute.Value, 6);
@@ -271,38 +270,24 @@ public class EngineKernelFitTests
     public void Given_a_pass_faster_beside_the_update_than_alone_When_fitted_Then_no_beside_ratios_are_written()
     {
         // The update can only slow its neighbours: a ratio below 1 is the probe missing the effect (few spans, a noisy host).
-        var t = WithProbeFloors() with
+        var kernels = FittedWith(Gpt2Layerwise with
         {
-            InStepFloors =
-            [
-                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
-                {
-                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
-                    BesideForwardSeconds = 525e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 780e-6, BesideSpans = 10,
-                },
-            ],
-        };
+            BesideForwardSeconds = 525e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 780e-6, BesideSpans = 10,
+        });
 
-        Assert.Null(EngineKernelFit.Fit(t, "2026-12-06").Kernels.BesideUpdateFloorRatios);
+        Assert.Null(kernels.BesideUpdateFloorRatios);
     }
 
     [Fact]
     public void Given_beside_passes_but_implausible_layer_by_layer_ratios_When_fitted_Then_neither_is_written()
     {
         // The beside ratios are over the layer-by-layer passes: without those ratios the plan would scale the resident floors.
-        var t = WithProbeFloors() with
+        var kernels = FittedWith(Gpt2Layerwise with
         {
-            InStepFloors =
-            [
-                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
-                {
-                    LayerwiseForwardSeconds = 16 * 250e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
-                    BesideForwardSeconds = 32 * 250e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 1800e-6, BesideSpans = 10,
-                },
-            ],
-        };
+            LayerwiseForwardSeconds = 16 * 250e-6,
+            BesideForwardSeconds = 32 * 250e-6, BesideRecomputeSeconds = 672e-6, BesideBackwardSeconds = 1800e-6, BesideSpans = 10,
+        });
 
-        var kernels = EngineKernelFit.Fit(t, "2026-12-06").Kernels;
         Assert.Null(kernels.LayerwiseFloorRatios);
         Assert.Null(kernels.BesideUpdateFloorRatios);
     }
@@ -310,18 +295,7 @@ public class EngineKernelFitTests
     [Fact]
     public void Given_no_passes_beside_the_update_When_fitted_Then_no_beside_ratios_are_written()
     {
-        var t = WithProbeFloors() with
-        {
-            InStepFloors =
-            [
-                InStep(EngineLayerKind.Gpt2, "gpt2", 250e-6, 400e-6, 900e-6) with
-                {
-                    LayerwiseForwardSeconds = 350e-6, LayerwiseRecomputeSeconds = 560e-6, LayerwiseBackwardSeconds = 900e-6, LayerwiseSpans = 24,
-                },
-            ],
-        };
-
-        Assert.Null(EngineKernelFit.Fit(t, "2026-12-06").Kernels.BesideUpdateFloorRatios);
+        Assert.Null(FittedWith(Gpt2Layerwise).BesideUpdateFloorRatios);
     }
 
     [Fact]

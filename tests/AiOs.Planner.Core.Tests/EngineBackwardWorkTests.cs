@@ -84,14 +84,16 @@ public class EngineLayerwiseFloorTests
     };
 
     /// <summary>A layer's forward, recompute (if any) and backward durations, launch-bound (floors far above the work), micro-batch 1.</summary>
-    private static double[] Layer(HardwareProfile hw, bool offloaded)
+    private static double[] Layer(HardwareProfile hw, bool offloaded) => Layer3Passes(hw, new TrainingSettings
+    {
+        MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios,
+        ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None, OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
+    });
+
+    /// <summary>gpt2's layer 3's forward, recompute (0 when none) and backward durations as <paramref name="s"/> prices them on <paramref name="hw"/>.</summary>
+    internal static double[] Layer3Passes(HardwareProfile hw, TrainingSettings s)
     {
         var model = ModelCatalog.Default.Load("gpt2");
-        var s = new TrainingSettings
-        {
-            MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios,
-            ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None, OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
-        };
         var program = StepScheduler.Build(model, hw, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, hw, s);
         var unit = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 3).Unit;
@@ -144,20 +146,11 @@ public class EngineBesideUpdateFloorTests
     };
 
     /// <summary>Layer 3's forward, recompute and backward durations, parameters and optimizer in RAM, micro-batch 1.</summary>
-    private static double[] Layer(HardwareProfile hw, StepSchedule schedule)
+    private static double[] Layer(HardwareProfile hw, StepSchedule schedule) => EngineLayerwiseFloorTests.Layer3Passes(hw, new TrainingSettings
     {
-        var model = ModelCatalog.Default.Load("gpt2");
-        var s = new TrainingSettings
-        {
-            MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, Schedule = schedule,
-            ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity,
-        };
-        var program = StepScheduler.Build(model, hw, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, hw, s);
-        var unit = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 3).Unit;
-        return [.. new[] { OpKind.Forward, OpKind.Recompute, OpKind.Backward }
-            .Select(k => program.Ops.FirstOrDefault(o => o.Kind == k && o.Unit == unit) is { } op ? costs.Duration(op, model.HiddenSize).Seconds : 0)];
-    }
+        MicroBatch = 1, SeqLen = 128, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, Schedule = schedule,
+        ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, ZeroStage = ZeroStage.Infinity,
+    });
 
     [Fact]
     public void Given_an_update_longer_than_the_passes_When_the_delayed_schedule_is_priced_Then_every_launch_bound_pass_takes_the_ratio()

@@ -148,6 +148,7 @@ public static class EngineKernelFit
         string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
         var inStep = InStepOf(t, t.Kind ?? EngineLayerKind.Gpt2);
+        var layerwise = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null;
         var kernels = new EngineKernels
         {
             MatmulEfficiency = F(fit.MatmulEfficiency, method),
@@ -164,9 +165,9 @@ public static class EngineKernelFit
             AutogradLaunchFloorUs = inStep is { } a
                 ? F(a.AutogradSeconds * 1e6, a.Method("forward with autograd", a.AutogradSpans, t.Description))
                 : F(t.FloorSeconds * 1e6, I($"aios calibrate-gpu: a layer forward with autograd at a tiny shape, median ({t.Description})")),
-            LayerwiseFloorRatios = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null,
+            LayerwiseFloorRatios = layerwise,
             // Over the layer-by-layer passes alone, so only beside their ratios (without them the plan scales the resident floors).
-            BesideUpdateFloorRatios = inStep is { } bu && LayerwiseRatiosOf(bu, t.Description, F) is not null ? BesideUpdateRatiosOf(bu, t.Description, F) : null,
+            BesideUpdateFloorRatios = layerwise is not null && inStep is { } bu ? BesideUpdateRatiosOf(bu, t.Description, F) : null,
             BackwardLaunchFloorUs = inStep is { } b
                 ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
                 : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
@@ -186,15 +187,20 @@ public static class EngineKernelFit
     /// </summary>
     private static LayerwiseFloorRatios? LayerwiseRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
     {
-        double forward = s.LayerwiseForwardSeconds / s.ForwardSeconds, recompute = s.LayerwiseRecomputeSeconds / s.AutogradSeconds,
-            backward = s.LayerwiseBackwardSeconds / s.BackwardSeconds;
         // Outside what a profile accepts (a disturbed run; on a CPU device the offloaded trainer's passes are no floors at all):
         // none written, the resident floors price both trainers, as without the run.
-        static bool Plausible(double r) => r is >= MinLayerwiseFloorRatio and <= MaxLayerwiseFloorRatio;
-        if (!(Plausible(forward) && Plausible(recompute) && Plausible(backward))) return null;
-        string method = string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes (parameters and optimizer in CPU RAM) over the resident trainer's floor of the same pass, {s.Setup}, {s.LayerwiseSpans} spans each ({description})");
-        return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
+        return Ratios((s.LayerwiseForwardSeconds / s.ForwardSeconds, s.LayerwiseRecomputeSeconds / s.AutogradSeconds, s.LayerwiseBackwardSeconds / s.BackwardSeconds),
+            MinLayerwiseFloorRatio, f, string.Create(CultureInfo.InvariantCulture,
+                $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes (parameters and optimizer in CPU RAM) over the resident trainer's floor of the same pass, {s.Setup}, {s.LayerwiseSpans} spans each ({description})"));
+    }
+
+    /// <summary>Three per-pass ratios as figures of <paramref name="method"/>; null when any is outside [<paramref name="min"/>, <see cref="MaxLayerwiseFloorRatio"/>] (or NaN).</summary>
+    private static LayerwiseFloorRatios? Ratios((double Forward, double Recompute, double Backward) r, double min, Func<double, string, Figure> f, string method)
+    {
+        bool Plausible(double x) => x >= min && x <= MaxLayerwiseFloorRatio;
+        return Plausible(r.Forward) && Plausible(r.Recompute) && Plausible(r.Backward)
+            ? new LayerwiseFloorRatios { Forward = f(r.Forward, method), Recompute = f(r.Recompute, method), Backward = f(r.Backward, method) }
+            : null;
     }
 
     /// <summary>
@@ -204,15 +210,11 @@ public static class EngineKernelFit
     private static LayerwiseFloorRatios? BesideUpdateRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
     {
         if (s.BesideSpans == 0) return null;
-        double forward = s.BesideForwardSeconds / s.LayerwiseForwardSeconds, recompute = s.BesideRecomputeSeconds / s.LayerwiseRecomputeSeconds,
-            backward = s.BesideBackwardSeconds / s.LayerwiseBackwardSeconds;
         // The update can only slow the passes beside it: a ratio below 1 (the medians of few spans on a noisy host: 0.87 for the
         // backward on one H100 VM where another measured 1.30) says the probe did not see the effect, and nothing is written.
-        static bool Plausible(double r) => r is >= 1 and <= MaxLayerwiseFloorRatio;
-        if (!(Plausible(forward) && Plausible(recompute) && Plausible(backward))) return null;
-        string method = string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes that overlapped its CPU update (delayed schedule) over the same passes in steps without one, {s.Setup}, {s.BesideSpans} spans each ({description})");
-        return new LayerwiseFloorRatios { Forward = f(forward, method), Recompute = f(recompute, method), Backward = f(backward, method) };
+        return Ratios((s.BesideForwardSeconds / s.LayerwiseForwardSeconds, s.BesideRecomputeSeconds / s.LayerwiseRecomputeSeconds, s.BesideBackwardSeconds / s.LayerwiseBackwardSeconds),
+            1, f, string.Create(CultureInfo.InvariantCulture,
+                $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes that overlapped its CPU update (delayed schedule) over the same passes in steps without one, {s.Setup}, {s.BesideSpans} spans each ({description})"));
     }
 
     /// <summary>The range of a layer-by-layer floor ratio a profile accepts (<c>engine_kernels.layerwise_floor_ratios</c>' validation).</summary>
