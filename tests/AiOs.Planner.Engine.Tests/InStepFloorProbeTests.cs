@@ -70,13 +70,31 @@ public class InStepFloorProbeTests
     }
 
     [Fact]
-    public void Given_optimizer_steps_with_short_hand_overs_When_merged_Then_they_form_one_stretch_and_a_long_gap_starts_another()
+    public void Given_a_cpu_update_running_beside_When_the_layer_by_layer_passes_are_measured_Then_every_pass_of_every_layer_counts_and_the_load_ran()
     {
-        static SimDuration Us(double us) => SimDuration.FromMicroseconds(us);
-        var steps = new[] { (Us(1000), Us(2000)), (Us(2300), Us(3000)), (Us(3100), Us(4000)), (Us(6000), Us(7000)) };
+        var gpt = ModelCatalog.Default.Load("tiny-gpt");
+        var small = InStepFloorProbe.Small(gpt, Cpu);
+        var sample = new InStepFloorSample("k", "tiny-gpt", 1, 1, 1, 1, 1, 1, "setup", 1, 1, 1, 1);
 
-        var merged = InStepFloorProbe.Merged(steps.Reverse());
+        // On the CPU the passes share its cores with the update (no floors there); the mechanism is the same.
+        var beside = InStepFloorProbe.WithBesideUpdate(sample, small, Cpu with { UpdateLoadElements = 1 << 16 });
 
-        Assert.Equal([(Us(1000), Us(4000)), (Us(6000), Us(7000))], merged);
+        Assert.Equal(Cpu.Layers * Cpu.MeasuredSteps, beside.BesideSpans);
+        Assert.True(beside.BesideForwardSeconds > 0 && beside.BesideRecomputeSeconds > 0 && beside.BesideBackwardSeconds > 0);
+        // The resident floors are the sample's own.
+        Assert.Equal((1.0, 1.0, 1.0), (beside.ForwardSeconds, beside.AutogradSeconds, beside.BackwardSeconds));
+    }
+
+    [Fact]
+    public void Given_a_cpu_update_load_When_running_Then_it_updates_until_disposed_and_no_longer()
+    {
+        var load = new CpuUpdateLoad(elements: 4096, threads: 1);
+        SpinWait.SpinUntil(() => load.Updates >= 3, TimeSpan.FromSeconds(30));
+        load.Dispose();
+        long done = load.Updates;
+
+        Assert.True(done >= 3, $"the load ran {done} updates");
+        Thread.Sleep(20);
+        Assert.Equal(done, load.Updates);
     }
 }

@@ -58,9 +58,9 @@ public sealed record KindFloorTiming(string Kind, string Family, double ForwardS
 /// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseSpans">Spans of each layer-by-layer pass behind those medians.</param>
-/// <param name="BesideForwardSeconds">A layer-by-layer forward that overlapped the CPU update (delayed schedule); NaN: not measured.</param>
-/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute that overlapped the CPU update; NaN: not measured.</param>
-/// <param name="BesideBackwardSeconds">A layer-by-layer backward that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideForwardSeconds">A layer-by-layer forward beside the CPU update (CPU Adam running on the schedules' update threads); NaN: not measured.</param>
+/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute beside the CPU update; NaN: not measured.</param>
+/// <param name="BesideBackwardSeconds">A layer-by-layer backward beside the CPU update; NaN: not measured.</param>
 /// <param name="BesideSpans">Spans of each pass beside the update behind those medians; 0: not measured.</param>
 public sealed record InStepFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
     int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
@@ -204,17 +204,18 @@ public static class EngineKernelFit
     }
 
     /// <summary>
-    /// The layer-by-layer trainer's passes beside the CPU update (delayed schedule, spans that overlapped an optimizer step)
-    /// over the same passes in its steps without one; null when not measured or any ratio is outside the profile's range.
+    /// The layer-by-layer trainer's passes beside the CPU update (CPU Adam kept running on the overlapped and delayed
+    /// schedules' update threads through the steps) over the same passes in its steps without one; null when not measured or any ratio is outside the profile's range.
     /// </summary>
     private static LayerwiseFloorRatios? BesideUpdateRatiosOf(InStepFloorTiming s, string description, Func<double, string, Figure> f)
     {
         if (s.BesideSpans == 0) return null;
-        // The update can only slow the passes beside it: a ratio below 1 (the medians of few spans on a noisy host: 0.87 for the
-        // backward on one H100 VM where another measured 1.30) says the probe did not see the effect, and nothing is written.
+        // The update can only slow the passes beside it: a ratio below 1 (the delayed schedule's few overlapped spans on a noisy
+        // host measured 0.87 for the backward on one H100 VM where another measured 1.30) says the probe did not see the
+        // effect, and nothing is written.
         return Ratios((s.BesideForwardSeconds / s.LayerwiseForwardSeconds, s.BesideRecomputeSeconds / s.LayerwiseRecomputeSeconds, s.BesideBackwardSeconds / s.LayerwiseBackwardSeconds),
             1, f, string.Create(CultureInfo.InvariantCulture,
-                $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes that overlapped its CPU update (delayed schedule) over the same passes in steps without one, {s.Setup}, {s.BesideSpans} spans each ({description})"));
+                $"aios calibrate-gpu: median in-step span of the layer-by-layer trainer's layer passes with CPU Adam running beside them on the overlapped and delayed schedules' update threads over the same passes without it, {s.Setup}, {s.BesideSpans} spans each ({description})"));
     }
 
     /// <summary>The range of a layer-by-layer floor ratio a profile accepts (<c>engine_kernels.layerwise_floor_ratios</c>' validation).</summary>

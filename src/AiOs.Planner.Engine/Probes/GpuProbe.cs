@@ -118,33 +118,18 @@ public static partial class GpuProbe
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
         double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
         double h2dAlone = Median(() => Rate(onGpu, pinned)), d2hAlone = Median(() => Rate(pinned, onGpu));
-        float[] master = new float[BesideParameters], m = new float[BesideParameters], v = new float[BesideParameters];
-        ushort[] gradients = new ushort[BesideParameters], copy = new ushort[BesideParameters];
-        int stop = 0, updates = 0;
-        var hp = new AiOs.Planner.Optim.AdamHyperParameters();
-        var load = Task.Factory.StartNew(() =>
+        double h2d, d2h;
+        using (var load = new CpuUpdateLoad(BesideParameters, Environment.ProcessorCount))
         {
-            while (Volatile.Read(ref stop) == 0)
-                AiOs.Planner.Optim.CpuAdam.StepBf16Gradients(master, gradients, m, v, copy, ++updates, hp, Environment.ProcessorCount);
-        }, TaskCreationOptions.LongRunning);
-        double h2d = 0, d2h = 0;
-        try
-        {
-            // The load's first pass touches its pages; copies start once it runs at its pace.
-            while (Volatile.Read(ref updates) < 2 && !load.IsCompleted) Thread.Sleep(5);
-            if (!load.IsCompleted)
+            h2d = Median(() => Rate(onGpu, pinned));
+            d2h = Median(() => Rate(pinned, onGpu));
+            if (load.Failure is { } e)
             {
-                h2d = Median(() => Rate(onGpu, pinned));
-                d2h = Median(() => Rate(pinned, onGpu));
+                samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
+                return null;
             }
         }
-        finally
-        {
-            Volatile.Write(ref stop, 1);
-            try { load.Wait(); }
-            catch (AggregateException e) { samples.Add($"copies beside CPU Adam not measured: the load failed ({e.InnerException?.Message})"); }
-        }
-        if (load.IsFaulted || h2d <= 0 || d2h <= 0) return null;
+        if (h2d <= 0 || d2h <= 0) return null;
         samples.Add($"copy 1 GiB beside CPU Adam on {Environment.ProcessorCount} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
         return (Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone)));
     }

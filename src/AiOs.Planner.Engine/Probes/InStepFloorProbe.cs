@@ -40,12 +40,14 @@ public sealed record InStepFloorOptions
     /// </summary>
     public bool Layerwise { get; init; } = true;
     /// <summary>
-    /// Also train the layer-by-layer model in the delayed schedule, whose CPU update (on all cores but one) runs beside the
-    /// next step's passes, for the floors of the passes the update overlaps (on a GPU only: on a CPU device the passes
-    /// share the cores with the update and are no floors). Launch-bound passes ran 1.5–3× slower beside the update on the
-    /// H100 VMs (2026-12-06).
+    /// Also train the layer-by-layer model while CPU Adam runs beside it on the threads the overlapped and delayed schedules
+    /// give the update (all cores but one), for the floors of passes beside the update (on a GPU only: on a CPU device the
+    /// passes share the cores with the update and are no floors). Launch-bound passes ran 1.5–3× slower beside the update
+    /// in the H100 VMs' delayed steps (2026-12-06).
     /// </summary>
     public bool BesideUpdate { get; init; } = true;
+    /// <summary>Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): 16 M, 256 MiB, far past any cache.</summary>
+    public int UpdateLoadElements { get; init; } = 1 << 24;
 }
 
 /// <summary>
@@ -65,9 +67,9 @@ public sealed record InStepFloorOptions
 /// <param name="LayerwiseRecomputeSeconds">A layer recompute of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseBackwardSeconds">A layer backward of the layer-by-layer trainer; NaN: not measured.</param>
 /// <param name="LayerwiseSpans">Spans of each layer-by-layer pass its medians were taken over.</param>
-/// <param name="BesideForwardSeconds">A layer-by-layer forward that overlapped the CPU update (delayed schedule); NaN: not measured.</param>
-/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute that overlapped the CPU update; NaN: not measured.</param>
-/// <param name="BesideBackwardSeconds">A layer-by-layer backward that overlapped the CPU update; NaN: not measured.</param>
+/// <param name="BesideForwardSeconds">A layer-by-layer forward beside the CPU update (<see cref="CpuUpdateLoad"/>); NaN: not measured.</param>
+/// <param name="BesideRecomputeSeconds">A layer-by-layer recompute beside the CPU update; NaN: not measured.</param>
+/// <param name="BesideBackwardSeconds">A layer-by-layer backward beside the CPU update; NaN: not measured.</param>
 /// <param name="BesideSpans">Spans of each pass beside the update its medians were taken over (the fewest of the three).</param>
 public sealed record InStepFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
     int ForwardSpans, int AutogradSpans, int BackwardSpans, string Setup, double LayerwiseForwardSeconds = double.NaN,
@@ -146,7 +148,7 @@ public static class InStepFloorProbe
             + (sample.LayerwiseSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
                 $"; layer by layer (offloaded) forward {sample.LayerwiseForwardSeconds * 1e6:0} µs, recompute {sample.LayerwiseRecomputeSeconds * 1e6:0} µs, backward {sample.LayerwiseBackwardSeconds * 1e6:0} µs") : "")
             + (sample.BesideSpans > 0 ? string.Create(CultureInfo.InvariantCulture,
-                $"; beside the CPU update (delayed) forward {sample.BesideForwardSeconds * 1e6:0} µs, recompute {sample.BesideRecomputeSeconds * 1e6:0} µs, backward {sample.BesideBackwardSeconds * 1e6:0} µs") : ""));
+                $"; beside the CPU update forward {sample.BesideForwardSeconds * 1e6:0} µs, recompute {sample.BesideRecomputeSeconds * 1e6:0} µs, backward {sample.BesideBackwardSeconds * 1e6:0} µs") : ""));
         return sample;
     }
 
@@ -154,27 +156,24 @@ public static class InStepFloorProbe
     public const int MinimumBesideSpans = 4;
 
     /// <summary>
-    /// The layer-by-layer passes that overlapped the CPU update: the model trained in the delayed schedule, whose update of
-    /// one step runs beside the next step's passes; a pass counts when its span intersects an optimizer step's span. The
-    /// sample is returned unchanged when fewer than <see cref="MinimumBesideSpans"/> of any pass overlapped.
+    /// The layer-by-layer passes beside the CPU update: the model trained as for <see cref="InStepFloorSample.LayerwiseSpans"/>
+    /// (DeepSpeed's schedule, parameters and optimizer in CPU RAM) while a <see cref="CpuUpdateLoad"/> runs CPU Adam on the
+    /// threads the overlapped and delayed schedules give the engine's update, so that every pass runs beside an update from
+    /// start to end. The sample is returned unchanged when fewer than <see cref="MinimumBesideSpans"/> of any pass were recorded.
     /// </summary>
-    private static InStepFloorSample WithBesideUpdate(InStepFloorSample sample, ModelSpec spec, InStepFloorOptions options)
+    internal static InStepFloorSample WithBesideUpdate(InStepFloorSample sample, ModelSpec spec, InStepFloorOptions options)
     {
-        // Three times the steps: the update overlaps only part of each step's passes at the probe's small size (four of the
-        // fewest pass overlapped it in six steps on an H100 VM).
-        var all = LayerSpans(spec, options with { MeasuredSteps = 3 * options.MeasuredSteps }, checkpointing: false, offloaded: true, StepSchedule.Delayed,
-            layersOnly: false);
-        string update = SpanTrace.Name(OpKind.OptimizerStep);
-        // Every unit's optimizer steps, the outer block's (layer −1) too: a gap left by it would split a stretch of updating.
-        var updates = Merged(all.Where(s => s.Operation == update).Select(s => (s.Start, s.End)));
-        var spans = all.Where(s => s.Layer >= 0 && s.Layer < spec.NumLayers).ToList();
-        // Inside the update from start to end: a pass that only touched it (the update began or ended during it) ran partly
-        // alone, and counting it drew the medians toward the passes alone (1.3× against the 1.6–3× of the real rows' traces).
-        bool Beside(TraceSpan s) => updates.Any(u => u.Start <= s.Start && s.End <= u.End);
+        int threads = EngineSettings.CpuUpdateThreads(new TrainingSettings { Schedule = StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
+        List<TraceSpan> spans;
+        using (var load = new CpuUpdateLoad(options.UpdateLoadElements, threads))
+        {
+            spans = LayerSpans(spec, options, checkpointing: false, offloaded: true);
+            if (load.Failure is { } e) throw new InvalidOperationException($"the CPU update beside the passes failed after {load.Updates} updates: {e.Message}", e);
+        }
         List<double> Of(OpKind kind)
         {
             string name = SpanTrace.Name(kind);
-            return [.. spans.Where(s => s.Operation == name && Beside(s)).Select(s => s.Duration.Seconds)];
+            return [.. spans.Where(s => s.Operation == name).Select(s => s.Duration.Seconds)];
         }
         var forward = Of(OpKind.Forward);
         var recompute = Of(OpKind.Recompute);
@@ -187,22 +186,6 @@ public static class InStepFloorProbe
         };
     }
 
-    /// <summary>The gap between two sub-groups' updates still counted as one stretch of updating (the worker hands over within it).</summary>
-    private static readonly SimDuration UpdateGap = SimDuration.FromMicroseconds(500);
-
-    /// <summary>The optimizer steps' intervals, those closer than <see cref="UpdateGap"/> joined: the stretches the update ran.</summary>
-    internal static List<(SimDuration Start, SimDuration End)> Merged(IEnumerable<(SimDuration Start, SimDuration End)> intervals)
-    {
-        var merged = new List<(SimDuration Start, SimDuration End)>();
-        foreach (var (start, end) in intervals.OrderBy(i => i.Start))
-        {
-            if (merged.Count > 0 && start - merged[^1].End <= UpdateGap)
-                merged[^1] = (merged[^1].Start, SimDuration.Max(merged[^1].End, end));
-            else merged.Add((start, end));
-        }
-        return merged;
-    }
-
     /// <summary><paramref name="family"/>'s layer kind at the probe's size: widened, few layers, a small vocabulary, positions for the sequence.</summary>
     internal static ModelSpec Small(ModelSpec family, InStepFloorOptions options) => CpuComputeProbe.Widened(family, options.Hidden) with
     {
@@ -213,9 +196,8 @@ public static class InStepFloorProbe
         SlidingWindow = family.SlidingWindow is { } w ? Math.Max(w, options.SeqLen) : null,
     };
 
-    /// <summary>The spans of the decoder layers (not the embedding or head; every unit's without <paramref name="layersOnly"/>) over the measured steps of one run.</summary>
-    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false,
-        StepSchedule schedule = StepSchedule.DeepSpeed, bool layersOnly = true)
+    /// <summary>The spans of the decoder layers (not the embedding or head) over the measured steps of one run.</summary>
+    private static List<TraceSpan> LayerSpans(ModelSpec spec, InStepFloorOptions options, bool checkpointing, bool offloaded = false)
     {
         var settings = new TrainingSettings
         {
@@ -227,7 +209,6 @@ public static class InStepFloorProbe
             // The layer-by-layer trainer: parameters and optimizer in CPU RAM (nothing on disk).
             ParamOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
             OptimizerOffload = offloaded ? OffloadTier.Cpu : OffloadTier.None,
-            Schedule = schedule,
         };
         var engine = new EngineOptions
         {
@@ -249,7 +230,7 @@ public static class InStepFloorProbe
         trainer.Trace.Drain();
         for (int s = 0; s < options.MeasuredSteps; s++) trainer.Step(Batch);
         return trainer.Trace.Drain()
-            .Where(s => s.OpId >= 0 && s.Resource != SpanTrace.StallResource && (!layersOnly || (s.Layer >= 0 && s.Layer < spec.NumLayers)))
+            .Where(s => s.OpId >= 0 && s.Resource != SpanTrace.StallResource && s.Layer >= 0 && s.Layer < spec.NumLayers)
             .ToList();
     }
 

@@ -1,0 +1,84 @@
+using AiOs.Planner.Optim;
+
+namespace AiOs.Planner.Engine.Probes;
+
+/// <summary>
+/// The engine's CPU update kept running on a thread of its own over a synthetic optimizer state: CPU Adam's bf16-gradient
+/// pass (the engine's path) on the threads the overlapped and delayed schedules give it, back to back until disposed. The
+/// in-step floor probe times layer passes beside it, as those schedules run the next passes beside the real update: every
+/// pass then runs beside the update from start to end, whatever the model's size (the delayed schedule's own update, at the
+/// probe's small size, overlapped few passes and only some of each, and its ratios did not reproduce between VMs).
+/// </summary>
+/// <remarks>The state is larger than any last-level cache, so each pass streams memory as the real update does.</remarks>
+internal sealed class CpuUpdateLoad : IDisposable
+{
+    private readonly float[] _master, _m, _v;
+    private readonly ushort[] _gradients, _bf16;
+    private readonly int _threads;
+    private readonly Thread _thread;
+    private readonly ManualResetEventSlim _started = new();
+    private volatile bool _stop;
+    private long _updates;
+    private Exception? _failure;
+
+    /// <summary>
+    /// Starts the load over <paramref name="elements"/> parameters on <paramref name="threads"/> threads; returns once its first
+    /// update has finished (its pages touched, so what runs beside it meets the load at its pace) or failed.
+    /// </summary>
+    public CpuUpdateLoad(int elements, int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        _threads = threads;
+        _master = new float[elements];
+        _m = new float[elements];
+        _v = new float[elements];
+        _gradients = new ushort[elements];
+        _bf16 = new ushort[elements];
+        // Values of a real state's size: no zeros or denormals to make a pass cheaper than the engine's.
+        Array.Fill(_master, 0.02f);
+        Array.Fill(_gradients, (ushort)0x3A83); // bf16 1.0e-3
+        _thread = new Thread(Run) { IsBackground = true, Name = "aios-cpu-update-load" };
+        _thread.Start();
+        _started.Wait();
+    }
+
+    /// <summary>Threads the update runs on, its own included.</summary>
+    public int Threads => _threads;
+
+    /// <summary>Updates completed so far.</summary>
+    public long Updates => Interlocked.Read(ref _updates);
+
+    /// <summary>Why the load stopped before it was disposed; null while it runs or after a clean stop.</summary>
+    public Exception? Failure => Volatile.Read(ref _failure);
+
+    private void Run()
+    {
+        var hp = new AdamHyperParameters();
+        try
+        {
+            for (int step = 1; !_stop; step = step % 1000 + 1)
+            {
+                CpuAdam.StepBf16Gradients(_master, _gradients, _m, _v, _bf16, step, hp, _threads);
+                Interlocked.Increment(ref _updates);
+                _started.Set();
+            }
+        }
+        catch (Exception e)
+        {
+            Volatile.Write(ref _failure, e);
+        }
+        finally
+        {
+            _started.Set();
+        }
+    }
+
+    /// <summary>Stops the load after its current update (a failure stays in <see cref="Failure"/>).</summary>
+    public void Dispose()
+    {
+        _stop = true;
+        _thread.Join();
+        _started.Dispose();
+    }
+}
