@@ -46,8 +46,11 @@ public sealed record InStepFloorOptions
     /// in the H100 VMs' delayed steps (2026-12-06).
     /// </summary>
     public bool BesideUpdate { get; init; } = true;
-    /// <summary>Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): 16 M, 256 MiB, far past any cache.</summary>
-    public int UpdateLoadElements { get; init; } = 1 << 24;
+    /// <summary>
+    /// Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): 64 M, 1 GiB,
+    /// past the last-level cache (the H100 VMs' Xeons report 300 MiB of L3).
+    /// </summary>
+    public int UpdateLoadElements { get; init; } = 1 << 26;
 }
 
 /// <summary>
