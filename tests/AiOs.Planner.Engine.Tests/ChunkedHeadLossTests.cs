@@ -154,7 +154,7 @@ public sealed class ChunkedHeadLossTests
 
     private static (double Loss, Dictionary<string, Tensor> Gradients) Run(GptModel model, Func<GptModel, Tensor> loss, double scale)
     {
-        model.zero_grad();
+        for (int u = 0; u < model.UnitCount; u++) model.Unit(u).ClearGradients();
         double value;
         using (var scope = NewDisposeScope())
         {
@@ -163,8 +163,10 @@ public sealed class ChunkedHeadLossTests
             l.mul(scale).backward();
         }
         var grads = new Dictionary<string, Tensor>();
-        foreach (var (param, p) in model.named_parameters())
-            grads[param] = (p.grad ?? throw new InvalidOperationException($"{param} got no gradient.")).to(ScalarType.Float64).div(scale).DetachFromDisposeScope();
+        // Per parameter of every unit, read through the unit (q, k and v's gradients arrive as one through their joint view).
+        for (int u = 0; u < model.UnitCount; u++)
+            foreach (var (name, _) in model.Unit(u).Named())
+                grads[$"{u}.{name}"] = (model.Unit(u).Gradient(name) ?? throw new InvalidOperationException($"unit {u}'s {name} got no gradient.")).to(ScalarType.Float64).div(scale).DetachFromDisposeScope();
         return (value, grads);
     }
 

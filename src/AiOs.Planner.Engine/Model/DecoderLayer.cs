@@ -44,9 +44,12 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
             throw new NotSupportedException(
                 $"{_spec.Name} attends over a sliding window of {window} tokens, which the engine does not implement; sequences of " +
                 $"{t} tokens would be computed with full attention instead. Use --seq-len {window} or less.");
-        Tensor q = TransformerOps.Linear(h, Parameters, "attn.q").view(b, t, heads, d).transpose(1, 2);
-        Tensor k = TransformerOps.Linear(h, Parameters, "attn.k").view(b, t, kvHeads, d).transpose(1, 2);
-        Tensor v = TransformerOps.Linear(h, Parameters, "attn.v").view(b, t, kvHeads, d).transpose(1, 2);
+        // q, k and v as one product over the joint weight (ParameterLayout.Fused), then three views of its output.
+        Tensor[] qkv = TransformerOps.Linear(h, Parameters.Fused("attn.qkv.weight")!, Parameters.Fused("attn.qkv.bias"))
+            .split([heads * d, kvHeads * d, kvHeads * d], -1);
+        Tensor q = qkv[0].view(b, t, heads, d).transpose(1, 2);
+        Tensor k = qkv[1].view(b, t, kvHeads, d).transpose(1, 2);
+        Tensor v = qkv[2].view(b, t, kvHeads, d).transpose(1, 2);
         if (_spec.Positions == PositionKind.Rotary)
         {
             q = TransformerOps.Rotary(q, _spec);
@@ -66,12 +69,17 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
 
     private Tensor Dropout(Tensor x) => DropoutProbability > 0 ? F.dropout(x, DropoutProbability, training: true) : x;
 
+    /// <summary>down(silu(gate(h)) · up(h)), gate and up as one product over their joint weight.</summary>
+    private Tensor SwiGlu(Tensor h)
+    {
+        Tensor[] gateUp = TransformerOps.Linear(h, Parameters.Fused("mlp.gate_up.weight")!, Parameters.Fused("mlp.gate_up.bias")).chunk(2, -1);
+        return TransformerOps.Linear(F.silu(gateUp[0]) * gateUp[1], Parameters, "mlp.down");
+    }
+
     private Tensor FeedForward(Tensor h) => _spec.FfnKind switch
     {
         FfnKind.GeluMlp => TransformerOps.Linear(TransformerOps.Gelu(TransformerOps.Linear(h, Parameters, "mlp.fc"), _spec.Activation), Parameters, "mlp.proj"),
-        FfnKind.Swiglu => TransformerOps.Linear(
-            F.silu(TransformerOps.Linear(h, Parameters, "mlp.gate")) * TransformerOps.Linear(h, Parameters, "mlp.up"),
-            Parameters, "mlp.down"),
+        FfnKind.Swiglu => SwiGlu(h),
         _ => throw new NotSupportedException($"FFN kind {_spec.FfnKind} is not supported by the engine."),
     };
 }

@@ -13,6 +13,9 @@ namespace AiOs.Planner.Engine.Model;
 public sealed class FlatParameters : IDisposable
 {
     private readonly Dictionary<string, Parameter> _views = new(StringComparer.Ordinal);
+    /// <summary>The layout's joint views (<see cref="ParameterLayout.Fused"/>) by name, and each member slice's group.</summary>
+    private readonly Dictionary<string, Parameter> _fused = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, FusedSlice> _groupOf = new(StringComparer.Ordinal);
 
     /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
     /// <param name="layout">The unit's slices.</param>
@@ -34,6 +37,18 @@ public sealed class FlatParameters : IDisposable
             _views[s.Name] = new Parameter(view, requires_grad: true).DetachFromDisposeScope() as Parameter
                 ?? throw new InvalidOperationException("Parameter view lost its type.");
         }
+        AddFused();
+    }
+
+    /// <summary>A leaf <see cref="Parameter"/> over each joint view of the layout: a computation that uses it gives it the members' gradients as one tensor.</summary>
+    private void AddFused()
+    {
+        foreach (FusedSlice f in Layout.Fused)
+        {
+            _fused[f.Name] = new Parameter(Flat.narrow(0, f.Offset, f.Elements).view(f.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
+                ?? throw new InvalidOperationException("Parameter view lost its type.");
+            foreach (string member in f.Members) _groupOf[member] = f;
+        }
     }
 
     /// <summary>Parameters over an existing buffer (not copied; disposed with them).</summary>
@@ -44,6 +59,7 @@ public sealed class FlatParameters : IDisposable
         foreach (ParameterSlice s in layout.Slices)
             _views[s.Name] = new Parameter(storage.narrow(0, s.Offset, s.Elements).view(s.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
                 ?? throw new InvalidOperationException("Parameter view lost its type.");
+        AddFused();
     }
 
     /// <summary>
@@ -74,6 +90,31 @@ public sealed class FlatParameters : IDisposable
 
     /// <summary>The parameter named <paramref name="name"/>, or null when the layout has none (an absent bias).</summary>
     public Parameter? Optional(string name) => _views.GetValueOrDefault(name);
+
+    /// <summary>The joint view named <paramref name="name"/> (<see cref="ParameterLayout.Fused"/>, for example <c>attn.qkv.weight</c>), or null when the layout has none.</summary>
+    public Parameter? Fused(string name) => _fused.GetValueOrDefault(name);
+
+    /// <summary>The gradient of the parameter named <paramref name="name"/> (through its joint view where the computation used that), or null.</summary>
+    public Tensor? Gradient(string name) => GradientOf(Layout.Find(name) ?? throw new ArgumentException($"The unit has no parameter '{name}'.", nameof(name)));
+
+    /// <summary>
+    /// The gradient of slice <paramref name="s"/>: its own parameter's, or its place in its joint view's gradient when the
+    /// computation used the joint view; null when it has neither.
+    /// </summary>
+    private Tensor? GradientOf(ParameterSlice s)
+    {
+        if (_views[s.Name].grad is { } own) return own;
+        if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && _fused[f.Name].grad is { } joint)
+            return joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
+        return null;
+    }
+
+    /// <summary>Drops every parameter's and joint view's gradient.</summary>
+    private void DropGradients()
+    {
+        foreach (Parameter p in _views.Values) p.grad = null;
+        foreach (Parameter p in _fused.Values) p.grad = null;
+    }
 
     /// <summary>Every parameter, in layout order.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> Named() => Layout.Slices.Select(s => (s.Name, _views[s.Name]));
@@ -241,8 +282,7 @@ public sealed class FlatParameters : IDisposable
         using var scope = NewDisposeScope();
         foreach (ParameterSlice s in Layout.Slices)
         {
-            Parameter p = _views[s.Name];
-            Tensor? g = p.grad;
+            Tensor? g = GradientOf(s);
             Span<float> dst = accumulator.Slice(checked((int)s.Offset), checked((int)s.Elements));
             if (g is null)
             {
@@ -253,8 +293,8 @@ public sealed class FlatParameters : IDisposable
             ReadOnlySpan<float> src = MemoryMarshal.Cast<byte, float>(g32.bytes);
             if (overwrite) src.CopyTo(dst);
             else Optim.SpanMath.AddInPlace(dst, src);
-            p.grad = null;
         }
+        DropGradients();
     }
 
     /// <summary>Use the packed single-transfer path even on a CPU device (tests exercise the device path with it).</summary>
@@ -280,7 +320,7 @@ public sealed class FlatParameters : IDisposable
         {
             hostAccumulator.copy_(Packed().to(ScalarType.Float32));
         }
-        foreach (Parameter p in _views.Values) p.grad = null;
+        DropGradients();
     }
 
     /// <summary>
@@ -294,7 +334,7 @@ public sealed class FlatParameters : IDisposable
         {
             result = Packed().to(type).contiguous().DetachFromDisposeScope();
         }
-        foreach (Parameter p in _views.Values) p.grad = null;
+        DropGradients();
         return result;
     }
 
@@ -302,10 +342,19 @@ public sealed class FlatParameters : IDisposable
     private Tensor Packed()
     {
         var parts = new List<Tensor>();
-        foreach (ParameterSlice s in Layout.Slices)
+        var slices = Layout.Slices;
+        for (int i = 0; i < slices.Count; i++)
         {
-            Parameter p = _views[s.Name];
-            Tensor? g = p.grad;
+            ParameterSlice s = slices[i];
+            // A joint view's gradient is its members' back to back: one part for all of them.
+            if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && f.Members[0] == s.Name && _fused[f.Name].grad is { } joint
+                && f.Members.All(m => _views[m].grad is null))
+            {
+                parts.Add(joint.reshape(-1));
+                i += f.Members.Count - 1;
+                continue;
+            }
+            Tensor? g = GradientOf(s);
             // A missing gradient contributes zeros, so every slice keeps its place in the packed buffer.
             parts.Add(g is null ? zeros([s.Elements], Flat.dtype, Flat.device) : g.reshape(-1));
         }
@@ -323,7 +372,7 @@ public sealed class FlatParameters : IDisposable
         }
         _hostGradients.copy_(packed);
         AddStaged(accumulator, _hostGradients, overwrite);
-        foreach (Parameter p in _views.Values) p.grad = null;
+        DropGradients();
     }
 
     /// <summary>
@@ -356,10 +405,7 @@ public sealed class FlatParameters : IDisposable
     }
 
     /// <summary>Drops every gradient without reading it.</summary>
-    public void ClearGradients()
-    {
-        foreach (Parameter p in _views.Values) p.grad = null;
-    }
+    public void ClearGradients() => DropGradients();
 
     /// <summary>Releases the views and the buffer.</summary>
     public void Dispose()
@@ -367,7 +413,9 @@ public sealed class FlatParameters : IDisposable
         // A queued commit must not read freed staging.
         AwaitCommits();
         foreach (Parameter p in _views.Values) p.Dispose();
+        foreach (Parameter p in _fused.Values) p.Dispose();
         _views.Clear();
+        _fused.Clear();
         _hostStaging?.Dispose();
         _shardStaging?.Dispose();
         _hostGradients?.Dispose();

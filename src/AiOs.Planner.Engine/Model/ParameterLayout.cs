@@ -26,6 +26,21 @@ public sealed record ParameterSlice(string Name, long[] Shape, long Offset, Para
 }
 
 /// <summary>
+/// Consecutive slices of one shape's rows that the layer computes as one tensor (a view over all of them): q, k and v's
+/// weights as one [h + 2·kv, h] matrix, so the projection is one matrix product forward and three kernels backward instead
+/// of three and eleven (a launch-bound layer's time is its kernel count). The members keep their own names and places.
+/// </summary>
+/// <param name="Name">Name of the joint view, for example <c>attn.qkv.weight</c>.</param>
+/// <param name="Shape">Its shape: the members' first dimensions summed, the rest theirs.</param>
+/// <param name="Offset">First element: the first member's.</param>
+/// <param name="Members">The member slices' names, in buffer order.</param>
+public sealed record FusedSlice(string Name, long[] Shape, long Offset, IReadOnlyList<string> Members)
+{
+    /// <summary>Elements in the joint view.</summary>
+    public long Elements => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>
 /// The parameters of one unit of execution (a transformer layer, or the outer block: embeddings,
 /// final norm and untied head) laid out back to back in one flat buffer. A unit is what the engine
 /// fetches, computes, offloads and updates as a whole; its flat buffer is what a swap file holds.
@@ -33,6 +48,7 @@ public sealed record ParameterSlice(string Name, long[] Shape, long Offset, Para
 public sealed class ParameterLayout
 {
     private readonly List<ParameterSlice> _slices = [];
+    private readonly List<FusedSlice> _fused = [];
 
     private ParameterLayout(string unit) => Unit = unit;
 
@@ -41,6 +57,9 @@ public sealed class ParameterLayout
 
     /// <summary>The slices in buffer order.</summary>
     public IReadOnlyList<ParameterSlice> Slices => _slices;
+
+    /// <summary>The joint views over consecutive slices (<see cref="FusedSlice"/>).</summary>
+    public IReadOnlyList<FusedSlice> Fused => _fused;
 
     /// <summary>Total elements of the unit.</summary>
     public long Elements { get; private set; }
@@ -65,9 +84,10 @@ public sealed class ParameterLayout
         l.AddNorm(spec, "ln1");
         // Biases per group, as the description says (Qwen2: q, k and v only); TransformerOps.Linear adds whichever exist.
         bool qkv = spec.HasQkvBias, o = spec.HasAttentionOutputBias, mlp = spec.HasMlpBias;
-        l.AddLinear("attn.q", h, h, ParameterInit.Normal, qkv);
-        l.AddLinear("attn.k", kv, h, ParameterInit.Normal, qkv);
-        l.AddLinear("attn.v", kv, h, ParameterInit.Normal, qkv);
+        // q, k and v (and SwiGLU's gate and up) read the same input: their weights, then their biases, lie back to back, so
+        // each group is also one matrix (Fused). Zero biases draw nothing from the unit's stream, so every weight's initial
+        // values are the ones of the order before 2026-12-06 (each weight followed by its bias).
+        l.AddLinears("attn.qkv", [("attn.q", h), ("attn.k", kv), ("attn.v", kv)], h, ParameterInit.Normal, qkv);
         l.AddLinear("attn.o", h, h, ParameterInit.ResidualNormal, o);
         l.AddNorm(spec, "ln2");
         if (spec.FfnKind == FfnKind.GeluMlp)
@@ -77,11 +97,21 @@ public sealed class ParameterLayout
         }
         else
         {
-            l.AddLinear("mlp.gate", f, h, ParameterInit.Normal, mlp);
-            l.AddLinear("mlp.up", f, h, ParameterInit.Normal, mlp);
+            l.AddLinears("mlp.gate_up", [("mlp.gate", f), ("mlp.up", f)], h, ParameterInit.Normal, mlp);
             l.AddLinear("mlp.down", h, f, ParameterInit.ResidualNormal, mlp);
         }
         return l;
+    }
+
+    /// <summary>Linear layers over one input: their weights back to back, then their biases, each group also a <see cref="FusedSlice"/> named <paramref name="joint"/>.</summary>
+    private void AddLinears(string joint, (string Name, long OutFeatures)[] linears, long inFeatures, ParameterInit init, bool bias)
+    {
+        long rows = linears.Sum(x => x.OutFeatures);
+        _fused.Add(new FusedSlice(joint + ".weight", [rows, inFeatures], Elements, [.. linears.Select(x => x.Name + ".weight")]));
+        foreach (var (name, outFeatures) in linears) Add(name + ".weight", [outFeatures, inFeatures], init);
+        if (!bias) return;
+        _fused.Add(new FusedSlice(joint + ".bias", [rows], Elements, [.. linears.Select(x => x.Name + ".bias")]));
+        foreach (var (name, outFeatures) in linears) Add(name + ".bias", [outFeatures], ParameterInit.Zeros);
     }
 
     /// <summary>The layout of the outer block: token (and position) embeddings, final norm, untied head.</summary>
