@@ -263,7 +263,7 @@ public class EngineKernelFitTests
         Assert.Equal(1.5, bu.Forward.Value, 6);
         Assert.Equal(1.2, bu.Recompute.Value, 6);
         Assert.Equal(2.0, bu.Backward.Value, 6);
-        Assert.Contains("overlapped its CPU update", bu.Backward.Provenance!.Method);
+        Assert.Contains("with CPU Adam running beside them", bu.Backward.Provenance!.Method);
     }
 
     [Fact]
