@@ -103,10 +103,11 @@ public sealed class FlatParameters : IDisposable
     /// </summary>
     private Tensor? GradientOf(ParameterSlice s)
     {
-        if (_views[s.Name].grad is { } own) return own;
-        if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && _fused[f.Name].grad is { } joint)
-            return joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
-        return null;
+        Tensor? own = _views[s.Name].grad;
+        if (!_groupOf.TryGetValue(s.Name, out FusedSlice? f) || _fused[f.Name].grad is not { } joint) return own;
+        Tensor part = joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
+        // A computation that used both the member and the joint view gave each its share.
+        return own is null ? part : own + part;
     }
 
     /// <summary>Drops every parameter's and joint view's gradient.</summary>
