@@ -70,7 +70,7 @@ public class InStepFloorProbeTests
     }
 
     [Fact]
-    public void Given_a_cpu_update_running_beside_When_the_layer_by_layer_passes_are_measured_Then_every_pass_of_every_layer_counts_and_the_load_ran()
+    public void Given_a_cpu_update_running_beside_When_the_layer_by_layer_passes_are_measured_Then_every_pass_of_every_layer_counts()
     {
         var gpt = ModelCatalog.Default.Load("tiny-gpt");
         var small = InStepFloorProbe.Small(gpt, Cpu);
@@ -86,15 +86,16 @@ public class InStepFloorProbeTests
     }
 
     [Fact]
-    public void Given_a_cpu_update_load_When_running_Then_it_updates_until_disposed_and_no_longer()
+    public void Given_a_cpu_update_load_When_running_Then_it_updates_until_disposed_and_stops_promptly()
     {
         var load = new CpuUpdateLoad(elements: 4096, threads: 1);
-        SpinWait.SpinUntil(() => load.Updates >= 3, TimeSpan.FromSeconds(30));
+        Assert.True(load.Updates >= 1, "the constructor returns after the first update");
+        bool kept = SpinWait.SpinUntil(() => load.Updates >= 3, TimeSpan.FromSeconds(30));
+        var stopping = System.Diagnostics.Stopwatch.StartNew();
         load.Dispose();
-        long done = load.Updates;
 
-        Assert.True(done >= 3, $"the load ran {done} updates");
-        Thread.Sleep(20);
-        Assert.Equal(done, load.Updates);
+        Assert.True(kept, $"the load stopped after {load.Updates} updates");
+        Assert.Null(load.Failure);
+        Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"Dispose took {stopping.Elapsed}");
     }
 }

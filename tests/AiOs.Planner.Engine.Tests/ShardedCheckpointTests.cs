@@ -1,6 +1,7 @@
 using System.Text.Json;
 using AiOs.Planner.Engine.Checkpoints;
 using AiOs.Planner.Engine.Collectives;
+using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Models;
 using AiOs.Planner.Optim;
 
@@ -392,5 +393,41 @@ public sealed class ShardedCheckpointTests : IDisposable
         }
         var (_, shards) = ShardedCheckpoint.LoadShard(target, Spec, 0, 3);
         Assert.Equal(units.Length, shards.Length);
+    }
+
+    [Fact]
+    public void Given_a_sharded_checkpoint_in_the_layer_order_before_2026_12_06_When_loaded_Then_each_slice_comes_back_in_its_place()
+    {
+        // Today's units, and the same values laid out as the shard files of that time held them (each weight, then its bias).
+        UnitState[] units = RandomUnits(9);
+        var current = ParameterLayout.ForLayer(Spec);
+        var legacy = ParameterLayout.ForLayerBefore20261206(Spec);
+        Assert.Contains(current.Slices, s => legacy.Find(s.Name)!.Offset != s.Offset);
+        UnitState Legacy(UnitState unit)
+        {
+            float[] Order(float[] values)
+            {
+                var moved = new float[values.Length];
+                foreach (ParameterSlice s in current.Slices) Array.Copy(values, s.Offset, moved, legacy.Find(s.Name)!.Offset, s.Elements);
+                return moved;
+            }
+            return new UnitState(Order(unit.Master), Order(unit.ExpAvg), Order(unit.ExpAvgSq));
+        }
+        UnitState[] saved = [.. units.Select((unit, u) => u < Spec.NumLayers ? Legacy(unit) : unit)];
+        string folder = SaveSharded(saved, world: 2);
+        // A manifest of that time: no layer order.
+        string manifestPath = Path.Combine(folder, Checkpoint.ManifestFile);
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+        Assert.True(manifest.Remove("layer_order"), "the manifest names its layer order");
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+
+        var (_, full) = Checkpoint.Load(folder, Spec);
+        for (int u = 0; u < units.Length; u++) AssertBitEqual(units[u], full[u], $"unit {u}");
+        for (int rank = 0; rank < 2; rank++)
+        {
+            var (_, shards) = ShardedCheckpoint.LoadShard(folder, Spec, rank, 2);
+            UnitState[] expected = ShardsOf(units, rank, 2);
+            for (int u = 0; u < units.Length; u++) AssertBitEqual(expected[u], shards[u], $"rank {rank} unit {u}");
+        }
     }
 }

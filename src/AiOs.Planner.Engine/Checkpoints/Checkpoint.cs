@@ -28,6 +28,13 @@ public sealed record CheckpointManifest(int Step, long Seed, string Model, IRead
     /// single-process checkpoint, so those read as before and an older reader refuses a sharded one instead of misreading it.
     /// </summary>
     public int? WorldSize { get; init; }
+
+    /// <summary>
+    /// Sharded checkpoints: the order of the slices inside each layer's buffer, whose raw ranges the shard files hold.
+    /// <see cref="ParameterLayout.CurrentLayerOrder"/> since 2026-12-06 (q, k and v's weights, then their biases); absent for the
+    /// order before (each weight followed by its bias), which <see cref="ShardedCheckpoint"/> reads back by name.
+    /// </summary>
+    public int? LayerOrder { get; init; }
 }
 
 /// <summary>fp32 master weights and both Adam moments of one unit.</summary>

@@ -1,4 +1,5 @@
 using AiOs.Planner.Engine.Collectives;
+using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Models;
 using AiOs.Planner.Optim;
 
@@ -153,4 +154,64 @@ internal sealed class SingleFilesSource : IShardSource
         _model.Dispose();
         _optimizer.Dispose();
     }
+}
+
+/// <summary>
+/// A layer's elements from shard files written before 2026-12-06, in today's order: the files hold each layer's slices
+/// in the order before (<see cref="ParameterLayout.ForLayerBefore20261206"/>), so a layer is read whole in that order and each
+/// slice is moved to its place by name; the outer block's order did not change and is passed through.
+/// </summary>
+internal sealed class LegacyLayerOrder(IShardSource inner, ModelSpec spec) : IShardSource
+{
+    private readonly ParameterLayout _current = ParameterLayout.ForLayer(spec), _legacy = ParameterLayout.ForLayerBefore20261206(spec);
+    private (int Unit, UnitState State)? _cached;
+
+    /// <summary>Whether <paramref name="spec"/>'s layer order changed on 2026-12-06 (a joint group with biases).</summary>
+    public static bool Differs(ModelSpec spec)
+    {
+        var current = ParameterLayout.ForLayer(spec);
+        var legacy = ParameterLayout.ForLayerBefore20261206(spec);
+        return current.Slices.Any(s => legacy.Find(s.Name)!.Offset != s.Offset);
+    }
+
+    public void ReadSavedShard(int unit, int rank, UnitState into)
+    {
+        if (unit < spec.NumLayers)
+            throw new InvalidOperationException("A layer of a checkpoint in the order before 2026-12-06 is re-sharded by name, not read as saved.");
+        inner.ReadSavedShard(unit, rank, into);
+    }
+
+    public void Read(int unit, long start, UnitState into, int count)
+    {
+        if (unit >= spec.NumLayers)
+        {
+            inner.Read(unit, start, into, count);
+            return;
+        }
+        UnitState whole = Whole(unit);
+        Array.Copy(whole.Master, start, into.Master, 0, count);
+        Array.Copy(whole.ExpAvg, start, into.ExpAvg, 0, count);
+        Array.Copy(whole.ExpAvgSq, start, into.ExpAvgSq, 0, count);
+    }
+
+    /// <summary>Layer <paramref name="unit"/> whole in today's order (the last one kept: ranks read one unit after another).</summary>
+    private UnitState Whole(int unit)
+    {
+        if (_cached is { } c && c.Unit == unit) return c.State;
+        int n = checked((int)_current.Elements);
+        var saved = new UnitState(new float[n], new float[n], new float[n]);
+        inner.Read(unit, 0, saved, n);
+        var state = new UnitState(new float[n], new float[n], new float[n]);
+        foreach (ParameterSlice s in _current.Slices)
+        {
+            long from = _legacy.Find(s.Name)!.Offset;
+            Array.Copy(saved.Master, from, state.Master, s.Offset, s.Elements);
+            Array.Copy(saved.ExpAvg, from, state.ExpAvg, s.Offset, s.Elements);
+            Array.Copy(saved.ExpAvgSq, from, state.ExpAvgSq, s.Offset, s.Elements);
+        }
+        _cached = (unit, state);
+        return state;
+    }
+
+    public void Dispose() => inner.Dispose();
 }

@@ -76,6 +76,30 @@ public sealed class ParameterLayout
         return layout;
     }
 
+    /// <summary>The order of a layer's slices <see cref="ForLayer"/> makes: 2 since 2026-12-06 (joint groups' weights, then their biases).</summary>
+    public const int CurrentLayerOrder = 2;
+
+    /// <summary>
+    /// The layout of one decoder layer in the order before 2026-12-06 (each weight followed by its bias), in which sharded
+    /// checkpoints of that time hold their raw ranges: the same slices and shapes as <see cref="ForLayer"/>, other offsets.
+    /// </summary>
+    public static ParameterLayout ForLayerBefore20261206(ModelSpec spec)
+    {
+        var current = ForLayer(spec);
+        var legacy = new ParameterLayout("layer");
+        var grouped = current.Fused.SelectMany(f => f.Members).ToHashSet(StringComparer.Ordinal);
+        foreach (ParameterSlice s in current.Slices)
+        {
+            if (!grouped.Contains(s.Name)) { legacy.Add(s.Name, s.Shape, s.Init); continue; }
+            // A joint group's weight member brings its own bias right after it; its bias member was placed already.
+            if (!s.Name.EndsWith(".weight", StringComparison.Ordinal)) continue;
+            legacy.Add(s.Name, s.Shape, s.Init);
+            string bias = s.Name[..^".weight".Length] + ".bias";
+            if (current.Find(bias) is { } b) legacy.Add(b.Name, b.Shape, b.Init);
+        }
+        return legacy;
+    }
+
     /// <summary>The layout of one decoder layer of <paramref name="spec"/>.</summary>
     public static ParameterLayout ForLayer(ModelSpec spec)
     {

@@ -23,8 +23,9 @@ internal sealed class CpuUpdateLoad : IDisposable
 
     /// <summary>
     /// Starts the load over <paramref name="elements"/> parameters on <paramref name="threads"/> threads; returns once its first
-    /// update has finished (its pages touched, so what runs beside it meets the load at its pace) or failed.
+    /// update has finished (its pages touched, so what runs beside it meets the load at its pace).
     /// </summary>
+    /// <exception cref="InvalidOperationException">The first update failed (its exception is the inner one).</exception>
     public CpuUpdateLoad(int elements, int threads)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
@@ -41,6 +42,12 @@ internal sealed class CpuUpdateLoad : IDisposable
         _thread = new Thread(Run) { IsBackground = true, Name = "aios-cpu-update-load" };
         _thread.Start();
         _started.Wait();
+        if (Failure is { } e)
+        {
+            _thread.Join();
+            _started.Dispose();
+            throw new InvalidOperationException($"The CPU update load failed at its first update: {e.Message}", e);
+        }
     }
 
     /// <summary>Threads the update runs on, its own included.</summary>
