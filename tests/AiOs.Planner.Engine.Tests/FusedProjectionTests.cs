@@ -78,6 +78,63 @@ public sealed class FusedProjectionTests
         Assert.True(p.Gradient("attn.k.weight")!.select(0, 0).allclose(column * 2.0, rtol: 1e-5, atol: 1e-6));
     }
 
+    [Theory]
+    [InlineData("tiny-gpt")]
+    [InlineData("tiny-llama")]
+    public void Given_a_decoder_layer_When_run_through_its_joint_views_Then_output_and_every_gradient_equal_the_separate_projections(string model)
+    {
+        var spec = ModelCatalog.Default.Load(model);
+        using FlatParameters joint = Seeded(ParameterLayout.ForLayer(spec)), separate = Seeded(ParameterLayout.ForLayer(spec));
+        using var layer = new DecoderLayer(spec, joint);
+        layer.eval();
+        using var scope = NewDisposeScope();
+        Tensor x = randn([2, 8, spec.HiddenSize], generator: new Generator(11)) * 0.5;
+        Tensor r = randn([2, 8, spec.HiddenSize], generator: new Generator(12));
+
+        Tensor viaLayer = layer.forward(x);
+        (viaLayer * r).sum().backward();
+        Tensor reference = Separate(spec, separate, x);
+        (reference * r).sum().backward();
+
+        Assert.True(viaLayer.allclose(reference, rtol: 1e-5, atol: 1e-5), "the layer's output differs from the separate projections'");
+        // Within 10⁻⁴ of each gradient's largest magnitude: the input's gradient is one product's sum instead of three
+        // products added, so fp32 rounding differs, and a norm weight's gradient sums those over every token.
+        foreach (var (name, _) in separate.Named())
+        {
+            Tensor a = joint.Gradient(name)!, e = separate.Gradient(name)!;
+            double scale = e.abs().max().item<float>(), worst = (a - e).abs().max().item<float>();
+            Assert.True(worst <= 1e-4 * scale + 1e-6, $"{model}: {name}'s gradient differs by {worst} (largest {scale})");
+        }
+    }
+
+    /// <summary>The layer from its member parameters, one projection each: the computation before the joint views.</summary>
+    private static Tensor Separate(ModelSpec spec, FlatParameters p, Tensor x)
+    {
+        long b = x.shape[0], t = x.shape[1];
+        int heads = spec.NumHeads, kv = spec.KvHeads, d = spec.HeadDim;
+        Tensor h = TransformerOps.Norm(x, spec, p, "ln1");
+        Tensor q = TransformerOps.Linear(h, p, "attn.q").view(b, t, heads, d).transpose(1, 2);
+        Tensor k = TransformerOps.Linear(h, p, "attn.k").view(b, t, kv, d).transpose(1, 2);
+        Tensor v = TransformerOps.Linear(h, p, "attn.v").view(b, t, kv, d).transpose(1, 2);
+        if (spec.Positions == PositionKind.Rotary)
+        {
+            q = TransformerOps.Rotary(q, spec);
+            k = TransformerOps.Rotary(k, spec);
+        }
+        if (kv != heads)
+        {
+            k = k.repeat_interleave(heads / kv, 1);
+            v = v.repeat_interleave(heads / kv, 1);
+        }
+        Tensor a = F.scaled_dot_product_attention(q, k, v, is_casual: true);
+        Tensor attended = x + TransformerOps.Linear(a.transpose(1, 2).reshape(b, t, spec.HiddenSize), p, "attn.o");
+        Tensor h2 = TransformerOps.Norm(attended, spec, p, "ln2");
+        Tensor ffn = spec.FfnKind == FfnKind.Swiglu
+            ? TransformerOps.Linear(F.silu(TransformerOps.Linear(h2, p, "mlp.gate")) * TransformerOps.Linear(h2, p, "mlp.up"), p, "mlp.down")
+            : TransformerOps.Linear(TransformerOps.Gelu(TransformerOps.Linear(h2, p, "mlp.fc"), spec.Activation), p, "mlp.proj");
+        return attended + ffn;
+    }
+
     private static FlatParameters Seeded(ParameterLayout layout)
     {
         var p = new FlatParameters(layout, ScalarType.Float32, CPU);
