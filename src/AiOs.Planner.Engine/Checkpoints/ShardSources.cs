@@ -161,7 +161,10 @@ internal sealed class SingleFilesSource : IShardSource
 /// in the order before (<see cref="ParameterLayout.ForLayerBefore20261206"/>), so a layer is read whole in that order and each
 /// slice is moved to its place by name; the outer block's order did not change and is passed through.
 /// </summary>
-internal sealed class LegacyLayerOrder(IShardSource inner, ModelSpec spec) : IShardSource
+/// <param name="inner">The checkpoint's files.</param>
+/// <param name="spec">The model.</param>
+/// <param name="savedWorld">The world size the checkpoint was saved with.</param>
+internal sealed class LegacyLayerOrder(IShardSource inner, ModelSpec spec, int savedWorld) : IShardSource
 {
     private readonly ParameterLayout _current = ParameterLayout.ForLayer(spec), _legacy = ParameterLayout.ForLayerBefore20261206(spec);
     private (int Unit, UnitState State)? _cached;
@@ -174,11 +177,17 @@ internal sealed class LegacyLayerOrder(IShardSource inner, ModelSpec spec) : ISh
         return current.Slices.Any(s => legacy.Find(s.Name)!.Offset != s.Offset);
     }
 
+    /// <summary>A layer's shard is its range of the layer in today's order (the padding zeros); the outer block's is as saved.</summary>
     public void ReadSavedShard(int unit, int rank, UnitState into)
     {
-        if (unit < spec.NumLayers)
-            throw new InvalidOperationException("A layer of a checkpoint in the order before 2026-12-06 is re-sharded by name, not read as saved.");
-        inner.ReadSavedShard(unit, rank, into);
+        if (unit >= spec.NumLayers)
+        {
+            inner.ReadSavedShard(unit, rank, into);
+            return;
+        }
+        (long start, long real) = new ShardLayout(_current.Elements, savedWorld).RangeOf(rank);
+        foreach (float[] values in new[] { into.Master, into.ExpAvg, into.ExpAvgSq }) Array.Clear(values);
+        if (real > 0) Read(unit, start, into, (int)real);
     }
 
     public void Read(int unit, long start, UnitState into, int count)

@@ -150,15 +150,15 @@ public static class ShardedCheckpoint
             ? new ShardFilesSource(folder, manifest, spec, saved, format)
             : new SingleFilesSource(folder, manifest, spec, format);
         // Shard files written before 2026-12-06 hold each layer's slices in the order before (LegacyLayerOrder reorders them by name).
-        bool legacy = manifest.WorldSize is not null && manifest.LayerOrder is null && LegacyLayerOrder.Differs(spec);
-        using IShardSource source = legacy ? new LegacyLayerOrder(files, spec) : files;
+        using IShardSource source = manifest.WorldSize is { } world && manifest.LayerOrder is null && LegacyLayerOrder.Differs(spec)
+            ? new LegacyLayerOrder(files, spec, world) : files;
         var shards = new UnitState[spec.NumLayers + 1];
         for (int u = 0; u < shards.Length; u++)
         {
             var layout = new ShardLayout(ElementsOf(spec, u), worldSize);
             long length = layout.ShardElements;
             var state = new UnitState(new float[length], new float[length], new float[length]);
-            if (manifest.WorldSize == worldSize && !(legacy && u < spec.NumLayers)) source.ReadSavedShard(u, rank, state); // the very floats saved, padding included
+            if (manifest.WorldSize == worldSize) source.ReadSavedShard(u, rank, state); // the very floats saved, padding included
             else
             {
                 (long start, long real) = layout.RangeOf(rank);

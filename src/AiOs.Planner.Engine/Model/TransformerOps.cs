@@ -29,9 +29,6 @@ internal static class TransformerOps
     public static Tensor Linear(Tensor x, FlatParameters p, string name) =>
         F.linear(x, p[name + ".weight"], p.Optional(name + ".bias"));
 
-    /// <summary>x·Wᵀ (+ b when given).</summary>
-    public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias) => F.linear(x, weight, bias);
-
     /// <summary>Exact GELU, or the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (PyTorch's approximate="tanh").</summary>
     public static Tensor Gelu(Tensor x, ActivationKind kind) => kind switch
     {

@@ -114,10 +114,9 @@ public static class InStepFloorProbe
         string kind = EngineLayerKind.Of(family);
         var plain = LayerSpans(spec, options, checkpointing: false);
         var checkpointed = LayerSpans(spec, options, checkpointing: true);
-        string forwardName = SpanTrace.Name(OpKind.Forward), backwardName = SpanTrace.Name(OpKind.Backward);
-        var autograd = plain.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
-        var backward = plain.Where(s => s.Operation == backwardName).Select(s => s.Duration.Seconds).ToList();
-        var forward = checkpointed.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
+        var autograd = Seconds(plain, OpKind.Forward);
+        var backward = Seconds(plain, OpKind.Backward);
+        var forward = Seconds(checkpointed, OpKind.Forward);
         if (autograd.Count == 0 || backward.Count == 0 || forward.Count == 0)
             throw new InvalidOperationException($"The resident trainer recorded no layer spans for {spec.Name} (forward {forward.Count}, with autograd {autograd.Count}, backward {backward.Count}); its trace does not name layer passes as the probe expects.");
         string setup = string.Create(CultureInfo.InvariantCulture,
@@ -125,16 +124,10 @@ public static class InStepFloorProbe
         var sample = new InStepFloorSample(kind, family.Name, Median(forward), Median(autograd), Median(backward), forward.Count, autograd.Count, backward.Count, setup);
         if (options.Layerwise)
         {
-            var streamed = LayerSpans(spec, options, checkpointing: false, offloaded: true);
-            string recomputeName = SpanTrace.Name(OpKind.Recompute);
-            var lwForward = streamed.Where(s => s.Operation == forwardName).Select(s => s.Duration.Seconds).ToList();
-            var lwRecompute = streamed.Where(s => s.Operation == recomputeName).Select(s => s.Duration.Seconds).ToList();
-            var lwBackward = streamed.Where(s => s.Operation == backwardName).Select(s => s.Duration.Seconds).ToList();
-            if (lwForward.Count > 0 && lwRecompute.Count > 0 && lwBackward.Count > 0)
+            if (LayerwiseMedians(LayerSpans(spec, options, checkpointing: false, offloaded: true), minimum: 1) is { } lw)
                 sample = sample with
                 {
-                    LayerwiseForwardSeconds = Median(lwForward), LayerwiseRecomputeSeconds = Median(lwRecompute), LayerwiseBackwardSeconds = Median(lwBackward),
-                    LayerwiseSpans = Math.Min(lwForward.Count, Math.Min(lwRecompute.Count, lwBackward.Count)),
+                    LayerwiseForwardSeconds = lw.Forward, LayerwiseRecomputeSeconds = lw.Recompute, LayerwiseBackwardSeconds = lw.Backward, LayerwiseSpans = lw.Spans,
                 };
         }
         if (options.Layerwise && options.BesideUpdate && sample.LayerwiseSpans > 0 && options.Device.StartsWith("cuda", StringComparison.Ordinal))
@@ -173,20 +166,31 @@ public static class InStepFloorProbe
             spans = LayerSpans(spec, options, checkpointing: false, offloaded: true);
             if (load.Failure is { } e) throw new InvalidOperationException($"the CPU update beside the passes failed after {load.Updates} updates: {e.Message}", e);
         }
-        List<double> Of(OpKind kind)
-        {
-            string name = SpanTrace.Name(kind);
-            return [.. spans.Where(s => s.Operation == name).Select(s => s.Duration.Seconds)];
-        }
-        var forward = Of(OpKind.Forward);
-        var recompute = Of(OpKind.Recompute);
-        var backward = Of(OpKind.Backward);
-        int fewest = Math.Min(forward.Count, Math.Min(recompute.Count, backward.Count));
-        if (fewest < MinimumBesideSpans) return sample;
+        if (LayerwiseMedians(spans, MinimumBesideSpans) is not { } beside) return sample;
         return sample with
         {
-            BesideForwardSeconds = Median(forward), BesideRecomputeSeconds = Median(recompute), BesideBackwardSeconds = Median(backward), BesideSpans = fewest,
+            BesideForwardSeconds = beside.Forward, BesideRecomputeSeconds = beside.Recompute, BesideBackwardSeconds = beside.Backward, BesideSpans = beside.Spans,
         };
+    }
+
+    /// <summary>The seconds of <paramref name="spans"/> of operation <paramref name="kind"/>.</summary>
+    private static List<double> Seconds(List<TraceSpan> spans, OpKind kind)
+    {
+        string name = SpanTrace.Name(kind);
+        return [.. spans.Where(s => s.Operation == name).Select(s => s.Duration.Seconds)];
+    }
+
+    /// <summary>
+    /// Medians of the layer-by-layer trainer's forward, recompute and backward spans, and the count of the fewest; null when
+    /// any has fewer than <paramref name="minimum"/>.
+    /// </summary>
+    private static (double Forward, double Recompute, double Backward, int Spans)? LayerwiseMedians(List<TraceSpan> spans, int minimum)
+    {
+        var forward = Seconds(spans, OpKind.Forward);
+        var recompute = Seconds(spans, OpKind.Recompute);
+        var backward = Seconds(spans, OpKind.Backward);
+        int fewest = Math.Min(forward.Count, Math.Min(recompute.Count, backward.Count));
+        return fewest < minimum ? null : (Median(forward), Median(recompute), Median(backward), fewest);
     }
 
     /// <summary><paramref name="family"/>'s layer kind at the probe's size: widened, few layers, a small vocabulary, positions for the sequence.</summary>
