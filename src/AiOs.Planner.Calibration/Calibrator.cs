@@ -24,7 +24,7 @@ public static class Calibrator
     {
         ArgumentNullException.ThrowIfNull(options);
         var clock = Stopwatch.StartNew();
-        var mode = ModeSettings.For(options.Mode);
+        var mode = ModeSettings.For(options.Mode).SizedFor(CpuCaches.LastLevel(), MachineFacts.Available());
         var tracker = new ProgressTracker(mode, progress);
         if (!Directory.Exists(options.NvmePath))
             throw new CalibrationException($"--nvme-path {options.NvmePath} does not exist; create it or pass a folder on the drive to test.");
@@ -95,7 +95,7 @@ public static class Calibrator
     /// </summary>
     public static HostCalibration MeasureHostOnly(CalibrationMode mode, IProgress<CalibrationProgress>? progress, CancellationToken ct)
     {
-        var settings = ModeSettings.For(mode);
+        var settings = ModeSettings.For(mode).SizedFor(CpuCaches.LastLevel(), MachineFacts.Available());
         var tracker = new ProgressTracker(settings, progress);
         var host = MeasureHost(settings, tracker, ct);
         tracker.Finish();
@@ -113,9 +113,9 @@ public static class Calibrator
         (double One, double All) Adam(string phase, AdamProbeKernel kernel, long subGroup)
         {
             tracker.HostStep(phase);
-            double one = AdamProbe.Measure(kernel, mode.AdamParameters, subGroup, 1, mode.HostProbeDuration, ct);
+            var rates = AdamProbe.MeasureOneAndAll(kernel, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
             tracker.HostStep(phase);
-            return (one, threads == 1 ? one : AdamProbe.Measure(kernel, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct));
+            return rates;
         }
         var (adamOne, adamAll) = Adam("CPU Adam", AdamProbeKernel.Fp32Gradients, mode.AdamParameters);
         // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.

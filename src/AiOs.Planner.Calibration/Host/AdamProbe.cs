@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using AiOs.Planner.IO;
 using AiOs.Planner.Optim;
 using AiOs.Planner.Units;
@@ -41,17 +42,40 @@ public static unsafe class AdamProbe
     /// </summary>
     public static double Measure(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct)
     {
-        // 8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.
-        if (kernel == AdamProbeKernel.EightBit) subGroup = Math.Max(BlockwiseQuantization.BlockSize, subGroup / BlockwiseQuantization.BlockSize * BlockwiseQuantization.BlockSize);
+        subGroup = WholeBlocks(kernel, subGroup);
+        using var state = new ProbeState(kernel, parameters);
+        return Time(state, SubGroups(parameters, subGroup), threads, duration, ct);
+    }
+
+    /// <summary>
+    /// As <see cref="Measure(AdamProbeKernel, long, long, int, TimeSpan, CancellationToken)"/> on one thread, then on
+    /// <paramref name="threads"/>, over one state (a state many times the last-level cache is made once, not twice).
+    /// </summary>
+    public static (double One, double All) MeasureOneAndAll(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct)
+    {
+        subGroup = WholeBlocks(kernel, subGroup);
         using var state = new ProbeState(kernel, parameters);
         var groups = SubGroups(parameters, subGroup);
+        double one = Time(state, groups, 1, duration, ct);
+        return (one, threads == 1 ? one : Time(state, groups, threads, duration, ct));
+    }
+
+    /// <summary>8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.</summary>
+    private static long WholeBlocks(AdamProbeKernel kernel, long subGroup) =>
+        kernel == AdamProbeKernel.EightBit
+            ? Math.Max(BlockwiseQuantization.BlockSize, subGroup / BlockwiseQuantization.BlockSize * BlockwiseQuantization.BlockSize)
+            : subGroup;
+
+    /// <summary>Updates <paramref name="groups"/> in turn, once as a warm-up, then for about <paramref name="duration"/> and at least one whole pass; parameters per second.</summary>
+    private static double Time(ProbeState state, IReadOnlyList<(long Offset, int Count)> groups, int threads, TimeSpan duration, CancellationToken ct)
+    {
         var hp = new AdamHyperParameters();
         int step = 1;
         foreach (var (offset, count) in groups) state.Step(offset, count, step, hp, threads); // warm-up: page faults and JIT
         long updated = 0;
         int next = 0;
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < duration || updated < parameters)
+        while (sw.Elapsed < duration || updated < state.Parameters)
         {
             ct.ThrowIfCancellationRequested();
             var (offset, count) = groups[next];
@@ -78,8 +102,9 @@ public static unsafe class AdamProbe
     }
 
     /// <summary>
-    /// The probe's state, in page-aligned native buffers as the engine's host state and pinned gradient store are (a GPU host
-    /// page-locks the gradients and the bf16 copy; the CPU reads page-locked memory at the same speed, so plain buffers stand in).
+    /// The probe's state, in page-aligned native buffers advised to huge pages as the engine's host state and pinned gradient
+    /// store are (<c>HostBuffer</c>; a GPU host page-locks the gradients and the bf16 copy; the CPU reads page-locked memory at
+    /// the same speed, so plain buffers stand in).
     /// </summary>
     internal sealed class ProbeState : IDisposable
     {
@@ -93,36 +118,58 @@ public static unsafe class AdamProbe
             Parameters = parameters;
             Bytes Of(int width) => new Bytes(parameters * width).AlignUp(AlignedBuffer.Alignment);
             bool eightBit = kernel == AdamProbeKernel.EightBit;
-            _master = new AlignedBuffer(Of(sizeof(float)));
+            _master = HugePages.Allocate(Of(sizeof(float)));
             // 8-bit: m and v are one code per value, with one fp32 scale per block of each sub-group (as the engine's sub-groups start blocks).
-            _m = new AlignedBuffer(Of(eightBit ? sizeof(byte) : sizeof(float)));
-            _v = new AlignedBuffer(Of(eightBit ? sizeof(byte) : sizeof(float)));
+            _m = HugePages.Allocate(Of(eightBit ? sizeof(byte) : sizeof(float)));
+            _v = HugePages.Allocate(Of(eightBit ? sizeof(byte) : sizeof(float)));
             bool bf16 = kernel == AdamProbeKernel.Bf16Gradients;
-            _gradients = new AlignedBuffer(Of(bf16 ? sizeof(ushort) : sizeof(float)));
-            _bf16 = bf16 || eightBit ? new AlignedBuffer(Of(sizeof(ushort))) : null;
+            _gradients = HugePages.Allocate(Of(bf16 ? sizeof(ushort) : sizeof(float)));
+            _bf16 = bf16 || eightBit ? HugePages.Allocate(Of(sizeof(ushort))) : null;
             if (eightBit)
             {
                 var scales = new Bytes(BlockwiseQuantization.Blocks(parameters) * sizeof(float)).AlignUp(AlignedBuffer.Alignment);
                 _mScales = new AlignedBuffer(scales);
                 _vScales = new AlignedBuffer(scales);
-                _mScales.AsSpan().Clear();
-                _vScales.AsSpan().Clear();
+                Zero(_mScales);
+                Zero(_vScales);
             }
-            var rng = new Random(1);
-            float* p = (float*)_master.Address;
-            for (long i = 0; i < parameters; i++) p[i] = (float)(rng.NextDouble() - 0.5);
-            float* gf = (float*)_gradients.Address;
-            ushort* gh = (ushort*)_gradients.Address;
-            for (long i = 0; i < parameters; i++)
+            // Seeded by each element's index (SplitMix64), in parallel: a state of many times the last-level cache fills in
+            // well under a second, and reruns at any thread count hold the same values.
+            nint master = _master.Address, gradients = _gradients.Address;
+            long chunks = (parameters + FillChunk - 1) / FillChunk;
+            Parallel.For(0L, chunks, c =>
             {
-                float g = (float)(rng.NextDouble() - 0.5) * 1e-2f;
-                // bf16 gradients are the top half of an fp32 (what a bf16 tensor holds).
-                if (bf16) gh[i] = (ushort)(BitConverter.SingleToUInt32Bits(g) >> 16);
-                else gf[i] = g;
-            }
-            _m.AsSpan().Clear();
-            _v.AsSpan().Clear();
-            _bf16?.AsSpan().Clear();
+                float* p = (float*)master;
+                float* gf = (float*)gradients;
+                ushort* gh = (ushort*)gradients;
+                long end = Math.Min(parameters, (c + 1) * FillChunk);
+                for (long i = c * FillChunk; i < end; i++)
+                {
+                    p[i] = Uniform(2 * (ulong)i) - 0.5f;
+                    float g = (Uniform(2 * (ulong)i + 1) - 0.5f) * 1e-2f;
+                    // bf16 gradients are the top half of an fp32 (what a bf16 tensor holds).
+                    if (bf16) gh[i] = (ushort)(BitConverter.SingleToUInt32Bits(g) >> 16);
+                    else gf[i] = g;
+                }
+            });
+            Zero(_m);
+            Zero(_v);
+            if (_bf16 is not null) Zero(_bf16);
+        }
+
+        /// <summary>Zeroes all of <paramref name="buffer"/> (a span stops at 2 GiB; a state many times a large cache does not).</summary>
+        private static void Zero(AlignedBuffer buffer) => NativeMemory.Clear((void*)buffer.Address, (nuint)buffer.Length);
+
+        /// <summary>Elements each worker of the fill takes at a time.</summary>
+        private const long FillChunk = 1L << 20;
+
+        /// <summary>A value in [0, 1) from a 64-bit counter: SplitMix64's finaliser, its top 24 bits.</summary>
+        private static float Uniform(ulong counter)
+        {
+            ulong z = counter * 0x9E3779B97F4A7C15UL + 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return (((z ^ (z >> 31)) >> 40) & 0xFFFFFF) * (1f / (1 << 24));
         }
 
         /// <summary>The kernel each <see cref="Step"/> runs.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using AiOs.Planner.IO;
 using AiOs.Planner.Optim;
 using AiOs.Planner.Units;
@@ -32,9 +33,9 @@ public static unsafe class GradientSumProbe
     public static Bandwidth Measure(long elements, TimeSpan duration, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
-        using var sums = new AlignedBuffer(new Bytes(elements * sizeof(float)).AlignUp(AlignedBuffer.Alignment));
-        using var bf16 = new AlignedBuffer(new Bytes(elements * sizeof(ushort)).AlignUp(AlignedBuffer.Alignment));
-        sums.AsSpan().Clear();
+        using var sums = HugePages.Allocate(new Bytes(elements * sizeof(float)).AlignUp(AlignedBuffer.Alignment));
+        using var bf16 = HugePages.Allocate(new Bytes(elements * sizeof(ushort)).AlignUp(AlignedBuffer.Alignment));
+        NativeMemory.Clear((void*)sums.Address, (nuint)sums.Length);
         // Small normal values (a gradient's), so no lane takes a denormal's slow path.
         ushort* g = (ushort*)bf16.Address;
         for (long i = 0; i < elements; i++) g[i] = (ushort)(0x3A00 + (i & 0xFF));

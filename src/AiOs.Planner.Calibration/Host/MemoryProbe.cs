@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using AiOs.Planner.IO;
 using AiOs.Planner.Units;
 
@@ -15,10 +16,11 @@ public static unsafe class MemoryProbe
     public static Bandwidth Measure(Bytes size, int threads, TimeSpan duration, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
-        using var source = new AlignedBuffer(size.AlignUp(AlignedBuffer.Alignment * (long)threads));
-        using var target = new AlignedBuffer(source.Size);
-        source.AsSpan().Fill(1);
-        target.AsSpan().Fill(2); // touch every page before timing
+        using var source = HugePages.Allocate(size.AlignUp(AlignedBuffer.Alignment * (long)threads));
+        using var target = HugePages.Allocate(source.Size);
+        // Every byte (a span stops at 2 GiB): every page touched before timing.
+        NativeMemory.Fill((void*)source.Address, (nuint)source.Length, 1);
+        NativeMemory.Fill((void*)target.Address, (nuint)target.Length, 2);
         long slice = source.Length / threads;
         nint from = source.Address, to = target.Address;
         void CopyOnce() => Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>

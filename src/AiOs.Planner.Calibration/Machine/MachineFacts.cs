@@ -46,10 +46,16 @@ public sealed record MachineFacts
         cpuinfo?.Split('\n').Where(l => l.StartsWith("model name", StringComparison.Ordinal))
             .Select(l => l[(l.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim()).FirstOrDefault();
 
+    /// <summary>MemAvailable of /proc/meminfo now, or null where it cannot be read.</summary>
+    public static Bytes? Available() => MeminfoField(ReadText("/proc/meminfo"), "MemAvailable:");
+
     /// <summary>MemTotal of /proc/meminfo.</summary>
-    internal static Bytes? RamFrom(string? meminfo)
+    internal static Bytes? RamFrom(string? meminfo) => MeminfoField(meminfo, "MemTotal:");
+
+    /// <summary>A field of /proc/meminfo (its kiB figure), or null.</summary>
+    internal static Bytes? MeminfoField(string? meminfo, string field)
     {
-        string? line = meminfo?.Split('\n').FirstOrDefault(l => l.StartsWith("MemTotal:", StringComparison.Ordinal));
+        string? line = meminfo?.Split('\n').FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
         if (line is null) return null;
         string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib) ? Bytes.FromKiB(kib) : null;
