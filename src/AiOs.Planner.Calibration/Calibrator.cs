@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AiOs.Planner.Calibration.Drive;
 using AiOs.Planner.Calibration.Host;
 using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Measurement;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Storage;

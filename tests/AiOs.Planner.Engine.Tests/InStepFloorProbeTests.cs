@@ -98,4 +98,18 @@ public class InStepFloorProbeTests
         Assert.Null(load.Failure);
         Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"Dispose took {stopping.Elapsed}");
     }
+
+    [Fact]
+    public void Given_a_300_MiB_cache_When_the_load_is_sized_Then_its_state_spans_sixteen_caches_within_a_quarter_of_free_memory()
+    {
+        var l3 = Bytes.FromMiB(300);
+
+        // 16 bytes of state per parameter: 16 × 300 MiB of state is 300 Mi parameters.
+        Assert.Equal(300 << 20, CpuUpdateLoad.ElementsFor(l3, Bytes.FromGiB(100)));
+        // 8 GiB free: a quarter, 2 GiB, is 128 Mi parameters.
+        Assert.Equal(128 << 20, CpuUpdateLoad.ElementsFor(l3, Bytes.FromGiB(8)));
+        // Never under 64 M (1 GiB), nor with the cache unknown.
+        Assert.Equal(1 << 26, CpuUpdateLoad.ElementsFor(l3, Bytes.FromGiB(1)));
+        Assert.Equal(1 << 26, CpuUpdateLoad.ElementsFor(null, null));
+    }
 }

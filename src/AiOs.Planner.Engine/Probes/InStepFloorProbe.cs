@@ -3,6 +3,7 @@ using AiOs.Planner.Engine.Data;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Measurement;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation.Program;
@@ -47,10 +48,10 @@ public sealed record InStepFloorOptions
     /// </summary>
     public bool BesideUpdate { get; init; } = true;
     /// <summary>
-    /// Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): 64 M, 1 GiB,
-    /// past the last-level cache (the H100 VMs' Xeons report 300 MiB of L3).
+    /// Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): by default
+    /// <see cref="CpuUpdateLoad.ElementsFor"/> this machine's last-level cache and free memory (at least 64 M, 1 GiB).
     /// </summary>
-    public int UpdateLoadElements { get; init; } = 1 << 26;
+    public int UpdateLoadElements { get; init; } = CpuUpdateLoad.ElementsFor(CpuCaches.LastLevel(), HostMemoryEstimate.Available());
 }
 
 /// <summary>

@@ -1,6 +1,6 @@
 using AiOs.Planner.Units;
 
-namespace AiOs.Planner.Calibration.Machine;
+namespace AiOs.Planner.Measurement;
 
 /// <summary>
 /// The processor's last-level cache, read from <c>/sys/devices/system/cpu/cpu*/cache/index*</c>: the highest level's data

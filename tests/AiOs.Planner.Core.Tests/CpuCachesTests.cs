@@ -1,7 +1,7 @@
-using AiOs.Planner.Calibration.Machine;
+using AiOs.Planner.Measurement;
 using AiOs.Planner.Units;
 
-namespace AiOs.Planner.Calibration.Tests;
+namespace AiOs.Planner.Core.Tests;
 
 public class CpuCachesTests
 {
