@@ -151,4 +151,26 @@ public class CpuWorkersTests
         }
         return (p, m, v, h);
     }
+
+    [Fact]
+    public void Given_the_update_threads_set_for_every_pass_When_a_pass_names_no_count_Then_it_runs_on_that_set_and_even_parts_never_outnumber_it()
+    {
+        try
+        {
+            CpuWorkers.UseForEveryPass(1);
+            Assert.Equal(1, CpuWorkers.DefaultThreads);
+            Assert.Equal(1, CpuWorkers.ForCores().Threads);
+            int parts = 0;
+            GradientSums.EvenParts(64 * GradientSums.MinPart, (_, _) => Interlocked.Increment(ref parts));
+            Assert.Equal(1, parts);
+
+            CpuWorkers.UseForEveryPass(null);
+            Assert.Equal(Environment.ProcessorCount, CpuWorkers.ForCores().Threads);
+            Assert.Throws<ArgumentOutOfRangeException>(() => CpuWorkers.UseForEveryPass(0));
+        }
+        finally
+        {
+            CpuWorkers.UseForEveryPass(null);
+        }
+    }
 }

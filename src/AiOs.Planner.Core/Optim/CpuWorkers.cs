@@ -59,10 +59,33 @@ public sealed class CpuWorkers
         return Sets.GetOrAdd(threads, static t => new CpuWorkers(t));
     }
 
-    /// <summary>The set for up to <paramref name="threads"/> threads (default: every core), capped at the core count.</summary>
+    /// <summary>
+    /// Threads of the set that passes asking for no count run on (<see cref="ForCores"/> without one): every core unless the
+    /// engine gives its CPU update fewer (<see cref="UseForEveryPass"/>).
+    /// </summary>
+    public static int DefaultThreads => Volatile.Read(ref s_defaultThreads) is > 0 and var n ? n : Environment.ProcessorCount;
+
+    /// <summary>The count <see cref="UseForEveryPass"/> set; 0 for every core.</summary>
+    private static int s_defaultThreads;
+
+    /// <summary>
+    /// Makes every pass that names no thread count (gradient sums, norms, copies) run on the set of <paramref name="threads"/>
+    /// (null: every core again). The engine calls it with its CPU update's threads when the update runs beside the GPU's work
+    /// (every core but the launching thread's): the update's passes and the others then share one set, whose workers take the
+    /// newest pass first, so a gradient sum published during an update gets them as they finish their update chunks. With two
+    /// sets (15 threads for the update, 16 for the rest) 31 threads took turns on 16 cores, and a pass waited on its slowest
+    /// part for whole time slices. Any count gives the same bits (see the class remarks); only the speed changes.
+    /// </summary>
+    public static void UseForEveryPass(int? threads)
+    {
+        if (threads is < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "A pass needs at least one thread.");
+        Volatile.Write(ref s_defaultThreads, threads ?? 0);
+    }
+
+    /// <summary>The set for up to <paramref name="threads"/> threads (default: <see cref="DefaultThreads"/>), capped at the core count.</summary>
     public static CpuWorkers ForCores(int? threads = null)
     {
-        int wanted = threads ?? Environment.ProcessorCount;
+        int wanted = threads ?? DefaultThreads;
         ArgumentOutOfRangeException.ThrowIfLessThan(wanted, 1, nameof(threads));
         return Shared(Math.Min(wanted, Environment.ProcessorCount));
     }

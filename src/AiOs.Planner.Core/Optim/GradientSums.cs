@@ -57,9 +57,9 @@ public static class GradientSums
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/>(start, count) over [0, <paramref name="length"/>) in at most one part per core, of equal
-    /// lengths (multiples of 64 elements, so every part but the last is whole vectors), at least <see cref="MinPart"/> each, on
-    /// the process's <see cref="CpuWorkers"/>. For element-wise work only: the parts depend on the core count, so a reduction
+    /// Runs <paramref name="body"/>(start, count) over [0, <paramref name="length"/>) in at most one part per thread of the
+    /// process's default <see cref="CpuWorkers"/> set (every core, or the CPU update's threads: <see cref="CpuWorkers.UseForEveryPass"/>),
+    /// of equal lengths (multiples of 64 elements, so every part but the last is whole vectors), at least <see cref="MinPart"/> each. For element-wise work only: the parts depend on the core count, so a reduction
     /// must use fixed chunks instead. Even parts keep every core busy to the end, where fixed 2^20-element chunks gave a
     /// gpt2-large layer (19 chunks) a second round on 3 of 16 cores (issue 13's H100 grid: 8–11 ms per later micro-batch
     /// download of a gpt2-large layer, 3 ms for gpt2-medium's 13 chunks; the second round was the suspect).
@@ -67,7 +67,8 @@ public static class GradientSums
     public static void EvenParts(int length, Action<int, int> body)
     {
         ArgumentNullException.ThrowIfNull(body);
-        int parts = Math.Clamp(length / MinPart, 1, Environment.ProcessorCount);
+        CpuWorkers workers = CpuWorkers.ForCores();
+        int parts = Math.Clamp(length / MinPart, 1, workers.Threads);
         if (parts == 1)
         {
             body(0, length);
@@ -76,7 +77,7 @@ public static class GradientSums
         // Each part ⌈length / parts⌉ rounded up to whole 64 elements, so the parts never outnumber the cores.
         int size = (int)(((long)length + parts - 1) / parts + 63) & ~63;
         parts = (length + size - 1) / size;
-        CpuWorkers.ForCores().For(parts, p =>
+        workers.For(parts, p =>
         {
             int start = (int)p * size;
             body(start, Math.Min(size, length - start));

@@ -109,6 +109,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
             if (split && _ranks is not null) throw new ArgumentException("--master-weights split is not supported with several ranks yet: use --master-weights fp32.", nameof(settings));
             _params.RoundsTiesAway = split;
             int? updateThreads = EngineSettings.CpuUpdateThreads(settings, _device.type == TorchSharp.DeviceType.CUDA);
+            // The update's set is every pass's set (sums, norms, copies): one set of threads, never two taking turns on the cores.
+            AiOs.Planner.Optim.CpuWorkers.UseForEveryPass(updateThreads);
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options, updateThreads), _store, Io, Trace,
                 EightBitMoments.For(spec, settings, options, _ranks?.WorldSize ?? 1, updateThreads), split ? _params : null);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
@@ -330,6 +332,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Releases device slots, buffers and (unless kept) the swap folder.</summary>
     public void Dispose()
     {
+        AiOs.Planner.Optim.CpuWorkers.UseForEveryPass(null);
         _executor?.Dispose();
         _updateExecutor?.Dispose();
         _spareGrads?.Dispose();
