@@ -74,17 +74,31 @@ internal static partial class CudaDriver
         return stream;
     }
 
-    /// <summary>An event without timing (CU_EVENT_DISABLE_TIMING), for ordering only.</summary>
+    /// <summary>CU_EVENT_BLOCKING_SYNC and CU_EVENT_DISABLE_TIMING.</summary>
+    private const uint EventBlockingSync = 1, EventDisableTiming = 2;
+
+    /// <summary>
+    /// Whether a host thread that waits for an event (<see cref="Synchronize"/>) sleeps until the device reaches it
+    /// (CU_EVENT_BLOCKING_SYNC) rather than spin on a core. A context made with the default scheduling (libtorch's: one
+    /// context, more cores than contexts) spins, so each waiting worker, the CPU update's server waiting for a unit's
+    /// gradients and the download worker settling its oldest copy, held a core at 100% beside CPU Adam's threads and the
+    /// launching thread, which then lost its core for time slices: the suspect for the offloaded backward running 2–5×
+    /// its time alone beside the update while the in-step probe (no waits) read 1.07. A sleeping wait wakes some
+    /// microseconds late, against copies of milliseconds. <c>AIOS_SPIN_WAIT=1</c> restores spinning (a GPU A/B).
+    /// </summary>
+    internal static readonly bool SleepingWaits = Environment.GetEnvironmentVariable("AIOS_SPIN_WAIT") != "1";
+
+    /// <summary>An event without timing (CU_EVENT_DISABLE_TIMING), for ordering; a host that waits for it sleeps (<see cref="SleepingWaits"/>).</summary>
     public static nint CreateEvent()
     {
-        Check(EventCreate(out nint e, 2), "cuEventCreate");
+        Check(EventCreate(out nint e, EventDisableTiming | (SleepingWaits ? EventBlockingSync : 0)), "cuEventCreate");
         return e;
     }
 
-    /// <summary>An event that records when the device reaches it (CU_EVENT_DEFAULT), for <see cref="ElapsedMilliseconds"/>.</summary>
+    /// <summary>An event that records when the device reaches it, for <see cref="ElapsedMilliseconds"/>; a host that waits for it sleeps (<see cref="SleepingWaits"/>).</summary>
     public static nint CreateTimingEvent()
     {
-        Check(EventCreate(out nint e, 0), "cuEventCreate");
+        Check(EventCreate(out nint e, SleepingWaits ? EventBlockingSync : 0), "cuEventCreate");
         return e;
     }
 
