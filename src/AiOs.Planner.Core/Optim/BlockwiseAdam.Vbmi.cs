@@ -91,8 +91,8 @@ public static unsafe partial class BlockwiseAdam
         Vector512<float> gi = Vector512.Load(g) * Vector512.Create(k.GradScale);
         Vector512<float> m1 = Vector512.Create(k.Beta1) * m0 + Vector512.Create(k.OneMinusBeta1) * gi;
         Vector512<float> v1 = Vector512.Create(k.Beta2) * v0 + Vector512.Create(k.OneMinusBeta2) * gi * gi;
-        Vector512<float> sum = m1 + v1;
-        unfinite += sum - sum;
+        // (m + v) × 0 is ±0 while m + v is finite and NaN once it is not; added to the running +0 (+0 + −0 is +0) by one FMA.
+        unfinite = Avx512F.FusedMultiplyAdd(m1 + v1, Vector512<float>.Zero, unfinite);
         maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
         m1.Store(mNew);
         v1.Store(vNew);
@@ -107,9 +107,9 @@ public static unsafe partial class BlockwiseAdam
     {
         var msv = Vector512.Create(mScale); var vsv = Vector512.Create(vScale);
         Vector512<float> maxM = Vector512<float>.Zero, minM = Vector512<float>.Zero, maxV = Vector512<float>.Zero;
-        // Σ (s − s) with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
-        // NaN or an m of NaN makes it: one add and one subtract per group, where checking v < ∞ and m = m took two compares
-        // and two mask-to-vector moves. A block that trips it (its gradients or the scales handed in were not finite, or
+        // Σ s × 0 with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
+        // NaN or an m of NaN makes it: one add and one FMA per group, where checking v < ∞ and m = m took two compares and
+        // two mask-to-vector moves. A block that trips it (its gradients or the scales handed in were not finite, or
         // m + v overflowed) has both checks redone exactly from the buffers below, so the outcome is the other kernels'.
         Vector512<float> unfinite = Vector512<float>.Zero;
         byte* mPlanes = (byte*)MapPlanes.Signed, vPlanes = (byte*)MapPlanes.Unsigned;

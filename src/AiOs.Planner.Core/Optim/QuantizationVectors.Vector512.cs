@@ -33,13 +33,26 @@ internal static partial class QuantizationVectors
     }
 
     /// <summary>
-    /// <see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes; the region's
-    /// correction is a masked add of 1 (the compare's mask register) where the AVX2 code subtracts the all-ones lanes.
+    /// <see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes;
+    /// the region's correction is a masked add of 1 (the compare's mask register) where the AVX2 code subtracts the all-ones lanes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u)
+    public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u) =>
+        ClampedRanks(Avx512F.Min(Vector512.Abs(y), Vector512<float>.One), t, u); // vminps gives its second operand for NaN
+
+    /// <summary>
+    /// <see cref="StochasticRanks(Vector512{float}, in StochasticTables512, Vector512{float})"/> for lanes that are +0, positive
+    /// or NaN (of either sign), never −0 or negative, as the second moment's √v × (1 / scale) is: there |y| is y but for a NaN's
+    /// sign, which the clamp to 1 drops anyway, so the absolute value's operation is left out.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<int> StochasticRanksOfNonNegative(Vector512<float> y, in StochasticTables512 t, Vector512<float> u) =>
+        ClampedRanks(Avx512F.Min(y, Vector512<float>.One), t, u);
+
+    /// <summary>The stochastic ranks of magnitudes already clamped to [0, 1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> ClampedRanks(Vector512<float> a, in StochasticTables512 t, Vector512<float> u)
     {
-        Vector512<float> a = Avx512F.Min(Vector512.Abs(y), Vector512<float>.One); // vminps gives its second operand for NaN
         Vector512<int> e = RegionEstimates(a);
         Vector512<int> d = Vector512.ConditionalSelect(Avx512F.CompareGreaterThan(a, Avx512F.PermuteVar16x32(t.Upper, e)).AsInt32(), e + Vector512<int>.One, e);
         Vector512<float> q = Avx512F.FusedMultiplyAdd(a, Avx512F.PermuteVar16x32(t.Slope, d), Avx512F.PermuteVar16x32(t.Intercept, d));
@@ -53,15 +66,16 @@ internal static partial class QuantizationVectors
     }
 
     /// <summary>
-    /// <see cref="Codes(Vector256{int}, Vector256{float}, bool)"/> on sixteen lanes: 127 − min(r, 127) where y &lt; 0, else
-    /// 127 + min(r, 128), the same codes, the choice made by a mask register (a masked vpsubd) instead of a ±1 lane vector.
+    /// <see cref="Codes(Vector256{int}, Vector256{float}, bool)"/> on sixteen lanes for ranks r ≥ 0, as they go into an
+    /// unsigned saturating narrowing to bytes (vpmovusdb): max(127 − r, 0) where y &lt; 0, else 127 + r, whose narrowing is
+    /// 127 + min(r, 128), so the codes are the AVX2 kernel's; the choice is made by a mask register (a masked vpsubd), and
+    /// the positive side's cap is left to the narrowing. Unsigned codes are the ranks themselves.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> Codes(Vector512<int> r, Vector512<float> y, bool signed)
     {
         if (!signed) return r;
         Vector512<int> zeroCode = Vector512.Create(127);
-        return Vector512.ConditionalSelect(Avx512F.CompareLessThan(y, Vector512<float>.Zero).AsInt32(),
-            zeroCode - Vector512.Min(r, zeroCode), zeroCode + Vector512.Min(r, Vector512.Create(128)));
+        return Avx512F.Max(Vector512.ConditionalSelect(Avx512F.CompareLessThan(y, Vector512<float>.Zero).AsInt32(), zeroCode - r, zeroCode + r), Vector512<int>.Zero);
     }
 }
