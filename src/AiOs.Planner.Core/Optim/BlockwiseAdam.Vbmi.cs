@@ -83,14 +83,24 @@ public static unsafe partial class BlockwiseAdam
         e3 = Avx512BW.UnpackHigh(high01, high23).AsSingle();
     }
 
+    /// <summary>
+    /// Pass 1's per-step constants in registers, made once per block: created inside the group, the JIT broadcast them from
+    /// their scalar registers again in every 64 elements (five vbroadcastss on the shuffle port).
+    /// </summary>
+    private readonly struct MomentConstants(Coefficients k)
+    {
+        public readonly Vector512<float> GradScale = Vector512.Create(k.GradScale), Beta1 = Vector512.Create(k.Beta1),
+            OneMinusBeta1 = Vector512.Create(k.OneMinusBeta1), Beta2 = Vector512.Create(k.Beta2), OneMinusBeta2 = Vector512.Create(k.OneMinusBeta2);
+    }
+
     /// <summary>Sixteen elements of pass 1 from their old moments in registers: new m and v stored, the extremes and the finiteness sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Group(float* g, float* mNew, float* vNew, Vector512<float> m0, Vector512<float> v0, Coefficients k,
+    private static void Group(float* g, float* mNew, float* vNew, Vector512<float> m0, Vector512<float> v0, in MomentConstants k,
         ref Vector512<float> maxM, ref Vector512<float> minM, ref Vector512<float> maxV, ref Vector512<float> unfinite)
     {
-        Vector512<float> gi = Vector512.Load(g) * Vector512.Create(k.GradScale);
-        Vector512<float> m1 = Vector512.Create(k.Beta1) * m0 + Vector512.Create(k.OneMinusBeta1) * gi;
-        Vector512<float> v1 = Vector512.Create(k.Beta2) * v0 + Vector512.Create(k.OneMinusBeta2) * gi * gi;
+        Vector512<float> gi = Vector512.Load(g) * k.GradScale;
+        Vector512<float> m1 = k.Beta1 * m0 + k.OneMinusBeta1 * gi;
+        Vector512<float> v1 = k.Beta2 * v0 + k.OneMinusBeta2 * gi * gi;
         // (m + v) × 0 is ±0 while m + v is finite and NaN once it is not; added to the running +0 (+0 + −0 is +0) by one FMA.
         unfinite = Avx512F.FusedMultiplyAdd(m1 + v1, Vector512<float>.Zero, unfinite);
         maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
@@ -103,8 +113,9 @@ public static unsafe partial class BlockwiseAdam
     /// <see cref="Decode64"/> straight into registers: no scalar look-ups, no per-block decoded tables, and the buffers only
     /// written with the new moments. Returns how many elements it did (whole groups of sixteen).
     /// </summary>
-    private static int Moments512Vbmi(float* g, byte* mc, byte* vc, float mScale, float vScale, float* mNew, float* vNew, int n, Coefficients k, ref Extremes extremes)
+    private static int Moments512Vbmi(float* g, byte* mc, byte* vc, float mScale, float vScale, float* mNew, float* vNew, int n, Coefficients coefficients, ref Extremes extremes)
     {
+        var k = new MomentConstants(coefficients);
         var msv = Vector512.Create(mScale); var vsv = Vector512.Create(vScale);
         Vector512<float> maxM = Vector512<float>.Zero, minM = Vector512<float>.Zero, maxV = Vector512<float>.Zero;
         // Σ s × 0 with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or

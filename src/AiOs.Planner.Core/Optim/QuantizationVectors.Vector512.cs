@@ -35,6 +35,8 @@ internal static partial class QuantizationVectors
     /// <summary>
     /// <see cref="StochasticRanks(Vector256{float}, in StochasticTables, Vector256{float})"/> on sixteen lanes;
     /// the region's correction is a masked add of 1 (the compare's mask register) where the AVX2 code subtracts the all-ones lanes.
+    /// For uniforms u of at least 2⁻¹⁷ (<see cref="StochasticRounding"/>'s), whose ranks are never below 0, so the AVX2 code's
+    /// floor at 0 is left out.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u) =>
@@ -59,10 +61,10 @@ internal static partial class QuantizationVectors
         Vector512<float> above = Avx512F.Max(q - Avx512F.PermuteVar16x32(t.High, d), Vector512<float>.Zero);
         Vector512<float> f = Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.Lower, d), Avx512F.Min(q, Vector512<float>.Zero),
             Avx512F.FusedMultiplyAdd(Avx512F.PermuteVar16x32(t.UpperBend, d), above, q));
-        // ⌊f + u⌋ by one conversion rounding down (embedded rounding): the AVX2 code's floor then truncation, as the integer
-        // indefinite 0x80000000 for NaN and out-of-range sums alike.
-        Vector512<int> r = Avx512F.ConvertToVector512Int32(f + u, FloatRoundingMode.ToNegativeInfinity) + Avx512F.PermuteVar16x32(t.Base, d);
-        return Avx512F.Max(r, Vector512<int>.Zero);
+        // ⌊f + u⌋ by one conversion rounding down (embedded rounding): the AVX2 code's floor then truncation (a ≤ 1 keeps NaN
+        // and out-of-range sums out of it). No floor at 0 after it (the AVX2 code's vpmaxsd): with uniforms of at least 2⁻¹⁷,
+        // as the hash's are, no rank is below 0 (checked when the map is built).
+        return Avx512F.ConvertToVector512Int32(f + u, FloatRoundingMode.ToNegativeInfinity) + Avx512F.PermuteVar16x32(t.Base, d);
     }
 
     /// <summary>
