@@ -142,6 +142,36 @@ public class StochasticRoundingTests
     }
 
     [Fact]
+    public void Given_both_moments_When_ranked_together_Then_codes_equal_the_scalar_reference()
+    {
+        if (!QuantizationVectors.IsSupported512) return; // AVX-512 intrinsics
+        DynamicQuantizationMap signedMap = MapOf(true), unsignedMap = MapOf(false);
+        var mt = new QuantizationVectors.StochasticTables512(signedMap);
+        var vt = new QuantizationVectors.StochasticTables512(unsignedMap);
+        // m: any value; v: +0, positive or NaN (√v over its scale). Each list shuffled against the other, so every region of
+        // one meets many of the other's in a lane (the two estimates share a register).
+        var rng = new Random(9);
+        var m = RankInputs(signedMap, 1);
+        var v = RankInputs(unsignedMap, 1).Select(MathF.Abs).ToList();
+        v.AddRange([BitConverter.UInt32BitsToSingle(0xFFC00000u), 3e38f]);
+        int count = Math.Max(m.Count, v.Count) * 4 / 16 * 16;
+        for (int i = 0; i < count; i += 16)
+        {
+            float[] ym = Enumerable.Range(0, 16).Select(_ => m[rng.Next(m.Count)]).ToArray();
+            float[] yv = Enumerable.Range(0, 16).Select(_ => v[rng.Next(v.Count)]).ToArray();
+            uint[] hash = Enumerable.Range(0, 16).Select(_ => (uint)rng.NextInt64(0, 1L << 32)).ToArray();
+            float[] um = hash.Select(StochasticRounding.FirstMomentUniform).ToArray(), uv = hash.Select(StochasticRounding.SecondMomentUniform).ToArray();
+            QuantizationVectors.StochasticRanksOfMoments(Vector512.Create(ym), mt, Vector512.Create(um), Vector512.Create(yv), vt, Vector512.Create(uv), out var rm, out var rv);
+            Vector512<int> cm = QuantizationVectors.Codes(rm, Vector512.Create(ym), signed: true), cv = QuantizationVectors.Codes(rv, Vector512.Create(yv), signed: false);
+            for (int lane = 0; lane < 16; lane++)
+            {
+                Assert.True(Math.Min(cm[lane], 255) == signedMap.QuantizeStochastic(ym[lane], um[lane]), $"m {ym[lane]:R} beside v {yv[lane]:R}, u {um[lane]:R}: vector {cm[lane]}, scalar {signedMap.QuantizeStochastic(ym[lane], um[lane])}");
+                Assert.True(Math.Min(cv[lane], 255) == unsignedMap.QuantizeStochastic(yv[lane], uv[lane]), $"v {yv[lane]:R} beside m {ym[lane]:R}, u {uv[lane]:R}: vector {cv[lane]}, scalar {unsignedMap.QuantizeStochastic(yv[lane], uv[lane])}");
+            }
+        }
+    }
+
+    [Fact]
     public void Given_keys_When_uniforms_are_drawn_on_sixteen_lanes_or_one_by_one_Then_they_agree()
     {
         // Many keys, the ends of the counter's range among them (the 512-bit path folds the hash's last xor-shift into the

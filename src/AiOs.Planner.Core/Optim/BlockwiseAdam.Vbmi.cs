@@ -59,10 +59,9 @@ public static unsafe partial class BlockwiseAdam
 
     /// <summary>One plane's bytes for 64 codes: the low half's table where the code's top bit is clear, the high half's where set.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> PlaneBytes(byte* plane, Vector512<byte> codes, Vector512<byte> high) =>
-        Vector512.ConditionalSelect(high,
-            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane + 128), codes, Vector512.Load(plane + 192)),
-            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane), codes, Vector512.Load(plane + 64)));
+    private static Vector512<byte> PlaneBytes(byte* plane, Vector512<byte> codes) =>
+        Avx512BW.BlendVariable(Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane), codes, Vector512.Load(plane + 64)),
+            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane + 128), codes, Vector512.Load(plane + 192)), codes);
 
     /// <summary>
     /// The map values of 64 codes (whose byte planes are at <paramref name="planes"/>), decoded in vector registers: elements
@@ -72,9 +71,8 @@ public static unsafe partial class BlockwiseAdam
     private static void Decode64(Vector512<byte> codes, byte* planes, out Vector512<float> e0, out Vector512<float> e1, out Vector512<float> e2, out Vector512<float> e3)
     {
         Vector512<byte> c = Avx512Vbmi.PermuteVar64x8(codes, DecodeOrder);
-        Vector512<byte> high = Vector512.LessThan(c.AsSByte(), Vector512<sbyte>.Zero).AsByte();
-        Vector512<byte> b0 = PlaneBytes(planes, c, high), b1 = PlaneBytes(planes + 256, c, high);
-        Vector512<byte> b2 = PlaneBytes(planes + 512, c, high), b3 = PlaneBytes(planes + 768, c, high);
+        Vector512<byte> b0 = PlaneBytes(planes, c), b1 = PlaneBytes(planes + 256, c);
+        Vector512<byte> b2 = PlaneBytes(planes + 512, c), b3 = PlaneBytes(planes + 768, c);
         Vector512<ushort> low01 = Avx512BW.UnpackLow(b0, b1).AsUInt16(), high01 = Avx512BW.UnpackHigh(b0, b1).AsUInt16();
         Vector512<ushort> low23 = Avx512BW.UnpackLow(b2, b3).AsUInt16(), high23 = Avx512BW.UnpackHigh(b2, b3).AsUInt16();
         e0 = Avx512BW.UnpackLow(low01, low23).AsSingle();

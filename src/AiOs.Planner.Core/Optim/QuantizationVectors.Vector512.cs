@@ -39,8 +39,11 @@ internal static partial class QuantizationVectors
     /// floor at 0 is left out.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u) =>
-        ClampedRanks(Avx512F.Min(Vector512.Abs(y), Vector512<float>.One), t, u); // vminps gives its second operand for NaN
+    public static Vector512<int> StochasticRanks(Vector512<float> y, in StochasticTables512 t, Vector512<float> u)
+    {
+        Vector512<float> a = Avx512F.Min(Vector512.Abs(y), Vector512<float>.One); // vminps gives its second operand for NaN
+        return ClampedRanks(a, RegionEstimates(a), t, u);
+    }
 
     /// <summary>
     /// <see cref="StochasticRanks(Vector512{float}, in StochasticTables512, Vector512{float})"/> for lanes that are +0, positive
@@ -48,14 +51,39 @@ internal static partial class QuantizationVectors
     /// sign, which the clamp to 1 drops anyway, so the absolute value's operation is left out.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<int> StochasticRanksOfNonNegative(Vector512<float> y, in StochasticTables512 t, Vector512<float> u) =>
-        ClampedRanks(Avx512F.Min(y, Vector512<float>.One), t, u);
-
-    /// <summary>The stochastic ranks of magnitudes already clamped to [0, 1].</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<int> ClampedRanks(Vector512<float> a, in StochasticTables512 t, Vector512<float> u)
+    public static Vector512<int> StochasticRanksOfNonNegative(Vector512<float> y, in StochasticTables512 t, Vector512<float> u)
     {
-        Vector512<int> e = RegionEstimates(a);
+        Vector512<float> a = Avx512F.Min(y, Vector512<float>.One);
+        return ClampedRanks(a, RegionEstimates(a), t, u);
+    }
+
+    /// <summary>
+    /// Both moments' ranks at once, as <see cref="StochasticRanks(Vector512{float}, in StochasticTables512, Vector512{float})"/>
+    /// gives m's (<paramref name="ym"/>) and <see cref="StochasticRanksOfNonNegative"/> v's (<paramref name="yv"/>, the same
+    /// conditions), bit for bit. The two region estimates share one vpmulhuw and one vpsubusw: per dword, v's magnitude's
+    /// top 16 bits go in the low word and m's in the high word (its own place, so only v's need shifting), each word is
+    /// estimated alone, and v's estimate stays in the low word, where vpermps reads an index's low four bits only.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void StochasticRanksOfMoments(Vector512<float> ym, in StochasticTables512 mt, Vector512<float> um,
+        Vector512<float> yv, in StochasticTables512 vt, Vector512<float> uv, out Vector512<int> rm, out Vector512<int> rv)
+    {
+        Vector512<float> am = Avx512F.Min(Vector512.Abs(ym), Vector512<float>.One), av = Avx512F.Min(yv, Vector512<float>.One);
+        // High word from am, low word from av ≫ 16 (whose high word is 0): c ? b : a as one vpternlogd.
+        Vector512<ushort> tops = Avx512F.TernaryLogic(Avx512F.ShiftRightLogical(av.AsUInt32(), 16), am.AsUInt32(), Vector512.Create(0xFFFF0000u), 0xD8).AsUInt16();
+        Vector512<int> both = Avx512BW.SubtractSaturate(Avx512BW.MultiplyHigh(tops, Vector512.Create((ushort)DynamicQuantizationMap.RegionEstimateMultiplier)),
+            Vector512.Create((ushort)DynamicQuantizationMap.RegionEstimateBias)).AsInt32();
+        rm = ClampedRanks(am, Avx512F.ShiftRightLogical(both, 16), mt, um);
+        rv = ClampedRanks(av, both, vt, uv);
+    }
+
+    /// <summary>
+    /// The stochastic ranks of magnitudes <paramref name="a"/> already clamped to [0, 1], from their region estimates
+    /// <paramref name="e"/> (<see cref="RegionEstimates(Vector512{float})"/>; only each lane's low four bits are read).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> ClampedRanks(Vector512<float> a, Vector512<int> e, in StochasticTables512 t, Vector512<float> u)
+    {
         Vector512<int> d = Vector512.ConditionalSelect(Avx512F.CompareGreaterThan(a, Avx512F.PermuteVar16x32(t.Upper, e)).AsInt32(), e + Vector512<int>.One, e);
         Vector512<float> q = Avx512F.FusedMultiplyAdd(a, Avx512F.PermuteVar16x32(t.Slope, d), Avx512F.PermuteVar16x32(t.Intercept, d));
         Vector512<float> above = Avx512F.Max(q - Avx512F.PermuteVar16x32(t.High, d), Vector512<float>.Zero);
