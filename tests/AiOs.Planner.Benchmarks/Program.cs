@@ -56,4 +56,10 @@ if (args.Length > 0 && args[0] == "adam8")
         args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 1);
     return;
 }
+// `-- adam8ab DIR_A DIR_B [N] [steps] [rounds] [threads] [nobf]` times two builds' 8-bit Adam against each other in one process (issue 15).
+if (args.Length > 0 && args[0] == "adam8ab")
+{
+    EightBitAb.Run(args);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(SimulatorBenchmarks).Assembly).Run(args);

@@ -118,15 +118,75 @@ public class StochasticRoundingTests
             }
     }
 
-    [Fact]
-    public void Given_a_key_When_uniforms_are_drawn_on_sixteen_lanes_or_one_by_one_Then_they_agree()
+    [Theory]
+    [MemberData(nameof(Maps))]
+    public void Given_non_negative_values_and_NaNs_When_ranked_without_the_absolute_value_Then_codes_equal_the_scalar_reference(bool signed)
     {
-        uint key = StochasticRounding.BlockKey(5, StochasticRounding.BlockSeed(7, 4099));
-        var (m, v) = StochasticRounding.Uniforms(StochasticRounding.Mix(Vector512.Create(key) + Vector512.Create(0u, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)));
-        for (int i = 0; i < 16; i++)
+        if (!QuantizationVectors.IsSupported512) return; // AVX-512 intrinsics
+        DynamicQuantizationMap Map = MapOf(signed);
+        var t = new QuantizationVectors.StochasticTables512(Map);
+        // The second moment's inputs: +0, positive (beyond 1 too) or NaN of either sign, never −0.
+        var x = RankInputs(Map, 1).Select(MathF.Abs).ToList();
+        x.AddRange([BitConverter.UInt32BitsToSingle(0x7FC00000u), BitConverter.UInt32BitsToSingle(0xFFC00000u), BitConverter.UInt32BitsToSingle(0xFF800001u), 3e38f]);
+        while (x.Count % 16 != 0) x.Add(0.25f);
+        var rng = new Random(5);
+        for (int round = 0; round < 4; round++)
+            for (int i = 0; i < x.Count; i += 16)
+            {
+                float[] u = Enumerable.Range(0, 16).Select(_ => StochasticRounding.SecondMomentUniform((uint)rng.Next())).ToArray();
+                Vector512<float> y = Vector512.Create(x.GetRange(i, 16).ToArray());
+                Vector512<int> r = QuantizationVectors.Codes(QuantizationVectors.StochasticRanksOfNonNegative(y, t, Vector512.Create(u)), y, signed);
+                for (int lane = 0; lane < 16; lane++)
+                    Assert.True(Math.Min(r[lane], 255) == Map.QuantizeStochastic(y[lane], u[lane]), $"y {y[lane]:R}, u {u[lane]:R}: vector {r[lane]}, scalar {Map.QuantizeStochastic(y[lane], u[lane])}");
+            }
+    }
+
+    [Fact]
+    public void Given_both_moments_When_ranked_together_Then_codes_equal_the_scalar_reference()
+    {
+        if (!QuantizationVectors.IsSupported512) return; // AVX-512 intrinsics
+        DynamicQuantizationMap signedMap = MapOf(true), unsignedMap = MapOf(false);
+        var mt = new QuantizationVectors.StochasticTables512(signedMap);
+        var vt = new QuantizationVectors.StochasticTables512(unsignedMap);
+        // m: any value; v: +0, positive or NaN (√v over its scale). Each list shuffled against the other, so every region of
+        // one meets many of the other's in a lane (the two estimates share a register).
+        var rng = new Random(9);
+        var m = RankInputs(signedMap, 1);
+        var v = RankInputs(unsignedMap, 1).Select(MathF.Abs).ToList();
+        v.AddRange([BitConverter.UInt32BitsToSingle(0xFFC00000u), 3e38f]);
+        int count = Math.Max(m.Count, v.Count) * 4 / 16 * 16;
+        for (int i = 0; i < count; i += 16)
         {
-            Assert.Equal(StochasticRounding.FirstMomentUniform(StochasticRounding.ElementHash(key, i)), m[i]);
-            Assert.Equal(StochasticRounding.SecondMomentUniform(StochasticRounding.ElementHash(key, i)), v[i]);
+            float[] ym = Enumerable.Range(0, 16).Select(_ => m[rng.Next(m.Count)]).ToArray();
+            float[] yv = Enumerable.Range(0, 16).Select(_ => v[rng.Next(v.Count)]).ToArray();
+            uint[] hash = Enumerable.Range(0, 16).Select(_ => (uint)rng.NextInt64(0, 1L << 32)).ToArray();
+            float[] um = hash.Select(StochasticRounding.FirstMomentUniform).ToArray(), uv = hash.Select(StochasticRounding.SecondMomentUniform).ToArray();
+            QuantizationVectors.StochasticRanksOfMoments(Vector512.Create(ym), mt, Vector512.Create(um), Vector512.Create(yv), vt, Vector512.Create(uv), out var rm, out var rv);
+            Vector512<int> cm = QuantizationVectors.Codes(rm, Vector512.Create(ym), signed: true), cv = QuantizationVectors.Codes(rv, Vector512.Create(yv), signed: false);
+            for (int lane = 0; lane < 16; lane++)
+            {
+                Assert.True(Math.Min(cm[lane], 255) == signedMap.QuantizeStochastic(ym[lane], um[lane]), $"m {ym[lane]:R} beside v {yv[lane]:R}, u {um[lane]:R}: vector {cm[lane]}, scalar {signedMap.QuantizeStochastic(ym[lane], um[lane])}");
+                Assert.True(Math.Min(cv[lane], 255) == unsignedMap.QuantizeStochastic(yv[lane], uv[lane]), $"v {yv[lane]:R} beside m {ym[lane]:R}, u {uv[lane]:R}: vector {cv[lane]}, scalar {unsignedMap.QuantizeStochastic(yv[lane], uv[lane])}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Given_keys_When_uniforms_are_drawn_on_sixteen_lanes_or_one_by_one_Then_they_agree()
+    {
+        // Many keys, the ends of the counter's range among them (the 512-bit path folds the hash's last xor-shift into the
+        // uniforms' bit operations, so every bit of the low and high halves must come out as the scalar hash's).
+        var rng = new Random(11);
+        var keys = new List<uint> { StochasticRounding.BlockKey(5, StochasticRounding.BlockSeed(7, 4099)), 0, uint.MaxValue - 7, 0xFFF8u, 0x8000_0000u };
+        for (int j = 0; j < 200; j++) keys.Add((uint)rng.NextInt64(0, 1L << 32));
+        foreach (uint key in keys)
+        {
+            var (m, v) = StochasticRounding.ElementUniforms(Vector512.Create(key) + Vector512.Create(0u, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+            for (int i = 0; i < 16; i++)
+            {
+                Assert.Equal(StochasticRounding.FirstMomentUniform(StochasticRounding.ElementHash(key, i)), m[i]);
+                Assert.Equal(StochasticRounding.SecondMomentUniform(StochasticRounding.ElementHash(key, i)), v[i]);
+            }
         }
     }
 

@@ -59,10 +59,9 @@ public static unsafe partial class BlockwiseAdam
 
     /// <summary>One plane's bytes for 64 codes: the low half's table where the code's top bit is clear, the high half's where set.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<byte> PlaneBytes(byte* plane, Vector512<byte> codes, Vector512<byte> high) =>
-        Vector512.ConditionalSelect(high,
-            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane + 128), codes, Vector512.Load(plane + 192)),
-            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane), codes, Vector512.Load(plane + 64)));
+    private static Vector512<byte> PlaneBytes(byte* plane, Vector512<byte> codes) =>
+        Avx512BW.BlendVariable(Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane), codes, Vector512.Load(plane + 64)),
+            Avx512Vbmi.PermuteVar64x8x2(Vector512.Load(plane + 128), codes, Vector512.Load(plane + 192)), codes);
 
     /// <summary>
     /// The map values of 64 codes (whose byte planes are at <paramref name="planes"/>), decoded in vector registers: elements
@@ -72,9 +71,8 @@ public static unsafe partial class BlockwiseAdam
     private static void Decode64(Vector512<byte> codes, byte* planes, out Vector512<float> e0, out Vector512<float> e1, out Vector512<float> e2, out Vector512<float> e3)
     {
         Vector512<byte> c = Avx512Vbmi.PermuteVar64x8(codes, DecodeOrder);
-        Vector512<byte> high = Vector512.LessThan(c.AsSByte(), Vector512<sbyte>.Zero).AsByte();
-        Vector512<byte> b0 = PlaneBytes(planes, c, high), b1 = PlaneBytes(planes + 256, c, high);
-        Vector512<byte> b2 = PlaneBytes(planes + 512, c, high), b3 = PlaneBytes(planes + 768, c, high);
+        Vector512<byte> b0 = PlaneBytes(planes, c), b1 = PlaneBytes(planes + 256, c);
+        Vector512<byte> b2 = PlaneBytes(planes + 512, c), b3 = PlaneBytes(planes + 768, c);
         Vector512<ushort> low01 = Avx512BW.UnpackLow(b0, b1).AsUInt16(), high01 = Avx512BW.UnpackHigh(b0, b1).AsUInt16();
         Vector512<ushort> low23 = Avx512BW.UnpackLow(b2, b3).AsUInt16(), high23 = Avx512BW.UnpackHigh(b2, b3).AsUInt16();
         e0 = Avx512BW.UnpackLow(low01, low23).AsSingle();
@@ -83,16 +81,26 @@ public static unsafe partial class BlockwiseAdam
         e3 = Avx512BW.UnpackHigh(high01, high23).AsSingle();
     }
 
+    /// <summary>
+    /// Pass 1's per-step constants in registers, made once per block: created inside the group, the JIT broadcast them from
+    /// their scalar registers again in every 64 elements (five vbroadcastss on the shuffle port).
+    /// </summary>
+    private readonly struct MomentConstants(Coefficients k)
+    {
+        public readonly Vector512<float> GradScale = Vector512.Create(k.GradScale), Beta1 = Vector512.Create(k.Beta1),
+            OneMinusBeta1 = Vector512.Create(k.OneMinusBeta1), Beta2 = Vector512.Create(k.Beta2), OneMinusBeta2 = Vector512.Create(k.OneMinusBeta2);
+    }
+
     /// <summary>Sixteen elements of pass 1 from their old moments in registers: new m and v stored, the extremes and the finiteness sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Group(float* g, float* mNew, float* vNew, Vector512<float> m0, Vector512<float> v0, Coefficients k,
+    private static void Group(float* g, float* mNew, float* vNew, Vector512<float> m0, Vector512<float> v0, in MomentConstants k,
         ref Vector512<float> maxM, ref Vector512<float> minM, ref Vector512<float> maxV, ref Vector512<float> unfinite)
     {
-        Vector512<float> gi = Vector512.Load(g) * Vector512.Create(k.GradScale);
-        Vector512<float> m1 = Vector512.Create(k.Beta1) * m0 + Vector512.Create(k.OneMinusBeta1) * gi;
-        Vector512<float> v1 = Vector512.Create(k.Beta2) * v0 + Vector512.Create(k.OneMinusBeta2) * gi * gi;
-        Vector512<float> sum = m1 + v1;
-        unfinite += sum - sum;
+        Vector512<float> gi = Vector512.Load(g) * k.GradScale;
+        Vector512<float> m1 = k.Beta1 * m0 + k.OneMinusBeta1 * gi;
+        Vector512<float> v1 = k.Beta2 * v0 + k.OneMinusBeta2 * gi * gi;
+        // (m + v) × 0 is ±0 while m + v is finite and NaN once it is not; added to the running +0 (+0 + −0 is +0) by one FMA.
+        unfinite = Avx512F.FusedMultiplyAdd(m1 + v1, Vector512<float>.Zero, unfinite);
         maxM = Avx512F.Max(maxM, m1); minM = Avx512F.Min(minM, m1); maxV = Avx512F.Max(maxV, v1);
         m1.Store(mNew);
         v1.Store(vNew);
@@ -103,13 +111,14 @@ public static unsafe partial class BlockwiseAdam
     /// <see cref="Decode64"/> straight into registers: no scalar look-ups, no per-block decoded tables, and the buffers only
     /// written with the new moments. Returns how many elements it did (whole groups of sixteen).
     /// </summary>
-    private static int Moments512Vbmi(float* g, byte* mc, byte* vc, float mScale, float vScale, float* mNew, float* vNew, int n, Coefficients k, ref Extremes extremes)
+    private static int Moments512Vbmi(float* g, byte* mc, byte* vc, float mScale, float vScale, float* mNew, float* vNew, int n, Coefficients coefficients, ref Extremes extremes)
     {
+        var k = new MomentConstants(coefficients);
         var msv = Vector512.Create(mScale); var vsv = Vector512.Create(vScale);
         Vector512<float> maxM = Vector512<float>.Zero, minM = Vector512<float>.Zero, maxV = Vector512<float>.Zero;
-        // Σ (s − s) with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
-        // NaN or an m of NaN makes it: one add and one subtract per group, where checking v < ∞ and m = m took two compares
-        // and two mask-to-vector moves. A block that trips it (its gradients or the scales handed in were not finite, or
+        // Σ s × 0 with s = m + v stays +0 while every s is finite, and turns NaN for good once one is not, as a v of +∞ or
+        // NaN or an m of NaN makes it: one add and one FMA per group, where checking v < ∞ and m = m took two compares and
+        // two mask-to-vector moves. A block that trips it (its gradients or the scales handed in were not finite, or
         // m + v overflowed) has both checks redone exactly from the buffers below, so the outcome is the other kernels'.
         Vector512<float> unfinite = Vector512<float>.Zero;
         byte* mPlanes = (byte*)MapPlanes.Signed, vPlanes = (byte*)MapPlanes.Unsigned;

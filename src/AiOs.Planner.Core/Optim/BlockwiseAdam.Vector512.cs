@@ -105,9 +105,10 @@ public static unsafe partial class BlockwiseAdam
             p1.Store(p + i);
             if (h != null) Bf16.Pack(p1).Store(h + i);
             Vector512<float> ym = m1 * mi, yv = r1 * vi;
-            var (um, uv) = StochasticRounding.Uniforms(StochasticRounding.Mix(counter));
-            Vector512<int> rm = QuantizationVectors.StochasticRanks(ym, mt, um);
-            Vector512<int> rv = QuantizationVectors.StochasticRanks(yv, vt, uv);
+            var (um, uv) = StochasticRounding.ElementUniforms(counter);
+            // √v ≥ +0 (v = β2·v0 + (1 − β2)·g² is −0 only if β2 < 0 and 1 − β2 < 0 at once) times 1 / scale ≥ +0: +0,
+            // positive or NaN, never −0, so its magnitude needs no absolute value.
+            QuantizationVectors.StochasticRanksOfMoments(ym, mt, um, yv, vt, uv, out Vector512<int> rm, out Vector512<int> rv);
             Avx512F.ConvertToVector128ByteWithSaturation(QuantizationVectors.Codes(rm, ym, signed: true).AsUInt32()).Store(mc + i);
             Avx512F.ConvertToVector128ByteWithSaturation(QuantizationVectors.Codes(rv, yv, signed: false).AsUInt32()).Store(vc + i);
         }

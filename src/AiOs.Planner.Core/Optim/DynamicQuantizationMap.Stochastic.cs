@@ -73,6 +73,17 @@ public sealed partial class DynamicQuantizationMap
         foreach (float t in RegionUpper.Where(float.IsFinite))
             if (Math.Abs(FractionalRank(t) - FractionalRank(MathF.BitIncrement(t))) > 1e-3)
                 throw new InvalidOperationException($"The fractional rank jumps at region boundary {t}.");
+        // The 512-bit kernel leaves out the ranks' floor at 0 (QuantizationVectors.StochasticRanks on sixteen lanes). Within a
+        // region F does not decrease (q = fma(a, slope, intercept) does not, and each of f's three pieces grows with q), and
+        // uniforms are at least uLow, so the floor never acts if each region's least magnitude ranks at 0 or above with uLow.
+        for (int d = 0; d < RegionUpper.Length; d++)
+        {
+            float least = d == 0 ? 0f : MathF.BitIncrement(RegionUpper[d - 1]);
+            if (least > 1f) break;
+            float offset = FractionalOffset(least, out int region);
+            if ((int)StochasticBase[region] + (int)MathF.Floor(offset + uLow) < 0)
+                throw new InvalidOperationException($"Magnitude {least} (region {region}) ranks below 0 with the least uniform; the 512-bit ranks need the floor at 0 back.");
+        }
     }
 
     /// <summary>The region of a magnitude 0 ≤ a ≤ 1 (0 … 7): how many region boundaries lie below it.</summary>

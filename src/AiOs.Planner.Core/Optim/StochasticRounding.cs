@@ -71,27 +71,27 @@ public static class StochasticRounding
         return (m, v);
     }
 
-    /// <summary><see cref="Mix(uint)"/> on sixteen lanes.</summary>
+    /// <summary>
+    /// Both moments' uniforms of sixteen elements whose <see cref="ElementHash"/> inputs (key + index) are
+    /// <paramref name="counter"/>: <see cref="FirstMomentUniform(uint)"/> and <see cref="SecondMomentUniform(uint)"/> of
+    /// <see cref="Mix(uint)"/>, bit for bit, with the hash's last step (x ^= x ≫ 16) folded into the uniforms' bit operations.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<uint> Mix(Vector512<uint> x)
+    internal static (Vector512<float> M, Vector512<float> V) ElementUniforms(Vector512<uint> counter)
     {
+        Vector512<uint> x = counter;
         x ^= Vector512.ShiftRightLogical(x, 16);
         x *= Vector512.Create(0x7feb352du);
         x ^= Vector512.ShiftRightLogical(x, 15);
         x *= Vector512.Create(0x846ca68bu);
-        x ^= Vector512.ShiftRightLogical(x, 16);
-        return x;
-    }
-
-    /// <summary><see cref="Uniforms(Vector256{uint})"/> on sixteen lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static (Vector512<float> M, Vector512<float> V) Uniforms(Vector512<uint> hash)
-    {
-        // By the bits, no conversion: the 16 bits k placed as mantissa bits 7 … 22 under bit 6 set and 1.0's exponent make
-        // 1 + (2k + 1)/2¹⁷, and subtracting 1 (exact) leaves (k + ½)/2¹⁶, the scalar's value. The and-or is one vpternlogd.
+        // The finished hash is x ^ (x ≫ 16): its high 16 bits are x's, its low 16 bits x's low ^ high. By the bits, no
+        // conversion: 16 bits k placed as mantissa bits 7 … 22 under bit 6 set and 1.0's exponent make 1 + (2k + 1)/2¹⁷, and
+        // subtracting 1 (exact) leaves (k + ½)/2¹⁶, the scalar's value. v's bits are (x ≫ 9) inside the mantissa field or-ed
+        // with 1.0's pattern (one vpternlogd); m's are v's with the mantissa field xor-ed with x ≪ 7, which holds x's low 16
+        // bits there (another: mantissa ? (x ≪ 7) ^ v : v), so the hash's last shift and xor cost nothing.
         Vector512<uint> mantissa = Vector512.Create(0x007FFF80u), one = Vector512.Create(0x3F800040u);
-        Vector512<float> m = Avx512F.TernaryLogic(Vector512.ShiftLeft(hash, 7), mantissa, one, 0xEA).AsSingle() - Vector512<float>.One;
-        Vector512<float> v = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(hash, 9), mantissa, one, 0xEA).AsSingle() - Vector512<float>.One;
-        return (m, v);
+        Vector512<uint> vBits = Avx512F.TernaryLogic(Vector512.ShiftRightLogical(x, 9), mantissa, one, 0xEA);
+        Vector512<uint> mBits = Avx512F.TernaryLogic(Vector512.ShiftLeft(x, 7), vBits, mantissa, 0x6C);
+        return (mBits.AsSingle() - Vector512<float>.One, vBits.AsSingle() - Vector512<float>.One);
     }
 }
