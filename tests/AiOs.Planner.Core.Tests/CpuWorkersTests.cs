@@ -153,24 +153,46 @@ public class CpuWorkersTests
     }
 
     [Fact]
-    public void Given_the_update_threads_set_for_every_pass_When_a_pass_names_no_count_Then_it_runs_on_that_set_and_even_parts_never_outnumber_it()
+    public void Given_the_update_threads_set_for_every_pass_When_a_pass_names_no_count_Then_it_runs_on_that_set_until_the_scope_ends()
     {
-        try
+        int before = CpuWorkers.DefaultThreads;
+        using (CpuWorkers.UseForEveryPass(1))
         {
-            CpuWorkers.UseForEveryPass(1);
-            Assert.Equal(1, CpuWorkers.DefaultThreads);
             Assert.Equal(1, CpuWorkers.ForCores().Threads);
             int parts = 0;
             GradientSums.EvenParts(64 * GradientSums.MinPart, (_, _) => Interlocked.Increment(ref parts));
             Assert.Equal(1, parts);
+            using (CpuWorkers.UseForEveryPass(3)) Assert.Equal(3, CpuWorkers.DefaultThreads);
+            Assert.Equal(1, CpuWorkers.DefaultThreads);
+        }
+        Assert.Equal(before, CpuWorkers.DefaultThreads);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuWorkers.UseForEveryPass(0));
+    }
 
-            CpuWorkers.UseForEveryPass(null);
-            Assert.Equal(Environment.ProcessorCount, CpuWorkers.ForCores().Threads);
-            Assert.Throws<ArgumentOutOfRangeException>(() => CpuWorkers.UseForEveryPass(0));
-        }
-        finally
+    [Fact]
+    public async Task Given_a_long_pass_on_the_workers_When_a_newer_pass_is_published_Then_a_worker_leaves_its_pass_to_help_the_newer()
+    {
+        // A set no other test uses, so no one else's pass is published meanwhile.
+        var set = CpuWorkers.Shared(7);
+        using var longStarted = new ManualResetEventSlim();
+        using var shortDone = new ManualResetEventSlim();
+        var shortThreads = new System.Collections.Concurrent.ConcurrentDictionary<int, byte>();
+        var longPass = Task.Run(() => set.For(400, c =>
         {
-            CpuWorkers.UseForEveryPass(null);
-        }
+            longStarted.Set();
+            if (!shortDone.IsSet) Thread.Sleep(1);
+        }));
+        Assert.True(longStarted.Wait(TimeSpan.FromSeconds(30)));
+        // Chunks that each take long enough that the caller alone cannot claim them all before a worker comes.
+        set.For(8, c =>
+        {
+            shortThreads[Environment.CurrentManagedThreadId] = 0;
+            Thread.Sleep(5);
+        });
+        shortDone.Set();
+        await longPass.WaitAsync(TimeSpan.FromSeconds(60));
+
+        // The long pass's worker came over after its current chunk: the short pass ran on two threads, not on its caller alone.
+        Assert.True(shortThreads.Count >= 2, $"the newer pass ran on {shortThreads.Count} thread(s)");
     }
 }

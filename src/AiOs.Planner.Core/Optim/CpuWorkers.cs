@@ -21,9 +21,9 @@ namespace AiOs.Planner.Optim;
 /// One set per thread count per process (<see cref="Shared"/>), like <c>ArrayPool.Shared</c>: the threads are a process
 /// resource, and a set per optimizer would multiply them. Each pass is its own object with its own chunk counter, so a
 /// worker that comes late to a pass finds its chunks taken and does nothing, and two callers' passes at once both finish
-/// with the workers' help: a worker that runs out of chunks in its pass takes the newest pass that still has some, then
-/// the older ones (a norm pass published during a CPU Adam pass gets the workers as they finish their update chunks, and
-/// none is left to its caller alone while a worker is idle). That also makes a pass
+/// with the workers' help: a worker takes the newest pass that still has chunks, then the older ones, and after each chunk
+/// it looks again once a newer pass has been published (a norm or gradient-sum pass published during a CPU Adam pass gets
+/// the workers as they finish their current update chunk, and none is left to its caller alone while a worker is idle). That also makes a pass
 /// re-entrant: a chunk that itself runs a pass (on this set or another) is that pass's caller, claims its chunks and so
 /// finishes it with or without help, then goes back to its own pass, whose caller is still claiming chunks; nothing waits
 /// on a thread that is not running a chunk. A pass cannot be cancelled: it always runs every chunk, even after one threw.
@@ -65,21 +65,34 @@ public sealed class CpuWorkers
     /// </summary>
     public static int DefaultThreads => Volatile.Read(ref s_defaultThreads) is > 0 and var n ? n : Environment.ProcessorCount;
 
-    /// <summary>The count <see cref="UseForEveryPass"/> set; 0 for every core.</summary>
+    /// <summary>The count the innermost <see cref="UseForEveryPass"/> scope set; 0 for every core.</summary>
     private static int s_defaultThreads;
 
     /// <summary>
     /// Makes every pass that names no thread count (gradient sums, norms, copies) run on the set of <paramref name="threads"/>
-    /// (null: every core again). The engine calls it with its CPU update's threads when the update runs beside the GPU's work
-    /// (every core but the launching thread's): the update's passes and the others then share one set, whose workers take the
-    /// newest pass first, so a gradient sum published during an update gets them as they finish their update chunks. With two
-    /// sets (15 threads for the update, 16 for the rest) 31 threads took turns on 16 cores, and a pass waited on its slowest
-    /// part for whole time slices. Any count gives the same bits (see the class remarks); only the speed changes.
+    /// until the returned scope is disposed, which restores the count before it. The engine takes one with its CPU update's
+    /// threads when the update runs beside the GPU's work (every core but the launching thread's): the update's passes and
+    /// the others then share one set, and a worker that finishes a chunk moves to the newest pass with work left, so a
+    /// gradient sum published during an update gets the workers as they finish their update chunks. With two sets (15
+    /// threads for the update, 16 for the rest) 31 threads took turns on 16 cores. Any count gives the same bits (see the
+    /// class remarks); only the speed changes. Scopes are process-wide: nest them, do not interleave them across threads.
     /// </summary>
-    public static void UseForEveryPass(int? threads)
+    public static IDisposable UseForEveryPass(int threads)
     {
-        if (threads is < 1) throw new ArgumentOutOfRangeException(nameof(threads), threads, "A pass needs at least one thread.");
-        Volatile.Write(ref s_defaultThreads, threads ?? 0);
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        int before = Interlocked.Exchange(ref s_defaultThreads, threads);
+        return new DefaultScope(before);
+    }
+
+    /// <summary>Restores the default thread count it replaced, once.</summary>
+    private sealed class DefaultScope(int before) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) Volatile.Write(ref s_defaultThreads, before);
+        }
     }
 
     /// <summary>The set for up to <paramref name="threads"/> threads (default: <see cref="DefaultThreads"/>), capped at the core count.</summary>
@@ -162,7 +175,8 @@ public sealed class CpuWorkers
             long seen = Interlocked.Read(ref _published);
             Pass? pass = WithWork();
             if (pass is null) WaitForPass(seen);
-            else pass.Run();
+            // Back here after any chunk once a newer pass is published, so the newest pass gets the workers first.
+            else pass.Run(() => Interlocked.Read(ref _published) != seen);
         }
     }
 
@@ -188,8 +202,8 @@ public sealed class CpuWorkers
         /// <summary>Whether some chunk is still unclaimed.</summary>
         public bool HasWork => Interlocked.Read(ref _next) < chunks;
 
-        /// <summary>Runs unclaimed chunks until none is left.</summary>
-        public void Run()
+        /// <summary>Runs unclaimed chunks until none is left, or (a worker's) until <paramref name="leave"/> says so after a chunk.</summary>
+        public void Run(Func<bool>? leave = null)
         {
             for (long c = Interlocked.Increment(ref _next) - 1; c < chunks; c = Interlocked.Increment(ref _next) - 1)
             {
@@ -203,6 +217,7 @@ public sealed class CpuWorkers
                 }
                 if (Interlocked.Increment(ref _done) == chunks)
                     lock (_gate) Monitor.PulseAll(_gate);
+                if (leave is not null && leave()) return;
             }
         }
 

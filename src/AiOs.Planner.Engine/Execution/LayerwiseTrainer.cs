@@ -42,6 +42,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     private readonly float[] _unitScale;
     /// <summary>On a GPU: the streams that copy parameters up and gradients down while compute runs.</summary>
     private readonly CopyStream? _copies;
+    /// <summary>The CPU update's thread count made every pass's (<see cref="AiOs.Planner.Optim.CpuWorkers.UseForEveryPass"/>) while the trainer lives; null when the update takes every core.</summary>
+    private readonly IDisposable? _everyPass;
     /// <summary>fp16 only: the dynamic loss scale.</summary>
     private readonly LossScaler? _scaler;
     /// <summary>The other ranks of a data-parallel group; null for one process.</summary>
@@ -110,7 +112,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _params.RoundsTiesAway = split;
             int? updateThreads = EngineSettings.CpuUpdateThreads(settings, _device.type == TorchSharp.DeviceType.CUDA);
             // The update's set is every pass's set (sums, norms, copies): one set of threads, never two taking turns on the cores.
-            AiOs.Planner.Optim.CpuWorkers.UseForEveryPass(updateThreads);
+            if (updateThreads is { } t) _everyPass = AiOs.Planner.Optim.CpuWorkers.UseForEveryPass(t);
             _optim = new OptimizerStates(elements, EngineSettings.Tier(settings.OptimizerOffload), settings.SubGroupSize, optimizer ?? EngineSettings.Optimizer(options, updateThreads), _store, Io, Trace,
                 EightBitMoments.For(spec, settings, options, _ranks?.WorldSize ?? 1, updateThreads), split ? _params : null);
             _scaler = settings.Precision == Precision.Fp16 ? new LossScaler(options.InitialLossScale, hysteresis: options.LossScaleHysteresis) : null;
@@ -332,7 +334,6 @@ public sealed partial class LayerwiseTrainer : ITrainer
     /// <summary>Releases device slots, buffers and (unless kept) the swap folder.</summary>
     public void Dispose()
     {
-        AiOs.Planner.Optim.CpuWorkers.UseForEveryPass(null);
         _executor?.Dispose();
         _updateExecutor?.Dispose();
         _spareGrads?.Dispose();
@@ -346,5 +347,6 @@ public sealed partial class LayerwiseTrainer : ITrainer
         _swapDirectory?.Dispose();
         DeviceMemory?.Dispose();
         Trace?.DeviceClock?.Dispose();
+        _everyPass?.Dispose();
     }
 }

@@ -84,7 +84,8 @@ internal static partial class CudaDriver
     /// gradients and the download worker settling its oldest copy, held a core at 100% beside CPU Adam's threads and the
     /// launching thread, which then lost its core for time slices: the suspect for the offloaded backward running 2–5×
     /// its time alone beside the update while the in-step probe (no waits) read 1.07. A sleeping wait wakes some
-    /// microseconds late, against copies of milliseconds. <c>AIOS_SPIN_WAIT=1</c> restores spinning (a GPU A/B).
+    /// microseconds late (more on a loaded host; not measured yet), against copies of milliseconds. The span clock's timing
+    /// events keep spinning (<see cref="CreateTimingEvent"/>). <c>AIOS_SPIN_WAIT=1</c> restores spinning (a GPU A/B).
     /// </summary>
     internal static readonly bool SleepingWaits = Environment.GetEnvironmentVariable("AIOS_SPIN_WAIT") != "1";
 
@@ -95,10 +96,14 @@ internal static partial class CudaDriver
         return e;
     }
 
-    /// <summary>An event that records when the device reaches it, for <see cref="ElapsedMilliseconds"/>; a host that waits for it sleeps (<see cref="SleepingWaits"/>).</summary>
+    /// <summary>
+    /// An event that records when the device reaches it (CU_EVENT_DEFAULT), for <see cref="ElapsedMilliseconds"/>. A host
+    /// wait on it spins: the span clock takes the moment its anchor's wait returns as the anchor's device time, which a
+    /// sleeping wait would make late by the thread's wake-up, and only the launching thread, on its own core, waits for it.
+    /// </summary>
     public static nint CreateTimingEvent()
     {
-        Check(EventCreate(out nint e, SleepingWaits ? EventBlockingSync : 0), "cuEventCreate");
+        Check(EventCreate(out nint e, 0), "cuEventCreate");
         return e;
     }
 

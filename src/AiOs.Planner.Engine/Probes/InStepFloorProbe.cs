@@ -5,6 +5,7 @@ using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Measurement;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
@@ -162,6 +163,8 @@ public static class InStepFloorProbe
     {
         int threads = EngineSettings.CpuUpdateThreads(new TrainingSettings { Schedule = StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
         List<TraceSpan> spans;
+        // The trainer's own passes on the load's set, as in the overlapped and delayed schedules (one set of workers).
+        using (CpuWorkers.UseForEveryPass(threads))
         using (var load = new CpuUpdateLoad(options.UpdateLoadElements, threads))
         {
             spans = LayerSpans(spec, options, checkpointing: false, offloaded: true);
