@@ -59,6 +59,12 @@ public sealed record ModeSettings
     public const int CacheMultiple = 16;
 
     /// <summary>
+    /// The most parameters <see cref="SizedFor"/> gives the Adam probe: 512 M, 8 GiB of state, 16 times a 512 MiB cache (a
+    /// two-socket host with gigabytes of L3 would otherwise walk tens of gigabytes on one thread, seconds per pass).
+    /// </summary>
+    public const long MaxSizedAdamParameters = 512L << 20;
+
+    /// <summary>
     /// These settings with the Adam, gradient-sum and memory-copy probes grown to <see cref="CacheMultiple"/> times
     /// <paramref name="lastLevelCache"/> (16 bytes of Adam state per parameter, two copy buffers), never below the mode's
     /// sizes, and held to a quarter of <paramref name="available"/> memory; unchanged where the cache is unknown.
@@ -67,8 +73,8 @@ public sealed record ModeSettings
     {
         if (lastLevelCache is not { } cache || cache <= Bytes.Zero) return this;
         const long stateBytesPerParameter = 16, round = 1L << 20;
-        long parameters = Math.Max(AdamParameters, CacheMultiple * cache.Value / stateBytesPerParameter);
-        Bytes copy = Bytes.Max(MemcpySize, cache * (CacheMultiple / 2));
+        long parameters = Math.Max(AdamParameters, Math.Min(MaxSizedAdamParameters, CacheMultiple * cache.Value / stateBytesPerParameter));
+        Bytes copy = Bytes.Max(MemcpySize, Bytes.Min(cache * (CacheMultiple / 2), Bytes.FromGiB(4)));
         if (available is { } free && free > Bytes.Zero)
         {
             parameters = Math.Max(AdamParameters, Math.Min(parameters, free.Value / 4 / stateBytesPerParameter));

@@ -114,9 +114,7 @@ public static class Calibrator
         (double One, double All) Adam(string phase, AdamProbeKernel kernel, long subGroup)
         {
             tracker.HostStep(phase);
-            var rates = AdamProbe.MeasureOneAndAll(kernel, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct);
-            tracker.HostStep(phase);
-            return rates;
+            return AdamProbe.MeasureOneAndAll(kernel, mode.AdamParameters, subGroup, threads, mode.HostProbeDuration, ct, () => tracker.HostStep(phase));
         }
         var (adamOne, adamAll) = Adam("CPU Adam", AdamProbeKernel.Fp32Gradients, mode.AdamParameters);
         // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.

@@ -38,9 +38,10 @@ public class CpuCachesTests
     [Fact]
     public void Given_this_linux_machine_When_read_Then_a_last_level_cache_of_plausible_size_is_found()
     {
-        if (!Directory.Exists("/sys/devices/system/cpu/cpu0/cache")) return; // not Linux sysfs: nothing to read
+        // Not Linux sysfs, or caches without sizes (some ARM64 VMs): nothing to read.
+        if (!File.Exists("/sys/devices/system/cpu/cpu0/cache/index0/size")) return;
         Bytes? llc = CpuCaches.LastLevel();
         Assert.NotNull(llc);
-        Assert.InRange(llc.Value.Value, 1L << 20, 4L << 30);
+        Assert.InRange(llc.Value.Value, 1L << 20, 64L << 30);
     }
 }

@@ -49,15 +49,20 @@ public static unsafe class AdamProbe
 
     /// <summary>
     /// As <see cref="Measure(AdamProbeKernel, long, long, int, TimeSpan, CancellationToken)"/> on one thread, then on
-    /// <paramref name="threads"/>, over one state (a state many times the last-level cache is made once, not twice).
+    /// <paramref name="threads"/>, over one state (a state many times the last-level cache is made once, not twice);
+    /// <paramref name="betweenRuns"/> is called between the two (a progress step).
     /// </summary>
-    public static (double One, double All) MeasureOneAndAll(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct)
+    public static (double One, double All) MeasureOneAndAll(AdamProbeKernel kernel, long parameters, long subGroup, int threads, TimeSpan duration, CancellationToken ct,
+        Action? betweenRuns = null)
     {
         subGroup = WholeBlocks(kernel, subGroup);
         using var state = new ProbeState(kernel, parameters);
         var groups = SubGroups(parameters, subGroup);
-        double one = Time(state, groups, 1, duration, ct);
-        return (one, threads == 1 ? one : Time(state, groups, threads, duration, ct));
+        // One warm-up on every thread (page faults, JIT) serves both runs: a state of many caches walked on one thread took seconds.
+        WarmUp(state, groups, threads);
+        double one = Time(state, groups, 1, duration, ct, warm: true);
+        betweenRuns?.Invoke();
+        return (one, threads == 1 ? one : Time(state, groups, threads, duration, ct, warm: true));
     }
 
     /// <summary>8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.</summary>
@@ -67,11 +72,11 @@ public static unsafe class AdamProbe
             : subGroup;
 
     /// <summary>Updates <paramref name="groups"/> in turn, once as a warm-up, then for about <paramref name="duration"/> and at least one whole pass; parameters per second.</summary>
-    private static double Time(ProbeState state, IReadOnlyList<(long Offset, int Count)> groups, int threads, TimeSpan duration, CancellationToken ct)
+    private static double Time(ProbeState state, IReadOnlyList<(long Offset, int Count)> groups, int threads, TimeSpan duration, CancellationToken ct, bool warm = false)
     {
         var hp = new AdamHyperParameters();
         int step = 1;
-        foreach (var (offset, count) in groups) state.Step(offset, count, step, hp, threads); // warm-up: page faults and JIT
+        if (!warm) WarmUp(state, groups, threads);
         long updated = 0;
         int next = 0;
         var sw = Stopwatch.StartNew();
@@ -88,6 +93,13 @@ public static unsafe class AdamProbe
             updated += count;
         }
         return updated / sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>One update of every sub-group (step 1): page faults and JIT out of the timings.</summary>
+    private static void WarmUp(ProbeState state, IReadOnlyList<(long Offset, int Count)> groups, int threads)
+    {
+        var hp = new AdamHyperParameters();
+        foreach (var (offset, count) in groups) state.Step(offset, count, 1, hp, threads);
     }
 
     /// <summary>Runs of at most <paramref name="subGroup"/> parameters covering <paramref name="parameters"/>, in order.</summary>

@@ -38,7 +38,13 @@ public static unsafe class GradientSumProbe
         NativeMemory.Clear((void*)sums.Address, (nuint)sums.Length);
         // Small normal values (a gradient's), so no lane takes a denormal's slow path.
         ushort* g = (ushort*)bf16.Address;
-        for (long i = 0; i < elements; i++) g[i] = (ushort)(0x3A00 + (i & 0xFF));
+        // In parallel: the state spans many last-level caches (ModeSettings.SizedFor).
+        nint gradients = bf16.Address;
+        Parallel.For(0L, (elements + (1L << 20) - 1) >> 20, c =>
+        {
+            ushort* part = (ushort*)gradients;
+            for (long i = c << 20, end = Math.Min(elements, (c + 1) << 20); i < end; i++) part[i] = (ushort)(0x3A00 + (i & 0xFF));
+        });
         var units = AdamProbe.SubGroups(elements, UnitElements);
         void Pass()
         {

@@ -46,8 +46,8 @@ public sealed record MachineFacts
         cpuinfo?.Split('\n').Where(l => l.StartsWith("model name", StringComparison.Ordinal))
             .Select(l => l[(l.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim()).FirstOrDefault();
 
-    /// <summary>MemAvailable of /proc/meminfo now, or null where it cannot be read.</summary>
-    public static Bytes? Available() => MeminfoField(ReadText("/proc/meminfo"), "MemAvailable:");
+    /// <summary>Memory available now, held to the process's memory cgroup (<see cref="Measurement.HostMemory.Available"/>), or null where it cannot be read.</summary>
+    public static Bytes? Available() => Measurement.HostMemory.Available();
 
     /// <summary>MemTotal of /proc/meminfo.</summary>
     internal static Bytes? RamFrom(string? meminfo) => MeminfoField(meminfo, "MemTotal:");

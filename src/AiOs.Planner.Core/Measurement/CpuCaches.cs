@@ -1,3 +1,4 @@
+using System.Globalization;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Measurement;
@@ -50,7 +51,7 @@ public static class CpuCaches
         if (string.IsNullOrEmpty(text)) return null;
         long scale = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, _ => 1 };
         string digits = scale == 1 ? text : text[..^1];
-        return long.TryParse(digits, out long n) && n >= 0 ? new Bytes(n * scale) : null;
+        return long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? new Bytes(n * scale) : null;
     }
 
     private static CacheEntry? Entry(string index)
@@ -60,8 +61,12 @@ public static class CpuCaches
             string path = Path.Combine(index, name);
             return File.Exists(path) ? File.ReadAllText(path).Trim() : null;
         }
-        return int.TryParse(Read("level"), out int level) && Read("type") is { } type && ParseSize(Read("size")) is { } size
-            ? new CacheEntry(level, type, size, Read("shared_cpu_list") ?? index)
+        // Who shares the cache: its CPU list, else its map, else its id within the level; with none of them the cache is
+        // not counted, since counting it once per CPU would multiply a shared L3.
+        string? sharing = Read("shared_cpu_list") ?? Read("shared_cpu_map") ?? (Read("id") is { } id ? "id " + id : null);
+        return int.TryParse(Read("level"), NumberStyles.None, CultureInfo.InvariantCulture, out int level) && Read("type") is { } type
+            && ParseSize(Read("size")) is { } size && sharing is not null
+            ? new CacheEntry(level, type, size, sharing)
             : null;
     }
 }

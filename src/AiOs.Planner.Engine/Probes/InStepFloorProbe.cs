@@ -52,7 +52,7 @@ public sealed record InStepFloorOptions
     /// Parameters of the synthetic state the update beside the passes streams (<see cref="CpuUpdateLoad"/>): by default
     /// <see cref="CpuUpdateLoad.ElementsFor"/> this machine's last-level cache and free memory (at least 64 M, 1 GiB).
     /// </summary>
-    public int UpdateLoadElements { get; init; } = CpuUpdateLoad.ElementsFor(CpuCaches.LastLevel(), HostMemoryEstimate.Available());
+    public int UpdateLoadElements { get; init; } = CpuUpdateLoad.ElementsFor(CpuCaches.LastLevel(), HostMemory.Available());
 }
 
 /// <summary>
