@@ -14,5 +14,10 @@ done
 mkdir -p .device-spin && sed 's#^exec #export AIOS_SPIN_WAIT=1; exec #' .device/run.sh > .device-spin/run.sh
 bash tools/bench/ab.sh $p "$OUT/ab" .device-spin .device \
   "ovg2mmb2|--model gpt2-medium --offload-params cpu --offload-optimizer cpu --micro-batch 2 --schedule overlapped --steps 8" 2>&1 | tee "$OUT/ab.txt"
-bash tools/bench/engine_grid.sh "${GRID:-tools/bench/grid-s19-h200a.txt}" --out "$OUT/g" --budget "${BUDGET:-330}" --per-run 75 --min-left 10 --profile $p --calibrate-first
+# FAST=1: the grid priced from the host calibration just made (the new probes), no calibrate-gpu first (its minutes go to runs).
+if [ "${FAST:-0}" = 1 ]; then
+  bash tools/bench/engine_grid.sh "${GRID:-tools/bench/grid-s19-h200a.txt}" --out "$OUT/g" --budget "${BUDGET:-330}" --per-run 75 --min-left 10 --profile "$OUT/host-.device.json"
+else
+  bash tools/bench/engine_grid.sh "${GRID:-tools/bench/grid-s19-h200a.txt}" --out "$OUT/g" --budget "${BUDGET:-330}" --per-run 75 --min-left 10 --profile $p --calibrate-first
+fi
 tail -25 "$OUT/g/grid.log"
