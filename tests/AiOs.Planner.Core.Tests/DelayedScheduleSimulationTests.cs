@@ -33,14 +33,10 @@ public class DelayedScheduleSimulationTests
 
         Assert.True(delayed < overlapped, $"delayed {delayed:F3} s, overlapped {overlapped:F3} s");
         Assert.True(overlapped < deepspeed, $"overlapped {overlapped:F3} s, deepspeed {deepspeed:F3} s");
-        // The steady state is the longer of the passes and the update, not their sum; the update runs beside the whole
-        // step's transfers and pays their host-memory time (HostMemoryContentionTests).
+        // The steady state is the longer of the passes and the update, not their sum: here the update, at its rate.
         double adam = Gpt2Xl.TotalParameters / 2e9;
-        var program = StepScheduler.Build(Gpt2Xl, slow, Offloaded(StepSchedule.Delayed), false, ProgramShape.Engine);
-        double beside = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h).Sum(o => o.Bytes.Value)
-            / StepCosts.HostMemoryRate(slow, Offloaded(StepSchedule.Delayed));
-        Assert.True(adam + beside > deepspeed - adam, "the update, not the passes, bounds this step");
-        Assert.Equal(adam + beside, delayed, delayed * 0.03);
+        Assert.True(adam > deepspeed - adam, "the update, not the passes, bounds this step");
+        Assert.Equal(adam, delayed, delayed * 0.03);
     }
 
     /// <summary><paramref name="hw"/> with a host memory bandwidth so high the write-back of θ costs nothing.</summary>

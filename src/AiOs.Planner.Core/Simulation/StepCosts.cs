@@ -59,8 +59,6 @@ public sealed class StepCosts
     private readonly double _adamInRamPerSecond;
     /// <summary>Seconds every CPU OptimizerStep costs on top of its parameters: one update call's fixed cost (<see cref="CpuSpec.OptimizerCallOverheadS"/>).</summary>
     private readonly double _optimizerCallSeconds;
-    /// <summary>Seconds each updated parameter's CPU update takes longer for the host-memory traffic of the transfers beside it (<see cref="HostMemoryContention"/>).</summary>
-    private readonly double _contendedSecondsPerParameter;
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
@@ -162,7 +160,6 @@ public sealed class StepCosts
                 _transfersBesideUpdate = true;
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
-                _contendedSecondsPerParameter = HostMemoryContention(program, s, hw, gpusPerNode);
                 if (_floorPerOperation && _besideRatios is { } ratios && _pipelined is not null)
                 {
                     (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = BesideUpdateFloors(program, ratios);
@@ -182,7 +179,7 @@ public sealed class StepCosts
 
     /// <summary>
     /// The share of a copy's rate left to it beside the CPU update (<see cref="HostLinkSpec.H2dShareBesideCpuUpdate"/>):
-    /// symmetric to <see cref="HostMemoryContention"/>, which lengthens the update for the copies' bytes. Measured on the
+    /// the update itself is priced at its rate alone (see <see cref="Duration"/>'s remarks). Measured on the
     /// H100 VM, 2026-12-06: gpt2-xl's delayed backward (parameters and optimizer in RAM, 11 GB limit) took 340 ms beside the
     /// update against 200 ms in the step without one, and a resident run's did not move beside a memory-bound CPU load, so
     /// the copies, not the kernel launches, are what slows (docs/validation/gpu-2026-12-06-session12.md).
@@ -191,40 +188,6 @@ public sealed class StepCosts
 
     /// <summary>Whether the schedule runs <paramref name="op"/> (a copy) while the CPU updates (<see cref="TransfersBesideUpdate"/>).</summary>
     private bool IsBesideUpdate(Operation op) => _transfersBesideUpdate && (!_onlyBackwardBesideUpdate || op.Phase == StepPhase.Backward);
-
-    /// <summary>Bytes of host memory a CPU Adam update moves per parameter (read master, m, v and the gradient; write master, m, v and the working copy).</summary>
-    public const int AdamHostBytesPerParameter = 28;
-
-    /// <summary>
-    /// The host memory's rate as a memory-bound pass on every core sees it: CPU Adam's measured rate alone × its 28 B per
-    /// parameter (fp32 state, whatever the run's format: 8-bit Adam is bound by its cores). The copy figure is not used: one
-    /// copy loop reaches less than Adam's many streams (H100 VM: 46.2 GB/s copied against 139 GB/s of Adam's traffic).
-    /// </summary>
-    public static double HostMemoryRate(HardwareProfile hw, TrainingSettings s) =>
-        hw.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, EngineAdamOnBf16Gradients(s)) * AdamHostBytesPerParameter;
-
-    /// <summary>
-    /// Where the schedule runs the CPU updates beside the GPU's transfers (overlapped: during backward; delayed: during the
-    /// next step's forward and backward), the two share the host's memory: every byte a copy engine reads from or writes to
-    /// RAM is a byte the update's memory-bound pass waits for. A CPU-bound stretch then takes the update's bytes plus the
-    /// transfers' bytes over the memory's rate, so each update is lengthened by its share (by parameters) of transfer bytes ÷
-    /// memory rate (<see cref="HostMemoryRate"/>). Measured 2026-12-05 on the H100
-    /// VM: the update ran at 4.0 G params/s alone and 2.2–3 G/s beside backward's uploads and downloads (llama-2-7b, overlapped).
-    /// The DeepSpeed schedule updates after backward, beside nothing; NVMe traffic (a few GB/s) is left out. Called only where
-    /// copies run beside the updates (<see cref="IsBesideUpdate"/> selects them, as for the copies' own share).
-    /// </summary>
-    private double HostMemoryContention(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
-    {
-        long transferred = 0, updated = 0;
-        foreach (var op in program.Ops)
-        {
-            if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && IsBesideUpdate(op)) transferred += op.Bytes.Value;
-        }
-        if (updated == 0 || transferred == 0) return 0;
-        double memory = HostMemoryRate(hw, s) / gpusPerNode;
-        return transferred / memory / updated;
-    }
 
     /// <summary>
     /// Whether the engine's sub-groups whose state is in RAM (no swap slot) take the bf16 update: its gradients bf16 in RAM.
@@ -252,6 +215,16 @@ public sealed class StepCosts
     private static SimDuration Scaled(SimDuration d, double factor) => SimDuration.FromSeconds(d.Seconds * factor);
 
     /// <summary>The time <paramref name="op"/> takes on its resource, alone.</summary>
+    /// <remarks>
+    /// A CPU update is priced at the calibrated rate whatever runs beside it. Until the sixteenth session (2026-12-06) an
+    /// update beside the GPU's copies (overlapped: backward's; delayed: the whole step's) was lengthened by the copies' bytes
+    /// over a memory rate taken as CPU Adam's rate × 28 B, as if Adam ran at the memory's roof. With calibration's Adam
+    /// probe sized past the last-level cache (its old 1 GiB state was partly served from a 300 MiB L3 and overstated the rate
+    /// by 1.15–1.24×), the engine's updates ran at 3.8–4.2 G params/s in the overlapped and delayed steps of an H100 VM, as
+    /// in its DeepSpeed-schedule steps where nothing runs beside them (3.9–4.5), against 3.89 calibrated: no contention to
+    /// price, and pricing it put those rows 9–21% slow (docs/validation/gpu-2026-12-06-session16.md). The copies' own share
+    /// beside the update stays measured (<see cref="HostLinkSpec.H2dShareBesideCpuUpdate"/>).
+    /// </remarks>
     public SimDuration Duration(Operation op, int hiddenSize) => op.Resource switch
     {
         ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
@@ -262,7 +235,7 @@ public sealed class StepCosts
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
             : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)
-                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
+                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond)),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
