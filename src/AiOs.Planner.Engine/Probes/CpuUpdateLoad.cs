@@ -1,3 +1,4 @@
+using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Optim;
 using AiOs.Planner.Units;
 
@@ -11,10 +12,11 @@ namespace AiOs.Planner.Engine.Probes;
 /// probe's small size, overlapped few passes and only some of each, and its ratios did not reproduce between VMs).
 /// </summary>
 /// <remarks>The state is larger than any last-level cache, so each pass streams memory as the real update does.</remarks>
-internal sealed class CpuUpdateLoad : IDisposable
+internal sealed unsafe class CpuUpdateLoad : IDisposable
 {
-    private readonly float[] _master, _m, _v;
-    private readonly ushort[] _gradients, _bf16;
+    private readonly int _elements;
+    /// <summary>Master weights, m, v (fp32), gradients and the bf16 copy: mapped and advised to huge pages as the engine's state (<see cref="HostBuffer"/>), not managed arrays.</summary>
+    private readonly HostBuffer _master, _m, _v, _gradients, _bf16;
     private readonly int _threads;
     private readonly Thread _thread;
     private readonly ManualResetEventSlim _started = new();
@@ -48,14 +50,14 @@ internal sealed class CpuUpdateLoad : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         _threads = threads;
-        _master = new float[elements];
-        _m = new float[elements];
-        _v = new float[elements];
-        _gradients = new ushort[elements];
-        _bf16 = new ushort[elements];
+        _elements = elements;
+        var buffers = HostBuffer.AllocateMany([elements, elements, elements], TorchSharp.torch.ScalarType.Float32, pin: false);
+        (_master, _m, _v) = (buffers[0], buffers[1], buffers[2]);
+        var halves = HostBuffer.AllocateMany([elements, elements], TorchSharp.torch.ScalarType.BFloat16, pin: false);
+        (_gradients, _bf16) = (halves[0], halves[1]);
         // Values of a real state's size: no zeros or denormals to make a pass cheaper than the engine's.
-        Array.Fill(_master, 0.02f);
-        Array.Fill(_gradients, (ushort)0x3A83); // bf16 1.0e-3
+        Master.Fill(0.02f);
+        Gradients.Fill(0x3A83); // bf16 1.0e-3
         _thread = new Thread(Run) { IsBackground = true, Name = "aios-cpu-update-load" };
         _thread.Start();
         _started.Wait();
@@ -63,9 +65,13 @@ internal sealed class CpuUpdateLoad : IDisposable
         {
             _thread.Join();
             _started.Dispose();
+            foreach (var b in new[] { _master, _m, _v, _gradients, _bf16 }) b.Dispose();
             throw new InvalidOperationException($"The CPU update load failed at its first update: {e.Message}", e);
         }
     }
+
+    private Span<float> Master => new((void*)_master.Address, _elements);
+    private Span<ushort> Gradients => new((void*)_gradients.Address, _elements);
 
     /// <summary>Threads the update runs on, its own included.</summary>
     public int Threads => _threads;
@@ -83,7 +89,8 @@ internal sealed class CpuUpdateLoad : IDisposable
         {
             for (int step = 1; !_stop; step = step % 1000 + 1)
             {
-                CpuAdam.StepBf16Gradients(_master, _gradients, _m, _v, _bf16, step, hp, _threads);
+                CpuAdam.StepBf16Gradients(Master, Gradients, new Span<float>((void*)_m.Address, _elements), new Span<float>((void*)_v.Address, _elements),
+                    new Span<ushort>((void*)_bf16.Address, _elements), step, hp, _threads);
                 Interlocked.Increment(ref _updates);
                 _started.Set();
             }
@@ -104,5 +111,6 @@ internal sealed class CpuUpdateLoad : IDisposable
         _stop = true;
         _thread.Join();
         _started.Dispose();
+        foreach (var b in new[] { _master, _m, _v, _gradients, _bf16 }) b.Dispose();
     }
 }
