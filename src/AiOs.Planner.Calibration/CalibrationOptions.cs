@@ -73,14 +73,10 @@ public sealed record ModeSettings
     {
         if (lastLevelCache is not { } cache || cache <= Bytes.Zero) return this;
         const long stateBytesPerParameter = 16, round = 1L << 20;
-        long parameters = Math.Max(AdamParameters, Math.Min(MaxSizedAdamParameters, CacheMultiple * cache.Value / stateBytesPerParameter));
-        Bytes copy = Bytes.Max(MemcpySize, Bytes.Min(cache * (CacheMultiple / 2), Bytes.FromGiB(4)));
-        if (available is { } free && free > Bytes.Zero)
-        {
-            parameters = Math.Max(AdamParameters, Math.Min(parameters, free.Value / 4 / stateBytesPerParameter));
-            copy = Bytes.Max(MemcpySize, new Bytes(Math.Min(copy.Value, free.Value / 4 / 2)));
-        }
-        return this with { AdamParameters = (parameters + round - 1) / round * round, MemcpySize = copy.AlignUp(round) };
+        long parameters = Measurement.HostMemory.ElementsPastCache(cache, available, stateBytesPerParameter, CacheMultiple, AdamParameters, MaxSizedAdamParameters);
+        // Two copy buffers of 8 caches each: 16 caches together, at most 4 GiB each.
+        long copy = Measurement.HostMemory.ElementsPastCache(cache, available, 2, CacheMultiple, MemcpySize.Value, Bytes.FromGiB(4).Value);
+        return this with { AdamParameters = (parameters + round - 1) / round * round, MemcpySize = new Bytes(copy).AlignUp(round) };
     }
 
     /// <summary>The settings of <paramref name="mode"/>.</summary>

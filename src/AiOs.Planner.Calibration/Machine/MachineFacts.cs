@@ -50,16 +50,7 @@ public sealed record MachineFacts
     public static Bytes? Available() => Measurement.HostMemory.Available();
 
     /// <summary>MemTotal of /proc/meminfo.</summary>
-    internal static Bytes? RamFrom(string? meminfo) => MeminfoField(meminfo, "MemTotal:");
-
-    /// <summary>A field of /proc/meminfo (its kiB figure), or null.</summary>
-    internal static Bytes? MeminfoField(string? meminfo, string field)
-    {
-        string? line = meminfo?.Split('\n').FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
-        if (line is null) return null;
-        string[] parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return parts.Length >= 2 && long.TryParse(parts[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out long kib) ? Bytes.FromKiB(kib) : null;
-    }
+    internal static Bytes? RamFrom(string? meminfo) => Measurement.HostMemory.MeminfoField(meminfo, "MemTotal:");
 
     /// <summary>The facts as the profile's free-form <c>machine</c> map.</summary>
     public IReadOnlyDictionary<string, string> ToMap() => new SortedDictionary<string, string>(StringComparer.Ordinal)

@@ -26,11 +26,28 @@ public static class HostMemory
     }
 
     /// <summary>MemAvailable of a <c>/proc/meminfo</c> text.</summary>
-    public static Bytes? MeminfoAvailable(string? meminfo)
+    public static Bytes? MeminfoAvailable(string? meminfo) => MeminfoField(meminfo, "MemAvailable:");
+
+    /// <summary>A field of a <c>/proc/meminfo</c> text (<paramref name="field"/> with its colon: its kiB figure), or null.</summary>
+    public static Bytes? MeminfoField(string? meminfo, string field)
     {
-        string? line = meminfo?.Split('\n').FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+        string? line = meminfo?.Split('\n').FirstOrDefault(l => l.StartsWith(field, StringComparison.Ordinal));
         string[]? parts = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         return parts is { Length: >= 2 } && long.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out long kib) ? Bytes.FromKiB(kib) : null;
+    }
+
+    /// <summary>
+    /// Elements of <paramref name="bytesPerElement"/> bytes whose working set spans <paramref name="cacheMultiple"/> times
+    /// <paramref name="lastLevelCache"/>, as a training step's state does, at most <paramref name="max"/> and a quarter of
+    /// <paramref name="available"/> memory, never below <paramref name="floor"/> (the floor where the cache is unknown). The
+    /// rule calibration's host probes and the engine's update load beside the floor probe are sized by.
+    /// </summary>
+    public static long ElementsPastCache(Bytes? lastLevelCache, Bytes? available, long bytesPerElement, int cacheMultiple, long floor, long max)
+    {
+        if (lastLevelCache is not { } cache || cache <= Bytes.Zero) return floor;
+        long elements = Math.Min(max, cacheMultiple * cache.Value / bytesPerElement);
+        if (available is { } free && free > Bytes.Zero) elements = Math.Min(elements, free.Value / 4 / bytesPerElement);
+        return Math.Max(floor, elements);
     }
 
     /// <summary>

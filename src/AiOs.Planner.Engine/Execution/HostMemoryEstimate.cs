@@ -39,13 +39,6 @@ public static class HostMemoryEstimate
     public static Bytes? Available()
     {
         const string meminfo = "/proc/meminfo";
-        if (!File.Exists(meminfo)) return null;
-        foreach (string line in File.ReadLines(meminfo))
-        {
-            if (!line.StartsWith("MemAvailable:", StringComparison.Ordinal)) continue;
-            string[] parts = line["MemAvailable:".Length..].Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return long.TryParse(parts[0], out long kib) ? Bytes.FromKiB(kib) : null;
-        }
-        return null;
+        return File.Exists(meminfo) ? Measurement.HostMemory.MeminfoAvailable(File.ReadAllText(meminfo)) : null;
     }
 }

@@ -32,13 +32,8 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
     /// a few times the cache is still partly served from it: calibration's 1 GiB Adam state ran 1.24× the engine's in-step
     /// rate on a 300 MiB-L3 VM), at least 64 M and held to a quarter of <paramref name="available"/> memory.
     /// </summary>
-    public static int ElementsFor(Bytes? lastLevelCache, Bytes? available)
-    {
-        const long floor = 1L << 26;
-        long elements = lastLevelCache is { } cache ? 16 * cache.Value / StateBytesPerElement : floor;
-        if (available is { } free) elements = Math.Min(elements, free.Value / 4 / StateBytesPerElement);
-        return (int)Math.Clamp(elements, floor, 1L << 30);
-    }
+    public static int ElementsFor(Bytes? lastLevelCache, Bytes? available) =>
+        (int)Measurement.HostMemory.ElementsPastCache(lastLevelCache, available, StateBytesPerElement, cacheMultiple: 16, floor: 1L << 26, max: 1L << 30);
 
     /// <summary>
     /// Starts the load over <paramref name="elements"/> parameters on <paramref name="threads"/> threads; returns once its first
