@@ -35,6 +35,7 @@ public static class Program
             CalibrateCommand.Create(io),
             BenchDriveCommand.Create(io),
             BenchCollectivesCommand.Create(io),
+            BenchAdamCommand.Create(io),
             TrainCommand.Create(io),
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),

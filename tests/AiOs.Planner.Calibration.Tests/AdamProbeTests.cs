@@ -188,4 +188,18 @@ public class AdamProbeTests
         Assert.Null(profile.Cpu.AdamBf16ParamsPerS);
         Assert.Equal(4.96e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
     }
+
+    [Fact]
+    public void Given_call_sizes_When_the_probe_times_each_over_one_state_Then_8_bit_sizes_hold_whole_blocks_and_none_exceeds_the_state()
+    {
+        long block = BlockwiseQuantization.BlockSize;
+        var seen = new List<long>();
+        var rates = AdamProbe.MeasureSubGroups(AdamProbeKernel.EightBit, 8 * block, [block / 2, 3 * block + 5, 100 * block], 1,
+            TimeSpan.FromMilliseconds(5), CancellationToken.None, (size, _) => seen.Add(size));
+
+        Assert.Equal([block, 3 * block, 8 * block], rates.Select(r => r.SubGroup));
+        Assert.Equal(seen, rates.Select(r => r.SubGroup));
+        Assert.All(rates, r => Assert.True(r.Rate > 0));
+        Assert.Throws<ArgumentException>(() => AdamProbe.MeasureSubGroups(AdamProbeKernel.Bf16Gradients, 1000, [], 1, TimeSpan.Zero, CancellationToken.None));
+    }
 }

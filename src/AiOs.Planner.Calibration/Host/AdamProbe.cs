@@ -65,6 +65,30 @@ public static unsafe class AdamProbe
         return (one, threads == 1 ? one : Time(state, groups, threads, duration, ct, warm: true));
     }
 
+    /// <summary>
+    /// Parameters per second at each of <paramref name="subGroups"/> per call (in order, each as <see cref="Measure(AdamProbeKernel, long, long, int, TimeSpan, CancellationToken)"/>)
+    /// over one state of <paramref name="parameters"/>, warmed once: how the rate depends on the call's size (a model's units) apart
+    /// from the state's. <paramref name="afterEach"/> gets each size and its rate as it is measured.
+    /// </summary>
+    public static IReadOnlyList<(long SubGroup, double Rate)> MeasureSubGroups(AdamProbeKernel kernel, long parameters, IReadOnlyList<long> subGroups, int threads,
+        TimeSpan duration, CancellationToken ct, Action<long, double>? afterEach = null)
+    {
+        ArgumentNullException.ThrowIfNull(subGroups);
+        if (subGroups.Count == 0 || subGroups.Any(g => g < 1))
+            throw new ArgumentException("Give at least one sub-group size, each of one parameter or more.", nameof(subGroups));
+        using var state = new ProbeState(kernel, parameters);
+        WarmUp(state, SubGroups(parameters, parameters), threads);
+        var rates = new List<(long, double)>(subGroups.Count);
+        foreach (long g in subGroups)
+        {
+            long size = Math.Min(WholeBlocks(kernel, g), parameters);
+            double rate = Time(state, SubGroups(parameters, size), threads, duration, ct, warm: true);
+            rates.Add((size, rate));
+            afterEach?.Invoke(size, rate);
+        }
+        return rates;
+    }
+
     /// <summary>8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.</summary>
     private static long WholeBlocks(AdamProbeKernel kernel, long subGroup) =>
         kernel == AdamProbeKernel.EightBit
