@@ -39,4 +39,18 @@ public sealed class InitialWeightsStoreTests
 
         Assert.Equal("disk full", e.Message);
     }
+
+    [Fact]
+    public void Given_a_long_start_up_When_units_are_made_in_worker_arrays_Then_no_more_arrays_are_made_than_workers_plus_the_outer_block()
+    {
+        // Parallel.For retires its worker tasks and starts new ones (with fresh thread-local state) every ~100 ms or so; arrays
+        // kept per task were made again by each new task, and the managed heap held them all until a full collection: the
+        // host peak of start-up then depended on the collector's timing, not on the worker count the plan prices.
+        var spec = Spec with { NumLayers = 1500 };
+        using InitialWeights weights = InitialWeights.Open(spec, 3, null);
+
+        weights.StoreAll(spec.NumLayers + 1, (_, _) => Thread.Sleep(2), maxWorkers: 8);
+
+        Assert.InRange(weights.WorkerArraysMade, 1, 8 + 1);
+    }
 }

@@ -152,12 +152,16 @@ public sealed class InitialWeights : IDisposable
         int workers = scratch is not null && _pretrained is null ? cores : (int)Math.Clamp(lookAheadBytes / Math.Max(1, layerBytes), 1, cores);
         try
         {
-            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, () => (float[]?)null, (unit, _, buffer) =>
+            // Worker arrays are lent from one pool, not kept per task: Parallel.For retires its tasks and starts new ones (with
+            // fresh task-local state) every few hundred milliseconds, so arrays kept per task were made again and again and the
+            // managed heap held them until a full collection (a start-up peak set by the collector's timing, not by the workers).
+            var pool = new System.Collections.Concurrent.ConcurrentBag<float[]>();
+            Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, workers) }, unit =>
             {
                 if (_pretrained is not null)
                 {
                     store(unit, _pretrained.ReadUnit(unit));
-                    return buffer;
+                    return;
                 }
                 ParameterLayout layout = unit == _spec.NumLayers ? ParameterLayout.ForOuter(_spec) : ParameterLayout.ForLayer(_spec);
                 if (scratch is not null)
@@ -165,20 +169,33 @@ public sealed class InitialWeights : IDisposable
                     Span<float> into = scratch(unit);
                     layout.Initialise(into, _spec, _seed, unit);
                     store(unit, into);
-                    return buffer;
+                    return;
                 }
-                // Layers share one size; the outer block's array is not kept (it may be far larger, and comes once).
-                float[] values = buffer is not null && buffer.Length == layout.Elements ? buffer : new float[layout.Elements];
+                // Layers share one size and their arrays go back to the pool; the outer block's is not kept (it may be far
+                // larger, and comes once).
+                bool outer = unit == _spec.NumLayers;
+                float[] values = outer || !pool.TryTake(out float[]? lent) ? New(layout.Elements) : lent;
                 layout.Initialise(values, _spec, _seed, unit);
                 store(unit, values);
-                return unit == _spec.NumLayers ? buffer : values;
-            }, _ => { });
+                if (!outer) pool.Add(values);
+            });
         }
         catch (AggregateException e) when (e.InnerExceptions.Count > 0)
         {
             // The first failure as itself (a full disk, a bad file), not wrapped, so callers see the same error as before.
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
         }
+    }
+
+    /// <summary>Worker arrays <see cref="StoreAll"/> has made (the outer block's included): what start-up holds on the managed heap.</summary>
+    internal int WorkerArraysMade => _arraysMade;
+
+    private int _arraysMade;
+
+    private float[] New(long elements)
+    {
+        Interlocked.Increment(ref _arraysMade);
+        return new float[elements];
     }
 
     /// <summary>One seeded fp32 array per unit (layers, then the outer block).</summary>
