@@ -8,8 +8,9 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// CPU updates beside the GPU's transfers: the update is priced at its calibrated rate in every schedule (measured in-step,
-/// it ran at its rate alone beside the copies), and the copies the schedule runs beside it at their measured share.
+/// CPU updates beside the GPU's transfers: the update is priced at its calibrated rate where the profile states no
+/// interference, and lengthened by the measured bytes it loses per copied byte where it does; the copies the schedule runs
+/// beside it at their measured share.
 /// </summary>
 public class HostMemoryContentionTests
 {
@@ -84,5 +85,55 @@ public class HostMemoryContentionTests
         Assert.Equal(1, link.H2dShareBesideCpuUpdate);
         Assert.Equal(1, (link with { H2dPinnedBesideCpuUpdateGbps = Figure.Measured(link.H2dPinnedGbps.Value * 1.2, "2026-12-06", "test") }).H2dShareBesideCpuUpdate);
         Assert.Equal(0.25, Contended().HostLink!.D2hShareBesideCpuUpdate, 1e-12);
+    }
+
+    private static HardwareProfile Interfering(double bytesLost) => H200 with
+    {
+        HostLink = H200.HostLink! with { CpuUpdateBytesLostPerCopiedByte = Figure.Measured(bytesLost, "2026-12-06", "test") },
+    };
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed)]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_a_measured_interference_When_priced_Then_each_update_beside_copies_is_lengthened_by_its_share_of_their_bytes_and_the_deepspeed_schedule_is_not(StepSchedule schedule)
+    {
+        var s = Offloaded(schedule);
+        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, Interfering(0.5), s);
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        bool Beside(Operation o) => schedule == StepSchedule.Delayed || (schedule == StepSchedule.Overlapped && o.Phase == StepPhase.Backward);
+        long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h && Beside(o)).Sum(o => o.Bytes.Value);
+        long updated = updates.Sum(o => o.Parameters);
+
+        if (schedule != StepSchedule.DeepSpeed) Assert.True(copied > 0);
+        foreach (var update in updates)
+        {
+            // Half a byte of the update's 28 B-per-parameter traffic lost per copied byte, shared by parameters.
+            double extra = schedule == StepSchedule.DeepSpeed ? 0 : 0.5 * copied / (rate * StepCosts.AdamHostBytesPerParameter) * update.Parameters / updated;
+            Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
+        }
+    }
+
+    [Fact]
+    public void Given_an_interference_of_zero_or_none_When_priced_Then_the_updates_cost_the_same()
+    {
+        var s = Offloaded(StepSchedule.Delayed);
+        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
+        var none = Simulator.Costs(program, H200, s);
+        var zero = Simulator.Costs(program, Interfering(0), s);
+        var one = Simulator.Costs(program, Interfering(1), s);
+        var update = program.Ops.First(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep);
+
+        Assert.Equal(none.Duration(update, Model.HiddenSize), zero.Duration(update, Model.HiddenSize));
+        Assert.True(one.Duration(update, Model.HiddenSize) > none.Duration(update, Model.HiddenSize));
+    }
+
+    [Fact]
+    public void Given_an_interference_out_of_range_When_the_profile_is_validated_Then_it_names_the_field()
+    {
+        var e = Assert.Throws<Descriptions.DescriptionException>(() => Interfering(-0.5).Validated("test.json"));
+        Assert.Contains("cpu_update_bytes_lost_per_copied_byte", e.Message);
     }
 }

@@ -30,4 +30,27 @@ public class GpuProbeTests
         var e = Assert.Throws<InvalidOperationException>(() => GpuProbe.Measure());
         Assert.Contains("No CUDA device", e.Message);
     }
+
+    [Fact]
+    public void Given_the_update_slower_beside_copies_When_the_interference_is_derived_Then_it_is_its_lost_traffic_per_copied_byte_and_never_negative()
+    {
+        // 5.0 → 4.5 G params/s beside 28 GB/s of copies: 0.5 G/s × 28 B = 14 GB/s lost, half a byte per copied byte.
+        Assert.Equal(0.5, GpuProbe.BytesLostPerCopiedByte(5.0e9, 4.5e9, 28e9), 12);
+        Assert.Equal(0, GpuProbe.BytesLostPerCopiedByte(5.0e9, 5.1e9, 28e9));
+    }
+
+    [Fact]
+    public void Given_a_measured_interference_When_applied_Then_the_link_carries_it_and_a_measurement_without_one_keeps_the_profile_s()
+    {
+        var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
+            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, []) { CpuUpdateBytesLostPerCopiedByte = 0.42 };
+
+        var updated = GpuProbe.Apply(profile, m, "2026-12-06");
+        var again = GpuProbe.Apply(updated, m with { CpuUpdateBytesLostPerCopiedByte = null }, "2026-12-07");
+
+        Assert.Equal(0.42, updated.HostLink!.CpuUpdateBytesLostPerCopiedByte!.Value);
+        Assert.Equal(FigureSource.Measured, updated.HostLink.CpuUpdateBytesLostPerCopiedByte.Provenance!.Source);
+        Assert.Equal(0.42, again.HostLink!.CpuUpdateBytesLostPerCopiedByte!.Value);
+    }
 }

@@ -95,6 +95,7 @@ public class InStepFloorProbeTests
         load.Dispose();
 
         Assert.True(kept, $"the load stopped after {load.Updates} updates");
+        Assert.True(load.ParametersUpdated >= 3 * 4096, $"{load.ParametersUpdated} parameters counted in {load.Updates} updates");
         Assert.Null(load.Failure);
         Assert.True(stopping.Elapsed < TimeSpan.FromSeconds(5), $"Dispose took {stopping.Elapsed}");
     }

@@ -8,7 +8,10 @@ import json, os, shlex, statistics, subprocess, sys
 
 def flags(p, s):
     st = p["settings"]
-    f = ["--model", p["model"]["name"], "--micro-batch", str(st["micro_batch"]), "--seq-len", str(st["seq_len"]),
+    # A model imported from a Hugging Face config (tools/bench/models/NAME/config.json) is planned from that file again.
+    name = p["model"]["name"]
+    imported = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", name, "config.json")
+    f = ["--model", imported if os.path.exists(imported) else name, "--micro-batch", str(st["micro_batch"]), "--seq-len", str(st["seq_len"]),
          "--grad-accumulation", str(st["grad_accumulation"]), "--precision", st["precision"], "--schedule", st["schedule"],
          "--executor", st.get("executor", "aios"), "--sub-group-size", str(st["sub_group_size"]),
          "--buffer-count", str(st["buffer_count"]), "--prefetch-depth", str(st["prefetch_depth"])]

@@ -161,6 +161,13 @@ public sealed record HostLinkSpec
     public Figure? H2dPinnedBesideCpuUpdateGbps { get; init; }
     /// <summary>Device→host into pinned memory while CPU Adam runs on every core, GB/s (see <see cref="H2dPinnedBesideCpuUpdateGbps"/>).</summary>
     public Figure? D2hPinnedBesideCpuUpdateGbps { get; init; }
+    /// <summary>
+    /// Bytes of its own memory traffic CPU Adam loses per byte the copy engines move to or from pinned host memory beside it
+    /// (0: the update keeps its pace; 1: every copied byte displaces one of the update's, as when the update runs at the
+    /// memory's roof). <c>calibrate-gpu</c> measures the update's rate alone and while pinned copies loop:
+    /// (alone − beside) × 28 B ÷ the copies' bytes per second. null: not measured, the update is priced at its rate alone.
+    /// </summary>
+    public Figure? CpuUpdateBytesLostPerCopiedByte { get; init; }
 
     public Bandwidth H2d(bool pinned) => Bandwidth.FromGBps(pinned ? H2dPinnedGbps.Value : H2dPageableGbps.Value);
     public Bandwidth D2h(bool pinned) => Bandwidth.FromGBps(pinned ? D2hPinnedGbps.Value : D2hPageableGbps.Value);
@@ -185,6 +192,7 @@ public sealed record HostLinkSpec
             p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
         foreach (var (name, f) in new[] { ("h2d_pinned_beside_cpu_update_gbps", H2dPinnedBesideCpuUpdateGbps), ("d2h_pinned_beside_cpu_update_gbps", D2hPinnedBesideCpuUpdateGbps) })
             if (f is not null) p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
+        if (CpuUpdateBytesLostPerCopiedByte is { } lost) p.InRange(at + ".cpu_update_bytes_lost_per_copied_byte", lost.Value, 0.0, 10.0);
         p.Positive(at + ".gpus_per_root", GpusPerRoot, HardwareBounds.MaxGpusPerNode);
     }
 }

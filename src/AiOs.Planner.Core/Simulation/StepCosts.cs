@@ -59,6 +59,8 @@ public sealed class StepCosts
     private readonly double _adamInRamPerSecond;
     /// <summary>Seconds every CPU OptimizerStep costs on top of its parameters: one update call's fixed cost (<see cref="CpuSpec.OptimizerCallOverheadS"/>).</summary>
     private readonly double _optimizerCallSeconds;
+    /// <summary>Seconds each updated parameter's CPU update takes longer for the copies beside it (<see cref="CopyInterference"/>); 0 where not measured.</summary>
+    private readonly double _contendedSecondsPerParameter;
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
@@ -160,6 +162,7 @@ public sealed class StepCosts
                 _transfersBesideUpdate = true;
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
+                _contendedSecondsPerParameter = CopyInterference(program, s, hw, gpusPerNode);
                 if (_floorPerOperation && _besideRatios is { } ratios && _pipelined is not null)
                 {
                     (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = BesideUpdateFloors(program, ratios);
@@ -189,6 +192,34 @@ public sealed class StepCosts
     /// <summary>Whether the schedule runs <paramref name="op"/> (a copy) while the CPU updates (<see cref="TransfersBesideUpdate"/>).</summary>
     private bool IsBesideUpdate(Operation op) => _transfersBesideUpdate && (!_onlyBackwardBesideUpdate || op.Phase == StepPhase.Backward);
 
+    /// <summary>Bytes of host memory the engine's bf16 CPU Adam moves per parameter (read master, m, v and the bf16 gradient; write master, m, v and the bf16 copy).</summary>
+    public const int AdamHostBytesPerParameter = 28;
+
+    /// <summary>
+    /// Where the schedule runs the CPU updates beside the GPU's copies (overlapped: during backward; delayed: the whole
+    /// step), each update is lengthened by its share (by parameters) of the copies' bytes × the measured traffic the update
+    /// loses per copied byte (<see cref="HostLinkSpec.CpuUpdateBytesLostPerCopiedByte"/>) ÷ its own traffic rate (the
+    /// calibrated rate × <see cref="AdamHostBytesPerParameter"/>). Not measured: no lengthening. The figure is measured, not
+    /// assumed, because hosts differ: on one H100 VM (2026-12-06, sixteenth session) the updates beside the copies ran at
+    /// the rate calibrated alone (3.8–4.2 against 3.89 G params/s), and pricing a full byte per copied byte (the assumption
+    /// until then) put those rows 9–21% slow; on the next (seventeenth session) the delayed gpt2-xl's updates ran 4.2–4.3
+    /// beside the copies against 4.7–5.0 in the DeepSpeed schedule's steps beside nothing, and the plan without the term was
+    /// 19% fast (docs/validation/gpu-2026-12-06-session17.md). NVMe traffic (a few GB/s) is left out.
+    /// </summary>
+    private double CopyInterference(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
+    {
+        if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
+        long transferred = 0, updated = 0;
+        foreach (var op in program.Ops)
+        {
+            if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
+            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && IsBesideUpdate(op)) transferred += op.Bytes.Value;
+        }
+        if (updated == 0 || transferred == 0) return 0;
+        double traffic = hw.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, EngineAdamOnBf16Gradients(s)) * AdamHostBytesPerParameter / gpusPerNode;
+        return lost.Value * transferred / traffic / updated;
+    }
+
     /// <summary>
     /// Whether the engine's sub-groups whose state is in RAM (no swap slot) take the bf16 update: its gradients bf16 in RAM.
     /// With the optimizer in RAM that is every sub-group (<see cref="EngineAdamOnBf16Gradients"/>); with it on NVMe, those
@@ -216,14 +247,12 @@ public sealed class StepCosts
 
     /// <summary>The time <paramref name="op"/> takes on its resource, alone.</summary>
     /// <remarks>
-    /// A CPU update is priced at the calibrated rate whatever runs beside it. Until the sixteenth session (2026-12-06) an
-    /// update beside the GPU's copies (overlapped: backward's; delayed: the whole step's) was lengthened by the copies' bytes
-    /// over a memory rate taken as CPU Adam's rate × 28 B, as if Adam ran at the memory's roof. With calibration's Adam
-    /// probe sized past the last-level cache (its old 1 GiB state was partly served from a 300 MiB L3 and overstated the rate
-    /// by 1.15–1.24×), the engine's updates ran at 3.8–4.2 G params/s in the overlapped and delayed steps of an H100 VM, as
-    /// in its DeepSpeed-schedule steps where nothing runs beside them (3.9–4.5), against 3.89 calibrated: no contention to
-    /// price, and pricing it put those rows 9–21% slow (docs/validation/gpu-2026-12-06-session16.md). The copies' own share
-    /// beside the update stays measured (<see cref="HostLinkSpec.H2dShareBesideCpuUpdate"/>).
+    /// A CPU update beside the GPU's copies is lengthened only by the measured interference (<see cref="CopyInterference"/>).
+    /// Until the sixteenth session (2026-12-06) it was lengthened by the copies' bytes over CPU Adam's rate × 28 B, as if
+    /// every copied byte displaced one of the update's; with calibration's Adam probe sized past the last-level cache that
+    /// put an H100 VM's overlapped and delayed rows 9–21% slow (docs/validation/gpu-2026-12-06-session16.md), and the next
+    /// VM's rows 19% fast without it: the figure is now calibrated per host. The copies' own share beside the update is
+    /// measured too (<see cref="HostLinkSpec.H2dShareBesideCpuUpdate"/>).
     /// </remarks>
     public SimDuration Duration(Operation op, int hiddenSize) => op.Resource switch
     {
@@ -235,7 +264,7 @@ public sealed class StepCosts
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
             : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)
-                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond)),
+                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
         ResourceKind.Collective => Collective(op.Bytes),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };

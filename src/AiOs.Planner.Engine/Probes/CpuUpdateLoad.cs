@@ -22,6 +22,7 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
     private readonly ManualResetEventSlim _started = new();
     private volatile bool _stop;
     private long _updates;
+    private long _parameters;
     private Exception? _failure;
 
     /// <summary>Bytes of state per parameter: fp32 master, m and v, bf16 gradient and bf16 copy.</summary>
@@ -74,6 +75,12 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
     /// <summary>Updates completed so far.</summary>
     public long Updates => Interlocked.Read(ref _updates);
 
+    /// <summary>Parameters updated so far, counted per sub-group (<see cref="SubGroup"/>), so a rate over a short window is exact to one sub-group.</summary>
+    public long ParametersUpdated => Interlocked.Read(ref _parameters);
+
+    /// <summary>Parameters per update call: the engine updates one sub-group (at most a unit) per call.</summary>
+    public const int SubGroup = 32 << 20;
+
     /// <summary>Why the load stopped before it was disposed; null while it runs or after a clean stop.</summary>
     public Exception? Failure => Volatile.Read(ref _failure);
 
@@ -84,8 +91,13 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
         {
             for (int step = 1; !_stop; step = step % 1000 + 1)
             {
-                CpuAdam.StepBf16Gradients(Master, Gradients, new Span<float>((void*)_m.Address, _elements), new Span<float>((void*)_v.Address, _elements),
-                    new Span<ushort>((void*)_bf16.Address, _elements), step, hp, _threads);
+                for (int at = 0; at < _elements && !_stop; at += SubGroup)
+                {
+                    int n = Math.Min(SubGroup, _elements - at);
+                    CpuAdam.StepBf16Gradients(Master.Slice(at, n), Gradients.Slice(at, n), new Span<float>((float*)_m.Address + at, n),
+                        new Span<float>((float*)_v.Address + at, n), new Span<ushort>((ushort*)_bf16.Address + at, n), step, hp, _threads);
+                    Interlocked.Add(ref _parameters, n);
+                }
                 Interlocked.Increment(ref _updates);
                 _started.Set();
             }

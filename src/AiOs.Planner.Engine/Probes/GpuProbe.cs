@@ -16,6 +16,9 @@ public sealed record GpuMeasurement(
 {
     /// <summary>Pinned copy rates beside CPU Adam on every core, as the profile's pinned rates scaled by the measured loaded ÷ alone ratio (<see cref="GpuProbe.BesideCpuUpdate"/>); null: not measured.</summary>
     public (Bandwidth H2d, Bandwidth D2h)? PinnedBesideCpuUpdate { get; init; }
+
+    /// <summary>Bytes of its traffic the CPU update loses per byte pinned copies move beside it (<see cref="GpuProbe.BytesLostPerCopiedByte"/>); null: not measured.</summary>
+    public double? CpuUpdateBytesLostPerCopiedByte { get; init; }
 }
 
 /// <summary>
@@ -60,7 +63,7 @@ public static partial class GpuProbe
             h2dPageable = Math.Max(h2dPageable, hg); d2hPageable = Math.Max(d2hPageable, dg);
         }
 
-        var beside = BesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned);
+        var (beside, lost) = BesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned);
 
         var rates = new Dictionary<string, double>();
         foreach (var (name, type) in new[] { ("bf16", ScalarType.BFloat16), ("fp32", ScalarType.Float32) })
@@ -85,7 +88,7 @@ public static partial class GpuProbe
             }
         }
         return new GpuMeasurement(DeviceName(device), TotalMemory(), Bandwidth.FromGBps(h2dPinned), Bandwidth.FromGBps(d2hPinned),
-            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside };
+            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside, CpuUpdateBytesLostPerCopiedByte = lost };
     }
 
     /// <summary>GB/s of one synchronised copy of <paramref name="bytes"/> from <paramref name="src"/> into <paramref name="dst"/>.</summary>
@@ -98,19 +101,19 @@ public static partial class GpuProbe
         return bytes / watch.Elapsed.TotalSeconds / 1e9;
     }
 
-    /// <summary>Parameters of the CPU update <see cref="BesideCpuUpdate"/> runs: 32 M, 512 MiB of state, far beyond any cache.</summary>
-    private const int BesideParameters = 32 << 20;
-
     /// <summary>
     /// Pinned copies of 1 GiB each way, the median of five, alone and then while the engine's CPU update (CpuAdam on bf16
-    /// gradients, the bf16 copy written, on every core, as the overlapped and delayed schedules run it beside backward) loops
-    /// on 32 M parameters of its own: what a copy engine keeps of its rate beside the update. The result is the profile's
-    /// pinned rate (<paramref name="h2dPinned"/>, <paramref name="d2hPinned"/>: the best over sizes) times that loaded ÷
-    /// alone ratio, so the plan's share (StepCosts.BesideUpdate) compares like with like. Medians, as the copies race the
-    /// load; 1 GiB, so the host thread's waits for a core around each synchronisation are a small part of each copy. Null
-    /// (and a line in <paramref name="samples"/>) when the load fails: an optional figure never fails the calibration.
+    /// gradients, the bf16 copy written, 32 M parameters per call, on the threads the overlapped and delayed schedules give it
+    /// beside the GPU's work) loops over a state sixteen times the last-level cache (<see cref="CpuUpdateLoad.ElementsFor"/>):
+    /// what a copy engine keeps of its rate beside the update. The result is the profile's pinned rate
+    /// (<paramref name="h2dPinned"/>, <paramref name="d2hPinned"/>: the best over sizes) times that loaded ÷ alone ratio, so
+    /// the plan's share (StepCosts.BesideUpdate) compares like with like. Medians, as the copies race the load; 1 GiB, so the
+    /// host thread's waits for a core around each synchronisation are a small part of each copy. The other side too: the
+    /// update's rate with nothing beside it (before and after) and while the copies loop both ways for a second and a half,
+    /// as <see cref="BytesLostPerCopiedByte"/>. Nulls (and a line in <paramref name="samples"/>) when the load fails: an
+    /// optional figure never fails the calibration.
     /// </summary>
-    private static (Bandwidth H2d, Bandwidth D2h)? BesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned)
+    private static ((Bandwidth H2d, Bandwidth D2h)? Copies, double? Lost) BesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned)
     {
         const long size = 1L << 30;
         var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
@@ -118,21 +121,65 @@ public static partial class GpuProbe
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
         double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
         double h2dAlone = Median(() => Rate(onGpu, pinned)), d2hAlone = Median(() => Rate(pinned, onGpu));
-        double h2d, d2h;
-        using (var load = new CpuUpdateLoad(BesideParameters, Environment.ProcessorCount))
+        double h2d, d2h, aloneBefore, aloneAfter, besideRate, copied;
+        int threads = Execution.EngineSettings.CpuUpdateThreads(new Settings.TrainingSettings { Schedule = Settings.StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
+        CpuUpdateLoad load;
+        try
         {
+            load = new CpuUpdateLoad(CpuUpdateLoad.ElementsFor(Measurement.CpuCaches.LastLevel(), Measurement.HostMemory.Available()), threads);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OutOfMemoryException)
+        {
+            samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
+            return (null, null);
+        }
+        using (load)
+        {
+            // The update's own rate over a window: parameters it updated ÷ seconds, while `during` runs (or nothing: a sleep).
+            (double Rate, double Seconds) UpdateRate(Action during)
+            {
+                long p0 = load.ParametersUpdated;
+                var watch = Stopwatch.StartNew();
+                during();
+                return ((load.ParametersUpdated - p0) / watch.Elapsed.TotalSeconds, watch.Elapsed.TotalSeconds);
+            }
+            aloneBefore = UpdateRate(() => Thread.Sleep(800)).Rate;
             h2d = Median(() => Rate(onGpu, pinned));
             d2h = Median(() => Rate(pinned, onGpu));
+            long bytes = 0;
+            (besideRate, double seconds) = UpdateRate(() =>
+            {
+                var watch = Stopwatch.StartNew();
+                while (watch.Elapsed.TotalSeconds < 1.5)
+                {
+                    Rate(onGpu, pinned);
+                    Rate(pinned, onGpu);
+                    bytes += 2 * size;
+                }
+            });
+            copied = bytes / seconds;
+            aloneAfter = UpdateRate(() => Thread.Sleep(800)).Rate;
             if (load.Failure is { } e)
             {
                 samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
-                return null;
+                return (null, null);
             }
         }
-        if (h2d <= 0 || d2h <= 0) return null;
-        samples.Add($"copy 1 GiB beside CPU Adam on {Environment.ProcessorCount} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
-        return (Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone)));
+        if (h2d <= 0 || d2h <= 0) return (null, null);
+        samples.Add($"copy 1 GiB beside CPU Adam on {threads} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
+        double alone = (aloneBefore + aloneAfter) / 2;
+        double? lost = alone > 0 && copied > 0 ? BytesLostPerCopiedByte(alone, besideRate, copied) : null;
+        samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneBefore / 1e9:0.00} before and {aloneAfter / 1e9:0.00} after alone; {lost:0.00} bytes of its traffic lost per copied byte");
+        return ((Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone))), lost);
     }
+
+    /// <summary>
+    /// Bytes of its own traffic (<see cref="Simulation.StepCosts.AdamHostBytesPerParameter"/> per parameter) the CPU update
+    /// loses per byte the copies move: (<paramref name="alone"/> − <paramref name="beside"/>) parameters per second × 28 B ÷
+    /// <paramref name="copiedBytesPerSecond"/>; never below 0 (an update that ran faster beside the copies lost nothing).
+    /// </summary>
+    internal static double BytesLostPerCopiedByte(double alone, double beside, double copiedBytesPerSecond) =>
+        Math.Max(0, (alone - beside) * Simulation.StepCosts.AdamHostBytesPerParameter / copiedBytesPerSecond);
 
     /// <summary>Writes the measurement into a profile's GPU and host-link sections, keeping everything else.</summary>
     public static HardwareProfile Apply(HardwareProfile profile, GpuMeasurement m, string date)
@@ -142,6 +189,7 @@ public static partial class GpuProbe
         var link = profile.HostLink ?? new HostLinkSpec { H2dPinnedGbps = 1, D2hPinnedGbps = 1, H2dPageableGbps = 1, D2hPageableGbps = 1 };
         const string copy = "TorchSharp copy_ of 16 MiB–1 GiB tensors, best of 5, synchronised";
         const string besideCopy = "the pinned rate × (TorchSharp copy_ of a 1 GiB pinned tensor while CpuAdam, bf16 gradients on every core, loops on 32 M parameters ÷ the same copy alone), medians of 5";
+        const string lostMethod = "(CpuAdam's rate alone − its rate while 1 GiB pinned copies loop both ways) × 28 B ÷ the copies' bytes per second; bf16 gradients, 32 M parameters per call, a state of 16 × the last-level cache, one core left to the launching thread";
         const string mm = "TorchSharp matmul (8192 × h)·(h × 4h), h = 2048/4096/8192, best rate";
         return profile with
         {
@@ -163,6 +211,7 @@ public static partial class GpuProbe
                 H2dPageableGbps = F(m.H2dPageable.GBps, copy), D2hPageableGbps = F(m.D2hPageable.GBps, copy),
                 H2dPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b1 ? F(b1.H2d.GBps, besideCopy) : link.H2dPinnedBesideCpuUpdateGbps,
                 D2hPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b2 ? F(b2.D2h.GBps, besideCopy) : link.D2hPinnedBesideCpuUpdateGbps,
+                CpuUpdateBytesLostPerCopiedByte = m.CpuUpdateBytesLostPerCopiedByte is { } lost ? F(lost, lostMethod) : link.CpuUpdateBytesLostPerCopiedByte,
             },
         };
     }
