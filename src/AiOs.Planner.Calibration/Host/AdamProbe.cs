@@ -81,13 +81,16 @@ public static unsafe class AdamProbe
         var rates = new List<(long, double)>(subGroups.Count);
         foreach (long g in subGroups)
         {
-            long size = Math.Min(WholeBlocks(kernel, g), parameters);
+            long size = CallSize(kernel, g, parameters);
             double rate = Time(state, SubGroups(parameters, size), threads, duration, ct, warm: true);
             rates.Add((size, rate));
             afterEach?.Invoke(size, rate);
         }
         return rates;
     }
+
+    /// <summary>Parameters per call <see cref="MeasureSubGroups"/> times for <paramref name="subGroup"/> over a state of <paramref name="parameters"/>: whole 8-bit blocks, at most the state.</summary>
+    public static long CallSize(AdamProbeKernel kernel, long subGroup, long parameters) => Math.Min(WholeBlocks(kernel, subGroup), parameters);
 
     /// <summary>8-bit sub-groups hold whole blocks (as the engine's do), so each starts its own scales at offset / block size.</summary>
     private static long WholeBlocks(AdamProbeKernel kernel, long subGroup) =>

@@ -67,7 +67,7 @@ public static class BenchAdamCommand
                 {
                     AdamProbe.MeasureSubGroups(k, state, sizes, n, duration, ct, (size, rate) =>
                     {
-                        var row = new Row(k, size, rate, rate * BytesMoved(k) / 1e9, named.Where(x => x.Parameters == size).Select(x => x.Unit).ToList());
+                        var row = new Row(k, size, rate, rate * BytesMoved(k) / 1e9, named.Where(x => AdamProbe.CallSize(k, x.Parameters, state) == size).Select(x => x.Unit).ToList());
                         rows.Add(row);
                         if (!quiet) io.Console.MarkupLineInterpolated($"[grey]{Name(k)} {size / 1e6:0.0} M per call: {rate / 1e9:0.000} G params/s[/]");
                     });
