@@ -93,18 +93,24 @@ public class HostMemoryContentionTests
     };
 
     [Theory]
-    [InlineData(StepSchedule.DeepSpeed)]
-    [InlineData(StepSchedule.Overlapped)]
-    [InlineData(StepSchedule.Delayed)]
-    public void Given_a_measured_interference_When_priced_Then_each_update_beside_copies_is_lengthened_by_its_share_of_their_bytes_and_the_deepspeed_schedule_is_not(StepSchedule schedule)
+    [InlineData(StepSchedule.DeepSpeed, 1)]
+    [InlineData(StepSchedule.Overlapped, 1)]
+    [InlineData(StepSchedule.Delayed, 1)]
+    [InlineData(StepSchedule.Overlapped, 3)]
+    [InlineData(StepSchedule.Delayed, 2)]
+    public void Given_a_measured_interference_When_priced_Then_each_update_beside_copies_is_lengthened_by_its_share_of_their_bytes_and_the_deepspeed_schedule_is_not(StepSchedule schedule, int accumulation)
     {
-        var s = Offloaded(schedule);
+        var s = Offloaded(schedule) with { GradAccumulation = accumulation };
         var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, Interfering(0.5), s);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
         var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
-        bool Beside(Operation o) => schedule == StepSchedule.Delayed || (schedule == StepSchedule.Overlapped && o.Phase == StepPhase.Backward);
+        // Overlapped: the updates run as the last micro-batch's gradients land, beside that micro-batch's backward only.
+        int last = accumulation - 1;
+        bool Beside(Operation o) => schedule == StepSchedule.Delayed || (schedule == StepSchedule.Overlapped && o.Phase == StepPhase.Backward && o.MicroBatch == last);
         long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h && Beside(o)).Sum(o => o.Bytes.Value);
+        if (accumulation > 1 && schedule == StepSchedule.Overlapped)
+            Assert.Contains(program.Ops, o => o.Resource == ResourceKind.D2h && o.Phase == StepPhase.Backward && o.MicroBatch < last);
         long updated = updates.Sum(o => o.Parameters);
 
         if (schedule != StepSchedule.DeepSpeed) Assert.True(copied > 0);

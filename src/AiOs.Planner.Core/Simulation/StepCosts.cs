@@ -210,15 +210,25 @@ public sealed class StepCosts
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
         long transferred = 0, updated = 0;
+        int last = LastMicroBatch(program);
         foreach (var op in program.Ops)
         {
             if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && IsBesideUpdate(op)) transferred += op.Bytes.Value;
+            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && RunsBesideUpdates(op, last)) transferred += op.Bytes.Value;
         }
         if (updated == 0 || transferred == 0) return 0;
         double traffic = hw.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, EngineAdamOnBf16Gradients(s)) * AdamHostBytesPerParameter / gpusPerNode;
         return lost.Value * transferred / traffic / updated;
     }
+
+    private static int LastMicroBatch(StepProgram program) => program.Ops.Count == 0 ? 0 : program.Ops.Max(o => o.MicroBatch);
+
+    /// <summary>
+    /// Whether <paramref name="op"/> runs while CPU updates do, in time: the delayed schedule's pending update runs beside the
+    /// whole next step; the overlapped schedule updates as the last micro-batch's gradients land, so only that micro-batch's
+    /// backward (<paramref name="lastMicroBatch"/>) runs beside it, not the earlier micro-batches' of an accumulation.
+    /// </summary>
+    private bool RunsBesideUpdates(Operation op, int lastMicroBatch) => IsBesideUpdate(op) && (!_onlyBackwardBesideUpdate || op.MicroBatch == lastMicroBatch);
 
     /// <summary>
     /// Whether the engine's sub-groups whose state is in RAM (no swap slot) take the bf16 update: its gradients bf16 in RAM.
