@@ -194,7 +194,7 @@ public class AdamProbeTests
     {
         long block = BlockwiseQuantization.BlockSize;
         var seen = new List<long>();
-        var rates = AdamProbe.MeasureSubGroups(AdamProbeKernel.EightBit, 8 * block, [block / 2, 3 * block + 5, 100 * block], 1,
+        var rates = AdamProbe.MeasureSubGroups(AdamProbeKernel.EightBit, 8 * block, [block / 2, 3 * block + 5, 3 * block, 100 * block], 1,
             TimeSpan.FromMilliseconds(5), CancellationToken.None, (size, _) => seen.Add(size));
 
         Assert.Equal([block, 3 * block, 8 * block], rates.Select(r => r.SubGroup));

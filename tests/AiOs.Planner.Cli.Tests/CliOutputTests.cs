@@ -42,6 +42,8 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["bench-drive missing folder"] = w => new(["bench-drive", "--path", Path.Combine(w.Root, "none[1]"), "--no-fio"], ExitCodes.Usage, "none[1]"),
         ["bench-adam"] = _ => new(["bench-adam", "--parameters", "2M", "--sub-group", "1M,2M", "--seconds", "0.05", "--threads", "1", "--kernel", "bf16,8bit"], ExitCodes.Ok, "G params/s"),
         ["bench-adam not a count"] = _ => new(["bench-adam", "--sub-group", "12x[1]"], ExitCodes.Usage, "12x[1]"),
+        ["bench-adam two state sizes"] = _ => new(["bench-adam", "--parameters", "1M,2M"], ExitCodes.Usage, "--parameters takes one count"),
+        ["bench-adam state past free memory"] = _ => new(["bench-adam", "--parameters", "100G", "--seconds", "0.05"], ExitCodes.Usage, "smaller --parameters"),
         ["bench-adam unknown kernel"] = _ => new(["bench-adam", "--kernel", "fp8[1]", "--parameters", "1M", "--seconds", "0.05"], ExitCodes.Usage, "fp8[1]"),
         ["bench-collectives one rank"] = _ => new(["bench-collectives", "--gpus", "1", "--device", "cpu"], ExitCodes.Usage, "--gpus 1"),
         ["bench-collectives unknown profile"] = w => new(["bench-collectives", "--gpus", "2", "--device", "cpu", "--hardware", Path.Combine(w.Root, "none[1].json")], ExitCodes.Usage, "none[1]"),

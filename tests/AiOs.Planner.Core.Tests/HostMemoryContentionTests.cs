@@ -142,4 +142,22 @@ public class HostMemoryContentionTests
         var e = Assert.Throws<Descriptions.DescriptionException>(() => Interfering(-0.5).Validated("test.json"));
         Assert.Contains("cpu_update_bytes_lost_per_copied_byte", e.Message);
     }
+
+    [Fact]
+    public void Given_8_bit_state_When_an_interference_is_priced_Then_it_is_over_the_8_bit_update_s_own_traffic()
+    {
+        var s = Offloaded(StepSchedule.Delayed) with { OptimizerState = Optim.OptimizerStateFormat.EightBit };
+        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, Interfering(0.5), s);
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h).Sum(o => o.Bytes.Value);
+        long updated = updates.Sum(o => o.Parameters);
+
+        foreach (var update in updates)
+        {
+            double extra = 0.5 * copied / (rate * StepCosts.EightBitAdamHostBytesPerParameter) * update.Parameters / updated;
+            Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
+        }
+    }
 }

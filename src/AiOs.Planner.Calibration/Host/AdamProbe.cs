@@ -9,7 +9,7 @@ namespace AiOs.Planner.Calibration.Host;
 /// <summary>Which <see cref="CpuAdam"/> pass the Adam probe times.</summary>
 public enum AdamProbeKernel
 {
-    /// <summary><c>CpuAdam.Step</c>: fp32 gradients, no bf16 copy (32 B per parameter moved); fp32 training and DeepSpeed's CPU Adam.</summary>
+    /// <summary><c>CpuAdam.Step</c>: fp32 gradients, no bf16 copy (28 B per parameter moved: p, g, m, v read, p, m, v written); fp32 training and DeepSpeed's CPU Adam.</summary>
     Fp32Gradients,
     /// <summary>
     /// <c>CpuAdam.StepBf16Gradients</c> writing the bf16 copy (28 B per parameter moved): the engine's bf16 update with its state in RAM.
@@ -79,9 +79,9 @@ public static unsafe class AdamProbe
         using var state = new ProbeState(kernel, parameters);
         WarmUp(state, SubGroups(parameters, parameters), threads);
         var rates = new List<(long, double)>(subGroups.Count);
-        foreach (long g in subGroups)
+        // Sizes that round to the same call (8-bit blocks, the state's bound) are timed once.
+        foreach (long size in subGroups.Select(g => CallSize(kernel, g, parameters)).Distinct())
         {
-            long size = CallSize(kernel, g, parameters);
             double rate = Time(state, SubGroups(parameters, size), threads, duration, ct, warm: true);
             rates.Add((size, rate));
             afterEach?.Invoke(size, rate);

@@ -28,7 +28,7 @@ public static class BenchAdamCommand
         var kernel = new Option<string[]>("--kernel") { Description = "Update pass: bf16 (the engine's bf16 training), fp32, 8bit; repeat or separate with commas (default bf16)", AllowMultipleArgumentsPerToken = true };
         var subGroups = new Option<long[]>("--sub-group") { Description = "Parameters per call (12.6M, 32M, 4194304); repeat or separate with commas", CustomParser = ParseCounts };
         var models = new Option<string[]>("--model") { Description = "Also time each model's decoder layer and embedding, one call each (the engine updates a unit per call)", AllowMultipleArgumentsPerToken = true };
-        var parameters = new Option<long?>("--parameters") { Description = "Parameters in the state walked (default: as calibration sizes it, 16 × the last-level cache, at most a quarter of free memory)", CustomParser = r => ParseCounts(r).FirstOrDefault() };
+        var parameters = new Option<long?>("--parameters") { Description = "Parameters in the state walked (default: as calibration sizes it, 16 × the last-level cache, at most a quarter of free memory)", CustomParser = ParseOneCount };
         var threads = new Option<int?>("--threads") { Description = "Update threads (default: every core, as the DeepSpeed schedule runs it; the overlapped and delayed schedules leave one)" };
         var seconds = new Option<double>("--seconds") { Description = "Seconds per call size (at least one pass over the state; default 2)", DefaultValueFactory = _ => 2 };
         var profile = new Option<string?>("--profile") { Description = "Profile whose memory-copy figure the rates are compared with (name or path)" };
@@ -56,6 +56,10 @@ public static class BenchAdamCommand
                 long state = r.GetValue(parameters) ?? ModeSettings.For(CalibrationMode.Full)
                     .SizedFor(CpuCaches.LastLevel(), HostMemory.Available()).AdamParameters;
                 state = Math.Max(state, sizes.Max());
+                // The state's bytes (fp32 master, m, v; the gradients and the bf16 copy), against what this machine has free.
+                long need = state * kernels.Max(StateBytesPerParameter);
+                if (HostMemory.Available() is { } free && need > free.Value * 0.9)
+                    throw new CalibrationException($"The state of {state / 1e6:0.#} M parameters needs {new Units.Bytes(need)}, more than the {free} this machine has free; give a smaller --parameters (or fewer, smaller --sub-group and --model sizes: the state holds the largest call).");
                 int n = r.GetValue(threads) ?? Environment.ProcessorCount;
                 if (n < 1) throw new CalibrationException($"--threads {n}: give one thread or more.");
                 double? copyGbps = r.GetValue(profile) is { } p ? ProfileCatalog.Default.Load(p).Cpu.MemoryBandwidth.GBps : null;
@@ -95,10 +99,25 @@ public static class BenchAdamCommand
     /// <summary>Bytes each kernel reads and writes per parameter (its remarks in <see cref="AdamProbeKernel"/>; the 8-bit scales left out).</summary>
     public static int BytesMoved(AdamProbeKernel k) => k switch
     {
-        AdamProbeKernel.Fp32Gradients => 32,
+        AdamProbeKernel.Fp32Gradients => 28,
         AdamProbeKernel.Bf16Gradients => 28,
         _ => 18,
     };
+
+    /// <summary>Bytes of state per parameter the probe allocates for <paramref name="k"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; one code per moment with 8-bit state).</summary>
+    private static long StateBytesPerParameter(AdamProbeKernel k) => k switch
+    {
+        AdamProbeKernel.Fp32Gradients => 16,
+        AdamProbeKernel.Bf16Gradients => 16,
+        _ => 14,
+    };
+
+    private static long? ParseOneCount(ArgumentResult result)
+    {
+        long[] counts = ParseCounts(result);
+        if (counts.Length > 1) result.AddError("--parameters takes one count (the state's size); the sizes per call go to --sub-group.");
+        return counts.Length == 0 ? null : counts[0];
+    }
 
     private static string Name(AdamProbeKernel k) => k switch
     {
@@ -156,12 +175,19 @@ public static class BenchAdamCommand
 
     private static void Render(IAnsiConsole console, List<Row> rows, double? copyGbps)
     {
-        var table = new Table().AddTextColumns("kernel", "per call", "G params/s", "GB/s moved", copyGbps is null ? "" : "÷ memory copy", "unit");
+        var columns = new List<string> { "kernel", "per call", "G params/s", "GB/s moved" };
+        if (copyGbps is not null) columns.Add("÷ memory copy");
+        columns.Add("unit");
+        var table = new Table().AddTextColumns([.. columns]);
         foreach (var x in rows)
-            table.AddTextRow(Name(x.Kernel), $"{x.SubGroup / 1e6:0.0} M", (x.Rate / 1e9).ToString("0.000", CultureInfo.InvariantCulture),
-                x.Gbps.ToString("0.0", CultureInfo.InvariantCulture), copyGbps is { } c ? (x.Gbps / c).ToString("0.00", CultureInfo.InvariantCulture) : "", string.Join(", ", x.Units));
+        {
+            var cells = new List<string> { Name(x.Kernel), $"{x.SubGroup / 1e6:0.0} M", (x.Rate / 1e9).ToString("0.000", CultureInfo.InvariantCulture), x.Gbps.ToString("0.0", CultureInfo.InvariantCulture) };
+            if (copyGbps is { } c) cells.Add((x.Gbps / c).ToString("0.00", CultureInfo.InvariantCulture));
+            cells.Add(string.Join(", ", x.Units));
+            table.AddTextRow([.. cells]);
+        }
         console.Write(table);
         if (copyGbps is { } cg)
-            console.MarkupLineInterpolated($"[grey]memory copy {cg:0.0} GB/s (bytes copied; a copy reads and writes each byte). Bytes moved: fp32 32, bf16 28, 8-bit 18 per parameter.[/]");
+            console.MarkupLineInterpolated($"[grey]memory copy {cg:0.0} GB/s (bytes copied; a copy reads and writes each byte). Bytes moved: fp32 and bf16 28, 8-bit 18 per parameter.[/]");
     }
 }

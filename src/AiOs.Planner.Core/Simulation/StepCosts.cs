@@ -195,6 +195,9 @@ public sealed class StepCosts
     /// <summary>Bytes of host memory the engine's bf16 CPU Adam moves per parameter (read master, m, v and the bf16 gradient; write master, m, v and the bf16 copy).</summary>
     public const int AdamHostBytesPerParameter = 28;
 
+    /// <summary>Bytes the 8-bit update moves per parameter: fp32 master and gradient read, master written, one code per moment read and written, the bf16 copy written (scales left out).</summary>
+    public const int EightBitAdamHostBytesPerParameter = 18;
+
     /// <summary>
     /// Where the schedule runs the CPU updates beside the GPU's copies (overlapped: during backward; delayed: the whole
     /// step), each update is lengthened by its share (by parameters) of the copies' bytes × the measured traffic the update
@@ -217,7 +220,10 @@ public sealed class StepCosts
             else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && RunsBesideUpdates(op, last)) transferred += op.Bytes.Value;
         }
         if (updated == 0 || transferred == 0) return 0;
-        double traffic = hw.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, EngineAdamOnBf16Gradients(s)) * AdamHostBytesPerParameter / gpusPerNode;
+        // The update's own traffic: its rate as priced (the state's format) × the bytes it moves per parameter (28 with fp32
+        // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
+        int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
+        double traffic = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) * bytes / gpusPerNode;
         return lost.Value * transferred / traffic / updated;
     }
 

@@ -49,8 +49,17 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
         _elements = elements;
         var buffers = HostBuffer.AllocateMany([elements, elements, elements], TorchSharp.torch.ScalarType.Float32, pin: false);
         (_master, _m, _v) = (buffers[0], buffers[1], buffers[2]);
-        var halves = HostBuffer.AllocateMany([elements, elements], TorchSharp.torch.ScalarType.BFloat16, pin: false);
-        (_gradients, _bf16) = (halves[0], halves[1]);
+        try
+        {
+            var halves = HostBuffer.AllocateMany([elements, elements], TorchSharp.torch.ScalarType.BFloat16, pin: false);
+            (_gradients, _bf16) = (halves[0], halves[1]);
+        }
+        catch
+        {
+            // Callers may carry on without the load (an optional figure): the state mapped so far goes now, not at finalisation.
+            foreach (var b in buffers) b.Dispose();
+            throw;
+        }
         // Values of a real state's size: no zeros or denormals to make a pass cheaper than the engine's.
         Master.Fill(0.02f);
         Gradients.Fill(0x3A83); // bf16 1.0e-3

@@ -121,7 +121,7 @@ public static partial class GpuProbe
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
         double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
         double h2dAlone = Median(() => Rate(onGpu, pinned)), d2hAlone = Median(() => Rate(pinned, onGpu));
-        double h2d, d2h, aloneBefore, aloneAfter, besideRate, copied;
+        double h2d, d2h, aloneRate, besideRate, copied;
         int threads = Execution.EngineSettings.CpuUpdateThreads(new Settings.TrainingSettings { Schedule = Settings.StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
         CpuUpdateLoad load;
         try
@@ -143,22 +143,32 @@ public static partial class GpuProbe
                 during();
                 return ((load.ParametersUpdated - p0) / watch.Elapsed.TotalSeconds, watch.Elapsed.TotalSeconds);
             }
-            aloneBefore = UpdateRate(() => Thread.Sleep(800)).Rate;
             h2d = Median(() => Rate(onGpu, pinned));
             d2h = Median(() => Rate(pinned, onGpu));
-            long bytes = 0;
-            (besideRate, double seconds) = UpdateRate(() =>
+            // Alternating windows, alone and beside copies looping both ways, so a drift of the host's pace meets both alike;
+            // the medians of each kind are compared.
+            var alone = new List<double>();
+            var beside = new List<(double Rate, double Copied)>();
+            for (int w = 0; w < 3; w++)
             {
-                var watch = Stopwatch.StartNew();
-                while (watch.Elapsed.TotalSeconds < 1.5)
+                alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
+                long bytes = 0;
+                var (rate, seconds) = UpdateRate(() =>
                 {
-                    Rate(onGpu, pinned);
-                    Rate(pinned, onGpu);
-                    bytes += 2 * size;
-                }
-            });
-            copied = bytes / seconds;
-            aloneAfter = UpdateRate(() => Thread.Sleep(800)).Rate;
+                    var watch = Stopwatch.StartNew();
+                    while (watch.Elapsed.TotalSeconds < 0.6)
+                    {
+                        Rate(onGpu, pinned);
+                        Rate(pinned, onGpu);
+                        bytes += 2 * size;
+                    }
+                });
+                beside.Add((rate, bytes / seconds));
+            }
+            alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
+            aloneRate = MedianOf(alone);
+            besideRate = MedianOf(beside.Select(b => b.Rate));
+            copied = MedianOf(beside.Select(b => b.Copied));
             if (load.Failure is { } e)
             {
                 samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
@@ -167,10 +177,15 @@ public static partial class GpuProbe
         }
         if (h2d <= 0 || d2h <= 0) return (null, null);
         samples.Add($"copy 1 GiB beside CPU Adam on {threads} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
-        double alone = (aloneBefore + aloneAfter) / 2;
-        double? lost = alone > 0 && copied > 0 ? BytesLostPerCopiedByte(alone, besideRate, copied) : null;
-        samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneBefore / 1e9:0.00} before and {aloneAfter / 1e9:0.00} after alone; {lost:0.00} bytes of its traffic lost per copied byte");
+        double? lost = aloneRate > 0 && copied > 0 ? BytesLostPerCopiedByte(aloneRate, besideRate, copied) : null;
+        samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneRate / 1e9:0.00} alone (medians of 3 and 4 alternating windows); {lost:0.00} bytes of its traffic lost per copied byte");
         return ((Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone))), lost);
+    }
+
+    private static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
     }
 
     /// <summary>
@@ -188,7 +203,7 @@ public static partial class GpuProbe
         var gpu = profile.Gpu ?? new GpuSpec { Model = m.Name, MemoryGib = 0, PeakTflops = new PerPrecision(), MemoryBandwidthGbps = 1000 };
         var link = profile.HostLink ?? new HostLinkSpec { H2dPinnedGbps = 1, D2hPinnedGbps = 1, H2dPageableGbps = 1, D2hPageableGbps = 1 };
         const string copy = "TorchSharp copy_ of 16 MiB–1 GiB tensors, best of 5, synchronised";
-        const string besideCopy = "the pinned rate × (TorchSharp copy_ of a 1 GiB pinned tensor while CpuAdam, bf16 gradients on every core, loops on 32 M parameters ÷ the same copy alone), medians of 5";
+        const string besideCopy = "the pinned rate × (TorchSharp copy_ of a 1 GiB pinned tensor while CpuAdam on bf16 gradients loops over 16 × the last-level cache, 32 M parameters per call, on every core but the launching thread's ÷ the same copy alone), medians of 5";
         const string lostMethod = "(CpuAdam's rate alone − its rate while 1 GiB pinned copies loop both ways) × 28 B ÷ the copies' bytes per second; bf16 gradients, 32 M parameters per call, a state of 16 × the last-level cache, one core left to the launching thread";
         const string mm = "TorchSharp matmul (8192 × h)·(h × 4h), h = 2048/4096/8192, best rate";
         return profile with
