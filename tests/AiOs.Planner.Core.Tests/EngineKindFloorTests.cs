@@ -160,11 +160,30 @@ public class EngineKindFloorTests
         var gpt2 = TrainingPlanner.Plan(Gpt2, Lent, Small).Notes;
         var deepSpeed = TrainingPlanner.Plan(TinyLlama, Lent, Small with { Executor = ExecutorKind.DeepSpeed }).Notes;
 
-        var note = Assert.Single(unmeasured);
+        var note = Assert.Single(unmeasured, n => n.Contains("dispatch floors"));
         Assert.Contains("aios calibrate-gpu --family tiny-llama", note);
         Assert.Contains(llama, note);
-        Assert.Empty(withFloors);
+        Assert.DoesNotContain(withFloors, n => n.Contains("dispatch floors"));
         Assert.Empty(gpt2);
+        Assert.Empty(deepSpeed);
+    }
+
+    [Fact]
+    public void Given_a_work_fit_of_another_layer_kind_When_planned_for_the_aios_executor_Then_the_plan_notes_it_and_a_fit_of_the_model_s_kind_does_not()
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        var llamaFit = WithKernels(k => k with { FloorKind = llama, KindFloors = null });
+
+        var llamaOnGpt2Fit = TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes;
+        var llamaOnLlamaFit = TrainingPlanner.Plan(TinyLlama, llamaFit, Small).Notes;
+        var gpt2OnLlamaFit = TrainingPlanner.Plan(Gpt2, llamaFit, Small).Notes;
+        var deepSpeed = TrainingPlanner.Plan(TinyLlama, Lent, Small with { Executor = ExecutorKind.DeepSpeed }).Notes;
+
+        var note = Assert.Single(llamaOnGpt2Fit, n => n.Contains("layer-work fit"));
+        Assert.Contains("aios calibrate-gpu --family tiny-llama", note);
+        Assert.Contains(llama, note);
+        Assert.DoesNotContain(llamaOnLlamaFit, n => n.Contains("layer-work fit"));
+        Assert.Contains(gpt2OnLlamaFit, n => n.Contains("layer-work fit") && n.Contains("--family gpt2"));
         Assert.Empty(deepSpeed);
     }
 }

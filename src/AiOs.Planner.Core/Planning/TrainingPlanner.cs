@@ -72,7 +72,9 @@ public static class TrainingPlanner
             Step = step,
             FirstStep = first,
             Correction = correction,
-            Notes = options.Simulate && options.ComputeModel is null && EngineFloorsNote(model, hardware, settings) is { } note ? [note] : [],
+            Notes = options.Simulate && options.ComputeModel is null
+                ? new[] { EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings) }.OfType<string>().ToList()
+                : [],
         };
     }
 
@@ -89,6 +91,23 @@ public static class TrainingPlanner
         return $"{hardware.Name}'s engine dispatch floors were measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({floors.Kind}), " +
                "which launch a different number of kernels: a launch-bound step (small micro-batch) is priced with the other kind's floors. " +
                $"Measure them: aios calibrate-gpu --family {model.Name} (or --floor-families {model.Name} to add them beside the main fit).";
+    }
+
+    /// <summary>
+    /// A note when the <c>aios</c> executor runs on a GPU whose engine kernels' layer-work fit (matmul efficiency, element-wise
+    /// rate, backward work) was measured on another layer kind than <paramref name="model"/>'s: its norms, position encoding and
+    /// MLP are then priced through that kind's fit. Out of sample on an H100 VM (2026-12-06), a Llama-3.2-1B shape's
+    /// work-bound steps ran 17–19% slower than a gpt2-kind fit priced them (docs/validation/gpu-2026-12-06-session17.md);
+    /// null otherwise.
+    /// </summary>
+    public static string? EngineWorkNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    {
+        if (!hardware.HasGpu || settings.Executor != ExecutorKind.Aios || hardware.Gpu!.EngineKernels is not { } kernels) return null;
+        string kind = EngineLayerKind.Of(model);
+        if (kind == kernels.MainFloorKind) return null;
+        return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}): " +
+               "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " +
+               $"For plans of this kind, fit it on this kind: aios calibrate-gpu --family {model.Name}.";
     }
 
     private static List<string> CapacityProblems(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
