@@ -394,4 +394,33 @@ public class EngineKernelFitTests
         var e = Assert.Throws<ArgumentException>(() => EngineKernelFit.Fit(t, "2026-12-06"));
         Assert.Contains("gpt2", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Given_work_bound_passes_of_another_kind_When_fitted_Then_its_entry_carries_their_ratio_to_the_main_fit_s_price()
+    {
+        const string llama = "rmsnorm/rope/swiglu/no_bias/mha/no_dropout";
+        double flops = 2.0 * 8192 * 12 * 2048 * 2048, saved = 40.0 * 2048 * 8192;
+        double forward = flops / (Matmul.FlopsPerSecond * 0.6) + saved / 900e9 + 15e-6;
+        var t = Synthetic() with
+        {
+            KindFloors =
+            [
+                new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6,
+                    [new LayerTiming(flops, saved, 2048, false, 1.25 * forward, "forward"), new LayerTiming(flops, saved, 2048, true, 1.4 * 2.2 * forward, "backward")]),
+            ],
+        };
+
+        var k = EngineKernelFit.Fit(t, "2026-12-06").Kernels;
+
+        var l = Assert.Single(k.KindFloors!);
+        Assert.Equal(1.25, l.ForwardWorkRatio!.Value, 2);
+        // The backward's price as the simulator makes it: twice the matmuls, the fitted work ratio of the rest.
+        double products = flops / (Matmul.FlopsPerSecond * k.MatmulEfficiency.Value), rest = saved / (k.SavedBytesGbps.Value * 1e9) + k.LayerOverheadUs.Value * 1e-6;
+        double price = 2 * products + k.BackwardWorkRatio!.Value * rest;
+        Assert.Equal(1.4 * 2.2 * forward / price, l.BackwardWorkRatio!.Value, 2);
+        Assert.Contains("llama-2-7b", l.ForwardWorkRatio.Provenance!.Method);
+        // Without work-bound passes the entry has floors only, and the kind is priced as the main kind's.
+        var floorsOnly = EngineKernelFit.Fit(t with { KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6)] }, "2026-12-06").Kernels;
+        Assert.Null(Assert.Single(floorsOnly.KindFloors!).ForwardWorkRatio);
+    }
 }

@@ -4,6 +4,7 @@ using AiOs.Planner.Models;
 using AiOs.Planner.Planning;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Core.Tests;
@@ -180,10 +181,45 @@ public class EngineKindFloorTests
         var deepSpeed = TrainingPlanner.Plan(TinyLlama, Lent, Small with { Executor = ExecutorKind.DeepSpeed }).Notes;
 
         var note = Assert.Single(llamaOnGpt2Fit, n => n.Contains("layer-work fit"));
-        Assert.Contains("aios calibrate-gpu --family tiny-llama", note);
+        Assert.Contains("aios calibrate-gpu --floor-families tiny-llama", note);
         Assert.Contains(llama, note);
         Assert.DoesNotContain(llamaOnLlamaFit, n => n.Contains("layer-work fit"));
+        var withRatios = WithKernels(k => k with { KindFloors = [Floors(llama, 300, 400, 900) with { ForwardWorkRatio = 1.2, BackwardWorkRatio = 1.1 }] });
+        Assert.DoesNotContain(TrainingPlanner.Plan(TinyLlama, withRatios, Small).Notes, n => n.Contains("layer-work fit"));
         Assert.Contains(gpt2OnLlamaFit, n => n.Contains("layer-work fit") && n.Contains("--family gpt2"));
         Assert.Empty(deepSpeed);
+    }
+
+    [Fact]
+    public void Given_work_ratios_for_the_llama_kind_When_a_work_bound_step_is_priced_Then_its_layers_cost_that_much_more_and_its_head_and_gpt2_do_not()
+    {
+        var llama2 = ModelCatalog.Default.Load("llama-2-7b") with { NumLayers = 2 };
+        string kind = EngineLayerKind.Of(llama2);
+        var s = new TrainingSettings { MicroBatch = 4, SeqLen = 1024, Precision = Precision.Bf16, Executor = ExecutorKind.Aios };
+        var plain = WithKernels(k => k with { KindFloors = [Floors(kind, 300, 400, 900)] });
+        var slower = WithKernels(k => k with { KindFloors = [Floors(kind, 300, 400, 900) with { ForwardWorkRatio = 1.5, BackwardWorkRatio = 2 }] });
+        var program = StepScheduler.Build(llama2, plain, s, false, ProgramShape.Engine);
+        var a = Simulator.Costs(program, plain, s);
+        var b = Simulator.Costs(program, slower, s);
+
+        var layerForward = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer);
+        var layerBackward = program.Ops.First(o => o.Kind == OpKind.Backward && o.Unit.Kind == UnitKind.Layer);
+        var head = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind != UnitKind.Layer && o.Flops > 0);
+        Assert.Equal(1.5 * a.Duration(layerForward, llama2.HiddenSize).Seconds, b.Duration(layerForward, llama2.HiddenSize).Seconds, 6);
+        Assert.Equal(2 * a.Duration(layerBackward, llama2.HiddenSize).Seconds, b.Duration(layerBackward, llama2.HiddenSize).Seconds, 6);
+        Assert.Equal(a.Duration(head, llama2.HiddenSize), b.Duration(head, llama2.HiddenSize));
+        // The main kind (gpt2 here) is never scaled by another kind's ratios.
+        var gpt2 = ModelCatalog.Default.Load("gpt2") with { NumLayers = 2 };
+        var gp = StepScheduler.Build(gpt2, plain, s, false, ProgramShape.Engine);
+        var op = gp.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer);
+        Assert.Equal(Simulator.Costs(gp, plain, s).Duration(op, gpt2.HiddenSize), Simulator.Costs(gp, slower, s).Duration(op, gpt2.HiddenSize));
+    }
+
+    [Fact]
+    public void Given_a_work_ratio_out_of_range_When_the_profile_is_validated_Then_it_names_the_field()
+    {
+        var bad = WithKernels(k => k with { KindFloors = [Floors("rmsnorm/rope/swiglu/no_bias/mha/no_dropout", 300, 400, 900) with { ForwardWorkRatio = 50 }] });
+        var e = Assert.Throws<DescriptionException>(() => bad.Validated("test.json"));
+        Assert.Contains("forward_work_ratio", e.Message);
     }
 }

@@ -20,8 +20,8 @@ public class EngineKernelProbeKindFloorTests
             FloorFamilies = [family, llama, llama with { Name = "tiny-llama-again" }, ModelCatalog.Default.Load("gpt2")],
             Device = "cpu",
             Precision = Precision.Fp32,
-            HiddenSizes = [64],
-            Shapes = [(1, 4)],
+            HiddenSizes = [32, 64],
+            Shapes = [(1, 4), (2, 8)],
             FloorShape = (1, 4),
             FloorChain = 2,
             HeadShapes = [(1, 4)],
@@ -35,5 +35,11 @@ public class EngineKernelProbeKindFloorTests
         Assert.Equal([EngineLayerKind.Of(llama), EngineLayerKind.Gpt2], m.KindFloors!.Select(k => k.Kind));
         Assert.Equal(["tiny-llama", "gpt2"], m.KindFloors!.Select(k => k.Family));
         Assert.All(m.KindFloors!, k => Assert.True(k.ForwardSeconds > 0 && k.AutogradSeconds > 0 && k.BackwardSeconds > 0, $"{k.Kind}: a floor is not positive"));
+        // Each other kind's work-bound passes, for its work ratio to the main fit: at the widest layer and the shape of most tokens.
+        Assert.All(m.KindFloors!, k =>
+        {
+            Assert.Equal(["forward", "recompute", "backward"], k.Work.Select(w => w.Pass));
+            Assert.All(k.Work, w => Assert.True(w.Hidden == 64 && w.MicroBatch == 2 && w.SeqLen == 8 && w.Seconds > 0 && w.Flops > 0, $"{k.Kind}: {w}"));
+        });
     }
 }

@@ -39,7 +39,9 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
 /// <param name="ForwardSeconds">A layer forward without autograd.</param>
 /// <param name="AutogradSeconds">A layer forward recording autograd.</param>
 /// <param name="BackwardSeconds">A layer backward.</param>
-public sealed record KindFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds);
+/// <param name="Work">Work-bound passes of that kind's layer ("forward", "backward"), priced against the main kind's fit; null: none timed.</param>
+public sealed record KindFloorTiming(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds,
+    IReadOnlyList<LayerTiming>? Work = null);
 
 /// <summary>
 /// The dispatch floors of one layer kind measured inside real training steps: medians of the engine's resident trainer's layer
@@ -172,7 +174,7 @@ public static class EngineKernelFit
                 ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
                 : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
             FloorKind = t.Kind,
-            KindFloors = KindFloors(t, date, previous),
+            KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, BackwardWorkRatioOf(fit, t.Passes.Where(p => p.Label == "backward" && p.Seconds >= 2 * t.FloorOf("backward")).ToList())?.Ratio)),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
@@ -263,13 +265,39 @@ public static class EngineKernelFit
         : throw new ArgumentException($"The in-step floors of {s.Family} ({s.Kind}) need positive timings; measure them again or pass none (the tiny-shape floors are used then).", nameof(s));
 
     /// <summary>
+    /// What the main kind's fit prices a pass at, as the simulator does (StepCosts): matmuls at the fitted efficiency, the
+    /// element-wise term and the overhead; a backward twice the matmuls and the work ratio of the rest (else the backward ratio).
+    /// </summary>
+    private static Func<LayerTiming, double> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
+    {
+        double products = p.Flops / (t.Matmul.FlopsPerSecond * fit.MatmulEfficiency);
+        double rest = (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
+        return !p.Backward ? products + rest : backwardWork is { } w ? 2 * products + w * rest : fit.BackwardRatio * (products + rest);
+    };
+
+    /// <summary>
+    /// The kind's measured work over the main fit's price (<see cref="WorkPricer"/>), the median over its timed passes of
+    /// <paramref name="backward"/>'s direction; null where none was timed or the ratio is outside the profile's range.
+    /// </summary>
+    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, string date, string description)
+    {
+        var ratios = (k?.Work ?? []).Where(p => p.Label == (backward ? "backward" : "forward") && p.Backward == backward && p.Seconds > 0 && price(p) > 0).Select(p => p.Seconds / price(p)).Order().ToList();
+        if (ratios.Count == 0) return null;
+        double r = ratios[ratios.Count / 2];
+        if (!(r is >= 0.1 and <= 10)) return null;
+        return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
+            $"aios calibrate-gpu: a {k!.Family} layer {(backward ? "backward" : "forward")} at work-bound shapes over the main kind's fit's price, median of {ratios.Count} ({description})"));
+    }
+
+    /// <summary>
     /// The other layer kinds' floors: those measured now (one per kind, not the main kind; in-step floors where a kind has
     /// them, else the tiny-shape ones), then <paramref name="previous"/>'s entries for kinds not measured now (each keeps its
-    /// own date); null when there are none.
+    /// own date); null when there are none. Each kind measured now carries its work ratios to the main fit (<paramref name="price"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A measured kind floor is not positive.</exception>
-    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous)
+    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous, Func<LayerTiming, double> price)
     {
+        KindFloorTiming? ProbeOf(string kind) => t.KindFloors?.FirstOrDefault(k => k.Kind == kind);
         string main = t.Kind ?? EngineLayerKind.Gpt2;
         var seen = new HashSet<string>(StringComparer.Ordinal) { main };
         var result = new List<LayerKindFloors>();
@@ -285,6 +313,8 @@ public static class EngineKernelFit
                 ForwardUs = Us(k.ForwardSeconds, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
                 AutogradUs = Us(k.AutogradSeconds, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
                 BackwardUs = Us(k.BackwardSeconds, k.Method("backward", k.BackwardSpans, t.Description)),
+                ForwardWorkRatio = WorkRatio(ProbeOf(k.Kind), false, price, date, t.Description),
+                BackwardWorkRatio = WorkRatio(ProbeOf(k.Kind), true, price, date, t.Description),
             });
         }
         foreach (var k in t.KindFloors ?? [])
@@ -300,6 +330,8 @@ public static class EngineKernelFit
                 ForwardUs = Us(k.ForwardSeconds, Method("forward without autograd")),
                 AutogradUs = Us(k.AutogradSeconds, Method("forward with autograd")),
                 BackwardUs = Us(k.BackwardSeconds, Method("backward")),
+                ForwardWorkRatio = WorkRatio(k, false, price, date, t.Description),
+                BackwardWorkRatio = WorkRatio(k, true, price, date, t.Description),
             });
         }
         foreach (var k in previous?.KindFloors ?? [])

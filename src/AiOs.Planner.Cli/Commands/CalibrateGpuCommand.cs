@@ -120,7 +120,8 @@ public static class CalibrateGpuCommand
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
         var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
             m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), m.Kind,
-            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds)).ToList(),
+            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
+                k.Work.Where(l => l.Pass is "forward" or "backward").Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList())).ToList(),
             inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
                 k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
                 k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList()),

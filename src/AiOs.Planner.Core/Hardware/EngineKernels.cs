@@ -111,6 +111,18 @@ public sealed record EngineKernels
         return Main(false) with { Kind = kind };
     }
 
+    /// <summary>
+    /// How much slower than the main kind's work fit prices them <paramref name="model"/>'s work-bound layer passes run
+    /// (forward and recompute, backward): its <see cref="KindFloors"/> entry's measured ratios; 1 for the main kind, or where
+    /// none was measured.
+    /// </summary>
+    public (double Forward, double Backward) WorkRatiosFor(ModelSpec model)
+    {
+        string kind = EngineLayerKind.Of(model);
+        if (kind == MainFloorKind || KindFloors?.FirstOrDefault(f => f.Kind == kind) is not { } k) return (1, 1);
+        return (k.ForwardWorkRatio?.Value ?? 1, k.BackwardWorkRatio?.Value ?? 1);
+    }
+
     private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
 
     /// <summary>The fixed per-step time.</summary>
@@ -157,6 +169,8 @@ public sealed record EngineKernels
                 p.NonNegative(k + ".forward_us", f.ForwardUs.Value, HardwareBounds.MaxLatencyUs, " µs");
                 p.NonNegative(k + ".autograd_us", f.AutogradUs.Value, HardwareBounds.MaxLatencyUs, " µs");
                 p.NonNegative(k + ".backward_us", f.BackwardUs.Value, HardwareBounds.MaxLatencyUs, " µs");
+                if (f.ForwardWorkRatio is { } fw) p.InRange(k + ".forward_work_ratio", fw.Value, 0.1, 10);
+                if (f.BackwardWorkRatio is { } bw) p.InRange(k + ".backward_work_ratio", bw.Value, 0.1, 10);
             }
         }
         p.NonNegative(at + ".step_overhead_us", StepOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
@@ -175,6 +189,13 @@ public sealed record LayerKindFloors
     public required Figure AutogradUs { get; init; }
     /// <summary>A layer backward, µs (as <see cref="EngineKernels.BackwardLaunchFloorUs"/>).</summary>
     public required Figure BackwardUs { get; init; }
+    /// <summary>
+    /// A work-bound layer forward (and recompute) of this kind over what the main kind's work fit prices it at: its norms,
+    /// position encoding and MLP do other element-wise work than the main kind's. Null: not measured (priced as the main kind's).
+    /// </summary>
+    public Figure? ForwardWorkRatio { get; init; }
+    /// <summary>A work-bound layer backward of this kind over the main kind's fit's price (see <see cref="ForwardWorkRatio"/>).</summary>
+    public Figure? BackwardWorkRatio { get; init; }
 }
 
 /// <summary>The dispatch floors a model's layers are priced with (<see cref="EngineKernels.FloorsFor"/>).</summary>

@@ -18,6 +18,8 @@ public sealed class StepCosts
     private readonly CpuLayerCompute? _cpuLayer;
     /// <summary>The engine's fitted GPU kernels when the <c>aios</c> executor runs on a GPU whose profile has them; else null.</summary>
     private readonly EngineKernels? _engine;
+    /// <summary>The model's layer kind's work over the main kind's fit (<see cref="EngineKernels.WorkRatiosFor"/>): forward and recompute, backward.</summary>
+    private readonly (double Forward, double Backward) _kindWork = (1, 1);
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
@@ -98,6 +100,8 @@ public sealed class StepCosts
             // The floors of the model's layer kind (an RMSNorm, rotary, SwiGLU layer launches more kernels than GPT-2's):
             // measured for it when the profile has them, else the main kind's (the plan says so, EngineFloorsNote).
             var floors = e.FloorsFor(program?.Model);
+            // Likewise the work of its layers: the main kind's fit times the kind's measured ratio (1 where not measured).
+            if (program?.Model is { } m) _kindWork = e.WorkRatiosFor(m);
             (_forwardFloor, _recomputeFloor, _backwardFloor) = (forwardRecords ? floors.Autograd : floors.Forward, floors.Autograd, floors.Backward);
             // The layer-by-layer trainer's passes, measured against the resident trainer's in both trainers' steps: its
             // forward and recompute ran about 1.4× the resident floors on two H100 VMs (2026-12-06).
@@ -423,10 +427,12 @@ public sealed class StepCosts
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
             var products = FlopRate.TimeFor(op.Flops * share, _matmul * k.MatmulEfficiency.Value);
             var rest = k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
+            // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not layers).
+            double kind = op.Unit.Kind != UnitKind.Layer ? 1 : op.Kind == OpKind.Backward ? _kindWork.Backward : _kindWork.Forward;
             if (op.Kind == OpKind.Backward && k.BackwardWorkRatio is { } work)
-                return SimDuration.FromSeconds(2 * products.Seconds + work.Value * rest.Seconds);
+                return SimDuration.FromSeconds(kind * (2 * products.Seconds + work.Value * rest.Seconds));
             double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };
-            return SimDuration.FromSeconds((products + rest).Seconds * ratio);
+            return SimDuration.FromSeconds(kind * (products + rest).Seconds * ratio);
         }
         if (_cpuLayer is { } cpu)
         {

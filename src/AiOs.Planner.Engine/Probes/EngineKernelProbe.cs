@@ -69,7 +69,11 @@ public sealed record EngineKernelMeasurement(string Device, Precision Precision,
 /// <param name="ForwardSeconds">A layer forward without autograd.</param>
 /// <param name="AutogradSeconds">A layer forward recording autograd.</param>
 /// <param name="BackwardSeconds">A layer backward.</param>
-public sealed record KindFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds);
+public sealed record KindFloorSample(string Kind, string Family, double ForwardSeconds, double AutogradSeconds, double BackwardSeconds)
+{
+    /// <summary>Work-bound passes of the kind's layer (forward, recompute, backward) at the largest hidden size and shape, for its work ratio to the main fit; empty: none timed.</summary>
+    public IReadOnlyList<LayerSample> Work { get; init; } = [];
+}
 
 /// <summary>
 /// Times the engine's own kernels where it trains (<c>aios calibrate-gpu</c>; on the CPU too, for tests): its
@@ -102,31 +106,9 @@ public static class EngineKernelProbe
             layer.train();
             foreach (var (mb, seq) in options.Shapes)
             {
-                var settings = Settings(mb, seq, options.Precision);
-                double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
-                using var scope = NewDisposeScope();
-                var input = randn([mb, seq, h], dtype, device);
-                var incoming = randn([mb, seq, h], dtype, device);
-                int repeats = options.Repeats;
-                // Each pass re-seeds the dropout generators as the trainers do before every unit (DropoutReplay).
-                var replay = new DropoutReplay(options.Seed, 1, 0);
-                double forward = Median(repeats, () => Time(() => { using var _ = no_grad(); replay.Before(0, device); layer.forward(input).Dispose(); }));
-                var passes = new List<(double Recompute, double Backward)>();
-                for (int i = 0; i <= Math.Max(1, repeats); i++)
-                {
-                    using var inner = NewDisposeScope();
-                    var x = input.detach().requires_grad_(true);
-                    Tensor output = null!;
-                    double recompute = Time(() => { replay.Before(0, device); output = layer.forward(x); });
-                    double backward = Time(() => output.backward([incoming]));
-                    parameters.ClearGradients();
-                    if (i > 0) passes.Add((recompute, backward)); // the first is the warm-up
-                }
-                double rec = MedianOf(passes.Select(p => p.Recompute)), bwd = MedianOf(passes.Select(p => p.Backward));
-                samples.Add(new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward));
-                samples.Add(new LayerSample("layer", "recompute", h, mb, seq, flops, saved, rec));
-                samples.Add(new LayerSample("layer", "backward", h, mb, seq, flops, saved, bwd));
-                progress?.Invoke($"layer h={h} {mb}×{seq}: forward {forward * 1e3:0.00} ms, recompute {rec * 1e3:0.00} ms, backward {bwd * 1e3:0.00} ms");
+                var passes = WorkPasses(layer, parameters, spec, mb, seq, options, device, dtype, Time);
+                samples.AddRange(passes);
+                progress?.Invoke($"layer h={h} {mb}×{seq}: forward {passes[0].Seconds * 1e3:0.00} ms, recompute {passes[1].Seconds * 1e3:0.00} ms, backward {passes[2].Seconds * 1e3:0.00} ms");
             }
             var floors = Floors(layer, parameters, h, options, device, dtype, Time);
             floor = MinOf(floor, floors.Recompute);
@@ -145,6 +127,42 @@ public static class EngineKernelProbe
     }
 
     /// <summary>
+    /// A layer's forward (no autograd), recompute (autograd from a detached input) and backward at <paramref name="mb"/> ×
+    /// <paramref name="seq"/>, medians over the options' repeats after a warm-up, each pass re-seeding dropout as the trainers
+    /// do before every unit (<see cref="DropoutReplay"/>).
+    /// </summary>
+    private static List<LayerSample> WorkPasses(DecoderLayer layer, FlatParameters parameters, ModelSpec spec, int mb, int seq,
+        EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time)
+    {
+        int h = spec.HiddenSize;
+        var settings = Settings(mb, seq, options.Precision);
+        double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
+        using var scope = NewDisposeScope();
+        var input = randn([mb, seq, h], dtype, device);
+        var incoming = randn([mb, seq, h], dtype, device);
+        int repeats = options.Repeats;
+        var replay = new DropoutReplay(options.Seed, 1, 0);
+        double forward = Median(repeats, () => time(() => { using var _ = no_grad(); replay.Before(0, device); layer.forward(input).Dispose(); }));
+        var passes = new List<(double Recompute, double Backward)>();
+        for (int i = 0; i <= Math.Max(1, repeats); i++)
+        {
+            using var inner = NewDisposeScope();
+            var x = input.detach().requires_grad_(true);
+            Tensor output = null!;
+            double recompute = time(() => { replay.Before(0, device); output = layer.forward(x); });
+            double backward = time(() => output.backward([incoming]));
+            parameters.ClearGradients();
+            if (i > 0) passes.Add((recompute, backward)); // the first is the warm-up
+        }
+        return
+        [
+            new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward),
+            new LayerSample("layer", "recompute", h, mb, seq, flops, saved, MedianOf(passes.Select(p => p.Recompute))),
+            new LayerSample("layer", "backward", h, mb, seq, flops, saved, MedianOf(passes.Select(p => p.Backward))),
+        ];
+    }
+
+    /// <summary>
     /// The dispatch floors (<see cref="Floors"/>, the smallest over <see cref="EngineKernelProbeOptions.HiddenSizes"/>) of each
     /// layer kind of <see cref="EngineKernelProbeOptions.FloorFamilies"/> other than <paramref name="mainKind"/>, the first
     /// family of a kind timing it.
@@ -156,6 +174,10 @@ public static class EngineKernelProbe
         foreach (var (family, kind) in EngineLayerKind.OnePerKind(options.FloorFamilies, except: mainKind))
         {
             double forward = double.NaN, autograd = double.NaN, backward = double.NaN;
+            List<LayerSample> work = [];
+            // The work ratio to the main fit: one work-bound shape (the most tokens) at the largest hidden size timed.
+            int widest = options.HiddenSizes.Max();
+            var (workMb, workSeq) = options.Shapes.MaxBy(x => (long)x.MicroBatch * x.SeqLen);
             foreach (int h in options.HiddenSizes)
             {
                 var spec = CpuComputeProbe.Widened(family, h);
@@ -167,9 +189,11 @@ public static class EngineKernelProbe
                 forward = MinOf(forward, floors.Forward);
                 autograd = MinOf(autograd, floors.Recompute);
                 backward = MinOf(backward, floors.Backward);
+                if (h == widest && work.Count == 0) work = WorkPasses(layer, parameters, spec, workMb, workSeq, options, device, dtype, time);
             }
-            result.Add(new KindFloorSample(kind, family.Name, forward, autograd, backward));
-            progress?.Invoke($"floors of {family.Name} ({kind}): forward {forward * 1e6:0} µs, with autograd {autograd * 1e6:0} µs, backward {backward * 1e6:0} µs");
+            result.Add(new KindFloorSample(kind, family.Name, forward, autograd, backward) { Work = work });
+            progress?.Invoke($"floors of {family.Name} ({kind}): forward {forward * 1e6:0} µs, with autograd {autograd * 1e6:0} µs, backward {backward * 1e6:0} µs" +
+                (work.Count == 3 ? $"; work at h={widest} {workMb}×{workSeq}: forward {work[0].Seconds * 1e3:0.00} ms, backward {work[2].Seconds * 1e3:0.00} ms" : ""));
         }
         return result;
     }
