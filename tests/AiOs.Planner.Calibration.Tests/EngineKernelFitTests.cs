@@ -422,5 +422,15 @@ public class EngineKernelFitTests
         // Without work-bound passes the entry has floors only, and the kind is priced as the main kind's.
         var floorsOnly = EngineKernelFit.Fit(t with { KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6)] }, "2026-12-06").Kernels;
         Assert.Null(Assert.Single(floorsOnly.KindFloors!).ForwardWorkRatio);
+        // A kind kept from the previous profile keeps its floors, not ratios measured against that day's fit.
+        var previous = new EngineKernels
+        {
+            MatmulEfficiency = 1, SavedBytesGbps = 1000,
+            KindFloors = [new LayerKindFloors { Kind = "old-kind", ForwardUs = 1, AutogradUs = 2, BackwardUs = 3, ForwardWorkRatio = 1.3, BackwardWorkRatio = 1.2 }],
+        };
+        var kept = EngineKernelFit.Fit(Synthetic(), "2026-12-06", previous).Kernels.KindFloors!.Single(f => f.Kind == "old-kind");
+        Assert.Equal(1, kept.ForwardUs.Value);
+        Assert.Null(kept.ForwardWorkRatio);
+        Assert.Null(kept.BackwardWorkRatio);
     }
 }

@@ -281,7 +281,10 @@ public static class EngineKernelFit
     /// </summary>
     private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, string date, string description)
     {
-        var ratios = (k?.Work ?? []).Where(p => p.Label == (backward ? "backward" : "forward") && p.Backward == backward && p.Seconds > 0 && price(p) > 0).Select(p => p.Seconds / price(p)).Order().ToList();
+        // Work-bound passes only (twice the kind's dispatch floor at least, as the main fit keeps): a pass mostly of host time
+        // would read as heavy work.
+        double floor = k is null ? 0 : backward ? k.BackwardSeconds : k.ForwardSeconds;
+        var ratios = (k?.Work ?? []).Where(p => p.Label == (backward ? "backward" : "forward") && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0 && price(p) > 0).Select(p => p.Seconds / price(p)).Order().ToList();
         if (ratios.Count == 0) return null;
         double r = ratios[ratios.Count / 2];
         if (!(r is >= 0.1 and <= 10)) return null;
@@ -334,8 +337,9 @@ public static class EngineKernelFit
                 BackwardWorkRatio = WorkRatio(k, true, price, date, t.Description),
             });
         }
+        // Their floors are absolute; work ratios were measured against the fit of their day, so they go with it.
         foreach (var k in previous?.KindFloors ?? [])
-            if (seen.Add(k.Kind)) result.Add(k);
+            if (seen.Add(k.Kind)) result.Add(k with { ForwardWorkRatio = null, BackwardWorkRatio = null });
         return result.Count > 0 ? result : null;
     }
 

@@ -105,7 +105,7 @@ public static class TrainingPlanner
         if (!hardware.HasGpu || settings.Executor != ExecutorKind.Aios || hardware.Gpu!.EngineKernels is not { } kernels) return null;
         string kind = EngineLayerKind.Of(model);
         if (kind == kernels.MainFloorKind || kernels.KindFloors?.FirstOrDefault(f => f.Kind == kind) is { ForwardWorkRatio: not null, BackwardWorkRatio: not null }) return null;
-        return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}), and has no work ratio for that kind: " +
+        return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}), and has no measured work ratios for that kind (forward and backward): " +
                "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " +
                $"Measure it: aios calibrate-gpu --floor-families {model.Name} (the kind's work beside the main fit) or --family {model.Name}.";
     }

@@ -176,8 +176,8 @@ public static class EngineKernelProbe
             double forward = double.NaN, autograd = double.NaN, backward = double.NaN;
             List<LayerSample> work = [];
             // The work ratio to the main fit: one work-bound shape (the most tokens) at the largest hidden size timed.
-            int widest = options.HiddenSizes.Max();
-            var (workMb, workSeq) = options.Shapes.MaxBy(x => (long)x.MicroBatch * x.SeqLen);
+            int widest = options.HiddenSizes.Count > 0 ? options.HiddenSizes.Max() : 0;
+            var (workMb, workSeq) = options.Shapes.Count > 0 ? options.Shapes.MaxBy(x => (long)x.MicroBatch * x.SeqLen) : (0, 0);
             foreach (int h in options.HiddenSizes)
             {
                 var spec = CpuComputeProbe.Widened(family, h);
@@ -189,7 +189,7 @@ public static class EngineKernelProbe
                 forward = MinOf(forward, floors.Forward);
                 autograd = MinOf(autograd, floors.Recompute);
                 backward = MinOf(backward, floors.Backward);
-                if (h == widest && work.Count == 0) work = WorkPasses(layer, parameters, spec, workMb, workSeq, options, device, dtype, time);
+                if (h == widest && workMb > 0 && work.Count == 0) work = WorkPasses(layer, parameters, spec, workMb, workSeq, options, device, dtype, time);
             }
             result.Add(new KindFloorSample(kind, family.Name, forward, autograd, backward) { Work = work });
             progress?.Invoke($"floors of {family.Name} ({kind}): forward {forward * 1e6:0} µs, with autograd {autograd * 1e6:0} µs, backward {backward * 1e6:0} µs" +
