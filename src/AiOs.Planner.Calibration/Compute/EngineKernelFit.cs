@@ -151,13 +151,14 @@ public static class EngineKernelFit
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
         var inStep = InStepOf(t, t.Kind ?? EngineLayerKind.Gpt2);
         var layerwise = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null;
+        var backwardWork = BackwardWorkRatioOf(fit, t.Passes.Where(p => p.Label == "backward" && p.Seconds >= 2 * t.FloorOf("backward")).ToList());
         var kernels = new EngineKernels
         {
             MatmulEfficiency = F(fit.MatmulEfficiency, method),
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
-            BackwardWorkRatio = BackwardWorkRatioOf(fit, t.Passes.Where(p => p.Label == "backward" && p.Seconds >= 2 * t.FloorOf("backward")).ToList()) is { } work
+            BackwardWorkRatio = backwardWork is { } work
                 ? F(work.Ratio, I($"aios calibrate-gpu: least squares on relative error of backward − 2 × the fitted forward matmul time on the fitted forward's saved-bytes and overhead time, over {work.Passes} work-bound backward passes ({t.Description})"))
                 : null,
             RecomputeRatio = F(recompute, recomputeMethod),
@@ -174,7 +175,7 @@ public static class EngineKernelFit
                 ? F(b.BackwardSeconds * 1e6, b.Method("backward", b.BackwardSpans, t.Description))
                 : F(t.FloorOf("backward") * 1e6, I($"aios calibrate-gpu: a layer backward at a tiny shape, median ({t.Description})")),
             FloorKind = t.Kind,
-            KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, BackwardWorkRatioOf(fit, t.Passes.Where(p => p.Label == "backward" && p.Seconds >= 2 * t.FloorOf("backward")).ToList())?.Ratio)),
+            KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, backwardWork?.Ratio)),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),

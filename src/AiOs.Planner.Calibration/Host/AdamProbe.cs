@@ -89,6 +89,13 @@ public static unsafe class AdamProbe
         return rates;
     }
 
+    /// <summary>Bytes <paramref name="kernel"/> reads and writes per parameter (its remarks in <see cref="AdamProbeKernel"/>; the 8-bit scales left out).</summary>
+    public static int BytesMoved(AdamProbeKernel kernel) =>
+        kernel == AdamProbeKernel.EightBit ? Simulation.StepCosts.EightBitAdamHostBytesPerParameter : Simulation.StepCosts.AdamHostBytesPerParameter;
+
+    /// <summary>Bytes of state per parameter <see cref="ProbeState"/> holds for <paramref name="kernel"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; one code per moment with 8-bit state).</summary>
+    public static long StateBytesPerParameter(AdamProbeKernel kernel) => kernel == AdamProbeKernel.EightBit ? 14 : 16;
+
     /// <summary>Parameters per call <see cref="MeasureSubGroups"/> times for <paramref name="subGroup"/> over a state of <paramref name="parameters"/>: whole 8-bit blocks, at most the state.</summary>
     public static long CallSize(AdamProbeKernel kernel, long subGroup, long parameters) => Math.Min(WholeBlocks(kernel, subGroup), parameters);
 

@@ -57,7 +57,7 @@ public static class BenchAdamCommand
                     .SizedFor(CpuCaches.LastLevel(), HostMemory.Available()).AdamParameters;
                 state = Math.Max(state, sizes.Max());
                 // The state's bytes (fp32 master, m, v; the gradients and the bf16 copy), against what this machine has free.
-                long need = state * kernels.Max(StateBytesPerParameter);
+                long need = state * kernels.Max(AdamProbe.StateBytesPerParameter);
                 if (HostMemory.Available() is { } free && need > free.Value * 0.9)
                     throw new CalibrationException($"The state of {state / 1e6:0.#} M parameters needs {new Units.Bytes(need)}, more than the {free} this machine has free; give a smaller --parameters (or fewer, smaller --sub-group and --model sizes: the state holds the largest call).");
                 int n = r.GetValue(threads) ?? Environment.ProcessorCount;
@@ -71,7 +71,7 @@ public static class BenchAdamCommand
                 {
                     AdamProbe.MeasureSubGroups(k, state, sizes, n, duration, ct, (size, rate) =>
                     {
-                        var row = new Row(k, size, rate, rate * BytesMoved(k) / 1e9, named.Where(x => AdamProbe.CallSize(k, x.Parameters, state) == size).Select(x => x.Unit).ToList());
+                        var row = new Row(k, size, rate, rate * AdamProbe.BytesMoved(k) / 1e9, named.Where(x => AdamProbe.CallSize(k, x.Parameters, state) == size).Select(x => x.Unit).ToList());
                         rows.Add(row);
                         if (!quiet) io.Console.MarkupLineInterpolated($"[grey]{Name(k)} {size / 1e6:0.0} M per call: {rate / 1e9:0.000} G params/s[/]");
                     });
@@ -95,22 +95,6 @@ public static class BenchAdamCommand
     }
 
     private sealed record Row(AdamProbeKernel Kernel, long SubGroup, double Rate, double Gbps, IReadOnlyList<string> Units);
-
-    /// <summary>Bytes each kernel reads and writes per parameter (its remarks in <see cref="AdamProbeKernel"/>; the 8-bit scales left out).</summary>
-    public static int BytesMoved(AdamProbeKernel k) => k switch
-    {
-        AdamProbeKernel.Fp32Gradients => 28,
-        AdamProbeKernel.Bf16Gradients => 28,
-        _ => 18,
-    };
-
-    /// <summary>Bytes of state per parameter the probe allocates for <paramref name="k"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; one code per moment with 8-bit state).</summary>
-    private static long StateBytesPerParameter(AdamProbeKernel k) => k switch
-    {
-        AdamProbeKernel.Fp32Gradients => 16,
-        AdamProbeKernel.Bf16Gradients => 16,
-        _ => 14,
-    };
 
     private static long? ParseOneCount(ArgumentResult result)
     {
@@ -168,7 +152,7 @@ public static class BenchAdamCommand
         ["memory_copy_gbps"] = copyGbps,
         ["rows"] = new JsonArray(rows.Select(x => (JsonNode)new JsonObject
         {
-            ["kernel"] = Name(x.Kernel), ["sub_group"] = x.SubGroup, ["params_per_s"] = Math.Round(x.Rate), ["bytes_per_parameter"] = BytesMoved(x.Kernel),
+            ["kernel"] = Name(x.Kernel), ["sub_group"] = x.SubGroup, ["params_per_s"] = Math.Round(x.Rate), ["bytes_per_parameter"] = AdamProbe.BytesMoved(x.Kernel),
             ["gbps_moved"] = Math.Round(x.Gbps, 3), ["units"] = new JsonArray(x.Units.Select(m => (JsonNode)JsonValue.Create(m)!).ToArray()),
         }).ToArray()),
     };

@@ -310,7 +310,8 @@ public static class EngineKernelProbe
         return MedianOf(Enumerable.Range(0, Math.Max(1, repeats)).Select(_ => once()).ToList());
     }
 
-    private static double MedianOf(IEnumerable<double> values)
+    /// <summary>The upper median of <paramref name="values"/>; NaN when there are none.</summary>
+    internal static double MedianOf(IEnumerable<double> values)
     {
         var sorted = values.OrderBy(v => v).ToArray();
         return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];

@@ -166,9 +166,9 @@ public static partial class GpuProbe
                 beside.Add((rate, bytes / seconds));
             }
             alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
-            aloneRate = MedianOf(alone);
-            besideRate = MedianOf(beside.Select(b => b.Rate));
-            copied = MedianOf(beside.Select(b => b.Copied));
+            aloneRate = EngineKernelProbe.MedianOf(alone);
+            besideRate = EngineKernelProbe.MedianOf(beside.Select(b => b.Rate));
+            copied = EngineKernelProbe.MedianOf(beside.Select(b => b.Copied));
             if (load.Failure is { } e)
             {
                 samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
@@ -180,12 +180,6 @@ public static partial class GpuProbe
         double? lost = aloneRate > 0 && copied > 0 ? BytesLostPerCopiedByte(aloneRate, besideRate, copied) : null;
         samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneRate / 1e9:0.00} alone (medians of 3 and 4 alternating windows); {lost:0.00} bytes of its traffic lost per copied byte");
         return ((Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone))), lost);
-    }
-
-    private static double MedianOf(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length == 0 ? double.NaN : sorted[sorted.Length / 2];
     }
 
     /// <summary>
