@@ -75,7 +75,7 @@ public static partial class Tuner
                 if (!knob.Applies(best.Settings)) continue;
                 var trials = knob.Values.Select(set => set(best.Settings)).ToList();
                 var results = new Candidate[trials.Count];
-                Parallel.For(0, trials.Count, i => results[i] = evaluator.Evaluate(trials[i]));
+                Parallel.For(0, trials.Count, evaluator.Workers, i => results[i] = evaluator.Evaluate(trials[i]));
                 evaluator.BatchDone();
                 foreach (var c in results)
                     if (c.Feasible && Better(c, best, r.Objective)) best = c;
@@ -109,7 +109,7 @@ public static partial class Tuner
             }
             int before = evaluator.Count;
             var results = new Candidate[batch];
-            Parallel.For(0, batch, i => results[i] = evaluator.Evaluate(trials[i]));
+            Parallel.For(0, batch, evaluator.Workers, i => results[i] = evaluator.Evaluate(trials[i]));
             evaluator.BatchDone();
             bool improved = false;
             foreach (var c in results)
@@ -149,7 +149,7 @@ public static partial class Tuner
             }
             int before = evaluator.Count;
             var bests = evaluator.Bests;
-            Parallel.For(0, batch, i => evaluator.Evaluate(trials[i]));
+            Parallel.For(0, batch, evaluator.Workers, i => evaluator.Evaluate(trials[i]));
             evaluator.BatchDone();
             fruitless = evaluator.Count == before ? fruitless + 1 : 0;
             // The memory objective's progress is not in tokens/s: it explores until the budget or nothing new.

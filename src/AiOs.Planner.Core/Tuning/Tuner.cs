@@ -224,6 +224,12 @@ public static partial class Tuner
         /// <summary>The values each knob may take for this request.</summary>
         public KnobSpace Knobs => _knobs;
 
+        /// <summary>
+        /// The batches' workers: one per core, so the thread pool stays free for the caller (the server's progress
+        /// stream runs on it; an unbounded loop took every thread the pool added and starved it on a loaded 2-core box).
+        /// </summary>
+        public ParallelOptions Workers { get; } = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+
         public int Count => _seen.Count;
         /// <summary>The best tokens/s seen, overall and among DeepSpeed-runnable candidates (read between batches).</summary>
         public (double Overall, double DeepSpeed) Bests => (Volatile.Read(ref _best), Volatile.Read(ref _bestDeepSpeed));
