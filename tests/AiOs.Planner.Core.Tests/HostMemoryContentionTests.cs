@@ -92,6 +92,13 @@ public class HostMemoryContentionTests
         HostLink = H200.HostLink! with { CpuUpdateBytesLostPerCopiedByte = Figure.Measured(bytesLost, "2026-12-06", "test") },
     };
 
+    /// <summary><paramref name="profile"/> with CPU Adam <paramref name="factor"/> times as fast, both fp32 kernels.</summary>
+    private static HardwareProfile AdamTimes(HardwareProfile profile, double factor)
+    {
+        Figure Scaled(Figure? rate) => Figure.Measured((rate ?? profile.Cpu.AdamParamsPerS).Value * factor, "2026-12-06", "test");
+        return profile with { Cpu = profile.Cpu with { AdamParamsPerS = Scaled(profile.Cpu.AdamParamsPerS), AdamBf16ParamsPerS = Scaled(profile.Cpu.AdamBf16ParamsPerS) } };
+    }
+
     [Theory]
     [InlineData(StepSchedule.DeepSpeed, 1)]
     [InlineData(StepSchedule.Overlapped, 1)]
@@ -100,10 +107,12 @@ public class HostMemoryContentionTests
     [InlineData(StepSchedule.Delayed, 2)]
     public void Given_a_measured_interference_When_priced_Then_each_update_beside_copies_is_lengthened_by_its_share_of_their_bytes_and_the_deepspeed_schedule_is_not(StepSchedule schedule, int accumulation)
     {
+        // CPU Adam a tenth as fast: the updates outlast every copy beside them, so all of the copies' bytes count.
         var s = Offloaded(schedule) with { GradAccumulation = accumulation };
-        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, Interfering(0.5), s);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var slow = AdamTimes(Interfering(0.5), 0.1);
+        var program = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, slow, s);
+        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
         var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
         // Overlapped: the updates run as the last micro-batch's gradients land, beside that micro-batch's backward only.
         int last = accumulation - 1;
@@ -120,6 +129,32 @@ public class HostMemoryContentionTests
             double extra = schedule == StepSchedule.DeepSpeed ? 0 : 0.5 * copied / (rate * StepCosts.AdamHostBytesPerParameter) * update.Parameters / updated;
             Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
         }
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_updates_far_shorter_than_the_copies_beside_them_When_priced_Then_they_lose_at_most_what_the_copy_rate_takes_for_their_own_length(StepSchedule schedule)
+    {
+        // A CPU 200 times faster at Adam: its updates end long before the copies they run beside.
+        var s = Offloaded(schedule);
+        var fast = AdamTimes(Interfering(0.5), 200);
+        var program = StepScheduler.Build(Model, fast, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, fast, s);
+        var plain = Simulator.Costs(program, fast with { HostLink = H200.HostLink }, s);
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        double alone = updates.Sum(o => plain.Duration(o, Model.HiddenSize).Seconds);
+        double beside = updates.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
+        double rate = fast.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h
+            && (schedule == StepSchedule.Delayed || o.Phase == StepPhase.Backward)).Sum(o => o.Bytes.Value);
+        double uncapped = 0.5 * copied / (rate * StepCosts.AdamHostBytesPerParameter);
+        // Both directions at their full pinned rates for the whole update: the most copying an update can have beside it.
+        double ceiling = 0.5 * (fast.HostLink!.H2d(true).BytesPerSecond + fast.HostLink.D2h(true).BytesPerSecond) * alone / (rate * StepCosts.AdamHostBytesPerParameter);
+
+        Assert.True(beside > alone, "the copies still slow the update");
+        Assert.True(beside - alone <= ceiling * (1 + 1e-9), $"lost {beside - alone:E3} s, at most {ceiling:E3} s");
+        Assert.True(beside - alone < uncapped / 2, $"lost {beside - alone:E3} s where every copied byte would cost {uncapped:E3} s");
     }
 
     [Fact]

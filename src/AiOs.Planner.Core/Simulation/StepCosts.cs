@@ -212,23 +212,40 @@ public sealed class StepCosts
     /// until then) put those rows 9–21% slow; on the next (seventeenth session) the delayed gpt2-xl's updates ran 4.2–4.3
     /// beside the copies against 4.7–5.0 in the DeepSpeed schedule's steps beside nothing, and the plan without the term was
     /// 19% fast (docs/validation/gpu-2026-12-06-session17.md). NVMe traffic (a few GB/s) is left out.
+    /// <para>
+    /// Only the copies that fall inside the updates count. The copies beside them are spread over a window at least as long
+    /// as the busier copy direction and as the GPU work of the same part of the step (the program's order keeps the copies
+    /// beside the passes that make and use them); an update shorter than that window meets its share of the copies, the
+    /// window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So the update never loses more than the
+    /// probe measured at that copy rate, however long the step's copies and passes run (large micro-batches, NVMe steps).
+    /// </para>
     /// </summary>
     private double CopyInterference(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
         long transferred = 0, updated = 0;
-        int last = LastMicroBatch(program);
+        double h2d = 0, d2h = 0, compute = 0;
+        int last = LastMicroBatch(program), hidden = program.Model.HiddenSize;
         foreach (var op in program.Ops)
         {
             if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h && RunsBesideUpdates(op, last)) transferred += op.Bytes.Value;
+            else if (!RunsBesideUpdates(op, last)) continue;
+            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h)
+            {
+                transferred += op.Bytes.Value;
+                if (op.Resource == ResourceKind.H2d) h2d += Duration(op, hidden).Seconds;
+                else d2h += Duration(op, hidden).Seconds;
+            }
+            else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += Duration(op, hidden).Seconds;
         }
         if (updated == 0 || transferred == 0) return 0;
         // The update's own traffic: its rate as priced (the state's format) × the bytes it moves per parameter (28 with fp32
         // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
         int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
-        double traffic = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) * bytes / gpusPerNode;
-        return lost.Value * transferred / traffic / updated;
+        double rate = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
+        double window = Math.Max(compute, Math.Max(h2d, d2h)), update = updated / rate;
+        double beside = window > update ? transferred * update / window : transferred;
+        return lost.Value * beside / (rate * bytes) / updated;
     }
 
     private static int LastMicroBatch(StepProgram program) => program.Ops.Count == 0 ? 0 : program.Ops.Max(o => o.MicroBatch);
