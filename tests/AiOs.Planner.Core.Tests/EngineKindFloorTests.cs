@@ -191,6 +191,26 @@ public class EngineKindFloorTests
     }
 
     [Fact]
+    public void Given_work_ratios_marked_estimates_When_planned_Then_the_note_gives_them_and_the_command_and_measured_ones_give_no_note()
+    {
+        string llama = EngineLayerKind.Of(TinyLlama);
+        Figure Estimate(double v) => new(v, new Provenance(FigureSource.Estimate, "2026-12-06", "read off another machine's steps"));
+        var estimated = WithKernels(k => k with { KindFloors = [Floors(llama, 300, 400, 900) with { ForwardWorkRatio = Estimate(1.21), BackwardWorkRatio = Estimate(1.44) }] });
+        var measured = WithKernels(k => k with { KindFloors = [Floors(llama, 300, 400, 900) with
+            { ForwardWorkRatio = Figure.Measured(1.21, "2026-12-06", "calibrate-gpu"), BackwardWorkRatio = Figure.Measured(1.44, "2026-12-06", "calibrate-gpu") }] });
+
+        var note = Assert.Single(TrainingPlanner.Plan(TinyLlama, estimated, Small).Notes, n => n.Contains("layer-work fit"));
+        Assert.Contains("estimated", note);
+        Assert.Contains("×1.21", note);
+        Assert.Contains("×1.44", note);
+        Assert.Contains("aios calibrate-gpu --floor-families tiny-llama", note);
+        Assert.DoesNotContain(TrainingPlanner.Plan(TinyLlama, measured, Small).Notes, n => n.Contains("layer-work fit"));
+        // The bundled profiles carry the estimates for the Llama kinds, so a plan there both prices and names them.
+        Assert.Contains(TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes, n => n.Contains("layer-work fit") && n.Contains("estimated"));
+        Assert.Equal((1.21, 1.44), Lent.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
+    }
+
+    [Fact]
     public void Given_work_ratios_for_the_llama_kind_When_a_work_bound_step_is_priced_Then_its_layers_cost_that_much_more_and_its_head_and_gpt2_do_not()
     {
         var llama2 = ModelCatalog.Default.Load("llama-2-7b") with { NumLayers = 2 };

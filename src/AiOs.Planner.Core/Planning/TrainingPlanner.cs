@@ -98,16 +98,25 @@ public static class TrainingPlanner
     /// rate, backward work) was measured on another layer kind than <paramref name="model"/>'s: its norms, position encoding and
     /// MLP are then priced through that kind's fit. Out of sample on an H100 VM (2026-12-06), a Llama-3.2-1B shape's
     /// work-bound steps ran 17–19% slower than a gpt2-kind fit priced them (docs/validation/gpu-2026-12-06-session17.md);
-    /// null otherwise, and null where the profile has the kind's measured work ratios (<see cref="LayerKindFloors.ForwardWorkRatio"/>).
+    /// null otherwise, and null where the profile has the kind's work ratios (<see cref="LayerKindFloors.ForwardWorkRatio"/>) and
+    /// neither is marked an estimate (the bundled profiles carry estimates read off another machine's steps: the note says so).
     /// </summary>
     public static string? EngineWorkNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
     {
         if (!hardware.HasGpu || settings.Executor != ExecutorKind.Aios || hardware.Gpu!.EngineKernels is not { } kernels) return null;
         string kind = EngineLayerKind.Of(model);
-        if (kind == kernels.MainFloorKind || kernels.KindFloors?.FirstOrDefault(f => f.Kind == kind) is { ForwardWorkRatio: not null, BackwardWorkRatio: not null }) return null;
+        if (kind == kernels.MainFloorKind) return null;
+        string measure = $"Measure it: aios calibrate-gpu --floor-families {model.Name} (the kind's work beside the main fit) or --family {model.Name}.";
+        if (kernels.KindFloors?.FirstOrDefault(f => f.Kind == kind) is { ForwardWorkRatio: { } forward, BackwardWorkRatio: { } backward })
+        {
+            static bool Estimated(Figure f) => f.Provenance?.Source == FigureSource.Estimate;
+            if (!Estimated(forward) && !Estimated(backward)) return null;
+            return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}); " +
+                   $"that kind's work-bound passes are priced at estimated ratios to it (forward ×{forward.Value:0.00}, backward ×{backward.Value:0.00}, " +
+                   "read off another machine's steps; see the profile's kind_floors). " + measure;
+        }
         return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}), and has no measured work ratios for that kind (forward and backward): " +
-               "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " +
-               $"Measure it: aios calibrate-gpu --floor-families {model.Name} (the kind's work beside the main fit) or --family {model.Name}.";
+               "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " + measure;
     }
 
     private static List<string> CapacityProblems(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
