@@ -124,10 +124,12 @@ public static class TrainCommand
                 // On a GPU it plans the card the run rehearses: --gpu-memory-limit holds the tuner's device as it holds the run's.
                 var tuneFor = engine.Device == "cpu" ? RunCapacity.ThisMachine(hardware, engine, settings, LocalResources.Read(swapDir), includeDrive: true) with { Name = hardware.Name }
                     : Planning.GpuMemoryLimit.Apply(hardware, engine.GpuMemoryLimit);
-                (settings, tuned) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch), r.GetValue(tuneEightBit));
+                string? passedOver;
+                (settings, tuned, passedOver) = AutoTune(options.LoadModel(r), tuneFor, settings with { NvmePath = swapDir }, engine, r.GetValue(tuneMaxMicroBatch), r.GetValue(tuneEightBit));
                 if (!r.GetValue(json))
                 {
                     io.Console.MarkupLineInterpolated($"Auto-tuned for {hardware.Name}: {Tuner.Describe(settings, hardware.HasGpu)}.");
+                    if (passedOver is not null) io.Console.MarkupLineInterpolated($"  {passedOver}");
                     foreach (string line in tuned.Explanation) io.Console.MarkupLineInterpolated($"  {line}");
                 }
                 prelude.Mark("auto-tune");
@@ -197,7 +199,12 @@ public static class TrainCommand
     /// fp16); the accumulation the user set is the most the tuner may pick, and the micro-batch is searched up to
     /// --tune-max-micro-batch, so the global batch can change: tune.json and the console state the chosen one.
     /// </summary>
-    private static (Settings.TrainingSettings, TuneResult) AutoTune(Models.ModelSpec model, Hardware.HardwareProfile hardware,
+    /// <summary>
+    /// Tunes for <paramref name="hardware"/> and takes the best candidate the engine can run on this machine, with a line saying
+    /// why the tuner's best was passed over when it was (null when it was taken): the engine checks this host's free RAM, which
+    /// a profile of another machine does not describe.
+    /// </summary>
+    private static (Settings.TrainingSettings, TuneResult, string?) AutoTune(Models.ModelSpec model, Hardware.HardwareProfile hardware,
         Settings.TrainingSettings fixedSettings, EngineOptions engine, int maxMicroBatch, bool allowEightBit)
     {
         var result = Tuner.Tune(new TuneRequest
@@ -207,6 +214,7 @@ public static class TrainCommand
         });
         // Settings the tuner refuses outright (a --gpus the profile lacks, say) are named by their flags.
         if (result.Problems.Count > 0) throw new DescriptionException("--auto-tune: " + string.Join("; ", result.Problems));
+        string? bestRefused = null;
         var chosen = Tuner.FirstAccepted(result, candidate =>
         {
             try
@@ -216,11 +224,16 @@ public static class TrainCommand
             }
             catch (Exception e) when (e is ArgumentException or NotSupportedException)
             {
+                bestRefused ??= e.Message;
                 return false;
             }
         });
-        if (chosen is not null) return (chosen.Settings, result);
-        throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run. " + string.Join(" ", result.Explanation));
+        string? passedOver = chosen is not null && bestRefused is not null && result.Best is { } best
+            ? $"Not the tuner's best ({Tuner.Describe(best.Settings, hardware.HasGpu)}): {bestRefused} This is the fastest of its candidates the engine can run here."
+            : null;
+        if (chosen is not null) return (chosen.Settings, result, passedOver);
+        throw new DescriptionException($"--auto-tune found no settings that both fit {hardware.Name} and the engine can run here" +
+            (bestRefused is null ? ". " : $" (the best: {bestRefused}) ") + string.Join(" ", result.Explanation));
     }
 
     /// <summary>
