@@ -53,4 +53,43 @@ public class GpuProbeTests
         Assert.Equal(FigureSource.Measured, updated.HostLink.CpuUpdateBytesLostPerCopiedByte.Provenance!.Source);
         Assert.Equal(0.42, again.HostLink!.CpuUpdateBytesLostPerCopiedByte!.Value);
     }
+
+    [Fact]
+    public void Given_alternating_windows_When_the_interference_is_taken_Then_each_beside_window_meets_the_alone_windows_around_it()
+    {
+        // The host's pace drifts down 1 G params/s a window; beside the copies (10 GB/s) the update loses 0.5 G/s more.
+        double[] alone = [6e9, 5e9, 4e9, 3e9];
+        (double, double)[] beside = [(5.5e9 - 0.5e9, 10e9), (4.5e9 - 0.5e9, 10e9), (3.5e9 - 0.5e9, 10e9)];
+
+        double lost = GpuProbe.InterferenceOf(alone, beside)!.Value;
+
+        // 0.5 G params/s × 28 B ÷ 10 GB/s = 1.4, in every window alike: the drift cancels. Medians of all alone and all beside
+        // windows taken apart would read (5.0 − 4.0) × 28 ÷ 10 = 2.8 here (5.0 the upper of the two middle alone rates).
+        Assert.Equal(1.4, lost, 9);
+        // Beside the copies at the pace of the windows around them: nothing lost, however the pace drifts.
+        Assert.Equal(0, GpuProbe.InterferenceOf([6e9, 5e9, 4e9, 3e9], [(5.5e9, 10e9), (4.5e9, 10e9), (3.5e9, 10e9)])!.Value, 9);
+        Assert.Null(GpuProbe.InterferenceOf([0, 0], [(0, 0)]));
+        Assert.Throws<ArgumentException>(() => GpuProbe.InterferenceOf([1e9, 1e9], [(1e9, 1e9), (1e9, 1e9)]));
+    }
+
+    [Fact]
+    public void Given_a_measurement_whose_interference_failed_When_applied_Then_the_profile_keeps_no_figure_of_that_kind()
+    {
+        var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
+            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, [])
+        {
+            CpuUpdateBytesLostPerCopiedByte = 0.42, PinnedBesideCpuUpdate = (Bandwidth.FromGBps(44), Bandwidth.FromGBps(50)),
+        };
+        var measured = GpuProbe.Apply(profile, m, "2026-12-06");
+        Assert.NotNull(measured.HostLink!.H2dPinnedBesideCpuUpdateGbps);
+
+        var failed = GpuProbe.Apply(measured, m with { CpuUpdateBytesLostPerCopiedByte = null, PinnedBesideCpuUpdate = null, BesideCpuUpdateFailed = true }, "2026-12-07");
+
+        Assert.Null(failed.HostLink!.CpuUpdateBytesLostPerCopiedByte);
+        Assert.Null(failed.HostLink.H2dPinnedBesideCpuUpdateGbps);
+        Assert.Null(failed.HostLink.D2hPinnedBesideCpuUpdateGbps);
+        Assert.Equal(54.9, failed.HostLink.H2dPinnedGbps.Value, 3);
+        failed.Validated("test.json");
+    }
 }

@@ -278,19 +278,32 @@ public static class EngineKernelFit
 
     /// <summary>
     /// The kind's measured work over the main fit's price (<see cref="WorkPricer"/>), the median over its timed passes of
-    /// <paramref name="backward"/>'s direction; null where none was timed or the ratio is outside the profile's range.
+    /// <paramref name="backward"/>'s direction, divided by the main kind's own measured-over-price at the same hidden size (its
+    /// work-bound passes of that direction in <paramref name="t"/>), so the ratio is the kind's difference, not the fit's local
+    /// error at that one width carried to every width; null where none was timed or the ratio is outside the profile's range.
     /// </summary>
-    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, string date, string description)
+    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, EngineKernelTimings t, string date)
     {
         // Work-bound passes only (twice the kind's dispatch floor at least, as the main fit keeps): a pass mostly of host time
         // would read as heavy work.
+        string label = backward ? "backward" : "forward";
         double floor = k is null ? 0 : backward ? k.BackwardSeconds : k.ForwardSeconds;
-        var ratios = (k?.Work ?? []).Where(p => p.Label == (backward ? "backward" : "forward") && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0 && price(p) > 0).Select(p => p.Seconds / price(p)).Order().ToList();
-        if (ratios.Count == 0) return null;
-        double r = ratios[ratios.Count / 2];
+        var passes = (k?.Work ?? []).Where(p => p.Label == label && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0 && price(p) > 0).ToList();
+        if (passes.Count == 0) return null;
+        double r = MedianOf(passes.Select(p => p.Seconds / price(p)));
+        var widths = passes.Select(p => p.Hidden).ToHashSet();
+        var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && price(p) > 0).ToList();
+        double mainError = main.Count > 0 ? MedianOf(main.Select(p => p.Seconds / price(p))) : 1;
+        r /= mainError;
         if (!(r is >= 0.1 and <= 10)) return null;
         return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: a {k!.Family} layer {(backward ? "backward" : "forward")} at work-bound shapes over the main kind's fit's price, median of {ratios.Count} ({description})"));
+            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width ({mainError:0.000}, median of {main.Count}) ({t.Description})"));
+    }
+
+    private static double MedianOf(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
     }
 
     /// <summary>
@@ -317,8 +330,8 @@ public static class EngineKernelFit
                 ForwardUs = Us(k.ForwardSeconds, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
                 AutogradUs = Us(k.AutogradSeconds, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
                 BackwardUs = Us(k.BackwardSeconds, k.Method("backward", k.BackwardSpans, t.Description)),
-                ForwardWorkRatio = WorkRatio(ProbeOf(k.Kind), false, price, date, t.Description),
-                BackwardWorkRatio = WorkRatio(ProbeOf(k.Kind), true, price, date, t.Description),
+                ForwardWorkRatio = WorkRatio(ProbeOf(k.Kind), false, price, t, date),
+                BackwardWorkRatio = WorkRatio(ProbeOf(k.Kind), true, price, t, date),
             });
         }
         foreach (var k in t.KindFloors ?? [])
@@ -334,8 +347,8 @@ public static class EngineKernelFit
                 ForwardUs = Us(k.ForwardSeconds, Method("forward without autograd")),
                 AutogradUs = Us(k.AutogradSeconds, Method("forward with autograd")),
                 BackwardUs = Us(k.BackwardSeconds, Method("backward")),
-                ForwardWorkRatio = WorkRatio(k, false, price, date, t.Description),
-                BackwardWorkRatio = WorkRatio(k, true, price, date, t.Description),
+                ForwardWorkRatio = WorkRatio(k, false, price, t, date),
+                BackwardWorkRatio = WorkRatio(k, true, price, t, date),
             });
         }
         // Their floors are absolute; work ratios were measured against the fit of their day, so they go with it.

@@ -48,6 +48,8 @@ public static class CalibrateGpuCommand
                 io.Errors.MarkupLineInterpolated($"[red]error:[/] {e.Message}");
                 return ExitCodes.Usage;
             }
+            // The copies' and matmuls' figures are shown now, so a failure in the kernels' stage below does not hide them.
+            foreach (string s in m.Samples) io.Console.MarkupLineInterpolated($"{s}");
             string date = DateTime.UtcNow.ToString("yyyy-MM-dd");
             var updated = GpuProbe.Apply(profile, m, date) with
             {
@@ -62,14 +64,22 @@ public static class CalibrateGpuCommand
                     Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision),
                 };
                 var inStep = r.GetValue(noInStep) ? null : InStepOptions(options);
-                var kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
+                (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) kernels;
+                try
+                {
+                    kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
+                }
+                catch (Calibration.CalibrationException e)
+                {
+                    io.Errors.MarkupLineInterpolated($"[red]error:[/] the engine kernels' fit failed: {e.Message} Nothing was written; run again, or with --no-engine-kernels to write the copy and matmul figures above alone.");
+                    return ExitCodes.Failure;
+                }
                 updated = kernels.Profile;
                 io.Console.MarkupLineInterpolated($"engine kernels: matmul efficiency {kernels.Fit.MatmulEfficiency:0.000}, R² {kernels.Fit.RSquared:0.000}, RMS error {kernels.Fit.RmsRelativeError:P1} (forwards; backwards as {kernels.Fit.BackwardRatio:0.000} × the forward)");
                 if (updated.Gpu?.EngineKernels?.BackwardWorkRatio is { } work)
                     io.Console.MarkupLineInterpolated($"backward priced as 2 × the forward's matmuls + {work.Value:0.000} × the rest of its time (engine_kernels.backward_work_ratio)");
             }
             DescriptionJson.WriteFileAtomic(path, updated.Validated(path));
-            foreach (string s in m.Samples) io.Console.MarkupLineInterpolated($"{s}");
             io.Console.MarkupLineInterpolated($"{m.Name}: {m.TotalMemory}; wrote {path}.");
             return ExitCodes.Ok;
         });

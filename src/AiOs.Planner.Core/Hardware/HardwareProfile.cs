@@ -169,6 +169,9 @@ public sealed record HostLinkSpec
     /// </summary>
     public Figure? CpuUpdateBytesLostPerCopiedByte { get; init; }
 
+    /// <summary>The largest <see cref="CpuUpdateBytesLostPerCopiedByte"/> a profile may state (validated; the probe writes none above it).</summary>
+    public const double MaxCpuUpdateBytesLostPerCopiedByte = 10;
+
     public Bandwidth H2d(bool pinned) => Bandwidth.FromGBps(pinned ? H2dPinnedGbps.Value : H2dPageableGbps.Value);
     public Bandwidth D2h(bool pinned) => Bandwidth.FromGBps(pinned ? D2hPinnedGbps.Value : D2hPageableGbps.Value);
 
@@ -192,7 +195,7 @@ public sealed record HostLinkSpec
             p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
         foreach (var (name, f) in new[] { ("h2d_pinned_beside_cpu_update_gbps", H2dPinnedBesideCpuUpdateGbps), ("d2h_pinned_beside_cpu_update_gbps", D2hPinnedBesideCpuUpdateGbps) })
             if (f is not null) p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
-        if (CpuUpdateBytesLostPerCopiedByte is { } lost) p.InRange(at + ".cpu_update_bytes_lost_per_copied_byte", lost.Value, 0.0, 10.0);
+        if (CpuUpdateBytesLostPerCopiedByte is { } lost) p.InRange(at + ".cpu_update_bytes_lost_per_copied_byte", lost.Value, 0.0, MaxCpuUpdateBytesLostPerCopiedByte);
         p.Positive(at + ".gpus_per_root", GpusPerRoot, HardwareBounds.MaxGpusPerNode);
     }
 }

@@ -189,7 +189,18 @@ public static class EngineKernelProbe
                 forward = MinOf(forward, floors.Forward);
                 autograd = MinOf(autograd, floors.Recompute);
                 backward = MinOf(backward, floors.Backward);
-                if (h == widest && workMb > 0 && work.Count == 0) work = WorkPasses(layer, parameters, spec, workMb, workSeq, options, device, dtype, time);
+                if (h == widest && workMb > 0 && work.Count == 0)
+                {
+                    // Optional: a kind whose work pass fails (out of device memory at the widest shape, say) keeps its floors, no ratios.
+                    try
+                    {
+                        work = WorkPasses(layer, parameters, spec, workMb, workSeq, options, device, dtype, time);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        progress?.Invoke($"work of {family.Name} ({kind}) at h={h} {workMb}×{workSeq} not measured ({e.GetType().Name}: {e.Message}); its floors are kept, without work ratios");
+                    }
+                }
             }
             result.Add(new KindFloorSample(kind, family.Name, forward, autograd, backward) { Work = work });
             progress?.Invoke($"floors of {family.Name} ({kind}): forward {forward * 1e6:0} µs, with autograd {autograd * 1e6:0} µs, backward {backward * 1e6:0} µs" +

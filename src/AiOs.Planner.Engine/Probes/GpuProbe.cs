@@ -19,6 +19,13 @@ public sealed record GpuMeasurement(
 
     /// <summary>Bytes of its traffic the CPU update loses per byte pinned copies move beside it (<see cref="GpuProbe.BytesLostPerCopiedByte"/>); null: not measured.</summary>
     public double? CpuUpdateBytesLostPerCopiedByte { get; init; }
+
+    /// <summary>
+    /// Whether the copies beside CPU Adam were measured and failed (the load or a copy failed, or the figure fell outside the
+    /// profile's range): <see cref="GpuProbe.Apply"/> then clears the profile's figures of that kind rather than keep another
+    /// day's (or, with <c>--base</c>, another host's) beside this measurement's rates.
+    /// </summary>
+    public bool BesideCpuUpdateFailed { get; init; }
 }
 
 /// <summary>
@@ -63,7 +70,7 @@ public static partial class GpuProbe
             h2dPageable = Math.Max(h2dPageable, hg); d2hPageable = Math.Max(d2hPageable, dg);
         }
 
-        var (beside, lost) = BesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned);
+        var (beside, lost, besideFailed) = BesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned);
 
         var rates = new Dictionary<string, double>();
         foreach (var (name, type) in new[] { ("bf16", ScalarType.BFloat16), ("fp32", ScalarType.Float32) })
@@ -88,7 +95,7 @@ public static partial class GpuProbe
             }
         }
         return new GpuMeasurement(DeviceName(device), TotalMemory(), Bandwidth.FromGBps(h2dPinned), Bandwidth.FromGBps(d2hPinned),
-            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside, CpuUpdateBytesLostPerCopiedByte = lost };
+            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside, CpuUpdateBytesLostPerCopiedByte = lost, BesideCpuUpdateFailed = besideFailed };
     }
 
     /// <summary>GB/s of one synchronised copy of <paramref name="bytes"/> from <paramref name="src"/> into <paramref name="dst"/>.</summary>
@@ -109,20 +116,38 @@ public static partial class GpuProbe
     /// (<paramref name="h2dPinned"/>, <paramref name="d2hPinned"/>: the best over sizes) times that loaded ÷ alone ratio, so
     /// the plan's share (StepCosts.BesideUpdate) compares like with like. Medians, as the copies race the load; 1 GiB, so the
     /// host thread's waits for a core around each synchronisation are a small part of each copy. The other side too: the
-    /// update's rate with nothing beside it (before and after) and while the copies loop both ways for a second and a half,
-    /// as <see cref="BytesLostPerCopiedByte"/>. Nulls (and a line in <paramref name="samples"/>) when the load fails: an
-    /// optional figure never fails the calibration.
+    /// update's rate with nothing beside it and while the copies loop both ways, in alternating windows (alone, beside, alone,
+    /// …); each beside window is compared with the mean of the alone windows around it, so a drift of the host's pace meets
+    /// both alike, and the figure is the median of those comparisons (<see cref="BytesLostPerCopiedByte"/>). Optional: nulls
+    /// and <c>Failed</c> (and a line in <paramref name="samples"/>) when the load or a copy fails or the figure falls outside
+    /// the profile's range, never a failed calibration.
     /// </summary>
-    private static ((Bandwidth H2d, Bandwidth D2h)? Copies, double? Lost) BesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned)
+    private static ((Bandwidth H2d, Bandwidth D2h)? Copies, double? Lost, bool Failed) BesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned)
+    {
+        int threads = Execution.EngineSettings.CpuUpdateThreads(new Settings.TrainingSettings { Schedule = Settings.StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
+        try
+        {
+            return MeasureBesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned, threads);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A CUDA or TorchSharp error in an optional figure: said, and the calibration goes on (a broken CUDA context fails the next stage anyway).
+            samples.Add($"copies beside CPU Adam not measured: {e.GetType().Name}: {e.Message}");
+            return (null, null, true);
+        }
+    }
+
+    private static ((Bandwidth H2d, Bandwidth D2h)? Copies, double? Lost, bool Failed) MeasureBesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned, int threads)
     {
         const long size = 1L << 30;
-        var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
-        var onGpu = empty(size / 4, ScalarType.Float32, gpu);
+        using var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
+        using var onGpu = empty(size / 4, ScalarType.Float32, gpu);
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
         double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
         double h2dAlone = Median(() => Rate(onGpu, pinned)), d2hAlone = Median(() => Rate(pinned, onGpu));
-        double h2d, d2h, aloneRate, besideRate, copied;
-        int threads = Execution.EngineSettings.CpuUpdateThreads(new Settings.TrainingSettings { Schedule = Settings.StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
+        double h2d, d2h;
+        var alone = new List<double>();
+        var beside = new List<(double Rate, double Copied)>();
         CpuUpdateLoad load;
         try
         {
@@ -131,7 +156,7 @@ public static partial class GpuProbe
         catch (Exception e) when (e is InvalidOperationException or OutOfMemoryException)
         {
             samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
-            return (null, null);
+            return (null, null, true);
         }
         using (load)
         {
@@ -145,10 +170,6 @@ public static partial class GpuProbe
             }
             h2d = Median(() => Rate(onGpu, pinned));
             d2h = Median(() => Rate(pinned, onGpu));
-            // Alternating windows, alone and beside copies looping both ways, so a drift of the host's pace meets both alike;
-            // the medians of each kind are compared.
-            var alone = new List<double>();
-            var beside = new List<(double Rate, double Copied)>();
             for (int w = 0; w < 3; w++)
             {
                 alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
@@ -166,20 +187,44 @@ public static partial class GpuProbe
                 beside.Add((rate, bytes / seconds));
             }
             alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
-            aloneRate = EngineKernelProbe.MedianOf(alone);
-            besideRate = EngineKernelProbe.MedianOf(beside.Select(b => b.Rate));
-            copied = EngineKernelProbe.MedianOf(beside.Select(b => b.Copied));
             if (load.Failure is { } e)
             {
                 samples.Add($"copies beside CPU Adam not measured: the load failed ({e.Message})");
-                return (null, null);
+                return (null, null, true);
             }
         }
-        if (h2d <= 0 || d2h <= 0) return (null, null);
+        if (h2d <= 0 || d2h <= 0) return (null, null, true);
         samples.Add($"copy 1 GiB beside CPU Adam on {threads} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
-        double? lost = aloneRate > 0 && copied > 0 ? BytesLostPerCopiedByte(aloneRate, besideRate, copied) : null;
-        samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneRate / 1e9:0.00} alone (medians of 3 and 4 alternating windows); {lost:0.00} bytes of its traffic lost per copied byte");
-        return ((Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone))), lost);
+        var copies = (Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone)));
+        double? lost = InterferenceOf(alone, beside);
+        double aloneRate = EngineKernelProbe.MedianOf(alone), besideRate = EngineKernelProbe.MedianOf(beside.Select(b => b.Rate));
+        double copied = EngineKernelProbe.MedianOf(beside.Select(b => b.Copied));
+        if (lost is not { } figure || figure > HostLinkSpec.MaxCpuUpdateBytesLostPerCopiedByte)
+        {
+            samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneRate / 1e9:0.00} alone; " +
+                        $"no figure written ({(lost is { } l ? $"{l:0.00} bytes lost per copied byte is above the profile's range" : "no window updated or copied")})");
+            return (copies, null, true);
+        }
+        samples.Add($"CPU Adam beside pinned copies both ways ({copied / 1e9:0.0} GB/s): {besideRate / 1e9:0.00} G params/s against {aloneRate / 1e9:0.00} alone " +
+                    $"(medians of 3 and 4 alternating windows); {figure:0.00} bytes of its traffic lost per copied byte (the median of each beside window against the alone windows around it)");
+        return (copies, figure, false);
+    }
+
+    /// <summary>
+    /// The figure of alternating windows <c>alone[0], beside[0], alone[1], …, beside[n−1], alone[n]</c>: each beside window's
+    /// <see cref="BytesLostPerCopiedByte"/> against the mean of the two alone windows around it, then the median of those;
+    /// null when no window updated or copied anything.
+    /// </summary>
+    internal static double? InterferenceOf(IReadOnlyList<double> alone, IReadOnlyList<(double Rate, double Copied)> beside)
+    {
+        if (alone.Count != beside.Count + 1) throw new ArgumentException($"{beside.Count} beside windows need {beside.Count + 1} alone windows around them, not {alone.Count}.");
+        var each = new List<double>();
+        for (int w = 0; w < beside.Count; w++)
+        {
+            double before = (alone[w] + alone[w + 1]) / 2;
+            if (before > 0 && beside[w].Copied > 0) each.Add(BytesLostPerCopiedByte(before, beside[w].Rate, beside[w].Copied));
+        }
+        return each.Count == 0 ? null : EngineKernelProbe.MedianOf(each);
     }
 
     /// <summary>
@@ -218,9 +263,11 @@ public static partial class GpuProbe
             {
                 H2dPinnedGbps = F(m.H2dPinned.GBps, copy), D2hPinnedGbps = F(m.D2hPinned.GBps, copy),
                 H2dPageableGbps = F(m.H2dPageable.GBps, copy), D2hPageableGbps = F(m.D2hPageable.GBps, copy),
-                H2dPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b1 ? F(b1.H2d.GBps, besideCopy) : link.H2dPinnedBesideCpuUpdateGbps,
-                D2hPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b2 ? F(b2.D2h.GBps, besideCopy) : link.D2hPinnedBesideCpuUpdateGbps,
-                CpuUpdateBytesLostPerCopiedByte = m.CpuUpdateBytesLostPerCopiedByte is { } lost ? F(lost, lostMethod) : link.CpuUpdateBytesLostPerCopiedByte,
+                // Measured: this host's figures. Attempted and failed: none (another day's or host's would sit beside today's rates).
+                // Not attempted (a measurement made elsewhere): the profile's.
+                H2dPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b1 ? F(b1.H2d.GBps, besideCopy) : m.BesideCpuUpdateFailed ? null : link.H2dPinnedBesideCpuUpdateGbps,
+                D2hPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b2 ? F(b2.D2h.GBps, besideCopy) : m.BesideCpuUpdateFailed ? null : link.D2hPinnedBesideCpuUpdateGbps,
+                CpuUpdateBytesLostPerCopiedByte = m.CpuUpdateBytesLostPerCopiedByte is { } lost ? F(lost, lostMethod) : m.BesideCpuUpdateFailed ? null : link.CpuUpdateBytesLostPerCopiedByte,
             },
         };
     }
