@@ -417,21 +417,21 @@ public class EngineKernelFitTests
         // The backward's price as the simulator makes it: twice the matmuls, the fitted work ratio of the rest.
         double products = flops / (Matmul.FlopsPerSecond * k.MatmulEfficiency.Value), rest = saved / (k.SavedBytesGbps.Value * 1e9) + k.LayerOverheadUs.Value * 1e-6;
         double price = 2 * products + k.BackwardWorkRatio!.Value * rest;
-        // Over the main kind's own measured ÷ price at that width (its work-bound backwards at h = 2048), so the fit's local error there is not the kind's.
-        var mainAt2048 = t.Passes.Where(p => p.Label == "backward" && p.Hidden == 2048 && p.Seconds >= 2 * t.FloorOf("backward")).ToList();
-        Assert.NotEmpty(mainAt2048);
-        double PriceOf(LayerTiming p) => 2 * p.Flops / (Matmul.FlopsPerSecond * k.MatmulEfficiency.Value)
-            + k.BackwardWorkRatio!.Value * (p.SavedBytes / (k.SavedBytesGbps.Value * 1e9) + k.LayerOverheadUs.Value * 1e-6);
-        var errors = mainAt2048.Select(p => p.Seconds / PriceOf(p)).Order().ToList();
-        Assert.Equal(1.4 * 2.2 * forward / price / errors[errors.Count / 2], l.BackwardWorkRatio!.Value, 2);
-        // The kind timed exactly as the main kind at that width: ratio 1, whatever the fit's residual there.
+        // Over the main kind's own measured ÷ price at that width (its work-bound backward of most work at h = 2048), so the
+        // fit's local error there is not the kind's.
+        var mainAt2048 = t.Passes.Where(p => p.Label == "backward" && p.Hidden == 2048 && p.Seconds >= 2 * t.FloorOf("backward")).MaxBy(p => p.Flops)!;
+        double mainPrice = 2 * mainAt2048.Flops / (Matmul.FlopsPerSecond * k.MatmulEfficiency.Value)
+            + k.BackwardWorkRatio!.Value * (mainAt2048.SavedBytes / (k.SavedBytesGbps.Value * 1e9) + k.LayerOverheadUs.Value * 1e-6);
+        Assert.Equal(1.4 * 2.2 * forward / price / (mainAt2048.Seconds / mainPrice), l.BackwardWorkRatio!.Value, 2);
+        // The kind timed exactly as the main kind's passes of most work at that width: ratio 1, whatever the fit's residual there.
+        LayerTiming Most(string label) => t.Passes.Where(p => p.Hidden == 2048 && p.Label == label).MaxBy(p => p.Flops)!;
         var same = Synthetic() with
         {
-            KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6, t.Passes.Where(p => p.Hidden == 2048 && p.Label is "forward" or "backward").ToList())],
+            KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6, [Most("forward"), Most("backward")])],
         };
         var twin = Assert.Single(EngineKernelFit.Fit(same, "2026-12-06").Kernels.KindFloors!);
-        Assert.Equal(1.0, twin.ForwardWorkRatio!.Value, 2);
-        Assert.Equal(1.0, twin.BackwardWorkRatio!.Value, 2);
+        Assert.Equal(1.0, twin.ForwardWorkRatio!.Value, 4);
+        Assert.Equal(1.0, twin.BackwardWorkRatio!.Value, 4);
         Assert.Contains("llama-2-7b", l.ForwardWorkRatio.Provenance!.Method);
         // Without work-bound passes the entry has floors only, and the kind is priced as the main kind's.
         var floorsOnly = EngineKernelFit.Fit(t with { KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6)] }, "2026-12-06").Kernels;

@@ -279,7 +279,7 @@ public static class EngineKernelFit
     /// <summary>
     /// The kind's measured work over the main fit's price (<see cref="WorkPricer"/>), the median over its timed passes of
     /// <paramref name="backward"/>'s direction, divided by the main kind's own measured-over-price at the same hidden size (its
-    /// work-bound passes of that direction in <paramref name="t"/>), so the ratio is the kind's difference, not the fit's local
+    /// work-bound pass of that direction with the most FLOPs in <paramref name="t"/>, as the kind's is that width's shape of most tokens), so the ratio is the kind's difference, not the fit's local
     /// error at that one width carried to every width; null where none was timed or the ratio is outside the profile's range.
     /// </summary>
     private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, EngineKernelTimings t, string date)
@@ -292,12 +292,14 @@ public static class EngineKernelFit
         if (passes.Count == 0) return null;
         double r = MedianOf(passes.Select(p => p.Seconds / price(p)));
         var widths = passes.Select(p => p.Hidden).ToHashSet();
-        var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && price(p) > 0).ToList();
+        // The main kind's pass of the most work at that width: the kind's pass is that width's shape of most tokens.
+        var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && price(p) > 0)
+            .GroupBy(p => p.Hidden).Select(g => g.MaxBy(p => p.Flops)!).ToList();
         double mainError = main.Count > 0 ? MedianOf(main.Select(p => p.Seconds / price(p))) : 1;
         r /= mainError;
         if (!(r is >= 0.1 and <= 10)) return null;
         return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width ({mainError:0.000}, median of {main.Count}) ({t.Description})"));
+            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width's shape of most work ({mainError:0.000}) ({t.Description})"));
     }
 
     private static double MedianOf(IEnumerable<double> values)

@@ -69,7 +69,7 @@ public static class CalibrateGpuCommand
                 {
                     kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
                 }
-                catch (Calibration.CalibrationException e)
+                catch (Exception e) when (e is Calibration.CalibrationException or ArgumentException)
                 {
                     io.Errors.MarkupLineInterpolated($"[red]error:[/] the engine kernels' fit failed: {e.Message} Nothing was written; run again, or with --no-engine-kernels to write the copy and matmul figures above alone.");
                     return ExitCodes.Failure;

@@ -215,8 +215,8 @@ public sealed class StepCosts
     /// <para>
     /// Only the copies that fall inside the updates count. The copies beside them are spread over a window at least as long
     /// as the busier copy direction and as the GPU work of the same part of the step (the program's order keeps the copies
-    /// beside the passes that make and use them); an update shorter than that window meets its share of the copies, the
-    /// window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So the update never loses more than the
+    /// beside the passes that make and use them; NVMe reads and writes spread it further); an update shorter than that window
+    /// meets its share of the copies, the window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So the update never loses more than the
     /// probe measured at that copy rate, however long the step's copies and passes run (large micro-batches, NVMe steps).
     /// </para>
     /// </summary>
@@ -224,11 +224,16 @@ public sealed class StepCosts
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
         long transferred = 0, updated = 0;
-        double h2d = 0, d2h = 0, compute = 0;
+        double h2d = 0, d2h = 0, nvme = 0, compute = 0, update = 0;
         int last = LastMicroBatch(program), hidden = program.Model.HiddenSize;
         foreach (var op in program.Ops)
         {
-            if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep) updated += op.Parameters;
+            if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep)
+            {
+                updated += op.Parameters;
+                // Priced as Duration prices it (call cost, the rate of its state's tier), before this term exists.
+                update += Duration(op, hidden).Seconds;
+            }
             else if (!RunsBesideUpdates(op, last)) continue;
             else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h)
             {
@@ -236,6 +241,7 @@ public sealed class StepCosts
                 if (op.Resource == ResourceKind.H2d) h2d += Duration(op, hidden).Seconds;
                 else d2h += Duration(op, hidden).Seconds;
             }
+            else if (op.Resource == ResourceKind.Nvme && HasDrives) nvme += Duration(op, hidden).Seconds;
             else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += Duration(op, hidden).Seconds;
         }
         if (updated == 0 || transferred == 0) return 0;
@@ -243,7 +249,7 @@ public sealed class StepCosts
         // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
         int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
         double rate = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
-        double window = Math.Max(compute, Math.Max(h2d, d2h)), update = updated / rate;
+        double window = Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h));
         double beside = window > update ? transferred * update / window : transferred;
         return lost.Value * beside / (rate * bytes) / updated;
     }

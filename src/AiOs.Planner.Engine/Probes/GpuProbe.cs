@@ -140,7 +140,8 @@ public static partial class GpuProbe
     private static ((Bandwidth H2d, Bandwidth D2h)? Copies, double? Lost, bool Failed) MeasureBesideCpuUpdate(Device gpu, List<string> samples, double h2dPinned, double d2hPinned, int threads)
     {
         const long size = 1L << 30;
-        using var pinned = empty(size / 4, ScalarType.Float32).pin_memory();
+        using var host = empty(size / 4, ScalarType.Float32);
+        using var pinned = host.pin_memory();
         using var onGpu = empty(size / 4, ScalarType.Float32, gpu);
         double Median(Func<double> once) => Enumerable.Range(0, 5).Select(_ => once()).Order().ElementAt(2);
         double Rate(Tensor dst, Tensor src) => CopyRate(dst, src, size);
@@ -193,7 +194,11 @@ public static partial class GpuProbe
                 return (null, null, true);
             }
         }
-        if (h2d <= 0 || d2h <= 0) return (null, null, true);
+        if (h2d <= 0 || d2h <= 0)
+        {
+            samples.Add($"copies beside CPU Adam not measured: a copy rate came out {Math.Min(h2d, d2h):0.0} GB/s");
+            return (null, null, true);
+        }
         samples.Add($"copy 1 GiB beside CPU Adam on {threads} threads: H2D pinned {h2d:0.0} (alone {h2dAlone:0.0}), D2H pinned {d2h:0.0} (alone {d2hAlone:0.0}) GB/s, medians of 5");
         var copies = (Bandwidth.FromGBps(h2dPinned * Math.Min(1, h2d / h2dAlone)), Bandwidth.FromGBps(d2hPinned * Math.Min(1, d2h / d2hAlone)));
         double? lost = InterferenceOf(alone, beside);
