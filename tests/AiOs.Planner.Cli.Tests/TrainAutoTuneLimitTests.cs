@@ -12,7 +12,9 @@ public sealed class TrainAutoTuneLimitTests
             var r = CliRunner.Run("train", "--model", "gpt2-xl", "--hardware", "h100-1x-vm", "--device", "cuda", "--auto-tune", "--tune-max-micro-batch", "2",
                 "--gpu-memory-limit", "11G", "--steps", "1", "--runs-dir", root, "--run-id", "limited");
 
-            Assert.Contains("Auto-tuned for h100-1x-vm", r.Console);
+            // Run or refused for this host's free RAM (a busy 2-core CI box), the tuner's plan is shown, on the limited card.
+            Assert.True(r.Console.Contains("Auto-tuned for h100-1x-vm", StringComparison.Ordinal)
+                || Flat(r.Console).Contains("found no settings that both fit h100-1x-vm", StringComparison.Ordinal), r.Console);
             // The 80 GB card held to 11 GiB, as the run would be: before, the tuner planned the whole card and picked
             // settings the run then refused (llama-2-7b: parameters on the GPU, 29.4 GiB).
             Assert.Contains("of 11.00 GiB", r.Console);
@@ -35,14 +37,19 @@ public sealed class TrainAutoTuneLimitTests
             var without = CliRunner.Run([.. args, "--run-id", "fp32"]);
             var with = CliRunner.Run([.. args, "--run-id", "q8", "--allow-8bit-optimizer"]);
 
-            Assert.Contains("Auto-tuned for h200-1x-calibrated", with.Console);
-            Assert.Contains("8-bit optimizer state", with.Console);
             // The engine takes the best candidate it can run on this host, whose free RAM (not the profile's) it checks: on a
-            // small, busy machine the fp32 run may find none, and then says so, naming the host RAM.
+            // small, busy machine a run may find none, and then says so, naming the host RAM and the tuner's best.
+            Assert.True(with.Console.Contains("Auto-tuned for h200-1x-calibrated", StringComparison.Ordinal)
+                || Flat(with.Console).Contains("found no settings that both fit h200-1x-calibrated", StringComparison.Ordinal), with.Console);
+            Assert.Contains("8-bit optimizer state", with.Console);
             if (without.Console.Contains("Auto-tuned for", StringComparison.Ordinal))
                 Assert.DoesNotContain("8-bit optimizer state", without.Console.Split("Auto-tuned for")[1].Split('\n')[0]);
             else
-                Assert.Contains("found no settings that both fit h200-1x-calibrated and the engine can run here (the best: The engine cannot run these settings: model states and buffers need", Flat(without.Console));
+            {
+                // The card is named as the tuner planned it ("h200-1x-calibrated (GPU held to 11.00 GiB)").
+                Assert.Contains("found no settings that both fit h200-1x-calibrated", Flat(without.Console));
+                Assert.Contains("and the engine can run here (the best: The engine cannot run these settings: model states and buffers need", Flat(without.Console));
+            }
         }
         finally
         {
