@@ -6,8 +6,8 @@ set -u
 p=h100-1x-vm; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && p=h200-1x-calibrated
 mkdir -p "$OUT/k"; cp "profiles/$p.json" "$OUT/k/calibrated.json"
 { nvidia-smi --query-gpu=name --format=csv,noheader; lscpu | grep -E "Model name|L3|NUMA node\(s\)"; uptime; } > "$OUT/k/host.txt" 2>&1
-timeout 120 bash .device/run.sh calibrate-gpu --out "$OUT/k/calibrated.json" --family gpt2 --precision bf16 > "$OUT/k/calibrate-gpu.log" 2>&1; echo "calibrate-gpu rc=$?"
-grep -E "beside|lost" "$OUT/k/calibrate-gpu.log" | head -5
+timeout 180 bash .device/run.sh calibrate-gpu --out "$OUT/k/calibrated.json" --family gpt2 --precision bf16 > "$OUT/k/calibrate-gpu.log" 2>&1; echo "calibrate-gpu rc=$?"
+grep -E "beside|lost|work of|floors of" "$OUT/k/calibrate-gpu.log" | head -12
 grep -A3 cpu_update_bytes_lost "$OUT/k/calibrated.json" | head -4
 cat > /tmp/k-grid.txt <<'G'
 c-g2l-11g-mb8-ds         --model gpt2-large --offload-params cpu --offload-optimizer cpu --grad-checkpointing --gpu-memory-limit 11G --micro-batch 8 --steps 5
