@@ -1,6 +1,7 @@
 using System.Globalization;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Units;
+using MathNet.Numerics.Statistics;
 
 namespace AiOs.Planner.Calibration.Compute;
 
@@ -290,22 +291,16 @@ public static class EngineKernelFit
         double floor = k is null ? 0 : backward ? k.BackwardSeconds : k.ForwardSeconds;
         var passes = (k?.Work ?? []).Where(p => p.Label == label && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0 && price(p) > 0).ToList();
         if (passes.Count == 0) return null;
-        double r = MedianOf(passes.Select(p => p.Seconds / price(p)));
+        double r = Statistics.Median(passes.Select(p => p.Seconds / price(p)));
         var widths = passes.Select(p => p.Hidden).ToHashSet();
         // The main kind's pass of the most work at that width: the kind's pass is that width's shape of most tokens.
         var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && price(p) > 0)
             .GroupBy(p => p.Hidden).Select(g => g.MaxBy(p => p.Flops)!).ToList();
-        double mainError = main.Count > 0 ? MedianOf(main.Select(p => p.Seconds / price(p))) : 1;
+        double mainError = main.Count > 0 ? Statistics.Median(main.Select(p => p.Seconds / price(p))) : 1;
         r /= mainError;
         if (!(r is >= 0.1 and <= 10)) return null;
         return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
             $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width's shape of most work ({mainError:0.000}) ({t.Description})"));
-    }
-
-    private static double MedianOf(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[sorted.Count / 2];
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using AiOs.Planner.Units;
+using MathNet.Numerics.Statistics;
 
 namespace AiOs.Planner.Calibration.Drive;
 
@@ -27,8 +28,8 @@ public static class CacheDetector
         if (layoutSegments.Count >= 4)
         {
             int q = layoutSegments.Count / 4;
-            double first = Median(layoutSegments.Take(q).Select(s => s.Rate.BytesPerSecond));
-            double last = Median(layoutSegments.Skip(layoutSegments.Count - q).Select(s => s.Rate.BytesPerSecond));
+            double first = Statistics.Median(layoutSegments.Take(q).Select(s => s.Rate.BytesPerSecond));
+            double last = Statistics.Median(layoutSegments.Skip(layoutSegments.Count - q).Select(s => s.Rate.BytesPerSecond));
             if (last < FallOffRatio * first)
             {
                 int knee = layoutSegments.ToList().FindIndex(s => s.Rate.BytesPerSecond < (first + last) / 2);
@@ -42,11 +43,5 @@ public static class CacheDetector
             notes.Add(string.Create(CultureInfo.InvariantCulture,
                 $"writes ({writePeak.GBps:0.00} GB/s) ran faster than reads ({readPeak.GBps:0.00} GB/s): a write-back cache (host or drive) is absorbing writes, so sustained writes larger than it may be slower"));
         return new CacheFinding(notes.Count == 0 ? null : string.Join("; ", notes), sustained);
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var v = values.Order().ToArray();
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
     }
 }

@@ -1,4 +1,5 @@
 using AiOs.Planner.Learning;
+using MathNet.Numerics.Statistics;
 
 namespace AiOs.Planner.Calibration.Learning;
 
@@ -36,14 +37,7 @@ public sealed record CrossValidationResult(int Folds, string Trainer, IReadOnlyL
         if (usable.Count == 0) return new ErrorPair(name, double.NaN, double.NaN, double.NaN, double.NaN);
         var before = usable.Select(r => Math.Abs(of(r.Uncorrected) - of(r.Measured)) / of(r.Measured)).ToList();
         var after = usable.Select(r => Math.Abs(of(r.Corrected) - of(r.Measured)) / of(r.Measured)).ToList();
-        return new ErrorPair(name, before.Average(), after.Average(), Median(before), Median(after));
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToList();
-        int n = sorted.Count;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        return new ErrorPair(name, before.Average(), after.Average(), Statistics.Median(before), Statistics.Median(after));
     }
 }
 

@@ -166,7 +166,7 @@ public sealed class StepCosts
                 _transfersBesideUpdate = true;
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
-                _contendedSecondsPerParameter = CopyInterference(program, s, hw, gpusPerNode);
+                _contendedSecondsPerParameter = CopyInterference(program, s, hw);
                 if (_floorPerOperation && _besideRatios is { } ratios && _pipelined is not null)
                 {
                     (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = BesideUpdateFloors(program, ratios);
@@ -211,16 +211,17 @@ public sealed class StepCosts
     /// the rate calibrated alone (3.8–4.2 against 3.89 G params/s), and pricing a full byte per copied byte (the assumption
     /// until then) put those rows 9–21% slow; on the next (seventeenth session) the delayed gpt2-xl's updates ran 4.2–4.3
     /// beside the copies against 4.7–5.0 in the DeepSpeed schedule's steps beside nothing, and the plan without the term was
-    /// 19% fast (docs/validation/gpu-2026-12-06-session17.md). NVMe traffic (a few GB/s) is left out.
+    /// 19% fast (docs/validation/gpu-2026-12-06-session17.md). NVMe traffic (a few GB/s) is not counted as copied bytes.
     /// <para>
     /// Only the copies that fall inside the updates count. The copies beside them are spread over a window at least as long
     /// as the busier copy direction and as the GPU work of the same part of the step (the program's order keeps the copies
     /// beside the passes that make and use them; NVMe reads and writes spread it further); an update shorter than that window
-    /// meets its share of the copies, the window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So the update never loses more than the
-    /// probe measured at that copy rate, however long the step's copies and passes run (large micro-batches, NVMe steps).
+    /// meets its share of the copies, the window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So
+    /// the update never loses more than the probe measured at that copy rate, however long the step's copies and passes run
+    /// (large micro-batches, NVMe steps).
     /// </para>
     /// </summary>
-    private double CopyInterference(StepProgram program, TrainingSettings s, HardwareProfile hw, int gpusPerNode)
+    private double CopyInterference(StepProgram program, TrainingSettings s, HardwareProfile hw)
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
         long transferred = 0, updated = 0;
@@ -248,10 +249,9 @@ public sealed class StepCosts
         // The update's own traffic: its rate as priced (the state's format) × the bytes it moves per parameter (28 with fp32
         // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
         int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
-        double rate = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
         double window = Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h));
         double beside = window > update ? transferred * update / window : transferred;
-        return lost.Value * beside / (rate * bytes) / updated;
+        return lost.Value * beside / (_adamPerSecond * bytes) / updated;
     }
 
     private static int LastMicroBatch(StepProgram program) => program.Ops.Count == 0 ? 0 : program.Ops.Max(o => o.MicroBatch);
