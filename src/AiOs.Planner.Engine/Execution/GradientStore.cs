@@ -77,6 +77,14 @@ internal abstract class GradientStore : IDisposable
     /// <summary>GradWrite: the host buffer out to the unit's swap file (NVMe gradients only).</summary>
     public virtual void WriteOut(int unit) => throw new InvalidOperationException("Gradients in CPU RAM are not written; the program should not ask for it.");
 
+    /// <summary>After a failed step: drops a later micro-batch's download queued and never added (its copy waited for first).</summary>
+    public virtual void DropQueued()
+    {
+    }
+
+    /// <summary>GradAccumulate: a later micro-batch's download, queued by <see cref="Download"/>, added into the unit's sum once it has landed (gradients in CPU RAM with copy streams only).</summary>
+    public virtual void AddQueued(int unit) => throw new InvalidOperationException("Only gradients in CPU RAM downloaded through copy streams are added apart from their download; the program should not ask for it.");
+
     /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
     public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
 
@@ -156,6 +164,8 @@ internal sealed class CpuGradientStore : GradientStore
     private readonly Native.HostBuffer? _squares;
     /// <summary>Per unit: whether its last packed gradient's dtype can square past fp32 while finite (bf16, fp32; not fp16).</summary>
     private readonly bool[] _mayOverflow;
+    /// <summary>See the constructor's <c>addsApart</c>.</summary>
+    private readonly bool _addsApart;
 
     /// <summary>Downloads allowed in flight: each holds one unit's packed gradient (fp32, or bf16 for a bf16 store) on the device.</summary>
     private const int MaxInFlight = 2;
@@ -177,8 +187,13 @@ internal sealed class CpuGradientStore : GradientStore
     /// downloads are in flight (H100 VM, 2026-12-06: gpt2-medium with its optimizer in RAM, backward 57 ms alone and 140 ms
     /// beside a memory-bound load on every core, downloads of one layer up to 14 ms).
     /// </param>
+    /// <param name="addsApart">
+    /// Whether a later micro-batch's <see cref="Download"/> only packs (and queues the copy) and the program's GradAccumulate
+    /// adds it (<see cref="AddQueued"/>): the program of one process. False (several ranks, whose programs have no
+    /// GradAccumulate; the reference trainer): the download adds, synchronously.
+    /// </param>
     public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null, bool bf16 = false,
-        bool oneMicroBatch = false)
+        bool oneMicroBatch = false, bool addsApart = false)
         : base(unitElements.Count, trace, norms)
     {
         _type = bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
@@ -187,6 +202,7 @@ internal sealed class CpuGradientStore : GradientStore
         _sums = _buffers.Select(b => b.Tensor).ToArray();
         _pinned = pinned;
         _copies = pinned ? copies : null;
+        _addsApart = addsApart;
         _inFlight = new (TorchSharp.torch.Tensor, bool, TorchSharp.torch.Tensor?)?[unitElements.Count];
         _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
         _packedSquares = new TorchSharp.torch.Tensor?[unitElements.Count];
@@ -367,7 +383,12 @@ internal sealed class CpuGradientStore : GradientStore
             return;
         }
         if (HoldsBf16) TakeBf16(unit, parameters, first);
-        else if (_copies is not null && !first) AddThroughCopyStream(unit, parameters);
+        else if (_addsApart && !first)
+        {
+            // The add and Σg² are the program's GradAccumulate, right after this on the same thread.
+            QueueLater(unit, parameters, last);
+            return;
+        }
         else parameters.DrainGradientsInto(_sums[unit], overwrite: first);
         if (last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
@@ -376,28 +397,81 @@ internal sealed class CpuGradientStore : GradientStore
     private Native.HostBuffer? _staging;
     /// <summary>The events a later micro-batch's download records (default-stream mark behind its packing, download done).</summary>
     private (nint Mark, nint Done) _laterEvents;
+    /// <summary>
+    /// The later micro-batch's download queued and not yet added: its unit, its packed gradients (on the device, kept alive
+    /// until their copy has landed; or already host memory on a CPU device), their staged view with copy streams (null
+    /// without), and whether it was the step's last micro-batch.
+    /// </summary>
+    private (int Unit, TorchSharp.torch.Tensor Packed, TorchSharp.torch.Tensor? Staged, bool Last)? _queued;
 
     /// <summary>
-    /// A later micro-batch with copy streams: the unit's gradients packed in the training precision on the default stream,
-    /// copied on the download stream into pinned staging (compute queued behind the packing never waits for the copy, as it
-    /// did for a copy on the default stream), waited for, then widened and added into the sum on the host over the cores
-    /// (<see cref="FlatParameters.AddStaged"/>: the same bits as the default-stream path). Only the D2h worker calls it.
+    /// A later micro-batch of one process (the program's GradDownload): the unit's gradients packed in the training
+    /// precision and, with copy streams, their copy queued on the download stream into pinned staging (compute queued
+    /// behind the packing never waits for the copy, as it did for a copy on the default stream). It returns without waiting,
+    /// so the device slot the gradients came from is free now; <see cref="AddQueued"/> (the program's GradAccumulate, next on
+    /// the same thread) waits for the copy and adds. Only the D2h worker calls it.
     /// </summary>
-    private void AddThroughCopyStream(int unit, FlatParameters parameters)
+    private void QueueLater(int unit, FlatParameters parameters, bool last)
     {
-        using TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(parameters.Flat.dtype);
-        long elements = packed.numel();
-        if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
+        if (_queued is { } earlier)
+            throw new InvalidOperationException($"Unit {earlier.Unit}'s later micro-batch was queued for its add and never added; the step program orders each GradAccumulate right after its GradDownload.");
+        TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(parameters.Flat.dtype);
+        TorchSharp.torch.Tensor? staged = null;
+        try
         {
-            // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
-            if (_laterEvents.Mark == 0) _laterEvents = (_copies!.NewEvent(), _copies.NewEvent());
-            _staging?.Dispose();
-            _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
+            if (_copies is not null)
+            {
+                long elements = packed.numel();
+                if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
+                {
+                    // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
+                    if (_laterEvents.Mark == 0) _laterEvents = (_copies.NewEvent(), _copies.NewEvent());
+                    _staging?.Dispose();
+                    _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
+                }
+                staged = _staging.Tensor.narrow(0, 0, elements);
+                _copies.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
+            }
+            _queued = (unit, packed, staged, last);
         }
-        using TorchSharp.torch.Tensor staged = _staging.Tensor.narrow(0, 0, elements);
-        _copies!.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
-        _copies.Synchronize(_laterEvents.Done);
-        parameters.AddStaged(Sum(unit), staged, overwrite: false);
+        catch
+        {
+            staged?.Dispose();
+            packed.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// GradAccumulate, as the step program's handler: waits for the copy <see cref="Download"/> queued for
+    /// <paramref name="unit"/>'s later micro-batch, then widens it and adds it into the sum on the host over the cores
+    /// (<see cref="FlatParameters.AddStagedInto"/>: the same bits as the default-stream path), and after the step's last
+    /// micro-batch takes the unit's Σg² from the sum.
+    /// </summary>
+    public override void AddQueued(int unit)
+    {
+        if (_queued is not { } queued || queued.Unit != unit)
+            throw new InvalidOperationException($"GradAccumulate of unit {unit} found no download of it queued; the step program orders each right after its GradDownload.");
+        _queued = null;
+        using (queued.Packed)
+        using (queued.Staged)
+        {
+            if (queued.Staged is not null) _copies!.Synchronize(_laterEvents.Done);
+            // Without copy streams a device's gradients come down here, synchronously.
+            using TorchSharp.torch.Tensor? host = queued.Staged is null && queued.Packed.device_type != TorchSharp.DeviceType.CPU ? queued.Packed.cpu() : null;
+            FlatParameters.AddStagedInto(Sum(unit), queued.Staged ?? host ?? queued.Packed, overwrite: false);
+        }
+        if (queued.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
+    }
+
+    public override void DropQueued()
+    {
+        if (_queued is not { } queued) return;
+        _queued = null;
+        // Its copy must land before its device source and staging go.
+        using (queued.Packed)
+        using (queued.Staged)
+            if (queued.Staged is not null) _copies!.Synchronize(_laterEvents.Done);
     }
 
     /// <inheritdoc/>
@@ -463,6 +537,7 @@ internal sealed class CpuGradientStore : GradientStore
     {
         // Wait for the copies before their device sources are freed.
         Complete();
+        DropQueued();
         // Packs a failed step left without their download.
         lock (_gate)
             for (int u = 0; u < _packed.Length; u++)

@@ -119,6 +119,7 @@ public sealed partial class LayerwiseTrainer
         [OpKind.Backward] = Backward,
         [OpKind.GradRead] = op => _grads.ReadBack(_params.UnitOf(op.Unit)),
         [OpKind.GradDownload] = Download,
+        [OpKind.GradAccumulate] = op => _grads.AddQueued(_params.UnitOf(op.Unit)),
         [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
         [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads, op.HighHalvesSlot),
         [OpKind.OptimizerStep] = Update,

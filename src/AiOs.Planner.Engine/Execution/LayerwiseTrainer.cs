@@ -122,13 +122,13 @@ public sealed partial class LayerwiseTrainer : ITrainer
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
-                    oneMicroBatch: settings.GradAccumulation == 1);
+                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: _ranks is null);
             _updateGrads = _grads;
             if (settings.Schedule == StepSchedule.Delayed)
             {
                 // Two steps' gradients are live at once: the pending update's and the next step's (EngineSettings.Check keeps them in RAM).
                 _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
-                    oneMicroBatch: settings.GradAccumulation == 1);
+                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: _ranks is null);
                 _updateExecutor = new ProgramExecutor(Trace);
             }
             _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1, options.StagedHighHalves);
@@ -269,6 +269,7 @@ public sealed partial class LayerwiseTrainer : ITrainer
             try { pending?.Wait(); } catch (AggregateException) { }
             _updatePending = false;
             AbandonMicroBatch();
+            _grads.DropQueued();
             DisposeReduced();
             if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;

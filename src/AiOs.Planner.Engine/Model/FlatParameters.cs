@@ -378,22 +378,33 @@ public sealed class FlatParameters : IDisposable
     {
         if (accumulator.Length != Layout.Elements || staged.numel() != Layout.Elements || staged.dtype != Flat.dtype || staged.device_type != DeviceType.CPU)
             throw new ArgumentException($"The staged gradients must be {Layout.Elements} host elements of {Flat.dtype} and the accumulator as long.", nameof(staged));
-        if (Flat.dtype == ScalarType.Float32)
+        AddStagedInto(accumulator, staged, overwrite);
+    }
+
+    /// <summary>
+    /// As <see cref="AddStaged"/>, for gradients whose slot may hold another unit by now: <paramref name="staged"/> (host
+    /// memory, fp32, fp16 or bf16) widened and added into <paramref name="accumulator"/> of the same length.
+    /// </summary>
+    public static void AddStagedInto(Span<float> accumulator, Tensor staged, bool overwrite)
+    {
+        if (accumulator.Length != staged.numel() || staged.device_type != DeviceType.CPU)
+            throw new ArgumentException($"The staged gradients ({staged.numel()} elements on {staged.device_type}) must be host memory as long as the accumulator ({accumulator.Length}).", nameof(staged));
+        if (staged.dtype == ScalarType.Float32)
         {
             ReadOnlySpan<float> host = MemoryMarshal.Cast<byte, float>(staged.bytes);
             if (overwrite) host.CopyTo(accumulator);
             else Optim.SpanMath.AddInPlace(accumulator, host);
         }
-        else if (Flat.dtype == ScalarType.Float16)
+        else if (staged.dtype == ScalarType.Float16)
         {
             Optim.PrecisionCast.AddFp16(accumulator, MemoryMarshal.Cast<byte, Half>(staged.bytes), overwrite);
         }
-        else if (Flat.dtype == ScalarType.BFloat16)
+        else if (staged.dtype == ScalarType.BFloat16)
         {
             Optim.SpanMath.AddBf16(accumulator, MemoryMarshal.Cast<byte, ushort>(staged.bytes), overwrite);
         }
         else
-            throw new NotSupportedException($"Gradients in {Flat.dtype} are not supported.");
+            throw new NotSupportedException($"Gradients in {staged.dtype} are not supported.");
     }
 
     /// <summary>Drops every gradient without reading it.</summary>

@@ -65,6 +65,14 @@ public enum OpKind
     /// (<c>FlatParameters.CommitWritable</c>), so it is link traffic the next use of the unit waits for, not CPU time.
     /// </summary>
     ResidentUpload,
+    /// <summary>
+    /// A later micro-batch's gradients, which its <see cref="GradDownload"/> queued into pinned staging, added into the unit's
+    /// fp32 sum on the host once their copy has landed (and, after the step's last micro-batch, the unit's Σg² taken from the
+    /// sum): <see cref="Operation.HostAdd"/>, on the downloading thread (<see cref="ResourceKind.D2h"/>), right after its
+    /// download. Apart from the download so the device slot the gradients came from is free once they are packed, not
+    /// after the host work (<see cref="ProgramShape.HostAddsLaterGradients"/>).
+    /// </summary>
+    GradAccumulate,
 }
 
 /// <summary>
@@ -74,7 +82,8 @@ public enum OpKind
 public readonly record struct MasterWriteBackTraffic(Bytes Upload, Bytes NvmeRead, Bytes NvmeWrite);
 
 /// <summary>
-/// What a <see cref="OpKind.GradDownload"/> does on the host after its copy, before it ends: <paramref name="Elements"/>
+/// The host work after a later micro-batch's gradient copy (a <see cref="OpKind.GradAccumulate"/>, or with several ranks the
+/// <see cref="OpKind.GradDownload"/> itself, after its synchronous copy): <paramref name="Elements"/>
 /// gradients of <paramref name="SourceBytes"/> bytes each (the working precision) widened and added into the fp32 sum
 /// (read the sum, read the gradient, write the sum), and with <paramref name="SumsSquares"/> (the step's last micro-batch)
 /// a second pass reading the sum for its Σg². <see cref="SquaresOnly"/>: no add, the Σg² pass alone (the step's only
@@ -146,9 +155,10 @@ public sealed class Operation
     /// <summary><see cref="OpKind.MasterWriteBack"/>: its device and NVMe traffic (done in series with its host pass); zero for other operations.</summary>
     public MasterWriteBackTraffic WriteBackTraffic { get; init; }
     /// <summary>
-    /// <see cref="OpKind.GradDownload"/> into CPU RAM of a micro-batch after the first: the host add its thread does after the
-    /// synchronous copy (<see cref="ProgramShape.HostAddsLaterGradients"/>); of a step's only micro-batch with several ranks (no
-    /// copy streams), the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>); zero elements for other operations.
+    /// <see cref="OpKind.GradAccumulate"/>: the host add of a micro-batch after the first, after its download's copy
+    /// (<see cref="ProgramShape.HostAddsLaterGradients"/>); <see cref="OpKind.GradDownload"/> with several ranks (no copy
+    /// streams): the same add done by the download itself after its synchronous copy, or for the step's only micro-batch the
+    /// Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>); zero elements for other operations.
     /// </summary>
     public HostAccumulation HostAdd { get; init; }
     /// <summary>

@@ -226,11 +226,16 @@ internal sealed partial class ProgramBuilder
                 : mb > 0 ? new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1)
                 : _s.GradAccumulation == 1 && _gpus > 1 ? HostAccumulation.SquaresOnly(Share(elements), elementBytes)
                 : default;
+            // One process: the download only packs and queues the copy, so the slot is free when it ends; the add is an
+            // operation of its own right after it on the same thread (priced at zero on a CPU device, as the download was),
+            // and the unit's optimizer waits for the add. Several ranks download without copy streams and add in the download.
+            bool addApart = _shape.HostAddsLaterGradients && !nvme && mb > 0 && _gpus == 1;
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
-                deviceSlot: DeviceSlotAt(p), hostAdd: hostAdd);
+                deviceSlot: DeviceSlotAt(p), hostAdd: addApart ? default : hostAdd);
             if (moving > 0 || _shape.OuterBlock) _gradOut[p] = last;
             _lastDownload[unit] = last;
+            if (addApart) last = Add(OpKind.GradAccumulate, ResourceKind.D2h, StepPhase.Backward, id, mb, [last], hostAdd: hostAdd);
         }
         // DeepSpeed: gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
         if (nvme && (readModifyWrite || mb == _s.GradAccumulation - 1))

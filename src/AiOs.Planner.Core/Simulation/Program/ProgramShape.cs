@@ -69,9 +69,11 @@ public sealed record ProgramShape
     public bool WideFirstGradientDownload { get; init; }
     /// <summary>
     /// On a GPU, a micro-batch after the first brings its gradients bound for CPU RAM into the fp32 sums through the host:
-    /// the downloading thread copies them in the working precision into a pinned staging buffer, waits for the copy, and
-    /// adds them into the sum in parallel chunks over the CPU's cores; the download ends when the add does (the engine's
-    /// <c>FlatParameters.DrainThroughHost</c>). False: the download is the copy alone.
+    /// the download packs them in the working precision and queues their copy into a pinned staging buffer, and an
+    /// <see cref="OpKind.GradAccumulate"/> right after it on the same thread waits for the copy and adds them into the sum in
+    /// parallel chunks over the CPU's cores (the engine's <c>CpuGradientStore</c>). The device slot is free when the download
+    /// ends, before the add. With several processes (no copy streams) the download copies, waits and adds itself. False: the
+    /// download is the copy alone.
     /// </summary>
     public bool HostAddsLaterGradients { get; init; }
     /// <summary>
