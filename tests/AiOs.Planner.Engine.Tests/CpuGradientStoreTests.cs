@@ -100,4 +100,43 @@ public sealed class CpuGradientStoreTests
 
         Assert.Contains("takes bf16 gradients, not Float32", e.Message, StringComparison.Ordinal);
     }
+    [Fact]
+    public void Given_a_later_micro_batch_of_one_process_When_downloaded_Then_its_accumulate_finishes_it_as_the_download_of_several_ranks_does()
+    {
+        using FlatParameters a0 = WithGradients(3), a1 = WithGradients(4), b0 = WithGradients(3), b1 = WithGradients(4);
+        using CpuGradientStore apart = new([Layout.Elements], new SpanTrace(TimeProvider.System), addsApart: true);
+        using CpuGradientStore inside = Store(bf16: false);
+
+        apart.Download(0, a0, first: true, last: false);
+        apart.Download(0, a1, first: false, last: true);
+        inside.Download(0, b0, first: true, last: false);
+        inside.Download(0, b1, first: false, last: true);
+
+        // The norm of the last micro-batch is the accumulate's to take; the sums and the norm then match to the bit.
+        Assert.Equal(0, apart.SumOfSquares[0]);
+        apart.AddQueued(0);
+        Assert.True(inside.SumOfSquares[0] > 0);
+        Assert.Equal(BitConverter.DoubleToInt64Bits(inside.SumOfSquares[0]), BitConverter.DoubleToInt64Bits(apart.SumOfSquares[0]));
+        var x = new float[1000];
+        var y = new float[1000];
+        foreach (SubGroup g in SubGroups(Layout.Elements, 777))
+            Assert.True(MemoryMarshal.Cast<float, int>(inside.Get(g, x)).SequenceEqual(MemoryMarshal.Cast<float, int>(apart.Get(g, y))), $"sub-group {g}");
+    }
+
+    [Fact]
+    public void Given_accumulates_out_of_program_order_When_called_Then_the_store_refuses_naming_the_unit()
+    {
+        using FlatParameters a = WithGradients(3), b = WithGradients(4), c = WithGradients(5);
+        using CpuGradientStore store = new([Layout.Elements, Layout.Elements], new SpanTrace(TimeProvider.System), addsApart: true);
+        store.Download(0, a, first: true, last: false);
+        store.Download(1, c, first: true, last: false);
+
+        store.Download(0, b, first: false, last: true);
+
+        Assert.Contains("unit 1", Assert.Throws<InvalidOperationException>(() => store.AddQueued(1)).Message);
+        using FlatParameters d = WithGradients(6);
+        Assert.Contains("Unit 0", Assert.Throws<InvalidOperationException>(() => store.Download(1, d, first: false, last: true)).Message);
+        store.AddQueued(0);
+        Assert.Throws<InvalidOperationException>(() => store.AddQueued(0));
+    }
 }

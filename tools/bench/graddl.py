@@ -2,8 +2,9 @@
 
 usage: python3 tools/bench/graddl.py RUN_DIR [STEP]
 Prints, for one step (default: the second-to-last), the grad_download spans of the first micro-batch and of later ones
-(count, bytes, summed and mean duration, effective GB/s), the stalls by kind and micro-batch, and the compute
-stream's busy time and gaps.
+(count, bytes, summed and mean duration, effective GB/s; a later download with copy streams only packs and queues its
+copy, so its rate there is not a link's), the later micro-batches' grad_accumulate spans (the wait for that copy and the
+host add), the stalls by kind and micro-batch, and the compute stream's busy time and gaps.
 """
 import collections, json, sys
 
@@ -24,6 +25,9 @@ for k in ('first', 'later'):
     ms = sum(d['end_ns'] - d['start_ns'] for d in v) / 1e6; b = sum(d['bytes'] for d in v)
     durs = sorted((d['end_ns'] - d['start_ns']) / 1e6 for d in v)
     print(f"  grad_download {k:5s}: n={len(v):4d} bytes={b / 1e9:6.2f} GB sum={ms:8.1f} ms median={durs[len(durs) // 2]:6.2f} ms max={durs[-1]:6.2f} ms -> {b / ms / 1e6 if ms else 0:5.1f} GB/s")
+acc = sorted((d['end_ns'] - d['start_ns']) / 1e6 for d in s if d['operation'] == 'grad_accumulate')
+if acc:
+    print(f"  grad_accumulate   : n={len(acc):4d} sum={sum(acc):8.1f} ms median={acc[len(acc) // 2]:6.2f} ms max={acc[-1]:6.2f} ms")
 st = collections.defaultdict(float)
 for d in s:
     if d['resource'] == 'stall':

@@ -36,7 +36,7 @@ def phases(step_spans):
     end = lambda op: max((s["end_ns"] for s in by[op]), default=t0)
     start = lambda op: min((s["start_ns"] for s in by[op]), default=t0)
     fwd_end = end("forward")
-    bwd_end = max(end("backward"), end("grad_download"))
+    bwd_end = max(end("backward"), end("grad_download"), end("grad_accumulate"))
     opt_start = start("optimizer_step") if by["optimizer_step"] else bwd_end
     return {
         "extent": (max(s["end_ns"] for s in step_spans) - t0) / MS,

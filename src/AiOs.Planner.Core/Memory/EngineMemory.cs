@@ -280,7 +280,7 @@ public static partial class EngineMemory
         // the compute thread while the download worker still waits to settle the oldest (the outer block's download starts
         // after the embedding's backward, when the layer inputs are gone); and with accumulation the last two of the first micro-batch, layer 0's and
         // the outer block's, stay through every later micro-batch's forward and loss until its own downloads of those units,
-        // while each later unit crosses packed in the training precision (CpuGradientStore.AddThroughCopyStream). The Llama
+        // while each later unit crosses packed in the training precision (CpuGradientStore.QueueThroughCopyStream). The Llama
         // shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB above the plan
         // without them (docs/validation/h200-engine-grid-2026-12-05.md).
         bool downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme;

@@ -82,8 +82,8 @@ internal abstract class GradientStore : IDisposable
     {
     }
 
-    /// <summary>GradAccumulate: a later micro-batch's download, queued by <see cref="Download"/>, added into the unit's sum once it has landed (gradients in CPU RAM with copy streams only).</summary>
-    public virtual void AddQueued(int unit) => throw new InvalidOperationException("Only gradients in CPU RAM downloaded through copy streams are added apart from their download; the program should not ask for it.");
+    /// <summary>GradAccumulate: a later micro-batch's download added into the unit's sum once it has landed, and after the last its Σg² (gradients in CPU RAM, one process).</summary>
+    public virtual void AddQueued(int unit) => throw new InvalidOperationException("Only gradients in CPU RAM are accumulated apart from their download; the program should not ask for it.");
 
     /// <summary>The gradient of sub-group <paramref name="g"/>: a view of the store, or <paramref name="scratch"/> filled from it.</summary>
     public abstract ReadOnlySpan<float> Get(SubGroup g, Span<float> scratch);
@@ -385,8 +385,16 @@ internal sealed class CpuGradientStore : GradientStore
         if (HoldsBf16) TakeBf16(unit, parameters, first);
         else if (_addsApart && !first)
         {
-            // The add and Σg² are the program's GradAccumulate, right after this on the same thread.
-            QueueLater(unit, parameters, last);
+            // With copy streams the add and Σg² are the program's GradAccumulate, right after this on the same thread.
+            if (_copies is not null) QueueThroughCopyStream(unit, parameters, last);
+            else
+            {
+                // Without: added now, in place from a CPU device's gradients or through the parameters' reused pinned staging
+                // (packing a copy for the add to read later cost a CPU-only gpt2 step 40%); the GradAccumulate takes Σg².
+                EnsureNoneQueued();
+                parameters.DrainGradientsInto(_sums[unit], overwrite: false);
+                _queued = (unit, null, null, last);
+            }
             return;
         }
         else parameters.DrainGradientsInto(_sums[unit], overwrite: first);
@@ -398,40 +406,42 @@ internal sealed class CpuGradientStore : GradientStore
     /// <summary>The events a later micro-batch's download records (default-stream mark behind its packing, download done).</summary>
     private (nint Mark, nint Done) _laterEvents;
     /// <summary>
-    /// The later micro-batch's download queued and not yet added: its unit, its packed gradients (on the device, kept alive
-    /// until their copy has landed; or already host memory on a CPU device), their staged view with copy streams (null
-    /// without), and whether it was the step's last micro-batch.
+    /// The later micro-batch's download whose GradAccumulate has not run yet: its unit, with copy streams its packed device
+    /// gradients (kept alive until their copy has landed) and their staged view (both null where the download added them
+    /// itself), and whether it was the step's last micro-batch.
     /// </summary>
-    private (int Unit, TorchSharp.torch.Tensor Packed, TorchSharp.torch.Tensor? Staged, bool Last)? _queued;
+    private (int Unit, TorchSharp.torch.Tensor? Packed, TorchSharp.torch.Tensor? Staged, bool Last)? _queued;
 
-    /// <summary>
-    /// A later micro-batch of one process (the program's GradDownload): the unit's gradients packed in the training
-    /// precision and, with copy streams, their copy queued on the download stream into pinned staging (compute queued
-    /// behind the packing never waits for the copy, as it did for a copy on the default stream). It returns without waiting,
-    /// so the device slot the gradients came from is free now; <see cref="AddQueued"/> (the program's GradAccumulate, next on
-    /// the same thread) waits for the copy and adds. Only the D2h worker calls it.
-    /// </summary>
-    private void QueueLater(int unit, FlatParameters parameters, bool last)
+    private void EnsureNoneQueued()
     {
         if (_queued is { } earlier)
-            throw new InvalidOperationException($"Unit {earlier.Unit}'s later micro-batch was queued for its add and never added; the step program orders each GradAccumulate right after its GradDownload.");
+            throw new InvalidOperationException($"Unit {earlier.Unit}'s later micro-batch was downloaded and never accumulated; the step program orders each GradAccumulate right after its GradDownload.");
+    }
+
+    /// <summary>
+    /// A later micro-batch of one process on a GPU with copy streams (the program's GradDownload): the unit's gradients
+    /// packed in the training precision on the default stream and their copy queued on the download stream into pinned
+    /// staging (compute queued behind the packing never waits for the copy, as it did for a copy on the default stream). It
+    /// returns without waiting, so the device slot the gradients came from is free now; <see cref="AddQueued"/> (the
+    /// program's GradAccumulate, next on the same thread) waits for the copy and adds. Only the D2h worker calls it.
+    /// </summary>
+    private void QueueThroughCopyStream(int unit, FlatParameters parameters, bool last)
+    {
+        EnsureNoneQueued();
         TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(parameters.Flat.dtype);
         TorchSharp.torch.Tensor? staged = null;
         try
         {
-            if (_copies is not null)
+            long elements = packed.numel();
+            if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
             {
-                long elements = packed.numel();
-                if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
-                {
-                    // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
-                    if (_laterEvents.Mark == 0) _laterEvents = (_copies.NewEvent(), _copies.NewEvent());
-                    _staging?.Dispose();
-                    _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
-                }
-                staged = _staging.Tensor.narrow(0, 0, elements);
-                _copies.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
+                // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
+                if (_laterEvents.Mark == 0) _laterEvents = (_copies!.NewEvent(), _copies.NewEvent());
+                _staging?.Dispose();
+                _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
             }
+            staged = _staging.Tensor.narrow(0, 0, elements);
+            _copies!.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
             _queued = (unit, packed, staged, last);
         }
         catch
@@ -443,35 +453,42 @@ internal sealed class CpuGradientStore : GradientStore
     }
 
     /// <summary>
-    /// GradAccumulate, as the step program's handler: waits for the copy <see cref="Download"/> queued for
+    /// GradAccumulate, as the step program's handler: with copy streams, waits for the copy <see cref="Download"/> queued for
     /// <paramref name="unit"/>'s later micro-batch, then widens it and adds it into the sum on the host over the cores
-    /// (<see cref="FlatParameters.AddStagedInto"/>: the same bits as the default-stream path), and after the step's last
-    /// micro-batch takes the unit's Σg² from the sum.
+    /// (<see cref="FlatParameters.AddStagedInto"/>: the same bits as the default-stream path); then, after the step's last
+    /// micro-batch, takes the unit's Σg² from the sum.
     /// </summary>
     public override void AddQueued(int unit)
     {
         if (_queued is not { } queued || queued.Unit != unit)
             throw new InvalidOperationException($"GradAccumulate of unit {unit} found no download of it queued; the step program orders each right after its GradDownload.");
-        _queued = null;
-        using (queued.Packed)
-        using (queued.Staged)
+        if (queued.Staged is not null)
         {
-            if (queued.Staged is not null) _copies!.Synchronize(_laterEvents.Done);
-            // Without copy streams a device's gradients come down here, synchronously.
-            using TorchSharp.torch.Tensor? host = queued.Staged is null && queued.Packed.device_type != TorchSharp.DeviceType.CPU ? queued.Packed.cpu() : null;
-            FlatParameters.AddStagedInto(Sum(unit), queued.Staged ?? host ?? queued.Packed, overwrite: false);
+            // Kept queued until the copy has landed: a failed wait leaves DropQueued to wait again before freeing its source.
+            _copies!.Synchronize(_laterEvents.Done);
+            _queued = null;
+            using (queued.Packed)
+            using (queued.Staged)
+                FlatParameters.AddStagedInto(Sum(unit), queued.Staged, overwrite: false);
         }
+        _queued = null;
         if (queued.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
 
     public override void DropQueued()
     {
         if (_queued is not { } queued) return;
-        _queued = null;
         // Its copy must land before its device source and staging go.
-        using (queued.Packed)
-        using (queued.Staged)
+        try
+        {
             if (queued.Staged is not null) _copies!.Synchronize(_laterEvents.Done);
+        }
+        finally
+        {
+            _queued = null;
+            queued.Packed?.Dispose();
+            queued.Staged?.Dispose();
+        }
     }
 
     /// <inheritdoc/>
@@ -536,8 +553,14 @@ internal sealed class CpuGradientStore : GradientStore
     public override void Dispose()
     {
         // Wait for the copies before their device sources are freed.
-        Complete();
-        DropQueued();
+        try
+        {
+            Complete();
+        }
+        finally
+        {
+            DropQueued();
+        }
         // Packs a failed step left without their download.
         lock (_gate)
             for (int u = 0; u < _packed.Length; u++)

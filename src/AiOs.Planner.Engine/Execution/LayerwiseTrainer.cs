@@ -269,7 +269,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
             try { pending?.Wait(); } catch (AggregateException) { }
             _updatePending = false;
             AbandonMicroBatch();
-            _grads.DropQueued();
+            // Secondary to the step's own failure, as the update's is.
+            try { _grads.DropQueued(); } catch (Exception) { }
             DisposeReduced();
             if (DeviceMemory?.Explain(e) is { } why) throw new InvalidOperationException(why, e);
             throw;
