@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Nineteenth session, third call: the accumulate apart (.device, head) against the add inside the download (.device-a,
-# c0a088b), four interleaved repetitions of the two accumulation rows with the bundled profile, then the two resident
+# c0a088b), three interleaved repetitions of the two accumulation rows with the bundled profile, then the two resident
 # Llama-3.2-1B-shape rows priced with the measured kind work ratios. Writes $OUT/ab3.tgz.
 set -u
 p=h100-1x-vm; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && p=h200-1x-calibrated
 out=$OUT/ab3; mkdir -p $out/runs
 bash .device/run.sh --version > /dev/null 2>&1; bash .device-a/run.sh --version > /dev/null 2>&1
-for rep in 1 2 3 4; do
+for rep in 1 2 3; do
   for cfg in "g2m|--model gpt2-medium --offload-params cpu --offload-optimizer cpu --grad-checkpointing --micro-batch 8 --grad-accumulation 4 --steps 8" \
              "g2l|--model gpt2-large --offload-params cpu --offload-optimizer cpu --micro-batch 1 --grad-accumulation 4 --schedule overlapped --steps 7"; do
     name=${cfg%%|*}; args=${cfg#*|}
