@@ -131,9 +131,6 @@ public sealed partial class LayerwiseTrainer
             _params.WriteBack(g.Unit, g.Offset, _optim.Master(g, op.Slot), traced: false);
         },
         [OpKind.MasterWriteBack] = WriteBackMaster,
-        // The update queued the unit's copy to the device itself (FlatParameters.CommitWritable) or, on a CPU device, wrote
-        // it in place: the operation holds its place, so the engine's operations are numbered as the simulator's.
-        [OpKind.ResidentUpload] = _ => { },
     };
 
     private SubGroup GroupOf(Operation op) =>
