@@ -54,37 +54,24 @@ public class HostAccumulationTests
     public void Given_a_later_micro_batch_When_built_Then_its_slot_is_free_after_the_download_and_the_update_waits_for_the_add()
     {
         var program = StepScheduler.Build(Tiny, H200, Offloaded(2), false, ProgramShape.Engine);
-        var byId = program.Ops.ToDictionary(o => o.Id);
+        var ops = program.Ops;
         var adds = program.Ops.Where(o => o.Kind == OpKind.GradAccumulate).Select(o => o.Id).ToHashSet();
 
         // Nothing on the device waits for a host add: the uploads into a freed slot and the next backwards wait for the download.
         Assert.DoesNotContain(program.Ops, o => o.Resource is ResourceKind.Compute or ResourceKind.H2d && o.Deps.Any(adds.Contains));
         Assert.Contains(program.Ops, o => o.Kind == OpKind.ParamUpload && o.MicroBatch == 1
-            && o.Deps.Any(d => byId[d].Kind == OpKind.GradDownload && byId[d].MicroBatch == 1));
+            && o.Deps.Any(d => ops[d].Kind == OpKind.GradDownload && ops[d].MicroBatch == 1));
         // The DeepSpeed schedule's first update (the CPU runs the rest after it) waits for every add of the last micro-batch.
         var firstUpdate = program.Ops.First(o => o.Kind == OpKind.OptimizerStep);
-        Assert.All(adds.Where(a => byId[a].MicroBatch == 1), a => Assert.True(DependsOn(firstUpdate, a, byId), $"{firstUpdate} does not wait for {byId[a]}"));
+        var awaited = ProgramGraph.Ancestors(ops, firstUpdate);
+        Assert.All(adds.Where(a => ops[a].MicroBatch == 1), a => Assert.True(awaited.Contains(a), $"{firstUpdate} does not wait for {ops[a]}"));
         // The overlapped schedule updates each unit as its gradients are done: after its own last add.
         var overlapped = StepScheduler.Build(Tiny, H200, Offloaded(2) with { Schedule = StepSchedule.Overlapped }, false, ProgramShape.Engine);
-        var overlappedById = overlapped.Ops.ToDictionary(o => o.Id);
         foreach (var add in overlapped.Ops.Where(o => o.Kind == OpKind.GradAccumulate && o.MicroBatch == 1))
         {
             var update = overlapped.Ops.First(o => o.Kind == OpKind.OptimizerStep && o.SubGroup!.Value.Unit == add.Unit);
-            Assert.True(DependsOn(update, add.Id, overlappedById), $"{update} does not wait for {add}");
+            Assert.True(ProgramGraph.Ancestors(overlapped.Ops, update).Contains(add.Id), $"{update} does not wait for {add}");
         }
-    }
-
-    private static bool DependsOn(Operation op, int target, Dictionary<int, Operation> byId)
-    {
-        var seen = new HashSet<int>();
-        var stack = new Stack<int>(op.Deps);
-        while (stack.Count > 0)
-        {
-            int d = stack.Pop();
-            if (d == target) return true;
-            if (seen.Add(d)) foreach (int next in byId[d].Deps) stack.Push(next);
-        }
-        return false;
     }
 
     [Fact]

@@ -466,7 +466,6 @@ internal sealed class CpuGradientStore : GradientStore
         {
             // Kept queued until the copy has landed: a failed wait leaves DropQueued to wait again before freeing its source.
             _copies!.Synchronize(_laterEvents.Done);
-            _queued = null;
             using (queued.Packed)
             using (queued.Staged)
                 FlatParameters.AddStagedInto(Sum(unit), queued.Staged, overwrite: false);
