@@ -63,8 +63,9 @@ public class EngineMemoryTests
 
         Assert.Equal(Page(Bytes.OfElements(m.LayerParameters, 4)) * m.NumLayers + Page(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 4)), plan.CpuPinned.Of("gradients"));
         Assert.Equal(Page(Bytes.OfElements(m.LayerParameters, 2)) * m.NumLayers + Page(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 2)), plan.CpuPinned.Of("parameters"));
-        // Beside them, accumulation's one staging buffer (the largest unit, bf16) for later micro-batches' downloads.
-        Assert.Equal(Page(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 2)), plan.CpuPinned.Of("gradient staging"));
+        // Beside them, accumulation's staging buffers (each the largest unit, bf16) for later micro-batches' downloads.
+        Assert.Equal(Page(Bytes.OfElements(m.EmbeddingParameters + m.HeadParameters, 2)) * Simulation.Program.ProgramShape.Engine.GradientStagingBuffers,
+            plan.CpuPinned.Of("gradient staging"));
         Assert.InRange((plan.CpuPinned.Peak - plan.CpuPinned.Of("gradient staging")).Value / (double)m.TotalParameters, 6.0, 6.001);
         Assert.Equal(Bytes.OfElements(m.TotalParameters, 12), plan.CpuPageable.Of("optimizer states"));
     }

@@ -9,9 +9,9 @@ namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
 /// The engine's later micro-batches into CPU RAM: the download packs the gradients in the working precision and queues
-/// their copy (the device slot is free when it ends), and a GradAccumulate right after it on the downloading thread waits
-/// for the copy and adds them into the fp32 sums on the host (after the last, Σg² too). The costs charge that host work to
-/// the accumulate. A step of one micro-batch adds nothing but, on several ranks, still reads each unit's store once for its
+/// their copy into one of the pinned staging buffers (the device slot is free when it ends), and a GradAccumulate on the
+/// host-sums thread waits for the copy and adds them into the fp32 sums on the host (after the last, Σg² too); a download
+/// waits for the add that read its staging buffer last. The costs charge that host work to the accumulate. A step of one micro-batch adds nothing but, on several ranks, still reads each unit's store once for its
 /// Σg² after the copy (issue 13: the last two units' on the compute thread before the first update).
 /// </summary>
 public class HostAccumulationTests
@@ -35,7 +35,7 @@ public class HostAccumulationTests
         var downloads = program.Ops.Where(o => o.Kind == OpKind.GradDownload).ToList();
         var adds = program.Ops.Where(o => o.Kind == OpKind.GradAccumulate).ToList();
 
-        // Every download is the copy alone; each later one is followed, on the same resource, by the add of what it copied.
+        // Every download is the copy alone; each later one is followed, on the host-sums thread, by the add of what it copied.
         Assert.All(downloads, o => Assert.Equal(default, o.HostAdd));
         var later = downloads.Where(o => o.MicroBatch > 0).ToList();
         Assert.Equal(2 * (Tiny.NumLayers + 1), later.Count);
@@ -44,10 +44,52 @@ public class HostAccumulationTests
         {
             var add = program.Ops[download.Id + 1];
             Assert.Equal(OpKind.GradAccumulate, add.Kind);
-            Assert.Equal((ResourceKind.D2h, download.Unit, download.MicroBatch), (add.Resource, add.Unit, add.MicroBatch));
+            Assert.Equal((ResourceKind.HostSums, download.Unit, download.MicroBatch), (add.Resource, add.Unit, add.MicroBatch));
             Assert.Equal([download.Id], add.Deps);
             Assert.Equal(new HostAccumulation(ElementsOf(add), 2, SumsSquares: add.MicroBatch == 2), add.HostAdd);
         }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void Given_staging_buffers_When_built_Then_each_later_download_waits_for_the_add_that_read_its_buffer_last_and_no_later_one(int buffers)
+    {
+        var shape = ProgramShape.Engine with { GradientStagingBuffers = buffers };
+        var ops = StepScheduler.Build(Tiny, H200, Offloaded(3), false, shape).Ops;
+        var later = ops.Where(o => o.Kind == OpKind.GradDownload && o.MicroBatch > 0).ToList();
+        var adds = ops.Where(o => o.Kind == OpKind.GradAccumulate).Select(o => o.Id).ToList();
+
+        for (int k = 0; k < later.Count; k++)
+        {
+            var waited = later[k].Deps.Where(adds.Contains).ToList();
+            // Download k reuses the buffer of download k − buffers; the first ones find theirs unused.
+            Assert.Equal(k >= buffers ? [adds[k - buffers]] : [], waited);
+        }
+    }
+
+    [Fact]
+    public void Given_no_staging_buffer_When_a_shape_asks_for_it_Then_it_is_refused() =>
+        Assert.Throws<ArgumentOutOfRangeException>(() => ProgramShape.Engine with { GradientStagingBuffers = 0 });
+
+    [Fact]
+    public void Given_adds_as_long_as_a_layers_passes_When_simulated_Then_two_staging_buffers_shorten_the_step_against_one()
+    {
+        // A host whose gradient-sum pass is slow: one buffer puts every download behind the previous add, and the uploads into
+        // the slots it frees (so the compute) behind the downloads.
+        var slow = H200 with { Cpu = H200.Cpu with { HostAddGbps = 0.5 } };
+        var s = Offloaded(4);
+        SimDuration Step(int buffers)
+        {
+            var program = StepScheduler.Build(Tiny, slow, s, false, ProgramShape.Engine with { GradientStagingBuffers = buffers });
+            return StepSimulator.Simulate(program, Simulator.Costs(program, slow, s)).Time;
+        }
+
+        var one = Step(1);
+        var two = Step(2);
+
+        Assert.True(two < one, $"two buffers {two} against one {one}");
     }
 
     [Fact]

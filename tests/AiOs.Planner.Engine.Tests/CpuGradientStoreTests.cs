@@ -4,6 +4,7 @@ using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Models;
+using AiOs.Planner.Simulation.Program;
 using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Tests;
@@ -126,17 +127,22 @@ public sealed class CpuGradientStoreTests
     [Fact]
     public void Given_accumulates_out_of_program_order_When_called_Then_the_store_refuses_naming_the_unit()
     {
-        using FlatParameters a = WithGradients(3), b = WithGradients(4), c = WithGradients(5);
+        using FlatParameters a = WithGradients(3), b = WithGradients(4), c = WithGradients(5), d = WithGradients(6), e = WithGradients(7);
         using CpuGradientStore store = new([Layout.Elements, Layout.Elements], new SpanTrace(TimeProvider.System), addsApart: true);
+        int buffers = ProgramShape.Engine.GradientStagingBuffers;
+        Assert.Equal(2, buffers);
         store.Download(0, a, first: true, last: false);
         store.Download(1, c, first: true, last: false);
 
         store.Download(0, b, first: false, last: true);
 
+        // The adds come in their downloads' order; as many downloads as staging buffers may wait for theirs, and no more.
         Assert.Contains("unit 1", Assert.Throws<InvalidOperationException>(() => store.AddQueued(1)).Message);
-        using FlatParameters d = WithGradients(6);
-        Assert.Contains("Unit 0", Assert.Throws<InvalidOperationException>(() => store.Download(1, d, first: false, last: true)).Message);
+        store.Download(1, d, first: false, last: true);
+        Assert.Contains("Unit 0", Assert.Throws<InvalidOperationException>(() => store.Download(0, e, first: false, last: true)).Message);
         store.AddQueued(0);
-        Assert.Throws<InvalidOperationException>(() => store.AddQueued(0));
+        store.AddQueued(1);
+        Assert.Throws<InvalidOperationException>(() => store.AddQueued(1));
+        Assert.True(store.SumOfSquares[0] > 0 && store.SumOfSquares[1] > 0);
     }
 }

@@ -216,10 +216,15 @@ public static partial class EngineMemory
                     $"{layerModules} layer module(s) and the outer block, {pb}-byte gradients, page-locked power-of-two blocks (and the pageable copy each is pinned from)", "--offload-gradients cpu", pinned: true);
             }
         }
-        // With copy streams, later micro-batches download into one page-locked staging buffer of the largest unit and are added from there.
-        if (gpu && gradients == OffloadTier.Cpu && s.GradAccumulation > 1)
-            Add("gradient staging", Aligned(Bytes.OfElements(largest, pb)), $"one unit's gradient in the training precision, page-locked: later micro-batches download into it and are added to the sum",
+        // With copy streams (one process), later micro-batches download into page-locked staging buffers of the largest unit,
+        // taken in turn, and are added from there; several ranks download without copy streams and add from the parameters' own.
+        if (gpu && gradients == OffloadTier.Cpu && s.GradAccumulation > 1 && Ranks(s) == 1)
+        {
+            int staging = Simulation.Program.ProgramShape.Engine.GradientStagingBuffers;
+            Add("gradient staging", Aligned(Bytes.OfElements(largest, pb)) * staging,
+                $"{staging} buffer(s) of one unit's gradient in the training precision, page-locked: later micro-batches download into them in turn and are added to the sum from there",
                 "--grad-accumulation 1", pinned: true);
+        }
         // The delayed schedule's pending update reads one step's gradients while the next step accumulates into a second store.
         if (s.Schedule == StepSchedule.Delayed && gradients == OffloadTier.Cpu)
             Add("gradients of the pending update", PerUnit(bf16Gradients ? 2 : 4), $"the delayed schedule's second store{(gpu ? ", page-locked" : "")}: the update of step i reads it while step i+1 accumulates",

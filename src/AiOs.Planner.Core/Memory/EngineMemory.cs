@@ -280,14 +280,15 @@ public static partial class EngineMemory
         // the compute thread while the download worker still waits to settle the oldest (the outer block's download starts
         // after the embedding's backward, when the layer inputs are gone); and with accumulation the last two of the first micro-batch, layer 0's and
         // the outer block's, stay through every later micro-batch's forward and loss until its own downloads of those units,
-        // while each later unit crosses packed in the training precision (CpuGradientStore.QueueThroughCopyStream). The Llama
+        // while each later unit crosses packed in the training precision (CpuGradientStore.QueueThroughCopyStream), kept until
+        // its add has seen the copy land: as many as there are staging buffers when the adds lag. The Llama
         // shapes on the H200 (2026-12-05), whose logits are small against their layers, were 1.2–2.4 GiB above the plan
         // without them (docs/validation/h200-engine-grid-2026-12-05.md).
         bool downloads = !IsResident(s) && s.EffectiveGradientOffload != OffloadTier.Nvme;
         int downloadBytes = HostGradientBytes(s);
         Bytes leftOver = downloads && s.GradAccumulation > 1 ? Bytes.OfElements(layer + outer, downloadBytes) : Bytes.Zero;
         Bytes inFlight = !downloads ? Bytes.Zero
-            : Max(Bytes.OfElements(3 * layer, downloadBytes), leftOver + (leftOver > Bytes.Zero ? Bytes.OfElements(layer, pb) : Bytes.Zero));
+            : Max(Bytes.OfElements(3 * layer, downloadBytes), leftOver + (leftOver > Bytes.Zero ? Bytes.OfElements(layer, pb) * (Ranks(s) == 1 ? Simulation.Program.ProgramShape.Engine.GradientStagingBuffers : 1) : Bytes.Zero));
         // In a layer's backward: the layer recomputed with autograd (LayerwiseTrainer.Recompute), its output, the gradient it
         // was given and its input's gradient (BackwardKept); the layer's parameter gradients until they are packed
         // (FlatParameters.TakePackedGradients drops them); and the head weight's gradient with the final norm's, which the

@@ -13,6 +13,7 @@ public static class ResourceNames
         ResourceKind.Nvme => "nvme",
         ResourceKind.Cpu => "cpu_optimizer",
         ResourceKind.Collective => "network",
+        ResourceKind.HostSums => "host_sums",
         _ => kind.ToString().ToLowerInvariant(),
     };
 }

@@ -225,7 +225,7 @@ public sealed class StepCosts
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
         long transferred = 0, updated = 0;
-        double h2d = 0, d2h = 0, nvme = 0, compute = 0, update = 0;
+        double h2d = 0, d2h = 0, nvme = 0, compute = 0, update = 0, sums = 0;
         int last = LastMicroBatch(program), hidden = program.Model.HiddenSize;
         foreach (var op in program.Ops)
         {
@@ -243,13 +243,15 @@ public sealed class StepCosts
                 else d2h += Duration(op, hidden).Seconds;
             }
             else if (op.Resource == ResourceKind.Nvme && HasDrives) nvme += Duration(op, hidden).Seconds;
+            // The host adds pace the downloads' staging (they ran on the downloading thread until the twentieth session).
+            else if (op.Resource == ResourceKind.HostSums) sums += Duration(op, hidden).Seconds;
             else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += Duration(op, hidden).Seconds;
         }
         if (updated == 0 || transferred == 0) return 0;
         // The update's own traffic: its rate as priced (the state's format) × the bytes it moves per parameter (28 with fp32
         // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
         int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
-        double window = Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h));
+        double window = Math.Max(Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h)), sums);
         double beside = window > update ? transferred * update / window : transferred;
         return lost.Value * beside / (_adamPerSecond * bytes) / updated;
     }
@@ -309,6 +311,7 @@ public sealed class StepCosts
             : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)
                 + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
         ResourceKind.Collective => Collective(op.Bytes),
+        ResourceKind.HostSums => HostAdd(op.HostAdd),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
 
@@ -410,9 +413,10 @@ public sealed class StepCosts
     }
 
     /// <summary>
-    /// A download's host work after its copy (<see cref="Operation.HostAdd"/>): the engine's thread waits for the copy, then
-    /// adds the staged gradients into the fp32 sum in one equal part per core (and after the last micro-batch reads the sum
-    /// again for Σg², in fixed chunks); the download ends with that work. The first micro-batch has none (its Σg², at
+    /// The host work after a download's copy (<see cref="Operation.HostAdd"/>): a <see cref="OpKind.GradAccumulate"/> on the
+    /// host-sums thread waits for the copy, then adds the staged gradients into the fp32 sum in one equal part per core (and
+    /// after the last micro-batch reads the sum again for Σg², in fixed chunks); with several ranks the download itself does
+    /// it and ends with that work. The first micro-batch has none (its Σg², at
     /// accumulation 1, comes from the device with the copy), but with several ranks, which download without copy streams,
     /// the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>).
     /// </summary>

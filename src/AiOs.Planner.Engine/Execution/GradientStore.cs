@@ -166,6 +166,10 @@ internal sealed class CpuGradientStore : GradientStore
     private readonly bool[] _mayOverflow;
     /// <summary>See the constructor's <c>addsApart</c>.</summary>
     private readonly bool _addsApart;
+    /// <summary>With copy streams and adds apart: the pinned buffers later micro-batches' downloads take in turn.</summary>
+    private readonly GradientStaging? _staging;
+    /// <summary>How many later micro-batches' downloads may wait for their adds at once (the staging buffers).</summary>
+    private readonly int _maxQueued;
 
     /// <summary>Downloads allowed in flight: each holds one unit's packed gradient (fp32, or bf16 for a bf16 store) on the device.</summary>
     private const int MaxInFlight = 2;
@@ -192,8 +196,14 @@ internal sealed class CpuGradientStore : GradientStore
     /// adds it (<see cref="AddQueued"/>): the program of one process. False (several ranks, whose programs have no
     /// GradAccumulate; the reference trainer): the download adds, synchronously.
     /// </param>
+    /// <param name="staging">
+    /// With copy streams and <paramref name="addsApart"/>: the pinned buffers later micro-batches' downloads queue their copies
+    /// into, in turn (shared by the delayed schedule's two stores). Without copy streams the downloads add in place, and
+    /// <paramref name="stagingBuffers"/> of them may wait for their GradAccumulate (Σg²) at once.
+    /// </param>
+    /// <param name="stagingBuffers">The program's <see cref="ProgramShape.GradientStagingBuffers"/> (the staging's count where given).</param>
     public CpuGradientStore(IReadOnlyList<long> unitElements, SpanTrace trace, bool norms = true, bool pinned = false, CopyStream? copies = null, bool bf16 = false,
-        bool oneMicroBatch = false, bool addsApart = false)
+        bool oneMicroBatch = false, bool addsApart = false, GradientStaging? staging = null, int stagingBuffers = 2)
         : base(unitElements.Count, trace, norms)
     {
         _type = bf16 ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32;
@@ -203,6 +213,8 @@ internal sealed class CpuGradientStore : GradientStore
         _pinned = pinned;
         _copies = pinned ? copies : null;
         _addsApart = addsApart;
+        _staging = _copies is null ? null : staging;
+        _maxQueued = _staging?.Count ?? stagingBuffers;
         _inFlight = new (TorchSharp.torch.Tensor, bool, TorchSharp.torch.Tensor?)?[unitElements.Count];
         _packed = new TorchSharp.torch.Tensor?[unitElements.Count];
         _packedSquares = new TorchSharp.torch.Tensor?[unitElements.Count];
@@ -385,15 +397,15 @@ internal sealed class CpuGradientStore : GradientStore
         if (HoldsBf16) TakeBf16(unit, parameters, first);
         else if (_addsApart && !first)
         {
-            // With copy streams the add and Σg² are the program's GradAccumulate, right after this on the same thread.
+            // With copy streams the add and Σg² are the program's GradAccumulate, on the host-sums thread.
             if (_copies is not null) QueueThroughCopyStream(unit, parameters, last);
             else
             {
                 // Without: added now, in place from a CPU device's gradients or through the parameters' reused pinned staging
                 // (packing a copy for the add to read later cost a CPU-only gpt2 step 40%); the GradAccumulate takes Σg².
-                EnsureNoneQueued();
+                EnsureRoomToQueue();
                 parameters.DrainGradientsInto(_sums[unit], overwrite: false);
-                _queued = (unit, null, null, last);
+                lock (_gate) _queued.Enqueue(new Queued(unit, null, null, -1, last));
             }
             return;
         }
@@ -401,52 +413,43 @@ internal sealed class CpuGradientStore : GradientStore
         if (last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
 
-    /// <summary>Page-locked staging for a later micro-batch's gradients in the training precision (the largest unit's worth); made on first use.</summary>
-    private Native.HostBuffer? _staging;
-    /// <summary>The events a later micro-batch's download records (default-stream mark behind its packing, download done).</summary>
-    private (nint Mark, nint Done) _laterEvents;
     /// <summary>
-    /// The later micro-batch's download whose GradAccumulate has not run yet: its unit, with copy streams its packed device
-    /// gradients (kept alive until their copy has landed) and their staged view (both null where the download added them
-    /// itself), and whether it was the step's last micro-batch.
+    /// A later micro-batch's download whose GradAccumulate has not run yet: its unit, with copy streams its packed device
+    /// gradients (kept alive until their copy has landed), their staged view and the staging buffer it is in (null, null, −1
+    /// where the download added them itself), and whether it was the step's last micro-batch.
     /// </summary>
-    private (int Unit, TorchSharp.torch.Tensor? Packed, TorchSharp.torch.Tensor? Staged, bool Last)? _queued;
+    private readonly record struct Queued(int Unit, TorchSharp.torch.Tensor? Packed, TorchSharp.torch.Tensor? Staged, int Buffer, bool Last);
 
-    private void EnsureNoneQueued()
+    /// <summary>Later micro-batches' downloads waiting for their GradAccumulate, in program order (under <see cref="_gate"/>).</summary>
+    private readonly Queue<Queued> _queued = new();
+
+    private void EnsureRoomToQueue()
     {
-        if (_queued is { } earlier)
-            throw new InvalidOperationException($"Unit {earlier.Unit}'s later micro-batch was downloaded and never accumulated; the step program orders each GradAccumulate right after its GradDownload.");
+        lock (_gate)
+            if (_queued.Count >= _maxQueued)
+                throw new InvalidOperationException($"Unit {_queued.Peek().Unit}'s later micro-batch was downloaded and never accumulated; the step program orders each download after the add {_maxQueued} downloads back.");
     }
 
     /// <summary>
     /// A later micro-batch of one process on a GPU with copy streams (the program's GradDownload): the unit's gradients
-    /// packed in the training precision on the default stream and their copy queued on the download stream into pinned
-    /// staging (compute queued behind the packing never waits for the copy, as it did for a copy on the default stream). It
-    /// returns without waiting, so the device slot the gradients came from is free now; <see cref="AddQueued"/> (the
-    /// program's GradAccumulate, next on the same thread) waits for the copy and adds. Only the D2h worker calls it.
+    /// packed in the training precision on the default stream and their copy queued on the download stream into the next
+    /// pinned staging buffer (compute queued behind the packing never waits for the copy, as it did for a copy on the default
+    /// stream). It returns without waiting, so the device slot the gradients came from is free now and the downloading thread
+    /// goes on to the next unit; <see cref="AddQueued"/> (the program's GradAccumulate, on the host-sums thread) waits for the
+    /// copy and adds. Only the D2h worker calls it.
     /// </summary>
     private void QueueThroughCopyStream(int unit, FlatParameters parameters, bool last)
     {
-        EnsureNoneQueued();
+        EnsureRoomToQueue();
         TorchSharp.torch.Tensor packed = parameters.TakePackedGradients(parameters.Flat.dtype);
-        TorchSharp.torch.Tensor? staged = null;
         try
         {
-            long elements = packed.numel();
-            if (_staging is null || _staging.Tensor.dtype != packed.dtype || _staging.Tensor.numel() < elements)
-            {
-                // The events first: making them binds the copy streams' CUDA context to this thread, where the pinning needs it.
-                if (_laterEvents.Mark == 0) _laterEvents = (_copies!.NewEvent(), _copies.NewEvent());
-                _staging?.Dispose();
-                _staging = Native.HostBuffer.Allocate(_sums.Max(t => t.numel()), packed.dtype, pin: true);
-            }
-            staged = _staging.Tensor.narrow(0, 0, elements);
-            _copies!.Download(staged, packed, _laterEvents.Mark, _laterEvents.Done);
-            _queued = (unit, packed, staged, last);
+            if (_staging is null) throw new InvalidOperationException($"Unit {unit}: a later micro-batch's download with copy streams needs the pinned gradient staging, which this store was not given.");
+            var (staged, buffer) = _staging.Download(unit, packed);
+            lock (_gate) _queued.Enqueue(new Queued(unit, packed, staged, buffer, last));
         }
         catch
         {
-            staged?.Dispose();
             packed.Dispose();
             throw;
         }
@@ -454,40 +457,62 @@ internal sealed class CpuGradientStore : GradientStore
 
     /// <summary>
     /// GradAccumulate, as the step program's handler: with copy streams, waits for the copy <see cref="Download"/> queued for
-    /// <paramref name="unit"/>'s later micro-batch, then widens it and adds it into the sum on the host over the cores
-    /// (<see cref="FlatParameters.AddStagedInto"/>: the same bits as the default-stream path); then, after the step's last
-    /// micro-batch, takes the unit's Σg² from the sum.
+    /// <paramref name="unit"/>'s later micro-batch, frees its device source, then widens it and adds it into the sum on the host
+    /// over the cores (<see cref="FlatParameters.AddStagedInto"/>: the same bits as the default-stream path) and frees its
+    /// staging buffer; then, after the step's last micro-batch, takes the unit's Σg² from the sum. Adds come in the downloads'
+    /// order.
     /// </summary>
     public override void AddQueued(int unit)
     {
-        if (_queued is not { } queued || queued.Unit != unit)
-            throw new InvalidOperationException($"GradAccumulate of unit {unit} found no download of it queued; the step program orders each right after its GradDownload.");
+        Queued queued;
+        lock (_gate)
+            if (!_queued.TryPeek(out queued) || queued.Unit != unit)
+                throw new InvalidOperationException($"GradAccumulate of unit {unit} found no download of it queued next; the step program orders the adds as their downloads.");
         if (queued.Staged is not null)
         {
             // Kept queued until the copy has landed: a failed wait leaves DropQueued to wait again before freeing its source.
-            _copies!.Synchronize(_laterEvents.Done);
-            using (queued.Packed)
-            using (queued.Staged)
+            _staging!.Synchronize(queued.Buffer);
+            lock (_gate) _queued.Dequeue();
+            try
+            {
+                queued.Packed!.Dispose();
                 FlatParameters.AddStagedInto(Sum(unit), queued.Staged, overwrite: false);
+            }
+            finally
+            {
+                queued.Staged.Dispose();
+                _staging.Release(queued.Buffer);
+            }
         }
-        _queued = null;
+        else lock (_gate) _queued.Dequeue();
         if (queued.Last && ComputesNorms) SumOfSquares[unit] = SquaresOf(unit);
     }
 
     public override void DropQueued()
     {
-        if (_queued is not { } queued) return;
-        // Its copy must land before its device source and staging go.
-        try
+        // Each copy must land before its device source and staging go; every one is freed even if a wait fails.
+        List<Exception>? failures = null;
+        while (true)
         {
-            if (queued.Staged is not null) _copies!.Synchronize(_laterEvents.Done);
+            Queued queued;
+            lock (_gate)
+                if (!_queued.TryDequeue(out queued)) break;
+            try
+            {
+                if (queued.Staged is not null) _staging!.Synchronize(queued.Buffer);
+            }
+            catch (Exception e)
+            {
+                (failures ??= []).Add(e);
+            }
+            finally
+            {
+                queued.Packed?.Dispose();
+                queued.Staged?.Dispose();
+                if (queued.Buffer >= 0) _staging!.Release(queued.Buffer);
+            }
         }
-        finally
-        {
-            _queued = null;
-            queued.Packed?.Dispose();
-            queued.Staged?.Dispose();
-        }
+        if (failures is not null) throw new AggregateException("Waiting for queued gradient copies failed.", failures);
     }
 
     /// <inheritdoc/>
@@ -569,7 +594,6 @@ internal sealed class CpuGradientStore : GradientStore
                 _packed[u] = _packedSquares[u] = null;
             }
         foreach (Native.HostBuffer b in _buffers) b.Dispose();
-        _staging?.Dispose();
         _squares?.Dispose();
         base.Dispose();
     }

@@ -42,6 +42,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
     private readonly float[] _unitScale;
     /// <summary>On a GPU: the streams that copy parameters up and gradients down while compute runs.</summary>
     private readonly CopyStream? _copies;
+    /// <summary>With copy streams and accumulation into CPU RAM: the pinned buffers later micro-batches' gradients cross into, shared by the stores.</summary>
+    private readonly GradientStaging? _gradientStaging;
     /// <summary>The CPU update's thread count made every pass's (<see cref="AiOs.Planner.Optim.CpuWorkers.UseForEveryPass"/>) while the trainer lives; null when the update takes every core.</summary>
     private readonly IDisposable? _everyPass;
     /// <summary>fp16 only: the dynamic loss scale.</summary>
@@ -119,19 +121,25 @@ public sealed partial class LayerwiseTrainer : ITrainer
             // Clipping needs the norms, fp16 needs them to see an overflow, and every precision needs them to refuse a
             // non-finite gradient before it reaches the weights (one pass over each unit's gradient per step).
             const bool norms = true;
+            _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1, options.StagedHighHalves);
+            // One process with copy streams: later micro-batches' downloads take the program's pinned staging buffers in turn.
+            bool addsApart = _ranks is null;
+            int stagingBuffers = _program.Shape.GradientStagingBuffers;
+            _gradientStaging = _copies is not null && addsApart && settings.GradAccumulation > 1
+                && EngineSettings.Tier(settings.EffectiveGradientOffload) != StorageTier.Nvme && !AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings)
+                ? new GradientStaging(_copies, elements.Max(), stagingBuffers) : null;
             _grads = EngineSettings.Tier(settings.EffectiveGradientOffload) == StorageTier.Nvme
                 ? new NvmeGradientStore(elements, _store!, Io, Trace, norms)
                 : new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
-                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: _ranks is null);
+                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: addsApart, staging: _gradientStaging, stagingBuffers: stagingBuffers);
             _updateGrads = _grads;
             if (settings.Schedule == StepSchedule.Delayed)
             {
                 // Two steps' gradients are live at once: the pending update's and the next step's (EngineSettings.Check keeps them in RAM).
                 _spareGrads = new CpuGradientStore(elements, Trace, norms, pinned: _device.type == TorchSharp.DeviceType.CUDA, copies: _copies, bf16: AiOs.Planner.Memory.EngineMemory.HostGradientsInBf16(settings),
-                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: _ranks is null);
+                    oneMicroBatch: settings.GradAccumulation == 1, addsApart: addsApart, staging: _gradientStaging, stagingBuffers: stagingBuffers);
                 _updateExecutor = new ProgramExecutor(Trace);
             }
-            _program = EngineProgram.For(spec, settings, _ranks?.WorldSize ?? 1, options.StagedHighHalves);
             _offloadsCheckpoints = _program.Ops.Any(o => o.Kind == OpKind.ActivationOffload);
             _params.Prepare(_program);
             _optim.Prepare(_program);
@@ -343,6 +351,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
         _params?.Dispose();
         _optim?.Dispose();
         _grads?.Dispose();
+        // After the stores: their disposal waits for the copies into it.
+        _gradientStaging?.Dispose();
         DisposeCheckpointBuffers();
         _copies?.Dispose();
         _store?.Dispose();

@@ -8,7 +8,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// Executes step-program operations the way <see cref="Simulation.StepSimulator"/> prices them: one server per
 /// resource takes that resource's operations in program order, each once its dependencies have ended, and calls
 /// the handler of its <see cref="OpKind"/>. Compute is served on the calling thread (TorchSharp's dispose scopes
-/// and autograd state stay there); H2d, D2h, NVMe, CPU and collective operations on one worker thread each.
+/// and autograd state stay there); H2d, D2h, NVMe, CPU, host-sums and collective operations on one worker thread each.
 /// Every operation gets one span in the trace, carrying its id; time the compute thread waits for another
 /// resource is a <c>stall</c> span (op id −1) named after the operation it waited for.
 /// </summary>

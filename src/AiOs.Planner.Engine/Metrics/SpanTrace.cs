@@ -9,7 +9,7 @@ namespace AiOs.Planner.Engine.Metrics;
 /// <summary>
 /// One timed piece of work, named as the simulator's timeline names it: the resource
 /// (<see cref="ResourceNames"/>: <c>cpu_compute</c> or <c>gpu</c>, <c>memcpy_in</c>/<c>pcie_h2d</c>,
-/// <c>memcpy_out</c>/<c>pcie_d2h</c>, <c>nvme</c>, <c>cpu_optimizer</c>; plus <c>stall</c> for waits), the
+/// <c>memcpy_out</c>/<c>pcie_d2h</c>, <c>nvme</c>, <c>cpu_optimizer</c>, <c>host_sums</c>, <c>network</c>; plus <c>stall</c> for waits), the
 /// operation (an <see cref="OpKind"/> in snake_case, or <c>wait_…</c> for a stall), the layer as the step
 /// program numbers it (−1 the embedding side, L the head; optimizer work on the outer block is −1), the
 /// micro-batch, when, relative to the start of the run, the bytes it moved (0 for compute and waits), and the id of

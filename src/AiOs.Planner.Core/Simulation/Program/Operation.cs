@@ -22,6 +22,11 @@ public enum ResourceKind
     Cpu,
     /// <summary>GPU-to-GPU and node-to-node links for all-gather and reduce-scatter.</summary>
     Collective,
+    /// <summary>
+    /// The host thread that adds later micro-batches' gradients into the fp32 sums (<see cref="OpKind.GradAccumulate"/>),
+    /// its passes split over the CPU's cores: apart from the downloading thread, so the next download need not wait for an add.
+    /// </summary>
+    HostSums,
 }
 
 /// <summary>What an operation does.</summary>
@@ -68,9 +73,10 @@ public enum OpKind
     /// <summary>
     /// A later micro-batch's gradients, which its <see cref="GradDownload"/> queued into pinned staging, added into the unit's
     /// fp32 sum on the host once their copy has landed (and, after the step's last micro-batch, the unit's Σg² taken from the
-    /// sum): <see cref="Operation.HostAdd"/>, on the downloading thread (<see cref="ResourceKind.D2h"/>), right after its
-    /// download. Apart from the download so the device slot the gradients came from is free once they are packed, not
-    /// after the host work (<see cref="ProgramShape.HostAddsLaterGradients"/>).
+    /// sum): <see cref="Operation.HostAdd"/>, on a thread of its own (<see cref="ResourceKind.HostSums"/>), after its download.
+    /// Apart from the download so the device slot the gradients came from is free once they are packed, not after the host
+    /// work, and apart from the downloading thread so the next units' downloads run while it adds; each staging buffer
+    /// takes a new download once the add reading it has ended (<see cref="ProgramShape.HostAddsLaterGradients"/>).
     /// </summary>
     GradAccumulate,
 }

@@ -216,7 +216,7 @@ internal sealed partial class ProgramBuilder
             // The engine widens the first micro-batch to fp32 for its host sums, unless the host keeps bf16 (exact at accumulation 1).
             bool widened = _shape.WideFirstGradientDownload && _hw.HasGpu && !nvme && mb == 0 && !EngineMemory.HostGradientsInBf16(_s);
             int elementBytes = widened ? Math.Max(_pb, 4) : _pb;
-            // Later micro-batches into CPU RAM are added into the fp32 sums on the host by the downloading thread, which after
+            // Later micro-batches into CPU RAM are added into the fp32 sums on the host (one process: by the host-sums thread), which after
             // the step's last one also takes the unit's Σg² from the sums. A step of one micro-batch adds nothing, and its Σg²
             // is taken on the device from the packed gradients and lands with them (CpuGradientStore): no host pass. (Taken on
             // the host, it was a pass over each unit inside the download's settle, which CPU Adam beside the backward slowed
@@ -226,16 +226,22 @@ internal sealed partial class ProgramBuilder
                 : mb > 0 ? new HostAccumulation(Share(elements), _pb, SumsSquares: mb == _s.GradAccumulation - 1)
                 : _s.GradAccumulation == 1 && _gpus > 1 ? HostAccumulation.SquaresOnly(Share(elements), elementBytes)
                 : default;
-            // One process: the download only packs and queues the copy, so the slot is free when it ends; the add is an
-            // operation of its own right after it on the same thread (priced at zero on a CPU device, as the download was),
-            // and the unit's optimizer waits for the add. Several ranks download without copy streams and add in the download.
+            // One process: the download only packs and queues the copy into the next of the pinned staging buffers, so the
+            // slot is free when it ends; the add is an operation of its own on the host-sums thread (priced at zero on a CPU
+            // device, as the download was), and the unit's optimizer waits for the add. The download waits for the add that
+            // read its staging buffer last. Several ranks download without copy streams and add in the download.
             bool addApart = _shape.HostAddsLaterGradients && !nvme && mb > 0 && _gpus == 1;
+            if (addApart && _accumulates.Count >= _shape.GradientStagingBuffers) bufferFree = _accumulates[^_shape.GradientStagingBuffers];
             last = Add(OpKind.GradDownload, ResourceKind.D2h, StepPhase.Backward, id, mb, Deps(last, bufferFree),
                 Bytes.OfElements(Share(elements), elementBytes), effects: moving > 0 ? [new MemoryEffect(_deviceTier, -moving, AtEnd: true)] : null,
                 deviceSlot: DeviceSlotAt(p), hostAdd: addApart ? default : hostAdd);
             if (moving > 0 || _shape.OuterBlock) _gradOut[p] = last;
             _lastDownload[unit] = last;
-            if (addApart) last = Add(OpKind.GradAccumulate, ResourceKind.D2h, StepPhase.Backward, id, mb, [last], hostAdd: hostAdd);
+            if (addApart)
+            {
+                last = Add(OpKind.GradAccumulate, ResourceKind.HostSums, StepPhase.Backward, id, mb, [last], hostAdd: hostAdd);
+                _accumulates.Add(last);
+            }
         }
         // DeepSpeed: gradients accumulate in host memory over micro-batches and go to NVMe once, after the last.
         if (nvme && (readModifyWrite || mb == _s.GradAccumulation - 1))
@@ -245,6 +251,9 @@ internal sealed partial class ProgramBuilder
         }
         return last;
     }
+
+    /// <summary>The step's <see cref="OpKind.GradAccumulate"/> operations so far: the k-th download into staging waits for add k − <see cref="ProgramShape.GradientStagingBuffers"/>.</summary>
+    private readonly List<int> _accumulates = [];
 
     /// <summary>Each unit's latest gradient download: the engine accumulates into the parameters' own gradients, so the next backward waits for it.</summary>
     private readonly Dictionary<int, int> _lastDownload = [];

@@ -69,13 +69,26 @@ public sealed record ProgramShape
     public bool WideFirstGradientDownload { get; init; }
     /// <summary>
     /// On a GPU, a micro-batch after the first brings its gradients bound for CPU RAM into the fp32 sums through the host:
-    /// the download packs them in the working precision and queues their copy into a pinned staging buffer, and an
-    /// <see cref="OpKind.GradAccumulate"/> right after it on the same thread waits for the copy and adds them into the sum in
-    /// parallel chunks over the CPU's cores (the engine's <c>CpuGradientStore</c>). The device slot is free when the download
-    /// ends, before the add. With several processes (no copy streams) the download copies, waits and adds itself. False: the
-    /// download is the copy alone.
+    /// the download packs them in the working precision and queues their copy into one of
+    /// <see cref="GradientStagingBuffers"/> pinned staging buffers, and an <see cref="OpKind.GradAccumulate"/> on its own
+    /// thread (<see cref="ResourceKind.HostSums"/>) waits for the copy and adds them into the sum in parallel chunks over the
+    /// CPU's cores (the engine's <c>CpuGradientStore</c>). The device slot is free when the download ends, before the add, and
+    /// the downloading thread goes on to the next unit while the add runs. With several processes (no copy streams) the
+    /// download copies, waits and adds itself. False: the download is the copy alone.
     /// </summary>
     public bool HostAddsLaterGradients { get; init; }
+    /// <summary>
+    /// With <see cref="HostAddsLaterGradients"/>, the pinned buffers (each the largest unit's gradient in the working precision)
+    /// later micro-batches' downloads take in turn: a download waits for the add that read its buffer last, so the adds may
+    /// fall this many units behind the downloads. One put each download behind the previous add, on the downloading thread
+    /// (H100 VM, 2026-12-06 session 19: a gpt2-medium layer's add took about as long as its GPU work, ~2.9 ms against ~2.45,
+    /// docs/validation/gpu-2026-12-06-session19.md).
+    /// </summary>
+    public int GradientStagingBuffers
+    {
+        get;
+        init => field = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "A program needs at least one gradient staging buffer.");
+    } = 1;
     /// <summary>
     /// With parameters on NVMe, the units <see cref="Settings.ParameterPlacement"/> picks under <c>max_in_cpu</c> keep their
     /// parameters in CPU RAM: uploaded with no NVMe read, written back to RAM (the engine). False: every unit on NVMe
@@ -129,6 +142,7 @@ public sealed record ProgramShape
         OptimizerStateBytes = 12,
         WideFirstGradientDownload = true,
         HostAddsLaterGradients = true,
+        GradientStagingBuffers = 2,
         Fetch = FetchGranularity.WholeUnit,
         HonoursMaxInCpu = true,
         PrefetchesCheckpoints = true,
