@@ -10,7 +10,8 @@ namespace AiOs.Planner.Core.Tests;
 /// <summary>
 /// The engine with the optimizer offloaded and the parameters on the device: each sub-group's CPU update writes its updated
 /// training-precision copy into pinned staging and queues its copy to the device without waiting, so the copy is a
-/// <see cref="OpKind.ResidentUpload"/> on the host link after the update, not CPU time inside it.
+/// <see cref="OpKind.ResidentUpload"/> on the host link after the update, not CPU time inside it, and outside the host's
+/// own upload order (<see cref="ResourceKind.QueuedH2d"/>): nothing after the update waits for it but its dependents.
 /// </summary>
 public class ResidentUploadTests
 {
@@ -42,7 +43,7 @@ public class ResidentUploadTests
             // Adam at its rate, beside backward's downloads or not (HostMemoryContentionTests).
             Assert.Equal(SimDuration.FromSeconds(step.Parameters / H200.Cpu.AdamParamsPerS.Value), costs.Duration(step, Tiny.HiddenSize));
             Operation upload = Assert.Single(uploads, u => u.Deps.Contains(step.Id));
-            Assert.Equal(ResourceKind.H2d, upload.Resource);
+            Assert.Equal(ResourceKind.QueuedH2d, upload.Resource);
             Assert.Equal(step.SubGroup, upload.SubGroup);
             Assert.Equal(Bytes.OfElements(step.Parameters, 2), upload.Bytes);
             Assert.Equal(upload.Bytes / H200.HostLink!.H2d(pinned: true), costs.Duration(upload, Tiny.HiddenSize));
@@ -72,6 +73,40 @@ public class ResidentUploadTests
             Assert.True(result.Time.Nanoseconds >= spans[upload.Id].EndNs);
         }
         Assert.Equal(uploads.Sum(u => u.Bytes.Value), result.Traffic.H2d.Value);
+    }
+
+    [Fact]
+    public void Given_checkpoints_in_cpu_ram_and_updates_during_backward_When_simulated_Then_a_fetch_after_an_update_in_program_order_need_not_wait_for_it()
+    {
+        // gpt2's layers at a short sequence: each layer's update takes longer than the passes between two fetches.
+        var s = OptimizerOnly(StepSchedule.Overlapped) with { ActivationCheckpointing = true, ActivationOffload = OffloadTier.Cpu, SubGroupSize = 100_000_000 };
+        var program = StepScheduler.Build(ModelCatalog.Default.Load("gpt2") with { NumLayers = 6 }, H200, s, false, ProgramShape.Engine);
+        var result = StepSimulator.Simulate(program, Simulator.Costs(program, H200, s), keepTimeline: true);
+        var spans = result.Spans!.ToDictionary(x => x.OpId);
+        var ops = program.Ops;
+
+        // Each fetch that comes after some update in program order, and does not depend on it, starts without waiting for
+        // that update's copy (in the host's upload order it used to wait for the update itself).
+        var pairs = (from fetch in ops.Where(o => o.Kind == OpKind.ActivationFetch)
+                     from upload in ops.Where(o => o.Kind == OpKind.ResidentUpload && o.Id < fetch.Id)
+                     where !ProgramGraph.Ancestors(ops, fetch).Contains(upload.Id)
+                     select (fetch, upload)).ToList();
+        Assert.NotEmpty(pairs);
+        Assert.Contains(pairs, p => spans[p.fetch.Id].StartNs < spans[p.upload.Id].StartNs);
+        Assert.DoesNotContain(ops, o => o.Resource == ResourceKind.H2d && o.Deps.Any(d => ops[d].Kind == OpKind.ResidentUpload));
+    }
+
+    [Fact]
+    public void Given_a_cpu_device_When_built_with_the_engines_shape_Then_each_update_keeps_a_resident_upload_that_moves_nothing()
+    {
+        var cpu = ProfileCatalog.Default.Load("ci-2core-24gb");
+        var s = OptimizerOnly();
+        var program = StepScheduler.Build(Tiny, cpu, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, cpu, s);
+
+        var uploads = program.Ops.Where(o => o.Kind == OpKind.ResidentUpload).ToList();
+        Assert.Equal(program.Ops.Count(o => o.Kind == OpKind.OptimizerStep), uploads.Count);
+        Assert.All(uploads, u => Assert.Equal((Bytes.Zero, SimDuration.Zero), (u.Bytes, costs.Duration(u, Tiny.HiddenSize))));
     }
 
     [Theory]

@@ -2,6 +2,7 @@ using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
+using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation.Program;
@@ -127,10 +128,33 @@ public sealed class ResidentCommitTests
         Assert.False(p.CommitInFlight);
     }
 
-    [Fact]
-    public void Given_the_engines_own_program_for_an_optimizer_only_offload_When_built_Then_it_holds_no_resident_upload()
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, false)]
+    [InlineData(StepSchedule.Overlapped, false)]
+    [InlineData(StepSchedule.Overlapped, true)]
+    public void Given_the_engines_own_program_for_an_optimizer_only_offload_When_built_Then_its_operations_are_numbered_as_the_simulators_on_a_gpu(
+        StepSchedule schedule, bool checkpointsInRam)
     {
-        // The executor has no handler for one: the update queues the copy itself; only the simulator's GPU program prices it.
+        // The update queues the copy itself (the handler does nothing), but the operation is there, so the engine's spans and
+        // the prediction's timeline meet by operation id after the first update too.
+        var settings = new TrainingSettings
+        {
+            ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.Cpu, Precision = Precision.Bf16,
+            MicroBatch = 1, SeqLen = 16, Schedule = schedule, ActivationCheckpointing = checkpointsInRam,
+            ActivationOffload = checkpointsInRam ? OffloadTier.Cpu : OffloadTier.None,
+        };
+
+        StepProgram engine = EngineProgram.For(Spec, settings);
+        StepProgram predicted = StepScheduler.Build(Spec, ProfileCatalog.Default.Load("h200-1x-calibrated"), settings, false, ProgramShape.Engine);
+
+        Assert.Contains(engine.Ops, o => o.Kind == OpKind.ResidentUpload);
+        Assert.Equal(predicted.Ops.Select(o => (o.Id, o.Kind, o.Resource, o.Unit, o.MicroBatch, o.SubGroup)),
+            engine.Ops.Select(o => (o.Id, o.Kind, o.Resource, o.Unit, o.MicroBatch, o.SubGroup)));
+    }
+
+    [Fact]
+    public void Given_the_engines_own_program_for_an_optimizer_only_offload_When_built_Then_each_update_is_followed_by_a_resident_upload_of_nothing()
+    {
         var settings = new TrainingSettings
         {
             ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.Cpu, Precision = Precision.Bf16,
@@ -139,7 +163,8 @@ public sealed class ResidentCommitTests
 
         StepProgram program = EngineProgram.For(Spec, settings);
 
-        Assert.Contains(program.Ops, o => o.Kind == OpKind.OptimizerStep);
-        Assert.DoesNotContain(program.Ops, o => o.Kind == OpKind.ResidentUpload);
+        var steps = program.Ops.Where(o => o.Kind == OpKind.OptimizerStep).ToList();
+        Assert.NotEmpty(steps);
+        Assert.All(steps, step => Assert.Single(program.Ops, o => o.Kind == OpKind.ResidentUpload && o.Deps.SequenceEqual([step.Id]) && o.Bytes.Value == 0));
     }
 }

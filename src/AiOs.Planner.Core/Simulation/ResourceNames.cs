@@ -14,6 +14,7 @@ public static class ResourceNames
         ResourceKind.Cpu => "cpu_optimizer",
         ResourceKind.Collective => "network",
         ResourceKind.HostSums => "host_sums",
+        ResourceKind.QueuedH2d => hasGpu ? "pcie_h2d_queued" : "memcpy_in_queued",
         _ => kind.ToString().ToLowerInvariant(),
     };
 }

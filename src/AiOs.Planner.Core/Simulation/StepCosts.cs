@@ -236,10 +236,10 @@ public sealed class StepCosts
                 update += Duration(op, hidden).Seconds;
             }
             else if (!RunsBesideUpdates(op, last)) continue;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.D2h)
+            else if (op.Resource is ResourceKind.H2d or ResourceKind.QueuedH2d or ResourceKind.D2h)
             {
                 transferred += op.Bytes.Value;
-                if (op.Resource == ResourceKind.H2d) h2d += Duration(op, hidden).Seconds;
+                if (op.Resource != ResourceKind.D2h) h2d += Duration(op, hidden).Seconds;
                 else d2h += Duration(op, hidden).Seconds;
             }
             else if (op.Resource == ResourceKind.Nvme && HasDrives) nvme += Duration(op, hidden).Seconds;
@@ -304,7 +304,7 @@ public sealed class StepCosts
         ResourceKind.Compute => op.Kind == OpKind.OptimizerStep ? Optimizer(op)
             : PerStep(op, _pipelined is not null && _pipelined.TryGetValue(op.Id, out var pipelined) ? pipelined
                 : _floorPerOperation ? SimDuration.Max(Compute(op, hiddenSize), Floor(op)) : Compute(op, hiddenSize)),
-        ResourceKind.H2d => op.Bytes / ((op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d) * BesideUpdate(op, _h2dShareBesideUpdate)),
+        ResourceKind.H2d or ResourceKind.QueuedH2d => op.Bytes / ((op.Kind == OpKind.ActivationFetch ? _checkpointH2d : _h2d) * BesideUpdate(op, _h2dShareBesideUpdate)),
         ResourceKind.D2h => op.Bytes / ((op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) * BesideUpdate(op, _d2hShareBesideUpdate)) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)

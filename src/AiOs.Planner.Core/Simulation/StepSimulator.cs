@@ -88,7 +88,7 @@ public static class StepSimulator
             {
                 case ResourceKind.Nvme when op.IsWrite: nvmeWrite += op.Bytes.Value; break;
                 case ResourceKind.Nvme: nvmeRead += op.Bytes.Value; break;
-                case ResourceKind.H2d: h2d += op.Bytes.Value; break;
+                case ResourceKind.H2d or ResourceKind.QueuedH2d: h2d += op.Bytes.Value; break;
                 case ResourceKind.D2h: d2h += op.Bytes.Value; break;
                 case ResourceKind.Collective: network += op.Bytes.Value; break;
             }

@@ -123,6 +123,9 @@ public sealed partial class LayerwiseTrainer
         [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
         [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads, op.HighHalvesSlot),
         [OpKind.OptimizerStep] = Update,
+        // The update queued the device-resident unit's copy itself (FlatParameters.CommitWritable) on the device's stream, which
+        // orders the unit's next use after it; on a CPU device it wrote the unit in place. Nothing to do, on its own server.
+        [OpKind.ResidentUpload] = _ => { },
         [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
         // The delayed schedule's program has none (the update leaves the working copies alone); its MasterWriteBack writes them.
         [OpKind.ParamWriteBack] = op =>

@@ -27,6 +27,13 @@ public enum ResourceKind
     /// its passes split over the CPU's cores: apart from the downloading thread, so the next download need not wait for an add.
     /// </summary>
     HostSums,
+    /// <summary>
+    /// Host→device copies the CPU update queues behind itself (<see cref="OpKind.ResidentUpload"/>): the host link's, but outside
+    /// the order in which the host issues its other uploads, so a checkpoint fetch or parameter upload after an update in
+    /// program order does not wait for that update. Its bandwidth is not shared with <see cref="H2d"/> in the simulator (these
+    /// copies are a sub-group's working-precision bytes, small beside the update that makes them).
+    /// </summary>
+    QueuedH2d,
 }
 
 /// <summary>What an operation does.</summary>
@@ -67,7 +74,9 @@ public enum OpKind
     /// <summary>
     /// The engine with the optimizer offloaded and the parameters on the device: a CPU-updated sub-group's training-precision copy
     /// copied host→device from pinned staging after its update. The update queues the copy on the device's stream without waiting
-    /// (<c>FlatParameters.CommitWritable</c>), so it is link traffic the next use of the unit waits for, not CPU time.
+    /// (<c>FlatParameters.CommitWritable</c>), so it is link traffic the next use of the unit waits for, not CPU time, on
+    /// <see cref="ResourceKind.QueuedH2d"/>. The engine's handler does nothing (the update queued the copy); on a CPU device the
+    /// update wrote the unit in place and the operation moves nothing, kept so both sides number their operations alike.
     /// </summary>
     ResidentUpload,
     /// <summary>

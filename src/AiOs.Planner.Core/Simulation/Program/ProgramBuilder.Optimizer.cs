@@ -226,8 +226,11 @@ internal sealed partial class ProgramBuilder
         // The engine's update of a device-resident unit writes the training-precision copy into pinned staging in its Adam pass and
         // queues its copy to the device without waiting: link traffic after the update, which the unit's next use waits for (the
         // next step starts after this one's last operation). The delayed schedule's write-back uploads instead (returned above).
-        if (_s.ParamOffload == OffloadTier.None && _hw.HasGpu && _shape.CpuOptimizer)
-            return Add(OpKind.ResidentUpload, ResourceKind.H2d, phase, unit, mb, [step], bytes, subGroup: g);
+        // Outside the host's upload order (a fetch after the update in program order does not wait for it), on both sides. On a
+        // CPU device the update wrote the unit in place: the operation is kept, moving nothing, so the engine's own program
+        // (built without the hardware) numbers its operations as the simulator's does.
+        if (_s.ParamOffload == OffloadTier.None && _shape.CpuOptimizer && (_hw.HasGpu || _shape.SlotCopiesOnCpu))
+            return Add(OpKind.ResidentUpload, ResourceKind.QueuedH2d, phase, unit, mb, [step], _hw.HasGpu ? bytes : default, subGroup: g);
         return -1;
     }
 
