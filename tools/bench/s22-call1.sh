@@ -17,6 +17,11 @@ for rep in 1 2 3; do
   done
 done
 python3 tools/bench/upload_stalls.py $out/runs/* 2>&1
+# An optimizer-only offload (resident parameters): its resident uploads are now operations of the engine's own program too.
+for row in "g2m-opt-ov|--model gpt2-medium --offload-optimizer cpu --micro-batch 8 --schedule overlapped --steps 8" \
+           "g2m-opt-ov-act|--model gpt2-medium --offload-optimizer cpu --micro-batch 8 --schedule overlapped --grad-checkpointing --offload-activations cpu --steps 8"; do
+  timeout 90 bash .device/run.sh train --device cuda --hardware $p --runs-dir $out/runs --run-id ${row%%|*} ${row#*|} > $out/${row%%|*}.log 2>&1 || echo "${row%%|*} rc=$?"
+done
 for row in "o-l1b-mb4|--micro-batch 4 --steps 8" "o-l1b-s2048-mb2|--micro-batch 2 --seq-len 2048 --steps 8"; do
   timeout 90 bash .device/run.sh train --device cuda --hardware $p --runs-dir $out/runs --run-id ${row%%|*} --model tools/bench/models/llama-3.2-1b/config.json ${row#*|} > $out/${row%%|*}.log 2>&1 || echo "${row%%|*} rc=$?"
 done
