@@ -27,7 +27,8 @@ internal readonly record struct StepWork(long ComputeNs, long CpuNs, long Collec
                 case ResourceKind.Compute: compute += costs.Duration(op, hidden).Nanoseconds; break;
                 case ResourceKind.Cpu: cpu += costs.Duration(op, hidden).Nanoseconds; break;
                 case ResourceKind.Collective: collective += costs.Duration(op, hidden).Nanoseconds; break;
-                case ResourceKind.H2d or ResourceKind.QueuedH2d: h2d += op.Bytes.Value; break;
+                // The simulator serves QueuedH2d apart at the link's full rate, so its bytes are no part of H2d's floor.
+                case ResourceKind.H2d: h2d += op.Bytes.Value; break;
                 case ResourceKind.D2h: d2h += op.Bytes.Value; break;
                 case ResourceKind.Nvme when op.IsWrite: write += op.Bytes.Value; break;
                 case ResourceKind.Nvme: read += op.Bytes.Value; break;

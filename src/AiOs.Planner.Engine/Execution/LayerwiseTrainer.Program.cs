@@ -123,8 +123,10 @@ public sealed partial class LayerwiseTrainer
         [OpKind.GradWrite] = op => _grads.WriteOut(_params.UnitOf(op.Unit)),
         [OpKind.OptimizerRead] = op => _optim.Read(GroupOf(op), op.Slot, _updateGrads, op.HighHalvesSlot),
         [OpKind.OptimizerStep] = Update,
-        // The update queued the device-resident unit's copy itself (FlatParameters.CommitWritable) on the device's stream, which
-        // orders the unit's next use after it; on a CPU device it wrote the unit in place. Nothing to do, on its own server.
+        // The update put the device-resident unit's copy there itself: one process queues it on the device's stream
+        // (FlatParameters.CommitWritable), which orders the unit's next use after it; several ranks write their shard with a
+        // waiting copy inside the update (ParameterSwapper.WriteShardOnDevice; the program still prices it as this queued
+        // copy, an optimistic gap); on a CPU device the update wrote the unit in place. Nothing to do, on its own server.
         [OpKind.ResidentUpload] = _ => { },
         [OpKind.OptimizerWrite] = op => _optim.Write(GroupOf(op), op.Slot),
         // The delayed schedule's program has none (the update leaves the working copies alone); its MasterWriteBack writes them.
