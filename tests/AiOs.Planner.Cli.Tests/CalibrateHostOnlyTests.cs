@@ -9,29 +9,23 @@ public sealed class CalibrateHostOnlyTests
     [Fact]
     public void Given_an_existing_profile_When_calibrated_host_only_Then_only_memory_copy_and_cpu_adam_change()
     {
-        string dir = Directory.CreateTempSubdirectory("aios-host-only-").FullName;
-        try
-        {
-            string path = Path.Combine(dir, "machine.json");
-            var before = ProfileCatalog.Default.Load("h100-1x-vm");
-            var r = CliRunner.Run("calibrate", "--host-only", "--quick", "--base", "h100-1x-vm", "--out", path);
+        using var tmp = new TempDir("aios-host-only-");
+        string dir = tmp.Path;
+        string path = Path.Combine(dir, "machine.json");
+        var before = ProfileCatalog.Default.Load("h100-1x-vm");
+        var r = CliRunner.Run("calibrate", "--host-only", "--quick", "--base", "h100-1x-vm", "--out", path);
 
-            Assert.Equal(ExitCodes.Ok, r.ExitCode);
-            var after = ProfileCatalog.LoadFile(path);
-            Assert.Equal("machine", after.Name);
-            var a = JsonNode.Parse(ProfileWriter.ToJson(before))!;
-            var b = JsonNode.Parse(ProfileWriter.ToJson(after))!;
-            foreach (string section in new[] { "drives", "gpu", "host_link" })
-                Assert.Equal(a[section]!.ToJsonString(), b[section]!.ToJsonString());
-            Assert.Equal(a["cpu"]!["ram_gib"]!.ToJsonString(), b["cpu"]!["ram_gib"]!.ToJsonString());
-            Assert.NotNull(after.Cpu.AdamBf16ParamsPerS);
-            Assert.Equal(DateTime.UtcNow.ToString("yyyy-MM-dd"), after.Cpu.AdamParamsPerS.Provenance!.Date);
-            Assert.Contains("wrote", r.Console);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var after = ProfileCatalog.LoadFile(path);
+        Assert.Equal("machine", after.Name);
+        var a = JsonNode.Parse(ProfileWriter.ToJson(before))!;
+        var b = JsonNode.Parse(ProfileWriter.ToJson(after))!;
+        foreach (string section in new[] { "drives", "gpu", "host_link" })
+            Assert.Equal(a[section]!.ToJsonString(), b[section]!.ToJsonString());
+        Assert.Equal(a["cpu"]!["ram_gib"]!.ToJsonString(), b["cpu"]!["ram_gib"]!.ToJsonString());
+        Assert.NotNull(after.Cpu.AdamBf16ParamsPerS);
+        Assert.Equal(DateTime.UtcNow.ToString("yyyy-MM-dd"), after.Cpu.AdamParamsPerS.Provenance!.Date);
+        Assert.Contains("wrote", r.Console);
     }
 
     [Fact]

@@ -6,9 +6,9 @@ namespace AiOs.Planner.Cli.Tests;
 
 public sealed class CleanCommandTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-clean-").FullName;
+    private readonly TempDir _root = new("aios-clean-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     private static int DeadPid()
     {
@@ -20,7 +20,7 @@ public sealed class CleanCommandTests : IDisposable
     /// <summary>A swap folder as a killed run leaves it: owner record, manifest, one swap file.</summary>
     private string StaleFolder(string runId, int pid)
     {
-        string dir = Path.Combine(_root, "aios-" + runId);
+        string dir = _root.Combine("aios-" + runId);
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, ".owner.json"), SwapFolders.ToJson(new SwapOwner
         {
@@ -37,7 +37,7 @@ public sealed class CleanCommandTests : IDisposable
         int pid = DeadPid();
         StaleFolder("crashed-run", pid);
 
-        var r = CliRunner.Run("check-nvme", _root, "--json");
+        var r = CliRunner.Run("check-nvme", _root.Path, "--json");
 
         var item = JsonNode.Parse(r.Stdout)!["leftovers"]!.AsArray().Single()!;
         Assert.Equal("crashed-run", item["run_id"]!.GetValue<string>());
@@ -45,23 +45,23 @@ public sealed class CleanCommandTests : IDisposable
         Assert.Equal("stale", item["state"]!.GetValue<string>());
         Assert.True(item["bytes"]!.GetValue<long>() >= 4096);
         Assert.Contains(JsonNode.Parse(r.Stdout)!["warnings"]!.AsArray(), w => w!.GetValue<string>().Contains("aios clean"));
-        Assert.Contains("crashed-run", CliRunner.Run("check-nvme", _root).Console);
+        Assert.Contains("crashed-run", CliRunner.Run("check-nvme", _root.Path).Console);
     }
 
     [Fact]
     public void Given_stale_and_foreign_folders_When_cleaned_Then_a_dry_run_removes_nothing_and_a_real_run_removes_only_the_stale_one()
     {
         string stale = StaleFolder("old", DeadPid());
-        string foreign = Path.Combine(_root, "aios-x");
+        string foreign = _root.Combine("aios-x");
         Directory.CreateDirectory(foreign);
         File.WriteAllText(Path.Combine(foreign, "data"), "not ours");
 
-        var dry = CliRunner.Run("clean", _root, "--dry-run");
+        var dry = CliRunner.Run("clean", _root.Path, "--dry-run");
         Assert.Equal(ExitCodes.Ok, dry.ExitCode);
         Assert.True(Directory.Exists(stale));
         Assert.Contains("would be removed", dry.Console);
 
-        var real = CliRunner.Run("clean", _root, "--json");
+        var real = CliRunner.Run("clean", _root.Path, "--json");
         Assert.Equal(ExitCodes.Ok, real.ExitCode);
         Assert.False(Directory.Exists(stale));
         Assert.Equal("not ours", File.ReadAllText(Path.Combine(foreign, "data")));
@@ -73,8 +73,8 @@ public sealed class CleanCommandTests : IDisposable
     public void Given_an_offload_path_that_is_a_link_When_cleaned_Then_it_is_refused_and_the_target_is_untouched()
     {
         string stale = StaleFolder("old", DeadPid());
-        string link = _root + "-link";
-        File.CreateSymbolicLink(link, _root);
+        string link = _root.Path + "-link";
+        File.CreateSymbolicLink(link, _root.Path);
         try
         {
             var r = CliRunner.Run("clean", link);
@@ -92,7 +92,7 @@ public sealed class CleanCommandTests : IDisposable
     [Fact]
     public void Given_an_unusable_folder_with_no_fallback_When_check_nvme_renders_Then_the_error_label_is_markup_not_literal_text()
     {
-        string file = Path.Combine(_root, "a-file");
+        string file = _root.Combine("a-file");
         File.WriteAllText(file, "");
 
         var r = CliRunner.Run("check-nvme", file, "--model", "gpt2", "--hardware", "h200-1x", "--no-fallback");

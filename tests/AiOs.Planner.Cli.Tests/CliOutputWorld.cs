@@ -16,8 +16,10 @@ namespace AiOs.Planner.Cli.Tests;
 /// </summary>
 public sealed class CliOutputWorld : IDisposable
 {
+    private readonly TempDir _root = new("aios-out-[x]-");
+
     /// <summary>Root folder; its own name holds brackets too.</summary>
-    public string Root { get; } = Directory.CreateTempSubdirectory("aios-out-[x]-").FullName;
+    public string Root => _root.Path;
 
     /// <summary>gpt2 named <c>x[1]</c>.</summary>
     public string Model => Path.Combine(Root, "x[1].json");
@@ -50,7 +52,7 @@ public sealed class CliOutputWorld : IDisposable
         WriteHistory();
     }
 
-    public void Dispose() => Directory.Delete(Root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     private void StaleSwapFolder()
     {

@@ -8,9 +8,9 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary><c>aios convert-checkpoint</c> end to end: a trained run's checkpoint to 8-bit and back, and the refusals.</summary>
 public sealed class ConvertCheckpointCommandTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-convert-").FullName;
+    private readonly TempDir _root = new("aios-convert-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     /// <summary>Runs the command through its own root, so the tests stand before Program.cs registers it (afterwards <see cref="CliRunner"/> works too).</summary>
     private static CliRunner.Result Convert(params string[] args)
@@ -27,7 +27,7 @@ public sealed class ConvertCheckpointCommandTests : IDisposable
 
     private string TrainedCheckpoint()
     {
-        string runs = Path.Combine(_root, "runs");
+        string runs = _root.Combine("runs");
         var train = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1", "--precision", "fp32",
             "--runs-dir", runs, "--run-id", "one", "--save-every", "2");
         Assert.Equal(ExitCodes.Ok, train.ExitCode);
@@ -37,7 +37,7 @@ public sealed class ConvertCheckpointCommandTests : IDisposable
     [Fact]
     public void Given_a_trained_checkpoint_When_converted_to_8bit_and_back_Then_both_succeed_and_the_master_weights_are_byte_identical()
     {
-        string source = TrainedCheckpoint(), q = Path.Combine(_root, "q8"), back = Path.Combine(_root, "back");
+        string source = TrainedCheckpoint(), q = _root.Combine("q8"), back = _root.Combine("back");
         var toQ = Convert("--from", source, "--to", q, "--optimizer-state", "8bit");
         var toFp32 = Convert("--from", q, "--to", back, "--optimizer-state", "fp32");
         Assert.Equal((ExitCodes.Ok, ExitCodes.Ok), (toQ.ExitCode, toFp32.ExitCode));
@@ -60,16 +60,16 @@ public sealed class ConvertCheckpointCommandTests : IDisposable
     [Fact]
     public void Given_a_folder_that_is_not_a_checkpoint_When_converted_Then_it_is_a_usage_error_naming_the_manifest()
     {
-        var r = Convert("--from", _root, "--to", Path.Combine(_root, "out"), "--optimizer-state", "8bit");
+        var r = Convert("--from", _root.Path, "--to", _root.Combine("out"), "--optimizer-state", "8bit");
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.Contains("checkpoint.json is missing", r.Stderr);
-        Assert.False(Directory.Exists(Path.Combine(_root, "out")));
+        Assert.False(Directory.Exists(_root.Combine("out")));
     }
 
     [Fact]
     public void Given_an_unknown_format_When_parsed_Then_it_is_refused_listing_the_choices()
     {
-        var r = Convert("--from", _root, "--to", Path.Combine(_root, "out"), "--optimizer-state", "4bit");
+        var r = Convert("--from", _root.Path, "--to", _root.Combine("out"), "--optimizer-state", "4bit");
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.Contains("fp32", r.Stderr);
         Assert.Contains("8bit", r.Stderr);

@@ -3,15 +3,15 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary>The delayed schedule on the command line: refused without a CPU optimizer, run with one, warned about in ds-config.</summary>
 public sealed class DelayedScheduleCliTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-dpu-cli-").FullName;
+    private readonly TempDir _root = new("aios-dpu-cli-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     [Fact]
     public void Given_the_delayed_schedule_without_a_cpu_optimizer_When_trained_Then_it_is_a_usage_error_naming_the_flags()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--micro-batch", "1",
-            "--schedule", "delayed", "--runs-dir", Path.Combine(_root, "runs"));
+            "--schedule", "delayed", "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("delayed schedule", result.Console);
@@ -23,10 +23,10 @@ public sealed class DelayedScheduleCliTests : IDisposable
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "16", "--micro-batch", "1",
             "--zero-stage", "zero3", "--offload-params", "cpu", "--offload-optimizer", "cpu", "--schedule", "delayed",
-            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "dpu");
+            "--runs-dir", _root.Combine("runs"), "--run-id", "dpu");
 
         Assert.True(result.ExitCode == ExitCodes.Ok, result.Console);
-        Assert.Equal(3, File.ReadAllLines(Path.Combine(_root, "runs", "dpu", "metrics.jsonl")).Length);
+        Assert.Equal(3, File.ReadAllLines(_root.Combine("runs", "dpu", "metrics.jsonl")).Length);
     }
 
     [Fact]

@@ -17,7 +17,8 @@ public class DoctorCommandTests
     [Fact]
     public void Given_this_machine_When_doctor_runs_on_a_disk_folder_Then_a_missing_gpu_is_a_warning_with_the_fix_and_the_exit_code_is_ok()
     {
-        string folder = Directory.CreateTempSubdirectory("aios-doctor-").FullName;
+        using var tmp = new TempDir("aios-doctor-");
+        string folder = tmp.Path;
 
         var r = CliRunner.Run("doctor", "--nvme-path", folder);
 
@@ -59,7 +60,8 @@ public class DoctorCommandTests
     [Fact]
     public void Given_json_When_doctor_runs_Then_stdout_is_one_json_document_with_every_check_and_the_console_is_empty()
     {
-        string folder = Directory.CreateTempSubdirectory("aios-doctor-").FullName;
+        using var tmp = new TempDir("aios-doctor-");
+        string folder = tmp.Path;
 
         var r = CliRunner.Run("doctor", "--nvme-path", folder, "--json");
 
@@ -78,7 +80,8 @@ public class DoctorCommandTests
     [Fact]
     public void Given_a_folder_name_with_markup_When_doctor_renders_Then_it_is_printed_as_text()
     {
-        string folder = Path.Combine(Directory.CreateTempSubdirectory("aios-doctor-").FullName, "[red]odd[/]");
+        using var tmp = new TempDir("aios-doctor-");
+        string folder = tmp.Combine("[red]odd[/]");
 
         var r = CliRunner.Run("doctor", "--nvme-path", folder);
 

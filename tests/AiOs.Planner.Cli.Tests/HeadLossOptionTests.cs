@@ -13,9 +13,9 @@ namespace AiOs.Planner.Cli.Tests;
 /// </summary>
 public sealed class HeadLossOptionTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-headloss-").FullName;
+    private readonly TempDir _root = new("aios-headloss-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     private static readonly string[] Gpt2Mb8 = ["--model", "gpt2", "--hardware", "h100-1x-vm", "--micro-batch", "8", "--seq-len", "1024", "--memory-only", "--json"];
 
@@ -101,10 +101,10 @@ public sealed class HeadLossOptionTests : IDisposable
         Assert.True(EngineHeadLoss.FusingSavesBytes(8 * 128, m.VocabSize, m.HiddenSize, Precision.Bf16));
         string[] head = flag is null ? [] : ["--head-loss", flag];
         var r = CliRunner.Run(["train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "128", "--micro-batch", "8", .. head,
-            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "h", "--json"]);
+            "--runs-dir", _root.Combine("runs"), "--run-id", "h", "--json"]);
 
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
-        var settings = JsonNode.Parse(File.ReadAllText(Path.Combine(_root, "runs", "h", "settings.json")))!["settings"]!;
+        var settings = JsonNode.Parse(File.ReadAllText(_root.Combine("runs", "h", "settings.json")))!["settings"]!;
         Assert.Equal(expected, settings["head_loss"]!.GetValue<string>());
     }
 }

@@ -5,14 +5,14 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary>The original plan's infinity: ZeRO-3 with parameters and optimizer on NVMe, a checked folder, and a CPU fallback.</summary>
 public sealed class InfinityDefaultsTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-infinity-").FullName;
+    private readonly TempDir _root = new("aios-infinity-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     [Fact]
     public void Given_infinity_and_a_missing_folder_When_planned_Then_nothing_stays_on_the_gpu_and_no_folder_is_created()
     {
-        string folder = Path.Combine(_root, "offload");
+        string folder = _root.Combine("offload");
 
         var r = CliRunner.Run("plan", "--model", "llama-2-13b", "--hardware", "rtx4090-64gb-pcie4", "--zero-stage", "infinity", "--nvme-offload-path", folder, "--memory-only", "--json");
         var doc = JsonNode.Parse(r.Stdout)!;
@@ -36,7 +36,7 @@ public sealed class InfinityDefaultsTests : IDisposable
     [Fact]
     public void Given_an_unusable_offload_path_When_planned_Then_it_falls_back_to_cpu_and_says_why()
     {
-        string file = Path.Combine(_root, "not-a-folder");
+        string file = _root.Combine("not-a-folder");
         File.WriteAllText(file, "x");
 
         var r = CliRunner.Run("plan", "--model", "gpt2", "--hardware", "rtx4090-64gb-pcie4", "--zero-stage", "infinity", "--nvme-offload-path", file, "--memory-only", "--json");

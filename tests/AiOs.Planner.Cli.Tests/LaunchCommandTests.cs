@@ -15,20 +15,17 @@ namespace AiOs.Planner.Cli.Tests;
 /// </summary>
 public sealed partial class LaunchCommandTests : IDisposable
 {
-    private readonly string root = Path.Combine(Path.GetTempPath(), "aios-launch-tests", Guid.NewGuid().ToString("N"));
+    private readonly TempDir root = new("aios-launch-tests-");
 
     /// <summary>The arguments DeepSpeed's runner (deepspeed/launcher/runner.py) documents for the ones launch.sh uses.</summary>
     private static readonly HashSet<string> LauncherArguments = ["--hostfile", "--num_nodes", "--num_gpus", "--master_addr", "--master_port"];
 
-    public void Dispose()
-    {
-        if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
-    }
+    public void Dispose() => root.Dispose();
 
     [Fact]
     public void Given_two_nodes_of_two_GPUs_When_launched_Then_the_config_batch_is_micro_times_accumulation_times_four_ranks()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         var r = Run("--model", "gpt2", "--hardware", "h100-node", "--gpus", "2", "--nodes", "2", "--micro-batch", "3", "--grad-accumulation", "4", "--out", dir);
         Assert.True(r.Code == 0, r.Errors);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "ds_config.json")))!;
@@ -42,7 +39,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_a_launch_folder_When_launch_sh_is_read_Then_it_runs_deepspeed_with_its_documented_arguments_for_the_configs_world()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         var r = Run("--model", "gpt2", "--hardware", "h100-node", "--gpus", "2", "--nodes", "3", "--master-port", "29611", "--out", dir);
         Assert.True(r.Code == 0, r.Errors);
         string script = File.ReadAllText(Path.Combine(dir, "launch.sh"));
@@ -62,7 +59,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_three_nodes_When_launched_Then_the_hostfile_has_one_hostname_slots_line_per_node()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Assert.Equal(0, Run("--model", "gpt2", "--hardware", "h100-node", "--gpus", "4", "--nodes", "3", "--out", dir).Code);
         string[] lines = File.ReadAllLines(Path.Combine(dir, "hostfile"));
         Assert.Equal(3, lines.Length);
@@ -73,7 +70,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_no_hf_model_When_launched_Then_train_py_builds_the_model_from_the_written_config_and_initializes_deepspeed_with_config()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Assert.Equal(0, Run("--model", "gpt2", "--hardware", "h200-1x", "--out", dir).Code);
         var modelConfig = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "model", "config.json")))!;
         Assert.Equal("gpt2", (string)modelConfig["model_type"]!);
@@ -90,7 +87,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_an_hf_model_When_launched_Then_launch_sh_passes_it_and_no_model_config_is_written()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Assert.Equal(0, Run("--model", "gpt2", "--hardware", "h200-1x", "--hf-model", "openai-community/gpt2", "--out", dir).Code);
         Assert.Contains("--hf-model 'openai-community/gpt2'", File.ReadAllText(Path.Combine(dir, "launch.sh")), StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(dir, "model")));
@@ -99,7 +96,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_a_non_empty_folder_When_launched_without_force_Then_it_is_refused_naming_force_and_left_untouched()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "mine.txt"), "keep");
         var r = Run("--model", "gpt2", "--hardware", "h200-1x", "--out", dir);
@@ -111,19 +108,19 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_a_non_empty_folder_When_launched_with_force_Then_it_is_replaced_whole_and_no_partial_folder_is_left()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "old.txt"), "old");
         Assert.Equal(0, Run("--model", "gpt2", "--hardware", "h200-1x", "--out", dir, "--force").Code);
         Assert.False(File.Exists(Path.Combine(dir, "old.txt")));
         Assert.True(File.Exists(Path.Combine(dir, "train.py")));
-        Assert.Equal(["run"], Directory.GetFileSystemEntries(root).Select(Path.GetFileName));
+        Assert.Equal(["run"], Directory.GetFileSystemEntries(root.Path).Select(Path.GetFileName));
     }
 
     [Fact]
     public void Given_an_empty_existing_folder_When_launched_Then_it_is_filled()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         Directory.CreateDirectory(dir);
         Assert.Equal(0, Run("--model", "gpt2", "--hardware", "h200-1x", "--out", dir).Code);
         Assert.True(File.Exists(Path.Combine(dir, "ds_config.json")));
@@ -132,7 +129,7 @@ public sealed partial class LaunchCommandTests : IDisposable
     [Fact]
     public void Given_a_bad_setting_When_launched_Then_nothing_is_written()
     {
-        string dir = Path.Combine(root, "run");
+        string dir = root.Combine("run");
         var r = Run("--model", "gpt2", "--hardware", "h200-1x", "--micro-batch", "0", "--out", dir);
         Assert.Equal(ExitCodes.Usage, r.Code);
         Assert.False(Directory.Exists(dir));

@@ -5,12 +5,12 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary>--optimizer-ram-budget through plan, ds-config, a settings file and train; its bad inputs name the flag and the fix.</summary>
 public sealed class OptimizerRamBudgetOptionTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-budget-").FullName;
+    private readonly TempDir _root = new("aios-budget-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     private string[] Gpt2XlOnNvme(params string[] more) =>
-        ["--model", "gpt2-xl", "--hardware", "h200-1x", "--nvme-offload-path", Path.Combine(_root, "nvme"), "--offload-params", "cpu",
+        ["--model", "gpt2-xl", "--hardware", "h200-1x", "--nvme-offload-path", _root.Combine("nvme"), "--offload-params", "cpu",
          "--offload-optimizer", "nvme", .. more];
 
     private static JsonNode Memory(CliRunner.Result r)
@@ -32,7 +32,7 @@ public sealed class OptimizerRamBudgetOptionTests : IDisposable
     [Fact]
     public void Given_the_budget_in_a_settings_file_When_planned_Then_it_counts_as_the_flag_does()
     {
-        string file = Path.Combine(_root, "settings.json");
+        string file = _root.Combine("settings.json");
         File.WriteAllText(file, """{ "zero_stage": "infinity", "param_offload": "cpu", "optimizer_offload": "nvme", "nvme_path": "/nvme", "optimizer_ram_budget": "10G" }""");
 
         var fromFile = Memory(CliRunner.Run("plan", "--model", "gpt2-xl", "--hardware", "h200-1x", "--settings", file, "--json"));
@@ -79,11 +79,11 @@ public sealed class OptimizerRamBudgetOptionTests : IDisposable
     public void Given_tiny_gpt_with_a_budget_When_trained_Then_it_completes_and_the_run_record_keeps_the_budget()
     {
         var r = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1", "--sub-group-size", "20000",
-            "--offload-params", "cpu", "--offload-optimizer", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"), "--optimizer-ram-budget", "300K",
-            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "budget", "--json");
+            "--offload-params", "cpu", "--offload-optimizer", "nvme", "--nvme-offload-path", _root.Combine("nvme"), "--optimizer-ram-budget", "300K",
+            "--runs-dir", _root.Combine("runs"), "--run-id", "budget", "--json");
 
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
-        Assert.Contains(Directory.EnumerateFiles(Path.Combine(_root, "runs", "budget"), "*.json", SearchOption.AllDirectories),
+        Assert.Contains(Directory.EnumerateFiles(_root.Combine("runs", "budget"), "*.json", SearchOption.AllDirectories),
             f => File.ReadAllText(f).Contains("\"optimizer_ram_budget\": 307200", StringComparison.Ordinal));
     }
 }

@@ -69,23 +69,18 @@ public class OptimizerStateOptionTests
     [Fact]
     public void Given_allow_8bit_When_tuned_with_out_Then_the_settings_file_round_trips_through_plan()
     {
-        string folder = Path.Combine(Path.GetTempPath(), "aios-8bit-tune-" + Guid.NewGuid().ToString("N"));
-        try
-        {
-            var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/tmp/aios-8bit-test",
-                "--global-batch", "4", "--budget", "600", "--allow-8bit-optimizer", "--out", folder);
-            Assert.Equal(ExitCodes.Ok, r.ExitCode);
-            var settings = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "aios-settings.json")))!;
-            Assert.NotNull(settings["optimizer_state"]);
+        // A folder that does not exist yet, as tune --out may be given.
+        using var tmp = new TempDir("aios-8bit-tune-");
+        string folder = tmp.Combine("out");
+        var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/tmp/aios-8bit-test",
+            "--global-batch", "4", "--budget", "600", "--allow-8bit-optimizer", "--out", folder);
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        var settings = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "aios-settings.json")))!;
+        Assert.NotNull(settings["optimizer_state"]);
 
-            var plan = CliRunner.Run("plan", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--settings", Path.Combine(folder, "aios-settings.json"), "--json");
-            Assert.Equal(ExitCodes.Ok, plan.ExitCode);
-            Assert.Equal(settings["optimizer_state"]!.GetValue<string>(), JsonNode.Parse(plan.Stdout)!["settings"]!["optimizer_state"]!.GetValue<string>());
-        }
-        finally
-        {
-            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
-        }
+        var plan = CliRunner.Run("plan", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--settings", Path.Combine(folder, "aios-settings.json"), "--json");
+        Assert.Equal(ExitCodes.Ok, plan.ExitCode);
+        Assert.Equal(settings["optimizer_state"]!.GetValue<string>(), JsonNode.Parse(plan.Stdout)!["settings"]!["optimizer_state"]!.GetValue<string>());
     }
 
     [Fact]

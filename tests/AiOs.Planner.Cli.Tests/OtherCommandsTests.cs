@@ -7,7 +7,8 @@ public class OtherCommandsTests
     [Fact]
     public void Given_ds_config_with_out_When_run_Then_a_valid_config_file_is_written()
     {
-        string path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "ds_config.json");
+        using var tmp = new TempDir();
+        string path = tmp.Combine("ds_config.json");
         var r = CliRunner.Run("ds-config", "--model", "llama-2-7b", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/local_nvme",
             "--buffer-size", "200000000", "--sub-group-size", "100000000", "--grad-checkpointing", "--aio-queue-depth", "32", "--out", path);
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
@@ -19,7 +20,8 @@ public class OtherCommandsTests
     [Fact]
     public void Given_invalid_settings_When_ds_config_runs_Then_no_config_is_written()
     {
-        string path = Path.Combine(Directory.CreateTempSubdirectory().FullName, "ds_config.json");
+        using var tmp = new TempDir();
+        string path = tmp.Combine("ds_config.json");
         var r = CliRunner.Run("ds-config", "--model", "gpt2", "--hardware", "h200-1x", "--zero-stage", "zero2", "--offload-params", "cpu", "--out", path);
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.False(File.Exists(path));
@@ -40,7 +42,8 @@ public class OtherCommandsTests
     [Fact]
     public void Given_a_writable_folder_and_a_model_When_check_nvme_runs_Then_it_reports_needs_and_facts()
     {
-        string folder = Path.Combine(Path.GetTempPath(), "aios-cli-" + Guid.NewGuid().ToString("N"));
+        using var tmp = new TempDir("aios-cli-");
+        string folder = tmp.Combine("nvme"); // not created: check-nvme is given a folder that does not exist yet
         var r = CliRunner.Run("check-nvme", folder, "--model", "gpt2", "--hardware", "h200-1x", "--json");
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
         var doc = JsonNode.Parse(r.Stdout)!;
@@ -73,7 +76,8 @@ public class TuneCommandTests
     [Fact]
     public void Given_a_model_and_machine_When_tuned_with_out_Then_settings_and_ds_config_are_written_and_reusable()
     {
-        string folder = Directory.CreateTempSubdirectory().FullName;
+        using var tmp = new TempDir();
+        string folder = tmp.Path;
         var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--nvme-offload-path", "/nvme", "--budget", "400", "--out", folder, "--json");
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
         var doc = JsonNode.Parse(r.Stdout)!;

@@ -90,7 +90,8 @@ public class PlanCommandTests
     [Fact]
     public void Given_a_huggingface_config_path_When_planned_Then_it_is_accepted_as_the_model()
     {
-        string dir = Directory.CreateTempSubdirectory().FullName;
+        using var tmp = new TempDir();
+        string dir = tmp.Path;
         File.WriteAllText(Path.Combine(dir, "config.json"), """{"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257}""");
         var r = CliRunner.Run("plan", "--model", Path.Combine(dir, "config.json"), "--hardware", "h200-1x", "--json");
         Assert.Equal(124_439_808L, JsonNode.Parse(r.Stdout)!["model"]!["params"]!.GetValue<long>());

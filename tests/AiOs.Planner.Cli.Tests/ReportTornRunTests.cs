@@ -6,7 +6,8 @@ public class ReportTornRunTests
     [Fact]
     public void Given_a_run_whose_trace_ends_in_a_torn_line_When_reported_Then_the_report_is_written_and_names_the_skipped_line()
     {
-        string root = Directory.CreateTempSubdirectory("aios-torn-").FullName;
+        using var tmp = new TempDir("aios-torn-");
+        string root = tmp.Path;
         var train = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "32", "--micro-batch", "2", "--runs-dir", root, "--run-id", "t1");
         Assert.Equal(ExitCodes.Ok, train.ExitCode);
         string run = Path.Combine(root, "t1");
@@ -24,7 +25,8 @@ public class ReportTornRunTests
     [Fact]
     public void Given_a_run_whose_metrics_are_damaged_inside_When_reported_Then_it_fails_naming_the_file_and_line()
     {
-        string root = Directory.CreateTempSubdirectory("aios-torn-").FullName;
+        using var tmp = new TempDir("aios-torn-");
+        string root = tmp.Path;
         var train = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--runs-dir", root, "--run-id", "t2");
         Assert.Equal(ExitCodes.Ok, train.ExitCode);
         string metrics = Path.Combine(root, "t2", "metrics.jsonl");

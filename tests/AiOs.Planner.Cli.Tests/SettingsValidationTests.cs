@@ -3,15 +3,15 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary>One settings validator for every command: the same flag gets the same answer from plan, ds-config, tune and train.</summary>
 public sealed class SettingsValidationTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-validate-").FullName;
+    private readonly TempDir _root = new("aios-validate-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     private string[] Command(string command, params string[] extra)
     {
         string[] head = command switch
         {
-            "train" => ["train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--runs-dir", Path.Combine(_root, "runs")],
+            "train" => ["train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--runs-dir", _root.Combine("runs")],
             "tune" => ["tune", "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--seq-len", "16", "--budget", "5"],
             _ => [command, "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--seq-len", "16"],
         };
@@ -30,7 +30,7 @@ public sealed class SettingsValidationTests : IDisposable
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.Contains("--zero-stage", r.Console);
         Assert.Contains("zero3", r.Console);
-        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+        Assert.False(Directory.Exists(_root.Combine("runs")));
     }
 
     [Theory]
@@ -79,17 +79,17 @@ public sealed class SettingsValidationTests : IDisposable
         Assert.Contains(flag, train.Console);
         Assert.Equal(ExitCodes.Usage, plan.ExitCode);
         Assert.Contains(flag, plan.Console);
-        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+        Assert.False(Directory.Exists(_root.Combine("runs")));
     }
 
     [Fact]
     public void Given_a_sequence_beyond_the_models_learned_positions_When_trained_Then_seq_len_is_named_before_training()
     {
-        var r = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "4096", "--runs-dir", Path.Combine(_root, "runs"));
+        var r = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "4096", "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, r.ExitCode);
         Assert.Contains("--seq-len", r.Console);
-        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+        Assert.False(Directory.Exists(_root.Combine("runs")));
     }
 
     [Theory]
@@ -116,7 +116,7 @@ public sealed class SettingsValidationTests : IDisposable
     [Fact]
     public void Given_flags_that_agree_When_run_Then_they_are_not_conflicts()
     {
-        var r = CliRunner.Run(Command("plan", "--nvme-offload-params", "--offload-params", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"),
+        var r = CliRunner.Run(Command("plan", "--nvme-offload-params", "--offload-params", "nvme", "--nvme-offload-path", _root.Combine("nvme"),
             "--offload-optimizer", "cpu", "--pin-memory"));
 
         Assert.DoesNotContain("contradict", r.Console);
@@ -127,7 +127,7 @@ public sealed class SettingsValidationTests : IDisposable
     [InlineData("train")]
     public void Given_a_settings_file_with_bad_values_When_run_Then_the_file_and_its_fields_are_named(string command)
     {
-        string file = Path.Combine(_root, "bad-settings.json");
+        string file = _root.Combine("bad-settings.json");
         File.WriteAllText(file, """{"micro_batch": 0, "aio": {"block_size": 1000, "queue_depth": 0}}""");
 
         var r = CliRunner.Run(Command(command, "--settings", file));
@@ -143,7 +143,7 @@ public sealed class SettingsValidationTests : IDisposable
     [Fact]
     public void Given_a_settings_file_with_a_numeric_stage_When_planned_Then_the_names_are_listed()
     {
-        string file = Path.Combine(_root, "stage.json");
+        string file = _root.Combine("stage.json");
         File.WriteAllText(file, """{"zero_stage": "7"}""");
 
         var r = CliRunner.Run(Command("plan", "--settings", file));

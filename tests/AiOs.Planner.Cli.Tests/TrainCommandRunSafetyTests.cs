@@ -6,11 +6,11 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary>How <c>aios train</c> treats run ids, run folders, divergence and plans that do not fit (issue 11, items 1, 2, 4, 5).</summary>
 public sealed class TrainCommandRunSafetyTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-safety-").FullName;
+    private readonly TempDir _root = new("aios-train-safety-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
-    private string Runs => Path.Combine(_root, "runs");
+    private string Runs => _root.Combine("runs");
 
     private CliRunner.Result Train(params string[] extra) =>
         CliRunner.Run(["train", "--model", "tiny-gpt", "--seq-len", "64", "--micro-batch", "1", "--runs-dir", Runs, .. extra]);
@@ -27,7 +27,7 @@ public sealed class TrainCommandRunSafetyTests : IDisposable
     [InlineData("tab\there")]
     public void Given_ARunIdThatIsNotAPlainName_When_Trained_Then_ItIsAUsageErrorAndNothingIsCreatedOrDeleted(string id)
     {
-        string offload = Path.Combine(_root, "offload"), victim = Path.Combine(_root, "victim");
+        string offload = _root.Combine("offload"), victim = _root.Combine("victim");
         Directory.CreateDirectory(offload);
         File.WriteAllText(Path.Combine(offload, "keep.txt"), "mine");
         Directory.CreateDirectory(victim);
@@ -146,7 +146,7 @@ public sealed class TrainCommandRunSafetyTests : IDisposable
     {
         // Priced as DeepSpeed, the swap buffers are sized by --buffer-size (here about 190 GiB) and the check refuses; the engine
         // stages one unit per buffer, so it runs (priced as aios, the default, the check passes).
-        string[] args = ["--steps", "1", "--offload-params", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"), "--buffer-size", "20000000000", "--run-id", "forced", "--executor", "deepspeed"];
+        string[] args = ["--steps", "1", "--offload-params", "nvme", "--nvme-offload-path", _root.Combine("nvme"), "--buffer-size", "20000000000", "--run-id", "forced", "--executor", "deepspeed"];
 
         var refused = Train(args);
         var forced = Train([.. args, "--force"]);

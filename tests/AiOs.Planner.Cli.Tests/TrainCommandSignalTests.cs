@@ -11,9 +11,9 @@ public sealed class TrainCommandSignalTests : IDisposable
 {
     /// <summary>How long a child may take to start and to stop: a generous bound for a slow shared machine, not a measurement.</summary>
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-signal-").FullName;
+    private readonly TempDir _root = new("aios-train-signal-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     [Theory]
     [InlineData("TERM", ExitCodes.Terminated, "SIGTERM", true)]
@@ -23,7 +23,7 @@ public sealed class TrainCommandSignalTests : IDisposable
     public async Task Given_ATrainingProcessWithSwapFiles_When_SignalledDuringTraining_Then_ItExitsWithTheSignalsCodeAfterWritingTheSummaryCheckpointAndCleaningUp(
         string signal, int expectedCode, string name, bool saveEvery)
     {
-        string runs = Path.Combine(_root, "runs"), nvme = Path.Combine(_root, "nvme");
+        string runs = _root.Combine("runs"), nvme = _root.Combine("nvme");
         var args = new List<string>
         {
             Path.Combine(AppContext.BaseDirectory, "aios.dll"), "train", "--model", "tiny-gpt", "--steps", "100000", "--seq-len", "64", "--micro-batch", "1",

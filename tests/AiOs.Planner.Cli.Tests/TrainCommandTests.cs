@@ -4,30 +4,30 @@ namespace AiOs.Planner.Cli.Tests;
 
 public sealed class TrainCommandTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-").FullName;
+    private readonly TempDir _root = new("aios-train-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     [Fact]
     public void Given_TinyGptOnNvme_When_TrainedTwoStepsWithJson_Then_ItExitsOkAndPrintsACompletedSummary()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
-            "--offload-params", "nvme", "--offload-optimizer", "nvme", "--nvme-offload-path", Path.Combine(_root, "nvme"),
-            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "cli", "--json");
+            "--offload-params", "nvme", "--offload-optimizer", "nvme", "--nvme-offload-path", _root.Combine("nvme"),
+            "--runs-dir", _root.Combine("runs"), "--run-id", "cli", "--json");
 
         Assert.Equal(ExitCodes.Ok, result.ExitCode);
         using JsonDocument doc = JsonDocument.Parse(result.Stdout);
         Assert.True(doc.RootElement.GetProperty("completed").GetBoolean());
         Assert.True(doc.RootElement.GetProperty("nvme_read_bytes").GetInt64() > 0);
         Assert.DoesNotContain("step 2/2", result.Console);
-        Assert.Equal(2, File.ReadAllLines(Path.Combine(_root, "runs", "cli", "metrics.jsonl")).Length);
+        Assert.Equal(2, File.ReadAllLines(_root.Combine("runs", "cli", "metrics.jsonl")).Length);
     }
 
     [Fact]
     public void Given_NoJsonFlag_When_Trained_Then_EachStepPrintsALineAndTheSummaryTableFollows()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
-            "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "table");
+            "--runs-dir", _root.Combine("runs"), "--run-id", "table");
 
         Assert.Equal(ExitCodes.Ok, result.ExitCode);
         Assert.Contains("step 1/2", result.Console);
@@ -39,7 +39,7 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Given_ARunWithCheckpoints_When_ResumedWithMoreSteps_Then_OnlyTheRemainingStepsRun()
     {
-        string runs = Path.Combine(_root, "runs");
+        string runs = _root.Combine("runs");
         var first = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
             "--runs-dir", runs, "--run-id", "one", "--save-every", "2");
 
@@ -56,8 +56,8 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Given_AMissingDatasetFile_When_Trained_Then_ItIsAUsageErrorNamingTheFile()
     {
-        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--dataset-file", Path.Combine(_root, "nope.txt"),
-            "--runs-dir", Path.Combine(_root, "runs"));
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--dataset-file", _root.Combine("nope.txt"),
+            "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("nope.txt", result.Console);
@@ -67,7 +67,7 @@ public sealed class TrainCommandTests : IDisposable
     public void Given_Gpt2TokensAndAByteLevelModel_When_Trained_Then_TheErrorNamesTheVocabulary()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--tokenizer", "gpt2", "--seq-len", "16",
-            "--runs-dir", Path.Combine(_root, "runs"));
+            "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("vocab_size", result.Console);
@@ -77,7 +77,7 @@ public sealed class TrainCommandTests : IDisposable
     public void Given_Fp16WithTheOverlappedSchedule_When_Trained_Then_TheErrorSaysWhichSettingToChange()
     {
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--precision", "fp16", "--seq-len", "16",
-            "--schedule", "overlapped", "--runs-dir", Path.Combine(_root, "runs"));
+            "--schedule", "overlapped", "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("--schedule deepspeed", result.Console);
@@ -86,20 +86,20 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Given_InitFromAMissingFolder_When_Trained_Then_ItIsAUsageErrorNamingThePath()
     {
-        string missing = Path.Combine(_root, "no-such-model");
+        string missing = _root.Combine("no-such-model");
         var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--init-from", missing,
-            "--runs-dir", Path.Combine(_root, "runs"));
+            "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("no-such-model", result.Console);
-        Assert.False(Directory.Exists(Path.Combine(_root, "runs")));
+        Assert.False(Directory.Exists(_root.Combine("runs")));
     }
 
     [Fact]
     public void Given_InitFromWithResume_When_Trained_Then_ItIsRefusedSayingWhy()
     {
-        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--init-from", _root,
-            "--resume", _root, "--runs-dir", Path.Combine(_root, "runs"));
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "1", "--seq-len", "16", "--init-from", _root.Path,
+            "--resume", _root.Path, "--runs-dir", _root.Combine("runs"));
 
         Assert.Equal(ExitCodes.Usage, result.ExitCode);
         Assert.Contains("cannot be combined", result.Console);
@@ -108,7 +108,7 @@ public sealed class TrainCommandTests : IDisposable
     [Fact]
     public void Given_InitFromAnAiosCheckpoint_When_Trained_Then_ItStartsFromThoseWeightsWithAFreshOptimizer()
     {
-        string runs = Path.Combine(_root, "runs");
+        string runs = _root.Combine("runs");
         var first = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
             "--runs-dir", runs, "--run-id", "one", "--save-every", "2", "--json");
         string checkpoint = Path.Combine(runs, "one", "checkpoints", "step-2");

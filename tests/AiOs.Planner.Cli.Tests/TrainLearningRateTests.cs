@@ -5,11 +5,11 @@ namespace AiOs.Planner.Cli.Tests;
 /// <summary><c>aios train</c>'s learning-rate defaults and schedule, and the profile it predicts for without --hardware (issue 12, items 4 and 5).</summary>
 public sealed class TrainLearningRateTests : IDisposable
 {
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-lr-").FullName;
+    private readonly TempDir _root = new("aios-train-lr-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
-    private string Runs => Path.Combine(_root, "runs");
+    private string Runs => _root.Combine("runs");
 
     private CliRunner.Result Train(params string[] extra) =>
         CliRunner.Run(["train", "--model", "tiny-gpt", "--seq-len", "32", "--micro-batch", "1", "--runs-dir", Runs, .. extra]);

@@ -11,9 +11,9 @@ namespace AiOs.Planner.Cli.Tests;
 public sealed class TrainRanksTests : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromMinutes(4);
-    private readonly string _root = Directory.CreateTempSubdirectory("aios-train-ranks-").FullName;
+    private readonly TempDir _root = new("aios-train-ranks-");
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _root.Dispose();
 
     /// <summary>
     /// The CLI to start: the CLI project's own build when present. The copy beside the tests is instrumented when CI collects
@@ -55,7 +55,7 @@ public sealed class TrainRanksTests : IDisposable
     private string[] Train(string runId, params string[] more) =>
     [
         "train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--offload-params", "cpu",
-        "--offload-optimizer", "cpu", "--precision", "fp32", "--runs-dir", Path.Combine(_root, "runs"), "--run-id", runId, .. more,
+        "--offload-optimizer", "cpu", "--precision", "fp32", "--runs-dir", _root.Combine("runs"), "--run-id", runId, .. more,
     ];
 
     [Fact]
@@ -66,8 +66,8 @@ public sealed class TrainRanksTests : IDisposable
         var (code, output) = await Aios(Train("two", "--grad-accumulation", "2", "--gpus", "2", "--save-every", "3"));
         Assert.True(code == 0, output);
 
-        string two = Path.Combine(_root, "runs", "two");
-        double[] expected = Losses(Path.Combine(_root, "runs", "one")), losses = Losses(two);
+        string two = _root.Combine("runs", "two");
+        double[] expected = Losses(_root.Combine("runs", "one")), losses = Losses(two);
         Assert.Equal(3, losses.Length);
         for (int s = 0; s < losses.Length; s++) Assert.Equal(expected[s], losses[s], 1e-5);
         // Rank 1 trained the same run in its own folder inside rank 0's.
@@ -84,17 +84,17 @@ public sealed class TrainRanksTests : IDisposable
         Assert.Equal(ExitCodes.Usage, code);
         Assert.DoesNotContain("starting 2 ranks", output);
         Assert.Contains("--schedule overlapped with --clip-grad-norm is not supported with --gpus 2", output);
-        Assert.False(Directory.Exists(Path.Combine(_root, "runs", "bad")));
+        Assert.False(Directory.Exists(_root.Combine("runs", "bad")));
     }
 
     [Fact]
     public async Task Given_ARankThatFails_When_TheGroupRuns_Then_TheOthersAreEndedAndTheErrorNamesTheFailingRankAndItsCause()
     {
         // The settings pass the launcher's check, but rank 1's swap folder is taken by a file of its name: rank 1's error ends the group.
-        string nvme = Directory.CreateDirectory(Path.Combine(_root, "nvme")).FullName;
+        string nvme = Directory.CreateDirectory(_root.Combine("nvme")).FullName;
         await File.WriteAllTextAsync(Path.Combine(nvme, "aios-clash-rank1"), "not a folder");
         var (code, output) = await Aios("train", "--model", "tiny-gpt", "--steps", "3", "--seq-len", "32", "--micro-batch", "2", "--offload-params", "nvme",
-            "--offload-optimizer", "cpu", "--nvme-offload-path", nvme, "--buffered-swap", "--runs-dir", Path.Combine(_root, "runs"), "--run-id", "clash", "--gpus", "2");
+            "--offload-optimizer", "cpu", "--nvme-offload-path", nvme, "--buffered-swap", "--runs-dir", _root.Combine("runs"), "--run-id", "clash", "--gpus", "2");
         Assert.NotEqual(0, code);
         // Rank 1 fails at its swap folder; rank 0 only sees it leave, so the launcher names rank 1 whichever exited first.
         Assert.Contains("rank 1 failed with exit code 2", output);
@@ -120,7 +120,7 @@ public sealed class TrainRanksTests : IDisposable
     [Fact]
     public async Task Given_TwoRanksTraining_When_TheLauncherAloneGetsSigterm_Then_EveryRankStopsAfterTheSameStepWithItsSummaryAndCheckpoint()
     {
-        string runs = Path.Combine(_root, "runs");
+        string runs = _root.Combine("runs");
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(Cli());
         foreach (string a in Train("sig", "--gpus", "2", "--save-every", "100000")) info.ArgumentList.Add(a);

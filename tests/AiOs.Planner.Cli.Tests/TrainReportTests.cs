@@ -5,7 +5,8 @@ public class TrainReportTests
     [Fact]
     public void Given_a_short_offloaded_run_with_a_profile_When_trained_and_reported_Then_prediction_and_measurement_sit_side_by_side()
     {
-        string root = Directory.CreateTempSubdirectory("aios-train-").FullName;
+        using var tmp = new TempDir("aios-train-");
+        string root = tmp.Path;
         var train = CliRunner.Run("train", "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--steps", "3", "--seq-len", "32", "--micro-batch", "2",
             "--nvme-offload-path", Path.Combine(root, "nvme"), "--runs-dir", root, "--run-id", "r1");
         Assert.Equal(ExitCodes.Ok, train.ExitCode);
@@ -47,7 +48,8 @@ public class AutoTuneTrainTests
     [Fact]
     public void Given_auto_tune_When_trained_Then_the_run_uses_and_records_the_tuners_choice()
     {
-        string root = Directory.CreateTempSubdirectory("aios-autotune-").FullName;
+        using var tmp = new TempDir("aios-autotune-");
+        string root = tmp.Path;
         var r = CliRunner.Run("train", "--model", "tiny-gpt", "--hardware", "ci-2core-24gb", "--auto-tune", "--tune-max-micro-batch", "4",
             "--steps", "2", "--seq-len", "32", "--runs-dir", root, "--run-id", "a1");
         Assert.Equal(ExitCodes.Ok, r.ExitCode);

@@ -12,7 +12,8 @@ public class TuneOutputTests
     [Fact]
     public void Given_an_overlapped_best_When_tuned_with_out_Then_ds_config_comes_from_the_deepspeed_best_and_the_output_says_so()
     {
-        string folder = Directory.CreateTempSubdirectory().FullName;
+        using var tmp = new TempDir();
+        string folder = tmp.Path;
         var r = CliRunner.Run("tune", "--model", "gpt2-xl", "--hardware", "rtx4090-64gb-pcie4", "--budget", "800", "--out", folder, "--json");
 
         Assert.Equal(ExitCodes.Ok, r.ExitCode);
