@@ -156,6 +156,35 @@ public class HostAccumulationTests
     }
 
     [Fact]
+    public void Given_a_measured_share_beside_the_copies_When_an_add_is_priced_Then_its_add_pass_takes_that_much_longer_and_its_squares_do_not()
+    {
+        var s = Offloaded(2);
+        var shared = H200 with { HostLink = H200.HostLink! with { HostAddShareBesideCopies = 0.5 } };
+        var program = StepScheduler.Build(Tiny, H200, s, false, ProgramShape.Engine);
+        var pass = HostPass.Of(H200.Cpu, processes: 1);
+        var add = program.Ops.First(o => o.Kind == OpKind.GradAccumulate && o.Unit.Kind == UnitKind.Layer);
+        Assert.True(add.HostAdd.SumsSquares);
+
+        var alone = Simulator.Costs(program, H200, s).Duration(add, Tiny.HiddenSize);
+        var beside = Simulator.Costs(program, shared, s).Duration(add, Tiny.HiddenSize);
+
+        var squares = pass.Time(Tiny.LayerParameters, 4);
+        Assert.Equal(2 * (alone - squares).Nanoseconds + squares.Nanoseconds, beside.Nanoseconds, 2.0);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1.2)]
+    public void Given_a_share_outside_its_range_When_the_profile_is_validated_Then_it_is_refused_naming_the_field(double share)
+    {
+        var bad = H200 with { HostLink = H200.HostLink! with { HostAddShareBesideCopies = share } };
+
+        var e = Assert.ThrowsAny<Exception>(() => bad.Validated("bad.json"));
+
+        Assert.Contains("host_add_share_beside_copies", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Given_gradient_accumulation_in_cpu_ram_When_the_step_is_predicted_Then_the_adds_lengthen_it_by_the_last_but_overlap_the_rest()
     {
         var s = Offloaded(4);

@@ -92,4 +92,33 @@ public class GpuProbeTests
         Assert.Equal(54.9, failed.HostLink.H2dPinnedGbps.Value, 3);
         failed.Validated("test.json");
     }
+
+    [Fact]
+    public void Given_alternating_windows_When_the_gradient_sums_share_is_taken_Then_each_beside_window_meets_the_alone_windows_around_it()
+    {
+        // A host slowing down by 1 G elements/s a window: beside windows at 0.5 of the mean around them each time.
+        Assert.Equal(0.5, GpuProbe.ShareOf([6e9, 5e9, 4e9, 3e9], [2.75e9, 2.25e9, 1.75e9])!.Value, 9);
+        // The median, so one disturbed window does not move it.
+        Assert.Equal(0.8, GpuProbe.ShareOf([1e9, 1e9, 1e9, 1e9], [0.8e9, 0.1e9, 0.9e9])!.Value, 9);
+        Assert.Null(GpuProbe.ShareOf([0, 0], [1e9]));
+        Assert.Throws<ArgumentException>(() => GpuProbe.ShareOf([1e9, 1e9], [1e9, 1e9]));
+    }
+
+    [Fact]
+    public void Given_a_measured_gradient_sums_share_When_applied_Then_the_link_carries_it_a_failure_clears_it_and_none_keeps_the_profile_s()
+    {
+        var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
+            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, []) { HostAddShareBesideCopies = 0.64 };
+
+        var measured = GpuProbe.Apply(profile, m, "2026-12-07");
+        var kept = GpuProbe.Apply(measured, m with { HostAddShareBesideCopies = null }, "2026-12-08");
+        var failed = GpuProbe.Apply(measured, m with { HostAddShareBesideCopies = null, HostAddBesideCopiesFailed = true }, "2026-12-08");
+
+        Assert.Equal(0.64, measured.HostLink!.HostAddShareBesideCopies!.Value, 9);
+        Assert.Equal(FigureSource.Measured, measured.HostLink.HostAddShareBesideCopies.Provenance!.Source);
+        Assert.Equal(0.64, kept.HostLink!.HostAddShareBesideCopies!.Value, 9);
+        Assert.Null(failed.HostLink!.HostAddShareBesideCopies);
+        measured.Validated("test.json");
+    }
 }

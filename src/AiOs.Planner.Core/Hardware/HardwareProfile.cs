@@ -172,6 +172,18 @@ public sealed record HostLinkSpec
     /// <summary>The largest <see cref="CpuUpdateBytesLostPerCopiedByte"/> a profile may state (validated; the probe writes none above it).</summary>
     public const double MaxCpuUpdateBytesLostPerCopiedByte = 10;
 
+    /// <summary>
+    /// The fraction of its rate the engine's gradient-sum pass (<see cref="CpuSpec.HostAddGbps"/>: a later micro-batch's bf16
+    /// gradients added into the fp32 sums) keeps while pinned copies loop both ways beside it, as the parameters' uploads and
+    /// the gradients' downloads run beside the adds of an accumulating step. <c>calibrate-gpu</c> measures the pass alone and
+    /// beside the copies in alternating windows (beside ÷ alone, at most 1). null: not measured, the adds are priced at
+    /// <see cref="CpuSpec.HostAddGbps"/> alone.
+    /// </summary>
+    public Figure? HostAddShareBesideCopies { get; init; }
+
+    /// <summary>The smallest <see cref="HostAddShareBesideCopies"/> a profile may state (validated; the probe writes none below it).</summary>
+    public const double MinHostAddShareBesideCopies = 0.05;
+
     public Bandwidth H2d(bool pinned) => Bandwidth.FromGBps(pinned ? H2dPinnedGbps.Value : H2dPageableGbps.Value);
     public Bandwidth D2h(bool pinned) => Bandwidth.FromGBps(pinned ? D2hPinnedGbps.Value : D2hPageableGbps.Value);
 
@@ -196,6 +208,7 @@ public sealed record HostLinkSpec
         foreach (var (name, f) in new[] { ("h2d_pinned_beside_cpu_update_gbps", H2dPinnedBesideCpuUpdateGbps), ("d2h_pinned_beside_cpu_update_gbps", D2hPinnedBesideCpuUpdateGbps) })
             if (f is not null) p.InRange($"{at}.{name}", f.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxLinkGbps, " GB/s");
         if (CpuUpdateBytesLostPerCopiedByte is { } lost) p.InRange(at + ".cpu_update_bytes_lost_per_copied_byte", lost.Value, 0.0, MaxCpuUpdateBytesLostPerCopiedByte);
+        if (HostAddShareBesideCopies is { } share) p.InRange(at + ".host_add_share_beside_copies", share.Value, MinHostAddShareBesideCopies, 1.0);
         p.Positive(at + ".gpus_per_root", GpusPerRoot, HardwareBounds.MaxGpusPerNode);
     }
 }

@@ -67,6 +67,8 @@ public sealed class StepCosts
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
     private readonly HostPass _hostAdd;
+    /// <summary>The share of its rate the gradient-sum pass keeps beside the GPU's copies (<see cref="HostLinkSpec.HostAddShareBesideCopies"/>); 1 on a CPU device or where not measured.</summary>
+    private readonly double _hostAddShare = 1;
     private readonly int _gpusPerNode, _nodes;
 
     /// <summary>
@@ -152,6 +154,7 @@ public sealed class StepCosts
         _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         _hostAdd = HostPass.AddOf(hw.Cpu, gpusPerNode);
+        if (hw.HasGpu && hw.HostLink?.HostAddShareBesideCopies is { } share) _hostAddShare = share.Value;
         double halfRate = _model.MatmulHalfRateHidden;
         MatmulEfficiencyOf = _cpuLayer is { } fitted ? _ => fitted.MatmulEfficiency.Value
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
@@ -418,11 +421,14 @@ public sealed class StepCosts
     /// after the last micro-batch reads the sum again for Σg², in fixed chunks); with several ranks the download itself does
     /// it and ends with that work. The first micro-batch has none (its Σg², at
     /// accumulation 1, comes from the device with the copy), but with several ranks, which download without copy streams,
-    /// the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>).
+    /// the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>). On a GPU the adds run while the copy engines move the
+    /// parameters up and the gradients down through host memory: the add keeps the share of its rate
+    /// <c>calibrate-gpu</c> measured beside pinned copies (<see cref="HostLinkSpec.HostAddShareBesideCopies"/>; 0.6–0.7 of the
+    /// probe's rate is what the adds reached inside an H100 VM's steps, 2026-12-07, docs/validation/gpu-2026-12-07-session20.md).
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : (add.Adds ? _hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even) : SimDuration.Zero)
+        : (add.Adds ? Scaled(_hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even), 1 / _hostAddShare) : SimDuration.Zero)
             + (add.SumsSquares ? _hostPass.Time(add.Elements, add.SquaresBytes) : SimDuration.Zero);
 
     /// <summary>

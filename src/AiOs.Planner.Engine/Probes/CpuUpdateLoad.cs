@@ -11,9 +11,15 @@ namespace AiOs.Planner.Engine.Probes;
 /// pass then runs beside the update from start to end, whatever the model's size (the delayed schedule's own update, at the
 /// probe's small size, overlapped few passes and only some of each, and its ratios did not reproduce between VMs).
 /// </summary>
-/// <remarks>The state is larger than any last-level cache, so each pass streams memory as the real update does.</remarks>
+/// <remarks>
+/// The state is larger than any last-level cache, so each pass streams memory as the real update does. With
+/// <see cref="HostLoadKind.GradientSums"/> the load is instead the engine's later-micro-batch gradient add
+/// (<see cref="GradientSums.AddBf16"/>: bf16 gradients widened into fp32 sums, split evenly over the load's threads as every
+/// pass's set), one unit-sized call after another, and <see cref="ParametersUpdated"/> counts the elements added.
+/// </remarks>
 internal sealed unsafe class CpuUpdateLoad : IDisposable
 {
+    private readonly HostLoadKind _kind;
     private readonly int _elements;
     /// <summary>Master weights, m, v (fp32), gradients and the bf16 copy: mapped and advised to huge pages as the engine's state (<see cref="HostBuffer"/>), not managed arrays.</summary>
     private readonly HostBuffer _master, _m, _v, _gradients, _bf16;
@@ -41,10 +47,11 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
     /// update has finished (its pages touched, so what runs beside it meets the load at its pace).
     /// </summary>
     /// <exception cref="InvalidOperationException">The first update failed (its exception is the inner one).</exception>
-    public CpuUpdateLoad(int elements, int threads)
+    public CpuUpdateLoad(int elements, int threads, HostLoadKind kind = HostLoadKind.AdamUpdate)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(elements, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        _kind = kind;
         _threads = threads;
         _elements = elements;
         var buffers = HostBuffer.AllocateMany([elements, elements, elements], TorchSharp.torch.ScalarType.Float32, pin: false);
@@ -63,7 +70,7 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
         // Values of a real state's size: no zeros or denormals to make a pass cheaper than the engine's.
         Master.Fill(0.02f);
         Gradients.Fill(0x3A83); // bf16 1.0e-3
-        _thread = new Thread(Run) { IsBackground = true, Name = "aios-cpu-update-load" };
+        _thread = new Thread(Run) { IsBackground = true, Name = kind == HostLoadKind.GradientSums ? "aios-gradient-sum-load" : "aios-cpu-update-load" };
         _thread.Start();
         _started.Wait();
         if (Failure is { } e)
@@ -96,6 +103,8 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
     private void Run()
     {
         var hp = new AdamHyperParameters();
+        // The sums' passes name no thread count: they run on every pass's set, as the engine's do beside the GPU's work.
+        using IDisposable? everyPass = _kind == HostLoadKind.GradientSums ? CpuWorkers.UseForEveryPass(_threads) : null;
         try
         {
             for (int step = 1; !_stop; step = step % 1000 + 1)
@@ -103,8 +112,11 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
                 for (int at = 0; at < _elements && !_stop; at += SubGroup)
                 {
                     int n = Math.Min(SubGroup, _elements - at);
-                    CpuAdam.StepBf16Gradients(Master.Slice(at, n), Gradients.Slice(at, n), new Span<float>((float*)_m.Address + at, n),
-                        new Span<float>((float*)_v.Address + at, n), new Span<ushort>((ushort*)_bf16.Address + at, n), step, hp, _threads);
+                    if (_kind == HostLoadKind.GradientSums)
+                        GradientSums.AddBf16(Master.Slice(at, n), Gradients.Slice(at, n));
+                    else
+                        CpuAdam.StepBf16Gradients(Master.Slice(at, n), Gradients.Slice(at, n), new Span<float>((float*)_m.Address + at, n),
+                            new Span<float>((float*)_v.Address + at, n), new Span<ushort>((ushort*)_bf16.Address + at, n), step, hp, _threads);
                     Interlocked.Add(ref _parameters, n);
                 }
                 Interlocked.Increment(ref _updates);
@@ -129,4 +141,13 @@ internal sealed unsafe class CpuUpdateLoad : IDisposable
         _started.Dispose();
         foreach (var b in new[] { _master, _m, _v, _gradients, _bf16 }) b.Dispose();
     }
+}
+
+/// <summary>What a <see cref="CpuUpdateLoad"/> keeps running.</summary>
+internal enum HostLoadKind
+{
+    /// <summary>CPU Adam on bf16 gradients, the bf16 copy written (the engine's update).</summary>
+    AdamUpdate,
+    /// <summary>bf16 gradients added into fp32 sums (the engine's later micro-batches' <c>GradAccumulate</c>).</summary>
+    GradientSums,
 }

@@ -26,6 +26,12 @@ public sealed record GpuMeasurement(
     /// day's (or, with <c>--base</c>, another host's) beside this measurement's rates.
     /// </summary>
     public bool BesideCpuUpdateFailed { get; init; }
+
+    /// <summary>The share of its rate the gradient-sum pass keeps beside pinned copies both ways (<see cref="GpuProbe.ShareOf"/>); null: not measured.</summary>
+    public double? HostAddShareBesideCopies { get; init; }
+
+    /// <summary>Whether the gradient sums beside the copies were measured and failed: <see cref="GpuProbe.Apply"/> then clears the profile's figure.</summary>
+    public bool HostAddBesideCopiesFailed { get; init; }
 }
 
 /// <summary>
@@ -71,6 +77,7 @@ public static partial class GpuProbe
         }
 
         var (beside, lost, besideFailed) = BesideCpuUpdate(gpu, samples, h2dPinned, d2hPinned);
+        var (addShare, addFailed) = HostAddBesideCopies(gpu, samples);
 
         var rates = new Dictionary<string, double>();
         foreach (var (name, type) in new[] { ("bf16", ScalarType.BFloat16), ("fp32", ScalarType.Float32) })
@@ -95,7 +102,111 @@ public static partial class GpuProbe
             }
         }
         return new GpuMeasurement(DeviceName(device), TotalMemory(), Bandwidth.FromGBps(h2dPinned), Bandwidth.FromGBps(d2hPinned),
-            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) { PinnedBesideCpuUpdate = beside, CpuUpdateBytesLostPerCopiedByte = lost, BesideCpuUpdateFailed = besideFailed };
+            Bandwidth.FromGBps(h2dPageable), Bandwidth.FromGBps(d2hPageable), rates, samples) {
+                PinnedBesideCpuUpdate = beside, CpuUpdateBytesLostPerCopiedByte = lost, BesideCpuUpdateFailed = besideFailed,
+                HostAddShareBesideCopies = addShare, HostAddBesideCopiesFailed = addFailed,
+            };
+    }
+
+    /// <summary>
+    /// The engine's gradient-sum pass (<see cref="CpuUpdateLoad"/> with <see cref="HostLoadKind.GradientSums"/>: bf16 gradients
+    /// added into fp32 sums over a state sixteen times the last-level cache, 32 M elements per call, on the threads the engine
+    /// gives every pass beside the GPU's work) alone and while 1 GiB pinned copies loop both ways, in alternating windows
+    /// (alone, beside, alone, …): each beside window's rate against the mean of the alone windows around it, the median of
+    /// those (<see cref="ShareOf"/>). Inside an H100 VM's accumulating steps the adds ran at 0.6–0.7 of what
+    /// <c>calibrate --host-only</c> measured with nothing beside them (2026-12-07); the copies are what those steps add.
+    /// Optional: null and <c>Failed</c> (and a line in <paramref name="samples"/>) when the load or a copy fails or the share
+    /// falls outside the profile's range, never a failed calibration.
+    /// </summary>
+    private static (double? Share, bool Failed) HostAddBesideCopies(Device gpu, List<string> samples)
+    {
+        int threads = Execution.EngineSettings.CpuUpdateThreads(new Settings.TrainingSettings { Schedule = Settings.StepSchedule.Delayed }, gpu: true) ?? Environment.ProcessorCount;
+        try
+        {
+            return MeasureHostAddBesideCopies(gpu, samples, threads);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            samples.Add($"gradient sums beside copies not measured: {e.GetType().Name}: {e.Message}");
+            return (null, true);
+        }
+    }
+
+    private static (double? Share, bool Failed) MeasureHostAddBesideCopies(Device gpu, List<string> samples, int threads)
+    {
+        const long size = 1L << 30;
+        using var host = empty(size / 4, ScalarType.Float32);
+        using var pinned = host.pin_memory();
+        using var onGpu = empty(size / 4, ScalarType.Float32, gpu);
+        var alone = new List<double>();
+        var beside = new List<double>();
+        CpuUpdateLoad load;
+        try
+        {
+            load = new CpuUpdateLoad(CpuUpdateLoad.ElementsFor(Measurement.CpuCaches.LastLevel(), Measurement.HostMemory.Available()), threads, HostLoadKind.GradientSums);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OutOfMemoryException)
+        {
+            samples.Add($"gradient sums beside copies not measured: the load failed ({e.Message})");
+            return (null, true);
+        }
+        using (load)
+        {
+            // Elements added per second over a window while `during` runs (or nothing: a sleep).
+            double AddRate(Action during)
+            {
+                long e0 = load.ParametersUpdated;
+                var watch = Stopwatch.StartNew();
+                during();
+                return (load.ParametersUpdated - e0) / watch.Elapsed.TotalSeconds;
+            }
+            for (int w = 0; w < 3; w++)
+            {
+                alone.Add(AddRate(() => Thread.Sleep(500)));
+                beside.Add(AddRate(() =>
+                {
+                    var watch = Stopwatch.StartNew();
+                    while (watch.Elapsed.TotalSeconds < 0.6)
+                    {
+                        CopyRate(onGpu, pinned, size);
+                        CopyRate(pinned, onGpu, size);
+                    }
+                }));
+            }
+            alone.Add(AddRate(() => Thread.Sleep(500)));
+            if (load.Failure is { } e)
+            {
+                samples.Add($"gradient sums beside copies not measured: the load failed ({e.Message})");
+                return (null, true);
+            }
+        }
+        const double traffic = 10; // bytes per element: the fp32 sum and the bf16 gradient read, the sum written
+        double aloneRate = EngineKernelProbe.MedianOf(alone) * traffic / 1e9, besideRate = EngineKernelProbe.MedianOf(beside) * traffic / 1e9;
+        if (ShareOf(alone, beside) is not { } share || share < HostLinkSpec.MinHostAddShareBesideCopies)
+        {
+            samples.Add($"gradient sums beside pinned copies both ways: {besideRate:0.0} GB/s of traffic against {aloneRate:0.0} alone; no figure written (no window added anything, or the share is below the profile's range)");
+            return (null, true);
+        }
+        share = Math.Min(1, share);
+        samples.Add($"gradient sums beside pinned copies both ways: {besideRate:0.0} GB/s of traffic against {aloneRate:0.0} alone on {threads} threads (medians of 3 and 4 alternating windows); " +
+                    $"share {share:0.00} (the median of each beside window against the alone windows around it)");
+        return (share, false);
+    }
+
+    /// <summary>
+    /// The share of alternating windows <c>alone[0], beside[0], alone[1], …, beside[n−1], alone[n]</c>: each beside window's
+    /// rate ÷ the mean of the two alone windows around it, then the median of those; null when no alone window did anything.
+    /// </summary>
+    internal static double? ShareOf(IReadOnlyList<double> alone, IReadOnlyList<double> beside)
+    {
+        if (alone.Count != beside.Count + 1) throw new ArgumentException($"{beside.Count} beside windows need {beside.Count + 1} alone windows around them, not {alone.Count}.");
+        var each = new List<double>();
+        for (int w = 0; w < beside.Count; w++)
+        {
+            double before = (alone[w] + alone[w + 1]) / 2;
+            if (before > 0) each.Add(beside[w] / before);
+        }
+        return each.Count == 0 ? null : EngineKernelProbe.MedianOf(each);
     }
 
     /// <summary>GB/s of one synchronised copy of <paramref name="bytes"/> from <paramref name="src"/> into <paramref name="dst"/>.</summary>
@@ -248,6 +359,7 @@ public static partial class GpuProbe
         var link = profile.HostLink ?? new HostLinkSpec { H2dPinnedGbps = 1, D2hPinnedGbps = 1, H2dPageableGbps = 1, D2hPageableGbps = 1 };
         const string copy = "TorchSharp copy_ of 16 MiB–1 GiB tensors, best of 5, synchronised";
         const string besideCopy = "the pinned rate × (TorchSharp copy_ of a 1 GiB pinned tensor while CpuAdam on bf16 gradients loops over 16 × the last-level cache, 32 M parameters per call, on every core but the launching thread's ÷ the same copy alone), medians of 5";
+        const string addShareMethod = "the engine's gradient-sum pass (bf16 into fp32 sums, 32 M elements per call, a state of 16 × the last-level cache, one core left to the launching thread): its rate while 1 GiB pinned copies loop both ways ÷ its rate alone, the median of 3 alternating windows";
         const string lostMethod = "(CpuAdam's rate alone − its rate while 1 GiB pinned copies loop both ways) × 28 B ÷ the copies' bytes per second; bf16 gradients, 32 M parameters per call, a state of 16 × the last-level cache, one core left to the launching thread";
         const string mm = "TorchSharp matmul (8192 × h)·(h × 4h), h = 2048/4096/8192, best rate";
         return profile with
@@ -273,6 +385,7 @@ public static partial class GpuProbe
                 H2dPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b1 ? F(b1.H2d.GBps, besideCopy) : m.BesideCpuUpdateFailed ? null : link.H2dPinnedBesideCpuUpdateGbps,
                 D2hPinnedBesideCpuUpdateGbps = m.PinnedBesideCpuUpdate is { } b2 ? F(b2.D2h.GBps, besideCopy) : m.BesideCpuUpdateFailed ? null : link.D2hPinnedBesideCpuUpdateGbps,
                 CpuUpdateBytesLostPerCopiedByte = m.CpuUpdateBytesLostPerCopiedByte is { } lost ? F(lost, lostMethod) : m.BesideCpuUpdateFailed ? null : link.CpuUpdateBytesLostPerCopiedByte,
+                HostAddShareBesideCopies = m.HostAddShareBesideCopies is { } addShare ? F(addShare, addShareMethod) : m.HostAddBesideCopiesFailed ? null : link.HostAddShareBesideCopies,
             },
         };
     }
