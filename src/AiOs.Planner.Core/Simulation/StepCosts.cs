@@ -69,6 +69,8 @@ public sealed class StepCosts
     private readonly HostPass _hostAdd;
     /// <summary>The share of its rate the gradient-sum pass keeps beside the GPU's copies (<see cref="HostLinkSpec.HostAddShareBesideCopies"/>); 1 on a CPU device or where not measured.</summary>
     private readonly double _hostAddShare = 1;
+    /// <summary>What the add pass's time is multiplied by beside the copies (<see cref="HostAddFactor"/>); 1 where no share applies.</summary>
+    private readonly double _hostAddFactor = 1;
     private readonly int _gpusPerNode, _nodes;
 
     /// <summary>
@@ -177,6 +179,25 @@ public sealed class StepCosts
                 }
             }
         }
+        if (_hostAddShare < 1) _hostAddFactor = program is null ? 1 / _hostAddShare : HostAddFactor(program);
+    }
+
+    /// <summary>
+    /// The add pass beside the copies: it keeps <see cref="_hostAddShare"/> of its rate while they run, and the copies cover
+    /// it for at most their own length, so the slowdown is applied in proportion, as the update's floors beside it are:
+    /// <c>1 + (1 ÷ share − 1) · min(1, copies ÷ adds)</c>, the copies being the step's host-link operations at their rates and
+    /// the adds the step's add passes at the host-only rate.
+    /// </summary>
+    private double HostAddFactor(StepProgram program)
+    {
+        double copies = 0, adds = 0;
+        foreach (var op in program.Ops)
+        {
+            if (op.HostAdd.Adds) adds += _hostAdd.Time(op.HostAdd.Elements, op.HostAdd.AddBytesPerElement, HostSplit.Even).Seconds;
+            if (op.Resource is ResourceKind.H2d or ResourceKind.QueuedH2d or ResourceKind.D2h)
+                copies += (op.Bytes / (op.Resource == ResourceKind.D2h ? _d2h : _h2d)).Seconds;
+        }
+        return 1 + (1 / _hostAddShare - 1) * (adds > 0 ? Math.Min(1, copies / adds) : 1);
     }
 
     /// <summary>
@@ -423,12 +444,15 @@ public sealed class StepCosts
     /// accumulation 1, comes from the device with the copy), but with several ranks, which download without copy streams,
     /// the Σg² pass alone (<see cref="HostAccumulation.SquaresOnly"/>). On a GPU the adds run while the copy engines move the
     /// parameters up and the gradients down through host memory: the add keeps the share of its rate
-    /// <c>calibrate-gpu</c> measured beside pinned copies (<see cref="HostLinkSpec.HostAddShareBesideCopies"/>; 0.6–0.7 of the
-    /// probe's rate is what the adds reached inside an H100 VM's steps, 2026-12-07, docs/validation/gpu-2026-12-07-session20.md).
+    /// <c>calibrate-gpu</c> measured beside pinned copies (<see cref="HostLinkSpec.HostAddShareBesideCopies"/>), in proportion
+    /// to how much of the adds the copies cover (<see cref="HostAddFactor"/>; 0.6–0.7 of the host-only probe's rate is what the
+    /// adds reached inside an H100 VM's steps, 2026-12-07, docs/validation/gpu-2026-12-07-session20.md).
     /// </summary>
     private SimDuration HostAdd(HostAccumulation add) =>
         add.Elements == 0 ? SimDuration.Zero
-        : (add.Adds ? Scaled(_hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even), 1 / _hostAddShare) : SimDuration.Zero)
+        : (!add.Adds ? SimDuration.Zero
+            : _hostAddFactor == 1 ? _hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even)
+            : Scaled(_hostAdd.Time(add.Elements, add.AddBytesPerElement, HostSplit.Even), _hostAddFactor))
             + (add.SumsSquares ? _hostPass.Time(add.Elements, add.SquaresBytes) : SimDuration.Zero);
 
     /// <summary>
