@@ -6,6 +6,10 @@ namespace AiOs.Planner.Engine.Tests;
 
 public class GpuProbeTests
 {
+    /// <summary>An H200's copies and its bf16 matmul rate, with no beside-the-update or beside-the-copies figures.</summary>
+    private static GpuMeasurement H200Bf16() => new("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
+        Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, []);
+
     [Fact]
     public void Given_a_measurement_When_applied_to_a_profile_Then_gpu_and_link_figures_are_measured_and_the_rest_is_kept()
     {
@@ -43,8 +47,7 @@ public class GpuProbeTests
     public void Given_a_measured_interference_When_applied_Then_the_link_carries_it_and_a_measurement_without_one_keeps_the_profile_s()
     {
         var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
-        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
-            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, []) { CpuUpdateBytesLostPerCopiedByte = 0.42 };
+        var m = H200Bf16() with { CpuUpdateBytesLostPerCopiedByte = 0.42 };
 
         var updated = GpuProbe.Apply(profile, m, "2026-12-06");
         var again = GpuProbe.Apply(updated, m with { CpuUpdateBytesLostPerCopiedByte = null }, "2026-12-07");
@@ -76,8 +79,7 @@ public class GpuProbeTests
     public void Given_a_measurement_whose_interference_failed_When_applied_Then_the_profile_keeps_no_figure_of_that_kind()
     {
         var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
-        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
-            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, [])
+        var m = H200Bf16() with
         {
             CpuUpdateBytesLostPerCopiedByte = 0.42, PinnedBesideCpuUpdate = (Bandwidth.FromGBps(44), Bandwidth.FromGBps(50)),
         };
@@ -108,8 +110,7 @@ public class GpuProbeTests
     public void Given_a_measured_gradient_sums_share_When_applied_Then_the_link_carries_it_a_failure_clears_it_and_none_keeps_the_profile_s()
     {
         var profile = ProfileCatalog.Default.Load("h200-1x-calibrated");
-        var m = new GpuMeasurement("NVIDIA H200", Bytes.FromGiB(140.4), Bandwidth.FromGBps(54.9), Bandwidth.FromGBps(55.1),
-            Bandwidth.FromGBps(6.2), Bandwidth.FromGBps(5.9), new Dictionary<string, double> { ["bf16"] = 745 }, []) { HostAddShareBesideCopies = 0.64 };
+        var m = H200Bf16() with { HostAddShareBesideCopies = 0.64 };
 
         var measured = GpuProbe.Apply(profile, m, "2026-12-07");
         var kept = GpuProbe.Apply(measured, m with { HostAddShareBesideCopies = null }, "2026-12-08");

@@ -163,15 +163,7 @@ public static partial class GpuProbe
             for (int w = 0; w < 3; w++)
             {
                 alone.Add(AddRate(() => Thread.Sleep(500)));
-                beside.Add(AddRate(() =>
-                {
-                    var watch = Stopwatch.StartNew();
-                    while (watch.Elapsed.TotalSeconds < 0.6)
-                    {
-                        CopyRate(onGpu, pinned, size);
-                        CopyRate(pinned, onGpu, size);
-                    }
-                }));
+                beside.Add(AddRate(() => CopyBothWaysFor(onGpu, pinned, size, 0.6)));
             }
             alone.Add(AddRate(() => Thread.Sleep(500)));
             if (load.Failure is { } e)
@@ -197,16 +189,35 @@ public static partial class GpuProbe
     /// The share of alternating windows <c>alone[0], beside[0], alone[1], …, beside[n−1], alone[n]</c>: each beside window's
     /// rate ÷ the mean of the two alone windows around it, then the median of those; null when no alone window did anything.
     /// </summary>
-    internal static double? ShareOf(IReadOnlyList<double> alone, IReadOnlyList<double> beside)
+    internal static double? ShareOf(IReadOnlyList<double> alone, IReadOnlyList<double> beside) =>
+        AgainstAloneWindows(alone, beside, (around, rate) => around > 0 ? rate / around : null);
+
+    /// <summary>
+    /// Alternating windows <c>alone[0], beside[0], alone[1], …, beside[n−1], alone[n]</c>: <paramref name="each"/> of every
+    /// beside window against the mean of the two alone windows around it (null: the window says nothing), then the median
+    /// of those; null when none said anything. A drift of the host's pace meets both sides of each comparison alike.
+    /// </summary>
+    private static double? AgainstAloneWindows<T>(IReadOnlyList<double> alone, IReadOnlyList<T> beside, Func<double, T, double?> each)
     {
         if (alone.Count != beside.Count + 1) throw new ArgumentException($"{beside.Count} beside windows need {beside.Count + 1} alone windows around them, not {alone.Count}.");
-        var each = new List<double>();
+        var figures = new List<double>();
         for (int w = 0; w < beside.Count; w++)
+            if (each((alone[w] + alone[w + 1]) / 2, beside[w]) is { } figure) figures.Add(figure);
+        return figures.Count == 0 ? null : EngineKernelProbe.MedianOf(figures);
+    }
+
+    /// <summary>Copies <paramref name="size"/> bytes host→device, then back, over and over for at least <paramref name="seconds"/>; returns the bytes copied.</summary>
+    private static long CopyBothWaysFor(Tensor onGpu, Tensor pinned, long size, double seconds)
+    {
+        long bytes = 0;
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed.TotalSeconds < seconds)
         {
-            double before = (alone[w] + alone[w + 1]) / 2;
-            if (before > 0) each.Add(beside[w] / before);
+            CopyRate(onGpu, pinned, size);
+            CopyRate(pinned, onGpu, size);
+            bytes += 2 * size;
         }
-        return each.Count == 0 ? null : EngineKernelProbe.MedianOf(each);
+        return bytes;
     }
 
     /// <summary>GB/s of one synchronised copy of <paramref name="bytes"/> from <paramref name="src"/> into <paramref name="dst"/>.</summary>
@@ -286,16 +297,7 @@ public static partial class GpuProbe
             {
                 alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
                 long bytes = 0;
-                var (rate, seconds) = UpdateRate(() =>
-                {
-                    var watch = Stopwatch.StartNew();
-                    while (watch.Elapsed.TotalSeconds < 0.6)
-                    {
-                        Rate(onGpu, pinned);
-                        Rate(pinned, onGpu);
-                        bytes += 2 * size;
-                    }
-                });
+                var (rate, seconds) = UpdateRate(() => bytes = CopyBothWaysFor(onGpu, pinned, size, 0.6));
                 beside.Add((rate, bytes / seconds));
             }
             alone.Add(UpdateRate(() => Thread.Sleep(500)).Rate);
@@ -331,17 +333,8 @@ public static partial class GpuProbe
     /// <see cref="BytesLostPerCopiedByte"/> against the mean of the two alone windows around it, then the median of those;
     /// null when no window updated or copied anything.
     /// </summary>
-    internal static double? InterferenceOf(IReadOnlyList<double> alone, IReadOnlyList<(double Rate, double Copied)> beside)
-    {
-        if (alone.Count != beside.Count + 1) throw new ArgumentException($"{beside.Count} beside windows need {beside.Count + 1} alone windows around them, not {alone.Count}.");
-        var each = new List<double>();
-        for (int w = 0; w < beside.Count; w++)
-        {
-            double before = (alone[w] + alone[w + 1]) / 2;
-            if (before > 0 && beside[w].Copied > 0) each.Add(BytesLostPerCopiedByte(before, beside[w].Rate, beside[w].Copied));
-        }
-        return each.Count == 0 ? null : EngineKernelProbe.MedianOf(each);
-    }
+    internal static double? InterferenceOf(IReadOnlyList<double> alone, IReadOnlyList<(double Rate, double Copied)> beside) =>
+        AgainstAloneWindows(alone, beside, (around, b) => around > 0 && b.Copied > 0 ? BytesLostPerCopiedByte(around, b.Rate, b.Copied) : null);
 
     /// <summary>
     /// Bytes of its own traffic (<see cref="Simulation.StepCosts.AdamHostBytesPerParameter"/> per parameter) the CPU update
