@@ -121,12 +121,16 @@ public class HostMemoryContentionTests
         if (accumulation > 1 && schedule == StepSchedule.Overlapped)
             Assert.Contains(program.Ops, o => o.Resource == ResourceKind.D2h && o.Phase == StepPhase.Backward && o.MicroBatch < last);
         long updated = updates.Sum(o => o.Parameters);
+        // And one byte per byte the gradient sums beside them move (the later micro-batches' adds).
+        double added = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds && Beside(o))
+            .Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement);
+        if (accumulation > 1 && schedule != StepSchedule.DeepSpeed) Assert.True(added > 0);
 
         if (schedule != StepSchedule.DeepSpeed) Assert.True(copied > 0);
         foreach (var update in updates)
         {
             // Half a byte of the update's 28 B-per-parameter traffic lost per copied byte, shared by parameters.
-            double extra = schedule == StepSchedule.DeepSpeed ? 0 : 0.5 * copied / (rate * StepCosts.AdamHostBytesPerParameter) * update.Parameters / updated;
+            double extra = schedule == StepSchedule.DeepSpeed ? 0 : (0.5 * copied + added) / (rate * StepCosts.AdamHostBytesPerParameter) * update.Parameters / updated;
             Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
         }
     }
@@ -192,6 +196,40 @@ public class HostMemoryContentionTests
         foreach (var update in updates)
         {
             double extra = 0.5 * copied / (rate * StepCosts.EightBitAdamHostBytesPerParameter) * update.Parameters / updated;
+            Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
+        }
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, 3)]
+    [InlineData(StepSchedule.Overlapped, 1)]
+    [InlineData(StepSchedule.Overlapped, 3)]
+    [InlineData(StepSchedule.Delayed, 2)]
+    public void Given_gradient_sums_beside_the_cpu_updates_When_priced_Then_each_update_loses_a_byte_of_its_traffic_per_byte_they_add_and_no_interference_figure_is_needed(StepSchedule schedule, int accumulation)
+    {
+        // No interference measured: only the adds lengthen the updates. CPU Adam a tenth as fast, so they all fall inside.
+        var s = Offloaded(schedule) with { GradAccumulation = accumulation };
+        var slow = AdamTimes(H200, 0.1);
+        var program = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, slow, s);
+        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        var adds = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds).ToList();
+        // The overlapped schedule updates as the last micro-batch's gradients land: its adds only; the delayed one beside the whole next step.
+        double added = schedule switch
+        {
+            StepSchedule.DeepSpeed => 0,
+            StepSchedule.Overlapped => adds.Where(o => o.MicroBatch == accumulation - 1).Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement),
+            _ => adds.Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement),
+        };
+        long updated = updates.Sum(o => o.Parameters);
+
+        Assert.Equal(accumulation > 1, adds.Count > 0);
+        if (schedule == StepSchedule.Overlapped && accumulation > 1)
+            Assert.Contains(adds, o => o.MicroBatch < accumulation - 1); // earlier micro-batches' adds exist and are left out
+        foreach (var update in updates)
+        {
+            double extra = added / (rate * StepCosts.AdamHostBytesPerParameter) * update.Parameters / updated;
             Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
         }
     }

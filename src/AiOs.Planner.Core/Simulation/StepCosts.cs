@@ -171,7 +171,8 @@ public sealed class StepCosts
                 _transfersBesideUpdate = true;
                 _onlyBackwardBesideUpdate = backwardOnly;
                 (_h2dShareBesideUpdate, _d2hShareBesideUpdate) = (hw.HostLink!.H2dShareBesideCpuUpdate, hw.HostLink.D2hShareBesideCpuUpdate);
-                _contendedSecondsPerParameter = CopyInterference(program, s, hw);
+                var beside = BesideUpdates.Of(this, program);
+                _contendedSecondsPerParameter = CopyInterference(beside, s, hw) + AddsBesideUpdates(beside, s);
                 if (_floorPerOperation && _besideRatios is { } ratios && _pipelined is not null)
                 {
                     (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = BesideUpdateFloors(program, ratios);
@@ -236,48 +237,76 @@ public sealed class StepCosts
     /// until then) put those rows 9–21% slow; on the next (seventeenth session) the delayed gpt2-xl's updates ran 4.2–4.3
     /// beside the copies against 4.7–5.0 in the DeepSpeed schedule's steps beside nothing, and the plan without the term was
     /// 19% fast (docs/validation/gpu-2026-12-06-session17.md). NVMe traffic (a few GB/s) is not counted as copied bytes.
-    /// <para>
-    /// Only the copies that fall inside the updates count. The copies beside them are spread over a window at least as long
-    /// as the busier copy direction and as the GPU work of the same part of the step (the program's order keeps the copies
-    /// beside the passes that make and use them; NVMe reads and writes spread it further); an update shorter than that window
-    /// meets its share of the copies, the window's copy rate for its own length: <c>bytes × min(1, update ÷ window)</c>. So
-    /// the update never loses more than the probe measured at that copy rate, however long the step's copies and passes run
-    /// (large micro-batches, NVMe steps).
-    /// </para>
+    /// Only the copies inside the updates count (<see cref="BesideUpdates"/>).
     /// </summary>
-    private double CopyInterference(StepProgram program, TrainingSettings s, HardwareProfile hw)
+    private double CopyInterference(BesideUpdates b, TrainingSettings s, HardwareProfile hw)
     {
         if (hw.HostLink?.CpuUpdateBytesLostPerCopiedByte is not { } lost || lost.Value <= 0) return 0;
-        long transferred = 0, updated = 0;
-        double h2d = 0, d2h = 0, nvme = 0, compute = 0, update = 0, sums = 0;
-        int last = LastMicroBatch(program), hidden = program.Model.HiddenSize;
-        foreach (var op in program.Ops)
+        if (b.Updated == 0 || b.Transferred == 0) return 0;
+        return lost.Value * b.Transferred * b.Coverage / UpdateTrafficRate(s) / b.Updated;
+    }
+
+    /// <summary>
+    /// Where the schedule runs the gradient sums beside the CPU updates (overlapped: the last micro-batch's adds, which feed
+    /// the layers' updates as backward goes; delayed: every add of the next step), each update is lengthened by its share
+    /// (by parameters) of the adds' bytes ÷ its own traffic rate: one byte of the update's traffic lost per byte the adds
+    /// move, the two being passes over the same host memory on the same CPU workers. Only the adds inside the updates count,
+    /// as for the copies (<see cref="CopyInterference"/>). Not calibrated: measured on an H100 VM (2026-12-07, twentieth
+    /// session), gpt2-large mb 1 × 4 overlapped ran its updates beside the adds at 5.5 ms a layer against 3.95 planned alone,
+    /// and a layer's add moves 197 MB, 1.4 ms at the update's 140 GB/s of traffic: 5.35 ms
+    /// (docs/validation/gpu-2026-12-07-session20.md).
+    /// </summary>
+    private double AddsBesideUpdates(BesideUpdates b, TrainingSettings s) =>
+        b.Updated == 0 || b.AddBytes == 0 ? 0 : b.AddBytes * b.Coverage / UpdateTrafficRate(s) / b.Updated;
+
+    /// <summary>
+    /// The update's own traffic in bytes per second: its rate as priced (the state's format) × the bytes it moves per
+    /// parameter (28 with fp32 state; 18 with 8-bit state, whose kernel the bf16 path's figures describe less well).
+    /// </summary>
+    private double UpdateTrafficRate(TrainingSettings s) =>
+        _adamPerSecond * (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter);
+
+    /// <summary>
+    /// What runs beside the step's CPU updates in time (<see cref="RunsBesideUpdates"/>), each priced alone: the copies'
+    /// bytes, the gradient sums' bytes, and the window they spread over, at least as long as the busier copy direction, the
+    /// GPU work, the NVMe traffic and the sums of the same part of the step (the program's order keeps the copies and adds
+    /// beside the passes that make and use them). An update shorter than that window meets its share of them:
+    /// <see cref="Coverage"/> = <c>min(1, update ÷ window)</c>. So the update never loses more than the copy or add rate
+    /// allows, however long the step's copies and passes run (large micro-batches, NVMe steps).
+    /// </summary>
+    private readonly record struct BesideUpdates(long Updated, long Transferred, double AddBytes, double Coverage)
+    {
+        public static BesideUpdates Of(StepCosts costs, StepProgram program)
         {
-            if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep)
+            long transferred = 0, updated = 0;
+            double h2d = 0, d2h = 0, nvme = 0, compute = 0, update = 0, sums = 0, addBytes = 0;
+            int last = LastMicroBatch(program), hidden = program.Model.HiddenSize;
+            foreach (var op in program.Ops)
             {
-                updated += op.Parameters;
-                // Priced as Duration prices it (call cost, the rate of its state's tier), before this term exists.
-                update += Duration(op, hidden).Seconds;
+                if (op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep)
+                {
+                    updated += op.Parameters;
+                    // Priced as Duration prices it (call cost, the rate of its state's tier), before these terms exist.
+                    update += costs.Duration(op, hidden).Seconds;
+                }
+                else if (!costs.RunsBesideUpdates(op, last)) continue;
+                else if (op.Resource is ResourceKind.H2d or ResourceKind.QueuedH2d or ResourceKind.D2h)
+                {
+                    transferred += op.Bytes.Value;
+                    if (op.Resource != ResourceKind.D2h) h2d += costs.Duration(op, hidden).Seconds;
+                    else d2h += costs.Duration(op, hidden).Seconds;
+                }
+                else if (op.Resource == ResourceKind.Nvme && costs.HasDrives) nvme += costs.Duration(op, hidden).Seconds;
+                else if (op.Resource == ResourceKind.HostSums)
+                {
+                    sums += costs.Duration(op, hidden).Seconds;
+                    if (op.HostAdd.Adds) addBytes += (double)op.HostAdd.Elements * op.HostAdd.AddBytesPerElement;
+                }
+                else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += costs.Duration(op, hidden).Seconds;
             }
-            else if (!RunsBesideUpdates(op, last)) continue;
-            else if (op.Resource is ResourceKind.H2d or ResourceKind.QueuedH2d or ResourceKind.D2h)
-            {
-                transferred += op.Bytes.Value;
-                if (op.Resource != ResourceKind.D2h) h2d += Duration(op, hidden).Seconds;
-                else d2h += Duration(op, hidden).Seconds;
-            }
-            else if (op.Resource == ResourceKind.Nvme && HasDrives) nvme += Duration(op, hidden).Seconds;
-            // The host adds pace the downloads' staging (they ran on the downloading thread until the twentieth session).
-            else if (op.Resource == ResourceKind.HostSums) sums += Duration(op, hidden).Seconds;
-            else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += Duration(op, hidden).Seconds;
+            double window = Math.Max(Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h)), sums);
+            return new BesideUpdates(updated, transferred, addBytes, window > update ? update / window : 1);
         }
-        if (updated == 0 || transferred == 0) return 0;
-        // The update's own traffic: its rate as priced (the state's format) × the bytes it moves per parameter (28 with fp32
-        // state; 18 with 8-bit state, whose kernel the figure, measured on the bf16 path, describes less well).
-        int bytes = s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter;
-        double window = Math.Max(Math.Max(Math.Max(compute, nvme), Math.Max(h2d, d2h)), sums);
-        double beside = window > update ? transferred * update / window : transferred;
-        return lost.Value * beside / (_adamPerSecond * bytes) / updated;
     }
 
     private static int LastMicroBatch(StepProgram program) => program.Ops.Count == 0 ? 0 : program.Ops.Max(o => o.MicroBatch);
