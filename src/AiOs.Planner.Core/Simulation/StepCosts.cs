@@ -503,7 +503,20 @@ public sealed class StepCosts
     private SimDuration Optimizer(Operation op) =>
         _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)op.ElementwiseBytes) / Bandwidth.FromGBps(rate.Value) : Elementwise(op.ElementwiseBytes);
 
-    private SimDuration Compute(Operation op, int hiddenSize)
+    private SimDuration Compute(Operation op, int hiddenSize) => Work(op, hiddenSize) + Sums(op);
+
+    /// <summary>
+    /// The resident engine's fp32 gradient sums beside a unit's work (<see cref="Operation.SumBytes"/>): one streaming pass
+    /// over device memory, at the engine's measured streaming rate (its fused AdamW's) where the profile has it, else at
+    /// the device's element-wise rate; on a CPU at its fitted element-wise rate.
+    /// </summary>
+    private SimDuration Sums(Operation op) =>
+        op.SumBytes <= 0 ? SimDuration.Zero
+        : _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)op.SumBytes) / Bandwidth.FromGBps(rate.Value)
+        : _cpuLayer is { } cpu ? cpu.ElementwiseTime(new Bytes((long)op.SumBytes))
+        : Elementwise(op.SumBytes);
+
+    private SimDuration Work(Operation op, int hiddenSize)
     {
         if (_engine is { } k)
         {

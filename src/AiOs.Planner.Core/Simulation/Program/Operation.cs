@@ -163,6 +163,13 @@ public sealed class Operation
     public double Flops { get; init; }
     /// <summary>Bytes of memory traffic of element-wise work (compute operations).</summary>
     public double ElementwiseBytes { get; init; }
+    /// <summary>
+    /// Bytes the resident engine's fp32 gradient sums move with this compute operation under mixed-precision accumulation
+    /// (Engine <c>DeviceTrainer</c>): the sums zeroed at the first micro-batch's embedding forward, a unit's gradients added
+    /// into its sums as its backward ends (the outer block's with the embedding's). One streaming pass over device memory,
+    /// not part of the fitted layer work.
+    /// </summary>
+    public double SumBytes { get; init; }
     /// <summary>Bytes of a dense vocabulary-size weight gradient the operation produces (the embedding's backward).</summary>
     public long DenseGradientBytes { get; init; }
     /// <summary>Parameters updated (optimizer steps).</summary>

@@ -88,8 +88,8 @@ internal sealed partial class ProgramBuilder
         bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Forward, ResourceKind.Compute, StepPhase.Forward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
             flops: head ? HeadForwardFlops() : _forwardFlops[unit + 1],
-            elementwise: head ? HeadForwardElementwise() : _forwardElementwise[unit + 1] + (unit < 0 ? AccumulatorZeroBytes(mb) : 0),
-            effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p));
+            elementwise: head ? HeadForwardElementwise() : _forwardElementwise[unit + 1],
+            effects: effects.ToArray(), deviceSlot: DeviceSlotAt(p), sums: unit < 0 ? AccumulatorZeroBytes(mb) : 0);
         if (!outerHeld) _consumerOf[p] = op;
         if (!offloads) return op;
         int copyOut = Add(OpKind.ActivationOffload, ResourceKind.D2h, StepPhase.Forward, UnitId.Layer(unit), mb, [op], new Bytes(_checkpointCopy),
@@ -171,9 +171,9 @@ internal sealed partial class ProgramBuilder
         bool head = unit >= _m.NumLayers;
         int op = Add(OpKind.Backward, ResourceKind.Compute, StepPhase.Backward, UnitId.OfNumber(unit, _m.NumLayers), mb, ready,
             flops: head ? HeadBackwardShare * _forwardFlops[unit + 1] : 2 * _forwardFlops[unit + 1],
-            elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1] + (unit < 0 ? AccumulatorAddBytes : 0),
+            elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1],
             effects: effects.ToArray(), denseGradient: dense,
-            deviceSlot: slot);
+            deviceSlot: slot, sums: AccumulatorAddBytes(unit));
         _consumerOf[p] = op;
         // Its place on the device is free: the checkpoint two layers down comes back (one layer ahead of its recompute).
         if (offloaded && _shape.PrefetchesCheckpoints && unit >= 2) EmitCheckpointFetch(unit - 2, mb, op);
@@ -312,19 +312,34 @@ internal sealed partial class ProgramBuilder
 
     /// <summary>
     /// Whether the resident engine sums a step's micro-batches in fp32 accumulators (Engine <c>DeviceTrainer</c>): the aios
-    /// executor, nothing offloaded, accumulation above 1, a 16-bit training precision. It zeroes every unit's gradient at each
-    /// micro-batch's start (and the sums at the first) and adds the gradients into the sums after each micro-batch's
-    /// backward: passes over the whole model that the layers' work does not hold.
+    /// executor, nothing offloaded, accumulation above 1, a 16-bit training precision. It zeroes the sums at the step's
+    /// first micro-batch and adds each unit's packed gradients into its sums as the unit's backward ends (<c>Land</c>;
+    /// autograd's gradients are taken, not zeroed): passes over the whole model that the layers' fitted work does not hold.
     /// </summary>
     private bool ResidentAccumulatesInFp32 =>
         _s.Executor == ExecutorKind.Aios && EngineMemory.IsResident(_s) && _s.GradAccumulation > 1 && _s.Precision != Precision.Fp32;
 
-    /// <summary>Bytes the resident engine's zeroing moves at micro-batch <paramref name="mb"/>'s start: the gradients, and at the first the fp32 sums (<see cref="ResidentAccumulatesInFp32"/>).</summary>
-    private double AccumulatorZeroBytes(int mb) =>
-        !ResidentAccumulatesInFp32 ? 0 : (double)_m.TotalParameters * (_pb + (mb == 0 ? 4 : 0));
+    /// <summary>Bytes the resident engine's zeroing of the fp32 sums moves at micro-batch <paramref name="mb"/>'s start: all of them at the first, none after (<see cref="ResidentAccumulatesInFp32"/>).</summary>
+    private double AccumulatorZeroBytes(int mb) => !ResidentAccumulatesInFp32 || mb > 0 ? 0 : (double)_m.TotalParameters * 4;
 
-    /// <summary>Bytes the resident engine's add of a micro-batch's gradients into the fp32 sums moves: read both, write the sum (<see cref="ResidentAccumulatesInFp32"/>).</summary>
-    private double AccumulatorAddBytes => !ResidentAccumulatesInFp32 ? 0 : (double)_m.TotalParameters * (_pb + 8);
+    /// <summary>
+    /// Bytes the add of unit <paramref name="unit"/>'s gradients into its fp32 sums moves as its backward ends (read both,
+    /// write the sum; <see cref="ResidentAccumulatesInFp32"/>): a layer's own parameters; the engine's outer block (the
+    /// embedding, the head and what they share) with the embedding's backward; none with the head's.
+    /// </summary>
+    private double AccumulatorAddBytes(int unit)
+    {
+        if (!ResidentAccumulatesInFp32 || unit >= _m.NumLayers) return 0;
+        long parameters = unit >= 0 ? _unitParameters[unit + 1] : _m.TotalParameters - LayerParameterTotal();
+        return (double)parameters * (_pb + 8);
+    }
+
+    private long LayerParameterTotal()
+    {
+        long total = 0;
+        for (int u = 0; u < _m.NumLayers; u++) total += _unitParameters[u + 1];
+        return total;
+    }
 
     /// <summary>The head's backward against its forward's work: the unfused head's two matmuls; none for the fused head, which took its gradients in forward.</summary>
     private double HeadBackwardShare => _headFused ? 0 : 2;
