@@ -233,4 +233,68 @@ public class HostMemoryContentionTests
             Assert.Equal(update.Parameters / rate + extra, costs.Duration(update, Model.HiddenSize).Seconds, 1e-9);
         }
     }
+
+    [Fact]
+    public void Given_the_delayed_schedule_s_first_step_When_priced_Then_its_updates_run_after_its_passes_and_nothing_lengthens_them()
+    {
+        // The warm-up step has nothing pending: its update waits for every add and the last backward.
+        var s = Offloaded(StepSchedule.Delayed) with { GradAccumulation = 3 };
+        var slow = AdamTimes(Interfering(0.5), 0.1);
+        var first = StepScheduler.Build(Model, slow, s, true, ProgramShape.Engine);
+        var steady = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
+        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var firstCosts = Simulator.Costs(first, slow, s);
+        var steadyCosts = Simulator.Costs(steady, slow, s);
+
+        Assert.Contains(first.Ops, o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds);
+        foreach (var update in first.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep))
+            Assert.Equal(update.Parameters / rate, firstCosts.Duration(update, Model.HiddenSize).Seconds, 8); // whole nanoseconds
+        var pending = steady.Ops.First(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep);
+        Assert.True(steadyCosts.Duration(pending, Model.HiddenSize).Seconds > pending.Parameters / rate * 1.001, "the steady step's pending update runs beside the next step");
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_updates_far_shorter_than_the_adds_beside_them_When_priced_Then_they_lose_at_most_what_the_add_rate_takes_for_their_own_length(StepSchedule schedule)
+    {
+        // No interference figure (only the adds count); a CPU 200 times faster at Adam: its updates end long before the adds.
+        var s = Offloaded(schedule) with { GradAccumulation = 3 };
+        var fast = AdamTimes(H200, 200);
+        var program = StepScheduler.Build(Model, fast, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, fast, s);
+        double rate = fast.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        double alone = updates.Sum(o => o.Parameters / rate);
+        double beside = updates.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
+        var adds = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds
+            && (schedule == StepSchedule.Delayed || o.MicroBatch == 2)).ToList();
+        double added = adds.Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement);
+        double addSeconds = adds.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
+        double uncapped = added / (rate * StepCosts.AdamHostBytesPerParameter);
+        // The adds at their own rate for the whole of the updates: the most adding an update can have beside it.
+        double ceiling = added / addSeconds * alone / (rate * StepCosts.AdamHostBytesPerParameter);
+
+        // Each duration is whole nanoseconds: up to one per update of rounding.
+        double rounding = updates.Count * 1e-9;
+        Assert.True(beside > alone + rounding, "the adds still slow the updates");
+        Assert.True(beside - alone <= ceiling + rounding, $"lost {beside - alone:E3} s, at most {ceiling:E3} s");
+        Assert.True(beside - alone < uncapped / 2, $"lost {beside - alone:E3} s where every added byte would cost {uncapped:E3} s");
+    }
+
+    [Fact]
+    public void Given_several_ranks_When_their_downloads_add_beside_the_updates_Then_the_updates_are_lengthened_by_those_adds()
+    {
+        // Several ranks have no host-sums thread: each later micro-batch's download does its add.
+        var node = AdamTimes(ProfileCatalog.Default.Load("h100-node"), 0.1);
+        var s = Offloaded(StepSchedule.Delayed) with { GradAccumulation = 2, GpusPerNode = 2 };
+        var program = StepScheduler.Build(Model, node, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, node, s);
+        double rate = node.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s)) / program.GpusPerNode;
+        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+
+        Assert.DoesNotContain(program.Ops, o => o.Resource == ResourceKind.HostSums);
+        Assert.Contains(program.Ops, o => o.Resource == ResourceKind.D2h && o.HostAdd.Adds);
+        Assert.All(updates, u => Assert.True(costs.Duration(u, Model.HiddenSize).Seconds > u.Parameters / rate * 1.001, $"{u} is not lengthened"));
+    }
 }

@@ -61,7 +61,7 @@ public sealed class StepCosts
     private readonly double _adamInRamPerSecond;
     /// <summary>Seconds every CPU OptimizerStep costs on top of its parameters: one update call's fixed cost (<see cref="CpuSpec.OptimizerCallOverheadS"/>).</summary>
     private readonly double _optimizerCallSeconds;
-    /// <summary>Seconds each updated parameter's CPU update takes longer for the copies beside it (<see cref="CopyInterference"/>); 0 where not measured.</summary>
+    /// <summary>Seconds each updated parameter's CPU update takes longer for the copies (<see cref="CopyInterference"/>; 0 where not measured) and the gradient sums (<see cref="AddsBesideUpdates"/>) beside it.</summary>
     private readonly double _contendedSecondsPerParameter;
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
@@ -162,6 +162,8 @@ public sealed class StepCosts
             : _engine is { } kernels ? _ => kernels.MatmulEfficiency.Value
             : h => h / (h + halfRate);
         (_besideForwardFloor, _besideRecomputeFloor, _besideBackwardFloor) = (_forwardFloor, _recomputeFloor, _backwardFloor);
+        // Before the terms beside the updates: the adds in their window take the share they keep beside the copies.
+        if (_hostAddShare < 1) _hostAddFactor = program is null ? 1 / _hostAddShare : HostAddFactor(program);
         if (program is not null)
         {
             if (_floorPerOperation) _pipelined = Pipelined(program);
@@ -180,7 +182,6 @@ public sealed class StepCosts
                 }
             }
         }
-        if (_hostAddShare < 1) _hostAddFactor = program is null ? 1 / _hostAddShare : HostAddFactor(program);
     }
 
     /// <summary>
@@ -203,10 +204,12 @@ public sealed class StepCosts
 
     /// <summary>
     /// Whether the schedule runs host↔device copies while the CPU updates (null: never): the overlapped schedule during
-    /// backward (true: only there), the delayed one throughout (false). The DeepSpeed schedule updates after backward.
+    /// backward (true: only there), the delayed one throughout (false). The DeepSpeed schedule updates after backward, and
+    /// so does the delayed schedule's first step (its warm-up: nothing is pending, so its update runs after its passes).
     /// </summary>
     private static bool? TransfersBesideUpdate(StepProgram program, TrainingSettings s, HardwareProfile hw) =>
-        !hw.HasGpu || s.Schedule == StepSchedule.DeepSpeed || !program.Ops.Any(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep) ? null
+        !hw.HasGpu || s.Schedule == StepSchedule.DeepSpeed || (s.Schedule == StepSchedule.Delayed && program.FirstStep)
+        || !program.Ops.Any(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep) ? null
         : s.Schedule != StepSchedule.Delayed;
 
     /// <summary>
@@ -267,7 +270,8 @@ public sealed class StepCosts
         _adamPerSecond * (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter);
 
     /// <summary>
-    /// What runs beside the step's CPU updates in time (<see cref="RunsBesideUpdates"/>), each priced alone: the copies'
+    /// What runs beside the step's CPU updates in time (<see cref="RunsBesideUpdates"/>), each priced as the step prices it
+    /// before these terms (the copies at their shares beside the update, the adds at theirs beside the copies): the copies'
     /// bytes, the gradient sums' bytes, and the window they spread over, at least as long as the busier copy direction, the
     /// GPU work, the NVMe traffic and the sums of the same part of the step (the program's order keeps the copies and adds
     /// beside the passes that make and use them). An update shorter than that window meets its share of them:
@@ -295,6 +299,8 @@ public sealed class StepCosts
                     transferred += op.Bytes.Value;
                     if (op.Resource != ResourceKind.D2h) h2d += costs.Duration(op, hidden).Seconds;
                     else d2h += costs.Duration(op, hidden).Seconds;
+                    // With several ranks a download does its own add (no host-sums thread).
+                    if (op.HostAdd.Adds) addBytes += (double)op.HostAdd.Elements * op.HostAdd.AddBytesPerElement;
                 }
                 else if (op.Resource == ResourceKind.Nvme && costs.HasDrives) nvme += costs.Duration(op, hidden).Seconds;
                 else if (op.Resource == ResourceKind.HostSums)
@@ -345,7 +351,7 @@ public sealed class StepCosts
 
     /// <summary>The time <paramref name="op"/> takes on its resource, alone.</summary>
     /// <remarks>
-    /// A CPU update beside the GPU's copies is lengthened only by the measured interference (<see cref="CopyInterference"/>).
+    /// A CPU update beside the GPU's copies is lengthened only by the measured interference (<see cref="CopyInterference"/>), and beside the gradient sums by their bytes (<see cref="AddsBesideUpdates"/>).
     /// Until the sixteenth session (2026-12-06) it was lengthened by the copies' bytes over CPU Adam's rate × 28 B, as if
     /// every copied byte displaced one of the update's; with calibration's Adam probe sized past the last-level cache that
     /// put an H100 VM's overlapped and delayed rows 9–21% slow (docs/validation/gpu-2026-12-06-session16.md), and the next

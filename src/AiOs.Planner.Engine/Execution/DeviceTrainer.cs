@@ -22,9 +22,11 @@ namespace AiOs.Planner.Engine.Execution;
 /// is the baseline an offloaded run is weighed against, and what a model that fits should use.
 /// </summary>
 /// <remarks>
-/// Each unit's gradients are views into one flat buffer in the training precision that autograd accumulates
-/// into in place; with gradient accumulation in bf16 they are added into fp32 accumulators after every
-/// micro-batch, as the offloaded engine accumulates in fp32. Without activation checkpointing every layer
+/// Each unit's gradients are packed into one flat buffer in the training precision as its backward ends (one
+/// concatenation of the gradients autograd made, which replaces the buffer at the step's first micro-batch and is
+/// added to it at later ones); with gradient accumulation in bf16 or fp16 the packed gradients are added into fp32
+/// accumulators instead, as the offloaded engine accumulates in fp32 (the step program prices these passes as
+/// <see cref="Simulation.Program.Operation.SumBytes"/>). Without activation checkpointing every layer
 /// keeps its autograd graph from forward to backward (no recomputation); with it, forward keeps only each
 /// layer's input and backward recomputes the layer. A step executes the resident step program (<see cref="Program"/>:
 /// forward and backward per unit, one device optimizer operation) through <see cref="ProgramExecutor"/>, so each span

@@ -164,10 +164,10 @@ public sealed class Operation
     /// <summary>Bytes of memory traffic of element-wise work (compute operations).</summary>
     public double ElementwiseBytes { get; init; }
     /// <summary>
-    /// Bytes the resident engine's fp32 gradient sums move with this compute operation under mixed-precision accumulation
-    /// (Engine <c>DeviceTrainer</c>): the sums zeroed at the first micro-batch's embedding forward, a unit's gradients added
-    /// into its sums as its backward ends (the outer block's with the embedding's). One streaming pass over device memory,
-    /// not part of the fitted layer work.
+    /// Bytes the resident engine's gradient landing moves with this compute operation (Engine <c>DeviceTrainer.Land</c>):
+    /// a unit's gradients packed into its flat buffer as its backward ends (the outer block's with the embedding's) and,
+    /// under accumulation, added into the fp32 sums (zeroed at the first micro-batch's embedding forward) or, in fp32
+    /// training, into the buffer. Streaming passes over device memory, not part of the fitted layer work.
     /// </summary>
     public double SumBytes { get; init; }
     /// <summary>Bytes of a dense vocabulary-size weight gradient the operation produces (the embedding's backward).</summary>

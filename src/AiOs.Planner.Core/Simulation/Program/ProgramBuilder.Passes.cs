@@ -173,7 +173,7 @@ internal sealed partial class ProgramBuilder
             flops: head ? HeadBackwardShare * _forwardFlops[unit + 1] : 2 * _forwardFlops[unit + 1],
             elementwise: head ? HeadBackwardShare * _forwardElementwise[unit + 1] : 2 * _forwardElementwise[unit + 1],
             effects: effects.ToArray(), denseGradient: dense,
-            deviceSlot: slot, sums: AccumulatorAddBytes(unit));
+            deviceSlot: slot, sums: LandingBytes(unit, mb));
         _consumerOf[p] = op;
         // Its place on the device is free: the checkpoint two layers down comes back (one layer ahead of its recompute).
         if (offloaded && _shape.PrefetchesCheckpoints && unit >= 2) EmitCheckpointFetch(unit - 2, mb, op);
@@ -323,15 +323,21 @@ internal sealed partial class ProgramBuilder
     private double AccumulatorZeroBytes(int mb) => !ResidentAccumulatesInFp32 || mb > 0 ? 0 : (double)_m.TotalParameters * 4;
 
     /// <summary>
-    /// Bytes the add of unit <paramref name="unit"/>'s gradients into its fp32 sums moves as its backward ends (read both,
-    /// write the sum; <see cref="ResidentAccumulatesInFp32"/>): a layer's own parameters; the engine's outer block (the
-    /// embedding, the head and what they share) with the embedding's backward; none with the head's.
+    /// Bytes the resident engine's landing of unit <paramref name="unit"/>'s gradients moves as its backward ends (Engine
+    /// <c>DeviceTrainer.Land</c>), a layer's with its own backward, the engine's outer block (the embedding, the head and
+    /// what they share) with the embedding's, none with the head's: the concatenation of the gradients autograd made (read
+    /// and written in the training precision), at every micro-batch; and with accumulation above 1 the add, into the fp32
+    /// sums (<see cref="ResidentAccumulatesInFp32"/>: read both, write the sum) or, in fp32 training, into the flat buffer
+    /// at the later micro-batches (read both, write). The calibration's timed backward leaves the landing out.
     /// </summary>
-    private double AccumulatorAddBytes(int unit)
+    private double LandingBytes(int unit, int mb)
     {
-        if (!ResidentAccumulatesInFp32 || unit >= _m.NumLayers) return 0;
+        if (_s.Executor != ExecutorKind.Aios || !EngineMemory.IsResident(_s) || unit >= _m.NumLayers) return 0;
         long parameters = unit >= 0 ? _unitParameters[unit + 1] : _m.TotalParameters - LayerParameterTotal();
-        return (double)parameters * (_pb + 8);
+        double perParameter = 2 * _pb;
+        if (ResidentAccumulatesInFp32) perParameter += _pb + 8;
+        else if (_s.GradAccumulation > 1 && mb > 0) perParameter += 3 * _pb;
+        return parameters * perParameter;
     }
 
     private long LayerParameterTotal()
