@@ -297,4 +297,23 @@ public class HostMemoryContentionTests
         Assert.Contains(program.Ops, o => o.Resource == ResourceKind.D2h && o.HostAdd.Adds);
         Assert.All(updates, u => Assert.True(costs.Duration(u, Model.HiddenSize).Seconds > u.Parameters / rate * 1.001, $"{u} is not lengthened"));
     }
+
+    [Theory]
+    [InlineData(StepSchedule.Overlapped)]
+    [InlineData(StepSchedule.Delayed)]
+    public void Given_updates_lengthened_beside_copies_and_adds_When_the_tuner_asks_for_the_cpu_s_work_Then_it_gets_the_updates_alone(StepSchedule schedule)
+    {
+        // The window those terms spread over moves with pinning and AIO settings; the tuner's bound must hold at every knob.
+        var s = Offloaded(schedule) with { GradAccumulation = 3 };
+        var hw = AdamTimes(Interfering(0.5), 0.1);
+        var program = StepScheduler.Build(Model, hw, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, hw, s);
+        double rate = hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+
+        foreach (var update in program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep))
+        {
+            Assert.True(costs.Duration(update, Model.HiddenSize).Seconds > update.Parameters / rate * 1.01);
+            Assert.Equal(update.Parameters / rate, costs.CpuAlone(update, Model.HiddenSize).Seconds, 8);
+        }
+    }
 }

@@ -63,6 +63,14 @@ public sealed class StepCosts
     private readonly double _optimizerCallSeconds;
     /// <summary>Seconds each updated parameter's CPU update takes longer for the copies (<see cref="CopyInterference"/>; 0 where not measured) and the gradient sums (<see cref="AddsBesideUpdates"/>) beside it.</summary>
     private readonly double _contendedSecondsPerParameter;
+
+    /// <summary>
+    /// The time of a CPU update without what the copies and the gradient sums beside it take from it: the CPU's work at
+    /// any knob setting (pinning and AIO change the window those terms spread over), for the tuner's lower bounds.
+    /// </summary>
+    internal SimDuration CpuAlone(Operation op, int hiddenSize) =>
+        op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep
+            ? Duration(op, hiddenSize) - SimDuration.FromSeconds(op.Parameters * _contendedSecondsPerParameter) : Duration(op, hiddenSize);
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
