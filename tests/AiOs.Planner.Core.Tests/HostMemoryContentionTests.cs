@@ -123,7 +123,7 @@ public class HostMemoryContentionTests
         long updated = updates.Sum(o => o.Parameters);
         // And one byte per byte the gradient sums beside them move (the later micro-batches' adds).
         double added = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds && Beside(o))
-            .Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement);
+            .Sum(o => o.HostAdd.HostBytes);
         if (accumulation > 1 && schedule != StepSchedule.DeepSpeed) Assert.True(added > 0);
 
         if (schedule != StepSchedule.DeepSpeed) Assert.True(copied > 0);
@@ -219,8 +219,8 @@ public class HostMemoryContentionTests
         double added = schedule switch
         {
             StepSchedule.DeepSpeed => 0,
-            StepSchedule.Overlapped => adds.Where(o => o.MicroBatch == accumulation - 1).Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement),
-            _ => adds.Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement),
+            StepSchedule.Overlapped => adds.Where(o => o.MicroBatch == accumulation - 1).Sum(o => o.HostAdd.HostBytes),
+            _ => adds.Sum(o => o.HostAdd.HostBytes),
         };
         long updated = updates.Sum(o => o.Parameters);
 
@@ -269,7 +269,7 @@ public class HostMemoryContentionTests
         double beside = updates.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
         var adds = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds
             && (schedule == StepSchedule.Delayed || o.MicroBatch == 2)).ToList();
-        double added = adds.Sum(o => (double)o.HostAdd.Elements * o.HostAdd.AddBytesPerElement);
+        double added = adds.Sum(o => o.HostAdd.HostBytes);
         double addSeconds = adds.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
         double uncapped = added / (rate * StepCosts.AdamHostBytesPerParameter);
         // The adds at their own rate for the whole of the updates: the most adding an update can have beside it.

@@ -260,7 +260,7 @@ public sealed class StepCosts
     /// <summary>
     /// Where the schedule runs the gradient sums beside the CPU updates (overlapped: the last micro-batch's adds, which feed
     /// the layers' updates as backward goes; delayed: every add of the next step), each update is lengthened by its share
-    /// (by parameters) of the adds' bytes ÷ its own traffic rate: one byte of the update's traffic lost per byte the adds
+    /// (by parameters) of the adds' bytes (with the last micro-batch's Σg² pass over the sums) ÷ its own traffic rate: one byte of the update's traffic lost per byte the adds
     /// move, the two being passes over the same host memory on the same CPU workers. Only the adds inside the updates count,
     /// as for the copies (<see cref="CopyInterference"/>). Not calibrated: measured on an H100 VM (2026-12-07, twentieth
     /// session), gpt2-large mb 1 × 4 overlapped ran its updates beside the adds at 5.5 ms a layer against 3.95 planned alone,
@@ -307,14 +307,14 @@ public sealed class StepCosts
                     transferred += op.Bytes.Value;
                     if (op.Resource != ResourceKind.D2h) h2d += costs.Duration(op, hidden).Seconds;
                     else d2h += costs.Duration(op, hidden).Seconds;
-                    // With several ranks a download does its own add (no host-sums thread).
-                    if (op.HostAdd.Adds) addBytes += (double)op.HostAdd.Elements * op.HostAdd.AddBytesPerElement;
+                    // With several ranks a download does its own add and Σg² pass (no host-sums thread).
+                    addBytes += op.HostAdd.HostBytes;
                 }
                 else if (op.Resource == ResourceKind.Nvme && costs.HasDrives) nvme += costs.Duration(op, hidden).Seconds;
                 else if (op.Resource == ResourceKind.HostSums)
                 {
                     sums += costs.Duration(op, hidden).Seconds;
-                    if (op.HostAdd.Adds) addBytes += (double)op.HostAdd.Elements * op.HostAdd.AddBytesPerElement;
+                    addBytes += op.HostAdd.HostBytes;
                 }
                 else if (op.Resource == ResourceKind.Compute && op.Kind != OpKind.OptimizerStep) compute += costs.Duration(op, hidden).Seconds;
             }

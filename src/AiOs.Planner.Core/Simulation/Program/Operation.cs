@@ -125,6 +125,9 @@ public readonly record struct HostAccumulation(long Elements, int SourceBytes, b
     /// </summary>
     public static HostAccumulation SquaresOnly(long elements, int storeBytes) =>
         new(elements, 0, SumsSquares: true) { Adds = false, SquaresBytes = storeBytes };
+
+    /// <summary>Bytes of host memory the work moves: the add's and the Σg² pass's.</summary>
+    public double HostBytes => (double)Elements * (AddBytesPerElement + (SumsSquares ? SquaresBytes : 0));
 }
 
 /// <summary>The phase of a step an operation belongs to.</summary>
