@@ -205,12 +205,13 @@ public class EngineKindFloorTests
         Assert.Contains("×1.44", note);
         Assert.Contains("aios calibrate-gpu --floor-families tiny-llama", note);
         Assert.DoesNotContain(TrainingPlanner.Plan(TinyLlama, measured, Small).Notes, n => n.Contains("layer-work fit"));
-        // The bundled H200 profile carries the H100 VM's measured ratios as estimates, so a plan there both prices and names
-        // them; the H100 VM's own profile holds them measured, and its plans say nothing.
+        // The bundled H200 profile carries an H100 VM's measured ratios (the nineteenth session's) as estimates, so a plan
+        // there both prices and names them; the H100 VM's own profile holds them measured (the twenty-first session's VM),
+        // and its plans say nothing.
         Assert.Contains(TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes, n => n.Contains("layer-work fit") && n.Contains("estimated"));
         Assert.Equal((1.2739, 1.5344), Lent.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
         var vm = ProfileCatalog.Default.Load("h100-1x-vm");
-        Assert.Equal((1.2739, 1.5344), vm.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
+        Assert.Equal((1.3255, 1.6125), vm.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
         Assert.DoesNotContain(TrainingPlanner.Plan(TinyLlama, vm, Small).Notes, n => n.Contains("layer-work fit"));
     }
 
