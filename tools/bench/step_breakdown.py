@@ -50,6 +50,9 @@ def busy(step_spans):
     b = collections.Counter()
     for s in step_spans:
         b[s["resource"]] += (s["end_ns"] - s["start_ns"]) / MS
+        # The host-sums thread's waits for its copies (stall spans since the twenty-first session): host_sums busy less these is the adds.
+        if s["operation"] == "wait_gradient_copy":
+            b["copy_wait"] += (s["end_ns"] - s["start_ns"]) / MS
     return b
 
 def updates(step_spans, params):
@@ -74,15 +77,15 @@ def report(run):
     rows += [(str(k), v) for k, v in sorted(measured.items())]
     best = max((u[1] for k, v in rows if k != "pred" and (u := updates(v, params)) and u[1] == u[1]), default=None)
     print(f"## {os.path.basename(run.rstrip('/'))}\n")
-    print("| step | extent ms | forward | backward | wait before updates | updates | gpu busy | cpu_optimizer busy | d2h busy | host_sums busy | layer update ms | layers G params/s | outer G params/s | |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| step | extent ms | forward | backward | wait before updates | updates | gpu busy | cpu_optimizer busy | d2h busy | host_sums busy | of it waiting for copies | layer update ms | layers G params/s | outer G params/s | |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, ss in rows:
         p, b, u = phases(ss), busy(ss), updates(ss, params)
         cold = "cold" if name != "pred" and u and best and u[1] < best / 1.5 else ""
         wait = f"{p['wait']:.1f}" if p["wait"] >= 0 else "—"
         uc = f"{u[0]:.2f} | {u[1]:.2f} | {u[2]:.2f}" if u else "— | — | —"
         print(f"| {name} | {p['extent']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} | {wait} | {p['optimizer']:.1f} | "
-              f"{b['gpu']:.1f} | {b['cpu_optimizer']:.1f} | {b['pcie_d2h']:.1f} | {b['host_sums']:.1f} | {uc} | {cold} |")
+              f"{b['gpu']:.1f} | {b['cpu_optimizer']:.1f} | {b['pcie_d2h']:.1f} | {b['host_sums']:.1f} | {b['copy_wait']:.1f} | {uc} | {cold} |")
     print()
 
 if __name__ == "__main__":

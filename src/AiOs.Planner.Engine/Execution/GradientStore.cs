@@ -40,6 +40,9 @@ internal abstract class GradientStore : IDisposable
         using (Begin(unit, parameters)) parameters.DrainGradientsInto(into, overwrite);
     }
 
+    /// <summary>A span of the wait for <paramref name="unit"/>'s gradient copy before its add (<see cref="SpanTrace.CopyWait"/>).</summary>
+    protected SpanTrace.SpanScope CopyWait(int unit) => _trace.CopyWait(ProgramLayer(unit));
+
     /// <summary>A grad_download span for <paramref name="unit"/>.</summary>
     protected SpanTrace.SpanScope Begin(int unit, FlatParameters parameters) =>
         _trace.Begin(ResourceKind.D2h, OpKind.GradDownload, ProgramLayer(unit), parameters.ByteLength);
@@ -471,7 +474,7 @@ internal sealed class CpuGradientStore : GradientStore
         if (queued.Staged is not null)
         {
             // Kept queued until the copy has landed: a failed wait leaves DropQueued to wait again before freeing its source.
-            _staging!.Synchronize(queued.Buffer);
+            using (CopyWait(unit)) _staging!.Synchronize(queued.Buffer);
             lock (_gate) _queued.Dequeue();
             try
             {

@@ -317,7 +317,8 @@ public sealed partial class LayerwiseTrainer : ITrainer
         SimDuration traceEnd = Trace.Now;
         IReadOnlyList<TraceSpan> spans = Trace.SpansOf(step);
         var phases = PhaseTimes.From(TraceStats.ProgramSpans(spans, _program), traceStart.Nanoseconds, traceEnd.Nanoseconds);
-        var stalled = new SimDuration(spans.Where(s => s.Resource == SpanTrace.StallResource).Sum(s => s.Duration.Nanoseconds));
+        // The compute thread's waits (the host-sums thread's waits for its copies are no I/O stall).
+        var stalled = new SimDuration(spans.Where(s => s.Resource == SpanTrace.StallResource && s.Operation != SpanTrace.CopyWaitName).Sum(s => s.Duration.Nanoseconds));
         return new StepResult(step, _stepLoss, _stepTokens, Duration(Stopwatch.GetElapsedTime(startTicks, end)), phases.Forward, phases.Backward,
             phases.Optimizer, stalled) { LossScale = usedScale, Skipped = skipped, NonFinite = Volatile.Read(ref _nonFinite), LearningRate = skipped ? null : _options.Adam.LearningRateAt(step - (_scaler?.Skipped ?? 0)) };
     }

@@ -94,6 +94,16 @@ public sealed class SpanTrace
     /// <summary>The resource name of waits.</summary>
     public const string StallResource = "stall";
 
+    /// <summary>
+    /// Starts a span of the host-sums thread's wait for a later micro-batch's gradient copy to land before its add (resource
+    /// <c>stall</c>, operation <see cref="CopyWaitName"/>): the part of a <c>grad_accumulate</c> span that is the copy's, not the
+    /// add's. Not a compute-thread stall, so no part of a step's I/O stall.
+    /// </summary>
+    public SpanScope CopyWait(int layer) => Begin(StallResource, CopyWaitName, layer);
+
+    /// <summary>The operation name of <see cref="CopyWait"/> spans.</summary>
+    public const string CopyWaitName = "wait_gradient_copy";
+
     /// <summary>An operation's name in traces: its <see cref="OpKind"/> in snake_case.</summary>
     public static string Name(OpKind op) => JsonNamingPolicy.SnakeCaseLower.ConvertName(op.ToString());
 
