@@ -313,7 +313,27 @@ public class HostMemoryContentionTests
         foreach (var update in program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep))
         {
             Assert.True(costs.Duration(update, Model.HiddenSize).Seconds > update.Parameters / rate * 1.01);
-            Assert.Equal(update.Parameters / rate, costs.CpuAlone(update, Model.HiddenSize).Seconds, 8);
+            Assert.Equal(update.Parameters / rate, costs.WorkAlone(update, Model.HiddenSize).Seconds, 8);
         }
+    }
+
+    [Fact]
+    public void Given_the_delayed_schedule_on_a_profile_with_floors_beside_the_update_When_the_tuner_asks_for_the_work_alone_Then_it_never_exceeds_the_priced_time_and_leaves_out_what_the_knobs_move()
+    {
+        // The H100 VM's profile measures the passes' floors beside the update (ratios above 1) and the interference.
+        var vm = ProfileCatalog.Default.Load("h100-1x-vm");
+        Assert.NotNull(vm.Gpu!.EngineKernels!.BesideUpdateFloorRatios);
+        var s = Offloaded(StepSchedule.Delayed) with { GradAccumulation = 2 };
+        var program = StepScheduler.Build(Model, vm, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, vm, s);
+        var passes = program.Ops.Where(o => o.Resource == ResourceKind.Compute && o.Kind != OpKind.OptimizerStep).ToList();
+        var writeBack = Assert.Single(program.Ops, o => o.Kind == OpKind.MasterWriteBack);
+
+        Assert.All(passes, o => Assert.True(costs.WorkAlone(o, Model.HiddenSize) <= costs.Duration(o, Model.HiddenSize), $"{o}"));
+        // Launch-bound passes beside the pending update pay the larger floors; alone they do not.
+        Assert.True(passes.Sum(o => costs.WorkAlone(o, Model.HiddenSize).Seconds) < passes.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds));
+        // The write-back: its host pass alone, without the uploads and NVMe traffic in series with it.
+        Assert.Equal(writeBack.Bytes.Value / (vm.Cpu.MemoryBandwidth.BytesPerSecond / program.GpusPerNode), costs.WorkAlone(writeBack, Model.HiddenSize).Seconds, 8);
+        Assert.True(costs.WorkAlone(writeBack, Model.HiddenSize) <= costs.Duration(writeBack, Model.HiddenSize));
     }
 }

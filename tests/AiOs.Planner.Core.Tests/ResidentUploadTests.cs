@@ -42,7 +42,7 @@ public class ResidentUploadTests
         {
             // Adam at its rate, beside backward's downloads or not; beside the last micro-batch's gradient sums, lengthened by them (HostMemoryContentionTests).
             var alone = SimDuration.FromSeconds(step.Parameters / H200.Cpu.AdamParamsPerS.Value);
-            Assert.Equal(alone.Seconds, costs.CpuAlone(step, Tiny.HiddenSize).Seconds, 8);
+            Assert.Equal(alone.Seconds, costs.WorkAlone(step, Tiny.HiddenSize).Seconds, 8);
             if (accumulation == 1) Assert.Equal(alone, costs.Duration(step, Tiny.HiddenSize));
             else Assert.True(costs.Duration(step, Tiny.HiddenSize) > alone, "the adds beside the update lengthen it");
             Operation upload = Assert.Single(uploads, u => u.Deps.Contains(step.Id));

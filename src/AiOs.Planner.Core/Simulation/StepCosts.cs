@@ -47,6 +47,8 @@ public sealed class StepCosts
     private readonly bool _floorPerOperation;
     /// <summary>The engine's compute operations' durations by operation id (<see cref="Pipelined"/>); null for PyTorch eager or without a program.</summary>
     private readonly Dictionary<int, SimDuration>? _pipelined;
+    /// <summary><see cref="_pipelined"/> with the plain floors (before the floors beside the update): <see cref="WorkAlone"/>'s.</summary>
+    private readonly Dictionary<int, SimDuration>? _pipelinedAlone;
     /// <summary>Host dispatch time the device waits for beyond its own work in one step (see <see cref="DispatchDeficit"/>); zero without a program.</summary>
     private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
@@ -65,12 +67,20 @@ public sealed class StepCosts
     private readonly double _contendedSecondsPerParameter;
 
     /// <summary>
-    /// The time of a CPU update without what the copies and the gradient sums beside it take from it: the CPU's work at
-    /// any knob setting (pinning and AIO change the window those terms spread over), for the tuner's lower bounds.
+    /// A compute or CPU operation's time without what depends on the knobs (pinning, AIO settings), for the tuner's lower
+    /// bounds (never above <see cref="Duration"/>): a CPU update without what the copies and gradient sums beside it take
+    /// from it (the window they spread over moves with the knobs); the delayed schedule's write-back as its host pass alone
+    /// (its upload and NVMe traffic in series move with pinning and AIO); a unit pass with the plain dispatch floors (the
+    /// floors beside the update grow with how much of the passes the update covers, which moves with its length).
     /// </summary>
-    internal SimDuration CpuAlone(Operation op, int hiddenSize) =>
-        op.Resource == ResourceKind.Cpu && op.Kind == OpKind.OptimizerStep
-            ? Duration(op, hiddenSize) - SimDuration.FromSeconds(op.Parameters * _contendedSecondsPerParameter) : Duration(op, hiddenSize);
+    internal SimDuration WorkAlone(Operation op, int hiddenSize) => op.Resource switch
+    {
+        ResourceKind.Cpu when op.Kind == OpKind.MasterWriteBack => op.Bytes / (_hw.Cpu.MemoryBandwidth / _gpusPerNode),
+        ResourceKind.Cpu when op.Kind == OpKind.OptimizerStep => SimDuration.FromSeconds(_optimizerCallSeconds + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond)),
+        ResourceKind.Compute when op.Kind != OpKind.OptimizerStep && _pipelinedAlone is not null && _pipelinedAlone.TryGetValue(op.Id, out var alone) => PerStep(op, alone),
+        _ => Duration(op, hiddenSize),
+    };
+
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
@@ -174,7 +184,7 @@ public sealed class StepCosts
         if (_hostAddShare < 1) _hostAddFactor = program is null ? 1 / _hostAddShare : HostAddFactor(program);
         if (program is not null)
         {
-            if (_floorPerOperation) _pipelined = Pipelined(program);
+            if (_floorPerOperation) _pipelined = _pipelinedAlone = Pipelined(program);
             _dispatchDeficit = DispatchDeficit(program);
             if (TransfersBesideUpdate(program, s, hw) is { } backwardOnly)
             {

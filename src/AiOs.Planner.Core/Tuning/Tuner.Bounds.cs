@@ -24,9 +24,9 @@ internal readonly record struct StepWork(long ComputeNs, long CpuNs, long Collec
         {
             switch (op.Resource)
             {
-                case ResourceKind.Compute: compute += costs.Duration(op, hidden).Nanoseconds; break;
-                // Alone: what the copies and adds beside an update take from it depends on the knobs (StepCosts.CpuAlone).
-                case ResourceKind.Cpu: cpu += costs.CpuAlone(op, hidden).Nanoseconds; break;
+                // Without what moves with the knobs (StepCosts.WorkAlone): the bound holds at every knob setting.
+                case ResourceKind.Compute: compute += costs.WorkAlone(op, hidden).Nanoseconds; break;
+                case ResourceKind.Cpu: cpu += costs.WorkAlone(op, hidden).Nanoseconds; break;
                 case ResourceKind.Collective: collective += costs.Duration(op, hidden).Nanoseconds; break;
                 // The simulator serves QueuedH2d apart at the link's full rate, so its bytes are no part of H2d's floor.
                 case ResourceKind.H2d: h2d += op.Bytes.Value; break;
