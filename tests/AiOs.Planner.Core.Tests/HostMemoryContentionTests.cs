@@ -17,6 +17,14 @@ public class HostMemoryContentionTests
     private static readonly HardwareProfile H200 = ProfileCatalog.Default.Load("h200-1x-calibrated");
     private static readonly ModelSpec Model = ModelCatalog.Default.Load("gpt2") with { NumLayers = 4 };
 
+    /// <summary><paramref name="s"/>'s engine program on <paramref name="hw"/>, its costs, CPU Adam's rate for it (one process) and its CPU updates.</summary>
+    private static (StepProgram Program, StepCosts Costs, double Rate, List<Operation> Updates) Priced(HardwareProfile hw, TrainingSettings s)
+    {
+        var program = StepScheduler.Build(Model, hw, s, false, ProgramShape.Engine);
+        return (program, Simulator.Costs(program, hw, s), hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s)),
+            program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList());
+    }
+
     private static TrainingSettings Offloaded(StepSchedule schedule) => new()
     {
         ZeroStage = ZeroStage.Infinity, ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, Precision = Precision.Bf16,
@@ -30,10 +38,7 @@ public class HostMemoryContentionTests
     public void Given_a_schedule_When_priced_Then_each_cpu_update_takes_its_parameters_at_the_calibrated_rate_whatever_runs_beside_it(StepSchedule schedule)
     {
         var s = Offloaded(schedule);
-        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, H200, s);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
-        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        var (program, costs, rate, updates) = Priced(H200, s);
         bool transfersBeside = schedule != StepSchedule.DeepSpeed
             && program.Ops.Any(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h && o.Phase == StepPhase.Backward);
 
@@ -110,10 +115,7 @@ public class HostMemoryContentionTests
         // CPU Adam a tenth as fast: the updates outlast every copy beside them, so all of the copies' bytes count.
         var s = Offloaded(schedule) with { GradAccumulation = accumulation };
         var slow = AdamTimes(Interfering(0.5), 0.1);
-        var program = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, slow, s);
-        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
-        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        var (program, costs, rate, updates) = Priced(slow, s);
         // Overlapped: the updates run as the last micro-batch's gradients land, beside that micro-batch's backward only.
         int last = accumulation - 1;
         bool Beside(Operation o) => schedule == StepSchedule.Delayed || (schedule == StepSchedule.Overlapped && o.Phase == StepPhase.Backward && o.MicroBatch == last);
@@ -210,10 +212,7 @@ public class HostMemoryContentionTests
         // No interference measured: only the adds lengthen the updates. CPU Adam a tenth as fast, so they all fall inside.
         var s = Offloaded(schedule) with { GradAccumulation = accumulation };
         var slow = AdamTimes(H200, 0.1);
-        var program = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, slow, s);
-        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
-        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        var (program, costs, rate, updates) = Priced(slow, s);
         var adds = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds).ToList();
         // The overlapped schedule updates as the last micro-batch's gradients land: its adds only; the delayed one beside the whole next step.
         double added = schedule switch
@@ -261,10 +260,7 @@ public class HostMemoryContentionTests
         // No interference figure (only the adds count); a CPU 200 times faster at Adam: its updates end long before the adds.
         var s = Offloaded(schedule) with { GradAccumulation = 3 };
         var fast = AdamTimes(H200, 200);
-        var program = StepScheduler.Build(Model, fast, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, fast, s);
-        double rate = fast.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
-        var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
+        var (program, costs, rate, updates) = Priced(fast, s);
         double alone = updates.Sum(o => o.Parameters / rate);
         double beside = updates.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
         var adds = program.Ops.Where(o => o.Resource == ResourceKind.HostSums && o.HostAdd.Adds

@@ -66,21 +66,6 @@ public sealed class StepCosts
     /// <summary>Seconds each updated parameter's CPU update takes longer for the copies (<see cref="CopyInterference"/>; 0 where not measured) and the gradient sums (<see cref="AddsBesideUpdates"/>) beside it.</summary>
     private readonly double _contendedSecondsPerParameter;
 
-    /// <summary>
-    /// A compute or CPU operation's time without what depends on the knobs (pinning, AIO settings), for the tuner's lower
-    /// bounds (never above <see cref="Duration"/>): a CPU update without what the copies and gradient sums beside it take
-    /// from it (the window they spread over moves with the knobs); the delayed schedule's write-back as its host pass alone
-    /// (its upload and NVMe traffic in series move with pinning and AIO); a unit pass with the plain dispatch floors (the
-    /// floors beside the update grow with how much of the passes the update covers, which moves with its length).
-    /// </summary>
-    internal SimDuration WorkAlone(Operation op, int hiddenSize) => op.Resource switch
-    {
-        ResourceKind.Cpu when op.Kind == OpKind.MasterWriteBack => op.Bytes / (_hw.Cpu.MemoryBandwidth / _gpusPerNode),
-        ResourceKind.Cpu when op.Kind == OpKind.OptimizerStep => SimDuration.FromSeconds(_optimizerCallSeconds + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond)),
-        ResourceKind.Compute when op.Kind != OpKind.OptimizerStep && _pipelinedAlone is not null && _pipelinedAlone.TryGetValue(op.Id, out var alone) => PerStep(op, alone),
-        _ => Duration(op, hiddenSize),
-    };
-
     /// <summary>The engine's parallel passes over host memory (the Σg² pass of a later micro-batch's download, and of the only one with several ranks).</summary>
     private readonly HostPass _hostPass;
     /// <summary>The gradient-sum pass of a later micro-batch's download (<see cref="HostPass.AddOf"/>).</summary>
@@ -385,12 +370,29 @@ public sealed class StepCosts
         ResourceKind.D2h => op.Bytes / ((op.Kind == OpKind.ActivationOffload ? _checkpointD2h : _d2h) * BesideUpdate(op, _d2hShareBesideUpdate)) + HostAdd(op.HostAdd),
         ResourceKind.Nvme => op.Bytes / (op.IsWrite ? _nvmeWrite : _nvmeRead),
         ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? MasterWriteBack(op)
-            : SimDuration.FromSeconds((op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0)
-                + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond) + op.Parameters * _contendedSecondsPerParameter),
+            : SimDuration.FromSeconds(CpuSecondsAlone(op) + op.Parameters * _contendedSecondsPerParameter),
         ResourceKind.Collective => Collective(op.Bytes),
         ResourceKind.HostSums => HostAdd(op.HostAdd),
         _ => throw new InvalidOperationException($"No cost for resource {op.Resource}."),
     };
+
+    /// <summary>
+    /// A compute or CPU operation's time without what depends on the knobs (pinning, AIO settings), for the tuner's lower
+    /// bounds (never above <see cref="Duration"/>): a CPU update without what the copies and gradient sums beside it take
+    /// from it (the window they spread over moves with the knobs); the delayed schedule's write-back as its host pass alone
+    /// (its upload and NVMe traffic in series move with pinning and AIO); a unit pass with the plain dispatch floors (the
+    /// floors beside the update grow with how much of the passes the update covers, which moves with its length).
+    /// </summary>
+    internal SimDuration WorkAlone(Operation op, int hiddenSize) => op.Resource switch
+    {
+        ResourceKind.Cpu => op.Kind == OpKind.MasterWriteBack ? WriteBackHostPass(op) : SimDuration.FromSeconds(CpuSecondsAlone(op)),
+        ResourceKind.Compute when op.Kind != OpKind.OptimizerStep && _pipelinedAlone is not null && _pipelinedAlone.TryGetValue(op.Id, out var alone) => PerStep(op, alone),
+        _ => Duration(op, hiddenSize),
+    };
+
+    /// <summary>A CPU operation's seconds at its rate alone: an update's call cost and its parameters at its state's tier's rate (a write-back cast into RAM: none).</summary>
+    private double CpuSecondsAlone(Operation op) =>
+        (op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds : 0) + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond);
 
     /// <summary>
     /// The layer passes' floors while the CPU updates beside them: the engine's CPU Adam takes every core but one, and the
@@ -513,10 +515,13 @@ public sealed class StepCosts
     /// its GPU processes), and in series with it (the engine writes unit by unit, each write waiting for its cast) the
     /// uploads of device-resident units and the NVMe state reads and parameter-file writes.
     /// </summary>
+    /// <summary>The write-back's pass over host memory at the node's bandwidth shared by its GPU processes.</summary>
+    private SimDuration WriteBackHostPass(Operation op) => op.Bytes / (_hw.Cpu.MemoryBandwidth / _gpusPerNode);
+
     private SimDuration MasterWriteBack(Operation op)
     {
         var t = op.WriteBackTraffic;
-        var host = op.Bytes / (_hw.Cpu.MemoryBandwidth / _gpusPerNode);
+        var host = WriteBackHostPass(op);
         var upload = t.Upload.Value > 0 ? t.Upload / _h2d : SimDuration.Zero;
         var read = t.NvmeRead.Value > 0 ? t.NvmeRead / _nvmeRead : SimDuration.Zero;
         var write = t.NvmeWrite.Value > 0 ? t.NvmeWrite / _nvmeWrite : SimDuration.Zero;
@@ -524,21 +529,22 @@ public sealed class StepCosts
     }
 
     /// <summary>The device optimizer: a memory-bound pass over the states (the engine's fused AdamW at its fitted rate).</summary>
-    private SimDuration Optimizer(Operation op) =>
-        _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)op.ElementwiseBytes) / Bandwidth.FromGBps(rate.Value) : Elementwise(op.ElementwiseBytes);
+    private SimDuration Optimizer(Operation op) => Streaming(op.ElementwiseBytes);
+
+    /// <summary>A streaming pass over device memory: at the engine's measured rate (its fused AdamW's) where the profile has it, else the device's element-wise rate.</summary>
+    private SimDuration Streaming(double bytes) =>
+        _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)bytes) / Bandwidth.FromGBps(rate.Value) : Elementwise(bytes);
 
     private SimDuration Compute(Operation op, int hiddenSize) => Work(op, hiddenSize) + Sums(op);
 
     /// <summary>
-    /// The resident engine's fp32 gradient sums beside a unit's work (<see cref="Operation.SumBytes"/>): one streaming pass
-    /// over device memory, at the engine's measured streaming rate (its fused AdamW's) where the profile has it, else at
-    /// the device's element-wise rate; on a CPU at its fitted element-wise rate.
+    /// The resident engine's gradient landing beside a unit's work (<see cref="Operation.SumBytes"/>): streaming passes over
+    /// device memory (<see cref="Streaming"/>); on a CPU without the engine's rate, at its fitted element-wise rate.
     /// </summary>
     private SimDuration Sums(Operation op) =>
         op.SumBytes <= 0 ? SimDuration.Zero
-        : _engine?.OptimizerGbps is { Value: > 0 } rate ? new Bytes((long)op.SumBytes) / Bandwidth.FromGBps(rate.Value)
-        : _cpuLayer is { } cpu ? cpu.ElementwiseTime(new Bytes((long)op.SumBytes))
-        : Elementwise(op.SumBytes);
+        : _engine?.OptimizerGbps is not { Value: > 0 } && _cpuLayer is { } cpu ? cpu.ElementwiseTime(new Bytes((long)op.SumBytes))
+        : Streaming(op.SumBytes);
 
     private SimDuration Work(Operation op, int hiddenSize)
     {
