@@ -1,5 +1,6 @@
 using System.CommandLine;
 using AiOs.Planner.Cli.Commands;
+using AiOs.Planner.Descriptions;
 using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
@@ -40,7 +41,24 @@ public class CalibrateGpuKernelTests
         Assert.True(kernels.AutogradLaunchFloorUs!.Value > 0 && kernels.BackwardLaunchFloorUs!.Value > 0);
         Assert.True(kernels.OptimizerGbps!.Value > 0);
         Assert.Equal(FigureSource.Measured, kernels.BackwardRatio.Provenance!.Source);
-        updated.Validated("calibrated");
+        // The layer products timed alone over the default grid (the probe's widths and twice and four times the widest; its
+        // token counts and half the smallest), both precisions, and the fit taken against them (fp32 here).
+        var rates = kernels.LayerMatmul!;
+        Assert.Equal([64, 128, 192, 384, 768], rates.Points.Select(p => p.Hidden).Distinct().Order());
+        Assert.Equal([8L, 16, 64, 128], rates.Points.Select(p => p.Tokens).Distinct().Order());
+        Assert.All(rates.Points, p => Assert.True(p.Bf16Tflops > 0 && p.Fp32Tflops > 0));
+        Assert.Contains("layer_matmul", kernels.MatmulEfficiency.Provenance!.Method);
+        // Written and read back as a profile file, the table survives.
+        string path = Path.Combine(Path.GetTempPath(), $"aios-calibrated-{Guid.NewGuid():N}.json");
+        try
+        {
+            DescriptionJson.WriteFileAtomic(path, updated.Validated("calibrated"));
+            Assert.Equal(rates.Points, ProfileCatalog.Default.Load(path).Gpu!.EngineKernels!.LayerMatmul!.Points);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]

@@ -8,7 +8,26 @@ namespace AiOs.Planner.Calibration.Compute;
 /// One timed pass of a transformer unit: the forward's matmul FLOPs and saved bytes as the simulator counts
 /// them, its hidden size, whether the pass was a backward (forward and recompute are not) and the seconds it took.
 /// </summary>
-public sealed record LayerTiming(double Flops, double SavedBytes, int Hidden, bool Backward, double Seconds, string Label = "");
+/// <param name="Flops">The forward's matmul FLOPs.</param>
+/// <param name="SavedBytes">The forward's saved-for-backward bytes.</param>
+/// <param name="Hidden">The unit's hidden size.</param>
+/// <param name="Backward">Whether the pass was a backward.</param>
+/// <param name="Seconds">How long it took.</param>
+/// <param name="Label">"forward", "recompute" or "backward" (free text elsewhere).</param>
+/// <param name="Tokens">Tokens the pass ran over (micro-batch × sequence); 0: not known.</param>
+/// <param name="MatmulTflops">
+/// The measured rate of the layer's products at this pass's shape and precision (<see cref="Hardware.LayerMatmulRates"/>), which
+/// its matmul term is taken against; 0: the fit's single rate (<see cref="CpuLayerFitResult.Matmul"/>).
+/// </param>
+public sealed record LayerTiming(double Flops, double SavedBytes, int Hidden, bool Backward, double Seconds, string Label = "", long Tokens = 0,
+    double MatmulTflops = 0)
+{
+    /// <summary>The rate this pass's products are priced at before the efficiency: its own where measured, else <paramref name="fallback"/>.</summary>
+    public double MatmulRate(FlopRate fallback) => MatmulTflops > 0 ? MatmulTflops * 1e12 : fallback.FlopsPerSecond;
+
+    /// <summary>The products' FLOPs as the fit's single rate would see them: scaled by how much slower this shape runs.</summary>
+    internal double FlopsAt(FlopRate fitRate) => Flops * (fitRate.FlopsPerSecond / MatmulRate(fitRate));
+}
 
 /// <summary>The fitted constants of the CPU compute model and how well they explain the timings.</summary>
 /// <param name="MatmulEfficiency">Fraction of the benchmark's matmul rate the units' matmuls reach.</param>
@@ -27,7 +46,7 @@ public sealed record CpuLayerFitResult(
     public double Predict(LayerTiming t)
     {
         ArgumentNullException.ThrowIfNull(t);
-        double matmul = t.Flops / (Matmul.FlopsPerSecond * MatmulEfficiency);
+        double matmul = t.Flops / (t.MatmulRate(Matmul) * MatmulEfficiency);
         double saved = SavedBytesRate.BytesPerSecond > 0 ? t.SavedBytes / SavedBytesRate.BytesPerSecond : 0;
         return (t.Backward ? BackwardRatio : 1) * (matmul + saved + Overhead.Seconds);
     }
@@ -60,7 +79,7 @@ public static class CpuLayerFit
         if (rows.All(t => t.Flops <= 0)) throw new ArgumentException("A fit needs timings with matmul work.", nameof(timings));
 
         var limits = Limits(bounds, matmul);
-        double[] best = BestSubset(rows, limits);
+        double[] best = BestSubset(rows, limits, matmul);
         double[] ceiling = [limits.Flop, limits.Byte, 0];
         var result = new CpuLayerFitResult(
             1 / (best[0] * matmul.FlopsPerSecond),
@@ -99,7 +118,7 @@ public static class CpuLayerFit
     /// its bound), held at its bound (moved to the right-hand side), or — the saved-bytes and overhead terms — left out.
     /// With no limits this is the non-negative subset search it replaced (the matmul term always kept).
     /// </summary>
-    private static double[] BestSubset(List<LayerTiming> rows, (double Flop, double Byte) min)
+    private static double[] BestSubset(List<LayerTiming> rows, (double Flop, double Byte) min, FlopRate matmul)
     {
         double[]? best = null;
         double bestSse = double.PositiveInfinity;
@@ -114,12 +133,12 @@ public static class CpuLayerFit
             double[] bound = [min.Flop, min.Byte, 0];
             int[] free = Enumerable.Range(0, 3).Where(c => state[c] == 1).ToArray();
             if (free.Length > count) continue;
-            var y = Vector<double>.Build.Dense(count, i => 1.0 - Enumerable.Range(0, 3).Where(c => state[c] == 2).Sum(c => bound[c] * Feature(rows[i], c)) / rows[i].Seconds);
+            var y = Vector<double>.Build.Dense(count, i => 1.0 - Enumerable.Range(0, 3).Where(c => state[c] == 2).Sum(c => bound[c] * Feature(rows[i], c, matmul)) / rows[i].Seconds);
             var coefficients = new double[3];
             for (int c = 0; c < 3; c++) if (state[c] == 2) coefficients[c] = bound[c];
             if (free.Length > 0)
             {
-                var x = Matrix<double>.Build.Dense(count, free.Length, (i, j) => Feature(rows[i], free[j]) / rows[i].Seconds);
+                var x = Matrix<double>.Build.Dense(count, free.Length, (i, j) => Feature(rows[i], free[j], matmul) / rows[i].Seconds);
                 Vector<double> solution;
                 try
                 {
@@ -141,7 +160,7 @@ public static class CpuLayerFit
             double sse = 0;
             for (int i = 0; i < count; i++)
             {
-                double fitted = Enumerable.Range(0, 3).Sum(c => coefficients[c] * Feature(rows[i], c)) / rows[i].Seconds;
+                double fitted = Enumerable.Range(0, 3).Sum(c => coefficients[c] * Feature(rows[i], c, matmul)) / rows[i].Seconds;
                 sse += (fitted - 1) * (fitted - 1);
             }
             if (sse < bestSse - 1e-15) (best, bestSse) = (coefficients, sse);
@@ -149,9 +168,10 @@ public static class CpuLayerFit
         return best ?? throw new ArgumentException("No non-negative fit: the timings do not grow with the matmul work.", nameof(rows));
     }
 
-    private static double Feature(LayerTiming t, int column) => column switch
+    /// <summary>A row's column: the matmul column counts FLOPs at the fit's rate (a pass with its own measured rate scaled to it).</summary>
+    private static double Feature(LayerTiming t, int column, FlopRate matmul) => column switch
     {
-        0 => t.Flops,
+        0 => t.FlopsAt(matmul),
         1 => t.SavedBytes,
         _ => 1.0,
     };

@@ -1,5 +1,6 @@
 using System.Globalization;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 using MathNet.Numerics.Statistics;
 
@@ -21,10 +22,35 @@ namespace AiOs.Planner.Calibration.Compute;
 /// Floors measured inside real steps of the engine's resident trainer, one per kind (the main kind's and others'); where a kind
 /// has one, the fit writes it instead of the tiny-shape floors above. Null or a kind absent: the tiny-shape floors.
 /// </param>
+/// <param name="LayerMatmul">
+/// The layer products' measured rates per shape (<see cref="LayerMatmulRates"/>, timed beside the passes); where it has
+/// <paramref name="Precision"/>'s column, each pass with its tokens is fitted against its shape's rate and the kernels carry the
+/// table. Null: every pass against <paramref name="Matmul"/>.
+/// </param>
+/// <param name="Precision">The precision the passes ran in (the table's column the fit reads).</param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
     FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null,
-    string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null, IReadOnlyList<InStepFloorTiming>? InStepFloors = null)
+    string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null, IReadOnlyList<InStepFloorTiming>? InStepFloors = null,
+    LayerMatmulRates? LayerMatmul = null, Precision Precision = Precision.Bf16)
 {
+    /// <summary>
+    /// These timings with each pass's shape rate filled in from <see cref="LayerMatmul"/> (passes with known tokens; the kinds'
+    /// work passes too); unchanged when the table has no column for <see cref="Precision"/>.
+    /// </summary>
+    internal EngineKernelTimings WithShapeRates()
+    {
+        if (LayerMatmul is not { } table || table.RateAt(Precision, 1, 1) is null) return this;
+        LayerTiming Rated(LayerTiming p) => p.Tokens > 0 && table.RateAt(Precision, p.Hidden, p.Tokens) is { } r ? p with { MatmulTflops = r.Tflops } : p;
+        return this with
+        {
+            Passes = Passes.Select(Rated).ToList(),
+            KindFloors = KindFloors?.Select(k => k with { Work = k.Work?.Select(Rated).ToList() }).ToList(),
+        };
+    }
+
+    /// <summary>Whether the fit took the passes against <see cref="LayerMatmul"/>'s rates (and the kernels carry them).</summary>
+    internal bool ShapeRated => LayerMatmul is { } table && table.RateAt(Precision, 1, 1) is not null;
+
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
     {
@@ -76,7 +102,11 @@ public sealed record InStepFloorTiming(string Kind, string Family, double Forwar
 }
 
 /// <summary>The fitted kernels and how well they explain the timings.</summary>
-public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples);
+/// <param name="Kernels">The fitted kernels.</param>
+/// <param name="Fit">The layer fit behind them.</param>
+/// <param name="Samples">Timed passes given.</param>
+/// <param name="Passes">The timed passes as fitted (each with its shape's matmul rate where the fit took one), for <see cref="CpuLayerFitResult.Predict"/>.</param>
+public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples, IReadOnlyList<LayerTiming> Passes);
 
 /// <summary>
 /// Fits <see cref="EngineKernels"/> to the engine's timed kernels: the layer model <c>t = F/(η·R) + S·e + O</c> by
@@ -130,6 +160,7 @@ public static class EngineKernelFit
     public static EngineKernelCalibration Fit(EngineKernelTimings t, string date, EngineKernels? previous = null)
     {
         ArgumentNullException.ThrowIfNull(t);
+        t = t.WithShapeRates();
         if (!(t.FloorSeconds > 0) || !(t.OptimizerSeconds > 0) || t.OptimizerElements <= 0)
             throw new ArgumentException("The dispatch floor and the optimizer need positive timings.", nameof(t));
         // Passes within twice their dispatch floor measure the host, not the kernels: fit the work terms on the others
@@ -148,7 +179,8 @@ public static class EngineKernelFit
                 $"The engine's layers ran at {fit.MatmulEfficiency:G3} × the profile's matmul rate ({t.Matmul.Tflops:G3} TFLOP/s), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         var (recompute, recomputeMethod) = RecomputeRatioOf(pairs, t, I);
-        string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)})");
+        string against = t.ShapeRated ? ", matmuls against the layer products' measured rate at each pass's shape (layer_matmul)" : "";
+        string method = I($"aios calibrate-gpu: {fitted.Count} work-bound timed passes of the engine's layers and head ({t.Description}), fitted by least squares on relative error (R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", fit.Terms)}{against})");
         Figure F(double value, string m) => Figure.Measured(Math.Round(value, 4), date, m);
         var inStep = InStepOf(t, t.Kind ?? EngineLayerKind.Gpt2);
         var layerwise = inStep is { } lw ? LayerwiseRatiosOf(lw, t.Description, F) : null;
@@ -156,6 +188,7 @@ public static class EngineKernelFit
         var kernels = new EngineKernels
         {
             MatmulEfficiency = F(fit.MatmulEfficiency, method),
+            LayerMatmul = t.ShapeRated ? t.LayerMatmul : null,
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
@@ -181,7 +214,7 @@ public static class EngineKernelFit
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
-        return new EngineKernelCalibration(kernels, fit, t.Passes.Count);
+        return new EngineKernelCalibration(kernels, fit, t.Passes.Count, t.Passes);
     }
 
     /// <summary>
@@ -246,7 +279,7 @@ public static class EngineKernelFit
         int n = 0;
         foreach (var b in passes.Where(p => p.Backward && p.Seconds > 0))
         {
-            double matmul = b.Flops / (fit.Matmul.FlopsPerSecond * fit.MatmulEfficiency);
+            double matmul = b.Flops / (b.MatmulRate(fit.Matmul) * fit.MatmulEfficiency);
             double rest = fit.Predict(b with { Backward = false }) - matmul;
             num += rest / b.Seconds * (1 - 2 * matmul / b.Seconds);
             den += rest / b.Seconds * (rest / b.Seconds);
@@ -272,7 +305,7 @@ public static class EngineKernelFit
     /// </summary>
     private static Func<LayerTiming, double> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
     {
-        double products = p.Flops / (t.Matmul.FlopsPerSecond * fit.MatmulEfficiency);
+        double products = p.Flops / (p.MatmulRate(t.Matmul) * fit.MatmulEfficiency);
         double rest = (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
         return !p.Backward ? products + rest : backwardWork is { } w ? 2 * products + w * rest : fit.BackwardRatio * (products + rest);
     };

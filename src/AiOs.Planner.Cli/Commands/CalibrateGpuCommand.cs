@@ -126,20 +126,28 @@ public static class CalibrateGpuCommand
         // gradients in forward: 10.9 ms forward, 0.7 ms backward on the H100), so they would bend the layers' backward
         // ratio and work terms (RMS 25.6% with them, 15.3% without, 2026-12-05); the program prices the head from its work.
         var timings = m.Layers.Where(l => l.Unit != "head" && l.Pass is "forward" or "recompute" or "backward")
-            .Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList();
+            .Select(Timing).ToList();
+        static LayerTiming Timing(LayerSample l) => new(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass, (long)l.MicroBatch * l.SeqLen);
+        var layerMatmul = m.LayerMatmul is { Count: > 0 } points ? new LayerMatmulRates
+        {
+            Method = $"aios calibrate-gpu: TorchSharp, a decoder layer's four weight products (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h), (T × 4h)·(4h × h) timed alone, FLOPs over the median of {options.Repeats} timings, {m.Device}",
+            Date = date,
+            Points = points,
+        } : null;
         string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
         var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
             m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), m.Kind,
             m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
-                k.Work.Where(l => l.Pass is "forward" or "backward").Select(l => new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass)).ToList())).ToList(),
+                k.Work.Where(l => l.Pass is "forward" or "backward").Select(Timing).ToList())).ToList(),
             inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
                 k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
-                k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList()),
+                k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList(),
+            layerMatmul, options.Precision),
             date, gpu.EngineKernels);
-        // Each timed pass, so the fit can be redone and checked away from the GPU.
-        foreach (var t in timings)
+        // Each timed pass as fitted (with its shape's matmul rate), so the fit can be redone and checked away from the GPU.
+        foreach (var t in fit.Passes)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"pass {t.Label} hidden {t.Hidden} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
+                $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 

@@ -1,5 +1,6 @@
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Hardware;
@@ -15,8 +16,16 @@ namespace AiOs.Planner.Hardware;
 /// </summary>
 public sealed record EngineKernels
 {
-    /// <summary>Fraction of the profile's large-matmul rate (for the run's precision) the engine's units reach.</summary>
+    /// <summary>
+    /// Fraction of the matmul rate the engine's units reach: of <see cref="LayerMatmul"/>'s rate at the layer's shape for the
+    /// run's precision where the kernels carry it, else of the profile's large-matmul rate for that precision.
+    /// </summary>
     public required Figure MatmulEfficiency { get; init; }
+    /// <summary>
+    /// The layer's weight products' measured rates per shape and precision, which <see cref="MatmulEfficiency"/> was fitted
+    /// against (written by the same <c>aios calibrate-gpu</c>); null: the profile's large-matmul rate prices every shape.
+    /// </summary>
+    public LayerMatmulRates? LayerMatmul { get; init; }
     /// <summary>Saved-for-backward bytes (LayerWork's count) the element-wise kernels get through per second, GB/s; 0: no separate term.</summary>
     public required Figure SavedBytesGbps { get; init; }
     /// <summary>Device time added to every unit forward, µs (small kernels that do not scale with the work).</summary>
@@ -125,6 +134,14 @@ public sealed record EngineKernels
 
     private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
 
+    /// <summary>
+    /// The matmul rate a decoder layer of width <paramref name="hidden"/> over <paramref name="tokens"/> tokens is priced at in
+    /// <paramref name="precision"/>, before <see cref="MatmulEfficiency"/>: <see cref="LayerMatmul"/>'s rate at that shape where
+    /// the kernels carry one for the precision, else <paramref name="largeMatmul"/> (the profile's large-matmul rate).
+    /// </summary>
+    public FlopRate LayerMatmulRate(Precision precision, int hidden, long tokens, FlopRate largeMatmul) =>
+        LayerMatmul?.RateAt(precision, hidden, tokens) ?? largeMatmul;
+
     /// <summary>The fixed per-step time.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public SimDuration StepOverhead => SimDuration.FromMicroseconds(StepOverheadUs.Value);
@@ -136,6 +153,7 @@ public sealed record EngineKernels
     internal void Validate(ValidationProblems p, string at)
     {
         p.InRange(at + ".matmul_efficiency", MatmulEfficiency.Value, 1e-4, 10);
+        LayerMatmul?.Validate(p, at + ".layer_matmul");
         if (SavedBytesGbps.Value != 0) p.InRange(at + ".saved_bytes_gbps", SavedBytesGbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s (or 0)");
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         p.InRange(at + ".backward_ratio", BackwardRatio.Value, 0.01, 100);

@@ -52,6 +52,13 @@ public sealed class StepCosts
     /// <summary>Host dispatch time the device waits for beyond its own work in one step (see <see cref="DispatchDeficit"/>); zero without a program.</summary>
     private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
+    /// <summary>
+    /// The engine's layer products' rate at this run's shape (<see cref="EngineKernels.LayerMatmulRate"/>, for the model's
+    /// width and a micro-batch's tokens), cached for one width; <see cref="_matmul"/> where the kernels carry no rates.
+    /// </summary>
+    private (int Hidden, FlopRate Rate) _layerMatmul;
+    private readonly Precision _precision;
+    private readonly long _microBatchTokens;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
     /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
     private readonly Bandwidth _checkpointH2d, _checkpointD2h;
@@ -128,6 +135,8 @@ public sealed class StepCosts
         }
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
+        _precision = s.Precision;
+        _microBatchTokens = (long)s.MicroBatch * s.SeqLen;
         if (hw.HasGpu)
         {
             _matmul = hw.Gpu!.MatmulRate(s.Precision);
@@ -554,7 +563,7 @@ public sealed class StepCosts
             // the forward's and the rest the fitted work ratio of the forward's rest; without that ratio (older profiles) the
             // whole takes the fitted backward/forward ratio. A recompute takes the recompute ratio of its forward.
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
-            var products = FlopRate.TimeFor(op.Flops * share, _matmul * k.MatmulEfficiency.Value);
+            var products = FlopRate.TimeFor(op.Flops * share, MatmulRateOf(op, hiddenSize, k) * k.MatmulEfficiency.Value);
             var rest = k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
             // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not layers).
             double kind = op.Unit.Kind != UnitKind.Layer ? 1 : op.Kind == OpKind.Backward ? _kindWork.Backward : _kindWork.Forward;
@@ -580,6 +589,19 @@ public sealed class StepCosts
         var elementwise = Elementwise(op.ElementwiseBytes * _model.ElementwiseTraffic);
         var overhead = op.Kind == OpKind.Backward ? _model.LayerOverhead * 2 : _model.LayerOverhead;
         return matmul + elementwise + overhead;
+    }
+
+    /// <summary>
+    /// The rate <paramref name="op"/>'s products are priced at before the fitted efficiency: a decoder layer's at the kernels'
+    /// measured rate for its shape and precision (<see cref="EngineKernels.LayerMatmulRate"/>), the embedding's and head's
+    /// (whose vocabulary-wide product the layer grid does not cover) at the large-matmul rate, as the fit priced them.
+    /// </summary>
+    private FlopRate MatmulRateOf(Operation op, int hiddenSize, EngineKernels k)
+    {
+        if (op.Unit.Kind != UnitKind.Layer || k.LayerMatmul is null) return _matmul;
+        if (_layerMatmul.Hidden != hiddenSize)
+            _layerMatmul = (hiddenSize, k.LayerMatmulRate(_precision, hiddenSize, _microBatchTokens, _matmul));
+        return _layerMatmul.Rate;
     }
 
     private SimDuration Elementwise(double bytes) => new Bytes((long)bytes) / (_deviceMemory * _model.MemoryEfficiency);

@@ -42,8 +42,27 @@ public sealed record EngineKernelProbeOptions
     public IReadOnlyList<(int MicroBatch, int SeqLen)> HeadShapes { get; init; } = [(2, 1024), (8, 1024)];
     /// <summary>Elements the device AdamW updates in one timed call.</summary>
     public long OptimizerElements { get; init; } = 64_000_000;
+    /// <summary>
+    /// Hidden sizes at which a layer's four weight products are timed alone in both bf16 and fp32 (<see cref="LayerMatmulRates"/>);
+    /// null: <see cref="HiddenSizes"/> and twice and four times the widest of them (768–8192 by default); empty: none timed.
+    /// </summary>
+    public IReadOnlyList<int>? MatmulHiddenSizes { get; init; }
+    /// <summary>Token counts of those products; null: <see cref="Shapes"/>' and half the smallest of them (1,024–16,384 by default).</summary>
+    public IReadOnlyList<long>? MatmulTokens { get; init; }
     /// <summary>Timed repeats of each sample after one untimed warm-up; the median is kept.</summary>
     public int Repeats { get; init; } = 5;
+
+    /// <summary>The hidden sizes the products are timed at (<see cref="MatmulHiddenSizes"/>, or its default).</summary>
+    public IReadOnlyList<int> MatmulHiddenGrid() => MatmulHiddenSizes ?? (HiddenSizes.Count == 0 ? []
+        : HiddenSizes.Concat([2 * HiddenSizes.Max(), 4 * HiddenSizes.Max()]).Distinct().Order().ToList());
+
+    /// <summary>The token counts the products are timed at (<see cref="MatmulTokens"/>, or its default).</summary>
+    public IReadOnlyList<long> MatmulTokenGrid()
+    {
+        if (MatmulTokens is { } given) return given;
+        var tokens = Shapes.Select(x => (long)x.MicroBatch * x.SeqLen).ToList();
+        return tokens.Count == 0 ? [] : tokens.Append(Math.Max(1, tokens.Min() / 2)).Distinct().Order().ToList();
+    }
     public long Seed { get; init; } = 1234;
 }
 
@@ -59,9 +78,11 @@ public sealed record EngineKernelProbeOptions
 /// <param name="BackwardFloorSeconds">The same for a backward.</param>
 /// <param name="Kind">The layer kind of the timed family (<see cref="EngineLayerKind.Of"/>).</param>
 /// <param name="KindFloors">The floors of <see cref="EngineKernelProbeOptions.FloorFamilies"/>' other kinds, one per kind; null: none timed.</param>
+/// <param name="LayerMatmul">The layer's weight products timed alone per shape, bf16 and fp32 (<see cref="LayerMatmulPoint"/>); empty: none timed.</param>
 public sealed record EngineKernelMeasurement(string Device, Precision Precision, IReadOnlyList<LayerSample> Layers,
     double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName, double NoGradFloorSeconds = double.NaN,
-    double BackwardFloorSeconds = double.NaN, string? Kind = null, IReadOnlyList<KindFloorSample>? KindFloors = null);
+    double BackwardFloorSeconds = double.NaN, string? Kind = null, IReadOnlyList<KindFloorSample>? KindFloors = null,
+    IReadOnlyList<LayerMatmulPoint>? LayerMatmul = null);
 
 /// <summary>The dispatch floors of one layer kind, each the smallest median over the probe's hidden sizes.</summary>
 /// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
@@ -122,8 +143,44 @@ public static class EngineKernelProbe
         samples.AddRange(TimeHead(options, device, dtype, Time, progress));
         var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
         progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
+        var matmuls = LayerMatmuls(options, device, Time, progress);
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
-            noGradFloor, backwardFloor, kind, kindFloors);
+            noGradFloor, backwardFloor, kind, kindFloors, matmuls);
+    }
+
+    /// <summary>
+    /// A decoder layer's four weight products, (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h) and (T × 4h)·(4h × h), timed
+    /// alone in bf16 and fp32 at every (hidden, tokens) of the options' grid: their FLOPs over the median time of the four, run
+    /// back to back enough times that each timed region holds about 2 ms of work (so the waits around it do not count).
+    /// </summary>
+    private static List<LayerMatmulPoint> LayerMatmuls(EngineKernelProbeOptions options, Device device, Func<Action, double> time, Action<string>? progress)
+    {
+        var points = new List<LayerMatmulPoint>();
+        foreach (int h in options.MatmulHiddenGrid())
+        foreach (long tokens in options.MatmulTokenGrid())
+        {
+            double Rate(ScalarType type)
+            {
+                using var scope = NewDisposeScope();
+                var x = randn([tokens, h], type, device);
+                var wide = randn([tokens, 4L * h], type, device);
+                Tensor[] weights = [randn([h, 3L * h], type, device), randn([h, (long)h], type, device), randn([h, 4L * h], type, device), randn([4L * h, h], type, device)];
+                double flops = 2.0 * tokens * h * h * (3 + 1 + 4 + 4);
+                void Once()
+                {
+                    for (int i = 0; i < 3; i++) matmul(x, weights[i]).Dispose();
+                    matmul(wide, weights[3]).Dispose();
+                }
+                double first = time(Once);
+                int chain = (int)Math.Clamp(Math.Ceiling(2e-3 / Math.Max(first, 1e-9)), 1, 64);
+                double seconds = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Once(); })) / chain;
+                return flops / seconds / 1e12;
+            }
+            var point = new LayerMatmulPoint { Hidden = h, Tokens = tokens, Bf16Tflops = Math.Round(Rate(ScalarType.BFloat16), 3), Fp32Tflops = Math.Round(Rate(ScalarType.Float32), 3) };
+            points.Add(point);
+            progress?.Invoke($"layer products h={h} tokens {tokens}: bf16 {point.Bf16Tflops:0.0} TFLOP/s, fp32 {point.Fp32Tflops:0.0} TFLOP/s");
+        }
+        return points;
     }
 
     /// <summary>

@@ -1,0 +1,96 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Units;
+
+namespace AiOs.Planner.Hardware;
+
+/// <summary>
+/// The rate a decoder layer's four weight products reach at its own shape, measured per precision on a grid of hidden
+/// sizes × tokens (<c>aios calibrate-gpu</c>): (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h) and (T × 4h)·(4h × h),
+/// their FLOPs over their time. The large-matmul figure (<see cref="GpuSpec.MatmulTflops"/>) is one shape near the device's
+/// best; a layer's products run below it, by how much depending on the shape and the precision (on an H100 VM, 2026-12-07,
+/// fp32 ran 0.72–0.90 of it at gpt2-xl's micro-batch 2 shapes, bf16 0.68–0.86, and bf16 0.48 at gpt2's micro-batch 1).
+/// The engine's layer fit (<see cref="EngineKernels.MatmulEfficiency"/>) is taken against these rates when the kernels carry
+/// them, so a precision the fit did not time is priced at its own rate for the shape.
+/// </summary>
+public sealed record LayerMatmulRates
+{
+    /// <summary>How the rates were measured (tool, products, repeats, device).</summary>
+    public required string Method { get; init; }
+    /// <summary>When, ISO date.</summary>
+    public required string Date { get; init; }
+    /// <summary>One point per (hidden, tokens) of a full grid: every hidden size with the same token counts.</summary>
+    public required IReadOnlyList<LayerMatmulPoint> Points { get; init; }
+
+    /// <summary>
+    /// The rate at (<paramref name="hidden"/>, <paramref name="tokens"/>) for <paramref name="precision"/> (fp16 takes bf16's
+    /// column, as the large-matmul figure does): bilinear in (log hidden, log tokens) between the grid's points, held at the
+    /// grid's edge outside it. Null: no column for the precision.
+    /// </summary>
+    public FlopRate? RateAt(Precision precision, int hidden, long tokens)
+    {
+        if (Points.Count == 0 || hidden <= 0 || tokens <= 0) return null;
+        Func<LayerMatmulPoint, double?> column = precision == Precision.Fp32 ? p => p.Fp32Tflops : p => p.Bf16Tflops;
+        if (Points.Any(p => column(p) is not > 0)) return null;
+        var hs = Points.Select(p => p.Hidden).Distinct().Order().ToArray();
+        var ts = Points.Select(p => p.Tokens).Distinct().Order().ToArray();
+        var (h0, h1, wh) = Bracket(hs.Select(h => (double)h).ToArray(), hidden);
+        var (t0, t1, wt) = Bracket(ts.Select(t => (double)t).ToArray(), tokens);
+        double At(int hi, int ti) => column(Points.First(p => p.Hidden == hs[hi] && p.Tokens == ts[ti]))!.Value;
+        // Interpolated in log rate too: the rates of neighbouring shapes differ by factors, not by amounts.
+        double log = (1 - wh) * ((1 - wt) * Math.Log(At(h0, t0)) + wt * Math.Log(At(h0, t1)))
+            + wh * ((1 - wt) * Math.Log(At(h1, t0)) + wt * Math.Log(At(h1, t1)));
+        return FlopRate.FromTflops(Math.Exp(log));
+    }
+
+    /// <summary>The grid indices around <paramref name="x"/> and its weight toward the upper one, in log space, clamped at the edges.</summary>
+    private static (int Lower, int Upper, double Weight) Bracket(double[] grid, double x)
+    {
+        if (x <= grid[0]) return (0, 0, 0);
+        if (x >= grid[^1]) return (grid.Length - 1, grid.Length - 1, 0);
+        int i = 0;
+        while (grid[i + 1] < x) i++;
+        return (i, i + 1, (Math.Log(x) - Math.Log(grid[i])) / (Math.Log(grid[i + 1]) - Math.Log(grid[i])));
+    }
+
+    internal void Validate(ValidationProblems p, string at)
+    {
+        if (string.IsNullOrWhiteSpace(Method)) p.Add(at + ".method", "must say how the rates were measured");
+        if (Points is null || Points.Count == 0)
+        {
+            p.Add(at + ".points", "must list at least one measured shape; remove layer_matmul to price layers at the large-matmul rate");
+            return;
+        }
+        for (int i = 0; i < Points.Count; i++)
+        {
+            string k = $"{at}.points[{i}]";
+            if (Points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
+            p.Positive(k + ".hidden", pt.Hidden, 1 << 20);
+            p.Positive(k + ".tokens", pt.Tokens, 1L << 32);
+            if (pt.Bf16Tflops is { } b) p.InRange(k + ".bf16_tflops", b, HardwareBounds.MinGpuTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
+            if (pt.Fp32Tflops is { } f) p.InRange(k + ".fp32_tflops", f, HardwareBounds.MinGpuTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
+            if (pt.Bf16Tflops is null && pt.Fp32Tflops is null) p.Add(k, "needs bf16_tflops or fp32_tflops");
+        }
+        var valid = Points.Where(x => x is not null).ToList();
+        var hs = valid.Select(x => x.Hidden).Distinct().ToList();
+        var ts = valid.Select(x => x.Tokens).Distinct().ToList();
+        if (valid.Select(x => (x.Hidden, x.Tokens)).Distinct().Count() != valid.Count)
+            p.Add(at + ".points", "a (hidden, tokens) shape appears twice; keep one point per shape");
+        else if (valid.Count != hs.Count * ts.Count)
+            p.Add(at + ".points", $"must be a full grid: {hs.Count} hidden sizes × {ts.Count} token counts need {hs.Count * ts.Count} points, found {valid.Count}");
+        if (valid.Any(x => x.Bf16Tflops is null) && valid.Any(x => x.Bf16Tflops is not null)
+            || valid.Any(x => x.Fp32Tflops is null) && valid.Any(x => x.Fp32Tflops is not null))
+            p.Add(at + ".points", "a precision's column must be given at every point or at none");
+    }
+}
+
+/// <summary>One measured shape of <see cref="LayerMatmulRates"/>: a layer of width <see cref="Hidden"/> over <see cref="Tokens"/> tokens.</summary>
+public sealed record LayerMatmulPoint
+{
+    public required int Hidden { get; init; }
+    public required long Tokens { get; init; }
+    /// <summary>bf16 (and fp16) rate of the four products, TFLOP/s; null: not measured.</summary>
+    public double? Bf16Tflops { get; init; }
+    /// <summary>fp32 rate, TFLOP/s; null: not measured.</summary>
+    public double? Fp32Tflops { get; init; }
+}

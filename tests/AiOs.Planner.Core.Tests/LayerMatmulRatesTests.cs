@@ -1,0 +1,142 @@
+using AiOs.Planner.Descriptions;
+using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
+
+namespace AiOs.Planner.Core.Tests;
+
+/// <summary>
+/// The engine's layer products priced at their measured rate for the layer's shape and precision
+/// (<see cref="LayerMatmulRates"/>, <see cref="EngineKernels.LayerMatmul"/>) instead of one large-matmul rate.
+/// </summary>
+public class LayerMatmulRatesTests
+{
+    /// <summary>A 2 × 2 grid: h 1024 and 4096 × tokens 1024 and 16384; bf16 and fp32 rates that rise with both.</summary>
+    private static LayerMatmulRates Grid(double fp32Scale = 1) => new()
+    {
+        Method = "test grid",
+        Date = "2026-12-07",
+        Points =
+        [
+            new() { Hidden = 1024, Tokens = 1024, Bf16Tflops = 300, Fp32Tflops = 30 * fp32Scale },
+            new() { Hidden = 1024, Tokens = 16384, Bf16Tflops = 600, Fp32Tflops = 40 * fp32Scale },
+            new() { Hidden = 4096, Tokens = 1024, Bf16Tflops = 500, Fp32Tflops = 45 * fp32Scale },
+            new() { Hidden = 4096, Tokens = 16384, Bf16Tflops = 750, Fp32Tflops = 50 * fp32Scale },
+        ],
+    };
+
+    [Fact]
+    public void Given_a_grid_When_a_rate_is_asked_at_its_points_between_them_and_outside_Then_it_is_the_point_the_log_midpoint_and_the_edge()
+    {
+        var grid = Grid();
+
+        Assert.Equal(30, grid.RateAt(Precision.Fp32, 1024, 1024)!.Value.Tflops, 9);
+        Assert.Equal(750, grid.RateAt(Precision.Bf16, 4096, 16384)!.Value.Tflops, 9);
+        // fp16 reads bf16's column, as the large-matmul figure does.
+        Assert.Equal(600, grid.RateAt(Precision.Fp16, 1024, 16384)!.Value.Tflops, 9);
+        // Halfway in log hidden (2048 between 1024 and 4096) at a grid token count: the geometric mean.
+        Assert.Equal(Math.Sqrt(30.0 * 45), grid.RateAt(Precision.Fp32, 2048, 1024)!.Value.Tflops, 9);
+        // Halfway in both: the geometric mean of the four corners.
+        Assert.Equal(Math.Pow(30.0 * 40 * 45 * 50, 0.25), grid.RateAt(Precision.Fp32, 2048, 4096)!.Value.Tflops, 9);
+        // Outside the grid: held at its edge.
+        Assert.Equal(30, grid.RateAt(Precision.Fp32, 256, 64)!.Value.Tflops, 9);
+        Assert.Equal(750, grid.RateAt(Precision.Bf16, 16384, 1 << 20)!.Value.Tflops, 9);
+    }
+
+    [Fact]
+    public void Given_a_grid_without_a_precisions_column_When_that_precision_is_asked_Then_there_is_no_rate()
+    {
+        var grid = Grid() with { Points = Grid().Points.Select(p => p with { Fp32Tflops = null }).ToList() };
+
+        Assert.Null(grid.RateAt(Precision.Fp32, 1024, 1024));
+        Assert.NotNull(grid.RateAt(Precision.Bf16, 1024, 1024));
+    }
+
+    [Fact]
+    public void Given_a_grid_with_a_missing_point_or_a_twice_listed_shape_When_the_profile_is_validated_Then_each_is_named_with_its_fix()
+    {
+        var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        HardwareProfile With(LayerMatmulRates rates) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { LayerMatmul = rates } } };
+
+        var missing = Assert.Throws<DescriptionException>(() => With(Grid() with { Points = Grid().Points.Skip(1).ToList() }).Validated("test"));
+        Assert.Contains("layer_matmul.points", missing.Message);
+        Assert.Contains("full grid", missing.Message);
+        var twice = Assert.Throws<DescriptionException>(() => With(Grid() with { Points = [.. Grid().Points, Grid().Points[0]] }).Validated("test"));
+        Assert.Contains("appears twice", twice.Message);
+        var negative = Assert.Throws<DescriptionException>(() => With(Grid(fp32Scale: -1)).Validated("test"));
+        Assert.Contains("fp32_tflops", negative.Message);
+        With(Grid()).Validated("test");
+    }
+
+    [Fact]
+    public void Given_a_profile_file_with_layer_matmul_rates_When_loaded_Then_the_rates_price_its_layers()
+    {
+        string json = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "profiles", "h200-1x-calibrated.json"));
+        var node = System.Text.Json.Nodes.JsonNode.Parse(json)!;
+        node["gpu"]!["engine_kernels"]!["layer_matmul"] = System.Text.Json.Nodes.JsonNode.Parse("""
+            { "method": "test", "date": "2026-12-07", "points": [
+              { "hidden": 768, "tokens": 2048, "bf16_tflops": 400, "fp32_tflops": 20 },
+              { "hidden": 1600, "tokens": 2048, "bf16_tflops": 600, "fp32_tflops": 40 } ] }
+            """);
+        string path = Path.Combine(Path.GetTempPath(), $"aios-layer-matmul-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, node.ToJsonString());
+        try
+        {
+            var hw = ProfileCatalog.Default.Load(path);
+
+            var rates = hw.Gpu!.EngineKernels!.LayerMatmul!;
+            Assert.Equal(2, rates.Points.Count);
+            Assert.Equal(40, rates.RateAt(Precision.Fp32, 1600, 2048)!.Value.Tflops, 9);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>A layer forward's work, floors off, resident; <paramref name="rates"/> on the kernels or none.</summary>
+    private static (double Layer, double Head) Forward(LayerMatmulRates? rates, Precision precision, int microBatch = 2)
+    {
+        var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var hw = lent with
+        {
+            Gpu = lent.Gpu! with
+            {
+                EngineKernels = lent.Gpu.EngineKernels! with
+                {
+                    LayerMatmul = rates, MatmulEfficiency = 1, SavedBytesGbps = 0, LayerOverheadUs = 0,
+                    LayerLaunchFloorUs = 0, AutogradLaunchFloorUs = 0, BackwardLaunchFloorUs = 0, KindFloors = null,
+                },
+            },
+        };
+        var model = ModelCatalog.Default.Load("gpt2-xl");
+        var s = new TrainingSettings { MicroBatch = microBatch, SeqLen = 1024, Precision = precision, Executor = ExecutorKind.Aios };
+        var program = StepScheduler.Build(model, hw, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, hw, s);
+        var layer = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer);
+        var head = program.Ops.Last(o => o.Kind == OpKind.Forward);
+        return (costs.Duration(layer, model.HiddenSize).Seconds / layer.Flops, costs.Duration(head, model.HiddenSize).Seconds / head.Flops);
+    }
+
+    [Fact]
+    public void Given_layer_rates_When_a_layer_forward_is_priced_Then_its_products_take_the_rate_at_its_shape_and_precision_and_the_head_the_large_matmul_rate()
+    {
+        var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        double large32 = lent.Gpu!.MatmulRate(Precision.Fp32).FlopsPerSecond;
+        // gpt2-xl (h 1600) at micro-batch 2 (2,048 tokens): inside the grid, interpolated.
+        double expected = Grid().RateAt(Precision.Fp32, 1600, 2048)!.Value.FlopsPerSecond;
+
+        var (layer, head) = Forward(Grid(), Precision.Fp32);
+        var (plainLayer, plainHead) = Forward(null, Precision.Fp32);
+
+        Assert.Equal(1 / expected, layer, 1e-15);
+        Assert.Equal(1 / large32, plainLayer, 1e-15);
+        Assert.Equal(plainHead, head, 1e-15);
+        // A larger micro-batch reaches a higher rate on this grid: less time per FLOP.
+        Assert.True(Forward(Grid(), Precision.Fp32, microBatch: 8).Layer < layer);
+        // bf16 reads its own column.
+        Assert.Equal(1 / Grid().RateAt(Precision.Bf16, 1600, 2048)!.Value.FlopsPerSecond, Forward(Grid(), Precision.Bf16).Layer, 1e-15);
+    }
+}
