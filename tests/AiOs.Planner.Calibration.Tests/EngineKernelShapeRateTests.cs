@@ -57,6 +57,10 @@ public class EngineKernelShapeRateTests
         Assert.Equal(15, k.LayerOverheadUs.Value, 1);
         Assert.Equal(9, k.LayerMatmul!.Points.Count);
         Assert.Contains("layer_matmul", k.MatmulEfficiency.Provenance!.Method);
+        // Against the large rate the layers reach less: the shape rates' FLOP-weighted harmonic mean over it (0.45–0.9 of it here).
+        var forwards = Timings(Rates()).Passes.Where(p => p.Label != "recompute").ToList();
+        double harmonic = forwards.Sum(p => p.Flops) / forwards.Sum(p => p.Flops / (Rates().RateAt(Precision.Bf16, p.Hidden, p.Tokens)!.Value.FlopsPerSecond));
+        Assert.Equal(0.8 * harmonic / Large.FlopsPerSecond, k.LargeMatmulEfficiency!.Value, 3);
         // The passes as fitted carry their shape's rate, and the fit reproduces them.
         Assert.All(fit.Passes, p => Assert.True(p.MatmulTflops > 0));
         Assert.All(fit.Passes.Where(p => p.Label == "forward"), p => Assert.Equal(p.Seconds, fit.Fit.Predict(p), p.Seconds * 1e-4));
@@ -70,6 +74,7 @@ public class EngineKernelShapeRateTests
         var fit = EngineKernelFit.Fit(t, "2026-12-07");
 
         Assert.Null(fit.Kernels.LayerMatmul);
+        Assert.Null(fit.Kernels.LargeMatmulEfficiency);
         Assert.True(fit.Fit.RmsRelativeError > 0.01, $"RMS {fit.Fit.RmsRelativeError:P2}: one rate should not explain products whose rate varies with the shape");
     }
 
@@ -77,9 +82,21 @@ public class EngineKernelShapeRateTests
     public void Given_a_table_without_the_fits_precision_When_fitted_Then_the_large_rate_is_used_and_no_table_is_written()
     {
         var rates = Rates();
-        var bf16Only = rates with { Points = rates.Points.Select(p => p with { Bf16Tflops = null }).ToList() };
+        var fp32Only = rates with { Points = rates.Points.Select(p => p with { Bf16Tflops = null }).ToList() };
 
-        var fit = EngineKernelFit.Fit(Timings(rates) with { LayerMatmul = bf16Only }, "2026-12-07");
+        var fit = EngineKernelFit.Fit(Timings(rates) with { LayerMatmul = fp32Only }, "2026-12-07");
+
+        Assert.Null(fit.Kernels.LayerMatmul);
+        Assert.All(fit.Passes, p => Assert.Equal(0, p.MatmulTflops));
+    }
+
+    [Fact]
+    public void Given_a_pass_without_its_tokens_When_fitted_with_the_table_Then_every_pass_refers_to_the_large_rate_and_no_table_is_written()
+    {
+        var t = Timings(Rates());
+        var passes = t.Passes.Select((p, i) => i == 0 ? p with { Tokens = 0 } : p).ToList();
+
+        var fit = EngineKernelFit.Fit(t with { Passes = passes }, "2026-12-07");
 
         Assert.Null(fit.Kernels.LayerMatmul);
         Assert.All(fit.Passes, p => Assert.Equal(0, p.MatmulTflops));

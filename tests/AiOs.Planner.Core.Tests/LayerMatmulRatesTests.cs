@@ -67,6 +67,9 @@ public class LayerMatmulRatesTests
         Assert.Contains("appears twice", twice.Message);
         var negative = Assert.Throws<DescriptionException>(() => With(Grid(fp32Scale: -1)).Validated("test"));
         Assert.Contains("fp32_tflops", negative.Message);
+        // One precision's column alone would price the other at an efficiency that does not refer to its rate.
+        var oneColumn = Assert.Throws<DescriptionException>(() => With(Grid() with { Points = Grid().Points.Select(p => p with { Fp32Tflops = null }).ToList() }).Validated("test"));
+        Assert.Contains("needs both bf16_tflops and fp32_tflops", oneColumn.Message);
         With(Grid()).Validated("test");
     }
 
@@ -97,7 +100,7 @@ public class LayerMatmulRatesTests
     }
 
     /// <summary>A layer forward's work, floors off, resident; <paramref name="rates"/> on the kernels or none.</summary>
-    private static (double Layer, double Head) Forward(LayerMatmulRates? rates, Precision precision, int microBatch = 2)
+    private static (double Layer, double Head) Forward(LayerMatmulRates? rates, Precision precision, int microBatch = 2, double? largeEfficiency = null)
     {
         var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
         var hw = lent with
@@ -106,7 +109,7 @@ public class LayerMatmulRatesTests
             {
                 EngineKernels = lent.Gpu.EngineKernels! with
                 {
-                    LayerMatmul = rates, MatmulEfficiency = 1, SavedBytesGbps = 0, LayerOverheadUs = 0,
+                    LayerMatmul = rates, MatmulEfficiency = 1, LargeMatmulEfficiency = largeEfficiency is { } e ? e : null, SavedBytesGbps = 0, LayerOverheadUs = 0,
                     LayerLaunchFloorUs = 0, AutogradLaunchFloorUs = 0, BackwardLaunchFloorUs = 0, KindFloors = null,
                 },
             },
@@ -121,7 +124,7 @@ public class LayerMatmulRatesTests
     }
 
     [Fact]
-    public void Given_layer_rates_When_a_layer_forward_is_priced_Then_its_products_take_the_rate_at_its_shape_and_precision_and_the_head_the_large_matmul_rate()
+    public void Given_layer_rates_When_a_layer_forward_is_priced_Then_its_products_take_the_rate_at_its_shape_and_precision_and_the_head_the_large_rate_at_its_own_efficiency()
     {
         var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
         double large32 = lent.Gpu!.MatmulRate(Precision.Fp32).FlopsPerSecond;
@@ -136,6 +139,9 @@ public class LayerMatmulRatesTests
         Assert.Equal(plainHead, head, 1e-15);
         // A larger micro-batch reaches a higher rate on this grid: less time per FLOP.
         Assert.True(Forward(Grid(), Precision.Fp32, microBatch: 8).Layer < layer);
+        // The head is priced at the large rate and the efficiency the layers reach against it where the fit gave one.
+        Assert.Equal(2 * plainHead, Forward(Grid(), Precision.Fp32, largeEfficiency: 0.5).Head, 1e-15);
+        Assert.Equal(layer, Forward(Grid(), Precision.Fp32, largeEfficiency: 0.5).Layer, 1e-15);
         // bf16 reads its own column.
         Assert.Equal(1 / Grid().RateAt(Precision.Bf16, 1600, 2048)!.Value.FlopsPerSecond, Forward(Grid(), Precision.Bf16).Layer, 1e-15);
     }

@@ -30,7 +30,7 @@ public sealed record LayerTiming(double Flops, double SavedBytes, int Hidden, bo
 }
 
 /// <summary>The fitted constants of the CPU compute model and how well they explain the timings.</summary>
-/// <param name="MatmulEfficiency">Fraction of the benchmark's matmul rate the units' matmuls reach.</param>
+/// <param name="MatmulEfficiency">Fraction of the matmul rate the units' matmuls reach: of each timing's own shape rate where it has one, else of <paramref name="Matmul"/>.</param>
 /// <param name="SavedBytesRate">Saved bytes the element-wise work gets through per second; 0 when that term was left out.</param>
 /// <param name="Overhead">Fixed time of one forward.</param>
 /// <param name="BackwardRatio">A backward's time over its forward's (2 in the GPU model: twice the FLOPs).</param>
@@ -193,6 +193,6 @@ public static class CpuLayerFit
 /// rate with the element-wise term carrying the time, 2026-12-05), which then misprices any precision whose matmul rate
 /// differs (fp32 steps ran 2.7 × the prediction).
 /// </summary>
-/// <param name="MaxMatmulEfficiency">The units' matmuls cannot beat this fraction of the benchmark's large-matmul rate (1: the benchmark's rate).</param>
+/// <param name="MaxMatmulEfficiency">The units' matmuls cannot beat this fraction of the rate each timing's matmul term refers to: its own shape's measured rate (<see cref="LayerTiming.MatmulTflops"/>) where it has one, else the benchmark's large-matmul rate (1: that rate).</param>
 /// <param name="MaxSavedBytesRate">The element-wise work cannot move bytes faster than this (the device's memory bandwidth).</param>
 public sealed record LayerFitBounds(double? MaxMatmulEfficiency, Bandwidth? MaxSavedBytesRate);

@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="FloorSeconds">A layer forward at a tiny shape: the host's dispatch floor.</param>
 /// <param name="OptimizerSeconds">The device AdamW over <paramref name="OptimizerElements"/> elements.</param>
 /// <param name="OptimizerElements">Elements of that update.</param>
-/// <param name="Matmul">The profile's large-matmul rate for the timed precision (the efficiency refers to it).</param>
+/// <param name="Matmul">The profile's large-matmul rate for the timed precision (the efficiency refers to it, or, with <paramref name="LayerMatmul"/>, to each pass's shape rate).</param>
 /// <param name="Description">How and where it was measured, for the figures' method.</param>
 /// <param name="NoGradFloorSeconds">A layer forward without autograd at the tiny shape; NaN: not timed (then <paramref name="FloorSeconds"/>).</param>
 /// <param name="BackwardFloorSeconds">A layer backward at the tiny shape; NaN: not timed (then twice <paramref name="FloorSeconds"/>).</param>
@@ -39,7 +39,8 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
     /// </summary>
     internal EngineKernelTimings WithShapeRates()
     {
-        if (LayerMatmul is not { } table || table.RateAt(Precision, 1, 1) is null) return this;
+        if (!ShapeRated) return this;
+        var table = LayerMatmul!;
         LayerTiming Rated(LayerTiming p) => p.Tokens > 0 && table.RateAt(Precision, p.Hidden, p.Tokens) is { } r ? p with { MatmulTflops = r.Tflops } : p;
         return this with
         {
@@ -48,8 +49,12 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
         };
     }
 
-    /// <summary>Whether the fit took the passes against <see cref="LayerMatmul"/>'s rates (and the kernels carry them).</summary>
-    internal bool ShapeRated => LayerMatmul is { } table && table.RateAt(Precision, 1, 1) is not null;
+    /// <summary>
+    /// Whether the fit takes the passes against <see cref="LayerMatmul"/>'s rates (and the kernels carry them): the table has the
+    /// precision's column and every pass its tokens (one fit must refer every pass to one kind of rate).
+    /// </summary>
+    internal bool ShapeRated => LayerMatmul is { } table && table.HasColumn(Precision)
+        && Passes.All(p => p.Tokens > 0) && (KindFloors ?? []).All(k => (k.Work ?? []).All(p => p.Tokens > 0));
 
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
@@ -121,8 +126,9 @@ public static class EngineKernelFit
     public const int OptimizerBytesPerParameter = 28;
 
     /// <summary>
-    /// The fraction of the profile's large-matmul rate (the best of layer-shaped products, measured by the same command)
-    /// the engine's units may reach: 1, no better than the benchmark.
+    /// The fraction of the rate a pass's matmul term refers to that the engine's units may reach: 1, no better than the
+    /// benchmark — the layer products timed alone at the pass's own shape (<see cref="EngineKernelTimings.LayerMatmul"/>), or,
+    /// without them, the profile's large-matmul rate (the best of layer-shaped products, measured by the same command).
     /// </summary>
     public const double MaxMatmulEfficiency = 1.0;
 
@@ -167,7 +173,7 @@ public static class EngineKernelFit
         // (all of them when too few are left), and let the floors carry the small shapes.
         var workBound = t.Passes.Where(p => p.Label != "recompute" && p.Seconds >= 2 * t.FloorOf(p.Label)).ToList();
         var fitted = workBound.Count >= MinimumWorkBoundPasses ? workBound : t.Passes.Where(p => p.Label != "recompute").ToList();
-        // The layers' matmuls cannot beat the profile's large-matmul rate, nor their element-wise work the memory's.
+        // The layers' matmuls cannot beat the rate they refer to (their shape's, else the large-matmul rate), nor their element-wise work the memory's.
         var fit = CpuLayerFit.Fit(fitted, t.Matmul, new LayerFitBounds(MaxMatmulEfficiency, t.MemoryBandwidth));
         var pairs = t.Passes.Where(p => p.Label == "recompute")
             .Select(r => (Recompute: r, Forward: t.Passes.FirstOrDefault(f => f.Label == "forward" && f.Hidden == r.Hidden && f.Flops == r.Flops)))
@@ -176,7 +182,7 @@ public static class EngineKernelFit
         // The profile refuses an efficiency outside (1e-4, 10]: say why here rather than write a profile that will not load.
         if (!(fit.MatmulEfficiency is > 1e-4 and <= 10))
             throw new CalibrationException(string.Create(CultureInfo.InvariantCulture,
-                $"The engine's layers ran at {fit.MatmulEfficiency:G3} × the profile's matmul rate ({t.Matmul.Tflops:G3} TFLOP/s), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
+                $"The engine's layers ran at {fit.MatmulEfficiency:G3} × {(t.ShapeRated ? "the layer products' measured rates" : "the profile's matmul rate")} ({t.Matmul.Tflops:G3} TFLOP/s large-matmul), outside 0.0001–10 (R² {fit.RSquared:0.000}): the profile's gpu.matmul_tflops for this precision is wrong, or the timings were disturbed (another process on the device). Fix the profile's rate (aios calibrate-gpu measures it) and run again on an idle machine."));
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
         var (recompute, recomputeMethod) = RecomputeRatioOf(pairs, t, I);
         string against = t.ShapeRated ? ", matmuls against the layer products' measured rate at each pass's shape (layer_matmul)" : "";
@@ -189,6 +195,7 @@ public static class EngineKernelFit
         {
             MatmulEfficiency = F(fit.MatmulEfficiency, method),
             LayerMatmul = t.ShapeRated ? t.LayerMatmul : null,
+            LargeMatmulEfficiency = t.ShapeRated ? F(LargeRateEfficiency(fit, fitted, t.Matmul), I($"aios calibrate-gpu: the fitted efficiency against the layer products' shape rates × their FLOP-weighted harmonic mean over the {fitted.Count} fitted passes ÷ the large-matmul rate ({t.Matmul.Tflops:0.0} TFLOP/s); prices the head and embedding ({t.Description})")) : null,
             SavedBytesGbps = F(fit.SavedBytesRate.GBps, method),
             LayerOverheadUs = F(fit.Overhead.Seconds * 1e6, method),
             BackwardRatio = F(fit.BackwardRatio, method),
@@ -215,6 +222,16 @@ public static class EngineKernelFit
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count, t.Passes);
+    }
+
+    /// <summary>
+    /// The efficiency the fitted passes' products reach against <paramref name="large"/>: the same matmul time
+    /// Σ F/(η·r) over <paramref name="passes"/> as Σ F/(η′·R), so η′ = η · Σ F / Σ (F · R / r).
+    /// </summary>
+    private static double LargeRateEfficiency(CpuLayerFitResult fit, IReadOnlyList<LayerTiming> passes, FlopRate large)
+    {
+        double flops = passes.Sum(p => p.Flops), atLarge = passes.Sum(p => p.FlopsAt(large));
+        return atLarge > 0 ? fit.MatmulEfficiency * flops / atLarge : fit.MatmulEfficiency;
     }
 
     /// <summary>

@@ -26,6 +26,13 @@ public sealed record EngineKernels
     /// against (written by the same <c>aios calibrate-gpu</c>); null: the profile's large-matmul rate prices every shape.
     /// </summary>
     public LayerMatmulRates? LayerMatmul { get; init; }
+    /// <summary>
+    /// Where <see cref="LayerMatmul"/> is present: the efficiency the fitted layers reach against the profile's large-matmul
+    /// rate instead (<see cref="MatmulEfficiency"/> × the passes' FLOP-weighted harmonic mean shape rate ÷ the large rate), which
+    /// prices the head's and embedding's products, whose vocabulary-wide shape the table does not cover, as a fit without the
+    /// table would. Null: <see cref="MatmulEfficiency"/>.
+    /// </summary>
+    public Figure? LargeMatmulEfficiency { get; init; }
     /// <summary>Saved-for-backward bytes (LayerWork's count) the element-wise kernels get through per second, GB/s; 0: no separate term.</summary>
     public required Figure SavedBytesGbps { get; init; }
     /// <summary>Device time added to every unit forward, µs (small kernels that do not scale with the work).</summary>
@@ -135,12 +142,17 @@ public sealed record EngineKernels
     private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
 
     /// <summary>
-    /// The matmul rate a decoder layer of width <paramref name="hidden"/> over <paramref name="tokens"/> tokens is priced at in
-    /// <paramref name="precision"/>, before <see cref="MatmulEfficiency"/>: <see cref="LayerMatmul"/>'s rate at that shape where
-    /// the kernels carry one for the precision, else <paramref name="largeMatmul"/> (the profile's large-matmul rate).
+    /// The rate, efficiency included, at which a unit's products are priced in <paramref name="precision"/>: a decoder layer's
+    /// (<paramref name="layer"/>) of width <paramref name="hidden"/> over <paramref name="tokens"/> tokens at <see cref="LayerMatmul"/>'s
+    /// rate for that shape × <see cref="MatmulEfficiency"/>; the head's and embedding's, and every unit's where the kernels carry no
+    /// table, at <paramref name="largeMatmul"/> (the profile's large-matmul rate) × the efficiency fitted against it.
     /// </summary>
-    public FlopRate LayerMatmulRate(Precision precision, int hidden, long tokens, FlopRate largeMatmul) =>
-        LayerMatmul?.RateAt(precision, hidden, tokens) ?? largeMatmul;
+    public FlopRate MatmulRateFor(Precision precision, bool layer, int hidden, long tokens, FlopRate largeMatmul)
+    {
+        if (LayerMatmul is null) return largeMatmul * MatmulEfficiency.Value;
+        if (layer && LayerMatmul.RateAt(precision, hidden, tokens) is { } shape) return shape * MatmulEfficiency.Value;
+        return largeMatmul * (LargeMatmulEfficiency ?? MatmulEfficiency).Value;
+    }
 
     /// <summary>The fixed per-step time.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -154,6 +166,7 @@ public sealed record EngineKernels
     {
         p.InRange(at + ".matmul_efficiency", MatmulEfficiency.Value, 1e-4, 10);
         LayerMatmul?.Validate(p, at + ".layer_matmul");
+        if (LargeMatmulEfficiency is { } large) p.InRange(at + ".large_matmul_efficiency", large.Value, 1e-4, 10);
         if (SavedBytesGbps.Value != 0) p.InRange(at + ".saved_bytes_gbps", SavedBytesGbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s (or 0)");
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
         p.InRange(at + ".backward_ratio", BackwardRatio.Value, 0.01, 100);

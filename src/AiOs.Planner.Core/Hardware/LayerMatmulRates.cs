@@ -25,13 +25,13 @@ public sealed record LayerMatmulRates
     /// <summary>
     /// The rate at (<paramref name="hidden"/>, <paramref name="tokens"/>) for <paramref name="precision"/> (fp16 takes bf16's
     /// column, as the large-matmul figure does): bilinear in (log hidden, log tokens) between the grid's points, held at the
-    /// grid's edge outside it. Null: no column for the precision.
+    /// grid's edge outside it (a layer narrower or shorter than the grid takes the edge's rate, which may be optimistic). Null:
+    /// no column for the precision.
     /// </summary>
     public FlopRate? RateAt(Precision precision, int hidden, long tokens)
     {
-        if (Points.Count == 0 || hidden <= 0 || tokens <= 0) return null;
-        Func<LayerMatmulPoint, double?> column = precision == Precision.Fp32 ? p => p.Fp32Tflops : p => p.Bf16Tflops;
-        if (Points.Any(p => column(p) is not > 0)) return null;
+        if (!HasColumn(precision) || hidden <= 0 || tokens <= 0) return null;
+        var column = Column(precision);
         var hs = Points.Select(p => p.Hidden).Distinct().Order().ToArray();
         var ts = Points.Select(p => p.Tokens).Distinct().Order().ToArray();
         var (h0, h1, wh) = Bracket(hs.Select(h => (double)h).ToArray(), hidden);
@@ -43,6 +43,15 @@ public sealed record LayerMatmulRates
         return FlopRate.FromTflops(Math.Exp(log));
     }
 
+    /// <summary>Whether every point has a positive rate for <paramref name="precision"/> (fp16: bf16's).</summary>
+    public bool HasColumn(Precision precision)
+    {
+        var column = Column(precision);
+        return Points is { Count: > 0 } && Points.All(p => p is not null && column(p) is > 0);
+    }
+
+    private static Func<LayerMatmulPoint, double?> Column(Precision precision) => precision == Precision.Fp32 ? p => p.Fp32Tflops : p => p.Bf16Tflops;
+
     /// <summary>The grid indices around <paramref name="x"/> and its weight toward the upper one, in log space, clamped at the edges.</summary>
     private static (int Lower, int Upper, double Weight) Bracket(double[] grid, double x)
     {
@@ -52,6 +61,9 @@ public sealed record LayerMatmulRates
         while (grid[i + 1] < x) i++;
         return (i, i + 1, (Math.Log(x) - Math.Log(grid[i])) / (Math.Log(grid[i + 1]) - Math.Log(grid[i])));
     }
+
+    /// <summary>The smallest rate a point may hold, TFLOP/s: a CPU's smallest matmul rate (<see cref="HardwareBounds.MinCpuGflops"/>).</summary>
+    private const double MinTflops = HardwareBounds.MinCpuGflops / 1000;
 
     internal void Validate(ValidationProblems p, string at)
     {
@@ -67,9 +79,12 @@ public sealed record LayerMatmulRates
             if (Points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
             p.Positive(k + ".hidden", pt.Hidden, 1 << 20);
             p.Positive(k + ".tokens", pt.Tokens, 1L << 32);
-            if (pt.Bf16Tflops is { } b) p.InRange(k + ".bf16_tflops", b, HardwareBounds.MinGpuTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
-            if (pt.Fp32Tflops is { } f) p.InRange(k + ".fp32_tflops", f, HardwareBounds.MinGpuTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
-            if (pt.Bf16Tflops is null && pt.Fp32Tflops is null) p.Add(k, "needs bf16_tflops or fp32_tflops");
+            // As slow as a CPU device's products (the probe runs there too), so a CPU's smallest rate bounds it below.
+            if (pt.Bf16Tflops is { } b) p.InRange(k + ".bf16_tflops", b, MinTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
+            if (pt.Fp32Tflops is { } f) p.InRange(k + ".fp32_tflops", f, MinTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
+            // Both: the efficiency was fitted against one column and prices the other precision at its own (a run whose
+            // precision had no column would fall back to the large-matmul rate at an efficiency that does not refer to it).
+            if (pt.Bf16Tflops is null || pt.Fp32Tflops is null) p.Add(k, "needs both bf16_tflops and fp32_tflops (aios calibrate-gpu measures both)");
         }
         var valid = Points.Where(x => x is not null).ToList();
         var hs = valid.Select(x => x.Hidden).Distinct().ToList();
@@ -78,9 +93,6 @@ public sealed record LayerMatmulRates
             p.Add(at + ".points", "a (hidden, tokens) shape appears twice; keep one point per shape");
         else if (valid.Count != hs.Count * ts.Count)
             p.Add(at + ".points", $"must be a full grid: {hs.Count} hidden sizes × {ts.Count} token counts need {hs.Count * ts.Count} points, found {valid.Count}");
-        if (valid.Any(x => x.Bf16Tflops is null) && valid.Any(x => x.Bf16Tflops is not null)
-            || valid.Any(x => x.Fp32Tflops is null) && valid.Any(x => x.Fp32Tflops is not null))
-            p.Add(at + ".points", "a precision's column must be given at every point or at none");
     }
 }
 
@@ -89,8 +101,8 @@ public sealed record LayerMatmulPoint
 {
     public required int Hidden { get; init; }
     public required long Tokens { get; init; }
-    /// <summary>bf16 (and fp16) rate of the four products, TFLOP/s; null: not measured.</summary>
+    /// <summary>bf16 (and fp16) rate of the four products, TFLOP/s.</summary>
     public double? Bf16Tflops { get; init; }
-    /// <summary>fp32 rate, TFLOP/s; null: not measured.</summary>
+    /// <summary>fp32 rate, TFLOP/s.</summary>
     public double? Fp32Tflops { get; init; }
 }

@@ -53,10 +53,11 @@ public sealed class StepCosts
     private readonly SimDuration _dispatchDeficit;
     private readonly FlopRate _matmul;
     /// <summary>
-    /// The engine's layer products' rate at this run's shape (<see cref="EngineKernels.LayerMatmulRate"/>, for the model's
-    /// width and a micro-batch's tokens), cached for one width; <see cref="_matmul"/> where the kernels carry no rates.
+    /// The engine's priced rates, efficiency included (<see cref="EngineKernels.MatmulRateFor"/>): a decoder layer's at the
+    /// program's model width and a micro-batch's tokens, and the head's and embedding's; zero without the engine's kernels.
     /// </summary>
-    private (int Hidden, FlopRate Rate) _layerMatmul;
+    private readonly FlopRate _layerRate, _outerRate;
+    private readonly int _layerRateHidden;
     private readonly Precision _precision;
     private readonly long _microBatchTokens;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
@@ -140,6 +141,12 @@ public sealed class StepCosts
         if (hw.HasGpu)
         {
             _matmul = hw.Gpu!.MatmulRate(s.Precision);
+            if (_engine is { } ek)
+            {
+                _layerRateHidden = program?.Model.HiddenSize ?? 0;
+                _layerRate = ek.MatmulRateFor(s.Precision, true, _layerRateHidden, _microBatchTokens, _matmul);
+                _outerRate = ek.MatmulRateFor(s.Precision, false, _layerRateHidden, _microBatchTokens, _matmul);
+            }
             _deviceMemory = Bandwidth.FromGBps(hw.Gpu.MemoryBandwidthGbps.Value);
             var link = hw.HostLink!;
             int sharing = Math.Min(link.GpusPerRoot, gpusPerNode);
@@ -563,7 +570,7 @@ public sealed class StepCosts
             // the forward's and the rest the fitted work ratio of the forward's rest; without that ratio (older profiles) the
             // whole takes the fitted backward/forward ratio. A recompute takes the recompute ratio of its forward.
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
-            var products = FlopRate.TimeFor(op.Flops * share, MatmulRateOf(op, hiddenSize, k) * k.MatmulEfficiency.Value);
+            var products = FlopRate.TimeFor(op.Flops * share, MatmulRateOf(op, hiddenSize, k));
             var rest = k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
             // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not layers).
             double kind = op.Unit.Kind != UnitKind.Layer ? 1 : op.Kind == OpKind.Backward ? _kindWork.Backward : _kindWork.Forward;
@@ -592,16 +599,14 @@ public sealed class StepCosts
     }
 
     /// <summary>
-    /// The rate <paramref name="op"/>'s products are priced at before the fitted efficiency: a decoder layer's at the kernels'
-    /// measured rate for its shape and precision (<see cref="EngineKernels.LayerMatmulRate"/>), the embedding's and head's
-    /// (whose vocabulary-wide product the layer grid does not cover) at the large-matmul rate, as the fit priced them.
+    /// The rate, efficiency included, <paramref name="op"/>'s products are priced at (<see cref="EngineKernels.MatmulRateFor"/>):
+    /// a decoder layer's at the kernels' measured rate for its shape and precision where they carry one, the embedding's and
+    /// head's at the large-matmul rate and the efficiency the layers reach against it.
     /// </summary>
     private FlopRate MatmulRateOf(Operation op, int hiddenSize, EngineKernels k)
     {
-        if (op.Unit.Kind != UnitKind.Layer || k.LayerMatmul is null) return _matmul;
-        if (_layerMatmul.Hidden != hiddenSize)
-            _layerMatmul = (hiddenSize, k.LayerMatmulRate(_precision, hiddenSize, _microBatchTokens, _matmul));
-        return _layerMatmul.Rate;
+        if (op.Unit.Kind != UnitKind.Layer) return _outerRate;
+        return hiddenSize == _layerRateHidden ? _layerRate : k.MatmulRateFor(_precision, true, hiddenSize, _microBatchTokens, _matmul);
     }
 
     private SimDuration Elementwise(double bytes) => new Bytes((long)bytes) / (_deviceMemory * _model.MemoryEfficiency);

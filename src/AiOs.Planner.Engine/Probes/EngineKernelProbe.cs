@@ -143,7 +143,17 @@ public static class EngineKernelProbe
         samples.AddRange(TimeHead(options, device, dtype, Time, progress));
         var (optimizerSeconds, optimizerName) = TimeOptimizer(options, device, dtype, Time);
         progress?.Invoke($"AdamW ({optimizerName}) over {options.OptimizerElements:N0} elements: {optimizerSeconds * 1e3:0.00} ms");
-        var matmuls = LayerMatmuls(options, device, Time, progress);
+        List<LayerMatmulPoint> matmuls;
+        try
+        {
+            matmuls = LayerMatmuls(options, device, Time, progress);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Optional: without the table the fit takes every pass against the large-matmul rate, as before it existed.
+            progress?.Invoke($"warning: the layer products' rates per shape were not measured ({e.GetType().Name}: {e.Message}); the fit uses the large-matmul rate");
+            matmuls = [];
+        }
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
             noGradFloor, backwardFloor, kind, kindFloors, matmuls);
     }
@@ -151,7 +161,8 @@ public static class EngineKernelProbe
     /// <summary>
     /// A decoder layer's four weight products, (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h) and (T × 4h)·(4h × h), timed
     /// alone in bf16 and fp32 at every (hidden, tokens) of the options' grid: their FLOPs over the median time of the four, run
-    /// back to back enough times that each timed region holds about 2 ms of work (so the waits around it do not count).
+    /// back to back enough times that each timed region holds about 2 ms of work (so the waits around it do not count), after
+    /// an untimed call that loads the shape's kernels. Peaks near 8 GiB of device memory at fp32, h = 8192, 16,384 tokens.
     /// </summary>
     private static List<LayerMatmulPoint> LayerMatmuls(EngineKernelProbeOptions options, Device device, Func<Action, double> time, Action<string>? progress)
     {
@@ -171,12 +182,14 @@ public static class EngineKernelProbe
                     for (int i = 0; i < 3; i++) matmul(x, weights[i]).Dispose();
                     matmul(wide, weights[3]).Dispose();
                 }
+                Once(); // the shape's first call picks and loads its kernels
                 double first = time(Once);
                 int chain = (int)Math.Clamp(Math.Ceiling(2e-3 / Math.Max(first, 1e-9)), 1, 64);
                 double seconds = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Once(); })) / chain;
                 return flops / seconds / 1e12;
             }
-            var point = new LayerMatmulPoint { Hidden = h, Tokens = tokens, Bf16Tflops = Math.Round(Rate(ScalarType.BFloat16), 3), Fp32Tflops = Math.Round(Rate(ScalarType.Float32), 3) };
+            static double Figure(double tflops) => double.Parse(tflops.ToString("G5", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
+            var point = new LayerMatmulPoint { Hidden = h, Tokens = tokens, Bf16Tflops = Figure(Rate(ScalarType.BFloat16)), Fp32Tflops = Figure(Rate(ScalarType.Float32)) };
             points.Add(point);
             progress?.Invoke($"layer products h={h} tokens {tokens}: bf16 {point.Bf16Tflops:0.0} TFLOP/s, fp32 {point.Fp32Tflops:0.0} TFLOP/s");
         }
