@@ -396,6 +396,27 @@ public class EngineKernelFitTests
     }
 
     [Fact]
+    public void Given_another_kind_whose_extra_work_is_element_wise_When_fitted_Then_its_elementwise_ratio_puts_the_difference_on_that_work_alone()
+    {
+        // The kind's layer: the main fit's matmuls, 1.6 × its saved-bytes time and the same overhead (forward), as a SwiGLU/RMSNorm layer
+        // does more element-wise work with the same products.
+        const string llama = "rmsnorm/rope/swiglu/no_bias/mha/no_dropout";
+        double flops = 2.0 * 8192 * 12 * 2048 * 2048, saved = 40.0 * 2048 * 8192;
+        double products = flops / (Matmul.FlopsPerSecond * 0.6);
+        var t = Synthetic() with
+        {
+            KindFloors = [new KindFloorTiming(llama, "llama-2-7b", 317e-6, 427e-6, 936e-6, [new LayerTiming(flops, saved, 2048, false, products + 1.6 * (saved / 900e9) + 15e-6, "forward")])],
+        };
+
+        var l = Assert.Single(EngineKernelFit.Fit(t, "2026-12-07").Kernels.KindFloors!);
+
+        Assert.Equal(1.6, l.ForwardElementwiseRatio!.Value, 2);
+        // The whole ratio of the same pass is smaller: the rest is a part of it.
+        Assert.InRange(l.ForwardWorkRatio!.Value, 1.01, 1.59);
+        Assert.Contains("price of its element-wise work", l.ForwardElementwiseRatio.Provenance!.Method);
+    }
+
+    [Fact]
     public void Given_work_bound_passes_of_another_kind_When_fitted_Then_its_entry_carries_their_ratio_to_the_main_fit_s_price()
     {
         const string llama = "rmsnorm/rope/swiglu/no_bias/mha/no_dropout";

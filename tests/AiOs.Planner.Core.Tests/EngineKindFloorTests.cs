@@ -209,9 +209,9 @@ public class EngineKindFloorTests
         // there both prices and names them; the H100 VM's own profile holds them measured (the twenty-first session's VM),
         // and its plans say nothing.
         Assert.Contains(TrainingPlanner.Plan(TinyLlama, Lent, Small).Notes, n => n.Contains("layer-work fit") && n.Contains("estimated"));
-        Assert.Equal((1.2739, 1.5344), Lent.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
+        Assert.Equal(new KindWork(1.2739, 1.5344), Lent.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
         var vm = ProfileCatalog.Default.Load("h100-1x-vm");
-        Assert.Equal((1.3255, 1.6125), vm.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
+        Assert.Equal(new KindWork(1.3255, 1.6125), vm.Gpu!.EngineKernels!.WorkRatiosFor(TinyLlama));
         Assert.DoesNotContain(TrainingPlanner.Plan(TinyLlama, vm, Small).Notes, n => n.Contains("layer-work fit"));
     }
 

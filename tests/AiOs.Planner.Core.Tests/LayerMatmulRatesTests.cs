@@ -146,3 +146,44 @@ public class LayerMatmulRatesTests
         Assert.Equal(1 / Grid().RateAt(Precision.Bf16, 1600, 2048)!.Value.FlopsPerSecond, Forward(Grid(), Precision.Bf16).Layer, 1e-15);
     }
 }
+
+/// <summary>
+/// A layer kind's difference from the main fit put on its element-wise work alone (<see cref="LayerKindFloors.ForwardElementwiseRatio"/>):
+/// an fp32 layer, nearly all matmul, is not scaled by a ratio measured in bf16 where element-wise work weighs half.
+/// </summary>
+public class KindElementwiseRatioTests
+{
+    private static readonly ModelSpec Llama = ModelCatalog.Default.Load("llama-2-7b");
+
+    /// <summary>A llama-2-7b layer forward, floors off, resident, priced with its kind's whole ratio 1.5 and, optionally, an element-wise ratio.</summary>
+    private static double Forward(Precision precision, double? restRatio)
+    {
+        var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        string kind = EngineLayerKind.Of(Llama);
+        var k = lent.Gpu!.EngineKernels! with
+        {
+            LayerLaunchFloorUs = 0, AutogradLaunchFloorUs = 0, BackwardLaunchFloorUs = 0,
+            KindFloors = [new LayerKindFloors { Kind = kind, ForwardUs = 0, AutogradUs = 0, BackwardUs = 0, ForwardWorkRatio = 1.5, BackwardWorkRatio = 1.5,
+                ForwardElementwiseRatio = restRatio is { } r ? r : null, BackwardElementwiseRatio = restRatio is { } b ? b : null }],
+        };
+        var hw = lent with { Gpu = lent.Gpu with { EngineKernels = k } };
+        var s = new TrainingSettings { MicroBatch = 2, SeqLen = 1024, Precision = precision, Executor = ExecutorKind.Aios };
+        var program = StepScheduler.Build(Llama, hw, s, false, ProgramShape.Engine);
+        var op = program.Ops.First(o => o.Kind == OpKind.Forward && o.Unit.Kind == UnitKind.Layer);
+        return Simulator.Costs(program, hw, s).Duration(op, Llama.HiddenSize).Seconds;
+    }
+
+    [Fact]
+    public void Given_an_elementwise_ratio_When_a_layer_is_priced_Then_only_that_work_takes_it_and_fp32_moves_less_than_bf16()
+    {
+        foreach (var precision in new[] { Precision.Bf16, Precision.Fp32 })
+        {
+            double whole = Forward(precision, null), rest = Forward(precision, 1.5), main = Forward(precision, 1.0);
+            // Ratio 1 leaves the main kind's price (the whole ratio is not used beside it); 1.5 on the element-wise work adds less than 1.5 on all.
+            Assert.True(main < rest && rest < whole, $"{precision}: main {main}, rest {rest}, whole {whole}");
+            Assert.Equal(whole / 1.5, main, main * 1e-4);
+        }
+        // fp32's layer is more matmul, so the element-wise ratio adds a smaller share of it than bf16's.
+        Assert.True(Forward(Precision.Fp32, 1.5) / Forward(Precision.Fp32, 1.0) < Forward(Precision.Bf16, 1.5) / Forward(Precision.Bf16, 1.0));
+    }
+}

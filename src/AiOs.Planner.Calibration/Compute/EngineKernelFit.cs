@@ -320,11 +320,13 @@ public static class EngineKernelFit
     /// What the main kind's fit prices a pass at, as the simulator does (StepCosts): matmuls at the fitted efficiency, the
     /// element-wise term and the overhead; a backward twice the matmuls and the work ratio of the rest (else the backward ratio).
     /// </summary>
-    private static Func<LayerTiming, double> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
+    /// <remarks>In three parts that add to the price: the matmuls', the element-wise work's (saved bytes) and the fixed overhead's.</remarks>
+    private static Func<LayerTiming, (double Products, double Elementwise, double Overhead)> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
     {
         double products = p.Flops / (p.MatmulRate(t.Matmul) * fit.MatmulEfficiency);
-        double rest = (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
-        return !p.Backward ? products + rest : backwardWork is { } w ? 2 * products + w * rest : fit.BackwardRatio * (products + rest);
+        double elementwise = fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0, overhead = fit.Overhead.Seconds;
+        double m = !p.Backward ? 1 : backwardWork is { } ? 2 : fit.BackwardRatio, r = !p.Backward ? 1 : backwardWork ?? fit.BackwardRatio;
+        return (m * products, r * elementwise, r * overhead);
     };
 
     /// <summary>
@@ -333,8 +335,14 @@ public static class EngineKernelFit
     /// work-bound pass of that direction with the most FLOPs in <paramref name="t"/>, as the kind's is that width's shape of most tokens), so the ratio is the kind's difference, not the fit's local
     /// error at that one width carried to every width; null where none was timed or the ratio is outside the profile's range.
     /// </summary>
-    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, double> price, EngineKernelTimings t, string date)
+    /// <remarks>
+    /// With <paramref name="onRest"/> the same difference is put on the element-wise work alone (<see cref="LayerKindFloors.ForwardElementwiseRatio"/>):
+    /// the median of (measured ÷ the main kind's error − the matmuls' and the overhead's price) ÷ the element-wise work's price.
+    /// </remarks>
+    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, (double Products, double Elementwise, double Overhead)> parts, EngineKernelTimings t, string date,
+        bool onRest = false)
     {
+        double price(LayerTiming p) { var (m, e, o) = parts(p); return m + e + o; }
         // Work-bound passes only (twice the kind's dispatch floor at least, as the main fit keeps): a pass mostly of host time
         // would read as heavy work.
         string label = backward ? "backward" : "forward";
@@ -348,9 +356,16 @@ public static class EngineKernelFit
             .GroupBy(p => p.Hidden).Select(g => g.MaxBy(p => p.Flops)!).ToList();
         double mainError = main.Count > 0 ? Statistics.Median(main.Select(p => p.Seconds / price(p))) : 1;
         r /= mainError;
+        if (onRest)
+        {
+            if (passes.Any(p => !(parts(p).Elementwise > 0))) return null;
+            r = Statistics.Median(passes.Select(p => (p.Seconds / mainError - parts(p).Products - parts(p).Overhead) / parts(p).Elementwise));
+        }
         if (!(r is >= 0.1 and <= 10)) return null;
+        string what = onRest ? "the measured time ÷ the main kind's error (below), less the fit's matmul and overhead price, over the fit's price of its element-wise work (saved bytes)"
+            : "over the main kind's fit's price";
         return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width's shape of most work ({mainError:0.000}) ({t.Description})"));
+            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes, {what}, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width's shape of most work ({mainError:0.000}) ({t.Description})"));
     }
 
     /// <summary>
@@ -359,7 +374,7 @@ public static class EngineKernelFit
     /// own date); null when there are none. Each kind measured now carries its work ratios to the main fit (<paramref name="price"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A measured kind floor is not positive.</exception>
-    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous, Func<LayerTiming, double> price)
+    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous, Func<LayerTiming, (double Products, double Elementwise, double Overhead)> price)
     {
         KindFloorTiming? ProbeOf(string kind) => t.KindFloors?.FirstOrDefault(k => k.Kind == kind);
         string main = t.Kind ?? EngineLayerKind.Gpt2;
@@ -379,6 +394,8 @@ public static class EngineKernelFit
                 BackwardUs = Us(k.BackwardSeconds, k.Method("backward", k.BackwardSpans, t.Description)),
                 ForwardWorkRatio = WorkRatio(ProbeOf(k.Kind), false, price, t, date),
                 BackwardWorkRatio = WorkRatio(ProbeOf(k.Kind), true, price, t, date),
+                ForwardElementwiseRatio = WorkRatio(ProbeOf(k.Kind), false, price, t, date, onRest: true),
+                BackwardElementwiseRatio = WorkRatio(ProbeOf(k.Kind), true, price, t, date, onRest: true),
             });
         }
         foreach (var k in t.KindFloors ?? [])
@@ -396,11 +413,13 @@ public static class EngineKernelFit
                 BackwardUs = Us(k.BackwardSeconds, Method("backward")),
                 ForwardWorkRatio = WorkRatio(k, false, price, t, date),
                 BackwardWorkRatio = WorkRatio(k, true, price, t, date),
+                ForwardElementwiseRatio = WorkRatio(k, false, price, t, date, onRest: true),
+                BackwardElementwiseRatio = WorkRatio(k, true, price, t, date, onRest: true),
             });
         }
         // Their floors are absolute; work ratios were measured against the fit of their day, so they go with it.
         foreach (var k in previous?.KindFloors ?? [])
-            if (seen.Add(k.Kind)) result.Add(k with { ForwardWorkRatio = null, BackwardWorkRatio = null });
+            if (seen.Add(k.Kind)) result.Add(k with { ForwardWorkRatio = null, BackwardWorkRatio = null, ForwardElementwiseRatio = null, BackwardElementwiseRatio = null });
         return result.Count > 0 ? result : null;
     }
 

@@ -132,11 +132,11 @@ public sealed record EngineKernels
     /// (forward and recompute, backward): its <see cref="KindFloors"/> entry's measured ratios; 1 for the main kind, or where
     /// none was measured.
     /// </summary>
-    public (double Forward, double Backward) WorkRatiosFor(ModelSpec model)
+    public KindWork WorkRatiosFor(ModelSpec model)
     {
         string kind = EngineLayerKind.Of(model);
-        if (kind == MainFloorKind || KindFloors?.FirstOrDefault(f => f.Kind == kind) is not { } k) return (1, 1);
-        return (k.ForwardWorkRatio?.Value ?? 1, k.BackwardWorkRatio?.Value ?? 1);
+        if (kind == MainFloorKind || KindFloors?.FirstOrDefault(f => f.Kind == kind) is not { } k) return KindWork.Same;
+        return new KindWork(k.ForwardWorkRatio?.Value ?? 1, k.BackwardWorkRatio?.Value ?? 1, k.ForwardElementwiseRatio?.Value, k.BackwardElementwiseRatio?.Value);
     }
 
     private EngineFloors Main(bool measured) => new(MainFloorKind, LayerLaunchFloor, AutogradLaunchFloor, BackwardLaunchFloor, measured);
@@ -202,6 +202,8 @@ public sealed record EngineKernels
                 p.NonNegative(k + ".backward_us", f.BackwardUs.Value, HardwareBounds.MaxLatencyUs, " µs");
                 if (f.ForwardWorkRatio is { } fw) p.InRange(k + ".forward_work_ratio", fw.Value, 0.1, 10);
                 if (f.BackwardWorkRatio is { } bw) p.InRange(k + ".backward_work_ratio", bw.Value, 0.1, 10);
+                if (f.ForwardElementwiseRatio is { } fr) p.InRange(k + ".forward_elementwise_ratio", fr.Value, 0.1, 10);
+                if (f.BackwardElementwiseRatio is { } br) p.InRange(k + ".backward_elementwise_ratio", br.Value, 0.1, 10);
             }
         }
         p.NonNegative(at + ".step_overhead_us", StepOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");
@@ -227,6 +229,27 @@ public sealed record LayerKindFloors
     public Figure? ForwardWorkRatio { get; init; }
     /// <summary>A work-bound layer backward of this kind over the main kind's fit's price (see <see cref="ForwardWorkRatio"/>).</summary>
     public Figure? BackwardWorkRatio { get; init; }
+    /// <summary>
+    /// The same difference put on a forward's (and recompute's) element-wise work alone — the fit's saved-bytes term — its
+    /// matmuls and fixed overhead at the main fit's price: forward = matmuls + this × element-wise + overhead. Measured in the
+    /// fit's precision (bf16), where element-wise work is about half a layer's time; one ratio of the whole would scale another
+    /// precision's matmuls too (an fp32 Llama layer, almost all matmul, came out 23–33% slow with the whole ratio on an H100 VM,
+    /// 2026-12-07). Where present it is used instead of <see cref="ForwardWorkRatio"/>; null: not measured (profiles before
+    /// 2026-12-07).
+    /// </summary>
+    public Figure? ForwardElementwiseRatio { get; init; }
+    /// <summary>The backward's (see <see cref="ForwardElementwiseRatio"/>): backward = 2 × matmuls + work ratio × (this × element-wise + overhead).</summary>
+    public Figure? BackwardElementwiseRatio { get; init; }
+}
+
+/// <summary>
+/// How a layer kind's work differs from the main kind's fit (<see cref="EngineKernels.WorkRatiosFor"/>): whole ratios of the fit's
+/// price, and where measured, ratios of its element-wise work alone (<see cref="LayerKindFloors.ForwardElementwiseRatio"/>), which win.
+/// </summary>
+public readonly record struct KindWork(double Forward, double Backward, double? ForwardElementwise = null, double? BackwardElementwise = null)
+{
+    /// <summary>The main kind's: nothing differs.</summary>
+    public static KindWork Same => new(1, 1);
 }
 
 /// <summary>The dispatch floors a model's layers are priced with (<see cref="EngineKernels.FloorsFor"/>).</summary>

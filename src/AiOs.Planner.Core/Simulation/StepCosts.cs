@@ -19,7 +19,7 @@ public sealed class StepCosts
     /// <summary>The engine's fitted GPU kernels when the <c>aios</c> executor runs on a GPU whose profile has them; else null.</summary>
     private readonly EngineKernels? _engine;
     /// <summary>The model's layer kind's work over the main kind's fit (<see cref="EngineKernels.WorkRatiosFor"/>): forward and recompute, backward.</summary>
-    private readonly (double Forward, double Backward) _kindWork = (1, 1);
+    private readonly KindWork _kindWork = KindWork.Same;
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
@@ -571,13 +571,16 @@ public sealed class StepCosts
             // whole takes the fitted backward/forward ratio. A recompute takes the recompute ratio of its forward.
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
             var products = FlopRate.TimeFor(op.Flops * share, MatmulRateOf(op, hiddenSize, k));
-            var rest = k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))) + k.LayerOverhead;
-            // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not layers).
-            double kind = op.Unit.Kind != UnitKind.Layer ? 1 : op.Kind == OpKind.Backward ? _kindWork.Backward : _kindWork.Forward;
-            if (op.Kind == OpKind.Backward && k.BackwardWorkRatio is { } work)
-                return SimDuration.FromSeconds(kind * (2 * products.Seconds + work.Value * rest.Seconds));
+            // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not
+            // layers). Where the kind's difference was measured on its element-wise work alone, only that term takes it.
+            bool layer = op.Unit.Kind == UnitKind.Layer, backward = op.Kind == OpKind.Backward;
+            double? onElementwise = !layer ? null : backward ? _kindWork.BackwardElementwise : _kindWork.ForwardElementwise;
+            double kind = !layer || onElementwise is not null ? 1 : backward ? _kindWork.Backward : _kindWork.Forward;
+            double rest = (onElementwise ?? 1) * k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))).Seconds + k.LayerOverhead.Seconds;
+            if (backward && k.BackwardWorkRatio is { } work)
+                return SimDuration.FromSeconds(kind * (2 * products.Seconds + work.Value * rest));
             double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };
-            return SimDuration.FromSeconds(kind * (products + rest).Seconds * ratio);
+            return SimDuration.FromSeconds(kind * (products.Seconds + rest) * ratio);
         }
         if (_cpuLayer is { } cpu)
         {
