@@ -62,7 +62,7 @@ let kinds =
 printfn "%d other kinds with work passes" kinds.Length
 let timings table =
     EngineKernelTimings(ResizeArray passes, us 2, 1e-3, 100_000_000L,
-        gpu.MatmulRate(AiOs.Planner.Settings.Precision.Bf16), $"refit by tools/bench/refit_layer_matmul.fsx of the passes in {Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath log))}/{Path.GetFileName log}" + (if args.Length > 2 then $", layer_matmul from {Path.GetFileName args.[2]}" else ""), us 1, us 3,
+        gpu.MatmulRate(AiOs.Planner.Settings.Precision.Bf16), $"refit by tools/bench/refit_layer_matmul.fsx of the timed passes in {log}" + (if args.Length > 2 then $", layer_matmul from {args.[2]}" else ""), us 1, us 3,
         AiOs.Planner.Units.Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value),
         null, ResizeArray kinds, null, table, AiOs.Planner.Settings.Precision.Bf16)
 let report name (c: EngineKernelCalibration) =
@@ -70,6 +70,8 @@ let report name (c: EngineKernelCalibration) =
         name c.Kernels.MatmulEfficiency.Value c.Kernels.SavedBytesGbps.Value c.Kernels.LayerOverheadUs.Value c.Kernels.BackwardRatio.Value
         (match c.Kernels.BackwardWorkRatio with null -> "-" | w -> sprintf "%.3f" w.Value) c.Kernels.RecomputeRatio.Value
         (100.0 * c.Fit.RmsRelativeError) (String.Join(", ", c.Fit.Terms))
+// The fit is taken in bf16, the precision calibrate-gpu times by default; a log of another precision is refused.
+if not (k.MatmulEfficiency.Provenance.Method.Contains("-kind units, bf16,")) then failwith "the calibration's kernels were not timed in bf16 (its matmul_efficiency method says how); this script refits bf16 calibrations only"
 let today = DateTime.UtcNow.ToString("yyyy-MM-dd", inv)
 let withTable = EngineKernelFit.Fit(timings table, today)
 let without = EngineKernelFit.Fit(timings null, today)
@@ -80,7 +82,7 @@ for kf in withTable.Kernels.KindFloors do
     printfn "  %s: whole %.3f / %.3f, element-wise %.3f / %.3f" kf.Kind (v kf.ForwardWorkRatio) (v kf.BackwardWorkRatio) (v kf.ForwardElementwiseRatio) (v kf.BackwardElementwiseRatio)
 // Each fit written into the calibrated profile: what a calibration at this build would write.
 let serialize (v: obj) = Text.Json.Nodes.JsonNode.Parse(Text.Json.JsonSerializer.Serialize(v, Text.Json.JsonSerializerOptions(PropertyNamingPolicy = Text.Json.JsonNamingPolicy.SnakeCaseLower)))
-let writeFit (kernels: EngineKernels) (suffix: string) =
+let writeFit (kernels: EngineKernels) (elementwise: bool) (suffix: string) =
     let node = Text.Json.Nodes.JsonNode.Parse(File.ReadAllText profilePath)
     let ek = node.["gpu"].["engine_kernels"].AsObject()
     let put (name: string) (value: obj) = if isNull value then ek.Remove name |> ignore else ek.[name] <- serialize value
@@ -98,12 +100,13 @@ let writeFit (kernels: EngineKernels) (suffix: string) =
             let set (name: string) (f: Figure) = if isNull (box f) then entry.AsObject().Remove name |> ignore else entry.[name] <- serialize f
             set "forward_work_ratio" kf.ForwardWorkRatio
             set "backward_work_ratio" kf.BackwardWorkRatio
-            set "forward_elementwise_ratio" kf.ForwardElementwiseRatio
-            set "backward_elementwise_ratio" kf.BackwardElementwiseRatio
+            // The "before" profile prices kinds by their whole ratios, as before element-wise ratios existed.
+            set "forward_elementwise_ratio" (if elementwise then kf.ForwardElementwiseRatio else null)
+            set "backward_elementwise_ratio" (if elementwise then kf.BackwardElementwiseRatio else null)
         | None -> ()
     let out = Path.ChangeExtension(profilePath, null) + suffix
     File.WriteAllText(out, node.ToJsonString(Text.Json.JsonSerializerOptions(WriteIndented = true)))
     AiOs.Planner.Hardware.ProfileCatalog.Default.Load out |> ignore // valid, or this throws naming the field
     printfn "wrote %s" out
-writeFit withTable.Kernels "-refit.json"
-writeFit without.Kernels "-without.json"
+writeFit withTable.Kernels true "-refit.json"
+writeFit without.Kernels false "-without.json"

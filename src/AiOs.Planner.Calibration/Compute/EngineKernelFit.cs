@@ -362,10 +362,11 @@ public static class EngineKernelFit
             r = Statistics.Median(passes.Select(p => (p.Seconds / mainError - parts(p).Products - parts(p).Overhead) / parts(p).Elementwise));
         }
         if (!(r is >= 0.1 and <= 10)) return null;
-        string what = onRest ? "the measured time ÷ the main kind's error (below), less the fit's matmul and overhead price, over the fit's price of its element-wise work (saved bytes)"
-            : "over the main kind's fit's price";
+        string what = onRest
+            ? $"the measured time ÷ the main kind's error, less the fit's matmul and overhead price, over the fit's price of its element-wise work (saved bytes), median of {passes.Count}"
+            : $"over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's error";
         return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes, {what}, median of {passes.Count}, ÷ the main kind's own measured ÷ price at that width's shape of most work ({mainError:0.000}) ({t.Description})"));
+            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes, {what} (the main kind's error: its own measured ÷ price at that width's shape of most work, {mainError:0.000}) ({t.Description})"));
     }
 
     /// <summary>

@@ -28,9 +28,9 @@ public sealed record EngineKernels
     public LayerMatmulRates? LayerMatmul { get; init; }
     /// <summary>
     /// Where <see cref="LayerMatmul"/> is present: the efficiency the fitted layers reach against the profile's large-matmul
-    /// rate instead (<see cref="MatmulEfficiency"/> × the passes' FLOP-weighted harmonic mean shape rate ÷ the large rate), which
-    /// prices the head's and embedding's products, whose vocabulary-wide shape the table does not cover, as a fit without the
-    /// table would. Null: <see cref="MatmulEfficiency"/>.
+    /// rate instead (<see cref="MatmulEfficiency"/> × the passes' FLOP-weighted harmonic mean shape rate ÷ the large rate: their
+    /// matmul time expressed against the large rate), which prices the head's and embedding's products, whose vocabulary-wide
+    /// shape the table does not cover. Null: <see cref="MatmulEfficiency"/>.
     /// </summary>
     public Figure? LargeMatmulEfficiency { get; init; }
     /// <summary>Saved-for-backward bytes (LayerWork's count) the element-wise kernels get through per second, GB/s; 0: no separate term.</summary>
