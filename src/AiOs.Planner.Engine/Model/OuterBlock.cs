@@ -101,8 +101,8 @@ public sealed class OuterBlock : nn.Module<Tensor, Tensor>
         Tensor normed = TransformerOps.Norm(hidden, _spec, Parameters, "lnf");
         Tensor logits = padded == vocab ? F.linear(normed, Head) : F.linear(normed, F.pad(Head, [0, 0, 0, padded - vocab])).narrow(-1, 0, vocab);
         Tensor loss = F.cross_entropy(logits.to(ScalarType.Float32).reshape(-1, vocab), targets.reshape(-1));
-        // An explicit Scalar kept alive over the call: the operator's implicit one is left to the finalizer, which may free it
-        // while libtorch still reads it ("Unknown scalar type" from at::native::div, once in CI on 2026-12-07).
+        // The divisor as a Scalar this frame holds until the call returns (Native.KeptScalars says why: the operator's implicit
+        // one failed here once in CI, "Unknown scalar type" from at::native::div, 2026-12-07).
         using TorchSharp.Scalar by = divisor;
         return loss.div(by).MoveToOuterDisposeScope();
     }
