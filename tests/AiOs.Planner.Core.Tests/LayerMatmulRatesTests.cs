@@ -1,6 +1,7 @@
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Planning;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
@@ -208,5 +209,39 @@ public class KindElementwiseRatioTests
         }
         // fp32's layer is more matmul, so the element-wise ratio adds a smaller share of it than bf16's.
         Assert.True(Forward(Precision.Fp32, 1.5) / Forward(Precision.Fp32, 1.0) < Forward(Precision.Bf16, 1.5) / Forward(Precision.Bf16, 1.0));
+    }
+}
+
+/// <summary>The plan says when an fp32 run is priced without the layer products' fp32 rates or with bf16-measured whole kind ratios.</summary>
+public class EngineMatmulNoteTests
+{
+    private static readonly TrainingSettings Fp32 = new() { MicroBatch = 2, SeqLen = 1024, Precision = Precision.Fp32, Executor = ExecutorKind.Aios };
+
+    [Fact]
+    public void Given_kernels_without_shape_rates_When_an_fp32_run_is_planned_Then_the_note_names_the_large_rate_and_the_command()
+    {
+        var h200 = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        Assert.Null(h200.Gpu!.EngineKernels!.LayerMatmul);
+        var gpt2 = ModelCatalog.Default.Load("gpt2-xl");
+
+        var notes = TrainingPlanner.Plan(gpt2, h200, Fp32).Notes;
+
+        Assert.Contains(notes, n => n.Contains("large-matmul fp32 rate") && n.Contains("aios calibrate-gpu"));
+        // bf16, the fit's precision, needs no note; neither does the deepspeed executor.
+        Assert.DoesNotContain(TrainingPlanner.Plan(gpt2, h200, Fp32 with { Precision = Precision.Bf16 }).Notes, n => n.Contains("large-matmul fp32 rate"));
+        Assert.DoesNotContain(TrainingPlanner.Plan(gpt2, h200, Fp32 with { Executor = ExecutorKind.DeepSpeed }).Notes, n => n.Contains("large-matmul fp32 rate"));
+    }
+
+    [Fact]
+    public void Given_the_bundled_h100_profile_with_shape_rates_and_elementwise_ratios_When_fp32_runs_are_planned_Then_no_note_is_given_and_whole_ratios_alone_are_named()
+    {
+        var vm = ProfileCatalog.Default.Load("h100-1x-vm");
+        var llama = ModelCatalog.Default.Load("llama-2-7b");
+
+        Assert.DoesNotContain(TrainingPlanner.Plan(llama, vm, Fp32).Notes, n => n.StartsWith("fp32 on", StringComparison.Ordinal));
+        // The same kernels with the kind's element-wise ratios taken out: its whole ratios are named.
+        var k = vm.Gpu!.EngineKernels!;
+        var whole = vm with { Gpu = vm.Gpu with { EngineKernels = k with { KindFloors = k.KindFloors!.Select(f => f with { ForwardElementwiseRatio = null, BackwardElementwiseRatio = null }).ToList() } } };
+        Assert.Contains(TrainingPlanner.Plan(llama, whole, Fp32).Notes, n => n.Contains("whole work ratios") && n.Contains("--floor-families llama-2-7b"));
     }
 }

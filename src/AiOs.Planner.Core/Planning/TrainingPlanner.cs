@@ -73,7 +73,7 @@ public static class TrainingPlanner
             FirstStep = first,
             Correction = correction,
             Notes = options.Simulate && options.ComputeModel is null
-                ? new[] { EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings) }.OfType<string>().ToList()
+                ? new[] { EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings), EngineMatmulNote(model, hardware, settings) }.OfType<string>().ToList()
                 : [],
         };
     }
@@ -117,6 +117,31 @@ public static class TrainingPlanner
         }
         return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}), and has no measured work ratios for that kind (forward and backward): " +
                "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " + measure;
+    }
+
+    /// <summary>
+    /// A note when the <c>aios</c> executor prices an fp32 run on a GPU whose engine kernels carry no per-shape matmul rates
+    /// (<see cref="EngineKernels.LayerMatmul"/>) and whose layer fit was not taken in fp32: its layers' products are then priced
+    /// at the large-matmul fp32 rate with an efficiency fitted on another precision's layers, and on H100 VMs fp32 layers'
+    /// products ran at 0.72–0.95 of that rate (fp32 resident rows planned 10–16% fast, docs/validation/gpu-2026-12-07-session22.md).
+    /// A layer kind other than the fit's, priced by whole work ratios alone (no element-wise ratios), is named too: a whole ratio
+    /// measured in bf16 also scales an fp32 layer's matmuls. Null otherwise.
+    /// </summary>
+    public static string? EngineMatmulNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    {
+        if (!hardware.HasGpu || settings.Executor != ExecutorKind.Aios || settings.Precision != Precision.Fp32
+            || hardware.Gpu!.EngineKernels is not { } kernels) return null;
+        bool fittedInFp32 = kernels.MatmulEfficiency.Provenance?.Method?.Contains(", fp32,", StringComparison.Ordinal) == true;
+        var work = kernels.WorkRatiosFor(model);
+        bool wholeKindRatio = (work.Forward != 1 || work.Backward != 1) && work.ForwardElementwise is null;
+        var parts = new List<string>();
+        if (kernels.LayerMatmul is null && !fittedInFp32)
+            parts.Add("its layers' products are priced at the large-matmul fp32 rate with an efficiency fitted on another precision's layers (fp32 layers' products ran at 0.72–0.95 of that rate on H100 VMs, and such plans came out 10–16% fast)");
+        if (wholeKindRatio && !fittedInFp32)
+            parts.Add($"{model.Name}'s layer kind is priced by whole work ratios measured in another precision, which scale fp32 matmuls too (no element-wise ratios)");
+        if (parts.Count == 0) return null;
+        return $"fp32 on {hardware.Name}: {string.Join("; ", parts)}. Measure them: aios calibrate-gpu (it times the layer products per shape in both precisions" +
+               (wholeKindRatio ? $", and with --floor-families {model.Name} the kind's element-wise ratios" : "") + ").";
     }
 
     private static List<string> CapacityProblems(ModelSpec model, MemoryPlan memory, TrainingSettings s, HardwareProfile hw)
