@@ -28,10 +28,26 @@ public sealed class PlannerServer : IAsyncDisposable
     /// <summary>Where the page is, e.g. http://127.0.0.1:5180/ (the real port when <see cref="ServeOptions.Port"/> was 0).</summary>
     public Uri Address { get; }
 
+    /// <summary>
+    /// Raises the thread pool's minimum so requests are served while a tune runs: the tuner's parallel loops hold pool threads
+    /// for its whole search, and at the default minimum (the core count: two on the CI VM) a tune's progress events, every
+    /// 250 ms, and a <c>DELETE /api/tune</c> waited for the pool to inject threads; with other CPU-bound requests beside it, a
+    /// 35 s tune once streamed no progress at all (CI, 2026-12-07).
+    /// </summary>
+    private static void KeepSpareThreads()
+    {
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, Environment.ProcessorCount + SpareThreads), io);
+    }
+
+    /// <summary>Pool threads kept beyond the core count for serving beside CPU-bound work.</summary>
+    private const int SpareThreads = 8;
+
     /// <summary>Starts listening; returns once the port is bound.</summary>
     /// <exception cref="IOException">The address or port cannot be bound (in use, not this machine's).</exception>
     public static async Task<PlannerServer> StartAsync(ServeOptions options, CancellationToken cancel = default)
     {
+        KeepSpareThreads();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, Args = [] });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
