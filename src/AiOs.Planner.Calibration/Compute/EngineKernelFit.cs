@@ -41,7 +41,8 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
     {
         if (!ShapeRated) return this;
         var table = LayerMatmul!;
-        LayerTiming Rated(LayerTiming p) => p.Tokens > 0 && table.RateAt(Precision, p.Hidden, p.Tokens) is { } r ? p with { MatmulTflops = r.Tflops } : p;
+        // ShapeRated: the table has the precision's column and every pass its tokens, so every pass has a rate.
+        LayerTiming Rated(LayerTiming p) => p with { MatmulTflops = table.RateAt(Precision, p.Hidden, p.Tokens)!.Value.Tflops };
         return this with
         {
             Passes = Passes.Select(Rated).ToList(),
@@ -321,13 +322,19 @@ public static class EngineKernelFit
     /// element-wise term and the overhead; a backward twice the matmuls and the work ratio of the rest (else the backward ratio).
     /// </summary>
     /// <remarks>In three parts that add to the price: the matmuls', the element-wise work's (saved bytes) and the fixed overhead's.</remarks>
-    private static Func<LayerTiming, (double Products, double Elementwise, double Overhead)> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
+    private static Func<LayerTiming, WorkParts> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
     {
         double products = p.Flops / (p.MatmulRate(t.Matmul) * fit.MatmulEfficiency);
         double elementwise = fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0, overhead = fit.Overhead.Seconds;
         double m = !p.Backward ? 1 : backwardWork is { } ? 2 : fit.BackwardRatio, r = !p.Backward ? 1 : backwardWork ?? fit.BackwardRatio;
-        return (m * products, r * elementwise, r * overhead);
+        return new WorkParts(m * products, r * elementwise, r * overhead);
     };
+
+    /// <summary>A pass's price in the main fit (<see cref="WorkPricer"/>), in its three terms.</summary>
+    private readonly record struct WorkParts(double Products, double Elementwise, double Overhead)
+    {
+        public double Price => Products + Elementwise + Overhead;
+    }
 
     /// <summary>
     /// The kind's measured work over the main fit's price (<see cref="WorkPricer"/>), the median over its timed passes of
@@ -336,37 +343,33 @@ public static class EngineKernelFit
     /// error at that one width carried to every width; null where none was timed or the ratio is outside the profile's range.
     /// </summary>
     /// <remarks>
-    /// With <paramref name="onRest"/> the same difference is put on the element-wise work alone (<see cref="LayerKindFloors.ForwardElementwiseRatio"/>):
+    /// Beside it, the same difference put on the element-wise work alone (<see cref="LayerKindFloors.ForwardElementwiseRatio"/>):
     /// the median of (measured ÷ the main kind's error − the matmuls' and the overhead's price) ÷ the element-wise work's price.
     /// </remarks>
-    private static Figure? WorkRatio(KindFloorTiming? k, bool backward, Func<LayerTiming, (double Products, double Elementwise, double Overhead)> parts, EngineKernelTimings t, string date,
-        bool onRest = false)
+    private static (Figure? Whole, Figure? Elementwise) WorkRatios(KindFloorTiming? k, bool backward, Func<LayerTiming, WorkParts> parts, EngineKernelTimings t, string date)
     {
-        double price(LayerTiming p) { var (m, e, o) = parts(p); return m + e + o; }
         // Work-bound passes only (twice the kind's dispatch floor at least, as the main fit keeps): a pass mostly of host time
         // would read as heavy work.
         string label = backward ? "backward" : "forward";
         double floor = k is null ? 0 : backward ? k.BackwardSeconds : k.ForwardSeconds;
-        var passes = (k?.Work ?? []).Where(p => p.Label == label && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0 && price(p) > 0).ToList();
-        if (passes.Count == 0) return null;
-        double r = Statistics.Median(passes.Select(p => p.Seconds / price(p)));
-        var widths = passes.Select(p => p.Hidden).ToHashSet();
+        var passes = (k?.Work ?? []).Where(p => p.Label == label && p.Backward == backward && p.Seconds >= 2 * floor && p.Seconds > 0)
+            .Select(p => (Pass: p, Parts: parts(p))).Where(x => x.Parts.Price > 0).ToList();
+        if (passes.Count == 0) return (null, null);
+        var widths = passes.Select(x => x.Pass.Hidden).ToHashSet();
         // The main kind's pass of the most work at that width: the kind's pass is that width's shape of most tokens.
-        var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && price(p) > 0)
+        var main = t.Passes.Where(p => p.Label == label && p.Backward == backward && widths.Contains(p.Hidden) && p.Seconds >= 2 * t.FloorOf(label) && parts(p).Price > 0)
             .GroupBy(p => p.Hidden).Select(g => g.MaxBy(p => p.Flops)!).ToList();
-        double mainError = main.Count > 0 ? Statistics.Median(main.Select(p => p.Seconds / price(p))) : 1;
-        r /= mainError;
-        if (onRest)
-        {
-            if (passes.Any(p => !(parts(p).Elementwise > 0))) return null;
-            r = Statistics.Median(passes.Select(p => (p.Seconds / mainError - parts(p).Products - parts(p).Overhead) / parts(p).Elementwise));
-        }
-        if (!(r is >= 0.1 and <= 10)) return null;
-        string what = onRest
-            ? $"the measured time ÷ the main kind's error, less the fit's matmul and overhead price, over the fit's price of its element-wise work (saved bytes), median of {passes.Count}"
-            : $"over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's error";
-        return Figure.Measured(Math.Round(r, 4), date, string.Create(CultureInfo.InvariantCulture,
-            $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes, {what} (the main kind's error: its own measured ÷ price at that width's shape of most work, {mainError:0.000}) ({t.Description})"));
+        double mainError = main.Count > 0 ? Statistics.Median(main.Select(p => p.Seconds / parts(p).Price)) : 1;
+        double whole = Statistics.Median(passes.Select(x => x.Pass.Seconds / x.Parts.Price)) / mainError;
+        double? elementwise = passes.All(x => x.Parts.Elementwise > 0)
+            ? Statistics.Median(passes.Select(x => (x.Pass.Seconds / mainError - x.Parts.Products - x.Parts.Overhead) / x.Parts.Elementwise))
+            : null;
+        Figure? Ratio(double? r, string what) => r is >= 0.1 and <= 10
+            ? Figure.Measured(Math.Round(r.Value, 4), date, string.Create(CultureInfo.InvariantCulture,
+                $"aios calibrate-gpu: a {k!.Family} layer {label} at work-bound shapes, {what} (the main kind's error: its own measured ÷ price at that width's shape of most work, {mainError:0.000}) ({t.Description})"))
+            : null;
+        return (Ratio(whole, $"over the main kind's fit's price, median of {passes.Count}, ÷ the main kind's error"),
+            Ratio(elementwise, $"the measured time ÷ the main kind's error, less the fit's matmul and overhead price, over the fit's price of its element-wise work (saved bytes), median of {passes.Count}"));
     }
 
     /// <summary>
@@ -375,7 +378,7 @@ public static class EngineKernelFit
     /// own date); null when there are none. Each kind measured now carries its work ratios to the main fit (<paramref name="price"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A measured kind floor is not positive.</exception>
-    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous, Func<LayerTiming, (double Products, double Elementwise, double Overhead)> price)
+    private static List<LayerKindFloors>? KindFloors(EngineKernelTimings t, string date, EngineKernels? previous, Func<LayerTiming, WorkParts> price)
     {
         KindFloorTiming? ProbeOf(string kind) => t.KindFloors?.FirstOrDefault(k => k.Kind == kind);
         string main = t.Kind ?? EngineLayerKind.Gpt2;
@@ -387,16 +390,15 @@ public static class EngineKernelFit
         {
             if (!seen.Add(k.Kind)) continue;
             Positive(k);
+            var (forward, backward) = (WorkRatios(ProbeOf(k.Kind), false, price, t, date), WorkRatios(ProbeOf(k.Kind), true, price, t, date));
             result.Add(new LayerKindFloors
             {
                 Kind = k.Kind,
                 ForwardUs = Us(k.ForwardSeconds, k.Method("forward without autograd", k.ForwardSpans, t.Description)),
                 AutogradUs = Us(k.AutogradSeconds, k.Method("forward with autograd", k.AutogradSpans, t.Description)),
                 BackwardUs = Us(k.BackwardSeconds, k.Method("backward", k.BackwardSpans, t.Description)),
-                ForwardWorkRatio = WorkRatio(ProbeOf(k.Kind), false, price, t, date),
-                BackwardWorkRatio = WorkRatio(ProbeOf(k.Kind), true, price, t, date),
-                ForwardElementwiseRatio = WorkRatio(ProbeOf(k.Kind), false, price, t, date, onRest: true),
-                BackwardElementwiseRatio = WorkRatio(ProbeOf(k.Kind), true, price, t, date, onRest: true),
+                ForwardWorkRatio = forward.Whole, BackwardWorkRatio = backward.Whole,
+                ForwardElementwiseRatio = forward.Elementwise, BackwardElementwiseRatio = backward.Elementwise,
             });
         }
         foreach (var k in t.KindFloors ?? [])
@@ -404,6 +406,7 @@ public static class EngineKernelFit
             if (!seen.Add(k.Kind)) continue;
             if (!(k.ForwardSeconds > 0) || !(k.AutogradSeconds > 0) || !(k.BackwardSeconds > 0))
                 throw new ArgumentException($"The dispatch floors of {k.Family} ({k.Kind}) need positive timings.", nameof(t));
+            var (forward, backward) = (WorkRatios(k, false, price, t, date), WorkRatios(k, true, price, t, date));
             string Method(string pass) => string.Create(CultureInfo.InvariantCulture,
                 $"aios calibrate-gpu --floor-families: a {k.Family} layer {pass} at a tiny shape, median ({t.Description})");
             result.Add(new LayerKindFloors
@@ -412,10 +415,8 @@ public static class EngineKernelFit
                 ForwardUs = Us(k.ForwardSeconds, Method("forward without autograd")),
                 AutogradUs = Us(k.AutogradSeconds, Method("forward with autograd")),
                 BackwardUs = Us(k.BackwardSeconds, Method("backward")),
-                ForwardWorkRatio = WorkRatio(k, false, price, t, date),
-                BackwardWorkRatio = WorkRatio(k, true, price, t, date),
-                ForwardElementwiseRatio = WorkRatio(k, false, price, t, date, onRest: true),
-                BackwardElementwiseRatio = WorkRatio(k, true, price, t, date, onRest: true),
+                ForwardWorkRatio = forward.Whole, BackwardWorkRatio = backward.Whole,
+                ForwardElementwiseRatio = forward.Elementwise, BackwardElementwiseRatio = backward.Elementwise,
             });
         }
         // Their floors are absolute; work ratios were measured against the fit of their day, so they go with it.
