@@ -159,7 +159,10 @@ public static class EngineRun
                 break;
             }
             int step = s;
+            bool profiled = ProfiledStep == step + 1 && trainer.DeviceMemory is not null;
+            if (profiled) Native.CudaDriver.Profile(true);
             StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
+            if (profiled) Native.CudaDriver.Profile(false);
             IoTotals now = trainer.Io.Snapshot();
             IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
             StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with { NvmeSwapBytes = SwapBytes(request) };
@@ -180,6 +183,13 @@ public static class EngineRun
         if (trainer is LayerwiseTrainer layerwise) layerwise.ApplyPendingUpdate();
         return null;
     }
+
+    /// <summary>
+    /// <c>AIOS_CUDA_PROFILE_STEP=N</c>: on a GPU, step N (from 1) alone is collected by a profiler started with collection off,
+    /// e.g. <c>ncu --profile-from-start off</c> for every kernel of one step (launch counts and device times, issue 16).
+    /// </summary>
+    private static readonly int? ProfiledStep =
+        int.TryParse(Environment.GetEnvironmentVariable("AIOS_CUDA_PROFILE_STEP"), out int n) && n > 0 ? n : null;
 
     /// <summary>Whether <paramref name="mine"/> holds on any rank of the group (a collective: every rank asks at the same point); <paramref name="mine"/> alone without one.</summary>
     private static bool AnyRank(bool mine, Collectives.ICollectives? ranks)

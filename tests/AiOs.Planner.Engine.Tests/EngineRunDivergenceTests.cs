@@ -48,6 +48,28 @@ public sealed class EngineRunDivergenceTests : IDisposable
         Assert.NotNull(line.RootElement.GetProperty("non_finite").GetString());
     }
 
+    /// <summary>The resident trainer sums its micro-batches' losses on the device and reads them with the update: a non-finite one must still stop the update.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Given_ResidentTrainingAtLr1e4_When_Run_Then_ItStopsAtTheNonFiniteStepWithoutUpdatingAndSaysWhy(int accumulation)
+    {
+        TrainingSettings settings = LayerwiseTrainerTests.Small() with { GradAccumulation = accumulation };
+
+        RunSummary summary = EngineRun.Execute(Request(settings, 1e4));
+
+        int bad = Assert.IsType<int>(summary.NonFiniteStep);
+        Assert.False(summary.Completed);
+        Assert.Equal(bad - 1, summary.StepsCompleted);
+        Assert.Contains($"Step {bad}:", summary.Error);
+        Assert.StartsWith("device-resident", summary.Executor);
+        string dir = Path.Combine(_root, "runs", "div");
+        Assert.All(Directory.GetDirectories(Path.Combine(dir, "checkpoints")), d => Assert.True(int.Parse(Path.GetFileName(d)["step-".Length..]) < bad));
+        using JsonDocument line = JsonDocument.Parse(File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))[^1]);
+        Assert.Equal(bad, line.RootElement.GetProperty("step").GetInt32());
+        Assert.NotNull(line.RootElement.GetProperty("non_finite").GetString());
+    }
+
     [Theory]
     [InlineData(double.NaN)]
     [InlineData(double.PositiveInfinity)]

@@ -33,7 +33,7 @@ public static class ResidentProgram
 public sealed partial class DeviceTrainer
 {
     /// <summary>What one step carries between operations.</summary>
-    private sealed class StepState(int step, Func<int, TokenBatch> batchOf)
+    private sealed class StepState(int step, Func<int, TokenBatch> batchOf) : IDisposable
     {
         public int Step { get; } = step;
         public Func<int, TokenBatch> BatchOf { get; } = batchOf;
@@ -42,6 +42,48 @@ public sealed partial class DeviceTrainer
         public string? NonFinite;
         public bool Skipped { get; set; }
         public double? UsedScale { get; init; }
+
+        /// <summary>The micro-batches' losses summed on the device in fp64, not yet read (<see cref="ReadLosses"/>).</summary>
+        private Tensor? _losses;
+
+        /// <summary>
+        /// Adds a micro-batch's loss to the step's sum on the device, without waiting for it. Reading it here (<c>item</c>) made
+        /// the host wait for the whole forward before it queued the first backward kernel, so the backward started with an empty
+        /// queue and every host delay in it became device idle time. fp64 sums of the fp32 losses, in micro-batch order, are
+        /// the sums the host made before, to the bit.
+        /// </summary>
+        public void AddLoss(Tensor loss)
+        {
+            using var _ = no_grad();
+            if (_losses is null)
+            {
+                _losses = loss.detach().to(ScalarType.Float64).reshape(1);
+                _losses.DetachFromDisposeScope();
+            }
+            else
+                _losses.add_(loss.detach().reshape(1), Native.KeptScalars.One);
+        }
+
+        /// <summary>
+        /// Reads the step's loss sum once (the only wait for the device it adds, where the update's Σg² waits anyway) into
+        /// <see cref="Loss"/>; a non-finite sum (some micro-batch's loss was) is named in <see cref="NonFinite"/> unless
+        /// <paramref name="scaled"/> (fp16's loss scaler skips such a step itself).
+        /// </summary>
+        public void ReadLosses(bool scaled)
+        {
+            if (_losses is null) return;
+            double sum = _losses.item<double>();
+            _losses.Dispose();
+            _losses = null;
+            Loss += sum;
+            if (!scaled && !double.IsFinite(sum)) NonFinite ??= $"the loss ({sum})";
+        }
+
+        public void Dispose()
+        {
+            _losses?.Dispose();
+            _losses = null;
+        }
     }
 
     /// <summary>What the compute thread carries between the operations of one micro-batch.</summary>
@@ -123,6 +165,9 @@ public sealed partial class DeviceTrainer
         }
     }
 
+    /// <summary><c>AIOS_LOSS_AT_FORWARD=1</c>: each micro-batch's loss is read as its forward ends, as before 2026-12-07 (a wait for the device there; for an A/B).</summary>
+    private static readonly bool LossAtForward = Environment.GetEnvironmentVariable("AIOS_LOSS_AT_FORWARD") == "1";
+
     private StepState _state = new(0, _ => throw new InvalidOperationException("No step in progress."));
     private MicroBatchState? _micro;
     /// <summary>Tests: called after each layer's backward with the layer and the tensors its micro-batch's dispose scope still holds.</summary>
@@ -136,6 +181,7 @@ public sealed partial class DeviceTrainer
         [OpKind.ReduceScatter] = ReduceGradients,
         [OpKind.OptimizerStep] = _ => Synced(() =>
         {
+            _state.ReadLosses(_scaler is not null);
             string? nonFinite = _state.NonFinite;
             _state.Skipped = !Update(_state.Step, ref nonFinite);
             _state.NonFinite = nonFinite;
@@ -198,10 +244,9 @@ public sealed partial class DeviceTrainer
             {
                 _micro!.Hidden = _micro.X!.detach().requires_grad_(true);
                 _micro.Loss = _model.Outer.Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation, _settings.HeadLoss);
-                double value = _micro.Loss.item<float>();
-                // fp16's loss scaler skips such a step itself; otherwise no update may follow a non-finite loss.
-                if (_scaler is null && !double.IsFinite(value)) _state.NonFinite ??= $"the loss ({value})";
-                _state.Loss += value;
+                // Read with the update's Σg², not here: the host keeps queueing the backward while the device finishes the forward.
+                _state.AddLoss(_micro.Loss);
+                if (LossAtForward) _state.ReadLosses(_scaler is not null);
                 DeviceMemory?.Note($"step {_state.Step}'s loss");
                 break;
             }
@@ -287,6 +332,7 @@ public sealed partial class DeviceTrainer
     /// <summary>Closes a micro-batch left open by a failed step.</summary>
     private void AbandonMicroBatch()
     {
+        _state.Dispose();
         _micro?.Dispose();
         _micro = null;
     }

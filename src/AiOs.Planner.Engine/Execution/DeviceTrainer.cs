@@ -226,6 +226,8 @@ public sealed partial class DeviceTrainer : ITrainer
             AbandonMicroBatch();
             throw;
         }
+        // A program without an update (none in this trainer today) still reports its loss.
+        _state.ReadLosses(_scaler is not null);
         // The step ends when the device has done its work: settling the device-timed spans waits for it.
         Trace.SettleDeviceSpans();
         long end = Stopwatch.GetTimestamp();

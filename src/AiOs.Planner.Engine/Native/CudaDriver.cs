@@ -154,10 +154,19 @@ internal static partial class CudaDriver
         foreach (nint s in streams) if (s != 0) _ = StreamDestroy(s);
     }
 
+    /// <summary>Starts (<paramref name="on"/>) or stops the collection of a profiler attached with profiling off at start (<c>ncu --profile-from-start off</c>); without one attached it does nothing.</summary>
+    public static void Profile(bool on) => Check(on ? ProfilerStart() : ProfilerStop(), on ? "cuProfilerStart" : "cuProfilerStop");
+
     private static void Check(int result, string call)
     {
         if (result != Success) throw new InvalidOperationException($"CUDA driver call {call} failed with error {result}.");
     }
+
+    [LibraryImport(Library, EntryPoint = "cuProfilerStart")]
+    private static partial int ProfilerStart();
+
+    [LibraryImport(Library, EntryPoint = "cuProfilerStop")]
+    private static partial int ProfilerStop();
 
     [LibraryImport(Library, EntryPoint = "cuMemHostRegister_v2")]
     private static partial int MemHostRegister(nint host, nuint bytes, uint flags);
