@@ -21,7 +21,7 @@ public class GradientNormPricingTests
     }
 
     [Theory]
-    [InlineData(Precision.Bf16, ExecutorKind.Aios, 28 + 10)]
+    [InlineData(Precision.Bf16, ExecutorKind.Aios, 28 + 2)]
     [InlineData(Precision.Fp32, ExecutorKind.Aios, 28 + 4)]
     [InlineData(Precision.Bf16, ExecutorKind.DeepSpeed, 28)]
     public void Given_a_resident_run_on_a_gpu_When_built_Then_the_update_moves_adam_s_bytes_and_the_engine_s_norm_bytes(Precision precision, ExecutorKind executor, double expected) =>

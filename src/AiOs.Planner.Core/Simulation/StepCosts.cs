@@ -45,6 +45,13 @@ public sealed class StepCosts
     /// steps, leave out the layer-by-layer trainer's few extra launches per unit (the pack and the device Σg²).
     /// </remarks>
     private readonly bool _floorPerOperation;
+    /// <summary>
+    /// Whether the host waits for the device at each micro-batch's loss (<see cref="Pipelined"/>): the layer-by-layer trainer
+    /// reads it there (a non-finite loss must stop the CPU updates that start during backward); the resident trainer sums the
+    /// losses on the device and reads them with the update's gradient norms (since 2026-12-07: gpt2 micro-batch 8 on an H100
+    /// VM, the backward 15.5–16.3 → 11.4 ms, the step 31.7–33.2 → 27.8–28.2 ms).
+    /// </summary>
+    private readonly bool _lossWaits;
     /// <summary>The engine's compute operations' durations by operation id (<see cref="Pipelined"/>); null for PyTorch eager or without a program.</summary>
     private readonly Dictionary<int, SimDuration>? _pipelined;
     /// <summary><see cref="_pipelined"/> with the plain floors (before the floors beside the update): <see cref="WorkAlone"/>'s.</summary>
@@ -126,6 +133,7 @@ public sealed class StepCosts
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;
             _floorPerOperation = true;
+            _lossWaits = offloads;
         }
         else
         {
@@ -479,8 +487,8 @@ public sealed class StepCosts
     /// after another (its floor, <see cref="Floor"/>) without waiting; the device runs them as they come, so a unit ends
     /// when its work is done after the previous unit's (<c>device + work</c>) but not before its last kernel was launched
     /// (<c>host</c>): <c>device = max(device + work, host)</c>, and its duration is how far it moved the device clock. The
-    /// host waits for the device (<c>host = device</c>) where the engine reads a value back: the loss after each
-    /// micro-batch's forward (<c>loss.item()</c>) and the gradient norms before the update. So a launch-bound stretch
+    /// host waits for the device (<c>host = device</c>) where the engine reads a value back: the gradient norms before the
+    /// update, and in the layer-by-layer trainer the loss after each micro-batch's forward (<see cref="_lossWaits"/>). So a launch-bound stretch
     /// takes its floors, a device-bound one its work, and work queued behind a long unit (the head's) hides the next
     /// units' launches: measured on the H100 VM (2026-12-05, gpt2 micro-batch 4), backward layers 11 to 5 ran in their
     /// 0.61 ms of work right after the head, the earlier ones at their 0.95 ms dispatch once that lead was spent.
@@ -494,9 +502,10 @@ public sealed class StepCosts
         foreach (var op in program.Ops)
         {
             if (op.Resource != ResourceKind.Compute) continue;
-            // The loss is read after each micro-batch's forward (the first operation after its forwards finds the host caught
-            // up; a recompute after a backward, under checkpointing, does not wait), the norms before the update.
-            if (op.Kind == OpKind.OptimizerStep || (previous == OpKind.Forward && op.Kind != OpKind.Forward)) host = device = Math.Max(host, device);
+            // The layer-by-layer trainer reads the loss after each micro-batch's forward (the first operation after its forwards
+            // finds the host caught up; a recompute after a backward, under checkpointing, does not wait); both read the norms
+            // before the update.
+            if (op.Kind == OpKind.OptimizerStep || (_lossWaits && previous == OpKind.Forward && op.Kind != OpKind.Forward)) host = device = Math.Max(host, device);
             previous = op.Kind;
             if (op.Kind == OpKind.OptimizerStep) continue;
             long before = device;

@@ -125,8 +125,20 @@ internal static class GradientNorms
     /// <summary>Whether a finite gradient of <paramref name="type"/> can square past fp32's range (so an fp32 +inf may be spurious).</summary>
     internal static bool MaySpuriouslyOverflow(ScalarType type) => type != ScalarType.Float16;
 
-    /// <summary>One unit's Σg² as an fp64 scalar on its device, from the fp32 norms of its rows.</summary>
+    /// <summary>
+    /// One unit's Σg² as an fp64 scalar on its device, from the fp32 sums of squares of its rows: on a GPU by one kernel that
+    /// reads the gradient once (<see cref="SumOfSquaresKernel"/>), elsewhere, or where that kernel cannot run, by the tensor ops
+    /// (<see cref="TensorUnitSum"/>).
+    /// </summary>
     internal static Tensor UnitSum(Tensor gradient, long chunkElements = ChunkElements)
+    {
+        if (gradient.numel() > 0 && SumOfSquaresKernel.Takes(gradient) && SumOfSquaresKernel.TryGet(gradient.device) is { } kernel)
+            return kernel.Sum(gradient);
+        return TensorUnitSum(gradient, chunkElements);
+    }
+
+    /// <summary>One unit's Σg² as an fp64 scalar on its device, from the fp32 norms of its rows by tensor ops.</summary>
+    internal static Tensor TensorUnitSum(Tensor gradient, long chunkElements = ChunkElements)
     {
         Tensor flat = gradient.reshape(-1);
         long n = flat.numel();

@@ -118,16 +118,17 @@ internal sealed partial class ProgramBuilder
 
     /// <summary>
     /// Bytes per parameter the engine's resident trainer moves for Σg² before its device update (every precision takes it:
-    /// clipping, the fp16 scaler and the non-finite check read it). On a GPU: fp32 norms of 1024-element rows, a gradient
-    /// in bf16 or fp16 widened in chunks (read 2, write and read 4: 10 B), an fp32 one (fp32 training, or the fp32 sums
-    /// mixed precision keeps under accumulation) read once (4 B); on a CPU, the exact
-    /// fp64 path (read, then an fp64 copy and its square written and read: 2 or 4 + 32 B). Measured on the H100, gpt2-xl
-    /// micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with row norms, against 18 priced without Σg².
+    /// clipping, the fp16 scaler and the non-finite check read it). On a GPU: fp32 sums of squares of 1024-element rows by one
+    /// kernel that reads the gradient once, 2 B in bf16 or fp16, 4 B in fp32 (fp32 training, or the fp32 sums mixed precision
+    /// keeps under accumulation); before that kernel (2026-12-07) a bf16 gradient was widened in chunks (10 B) by three
+    /// launches per 8 M elements. On a CPU, the exact fp64 path (read, then an fp64 copy and its square written and read:
+    /// 2 or 4 + 32 B). Measured on the H100, gpt2-xl micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with
+    /// row norms by tensor ops, against 18 priced without Σg².
     /// DeepSpeed's fused Adam takes its norm elsewhere (the eager figures hold it): nothing here.
     /// </summary>
     private int GradientNormBytes =>
         _s.Executor != ExecutorKind.Aios ? 0
-        : _hw.HasGpu ? (FloatGradients ? 4 : 10)
+        : _hw.HasGpu ? (FloatGradients ? 4 : 2)
         : (FloatGradients ? 4 : 2) + 32;
 
     /// <summary>Whether the resident update reads fp32 gradients: fp32 training, or mixed precision's fp32 sums under accumulation.</summary>
