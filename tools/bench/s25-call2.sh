@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Twenty-third session, call 2 (issue 16): the gradient-norm kernel as an A/B (AIOS_NORM_KERNEL=0 keeps the tensor ops) on
+# Twenty-third session, call 2 (issue 16): the gradient-norm kernel and the bias in the product as an A/B (AIOS_NORM_KERNEL=0
+# AIOS_SEPARATE_BIAS=1 restore the tensor ops' Σg² and the separate bias kernel) on
 # gpt2, gpt2-medium and gpt2-xl at micro-batch 8 and gpt2-xl at 1, two interleaved rounds; one step of gpt2-xl mb 1 under
 # Nsight Compute (launches per step after the kernel); then eager, torch.compile and the engine for gpt2 mb 8, and the engine
 # once more on its own after them. Pack first: bash tools/device/pack.sh .device
@@ -20,7 +21,7 @@ run, id, envs = sys.argv[1:4]
 try:
     m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()][5:]
     med = lambda k: statistics.median(x[k] for x in m)
-    print(f"{id:30s} {envs:22s} wall {med('wall_ms'):8.2f} ms  fwd {med('forward_ms'):7.2f} bwd {med('backward_ms'):7.2f} opt {med('optimizer_ms'):6.2f}  loss {m[-1]['loss']:.5f}")
+    print(f"{id:30s} {envs:40s} wall {med('wall_ms'):8.2f} ms  fwd {med('forward_ms'):7.2f} bwd {med('backward_ms'):7.2f} opt {med('optimizer_ms'):6.2f}  loss {m[-1]['loss']:.5f}")
 except Exception as e:
     print(f"{id}: failed ({e})")
 PY
@@ -31,7 +32,7 @@ for r in 1 2; do
     if [ "$r" = 1 ]; then order="new old"; else order="old new"; fi
     steps=25; [ "$model $mb" = "gpt2-xl 8" ] && steps=12
     for v in $order; do
-      envs="AIOS_NOTHING=1"; [ "$v" = old ] && envs="AIOS_NORM_KERNEL=0"
+      envs="AIOS_NOTHING=1"; [ "$v" = old ] && envs="AIOS_NORM_KERNEL=0 AIOS_SEPARATE_BIAS=1"
       eng "$v-$model-mb$mb-r$r" "$envs" "$model" "$mb" "$steps"
     done
   done

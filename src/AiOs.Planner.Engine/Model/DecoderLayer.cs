@@ -45,7 +45,7 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
                 $"{_spec.Name} attends over a sliding window of {window} tokens, which the engine does not implement; sequences of " +
                 $"{t} tokens would be computed with full attention instead. Use --seq-len {window} or less.");
         // q, k and v as one product over the joint weight (ParameterLayout.Fused), then three views of its output.
-        Tensor[] qkv = F.linear(h, Parameters.Fused("attn.qkv.weight")!, Parameters.Fused("attn.qkv.bias"))
+        Tensor[] qkv = TransformerOps.Affine(h, Parameters.Fused("attn.qkv.weight")!, Parameters.Fused("attn.qkv.bias"))
             .split([heads * d, kvHeads * d, kvHeads * d], -1);
         Tensor q = qkv[0].view(b, t, heads, d).transpose(1, 2);
         Tensor k = qkv[1].view(b, t, kvHeads, d).transpose(1, 2);
@@ -72,7 +72,7 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     /// <summary>down(silu(gate(h)) · up(h)), gate and up as one product over their joint weight.</summary>
     private Tensor SwiGlu(Tensor h)
     {
-        Tensor[] gateUp = F.linear(h, Parameters.Fused("mlp.gate_up.weight")!, Parameters.Fused("mlp.gate_up.bias")).chunk(2, -1);
+        Tensor[] gateUp = TransformerOps.Affine(h, Parameters.Fused("mlp.gate_up.weight")!, Parameters.Fused("mlp.gate_up.bias")).chunk(2, -1);
         return TransformerOps.Linear(F.silu(gateUp[0]) * gateUp[1], Parameters, "mlp.down");
     }
 
