@@ -16,7 +16,7 @@ internal static class TransformerOps
     public static Tensor Norm(Tensor x, ModelSpec spec, FlatParameters p, string name)
     {
         if (spec.Norm == NormKind.Layernorm)
-            return F.layer_norm(x, [x.shape[^1]], p[name + ".weight"], p[name + ".bias"], spec.NormEps);
+            return F.layer_norm(x, [spec.HiddenSize], p[name + ".weight"], p[name + ".bias"], spec.NormEps);
         using var scope = NewDisposeScope();
         Tensor x32 = x.to(ScalarType.Float32);
         // Scalars held by this frame across the calls (Native.KeptScalars says why).
@@ -25,26 +25,9 @@ internal static class TransformerOps
         return (normed.to(x.dtype) * p[name + ".weight"]).MoveToOuterDisposeScope();
     }
 
-    /// <summary>x·Wᵀ (+ b when the layout has a bias).</summary>
+    /// <summary>x·Wᵀ (+ b when the layout has a bias): on rows [tokens, in] libtorch's <c>addmm</c>, the bias added by the product (<see cref="DecoderLayer.forward"/> says why).</summary>
     public static Tensor Linear(Tensor x, FlatParameters p, string name) =>
-        Affine(x, p[name + ".weight"], p.Optional(name + ".bias"));
-
-    /// <summary>
-    /// x·Wᵀ + b over the last dimension of <paramref name="x"/>, taken as one matrix product with the bias added by the
-    /// product itself (<c>addmm</c>: on a GPU, the GEMM's epilogue). libtorch's C++ <c>linear</c>, which TorchSharp calls, takes
-    /// <c>addmm</c> only for a 2-D input; on a [batch, seq, hidden] one it ran the product and then added the bias as a
-    /// broadcast kernel of its own over the whole output: four more launches per GPT-2 layer's forward, and on an H100
-    /// (2026-12-07) 59 µs a layer for gpt2-xl at micro-batch 1, 2.2 of gpt2 micro-batch 8's 28 ms step. Without a bias the
-    /// product is the same either way.
-    /// </summary>
-    public static Tensor Affine(Tensor x, Tensor weight, Tensor? bias)
-    {
-        if (bias is null || x.dim() <= 2 || SeparateBias) return F.linear(x, weight, bias);
-        long[] shape = x.shape;
-        shape[^1] = weight.shape[0];
-        // The flattened input and the 2-D product are views the caller's dispose scope collects, as the layer's other temporaries.
-        return F.linear(x.reshape(-1, x.shape[^1]), weight, bias).view(shape);
-    }
+        F.linear(x, p[name + ".weight"], p.Optional(name + ".bias"));
 
     /// <summary>Exact GELU, or the tanh approximation 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (PyTorch's approximate="tanh").</summary>
     public static Tensor Gelu(Tensor x, ActivationKind kind) => kind switch
@@ -53,9 +36,6 @@ internal static class TransformerOps
         ActivationKind.GeluTanh => F.gelu(x, TorchSharp.Modules.GELU.Approximate.tanh),
         _ => throw new NotSupportedException($"Activation {kind} is not supported by the engine."),
     };
-
-    /// <summary><c>AIOS_SEPARATE_BIAS=1</c>: the bias added by a kernel of its own after the product, as before 2026-12-07 (for an A/B).</summary>
-    private static readonly bool SeparateBias = Environment.GetEnvironmentVariable("AIOS_SEPARATE_BIAS") == "1";
 
     /// <summary>
     /// The rotary inverse frequencies [D/2] in fp32: θ^(−2i/D) for pair i, then rescaled by the description's
