@@ -159,10 +159,16 @@ public static class EngineRun
                 break;
             }
             int step = s;
-            bool profiled = ProfiledStep == step + 1 && trainer.DeviceMemory is not null;
-            if (profiled) Native.CudaDriver.Profile(true);
-            StepResult r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
-            if (profiled) Native.CudaDriver.Profile(false);
+            bool profiled = ProfiledStep == step + 1 && trainer.DeviceMemory is not null && Profile(true);
+            StepResult r;
+            try
+            {
+                r = trainer.Step(micro => data.Sample(request.Options.Seed, step, micro, request.Settings.MicroBatch, request.Settings.SeqLen));
+            }
+            finally
+            {
+                if (profiled) Profile(false);
+            }
             IoTotals now = trainer.Io.Snapshot();
             IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
             StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with { NvmeSwapBytes = SwapBytes(request) };
@@ -190,6 +196,21 @@ public static class EngineRun
     /// </summary>
     private static readonly int? ProfiledStep =
         int.TryParse(Environment.GetEnvironmentVariable("AIOS_CUDA_PROFILE_STEP"), out int n) && n > 0 ? n : null;
+
+    /// <summary>Starts or stops the profiler's collection; a diagnostic, so a driver that refuses only warns.</summary>
+    private static bool Profile(bool on)
+    {
+        try
+        {
+            Native.CudaDriver.Profile(on);
+            return true;
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Runtime.InteropServices.ExternalException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            Console.Error.WriteLine($"warning: AIOS_CUDA_PROFILE_STEP: {e.Message}; the step runs without the profiler's bracket.");
+            return false;
+        }
+    }
 
     /// <summary>Whether <paramref name="mine"/> holds on any rank of the group (a collective: every rank asks at the same point); <paramref name="mine"/> alone without one.</summary>
     private static bool AnyRank(bool mine, Collectives.ICollectives? ranks)

@@ -21,13 +21,14 @@ public class KernelSourceTests
     }
 
     [Fact]
-    public void Given_the_engine_assembly_When_its_kernel_sources_are_listed_Then_the_three_kernels_are_among_them()
+    public void Given_the_engine_assembly_When_its_kernel_sources_are_listed_Then_the_four_kernels_are_among_them()
     {
         var names = Sources().Select(s => s.Name).ToList();
 
         Assert.Contains(names, n => n.Contains("CrossEntropyKernel", StringComparison.Ordinal));
         Assert.Contains(names, n => n.Contains("FusedCudaAdamW.", StringComparison.Ordinal));
-        Assert.True(names.Count >= 3, string.Join(", ", names));
+        Assert.Contains(names, n => n.Contains("SumOfSquaresKernel", StringComparison.Ordinal));
+        Assert.True(names.Count >= 4, string.Join(", ", names));
     }
 
     [Theory]
@@ -68,4 +69,22 @@ public class HeadFallbackWarningTests
     [InlineData(AiOs.Planner.Settings.HeadLoss.Auto, "it is unavailable")]
     public void Given_a_head_that_ran_as_planned_When_the_run_is_summarised_Then_nothing_is_said(AiOs.Planner.Settings.HeadLoss head, string? unavailable) =>
         Assert.Null(Runs.RunRecord.HeadFallback(head, unavailable));
+}
+
+public class NormsFallbackWarningTests
+{
+    [Fact]
+    public void Given_a_norm_kernel_that_did_not_run_When_the_run_is_summarised_Then_it_warns_naming_why_and_the_bytes()
+    {
+        string? warning = Runs.RunRecord.NormsFallback("it disagrees with the tensor ops (BFloat16, 3000 elements)");
+
+        Assert.NotNull(warning);
+        Assert.Contains("3000 elements", warning);
+        Assert.Contains("tensor ops", warning);
+        Assert.Contains("2 bytes", warning);
+    }
+
+    [Fact]
+    public void Given_a_norm_kernel_that_ran_or_was_not_tried_When_the_run_is_summarised_Then_nothing_is_said() =>
+        Assert.Null(Runs.RunRecord.NormsFallback(null));
 }

@@ -57,23 +57,32 @@ public sealed partial class DeviceTrainer
             using var _ = no_grad();
             if (_losses is null)
             {
-                _losses = loss.detach().to(ScalarType.Float64).reshape(1);
+                // A copy, never the loss itself (an fp64 loss would otherwise be summed into in place).
+                _losses = loss.detach().to(ScalarType.Float64, copy: true).reshape(1);
                 _losses.DetachFromDisposeScope();
             }
             else
                 _losses.add_(loss.detach().reshape(1), Native.KeptScalars.One);
         }
 
-        /// <summary>
-        /// Reads the step's loss sum once (the only wait for the device it adds, where the update's Σg² waits anyway) into
-        /// <see cref="Loss"/>; a non-finite sum (some micro-batch's loss was) is named in <see cref="NonFinite"/> unless
-        /// <paramref name="scaled"/> (fp16's loss scaler skips such a step itself).
-        /// </summary>
+        /// <summary>The step's summed losses still on the device (null once read, or when none was added).</summary>
+        public Tensor? PendingLosses => _losses;
+
+        /// <summary>Reads the step's loss sum on its own (a wait for the device) and applies it (<see cref="ApplyLosses"/>); the update reads it with its Σg² instead.</summary>
         public void ReadLosses(bool scaled)
         {
             if (_losses is null) return;
-            double sum = _losses.item<double>();
-            _losses.Dispose();
+            ApplyLosses(_losses.item<double>(), scaled);
+        }
+
+        /// <summary>
+        /// Takes <paramref name="sum"/>, the value of <see cref="PendingLosses"/> read back, into <see cref="Loss"/> and frees the
+        /// device copy; a non-finite sum (some micro-batch's loss was) is named in <see cref="NonFinite"/> unless
+        /// <paramref name="scaled"/> (fp16's loss scaler skips such a step itself).
+        /// </summary>
+        public void ApplyLosses(double sum, bool scaled)
+        {
+            _losses?.Dispose();
             _losses = null;
             Loss += sum;
             if (!scaled && !double.IsFinite(sum)) NonFinite ??= $"the loss ({sum})";
@@ -181,7 +190,6 @@ public sealed partial class DeviceTrainer
         [OpKind.ReduceScatter] = ReduceGradients,
         [OpKind.OptimizerStep] = _ => Synced(() =>
         {
-            _state.ReadLosses(_scaler is not null);
             string? nonFinite = _state.NonFinite;
             _state.Skipped = !Update(_state.Step, ref nonFinite);
             _state.NonFinite = nonFinite;
@@ -244,7 +252,8 @@ public sealed partial class DeviceTrainer
             {
                 _micro!.Hidden = _micro.X!.detach().requires_grad_(true);
                 _micro.Loss = _model.Outer.Loss(_micro.Hidden, _micro.Targets, _settings.GradAccumulation, _settings.HeadLoss);
-                // Read with the update's Σg², not here: the host keeps queueing the backward while the device finishes the forward.
+                // Read in the same copy as the update's Σg², not here: the host keeps queueing the backward while the device
+                // finishes the forward, and waits once, after the norms are queued.
                 _state.AddLoss(_micro.Loss);
                 if (LossAtForward) _state.ReadLosses(_scaler is not null);
                 DeviceMemory?.Note($"step {_state.Step}'s loss");

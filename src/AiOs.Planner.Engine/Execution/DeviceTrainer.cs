@@ -249,9 +249,18 @@ public sealed partial class DeviceTrainer : ITrainer
     private bool Update(int step, ref string? nonFinite)
     {
         Tensor[] gradients = _accumulators ?? _gradients;
+        // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the
+        // weights. The step's losses, summed on the device, come back in the same copy: the host waits once, with every
+        // reduction already queued behind the backward.
+        Tensor? losses = _state.PendingLosses;
+        double[] squares = GradientNorms.SumsOfSquares(gradients, _gradNorm, losses, out double lossSum);
+        if (losses is not null)
+        {
+            _state.ApplyLosses(lossSum, _scaler is not null);
+            nonFinite ??= _state.NonFinite;
+        }
+        // Several ranks agree on the loss, the tokens and a non-finite loss once every rank has read its own.
         if (_ranks is not null) AgreeOnTheStep(ref nonFinite);
-        // Σg² is always taken (one reduction per unit): clipping and fp16 need it, and every precision must keep a NaN out of the weights.
-        double[] squares = GradientNorms.SumsOfSquares(gradients, _gradNorm);
         if (_scaler is not null && !_scaler.Update(LossScaler.Overflowed(squares.Sum()))) return false;
         if (_scaler is null && nonFinite is null && Array.FindIndex(squares, q => !double.IsFinite(q)) is var bad and >= 0)
             nonFinite = $"the gradients of {(bad == _spec.NumLayers ? "the outer block (embeddings, head)" : $"layer {bad}")} (sum of squares {squares[bad]})";

@@ -14,15 +14,20 @@ public enum GradientNormPath
     /// </summary>
     Fp64Copy,
 
-    /// <summary>fp32 norms of 1024-element rows (bf16/fp16 cast to fp32 a chunk at a time), squared and summed in fp64 (reads each gradient once).</summary>
+    /// <summary>
+    /// fp32 sums of squares of 1024-element rows, summed in fp64: on a GPU by one kernel per unit that reads the gradient where
+    /// it lies (<see cref="SumOfSquaresKernel"/>), elsewhere, or where the kernel cannot run, by tensor ops (row norms of bf16/fp16
+    /// chunks cast to fp32, squared in fp64).
+    /// </summary>
     Fp32Reduction,
 }
 
 /// <summary>
 /// Each unit's Σg², fetched from the device with one synchronisation. fp64 accumulation of exact squares stays the CPU's path
 /// (the CPU trainers are compared bit for bit), read from the gradient where it lies; on a GPU its fp64 copy moved ~34 bytes per bf16 parameter (read 2, write and read an fp64
-/// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes fp32 norms
-/// of rows, read once, instead. <c>AIOS_GRAD_NORM=fp64</c> restores the fp64 copy on the GPU, for an A/B of the optimizer phase.
+/// copy, write and read its square: ~53 GB per gpt2-xl step, about half of the optimizer span), so a GPU takes fp32 sums
+/// of rows' squares instead, by one kernel per unit (2 bytes per bf16 parameter). <c>AIOS_GRAD_NORM=fp64</c> restores the fp64
+/// copy on the GPU, for an A/B of the optimizer phase; <c>AIOS_NORM_KERNEL=0</c> the tensor ops of the fp32 path.
 /// </summary>
 internal static class GradientNorms
 {
@@ -52,8 +57,34 @@ internal static class GradientNorms
     };
 
     /// <summary>Σg² of each of <paramref name="gradients"/> by <paramref name="path"/>.</summary>
-    public static double[] SumsOfSquares(Tensor[] gradients, GradientNormPath path) =>
-        path == GradientNormPath.Fp64Copy ? Fp64(gradients) : Fp32(gradients);
+    public static double[] SumsOfSquares(Tensor[] gradients, GradientNormPath path) => SumsOfSquares(gradients, path, null, out _);
+
+    /// <summary>
+    /// Σg² of each of <paramref name="gradients"/> by <paramref name="path"/>, and in the same copy to the host the fp64
+    /// value <paramref name="alongside"/> (one element, on the gradients' device; the resident trainer's summed losses), so
+    /// the host waits once, after every reduction is queued. <paramref name="alongsideValue"/> is NaN without one.
+    /// </summary>
+    public static double[] SumsOfSquares(Tensor[] gradients, GradientNormPath path, Tensor? alongside, out double alongsideValue) =>
+        path == GradientNormPath.Fp64Copy ? Fp64Along(gradients, alongside, out alongsideValue) : Fp32Along(gradients, ChunkElements, alongside, out alongsideValue);
+
+    /// <summary>
+    /// <paramref name="deviceSums"/> (fp64 scalars or vectors) and <paramref name="alongside"/> copied to the host together: one wait.
+    /// <paramref name="alongsideValue"/> is the last element when <paramref name="alongside"/> is given, NaN otherwise.
+    /// </summary>
+    private static double[] Fetch(Tensor[] deviceSums, Tensor? alongside, out double alongsideValue)
+    {
+        var parts = new List<Tensor>(deviceSums.Length + 1);
+        foreach (Tensor t in deviceSums) parts.Add(t.reshape(-1));
+        if (alongside is not null) parts.Add(alongside.reshape(-1).to(ScalarType.Float64));
+        if (parts.Count == 0)
+        {
+            alongsideValue = double.NaN;
+            return [];
+        }
+        double[] all = cat(parts, 0).cpu().data<double>().ToArray();
+        alongsideValue = alongside is null ? double.NaN : all[^1];
+        return alongside is null ? all : all[..^1];
+    }
 
     /// <summary>
     /// Σg² in fp64: a CPU gradient read where it lies (<see cref="HostSum"/>), others on the device, fetched with one
@@ -61,27 +92,30 @@ internal static class GradientNorms
     /// unit's are made: held to the end they took 16 bytes per parameter (23 GiB for gpt2-xl, the resident engine's device
     /// peak on the H200 until 2026-12-05).
     /// </summary>
-    public static double[] Fp64(Tensor[] gradients)
+    public static double[] Fp64(Tensor[] gradients) => Fp64Along(gradients, null, out _);
+
+    private static double[] Fp64Along(Tensor[] gradients, Tensor? alongside, out double alongsideValue)
     {
         var sums = new double[gradients.Length];
         var onDevice = new List<int>();
         for (int u = 0; u < gradients.Length; u++)
             if (HostSum(gradients[u]) is { } host) sums[u] = host;
             else onDevice.Add(u);
-        if (onDevice.Count == 0) return sums;
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         var device = new Tensor[onDevice.Count];
         for (int i = 0; i < device.Length; i++)
             using (var unit = NewDisposeScope())
                 device[i] = Fp64Sum(gradients[onDevice[i]]).MoveToOuterDisposeScope();
-        double[] fetched = stack(device).cpu().data<double>().ToArray();
+        double[] fetched = Fetch(device, alongside, out alongsideValue);
         for (int i = 0; i < fetched.Length; i++) sums[onDevice[i]] = fetched[i];
         return sums;
     }
 
     /// <summary>
-    /// Σg² from fp32 L2 norms of rows of <see cref="RowElements"/> (<c>linalg.norm</c> over the rows: the squares are
+    /// Σg² from fp32 sums over rows of <see cref="RowElements"/>. On a GPU every unit goes through <see cref="SumOfSquaresKernel"/>
+    /// (one launch each into one buffer of partials, one sum over it; <paramref name="chunkElements"/> is then unused). The tensor
+    /// path, elsewhere or without the kernel, takes fp32 L2 norms of the rows (<c>linalg.norm</c> over the rows: the squares are
     /// summed in fp32 inside the reduction kernel, which reads its input once): an fp32 gradient whole, a bf16 or fp16 one in
     /// chunks of <paramref name="chunkElements"/> cast to fp32 (TorchSharp's norms take no dtype, and a bf16
     /// result would keep 8 bits). The row norms (4 bytes per 1024 parameters) are squared and summed in fp64 on the device,
@@ -96,18 +130,27 @@ internal static class GradientNorms
     /// squares overflow fp32 (|g| above ~1.8e19); a unit of those dtypes whose sum comes back +inf is therefore taken again by
     /// <see cref="Fp64"/> (a second synchronisation, only on such a step), so the answer is inf only if the fp64 sum is.
     /// </remarks>
-    public static double[] Fp32(Tensor[] gradients, long chunkElements = ChunkElements)
+    public static double[] Fp32(Tensor[] gradients, long chunkElements = ChunkElements) => Fp32Along(gradients, chunkElements, null, out _);
+
+    private static double[] Fp32Along(Tensor[] gradients, long chunkElements, Tensor? alongside, out double alongsideValue)
     {
         if (chunkElements < 1) throw new ArgumentOutOfRangeException(nameof(chunkElements), "A chunk holds at least one element.");
         double[] sums;
         using (var scope = NewDisposeScope())
         using (var _ = no_grad())
         {
-            var units = new Tensor[gradients.Length];
-            for (int u = 0; u < gradients.Length; u++)
-                using (var unit = NewDisposeScope())
-                    units[u] = UnitSum(gradients[u], chunkElements).MoveToOuterDisposeScope();
-            sums = units.Length == 0 ? [] : stack(units).cpu().data<double>().ToArray();
+            // On a GPU, every unit by the kernel into one buffer and one sum over it (SumOfSquaresKernel.Sums).
+            if (gradients.Length > 0 && Array.TrueForAll(gradients, g => g.numel() > 0 && SumOfSquaresKernel.Takes(g))
+                && SumOfSquaresKernel.TryGet(gradients[0].device) is { } kernel)
+                sums = Fetch([kernel.Sums(gradients)], alongside, out alongsideValue);
+            else
+            {
+                var units = new Tensor[gradients.Length];
+                for (int u = 0; u < gradients.Length; u++)
+                    using (var unit = NewDisposeScope())
+                        units[u] = UnitSum(gradients[u], chunkElements).MoveToOuterDisposeScope();
+                sums = Fetch(units, alongside, out alongsideValue);
+            }
         }
         int[] again = [.. Enumerable.Range(0, gradients.Length)
             .Where(u => double.IsPositiveInfinity(sums[u]) && MaySpuriouslyOverflow(gradients[u].dtype))];

@@ -84,6 +84,22 @@ internal static class KernelWarmUp
         return Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
+    /// <summary>
+    /// On a GPU, one Σg² of a scratch gradient by the path the updates take (<see cref="Execution.GradientNorms.UnitSum"/>): its
+    /// kernel is compiled and checked at first use, a few hundred milliseconds that would otherwise fall in the first step.
+    /// </summary>
+    public static double GradientNorms(ScalarType dtype, Device device)
+    {
+        if (device.type != DeviceType.CUDA) return 0;
+        long t0 = Stopwatch.GetTimestamp();
+        // A Scalar this frame holds across the call (Native.KeptScalars says why).
+        using Scalar value = 1e-3;
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+            Execution.GradientNorms.UnitSum(full([CpuUpdateElements], value, dtype, device)).item<double>();
+        return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+    }
+
     /// <summary>One device AdamW update on scratch tensors (fp32 master and moments, gradient and working copy in <paramref name="dtype"/>).</summary>
     public static double DeviceUpdate(IDeviceAdamW adam, ScalarType dtype, Device device)
     {

@@ -8,14 +8,15 @@ namespace AiOs.Planner.Engine.Execution;
 /// One unit's Σg² on a GPU in one pass over its gradient (fp32, bf16 or fp16, read where it lies): each warp takes rows of
 /// <see cref="GradientNorms.RowElements"/> in turn and sums the row's squares in fp32 (each lane its 32 elements in order,
 /// then the lanes by a fixed shuffle tree), adds the row's sum into the warp's fp64 total, and the block writes its warps'
-/// totals, summed in a fixed order, as one fp64 partial; <see cref="GradientNorms"/> sums the partials. The rows are the
-/// ones the tensor path takes norms of, so both sum the same fp32 row sums in fp64.
+/// totals, summed in a fixed order, as one fp64 partial; one sum over every unit's partials follows. The rows are the ones
+/// the tensor path takes norms of; that path squares each row's fp32 norm in fp64 and sums the row in torch's order, so the
+/// two agree to rounding (the self-check allows 1e-5 of the sum).
 /// </summary>
 /// <remarks>
 /// The tensor path it replaces cast each 8 M-element chunk of a bf16 gradient to fp32, took the rows' norms and squared
 /// them in fp64: three to four launches per chunk (gpt2-xl at micro-batch 1 on an H100 VM, 2026-12-07: 251 casts, 251 norm
 /// reductions and 49 fp64 sums, about 9 ms of device time and a quarter of the step's 2,814 launches) and 10 bytes moved per
-/// bf16 parameter; this moves 2 in one launch per unit. Compiled with NVRTC at first use and checked once against the tensor
+/// bf16 parameter; this moves 2, in one launch per unit and one sum for them all. Compiled with NVRTC at first use and checked once against the tensor
 /// path (random rows with a short tail, each type, a NaN and an infinity): if it does not compile, load or agree,
 /// <see cref="TryGet"/> returns null with the reason on stderr and the tensor path stays. <c>AIOS_NORM_KERNEL=0</c> keeps the
 /// tensor path (for an A/B). The order of every sum is fixed, so a unit's result is the same from run to run.
@@ -68,10 +69,20 @@ internal sealed unsafe class SumOfSquaresKernel
         """;
 
     private const int Threads = 256;
+    /// <summary>2, held for the self-check's calls (Native.KeptScalars says why).</summary>
+    private static readonly Scalar KeptTwo = 2;
     private static readonly Lock Gate = new();
     private static SumOfSquaresKernel? _instance;
     private static bool _tried;
+    private static string? _unavailable;
     private readonly nint _function;
+
+    /// <summary>
+    /// Why the kernel did not run in this process (it failed to compile or load, or disagreed with the tensor path), once
+    /// <see cref="TryGet"/> tried it; null while it runs, was not tried, or was turned off with <c>AIOS_NORM_KERNEL=0</c>. The
+    /// run's summary carries it, since the plan priced the kernel's bytes.
+    /// </summary>
+    public static string? Unavailable { get { lock (Gate) return _unavailable; } }
 
     private SumOfSquaresKernel(nint function, int blocks) => (_function, Blocks) = (function, blocks);
 
@@ -79,8 +90,8 @@ internal sealed unsafe class SumOfSquaresKernel
     public int Blocks { get; }
 
     /// <summary>
-    /// The kernel for <paramref name="device"/> (current on this thread), compiled, loaded and checked there once per process;
-    /// null where it cannot run (no NVRTC, a compile or load error, a result that disagrees with the tensor path, or
+    /// The kernel for <paramref name="device"/> (current on this thread: one GPU per process, as the engine's ranks are
+    /// processes), compiled, loaded and checked there once per process; null where it cannot run (no NVRTC, a compile or load error, a result that disagrees with the tensor path, or
     /// <c>AIOS_NORM_KERNEL=0</c>), with the reason on stderr once.
     /// </summary>
     public static SumOfSquaresKernel? TryGet(Device device)
@@ -97,6 +108,7 @@ internal sealed unsafe class SumOfSquaresKernel
                 var kernel = new SumOfSquaresKernel(CudaDriver.LoadKernel(ptx, "aios_sum_of_squares"), Math.Max(1, sms * 4));
                 if (kernel.SelfCheck(device) is { } problem)
                 {
+                    _unavailable = $"it disagrees with the tensor ops ({problem})";
                     Console.Error.WriteLine($"warning: the gradient-norm kernel disagrees with the tensor ops ({problem}); Σg² uses the tensor ops.");
                     return null;
                 }
@@ -104,6 +116,7 @@ internal sealed unsafe class SumOfSquaresKernel
             }
             catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.Runtime.InteropServices.ExternalException)
             {
+                _unavailable = $"it is unavailable ({e.Message.Split('\n')[0]})";
                 Console.Error.WriteLine($"warning: the gradient-norm kernel is unavailable ({e.Message}); Σg² uses the tensor ops.");
             }
             return _instance;
@@ -118,16 +131,34 @@ internal sealed unsafe class SumOfSquaresKernel
     /// <summary>Σg² of <paramref name="gradient"/> as an fp64 scalar on its device: one launch into <see cref="Blocks"/> partials and their sum, without waiting.</summary>
     public Tensor Sum(Tensor gradient)
     {
-        if (!Takes(gradient)) throw new ArgumentException("The gradient must be a contiguous CUDA fp32, bf16 or fp16 tensor.", nameof(gradient));
         Tensor partials = empty([Blocks], ScalarType.Float64, gradient.device);
-        nint g = CudaDriver.DataOf(gradient), p = CudaDriver.DataOf(partials);
+        Launch(gradient, partials, 0);
+        // The partials are the caller's dispose scope's, as the tensor path's temporaries are.
+        return partials.sum();
+    }
+
+    /// <summary>
+    /// Each of <paramref name="gradients"/>' Σg² as an fp64 vector on their device: one launch per unit into one buffer of
+    /// partials, then one sum over it (a unit's sum alone would cost a launch of its own), without waiting.
+    /// </summary>
+    public Tensor Sums(IReadOnlyList<Tensor> gradients)
+    {
+        if (gradients.Count == 0) throw new ArgumentException("No gradients.", nameof(gradients));
+        Tensor partials = empty([gradients.Count, Blocks], ScalarType.Float64, gradients[0].device);
+        for (int u = 0; u < gradients.Count; u++) Launch(gradients[u], partials, (long)u * Blocks);
+        return partials.sum(1);
+    }
+
+    /// <summary>Queues the kernel over <paramref name="gradient"/>, writing its <see cref="Blocks"/> partials from element <paramref name="offset"/> of <paramref name="partials"/>.</summary>
+    private void Launch(Tensor gradient, Tensor partials, long offset)
+    {
+        if (!Takes(gradient)) throw new ArgumentException("The gradient must be a contiguous CUDA fp32, bf16 or fp16 tensor.", nameof(gradient));
+        nint g = CudaDriver.DataOf(gradient), p = CudaDriver.DataOf(partials) + (nint)(offset * sizeof(double));
         int type = gradient.dtype switch { ScalarType.BFloat16 => 1, ScalarType.Float16 => 2, _ => 0 };
         long n = gradient.numel();
         void** args = stackalloc void*[4];
         args[0] = &g; args[1] = &type; args[2] = &n; args[3] = &p;
         CudaDriver.Launch(_function, Blocks, Threads, args);
-        // The partials are the caller's dispose scope's, as the tensor path's temporaries are.
-        return partials.sum();
     }
 
     /// <summary>
@@ -148,15 +179,21 @@ internal sealed unsafe class SumOfSquaresKernel
             if (!(Math.Abs(actual - expected) <= 1e-5 * Math.Abs(expected)))
                 return $"{type}, {n} elements: {actual} against {expected}";
         }
-        foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
-        {
-            Tensor g = ones([2100], ScalarType.BFloat16, device);
-            // A Scalar this frame holds across the call (Native.KeptScalars says why).
-            using (Scalar value = bad) g.narrow(0, 1500, 1).fill_(value);
-            double actual = Sum(g).item<double>();
-            if (float.IsNaN(bad) ? !double.IsNaN(actual) : !double.IsPositiveInfinity(actual))
-                return $"a gradient holding {bad} gave {actual}";
-        }
+        foreach (ScalarType type in new[] { ScalarType.BFloat16, ScalarType.Float16, ScalarType.Float32 })
+            foreach (float bad in new[] { float.NaN, float.PositiveInfinity })
+            {
+                Tensor g = ones([2100], type, device);
+                // A Scalar this frame holds across the call (Native.KeptScalars says why).
+                using (Scalar value = bad) g.narrow(0, 1500, 1).fill_(value);
+                double actual = Sum(g).item<double>();
+                if (float.IsNaN(bad) ? !double.IsNaN(actual) : !double.IsPositiveInfinity(actual))
+                    return $"a {type} gradient holding {bad} gave {actual}";
+            }
+        // Several units at once, as the update takes them: each its own sum.
+        Tensor[] units = [ones([3000], ScalarType.BFloat16, device), ones([5], ScalarType.Float32, device).mul_(KeptTwo), ones([1025], ScalarType.Float16, device)];
+        double[] sums = Sums(units).cpu().data<double>().ToArray();
+        if (sums is not [3000, 20, 1025])
+            return $"three units at once gave {string.Join(", ", sums)} against 3000, 20, 1025";
         return null;
     }
 }

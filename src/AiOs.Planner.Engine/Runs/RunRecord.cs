@@ -95,7 +95,14 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
 
     /// <summary><paramref name="given"/> and what the engine ran differently from its plan (<see cref="HeadFallback"/>).</summary>
     private List<string> WithEngineFallbacks(IReadOnlyList<string> given) =>
-        [.. given, .. HeadFallback(request.Settings.HeadLoss, Model.CrossEntropyKernel.Unavailable) is { } head ? [head] : Array.Empty<string>()];
+        [.. given, .. HeadFallback(request.Settings.HeadLoss, Model.CrossEntropyKernel.Unavailable) is { } head ? [head] : Array.Empty<string>(),
+            .. NormsFallback(Execution.SumOfSquaresKernel.Unavailable) is { } norms ? [norms] : Array.Empty<string>()];
+
+    /// <summary>The warning a run's summary carries when Σg² ran on the tensor ops because its kernel did not run (<paramref name="kernelUnavailable"/>: why); null otherwise.</summary>
+    internal static string? NormsFallback(string? kernelUnavailable) =>
+        kernelUnavailable is { } why
+            ? $"the gradient norms ran on the tensor ops, not their kernel: {why}. The plan priced the kernel's 2 bytes per bf16 parameter; the tensor ops move about 10."
+            : null;
 
     /// <summary>
     /// The warning a run's summary carries when its fused head ran on the tensor ops because the kernel did not run
