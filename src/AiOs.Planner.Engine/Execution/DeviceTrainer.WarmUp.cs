@@ -13,7 +13,7 @@ public sealed partial class DeviceTrainer
         {
             double seconds = KernelWarmUp.Passes(_model.Outer, _model.Layers[0], batch, _settings, _device, clearGradients: true);
             if (_adam is not null) seconds += KernelWarmUp.DeviceUpdate(_adam, _model.Unit(0).Flat.dtype, _device);
-            seconds += KernelWarmUp.GradientNorms(_gradients[0].dtype, _device);
+            if (_gradNorm == GradientNormPath.Fp32Reduction) seconds += KernelWarmUp.GradientNorms(_gradients[0].dtype, _device);
             return seconds;
         }
     }

@@ -209,6 +209,8 @@ public sealed partial class DeviceTrainer : ITrainer
     {
         int step = ++_step;
         Trace.CurrentStep = step;
+        // A step that failed between its losses and its update left them on the device: free them, not the finalizer.
+        _state.Dispose();
         _state = new StepState(step, batchOf) { UsedScale = _scaler?.Scale };
         long start = Stopwatch.GetTimestamp();
         SimDuration traceStart = Trace.Now;

@@ -75,7 +75,8 @@ internal static class GradientNorms
     {
         var parts = new List<Tensor>(deviceSums.Length + 1);
         foreach (Tensor t in deviceSums) parts.Add(t.reshape(-1));
-        if (alongside is not null) parts.Add(alongside.reshape(-1).to(ScalarType.Float64));
+        // On the sums' device (the resident trainer's losses are on its gradients'), so one copy brings all back.
+        if (alongside is not null) parts.Add(parts.Count > 0 ? alongside.reshape(-1).to(ScalarType.Float64, parts[0].device) : alongside.reshape(-1).to(ScalarType.Float64));
         if (parts.Count == 0)
         {
             alongsideValue = double.NaN;
@@ -140,7 +141,7 @@ internal static class GradientNorms
         using (var _ = no_grad())
         {
             // On a GPU, every unit by the kernel into one buffer and one sum over it (SumOfSquaresKernel.Sums).
-            if (gradients.Length > 0 && Array.TrueForAll(gradients, g => g.numel() > 0 && SumOfSquaresKernel.Takes(g))
+            if (gradients.Length > 0 && Array.TrueForAll(gradients, SumOfSquaresKernel.Takes)
                 && SumOfSquaresKernel.TryGet(gradients[0].device) is { } kernel)
                 sums = Fetch([kernel.Sums(gradients)], alongside, out alongsideValue);
             else

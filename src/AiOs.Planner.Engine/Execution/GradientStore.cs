@@ -31,6 +31,9 @@ internal abstract class GradientStore : IDisposable
     /// <summary>Whether <see cref="SumOfSquares"/> is kept.</summary>
     protected bool ComputesNorms { get; }
 
+    /// <summary>Whether the store takes Σg² on the device (<see cref="GradientNorms.UnitSum"/>) rather than from the landed values on the host.</summary>
+    public virtual bool TakesDeviceNorms => false;
+
     /// <summary>The unit as the step program numbers layers (the outer block is −1).</summary>
     protected int ProgramLayer(int unit) => unit == SumOfSquares.Length - 1 ? -1 : unit;
 
@@ -165,6 +168,9 @@ internal sealed class CpuGradientStore : GradientStore
     /// otherwise (the host takes Σg² from the landed values).
     /// </summary>
     private readonly Native.HostBuffer? _squares;
+
+    /// <inheritdoc/>
+    public override bool TakesDeviceNorms => _squares is not null;
     /// <summary>Per unit: whether its last packed gradient's dtype can square past fp32 while finite (bf16, fp32; not fp16).</summary>
     private readonly bool[] _mayOverflow;
     /// <summary>See the constructor's <c>addsApart</c>.</summary>

@@ -23,8 +23,8 @@ public sealed partial class LayerwiseTrainer
             double seconds = KernelWarmUp.Passes(outer, layer, batch, _settings, _device, clearGradients: true);
             if (_settings.OptimizerState == AiOs.Planner.Optim.OptimizerStateFormat.Fp32)
                 seconds += KernelWarmUp.CpuUpdate(EngineSettings.Optimizer(_options), bf16Copy: _settings.Precision == Precision.Bf16);
-            // The gradient store takes a unit's Σg² on the device when a step has one micro-batch.
-            seconds += KernelWarmUp.GradientNorms(layer.Parameters.Flat.dtype, _device);
+            // Where the gradient store takes each unit's Σg² on the device (copy streams, one micro-batch a step).
+            if (_grads.TakesDeviceNorms) seconds += KernelWarmUp.GradientNorms(layer.Parameters.Flat.dtype, _device);
             return seconds;
         }
     }

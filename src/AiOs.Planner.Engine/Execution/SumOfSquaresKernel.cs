@@ -69,8 +69,6 @@ internal sealed unsafe class SumOfSquaresKernel
         """;
 
     private const int Threads = 256;
-    /// <summary>2, held for the self-check's calls (Native.KeptScalars says why).</summary>
-    private static readonly Scalar KeptTwo = 2;
     private static readonly Lock Gate = new();
     private static SumOfSquaresKernel? _instance;
     private static bool _tried;
@@ -129,13 +127,10 @@ internal sealed unsafe class SumOfSquaresKernel
         && gradient.dtype is ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16;
 
     /// <summary>Σg² of <paramref name="gradient"/> as an fp64 scalar on its device: one launch into <see cref="Blocks"/> partials and their sum, without waiting.</summary>
-    public Tensor Sum(Tensor gradient)
-    {
-        Tensor partials = empty([Blocks], ScalarType.Float64, gradient.device);
-        Launch(gradient, partials, 0);
-        // The partials are the caller's dispose scope's, as the tensor path's temporaries are.
-        return partials.sum();
-    }
+    public Tensor Sum(Tensor gradient) =>
+        // The same reduction as a unit among several (Sums), so both give the same bits; the temporaries are the caller's
+        // dispose scope's, as the tensor path's are.
+        Sums([gradient]).reshape([]);
 
     /// <summary>
     /// Each of <paramref name="gradients"/>' Σg² as an fp64 vector on their device: one launch per unit into one buffer of
@@ -190,7 +185,7 @@ internal sealed unsafe class SumOfSquaresKernel
                     return $"a {type} gradient holding {bad} gave {actual}";
             }
         // Several units at once, as the update takes them: each its own sum.
-        Tensor[] units = [ones([3000], ScalarType.BFloat16, device), ones([5], ScalarType.Float32, device).mul_(KeptTwo), ones([1025], ScalarType.Float16, device)];
+        Tensor[] units = [ones([3000], ScalarType.BFloat16, device), ones([5], ScalarType.Float32, device).mul_(Native.KeptScalars.Two), ones([1025], ScalarType.Float16, device)];
         double[] sums = Sums(units).cpu().data<double>().ToArray();
         if (sums is not [3000, 20, 1025])
             return $"three units at once gave {string.Join(", ", sums)} against 3000, 20, 1025";

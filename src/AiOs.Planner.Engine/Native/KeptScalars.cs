@@ -14,4 +14,7 @@ internal static class KeptScalars
 {
     /// <summary>1, e.g. the alpha of <c>add_(other, alpha)</c>.</summary>
     public static readonly Scalar One = 1;
+
+    /// <summary>2.</summary>
+    public static readonly Scalar Two = 2;
 }
