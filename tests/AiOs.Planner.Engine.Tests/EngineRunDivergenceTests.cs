@@ -62,6 +62,8 @@ public sealed class EngineRunDivergenceTests : IDisposable
         Assert.False(summary.Completed);
         Assert.Equal(bad - 1, summary.StepsCompleted);
         Assert.Contains($"Step {bad}:", summary.Error);
+        // The loss itself (summed on the device, read with the norms) names the step, as when it was read at each forward.
+        Assert.Contains("the loss (", summary.Error);
         Assert.StartsWith("device-resident", summary.Executor);
         string dir = Path.Combine(_root, "runs", "div");
         Assert.All(Directory.GetDirectories(Path.Combine(dir, "checkpoints")), d => Assert.True(int.Parse(Path.GetFileName(d)["step-".Length..]) < bad));
