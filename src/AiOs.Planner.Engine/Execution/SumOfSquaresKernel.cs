@@ -99,24 +99,8 @@ internal sealed unsafe class SumOfSquaresKernel
             if (_tried) return _instance;
             _tried = true;
             if (device.type != DeviceType.CUDA || Environment.GetEnvironmentVariable("AIOS_NORM_KERNEL") == "0" || !Nvrtc.IsAvailable) return null;
-            try
-            {
-                var (major, minor, sms) = CudaDriver.DeviceInfo();
-                byte[] ptx = Nvrtc.CompileToPtx(Source, "aios_sum_of_squares.cu", major, minor);
-                var kernel = new SumOfSquaresKernel(CudaDriver.LoadKernel(ptx, "aios_sum_of_squares"), Math.Max(1, sms * 4));
-                if (kernel.SelfCheck(device) is { } problem)
-                {
-                    _unavailable = $"it disagrees with the tensor ops ({problem})";
-                    Console.Error.WriteLine($"warning: the gradient-norm kernel disagrees with the tensor ops ({problem}); Σg² uses the tensor ops.");
-                    return null;
-                }
-                _instance = kernel;
-            }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.Runtime.InteropServices.ExternalException)
-            {
-                _unavailable = $"it is unavailable ({e.Message.Split('\n')[0]})";
-                Console.Error.WriteLine($"warning: the gradient-norm kernel is unavailable ({e.Message}); Σg² uses the tensor ops.");
-            }
+            _instance = DeviceKernels.CompileChecked(Source, "aios_sum_of_squares", (function, sms) => new SumOfSquaresKernel(function, Math.Max(1, sms * 4)),
+                kernel => kernel.SelfCheck(device), "the gradient-norm kernel", "Σg² uses the tensor ops", out _unavailable);
             return _instance;
         }
     }

@@ -114,24 +114,8 @@ internal sealed unsafe class CrossEntropyKernel
             if (_tried) return _instance;
             _tried = true;
             if (Environment.GetEnvironmentVariable("AIOS_HEAD_KERNEL") == "0" || !Nvrtc.IsAvailable) return null;
-            try
-            {
-                var (major, minor, _) = CudaDriver.DeviceInfo();
-                byte[] ptx = Nvrtc.CompileToPtx(Source, "aios_cross_entropy.cu", major, minor);
-                var kernel = new CrossEntropyKernel(CudaDriver.LoadKernel(ptx, "aios_cross_entropy"));
-                if (kernel.SelfCheck(device) is { } problem)
-                {
-                    _unavailable = $"it disagrees with the tensor ops ({problem})";
-                    Console.Error.WriteLine($"warning: the fused head's cross-entropy kernel disagrees with the tensor ops ({problem}); the fused head uses the tensor ops.");
-                    return null;
-                }
-                _instance = kernel;
-            }
-            catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.Runtime.InteropServices.ExternalException)
-            {
-                _unavailable = $"it is unavailable ({e.Message.Split('\n')[0]})";
-                Console.Error.WriteLine($"warning: the fused head's cross-entropy kernel is unavailable ({e.Message}); the fused head uses the tensor ops.");
-            }
+            _instance = DeviceKernels.CompileChecked(Source, "aios_cross_entropy", (function, _) => new CrossEntropyKernel(function),
+                kernel => kernel.SelfCheck(device), "the fused head's cross-entropy kernel", "the fused head uses the tensor ops", out _unavailable);
             return _instance;
         }
     }

@@ -21,6 +21,34 @@ internal static class DeviceKernels
 
         """;
 
+    /// <summary>
+    /// A kernel that must agree with the tensor ops before a run relies on it: <paramref name="source"/> compiled with NVRTC
+    /// for the current device, <paramref name="function"/> loaded, built by <paramref name="make"/> (from the function and the
+    /// device's multiprocessor count) and run through <paramref name="check"/> (null: it agrees). Null where any of that
+    /// fails, with <paramref name="unavailable"/> saying why for the run's summary and a warning on stderr naming
+    /// <paramref name="kernel"/> and what happens instead (<paramref name="fallback"/>).
+    /// </summary>
+    public static T? CompileChecked<T>(string source, string function, Func<nint, int, T> make, Func<T, string?> check,
+        string kernel, string fallback, out string? unavailable) where T : class
+    {
+        unavailable = null;
+        try
+        {
+            var (major, minor, sms) = CudaDriver.DeviceInfo();
+            byte[] ptx = Nvrtc.CompileToPtx(source, function + ".cu", major, minor);
+            T built = make(CudaDriver.LoadKernel(ptx, function), sms);
+            if (check(built) is not { } problem) return built;
+            unavailable = $"it disagrees with the tensor ops ({problem})";
+            Console.Error.WriteLine($"warning: {kernel} disagrees with the tensor ops ({problem}); {fallback}.");
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.Runtime.InteropServices.ExternalException)
+        {
+            unavailable = $"it is unavailable ({e.Message.Split('\n')[0]})";
+            Console.Error.WriteLine($"warning: {kernel} is unavailable ({e.Message}); {fallback}.");
+        }
+        return null;
+    }
+
     /// <summary>Refuses <paramref name="t"/> unless it is a contiguous CUDA tensor of <paramref name="type"/> with <paramref name="n"/> elements (a kernel reads it by raw address).</summary>
     public static void Require(Tensor t, ScalarType type, long n, string name)
     {
