@@ -146,6 +146,7 @@ public static class EngineRun
             folder.KeepStepsUpTo(trainer.CompletedSteps);
         }
         trainer.Trace.Drain();
+        trainer.Trace.TakeHostPassTime();
         IoTotals before = trainer.Io.Snapshot();
         string checkpoints = request.CheckpointsFolder ?? Path.Combine(Path.GetDirectoryName(metricsPath)!, "checkpoints");
         StepProgram? program = trainer switch { LayerwiseTrainer l => l.Program, DeviceTrainer d => d.Program, _ => null };
@@ -171,7 +172,11 @@ public static class EngineRun
             }
             IoTotals now = trainer.Io.Snapshot();
             IReadOnlyList<TraceSpan> spans = trainer.Trace.Drain();
-            StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with { NvmeSwapBytes = SwapBytes(request) };
+            StepMetrics m = Measure(r, now.Minus(before), spans, trainer.DeviceMemory) with
+            {
+                NvmeSwapBytes = SwapBytes(request),
+                HostPassMs = trainer.Trace.TakeHostPassTime() is { } host ? StepMetrics.Ms(host) : null,
+            };
             before = now;
             RunFiles.AppendLine(metricsPath, JsonSerializer.Serialize(m, RecordSchema.LineOptions));
             foreach (TraceSpan span in spans) RunFiles.AppendLine(tracePath, JsonSerializer.Serialize(Span(span, program), RecordSchema.LineOptions));

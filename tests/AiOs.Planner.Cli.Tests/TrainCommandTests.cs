@@ -23,6 +23,29 @@ public sealed class TrainCommandTests : IDisposable
         Assert.Equal(2, File.ReadAllLines(_root.Combine("runs", "cli", "metrics.jsonl")).Length);
     }
 
+    [Theory]
+    [InlineData(95.0, 100.0, true)]
+    [InlineData(90.0, 100.0, true)]
+    [InlineData(60.0, 100.0, false)]
+    [InlineData(5.0, 0.0, false)]
+    public void Given_the_hosts_time_queueing_the_passes_When_rendered_Then_launch_bound_is_said_only_from_90_percent_of_the_device_time(double host, double device, bool bound)
+    {
+        string line = Commands.TrainCommand.PassesOnHost(host, device);
+        Assert.StartsWith($"{host:0.0} ms", line);
+        Assert.Equal(bound, line.EndsWith("launch-bound", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Given_a_cpu_run_When_trained_Then_its_metrics_carry_no_host_pass_time()
+    {
+        // On a CPU the phases are host time already; the field is the GPU's (its spans are timed on the device).
+        var result = CliRunner.Run("train", "--model", "tiny-gpt", "--steps", "2", "--seq-len", "16", "--micro-batch", "1",
+            "--runs-dir", _root.Combine("runs"), "--run-id", "cpu-host", "--json");
+        Assert.Equal(ExitCodes.Ok, result.ExitCode);
+        foreach (string line in File.ReadAllLines(_root.Combine("runs", "cpu-host", "metrics.jsonl")))
+            Assert.False(JsonDocument.Parse(line).RootElement.TryGetProperty("host_pass_ms", out var v) && v.ValueKind != JsonValueKind.Null);
+    }
+
     [Fact]
     public void Given_NoJsonFlag_When_Trained_Then_EachStepPrintsALineAndTheSummaryTableFollows()
     {

@@ -86,6 +86,34 @@ public sealed class DeviceSpanClockTests
         Assert.Equal(12_000, Assert.Single(trace.Spans()).Duration.Nanoseconds);
     }
 
+    [Fact]
+    public void Given_a_device_clock_When_passes_and_an_update_end_Then_the_host_pass_time_counts_only_the_passes_host_time_and_restarts()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time, hasGpu: true);
+        trace.DeviceClock = new ScriptedClock([0, 0, 0, 0, 0, 0, 0, 0], 0);
+
+        using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
+        using (trace.Begin(Op(1, OpKind.Recompute, ResourceKind.Compute))) time.Advance(7_000);
+        using (trace.Begin(Op(2, OpKind.Backward, ResourceKind.Compute))) time.Advance(11_000);
+        // The update's host time includes its wait for the norms: not a pass's.
+        using (trace.Begin(Op(3, OpKind.OptimizerStep, ResourceKind.Compute))) time.Advance(900_000);
+        // Host-timed copies are not the device's passes either.
+        using (trace.Begin(Op(4, OpKind.ParamUpload, ResourceKind.H2d))) time.Advance(50_000);
+
+        Assert.Equal(23_000, trace.TakeHostPassTime()!.Value.Nanoseconds);
+        Assert.Equal(0, trace.TakeHostPassTime()!.Value.Nanoseconds);
+    }
+
+    [Fact]
+    public void Given_no_device_clock_When_taking_the_host_pass_time_Then_there_is_none()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time);
+        using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
+        Assert.Null(trace.TakeHostPassTime());
+    }
+
     /// <summary>A clock whose timestamps are nanoseconds set by the test.</summary>
     private sealed class ManualClock : TimeProvider
     {
@@ -129,6 +157,8 @@ public sealed class DeviceSpanClockTests
 
         int computeOps = trainer.Program.Ops.Count(o => o.Resource == ResourceKind.Compute);
         Assert.Equal(2, clock.Settles);
+        // The host's time in the passes' spans was counted (the real clock moved while they ran).
+        Assert.True(trainer.Trace.TakeHostPassTime()!.Value.Nanoseconds > 0);
         foreach (int step in new[] { 1, 2 })
             Assert.Equal(computeOps, trainer.Trace.SpansOf(step).Count(s => s.OpId >= 0 && trainer.Program.Ops[s.OpId].Resource == ResourceKind.Compute));
     }

@@ -399,6 +399,8 @@ public static class TrainCommand
             table.AddTextRow("start-up phases", string.Join("; ", phases.Select(p =>
                 p.ResidentBytes is { } rss ? $"{p.Name} {p.Seconds:0.0} s (RSS {new Units.Bytes(rss)})" : $"{p.Name} {p.Seconds:0.0} s")));
         table.AddRow("forward / backward / optimizer", $"{s.MeanForwardMs:0.0} / {s.MeanBackwardMs:0.0} / {s.MeanOptimizerMs:0.0} ms");
+        if (s.MeanHostPassMs is { } host)
+            table.AddRow("host queueing the passes", PassesOnHost(host, s.MeanForwardMs + s.MeanBackwardMs));
         table.AddRow("waiting for I/O", $"{s.MeanIoStallMs:0.0} ms");
         table.AddRow("tokens/s", $"{s.TokensPerSecond:0}");
         table.AddRow("NVMe read / written", $"{new Units.Bytes(s.NvmeReadBytes)} / {new Units.Bytes(s.NvmeWrittenBytes)}");
@@ -408,6 +410,16 @@ public static class TrainCommand
         if (s.LastCheckpoint is { } checkpoint) table.AddTextRow("last checkpoint", checkpoint);
         console.Write(table);
         console.MarkupLineInterpolated($"Run folder: {dir}");
+    }
+
+    /// <summary>
+    /// The host's time queueing forward and backward beside theirs on the device; at 90% or more the device was kept waiting for
+    /// launches, which the line says, since only a faster host or fewer kernels shortens such a step.
+    /// </summary>
+    internal static string PassesOnHost(double hostMs, double deviceMs)
+    {
+        string line = $"{hostMs:0.0} ms (forward + backward on the device: {deviceMs:0.0} ms)";
+        return deviceMs > 0 && hostMs >= 0.9 * deviceMs ? line + ": launch-bound" : line;
     }
 
     /// <summary>Predicted against measured, per phase, per memory tier and per operation: Core's comparison of the run record now in the run folder.</summary>

@@ -55,6 +55,8 @@ public sealed record RunSummary
     public required double MeanBackwardMs { get; init; }
     public required double MeanOptimizerMs { get; init; }
     public required double MeanIoStallMs { get; init; }
+    /// <summary>Mean of <see cref="StepMetrics.HostPassMs"/> over the steady steps: the host's time queueing the passes; null on a CPU and in older records.</summary>
+    public double? MeanHostPassMs { get; init; }
     /// <summary>Total tokens ÷ total wall time of the steps after the first (<see cref="StepStatistics.TokensPerSecond"/>), not a mean of per-step rates.</summary>
     public required double TokensPerSecond { get; init; }
     public required long NvmeReadBytes { get; init; }

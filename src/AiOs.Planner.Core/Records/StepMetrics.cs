@@ -42,6 +42,13 @@ public sealed record StepMetrics
     public required double BackwardMs { get; init; }
     /// <summary>Optimizer time not hidden behind backward.</summary>
     public required double OptimizerMs { get; init; }
+    /// <summary>
+    /// GPU runs: the host's time queueing the passes' work (inside the forward, recompute and backward operations, on the host's
+    /// clock; the phases above are the device's). Near <see cref="ForwardMs"/> + <see cref="BackwardMs"/>, the device waited for
+    /// the host's launches: the step is launch-bound, and a faster host or fewer kernels, not a faster GPU, shortens it. Null on
+    /// a CPU and in records older than the field.
+    /// </summary>
+    public double? HostPassMs { get; init; }
     /// <summary>Time spent waiting for parameter or optimizer-state reads (both threads).</summary>
     public required double IoStallMs { get; init; }
     public required double TokensPerSecond { get; init; }

@@ -59,6 +59,20 @@ public sealed class SpanTrace
     /// </summary>
     public IDeviceSpanClock? DeviceClock { get; set; }
 
+    /// <summary>Host nanoseconds inside device-timed pass spans since the last <see cref="TakeHostPassTime"/> (<see cref="SpanScope.Dispose"/> adds them).</summary>
+    private long _hostPassNs;
+
+    /// <summary>
+    /// The host's time inside the device-timed spans of the passes (forward, recompute, backward) since the last call, then
+    /// starts the next interval; null without a <see cref="DeviceClock"/> (on a CPU the spans are host time already). Those
+    /// spans are timed on the device, so the host does not wait at them: this is what queueing the passes' work cost the host.
+    /// When it is as long as the passes on the device, the device waited for the host's launches (a launch-bound step).
+    /// </summary>
+    public SimDuration? TakeHostPassTime() => DeviceClock is null ? null : new SimDuration(Interlocked.Exchange(ref _hostPassNs, 0));
+
+    /// <summary>Whether <paramref name="operation"/> (a span's name) is a pass's: forward, recompute or backward.</summary>
+    private static bool IsPass(string operation) => operation is "forward" or "recompute" or "backward";
+
     /// <summary>Starts the span of program operation <paramref name="op"/>: its resource, kind, unit number, micro-batch, bytes and id.</summary>
     public SpanScope Begin(Operation op) =>
         new(this, ResourceNames.Of(op.Resource, HasGpu), Name(op.Kind), op.TraceLayer, Now, op.Bytes.Value, op.Id, op.MicroBatch,
@@ -160,7 +174,10 @@ public sealed class SpanTrace
         {
             if (_trace is null) return;
             if (_deviceMark >= 0 && _trace.DeviceClock is { } clock)
+            {
                 _trace.AddOnDevice(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _start, _bytes, _opId), _deviceMark, clock.Mark());
+                if (IsPass(_operation)) Interlocked.Add(ref _trace._hostPassNs, (_trace.Now - _start).Nanoseconds);
+            }
             else
                 _trace.Add(new TraceSpan(_step, _micro, _resource, _operation, _layer, _start, _trace.Now, _bytes, _opId));
         }

@@ -152,6 +152,7 @@ internal sealed class RunRecord(string dir, EngineRunRequest request, IReadOnlyL
             MeanBackwardMs = Mean(m => m.BackwardMs),
             MeanOptimizerMs = Mean(m => m.OptimizerMs),
             MeanIoStallMs = Mean(m => m.IoStallMs),
+            MeanHostPassMs = warm.Count > 0 && warm.All(m => m.HostPassMs is not null) ? warm.Average(m => m.HostPassMs!.Value) : null,
             TokensPerSecond = StepStatistics.TokensPerSecond(samples),
             NvmeReadBytes = steps.Sum(m => m.NvmeReadBytes),
             NvmeWrittenBytes = steps.Sum(m => m.NvmeWrittenBytes),
