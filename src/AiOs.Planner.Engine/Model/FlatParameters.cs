@@ -16,6 +16,8 @@ public sealed class FlatParameters : IDisposable
     /// <summary>The layout's joint views (<see cref="ParameterLayout.Fused"/>) by name, and each member slice's group.</summary>
     private readonly Dictionary<string, Parameter> _fused = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FusedSlice> _groupOf = new(StringComparer.Ordinal);
+    /// <summary>Each joint view's place in <see cref="ParameterLayout.Fused"/>.</summary>
+    private readonly Dictionary<string, int> _fusedIndex = new(StringComparer.Ordinal);
 
     /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
     /// <param name="layout">The unit's slices.</param>
@@ -28,6 +30,7 @@ public sealed class FlatParameters : IDisposable
     public FlatParameters(ParameterLayout layout, ScalarType dtype, Device device, long padded = 0)
     {
         Layout = layout;
+        _dtype = dtype;
         if (padded != 0 && padded < layout.Elements) throw new ArgumentOutOfRangeException(nameof(padded), padded, $"The padded buffer must hold the layout's {layout.Elements} elements.");
         Gathered = zeros([Math.Max(padded, layout.Elements)], dtype, device).DetachFromDisposeScope();
         Flat = Gathered.numel() == layout.Elements ? Gathered : Gathered.narrow(0, 0, layout.Elements).DetachFromDisposeScope();
@@ -43,6 +46,7 @@ public sealed class FlatParameters : IDisposable
     /// <summary>A leaf <see cref="Parameter"/> over each joint view of the layout: a computation that uses it gives it the members' gradients as one tensor.</summary>
     private void AddFused()
     {
+        for (int i = 0; i < Layout.Fused.Count; i++) _fusedIndex[Layout.Fused[i].Name] = i;
         foreach (FusedSlice f in Layout.Fused)
         {
             _fused[f.Name] = new Parameter(Flat.narrow(0, f.Offset, f.Elements).view(f.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
@@ -55,6 +59,7 @@ public sealed class FlatParameters : IDisposable
     private FlatParameters(ParameterLayout layout, Tensor storage)
     {
         Layout = layout;
+        _dtype = storage.dtype;
         Gathered = Flat = storage;
         foreach (ParameterSlice s in layout.Slices)
             _views[s.Name] = new Parameter(storage.narrow(0, s.Offset, s.Elements).view(s.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
@@ -333,24 +338,89 @@ public sealed class FlatParameters : IDisposable
         Tensor result;
         using (var scope = NewDisposeScope())
         {
-            result = Packed().to(type).contiguous().DetachFromDisposeScope();
+            result = Converted(Packed(), type).DetachFromDisposeScope();
         }
         DropGradients();
         return result;
     }
 
-    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none).</summary>
+    /// <summary>
+    /// The leaves whose gradients <see cref="PackGradients"/> packs, in the order it takes them: each slice's own parameter in
+    /// layout order, then each joint view (<see cref="ParameterLayout.Fused"/>). Ask autograd for the gradients of exactly
+    /// these (with unused leaves allowed), and the unit's gradients never pass through the parameters' <c>grad</c>.
+    /// </summary>
+    public IReadOnlyList<Tensor> GradientLeaves => _leaves ??= [.. Layout.Slices.Select(s => (Tensor)_views[s.Name]), .. Layout.Fused.Select(f => (Tensor)_fused[f.Name])];
+
+    private Tensor[]? _leaves;
+
+    /// <summary>
+    /// As <see cref="TakePackedGradients"/>, from <paramref name="gradients"/>: autograd's gradients of
+    /// <see cref="GradientLeaves"/>, in that order (an invalid tensor for a leaf the computation did not use; entries past
+    /// the leaves are not read). The parameters' own gradients are neither read nor changed. The result is in the current
+    /// dispose scope.
+    /// </summary>
+    public Tensor PackGradients(IList<Tensor> gradients, ScalarType type)
+    {
+        if (gradients.Count < GradientLeaves.Count)
+            throw new ArgumentException($"Expected a gradient for each of the unit's {GradientLeaves.Count} leaves; got {gradients.Count}.", nameof(gradients));
+        int slices = Layout.Slices.Count;
+        Tensor? Defined(Tensor g) => g.IsInvalid ? null : g;
+        return Converted(Packed(k => Defined(gradients[k]), f => Defined(gradients[slices + f])), type);
+    }
+
+    /// <summary><paramref name="packed"/> (the buffer's element type) in <paramref name="type"/>: itself when they agree, without asking the tensor.</summary>
+    private Tensor Converted(Tensor packed, ScalarType type) => type == _dtype ? packed : packed.to(type);
+
+    /// <summary>The buffer's element type, read once (each read of a tensor's type is a native call).</summary>
+    private readonly ScalarType _dtype;
+
+    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none), from the parameters' <c>grad</c>.</summary>
     private Tensor Packed()
     {
-        var parts = new List<Tensor>();
-        foreach (ParameterSlice s in Layout.Slices)
+        var slices = Layout.Slices;
+        return Packed(k => _views[slices[k].Name].grad, f => _fused[Layout.Fused[f].Name].grad);
+    }
+
+    /// <summary>
+    /// Every gradient back to back in layout order: slice k's own gradient is <paramref name="ownOf"/>(k), joint view f's is
+    /// <paramref name="jointOf"/>(f). A member of a joint view contributes its place in the joint gradient (a view: the
+    /// concatenation copies it once), added to its own where it has one too; where no member has one of its own, the joint
+    /// gradient goes in whole (its members are consecutive slices, in its order), one part instead of one per member. A
+    /// missing gradient contributes zeros, so every slice keeps its place.
+    /// </summary>
+    private Tensor Packed(Func<int, Tensor?> ownOf, Func<int, Tensor?> jointOf)
+    {
+        var slices = Layout.Slices;
+        var parts = new List<Tensor>(slices.Count);
+        for (int k = 0; k < slices.Count; k++)
         {
-            // A member of a joint view contributes its place in the joint gradient (a view: cat copies it once).
-            Tensor? g = GradientOf(s);
-            // A missing gradient contributes zeros, so every slice keeps its place in the packed buffer.
-            parts.Add(g is null ? zeros([s.Elements], Flat.dtype, Flat.device) : g.reshape(-1));
+            ParameterSlice s = slices[k];
+            Tensor? own = ownOf(k);
+            if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && jointOf(_fusedIndex[f.Name]) is { } joint)
+            {
+                if (s.Name == f.Members[0] && own is null && MembersFollow(k, f, ownOf))
+                {
+                    parts.Add(joint.reshape(-1));
+                    k += f.Members.Count - 1;
+                    continue;
+                }
+                Tensor part = joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements);
+                parts.Add(own is null ? part : own.reshape(-1) + part);
+                continue;
+            }
+            parts.Add(own is null ? zeros([s.Elements], _dtype, Flat.device) : own.reshape(-1));
         }
         return cat(parts, 0);
+    }
+
+    /// <summary>Whether joint view <paramref name="f"/>'s members are slices k, k + 1, … in its order, none with a gradient of its own.</summary>
+    private bool MembersFollow(int k, FusedSlice f, Func<int, Tensor?> ownOf)
+    {
+        var slices = Layout.Slices;
+        if (k + f.Members.Count > slices.Count) return false;
+        for (int j = 0; j < f.Members.Count; j++)
+            if (slices[k + j].Name != f.Members[j] || (j > 0 && ownOf(k + j) is not null)) return false;
+        return true;
     }
 
     private void DrainThroughHost(Span<float> accumulator, bool overwrite)
