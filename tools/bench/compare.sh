@@ -89,7 +89,11 @@ for r in $(seq 1 "$repeats"); do
     if [ -n "$only" ] && ! [[ "$model mb $mb" =~ $only ]]; then continue; fi
     for k in 0 1 2; do
       impl=${impls[$(( (i + k) % 3 ))]}
-      echo "repeat $r: $model mb $mb, $impl ($(date -u +%T), load $(cut -d' ' -f1 /proc/loadavg))" >&2
+      # torch.compile's worker processes can outlive their run for a moment: wait (up to 30 s) so none shares the host.
+      for w in $(seq 1 30); do pgrep -f compile_worker >/dev/null 2>&1 || break; sleep 1; done
+      # The GPU's temperature, clock and power before each run: an engine run right after a compile run was twice 20–25%
+      # slower (2026-12-07) with no other process on the host.
+      echo "repeat $r: $model mb $mb, $impl ($(date -u +%T), load $(cut -d' ' -f1 /proc/loadavg), gpu $(nvidia-smi --query-gpu=temperature.gpu,clocks.sm,clocks.mem,power.draw --format=csv,noheader 2>/dev/null | head -1))" >&2
       run "$impl" "$model" "$mb" "$r"
     done
     i=$((i + 1))
