@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Twenty-fourth session, call 2 (an H100 or H200): the layer backward through autograd's list against backward and the
+# Twenty-fourth session, call 2 (an H100 or H200): the layer backward through autograd's list and the four-wide AdamW against backward, the parameters' grad and the one-wide kernel
 # parameters' grad (AIOS_LAYER_BACKWARD=grad-fields), two interleaved rounds on gpt2-xl micro-batch 1 and gpt2 micro-batch 8,
 # with the host's time queueing the passes (host_pass_ms); then issue 16's offloaded target (gpt2-xl, micro-batch 8,
 # checkpointing: parameters and optimizer in RAM under an 11 GB limit with the delayed and overlapped schedules, against the
@@ -28,7 +28,7 @@ for r in 1 2; do
     read -r model mb steps <<<"$m"
     if [ "$r" = 1 ]; then order="new old"; else order="old new"; fi
     for v in $order; do
-      envs="AIOS_NOTHING=1"; [ "$v" = old ] && envs="AIOS_LAYER_BACKWARD=grad-fields"
+      envs="AIOS_NOTHING=1"; [ "$v" = old ] && envs="AIOS_LAYER_BACKWARD=grad-fields AIOS_ADAMW_VECTOR=0"
       id="$v-$model-mb$mb-r$r"
       env $envs timeout 150 bash .device/run.sh train --device cuda --model "$model" --micro-batch "$mb" --seq-len 1024 --precision bf16 \
         --steps "$steps" --runs-dir "$runs" --run-id "$id" --hardware "$profile" --json > "$runs/$id.log" 2>&1
