@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Twenty-fourth session, call 2 (an H100 or H200): the layer backward through autograd's list and the four-wide AdamW against backward, the parameters' grad and the one-wide kernel
-# parameters' grad (AIOS_LAYER_BACKWARD=grad-fields), two interleaved rounds on gpt2-xl micro-batch 1 and gpt2 micro-batch 8,
-# with the host's time queueing the passes (host_pass_ms); then issue 16's offloaded target (gpt2-xl, micro-batch 8,
-# checkpointing: parameters and optimizer in RAM under an 11 GB limit with the delayed and overlapped schedules, against the
-# resident step with checkpointing), then calibrate-gpu for the final build's floors with the time left. Pack first.
+# Twenty-fourth session, call 2 (an H100 or H200): the layer backward through autograd's list and the four-wide AdamW, against
+# backward with the parameters' grad and the one-wide kernel (AIOS_LAYER_BACKWARD=grad-fields AIOS_ADAMW_VECTOR=0), two
+# interleaved rounds on gpt2-xl micro-batch 1 and gpt2 micro-batch 8, with the host's time queueing the passes (host_pass_ms);
+# then issue 16's offloaded target (gpt2-xl, micro-batch 8, checkpointing: parameters and optimizer in RAM under an 11 GB limit
+# with the delayed and overlapped schedules, against the resident step with checkpointing), then calibrate-gpu for the final
+# build's floors with the time left. Pack first: bash tools/device/pack.sh .device
 set -u
 out=${OUT:-/tmp/s26}; mkdir -p "$out"
 runs=/tmp/aios-s26; mkdir -p "$runs"
