@@ -86,3 +86,26 @@ public sealed class PackedGradientTests
         Assert.Contains($"{p.GradientLeaves.Count} leaves", e.Message);
     }
 }
+
+/// <summary>The attention's q, k and v views of the joint product: one view, permutation and unbind give the split-and-transpose views' shapes, strides and values.</summary>
+public sealed class JointProjectionViewTests
+{
+    [Fact]
+    public void Given_a_joint_qkv_product_When_viewed_by_unbind_Then_each_third_has_the_split_views_shape_strides_and_values()
+    {
+        const long b = 2, t = 5, heads = 4, d = 8;
+        using var scope = NewDisposeScope();
+        Tensor joint = randn([b * t, 3 * heads * d], generator: new Generator(3));
+
+        Tensor[] viaUnbind = joint.view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4).unbind(0);
+        Tensor[] split = joint.split([heads * d, heads * d, heads * d], -1);
+
+        for (int i = 0; i < 3; i++)
+        {
+            Tensor expected = split[i].view(b, t, heads, d).transpose(1, 2);
+            Assert.Equal(expected.shape, viaUnbind[i].shape);
+            Assert.Equal(expected.stride(), viaUnbind[i].stride());
+            Assert.True(expected.eq(viaUnbind[i]).all().item<bool>());
+        }
+    }
+}

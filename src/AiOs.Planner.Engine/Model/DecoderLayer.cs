@@ -59,12 +59,24 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
             throw new NotSupportedException(
                 $"{_spec.Name} attends over a sliding window of {window} tokens, which the engine does not implement; sequences of " +
                 $"{t} tokens would be computed with full attention instead. Use --seq-len {window} or less.");
-        // q, k and v as one product over the joint weight (ParameterLayout.Fused), then three views of its output.
-        Tensor[] qkv = F.linear(h, Parameters.Fused("attn.qkv.weight")!, Parameters.Fused("attn.qkv.bias"))
-            .split([heads * d, kvHeads * d, kvHeads * d], -1);
-        Tensor q = qkv[0].view(b, t, heads, d).transpose(1, 2);
-        Tensor k = qkv[1].view(b, t, kvHeads, d).transpose(1, 2);
-        Tensor v = qkv[2].view(b, t, kvHeads, d).transpose(1, 2);
+        // q, k and v as one product over the joint weight (ParameterLayout.Fused), then three views of its output, [b, heads,
+        // t, d] each. With as many key-value heads as query heads, one view, one permutation and one unbind make them (three
+        // TorchSharp calls and autograd nodes, against seven for a split and a view and a transpose of each third): the same
+        // strides, so the same kernels and bits.
+        Tensor joint = F.linear(h, Parameters.Fused("attn.qkv.weight")!, Parameters.Fused("attn.qkv.bias"));
+        Tensor q, k, v;
+        if (kvHeads == heads)
+        {
+            Tensor[] qkv = joint.view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4).unbind(0);
+            (q, k, v) = (qkv[0], qkv[1], qkv[2]);
+        }
+        else
+        {
+            Tensor[] qkv = joint.split([heads * d, kvHeads * d, kvHeads * d], -1);
+            q = qkv[0].view(b, t, heads, d).transpose(1, 2);
+            k = qkv[1].view(b, t, kvHeads, d).transpose(1, 2);
+            v = qkv[2].view(b, t, kvHeads, d).transpose(1, 2);
+        }
         if (_spec.Positions == PositionKind.Rotary)
         {
             q = TransformerOps.Rotary(q, _spec);
