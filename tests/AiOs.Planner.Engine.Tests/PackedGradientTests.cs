@@ -6,8 +6,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
-/// A unit's gradients packed from autograd's list (<see cref="FlatParameters.PackGradients"/>, the resident trainer's layer
-/// backward) are the ones packed from the parameters' <c>grad</c> after <c>backward</c> (<see cref="FlatParameters.TakePackedGradients"/>), to the bit.
+/// A unit's backward through one autograd call (<see cref="FlatParameters.Backward"/>, both trainers' layer backward) leaves
+/// the gradients that <c>backward</c> and the parameters' <c>grad</c> leave, to the bit, for every way of taking them.
 /// </summary>
 public sealed class PackedGradientTests
 {
@@ -25,7 +25,7 @@ public sealed class PackedGradientTests
     [InlineData("tiny-gpt", ScalarType.Float32)]
     [InlineData("tiny-gpt", ScalarType.BFloat16)]
     [InlineData("tiny-llama", ScalarType.Float32)]
-    public void Given_a_decoder_layer_When_its_gradients_come_from_autograds_list_Then_they_pack_to_the_bits_of_backward_and_grad(string model, ScalarType dtype)
+    public void Given_a_decoder_layer_When_back_propagated_by_one_autograd_call_Then_its_gradients_are_the_bits_of_backward_and_grad(string model, ScalarType dtype)
     {
         var spec = ModelCatalog.Default.Load(model);
         using FlatParameters p = Seeded(ParameterLayout.ForLayer(spec), dtype);
@@ -40,50 +40,77 @@ public sealed class PackedGradientTests
         Tensor viaFields = p.TakePackedGradients(ScalarType.Float32);
 
         Tensor input2 = x.detach().requires_grad_(true);
-        Tensor output = layer.forward(input2);
-        var gradients = TorchSharp.torch.autograd.grad([output], [.. p.GradientLeaves, input2], [r], false, false, true);
-        Tensor viaList = p.PackGradients(gradients, ScalarType.Float32);
-
-        Assert.Equal(p.Layout.Elements, viaList.numel());
-        Assert.True(Same(viaList, viaFields), $"{model}: the packed gradients differ");
-        Assert.True(Same(gradients[^1], input1.grad!), $"{model}: the input's gradient differs");
-        Assert.NotEqual(0.0, viaList.abs().sum().item<float>());
-        // The list path never touches the parameters' own gradients.
+        Tensor inputGradient = p.Backward(layer.forward(input2), input2, r);
+        // Held as the fields would hold them: the parameters' grad stays unset, and the take reads the held ones.
         Assert.All(p.Named(), n => Assert.Null(n.Parameter.grad));
+        Assert.NotNull(p.Gradient("attn.q.weight"));
+        Tensor viaCall = p.TakePackedGradients(ScalarType.Float32);
+
+        Assert.Equal(p.Layout.Elements, viaCall.numel());
+        Assert.True(Same(viaCall, viaFields), $"{model}: the packed gradients differ");
+        Assert.True(Same(inputGradient, input1.grad!), $"{model}: the input's gradient differs");
+        Assert.NotEqual(0.0, viaCall.abs().sum().item<float>());
+        Assert.Null(p.Gradient("attn.q.weight"));
         viaFields.Dispose();
+        viaCall.Dispose();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Given_a_member_used_alone_and_a_leaf_unused_When_back_propagated_by_one_call_Then_the_host_drain_sums_both_and_leaves_the_unused_slice_alone(bool staged)
+    {
+        var spec = ModelCatalog.Default.Load("tiny-gpt");
+        using FlatParameters p = Seeded(ParameterLayout.ForLayer(spec), ScalarType.Float32);
+        p.StageGradients = staged;
+        using var scope = NewDisposeScope();
+        Tensor x = randn([2, spec.HiddenSize], generator: new Generator(8));
+        // The joint q·k·v view and the k member alone; ln1.bias (and most of the layer) unused.
+        Tensor Loss(Tensor input) => F.linear(input, p.Fused("attn.qkv.weight")!).sum() + F.linear(input, p["attn.k.weight"]).sum() + (p["ln1.weight"] * 3).sum();
+
+        Tensor input1 = x.detach().requires_grad_(true);
+        Loss(input1).backward();
+        var viaFields = Enumerable.Repeat(0.25f, (int)p.Layout.Elements).ToArray();
+        p.DrainGradientsInto(viaFields);
+
+        Tensor input2 = x.detach().requires_grad_(true);
+        Tensor loss = Loss(input2);
+        Tensor inputGradient = p.Backward(loss, input2, ones_like(loss));
+        var viaCall = Enumerable.Repeat(0.25f, (int)p.Layout.Elements).ToArray();
+        p.DrainGradientsInto(viaCall);
+
+        Assert.Equal(viaFields, viaCall);
+        Assert.True(Same(inputGradient, input1.grad!));
+        ParameterSlice k = p.Layout.Find("attn.k.weight")!, q = p.Layout.Find("attn.q.weight")!, bias = p.Layout.Find("ln1.bias")!;
+        float[] column = x.sum(dim: 0L).data<float>().ToArray();
+        for (int j = 0; j < spec.HiddenSize; j++)
+        {
+            Assert.Equal(0.25f + column[j], viaCall[q.Offset + j], 5);
+            Assert.Equal(0.25f + 2 * column[j], viaCall[k.Offset + j], 5);
+        }
+        Assert.All(viaCall.Skip((int)bias.Offset).Take((int)bias.Elements), g => Assert.Equal(0.25f, g));
     }
 
     [Fact]
-    public void Given_a_member_used_alone_and_a_leaf_unused_When_packed_from_the_list_Then_the_member_sums_both_and_the_unused_slice_is_zeros()
+    public void Given_gradients_not_yet_taken_When_back_propagated_again_Then_it_is_refused_until_they_are_cleared()
     {
         var spec = ModelCatalog.Default.Load("tiny-gpt");
         using FlatParameters p = Seeded(ParameterLayout.ForLayer(spec), ScalarType.Float32);
         using var scope = NewDisposeScope();
-        Tensor x = randn([2, spec.HiddenSize], generator: new Generator(8));
-        // The joint q·k·v view and the k member alone; ln1.bias (and most of the layer) unused.
-        Tensor Loss() => F.linear(x, p.Fused("attn.qkv.weight")!).sum() + F.linear(x, p["attn.k.weight"]).sum() + (p["ln1.weight"] * 3).sum();
+        Tensor Run()
+        {
+            Tensor input = randn([2, spec.HiddenSize], generator: new Generator(5)).requires_grad_(true);
+            Tensor loss = F.linear(input, p["attn.o.weight"]).sum();
+            return p.Backward(loss, input, ones_like(loss));
+        }
 
-        Loss().backward();
-        Tensor viaFields = p.TakePackedGradients(ScalarType.Float32);
-        var gradients = TorchSharp.torch.autograd.grad([Loss()], [.. p.GradientLeaves], null, false, false, true);
-        Tensor viaList = p.PackGradients(gradients, ScalarType.Float32);
-
-        Assert.True(Same(viaList, viaFields));
-        ParameterSlice k = p.Layout.Find("attn.k.weight")!, q = p.Layout.Find("attn.q.weight")!, bias = p.Layout.Find("ln1.bias")!;
-        Tensor column = x.sum(dim: 0L);
-        Assert.True(viaList.narrow(0, q.Offset, spec.HiddenSize).allclose(column, rtol: 1e-5, atol: 1e-6));
-        Assert.True(viaList.narrow(0, k.Offset, spec.HiddenSize).allclose(column * 2.0, rtol: 1e-5, atol: 1e-6));
-        Assert.Equal(0.0, viaList.narrow(0, bias.Offset, bias.Elements).abs().sum().item<float>());
-        viaFields.Dispose();
-    }
-
-    [Fact]
-    public void Given_fewer_gradients_than_leaves_When_packed_Then_it_is_refused_with_the_counts()
-    {
-        var spec = ModelCatalog.Default.Load("tiny-gpt");
-        using FlatParameters p = Seeded(ParameterLayout.ForLayer(spec), ScalarType.Float32);
-        var e = Assert.Throws<ArgumentException>(() => p.PackGradients([zeros(1)], ScalarType.Float32));
-        Assert.Contains($"{p.GradientLeaves.Count} leaves", e.Message);
+        Run();
+        var e = Assert.Throws<InvalidOperationException>(() => Run());
+        Assert.Contains("not taken", e.Message);
+        p.ClearGradients();
+        Assert.Null(p.Gradient("attn.o.weight"));
+        Run();
+        Assert.NotNull(p.Gradient("attn.o.weight"));
     }
 }
 

@@ -308,45 +308,15 @@ public sealed partial class DeviceTrainer
     }
 
     /// <summary>
-    /// Layer <paramref name="i"/>'s backward: its parameters' gradients land in its flat buffer (<see cref="Land(int, int, Tensor)"/>)
-    /// and the gradient of its input, for the layer below, is returned. One call to autograd for the gradients of the layer's
-    /// leaves and its input: they come back as a list, never stored in the parameters' <c>grad</c>, so packing them asks
-    /// nothing of each parameter. Through <c>backward</c> and each parameter's <c>grad</c> (read, then cleared) a GPT-2 layer
-    /// cost about 60 TorchSharp calls more, each a few microseconds of the host in a launch-bound step (issue 16).
-    /// <c>AIOS_LAYER_BACKWARD=grad-fields</c> keeps that path (for an A/B); both give the same gradients to the bit.
+    /// Layer <paramref name="i"/>'s backward (<see cref="FlatParameters.Backward"/>: one autograd call for its parameters' and
+    /// its input's gradients); its parameters' gradients land in its flat buffer (<see cref="Land"/>) and its input's, for the
+    /// layer below, is returned.
     /// </summary>
     private Tensor LayerBackward(int i, int microBatch)
     {
-        MicroBatchState micro = _micro!;
-        if (GradFields)
-        {
-            micro.LayerOutputs[i].backward([micro.Gradient!]);
-            Land(i, microBatch);
-            return micro.LayerInputs[i].grad ?? throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-        }
-        FlatParameters unit = _model.Unit(i);
-        Tensor[] inputs = LeavesAndInput(i, unit, micro.LayerInputs[i]);
-        using var scope = NewDisposeScope();
-        IList<Tensor> gradients = autograd.grad([micro.LayerOutputs[i]], inputs, [micro.Gradient!], false, false, true);
-        Tensor input = gradients[^1];
-        if (input.IsInvalid) throw new InvalidOperationException($"Layer {i} produced no input gradient.");
-        using (no_grad()) Land(i, microBatch, unit.PackGradients(gradients, _gradients[i].dtype));
-        // The leaves' gradients go with this scope; the input's is the layer below's.
-        return input.MoveToOuterDisposeScope();
-    }
-
-    /// <summary><c>AIOS_LAYER_BACKWARD=grad-fields</c>: each layer's backward through <c>backward</c> and the parameters' <c>grad</c>, as before 2026-12-07 (<see cref="LayerBackward"/>).</summary>
-    private static readonly bool GradFields = Environment.GetEnvironmentVariable("AIOS_LAYER_BACKWARD") == "grad-fields";
-
-    /// <summary>Per layer, the inputs of its autograd call: its leaves (<see cref="FlatParameters.GradientLeaves"/>), then its input (replaced each call).</summary>
-    private Tensor[]?[]? _gradientInputs;
-
-    private Tensor[] LeavesAndInput(int i, FlatParameters unit, Tensor input)
-    {
-        _gradientInputs ??= new Tensor[]?[_spec.NumLayers];
-        Tensor[] inputs = _gradientInputs[i] ??= [.. unit.GradientLeaves, input];
-        inputs[^1] = input;
-        return inputs;
+        Tensor input = _model.Unit(i).Backward(_micro!.LayerOutputs[i], _micro.LayerInputs[i], _micro.Gradient!);
+        Land(i, microBatch);
+        return input;
     }
 
     /// <summary>
@@ -360,13 +330,7 @@ public sealed partial class DeviceTrainer
     private void Land(int u, int microBatch)
     {
         using var _ = no_grad();
-        Land(u, microBatch, _model.Unit(u).TakePackedGradients(_gradients[u].dtype));
-    }
-
-    /// <summary>Lands <paramref name="packed"/>, unit <paramref name="u"/>'s gradients packed in its layout, as <see cref="Land(int, int)"/> says; takes it out of any dispose scope.</summary>
-    private void Land(int u, int microBatch, Tensor packed)
-    {
-        packed.DetachFromDisposeScope();
+        Tensor packed = _model.Unit(u).TakePackedGradients(_gradients[u].dtype);
         if (_accumulators is not null)
         {
             _accumulators[u].add_(packed, Native.KeptScalars.One);

@@ -231,14 +231,16 @@ public sealed partial class LayerwiseTrainer
                 DeviceMemory?.Note($"the head's backward (micro-batch {op.MicroBatch})");
                 break;
             case UnitKind.Layer:
-                _micro!.RecomputeOutput!.backward([_micro.Gradient!]);
-                _micro.ReleaseLayerBackward(op.Unit.Number, _micro.RecomputeInput!.grad ?? throw new InvalidOperationException($"Layer {op.Unit.Number} produced no input gradient."),
-                    keepCheckpoint: _offloadsCheckpoints);
+            {
+                // One autograd call; the layer's parameters keep their gradients for AfterBackward's store (FlatParameters.Backward).
+                Tensor input = ((DecoderLayer)ModuleOf(op)).Parameters.Backward(_micro!.RecomputeOutput!, _micro.RecomputeInput!, _micro.Gradient!);
+                _micro.ReleaseLayerBackward(op.Unit.Number, input, keepCheckpoint: _offloadsCheckpoints);
                 AfterBackward(op);
                 LayerBackwardProbe?.Invoke(op.Unit.Number, _micro.Scope.DisposablesCount);
                 // Samples the peak; with AIOS_DEVICE_MEMORY_TRACE set, also prints it (where a streamed run's device memory goes).
                 DeviceMemory?.Note($"layer {op.Unit.Number}'s backward and its pack (micro-batch {op.MicroBatch})");
                 break;
+            }
             default:
                 (_micro!.Embedded ?? Reembed(op)).backward([_micro.Gradient!]);
                 DeviceMemory?.Note($"the embedding's backward (micro-batch {op.MicroBatch})");

@@ -16,8 +16,8 @@ public sealed class FlatParameters : IDisposable
     /// <summary>The layout's joint views (<see cref="ParameterLayout.Fused"/>) by name, and each member slice's group.</summary>
     private readonly Dictionary<string, Parameter> _fused = new(StringComparer.Ordinal);
     private readonly Dictionary<string, FusedSlice> _groupOf = new(StringComparer.Ordinal);
-    /// <summary>Each joint view's place in <see cref="ParameterLayout.Fused"/>.</summary>
-    private readonly Dictionary<string, int> _fusedIndex = new(StringComparer.Ordinal);
+    /// <summary>Each joint view's place in <see cref="ParameterLayout.Fused"/>, and each slice's in the layout.</summary>
+    private readonly Dictionary<string, int> _fusedIndex = new(StringComparer.Ordinal), _sliceIndex = new(StringComparer.Ordinal);
 
     /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
     /// <param name="layout">The unit's slices.</param>
@@ -47,6 +47,7 @@ public sealed class FlatParameters : IDisposable
     private void AddFused()
     {
         for (int i = 0; i < Layout.Fused.Count; i++) _fusedIndex[Layout.Fused[i].Name] = i;
+        for (int i = 0; i < Layout.Slices.Count; i++) _sliceIndex[Layout.Slices[i].Name] = i;
         foreach (FusedSlice f in Layout.Fused)
         {
             _fused[f.Name] = new Parameter(Flat.narrow(0, f.Offset, f.Elements).view(f.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
@@ -108,19 +109,85 @@ public sealed class FlatParameters : IDisposable
     /// </summary>
     private Tensor? GradientOf(ParameterSlice s)
     {
-        Tensor? own = _views[s.Name].grad;
-        if (!_groupOf.TryGetValue(s.Name, out FusedSlice? f) || _fused[f.Name].grad is not { } joint) return own;
+        Tensor? own = OwnGradient(_sliceIndex[s.Name]);
+        if (!_groupOf.TryGetValue(s.Name, out FusedSlice? f) || JointGradient(_fusedIndex[f.Name]) is not { } joint) return own;
         Tensor part = joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
         // A computation that used both the member and the joint view gave each its share.
         return own is null ? part : own + part;
     }
 
-    /// <summary>Drops every parameter's and joint view's gradient.</summary>
+    /// <summary>Slice k's own gradient: from <see cref="Backward"/>'s list while it holds one, else the parameter's <c>grad</c>.</summary>
+    private Tensor? OwnGradient(int k) => _pending is { } g ? Defined(g[k]) : _views[Layout.Slices[k].Name].grad;
+
+    /// <summary>Joint view f's gradient, as <see cref="OwnGradient"/>.</summary>
+    private Tensor? JointGradient(int f) => _pending is { } g ? Defined(g[Layout.Slices.Count + f]) : _fused[Layout.Fused[f].Name].grad;
+
+    /// <summary>An autograd result, or null for a leaf the computation did not use (an undefined tensor).</summary>
+    private static Tensor? Defined(Tensor g) => g.IsInvalid ? null : g;
+
+    /// <summary>Drops every parameter's and joint view's gradient (<see cref="Backward"/>'s list, or the parameters' <c>grad</c>).</summary>
     private void DropGradients()
     {
+        if (_pending is { } pending)
+        {
+            // Backward never set the parameters' grad, so only its list goes.
+            for (int i = 0; i < pending.Length; i++) pending[i].Dispose();
+            _pending = null;
+            return;
+        }
         foreach (Parameter p in _views.Values) p.grad = null;
         foreach (Parameter p in _fused.Values) p.grad = null;
     }
+
+    /// <summary>
+    /// The leaves whose gradients <see cref="Backward"/> asks autograd for, in order: each slice's own parameter in layout
+    /// order, then each joint view (<see cref="ParameterLayout.Fused"/>).
+    /// </summary>
+    private Tensor[] GradientLeaves => _leaves ??= [.. Layout.Slices.Select(s => (Tensor)_views[s.Name]), .. Layout.Fused.Select(f => (Tensor)_fused[f.Name])];
+
+    private Tensor[]? _leaves;
+
+    /// <summary>The leaves' gradients from the last <see cref="Backward"/>, owned here until they are taken (<see cref="DropGradients"/>); null when they are in the parameters' <c>grad</c>.</summary>
+    private Tensor[]? _pending;
+
+    /// <summary>The inputs of <see cref="Backward"/>'s autograd call: the leaves, then the input (replaced at each call).</summary>
+    private Tensor[]? _gradientInputs;
+
+    /// <summary>
+    /// Back-propagates <paramref name="gradient"/> from <paramref name="output"/>, a computation of this unit's parameters on
+    /// <paramref name="input"/> (a leaf that requires its gradient), and returns the input's gradient, in the current dispose
+    /// scope. The parameters' gradients are held here, as their <c>grad</c> would be, for the next take (<see cref="TakePackedGradients"/>,
+    /// <see cref="DrainGradientsInto(Span{float}, bool)"/>, <see cref="ClearGradients"/>); a second backward before that is refused.
+    /// </summary>
+    /// <remarks>
+    /// One autograd call for the leaves' and the input's gradients, which come back as a list: the parameters' <c>grad</c> is
+    /// neither set nor, at the take, read and cleared one parameter at a time. That was about 60 TorchSharp calls per GPT-2
+    /// layer more, each a few microseconds of the host in a launch-bound step. <c>AIOS_LAYER_BACKWARD=grad-fields</c> goes
+    /// through <c>backward</c> and the fields instead (an A/B of the host's time); the same gradients to the bit.
+    /// </remarks>
+    public Tensor Backward(Tensor output, Tensor input, Tensor gradient)
+    {
+        if (_pending is not null)
+            throw new InvalidOperationException("The unit's gradients from its last backward were not taken; take or clear them before the next backward.");
+        if (GradFields)
+        {
+            output.backward([gradient]);
+            return input.grad ?? throw new InvalidOperationException("The unit's backward produced no gradient for its input.");
+        }
+        Tensor[] inputs = _gradientInputs ??= [.. GradientLeaves, input];
+        inputs[^1] = input;
+        IList<Tensor> gradients = autograd.grad([output], inputs, [gradient], false, false, true);
+        inputs[^1] = null!;
+        Tensor inputGradient = gradients[^1];
+        if (inputGradient.IsInvalid) throw new InvalidOperationException("The unit's backward produced no gradient for its input.");
+        var pending = new Tensor[gradients.Count - 1];
+        for (int i = 0; i < pending.Length; i++) pending[i] = gradients[i].DetachFromDisposeScope();
+        _pending = pending;
+        return inputGradient;
+    }
+
+    /// <summary><c>AIOS_LAYER_BACKWARD=grad-fields</c>: <see cref="Backward"/> through <c>backward</c> and the parameters' <c>grad</c>, as before 2026-12-07.</summary>
+    private static readonly bool GradFields = Environment.GetEnvironmentVariable("AIOS_LAYER_BACKWARD") == "grad-fields";
 
     /// <summary>Every parameter, in layout order.</summary>
     public IEnumerable<(string Name, Parameter Parameter)> Named() => Layout.Slices.Select(s => (s.Name, _views[s.Name]));
@@ -344,42 +411,14 @@ public sealed class FlatParameters : IDisposable
         return result;
     }
 
-    /// <summary>
-    /// The leaves whose gradients <see cref="PackGradients"/> packs, in the order it takes them: each slice's own parameter in
-    /// layout order, then each joint view (<see cref="ParameterLayout.Fused"/>). Ask autograd for the gradients of exactly
-    /// these (with unused leaves allowed), and the unit's gradients never pass through the parameters' <c>grad</c>.
-    /// </summary>
-    public IReadOnlyList<Tensor> GradientLeaves => _leaves ??= [.. Layout.Slices.Select(s => (Tensor)_views[s.Name]), .. Layout.Fused.Select(f => (Tensor)_fused[f.Name])];
-
-    private Tensor[]? _leaves;
-
-    /// <summary>
-    /// As <see cref="TakePackedGradients"/>, from <paramref name="gradients"/>: autograd's gradients of
-    /// <see cref="GradientLeaves"/>, in that order (an invalid tensor for a leaf the computation did not use; entries past
-    /// the leaves are not read). The parameters' own gradients are neither read nor changed. The result is in the current
-    /// dispose scope.
-    /// </summary>
-    public Tensor PackGradients(IList<Tensor> gradients, ScalarType type)
-    {
-        if (gradients.Count < GradientLeaves.Count)
-            throw new ArgumentException($"Expected a gradient for each of the unit's {GradientLeaves.Count} leaves; got {gradients.Count}.", nameof(gradients));
-        int slices = Layout.Slices.Count;
-        Tensor? Defined(Tensor g) => g.IsInvalid ? null : g;
-        return Converted(Packed(k => Defined(gradients[k]), f => Defined(gradients[slices + f])), type);
-    }
-
     /// <summary><paramref name="packed"/> (the buffer's element type) in <paramref name="type"/>: itself when they agree, without asking the tensor.</summary>
     private Tensor Converted(Tensor packed, ScalarType type) => type == _dtype ? packed : packed.to(type);
 
     /// <summary>The buffer's element type, read once (each read of a tensor's type is a native call).</summary>
     private readonly ScalarType _dtype;
 
-    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none), from the parameters' <c>grad</c>.</summary>
-    private Tensor Packed()
-    {
-        var slices = Layout.Slices;
-        return Packed(k => _views[slices[k].Name].grad, f => _fused[Layout.Fused[f].Name].grad);
-    }
+    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none).</summary>
+    private Tensor Packed() => Packed(OwnGradient, JointGradient);
 
     /// <summary>
     /// Every gradient back to back in layout order: slice k's own gradient is <paramref name="ownOf"/>(k), joint view f's is
@@ -492,6 +531,8 @@ public sealed class FlatParameters : IDisposable
         _hostStaging?.Dispose();
         _shardStaging?.Dispose();
         _hostGradients?.Dispose();
+        if (_pending is { } pending) foreach (Tensor g in pending) g.Dispose();
+        _pending = null;
         Flat.Dispose();
         if (!ReferenceEquals(Gathered, Flat)) Gathered.Dispose();
     }
