@@ -6,6 +6,8 @@
 # with the delayed and overlapped schedules, against the resident step with checkpointing), then calibrate-gpu for the final
 # build's floors with the time left. Pack first: bash tools/device/pack.sh .device
 set -u
+# DEADLINE: seconds this call may take (a lease with less time left passes less).
+deadline=${DEADLINE:-580}
 out=${OUT:-/tmp/s26}; mkdir -p "$out"
 runs=/tmp/aios-s26; mkdir -p "$runs"
 log=$out/call2.log
@@ -40,17 +42,18 @@ done
 echo "A/B done at $SECONDS s" >> "$log"
 eng() { # id steps args...
   local id=$1 steps=$2; shift 2
-  [ "$SECONDS" -lt 430 ] || { echo "$id: skipped (time)" >> "$log"; return; }
+  [ "$SECONDS" -lt $((deadline - 150)) ] || { echo "$id: skipped (time)" >> "$log"; return; }
   timeout 150 bash .device/run.sh train --device cuda --model gpt2-xl --micro-batch 8 --seq-len 1024 --precision bf16 \
     --grad-checkpointing --steps "$steps" --runs-dir "$runs" --run-id "$id" --hardware "$profile" --json "$@" > "$runs/$id.log" 2>&1
   summary "$id"
 }
 eng resident-ckpt 10
 eng offload-delayed 8 --offload-params cpu --offload-optimizer cpu --gpu-memory-limit 11G --schedule delayed
-eng offload-overlapped 8 --offload-params cpu --offload-optimizer cpu --gpu-memory-limit 11G --schedule overlapped
+[ "$deadline" -ge 560 ] && eng offload-overlapped 8 --offload-params cpu --offload-optimizer cpu --gpu-memory-limit 11G --schedule overlapped
 echo "runs done at $SECONDS s" >> "$log"
-if [ "$SECONDS" -lt 420 ]; then
-  timeout $((580 - SECONDS)) bash .device/run.sh calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 > "$out/calibrate.log" 2>&1
+tar -czf "$out/runs.tar.gz" -C /tmp aios-s26 2>/dev/null
+if [ "$SECONDS" -lt $((deadline - 160)) ]; then
+  timeout $((deadline - SECONDS)) bash .device/run.sh calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 > "$out/calibrate.log" 2>&1
   echo "calibrate rc=$? at $SECONDS s" >> "$log"
 fi
 tar -czf "$out/runs.tar.gz" -C /tmp aios-s26 2>/dev/null
