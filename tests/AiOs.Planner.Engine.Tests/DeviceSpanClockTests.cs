@@ -90,7 +90,7 @@ public sealed class DeviceSpanClockTests
     public void Given_a_device_clock_When_passes_and_an_update_end_Then_the_host_pass_time_counts_only_the_passes_host_time_and_restarts()
     {
         var time = new ManualClock();
-        var trace = new SpanTrace(time, hasGpu: true);
+        var trace = new SpanTrace(time, hasGpu: true) { CountsHostPasses = true };
         trace.DeviceClock = new ScriptedClock([0, 0, 0, 0, 0, 0, 0, 0], 0);
 
         using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
@@ -103,6 +103,34 @@ public sealed class DeviceSpanClockTests
 
         Assert.Equal(23_000, trace.TakeHostPassTime()!.Value.Nanoseconds);
         Assert.Equal(0, trace.TakeHostPassTime()!.Value.Nanoseconds);
+    }
+
+    [Fact]
+    public void Given_a_host_wait_inside_a_pass_When_the_host_pass_time_is_taken_Then_the_wait_is_left_out()
+    {
+        var time = new ManualClock();
+        var trace = new SpanTrace(time, hasGpu: true) { CountsHostPasses = true };
+        trace.DeviceClock = new ScriptedClock([0, 0], 0);
+
+        using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute)))
+        {
+            time.Advance(4_000);
+            using (trace.HostWait()) time.Advance(70_000);
+            time.Advance(1_000);
+        }
+
+        Assert.Equal(5_000, trace.TakeHostPassTime()!.Value.Nanoseconds);
+    }
+
+    [Fact]
+    public void Given_a_trace_that_does_not_count_host_passes_When_taken_Then_there_is_no_figure()
+    {
+        // The layer-by-layer trainer's passes wait for the device inside their spans: its host time is not the launch figure.
+        var time = new ManualClock();
+        var trace = new SpanTrace(time, hasGpu: true);
+        trace.DeviceClock = new ScriptedClock([0, 0], 0);
+        using (trace.Begin(Op(0, OpKind.Forward, ResourceKind.Compute))) time.Advance(5_000);
+        Assert.Null(trace.TakeHostPassTime());
     }
 
     [Fact]
@@ -157,8 +185,8 @@ public sealed class DeviceSpanClockTests
 
         int computeOps = trainer.Program.Ops.Count(o => o.Resource == ResourceKind.Compute);
         Assert.Equal(2, clock.Settles);
-        // The host's time in the passes' spans was counted (the real clock moved while they ran).
-        Assert.True(trainer.Trace.TakeHostPassTime()!.Value.Nanoseconds > 0);
+        // Its passes wait for the device inside their spans (the loss read at the head): no launch figure.
+        Assert.Null(trainer.Trace.TakeHostPassTime());
         foreach (int step in new[] { 1, 2 })
             Assert.Equal(computeOps, trainer.Trace.SpansOf(step).Count(s => s.OpId >= 0 && trainer.Program.Ops[s.OpId].Resource == ResourceKind.Compute));
     }

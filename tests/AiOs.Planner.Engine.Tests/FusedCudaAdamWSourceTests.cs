@@ -5,8 +5,8 @@ namespace AiOs.Planner.Engine.Tests;
 
 /// <summary>
 /// The fused AdamW kernels' CUDA source, compiled off-GPU by g++ as C++ with the CUDA built-ins it uses written out, and run
-/// over a grid the harness walks block by block, thread by thread: the four-wide kernel (<c>aios_adamw4</c>) must give the
-/// one-wide kernel's bits for every element, the tail past the last whole four included, with a bf16 or an fp32 gradient,
+/// over a grid the harness walks block by block, thread by thread: the one-wide kernel must give an independent scalar
+/// AdamW's bits, and the four-wide kernel (<c>aios_adamw4</c>) the one-wide kernel's bits for every element, the tail past the last whole four included, with a bf16 or an fp32 gradient,
 /// a gradient scale or none, and a working copy or none. CI has no GPU, so this is where the kernel's indexing is tested.
 /// </summary>
 public sealed class FusedCudaAdamWSourceTests
@@ -65,6 +65,21 @@ public sealed class FusedCudaAdamWSourceTests
                     Launch(aios_adamw, 3, 8, p1.data(), grad, bf16, m1.data(), v1.data(), withWorking ? w1.data() : nullptr, n, scale);
                     Launch(aios_adamw4, 3, 8, p4.data(), grad, bf16, m4.data(), v4.data(), withWorking ? w4.data() : nullptr, n, scale);
                 }
+                // An independent scalar AdamW in the kernel's order of operations (torch.optim.AdamW's): the one-wide kernel's bits.
+                std::vector<float> pr = p, mr = m, vr = v;
+                for (int step = 0; step < 3; step++)
+                    for (long long i = 0; i < n; i++)
+                    {
+                        float gi = bf16 ? bf16_to_float(gb[i]) : g[i];
+                        if (scale != 1.0f) gi = gi * scale;
+                        pr[i] = pr[i] * 0.999f;
+                        mr[i] = mr[i] + 0.1f * (gi - mr[i]);
+                        vr[i] = 0.999f * vr[i] + 0.001f * (gi * gi);
+                        pr[i] = pr[i] + -0.01f * (mr[i] / (std::sqrt(vr[i]) / 0.0447f + 1e-8f));
+                    }
+                bool reference = std::memcmp(p1.data(), pr.data(), n * 4) == 0 && std::memcmp(m1.data(), mr.data(), n * 4) == 0
+                    && std::memcmp(v1.data(), vr.data(), n * 4) == 0;
+                if (!reference) { std::printf("n=%lld bf16=%d scale=%g working=%d: the one-wide kernel differs from the reference\n", n, bf16, scale, withWorking); failures++; }
                 bool same = std::memcmp(p1.data(), p4.data(), n * 4) == 0 && std::memcmp(m1.data(), m4.data(), n * 4) == 0
                     && std::memcmp(v1.data(), v4.data(), n * 4) == 0 && std::memcmp(w1.data(), w4.data(), n * 2) == 0;
                 bool moved = std::memcmp(p1.data(), p.data(), n * 4) != 0 && (!withWorking || w1[n - 1] != 0);

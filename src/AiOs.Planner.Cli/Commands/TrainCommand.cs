@@ -413,12 +413,13 @@ public static class TrainCommand
     }
 
     /// <summary>
-    /// The host's time queueing forward and backward beside theirs on the device; at 90% or more the device was kept waiting for
-    /// launches, which the line says, since only a faster host or fewer kernels shortens such a step.
+    /// The host's time queueing forward and backward beside the passes on the device's clock (its idle gaps included); at 90% or
+    /// more the device was kept waiting for launches, which the line says, since only a faster host or fewer kernels shortens
+    /// such a step.
     /// </summary>
     internal static string PassesOnHost(double hostMs, double deviceMs)
     {
-        string line = $"{hostMs:0.0} ms (forward + backward on the device: {deviceMs:0.0} ms)";
+        string line = $"{hostMs:0.0} ms (the passes on the device's clock: {deviceMs:0.0} ms)";
         return deviceMs > 0 && hostMs >= 0.9 * deviceMs ? line + ": launch-bound" : line;
     }
 

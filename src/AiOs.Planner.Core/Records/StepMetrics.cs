@@ -43,10 +43,11 @@ public sealed record StepMetrics
     /// <summary>Optimizer time not hidden behind backward.</summary>
     public required double OptimizerMs { get; init; }
     /// <summary>
-    /// GPU runs: the host's time queueing the passes' work (inside the forward, recompute and backward operations, on the host's
-    /// clock; the phases above are the device's). Near <see cref="ForwardMs"/> + <see cref="BackwardMs"/>, the device waited for
-    /// the host's launches: the step is launch-bound, and a faster host or fewer kernels, not a faster GPU, shortens it. Null on
-    /// a CPU and in records older than the field.
+    /// Resident GPU runs: the host's time queueing the passes' work (inside the forward, recompute and backward operations, on the
+    /// host's clock). <see cref="ForwardMs"/> + <see cref="BackwardMs"/> are the passes on the device's clock, the device's idle
+    /// gaps between kernels included: when this is as long, the device waited for the host's launches (a launch-bound step),
+    /// and a faster host or fewer kernels, not a faster GPU, shortens it. Null on a CPU, for the layer-by-layer trainer (its
+    /// passes wait for the device inside their spans) and in records older than the field.
     /// </summary>
     public double? HostPassMs { get; init; }
     /// <summary>Time spent waiting for parameter or optimizer-state reads (both threads).</summary>

@@ -255,7 +255,9 @@ public sealed partial class DeviceTrainer
                 // Read in the same copy as the update's Σg², not here: the host keeps queueing the backward while the device
                 // finishes the forward, and waits once, after the norms are queued.
                 _state.AddLoss(_micro.Loss);
-                if (LossAtForward) _state.ReadLosses(_scaler is not null);
+                if (LossAtForward)
+                    using (Trace.HostWait())
+                        _state.ReadLosses(_scaler is not null);
                 DeviceMemory?.Note($"step {_state.Step}'s loss");
                 break;
             }
@@ -354,5 +356,7 @@ public sealed partial class DeviceTrainer
         _state.Dispose();
         _micro?.Dispose();
         _micro = null;
+        // A layer's gradients from a backward whose landing never came (FlatParameters.Backward holds them until then).
+        for (int u = 0; u <= _spec.NumLayers; u++) _model.Unit(u).ClearGradients();
     }
 }

@@ -309,5 +309,7 @@ public sealed partial class LayerwiseTrainer
         if (_micro is not null) ReleaseCheckpointInputs(_micro);
         _micro?.Dispose();
         _micro = null;
+        // A layer's gradients from a backward whose take never came (FlatParameters.Backward holds them until then).
+        try { _params.ClearDeviceGradients(); } catch (Exception) { }
     }
 }

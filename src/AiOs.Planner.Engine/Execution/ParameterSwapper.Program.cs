@@ -91,6 +91,19 @@ internal sealed partial class ParameterSwapper
         _io.Upload(UnitBytes(unit));
     }
 
+    /// <summary>
+    /// Drops the gradients every device module holds (resident modules, the outer slot, the layer slots): after a failed
+    /// step, a layer's gradients from a backward whose take never came would refuse the next backward on that slot.
+    /// </summary>
+    public void ClearDeviceGradients()
+    {
+        IEnumerable<nn.Module<Tensor, Tensor>> modules = _residentModules is not null
+            ? _residentModules
+            : [.. _deviceSlots, .. _outerSlot is null ? Array.Empty<nn.Module<Tensor, Tensor>>() : [_outerSlot]];
+        foreach (var module in modules)
+            if (module is not null) ParametersOf(module).ClearGradients();
+    }
+
     /// <summary>The module holding <paramref name="unit"/> on the device: its resident module, the outer slot, or layer slot <paramref name="deviceSlot"/>.</summary>
     public nn.Module<Tensor, Tensor> ModuleIn(int unit, int deviceSlot) =>
         _residentModules is not null ? _residentModules[unit]

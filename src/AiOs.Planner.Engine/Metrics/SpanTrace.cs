@@ -68,7 +68,22 @@ public sealed class SpanTrace
     /// spans are timed on the device, so the host does not wait at them: this is what queueing the passes' work cost the host.
     /// When it is as long as the passes on the device, the device waited for the host's launches (a launch-bound step).
     /// </summary>
-    public SimDuration? TakeHostPassTime() => DeviceClock is null ? null : new SimDuration(Interlocked.Exchange(ref _hostPassNs, 0));
+    public SimDuration? TakeHostPassTime() => DeviceClock is null || !CountsHostPasses ? null : new SimDuration(Interlocked.Exchange(ref _hostPassNs, 0));
+
+    /// <summary>
+    /// Whether the trainer's passes leave host waits out of their spans (<see cref="HostWait"/> marks any that remain), so their
+    /// host time is the launch figure <see cref="TakeHostPassTime"/> gives; unset, it gives none.
+    /// </summary>
+    public bool CountsHostPasses { get; set; }
+
+    /// <summary>Marks a host wait for the device inside a pass's span: its time is taken out of <see cref="TakeHostPassTime"/>'s figure.</summary>
+    public HostWaitScope HostWait() => new(this, Now);
+
+    /// <summary>An open host wait; disposing takes its time out of the host pass time.</summary>
+    public readonly struct HostWaitScope(SpanTrace trace, SimDuration start) : IDisposable
+    {
+        public void Dispose() => Interlocked.Add(ref trace._hostPassNs, -(trace.Now - start).Nanoseconds);
+    }
 
     /// <summary>Whether <paramref name="operation"/> (a span's name) is a pass's: forward, recompute or backward.</summary>
     private static bool IsPass(string operation) => operation is "forward" or "recompute" or "backward";

@@ -111,7 +111,8 @@ public sealed class FlatParameters : IDisposable
     {
         Tensor? own = OwnGradient(_sliceIndex[s.Name]);
         if (!_groupOf.TryGetValue(s.Name, out FusedSlice? f) || JointGradient(_fusedIndex[f.Name]) is not { } joint) return own;
-        Tensor part = joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
+        // reshape, not view: autograd's results need not be contiguous (a grad field was laid out like its parameter).
+        Tensor part = joint.reshape(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
         // A computation that used both the member and the joint view gave each its share.
         return own is null ? part : own + part;
     }
@@ -125,7 +126,12 @@ public sealed class FlatParameters : IDisposable
     /// <summary>An autograd result, or null for a leaf the computation did not use (an undefined tensor).</summary>
     private static Tensor? Defined(Tensor g) => g.IsInvalid ? null : g;
 
-    /// <summary>Drops every parameter's and joint view's gradient (<see cref="Backward"/>'s list, or the parameters' <c>grad</c>).</summary>
+    /// <summary>
+    /// Drops every parameter's and joint view's gradient: <see cref="Backward"/>'s list, or the parameters' <c>grad</c>. Not both:
+    /// clearing the fields is a native call per parameter, and while a list is held they were not set (a unit is back-propagated
+    /// one way or the other; a <c>backward</c> through its fields is taken or cleared before its next <see cref="Backward"/>, as
+    /// the warm-up's is).
+    /// </summary>
     private void DropGradients()
     {
         if (_pending is { } pending)
@@ -176,8 +182,15 @@ public sealed class FlatParameters : IDisposable
         }
         Tensor[] inputs = _gradientInputs ??= [.. GradientLeaves, input];
         inputs[^1] = input;
-        IList<Tensor> gradients = autograd.grad([output], inputs, [gradient], false, false, true);
-        inputs[^1] = null!;
+        IList<Tensor> gradients;
+        try
+        {
+            gradients = autograd.grad([output], inputs, [gradient], false, false, true);
+        }
+        finally
+        {
+            inputs[^1] = null!;
+        }
         Tensor inputGradient = gradients[^1];
         if (inputGradient.IsInvalid) throw new InvalidOperationException("The unit's backward produced no gradient for its input.");
         var pending = new Tensor[gradients.Count - 1];
@@ -443,7 +456,7 @@ public sealed class FlatParameters : IDisposable
                     k += f.Members.Count - 1;
                     continue;
                 }
-                Tensor part = joint.view(-1).narrow(0, s.Offset - f.Offset, s.Elements);
+                Tensor part = joint.reshape(-1).narrow(0, s.Offset - f.Offset, s.Elements);
                 parts.Add(own is null ? part : own.reshape(-1) + part);
                 continue;
             }

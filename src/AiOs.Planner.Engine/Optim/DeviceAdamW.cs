@@ -160,9 +160,11 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
             if (_kernel != 0) return;
             var (major, minor, sms) = CudaDriver.DeviceInfo();
             byte[] ptx = Nvrtc.CompileToPtx(Source, "aios_adamw.cu", major, minor, "--fmad=false");
-            _kernel = CudaDriver.LoadKernel(ptx, "aios_adamw");
-            _kernel4 = CudaDriver.LoadKernel(ptx, "aios_adamw4");
+            // Both loaded before either is published: a later constructor returns at a set _kernel.
+            nint one = CudaDriver.LoadKernel(ptx, "aios_adamw"), four = CudaDriver.LoadKernel(ptx, "aios_adamw4");
             _blocks = sms * 8;
+            _kernel4 = four;
+            _kernel = one;
         }
     }
 
