@@ -45,9 +45,10 @@ public sealed record StepMetrics
     /// <summary>
     /// Resident GPU runs: the host's time queueing the passes' work (inside the forward, recompute and backward operations, on the
     /// host's clock). <see cref="ForwardMs"/> + <see cref="BackwardMs"/> are the passes on the device's clock, the device's idle
-    /// gaps between kernels included: when this is as long, the device waited for the host's launches (a launch-bound step),
-    /// and a faster host or fewer kernels, not a faster GPU, shortens it. Null on a CPU, for the layer-by-layer trainer (its
-    /// passes wait for the device inside their spans) and in records older than the field.
+    /// gaps included. Well below them, the host had time to spare and the device was the limit; near them, the host was the
+    /// limit or only kept pace (on an H200, 2026-12-07, gpt2-xl at micro-batch 1, launch-bound, and gpt2 at micro-batch 8,
+    /// balanced, both read within 3%). Null on a CPU, for the layer-by-layer trainer (its passes wait for the device inside
+    /// their spans) and in records older than the field.
     /// </summary>
     public double? HostPassMs { get; init; }
     /// <summary>Time spent waiting for parameter or optimizer-state reads (both threads).</summary>
