@@ -84,7 +84,7 @@ public sealed partial class DeviceTrainer : ITrainer
         // Device-timed spans let the host run ahead of the device; AIOS_SYNC_SPANS=1 waits after every operation instead (the old way, for comparison).
         if (_sync && Environment.GetEnvironmentVariable("AIOS_SYNC_SPANS") != "1") Trace.DeviceClock = new CudaSpanClock();
         // Its passes never wait for the device inside their spans (the losses are read with the update's norms), so their host
-        // time is what queueing them cost: the launch-bound figure. The layer-by-layer trainer's passes wait (the loss read at
+        // time is what queueing them cost (StepMetrics.HostPassMs). The layer-by-layer trainer's passes wait (the loss read at
         // the head, a gradient store's settle), so it keeps none.
         Trace.CountsHostPasses = Trace.DeviceClock is not null;
         DeviceMemory = Metrics.DeviceMemory.Watch(_device, options.GpuMemoryLimit);

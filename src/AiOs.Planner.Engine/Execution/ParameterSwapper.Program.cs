@@ -97,11 +97,10 @@ internal sealed partial class ParameterSwapper
     /// </summary>
     public void ClearDeviceGradients()
     {
-        IEnumerable<nn.Module<Tensor, Tensor>> modules = _residentModules is not null
-            ? _residentModules
-            : [.. _deviceSlots, .. _outerSlot is null ? Array.Empty<nn.Module<Tensor, Tensor>>() : [_outerSlot]];
-        foreach (var module in modules)
-            if (module is not null) ParametersOf(module).ClearGradients();
+        if (_residentModules is not null)
+            foreach (var module in _residentModules) ParametersOf(module).ClearGradients();
+        foreach (DecoderLayer slot in _deviceSlots) slot.Parameters.ClearGradients();
+        if (_outerSlot is not null) ParametersOf(_outerSlot).ClearGradients();
     }
 
     /// <summary>The module holding <paramref name="unit"/> on the device: its resident module, the outer slot, or layer slot <paramref name="deviceSlot"/>.</summary>

@@ -66,7 +66,7 @@ public sealed class SpanTrace
     /// The host's time inside the device-timed spans of the passes (forward, recompute, backward) since the last call, then
     /// starts the next interval; null without a <see cref="DeviceClock"/> (on a CPU the spans are host time already). Those
     /// spans are timed on the device, so the host does not wait at them: this is what queueing the passes' work cost the host.
-    /// When it is as long as the passes on the device, the device waited for the host's launches (a launch-bound step).
+    /// Well below the passes on the device's clock, the device was the limit; near them, the host was, or only kept pace.
     /// </summary>
     public SimDuration? TakeHostPassTime() => DeviceClock is null || !CountsHostPasses ? null : new SimDuration(Interlocked.Exchange(ref _hostPassNs, 0));
 

@@ -15,9 +15,8 @@ public sealed class FlatParameters : IDisposable
     private readonly Dictionary<string, Parameter> _views = new(StringComparer.Ordinal);
     /// <summary>The layout's joint views (<see cref="ParameterLayout.Fused"/>) by name, and each member slice's group.</summary>
     private readonly Dictionary<string, Parameter> _fused = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, FusedSlice> _groupOf = new(StringComparer.Ordinal);
-    /// <summary>Each joint view's place in <see cref="ParameterLayout.Fused"/>, and each slice's in the layout.</summary>
-    private readonly Dictionary<string, int> _fusedIndex = new(StringComparer.Ordinal), _sliceIndex = new(StringComparer.Ordinal);
+    /// <summary>Each member slice's joint view, by its place in <see cref="ParameterLayout.Fused"/>; each slice's place in the layout.</summary>
+    private readonly Dictionary<string, int> _groupOf = new(StringComparer.Ordinal), _sliceIndex = new(StringComparer.Ordinal);
 
     /// <summary>Allocates zeroed parameters for <paramref name="layout"/>.</summary>
     /// <param name="layout">The unit's slices.</param>
@@ -46,13 +45,13 @@ public sealed class FlatParameters : IDisposable
     /// <summary>A leaf <see cref="Parameter"/> over each joint view of the layout: a computation that uses it gives it the members' gradients as one tensor.</summary>
     private void AddFused()
     {
-        for (int i = 0; i < Layout.Fused.Count; i++) _fusedIndex[Layout.Fused[i].Name] = i;
         for (int i = 0; i < Layout.Slices.Count; i++) _sliceIndex[Layout.Slices[i].Name] = i;
-        foreach (FusedSlice f in Layout.Fused)
+        for (int i = 0; i < Layout.Fused.Count; i++)
         {
+            FusedSlice f = Layout.Fused[i];
             _fused[f.Name] = new Parameter(Flat.narrow(0, f.Offset, f.Elements).view(f.Shape), requires_grad: true).DetachFromDisposeScope() as Parameter
                 ?? throw new InvalidOperationException("Parameter view lost its type.");
-            foreach (string member in f.Members) _groupOf[member] = f;
+            foreach (string member in f.Members) _groupOf[member] = i;
         }
     }
 
@@ -101,16 +100,19 @@ public sealed class FlatParameters : IDisposable
     public Parameter? Fused(string name) => _fused.GetValueOrDefault(name);
 
     /// <summary>The gradient of the parameter named <paramref name="name"/> (through its joint view where the computation used that), or null.</summary>
-    public Tensor? Gradient(string name) => GradientOf(Layout.Find(name) ?? throw new ArgumentException($"The unit has no parameter '{name}'.", nameof(name)));
+    public Tensor? Gradient(string name) =>
+        GradientOf(_sliceIndex.TryGetValue(name, out int k) ? k : throw new ArgumentException($"The unit has no parameter '{name}'.", nameof(name)));
 
     /// <summary>
-    /// The gradient of slice <paramref name="s"/>: its own parameter's, or its place in its joint view's gradient when the
-    /// computation used the joint view; null when it has neither.
+    /// The gradient of slice <paramref name="k"/>: its own parameter's, or its place in its joint view's gradient when the
+    /// computation used the joint view (added to its own when it has both); null when it has neither.
     /// </summary>
-    private Tensor? GradientOf(ParameterSlice s)
+    private Tensor? GradientOf(int k)
     {
-        Tensor? own = OwnGradient(_sliceIndex[s.Name]);
-        if (!_groupOf.TryGetValue(s.Name, out FusedSlice? f) || JointGradient(_fusedIndex[f.Name]) is not { } joint) return own;
+        ParameterSlice s = Layout.Slices[k];
+        Tensor? own = OwnGradient(k);
+        if (!_groupOf.TryGetValue(s.Name, out int fi) || JointGradient(fi) is not { } joint) return own;
+        FusedSlice f = Layout.Fused[fi];
         // reshape, not view: autograd's results need not be contiguous (a grad field was laid out like its parameter).
         Tensor part = joint.reshape(-1).narrow(0, s.Offset - f.Offset, s.Elements).view(s.Shape);
         // A computation that used both the member and the joint view gave each its share.
@@ -366,9 +368,10 @@ public sealed class FlatParameters : IDisposable
             return;
         }
         using var scope = NewDisposeScope();
-        foreach (ParameterSlice s in Layout.Slices)
+        for (int k = 0; k < Layout.Slices.Count; k++)
         {
-            Tensor? g = GradientOf(s);
+            ParameterSlice s = Layout.Slices[k];
+            Tensor? g = GradientOf(k);
             Span<float> dst = accumulator.Slice(checked((int)s.Offset), checked((int)s.Elements));
             if (g is null)
             {
@@ -430,48 +433,38 @@ public sealed class FlatParameters : IDisposable
     /// <summary>The buffer's element type, read once (each read of a tensor's type is a native call).</summary>
     private readonly ScalarType _dtype;
 
-    /// <summary>Every gradient back to back in layout order on the device (zeros where a parameter has none).</summary>
-    private Tensor Packed() => Packed(OwnGradient, JointGradient);
-
     /// <summary>
-    /// Every gradient back to back in layout order: slice k's own gradient is <paramref name="ownOf"/>(k), joint view f's is
-    /// <paramref name="jointOf"/>(f). A member of a joint view contributes its place in the joint gradient (a view: the
-    /// concatenation copies it once), added to its own where it has one too; where no member has one of its own, the joint
-    /// gradient goes in whole (its members are consecutive slices, in its order), one part instead of one per member. A
-    /// missing gradient contributes zeros, so every slice keeps its place.
+    /// Every gradient back to back in layout order on the device (<see cref="GradientOf"/> for each slice; zeros where a
+    /// parameter has none, so every slice keeps its place). Where no member of a joint view has a gradient of its own, the
+    /// joint gradient goes in whole (its members are consecutive slices, in its order): one part instead of one per member.
     /// </summary>
-    private Tensor Packed(Func<int, Tensor?> ownOf, Func<int, Tensor?> jointOf)
+    private Tensor Packed()
     {
         var slices = Layout.Slices;
         var parts = new List<Tensor>(slices.Count);
         for (int k = 0; k < slices.Count; k++)
         {
             ParameterSlice s = slices[k];
-            Tensor? own = ownOf(k);
-            if (_groupOf.TryGetValue(s.Name, out FusedSlice? f) && jointOf(_fusedIndex[f.Name]) is { } joint)
+            if (_groupOf.TryGetValue(s.Name, out int fi) && Layout.Fused[fi] is var f && s.Name == f.Members[0]
+                && MembersFollowWithoutOwn(k, f) && JointGradient(fi) is { } joint)
             {
-                if (s.Name == f.Members[0] && own is null && MembersFollow(k, f, ownOf))
-                {
-                    parts.Add(joint.reshape(-1));
-                    k += f.Members.Count - 1;
-                    continue;
-                }
-                Tensor part = joint.reshape(-1).narrow(0, s.Offset - f.Offset, s.Elements);
-                parts.Add(own is null ? part : own.reshape(-1) + part);
+                parts.Add(joint.reshape(-1));
+                k += f.Members.Count - 1;
                 continue;
             }
-            parts.Add(own is null ? zeros([s.Elements], _dtype, Flat.device) : own.reshape(-1));
+            Tensor? g = GradientOf(k);
+            parts.Add(g is null ? zeros([s.Elements], _dtype, Flat.device) : g.reshape(-1));
         }
         return cat(parts, 0);
     }
 
     /// <summary>Whether joint view <paramref name="f"/>'s members are slices k, k + 1, … in its order, none with a gradient of its own.</summary>
-    private bool MembersFollow(int k, FusedSlice f, Func<int, Tensor?> ownOf)
+    private bool MembersFollowWithoutOwn(int k, FusedSlice f)
     {
         var slices = Layout.Slices;
         if (k + f.Members.Count > slices.Count) return false;
         for (int j = 0; j < f.Members.Count; j++)
-            if (slices[k + j].Name != f.Members[j] || (j > 0 && ownOf(k + j) is not null)) return false;
+            if (slices[k + j].Name != f.Members[j] || OwnGradient(k + j) is not null) return false;
         return true;
     }
 

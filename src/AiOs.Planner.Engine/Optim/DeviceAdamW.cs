@@ -83,13 +83,13 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
             pi = pi + neg_step_size * (mi / denom);
         }
 
-        extern "C" __global__ void aios_adamw(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
-            float* __restrict__ m, float* __restrict__ v, unsigned short* __restrict__ working, long long n,
-            float decay, float one_minus_beta1, float beta2, float one_minus_beta2, float neg_step_size, float bc2_sqrt,
-            float eps, float grad_scale)
+        // Elements first, first + stride, … below n, one at a time: the whole of aios_adamw, and aios_adamw4's tail.
+        __device__ __forceinline__ void adamw_strided(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
+            float* __restrict__ m, float* __restrict__ v, unsigned short* __restrict__ working, long long first, long long stride,
+            long long n, float decay, float one_minus_beta1, float beta2, float one_minus_beta2, float neg_step_size,
+            float bc2_sqrt, float eps, float grad_scale)
         {
-            long long stride = (long long)blockDim.x * gridDim.x;
-            for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+            for (long long i = first; i < n; i += stride)
             {
                 float g = grad_bf16 ? bf16_to_float(((const unsigned short*)grad)[i]) : ((const float*)grad)[i];
                 float pi = p[i], mi = m[i], vi = v[i];
@@ -97,6 +97,15 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
                 p[i] = pi; m[i] = mi; v[i] = vi;
                 if (working) working[i] = float_to_bf16(pi);
             }
+        }
+
+        extern "C" __global__ void aios_adamw(float* __restrict__ p, const void* __restrict__ grad, int grad_bf16,
+            float* __restrict__ m, float* __restrict__ v, unsigned short* __restrict__ working, long long n,
+            float decay, float one_minus_beta1, float beta2, float one_minus_beta2, float neg_step_size, float bc2_sqrt,
+            float eps, float grad_scale)
+        {
+            adamw_strided(p, grad, grad_bf16, m, v, working, (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                (long long)blockDim.x * gridDim.x, n, decay, one_minus_beta1, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps, grad_scale);
         }
 
         // Four elements a thread per pass, each array read and written in 16-byte (fp32) or 8-byte (bf16) pieces; the last
@@ -134,14 +143,8 @@ public sealed unsafe class FusedCudaAdamW : IDeviceAdamW
                     ((uint2*)working)[q] = out;
                 }
             }
-            for (long long i = (quads << 2) + first; i < n; i += stride)
-            {
-                float g = grad_bf16 ? bf16_to_float(((const unsigned short*)grad)[i]) : ((const float*)grad)[i];
-                float pi = p[i], mi = m[i], vi = v[i];
-                adamw_element(pi, mi, vi, g, decay, one_minus_beta1, beta2, one_minus_beta2, neg_step_size, bc2_sqrt, eps, grad_scale);
-                p[i] = pi; m[i] = mi; v[i] = vi;
-                if (working) working[i] = float_to_bf16(pi);
-            }
+            adamw_strided(p, grad, grad_bf16, m, v, working, (quads << 2) + first, stride, n, decay, one_minus_beta1, beta2,
+                one_minus_beta2, neg_step_size, bc2_sqrt, eps, grad_scale);
         }
         """;
 
