@@ -36,6 +36,7 @@ public static class Program
             BenchDriveCommand.Create(io),
             BenchCollectivesCommand.Create(io),
             BenchAdamCommand.Create(io),
+            BenchDispatchCommand.Create(io),
             TrainCommand.Create(io),
             CalibrateGpuCommand.Create(io),
             CalibrateCpuCommand.Create(io),

@@ -53,7 +53,7 @@ eng offload-delayed 8 --offload-params cpu --offload-optimizer cpu --gpu-memory-
 echo "runs done at $SECONDS s" >> "$log"
 tar -czf "$out/runs.tar.gz" -C /tmp aios-s26 2>/dev/null
 if [ "$SECONDS" -lt $((deadline - 160)) ]; then
-  timeout $((deadline - SECONDS)) bash .device/run.sh calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 > "$out/calibrate.log" 2>&1
+  timeout $((deadline - SECONDS)) bash .device/run.sh calibrate-gpu --out "$out/calibrated.json" --base "$profile" --family gpt2 --precision bf16 > "$out/calibrate.log" 2>&1
   echo "calibrate rc=$? at $SECONDS s" >> "$log"
 fi
 tar -czf "$out/runs.tar.gz" -C /tmp aios-s26 2>/dev/null

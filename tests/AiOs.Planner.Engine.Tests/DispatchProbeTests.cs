@@ -1,0 +1,47 @@
+using AiOs.Planner.Engine.Probes;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+
+namespace AiOs.Planner.Engine.Tests;
+
+public sealed class DispatchProbeTests
+{
+    private static readonly string[] OperationRows = ["op", "op_scoped", "op_in_place", "view", "op_autograd", "backward_node", "backward_call"];
+    private static readonly string[] LayerRows =
+        ["layer_op_norm", "layer_op_linear", "layer_op_attention", "layer_op_dropout", "layer_op_reseed", "layer_forward", "layer_forward_autograd", "layer_backward"];
+
+    [Fact]
+    public void Every_row_is_timed_and_a_layer_pass_costs_more_than_one_of_its_operations()
+    {
+        var spec = ModelCatalog.Default.Load("tiny-gpt");
+        var m = DispatchProbe.Measure(new DispatchProbeOptions
+        {
+            Device = "cpu", Precision = Precision.Fp32, Calls = 30, Repeats = 2, Layer = spec, LayerShape = (1, 8), LayerChain = 2,
+        });
+
+        Assert.Equal([.. OperationRows, .. LayerRows], m.Costs.Select(c => c.Name));
+        Assert.All(m.Costs, c => Assert.True(c.HostMicroseconds > 0 && double.IsFinite(c.HostMicroseconds), $"{c.Name}: {c.HostMicroseconds}"));
+        double Of(string name) => m.Costs.Single(c => c.Name == name).HostMicroseconds;
+        // A layer's forward runs its norm, products and attention among other calls: it cannot cost less than any one of them.
+        Assert.True(Of("layer_forward") > Of("layer_op_norm"), $"forward {Of("layer_forward")} µs, its norm alone {Of("layer_op_norm")} µs");
+        Assert.True(Of("layer_forward") > Of("layer_op_attention"), $"forward {Of("layer_forward")} µs, its attention alone {Of("layer_op_attention")} µs");
+        Assert.Equal(2, m.Costs.Single(c => c.Name == "layer_backward").CallsPerSample);
+        Assert.Equal(3, m.Costs.Single(c => c.Name == "backward_call").CallsPerSample);
+        Assert.Contains("tiny-gpt", m.Layer);
+    }
+
+    [Fact]
+    public void Without_a_layer_only_the_operation_rows_are_timed()
+    {
+        var m = DispatchProbe.Measure(new DispatchProbeOptions { Device = "cpu", Precision = Precision.Fp32, Calls = 10, Repeats = 1 });
+        Assert.Equal(OperationRows, m.Costs.Select(c => c.Name));
+        Assert.Null(m.Layer);
+    }
+
+    [Fact]
+    public void Zero_calls_are_refused_by_name()
+    {
+        var e = Assert.Throws<ArgumentException>(() => DispatchProbe.Measure(new DispatchProbeOptions { Device = "cpu", Calls = 0 }));
+        Assert.Contains("Calls 0", e.Message);
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Twenty-fifth session, call 1. First the host's cost per call on this GPU (aios bench-dispatch: one operation, one recording
+# autograd, one backward node, one autograd call, gpt2-xl's layer operations and passes), which splits the launch-bound gpt2-xl
+# micro-batch 1 step's host time into its parts. Then, on an H200, issue 13's acceptance grid calibrated first; on an H100,
+# tools/bench/s26-call2.sh (A/B of the twenty-fourth session's changes, issue 16's offloaded target, calibrate-gpu).
+# Pack first: bash tools/device/pack.sh .device
+set -u
+out=${OUT:-/tmp/s27}; mkdir -p "$out"
+name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+{ date -u; echo "$name"; lscpu | grep "Model name"; nproc; } | tee "$out/machine.txt"
+for model in gpt2-xl gpt2; do
+  timeout 60 bash .device/run.sh bench-dispatch --device cuda --precision bf16 --model $model > "$out/dispatch-$model.txt" 2>&1
+  echo "dispatch $model rc=$? at $SECONDS s" >> "$out/machine.txt"
+done
+sed -n '/┌/,/└/p' "$out/dispatch-gpt2-xl.txt"
+left=$((575 - SECONDS))
+if [[ $name == *H200* ]]; then
+  bash tools/bench/engine_grid.sh tools/bench/grid-s19-h200a.txt --profile h200-1x-calibrated --budget $left --min-left 40 --per-run 110 --calibrate-first --out "$out/h200a" 2>&1 | tail -40
+else
+  DEADLINE=$left OUT=$out bash tools/bench/s26-call2.sh 2>&1 | tail -40
+fi
