@@ -13,6 +13,10 @@ for model in gpt2-xl gpt2; do
   echo "dispatch $model rc=$? at $SECONDS s" >> "$out/machine.txt"
 done
 sed -n '/┌/,/└/p' "$out/dispatch-gpt2-xl.txt"
+# For a later CUDA-graph path: what libtorch exports for graph capture and stream selection (names only).
+torchlib=$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
+for lib in libtorch_cuda.so libc10_cuda.so; do nm -D --defined-only "$torchlib/$lib" 2>/dev/null | grep -E "CUDAGraph|setCurrentCUDAStream|getStreamFromPool|getCurrentCUDAStream|MemPool" ; done > "$out/graph-symbols.txt"
+wc -l "$out/graph-symbols.txt"
 left=$((575 - SECONDS))
 if [[ $name == *H200* ]]; then
   bash tools/bench/engine_grid.sh tools/bench/grid-s19-h200a.txt --profile h200-1x-calibrated --budget $left --min-left 40 --per-run 110 --calibrate-first --out "$out/h200a" 2>&1 | tail -40
