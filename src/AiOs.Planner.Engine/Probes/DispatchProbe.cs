@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Model;
+using AiOs.Planner.Engine.Metrics;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -47,7 +48,8 @@ public sealed record DispatchMeasurement(string Device, IReadOnlyList<DispatchCo
 /// Splits a launch-bound step's host time into its parts: one libtorch operation through TorchSharp (with and without a
 /// new tensor, a view that launches nothing, one recording autograd), one node of autograd's backward (inside one call
 /// and as a call of its own), and a decoder layer's forward, forward recording autograd, and backward through the
-/// engine's own path (<see cref="FlatParameters.Backward"/>). Each time is the host's, until the calls return: on CUDA
+/// engine's own path (<see cref="FlatParameters.Backward"/>); on CUDA also the driver calls the engine's bookkeeping makes
+/// per unit (a memory sample, a span's timing event). Each time is the host's, until the calls return: on CUDA
 /// the device runs behind (tiny tensors, a few microseconds each), so a row is what the host pays per call in a step
 /// whose device is waiting for it. A layer pass divided by the operation rows says how many operations' worth of host
 /// work it is.
@@ -155,6 +157,20 @@ public static class DispatchProbe
                 for (int i = 0; i < calls; i++) autograd.grad([singles[i]], [leaf], [one], false, false, false);
             }, after: BuildSingles);
             foreach (var s in singles) s.Dispose();
+            if (cuda)
+            {
+                // What the engine's own bookkeeping asks of the driver per unit: the memory sample each layer's backward
+                // takes (DeviceMemory.Sample) and the timing event each span's ends queue (CudaSpanClock.Mark).
+                Row("driver_memory_info", "the driver's free and total memory (cuMemGetInfo), as DeviceMemory.Sample reads it", calls, () =>
+                {
+                    for (int i = 0; i < calls; i++) CudaDriver.MemoryInfo();
+                });
+                using var clock = new CudaSpanClock();
+                Row("span_mark", "a timing event queued on the stream (cuEventRecord), as each span's start and end queue one", calls, () =>
+                {
+                    for (int i = 0; i < calls; i++) clock.Mark();
+                }, after: () => clock.Settle());
+            }
         }
 
         string? layerName = null;
