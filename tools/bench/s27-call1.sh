@@ -12,7 +12,10 @@ for model in gpt2-xl gpt2; do
   timeout 60 bash .device/run.sh bench-dispatch --device cuda --precision bf16 --model $model > "$out/dispatch-$model.txt" 2>&1
   echo "dispatch $model rc=$? at $SECONDS s" >> "$out/machine.txt"
 done
-sed -n '/┌/,/└/p' "$out/dispatch-gpt2-xl.txt"
+# libtorch's addmm with a bias goes through cublasLt (a heuristic query per call); DISABLE_ADDMM_CUDA_LT=1 takes plain cuBLAS.
+DISABLE_ADDMM_CUDA_LT=1 timeout 60 bash .device/run.sh bench-dispatch --device cuda --precision bf16 --model gpt2-xl > "$out/dispatch-gpt2-xl-nolt.txt" 2>&1
+echo "dispatch gpt2-xl without cublasLt rc=$? at $SECONDS s" >> "$out/machine.txt"
+sed -n '/┌/,/└/p' "$out/dispatch-gpt2-xl.txt" "$out/dispatch-gpt2-xl-nolt.txt"
 # For a later CUDA-graph path: what libtorch exports for graph capture and stream selection (names only).
 torchlib=$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
 for lib in libtorch_cuda.so libc10_cuda.so; do nm -D --defined-only "$torchlib/$lib" 2>/dev/null | grep -E "CUDAGraph|setCurrentCUDAStream|getStreamFromPool|getCurrentCUDAStream|MemPool" ; done > "$out/graph-symbols.txt"
