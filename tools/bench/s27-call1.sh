@@ -28,7 +28,7 @@ if [ -f .device-tests/run-tests.sh ]; then
   echo "gpu tests rc=$? at $SECONDS s" >> "$out/machine.txt"
   grep -E "\[FAIL\]|Total:" "$out/gpu-tests.txt" | head -20
 fi
-left=$((575 - SECONDS))
+left=$((${DEADLINE:-575} - SECONDS))
 if [[ $name == *H200* ]]; then
   bash tools/bench/engine_grid.sh tools/bench/grid-s19-h200a.txt --profile h200-1x-calibrated --budget $left --min-left 40 --per-run 110 --calibrate-first --out "$out/h200a" 2>&1 | tail -40
 else
