@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -11,6 +12,36 @@ public sealed class GpuTheoryAttribute : TheoryAttribute
     {
         if (System.Environment.GetEnvironmentVariable("AIOS_GPU") != "1")
             Skip = "needs a CUDA GPU: run with AIOS_GPU=1 on the GPU machine (docs/engine.md, \"Copy streams under the step program\")";
+    }
+}
+
+/// <summary>
+/// The GPU-only tests that compare two CUDA runs for equality need CUDA's kernels deterministic: without it two runs of the
+/// same settings already differ (tiny-gpt in bf16 with parameters and optimizer in RAM, six steps on an H100, 2026-12-07:
+/// losses by up to 5e-5 from step 3; in fp32 by 5e-7 at step 5: the attention's and the embedding's backward add with atomics
+/// in an order that changes from run to run), and a comparison of copy paths would read that noise. With deterministic
+/// algorithms libtorch takes its deterministic kernels or throws where it has none; cuBLAS needs
+/// <c>CUBLAS_WORKSPACE_CONFIG=:4096:8</c> in the environment before it starts (run-tests.sh sets it), else libtorch says so.
+/// </summary>
+/// <remarks>
+/// TorchSharp 0.107 marks <c>use_deterministic_algorithms</c> "not implemented", so this calls libtorch's own setter,
+/// <c>at::globalContext().setDeterministicAlgorithms(true, false)</c>, through its exported (Itanium-mangled) names.
+/// </remarks>
+internal static class CudaDeterminism
+{
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate nint GlobalContext();
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate void SetDeterministic(nint context, byte deterministic, byte warnOnly);
+
+    public static void Require()
+    {
+        TorchSharp.torch.InitializeDeviceType(TorchSharp.DeviceType.CPU); // libtorch_cpu is loaded before its names are looked up
+        nint lib = NativeLibrary.Load("libtorch_cpu.so");
+        var context = Marshal.GetDelegateForFunctionPointer<GlobalContext>(NativeLibrary.GetExport(lib, "_ZN2at13globalContextEv"));
+        var set = Marshal.GetDelegateForFunctionPointer<SetDeterministic>(NativeLibrary.GetExport(lib, "_ZN2at7Context26setDeterministicAlgorithmsEbb"));
+        set(context(), 1, 0);
     }
 }
 
@@ -41,6 +72,7 @@ public sealed class CopyStreamGpuTests : IDisposable
     public void Given_an_offloaded_run_on_cuda_When_copies_use_their_streams_Then_losses_and_master_weights_equal_the_default_streams(
         OffloadTier param, OffloadTier optimizer, StepSchedule schedule, Precision precision)
     {
+        CudaDeterminism.Require();
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
         TrainingSettings settings = LayerwiseTrainerTests.Small(precision) with
         {

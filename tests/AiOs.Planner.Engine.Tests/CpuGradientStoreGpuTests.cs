@@ -28,6 +28,7 @@ public sealed class CpuGradientStoreGpuTests : IDisposable
     public void Given_bf16_at_accumulation_1_on_cuda_When_gradients_download_as_bf16_Then_both_stream_paths_equal_the_reference(
         OffloadTier param, OffloadTier optimizer, StepSchedule schedule)
     {
+        CudaDeterminism.Require();
         ModelSpec spec = ModelCatalog.Default.Load("tiny-llama");
         TrainingSettings settings = LayerwiseTrainerTests.Small(Precision.Bf16) with
         {
@@ -61,6 +62,7 @@ public sealed class CpuGradientStoreGpuTests : IDisposable
     public void Given_accumulation_on_cuda_When_later_micro_batches_download_on_the_copy_stream_Then_they_train_as_the_default_stream_and_the_reference(
         Precision precision, StepSchedule schedule)
     {
+        CudaDeterminism.Require();
         ModelSpec spec = ModelCatalog.Default.Load("tiny-llama");
         TrainingSettings settings = LayerwiseTrainerTests.Small(precision) with
         {

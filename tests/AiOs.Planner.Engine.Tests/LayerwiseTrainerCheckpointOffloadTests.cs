@@ -61,6 +61,7 @@ public sealed class LayerwiseTrainerCheckpointOffloadTests
     [InlineData(true, Precision.Fp32)]
     public void Given_a_cuda_run_When_checkpoints_wait_in_pinned_ram_Then_losses_and_weights_equal_those_kept_on_the_device(bool copyStream, Precision precision)
     {
+        CudaDeterminism.Require();
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
         var onDevice = LayerwiseTrainerTests.Small(precision) with { ParamOffload = OffloadTier.Cpu, OptimizerOffload = OffloadTier.Cpu, GradAccumulation = 2 };
         EngineOptions options = LayerwiseTrainerTests.Options() with { Device = "cuda", CopyStream = copyStream };

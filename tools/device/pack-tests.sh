@@ -4,10 +4,13 @@
 # xUnit's console runner, and travels xz-compressed. The .NET runtime comes from .device (pack it first with
 # tools/device/pack.sh). Carry both folders, then on the GPU machine:
 #   bash .device-tests/run-tests.sh -class AiOs.Planner.Engine.Tests.GradientNormsGpuTests …   (xunit.console's arguments)
-# AIOS_GPU=1 is set there, so the tests marked [GpuTheory] run instead of being skipped.
+# AIOS_GPU=1 is set there, so the tests marked [GpuTheory] run instead of being skipped, and CUBLAS_WORKSPACE_CONFIG=:4096:8,
+# which cuBLAS needs for the deterministic kernels those tests ask for (CudaDeterminism).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-.device-tests}
+[ "$out" != .device ] || { echo "error: .device holds the CLI's pack; give the tests another folder (default .device-tests)" >&2; exit 2; }
+[ -f .device/dotnet-rt.tar.xz ] || { echo "error: .device/dotnet-rt.tar.xz not found: pack the CLI first (tools/device/pack.sh .device); the tests use its runtime" >&2; exit 2; }
 version=2.4.1
 runner=${NUGET_PACKAGES:-$HOME/.nuget/packages}/xunit.runner.console/$version/tools/netcoreapp2.0
 if [ ! -f "$runner/xunit.console.dll" ]; then
@@ -18,13 +21,13 @@ if [ ! -f "$runner/xunit.console.dll" ]; then
   <ItemGroup><PackageDownload Include="xunit.runner.console" Version="[$version]" /></ItemGroup>
 </Project>
 PROJ
-  dotnet restore "$tmp/restore.csproj" >/dev/null
+  dotnet restore "$tmp/restore.csproj" -v q
   rm -rf "$tmp"
 fi
 grep -qx "/$out/" .git/info/exclude 2>/dev/null || echo "/$out/" >> .git/info/exclude
 rm -rf "$out"; mkdir -p "$out"
 dotnet publish tests/AiOs.Planner.Engine.Tests/AiOs.Planner.Engine.Tests.csproj -c Release -r linux-x64 --self-contained false \
-  -o "$out/app" -p:DebugType=none >/dev/null
+  -o "$out/app" -p:DebugType=none -v q
 # As ../shared/device/pack.sh: PyTorch's CUDA libtorch is used there, and a CPU copy here would shadow it.
 find "$out/app" -maxdepth 3 \( -name 'libtorch*.so*' -o -name 'libc10*.so*' -o -name 'libgomp*.so*' \
   -o -name 'libshm.so' -o -name 'lib*backend*.so' -o -name 'libaoti*.so' -o -name 'libtorchbind_test.so' \) -delete
@@ -45,7 +48,8 @@ runtime=\${DEVICE_DIR:-\$here/../.device}/dotnet-rt.tar.xz
 app=/tmp/aios-tests-$stamp
 [ -f \$app/app/AiOs.Planner.Engine.Tests.dll ] || { mkdir -p \$app && tar -xJf "\$here/tests.tar.xz" -C \$app; }
 torchlib=\$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
-export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_ROLL_FORWARD=Major AIOS_GPU=1
+export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_ROLL_FORWARD=Major \\
+  DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 AIOS_GPU=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 cd \$app/app
 exec /tmp/dotnet/dotnet xunit.console.dll AiOs.Planner.Engine.Tests.dll -noshadow "\$@"
 RUN
