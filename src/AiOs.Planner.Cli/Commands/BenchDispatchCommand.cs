@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using AiOs.Planner.DeepSpeed;
 using AiOs.Planner.Descriptions;
+using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Engine.Probes;
 using AiOs.Planner.Models;
 using AiOs.Planner.Settings;
@@ -39,8 +40,10 @@ public static class BenchDispatchCommand
             try
             {
                 string where = r.GetValue(device)!;
-                if (!System.Text.RegularExpressions.Regex.IsMatch(where, @"^(cpu|cuda(:\d+)?)$"))
-                    throw new ArgumentException($"--device {where}: write cpu, cuda or cuda:N.");
+                if (!System.Text.RegularExpressions.Regex.IsMatch(where, @"^(cpu|cuda(:0)?)$"))
+                    throw new ArgumentException(where.StartsWith("cuda:", StringComparison.Ordinal)
+                        ? $"--device {where}: the probe times device 0 (its waits and driver calls are device 0's); make that GPU device 0 with CUDA_VISIBLE_DEVICES and pass --device cuda."
+                        : $"--device {where}: write cpu or cuda.");
                 string name = r.GetValue(model) ?? "gpt2-xl";
                 var spec = name.Equals("none", StringComparison.OrdinalIgnoreCase) ? null : ModelCatalog.Default.Load(name);
                 int mb = r.GetValue(microBatch), seq = r.GetValue(seqLen), n = r.GetValue(calls), reps = r.GetValue(repeats);
@@ -52,8 +55,19 @@ public static class BenchDispatchCommand
                     Device = where, Precision = r.GetValue(precision), Calls = n, Repeats = reps,
                     Layer = spec, LayerShape = (mb, seq),
                 };
-                var m = DispatchProbe.Measure(options, quiet ? null : line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"));
-                if (quiet) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(m)));
+                // A device that does not start is the user's to fix (exit 2); a failure while measuring is not (exit 1).
+                TorchRuntime.EnsureReady(TorchRuntime.DeviceTypeOf(where));
+                DispatchMeasurement m;
+                try
+                {
+                    m = DispatchProbe.Measure(options, quiet ? null : line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"));
+                }
+                catch (Exception e) when (e is InvalidOperationException or System.Runtime.InteropServices.ExternalException or NotSupportedException)
+                {
+                    io.Errors.MarkupLineInterpolated($"[red]error:[/] the probe failed while measuring: {e.Message}");
+                    return ExitCodes.Failure;
+                }
+                if (quiet) io.Stdout.Write(DeepSpeedConfig.ToJson(Json(m, options)));
                 else Render(io.Console, m);
                 return ExitCodes.Ok;
             }
@@ -66,9 +80,11 @@ public static class BenchDispatchCommand
         return command;
     }
 
-    private static JsonObject Json(DispatchMeasurement m) => new()
+    private static JsonObject Json(DispatchMeasurement m, DispatchProbeOptions options) => new()
     {
         ["device"] = m.Device,
+        ["precision"] = options.Precision.ToString().ToLowerInvariant(),
+        ["repeats"] = options.Repeats,
         ["layer"] = m.Layer,
         ["rows"] = new JsonArray(m.Costs.Select(c => (JsonNode)new JsonObject
         {

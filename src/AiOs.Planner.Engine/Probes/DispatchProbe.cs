@@ -19,7 +19,7 @@ public sealed record DispatchProbeOptions
     public Precision Precision { get; init; } = Precision.Bf16;
     /// <summary>Calls per timed sample of the single-operation rows.</summary>
     public int Calls { get; init; } = 1000;
-    /// <summary>Timed samples per row after one untimed warm-up; the median is kept.</summary>
+    /// <summary>Timed samples per row after one untimed warm-up; the (upper) median is kept.</summary>
     public int Repeats { get; init; } = 7;
     /// <summary>The model whose decoder layer is timed at <see cref="LayerShape"/>; null: no layer rows.</summary>
     public ModelSpec? Layer { get; init; }
@@ -62,6 +62,8 @@ public static class DispatchProbe
         ArgumentNullException.ThrowIfNull(options);
         if (options.Calls < 1) throw new ArgumentException($"Calls {options.Calls}: give one or more.", nameof(options));
         if (options.Repeats < 1) throw new ArgumentException($"Repeats {options.Repeats}: give one or more.", nameof(options));
+        if (options.LayerShape.MicroBatch < 1 || options.LayerShape.SeqLen < 1 || options.LayerChain < 1)
+            throw new ArgumentException($"Layer shape {options.LayerShape.MicroBatch}×{options.LayerShape.SeqLen}, chain {options.LayerChain}: give 1 or more for each.", nameof(options));
         var device = new Device(options.Device);
         TorchRuntime.EnsureReady(TorchRuntime.DeviceTypeOf(options.Device));
         manual_seed(options.Seed);
@@ -178,7 +180,7 @@ public static class DispatchProbe
         {
             var (mb, seq) = options.LayerShape;
             layerName = $"{spec.Name} layer at {mb}×{seq} tokens";
-            int chainLength = Math.Max(1, options.LayerChain);
+            int chainLength = options.LayerChain;
             using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
             using (no_grad()) parameters.Flat.normal_(0, 0.02);
             var layer = new DecoderLayer(spec, parameters);
@@ -198,21 +200,24 @@ public static class DispatchProbe
                     using var inner = NewDisposeScope();
                     for (int i = 0; i < opCalls; i++) TransformerOps.Norm(rows2d, spec, parameters, "ln1");
                 });
-                Row("layer_op_linear", "the layer's attention output product with its bias (addmm)", opCalls, () =>
+                bool outBias = spec.AttentionOutputBias ?? spec.Bias;
+                Row("layer_op_linear", outBias ? "the layer's attention output product with its bias (addmm)" : "the layer's attention output product (mm, no bias)", opCalls, () =>
                 {
                     using var inner = NewDisposeScope();
                     for (int i = 0; i < opCalls; i++) TransformerOps.Linear(rows2d, parameters, "attn.o");
                 });
-                Row("layer_op_attention", "causal scaled-dot-product attention at the layer's heads, with its dropout", opCalls, () =>
+                Row("layer_op_attention", spec.Dropout > 0 ? "causal scaled-dot-product attention at the layer's heads, with its dropout" : "causal scaled-dot-product attention at the layer's heads", opCalls, () =>
                 {
                     using var inner = NewDisposeScope();
                     for (int i = 0; i < opCalls; i++) nn.functional.scaled_dot_product_attention(q, q, q, p: spec.Dropout, is_casual: true);
                 });
-                Row("layer_op_dropout", $"dropout ({spec.Dropout}) on the layer's rows", opCalls, () =>
-                {
-                    using var inner = NewDisposeScope();
-                    for (int i = 0; i < opCalls; i++) nn.functional.dropout(rows2d, spec.Dropout, training: true);
-                });
+                // A model without dropout makes no dropout call (DecoderLayer skips it), so it gets no row.
+                if (spec.Dropout > 0)
+                    Row("layer_op_dropout", $"dropout ({spec.Dropout}) on the layer's rows", opCalls, () =>
+                    {
+                        using var inner = NewDisposeScope();
+                        for (int i = 0; i < opCalls; i++) nn.functional.dropout(rows2d, spec.Dropout, training: true);
+                    });
                 Row("layer_op_reseed", "re-seeding the generators before a unit (DropoutReplay.Before), as each layer's pass does", opCalls, () =>
                 {
                     for (int i = 0; i < opCalls; i++) replay.Before(i, device);
