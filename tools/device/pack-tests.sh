@@ -46,7 +46,8 @@ here=\$(cd "\$(dirname "\$0")" && pwd)
 runtime=\${DEVICE_DIR:-\$here/../.device}/dotnet-rt.tar.xz
 [ -x /tmp/dotnet/dotnet ] || { mkdir -p /tmp/dotnet && tar -xJf "\$runtime" -C /tmp/dotnet; }
 app=/tmp/aios-tests-$stamp
-[ -f \$app/app/AiOs.Planner.Engine.Tests.dll ] || { mkdir -p \$app && tar -xJf "\$here/tests.tar.xz" -C \$app; }
+# Unpacked beside, then renamed: an interrupted unpack never passes for a whole one.
+[ -f \$app/app/AiOs.Planner.Engine.Tests.dll ] || { rm -rf \$app.part && mkdir -p \$app.part && tar -xJf "\$here/tests.tar.xz" -C \$app.part && rm -rf \$app && mv \$app.part \$app; }
 torchlib=\$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
 export LD_LIBRARY_PATH="\$torchlib:\${LD_LIBRARY_PATH:-}" DOTNET_ROOT=/tmp/dotnet DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_ROLL_FORWARD=Major \\
   DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 AIOS_GPU=1 CUBLAS_WORKSPACE_CONFIG=:4096:8

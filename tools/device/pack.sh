@@ -36,7 +36,8 @@ set -e
 here=\$(cd "\$(dirname "\$0")" && pwd)
 [ -x /tmp/dotnet/dotnet ] || { mkdir -p /tmp/dotnet && tar -xJf "\$here/dotnet-rt.tar.xz" -C /tmp/dotnet; }
 app=/tmp/aios-app-$stamp
-[ -f \$app/app/$dll ] || { mkdir -p \$app && tar -xJf "\$here/app.tar.xz" -C \$app; }
+# Unpacked beside, then renamed: an interrupted unpack never passes for a whole one.
+[ -f \$app/app/$dll ] || { rm -rf \$app.part && mkdir -p \$app.part && tar -xJf "\$here/app.tar.xz" -C \$app.part && rm -rf \$app && mv \$app.part \$app; }
 # torch's folder found without importing torch: an import loads its CUDA libraries (seconds of work), which ran inside the
 # process's start-up figures, since exec keeps the process (and its launch time) that this script began as.
 torchlib=\$(python3 -c 'import importlib.util,os;print(os.path.join(os.path.dirname(importlib.util.find_spec("torch").origin),"lib"))')
