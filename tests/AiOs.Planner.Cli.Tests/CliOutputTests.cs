@@ -47,6 +47,7 @@ public sealed partial class CliOutputTests(CliOutputWorld w) : IClassFixture<Cli
         ["bench-adam unknown kernel"] = _ => new(["bench-adam", "--kernel", "fp8[1]", "--parameters", "1M", "--seconds", "0.05"], ExitCodes.Usage, "fp8[1]"),
         ["bench-dispatch"] = w => new(["bench-dispatch", "--device", "cpu", "--precision", "fp32", "--model", w.TinyModel, "--calls", "20", "--repeats", "1"], ExitCodes.Ok, "host µs a call"),
         ["bench-dispatch missing model"] = w => new(["bench-dispatch", "--device", "cpu", "--model", Path.Combine(w.Root, "none[1].json")], ExitCodes.Usage, "none[1]"),
+        ["bench-dispatch graph on a cpu"] = w => new(["bench-dispatch", "--device", "cpu", "--model", w.TinyModel, "--graph"], ExitCodes.Usage, "--graph"),
         ["bench-dispatch second gpu"] = _ => new(["bench-dispatch", "--device", "cuda:1"], ExitCodes.Usage, "CUDA_VISIBLE_DEVICES"),
         ["bench-dispatch sequence too long"] = w => new(["bench-dispatch", "--device", "cpu", "--model", w.TinyModel, "--seq-len", "100000"], ExitCodes.Usage, "--seq-len 100000"),
         ["bench-collectives one rank"] = _ => new(["bench-collectives", "--gpus", "1", "--device", "cpu"], ExitCodes.Usage, "--gpus 1"),

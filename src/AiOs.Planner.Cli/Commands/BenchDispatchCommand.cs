@@ -29,10 +29,11 @@ public static class BenchDispatchCommand
         var seqLen = new Option<int>("--seq-len") { Description = "Sequence length of the layer's input", DefaultValueFactory = _ => 8 };
         var calls = new Option<int>("--calls") { Description = "Calls per timed sample of the operation rows", DefaultValueFactory = _ => 1000 };
         var repeats = new Option<int>("--repeats") { Description = "Timed samples per row (the median is kept)", DefaultValueFactory = _ => 7 };
+        var graph = new Option<bool>("--graph") { Description = "Also capture the layer's forward in a CUDA graph and time its replay against the eager pass (CUDA only; an experiment)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON document on stdout" };
         var command = new Command("bench-dispatch", "Time the host's cost per call on a device: one operation, one recording autograd, one backward node, one autograd call, and a decoder layer's forward and backward (what a launch-bound step is made of).")
         {
-            device, precision, model, microBatch, seqLen, calls, repeats, json,
+            device, precision, model, microBatch, seqLen, calls, repeats, graph, json,
         };
         command.SetAction(r =>
         {
@@ -50,10 +51,12 @@ public static class BenchDispatchCommand
                 if (mb < 1 || seq < 1) throw new ArgumentException($"--micro-batch {mb} --seq-len {seq}: give 1 or more for each.");
                 if (spec is not null && seq > spec.MaxSeqLen) throw new ArgumentException($"--seq-len {seq} exceeds {spec.Name}'s {spec.MaxSeqLen} positions; give {spec.MaxSeqLen} or less.");
                 if (n < 1 || reps < 1) throw new ArgumentException($"--calls {n} --repeats {reps}: give 1 or more for each.");
+                if (r.GetValue(graph) && (where == "cpu" || spec is null))
+                    throw new ArgumentException("--graph captures the layer's forward on a GPU: give --device cuda and a --model.");
                 var options = new DispatchProbeOptions
                 {
                     Device = where, Precision = r.GetValue(precision), Calls = n, Repeats = reps,
-                    Layer = spec, LayerShape = (mb, seq),
+                    Layer = spec, LayerShape = (mb, seq), Graph = r.GetValue(graph),
                 };
                 // A device that does not start is the user's to fix (exit 2); a failure while measuring is not (exit 1).
                 TorchRuntime.EnsureReady(TorchRuntime.DeviceTypeOf(where));

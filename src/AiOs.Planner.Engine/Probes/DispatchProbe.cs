@@ -27,6 +27,11 @@ public sealed record DispatchProbeOptions
     public (int MicroBatch, int SeqLen) LayerShape { get; init; } = (1, 8);
     /// <summary>Layer passes back to back in one sample, as a step launches layer after layer.</summary>
     public int LayerChain { get; init; } = 8;
+    /// <summary>
+    /// Also capture the layer's forward (no autograd, eval mode) into a CUDA graph and time its replay against the eager
+    /// pass (<see cref="CudaGraphCapture"/>; CUDA only): what a launch-bound pass would cost the host as one graph launch.
+    /// </summary>
+    public bool Graph { get; init; }
     public long Seed { get; init; } = 1234;
 }
 
@@ -256,7 +261,56 @@ public static class DispatchProbe
                 }
             }, after: () => { Release(); Forward(); });
             Release();
+            if (options.Graph && cuda) GraphRows(layer, input, chainLength, device, Row, Sync);
         }
         return new DispatchMeasurement(options.Device, rows, layerName);
+    }
+
+    /// <summary>
+    /// The layer's forward captured once into a CUDA graph and replayed: the host's time per replay, then, with the device
+    /// drained after each chain, the eager and the replayed pass's whole time. The replay's output is checked against the
+    /// eager pass's (the same kernels on another stream: equal unless a kernel is chosen differently there).
+    /// </summary>
+    private static void GraphRows(DecoderLayer layer, Tensor input, int chain, Device device,
+        Func<string, string, int, Action, Action?, DispatchCost> row, Action sync)
+    {
+        layer.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            Tensor eager;
+            using (no_grad()) eager = layer.forward(input);
+            Tensor? captured = null;
+            using var graph = new CudaGraphCapture();
+            graph.Capture(Math.Max(0, (int)device.index),
+                warmUp: () => { using var _ = no_grad(); for (int i = 0; i < 3; i++) layer.forward(input).Dispose(); },
+                work: () => { using var _ = no_grad(); captured = layer.forward(input).DetachFromDisposeScope(); });
+            graph.Replay();
+            sync();
+            double difference;
+            using (no_grad())
+            using (var d = (captured!.to(ScalarType.Float32) - eager.to(ScalarType.Float32)).abs().max())
+                difference = d.item<float>();
+            row("layer_forward_graph_replay", $"a replay of the layer's forward captured in a CUDA graph (no autograd, eval mode; max |replay − eager| {difference:g3})", chain, () =>
+            {
+                for (int i = 0; i < chain; i++) graph.Replay();
+            }, null);
+            row("layer_forward_eager_synced", "the eager forward (no autograd, eval mode), device drained after the chain: host and device time", chain, () =>
+            {
+                using var _ = no_grad();
+                for (int i = 0; i < chain; i++) layer.forward(input).Dispose();
+                sync();
+            }, null);
+            row("layer_forward_graph_synced", "the replayed forward, device drained after the chain: host and device time", chain, () =>
+            {
+                for (int i = 0; i < chain; i++) graph.Replay();
+                sync();
+            }, null);
+            captured.Dispose();
+        }
+        finally
+        {
+            layer.train();
+        }
     }
 }
