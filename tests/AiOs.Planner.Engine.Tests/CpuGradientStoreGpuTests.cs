@@ -42,9 +42,13 @@ public sealed class CpuGradientStoreGpuTests : IDisposable
         var defaultStream = LayerwiseTrainerTests.Run(spec, settings, options with { CopyStream = false }, reference: false);
         var reference = LayerwiseTrainerTests.Run(spec, settings, options, reference: true);
 
-        for (int s = 0; s < streams.Losses.Length; s++) Assert.Equal(defaultStream.Losses[s], streams.Losses[s], 5);
-        for (int u = 0; u < streams.Master.Length; u++)
-            for (int i = 0; i < streams.Master[u].Length; i++) Assert.Equal(defaultStream.Master[u][i], streams.Master[u][i], 1e-6f);
+        // The two paths take the per-unit clipping's Σg² differently: the copy stream's from the packed bf16 gradient on the
+        // device (fp32 sums of rows, GradientNorms.UnitSum), the default stream's from the host copy in fp64. The clip
+        // factors then differ in their last bits, which a bf16 weight's rounding can turn into one bf16 step: on an H100
+        // with deterministic kernels (2026-12-07) the losses differed by 5.9e-5, the same in all three placements, while
+        // every comparison whose paths share the Σg² was exact. So these two are held to the reference's tolerance.
+        for (int s = 0; s < streams.Losses.Length; s++) Assert.Equal(defaultStream.Losses[s], streams.Losses[s], 2e-4);
+        for (int u = 0; u < streams.Master.Length; u++) LayerwiseTrainerTests.AssertClose(defaultStream.Master[u], streams.Master[u], 1e-4f);
         for (int s = 0; s < streams.Losses.Length; s++) Assert.Equal(reference.Losses[s], streams.Losses[s], 4);
         for (int u = 0; u < streams.Master.Length; u++) LayerwiseTrainerTests.AssertClose(reference.Master[u], streams.Master[u], 1e-4f);
     }
