@@ -20,8 +20,10 @@ import json, sys, statistics
 run, id = sys.argv[1:3]
 try:
     m = [json.loads(l) for l in open(run + "/metrics.jsonl") if l.strip()][3:]
-    med = lambda k: statistics.median(x[k] for x in m if x.get(k) is not None)
-    print(f"{id:24s} wall {med('wall_ms'):8.2f} ms  fwd {med('forward_ms'):7.2f} bwd {med('backward_ms'):7.2f} opt {med('optimizer_ms'):7.2f}  host passes {med('host_pass_ms'):7.2f}  loss {m[-1]['loss']:.5f}")
+    def med(k):  # the layer-by-layer trainer writes no host_pass_ms
+        v = [x[k] for x in m if x.get(k) is not None]
+        return f"{statistics.median(v):7.2f}" if v else "      -"
+    print(f"{id:24s} wall {med('wall_ms')} ms  fwd {med('forward_ms')} bwd {med('backward_ms')} opt {med('optimizer_ms')}  host passes {med('host_pass_ms')}  loss {m[-1]['loss']:.5f}")
 except Exception as e:
     print(f"{id}: failed ({e})")
 PY
