@@ -102,8 +102,10 @@ public sealed unsafe class CudaGraphCapture : IDisposable
 
         public static Api Load()
         {
-            nint torch = NativeLibrary.Load("libtorch_cuda.so");
-            nint c10 = NativeLibrary.Load("libc10_cuda.so");
+            if (!NativeLibrary.TryLoad("libtorch_cuda.so", out nint torch) || !NativeLibrary.TryLoad("libc10_cuda.so", out nint c10))
+                throw new NotSupportedException(
+                    "CUDA-graph capture needs PyTorch's CUDA libtorch (libtorch_cuda.so, libc10_cuda.so), which this process cannot load: " +
+                    "run on a GPU machine with LD_LIBRARY_PATH at PyTorch's lib folder (docs/engine.md, \"CUDA setup\").");
             nint F(nint lib, string name) => NativeLibrary.TryGetExport(lib, name, out nint f) ? f
                 : throw new NotSupportedException($"This libtorch does not export {name}; CUDA-graph capture needs PyTorch 2.6 or later's libtorch_cuda.");
             return new Api
