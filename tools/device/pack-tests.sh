@@ -24,14 +24,12 @@ PROJ
   dotnet restore "$tmp/restore.csproj" -v q
   rm -rf "$tmp"
 fi
-grep -qx "/$out/" .git/info/exclude 2>/dev/null || echo "/$out/" >> .git/info/exclude
 rm -rf "$out"; mkdir -p "$out"
-dotnet publish tests/AiOs.Planner.Engine.Tests/AiOs.Planner.Engine.Tests.csproj -c Release -r linux-x64 --self-contained false \
-  -o "$out/app" -p:DebugType=none -v q
-# As ../shared/device/pack.sh: PyTorch's CUDA libtorch is used there, and a CPU copy here would shadow it.
-find "$out/app" -maxdepth 3 \( -name 'libtorch*.so*' -o -name 'libc10*.so*' -o -name 'libgomp*.so*' \
-  -o -name 'libshm.so' -o -name 'lib*backend*.so' -o -name 'libaoti*.so' -o -name 'libtorchbind_test.so' \) -delete
-find "$out/app" -type d -path '*runtimes/*' \( -name 'osx*' -o -name 'win*' \) -prune -exec rm -rf {} +
+# ../shared/device/pack.sh publishes and drops the CPU libtorch (PyTorch's CUDA libtorch is used there); the runtime is
+# .device's, lent so it packs none of its own, and its run.sh (which would run the test assembly as a program) is replaced.
+cp .device/dotnet-rt.tar.xz "$out/"
+../shared/device/pack.sh tests/AiOs.Planner.Engine.Tests/AiOs.Planner.Engine.Tests.csproj "$out" >/dev/null
+rm -f "$out/dotnet-rt.tar.xz" "$out/run.sh"
 rm -rf "$out"/app/coverlet* "$out"/app/Microsoft.CodeCoverage "$out"/app/*.xml
 cp "$runner"/xunit.console.dll "$runner"/xunit.console.runtimeconfig.json "$runner"/xunit.console.deps.json \
   "$runner"/xunit.runner.*.dll "$out/app/"

@@ -41,7 +41,7 @@ public static class BenchDispatchCommand
             try
             {
                 string where = r.GetValue(device)!;
-                if (!System.Text.RegularExpressions.Regex.IsMatch(where, @"^(cpu|cuda(:0)?)$"))
+                if (where is not ("cpu" or "cuda" or "cuda:0"))
                     throw new ArgumentException(where.StartsWith("cuda:", StringComparison.Ordinal)
                         ? $"--device {where}: the probe times device 0 (its waits and driver calls are device 0's); make that GPU device 0 with CUDA_VISIBLE_DEVICES and pass --device cuda."
                         : $"--device {where}: write cpu or cuda.");

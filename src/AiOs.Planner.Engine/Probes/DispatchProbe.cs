@@ -77,9 +77,11 @@ public static class DispatchProbe
         void Sync() { if (cuda) torch.cuda.synchronize(); }
         var rows = new List<DispatchCost>();
         int n = options.Calls;
+        // Calls per sample of the costlier rows (autograd calls, driver calls, the layer's operations).
+        int calls = Math.Max(1, n / 10);
 
-        // The host's time of once() divided by calls, the device drained before (not after: only the host's part counts).
-        DispatchCost Row(string name, string what, int calls, Action once, Action? after = null)
+        // The host's time of once() divided by its calls, the device drained before (not after: only the host's part counts).
+        DispatchCost Row(string name, string what, int perSample, Action once, Action? after = null)
         {
             double Sample(out double bytes)
             {
@@ -88,15 +90,15 @@ public static class DispatchProbe
                 long t0 = Stopwatch.GetTimestamp();
                 once();
                 double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                bytes = (GC.GetAllocatedBytesForCurrentThread() - alloc0) / (double)calls;
+                bytes = (GC.GetAllocatedBytesForCurrentThread() - alloc0) / (double)perSample;
                 after?.Invoke();
-                return seconds / calls;
+                return seconds / perSample;
             }
             Sample(out _);
             var samples = new List<(double Seconds, double Bytes)>();
             for (int r = 0; r < options.Repeats; r++) samples.Add((Sample(out double b), b));
             var median = samples.OrderBy(s => s.Seconds).ElementAt(samples.Count / 2);
-            var row = new DispatchCost(name, what, median.Seconds * 1e6, median.Bytes, calls);
+            var row = new DispatchCost(name, what, median.Seconds * 1e6, median.Bytes, perSample);
             rows.Add(row);
             progress?.Invoke($"{name}: {row.HostMicroseconds:0.0} µs, {row.AllocatedBytes:0} managed bytes a call ({what})");
             Sync();
@@ -128,21 +130,25 @@ public static class DispatchProbe
                 });
             }
             var leaf = randn([8, 8], dtype, device).requires_grad_(true);
+            // n products from the leaf, recording autograd; its tensors are the current dispose scope's.
+            Tensor Chain()
+            {
+                Tensor y = leaf;
+                for (int i = 0; i < n; i++) y = y.mul(one);
+                return y;
+            }
             Row("op_autograd", "y · c recording autograd (a chain of n from one leaf, disposed by its scope)", n, () =>
             {
                 using var inner = NewDisposeScope();
-                Tensor y = leaf;
-                for (int i = 0; i < n; i++) y = y.mul(one);
+                Chain();
             });
-            // Backward rows: the chain of n products rebuilt untimed before each sample, then one autograd call over it.
+            // Backward rows: the chain rebuilt untimed before each sample, then one autograd call over it.
             Tensor? built = null;
             void Build()
             {
                 built?.Dispose();
                 using var inner = NewDisposeScope();
-                Tensor y = leaf;
-                for (int i = 0; i < n; i++) y = y.mul(one);
-                built = y.MoveToOuterDisposeScope();
+                built = Chain().MoveToOuterDisposeScope();
             }
             Build();
             Row("backward_node", "one node of a backward over a chain of n (one autograd call)", n, () =>
@@ -151,7 +157,6 @@ public static class DispatchProbe
                 autograd.grad([built!], [leaf], [one], false, false, false);
             }, after: Build);
             built?.Dispose();
-            int calls = Math.Max(1, n / 10);
             var singles = new Tensor[calls];
             void BuildSingles()
             {
@@ -187,7 +192,7 @@ public static class DispatchProbe
             layerName = $"{spec.Name} layer at {mb}×{seq} tokens";
             int chainLength = options.LayerChain;
             using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
-            using (no_grad()) parameters.Flat.normal_(0, 0.02);
+            EngineKernelProbe.Initialise(parameters);
             var layer = new DecoderLayer(spec, parameters);
             layer.train();
             using var scope = NewDisposeScope();
@@ -195,37 +200,36 @@ public static class DispatchProbe
             var incoming = randn([mb, seq, spec.HiddenSize], dtype, device);
             var replay = new DropoutReplay(options.Seed, 1, 0);
             // The layer's own operations one by one, at its shapes, as its forward calls them (no autograd).
-            int opCalls = Math.Max(1, n / 10);
             var rows2d = input.reshape(mb * seq, spec.HiddenSize);
             var q = randn([mb, spec.NumHeads, seq, spec.HeadDim], dtype, device);
             using (no_grad())
             {
-                Row("layer_op_norm", $"the layer's norm ({spec.Norm}) on its {mb * seq} rows", opCalls, () =>
+                Row("layer_op_norm", $"the layer's norm ({spec.Norm}) on its {mb * seq} rows", calls, () =>
                 {
                     using var inner = NewDisposeScope();
-                    for (int i = 0; i < opCalls; i++) TransformerOps.Norm(rows2d, spec, parameters, "ln1");
+                    for (int i = 0; i < calls; i++) TransformerOps.Norm(rows2d, spec, parameters, "ln1");
                 });
                 bool outBias = spec.AttentionOutputBias ?? spec.Bias;
-                Row("layer_op_linear", outBias ? "the layer's attention output product with its bias (addmm)" : "the layer's attention output product (mm, no bias)", opCalls, () =>
+                Row("layer_op_linear", outBias ? "the layer's attention output product with its bias (addmm)" : "the layer's attention output product (mm, no bias)", calls, () =>
                 {
                     using var inner = NewDisposeScope();
-                    for (int i = 0; i < opCalls; i++) TransformerOps.Linear(rows2d, parameters, "attn.o");
+                    for (int i = 0; i < calls; i++) TransformerOps.Linear(rows2d, parameters, "attn.o");
                 });
-                Row("layer_op_attention", spec.Dropout > 0 ? "causal scaled-dot-product attention at the layer's heads, with its dropout" : "causal scaled-dot-product attention at the layer's heads", opCalls, () =>
+                Row("layer_op_attention", spec.Dropout > 0 ? "causal scaled-dot-product attention at the layer's heads, with its dropout" : "causal scaled-dot-product attention at the layer's heads", calls, () =>
                 {
                     using var inner = NewDisposeScope();
-                    for (int i = 0; i < opCalls; i++) nn.functional.scaled_dot_product_attention(q, q, q, p: spec.Dropout, is_casual: true);
+                    for (int i = 0; i < calls; i++) nn.functional.scaled_dot_product_attention(q, q, q, p: spec.Dropout, is_casual: true);
                 });
                 // A model without dropout makes no dropout call (DecoderLayer skips it), so it gets no row.
                 if (spec.Dropout > 0)
-                    Row("layer_op_dropout", $"dropout ({spec.Dropout}) on the layer's rows", opCalls, () =>
+                    Row("layer_op_dropout", $"dropout ({spec.Dropout}) on the layer's rows", calls, () =>
                     {
                         using var inner = NewDisposeScope();
-                        for (int i = 0; i < opCalls; i++) nn.functional.dropout(rows2d, spec.Dropout, training: true);
+                        for (int i = 0; i < calls; i++) nn.functional.dropout(rows2d, spec.Dropout, training: true);
                     });
-                Row("layer_op_reseed", "re-seeding the generators before a unit (DropoutReplay.Before), as each layer's pass does", opCalls, () =>
+                Row("layer_op_reseed", "re-seeding the generators before a unit (DropoutReplay.Before), as each layer's pass does", calls, () =>
                 {
-                    for (int i = 0; i < opCalls; i++) replay.Before(i, device);
+                    for (int i = 0; i < calls; i++) replay.Before(i, device);
                 });
             }
             Row("layer_forward", "a layer's forward without autograd (the layer-by-layer trainer's forward)", chainLength, () =>

@@ -378,7 +378,7 @@ public static class EngineKernelProbe
         new() { MicroBatch = microBatch, SeqLen = seqLen, Precision = precision };
 
     /// <summary>Small random weights: zeros would make norms and GELU take shortcuts, large ones overflow.</summary>
-    private static void Initialise(FlatParameters parameters)
+    internal static void Initialise(FlatParameters parameters)
     {
         using var _ = no_grad();
         parameters.Flat.normal_(0, 0.02);
