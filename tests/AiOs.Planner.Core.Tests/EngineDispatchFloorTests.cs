@@ -57,6 +57,35 @@ public class EngineDispatchFloorTests
         Assert.InRange(with - floors, 0, without);
     }
 
+    [Fact]
+    public void Given_cuda_graphs_When_a_launch_bound_resident_step_is_predicted_Then_each_layer_pays_the_replay_floor_not_its_dispatch()
+    {
+        var model = ModelCatalog.Default.Load("gpt2");
+        var floored = WithFloors(100, 5000, 9000);
+        double eager = Simulator.Predict(model, floored, MicroBatchOne).Time.Seconds;
+        double work = Simulator.Predict(model, WithFloors(0, 0, 0), MicroBatchOne).Time.Seconds;
+
+        double graphs = Simulator.Predict(model, floored, MicroBatchOne with { CudaGraphs = true }).Time.Seconds;
+
+        // Never under the device's work; above it at most the head's floors (it is not captured: 5 ms + 9 ms) and the layers' replays.
+        double head = (5000 + 9000) * 1e-6;
+        double replays = model.NumLayers * 2 * floored.Gpu!.EngineKernels!.GraphReplayFloor.Seconds;
+        Assert.InRange(graphs, work, work + head + replays);
+        Assert.True(graphs < eager - model.NumLayers * 10e-3, $"graphs {graphs:F4} s against eager {eager:F4} s");
+    }
+
+    [Fact]
+    public void Given_cuda_graphs_on_settings_that_cannot_replay_When_predicted_Then_the_floors_stay_the_eager_ones()
+    {
+        var model = ModelCatalog.Default.Load("gpt2");
+        var floored = WithFloors(3000, 5000, 9000);
+        var s = MicroBatchOne with { ActivationCheckpointing = true };
+
+        // Refused by the rule (checkpointing recomputes the layers), so nothing is priced as a replay.
+        Assert.NotNull(CudaGraphRule.Problem(s with { CudaGraphs = true }));
+        Assert.Equal(Simulator.Predict(model, floored, s).Time, Simulator.Predict(model, floored, s with { CudaGraphs = true }).Time);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)] // a recompute before each backward: the host does not wait there either

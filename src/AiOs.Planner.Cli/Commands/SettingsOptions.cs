@@ -67,6 +67,7 @@ public sealed class SettingsOptions
     public Option<Optim.OptimizerStateFormat?> OptimizerState { get; } = new("--optimizer-state") { Description = "How the CPU optimizer stores Adam's moments: fp32 (default, 12 B/param with the master) | 8bit (block-wise, about 6 B/param; needs the optimizer offloaded)", CustomParser = ParseOptimizerState };
     public Option<Optim.MasterWeights?> MasterWeights { get; } = new("--master-weights") { Description = "How the CPU optimizer stores fp32 master weights: fp32 (default, 4 B/param in the state) | split (the bf16 parameter is the high half, 2 B/param of remainder in the state; aios engine, bf16, optimizer on NVMe, parameters offloaded)", CustomParser = ParseNullableEnum<Optim.MasterWeights> };
     public Option<HeadLoss?> HeadLoss { get; } = new("--head-loss") { Description = "The aios engine's head and loss: auto (default: unfused, the faster, where it fits the GPU or --gpu-memory-limit; else the fused, chunked head where it saves bytes) | fused | unfused", CustomParser = ParseNullableEnum<HeadLoss> };
+    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs") { Description = "The aios engine with nothing offloaded on a GPU: capture each layer's forward and backward as CUDA graphs at the warm-up and replay them every step (for launch-bound runs: small micro-batches, small models); not with --grad-checkpointing" };
     public Option<string?> SettingsFile { get; } = new("--settings") { Description = "Start from a settings file (as written by `aios tune --out`); flags given as well override it" };
 
     /// <summary>Adds every option to <paramref name="command"/>.</summary>
@@ -81,7 +82,7 @@ public sealed class SettingsOptions
         NvmeOptimizer, NoNvmeOptimizer, NvmeGradients, AioBlockSize, AioQueueDepth, AioThreads, PinMemory, NoPinMemory,
         BufferCount, BufferSize, MaxInCpu, OptimizerBufferCount, OptimizerRamBudget, SubGroupSize, PipelineRead, PipelineWrite, PrefetchDepth,
         MicroBatch, SeqLen, GradAccumulation, Precision, GradCheckpointing, Gpus, Nodes, Schedule, DelayedWarmupSteps, Executor, SettingsFile,
-        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState, MasterWeights, HeadLoss,
+        OffloadActivations, TilingFactor, PrefetchBucketSize, MaxLiveParameters, ParamPersistenceThreshold, OptimizerState, MasterWeights, HeadLoss, CudaGraphs,
     ];
 
     public ModelSpec LoadModel(ParseResult r) => ModelCatalog.Default.Load(r.GetValue(Model)!);
@@ -171,8 +172,10 @@ public sealed class SettingsOptions
             OptimizerState = PickNullable(OptimizerState, start.OptimizerState),
             MasterWeights = PickNullable(MasterWeights, start.MasterWeights),
             HeadLoss = PickNullable(HeadLoss, start.HeadLoss),
+            CudaGraphs = Given(CudaGraphs) || start.CudaGraphs,
         };
         if (Memory.EngineHeadLoss.Problem(settings) is { } head) throw new DescriptionException(head + ".");
+        if (CudaGraphRule.Problem(settings) is { } graphs) throw new DescriptionException(graphs + ".");
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {
             settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };

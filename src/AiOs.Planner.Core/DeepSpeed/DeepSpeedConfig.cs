@@ -126,6 +126,11 @@ public static class DeepSpeedConfig
             notes.Add("DeepSpeed's offloaded optimizer keeps a whole fp32 master per parameter: the config keeps fp32 master weights " +
                       "(4 bytes per parameter in the state, 2 more than split); --master-weights split runs only in `aios train`.");
         }
+        if (s.CudaGraphs)
+        {
+            s = s with { CudaGraphs = false };
+            notes.Add("DeepSpeed's ZeRO training replays no CUDA graphs: the config has no equivalent of --cuda-graphs, which runs only in `aios train`.");
+        }
         if (s.ParamOffload == OffloadTier.Nvme && s.PartitionsParameters)
             notes.Add($"offload_param.max_in_cpu ({s.MaxInCpu:N0} elements) is passed through, but DeepSpeed's parameter swapper is reported not to act on it (deepspeedai/DeepSpeed issue 4221): expect every parameter partition on NVMe.");
         return (s, notes);

@@ -82,6 +82,24 @@ public sealed record EngineKernels
     /// entry per kind; null or empty: only <see cref="FloorKind"/>'s were measured.
     /// </summary>
     public IReadOnlyList<LayerKindFloors>? KindFloors { get; init; }
+    /// <summary>
+    /// The host's time for a layer pass replayed from its CUDA graph (<c>--cuda-graphs</c>), µs: the replay's launch plus the
+    /// engine's own per-operation work around it (the dropout seed, the span's events, a memory sample). Null:
+    /// <see cref="DefaultGraphReplayFloorUs"/>.
+    /// </summary>
+    public Figure? GraphReplayFloorUs { get; init; }
+
+    /// <summary>
+    /// The replay floor where a profile has none, µs: a gpt2-xl layer's captured forward replayed for 4.5 µs of host time on an
+    /// H100 VM (<c>aios bench-dispatch --graph</c>, 2026-12-07), and the engine's work around each operation costs about as much
+    /// again twice over (two span events at 1.6 µs, a memory sample at 7 µs).
+    /// </summary>
+    public const double DefaultGraphReplayFloorUs = 15;
+
+    /// <summary>The host's floor of a layer pass replayed from its CUDA graph.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public SimDuration GraphReplayFloor => SimDuration.FromMicroseconds(GraphReplayFloorUs?.Value ?? DefaultGraphReplayFloorUs);
+
     /// <summary>Fixed time per step, µs: loss synchronisation, optimizer launches, bookkeeping.</summary>
     public Figure StepOverheadUs { get; init; } = 0;
     /// <summary>Bytes per second the device optimizer (fused AdamW) touches, GB/s; null: the device bandwidth at the compute model's efficiency.</summary>

@@ -67,6 +67,9 @@ public static class SettingsRules
         problems.AddRange(Memory.MemoryCentricTiling.Problems(s));
         // The CLI refuses this as it reads the flags; every other path (the server's API, settings files) meets it here.
         if (Memory.EngineHeadLoss.Problem(s) is { } head) problems.Add(new SettingsProblem("--head-loss", head) { Field = "$.head_loss" });
+        if (CudaGraphRule.Problem(s) is { } graphs) problems.Add(new SettingsProblem("--cuda-graphs", graphs) { Field = "$.cuda_graphs" });
+        else if (s.CudaGraphs && !hardware.HasGpu)
+            problems.Add(new SettingsProblem("--cuda-graphs", $"--cuda-graphs captures CUDA work and {hardware.Name} has no GPU: drop --cuda-graphs, or plan for a GPU profile") { Field = "$.cuda_graphs" });
         if (s.OptimizerRamBudget is { Value: > 0 } && s.OptimizerOffload == OffloadTier.Nvme && s.Executor == ExecutorKind.DeepSpeed)
             problems.Add(new SettingsProblem("--optimizer-ram-budget",
                 "DeepSpeed keeps the whole optimizer on one tier, so --executor deepspeed cannot price a RAM budget: drop --optimizer-ram-budget (ds-config emits the nearest DeepSpeed equivalent and says so), or use --executor aios") { Field = "$.optimizer_ram_budget" });

@@ -238,6 +238,13 @@ public sealed record TrainingSettings
     [JsonConverter(typeof(ChoiceJsonConverter<HeadLoss>))]
     public HeadLoss HeadLoss { get; init; } = HeadLoss.Auto;
 
+    /// <summary>
+    /// The aios engine with nothing offloaded on a GPU: each decoder layer's forward and backward captured as CUDA graphs at the
+    /// warm-up and replayed every step, so the host no longer dispatches a layer's kernels one by one (launch-bound runs: small
+    /// micro-batches, small models). Not with activation checkpointing; <see cref="CudaGraphRule"/> says what it needs.
+    /// </summary>
+    public bool CudaGraphs { get; init; }
+
     [JsonIgnore]
     public bool UsesNvme => ParamOffload == OffloadTier.Nvme || OptimizerOffload == OffloadTier.Nvme || EffectiveGradientOffload == OffloadTier.Nvme;
 }

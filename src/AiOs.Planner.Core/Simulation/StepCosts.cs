@@ -130,6 +130,8 @@ public sealed class StepCosts
             if (offloads && e.LayerwiseFloorRatios is { } lw)
                 (_forwardFloor, _recomputeFloor, _backwardFloor) = (Scaled(_forwardFloor, lw.Forward.Value), Scaled(_recomputeFloor, lw.Recompute.Value), Scaled(_backwardFloor, lw.Backward.Value));
             if (offloads) _besideRatios = e.BesideUpdateFloorRatios;
+            // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute).
+            if (CudaGraphRule.Replays(s)) (_forwardFloor, _backwardFloor) = (e.GraphReplayFloor, e.GraphReplayFloor);
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;
             _floorPerOperation = true;

@@ -131,6 +131,13 @@ public sealed partial class DeviceTrainer
             Gradient = inputGradient;
         }
 
+        /// <summary>CUDA graphs: the head's gradient of the final hidden states was copied into the last layer's fixed one, so it is dead; <paramref name="next"/> is the gradient the embedding's backward is given.</summary>
+        public void ReplaceGradient(Tensor? next)
+        {
+            if (Releases) Free(Gradient);
+            Gradient = next;
+        }
+
         /// <summary>After the head's backward the detached final hidden states are dead (the handle <see cref="Gradient"/> keeps their gradient).</summary>
         public void ReleaseHidden()
         {
@@ -225,6 +232,8 @@ public sealed partial class DeviceTrainer
                 if (micro == 0 && _accumulators is not null)
                     using (no_grad())
                         foreach (Tensor a in _accumulators) a.zero_();
+                // Without a warm-up the layers are captured here, before the micro-batch's dispose scope opens.
+                if (_settings.CudaGraphs) EnsureGraphs(batch);
                 // The micro-batch's dispose scope closes after the embedding's backward.
                 var scope = NewDisposeScope();
                 _micro = new MicroBatchState
@@ -236,6 +245,17 @@ public sealed partial class DeviceTrainer
                 _micro.Replay.Before(-1, _device);
                 _micro.Embedded = _model.Outer.forward(inputs);
                 _micro.X = _micro.Embedded;
+                break;
+            }
+            case UnitKind.Layer when _graphs is not null:
+            {
+                int i = op.Unit.Number;
+                if (i == 0)
+                    using (no_grad())
+                        _graphs.Input.copy_(_micro!.X!);
+                _micro!.Replay.Before(i, _device);
+                _graphs.Forward(i);
+                if (i == _spec.NumLayers - 1) _micro.X = _graphs.Output;
                 break;
             }
             case UnitKind.Layer:
@@ -290,6 +310,21 @@ public sealed partial class DeviceTrainer
                 _micro.Gradient = _micro.Hidden!.grad ?? throw new InvalidOperationException("The loss produced no gradient for the final hidden states.");
                 _micro.ReleaseHidden();
                 break;
+            case UnitKind.Layer when _graphs is not null:
+            {
+                int i = op.Unit.Number;
+                if (i == _spec.NumLayers - 1)
+                {
+                    using (no_grad()) _graphs.OutputGradient.copy_(_micro!.Gradient!);
+                    _micro.ReplaceGradient(null);
+                }
+                _graphs.Backward(i);
+                LandCaptured(i, op.MicroBatch);
+                if (i == 0) _micro!.ReplaceGradient(_graphs.InputGradient);
+                if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
+                else DeviceMemory?.Sample();
+                break;
+            }
             case UnitKind.Layer:
             {
                 int i = op.Unit.Number;
@@ -348,6 +383,22 @@ public sealed partial class DeviceTrainer
             _gradients[u].add_(packed, Native.KeptScalars.One);
             packed.Dispose();
         }
+    }
+
+    /// <summary>
+    /// <see cref="Land"/> for a layer whose backward was replayed from its CUDA graph: its packed gradients are the graph's fixed
+    /// tensor, which the next micro-batch's replay overwrites. At one micro-batch a step they are the unit's gradient buffer
+    /// itself (<see cref="EnsureGraphs"/>), so nothing moves; otherwise they are added to the fp32 sums, or copied into the buffer
+    /// at the first micro-batch and added to it at later ones.
+    /// </summary>
+    private void LandCaptured(int layer, int microBatch)
+    {
+        Tensor packed = _graphs!.PackedGradients(layer);
+        using var _ = no_grad();
+        if (_accumulators is not null) _accumulators[layer].add_(packed, Native.KeptScalars.One);
+        else if (_settings.GradAccumulation == 1) return;
+        else if (microBatch == 0) _gradients[layer].copy_(packed);
+        else _gradients[layer].add_(packed, Native.KeptScalars.One);
     }
 
     /// <summary>Closes a micro-batch left open by a failed step.</summary>

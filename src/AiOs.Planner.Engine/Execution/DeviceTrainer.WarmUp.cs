@@ -1,4 +1,5 @@
 using AiOs.Planner.Engine.Data;
+using static TorchSharp.torch;
 
 namespace AiOs.Planner.Engine.Execution;
 
@@ -14,7 +15,45 @@ public sealed partial class DeviceTrainer
             double seconds = KernelWarmUp.Passes(_model.Outer, _model.Layers[0], batch, _settings, _device, clearGradients: true);
             if (_adam is not null) seconds += KernelWarmUp.DeviceUpdate(_adam, _model.Unit(0).Flat.dtype, _device);
             if (_gradNorm == GradientNormPath.Fp32Reduction) seconds += KernelWarmUp.GradientNorms(_gradients[0].dtype, _device);
+            if (_settings.CudaGraphs)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                EnsureGraphs(batch);
+                seconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            }
             return seconds;
         }
+    }
+
+    /// <summary>Whether each layer's gradient buffer is its graph's packed gradients: CUDA graphs at one micro-batch a step (no fp32 sums).</summary>
+    private bool GraphsOwnGradients => _settings.CudaGraphs && _settings.GradAccumulation == 1;
+
+    /// <summary>The layers captured as CUDA graphs (<see cref="Settings.TrainingSettings.CudaGraphs"/>) once the first batch's shape is known; null: eager.</summary>
+    private LayerGraphs? _graphs;
+
+    /// <summary>
+    /// Captures the layers for <paramref name="batch"/>'s shape at the warm-up (or the first step, if no warm-up ran); refuses a later
+    /// micro-batch of another shape, which the graphs' fixed tensors cannot take. At one micro-batch a step without fp32 sums each
+    /// layer's gradient buffer becomes its graph's packed gradients (<see cref="LandCaptured"/>).
+    /// </summary>
+    private void EnsureGraphs(TokenBatch batch)
+    {
+        long b = batch.Inputs.shape[0], t = batch.Inputs.shape[1];
+        if (_graphs is not null)
+        {
+            if (_graphs.Batch != b || _graphs.SeqLen != t)
+                throw new InvalidOperationException(
+                    $"--cuda-graphs captured the layers for micro-batches of {_graphs.Batch} × {_graphs.SeqLen} tokens and this one is {b} × {t}: " +
+                    "every micro-batch must have the same shape; drop --cuda-graphs for this data.");
+            return;
+        }
+        _graphs = LayerGraphs.Capture(_model, b, t, _gradients[0].dtype, _device);
+        if (GraphsOwnGradients)
+            for (int i = 0; i < _spec.NumLayers; i++)
+            {
+                _gradients[i].Dispose();
+                _gradients[i] = _graphs.PackedGradients(i).alias().DetachFromDisposeScope();
+            }
+        DeviceMemory?.Note("the layers' CUDA graphs");
     }
 }

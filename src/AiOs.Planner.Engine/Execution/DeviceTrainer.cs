@@ -112,7 +112,9 @@ public sealed partial class DeviceTrainer : ITrainer
                 long n = p.Layout.Elements;
                 _master[u] = dtype == ScalarType.Float32 ? p.Flat : zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 AllocateMoments(u, p.Layout);
-                _gradients[u] = zeros([n], dtype, _device).DetachFromDisposeScope();
+                // A layer replayed from CUDA graphs at one micro-batch a step has its graph's packed gradients as its buffer
+                // (EnsureGraphs): a buffer made here would only be freed into the caching allocator's cache, held there unused.
+                _gradients[u] = (GraphsOwnGradients && u < spec.NumLayers ? empty([0], dtype, _device) : zeros([n], dtype, _device)).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 values.MoveNext();
                 SetMaster(u, values.Current);
@@ -368,6 +370,7 @@ public sealed partial class DeviceTrainer : ITrainer
     {
         _executor?.Dispose();
         AbandonMicroBatch();
+        _graphs?.Dispose();
         ReleaseStaging();
         foreach (Tensor[]? set in new[] { _expAvg, _expAvgSq, _gradients, _accumulators })
             if (set is not null) foreach (Tensor? t in set) t?.Dispose();

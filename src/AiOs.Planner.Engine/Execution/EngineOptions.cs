@@ -170,6 +170,9 @@ public static class EngineSettings
         // Tiling, and CPU checkpoints on the resident trainer: the same refusal `aios train` gives before it builds a trainer.
         if (global::AiOs.Planner.Memory.MemoryCentricTiling.EngineRefusal(s) is { } refused) problems.Add(refused.TrimEnd('.'));
         if (o.Device != "cpu" && !o.Device.StartsWith("cuda", StringComparison.Ordinal)) problems.Add($"device '{o.Device}' is unknown (cpu, cuda or cuda:N)");
+        if (CudaGraphRule.Problem(s) is { } graphs) problems.Add(graphs);
+        else if (s.CudaGraphs && !o.Device.StartsWith("cuda", StringComparison.Ordinal))
+            problems.Add($"--cuda-graphs captures CUDA work and the device is '{o.Device}': use --device cuda, or drop --cuda-graphs");
         if (problems.Count == 0 && (hostAvailable ?? HostMemoryEstimate.Available()) is { } available)
         {
             bool gpu = o.Device.StartsWith("cuda", StringComparison.Ordinal);
