@@ -164,7 +164,7 @@ public sealed partial class DeviceTrainer : ITrainer
     public string OptimizerName => _adam8?.Name ?? _adam!.Name;
 
     /// <inheritdoc/>
-    public string Executor => $"device-resident, AdamW {OptimizerName} on {_device}";
+    public string Executor => $"device-resident{(_settings.CudaGraphs ? ", layers replayed from CUDA graphs" : "")}, AdamW {OptimizerName} on {_device}";
 
     /// <inheritdoc/>
     public float[] MasterOf(int unit) => _master[unit].cpu().data<float>().ToArray();
