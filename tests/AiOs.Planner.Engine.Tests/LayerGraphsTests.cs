@@ -22,7 +22,7 @@ public sealed class LayerGraphsTests
         GradAccumulation = accumulation,
     };
 
-    private static (double[] Losses, float[][] Master) Run(ModelSpec spec, TrainingSettings settings, EngineOptions options, bool warmUp)
+    private static (double[] Losses, float[][] Master, long Replays) Run(ModelSpec spec, TrainingSettings settings, EngineOptions options, bool warmUp)
     {
         var data = TokenDataset.Load(BundledText.DefaultPath);
         var losses = new double[Steps];
@@ -30,7 +30,7 @@ public sealed class LayerGraphsTests
         using var t = new DeviceTrainer(spec, settings, options);
         if (warmUp) t.WarmUp(Batch(99, 0));
         for (int s = 0; s < Steps; s++) losses[s] = t.Step(m => Batch(s, m)).Loss;
-        return (losses, Enumerable.Range(0, spec.NumLayers + 1).Select(t.MasterOf).ToArray());
+        return (losses, Enumerable.Range(0, spec.NumLayers + 1).Select(t.MasterOf).ToArray(), t.GraphReplays);
     }
 
     /// <summary>
@@ -44,17 +44,22 @@ public sealed class LayerGraphsTests
     [InlineData(Precision.Bf16, 2, 0.1, false)]
     [InlineData(Precision.Fp32, 2, 0.0, true)]
     [InlineData(Precision.Fp32, 1, 0.1, false)]
+    [InlineData(Precision.Fp16, 1, 0.1, true)] // the loss scale multiplies the head's gradient the last layer's graph is given
+    [InlineData(Precision.Bf16, 1, 0.0, true, "tiny-llama")] // RMSNorm, rotary tables, grouped-query heads, SwiGLU
     public void Given_a_resident_run_on_cuda_When_its_layers_replay_from_cuda_graphs_Then_it_trains_as_the_eager_run_to_the_bit(
-        Precision precision, int accumulation, double dropout, bool warmUp)
+        Precision precision, int accumulation, double dropout, bool warmUp, string model = "tiny-gpt")
     {
         CudaDeterminism.Require();
-        ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt") with { Dropout = dropout };
+        ModelSpec spec = ModelCatalog.Default.Load(model) with { Dropout = dropout };
         TrainingSettings settings = Resident(precision, accumulation);
         EngineOptions options = LayerwiseTrainerTests.Options(new GradientClipping(0.5, ClipMode.PerUnit)) with { Device = "cuda" };
 
         var graphs = Run(spec, settings with { CudaGraphs = true }, options, warmUp);
         var eager = Run(spec, settings, options, warmUp);
 
+        // Every layer's forward and backward replayed at every micro-batch; the eager run replayed none.
+        Assert.Equal((long)Steps * accumulation * spec.NumLayers * 2, graphs.Replays);
+        Assert.Equal(0, eager.Replays);
         Assert.Equal(eager.Losses, graphs.Losses);
         for (int u = 0; u < eager.Master.Length; u++) Assert.Equal(eager.Master[u], graphs.Master[u]);
         // Training moved the weights (a run that replayed nothing would keep the losses flat).

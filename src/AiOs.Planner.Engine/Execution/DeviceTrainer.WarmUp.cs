@@ -25,8 +25,14 @@ public sealed partial class DeviceTrainer
         }
     }
 
-    /// <summary>Whether each layer's gradient buffer is its graph's packed gradients: CUDA graphs at one micro-batch a step (no fp32 sums).</summary>
-    private bool GraphsOwnGradients => _settings.CudaGraphs && _settings.GradAccumulation == 1;
+    /// <summary>
+    /// Whether the layers' own gradient buffers go unused under CUDA graphs: at one micro-batch a step each is its graph's packed
+    /// gradients (<see cref="EnsureGraphs"/>), and with fp32 sums the update reads the sums. Only fp32 accumulation copies into them.
+    /// </summary>
+    private bool GraphsReplaceLayerBuffers => _settings.CudaGraphs && (_settings.GradAccumulation == 1 || _accumulators is not null);
+
+    /// <summary>Tests: layer graphs replayed so far (0 while the layers run eagerly).</summary>
+    internal long GraphReplays => _graphs?.Replays ?? 0;
 
     /// <summary>The layers captured as CUDA graphs (<see cref="Settings.TrainingSettings.CudaGraphs"/>) once the first batch's shape is known; null: eager.</summary>
     private LayerGraphs? _graphs;
@@ -48,7 +54,7 @@ public sealed partial class DeviceTrainer
             return;
         }
         _graphs = LayerGraphs.Capture(_model, b, t, _gradients[0].dtype, _device);
-        if (GraphsOwnGradients)
+        if (_settings.GradAccumulation == 1)
             for (int i = 0; i < _spec.NumLayers; i++)
             {
                 _gradients[i].Dispose();

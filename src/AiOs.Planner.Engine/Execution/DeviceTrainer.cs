@@ -112,9 +112,9 @@ public sealed partial class DeviceTrainer : ITrainer
                 long n = p.Layout.Elements;
                 _master[u] = dtype == ScalarType.Float32 ? p.Flat : zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 AllocateMoments(u, p.Layout);
-                // A layer replayed from CUDA graphs at one micro-batch a step has its graph's packed gradients as its buffer
-                // (EnsureGraphs): a buffer made here would only be freed into the caching allocator's cache, held there unused.
-                _gradients[u] = (GraphsOwnGradients && u < spec.NumLayers ? empty([0], dtype, _device) : zeros([n], dtype, _device)).DetachFromDisposeScope();
+                // A layer replayed from CUDA graphs needs no buffer of its own at one micro-batch a step or with fp32 sums
+                // (GraphsReplaceLayerBuffers): one made here would only sit in the caching allocator's cache, unused.
+                _gradients[u] = (GraphsReplaceLayerBuffers && u < spec.NumLayers ? empty([0], dtype, _device) : zeros([n], dtype, _device)).DetachFromDisposeScope();
                 if (_accumulators is not null) _accumulators[u] = zeros([n], ScalarType.Float32, _device).DetachFromDisposeScope();
                 values.MoveNext();
                 SetMaster(u, values.Current);

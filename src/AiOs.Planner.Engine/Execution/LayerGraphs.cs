@@ -69,10 +69,21 @@ internal sealed class LayerGraphs : IDisposable
     public Tensor PackedGradients(int layer) => _packed[layer]!;
 
     /// <summary>Replays layer <paramref name="layer"/>'s forward on the current stream.</summary>
-    public void Forward(int layer) => _forward[layer]!.Replay();
+    public void Forward(int layer)
+    {
+        _forward[layer]!.Replay();
+        Replays++;
+    }
 
     /// <summary>Replays layer <paramref name="layer"/>'s backward on the current stream.</summary>
-    public void Backward(int layer) => _backward[layer]!.Replay();
+    public void Backward(int layer)
+    {
+        _backward[layer]!.Replay();
+        Replays++;
+    }
+
+    /// <summary>Graphs replayed so far (tests: the trainer took the graphs' path).</summary>
+    public long Replays { get; private set; }
 
     /// <summary>
     /// Captures every layer of <paramref name="model"/> (on a CUDA device, in training mode) for micro-batches of
@@ -90,7 +101,12 @@ internal sealed class LayerGraphs : IDisposable
         try
         {
             using var scope = NewDisposeScope();
-            using var side = CudaGraphCapture.SideStreamScope.Enter(Math.Max(0, (int)device.index));
+            int index = Math.Max(0, (int)device.index);
+            // libtorch captures on the current device's current stream: make the layers' device current first (a single
+            // process on cuda:1 otherwise leaves device 0 current, whose default stream a capture refuses, and that refusal
+            // is a C++ exception that would end the process).
+            Collectives.CudaDevice.MakeCurrent(index);
+            using var side = CudaGraphCapture.SideStreamScope.Enter(index);
             // One sequence is enough to make the stream's state; its blocks stay cached for this stream alone, so no more than
             // that. At the full length, what a layer makes once per length (Llama's rotary tables) is made here, not in a capture.
             using (var warm = NewDisposeScope())
