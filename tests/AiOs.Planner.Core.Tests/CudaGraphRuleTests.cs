@@ -50,4 +50,25 @@ public class CudaGraphRuleTests
         Assert.False(settings.CudaGraphs);
         Assert.Contains(notes, n => n.Contains("--cuda-graphs"));
     }
+
+    [Theory]
+    [InlineData(Precision.Bf16, 1, false)]
+    [InlineData(Precision.Fp32, 2, true)]
+    public void Given_cuda_graphs_When_the_device_memory_is_planned_Then_the_graphs_fixed_tensors_are_added(Precision precision, int accumulation, bool packedToo)
+    {
+        var model = ModelCatalog.Default.Load("gpt2-xl");
+        var hw = ProfileCatalog.Default.Load("h200-1x-calibrated");
+        var s = Resident with { MicroBatch = 2, Precision = precision, GradAccumulation = accumulation, CudaGraphs = false };
+
+        var eager = Memory.EngineMemory.DevicePeak(model, hw, s, fused: true);
+        var graphs = Memory.EngineMemory.DevicePeak(model, hw, s with { CudaGraphs = true }, fused: true);
+
+        // Each layer's input gradient, layer 0's input and the last layer's given gradient: hidden × bytes per token each;
+        // with fp32 accumulation every layer's packed gradients as well.
+        long tokens = 2L * 1024;
+        long expected = tokens * model.HiddenSize * s.ParamBytes * (model.NumLayers + 2L)
+            + (packedToo ? model.LayerParameters * model.NumLayers * s.ParamBytes : 0);
+        // The items, plus the allocator's slack the plan adds in proportion to them.
+        Assert.Equal(expected * (1 + Memory.EngineMemory.SlackOf(s)), (graphs - eager).Value, tolerance: 2.0);
+    }
 }

@@ -175,7 +175,6 @@ public sealed class SettingsOptions
             CudaGraphs = Given(CudaGraphs) || start.CudaGraphs,
         };
         if (Memory.EngineHeadLoss.Problem(settings) is { } head) throw new DescriptionException(head + ".");
-        if (CudaGraphRule.Problem(settings) is { } graphs) throw new DescriptionException(graphs + ".");
         if (infinityImplies && settings.UsesNvme && settings.NvmePath is null)
         {
             settings = settings with { NvmePath = DefaultOffloadFolder.Path(System.Environment.CurrentDirectory) };
@@ -189,6 +188,8 @@ public sealed class SettingsOptions
         var resolved = SettingsRules.ResolveWithNotes(settings, stageGiven: Given(ZeroStage) || file is not null);
         // buffer_size left to its default holds the model's largest swapped tensor (issue 14 item 4); a typed or file value is checked by the plan.
         var sized = Memory.SwapBufferRule.SizeDefault(model, resolved.Settings, given: Given(BufferSize) || file is not null);
+        // After what the flags implied (--offload-activations cpu turns checkpointing on, a stage's offload defaults).
+        if (CudaGraphRule.Problem(sized.Settings) is { } graphs) throw new DescriptionException(graphs + ".");
         return resolved with { Settings = sized.Settings.Validated(model, file), Notes = [.. notes, .. resolved.Notes, .. sized.Notes] };
     }
 

@@ -71,6 +71,9 @@ public static class DeepSpeedConfig
         return config;
     }
 
+    private const string CudaGraphsNote =
+        "DeepSpeed's ZeRO training replays no CUDA graphs: the config has no equivalent of --cuda-graphs, which runs only in `aios train`.";
+
     /// <summary>
     /// Settings of <paramref name="s"/> the config cannot express, each a sentence saying what the config does
     /// instead, for ds-config and tune --out to print beside it.
@@ -87,6 +90,8 @@ public static class DeepSpeedConfig
         if (s.Schedule == StepSchedule.Overlapped)
             notes.Add("DeepSpeed runs the optimizer after backward; the overlapped schedule is the aios engine's and is not in the config.");
         // ZeRO-Offload's DPU has no ds_config key for ZeRO-3 offload (ZenFlow's overlap_step is a ZeRO-1/2 option): the nearest is the serial schedule.
+        if (s.CudaGraphs)
+            notes.Add(CudaGraphsNote);
         if (s.Schedule == StepSchedule.Delayed)
             notes.Add("DeepSpeed has no key for the delayed (one-step stale) update under ZeRO-3 offload; the config runs the optimizer after backward, as --schedule deepspeed, and its steps are not stale.");
         return notes;
@@ -129,7 +134,7 @@ public static class DeepSpeedConfig
         if (s.CudaGraphs)
         {
             s = s with { CudaGraphs = false };
-            notes.Add("DeepSpeed's ZeRO training replays no CUDA graphs: the config has no equivalent of --cuda-graphs, which runs only in `aios train`.");
+            notes.Add(CudaGraphsNote);
         }
         if (s.ParamOffload == OffloadTier.Nvme && s.PartitionsParameters)
             notes.Add($"offload_param.max_in_cpu ({s.MaxInCpu:N0} elements) is passed through, but DeepSpeed's parameter swapper is reported not to act on it (deepspeedai/DeepSpeed issue 4221): expect every parameter partition on NVMe.");

@@ -231,6 +231,15 @@ public static partial class EngineMemory
             // DeviceTrainer keeps every layer's graph without checkpointing, each layer's input with it (then one layer recomputed).
             Bytes stored = s.ActivationCheckpointing ? input * m.NumLayers + layerFull : layerFull * m.NumLayers;
             items.Add(new MemoryItem("activations", stored, s.ActivationCheckpointing ? "layer inputs, one layer recomputed" : "every layer's autograd graph"));
+            // --cuda-graphs (Engine's LayerGraphs): the graphs read and write fixed tensors, kept for the run: layer 0's input, the
+            // last layer's given gradient and every layer's input gradient (eager backward holds one at a time); with fp32
+            // accumulation each layer's packed gradients too, beside the buffer they are added into.
+            if (gpu && Settings.CudaGraphRule.Replays(s))
+            {
+                Bytes packed = s.GradAccumulation > 1 && !s.IsMixedPrecision ? Bytes.OfElements(m.LayerParameters * m.NumLayers, pb) : Bytes.Zero;
+                items.Add(new MemoryItem("CUDA graphs' fixed tensors", input * (m.NumLayers + 2L) + packed,
+                    "every layer's input gradient, layer 0's input and the last layer's given gradient" + (packed > Bytes.Zero ? ", and each layer's packed gradients" : "")));
+            }
             // In a layer's backward its output (recomputed under checkpointing), the gradient it was given and its input's gradient
             // are on the device besides what autograd saved; the logits are gone by then (BackwardKept).
             // A layer's gradients, as autograd makes them, wait beside the buffers until its backward ends and they are packed

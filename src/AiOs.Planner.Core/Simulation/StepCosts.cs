@@ -29,6 +29,8 @@ public sealed class StepCosts
     private readonly LayerwiseFloorRatios? _besideRatios;
     /// <summary>The dispatch floor of the head's forward (the engine's records autograd; PyTorch eager's is a forward).</summary>
     private readonly SimDuration _headFloor;
+    /// <summary>The dispatch floor of the head's backward: the layers' backward floor, except where they replay CUDA graphs and the head does not.</summary>
+    private readonly SimDuration _headBackwardFloor;
     /// <summary>
     /// Whether the compute operations are priced as the engine's trainers run them (<see cref="Pipelined"/>): the host
     /// launches each unit's kernels ahead of the device and waits for it only at the loss and before the update, so each
@@ -131,6 +133,9 @@ public sealed class StepCosts
                 (_forwardFloor, _recomputeFloor, _backwardFloor) = (Scaled(_forwardFloor, lw.Forward.Value), Scaled(_recomputeFloor, lw.Recompute.Value), Scaled(_backwardFloor, lw.Backward.Value));
             if (offloads) _besideRatios = e.BesideUpdateFloorRatios;
             // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute).
+            // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute); the
+            // head still runs eagerly, so it keeps its floors.
+            _headBackwardFloor = _backwardFloor;
             if (CudaGraphRule.Replays(s)) (_forwardFloor, _backwardFloor) = (e.GraphReplayFloor, e.GraphReplayFloor);
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;
@@ -143,6 +148,7 @@ public sealed class StepCosts
             // floors; the head's forward is an ordinary forward.
             var recompute = hw.HasGpu ? _model.RecomputeLaunchFloor : SimDuration.Zero;
             (_forwardFloor, _recomputeFloor, _backwardFloor, _headFloor) = (_launchFloor, recompute, _launchFloor * 2, _launchFloor);
+            _headBackwardFloor = _backwardFloor;
         }
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
@@ -455,7 +461,7 @@ public sealed class StepCosts
         // The head's forward always records autograd (its loss is back-propagated at once).
         : op.Unit.Kind == UnitKind.Layer && IsBesideUpdate(op)
             ? op.Kind switch { OpKind.Backward => _besideBackwardFloor, OpKind.Recompute => _besideRecomputeFloor, _ => _besideForwardFloor }
-        : op.Kind switch { OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _headFloor, _ => _forwardFloor };
+        : op.Kind switch { OpKind.Backward when op.Unit.Kind == UnitKind.Head => _headBackwardFloor, OpKind.Backward => _backwardFloor, OpKind.Recompute => _recomputeFloor, _ when op.Unit.Kind == UnitKind.Head => _headFloor, _ => _forwardFloor };
 
     /// <summary>
     /// The step's fixed cost and its dispatch deficit ride on its first operation (the first micro-batch's embedding
