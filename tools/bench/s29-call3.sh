@@ -32,7 +32,7 @@ row g8-graphs --model gpt2 --micro-batch 8 --steps 12 --cuda-graphs
 row g8-eager  --model gpt2 --micro-batch 8 --steps 12
 row l1-graphs --model tools/bench/models/llama-3.2-1b/config.json --micro-batch 1 --steps 8 --cuda-graphs
 row l1-eager  --model tools/bench/models/llama-3.2-1b/config.json --micro-batch 1 --steps 8
-timeout $(( 480 - SECONDS )) bash tools/bench/compare.sh --out "$out/cmp" --repeats 1 --only '^(gpt2 mb 8|gpt2-xl mb 1)$' \
+timeout $(( 440 - SECONDS )) bash tools/bench/compare.sh --out "$out/cmp" --repeats 1 --only '^(gpt2 mb 8|gpt2-xl mb 1)$' \
   --engine-args "--hardware $profile --cuda-graphs" > "$out/compare.log" 2>&1
 echo "compare rc=$? at $SECONDS s" >> "$out/compare.log"
 tail -14 "$out/compare.log"
