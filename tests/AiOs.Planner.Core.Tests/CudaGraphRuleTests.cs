@@ -71,4 +71,26 @@ public class CudaGraphRuleTests
         // The items, plus the allocator's slack the plan adds in proportion to them.
         Assert.Equal(expected * (1 + Memory.EngineMemory.SlackOf(s)), (graphs - eager).Value, tolerance: 2.0);
     }
+
+    [Theory]
+    [InlineData(1, false, ExecutorKind.Aios, true)]   // launch-bound: the note, with both steps
+    [InlineData(8, false, ExecutorKind.Aios, false)]  // device-bound: the graphs save under 5%
+    [InlineData(1, true, ExecutorKind.Aios, false)]   // asked for already
+    [InlineData(1, false, ExecutorKind.DeepSpeed, false)]
+    public void Given_a_plan_When_the_graphs_would_shorten_a_launch_bound_step_Then_a_note_says_by_how_much(
+        int microBatch, bool graphs, ExecutorKind executor, bool noted)
+    {
+        var model = ModelCatalog.Default.Load("gpt2-xl");
+        var hw = ProfileCatalog.Default.Load("h100-1x-vm");
+        var s = Resident with { MicroBatch = microBatch, CudaGraphs = graphs, Executor = executor };
+
+        var plan = Planning.TrainingPlanner.Plan(model, hw, s);
+
+        string? note = plan.Notes.FirstOrDefault(n => n.Contains("--cuda-graphs"));
+        Assert.Equal(noted, note is not null);
+        if (note is null) return;
+        double replayed = Simulation.Simulator.Predict(model, hw, s with { CudaGraphs = true }).Time.Seconds * 1e3;
+        Assert.Contains($"{replayed:F1} ms instead of {plan.Step!.Time.Seconds * 1e3:F1} ms", note);
+        Assert.True(replayed < plan.Step.Time.Seconds * 1e3 * 0.95);
+    }
 }

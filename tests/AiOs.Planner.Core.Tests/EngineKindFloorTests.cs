@@ -165,7 +165,8 @@ public class EngineKindFloorTests
         Assert.Contains("aios calibrate-gpu --family tiny-llama", note);
         Assert.Contains(llama, note);
         Assert.DoesNotContain(withFloors, n => n.Contains("dispatch floors"));
-        Assert.Empty(gpt2);
+        // gpt2's floors are measured: no floors note (a small launch-bound step may carry the CUDA-graphs note, CudaGraphRuleTests).
+        Assert.DoesNotContain(gpt2, n => !n.Contains("--cuda-graphs"));
         Assert.Empty(deepSpeed);
     }
 

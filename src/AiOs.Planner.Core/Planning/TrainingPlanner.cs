@@ -73,10 +73,36 @@ public static class TrainingPlanner
             FirstStep = first,
             Correction = correction,
             Notes = options.Simulate && options.ComputeModel is null
-                ? new[] { EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings), EngineMatmulNote(model, hardware, settings) }.OfType<string>().ToList()
+                ? new[]
+                {
+                    EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings), EngineMatmulNote(model, hardware, settings),
+                    CudaGraphsNote(model, hardware, settings, step, memory),
+                }.OfType<string>().ToList()
                 : [],
         };
     }
+
+    /// <summary>
+    /// A note when <paramref name="step"/> is launch-bound and <c>--cuda-graphs</c> would shorten it by at least
+    /// <see cref="CudaGraphsNoteGain"/> on a card it still fits: the <c>aios</c> executor, resident on a GPU, graphs not asked for
+    /// and allowed (<see cref="CudaGraphRule"/>). It gives the step with the graphs and the device memory they add; null otherwise.
+    /// </summary>
+    public static string? CudaGraphsNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, StepResult? step, MemoryPlan memory)
+    {
+        if (step is null || !hardware.HasGpu || settings.CudaGraphs || settings.Executor != ExecutorKind.Aios) return null;
+        var graphs = settings with { CudaGraphs = true };
+        if (CudaGraphRule.Problem(graphs) is not null) return null;
+        var replayed = Simulator.Predict(model, hardware, graphs, keepTimeline: false, firstStep: false);
+        if (replayed.Time.Seconds > step.Time.Seconds * (1 - CudaGraphsNoteGain)) return null;
+        var withGraphs = MemoryPlanner.Plan(model, hardware, graphs);
+        if (!withGraphs.Gpu.Fits) return null;
+        return $"The step is launch-bound: the host dispatches the layers' kernels more slowly than the GPU runs them. With --cuda-graphs " +
+               $"(each layer's forward and backward replayed from a CUDA graph, the same math) it plans at {replayed.Time.Seconds * 1e3:F1} ms " +
+               $"instead of {step.Time.Seconds * 1e3:F1} ms, for {withGraphs.Gpu.Peak - memory.Gpu.Peak} more device memory.";
+    }
+
+    /// <summary>The least share of the step <see cref="CudaGraphsNote"/> must save before it speaks: below it the graphs' memory is not worth mentioning.</summary>
+    public const double CudaGraphsNoteGain = 0.05;
 
     /// <summary>
     /// A note when the <c>aios</c> executor runs on a GPU whose engine kernels have no dispatch floors for

@@ -95,6 +95,7 @@ public static partial class Tuner
                (s.TilingFactor > 1 ? $", layer matrices in {s.TilingFactor} tiles" : "") +
                (s.OptimizerOffload != OffloadTier.None ? $", {s.Schedule switch { StepSchedule.Overlapped => "overlapped", StepSchedule.Delayed => "delayed (one-step stale)", _ => "DeepSpeed" }} schedule" : "") +
                (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? ", 8-bit optimizer state" : "") +
+               (s.CudaGraphs ? ", layers replayed from CUDA graphs" : "") +
                (s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 } budget ? $", optimizer RAM budget {budget} (the sub-groups updated last stay in RAM)" : "");
     }
 

@@ -23,7 +23,21 @@ public static partial class Tuner
         // DeepSpeed's offloaded optimizer keeps fp32 state: an 8-bit plan is the aios engine's only.
         && s.OptimizerState == Optim.OptimizerStateFormat.Fp32
         // DeepSpeed keeps the optimizer on one tier: a RAM budget splitting it is the aios engine's.
-        && !(s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 });
+        && !(s.OptimizerOffload == OffloadTier.Nvme && s.OptimizerRamBudget is { Value: > 0 })
+        // DeepSpeed's ZeRO training replays no CUDA graphs.
+        && !s.CudaGraphs;
+
+    /// <summary>
+    /// <paramref name="s"/> with <c>--cuda-graphs</c>, for the tuner to weigh beside it: on one GPU with the aios executor, where
+    /// <see cref="CudaGraphRule"/> allows it and <paramref name="s"/> does not have it already; null otherwise. One GPU only: the
+    /// graphs have run on a GPU in one process alone (docs/validation/gpu-2026-12-07-session26.md).
+    /// </summary>
+    internal static TrainingSettings? GraphsVariant(TuneRequest r, TrainingSettings s)
+    {
+        if (s.CudaGraphs || !r.Hardware.HasGpu || s.Executor != ExecutorKind.Aios || World(s, r.Hardware) != 1) return null;
+        var replayed = s with { CudaGraphs = true };
+        return CudaGraphRule.Problem(replayed) is null ? replayed : null;
+    }
 
     /// <summary>GPUs taking part in a step (at least 1: a CPU-only machine trains on one device).</summary>
     internal static int World(TrainingSettings s, HardwareProfile hw) =>
@@ -147,6 +161,9 @@ public static partial class Tuner
                         // also gets the all-NVMe variant, which DeepSpeed itself can run.
                         var budgeted = s with { OptimizerRamBudget = DefaultOptimizerBudget(r, s) };
                         yield return budgeted;
+                        // The layers replayed from CUDA graphs where they can be (one GPU, resident, no checkpointing): the
+                        // same math, the host's dispatch gone from the step, a little more device memory.
+                        if (GraphsVariant(r, budgeted) is { } replayed) yield return replayed;
                         if (budgeted.OptimizerRamBudget is not null && r.Base.OptimizerRamBudget is null && schedule == StepSchedule.DeepSpeed)
                             yield return s;
                     }
