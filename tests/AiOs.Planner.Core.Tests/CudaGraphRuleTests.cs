@@ -40,6 +40,10 @@ public class CudaGraphRuleTests
         Assert.DoesNotContain(SettingsRules.Check(Resident, model, ProfileCatalog.Default.Load("h100-1x-vm")), p => p.Flag == "--cuda-graphs");
         var cpu = SettingsRules.Check(Resident, model, ProfileCatalog.Default.Load("ci-2core-24gb-calibrated"));
         Assert.Contains(cpu, p => p.Flag == "--cuda-graphs" && p.Message.Contains("no GPU"));
+        // Several ranks: not validated on a GPU, so refused with the fix.
+        var dgx = ProfileCatalog.Default.Load("dgx-a100");
+        Assert.Contains(SettingsRules.Check(Resident, model, dgx), p => p.Flag == "--cuda-graphs" && p.Message.Contains("--gpus 1"));
+        Assert.DoesNotContain(SettingsRules.Check(Resident with { GpusPerNode = 1, Nodes = 1 }, model, dgx), p => p.Flag == "--cuda-graphs");
     }
 
     [Fact]

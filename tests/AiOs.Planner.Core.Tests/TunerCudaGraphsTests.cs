@@ -42,4 +42,21 @@ public class TunerCudaGraphsTests
         Assert.Null(Tuner.GraphsVariant(request with { Hardware = ProfileCatalog.Default.Load("dgx-a100") }, resident));
         Assert.Null(Tuner.GraphsVariant(request with { Hardware = ProfileCatalog.Default.Load("ci-2core-24gb-calibrated") }, resident));
     }
+
+    [Fact]
+    public void Given_the_users_cuda_graphs_When_tuned_Then_deepspeeds_best_is_the_one_found_without_them()
+    {
+        // The graphs are searched, not kept: with or without the flag the candidates are the same, and DeepSpeed's ranking has
+        // the resident ones without graphs (with the flag kept, it fell back to a checkpointing plan).
+        var request = new TuneRequest { Model = Gpt2Xl, Hardware = ProfileCatalog.Default.Load("h100-1x-vm"), MaxMicroBatch = 1, Budget = 200,
+            Base = new TrainingSettings { SeqLen = 1024, Precision = Precision.Bf16 } };
+
+        var asked = Tuner.Tune(request with { Base = request.Base with { CudaGraphs = true } });
+        var plain = Tuner.Tune(request);
+
+        var ds = Assert.IsType<Candidate>(asked.DeepSpeedBest, exactMatch: false);
+        Assert.False(ds.Settings.CudaGraphs);
+        Assert.Equal(plain.DeepSpeedBest!.Settings, ds.Settings);
+        Assert.Equal(plain.Best!.Settings, asked.Best!.Settings);
+    }
 }

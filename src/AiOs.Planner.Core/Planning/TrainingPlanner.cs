@@ -53,6 +53,8 @@ public static class TrainingPlanner
                 capacity.Add($"Time: one step would take longer than the simulator counts (292 years) on {hardware.Name}. Lower --seq-len or --micro-batch, or plan for faster hardware.");
             }
         }
+        // The CUDA-graphs note compares two simulated steps, before any learned correction.
+        StepResult? simulated = step;
         CorrectionOutcome? correction = null;
         if (step is not null && hardware.Correction is not null)
         {
@@ -76,20 +78,21 @@ public static class TrainingPlanner
                 ? new[]
                 {
                     EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings), EngineMatmulNote(model, hardware, settings),
-                    CudaGraphsNote(model, hardware, settings, step, memory),
+                    CudaGraphsNote(model, hardware, settings, simulated, memory),
                 }.OfType<string>().ToList()
                 : [],
         };
     }
 
     /// <summary>
-    /// A note when <paramref name="step"/> is launch-bound and <c>--cuda-graphs</c> would shorten it by at least
-    /// <see cref="CudaGraphsNoteGain"/> on a card it still fits: the <c>aios</c> executor, resident on a GPU, graphs not asked for
+    /// A note when <paramref name="step"/> (simulated, before a learned correction) is launch-bound and <c>--cuda-graphs</c> would shorten it by at least
+    /// <see cref="CudaGraphsNoteGain"/> on a card it still fits: the <c>aios</c> executor, resident on one GPU, graphs not asked for
     /// and allowed (<see cref="CudaGraphRule"/>). It gives the step with the graphs and the device memory they add; null otherwise.
     /// </summary>
     public static string? CudaGraphsNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings, StepResult? step, MemoryPlan memory)
     {
         if (step is null || !hardware.HasGpu || settings.CudaGraphs || settings.Executor != ExecutorKind.Aios) return null;
+        if (Simulation.Program.Topology.Of(settings, hardware).Ranks > 1) return null;
         var graphs = settings with { CudaGraphs = true };
         if (CudaGraphRule.Problem(graphs) is not null) return null;
         var replayed = Simulator.Predict(model, hardware, graphs, keepTimeline: false, firstStep: false);

@@ -70,6 +70,8 @@ public static class SettingsRules
         if (CudaGraphRule.Problem(s) is { } graphs) problems.Add(new SettingsProblem("--cuda-graphs", graphs) { Field = "$.cuda_graphs" });
         else if (s.CudaGraphs && !hardware.HasGpu)
             problems.Add(new SettingsProblem("--cuda-graphs", $"--cuda-graphs captures CUDA work and {hardware.Name} has no GPU: drop --cuda-graphs, or plan for a GPU profile") { Field = "$.cuda_graphs" });
+        else if (s.CudaGraphs && Simulation.Program.Topology.Of(s, hardware).Ranks is var ranks and > 1)
+            problems.Add(new SettingsProblem("--cuda-graphs", $"--cuda-graphs has run on one GPU only (this plan has {ranks} ranks; the graphs beside the ranks' gradient all-reduce are not validated): drop --cuda-graphs, or give --gpus 1 --nodes 1") { Field = "$.cuda_graphs" });
         if (s.OptimizerRamBudget is { Value: > 0 } && s.OptimizerOffload == OffloadTier.Nvme && s.Executor == ExecutorKind.DeepSpeed)
             problems.Add(new SettingsProblem("--optimizer-ram-budget",
                 "DeepSpeed keeps the whole optimizer on one tier, so --executor deepspeed cannot price a RAM budget: drop --optimizer-ram-budget (ds-config emits the nearest DeepSpeed equivalent and says so), or use --executor aios") { Field = "$.optimizer_ram_budget" });

@@ -132,7 +132,6 @@ public sealed class StepCosts
             if (offloads && e.LayerwiseFloorRatios is { } lw)
                 (_forwardFloor, _recomputeFloor, _backwardFloor) = (Scaled(_forwardFloor, lw.Forward.Value), Scaled(_recomputeFloor, lw.Recompute.Value), Scaled(_backwardFloor, lw.Backward.Value));
             if (offloads) _besideRatios = e.BesideUpdateFloorRatios;
-            // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute).
             // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute); the
             // head still runs eagerly, so it keeps its floors.
             _headBackwardFloor = _backwardFloor;

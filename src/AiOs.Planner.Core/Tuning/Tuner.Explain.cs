@@ -47,7 +47,9 @@ public static partial class Tuner
             lines.Add("DeepSpeed can run none of the candidates that fit: only the aios engine's overlapped schedule fits, so there is no ds_config.json to write.");
         else if (ds != best)
         {
-            lines.Add(I($"DeepSpeed has no overlapped schedule, so for DeepSpeed (ds_config.json) the best it can run is ranked separately: {Describe(ds.Settings)}: {ds.TokensPerSecond:N0} tokens/s ({ds.TokensPerSecond / best.TokensPerSecond:P0} of the best), {GlobalBatch(ds)}."));
+            string why = best.Settings.CudaGraphs && best.Settings.Schedule == StepSchedule.DeepSpeed
+                ? "DeepSpeed replays no CUDA graphs" : "DeepSpeed has no overlapped schedule";
+            lines.Add(I($"{why}, so for DeepSpeed (ds_config.json) the best it can run is ranked separately: {Describe(ds.Settings)}: {ds.TokensPerSecond:N0} tokens/s ({ds.TokensPerSecond / best.TokensPerSecond:P0} of the best), {GlobalBatch(ds)}."));
             if (ds.Settings.TilingFactor != s.TilingFactor || ds.Settings.ActivationOffload != s.ActivationOffload)
                 lines.AddRange(ExplainMemoryFallbacks(r, ds, "the DeepSpeed plan"));
         }

@@ -154,9 +154,9 @@ public static partial class Tuner
                         // A user's --master-weights split holds where it can run (the optimizer on NVMe); elsewhere the candidate keeps an fp32 master.
                         if (s.MasterWeights == Optim.MasterWeights.Split && SettingsValidator.SplitMasterProblem(s) is not null)
                             s = s with { MasterWeights = Optim.MasterWeights.Fp32 };
-                        // Likewise --cuda-graphs: kept where the graphs can run (resident, no checkpointing), dropped elsewhere.
-                        if (s.CudaGraphs && CudaGraphRule.Problem(s) is not null)
-                            s = s with { CudaGraphs = false };
+                        // --cuda-graphs is searched, not kept: every candidate is made without it, and GraphsVariant adds it
+                        // beside those it can run, so DeepSpeed's ranking always has the candidates without it.
+                        s = s with { CudaGraphs = false };
                         // With the optimizer on NVMe the engine keeps what RAM allows of it there; DeepSpeed's schedule
                         // also gets the all-NVMe variant, which DeepSpeed itself can run.
                         var budgeted = s with { OptimizerRamBudget = DefaultOptimizerBudget(r, s) };

@@ -130,11 +130,11 @@ public static partial class Tuner
     /// <summary>A total order for ties, so parallel evaluation never changes the answer.</summary>
     private static string Identity(Candidate c) => c.Settings.ToString();
 
-    /// <summary>Placement, stage, checkpointing (and where checkpoints go), tiling, schedule and micro-batch: what makes two candidates different in kind.</summary>
+    /// <summary>Placement, stage, checkpointing (and where checkpoints go), tiling, schedule, micro-batch and CUDA graphs: what makes two candidates different in kind.</summary>
     internal static string StructureKey(Candidate c)
     {
         var s = c.Settings;
-        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.ActivationOffload}/T{s.TilingFactor}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}";
+        return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.ActivationOffload}/T{s.TilingFactor}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}/G{s.CudaGraphs}";
     }
 
     /// <summary>Feasible candidates that no other beats on both tokens per second and host RAM.</summary>

@@ -71,6 +71,8 @@ public sealed partial class DeviceTrainer : ITrainer
         EngineSettings.Check(spec, settings, options);
         _gradNorm = GradientNorms.PathFor(Native.TorchRuntime.DeviceTypeOf(options.Device), Environment.GetEnvironmentVariable(GradientNorms.Variable));
         _ranks = ranks is { WorldSize: > 1 } ? ranks : null;
+        if (_ranks is not null && settings.CudaGraphs)
+            throw new ArgumentException($"--cuda-graphs has run on one GPU only, and this run has {_ranks.WorldSize} ranks: drop --cuda-graphs, or train on one GPU.", nameof(settings));
         // Pretrained weights are checked before anything is allocated on the device.
         using InitialWeights initial = InitialWeights.Open(spec, options.Seed, options.InitFrom);
         Native.TorchRuntime.EnsureReady(Native.TorchRuntime.DeviceTypeOf(options.Device));
