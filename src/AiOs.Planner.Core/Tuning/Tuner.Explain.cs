@@ -39,7 +39,11 @@ public static partial class Tuner
         foreach (var alt in result.Alternatives.Take(2))
         {
             double slower = best.TokensPerSecond > 0 ? 1 - alt.TokensPerSecond / best.TokensPerSecond : 0;
-            lines.Add(I($"Next: {Describe(alt.Settings)}: {slower:P0} slower ({alt.Bottleneck}-bound), host RAM {alt.HostPeak}, {GlobalBatch(alt)}."));
+            // The one alternative that may be faster: the best's structure with CUDA graphs, short of the margin they must win by.
+            string pace = slower < 0
+                ? I($"{-slower:P0} faster, short of the {Planning.TrainingPlanner.CudaGraphsNoteGain:P0} the graphs must win by for their device memory")
+                : I($"{slower:P0} slower");
+            lines.Add(I($"Next: {Describe(alt.Settings)}: {pace} ({alt.Bottleneck}-bound), host RAM {alt.HostPeak}, {GlobalBatch(alt)}."));
         }
         lines.AddRange(ExplainStateFormat(r, result));
         var ds = result.DeepSpeedBest;

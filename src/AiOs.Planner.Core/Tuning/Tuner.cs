@@ -63,7 +63,7 @@ public static partial class Tuner
 
         var all = evaluator.All.ToList();
         var feasible = Rank(all.Where(c => c.Feasible), request.Objective).ToList();
-        var bestOverall = feasible.FirstOrDefault();
+        var bestOverall = WithoutMarginalGraphs(feasible.FirstOrDefault(), feasible);
         var deepSpeedBest = feasible.FirstOrDefault(c => RunsOnDeepSpeed(c.Settings));
         var alternatives = bestOverall is null ? [] : feasible.DistinctBy(StructureKey).Where(c => StructureKey(c) != StructureKey(bestOverall)).Take(4).ToList();
         var defaults = deepSpeedBest is null ? null : evaluator.Evaluate(WithDefaultKnobs(deepSpeedBest.Settings));
@@ -127,13 +127,27 @@ public static partial class Tuner
             ? candidates.OrderBy(c => c.GpuPeak.Value).ThenByDescending(c => c.TokensPerSecond).ThenBy(c => c.HostPeak.Value).ThenBy(Identity, StringComparer.Ordinal)
             : candidates.OrderByDescending(c => c.TokensPerSecond).ThenBy(c => c.HostPeak.Value).ThenBy(c => c.GpuPeak.Value).ThenBy(Identity, StringComparer.Ordinal);
 
+    /// <summary>
+    /// <paramref name="best"/>, unless it replays CUDA graphs and its structure without them is within
+    /// <see cref="TrainingPlanner.CudaGraphsNoteGain"/> of it: then that one, the graphs' memory and newer path not being worth
+    /// less than that (the threshold at which the plan suggests them).
+    /// </summary>
+    private static Candidate? WithoutMarginalGraphs(Candidate? best, IReadOnlyList<Candidate> ranked)
+    {
+        if (best is not { Settings.CudaGraphs: true }) return best;
+        string plain = StructureKey(best.Settings with { CudaGraphs = false });
+        return ranked.FirstOrDefault(c => StructureKey(c) == plain) is { } twin
+            && twin.TokensPerSecond >= best.TokensPerSecond * (1 - TrainingPlanner.CudaGraphsNoteGain) ? twin : best;
+    }
+
     /// <summary>A total order for ties, so parallel evaluation never changes the answer.</summary>
     private static string Identity(Candidate c) => c.Settings.ToString();
 
     /// <summary>Placement, stage, checkpointing (and where checkpoints go), tiling, schedule, micro-batch and CUDA graphs: what makes two candidates different in kind.</summary>
-    internal static string StructureKey(Candidate c)
+    internal static string StructureKey(Candidate c) => StructureKey(c.Settings);
+
+    private static string StructureKey(TrainingSettings s)
     {
-        var s = c.Settings;
         return $"{s.ZeroStage}/{s.ParamOffload}/{s.OptimizerOffload}/{s.OptimizerState}/{s.ActivationCheckpointing}/{s.ActivationOffload}/T{s.TilingFactor}/{s.Schedule}/{s.MicroBatch}x{s.GradAccumulation}/G{s.CudaGraphs}";
     }
 
