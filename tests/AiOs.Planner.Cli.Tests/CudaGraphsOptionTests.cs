@@ -1,0 +1,49 @@
+using System.Text.Json.Nodes;
+
+namespace AiOs.Planner.Cli.Tests;
+
+/// <summary>
+/// <c>--cuda-graphs</c> on the command line: <c>plan --json</c> carries it in its settings, a launch-bound plan without it notes
+/// what it would save, and the combinations the graphs cannot run are refused naming the flag to drop.
+/// </summary>
+public sealed class CudaGraphsOptionTests
+{
+    private static readonly string[] Gpt2XlMb1 = ["--model", "gpt2-xl", "--hardware", "h100-1x-vm", "--micro-batch", "1", "--seq-len", "1024", "--precision", "bf16", "--json"];
+
+    [Fact]
+    public void Given_a_launch_bound_plan_When_planned_with_and_without_the_graphs_Then_the_settings_carry_them_and_only_the_plan_without_notes_them()
+    {
+        var with = CliRunner.Run(["plan", .. Gpt2XlMb1, "--cuda-graphs"]);
+        var without = CliRunner.Run(["plan", .. Gpt2XlMb1]);
+
+        Assert.Equal(ExitCodes.Ok, with.ExitCode);
+        Assert.Equal(ExitCodes.Ok, without.ExitCode);
+        JsonNode a = JsonNode.Parse(with.Stdout)!, b = JsonNode.Parse(without.Stdout)!;
+        Assert.True(a["settings"]!["cuda_graphs"]!.GetValue<bool>());
+        Assert.False(b["settings"]!["cuda_graphs"]!.GetValue<bool>());
+        double stepWith = a["step"]!["time_s"]!.GetValue<double>(), stepWithout = b["step"]!["time_s"]!.GetValue<double>();
+        Assert.True(stepWith < stepWithout, $"{stepWith} s with the graphs against {stepWithout} s without");
+        Assert.Contains(b["notes"]!.AsArray(), n => n!.GetValue<string>().Contains($"plans at {stepWith * 1e3:F1} ms"));
+        Assert.DoesNotContain(a["notes"]!.AsArray(), n => n!.GetValue<string>().Contains("--cuda-graphs"));
+    }
+
+    [Theory]
+    [InlineData("--grad-checkpointing", "drop one of the two")]
+    [InlineData("--offload-activations", "drop one of the two")] // implies checkpointing: refused after the flags' implications
+    [InlineData("--executor", "--executor aios")]
+    public void Given_a_combination_the_graphs_cannot_run_When_planned_Then_it_is_refused_naming_the_fix(string flag, string fix)
+    {
+        string[] more = flag switch
+        {
+            "--offload-activations" => ["--offload-activations", "cpu"],
+            "--executor" => ["--executor", "deepspeed"],
+            _ => [flag],
+        };
+
+        var r = CliRunner.Run(["plan", .. Gpt2XlMb1, "--cuda-graphs", .. more]);
+
+        Assert.Equal(ExitCodes.Usage, r.ExitCode);
+        Assert.Contains("--cuda-graphs", r.Console + r.Stderr);
+        Assert.Contains(fix, r.Console + r.Stderr);
+    }
+}
