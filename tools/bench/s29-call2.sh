@@ -16,14 +16,7 @@ row() { # name, then train flags
   local n=$1; shift
   timeout 170 bash .device/run.sh train --device cuda --precision bf16 --seq-len 1024 --hardware $profile --runs-dir "$out/runs" --run-id "$n" --json "$@" \
     > "$out/$n.json" 2> "$out/$n.err"
-  python3 - "$out/$n.json" "$n" "$SECONDS" <<'PY'
-import json,sys
-try:
-    d=json.loads(open(sys.argv[1]).read()[open(sys.argv[1]).read().index('{'):])
-    print(f"{sys.argv[2]:24s} step {d['median_step_ms']:8.1f} ms  fwd {d['mean_forward_ms']:7.1f} bwd {d['mean_backward_ms']:7.1f} opt {d['mean_optimizer_ms']:6.1f}  tok/s {d['tokens_per_second']:9.0f}  loss {d['first_loss']:.4f}->{d['final_loss']:.4f}  dev {d['peak_device_bytes']/2**30:.2f} GiB  [{sys.argv[3]} s]")
-except Exception as e:
-    print(sys.argv[2], "failed:", e); print(open(sys.argv[1].replace('.json','.err')).read()[-1500:])
-PY
+  python3 tools/bench/summary_line.py "$out/$n.json" "$n" "$SECONDS"
 }
 left() { [ $(( ${DEADLINE:-570} - SECONDS )) -gt $1 ]; }
 for r in 1 2; do

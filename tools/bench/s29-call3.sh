@@ -16,15 +16,7 @@ row() {
   local n=$1; shift
   timeout 120 bash .device/run.sh train --device cuda --precision bf16 --seq-len 1024 --hardware $profile --runs-dir "$out/runs" --run-id "$n" --json "$@" \
     > "$out/$n.json" 2> "$out/$n.err"
-  python3 - "$out/$n.json" "$n" "$SECONDS" <<'PY'
-import json,sys
-t=open(sys.argv[1]).read()
-try:
-    d=json.loads(t[t.index('{'):])
-    print(f"{sys.argv[2]:16s} step {d['median_step_ms']:7.1f} ms  fwd {d['mean_forward_ms']:6.1f} bwd {d['mean_backward_ms']:6.1f} opt {d['mean_optimizer_ms']:5.1f}  loss {d['final_loss']:.4f}  dev {d['peak_device_bytes']/2**30:.2f} GiB  startup {d['startup_seconds']:.1f} s [{sys.argv[3]} s]")
-except Exception as e:
-    print(sys.argv[2], "failed:", e); print(open(sys.argv[1][:-5]+'.err').read()[-1500:])
-PY
+  python3 tools/bench/summary_line.py "$out/$n.json" "$n" "$SECONDS"
 }
 row x1-graphs --model gpt2-xl --micro-batch 1 --steps 10 --cuda-graphs
 row x1-eager  --model gpt2-xl --micro-batch 1 --steps 10

@@ -321,8 +321,7 @@ public sealed partial class DeviceTrainer
                 _graphs.Backward(i);
                 LandCaptured(i, op.MicroBatch);
                 if (i == 0) _micro!.ReplaceGradient(_graphs.InputGradient);
-                if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
-                else DeviceMemory?.Sample();
+                SampleAfterLayerBackward(i);
                 break;
             }
             case UnitKind.Layer:
@@ -330,8 +329,7 @@ public sealed partial class DeviceTrainer
                 int i = op.Unit.Number;
                 _micro!.ReleaseLayerBackward(i, LayerBackward(i, op.MicroBatch));
                 LayerBackwardProbe?.Invoke(i, _micro.Scope.DisposablesCount);
-                if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
-                else DeviceMemory?.Sample();
+                SampleAfterLayerBackward(i);
                 break;
             }
             default:
@@ -383,6 +381,13 @@ public sealed partial class DeviceTrainer
             _gradients[u].add_(packed, Native.KeptScalars.One);
             packed.Dispose();
         }
+    }
+
+    /// <summary>Device memory after layer <paramref name="i"/>'s backward: noted by name at the first and last layer, sampled between.</summary>
+    private void SampleAfterLayerBackward(int i)
+    {
+        if (i == _spec.NumLayers - 1 || i == 0) DeviceMemory?.Note($"step {_state.Step}'s backward of layer {i}");
+        else DeviceMemory?.Sample();
     }
 
     /// <summary>
