@@ -28,10 +28,15 @@ namespace AiOs.Planner.Calibration.Compute;
 /// table. Null: every pass against <paramref name="Matmul"/>.
 /// </param>
 /// <param name="Precision">The precision the passes ran in (the table's column the fit reads).</param>
+/// <param name="Replayed">
+/// The layer's forward (recording autograd) and backward replayed from CUDA graphs, one of each per (hidden, tokens) of a full
+/// grid (labels "forward" and "backward"); the fit writes their multipliers of its element-wise and overhead term
+/// (<see cref="EngineKernels.GraphWork"/>). Null or empty: none timed.
+/// </param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
     FlopRate Matmul, string Description, double NoGradFloorSeconds = double.NaN, double BackwardFloorSeconds = double.NaN, Bandwidth? MemoryBandwidth = null,
     string? Kind = null, IReadOnlyList<KindFloorTiming>? KindFloors = null, IReadOnlyList<InStepFloorTiming>? InStepFloors = null,
-    LayerMatmulRates? LayerMatmul = null, Precision Precision = Precision.Bf16)
+    LayerMatmulRates? LayerMatmul = null, Precision Precision = Precision.Bf16, IReadOnlyList<LayerTiming>? Replayed = null)
 {
     /// <summary>
     /// These timings with each pass's shape rate filled in from <see cref="LayerMatmul"/> (passes with known tokens; the kinds'
@@ -46,6 +51,7 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
         return this with
         {
             Passes = Passes.Select(Rated).ToList(),
+            Replayed = Replayed?.Select(Rated).ToList(),
             KindFloors = KindFloors?.Select(k => k with { Work = k.Work?.Select(Rated).ToList() }).ToList(),
         };
     }
@@ -55,7 +61,7 @@ public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, doub
     /// precision's column and every pass its tokens (one fit must refer every pass to one kind of rate).
     /// </summary>
     internal bool ShapeRated => LayerMatmul is { } table && table.HasColumn(Precision)
-        && Passes.All(p => p.Tokens > 0) && (KindFloors ?? []).All(k => (k.Work ?? []).All(p => p.Tokens > 0));
+        && Passes.All(p => p.Tokens > 0) && (Replayed ?? []).All(p => p.Tokens > 0) && (KindFloors ?? []).All(k => (k.Work ?? []).All(p => p.Tokens > 0));
 
     /// <summary>The floor a pass with <paramref name="label"/> ("forward", "recompute", "backward") cannot go below.</summary>
     public double FloorOf(string label) => label switch
@@ -219,10 +225,48 @@ public static class EngineKernelFit
             FloorKind = t.Kind,
             KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, backwardWork?.Ratio)),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
+            GraphWork = GraphWorkOf(fit, backwardWork?.Ratio, t, date),
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
         return new EngineKernelCalibration(kernels, fit, t.Passes.Count, t.Passes);
+    }
+
+    /// <summary>
+    /// The replayed passes' multipliers of the fit's element-wise and overhead term (<see cref="EngineKernels.GraphWork"/>): with
+    /// a pass's fitted products M and rest R (saved-bytes time and overhead), a replayed forward t takes (t − M) / R and a backward
+    /// (t − 2M) / (w·R) with the backward work ratio w, or (t / r − M) / R with the whole backward ratio r, each held to
+    /// [0, <see cref="GraphWorkRatios.MaxRatio"/>] (below 0 the replay ran faster than its products are priced: it has no rest
+    /// left). Null without a forward and a backward replay at every shape of a full grid, or without a rest term.
+    /// </summary>
+    internal static GraphWorkRatios? GraphWorkOf(CpuLayerFitResult fit, double? backwardWork, EngineKernelTimings t, string date)
+    {
+        if (t.Replayed is not { Count: > 0 } replayed) return null;
+        var points = new List<GraphWorkPoint>();
+        foreach (var shape in replayed.GroupBy(p => (p.Hidden, p.Tokens)).OrderBy(g => g.Key.Hidden).ThenBy(g => g.Key.Tokens))
+        {
+            var forward = shape.FirstOrDefault(p => p.Label == "forward");
+            var backward = shape.FirstOrDefault(p => p.Label == "backward");
+            if (forward is null || backward is null) return null;
+            double Products(LayerTiming p) => p.Flops / (p.MatmulRate(fit.Matmul) * fit.MatmulEfficiency);
+            double Rest(LayerTiming p) => (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
+            if (!(Rest(forward) > 0) || !(Rest(backward) > 0)) return null;
+            double f = (forward.Seconds - Products(forward)) / Rest(forward);
+            double b = backwardWork is { } w
+                ? (backward.Seconds - 2 * Products(backward)) / (w * Rest(backward))
+                : (backward.Seconds / fit.BackwardRatio - Products(backward)) / Rest(backward);
+            static double Held(double x) => Math.Round(Math.Clamp(x, 0, GraphWorkRatios.MaxRatio), 4);
+            points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, Forward = Held(f), Backward = Held(b) });
+        }
+        int hs = points.Select(p => p.Hidden).Distinct().Count(), ts = points.Select(p => p.Tokens).Distinct().Count();
+        if (points.Count != hs * ts) return null;
+        return new GraphWorkRatios
+        {
+            Method = string.Create(CultureInfo.InvariantCulture,
+                $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (gradients packed) replayed from CUDA graphs, median time of each over the fitted products and element-wise and overhead term, {points.Count} shapes ({t.Description})"),
+            Date = date,
+            Points = points,
+        };
     }
 
     /// <summary>

@@ -142,12 +142,15 @@ public static class CalibrateGpuCommand
             inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
                 k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
                 k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList(),
-            layerMatmul, options.Precision),
+            layerMatmul, options.Precision, m.Replayed?.Select(Timing).ToList()),
             date, gpu.EngineKernels);
         // Each timed pass as fitted (with its shape's matmul rate), so the fit can be redone and checked away from the GPU.
         foreach (var t in fit.Passes)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
+        foreach (var p in fit.Kernels.GraphWork?.Points ?? [])
+            progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"replayed from CUDA graphs, hidden {p.Hidden} tokens {p.Tokens}: the element-wise and overhead term × {p.Forward:0.000} forward, × {p.Backward:0.000} backward"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 

@@ -90,6 +90,12 @@ public sealed record EngineKernels
     public Figure? GraphReplayFloorUs { get; init; }
 
     /// <summary>
+    /// A replayed layer's work per shape (<c>--cuda-graphs</c>): multipliers of the fit's element-wise and overhead term, measured
+    /// on graph replays of the engine's layer by <c>aios calibrate-gpu</c>. Null: replayed layers are priced as eager ones.
+    /// </summary>
+    public GraphWorkRatios? GraphWork { get; init; }
+
+    /// <summary>
     /// The replay floor where a profile has none, µs: a gpt2-xl layer's captured forward replayed for 4.5 µs of host time on an
     /// H100 VM (<c>aios bench-dispatch --graph</c>, 2026-12-07), and the engine's work around each operation costs about as much
     /// again twice over (two span events at 1.6 µs, a memory sample at 7 µs).
@@ -184,6 +190,7 @@ public sealed record EngineKernels
     {
         p.InRange(at + ".matmul_efficiency", MatmulEfficiency.Value, 1e-4, 10);
         LayerMatmul?.Validate(p, at + ".layer_matmul");
+        GraphWork?.Validate(p, at + ".graph_work");
         if (LargeMatmulEfficiency is { } large) p.InRange(at + ".large_matmul_efficiency", large.Value, 1e-4, 10);
         if (SavedBytesGbps.Value != 0) p.InRange(at + ".saved_bytes_gbps", SavedBytesGbps.Value, HardwareBounds.MinLinkGbps, HardwareBounds.MaxMemoryGbps, " GB/s (or 0)");
         p.NonNegative(at + ".layer_overhead_us", LayerOverheadUs.Value, HardwareBounds.MaxLatencyUs, " µs");

@@ -34,8 +34,8 @@ public sealed record LayerMatmulRates
         var column = Column(precision);
         var hs = Points.Select(p => p.Hidden).Distinct().Order().ToArray();
         var ts = Points.Select(p => p.Tokens).Distinct().Order().ToArray();
-        var (h0, h1, wh) = Bracket(hs.Select(h => (double)h).ToArray(), hidden);
-        var (t0, t1, wt) = Bracket(ts.Select(t => (double)t).ToArray(), tokens);
+        var (h0, h1, wh) = LogGrid.Bracket(hs.Select(h => (double)h).ToArray(), hidden);
+        var (t0, t1, wt) = LogGrid.Bracket(ts.Select(t => (double)t).ToArray(), tokens);
         double At(int hi, int ti) => column(Points.First(p => p.Hidden == hs[hi] && p.Tokens == ts[ti]))!.Value;
         // Interpolated in log rate too: the rates of neighbouring shapes differ by factors, not by amounts.
         double log = (1 - wh) * ((1 - wt) * Math.Log(At(h0, t0)) + wt * Math.Log(At(h0, t1)))
@@ -51,16 +51,6 @@ public sealed record LayerMatmulRates
     }
 
     private static Func<LayerMatmulPoint, double?> Column(Precision precision) => precision == Precision.Fp32 ? p => p.Fp32Tflops : p => p.Bf16Tflops;
-
-    /// <summary>The grid indices around <paramref name="x"/> and its weight toward the upper one, in log space, clamped at the edges.</summary>
-    private static (int Lower, int Upper, double Weight) Bracket(double[] grid, double x)
-    {
-        if (x <= grid[0]) return (0, 0, 0);
-        if (x >= grid[^1]) return (grid.Length - 1, grid.Length - 1, 0);
-        int i = 0;
-        while (grid[i + 1] < x) i++;
-        return (i, i + 1, (Math.Log(x) - Math.Log(grid[i])) / (Math.Log(grid[i + 1]) - Math.Log(grid[i])));
-    }
 
     /// <summary>The smallest rate a point may hold, TFLOP/s: a CPU's smallest matmul rate (<see cref="HardwareBounds.MinCpuGflops"/>).</summary>
     private const double MinTflops = HardwareBounds.MinCpuGflops / 1000;

@@ -20,6 +20,8 @@ public sealed class StepCosts
     private readonly EngineKernels? _engine;
     /// <summary>The model's layer kind's work over the main kind's fit (<see cref="EngineKernels.WorkRatiosFor"/>): forward and recompute, backward.</summary>
     private readonly KindWork _kindWork = KindWork.Same;
+    /// <summary>Replayed layers' multipliers of their element-wise and overhead term at this run's shape (<see cref="EngineKernels.GraphWork"/>); null: none, or no replays.</summary>
+    private readonly (double Forward, double Backward)? _graphWork;
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
@@ -135,7 +137,12 @@ public sealed class StepCosts
             // --cuda-graphs: each layer's forward and backward is one graph replay (the resident trainer, no recompute); the
             // head still runs eagerly, so it keeps its floors.
             _headBackwardFloor = _backwardFloor;
-            if (CudaGraphRule.Replays(s)) (_forwardFloor, _backwardFloor) = (e.GraphReplayFloor, e.GraphReplayFloor);
+            if (CudaGraphRule.Replays(s))
+            {
+                (_forwardFloor, _backwardFloor) = (e.GraphReplayFloor, e.GraphReplayFloor);
+                // Their work as measured on replays of the layer at this shape, where the profile has it.
+                if (e.GraphWork is { } g && program?.Model is { } replayed) _graphWork = g.At(replayed.HiddenSize, (long)s.MicroBatch * s.SeqLen);
+            }
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;
             _floorPerOperation = true;
@@ -593,6 +600,8 @@ public sealed class StepCosts
             double? onElementwise = !layer ? null : backward ? _kindWork.BackwardElementwise : _kindWork.ForwardElementwise;
             double kind = !layer || onElementwise is not null ? 1 : backward ? _kindWork.Backward : _kindWork.Forward;
             double rest = (onElementwise ?? 1) * k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))).Seconds + k.LayerOverhead.Seconds;
+            // A layer replayed from its CUDA graph: its products as eager, the rest at the replays' measured multiplier.
+            if (layer && _graphWork is { } g && op.Kind is OpKind.Forward or OpKind.Backward) rest *= backward ? g.Backward : g.Forward;
             if (backward && k.BackwardWorkRatio is { } work)
                 return SimDuration.FromSeconds(kind * (2 * products.Seconds + work.Value * rest));
             double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };

@@ -38,6 +38,12 @@ public sealed record EngineKernelProbeOptions
     /// the steady floor of a forward with autograd on the H100 VM: 662 against 330 µs inside gpt2-xl's micro-batch 1 steps).
     /// </summary>
     public int FloorChain { get; init; } = 8;
+    /// <summary>
+    /// (micro-batch, sequence) shapes at which the layer's forward (recording autograd) and backward are also timed replayed
+    /// from CUDA graphs, as <c>--cuda-graphs</c> runs them (on CUDA only; empty: none): a replay has no host time around its
+    /// kernels, so launch-bound shapes time their device work too. Every hidden size × these shapes makes a full grid.
+    /// </summary>
+    public IReadOnlyList<(int MicroBatch, int SeqLen)> GraphShapes { get; init; } = [(1, 1024), (2, 1024), (4, 1024), (8, 1024), (16, 1024)];
     /// <summary>(micro-batch, sequence) shapes at which the family's own head and loss are timed.</summary>
     public IReadOnlyList<(int MicroBatch, int SeqLen)> HeadShapes { get; init; } = [(2, 1024), (8, 1024)];
     /// <summary>Elements the device AdamW updates in one timed call.</summary>
@@ -79,10 +85,11 @@ public sealed record EngineKernelProbeOptions
 /// <param name="Kind">The layer kind of the timed family (<see cref="EngineLayerKind.Of"/>).</param>
 /// <param name="KindFloors">The floors of <see cref="EngineKernelProbeOptions.FloorFamilies"/>' other kinds, one per kind; null: none timed.</param>
 /// <param name="LayerMatmul">The layer's weight products timed alone per shape, bf16 and fp32 (<see cref="LayerMatmulPoint"/>); empty: none timed.</param>
+/// <param name="Replayed">The layer's forward and backward replayed from CUDA graphs at <see cref="EngineKernelProbeOptions.GraphShapes"/>, every hidden size; null or empty: none timed (a CPU device, or a capture that failed).</param>
 public sealed record EngineKernelMeasurement(string Device, Precision Precision, IReadOnlyList<LayerSample> Layers,
     double FloorSeconds, double OptimizerSeconds, long OptimizerElements, string OptimizerName, double NoGradFloorSeconds = double.NaN,
     double BackwardFloorSeconds = double.NaN, string? Kind = null, IReadOnlyList<KindFloorSample>? KindFloors = null,
-    IReadOnlyList<LayerMatmulPoint>? LayerMatmul = null);
+    IReadOnlyList<LayerMatmulPoint>? LayerMatmul = null, IReadOnlyList<LayerSample>? Replayed = null);
 
 /// <summary>The dispatch floors of one layer kind, each the smallest median over the probe's hidden sizes.</summary>
 /// <param name="Kind">The layer kind (<see cref="EngineLayerKind.Of"/>).</param>
@@ -117,6 +124,8 @@ public static class EngineKernelProbe
         double Time(Action once) { Sync(); long t0 = Stopwatch.GetTimestamp(); once(); Sync(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
 
         var samples = new List<LayerSample>();
+        // Optional, on CUDA: a capture that fails drops every replayed shape (the fit needs a full grid), with a warning.
+        List<LayerSample>? replayed = cuda && options.GraphShapes.Count > 0 ? [] : null;
         double floor = double.NaN, noGradFloor = double.NaN, backwardFloor = double.NaN;
         foreach (int h in options.HiddenSizes)
         {
@@ -130,6 +139,21 @@ public static class EngineKernelProbe
                 var passes = WorkPasses(layer, parameters, spec, mb, seq, options, device, dtype, Time);
                 samples.AddRange(passes);
                 progress?.Invoke($"layer h={h} {mb}×{seq}: forward {passes[0].Seconds * 1e3:0.00} ms, recompute {passes[1].Seconds * 1e3:0.00} ms, backward {passes[2].Seconds * 1e3:0.00} ms");
+            }
+            foreach (var (mb, seq) in replayed is null ? [] : options.GraphShapes)
+            {
+                try
+                {
+                    var (forward, backward) = Replayed(layer, parameters, spec, mb, seq, options, device, dtype, Time);
+                    replayed!.AddRange([forward, backward]);
+                    progress?.Invoke($"layer h={h} {mb}×{seq} replayed from CUDA graphs: forward {forward.Seconds * 1e3:0.000} ms, backward {backward.Seconds * 1e3:0.000} ms");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    progress?.Invoke($"warning: the layer's passes replayed from CUDA graphs were not measured ({e.GetType().Name}: {e.Message}); replayed layers keep the eager pricing");
+                    replayed = null;
+                    break;
+                }
             }
             var floors = Floors(layer, parameters, h, options, device, dtype, Time);
             floor = MinOf(floor, floors.Recompute);
@@ -155,7 +179,66 @@ public static class EngineKernelProbe
             matmuls = [];
         }
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
-            noGradFloor, backwardFloor, kind, kindFloors, matmuls);
+            noGradFloor, backwardFloor, kind, kindFloors, matmuls, replayed);
+    }
+
+    /// <summary>
+    /// The layer's forward (recording autograd, as the resident trainer's) and backward (its gradients packed in the training
+    /// precision, as the trainer takes them at one micro-batch) at <paramref name="mb"/> × <paramref name="seq"/>, each captured
+    /// as a CUDA graph as <c>LayerGraphs</c> captures them and replayed back to back: medians over the options' repeats of
+    /// chains holding about 2 ms of work, the backward's the chain of forward-and-backward pairs less the forwards'.
+    /// </summary>
+    private static (LayerSample Forward, LayerSample Backward) Replayed(DecoderLayer layer, FlatParameters parameters, ModelSpec spec, int mb, int seq,
+        EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time)
+    {
+        int h = spec.HiddenSize;
+        var settings = Settings(mb, seq, options.Precision);
+        double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
+        var replay = new DropoutReplay(options.Seed, 1, 0);
+        int index = Math.Max(0, (int)device.index);
+        Tensor? input = null, given = null, output = null, inputGradient = null, packed = null;
+        CudaGraphCapture? forwardGraph = null, backwardGraph = null;
+        try
+        {
+            Collectives.CudaDevice.MakeCurrent(index);
+            using var side = CudaGraphCapture.SideStreamScope.Enter(index);
+            // The capture stream's own state (cuBLAS handle, autograd's) first, eagerly, on one sequence, as LayerGraphs does.
+            using (var warm = NewDisposeScope())
+            {
+                var x = zeros([1, seq, h], dtype, device).requires_grad_(true);
+                var y = layer.forward(x);
+                parameters.Backward(y, x, ones_like(y));
+                parameters.TakePackedGradients(dtype).Dispose();
+            }
+            cuda.synchronize();
+            input = randn([mb, seq, h], dtype, device).requires_grad_(true).DetachFromDisposeScope();
+            given = randn([mb, seq, h], dtype, device).DetachFromDisposeScope();
+            replay.Before(0, device);
+            forwardGraph = new CudaGraphCapture();
+            forwardGraph.Capture(() => output = layer.forward(input).DetachFromDisposeScope(), default);
+            backwardGraph = new CudaGraphCapture();
+            backwardGraph.Capture(() =>
+            {
+                using var inner = NewDisposeScope();
+                inputGradient = parameters.Backward(output!, input, given).DetachFromDisposeScope();
+                packed = parameters.TakePackedGradients(dtype).DetachFromDisposeScope();
+            }, forwardGraph.Pool);
+            void Forward() { replay.Before(0, device); forwardGraph.Replay(); }
+            void Pair() { Forward(); backwardGraph.Replay(); }
+            Pair(); // the first replays upload the graphs
+            int chain = (int)Math.Clamp(Math.Ceiling(2e-3 / Math.Max(time(Pair), 1e-9)), 1, 64);
+            double forward = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Forward(); }) / chain);
+            double pair = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Pair(); }) / chain);
+            return (new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward),
+                new LayerSample("layer", "backward", h, mb, seq, flops, saved, Math.Max(pair - forward, 1e-9)));
+        }
+        finally
+        {
+            foreach (var t in new[] { input, given, output, inputGradient, packed }) t?.Dispose();
+            backwardGraph?.Dispose();
+            forwardGraph?.Dispose();
+            parameters.ClearGradients();
+        }
     }
 
     /// <summary>
