@@ -1,5 +1,9 @@
 using AiOs.Planner.Calibration.Compute;
 using AiOs.Planner.Hardware;
+using AiOs.Planner.Models;
+using AiOs.Planner.Settings;
+using AiOs.Planner.Simulation;
+using AiOs.Planner.Simulation.Program;
 using AiOs.Planner.Units;
 
 namespace AiOs.Planner.Calibration.Tests;
@@ -13,7 +17,7 @@ public class EngineKernelGraphWorkTests
     private static readonly FlopRate Large = FlopRate.FromTflops(800);
     private const double Efficiency = 0.8, SavedGbps = 900, OverheadUs = 40, WorkRatio = 2.5;
 
-    private static readonly int[] Hidden = [768, 1280, 2048];
+    private static readonly int[] Hidden = [768, 1600, 2048];
     private static readonly long[] Tokens = [1024, 4096, 16384];
 
     private static (double Flops, double Saved, double Products, double Remainder) Shape(int h, long tokens)
@@ -84,5 +88,65 @@ public class EngineKernelGraphWorkTests
         Assert.Equal((0.0, 0.0), (first.Forward, first.Backward));
         var profile = EngineKernelFit.Apply(ProfileCatalog.Default.Load("h100-1x-vm"), fit.Kernels);
         profile.Validated("test");
+    }
+
+    /// <summary>bf16 products' rate per shape: 0.5 of the large rate at the smallest shape, rising with width and tokens; fp32 at a tenth.</summary>
+    private static LayerMatmulRates Rates()
+    {
+        var points = new List<LayerMatmulPoint>();
+        for (int i = 0; i < Hidden.Length; i++)
+            for (int j = 0; j < Tokens.Length; j++)
+            {
+                double share = 0.5 + 0.1 * i + 0.1 * j;
+                points.Add(new LayerMatmulPoint { Hidden = Hidden[i], Tokens = Tokens[j], Bf16Tflops = 800 * share, Fp32Tflops = 80 * share });
+            }
+        return new LayerMatmulRates { Method = "synthetic", Date = "2026-12-07", Points = points };
+    }
+
+    [Fact]
+    public void Given_a_profile_fitted_on_replays_with_shape_rates_When_a_replayed_gpt2_xl_step_is_priced_Then_its_layers_take_the_replays_times_plus_the_landing()
+    {
+        // Every pass at its shape's rate: the eager ones at the constants above, the replays at Truth's multipliers.
+        var rates = Rates();
+        var passes = new List<LayerTiming>();
+        var replays = new List<LayerTiming>();
+        foreach (int h in Hidden)
+            foreach (long tokens in Tokens)
+            {
+                double flops = 2.0 * tokens * 12 * h * h, saved = 40.0 * h * tokens;
+                double products = flops / (rates.RateAt(Precision.Bf16, h, tokens)!.Value.FlopsPerSecond * Efficiency);
+                double rest = saved / (SavedGbps * 1e9) + OverheadUs * 1e-6;
+                var (f, b) = Truth(h, tokens);
+                passes.Add(new LayerTiming(flops, saved, h, false, products + rest, "forward", tokens));
+                passes.Add(new LayerTiming(flops, saved, h, false, products + rest, "recompute", tokens));
+                passes.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * rest, "backward", tokens));
+                replays.Add(new LayerTiming(flops, saved, h, false, products + f * rest, "forward", tokens));
+                replays.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * b * rest, "backward", tokens));
+            }
+        var t = new EngineKernelTimings(passes, FloorSeconds: 20e-6, OptimizerSeconds: 1e-3, OptimizerElements: 100_000_000, Large, "synthetic",
+            LayerMatmul: rates, Precision: Precision.Bf16, Replayed: replays);
+        var fit = EngineKernelFit.Fit(t, "2026-12-07");
+        var hw = EngineKernelFit.Apply(ProfileCatalog.Default.Load("h100-1x-vm"), fit.Kernels with { KindFloors = null });
+        hw.Validated("test");
+
+        // gpt2-xl (h 1600) at micro-batch 1 (1,024 tokens): a shape of the grid, priced from its own replays.
+        var model = ModelCatalog.Default.Load("gpt2-xl");
+        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 1024, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, CudaGraphs = true };
+        var program = StepScheduler.Build(model, hw, s, false, ProgramShape.For(s, hw));
+        var costs = Simulator.Costs(program, hw, s);
+        Operation Layer(OpKind kind) => program.Ops.First(o => o.Resource == ResourceKind.Compute && o.Kind == kind && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 5);
+        var (forward, backward) = (Layer(OpKind.Forward), Layer(OpKind.Backward));
+        // The engine's own layer work (its FLOPs and saved bytes, not the synthetic ones) at the fitted constants and multipliers:
+        // what the replay of a layer of that work would take.
+        double rate = rates.RateAt(Precision.Bf16, 1600, 1024)!.Value.FlopsPerSecond * fit.Kernels.MatmulEfficiency.Value;
+        double restOf = forward.ElementwiseBytes / (fit.Kernels.SavedBytesGbps.Value * 1e9) + fit.Kernels.LayerOverheadUs.Value * 1e-6;
+        var (gf, gb) = Truth(1600, 1024);
+        double expectedForward = forward.Flops / rate + gf * restOf;
+        double landing = backward.SumBytes / (fit.Kernels.OptimizerGbps!.Value * 1e9);
+        double expectedBackward = backward.Flops / rate + fit.Kernels.BackwardWorkRatio!.Value * gb * restOf + landing;
+
+        Assert.Equal(expectedForward, costs.Duration(forward, model.HiddenSize).Seconds, expectedForward * 1e-3);
+        Assert.Equal(expectedBackward, costs.Duration(backward, model.HiddenSize).Seconds, expectedBackward * 1e-3);
+        Assert.True(landing > 0, "the resident landing of a layer's gradients is priced apart from its replayed backward");
     }
 }

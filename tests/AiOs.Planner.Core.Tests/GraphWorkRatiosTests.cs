@@ -146,4 +146,16 @@ public class GraphWorkRatiosTests
         Assert.Equal(Seconds(null, OpKind.Forward, UnitKind.Layer, cudaGraphs: false), Seconds(g, OpKind.Forward, UnitKind.Layer, cudaGraphs: false), 1e-9);
         Assert.Equal(Seconds(null, OpKind.Backward, UnitKind.Layer, cudaGraphs: false), Seconds(g, OpKind.Backward, UnitKind.Layer, cudaGraphs: false), 1e-9);
     }
+
+    [Fact]
+    public void Given_graph_work_measured_on_another_layer_kind_When_a_replayed_layer_is_priced_Then_it_is_priced_as_eager()
+    {
+        var llama = Uniform(0.2, 0.2) with { Kind = EngineLayerKind.Of(ModelCatalog.Default.Load("llama-2-7b")) };
+        var gpt2 = Uniform(0.2, 0.2) with { Kind = EngineLayerKind.Of(ModelCatalog.Default.Load("gpt2")) };
+
+        Assert.False(llama.Prices(ModelCatalog.Default.Load("gpt2-xl")));
+        Assert.True(gpt2.Prices(ModelCatalog.Default.Load("gpt2-xl")));
+        Assert.Equal(Seconds(null, OpKind.Forward, UnitKind.Layer), Seconds(llama, OpKind.Forward, UnitKind.Layer), 1e-9);
+        Assert.True(Seconds(gpt2, OpKind.Forward, UnitKind.Layer) < Seconds(null, OpKind.Forward, UnitKind.Layer));
+    }
 }

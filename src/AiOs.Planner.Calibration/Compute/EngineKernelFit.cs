@@ -237,7 +237,8 @@ public static class EngineKernelFit
     /// a pass's fitted products M and rest R (saved-bytes time and overhead), a replayed forward t takes (t − M) / R and a backward
     /// (t − 2M) / (w·R) with the backward work ratio w, or (t / r − M) / R with the whole backward ratio r, each held to
     /// [0, <see cref="GraphWorkRatios.MaxRatio"/>] (below 0 the replay ran faster than its products are priced: it has no rest
-    /// left). Null without a forward and a backward replay at every shape of a full grid, or without a rest term.
+    /// left). Shapes are told apart by width and tokens (the probe's shapes share one sequence length). Null without a forward
+    /// and a backward replay at every shape of a full grid, or without a rest term.
     /// </summary>
     internal static GraphWorkRatios? GraphWorkOf(CpuLayerFitResult fit, double? backwardWork, EngineKernelTimings t, string date)
     {
@@ -252,7 +253,7 @@ public static class EngineKernelFit
             double Rest(LayerTiming p) => (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
             if (!(Rest(forward) > 0) || !(Rest(backward) > 0)) return null;
             double f = (forward.Seconds - Products(forward)) / Rest(forward);
-            double b = backwardWork is { } w
+            double b = backwardWork is { } w && w > 0
                 ? (backward.Seconds - 2 * Products(backward)) / (w * Rest(backward))
                 : (backward.Seconds / fit.BackwardRatio - Products(backward)) / Rest(backward);
             static double Held(double x) => Math.Round(Math.Clamp(x, 0, GraphWorkRatios.MaxRatio), 4);
@@ -266,6 +267,7 @@ public static class EngineKernelFit
                 $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (gradients packed) replayed from CUDA graphs, median time of each over the fitted products and element-wise and overhead term, {points.Count} shapes ({t.Description})"),
             Date = date,
             Points = points,
+            Kind = t.Kind,
         };
     }
 

@@ -30,8 +30,12 @@ public static class CalibrateGpuCommand
         {
             Description = "Skip measuring the layer dispatch floors inside real steps of the engine's resident trainer (one small model per layer kind); the tiny-shape probe's floors are written instead",
         };
+        var noReplays = new Option<bool>("--no-graph-replays")
+        {
+            Description = "Skip timing the layer's passes replayed from CUDA graphs (engine_kernels.graph_work, which prices --cuda-graphs runs); replayed layers are then priced as eager ones",
+        };
         var command = new Command("calibrate-gpu", "Measure host↔GPU copies (pinned and pageable), matmul TFLOP/s for layer shapes, GPU memory and the engine's own kernels; write them into a profile.")
-            { output, baseProfile, device, family, precision, floorFamilies, noKernels, noInStep };
+            { output, baseProfile, device, family, precision, floorFamilies, noKernels, noInStep, noReplays };
         command.SetAction(r =>
         {
             string path = r.GetValue(output)!;
@@ -63,6 +67,7 @@ public static class CalibrateGpuCommand
                     Family = ModelCatalog.Default.Load(r.GetValue(family)!), FloorFamilies = LoadFamilies(r.GetValue(floorFamilies)),
                     Device = $"cuda:{r.GetValue(device)}", Precision = r.GetValue(precision),
                 };
+                if (r.GetValue(noReplays)) options = options with { GraphShapes = [] };
                 var inStep = r.GetValue(noInStep) ? null : InStepOptions(options);
                 (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) kernels;
                 try
@@ -144,14 +149,28 @@ public static class CalibrateGpuCommand
                 k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList(),
             layerMatmul, options.Precision, m.Replayed?.Select(Timing).ToList()),
             date, gpu.EngineKernels);
-        // Each timed pass as fitted (with its shape's matmul rate), so the fit can be redone and checked away from the GPU.
+        // Each timed pass as fitted (with its shape's matmul rate), and each replayed one, so the fit can be redone and checked away from the GPU.
         foreach (var t in fit.Passes)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
+        foreach (var t in fit.Kernels.GraphWork is null ? [] : RatedReplays(m, fit))
+            progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"replayed {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4}"));
         foreach (var p in fit.Kernels.GraphWork?.Points ?? [])
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed from CUDA graphs, hidden {p.Hidden} tokens {p.Tokens}: the element-wise and overhead term × {p.Forward:0.000} forward, × {p.Backward:0.000} backward"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
+    }
+
+    /// <summary>The replayed passes with the matmul rate of their shape as the fit took it (the table's, where the fit was shape-rated).</summary>
+    private static IEnumerable<LayerTiming> RatedReplays(EngineKernelMeasurement m, EngineKernelCalibration fit)
+    {
+        var table = fit.Kernels.LayerMatmul;
+        foreach (var l in m.Replayed ?? [])
+        {
+            var t = new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass, (long)l.MicroBatch * l.SeqLen);
+            yield return table?.RateAt(m.Precision, t.Hidden, t.Tokens) is { } rate ? t with { MatmulTflops = rate.Tflops } : t;
+        }
     }
 
     /// <summary>

@@ -25,6 +25,14 @@ public sealed record GraphWorkRatios
     public required string Date { get; init; }
     /// <summary>One point per (hidden, tokens) of a full grid: every hidden size with the same token counts.</summary>
     public required IReadOnlyList<GraphWorkPoint> Points { get; init; }
+    /// <summary>
+    /// The layer kind (<see cref="EngineLayerKind"/>) whose replays were timed: the multipliers price that kind's layers
+    /// (another kind's eager fixed term is another size). Null: <see cref="EngineLayerKind.Gpt2"/>.
+    /// </summary>
+    public string? Kind { get; init; }
+
+    /// <summary>Whether the multipliers were measured on <paramref name="model"/>'s layer kind.</summary>
+    public bool Prices(Models.ModelSpec model) => EngineLayerKind.Of(model) == (Kind ?? EngineLayerKind.Gpt2);
 
     /// <summary>The largest multiplier a point may hold.</summary>
     public const double MaxRatio = 10;
@@ -48,6 +56,7 @@ public sealed record GraphWorkRatios
     internal void Validate(ValidationProblems p, string at)
     {
         if (string.IsNullOrWhiteSpace(Method)) p.Add(at + ".method", "must say how the multipliers were measured");
+        if (Kind is { } kind && string.IsNullOrWhiteSpace(kind)) p.Add(at + ".kind", "must not be empty; remove it for GPT-2's kind");
         if (Points is null || Points.Count == 0)
         {
             p.Add(at + ".points", "must list at least one measured shape; remove graph_work to price replayed layers as eager ones");

@@ -140,8 +140,9 @@ public sealed class StepCosts
             if (CudaGraphRule.Replays(s))
             {
                 (_forwardFloor, _backwardFloor) = (e.GraphReplayFloor, e.GraphReplayFloor);
-                // Their work as measured on replays of the layer at this shape, where the profile has it.
-                if (e.GraphWork is { } g && program?.Model is { } replayed) _graphWork = g.At(replayed.HiddenSize, (long)s.MicroBatch * s.SeqLen);
+                // Their work as measured on replays of the layer at this shape, where the profile has it for this layer kind.
+                if (e.GraphWork is { } g && program?.Model is { } replayed && g.Prices(replayed))
+                    _graphWork = g.At(replayed.HiddenSize, (long)s.MicroBatch * s.SeqLen);
             }
             _headFloor = floors.Autograd;
             _launchFloor = floors.Forward;

@@ -124,8 +124,6 @@ public static class EngineKernelProbe
         double Time(Action once) { Sync(); long t0 = Stopwatch.GetTimestamp(); once(); Sync(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
 
         var samples = new List<LayerSample>();
-        // Optional, on CUDA: a capture that fails drops every replayed shape (the fit needs a full grid), with a warning.
-        List<LayerSample>? replayed = cuda && options.GraphShapes.Count > 0 ? [] : null;
         double floor = double.NaN, noGradFloor = double.NaN, backwardFloor = double.NaN;
         foreach (int h in options.HiddenSizes)
         {
@@ -139,21 +137,6 @@ public static class EngineKernelProbe
                 var passes = WorkPasses(layer, parameters, spec, mb, seq, options, device, dtype, Time);
                 samples.AddRange(passes);
                 progress?.Invoke($"layer h={h} {mb}×{seq}: forward {passes[0].Seconds * 1e3:0.00} ms, recompute {passes[1].Seconds * 1e3:0.00} ms, backward {passes[2].Seconds * 1e3:0.00} ms");
-            }
-            foreach (var (mb, seq) in replayed is null ? [] : options.GraphShapes)
-            {
-                try
-                {
-                    var (forward, backward) = Replayed(layer, parameters, spec, mb, seq, options, device, dtype, Time);
-                    replayed!.AddRange([forward, backward]);
-                    progress?.Invoke($"layer h={h} {mb}×{seq} replayed from CUDA graphs: forward {forward.Seconds * 1e3:0.000} ms, backward {backward.Seconds * 1e3:0.000} ms");
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    progress?.Invoke($"warning: the layer's passes replayed from CUDA graphs were not measured ({e.GetType().Name}: {e.Message}); replayed layers keep the eager pricing");
-                    replayed = null;
-                    break;
-                }
             }
             var floors = Floors(layer, parameters, h, options, device, dtype, Time);
             floor = MinOf(floor, floors.Recompute);
@@ -178,15 +161,53 @@ public static class EngineKernelProbe
             progress?.Invoke($"warning: the layer products' rates per shape were not measured ({e.GetType().Name}: {e.Message}); the fit uses the large-matmul rate");
             matmuls = [];
         }
+        // Last, on CUDA: a capture is the one step here that, should libtorch throw inside it, could end the process, so every
+        // other measurement is taken first (and the command's output says which capture was running).
+        var replayed = cuda && options.GraphShapes.Count > 0 ? ReplayedPasses(options, device, dtype, Time, progress) : null;
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
             noGradFloor, backwardFloor, kind, kindFloors, matmuls, replayed);
     }
 
     /// <summary>
-    /// The layer's forward (recording autograd, as the resident trainer's) and backward (its gradients packed in the training
-    /// precision, as the trainer takes them at one micro-batch) at <paramref name="mb"/> × <paramref name="seq"/>, each captured
-    /// as a CUDA graph as <c>LayerGraphs</c> captures them and replayed back to back: medians over the options' repeats of
-    /// chains holding about 2 ms of work, the backward's the chain of forward-and-backward pairs less the forwards'.
+    /// The layer's passes replayed from CUDA graphs (<see cref="Replayed"/>) at every hidden size × <see cref="EngineKernelProbeOptions.GraphShapes"/>;
+    /// null, with a warning, when one fails (the fit needs the full grid).
+    /// </summary>
+    private static List<LayerSample>? ReplayedPasses(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time, Action<string>? progress)
+    {
+        var replayed = new List<LayerSample>();
+        foreach (int h in options.HiddenSizes)
+        {
+            var spec = CpuComputeProbe.Widened(options.Family, h);
+            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
+            Initialise(parameters);
+            var layer = new DecoderLayer(spec, parameters);
+            layer.train();
+            foreach (var (mb, seq) in options.GraphShapes)
+            {
+                progress?.Invoke($"layer h={h} {mb}×{seq}: capturing its forward and backward as CUDA graphs");
+                try
+                {
+                    var (forward, backward) = Replayed(layer, parameters, spec, mb, seq, options, device, dtype, time);
+                    replayed.AddRange([forward, backward]);
+                    progress?.Invoke($"layer h={h} {mb}×{seq} replayed from CUDA graphs: forward {forward.Seconds * 1e3:0.000} ms, backward {backward.Seconds * 1e3:0.000} ms");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    progress?.Invoke($"warning: the layer's passes replayed from CUDA graphs were not measured ({e.GetType().Name}: {e.Message}); replayed layers keep the eager pricing");
+                    return null;
+                }
+            }
+        }
+        return replayed;
+    }
+
+    /// <summary>
+    /// The layer's forward (recording autograd, as the resident trainer's) and backward (autograd's call, as
+    /// <see cref="FlatParameters.Backward"/> makes it; the packing of its gradients is left out, as the eager passes leave it out:
+    /// the step program prices that landing apart) at <paramref name="mb"/> × <paramref name="seq"/>, each captured as a CUDA graph
+    /// as <c>LayerGraphs</c> captures them and replayed back to back in chains holding about 2 ms of work: the forward the median
+    /// of its chains, the backward the median over repeats of a chain of forward-and-backward pairs less the forward chain timed
+    /// beside it.
     /// </summary>
     private static (LayerSample Forward, LayerSample Backward) Replayed(DecoderLayer layer, FlatParameters parameters, ModelSpec spec, int mb, int seq,
         EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time)
@@ -196,7 +217,7 @@ public static class EngineKernelProbe
         double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
         var replay = new DropoutReplay(options.Seed, 1, 0);
         int index = Math.Max(0, (int)device.index);
-        Tensor? input = null, given = null, output = null, inputGradient = null, packed = null;
+        Tensor? input = null, given = null, output = null, inputGradient = null;
         CudaGraphCapture? forwardGraph = null, backwardGraph = null;
         try
         {
@@ -221,23 +242,32 @@ public static class EngineKernelProbe
             {
                 using var inner = NewDisposeScope();
                 inputGradient = parameters.Backward(output!, input, given).DetachFromDisposeScope();
-                packed = parameters.TakePackedGradients(dtype).DetachFromDisposeScope();
             }, forwardGraph.Pool);
             void Forward() { replay.Before(0, device); forwardGraph.Replay(); }
             void Pair() { Forward(); backwardGraph.Replay(); }
             Pair(); // the first replays upload the graphs
             int chain = (int)Math.Clamp(Math.Ceiling(2e-3 / Math.Max(time(Pair), 1e-9)), 1, 64);
-            double forward = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Forward(); }) / chain);
-            double pair = Median(options.Repeats, () => time(() => { for (int i = 0; i < chain; i++) Pair(); }) / chain);
-            return (new LayerSample("layer", "forward", h, mb, seq, flops, saved, forward),
-                new LayerSample("layer", "backward", h, mb, seq, flops, saved, Math.Max(pair - forward, 1e-9)));
+            var runs = new List<(double Forward, double Backward)>();
+            for (int r = 0; r < Math.Max(1, options.Repeats); r++)
+            {
+                double forward = time(() => { for (int i = 0; i < chain; i++) Forward(); }) / chain;
+                double pair = time(() => { for (int i = 0; i < chain; i++) Pair(); }) / chain;
+                runs.Add((forward, pair - forward));
+            }
+            double backward = MedianOf(runs.Select(x => x.Backward));
+            if (!(backward > 0))
+                throw new InvalidOperationException($"the replayed backward timed {backward * 1e6:0.0} µs (pairs less forwards): the timings were disturbed");
+            return (new LayerSample("layer", "forward", h, mb, seq, flops, saved, MedianOf(runs.Select(x => x.Forward))),
+                new LayerSample("layer", "backward", h, mb, seq, flops, saved, backward));
         }
         finally
         {
-            foreach (var t in new[] { input, given, output, inputGradient, packed }) t?.Dispose();
+            // Nothing queued may still use the graphs' memory when they and their pool go.
+            try { cuda.synchronize(); } catch (Exception) { /* the capture's own failure is the one to report */ }
+            foreach (var t in new[] { input, given, output, inputGradient }) t?.Dispose();
+            parameters.ClearGradients();
             backwardGraph?.Dispose();
             forwardGraph?.Dispose();
-            parameters.ClearGradients();
         }
     }
 
