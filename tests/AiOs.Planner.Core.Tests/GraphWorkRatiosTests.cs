@@ -1,6 +1,7 @@
 using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Planning;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
@@ -157,5 +158,24 @@ public class GraphWorkRatiosTests
         Assert.True(gpt2.Prices(ModelCatalog.Default.Load("gpt2-xl")));
         Assert.Equal(Seconds(null, OpKind.Forward, UnitKind.Layer), Seconds(llama, OpKind.Forward, UnitKind.Layer), 1e-9);
         Assert.True(Seconds(gpt2, OpKind.Forward, UnitKind.Layer) < Seconds(null, OpKind.Forward, UnitKind.Layer));
+    }
+
+    [Fact]
+    public void Given_a_replayed_plan_on_a_profile_without_measured_replays_for_its_kind_When_noted_Then_it_says_so_and_names_the_command()
+    {
+        var lent = ProfileCatalog.Default.Load("h100-1x-vm");
+        HardwareProfile With(GraphWorkRatios? g) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { GraphWork = g } } };
+        var gpt2 = ModelCatalog.Default.Load("gpt2-xl");
+        var llama = ModelCatalog.Default.Load("llama-3.2-3b");
+        var s = new TrainingSettings { MicroBatch = 1, SeqLen = 1024, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, CudaGraphs = true };
+
+        string none = TrainingPlanner.GraphWorkNote(gpt2, With(null), s)!;
+        Assert.Contains("no measured replays", none);
+        Assert.Contains("aios calibrate-gpu", none);
+        Assert.Null(TrainingPlanner.GraphWorkNote(gpt2, With(null), s with { CudaGraphs = false }));
+        Assert.Null(TrainingPlanner.GraphWorkNote(gpt2, With(Uniform(0.5, 0.5)), s));
+        string other = TrainingPlanner.GraphWorkNote(llama, With(Uniform(0.5, 0.5)), s)!;
+        Assert.Contains("another layer kind", other);
+        Assert.Contains("--family llama-3.2-3b", other);
     }
 }

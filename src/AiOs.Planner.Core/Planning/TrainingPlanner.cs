@@ -78,7 +78,7 @@ public static class TrainingPlanner
                 ? new[]
                 {
                     EngineFloorsNote(model, hardware, settings), EngineWorkNote(model, hardware, settings), EngineMatmulNote(model, hardware, settings),
-                    CudaGraphsNote(model, hardware, settings, simulated, memory),
+                    GraphWorkNote(model, hardware, settings), CudaGraphsNote(model, hardware, settings, simulated, memory),
                 }.OfType<string>().ToList()
                 : [],
         };
@@ -146,6 +146,23 @@ public static class TrainingPlanner
         }
         return $"{hardware.Name}'s engine layer-work fit was measured on {kernels.MainFloorKind} layers, not on {model.Name}'s ({kind}), and has no measured work ratios for that kind (forward and backward): " +
                "its element-wise work is priced through the other kind's fit, which planned a Llama shape's work-bound steps 17–19% fast on an H100 VM. " + measure;
+    }
+
+    /// <summary>
+    /// Why a plan with <c>--cuda-graphs</c> may price its replayed layers long: the profile has no <see cref="EngineKernels.GraphWork"/>
+    /// for the model's layer kind, so they are priced as eager passes, whose fixed term holds host time a replay does not have
+    /// (gpt2-xl at micro-batch 1 on an H100 VM, 2026-12-07: 61.2 ms planned, 54.6 measured). Null where the layers do not replay
+    /// or the profile measured their replays.
+    /// </summary>
+    public static string? GraphWorkNote(ModelSpec model, HardwareProfile hardware, TrainingSettings settings)
+    {
+        if (!hardware.HasGpu || !CudaGraphRule.Replays(settings) || hardware.Gpu!.EngineKernels is not { } kernels) return null;
+        if (kernels.GraphWork is { } g && g.Prices(model)) return null;
+        string why = kernels.GraphWork is null ? $"{hardware.Name} has no measured replays"
+            : $"{hardware.Name}'s replays were measured on another layer kind ({kernels.GraphWork.Kind ?? EngineLayerKind.Gpt2}) than {model.Name}'s";
+        return $"--cuda-graphs: {why} (engine_kernels.graph_work), so the replayed layers are priced as eager passes, whose fixed term holds host " +
+               "time a replay does not have; at small micro-batches the step may run up to a sixth faster than planned. Measure them: aios calibrate-gpu" +
+               (kernels.GraphWork is null ? "" : $" --family {model.Name}") + ".";
     }
 
     /// <summary>
