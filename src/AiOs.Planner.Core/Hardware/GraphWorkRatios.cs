@@ -43,13 +43,7 @@ public sealed record GraphWorkRatios
     /// </summary>
     public (double Forward, double Backward) At(int hidden, long tokens)
     {
-        var hs = Points.Select(p => p.Hidden).Distinct().Order().ToArray();
-        var ts = Points.Select(p => p.Tokens).Distinct().Order().ToArray();
-        var (h0, h1, wh) = LogGrid.Bracket(hs.Select(h => (double)h).ToArray(), Math.Max(1, hidden));
-        var (t0, t1, wt) = LogGrid.Bracket(ts.Select(t => (double)t).ToArray(), Math.Max(1, tokens));
-        GraphWorkPoint P(int hi, int ti) => Points.First(p => p.Hidden == hs[hi] && p.Tokens == ts[ti]);
-        double Mix(Func<GraphWorkPoint, double> f) =>
-            (1 - wh) * ((1 - wt) * f(P(h0, t0)) + wt * f(P(h0, t1))) + wh * ((1 - wt) * f(P(h1, t0)) + wt * f(P(h1, t1)));
+        double Mix(Func<GraphWorkPoint, double> value) => LogGrid.At(Points, p => p.Hidden, p => p.Tokens, value, hidden, tokens);
         return (Mix(p => p.Forward), Mix(p => p.Backward));
     }
 
@@ -71,12 +65,7 @@ public sealed record GraphWorkRatios
             p.InRange(k + ".forward", pt.Forward, 0, MaxRatio);
             p.InRange(k + ".backward", pt.Backward, 0, MaxRatio);
         }
-        var valid = Points.Where(x => x is not null).ToList();
-        int hs = valid.Select(x => x.Hidden).Distinct().Count(), ts = valid.Select(x => x.Tokens).Distinct().Count();
-        if (valid.Select(x => (x.Hidden, x.Tokens)).Distinct().Count() != valid.Count)
-            p.Add(at + ".points", "a (hidden, tokens) shape appears twice; keep one point per shape");
-        else if (valid.Count != hs * ts)
-            p.Add(at + ".points", $"must be a full grid: {hs} hidden sizes × {ts} token counts need {hs * ts} points, found {valid.Count}");
+        LogGrid.ValidateShapes(p, at + ".points", Points.Where(x => x is not null).Select(x => (x.Hidden, x.Tokens)).ToList());
     }
 }
 

@@ -32,14 +32,8 @@ public sealed record LayerMatmulRates
     {
         if (!HasColumn(precision) || hidden <= 0 || tokens <= 0) return null;
         var column = Column(precision);
-        var hs = Points.Select(p => p.Hidden).Distinct().Order().ToArray();
-        var ts = Points.Select(p => p.Tokens).Distinct().Order().ToArray();
-        var (h0, h1, wh) = LogGrid.Bracket(hs.Select(h => (double)h).ToArray(), hidden);
-        var (t0, t1, wt) = LogGrid.Bracket(ts.Select(t => (double)t).ToArray(), tokens);
-        double At(int hi, int ti) => column(Points.First(p => p.Hidden == hs[hi] && p.Tokens == ts[ti]))!.Value;
         // Interpolated in log rate too: the rates of neighbouring shapes differ by factors, not by amounts.
-        double log = (1 - wh) * ((1 - wt) * Math.Log(At(h0, t0)) + wt * Math.Log(At(h0, t1)))
-            + wh * ((1 - wt) * Math.Log(At(h1, t0)) + wt * Math.Log(At(h1, t1)));
+        double log = LogGrid.At(Points, p => p.Hidden, p => p.Tokens, p => Math.Log(column(p)!.Value), hidden, tokens);
         return FlopRate.FromTflops(Math.Exp(log));
     }
 
@@ -76,13 +70,7 @@ public sealed record LayerMatmulRates
             // precision had no column would fall back to the large-matmul rate at an efficiency that does not refer to it).
             if (pt.Bf16Tflops is null || pt.Fp32Tflops is null) p.Add(k, "needs both bf16_tflops and fp32_tflops (aios calibrate-gpu measures both)");
         }
-        var valid = Points.Where(x => x is not null).ToList();
-        var hs = valid.Select(x => x.Hidden).Distinct().ToList();
-        var ts = valid.Select(x => x.Tokens).Distinct().ToList();
-        if (valid.Select(x => (x.Hidden, x.Tokens)).Distinct().Count() != valid.Count)
-            p.Add(at + ".points", "a (hidden, tokens) shape appears twice; keep one point per shape");
-        else if (valid.Count != hs.Count * ts.Count)
-            p.Add(at + ".points", $"must be a full grid: {hs.Count} hidden sizes × {ts.Count} token counts need {hs.Count * ts.Count} points, found {valid.Count}");
+        LogGrid.ValidateShapes(p, at + ".points", Points.Where(x => x is not null).Select(x => (x.Hidden, x.Tokens)).ToList());
     }
 }
 

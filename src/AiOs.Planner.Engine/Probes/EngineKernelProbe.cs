@@ -128,10 +128,8 @@ public static class EngineKernelProbe
         foreach (int h in options.HiddenSizes)
         {
             var spec = CpuComputeProbe.Widened(options.Family, h);
-            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
-            Initialise(parameters);
-            var layer = new DecoderLayer(spec, parameters);
-            layer.train();
+            using var parameters = LayerParameters(spec, dtype, device);
+            var layer = TrainingLayer(spec, parameters);
             foreach (var (mb, seq) in options.Shapes)
             {
                 var passes = WorkPasses(layer, parameters, spec, mb, seq, options, device, dtype, Time);
@@ -178,10 +176,8 @@ public static class EngineKernelProbe
         foreach (int h in options.HiddenSizes)
         {
             var spec = CpuComputeProbe.Widened(options.Family, h);
-            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
-            Initialise(parameters);
-            var layer = new DecoderLayer(spec, parameters);
-            layer.train();
+            using var parameters = LayerParameters(spec, dtype, device);
+            var layer = TrainingLayer(spec, parameters);
             foreach (var (mb, seq) in options.GraphShapes)
             {
                 progress?.Invoke($"layer h={h} {mb}×{seq}: capturing its forward and backward as CUDA graphs");
@@ -364,10 +360,8 @@ public static class EngineKernelProbe
             foreach (int h in options.HiddenSizes)
             {
                 var spec = CpuComputeProbe.Widened(family, h);
-                using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
-                Initialise(parameters);
-                var layer = new DecoderLayer(spec, parameters);
-                layer.train();
+                using var parameters = LayerParameters(spec, dtype, device);
+                var layer = TrainingLayer(spec, parameters);
                 var floors = Floors(layer, parameters, h, options, device, dtype, time);
                 forward = MinOf(forward, floors.Forward);
                 autograd = MinOf(autograd, floors.Recompute);
@@ -489,6 +483,22 @@ public static class EngineKernelProbe
 
     private static TrainingSettings Settings(int microBatch, int seqLen, Precision precision) =>
         new() { MicroBatch = microBatch, SeqLen = seqLen, Precision = precision };
+
+    /// <summary>A decoder layer's parameters of <paramref name="spec"/>'s shape in one flat buffer, initialised (<see cref="Initialise"/>).</summary>
+    private static FlatParameters LayerParameters(ModelSpec spec, ScalarType dtype, Device device)
+    {
+        var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), dtype, device);
+        Initialise(parameters);
+        return parameters;
+    }
+
+    /// <summary>The engine's decoder layer over <paramref name="parameters"/>, in training mode (dropout on, as the trainers run it).</summary>
+    private static DecoderLayer TrainingLayer(ModelSpec spec, FlatParameters parameters)
+    {
+        var layer = new DecoderLayer(spec, parameters);
+        layer.train();
+        return layer;
+    }
 
     /// <summary>Small random weights: zeros would make norms and GELU take shortcuts, large ones overflow.</summary>
     internal static void Initialise(FlatParameters parameters)
