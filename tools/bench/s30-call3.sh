@@ -8,9 +8,11 @@ out=${OUT:-/tmp/s30c}; mkdir -p "$out"
 name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 profile=h100-1x-vm; [[ $name == *H200* ]] && profile=h200-1x-calibrated
 { date -u; echo "$name"; lscpu | grep "Model name"; nproc; } | tee "$out/machine.txt"
-timeout 120 bash .device-tests/run-tests.sh -parallel none -class AiOs.Planner.Engine.Tests.EngineKernelProbeReplayTests > /tmp/s30c-tests.txt 2>&1
-echo "gpu tests rc=$? at $SECONDS s"
-sed 's/\x1b\[[0-9;]*m//g' /tmp/s30c-tests.txt | grep -v "^\s*at " | grep -E "FAIL|Total:|Expected|Actual|Exception|rror" | head -12
+if [ -z "${SKIP_TESTS:-}" ]; then
+  timeout 120 bash .device-tests/run-tests.sh -parallel none -class AiOs.Planner.Engine.Tests.EngineKernelProbeReplayTests > /tmp/s30c-tests.txt 2>&1
+  echo "gpu tests rc=$? at $SECONDS s"
+  sed 's/\x1b\[[0-9;]*m//g' /tmp/s30c-tests.txt | grep -v "^\s*at " | grep -E "FAIL|Total:|Expected|Actual|Exception|rror" | head -12
+fi
 cp "profiles/$profile.json" "$out/cal.json"
 timeout 300 bash .device/run.sh calibrate-gpu --out "$out/cal.json" --family gpt2 --precision bf16 > "$out/cal.log" 2>&1
 echo "calibrate-gpu rc=$? at $SECONDS s"
