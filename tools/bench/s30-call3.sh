@@ -14,7 +14,7 @@ if [ -z "${SKIP_TESTS:-}" ]; then
   sed 's/\x1b\[[0-9;]*m//g' /tmp/s30c-tests.txt | grep -v "^\s*at " | grep -E "FAIL|Total:|Expected|Actual|Exception|rror" | head -12
 fi
 cp "profiles/$profile.json" "$out/cal.json"
-timeout 300 bash .device/run.sh calibrate-gpu --out "$out/cal.json" --family gpt2 --precision bf16 > "$out/cal.log" 2>&1
+timeout ${CAL_TIMEOUT:-300} bash .device/run.sh calibrate-gpu --out "$out/cal.json" --family gpt2 --precision bf16 ${CAL_ARGS:-} > "$out/cal.log" 2>&1
 echo "calibrate-gpu rc=$? at $SECONDS s"
 grep -E "replayed|warning|rror|efficiency|R²" "$out/cal.log" | head -40
 row() { # name, then train flags
