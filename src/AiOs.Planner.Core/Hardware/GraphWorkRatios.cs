@@ -15,7 +15,8 @@ namespace AiOs.Planner.Hardware;
 /// replayed layers at micro-batch 1 (1,024 tokens) long on an H100 VM (2026-12-07: backward 30.5 ms planned, 24.1 measured;
 /// forward 14.0 against 13.1). The probe replays each timed shape from a graph of the engine's own layer forward (recording
 /// autograd, as the resident trainer's does) and backward (with the gradients packed, as the trainer takes them), so these
-/// multipliers hold what the trainer replays.
+/// multipliers hold what the trainer replays. They are timed in the calibration's precision (bf16 by default) and price every
+/// precision's replays: the term they scale is the element-wise work and fixed cost, which the matmuls' precision does not move.
 /// </remarks>
 public sealed record GraphWorkRatios
 {
