@@ -33,6 +33,7 @@ public sealed class EngineKernelProbeReplayTests
 
         Assert.Null(m.Replayed);
         Assert.NotEmpty(m.Layers);
+        Assert.Null(EngineKernelProbe.MeasureReplays(Options("cpu")));
     }
 
     [GpuTheory]
@@ -41,6 +42,8 @@ public sealed class EngineKernelProbeReplayTests
     {
         var lines = new List<string>();
         var m = EngineKernelProbe.Measure(Options(device), lines.Add);
+        // The same shapes alone, as calibrate-gpu takes them after its other measurements.
+        Assert.Equal(8, EngineKernelProbe.MeasureReplays(Options(device), lines.Add)!.Count);
 
         Assert.DoesNotContain(lines, l => l.StartsWith("warning:", StringComparison.Ordinal));
         var replayed = m.Replayed!;

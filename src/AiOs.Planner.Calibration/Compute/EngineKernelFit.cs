@@ -264,7 +264,7 @@ public static class EngineKernelFit
         return new GraphWorkRatios
         {
             Method = string.Create(CultureInfo.InvariantCulture,
-                $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (gradients packed) replayed from CUDA graphs, median time of each over the fitted products and element-wise and overhead term, {points.Count} shapes ({t.Description})"),
+                $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (its gradients' packing left out: the plan prices the landing apart) replayed from CUDA graphs, median time of each over the fitted products and element-wise and overhead term, {points.Count} shapes ({t.Description})"),
             Date = date,
             Points = points,
             Kind = t.Kind,

@@ -125,8 +125,10 @@ public static class CalibrateGpuCommand
         string date, Action<string>? progress = null, InStepFloorOptions? inStep = null)
     {
         var gpu = profile.Gpu ?? throw new DescriptionException($"{profile.Name} has no gpu section; run calibrate-gpu on a GPU machine.");
-        var m = EngineKernelProbe.Measure(options, progress);
+        // The replays from CUDA graphs last of all: a capture is the one step that could end the process (a C++ exception).
+        var m = EngineKernelProbe.Measure(options with { GraphShapes = [] }, progress);
         var inStepFloors = inStep is null ? null : InStepFloors(options, m, inStep, progress);
+        m = m with { Replayed = EngineKernelProbe.MeasureReplays(options, progress) };
         // Decoder layers only: the head's passes do not split their work as a layer does (the fused head takes its
         // gradients in forward: 10.9 ms forward, 0.7 ms backward on the H100), so they would bend the layers' backward
         // ratio and work terms (RMS 25.6% with them, 15.3% without, 2026-12-05); the program prices the head from its work.
@@ -153,7 +155,9 @@ public static class CalibrateGpuCommand
         foreach (var t in fit.Passes)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
-        foreach (var t in fit.Kernels.GraphWork is null ? [] : RatedReplays(m, fit))
+        if (m.Replayed is { Count: > 0 } && fit.Kernels.GraphWork is null)
+            progress?.Invoke("warning: the replayed passes did not make a full grid with a positive element-wise and overhead term, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
+        foreach (var t in RatedReplays(m, fit))
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4}"));
         foreach (var p in fit.Kernels.GraphWork?.Points ?? [])

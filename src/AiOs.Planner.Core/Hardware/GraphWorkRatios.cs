@@ -14,8 +14,8 @@ namespace AiOs.Planner.Hardware;
 /// hides, and which a replay does not have at all. Fitted on work-bound passes at 2,048 tokens and more, it priced gpt2-xl's
 /// replayed layers at micro-batch 1 (1,024 tokens) long on an H100 VM (2026-12-07: backward 30.5 ms planned, 24.1 measured;
 /// forward 14.0 against 13.1). The probe replays each timed shape from a graph of the engine's own layer forward (recording
-/// autograd, as the resident trainer's does) and backward (with the gradients packed, as the trainer takes them), so these
-/// multipliers hold what the trainer replays. They are timed in the calibration's precision (bf16 by default) and price every
+/// autograd, as the resident trainer's does) and backward (autograd's call; the packing of its gradients is left out, as the
+/// program prices the landing apart), so these multipliers hold what the trainer replays. They are timed in the calibration's precision (bf16 by default) and price every
 /// precision's replays: the term they scale is the element-wise work and fixed cost, which the matmuls' precision does not move.
 /// </remarks>
 public sealed record GraphWorkRatios

@@ -162,7 +162,7 @@ public static class TrainingPlanner
             : $"{hardware.Name}'s replays were measured on another layer kind ({kernels.GraphWork.Kind ?? EngineLayerKind.Gpt2}) than {model.Name}'s";
         return $"--cuda-graphs: {why} (engine_kernels.graph_work), so the replayed layers are priced as eager passes, whose fixed term holds host " +
                "time a replay does not have; at small micro-batches the step may run up to a sixth faster than planned. Measure them: aios calibrate-gpu" +
-               (kernels.GraphWork is null ? "" : $" --family {model.Name}") + ".";
+               (kernels.GraphWork is null ? "" : $" --family {model.Name} (which fits the kernels to that kind in place of {kernels.GraphWork.Kind ?? EngineLayerKind.Gpt2}'s)") + ".";
     }
 
     /// <summary>

@@ -160,10 +160,27 @@ public static class EngineKernelProbe
             matmuls = [];
         }
         // Last, on CUDA: a capture is the one step here that, should libtorch throw inside it, could end the process, so every
-        // other measurement is taken first (and the command's output says which capture was running).
+        // other measurement is taken first (and the command's output says which capture was running). A caller with more to
+        // measure on the device gives no graph shapes here and calls MeasureReplays after it.
         var replayed = cuda && options.GraphShapes.Count > 0 ? ReplayedPasses(options, device, dtype, Time, progress) : null;
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
             noGradFloor, backwardFloor, kind, kindFloors, matmuls, replayed);
+    }
+
+    /// <summary>
+    /// The layer's passes replayed from CUDA graphs alone (<see cref="EngineKernelMeasurement.Replayed"/>), at every hidden size ×
+    /// <see cref="EngineKernelProbeOptions.GraphShapes"/>: null on a device other than CUDA, with no graph shapes, or, with a
+    /// warning in <paramref name="progress"/>, when a capture fails.
+    /// </summary>
+    public static IReadOnlyList<LayerSample>? MeasureReplays(EngineKernelProbeOptions options, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var device = new Device(options.Device);
+        if (device.type != DeviceType.CUDA || options.GraphShapes.Count == 0) return null;
+        TorchRuntime.EnsureReady(DeviceType.CUDA);
+        manual_seed(options.Seed);
+        static double Time(Action once) { torch.cuda.synchronize(); long t0 = Stopwatch.GetTimestamp(); once(); torch.cuda.synchronize(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
+        return ReplayedPasses(options, device, EngineSettings.DType(options.Precision), Time, progress);
     }
 
     /// <summary>
