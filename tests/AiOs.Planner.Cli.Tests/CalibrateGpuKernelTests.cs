@@ -70,9 +70,15 @@ public class CalibrateGpuKernelTests
         var family = options.Family;
         var lines = new List<string>();
 
-        var (updated, _) = CalibrateGpuCommand.EngineKernels(profile, options, "2026-12-06", lines.Add);
+        int savedBeforeReplays = 0;
+        var (updated, _) = CalibrateGpuCommand.EngineKernels(profile, options, "2026-12-06", lines.Add, beforeReplays: _ => savedBeforeReplays++);
 
         var kernels = updated.Validated("calibrated").Gpu!.EngineKernels!;
+        // Replays from CUDA graphs are for a CUDA device: on the CPU none are timed, so nothing is saved ahead of them and no
+        // graph_work is written.
+        Assert.Equal(0, savedBeforeReplays);
+        Assert.Null(kernels.GraphWork);
+        Assert.DoesNotContain(lines, l => l.StartsWith("replayed", StringComparison.Ordinal));
         string llama = EngineLayerKind.Of(ModelCatalog.Default.Load("tiny-llama"));
         Assert.Equal(EngineLayerKind.Of(family), kernels.FloorKind);
         var entry = Assert.Single(kernels.KindFloors!);

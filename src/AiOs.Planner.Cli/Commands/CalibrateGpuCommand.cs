@@ -72,7 +72,13 @@ public static class CalibrateGpuCommand
                 (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) kernels;
                 try
                 {
-                    kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep);
+                    kernels = EngineKernels(updated, options, date, line => io.Console.MarkupLineInterpolated($"[grey]{line}[/]"), inStep,
+                        beforeReplays: fitted =>
+                        {
+                            // Saved before the captures, so a capture that ends the process loses none of the figures above.
+                            DescriptionJson.WriteFileAtomic(path, fitted.Validated(path));
+                            io.Console.MarkupLineInterpolated($"wrote {path} (the engine's kernels without the replays from CUDA graphs, which come next)");
+                        });
                 }
                 catch (Exception e) when (e is Calibration.CalibrationException or ArgumentException)
                 {
@@ -122,35 +128,42 @@ public static class CalibrateGpuCommand
     /// probe's; a kind whose in-step run fails keeps the probe's floors, with a warning in <paramref name="progress"/>.
     /// </summary>
     internal static (HardwareProfile Profile, Calibration.Compute.CpuLayerFitResult Fit) EngineKernels(HardwareProfile profile, EngineKernelProbeOptions options,
-        string date, Action<string>? progress = null, InStepFloorOptions? inStep = null)
+        string date, Action<string>? progress = null, InStepFloorOptions? inStep = null, Action<HardwareProfile>? beforeReplays = null)
     {
         var gpu = profile.Gpu ?? throw new DescriptionException($"{profile.Name} has no gpu section; run calibrate-gpu on a GPU machine.");
-        // The replays from CUDA graphs last of all: a capture is the one step that could end the process (a C++ exception).
+        // The replays from CUDA graphs last of all: a capture is the one step that could end the process (a C++ exception), so
+        // the profile fitted without them is handed to beforeReplays first (the command writes it).
         var m = EngineKernelProbe.Measure(options with { GraphShapes = [] }, progress);
         var inStepFloors = inStep is null ? null : InStepFloors(options, m, inStep, progress);
+        if (beforeReplays is not null && options.GraphShapes.Count > 0 && options.Device.StartsWith("cuda", StringComparison.Ordinal))
+            beforeReplays(EngineKernelFit.Apply(profile, Fitted(m).Kernels));
         m = m with { Replayed = EngineKernelProbe.MeasureReplays(options, progress) };
+        var fit = Fitted(m);
         // Decoder layers only: the head's passes do not split their work as a layer does (the fused head takes its
         // gradients in forward: 10.9 ms forward, 0.7 ms backward on the H100), so they would bend the layers' backward
         // ratio and work terms (RMS 25.6% with them, 15.3% without, 2026-12-05); the program prices the head from its work.
-        var timings = m.Layers.Where(l => l.Unit != "head" && l.Pass is "forward" or "recompute" or "backward")
-            .Select(Timing).ToList();
-        static LayerTiming Timing(LayerSample l) => new(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass, (long)l.MicroBatch * l.SeqLen);
-        var layerMatmul = m.LayerMatmul is { Count: > 0 } points ? new LayerMatmulRates
+        EngineKernelCalibration Fitted(EngineKernelMeasurement measured)
         {
-            Method = $"aios calibrate-gpu: TorchSharp, a decoder layer's four weight products (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h), (T × 4h)·(4h × h) timed alone, FLOPs over the median of {options.Repeats} timings, {m.Device}",
-            Date = date,
-            Points = points,
-        } : null;
-        string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {m.Device}, AdamW {m.OptimizerName}";
-        var fit = EngineKernelFit.Fit(new EngineKernelTimings(timings, m.FloorSeconds, m.OptimizerSeconds, m.OptimizerElements, gpu.MatmulRate(options.Precision), where,
-            m.NoGradFloorSeconds, m.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), m.Kind,
-            m.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
-                k.Work.Where(l => l.Pass is "forward" or "backward").Select(Timing).ToList())).ToList(),
-            inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
-                k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
-                k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList(),
-            layerMatmul, options.Precision, m.Replayed?.Select(Timing).ToList()),
-            date, gpu.EngineKernels);
+            var timings = measured.Layers.Where(l => l.Unit != "head" && l.Pass is "forward" or "recompute" or "backward")
+                .Select(Timing).ToList();
+            var layerMatmul = measured.LayerMatmul is { Count: > 0 } points ? new LayerMatmulRates
+            {
+                Method = $"aios calibrate-gpu: TorchSharp, a decoder layer's four weight products (T × h)·(h × 3h), (T × h)·(h × h), (T × h)·(h × 4h), (T × 4h)·(4h × h) timed alone, FLOPs over the median of {options.Repeats} timings, {measured.Device}",
+                Date = date,
+                Points = points,
+            } : null;
+            string where = $"{options.Family.Name}-kind units, {Choice.NameOf(options.Precision)}, {measured.Device}, AdamW {measured.OptimizerName}";
+            return EngineKernelFit.Fit(new EngineKernelTimings(timings, measured.FloorSeconds, measured.OptimizerSeconds, measured.OptimizerElements, gpu.MatmulRate(options.Precision), where,
+                measured.NoGradFloorSeconds, measured.BackwardFloorSeconds, Bandwidth.FromGBps(gpu.MemoryBandwidthGbps.Value), measured.Kind,
+                measured.KindFloors?.Select(k => new KindFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
+                    k.Work.Where(l => l.Pass is "forward" or "backward").Select(Timing).ToList())).ToList(),
+                inStepFloors?.Select(k => new InStepFloorTiming(k.Kind, k.Family, k.ForwardSeconds, k.AutogradSeconds, k.BackwardSeconds,
+                    k.ForwardSpans, k.AutogradSpans, k.BackwardSpans, k.Setup, k.LayerwiseForwardSeconds, k.LayerwiseRecomputeSeconds,
+                    k.LayerwiseBackwardSeconds, k.LayerwiseSpans, k.BesideForwardSeconds, k.BesideRecomputeSeconds, k.BesideBackwardSeconds, k.BesideSpans)).ToList(),
+                layerMatmul, options.Precision, measured.Replayed?.Select(Timing).ToList()),
+                date, gpu.EngineKernels);
+        }
+        static LayerTiming Timing(LayerSample l) => new(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass, (long)l.MicroBatch * l.SeqLen);
         // Each timed pass as fitted (with its shape's matmul rate), and each replayed one, so the fit can be redone and checked away from the GPU.
         foreach (var t in fit.Passes)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
