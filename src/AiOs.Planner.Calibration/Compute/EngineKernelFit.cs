@@ -118,7 +118,9 @@ public sealed record InStepFloorTiming(string Kind, string Family, double Forwar
 /// <param name="Fit">The layer fit behind them.</param>
 /// <param name="Samples">Timed passes given.</param>
 /// <param name="Passes">The timed passes as fitted (each with its shape's matmul rate where the fit took one), for <see cref="CpuLayerFitResult.Predict"/>.</param>
-public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples, IReadOnlyList<LayerTiming> Passes);
+/// <param name="Replayed">The passes replayed from CUDA graphs as fitted (each with its shape's matmul rate where the fit took one); empty: none timed.</param>
+public sealed record EngineKernelCalibration(EngineKernels Kernels, CpuLayerFitResult Fit, int Samples, IReadOnlyList<LayerTiming> Passes,
+    IReadOnlyList<LayerTiming> Replayed);
 
 /// <summary>
 /// Fits <see cref="EngineKernels"/> to the engine's timed kernels: the layer model <c>t = F/(η·R) + S·e + O</c> by
@@ -225,39 +227,38 @@ public static class EngineKernelFit
             FloorKind = t.Kind,
             KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, backwardWork?.Ratio)),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
-            GraphWork = GraphWorkOf(fit, backwardWork?.Ratio, t, date),
+            GraphWork = GraphWorkOf(WorkPricer(fit, t, backwardWork?.Ratio), t, date),
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
-        return new EngineKernelCalibration(kernels, fit, t.Passes.Count, t.Passes);
+        return new EngineKernelCalibration(kernels, fit, t.Passes.Count, t.Passes, t.Replayed ?? []);
     }
 
     /// <summary>
     /// The replayed passes' multipliers of the fit's element-wise and overhead term (<see cref="EngineKernels.GraphWork"/>): with
-    /// a pass's fitted products M and rest R (saved-bytes time and overhead), a replayed forward t takes (t − M) / R and a backward
-    /// (t − 2M) / (w·R) with the backward work ratio w, or (t / r − M) / R with the whole backward ratio r, each held to
-    /// [0, <see cref="GraphWorkRatios.MaxRatio"/>] (below 0 the replay ran faster than its products are priced: it has no rest
-    /// left). Shapes are told apart by width and tokens (the probe's shapes share one sequence length). Null without a forward
-    /// and a backward replay at every shape of a full grid, or without a rest term.
+    /// a pass's price in the fit as the simulator takes it (<see cref="WorkPricer"/>: products P, rest R), a replayed pass t takes
+    /// (t − P) / R — forward (t − M) / R, backward (t − 2M) / (w·R) with the backward work ratio w, or (t / r − M) / R with the
+    /// whole ratio r — held to [0, <see cref="GraphWorkRatios.MaxRatio"/>] (below 0 the replay ran faster than its products are
+    /// priced: it has no rest left). Shapes are told apart by width and tokens (the probe's shapes share one sequence length).
+    /// Null without a forward and a backward replay at every shape of a full grid, or without a rest term.
     /// </summary>
-    internal static GraphWorkRatios? GraphWorkOf(CpuLayerFitResult fit, double? backwardWork, EngineKernelTimings t, string date)
+    private static GraphWorkRatios? GraphWorkOf(Func<LayerTiming, WorkParts> price, EngineKernelTimings t, string date)
     {
         if (t.Replayed is not { Count: > 0 } replayed) return null;
         var points = new List<GraphWorkPoint>();
         foreach (var shape in replayed.GroupBy(p => (p.Hidden, p.Tokens)).OrderBy(g => g.Key.Hidden).ThenBy(g => g.Key.Tokens))
         {
             var forward = shape.FirstOrDefault(p => p.Label == "forward");
-            var backward = shape.FirstOrDefault(p => p.Label == "backward");
+            var backward = shape.FirstOrDefault(p => p.Label == "backward" && p.Backward);
             if (forward is null || backward is null) return null;
-            double Products(LayerTiming p) => p.Flops / (p.MatmulRate(fit.Matmul) * fit.MatmulEfficiency);
-            double Rest(LayerTiming p) => (fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0) + fit.Overhead.Seconds;
-            if (!(Rest(forward) > 0) || !(Rest(backward) > 0)) return null;
-            double f = (forward.Seconds - Products(forward)) / Rest(forward);
-            double b = backwardWork is { } w && w > 0
-                ? (backward.Seconds - 2 * Products(backward)) / (w * Rest(backward))
-                : (backward.Seconds / fit.BackwardRatio - Products(backward)) / Rest(backward);
-            static double Held(double x) => Math.Round(Math.Clamp(x, 0, GraphWorkRatios.MaxRatio), 4);
-            points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, Forward = Held(f), Backward = Held(b) });
+            // The multiplier of the rest (element-wise and overhead) that makes the fit's price of the pass its replay's time.
+            static double? Multiplier(LayerTiming p, WorkParts parts)
+            {
+                double rest = parts.Elementwise + parts.Overhead;
+                return rest > 0 ? Math.Round(Math.Clamp((p.Seconds - parts.Products) / rest, 0, GraphWorkRatios.MaxRatio), 4) : null;
+            }
+            if (Multiplier(forward, price(forward)) is not { } f || Multiplier(backward, price(backward)) is not { } b) return null;
+            points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, Forward = f, Backward = b });
         }
         int hs = points.Select(p => p.Hidden).Distinct().Count(), ts = points.Select(p => p.Tokens).Distinct().Count();
         if (points.Count != hs * ts) return null;

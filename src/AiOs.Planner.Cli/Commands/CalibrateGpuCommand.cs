@@ -170,24 +170,13 @@ public static class CalibrateGpuCommand
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         if (m.Replayed is { Count: > 0 } && fit.Kernels.GraphWork is null)
             progress?.Invoke("warning: the replayed passes did not make a full grid with a positive element-wise and overhead term, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
-        foreach (var t in RatedReplays(m, fit))
+        foreach (var t in fit.Replayed)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4}"));
         foreach (var p in fit.Kernels.GraphWork?.Points ?? [])
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed from CUDA graphs, hidden {p.Hidden} tokens {p.Tokens}: the element-wise and overhead term × {p.Forward:0.000} forward, × {p.Backward:0.000} backward"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
-    }
-
-    /// <summary>The replayed passes with the matmul rate of their shape as the fit took it (the table's, where the fit was shape-rated).</summary>
-    private static IEnumerable<LayerTiming> RatedReplays(EngineKernelMeasurement m, EngineKernelCalibration fit)
-    {
-        var table = fit.Kernels.LayerMatmul;
-        foreach (var l in m.Replayed ?? [])
-        {
-            var t = new LayerTiming(l.Flops, l.SavedBytes, l.Hidden, l.IsBackward, l.Seconds, l.Pass, (long)l.MicroBatch * l.SeqLen);
-            yield return table?.RateAt(m.Precision, t.Hidden, t.Tokens) is { } rate ? t with { MatmulTflops = rate.Tflops } : t;
-        }
     }
 
     /// <summary>

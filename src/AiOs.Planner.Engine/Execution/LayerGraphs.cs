@@ -107,16 +107,7 @@ internal sealed class LayerGraphs : IDisposable
             // is a C++ exception that would end the process).
             Collectives.CudaDevice.MakeCurrent(index);
             using var side = CudaGraphCapture.SideStreamScope.Enter(index);
-            // One sequence is enough to make the stream's state; its blocks stay cached for this stream alone, so no more than
-            // that. At the full length, what a layer makes once per length (Llama's rotary tables) is made here, not in a capture.
-            using (var warm = NewDisposeScope())
-            {
-                Tensor x = zeros([1, seq, hidden], dtype, device).requires_grad_(true);
-                Tensor y = model.Layers[0].forward(x);
-                model.Unit(0).Backward(y, x, ones_like(y));
-                model.Unit(0).TakePackedGradients(gradientType).Dispose();
-            }
-            cuda.synchronize();
+            WarmCaptureStream(model.Layers[0], model.Unit(0), seq, hidden, gradientType, device);
             CudaGraphCapture.PoolId pool = default;
             for (int i = 0; i < layers; i++)
             {
@@ -150,6 +141,25 @@ internal sealed class LayerGraphs : IDisposable
             for (int u = 0; u < layers; u++) model.Unit(u).ClearGradients();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="layer"/>'s forward and backward (<paramref name="unit"/>, its parameters) once eagerly on the current
+    /// stream, on zeros of width <paramref name="hidden"/>, taking and dropping its gradients packed in <paramref name="gradientType"/>, then drains the device:
+    /// cuBLAS and autograd make their per-stream state on first use, which a capture may not. One sequence is enough to make that
+    /// state; its blocks stay cached for this stream alone, so no more than that. At the full length <paramref name="seq"/>, what a
+    /// layer makes once per length (Llama's rotary tables) is made here, not in a capture.
+    /// </summary>
+    internal static void WarmCaptureStream(DecoderLayer layer, FlatParameters unit, long seq, long hidden, ScalarType gradientType, Device device)
+    {
+        using (var warm = NewDisposeScope())
+        {
+            Tensor x = zeros([1, seq, hidden], unit.Flat.dtype, device).requires_grad_(true);
+            Tensor y = layer.forward(x);
+            unit.Backward(y, x, ones_like(y));
+            unit.TakePackedGradients(gradientType).Dispose();
+        }
+        cuda.synchronize();
     }
 
     /// <summary>Frees the fixed tensors, then the graphs (and with the last of them their memory pool).</summary>

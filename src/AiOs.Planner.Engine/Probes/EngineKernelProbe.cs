@@ -162,15 +162,15 @@ public static class EngineKernelProbe
         // Last, on CUDA: a capture is the one step here that, should libtorch throw inside it, could end the process, so every
         // other measurement is taken first (and the command's output says which capture was running). A caller with more to
         // measure on the device gives no graph shapes here and calls MeasureReplays after it.
-        var replayed = cuda && options.GraphShapes.Count > 0 ? ReplayedPasses(options, device, dtype, Time, progress) : null;
+        var replayed = MeasureReplays(options, progress);
         return new EngineKernelMeasurement(options.Device, options.Precision, samples, floor, optimizerSeconds, options.OptimizerElements, optimizerName,
             noGradFloor, backwardFloor, kind, kindFloors, matmuls, replayed);
     }
 
     /// <summary>
-    /// The layer's passes replayed from CUDA graphs alone (<see cref="EngineKernelMeasurement.Replayed"/>), at every hidden size ×
-    /// <see cref="EngineKernelProbeOptions.GraphShapes"/>: null on a device other than CUDA, with no graph shapes, or, with a
-    /// warning in <paramref name="progress"/>, when a capture fails.
+    /// The layer's passes replayed from CUDA graphs (<see cref="EngineKernelMeasurement.Replayed"/>; <see cref="Measure"/> takes
+    /// them last), at every hidden size × <see cref="EngineKernelProbeOptions.GraphShapes"/>: null on a device other than CUDA,
+    /// with no graph shapes, or, with a warning in <paramref name="progress"/>, when a capture fails (the fit needs the full grid).
     /// </summary>
     public static IReadOnlyList<LayerSample>? MeasureReplays(EngineKernelProbeOptions options, Action<string>? progress = null)
     {
@@ -179,16 +179,9 @@ public static class EngineKernelProbe
         if (device.type != DeviceType.CUDA || options.GraphShapes.Count == 0) return null;
         TorchRuntime.EnsureReady(DeviceType.CUDA);
         manual_seed(options.Seed);
+        ScalarType dtype = EngineSettings.DType(options.Precision);
         static double Time(Action once) { torch.cuda.synchronize(); long t0 = Stopwatch.GetTimestamp(); once(); torch.cuda.synchronize(); return Stopwatch.GetElapsedTime(t0).TotalSeconds; }
-        return ReplayedPasses(options, device, EngineSettings.DType(options.Precision), Time, progress);
-    }
-
-    /// <summary>
-    /// The layer's passes replayed from CUDA graphs (<see cref="Replayed"/>) at every hidden size × <see cref="EngineKernelProbeOptions.GraphShapes"/>;
-    /// null, with a warning, when one fails (the fit needs the full grid).
-    /// </summary>
-    private static List<LayerSample>? ReplayedPasses(EngineKernelProbeOptions options, Device device, ScalarType dtype, Func<Action, double> time, Action<string>? progress)
-    {
+        // The fit needs the full grid: one capture that fails drops them all.
         var replayed = new List<LayerSample>();
         foreach (int h in options.HiddenSizes)
         {
@@ -200,7 +193,7 @@ public static class EngineKernelProbe
                 progress?.Invoke($"layer h={h} {mb}×{seq}: capturing its forward and backward as CUDA graphs");
                 try
                 {
-                    var (forward, backward) = Replayed(layer, parameters, spec, mb, seq, options, device, dtype, time);
+                    var (forward, backward) = Replayed(layer, parameters, spec, mb, seq, options, device, dtype, Time);
                     replayed.AddRange([forward, backward]);
                     progress?.Invoke($"layer h={h} {mb}×{seq} replayed from CUDA graphs: forward {forward.Seconds * 1e3:0.000} ms, backward {backward.Seconds * 1e3:0.000} ms");
                 }
@@ -236,15 +229,7 @@ public static class EngineKernelProbe
         {
             Collectives.CudaDevice.MakeCurrent(index);
             using var side = CudaGraphCapture.SideStreamScope.Enter(index);
-            // The capture stream's own state (cuBLAS handle, autograd's) first, eagerly, on one sequence, as LayerGraphs does.
-            using (var warm = NewDisposeScope())
-            {
-                var x = zeros([1, seq, h], dtype, device).requires_grad_(true);
-                var y = layer.forward(x);
-                parameters.Backward(y, x, ones_like(y));
-                parameters.TakePackedGradients(dtype).Dispose();
-            }
-            cuda.synchronize();
+            LayerGraphs.WarmCaptureStream(layer, parameters, seq, h, dtype, device);
             input = randn([mb, seq, h], dtype, device).requires_grad_(true).DetachFromDisposeScope();
             given = randn([mb, seq, h], dtype, device).DetachFromDisposeScope();
             replay.Before(0, device);
