@@ -12,6 +12,7 @@
 # --calibrate-first runs `calibrate-gpu`, then `calibrate --host-only` (or, when a row swaps to NVMe, `calibrate --quick` on the
 # grid's swap folder), on a copy of the profile before the grid, and the grid's predictions use it
 # (OUT/calibrated.json); --calibrate runs it after the grid with the time left.
+# CAL_ARGS (environment): more calibrate-gpu flags for --calibrate-first, e.g. "--no-graph-replays".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 grid=${1:?usage: engine_grid.sh GRID_FILE [options]}; shift
@@ -39,7 +40,7 @@ log=$out/grid.log
 { echo "grid $grid on $(hostname), $(nproc) cores, $(date -u +%FT%TZ)"; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; } > "$log"
 if [ "$calibrate" = first ]; then
   if [ -f "profiles/$profile.json" ]; then cp "profiles/$profile.json" "$out/calibrated.json"; else cp "$profile" "$out/calibrated.json"; fi
-  timeout 180 bash "$device_dir/run.sh" calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 >> "$log" 2>&1
+  timeout 180 bash "$device_dir/run.sh" calibrate-gpu --out "$out/calibrated.json" --family gpt2 --precision bf16 ${CAL_ARGS:-} >> "$log" 2>&1
   rc=$?; echo "== calibrate-gpu rc=$rc" | tee -a "$log"
   [ "$rc" = 0 ] && profile=$out/calibrated.json
   # The host too (CPU Adam's rates, memory copies): offloaded rows' plans then price this VM's CPU, not the bundled one's;

@@ -8,7 +8,7 @@ name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 { date -u; echo "$name"; lscpu | grep "Model name"; nproc; free -g | sed -n 2p; } | tee "$out/machine.txt"
 left=$((${DEADLINE:-585} - SECONDS))
 if [[ $name == *H200* ]]; then
-  bash tools/bench/engine_grid.sh tools/bench/grid-s19-h200a.txt --profile h200-1x-calibrated --budget $left --min-left 40 \
+  CAL_ARGS=${CAL_ARGS:---no-graph-replays} bash tools/bench/engine_grid.sh tools/bench/grid-s19-h200a.txt --profile h200-1x-calibrated --budget $left --min-left 40 \
     --per-run 110 --calibrate-first --out "$out/h200a" 2>&1 | tail -40
   exit 0
 fi
