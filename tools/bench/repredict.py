@@ -30,6 +30,7 @@ def flags(p, s):
     # which for the GPT-2 family at 1,024 tokens and more is always ("fused"), unless the run's name says AIOS_FUSED_HEAD=0 ran.
     head = st.get("head_loss") or ("unfused" if p.get("_unfused") else "fused")
     if st.get("executor", "aios") == "aios": f += ["--head-loss", head]
+    if st.get("cuda_graphs"): f.append("--cuda-graphs")
     return f
 
 def main(argv):
