@@ -10,7 +10,7 @@ namespace AiOs.Planner.Calibration.Tests;
 
 /// <summary>
 /// The layer's passes replayed from CUDA graphs (<c>aios calibrate-gpu</c> on CUDA) turned into <see cref="EngineKernels.GraphWork"/>:
-/// per shape, the multipliers of the fit's element-wise and overhead term that make its products plus that term the replay's time.
+/// per shape, each replay's time beyond the fit's products (a backward's twice the forward's), ms per GB of the forward's saved bytes.
 /// </summary>
 public class EngineKernelGraphWorkTests
 {
@@ -20,37 +20,40 @@ public class EngineKernelGraphWorkTests
     private static readonly int[] Hidden = [768, 1600, 2048];
     private static readonly long[] Tokens = [1024, 4096, 16384];
 
-    private static (double Flops, double Saved, double Products, double Remainder) Shape(int h, long tokens)
+    private static (double Flops, double Saved, double Products, double Remainder) Shape(int h, long tokens, double overheadUs = OverheadUs, double savedGbps = SavedGbps)
     {
         double flops = 2.0 * tokens * 12 * h * h, saved = 40.0 * h * tokens;
-        return (flops, saved, flops / (Large.FlopsPerSecond * Efficiency), saved / (SavedGbps * 1e9) + OverheadUs * 1e-6);
+        return (flops, saved, flops / (Large.FlopsPerSecond * Efficiency), saved / (savedGbps * 1e9) + overheadUs * 1e-6);
     }
 
-    /// <summary>The multipliers the synthetic replays run at: smaller at fewer tokens, where the eager fixed term is most of a pass.</summary>
-    private static (double Forward, double Backward) Truth(int h, long tokens) => (0.3 + 0.1 * Math.Log2(tokens / 1024.0) + h / 20480.0, 0.2 + 0.12 * Math.Log2(tokens / 1024.0));
+    /// <summary>The replays' time beyond their products, ms/GB, at each shape: larger at more tokens and widths.</summary>
+    private static (double Forward, double Backward) Truth(int h, long tokens) => (0.3 + 0.05 * Math.Log2(tokens / 1024.0) + h / 20480.0, 0.6 + 0.08 * Math.Log2(tokens / 1024.0));
 
-    /// <summary>Eager passes from the constants above (backward = 2 × products + 2.5 × rest), and, with <paramref name="replayed"/>, replays at <see cref="Truth"/>.</summary>
-    private static EngineKernelTimings Timings(bool replayed, Func<int, long, (double, double)>? truth = null)
+    /// <summary>
+    /// Eager passes from the constants above (backward = 2 × products + 2.5 × rest), with the fixed term and element-wise rate
+    /// given, and, with <paramref name="replayed"/>, replays at <see cref="Truth"/> beyond their products (backward: 2 × products).
+    /// </summary>
+    private static EngineKernelTimings Timings(bool replayed, Func<int, long, (double, double)>? truth = null, double overheadUs = OverheadUs, double savedGbps = SavedGbps)
     {
         var passes = new List<LayerTiming>();
         var replays = new List<LayerTiming>();
         foreach (int h in Hidden)
             foreach (long t in Tokens)
             {
-                var (flops, saved, products, rest) = Shape(h, t);
+                var (flops, saved, products, rest) = Shape(h, t, overheadUs, savedGbps);
                 passes.Add(new LayerTiming(flops, saved, h, false, products + rest, "forward", t));
                 passes.Add(new LayerTiming(flops, saved, h, false, 1.05 * (products + rest), "recompute", t));
                 passes.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * rest, "backward", t));
                 var (gf, gb) = (truth ?? Truth)(h, t);
-                replays.Add(new LayerTiming(flops, saved, h, false, products + gf * rest, "forward", t));
-                replays.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * gb * rest, "backward", t));
+                replays.Add(new LayerTiming(flops, saved, h, false, products + gf * saved / 1e12, "forward", t));
+                replays.Add(new LayerTiming(flops, saved, h, true, 2 * products + gb * saved / 1e12, "backward", t));
             }
         return new EngineKernelTimings(passes, FloorSeconds: 20e-6, OptimizerSeconds: 1e-3, OptimizerElements: 100_000_000, Large, "synthetic",
             Replayed: replayed ? replays : null);
     }
 
     [Fact]
-    public void Given_replays_at_every_shape_When_fitted_Then_each_shapes_multipliers_are_recovered()
+    public void Given_replays_at_every_shape_When_fitted_Then_each_shapes_values_are_recovered()
     {
         var fit = EngineKernelFit.Fit(Timings(replayed: true), "2026-12-07");
 
@@ -61,31 +64,55 @@ public class EngineKernelGraphWorkTests
         foreach (var p in g.Points)
         {
             var (f, b) = Truth(p.Hidden, p.Tokens);
-            Assert.Equal(f, p.Forward, 1e-3);
-            Assert.Equal(b, p.Backward, 1e-3);
+            Assert.Equal(f, p.ForwardMsPerGb, 1e-3);
+            Assert.Equal(b, p.BackwardMsPerGb, 1e-3);
         }
         Assert.Contains("CUDA graphs", g.Method);
+        Assert.Contains("per GB", g.Method);
     }
 
     [Fact]
-    public void Given_no_replays_or_a_shape_without_its_backward_When_fitted_Then_there_is_no_graph_work()
+    public void Given_the_same_replays_beside_eager_passes_with_another_fixed_term_and_element_wise_rate_When_fitted_Then_the_values_are_the_same()
+    {
+        // Another VM of the same GPU: its eager passes carry more host time and run their element-wise work slower; its replays,
+        // the device's work alone, do not move.
+        var here = EngineKernelFit.Fit(Timings(replayed: true), "2026-12-07").Kernels;
+        var there = EngineKernelFit.Fit(Timings(replayed: true, overheadUs: 187.5, savedGbps: 600), "2026-12-07").Kernels;
+
+        Assert.Equal(OverheadUs, here.LayerOverheadUs.Value, 1);
+        Assert.Equal(187.5, there.LayerOverheadUs.Value, 1);
+        foreach (var (a, b) in here.GraphWork!.Points.Zip(there.GraphWork!.Points))
+        {
+            Assert.Equal((a.Hidden, a.Tokens), (b.Hidden, b.Tokens));
+            Assert.Equal(a.ForwardMsPerGb, b.ForwardMsPerGb, 1e-3);
+            Assert.Equal(a.BackwardMsPerGb, b.BackwardMsPerGb, 1e-3);
+        }
+    }
+
+    [Fact]
+    public void Given_no_replays_a_shape_without_its_backward_or_without_saved_bytes_When_fitted_Then_there_is_no_graph_work()
     {
         Assert.Null(EngineKernelFit.Fit(Timings(replayed: false), "2026-12-07").Kernels.GraphWork);
 
         var t = Timings(replayed: true);
         var oneMissing = t with { Replayed = t.Replayed!.Where((p, i) => i != 1).ToList() };
         Assert.Null(EngineKernelFit.Fit(oneMissing, "2026-12-07").Kernels.GraphWork);
+        var noSaved = t with { Replayed = t.Replayed!.Select((p, i) => i == 0 ? p with { SavedBytes = 0 } : p).ToList() };
+        Assert.Null(EngineKernelFit.Fit(noSaved, "2026-12-07").Kernels.GraphWork);
     }
 
     [Fact]
-    public void Given_a_replay_faster_than_its_products_are_priced_When_fitted_Then_its_multiplier_is_held_at_zero_and_the_profile_still_validates()
+    public void Given_a_replay_faster_than_its_products_are_priced_When_fitted_Then_its_value_is_held_at_zero_and_the_profile_still_validates()
     {
         var t = Timings(replayed: true, truth: (h, tokens) => h == 768 && tokens == 1024 ? (-0.5, -0.5) : (1, 1));
 
         var fit = EngineKernelFit.Fit(t, "2026-12-07");
 
         var first = fit.Kernels.GraphWork!.Points.Single(p => p.Hidden == 768 && p.Tokens == 1024);
-        Assert.Equal((0.0, 0.0), (first.Forward, first.Backward));
+        Assert.Equal((0.0, 0.0), (first.ForwardMsPerGb, first.BackwardMsPerGb));
+        var last = fit.Kernels.GraphWork.Points[^1];
+        Assert.Equal(1.0, last.ForwardMsPerGb, 1e-3);
+        Assert.Equal(1.0, last.BackwardMsPerGb, 1e-3);
         var profile = EngineKernelFit.Apply(ProfileCatalog.Default.Load("h100-1x-vm"), fit.Kernels);
         profile.Validated("test");
     }
@@ -106,7 +133,7 @@ public class EngineKernelGraphWorkTests
     [Fact]
     public void Given_a_profile_fitted_on_replays_with_shape_rates_When_a_replayed_gpt2_xl_step_is_priced_Then_its_layers_take_the_replays_times_plus_the_landing()
     {
-        // Every pass at its shape's rate: the eager ones at the constants above, the replays at Truth's multipliers.
+        // Every pass at its shape's rate: the eager ones at the constants above, the replays at Truth's time beyond their products.
         var rates = Rates();
         var passes = new List<LayerTiming>();
         var replays = new List<LayerTiming>();
@@ -120,8 +147,8 @@ public class EngineKernelGraphWorkTests
                 passes.Add(new LayerTiming(flops, saved, h, false, products + rest, "forward", tokens));
                 passes.Add(new LayerTiming(flops, saved, h, false, products + rest, "recompute", tokens));
                 passes.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * rest, "backward", tokens));
-                replays.Add(new LayerTiming(flops, saved, h, false, products + f * rest, "forward", tokens));
-                replays.Add(new LayerTiming(flops, saved, h, true, 2 * products + WorkRatio * b * rest, "backward", tokens));
+                replays.Add(new LayerTiming(flops, saved, h, false, products + f * saved / 1e12, "forward", tokens));
+                replays.Add(new LayerTiming(flops, saved, h, true, 2 * products + b * saved / 1e12, "backward", tokens));
             }
         var t = new EngineKernelTimings(passes, FloorSeconds: 20e-6, OptimizerSeconds: 1e-3, OptimizerElements: 100_000_000, Large, "synthetic",
             LayerMatmul: rates, Precision: Precision.Bf16, Replayed: replays);
@@ -136,14 +163,15 @@ public class EngineKernelGraphWorkTests
         var costs = Simulator.Costs(program, hw, s);
         Operation Layer(OpKind kind) => program.Ops.First(o => o.Resource == ResourceKind.Compute && o.Kind == kind && o.Unit.Kind == UnitKind.Layer && o.Unit.Number == 5);
         var (forward, backward) = (Layer(OpKind.Forward), Layer(OpKind.Backward));
-        // The engine's own layer work (its FLOPs and saved bytes, not the synthetic ones) at the fitted constants and multipliers:
-        // what the replay of a layer of that work would take.
+        // The engine's own layer work (its FLOPs and saved bytes, not the synthetic ones) at the fitted efficiency and the replays'
+        // time beyond the products per GB of the forward's saved bytes: what the replay of a layer of that work would take.
         double rate = rates.RateAt(Precision.Bf16, 1600, 1024)!.Value.FlopsPerSecond * fit.Kernels.MatmulEfficiency.Value;
-        double restOf = forward.ElementwiseBytes / (fit.Kernels.SavedBytesGbps.Value * 1e9) + fit.Kernels.LayerOverheadUs.Value * 1e-6;
+        double savedGb = forward.ElementwiseBytes / 1e9;
         var (gf, gb) = Truth(1600, 1024);
-        double expectedForward = forward.Flops / rate + gf * restOf;
+        double expectedForward = forward.Flops / rate + gf * savedGb / 1e3;
         double landing = backward.SumBytes / (fit.Kernels.OptimizerGbps!.Value * 1e9);
-        double expectedBackward = backward.Flops / rate + fit.Kernels.BackwardWorkRatio!.Value * gb * restOf + landing;
+        // A backward op carries twice the forward's FLOPs (its products) and saved bytes (the forward's are half).
+        double expectedBackward = backward.Flops / rate + gb * (backward.ElementwiseBytes / 2 / 1e9) / 1e3 + landing;
 
         Assert.Equal(expectedForward, costs.Duration(forward, model.HiddenSize).Seconds, expectedForward * 1e-3);
         Assert.Equal(expectedBackward, costs.Duration(backward, model.HiddenSize).Seconds, expectedBackward * 1e-3);

@@ -24,9 +24,21 @@ public sealed class CudaGraphsOptionTests
         double stepWith = a["step"]!["time_s"]!.GetValue<double>(), stepWithout = b["step"]!["time_s"]!.GetValue<double>();
         Assert.True(stepWith < stepWithout, $"{stepWith} s with the graphs against {stepWithout} s without");
         Assert.Contains(b["notes"]!.AsArray(), n => n!.GetValue<string>().Contains($"plans at {stepWith * 1e3:F1} ms"));
-        // Asked for already, so not suggested; the bundled profile has no measured replays, and the plan says what that means.
+        // Asked for already, so not suggested; the profile has measured replays (since 2026-12-07), so no note says it lacks them.
         Assert.DoesNotContain(a["notes"]!.AsArray(), n => n!.GetValue<string>().Contains(" instead of "));
-        Assert.Contains(a["notes"]!.AsArray(), n => n!.GetValue<string>().Contains("no measured replays (engine_kernels.graph_work)"));
+        Assert.DoesNotContain(a["notes"]!.AsArray(), n => n!.GetValue<string>().Contains("no measured replays"));
+    }
+
+    [Fact]
+    public void Given_a_profile_without_measured_replays_When_planned_with_the_graphs_Then_the_plan_says_its_layers_are_priced_as_eager()
+    {
+        string[] onH200 = [.. Gpt2XlMb1.Select(a => a == "h100-1x-vm" ? "h200-1x-calibrated" : a), "--cuda-graphs"];
+
+        var r = CliRunner.Run(["plan", .. onH200]);
+
+        Assert.Equal(ExitCodes.Ok, r.ExitCode);
+        Assert.Contains(JsonNode.Parse(r.Stdout)!["notes"]!.AsArray(),
+            n => n!.GetValue<string>().Contains("no measured replays (engine_kernels.graph_work)") && n.GetValue<string>().Contains("aios calibrate-gpu"));
     }
 
     [Theory]

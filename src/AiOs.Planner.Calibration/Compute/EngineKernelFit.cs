@@ -30,7 +30,7 @@ namespace AiOs.Planner.Calibration.Compute;
 /// <param name="Precision">The precision the passes ran in (the table's column the fit reads).</param>
 /// <param name="Replayed">
 /// The layer's forward (recording autograd) and backward replayed from CUDA graphs, one of each per (hidden, tokens) of a full
-/// grid (labels "forward" and "backward"); the fit writes their multipliers of its element-wise and overhead term
+/// grid (labels "forward" and "backward"); the fit writes their time beyond its products per GB of saved bytes
 /// (<see cref="EngineKernels.GraphWork"/>). Null or empty: none timed.
 /// </param>
 public sealed record EngineKernelTimings(IReadOnlyList<LayerTiming> Passes, double FloorSeconds, double OptimizerSeconds, long OptimizerElements,
@@ -227,7 +227,7 @@ public static class EngineKernelFit
             FloorKind = t.Kind,
             KindFloors = KindFloors(t, date, previous, WorkPricer(fit, t, backwardWork?.Ratio)),
             StepOverheadUs = previous?.StepOverheadUs ?? 0,
-            GraphWork = GraphWorkOf(WorkPricer(fit, t, backwardWork?.Ratio), t, date),
+            GraphWork = GraphWorkOf(fit, t, date),
             OptimizerGbps = F((double)OptimizerBytesPerParameter * t.OptimizerElements / t.OptimizerSeconds / 1e9,
                 I($"aios calibrate-gpu: the engine's device AdamW over {t.OptimizerElements:N0} elements, {OptimizerBytesPerParameter} B per parameter, median ({t.Description})")),
         };
@@ -235,14 +235,16 @@ public static class EngineKernelFit
     }
 
     /// <summary>
-    /// The replayed passes' multipliers of the fit's element-wise and overhead term (<see cref="EngineKernels.GraphWork"/>): with
-    /// a pass's price in the fit as the simulator takes it (<see cref="WorkPricer"/>: products P, rest R), a replayed pass t takes
-    /// (t − P) / R — forward (t − M) / R, backward (t − 2M) / (w·R) with the backward work ratio w, or (t / r − M) / R with the
-    /// whole ratio r — held to [0, <see cref="GraphWorkRatios.MaxRatio"/>] (below 0 the replay ran faster than its products are
-    /// priced: it has no rest left). Shapes are told apart by width and tokens (the probe's shapes share one sequence length).
-    /// Null without a forward and a backward replay at every shape of a full grid, or without a rest term.
+    /// The replayed passes' time beyond the fitted products per GB of saved bytes (<see cref="EngineKernels.GraphWork"/>): with M
+    /// a pass's forward products as the fit prices them (<see cref="ForwardProducts"/>) and S the forward's saved bytes, a replayed
+    /// forward t takes (t − M) / S and a replayed backward (t − 2M) / S (twice the forward's products, as the simulator prices a
+    /// replayed backward whatever the backward work ratio), in ms/GB, held to [0, <see cref="GraphWorkRatios.MaxMsPerGb"/>] (below
+    /// 0 the replay ran faster than its products are priced: nothing is left beyond them). Neither the fit's element-wise rate nor
+    /// its fixed term enters, so the values carry to another profile of the same GPU. Shapes are told apart by width and tokens
+    /// (the probe's shapes share one sequence length). Null without a forward and a backward replay at every shape of a full
+    /// grid, or where a shape's saved bytes are not positive.
     /// </summary>
-    private static GraphWorkRatios? GraphWorkOf(Func<LayerTiming, WorkParts> price, EngineKernelTimings t, string date)
+    private static GraphWorkRatios? GraphWorkOf(CpuLayerFitResult fit, EngineKernelTimings t, string date)
     {
         if (t.Replayed is not { Count: > 0 } replayed) return null;
         var points = new List<GraphWorkPoint>();
@@ -251,21 +253,19 @@ public static class EngineKernelFit
             var forward = shape.FirstOrDefault(p => p.Label == "forward");
             var backward = shape.FirstOrDefault(p => p.Label == "backward" && p.Backward);
             if (forward is null || backward is null) return null;
-            // The multiplier of the rest (element-wise and overhead) that makes the fit's price of the pass its replay's time.
-            static double? Multiplier(LayerTiming p, WorkParts parts)
-            {
-                double rest = parts.Elementwise + parts.Overhead;
-                return rest > 0 ? Math.Round(Math.Clamp((p.Seconds - parts.Products) / rest, 0, GraphWorkRatios.MaxRatio), 4) : null;
-            }
-            if (Multiplier(forward, price(forward)) is not { } f || Multiplier(backward, price(backward)) is not { } b) return null;
-            points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, Forward = f, Backward = b });
+            // The replay's time beyond its products, s per byte of the forward's saved bytes, in ms/GB (× 1e3 ms/s × 1e9 B/GB).
+            static double? MsPerGb(LayerTiming p, double products) => p.SavedBytes > 0
+                ? Math.Round(Math.Clamp((p.Seconds - products) / p.SavedBytes * 1e12, 0, GraphWorkRatios.MaxMsPerGb), 4)
+                : null;
+            if (MsPerGb(forward, ForwardProducts(fit, t, forward)) is not { } f || MsPerGb(backward, 2 * ForwardProducts(fit, t, backward)) is not { } b) return null;
+            points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, ForwardMsPerGb = f, BackwardMsPerGb = b });
         }
         int hs = points.Select(p => p.Hidden).Distinct().Count(), ts = points.Select(p => p.Tokens).Distinct().Count();
         if (points.Count != hs * ts) return null;
         return new GraphWorkRatios
         {
             Method = string.Create(CultureInfo.InvariantCulture,
-                $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (its gradients' packing left out: the plan prices the landing apart) replayed from CUDA graphs, median time of each over the fitted products and element-wise and overhead term, {points.Count} shapes ({t.Description})"),
+                $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (its gradients' packing left out: the plan prices the landing apart) replayed from CUDA graphs, median time of each beyond the fitted products (a backward's twice the forward's) per GB of the forward's saved bytes, {points.Count} shapes ({t.Description})"),
             Date = date,
             Points = points,
             Kind = t.Kind,
@@ -371,11 +371,17 @@ public static class EngineKernelFit
     /// <remarks>In three parts that add to the price: the matmuls', the element-wise work's (saved bytes) and the fixed overhead's.</remarks>
     private static Func<LayerTiming, WorkParts> WorkPricer(CpuLayerFitResult fit, EngineKernelTimings t, double? backwardWork) => p =>
     {
-        double products = p.Flops / (p.MatmulRate(t.Matmul) * fit.MatmulEfficiency);
+        double products = ForwardProducts(fit, t, p);
         double elementwise = fit.SavedBytesRate.BytesPerSecond > 0 ? p.SavedBytes / fit.SavedBytesRate.BytesPerSecond : 0, overhead = fit.Overhead.Seconds;
         double m = !p.Backward ? 1 : backwardWork is { } ? 2 : fit.BackwardRatio, r = !p.Backward ? 1 : backwardWork ?? fit.BackwardRatio;
         return new WorkParts(m * products, r * elementwise, r * overhead);
     };
+
+    /// <summary>
+    /// The fitted time of a pass's forward products, s: its FLOPs (a backward's are its forward's) at its shape's rate (else the
+    /// single rate) × the fitted efficiency. A backward's products are twice it.
+    /// </summary>
+    private static double ForwardProducts(CpuLayerFitResult fit, EngineKernelTimings t, LayerTiming p) => p.Flops / (p.MatmulRate(t.Matmul) * fit.MatmulEfficiency);
 
     /// <summary>A pass's price in the main fit (<see cref="WorkPricer"/>), in its three terms.</summary>
     private readonly record struct WorkParts(double Products, double Elementwise, double Overhead)

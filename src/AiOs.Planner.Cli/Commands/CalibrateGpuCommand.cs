@@ -169,13 +169,13 @@ public static class CalibrateGpuCommand
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         if (m.Replayed is { Count: > 0 } && fit.Kernels.GraphWork is null)
-            progress?.Invoke("warning: the replayed passes did not make a full grid with a positive element-wise and overhead term, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
+            progress?.Invoke("warning: the replays did not make a full grid of forward and backward passes, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
         foreach (var t in fit.Replayed)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4}"));
         foreach (var p in fit.Kernels.GraphWork?.Points ?? [])
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"replayed from CUDA graphs, hidden {p.Hidden} tokens {p.Tokens}: the element-wise and overhead term × {p.Forward:0.000} forward, × {p.Backward:0.000} backward"));
+                $"replayed from CUDA graphs, hidden {p.Hidden} tokens {p.Tokens}: beyond the products {p.ForwardMsPerGb:0.000} ms/GB forward, {p.BackwardMsPerGb:0.000} ms/GB backward"));
         return (EngineKernelFit.Apply(profile, fit.Kernels), fit.Fit);
     }
 

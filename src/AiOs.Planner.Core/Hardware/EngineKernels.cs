@@ -90,8 +90,9 @@ public sealed record EngineKernels
     public Figure? GraphReplayFloorUs { get; init; }
 
     /// <summary>
-    /// A replayed layer's work per shape (<c>--cuda-graphs</c>): multipliers of the fit's element-wise and overhead term, measured
-    /// on graph replays of the engine's layer by <c>aios calibrate-gpu</c>. Null: replayed layers are priced as eager ones.
+    /// A replayed layer's work per shape (<c>--cuda-graphs</c>): its forward's and backward's time beyond their products, ms per GB
+    /// of the forward's saved bytes, measured on graph replays of the engine's layer by <c>aios calibrate-gpu</c>. Null: replayed
+    /// layers are priced as eager ones.
     /// </summary>
     public GraphWorkRatios? GraphWork { get; init; }
 

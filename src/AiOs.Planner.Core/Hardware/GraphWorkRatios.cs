@@ -4,9 +4,8 @@ namespace AiOs.Planner.Hardware;
 
 /// <summary>
 /// How a decoder layer's work runs when its forward and backward are replayed from CUDA graphs (<c>--cuda-graphs</c>), measured
-/// per shape by <c>aios calibrate-gpu</c>: each point's multipliers of the fit's element-wise and overhead term (the saved-bytes
-/// time plus <see cref="EngineKernels.LayerOverheadUs"/>, and the backward's <see cref="EngineKernels.BackwardWorkRatio"/> times
-/// that), its matmuls priced as in an eager pass.
+/// per shape by <c>aios calibrate-gpu</c>: each replayed pass's time beyond its matmul products (priced as in an eager pass, a
+/// backward's twice the forward's), in milliseconds per GB (1e9 bytes) of the layer's forward saved bytes.
 /// </summary>
 /// <remarks>
 /// The work fit times each eager pass between two waits for the device, so its fixed term holds what a pass costs around its
@@ -15,42 +14,54 @@ namespace AiOs.Planner.Hardware;
 /// replayed layers at micro-batch 1 (1,024 tokens) long on an H100 VM (2026-12-07: backward 30.5 ms planned, 24.1 measured;
 /// forward 14.0 against 13.1). The probe replays each timed shape from a graph of the engine's own layer forward (recording
 /// autograd, as the resident trainer's does) and backward (autograd's call; the packing of its gradients is left out, as the
-/// program prices the landing apart), so these multipliers hold what the trainer replays. They are timed in the calibration's precision (bf16 by default) and price every
-/// precision's replays: the term they scale is the element-wise work and fixed cost, which the matmuls' precision does not move.
+/// program prices the landing apart), so these values hold what the trainer replays. They are timed in the calibration's
+/// precision (bf16 by default) and price every precision's replays, per GB of that precision's saved bytes: the matmuls'
+/// precision is in the products, priced apart.
+/// <para>
+/// The values are absolute, not multipliers of the fit's element-wise and overhead term (as they were first written): a replay's
+/// time beyond its products is the device's work alone, so it carries to another profile of the same GPU, where a multiplier of
+/// the fit's fixed term, which holds host time that differs from one VM to the next, did not. On an H100 VM (2026-12-07) the
+/// multipliers priced six <c>--cuda-graphs</c> rows −9…+11% with their own calibration (fixed term 187.5 µs) and −15…−23%
+/// copied into the bundled profiles/h100-1x-vm.json (104.7 µs).
+/// </para>
 /// </remarks>
 public sealed record GraphWorkRatios
 {
-    /// <summary>How the multipliers were measured (tool, shapes, repeats, device).</summary>
+    /// <summary>How the replays were measured and the values fitted (tool, shapes, repeats, device).</summary>
     public required string Method { get; init; }
     /// <summary>When, ISO date.</summary>
     public required string Date { get; init; }
     /// <summary>One point per (hidden, tokens) of a full grid: every hidden size with the same token counts.</summary>
     public required IReadOnlyList<GraphWorkPoint> Points { get; init; }
     /// <summary>
-    /// The layer kind (<see cref="EngineLayerKind"/>) whose replays were timed: the multipliers price that kind's layers
-    /// (another kind's eager fixed term is another size). Null: <see cref="EngineLayerKind.Gpt2"/>.
+    /// The layer kind (<see cref="EngineLayerKind"/>) whose replays were timed: the values price that kind's layers
+    /// (another kind's element-wise work is another size). Null: <see cref="EngineLayerKind.Gpt2"/>.
     /// </summary>
     public string? Kind { get; init; }
 
-    /// <summary>Whether the multipliers were measured on <paramref name="model"/>'s layer kind.</summary>
+    /// <summary>Whether the replays were measured on <paramref name="model"/>'s layer kind.</summary>
     public bool Prices(Models.ModelSpec model) => EngineLayerKind.Of(model) == (Kind ?? EngineLayerKind.Gpt2);
 
-    /// <summary>The largest multiplier a point may hold.</summary>
-    public const double MaxRatio = 10;
+    /// <summary>
+    /// The largest value a point may hold, ms/GB: the bundled H100 profile's element-wise work runs at 3,160 GB/s of saved bytes
+    /// (0.32 ms/GB), and the bound leaves room for a replay's small fixed work at tiny shapes.
+    /// </summary>
+    public const double MaxMsPerGb = 1000;
 
     /// <summary>
-    /// The multipliers at (<paramref name="hidden"/>, <paramref name="tokens"/>): bilinear in (log hidden, log tokens) between the
-    /// grid's points, held at its edge outside it.
+    /// The replayed forward's and backward's time beyond their products at (<paramref name="hidden"/>, <paramref name="tokens"/>),
+    /// ms per GB of the forward's saved bytes: bilinear in (log hidden, log tokens) between the grid's points, held at its edge
+    /// outside it.
     /// </summary>
-    public (double Forward, double Backward) At(int hidden, long tokens)
+    public (double ForwardMsPerGb, double BackwardMsPerGb) At(int hidden, long tokens)
     {
         double Mix(Func<GraphWorkPoint, double> value) => LogGrid.At(Points, p => p.Hidden, p => p.Tokens, value, hidden, tokens);
-        return (Mix(p => p.Forward), Mix(p => p.Backward));
+        return (Mix(p => p.ForwardMsPerGb), Mix(p => p.BackwardMsPerGb));
     }
 
     internal void Validate(ValidationProblems p, string at)
     {
-        if (string.IsNullOrWhiteSpace(Method)) p.Add(at + ".method", "must say how the multipliers were measured");
+        if (string.IsNullOrWhiteSpace(Method)) p.Add(at + ".method", "must say how the replays were measured");
         if (Kind is { } kind && string.IsNullOrWhiteSpace(kind)) p.Add(at + ".kind", "must not be empty; remove it for GPT-2's kind");
         if (Points is null || Points.Count == 0)
         {
@@ -63,8 +74,8 @@ public sealed record GraphWorkRatios
             if (Points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
             p.Positive(k + ".hidden", pt.Hidden, 1 << 20);
             p.Positive(k + ".tokens", pt.Tokens, 1L << 32);
-            p.InRange(k + ".forward", pt.Forward, 0, MaxRatio);
-            p.InRange(k + ".backward", pt.Backward, 0, MaxRatio);
+            p.InRange(k + ".forward_ms_per_gb", pt.ForwardMsPerGb, 0, MaxMsPerGb, " ms/GB");
+            p.InRange(k + ".backward_ms_per_gb", pt.BackwardMsPerGb, 0, MaxMsPerGb, " ms/GB");
         }
         LogGrid.ValidateShapes(p, at + ".points", Points.Where(x => x is not null).Select(x => (x.Hidden, x.Tokens)).ToList());
     }
@@ -75,8 +86,12 @@ public sealed record GraphWorkPoint
 {
     public required int Hidden { get; init; }
     public required long Tokens { get; init; }
-    /// <summary>The replayed forward's multiplier of the fit's element-wise and overhead term.</summary>
-    public required double Forward { get; init; }
-    /// <summary>The replayed backward's multiplier of the fit's backward element-wise and overhead term.</summary>
-    public required double Backward { get; init; }
+    /// <summary>
+    /// The replayed forward's time beyond its products (the fit's forward matmul time), ms per GB (1e9 bytes) of its saved bytes.
+    /// </summary>
+    public required double ForwardMsPerGb { get; init; }
+    /// <summary>
+    /// The replayed backward's time beyond its products (twice the forward's), ms per GB (1e9 bytes) of the forward's saved bytes.
+    /// </summary>
+    public required double BackwardMsPerGb { get; init; }
 }

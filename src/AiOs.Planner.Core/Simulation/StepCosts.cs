@@ -20,8 +20,11 @@ public sealed class StepCosts
     private readonly EngineKernels? _engine;
     /// <summary>The model's layer kind's work over the main kind's fit (<see cref="EngineKernels.WorkRatiosFor"/>): forward and recompute, backward.</summary>
     private readonly KindWork _kindWork = KindWork.Same;
-    /// <summary>Replayed layers' multipliers of their element-wise and overhead term at this run's shape (<see cref="EngineKernels.GraphWork"/>); null: none, or no replays.</summary>
-    private readonly (double Forward, double Backward)? _graphWork;
+    /// <summary>
+    /// Replayed layers' forward and backward time beyond their products at this run's shape, ms per GB of the forward's saved
+    /// bytes (<see cref="EngineKernels.GraphWork"/>); null: none, none for the model's layer kind, or no replays.
+    /// </summary>
+    private readonly (double ForwardMsPerGb, double BackwardMsPerGb)? _graphWork;
     private readonly SimDuration _launchFloor, _stepOverhead;
     /// <summary>Dispatch floors of a forward, a recompute and a backward (see <see cref="Floor"/>).</summary>
     private readonly SimDuration _forwardFloor, _recomputeFloor, _backwardFloor;
@@ -595,14 +598,22 @@ public sealed class StepCosts
             // whole takes the fitted backward/forward ratio. A recompute takes the recompute ratio of its forward.
             double share = op.Kind == OpKind.Backward ? 0.5 : 1;
             var products = FlopRate.TimeFor(op.Flops * share, MatmulRateOf(op, hiddenSize, k));
+            bool layer = op.Unit.Kind == UnitKind.Layer, backward = op.Kind == OpKind.Backward;
+            // A layer replayed from its CUDA graph: its products as eager (a backward twice the forward's) and the replays'
+            // measured time beyond them per GB of the forward's saved bytes. No fixed term (it holds host time a replay does
+            // not have), no kind ratio (the replays were timed on this kind: GraphWorkRatios.Prices) and no backward work ratio.
+            if (layer && _graphWork is { } g && op.Kind is OpKind.Forward or OpKind.Backward)
+            {
+                double savedGb = op.ElementwiseBytes * share / 1e9;
+                return SimDuration.FromSeconds(backward
+                    ? 2 * products.Seconds + g.BackwardMsPerGb * savedGb / 1e3
+                    : products.Seconds + g.ForwardMsPerGb * savedGb / 1e3);
+            }
             // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not
             // layers). Where the kind's difference was measured on its element-wise work alone, only that term takes it.
-            bool layer = op.Unit.Kind == UnitKind.Layer, backward = op.Kind == OpKind.Backward;
             double? onElementwise = !layer ? null : backward ? _kindWork.BackwardElementwise : _kindWork.ForwardElementwise;
             double kind = !layer || onElementwise is not null ? 1 : backward ? _kindWork.Backward : _kindWork.Forward;
             double rest = (onElementwise ?? 1) * k.ElementwiseTime(new Bytes((long)(op.ElementwiseBytes * share))).Seconds + k.LayerOverhead.Seconds;
-            // A layer replayed from its CUDA graph: its products as eager, the rest at the replays' measured multiplier.
-            if (layer && _graphWork is { } g && op.Kind is OpKind.Forward or OpKind.Backward) rest *= backward ? g.Backward : g.Forward;
             if (backward && k.BackwardWorkRatio is { } work)
                 return SimDuration.FromSeconds(kind * (2 * products.Seconds + work.Value * rest));
             double ratio = op.Kind switch { OpKind.Backward => k.BackwardRatio.Value, OpKind.Recompute => k.RecomputeRatio.Value, _ => 1 };
