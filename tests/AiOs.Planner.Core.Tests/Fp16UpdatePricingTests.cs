@@ -1,5 +1,6 @@
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
+using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
 using AiOs.Planner.Simulation;
 using AiOs.Planner.Simulation.Program;
@@ -37,17 +38,54 @@ public class Fp16UpdatePricingTests
     [InlineData(OffloadTier.Cpu, StepSchedule.DeepSpeed)]
     [InlineData(OffloadTier.Cpu, StepSchedule.Delayed)]
     [InlineData(OffloadTier.None, StepSchedule.DeepSpeed)]
+    [InlineData(OffloadTier.None, StepSchedule.Overlapped)]
     public void Given_fp16_training_with_the_optimizer_in_ram_When_its_updates_are_priced_Then_each_takes_its_copys_own_pass_beyond_the_update(OffloadTier parameters, StepSchedule schedule)
     {
         var s = Offloaded(parameters, schedule, Precision.Fp16);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
-        double copy = 6.0 / HostPass.Of(H200.Cpu, 1).Aggregate.BytesPerSecond;
+        var host = HostPass.Of(H200.Cpu, 1);
 
         var updates = Updates(s);
 
         Assert.NotEmpty(updates);
         foreach (var (op, time) in updates)
-            Assert.Equal(op.Parameters / rate + op.Parameters * copy, time.Seconds, tolerance: 2e-9); // SimDuration counts whole nanoseconds
+        {
+            // 4 bytes read and 2 written per parameter: at the node's rate, or one worker's where one worker's chunks are longer.
+            double copy = op.Parameters * 6.0 / host.Aggregate.BytesPerSecond;
+            Assert.True(time.Seconds >= op.Parameters / rate + copy - 2e-9, $"{time} for {op.Parameters} parameters");
+            Assert.Equal(op.Parameters / rate + host.Time(op.Parameters, 6).Seconds, time.Seconds, tolerance: 2e-9); // SimDuration counts whole nanoseconds
+        }
+    }
+
+    [Fact]
+    public void Given_a_sub_group_within_one_chunk_When_its_fp16_copy_is_priced_Then_one_worker_casts_it_at_one_threads_rate()
+    {
+        // gpt2's layers hold 7.1 M parameters; sub-groups of 500 K fit one chunk (1 Mi elements), which Chunked.Map runs inline.
+        var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, Precision.Fp16) with { SubGroupSize = 500_000 };
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
+        var oneThread = HostPass.Of(H200.Cpu, 1).PerThread;
+
+        var updates = Updates(s);
+
+        Assert.Contains(updates, u => u.Op.Parameters == 500_000);
+        foreach (var (op, time) in updates.Where(u => u.Op.Parameters == 500_000))
+            Assert.Equal(op.Parameters / rate + op.Parameters * 6.0 / oneThread.BytesPerSecond, time.Seconds, tolerance: 2e-9);
+    }
+
+    [Fact]
+    public void Given_the_delayed_schedule_with_parameters_on_the_device_When_fp16_updates_are_priced_Then_the_copy_is_the_master_write_backs_alone()
+    {
+        var s = Offloaded(OffloadTier.None, StepSchedule.Delayed, Precision.Fp16);
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
+        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
+
+        var updates = Updates(s);
+
+        // The update writes no working copy; MasterWriteBack casts every parameter once per step (4 + 2 bytes each).
+        Assert.False(StepCosts.EngineCopiesFp16Apart(s));
+        foreach (var (op, time) in updates) Assert.Equal(op.Parameters / rate, time.Seconds, tolerance: 2e-9);
+        var writeBack = Assert.Single(program.Ops, o => o.Kind == OpKind.MasterWriteBack);
+        Assert.Equal(Bytes.OfElements(Model.TotalParameters, 6), writeBack.Bytes);
     }
 
     [Theory]
@@ -72,12 +110,14 @@ public class Fp16UpdatePricingTests
     [InlineData(Precision.Fp32, 1, 28 + 4)]
     [InlineData(Precision.Fp16, 1, 100 + 2)]
     [InlineData(Precision.Fp16, 2, 94 + 4)] // the fp32 sums of accumulation need no widening
-    public void Given_a_resident_run_When_its_device_update_is_built_Then_it_streams_the_bytes_of_the_update_the_engine_runs(Precision precision, int accumulation, int bytesPerParameter)
+    [InlineData(Precision.Fp16, 1, 28 + 6 + 6 + 2, true)] // 8-bit moments: the fused 8-bit kernel, the gradient widened before it, the copy after
+    [InlineData(Precision.Bf16, 1, 28 + 2, true)]
+    public void Given_a_resident_run_When_its_device_update_is_built_Then_it_streams_the_bytes_of_the_update_the_engine_runs(Precision precision, int accumulation, int bytesPerParameter, bool eightBit = false)
     {
         var s = new TrainingSettings
         {
             ZeroStage = ZeroStage.None, ParamOffload = OffloadTier.None, OptimizerOffload = OffloadTier.None, Precision = precision,
-            MicroBatch = 2, SeqLen = 256, GradAccumulation = accumulation,
+            MicroBatch = 2, SeqLen = 256, GradAccumulation = accumulation, OptimizerState = eightBit ? OptimizerStateFormat.EightBit : OptimizerStateFormat.Fp32,
         };
 
         // The resident trainer walks the units in DeepSpeed's order (ProgramShape.For), its update one device operation.

@@ -40,7 +40,7 @@ public sealed class PrecisionCastTests
         Assert.NotEqual(0, bits & 0x007F);
     }
 
-    /// <summary>Finite fp32 values that reach every fp16 case: normal, subnormal, halfway ties both ways, overflow to infinity, zeros.</summary>
+    /// <summary>fp32 values (no NaN) that reach every fp16 case: normal, subnormal, halfway ties both ways, overflow to infinity, infinities, zeros.</summary>
     private static float[] Fp16Cases(int count, int seed)
     {
         var random = new Random(seed);
@@ -55,8 +55,8 @@ public sealed class PrecisionCastTests
             values[i] = (i % 5) switch
             {
                 0 => edges[i / 5 % edges.Length],
-                // Any finite bit pattern: most overflow or vanish, as fp32 spans far wider exponents.
-                1 => BitConverter.Int32BitsToSingle(random.Next() & 0x7F7FFFFF | (random.Next(2) << 31)),
+                // Any finite bit pattern (an all-ones exponent taken down by one): most overflow or vanish, as fp32 spans far wider exponents.
+                1 => FiniteBits(random.Next() & 0x7FFFFFFF | (random.Next(2) << 31)),
                 // fp16's exponent range, mantissas with their low bits set and halfway ties.
                 2 => (float)((random.NextDouble() * 2 - 1) * Math.Pow(2, random.Next(-26, 16))),
                 3 => BitConverter.UInt32BitsToSingle(0x38000000u + ((uint)random.Next(0, 0x0F000000) & ~0x1FFFu) + 0x1000u),
@@ -64,6 +64,20 @@ public sealed class PrecisionCastTests
             };
         }
         return values;
+    }
+
+    /// <summary>The float of <paramref name="bits"/>, its exponent lowered by one where it is all ones (no infinity or NaN).</summary>
+    private static float FiniteBits(int bits) => BitConverter.Int32BitsToSingle((bits & 0x7F800000) == 0x7F800000 ? bits - 0x00800000 : bits);
+
+    [Fact]
+    public void Given_NaN_When_CastToFp16_Then_ItStaysNaN()
+    {
+        var bytes = new byte[4];
+
+        PrecisionCast.ToFp16([float.NaN, -float.NaN], bytes);
+
+        // Payloads are not compared: torch's scalar and vector casts keep different ones.
+        Assert.All(MemoryMarshal.Cast<byte, Half>(bytes).ToArray(), h => Assert.True(Half.IsNaN(h)));
     }
 
     [Fact]

@@ -240,7 +240,7 @@ public static class EngineKernelFit
     /// forward t takes (t − M) / S and a replayed backward (t − 2M) / S (twice the forward's products, as the simulator prices a
     /// replayed backward whatever the backward work ratio), in ms/GB, held to [0, <see cref="GraphWorkRatios.MaxMsPerGb"/>] (below
     /// 0 the replay ran faster than its products are priced: nothing is left beyond them). Neither the fit's element-wise rate nor
-    /// its fixed term enters, so the values carry to another profile of the same GPU. Shapes are told apart by width and tokens
+    /// its fixed term enters, so the values carry to another profile of the same GPU once refitted against its products. Shapes are told apart by width and tokens
     /// (the probe's shapes share one sequence length). Null without a forward and a backward replay at every shape of a full
     /// grid, or where a shape's saved bytes are not positive.
     /// </summary>

@@ -169,7 +169,7 @@ public static class CalibrateGpuCommand
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"pass {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4} fitted {fit.Fit.Predict(t):E4}"));
         if (m.Replayed is { Count: > 0 } && fit.Kernels.GraphWork is null)
-            progress?.Invoke("warning: the replays did not make a full grid of forward and backward passes, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
+            progress?.Invoke("warning: the replays did not make a full grid of forward and backward passes with their saved bytes, so no graph_work was written; --cuda-graphs plans price their layers as eager passes");
         foreach (var t in fit.Replayed)
             progress?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"replayed {t.Label} hidden {t.Hidden} tokens {t.Tokens} flops {t.Flops:E4} saved_bytes {t.SavedBytes:E4} matmul_tflops {t.MatmulTflops:0.0} seconds {t.Seconds:E4}"));

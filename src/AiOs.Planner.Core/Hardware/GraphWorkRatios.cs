@@ -19,10 +19,11 @@ namespace AiOs.Planner.Hardware;
 /// precision is in the products, priced apart.
 /// <para>
 /// The values are absolute, not multipliers of the fit's element-wise and overhead term (as they were first written): a replay's
-/// time beyond its products is the device's work alone, so it carries to another profile of the same GPU, where a multiplier of
+/// time beyond its products holds no host time, so it carries to another profile of the same GPU once refitted against that
+/// profile's products (its <c>layer_matmul</c> rates and efficiency; the replays' printed times suffice), where a multiplier of
 /// the fit's fixed term, which holds host time that differs from one VM to the next, did not. On an H100 VM (2026-12-07) the
 /// multipliers priced six <c>--cuda-graphs</c> rows −9…+11% with their own calibration (fixed term 187.5 µs) and −15…−23%
-/// copied into the bundled profiles/h100-1x-vm.json (104.7 µs).
+/// copied into the bundled profiles/h100-1x-vm.json (104.7 µs); the values refitted against that profile's products, −11…+3%.
 /// </para>
 /// </remarks>
 public sealed record GraphWorkRatios

@@ -83,8 +83,8 @@ public sealed class StepCosts
     private readonly double _adamPerSecond;
     /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has.</summary>
     private readonly double _adamInRamPerSecond;
-    /// <summary>Seconds per updated parameter of the fp16 copy's own pass (<see cref="EngineCopiesFp16Apart"/>); 0 otherwise.</summary>
-    private readonly double _fp16CopySecondsPerParameter;
+    /// <summary>Whether each CPU update also pays the fp16 copy's own pass, 6 B per parameter over the host (<see cref="EngineCopiesFp16Apart"/>).</summary>
+    private readonly bool _fp16CopyApart;
     /// <summary>Seconds every CPU OptimizerStep costs on top of its parameters: one update call's fixed cost (<see cref="CpuSpec.OptimizerCallOverheadS"/>).</summary>
     private readonly double _optimizerCallSeconds;
     /// <summary>Seconds each updated parameter's CPU update takes longer for the copies (<see cref="CopyInterference"/>; 0 where not measured) and the gradient sums (<see cref="AddsBesideUpdates"/>) beside it.</summary>
@@ -203,8 +203,8 @@ public sealed class StepCosts
         _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         // The engine's CPU update writes a bf16 working copy inside CpuAdam's pass; an fp16 one in a pass of its own over the
-        // updated master (PrecisionCast.ToFp16, on every core): 4 bytes read and 2 written per parameter at the host's rate.
-        if (EngineCopiesFp16Apart(s)) _fp16CopySecondsPerParameter = 6.0 / _hostPass.Aggregate.BytesPerSecond;
+        // updated master (PrecisionCast.ToFp16, in fixed chunks on the CPU workers): 4 bytes read and 2 written per parameter.
+        _fp16CopyApart = EngineCopiesFp16Apart(s);
         _hostAdd = HostPass.AddOf(hw.Cpu, gpusPerNode);
         if (hw.HasGpu && hw.HostLink?.HostAddShareBesideCopies is { } share) _hostAddShare = share.Value;
         double halfRate = _model.MatmulHalfRateHidden;
@@ -439,16 +439,18 @@ public sealed class StepCosts
 
     /// <summary>A CPU operation's seconds at its rate alone: an update's call cost and its parameters at its state's tier's rate (a write-back cast into RAM: none).</summary>
     private double CpuSecondsAlone(Operation op) =>
-        (op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds + op.Parameters * _fp16CopySecondsPerParameter : 0)
+        (op.Kind == OpKind.OptimizerStep ? _optimizerCallSeconds + (_fp16CopyApart ? _hostPass.Time(op.Parameters, 6).Seconds : 0) : 0)
         + op.Parameters / (op.Slot < 0 ? _adamInRamPerSecond : _adamPerSecond);
 
     /// <summary>
-    /// Whether the engine's CPU update writes the fp16 working copy in a pass of its own (<see cref="_fp16CopySecondsPerParameter"/>):
-    /// fp16 training with the optimizer offloaded and the parameters on the device or in RAM. Parameters on NVMe take the fp32
-    /// write-back in every precision (their ParamWriteBack operations).
+    /// Whether each CPU update of the engine writes the fp16 working copy in a pass of its own (<see cref="_fp16CopyApart"/>):
+    /// fp16 training with the optimizer offloaded and the parameters in RAM, or on the device under a schedule that writes them
+    /// from the update (not the delayed one, whose MasterWriteBack casts device-resident units once per step and is priced
+    /// there). Parameters on NVMe take the fp32 write-back in every precision (their ParamWriteBack operations).
     /// </summary>
     internal static bool EngineCopiesFp16Apart(TrainingSettings s) =>
-        s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && s.OptimizerOffload != OffloadTier.None && s.ParamOffload != OffloadTier.Nvme;
+        s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && s.OptimizerOffload != OffloadTier.None
+        && (s.ParamOffload == OffloadTier.Cpu || s.ParamOffload == OffloadTier.None && s.Schedule != StepSchedule.Delayed);
 
     /// <summary>
     /// The layer passes' floors while the CPU updates beside them: the engine's CPU Adam takes every core but one, and the

@@ -132,10 +132,18 @@ internal sealed partial class ProgramBuilder
         : (FloatGradients ? 4 : 2) + 32;
 
     /// <summary>
-    /// Whether the engine's device update is TorchOpsAdamW's operations rather than its fused kernel, which takes fp32 and bf16
-    /// only: fp16 training of the aios executor on a GPU (DeviceTrainer).
+    /// Whether the engine's resident update is TorchOpsAdamW's operations rather than its fused kernel, which takes fp32 and bf16
+    /// only: fp16 training of the aios executor with fp32 moments (DeviceTrainer; on a CPU device too, where HostAdamW takes a
+    /// bf16 working copy only).
     /// </summary>
-    private bool EngineUpdatesFp16WithTorchOps => _s.Executor == ExecutorKind.Aios && _hw.HasGpu && _s.Precision == Precision.Fp16;
+    private bool EngineUpdatesFp16WithTorchOps => _s.Executor == ExecutorKind.Aios && _s.Precision == Precision.Fp16 && _s.OptimizerState == OptimizerStateFormat.Fp32;
+
+    /// <summary>
+    /// What fp16 adds to the engine's resident 8-bit update (DeviceAdamW8bit): the fp16 gradient widened to fp32 first (2 read, 4
+    /// written; none for accumulation's fp32 sums) and the fp16 working copy cast from the master after it (4 read, 2 written).
+    /// </summary>
+    private int EightBitFp16Bytes =>
+        _s.Executor == ExecutorKind.Aios && _s.Precision == Precision.Fp16 && _s.OptimizerState == OptimizerStateFormat.EightBit ? (FloatGradients ? 0 : 6) + 6 : 0;
 
     /// <summary>
     /// Bytes per parameter TorchOpsAdamW moves in fp16 training, one pass per operation: the gradient widened to fp32 (2 read, 4
@@ -158,7 +166,8 @@ internal sealed partial class ProgramBuilder
             long elements = _s.ZeroStage == ZeroStage.None ? p : Share(p);
             // Bytes per parameter a fused Adam touches: read weights, gradient, m, v; write weights, m, v
             // (mixed-precision ZeRO also writes the low-precision copy).
-            int perParameter = (EngineUpdatesFp16WithTorchOps ? TorchOpsAdamBytes : _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28) + GradientNormBytes;
+            int perParameter = (EngineUpdatesFp16WithTorchOps ? TorchOpsAdamBytes : _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28)
+                + EightBitFp16Bytes + GradientNormBytes;
             int step = Add(OpKind.OptimizerStep, ResourceKind.Compute, StepPhase.Optimizer, UnitId.Model, 0, after,
                 elementwise: (double)elements * perParameter, parameters: elements);
             if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
@@ -256,9 +265,9 @@ internal sealed partial class ProgramBuilder
     /// master is cast into the working copy the passes read. Host traffic: the master read and the copy written,
     /// (4 + param bytes) per parameter; device-resident units are also uploaded, units on NVMe written to their files, and
     /// a master whose state lives on NVMe is read from there first (with its moments: the engine reads the whole state).
-    /// Parameters in host RAM are double-buffered: the update wrote θ into the spare host copies in its Adam pass (priced in
-    /// the sub-group steps' Adam rate, which includes the training-precision write in every schedule), so the write-back is a
-    /// swap of the two copies and carries no bytes; the op stays so the engine's spans match the program one for one.
+    /// Parameters in host RAM are double-buffered: the update wrote θ into the spare host copies (bf16 in its Adam pass, priced
+    /// in the sub-group steps' Adam rate; fp16 in a pass of its own after it, priced beside that rate: StepCosts.EngineCopiesFp16Apart),
+    /// so the write-back is a swap of the two copies and carries no bytes; the op stays so the engine's spans match the program one for one.
     /// </summary>
     private void EmitMasterWriteBack()
     {
