@@ -76,6 +76,28 @@ public class CpuAdamTests
         }
     }
 
+    [Theory]
+    [InlineData(37, 1)]
+    [InlineData(300_001, 1)] // several chunks on one thread: each cast right after its chunk's update
+    [InlineData(300_001, 4)]
+    public void Given_an_fp16_output_When_stepped_Then_it_updates_as_without_and_holds_each_result_cast_as_a_half(int n, int threads)
+    {
+        var rng = new Random(8);
+        float[] p = new float[n], g = new float[n], m = new float[n], v = new float[n];
+        // Weights beyond fp16's range and below its normals as well: they overflow to infinity or round to subnormals.
+        for (int i = 0; i < n; i++) { p[i] = (float)((rng.NextDouble() * 2 - 1) * Math.Pow(2, rng.Next(-30, 18))); g[i] = (float)(rng.NextDouble() - 0.5); }
+        float[] p2 = (float[])p.Clone(), m2 = new float[n], v2 = new float[n];
+        var fp16 = new Half[n];
+
+        CpuAdam.Step(p, g, m, v, fp16, 1, Hp, threads);
+        CpuAdam.Step(p2, g, m2, v2, 1, Hp, threads);
+
+        Assert.Equal(p2, p);
+        Assert.Equal(m2, m);
+        // .NET's scalar cast rounds to nearest even, as PyTorch's does.
+        for (int i = 0; i < n; i++) Assert.Equal(BitConverter.HalfToUInt16Bits((Half)p[i]), BitConverter.HalfToUInt16Bits(fp16[i]));
+    }
+
     [Fact]
     public void Given_a_positive_gradient_When_stepped_once_Then_the_parameter_moves_down_by_about_the_learning_rate()
     {

@@ -9,10 +9,10 @@ using AiOs.Planner.Units;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// fp16's updates as the engine runs them. The CPU update writes a bf16 working copy inside CpuAdam's pass and an fp16 one in
-/// a pass of its own over the updated master (PrecisionCast.ToFp16): fp16 updates are priced 6 bytes per parameter longer at
-/// the host's memory rate, where the parameters are on the device or in RAM. On the GPU the fused AdamW takes fp32 and bf16
-/// only, so fp16 is TorchOpsAdamW's operations, one pass each.
+/// fp16's updates as the engine runs them. CpuAdam writes bf16 and fp16 working copies inside its pass; the 8-bit update writes
+/// an fp16 one in a pass of its own over the updated master (PrecisionCast.ToFp16): those updates are priced 6 bytes per
+/// parameter longer as a host pass, where the parameters are in RAM or on the device. On the GPU the fused AdamW takes fp32 and
+/// bf16 only, so fp16 with fp32 moments is TorchOpsAdamW's operations, one pass each.
 /// </summary>
 public class Fp16UpdatePricingTests
 {
@@ -27,9 +27,9 @@ public class Fp16UpdatePricingTests
             .Select(o => (o, costs.Duration(o, Model.HiddenSize))).ToList();
     }
 
-    private static TrainingSettings Offloaded(OffloadTier parameters, StepSchedule schedule, Precision precision) => new()
+    private static TrainingSettings Offloaded(OffloadTier parameters, StepSchedule schedule, Precision precision, OptimizerStateFormat state = OptimizerStateFormat.EightBit) => new()
     {
-        ZeroStage = ZeroStage.Infinity, ParamOffload = parameters, OptimizerOffload = OffloadTier.Cpu, Precision = precision,
+        ZeroStage = ZeroStage.Infinity, ParamOffload = parameters, OptimizerOffload = OffloadTier.Cpu, Precision = precision, OptimizerState = state,
         MicroBatch = 2, SeqLen = 256, ActivationCheckpointing = true, Schedule = schedule,
         NvmePath = parameters == OffloadTier.Nvme ? "/nvme" : null,
     };
@@ -39,7 +39,7 @@ public class Fp16UpdatePricingTests
     [InlineData(OffloadTier.Cpu, StepSchedule.Delayed)]
     [InlineData(OffloadTier.None, StepSchedule.DeepSpeed)]
     [InlineData(OffloadTier.None, StepSchedule.Overlapped)]
-    public void Given_fp16_training_with_the_optimizer_in_ram_When_its_updates_are_priced_Then_each_takes_its_copys_own_pass_beyond_the_update(OffloadTier parameters, StepSchedule schedule)
+    public void Given_fp16_training_with_8bit_moments_in_ram_When_its_updates_are_priced_Then_each_takes_its_copys_own_pass_beyond_the_update(OffloadTier parameters, StepSchedule schedule)
     {
         var s = Offloaded(parameters, schedule, Precision.Fp16);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
@@ -89,12 +89,14 @@ public class Fp16UpdatePricingTests
     }
 
     [Theory]
-    [InlineData(Precision.Bf16, OffloadTier.Cpu)]
-    [InlineData(Precision.Fp32, OffloadTier.Cpu)]
-    [InlineData(Precision.Fp16, OffloadTier.Nvme)]
-    public void Given_a_copy_written_in_the_update_or_apart_anyway_When_priced_Then_the_update_is_its_parameters_at_the_rate(Precision precision, OffloadTier parameters)
+    [InlineData(Precision.Bf16, OffloadTier.Cpu, OptimizerStateFormat.EightBit)]
+    [InlineData(Precision.Fp32, OffloadTier.Cpu, OptimizerStateFormat.EightBit)]
+    [InlineData(Precision.Fp16, OffloadTier.Nvme, OptimizerStateFormat.EightBit)]
+    [InlineData(Precision.Fp16, OffloadTier.Cpu, OptimizerStateFormat.Fp32)] // CpuAdam casts the fp16 copy inside its pass
+    [InlineData(Precision.Fp16, OffloadTier.None, OptimizerStateFormat.Fp32)]
+    public void Given_a_copy_written_in_the_update_or_apart_anyway_When_priced_Then_the_update_is_its_parameters_at_the_rate(Precision precision, OffloadTier parameters, OptimizerStateFormat state)
     {
-        var s = Offloaded(parameters, StepSchedule.DeepSpeed, precision);
+        var s = Offloaded(parameters, StepSchedule.DeepSpeed, precision, state);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
 
         var updates = Updates(s);

@@ -188,12 +188,15 @@ public sealed class DelayedScheduleTests : IDisposable
         Assert.Equal(doubled, Assert.Single(t.Program.Ops, o => o.Kind == OpKind.MasterWriteBack).Bytes.Value == 0);
     }
 
-    [Fact]
-    public void Given_bf16_parameters_in_ram_When_trained_delayed_Then_the_spare_copies_written_in_the_adam_pass_equal_the_serial_write_back_from_the_master()
+    [Theory]
+    [InlineData(Precision.Bf16)]
+    [InlineData(Precision.Fp16)]
+    public void Given_half_precision_parameters_in_ram_When_trained_delayed_Then_the_spare_copies_written_in_the_adam_pass_equal_the_serial_write_back_from_the_master(Precision precision)
     {
-        // bf16 takes the Adam kernels' in-pass bf16 write into the spare copy; parameters on NVMe take the serial cast from the master.
+        // bf16 and fp16 take the Adam kernels' in-pass write into the spare copy (fp16 cast chunk by chunk inside the pass);
+        // parameters on NVMe take the serial cast from the master.
         ModelSpec spec = ModelCatalog.Default.Load("tiny-gpt");
-        TrainingSettings s = Settings(1) with { Precision = Precision.Bf16, NvmePath = _nvme };
+        TrainingSettings s = Settings(1) with { Precision = precision, NvmePath = _nvme };
 
         var (ram, ramMaster) = Engine(spec, s);
         var (nvme, nvmeMaster) = Engine(spec, s with { ParamOffload = OffloadTier.Nvme });

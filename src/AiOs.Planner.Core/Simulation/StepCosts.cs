@@ -202,8 +202,8 @@ public sealed class StepCosts
         _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatesBf16InRam(s)) / gpusPerNode;
         _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
-        // The engine's CPU update writes a bf16 working copy inside CpuAdam's pass; an fp16 one in a pass of its own over the
-        // updated master (PrecisionCast.ToFp16, in fixed chunks on the CPU workers): 4 bytes read and 2 written per parameter.
+        // The engine's CPU update writes bf16 and fp16 working copies inside CpuAdam's pass; the 8-bit update writes fp16 ones in
+        // a pass of its own over the updated master (PrecisionCast.ToFp16, in fixed chunks on the CPU workers): 4 + 2 B per parameter.
         _fp16CopyApart = EngineCopiesFp16Apart(s);
         _hostAdd = HostPass.AddOf(hw.Cpu, gpusPerNode);
         if (hw.HasGpu && hw.HostLink?.HostAddShareBesideCopies is { } share) _hostAddShare = share.Value;
@@ -444,12 +444,14 @@ public sealed class StepCosts
 
     /// <summary>
     /// Whether each CPU update of the engine writes the fp16 working copy in a pass of its own (<see cref="_fp16CopyApart"/>):
-    /// fp16 training with the optimizer offloaded and the parameters in RAM, or on the device under a schedule that writes them
-    /// from the update (not the delayed one, whose MasterWriteBack casts device-resident units once per step and is priced
+    /// fp16 training with 8-bit moments (their update writes bf16 copies only; CpuAdam casts fp16 ones chunk by chunk inside its
+    /// pass, as it writes bf16), the optimizer offloaded and the parameters in RAM, or on the device under a schedule that writes
+    /// them from the update (not the delayed one, whose MasterWriteBack casts device-resident units once per step and is priced
     /// there). Parameters on NVMe take the fp32 write-back in every precision (their ParamWriteBack operations).
     /// </summary>
     internal static bool EngineCopiesFp16Apart(TrainingSettings s) =>
-        s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && s.OptimizerOffload != OffloadTier.None
+        s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && s.OptimizerState == Optim.OptimizerStateFormat.EightBit
+        && s.OptimizerOffload != OffloadTier.None
         && (s.ParamOffload == OffloadTier.Cpu || s.ParamOffload == OffloadTier.None && s.Schedule != StepSchedule.Delayed);
 
     /// <summary>

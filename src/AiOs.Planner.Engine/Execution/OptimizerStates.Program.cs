@@ -90,14 +90,14 @@ internal sealed partial class OptimizerStates
     /// </summary>
     public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
     {
-        Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
-        UpdateSubGroup(g, slot, gradients, scale, step, bf16);
+        Span<ushort> bf16 = HalfTarget(sink, g);
+        UpdateSubGroup(g, slot, gradients, scale, step, bf16, sink?.TargetsFp16 == true);
         if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
         else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
     }
 
     /// <summary>The update of <see cref="Step"/>, writing the bf16 copy into <paramref name="bf16"/> unless it is empty.</summary>
-    private void UpdateSubGroup(SubGroup g, int slot, GradientStore gradients, float scale, int step, Span<ushort> bf16)
+    private void UpdateSubGroup(SubGroup g, int slot, GradientStore gradients, float scale, int step, Span<ushort> bf16, bool fp16)
     {
         if (_q8 is not null)
         {
@@ -112,11 +112,11 @@ internal sealed partial class OptimizerStates
             ReadOnlySpan<float> gradient = buffer.AsFloats(GradientOffset(g) / sizeof(float), n);
             if (!SplitsMaster)
             {
-                Adam(buffer.AsFloats(0, n), gradient, moments[..n], moments[n..], step, scale, bf16);
+                Adam(buffer.AsFloats(0, n), gradient, moments[..n], moments[n..], step, scale, bf16, fp16);
                 return;
             }
             // The kernels' bf16 copy rounds ties to even; a split master's high half rounds them away from zero (SplitMaster writes it).
-            Adam(RebuiltMaster(slot, g), gradient, moments[..n], moments[n..], step, scale, Span<ushort>.Empty);
+            Adam(RebuiltMaster(slot, g), gradient, moments[..n], moments[n..], step, scale, Span<ushort>.Empty, fp16: false);
             SplitMaster(g, slot, bf16);
             return;
         }
@@ -124,21 +124,32 @@ internal sealed partial class OptimizerStates
         _io.Read(StorageTier.Cpu, 12L * g.Elements);
         _io.Written(StorageTier.Cpu, 12L * g.Elements);
         // A bf16 store's gradient goes to CpuAdam as it is, widened as it is read: no fp32 copy of it.
-        if (slot < 0 && _step is CpuAdamStep fused && gradients.TryGetBf16(g, out ReadOnlySpan<ushort> bits))
+        if (!fp16 && slot < 0 && _step is CpuAdamStep fused && gradients.TryGetBf16(g, out ReadOnlySpan<ushort> bits))
         {
             fused.UpdateBf16Gradients(ram.Master, bits, ram.M, ram.V, step, scale, bf16);
             return;
         }
         _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
-        Adam(ram.Master, slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch), ram.M, ram.V, step, scale, bf16);
+        Adam(ram.Master, slot >= 0 ? _gradientSlots[slot].AsSpan(0, g.Elements) : gradients.Get(g, _gradientScratch), ram.M, ram.V, step, scale, bf16, fp16);
     }
 
-    /// <summary>The configured AdamW on fp32 gradients, with the bf16 copy written in its pass unless <paramref name="bf16"/> is empty.</summary>
-    private void Adam(Span<float> master, ReadOnlySpan<float> gradient, Span<float> m, Span<float> v, int step, float scale, Span<ushort> bf16)
+    /// <summary>
+    /// The configured AdamW on fp32 gradients, with the half-precision copy written in its pass unless <paramref name="half"/>
+    /// is empty: fp16 where <paramref name="fp16"/>, else bf16.
+    /// </summary>
+    private void Adam(Span<float> master, ReadOnlySpan<float> gradient, Span<float> m, Span<float> v, int step, float scale, Span<ushort> half, bool fp16)
     {
-        if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
-        else _step.Update(master, gradient, m, v, step, scale, bf16);
+        if (half.IsEmpty) _step.Update(master, gradient, m, v, step, scale);
+        else if (fp16) _step.Update(master, gradient, m, v, step, scale, MemoryMarshal.Cast<ushort, Half>(half));
+        else _step.Update(master, gradient, m, v, step, scale, half);
     }
+
+    /// <summary>
+    /// The sink's half-precision target for <paramref name="g"/>, or empty: no sink, or fp16 targets where the 8-bit update
+    /// runs (it writes bf16 copies only; the master then takes the write-back).
+    /// </summary>
+    private Span<ushort> HalfTarget(IBf16Sink? sink, SubGroup g) =>
+        sink is null || sink.TargetsFp16 && _q8 is not null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
 
     /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>
     /// <exception cref="InvalidOperationException">The sub-group's state is in RAM: the program has no write for it.</exception>

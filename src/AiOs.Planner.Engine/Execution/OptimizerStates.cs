@@ -16,11 +16,17 @@ namespace AiOs.Planner.Engine.Execution;
 /// <param name="Elements">Element count, at most sub_group_size.</param>
 internal sealed record SubGroup(int Unit, int Index, long Offset, int Elements);
 
-/// <summary>A parameter tier that can take the optimizer's bf16 output directly (see <see cref="ParameterSwapper.Bf16Target"/>).</summary>
+/// <summary>A parameter tier that can take the optimizer's half-precision output directly (see <see cref="ParameterSwapper.Bf16Target"/>).</summary>
 internal interface IBf16Sink
 {
-    /// <summary>Where to write the bf16 copy of the elements, or empty when the tier needs fp32 values.</summary>
+    /// <summary>
+    /// Where to write the half-precision copy of the elements (bf16, or fp16 where <see cref="TargetsFp16"/>), or empty when the
+    /// tier needs fp32 values.
+    /// </summary>
     Span<ushort> Bf16Target(int unit, long elementOffset, int count);
+
+    /// <summary>Whether <see cref="Bf16Target"/>'s targets take fp16 (fp16 training), not bf16.</summary>
+    bool TargetsFp16 => false;
 
     /// <summary>Publishes what was written.</summary>
     void CommitBf16(int unit, long elementOffset, int count);
@@ -240,14 +246,13 @@ internal sealed partial class OptimizerStates : IDisposable
         {
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
-            Span<ushort> bf16 = sink is null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+            Span<ushort> bf16 = HalfTarget(sink, g);
             RamGroup ram = RamState(g);
             Span<float> master = ram.Master, m = ram.M, v = ram.V;
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
             {
                 if (_q8 is not null) _q8.Step(g, master, gradient, _q8.InRam(g), step, scaleOf(g.Unit), bf16);
-                else if (bf16.IsEmpty) _step.Update(master, gradient, m, v, step, scaleOf(g.Unit));
-                else _step.Update(master, gradient, m, v, step, scaleOf(g.Unit), bf16);
+                else Adam(master, gradient, m, v, step, scaleOf(g.Unit), bf16, sink?.TargetsFp16 == true);
             }
             _io.Read(StorageTier.Cpu, StateBytes(g));
             _io.Written(StorageTier.Cpu, StateBytes(g));

@@ -65,12 +65,14 @@ internal sealed partial class ParameterSwapper
         (_cpuBuffers, _spareBuffers) = (_spareBuffers, _cpuBuffers);
     }
 
-    /// <summary>The spare copies as an <see cref="IBf16Sink"/>: bf16 targets in them (empty for fp32 training, which takes <see cref="WriteSpare"/>).</summary>
+    /// <summary>The spare copies as an <see cref="IBf16Sink"/>: bf16 or fp16 targets in them (empty for fp32 training, which takes <see cref="WriteSpare"/>).</summary>
     private sealed class SpareSink(ParameterSwapper owner) : IBf16Sink
     {
         public Span<ushort> Bf16Target(int unit, long elementOffset, int count) =>
-            owner._dtype != ScalarType.BFloat16 ? Span<ushort>.Empty
+            owner._dtype is not (ScalarType.BFloat16 or ScalarType.Float16) ? Span<ushort>.Empty
             : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(owner._spareCopies![unit]!.bytes.Slice(checked((int)(elementOffset * 2)), count * 2));
+
+        public bool TargetsFp16 => owner._dtype == ScalarType.Float16;
 
         public void CommitBf16(int unit, long elementOffset, int count) => owner._io.Written(StorageTier.Cpu, 2L * count);
     }

@@ -154,15 +154,15 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
     }
 
     /// <summary>
-    /// Where the optimizer can write the bf16 working copy of <paramref name="count"/> elements of
-    /// <paramref name="unit"/> from <paramref name="elementOffset"/> itself, in the same pass as its update: the
-    /// device buffer's pinned staging, or the CPU-tier tensor. Empty when the tier needs the fp32 values
+    /// Where the optimizer can write the half-precision working copy (bf16, or fp16 in fp16 training: <see cref="TargetsFp16"/>)
+    /// of <paramref name="count"/> elements of <paramref name="unit"/> from <paramref name="elementOffset"/> itself, in the same
+    /// pass as its update: the device buffer's pinned staging, or the CPU-tier tensor. Empty when the tier needs the fp32 values
     /// (<see cref="WriteBack(int, long, ReadOnlySpan{float})"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitBf16"/>.
     /// </summary>
     public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
     {
         // A shard of a device-resident unit may end in padding the unit lacks: it takes the fp32 path, which drops the padding.
-        if (_dtype != ScalarType.BFloat16 || (_tier == StorageTier.Device && _shards is not null)) return Span<ushort>.Empty;
+        if (_dtype is not (ScalarType.BFloat16 or ScalarType.Float16) || (_tier == StorageTier.Device && _shards is not null)) return Span<ushort>.Empty;
         Span<byte> bytes = _unitTiers[unit] switch
         {
             StorageTier.Device => _resident![unit].WritableBytes(elementOffset, count),
@@ -171,6 +171,9 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
         };
         return MemoryMarshal.Cast<byte, ushort>(bytes);
     }
+
+    /// <summary>Whether <see cref="Bf16Target"/>'s targets take fp16 (the parameters are fp16), not bf16.</summary>
+    public bool TargetsFp16 => _dtype == ScalarType.Float16;
 
     /// <summary>
     /// Publishes a <see cref="Bf16Target"/> write (the optimizer's update): one copy to the device for device-resident units, queued

@@ -47,6 +47,16 @@ public interface IOptimizerStep
         Update(master, gradient, expAvg, expAvgSq, step, gradScale);
         PrecisionCast.ToBf16(master, MemoryMarshal.AsBytes(bf16));
     }
+
+    /// <summary>
+    /// As <see cref="Update(Span{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, float)"/>, and writes the updated
+    /// master weights as fp16 into <paramref name="fp16"/> (implementations may do it in the same pass).
+    /// </summary>
+    void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<Half> fp16)
+    {
+        Update(master, gradient, expAvg, expAvgSq, step, gradScale);
+        PrecisionCast.ToFp16(master, MemoryMarshal.AsBytes(fp16));
+    }
 }
 
 /// <summary>

@@ -95,9 +95,10 @@ public static class PrecisionCast
     /// <summary>
     /// Writes <paramref name="source"/> as IEEE fp16 (round to nearest even, as PyTorch casts), in parallel chunks for long spans.
     /// Vectorised (<see cref="TensorPrimitives.ConvertToHalf(ReadOnlySpan{float}, Span{Half})"/>, the same bits as a cast per
-    /// element): a cast per element ran at 0.45 G elements/s on one core of the CI VM against 4.4, and in the offloaded step it is
-    /// the write-back of every updated parameter: fp16 runs updated at 1.4 G parameters/s on an H100 VM against bf16's 4.8
-    /// (2026-12-07, docs/validation/gpu-2026-12-07-session28.md).
+    /// element): a cast per element ran at 0.45 G elements/s on one core of the CI VM against 4.4. It was the write-back of every
+    /// updated parameter in fp16's offloaded step (1.4 G parameters/s against bf16's 4.8 on an H100 VM, 2026-12-07,
+    /// docs/validation/gpu-2026-12-07-session28.md); CpuAdam now casts that copy inside its pass, and this one serves the
+    /// 8-bit update's copies, NVMe write-backs, checkpoints and start-up.
     /// </summary>
     public static void ToFp16(ReadOnlySpan<float> source, Span<byte> destination)
     {

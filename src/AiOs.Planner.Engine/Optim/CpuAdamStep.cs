@@ -39,6 +39,10 @@ public sealed class CpuAdamStep : IOptimizerStep
         // first), so a clipped update reads each gradient once and writes no scaled copy.
         Step(master, gradient, expAvg, expAvgSq, step, gradScale, bf16);
 
+    /// <summary>As the other overloads; the fp16 copy is cast chunk by chunk inside CpuAdam's pass, while each chunk is in cache.</summary>
+    public void Update(Span<float> master, ReadOnlySpan<float> gradient, Span<float> expAvg, Span<float> expAvgSq, int step, float gradScale, Span<Half> fp16) =>
+        CpuAdam.Step(master, gradient, expAvg, expAvgSq, fp16, step, HyperParametersAt(step, gradScale), _threads);
+
     /// <summary>
     /// As <see cref="Update(Span{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, float, Span{ushort})"/> with
     /// the gradient as bf16 bits, widened as CpuAdam reads them (bit-identical to widening them first, one pass fewer).

@@ -265,8 +265,8 @@ internal sealed partial class ProgramBuilder
     /// master is cast into the working copy the passes read. Host traffic: the master read and the copy written,
     /// (4 + param bytes) per parameter; device-resident units are also uploaded, units on NVMe written to their files, and
     /// a master whose state lives on NVMe is read from there first (with its moments: the engine reads the whole state).
-    /// Parameters in host RAM are double-buffered: the update wrote θ into the spare host copies (bf16 in its Adam pass, priced
-    /// in the sub-group steps' Adam rate; fp16 in a pass of its own after it, priced beside that rate: StepCosts.EngineCopiesFp16Apart),
+    /// Parameters in host RAM are double-buffered: the update wrote θ into the spare host copies (in its Adam pass, priced in the
+    /// sub-group steps' Adam rate; the 8-bit update's fp16 copy in a pass of its own, priced beside it: StepCosts.EngineCopiesFp16Apart),
     /// so the write-back is a swap of the two copies and carries no bytes; the op stays so the engine's spans match the program one for one.
     /// </summary>
     private void EmitMasterWriteBack()
