@@ -38,7 +38,7 @@ public class CpuAdamBf16RateTests
         Assert.NotEmpty(steps);
         foreach (Operation step in steps)
         {
-            // fp16's working copy is a pass of its own after the update (Fp16UpdatePricingTests): priced beside the rate.
+            // The 8-bit update's fp16 copy is a pass of its own after it (Fp16UpdatePricingTests): priced beside the rate.
             double copy = StepCosts.EngineCopiesFp16Apart(s) ? HostPass.Of(hw.Cpu, 1).Time(step.Parameters, 6).Seconds : 0;
             SimDuration expected = SimDuration.FromSeconds(copy + step.Parameters / rate), actual = costs.Duration(step, Tiny.HiddenSize);
             Assert.True(expected == actual, $"{why}: {step.Parameters} parameters priced {actual}, expected {expected} at {rate:0.###e0}/s");

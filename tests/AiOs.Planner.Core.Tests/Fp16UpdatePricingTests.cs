@@ -27,7 +27,7 @@ public class Fp16UpdatePricingTests
             .Select(o => (o, costs.Duration(o, Model.HiddenSize))).ToList();
     }
 
-    private static TrainingSettings Offloaded(OffloadTier parameters, StepSchedule schedule, Precision precision, OptimizerStateFormat state = OptimizerStateFormat.EightBit) => new()
+    private static TrainingSettings Offloaded(OffloadTier parameters, StepSchedule schedule, Precision precision, OptimizerStateFormat state = OptimizerStateFormat.Fp32) => new()
     {
         ZeroStage = ZeroStage.Infinity, ParamOffload = parameters, OptimizerOffload = OffloadTier.Cpu, Precision = precision, OptimizerState = state,
         MicroBatch = 2, SeqLen = 256, ActivationCheckpointing = true, Schedule = schedule,
@@ -41,7 +41,7 @@ public class Fp16UpdatePricingTests
     [InlineData(OffloadTier.None, StepSchedule.Overlapped)]
     public void Given_fp16_training_with_8bit_moments_in_ram_When_its_updates_are_priced_Then_each_takes_its_copys_own_pass_beyond_the_update(OffloadTier parameters, StepSchedule schedule)
     {
-        var s = Offloaded(parameters, schedule, Precision.Fp16);
+        var s = Offloaded(parameters, schedule, Precision.Fp16, OptimizerStateFormat.EightBit);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
         var host = HostPass.Of(H200.Cpu, 1);
 
@@ -61,7 +61,7 @@ public class Fp16UpdatePricingTests
     public void Given_a_sub_group_within_one_chunk_When_its_fp16_copy_is_priced_Then_one_worker_casts_it_at_one_threads_rate()
     {
         // gpt2's layers hold 7.1 M parameters; sub-groups of 500 K fit one chunk (1 Mi elements), which Chunked.Map runs inline.
-        var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, Precision.Fp16) with { SubGroupSize = 500_000 };
+        var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, Precision.Fp16, OptimizerStateFormat.EightBit) with { SubGroupSize = 500_000 };
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
         var oneThread = HostPass.Of(H200.Cpu, 1).PerThread;
 
@@ -75,7 +75,7 @@ public class Fp16UpdatePricingTests
     [Fact]
     public void Given_the_delayed_schedule_with_parameters_on_the_device_When_fp16_updates_are_priced_Then_the_copy_is_the_master_write_backs_alone()
     {
-        var s = Offloaded(OffloadTier.None, StepSchedule.Delayed, Precision.Fp16);
+        var s = Offloaded(OffloadTier.None, StepSchedule.Delayed, Precision.Fp16, OptimizerStateFormat.EightBit);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
         var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
 
@@ -94,9 +94,12 @@ public class Fp16UpdatePricingTests
     [InlineData(Precision.Fp16, OffloadTier.Nvme, OptimizerStateFormat.EightBit)]
     [InlineData(Precision.Fp16, OffloadTier.Cpu, OptimizerStateFormat.Fp32)] // CpuAdam casts the fp16 copy inside its pass
     [InlineData(Precision.Fp16, OffloadTier.None, OptimizerStateFormat.Fp32)]
-    public void Given_a_copy_written_in_the_update_or_apart_anyway_When_priced_Then_the_update_is_its_parameters_at_the_rate(Precision precision, OffloadTier parameters, OptimizerStateFormat state)
+    [InlineData(Precision.Fp16, OffloadTier.Cpu, OptimizerStateFormat.Fp32, StepSchedule.Delayed)]
+    [InlineData(Precision.Fp16, OffloadTier.Cpu, OptimizerStateFormat.Fp32, StepSchedule.Overlapped)]
+    public void Given_a_copy_written_in_the_update_or_apart_anyway_When_priced_Then_the_update_is_its_parameters_at_the_rate(Precision precision, OffloadTier parameters, OptimizerStateFormat state,
+        StepSchedule schedule = StepSchedule.DeepSpeed)
     {
-        var s = Offloaded(parameters, StepSchedule.DeepSpeed, precision, state);
+        var s = Offloaded(parameters, schedule, precision, state);
         double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
 
         var updates = Updates(s);

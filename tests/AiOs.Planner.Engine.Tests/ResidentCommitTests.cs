@@ -21,9 +21,9 @@ public sealed class ResidentCommitTests
 
     public ResidentCommitTests() => TorchRuntime.EnsureReady();
 
-    private static ParameterSwapper Resident(bool blocking = false)
+    private static ParameterSwapper Resident(bool blocking = false, ScalarType type = ScalarType.BFloat16)
     {
-        var swapper = new ParameterSwapper(Spec, StorageTier.Device, ScalarType.BFloat16, CPU, null, new IoCounters(), new SpanTrace(TimeProvider.System))
+        var swapper = new ParameterSwapper(Spec, StorageTier.Device, type, CPU, null, new IoCounters(), new SpanTrace(TimeProvider.System))
         {
             WaitForCommits = blocking,
         };
@@ -42,6 +42,22 @@ public sealed class ResidentCommitTests
         Span<ushort> target = swapper.Bf16Target(0, offset, values.Length);
         Optim.PrecisionCast.ToWorking(values, System.Runtime.InteropServices.MemoryMarshal.AsBytes(target), ScalarType.BFloat16);
         swapper.CommitBf16(0, offset, values.Length);
+    }
+
+    [Fact]
+    public void Given_fp16_resident_units_When_the_optimizer_asks_for_a_target_Then_it_gets_fp16_staging_and_its_fp16_values_land()
+    {
+        using var swapper = Resident(type: ScalarType.Float16);
+        float[] values = Values(64, 1);
+
+        Span<ushort> target = swapper.Bf16Target(0, 32, values.Length);
+        Optim.PrecisionCast.ToFp16(values, System.Runtime.InteropServices.MemoryMarshal.AsBytes(target));
+        swapper.CommitBf16(0, 32, values.Length);
+
+        // The update writes fp16 in its pass only where the sink says its targets take fp16 (OptimizerStates.HalfTarget).
+        Assert.True(swapper.TargetsFp16);
+        Assert.Equal(values.Length, target.Length);
+        Assert.Equal(values, Read(swapper.Resident(0), 32, 64));
     }
 
     [Fact]
