@@ -253,9 +253,9 @@ public static class EngineKernelFit
             var forward = shape.FirstOrDefault(p => p.Label == "forward");
             var backward = shape.FirstOrDefault(p => p.Label == "backward" && p.Backward);
             if (forward is null || backward is null) return null;
-            // The replay's time beyond its products, s per byte of the forward's saved bytes, in ms/GB (× 1e3 ms/s × 1e9 B/GB).
+            // The replay's time beyond its products per GB of the forward's saved bytes.
             static double? MsPerGb(LayerTiming p, double products) => p.SavedBytes > 0
-                ? Math.Round(Math.Clamp((p.Seconds - products) / p.SavedBytes * 1e12, 0, GraphWorkRatios.MaxMsPerGb), 4)
+                ? Math.Round(Math.Clamp(GraphWorkRatios.MsPerGb(p.Seconds - products, p.SavedBytes), 0, GraphWorkRatios.MaxMsPerGb), 4)
                 : null;
             if (MsPerGb(forward, ForwardProducts(fit, t, forward)) is not { } f || MsPerGb(backward, 2 * ForwardProducts(fit, t, backward)) is not { } b) return null;
             points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, ForwardMsPerGb = f, BackwardMsPerGb = b });

@@ -49,6 +49,12 @@ public sealed record GraphWorkRatios
     /// </summary>
     public const double MaxMsPerGb = 1000;
 
+    /// <summary>Milliseconds per GB (1e9 bytes) of <paramref name="seconds"/> over <paramref name="bytes"/>: the points' unit.</summary>
+    public static double MsPerGb(double seconds, double bytes) => seconds / bytes * 1e12;
+
+    /// <summary>The seconds <paramref name="msPerGb"/> (the points' unit) gives <paramref name="bytes"/>.</summary>
+    public static double Seconds(double msPerGb, double bytes) => msPerGb * bytes / 1e12;
+
     /// <summary>
     /// The replayed forward's and backward's time beyond their products at (<paramref name="hidden"/>, <paramref name="tokens"/>),
     /// ms per GB of the forward's saved bytes: bilinear in (log hidden, log tokens) between the grid's points, held at its edge

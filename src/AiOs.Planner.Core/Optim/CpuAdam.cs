@@ -160,14 +160,11 @@ public static unsafe partial class CpuAdam
             Update((float*)p + start, gradients.From(start), (float*)pm + start, (float*)pv + start, h == 0 ? null : (ushort*)h + start, n, k, kernel);
             if (f != 0) TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>((float*)p + start, (int)n), new Span<Half>((Half*)f + start, (int)n));
         }
-        if (fp16 == null && (threads == 1 || chunks <= 1))
-        {
-            Update(parameters, gradients, m, v, bf16, count, k, kernel);
-            return;
-        }
         if (threads == 1 || chunks <= 1)
         {
-            for (long c = 0; c < chunks; c++) Chunk(c);
+            // One pass over the whole span, or, with an fp16 copy, chunk by chunk so each is cast while in cache.
+            if (fp16 == null) Update(parameters, gradients, m, v, bf16, count, k, kernel);
+            else for (long c = 0; c < chunks; c++) Chunk(c);
             return;
         }
         // The process's persistent workers, not Parallel.For: one update call per sub-group paid the thread pool's

@@ -622,10 +622,10 @@ public sealed class StepCosts
             // not have), no kind ratio (the replays were timed on this kind: GraphWorkRatios.Prices) and no backward work ratio.
             if (layer && _graphWork is { } g && op.Kind is OpKind.Forward or OpKind.Backward)
             {
-                double savedGb = op.ElementwiseBytes * share / 1e9;
+                double saved = op.ElementwiseBytes * share;
                 return SimDuration.FromSeconds(backward
-                    ? 2 * products.Seconds + g.BackwardMsPerGb * savedGb / 1e3
-                    : products.Seconds + g.ForwardMsPerGb * savedGb / 1e3);
+                    ? 2 * products.Seconds + GraphWorkRatios.Seconds(g.BackwardMsPerGb, saved)
+                    : products.Seconds + GraphWorkRatios.Seconds(g.ForwardMsPerGb, saved));
             }
             // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not
             // layers). Where the kind's difference was measured on its element-wise work alone, only that term takes it.
