@@ -238,13 +238,13 @@ public static class EngineKernelFit
     /// The replayed passes' time beyond the fitted products per GB of saved bytes (<see cref="EngineKernels.GraphWork"/>): with M
     /// a pass's forward products as the fit prices them (<see cref="ForwardProducts"/>) and S the forward's saved bytes, a replayed
     /// forward t takes (t − M) / S and a replayed backward (t − 2M) / S (twice the forward's products, as the simulator prices a
-    /// replayed backward whatever the backward work ratio), in ms/GB, held to [0, <see cref="GraphWorkRatios.MaxMsPerGb"/>] (below
+    /// replayed backward whatever the backward work ratio), in ms/GB, held to [0, <see cref="GraphWork.MaxMsPerGb"/>] (below
     /// 0 the replay ran faster than its products are priced: nothing is left beyond them). Neither the fit's element-wise rate nor
     /// its fixed term enters, so the values carry to another profile of the same GPU once refitted against its products. Shapes are told apart by width and tokens
     /// (the probe's shapes share one sequence length). Null without a forward and a backward replay at every shape of a full
     /// grid, or where a shape's saved bytes are not positive.
     /// </summary>
-    private static GraphWorkRatios? GraphWorkOf(CpuLayerFitResult fit, EngineKernelTimings t, string date)
+    private static GraphWork? GraphWorkOf(CpuLayerFitResult fit, EngineKernelTimings t, string date)
     {
         if (t.Replayed is not { Count: > 0 } replayed) return null;
         var points = new List<GraphWorkPoint>();
@@ -255,14 +255,14 @@ public static class EngineKernelFit
             if (forward is null || backward is null) return null;
             // The replay's time beyond its products per GB of the forward's saved bytes.
             static double? MsPerGb(LayerTiming p, double products) => p.SavedBytes > 0
-                ? Math.Round(Math.Clamp(GraphWorkRatios.MsPerGb(p.Seconds - products, p.SavedBytes), 0, GraphWorkRatios.MaxMsPerGb), 4)
+                ? Math.Round(Math.Clamp(GraphWork.MsPerGb(p.Seconds - products, p.SavedBytes), 0, GraphWork.MaxMsPerGb), 4)
                 : null;
             if (MsPerGb(forward, ForwardProducts(fit, t, forward)) is not { } f || MsPerGb(backward, 2 * ForwardProducts(fit, t, backward)) is not { } b) return null;
             points.Add(new GraphWorkPoint { Hidden = shape.Key.Hidden, Tokens = shape.Key.Tokens, ForwardMsPerGb = f, BackwardMsPerGb = b });
         }
         int hs = points.Select(p => p.Hidden).Distinct().Count(), ts = points.Select(p => p.Tokens).Distinct().Count();
         if (points.Count != hs * ts) return null;
-        return new GraphWorkRatios
+        return new GraphWork
         {
             Method = string.Create(CultureInfo.InvariantCulture,
                 $"aios calibrate-gpu: the layer's forward (recording autograd) and backward (its gradients' packing left out: the plan prices the landing apart) replayed from CUDA graphs, median time of each beyond the fitted products (a backward's twice the forward's) per GB of the forward's saved bytes, {points.Count} shapes ({t.Description})"),

@@ -94,7 +94,7 @@ public sealed record EngineKernels
     /// of the forward's saved bytes, measured on graph replays of the engine's layer by <c>aios calibrate-gpu</c>. Null: replayed
     /// layers are priced as eager ones.
     /// </summary>
-    public GraphWorkRatios? GraphWork { get; init; }
+    public GraphWork? GraphWork { get; init; }
 
     /// <summary>
     /// The replay floor where a profile has none, µs: a gpt2-xl layer's captured forward replayed for 4.5 µs of host time on an

@@ -3,7 +3,7 @@ using AiOs.Planner.Descriptions;
 namespace AiOs.Planner.Hardware;
 
 /// <summary>
-/// A full grid of measured layer shapes, width × tokens (<see cref="LayerMatmulRates"/>, <see cref="GraphWorkRatios"/>): read
+/// A full grid of measured layer shapes, width × tokens (<see cref="LayerMatmulRates"/>, <see cref="GraphWork"/>): read
 /// bilinearly in log width and log tokens, held at the grid's edge outside it, and checked as one.
 /// </summary>
 internal static class LogGrid

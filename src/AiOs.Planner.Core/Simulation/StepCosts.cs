@@ -619,13 +619,13 @@ public sealed class StepCosts
             bool layer = op.Unit.Kind == UnitKind.Layer, backward = op.Kind == OpKind.Backward;
             // A layer replayed from its CUDA graph: its products as eager (a backward twice the forward's) and the replays'
             // measured time beyond them per GB of the forward's saved bytes. No fixed term (it holds host time a replay does
-            // not have), no kind ratio (the replays were timed on this kind: GraphWorkRatios.Prices) and no backward work ratio.
+            // not have), no kind ratio (the replays were timed on this kind: GraphWork.Prices) and no backward work ratio.
             if (layer && _graphWork is { } g && op.Kind is OpKind.Forward or OpKind.Backward)
             {
                 double saved = op.ElementwiseBytes * share;
                 return SimDuration.FromSeconds(backward
-                    ? 2 * products.Seconds + GraphWorkRatios.Seconds(g.BackwardMsPerGb, saved)
-                    : products.Seconds + GraphWorkRatios.Seconds(g.ForwardMsPerGb, saved));
+                    ? 2 * products.Seconds + GraphWork.Seconds(g.BackwardMsPerGb, saved)
+                    : products.Seconds + GraphWork.Seconds(g.ForwardMsPerGb, saved));
             }
             // A decoder layer of another kind than the fit's: its measured ratio to the fit (the head and embedding are not
             // layers). Where the kind's difference was measured on its element-wise work alone, only that term takes it.

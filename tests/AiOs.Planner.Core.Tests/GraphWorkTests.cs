@@ -9,14 +9,14 @@ using AiOs.Planner.Simulation.Program;
 namespace AiOs.Planner.Core.Tests;
 
 /// <summary>
-/// Layers replayed from CUDA graphs priced at their measured work (<see cref="GraphWorkRatios"/>, <see cref="EngineKernels.GraphWork"/>):
+/// Layers replayed from CUDA graphs priced at their measured work (<see cref="GraphWork"/>, <see cref="EngineKernels.GraphWork"/>):
 /// the products as in an eager pass (a backward's twice the forward's), plus the replays' time beyond them per GB of the forward's
 /// saved bytes at the run's shape, with nothing of the eager fit's element-wise rate or fixed term.
 /// </summary>
-public class GraphWorkRatiosTests
+public class GraphWorkTests
 {
     /// <summary>A 2 × 2 grid, ms/GB: h 1024 and 4096 × tokens 1024 and 16384.</summary>
-    private static GraphWorkRatios Grid(double scale = 1) => new()
+    private static GraphWork Grid(double scale = 1) => new()
     {
         Method = "test grid",
         Date = "2026-12-07",
@@ -29,7 +29,7 @@ public class GraphWorkRatiosTests
         ],
     };
 
-    private static GraphWorkRatios Uniform(double forwardMsPerGb, double backwardMsPerGb) => new()
+    private static GraphWork Uniform(double forwardMsPerGb, double backwardMsPerGb) => new()
     {
         Method = "uniform",
         Date = "2026-12-07",
@@ -56,7 +56,7 @@ public class GraphWorkRatiosTests
     public void Given_a_grid_with_a_missing_point_a_twice_listed_shape_or_a_value_out_of_range_When_validated_Then_each_is_named()
     {
         var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
-        HardwareProfile With(GraphWorkRatios g) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { GraphWork = g } } };
+        HardwareProfile With(GraphWork g) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { GraphWork = g } } };
 
         var missing = Assert.Throws<DescriptionException>(() => With(Grid() with { Points = Grid().Points.Skip(1).ToList() }).Validated("test"));
         Assert.Contains("graph_work.points", missing.Message);
@@ -64,7 +64,7 @@ public class GraphWorkRatiosTests
         var twice = Assert.Throws<DescriptionException>(() => With(Grid() with { Points = [.. Grid().Points, Grid().Points[0]] }).Validated("test"));
         Assert.Contains("appears twice", twice.Message);
         // × 1000: the last point's 1,200 and 1,100 ms/GB are above the bound, the others at or below it.
-        var large = Assert.Throws<DescriptionException>(() => With(Grid(scale: GraphWorkRatios.MaxMsPerGb)).Validated("test"));
+        var large = Assert.Throws<DescriptionException>(() => With(Grid(scale: GraphWork.MaxMsPerGb)).Validated("test"));
         Assert.Contains("graph_work.points[3].forward_ms_per_gb", large.Message);
         Assert.Contains("graph_work.points[3].backward_ms_per_gb", large.Message);
         Assert.DoesNotContain("graph_work.points[1]", large.Message);
@@ -114,7 +114,7 @@ public class GraphWorkRatiosTests
     /// gpt2-xl at micro-batch 1, floors off (the work alone; durations in whole nanoseconds), on the H200's kernels with
     /// <paramref name="graphWork"/>, and the eager fit's fixed term and element-wise rate as given.
     /// </summary>
-    private static (StepProgram Program, StepCosts Costs, ModelSpec Model, HardwareProfile Hardware) Priced(GraphWorkRatios? graphWork, bool cudaGraphs = true,
+    private static (StepProgram Program, StepCosts Costs, ModelSpec Model, HardwareProfile Hardware) Priced(GraphWork? graphWork, bool cudaGraphs = true,
         double? overheadUs = null, double? savedBytesGbps = null)
     {
         var lent = ProfileCatalog.Default.Load("h200-1x-calibrated");
@@ -139,7 +139,7 @@ public class GraphWorkRatiosTests
     private static Operation Pass(StepProgram program, OpKind kind, UnitKind unit) =>
         program.Ops.First(o => o.Resource == ResourceKind.Compute && o.Kind == kind && o.Unit.Kind == unit);
 
-    private static double Seconds(GraphWorkRatios? g, OpKind kind, UnitKind unit, bool cudaGraphs = true, double? overheadUs = null, double? savedBytesGbps = null)
+    private static double Seconds(GraphWork? g, OpKind kind, UnitKind unit, bool cudaGraphs = true, double? overheadUs = null, double? savedBytesGbps = null)
     {
         var (program, costs, model, _) = Priced(g, cudaGraphs, overheadUs, savedBytesGbps);
         return costs.Duration(Pass(program, kind, unit), model.HiddenSize).Seconds;
@@ -210,7 +210,7 @@ public class GraphWorkRatiosTests
     public void Given_a_replayed_plan_on_a_profile_without_measured_replays_for_its_kind_When_noted_Then_it_says_so_and_names_the_command()
     {
         var lent = ProfileCatalog.Default.Load("h100-1x-vm");
-        HardwareProfile With(GraphWorkRatios? g) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { GraphWork = g } } };
+        HardwareProfile With(GraphWork? g) => lent with { Gpu = lent.Gpu! with { EngineKernels = lent.Gpu.EngineKernels! with { GraphWork = g } } };
         var gpt2 = ModelCatalog.Default.Load("gpt2-xl");
         var llama = ModelCatalog.Default.Load("llama-3.2-3b");
         var s = new TrainingSettings { MicroBatch = 1, SeqLen = 1024, Precision = Precision.Bf16, Executor = ExecutorKind.Aios, CudaGraphs = true };

@@ -26,7 +26,7 @@ namespace AiOs.Planner.Hardware;
 /// copied into the bundled profiles/h100-1x-vm.json (104.7 µs); the values refitted against that profile's products, −11…+3%.
 /// </para>
 /// </remarks>
-public sealed record GraphWorkRatios
+public sealed record GraphWork
 {
     /// <summary>How the replays were measured and the values fitted (tool, shapes, repeats, device).</summary>
     public required string Method { get; init; }
@@ -88,7 +88,7 @@ public sealed record GraphWorkRatios
     }
 }
 
-/// <summary>One measured shape of <see cref="GraphWorkRatios"/>: a layer of width <see cref="Hidden"/> over <see cref="Tokens"/> tokens.</summary>
+/// <summary>One measured shape of <see cref="GraphWork"/>: a layer of width <see cref="Hidden"/> over <see cref="Tokens"/> tokens.</summary>
 public sealed record GraphWorkPoint
 {
     public required int Hidden { get; init; }
