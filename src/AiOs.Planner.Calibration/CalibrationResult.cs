@@ -50,11 +50,15 @@ public sealed record HostCalibration
     public double? AdamBf16OneThread { get; init; }
     /// <summary>The engine's bf16 CPU Adam parameters per second, all threads; null when not measured.</summary>
     public double? AdamBf16AllThreads { get; init; }
+    /// <summary>The engine's fp16 CPU Adam (fp32 gradients read, fp16 copy written) parameters per second, one thread; null when not measured.</summary>
+    public double? AdamFp16OneThread { get; init; }
+    /// <summary>The engine's fp16 CPU Adam parameters per second, all threads; null when not measured.</summary>
+    public double? AdamFp16AllThreads { get; init; }
     /// <summary>The engine's 8-bit CPU Adam (<c>BlockwiseAdam</c>, bf16 copy written) parameters per second, one thread; null when not measured.</summary>
     public double? Adam8OneThread { get; init; }
     /// <summary>The engine's 8-bit CPU Adam parameters per second, all threads; null when not measured.</summary>
     public double? Adam8AllThreads { get; init; }
-    /// <summary>Parameters per call of the bf16 and 8-bit Adam measurements (an engine sub-group); 0 when not measured.</summary>
+    /// <summary>Parameters per call of the bf16, fp16 and 8-bit Adam measurements (an engine sub-group); 0 when not measured.</summary>
     public long AdamBf16SubGroup { get; init; }
     /// <summary>The engine's bf16 CPU Adam timed per call at sizes from 16 K to 16 M parameters, all threads (<see cref="Host.AdamCallProbe"/>); empty when not measured.</summary>
     public IReadOnlyList<Host.CallTiming> AdamCalls { get; init; } = [];

@@ -120,6 +120,8 @@ public static class Calibrator
         // The engine's bf16 update (bf16 gradients in, bf16 copy out), one sub-group per call over the same state size.
         long subGroup = Math.Min(AdamProbe.EngineSubGroup, mode.AdamParameters);
         var (bf16One, bf16All) = Adam("CPU Adam", AdamProbeKernel.Bf16Gradients, subGroup);
+        // The engine's fp16 update (fp32 gradient sums in, fp16 copy out): the cast to fp16 costs more than bf16's rounding.
+        var (fp16One, fp16All) = Adam("CPU Adam fp16", AdamProbeKernel.Fp16Copy, subGroup);
         // The engine's 8-bit update (--optimizer-state 8bit) on the same sub-groups: compute-bound where fp32 is memory-bound,
         // so its ratio to fp32 depends on the cores per memory channel and is measured, not assumed.
         var (eightOne, eightAll) = Adam("CPU Adam 8-bit", AdamProbeKernel.EightBit, subGroup);
@@ -134,7 +136,8 @@ public static class Calibrator
         return new HostCalibration
         {
             Threads = threads, MemcpyOneThread = copyOne, MemcpyAllThreads = copyAll, AdamOneThread = adamOne, AdamAllThreads = adamAll,
-            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup, Adam8OneThread = eightOne, Adam8AllThreads = eightAll,
+            AdamBf16OneThread = bf16One, AdamBf16AllThreads = bf16All, AdamBf16SubGroup = subGroup,
+            AdamFp16OneThread = fp16One, AdamFp16AllThreads = fp16All, Adam8OneThread = eightOne, Adam8AllThreads = eightAll,
             AdamCalls = calls, AdamCallFit = CallCostFit.Fit(calls), GradientSums = sumsRate,
         };
     }

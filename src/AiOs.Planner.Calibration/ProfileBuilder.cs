@@ -28,7 +28,7 @@ public static class ProfileBuilder
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-        var (memory, adam, adamBf16, adam8, call) = HostFigures(host, date);
+        var (memory, adam, adamBf16, adamFp16, adam8, call) = HostFigures(host, date);
         var cpu = new CpuSpec
         {
             Model = machine.CpuModel,
@@ -37,6 +37,7 @@ public static class ProfileBuilder
             MemoryBandwidthGbps = memory,
             AdamParamsPerS = adam,
             AdamBf16ParamsPerS = adamBf16,
+            AdamFp16ParamsPerS = adamFp16,
             Adam8ParamsPerS = adam8,
             OptimizerCallOverheadS = call,
             HostAddGbps = GradientSumsFigure(host, date),
@@ -105,7 +106,7 @@ public static class ProfileBuilder
     {
         ArgumentNullException.ThrowIfNull(profile);
         ArgumentNullException.ThrowIfNull(host);
-        var (memory, adam, adamBf16, adam8, call) = HostFigures(host, date);
+        var (memory, adam, adamBf16, adamFp16, adam8, call) = HostFigures(host, date);
         var facts = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in profile.Machine ?? new Dictionary<string, string>()) facts[k] = v;
         facts["host_calibration_date"] = date;
@@ -113,7 +114,8 @@ public static class ProfileBuilder
         {
             Cpu = profile.Cpu with
             {
-                MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, Adam8ParamsPerS = adam8 ?? profile.Cpu.Adam8ParamsPerS,
+                MemoryBandwidthGbps = memory, AdamParamsPerS = adam, AdamBf16ParamsPerS = adamBf16, AdamFp16ParamsPerS = adamFp16 ?? profile.Cpu.AdamFp16ParamsPerS,
+                Adam8ParamsPerS = adam8 ?? profile.Cpu.Adam8ParamsPerS,
                 OptimizerCallOverheadS = call ?? profile.Cpu.OptimizerCallOverheadS, HostAddGbps = GradientSumsFigure(host, date) ?? profile.Cpu.HostAddGbps,
             },
             Machine = facts,
@@ -130,7 +132,7 @@ public static class ProfileBuilder
     /// The memory-copy and CPU Adam figures of <paramref name="host"/>, each the better of one thread and all threads (on a shared
     /// machine all threads can lose to one), and the bf16 update's fixed cost per call (all threads, as the engine calls it).
     /// </summary>
-    private static (Figure Memory, Figure Adam, Figure? AdamBf16, Figure? Adam8, Figure? CallOverhead) HostFigures(HostCalibration host, string date)
+    private static (Figure Memory, Figure Adam, Figure? AdamBf16, Figure? AdamFp16, Figure? Adam8, Figure? CallOverhead) HostFigures(HostCalibration host, string date)
     {
         Figure Measured(double value, string method) => Figure.Measured(Math.Round(value, 4), date, method);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
@@ -142,6 +144,10 @@ public static class ProfileBuilder
             ? Measured(Math.Round(Math.Max(bf16All, host.AdamBf16OneThread ?? 0)),
                 I($"aios CpuAdam.StepBf16Gradients, the engine's bf16 update (fp32 master weights, m, v; bf16 gradients read, bf16 copy written: 28 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamBf16OneThread:0.###e0}/s) and {host.Threads} threads ({bf16All:0.###e0}/s)"))
             : null;
+        var adamFp16 = host.AdamFp16AllThreads is { } fp16All
+            ? Measured(Math.Round(Math.Max(fp16All, host.AdamFp16OneThread ?? 0)),
+                I($"aios CpuAdam.Step with the fp16 copy, the engine's fp16 update (fp32 master weights, m, v; fp32 gradient sums read, fp16 copy written: 30 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.AdamFp16OneThread:0.###e0}/s) and {host.Threads} threads ({fp16All:0.###e0}/s)"))
+            : null;
         var adam8 = host.Adam8AllThreads is { } eightAll
             ? Measured(Math.Round(Math.Max(eightAll, host.Adam8OneThread ?? 0)),
                 I($"aios BlockwiseAdam.Step, the engine's --optimizer-state 8bit update (fp32 master weights and gradients; m and v one code each, a scale per {BlockwiseQuantization.BlockSize} values; bf16 copy written: 18 B per parameter) on {host.AdamBf16SubGroup / (double)(1 << 20):0} M-parameter sub-groups in turn, best of 1 thread ({host.Adam8OneThread:0.###e0}/s) and {host.Threads} threads ({eightAll:0.###e0}/s)"))
@@ -150,7 +156,7 @@ public static class ProfileBuilder
             ? Figure.Measured(Math.Round(fit.PerCallSeconds, 9),
                 date, I($"fit t = a + b·n (least relative squares) to the median time of one aios CpuAdam.StepBf16Gradients call on {host.Threads} threads at {string.Join(", ", host.AdamCalls.Select(c => c.Elements >= 1 << 20 ? $"{c.Elements >> 20} M" : $"{c.Elements >> 10} K"))} parameters (state walked through, past the caches): a per call, b = {fit.SecondsPerElement * 1e9:0.###} ns per parameter ({fit.ElementsPerSecond:0.###e0}/s)"))
             : null;
-        return (memory, adam, adamBf16, adam8, call);
+        return (memory, adam, adamBf16, adamFp16, adam8, call);
     }
 
     private const string StampPrefix = " [CPU, memory and drive calibrated ";

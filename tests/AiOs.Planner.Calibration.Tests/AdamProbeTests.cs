@@ -110,9 +110,29 @@ public class AdamProbeTests
         Assert.Contains("block boundary", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Given_the_fp16_kernel_When_the_probe_steps_Then_it_runs_the_engines_fp16_update_and_writes_the_fp16_copy_of_the_master()
+    {
+        const int n = 3000;
+        using var state = new AdamProbe.ProbeState(AdamProbeKernel.Fp16Copy, n);
+        float[] p = state.Master(0, n).ToArray(), g = state.Fp32Gradients(0, n).ToArray();
+        float[] m = new float[n], v = new float[n];
+        var fp16 = new Half[n];
+        Assert.True(state.Bf16Copy(0, n).IsEmpty);
+
+        foreach (var (offset, count) in AdamProbe.SubGroups(n, 1024)) state.Step(offset, count, 1, Hp, 2);
+        CpuAdam.Step(p, g, m, v, fp16, 1, Hp, 1);
+
+        Assert.Equal(p, state.Master(0, n).ToArray());
+        Assert.Equal(fp16, state.Fp16Copy(0, n).ToArray());
+        Assert.Equal(p.Select(x => (Half)x), state.Fp16Copy(0, n).ToArray());
+        Assert.Equal(30, AdamProbe.BytesMoved(AdamProbeKernel.Fp16Copy));
+    }
+
     [Theory]
     [InlineData(AdamProbeKernel.Bf16Gradients)]
     [InlineData(AdamProbeKernel.Fp32Gradients)]
+    [InlineData(AdamProbeKernel.Fp16Copy)]
     [InlineData(AdamProbeKernel.EightBit)]
     public void Given_either_kernel_When_measured_Then_the_rate_is_positive_and_finite(AdamProbeKernel kernel)
     {
@@ -173,6 +193,23 @@ public class AdamProbeTests
     }
 
     [Fact]
+    public void Given_an_fp16_measurement_When_the_profile_is_built_Then_fp16_training_is_priced_at_it_and_without_one_at_the_default_ratio()
+    {
+        var withFp16 = Host with { AdamFp16OneThread = 2.2e8, AdamFp16AllThreads = 3.6e9 };
+        var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-08" }, Machine, Drive(), withFp16);
+        var fp16 = profile.Cpu.AdamFp16ParamsPerS!;
+        Assert.Equal(3.6e9, fp16.Value);
+        Assert.Equal(FigureSource.Measured, fp16.Provenance!.Source);
+        Assert.Contains("fp16 copy written: 30 B", fp16.Provenance.Method, StringComparison.Ordinal);
+        Assert.Equal(3.6e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Fp16Copy));
+        profile.Validated("fp16.json");
+
+        var without = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-08" }, Machine, Drive(), Host);
+        Assert.Null(without.Cpu.AdamFp16ParamsPerS);
+        Assert.Equal(4.96e9 * CpuSpec.DefaultAdamFp16Ratio, without.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Fp16Copy), 1);
+    }
+
+    [Fact]
     public void Given_one_thread_beating_all_on_a_busy_machine_When_built_Then_the_bf16_figure_is_the_better()
     {
         var busy = Host with { AdamBf16OneThread = 9e8, AdamBf16AllThreads = 6e8 };
@@ -186,7 +223,7 @@ public class AdamProbeTests
         var fp32Only = Host with { AdamBf16OneThread = null, AdamBf16AllThreads = null, AdamBf16SubGroup = 0 };
         var profile = ProfileBuilder.Build(new CalibrationOptions { NvmePath = "/mnt/nvme", Date = "2026-12-05" }, Machine, Drive(), fp32Only);
         Assert.Null(profile.Cpu.AdamBf16ParamsPerS);
-        Assert.Equal(4.96e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
+        Assert.Equal(4.96e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Bf16Gradients));
     }
 
     [Fact]

@@ -36,6 +36,9 @@ public class ProfileBuilderHostTests
         Assert.Equal(before.Cpu.MatmulGflops, after.Cpu.MatmulGflops);
         Assert.Equal(before.Cpu.LayerCompute, after.Cpu.LayerCompute);
         Assert.Equal(before.Cpu.Adam8ParamsPerS, after.Cpu.Adam8ParamsPerS);
+        Assert.Equal(before.Cpu.AdamFp16ParamsPerS, after.Cpu.AdamFp16ParamsPerS); // not measured by this host run: kept
+        var fp16 = ProfileBuilder.WithHost(before, Host with { AdamFp16OneThread = 2e8, AdamFp16AllThreads = 3.7e9 }, "2026-12-08");
+        Assert.Equal(3.7e9, fp16.Cpu.AdamFp16ParamsPerS!.Value);
         Assert.Equal("2026-12-06", after.Machine!["host_calibration_date"]);
         after.Validated("h100-1x-vm.json");
     }

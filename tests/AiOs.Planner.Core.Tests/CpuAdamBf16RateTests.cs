@@ -62,7 +62,7 @@ public class CpuAdamBf16RateTests
     {
         { "deepspeed executor", Offloaded(executor: ExecutorKind.DeepSpeed) },
         { "fp32 training", Offloaded(precision: Precision.Fp32) },
-        { "fp16 training", Offloaded(precision: Precision.Fp16) },
+        { "fp16 training, deepspeed executor", Offloaded(precision: Precision.Fp16, executor: ExecutorKind.DeepSpeed) },
         { "accumulation 2: fp32 gradient sums", Offloaded(accumulation: 2) },
         { "optimizer on NVMe: the slot's fp32 gradient", Offloaded(optimizer: OffloadTier.Nvme) },
     };
@@ -73,11 +73,15 @@ public class CpuAdamBf16RateTests
         AssertPricedAt(WithBf16, s, WithBf16.Cpu.AdamParamsPerS.Value, why);
 
     [Fact]
+    public void Given_fp16_training_When_the_engine_updates_in_ram_Then_its_fp16_pass_prices_it_not_the_fp32_figure() =>
+        AssertPricedAt(WithBf16, Offloaded(precision: Precision.Fp16), WithBf16.Cpu.AdamFp16Rate.Value, "fp16 training");
+
+    [Fact]
     public void Given_8bit_state_and_a_bf16_figure_When_rated_Then_the_8bit_rate_wins()
     {
-        Assert.Equal(WithBf16.Cpu.Adam8Rate.Value, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.EightBit, bf16Gradients: true));
-        Assert.Equal(Bf16Rate, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
-        Assert.Equal(WithBf16.Cpu.AdamParamsPerS.Value, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: false));
+        Assert.Equal(WithBf16.Cpu.Adam8Rate.Value, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.EightBit, CpuUpdatePass.Bf16Gradients));
+        Assert.Equal(Bf16Rate, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Bf16Gradients));
+        Assert.Equal(WithBf16.Cpu.AdamParamsPerS.Value, WithBf16.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Fp32Gradients));
     }
 
     [Fact]
@@ -101,7 +105,7 @@ public class CpuAdamBf16RateTests
             """;
         var profile = ProfileCatalog.Parse(json, "x.json");
         Assert.Null(profile.Cpu.AdamBf16ParamsPerS);
-        Assert.Equal(1.5e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
+        Assert.Equal(1.5e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Bf16Gradients));
     }
 
     [Fact]
@@ -111,8 +115,8 @@ public class CpuAdamBf16RateTests
             {"name": "x", "cpu": {"cores": 4, "ram_gib": 16, "memory_bandwidth_gbps": 20, "adam_params_per_s": 1.5e9, "adam_bf16_params_per_s": 1.2e9}}
             """;
         var profile = ProfileCatalog.Parse(json, "x.json");
-        Assert.Equal(1.2e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: true));
-        Assert.Equal(1.5e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, bf16Gradients: false));
+        Assert.Equal(1.2e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Bf16Gradients));
+        Assert.Equal(1.5e9, profile.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Fp32Gradients));
     }
 
     [Fact]

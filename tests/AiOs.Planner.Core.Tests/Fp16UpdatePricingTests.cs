@@ -19,10 +19,11 @@ public class Fp16UpdatePricingTests
     private static readonly HardwareProfile H200 = ProfileCatalog.Default.Load("h200-1x-calibrated");
     private static readonly ModelSpec Model = ModelCatalog.Default.Load("gpt2") with { NumLayers = 4 };
 
-    private static List<(Operation Op, SimDuration Time)> Updates(TrainingSettings s)
+    private static List<(Operation Op, SimDuration Time)> Updates(TrainingSettings s, HardwareProfile? hw = null)
     {
-        var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
-        var costs = Simulator.Costs(program, H200, s);
+        hw ??= H200;
+        var program = StepScheduler.Build(Model, hw, s, false, ProgramShape.Engine);
+        var costs = Simulator.Costs(program, hw, s);
         return program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep)
             .Select(o => (o, costs.Duration(o, Model.HiddenSize))).ToList();
     }
@@ -42,7 +43,7 @@ public class Fp16UpdatePricingTests
     public void Given_fp16_training_with_8bit_moments_in_ram_When_its_updates_are_priced_Then_each_takes_its_copys_own_pass_beyond_the_update(OffloadTier parameters, StepSchedule schedule)
     {
         var s = Offloaded(parameters, schedule, Precision.Fp16, OptimizerStateFormat.EightBit);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
         var host = HostPass.Of(H200.Cpu, 1);
 
         var updates = Updates(s);
@@ -62,7 +63,7 @@ public class Fp16UpdatePricingTests
     {
         // gpt2's layers hold 7.1 M parameters; sub-groups of 500 K fit one chunk (1 Mi elements), which Chunked.Map runs inline.
         var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, Precision.Fp16, OptimizerStateFormat.EightBit) with { SubGroupSize = 500_000 };
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, CpuUpdatePass.Fp32Gradients);
         var oneThread = HostPass.Of(H200.Cpu, 1).PerThread;
 
         var updates = Updates(s);
@@ -76,7 +77,7 @@ public class Fp16UpdatePricingTests
     public void Given_the_delayed_schedule_with_parameters_on_the_device_When_fp16_updates_are_priced_Then_the_copy_is_the_master_write_backs_alone()
     {
         var s = Offloaded(OffloadTier.None, StepSchedule.Delayed, Precision.Fp16, OptimizerStateFormat.EightBit);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, false);
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, CpuUpdatePass.Fp32Gradients);
         var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
 
         var updates = Updates(s);
@@ -100,7 +101,7 @@ public class Fp16UpdatePricingTests
         StepSchedule schedule = StepSchedule.DeepSpeed)
     {
         var s = Offloaded(parameters, schedule, precision, state);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
 
         var updates = Updates(s);
 
@@ -108,6 +109,61 @@ public class Fp16UpdatePricingTests
         Assert.False(StepCosts.EngineCopiesFp16Apart(s));
         foreach (var (op, time) in updates.Where(u => u.Op.Slot < 0 || parameters != OffloadTier.Nvme))
             Assert.Equal(op.Parameters / rate, time.Seconds, tolerance: 2e-9); // SimDuration counts whole nanoseconds
+    }
+
+    /// <summary>A profile whose three fp32-state passes have distinct rates, so a test can tell which one priced an update.</summary>
+    private static HardwareProfile WithRates(double? fp16)
+    {
+        var cpu = H200.Cpu with
+        {
+            AdamParamsPerS = Figure.Measured(4e9, "2026-12-08", "test"),
+            AdamBf16ParamsPerS = Figure.Measured(5e9, "2026-12-08", "test"),
+            AdamFp16ParamsPerS = fp16 is { } r ? Figure.Measured(r, "2026-12-08", "test") : null,
+        };
+        return H200 with { Cpu = cpu };
+    }
+
+    [Theory]
+    [InlineData(StepSchedule.DeepSpeed, OffloadTier.Cpu)]
+    [InlineData(StepSchedule.Delayed, OffloadTier.Cpu)]
+    [InlineData(StepSchedule.DeepSpeed, OffloadTier.Nvme)]
+    public void Given_fp16_training_with_fp32_state_When_the_engines_CPU_updates_are_priced_Then_they_take_the_fp16_passs_rate(StepSchedule schedule, OffloadTier optimizer)
+    {
+        var hw = WithRates(fp16: 2.5e9);
+        var s = Offloaded(OffloadTier.Cpu, schedule, Precision.Fp16) with { OptimizerOffload = optimizer, NvmePath = optimizer == OffloadTier.Nvme ? "/nvme" : null };
+
+        var updates = Updates(s, hw);
+
+        Assert.Equal(CpuUpdatePass.Fp16Copy, StepCosts.EngineUpdatePass(s));
+        Assert.NotEmpty(updates);
+        // The delayed schedule's updates beside the copies are lengthened beyond this; none is shorter than its parameters at 2.5 G/s.
+        foreach (var (op, time) in updates)
+            Assert.True(time.Seconds >= op.Parameters / 2.5e9 - 2e-9, $"{time} for {op.Parameters} parameters: faster than the fp16 pass");
+        if (schedule == StepSchedule.DeepSpeed && optimizer == OffloadTier.Cpu)
+            foreach (var (op, time) in updates) Assert.Equal(op.Parameters / 2.5e9 + hw.Cpu.OptimizerCallOverhead, time.Seconds, tolerance: 2e-9);
+    }
+
+    [Fact]
+    public void Given_a_profile_without_the_fp16_figure_When_fp16_updates_are_priced_Then_they_take_the_fp32_gradient_rate_times_the_measured_ratio()
+    {
+        var hw = WithRates(fp16: null);
+
+        Assert.Equal(4e9 * CpuSpec.DefaultAdamFp16Ratio, hw.Cpu.AdamRateFor(OptimizerStateFormat.Fp32, CpuUpdatePass.Fp16Copy));
+        Assert.Equal(FigureSource.Estimate, hw.Cpu.AdamFp16Rate.Provenance?.Source);
+    }
+
+    [Theory]
+    [InlineData(Precision.Bf16, 1, ExecutorKind.Aios, CpuUpdatePass.Bf16Gradients)]
+    [InlineData(Precision.Bf16, 2, ExecutorKind.Aios, CpuUpdatePass.Fp32Gradients)] // fp32 sums
+    [InlineData(Precision.Fp32, 1, ExecutorKind.Aios, CpuUpdatePass.Fp32Gradients)]
+    [InlineData(Precision.Fp16, 1, ExecutorKind.Aios, CpuUpdatePass.Fp16Copy)]
+    [InlineData(Precision.Fp16, 4, ExecutorKind.Aios, CpuUpdatePass.Fp16Copy)]
+    [InlineData(Precision.Fp16, 1, ExecutorKind.DeepSpeed, CpuUpdatePass.Fp32Gradients)] // DeepSpeed's CPU Adam writes no fp16 copy in its pass
+    public void Given_a_precision_and_executor_When_the_CPU_update_pass_is_chosen_Then_it_is_the_one_that_runs(Precision precision, int accumulation, ExecutorKind executor, CpuUpdatePass expected)
+    {
+        var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, precision) with { GradAccumulation = accumulation, Executor = executor };
+
+        Assert.Equal(expected, StepCosts.EngineUpdatePass(s));
     }
 
     [Theory]

@@ -21,7 +21,7 @@ public class HostMemoryContentionTests
     private static (StepProgram Program, StepCosts Costs, double Rate, List<Operation> Updates) Priced(HardwareProfile hw, TrainingSettings s)
     {
         var program = StepScheduler.Build(Model, hw, s, false, ProgramShape.Engine);
-        return (program, Simulator.Costs(program, hw, s), hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s)),
+        return (program, Simulator.Costs(program, hw, s), hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s)),
             program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList());
     }
 
@@ -151,7 +151,7 @@ public class HostMemoryContentionTests
         var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
         double alone = updates.Sum(o => plain.Duration(o, Model.HiddenSize).Seconds);
         double beside = updates.Sum(o => costs.Duration(o, Model.HiddenSize).Seconds);
-        double rate = fast.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = fast.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
         long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h
             && (schedule == StepSchedule.Delayed || o.Phase == StepPhase.Backward)).Sum(o => o.Bytes.Value);
         double uncapped = 0.5 * copied / (rate * StepCosts.AdamHostBytesPerParameter);
@@ -190,7 +190,7 @@ public class HostMemoryContentionTests
         var s = Offloaded(StepSchedule.Delayed) with { OptimizerState = Optim.OptimizerStateFormat.EightBit };
         var program = StepScheduler.Build(Model, H200, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, Interfering(0.5), s);
-        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = H200.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
         var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
         long copied = program.Ops.Where(o => o.Resource is ResourceKind.H2d or ResourceKind.D2h).Sum(o => o.Bytes.Value);
         long updated = updates.Sum(o => o.Parameters);
@@ -241,7 +241,7 @@ public class HostMemoryContentionTests
         var slow = AdamTimes(Interfering(0.5), 0.1);
         var first = StepScheduler.Build(Model, slow, s, true, ProgramShape.Engine);
         var steady = StepScheduler.Build(Model, slow, s, false, ProgramShape.Engine);
-        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = slow.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
         var firstCosts = Simulator.Costs(first, slow, s);
         var steadyCosts = Simulator.Costs(steady, slow, s);
 
@@ -286,7 +286,7 @@ public class HostMemoryContentionTests
         var s = Offloaded(StepSchedule.Delayed) with { GradAccumulation = 2, GpusPerNode = 2 };
         var program = StepScheduler.Build(Model, node, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, node, s);
-        double rate = node.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s)) / program.GpusPerNode;
+        double rate = node.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s)) / program.GpusPerNode;
         var updates = program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep).ToList();
 
         Assert.DoesNotContain(program.Ops, o => o.Resource == ResourceKind.HostSums);
@@ -304,7 +304,7 @@ public class HostMemoryContentionTests
         var hw = AdamTimes(Interfering(0.5), 0.1);
         var program = StepScheduler.Build(Model, hw, s, false, ProgramShape.Engine);
         var costs = Simulator.Costs(program, hw, s);
-        double rate = hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineAdamOnBf16Gradients(s));
+        double rate = hw.Cpu.AdamRateFor(s.OptimizerState, StepCosts.EngineUpdatePass(s));
 
         foreach (var update in program.Ops.Where(o => o.Resource == ResourceKind.Cpu && o.Kind == OpKind.OptimizerStep))
         {

@@ -20,6 +20,11 @@ public enum AdamProbeKernel
     /// (fp32 master and gradients read, one code per moment, bf16 copy written: 18 B per parameter plus the scales).
     /// </summary>
     EightBit,
+    /// <summary>
+    /// <c>CpuAdam.Step</c> on fp32 gradients writing the fp16 copy (30 B per parameter moved: p, g, m, v read, p, m, v and the
+    /// fp16 copy written): the engine's fp16 update with its state in RAM (fp16 training keeps fp32 gradient sums).
+    /// </summary>
+    Fp16Copy,
 }
 
 /// <summary>Parameters per second that the engine's <see cref="CpuAdam"/> updates, on fp32 or (as the engine's bf16 training) bf16 gradients.</summary>
@@ -90,11 +95,20 @@ public static unsafe class AdamProbe
     }
 
     /// <summary>Bytes <paramref name="kernel"/> reads and writes per parameter (its remarks in <see cref="AdamProbeKernel"/>; the 8-bit scales left out).</summary>
-    public static int BytesMoved(AdamProbeKernel kernel) =>
-        kernel == AdamProbeKernel.EightBit ? Simulation.StepCosts.EightBitAdamHostBytesPerParameter : Simulation.StepCosts.AdamHostBytesPerParameter;
+    public static int BytesMoved(AdamProbeKernel kernel) => kernel switch
+    {
+        AdamProbeKernel.EightBit => Simulation.StepCosts.EightBitAdamHostBytesPerParameter,
+        AdamProbeKernel.Fp16Copy => Simulation.StepCosts.Fp16AdamHostBytesPerParameter,
+        _ => Simulation.StepCosts.AdamHostBytesPerParameter,
+    };
 
     /// <summary>Bytes of state per parameter <see cref="ProbeState"/> holds for <paramref name="kernel"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; one code per moment with 8-bit state).</summary>
-    public static long StateBytesPerParameter(AdamProbeKernel kernel) => kernel == AdamProbeKernel.EightBit ? 14 : 16;
+    public static long StateBytesPerParameter(AdamProbeKernel kernel) => kernel switch
+    {
+        AdamProbeKernel.EightBit => 14,
+        AdamProbeKernel.Fp16Copy => 18,
+        _ => 16,
+    };
 
     /// <summary>Parameters per call <see cref="MeasureSubGroups"/> times for <paramref name="subGroup"/> over a state of <paramref name="parameters"/>: whole 8-bit blocks, at most the state.</summary>
     public static long CallSize(AdamProbeKernel kernel, long subGroup, long parameters) => Math.Min(WholeBlocks(kernel, subGroup), parameters);
@@ -155,7 +169,7 @@ public static unsafe class AdamProbe
     internal sealed class ProbeState : IDisposable
     {
         private readonly AlignedBuffer _master, _m, _v, _gradients;
-        private readonly AlignedBuffer? _bf16, _mScales, _vScales;
+        private readonly AlignedBuffer? _bf16, _fp16, _mScales, _vScales;
 
         /// <summary>Allocates and fills <paramref name="parameters"/> parameters' state for <paramref name="kernel"/> (seeded, so reruns match).</summary>
         public ProbeState(AdamProbeKernel kernel, long parameters)
@@ -171,6 +185,7 @@ public static unsafe class AdamProbe
             bool bf16 = kernel == AdamProbeKernel.Bf16Gradients;
             _gradients = HugePages.Allocate(Of(bf16 ? sizeof(ushort) : sizeof(float)));
             _bf16 = bf16 || eightBit ? HugePages.Allocate(Of(sizeof(ushort))) : null;
+            _fp16 = kernel == AdamProbeKernel.Fp16Copy ? HugePages.Allocate(Of(sizeof(ushort))) : null;
             if (eightBit)
             {
                 var scales = new Bytes(BlockwiseQuantization.Blocks(parameters) * sizeof(float)).AlignUp(AlignedBuffer.Alignment);
@@ -201,6 +216,7 @@ public static unsafe class AdamProbe
             Zero(_m);
             Zero(_v);
             if (_bf16 is not null) Zero(_bf16);
+            if (_fp16 is not null) Zero(_fp16);
         }
 
         /// <summary>Zeroes all of <paramref name="buffer"/> (a span stops at 2 GiB; a state many times a large cache does not).</summary>
@@ -235,7 +251,9 @@ public static unsafe class AdamProbe
         public Span<float> Fp32Gradients(long offset, int count) => Kernel != AdamProbeKernel.Bf16Gradients ? new((float*)_gradients.Address + offset, count) : [];
         /// <summary>The bf16 gradient bits (bf16 kernel only).</summary>
         public Span<ushort> Bf16Gradients(long offset, int count) => Kernel == AdamProbeKernel.Bf16Gradients ? new((ushort*)_gradients.Address + offset, count) : [];
-        /// <summary>The bf16 copy the bf16 and 8-bit kernels write; empty for the fp32 kernel.</summary>
+        /// <summary>The fp16 copy the fp16 kernel writes; empty for the others.</summary>
+        public Span<Half> Fp16Copy(long offset, int count) => _fp16 is null ? [] : new((Half*)_fp16.Address + offset, count);
+        /// <summary>The bf16 copy the bf16 and 8-bit kernels write; empty for the fp32 and fp16 kernels.</summary>
         public Span<ushort> Bf16Copy(long offset, int count) => _bf16 is null ? [] : new((ushort*)_bf16.Address + offset, count);
 
         /// <summary>Update <paramref name="step"/> of the <paramref name="count"/> parameters from <paramref name="offset"/> with <see cref="Kernel"/>.</summary>
@@ -252,6 +270,8 @@ public static unsafe class AdamProbe
             }
             else if (Kernel == AdamProbeKernel.Bf16Gradients)
                 CpuAdam.StepBf16Gradients(Master(offset, count), Bf16Gradients(offset, count), M(offset, count), V(offset, count), Bf16Copy(offset, count), step, hp, threads);
+            else if (Kernel == AdamProbeKernel.Fp16Copy)
+                CpuAdam.Step(Master(offset, count), Fp32Gradients(offset, count), M(offset, count), V(offset, count), Fp16Copy(offset, count), step, hp, threads);
             else
                 CpuAdam.Step((float*)_master.Address + offset, (float*)_gradients.Address + offset, (float*)_m.Address + offset, (float*)_v.Address + offset, count, step, hp, threads);
         }
@@ -263,6 +283,7 @@ public static unsafe class AdamProbe
             _v.Dispose();
             _gradients.Dispose();
             _bf16?.Dispose();
+            _fp16?.Dispose();
             _mScales?.Dispose();
             _vScales?.Dispose();
         }

@@ -25,7 +25,7 @@ public static class BenchAdamCommand
     /// <summary>The command, writing through <paramref name="io"/>.</summary>
     public static Command Create(CliIo io)
     {
-        var kernel = new Option<string[]>("--kernel") { Description = "Update pass: bf16 (the engine's bf16 training), fp32, 8bit; repeat or separate with commas (default bf16)", AllowMultipleArgumentsPerToken = true };
+        var kernel = new Option<string[]>("--kernel") { Description = "Update pass: bf16 (the engine's bf16 training), fp16 (its fp16 training), fp32, 8bit; repeat or separate with commas (default bf16)", AllowMultipleArgumentsPerToken = true };
         var subGroups = new Option<long[]>("--sub-group") { Description = "Parameters per call (12.6M, 32M, 4194304); repeat or separate with commas", CustomParser = ParseCounts };
         var models = new Option<string[]>("--model") { Description = "Also time each model's decoder layer and embedding, one call each (the engine updates a unit per call)", AllowMultipleArgumentsPerToken = true };
         var parameters = new Option<long?>("--parameters") { Description = "Parameters in the state walked (default: as calibration sizes it, 16 × the last-level cache, at most a quarter of free memory)", CustomParser = ParseOneCount };
@@ -107,6 +107,7 @@ public static class BenchAdamCommand
     {
         AdamProbeKernel.Fp32Gradients => "fp32",
         AdamProbeKernel.Bf16Gradients => "bf16",
+        AdamProbeKernel.Fp16Copy => "fp16",
         _ => "8bit",
     };
 
@@ -114,8 +115,9 @@ public static class BenchAdamCommand
     {
         "bf16" => AdamProbeKernel.Bf16Gradients,
         "fp32" => AdamProbeKernel.Fp32Gradients,
+        "fp16" => AdamProbeKernel.Fp16Copy,
         "8bit" or "8-bit" => AdamProbeKernel.EightBit,
-        _ => throw new CalibrationException($"--kernel {s}: write bf16, fp32 or 8bit."),
+        _ => throw new CalibrationException($"--kernel {s}: write bf16, fp16, fp32 or 8bit."),
     };
 
     private static IEnumerable<string> Split(string[]? values) =>

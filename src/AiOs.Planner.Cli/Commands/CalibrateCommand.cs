@@ -113,7 +113,7 @@ public static class CalibrateCommand
             if (json)
                 io.Stdout.Write(DeepSpeedConfig.ToJson(new JsonObject { ["written"] = outPath, ["profile"] = JsonNode.Parse(ProfileWriter.ToJson(profile)) }));
             else
-                io.Console.MarkupLineInterpolated($"memory copy {profile.Cpu.MemoryBandwidthGbps.Value:0.0} GB/s; CPU Adam {profile.Cpu.AdamParamsPerS.Value / 1e9:0.00} G params/s (fp32 gradients), {(profile.Cpu.AdamBf16ParamsPerS?.Value ?? 0) / 1e9:0.00} G params/s (the engine's bf16 path), {profile.Cpu.Adam8Rate.Value / 1e9:0.00} G params/s (8-bit state, {Planner.Optim.BlockwiseAdam.KernelName} kernel); the better of 1 and {host.Threads} threads; {profile.Cpu.OptimizerCallOverhead * 1e6:0.0} µs fixed per update call; gradient sums {(profile.Cpu.HostAddGbps?.Value ?? 0):0.0} GB/s of traffic; wrote {outPath} (drives, GPU and links kept).");
+                io.Console.MarkupLineInterpolated($"memory copy {profile.Cpu.MemoryBandwidthGbps.Value:0.0} GB/s; CPU Adam {profile.Cpu.AdamParamsPerS.Value / 1e9:0.00} G params/s (fp32 gradients), {(profile.Cpu.AdamBf16ParamsPerS?.Value ?? 0) / 1e9:0.00} G params/s (the engine's bf16 path), {profile.Cpu.AdamFp16Rate.Value / 1e9:0.00} G params/s (its fp16 path), {profile.Cpu.Adam8Rate.Value / 1e9:0.00} G params/s (8-bit state, {Planner.Optim.BlockwiseAdam.KernelName} kernel); the better of 1 and {host.Threads} threads; {profile.Cpu.OptimizerCallOverhead * 1e6:0.0} µs fixed per update call; gradient sums {(profile.Cpu.HostAddGbps?.Value ?? 0):0.0} GB/s of traffic; wrote {outPath} (drives, GPU and links kept).");
             return ExitCodes.Ok;
         }
         catch (OperationCanceledException)

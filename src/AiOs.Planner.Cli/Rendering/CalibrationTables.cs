@@ -62,6 +62,9 @@ internal static class CalibrationTables
         if (result.Host.AdamBf16AllThreads is { } bf16All)
             table.AddRow("CPU Adam, engine bf16", Markup.Escape($"{F(bf16All / 1e6, "0")} M params/s"),
                 Markup.Escape($"bf16 gradients and copy, in sub-groups; 1 thread {F((result.Host.AdamBf16OneThread ?? 0) / 1e6, "0")} M params/s"));
+        if (result.Host.AdamFp16AllThreads is { } fp16All)
+            table.AddRow("CPU Adam, engine fp16", Markup.Escape($"{F(fp16All / 1e6, "0")} M params/s"),
+                Markup.Escape($"fp32 gradient sums, fp16 copy, in sub-groups; {F(fp16All / Math.Max(1, result.Host.AdamAllThreads), "0.00")}× the fp32-gradient update; 1 thread {F((result.Host.AdamFp16OneThread ?? 0) / 1e6, "0")} M params/s"));
         if (result.Host.Adam8AllThreads is { } eightAll)
             table.AddRow("CPU Adam, 8-bit state", Markup.Escape($"{F(eightAll / 1e6, "0")} M params/s"),
                 Markup.Escape($"--optimizer-state 8bit, in sub-groups; {F(eightAll / Math.Max(1, result.Host.AdamBf16AllThreads ?? result.Host.AdamAllThreads), "0.00")}× the engine's fp32-state update; 1 thread {F((result.Host.Adam8OneThread ?? 0) / 1e6, "0")} M params/s"));

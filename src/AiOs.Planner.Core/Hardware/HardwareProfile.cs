@@ -230,6 +230,17 @@ public sealed record LinkSpec
     }
 }
 
+/// <summary>Which pass the engine's CPU Adam runs over fp32 state, by what it reads and writes beside master, m and v.</summary>
+public enum CpuUpdatePass
+{
+    /// <summary>fp32 gradients read, nothing else written (fp32 training, DeepSpeed's CPU Adam, the engine's fp32 sums in bf16 training).</summary>
+    Fp32Gradients,
+    /// <summary>The engine's bf16 update: bf16 gradients read, the bf16 copy written.</summary>
+    Bf16Gradients,
+    /// <summary>The engine's fp16 update: fp32 gradient sums read, the fp16 copy written.</summary>
+    Fp16Copy,
+}
+
 /// <summary>The host CPU and its memory.</summary>
 public sealed record CpuSpec
 {
@@ -245,6 +256,12 @@ public sealed record CpuSpec
     /// bf16 copy written: 28 B per parameter, per sub-group), all cores; null (profiles calibrated before it): <see cref="AdamParamsPerS"/>.
     /// </summary>
     public Figure? AdamBf16ParamsPerS { get; init; }
+    /// <summary>
+    /// Parameters per second that the engine's CPU Adam updates in fp16 training with fp32 state (fp32 gradient sums read,
+    /// fp16 copy written: 30 B per parameter, per sub-group), all cores; null (profiles calibrated before it):
+    /// <see cref="DefaultAdamFp16Ratio"/> × <see cref="AdamParamsPerS"/>.
+    /// </summary>
+    public Figure? AdamFp16ParamsPerS { get; init; }
     /// <summary>Parameters per second that CPU Adam updates with block-wise 8-bit moments, all cores; null: <see cref="DefaultAdam8Ratio"/> × the fp32 rate.</summary>
     public Figure? Adam8ParamsPerS { get; init; }
     /// <summary>
@@ -300,11 +317,29 @@ public sealed record CpuSpec
         format == Optim.OptimizerStateFormat.EightBit ? Adam8Rate.Value : AdamParamsPerS.Value;
 
     /// <summary>
-    /// As <see cref="AdamRateFor(Optim.OptimizerStateFormat)"/>; with <paramref name="bf16Gradients"/> (the engine's bf16
-    /// update on bf16 gradients) an fp32-state update takes <see cref="AdamBf16ParamsPerS"/> when the profile has it.
+    /// As <see cref="AdamRateFor(Optim.OptimizerStateFormat)"/> for the update <paramref name="pass"/> an fp32-state update
+    /// runs: the engine's bf16 pass takes <see cref="AdamBf16ParamsPerS"/> when the profile has it, its fp16 pass
+    /// <see cref="AdamFp16Rate"/>. 8-bit state takes its own rate whatever the pass.
     /// </summary>
-    public double AdamRateFor(Optim.OptimizerStateFormat format, bool bf16Gradients) =>
-        format != Optim.OptimizerStateFormat.EightBit && bf16Gradients && AdamBf16ParamsPerS is { } bf16 ? bf16.Value : AdamRateFor(format);
+    public double AdamRateFor(Optim.OptimizerStateFormat format, CpuUpdatePass pass) => (format, pass) switch
+    {
+        (Optim.OptimizerStateFormat.EightBit, _) => AdamRateFor(format),
+        (_, CpuUpdatePass.Bf16Gradients) when AdamBf16ParamsPerS is { } bf16 => bf16.Value,
+        (_, CpuUpdatePass.Fp16Copy) => AdamFp16Rate.Value,
+        _ => AdamRateFor(format),
+    };
+
+    /// <summary>
+    /// The engine's fp16 update rate over the fp32-gradient one (<see cref="AdamFp16ParamsPerS"/> ÷ <see cref="AdamParamsPerS"/>)
+    /// for profiles without the figure: on an H100 VM (2026-12-08) gpt2-large's fp16 updates ran 4.1–4.4 G params/s in
+    /// training where that profile's fp32-gradient rate is 5.78 (docs/benchmarks.md, "CPU Adam in fp16 training").
+    /// </summary>
+    public const double DefaultAdamFp16Ratio = 0.74;
+
+    /// <summary>The engine's fp16 update rate: the profile's figure, or the fp32-gradient rate × <see cref="DefaultAdamFp16Ratio"/> with that provenance.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Figure AdamFp16Rate => AdamFp16ParamsPerS ?? new Figure(AdamParamsPerS.Value * DefaultAdamFp16Ratio, new Provenance(FigureSource.Estimate,
+        Method: $"adam_params_per_s × {DefaultAdamFp16Ratio} (fp16 / fp32-gradient update ratio, docs/benchmarks.md \"CPU Adam in fp16 training\")"));
 
     public Bytes Ram => Bytes.FromGiB(RamGib.Value);
 
@@ -315,6 +350,7 @@ public sealed record CpuSpec
         p.InRange(at + ".memory_bandwidth_gbps", MemoryBandwidthGbps.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");
         p.InRange(at + ".adam_params_per_s", AdamParamsPerS.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (AdamBf16ParamsPerS is { } ab) p.InRange(at + ".adam_bf16_params_per_s", ab.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
+        if (AdamFp16ParamsPerS is { } a16) p.InRange(at + ".adam_fp16_params_per_s", a16.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (Adam8ParamsPerS is { } a8) p.InRange(at + ".adam8_params_per_s", a8.Value, HardwareBounds.MinAdamParamsPerS, HardwareBounds.MaxAdamParamsPerS);
         if (OptimizerCallOverheadS is { } call) p.NonNegative(at + ".optimizer_call_overhead_s", call.Value, HardwareBounds.MaxOptimizerCallOverheadS, " s");
         if (HostAddGbps is { } add) p.InRange(at + ".host_add_gbps", add.Value, HardwareBounds.MinMemoryGbps, HardwareBounds.MaxMemoryGbps, " GB/s");

@@ -58,7 +58,7 @@ public static class StepBounds
             // Each node's CPUs update the partitions of its own GPU processes.
             var topology = plan.Topology;
             double parameters = (double)plan.Model.TotalParameters * topology.GpusPerNode / Math.Max(1, topology.Ranks);
-            double adam = hw.Cpu.AdamRateFor(s.OptimizerState, Simulation.StepCosts.EngineAdamOnBf16Gradients(s));
+            double adam = hw.Cpu.AdamRateFor(s.OptimizerState, Simulation.StepCosts.EngineUpdatePass(s));
             Add("cpu adam", parameters / adam, $"{parameters / 1e9:N2} G parameters ÷ {adam / 1e9:N2} G/s (per node)");
         }
         return bounds;

@@ -198,8 +198,8 @@ public sealed class StepCosts
         double write = hw.Drives.Sum(d => d.SwapWriteRate(s.Aio, nvmeWorkingSet).BytesPerSecond);
         _nvmeRead = new Bandwidth(read / gpusPerNode);
         _nvmeWrite = new Bandwidth(write / gpusPerNode);
-        _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineAdamOnBf16Gradients(s)) / gpusPerNode;
-        _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatesBf16InRam(s)) / gpusPerNode;
+        _adamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineUpdatePass(s)) / gpusPerNode;
+        _adamInRamPerSecond = hw.Cpu.AdamRateFor(s.OptimizerState, EngineCpuUpdatePass(s, EngineUpdatesBf16InRam(s))) / gpusPerNode;
         _optimizerCallSeconds = hw.Cpu.OptimizerCallOverhead;
         _hostPass = HostPass.Of(hw.Cpu, gpusPerNode);
         // The engine's CPU update writes bf16 and fp16 working copies inside CpuAdam's pass; the 8-bit update writes fp16 ones in
@@ -277,6 +277,9 @@ public sealed class StepCosts
     /// <summary>Bytes of host memory the engine's bf16 CPU Adam moves per parameter (read master, m, v and the bf16 gradient; write master, m, v and the bf16 copy).</summary>
     public const int AdamHostBytesPerParameter = 28;
 
+    /// <summary>Bytes the engine's fp16 CPU Adam moves per parameter: master, m, v and the fp32 gradient sum read; master, m, v and the fp16 copy written.</summary>
+    public const int Fp16AdamHostBytesPerParameter = 30;
+
     /// <summary>Bytes the 8-bit update moves per parameter: fp32 master and gradient read, master written, one code per moment read and written, the bf16 copy written (scales left out).</summary>
     public const int EightBitAdamHostBytesPerParameter = 18;
 
@@ -314,10 +317,13 @@ public sealed class StepCosts
 
     /// <summary>
     /// The update's own traffic in bytes per second: its rate as priced (the state's format) × the bytes it moves per
-    /// parameter (28 with fp32 state; 18 with 8-bit state, whose kernel the bf16 path's figures describe less well).
+    /// parameter (28 with fp32 state, 30 for the engine's fp16 pass; 18 with 8-bit state, whose kernel the bf16 path's figures
+    /// describe less well).
     /// </summary>
     private double UpdateTrafficRate(TrainingSettings s) =>
-        _adamPerSecond * (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter : AdamHostBytesPerParameter);
+        _adamPerSecond * (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter
+            : EngineUpdatePass(s) == CpuUpdatePass.Fp16Copy ? Fp16AdamHostBytesPerParameter
+            : AdamHostBytesPerParameter);
 
     /// <summary>
     /// What runs beside the step's CPU updates in time (<see cref="RunsBesideUpdates"/>), each priced as the step prices it
@@ -390,6 +396,19 @@ public sealed class StepCosts
     /// gradients (a swapped state's slot, an fp32 sum), and DeepSpeed's CPU Adam always does.
     /// </summary>
     internal static bool EngineAdamOnBf16Gradients(TrainingSettings s) => EngineUpdatesBf16InRam(s) && s.OptimizerOffload == OffloadTier.Cpu;
+
+    /// <summary>
+    /// The pass an engine CPU update over fp32 state runs: the bf16 one where <paramref name="bf16Gradients"/> (its sub-groups
+    /// read bf16 gradients), the fp16 one in fp16 training (CpuAdam writes the fp16 copy in its pass, on every tier), else the
+    /// fp32-gradient one (and always for DeepSpeed).
+    /// </summary>
+    internal static CpuUpdatePass EngineCpuUpdatePass(TrainingSettings s, bool bf16Gradients) =>
+        bf16Gradients ? CpuUpdatePass.Bf16Gradients
+        : s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 ? CpuUpdatePass.Fp16Copy
+        : CpuUpdatePass.Fp32Gradients;
+
+    /// <summary>The pass the engine's CPU updates of the optimizer's own tier run (<see cref="EngineCpuUpdatePass"/> of <see cref="EngineAdamOnBf16Gradients"/>).</summary>
+    internal static CpuUpdatePass EngineUpdatePass(TrainingSettings s) => EngineCpuUpdatePass(s, EngineAdamOnBf16Gradients(s));
 
     /// <summary>Fraction of the large-matmul rate a layer of hidden size h reaches (on a CPU with a layer fit, its fitted constant).</summary>
     public Func<double, double> MatmulEfficiencyOf { get; }
