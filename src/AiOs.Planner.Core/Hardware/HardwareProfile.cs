@@ -331,7 +331,7 @@ public sealed record CpuSpec
 
     /// <summary>
     /// The engine's fp16 update rate over the fp32-gradient one (<see cref="AdamFp16ParamsPerS"/> ÷ <see cref="AdamParamsPerS"/>)
-    /// for profiles without the figure: on an H100 VM (2026-12-08) gpt2-large's fp16 updates ran 4.1–4.4 G params/s in
+    /// for profiles without the figure: on an H100 VM (2026-12-07 23:56 UTC, docs/validation/h100-2026-12-07-s29) gpt2-large's fp16 updates ran 4.1–4.4 G params/s in
     /// training where that profile's fp32-gradient rate is 5.78 (docs/benchmarks.md, "CPU Adam in fp16 training").
     /// </summary>
     public const double DefaultAdamFp16Ratio = 0.74;
