@@ -159,9 +159,13 @@ public class Fp16UpdatePricingTests
     [InlineData(Precision.Fp16, 1, ExecutorKind.Aios, CpuUpdatePass.Fp16Copy)]
     [InlineData(Precision.Fp16, 4, ExecutorKind.Aios, CpuUpdatePass.Fp16Copy)]
     [InlineData(Precision.Fp16, 1, ExecutorKind.DeepSpeed, CpuUpdatePass.Fp32Gradients)] // DeepSpeed's CPU Adam writes no fp16 copy in its pass
-    public void Given_a_precision_and_executor_When_the_CPU_update_pass_is_chosen_Then_it_is_the_one_that_runs(Precision precision, int accumulation, ExecutorKind executor, CpuUpdatePass expected)
+    [InlineData(Precision.Fp16, 1, ExecutorKind.Aios, CpuUpdatePass.Fp32Gradients, OffloadTier.Nvme)] // the fp32 write-back instead
+    [InlineData(Precision.Fp16, 1, ExecutorKind.Aios, CpuUpdatePass.Fp16Copy, OffloadTier.None)]
+    [InlineData(Precision.Fp16, 1, ExecutorKind.Aios, CpuUpdatePass.Fp32Gradients, OffloadTier.None, StepSchedule.Delayed)] // MasterWriteBack casts
+    public void Given_a_precision_and_executor_When_the_CPU_update_pass_is_chosen_Then_it_is_the_one_that_runs(Precision precision, int accumulation, ExecutorKind executor, CpuUpdatePass expected,
+        OffloadTier parameters = OffloadTier.Cpu, StepSchedule schedule = StepSchedule.DeepSpeed)
     {
-        var s = Offloaded(OffloadTier.Cpu, StepSchedule.DeepSpeed, precision) with { GradAccumulation = accumulation, Executor = executor };
+        var s = Offloaded(parameters, schedule, precision) with { GradAccumulation = accumulation, Executor = executor };
 
         Assert.Equal(expected, StepCosts.EngineUpdatePass(s));
     }

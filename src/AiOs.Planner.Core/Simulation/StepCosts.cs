@@ -399,12 +399,12 @@ public sealed class StepCosts
 
     /// <summary>
     /// The pass an engine CPU update over fp32 state runs: the bf16 one where <paramref name="bf16Gradients"/> (its sub-groups
-    /// read bf16 gradients), the fp16 one in fp16 training (CpuAdam writes the fp16 copy in its pass, on every tier), else the
-    /// fp32-gradient one (and always for DeepSpeed).
+    /// read bf16 gradients), the fp16 one in fp16 training where the update writes the working copy (CpuAdam casts it in its
+    /// pass: <see cref="UpdateWritesWorkingCopy"/>), else the fp32-gradient one (and always for DeepSpeed).
     /// </summary>
     internal static CpuUpdatePass EngineCpuUpdatePass(TrainingSettings s, bool bf16Gradients) =>
         bf16Gradients ? CpuUpdatePass.Bf16Gradients
-        : s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 ? CpuUpdatePass.Fp16Copy
+        : s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && UpdateWritesWorkingCopy(s) ? CpuUpdatePass.Fp16Copy
         : CpuUpdatePass.Fp32Gradients;
 
     /// <summary>The pass the engine's CPU updates of the optimizer's own tier run (<see cref="EngineCpuUpdatePass"/> of <see cref="EngineAdamOnBf16Gradients"/>).</summary>
@@ -470,8 +470,15 @@ public sealed class StepCosts
     /// </summary>
     internal static bool EngineCopiesFp16Apart(TrainingSettings s) =>
         s.Executor == ExecutorKind.Aios && s.Precision == Precision.Fp16 && s.OptimizerState == Optim.OptimizerStateFormat.EightBit
-        && s.OptimizerOffload != OffloadTier.None
-        && (s.ParamOffload == OffloadTier.Cpu || s.ParamOffload == OffloadTier.None && s.Schedule != StepSchedule.Delayed);
+        && s.OptimizerOffload != OffloadTier.None && UpdateWritesWorkingCopy(s);
+
+    /// <summary>
+    /// Whether the engine's CPU update writes the parameters' working copy from its pass (ParameterSwapper.Bf16Target): the
+    /// parameters in RAM, or on the device under a schedule that writes them from the update (the delayed one casts
+    /// device-resident units in its MasterWriteBack). Parameters on NVMe take the fp32 write-back instead.
+    /// </summary>
+    private static bool UpdateWritesWorkingCopy(TrainingSettings s) =>
+        s.ParamOffload == OffloadTier.Cpu || s.ParamOffload == OffloadTier.None && s.Schedule != StepSchedule.Delayed;
 
     /// <summary>
     /// The layer passes' floors while the CPU updates beside them: the engine's CPU Adam takes every core but one, and the
