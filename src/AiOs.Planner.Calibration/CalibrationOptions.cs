@@ -72,6 +72,8 @@ public sealed record ModeSettings
     public ModeSettings SizedFor(Bytes? lastLevelCache, Bytes? available)
     {
         if (lastLevelCache is not { } cache || cache <= Bytes.Zero) return this;
+        // Sized at the fp32 state's 16 B per parameter, so the figures stay comparable with earlier calibrations; the fp16
+        // probe holds 18 B (its fp16 copy), at most 28% of the available memory rather than a quarter.
         const long stateBytesPerParameter = 16, round = 1L << 20;
         long parameters = Measurement.HostMemory.ElementsPastCache(cache, available, stateBytesPerParameter, CacheMultiple, AdamParameters, MaxSizedAdamParameters);
         // Two copy buffers of 8 caches each: 16 caches together, at most 4 GiB each.

@@ -11,7 +11,7 @@ namespace AiOs.Planner.Calibration;
 internal sealed class ProgressTracker(ModeSettings mode, IProgress<CalibrationProgress>? sink)
 {
     private const double AssumedGBps = 1.5;
-    private const int HostSteps = 10;
+    private const int HostSteps = 12;
     private readonly double _sampleSeconds = mode.Sweep.SampleDuration.TotalSeconds + 0.05;
     /// <summary>
     /// A host step: its timed duration with some slack, plus filling its probe state (about 16 bytes per Adam parameter at

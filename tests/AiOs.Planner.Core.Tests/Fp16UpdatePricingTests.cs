@@ -171,6 +171,13 @@ public class Fp16UpdatePricingTests
     }
 
     [Theory]
+    [InlineData(Precision.Fp16, OptimizerStateFormat.Fp32, 30)] // the fp16 copy written in the pass
+    [InlineData(Precision.Bf16, OptimizerStateFormat.Fp32, 28)]
+    [InlineData(Precision.Fp16, OptimizerStateFormat.EightBit, 18)]
+    public void Given_a_pass_When_the_updates_traffic_is_counted_for_what_runs_beside_it_Then_it_is_the_bytes_that_pass_moves(Precision precision, OptimizerStateFormat state, int bytes) =>
+        Assert.Equal(bytes, StepCosts.UpdateBytesPerParameter(Offloaded(OffloadTier.Cpu, StepSchedule.Delayed, precision, state)));
+
+    [Theory]
     [InlineData(Precision.Bf16, 1, 28 + 2)]
     [InlineData(Precision.Fp32, 1, 28 + 4)]
     [InlineData(Precision.Fp16, 1, 100 + 2)]

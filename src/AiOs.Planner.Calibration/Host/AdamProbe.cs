@@ -102,7 +102,7 @@ public static unsafe class AdamProbe
         _ => Simulation.StepCosts.AdamHostBytesPerParameter,
     };
 
-    /// <summary>Bytes of state per parameter <see cref="ProbeState"/> holds for <paramref name="kernel"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; one code per moment with 8-bit state).</summary>
+    /// <summary>Bytes of state per parameter <see cref="ProbeState"/> holds for <paramref name="kernel"/>: fp32 master, m, v and gradient (bf16 gradient and copy on the bf16 path; the fp16 copy beside them on the fp16 path; one code per moment with 8-bit state).</summary>
     public static long StateBytesPerParameter(AdamProbeKernel kernel) => kernel switch
     {
         AdamProbeKernel.EightBit => 14,

@@ -233,7 +233,10 @@ public sealed record LinkSpec
 /// <summary>Which pass the engine's CPU Adam runs over fp32 state, by what it reads and writes beside master, m and v.</summary>
 public enum CpuUpdatePass
 {
-    /// <summary>fp32 gradients read, nothing else written (fp32 training, DeepSpeed's CPU Adam, the engine's fp32 sums in bf16 training).</summary>
+    /// <summary>
+    /// fp32 gradients read, nothing else written: fp32 training and DeepSpeed's CPU Adam. The engine's bf16 updates of fp32 sums
+    /// or swapped sub-groups also write the bf16 copy in the pass (2 B more) and take this rate as an approximation.
+    /// </summary>
     Fp32Gradients,
     /// <summary>The engine's bf16 update: bf16 gradients read, the bf16 copy written.</summary>
     Bf16Gradients,

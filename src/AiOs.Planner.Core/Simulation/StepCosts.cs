@@ -81,7 +81,7 @@ public sealed class StepCosts
     private readonly bool _transfersBesideUpdate, _onlyBackwardBesideUpdate;
     private readonly double _h2dShareBesideUpdate = 1, _d2hShareBesideUpdate = 1;
     private readonly double _adamPerSecond;
-    /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has.</summary>
+    /// <summary>The rate of an update whose state is in RAM with no swap slot (<see cref="Operation.Slot"/> −1): the engine's bf16 path where its gradients are bf16 in RAM, whatever tier the rest of the optimizer has; its fp16 pass in fp16 training (<see cref="EngineCpuUpdatePass"/>).</summary>
     private readonly double _adamInRamPerSecond;
     /// <summary>Whether each CPU update also pays the fp16 copy's own pass, 6 B per parameter over the host (<see cref="EngineCopiesFp16Apart"/>).</summary>
     private readonly bool _fp16CopyApart;
@@ -287,7 +287,7 @@ public sealed class StepCosts
     /// Where the schedule runs the CPU updates beside the GPU's copies (overlapped: during backward; delayed: the whole
     /// step), each update is lengthened by its share (by parameters) of the copies' bytes × the measured traffic the update
     /// loses per copied byte (<see cref="HostLinkSpec.CpuUpdateBytesLostPerCopiedByte"/>) ÷ its own traffic rate (the
-    /// calibrated rate × <see cref="AdamHostBytesPerParameter"/>). Not measured: no lengthening. The figure is measured, not
+    /// calibrated rate × the bytes its pass moves: <see cref="UpdateTrafficRate"/>). Not measured: no lengthening. The figure is measured, not
     /// assumed, because hosts differ: on one H100 VM (2026-12-06, sixteenth session) the updates beside the copies ran at
     /// the rate calibrated alone (3.8–4.2 against 3.89 G params/s), and pricing a full byte per copied byte (the assumption
     /// until then) put those rows 9–21% slow; on the next (seventeenth session) the delayed gpt2-xl's updates ran 4.2–4.3
@@ -320,10 +320,13 @@ public sealed class StepCosts
     /// parameter (28 with fp32 state, 30 for the engine's fp16 pass; 18 with 8-bit state, whose kernel the bf16 path's figures
     /// describe less well).
     /// </summary>
-    private double UpdateTrafficRate(TrainingSettings s) =>
-        _adamPerSecond * (s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter
-            : EngineUpdatePass(s) == CpuUpdatePass.Fp16Copy ? Fp16AdamHostBytesPerParameter
-            : AdamHostBytesPerParameter);
+    private double UpdateTrafficRate(TrainingSettings s) => _adamPerSecond * UpdateBytesPerParameter(s);
+
+    /// <summary>Bytes of host memory the CPU update of <paramref name="s"/> moves per parameter, by its state's format and pass.</summary>
+    internal static int UpdateBytesPerParameter(TrainingSettings s) =>
+        s.OptimizerState == Optim.OptimizerStateFormat.EightBit ? EightBitAdamHostBytesPerParameter
+        : EngineUpdatePass(s) == CpuUpdatePass.Fp16Copy ? Fp16AdamHostBytesPerParameter
+        : AdamHostBytesPerParameter;
 
     /// <summary>
     /// What runs beside the step's CPU updates in time (<see cref="RunsBesideUpdates"/>), each priced as the step prices it
@@ -400,7 +403,10 @@ public sealed class StepCosts
     /// <summary>
     /// The pass an engine CPU update over fp32 state runs: the bf16 one where <paramref name="bf16Gradients"/> (its sub-groups
     /// read bf16 gradients), the fp16 one in fp16 training where the update writes the working copy (CpuAdam casts it in its
-    /// pass: <see cref="UpdateWritesWorkingCopy"/>), else the fp32-gradient one (and always for DeepSpeed).
+    /// pass: <see cref="UpdateWritesWorkingCopy"/>), else the fp32-gradient one (and always for DeepSpeed). Two engine passes
+    /// are approximated: bf16 training's update of fp32 sums (accumulation > 1) or of a swapped sub-group writes the bf16 copy
+    /// in its pass (30 B) and is priced at the fp32-gradient figure (28 B, no copy); and with several ranks, device-resident
+    /// shards take their copy apart from the update (ParameterSwapper.WriteShardOnDevice), priced here as the in-pass one.
     /// </summary>
     internal static CpuUpdatePass EngineCpuUpdatePass(TrainingSettings s, bool bf16Gradients) =>
         bf16Gradients ? CpuUpdatePass.Bf16Gradients

@@ -82,7 +82,7 @@ public static partial class Tuner
         var twin = result.ParetoFront.Concat(result.Alternatives).FirstOrDefault(c => c.Settings == other);
         string versus = twin is { TokensPerSecond: > 0 } ? string.Create(CultureInfo.InvariantCulture, $" (the same plan in {other.OptimizerState.Name()}: {twin.TokensPerSecond:N0} tokens/s)") : "";
         if (s.OptimizerState == Optim.OptimizerStateFormat.EightBit)
-            yield return $"8-bit optimizer state (--allow-8bit-optimizer): the moments are block-wise 8-bit, about half the state's bytes in RAM and on NVMe, which pays because the step is {best.Bottleneck}-bound{versus}; the CPU update runs at about {r.Hardware.Cpu.Adam8Rate.Value / r.Hardware.Cpu.AdamParamsPerS.Value:0.00}× the fp32 rate, and 8-bit moments can cost a little quality (docs/user-guide.md). DeepSpeed keeps fp32 state, so a ds_config.json comes from an fp32 plan.";
+            yield return $"8-bit optimizer state (--allow-8bit-optimizer): the moments are block-wise 8-bit, about half the state's bytes in RAM and on NVMe, which pays because the step is {best.Bottleneck}-bound{versus}; the CPU update runs at about {r.Hardware.Cpu.Adam8Rate.Value / r.Hardware.Cpu.AdamRateFor(Optim.OptimizerStateFormat.Fp32, Simulation.StepCosts.EngineUpdatePass(s with { OptimizerState = Optim.OptimizerStateFormat.Fp32 })):0.00}× the fp32-state rate, and 8-bit moments can cost a little quality (docs/user-guide.md). DeepSpeed keeps fp32 state, so a ds_config.json comes from an fp32 plan.";
         else
             yield return $"fp32 optimizer state: 8-bit (--allow-8bit-optimizer) was searched but does not pay here: the step is {best.Bottleneck}-bound and the 8-bit CPU update is slower{versus}.";
     }
