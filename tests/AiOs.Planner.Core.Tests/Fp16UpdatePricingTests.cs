@@ -1,3 +1,4 @@
+using AiOs.Planner.Descriptions;
 using AiOs.Planner.Hardware;
 using AiOs.Planner.Models;
 using AiOs.Planner.Optim;
@@ -141,6 +142,20 @@ public class Fp16UpdatePricingTests
             Assert.True(time.Seconds >= op.Parameters / 2.5e9 - 2e-9, $"{time} for {op.Parameters} parameters: faster than the fp16 pass");
         if (schedule == StepSchedule.DeepSpeed && optimizer == OffloadTier.Cpu)
             foreach (var (op, time) in updates) Assert.Equal(op.Parameters / 2.5e9 + hw.Cpu.OptimizerCallOverhead, time.Seconds, tolerance: 2e-9);
+    }
+
+    [Fact]
+    public void Given_a_profile_with_an_fp16_rate_When_read_Then_it_is_kept_under_its_snake_case_key_and_checked()
+    {
+        var node = System.Text.Json.JsonSerializer.SerializeToNode(WithRates(fp16: 2.5e9), DescriptionJson.Options)!;
+        Assert.Equal(2.5e9, node["cpu"]!["adam_fp16_params_per_s"]!["value"]!.GetValue<double>());
+        Assert.Null(node["cpu"]!["adam_fp16_rate"]); // the derived rate is not written
+        node["cpu"]!["adam_fp16_params_per_s"] = 123e6;
+        Assert.Equal(123e6, ProfileCatalog.Parse(node.ToJsonString(), "test.json").Cpu.AdamFp16Rate.Value);
+
+        node["cpu"]!["adam_fp16_params_per_s"] = -1;
+        var e = Assert.ThrowsAny<Exception>(() => ProfileCatalog.Parse(node.ToJsonString(), "test.json"));
+        Assert.Contains("adam_fp16_params_per_s", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
