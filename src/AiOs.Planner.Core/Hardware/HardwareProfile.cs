@@ -334,10 +334,12 @@ public sealed record CpuSpec
 
     /// <summary>
     /// The engine's fp16 update rate over the fp32-gradient one (<see cref="AdamFp16ParamsPerS"/> ÷ <see cref="AdamParamsPerS"/>)
-    /// for profiles without the figure: on an H100 VM (2026-12-07 23:56 UTC, docs/validation/h100-2026-12-07-s29) gpt2-large's fp16 updates ran 4.1–4.4 G params/s in
-    /// training where that profile's fp32-gradient rate is 5.78 (docs/benchmarks.md, "CPU Adam in fp16 training").
+    /// for profiles without the figure. On an H100 VM (2026-12-07 23:56 UTC, docs/validation/h100-2026-12-07-s29) the fp16 updates
+    /// ran 4.06 and 4.24 G params/s in training (means of two settings) where their bf16 twins ran 4.65 and 4.90 against that
+    /// profile's bf16 figure of 5.32: scaled to the profile's machine by the twins, 4.61–4.66 against its fp32-gradient 5.78,
+    /// 0.80–0.81 (docs/benchmarks.md, "CPU Adam in fp16 training").
     /// </summary>
-    public const double DefaultAdamFp16Ratio = 0.74;
+    public const double DefaultAdamFp16Ratio = 0.80;
 
     /// <summary>The engine's fp16 update rate: the profile's figure, or the fp32-gradient rate × <see cref="DefaultAdamFp16Ratio"/> with that provenance.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
