@@ -75,16 +75,11 @@ public sealed record GraphWork
             p.Add(at + ".points", "must list at least one measured shape; remove graph_work to price replayed layers as eager ones");
             return;
         }
-        for (int i = 0; i < Points.Count; i++)
+        LogGrid.ValidatePoints(p, at + ".points", Points, x => x.Hidden, x => x.Tokens, (pt, k) =>
         {
-            string k = $"{at}.points[{i}]";
-            if (Points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
-            p.Positive(k + ".hidden", pt.Hidden, 1 << 20);
-            p.Positive(k + ".tokens", pt.Tokens, 1L << 32);
             p.InRange(k + ".forward_ms_per_gb", pt.ForwardMsPerGb, 0, MaxMsPerGb, " ms/GB");
             p.InRange(k + ".backward_ms_per_gb", pt.BackwardMsPerGb, 0, MaxMsPerGb, " ms/GB");
-        }
-        LogGrid.ValidateShapes(p, at + ".points", Points.Where(x => x is not null).Select(x => (x.Hidden, x.Tokens)).ToList());
+        });
     }
 }
 

@@ -57,20 +57,15 @@ public sealed record LayerMatmulRates
             p.Add(at + ".points", "must list at least one measured shape; remove layer_matmul to price layers at the large-matmul rate");
             return;
         }
-        for (int i = 0; i < Points.Count; i++)
+        LogGrid.ValidatePoints(p, at + ".points", Points, x => x.Hidden, x => x.Tokens, (pt, k) =>
         {
-            string k = $"{at}.points[{i}]";
-            if (Points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
-            p.Positive(k + ".hidden", pt.Hidden, 1 << 20);
-            p.Positive(k + ".tokens", pt.Tokens, 1L << 32);
             // As slow as a CPU device's products (the probe runs there too), so a CPU's smallest rate bounds it below.
             if (pt.Bf16Tflops is { } b) p.InRange(k + ".bf16_tflops", b, MinTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
             if (pt.Fp32Tflops is { } f) p.InRange(k + ".fp32_tflops", f, MinTflops, HardwareBounds.MaxGpuTflops, " TFLOP/s");
             // Both: the efficiency was fitted against one column and prices the other precision at its own (a run whose
             // precision had no column would fall back to the large-matmul rate at an efficiency that does not refer to it).
             if (pt.Bf16Tflops is null || pt.Fp32Tflops is null) p.Add(k, "needs both bf16_tflops and fp32_tflops (aios calibrate-gpu measures both)");
-        }
-        LogGrid.ValidateShapes(p, at + ".points", Points.Where(x => x is not null).Select(x => (x.Hidden, x.Tokens)).ToList());
+        });
     }
 }
 

@@ -22,6 +22,24 @@ internal static class LogGrid
         return (1 - wh) * ((1 - wt) * V(h0, t0) + wt * V(h0, t1)) + wh * ((1 - wt) * V(h1, t0) + wt * V(h1, t1));
     }
 
+    /// <summary>
+    /// Checks a grid's points at <paramref name="at"/>: each present, with a positive width and token count, then
+    /// <paramref name="each"/>'s own values (given the point and its key), then the shapes (<see cref="ValidateShapes"/>).
+    /// </summary>
+    public static void ValidatePoints<T>(ValidationProblems p, string at, IReadOnlyList<T?> points, Func<T, int> hiddenOf, Func<T, long> tokensOf,
+        Action<T, string> each) where T : class
+    {
+        for (int i = 0; i < points.Count; i++)
+        {
+            string k = $"{at}[{i}]";
+            if (points[i] is not { } pt) { p.Add(k, "must not be null"); continue; }
+            p.Positive(k + ".hidden", hiddenOf(pt), 1 << 20);
+            p.Positive(k + ".tokens", tokensOf(pt), 1L << 32);
+            each(pt, k);
+        }
+        ValidateShapes(p, at, points.OfType<T>().Select(x => (hiddenOf(x), tokensOf(x))).ToList());
+    }
+
     /// <summary>Names a shape listed twice, or a grid that is not full (every width with the same token counts), at <paramref name="at"/>.</summary>
     public static void ValidateShapes(ValidationProblems p, string at, IReadOnlyList<(int Hidden, long Tokens)> shapes)
     {

@@ -56,15 +56,10 @@ public static unsafe partial class CpuAdam
     public static void Step(Span<float> parameters, ReadOnlySpan<float> gradients, Span<float> m, Span<float> v, Span<ushort> bf16, int step, AdamHyperParameters hp, int threads = 1)
     {
         ArgumentNullException.ThrowIfNull(hp);
-        int n = parameters.Length;
-        if (gradients.Length != n || m.Length != n || v.Length != n || bf16.Length != n)
-            throw new ArgumentException($"Parameters, gradients, m, v and the bf16 copy must have equal lengths; got {n}, {gradients.Length}, {m.Length}, {v.Length}, {bf16.Length}.");
-        fixed (float* p = parameters)
-        fixed (float* g = gradients)
-        fixed (float* pm = m)
-        fixed (float* pv = v)
-        fixed (ushort* h = bf16)
-            Step(p, g, pm, pv, h, n, step, hp, threads);
+        // The kernel overload reads an empty copy as "none"; this one always writes it.
+        if (bf16.Length != parameters.Length)
+            throw new ArgumentException($"Parameters, gradients, m, v and the bf16 copy must have equal lengths; got {parameters.Length}, {gradients.Length}, {m.Length}, {v.Length}, {bf16.Length}.");
+        Step(parameters, gradients, m, v, bf16, step, hp, threads, Best);
     }
 
     /// <summary>
