@@ -39,9 +39,9 @@ public sealed class ResidentCommitTests
     /// <summary>The optimizer's bf16 write and commit of <paramref name="values"/> at <paramref name="offset"/> of unit 0.</summary>
     private static void Update(ParameterSwapper swapper, long offset, float[] values)
     {
-        Span<ushort> target = swapper.Bf16Target(0, offset, values.Length);
+        Span<ushort> target = swapper.HalfTarget(0, offset, values.Length);
         Optim.PrecisionCast.ToWorking(values, System.Runtime.InteropServices.MemoryMarshal.AsBytes(target), ScalarType.BFloat16);
-        swapper.CommitBf16(0, offset, values.Length);
+        swapper.CommitHalf(0, offset, values.Length);
     }
 
     [Fact]
@@ -50,11 +50,11 @@ public sealed class ResidentCommitTests
         using var swapper = Resident(type: ScalarType.Float16);
         float[] values = Values(64, 1);
 
-        Span<ushort> target = swapper.Bf16Target(0, 32, values.Length);
+        Span<ushort> target = swapper.HalfTarget(0, 32, values.Length);
         Optim.PrecisionCast.ToFp16(values, System.Runtime.InteropServices.MemoryMarshal.AsBytes(target));
-        swapper.CommitBf16(0, 32, values.Length);
+        swapper.CommitHalf(0, 32, values.Length);
 
-        // The update writes fp16 in its pass only where the sink says its targets take fp16 (OptimizerStates.HalfTarget).
+        // The update writes fp16 in its pass only where the sink says its targets take fp16 (OptimizerStates.CopyTarget).
         Assert.True(swapper.TargetsFp16);
         Assert.Equal(values.Length, target.Length);
         Assert.Equal(values, Read(swapper.Resident(0), 32, 64));

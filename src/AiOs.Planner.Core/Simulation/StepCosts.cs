@@ -479,7 +479,7 @@ public sealed class StepCosts
         && s.OptimizerOffload != OffloadTier.None && UpdateWritesWorkingCopy(s);
 
     /// <summary>
-    /// Whether the engine's CPU update writes the parameters' working copy from its pass (ParameterSwapper.Bf16Target): the
+    /// Whether the engine's CPU update writes the parameters' working copy from its pass (ParameterSwapper.HalfTarget): the
     /// parameters in RAM, or on the device under a schedule that writes them from the update (the delayed one casts
     /// device-resident units in its MasterWriteBack). Parameters on NVMe take the fp32 write-back instead.
     /// </summary>

@@ -96,7 +96,7 @@ public sealed partial class LayerwiseTrainer
     /// Where the delayed update writes the training-precision copy in its Adam pass: the spare host copies when double-buffered,
     /// else nowhere (both null: the working copies the passes read take θ in <see cref="WriteBackMaster"/>).
     /// </summary>
-    private (Action<int, long, ReadOnlySpan<float>>? WriteBack, IBf16Sink? Sink) DelayedTargets() =>
+    private (Action<int, long, ReadOnlySpan<float>>? WriteBack, IHalfSink? Sink) DelayedTargets() =>
         _params.DoubleBuffered ? (_params.WriteSpare, _params.Spare) : (null, null);
 
     /// <summary>

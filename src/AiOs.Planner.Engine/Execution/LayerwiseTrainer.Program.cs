@@ -298,7 +298,7 @@ public sealed partial class LayerwiseTrainer
         // Delayed: the working copies the running passes read are left alone (the spare host copies take θ, or the write-back does).
         var (writeBack, sink) = Delayed ? DelayedTargets()
             : _params.Tier == StorageTier.Nvme ? (null, null)
-            : ((Action<int, long, ReadOnlySpan<float>>)((u, offset, master) => _params.WriteBack(u, offset, master, traced: false)), (IBf16Sink)_params);
+            : ((Action<int, long, ReadOnlySpan<float>>)((u, offset, master) => _params.WriteBack(u, offset, master, traced: false)), (IHalfSink)_params);
         // Adam's step counter counts applied updates only, as PyTorch's GradScaler skips optimizer.step().
         _optim.Step(g, op.Slot, _updateGrads, _unitScale[g.Unit], _updateStep - (_scaler?.Skipped ?? 0), writeBack, sink);
     }

@@ -88,11 +88,11 @@ internal sealed partial class OptimizerStates
     /// in place with the gradient in <paramref name="slot"/> or, when it is −1, in the gradient store); the updated master
     /// goes to <paramref name="writeBack"/> or the bf16 <paramref name="sink"/> (both null when a ParamWriteBack operation writes it).
     /// </summary>
-    public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IBf16Sink? sink)
+    public void Step(SubGroup g, int slot, GradientStore gradients, float scale, int step, Action<int, long, ReadOnlySpan<float>>? writeBack, IHalfSink? sink)
     {
-        Span<ushort> bf16 = HalfTarget(sink, g);
+        Span<ushort> bf16 = CopyTarget(sink, g);
         UpdateSubGroup(g, slot, gradients, scale, step, bf16, sink?.TargetsFp16 == true);
-        if (!bf16.IsEmpty) sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+        if (!bf16.IsEmpty) sink!.CommitHalf(g.Unit, g.Offset, g.Elements);
         else writeBack?.Invoke(g.Unit, g.Offset, Master(g, slot));
     }
 
@@ -148,8 +148,8 @@ internal sealed partial class OptimizerStates
     /// The sink's half-precision target for <paramref name="g"/>, or empty: no sink, or fp16 targets where the 8-bit update
     /// runs (it writes bf16 copies only; the master then takes the write-back).
     /// </summary>
-    private Span<ushort> HalfTarget(IBf16Sink? sink, SubGroup g) =>
-        sink is null || sink.TargetsFp16 && _q8 is not null ? Span<ushort>.Empty : sink.Bf16Target(g.Unit, g.Offset, g.Elements);
+    private Span<ushort> CopyTarget(IHalfSink? sink, SubGroup g) =>
+        sink is null || sink.TargetsFp16 && _q8 is not null ? Span<ushort>.Empty : sink.HalfTarget(g.Unit, g.Offset, g.Elements);
 
     /// <summary>OptimizerWrite: the sub-group's state from slot <paramref name="slot"/> to its swap file.</summary>
     /// <exception cref="InvalidOperationException">The sub-group's state is in RAM: the program has no write for it.</exception>

@@ -16,20 +16,20 @@ namespace AiOs.Planner.Engine.Execution;
 /// <param name="Elements">Element count, at most sub_group_size.</param>
 internal sealed record SubGroup(int Unit, int Index, long Offset, int Elements);
 
-/// <summary>A parameter tier that can take the optimizer's half-precision output directly (see <see cref="ParameterSwapper.Bf16Target"/>).</summary>
-internal interface IBf16Sink
+/// <summary>A parameter tier that can take the optimizer's half-precision output directly (see <see cref="ParameterSwapper.HalfTarget"/>).</summary>
+internal interface IHalfSink
 {
     /// <summary>
     /// Where to write the half-precision copy of the elements (bf16, or fp16 where <see cref="TargetsFp16"/>), or empty when the
     /// tier needs fp32 values.
     /// </summary>
-    Span<ushort> Bf16Target(int unit, long elementOffset, int count);
+    Span<ushort> HalfTarget(int unit, long elementOffset, int count);
 
-    /// <summary>Whether <see cref="Bf16Target"/>'s targets take fp16 (fp16 training), not bf16.</summary>
+    /// <summary>Whether <see cref="HalfTarget"/>'s targets take fp16 (fp16 training), not bf16.</summary>
     bool TargetsFp16 => false;
 
     /// <summary>Publishes what was written.</summary>
-    void CommitBf16(int unit, long elementOffset, int count);
+    void CommitHalf(int unit, long elementOffset, int count);
 }
 
 /// <summary>
@@ -238,7 +238,7 @@ internal sealed partial class OptimizerStates : IDisposable
     /// </summary>
     /// <exception cref="InvalidOperationException">The states live on NVMe: the step program's OptimizerRead, OptimizerStep and OptimizerWrite update them.</exception>
     public void Update(IReadOnlyList<SubGroup> groups, GradientStore gradients, Func<int, float> scaleOf, int step,
-        Action<int, long, ReadOnlySpan<float>> writeBack, IBf16Sink? sink = null)
+        Action<int, long, ReadOnlySpan<float>> writeBack, IHalfSink? sink = null)
     {
         if (_tier != StorageTier.Cpu)
             throw new InvalidOperationException("NVMe optimizer states are read, updated and written by the step program's operations.");
@@ -246,7 +246,7 @@ internal sealed partial class OptimizerStates : IDisposable
         {
             _gradientScratch ??= new float[_groups.SelectMany(x => x).Max(x => x.Elements)];
             ReadOnlySpan<float> gradient = gradients.Get(g, _gradientScratch);
-            Span<ushort> bf16 = HalfTarget(sink, g);
+            Span<ushort> bf16 = CopyTarget(sink, g);
             RamGroup ram = RamState(g);
             Span<float> master = ram.Master, m = ram.M, v = ram.V;
             using (_trace.Begin(ResourceKind.Cpu, OpKind.OptimizerStep, ProgramLayer(g.Unit)))
@@ -257,7 +257,7 @@ internal sealed partial class OptimizerStates : IDisposable
             _io.Read(StorageTier.Cpu, StateBytes(g));
             _io.Written(StorageTier.Cpu, StateBytes(g));
             if (bf16.IsEmpty) writeBack(g.Unit, g.Offset, master);
-            else sink!.CommitBf16(g.Unit, g.Offset, g.Elements);
+            else sink!.CommitHalf(g.Unit, g.Offset, g.Elements);
         }
     }
 

@@ -44,7 +44,7 @@ internal sealed partial class ParameterSwapper
     }
 
     /// <summary>Where the optimizer writes the training-precision copy into the spare copies, in its pass (see <see cref="SpareSink"/>).</summary>
-    public IBf16Sink Spare => _spareSink ?? throw new InvalidOperationException("The parameters are not double-buffered.");
+    public IHalfSink Spare => _spareSink ?? throw new InvalidOperationException("The parameters are not double-buffered.");
 
     /// <summary>Stores fp32 <paramref name="master"/> values, cast to the training precision, into the spare copy of <paramref name="unit"/>.</summary>
     public void WriteSpare(int unit, long elementOffset, ReadOnlySpan<float> master)
@@ -65,16 +65,16 @@ internal sealed partial class ParameterSwapper
         (_cpuBuffers, _spareBuffers) = (_spareBuffers, _cpuBuffers);
     }
 
-    /// <summary>The spare copies as an <see cref="IBf16Sink"/>: bf16 or fp16 targets in them (empty for fp32 training, which takes <see cref="WriteSpare"/>).</summary>
-    private sealed class SpareSink(ParameterSwapper owner) : IBf16Sink
+    /// <summary>The spare copies as an <see cref="IHalfSink"/>: bf16 or fp16 targets in them (empty for fp32 training, which takes <see cref="WriteSpare"/>).</summary>
+    private sealed class SpareSink(ParameterSwapper owner) : IHalfSink
     {
-        public Span<ushort> Bf16Target(int unit, long elementOffset, int count) =>
+        public Span<ushort> HalfTarget(int unit, long elementOffset, int count) =>
             owner._dtype is not (ScalarType.BFloat16 or ScalarType.Float16) ? Span<ushort>.Empty
             : System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(owner._spareCopies![unit]!.bytes.Slice(checked((int)(elementOffset * 2)), count * 2));
 
         public bool TargetsFp16 => owner._dtype == ScalarType.Float16;
 
-        public void CommitBf16(int unit, long elementOffset, int count) => owner._io.Written(StorageTier.Cpu, 2L * count);
+        public void CommitHalf(int unit, long elementOffset, int count) => owner._io.Written(StorageTier.Cpu, 2L * count);
     }
 
     private void DisposeSpareCopies()

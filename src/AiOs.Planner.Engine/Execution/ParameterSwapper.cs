@@ -18,7 +18,7 @@ namespace AiOs.Planner.Engine.Execution;
 /// <see cref="Upload"/>); when and how far ahead is the program's decision, not the swapper's. Write-backs
 /// from the optimizer may come from another thread.
 /// </summary>
-internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHalves
+internal sealed partial class ParameterSwapper : IDisposable, IHalfSink, IHighHalves
 {
     private readonly ModelSpec _spec;
     private readonly StorageTier _tier;
@@ -157,9 +157,9 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
     /// Where the optimizer can write the half-precision working copy (bf16, or fp16 in fp16 training: <see cref="TargetsFp16"/>)
     /// of <paramref name="count"/> elements of <paramref name="unit"/> from <paramref name="elementOffset"/> itself, in the same
     /// pass as its update: the device buffer's pinned staging, or the CPU-tier tensor. Empty when the tier needs the fp32 values
-    /// (<see cref="WriteBack(int, long, ReadOnlySpan{float})"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitBf16"/>.
+    /// (<see cref="WriteBack(int, long, ReadOnlySpan{float})"/>): NVMe, or fp32 training. Follow a write with <see cref="CommitHalf"/>.
     /// </summary>
-    public Span<ushort> Bf16Target(int unit, long elementOffset, int count)
+    public Span<ushort> HalfTarget(int unit, long elementOffset, int count)
     {
         // A shard of a device-resident unit may end in padding the unit lacks: it takes the fp32 path, which drops the padding.
         if (_dtype is not (ScalarType.BFloat16 or ScalarType.Float16) || (_tier == StorageTier.Device && _shards is not null)) return Span<ushort>.Empty;
@@ -172,15 +172,15 @@ internal sealed partial class ParameterSwapper : IDisposable, IBf16Sink, IHighHa
         return MemoryMarshal.Cast<byte, ushort>(bytes);
     }
 
-    /// <summary>Whether <see cref="Bf16Target"/>'s targets take fp16 (the parameters are fp16), not bf16.</summary>
+    /// <summary>Whether <see cref="HalfTarget"/>'s targets take fp16 (the parameters are fp16), not bf16.</summary>
     public bool TargetsFp16 => _dtype == ScalarType.Float16;
 
     /// <summary>
-    /// Publishes a <see cref="Bf16Target"/> write (the optimizer's update): one copy to the device for device-resident units, queued
+    /// Publishes a <see cref="HalfTarget"/> write (the optimizer's update): one copy to the device for device-resident units, queued
     /// on the default stream without waiting for the kernels before it unless <see cref="WaitForCommits"/> (safe by stream order:
     /// see <see cref="FlatParameters.CommitWritable"/>; the simulator prices the copy as a ResidentUpload operation on the host link).
     /// </summary>
-    public void CommitBf16(int unit, long elementOffset, int count)
+    public void CommitHalf(int unit, long elementOffset, int count)
     {
         if (_unitTiers[unit] == StorageTier.Device) _resident![unit].CommitWritable(elementOffset, count, wait: WaitForCommits);
         else if (_unitTiers[unit] == StorageTier.Cpu) _io.Written(StorageTier.Cpu, 2L * count);
