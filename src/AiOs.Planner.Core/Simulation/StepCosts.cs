@@ -73,6 +73,7 @@ public sealed class StepCosts
     private readonly FlopRate _layerRate, _outerRate;
     private readonly int _layerRateHidden;
     private readonly Precision _precision;
+    private readonly Optim.OptimizerStateFormat _optimizerState;
     private readonly long _microBatchTokens;
     private readonly Bandwidth _deviceMemory, _h2d, _d2h, _nvmeRead, _nvmeWrite, _gpuLink, _network;
     /// <summary>Activation checkpoint copies (cpu_checkpointing): pinned in the engine's shape (its host checkpoint buffers are page-locked), as other copies otherwise.</summary>
@@ -165,6 +166,7 @@ public sealed class StepCosts
         _gpusPerNode = gpusPerNode;
         _nodes = nodes;
         _precision = s.Precision;
+        _optimizerState = s.OptimizerState;
         _microBatchTokens = (long)s.MicroBatch * s.SeqLen;
         if (hw.HasGpu)
         {
@@ -622,7 +624,17 @@ public sealed class StepCosts
     }
 
     /// <summary>The device optimizer: a memory-bound pass over the states (the engine's fused AdamW at its fitted rate).</summary>
-    private SimDuration Optimizer(Operation op) => Streaming(op.ElementwiseBytes);
+    /// <summary>
+    /// A resident update: the CPU optimizer's kernel at the profile's measured rate for its pass and state, with the passes beside
+    /// it over host memory (<see cref="Operation.HostKernelPass"/>: a CPU device), else a streaming pass over device memory.
+    /// </summary>
+    private SimDuration Optimizer(Operation op)
+    {
+        if (op.HostKernelPass is not { } pass) return Streaming(op.ElementwiseBytes);
+        double rate = _hw.Cpu.AdamRateFor(_optimizerState, pass) / _gpusPerNode;
+        int besideBytes = op.Parameters > 0 ? (int)Math.Round(op.ElementwiseBytes / op.Parameters) : 0;
+        return SimDuration.FromSeconds(op.Parameters / rate) + _hostPass.Time(op.Parameters, besideBytes);
+    }
 
     /// <summary>A streaming pass over device memory: at the engine's measured rate (its fused AdamW's) where the profile has it, else the device's element-wise rate.</summary>
     private SimDuration Streaming(double bytes) =>

@@ -177,6 +177,13 @@ public sealed class Operation
     public long DenseGradientBytes { get; init; }
     /// <summary>Parameters updated (optimizer steps).</summary>
     public long Parameters { get; init; }
+    /// <summary>
+    /// A resident update that runs the CPU optimizer's own kernel (a CPU device: <c>HostAdamW</c>'s CpuAdam, or the 8-bit
+    /// BlockwiseAdam): its pass, priced at the profile's measured Adam rate for it (<see cref="Hardware.CpuSpec.AdamRateFor(Optim.OptimizerStateFormat, Hardware.CpuUpdatePass)"/>),
+    /// with <see cref="ElementwiseBytes"/> holding only the passes beside that kernel. Null for an update whose bytes stream at
+    /// the device's rate (a GPU's fused kernel, TorchSharp operations) and for every other operation.
+    /// </summary>
+    public Hardware.CpuUpdatePass? HostKernelPass { get; init; }
     /// <summary><see cref="OpKind.MasterWriteBack"/>: its device and NVMe traffic (done in series with its host pass); zero for other operations.</summary>
     public MasterWriteBackTraffic WriteBackTraffic { get; init; }
     /// <summary>

@@ -1,3 +1,4 @@
+using AiOs.Planner.Hardware;
 using AiOs.Planner.Memory;
 using AiOs.Planner.Optim;
 using AiOs.Planner.Settings;
@@ -121,15 +122,34 @@ internal sealed partial class ProgramBuilder
     /// clipping, the fp16 scaler and the non-finite check read it). On a GPU: fp32 sums of squares of 1024-element rows by one
     /// kernel that reads the gradient once, 2 B in bf16 or fp16, 4 B in fp32 (fp32 training, or the fp32 sums mixed precision
     /// keeps under accumulation); before that kernel (2026-12-07) a bf16 gradient was widened in chunks (10 B) by three
-    /// launches per 8 M elements. On a CPU, the exact fp64 path (read, then an fp64 copy and its square written and read:
-    /// 2 or 4 + 32 B). Measured on the H100, gpt2-xl micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with
-    /// row norms by tensor ops, against 18 priced without Σg².
+    /// launches per 8 M elements. On a CPU, fp64 lanes over the gradient where it lies (GradientNorms.HostSum: 2 or 4 B); an
+    /// fp16 gradient, which that path does not take, through an fp64 copy and its square (2 + 32 B). Measured on the H100,
+    /// gpt2-xl micro-batch 8: the optimizer phase 38 ms with fp64 copies, 27 ms with row norms by tensor ops, against 18 priced
+    /// without Σg².
     /// DeepSpeed's fused Adam takes its norm elsewhere (the eager figures hold it): nothing here.
     /// </summary>
     private int GradientNormBytes =>
         _s.Executor != ExecutorKind.Aios ? 0
-        : _hw.HasGpu ? (FloatGradients ? 4 : 2)
-        : (FloatGradients ? 4 : 2) + 32;
+        : _hw.HasGpu || _s.Precision != Precision.Fp16 || FloatGradients ? (FloatGradients ? 4 : 2)
+        : 2 + 32;
+
+    /// <summary>
+    /// The pass of the CPU optimizer's kernel the resident update runs on a CPU device (aios executor), or null where its bytes
+    /// stream at the device's rate: <c>DeviceTrainer</c> takes <c>HostAdamW</c> (CpuAdam on the tensors where they lie: bf16
+    /// gradients read, the bf16 copy written in its pass; fp32 gradients in fp32 training or accumulation's fp32 sums) or, in
+    /// 8-bit, <c>HostBlockwiseAdamW8bit</c>; fp16 with fp32 moments takes TorchSharp's operations (<see cref="EngineUpdatesFp16WithTorchOps"/>).
+    /// </summary>
+    private CpuUpdatePass? ResidentHostKernelPass =>
+        _hw.HasGpu || _s.Executor != ExecutorKind.Aios || EngineUpdatesFp16WithTorchOps ? null
+        : FloatGradients ? CpuUpdatePass.Fp32Gradients : CpuUpdatePass.Bf16Gradients;
+
+    /// <summary>
+    /// Bytes per parameter the CPU device's resident 8-bit update moves beside BlockwiseAdam's kernel, which reads fp32 gradients
+    /// and writes no working copy: a bf16 or fp16 gradient widened to fp32 first (2 read, 4 written) and the working copy cast from
+    /// the master after it (4 read, 2 written). HostAdamW's fp32-state update does both in its pass: nothing.
+    /// </summary>
+    private int HostKernelSideBytes =>
+        _s.OptimizerState != OptimizerStateFormat.EightBit ? 0 : (FloatGradients ? 0 : 6) + (_s.IsMixedPrecision ? 6 : 0);
 
     /// <summary>
     /// Whether the engine's resident update is TorchOpsAdamW's operations rather than its fused kernel, which takes fp32 and bf16
@@ -166,10 +186,13 @@ internal sealed partial class ProgramBuilder
             long elements = _s.ZeroStage == ZeroStage.None ? p : Share(p);
             // Bytes per parameter a fused Adam touches: read weights, gradient, m, v; write weights, m, v
             // (mixed-precision ZeRO also writes the low-precision copy).
-            int perParameter = (EngineUpdatesFp16WithTorchOps ? TorchOpsAdamBytes : _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28)
-                + EightBitFp16Bytes + GradientNormBytes;
+            // On a CPU device the update is the CPU optimizer's kernel, priced at its measured rate: only the passes beside it here.
+            var hostKernel = ResidentHostKernelPass;
+            int perParameter = hostKernel is not null ? HostKernelSideBytes + GradientNormBytes
+                : (EngineUpdatesFp16WithTorchOps ? TorchOpsAdamBytes : _s.IsMixedPrecision && _s.ZeroStage != ZeroStage.None ? 30 : 28)
+                    + EightBitFp16Bytes + GradientNormBytes;
             int step = Add(OpKind.OptimizerStep, ResourceKind.Compute, StepPhase.Optimizer, UnitId.Model, 0, after,
-                elementwise: (double)elements * perParameter, parameters: elements);
+                elementwise: (double)elements * perParameter, parameters: elements, hostKernel: hostKernel);
             if (_s.ZeroStage is ZeroStage.Zero1 or ZeroStage.Zero2 && _gpus > 1)
                 Add(OpKind.AllGather, ResourceKind.Collective, StepPhase.Optimizer, UnitId.Model, 0, [step], Bytes.OfElements(p, _pb));
             return;

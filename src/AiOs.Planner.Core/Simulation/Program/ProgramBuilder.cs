@@ -285,7 +285,7 @@ internal sealed partial class ProgramBuilder
     private int Add(OpKind kind, ResourceKind resource, StepPhase phase, UnitId unit, int mb, int[] deps,
         Bytes bytes = default, double flops = 0, double elementwise = 0, long parameters = 0, bool write = false, MemoryEffect[]? effects = null,
         long denseGradient = 0, SubGroupRef? subGroup = null, int slot = -1, int deviceSlot = -1, MasterWriteBackTraffic traffic = default,
-        HostAccumulation hostAdd = default, int highHalvesSlot = -1, double sums = 0)
+        HostAccumulation hostAdd = default, int highHalvesSlot = -1, double sums = 0, CpuUpdatePass? hostKernel = null)
     {
         int id = _ops.Count;
         _ops.Add(new Operation
@@ -293,7 +293,7 @@ internal sealed partial class ProgramBuilder
             Id = id, Kind = kind, Resource = resource, Phase = phase, Unit = unit, MicroBatch = mb, Deps = deps, Bytes = bytes,
             Flops = flops, ElementwiseBytes = elementwise, Parameters = parameters, IsWrite = write, Effects = effects ?? [],
             DenseGradientBytes = denseGradient, SubGroup = subGroup, Slot = slot, DeviceSlot = deviceSlot, WriteBackTraffic = traffic,
-            HostAdd = hostAdd, HighHalvesSlot = highHalvesSlot, SumBytes = sums,
+            HostAdd = hostAdd, HighHalvesSlot = highHalvesSlot, SumBytes = sums, HostKernelPass = hostKernel,
         });
         return id;
     }
