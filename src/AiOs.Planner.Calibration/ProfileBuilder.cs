@@ -44,7 +44,7 @@ public static class ProfileBuilder
         };
         // The compute figures come from `aios calibrate-cpu`, not from this run: keep the base's.
         if (options.Base?.Cpu is { } kept)
-            cpu = cpu with { MatmulGflops = kept.MatmulGflops, MatmulGflopsBf16 = kept.MatmulGflopsBf16, LayerCompute = kept.LayerCompute };
+            cpu = cpu with { MatmulGflops = kept.MatmulGflops, MatmulGflopsBf16 = kept.MatmulGflopsBf16, LayerCompute = kept.LayerCompute, LayerComputeBf16 = kept.LayerComputeBf16 };
         var baseDrive = options.Base?.Drives.Count > 0 ? options.Base.Drives[0] : null;
         var storage = machine.Storage;
         string how = I($"aios calibrate: sweep of block size, queue depth and threads over a {drive.TestFileSize} test file{(drive.DirectIo ? " with O_DIRECT" : " (buffered: O_DIRECT unsupported)")}, kernel AIO; fitted peak");

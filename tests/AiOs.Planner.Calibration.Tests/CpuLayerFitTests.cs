@@ -76,7 +76,7 @@ public class CpuLayerFitTests
     {
         var profile = ProfileCatalog.Default.Load("ci-2core-24gb-calibrated");
         var fit = CpuLayerFit.Fit(Exact(0.7, 4, 300, 1.5), Rate);
-        var updated = CpuComputeProfile.Apply(profile, new CpuComputeCalibration(120, 400, 2, fit, 16, "gpt2"), "2026-11-28");
+        var updated = CpuComputeProfile.Apply(profile, new CpuComputeCalibration(120, 400, 2, new CpuLayerCalibration(fit, 16), "gpt2"), "2026-11-28");
 
         Assert.Equal(profile.Drives, updated.Drives);
         Assert.Equal(profile.Cpu.AdamParamsPerS, updated.Cpu.AdamParamsPerS);
@@ -85,5 +85,27 @@ public class CpuLayerFitTests
         Assert.Equal(FigureSource.Measured, updated.Cpu.LayerCompute!.SavedBytesGbps.Provenance!.Source);
         Assert.Equal("2026-11-28", updated.Cpu.LayerCompute.BackwardRatio.Provenance!.Date);
         Assert.Equal(1.5, updated.Cpu.LayerCompute.BackwardRatio.Value, 1e-3);
+        // No bf16 layers timed: the profile's bf16 fit, if any, is kept as it was.
+        Assert.Equal(profile.Cpu.LayerComputeBf16, updated.Cpu.LayerComputeBf16);
+    }
+
+    [Fact]
+    public void Given_layers_timed_in_bf16_When_applied_Then_the_bf16_fit_is_written_beside_the_fp32_one_with_its_own_provenance()
+    {
+        var profile = ProfileCatalog.Default.Load("ci-2core-24gb-calibrated");
+        var fp32 = CpuLayerFit.Fit(Exact(0.7, 4, 300, 1.5), Rate);
+        var bf16 = CpuLayerFit.Fit(Exact(0.5, 3, 900, 1.2), Rate);
+
+        var updated = CpuComputeProfile.Apply(profile,
+            new CpuComputeCalibration(120, 400, 2, new CpuLayerCalibration(fp32, 16), "gpt2") { Bf16Layers = new CpuLayerCalibration(bf16, 16, 7.5) }, "2026-12-08");
+
+        var layers = updated.Cpu.LayerComputeBf16!;
+        Assert.Equal(1.2, layers.BackwardRatio.Value, 1e-3);
+        Assert.Equal(1.5, updated.Cpu.LayerCompute!.BackwardRatio.Value, 1e-3);
+        Assert.Equal(7.5, layers.VocabGradientGbps!.Value);
+        Assert.Contains("bf16", layers.MatmulEfficiency.Provenance!.Method);
+        Assert.Contains("fp32", updated.Cpu.LayerCompute.MatmulEfficiency.Provenance!.Method);
+        Assert.Same(layers, updated.Cpu.LayerComputeFor(AiOs.Planner.Settings.Precision.Bf16));
+        Assert.Same(updated.Cpu.LayerCompute, updated.Cpu.LayerComputeFor(AiOs.Planner.Settings.Precision.Fp32));
     }
 }

@@ -94,4 +94,47 @@ public class CpuComputeCostTests
         Assert.Equal(profile.Cpu.LayerCompute, loaded.Cpu.LayerCompute);
         Assert.Contains("\"layer_compute\"", System.Text.Json.JsonSerializer.Serialize(profile, DescriptionJson.Options));
     }
+
+    [Fact]
+    public void Given_a_cpu_with_a_bf16_layer_fit_When_bf16_and_fp32_training_are_costed_Then_each_takes_its_own_precisions_fit_and_matmul_rate()
+    {
+        var bf16Fit = Fitted with { MatmulEfficiency = 0.5, SavedBytesGbps = 2, LayerOverheadUs = 1000 };
+        var p = CpuMachine(Fitted);
+        var machine = p with { Cpu = p.Cpu with { MatmulGflopsBf16 = 300, LayerComputeBf16 = bf16Fit } };
+
+        var bf16 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Bf16 }, 1, 1, Bytes.Zero).Duration(Op(OpKind.Forward, 3e9, 50e6), 400);
+        var fp32 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Fp32 }, 1, 1, Bytes.Zero).Duration(Op(OpKind.Forward, 3e9, 50e6), 400);
+
+        // bf16: 3 GFLOP at 300 GFLOP/s × 0.5 = 20 ms; 50 MB at 2 GB/s = 25 ms; 1 ms. fp32: the fp32 fit's 47.9 ms.
+        Assert.Equal(46.0, bf16.Milliseconds, 1e-3);
+        Assert.Equal(47.9, fp32.Milliseconds, 1e-3);
+    }
+
+    [Fact]
+    public void Given_a_cpu_without_a_bf16_layer_fit_When_bf16_training_is_costed_Then_the_fp32_fit_takes_it_at_the_bf16_matmul_rate()
+    {
+        var p = CpuMachine(Fitted);
+        var machine = p with { Cpu = p.Cpu with { MatmulGflopsBf16 = 200 } };
+
+        var bf16 = new StepCosts(machine, new TrainingSettings { Precision = Precision.Bf16 }, 1, 1, Bytes.Zero).Duration(Op(OpKind.Forward, 3e9, 50e6), 400);
+
+        // 3 GFLOP at 200 GFLOP/s × 0.8 = 18.75 ms; 10 ms; 0.4 ms.
+        Assert.Equal(29.15, bf16.Milliseconds, 1e-3);
+    }
+
+    [Fact]
+    public void Given_a_profile_with_a_bf16_layer_fit_When_written_and_read_Then_it_round_trips_under_layer_compute_bf16_and_is_validated()
+    {
+        var p = CpuMachine(Fitted);
+        var machine = p with { Cpu = p.Cpu with { LayerComputeBf16 = Fitted with { LayerOverheadUs = 900 } } };
+
+        string json = System.Text.Json.JsonSerializer.Serialize(machine, DescriptionJson.Options);
+        var read = ProfileCatalog.Parse(json, "test");
+
+        Assert.Contains("\"layer_compute_bf16\"", json);
+        Assert.Equal(900, read.Cpu.LayerComputeBf16!.LayerOverheadUs.Value);
+        var bad = machine with { Cpu = machine.Cpu with { LayerComputeBf16 = Fitted with { BackwardRatio = 0 } } };
+        var e = Assert.Throws<DescriptionException>(() => bad.Validated("test"));
+        Assert.Contains("layer_compute_bf16.backward_ratio", e.Message);
+    }
 }

@@ -35,39 +35,75 @@ public static class CalibrateCpuCommand
                 : throw new DescriptionException($"{path} does not exist; give --base PROFILE to start from (e.g. the profile `aios calibrate` wrote).");
             var model = ModelCatalog.Default.Load(r.GetValue(family)!);
             bool quiet = r.GetValue(json);
-            var m = CpuComputeProbe.Measure(new CpuComputeProbeOptions { Family = model, Repeats = Math.Max(1, r.GetValue(repeats)) },
-                quiet ? null : line => io.Console.WriteLine(line));
-            var timings = m.Layers.Select(s => new LayerTiming(s.Flops, s.SavedBytes, s.Hidden, s.IsBackward, s.Seconds,
-                $"{s.Unit} {s.Pass} h={s.Hidden} {s.MicroBatch}×{s.SeqLen}")).ToList();
+            Action<string>? progress = quiet ? null : line => io.Console.WriteLine(line);
+            var options = new CpuComputeProbeOptions { Family = model, Repeats = Math.Max(1, r.GetValue(repeats)) };
+            var m = CpuComputeProbe.Measure(options, progress);
             double fp32 = m.BestGflops("fp32"), bf16 = m.BestGflops("bf16");
-            var fit = CpuLayerFit.Fit(timings, new FlopRate(fp32 * 1e9));
-            var calibration = new CpuComputeCalibration(fp32, bf16 > 0 ? bf16 : null, m.Threads, fit, timings.Count, model.Name) { VocabGradientGbps = m.VocabGradientGbps };
+            // The engine computes in the training precision on a CPU: the layers again in bf16 where the CPU has a bf16 matmul.
+            var mBf16 = bf16 > 0 ? CpuComputeProbe.Measure(options with { Matmuls = false, LayerPrecision = Settings.Precision.Bf16 }, progress) : null;
+            var (timings, fit) = Fitted(m, fp32);
+            var bf16Fitted = mBf16 is null ? ((IReadOnlyList<LayerTiming> Timings, CpuLayerFitResult? Fit))([], null) : Fitted(mBf16, bf16);
+            // A fit the timings do not support is not written over a good profile (unless --force); the measurements are still printed.
+            bool forced = r.GetValue(force);
+            var quality = CpuFitQuality.Assess(fit, forced);
+            var bf16Quality = bf16Fitted.Fit is { } bf ? CpuFitQuality.Assess(bf, forced) : null;
+            var calibration = new CpuComputeCalibration(fp32, bf16 > 0 ? bf16 : null, m.Threads, new CpuLayerCalibration(fit, timings.Count, m.VocabGradientGbps), model.Name)
+            {
+                Bf16Layers = bf16Fitted.Fit is { } fitBf16 && bf16Quality!.Write ? new CpuLayerCalibration(fitBf16, bf16Fitted.Timings.Count, mBf16!.VocabGradientGbps) : null,
+            };
             string date = DateTime.UtcNow.ToString("yyyy-MM-dd");
             var updated = CpuComputeProfile.Apply(profile, calibration, date) with { Name = Path.GetFileNameWithoutExtension(path), Date = date };
-            // A fit the timings do not support is not written over a good profile (unless --force); the measurements are still printed.
-            var quality = CpuFitQuality.Assess(fit, r.GetValue(force));
             if (quality.Write) DescriptionJson.WriteFileAtomic(path, updated.Validated(path));
             int code = quality.Write ? ExitCodes.Ok : ExitCodes.Infeasible;
+            string? bf16Warning = bf16Quality?.Message is { } bm ? "bf16 layers: " + bm : null;
             // With --json, stdout carries only the document, which holds the warning.
-            if (quality.Message is { } message && !quiet) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {message}");
+            if (!quiet)
+            {
+                if (quality.Message is { } message) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {message}");
+                if (bf16Warning is not null) io.Console.MarkupLineInterpolated($"[yellow]warning:[/] {bf16Warning}");
+            }
             if (quiet)
             {
                 io.Stdout.Write(JsonSerializer.Serialize(new
                 {
-                    measurement = m, fit = Describe(fit), residuals = timings.Select(t => new { t.Label, measured_s = t.Seconds, fitted_s = fit.Predict(t) }),
-                    fit_quality = quality.Verdict, fit_warning = quality.Message, written = quality.Write ? path : null,
+                    measurement = m, fit = Describe(fit), residuals = Residuals(timings, fit),
+                    measurement_bf16 = mBf16, fit_bf16 = bf16Fitted.Fit is { } f16 ? Describe(f16) : null,
+                    residuals_bf16 = bf16Fitted.Fit is { } r16 ? Residuals(bf16Fitted.Timings, r16) : null,
+                    fit_quality = quality.Verdict, fit_warning = quality.Message, fit_quality_bf16 = bf16Quality?.Verdict, fit_warning_bf16 = bf16Warning,
+                    written = quality.Write ? path : null,
                 }, DescriptionJson.Options));
                 return code;
             }
             var table = new Table().AddColumn("pass").AddColumn(new TableColumn("measured").RightAligned()).AddColumn(new TableColumn("fitted").RightAligned()).AddColumn(new TableColumn("error").RightAligned());
-            foreach (var t in timings)
-                table.AddTextRow(t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{fit.Predict(t) * 1e3:0.0} ms", $"{(fit.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
+            void Rows(IReadOnlyList<LayerTiming> rows, CpuLayerFitResult f, string prefix)
+            {
+                foreach (var t in rows)
+                    table.AddTextRow(prefix + t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{f.Predict(t) * 1e3:0.0} ms", $"{(f.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
+            }
+            Rows(timings, fit, "fp32 ");
+            if (bf16Fitted.Fit is { } bfit) Rows(bf16Fitted.Timings, bfit, "bf16 ");
             io.Console.Write(table);
-            io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); layer matmul efficiency {fit.MatmulEfficiency:0.00}, saved bytes {fit.SavedBytesRate.GBps:0.00} GB/s, overhead {fit.Overhead.Seconds * 1e6:0} µs, backward/forward {fit.BackwardRatio:0.00}; R² {fit.RSquared:0.000}, RMS error {fit.RmsRelativeError:0.0%}; {(quality.Write ? $"wrote {path}" : $"{path} left unchanged")}.");
+            io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); fp32 layers: {Summary(fit)}; {(quality.Write ? $"wrote {path}" : $"{path} left unchanged")}.");
+            if (bf16Fitted.Fit is { } s16)
+                io.Console.MarkupLineInterpolated($"bf16 layers: {Summary(s16)}{(calibration.Bf16Layers is null ? " (not written)" : "")}.");
             return code;
         });
         return command;
     }
+
+    /// <summary>A measurement's timings and their fit against <paramref name="gflops"/>, the matmul rate of the precision they were timed in.</summary>
+    private static (IReadOnlyList<LayerTiming> Timings, CpuLayerFitResult Fit) Fitted(CpuComputeMeasurement m, double gflops)
+    {
+        var timings = m.Layers.Select(s => new LayerTiming(s.Flops, s.SavedBytes, s.Hidden, s.IsBackward, s.Seconds,
+            $"{s.Unit} {s.Pass} h={s.Hidden} {s.MicroBatch}×{s.SeqLen}")).ToList();
+        return (timings, CpuLayerFit.Fit(timings, new FlopRate(gflops * 1e9)));
+    }
+
+    private static IEnumerable<object> Residuals(IReadOnlyList<LayerTiming> timings, CpuLayerFitResult fit) =>
+        timings.Select(t => new { t.Label, measured_s = t.Seconds, fitted_s = fit.Predict(t) });
+
+    private static string Summary(CpuLayerFitResult f) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"matmul efficiency {f.MatmulEfficiency:0.00}, saved bytes {f.SavedBytesRate.GBps:0.00} GB/s, overhead {f.Overhead.Seconds * 1e6:0} µs, backward/forward {f.BackwardRatio:0.00}; R² {f.RSquared:0.000}, RMS error {f.RmsRelativeError:0.0%}");
 
     private static object Describe(CpuLayerFitResult f) => new
     {

@@ -286,6 +286,16 @@ public sealed record CpuSpec
     public Figure? MatmulGflopsBf16 { get; init; }
     /// <summary>How a transformer layer's work becomes time on this CPU, fitted to timed layers; null: the GPU-fitted defaults.</summary>
     public CpuLayerCompute? LayerCompute { get; init; }
+    /// <summary>
+    /// As <see cref="LayerCompute"/> for layers timed in bf16, against <see cref="MatmulGflopsBf16"/>: the engine computes in the
+    /// training precision on a CPU, and bf16's small operations cost other than fp32's (on the CI VM a tiny model's bf16 step
+    /// took four times its fp32 one, where gpt2's took half). Null: bf16 training takes the fp32 fit.
+    /// </summary>
+    public CpuLayerCompute? LayerComputeBf16 { get; init; }
+
+    /// <summary>The layer fit for training in <paramref name="precision"/>: the bf16 one where bf16 has it, else <see cref="LayerCompute"/> (fp16 too).</summary>
+    public CpuLayerCompute? LayerComputeFor(Settings.Precision precision) =>
+        precision == Settings.Precision.Bf16 && LayerComputeBf16 is { } bf16 ? bf16 : LayerCompute;
 
     /// <summary>The CPU's matmul rate; without a figure, 16 fp32 FLOP per cycle per core at 2.5 GHz, half achieved (an estimate).</summary>
     public FlopRate MatmulRate => MatmulGflops is { } f ? new FlopRate(f.Value * 1e9) : new FlopRate(Cores * 20e9);
@@ -362,5 +372,6 @@ public sealed record CpuSpec
         if (MatmulGflops is { } m) p.InRange(at + ".matmul_gflops", m.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         if (MatmulGflopsBf16 is { } b) p.InRange(at + ".matmul_gflops_bf16", b.Value, HardwareBounds.MinCpuGflops, HardwareBounds.MaxCpuGflops, " GFLOP/s");
         LayerCompute?.Validate(p, at + ".layer_compute");
+        LayerComputeBf16?.Validate(p, at + ".layer_compute_bf16");
     }
 }

@@ -113,8 +113,8 @@ public sealed class StepCosts
         StepProgram? program = null)
     {
         _hw = hw;
-        // An explicit compute model wins; otherwise a CPU-only machine uses its own fitted constants when it has them.
-        _cpuLayer = hw.HasGpu || model is not null ? null : hw.Cpu.LayerCompute;
+        // An explicit compute model wins; otherwise a CPU-only machine uses its own fitted constants (of the training precision) when it has them.
+        _cpuLayer = hw.HasGpu || model is not null ? null : hw.Cpu.LayerComputeFor(s.Precision);
         // The executor decides whose kernels are priced: the engine's fitted ones (aios) or PyTorch eager's (deepspeed).
         _engine = hw.HasGpu && model is null && s.Executor == ExecutorKind.Aios ? hw.Gpu!.EngineKernels : null;
         // PyTorch eager's constants are the machine's: the profile's eager section when it has one, else the defaults.

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using AiOs.Planner.Engine.Execution;
 using AiOs.Planner.Engine.Model;
 using AiOs.Planner.Engine.Native;
 using AiOs.Planner.Models;
@@ -26,6 +27,13 @@ public sealed record CpuComputeProbeOptions
     public int Repeats { get; init; } = 5;
     /// <summary>Whether to time bf16 matmuls as well as fp32.</summary>
     public bool Bf16 { get; init; } = true;
+    /// <summary>Whether to run the matmul benchmark at all (a second pass over the layers in another precision needs it once).</summary>
+    public bool Matmuls { get; init; } = true;
+    /// <summary>
+    /// The precision the layers, head and embedding are timed in: the engine computes in the training precision on a CPU (bf16
+    /// training runs bf16 layers, whose small operations cost other than fp32's), so each precision has its own fit.
+    /// </summary>
+    public Precision LayerPrecision { get; init; } = Precision.Fp32;
     public long Seed { get; init; } = 1234;
 }
 
@@ -46,10 +54,13 @@ public sealed record LayerSample(string Unit, string Pass, int Hidden, int Micro
 public sealed record CpuComputeMeasurement(int Threads, IReadOnlyList<MatmulSample> Matmuls, IReadOnlyList<LayerSample> Layers)
 {
     /// <summary>
-    /// The family's dense vocabulary × hidden fp32 gradient bytes over its timed embedding backward (after the head's
-    /// backward, so a tied weight's gradient is accumulated into as in training), GB/s; null when not timed.
+    /// The family's dense vocabulary × hidden gradient bytes (in <see cref="LayerPrecision"/>) over its timed embedding backward
+    /// (after the head's backward, so a tied weight's gradient is accumulated into as in training), GB/s; null when not timed.
     /// </summary>
     public double? VocabGradientGbps { get; init; }
+
+    /// <summary>The precision the layers, head and embedding were timed in (<see cref="CpuComputeProbeOptions.LayerPrecision"/>).</summary>
+    public Precision LayerPrecision { get; init; } = Precision.Fp32;
 
     /// <summary>The best median rate at <paramref name="precision"/> over the benchmark's shapes, GFLOP/s; 0 when not measured.</summary>
     public double BestGflops(string precision) => Matmuls.Where(m => m.Precision == precision).Select(m => m.Gflops).DefaultIfEmpty(0).Max();
@@ -71,7 +82,7 @@ public static class CpuComputeProbe
         TorchRuntime.EnsureReady();
         manual_seed(options.Seed);
         var matmuls = new List<MatmulSample>();
-        foreach (var (name, type) in Precisions(options.Bf16))
+        foreach (var (name, type) in options.Matmuls ? Precisions(options.Bf16) : [])
             foreach (int h in options.MatmulHidden)
             {
                 const int tokens = 512;
@@ -88,17 +99,17 @@ public static class CpuComputeProbe
         foreach (int h in options.HiddenSizes)
         {
             var spec = Widened(options.Family, h);
-            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), ScalarType.Float32, CPU);
+            using var parameters = new FlatParameters(ParameterLayout.ForLayer(spec), LayerType(options), CPU);
             Initialise(parameters);
             var layer = new DecoderLayer(spec, parameters);
             layer.train();
             foreach (var (mb, seq) in options.Shapes)
             {
-                var settings = Settings(mb, seq);
+                var settings = Settings(mb, seq, options.LayerPrecision);
                 double flops = LayerWork.ForwardFlops(spec, settings, 0), saved = LayerWork.ForwardSavedBytes(spec, settings, 0);
                 using var scope = NewDisposeScope();
-                var input = randn(mb, seq, h);
-                var incoming = randn(mb, seq, h);
+                var input = randn(mb, seq, h, LayerType(options));
+                var incoming = randn(mb, seq, h, LayerType(options));
                 double forward = Median(options.Repeats, () =>
                 {
                     using var _ = no_grad();
@@ -123,25 +134,28 @@ public static class CpuComputeProbe
             }
         }
         layers.AddRange(TimeHead(options, progress));
-        return new CpuComputeMeasurement(get_num_threads(), matmuls, layers) { VocabGradientGbps = TimeEmbeddingBackward(options, progress) };
+        return new CpuComputeMeasurement(get_num_threads(), matmuls, layers)
+        {
+            VocabGradientGbps = TimeEmbeddingBackward(options, progress), LayerPrecision = options.LayerPrecision,
+        };
     }
 
     /// <summary>The family's final norm, head and loss (unit L), forward and backward, at its own width and vocabulary.</summary>
     private static List<LayerSample> TimeHead(CpuComputeProbeOptions options, Action<string>? progress)
     {
         var spec = options.Family;
-        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), ScalarType.Float32, CPU);
+        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), LayerType(options), CPU);
         Initialise(parameters);
         var outer = new OuterBlock(spec, parameters);
         outer.train();
         var samples = new List<LayerSample>();
         foreach (var (mb, seq) in options.HeadShapes)
         {
-            var settings = Settings(mb, seq);
+            var settings = Settings(mb, seq, options.LayerPrecision);
             int unit = spec.NumLayers;
             double flops = LayerWork.ForwardFlops(spec, settings, unit), saved = LayerWork.ForwardSavedBytes(spec, settings, unit);
             using var scope = NewDisposeScope();
-            var hidden = randn(mb, seq, spec.HiddenSize);
+            var hidden = randn(mb, seq, spec.HiddenSize, LayerType(options));
             var targets = randint(spec.VocabSize, [mb, seq], ScalarType.Int64);
             var (forward, backward) = MedianPair(options.Repeats, () =>
             {
@@ -170,14 +184,14 @@ public static class CpuComputeProbe
     private static double TimeEmbeddingBackward(CpuComputeProbeOptions options, Action<string>? progress)
     {
         var spec = options.Family;
-        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), ScalarType.Float32, CPU);
+        using var parameters = new FlatParameters(ParameterLayout.ForOuter(spec), LayerType(options), CPU);
         Initialise(parameters);
         var outer = new OuterBlock(spec, parameters);
         outer.train();
         var (mb, seq) = options.HeadShapes[0];
         using var scope = NewDisposeScope();
         var tokens = randint(spec.VocabSize, [mb, seq], ScalarType.Int64);
-        var hidden = randn(mb, seq, spec.HiddenSize);
+        var hidden = randn(mb, seq, spec.HiddenSize, LayerType(options));
         double seconds = MedianPair(options.Repeats, () =>
         {
             using var inner = NewDisposeScope();
@@ -190,7 +204,7 @@ public static class CpuComputeProbe
             parameters.ClearGradients();
             return (elapsed, 0);
         }).First;
-        double bytes = (double)spec.VocabSize * spec.HiddenSize * 4;
+        double bytes = (double)spec.VocabSize * spec.HiddenSize * (options.LayerPrecision == Precision.Fp32 ? 4 : 2);
         progress?.Invoke($"embedding backward vocab {spec.VocabSize} × {spec.HiddenSize}: {seconds * 1e3:0.0} ms ({bytes / seconds / 1e9:0.00} GB/s of dense gradient)");
         return bytes / seconds / 1e9;
     }
@@ -209,8 +223,10 @@ public static class CpuComputeProbe
         };
     }
 
-    private static TrainingSettings Settings(int microBatch, int seqLen) =>
-        new() { MicroBatch = microBatch, SeqLen = seqLen, Precision = Precision.Fp32 };
+    private static TrainingSettings Settings(int microBatch, int seqLen, Precision precision) =>
+        new() { MicroBatch = microBatch, SeqLen = seqLen, Precision = precision };
+
+    private static ScalarType LayerType(CpuComputeProbeOptions options) => EngineSettings.DType(options.LayerPrecision);
 
     private static IEnumerable<(string, ScalarType)> Precisions(bool bf16) =>
         bf16 ? [("fp32", ScalarType.Float32), ("bf16", ScalarType.BFloat16)] : [("fp32", ScalarType.Float32)];
