@@ -108,4 +108,24 @@ public class CpuLayerFitTests
         Assert.Same(layers, updated.Cpu.LayerComputeFor(AiOs.Planner.Settings.Precision.Bf16));
         Assert.Same(updated.Cpu.LayerCompute, updated.Cpu.LayerComputeFor(AiOs.Planner.Settings.Precision.Fp32));
     }
+
+    [Fact]
+    public void Given_a_profile_with_a_bf16_fit_When_a_new_bf16_rate_comes_without_a_fit_Then_the_old_fit_goes_and_without_a_rate_it_stays()
+    {
+        var base_ = ProfileCatalog.Default.Load("ci-2core-24gb-calibrated");
+        var fit = CpuLayerFit.Fit(Exact(0.7, 4, 300, 1.5), Rate);
+        var withBf16 = CpuComputeProfile.Apply(base_,
+            new CpuComputeCalibration(120, 400, 2, new CpuLayerCalibration(fit, 16), "gpt2") { Bf16Layers = new CpuLayerCalibration(fit, 16) }, "2026-12-08");
+        Assert.NotNull(withBf16.Cpu.LayerComputeBf16);
+
+        // The bf16 fit was refused (or not timed) while the bf16 matmul rate was measured anew: the old fit, made against another rate, goes.
+        var newRate = CpuComputeProfile.Apply(withBf16, new CpuComputeCalibration(120, 350, 2, new CpuLayerCalibration(fit, 16), "gpt2"), "2026-12-09");
+        // No bf16 matmul on this CPU: the rate and the fit stay together.
+        var noRate = CpuComputeProfile.Apply(withBf16, new CpuComputeCalibration(120, null, 2, new CpuLayerCalibration(fit, 16), "gpt2"), "2026-12-09");
+
+        Assert.Null(newRate.Cpu.LayerComputeBf16);
+        Assert.Equal(350, newRate.Cpu.MatmulGflopsBf16!.Value);
+        Assert.Same(withBf16.Cpu.LayerComputeBf16, noRate.Cpu.LayerComputeBf16);
+        Assert.Equal(withBf16.Cpu.MatmulGflopsBf16, noRate.Cpu.MatmulGflopsBf16);
+    }
 }

@@ -24,7 +24,10 @@ public sealed record CpuComputeCalibration(double Fp32Gflops, double? Bf16Gflops
 /// <summary>Writes a CPU compute calibration into a profile's CPU section, keeping every other figure.</summary>
 public static class CpuComputeProfile
 {
-    /// <summary>The profile with measured matmul rates and layer compute; nothing else changes (a bf16 fit not measured keeps the profile's).</summary>
+    /// <summary>
+    /// The profile with measured matmul rates and layer compute; nothing else changes. Without a bf16 rate the profile's bf16 rate
+    /// and fit stay; a bf16 rate without a bf16 fit (its fit refused) removes the profile's bf16 fit, made against another rate.
+    /// </summary>
     public static HardwareProfile Apply(HardwareProfile profile, CpuComputeCalibration c, string date)
     {
         ArgumentNullException.ThrowIfNull(profile);
@@ -51,7 +54,9 @@ public static class CpuComputeProfile
             MatmulGflops = F(c.Fp32Gflops, matmul),
             MatmulGflopsBf16 = c.Bf16Gflops is { } b ? F(b, matmul) : profile.Cpu.MatmulGflopsBf16,
             LayerCompute = Layers(c.Fp32Layers, "fp32", profile.Cpu.LayerCompute?.VocabGradientGbps),
-            LayerComputeBf16 = c.Bf16Layers is { } bf16 ? Layers(bf16, "bf16", profile.Cpu.LayerComputeBf16?.VocabGradientGbps) : profile.Cpu.LayerComputeBf16,
+            // A bf16 fit belongs with the bf16 matmul rate it was fitted against: a new rate without a new fit drops the old fit.
+            LayerComputeBf16 = c.Bf16Layers is { } bf16 ? Layers(bf16, "bf16", profile.Cpu.LayerComputeBf16?.VocabGradientGbps)
+                : c.Bf16Gflops is null ? profile.Cpu.LayerComputeBf16 : null,
         };
         return profile with { Cpu = cpu };
     }

@@ -55,7 +55,10 @@ public static class CalibrateCpuCommand
             var updated = CpuComputeProfile.Apply(profile, calibration, date) with { Name = Path.GetFileNameWithoutExtension(path), Date = date };
             if (quality.Write) DescriptionJson.WriteFileAtomic(path, updated.Validated(path));
             int code = quality.Write ? ExitCodes.Ok : ExitCodes.Infeasible;
-            string? bf16Warning = bf16Quality?.Message is { } bm ? "bf16 layers: " + bm : null;
+            // The bf16 fit has its own verdict: a refused one is left out of the profile (bf16 training then takes the fp32 fit).
+            string? bf16Warning = bf16Quality is null || bf16Quality.Verdict == CpuFitVerdict.Good ? null
+                : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"the bf16 layer fit is {bf16Quality.Verdict.ToString().ToLowerInvariant()} (R² {bf16Fitted.Fit!.RSquared:0.000}, RMS error {bf16Fitted.Fit.RmsRelativeError:0.0%}): {(calibration.Bf16Layers is null ? "cpu.layer_compute_bf16 was left out, and bf16 training takes the fp32 fit" : "cpu.layer_compute_bf16 was written; rerun on a quiet machine to trust it")}.");
             // With --json, stdout carries only the document, which holds the warning.
             if (!quiet)
             {
@@ -70,7 +73,7 @@ public static class CalibrateCpuCommand
                     measurement_bf16 = mBf16, fit_bf16 = bf16Fitted.Fit is { } f16 ? Describe(f16) : null,
                     residuals_bf16 = bf16Fitted.Fit is { } r16 ? Residuals(bf16Fitted.Timings, r16) : null,
                     fit_quality = quality.Verdict, fit_warning = quality.Message, fit_quality_bf16 = bf16Quality?.Verdict, fit_warning_bf16 = bf16Warning,
-                    written = quality.Write ? path : null,
+                    written = quality.Write ? path : null, written_bf16 = quality.Write && calibration.Bf16Layers is not null,
                 }, DescriptionJson.Options));
                 return code;
             }

@@ -623,7 +623,6 @@ public sealed class StepCosts
         return host + upload + read + write;
     }
 
-    /// <summary>The device optimizer: a memory-bound pass over the states (the engine's fused AdamW at its fitted rate).</summary>
     /// <summary>
     /// A resident update: the CPU optimizer's kernel at the profile's measured rate for its pass and state, with the passes beside
     /// it over host memory (<see cref="Operation.HostKernelPass"/>: a CPU device), else a streaming pass over device memory.

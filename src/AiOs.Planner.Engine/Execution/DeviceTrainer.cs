@@ -47,7 +47,7 @@ public sealed partial class DeviceTrainer : ITrainer
     private readonly IDeviceAdamW? _adam;
     private readonly bool _sync;
     private readonly LossScaler? _scaler;
-    /// <summary>How Σg² is taken: fp64 copies on the CPU (exact), fp32 norms on a GPU unless AIOS_GRAD_NORM=fp64.</summary>
+    /// <summary>How Σg² is taken: in fp64 on the CPU (exact; fp32 and bf16 gradients read where they lie, fp16 through an fp64 copy), fp32 norms on a GPU unless AIOS_GRAD_NORM=fp64.</summary>
     private readonly GradientNormPath _gradNorm;
     /// <summary>The other ranks of a data-parallel group; null for one process.</summary>
     private readonly Collectives.ICollectives? _ranks;
