@@ -58,10 +58,20 @@ public class CpuDeviceUpdatePricingTests
 
         var (op, time) = Update(s, Cpu);
 
-        // Σg² reads the bf16 gradient (2); HostBlockwiseAdamW8bit widens it to fp32 (2 + 4) and casts the master into the copy (4 + 2).
-        Assert.Equal((double)op.Parameters * (2 + 6 + 6), op.ElementwiseBytes);
-        double expected = op.Parameters / Cpu.Cpu.AdamRateFor(OptimizerStateFormat.EightBit) + HostPass.Of(Cpu.Cpu, 1).Time(op.Parameters, 14).Seconds;
+        // Σg² reads the bf16 gradient (2); HostBlockwiseAdamW8bit widens it to fp32 (2 + 4) and writes the bf16 copy in its pass.
+        Assert.Equal((double)op.Parameters * (2 + 6), op.ElementwiseBytes);
+        double expected = op.Parameters / Cpu.Cpu.AdamRateFor(OptimizerStateFormat.EightBit) + HostPass.Of(Cpu.Cpu, 1).Time(op.Parameters, 8).Seconds;
         Assert.Equal(expected, time.Seconds, tolerance: 2e-9);
+    }
+
+    [Fact]
+    public void Given_fp16_training_with_8bit_moments_on_a_cpu_device_When_priced_Then_the_fp16_copy_is_a_cast_beside_the_update()
+    {
+        var (op, _) = Update(Resident(Precision.Fp16, state: OptimizerStateFormat.EightBit), Cpu);
+
+        // Σg² through an fp64 copy (2 + 32), the gradient widened (6), the fp16 copy cast from the master after the update (6).
+        Assert.Equal(CpuUpdatePass.Fp32Gradients, op.HostKernelPass);
+        Assert.Equal((double)op.Parameters * (34 + 6 + 6), op.ElementwiseBytes);
     }
 
     [Fact]

@@ -48,10 +48,14 @@ public sealed unsafe class HostBlockwiseAdamW8bit(AdamWOptions options, int? thr
         float* p = (float*)CudaDriver.DataOf(master), gp = (float*)CudaDriver.DataOf(g);
         byte* mc = (byte*)CudaDriver.DataOf(moments.MCodes), vc = (byte*)CudaDriver.DataOf(moments.VCodes);
         float* ms = (float*)CudaDriver.DataOf(moments.MScales), vs = (float*)CudaDriver.DataOf(moments.VScales);
+        // A bf16 working copy is written inside the update's pass (BlockwiseAdam rounds as PyTorch's cast does, the pass the
+        // profile's 8-bit rate was measured with); an fp16 one is cast from the master after it.
+        bool inPass = working is { dtype: ScalarType.BFloat16, device_type: DeviceType.CPU } && working.is_contiguous() && working.numel() == n;
+        ushort* h = inPass ? (ushort*)CudaDriver.DataOf(working!) : null;
         foreach (DeviceEightBitMoments.Piece piece in moments.Pieces)
             BlockwiseAdam.Step(p + piece.Start, gp + piece.Start, mc + piece.Start, ms + piece.FirstBlock, vc + piece.Start, vs + piece.FirstBlock,
-                piece.Length, step, hp, gradScale, _threads);
-        working?.copy_(master);
+                h == null ? null : h + piece.Start, piece.Length, step, hp, gradScale, _threads);
+        if (!inPass) working?.copy_(master);
     }
 }
 

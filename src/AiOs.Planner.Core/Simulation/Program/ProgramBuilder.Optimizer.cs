@@ -141,15 +141,16 @@ internal sealed partial class ProgramBuilder
     /// </summary>
     private CpuUpdatePass? ResidentHostKernelPass =>
         _hw.HasGpu || _s.Executor != ExecutorKind.Aios || EngineUpdatesFp16WithTorchOps ? null
-        : FloatGradients ? CpuUpdatePass.Fp32Gradients : CpuUpdatePass.Bf16Gradients;
+        // BlockwiseAdam reads fp32 gradients (a half-precision one is widened first, HostKernelSideBytes).
+        : FloatGradients || _s.OptimizerState == OptimizerStateFormat.EightBit ? CpuUpdatePass.Fp32Gradients : CpuUpdatePass.Bf16Gradients;
 
     /// <summary>
     /// Bytes per parameter the CPU device's resident 8-bit update moves beside BlockwiseAdam's kernel, which reads fp32 gradients
-    /// and writes no working copy: a bf16 or fp16 gradient widened to fp32 first (2 read, 4 written) and the working copy cast from
-    /// the master after it (4 read, 2 written). HostAdamW's fp32-state update does both in its pass: nothing.
+    /// and writes a bf16 working copy in its pass: a bf16 or fp16 gradient widened to fp32 first (2 read, 4 written), and an fp16
+    /// working copy cast from the master after it (4 read, 2 written). HostAdamW's fp32-state update does both in its pass: nothing.
     /// </summary>
     private int HostKernelSideBytes =>
-        _s.OptimizerState != OptimizerStateFormat.EightBit ? 0 : (FloatGradients ? 0 : 6) + (_s.IsMixedPrecision ? 6 : 0);
+        _s.OptimizerState != OptimizerStateFormat.EightBit ? 0 : (FloatGradients ? 0 : 6) + (_s.Precision == Precision.Fp16 ? 6 : 0);
 
     /// <summary>
     /// Whether the engine's resident update is TorchOpsAdamW's operations rather than its fused kernel, which takes fp32 and bf16
