@@ -85,8 +85,9 @@ public class CpuLayerFitTests
         Assert.Equal(FigureSource.Measured, updated.Cpu.LayerCompute!.SavedBytesGbps.Provenance!.Source);
         Assert.Equal("2026-11-28", updated.Cpu.LayerCompute.BackwardRatio.Provenance!.Date);
         Assert.Equal(1.5, updated.Cpu.LayerCompute.BackwardRatio.Value, 1e-3);
-        // No bf16 layers timed: the profile's bf16 fit, if any, is kept as it was.
-        Assert.Equal(profile.Cpu.LayerComputeBf16, updated.Cpu.LayerComputeBf16);
+        // A new bf16 rate and no bf16 layers timed: the profile's bf16 fit, made against its old rate, goes.
+        Assert.NotNull(profile.Cpu.LayerComputeBf16);
+        Assert.Null(updated.Cpu.LayerComputeBf16);
     }
 
     [Fact]

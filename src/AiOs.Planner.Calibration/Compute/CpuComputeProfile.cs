@@ -37,7 +37,7 @@ public static class CpuComputeProfile
         string matmul = I($"TorchSharp CPU matmul (512 × h)·(h × 4h), h = 768/1024/2048, median of repeats, best shape, {c.Threads} threads");
         CpuLayerCompute Layers(CpuLayerCalibration l, string precision, Figure? keptVocab)
         {
-            string fit = I($"aios calibrate-cpu: {l.Samples} timed {precision} forward/recompute/backward passes of {c.Family}-kind decoder layers (h 256–1024, 1×128/4×128/1×256 tokens) and its head, fitted against the {precision} matmul rate by non-negative least squares on relative error (R² {l.Fit.RSquared:0.000}, RMS error {l.Fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", l.Fit.Terms)}), {c.Threads} threads");
+            string fit = I($"aios calibrate-cpu: {l.Samples} timed {precision} forward/recompute/backward passes of {c.Family}-kind decoder layers (h 64–1024, 1×128/4×128/1×256 tokens) and its head, fitted against the {precision} matmul rate by non-negative least squares on relative error (R² {l.Fit.RSquared:0.000}, RMS error {l.Fit.RmsRelativeError:0.0%}, terms: {string.Join(", ", l.Fit.Terms)}), {c.Threads} threads");
             return new CpuLayerCompute
             {
                 MatmulEfficiency = F(l.Fit.MatmulEfficiency, fit),

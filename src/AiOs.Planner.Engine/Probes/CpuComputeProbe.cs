@@ -15,8 +15,12 @@ public sealed record CpuComputeProbeOptions
 {
     /// <summary>The model whose layer kind (norm, FFN, dropout, vocabulary) is timed; its hidden size is varied.</summary>
     public required ModelSpec Family { get; init; }
-    /// <summary>Hidden sizes of the timed decoder layers (64-wide heads, FFN four times wider).</summary>
-    public IReadOnlyList<int> HiddenSizes { get; init; } = [256, 512, 768, 1024];
+    /// <summary>
+    /// Hidden sizes of the timed decoder layers (64-wide heads, FFN four times wider). From 64: a fit to 256–1,024 alone put a
+    /// unit's fixed cost at what those widths spend on thread start-up (0.5–2.2 ms), which a 64-wide layer (0.3–0.7 ms a pass)
+    /// does not, and planned tiny models 2–6× slow (docs/engine.md, "Resident and bf16 runs on the CPU device").
+    /// </summary>
+    public IReadOnlyList<int> HiddenSizes { get; init; } = [64, 128, 256, 512, 768, 1024];
     /// <summary>(micro-batch, sequence) shapes of the timed layers.</summary>
     public IReadOnlyList<(int MicroBatch, int SeqLen)> Shapes { get; init; } = [(1, 128), (4, 128), (1, 256)];
     /// <summary>(micro-batch, sequence) shapes at which the family's own head and loss are timed.</summary>
