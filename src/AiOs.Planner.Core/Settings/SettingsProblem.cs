@@ -78,6 +78,9 @@ public static class SettingsRules
         if (s.UsesNvme && string.IsNullOrWhiteSpace(s.NvmePath))
             Add("--nvme-offload-path", "NVMe offload needs a folder for swap files");
         if (Memory.SwapBufferRule.Problem(model, s, s.Executor) is { } buffer) problems.Add(buffer);
+        if (s.Executor == ExecutorKind.Aios)
+            foreach (string schedule in EngineScheduleRule.Problems(s, Simulation.Program.Topology.Of(s, hardware).Ranks))
+                problems.Add(new SettingsProblem("--schedule", schedule) { Field = "$.schedule" });
 
         // The step simulation keeps operations per layer and micro-batch, and per optimizer sub-group, so its work
         // and memory grow with their counts (10^7 sub-groups took 13 GB and two minutes); bounded counts keep a plan

@@ -151,6 +151,8 @@ public static partial class Tuner
                             GradAccumulation = accumulation,
                             MicroBatch = micro,
                         };
+                        // A schedule the engine refuses with these settings (fp16 overlapped) is not a candidate of the aios executor.
+                        if (s.Executor == ExecutorKind.Aios && EngineScheduleRule.Problems(s, Simulation.Program.Topology.Of(s, r.Hardware).Ranks).Any()) continue;
                         // A user's --master-weights split holds where it can run (the optimizer on NVMe); elsewhere the candidate keeps an fp32 master.
                         if (s.MasterWeights == Optim.MasterWeights.Split && SettingsValidator.SplitMasterProblem(s) is not null)
                             s = s with { MasterWeights = Optim.MasterWeights.Fp32 };

@@ -149,12 +149,8 @@ public static class EngineSettings
     public static void Check(Models.ModelSpec spec, TrainingSettings s, EngineOptions o, Units.Bytes? hostAvailable = null)
     {
         var problems = new List<string>();
-        if (s.Precision == Precision.Fp16 && s.Schedule == StepSchedule.Overlapped)
-            problems.Add("fp16 loss scaling must see every gradient before any update (to skip a step that overflowed), which the overlapped schedule does not wait for; use --schedule deepspeed or bf16");
-        if (s.Schedule == StepSchedule.Delayed && (s.GpusPerNode ?? 1) > 1)
-            problems.Add($"--schedule delayed is not supported with --gpus {s.GpusPerNode} yet: the deferred update's write-back is per process; use --schedule overlapped or one GPU");
-        if (s.Schedule == StepSchedule.Delayed && s.EffectiveGradientOffload == OffloadTier.Nvme)
-            problems.Add("--schedule delayed holds two steps' gradients at once (one being applied, the next accumulating), double-buffered in RAM, but the gradients are on NVMe (--offload-optimizer nvme puts them there by default): add --offload-gradients cpu");
+        // The schedules this engine cannot run: the planner's rule too (SettingsRules.Check, the tuner), so no plan calls them feasible.
+        problems.AddRange(EngineScheduleRule.Problems(s, (s.GpusPerNode ?? 1) * (s.Nodes ?? 1)));
         // Ranges, choices, alignment and the learned-position limit: the validator every command shares; the rest is the engine's own.
         problems.AddRange(SettingsValidator.Problems(s, spec).Select(p => p.ToString()));
         // Stricter than the planner's rule: the engine sizes its rotary tables to max_seq_len too.
