@@ -42,14 +42,14 @@ public static class CalibrateCpuCommand
             // The engine computes in the training precision on a CPU: the layers again in bf16 where the CPU has a bf16 matmul.
             var mBf16 = bf16 > 0 ? CpuComputeProbe.Measure(options with { Matmuls = false, LayerPrecision = Settings.Precision.Bf16 }, progress) : null;
             var (timings, fit) = Fitted(m, fp32);
-            var bf16Fitted = mBf16 is null ? ((IReadOnlyList<LayerTiming> Timings, CpuLayerFitResult? Fit))([], null) : Fitted(mBf16, bf16);
+            (IReadOnlyList<LayerTiming> Timings, CpuLayerFitResult Fit)? bf16Fitted = mBf16 is null ? null : Fitted(mBf16, bf16);
             // A fit the timings do not support is not written over a good profile (unless --force); the measurements are still printed.
             bool forced = r.GetValue(force);
             var quality = CpuFitQuality.Assess(fit, forced);
-            var bf16Quality = bf16Fitted.Fit is { } bf ? CpuFitQuality.Assess(bf, forced) : null;
+            var bf16Quality = bf16Fitted is { } bf ? CpuFitQuality.Assess(bf.Fit, forced) : null;
             var calibration = new CpuComputeCalibration(fp32, bf16 > 0 ? bf16 : null, m.Threads, new CpuLayerCalibration(fit, timings.Count, m.VocabGradientGbps), model.Name)
             {
-                Bf16Layers = bf16Fitted.Fit is { } fitBf16 && bf16Quality!.Write ? new CpuLayerCalibration(fitBf16, bf16Fitted.Timings.Count, mBf16!.VocabGradientGbps) : null,
+                Bf16Layers = bf16Fitted is { } written && bf16Quality!.Write ? new CpuLayerCalibration(written.Fit, written.Timings.Count, mBf16!.VocabGradientGbps) : null,
             };
             string date = DateTime.UtcNow.ToString("yyyy-MM-dd");
             var updated = CpuComputeProfile.Apply(profile, calibration, date) with { Name = Path.GetFileNameWithoutExtension(path), Date = date };
@@ -58,7 +58,7 @@ public static class CalibrateCpuCommand
             // The bf16 fit has its own verdict: a refused one is left out of the profile (bf16 training then takes the fp32 fit).
             string? bf16Warning = bf16Quality is null || bf16Quality.Verdict == CpuFitVerdict.Good ? null
                 : string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"the bf16 layer fit is {bf16Quality.Verdict.ToString().ToLowerInvariant()} (R² {bf16Fitted.Fit!.RSquared:0.000}, RMS error {bf16Fitted.Fit.RmsRelativeError:0.0%}): {(calibration.Bf16Layers is null ? "cpu.layer_compute_bf16 was left out, and bf16 training takes the fp32 fit" : "cpu.layer_compute_bf16 was written; rerun on a quiet machine to trust it")}.");
+                    $"the bf16 layer fit is {bf16Quality.Verdict.ToString().ToLowerInvariant()} (R² {bf16Fitted!.Value.Fit.RSquared:0.000}, RMS error {bf16Fitted.Value.Fit.RmsRelativeError:0.0%}): {(calibration.Bf16Layers is null ? "cpu.layer_compute_bf16 was left out, and bf16 training takes the fp32 fit" : "cpu.layer_compute_bf16 was written; rerun on a quiet machine to trust it")}.");
             // With --json, stdout carries only the document, which holds the warning.
             if (!quiet)
             {
@@ -70,8 +70,8 @@ public static class CalibrateCpuCommand
                 io.Stdout.Write(JsonSerializer.Serialize(new
                 {
                     measurement = m, fit = Describe(fit), residuals = Residuals(timings, fit),
-                    measurement_bf16 = mBf16, fit_bf16 = bf16Fitted.Fit is { } f16 ? Describe(f16) : null,
-                    residuals_bf16 = bf16Fitted.Fit is { } r16 ? Residuals(bf16Fitted.Timings, r16) : null,
+                    measurement_bf16 = mBf16, fit_bf16 = bf16Fitted is { } f16 ? Describe(f16.Fit) : null,
+                    residuals_bf16 = bf16Fitted is { } r16 ? Residuals(r16.Timings, r16.Fit) : null,
                     fit_quality = quality.Verdict, fit_warning = quality.Message, fit_quality_bf16 = bf16Quality?.Verdict, fit_warning_bf16 = bf16Warning,
                     written = quality.Write ? path : null, written_bf16 = quality.Write && calibration.Bf16Layers is not null,
                 }, DescriptionJson.Options));
@@ -84,11 +84,11 @@ public static class CalibrateCpuCommand
                     table.AddTextRow(prefix + t.Label, $"{t.Seconds * 1e3:0.0} ms", $"{f.Predict(t) * 1e3:0.0} ms", $"{(f.Predict(t) - t.Seconds) / t.Seconds:+0.0%;-0.0%}");
             }
             Rows(timings, fit, "fp32 ");
-            if (bf16Fitted.Fit is { } bfit) Rows(bf16Fitted.Timings, bfit, "bf16 ");
+            if (bf16Fitted is { } rows16) Rows(rows16.Timings, rows16.Fit, "bf16 ");
             io.Console.Write(table);
             io.Console.MarkupLineInterpolated($"matmul {fp32:0.0} GFLOP/s fp32, {bf16:0.0} bf16 ({m.Threads} threads); fp32 layers: {Summary(fit)}; {(quality.Write ? $"wrote {path}" : $"{path} left unchanged")}.");
-            if (bf16Fitted.Fit is { } s16)
-                io.Console.MarkupLineInterpolated($"bf16 layers: {Summary(s16)}{(calibration.Bf16Layers is null ? " (not written)" : "")}.");
+            if (bf16Fitted is { } s16)
+                io.Console.MarkupLineInterpolated($"bf16 layers: {Summary(s16.Fit)}{(calibration.Bf16Layers is null ? " (not written)" : "")}.");
             return code;
         });
         return command;

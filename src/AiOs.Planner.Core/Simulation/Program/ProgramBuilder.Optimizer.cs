@@ -130,8 +130,7 @@ internal sealed partial class ProgramBuilder
     /// </summary>
     private int GradientNormBytes =>
         _s.Executor != ExecutorKind.Aios ? 0
-        : _hw.HasGpu || _s.Precision != Precision.Fp16 || FloatGradients ? (FloatGradients ? 4 : 2)
-        : 2 + 32;
+        : (FloatGradients ? 4 : 2) + (!_hw.HasGpu && _s.Precision == Precision.Fp16 && !FloatGradients ? 32 : 0);
 
     /// <summary>
     /// The pass of the CPU optimizer's kernel the resident update runs on a CPU device (aios executor), or null where its bytes
